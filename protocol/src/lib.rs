@@ -1,0 +1,37 @@
+//! Shared protocol of the eID authenticator: wire types, the canonical signing
+//! encoding of every signed message, and the reference-text rules.
+//!
+//! The core (phone) and the reference server both depend on this crate, so the
+//! bytes one side signs are, by construction, the bytes the other side verifies.
+//! `docs/protocol.md` specifies the encoding; `testvectors/protocol-v1.json` holds
+//! known-answer vectors that both sides check.
+#![forbid(unsafe_code)]
+
+pub mod crypto;
+pub mod encoding;
+pub mod ids;
+pub mod messages;
+pub mod text;
+pub mod vectors;
+pub mod wire;
+
+pub use crypto::{PublicKey, Signature, VerifyError};
+pub use ids::{AuthenticatorId, IdParseError, IdentityId, Nonce16, RequestId, ServiceProviderId};
+pub use messages::{
+    ActivationProof, Decision, DeviceRequestAuth, Outcome, ReceiptBody, RequestEnvelopeBody,
+    RequestKind,
+};
+
+/// Request lifetime fixed by the design: a request expires 5 minutes after creation.
+pub const REQUEST_LIFETIME_MS: u64 = 5 * 60 * 1000;
+
+/// Largest clock skew the server accepts on a signed device request.
+pub const MAX_DEVICE_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}

@@ -1,0 +1,321 @@
+//! The signed messages and their canonical encodings (version 1).
+//!
+//! Each `signing_bytes` method is the single definition of what is signed; the
+//! field order and domain tags below are normative (see `docs/protocol.md`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::PublicKey;
+use crate::encoding::CanonicalWriter;
+use crate::ids::{AuthenticatorId, IdentityId, Nonce16, RequestId, ServiceProviderId};
+
+/// Domain tag of the server's request envelope.
+pub const DOMAIN_REQUEST_ENVELOPE: &str = "eid-authenticator/v1/request-envelope";
+/// Domain tag of a device-signed HTTP request (pull and other device calls).
+pub const DOMAIN_DEVICE_REQUEST: &str = "eid-authenticator/v1/device-request";
+/// Domain tag of a decision, signed by both the device key and the PIN key.
+pub const DOMAIN_DECISION: &str = "eid-authenticator/v1/decision";
+/// Domain tag of the server's receipt for a decision.
+pub const DOMAIN_RECEIPT: &str = "eid-authenticator/v1/receipt";
+/// Domain tag of the proof of possession sent at activation.
+pub const DOMAIN_ACTIVATION: &str = "eid-authenticator/v1/activation";
+
+/// What a request asks the person to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RequestKind {
+    /// Log in to a service provider.
+    Login,
+    /// Sign a document or transaction at a service provider.
+    Signature,
+}
+
+impl RequestKind {
+    /// The byte used in the canonical encoding.
+    pub fn code(self) -> u8 {
+        match self {
+            RequestKind::Login => 1,
+            RequestKind::Signature => 2,
+        }
+    }
+
+    /// Parses an encoding byte.
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(RequestKind::Login),
+            2 => Some(RequestKind::Signature),
+            _ => None,
+        }
+    }
+}
+
+/// The person's decision on a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Approved after PIN and swipe.
+    Approve,
+    /// Refused.
+    Deny,
+    /// Refused and reported as fraud ("this wasn't me").
+    ReportFraud,
+}
+
+impl Outcome {
+    /// The byte used in the canonical encoding.
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Approve => 1,
+            Outcome::Deny => 2,
+            Outcome::ReportFraud => 3,
+        }
+    }
+
+    /// Parses an encoding byte.
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Outcome::Approve),
+            2 => Some(Outcome::Deny),
+            3 => Some(Outcome::ReportFraud),
+            _ => None,
+        }
+    }
+}
+
+/// The content of a request as the server signs it and the phone shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RequestEnvelopeBody {
+    /// The request.
+    pub request_id: RequestId,
+    /// The identity the request is for.
+    pub identity_id: IdentityId,
+    /// Login or signature.
+    pub kind: RequestKind,
+    /// The service provider that asked.
+    pub service_provider_id: ServiceProviderId,
+    /// The service provider's registered name (NFC, checked).
+    pub service_provider_name: String,
+    /// The reference text (NFC, checked); its exact bytes are signed.
+    pub reference_text: String,
+    /// Creation time by the server's clock (Unix milliseconds).
+    pub created_at_ms: u64,
+    /// Expiry by the server's clock (Unix milliseconds): created + 300 000.
+    pub expires_at_ms: u64,
+    /// Random server nonce, echoed in the decision.
+    #[serde(with = "crate::wire::b64::fixed32")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub server_nonce: [u8; 32],
+    /// Whether the decision must carry the code shown on the login screen.
+    pub binding_required: bool,
+}
+
+impl RequestEnvelopeBody {
+    /// The canonical bytes the server signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        CanonicalWriter::new(DOMAIN_REQUEST_ENVELOPE)
+            .fixed(self.request_id.as_bytes())
+            .fixed(self.identity_id.as_bytes())
+            .u8(self.kind.code())
+            .fixed(self.service_provider_id.as_bytes())
+            .str(&self.service_provider_name)
+            .str(&self.reference_text)
+            .u64(self.created_at_ms)
+            .u64(self.expires_at_ms)
+            .fixed(&self.server_nonce)
+            .bool(self.binding_required)
+            .finish()
+    }
+
+    /// SHA-256 of the exact reference-text bytes.
+    pub fn reference_text_sha256(&self) -> [u8; 32] {
+        crate::sha256(self.reference_text.as_bytes())
+    }
+}
+
+/// The signed header of a device request (pull and other device calls): one per
+/// authenticator named in the call, each signed by that authenticator's device key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRequestAuth<'a> {
+    /// The authenticator whose device key signs.
+    pub authenticator_id: AuthenticatorId,
+    /// HTTP method, upper case.
+    pub method: &'a str,
+    /// HTTP path (no query, no host).
+    pub path: &'a str,
+    /// SHA-256 of the exact body bytes.
+    pub body_sha256: [u8; 32],
+    /// The phone's clock (Unix milliseconds), checked against ±5 minutes.
+    pub timestamp_ms: u64,
+    /// Single-use nonce.
+    pub nonce: Nonce16,
+}
+
+impl DeviceRequestAuth<'_> {
+    /// The canonical bytes the device key signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        CanonicalWriter::new(DOMAIN_DEVICE_REQUEST)
+            .fixed(self.authenticator_id.as_bytes())
+            .str(self.method)
+            .str(self.path)
+            .fixed(&self.body_sha256)
+            .u64(self.timestamp_ms)
+            .fixed(self.nonce.as_bytes())
+            .finish()
+    }
+}
+
+/// A decision on one request: what the device key and the PIN key both sign.
+/// It commits to exactly what was shown (DESIGN §4.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Decision {
+    /// The request decided.
+    pub request_id: RequestId,
+    /// The identity of the account that decides.
+    pub identity_id: IdentityId,
+    /// The deciding authenticator.
+    pub authenticator_id: AuthenticatorId,
+    /// Approve, deny or report fraud.
+    pub outcome: Outcome,
+    /// The request's kind as shown.
+    pub kind: RequestKind,
+    /// SHA-256 of the exact reference-text bytes shown.
+    #[serde(with = "crate::wire::b64::fixed32")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub reference_text_sha256: [u8; 32],
+    /// The service provider shown.
+    pub service_provider_id: ServiceProviderId,
+    /// The service provider's name shown.
+    pub service_provider_name: String,
+    /// The server deadline shown (Unix milliseconds).
+    pub expires_at_ms: u64,
+    /// The server nonce from the envelope.
+    #[serde(with = "crate::wire::b64::fixed32")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub server_nonce: [u8; 32],
+    /// The channel-binding code the person entered or scanned, if any.
+    #[serde(default)]
+    pub binding_code: Option<String>,
+    /// Per-authenticator counter, strictly increasing across its decisions.
+    pub counter: u64,
+}
+
+impl Decision {
+    /// The canonical bytes signed by the device key and by the PIN key.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        CanonicalWriter::new(DOMAIN_DECISION)
+            .fixed(self.request_id.as_bytes())
+            .fixed(self.identity_id.as_bytes())
+            .fixed(self.authenticator_id.as_bytes())
+            .u8(self.outcome.code())
+            .u8(self.kind.code())
+            .fixed(&self.reference_text_sha256)
+            .fixed(self.service_provider_id.as_bytes())
+            .str(&self.service_provider_name)
+            .u64(self.expires_at_ms)
+            .fixed(&self.server_nonce)
+            .opt_str(self.binding_code.as_deref())
+            .u64(self.counter)
+            .finish()
+    }
+
+    /// Builds the decision for an envelope (the fields the person saw).
+    pub fn for_envelope(
+        envelope: &RequestEnvelopeBody,
+        authenticator_id: AuthenticatorId,
+        outcome: Outcome,
+        binding_code: Option<String>,
+        counter: u64,
+    ) -> Self {
+        Self {
+            request_id: envelope.request_id,
+            identity_id: envelope.identity_id,
+            authenticator_id,
+            outcome,
+            kind: envelope.kind,
+            reference_text_sha256: envelope.reference_text_sha256(),
+            service_provider_id: envelope.service_provider_id,
+            service_provider_name: envelope.service_provider_name.clone(),
+            expires_at_ms: envelope.expires_at_ms,
+            server_nonce: envelope.server_nonce,
+            binding_code,
+            counter,
+        }
+    }
+}
+
+/// The server's receipt for an accepted decision. Relying parties and the phone
+/// verify it with the server's public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReceiptBody {
+    /// The request decided.
+    pub request_id: RequestId,
+    /// The identity that decided.
+    pub identity_id: IdentityId,
+    /// The authenticator that decided.
+    pub authenticator_id: AuthenticatorId,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// The request's kind.
+    pub kind: RequestKind,
+    /// SHA-256 of the reference text that was approved.
+    #[serde(with = "crate::wire::b64::fixed32")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub reference_text_sha256: [u8; 32],
+    /// The service provider.
+    pub service_provider_id: ServiceProviderId,
+    /// When the server accepted the decision (Unix milliseconds).
+    pub decided_at_ms: u64,
+    /// SHA-256 of the decision's canonical bytes.
+    #[serde(with = "crate::wire::b64::fixed32")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub decision_sha256: [u8; 32],
+    /// The decision's counter.
+    pub counter: u64,
+}
+
+impl ReceiptBody {
+    /// The canonical bytes the server signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        CanonicalWriter::new(DOMAIN_RECEIPT)
+            .fixed(self.request_id.as_bytes())
+            .fixed(self.identity_id.as_bytes())
+            .fixed(self.authenticator_id.as_bytes())
+            .u8(self.outcome.code())
+            .u8(self.kind.code())
+            .fixed(&self.reference_text_sha256)
+            .fixed(self.service_provider_id.as_bytes())
+            .u64(self.decided_at_ms)
+            .fixed(&self.decision_sha256)
+            .u64(self.counter)
+            .finish()
+    }
+}
+
+/// Proof that the activating device holds both private keys it registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivationProof<'a> {
+    /// The user ID typed at activation (exact bytes).
+    pub user_id: &'a str,
+    /// The device key being registered.
+    pub device_public_key: &'a PublicKey,
+    /// The PIN key being registered.
+    pub pin_public_key: &'a PublicKey,
+}
+
+impl ActivationProof<'_> {
+    /// The canonical bytes both new keys sign.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        CanonicalWriter::new(DOMAIN_ACTIVATION)
+            .str(self.user_id)
+            .fixed(self.device_public_key.as_bytes())
+            .fixed(self.pin_public_key.as_bytes())
+            .finish()
+    }
+}

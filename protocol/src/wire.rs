@@ -1,0 +1,464 @@
+//! JSON wire types of the server's HTTP API, shared by the core, the server, the
+//! CLI and the load generator. Binary fields are unpadded base64url.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{PublicKey, Signature};
+use crate::ids::{AuthenticatorId, IdentityId, RequestId, ServiceProviderId};
+use crate::messages::{Decision, Outcome, ReceiptBody, RequestEnvelopeBody, RequestKind};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// Header carrying the device's timestamp (Unix milliseconds, decimal).
+pub const HEADER_TIMESTAMP: &str = "eid-timestamp";
+/// Header carrying the single-use nonce (32 hex digits).
+pub const HEADER_NONCE: &str = "eid-nonce";
+/// Header carrying `authenticator_id:signature` pairs, comma-separated.
+pub const HEADER_SIGNATURE: &str = "eid-signature";
+
+/// Path of the pull endpoint (signed by the device key).
+pub const PATH_PULL: &str = "/v1/device/pull";
+/// Path of the decision endpoint.
+pub const PATH_DECISIONS: &str = "/v1/device/decisions";
+/// Path of the activation endpoint.
+pub const PATH_ACTIVATE: &str = "/v1/device/activate";
+
+/// Unpadded base64url helpers for serde.
+pub mod b64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Encodes bytes as unpadded base64url.
+    pub fn encode(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Decodes unpadded base64url.
+    pub fn decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+        URL_SAFE_NO_PAD.decode(text)
+    }
+
+    /// Deserializes a base64url string into bytes.
+    pub fn deserialize_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        decode(&s).map_err(|_| serde::de::Error::custom("invalid base64url"))
+    }
+
+    /// serde `with` module for `[u8; 32]`.
+    pub mod fixed32 {
+        use super::*;
+
+        /// Serializes 32 bytes as base64url.
+        pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&encode(v))
+        }
+
+        /// Deserializes exactly 32 bytes from base64url.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+            let v = deserialize_bytes(d)?;
+            v.try_into()
+                .map_err(|_| serde::de::Error::custom("expected 32 bytes"))
+        }
+    }
+}
+
+/// Stable, machine-readable error codes of the API. The HTTP status groups them;
+/// the code says exactly what went wrong. Codes are never renamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The body is not valid JSON for this endpoint, or a field is malformed.
+    MalformedRequest,
+    /// The body is larger than the server accepts.
+    PayloadTooLarge,
+    /// Missing or wrong credentials (admin token or API key).
+    Unauthorized,
+    /// A device signature is missing, malformed or does not verify.
+    InvalidSignature,
+    /// The device timestamp is too far from the server's clock.
+    ClockSkew,
+    /// The device nonce was already used.
+    ReplayedNonce,
+    /// No such identity.
+    UnknownIdentity,
+    /// No such authenticator.
+    UnknownAuthenticator,
+    /// No such request (or not visible to this caller).
+    UnknownRequest,
+    /// The user ID breaks the rules.
+    InvalidUserId,
+    /// The user ID is taken (compared without regard to case).
+    UserIdTaken,
+    /// The activation code is wrong, used, expired or void.
+    InvalidActivationCode,
+    /// The reference text breaks the text rules.
+    InvalidReferenceText,
+    /// The service provider's name breaks the text rules.
+    InvalidProviderName,
+    /// The identity is blocked.
+    IdentityBlocked,
+    /// The authenticator is locked (too many wrong PINs) or revoked.
+    AuthenticatorLocked,
+    /// The request has expired by the server's clock.
+    RequestExpired,
+    /// The request was already decided (by this or another device) or cancelled.
+    RequestClosed,
+    /// The decision does not match the request (text hash, provider, nonce, ...).
+    DecisionMismatch,
+    /// The channel-binding code is missing or wrong.
+    BindingMismatch,
+    /// The decision's counter is not above the authenticator's last one.
+    CounterReplay,
+    /// The PIN-key signature is wrong (counts toward the central lockout).
+    WrongPin,
+    /// A parameter is out of range.
+    InvalidParameter,
+    /// The server failed; retry later.
+    Internal,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A machine-readable code and a human-readable message (English, no user data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorDetail {
+    /// Stable error code.
+    pub code: ErrorCode,
+    /// Explanation for developers.
+    pub message: String,
+}
+
+// ---------------------------------------------------------------- admin API
+
+/// Create an identity (support).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateIdentityRequest {
+    /// The chosen user ID.
+    pub user_id: String,
+    /// The person's name (used to refuse a user ID equal to it).
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// A created identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct IdentityCreated {
+    /// The new identity.
+    pub identity_id: IdentityId,
+    /// The user ID as stored.
+    pub user_id: String,
+}
+
+/// A fresh activation code, to be sent to the person by letter or SMS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ActivationCodeIssued {
+    /// The single-use code (50 bits, base32 groups).
+    pub activation_code: String,
+    /// When it stops working (Unix milliseconds).
+    pub expires_at_ms: u64,
+}
+
+/// An identity's state (support view).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct IdentityInfo {
+    /// The identity.
+    pub identity_id: IdentityId,
+    /// Its user ID.
+    pub user_id: String,
+    /// Whether it is blocked.
+    pub blocked: bool,
+    /// Its authenticators.
+    pub authenticators: Vec<AuthenticatorInfo>,
+}
+
+/// One authenticator of an identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuthenticatorInfo {
+    /// The authenticator.
+    pub authenticator_id: AuthenticatorId,
+    /// Its state.
+    pub state: AccountState,
+    /// Wrong PIN signatures in a row.
+    pub failed_pin_count: u32,
+    /// Activation time (Unix milliseconds).
+    pub activated_at_ms: u64,
+}
+
+/// Register a service provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterServiceProviderRequest {
+    /// The name shown to people on every request.
+    pub name: String,
+}
+
+/// A registered service provider and its API key (shown once; stored hashed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ServiceProviderRegistered {
+    /// The provider.
+    pub service_provider_id: ServiceProviderId,
+    /// Its registered name (NFC).
+    pub name: String,
+    /// Its API key. Only this response ever contains it.
+    pub api_key: String,
+}
+
+// ---------------------------------------------------------------- device API
+
+/// Activate a new authenticator with a user ID and activation code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ActivateRequest {
+    /// The user ID.
+    pub user_id: String,
+    /// The activation code from the letter or SMS.
+    pub activation_code: String,
+    /// The device key (SEC1 uncompressed P-256, base64url).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub device_public_key: PublicKey,
+    /// The PIN key (SEC1 uncompressed P-256, base64url).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub pin_public_key: PublicKey,
+    /// The device key's signature over the activation proof.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub device_signature: Signature,
+    /// The PIN key's signature over the activation proof.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub pin_signature: Signature,
+}
+
+/// The result of an activation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ActivateResponse {
+    /// The new authenticator.
+    pub authenticator_id: AuthenticatorId,
+    /// The identity it belongs to.
+    pub identity_id: IdentityId,
+    /// The server's signing key, which the phone uses to verify envelopes and receipts.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub server_public_key: PublicKey,
+}
+
+/// Pull the pending requests of one or more authenticators on this phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    /// The authenticators (each must sign the call; at most 16).
+    pub authenticator_ids: Vec<AuthenticatorId>,
+}
+
+/// Most authenticators one pull may name.
+pub const MAX_PULL_AUTHENTICATORS: usize = 16;
+
+/// State of an authenticator as the server sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AccountState {
+    /// Usable.
+    Active,
+    /// The identity is blocked; no requests, decisions refused.
+    Blocked,
+    /// Locked after too many wrong PINs; re-activation needed.
+    Locked,
+}
+
+/// A request envelope with the server's signature over its canonical bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SignedEnvelope {
+    /// The signed content.
+    pub envelope: RequestEnvelopeBody,
+    /// Server signature over `envelope.signing_bytes()`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub signature: Signature,
+}
+
+/// One authenticator's part of a pull.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PulledAccount {
+    /// The authenticator.
+    pub authenticator_id: AuthenticatorId,
+    /// Its state.
+    pub state: AccountState,
+    /// Pending, unexpired requests (empty unless active).
+    pub requests: Vec<SignedEnvelope>,
+}
+
+/// The answer to a pull.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PullResponse {
+    /// The server's clock (Unix milliseconds) when it answered.
+    pub server_time_ms: u64,
+    /// One entry per authenticator asked for, in the same order.
+    pub accounts: Vec<PulledAccount>,
+}
+
+/// A decision with its two signatures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SubmitDecisionRequest {
+    /// The decision.
+    pub decision: Decision,
+    /// Device-key signature over `decision.signing_bytes()`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub device_signature: Signature,
+    /// PIN-key signature over `decision.signing_bytes()`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub pin_signature: Signature,
+}
+
+/// A receipt with the server's signature over its canonical bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SignedReceipt {
+    /// The signed content.
+    pub receipt: ReceiptBody,
+    /// Server signature over `receipt.signing_bytes()`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub signature: Signature,
+}
+
+// ---------------------------------------------------------------- relying-party API
+
+/// Ask a person to log in or sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequestRequest {
+    /// The person's user ID.
+    pub user_id: String,
+    /// Login or signature.
+    pub kind: RequestKind,
+    /// The text the person reads before approving.
+    pub reference_text: String,
+    /// A code shown on the relying party's screen that the person must enter or
+    /// scan into the app (channel binding). Optional.
+    #[serde(default)]
+    pub binding_code: Option<String>,
+}
+
+/// A created request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RequestCreated {
+    /// The request.
+    pub request_id: RequestId,
+    /// Creation time (Unix milliseconds, server clock).
+    pub created_at_ms: u64,
+    /// Expiry (created + 300 000 ms).
+    pub expires_at_ms: u64,
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RequestStatus {
+    /// Waiting for the person.
+    Pending,
+    /// Approved.
+    Approved,
+    /// Denied.
+    Denied,
+    /// Denied and reported as fraud.
+    FraudReported,
+    /// Expired undecided.
+    Expired,
+    /// Cancelled by the relying party (or by a block).
+    Cancelled,
+}
+
+impl RequestStatus {
+    /// The status a decision outcome leads to.
+    pub fn from_outcome(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Approve => RequestStatus::Approved,
+            Outcome::Deny => RequestStatus::Denied,
+            Outcome::ReportFraud => RequestStatus::FraudReported,
+        }
+    }
+}
+
+/// A request's status and, once decided, the signed receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RequestStatusResponse {
+    /// The request.
+    pub request_id: RequestId,
+    /// Its status.
+    pub status: RequestStatus,
+    /// Its kind.
+    pub kind: RequestKind,
+    /// SHA-256 of the reference text as stored (NFC).
+    #[serde(with = "crate::wire::b64::fixed32")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub reference_text_sha256: [u8; 32],
+    /// Creation time (Unix milliseconds).
+    pub created_at_ms: u64,
+    /// Expiry (Unix milliseconds).
+    pub expires_at_ms: u64,
+    /// The receipt, once decided.
+    pub receipt: Option<SignedReceipt>,
+}
+
+/// The server's public signing key, for relying parties verifying receipts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ServerKeyResponse {
+    /// SEC1 uncompressed P-256 key, base64url.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub server_public_key: PublicKey,
+}
+
+/// Formats the `eid-signature` header from pairs.
+pub fn format_signature_header(pairs: &[(AuthenticatorId, Signature)]) -> String {
+    pairs
+        .iter()
+        .map(|(id, sig)| format!("{id}:{}", b64::encode(&sig.0)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses the `eid-signature` header into pairs.
+pub fn parse_signature_header(value: &str) -> Option<Vec<(AuthenticatorId, Signature)>> {
+    let mut out = Vec::new();
+    for part in value.split(',') {
+        let (id, sig) = part.trim().split_once(':')?;
+        let id = id.parse().ok()?;
+        let sig = Signature::from_der(&b64::decode(sig).ok()?).ok()?;
+        out.push((id, sig));
+    }
+    if out.is_empty() || out.len() > MAX_PULL_AUTHENTICATORS {
+        None
+    } else {
+        Some(out)
+    }
+}
