@@ -117,6 +117,8 @@ pub enum ErrorCode {
     WrongPin,
     /// A parameter is out of range.
     InvalidParameter,
+    /// No such endpoint or method.
+    NotFound,
     /// The server failed; retry later.
     Internal,
 }
@@ -329,9 +331,12 @@ pub struct SubmitDecisionRequest {
     /// Device-key signature over `decision.signing_bytes()`.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub device_signature: Signature,
-    /// PIN-key signature over `decision.signing_bytes()`.
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
-    pub pin_signature: Signature,
+    /// PIN-key signature over `decision.signing_bytes()`. Required to approve;
+    /// optional for deny and report-fraud, which need no PIN (a person must be
+    /// able to refuse at once), but verified when present.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Byte))]
+    pub pin_signature: Option<Signature>,
 }
 
 /// A receipt with the server's signature over its canonical bytes.

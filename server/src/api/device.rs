@@ -1,0 +1,486 @@
+//! Device API: activation, the signed pull, and signed decisions.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use eid_protocol::messages::{ActivationProof, DeviceRequestAuth, ReceiptBody};
+use eid_protocol::wire::{
+    self, AccountState, ActivateRequest, ActivateResponse, ErrorBody, ErrorCode, PullRequest,
+    PullResponse, PulledAccount, SignedEnvelope, SignedReceipt, SubmitDecisionRequest,
+};
+use eid_protocol::{AuthenticatorId, MAX_DEVICE_CLOCK_SKEW_MS, Nonce16, Outcome};
+
+use super::{ApiJson, AppState, CENTRAL_PIN_LOCK_AT, RawBody};
+use crate::api::admin::activation_code_hash;
+use crate::error::{ApiError, ApiResult};
+use crate::store::{
+    ActivationResult, Authenticator, AuthenticatorState, DecideResult, DecisionRecord,
+};
+use crate::userid;
+
+fn bad_signature(what: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidSignature,
+        format!("{what} does not verify"),
+    )
+}
+
+/// Activates an authenticator: the user ID and single-use activation code bind
+/// the device key and PIN key (each proving possession) to the identity.
+#[utoipa::path(post, path = "/v1/device/activate", tag = "device", request_body = ActivateRequest,
+    responses(
+        (status = 201, body = ActivateResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "invalid_signature", body = ErrorBody),
+        (status = 403, description = "invalid_activation_code or identity_blocked", body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub(crate) async fn activate(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<ActivateRequest>,
+) -> ApiResult<(StatusCode, Json<ActivateResponse>)> {
+    for key in [&req.device_public_key, &req.pin_public_key] {
+        key.validate()
+            .map_err(|_| ApiError::malformed("a public key is not a valid P-256 point"))?;
+    }
+    if req.device_public_key == req.pin_public_key {
+        return Err(ApiError::malformed(
+            "the device key and the PIN key must differ",
+        ));
+    }
+    let proof = ActivationProof {
+        user_id: &req.user_id,
+        device_public_key: &req.device_public_key,
+        pin_public_key: &req.pin_public_key,
+    }
+    .signing_bytes();
+    req.device_public_key
+        .verify(&proof, &req.device_signature)
+        .map_err(|_| bad_signature("device signature"))?;
+    req.pin_public_key
+        .verify(&proof, &req.pin_signature)
+        .map_err(|_| bad_signature("PIN signature"))?;
+
+    let now = state.now_ms();
+    let code = req.activation_code.clone();
+    let authenticator = Authenticator {
+        id: AuthenticatorId::random(),
+        identity_id: eid_protocol::IdentityId([0; 16]), // set by the store
+        device_public_key: req.device_public_key,
+        pin_public_key: req.pin_public_key,
+        state: AuthenticatorState::Active,
+        failed_pin_count: 0,
+        last_counter: 0,
+        activated_at_ms: now,
+    };
+    let result = state
+        .store
+        .activate(
+            &userid::fold(&req.user_id),
+            Box::new(move |identity_id| activation_code_hash(identity_id, &code)),
+            super::ACTIVATION_CODE_MAX_TRIES,
+            now,
+            authenticator,
+        )
+        .await?;
+    match result {
+        ActivationResult::Activated(auth) => {
+            tracing::info!(authenticator = %auth.id, identity = %auth.identity_id, "authenticator activated");
+            Ok((
+                StatusCode::CREATED,
+                Json(ActivateResponse {
+                    authenticator_id: auth.id,
+                    identity_id: auth.identity_id,
+                    server_public_key: state.signing_key.public_key().clone(),
+                }),
+            ))
+        }
+        // One answer for a wrong, used, expired or void code and an unknown user
+        // ID, so the endpoint does not reveal which user IDs exist.
+        ActivationResult::WrongCode | ActivationResult::NoUsableCode => Err(ApiError::new(
+            ErrorCode::InvalidActivationCode,
+            "the user ID and activation code do not match a usable code",
+        )),
+        ActivationResult::Blocked => Err(ApiError::new(
+            ErrorCode::IdentityBlocked,
+            "the identity is blocked",
+        )),
+    }
+}
+
+/// Checks the device-request headers and signatures; returns the authenticators
+/// in the order of `ids`.
+async fn authenticate_device_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    ids: &[AuthenticatorId],
+) -> ApiResult<Vec<Authenticator>> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let timestamp_ms: u64 = header(wire::HEADER_TIMESTAMP)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidSignature,
+                "missing or malformed eid-timestamp header",
+            )
+        })?;
+    let nonce: Nonce16 = header(wire::HEADER_NONCE)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidSignature,
+                "missing or malformed eid-nonce header",
+            )
+        })?;
+    let signatures = header(wire::HEADER_SIGNATURE)
+        .and_then(wire::parse_signature_header)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidSignature,
+                "missing or malformed eid-signature header",
+            )
+        })?;
+
+    let now = state.now_ms();
+    if now.abs_diff(timestamp_ms) > MAX_DEVICE_CLOCK_SKEW_MS {
+        return Err(ApiError::new(
+            ErrorCode::ClockSkew,
+            "the device clock is more than 5 minutes off",
+        ));
+    }
+    if signatures.len() != ids.len()
+        || !ids.iter().all(|id| signatures.iter().any(|(s, _)| s == id))
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidSignature,
+            "every authenticator named must sign, once",
+        ));
+    }
+    let authenticators = state.store.authenticators(ids.to_vec()).await?;
+    let body_sha256 = eid_protocol::sha256(body);
+    let mut out = Vec::with_capacity(ids.len());
+    for (id, auth) in ids.iter().zip(authenticators) {
+        let auth = auth.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnknownAuthenticator,
+                format!("unknown authenticator {id}"),
+            )
+        })?;
+        let signature = &signatures
+            .iter()
+            .find(|(s, _)| s == id)
+            .expect("checked above")
+            .1;
+        let message = DeviceRequestAuth {
+            authenticator_id: *id,
+            method,
+            path,
+            body_sha256,
+            timestamp_ms,
+            nonce,
+        }
+        .signing_bytes();
+        auth.device_public_key
+            .verify(&message, signature)
+            .map_err(|_| bad_signature("device signature"))?;
+        out.push(auth);
+    }
+    // Only after every signature verified, so nobody can burn a nonce.
+    let keep_until = timestamp_ms.max(now) + MAX_DEVICE_CLOCK_SKEW_MS;
+    if !state.store.use_nonce(nonce, keep_until).await? {
+        return Err(ApiError::new(
+            ErrorCode::ReplayedNonce,
+            "this nonce was already used",
+        ));
+    }
+    Ok(out)
+}
+
+/// Pulls the pending requests of one or several authenticators on one phone, in
+/// one round trip. Signed by each authenticator's device key over method, path,
+/// body hash, timestamp and nonce (headers `eid-timestamp`, `eid-nonce`,
+/// `eid-signature`).
+#[utoipa::path(post, path = "/v1/device/pull", tag = "device", request_body = PullRequest,
+    params(
+        ("eid-timestamp" = String, Header, description = "device clock, Unix milliseconds"),
+        ("eid-nonce" = String, Header, description = "single-use nonce, 32 hex digits"),
+        ("eid-signature" = String, Header, description = "authenticator_id:base64url(DER signature), comma-separated")),
+    responses(
+        (status = 200, body = PullResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "invalid_signature or clock_skew", body = ErrorBody),
+        (status = 404, description = "unknown_authenticator", body = ErrorBody),
+        (status = 409, description = "replayed_nonce", body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub(crate) async fn pull(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<PullResponse>> {
+    let req: PullRequest =
+        serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid pull body"))?;
+    let ids = req.authenticator_ids;
+    if ids.is_empty() || ids.len() > wire::MAX_PULL_AUTHENTICATORS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "name 1 to 16 authenticators",
+        ));
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    if unique.len() != ids.len() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "an authenticator is named twice",
+        ));
+    }
+    let authenticators =
+        authenticate_device_request(&state, &headers, "POST", wire::PATH_PULL, &body, &ids).await?;
+
+    let now = state.now_ms();
+    let identity_ids: Vec<_> = authenticators.iter().map(|a| a.identity_id).collect();
+    let identities = state.store.identities(identity_ids.clone()).await?;
+    let mut account_states = Vec::with_capacity(authenticators.len());
+    let mut active_identities = Vec::new();
+    for (auth, identity) in authenticators.iter().zip(&identities) {
+        let blocked = identity.as_ref().is_none_or(|i| i.blocked);
+        let account_state = match (auth.state, blocked) {
+            (AuthenticatorState::Locked, _) => AccountState::Locked,
+            (_, true) => AccountState::Blocked,
+            _ => AccountState::Active,
+        };
+        if account_state == AccountState::Active && !active_identities.contains(&auth.identity_id) {
+            active_identities.push(auth.identity_id);
+        }
+        account_states.push(account_state);
+    }
+    let pending = if active_identities.is_empty() {
+        Vec::new()
+    } else {
+        state.store.pending_requests(active_identities, now).await?
+    };
+    let accounts = authenticators
+        .iter()
+        .zip(account_states)
+        .map(|(auth, account_state)| PulledAccount {
+            authenticator_id: auth.id,
+            state: account_state,
+            requests: if account_state == AccountState::Active {
+                pending
+                    .iter()
+                    .filter(|r| r.envelope.identity_id == auth.identity_id)
+                    .map(|r| SignedEnvelope {
+                        envelope: r.envelope.clone(),
+                        signature: r.envelope_signature.clone(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        })
+        .collect();
+    Ok(Json(PullResponse {
+        server_time_ms: now,
+        accounts,
+    }))
+}
+
+/// Submits a decision signed by the device key and (to approve) the PIN key.
+/// Exactly one decision per request wins; resubmitting the same decision
+/// returns the same receipt.
+#[utoipa::path(post, path = "/v1/device/decisions", tag = "device", request_body = SubmitDecisionRequest,
+    responses(
+        (status = 200, description = "accepted, or the same decision resubmitted", body = SignedReceipt),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "invalid_signature", body = ErrorBody),
+        (status = 403, description = "wrong_pin, identity_blocked, authenticator_locked, binding_mismatch", body = ErrorBody),
+        (status = 404, description = "unknown_request or unknown_authenticator", body = ErrorBody),
+        (status = 409, description = "request_closed or counter_replay", body = ErrorBody),
+        (status = 410, description = "request_expired", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "decision_mismatch", body = ErrorBody)))]
+pub(crate) async fn submit_decision(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<SubmitDecisionRequest>,
+) -> ApiResult<Json<SignedReceipt>> {
+    let d = &req.decision;
+    let request = state
+        .store
+        .request(d.request_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownRequest, "no such request"))?;
+    let auth = state
+        .store
+        .authenticators(vec![d.authenticator_id])
+        .await?
+        .pop()
+        .flatten()
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownAuthenticator, "no such authenticator"))?;
+    let message = d.signing_bytes();
+    auth.device_public_key
+        .verify(&message, &req.device_signature)
+        .map_err(|_| bad_signature("device signature"))?;
+    let decision_sha256 = eid_protocol::sha256(&message);
+
+    // The same decision again (a retry after a lost answer): same receipt.
+    if let Some(existing) = &request.decision {
+        if existing.decision_sha256 == decision_sha256 {
+            return Ok(Json(existing.receipt.clone()));
+        }
+        return Err(ApiError::new(
+            ErrorCode::RequestClosed,
+            "the request was already decided",
+        ));
+    }
+
+    let e = &request.envelope;
+    if auth.identity_id != e.identity_id || d.identity_id != e.identity_id {
+        return Err(ApiError::new(
+            ErrorCode::DecisionMismatch,
+            "the request is not for this authenticator's identity",
+        ));
+    }
+    let matches = d.kind == e.kind
+        && d.reference_text_sha256 == e.reference_text_sha256()
+        && d.service_provider_id == e.service_provider_id
+        && d.service_provider_name == e.service_provider_name
+        && d.expires_at_ms == e.expires_at_ms
+        && d.server_nonce == e.server_nonce;
+    if !matches {
+        return Err(ApiError::new(
+            ErrorCode::DecisionMismatch,
+            "the decision does not match the request (reference text, provider, deadline or nonce)",
+        ));
+    }
+    let identity = state.store.identity(e.identity_id).await?;
+    if identity.is_none_or(|i| i.blocked) {
+        return Err(ApiError::new(
+            ErrorCode::IdentityBlocked,
+            "the identity is blocked",
+        ));
+    }
+    if auth.state == AuthenticatorState::Locked {
+        return Err(ApiError::new(
+            ErrorCode::AuthenticatorLocked,
+            "the authenticator is locked; activate again",
+        ));
+    }
+    let now = state.now_ms();
+    match request.status_at(now) {
+        wire::RequestStatus::Pending => {}
+        wire::RequestStatus::Expired => {
+            return Err(ApiError::new(
+                ErrorCode::RequestExpired,
+                "the request has expired",
+            ));
+        }
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::RequestClosed,
+                "the request is closed",
+            ));
+        }
+    }
+
+    // The PIN key: required to approve, verified whenever present. A wrong one
+    // counts toward the central lockout.
+    let pin_verified = match &req.pin_signature {
+        Some(sig) => {
+            if auth.pin_public_key.verify(&message, sig).is_err() {
+                let count = state
+                    .store
+                    .record_wrong_pin(auth.id, CENTRAL_PIN_LOCK_AT)
+                    .await?;
+                tracing::warn!(authenticator = %auth.id, count, "wrong PIN signature");
+                return Err(if count >= CENTRAL_PIN_LOCK_AT {
+                    ApiError::new(
+                        ErrorCode::AuthenticatorLocked,
+                        "too many wrong PINs; the authenticator is locked",
+                    )
+                } else {
+                    ApiError::new(
+                        ErrorCode::WrongPin,
+                        format!(
+                            "wrong PIN signature; {} tries left",
+                            CENTRAL_PIN_LOCK_AT - count
+                        ),
+                    )
+                });
+            }
+            true
+        }
+        None if d.outcome == Outcome::Approve => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidSignature,
+                "an approval needs the PIN signature",
+            ));
+        }
+        None => false,
+    };
+    if d.outcome == Outcome::Approve {
+        if let Some(expected) = &request.binding_code {
+            let presented = d.binding_code.as_deref().unwrap_or("");
+            if !eid_protocol::crypto::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+                return Err(ApiError::new(
+                    ErrorCode::BindingMismatch,
+                    "the code from the login screen is missing or wrong",
+                ));
+            }
+        }
+    }
+
+    let receipt = ReceiptBody {
+        request_id: d.request_id,
+        identity_id: e.identity_id,
+        authenticator_id: auth.id,
+        outcome: d.outcome,
+        kind: e.kind,
+        reference_text_sha256: d.reference_text_sha256,
+        service_provider_id: e.service_provider_id,
+        decided_at_ms: now,
+        decision_sha256,
+        counter: d.counter,
+    };
+    let signature = state.signing_key.sign(&receipt.signing_bytes());
+    let record = DecisionRecord {
+        authenticator_id: auth.id,
+        outcome: d.outcome,
+        counter: d.counter,
+        decision_sha256,
+        receipt: SignedReceipt { receipt, signature },
+        decided_at_ms: now,
+    };
+    let result = state
+        .store
+        .decide(d.request_id, record, pin_verified, now)
+        .await?;
+    match result {
+        DecideResult::Accepted(record) => {
+            state.waiters.wake(d.request_id);
+            tracing::info!(request = %d.request_id, authenticator = %auth.id, outcome = ?d.outcome, "decision accepted");
+            Ok(Json(record.receipt))
+        }
+        DecideResult::AlreadyDecided(existing) if existing.decision_sha256 == decision_sha256 => {
+            Ok(Json(existing.receipt))
+        }
+        DecideResult::AlreadyDecided(_) | DecideResult::Cancelled => Err(ApiError::new(
+            ErrorCode::RequestClosed,
+            "the request was already decided",
+        )),
+        DecideResult::Expired => Err(ApiError::new(
+            ErrorCode::RequestExpired,
+            "the request has expired",
+        )),
+        DecideResult::CounterReplay => Err(ApiError::new(
+            ErrorCode::CounterReplay,
+            "the decision counter is not above this authenticator's last one",
+        )),
+        DecideResult::NotAllowed => Err(ApiError::new(
+            ErrorCode::AuthenticatorLocked,
+            "the authenticator is locked or the identity blocked",
+        )),
+    }
+}

@@ -1,0 +1,318 @@
+//! HTTP API: router, shared state, extractors and the OpenAPI document.
+
+mod admin;
+mod device;
+mod rp;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use eid_protocol::crypto::SoftwareSigningKey;
+use eid_protocol::wire::{self, ErrorBody, ErrorCode};
+use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{ApiError, ApiResult};
+use crate::store::{ServiceProvider, Store};
+use crate::waiters::Waiters;
+
+/// Wrong PIN signatures in a row that lock an authenticator centrally.
+pub const CENTRAL_PIN_LOCK_AT: u32 = 10;
+/// Wrong activation-code tries after which the code is void.
+pub const ACTIVATION_CODE_MAX_TRIES: u32 = 3;
+/// Longest long-poll wait, in seconds.
+pub const MAX_WAIT_SECS: u64 = 60;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub(crate) struct AppState(Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) signing_key: Arc<SoftwareSigningKey>,
+    admin_token_sha256: [u8; 32],
+    pub(crate) config: Config,
+    pub(crate) waiters: Waiters,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state.
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        signing_key: Arc<SoftwareSigningKey>,
+        admin_token: &str,
+        config: Config,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            clock,
+            signing_key,
+            admin_token_sha256: eid_protocol::sha256(admin_token.as_bytes()),
+            config,
+            waiters: Waiters::default(),
+        }))
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}
+
+/// The full router.
+pub(crate) fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi_json))
+        .route("/v1/server-key", get(server_key))
+        .route("/v1/admin/identities", post(admin::create_identity))
+        .route(
+            "/v1/admin/identities/{identity_id}",
+            get(admin::get_identity),
+        )
+        .route(
+            "/v1/admin/identities/{identity_id}/activation-codes",
+            post(admin::issue_activation_code),
+        )
+        .route(
+            "/v1/admin/identities/{identity_id}/block",
+            post(admin::block_identity),
+        )
+        .route(
+            "/v1/admin/identities/{identity_id}/unblock",
+            post(admin::unblock_identity),
+        )
+        .route(
+            "/v1/admin/service-providers",
+            post(admin::register_service_provider),
+        )
+        .route(wire::PATH_ACTIVATE, post(device::activate))
+        .route(wire::PATH_PULL, post(device::pull))
+        .route(wire::PATH_DECISIONS, post(device::submit_decision))
+        .route("/v1/rp/requests", post(rp::create_request))
+        .route("/v1/rp/requests/{request_id}", get(rp::get_request))
+        .route(
+            "/v1/rp/requests/{request_id}/cancel",
+            post(rp::cancel_request),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such endpoint")
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    let e = ApiError::new(ErrorCode::NotFound, "method not allowed on this endpoint");
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(ErrorBody {
+            error: eid_protocol::wire::ErrorDetail {
+                code: e.code,
+                message: e.message,
+            },
+        }),
+    )
+}
+
+/// Liveness: answers when the server runs and its database answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "healthy", body = String), (status = 500, body = ErrorBody)))]
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> ApiResult<&'static str> {
+    state
+        .store
+        .count_pending(eid_protocol::IdentityId([0; 16]), 0)
+        .await?;
+    Ok("ok")
+}
+
+/// The OpenAPI 3 document of this API, generated from the code.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI document", content_type = "application/json", body = Object)))]
+async fn openapi_json() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi().to_json().unwrap_or_else(|_| "{}".into()),
+    )
+}
+
+/// The server's signing key, for relying parties verifying receipts.
+#[utoipa::path(get, path = "/v1/server-key", tag = "relying party",
+    responses((status = 200, body = wire::ServerKeyResponse)))]
+async fn server_key(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Json<wire::ServerKeyResponse> {
+    Json(wire::ServerKeyResponse {
+        server_public_key: state.signing_key.public_key().clone(),
+    })
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "eID reference server", description = "Identity broker for the eID authenticator: admin, device and relying-party APIs. Errors are JSON ErrorBody objects with stable codes."),
+    paths(
+        healthz, openapi_json, server_key,
+        admin::create_identity, admin::get_identity, admin::issue_activation_code,
+        admin::block_identity, admin::unblock_identity, admin::register_service_provider,
+        device::activate, device::pull, device::submit_decision,
+        rp::create_request, rp::get_request, rp::cancel_request,
+    ),
+    modifiers(&SecurityAddon),
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+// ---------------------------------------------------------------- extractors
+
+/// A JSON body whose every failure is a typed [`ApiError`].
+pub(crate) struct ApiJson<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = RawBody::from_request(req, state).await?.0;
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
+            ApiError::malformed(format!("invalid JSON body: {}", json_error_summary(&e)))
+        })
+    }
+}
+
+/// The raw body bytes, with the size limit mapped to `payload_too_large`.
+pub(crate) struct RawBody(pub(crate) Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(ErrorCode::PayloadTooLarge, "request body too large")
+                } else {
+                    ApiError::malformed("could not read the request body")
+                }
+            })
+    }
+}
+
+/// serde's message without echoing input values back.
+fn json_error_summary(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            format!("syntax error at line {} column {}", e.line(), e.column())
+        }
+        Category::Data => {
+            // Data errors name the field and the expectation, not the value.
+            let text = e.to_string();
+            text.split(" at line")
+                .next()
+                .unwrap_or("invalid field")
+                .chars()
+                .take(200)
+                .collect()
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+/// The caller presented the admin token.
+pub(crate) struct AdminAuth;
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "admin token required"))?;
+        let presented = eid_protocol::sha256(token.as_bytes());
+        if eid_protocol::crypto::constant_time_eq(&presented, &state.admin_token_sha256) {
+            Ok(AdminAuth)
+        } else {
+            Err(ApiError::new(ErrorCode::Unauthorized, "wrong admin token"))
+        }
+    }
+}
+
+/// The calling relying party, identified by its API key.
+pub(crate) struct RelyingParty(pub(crate) ServiceProvider);
+
+impl FromRequestParts<AppState> for RelyingParty {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = bearer(&parts.headers)
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "API key required"))?;
+        // API keys are 256-bit random values, so a plain SHA-256 is a safe index.
+        let hash = eid_protocol::sha256(key.as_bytes());
+        match state.store.service_provider_by_key(hash).await? {
+            Some(sp) => Ok(RelyingParty(sp)),
+            None => Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key")),
+        }
+    }
+}
+
+/// Parses an id from a path segment.
+pub(crate) fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> ApiResult<T> {
+    raw.parse()
+        .map_err(|_| ApiError::malformed(format!("{what} must be 32 lowercase hex digits")))
+}

@@ -1,0 +1,240 @@
+//! Relying-party API: create a request, read or long-poll its status, cancel.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use eid_protocol::wire::{
+    CreateRequestRequest, ErrorBody, ErrorCode, RequestCreated, RequestStatus,
+    RequestStatusResponse,
+};
+use eid_protocol::{REQUEST_LIFETIME_MS, RequestEnvelopeBody, RequestId};
+
+use super::{ApiJson, AppState, MAX_WAIT_SECS, RelyingParty, parse_id};
+use crate::error::{ApiError, ApiResult};
+use crate::store::{CancelResult, StoredRequest};
+use crate::userid;
+
+/// Longest channel-binding code.
+const MAX_BINDING_CODE_LEN: usize = 64;
+
+fn status_response(request: &StoredRequest, now_ms: u64) -> RequestStatusResponse {
+    RequestStatusResponse {
+        request_id: request.envelope.request_id,
+        status: request.status_at(now_ms),
+        kind: request.envelope.kind,
+        reference_text_sha256: request.envelope.reference_text_sha256(),
+        created_at_ms: request.envelope.created_at_ms,
+        expires_at_ms: request.envelope.expires_at_ms,
+        receipt: request.decision.as_ref().map(|d| d.receipt.clone()),
+    }
+}
+
+/// Asks a person to log in or sign. The request expires 300 s after creation by
+/// the server's clock.
+#[utoipa::path(post, path = "/v1/rp/requests", tag = "relying party", security(("api_key" = [])),
+    request_body = CreateRequestRequest,
+    responses(
+        (status = 201, body = RequestCreated),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "identity_blocked", body = ErrorBody),
+        (status = 404, description = "unknown_identity", body = ErrorBody),
+        (status = 409, description = "too many pending requests", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "invalid_reference_text", body = ErrorBody)))]
+pub(crate) async fn create_request(
+    RelyingParty(sp): RelyingParty,
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<CreateRequestRequest>,
+) -> ApiResult<(StatusCode, Json<RequestCreated>)> {
+    let reference_text = eid_protocol::text::normalize_reference_text(&req.reference_text)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidReferenceText, e.to_string()))?;
+    if let Some(code) = &req.binding_code {
+        let ok = (4..=MAX_BINDING_CODE_LEN).contains(&code.len())
+            && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !ok {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "binding_code: 4 to 64 ASCII letters, digits or '-'",
+            ));
+        }
+    }
+    let identity = state
+        .store
+        .identity_by_user_id(&userid::fold(&req.user_id))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownIdentity, "no identity has this user ID"))?;
+    if identity.blocked {
+        return Err(ApiError::new(
+            ErrorCode::IdentityBlocked,
+            "the identity is blocked",
+        ));
+    }
+    let now = state.now_ms();
+    if state.store.count_pending(identity.id, now).await? >= state.config.max_pending_per_identity {
+        return Err(ApiError::new(
+            ErrorCode::RequestClosed,
+            "this person has too many pending requests; try later",
+        ));
+    }
+    let envelope = RequestEnvelopeBody {
+        request_id: RequestId::random(),
+        identity_id: identity.id,
+        kind: req.kind,
+        service_provider_id: sp.id,
+        service_provider_name: sp.name,
+        reference_text,
+        created_at_ms: now,
+        expires_at_ms: now + REQUEST_LIFETIME_MS,
+        server_nonce: eid_protocol::crypto::random_array(),
+        binding_required: req.binding_code.is_some(),
+    };
+    // Signed once here; pulls hand out the stored signature.
+    let envelope_signature = state.signing_key.sign(&envelope.signing_bytes());
+    let created = RequestCreated {
+        request_id: envelope.request_id,
+        created_at_ms: envelope.created_at_ms,
+        expires_at_ms: envelope.expires_at_ms,
+    };
+    state
+        .store
+        .create_request(StoredRequest {
+            envelope,
+            envelope_signature,
+            binding_code: req.binding_code,
+            status: RequestStatus::Pending,
+            decision: None,
+        })
+        .await?;
+    tracing::debug!(request = %created.request_id, service_provider = %sp.id, "request created");
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+fn parse_wait(query: Option<&str>) -> ApiResult<u64> {
+    let Some(query) = query else { return Ok(0) };
+    let mut wait = 0;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("wait", v)) => {
+                wait = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|w| *w <= MAX_WAIT_SECS)
+                    .ok_or_else(|| {
+                        ApiError::new(ErrorCode::InvalidParameter, "wait: 0 to 60 seconds")
+                    })?;
+            }
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    "unknown query parameter",
+                ));
+            }
+        }
+    }
+    Ok(wait)
+}
+
+async fn load_own(
+    state: &AppState,
+    sp_id: eid_protocol::ServiceProviderId,
+    id: RequestId,
+) -> ApiResult<StoredRequest> {
+    match state.store.request(id).await? {
+        // Another provider's request is reported as unknown, not as forbidden.
+        Some(r) if r.envelope.service_provider_id == sp_id => Ok(r),
+        _ => Err(ApiError::new(ErrorCode::UnknownRequest, "no such request")),
+    }
+}
+
+/// A request's status and, once decided, the server-signed receipt binding the
+/// outcome, the reference-text hash and the authenticator. `?wait=N` long-polls
+/// up to N seconds (at most 60) while the request is pending.
+#[utoipa::path(get, path = "/v1/rp/requests/{request_id}", tag = "relying party", security(("api_key" = [])),
+    params(
+        ("request_id" = String, Path, description = "32 hex digits"),
+        ("wait" = Option<u64>, Query, description = "long-poll seconds, 0 to 60", minimum = 0, maximum = 60)),
+    responses(
+        (status = 200, body = RequestStatusResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_request(
+    RelyingParty(sp): RelyingParty,
+    State(state): State<AppState>,
+    Path(request_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<RequestStatusResponse>> {
+    let id: RequestId = parse_id(&request_id, "request_id")?;
+    let wait = parse_wait(query.as_deref())?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    loop {
+        let notify = state.waiters.subscribe(id);
+        let outcome = wait_once(&state, sp.id, id, &notify, deadline).await;
+        state.waiters.release(id, notify);
+        if let Some(answer) = outcome {
+            return answer;
+        }
+    }
+}
+
+/// One round of the long-poll: `Some(answer)` when done, `None` to look again.
+async fn wait_once(
+    state: &AppState,
+    sp_id: eid_protocol::ServiceProviderId,
+    id: RequestId,
+    notify: &tokio::sync::Notify,
+    deadline: tokio::time::Instant,
+) -> Option<ApiResult<Json<RequestStatusResponse>>> {
+    // Register interest before reading, so a decision in between still wakes us.
+    let notified = notify.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    let request = load_own(state, sp_id, id).await;
+    let now = state.now_ms();
+    let pending_ms = match &request {
+        Ok(r) if r.status_at(now) == RequestStatus::Pending => Some(r.envelope.expires_at_ms - now),
+        _ => None,
+    };
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let Some(pending_ms) = pending_ms.filter(|_| !remaining.is_zero()) else {
+        return Some(request.map(|r| Json(status_response(&r, now))));
+    };
+    tokio::select! {
+        _ = &mut notified => None,
+        _ = tokio::time::sleep(remaining.min(Duration::from_millis(pending_ms))) => None,
+    }
+}
+
+/// Cancels a pending request.
+#[utoipa::path(post, path = "/v1/rp/requests/{request_id}/cancel", tag = "relying party",
+    security(("api_key" = [])),
+    params(("request_id" = String, Path, description = "32 hex digits")),
+    responses(
+        (status = 200, body = RequestStatusResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "request_closed", body = ErrorBody)))]
+pub(crate) async fn cancel_request(
+    RelyingParty(sp): RelyingParty,
+    State(state): State<AppState>,
+    Path(request_id): Path<String>,
+) -> ApiResult<Json<RequestStatusResponse>> {
+    let id: RequestId = parse_id(&request_id, "request_id")?;
+    let now = state.now_ms();
+    match state.store.cancel_request(id, sp.id, now).await? {
+        CancelResult::Cancelled => {
+            state.waiters.wake(id);
+            let request = load_own(&state, sp.id, id).await?;
+            Ok(Json(status_response(&request, now)))
+        }
+        CancelResult::NotPending(_) => Err(ApiError::new(
+            ErrorCode::RequestClosed,
+            "the request is no longer pending",
+        )),
+        CancelResult::Unknown => Err(ApiError::new(ErrorCode::UnknownRequest, "no such request")),
+    }
+}

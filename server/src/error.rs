@@ -1,0 +1,81 @@
+//! API errors: a stable code, an HTTP status, and a message with no user data.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use eid_protocol::wire::{ErrorBody, ErrorCode, ErrorDetail};
+
+use crate::store::StoreError;
+
+/// An error answered to a client as a JSON [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// Developer-facing explanation (never secrets or user data).
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status for the code.
+    pub fn status(&self) -> StatusCode {
+        use ErrorCode::*;
+        match self.code {
+            MalformedRequest | InvalidParameter => StatusCode::BAD_REQUEST,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Unauthorized | InvalidSignature | ClockSkew => StatusCode::UNAUTHORIZED,
+            InvalidActivationCode
+            | IdentityBlocked
+            | AuthenticatorLocked
+            | BindingMismatch
+            | WrongPin => StatusCode::FORBIDDEN,
+            UnknownIdentity | UnknownAuthenticator | UnknownRequest | NotFound => {
+                StatusCode::NOT_FOUND
+            }
+            ReplayedNonce | UserIdTaken | RequestClosed | CounterReplay => StatusCode::CONFLICT,
+            RequestExpired => StatusCode::GONE,
+            InvalidUserId | InvalidReferenceText | InvalidProviderName | DecisionMismatch => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Malformed input.
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::MalformedRequest, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        // The detail goes to the log, not to the client.
+        tracing::error!(error = %e, "storage error");
+        ApiError::new(ErrorCode::Internal, "internal storage error; retry later")
+    }
+}
+
+/// Handler result.
+pub type ApiResult<T> = Result<T, ApiError>;

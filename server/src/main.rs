@@ -1,0 +1,59 @@
+//! `eid-server`: the reference identity broker.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use eid_server::config::{Config, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+/// The eID reference server (identity broker).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration file (environment variables EID_SERVER_* override it).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Print the OpenAPI document and exit.
+    #[arg(long)]
+    print_openapi: bool,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("EID_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.print_openapi {
+        println!("{}", eid_server::api::openapi().to_pretty_json()?);
+        return Ok(());
+    }
+    let config = Config::load(args.config.as_deref())?;
+    init_logging(config.log_format);
+    let data_dir = config.data_dir.clone();
+    let server = eid_server::start(eid_server::ServerOptions::new(config)).await?;
+    println!("eid-server listening on {}", server.base_url());
+    println!("  TLS SPKI pin:      {}", server.spki_pin);
+    println!(
+        "  server key:        {}",
+        eid_protocol::wire::b64::encode(server.server_public_key.as_bytes())
+    );
+    println!("  database:          {}", server.database_path.display());
+    println!(
+        "  admin token file:  {} (unless set in config)",
+        data_dir.join("admin-token").display()
+    );
+    println!("  OpenAPI document:  {}/openapi.json", server.base_url());
+    tokio::signal::ctrl_c().await?;
+    println!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! Storage behind a trait, so a PostgreSQL backend can follow the SQLite one.
+//!
+//! Operations that must be atomic (use an activation code, decide a request,
+//! count a wrong PIN, use a nonce) are single trait methods: each backend runs
+//! them in one transaction, and acknowledges only after a durable commit.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use eid_protocol::wire::{RequestStatus, SignedReceipt};
+use eid_protocol::{
+    AuthenticatorId, IdentityId, Nonce16, Outcome, PublicKey, RequestEnvelopeBody, RequestId,
+    ServiceProviderId, Signature,
+};
+
+/// A storage failure that is not a business outcome.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A uniqueness rule was broken (for example a user ID taken).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The backend failed.
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A person's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Stable id.
+    pub id: IdentityId,
+    /// The user ID as chosen.
+    pub user_id: String,
+    /// The user ID folded for case-insensitive uniqueness.
+    pub user_id_folded: String,
+    /// The person's name, if given.
+    pub display_name: Option<String>,
+    /// Blocked by the person or support.
+    pub blocked: bool,
+    /// Creation time.
+    pub created_at_ms: u64,
+}
+
+/// State of an authenticator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthenticatorState {
+    /// Usable.
+    Active,
+    /// Locked after too many wrong PIN signatures.
+    Locked,
+}
+
+/// An activated authenticator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticator {
+    /// Its id.
+    pub id: AuthenticatorId,
+    /// Its identity.
+    pub identity_id: IdentityId,
+    /// Device key.
+    pub device_public_key: PublicKey,
+    /// PIN key.
+    pub pin_public_key: PublicKey,
+    /// State.
+    pub state: AuthenticatorState,
+    /// Wrong PIN signatures in a row.
+    pub failed_pin_count: u32,
+    /// Highest decision counter accepted.
+    pub last_counter: u64,
+    /// Activation time.
+    pub activated_at_ms: u64,
+}
+
+/// A registered relying party.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceProvider {
+    /// Its id.
+    pub id: ServiceProviderId,
+    /// Registered name (NFC, checked).
+    pub name: String,
+    /// SHA-256 of its API key.
+    pub api_key_sha256: [u8; 32],
+    /// Registration time.
+    pub created_at_ms: u64,
+}
+
+/// An activation code as stored (hashed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivationCode {
+    /// Whose code.
+    pub identity_id: IdentityId,
+    /// SHA-256 over identity id and the normalized code.
+    pub code_sha256: [u8; 32],
+    /// Issue time.
+    pub created_at_ms: u64,
+    /// Expiry.
+    pub expires_at_ms: u64,
+}
+
+/// A request as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRequest {
+    /// The envelope as signed.
+    pub envelope: RequestEnvelopeBody,
+    /// The server's signature over it (made once, at creation).
+    pub envelope_signature: Signature,
+    /// The channel-binding code, when the relying party asked for one.
+    pub binding_code: Option<String>,
+    /// Stored status (expiry is computed from the clock on read).
+    pub status: RequestStatus,
+    /// The decision, once decided.
+    pub decision: Option<DecisionRecord>,
+}
+
+impl StoredRequest {
+    /// The status by the server's clock `now_ms`.
+    pub fn status_at(&self, now_ms: u64) -> RequestStatus {
+        if self.status == RequestStatus::Pending && now_ms >= self.envelope.expires_at_ms {
+            RequestStatus::Expired
+        } else {
+            self.status
+        }
+    }
+}
+
+/// An accepted decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRecord {
+    /// The deciding authenticator.
+    pub authenticator_id: AuthenticatorId,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Its counter.
+    pub counter: u64,
+    /// SHA-256 of the decision's canonical bytes (identifies a resubmission).
+    pub decision_sha256: [u8; 32],
+    /// The signed receipt returned to phone and relying party.
+    pub receipt: SignedReceipt,
+    /// Acceptance time.
+    pub decided_at_ms: u64,
+}
+
+/// Result of trying an activation code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActivationResult {
+    /// The code was right; the authenticator is stored and the code used up.
+    Activated(Authenticator),
+    /// Wrong code; the try was counted (the code is void after the last).
+    WrongCode,
+    /// No usable code (none, used, expired or void), or no such user.
+    NoUsableCode,
+    /// The identity is blocked.
+    Blocked,
+}
+
+/// Result of recording a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecideResult {
+    /// This decision won and is stored.
+    Accepted(DecisionRecord),
+    /// The request was already decided (maybe by this very decision).
+    AlreadyDecided(DecisionRecord),
+    /// The request was cancelled.
+    Cancelled,
+    /// The request expired (server clock) before the decision.
+    Expired,
+    /// The counter is not above the authenticator's last.
+    CounterReplay,
+    /// The authenticator is locked or the identity blocked.
+    NotAllowed,
+}
+
+/// Result of a cancel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelResult {
+    /// Cancelled now.
+    Cancelled,
+    /// It was not pending (decided, cancelled or expired); its current state.
+    NotPending(Box<StoredRequest>),
+    /// No such request for this provider.
+    Unknown,
+}
+
+/// The storage a server needs.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new identity; `Conflict` when the folded user ID is taken.
+    async fn create_identity(&self, identity: Identity) -> StoreResult<()>;
+    /// Finds an identity by id.
+    async fn identity(&self, id: IdentityId) -> StoreResult<Option<Identity>>;
+    /// Finds an identity by folded user ID.
+    async fn identity_by_user_id(&self, user_id_folded: &str) -> StoreResult<Option<Identity>>;
+    /// Blocks or unblocks; blocking cancels every pending request of the
+    /// identity. Returns the cancelled request ids, or `None` for an unknown id.
+    async fn set_blocked(
+        &self,
+        id: IdentityId,
+        blocked: bool,
+    ) -> StoreResult<Option<Vec<RequestId>>>;
+    /// Replaces the identity's activation code with a new one (tries reset).
+    async fn put_activation_code(&self, code: ActivationCode) -> StoreResult<()>;
+    /// Atomically checks an activation code and, if right, uses it up and stores
+    /// the authenticator. A wrong code counts a try, durably.
+    async fn activate(
+        &self,
+        user_id_folded: &str,
+        code_sha256_for: Box<dyn Fn(IdentityId) -> [u8; 32] + Send>,
+        max_tries: u32,
+        now_ms: u64,
+        authenticator: Authenticator,
+    ) -> StoreResult<ActivationResult>;
+    /// Loads authenticators by id, in order (`None` for unknown ids).
+    async fn authenticators(
+        &self,
+        ids: Vec<AuthenticatorId>,
+    ) -> StoreResult<Vec<Option<Authenticator>>>;
+    /// Loads the authenticators of an identity.
+    async fn authenticators_of(&self, identity_id: IdentityId) -> StoreResult<Vec<Authenticator>>;
+    /// Loads identities by id (`None` for unknown ids).
+    async fn identities(&self, ids: Vec<IdentityId>) -> StoreResult<Vec<Option<Identity>>>;
+    /// Records a nonce; `false` when it was seen before.
+    async fn use_nonce(&self, nonce: Nonce16, keep_until_ms: u64) -> StoreResult<bool>;
+    /// Deletes nonces that can no longer be replayed.
+    async fn purge_nonces(&self, now_ms: u64) -> StoreResult<u64>;
+    /// Stores a service provider; `Conflict` on a key-hash collision.
+    async fn create_service_provider(&self, sp: ServiceProvider) -> StoreResult<()>;
+    /// Finds a service provider by the hash of its API key.
+    async fn service_provider_by_key(
+        &self,
+        api_key_sha256: [u8; 32],
+    ) -> StoreResult<Option<ServiceProvider>>;
+    /// Stores a new pending request.
+    async fn create_request(&self, request: StoredRequest) -> StoreResult<()>;
+    /// Loads a request.
+    async fn request(&self, id: RequestId) -> StoreResult<Option<StoredRequest>>;
+    /// Pending, unexpired requests of the identities, oldest first.
+    async fn pending_requests(
+        &self,
+        identity_ids: Vec<IdentityId>,
+        now_ms: u64,
+    ) -> StoreResult<Vec<StoredRequest>>;
+    /// Atomically records a decision if the request is still pending, unexpired
+    /// by `now_ms`, the authenticator active and its identity unblocked, and
+    /// the counter above the last; resets the wrong-PIN count when
+    /// `pin_verified`.
+    async fn decide(
+        &self,
+        request_id: RequestId,
+        record: DecisionRecord,
+        pin_verified: bool,
+        now_ms: u64,
+    ) -> StoreResult<DecideResult>;
+    /// Counts a wrong PIN signature; locks the authenticator at `lock_at`.
+    /// Returns the count after this one.
+    async fn record_wrong_pin(&self, id: AuthenticatorId, lock_at: u32) -> StoreResult<u32>;
+    /// Cancels a pending request of this provider.
+    async fn cancel_request(
+        &self,
+        id: RequestId,
+        service_provider_id: ServiceProviderId,
+        now_ms: u64,
+    ) -> StoreResult<CancelResult>;
+    /// Counts pending, unexpired requests of an identity.
+    async fn count_pending(&self, identity_id: IdentityId, now_ms: u64) -> StoreResult<u64>;
+}

@@ -1,0 +1,806 @@
+//! SQLite backend: WAL, `synchronous=FULL`, one writer thread with group commit,
+//! and a small pool of reader connections.
+//!
+//! Every write runs as a job on the writer thread inside a savepoint of the
+//! current batch transaction; the batch commits once (one fsync for many jobs)
+//! and only then are the callers answered. So an acknowledged approval or
+//! activation-code use is durable, and writes are serialized, which makes every
+//! check-and-set (exactly one decision per request) atomic.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use eid_protocol::wire::{RequestStatus, SignedReceipt};
+use eid_protocol::{
+    AuthenticatorId, IdentityId, Nonce16, Outcome, PublicKey, RequestEnvelopeBody, RequestId,
+    ServiceProviderId, Signature,
+};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite_migration::{M, Migrations};
+use tokio::sync::oneshot;
+
+use super::*;
+
+/// Most jobs in one commit batch.
+const MAX_BATCH: usize = 256;
+/// Reader connections.
+const READERS: usize = 4;
+
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: tokio::sync::mpsc::Sender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        r#"
+        CREATE TABLE identities (
+            id BLOB PRIMARY KEY NOT NULL,
+            user_id TEXT NOT NULL,
+            user_id_folded TEXT NOT NULL UNIQUE,
+            display_name TEXT,
+            blocked INTEGER NOT NULL DEFAULT 0,
+            created_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE activation_codes (
+            identity_id BLOB PRIMARY KEY NOT NULL REFERENCES identities(id),
+            code_sha256 BLOB NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            expires_at_ms INTEGER NOT NULL,
+            tries INTEGER NOT NULL DEFAULT 0,
+            used INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE authenticators (
+            id BLOB PRIMARY KEY NOT NULL,
+            identity_id BLOB NOT NULL REFERENCES identities(id),
+            device_public_key BLOB NOT NULL,
+            pin_public_key BLOB NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('active', 'locked')),
+            failed_pin_count INTEGER NOT NULL DEFAULT 0,
+            last_counter INTEGER NOT NULL DEFAULT 0,
+            activated_at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX authenticators_by_identity ON authenticators(identity_id);
+        CREATE TABLE service_providers (
+            id BLOB PRIMARY KEY NOT NULL,
+            name TEXT NOT NULL,
+            api_key_sha256 BLOB NOT NULL UNIQUE,
+            created_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE requests (
+            id BLOB PRIMARY KEY NOT NULL,
+            identity_id BLOB NOT NULL REFERENCES identities(id),
+            service_provider_id BLOB NOT NULL REFERENCES service_providers(id),
+            envelope TEXT NOT NULL,
+            envelope_signature BLOB NOT NULL,
+            binding_code TEXT,
+            status TEXT NOT NULL CHECK (status IN
+                ('pending', 'approved', 'denied', 'fraud_reported', 'cancelled')),
+            created_at_ms INTEGER NOT NULL,
+            expires_at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX requests_pending ON requests(identity_id, expires_at_ms)
+            WHERE status = 'pending';
+        CREATE TABLE decisions (
+            request_id BLOB PRIMARY KEY NOT NULL REFERENCES requests(id),
+            authenticator_id BLOB NOT NULL REFERENCES authenticators(id),
+            outcome TEXT NOT NULL,
+            counter INTEGER NOT NULL,
+            decision_sha256 BLOB NOT NULL,
+            receipt TEXT NOT NULL,
+            decided_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE nonces (
+            nonce BLOB PRIMARY KEY NOT NULL,
+            keep_until_ms INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        "#,
+    )])
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) the database file.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let mut writer_conn = open_connection(path)?;
+        migrations()
+            .to_latest(&mut writer_conn)
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let c = open_connection(path)?;
+                c.pragma_update(None, "query_only", "ON")?;
+                Ok(c)
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Job>(4096);
+        std::thread::Builder::new()
+            .name("eid-sqlite-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(Self {
+            writer: tx,
+            readers: Arc::new(Mutex::new(readers)),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in a savepoint of the next commit batch; answers after commit.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (tx, rx) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |conn: &Connection| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |commit: Result<(), StoreError>| {
+                let _ = tx.send(commit.and(result));
+            })
+        });
+        // The channel is bounded: a full queue applies back-pressure.
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Backend("writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("writer dropped a job".into()))?
+    }
+
+    /// Runs `f` on a reader connection.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers
+                .lock()
+                .map_err(|_| StoreError::Backend("pool poisoned".into()))?
+                .pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_connection(&path)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut pool) = readers.lock() {
+                if pool.len() < READERS * 4 {
+                    pool.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+}
+
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    conn.execute_batch("SAVEPOINT job")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE job")?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Jobs must not run outside a transaction. Dropping them drops their
+            // reply channels, so each caller gets a backend error.
+            tracing::error!(error = %e, "could not begin a write transaction");
+            drop(batch);
+            continue;
+        }
+        let replies: Vec<Reply> = batch.into_iter().map(|job| job(&conn)).collect();
+        let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for reply in replies {
+            let c = match &commit {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Backend(e.to_string())),
+            };
+            reply(c);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- row mapping
+
+fn blob16(row: &Row<'_>, idx: usize) -> rusqlite::Result<[u8; 16]> {
+    let v: Vec<u8> = row.get(idx)?;
+    v.try_into()
+        .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, 16))
+}
+
+fn blob32(row: &Row<'_>, idx: usize) -> rusqlite::Result<[u8; 32]> {
+    let v: Vec<u8> = row.get(idx)?;
+    v.try_into()
+        .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, 32))
+}
+
+fn pubkey(row: &Row<'_>, idx: usize) -> rusqlite::Result<PublicKey> {
+    let v: Vec<u8> = row.get(idx)?;
+    PublicKey::from_sec1(&v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, 65))
+}
+
+fn u64_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+    let v: i64 = row.get(idx)?;
+    u64::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, v))
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+const IDENTITY_COLUMNS: &str = "id, user_id, user_id_folded, display_name, blocked, created_at_ms";
+
+fn identity_row(row: &Row<'_>) -> rusqlite::Result<Identity> {
+    Ok(Identity {
+        id: IdentityId(blob16(row, 0)?),
+        user_id: row.get(1)?,
+        user_id_folded: row.get(2)?,
+        display_name: row.get(3)?,
+        blocked: row.get(4)?,
+        created_at_ms: u64_at(row, 5)?,
+    })
+}
+
+const AUTHENTICATOR_COLUMNS: &str = "id, identity_id, device_public_key, pin_public_key, state, \
+     failed_pin_count, last_counter, activated_at_ms";
+
+fn authenticator_row(row: &Row<'_>) -> rusqlite::Result<Authenticator> {
+    let state: String = row.get(4)?;
+    Ok(Authenticator {
+        id: AuthenticatorId(blob16(row, 0)?),
+        identity_id: IdentityId(blob16(row, 1)?),
+        device_public_key: pubkey(row, 2)?,
+        pin_public_key: pubkey(row, 3)?,
+        state: if state == "active" {
+            AuthenticatorState::Active
+        } else {
+            AuthenticatorState::Locked
+        },
+        failed_pin_count: row.get(5)?,
+        last_counter: u64_at(row, 6)?,
+        activated_at_ms: u64_at(row, 7)?,
+    })
+}
+
+fn status_text(s: RequestStatus) -> &'static str {
+    match s {
+        RequestStatus::Approved => "approved",
+        RequestStatus::Denied => "denied",
+        RequestStatus::FraudReported => "fraud_reported",
+        RequestStatus::Cancelled => "cancelled",
+        _ => "pending",
+    }
+}
+
+fn status_of(text: &str) -> RequestStatus {
+    match text {
+        "approved" => RequestStatus::Approved,
+        "denied" => RequestStatus::Denied,
+        "fraud_reported" => RequestStatus::FraudReported,
+        "cancelled" => RequestStatus::Cancelled,
+        _ => RequestStatus::Pending,
+    }
+}
+
+fn outcome_text(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Approve => "approve",
+        Outcome::Deny => "deny",
+        _ => "report_fraud",
+    }
+}
+
+fn outcome_of(text: &str) -> Outcome {
+    match text {
+        "approve" => Outcome::Approve,
+        "deny" => Outcome::Deny,
+        _ => Outcome::ReportFraud,
+    }
+}
+
+const REQUEST_SELECT: &str = "SELECT r.envelope, r.envelope_signature, r.binding_code, r.status, \
+     d.authenticator_id, d.outcome, d.counter, d.decision_sha256, d.receipt, d.decided_at_ms \
+     FROM requests r LEFT JOIN decisions d ON d.request_id = r.id";
+
+fn json_err(idx: usize, e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn request_row(row: &Row<'_>) -> rusqlite::Result<StoredRequest> {
+    let envelope_json: String = row.get(0)?;
+    let envelope: RequestEnvelopeBody =
+        serde_json::from_str(&envelope_json).map_err(|e| json_err(0, e))?;
+    let sig: Vec<u8> = row.get(1)?;
+    let status: String = row.get(3)?;
+    let decision = match row.get::<_, Option<Vec<u8>>>(4)? {
+        None => None,
+        Some(_) => {
+            let receipt_json: String = row.get(8)?;
+            let receipt: SignedReceipt =
+                serde_json::from_str(&receipt_json).map_err(|e| json_err(8, e))?;
+            let outcome: String = row.get(5)?;
+            Some(DecisionRecord {
+                authenticator_id: AuthenticatorId(blob16(row, 4)?),
+                outcome: outcome_of(&outcome),
+                counter: u64_at(row, 6)?,
+                decision_sha256: blob32(row, 7)?,
+                receipt,
+                decided_at_ms: u64_at(row, 9)?,
+            })
+        }
+    };
+    Ok(StoredRequest {
+        envelope,
+        envelope_signature: Signature(sig),
+        binding_code: row.get(2)?,
+        status: status_of(&status),
+        decision,
+    })
+}
+
+fn load_request(conn: &Connection, id: &RequestId) -> StoreResult<Option<StoredRequest>> {
+    let mut stmt = conn.prepare_cached(&format!("{REQUEST_SELECT} WHERE r.id = ?1"))?;
+    Ok(stmt
+        .query_row(params![id.as_bytes().as_slice()], request_row)
+        .optional()?)
+}
+
+fn load_authenticator(
+    conn: &Connection,
+    id: &AuthenticatorId,
+) -> StoreResult<Option<Authenticator>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {AUTHENTICATOR_COLUMNS} FROM authenticators WHERE id = ?1"
+    ))?;
+    Ok(stmt
+        .query_row(params![id.as_bytes().as_slice()], authenticator_row)
+        .optional()?)
+}
+
+fn load_identity(conn: &Connection, id: &IdentityId) -> StoreResult<Option<Identity>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {IDENTITY_COLUMNS} FROM identities WHERE id = ?1"
+    ))?;
+    Ok(stmt
+        .query_row(params![id.as_bytes().as_slice()], identity_row)
+        .optional()?)
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+        || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_identity(&self, identity: Identity) -> StoreResult<()> {
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO identities (id, user_id, user_id_folded, display_name, blocked, created_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                identity.id.as_bytes().as_slice(),
+                identity.user_id,
+                identity.user_id_folded,
+                identity.display_name,
+                identity.blocked,
+                i64_of(identity.created_at_ms)
+            ])
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("user_id") } else { e.into() })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn identity(&self, id: IdentityId) -> StoreResult<Option<Identity>> {
+        self.read(move |c| load_identity(c, &id)).await
+    }
+
+    async fn identity_by_user_id(&self, user_id_folded: &str) -> StoreResult<Option<Identity>> {
+        let folded = user_id_folded.to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {IDENTITY_COLUMNS} FROM identities WHERE user_id_folded = ?1"
+            ))?;
+            Ok(stmt.query_row(params![folded], identity_row).optional()?)
+        })
+        .await
+    }
+
+    async fn set_blocked(
+        &self,
+        id: IdentityId,
+        blocked: bool,
+    ) -> StoreResult<Option<Vec<RequestId>>> {
+        self.write(move |c| {
+            let n = c
+                .prepare_cached("UPDATE identities SET blocked = ?2 WHERE id = ?1")?
+                .execute(params![id.as_bytes().as_slice(), blocked])?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let mut cancelled = Vec::new();
+            if blocked {
+                let mut stmt = c.prepare_cached(
+                    "UPDATE requests SET status = 'cancelled' WHERE identity_id = ?1 AND status = 'pending' RETURNING id",
+                )?;
+                let rows = stmt.query_map(params![id.as_bytes().as_slice()], |r| blob16(r, 0))?;
+                for r in rows {
+                    cancelled.push(RequestId(r?));
+                }
+            }
+            Ok(Some(cancelled))
+        })
+        .await
+    }
+
+    async fn put_activation_code(&self, code: ActivationCode) -> StoreResult<()> {
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO activation_codes (identity_id, code_sha256, created_at_ms, expires_at_ms, tries, used) \
+                 VALUES (?1, ?2, ?3, ?4, 0, 0) \
+                 ON CONFLICT(identity_id) DO UPDATE SET code_sha256 = excluded.code_sha256, \
+                 created_at_ms = excluded.created_at_ms, expires_at_ms = excluded.expires_at_ms, tries = 0, used = 0",
+            )?
+            .execute(params![
+                code.identity_id.as_bytes().as_slice(),
+                code.code_sha256.as_slice(),
+                i64_of(code.created_at_ms),
+                i64_of(code.expires_at_ms)
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn activate(
+        &self,
+        user_id_folded: &str,
+        code_sha256_for: Box<dyn Fn(IdentityId) -> [u8; 32] + Send>,
+        max_tries: u32,
+        now_ms: u64,
+        authenticator: Authenticator,
+    ) -> StoreResult<ActivationResult> {
+        let folded = user_id_folded.to_owned();
+        self.write(move |c| {
+            let identity = c
+                .prepare_cached(&format!("SELECT {IDENTITY_COLUMNS} FROM identities WHERE user_id_folded = ?1"))?
+                .query_row(params![folded], identity_row)
+                .optional()?;
+            let Some(identity) = identity else { return Ok(ActivationResult::NoUsableCode) };
+            let code = c
+                .prepare_cached(
+                    "SELECT code_sha256, expires_at_ms, tries, used FROM activation_codes WHERE identity_id = ?1",
+                )?
+                .query_row(params![identity.id.as_bytes().as_slice()], |r| {
+                    Ok((blob32(r, 0)?, u64_at(r, 1)?, r.get::<_, u32>(2)?, r.get::<_, bool>(3)?))
+                })
+                .optional()?;
+            let Some((stored_hash, expires_at_ms, tries, used)) = code else {
+                return Ok(ActivationResult::NoUsableCode);
+            };
+            if used || tries >= max_tries || now_ms >= expires_at_ms {
+                return Ok(ActivationResult::NoUsableCode);
+            }
+            let presented = code_sha256_for(identity.id);
+            if !eid_protocol::crypto::constant_time_eq(&presented, &stored_hash) {
+                c.prepare_cached("UPDATE activation_codes SET tries = tries + 1 WHERE identity_id = ?1")?
+                    .execute(params![identity.id.as_bytes().as_slice()])?;
+                return Ok(ActivationResult::WrongCode);
+            }
+            if identity.blocked {
+                return Ok(ActivationResult::Blocked);
+            }
+            c.prepare_cached("UPDATE activation_codes SET used = 1 WHERE identity_id = ?1")?
+                .execute(params![identity.id.as_bytes().as_slice()])?;
+            let auth = Authenticator { identity_id: identity.id, ..authenticator };
+            c.prepare_cached(
+                "INSERT INTO authenticators (id, identity_id, device_public_key, pin_public_key, state, \
+                 failed_pin_count, last_counter, activated_at_ms) VALUES (?1, ?2, ?3, ?4, 'active', 0, 0, ?5)",
+            )?
+            .execute(params![
+                auth.id.as_bytes().as_slice(),
+                auth.identity_id.as_bytes().as_slice(),
+                auth.device_public_key.as_bytes().as_slice(),
+                auth.pin_public_key.as_bytes().as_slice(),
+                i64_of(auth.activated_at_ms)
+            ])?;
+            Ok(ActivationResult::Activated(auth))
+        })
+        .await
+    }
+
+    async fn authenticators(
+        &self,
+        ids: Vec<AuthenticatorId>,
+    ) -> StoreResult<Vec<Option<Authenticator>>> {
+        self.read(move |c| ids.iter().map(|id| load_authenticator(c, id)).collect())
+            .await
+    }
+
+    async fn authenticators_of(&self, identity_id: IdentityId) -> StoreResult<Vec<Authenticator>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {AUTHENTICATOR_COLUMNS} FROM authenticators WHERE identity_id = ?1 ORDER BY activated_at_ms"
+            ))?;
+            let rows = stmt.query_map(params![identity_id.as_bytes().as_slice()], authenticator_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn identities(&self, ids: Vec<IdentityId>) -> StoreResult<Vec<Option<Identity>>> {
+        self.read(move |c| ids.iter().map(|id| load_identity(c, id)).collect())
+            .await
+    }
+
+    async fn use_nonce(&self, nonce: Nonce16, keep_until_ms: u64) -> StoreResult<bool> {
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO nonces (nonce, keep_until_ms) VALUES (?1, ?2)",
+                )?
+                .execute(params![nonce.as_bytes().as_slice(), i64_of(keep_until_ms)])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn purge_nonces(&self, now_ms: u64) -> StoreResult<u64> {
+        self.write(move |c| {
+            let n = c
+                .prepare_cached("DELETE FROM nonces WHERE keep_until_ms < ?1")?
+                .execute(params![i64_of(now_ms)])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn create_service_provider(&self, sp: ServiceProvider) -> StoreResult<()> {
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO service_providers (id, name, api_key_sha256, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![sp.id.as_bytes().as_slice(), sp.name, sp.api_key_sha256.as_slice(), i64_of(sp.created_at_ms)])
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("api_key") } else { e.into() })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn service_provider_by_key(
+        &self,
+        api_key_sha256: [u8; 32],
+    ) -> StoreResult<Option<ServiceProvider>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, name, api_key_sha256, created_at_ms FROM service_providers WHERE api_key_sha256 = ?1",
+            )?;
+            Ok(stmt
+                .query_row(params![api_key_sha256.as_slice()], |r| {
+                    Ok(ServiceProvider {
+                        id: ServiceProviderId(blob16(r, 0)?),
+                        name: r.get(1)?,
+                        api_key_sha256: blob32(r, 2)?,
+                        created_at_ms: u64_at(r, 3)?,
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn create_request(&self, request: StoredRequest) -> StoreResult<()> {
+        let envelope_json = serde_json::to_string(&request.envelope)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.write(move |c| {
+            let e = &request.envelope;
+            c.prepare_cached(
+                "INSERT INTO requests (id, identity_id, service_provider_id, envelope, envelope_signature, \
+                 binding_code, status, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8)",
+            )?
+            .execute(params![
+                e.request_id.as_bytes().as_slice(),
+                e.identity_id.as_bytes().as_slice(),
+                e.service_provider_id.as_bytes().as_slice(),
+                envelope_json,
+                request.envelope_signature.0,
+                request.binding_code,
+                i64_of(e.created_at_ms),
+                i64_of(e.expires_at_ms)
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn request(&self, id: RequestId) -> StoreResult<Option<StoredRequest>> {
+        self.read(move |c| load_request(c, &id)).await
+    }
+
+    async fn pending_requests(
+        &self,
+        identity_ids: Vec<IdentityId>,
+        now_ms: u64,
+    ) -> StoreResult<Vec<StoredRequest>> {
+        self.read(move |c| {
+            let mut out = Vec::new();
+            let mut stmt = c.prepare_cached(&format!(
+                "{REQUEST_SELECT} WHERE r.identity_id = ?1 AND r.status = 'pending' AND r.expires_at_ms > ?2 \
+                 ORDER BY r.created_at_ms"
+            ))?;
+            for id in &identity_ids {
+                let rows = stmt.query_map(params![id.as_bytes().as_slice(), i64_of(now_ms)], request_row)?;
+                for r in rows {
+                    out.push(r?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn decide(
+        &self,
+        request_id: RequestId,
+        record: DecisionRecord,
+        pin_verified: bool,
+        now_ms: u64,
+    ) -> StoreResult<DecideResult> {
+        let receipt_json = serde_json::to_string(&record.receipt)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.write(move |c| {
+            let Some(request) = load_request(c, &request_id)? else {
+                return Err(StoreError::Backend("request vanished".into()));
+            };
+            if let Some(existing) = request.decision {
+                return Ok(DecideResult::AlreadyDecided(existing));
+            }
+            match request.status_at(now_ms) {
+                RequestStatus::Pending => {}
+                RequestStatus::Expired => return Ok(DecideResult::Expired),
+                _ => return Ok(DecideResult::Cancelled),
+            }
+            let Some(auth) = load_authenticator(c, &record.authenticator_id)? else {
+                return Ok(DecideResult::NotAllowed);
+            };
+            let blocked = load_identity(c, &auth.identity_id)?.is_none_or(|i| i.blocked);
+            if auth.state != AuthenticatorState::Active || blocked {
+                return Ok(DecideResult::NotAllowed);
+            }
+            if record.counter <= auth.last_counter {
+                return Ok(DecideResult::CounterReplay);
+            }
+            c.prepare_cached(
+                "INSERT INTO decisions (request_id, authenticator_id, outcome, counter, decision_sha256, receipt, \
+                 decided_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                request_id.as_bytes().as_slice(),
+                record.authenticator_id.as_bytes().as_slice(),
+                outcome_text(record.outcome),
+                i64_of(record.counter),
+                record.decision_sha256.as_slice(),
+                receipt_json,
+                i64_of(record.decided_at_ms)
+            ])?;
+            c.prepare_cached("UPDATE requests SET status = ?2 WHERE id = ?1")?.execute(params![
+                request_id.as_bytes().as_slice(),
+                status_text(RequestStatus::from_outcome(record.outcome))
+            ])?;
+            let reset_sql = if pin_verified {
+                "UPDATE authenticators SET last_counter = ?2, failed_pin_count = 0 WHERE id = ?1"
+            } else {
+                "UPDATE authenticators SET last_counter = ?2 WHERE id = ?1"
+            };
+            c.prepare_cached(reset_sql)?
+                .execute(params![record.authenticator_id.as_bytes().as_slice(), i64_of(record.counter)])?;
+            Ok(DecideResult::Accepted(record))
+        })
+        .await
+    }
+
+    async fn record_wrong_pin(&self, id: AuthenticatorId, lock_at: u32) -> StoreResult<u32> {
+        self.write(move |c| {
+            let count: u32 = c
+                .prepare_cached(
+                    "UPDATE authenticators SET failed_pin_count = failed_pin_count + 1 WHERE id = ?1 \
+                     RETURNING failed_pin_count",
+                )?
+                .query_row(params![id.as_bytes().as_slice()], |r| r.get(0))?;
+            if count >= lock_at {
+                c.prepare_cached("UPDATE authenticators SET state = 'locked' WHERE id = ?1")?
+                    .execute(params![id.as_bytes().as_slice()])?;
+            }
+            Ok(count)
+        })
+        .await
+    }
+
+    async fn cancel_request(
+        &self,
+        id: RequestId,
+        service_provider_id: ServiceProviderId,
+        now_ms: u64,
+    ) -> StoreResult<CancelResult> {
+        self.write(move |c| {
+            let Some(request) = load_request(c, &id)? else {
+                return Ok(CancelResult::Unknown);
+            };
+            if request.envelope.service_provider_id != service_provider_id {
+                return Ok(CancelResult::Unknown);
+            }
+            if request.status_at(now_ms) != RequestStatus::Pending {
+                return Ok(CancelResult::NotPending(Box::new(request)));
+            }
+            c.prepare_cached("UPDATE requests SET status = 'cancelled' WHERE id = ?1")?
+                .execute(params![id.as_bytes().as_slice()])?;
+            Ok(CancelResult::Cancelled)
+        })
+        .await
+    }
+
+    async fn count_pending(&self, identity_id: IdentityId, now_ms: u64) -> StoreResult<u64> {
+        self.read(move |c| {
+            let n: i64 = c
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM requests WHERE identity_id = ?1 AND status = 'pending' AND expires_at_ms > ?2",
+                )?
+                .query_row(params![identity_id.as_bytes().as_slice(), i64_of(now_ms)], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
