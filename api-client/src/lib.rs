@@ -1,0 +1,303 @@
+//! Clients for the eID server's HTTP APIs:
+//! - [`AdminClient`] for support tooling (identities, codes, blocking, providers);
+//! - [`RelyingPartyClient`] for service providers (requests, results, receipts);
+//! - [`SoftPhone`], a protocol-level phone used by QA tests and the load
+//!   generator. It holds its keys in memory and has no PIN handling: the product's
+//!   phone logic is `eid-core`.
+//!
+//! Every connection pins the server's TLS key ([`pinning`]).
+#![forbid(unsafe_code)]
+
+mod phone;
+pub mod pinning;
+
+use eid_protocol::wire::{
+    ActivationCodeIssued, CreateIdentityRequest, CreateRequestRequest, ErrorBody, IdentityCreated,
+    IdentityInfo, RegisterServiceProviderRequest, RequestCreated, RequestStatusResponse,
+    ServerKeyResponse, ServiceProviderRegistered,
+};
+use eid_protocol::{IdentityId, RequestId, RequestKind};
+use serde::de::DeserializeOwned;
+
+pub use phone::{SignedHeaders, SoftPhone};
+
+/// A failed API call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiFailure {
+    /// The server answered with an error body.
+    #[error("server answered {status}: {body:?}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// The typed error.
+        body: ErrorBody,
+    },
+    /// The server answered something that is not the expected JSON.
+    #[error("unexpected answer {status}: {text}")]
+    Unexpected {
+        /// HTTP status.
+        status: u16,
+        /// The first part of the body.
+        text: String,
+    },
+    /// The connection failed.
+    #[error("network: {0}")]
+    Network(#[from] reqwest::Error),
+    /// A signature from the server did not verify.
+    #[error("the server's signature does not verify")]
+    BadServerSignature,
+}
+
+impl ApiFailure {
+    /// The stable error code, when the server sent one.
+    pub fn code(&self) -> Option<eid_protocol::wire::ErrorCode> {
+        match self {
+            ApiFailure::Server { body, .. } => Some(body.error.code),
+            _ => None,
+        }
+    }
+}
+
+/// Turns a response into `T` or a typed failure.
+pub async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, ApiFailure> {
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|_| ApiFailure::Unexpected {
+            status: status.as_u16(),
+            text: String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned(),
+        });
+    }
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(body) => Err(ApiFailure::Server {
+            status: status.as_u16(),
+            body,
+        }),
+        Err(_) => Err(ApiFailure::Unexpected {
+            status: status.as_u16(),
+            text: String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned(),
+        }),
+    }
+}
+
+/// Where the server is and how to trust it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `https://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// The pinned client.
+    pub client: reqwest::Client,
+}
+
+impl Endpoint {
+    /// A pinned client for `base_url` with the server's `sha256/...` SPKI pin.
+    pub fn new(base_url: &str, spki_pin: &str) -> Result<Self, pinning::PinError> {
+        Ok(Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            client: pinning::pinned_client(spki_pin)?,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+}
+
+/// The admin API.
+#[derive(Debug, Clone)]
+pub struct AdminClient {
+    endpoint: Endpoint,
+    token: String,
+}
+
+impl AdminClient {
+    /// A client with the admin token.
+    pub fn new(endpoint: Endpoint, token: &str) -> Self {
+        Self {
+            endpoint,
+            token: token.to_owned(),
+        }
+    }
+
+    async fn post<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ApiFailure> {
+        let mut req = self
+            .endpoint
+            .client
+            .post(self.endpoint.url(path))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        decode(req.send().await?).await
+    }
+
+    /// Creates an identity.
+    pub async fn create_identity(
+        &self,
+        user_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<IdentityCreated, ApiFailure> {
+        let body = CreateIdentityRequest {
+            user_id: user_id.into(),
+            display_name: display_name.map(Into::into),
+        };
+        self.post("/v1/admin/identities", Some(&body)).await
+    }
+
+    /// Issues an activation code.
+    pub async fn issue_activation_code(
+        &self,
+        identity: IdentityId,
+    ) -> Result<ActivationCodeIssued, ApiFailure> {
+        self.post::<(), _>(
+            &format!("/v1/admin/identities/{identity}/activation-codes"),
+            None,
+        )
+        .await
+    }
+
+    /// Reads an identity.
+    pub async fn identity(&self, identity: IdentityId) -> Result<IdentityInfo, ApiFailure> {
+        let req = self.endpoint.client.get(
+            self.endpoint
+                .url(&format!("/v1/admin/identities/{identity}")),
+        );
+        decode(req.bearer_auth(&self.token).send().await?).await
+    }
+
+    /// Blocks an identity.
+    pub async fn block(&self, identity: IdentityId) -> Result<IdentityInfo, ApiFailure> {
+        self.post::<(), _>(&format!("/v1/admin/identities/{identity}/block"), None)
+            .await
+    }
+
+    /// Unblocks an identity.
+    pub async fn unblock(&self, identity: IdentityId) -> Result<IdentityInfo, ApiFailure> {
+        self.post::<(), _>(&format!("/v1/admin/identities/{identity}/unblock"), None)
+            .await
+    }
+
+    /// Registers a service provider.
+    pub async fn register_service_provider(
+        &self,
+        name: &str,
+    ) -> Result<ServiceProviderRegistered, ApiFailure> {
+        self.post(
+            "/v1/admin/service-providers",
+            Some(&RegisterServiceProviderRequest { name: name.into() }),
+        )
+        .await
+    }
+}
+
+/// The relying-party API.
+#[derive(Debug, Clone)]
+pub struct RelyingPartyClient {
+    endpoint: Endpoint,
+    api_key: String,
+}
+
+impl RelyingPartyClient {
+    /// A client with the provider's API key.
+    pub fn new(endpoint: Endpoint, api_key: &str) -> Self {
+        Self {
+            endpoint,
+            api_key: api_key.to_owned(),
+        }
+    }
+
+    /// Asks a person to log in or sign.
+    pub async fn create_request(
+        &self,
+        user_id: &str,
+        kind: RequestKind,
+        reference_text: &str,
+        binding_code: Option<&str>,
+    ) -> Result<RequestCreated, ApiFailure> {
+        let body = CreateRequestRequest {
+            user_id: user_id.into(),
+            kind,
+            reference_text: reference_text.into(),
+            binding_code: binding_code.map(Into::into),
+        };
+        let req = self
+            .endpoint
+            .client
+            .post(self.endpoint.url("/v1/rp/requests"))
+            .bearer_auth(&self.api_key);
+        decode(req.json(&body).send().await?).await
+    }
+
+    /// Reads a request's status, long-polling up to `wait_secs` while pending.
+    pub async fn status(
+        &self,
+        request: RequestId,
+        wait_secs: u64,
+    ) -> Result<RequestStatusResponse, ApiFailure> {
+        let url = self
+            .endpoint
+            .url(&format!("/v1/rp/requests/{request}?wait={wait_secs}"));
+        decode(
+            self.endpoint
+                .client
+                .get(url)
+                .bearer_auth(&self.api_key)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Cancels a pending request.
+    pub async fn cancel(&self, request: RequestId) -> Result<RequestStatusResponse, ApiFailure> {
+        let url = self
+            .endpoint
+            .url(&format!("/v1/rp/requests/{request}/cancel"));
+        decode(
+            self.endpoint
+                .client
+                .post(url)
+                .bearer_auth(&self.api_key)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// The server's receipt-signing key.
+    pub async fn server_key(&self) -> Result<eid_protocol::PublicKey, ApiFailure> {
+        let r: ServerKeyResponse = decode(
+            self.endpoint
+                .client
+                .get(self.endpoint.url("/v1/server-key"))
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok(r.server_public_key)
+    }
+}
+
+/// Verifies a receipt's signature and that it is for `request` with the
+/// reference text whose hash the relying party knows.
+pub fn verify_receipt(
+    server_key: &eid_protocol::PublicKey,
+    receipt: &eid_protocol::wire::SignedReceipt,
+    request: RequestId,
+    reference_text_sha256: &[u8; 32],
+) -> Result<(), ApiFailure> {
+    server_key
+        .verify(&receipt.receipt.signing_bytes(), &receipt.signature)
+        .map_err(|_| ApiFailure::BadServerSignature)?;
+    if receipt.receipt.request_id != request
+        || &receipt.receipt.reference_text_sha256 != reference_text_sha256
+    {
+        return Err(ApiFailure::BadServerSignature);
+    }
+    Ok(())
+}
