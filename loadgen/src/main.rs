@@ -1,0 +1,325 @@
+//! `eid-loadgen`: runs the full login flow with N simulated phones against a
+//! server on loopback and reports logins per second and per-step latency.
+//!
+//! Each phone loops: the relying party creates a request → the phone pulls
+//! (signed, verifies the envelope) → the phone approves (device + PIN key,
+//! verifies the receipt) → the relying party reads the result (verifies the
+//! receipt). Bounded in time and count; refuses any target but 127.0.0.0/8.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use eid_api_client::{AdminClient, Endpoint, RelyingPartyClient, SoftPhone, verify_receipt};
+use eid_protocol::wire::RequestStatus;
+use eid_protocol::{Outcome, RequestKind};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Load generator for the eID server (loopback only, bounded).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Simulated phones (each its own identity), running concurrently.
+    #[arg(long, default_value_t = 64)]
+    phones: usize,
+    /// Seconds to run (at most 900).
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Stop after this many logins (at most 10 million).
+    #[arg(long, default_value_t = 1_000_000)]
+    max_logins: u64,
+    /// Target server (https://127.x.x.x:PORT). Without it, an embedded server
+    /// runs in this process on a temporary SQLite database.
+    #[arg(long, requires_all = ["pin", "admin_token"])]
+    server: Option<String>,
+    /// SPKI pin of the target server.
+    #[arg(long)]
+    pin: Option<String>,
+    /// Admin token of the target server.
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Sample resident memory of this process every N seconds (soak runs).
+    #[arg(long)]
+    rss_every_secs: Option<u64>,
+}
+
+const STEPS: [&str; 4] = ["rp_create", "phone_pull", "phone_approve", "rp_result"];
+
+#[derive(Debug, Serialize)]
+struct StepReport {
+    step: &'static str,
+    p50_us: u64,
+    p99_us: u64,
+    max_us: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    phones: usize,
+    seconds: f64,
+    logins: u64,
+    errors: u64,
+    logins_per_sec: f64,
+    steps: Vec<StepReport>,
+    login_p50_us: u64,
+    login_p99_us: u64,
+    rss_kib_samples: Vec<u64>,
+}
+
+fn check_loopback(url: &str) -> anyhow::Result<()> {
+    let host = url
+        .strip_prefix("https://")
+        .context("the server URL must start with https://")?
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let host = host
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(host)
+        .trim_matches(['[', ']']);
+    let ip: IpAddr = host
+        .parse()
+        .context("the server must be given as a loopback IP address")?;
+    if !ip.is_loopback() {
+        bail!("refusing to send load to {ip}: only loopback addresses are allowed");
+    }
+    Ok(())
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.to_owned())
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+struct Worker {
+    phone: SoftPhone,
+    user_id: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(args.duration_secs <= 900, "--duration-secs is at most 900");
+    anyhow::ensure!(
+        args.max_logins <= 10_000_000,
+        "--max-logins is at most 10 million"
+    );
+    anyhow::ensure!((1..=4096).contains(&args.phones), "--phones is 1 to 4096");
+
+    let _embedded_dir;
+    let _embedded;
+    let (base_url, pin, admin_token) = match &args.server {
+        Some(url) => {
+            check_loopback(url)?;
+            (
+                url.clone(),
+                args.pin.clone().unwrap_or_default(),
+                args.admin_token.clone().unwrap_or_default(),
+            )
+        }
+        None => {
+            let dir = tempfile::tempdir()?;
+            let config = eid_server::Config {
+                listen: "127.0.0.1:0".parse()?,
+                data_dir: dir.path().to_owned(),
+                ..eid_server::Config::default()
+            };
+            let server = eid_server::start(eid_server::ServerOptions::new(config)).await?;
+            let triple = (
+                server.base_url(),
+                server.spki_pin.clone(),
+                server.admin_token.to_string(),
+            );
+            _embedded_dir = dir;
+            _embedded = server;
+            triple
+        }
+    };
+    let endpoint = Endpoint::new(&base_url, &pin)?;
+    let admin = AdminClient::new(endpoint.clone(), &admin_token);
+    let sp = admin
+        .register_service_provider("Load Test Bank A/S")
+        .await?;
+    let rp = RelyingPartyClient::new(endpoint.clone(), &sp.api_key);
+    let server_key = rp.server_key().await?;
+
+    // Set-up: one identity and one activated phone per simulated person.
+    let run_tag = eid_protocol::wire::b64::encode(&eid_protocol::crypto::random_array::<4>());
+    let mut workers = Vec::with_capacity(args.phones);
+    for i in 0..args.phones {
+        let user_id = format!("load#{run_tag}-{i}x");
+        let identity = admin.create_identity(&user_id, None).await?;
+        let code = admin.issue_activation_code(identity.identity_id).await?;
+        let mut phone = SoftPhone::new();
+        phone
+            .activate(&endpoint, &user_id, &code.activation_code)
+            .await?;
+        workers.push(Worker { phone, user_id });
+    }
+
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.duration_secs);
+    let issued = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let rss_samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    if let Some(every) = args.rss_every_secs {
+        let samples = rss_samples.clone();
+        tokio::spawn(async move {
+            while Instant::now() < deadline {
+                samples.lock().expect("samples").push(rss_kib());
+                tokio::time::sleep(Duration::from_secs(every.max(1))).await;
+            }
+        });
+    }
+
+    let mut tasks = Vec::new();
+    for mut worker in workers {
+        let (endpoint, rp, server_key) = (endpoint.clone(), rp.clone(), server_key.clone());
+        let (issued, errors, max) = (issued.clone(), errors.clone(), args.max_logins);
+        tasks.push(tokio::spawn(async move {
+            let mut steps: Vec<Histogram<u64>> = (0..4)
+                .map(|_| Histogram::new(3).expect("histogram"))
+                .collect();
+            let mut total = Histogram::<u64>::new(3).expect("histogram");
+            let mut done = 0u64;
+            while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < max {
+                match one_login(&endpoint, &rp, &server_key, &mut worker, &mut steps).await {
+                    Ok(elapsed) => {
+                        total.record(elapsed.as_micros() as u64).ok();
+                        done += 1;
+                    }
+                    Err(e) => {
+                        if errors.fetch_add(1, Ordering::Relaxed) < 5 {
+                            eprintln!("login failed: {e:#}");
+                        }
+                    }
+                }
+            }
+            (steps, total, done)
+        }));
+    }
+    let mut steps: Vec<Histogram<u64>> = (0..4)
+        .map(|_| Histogram::new(3).expect("histogram"))
+        .collect();
+    let mut total = Histogram::<u64>::new(3)?;
+    let mut logins = 0;
+    for t in tasks {
+        let (s, tot, done) = t.await?;
+        for (a, b) in steps.iter_mut().zip(&s) {
+            a.add(b)?;
+        }
+        total.add(&tot)?;
+        logins += done;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let report = Report {
+        phones: args.phones,
+        seconds,
+        logins,
+        errors: errors.load(Ordering::Relaxed),
+        logins_per_sec: logins as f64 / seconds,
+        steps: STEPS
+            .iter()
+            .zip(&steps)
+            .map(|(step, h)| StepReport {
+                step,
+                p50_us: h.value_at_quantile(0.5),
+                p99_us: h.value_at_quantile(0.99),
+                max_us: h.max(),
+            })
+            .collect(),
+        login_p50_us: total.value_at_quantile(0.5),
+        login_p99_us: total.value_at_quantile(0.99),
+        rss_kib_samples: std::mem::take(&mut *rss_samples.lock().expect("samples")),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} phones, {:.1} s: {} logins, {} errors, {:.0} logins/s (login p50 {} µs, p99 {} µs)",
+            report.phones,
+            report.seconds,
+            report.logins,
+            report.errors,
+            report.logins_per_sec,
+            report.login_p50_us,
+            report.login_p99_us
+        );
+        for s in &report.steps {
+            println!(
+                "  {:<14} p50 {:>7} µs   p99 {:>7} µs   max {:>7} µs",
+                s.step, s.p50_us, s.p99_us, s.max_us
+            );
+        }
+        if !report.rss_kib_samples.is_empty() {
+            println!("  rss KiB samples: {:?}", report.rss_kib_samples);
+        }
+    }
+    if report.errors > 0 {
+        bail!("{} logins failed", report.errors);
+    }
+    Ok(())
+}
+
+async fn one_login(
+    endpoint: &Endpoint,
+    rp: &RelyingPartyClient,
+    server_key: &eid_protocol::PublicKey,
+    worker: &mut Worker,
+    steps: &mut [Histogram<u64>],
+) -> anyhow::Result<Duration> {
+    let text = "Log på Load Test Bank";
+    let t0 = Instant::now();
+    let created = rp
+        .create_request(&worker.user_id, RequestKind::Login, text, None)
+        .await?;
+    let t1 = Instant::now();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    let pulled = SoftPhone::pull(endpoint, &[&worker.phone], now_ms).await?;
+    let envelope = pulled.accounts[0]
+        .requests
+        .iter()
+        .find(|r| r.envelope.request_id == created.request_id)
+        .context("request missing from pull")?
+        .envelope
+        .clone();
+    let t2 = Instant::now();
+    let decision = worker.phone.decide(&envelope, Outcome::Approve, None, true);
+    worker.phone.submit(endpoint, &decision).await?;
+    let t3 = Instant::now();
+    let status = rp.status(created.request_id, 0).await?;
+    anyhow::ensure!(
+        status.status == RequestStatus::Approved,
+        "status {:?}",
+        status.status
+    );
+    let receipt = status.receipt.context("no receipt")?;
+    verify_receipt(
+        server_key,
+        &receipt,
+        created.request_id,
+        &eid_protocol::sha256(text.as_bytes()),
+    )?;
+    let t4 = Instant::now();
+    for (h, d) in steps.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3]) {
+        h.record(d.as_micros() as u64).ok();
+    }
+    Ok(t4 - t0)
+}
