@@ -1,0 +1,11 @@
+//! eID authenticator core.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod error;
+pub mod keystore;
+pub mod lockout;
+pub mod pin;
+mod store;
+
+pub use error::{Error, Result};
