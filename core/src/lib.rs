@@ -1,6 +1,7 @@
 //! eID authenticator core.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod clock;
 pub mod error;
 pub mod keystore;
