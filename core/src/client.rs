@@ -90,8 +90,9 @@ impl ServerCertVerifier for PinnedVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let digest = spki_sha256(end_entity)
-            .ok_or(rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let digest = spki_sha256(end_entity).ok_or(rustls::Error::InvalidCertificate(
+            CertificateError::BadEncoding,
+        ))?;
         if eid_protocol::crypto::constant_time_eq(&digest, &self.pin) {
             Ok(ServerCertVerified::assertion())
         } else {
@@ -256,7 +257,9 @@ mod tests {
             pin,
             format!(
                 "sha256/{}",
-                STANDARD.encode(eid_protocol::sha256(&rcgen::PublicKeyData::subject_public_key_info(&good.signing_key)))
+                STANDARD.encode(eid_protocol::sha256(
+                    &rcgen::PublicKeyData::subject_public_key_info(&good.signing_key)
+                ))
             )
         );
         let v = verifier_for(&pin);
@@ -272,16 +275,28 @@ mod tests {
             ))
         ));
         assert!(
-            v.verify_server_cert(&CertificateDer::from(vec![1, 2, 3]), &[], &name, &[], UnixTime::now())
-                .is_err()
+            v.verify_server_cert(
+                &CertificateDer::from(vec![1, 2, 3]),
+                &[],
+                &name,
+                &[],
+                UnixTime::now()
+            )
+            .is_err()
         );
-        assert!(v.supported_verify_schemes().contains(&SignatureScheme::ECDSA_NISTP256_SHA256));
+        assert!(
+            v.supported_verify_schemes()
+                .contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
+        );
     }
 
     #[test]
     fn config_is_checked() {
         assert!(matches!(parse_spki_pin("sha256/!!"), Err(Error::Config(_))));
-        assert!(matches!(parse_spki_pin("sha256/AAAA"), Err(Error::Config(_))));
+        assert!(matches!(
+            parse_spki_pin("sha256/AAAA"),
+            Err(Error::Config(_))
+        ));
         let pin = format!("sha256/{}", STANDARD.encode([7u8; 32]));
         assert_eq!(parse_spki_pin(&pin).unwrap(), [7u8; 32]);
         assert!(matches!(

@@ -71,6 +71,9 @@ pub enum Error {
     /// Approve needs the swipe to be confirmed on the screen showing the text.
     #[error("the swipe was not confirmed")]
     SwipeRequired,
+    /// The request needs the code shown where it was started (channel binding).
+    #[error("enter the code shown where the request was started")]
+    BindingCodeRequired,
     /// The unlock is unknown, already used, expired, or for another request.
     #[error("the PIN unlock is no longer valid; enter the PIN again")]
     UnlockInvalid,

@@ -162,8 +162,8 @@ fn parse_line(line: &str) -> Result<(String, Entry), KeyStoreError> {
     else {
         return Err(corrupt());
     };
-    let alias = String::from_utf8(hex::decode(alias).map_err(|_| corrupt())?)
-        .map_err(|_| corrupt())?;
+    let alias =
+        String::from_utf8(hex::decode(alias).map_err(|_| corrupt())?).map_err(|_| corrupt())?;
     let mut bytes = Zeroizing::new(STANDARD.decode(secret).map_err(|_| corrupt())?);
     let entry = match kind {
         "sign" => Entry::Signing(SoftwareSigningKey::from_pkcs8(&bytes).map_err(|_| corrupt())?),

@@ -178,10 +178,7 @@ mod tests {
             );
             s = next;
             if wait > 0 {
-                assert_eq!(
-                    s.gate(now + wait - 1),
-                    Gate::Locked { retry_after_ms: 1 }
-                );
+                assert_eq!(s.gate(now + wait - 1), Gate::Locked { retry_after_ms: 1 });
             }
             now += wait;
         }

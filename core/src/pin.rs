@@ -50,8 +50,8 @@ const COMMON_PINS: &[&str] = &[
     "110011", "100200", "123654", "789456", "246810", "135790", "142536", "159357", "111222",
     "222333", "999000", "123789", "147369", "951753", "753951", "852456", "258456", "124578",
     "314159", "271828", "696900", "000123", "123000", "001122", "332211", "998877", "456123",
-    "741852", "963852", "321654", "987456", "1379", "2580", "1470", "0852", "24682468",
-    "13579135", "12344321", "11223344",
+    "741852", "963852", "321654", "987456", "1379", "2580", "1470", "0852", "24682468", "13579135",
+    "12344321", "11223344",
 ];
 
 /// The PIN policy. `length` is 6 by default.
@@ -378,7 +378,10 @@ mod tests {
         assert_eq!(eight.check("24121999"), Err(PinPolicyError::Date));
         assert_eq!(eight.check("19991224"), Err(PinPolicyError::Date));
         assert_eq!(eight.check("48091573"), Ok(()));
-        assert_eq!(eight.check("12341234"), Err(PinPolicyError::RepeatedPattern));
+        assert_eq!(
+            eight.check("12341234"),
+            Err(PinPolicyError::RepeatedPattern)
+        );
     }
 
     #[test]
@@ -424,7 +427,14 @@ mod tests {
         // Bound to its public key.
         let other_key = SoftwareSigningKey::generate();
         assert_eq!(
-            unwrap_pin_key(&wrapped, "480915", other_key.public_key().as_bytes(), &ks, "w").err(),
+            unwrap_pin_key(
+                &wrapped,
+                "480915",
+                other_key.public_key().as_bytes(),
+                &ks,
+                "w"
+            )
+            .err(),
             Some(UnwrapError::WrongPin)
         );
     }

@@ -515,14 +515,6 @@ impl Store {
         Ok(out)
     }
 
-    pub(crate) fn remove_pending(&self, id: &AuthenticatorId, request: &RequestId) -> Result<()> {
-        self.conn.execute(
-            "DELETE FROM pending_requests WHERE authenticator_id = ?1 AND request_id = ?2",
-            params![id.to_string(), request.to_string()],
-        )?;
-        Ok(())
-    }
-
     // ------------------------------------------------------------ decisions
 
     pub(crate) fn insert_decision(&self, submit: &SubmitDecisionRequest, now: u64) -> Result<()> {
@@ -703,7 +695,8 @@ impl Store {
                 },
             )
             .optional()?;
-        let Some(((user_id, dka, pwa, dpk, ppk, wrapped), (salt, nonce, it, ds, ps, created))) = row
+        let Some(((user_id, dka, pwa, dpk, ppk, wrapped), (salt, nonce, it, ds, ps, created))) =
+            row
         else {
             return Ok(None);
         };

@@ -329,9 +329,11 @@ pub struct SubmitDecisionRequest {
     /// Device-key signature over `decision.signing_bytes()`.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub device_signature: Signature,
-    /// PIN-key signature over `decision.signing_bytes()`.
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
-    pub pin_signature: Signature,
+    /// PIN-key signature over `decision.signing_bytes()`. Required to approve;
+    /// absent on a deny or report-fraud made without entering the PIN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Byte))]
+    pub pin_signature: Option<Signature>,
 }
 
 /// A receipt with the server's signature over its canonical bytes.
