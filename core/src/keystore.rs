@@ -51,7 +51,7 @@ pub trait KeyStore: Send + Sync {
 }
 
 enum Entry {
-    Signing(SoftwareSigningKey),
+    Signing(Box<SoftwareSigningKey>),
     Secret(Zeroizing<[u8; 32]>),
 }
 
@@ -166,7 +166,9 @@ fn parse_line(line: &str) -> Result<(String, Entry), KeyStoreError> {
         String::from_utf8(hex::decode(alias).map_err(|_| corrupt())?).map_err(|_| corrupt())?;
     let mut bytes = Zeroizing::new(STANDARD.decode(secret).map_err(|_| corrupt())?);
     let entry = match kind {
-        "sign" => Entry::Signing(SoftwareSigningKey::from_pkcs8(&bytes).map_err(|_| corrupt())?),
+        "sign" => Entry::Signing(Box::new(
+            SoftwareSigningKey::from_pkcs8(&bytes).map_err(|_| corrupt())?,
+        )),
         "hmac" => {
             let mut arr = Zeroizing::new([0u8; 32]);
             if bytes.len() != 32 {
@@ -194,7 +196,7 @@ impl KeyStore for SoftwareKeyStore {
         let key = SoftwareSigningKey::generate();
         let public = key.public_key().as_bytes().to_vec();
         let mut entries = self.lock()?;
-        let previous = entries.insert(alias.to_owned(), Entry::Signing(key));
+        let previous = entries.insert(alias.to_owned(), Entry::Signing(Box::new(key)));
         if let Err(e) = self.persist(&entries) {
             match previous {
                 Some(p) => entries.insert(alias.to_owned(), p),

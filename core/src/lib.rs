@@ -5,6 +5,7 @@
 //! approval, deny, report fraud, PIN change and account removal. Keys live
 //! behind the [`keystore::KeyStore`] trait; state in one SQLite file.
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod approval;
 pub mod client;

@@ -89,7 +89,8 @@ impl PinPolicy {
             return Err(PinPolicyError::Sequence);
         }
         let n = d.len();
-        if (2..n).any(|block| n % block == 0 && d.chunks(block).all(|c| c == &d[..block])) {
+        if (2..n).any(|block| n.is_multiple_of(block) && d.chunks(block).all(|c| c == &d[..block]))
+        {
             return Err(PinPolicyError::RepeatedPattern);
         }
         if looks_like_date(&d) {
@@ -133,8 +134,9 @@ fn looks_like_date(d: &[u8]) -> bool {
         8 => {
             let year_last = (1900..=2099).contains(&num(&d[4..8]));
             let year_first = (1900..=2099).contains(&num(&d[0..4]));
-            (year_last && valid_day_month(num(&d[0..2]), num(&d[2..4]))) // DDMMYYYY
-                || (year_last && valid_day_month(num(&d[2..4]), num(&d[0..2]))) // MMDDYYYY
+            let ddmm = valid_day_month(num(&d[0..2]), num(&d[2..4])); // DDMMYYYY
+            let mmdd = valid_day_month(num(&d[2..4]), num(&d[0..2])); // MMDDYYYY
+            (year_last && (ddmm || mmdd))
                 || (year_first && valid_day_month(num(&d[6..8]), num(&d[4..6]))) // YYYYMMDD
         }
         _ => false,
