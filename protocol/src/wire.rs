@@ -334,7 +334,7 @@ pub struct SubmitDecisionRequest {
     /// PIN-key signature over `decision.signing_bytes()`. Required to approve;
     /// optional for deny and report-fraud, which need no PIN (a person must be
     /// able to refuse at once), but verified when present.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Byte))]
     pub pin_signature: Option<Signature>,
 }

@@ -1,0 +1,318 @@
+//! HTTPS client for the server's device API: TLS 1.3 only, `ring` provider,
+//! and a certificate check that pins the server's public key.
+//!
+//! The verifier accepts exactly the certificate whose SubjectPublicKeyInfo has
+//! the configured SHA-256 (no CA, no name or date checks: the pin is the trust
+//! anchor), then checks the TLS 1.3 handshake signature against that
+//! certificate's key with `rustls::crypto::verify_tls13_signature`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use eid_protocol::wire::ErrorBody;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// Where the server is and how to recognise it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Base URL, `https://host:port` (no trailing path).
+    pub base_url: String,
+    /// The server's SPKI pin: `sha256/<standard base64 of SHA-256(SPKI DER)>`.
+    pub spki_pin: String,
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout.
+    pub request_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// A config with default timeouts (5 s connect, 15 s per request).
+    pub fn new(base_url: impl Into<String>, spki_pin: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            spki_pin: spki_pin.into(),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Parses `sha256/<base64>` (or bare base64) into the 32-byte digest.
+pub fn parse_spki_pin(pin: &str) -> Result<[u8; 32]> {
+    let b64 = pin.strip_prefix("sha256/").unwrap_or(pin).trim();
+    let bytes = STANDARD
+        .decode(b64)
+        .or_else(|_| STANDARD_NO_PAD.decode(b64))
+        .map_err(|_| Error::Config("SPKI pin is not base64".into()))?;
+    bytes
+        .try_into()
+        .map_err(|_| Error::Config("SPKI pin must be a SHA-256 digest".into()))
+}
+
+/// The pin of a DER certificate: `sha256/<base64 of SHA-256(SPKI DER)>`.
+pub fn spki_pin_of_certificate(cert_der: &[u8]) -> Result<String> {
+    let digest = spki_sha256(cert_der).ok_or_else(|| Error::Config("bad certificate".into()))?;
+    Ok(format!("sha256/{}", STANDARD.encode(digest)))
+}
+
+fn spki_sha256(cert_der: &[u8]) -> Option<[u8; 32]> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    Some(eid_protocol::sha256(cert.tbs_certificate.subject_pki.raw))
+}
+
+/// Accepts only the pinned server key; TLS 1.3 handshake signatures only.
+#[derive(Debug)]
+pub(crate) struct PinnedVerifier {
+    pin: [u8; 32],
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl PinnedVerifier {
+    pub(crate) fn new(pin: [u8; 32], algorithms: WebPkiSupportedAlgorithms) -> Self {
+        Self { pin, algorithms }
+    }
+}
+
+impl ServerCertVerifier for PinnedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let digest = spki_sha256(end_entity).ok_or(rustls::Error::InvalidCertificate(
+            CertificateError::BadEncoding,
+        ))?;
+        if eid_protocol::crypto::constant_time_eq(&digest, &self.pin) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not allowed".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// Most bytes accepted in a response body.
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The HTTPS client.
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    pub(crate) fn new(cfg: &ServerConfig) -> Result<Self> {
+        let base = cfg.base_url.trim_end_matches('/').to_owned();
+        if !base.starts_with("https://") {
+            return Err(Error::Config("the base URL must be https://".into()));
+        }
+        let pin = parse_spki_pin(&cfg.spki_pin)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = PinnedVerifier::new(pin, provider.signature_verification_algorithms);
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| Error::Config(format!("TLS: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .https_only(true)
+            .no_proxy()
+            .connect_timeout(cfg.connect_timeout)
+            .timeout(cfg.request_timeout)
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        Ok(Self { http, base })
+    }
+
+    /// POSTs `body` (JSON bytes, sent exactly) with extra headers; decodes the answer.
+    pub(crate) async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&'static str, String)],
+    ) -> Result<T> {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let resp = req.send().await.map_err(network_error)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(network_error)?;
+        if bytes.len() > MAX_RESPONSE_BYTES {
+            return Err(Error::InvalidResponse("response too large".into()));
+        }
+        if status.is_success() {
+            serde_json::from_slice(&bytes)
+                .map_err(|_| Error::InvalidResponse(format!("unreadable {path} answer")))
+        } else {
+            match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(body) => Err(Error::Rejected {
+                    code: body.error.code,
+                }),
+                Err(_) => Err(Error::InvalidResponse(format!("HTTP {}", status.as_u16()))),
+            }
+        }
+    }
+}
+
+/// Names the failure class (no URLs with user data, no bodies).
+fn network_error(e: reqwest::Error) -> Error {
+    if let Some(tls) = find_rustls_error(&e) {
+        let what = match tls {
+            rustls::Error::InvalidCertificate(_) => "TLS: the server key does not match the pin",
+            _ => "TLS handshake failed",
+        };
+        return Error::Network(what.into());
+    }
+    let class = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "connection broke while reading"
+    } else {
+        "request failed"
+    };
+    Error::Network(class.into())
+}
+
+fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(tls) = find_rustls_error(inner)
+        {
+            return Some(tls);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier_for(pin: &str) -> PinnedVerifier {
+        let provider = rustls::crypto::ring::default_provider();
+        PinnedVerifier::new(
+            parse_spki_pin(pin).unwrap(),
+            provider.signature_verification_algorithms,
+        )
+    }
+
+    #[test]
+    fn pinned_verifier_accepts_pin_and_refuses_other_keys() {
+        let good = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let pin = spki_pin_of_certificate(good.cert.der()).unwrap();
+        assert!(pin.starts_with("sha256/"));
+        // The pin is SHA-256 of the SPKI, i.e. of the key: rcgen's own SPKI agrees.
+        assert_eq!(
+            pin,
+            format!(
+                "sha256/{}",
+                STANDARD.encode(eid_protocol::sha256(
+                    &rcgen::PublicKeyData::subject_public_key_info(&good.signing_key)
+                ))
+            )
+        );
+        let v = verifier_for(&pin);
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        assert!(
+            v.verify_server_cert(good.cert.der(), &[], &name, &[], UnixTime::now())
+                .is_ok()
+        );
+        assert!(matches!(
+            v.verify_server_cert(other.cert.der(), &[], &name, &[], UnixTime::now()),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure
+            ))
+        ));
+        assert!(
+            v.verify_server_cert(
+                &CertificateDer::from(vec![1, 2, 3]),
+                &[],
+                &name,
+                &[],
+                UnixTime::now()
+            )
+            .is_err()
+        );
+        assert!(
+            v.supported_verify_schemes()
+                .contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
+        );
+    }
+
+    #[test]
+    fn config_is_checked() {
+        assert!(matches!(parse_spki_pin("sha256/!!"), Err(Error::Config(_))));
+        assert!(matches!(
+            parse_spki_pin("sha256/AAAA"),
+            Err(Error::Config(_))
+        ));
+        let pin = format!("sha256/{}", STANDARD.encode([7u8; 32]));
+        assert_eq!(parse_spki_pin(&pin).unwrap(), [7u8; 32]);
+        assert!(matches!(
+            Client::new(&ServerConfig::new("http://127.0.0.1:1", pin.clone())),
+            Err(Error::Config(_))
+        ));
+        assert!(Client::new(&ServerConfig::new("https://127.0.0.1:1/", pin)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_a_network_error() {
+        let pin = format!("sha256/{}", STANDARD.encode([7u8; 32]));
+        let mut cfg = ServerConfig::new("https://127.0.0.1:9", pin);
+        cfg.connect_timeout = Duration::from_millis(500);
+        let client = Client::new(&cfg).unwrap();
+        let r: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert!(matches!(r, Err(Error::Network(_))), "{r:?}");
+    }
+}

@@ -1,0 +1,282 @@
+//! Display models: what the app shows for a request, in Danish or English.
+//!
+//! The app renders these fields and nothing else from the request, so a text
+//! that breaks the rules is never shown (a warning says why instead).
+
+use eid_protocol::text::{TextError, validate_provider_name, validate_reference_text};
+use eid_protocol::{AuthenticatorId, RequestEnvelopeBody, RequestId, RequestKind};
+
+use crate::approval::{Action, allowed_actions};
+
+/// Language of the texts in a display model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Language {
+    /// Dansk.
+    #[default]
+    Danish,
+    /// English.
+    English,
+}
+
+impl Action {
+    /// The button label.
+    pub fn label(self, lang: Language) -> &'static str {
+        match (self, lang) {
+            (Action::Approve, Language::Danish) => "Godkend",
+            (Action::Approve, Language::English) => "Approve",
+            (Action::Deny, Language::Danish) => "Afvis",
+            (Action::Deny, Language::English) => "Deny",
+            (Action::ReportFraud, Language::Danish) => "Det var ikke mig",
+            (Action::ReportFraud, Language::English) => "This wasn't me",
+        }
+    }
+}
+
+/// Why a warning is shown (stable for the app's styling; the text is in `Warning`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WarningKind {
+    /// Always shown: approve only what you started yourself.
+    OnlyApproveWhatYouStarted,
+    /// The reference text broke the rules and is hidden.
+    TextRefused,
+    /// The service provider's name broke the rules and is hidden.
+    ProviderNameRefused,
+    /// The login screen shows a code that must be entered before approving.
+    BindingCodeRequired,
+}
+
+/// One warning with its text in the model's language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// What it is about.
+    pub kind: WarningKind,
+    /// Text to show.
+    pub text: String,
+}
+
+/// Everything the app shows for one pending request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestView {
+    /// The account (authenticator) the request is for.
+    pub authenticator_id: AuthenticatorId,
+    /// That account's user ID (to tell household members apart).
+    pub user_id: String,
+    /// The request.
+    pub request_id: RequestId,
+    /// Login or signature.
+    pub kind: RequestKind,
+    /// Heading, e.g. "Log på hos Nordisk Bank A/S".
+    pub title: String,
+    /// The provider's registered name; `None` if it broke the rules.
+    pub provider_name: Option<String>,
+    /// The reference text; `None` if it broke the rules.
+    pub reference_text: Option<String>,
+    /// Milliseconds left (server deadline on the monotonic clock).
+    pub time_left_ms: u64,
+    /// Warnings, most important first.
+    pub warnings: Vec<Warning>,
+    /// What the person may do.
+    pub actions: Vec<Action>,
+    /// Language of the texts.
+    pub language: Language,
+}
+
+fn kind_title(kind: RequestKind, provider: Option<&str>, lang: Language) -> String {
+    let who = provider.unwrap_or(match lang {
+        Language::Danish => "ukendt tjeneste",
+        Language::English => "unknown service",
+    });
+    match (kind, lang) {
+        (RequestKind::Signature, Language::Danish) => format!("Underskriv hos {who}"),
+        (RequestKind::Signature, Language::English) => format!("Sign at {who}"),
+        (_, Language::Danish) => format!("Log på hos {who}"),
+        (_, Language::English) => format!("Log in at {who}"),
+    }
+}
+
+fn reason(e: &TextError, lang: Language) -> &'static str {
+    match (e, lang) {
+        (TextError::BidiControl { .. }, Language::Danish) => {
+            "den indeholder tegn, der kan vende rækkefølgen af det viste"
+        }
+        (TextError::BidiControl { .. }, Language::English) => {
+            "it contains characters that can reorder what is shown"
+        }
+        (TextError::Invisible { .. }, Language::Danish) => "den indeholder usynlige tegn",
+        (TextError::Invisible { .. }, Language::English) => "it contains invisible characters",
+        (TextError::ControlCharacter { .. } | TextError::PrivateUse { .. }, Language::Danish) => {
+            "den indeholder ugyldige tegn"
+        }
+        (TextError::ControlCharacter { .. } | TextError::PrivateUse { .. }, Language::English) => {
+            "it contains invalid characters"
+        }
+        (TextError::TooLong { .. } | TextError::TooManyLines { .. }, Language::Danish) => {
+            "den er for lang"
+        }
+        (TextError::TooLong { .. } | TextError::TooManyLines { .. }, Language::English) => {
+            "it is too long"
+        }
+        (_, Language::Danish) => "den er ikke gyldig",
+        (_, Language::English) => "it is not valid",
+    }
+}
+
+/// Builds the display model of an envelope with `time_left_ms` left.
+pub(crate) fn build_view(
+    authenticator_id: AuthenticatorId,
+    user_id: &str,
+    envelope: &RequestEnvelopeBody,
+    time_left_ms: u64,
+    lang: Language,
+) -> RequestView {
+    let text_check = validate_reference_text(&envelope.reference_text);
+    let name_check = validate_provider_name(&envelope.service_provider_name);
+    let provider_name = name_check
+        .is_ok()
+        .then(|| envelope.service_provider_name.clone());
+    let reference_text = text_check.is_ok().then(|| envelope.reference_text.clone());
+    let mut warnings = Vec::new();
+    if let Err(e) = &text_check {
+        let text = match lang {
+            Language::Danish => format!(
+                "Teksten vises ikke, fordi {}. Godkend ikke. Afvis, eller meld misbrug hvis du ikke selv startede dette.",
+                reason(e, lang)
+            ),
+            Language::English => format!(
+                "The text is not shown because {}. Do not approve. Deny, or report it if you did not start this yourself.",
+                reason(e, lang)
+            ),
+        };
+        warnings.push(Warning {
+            kind: WarningKind::TextRefused,
+            text,
+        });
+    }
+    if let Err(e) = &name_check {
+        let text = match lang {
+            Language::Danish => format!("Tjenestens navn vises ikke, fordi {}.", reason(e, lang)),
+            Language::English => {
+                format!(
+                    "The service's name is not shown because {}.",
+                    reason(e, lang)
+                )
+            }
+        };
+        warnings.push(Warning {
+            kind: WarningKind::ProviderNameRefused,
+            text,
+        });
+    }
+    warnings.push(Warning {
+        kind: WarningKind::OnlyApproveWhatYouStarted,
+        text: match lang {
+            Language::Danish => "Godkend kun, hvis du selv har startet handlingen. Banken, politiet, Digitaliseringsstyrelsen eller MitID-support beder dig aldrig om at godkende noget i telefonen.".into(),
+            Language::English => "Only approve what you started yourself. Your bank, the police, the Agency for Digitisation or support will never ask you to approve anything on the phone.".into(),
+        },
+    });
+    if envelope.binding_required {
+        warnings.push(Warning {
+            kind: WarningKind::BindingCodeRequired,
+            text: match lang {
+                Language::Danish => "Indtast koden, der vises på skærmen, hvor du startede.".into(),
+                Language::English => "Enter the code shown on the screen where you started.".into(),
+            },
+        });
+    }
+    let text_ok = text_check.is_ok() && name_check.is_ok();
+    RequestView {
+        authenticator_id,
+        user_id: user_id.to_owned(),
+        request_id: envelope.request_id,
+        kind: envelope.kind,
+        title: kind_title(envelope.kind, provider_name.as_deref(), lang),
+        provider_name,
+        reference_text,
+        time_left_ms,
+        warnings,
+        actions: allowed_actions(text_ok, time_left_ms),
+        language: lang,
+    }
+}
+
+/// Checks both texts of an envelope (approval is refused if either fails).
+pub(crate) fn check_texts(envelope: &RequestEnvelopeBody) -> Result<(), TextError> {
+    validate_reference_text(&envelope.reference_text)?;
+    validate_provider_name(&envelope.service_provider_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eid_protocol::{IdentityId, ServiceProviderId};
+
+    fn envelope(text: &str, name: &str) -> RequestEnvelopeBody {
+        RequestEnvelopeBody {
+            request_id: RequestId([1; 16]),
+            identity_id: IdentityId([2; 16]),
+            kind: RequestKind::Login,
+            service_provider_id: ServiceProviderId([3; 16]),
+            service_provider_name: name.into(),
+            reference_text: text.into(),
+            created_at_ms: 0,
+            expires_at_ms: 300_000,
+            server_nonce: [4; 32],
+            binding_required: false,
+        }
+    }
+
+    #[test]
+    fn good_text_is_shown_with_all_actions() {
+        let v = build_view(
+            AuthenticatorId([5; 16]),
+            "Anna#1",
+            &envelope("Log på Netbank", "Nordisk Bank A/S"),
+            1000,
+            Language::Danish,
+        );
+        assert_eq!(v.reference_text.as_deref(), Some("Log på Netbank"));
+        assert_eq!(v.title, "Log på hos Nordisk Bank A/S");
+        assert_eq!(
+            v.actions,
+            vec![Action::Approve, Action::Deny, Action::ReportFraud]
+        );
+        assert_eq!(v.warnings.len(), 1);
+        assert_eq!(v.warnings[0].kind, WarningKind::OnlyApproveWhatYouStarted);
+    }
+
+    #[test]
+    fn bad_text_is_hidden_and_only_deny_allowed() {
+        let v = build_view(
+            AuthenticatorId([5; 16]),
+            "Anna#1",
+            &envelope("Pay \u{202E}00.001\u{202C} kr", "Bank\u{200B}"),
+            1000,
+            Language::English,
+        );
+        assert_eq!(v.reference_text, None);
+        assert_eq!(v.provider_name, None);
+        assert_eq!(v.title, "Log in at unknown service");
+        assert_eq!(v.actions, vec![Action::Deny, Action::ReportFraud]);
+        let kinds: Vec<_> = v.warnings.iter().map(|w| w.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                WarningKind::TextRefused,
+                WarningKind::ProviderNameRefused,
+                WarningKind::OnlyApproveWhatYouStarted
+            ]
+        );
+        assert!(v.warnings[0].text.contains("reorder"));
+        assert!(!v.warnings[0].text.contains('\u{202E}'));
+        let expired = build_view(
+            AuthenticatorId([5; 16]),
+            "Anna#1",
+            &envelope("ok", "Bank"),
+            0,
+            Language::Danish,
+        );
+        assert!(expired.actions.is_empty());
+    }
+}

@@ -1,0 +1,802 @@
+//! The local database: one SQLite file in WAL mode with `synchronous=FULL`, so a
+//! committed write (above all the PIN attempt counter) survives a crash or
+//! `kill -9`. Schema changes go through `rusqlite_migration`.
+
+use std::path::Path;
+
+use eid_protocol::wire::{SignedEnvelope, SignedReceipt, SubmitDecisionRequest};
+use eid_protocol::{AuthenticatorId, IdentityId, PublicKey, RequestId};
+use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite_migration::{M, Migrations};
+
+use crate::error::{Error, Result};
+use crate::lockout::LockoutState;
+use crate::pin::WrappedPinKey;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE accounts (
+    authenticator_id  TEXT PRIMARY KEY NOT NULL,
+    identity_id       TEXT NOT NULL,
+    user_id           TEXT NOT NULL,
+    server_public_key BLOB NOT NULL,
+    device_key_alias  TEXT NOT NULL,
+    pin_wrap_alias    TEXT NOT NULL,
+    pin_public_key    BLOB NOT NULL,
+    decision_counter  INTEGER NOT NULL DEFAULT 0,
+    state             TEXT NOT NULL,
+    created_at_ms     INTEGER NOT NULL
+) STRICT;
+CREATE TABLE pin_keys (
+    authenticator_id TEXT PRIMARY KEY NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    wrapped          BLOB NOT NULL,
+    salt             BLOB NOT NULL,
+    nonce            BLOB NOT NULL,
+    iterations       INTEGER NOT NULL
+) STRICT;
+CREATE TABLE pin_attempts (
+    authenticator_id TEXT PRIMARY KEY NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    failures         INTEGER NOT NULL,
+    locked_until_ms  INTEGER NOT NULL,
+    last_seen_ms     INTEGER NOT NULL
+) STRICT;
+CREATE TABLE pending_requests (
+    authenticator_id TEXT NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    request_id       TEXT NOT NULL,
+    envelope_json    TEXT NOT NULL,
+    server_time_ms   INTEGER NOT NULL,
+    received_wall_ms INTEGER NOT NULL,
+    PRIMARY KEY (authenticator_id, request_id)
+) STRICT;
+CREATE TABLE decisions (
+    authenticator_id TEXT NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    request_id       TEXT NOT NULL,
+    counter          INTEGER NOT NULL,
+    submit_json      TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    receipt_json     TEXT,
+    error_code       TEXT,
+    created_at_ms    INTEGER NOT NULL,
+    PRIMARY KEY (authenticator_id, request_id)
+) STRICT;
+CREATE TABLE pending_activation (
+    id               INTEGER PRIMARY KEY CHECK (id = 1),
+    user_id          TEXT NOT NULL,
+    device_key_alias TEXT NOT NULL,
+    pin_wrap_alias   TEXT NOT NULL,
+    device_public_key BLOB NOT NULL,
+    pin_public_key   BLOB NOT NULL,
+    wrapped          BLOB NOT NULL,
+    salt             BLOB NOT NULL,
+    nonce            BLOB NOT NULL,
+    iterations       INTEGER NOT NULL,
+    device_signature BLOB NOT NULL,
+    pin_signature    BLOB NOT NULL,
+    created_at_ms    INTEGER NOT NULL
+) STRICT;
+"#];
+
+/// Local state of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AccountState {
+    /// Usable.
+    Active,
+    /// The identity is blocked (server says so); no approvals.
+    Blocked,
+    /// The PIN key was destroyed or the server locked the authenticator:
+    /// the account must be activated again.
+    NeedsReactivation,
+}
+
+impl AccountState {
+    fn as_str(self) -> &'static str {
+        match self {
+            AccountState::Active => "active",
+            AccountState::Blocked => "blocked",
+            AccountState::NeedsReactivation => "needs_reactivation",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "active" => AccountState::Active,
+            "blocked" => AccountState::Blocked,
+            "needs_reactivation" => AccountState::NeedsReactivation,
+            _ => return Err(Error::Storage("unknown account state".into())),
+        })
+    }
+}
+
+/// A stored account (no secrets: the PIN key is in `pin_keys`, sealed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AccountRow {
+    pub(crate) authenticator_id: AuthenticatorId,
+    pub(crate) identity_id: IdentityId,
+    pub(crate) user_id: String,
+    pub(crate) server_public_key: PublicKey,
+    pub(crate) device_key_alias: String,
+    pub(crate) pin_wrap_alias: String,
+    pub(crate) pin_public_key: PublicKey,
+    pub(crate) decision_counter: u64,
+    pub(crate) state: AccountState,
+    pub(crate) created_at_ms: u64,
+}
+
+/// A stored pending request.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingRow {
+    pub(crate) authenticator_id: AuthenticatorId,
+    pub(crate) envelope: SignedEnvelope,
+    pub(crate) server_time_ms: u64,
+    pub(crate) received_wall_ms: u64,
+}
+
+/// Where a stored decision stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DecisionStatus {
+    /// Signed, not yet known to have reached the server.
+    Signed,
+    /// The server accepted it and its receipt verified.
+    ReceiptVerified,
+    /// The server refused it (final).
+    Rejected,
+}
+
+impl DecisionStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            DecisionStatus::Signed => "signed",
+            DecisionStatus::ReceiptVerified => "receipt_verified",
+            DecisionStatus::Rejected => "rejected",
+        }
+    }
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "signed" => DecisionStatus::Signed,
+            "receipt_verified" => DecisionStatus::ReceiptVerified,
+            "rejected" => DecisionStatus::Rejected,
+            _ => return Err(Error::Storage("unknown decision status".into())),
+        })
+    }
+}
+
+/// A stored signed decision.
+#[derive(Debug, Clone)]
+pub(crate) struct DecisionRow {
+    pub(crate) submit: SubmitDecisionRequest,
+    pub(crate) status: DecisionStatus,
+    pub(crate) receipt: Option<SignedReceipt>,
+}
+
+/// An interrupted activation: keys made and proof signed, answer not received.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingActivationRow {
+    pub(crate) user_id: String,
+    pub(crate) device_key_alias: String,
+    pub(crate) pin_wrap_alias: String,
+    pub(crate) device_public_key: PublicKey,
+    pub(crate) pin_public_key: PublicKey,
+    pub(crate) wrapped: WrappedPinKey,
+    pub(crate) device_signature: Vec<u8>,
+    pub(crate) pin_signature: Vec<u8>,
+    pub(crate) created_at_ms: u64,
+}
+
+/// The database handle.
+#[derive(Debug)]
+pub(crate) struct Store {
+    conn: Connection,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn bad(what: &str) -> Error {
+    Error::Storage(format!("corrupt {what}"))
+}
+
+fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T> {
+    s.parse().map_err(|_| bad("id"))
+}
+
+fn fixed<const N: usize>(v: Vec<u8>) -> Result<[u8; N]> {
+    v.try_into().map_err(|_| bad("fixed field"))
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database at `path`.
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let mut conn = Connection::open(path)?;
+        Self::configure(&mut conn)?;
+        Ok(Self { conn })
+    }
+
+    /// An in-memory database (tests).
+    #[cfg(test)]
+    pub(crate) fn open_in_memory() -> Result<Self> {
+        let mut conn = Connection::open_in_memory()?;
+        Self::configure(&mut conn)?;
+        Ok(Self { conn })
+    }
+
+    fn configure(conn: &mut Connection) -> Result<()> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let migrations: Migrations<'_> = MIGRATIONS.iter().map(|sql| M::up(sql)).collect();
+        migrations.to_latest(conn)?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ accounts
+
+    pub(crate) fn accounts(&self) -> Result<Vec<AccountRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT authenticator_id, identity_id, user_id, server_public_key, device_key_alias,
+                    pin_wrap_alias, pin_public_key, decision_counter, state, created_at_ms
+             FROM accounts ORDER BY created_at_ms, authenticator_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, Vec<u8>>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, i64>(9)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (a, i, u, spk, dka, pwa, ppk, counter, state, created) = row?;
+            out.push(AccountRow {
+                authenticator_id: parse_id(&a)?,
+                identity_id: parse_id(&i)?,
+                user_id: u,
+                server_public_key: PublicKey::from_sec1(&spk).map_err(|_| bad("key"))?,
+                device_key_alias: dka,
+                pin_wrap_alias: pwa,
+                pin_public_key: PublicKey::from_sec1(&ppk).map_err(|_| bad("key"))?,
+                decision_counter: to_u64(counter),
+                state: AccountState::parse(&state)?,
+                created_at_ms: to_u64(created),
+            });
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn account(&self, id: &AuthenticatorId) -> Result<AccountRow> {
+        self.accounts()?
+            .into_iter()
+            .find(|a| a.authenticator_id == *id)
+            .ok_or(Error::UnknownAccount)
+    }
+
+    /// Inserts a newly activated account with its sealed PIN key, and clears the
+    /// pending activation, in one transaction.
+    pub(crate) fn insert_account(&mut self, a: &AccountRow, w: &WrappedPinKey) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO accounts (authenticator_id, identity_id, user_id, server_public_key,
+                device_key_alias, pin_wrap_alias, pin_public_key, decision_counter, state, created_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                a.authenticator_id.to_string(),
+                a.identity_id.to_string(),
+                a.user_id,
+                a.server_public_key.as_bytes().as_slice(),
+                a.device_key_alias,
+                a.pin_wrap_alias,
+                a.pin_public_key.as_bytes().as_slice(),
+                to_i64(a.decision_counter),
+                a.state.as_str(),
+                to_i64(a.created_at_ms),
+            ],
+        )?;
+        Self::put_pin_key(&tx, &a.authenticator_id, w)?;
+        tx.execute(
+            "INSERT INTO pin_attempts VALUES (?1, 0, 0, ?2)",
+            params![a.authenticator_id.to_string(), to_i64(a.created_at_ms)],
+        )?;
+        tx.execute("DELETE FROM pending_activation", [])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn put_pin_key(conn: &Connection, id: &AuthenticatorId, w: &WrappedPinKey) -> Result<()> {
+        conn.execute(
+            "INSERT OR REPLACE INTO pin_keys VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                id.to_string(),
+                w.ciphertext,
+                w.salt.as_slice(),
+                w.nonce.as_slice(),
+                i64::from(w.iterations)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the sealed PIN key (PIN change) and resets the attempt counter.
+    pub(crate) fn replace_pin_key(
+        &mut self,
+        id: &AuthenticatorId,
+        w: &WrappedPinKey,
+        attempts: &LockoutState,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        Self::put_pin_key(&tx, id, w)?;
+        Self::put_attempts(&tx, id, attempts)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn pin_key(&self, id: &AuthenticatorId) -> Result<Option<WrappedPinKey>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT wrapped, salt, nonce, iterations FROM pin_keys WHERE authenticator_id = ?1",
+                [id.to_string()],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(ciphertext, salt, nonce, iterations)| {
+            Ok(WrappedPinKey {
+                salt: fixed(salt)?,
+                nonce: fixed(nonce)?,
+                ciphertext,
+                iterations: u32::try_from(iterations).map_err(|_| bad("iterations"))?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Destroys the sealed PIN key and marks the account for re-activation.
+    pub(crate) fn destroy_pin_key(&mut self, id: &AuthenticatorId) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM pin_keys WHERE authenticator_id = ?1",
+            [id.to_string()],
+        )?;
+        tx.execute(
+            "DELETE FROM pending_requests WHERE authenticator_id = ?1",
+            [id.to_string()],
+        )?;
+        tx.execute(
+            "UPDATE accounts SET state = ?2 WHERE authenticator_id = ?1",
+            params![id.to_string(), AccountState::NeedsReactivation.as_str()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn set_state(&self, id: &AuthenticatorId, state: AccountState) -> Result<()> {
+        self.conn.execute(
+            "UPDATE accounts SET state = ?2 WHERE authenticator_id = ?1",
+            params![id.to_string(), state.as_str()],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn delete_account(&mut self, id: &AuthenticatorId) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM accounts WHERE authenticator_id = ?1",
+            [id.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Increments and commits the decision counter; returns the new value.
+    pub(crate) fn next_counter(&mut self, id: &AuthenticatorId) -> Result<u64> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE accounts SET decision_counter = decision_counter + 1 WHERE authenticator_id = ?1",
+            [id.to_string()],
+        )?;
+        let v: i64 = tx.query_row(
+            "SELECT decision_counter FROM accounts WHERE authenticator_id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(to_u64(v))
+    }
+
+    // ------------------------------------------------------------ PIN attempts
+
+    pub(crate) fn attempts(&self, id: &AuthenticatorId) -> Result<LockoutState> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT failures, locked_until_ms, last_seen_ms FROM pin_attempts WHERE authenticator_id = ?1",
+                [id.to_string()],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
+            )
+            .optional()?;
+        Ok(row
+            .map(|(f, l, s)| LockoutState {
+                failures: u32::try_from(f).unwrap_or(u32::MAX),
+                locked_until_ms: to_u64(l),
+                last_seen_ms: to_u64(s),
+            })
+            .unwrap_or_default())
+    }
+
+    fn put_attempts(conn: &Connection, id: &AuthenticatorId, s: &LockoutState) -> Result<()> {
+        conn.execute(
+            "INSERT OR REPLACE INTO pin_attempts VALUES (?1, ?2, ?3, ?4)",
+            params![
+                id.to_string(),
+                i64::from(s.failures),
+                to_i64(s.locked_until_ms),
+                to_i64(s.last_seen_ms)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Commits the attempt state (durable on return: WAL + synchronous=FULL).
+    pub(crate) fn set_attempts(&self, id: &AuthenticatorId, s: &LockoutState) -> Result<()> {
+        Self::put_attempts(&self.conn, id, s)
+    }
+
+    // ------------------------------------------------------------ pending requests
+
+    /// Replaces an account's pending requests with a fresh pull.
+    pub(crate) fn replace_pending(
+        &mut self,
+        id: &AuthenticatorId,
+        envelopes: &[SignedEnvelope],
+        server_time_ms: u64,
+        received_wall_ms: u64,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM pending_requests WHERE authenticator_id = ?1",
+            [id.to_string()],
+        )?;
+        for e in envelopes {
+            let json = serde_json::to_string(e).map_err(|e| Error::Storage(e.to_string()))?;
+            tx.execute(
+                "INSERT OR REPLACE INTO pending_requests VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    id.to_string(),
+                    e.envelope.request_id.to_string(),
+                    json,
+                    to_i64(server_time_ms),
+                    to_i64(received_wall_ms)
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn pending(&self) -> Result<Vec<PendingRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT authenticator_id, envelope_json, server_time_ms, received_wall_ms
+             FROM pending_requests ORDER BY server_time_ms, request_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (a, json, st, rw) = row?;
+            out.push(PendingRow {
+                authenticator_id: parse_id(&a)?,
+                envelope: serde_json::from_str(&json).map_err(|_| bad("envelope"))?,
+                server_time_ms: to_u64(st),
+                received_wall_ms: to_u64(rw),
+            });
+        }
+        Ok(out)
+    }
+
+    // ------------------------------------------------------------ decisions
+
+    pub(crate) fn insert_decision(&self, submit: &SubmitDecisionRequest, now: u64) -> Result<()> {
+        let json = serde_json::to_string(submit).map_err(|e| Error::Storage(e.to_string()))?;
+        let d = &submit.decision;
+        self.conn.execute(
+            "INSERT INTO decisions (authenticator_id, request_id, counter, submit_json, status, created_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                d.authenticator_id.to_string(),
+                d.request_id.to_string(),
+                to_i64(d.counter),
+                json,
+                DecisionStatus::Signed.as_str(),
+                to_i64(now)
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn decision(
+        &self,
+        id: &AuthenticatorId,
+        request: &RequestId,
+    ) -> Result<Option<DecisionRow>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT submit_json, status, receipt_json FROM decisions
+                 WHERE authenticator_id = ?1 AND request_id = ?2",
+                params![id.to_string(), request.to_string()],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(s, st, rc)| Self::decision_row(&s, &st, rc.as_deref()))
+            .transpose()
+    }
+
+    fn decision_row(submit: &str, status: &str, receipt: Option<&str>) -> Result<DecisionRow> {
+        Ok(DecisionRow {
+            submit: serde_json::from_str(submit).map_err(|_| bad("decision"))?,
+            status: DecisionStatus::parse(status)?,
+            receipt: receipt
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|_| bad("receipt"))?,
+        })
+    }
+
+    /// Decisions signed but not yet confirmed by a verified receipt.
+    pub(crate) fn unsent_decisions(&self) -> Result<Vec<DecisionRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT submit_json, status, receipt_json FROM decisions WHERE status = ?1
+             ORDER BY created_at_ms",
+        )?;
+        let rows = stmt.query_map([DecisionStatus::Signed.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (s, st, rc) = row?;
+            out.push(Self::decision_row(&s, &st, rc.as_deref())?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn set_decision_receipt(
+        &mut self,
+        id: &AuthenticatorId,
+        request: &RequestId,
+        receipt: &SignedReceipt,
+    ) -> Result<()> {
+        let json = serde_json::to_string(receipt).map_err(|e| Error::Storage(e.to_string()))?;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE decisions SET status = ?3, receipt_json = ?4
+             WHERE authenticator_id = ?1 AND request_id = ?2",
+            params![
+                id.to_string(),
+                request.to_string(),
+                DecisionStatus::ReceiptVerified.as_str(),
+                json
+            ],
+        )?;
+        tx.execute(
+            "DELETE FROM pending_requests WHERE authenticator_id = ?1 AND request_id = ?2",
+            params![id.to_string(), request.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn set_decision_rejected(
+        &mut self,
+        id: &AuthenticatorId,
+        request: &RequestId,
+        code: &str,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE decisions SET status = ?3, error_code = ?4
+             WHERE authenticator_id = ?1 AND request_id = ?2",
+            params![
+                id.to_string(),
+                request.to_string(),
+                DecisionStatus::Rejected.as_str(),
+                code
+            ],
+        )?;
+        tx.execute(
+            "DELETE FROM pending_requests WHERE authenticator_id = ?1 AND request_id = ?2",
+            params![id.to_string(), request.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ pending activation
+
+    pub(crate) fn put_pending_activation(&self, p: &PendingActivationRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO pending_activation VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                p.user_id,
+                p.device_key_alias,
+                p.pin_wrap_alias,
+                p.device_public_key.as_bytes().as_slice(),
+                p.pin_public_key.as_bytes().as_slice(),
+                p.wrapped.ciphertext,
+                p.wrapped.salt.as_slice(),
+                p.wrapped.nonce.as_slice(),
+                i64::from(p.wrapped.iterations),
+                p.device_signature,
+                p.pin_signature,
+                to_i64(p.created_at_ms),
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn pending_activation(&self) -> Result<Option<PendingActivationRow>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT user_id, device_key_alias, pin_wrap_alias, device_public_key, pin_public_key,
+                        wrapped, salt, nonce, iterations, device_signature, pin_signature, created_at_ms
+                 FROM pending_activation WHERE id = 1",
+                [],
+                |r| {
+                    Ok((
+                        (
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Vec<u8>>(3)?,
+                            r.get::<_, Vec<u8>>(4)?,
+                            r.get::<_, Vec<u8>>(5)?,
+                        ),
+                        (
+                            r.get::<_, Vec<u8>>(6)?,
+                            r.get::<_, Vec<u8>>(7)?,
+                            r.get::<_, i64>(8)?,
+                            r.get::<_, Vec<u8>>(9)?,
+                            r.get::<_, Vec<u8>>(10)?,
+                            r.get::<_, i64>(11)?,
+                        ),
+                    ))
+                },
+            )
+            .optional()?;
+        let Some(((user_id, dka, pwa, dpk, ppk, wrapped), (salt, nonce, it, ds, ps, created))) =
+            row
+        else {
+            return Ok(None);
+        };
+        Ok(Some(PendingActivationRow {
+            user_id,
+            device_key_alias: dka,
+            pin_wrap_alias: pwa,
+            device_public_key: PublicKey::from_sec1(&dpk).map_err(|_| bad("key"))?,
+            pin_public_key: PublicKey::from_sec1(&ppk).map_err(|_| bad("key"))?,
+            wrapped: WrappedPinKey {
+                salt: fixed(salt)?,
+                nonce: fixed(nonce)?,
+                ciphertext: wrapped,
+                iterations: u32::try_from(it).map_err(|_| bad("iterations"))?,
+            },
+            device_signature: ds,
+            pin_signature: ps,
+            created_at_ms: to_u64(created),
+        }))
+    }
+
+    pub(crate) fn clear_pending_activation(&self) -> Result<()> {
+        self.conn.execute("DELETE FROM pending_activation", [])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eid_protocol::crypto::SoftwareSigningKey;
+
+    pub(crate) fn sample_account() -> AccountRow {
+        AccountRow {
+            authenticator_id: AuthenticatorId::random(),
+            identity_id: IdentityId::random(),
+            user_id: "Anna#2024".into(),
+            server_public_key: SoftwareSigningKey::generate().public_key().clone(),
+            device_key_alias: "d".into(),
+            pin_wrap_alias: "w".into(),
+            pin_public_key: SoftwareSigningKey::generate().public_key().clone(),
+            decision_counter: 0,
+            state: AccountState::Active,
+            created_at_ms: 1,
+        }
+    }
+
+    fn sample_wrapped() -> WrappedPinKey {
+        WrappedPinKey {
+            salt: [1; 32],
+            nonce: [2; 12],
+            ciphertext: vec![3; 40],
+            iterations: 7,
+        }
+    }
+
+    #[test]
+    fn attempts_and_counter_survive_reopen_and_destroy_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("core.db");
+        let a = sample_account();
+        {
+            let mut s = Store::open(&path).unwrap();
+            s.insert_account(&a, &sample_wrapped()).unwrap();
+            let st = LockoutState {
+                failures: 4,
+                locked_until_ms: 99,
+                last_seen_ms: 50,
+            };
+            s.set_attempts(&a.authenticator_id, &st).unwrap();
+            assert_eq!(s.next_counter(&a.authenticator_id).unwrap(), 1);
+            assert_eq!(s.next_counter(&a.authenticator_id).unwrap(), 2);
+        }
+        let mut s = Store::open(&path).unwrap();
+        let mode: String = s
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(s.attempts(&a.authenticator_id).unwrap().failures, 4);
+        assert_eq!(s.account(&a.authenticator_id).unwrap().decision_counter, 2);
+        assert_eq!(
+            s.pin_key(&a.authenticator_id).unwrap(),
+            Some(sample_wrapped())
+        );
+        s.destroy_pin_key(&a.authenticator_id).unwrap();
+        assert_eq!(s.pin_key(&a.authenticator_id).unwrap(), None);
+        assert_eq!(
+            s.account(&a.authenticator_id).unwrap().state,
+            AccountState::NeedsReactivation
+        );
+        s.delete_account(&a.authenticator_id).unwrap();
+        assert!(s.accounts().unwrap().is_empty());
+        assert_eq!(s.attempts(&a.authenticator_id).unwrap().failures, 0);
+    }
+
+    #[test]
+    fn in_memory_opens() {
+        let s = Store::open_in_memory().unwrap();
+        assert!(s.pending().unwrap().is_empty());
+        assert!(s.pending_activation().unwrap().is_none());
+    }
+}
