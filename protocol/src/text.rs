@@ -262,7 +262,7 @@ mod tests {
             normalize_reference_text(&long),
             Err(TextError::TooLong { .. })
         ));
-        let lines = vec!["a"; MAX_REFERENCE_TEXT_LINES + 1].join("\n");
+        let lines = ["a"; MAX_REFERENCE_TEXT_LINES + 1].join("\n");
         assert!(matches!(
             normalize_reference_text(&lines),
             Err(TextError::TooManyLines { .. })

@@ -424,7 +424,8 @@ async fn a_decision_must_match_what_was_shown() {
     let envelope = h
         .login_request(USER, &phone, "Overfør 100 kr. til Anna")
         .await;
-    let tampered: Vec<Box<dyn Fn(&mut eid_protocol::Decision)>> = vec![
+    type Tamper = Box<dyn Fn(&mut eid_protocol::Decision)>;
+    let tampered: Vec<Tamper> = vec![
         Box::new(|d| {
             d.reference_text_sha256 = eid_protocol::sha256("Overfør 100 kr. til Mallory".as_bytes())
         }),

@@ -420,15 +420,15 @@ pub(crate) async fn submit_decision(
         }
         None => false,
     };
-    if d.outcome == Outcome::Approve {
-        if let Some(expected) = &request.binding_code {
-            let presented = d.binding_code.as_deref().unwrap_or("");
-            if !eid_protocol::crypto::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
-                return Err(ApiError::new(
-                    ErrorCode::BindingMismatch,
-                    "the code from the login screen is missing or wrong",
-                ));
-            }
+    if d.outcome == Outcome::Approve
+        && let Some(expected) = &request.binding_code
+    {
+        let presented = d.binding_code.as_deref().unwrap_or("");
+        if !eid_protocol::crypto::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+            return Err(ApiError::new(
+                ErrorCode::BindingMismatch,
+                "the code from the login screen is missing or wrong",
+            ));
         }
     }
 

@@ -191,10 +191,10 @@ impl SqliteStore {
                 None => open_connection(&path)?,
             };
             let result = f(&conn);
-            if let Ok(mut pool) = readers.lock() {
-                if pool.len() < READERS * 4 {
-                    pool.push(conn);
-                }
+            if let Ok(mut pool) = readers.lock()
+                && pool.len() < READERS * 4
+            {
+                pool.push(conn);
             }
             result
         })
