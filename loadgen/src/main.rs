@@ -42,6 +42,9 @@ struct Args {
     /// Admin token of the target server.
     #[arg(long)]
     admin_token: Option<String>,
+    /// Client connections the phones share (round robin).
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -187,9 +190,18 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
+    // Several connections, as many phones and relying-party servers would have;
+    // one HTTP/2 connection for all phones would serialize on its I/O task.
+    let connections: Vec<(Endpoint, RelyingPartyClient)> = (0..args.connections.max(1))
+        .map(|_| {
+            let e = Endpoint::new(&base_url, &pin)?;
+            Ok((e.clone(), RelyingPartyClient::new(e, &sp.api_key)))
+        })
+        .collect::<anyhow::Result<_>>()?;
     let mut tasks = Vec::new();
-    for mut worker in workers {
-        let (endpoint, rp, server_key) = (endpoint.clone(), rp.clone(), server_key.clone());
+    for (i, mut worker) in workers.into_iter().enumerate() {
+        let (endpoint, rp) = connections[i % connections.len()].clone();
+        let server_key = server_key.clone();
         let (issued, errors, max) = (issued.clone(), errors.clone(), args.max_logins);
         tasks.push(tokio::spawn(async move {
             let mut steps: Vec<Histogram<u64>> = (0..4)
