@@ -125,6 +125,20 @@ impl ServerCertVerifier for PinnedVerifier {
     }
 }
 
+/// A rustls client configuration on ring, TLS 1.3 only, that trusts exactly the
+/// server key whose SPKI hashes to `spki_pin` (`sha256/<base64>`).
+pub fn pinned_tls_config(spki_pin: &str) -> Result<rustls::ClientConfig> {
+    let pin = parse_spki_pin(spki_pin)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = PinnedVerifier::new(pin, provider.signature_verification_algorithms);
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
 /// Most bytes accepted in a response body.
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -141,15 +155,7 @@ impl Client {
         if !base.starts_with("https://") {
             return Err(Error::Config("the base URL must be https://".into()));
         }
-        let pin = parse_spki_pin(&cfg.spki_pin)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = PinnedVerifier::new(pin, provider.signature_verification_algorithms);
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| Error::Config(format!("TLS: {e}")))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+        let tls = pinned_tls_config(&cfg.spki_pin)?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .https_only(true)
