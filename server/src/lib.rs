@@ -16,6 +16,7 @@ pub mod error;
 pub mod store;
 pub mod tls;
 pub mod userid;
+mod cache;
 mod waiters;
 
 use std::net::SocketAddr;

@@ -1,5 +1,11 @@
 //! `eid-server`: the reference identity broker.
 
+
+/// mimalloc: the request path allocates many small short-lived buffers; it
+/// measured faster than glibc malloc under the load generator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use clap::Parser;

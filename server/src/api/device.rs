@@ -10,7 +10,7 @@ use eid_protocol::wire::{
 };
 use eid_protocol::{AuthenticatorId, MAX_DEVICE_CLOCK_SKEW_MS, Nonce16, Outcome};
 
-use super::{ApiJson, AppState, CENTRAL_PIN_LOCK_AT, RawBody};
+use super::{ApiJson, AppState, CENTRAL_PIN_LOCK_AT, DeviceKey, RawBody};
 use crate::api::admin::activation_code_hash;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
@@ -107,8 +107,8 @@ pub(crate) async fn activate(
     }
 }
 
-/// Checks the device-request headers and signatures; returns the authenticators
-/// in the order of `ids`.
+/// Checks the device-request headers and signatures; returns the device keys
+/// in the order of `ids`. The keys never change, so they come from a cache.
 async fn authenticate_device_request(
     state: &AppState,
     headers: &HeaderMap,
@@ -116,7 +116,7 @@ async fn authenticate_device_request(
     path: &str,
     body: &[u8],
     ids: &[AuthenticatorId],
-) -> ApiResult<Vec<Authenticator>> {
+) -> ApiResult<Vec<DeviceKey>> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let timestamp_ms: u64 = header(wire::HEADER_TIMESTAMP)
         .and_then(|v| v.parse().ok())
@@ -158,16 +158,10 @@ async fn authenticate_device_request(
             "every authenticator named must sign, once",
         ));
     }
-    let authenticators = state.store.authenticators(ids.to_vec()).await?;
+    let keys = device_keys(state, ids).await?;
     let body_sha256 = eid_protocol::sha256(body);
     let mut out = Vec::with_capacity(ids.len());
-    for (id, auth) in ids.iter().zip(authenticators) {
-        let auth = auth.ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::UnknownAuthenticator,
-                format!("unknown authenticator {id}"),
-            )
-        })?;
+    for (id, key) in ids.iter().zip(keys) {
         let signature = &signatures
             .iter()
             .find(|(s, _)| s == id)
@@ -182,10 +176,10 @@ async fn authenticate_device_request(
             nonce,
         }
         .signing_bytes();
-        auth.device_public_key
+        key.device_public_key
             .verify(&message, signature)
             .map_err(|_| bad_signature("device signature"))?;
-        out.push(auth);
+        out.push(key);
     }
     // Only after every signature verified, so nobody can burn a nonce.
     let keep_until = timestamp_ms.max(now) + MAX_DEVICE_CLOCK_SKEW_MS;
@@ -196,6 +190,33 @@ async fn authenticate_device_request(
         ));
     }
     Ok(out)
+}
+
+/// The device keys of `ids`, from the cache or else the store; an unknown id
+/// is an error.
+async fn device_keys(state: &AppState, ids: &[AuthenticatorId]) -> ApiResult<Vec<DeviceKey>> {
+    let cached: Vec<Option<DeviceKey>> = ids.iter().map(|id| state.device_keys.get(id)).collect();
+    if cached.iter().all(Option::is_some) {
+        return Ok(cached.into_iter().flatten().collect());
+    }
+    let loaded = state.store.authenticators(ids.to_vec()).await?;
+    ids.iter()
+        .zip(loaded)
+        .map(|(id, auth)| {
+            let auth = auth.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::UnknownAuthenticator,
+                    format!("unknown authenticator {id}"),
+                )
+            })?;
+            let key = DeviceKey {
+                authenticator_id: auth.id,
+                device_public_key: auth.device_public_key,
+            };
+            state.device_keys.insert(auth.id, key.clone());
+            Ok(key)
+        })
+        .collect()
 }
 
 /// Pulls the pending requests of one or several authenticators on one phone, in
@@ -237,12 +258,26 @@ pub(crate) async fn pull(
             "an authenticator is named twice",
         ));
     }
-    let authenticators =
+    let keys =
         authenticate_device_request(&state, &headers, "POST", wire::PATH_PULL, &body, &ids).await?;
 
     let now = state.now_ms();
-    let identity_ids: Vec<_> = authenticators.iter().map(|a| a.identity_id).collect();
-    let identities = state.store.identities(identity_ids.clone()).await?;
+    let snapshot = state.store.pull_snapshot(ids, now).await?;
+    let identities = snapshot.identities;
+    // Present: activation never deletes an authenticator, and its key was found.
+    let authenticators: Vec<Authenticator> = snapshot
+        .authenticators
+        .into_iter()
+        .zip(&keys)
+        .map(|(auth, key)| {
+            auth.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::UnknownAuthenticator,
+                    format!("unknown authenticator {}", key.authenticator_id),
+                )
+            })
+        })
+        .collect::<ApiResult<_>>()?;
     let mut account_states = Vec::with_capacity(authenticators.len());
     let mut active_identities = Vec::new();
     for (auth, identity) in authenticators.iter().zip(&identities) {
@@ -257,11 +292,7 @@ pub(crate) async fn pull(
         }
         account_states.push(account_state);
     }
-    let pending = if active_identities.is_empty() {
-        Vec::new()
-    } else {
-        state.store.pending_requests(active_identities, now).await?
-    };
+    let pending = snapshot.pending;
     let accounts = authenticators
         .iter()
         .zip(account_states)
@@ -307,17 +338,15 @@ pub(crate) async fn submit_decision(
     ApiJson(req): ApiJson<SubmitDecisionRequest>,
 ) -> ApiResult<Json<SignedReceipt>> {
     let d = &req.decision;
-    let request = state
+    let context = state
         .store
-        .request(d.request_id)
-        .await?
+        .decision_context(d.request_id, d.authenticator_id)
+        .await?;
+    let request = context
+        .request
         .ok_or_else(|| ApiError::new(ErrorCode::UnknownRequest, "no such request"))?;
-    let auth = state
-        .store
-        .authenticators(vec![d.authenticator_id])
-        .await?
-        .pop()
-        .flatten()
+    let auth = context
+        .authenticator
         .ok_or_else(|| ApiError::new(ErrorCode::UnknownAuthenticator, "no such authenticator"))?;
     let message = d.signing_bytes();
     auth.device_public_key
@@ -355,8 +384,7 @@ pub(crate) async fn submit_decision(
             "the decision does not match the request (reference text, provider, deadline or nonce)",
         ));
     }
-    let identity = state.store.identity(e.identity_id).await?;
-    if identity.is_none_or(|i| i.blocked) {
+    if context.identity.is_none_or(|i| i.blocked) {
         return Err(ApiError::new(
             ErrorCode::IdentityBlocked,
             "the identity is blocked",

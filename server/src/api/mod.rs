@@ -14,11 +14,13 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use eid_protocol::crypto::SoftwareSigningKey;
+use eid_protocol::{AuthenticatorId, IdentityId};
 use eid_protocol::wire::{self, ErrorBody, ErrorCode};
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
+use crate::cache::ImmutableCache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
@@ -43,7 +45,25 @@ pub(crate) struct Inner {
     admin_token_sha256: [u8; 32],
     pub(crate) config: Config,
     pub(crate) waiters: Waiters,
+    /// Service providers by API-key hash. Registrations never change (there is
+    /// no key rotation or revocation yet; adding one must evict here).
+    service_providers: ImmutableCache<[u8; 32], ServiceProvider>,
+    /// Identity ids by folded user ID (identities are never deleted or renamed).
+    pub(crate) identity_ids: ImmutableCache<String, IdentityId>,
+    /// The immutable part of each authenticator: its device key.
+    pub(crate) device_keys: ImmutableCache<AuthenticatorId, DeviceKey>,
 }
+
+/// The part of an authenticator that never changes, enough to check a device
+/// signature without a database read.
+#[derive(Debug, Clone)]
+pub(crate) struct DeviceKey {
+    pub(crate) authenticator_id: AuthenticatorId,
+    pub(crate) device_public_key: eid_protocol::PublicKey,
+}
+
+/// Entries each immutable cache holds before it starts over.
+const CACHE_MAX_ENTRIES: usize = 100_000;
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
@@ -68,6 +88,9 @@ impl AppState {
             admin_token_sha256: eid_protocol::sha256(admin_token.as_bytes()),
             config,
             waiters: Waiters::default(),
+            service_providers: ImmutableCache::new(CACHE_MAX_ENTRIES),
+            identity_ids: ImmutableCache::new(CACHE_MAX_ENTRIES),
+            device_keys: ImmutableCache::new(CACHE_MAX_ENTRIES),
         }))
     }
 
@@ -304,8 +327,14 @@ impl FromRequestParts<AppState> for RelyingParty {
             .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "API key required"))?;
         // API keys are 256-bit random values, so a plain SHA-256 is a safe index.
         let hash = eid_protocol::sha256(key.as_bytes());
+        if let Some(sp) = state.service_providers.get(&hash) {
+            return Ok(RelyingParty(sp));
+        }
         match state.store.service_provider_by_key(hash).await? {
-            Some(sp) => Ok(RelyingParty(sp)),
+            Some(sp) => {
+                state.service_providers.insert(hash, sp.clone());
+                Ok(RelyingParty(sp))
+            }
             None => Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key")),
         }
     }

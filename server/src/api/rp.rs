@@ -13,7 +13,7 @@ use eid_protocol::{REQUEST_LIFETIME_MS, RequestEnvelopeBody, RequestId};
 
 use super::{ApiJson, AppState, MAX_WAIT_SECS, RelyingParty, parse_id};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{CancelResult, StoredRequest};
+use crate::store::{CreateResult, CancelResult, StoredRequest};
 use crate::userid;
 
 /// Longest channel-binding code.
@@ -61,27 +61,27 @@ pub(crate) async fn create_request(
             ));
         }
     }
-    let identity = state
-        .store
-        .identity_by_user_id(&userid::fold(&req.user_id))
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownIdentity, "no identity has this user ID"))?;
-    if identity.blocked {
-        return Err(ApiError::new(
-            ErrorCode::IdentityBlocked,
-            "the identity is blocked",
-        ));
-    }
+    // Only the immutable user-ID → identity mapping is looked up here (and
+    // cached); blocked and the pending limit are checked in the write.
+    let folded = userid::fold(&req.user_id);
+    let identity_id = match state.identity_ids.get(&folded) {
+        Some(id) => id,
+        None => {
+            let identity = state
+                .store
+                .identity_by_user_id(&folded)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(ErrorCode::UnknownIdentity, "no identity has this user ID")
+                })?;
+            state.identity_ids.insert(folded, identity.id);
+            identity.id
+        }
+    };
     let now = state.now_ms();
-    if state.store.count_pending(identity.id, now).await? >= state.config.max_pending_per_identity {
-        return Err(ApiError::new(
-            ErrorCode::RequestClosed,
-            "this person has too many pending requests; try later",
-        ));
-    }
     let envelope = RequestEnvelopeBody {
         request_id: RequestId::random(),
-        identity_id: identity.id,
+        identity_id,
         kind: req.kind,
         service_provider_id: sp.id,
         service_provider_name: sp.name,
@@ -98,16 +98,38 @@ pub(crate) async fn create_request(
         created_at_ms: envelope.created_at_ms,
         expires_at_ms: envelope.expires_at_ms,
     };
-    state
+    let stored = StoredRequest {
+        envelope,
+        envelope_signature,
+        binding_code: req.binding_code,
+        status: RequestStatus::Pending,
+        decision: None,
+    };
+    match state
         .store
-        .create_request(StoredRequest {
-            envelope,
-            envelope_signature,
-            binding_code: req.binding_code,
-            status: RequestStatus::Pending,
-            decision: None,
-        })
-        .await?;
+        .create_request(stored, state.config.max_pending_per_identity, now)
+        .await?
+    {
+        CreateResult::Created => {}
+        CreateResult::UnknownIdentity => {
+            return Err(ApiError::new(
+                ErrorCode::UnknownIdentity,
+                "no identity has this user ID",
+            ));
+        }
+        CreateResult::Blocked => {
+            return Err(ApiError::new(
+                ErrorCode::IdentityBlocked,
+                "the identity is blocked",
+            ));
+        }
+        CreateResult::TooManyPending => {
+            return Err(ApiError::new(
+                ErrorCode::RequestClosed,
+                "this person has too many pending requests; try later",
+            ));
+        }
+    }
     tracing::debug!(request = %created.request_id, service_provider = %sp.id, "request created");
     Ok((StatusCode::CREATED, Json(created)))
 }

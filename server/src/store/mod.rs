@@ -182,6 +182,41 @@ pub enum DecideResult {
     NotAllowed,
 }
 
+/// Result of creating a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateResult {
+    /// Stored.
+    Created,
+    /// No such identity.
+    UnknownIdentity,
+    /// The identity is blocked.
+    Blocked,
+    /// The identity already has the maximum of pending requests.
+    TooManyPending,
+}
+
+/// What a pull reads.
+#[derive(Debug, Clone)]
+pub struct PullSnapshot {
+    /// The authenticators asked for, in order (`None` for unknown ids).
+    pub authenticators: Vec<Option<Authenticator>>,
+    /// Their identities, in the same order.
+    pub identities: Vec<Option<Identity>>,
+    /// Pending, unexpired requests of the unblocked identities, oldest first.
+    pub pending: Vec<StoredRequest>,
+}
+
+/// What a decision reads before it is verified.
+#[derive(Debug, Clone)]
+pub struct DecisionContext {
+    /// The request.
+    pub request: Option<StoredRequest>,
+    /// The deciding authenticator.
+    pub authenticator: Option<Authenticator>,
+    /// The request's identity.
+    pub identity: Option<Identity>,
+}
+
 /// Result of a cancel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CancelResult {
@@ -230,6 +265,21 @@ pub trait Store: Send + Sync + 'static {
     async fn authenticators_of(&self, identity_id: IdentityId) -> StoreResult<Vec<Authenticator>>;
     /// Loads identities by id (`None` for unknown ids).
     async fn identities(&self, ids: Vec<IdentityId>) -> StoreResult<Vec<Option<Identity>>>;
+    /// One consistent read for a pull: the authenticators and their
+    /// identities (in order), and the pending, unexpired requests of the
+    /// unblocked identities, oldest first.
+    async fn pull_snapshot(
+        &self,
+        authenticator_ids: Vec<AuthenticatorId>,
+        now_ms: u64,
+    ) -> StoreResult<PullSnapshot>;
+    /// One consistent read for a decision: the request, the authenticator and
+    /// the request's identity.
+    async fn decision_context(
+        &self,
+        request_id: RequestId,
+        authenticator_id: AuthenticatorId,
+    ) -> StoreResult<DecisionContext>;
     /// Records a nonce; `false` when it was seen before.
     async fn use_nonce(&self, nonce: Nonce16, keep_until_ms: u64) -> StoreResult<bool>;
     /// Deletes nonces that can no longer be replayed.
@@ -241,8 +291,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         api_key_sha256: [u8; 32],
     ) -> StoreResult<Option<ServiceProvider>>;
-    /// Stores a new pending request.
-    async fn create_request(&self, request: StoredRequest) -> StoreResult<()>;
+    /// Stores a new pending request if, atomically, its identity exists, is
+    /// unblocked and has fewer than `max_pending` pending unexpired requests.
+    async fn create_request(
+        &self,
+        request: StoredRequest,
+        max_pending: u64,
+        now_ms: u64,
+    ) -> StoreResult<CreateResult>;
     /// Loads a request.
     async fn request(&self, id: RequestId) -> StoreResult<Option<StoredRequest>>;
     /// Pending, unexpired requests of the identities, oldest first.

@@ -201,14 +201,39 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Runs a multi-statement read in one read transaction: one consistent
+    /// snapshot, and one WAL look-up instead of one per statement.
+    async fn read_consistent<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.read(move |c| {
+            run(c, "BEGIN DEFERRED")?;
+            let result = f(c);
+            // A read-only transaction: COMMIT and ROLLBACK are the same.
+            run(c, "COMMIT")?;
+            result
+        })
+        .await
+    }
+}
+
+/// Runs a transaction-control statement through the statement cache; these
+/// run several times per request, and `execute_batch` would parse them anew.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    conn.execute_batch("SAVEPOINT job")?;
+    run(conn, "SAVEPOINT job")?;
     match f(conn) {
         Ok(v) => {
-            conn.execute_batch("RELEASE job")?;
+            run(conn, "RELEASE job")?;
             Ok(v)
         }
         Err(e) => {
@@ -227,7 +252,7 @@ fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = run(&conn, "BEGIN IMMEDIATE") {
             // Jobs must not run outside a transaction. Dropping them drops their
             // reply channels, so each caller gets a backend error.
             tracing::error!(error = %e, "could not begin a write transaction");
@@ -235,7 +260,7 @@ fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Job>) {
             continue;
         }
         let replies: Vec<Reply> = batch.into_iter().map(|job| job(&conn)).collect();
-        let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
+        let commit = run(&conn, "COMMIT").map_err(StoreError::from);
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -564,7 +589,7 @@ impl Store for SqliteStore {
         &self,
         ids: Vec<AuthenticatorId>,
     ) -> StoreResult<Vec<Option<Authenticator>>> {
-        self.read(move |c| ids.iter().map(|id| load_authenticator(c, id)).collect())
+        self.read_consistent(move |c| ids.iter().map(|id| load_authenticator(c, id)).collect())
             .await
     }
 
@@ -580,8 +605,67 @@ impl Store for SqliteStore {
     }
 
     async fn identities(&self, ids: Vec<IdentityId>) -> StoreResult<Vec<Option<Identity>>> {
-        self.read(move |c| ids.iter().map(|id| load_identity(c, id)).collect())
+        self.read_consistent(move |c| ids.iter().map(|id| load_identity(c, id)).collect())
             .await
+    }
+
+    async fn pull_snapshot(
+        &self,
+        authenticator_ids: Vec<AuthenticatorId>,
+        now_ms: u64,
+    ) -> StoreResult<PullSnapshot> {
+        self.read_consistent(move |c| {
+            let authenticators = authenticator_ids
+                .iter()
+                .map(|id| load_authenticator(c, id))
+                .collect::<StoreResult<Vec<_>>>()?;
+            let identities = authenticators
+                .iter()
+                .map(|a| match a {
+                    Some(a) => load_identity(c, &a.identity_id),
+                    None => Ok(None),
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            let mut seen = Vec::new();
+            let mut pending = Vec::new();
+            let mut stmt = c.prepare_cached(&format!(
+                "{REQUEST_SELECT} WHERE r.identity_id = ?1 AND r.status = 'pending' AND r.expires_at_ms > ?2 \
+                 ORDER BY r.created_at_ms"
+            ))?;
+            for identity in identities.iter().flatten().filter(|i| !i.blocked) {
+                // Two authenticators of one identity on the same phone share it.
+                if seen.contains(&identity.id) {
+                    continue;
+                }
+                seen.push(identity.id);
+                let rows = stmt.query_map(
+                    params![identity.id.as_bytes().as_slice(), i64_of(now_ms)],
+                    request_row,
+                )?;
+                for r in rows {
+                    pending.push(r?);
+                }
+            }
+            Ok(PullSnapshot { authenticators, identities, pending })
+        })
+        .await
+    }
+
+    async fn decision_context(
+        &self,
+        request_id: RequestId,
+        authenticator_id: AuthenticatorId,
+    ) -> StoreResult<DecisionContext> {
+        self.read_consistent(move |c| {
+            let request = load_request(c, &request_id)?;
+            let authenticator = load_authenticator(c, &authenticator_id)?;
+            let identity = match &request {
+                Some(r) => load_identity(c, &r.envelope.identity_id)?,
+                None => None,
+            };
+            Ok(DecisionContext { request, authenticator, identity })
+        })
+        .await
     }
 
     async fn use_nonce(&self, nonce: Nonce16, keep_until_ms: u64) -> StoreResult<bool> {
@@ -640,11 +724,31 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_request(&self, request: StoredRequest) -> StoreResult<()> {
+    async fn create_request(
+        &self,
+        request: StoredRequest,
+        max_pending: u64,
+        now_ms: u64,
+    ) -> StoreResult<CreateResult> {
         let envelope_json = serde_json::to_string(&request.envelope)
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         self.write(move |c| {
             let e = &request.envelope;
+            // Checked in the write transaction, so concurrent creates cannot
+            // exceed the limit or slip past a block that lands in between.
+            match load_identity(c, &e.identity_id)? {
+                None => return Ok(CreateResult::UnknownIdentity),
+                Some(i) if i.blocked => return Ok(CreateResult::Blocked),
+                Some(_) => {}
+            }
+            let pending: i64 = c
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM requests WHERE identity_id = ?1 AND status = 'pending' AND expires_at_ms > ?2",
+                )?
+                .query_row(params![e.identity_id.as_bytes().as_slice(), i64_of(now_ms)], |r| r.get(0))?;
+            if pending as u64 >= max_pending {
+                return Ok(CreateResult::TooManyPending);
+            }
             c.prepare_cached(
                 "INSERT INTO requests (id, identity_id, service_provider_id, envelope, envelope_signature, \
                  binding_code, status, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8)",
@@ -659,7 +763,7 @@ impl Store for SqliteStore {
                 i64_of(e.created_at_ms),
                 i64_of(e.expires_at_ms)
             ])?;
-            Ok(())
+            Ok(CreateResult::Created)
         })
         .await
     }
@@ -673,7 +777,7 @@ impl Store for SqliteStore {
         identity_ids: Vec<IdentityId>,
         now_ms: u64,
     ) -> StoreResult<Vec<StoredRequest>> {
-        self.read(move |c| {
+        self.read_consistent(move |c| {
             let mut out = Vec::new();
             let mut stmt = c.prepare_cached(&format!(
                 "{REQUEST_SELECT} WHERE r.identity_id = ?1 AND r.status = 'pending' AND r.expires_at_ms > ?2 \
