@@ -775,6 +775,16 @@ async fn activation_codes_are_single_use_short_lived_and_void_after_three_tries(
         .activate(&h.endpoint, "grete#1950X", &typed)
         .await
         .unwrap();
+    let first_id = phone.id();
+    // A retry with the same keys and code (the answer was lost) gets the same
+    // authenticator back and creates nothing new.
+    let again = phone
+        .activate(&h.endpoint, USER, &code.activation_code)
+        .await
+        .unwrap();
+    assert_eq!(again.authenticator_id, first_id);
+    assert_eq!(h.admin.identity(identity).await.unwrap().authenticators.len(), 1);
+    // ...but the used code with other keys is refused.
     let mut second = SoftPhone::new();
     assert_code(
         second

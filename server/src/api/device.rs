@@ -83,7 +83,7 @@ pub(crate) async fn activate(
         )
         .await?;
     match result {
-        ActivationResult::Activated(auth) => {
+        ActivationResult::Activated(auth) | ActivationResult::AlreadyActivated(auth) => {
             tracing::info!(authenticator = %auth.id, identity = %auth.identity_id, "authenticator activated");
             Ok((
                 StatusCode::CREATED,

@@ -157,6 +157,9 @@ pub struct DecisionRecord {
 pub enum ActivationResult {
     /// The code was right; the authenticator is stored and the code used up.
     Activated(Authenticator),
+    /// The same code and keys were activated before (a retry after a lost
+    /// answer); the authenticator from then.
+    AlreadyActivated(Authenticator),
     /// Wrong code; the try was counted (the code is void after the last).
     WrongCode,
     /// No usable code (none, used, expired or void), or no such user.

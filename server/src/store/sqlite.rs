@@ -554,10 +554,35 @@ impl Store for SqliteStore {
             let Some((stored_hash, expires_at_ms, tries, used)) = code else {
                 return Ok(ActivationResult::NoUsableCode);
             };
+            let presented = code_sha256_for(identity.id);
+            if used && eid_protocol::crypto::constant_time_eq(&presented, &stored_hash) {
+                // A retry of an activation whose answer was lost: the same code
+                // and the same two keys get the same authenticator back (the
+                // keys' possession was proven again by the caller).
+                let existing = c
+                    .prepare_cached(&format!(
+                        "SELECT {AUTHENTICATOR_COLUMNS} FROM authenticators \
+                         WHERE identity_id = ?1 AND device_public_key = ?2 AND pin_public_key = ?3"
+                    ))?
+                    .query_row(
+                        params![
+                            identity.id.as_bytes().as_slice(),
+                            authenticator.device_public_key.as_bytes().as_slice(),
+                            authenticator.pin_public_key.as_bytes().as_slice()
+                        ],
+                        authenticator_row,
+                    )
+                    .optional()?;
+                return Ok(match existing {
+                    Some(a) if a.state == AuthenticatorState::Active && !identity.blocked => {
+                        ActivationResult::AlreadyActivated(a)
+                    }
+                    _ => ActivationResult::NoUsableCode,
+                });
+            }
             if used || tries >= max_tries || now_ms >= expires_at_ms {
                 return Ok(ActivationResult::NoUsableCode);
             }
-            let presented = code_sha256_for(identity.id);
             if !eid_protocol::crypto::constant_time_eq(&presented, &stored_hash) {
                 c.prepare_cached("UPDATE activation_codes SET tries = tries + 1 WHERE identity_id = ?1")?
                     .execute(params![identity.id.as_bytes().as_slice()])?;
