@@ -204,7 +204,10 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     })
 }
 
-async fn accept_loop(
+/// Serves `app` over TLS on `listener` until `shutdown` changes: the server's
+/// own accept loop (TCP_NODELAY, handshake timeout, HTTP/1.1 and HTTP/2).
+/// Public so test fixtures (a man in the middle, say) serve like the server.
+pub async fn accept_loop(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     app: axum::Router,
