@@ -74,6 +74,10 @@ pub enum Error {
     /// The request needs the code shown where it was started (channel binding).
     #[error("enter the code shown where the request was started")]
     BindingCodeRequired,
+    /// The code typed does not match the one shown where the request was
+    /// started. Nothing was recorded; check the code and try again.
+    #[error("the code does not match the one shown where the request was started")]
+    WrongBindingCode,
     /// The unlock is unknown, already used, expired, or for another request.
     #[error("the PIN unlock is no longer valid; enter the PIN again")]
     UnlockInvalid,

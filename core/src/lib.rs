@@ -943,6 +943,14 @@ impl Inner {
                 lock(&self.timers)?.remove(&(d.authenticator_id, d.request_id));
                 Ok(receipt)
             }
+            Err(Error::Rejected {
+                code: ErrorCode::BindingMismatch,
+            }) => {
+                // The server recorded nothing and the request stays open: the
+                // person may type the code again (a new decision is signed).
+                lock(&self.store)?.delete_unsent_decision(&d.authenticator_id, &d.request_id)?;
+                Err(Error::WrongBindingCode)
+            }
             Err(Error::Rejected { code }) if is_final(code) => {
                 lock(&self.store)?.set_decision_rejected(
                     &d.authenticator_id,

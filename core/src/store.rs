@@ -617,6 +617,24 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets a signed decision the server refused without recording
+    /// anything (the request stays open, e.g. after a mistyped binding code).
+    pub(crate) fn delete_unsent_decision(
+        &mut self,
+        id: &AuthenticatorId,
+        request: &RequestId,
+    ) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM decisions WHERE authenticator_id = ?1 AND request_id = ?2 AND status = ?3",
+            params![
+                id.to_string(),
+                request.to_string(),
+                DecisionStatus::Signed.as_str()
+            ],
+        )?;
+        Ok(())
+    }
+
     pub(crate) fn set_decision_rejected(
         &mut self,
         id: &AuthenticatorId,
