@@ -324,7 +324,8 @@ async fn forward(
         .request(method, format!("{}{}", state.upstream.base_url, path))
         .body(body);
     for (name, value) in &headers {
-        let keep = name == "content-type" || name == "authorization" || name.as_str().starts_with("eid-");
+        let keep =
+            name == "content-type" || name == "authorization" || name.as_str().starts_with("eid-");
         if keep {
             request = request.header(name, value);
         }

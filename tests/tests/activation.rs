@@ -106,7 +106,9 @@ async fn weak_pins_are_refused_with_a_reason_before_anything_is_sent() {
     let w = World::start().await.unwrap();
     let person = w.person(USER).await.unwrap();
     let phone = w.phone("grete").unwrap();
-    for weak in ["123456", "111111", "121212", "654321", "12345", "12a456", "241299"] {
+    for weak in [
+        "123456", "111111", "121212", "654321", "12345", "12a456", "241299",
+    ] {
         let err = phone
             .app
             .activate(USER, &person.code, weak)
@@ -131,7 +133,9 @@ async fn an_interrupted_activation_resumes_to_the_same_authenticator() {
     let w = World::start().await.unwrap();
     let person = w.person(USER).await.unwrap();
     let mitm = Mitm::start(&w, Tamper::SwallowAnswers).await.unwrap();
-    let mut phone = w.phone_via("grete", &mitm.base_url, &mitm.spki_pin).unwrap();
+    let mut phone = w
+        .phone_via("grete", &mitm.base_url, &mitm.spki_pin)
+        .unwrap();
 
     // The server activates, the answer never arrives.
     let err = phone

@@ -27,7 +27,12 @@ async fn approve_deny_and_fraud_each_reach_the_relying_party_with_a_receipt() {
     for (request, receipt, status, outcome) in [
         (approve, approved, RequestStatus::Approved, Outcome::Approve),
         (deny, denied, RequestStatus::Denied, Outcome::Deny),
-        (fraud, reported, RequestStatus::FraudReported, Outcome::ReportFraud),
+        (
+            fraud,
+            reported,
+            RequestStatus::FraudReported,
+            Outcome::ReportFraud,
+        ),
     ] {
         let seen = w.rp_status(request, TEXT).await.unwrap();
         assert_eq!(seen.status, status);
@@ -44,17 +49,20 @@ async fn approval_needs_the_swipe_a_fresh_unlock_and_the_binding_code() {
     let w = World::start().await.unwrap();
     let phone = w.activated_phone("grete", USER).await.unwrap();
     let acc = phone.app.accounts().unwrap()[0].authenticator_id;
-    let request = w
-        .rp
-        .create_request(USER, RequestKind::Login, TEXT, Some("K7-42QX".into()))
-        .await
-        .unwrap()
-        .request_id;
+    let request =
+        w.rp.create_request(USER, RequestKind::Login, TEXT, Some("K7-42QX".into()))
+            .await
+            .unwrap()
+            .request_id;
     phone.app.refresh().await.unwrap();
 
     let unlock = phone.app.unlock(&acc, &request, PIN).await.unwrap();
     assert_eq!(
-        phone.app.approve(&unlock, false, Some("K7-42QX")).await.unwrap_err(),
+        phone
+            .app
+            .approve(&unlock, false, Some("K7-42QX"))
+            .await
+            .unwrap_err(),
         Error::SwipeRequired
     );
     assert_eq!(
@@ -64,13 +72,21 @@ async fn approval_needs_the_swipe_a_fresh_unlock_and_the_binding_code() {
     // The unlock lasts a minute on the monotonic clock.
     w.advance(61_000, &[&phone]);
     assert_eq!(
-        phone.app.approve(&unlock, true, Some("K7-42QX")).await.unwrap_err(),
+        phone
+            .app
+            .approve(&unlock, true, Some("K7-42QX"))
+            .await
+            .unwrap_err(),
         Error::UnlockInvalid
     );
     // A wrong binding code is refused by the server and changes nothing.
     let unlock = phone.app.unlock(&acc, &request, PIN).await.unwrap();
     assert_eq!(
-        phone.app.approve(&unlock, true, Some("WRONG-1")).await.unwrap_err(),
+        phone
+            .app
+            .approve(&unlock, true, Some("WRONG-1"))
+            .await
+            .unwrap_err(),
         Error::WrongBindingCode
     );
     assert_eq!(
@@ -86,7 +102,11 @@ async fn approval_needs_the_swipe_a_fresh_unlock_and_the_binding_code() {
     // The unlock was single use: the same token cannot approve again, but
     // asking again for the same decision returns the same receipt.
     assert_eq!(
-        phone.app.approve(&unlock, true, Some("K7-42QX")).await.unwrap(),
+        phone
+            .app
+            .approve(&unlock, true, Some("K7-42QX"))
+            .await
+            .unwrap(),
         receipt
     );
     assert_eq!(
@@ -114,7 +134,13 @@ async fn an_expired_request_cannot_be_approved_and_disappears() {
         phone.app.approve(&unlock, true, None).await.unwrap_err(),
         Error::Expired
     );
-    assert!(phone.app.requests(eid_core::Language::English).unwrap().is_empty());
+    assert!(
+        phone
+            .app
+            .requests(eid_core::Language::English)
+            .unwrap()
+            .is_empty()
+    );
     assert!(phone.app.refresh().await.unwrap().is_empty());
     assert_eq!(
         w.rp_status(request, TEXT).await.unwrap().status,

@@ -66,7 +66,11 @@ async fn wrong_pins_escalate_survive_restarts_and_destroy_the_key_at_ten() {
     // Ten wrong in a row (waiting out each delay) destroy the PIN key.
     let waits = [0, 0, 1, 5, 15, 60, 60, 60, 60];
     for (i, wait_minutes) in waits.iter().enumerate() {
-        let err = phone.app.change_pin(&acc, WRONG, "502817").await.unwrap_err();
+        let err = phone
+            .app
+            .change_pin(&acc, WRONG, "502817")
+            .await
+            .unwrap_err();
         assert_eq!(
             err,
             Error::WrongPin {
@@ -80,7 +84,11 @@ async fn wrong_pins_escalate_survive_restarts_and_destroy_the_key_at_ten() {
         w.advance(wait_minutes * MINUTE, &[&phone]);
     }
     assert_eq!(
-        phone.app.change_pin(&acc, WRONG, "502817").await.unwrap_err(),
+        phone
+            .app
+            .change_pin(&acc, WRONG, "502817")
+            .await
+            .unwrap_err(),
         Error::ReactivationRequired
     );
     phone.restart().unwrap();
@@ -103,7 +111,11 @@ async fn a_pin_change_needs_the_old_pin_and_keeps_the_same_keys() {
     let mut phone = w.activated_phone("grete", USER).await.unwrap();
     let acc = account(&phone);
     assert_eq!(
-        phone.app.change_pin(&acc, WRONG, "502817").await.unwrap_err(),
+        phone
+            .app
+            .change_pin(&acc, WRONG, "502817")
+            .await
+            .unwrap_err(),
         Error::WrongPin {
             attempts_left: 9,
             retry_after_ms: 0
@@ -127,8 +139,5 @@ async fn a_pin_change_needs_the_old_pin_and_keeps_the_same_keys() {
     let unlock = phone.app.unlock(&acc, &request, "502817").await.unwrap();
     phone.app.approve(&unlock, true, None).await.unwrap();
     let status = w.rp_status(request, TEXT).await.unwrap();
-    assert_eq!(
-        status.status,
-        eid_protocol::wire::RequestStatus::Approved
-    );
+    assert_eq!(status.status, eid_protocol::wire::RequestStatus::Approved);
 }

@@ -34,13 +34,15 @@ async fn pulls_zero_one_and_many_requests_across_accounts() {
     // for the second, none for the third.
     let mut expected = HashSet::from([(first, accounts[0].authenticator_id)]);
     for i in 1..5 {
-        let r = w.login(users[0], &format!("Log på Netbank #{i}")).await.unwrap();
+        let r = w
+            .login(users[0], &format!("Log på Netbank #{i}"))
+            .await
+            .unwrap();
         expected.insert((r, accounts[0].authenticator_id));
     }
     for i in 0..3 {
-        let r = w
-            .rp
-            .create_request(
+        let r =
+            w.rp.create_request(
                 users[1],
                 RequestKind::Signature,
                 &format!("Underskriv lånedokument {i}"),
@@ -65,7 +67,11 @@ async fn pulls_zero_one_and_many_requests_across_accounts() {
     );
     // The stored list is served without the network, too.
     assert_eq!(
-        phone.app.requests(eid_core::Language::English).unwrap().len(),
+        phone
+            .app
+            .requests(eid_core::Language::English)
+            .unwrap()
+            .len(),
         8
     );
 
@@ -90,7 +96,11 @@ async fn pulls_zero_one_and_many_requests_across_accounts() {
             .unwrap_err(),
         Error::UnknownRequest
     );
-    let unlock = phone.app.unlock(&hans, &hans_request, "502817").await.unwrap();
+    let unlock = phone
+        .app
+        .unlock(&hans, &hans_request, "502817")
+        .await
+        .unwrap();
     phone.app.approve(&unlock, true, None).await.unwrap();
     assert_eq!(phone.app.refresh().await.unwrap().len(), 7);
 }
@@ -107,7 +117,10 @@ async fn a_blocked_identity_shows_blocked_and_gets_no_requests() {
 
     w.admin.block(person.identity_id).await.unwrap();
     assert!(phone.app.refresh().await.unwrap().is_empty());
-    assert_eq!(phone.app.accounts().unwrap()[0].state, AccountState::Blocked);
+    assert_eq!(
+        phone.app.accounts().unwrap()[0].state,
+        AccountState::Blocked
+    );
     assert!(
         phone
             .app
