@@ -347,19 +347,21 @@ async fn forward(
         tokio::time::sleep(Duration::from_secs(30)).await;
     }
     let tampering = matches!(tamper, Tamper::ChangeReferenceText | Tamper::ForgeSignature);
-    if tampering && uri.path() == wire::PATH_PULL && status.is_success() {
-        if let Ok(mut pulled) = serde_json::from_slice::<PullResponse>(&bytes) {
-            for account in &mut pulled.accounts {
-                for signed in &mut account.requests {
-                    signed.envelope.reference_text = TAMPERED_TEXT.to_owned();
-                    if tamper == Tamper::ForgeSignature {
-                        signed.signature = state.forger.sign(&signed.envelope.signing_bytes());
-                    }
+    if tampering
+        && uri.path() == wire::PATH_PULL
+        && status.is_success()
+        && let Ok(mut pulled) = serde_json::from_slice::<PullResponse>(&bytes)
+    {
+        for account in &mut pulled.accounts {
+            for signed in &mut account.requests {
+                signed.envelope.reference_text = TAMPERED_TEXT.to_owned();
+                if tamper == Tamper::ForgeSignature {
+                    signed.signature = state.forger.sign(&signed.envelope.signing_bytes());
                 }
             }
-            if let Ok(body) = serde_json::to_vec(&pulled) {
-                return (status, out_headers, Bytes::from(body));
-            }
+        }
+        if let Ok(body) = serde_json::to_vec(&pulled) {
+            return (status, out_headers, Bytes::from(body));
         }
     }
     (status, out_headers, bytes)

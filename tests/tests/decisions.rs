@@ -50,7 +50,7 @@ async fn approval_needs_the_swipe_a_fresh_unlock_and_the_binding_code() {
     let phone = w.activated_phone("grete", USER).await.unwrap();
     let acc = phone.app.accounts().unwrap()[0].authenticator_id;
     let request =
-        w.rp.create_request(USER, RequestKind::Login, TEXT, Some("K7-42QX".into()))
+        w.rp.create_request(USER, RequestKind::Login, TEXT, Some("K7-42QX"))
             .await
             .unwrap()
             .request_id;
