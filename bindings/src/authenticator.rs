@@ -1,0 +1,237 @@
+//! The `Authenticator` object the shells hold: one per app.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use eid_protocol::{AuthenticatorId, RequestId};
+
+use crate::error::EidError;
+use crate::keystore::{ForeignKeyStore, KeyStore};
+use crate::model::{AccountInfo, Language, PendingActivation, Receipt, RequestView};
+
+/// How to open the core.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct AuthenticatorConfig {
+    /// Path of the app's SQLite file (in the app's private storage).
+    pub database_path: String,
+    /// The server, `https://host:port`.
+    pub server_url: String,
+    /// The server's TLS key pin, `sha256/<base64>`.
+    pub server_spki_pin: String,
+    /// Language of the display models.
+    pub language: Language,
+    /// PBKDF2 iterations for new PIN keys. Leave `None` in apps: the core then
+    /// calibrates on the device (about 100–250 ms, with a floor). A fixed low
+    /// value is for tests only.
+    pub kdf_iterations: Option<u32>,
+}
+
+/// Proof that the PIN was entered for one request: single use and short-lived.
+/// Holds no secret.
+#[derive(Debug, uniffi::Object)]
+pub struct UnlockToken(eid_core::UnlockToken);
+
+#[uniffi::export]
+impl UnlockToken {
+    /// The unlocked account, hex.
+    pub fn account_id(&self) -> String {
+        self.0.authenticator_id.to_string()
+    }
+
+    /// The only request this unlock may decide, hex.
+    pub fn request_id(&self) -> String {
+        self.0.request_id.to_string()
+    }
+}
+
+/// The eID authenticator core: activation, pull on open, display models, PIN
+/// unlock, swipe approval, deny and report fraud. Thread-safe.
+#[derive(Debug, uniffi::Object)]
+pub struct Authenticator {
+    core: eid_core::Authenticator,
+}
+
+fn account_id(hex: &str) -> Result<AuthenticatorId, EidError> {
+    AuthenticatorId::from_str(hex).map_err(|_| EidError::UnknownRequest)
+}
+
+fn request_id(hex: &str) -> Result<RequestId, EidError> {
+    RequestId::from_str(hex).map_err(|_| EidError::UnknownRequest)
+}
+
+#[uniffi::export]
+impl Authenticator {
+    /// Opens (creating if needed) the core's database and pinned HTTPS client.
+    /// Does no network I/O.
+    #[uniffi::constructor]
+    pub fn open(
+        config: AuthenticatorConfig,
+        keystore: Arc<dyn KeyStore>,
+    ) -> Result<Arc<Self>, EidError> {
+        let server = eid_core::ServerConfig::new(config.server_url, config.server_spki_pin);
+        let mut core_config = eid_core::Config::new(config.database_path, server);
+        core_config.language = config.language.into();
+        if let Some(iterations) = config.kdf_iterations {
+            core_config.kdf = eid_core::KdfCost::Fixed(iterations);
+        }
+        let core = eid_core::Authenticator::open(core_config, Arc::new(ForeignKeyStore(keystore)))?;
+        Ok(Arc::new(Self { core }))
+    }
+
+    /// The accounts on this phone, oldest first.
+    pub fn accounts(&self) -> Result<Vec<AccountInfo>, EidError> {
+        Ok(self
+            .core
+            .accounts()?
+            .into_iter()
+            .map(AccountInfo::from)
+            .collect())
+    }
+
+    /// The interrupted activation, if any.
+    pub fn pending_activation(&self) -> Result<Option<PendingActivation>, EidError> {
+        Ok(self.core.pending_activation()?.map(|p| PendingActivation {
+            user_id: p.user_id,
+            created_at_ms: p.created_at_ms,
+        }))
+    }
+
+    /// Discards an interrupted activation and its keys.
+    pub fn discard_activation(&self) -> Result<(), EidError> {
+        Ok(self.core.discard_activation()?)
+    }
+
+    /// The stored requests of active accounts without the network; the
+    /// countdowns are recomputed on every call.
+    pub fn requests(&self, language: Language) -> Result<Vec<RequestView>, EidError> {
+        Ok(self
+            .core
+            .requests(language.into())?
+            .into_iter()
+            .map(RequestView::from)
+            .collect())
+    }
+
+    /// Removes an account and its keys from this phone.
+    pub fn remove_account(&self, account_id_hex: String) -> Result<(), EidError> {
+        Ok(self.core.remove_account(&account_id(&account_id_hex)?)?)
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl Authenticator {
+    /// Activates an account with the user ID and activation code from support;
+    /// the PIN is checked against the policy first.
+    pub async fn activate(
+        &self,
+        user_id: String,
+        activation_code: String,
+        pin: String,
+    ) -> Result<AccountInfo, EidError> {
+        Ok(self
+            .core
+            .activate(&user_id, &activation_code, &pin)
+            .await?
+            .into())
+    }
+
+    /// Re-sends an interrupted activation (same keys; no PIN needed).
+    pub async fn resume_activation(
+        &self,
+        activation_code: String,
+    ) -> Result<AccountInfo, EidError> {
+        Ok(self.core.resume_activation(&activation_code).await?.into())
+    }
+
+    /// Pulls the pending requests of every account in one round trip (call it
+    /// when the app comes to the foreground), verifies them and returns the
+    /// display models.
+    pub async fn refresh(&self) -> Result<Vec<RequestView>, EidError> {
+        Ok(self
+            .core
+            .refresh()
+            .await?
+            .into_iter()
+            .map(RequestView::from)
+            .collect())
+    }
+
+    /// Checks the PIN for one request; returns a short-lived single-use unlock.
+    pub async fn unlock(
+        &self,
+        account_id_hex: String,
+        request_id_hex: String,
+        pin: String,
+    ) -> Result<Arc<UnlockToken>, EidError> {
+        let token = self
+            .core
+            .unlock(
+                &account_id(&account_id_hex)?,
+                &request_id(&request_id_hex)?,
+                &pin,
+            )
+            .await?;
+        Ok(Arc::new(UnlockToken(token)))
+    }
+
+    /// Approves the unlocked request once the swipe is complete; returns the
+    /// server's verified receipt.
+    pub async fn approve(
+        &self,
+        unlock: Arc<UnlockToken>,
+        swipe_confirmed: bool,
+        binding_code: Option<String>,
+    ) -> Result<Receipt, EidError> {
+        Ok(self
+            .core
+            .approve(&unlock.0, swipe_confirmed, binding_code.as_deref())
+            .await?
+            .into())
+    }
+
+    /// Denies a request (no PIN needed).
+    pub async fn deny(
+        &self,
+        account_id_hex: String,
+        request_id_hex: String,
+    ) -> Result<Receipt, EidError> {
+        Ok(self
+            .core
+            .deny(&account_id(&account_id_hex)?, &request_id(&request_id_hex)?)
+            .await?
+            .into())
+    }
+
+    /// Denies a request and reports it as fraud ("this wasn't me").
+    pub async fn report_fraud(
+        &self,
+        account_id_hex: String,
+        request_id_hex: String,
+    ) -> Result<Receipt, EidError> {
+        Ok(self
+            .core
+            .report_fraud(&account_id(&account_id_hex)?, &request_id(&request_id_hex)?)
+            .await?
+            .into())
+    }
+
+    /// Re-sends decisions signed before a network failure; returns how many
+    /// the server confirmed.
+    pub async fn retry_unsent_decisions(&self) -> Result<u32, EidError> {
+        let n = self.core.retry_unsent_decisions().await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Changes an account's PIN; needs the old one.
+    pub async fn change_pin(
+        &self,
+        account_id_hex: String,
+        old_pin: String,
+        new_pin: String,
+    ) -> Result<(), EidError> {
+        Ok(self
+            .core
+            .change_pin(&account_id(&account_id_hex)?, &old_pin, &new_pin)
+            .await?)
+    }
+}
