@@ -83,6 +83,10 @@ impl CliError {
         } else {
             let mut line = format!("error ({}): {}", self.kind, self.message);
             for (k, v) in &self.details {
+                // Skip what the message already says (e.g. the server's code).
+                if v.as_str().is_some_and(|s| self.message.contains(s)) {
+                    continue;
+                }
                 line.push_str(&format!("; {k}={v}"));
             }
             eprintln!("{line}");
