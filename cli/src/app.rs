@@ -268,7 +268,19 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
             let resent = core.retry_unsent_decisions().await?;
             let views = core.refresh().await?;
+            let accounts = core.accounts()?;
             let mut lines = vec![format!("{} pending request(s)", views.len())];
+            for a in accounts
+                .iter()
+                .filter(|a| a.state != eid_core::AccountState::Active)
+            {
+                lines.push(format!(
+                    "account {} ({}) is {}",
+                    a.authenticator_id,
+                    a.user_id,
+                    account_state_name(a.state)
+                ));
+            }
             for v in &views {
                 lines.push(String::new());
                 lines.extend(view_lines(v, "  "));
@@ -276,6 +288,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             Ok(Report::new(
                 json!({
                     "requests": views.iter().map(view_json).collect::<Vec<_>>(),
+                    "accounts": accounts.iter().map(account_json).collect::<Vec<_>>(),
                     "resent_decisions": resent,
                 }),
                 lines,

@@ -380,6 +380,40 @@ fn scripted_journey_against_a_running_server() {
     assert_eq!(accounts["accounts"][0]["user_id"], "anna#2024x");
     let opened = ok(eid(&["--json", "app", "open"], &app_env, None));
     assert!(opened["requests"].as_array().unwrap().is_empty());
+
+    // Support blocks the identity: the phone sees it on the next open.
+    let identity = accounts["accounts"][0]["identity_id"].as_str().unwrap();
+    let blocked = ok(eid(
+        &["--json", "admin", "block", "--identity", identity],
+        &s.env(),
+        None,
+    ));
+    assert_eq!(blocked["blocked"], true);
+    let opened = ok(eid(&["--json", "app", "open"], &app_env, None));
+    assert_eq!(opened["accounts"][0]["state"], "blocked");
+    let e = err(
+        eid(
+            &[
+                "--json",
+                "rp",
+                "request",
+                "--user-id",
+                "anna#2024x",
+                "--text",
+                "Log på",
+            ],
+            &rp_env,
+            None,
+        ),
+        "rejected",
+    );
+    assert_eq!(e["code"], "identity_blocked");
+    let unblocked = ok(eid(
+        &["--json", "admin", "unblock", "--identity", identity],
+        &s.env(),
+        None,
+    ));
+    assert_eq!(unblocked["blocked"], false);
 }
 
 #[test]
