@@ -604,4 +604,42 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     err(eid(&["--json", "rp", "status"], &rp_env, None), "usage");
     // The app folder must exist or be given.
     err(eid(&["--json", "app", "open"], &[], None), "missing_option");
+
+    // Three wrong PINs in a row: a wait, then locked out even with the right one.
+    let created = ok(eid(
+        &[
+            "--json",
+            "rp",
+            "request",
+            "--user-id",
+            "bent#1960y",
+            "--text",
+            "Log på igen",
+        ],
+        &rp_env,
+        None,
+    ));
+    let request = created["request_id"].as_str().unwrap().to_owned();
+    let approve = [
+        "--json",
+        "app",
+        "approve",
+        "--request",
+        &request,
+        "--pin-stdin",
+    ];
+    let mut last = Value::Null;
+    for _ in 0..3 {
+        last = err(eid(&approve, &app_env, Some("907153")), "wrong_pin");
+    }
+    assert_eq!(last["attempts_left"], 7);
+    assert!(last["retry_after_ms"].as_u64().unwrap() > 0);
+    let e = err(eid(&approve, &app_env, Some(PIN)), "locked_out");
+    assert!(e["retry_after_ms"].as_u64().unwrap() > 0);
+    let st = ok(eid(
+        &["--json", "rp", "status", "--request", &request],
+        &rp_env,
+        None,
+    ));
+    assert_eq!(st["status"], "pending");
 }
