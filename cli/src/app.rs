@@ -1,0 +1,348 @@
+//! `eid app`: the phone, backed by `eid-core` with a software keystore in the
+//! app folder. The server URL and pin are remembered there at activation.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Subcommand;
+use eid_core::{AccountInfo, Authenticator, Config, ServerConfig, SoftwareKeyStore};
+use eid_protocol::wire::SignedReceipt;
+use eid_protocol::{AuthenticatorId, RequestId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::common::{Common, check_spki_pin, check_url, ms_since, parse_id, read_pin};
+use crate::output::{CliError, Report, serde_name, view_json, view_lines};
+
+/// The phone's commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AppCommand {
+    /// Activate an account with a user ID and activation code; reads the new PIN
+    /// from stdin (--pin-stdin) or EID_PIN. Remembers --server and --pin.
+    Activate {
+        /// The user ID.
+        #[arg(long)]
+        user_id: String,
+        /// The activation code from the letter or SMS.
+        #[arg(long)]
+        code: String,
+        /// Read the PIN as one line from stdin (otherwise EID_PIN).
+        #[arg(long)]
+        pin_stdin: bool,
+    },
+    /// Open the app: fetch pending requests and show them.
+    Open,
+    /// Approve a request: PIN (stdin or EID_PIN), swipe, approve.
+    Approve {
+        /// The request.
+        #[arg(long)]
+        request: String,
+        /// The account holding it (found automatically when omitted).
+        #[arg(long)]
+        account: Option<String>,
+        /// Read the PIN as one line from stdin (otherwise EID_PIN).
+        #[arg(long)]
+        pin_stdin: bool,
+        /// The code shown where the request was started, when it needs one.
+        #[arg(long)]
+        binding_code: Option<String>,
+    },
+    /// Deny a request (no PIN needed).
+    Deny {
+        /// The request.
+        #[arg(long)]
+        request: String,
+        /// The account holding it (found automatically when omitted).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Deny a request and report it as fraud ("this wasn't me").
+    Report {
+        /// The request.
+        #[arg(long)]
+        request: String,
+        /// The account holding it (found automatically when omitted).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// List the accounts on this phone.
+    Accounts,
+}
+
+/// Server settings remembered in the app folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AppSettings {
+    /// Base URL.
+    server: String,
+    /// SPKI pin.
+    spki_pin: String,
+}
+
+const SETTINGS_FILE: &str = "server.json";
+const DB_FILE: &str = "core.sqlite3";
+const KEYS_DIR: &str = "keys";
+
+fn app_dir(common: &Common) -> Result<PathBuf, CliError> {
+    common.app_dir.clone().ok_or_else(|| {
+        CliError::new(
+            "missing_option",
+            "the phone's data folder is needed: --app-dir or EID_APP_DIR",
+        )
+    })
+}
+
+fn load_settings(dir: &Path) -> Result<Option<AppSettings>, CliError> {
+    let path = dir.join(SETTINGS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| CliError::new("config", format!("{} is not valid: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CliError::new(
+            "storage",
+            format!("cannot read {}: {e}", path.display()),
+        )),
+    }
+}
+
+fn save_settings(dir: &Path, settings: &AppSettings) -> Result<(), CliError> {
+    let path = dir.join(SETTINGS_FILE);
+    let bytes =
+        serde_json::to_vec_pretty(settings).map_err(|e| CliError::new("storage", e.to_string()))?;
+    std::fs::write(&path, bytes)
+        .map_err(|e| CliError::new("storage", format!("cannot write {}: {e}", path.display())))
+}
+
+/// Flags and environment override the remembered settings.
+fn resolve_settings(common: &Common, dir: &Path) -> Result<AppSettings, CliError> {
+    let saved = load_settings(dir)?;
+    let server = match (&common.server, &saved) {
+        (Some(s), _) => s.clone(),
+        (None, Some(saved)) => saved.server.clone(),
+        (None, None) => {
+            return Err(CliError::new(
+                "missing_option",
+                "the server URL is needed: --server or EID_SERVER (remembered after activation)",
+            ));
+        }
+    };
+    let spki_pin = match (&common.spki_pin, &saved) {
+        (Some(p), _) => p.clone(),
+        (None, Some(saved)) => saved.spki_pin.clone(),
+        (None, None) => {
+            return Err(CliError::new(
+                "missing_option",
+                "the SPKI pin is needed: --pin or EID_SPKI_PIN (remembered after activation)",
+            ));
+        }
+    };
+    Ok(AppSettings {
+        server: check_url(&server)?,
+        spki_pin: check_spki_pin(&spki_pin)?,
+    })
+}
+
+/// Opens the core for an app folder with the given server settings.
+pub(crate) fn open_core(
+    common: &Common,
+    dir: &Path,
+    server: &str,
+    spki_pin: &str,
+) -> Result<Authenticator, CliError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        CliError::new(
+            "storage",
+            format!("cannot create the app folder {}: {e}", dir.display()),
+        )
+    })?;
+    let keystore = SoftwareKeyStore::open(&dir.join(KEYS_DIR)).map_err(eid_core::Error::from)?;
+    let mut config = Config::new(dir.join(DB_FILE), ServerConfig::new(server, spki_pin));
+    config.kdf = common.kdf();
+    config.language = common.language();
+    Ok(Authenticator::open(config, Arc::new(keystore))?)
+}
+
+/// An account as JSON.
+pub(crate) fn account_json(a: &AccountInfo) -> Value {
+    json!({
+        "authenticator_id": a.authenticator_id.to_string(),
+        "identity_id": a.identity_id.to_string(),
+        "user_id": a.user_id,
+        "state": account_state_name(a.state),
+        "created_at_ms": a.created_at_ms,
+    })
+}
+
+fn account_state_name(s: eid_core::AccountState) -> &'static str {
+    match s {
+        eid_core::AccountState::Active => "active",
+        eid_core::AccountState::Blocked => "blocked",
+        eid_core::AccountState::NeedsReactivation => "needs_reactivation",
+        _ => "other",
+    }
+}
+
+/// A receipt the core received (and already verified) as JSON.
+pub(crate) fn receipt_json(r: &SignedReceipt) -> Value {
+    json!({
+        "verified": true,
+        "outcome": serde_name(&r.receipt.outcome),
+        "request_id": r.receipt.request_id.to_string(),
+        "authenticator_id": r.receipt.authenticator_id.to_string(),
+        "decided_at_ms": r.receipt.decided_at_ms,
+        "counter": r.receipt.counter,
+    })
+}
+
+/// Finds the account holding `request`: from the fresh list, or the only account.
+async fn find_account(
+    core: &Authenticator,
+    request: &RequestId,
+    account: Option<&str>,
+) -> Result<AuthenticatorId, CliError> {
+    let wanted: Option<AuthenticatorId> = account.map(|a| parse_id("account ID", a)).transpose()?;
+    let views = core.refresh().await?;
+    if let Some(v) = views
+        .iter()
+        .find(|v| v.request_id == *request && wanted.is_none_or(|w| w == v.authenticator_id))
+    {
+        return Ok(v.authenticator_id);
+    }
+    if let Some(w) = wanted {
+        return Ok(w);
+    }
+    let accounts = core.accounts()?;
+    match accounts.as_slice() {
+        // The core may still hold a signed decision for it (re-sent, same receipt).
+        [only] => Ok(only.authenticator_id),
+        _ => Err(eid_core::Error::UnknownRequest.into()),
+    }
+}
+
+/// Runs a phone command.
+pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliError> {
+    let dir = app_dir(common)?;
+    match cmd {
+        AppCommand::Activate {
+            user_id,
+            code,
+            pin_stdin,
+        } => {
+            let pin = read_pin(pin_stdin)?;
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let start = Instant::now();
+            let account = core.activate(&user_id, &code, &pin).await?;
+            save_settings(&dir, &settings)?;
+            Ok(Report::new(
+                json!({ "account": account_json(&account), "ms": ms_since(start) }),
+                vec![
+                    format!("account activated: {}", account.authenticator_id),
+                    format!("user ID:  {}", account.user_id),
+                    format!("identity: {}", account.identity_id),
+                    format!("server remembered in {}", dir.join(SETTINGS_FILE).display()),
+                ],
+            ))
+        }
+        AppCommand::Accounts => {
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let accounts = core.accounts()?;
+            let mut lines = vec![format!("{} account(s)", accounts.len())];
+            lines.extend(accounts.iter().map(|a| {
+                format!(
+                    "  {}  {}  {}",
+                    a.authenticator_id,
+                    a.user_id,
+                    account_state_name(a.state)
+                )
+            }));
+            Ok(Report::new(
+                json!({ "accounts": accounts.iter().map(account_json).collect::<Vec<_>>() }),
+                lines,
+            ))
+        }
+        AppCommand::Open => {
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let resent = core.retry_unsent_decisions().await?;
+            let views = core.refresh().await?;
+            let accounts = core.accounts()?;
+            let mut lines = vec![format!("{} pending request(s)", views.len())];
+            for a in accounts
+                .iter()
+                .filter(|a| a.state != eid_core::AccountState::Active)
+            {
+                lines.push(format!(
+                    "account {} ({}) is {}",
+                    a.authenticator_id,
+                    a.user_id,
+                    account_state_name(a.state)
+                ));
+            }
+            for v in &views {
+                lines.push(String::new());
+                lines.extend(view_lines(v, "  "));
+            }
+            Ok(Report::new(
+                json!({
+                    "requests": views.iter().map(view_json).collect::<Vec<_>>(),
+                    "accounts": accounts.iter().map(account_json).collect::<Vec<_>>(),
+                    "resent_decisions": resent,
+                }),
+                lines,
+            ))
+        }
+        AppCommand::Approve {
+            request,
+            account,
+            pin_stdin,
+            binding_code,
+        } => {
+            let request: RequestId = parse_id("request ID", &request)?;
+            let pin = read_pin(pin_stdin)?;
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let account = find_account(&core, &request, account.as_deref()).await?;
+            let token = core.unlock(&account, &request, &pin).await?;
+            drop(pin);
+            let receipt = core.approve(&token, true, binding_code.as_deref()).await?;
+            Ok(decision_report("approved", &receipt))
+        }
+        AppCommand::Deny { request, account } => {
+            let request: RequestId = parse_id("request ID", &request)?;
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let account = find_account(&core, &request, account.as_deref()).await?;
+            let receipt = core.deny(&account, &request).await?;
+            Ok(decision_report("denied", &receipt))
+        }
+        AppCommand::Report { request, account } => {
+            let request: RequestId = parse_id("request ID", &request)?;
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let account = find_account(&core, &request, account.as_deref()).await?;
+            let receipt = core.report_fraud(&account, &request).await?;
+            Ok(decision_report("fraud_reported", &receipt))
+        }
+    }
+}
+
+fn decision_report(what: &str, receipt: &SignedReceipt) -> Report {
+    Report::new(
+        json!({
+            "request_id": receipt.receipt.request_id.to_string(),
+            "authenticator_id": receipt.receipt.authenticator_id.to_string(),
+            "result": what,
+            "receipt": receipt_json(receipt),
+        }),
+        vec![
+            format!("request {}: {what}", receipt.receipt.request_id),
+            format!(
+                "receipt signature verified by the app (counter {})",
+                receipt.receipt.counter
+            ),
+        ],
+    )
+}

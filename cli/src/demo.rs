@@ -1,0 +1,369 @@
+//! `eid demo`: the whole journey on an embedded server in a temporary folder.
+//!
+//! Support creates an identity and an activation code, the phone activates
+//! with a PIN, a bank asks for a login, the person opens the app, reads the
+//! request, enters the PIN, swipes and approves; the bank verifies the signed
+//! receipt. Then a request the person did not start is refused with "report
+//! fraud", and the bank sees `fraud_reported`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use eid_api_client::{AdminClient, Endpoint, RelyingPartyClient};
+use eid_core::{Authenticator, Config, RequestView, ServerConfig, SoftwareKeyStore};
+use eid_protocol::wire::{RequestStatus, RequestStatusResponse};
+use eid_protocol::{RequestId, RequestKind};
+use serde_json::{Value, json};
+
+use crate::app::{account_json, receipt_json};
+use crate::common::{Common, endpoint, ms_since, reference_text_sha256};
+use crate::output::{CliError, Report, serde_name, view_json, view_lines};
+use crate::rp::{check_receipt, status_json};
+
+/// Options of the demo.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// The user ID of the demo person.
+    #[arg(long, default_value = "grete#1950x")]
+    user_id: String,
+    /// The reference text of the login the person approves.
+    #[arg(long, default_value = "Log på Netbank – Danske Eksempel Bank")]
+    text: String,
+}
+
+/// The demo's PIN (passes the PIN policy); never printed.
+const DEMO_PIN: &str = "384726";
+const PROVIDER: &str = "Danske Eksempel Bank";
+const PERSON: &str = "Grete Jensen";
+
+/// Records and (in text mode) prints the steps as they happen.
+struct Journey {
+    as_json: bool,
+    steps: Vec<Value>,
+    started: Instant,
+}
+
+impl Journey {
+    fn say(&self, line: impl AsRef<str>) {
+        if !self.as_json {
+            println!("{}", line.as_ref());
+        }
+    }
+
+    /// Records a finished step that started at `t`.
+    fn step(&mut self, name: &str, t: Instant, detail: impl AsRef<str>) {
+        let ms = ms_since(t);
+        self.steps.push(json!({ "step": name, "ms": ms }));
+        self.say(format!("[{ms:>5} ms] {}", detail.as_ref()));
+    }
+
+    fn fail(&self, step: &str, e: impl Into<CliError>) -> CliError {
+        let e: CliError = e.into();
+        let message = format!("demo failed at step {step:?}: {}", e.message);
+        CliError {
+            kind: e.kind,
+            message,
+            details: e.details,
+        }
+        .with("step", step)
+    }
+}
+
+/// Runs the demo.
+pub(crate) async fn run(common: &Common, args: &DemoArgs) -> Result<Report, CliError> {
+    let mut j = Journey {
+        as_json: common.json,
+        steps: Vec::new(),
+        started: Instant::now(),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix("eid-demo-")
+        .tempdir()
+        .map_err(|e| CliError::new("storage", format!("cannot create a temporary folder: {e}")))?;
+
+    j.say("eID demo: the whole journey on an embedded server (temporary data)");
+    j.say("");
+
+    // 1. Server.
+    let t = Instant::now();
+    let mut config = eid_server::Config {
+        listen: ([127, 0, 0, 1], 0).into(),
+        data_dir: tmp.path().join("server"),
+        ..eid_server::Config::default()
+    };
+    config.admin_token = None;
+    let server = eid_server::start(eid_server::ServerOptions::new(config))
+        .await
+        .map_err(|e| j.fail("start_server", CliError::new("server", format!("{e:#}"))))?;
+    let base_url = server.base_url();
+    let spki_pin = server.spki_pin.clone();
+    j.step(
+        "start_server",
+        t,
+        format!("server started on {base_url}\n           TLS SPKI pin {spki_pin}"),
+    );
+
+    let result = journey(&mut j, common, args, &server, tmp.path()).await;
+    server.shutdown().await;
+    let mut summary = result?;
+    let total = ms_since(j.started);
+    summary["server"] = json!({ "url": base_url, "spki_pin": spki_pin });
+    summary["steps"] = Value::Array(std::mem::take(&mut j.steps));
+    summary["total_ms"] = total.into();
+    summary["ok"] = true.into();
+    j.say("");
+    j.say(format!(
+        "done in {total} ms: approved with a verified receipt, and the unwanted request was reported as fraud"
+    ));
+    Ok(Report::new(summary, Vec::new()))
+}
+
+async fn journey(
+    j: &mut Journey,
+    common: &Common,
+    args: &DemoArgs,
+    server: &eid_server::RunningServer,
+    dir: &std::path::Path,
+) -> Result<Value, CliError> {
+    let ep: Endpoint =
+        endpoint(&server.base_url(), &server.spki_pin).map_err(|e| j.fail("connect", e))?;
+    let admin = AdminClient::new(ep.clone(), &server.admin_token);
+
+    // 2. Support creates the identity and an activation code.
+    let t = Instant::now();
+    let identity = admin
+        .create_identity(&args.user_id, Some(PERSON))
+        .await
+        .map_err(|e| j.fail("create_identity", e))?;
+    j.step(
+        "create_identity",
+        t,
+        format!(
+            "support created identity {} for user ID {:?}",
+            identity.identity_id, identity.user_id
+        ),
+    );
+    let t = Instant::now();
+    let code = admin
+        .issue_activation_code(identity.identity_id)
+        .await
+        .map_err(|e| j.fail("activation_code", e))?;
+    j.step(
+        "activation_code",
+        t,
+        "support issued a single-use activation code (sent by letter)",
+    );
+
+    // 3. The phone activates.
+    let t = Instant::now();
+    let keystore = SoftwareKeyStore::open(&dir.join("phone").join("keys"))
+        .map_err(|e| j.fail("activate", eid_core::Error::from(e)))?;
+    let mut config = Config::new(
+        dir.join("phone").join("core.sqlite3"),
+        ServerConfig::new(server.base_url(), server.spki_pin.clone()),
+    );
+    config.kdf = common.kdf();
+    config.language = common.language();
+    let phone =
+        Authenticator::open(config, Arc::new(keystore)).map_err(|e| j.fail("activate", e))?;
+    let account = phone
+        .activate(&identity.user_id, &code.activation_code, DEMO_PIN)
+        .await
+        .map_err(|e| j.fail("activate", e))?;
+    j.step(
+        "activate",
+        t,
+        format!(
+            "phone activated authenticator {} (device key + PIN-sealed key, 6-digit PIN)",
+            account.authenticator_id
+        ),
+    );
+
+    // 4. A bank is registered.
+    let t = Instant::now();
+    let sp = admin
+        .register_service_provider(PROVIDER)
+        .await
+        .map_err(|e| j.fail("register_provider", e))?;
+    let rp = RelyingPartyClient::new(ep.clone(), &sp.api_key);
+    j.step(
+        "register_provider",
+        t,
+        format!(
+            "service provider {:?} registered ({})",
+            sp.name, sp.service_provider_id
+        ),
+    );
+
+    // 5. The bank asks for a login; the person opens the app and approves.
+    let login = login_request(j, &rp, &identity.user_id, &args.text, "rp_request").await?;
+    let view = open_app(j, &phone, login, "open_app").await?;
+
+    let t = Instant::now();
+    let token = phone
+        .unlock(&view.authenticator_id, &view.request_id, DEMO_PIN)
+        .await
+        .map_err(|e| j.fail("enter_pin", e))?;
+    j.step("enter_pin", t, "PIN entered and checked: request unlocked");
+    let t = Instant::now();
+    j.say("           swipe to approve: confirmed");
+    let receipt = phone
+        .approve(&token, true, None)
+        .await
+        .map_err(|e| j.fail("approve", e))?;
+    j.step(
+        "approve",
+        t,
+        format!(
+            "approved; the app verified the server's receipt (counter {})",
+            receipt.receipt.counter
+        ),
+    );
+    let (approved, approved_check) = rp_result(
+        j,
+        &rp,
+        server,
+        login,
+        &args.text,
+        RequestStatus::Approved,
+        "rp_status_approved",
+    )
+    .await?;
+
+    // 6. A request the person did not start: refused with "report fraud".
+    j.say("");
+    j.say("now a request the person did NOT start (a scammer on the phone):");
+    let scam_text = "Log på Netbank – Danske Eksempel Bank (ny enhed)";
+    let scam = login_request(j, &rp, &identity.user_id, scam_text, "rp_request_unwanted").await?;
+    let scam_view = open_app(j, &phone, scam, "open_app_unwanted").await?;
+    let t = Instant::now();
+    let fraud_receipt = phone
+        .report_fraud(&scam_view.authenticator_id, &scam_view.request_id)
+        .await
+        .map_err(|e| j.fail("report_fraud", e))?;
+    j.step(
+        "report_fraud",
+        t,
+        "the person chose \"This wasn't me\": refused and reported (no PIN needed)",
+    );
+    let (fraud, fraud_check) = rp_result(
+        j,
+        &rp,
+        server,
+        scam,
+        scam_text,
+        RequestStatus::FraudReported,
+        "rp_status_fraud_reported",
+    )
+    .await?;
+
+    Ok(json!({
+        "identity": { "identity_id": identity.identity_id.to_string(), "user_id": identity.user_id },
+        "account": account_json(&account),
+        "service_provider": { "id": sp.service_provider_id.to_string(), "name": sp.name },
+        "login": {
+            "request": view_json(&view),
+            "app_receipt": receipt_json(&receipt),
+            "rp": status_json(&approved, &approved_check),
+            "status": serde_name(&approved.status),
+            "receipt_verified": approved_check.verified,
+        },
+        "refusal": {
+            "request": view_json(&scam_view),
+            "app_receipt": receipt_json(&fraud_receipt),
+            "rp": status_json(&fraud, &fraud_check),
+            "status": serde_name(&fraud.status),
+            "receipt_verified": fraud_check.verified,
+        },
+    }))
+}
+
+async fn login_request(
+    j: &mut Journey,
+    rp: &RelyingPartyClient,
+    user_id: &str,
+    text: &str,
+    step: &str,
+) -> Result<RequestId, CliError> {
+    let t = Instant::now();
+    let created = rp
+        .create_request(user_id, RequestKind::Login, text, None)
+        .await
+        .map_err(|e| j.fail(step, e))?;
+    j.step(
+        step,
+        t,
+        format!(
+            "the bank asked for a login: {text:?} (request {})",
+            created.request_id
+        ),
+    );
+    Ok(created.request_id)
+}
+
+async fn open_app(
+    j: &mut Journey,
+    phone: &Authenticator,
+    request: RequestId,
+    step: &str,
+) -> Result<RequestView, CliError> {
+    let t = Instant::now();
+    let views = phone.refresh().await.map_err(|e| j.fail(step, e))?;
+    let view = views
+        .into_iter()
+        .find(|v| v.request_id == request)
+        .ok_or_else(|| j.fail(step, eid_core::Error::UnknownRequest))?;
+    j.step(step, t, "the person opened the app; it shows:");
+    for line in view_lines(&view, "           ") {
+        j.say(line);
+    }
+    Ok(view)
+}
+
+async fn rp_result(
+    j: &mut Journey,
+    rp: &RelyingPartyClient,
+    server: &eid_server::RunningServer,
+    request: RequestId,
+    text: &str,
+    expected: RequestStatus,
+    step: &str,
+) -> Result<(RequestStatusResponse, crate::rp::ReceiptCheck), CliError> {
+    let t = Instant::now();
+    let status = rp.status(request, 5).await.map_err(|e| j.fail(step, e))?;
+    let key = rp.server_key().await.map_err(|e| j.fail(step, e))?;
+    if key != server.server_public_key {
+        return Err(j.fail(
+            step,
+            CliError::new(
+                "invalid_server_key",
+                "the server key served does not match the server's",
+            ),
+        ));
+    }
+    let sha = reference_text_sha256(text).map_err(|e| j.fail(step, e))?;
+    let check = check_receipt(Some(&key), &status, Some(&sha)).map_err(|e| j.fail(step, e))?;
+    if status.status != expected || !check.verified {
+        return Err(j.fail(
+            step,
+            CliError::new(
+                "unexpected_status",
+                format!(
+                    "expected {} with a receipt, got {}",
+                    serde_name(&expected),
+                    serde_name(&status.status)
+                ),
+            ),
+        ));
+    }
+    j.step(
+        step,
+        t,
+        format!(
+            "the bank read status {:?}; receipt signature VERIFIED against the server key",
+            serde_name(&status.status)
+        ),
+    );
+    Ok((status, check))
+}

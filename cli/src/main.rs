@@ -1,0 +1,100 @@
+//! `eid`: the eID authenticator on the command line.
+//!
+//! - `eid demo` runs the whole journey (admin, phone, relying party) against an
+//!   embedded server in a temporary folder and prints every step;
+//! - `eid admin`, `eid rp` and `eid app` are scriptable commands against a
+//!   running `eid-server`, each printing one JSON object with `--json`.
+//!
+//! PINs are read from stdin (`--pin-stdin`) or `EID_PIN`, never from argv.
+#![forbid(unsafe_code)]
+
+mod admin;
+mod app;
+mod common;
+mod demo;
+mod output;
+mod rp;
+
+use clap::{Parser, Subcommand};
+
+use common::Common;
+use output::CliError;
+
+/// The eID authenticator: demo, admin, relying-party and phone commands.
+#[derive(Debug, Parser)]
+#[command(name = "eid", version, about)]
+struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    common: Common,
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole journey on an embedded server in a temporary folder.
+    Demo(demo::DemoArgs),
+    /// Support operations (needs the admin token).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Service-provider operations (needs the provider's API key).
+    #[command(subcommand)]
+    Rp(rp::RpCommand),
+    /// The phone: activation, pending requests, approve, deny, report fraud.
+    #[command(subcommand)]
+    App(app::AppCommand),
+}
+
+fn wants_json() -> bool {
+    std::env::args_os().skip(1).any(|a| a == "--json")
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if wants_json()
+                && !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+            {
+                let msg = e.to_string();
+                let first = msg.lines().next().unwrap_or("invalid arguments");
+                CliError::new("usage", first.trim_start_matches("error: ")).print(true);
+                return std::process::ExitCode::from(2);
+            }
+            e.exit();
+        }
+    };
+    let as_json = cli.common.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            CliError::new("runtime", format!("cannot start the async runtime: {e}")).print(as_json);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo(args) => demo::run(&cli.common, &args).await,
+            Command::Admin(cmd) => admin::run(&cli.common, cmd).await,
+            Command::Rp(cmd) => rp::run(&cli.common, cmd).await,
+            Command::App(cmd) => app::run(&cli.common, cmd).await,
+        }
+    });
+    match result {
+        Ok(report) => {
+            report.print(as_json);
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            e.print(as_json);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

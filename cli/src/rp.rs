@@ -1,0 +1,217 @@
+//! `eid rp`: a service provider's calls (create a request, read its status
+//! with the signed receipt, cancel).
+
+use clap::{Subcommand, ValueEnum};
+use eid_api_client::{RelyingPartyClient, verify_receipt};
+use eid_protocol::wire::{RequestStatus, RequestStatusResponse};
+use eid_protocol::{PublicKey, RequestId, RequestKind};
+use serde_json::{Value, json};
+
+use crate::common::{Common, parse_id, reference_text_sha256};
+use crate::output::{CliError, Report, serde_name};
+
+/// Login or signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Kind {
+    /// Log in.
+    Login,
+    /// Sign.
+    Signature,
+}
+
+impl From<Kind> for RequestKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Login => RequestKind::Login,
+            Kind::Signature => RequestKind::Signature,
+        }
+    }
+}
+
+/// Service-provider operations (need the provider's API key).
+#[derive(Debug, Subcommand)]
+pub(crate) enum RpCommand {
+    /// Ask a person to log in or sign.
+    Request {
+        /// The person's user ID.
+        #[arg(long)]
+        user_id: String,
+        /// Login or signature.
+        #[arg(long, value_enum, default_value = "login")]
+        kind: Kind,
+        /// The reference text the person reads before approving.
+        #[arg(long)]
+        text: String,
+        /// A code shown on your screen that the person must enter in the app.
+        #[arg(long)]
+        binding_code: Option<String>,
+    },
+    /// Read a request's status; verifies the signed receipt when there is one.
+    Status {
+        /// The request.
+        #[arg(long)]
+        request: String,
+        /// Long-poll up to this many seconds while the request is pending.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+        /// The reference text you sent (checked against the receipt's hash).
+        #[arg(long)]
+        text: Option<String>,
+    },
+    /// Cancel a pending request.
+    Cancel {
+        /// The request.
+        #[arg(long)]
+        request: String,
+    },
+}
+
+/// The outcome of checking a status's receipt.
+#[derive(Debug, Clone)]
+pub(crate) struct ReceiptCheck {
+    /// Whether a receipt was present and verified.
+    pub(crate) verified: bool,
+    /// The receipt's fields, as JSON (null without a receipt).
+    pub(crate) json: Value,
+}
+
+/// Verifies the receipt of a status (if any) against the server key and the
+/// reference-text hash, and that its outcome matches the status.
+pub(crate) fn check_receipt(
+    server_key: Option<&PublicKey>,
+    status: &RequestStatusResponse,
+    text_sha256: Option<&[u8; 32]>,
+) -> Result<ReceiptCheck, CliError> {
+    if let Some(expected) = text_sha256
+        && expected != &status.reference_text_sha256
+    {
+        return Err(CliError::new(
+            "text_mismatch",
+            "the server's hash of the reference text is not the hash of the text you gave",
+        ));
+    }
+    let Some(receipt) = &status.receipt else {
+        return Ok(ReceiptCheck {
+            verified: false,
+            json: Value::Null,
+        });
+    };
+    let Some(server_key) = server_key else {
+        return Err(CliError::new(
+            "invalid_receipt",
+            "a receipt is present but no server key to verify it with",
+        ));
+    };
+    let sha = text_sha256.unwrap_or(&status.reference_text_sha256);
+    verify_receipt(server_key, receipt, status.request_id, sha).map_err(|_| {
+        CliError::new(
+            "invalid_receipt",
+            "the receipt's signature does not verify against the server key, or it is for another request or text",
+        )
+    })?;
+    if RequestStatus::from_outcome(receipt.receipt.outcome) != status.status {
+        return Err(CliError::new(
+            "invalid_receipt",
+            "the receipt's outcome does not match the request's status",
+        ));
+    }
+    let r = &receipt.receipt;
+    Ok(ReceiptCheck {
+        verified: true,
+        json: json!({
+            "verified": true,
+            "outcome": serde_name(&r.outcome),
+            "authenticator_id": r.authenticator_id.to_string(),
+            "identity_id": r.identity_id.to_string(),
+            "service_provider_id": r.service_provider_id.to_string(),
+            "decided_at_ms": r.decided_at_ms,
+            "counter": r.counter,
+        }),
+    })
+}
+
+/// A status as JSON, with the receipt check.
+pub(crate) fn status_json(status: &RequestStatusResponse, check: &ReceiptCheck) -> Value {
+    json!({
+        "request_id": status.request_id.to_string(),
+        "status": serde_name(&status.status),
+        "kind": serde_name(&status.kind),
+        "created_at_ms": status.created_at_ms,
+        "expires_at_ms": status.expires_at_ms,
+        "receipt": check.json,
+    })
+}
+
+fn status_report(status: &RequestStatusResponse, check: &ReceiptCheck) -> Report {
+    let mut lines = vec![
+        format!("request: {}", status.request_id),
+        format!("status:  {}", serde_name(&status.status)),
+    ];
+    if check.verified {
+        lines.push(format!(
+            "receipt: present, signature VERIFIED against the server key (outcome {}, authenticator {})",
+            check.json["outcome"].as_str().unwrap_or("?"),
+            check.json["authenticator_id"].as_str().unwrap_or("?"),
+        ));
+    } else {
+        lines.push("receipt: none yet".into());
+    }
+    Report::new(status_json(status, check), lines)
+}
+
+/// Runs a relying-party command.
+pub(crate) async fn run(common: &Common, cmd: RpCommand) -> Result<Report, CliError> {
+    let endpoint = common.endpoint()?;
+    let key = common.api_key()?;
+    let rp = RelyingPartyClient::new(endpoint, &key);
+    match cmd {
+        RpCommand::Request {
+            user_id,
+            kind,
+            text,
+            binding_code,
+        } => {
+            let created = rp
+                .create_request(&user_id, kind.into(), &text, binding_code.as_deref())
+                .await?;
+            Ok(Report::new(
+                json!({
+                    "request_id": created.request_id.to_string(),
+                    "created_at_ms": created.created_at_ms,
+                    "expires_at_ms": created.expires_at_ms,
+                }),
+                vec![
+                    format!("request created: {}", created.request_id),
+                    format!(
+                        "expires in {} s",
+                        created.expires_at_ms.saturating_sub(created.created_at_ms) / 1000
+                    ),
+                ],
+            ))
+        }
+        RpCommand::Status {
+            request,
+            wait,
+            text,
+        } => {
+            let id: RequestId = parse_id("request ID", &request)?;
+            let sha = text.as_deref().map(reference_text_sha256).transpose()?;
+            let status = rp.status(id, wait).await?;
+            let server_key = match status.receipt {
+                Some(_) => Some(rp.server_key().await?),
+                None => None,
+            };
+            let check = check_receipt(server_key.as_ref(), &status, sha.as_ref())?;
+            Ok(status_report(&status, &check))
+        }
+        RpCommand::Cancel { request } => {
+            let id: RequestId = parse_id("request ID", &request)?;
+            let status = rp.cancel(id).await?;
+            let check = ReceiptCheck {
+                verified: false,
+                json: Value::Null,
+            };
+            Ok(status_report(&status, &check))
+        }
+    }
+}

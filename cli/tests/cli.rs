@@ -1,0 +1,645 @@
+//! End-to-end tests of the `eid` binary: the demo, a scripted journey against a
+//! server started in this process, and bad input.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+const PIN: &str = "384726";
+
+/// Every variable the CLI reads, removed so the caller's environment can't leak in.
+const EID_VARS: &[&str] = &[
+    "EID_SERVER",
+    "EID_SPKI_PIN",
+    "EID_ADMIN_TOKEN",
+    "EID_ADMIN_TOKEN_FILE",
+    "EID_API_KEY",
+    "EID_APP_DIR",
+    "EID_PIN",
+    "EID_LANG",
+    "EID_KDF_ITERATIONS",
+];
+
+struct Run {
+    code: i32,
+    json: Value,
+    stderr: String,
+}
+
+fn eid(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eid"));
+    for v in EID_VARS {
+        cmd.env_remove(v);
+    }
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one JSON object expected on stdout, got {stdout:?} (stderr {stderr:?})"
+    );
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        json: serde_json::from_str(lines[0]).unwrap(),
+        stderr,
+    }
+}
+
+#[track_caller]
+fn ok(r: Run) -> Value {
+    assert_eq!(r.code, 0, "{} / {}", r.json, r.stderr);
+    assert!(r.json.get("error").is_none(), "{}", r.json);
+    r.json
+}
+
+#[track_caller]
+fn err(r: Run, kind: &str) -> Value {
+    assert_ne!(r.code, 0, "expected failure: {}", r.json);
+    let e = r.json["error"].clone();
+    assert_eq!(e["kind"], kind, "{}", r.json);
+    assert!(!e["message"].as_str().unwrap().is_empty());
+    e
+}
+
+/// A real server on 127.0.0.1 in a runtime owned by the test.
+struct Server {
+    runtime: tokio::runtime::Runtime,
+    server: Option<eid_server::RunningServer>,
+    _dir: tempfile::TempDir,
+    url: String,
+    pin: String,
+    token: String,
+}
+
+impl Server {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = eid_server::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_owned(),
+            ..eid_server::Config::default()
+        };
+        let server = runtime
+            .block_on(eid_server::start(eid_server::ServerOptions::new(config)))
+            .unwrap();
+        Self {
+            url: server.base_url(),
+            pin: server.spki_pin.clone(),
+            token: server.admin_token.to_string(),
+            server: Some(server),
+            runtime,
+            _dir: dir,
+        }
+    }
+
+    /// Server, pin and admin token, plus the fast test-only KDF.
+    fn env(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("EID_SERVER", self.url.as_str()),
+            ("EID_SPKI_PIN", self.pin.as_str()),
+            ("EID_ADMIN_TOKEN", self.token.as_str()),
+            ("EID_KDF_ITERATIONS", "1000"),
+        ]
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            self.runtime.block_on(s.shutdown());
+        }
+    }
+}
+
+/// Creates an identity, activates a phone in `app_dir` and registers a provider.
+/// Returns the provider's API key.
+fn setup(s: &Server, user_id: &str, app_dir: &Path) -> String {
+    let env = s.env();
+    let created = ok(eid(
+        &[
+            "--json",
+            "admin",
+            "create-identity",
+            "--user-id",
+            user_id,
+            "--name",
+            "Grete Jensen",
+        ],
+        &env,
+        None,
+    ));
+    let identity = created["identity_id"].as_str().unwrap().to_owned();
+    assert_eq!(created["user_id"], user_id);
+    let code = ok(eid(
+        &[
+            "--json",
+            "admin",
+            "activation-code",
+            "--identity",
+            &identity,
+        ],
+        &env,
+        None,
+    ));
+    let code = code["activation_code"].as_str().unwrap().to_owned();
+    let app_dir = app_dir.to_str().unwrap();
+    let activated = ok(eid(
+        &[
+            "--json",
+            "app",
+            "activate",
+            "--app-dir",
+            app_dir,
+            "--user-id",
+            user_id,
+            "--code",
+            &code,
+            "--pin-stdin",
+        ],
+        &env,
+        Some(&format!("{PIN}\n")),
+    ));
+    assert_eq!(activated["account"]["state"], "active");
+    assert_eq!(activated["account"]["identity_id"], identity.as_str());
+    let shown = ok(eid(
+        &["--json", "admin", "show", "--identity", &identity],
+        &env,
+        None,
+    ));
+    assert_eq!(shown["authenticators"].as_array().unwrap().len(), 1);
+    let sp = ok(eid(
+        &[
+            "--json",
+            "admin",
+            "register-provider",
+            "--name",
+            "Nordisk Bank A/S",
+        ],
+        &env,
+        None,
+    ));
+    sp["api_key"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn demo_json_approves_with_verified_receipt_and_reports_fraud() {
+    let r = ok(eid(&["demo", "--json"], &[], None));
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["login"]["status"], "approved");
+    assert_eq!(r["login"]["receipt_verified"], true);
+    assert_eq!(r["login"]["rp"]["receipt"]["verified"], true);
+    assert_eq!(r["login"]["rp"]["receipt"]["outcome"], "approve");
+    assert_eq!(
+        r["login"]["request"]["reference_text"],
+        "Log på Netbank – Danske Eksempel Bank"
+    );
+    assert_eq!(r["login"]["request"]["language"], "en");
+    assert_eq!(r["refusal"]["status"], "fraud_reported");
+    assert_eq!(r["refusal"]["receipt_verified"], true);
+    assert_eq!(r["refusal"]["rp"]["receipt"]["outcome"], "report_fraud");
+    let steps = r["steps"].as_array().unwrap();
+    assert!(steps.len() >= 10);
+    assert!(steps.iter().all(|s| s["ms"].is_u64()));
+    // No PIN in the output.
+    assert!(!r.to_string().contains(PIN));
+}
+
+#[test]
+fn demo_text_in_danish() {
+    let out = Command::new(env!("CARGO_BIN_EXE_eid"))
+        .args(["demo", "--lang", "da"])
+        .env("EID_KDF_ITERATIONS", "1000")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Log på hos Danske Eksempel Bank"), "{text}");
+    assert!(text.contains("[Godkend]"));
+    assert!(text.contains("VERIFIED"));
+    assert!(!text.contains(PIN));
+}
+
+#[test]
+fn scripted_journey_against_a_running_server() {
+    let s = Server::start();
+    let app = tempfile::tempdir().unwrap();
+    let app_dir = app.path().to_str().unwrap();
+    let api_key = setup(&s, "anna#2024x", app.path());
+    let mut rp_env = s.env();
+    rp_env.push(("EID_API_KEY", api_key.as_str()));
+
+    let created = ok(eid(
+        &[
+            "--json",
+            "rp",
+            "request",
+            "--user-id",
+            "anna#2024x",
+            "--kind",
+            "login",
+            "--text",
+            "Log på Netbank",
+        ],
+        &rp_env,
+        None,
+    ));
+    let request = created["request_id"].as_str().unwrap().to_owned();
+
+    // Later app calls need only the app folder: the server is remembered.
+    let app_env = [("EID_APP_DIR", app_dir)];
+    let opened = ok(eid(&["--json", "app", "open"], &app_env, None));
+    let list = opened["requests"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["request_id"], request.as_str());
+    assert_eq!(list[0]["reference_text"], "Log på Netbank");
+    assert_eq!(list[0]["provider_name"], "Nordisk Bank A/S");
+    assert_eq!(list[0]["title"], "Log in at Nordisk Bank A/S");
+    assert_eq!(list[0]["actions"][0]["action"], "approve");
+
+    let pending = ok(eid(
+        &["--json", "rp", "status", "--request", &request],
+        &rp_env,
+        None,
+    ));
+    assert_eq!(pending["status"], "pending");
+    assert_eq!(pending["receipt"], Value::Null);
+
+    let approved = ok(eid(
+        &[
+            "--json",
+            "app",
+            "approve",
+            "--request",
+            &request,
+            "--pin-stdin",
+        ],
+        &app_env,
+        Some(PIN),
+    ));
+    assert_eq!(approved["result"], "approved");
+    assert_eq!(approved["receipt"]["outcome"], "approve");
+
+    let status = ok(eid(
+        &[
+            "--json",
+            "rp",
+            "status",
+            "--request",
+            &request,
+            "--wait",
+            "2",
+            "--text",
+            "Log på Netbank",
+        ],
+        &rp_env,
+        None,
+    ));
+    assert_eq!(status["status"], "approved");
+    assert_eq!(status["receipt"]["verified"], true);
+    assert_eq!(status["receipt"]["outcome"], "approve");
+    assert_eq!(
+        status["receipt"]["authenticator_id"],
+        approved["authenticator_id"]
+    );
+
+    // A second one denied, a third cancelled by the provider.
+    let second = ok(eid(
+        &[
+            "--json",
+            "rp",
+            "request",
+            "--user-id",
+            "anna#2024x",
+            "--kind",
+            "signature",
+            "--text",
+            "Underskriv lån",
+        ],
+        &rp_env,
+        None,
+    ));
+    let second = second["request_id"].as_str().unwrap().to_owned();
+    let denied = ok(eid(
+        &["--json", "app", "deny", "--request", &second],
+        &app_env,
+        None,
+    ));
+    assert_eq!(denied["result"], "denied");
+    let st = ok(eid(
+        &["--json", "rp", "status", "--request", &second],
+        &rp_env,
+        None,
+    ));
+    assert_eq!(st["status"], "denied");
+    assert_eq!(st["receipt"]["verified"], true);
+
+    let third = ok(eid(
+        &[
+            "--json",
+            "rp",
+            "request",
+            "--user-id",
+            "anna#2024x",
+            "--text",
+            "Log på igen",
+        ],
+        &rp_env,
+        None,
+    ));
+    let third = third["request_id"].as_str().unwrap().to_owned();
+    let cancelled = ok(eid(
+        &["--json", "rp", "cancel", "--request", &third],
+        &rp_env,
+        None,
+    ));
+    assert_eq!(cancelled["status"], "cancelled");
+
+    let accounts = ok(eid(&["--json", "app", "accounts"], &app_env, None));
+    assert_eq!(accounts["accounts"][0]["user_id"], "anna#2024x");
+    let opened = ok(eid(&["--json", "app", "open"], &app_env, None));
+    assert!(opened["requests"].as_array().unwrap().is_empty());
+
+    // Support blocks the identity: the phone sees it on the next open.
+    let identity = accounts["accounts"][0]["identity_id"].as_str().unwrap();
+    let blocked = ok(eid(
+        &["--json", "admin", "block", "--identity", identity],
+        &s.env(),
+        None,
+    ));
+    assert_eq!(blocked["blocked"], true);
+    let opened = ok(eid(&["--json", "app", "open"], &app_env, None));
+    assert_eq!(opened["accounts"][0]["state"], "blocked");
+    let e = err(
+        eid(
+            &[
+                "--json",
+                "rp",
+                "request",
+                "--user-id",
+                "anna#2024x",
+                "--text",
+                "Log på",
+            ],
+            &rp_env,
+            None,
+        ),
+        "rejected",
+    );
+    assert_eq!(e["code"], "identity_blocked");
+    let unblocked = ok(eid(
+        &["--json", "admin", "unblock", "--identity", identity],
+        &s.env(),
+        None,
+    ));
+    assert_eq!(unblocked["blocked"], false);
+}
+
+#[test]
+fn bad_input_is_refused_clearly_and_changes_nothing() {
+    let s = Server::start();
+    let app = tempfile::tempdir().unwrap();
+    let app_dir = app.path().to_str().unwrap();
+    let api_key = setup(&s, "bent#1960y", app.path());
+    let mut rp_env = s.env();
+    rp_env.push(("EID_API_KEY", api_key.as_str()));
+    let app_env = [("EID_APP_DIR", app_dir)];
+
+    let created = ok(eid(
+        &[
+            "--json",
+            "rp",
+            "request",
+            "--user-id",
+            "bent#1960y",
+            "--text",
+            "Log på Netbank",
+        ],
+        &rp_env,
+        None,
+    ));
+    let request = created["request_id"].as_str().unwrap().to_owned();
+
+    // Wrong PIN: counted, reported with attempts left, nothing decided.
+    let e = err(
+        eid(
+            &[
+                "--json",
+                "app",
+                "approve",
+                "--request",
+                &request,
+                "--pin-stdin",
+            ],
+            &app_env,
+            Some("907153\n"),
+        ),
+        "wrong_pin",
+    );
+    assert_eq!(e["attempts_left"], 9);
+    assert_eq!(e["retry_after_ms"], 0);
+    let st = ok(eid(
+        &["--json", "rp", "status", "--request", &request],
+        &rp_env,
+        None,
+    ));
+    assert_eq!(st["status"], "pending");
+    let opened = ok(eid(&["--json", "app", "open"], &app_env, None));
+    assert_eq!(opened["requests"][0]["request_id"], request.as_str());
+    // The PIN comes from EID_PIN too; the right one still works.
+    let approved = ok(eid(
+        &["--json", "app", "approve", "--request", &request],
+        &[("EID_APP_DIR", app_dir), ("EID_PIN", PIN)],
+        None,
+    ));
+    assert_eq!(approved["result"], "approved");
+
+    // No PIN at all.
+    err(
+        eid(
+            &["--json", "app", "approve", "--request", &request],
+            &app_env,
+            None,
+        ),
+        "missing_pin",
+    );
+
+    // Invalid user IDs are refused by the server with its code.
+    let e = err(
+        eid(
+            &["--json", "admin", "create-identity", "--user-id", "short"],
+            &s.env(),
+            None,
+        ),
+        "rejected",
+    );
+    assert_eq!(e["code"], "invalid_user_id");
+    let e = err(
+        eid(
+            &[
+                "--json",
+                "admin",
+                "create-identity",
+                "--user-id",
+                "bent#1960y",
+            ],
+            &s.env(),
+            None,
+        ),
+        "rejected",
+    );
+    assert_eq!(e["code"], "user_id_taken");
+
+    // Malformed SPKI pins and URLs.
+    for bad in ["sha256/not-base64!!", "sha256/AAAA", "md5/abc"] {
+        let e = err(
+            eid(
+                &[
+                    "--json",
+                    "--pin",
+                    bad,
+                    "admin",
+                    "show",
+                    "--identity",
+                    &"0".repeat(32),
+                ],
+                &s.env(),
+                None,
+            ),
+            "config",
+        );
+        assert!(e["message"].as_str().unwrap().contains("SPKI pin"));
+    }
+    err(
+        eid(
+            &[
+                "--json",
+                "--server",
+                "http://127.0.0.1:1",
+                "admin",
+                "show",
+                "--identity",
+                &"0".repeat(32),
+            ],
+            &s.env(),
+            None,
+        ),
+        "config",
+    );
+    // A pin of another key: the TLS handshake is refused.
+    let other_pin = format!("sha256/{}=", "A".repeat(43));
+    err(
+        eid(
+            &[
+                "--json",
+                "--pin",
+                &other_pin,
+                "admin",
+                "show",
+                "--identity",
+                &"0".repeat(32),
+            ],
+            &s.env(),
+            None,
+        ),
+        "network",
+    );
+
+    // Unknown and malformed request IDs.
+    let unknown = "0123456789abcdef0123456789abcdef";
+    let e = err(
+        eid(
+            &["--json", "rp", "status", "--request", unknown],
+            &rp_env,
+            None,
+        ),
+        "rejected",
+    );
+    assert_eq!(e["code"], "unknown_request");
+    err(
+        eid(
+            &[
+                "--json",
+                "app",
+                "approve",
+                "--request",
+                unknown,
+                "--pin-stdin",
+            ],
+            &app_env,
+            Some(PIN),
+        ),
+        "unknown_request",
+    );
+    err(
+        eid(
+            &["--json", "app", "deny", "--request", "xyz"],
+            &app_env,
+            None,
+        ),
+        "invalid_argument",
+    );
+    // Usage errors are JSON too with --json.
+    err(eid(&["--json", "rp", "status"], &rp_env, None), "usage");
+    // The app folder must exist or be given.
+    err(eid(&["--json", "app", "open"], &[], None), "missing_option");
+
+    // Three wrong PINs in a row: a wait, then locked out even with the right one.
+    let created = ok(eid(
+        &[
+            "--json",
+            "rp",
+            "request",
+            "--user-id",
+            "bent#1960y",
+            "--text",
+            "Log på igen",
+        ],
+        &rp_env,
+        None,
+    ));
+    let request = created["request_id"].as_str().unwrap().to_owned();
+    let approve = [
+        "--json",
+        "app",
+        "approve",
+        "--request",
+        &request,
+        "--pin-stdin",
+    ];
+    let mut last = Value::Null;
+    for _ in 0..3 {
+        last = err(eid(&approve, &app_env, Some("907153")), "wrong_pin");
+    }
+    assert_eq!(last["attempts_left"], 7);
+    assert!(last["retry_after_ms"].as_u64().unwrap() > 0);
+    let e = err(eid(&approve, &app_env, Some(PIN)), "locked_out");
+    assert!(e["retry_after_ms"].as_u64().unwrap() > 0);
+    let st = ok(eid(
+        &["--json", "rp", "status", "--request", &request],
+        &rp_env,
+        None,
+    ));
+    assert_eq!(st["status"], "pending");
+}
