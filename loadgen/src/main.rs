@@ -6,7 +6,6 @@
 //! verifies the receipt) → the relying party reads the result (verifies the
 //! receipt). Bounded in time and count; refuses any target but 127.0.0.0/8.
 
-
 /// mimalloc: the request path allocates many small short-lived buffers; it
 /// measured faster than glibc malloc under the load generator.
 #[global_allocator]

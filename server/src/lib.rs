@@ -10,13 +10,13 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+mod cache;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod store;
 pub mod tls;
 pub mod userid;
-mod cache;
 mod waiters;
 
 use std::net::SocketAddr;

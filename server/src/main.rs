@@ -1,6 +1,5 @@
 //! `eid-server`: the reference identity broker.
 
-
 /// mimalloc: the request path allocates many small short-lived buffers; it
 /// measured faster than glibc malloc under the load generator.
 #[global_allocator]

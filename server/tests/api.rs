@@ -783,7 +783,15 @@ async fn activation_codes_are_single_use_short_lived_and_void_after_three_tries(
         .await
         .unwrap();
     assert_eq!(again.authenticator_id, first_id);
-    assert_eq!(h.admin.identity(identity).await.unwrap().authenticators.len(), 1);
+    assert_eq!(
+        h.admin
+            .identity(identity)
+            .await
+            .unwrap()
+            .authenticators
+            .len(),
+        1
+    );
     // ...but the used code with other keys is refused.
     let mut second = SoftPhone::new();
     assert_code(

@@ -13,7 +13,7 @@ use eid_protocol::{REQUEST_LIFETIME_MS, RequestEnvelopeBody, RequestId};
 
 use super::{ApiJson, AppState, MAX_WAIT_SECS, RelyingParty, parse_id};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{CreateResult, CancelResult, StoredRequest};
+use crate::store::{CancelResult, CreateResult, StoredRequest};
 use crate::userid;
 
 /// Longest channel-binding code.

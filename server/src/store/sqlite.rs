@@ -688,7 +688,11 @@ impl Store for SqliteStore {
                 Some(r) => load_identity(c, &r.envelope.identity_id)?,
                 None => None,
             };
-            Ok(DecisionContext { request, authenticator, identity })
+            Ok(DecisionContext {
+                request,
+                authenticator,
+                identity,
+            })
         })
         .await
     }
