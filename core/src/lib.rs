@@ -379,26 +379,31 @@ impl Authenticator {
             }
             accepted.push((i, keep));
         }
-        let mut store = lock(&self.inner.store)?;
-        let mut timers = lock(&self.inner.timers)?;
+        // Locked accounts lose their keys; the rest are stored in one
+        // transaction that rewrites only what changed.
+        let mut kept = Vec::with_capacity(accepted.len());
         for (i, keep) in accepted {
             let account = &accounts[i];
-            let id = account.authenticator_id;
-            match resp.accounts[i].state {
+            let state = match resp.accounts[i].state {
                 ServerAccountState::Locked => {
-                    drop(timers);
-                    drop(store);
                     self.inner.destroy_account_keys(account)?;
-                    store = lock(&self.inner.store)?;
-                    timers = lock(&self.inner.timers)?;
                     continue;
                 }
-                ServerAccountState::Blocked => store.set_state(&id, AccountState::Blocked)?,
-                _ => store.set_state(&id, AccountState::Active)?,
-            }
-            store.replace_pending(&id, &keep, resp.server_time_ms, wall)?;
+                ServerAccountState::Blocked => AccountState::Blocked,
+                _ => AccountState::Active,
+            };
+            kept.push((account.authenticator_id, state, keep));
+        }
+        let rows: Vec<(AuthenticatorId, AccountState, &[SignedEnvelope])> = kept
+            .iter()
+            .map(|(id, state, keep)| (*id, *state, keep.as_slice()))
+            .collect();
+        lock(&self.inner.store)?.apply_pull(&rows, resp.server_time_ms, wall)?;
+        let mut timers = lock(&self.inner.timers)?;
+        for (id, _, keep) in &kept {
+            let id = *id;
             timers.retain(|(a, _), _| *a != id);
-            for e in &keep {
+            for e in keep {
                 timers.insert(
                     (id, e.envelope.request_id),
                     RequestTimer {

@@ -489,6 +489,63 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a pull in one transaction (one fsync): each account's state
+    /// and its unexpired requests. A state or request set equal to the stored
+    /// one is not rewritten, so a pull that brings nothing new writes nothing
+    /// (and the stored pull times of unchanged requests are kept).
+    pub(crate) fn apply_pull(
+        &mut self,
+        pulled: &[(AuthenticatorId, AccountState, &[SignedEnvelope])],
+        server_time_ms: u64,
+        received_wall_ms: u64,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (id, state, envelopes) in pulled {
+            let id = id.to_string();
+            tx.execute(
+                "UPDATE accounts SET state = ?2 WHERE authenticator_id = ?1 AND state != ?2",
+                params![id, state.as_str()],
+            )?;
+            let mut fresh = Vec::with_capacity(envelopes.len());
+            for e in *envelopes {
+                let json = serde_json::to_string(e).map_err(|e| Error::Storage(e.to_string()))?;
+                fresh.push((e.envelope.request_id.to_string(), json));
+            }
+            fresh.sort();
+            let mut stored = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT request_id, envelope_json FROM pending_requests WHERE authenticator_id = ?1",
+                )?;
+                let rows = stmt.query_map([&id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<(String, String)>>>()?
+            };
+            stored.sort();
+            if stored == fresh {
+                continue;
+            }
+            tx.execute(
+                "DELETE FROM pending_requests WHERE authenticator_id = ?1",
+                [&id],
+            )?;
+            for (request_id, json) in &fresh {
+                tx.execute(
+                    "INSERT OR REPLACE INTO pending_requests VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        id,
+                        request_id,
+                        json,
+                        to_i64(server_time_ms),
+                        to_i64(received_wall_ms)
+                    ],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub(crate) fn pending(&self) -> Result<Vec<PendingRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT authenticator_id, envelope_json, server_time_ms, received_wall_ms
