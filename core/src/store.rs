@@ -851,6 +851,46 @@ mod tests {
     }
 
     #[test]
+    fn apply_pull_rewrites_only_changes() {
+        use eid_protocol::{RequestEnvelopeBody, RequestId, RequestKind, ServiceProviderId};
+        let mut s = Store::open_in_memory().unwrap();
+        let a = sample_account();
+        s.insert_account(&a, &sample_wrapped()).unwrap();
+        let key = SoftwareSigningKey::generate();
+        let envelope = RequestEnvelopeBody {
+            request_id: RequestId::random(),
+            identity_id: a.identity_id,
+            kind: RequestKind::Login,
+            service_provider_id: ServiceProviderId([3; 16]),
+            service_provider_name: "Nordisk Bank A/S".into(),
+            reference_text: "Log på".into(),
+            created_at_ms: 1,
+            expires_at_ms: 1_000,
+            server_nonce: [4; 32],
+            binding_required: false,
+        };
+        let signed = vec![SignedEnvelope {
+            signature: key.sign(&envelope.signing_bytes()),
+            envelope,
+        }];
+        let id = a.authenticator_id;
+        s.apply_pull(&[(id, AccountState::Active, &signed)], 10, 20)
+            .unwrap();
+        let changes = s.conn.total_changes();
+        // The same pull again writes nothing and keeps the first pull's times.
+        s.apply_pull(&[(id, AccountState::Active, &signed)], 30, 40)
+            .unwrap();
+        assert_eq!(s.conn.total_changes(), changes);
+        let rows = s.pending().unwrap();
+        assert_eq!((rows.len(), rows[0].received_wall_ms), (1, 20));
+        assert_eq!(rows[0].envelope, signed[0]);
+        s.apply_pull(&[(id, AccountState::Blocked, &[])], 50, 60)
+            .unwrap();
+        assert!(s.pending().unwrap().is_empty());
+        assert_eq!(s.account(&id).unwrap().state, AccountState::Blocked);
+    }
+
+    #[test]
     fn in_memory_opens() {
         let s = Store::open_in_memory().unwrap();
         assert!(s.pending().unwrap().is_empty());
