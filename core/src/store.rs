@@ -459,7 +459,8 @@ impl Store {
 
     // ------------------------------------------------------------ pending requests
 
-    /// Replaces an account's pending requests with a fresh pull.
+    /// Replaces an account's pending requests (tests; pulls use [`Store::apply_pull`]).
+    #[cfg(test)]
     pub(crate) fn replace_pending(
         &mut self,
         id: &AuthenticatorId,
