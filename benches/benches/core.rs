@@ -48,6 +48,28 @@ fn app_open(c: &mut Criterion, rt: &Runtime, f: &mut Fixture) {
         })
     });
 
+    // Cold, and all 15 requests are new to the phone (each envelope's
+    // signature is verified; the core skips envelopes it stored before).
+    // Untimed per iteration: the 15 previous requests are cancelled and 15
+    // new ones created through the RP API.
+    group.sample_size(10);
+    group.bench_function("cold_new_requests", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                rt.block_on(f.refill(PENDING_PER_ACCOUNT)).unwrap();
+                let start = Instant::now();
+                let phone = f.open_phone().unwrap();
+                let views = rt.block_on(phone.refresh()).unwrap();
+                total += start.elapsed();
+                assert_eq!(views.len(), expected);
+                drop(black_box(phone));
+            }
+            total
+        })
+    });
+    group.sample_size(100);
+
     // Warm: refresh() on an open core whose connection is already up.
     let phone = f.open_phone().unwrap();
     rt.block_on(phone.refresh()).unwrap();
