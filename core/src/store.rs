@@ -459,7 +459,8 @@ impl Store {
 
     // ------------------------------------------------------------ pending requests
 
-    /// Replaces an account's pending requests with a fresh pull.
+    /// Replaces an account's pending requests (tests; pulls use [`Store::apply_pull`]).
+    #[cfg(test)]
     pub(crate) fn replace_pending(
         &mut self,
         id: &AuthenticatorId,
@@ -484,6 +485,63 @@ impl Store {
                     to_i64(received_wall_ms)
                 ],
             )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores a pull in one transaction (one fsync): each account's state
+    /// and its unexpired requests. A state or request set equal to the stored
+    /// one is not rewritten, so a pull that brings nothing new writes nothing
+    /// (and the stored pull times of unchanged requests are kept).
+    pub(crate) fn apply_pull(
+        &mut self,
+        pulled: &[(AuthenticatorId, AccountState, &[SignedEnvelope])],
+        server_time_ms: u64,
+        received_wall_ms: u64,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (id, state, envelopes) in pulled {
+            let id = id.to_string();
+            tx.execute(
+                "UPDATE accounts SET state = ?2 WHERE authenticator_id = ?1 AND state != ?2",
+                params![id, state.as_str()],
+            )?;
+            let mut fresh = Vec::with_capacity(envelopes.len());
+            for e in *envelopes {
+                let json = serde_json::to_string(e).map_err(|e| Error::Storage(e.to_string()))?;
+                fresh.push((e.envelope.request_id.to_string(), json));
+            }
+            fresh.sort();
+            let mut stored = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT request_id, envelope_json FROM pending_requests WHERE authenticator_id = ?1",
+                )?;
+                let rows = stmt.query_map([&id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<(String, String)>>>()?
+            };
+            stored.sort();
+            if stored == fresh {
+                continue;
+            }
+            tx.execute(
+                "DELETE FROM pending_requests WHERE authenticator_id = ?1",
+                [&id],
+            )?;
+            for (request_id, json) in &fresh {
+                tx.execute(
+                    "INSERT OR REPLACE INTO pending_requests VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        id,
+                        request_id,
+                        json,
+                        to_i64(server_time_ms),
+                        to_i64(received_wall_ms)
+                    ],
+                )?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -809,6 +867,46 @@ mod tests {
         s.delete_account(&a.authenticator_id).unwrap();
         assert!(s.accounts().unwrap().is_empty());
         assert_eq!(s.attempts(&a.authenticator_id).unwrap().failures, 0);
+    }
+
+    #[test]
+    fn apply_pull_rewrites_only_changes() {
+        use eid_protocol::{RequestEnvelopeBody, RequestId, RequestKind, ServiceProviderId};
+        let mut s = Store::open_in_memory().unwrap();
+        let a = sample_account();
+        s.insert_account(&a, &sample_wrapped()).unwrap();
+        let key = SoftwareSigningKey::generate();
+        let envelope = RequestEnvelopeBody {
+            request_id: RequestId::random(),
+            identity_id: a.identity_id,
+            kind: RequestKind::Login,
+            service_provider_id: ServiceProviderId([3; 16]),
+            service_provider_name: "Nordisk Bank A/S".into(),
+            reference_text: "Log på".into(),
+            created_at_ms: 1,
+            expires_at_ms: 1_000,
+            server_nonce: [4; 32],
+            binding_required: false,
+        };
+        let signed = vec![SignedEnvelope {
+            signature: key.sign(&envelope.signing_bytes()),
+            envelope,
+        }];
+        let id = a.authenticator_id;
+        s.apply_pull(&[(id, AccountState::Active, &signed)], 10, 20)
+            .unwrap();
+        let changes = s.conn.total_changes();
+        // The same pull again writes nothing and keeps the first pull's times.
+        s.apply_pull(&[(id, AccountState::Active, &signed)], 30, 40)
+            .unwrap();
+        assert_eq!(s.conn.total_changes(), changes);
+        let rows = s.pending().unwrap();
+        assert_eq!((rows.len(), rows[0].received_wall_ms), (1, 20));
+        assert_eq!(rows[0].envelope, signed[0]);
+        s.apply_pull(&[(id, AccountState::Blocked, &[])], 50, 60)
+            .unwrap();
+        assert!(s.pending().unwrap().is_empty());
+        assert_eq!(s.account(&id).unwrap().state, AccountState::Blocked);
     }
 
     #[test]
