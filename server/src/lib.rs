@@ -145,6 +145,16 @@ fn load_or_create_admin_token(config: &Config) -> anyhow::Result<Zeroizing<Strin
 /// Opens the store, loads keys and certificate, binds and serves.
 pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let config = options.config;
+    anyhow::ensure!(
+        config.request_lifetime_secs >= 1,
+        "request_lifetime_secs must be at least 1"
+    );
+    if config.request_lifetime_secs * 1000 != eid_protocol::REQUEST_LIFETIME_MS {
+        tracing::warn!(
+            secs = config.request_lifetime_secs,
+            "request lifetime is not the product's 5 minutes (QA setting)"
+        );
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data folder {}", config.data_dir.display()))?;
     let database_path = config.data_dir.join("eid-server.sqlite3");

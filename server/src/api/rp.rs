@@ -9,7 +9,7 @@ use eid_protocol::wire::{
     CreateRequestRequest, ErrorBody, ErrorCode, RequestCreated, RequestStatus,
     RequestStatusResponse,
 };
-use eid_protocol::{REQUEST_LIFETIME_MS, RequestEnvelopeBody, RequestId};
+use eid_protocol::{RequestEnvelopeBody, RequestId};
 
 use super::{ApiJson, AppState, MAX_WAIT_SECS, RelyingParty, parse_id};
 use crate::error::{ApiError, ApiResult};
@@ -87,7 +87,7 @@ pub(crate) async fn create_request(
         service_provider_name: sp.name,
         reference_text,
         created_at_ms: now,
-        expires_at_ms: now + REQUEST_LIFETIME_MS,
+        expires_at_ms: now + state.config.request_lifetime_secs.saturating_mul(1000),
         server_nonce: eid_protocol::crypto::random_array(),
         binding_required: req.binding_code.is_some(),
     };
