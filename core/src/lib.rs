@@ -615,7 +615,8 @@ impl Authenticator {
                 display::check_texts(envelope).map_err(Error::TextRefused)?;
             }
             let mut store = lock(&self.inner.store)?;
-            // The counter is committed before anything is signed with it.
+            // The store lock is held from here until the counter is committed
+            // together with the signed decision, before anything is sent.
             let counter = store.next_counter(account)?;
             let decision =
                 Decision::for_envelope(envelope, *account, outcome, binding_code, counter);

@@ -404,19 +404,16 @@ impl Store {
     }
 
     /// Increments and commits the decision counter; returns the new value.
-    pub(crate) fn next_counter(&mut self, id: &AuthenticatorId) -> Result<u64> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "UPDATE accounts SET decision_counter = decision_counter + 1 WHERE authenticator_id = ?1",
-            [id.to_string()],
-        )?;
-        let v: i64 = tx.query_row(
+    /// The counter the next decision of this account will use. It becomes
+    /// used only when [`Store::insert_decision`] commits it together with the
+    /// signed decision (the caller holds the store lock in between).
+    pub(crate) fn next_counter(&self, id: &AuthenticatorId) -> Result<u64> {
+        let v: i64 = self.conn.query_row(
             "SELECT decision_counter FROM accounts WHERE authenticator_id = ?1",
             [id.to_string()],
             |r| r.get(0),
         )?;
-        tx.commit()?;
-        Ok(to_u64(v))
+        Ok(to_u64(v) + 1)
     }
 
     // ------------------------------------------------------------ PIN attempts
@@ -575,10 +572,26 @@ impl Store {
 
     // ------------------------------------------------------------ decisions
 
-    pub(crate) fn insert_decision(&self, submit: &SubmitDecisionRequest, now: u64) -> Result<()> {
+    /// Stores a signed decision and advances the account's counter to its
+    /// counter, in one durable commit, before anything is sent: a counter is
+    /// never reused, and a sent decision is never forgotten.
+    pub(crate) fn insert_decision(
+        &mut self,
+        submit: &SubmitDecisionRequest,
+        now: u64,
+    ) -> Result<()> {
         let json = serde_json::to_string(submit).map_err(|e| Error::Storage(e.to_string()))?;
         let d = &submit.decision;
-        self.conn.execute(
+        let tx = self.conn.transaction()?;
+        let advanced = tx.execute(
+            "UPDATE accounts SET decision_counter = ?2
+             WHERE authenticator_id = ?1 AND decision_counter = ?2 - 1",
+            params![d.authenticator_id.to_string(), to_i64(d.counter)],
+        )?;
+        if advanced != 1 {
+            return Err(Error::Storage("decision counter moved".into()));
+        }
+        tx.execute(
             "INSERT INTO decisions (authenticator_id, request_id, counter, submit_json, status, created_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -590,6 +603,7 @@ impl Store {
                 to_i64(now)
             ],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -844,7 +858,9 @@ mod tests {
             };
             s.set_attempts(&a.authenticator_id, &st).unwrap();
             assert_eq!(s.next_counter(&a.authenticator_id).unwrap(), 1);
-            assert_eq!(s.next_counter(&a.authenticator_id).unwrap(), 2);
+            s.conn
+                .execute("UPDATE accounts SET decision_counter = 2", [])
+                .unwrap();
         }
         let mut s = Store::open(&path).unwrap();
         let mode: String = s
