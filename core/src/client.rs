@@ -64,8 +64,11 @@ pub fn spki_pin_of_certificate(cert_der: &[u8]) -> Result<String> {
 }
 
 fn spki_sha256(cert_der: &[u8]) -> Option<[u8; 32]> {
-    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
-    Some(eid_protocol::sha256(cert.tbs_certificate.subject_pki.raw))
+    // webpki already comes with rustls; a general X.509 parser would add
+    // about half a megabyte to the phone library for this one field.
+    let der = rustls_pki_types::CertificateDer::from(cert_der);
+    let cert = webpki::EndEntityCert::try_from(&der).ok()?;
+    Some(eid_protocol::sha256(&cert.subject_public_key_info()))
 }
 
 /// Accepts only the pinned server key; TLS 1.3 handshake signatures only.
@@ -125,11 +128,61 @@ impl ServerCertVerifier for PinnedVerifier {
     }
 }
 
+/// The only handshake signature the pinned server may use: ECDSA P-256 with
+/// SHA-256 (the server's certificate key is P-256).
+static PINNED_SERVER_SIGNATURES: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
+    all: &[webpki::ring::ECDSA_P256_SHA256],
+    mapping: &[(
+        SignatureScheme::ECDSA_NISTP256_SHA256,
+        &[webpki::ring::ECDSA_P256_SHA256],
+    )],
+};
+
+/// Randomness for the TLS handshake, from ring's system source.
+#[derive(Debug)]
+struct SystemRandomness;
+
+impl rustls::crypto::SecureRandom for SystemRandomness {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
+        use ring::rand::SecureRandom as _;
+        ring::rand::SystemRandom::new()
+            .fill(buf)
+            .map_err(|_| rustls::crypto::GetRandomFailed)
+    }
+}
+
+/// The client never presents a certificate, so it loads no private keys.
+#[derive(Debug)]
+struct NoClientKeys;
+
+impl rustls::crypto::KeyProvider for NoClientKeys {
+    fn load_private_key(
+        &self,
+        _key_der: rustls_pki_types::PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        Err(rustls::Error::General("no client keys".into()))
+    }
+}
+
+/// The phone's TLS capabilities, and no more: TLS 1.3 with AES-128-GCM,
+/// P-256 key exchange and P-256 signatures, on ring. Leaving out the
+/// algorithms the pinned server never uses (ChaCha20, X25519, P-384, RSA,
+/// Ed25519, TLS 1.2) keeps them out of the phone library.
+fn phone_crypto_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::CryptoProvider {
+        cipher_suites: vec![rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256],
+        kx_groups: vec![rustls::crypto::ring::kx_group::SECP256R1],
+        signature_verification_algorithms: PINNED_SERVER_SIGNATURES,
+        secure_random: &SystemRandomness,
+        key_provider: &NoClientKeys,
+    }
+}
+
 /// A rustls client configuration on ring, TLS 1.3 only, that trusts exactly the
 /// server key whose SPKI hashes to `spki_pin` (`sha256/<base64>`).
 pub fn pinned_tls_config(spki_pin: &str) -> Result<rustls::ClientConfig> {
     let pin = parse_spki_pin(spki_pin)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(phone_crypto_provider());
     let verifier = PinnedVerifier::new(pin, provider.signature_verification_algorithms);
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
