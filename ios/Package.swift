@@ -38,7 +38,10 @@ let package = Package(
             dependencies: ["eid_bindingsFFI"],
             path: "Sources/EidBindings",
             swiftSettings: [.swiftLanguageMode(.v5)],
-            linkerSettings: useXCFramework ? [] : [.linkedLibrary("eid_bindings")]
+            linkerSettings: useXCFramework
+                // The Rust static library's system dependencies on Apple platforms.
+                ? [.linkedFramework("Security"), .linkedFramework("SystemConfiguration")]
+                : [.linkedLibrary("eid_bindings")]
         ),
         // The idiomatic API apps use.
         .target(

@@ -35,9 +35,11 @@ debian_mirror() {
 }
 
 MOUNTS=()
+PID_DIR_HOST=""
 cleanup() {
   local rc=$?
   local i
+  [[ -n "$PID_DIR_HOST" ]] && kill_leftovers
   for ((i=${#MOUNTS[@]}-1; i>=0; i--)); do
     umount "${MOUNTS[$i]}" 2>/dev/null || umount -l "${MOUNTS[$i]}" 2>/dev/null || true
   done
@@ -87,3 +89,72 @@ if [[ "${EID_SWIFT_SETUP_ONLY:-}" == 1 ]]; then
   setup_chroot
   exit 0
 fi
+
+# --- Host build: library, server, CLI; then the generated Swift bindings. ---
+log "building eid-bindings, eid-server and eid-cli on the host"
+cargo build --locked -p eid-bindings -p eid-server -p eid-cli
+scripts/gen-bindings.sh >/dev/null
+
+GEN="$ROOT/target/bindings/swift"
+FFI_DIR="$PKG/Sources/eid_bindingsFFI/Generated"
+SWIFT_DIR="$PKG/Sources/EidBindings/Generated"
+mkdir -p "$FFI_DIR" "$SWIFT_DIR"
+install -m 0644 "$GEN/eid_bindingsFFI.h" "$FFI_DIR/eid_bindingsFFI.h"
+install -m 0644 "$GEN/eid_bindingsFFI.modulemap" "$FFI_DIR/module.modulemap"
+install -m 0644 "$GEN/eid_bindings.swift" "$SWIFT_DIR/eid_bindings.swift"
+
+# The servers a test starts leave their pid here; whatever a crashed test left
+# behind is killed on the way out (by pid, nothing else).
+PID_DIR_HOST=$(mktemp -d /tmp/eid-swift-pids.XXXXXX)
+kill_leftovers() {
+  local f pid
+  for f in "$PID_DIR_HOST"/*.pid; do
+    [[ -e "$f" ]] || continue
+    pid=$(cat "$f")
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "killing a server left behind: $pid" >&2
+      kill "$pid" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$PID_DIR_HOST"
+}
+
+# Runs `swift <args>` in the package, natively or in the chroot.
+run_swift() {
+  local libdir=$1; shift
+  local pid_dir=$1; shift
+  local bin_dir=$libdir
+  local cmd=(swift "$@" -Xlinker -L"$libdir" -Xlinker -rpath -Xlinker "$libdir")
+  if [[ -n "$NATIVE_SWIFT" ]]; then
+    (cd "$PKG" && LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+       EID_BIN_DIR="$bin_dir" EID_TEST_PID_DIR="$pid_dir" "${cmd[@]}")
+  else
+    chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+      LD_LIBRARY_PATH="$libdir" EID_BIN_DIR="$bin_dir" EID_TEST_PID_DIR="$pid_dir" \
+      bash -c 'cd /repo/ios && exec "$@"' swift-run "${cmd[@]}"
+  fi
+}
+
+NATIVE_SWIFT=""
+if command -v swift >/dev/null 2>&1; then
+  NATIVE_SWIFT=$(command -v swift)
+  log "using the native $NATIVE_SWIFT"
+  swift --version
+  LIBDIR="$ROOT/target/debug"
+  PID_DIR="$PID_DIR_HOST"
+else
+  setup_chroot
+  mount_bind /proc "$CHROOT/proc"
+  mount_bind "$ROOT" "$CHROOT/repo"
+  # /tmp inside the chroot is the chroot's own; the pid folder is shared through it.
+  mkdir -p "$CHROOT/tmp"
+  PID_DIR="/tmp/$(basename "$PID_DIR_HOST")"
+  mount_bind "$PID_DIR_HOST" "$CHROOT$PID_DIR"
+  LIBDIR="/repo/target/debug"
+fi
+
+log "swift build --build-tests"
+run_swift "$LIBDIR" "$PID_DIR" build --build-tests
+log "swift test"
+run_swift "$LIBDIR" "$PID_DIR" test --skip-build "$@"
+log "Swift tests passed"
