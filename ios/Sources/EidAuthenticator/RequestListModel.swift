@@ -1,5 +1,8 @@
 import Foundation
-#if canImport(Observation)
+// Observation only on Apple platforms: Debian's Swift 6.0.3 ships a
+// libswiftObservation.so that does not link (undefined
+// swift::threading::fatal), and Linux has no SwiftUI to observe anyway.
+#if canImport(Observation) && canImport(Darwin)
 import Observation
 #endif
 #if canImport(Combine)
@@ -9,12 +12,13 @@ import Combine
 /// The pending-request list for SwiftUI/UIKit screens, on the main actor.
 ///
 /// It mirrors ``AuthenticatorService/requestUpdates()``. Where the
-/// `Observation` framework exists it is `Observable` (SwiftUI re-renders on
-/// change); where `Combine` exists it is also an `ObservableObject`. On other
-/// platforms (Linux) read ``requests`` or use the service's `AsyncStream`.
+/// `Observation` framework exists on Apple platforms it is `Observable`
+/// (SwiftUI re-renders on change); where `Combine` exists it is also an
+/// `ObservableObject`. On Linux read ``requests`` or use the service's
+/// `AsyncStream`.
 @MainActor
 public final class RequestListModel {
-    #if canImport(Observation)
+    #if canImport(Observation) && canImport(Darwin)
     private let registrar = ObservationRegistrar()
     #endif
     #if canImport(Combine)
@@ -28,7 +32,7 @@ public final class RequestListModel {
     /// The pending requests, most recent state.
     public private(set) var requests: [RequestView] {
         get {
-            #if canImport(Observation)
+            #if canImport(Observation) && canImport(Darwin)
             registrar.access(self, keyPath: \.requests)
             #endif
             return storage
@@ -37,7 +41,7 @@ public final class RequestListModel {
             #if canImport(Combine)
             objectWillChange.send()
             #endif
-            #if canImport(Observation)
+            #if canImport(Observation) && canImport(Darwin)
             registrar.withMutation(of: self, keyPath: \.requests) { storage = newValue }
             #else
             storage = newValue
@@ -63,7 +67,7 @@ public final class RequestListModel {
 
 }
 
-#if canImport(Observation)
+#if canImport(Observation) && canImport(Darwin)
 extension RequestListModel: Observable {}
 #endif
 #if canImport(Combine)

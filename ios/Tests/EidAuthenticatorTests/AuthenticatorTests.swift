@@ -105,12 +105,15 @@ final class AuthenticatorTests: ServerTestCase {
         XCTAssertFalse(keyStore.aliases.isEmpty, "activation made no key")
         let accounts = try await service.accounts()
         XCTAssertEqual(accounts.map(\.accountId), [account.accountId])
-        XCTAssertNil(try await service.pendingActivation())
+        let pending = try await service.pendingActivation()
+        XCTAssertNil(pending)
 
         // Open the same database again (the app restarting): the account is there.
         let reopened = try makeService(keyStore)
-        XCTAssertEqual(try await reopened.accounts(), accounts)
-        XCTAssertEqual(try await reopened.refresh(), [])
+        let reopenedAccounts = try await reopened.accounts()
+        XCTAssertEqual(reopenedAccounts, accounts)
+        let reopenedList = try await reopened.refresh()
+        XCTAssertEqual(reopenedList, [])
     }
 
     // MARK: Pull and approve
@@ -166,16 +169,19 @@ final class AuthenticatorTests: ServerTestCase {
         // The phone no longer lists it, locally or after a pull.
         let local = await service.requests
         XCTAssertFalse(local.contains { $0.requestId == requestID })
-        XCTAssertEqual(try await service.refresh(), [])
+        let afterApprove = try await service.refresh()
+        XCTAssertEqual(afterApprove, [])
     }
 
     func testDenyAndReportFraud() async throws {
         let (service, _) = try await activatedService()
         let (denied, deniedView) = try await pulledRequest(service, text: "Log in to the tax portal")
-        XCTAssertEqual(try await service.deny(deniedView).outcome, .denied)
+        let denyOutcome = try await service.deny(deniedView).outcome
+        XCTAssertEqual(denyOutcome, .denied)
         XCTAssertEqual(try server.status(request: denied).status, "denied")
         let (fraud, fraudView) = try await pulledRequest(service, text: "Log in to a bank you never used")
-        XCTAssertEqual(try await service.reportFraud(fraudView).outcome, .fraudReported)
+        let fraudOutcome = try await service.reportFraud(fraudView).outcome
+        XCTAssertEqual(fraudOutcome, .fraudReported)
         XCTAssertEqual(try server.status(request: fraud).status, "fraud_reported")
     }
 
@@ -190,10 +196,12 @@ final class AuthenticatorTests: ServerTestCase {
         }
         // Nothing was decided: still pending on the server and on the phone.
         XCTAssertEqual(try server.status(request: requestID).status, "pending")
-        XCTAssertEqual(try await service.refresh().map(\.requestId), [requestID])
+        let stillListed = try await service.refresh().map(\.requestId)
+        XCTAssertEqual(stillListed, [requestID])
         // The right PIN still works.
         let token = try await service.unlock(view, pin: Self.pin)
-        XCTAssertEqual(try await service.approve(token, swipeConfirmed: true).outcome, .approved)
+        let outcome = try await service.approve(token, swipeConfirmed: true).outcome
+        XCTAssertEqual(outcome, .approved)
     }
 
     func testLockoutAfterThreeWrongPins() async throws {
@@ -236,8 +244,12 @@ final class AuthenticatorTests: ServerTestCase {
         }
         // An error the bindings do not know: still an EidError, not a crash.
         keyStore.setSignFailure(.undeclared)
-        let (_, second) = try await pulledRequest(service, text: "Log in, keystore broken again")
-        await assertEidError({ try await service.deny(second) }) {
+        await assertEidError({ try await service.deny(view) }) {
+            if case .KeyStore(let message) = $0 { return message.contains("UndeclaredError") }
+            return false
+        }
+        // Pulls are signed too: a failing keystore fails the pull, cleanly.
+        await assertEidError({ try await service.refresh() }) {
             if case .KeyStore = $0 { return true }
             return false
         }
@@ -246,7 +258,8 @@ final class AuthenticatorTests: ServerTestCase {
         // Working again: the request can still be decided.
         keyStore.setSignFailure(.none)
         let again = try await service.unlock(view, pin: Self.pin)
-        XCTAssertEqual(try await service.approve(again, swipeConfirmed: true).outcome, .approved)
+        let outcome = try await service.approve(again, swipeConfirmed: true).outcome
+        XCTAssertEqual(outcome, .approved)
     }
 
     // MARK: Foreground pulls
@@ -261,7 +274,8 @@ final class AuthenticatorTests: ServerTestCase {
         await puller.appDidEnterForeground()
         guard case .pulled(let count)? = await iterator.next() else { return XCTFail("no pull") }
         XCTAssertEqual(count, 1)
-        XCTAssertEqual(await service.requests.map(\.requestId), [requestID])
+        let listed = await service.requests.map(\.requestId)
+        XCTAssertEqual(listed, [requestID])
 
         // While in the foreground it pulls again by itself.
         _ = try server.requestLogin(userID: userID, text: "Log in, pulled by the timer")
@@ -284,11 +298,13 @@ final class ExpiryTests: ServerTestCase {
         try await Task.sleep(for: .seconds(4))
 
         // The local countdown has run out: the app stops listing it.
-        XCTAssertFalse(try await service.reloadLocal().contains { $0.requestId == requestID })
+        let stillListedLocally = try await service.reloadLocal().contains { $0.requestId == requestID }
+        XCTAssertFalse(stillListedLocally)
         await assertEidError({ try await service.unlock(view, pin: Self.pin) }) {
             $0 == .Expired || $0 == .UnknownRequest
         }
-        XCTAssertEqual(try await service.refresh(), [])
+        let afterExpiry = try await service.refresh()
+        XCTAssertEqual(afterExpiry, [])
         XCTAssertEqual(try server.status(request: requestID).status, "expired")
     }
 }

@@ -32,9 +32,9 @@ final class TestServer: @unchecked Sendable {
             .appendingPathComponent("eid-swift-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let out = dir.appendingPathComponent("server.out")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         let log = dir.appendingPathComponent("server.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
 
         process = Process()
         process.executableURL = binDir.appendingPathComponent("eid-server")
