@@ -208,14 +208,14 @@ public actor AuthenticatorService {
     @discardableResult
     public func retryUnsentDecisions() async throws -> UInt32 {
         let n = try await core.retryUnsentDecisions()
-        try? reloadLocal()
+        _ = try? reloadLocal()
         return n
     }
 
     private func decided(_ body: () async throws -> Receipt) async throws -> Receipt {
         do {
             let receipt = try await body()
-            try? reloadLocal()
+            _ = try? reloadLocal()
             return receipt
         } catch let error as EidError {
             try? reloadIfGone(error)
