@@ -1,0 +1,236 @@
+@_exported import EidBindings
+import Foundation
+
+/// How to open the authenticator: where its database lives and which server
+/// (with its pinned TLS key) it talks to.
+public struct AuthenticatorConfiguration: Sendable, Hashable {
+    /// The app's SQLite file, in the app's private storage.
+    public var databaseURL: URL
+    /// The server, `https://host:port`.
+    public var serverURL: URL
+    /// The server's TLS key pin, `sha256/<base64>`.
+    public var serverSPKIPin: String
+    /// Language of the texts in ``RequestView``.
+    public var language: Language
+    /// PBKDF2 iterations for new PIN keys. Leave `nil` in apps: the core then
+    /// calibrates on the device. A fixed low value is for tests only.
+    public var kdfIterations: UInt32?
+
+    /// Creates a configuration.
+    public init(
+        databaseURL: URL,
+        serverURL: URL,
+        serverSPKIPin: String,
+        language: Language = .danish,
+        kdfIterations: UInt32? = nil
+    ) {
+        self.databaseURL = databaseURL
+        self.serverURL = serverURL
+        self.serverSPKIPin = serverSPKIPin
+        self.language = language
+        self.kdfIterations = kdfIterations
+    }
+
+    var ffi: AuthenticatorConfig {
+        AuthenticatorConfig(
+            databasePath: databaseURL.path,
+            serverUrl: serverURL.absoluteString,
+            serverSpkiPin: serverSPKIPin,
+            language: language,
+            kdfIterations: kdfIterations
+        )
+    }
+}
+
+/// The eID authenticator for Swift apps: async/await over the Rust core, with
+/// the pending-request list published as an `AsyncStream`.
+///
+/// One instance per app. Every method that talks to the server is `async` and
+/// throws ``EidError``. After each pull or decision the current request list
+/// is sent to every stream from ``requestUpdates()``.
+///
+/// ```swift
+/// let service = try AuthenticatorService(configuration: config, keyStore: SecureEnclaveKeyStore())
+/// for await requests in await service.requestUpdates() { render(requests) }
+/// ```
+public actor AuthenticatorService {
+    /// The generated FFI object (thread-safe). Use it for calls this wrapper
+    /// does not cover.
+    public nonisolated let core: Authenticator
+    /// The configuration it was opened with.
+    public nonisolated let configuration: AuthenticatorConfiguration
+
+    /// The latest request list (the last pull, or local state after a decision).
+    public private(set) var requests: [RequestView] = []
+    private var subscribers: [UUID: AsyncStream<[RequestView]>.Continuation] = [:]
+
+    /// Opens (creating if needed) the database; does no network I/O.
+    ///
+    /// - Parameters:
+    ///   - configuration: database, server and language.
+    ///   - keyStore: the platform keystore (``SecureEnclaveKeyStore`` on iOS).
+    /// - Throws: ``EidError`` (`Config`, `Internal`, `KeyStore`).
+    public init(configuration: AuthenticatorConfiguration, keyStore: any KeyStore) throws {
+        self.configuration = configuration
+        self.core = try Authenticator.open(config: configuration.ffi, keystore: keyStore)
+        self.requests = (try? core.requests(language: configuration.language)) ?? []
+    }
+
+    // MARK: Request list
+
+    /// A stream of the request list: the current list at once, then every
+    /// change. Ends when the consumer stops iterating.
+    public func requestUpdates() -> AsyncStream<[RequestView]> {
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: [RequestView].self, bufferingPolicy: .bufferingNewest(1))
+        let id = UUID()
+        subscribers[id] = continuation
+        continuation.yield(requests)
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            Task { await self.removeSubscriber(id) }
+        }
+        return stream
+    }
+
+    private func removeSubscriber(_ id: UUID) {
+        subscribers[id] = nil
+    }
+
+    private func publish(_ list: [RequestView]) {
+        requests = list
+        for continuation in subscribers.values {
+            continuation.yield(list)
+        }
+    }
+
+    /// Re-reads the stored requests without the network (countdowns are
+    /// recomputed) and publishes them.
+    @discardableResult
+    public func reloadLocal() throws -> [RequestView] {
+        let list = try core.requests(language: configuration.language)
+        publish(list)
+        return list
+    }
+
+    /// Pulls the pending requests of every account in one round trip, verifies
+    /// them and publishes the list. Call it when the app comes to the
+    /// foreground (see ``ForegroundPuller``); there is no push.
+    @discardableResult
+    public func refresh() async throws -> [RequestView] {
+        let list = try await core.refresh()
+        publish(list)
+        return list
+    }
+
+    // MARK: Accounts
+
+    /// Activates an account with the user ID and activation code from support;
+    /// the PIN is checked against the PIN policy first.
+    public func activate(userID: String, activationCode: String, pin: String) async throws -> AccountInfo {
+        try await core.activate(userId: userID, activationCode: activationCode, pin: pin)
+    }
+
+    /// Re-sends an interrupted activation (same keys, no PIN needed).
+    public func resumeActivation(activationCode: String) async throws -> AccountInfo {
+        try await core.resumeActivation(activationCode: activationCode)
+    }
+
+    /// The interrupted activation, if any.
+    public func pendingActivation() throws -> PendingActivation? {
+        try core.pendingActivation()
+    }
+
+    /// Discards an interrupted activation and its keys.
+    public func discardActivation() throws {
+        try core.discardActivation()
+    }
+
+    /// The accounts on this phone, oldest first.
+    public func accounts() throws -> [AccountInfo] {
+        try core.accounts()
+    }
+
+    /// Removes an account and its keys from this phone.
+    public func removeAccount(_ account: AccountInfo) throws {
+        try core.removeAccount(accountIdHex: account.accountId)
+        try reloadLocal()
+    }
+
+    /// Changes an account's PIN; needs the old one.
+    public func changePIN(for account: AccountInfo, old: String, new: String) async throws {
+        try await core.changePin(accountIdHex: account.accountId, oldPin: old, newPin: new)
+    }
+
+    // MARK: Decisions
+
+    /// Checks the PIN for one request and returns a short-lived, single-use
+    /// unlock for it.
+    ///
+    /// - Throws: ``EidError/WrongPin(attemptsLeft:retryAfterMs:)``,
+    ///   ``EidError/LockedOut(retryAfterMs:)``, ``EidError/Expired``, ...
+    public func unlock(_ request: RequestView, pin: String) async throws -> UnlockToken {
+        do {
+            return try await core.unlock(
+                accountIdHex: request.accountId, requestIdHex: request.requestId, pin: pin)
+        } catch let error as EidError {
+            try? reloadIfGone(error)
+            throw error
+        }
+    }
+
+    /// Approves the unlocked request once the swipe is complete and returns
+    /// the server's verified receipt.
+    public func approve(
+        _ unlock: UnlockToken, swipeConfirmed: Bool, bindingCode: String? = nil
+    ) async throws -> Receipt {
+        try await decided {
+            try await core.approve(unlock: unlock, swipeConfirmed: swipeConfirmed, bindingCode: bindingCode)
+        }
+    }
+
+    /// Denies a request (no PIN needed).
+    public func deny(_ request: RequestView) async throws -> Receipt {
+        try await decided {
+            try await core.deny(accountIdHex: request.accountId, requestIdHex: request.requestId)
+        }
+    }
+
+    /// Denies a request and reports it as fraud ("this wasn't me").
+    public func reportFraud(_ request: RequestView) async throws -> Receipt {
+        try await decided {
+            try await core.reportFraud(accountIdHex: request.accountId, requestIdHex: request.requestId)
+        }
+    }
+
+    /// Re-sends decisions signed before a network failure; returns how many
+    /// the server confirmed.
+    @discardableResult
+    public func retryUnsentDecisions() async throws -> UInt32 {
+        let n = try await core.retryUnsentDecisions()
+        _ = try? reloadLocal()
+        return n
+    }
+
+    private func decided(_ body: () async throws -> Receipt) async throws -> Receipt {
+        do {
+            let receipt = try await body()
+            _ = try? reloadLocal()
+            return receipt
+        } catch let error as EidError {
+            try? reloadIfGone(error)
+            throw error
+        }
+    }
+
+    /// After an error that means the request is gone or decided, the local
+    /// list is republished so the screen drops it.
+    private func reloadIfGone(_ error: EidError) throws {
+        switch error {
+        case .Expired, .UnknownRequest, .AlreadyDecided, .NotActivated, .Blocked:
+            try reloadLocal()
+        default:
+            break
+        }
+    }
+}

@@ -1,0 +1,310 @@
+import EidAuthenticator
+import Foundation
+import XCTest
+
+/// Set-up shared by the end-to-end tests: a real `eid-server` per test, a
+/// service provider, an identity, and a phone folder.
+class ServerTestCase: XCTestCase {
+    static let pin = "483951"
+    static let providerName = "Swift Test Bank"
+
+    var server: TestServer!
+    var userID = ""
+    var identity = ""
+    var phoneDir: URL!
+
+    /// Requests live this long on the test server (the expiry test shortens it).
+    var requestLifetime: Int { 60 }
+
+    override func setUpWithError() throws {
+        server = try TestServer(requestLifetime: requestLifetime)
+        try server.registerProvider(name: Self.providerName)
+        userID = "swift-\(Int.random(in: 100_000...999_999))a"
+        identity = try server.createIdentity(userID: userID)
+        phoneDir = server.dir.appendingPathComponent("phone")
+        try FileManager.default.createDirectory(at: phoneDir, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() {
+        server?.stop()
+        server = nil
+    }
+
+    func makeService(_ keyStore: SoftwareKeyStore, database: String = "eid.db") throws -> AuthenticatorService {
+        let config = AuthenticatorConfiguration(
+            databaseURL: phoneDir.appendingPathComponent(database),
+            serverURL: URL(string: server.url)!,
+            serverSPKIPin: server.spkiPin,
+            language: .english,
+            kdfIterations: 1000
+        )
+        return try AuthenticatorService(configuration: config, keyStore: keyStore)
+    }
+
+    /// An activated phone.
+    func activatedService(_ keyStore: SoftwareKeyStore = SoftwareKeyStore()) async throws -> (AuthenticatorService, AccountInfo) {
+        let service = try makeService(keyStore)
+        let code = try server.activationCode(identity: identity)
+        let account = try await service.activate(userID: userID, activationCode: code, pin: Self.pin)
+        return (service, account)
+    }
+
+    /// A relying-party login request, pulled onto the phone.
+    func pulledRequest(_ service: AuthenticatorService, text: String) async throws -> (String, RequestView) {
+        let requestID = try server.requestLogin(userID: userID, text: text)
+        let list = try await service.refresh()
+        let view = try XCTUnwrap(list.first { $0.requestId == requestID }, "pulled request missing")
+        return (requestID, view)
+    }
+
+    func assertEidError(
+        _ body: () async throws -> some Any, file: StaticString = #filePath, line: UInt = #line,
+        _ check: (EidError) -> Bool
+    ) async {
+        do {
+            _ = try await body()
+            XCTFail("expected an EidError", file: file, line: line)
+        } catch let error as EidError {
+            XCTAssert(check(error), "unexpected \(error)", file: file, line: line)
+        } catch {
+            XCTFail("not an EidError: \(error)", file: file, line: line)
+        }
+    }
+
+}
+
+/// End to end against a real `eid-server`: activation, pulling a request,
+/// approving it, a wrong PIN, lockout, and keystore failures.
+final class AuthenticatorTests: ServerTestCase {
+    // MARK: Activation
+
+    func testActivateAndReopen() async throws {
+        let keyStore = SoftwareKeyStore()
+        let service = try makeService(keyStore)
+        // A wrong activation code is refused by the server, with its code.
+        await assertEidError({
+            try await service.activate(userID: self.userID, activationCode: "AAAA-BBBB-CCCC", pin: Self.pin)
+        }) { error in
+            if case .Rejected(let code) = error { return code == "invalid_activation_code" }
+            return false
+        }
+        // A weak PIN is refused before anything is sent.
+        await assertEidError({
+            try await service.activate(
+                userID: self.userID, activationCode: try self.server.activationCode(identity: self.identity),
+                pin: "123456")
+        }) { error in
+            if case .PinRefused(let kind, _) = error { return kind == "sequence" }
+            return false
+        }
+        let code = try server.activationCode(identity: identity)
+        let account = try await service.activate(userID: userID, activationCode: code, pin: Self.pin)
+        XCTAssertEqual(account.userId, userID)
+        XCTAssertEqual(account.identityId, identity)
+        XCTAssertEqual(account.state, .active)
+        XCTAssertFalse(keyStore.aliases.isEmpty, "activation made no key")
+        let accounts = try await service.accounts()
+        XCTAssertEqual(accounts.map(\.accountId), [account.accountId])
+        let pending = try await service.pendingActivation()
+        XCTAssertNil(pending)
+
+        // Open the same database again (the app restarting): the account is there.
+        let reopened = try makeService(keyStore)
+        let reopenedAccounts = try await reopened.accounts()
+        XCTAssertEqual(reopenedAccounts, accounts)
+        let reopenedList = try await reopened.refresh()
+        XCTAssertEqual(reopenedList, [])
+    }
+
+    // MARK: Pull and approve
+
+    func testRefreshShowsRequestAndStreamEmitsIt() async throws {
+        let (service, account) = try await activatedService()
+        let stream = await service.requestUpdates()
+        var iterator = stream.makeAsyncIterator()
+        let initial = await iterator.next()
+        XCTAssertEqual(initial, [])
+
+        let text = "Log in to Swift Test Bank online banking"
+        let (requestID, view) = try await pulledRequest(service, text: text)
+        XCTAssertEqual(view.accountId, account.accountId)
+        XCTAssertEqual(view.userId, userID)
+        XCTAssertEqual(view.kind, .login)
+        XCTAssertEqual(view.providerName, Self.providerName)
+        XCTAssertEqual(view.referenceText, text)
+        XCTAssertEqual(view.language, .english)
+        XCTAssertEqual(view.actions, [.approve, .deny, .reportFraud])
+        XCTAssertEqual(view.warnings.first?.kind, .onlyApproveWhatYouStarted)
+        XCTAssertFalse(view.warnings.first?.text.isEmpty ?? true)
+        XCTAssertGreaterThan(view.timeLeftMs, 0)
+        XCTAssertLessThanOrEqual(view.timeLeftMs, UInt64(requestLifetime) * 1000)
+
+        let emitted = await iterator.next()
+        XCTAssertEqual(emitted?.map(\.requestId), [requestID])
+        let current = await service.requests
+        XCTAssertEqual(current.map(\.requestId), [requestID])
+    }
+
+    func testApprove() async throws {
+        let (service, account) = try await activatedService()
+        let text = "Approve login to Swift Test Bank"
+        let (requestID, view) = try await pulledRequest(service, text: text)
+
+        let token = try await service.unlock(view, pin: Self.pin)
+        XCTAssertEqual(token.requestId(), requestID)
+        XCTAssertEqual(token.accountId(), account.accountId)
+        // Approving needs the completed swipe.
+        await assertEidError({ try await service.approve(token, swipeConfirmed: false) }) { $0 == .SwipeRequired }
+
+        let receipt = try await service.approve(token, swipeConfirmed: true)
+        XCTAssertEqual(receipt.outcome, .approved)
+        XCTAssertEqual(receipt.requestId, requestID)
+        XCTAssertEqual(receipt.accountId, account.accountId)
+        XCTAssertEqual(receipt.referenceTextSha256.count, 64)
+
+        // The relying party sees the approval, with a receipt that verifies.
+        let status = try server.status(request: requestID, text: text)
+        XCTAssertEqual(status.status, "approved")
+        XCTAssertNotNil(status.receipt)
+        // The phone no longer lists it, locally or after a pull.
+        let local = await service.requests
+        XCTAssertFalse(local.contains { $0.requestId == requestID })
+        let afterApprove = try await service.refresh()
+        XCTAssertEqual(afterApprove, [])
+    }
+
+    func testDenyAndReportFraud() async throws {
+        let (service, _) = try await activatedService()
+        let (denied, deniedView) = try await pulledRequest(service, text: "Log in to the tax portal")
+        let denyOutcome = try await service.deny(deniedView).outcome
+        XCTAssertEqual(denyOutcome, .denied)
+        XCTAssertEqual(try server.status(request: denied).status, "denied")
+        let (fraud, fraudView) = try await pulledRequest(service, text: "Log in to a bank you never used")
+        let fraudOutcome = try await service.reportFraud(fraudView).outcome
+        XCTAssertEqual(fraudOutcome, .fraudReported)
+        XCTAssertEqual(try server.status(request: fraud).status, "fraud_reported")
+    }
+
+    // MARK: PIN
+
+    func testWrongPin() async throws {
+        let (service, _) = try await activatedService()
+        let (requestID, view) = try await pulledRequest(service, text: "Log in with a typo")
+        await assertEidError({ try await service.unlock(view, pin: "864209") }) {
+            if case .WrongPin(let attemptsLeft, _) = $0 { return attemptsLeft == 9 }
+            return false
+        }
+        // Nothing was decided: still pending on the server and on the phone.
+        XCTAssertEqual(try server.status(request: requestID).status, "pending")
+        let stillListed = try await service.refresh().map(\.requestId)
+        XCTAssertEqual(stillListed, [requestID])
+        // The right PIN still works.
+        let token = try await service.unlock(view, pin: Self.pin)
+        let outcome = try await service.approve(token, swipeConfirmed: true).outcome
+        XCTAssertEqual(outcome, .approved)
+    }
+
+    func testLockoutAfterThreeWrongPins() async throws {
+        let (service, _) = try await activatedService()
+        let (requestID, view) = try await pulledRequest(service, text: "Log in, locked out")
+        var attempts: [UInt32] = []
+        var lastRetry: UInt64 = 0
+        for wrong in ["864209", "975310", "208642"] {
+            do {
+                _ = try await service.unlock(view, pin: wrong)
+                XCTFail("wrong PIN accepted")
+            } catch EidError.WrongPin(let attemptsLeft, let retryAfterMs) {
+                attempts.append(attemptsLeft)
+                lastRetry = retryAfterMs
+            }
+        }
+        XCTAssertEqual(attempts, [9, 8, 7])
+        XCTAssertGreaterThan(lastRetry, 0, "the third wrong PIN starts a wait")
+        // Locked: even the right PIN is refused.
+        await assertEidError({ try await service.unlock(view, pin: Self.pin) }) {
+            if case .LockedOut(let retryAfterMs) = $0 { return retryAfterMs > 0 }
+            return false
+        }
+        XCTAssertEqual(try server.status(request: requestID).status, "pending")
+    }
+
+    // MARK: Keystore failures
+
+    func testKeyStoreErrorsSurfaceAsEidError() async throws {
+        let keyStore = SoftwareKeyStore()
+        let (service, _) = try await activatedService(keyStore)
+        let (requestID, view) = try await pulledRequest(service, text: "Log in, keystore broken")
+        let token = try await service.unlock(view, pin: Self.pin)
+
+        // A declared KeyStoreError.
+        keyStore.setSignFailure(.declared)
+        await assertEidError({ try await service.approve(token, swipeConfirmed: true) }) {
+            if case .KeyStore(let message) = $0 { return message.contains("told to fail") }
+            return false
+        }
+        // An error the bindings do not know: still an EidError, not a crash.
+        keyStore.setSignFailure(.undeclared)
+        await assertEidError({ try await service.deny(view) }) {
+            if case .KeyStore(let message) = $0 { return message.contains("UndeclaredError") }
+            return false
+        }
+        // Pulls are signed too: a failing keystore fails the pull, cleanly.
+        await assertEidError({ try await service.refresh() }) {
+            if case .KeyStore = $0 { return true }
+            return false
+        }
+        XCTAssertEqual(try server.status(request: requestID).status, "pending")
+
+        // Working again: the request can still be decided.
+        keyStore.setSignFailure(.none)
+        let again = try await service.unlock(view, pin: Self.pin)
+        let outcome = try await service.approve(again, swipeConfirmed: true).outcome
+        XCTAssertEqual(outcome, .approved)
+    }
+
+    // MARK: Foreground pulls
+
+    func testForegroundPullerPullsOnForegroundAndPeriodically() async throws {
+        let (service, _) = try await activatedService()
+        let puller = ForegroundPuller(service: service, interval: .milliseconds(300))
+        let events = await puller.events()
+        var iterator = events.makeAsyncIterator()
+
+        let requestID = try server.requestLogin(userID: userID, text: "Log in, pulled on foreground")
+        await puller.appDidEnterForeground()
+        guard case .pulled(let count)? = await iterator.next() else { return XCTFail("no pull") }
+        XCTAssertEqual(count, 1)
+        let listed = await service.requests.map(\.requestId)
+        XCTAssertEqual(listed, [requestID])
+
+        // While in the foreground it pulls again by itself.
+        _ = try server.requestLogin(userID: userID, text: "Log in, pulled by the timer")
+        guard case .pulled(let second)? = await iterator.next() else { return XCTFail("no periodic pull") }
+        XCTAssertEqual(second, 2)
+        await puller.appDidEnterBackground()
+        let inForeground = await puller.isInForeground
+        XCTAssertFalse(inForeground)
+    }
+}
+
+/// Expiry needs a server whose requests live only a few seconds.
+final class ExpiryTests: ServerTestCase {
+    override var requestLifetime: Int { 3 }
+
+    func testExpiredRequestCannotBeApproved() async throws {
+        let (service, _) = try await activatedService()
+        let (requestID, view) = try await pulledRequest(service, text: "Log in, too late")
+        XCTAssertLessThanOrEqual(view.timeLeftMs, 3000)
+        try await Task.sleep(for: .seconds(4))
+
+        // The local countdown has run out: the app stops listing it.
+        let stillListedLocally = try await service.reloadLocal().contains { $0.requestId == requestID }
+        XCTAssertFalse(stillListedLocally)
+        await assertEidError({ try await service.unlock(view, pin: Self.pin) }) {
+            $0 == .Expired || $0 == .UnknownRequest
+        }
+        let afterExpiry = try await service.refresh()
+        XCTAssertEqual(afterExpiry, [])
+        XCTAssertEqual(try server.status(request: requestID).status, "expired")
+    }
+}
