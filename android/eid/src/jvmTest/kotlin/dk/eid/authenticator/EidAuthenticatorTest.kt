@@ -9,6 +9,7 @@ import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.minutes
 import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.async
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.runBlocking
@@ -48,7 +49,7 @@ class EidAuthenticatorTest {
         if (::server.isInitialized) server.close()
     }
 
-    private fun phoneTest(body: suspend (Phone) -> Unit) = runBlocking {
+    private fun phoneTest(body: suspend CoroutineScope.(Phone) -> Unit) = runBlocking {
         Phone(server).use { body(it) }
     }
 
