@@ -222,6 +222,20 @@ class EidAuthenticatorTest {
     }
 
     @Test
+    fun `offline refresh fails with Network and keeps the stored requests`() = phoneTest { phone ->
+        val requestId = phone.activated().use { eid ->
+            newRequest(phone).second.also { assertEquals(listOf(it), eid.refresh().map { v -> v.requestId }) }
+        }
+        val closedPort = java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress()).use { it.localPort }
+        val offline = phone.config.copy(serverUrl = "https://127.0.0.1:$closedPort")
+        EidAuthenticator.open(offline, phone.keyStore).use { eid ->
+            val e = assertFailsWith<EidException.Network> { eid.refresh() }
+            assertTrue(e.isNetworkFailure)
+            assertEquals(listOf(requestId), eid.requests.value.map { it.requestId })
+        }
+    }
+
+    @Test
     fun `foreground puller pulls on app open and stops in the background`() = phoneTest { phone ->
         phone.activated().use { eid ->
             val (_, requestId) = newRequest(phone)

@@ -1,6 +1,5 @@
 package dk.eid.authenticator
 
-import java.math.BigInteger
 import java.security.KeyPair
 import java.security.KeyPairGenerator
 import java.security.SecureRandom
@@ -35,7 +34,7 @@ class SoftwareKeyStore : KeyStore {
             initialize(ECGenParameterSpec("secp256r1"), random)
         }.generateKeyPair()
         keys[alias] = pair
-        sec1(pair.public as ECPublicKey)
+        EcKeys.sec1Uncompressed(pair.public as ECPublicKey)
     }
 
     override fun sign(alias: String, message: ByteArray): ByteArray = call("sign") {
@@ -48,7 +47,7 @@ class SoftwareKeyStore : KeyStore {
     }
 
     override fun publicKey(alias: String): ByteArray = call("publicKey") {
-        sec1((keys[alias] ?: throw KeyStoreException.NotFound()).public as ECPublicKey)
+        EcKeys.sec1Uncompressed((keys[alias] ?: throw KeyStoreException.NotFound()).public as ECPublicKey)
     }
 
     override fun deleteKey(alias: String) = call("deleteKey") {
@@ -69,16 +68,5 @@ class SoftwareKeyStore : KeyStore {
         calls.merge(name, 1, Int::plus)
         failWith?.let { throw it }
         return block()
-    }
-
-    companion object {
-        /** SEC1 uncompressed point, 65 bytes. */
-        fun sec1(key: ECPublicKey): ByteArray {
-            fun fixed(n: BigInteger): ByteArray {
-                val raw = n.toByteArray().let { if (it.size == 33) it.copyOfRange(1, 33) else it }
-                return ByteArray(32 - raw.size) + raw
-            }
-            return byteArrayOf(4) + fixed(key.w.affineX) + fixed(key.w.affineY)
-        }
     }
 }

@@ -94,7 +94,7 @@ class TestServer private constructor(
                 runCatching { Runtime.getRuntime().removeShutdownHook(hook) }
                 throw e
             }
-            return TestServer(process, dataDir, url!!, pin!!, token, hook)
+            return TestServer(process, dataDir, checkNotNull(url), checkNotNull(pin), token, hook)
         }
 
         private fun stop(process: Process) {

@@ -4,7 +4,7 @@ import android.os.Build
 import android.security.keystore.KeyGenParameterSpec
 import android.security.keystore.KeyProperties
 import android.security.keystore.StrongBoxUnavailableException
-import java.math.BigInteger
+import dk.eid.authenticator.EcKeys
 import java.security.KeyPairGenerator
 import java.security.PrivateKey
 import java.security.Signature
@@ -46,7 +46,7 @@ class AndroidKeyStore(private val preferStrongBox: Boolean = true) : KeyStore {
                 .generateKeyPair()
                 .public
         }
-        sec1Uncompressed(key as ECPublicKey)
+        EcKeys.sec1Uncompressed(key as ECPublicKey)
     }
 
     override fun sign(alias: String, message: ByteArray): ByteArray = keystoreCall {
@@ -61,7 +61,7 @@ class AndroidKeyStore(private val preferStrongBox: Boolean = true) : KeyStore {
 
     override fun publicKey(alias: String): ByteArray = keystoreCall {
         val cert = keyStore.getCertificate(alias) ?: throw KeyStoreException.NotFound()
-        sec1Uncompressed(cert.publicKey as ECPublicKey)
+        EcKeys.sec1Uncompressed(cert.publicKey as ECPublicKey)
     }
 
     override fun deleteKey(alias: String) = keystoreCall {
@@ -91,7 +91,7 @@ class AndroidKeyStore(private val preferStrongBox: Boolean = true) : KeyStore {
         if (preferStrongBox && Build.VERSION.SDK_INT >= Build.VERSION_CODES.P) {
             try {
                 return make(true)
-            } catch (_: StrongBoxUnavailableException) {
+            } catch (e: StrongBoxUnavailableException) {
                 if (keyStore.containsAlias(alias)) keyStore.deleteEntry(alias)
             }
         }
@@ -109,23 +109,5 @@ class AndroidKeyStore(private val preferStrongBox: Boolean = true) : KeyStore {
 
     companion object {
         private const val PROVIDER = "AndroidKeyStore"
-
-        /** SEC1 uncompressed point (0x04 ‖ X ‖ Y, 65 bytes) of a P-256 key. */
-        fun sec1Uncompressed(key: ECPublicKey): ByteArray {
-            val out = ByteArray(65)
-            out[0] = 0x04
-            fixed32(key.w.affineX).copyInto(out, 1)
-            fixed32(key.w.affineY).copyInto(out, 33)
-            return out
-        }
-
-        private fun fixed32(n: BigInteger): ByteArray {
-            val raw = n.toByteArray() // big-endian, maybe with a leading 0 or shorter
-            require(raw.size <= 33) { "not a P-256 coordinate" }
-            val out = ByteArray(32)
-            val src = if (raw.size == 33) raw.copyOfRange(1, 33) else raw
-            src.copyInto(out, 32 - src.size)
-            return out
-        }
     }
 }
