@@ -57,8 +57,8 @@ class EidAuthenticator private constructor(
     private val deadlines = java.util.concurrent.ConcurrentHashMap<String, TimeMark>()
 
     /**
-     * The pending requests of every active account, most urgent first as the
-     * core orders them. Starts empty; call [reload] or [refresh] to fill it.
+     * The pending requests of every active account, in the core's order.
+     * Filled from the local store by [open]; [refresh] pulls new ones.
      */
     val requests: StateFlow<List<RequestView>> = _requests.asStateFlow()
 
