@@ -21,12 +21,14 @@ test -f "$ROOT/target/bindings/kotlin/uniffi/eid_bindings/eid_bindings.kt"
 
 echo "== mvn test (android/jvm)"
 rm -rf "$ROOT/android/jvm/target/surefire-reports"
-mvn -B -q -f "$ROOT/android/jvm/pom.xml" \
+mvn -B -q -Dstyle.color=never -f "$ROOT/android/jvm/pom.xml" \
   -Deid.repo.root="$ROOT" \
   -Deid.native.dir="$ROOT/target/debug" \
   -Deid.bindings.dir="$ROOT/target/bindings/kotlin" \
   test "$@"
-# Surefire's closing lines are quiet under -q; print the totals ourselves.
+# Surefire's closing lines are quiet under -q; print the totals ourselves,
+# on a line of their own.
+echo
 python3 - "$ROOT/android/jvm/target/surefire-reports" <<'PY' || true
 import glob, sys, xml.etree.ElementTree as ET
 t = f = e = s = 0
