@@ -5,6 +5,10 @@ use eid_core::Error as CoreError;
 /// What went wrong, in terms the app can act on. Texts carry no secrets and
 /// no personal data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+///
+/// Fields are never called `message`: in Kotlin every error is a `Throwable`,
+/// whose `message` such a field would clash with (uniffi-rs issue 1434), and the
+/// generated Kotlin would not compile.
 #[non_exhaustive]
 pub enum EidError {
     /// Wrong PIN. Show `attempts_left`; wait `retry_after_ms` before the next try.
@@ -39,10 +43,10 @@ pub enum EidError {
     #[error("the request has expired")]
     Expired,
     /// The server could not be reached; try again later. Nothing was lost.
-    #[error("network error: {message}")]
+    #[error("network error: {detail}")]
     Network {
         /// The failure class (no personal data).
-        message: String,
+        detail: String,
     },
     /// The identity is blocked.
     #[error("the identity is blocked")]
@@ -81,28 +85,28 @@ pub enum EidError {
     #[error("no activation to resume")]
     NoPendingActivation,
     /// Invalid configuration (server URL, pin, ids).
-    #[error("invalid configuration: {message}")]
+    #[error("invalid configuration: {detail}")]
     Config {
         /// What is wrong.
-        message: String,
+        detail: String,
     },
     /// The platform keystore failed.
-    #[error("keystore error: {message}")]
+    #[error("keystore error: {detail}")]
     KeyStore {
         /// What failed.
-        message: String,
+        detail: String,
     },
     /// Local storage or an internal failure; report it.
-    #[error("internal error: {message}")]
+    #[error("internal error: {detail}")]
     Internal {
         /// What failed.
-        message: String,
+        detail: String,
     },
 }
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for EidError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        EidError::KeyStore { message: e.reason }
+        EidError::KeyStore { detail: e.reason }
     }
 }
 
@@ -145,7 +149,7 @@ impl From<CoreError> for EidError {
                 reason: p.to_string(),
             },
             CoreError::Expired => EidError::Expired,
-            CoreError::Network(message) => EidError::Network { message },
+            CoreError::Network(detail) => EidError::Network { detail },
             CoreError::UnknownAccount | CoreError::UnknownRequest => EidError::UnknownRequest,
             CoreError::Blocked => EidError::Blocked,
             CoreError::Rejected { code } => EidError::Rejected {
@@ -153,7 +157,7 @@ impl From<CoreError> for EidError {
             },
             CoreError::InvalidServerSignature => EidError::InvalidServerSignature,
             CoreError::InvalidResponse(message) => EidError::Internal {
-                message: format!("invalid server response: {message}"),
+                detail: format!("invalid server response: {message}"),
             },
             CoreError::TextRefused(_) => EidError::TextRefused,
             CoreError::SwipeRequired => EidError::SwipeRequired,
@@ -161,14 +165,14 @@ impl From<CoreError> for EidError {
             CoreError::WrongBindingCode => EidError::WrongBindingCode,
             CoreError::UnlockInvalid => EidError::UnlockInvalid,
             CoreError::AlreadyDecided => EidError::AlreadyDecided,
-            CoreError::Config(message) => EidError::Config { message },
+            CoreError::Config(detail) => EidError::Config { detail },
             CoreError::NoPendingActivation => EidError::NoPendingActivation,
-            CoreError::Storage(message) => EidError::Internal { message },
+            CoreError::Storage(detail) => EidError::Internal { detail },
             CoreError::KeyStore(k) => EidError::KeyStore {
-                message: k.to_string(),
+                detail: k.to_string(),
             },
             other => EidError::Internal {
-                message: other.to_string(),
+                detail: other.to_string(),
             },
         }
     }
@@ -182,16 +186,16 @@ pub enum KeyStoreError {
     #[error("no key under this alias")]
     NotFound,
     /// The keystore is unavailable or failed.
-    #[error("keystore failure: {message}")]
+    #[error("keystore failure: {detail}")]
     Failure {
         /// What failed (no secrets).
-        message: String,
+        detail: String,
     },
 }
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for KeyStoreError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        KeyStoreError::Failure { message: e.reason }
+        KeyStoreError::Failure { detail: e.reason }
     }
 }
 
@@ -199,7 +203,7 @@ impl From<KeyStoreError> for eid_core::KeyStoreError {
     fn from(e: KeyStoreError) -> Self {
         match e {
             KeyStoreError::NotFound => eid_core::KeyStoreError::NotFound,
-            KeyStoreError::Failure { message } => eid_core::KeyStoreError::Failure(message),
+            KeyStoreError::Failure { detail } => eid_core::KeyStoreError::Failure(detail),
         }
     }
 }

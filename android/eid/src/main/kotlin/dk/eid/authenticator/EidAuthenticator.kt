@@ -1,0 +1,283 @@
+package dk.eid.authenticator
+
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.Duration.Companion.seconds
+import kotlin.time.TimeMark
+import kotlin.time.TimeSource
+import kotlinx.coroutines.CoroutineDispatcher
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.flow
+import kotlinx.coroutines.withContext
+import uniffi.eid_bindings.AccountInfo
+import uniffi.eid_bindings.Authenticator
+import uniffi.eid_bindings.AuthenticatorConfig
+import uniffi.eid_bindings.EidException
+import uniffi.eid_bindings.KeyStore
+import uniffi.eid_bindings.Language
+import uniffi.eid_bindings.PendingActivation
+import uniffi.eid_bindings.Receipt
+import uniffi.eid_bindings.RequestView
+import uniffi.eid_bindings.UnlockToken
+
+/**
+ * The eID authenticator for Kotlin apps: a coroutine-friendly wrapper around the
+ * Rust core (`uniffi.eid_bindings.Authenticator`).
+ *
+ * - Every call that may touch the network or the disk is a `suspend` function
+ *   that runs on [ioDispatcher]; none blocks the caller's thread.
+ * - [requests] is a [StateFlow] of the pending requests of every account. It is
+ *   updated by [refresh] (network), [reload] (local store only) and after every
+ *   decision, so a UI only has to collect it.
+ * - [timeLeft] and [countdown] give a ticking deadline per request, measured on
+ *   the monotonic clock from when the view was received.
+ * - Errors are [EidException]s (for example [EidException.WrongPin],
+ *   [EidException.Expired]); see [retryAfter] and [isNetworkFailure].
+ *
+ * One instance per app process. It holds native memory: [close] it (or use
+ * `use {}`) when the app no longer needs it.
+ */
+class EidAuthenticator private constructor(
+    private val core: Authenticator,
+    /** Language of the request views this instance produces. */
+    val language: Language,
+    private val ioDispatcher: CoroutineDispatcher,
+    private val timeSource: TimeSource.WithComparableMarks,
+) : AutoCloseable {
+
+    private val _requests = MutableStateFlow<List<RequestView>>(emptyList())
+    private val _accounts = MutableStateFlow<List<AccountInfo>>(emptyList())
+
+    /** Request id → the monotonic time at which it expires. */
+    private val deadlines = java.util.concurrent.ConcurrentHashMap<String, TimeMark>()
+
+    /**
+     * The pending requests of every active account, in the core's order.
+     * Filled from the local store by [open]; [refresh] pulls new ones.
+     */
+    val requests: StateFlow<List<RequestView>> = _requests.asStateFlow()
+
+    /** The accounts on this phone, oldest first. Updated by [reloadAccounts] and by changes made through this object. */
+    val accounts: StateFlow<List<AccountInfo>> = _accounts.asStateFlow()
+
+    companion object {
+        /**
+         * Opens (creating it if needed) the core's database and pinned HTTPS
+         * client. No network I/O happens here; the stored accounts and requests
+         * are loaded into [accounts] and [requests].
+         *
+         * @param config where the database is, which server and TLS pin to use.
+         * @param keyStore the platform keystore (Android Keystore in apps, a
+         *   software one in tests). It must be thread-safe: the core calls it
+         *   from background threads.
+         * @param ioDispatcher where blocking and native calls run.
+         * @throws EidException.Config for a bad URL or pin, or
+         *   [EidException.Internal] when the database cannot be opened.
+         */
+        @Throws(EidException::class)
+        suspend fun open(
+            config: AuthenticatorConfig,
+            keyStore: KeyStore,
+            ioDispatcher: CoroutineDispatcher = Dispatchers.IO,
+        ): EidAuthenticator = withContext(ioDispatcher) {
+            val core = Authenticator.open(config, keyStore)
+            val eid = EidAuthenticator(core, config.language, ioDispatcher, TimeSource.Monotonic)
+            try {
+                eid.reloadNow()
+            } catch (e: Throwable) {
+                eid.close()
+                throw e
+            }
+            eid
+        }
+    }
+
+    /**
+     * Activates an account with the user ID and activation code from support,
+     * protecting it with [pin] (checked against the PIN policy first).
+     *
+     * @throws EidException.PinRefused when the PIN breaks the policy;
+     *   [EidException.Rejected] with code `invalid_activation_code` for a wrong code;
+     *   [EidException.Network] when the server cannot be reached (then
+     *   [resumeActivation] finishes the activation later).
+     */
+    @Throws(EidException::class)
+    suspend fun activate(userId: String, activationCode: String, pin: String): AccountInfo = io {
+        core.activate(userId, activationCode, pin).also { reloadNow() }
+    }
+
+    /** Re-sends an activation interrupted by a network failure (same keys, no PIN). */
+    @Throws(EidException::class)
+    suspend fun resumeActivation(activationCode: String): AccountInfo = io {
+        core.resumeActivation(activationCode).also { reloadNow() }
+    }
+
+    /** The interrupted activation, if any. */
+    @Throws(EidException::class)
+    suspend fun pendingActivation(): PendingActivation? = io { core.pendingActivation() }
+
+    /** Discards an interrupted activation and its keys. */
+    @Throws(EidException::class)
+    suspend fun discardActivation(): Unit = io { core.discardActivation() }
+
+    /**
+     * Pulls the pending requests of every account from the server in one round
+     * trip, verifies them, publishes them on [requests] and returns them. Call it
+     * when the app comes to the foreground (see [ForegroundPuller]).
+     *
+     * @throws EidException.Network when offline; [requests] then keeps the
+     *   previously stored requests (with fresh countdowns).
+     */
+    @Throws(EidException::class)
+    suspend fun refresh(): List<RequestView> = io {
+        try {
+            core.refresh().also(::publish)
+        } catch (e: EidException) {
+            // Keep showing what is stored, with countdowns recomputed.
+            runCatching { reloadNow() }
+            throw e
+        }
+    }
+
+    /**
+     * Reloads [requests] and [accounts] from the local store without the
+     * network (countdowns are recomputed). Returns the requests.
+     */
+    @Throws(EidException::class)
+    suspend fun reload(): List<RequestView> = io { reloadNow() }
+
+    /** Reloads [accounts] from the local store and returns them. */
+    @Throws(EidException::class)
+    suspend fun reloadAccounts(): List<AccountInfo> = io { core.accounts().also { _accounts.value = it } }
+
+    /**
+     * Checks the PIN for one request and returns a short-lived, single-use
+     * unlock for [approve]. Each wrong PIN counts, also across restarts.
+     *
+     * @throws EidException.WrongPin with the attempts left;
+     *   [EidException.LockedOut] while a wait runs (even for the right PIN);
+     *   [EidException.NotActivated] once the PIN key was destroyed;
+     *   [EidException.Expired] when the request ran out.
+     */
+    @Throws(EidException::class)
+    suspend fun unlock(request: RequestView, pin: String): UnlockToken = io {
+        try {
+            core.unlock(request.accountId, request.requestId, pin)
+        } catch (e: EidException.Expired) {
+            reloadNow()
+            throw e
+        }
+    }
+
+    /**
+     * Approves the unlocked request once the person completed the swipe.
+     * Returns the server's verified receipt; the request leaves [requests].
+     *
+     * @param swipeConfirmed must be true: approval needs the completed swipe.
+     * @param bindingCode the code shown where the request was started, when the
+     *   request has a [uniffi.eid_bindings.WarningKind.BINDING_CODE_REQUIRED] warning.
+     */
+    @Throws(EidException::class)
+    suspend fun approve(unlock: UnlockToken, swipeConfirmed: Boolean, bindingCode: String? = null): Receipt =
+        decide { core.approve(unlock, swipeConfirmed, bindingCode) }
+
+    /**
+     * PIN and swipe in one call, for flows that collect both before deciding.
+     * The unlock token is released right after use.
+     */
+    @Throws(EidException::class)
+    suspend fun approve(
+        request: RequestView,
+        pin: String,
+        swipeConfirmed: Boolean,
+        bindingCode: String? = null,
+    ): Receipt = unlock(request, pin).use { token -> approve(token, swipeConfirmed, bindingCode) }
+
+    /** Denies [request] (no PIN needed); it leaves [requests]. */
+    @Throws(EidException::class)
+    suspend fun deny(request: RequestView): Receipt = decide { core.deny(request.accountId, request.requestId) }
+
+    /** Denies [request] and reports it as fraud ("this wasn't me"); it leaves [requests]. */
+    @Throws(EidException::class)
+    suspend fun reportFraud(request: RequestView): Receipt =
+        decide { core.reportFraud(request.accountId, request.requestId) }
+
+    /** Re-sends decisions signed before a network failure; returns how many the server confirmed. */
+    @Throws(EidException::class)
+    suspend fun retryUnsentDecisions(): Int = io {
+        core.retryUnsentDecisions().toInt().also { if (it > 0) reloadNow() }
+    }
+
+    /** Changes the PIN of [accountId]; needs the old one (counted like an unlock). */
+    @Throws(EidException::class)
+    suspend fun changePin(accountId: String, oldPin: String, newPin: String): Unit =
+        io { core.changePin(accountId, oldPin, newPin) }
+
+    /** Removes an account and its keys from this phone. */
+    @Throws(EidException::class)
+    suspend fun removeAccount(accountId: String): Unit = io {
+        core.removeAccount(accountId)
+        reloadNow()
+    }
+
+    /**
+     * Time left for [request] now, counted down on the monotonic clock from
+     * when its view was published on [requests]; zero once expired.
+     */
+    fun timeLeft(request: RequestView): Duration {
+        val mark = deadlines[request.requestId] ?: return request.timeLeftMs.toLong().milliseconds
+        val elapsedPastDeadline = mark.elapsedNow()
+        return if (elapsedPastDeadline.isNegative()) -elapsedPastDeadline else Duration.ZERO
+    }
+
+    /**
+     * A countdown for [request]: emits [timeLeft] every [tick] and completes
+     * after emitting zero. When it reaches zero the request is dropped from
+     * [requests] (the core refuses to decide it from then on anyway).
+     */
+    fun countdown(request: RequestView, tick: Duration = 1.seconds): Flow<Duration> = flow {
+        require(tick.isPositive()) { "tick must be positive" }
+        while (true) {
+            val left = timeLeft(request)
+            emit(left)
+            if (left == Duration.ZERO) break
+            delay(minOf(tick, left))
+        }
+        _requests.value = _requests.value.filterNot { it.requestId == request.requestId }
+    }
+
+    /** Releases the native core. Further calls fail. */
+    override fun close() {
+        core.close()
+    }
+
+    private suspend fun <T> io(block: suspend () -> T): T = withContext(ioDispatcher) { block() }
+
+    private suspend fun decide(call: suspend () -> Receipt): Receipt = withContext(ioDispatcher) {
+        try {
+            call().also { reloadNow() }
+        } catch (e: EidException) {
+            // Expired, already decided, unknown: the stored list changed; show it.
+            runCatching { reloadNow() }
+            throw e
+        }
+    }
+
+    private fun reloadNow(): List<RequestView> {
+        _accounts.value = core.accounts()
+        return core.requests(language).also(::publish)
+    }
+
+    private fun publish(views: List<RequestView>) {
+        val now = timeSource.markNow()
+        val ids = views.mapTo(HashSet()) { it.requestId }
+        deadlines.keys.retainAll(ids)
+        for (v in views) deadlines[v.requestId] = now + v.timeLeftMs.toLong().milliseconds
+        _requests.value = views
+    }
+}
