@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# Runs every test suite of the project. Today: the Rust workspace (protocol,
-# core, server end-to-end over TLS on 127.0.0.1, api-client). The Kotlin and
-# Swift suites join when the bindings issue lands.
+# Runs every test suite of the project:
+#   1. the Rust workspace: unit tests, the server's API tests, the end-to-end
+#      suite in tests/ (core against the real server over TLS), the CLI tests;
+#   2. the Kotlin shell's JUnit tests on the JVM (Maven) against the host-built
+#      library and a real eid-server;
+#   3. the Swift package's XCTest suite against the same, with a native swift
+#      or Swift 6.0.3 in a Debian trixie chroot that the script sets up itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$SECONDS
 cargo --version
 cargo test --workspace --locked
+echo "rust: done after $((SECONDS - started)) s"
+./scripts/test-kotlin.sh
+echo "kotlin: done after $((SECONDS - started)) s"
+./scripts/test-swift.sh
+echo "swift: done after $((SECONDS - started)) s"

@@ -13,7 +13,7 @@ public actor ForegroundPuller {
     public enum Event: Sendable {
         /// The pull succeeded with this many pending requests.
         case pulled(count: Int)
-        /// The pull failed (for example ``EidError/Network(message:)``); the
+        /// The pull failed (for example ``EidError/Network(detail:)``); the
         /// list is unchanged and the next pull tries again.
         case failed(EidError)
     }
@@ -90,7 +90,7 @@ public actor ForegroundPuller {
             } catch let error as EidError {
                 event = .failed(error)
             } catch {
-                event = .failed(.Internal(message: String(describing: error)))
+                event = .failed(.Internal(detail: String(describing: error)))
             }
             await self?.finished(event)
         }

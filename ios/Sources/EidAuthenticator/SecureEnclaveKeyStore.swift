@@ -30,7 +30,7 @@ public final class SecureEnclaveKeyStore: KeyStore, @unchecked Sendable {
 
     private static func failure(_ what: String, _ error: Unmanaged<CFError>?) -> KeyStoreError {
         let detail = error.map { String(describing: $0.takeRetainedValue()) } ?? "unknown"
-        return .Failure(message: "\(what): \(detail)")
+        return .Failure(detail: "\(what): \(detail)")
     }
 
     private func newKey(alias: String) throws -> SecKey {
@@ -70,7 +70,7 @@ public final class SecureEnclaveKeyStore: KeyStore, @unchecked Sendable {
         case errSecItemNotFound:
             return nil
         default:
-            throw KeyStoreError.Failure(message: "keychain lookup failed: \(status)")
+            throw KeyStoreError.Failure(detail: "keychain lookup failed: \(status)")
         }
     }
 
@@ -81,7 +81,7 @@ public final class SecureEnclaveKeyStore: KeyStore, @unchecked Sendable {
 
     private static func sec1(_ privateKey: SecKey) throws -> Data {
         guard let publicKey = SecKeyCopyPublicKey(privateKey) else {
-            throw KeyStoreError.Failure(message: "no public key")
+            throw KeyStoreError.Failure(detail: "no public key")
         }
         var error: Unmanaged<CFError>?
         guard let bytes = SecKeyCopyExternalRepresentation(publicKey, &error) as Data? else {
@@ -119,7 +119,7 @@ public final class SecureEnclaveKeyStore: KeyStore, @unchecked Sendable {
         ]
         let status = SecItemDelete(query as CFDictionary)
         guard status == errSecSuccess || status == errSecItemNotFound else {
-            throw KeyStoreError.Failure(message: "keychain delete failed: \(status)")
+            throw KeyStoreError.Failure(detail: "keychain delete failed: \(status)")
         }
     }
 
@@ -128,7 +128,7 @@ public final class SecureEnclaveKeyStore: KeyStore, @unchecked Sendable {
     public func hardwareSecret(alias: String, input: Data) throws -> Data {
         let privateKey = try existingKey(alias: alias) ?? newKey(alias: alias)
         guard let publicKey = SecKeyCopyPublicKey(privateKey) else {
-            throw KeyStoreError.Failure(message: "no public key")
+            throw KeyStoreError.Failure(detail: "no public key")
         }
         var error: Unmanaged<CFError>?
         guard let shared = SecKeyCopyKeyExchangeResult(

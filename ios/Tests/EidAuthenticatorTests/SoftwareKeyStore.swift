@@ -10,13 +10,13 @@ import COpenSSL
 /// A software ``KeyStore`` for tests, written in Swift: P-256 ECDSA keys in
 /// memory (CryptoKit on Apple platforms, OpenSSL's libcrypto on Linux) and an
 /// HMAC-SHA256 "hardware" secret. It can be told to fail, to check that a
-/// keystore error reaches the app as ``EidError/KeyStore(message:)``.
+/// keystore error reaches the app as ``EidError/KeyStore(detail:)``.
 final class SoftwareKeyStore: KeyStore, @unchecked Sendable {
     /// How the next operations fail, if at all.
     enum FailureMode {
         /// Work normally.
         case none
-        /// Throw the declared ``KeyStoreError/Failure(message:)``.
+        /// Throw the declared ``KeyStoreError/Failure(detail:)``.
         case declared
         /// Throw an error the bindings do not declare.
         case undeclared
@@ -51,7 +51,7 @@ final class SoftwareKeyStore: KeyStore, @unchecked Sendable {
         }
         switch mode {
         case .none: break
-        case .declared: throw KeyStoreError.Failure(message: "test keystore told to fail")
+        case .declared: throw KeyStoreError.Failure(detail: "test keystore told to fail")
         case .undeclared: throw UndeclaredError()
         }
         guard let key else { throw KeyStoreError.NotFound }
@@ -95,7 +95,7 @@ func hmacSHA256(key: Data, data: Data) throws -> Data {
 #elseif canImport(COpenSSL)
 private func openSSLFailure(_ what: String) -> KeyStoreError {
     let code = ERR_get_error()
-    return .Failure(message: "openssl \(what) failed (error \(code))")
+    return .Failure(detail: "openssl \(what) failed (error \(code))")
 }
 
 /// A P-256 signing key (OpenSSL EVP); freed with the object.
