@@ -670,6 +670,28 @@ impl Store {
         receipt: &SignedReceipt,
     ) -> Result<()> {
         let json = serde_json::to_string(receipt).map_err(|e| Error::Storage(e.to_string()))?;
+        // The one commit that need not be durable at once: if a crash loses
+        // it, the decision is still stored as signed and unsent, and resending
+        // it returns this very receipt. WAL keeps it ordered after the durable
+        // decision; the next FULL commit's fsync makes it durable too.
+        self.without_fsync(|s| s.write_receipt(id, request, &json))
+    }
+
+    /// Runs `f` with `synchronous=NORMAL` (commits not flushed at once), and
+    /// restores `FULL` afterwards whatever `f` returned.
+    fn without_fsync<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = f(self);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        result
+    }
+
+    fn write_receipt(
+        &mut self,
+        id: &AuthenticatorId,
+        request: &RequestId,
+        json: &str,
+    ) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "UPDATE decisions SET status = ?3, receipt_json = ?4
@@ -930,5 +952,26 @@ mod tests {
         let s = Store::open_in_memory().unwrap();
         assert!(s.pending().unwrap().is_empty());
         assert!(s.pending_activation().unwrap().is_none());
+    }
+
+    #[test]
+    fn relaxed_commits_restore_full_durability() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("core.db")).unwrap();
+        let sync = |s: &Store| -> i64 {
+            s.conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(sync(&s), 2);
+        s.without_fsync(|s| {
+            assert_eq!(sync(s), 1);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(sync(&s), 2);
+        let failed: Result<()> = s.without_fsync(|_| Err(Error::Storage("boom".into())));
+        assert!(failed.is_err());
+        assert_eq!(sync(&s), 2);
     }
 }
