@@ -465,26 +465,8 @@ impl Store {
         server_time_ms: u64,
         received_wall_ms: u64,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "DELETE FROM pending_requests WHERE authenticator_id = ?1",
-            [id.to_string()],
-        )?;
-        for e in envelopes {
-            let json = serde_json::to_string(e).map_err(|e| Error::Storage(e.to_string()))?;
-            tx.execute(
-                "INSERT OR REPLACE INTO pending_requests VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    id.to_string(),
-                    e.envelope.request_id.to_string(),
-                    json,
-                    to_i64(server_time_ms),
-                    to_i64(received_wall_ms)
-                ],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
+        let state = self.account(id)?.state;
+        self.apply_pull(&[(*id, state, envelopes)], server_time_ms, received_wall_ms)
     }
 
     /// Stores a pull in one transaction (one fsync): each account's state
