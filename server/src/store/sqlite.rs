@@ -833,25 +833,50 @@ impl Store for SqliteStore {
         let receipt_json = serde_json::to_string(&record.receipt)
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         self.write(move |c| {
-            let Some(request) = load_request(c, &request_id)? else {
+            // Only the columns the checks need: this runs on the single writer
+            // thread, where parsing the stored JSON would serialize every
+            // decision behind it.
+            let Some((status, expires_at_ms, decided)) = c
+                .prepare_cached(
+                    "SELECT r.status, r.expires_at_ms, d.request_id IS NOT NULL \
+                     FROM requests r LEFT JOIN decisions d ON d.request_id = r.id WHERE r.id = ?1",
+                )?
+                .query_row(params![request_id.as_bytes().as_slice()], |r| {
+                    Ok((r.get::<_, String>(0)?, u64_at(r, 1)?, r.get::<_, bool>(2)?))
+                })
+                .optional()?
+            else {
                 return Err(StoreError::Backend("request vanished".into()));
             };
-            if let Some(existing) = request.decision {
-                return Ok(DecideResult::AlreadyDecided(existing));
+            if decided {
+                let existing = load_request(c, &request_id)?.and_then(|r| r.decision);
+                return existing
+                    .map(DecideResult::AlreadyDecided)
+                    .ok_or_else(|| StoreError::Backend("decision vanished".into()));
             }
-            match request.status_at(now_ms) {
+            match status_of(&status) {
+                RequestStatus::Pending if now_ms >= expires_at_ms => {
+                    return Ok(DecideResult::Expired);
+                }
                 RequestStatus::Pending => {}
-                RequestStatus::Expired => return Ok(DecideResult::Expired),
                 _ => return Ok(DecideResult::Cancelled),
             }
-            let Some(auth) = load_authenticator(c, &record.authenticator_id)? else {
+            let Some((active, last_counter, blocked)) = c
+                .prepare_cached(
+                    "SELECT a.state = 'active', a.last_counter, COALESCE(i.blocked, 1) \
+                     FROM authenticators a LEFT JOIN identities i ON i.id = a.identity_id WHERE a.id = ?1",
+                )?
+                .query_row(params![record.authenticator_id.as_bytes().as_slice()], |r| {
+                    Ok((r.get::<_, bool>(0)?, u64_at(r, 1)?, r.get::<_, bool>(2)?))
+                })
+                .optional()?
+            else {
                 return Ok(DecideResult::NotAllowed);
             };
-            let blocked = load_identity(c, &auth.identity_id)?.is_none_or(|i| i.blocked);
-            if auth.state != AuthenticatorState::Active || blocked {
+            if !active || blocked {
                 return Ok(DecideResult::NotAllowed);
             }
-            if record.counter <= auth.last_counter {
+            if record.counter <= last_counter {
                 return Ok(DecideResult::CounterReplay);
             }
             c.prepare_cached(
