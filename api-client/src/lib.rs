@@ -95,7 +95,16 @@ impl Endpoint {
     pub fn new(base_url: &str, spki_pin: &str) -> Result<Self, pinning::PinError> {
         Ok(Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
-            client: pinning::pinned_client(spki_pin)?,
+            client: pinning::pinned_client(spki_pin, false)?,
+        })
+    }
+
+    /// Like [`Endpoint::new`], but offering HTTP/2: one connection carries
+    /// many concurrent requests (as a busy relying party's would).
+    pub fn new_http2(base_url: &str, spki_pin: &str) -> Result<Self, pinning::PinError> {
+        Ok(Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            client: pinning::pinned_client(spki_pin, true)?,
         })
     }
 

@@ -11,10 +11,14 @@ pub enum PinError {
     Tls(String),
 }
 
-/// A reqwest client that trusts only the server key with this pin.
-pub fn pinned_client(spki_pin: &str) -> Result<reqwest::Client, PinError> {
-    let tls =
+/// A reqwest client that trusts only the server key with this pin. With
+/// `http2`, it offers HTTP/2 (ALPN h2) so many requests share a connection.
+pub fn pinned_client(spki_pin: &str, http2: bool) -> Result<reqwest::Client, PinError> {
+    let mut tls =
         eid_core::client::pinned_tls_config(spki_pin).map_err(|e| PinError::Tls(e.to_string()))?;
+    if http2 {
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    }
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .timeout(std::time::Duration::from_secs(90))

@@ -47,9 +47,14 @@ struct Args {
     /// Admin token of the target server.
     #[arg(long)]
     admin_token: Option<String>,
-    /// Client connections the phones share (round robin).
+    /// HTTP clients the phones share (round robin). Over HTTP/1.1 each client
+    /// keeps a pool (one connection per request in flight); with --http2 each
+    /// is one multiplexed connection.
     #[arg(long, default_value_t = 1)]
     connections: usize,
+    /// Offer HTTP/2 (ALPN h2) instead of HTTP/1.1.
+    #[arg(long)]
+    http2: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -195,11 +200,15 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    // Several connections, as many phones and relying-party servers would have;
+    // Several clients, as many phones and relying-party servers would have;
     // one HTTP/2 connection for all phones would serialize on its I/O task.
     let connections: Vec<(Endpoint, RelyingPartyClient)> = (0..args.connections.max(1))
         .map(|_| {
-            let e = Endpoint::new(&base_url, &pin)?;
+            let e = if args.http2 {
+                Endpoint::new_http2(&base_url, &pin)?
+            } else {
+                Endpoint::new(&base_url, &pin)?
+            };
             Ok((e.clone(), RelyingPartyClient::new(e, &sp.api_key)))
         })
         .collect::<anyhow::Result<_>>()?;
