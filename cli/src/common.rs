@@ -48,7 +48,7 @@ pub(crate) struct Common {
     /// Server base URL, e.g. https://127.0.0.1:8443.
     #[arg(long, global = true, env = "EID_SERVER")]
     pub(crate) server: Option<String>,
-    /// The server's TLS SPKI pin: sha256/<base64>.
+    /// The server's TLS SPKI pin: `sha256/<base64>`.
     #[arg(
         long = "pin",
         global = true,
