@@ -222,6 +222,15 @@ impl Authenticator {
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
+    /// Blocks the account's identity at once ("I suspect abuse"); no PIN
+    /// needed. Pending requests are cancelled; support unblocks.
+    pub async fn block_identity(&self, account_id_hex: String) -> Result<(), EidError> {
+        Ok(self
+            .core
+            .block_identity(&account_id(&account_id_hex)?)
+            .await?)
+    }
+
     /// Changes an account's PIN; needs the old one.
     pub async fn change_pin(
         &self,

@@ -693,6 +693,38 @@ impl Authenticator {
         .await
     }
 
+    /// Blocks the account's identity at once ("I suspect abuse"), from this
+    /// phone: signed by the device key, no PIN needed. The server cancels the
+    /// pending requests and refuses new requests and decisions until support
+    /// unblocks; locally the account shows as blocked.
+    pub async fn block_identity(&self, account: &AuthenticatorId) -> Result<()> {
+        let acc = lock(&self.inner.store)?.account(account)?;
+        let body = serde_json::to_vec(&wire::BlockRequest {
+            authenticator_id: *account,
+        })
+        .map_err(|e| Error::Storage(e.to_string()))?;
+        let headers =
+            self.inner
+                .device_auth_headers(std::slice::from_ref(&acc), wire::PATH_BLOCK, &body)?;
+        let resp: wire::BlockResponse = self
+            .inner
+            .client
+            .post(wire::PATH_BLOCK, body, &headers)
+            .await?;
+        if resp.identity_id != acc.identity_id {
+            return Err(Error::InvalidResponse("blocked another identity".into()));
+        }
+        let server_time = self.inner.clock.wall_ms();
+        lock(&self.inner.store)?.apply_pull(
+            &[(*account, AccountState::Blocked, &[])],
+            server_time,
+            server_time,
+        )?;
+        lock(&self.inner.timers)?.retain(|(a, _), _| a != account);
+        tracing::info!("identity blocked from the app");
+        Ok(())
+    }
+
     /// Removes an account from this phone: deletes its keys and local data.
     /// (The server is not told; support revokes the authenticator there.)
     pub fn remove_account(&self, account: &AuthenticatorId) -> Result<()> {

@@ -23,6 +23,8 @@ pub const PATH_PULL: &str = "/v1/device/pull";
 pub const PATH_DECISIONS: &str = "/v1/device/decisions";
 /// Path of the activation endpoint.
 pub const PATH_ACTIVATE: &str = "/v1/device/activate";
+/// Path of the person's own "block my identity" endpoint.
+pub const PATH_BLOCK: &str = "/v1/device/block";
 
 /// Unpadded base64url helpers for serde.
 pub mod b64 {
@@ -260,6 +262,27 @@ pub struct ActivateResponse {
     /// The server's signing key, which the phone uses to verify envelopes and receipts.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub server_public_key: PublicKey,
+}
+
+/// The person blocks their own identity from the app ("I suspect abuse").
+/// Signed by the authenticator's device key like a pull; needs no PIN, so a
+/// person under pressure can always do it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BlockRequest {
+    /// The authenticator asking; its identity is blocked.
+    pub authenticator_id: AuthenticatorId,
+}
+
+/// The answer to a [`BlockRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct BlockResponse {
+    /// The identity now blocked.
+    pub identity_id: IdentityId,
+    /// How many pending requests the block cancelled.
+    pub cancelled_requests: u32,
 }
 
 /// Pull the pending requests of one or more authenticators on this phone.

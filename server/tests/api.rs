@@ -984,3 +984,88 @@ async fn known_answer_vectors_verify_on_the_server_side() {
     let n = eid_protocol::vectors::check_file(&file, |k, m, s| k.verify(m, s).is_ok()).unwrap();
     assert_eq!(n, 8);
 }
+
+/// POSTs a device-signed block request with the given headers.
+async fn post_block(
+    h: &Harness,
+    body: &[u8],
+    headers: &eid_api_client::SignedHeaders,
+) -> reqwest::Response {
+    h.endpoint
+        .client
+        .post(format!("{}{}", h.endpoint.base_url, wire::PATH_BLOCK))
+        .header("content-type", "application/json")
+        .header(wire::HEADER_TIMESTAMP, &headers.timestamp)
+        .header(wire::HEADER_NONCE, &headers.nonce)
+        .header(wire::HEADER_SIGNATURE, &headers.signature)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_person_blocks_their_identity_with_a_device_signature_only() {
+    let h = Harness::start().await;
+    let (identity, phone) = h.person(USER).await;
+    let (_, stranger) = h.person("Hans#1948y").await;
+    let pending = h.login_request(USER, &phone, "Log på").await.request_id;
+    let body = serde_json::to_vec(&wire::BlockRequest {
+        authenticator_id: phone.id(),
+    })
+    .unwrap();
+
+    // Signed by another authenticator's key: refused, nothing changes.
+    let forged = SoftPhone::sign_device_request(
+        &[&stranger],
+        wire::PATH_BLOCK,
+        &body,
+        h.now(),
+        Nonce16::random(),
+    );
+    let forged = forged
+        .signature
+        .replace(&stranger.id().to_string(), &phone.id().to_string());
+    let mut headers = SoftPhone::sign_device_request(
+        &[&phone],
+        wire::PATH_BLOCK,
+        &body,
+        h.now(),
+        Nonce16::random(),
+    );
+    let honest_signature = std::mem::replace(&mut headers.signature, forged);
+    assert_code(
+        decode::<wire::BlockResponse>(post_block(&h, &body, &headers).await).await,
+        ErrorCode::InvalidSignature,
+    );
+    // Signed for the pull path: refused.
+    let pull_headers = SoftPhone::sign_device_request(
+        &[&phone],
+        wire::PATH_PULL,
+        &body,
+        h.now(),
+        Nonce16::random(),
+    );
+    assert_code(
+        decode::<wire::BlockResponse>(post_block(&h, &body, &pull_headers).await).await,
+        ErrorCode::InvalidSignature,
+    );
+    assert!(!h.admin.identity(identity).await.unwrap().blocked);
+    assert_eq!(status_of(&h, pending).await, RequestStatus::Pending);
+
+    // Properly signed: blocked at once, the pending request cancelled.
+    headers.signature = honest_signature;
+    let blocked: wire::BlockResponse = decode(post_block(&h, &body, &headers).await).await.unwrap();
+    assert_eq!(blocked.identity_id, identity);
+    assert_eq!(blocked.cancelled_requests, 1);
+    assert!(h.admin.identity(identity).await.unwrap().blocked);
+    assert_eq!(status_of(&h, pending).await, RequestStatus::Cancelled);
+    // The same signed call again: the nonce is spent.
+    assert_code(
+        decode::<wire::BlockResponse>(post_block(&h, &body, &headers).await).await,
+        ErrorCode::ReplayedNonce,
+    );
+    // Malformed body.
+    let (status, err) = raw_post(&h, wire::PATH_BLOCK, None, b"{}".to_vec()).await;
+    assert_eq!((status, err.error.code), (400, ErrorCode::MalformedRequest));
+}

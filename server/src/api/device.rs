@@ -5,8 +5,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use eid_protocol::messages::{ActivationProof, DeviceRequestAuth, ReceiptBody};
 use eid_protocol::wire::{
-    self, AccountState, ActivateRequest, ActivateResponse, ErrorBody, ErrorCode, PullRequest,
-    PullResponse, PulledAccount, SignedEnvelope, SignedReceipt, SubmitDecisionRequest,
+    self, AccountState, ActivateRequest, ActivateResponse, BlockRequest, BlockResponse, ErrorBody,
+    ErrorCode, PullRequest, PullResponse, PulledAccount, SignedEnvelope, SignedReceipt,
+    SubmitDecisionRequest,
 };
 use eid_protocol::{AuthenticatorId, MAX_DEVICE_CLOCK_SKEW_MS, Nonce16, Outcome};
 
@@ -190,6 +191,54 @@ async fn authenticate_device_request(
         ));
     }
     Ok(out)
+}
+
+/// Blocks the caller's identity at once ("I suspect abuse"): pending requests
+/// are cancelled, new requests and decisions refused. Signed by the device key
+/// like a pull (headers `eid-timestamp`, `eid-nonce`, `eid-signature`); no PIN.
+/// Unblocking is for support, after checking who asks.
+#[utoipa::path(post, path = "/v1/device/block", tag = "device", request_body = BlockRequest,
+    params(
+        ("eid-timestamp" = String, Header, description = "device clock, Unix milliseconds"),
+        ("eid-nonce" = String, Header, description = "single-use nonce, 32 hex digits"),
+        ("eid-signature" = String, Header, description = "authenticator_id:base64url(DER signature)")),
+    responses(
+        (status = 200, body = BlockResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "invalid_signature or clock_skew", body = ErrorBody),
+        (status = 404, description = "unknown_authenticator", body = ErrorBody),
+        (status = 409, description = "replayed_nonce", body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub(crate) async fn block(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<BlockResponse>> {
+    let req: BlockRequest =
+        serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid block body"))?;
+    let id = req.authenticator_id;
+    authenticate_device_request(&state, &headers, "POST", wire::PATH_BLOCK, &body, &[id]).await?;
+    let authenticator = state
+        .store
+        .authenticators(vec![id])
+        .await?
+        .pop()
+        .flatten()
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownAuthenticator, "no such authenticator"))?;
+    let cancelled = state
+        .store
+        .set_blocked(authenticator.identity_id, true)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownIdentity, "no such identity"))?;
+    for request_id in &cancelled {
+        state.waiters.wake(*request_id);
+    }
+    tracing::info!(identity = %authenticator.identity_id, authenticator = %id,
+        cancelled = cancelled.len(), "identity blocked from the app");
+    Ok(Json(BlockResponse {
+        identity_id: authenticator.identity_id,
+        cancelled_requests: u32::try_from(cancelled.len()).unwrap_or(u32::MAX),
+    }))
 }
 
 /// The device keys of `ids`, from the cache or else the store; an unknown id
