@@ -4,6 +4,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use eid_protocol::{AuthenticatorId, RequestId};
+// PINs arrive as owned Strings from Kotlin/Swift; wiped when dropped here.
+use zeroize::Zeroizing;
 
 use crate::error::EidError;
 use crate::keystore::{ForeignKeyStore, KeyStore};
@@ -128,6 +130,7 @@ impl Authenticator {
         activation_code: String,
         pin: String,
     ) -> Result<AccountInfo, EidError> {
+        let pin = Zeroizing::new(pin);
         Ok(self
             .core
             .activate(&user_id, &activation_code, &pin)
@@ -238,6 +241,7 @@ impl Authenticator {
         old_pin: String,
         new_pin: String,
     ) -> Result<(), EidError> {
+        let (old_pin, new_pin) = (Zeroizing::new(old_pin), Zeroizing::new(new_pin));
         Ok(self
             .core
             .change_pin(&account_id(&account_id_hex)?, &old_pin, &new_pin)

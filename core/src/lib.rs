@@ -990,9 +990,12 @@ impl Inner {
                 lock(&self.timers)?.remove(&(d.authenticator_id, d.request_id));
                 Ok(receipt)
             }
+            // Only an approval of a request that needs the login-screen code
+            // can meet a wrong code; any other decision answered so is kept
+            // as refused (a server cannot make the phone forget what it signed).
             Err(Error::Rejected {
                 code: ErrorCode::BindingMismatch,
-            }) => {
+            }) if d.outcome == Outcome::Approve && d.binding_code.is_some() => {
                 // The server recorded nothing and the request stays open: the
                 // person may type the code again (a new decision is signed).
                 lock(&self.store)?.delete_unsent_decision(&d.authenticator_id, &d.request_id)?;

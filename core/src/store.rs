@@ -450,7 +450,16 @@ impl Store {
     }
 
     /// Commits the attempt state (durable on return: WAL + synchronous=FULL).
+    /// Refuses, rather than counting an attempt non-durably, if the connection
+    /// is not in autocommit mode with `synchronous=FULL` (only possible after
+    /// a failed restore in [`Store::without_fsync`]).
     pub(crate) fn set_attempts(&self, id: &AuthenticatorId, s: &LockoutState) -> Result<()> {
+        let synchronous: i64 = self
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+        if synchronous != 2 || !self.conn.is_autocommit() {
+            return Err(Error::Storage("database not in durable mode".into()));
+        }
         Self::put_attempts(&self.conn, id, s)
     }
 
@@ -664,6 +673,12 @@ impl Store {
     fn without_fsync<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         let result = f(self);
+        if !self.conn.is_autocommit() {
+            // A failed commit left a transaction open; the level can only
+            // change outside one.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        // If this fails, PIN attempts refuse to be counted (see set_attempts).
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         result
     }
@@ -955,5 +970,24 @@ mod tests {
         let failed: Result<()> = s.without_fsync(|_| Err(Error::Storage("boom".into())));
         assert!(failed.is_err());
         assert_eq!(sync(&s), 2);
+    }
+
+    #[test]
+    fn pin_attempts_are_never_counted_without_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("core.db")).unwrap();
+        let a = sample_account();
+        s.insert_account(&a, &sample_wrapped()).unwrap();
+        let st = LockoutState {
+            failures: 1,
+            locked_until_ms: 0,
+            last_seen_ms: 5,
+        };
+        s.conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        assert!(s.set_attempts(&a.authenticator_id, &st).is_err());
+        assert_eq!(s.attempts(&a.authenticator_id).unwrap().failures, 0);
+        s.conn.pragma_update(None, "synchronous", "FULL").unwrap();
+        s.set_attempts(&a.authenticator_id, &st).unwrap();
+        assert_eq!(s.attempts(&a.authenticator_id).unwrap().failures, 1);
     }
 }

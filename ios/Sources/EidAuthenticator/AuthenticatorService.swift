@@ -157,6 +157,14 @@ public actor AuthenticatorService {
         try reloadLocal()
     }
 
+    /// Blocks the account's identity at once ("I suspect abuse"); no PIN
+    /// needed. The server cancels its pending requests and refuses new ones
+    /// until support unblocks; the account then shows as blocked.
+    public func blockIdentity(_ account: AccountInfo) async throws {
+        try await core.blockIdentity(accountIdHex: account.accountId)
+        _ = try? reloadLocal()
+    }
+
     /// Changes an account's PIN; needs the old one.
     public func changePIN(for account: AccountInfo, old: String, new: String) async throws {
         try await core.changePin(accountIdHex: account.accountId, oldPin: old, newPin: new)

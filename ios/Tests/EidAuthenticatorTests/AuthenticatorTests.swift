@@ -185,6 +185,19 @@ final class AuthenticatorTests: ServerTestCase {
         XCTAssertEqual(try server.status(request: fraud).status, "fraud_reported")
     }
 
+    func testBlockFromTheAppNeedsNoPinAndCancelsPending() async throws {
+        let (service, _) = try await activatedService()
+        let (pending, _) = try await pulledRequest(service, text: "Log in to a bank you never used")
+        let accounts = try await service.accounts()
+        let account = try XCTUnwrap(accounts.first)
+        try await service.blockIdentity(account)
+        let state = try await service.accounts().first?.state
+        XCTAssertEqual(state, .blocked)
+        let shown = try await service.reloadLocal()
+        XCTAssertTrue(shown.isEmpty)
+        XCTAssertEqual(try server.status(request: pending).status, "cancelled")
+    }
+
     // MARK: PIN
 
     func testWrongPin() async throws {

@@ -83,9 +83,14 @@ pub(crate) async fn activate(
             authenticator,
         )
         .await?;
+    let again = matches!(result, ActivationResult::AlreadyActivated(_));
     match result {
         ActivationResult::Activated(auth) | ActivationResult::AlreadyActivated(auth) => {
-            tracing::info!(authenticator = %auth.id, identity = %auth.identity_id, "authenticator activated");
+            if again {
+                tracing::info!(authenticator = %auth.id, "activation retried; same authenticator returned");
+            } else {
+                tracing::info!(authenticator = %auth.id, identity = %auth.identity_id, "authenticator activated");
+            }
             Ok((
                 StatusCode::CREATED,
                 Json(ActivateResponse {

@@ -192,7 +192,8 @@ impl SqliteStore {
             None => open_connection(&self.path)?,
         };
         let result = f(&conn);
-        if let Ok(mut pool) = self.readers.lock()
+        if conn.is_autocommit()
+            && let Ok(mut pool) = self.readers.lock()
             && pool.len() < READERS * 4
         {
             pool.push(conn);
@@ -211,8 +212,13 @@ impl SqliteStore {
         self.read(move |c| {
             run(c, "BEGIN DEFERRED")?;
             let result = f(c);
-            // A read-only transaction: COMMIT and ROLLBACK are the same.
-            run(c, "COMMIT")?;
+            // A read-only transaction: COMMIT and ROLLBACK are the same. If
+            // it cannot end, the connection must not go back to the pool with
+            // a frozen snapshot: `read` drops connections that are still in a
+            // transaction.
+            if run(c, "COMMIT").is_err() {
+                let _ = run(c, "ROLLBACK");
+            }
             result
         })
         .await
@@ -555,14 +561,19 @@ impl Store for SqliteStore {
                 return Ok(ActivationResult::NoUsableCode);
             };
             let presented = code_sha256_for(identity.id);
-            if used && eid_protocol::crypto::constant_time_eq(&presented, &stored_hash) {
-                // A retry of an activation whose answer was lost: the same code
-                // and the same two keys get the same authenticator back (the
-                // keys' possession was proven again by the caller).
+            if used
+                && now_ms < expires_at_ms
+                && eid_protocol::crypto::constant_time_eq(&presented, &stored_hash)
+            {
+                // A retry of an activation whose answer was lost: within the
+                // code's lifetime, the same code and the same two keys get the
+                // same authenticator back. After that the code is simply spent,
+                // so a captured activation body cannot be replayed for ever.
                 let existing = c
                     .prepare_cached(&format!(
                         "SELECT {AUTHENTICATOR_COLUMNS} FROM authenticators \
-                         WHERE identity_id = ?1 AND device_public_key = ?2 AND pin_public_key = ?3"
+                         WHERE identity_id = ?1 AND device_public_key = ?2 AND pin_public_key = ?3 \
+                         ORDER BY activated_at_ms DESC LIMIT 1"
                     ))?
                     .query_row(
                         params![

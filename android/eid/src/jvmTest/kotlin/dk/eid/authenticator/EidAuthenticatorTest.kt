@@ -155,6 +155,18 @@ class EidAuthenticatorTest {
     }
 
     @Test
+    fun `blocking from the app needs no PIN and cancels the pending request`() = phoneTest { phone ->
+        phone.activated().use { eid ->
+            val (_, requestId) = newRequest(phone)
+            eid.refresh().single()
+            eid.blockIdentity(eid.accounts.value.single())
+            assertEquals(AccountState.BLOCKED, eid.accounts.value.single().state)
+            assertTrue(eid.requests.value.isEmpty(), "a blocked account shows no requests")
+            assertEquals("cancelled", server.cli.status(apiKey, requestId))
+        }
+    }
+
+    @Test
     fun `wrong PIN counts down and leaves the request pending`() = phoneTest { phone ->
         phone.activated().use { eid ->
             val (_, requestId) = newRequest(phone)

@@ -207,6 +207,20 @@ class EidAuthenticator private constructor(
     suspend fun reportFraud(request: RequestView): Receipt =
         decide { core.reportFraud(request.accountId, request.requestId) }
 
+    /**
+     * Blocks [account]'s identity at once ("I suspect abuse"); no PIN needed.
+     * The server cancels its pending requests and refuses new ones until
+     * support unblocks; [accounts] shows it as blocked and its requests leave
+     * [requests].
+     */
+    @Throws(EidException::class)
+    suspend fun blockIdentity(account: AccountInfo) {
+        io {
+            core.blockIdentity(account.accountId)
+            reloadNow()
+        }
+    }
+
     /** Re-sends decisions signed before a network failure; returns how many the server confirmed. */
     @Throws(EidException::class)
     suspend fun retryUnsentDecisions(): Int = io {
