@@ -614,23 +614,39 @@ impl Authenticator {
             if outcome == Outcome::Approve {
                 display::check_texts(envelope).map_err(Error::TextRefused)?;
             }
-            let mut store = lock(&self.inner.store)?;
-            // The store lock is held from here until the counter is committed
-            // together with the signed decision, before anything is sent.
-            let counter = store.next_counter(account)?;
-            let decision =
-                Decision::for_envelope(envelope, *account, outcome, binding_code, counter);
-            let bytes = decision.signing_bytes();
-            let device_sig = self.inner.keystore.sign(&acc.device_key_alias, &bytes)?;
-            let device_signature = Signature::from_der(&device_sig)
-                .map_err(|_| Error::KeyStore(KeyStoreError::Failure("bad signature".into())))?;
-            let submit = SubmitDecisionRequest {
-                decision,
-                device_signature,
-                pin_signature: pin_key.map(|k| k.sign(&bytes)),
-            };
-            store.insert_decision(&submit, self.inner.clock.wall_ms())?;
-            submit
+            // The platform keystore may be slow (StrongBox, a user prompt), so
+            // it signs without the store lock; the counter is then committed
+            // with the signed decision only if no other decision took it
+            // meanwhile (compare-and-set), else signed again with the next.
+            let mut attempts = 0;
+            loop {
+                let counter = lock(&self.inner.store)?.next_counter(account)?;
+                let decision = Decision::for_envelope(
+                    envelope,
+                    *account,
+                    outcome,
+                    binding_code.clone(),
+                    counter,
+                );
+                let bytes = decision.signing_bytes();
+                let device_sig = self.inner.keystore.sign(&acc.device_key_alias, &bytes)?;
+                let device_signature = Signature::from_der(&device_sig)
+                    .map_err(|_| Error::KeyStore(KeyStoreError::Failure("bad signature".into())))?;
+                let submit = SubmitDecisionRequest {
+                    decision,
+                    device_signature,
+                    pin_signature: pin_key.map(|k| k.sign(&bytes)),
+                };
+                let stored = lock(&self.inner.store)?
+                    .insert_decision(&submit, self.inner.clock.wall_ms())?;
+                attempts += 1;
+                if stored {
+                    break submit;
+                }
+                if attempts == 3 {
+                    return Err(Error::Storage("decision counter kept moving".into()));
+                }
+            }
         };
         self.inner.submit(submit).await
     }

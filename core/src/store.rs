@@ -565,12 +565,14 @@ impl Store {
 
     /// Stores a signed decision and advances the account's counter to its
     /// counter, in one durable commit, before anything is sent: a counter is
-    /// never reused, and a sent decision is never forgotten.
+    /// never reused, and a sent decision is never forgotten. Returns `false`
+    /// (and stores nothing) if the counter was taken by another decision since
+    /// [`Store::next_counter`].
     pub(crate) fn insert_decision(
         &mut self,
         submit: &SubmitDecisionRequest,
         now: u64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let json = serde_json::to_string(submit).map_err(|e| Error::Storage(e.to_string()))?;
         let d = &submit.decision;
         let tx = self.conn.transaction()?;
@@ -580,7 +582,7 @@ impl Store {
             params![d.authenticator_id.to_string(), to_i64(d.counter)],
         )?;
         if advanced != 1 {
-            return Err(Error::Storage("decision counter moved".into()));
+            return Ok(false);
         }
         tx.execute(
             "INSERT INTO decisions (authenticator_id, request_id, counter, submit_json, status, created_at_ms)
@@ -595,7 +597,7 @@ impl Store {
             ],
         )?;
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     pub(crate) fn decision(
@@ -989,5 +991,52 @@ mod tests {
         s.conn.pragma_update(None, "synchronous", "FULL").unwrap();
         s.set_attempts(&a.authenticator_id, &st).unwrap();
         assert_eq!(s.attempts(&a.authenticator_id).unwrap().failures, 1);
+    }
+
+    fn sample_submit(a: &AccountRow, request_id: RequestId, counter: u64) -> SubmitDecisionRequest {
+        SubmitDecisionRequest {
+            decision: eid_protocol::Decision {
+                request_id,
+                identity_id: a.identity_id,
+                authenticator_id: a.authenticator_id,
+                outcome: eid_protocol::Outcome::Deny,
+                kind: eid_protocol::RequestKind::Login,
+                reference_text_sha256: [1; 32],
+                service_provider_id: eid_protocol::ServiceProviderId::random(),
+                service_provider_name: "Bank".into(),
+                expires_at_ms: 1,
+                server_nonce: [2; 32],
+                binding_code: None,
+                counter,
+            },
+            device_signature: eid_protocol::Signature(vec![0x30, 0x00]),
+            pin_signature: None,
+        }
+    }
+
+    #[test]
+    fn a_decision_is_stored_only_with_the_counter_it_was_signed_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("core.db")).unwrap();
+        let a = sample_account();
+        s.insert_account(&a, &sample_wrapped()).unwrap();
+        let id = &a.authenticator_id;
+        // Two decisions signed with the same next counter: the second loses.
+        let counter = s.next_counter(id).unwrap();
+        let first = sample_submit(&a, RequestId::random(), counter);
+        let second = sample_submit(&a, RequestId::random(), counter);
+        assert!(s.insert_decision(&first, 10).unwrap());
+        assert!(!s.insert_decision(&second, 10).unwrap());
+        assert!(
+            s.decision(id, &second.decision.request_id)
+                .unwrap()
+                .is_none()
+        );
+        // Re-signed with the next counter, it is stored.
+        let counter = s.next_counter(id).unwrap();
+        assert_eq!(counter, first.decision.counter + 1);
+        let second = sample_submit(&a, second.decision.request_id, counter);
+        assert!(s.insert_decision(&second, 10).unwrap());
+        assert_eq!(s.account(id).unwrap().decision_counter, counter);
     }
 }
