@@ -905,6 +905,38 @@ async fn channel_binding_code_is_required_to_approve() {
     }
     let d = phone.decide(&envelope, Outcome::Approve, Some("K7Q2-94".into()), true);
     phone.submit(&h.endpoint, &d).await.unwrap();
+
+    // Guessing is bounded: the third wrong code cancels the request.
+    let created =
+        h.rp.create_request(USER, RequestKind::Login, "Log på Netbank", Some("K7Q2-94"))
+            .await
+            .unwrap();
+    let envelope = h.envelope(&phone, created.request_id).await;
+    for code in ["AAAA", "BBBB"] {
+        let d = phone.decide(&envelope, Outcome::Approve, Some(code.into()), true);
+        assert_code(
+            phone.submit(&h.endpoint, &d).await,
+            ErrorCode::BindingMismatch,
+        );
+    }
+    assert_eq!(
+        status_of(&h, created.request_id).await,
+        RequestStatus::Pending
+    );
+    let d = phone.decide(&envelope, Outcome::Approve, Some("CCCC".into()), true);
+    assert_code(
+        phone.submit(&h.endpoint, &d).await,
+        ErrorCode::RequestClosed,
+    );
+    assert_eq!(
+        status_of(&h, created.request_id).await,
+        RequestStatus::Cancelled
+    );
+    let d = phone.decide(&envelope, Outcome::Approve, Some("K7Q2-94".into()), true);
+    assert_code(
+        phone.submit(&h.endpoint, &d).await,
+        ErrorCode::RequestClosed,
+    );
 }
 
 #[tokio::test]

@@ -26,6 +26,9 @@ fn bad_signature(what: &str) -> ApiError {
     )
 }
 
+/// Wrong login-screen codes after which a request is cancelled.
+const BINDING_CODE_MAX_TRIES: u32 = 3;
+
 /// Activates an authenticator: the user ID and single-use activation code bind
 /// the device key and PIN key (each proving possession) to the identity.
 #[utoipa::path(post, path = "/v1/device/activate", tag = "device", request_body = ActivateRequest,
@@ -507,6 +510,18 @@ pub(crate) async fn submit_decision(
     {
         let presented = d.binding_code.as_deref().unwrap_or("");
         if !eid_protocol::crypto::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+            // Guessing is bounded: a few wrong codes cancel the request.
+            let count = state
+                .store
+                .record_binding_mismatch(d.request_id, BINDING_CODE_MAX_TRIES)
+                .await?;
+            if count >= BINDING_CODE_MAX_TRIES {
+                state.waiters.wake(d.request_id);
+                return Err(ApiError::new(
+                    ErrorCode::RequestClosed,
+                    "too many wrong codes; the request was cancelled",
+                ));
+            }
             return Err(ApiError::new(
                 ErrorCode::BindingMismatch,
                 "the code from the login screen is missing or wrong",

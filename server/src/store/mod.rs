@@ -321,6 +321,13 @@ pub trait Store: Send + Sync + 'static {
         pin_verified: bool,
         now_ms: u64,
     ) -> StoreResult<DecideResult>;
+    /// Counts a wrong login-screen code on a request; at `cancel_at` the
+    /// request is cancelled if still pending. Returns the count after this one.
+    async fn record_binding_mismatch(
+        &self,
+        request_id: RequestId,
+        cancel_at: u32,
+    ) -> StoreResult<u32>;
     /// Counts a wrong PIN signature; locks the authenticator at `lock_at`.
     /// Returns the count after this one.
     async fn record_wrong_pin(&self, id: AuthenticatorId, lock_at: u32) -> StoreResult<u32>;

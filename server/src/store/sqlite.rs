@@ -46,8 +46,9 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        r#"
+    Migrations::new(vec![
+        M::up(
+            r#"
         CREATE TABLE identities (
             id BLOB PRIMARY KEY NOT NULL,
             user_id TEXT NOT NULL,
@@ -109,7 +110,10 @@ fn migrations() -> Migrations<'static> {
             keep_until_ms INTEGER NOT NULL
         ) WITHOUT ROWID;
         "#,
-    )])
+        ),
+        // v2: wrong login-screen codes per request (cancelled after a few).
+        M::up("ALTER TABLE requests ADD COLUMN binding_failures INTEGER NOT NULL DEFAULT 0;"),
+    ])
 }
 
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
@@ -915,6 +919,29 @@ impl Store for SqliteStore {
             c.prepare_cached(reset_sql)?
                 .execute(params![record.authenticator_id.as_bytes().as_slice(), i64_of(record.counter)])?;
             Ok(DecideResult::Accepted(record))
+        })
+        .await
+    }
+
+    async fn record_binding_mismatch(
+        &self,
+        request_id: RequestId,
+        cancel_at: u32,
+    ) -> StoreResult<u32> {
+        self.write(move |c| {
+            let count: u32 = c
+                .prepare_cached(
+                    "UPDATE requests SET binding_failures = binding_failures + 1 WHERE id = ?1 \
+                     RETURNING binding_failures",
+                )?
+                .query_row(params![request_id.as_bytes().as_slice()], |r| r.get(0))?;
+            if count >= cancel_at {
+                c.prepare_cached(
+                    "UPDATE requests SET status = 'cancelled' WHERE id = ?1 AND status = 'pending'",
+                )?
+                .execute(params![request_id.as_bytes().as_slice()])?;
+            }
+            Ok(count)
         })
         .await
     }
