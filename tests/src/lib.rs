@@ -160,6 +160,19 @@ impl World {
         Ok(phone)
     }
 
+    /// Another phone for a person who already has one: support issues a new
+    /// activation code, and the phone activates with it.
+    pub async fn another_phone(&self, person: &Person, name: &str) -> anyhow::Result<Phone> {
+        let code = self
+            .admin
+            .issue_activation_code(person.identity_id)
+            .await?
+            .activation_code;
+        let phone = self.phone(name)?;
+        phone.app.activate(&person.user_id, &code, PIN).await?;
+        Ok(phone)
+    }
+
     /// The relying party asks `user_id` to log in.
     pub async fn login(&self, user_id: &str, text: &str) -> anyhow::Result<RequestId> {
         Ok(self

@@ -17,14 +17,7 @@ async fn blocking_from_the_app_cancels_refuses_and_holds_until_support_unblocks(
     let account = phone.app.activate(USER, &person.code, PIN).await.unwrap();
     let acc = account.authenticator_id;
     // A second phone of the same person learns of the block on its next pull.
-    let code = w
-        .admin
-        .issue_activation_code(person.identity_id)
-        .await
-        .unwrap()
-        .activation_code;
-    let other = w.phone("other").unwrap();
-    other.app.activate(USER, &code, PIN).await.unwrap();
+    let other = w.another_phone(&person, "other").await.unwrap();
 
     let pending = w.login(USER, TEXT).await.unwrap();
     phone.app.refresh().await.unwrap();

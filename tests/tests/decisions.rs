@@ -173,14 +173,7 @@ async fn a_request_is_decided_once_across_devices_and_replays_change_nothing() {
     let person = w.person(USER).await.unwrap();
     let first = w.phone("first").unwrap();
     first.app.activate(USER, &person.code, PIN).await.unwrap();
-    let code = w
-        .admin
-        .issue_activation_code(person.identity_id)
-        .await
-        .unwrap()
-        .activation_code;
-    let second = w.phone("second").unwrap();
-    second.app.activate(USER, &code, PIN).await.unwrap();
+    let second = w.another_phone(&person, "second").await.unwrap();
     let acc1 = first.app.accounts().unwrap()[0].authenticator_id;
     let acc2 = second.app.accounts().unwrap()[0].authenticator_id;
 
