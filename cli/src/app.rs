@@ -68,6 +68,13 @@ pub(crate) enum AppCommand {
     },
     /// List the accounts on this phone.
     Accounts,
+    /// Block the account's identity at once ("I suspect abuse"); no PIN.
+    /// Support unblocks.
+    Block {
+        /// The account (needed when the phone holds several).
+        #[arg(long)]
+        account: Option<String>,
+    },
 }
 
 /// Server settings remembered in the app folder.
@@ -317,6 +324,24 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let account = find_account(&core, &request, account.as_deref()).await?;
             let receipt = core.deny(&account, &request).await?;
             Ok(decision_report("denied", &receipt))
+        }
+        AppCommand::Block { account } => {
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let account: AuthenticatorId = match account {
+                Some(a) => parse_id("account ID", &a)?,
+                None => match core.accounts()?.as_slice() {
+                    [only] => only.authenticator_id,
+                    _ => return Err(eid_core::Error::UnknownAccount.into()),
+                },
+            };
+            core.block_identity(&account).await?;
+            Ok(Report::new(
+                json!({ "authenticator_id": account.to_string(), "state": "blocked" }),
+                vec![format!(
+                    "account {account}: identity blocked; pending requests cancelled; support can unblock"
+                )],
+            ))
         }
         AppCommand::Report { request, account } => {
             let request: RequestId = parse_id("request ID", &request)?;

@@ -414,6 +414,16 @@ fn scripted_journey_against_a_running_server() {
         None,
     ));
     assert_eq!(unblocked["blocked"], false);
+
+    // The person blocks from the app (no PIN); support sees it.
+    let blocked = ok(eid(&["--json", "app", "block"], &app_env, None));
+    assert_eq!(blocked["state"], "blocked");
+    let shown = ok(eid(
+        &["--json", "admin", "show", "--identity", identity],
+        &s.env(),
+        None,
+    ));
+    assert_eq!(shown["blocked"], true);
 }
 
 #[test]
