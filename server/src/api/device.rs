@@ -335,8 +335,9 @@ pub(crate) async fn pull(
             })
         })
         .collect::<ApiResult<_>>()?;
+    // Requests go only to Active accounts (the snapshot already left out
+    // blocked identities; a locked authenticator gets none either).
     let mut account_states = Vec::with_capacity(authenticators.len());
-    let mut active_identities = Vec::new();
     for (auth, identity) in authenticators.iter().zip(&identities) {
         let blocked = identity.as_ref().is_none_or(|i| i.blocked);
         let account_state = match (auth.state, blocked) {
@@ -344,9 +345,6 @@ pub(crate) async fn pull(
             (_, true) => AccountState::Blocked,
             _ => AccountState::Active,
         };
-        if account_state == AccountState::Active && !active_identities.contains(&auth.identity_id) {
-            active_identities.push(auth.identity_id);
-        }
         account_states.push(account_state);
     }
     let pending = snapshot.pending;

@@ -266,8 +266,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Option<Authenticator>>>;
     /// Loads the authenticators of an identity.
     async fn authenticators_of(&self, identity_id: IdentityId) -> StoreResult<Vec<Authenticator>>;
-    /// Loads identities by id (`None` for unknown ids).
-    async fn identities(&self, ids: Vec<IdentityId>) -> StoreResult<Vec<Option<Identity>>>;
     /// One consistent read for a pull: the authenticators and their
     /// identities (in order), and the pending, unexpired requests of the
     /// unblocked identities, oldest first.
@@ -304,12 +302,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<CreateResult>;
     /// Loads a request.
     async fn request(&self, id: RequestId) -> StoreResult<Option<StoredRequest>>;
-    /// Pending, unexpired requests of the identities, oldest first.
-    async fn pending_requests(
-        &self,
-        identity_ids: Vec<IdentityId>,
-        now_ms: u64,
-    ) -> StoreResult<Vec<StoredRequest>>;
     /// Atomically records a decision if the request is still pending, unexpired
     /// by `now_ms`, the authenticator active and its identity unblocked, and
     /// the counter above the last; resets the wrong-PIN count when

@@ -644,11 +644,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn identities(&self, ids: Vec<IdentityId>) -> StoreResult<Vec<Option<Identity>>> {
-        self.read_consistent(move |c| ids.iter().map(|id| load_identity(c, id)).collect())
-            .await
-    }
-
     async fn pull_snapshot(
         &self,
         authenticator_ids: Vec<AuthenticatorId>,
@@ -814,28 +809,6 @@ impl Store for SqliteStore {
 
     async fn request(&self, id: RequestId) -> StoreResult<Option<StoredRequest>> {
         self.read(move |c| load_request(c, &id)).await
-    }
-
-    async fn pending_requests(
-        &self,
-        identity_ids: Vec<IdentityId>,
-        now_ms: u64,
-    ) -> StoreResult<Vec<StoredRequest>> {
-        self.read_consistent(move |c| {
-            let mut out = Vec::new();
-            let mut stmt = c.prepare_cached(&format!(
-                "{REQUEST_SELECT} WHERE r.identity_id = ?1 AND r.status = 'pending' AND r.expires_at_ms > ?2 \
-                 ORDER BY r.created_at_ms"
-            ))?;
-            for id in &identity_ids {
-                let rows = stmt.query_map(params![id.as_bytes().as_slice(), i64_of(now_ms)], request_row)?;
-                for r in rows {
-                    out.push(r?);
-                }
-            }
-            Ok(out)
-        })
-        .await
     }
 
     async fn decide(
