@@ -154,8 +154,18 @@ impl AdminClient {
         let body = CreateIdentityRequest {
             user_id: user_id.into(),
             display_name: display_name.map(Into::into),
+            phone: None,
+            email: None,
         };
-        self.post("/v1/admin/identities", Some(&body)).await
+        self.create_identity_with(&body).await
+    }
+
+    /// Creates an identity with every field (contact data included).
+    pub async fn create_identity_with(
+        &self,
+        body: &CreateIdentityRequest,
+    ) -> Result<IdentityCreated, ApiFailure> {
+        self.post("/v1/admin/identities", Some(body)).await
     }
 
     /// Issues an activation code.

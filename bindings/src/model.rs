@@ -37,13 +37,22 @@ pub enum RequestKind {
     Login,
     /// A signature.
     Signature,
+    /// A login to the eID's self-service (contact data, user ID).
+    SelfService,
+    /// Adding a new device: show the strongest warning.
+    NewDevice,
+    /// A kind this build does not know (the core offers only deny for it).
+    Unknown,
 }
 
 impl From<eid_protocol::RequestKind> for RequestKind {
     fn from(k: eid_protocol::RequestKind) -> Self {
         match k {
+            eid_protocol::RequestKind::Login => RequestKind::Login,
             eid_protocol::RequestKind::Signature => RequestKind::Signature,
-            _ => RequestKind::Login,
+            eid_protocol::RequestKind::SelfService => RequestKind::SelfService,
+            eid_protocol::RequestKind::NewDevice => RequestKind::NewDevice,
+            _ => RequestKind::Unknown,
         }
     }
 }
@@ -80,6 +89,10 @@ pub enum WarningKind {
     ProviderNameRefused,
     /// A code from the login screen must be entered.
     BindingCodeRequired,
+    /// A self-service login (contact data or user ID can change).
+    SelfService,
+    /// Approving adds a new device: the strongest warning.
+    NewDevice,
 }
 
 impl From<eid_core::WarningKind> for WarningKind {
@@ -88,6 +101,8 @@ impl From<eid_core::WarningKind> for WarningKind {
             eid_core::WarningKind::TextRefused => WarningKind::TextRefused,
             eid_core::WarningKind::ProviderNameRefused => WarningKind::ProviderNameRefused,
             eid_core::WarningKind::BindingCodeRequired => WarningKind::BindingCodeRequired,
+            eid_core::WarningKind::SelfService => WarningKind::SelfService,
+            eid_core::WarningKind::NewDevice => WarningKind::NewDevice,
             _ => WarningKind::OnlyApproveWhatYouStarted,
         }
     }

@@ -45,6 +45,11 @@ pub enum WarningKind {
     ProviderNameRefused,
     /// The login screen shows a code that must be entered before approving.
     BindingCodeRequired,
+    /// A self-service login: it can change the identity's contact data or user ID.
+    SelfService,
+    /// Approving adds another device that can approve everything: the
+    /// strongest warning.
+    NewDevice,
 }
 
 /// One warning with its text in the model's language.
@@ -89,6 +94,10 @@ fn kind_title(kind: RequestKind, provider: Option<&str>, lang: Language) -> Stri
         Language::English => "unknown service",
     });
     match (kind, lang) {
+        (RequestKind::SelfService, Language::Danish) => "Log på selvbetjening".into(),
+        (RequestKind::SelfService, Language::English) => "Log in to self-service".into(),
+        (RequestKind::NewDevice, Language::Danish) => "TILFØJ NY ENHED".into(),
+        (RequestKind::NewDevice, Language::English) => "ADD A NEW DEVICE".into(),
         (RequestKind::Signature, Language::Danish) => format!("Underskriv hos {who}"),
         (RequestKind::Signature, Language::English) => format!("Sign at {who}"),
         (_, Language::Danish) => format!("Log på hos {who}"),
@@ -138,6 +147,27 @@ pub(crate) fn build_view(
         .then(|| envelope.service_provider_name.clone());
     let reference_text = text_check.is_ok().then(|| envelope.reference_text.clone());
     let mut warnings = Vec::new();
+    // The first-party kinds may come only from the built-in provider; the
+    // server refuses anything else, and the phone does not take it on trust.
+    let first_party_ok = !envelope.kind.is_first_party()
+        || envelope.service_provider_id == eid_protocol::SELF_SERVICE_PROVIDER_ID;
+    match envelope.kind {
+        RequestKind::NewDevice => warnings.push(Warning {
+            kind: WarningKind::NewDevice,
+            text: match lang {
+                Language::Danish => "ADVARSEL: Godkender du, kan den nye enhed godkende alt i dit navn. Godkend KUN, hvis du selv står med den nye telefon i hånden. Har nogen bedt dig om det i telefonen, på sms eller mail, er det svindel: tryk \"Det var ikke mig\".".into(),
+                Language::English => "WARNING: If you approve, the new device can approve everything in your name. Approve ONLY if you are holding the new phone yourself. If anyone asked you to do this by phone, text or e-mail, it is a scam: press \"This wasn't me\".".into(),
+            },
+        }),
+        RequestKind::SelfService => warnings.push(Warning {
+            kind: WarningKind::SelfService,
+            text: match lang {
+                Language::Danish => "Dette er et login til selvbetjening, hvor dit telefonnummer, din e-mail eller dit bruger-ID kan ændres. Ingen bank eller myndighed beder dig om det.".into(),
+                Language::English => "This is a login to self-service, where your phone number, e-mail or user ID can be changed. No bank or authority will ever ask you to do this.".into(),
+            },
+        }),
+        _ => {}
+    }
     if let Err(e) = &text_check {
         let text = match lang {
             Language::Danish => format!(
@@ -185,7 +215,7 @@ pub(crate) fn build_view(
             },
         });
     }
-    let text_ok = text_check.is_ok() && name_check.is_ok();
+    let text_ok = text_check.is_ok() && name_check.is_ok() && first_party_ok;
     RequestView {
         authenticator_id,
         user_id: user_id.to_owned(),
@@ -203,6 +233,11 @@ pub(crate) fn build_view(
 
 /// Checks both texts of an envelope (approval is refused if either fails).
 pub(crate) fn check_texts(envelope: &RequestEnvelopeBody) -> Result<(), TextError> {
+    if envelope.kind.is_first_party()
+        && envelope.service_provider_id != eid_protocol::SELF_SERVICE_PROVIDER_ID
+    {
+        return Err(TextError::Reserved);
+    }
     validate_reference_text(&envelope.reference_text)?;
     validate_provider_name(&envelope.service_provider_name)
 }

@@ -9,6 +9,7 @@
 
 pub mod crypto;
 pub mod encoding;
+pub mod events;
 pub mod ids;
 pub mod messages;
 pub mod text;
@@ -21,6 +22,13 @@ pub use messages::{
     ActivationProof, Decision, DeviceRequestAuth, Outcome, ReceiptBody, RequestEnvelopeBody,
     RequestKind,
 };
+
+/// The eID's own, built-in service provider: it asks for self-service logins
+/// and new-device approvals. No API key reaches it (its stored key hash is
+/// all zeros, which no key hashes to), so no relying party can use its name.
+pub const SELF_SERVICE_PROVIDER_ID: ServiceProviderId = ServiceProviderId([0u8; 16]);
+/// The built-in provider's registered name.
+pub const SELF_SERVICE_PROVIDER_NAME: &str = "eID Selvbetjening";
 
 /// Request lifetime fixed by the design: a request expires 5 minutes after creation.
 pub const REQUEST_LIFETIME_MS: u64 = 5 * 60 * 1000;

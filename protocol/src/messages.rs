@@ -30,6 +30,12 @@ pub enum RequestKind {
     Login,
     /// Sign a document or transaction at a service provider.
     Signature,
+    /// Log in to the eID's own self-service (change contact data or user ID).
+    /// Only the built-in provider [`crate::SELF_SERVICE_PROVIDER_ID`] may ask.
+    SelfService,
+    /// Approve adding a new device to the identity: the strongest warning.
+    /// Only the built-in provider [`crate::SELF_SERVICE_PROVIDER_ID`] may ask.
+    NewDevice,
 }
 
 impl RequestKind {
@@ -38,7 +44,15 @@ impl RequestKind {
         match self {
             RequestKind::Login => 1,
             RequestKind::Signature => 2,
+            RequestKind::SelfService => 3,
+            RequestKind::NewDevice => 4,
         }
+    }
+
+    /// Whether only the eID itself (the built-in provider) may ask for this
+    /// kind; relying parties may ask only for logins and signatures.
+    pub fn is_first_party(self) -> bool {
+        matches!(self, RequestKind::SelfService | RequestKind::NewDevice)
     }
 
     /// Parses an encoding byte.
@@ -46,6 +60,8 @@ impl RequestKind {
         match code {
             1 => Some(RequestKind::Login),
             2 => Some(RequestKind::Signature),
+            3 => Some(RequestKind::SelfService),
+            4 => Some(RequestKind::NewDevice),
             _ => None,
         }
     }

@@ -24,6 +24,9 @@ pub enum TextError {
     /// The text is empty or only whitespace.
     #[error("the text is empty")]
     Empty,
+    /// The name is the eID's own (or the kind is one only the eID may ask for).
+    #[error("this name and kind of request are reserved for the eID itself")]
+    Reserved,
     /// The text is longer than allowed.
     #[error("the text has {chars} characters; at most {max} are allowed")]
     TooLong {

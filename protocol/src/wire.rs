@@ -95,6 +95,8 @@ pub enum ErrorCode {
     InvalidUserId,
     /// The user ID is taken (compared without regard to case).
     UserIdTaken,
+    /// A phone number or e-mail address is not valid.
+    InvalidContact,
     /// The activation code is wrong, used, expired or void.
     InvalidActivationCode,
     /// The reference text breaks the text rules.
@@ -155,6 +157,12 @@ pub struct CreateIdentityRequest {
     /// The person's name (used to refuse a user ID equal to it).
     #[serde(default)]
     pub display_name: Option<String>,
+    /// Phone number for SMS notifications (E.164, `+4512345678`).
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// E-mail address for notifications.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// A created identity.

@@ -42,9 +42,8 @@ impl ApiError {
             }
             ReplayedNonce | UserIdTaken | RequestClosed | CounterReplay => StatusCode::CONFLICT,
             RequestExpired => StatusCode::GONE,
-            InvalidUserId | InvalidReferenceText | InvalidProviderName | DecisionMismatch => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            InvalidUserId | InvalidContact | InvalidReferenceText | InvalidProviderName
+            | DecisionMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }

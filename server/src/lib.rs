@@ -13,6 +13,7 @@ pub mod api;
 mod cache;
 pub mod clock;
 pub mod config;
+pub mod contact;
 pub mod error;
 pub mod store;
 pub mod tls;

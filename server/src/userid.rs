@@ -25,6 +25,12 @@ pub enum UserIdError {
     /// Equal to (or contains) the person's name.
     #[error("a user ID must not be your name")]
     LooksLikeName,
+    /// Equal to (or contains) the person's phone number.
+    #[error("a user ID must not be your phone number")]
+    LooksLikePhone,
+    /// Equal to the person's e-mail address or its name part.
+    #[error("a user ID must not be your e-mail address")]
+    LooksLikeEmail,
     /// Looks like a CPR number (national identity number).
     #[error("a user ID must not look like a CPR number")]
     LooksLikeCpr,
@@ -35,8 +41,20 @@ pub fn fold(user_id: &str) -> String {
     user_id.nfc().collect::<String>().to_lowercase()
 }
 
+/// What is known about the person, which a user ID must not resemble.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PersonalData<'a> {
+    /// The person's name.
+    pub name: Option<&'a str>,
+    /// The phone number (E.164).
+    pub phone: Option<&'a str>,
+    /// The e-mail address.
+    pub email: Option<&'a str>,
+}
+
 /// Checks the rules; returns the user ID in NFC.
-pub fn check(user_id: &str, display_name: Option<&str>) -> Result<String, UserIdError> {
+pub fn check(user_id: &str, person: PersonalData<'_>) -> Result<String, UserIdError> {
+    let display_name = person.name;
     let nfc: String = user_id.nfc().collect();
     let len = nfc.chars().count();
     if !(MIN_LEN..=MAX_LEN).contains(&len) {
@@ -82,6 +100,23 @@ pub fn check(user_id: &str, display_name: Option<&str>) -> Result<String, UserId
             return Err(UserIdError::LooksLikeName);
         }
     }
+    if let Some(phone) = person.phone {
+        // The national part (the last 8 digits) is what people type.
+        let phone_digits: String = phone.chars().filter(|c| c.is_ascii_digit()).collect();
+        let national = &phone_digits[phone_digits.len().saturating_sub(8)..];
+        if national.len() >= 6 && digits.contains(national) {
+            return Err(UserIdError::LooksLikePhone);
+        }
+    }
+    if let Some(email) = person.email {
+        let alnum =
+            |s: &str| -> String { fold(s).chars().filter(|c| c.is_alphanumeric()).collect() };
+        let id = alnum(&nfc);
+        let local = email.split_once('@').map_or(email, |(l, _)| l);
+        if id == alnum(email) || (alnum(local).chars().count() >= 3 && id == alnum(local)) {
+            return Err(UserIdError::LooksLikeEmail);
+        }
+    }
     Ok(nfc)
 }
 
@@ -96,23 +131,67 @@ fn looks_like_cpr_date(digits: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn named(name: &str) -> PersonalData<'_> {
+        PersonalData {
+            name: Some(name),
+            ..PersonalData::default()
+        }
+    }
+
+    #[test]
+    fn contact_data_is_refused() {
+        let person = PersonalData {
+            name: None,
+            phone: Some("+4512345678"),
+            email: Some("grete.h1@example.dk"),
+        };
+        assert_eq!(
+            check("Tlf#12345678", person),
+            Err(UserIdError::LooksLikePhone)
+        );
+        assert_eq!(
+            check("grete.h1@example.dk", person),
+            Err(UserIdError::LooksLikeEmail)
+        );
+        assert_eq!(check("Grete.H1!", person), Err(UserIdError::LooksLikeEmail));
+        assert!(check("Grete#1950x", person).is_ok());
+    }
+
     #[test]
     fn rules() {
-        assert_eq!(check("Grete#1950x", None).as_deref(), Ok("Grete#1950x"));
-        assert_eq!(check("a#1", None), Err(UserIdError::Length));
-        assert_eq!(check("grete hansen#1", None), Err(UserIdError::Character));
-        assert_eq!(check("gretehansen1", None), Err(UserIdError::Mix));
-        assert_eq!(check("gretehansen#", None), Err(UserIdError::Mix));
-        assert_eq!(check("0101501234-x", None), Err(UserIdError::LooksLikeCpr));
         assert_eq!(
-            check("Grete#1950", Some("Grete Hansen")),
+            check("Grete#1950x", PersonalData::default()).as_deref(),
+            Ok("Grete#1950x")
+        );
+        assert_eq!(
+            check("a#1", PersonalData::default()),
+            Err(UserIdError::Length)
+        );
+        assert_eq!(
+            check("grete hansen#1", PersonalData::default()),
+            Err(UserIdError::Character)
+        );
+        assert_eq!(
+            check("gretehansen1", PersonalData::default()),
+            Err(UserIdError::Mix)
+        );
+        assert_eq!(
+            check("gretehansen#", PersonalData::default()),
+            Err(UserIdError::Mix)
+        );
+        assert_eq!(
+            check("0101501234-x", PersonalData::default()),
+            Err(UserIdError::LooksLikeCpr)
+        );
+        assert_eq!(
+            check("Grete#1950", named("Grete Hansen")),
             Err(UserIdError::LooksLikeName)
         );
         assert_eq!(
-            check("GreteHansen#1", Some("Grete Hansen")),
+            check("GreteHansen#1", named("Grete Hansen")),
             Err(UserIdError::LooksLikeName)
         );
-        assert!(check("Ærø-Købmand7", None).is_ok());
+        assert!(check("Ærø-Købmand7", PersonalData::default()).is_ok());
         assert_eq!(fold("Grete#1950X"), fold("gRETE#1950x"));
     }
 }

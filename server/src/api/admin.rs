@@ -13,7 +13,7 @@ use eid_protocol::{IdentityId, ServiceProviderId};
 use super::{AdminAuth, ApiJson, AppState, parse_id};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{ActivationCode, AuthenticatorState, Identity, ServiceProvider, StoreError};
-use crate::userid;
+use crate::{contact, userid};
 
 /// Crockford base32 without I, L, O, U: unambiguous when read from a letter.
 const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -81,13 +81,30 @@ pub(crate) async fn identity_info(state: &AppState, identity: Identity) -> ApiRe
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, description = "user_id_taken", body = ErrorBody),
         (status = 413, body = ErrorBody),
-        (status = 422, description = "invalid_user_id", body = ErrorBody)))]
+        (status = 422, description = "invalid_user_id or invalid_contact", body = ErrorBody)))]
 pub(crate) async fn create_identity(
     _: AdminAuth,
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CreateIdentityRequest>,
 ) -> ApiResult<(StatusCode, Json<IdentityCreated>)> {
-    let user_id = userid::check(&req.user_id, req.display_name.as_deref())
+    let phone = req
+        .phone
+        .as_deref()
+        .map(contact::check_phone)
+        .transpose()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidContact, e.to_string()))?;
+    let email = req
+        .email
+        .as_deref()
+        .map(contact::check_email)
+        .transpose()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidContact, e.to_string()))?;
+    let person = userid::PersonalData {
+        name: req.display_name.as_deref(),
+        phone: phone.as_deref(),
+        email: email.as_deref(),
+    };
+    let user_id = userid::check(&req.user_id, person)
         .map_err(|e| ApiError::new(ErrorCode::InvalidUserId, e.to_string()))?;
     let identity = Identity {
         id: IdentityId::random(),
@@ -96,6 +113,9 @@ pub(crate) async fn create_identity(
         display_name: req.display_name,
         blocked: false,
         created_at_ms: state.now_ms(),
+        phone,
+        email,
+        notify_every_use: false,
     };
     let id = identity.id;
     match state.store.create_identity(identity).await {
@@ -244,6 +264,12 @@ pub(crate) async fn register_service_provider(
 ) -> ApiResult<(StatusCode, Json<ServiceProviderRegistered>)> {
     let name = eid_protocol::text::normalize_provider_name(&req.name)
         .map_err(|e| ApiError::new(ErrorCode::InvalidProviderName, e.to_string()))?;
+    if userid::fold(&name) == userid::fold(eid_protocol::SELF_SERVICE_PROVIDER_NAME) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidProviderName,
+            eid_protocol::text::TextError::Reserved.to_string(),
+        ));
+    }
     let api_key = format!(
         "eidsp_{}",
         eid_protocol::wire::b64::encode(&eid_protocol::crypto::random_array::<32>())

@@ -49,6 +49,12 @@ pub(crate) async fn create_request(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CreateRequestRequest>,
 ) -> ApiResult<(StatusCode, Json<RequestCreated>)> {
+    if req.kind.is_first_party() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "kind: a relying party may ask only for login or signature",
+        ));
+    }
     let reference_text = eid_protocol::text::normalize_reference_text(&req.reference_text)
         .map_err(|e| ApiError::new(ErrorCode::InvalidReferenceText, e.to_string()))?;
     if let Some(code) = &req.binding_code {

@@ -9,6 +9,7 @@ mod sqlite;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
+use eid_protocol::events::SecurityEventKind;
 use eid_protocol::wire::{RequestStatus, SignedReceipt};
 use eid_protocol::{
     AuthenticatorId, IdentityId, Nonce16, Outcome, PublicKey, RequestEnvelopeBody, RequestId,
@@ -51,6 +52,41 @@ pub struct Identity {
     pub blocked: bool,
     /// Creation time.
     pub created_at_ms: u64,
+    /// Phone number for SMS notifications (E.164), if given.
+    pub phone: Option<String>,
+    /// E-mail address for notifications, if given.
+    pub email: Option<String>,
+    /// The person opted in to a notification on every use.
+    pub notify_every_use: bool,
+}
+
+/// An out-of-band address a security event is delivered to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// A phone number (E.164), by SMS.
+    Sms(String),
+    /// An e-mail address.
+    Email(String),
+}
+
+/// A security event to record in the outbox, in the same transaction as what
+/// caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Whose event.
+    pub identity_id: IdentityId,
+    /// What happened.
+    pub kind: SecurityEventKind,
+    /// The authenticator involved, if any.
+    pub authenticator_id: Option<AuthenticatorId>,
+    /// A short detail shown to the person (for example a masked new phone
+    /// number or the provider's name). Never a secret.
+    pub detail: Option<String>,
+    /// When (server clock, Unix milliseconds).
+    pub occurred_at_ms: u64,
+    /// Addresses notified besides the identity's own phone and e-mail (the
+    /// new contact of a change).
+    pub extra_recipients: Vec<Recipient>,
 }
 
 /// State of an authenticator.

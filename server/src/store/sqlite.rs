@@ -113,6 +113,41 @@ fn migrations() -> Migrations<'static> {
         ),
         // v2: wrong login-screen codes per request (cancelled after a few).
         M::up("ALTER TABLE requests ADD COLUMN binding_failures INTEGER NOT NULL DEFAULT 0;"),
+        // v3: contact data, the "notify me on every use" opt-in, the built-in
+        // self-service provider, and the security-event outbox: each event row
+        // is written in the same transaction as what caused it (so the app's
+        // feed, which reads it, never misses one), with one delivery row per
+        // out-of-band channel that the dispatcher works off.
+        M::up(
+            r#"
+        ALTER TABLE identities ADD COLUMN phone TEXT;
+        ALTER TABLE identities ADD COLUMN email TEXT;
+        ALTER TABLE identities ADD COLUMN notify_every_use INTEGER NOT NULL DEFAULT 0;
+        INSERT INTO service_providers (id, name, api_key_sha256, created_at_ms)
+            VALUES (zeroblob(16), 'eID Selvbetjening', zeroblob(32), 0);
+        CREATE TABLE security_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            identity_id BLOB NOT NULL REFERENCES identities(id),
+            kind TEXT NOT NULL,
+            authenticator_id BLOB,
+            detail TEXT,
+            occurred_at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX security_events_by_identity ON security_events(identity_id, id);
+        CREATE TABLE event_deliveries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id INTEGER NOT NULL REFERENCES security_events(id),
+            channel TEXT NOT NULL CHECK (channel IN ('sms', 'email')),
+            address TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_ms INTEGER NOT NULL,
+            delivered_at_ms INTEGER,
+            last_error TEXT
+        );
+        CREATE INDEX event_deliveries_due ON event_deliveries(next_attempt_ms)
+            WHERE delivered_at_ms IS NULL;
+        "#,
+        ),
     ])
 }
 
@@ -312,7 +347,8 @@ fn i64_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-const IDENTITY_COLUMNS: &str = "id, user_id, user_id_folded, display_name, blocked, created_at_ms";
+const IDENTITY_COLUMNS: &str = "id, user_id, user_id_folded, display_name, blocked, created_at_ms, \
+     phone, email, notify_every_use";
 
 fn identity_row(row: &Row<'_>) -> rusqlite::Result<Identity> {
     Ok(Identity {
@@ -322,7 +358,57 @@ fn identity_row(row: &Row<'_>) -> rusqlite::Result<Identity> {
         display_name: row.get(3)?,
         blocked: row.get(4)?,
         created_at_ms: u64_at(row, 5)?,
+        phone: row.get(6)?,
+        email: row.get(7)?,
+        notify_every_use: row.get(8)?,
     })
+}
+
+/// Records a security event in the outbox, inside the caller's transaction:
+/// the event row (the app's feed) and one delivery row per out-of-band
+/// address: the identity's phone and e-mail as stored now, plus the event's
+/// extra recipients (for example the new contact of a change). Returns the
+/// event id.
+#[allow(dead_code)] // Used by the event producers that follow.
+pub(super) fn insert_event(c: &Connection, event: &NewEvent) -> rusqlite::Result<u64> {
+    let identity = event.identity_id.as_bytes().as_slice();
+    let id: i64 = c
+        .prepare_cached(
+            "INSERT INTO security_events (identity_id, kind, authenticator_id, detail, occurred_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        )?
+        .query_row(
+            params![
+                identity,
+                event.kind.as_str(),
+                event.authenticator_id.as_ref().map(|a| a.as_bytes().to_vec()),
+                event.detail,
+                i64_of(event.occurred_at_ms)
+            ],
+            |r| r.get(0),
+        )?;
+    let (phone, email): (Option<String>, Option<String>) = c
+        .prepare_cached("SELECT phone, email FROM identities WHERE id = ?1")?
+        .query_row(params![identity], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut recipients: Vec<Recipient> = Vec::with_capacity(2 + event.extra_recipients.len());
+    recipients.extend(phone.map(Recipient::Sms));
+    recipients.extend(email.map(Recipient::Email));
+    for extra in &event.extra_recipients {
+        if !recipients.contains(extra) {
+            recipients.push(extra.clone());
+        }
+    }
+    let mut insert = c.prepare_cached(
+        "INSERT INTO event_deliveries (event_id, channel, address, next_attempt_ms) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for recipient in recipients {
+        let (channel, address) = match recipient {
+            Recipient::Sms(a) => ("sms", a),
+            Recipient::Email(a) => ("email", a),
+        };
+        insert.execute(params![id, channel, address, i64_of(event.occurred_at_ms)])?;
+    }
+    Ok(id as u64)
 }
 
 const AUTHENTICATOR_COLUMNS: &str = "id, identity_id, device_public_key, pin_public_key, state, \
@@ -460,8 +546,8 @@ impl Store for SqliteStore {
     async fn create_identity(&self, identity: Identity) -> StoreResult<()> {
         self.write(move |c| {
             c.prepare_cached(
-                "INSERT INTO identities (id, user_id, user_id_folded, display_name, blocked, created_at_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO identities (id, user_id, user_id_folded, display_name, blocked, created_at_ms, \
+                 phone, email, notify_every_use) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 identity.id.as_bytes().as_slice(),
@@ -469,7 +555,10 @@ impl Store for SqliteStore {
                 identity.user_id_folded,
                 identity.display_name,
                 identity.blocked,
-                i64_of(identity.created_at_ms)
+                i64_of(identity.created_at_ms),
+                identity.phone,
+                identity.email,
+                identity.notify_every_use
             ])
             .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("user_id") } else { e.into() })?;
             Ok(())

@@ -1,0 +1,106 @@
+//! Security events: what the server records in its outbox, delivers by SMS and
+//! e-mail, and shows in the app's feed.
+
+use serde::{Deserialize, Serialize};
+
+/// What happened. The stable snake_case name is stored and sent on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SecurityEventKind {
+    /// An authenticator was activated (first device or a new device).
+    DeviceActivated,
+    /// An authenticator was removed.
+    DeviceRemoved,
+    /// An authenticator was locked centrally after too many wrong PINs.
+    PinLockout,
+    /// A new device asked to be added; an existing device must approve.
+    NewDeviceRequested,
+    /// A new device was approved; it works after the waiting period.
+    NewDeviceApproved,
+    /// A new device's addition was cancelled or refused.
+    NewDeviceCancelled,
+    /// A change of phone number or e-mail was started.
+    ContactChangeStarted,
+    /// A change of phone number or e-mail was completed.
+    ContactChangeCompleted,
+    /// A change of phone number or e-mail was cancelled or refused.
+    ContactChangeCancelled,
+    /// The user ID was changed.
+    UserIdChanged,
+    /// The identity was blocked.
+    IdentityBlocked,
+    /// The identity was unblocked.
+    IdentityUnblocked,
+    /// A request was reported as fraud ("this wasn't me").
+    FraudReported,
+    /// The identity was used (an approval); recorded only if the person opted in.
+    Used,
+}
+
+impl SecurityEventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [SecurityEventKind; 14] = [
+        SecurityEventKind::DeviceActivated,
+        SecurityEventKind::DeviceRemoved,
+        SecurityEventKind::PinLockout,
+        SecurityEventKind::NewDeviceRequested,
+        SecurityEventKind::NewDeviceApproved,
+        SecurityEventKind::NewDeviceCancelled,
+        SecurityEventKind::ContactChangeStarted,
+        SecurityEventKind::ContactChangeCompleted,
+        SecurityEventKind::ContactChangeCancelled,
+        SecurityEventKind::UserIdChanged,
+        SecurityEventKind::IdentityBlocked,
+        SecurityEventKind::IdentityUnblocked,
+        SecurityEventKind::FraudReported,
+        SecurityEventKind::Used,
+    ];
+
+    /// The stable name (as stored and sent).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityEventKind::DeviceActivated => "device_activated",
+            SecurityEventKind::DeviceRemoved => "device_removed",
+            SecurityEventKind::PinLockout => "pin_lockout",
+            SecurityEventKind::NewDeviceRequested => "new_device_requested",
+            SecurityEventKind::NewDeviceApproved => "new_device_approved",
+            SecurityEventKind::NewDeviceCancelled => "new_device_cancelled",
+            SecurityEventKind::ContactChangeStarted => "contact_change_started",
+            SecurityEventKind::ContactChangeCompleted => "contact_change_completed",
+            SecurityEventKind::ContactChangeCancelled => "contact_change_cancelled",
+            SecurityEventKind::UserIdChanged => "user_id_changed",
+            SecurityEventKind::IdentityBlocked => "identity_blocked",
+            SecurityEventKind::IdentityUnblocked => "identity_unblocked",
+            SecurityEventKind::FraudReported => "fraud_reported",
+            SecurityEventKind::Used => "used",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether the event is critical (delivered on every channel at once).
+    /// Only [`SecurityEventKind::Used`] is not.
+    pub fn is_critical(self) -> bool {
+        self != SecurityEventKind::Used
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_match_serde() {
+        for kind in SecurityEventKind::ALL {
+            assert_eq!(SecurityEventKind::parse(kind.as_str()), Some(kind));
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+        assert_eq!(SecurityEventKind::parse("nope"), None);
+    }
+}
