@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::error::EidError;
 use crate::keystore::{ForeignKeyStore, KeyStore};
-use crate::model::{AccountInfo, Language, PendingActivation, Receipt, RequestView};
+use crate::model::{AccountInfo, Language, PendingActivation, PersonSummary, Receipt, RequestView};
 
 /// How to open the core.
 #[derive(Debug, Clone, uniffi::Record)]
@@ -109,6 +109,31 @@ impl Authenticator {
         Ok(self
             .core
             .requests(language.into())?
+            .into_iter()
+            .map(RequestView::from)
+            .collect())
+    }
+
+    /// The people on this phone with how many requests wait for each, and
+    /// nothing about what the requests say (the household's first screen).
+    pub fn household(&self, language: Language) -> Result<Vec<PersonSummary>, EidError> {
+        Ok(self
+            .core
+            .household(language.into())?
+            .into_iter()
+            .map(PersonSummary::from)
+            .collect())
+    }
+
+    /// One person's stored requests, shown once that person has been chosen.
+    pub fn requests_for(
+        &self,
+        account_id_hex: String,
+        language: Language,
+    ) -> Result<Vec<RequestView>, EidError> {
+        Ok(self
+            .core
+            .requests_for(&account_id(&account_id_hex)?, language.into())?
             .into_iter()
             .map(RequestView::from)
             .collect())

@@ -217,6 +217,36 @@ impl From<eid_core::AccountInfo> for AccountInfo {
     }
 }
 
+/// One person on a shared phone, as the household's first screen shows them.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PersonSummary {
+    /// Their account id, hex (pass it to `requestsFor`).
+    pub account_id: String,
+    /// Their user ID.
+    pub user_id: String,
+    /// The account's state.
+    pub state: AccountState,
+    /// Unexpired requests waiting.
+    pub pending_requests: u32,
+    /// One line for the list.
+    pub headline: String,
+    /// What to do next when the account can't be used.
+    pub next_step: Option<String>,
+}
+
+impl From<eid_core::PersonSummary> for PersonSummary {
+    fn from(p: eid_core::PersonSummary) -> Self {
+        Self {
+            account_id: p.authenticator_id.to_string(),
+            user_id: p.user_id,
+            state: p.state.into(),
+            pending_requests: p.pending_requests,
+            headline: p.headline,
+            next_step: p.next_step,
+        }
+    }
+}
+
 /// An activation interrupted before the server answered.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct PendingActivation {

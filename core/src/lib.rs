@@ -12,6 +12,7 @@ pub mod client;
 pub mod clock;
 pub mod display;
 pub mod error;
+pub mod household;
 pub mod keystore;
 pub mod lockout;
 pub mod pin;
@@ -37,6 +38,7 @@ pub use client::{ServerConfig, spki_pin_of_certificate};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use display::{Language, RequestView, Warning, WarningKind};
 pub use error::{Error, Result};
+pub use household::PersonSummary;
 pub use keystore::{KeyStore, KeyStoreError, SoftwareKeyStore};
 pub use pin::{KdfCost, PinPolicy, PinPolicyError};
 pub use store::AccountState;
@@ -428,13 +430,63 @@ impl Authenticator {
         Ok(())
     }
 
-    /// Display models of the stored, unexpired requests of active accounts
-    /// (no network). Countdowns are recomputed on every call.
+    /// Display models of the stored, unexpired requests of every active
+    /// account (no network). Countdowns are recomputed on every call. For a
+    /// phone several people share, the app shows [`Authenticator::household`]
+    /// first and then [`Authenticator::requests_for`] the person chosen.
     pub fn requests(&self, lang: Language) -> Result<Vec<RequestView>> {
+        self.request_views(None, lang)
+    }
+
+    /// The people on this phone, in activation order, with how many requests
+    /// wait for each and nothing about what they say (no network).
+    pub fn household(&self, lang: Language) -> Result<Vec<PersonSummary>> {
+        let store = lock(&self.inner.store)?;
+        let accounts = store.accounts()?;
+        let mut waiting: HashMap<AuthenticatorId, u32> = HashMap::new();
+        for row in store.pending()? {
+            if self.inner.remaining(&row)? > 0 {
+                *waiting.entry(row.authenticator_id).or_default() += 1;
+            }
+        }
+        Ok(accounts
+            .iter()
+            .map(|a| {
+                household::summary(
+                    a.authenticator_id,
+                    &a.user_id,
+                    a.state,
+                    waiting.get(&a.authenticator_id).copied().unwrap_or(0),
+                    lang,
+                )
+            })
+            .collect())
+    }
+
+    /// Display models of one person's stored, unexpired requests (no
+    /// network): what the app shows once that person has been chosen.
+    /// `UnknownAccount` if the account is not on this phone.
+    pub fn requests_for(
+        &self,
+        account: &AuthenticatorId,
+        lang: Language,
+    ) -> Result<Vec<RequestView>> {
+        lock(&self.inner.store)?.account(account)?;
+        self.request_views(Some(account), lang)
+    }
+
+    fn request_views(
+        &self,
+        only: Option<&AuthenticatorId>,
+        lang: Language,
+    ) -> Result<Vec<RequestView>> {
         let store = lock(&self.inner.store)?;
         let accounts = store.accounts()?;
         let mut out = Vec::new();
         for row in store.pending()? {
+            if only.is_some_and(|id| *id != row.authenticator_id) {
+                continue;
+            }
             let Some(account) = accounts.iter().find(|a| {
                 a.authenticator_id == row.authenticator_id && a.state == AccountState::Active
             }) else {

@@ -240,7 +240,7 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT authenticator_id, identity_id, user_id, server_public_key, device_key_alias,
                     pin_wrap_alias, pin_public_key, decision_counter, state, created_at_ms
-             FROM accounts ORDER BY created_at_ms, authenticator_id",
+             FROM accounts ORDER BY created_at_ms, rowid",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((

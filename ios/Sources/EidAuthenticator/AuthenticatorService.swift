@@ -151,6 +151,24 @@ public actor AuthenticatorService {
         try core.accounts()
     }
 
+    // MARK: Household
+
+    /// The household's first screen: each person on this phone with how many
+    /// requests wait for them, and nothing about what those requests say
+    /// (local store only). Show details only after a person is chosen, with
+    /// ``requests(for:)``.
+    public func household() throws -> [PersonSummary] {
+        try core.household(language: configuration.language)
+    }
+
+    /// The requests of the person chosen on the household screen (local store
+    /// only; countdowns recomputed).
+    ///
+    /// - Throws: ``EidError/UnknownRequest`` when the person is not on this phone.
+    public func requests(for person: PersonSummary) throws -> [RequestView] {
+        try core.requestsFor(accountIdHex: person.accountId, language: configuration.language)
+    }
+
     /// Removes an account and its keys from this phone.
     public func removeAccount(_ account: AccountInfo) throws {
         try core.removeAccount(accountIdHex: account.accountId)

@@ -21,6 +21,7 @@ import uniffi.eid_bindings.EidException
 import uniffi.eid_bindings.KeyStore
 import uniffi.eid_bindings.Language
 import uniffi.eid_bindings.PendingActivation
+import uniffi.eid_bindings.PersonSummary
 import uniffi.eid_bindings.Receipt
 import uniffi.eid_bindings.RequestView
 import uniffi.eid_bindings.UnlockToken
@@ -52,6 +53,7 @@ class EidAuthenticator private constructor(
 
     private val _requests = MutableStateFlow<List<RequestView>>(emptyList())
     private val _accounts = MutableStateFlow<List<AccountInfo>>(emptyList())
+    private val _household = MutableStateFlow<List<PersonSummary>>(emptyList())
 
     /** Request id → the monotonic time at which it expires. */
     private val deadlines = java.util.concurrent.ConcurrentHashMap<String, TimeMark>()
@@ -64,6 +66,14 @@ class EidAuthenticator private constructor(
 
     /** The accounts on this phone, oldest first. Updated by [reloadAccounts] and by changes made through this object. */
     val accounts: StateFlow<List<AccountInfo>> = _accounts.asStateFlow()
+
+    /**
+     * The household's first screen: each person on this phone with how many
+     * requests wait for them, and nothing about what those requests say.
+     * Updated whenever [requests] is. Show a person's requests only after they
+     * were chosen, with [requestsFor].
+     */
+    val household: StateFlow<List<PersonSummary>> = _household.asStateFlow()
 
     companion object {
         /**
@@ -150,6 +160,17 @@ class EidAuthenticator private constructor(
      */
     @Throws(EidException::class)
     suspend fun reload(): List<RequestView> = io { reloadNow() }
+
+    /**
+     * The requests of the person chosen on the household screen (local store
+     * only; countdowns recomputed).
+     *
+     * @throws EidException.UnknownAccount when the person is not on this phone.
+     */
+    @Throws(EidException::class)
+    suspend fun requestsFor(person: PersonSummary): List<RequestView> = io {
+        core.requestsFor(person.accountId, language)
+    }
 
     /** Reloads [accounts] from the local store and returns them. */
     @Throws(EidException::class)
@@ -288,6 +309,7 @@ class EidAuthenticator private constructor(
     }
 
     private fun publish(views: List<RequestView>) {
+        _household.value = core.household(language)
         val now = timeSource.markNow()
         val ids = views.mapTo(HashSet()) { it.requestId }
         deadlines.keys.retainAll(ids)
