@@ -222,4 +222,100 @@ mod tests {
         assert_eq!(ok.failures, 0);
         assert!(matches!(ok.gate(T0 + MINUTE_MS), Gate::Proceed(_)));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One step of the person (or the phone) against the state machine.
+        #[derive(Debug, Clone)]
+        enum Step {
+            /// A PIN attempt; `right` says whether the PIN is right.
+            Attempt { right: bool },
+            /// The app is killed during an attempt: the pre-committed state
+            /// stands even if the PIN was right.
+            KilledDuringAttempt,
+            /// Real time passes.
+            Wait(u64),
+            /// Real time passes up to `k` ms before the current wait ends
+            /// (probes the boundary).
+            WaitNearDeadline(u64),
+            /// The wall clock is set back (never forward here: a clock set
+            /// forward may shorten a wait across restarts, as documented).
+            ClockBack(u64),
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                4 => any::<bool>().prop_map(|right| Step::Attempt { right }),
+                1 => Just(Step::KilledDuringAttempt),
+                2 => (0u64..2 * 60 * MINUTE_MS).prop_map(Step::Wait),
+                2 => (0u64..2_000).prop_map(Step::WaitNearDeadline),
+                1 => (0u64..48 * 60 * MINUTE_MS).prop_map(Step::ClockBack),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Whatever the order of right and wrong PINs, kills and clocks
+            /// set back: the count of wrong PINs never goes down except on a
+            /// right PIN, no attempt starts before its wait has really passed,
+            /// and the tenth wrong PIN in a row is final.
+            #[test]
+            fn lockout_invariants(steps in proptest::collection::vec(step(), 1..80)) {
+                let mut state = LockoutState::default();
+                let mut real = T0; // true time
+                let mut offset: i64 = 0; // wall = real + offset; only decreases
+                let mut wrong_in_a_row = 0u32;
+                let mut earliest_next_try = 0u64; // in true time
+                let mut destroyed = false;
+                for step in steps {
+                    let wall = (real as i64 + offset) as u64;
+                    match step {
+                        Step::Wait(ms) => real += ms,
+                        Step::WaitNearDeadline(k) => {
+                            real = real.max(earliest_next_try.saturating_sub(k));
+                        }
+                        Step::ClockBack(ms) => offset -= ms as i64,
+                        Step::Attempt { .. } | Step::KilledDuringAttempt => {
+                            match state.gate(wall) {
+                                Gate::Exhausted => {
+                                    prop_assert!(destroyed || wrong_in_a_row >= MAX_FAILURES);
+                                    destroyed = true;
+                                }
+                                Gate::Locked { retry_after_ms } => {
+                                    prop_assert!(retry_after_ms > 0);
+                                    prop_assert!(!destroyed);
+                                }
+                                Gate::Proceed(trial) => {
+                                    prop_assert!(!destroyed, "an attempt after destruction");
+                                    prop_assert!(real >= earliest_next_try,
+                                        "attempt at {real} before the wait ended at {earliest_next_try}");
+                                    // The pre-committed state counts this attempt.
+                                    prop_assert_eq!(trial.failures, wrong_in_a_row + 1);
+                                    let right = matches!(step, Step::Attempt { right: true });
+                                    if right {
+                                        state = trial.reset(wall);
+                                        wrong_in_a_row = 0;
+                                        earliest_next_try = 0;
+                                    } else {
+                                        state = trial;
+                                        wrong_in_a_row += 1;
+                                        earliest_next_try = real + delay_after(wrong_in_a_row);
+                                        if trial.failure_outcome() == FailureOutcome::Destroy {
+                                            prop_assert_eq!(wrong_in_a_row, MAX_FAILURES);
+                                            destroyed = true;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    prop_assert_eq!(state.failures, wrong_in_a_row.min(MAX_FAILURES));
+                    prop_assert!(wrong_in_a_row <= MAX_FAILURES);
+                }
+            }
+        }
+    }
 }
