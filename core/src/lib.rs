@@ -576,6 +576,13 @@ impl Authenticator {
         {
             return Err(Error::BindingCodeRequired);
         }
+        // A typed code or a scanned QR payload, in the canonical form the
+        // server compares; a malformed one is refused before anything is sent.
+        let binding_code = binding_code
+            .filter(|c| !c.trim().is_empty())
+            .map(eid_protocol::binding::canonical_binding_code)
+            .transpose()
+            .map_err(|_| Error::WrongBindingCode)?;
         let entry = {
             let mut unlocks = lock(&self.inner.unlocks)?;
             let now = self.inner.clock.monotonic_ms();
@@ -595,7 +602,7 @@ impl Authenticator {
             &unlock.request_id,
             Outcome::Approve,
             Some(&entry.pin_key),
-            binding_code.map(|c| c.trim().to_owned()),
+            binding_code,
         )
         .await
     }

@@ -7,6 +7,7 @@
 //! known-answer vectors that both sides check.
 #![forbid(unsafe_code)]
 
+pub mod binding;
 pub mod crypto;
 pub mod encoding;
 pub mod events;

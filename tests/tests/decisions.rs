@@ -93,10 +93,21 @@ async fn approval_needs_the_swipe_a_fresh_unlock_and_the_binding_code() {
         w.rp_status(request, TEXT).await.unwrap().status,
         RequestStatus::Pending
     );
+    // A malformed code is refused on the phone before anything is sent, and
+    // the unlock survives it.
     let unlock = phone.app.unlock(&acc, &request, PIN).await.unwrap();
+    assert_eq!(
+        phone
+            .app
+            .approve(&unlock, true, Some("K7\u{200b}42QX"))
+            .await
+            .unwrap_err(),
+        Error::WrongBindingCode
+    );
+    // Typed in lower case with spaces, or scanned as a QR payload: the same code.
     let receipt = phone
         .app
-        .approve(&unlock, true, Some("K7-42QX"))
+        .approve(&unlock, true, Some(" k7 42qx "))
         .await
         .unwrap();
     // The unlock was single use: the same token cannot approve again, but

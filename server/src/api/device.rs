@@ -506,7 +506,13 @@ pub(crate) async fn submit_decision(
     if d.outcome == Outcome::Approve
         && let Some(expected) = &request.binding_code
     {
-        let presented = d.binding_code.as_deref().unwrap_or("");
+        // Compared in canonical form (the stored code is canonical; the
+        // signature covers whatever form the phone sent).
+        let presented = d
+            .binding_code
+            .as_deref()
+            .and_then(|c| eid_protocol::binding::canonical_binding_code(c).ok())
+            .unwrap_or_default();
         if !eid_protocol::crypto::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
             // Guessing is bounded: a few wrong codes cancel the request.
             let count = state

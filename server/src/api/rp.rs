@@ -16,9 +16,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::store::{CancelResult, CreateResult, StoredRequest};
 use crate::userid;
 
-/// Longest channel-binding code.
-const MAX_BINDING_CODE_LEN: usize = 64;
-
 fn status_response(request: &StoredRequest, now_ms: u64) -> RequestStatusResponse {
     RequestStatusResponse {
         request_id: request.envelope.request_id,
@@ -57,16 +54,13 @@ pub(crate) async fn create_request(
     }
     let reference_text = eid_protocol::text::normalize_reference_text(&req.reference_text)
         .map_err(|e| ApiError::new(ErrorCode::InvalidReferenceText, e.to_string()))?;
-    if let Some(code) = &req.binding_code {
-        let ok = (4..=MAX_BINDING_CODE_LEN).contains(&code.len())
-            && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if !ok {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameter,
-                "binding_code: 4 to 64 ASCII letters, digits or '-'",
-            ));
-        }
-    }
+    // Stored in canonical form, which is what the phone signs.
+    let binding_code = req
+        .binding_code
+        .as_deref()
+        .map(eid_protocol::binding::canonical_binding_code)
+        .transpose()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, format!("binding_code: {e}")))?;
     // Only the immutable user-ID → identity mapping is looked up here (and
     // cached); blocked and the pending limit are checked in the write.
     let folded = userid::fold(&req.user_id);
@@ -95,7 +89,7 @@ pub(crate) async fn create_request(
         created_at_ms: now,
         expires_at_ms: now + state.config.request_lifetime_secs.saturating_mul(1000),
         server_nonce: eid_protocol::crypto::random_array(),
-        binding_required: req.binding_code.is_some(),
+        binding_required: binding_code.is_some(),
     };
     // Signed once here; pulls hand out the stored signature.
     let envelope_signature = state.signing_key.sign(&envelope.signing_bytes());
@@ -107,7 +101,7 @@ pub(crate) async fn create_request(
     let stored = StoredRequest {
         envelope,
         envelope_signature,
-        binding_code: req.binding_code,
+        binding_code,
         status: RequestStatus::Pending,
         decision: None,
     };
