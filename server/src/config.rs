@@ -93,6 +93,15 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
+    /// Reads a configuration from TOML text over the defaults (no file, no
+    /// environment), with the same checks as [`Config::load`].
+    pub fn from_toml_str(text: &str) -> Result<Self, Box<figment::Error>> {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(Box::new)
+    }
+
     /// Loads defaults, then `file` if given, then the environment.
     pub fn load(file: Option<&std::path::Path>) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Hostile HTTP input (issue 7 §4): runs schemathesis against a fresh eid-server's
+# own OpenAPI document and fails on any 5xx, any response that breaks the
+# documented schema, status code or content type, and any malformed input the
+# server accepts. Installs schemathesis from PyPI into a venv under target/.
+#
+#   scripts/schemathesis.sh [seconds]      (default 60; the budget of the run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+budget=${1:-60}
+version=4.32.5
+venv=target/schemathesis-venv
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$version"; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet "schemathesis==$version"
+fi
+cargo build --locked -p eid-server
+work=$(mktemp -d)
+port=$((20000 + RANDOM % 20000))
+EID_SERVER_DATA_DIR="$work" EID_SERVER_LISTEN="127.0.0.1:$port" \
+  target/debug/eid-server >"$work/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+base="https://127.0.0.1:$port"
+for _ in $(seq 50); do
+  curl -skf "$base/healthz" >/dev/null && break
+  sleep 0.2
+done
+token=$(cat "$work/admin-token")
+api_key=$(curl -sk -X POST "$base/v1/admin/service-providers" \
+  -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+  -d '{"name":"Schemathesis Bank"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
+cat >"$work/schemathesis.toml" <<TOML
+[auth.openapi.admin_token]
+bearer = "$token"
+[auth.openapi.api_key]
+bearer = "$api_key"
+TOML
+# The TLS certificate is the server's self-signed development one.
+"$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
+  --tls-verify false --max-time "$budget" --seed 1 \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection
+if grep -qiE "panicked|ERROR" "$work/server.log"; then
+  echo "the server logged errors during the run:" >&2
+  grep -iE "panicked|ERROR" "$work/server.log" | head -20 >&2
+  exit 1
+fi
+echo "schemathesis: no failures in ${budget}s"
