@@ -58,9 +58,18 @@ struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    /// Sample resident memory of this process every N seconds (soak runs).
+    /// Sample resident memory every N seconds (soak runs): of this process,
+    /// or of --rss-pid.
     #[arg(long)]
     rss_every_secs: Option<u64>,
+    /// The process whose memory is sampled (the server, when it runs apart).
+    #[arg(long, requires = "rss_every_secs")]
+    rss_pid: Option<u32>,
+    /// Pace logins to this many per second in total (open loop: a login starts
+    /// on its slot whatever the previous one did). Without it, as fast as the
+    /// phones go.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 const STEPS: [&str; 4] = ["rp_create", "phone_pull", "phone_approve", "rp_result"];
@@ -107,8 +116,12 @@ fn check_loopback(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+fn rss_kib(pid: Option<u32>) -> u64 {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_owned(),
+    };
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
             s.lines()
@@ -192,9 +205,10 @@ async fn main() -> anyhow::Result<()> {
     let rss_samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     if let Some(every) = args.rss_every_secs {
         let samples = rss_samples.clone();
+        let pid = args.rss_pid;
         tokio::spawn(async move {
             while Instant::now() < deadline {
-                samples.lock().expect("samples").push(rss_kib());
+                samples.lock().expect("samples").push(rss_kib(pid));
                 tokio::time::sleep(Duration::from_secs(every.max(1))).await;
             }
         });
@@ -212,6 +226,14 @@ async fn main() -> anyhow::Result<()> {
             Ok((e.clone(), RelyingPartyClient::new(e, &sp.api_key)))
         })
         .collect::<anyhow::Result<_>>()?;
+    if let Some(rate) = args.rate {
+        anyhow::ensure!(
+            rate.is_finite() && (1.0..=100_000.0).contains(&rate),
+            "--rate is 1 to 100000 logins per second"
+        );
+    }
+    let period = args.rate.map(|r| Duration::from_secs_f64(1.0 / r));
+    let tokio_started = tokio::time::Instant::from_std(started);
     let mut tasks = Vec::new();
     for (i, mut worker) in workers.into_iter().enumerate() {
         let (endpoint, rp) = connections[i % connections.len()].clone();
@@ -223,7 +245,18 @@ async fn main() -> anyhow::Result<()> {
                 .collect();
             let mut total = Histogram::<u64>::new(3).expect("histogram");
             let mut done = 0u64;
-            while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < max {
+            loop {
+                let n = issued.fetch_add(1, Ordering::Relaxed);
+                if Instant::now() >= deadline || n >= max {
+                    break;
+                }
+                if let Some(period) = period {
+                    let slot = tokio_started + period.mul_f64(n as f64);
+                    if slot >= tokio::time::Instant::from_std(deadline) {
+                        break;
+                    }
+                    tokio::time::sleep_until(slot).await;
+                }
                 match one_login(&endpoint, &rp, &server_key, &mut worker, &mut steps).await {
                     Ok(elapsed) => {
                         total.record(elapsed.as_micros() as u64).ok();
