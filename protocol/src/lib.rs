@@ -19,7 +19,7 @@ pub mod wire;
 pub use crypto::{PublicKey, Signature, VerifyError};
 pub use ids::{AuthenticatorId, IdParseError, IdentityId, Nonce16, RequestId, ServiceProviderId};
 pub use messages::{
-    ActivationProof, Decision, DeviceRequestAuth, Outcome, ReceiptBody, RequestEnvelopeBody,
+    ActivationProof, Decision, DeviceRequestAuth, EnrolmentProof, Outcome, ReceiptBody, RequestEnvelopeBody,
     RequestKind,
 };
 
