@@ -147,7 +147,11 @@ impl Authenticator {
     /// the existing phone; then call [`Authenticator::poll_device_enrolment`].
     /// Replaces an earlier enrolment on this phone. If the answer is lost the
     /// enrolment is kept, and polling resumes it.
-    pub async fn start_device_enrolment(&self, user_id: &str, pin: &str) -> Result<DeviceEnrolment> {
+    pub async fn start_device_enrolment(
+        &self,
+        user_id: &str,
+        pin: &str,
+    ) -> Result<DeviceEnrolment> {
         self.inner.config.pin_policy.check(pin)?;
         let inner = self.inner.clone();
         let user_id = user_id.to_owned();
@@ -269,9 +273,7 @@ impl Authenticator {
             Err(e) => return Err(e),
         };
         if resp.enrolment_id != id {
-            return Err(Error::InvalidResponse(
-                "status of another enrolment".into(),
-            ));
+            return Err(Error::InvalidResponse("status of another enrolment".into()));
         }
         match resp.state {
             EnrolmentState::AwaitingApproval => Ok(EnrolmentStatus::AwaitingApproval),

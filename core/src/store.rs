@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::lockout::LockoutState;
 use crate::pin::WrappedPinKey;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE accounts (
     authenticator_id  TEXT PRIMARY KEY NOT NULL,
     identity_id       TEXT NOT NULL,
@@ -74,10 +75,10 @@ CREATE TABLE pending_activation (
     created_at_ms    INTEGER NOT NULL
 ) STRICT;
 "#,
-// A new device added from an existing one: the keys and proof as for an
-// activation, then the server's enrolment id and code; and, on existing
-// devices, the new devices being added to their identity (from the pull).
-r#"
+    // A new device added from an existing one: the keys and proof as for an
+    // activation, then the server's enrolment id and code; and, on existing
+    // devices, the new devices being added to their identity (from the pull).
+    r#"
 CREATE TABLE pending_enrolment (
     id               INTEGER PRIMARY KEY CHECK (id = 1),
     user_id          TEXT NOT NULL,
@@ -105,7 +106,8 @@ CREATE TABLE device_enrolments (
     usable_at_ms     INTEGER,
     PRIMARY KEY (authenticator_id, enrolment_id)
 ) STRICT;
-"#];
+"#,
+];
 
 /// Local state of an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -998,7 +1000,11 @@ impl Store {
                     params![
                         account.to_string(),
                         r.enrolment_id.to_string(),
-                        if r.waiting { "waiting" } else { "awaiting_approval" },
+                        if r.waiting {
+                            "waiting"
+                        } else {
+                            "awaiting_approval"
+                        },
                         to_i64(r.requested_at_ms),
                         r.usable_at_ms.map(to_i64)
                     ],

@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::{PublicKey, Signature};
 use crate::ids::{AuthenticatorId, Nonce16};
 use crate::messages::{
-    ActivationProof, Decision, DeviceRequestAuth, EnrolmentProof, ReceiptBody,
-    RequestEnvelopeBody,
+    ActivationProof, Decision, DeviceRequestAuth, EnrolmentProof, ReceiptBody, RequestEnvelopeBody,
 };
 
 /// The whole vectors file.

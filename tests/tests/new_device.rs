@@ -75,6 +75,29 @@ fn events(w: &World, identity: IdentityId) -> Vec<String> {
         .unwrap()
 }
 
+/// The SMS and e-mail deliveries queued for an identity's new-device events:
+/// (event kind, channel, address), sorted.
+fn deliveries(w: &World, identity: IdentityId) -> Vec<(String, String, String)> {
+    let db = rusqlite::Connection::open_with_flags(
+        w.dir.path().join("server").join("eid-server.sqlite3"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = db
+        .prepare(
+            "SELECT e.kind, d.channel, d.address FROM event_deliveries d \
+             JOIN security_events e ON e.id = d.event_id \
+             WHERE e.identity_id = ?1 AND e.kind LIKE 'new_device%' ORDER BY e.id, d.channel",
+        )
+        .unwrap();
+    stmt.query_map([identity.as_bytes().as_slice()], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
 fn new_device_events(w: &World, identity: IdentityId) -> Vec<String> {
     events(w, identity)
         .into_iter()
@@ -104,7 +127,10 @@ async fn new_device_happy_path_waits_an_hour_then_works() {
         enrolment.qr_payload,
         format!("eid-enrol:v1:{}", enrolment.code)
     );
-    assert_eq!(b.app.pending_device_enrolment().unwrap(), Some(enrolment.clone()));
+    assert_eq!(
+        b.app.pending_device_enrolment().unwrap(),
+        Some(enrolment.clone())
+    );
     assert_eq!(
         b.app.poll_device_enrolment().await.unwrap(),
         EnrolmentStatus::AwaitingApproval
@@ -113,7 +139,9 @@ async fn new_device_happy_path_waits_an_hour_then_works() {
     // Phone A sees the request with the strongest warning, from the eID itself.
     let view = new_device_request(&a).await;
     assert!(
-        view.warnings.iter().any(|x| x.kind == WarningKind::NewDevice),
+        view.warnings
+            .iter()
+            .any(|x| x.kind == WarningKind::NewDevice),
         "{:?}",
         view.warnings
     );
@@ -122,7 +150,10 @@ async fn new_device_happy_path_waits_an_hour_then_works() {
         Some(eid_protocol::SELF_SERVICE_PROVIDER_NAME)
     );
     let text = view.reference_text.clone().unwrap();
-    assert!(text.contains("Tilføj ny enhed") && text.contains("Add a new device"), "{text}");
+    assert!(
+        text.contains("Tilføj ny enhed") && text.contains("Add a new device"),
+        "{text}"
+    );
     let pending = a.app.pending_devices(&acc_a).unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].state, PendingDeviceState::AwaitingApproval);
@@ -208,21 +239,42 @@ async fn new_device_happy_path_waits_an_hour_then_works() {
 async fn scammer_adds_a_new_phone_is_stopped_by_waiting_period_notification_and_cancel() {
     let w = World::start().await.unwrap();
     let user = "victim#1950x";
-    let person = w.person(user).await.unwrap();
-    // The victim has e-mail and phone on file: every step reaches them.
-    let identity = person.identity_id;
+    // The victim has a phone number and e-mail on file: every step reaches them.
+    let identity = w
+        .admin
+        .create_identity_with(&wire::CreateIdentityRequest {
+            user_id: user.into(),
+            display_name: None,
+            phone: Some("+4520304050".into()),
+            email: Some("victim@example.dk".into()),
+        })
+        .await
+        .unwrap()
+        .identity_id;
+    let code = w
+        .admin
+        .issue_activation_code(identity)
+        .await
+        .unwrap()
+        .activation_code;
     let victim = w.phone("victim").unwrap();
     let acc = victim
         .app
-        .activate(user, &person.code, PIN)
+        .activate(user, &code, PIN)
         .await
         .unwrap()
         .authenticator_id;
     let scammer = w.phone("scammer").unwrap();
 
     // "The bank" phones: "approve the security check and read me the code".
-    let enrolment = scammer.app.start_device_enrolment(user, "529174").await.unwrap();
-    approve_with_code(&victim, &acc, &enrolment.code).await.unwrap();
+    let enrolment = scammer
+        .app
+        .start_device_enrolment(user, "529174")
+        .await
+        .unwrap();
+    approve_with_code(&victim, &acc, &enrolment.code)
+        .await
+        .unwrap();
     assert!(matches!(
         scammer.app.poll_device_enrolment().await,
         Ok(EnrolmentStatus::Waiting { .. })
@@ -238,6 +290,31 @@ async fn scammer_adds_a_new_phone_is_stopped_by_waiting_period_notification_and_
     assert_eq!(
         new_device_events(&w, identity),
         ["new_device_requested", "new_device_approved"]
+    );
+    assert_eq!(
+        deliveries(&w, identity),
+        [
+            (
+                "new_device_requested".into(),
+                "email".into(),
+                "victim@example.dk".into()
+            ),
+            (
+                "new_device_requested".into(),
+                "sms".into(),
+                "+4520304050".into()
+            ),
+            (
+                "new_device_approved".into(),
+                "email".into(),
+                "victim@example.dk".into()
+            ),
+            (
+                "new_device_approved".into(),
+                "sms".into(),
+                "+4520304050".into()
+            ),
+        ]
     );
 
     // The victim opens the app, sees the new device and cancels it (no PIN).
@@ -299,7 +376,11 @@ async fn wrong_code_is_refused_and_deny_or_this_wasnt_me_cancels_the_enrolment()
         let b = w.phone(&format!("bent-b{i}")).unwrap();
         let enrolment = b.app.start_device_enrolment(&user, PIN).await.unwrap();
         let view = new_device_request(&a).await;
-        let wrong = if enrolment.code == "00000000" { "00000001" } else { "00000000" };
+        let wrong = if enrolment.code == "00000000" {
+            "00000001"
+        } else {
+            "00000000"
+        };
         let unlock = a.app.unlock(&acc, &view.request_id, PIN).await.unwrap();
         assert_eq!(
             a.app.approve(&unlock, true, Some(wrong)).await,
@@ -331,7 +412,11 @@ async fn wrong_code_is_refused_and_deny_or_this_wasnt_me_cancels_the_enrolment()
     let b = w.phone("carl-b").unwrap();
     let enrolment = b.app.start_device_enrolment(user, PIN).await.unwrap();
     let view = new_device_request(&a).await;
-    let wrong = if enrolment.code == "11111111" { "22222222" } else { "11111111" };
+    let wrong = if enrolment.code == "11111111" {
+        "22222222"
+    } else {
+        "11111111"
+    };
     for _ in 0..2 {
         let unlock = a.app.unlock(&acc, &view.request_id, PIN).await.unwrap();
         assert_eq!(
@@ -392,7 +477,10 @@ async fn device_cap_refuses_a_fourth_device_and_blocked_or_unknown_ids_get_nothi
         })
     );
     assert_eq!(fourth.app.pending_device_enrolment().unwrap(), None);
-    assert!(a.app.refresh().await.unwrap().is_empty(), "no request for the 4th");
+    assert!(
+        a.app.refresh().await.unwrap().is_empty(),
+        "no request for the 4th"
+    );
     w.advance(HOUR, &[&a, &third, &fourth]);
     assert!(matches!(
         third.app.poll_device_enrolment().await,
@@ -434,7 +522,13 @@ async fn device_cap_refuses_a_fourth_device_and_blocked_or_unknown_ids_get_nothi
     }
     w.admin.unblock(blocked.identity_id).await.unwrap();
     assert!(blocked_phone.app.refresh().await.unwrap().is_empty());
-    assert!(blocked_phone.app.pending_devices(&blocked_acc).unwrap().is_empty());
+    assert!(
+        blocked_phone
+            .app
+            .pending_devices(&blocked_acc)
+            .unwrap()
+            .is_empty()
+    );
     assert!(new_device_events(&w, blocked.identity_id).is_empty());
     w.advance(5 * MINUTE, &[&to_blocked, &to_unknown]);
     for phone in [&to_blocked, &to_unknown] {
@@ -559,11 +653,20 @@ async fn post_raw(
 
 fn error_code(status: u16, bytes: &[u8]) -> ErrorCode {
     assert!(status >= 400, "expected an error, got {status}");
-    serde_json::from_slice::<ErrorBody>(bytes).unwrap().error.code
+    serde_json::from_slice::<ErrorBody>(bytes)
+        .unwrap()
+        .error
+        .code
 }
 
 async fn start_raw(w: &World, req: &StartEnrolmentRequest) -> Result<EnrolmentStarted, ErrorCode> {
-    let (status, bytes) = post_raw(w, wire::PATH_ENROLMENTS, serde_json::to_vec(req).unwrap(), None).await;
+    let (status, bytes) = post_raw(
+        w,
+        wire::PATH_ENROLMENTS,
+        serde_json::to_vec(req).unwrap(),
+        None,
+    )
+    .await;
     if status == 201 {
         Ok(serde_json::from_slice(&bytes).unwrap())
     } else {
@@ -610,21 +713,39 @@ async fn bad_enrolment_input_gets_typed_errors_and_changes_nothing() {
     assert_eq!(error_code(s, &b), ErrorCode::MalformedRequest);
     let mut json = serde_json::to_value(&good).unwrap();
     json["device_public_key"] = serde_json::Value::String(wire::b64::encode(&[4u8; 65]));
-    let (s, b) = post_raw(&w, wire::PATH_ENROLMENTS, json.to_string().into_bytes(), None).await;
+    let (s, b) = post_raw(
+        &w,
+        wire::PATH_ENROLMENTS,
+        json.to_string().into_bytes(),
+        None,
+    )
+    .await;
     assert_eq!(error_code(s, &b), ErrorCode::MalformedRequest);
     let same = enrolment_request(user, &device, &device);
-    assert_eq!(start_raw(&w, &same).await.unwrap_err(), ErrorCode::MalformedRequest);
+    assert_eq!(
+        start_raw(&w, &same).await.unwrap_err(),
+        ErrorCode::MalformedRequest
+    );
     // A proof signed by another key, or for another user ID.
     let other = SoftwareSigningKey::generate();
     let mut forged = good.clone();
     forged.pin_signature = enrolment_request(user, &device, &other).pin_signature;
-    assert_eq!(start_raw(&w, &forged).await.unwrap_err(), ErrorCode::InvalidSignature);
+    assert_eq!(
+        start_raw(&w, &forged).await.unwrap_err(),
+        ErrorCode::InvalidSignature
+    );
     let mut forged = good.clone();
     forged.device_signature = enrolment_request(user, &other, &pin).device_signature;
-    assert_eq!(start_raw(&w, &forged).await.unwrap_err(), ErrorCode::InvalidSignature);
+    assert_eq!(
+        start_raw(&w, &forged).await.unwrap_err(),
+        ErrorCode::InvalidSignature
+    );
     let mut renamed = good.clone();
     renamed.user_id = "Ida#1950x".into();
-    assert_eq!(start_raw(&w, &renamed).await.unwrap_err(), ErrorCode::InvalidSignature);
+    assert_eq!(
+        start_raw(&w, &renamed).await.unwrap_err(),
+        ErrorCode::InvalidSignature
+    );
     // An activation proof (other domain) does not stand in for an enrolment proof.
     let activation = ActivationProof {
         user_id: user,
@@ -635,7 +756,10 @@ async fn bad_enrolment_input_gets_typed_errors_and_changes_nothing() {
     let mut cross = good.clone();
     cross.device_signature = device.sign(&activation);
     cross.pin_signature = pin.sign(&activation);
-    assert_eq!(start_raw(&w, &cross).await.unwrap_err(), ErrorCode::InvalidSignature);
+    assert_eq!(
+        start_raw(&w, &cross).await.unwrap_err(),
+        ErrorCode::InvalidSignature
+    );
     // Nothing reached phone A and nothing was recorded.
     assert!(a.app.refresh().await.unwrap().is_empty());
     assert!(new_device_events(&w, person.identity_id).is_empty());
@@ -653,7 +777,9 @@ async fn bad_enrolment_input_gets_typed_errors_and_changes_nothing() {
     );
     stranger.authenticator_id = Some(started.enrolment_id);
     assert_eq!(
-        status_code(&w, &stranger, started.enrolment_id).await.unwrap_err(),
+        status_code(&w, &stranger, started.enrolment_id)
+            .await
+            .unwrap_err(),
         ErrorCode::InvalidSignature
     );
     let body = serde_json::to_vec(&EnrolmentStatusRequest {
@@ -667,11 +793,23 @@ async fn bad_enrolment_input_gets_typed_errors_and_changes_nothing() {
         w.now_ms(),
         Nonce16::random(),
     );
-    let (s, bytes) = post_raw(&w, wire::PATH_ENROLMENT_STATUS, body.clone(), Some(&headers)).await;
+    let (s, bytes) = post_raw(
+        &w,
+        wire::PATH_ENROLMENT_STATUS,
+        body.clone(),
+        Some(&headers),
+    )
+    .await;
     assert_eq!(s, 200);
     let status: EnrolmentStatusResponse = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(status.state, EnrolmentState::AwaitingApproval);
-    let (s, bytes) = post_raw(&w, wire::PATH_ENROLMENT_STATUS, body.clone(), Some(&headers)).await;
+    let (s, bytes) = post_raw(
+        &w,
+        wire::PATH_ENROLMENT_STATUS,
+        body.clone(),
+        Some(&headers),
+    )
+    .await;
     assert_eq!(error_code(s, &bytes), ErrorCode::ReplayedNonce);
     // A pull signature does not work as a status signature (path signed).
     let pull_headers = SoftPhone::sign_device_request(
@@ -711,7 +849,10 @@ async fn bad_enrolment_input_gets_typed_errors_and_changes_nothing() {
             .state,
         EnrolmentState::AwaitingApproval
     );
-    assert_eq!(new_device_events(&w, person.identity_id), ["new_device_requested"]);
+    assert_eq!(
+        new_device_events(&w, person.identity_id),
+        ["new_device_requested"]
+    );
 }
 
 #[tokio::test]

@@ -126,8 +126,8 @@ pub(crate) async fn start(
     State(state): State<AppState>,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<EnrolmentStarted>)> {
-    let req: StartEnrolmentRequest = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::malformed("invalid enrolment body"))?;
+    let req: StartEnrolmentRequest =
+        serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid enrolment body"))?;
     for key in [&req.device_public_key, &req.pin_public_key] {
         key.validate()
             .map_err(|_| ApiError::malformed("a public key is not a valid P-256 point"))?;
@@ -288,7 +288,9 @@ pub(crate) async fn status(
         activation,
     };
     Ok(Json(match poll {
-        EnrolmentPoll::AwaitingApproval(_) => response(EnrolmentState::AwaitingApproval, None, None),
+        EnrolmentPoll::AwaitingApproval(_) => {
+            response(EnrolmentState::AwaitingApproval, None, None)
+        }
         EnrolmentPoll::Waiting(e) => response(EnrolmentState::Waiting, e.usable_at_ms, None),
         EnrolmentPoll::Activated(a) => {
             tracing::info!(authenticator = %a.id, identity = %a.identity_id, "new device activated");
@@ -327,8 +329,8 @@ pub(crate) async fn cancel(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<EnrolmentCancelled>> {
-    let req: CancelEnrolmentRequest = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::malformed("invalid cancel body"))?;
+    let req: CancelEnrolmentRequest =
+        serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid cancel body"))?;
     authenticate_device_request(
         &state,
         &headers,

@@ -689,9 +689,10 @@ fn decide_enrolment(
     };
     let moved = c
         .prepare_cached(sql)?
-        .query_row(params![request_id.as_bytes().as_slice(), i64_of(now)], |r| {
-            Ok((AuthenticatorId(blob16(r, 0)?), IdentityId(blob16(r, 1)?)))
-        })
+        .query_row(
+            params![request_id.as_bytes().as_slice(), i64_of(now)],
+            |r| Ok((AuthenticatorId(blob16(r, 0)?), IdentityId(blob16(r, 1)?))),
+        )
         .optional()?;
     if let Some((enrolment_id, identity_id)) = moved {
         let kind = if approved {
@@ -1279,7 +1280,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<StartEnrolmentResult> {
         let envelope_json = match &request {
             Some(r) => Some(
-                serde_json::to_string(&r.envelope).map_err(|e| StoreError::Backend(e.to_string()))?,
+                serde_json::to_string(&r.envelope)
+                    .map_err(|e| StoreError::Backend(e.to_string()))?,
             ),
             None => None,
         };
