@@ -1171,6 +1171,56 @@ mod tests {
     }
 
     #[test]
+    fn pending_enrolment_is_kept_apart_from_activation_and_cleared_by_its_account() {
+        let mut s = Store::open_in_memory().unwrap();
+        let a = sample_account();
+        let keys = PendingActivationRow {
+            user_id: "Anna#2024".into(),
+            device_key_alias: a.device_key_alias.clone(),
+            pin_wrap_alias: a.pin_wrap_alias.clone(),
+            device_public_key: a.server_public_key.clone(),
+            pin_public_key: a.pin_public_key.clone(),
+            wrapped: sample_wrapped(),
+            device_signature: vec![1, 2],
+            pin_signature: vec![3, 4],
+            created_at_ms: 5,
+        };
+        s.put_pending_activation(&keys).unwrap();
+        s.put_pending_enrolment(&keys).unwrap();
+        assert_eq!(s.pending_enrolment().unwrap().unwrap().answer, None);
+        let answer = EnrolmentAnswer {
+            enrolment_id: a.authenticator_id,
+            code: "12345678".into(),
+            expires_at_ms: 9,
+            usable_at_ms: Some(10),
+        };
+        s.set_enrolment_answer(&answer).unwrap();
+        let p = s.pending_enrolment().unwrap().unwrap();
+        assert_eq!(p.answer, Some(answer));
+        assert_eq!(p.keys.pin_signature, vec![3, 4]);
+        // Activating from the enrolment clears it, not the pending activation.
+        s.insert_enrolled_account(&a, &sample_wrapped()).unwrap();
+        assert!(s.pending_enrolment().unwrap().is_none());
+        assert!(s.pending_activation().unwrap().is_some());
+
+        let row = DeviceEnrolmentRow {
+            enrolment_id: AuthenticatorId::random(),
+            waiting: true,
+            requested_at_ms: 1,
+            usable_at_ms: Some(2),
+        };
+        let id = a.authenticator_id;
+        s.replace_device_enrolments(&[(id, vec![row.clone()])])
+            .unwrap();
+        assert_eq!(s.device_enrolments(&id).unwrap(), vec![row.clone()]);
+        s.delete_device_enrolment(&id, &row.enrolment_id).unwrap();
+        assert!(s.device_enrolments(&id).unwrap().is_empty());
+        s.replace_device_enrolments(&[(id, vec![row])]).unwrap();
+        s.delete_account(&id).unwrap();
+        assert!(s.device_enrolments(&id).unwrap().is_empty());
+    }
+
+    #[test]
     fn in_memory_opens() {
         let s = Store::open_in_memory().unwrap();
         assert!(s.pending().unwrap().is_empty());

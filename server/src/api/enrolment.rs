@@ -12,13 +12,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use eid_protocol::crypto::random_array;
 use eid_protocol::wire::{
     self, ActivateResponse, CancelEnrolmentRequest, EnrolmentCancelled, EnrolmentStarted,
     EnrolmentState, EnrolmentStatusRequest, EnrolmentStatusResponse, ErrorBody, ErrorCode,
     PulledEnrolment, RequestStatus, StartEnrolmentRequest,
 };
 use eid_protocol::{
-    AuthenticatorId, EnrolmentProof, RequestEnvelopeBody, RequestId, RequestKind,
+    AuthenticatorId, EnrolmentProof, IdentityId, RequestEnvelopeBody, RequestId, RequestKind,
     SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME,
 };
 
@@ -45,7 +46,7 @@ const CODE_DIGITS: usize = 8;
 fn new_code() -> String {
     let mut out = String::with_capacity(CODE_DIGITS);
     while out.len() < CODE_DIGITS {
-        for b in eid_protocol::crypto::random_array::<16>() {
+        for b in random_array::<16>() {
             // Rejection sampling: 250 is the largest multiple of 10 ≤ 256.
             if b < 250 && out.len() < CODE_DIGITS {
                 out.push(char::from(b'0' + b % 10));
@@ -178,28 +179,27 @@ pub(crate) async fn start(
         },
     };
     // The request the existing devices see (signed here; the store re-checks
-    // block, pending enrolments and the cap in its write).
-    let request = identity_id.map(|identity_id| {
-        let envelope = RequestEnvelopeBody {
-            request_id: RequestId::random(),
-            identity_id,
-            kind: RequestKind::NewDevice,
-            service_provider_id: SELF_SERVICE_PROVIDER_ID,
-            service_provider_name: SELF_SERVICE_PROVIDER_NAME.to_owned(),
-            reference_text: new_device_reference_text(now),
-            created_at_ms: now,
-            expires_at_ms,
-            server_nonce: eid_protocol::crypto::random_array(),
-            binding_required: true,
-        };
-        let envelope_signature = state.signing_key.sign(&envelope.signing_bytes());
-        StoredRequest {
-            envelope,
-            envelope_signature,
-            binding_code: Some(code),
-            status: RequestStatus::Pending,
-            decision: None,
-        }
+    // block, pending enrolments and the cap in its write). It is made and
+    // signed for an unknown user ID too, so both answers cost the same.
+    let envelope = RequestEnvelopeBody {
+        request_id: RequestId::random(),
+        identity_id: identity_id.unwrap_or_else(|| IdentityId(random_array())),
+        kind: RequestKind::NewDevice,
+        service_provider_id: SELF_SERVICE_PROVIDER_ID,
+        service_provider_name: SELF_SERVICE_PROVIDER_NAME.to_owned(),
+        reference_text: new_device_reference_text(now),
+        created_at_ms: now,
+        expires_at_ms,
+        server_nonce: random_array(),
+        binding_required: true,
+    };
+    let envelope_signature = state.signing_key.sign(&envelope.signing_bytes());
+    let request = identity_id.map(|_| StoredRequest {
+        envelope,
+        envelope_signature,
+        binding_code: Some(code),
+        status: RequestStatus::Pending,
+        decision: None,
     });
     let result = state
         .store
