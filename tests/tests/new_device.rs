@@ -920,3 +920,37 @@ async fn the_new_phone_may_give_up_and_its_keys_are_deleted() {
     );
     assert_eq!(a.app.refresh().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_enrolment_endpoints_are_in_the_openapi_document() {
+    let w = World::start().await.unwrap();
+    let endpoint = eid_api_client::Endpoint::new(&w.base_url(), &w.spki_pin).unwrap();
+    let doc: serde_json::Value = endpoint
+        .client
+        .get(format!("{}/openapi.json", endpoint.base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        wire::PATH_ENROLMENTS,
+        wire::PATH_ENROLMENT_STATUS,
+        wire::PATH_ENROLMENT_CANCEL,
+    ] {
+        assert!(doc["paths"][path]["post"].is_object(), "{path} documented");
+    }
+    for schema in [
+        "StartEnrolmentRequest",
+        "EnrolmentStarted",
+        "EnrolmentStatusResponse",
+        "CancelEnrolmentRequest",
+        "PulledEnrolment",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "{schema} documented"
+        );
+    }
+}
