@@ -566,8 +566,13 @@ async fn one_new_device_at_a_time_and_a_lost_answer_gets_the_same_enrolment() {
     let mut first = SoftPhone::new();
     let request = enrolment_request(user, &first.device_key, &first.pin_key);
     let started = start_raw(&w, &request).await.unwrap();
-    // The same keys again (a retry after a lost answer): the same enrolment.
+    // The same keys again (a retry after a lost answer): the same enrolment;
+    // and so for a decoy, so a retry does not tell an unknown user ID apart.
     assert_eq!(start_raw(&w, &request).await.unwrap(), started);
+    let stranger = SoftPhone::new();
+    let unknown = enrolment_request("nobody#1950x", &stranger.device_key, &stranger.pin_key);
+    let decoy = start_raw(&w, &unknown).await.unwrap();
+    assert_eq!(start_raw(&w, &unknown).await.unwrap(), decoy);
     first.authenticator_id = Some(started.enrolment_id);
 
     // Another new phone meanwhile gets an answer like any other, but no

@@ -459,8 +459,8 @@ pub trait Store: Send + Sync + 'static {
     /// authenticators plus live enrolments), stores the enrolment, its
     /// new-device request and a `new_device_requested` event; if the cap is
     /// reached, `DeviceLimitReached`; otherwise, and without `request`, stores
-    /// `enrolment` as a decoy. The same device key with a live enrolment of
-    /// the identity gets that enrolment back.
+    /// `enrolment` as a decoy. The same new keys with a live enrolment (real
+    /// or decoy) get that enrolment back.
     async fn start_enrolment(
         &self,
         enrolment: Enrolment,

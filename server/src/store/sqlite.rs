@@ -172,6 +172,7 @@ fn migrations() -> Migrations<'static> {
             ON device_enrolments(identity_id, requested_at_ms);
         CREATE INDEX device_enrolments_by_request ON device_enrolments(request_id)
             WHERE request_id IS NOT NULL;
+        CREATE INDEX device_enrolments_by_key ON device_enrolments(device_public_key);
         "#,
         ),
     ])
@@ -1286,6 +1287,28 @@ impl Store for SqliteStore {
             None => None,
         };
         self.write(move |c| {
+            // A retry with the same new keys (the answer was lost) gets the
+            // same live enrolment back, real or decoy alike, so a retry does
+            // not tell them apart either.
+            let existing = c
+                .prepare_cached(&format!(
+                    "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments e \
+                     WHERE e.device_public_key = ?1 AND e.pin_public_key = ?3 AND \
+                     ((e.identity_id IS NULL AND e.expires_at_ms > ?2) OR \
+                     (e.identity_id IS NOT NULL AND {LIVE_ENROLMENT})) LIMIT 1"
+                ))?
+                .query_row(
+                    params![
+                        enrolment.device_public_key.as_bytes().as_slice(),
+                        i64_of(now_ms),
+                        enrolment.pin_public_key.as_bytes().as_slice()
+                    ],
+                    enrolment_row,
+                )
+                .optional()?;
+            if let Some(existing) = existing {
+                return Ok(StartEnrolmentResult::Existing(existing));
+            }
             let decoy = Enrolment { identity_id: None, request_id: None, ..enrolment.clone() };
             let (Some(request), Some(envelope_json)) = (request, envelope_json) else {
                 insert_enrolment(c, &decoy)?;
@@ -1300,25 +1323,6 @@ impl Store for SqliteStore {
                     insert_enrolment(c, &decoy)?;
                     return Ok(StartEnrolmentResult::Started(decoy));
                 }
-            }
-            // A retry with the same new keys (the answer was lost).
-            let existing = c
-                .prepare_cached(&format!(
-                    "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments e WHERE e.identity_id = ?1 \
-                     AND {LIVE_ENROLMENT} AND e.device_public_key = ?3 AND e.pin_public_key = ?4"
-                ))?
-                .query_row(
-                    params![
-                        identity_bytes,
-                        i64_of(now_ms),
-                        enrolment.device_public_key.as_bytes().as_slice(),
-                        enrolment.pin_public_key.as_bytes().as_slice()
-                    ],
-                    enrolment_row,
-                )
-                .optional()?;
-            if let Some(existing) = existing {
-                return Ok(StartEnrolmentResult::Existing(existing));
             }
             // One new device at a time, and a few per hour: more would only
             // flood the person's phone, SMS and e-mail.
