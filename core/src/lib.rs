@@ -11,6 +11,7 @@ mod approval;
 pub mod client;
 pub mod clock;
 pub mod display;
+mod enrolment;
 pub mod error;
 pub mod household;
 pub mod keystore;
@@ -37,6 +38,7 @@ pub use approval::Action;
 pub use client::{ServerConfig, spki_pin_of_certificate};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use display::{Language, RequestView, Warning, WarningKind};
+pub use enrolment::{DeviceEnrolment, EnrolmentStatus, PendingDevice, PendingDeviceState};
 pub use error::{Error, Result};
 pub use household::PersonSummary;
 pub use keystore::{KeyStore, KeyStoreError, SoftwareKeyStore};
@@ -410,6 +412,9 @@ impl Authenticator {
             .map(|(id, state, keep)| (*id, *state, keep.as_slice()))
             .collect();
         lock(&self.inner.store)?.apply_pull(&rows, resp.server_time_ms, wall)?;
+        let shown: Vec<(AuthenticatorId, AccountState)> =
+            kept.iter().map(|(id, state, _)| (*id, *state)).collect();
+        enrolment::store_pulled(&self.inner, &shown, &resp.accounts)?;
         let mut timers = lock(&self.inner.timers)?;
         for (id, _, keep) in &kept {
             let id = *id;
@@ -815,6 +820,19 @@ impl Authenticator {
 impl Inner {
     fn prepare_activation(&self, user_id: &str, pin: &str) -> Result<PendingActivationRow> {
         self.discard_activation()?;
+        let row = self.prepare_keys(user_id, pin, |p| p.signing_bytes())?;
+        lock(&self.store)?.put_pending_activation(&row)?;
+        Ok(row)
+    }
+
+    /// Makes a device key (keystore) and a PIN key sealed under `pin`, and
+    /// signs `proof` (activation or enrolment) with both.
+    fn prepare_keys(
+        &self,
+        user_id: &str,
+        pin: &str,
+        proof: impl FnOnce(&ActivationProof<'_>) -> Vec<u8>,
+    ) -> Result<PendingActivationRow> {
         let device_key_alias = new_alias("device");
         let pin_wrap_alias = new_alias("pinwrap");
         let device_public = PublicKey::from_sec1(&self.keystore.create_key(&device_key_alias)?)
@@ -828,12 +846,11 @@ impl Inner {
             self.keystore.as_ref(),
             &pin_wrap_alias,
         )?;
-        let proof = ActivationProof {
+        let proof = proof(&ActivationProof {
             user_id,
             device_public_key: &device_public,
             pin_public_key: pin_key.public_key(),
-        }
-        .signing_bytes();
+        });
         let device_signature = self.keystore.sign(&device_key_alias, &proof)?;
         let row = PendingActivationRow {
             user_id: user_id.to_owned(),
@@ -846,7 +863,6 @@ impl Inner {
             pin_signature: pin_key.sign(&proof).0,
             created_at_ms: self.clock.wall_ms(),
         };
-        lock(&self.store)?.put_pending_activation(&row)?;
         Ok(row)
     }
 
@@ -889,13 +905,27 @@ impl Inner {
         path: &str,
         body: &[u8],
     ) -> Result<Vec<(&'static str, String)>> {
+        let signers: Vec<(AuthenticatorId, &str)> = accounts
+            .iter()
+            .map(|a| (a.authenticator_id, a.device_key_alias.as_str()))
+            .collect();
+        self.signed_headers(&signers, path, body)
+    }
+
+    /// Device-request headers signed by each `(id, device key alias)`.
+    fn signed_headers(
+        &self,
+        signers: &[(AuthenticatorId, &str)],
+        path: &str,
+        body: &[u8],
+    ) -> Result<Vec<(&'static str, String)>> {
         let timestamp_ms = self.clock.wall_ms();
         let nonce = Nonce16::random();
         let body_sha256 = eid_protocol::sha256(body);
-        let mut pairs = Vec::with_capacity(accounts.len());
-        for a in accounts {
+        let mut pairs = Vec::with_capacity(signers.len());
+        for (id, alias) in signers {
             let msg = DeviceRequestAuth {
-                authenticator_id: a.authenticator_id,
+                authenticator_id: *id,
                 method: "POST",
                 path,
                 body_sha256,
@@ -903,9 +933,9 @@ impl Inner {
                 nonce,
             }
             .signing_bytes();
-            let sig = Signature::from_der(&self.keystore.sign(&a.device_key_alias, &msg)?)
+            let sig = Signature::from_der(&self.keystore.sign(alias, &msg)?)
                 .map_err(|_| KeyStoreError::Failure("bad signature".into()))?;
-            pairs.push((a.authenticator_id, sig));
+            pairs.push((*id, sig));
         }
         Ok(vec![
             (wire::HEADER_TIMESTAMP, timestamp_ms.to_string()),

@@ -36,6 +36,12 @@ pub struct Config {
     /// Kotlin and Swift shells' tests, shorten it to test expiry; the server
     /// logs a warning when it is not 300.
     pub request_lifetime_secs: u64,
+    /// Waiting period, in seconds, between the approval of a new device (from
+    /// an existing one) and the moment it works: 3600 (MitID's hour).
+    pub new_device_wait_secs: u64,
+    /// Most devices per identity: active authenticators plus new devices
+    /// being added (awaiting approval or in the waiting period).
+    pub max_devices_per_identity: u64,
 }
 
 /// TLS files.
@@ -71,6 +77,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             max_pending_per_identity: 10,
             request_lifetime_secs: 300,
+            new_device_wait_secs: 3600,
+            max_devices_per_identity: 3,
         }
     }
 }
@@ -88,6 +96,8 @@ impl std::fmt::Debug for Config {
             .field("activation_code_ttl_secs", &self.activation_code_ttl_secs)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("request_lifetime_secs", &self.request_lifetime_secs)
+            .field("new_device_wait_secs", &self.new_device_wait_secs)
+            .field("max_devices_per_identity", &self.max_devices_per_identity)
             .finish_non_exhaustive()
     }
 }

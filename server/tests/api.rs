@@ -1023,7 +1023,7 @@ async fn known_answer_vectors_verify_on_the_server_side() {
     .unwrap();
     let file: eid_protocol::vectors::VectorFile = serde_json::from_str(&text).unwrap();
     let n = eid_protocol::vectors::check_file(&file, |k, m, s| k.verify(m, s).is_ok()).unwrap();
-    assert_eq!(n, 8);
+    assert!(n >= 9, "{n}");
 }
 
 /// POSTs a device-signed block request with the given headers.

@@ -11,6 +11,7 @@ use eid_protocol::wire::{
 };
 use eid_protocol::{AuthenticatorId, MAX_DEVICE_CLOCK_SKEW_MS, Nonce16, Outcome};
 
+use super::enrolment::pulled_enrolment;
 use super::{ApiJson, AppState, CENTRAL_PIN_LOCK_AT, DeviceKey, RawBody};
 use crate::api::admin::activation_code_hash;
 use crate::error::{ApiError, ApiResult};
@@ -19,7 +20,7 @@ use crate::store::{
 };
 use crate::userid;
 
-fn bad_signature(what: &str) -> ApiError {
+pub(super) fn bad_signature(what: &str) -> ApiError {
     ApiError::new(
         ErrorCode::InvalidSignature,
         format!("{what} does not verify"),
@@ -116,16 +117,20 @@ pub(crate) async fn activate(
     }
 }
 
-/// Checks the device-request headers and signatures; returns the device keys
-/// in the order of `ids`. The keys never change, so they come from a cache.
-async fn authenticate_device_request(
+/// The parsed, not yet verified, signature headers of a device request.
+pub(super) struct DeviceAuthHeaders {
+    timestamp_ms: u64,
+    nonce: Nonce16,
+    signatures: Vec<(AuthenticatorId, eid_protocol::Signature)>,
+}
+
+/// Parses the device-request headers and checks the clock and that exactly
+/// `ids` signed, once each.
+pub(super) fn parse_device_auth(
     state: &AppState,
     headers: &HeaderMap,
-    method: &str,
-    path: &str,
-    body: &[u8],
     ids: &[AuthenticatorId],
-) -> ApiResult<Vec<DeviceKey>> {
+) -> ApiResult<DeviceAuthHeaders> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let timestamp_ms: u64 = header(wire::HEADER_TIMESTAMP)
         .and_then(|v| v.parse().ok())
@@ -167,38 +172,68 @@ async fn authenticate_device_request(
             "every authenticator named must sign, once",
         ));
     }
-    let keys = device_keys(state, ids).await?;
+    Ok(DeviceAuthHeaders {
+        timestamp_ms,
+        nonce,
+        signatures,
+    })
+}
+
+/// Verifies each key's signature over the request, then uses up the nonce.
+pub(super) async fn verify_device_auth(
+    state: &AppState,
+    auth: &DeviceAuthHeaders,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    keys: &[DeviceKey],
+) -> ApiResult<()> {
     let body_sha256 = eid_protocol::sha256(body);
-    let mut out = Vec::with_capacity(ids.len());
-    for (id, key) in ids.iter().zip(keys) {
-        let signature = &signatures
+    for key in keys {
+        let signature = &auth
+            .signatures
             .iter()
-            .find(|(s, _)| s == id)
-            .expect("checked above")
+            .find(|(s, _)| *s == key.authenticator_id)
+            .ok_or_else(|| bad_signature("device signature"))?
             .1;
         let message = DeviceRequestAuth {
-            authenticator_id: *id,
+            authenticator_id: key.authenticator_id,
             method,
             path,
             body_sha256,
-            timestamp_ms,
-            nonce,
+            timestamp_ms: auth.timestamp_ms,
+            nonce: auth.nonce,
         }
         .signing_bytes();
         key.device_public_key
             .verify(&message, signature)
             .map_err(|_| bad_signature("device signature"))?;
-        out.push(key);
     }
     // Only after every signature verified, so nobody can burn a nonce.
-    let keep_until = timestamp_ms.max(now) + MAX_DEVICE_CLOCK_SKEW_MS;
-    if !state.store.use_nonce(nonce, keep_until).await? {
+    let keep_until = auth.timestamp_ms.max(state.now_ms()) + MAX_DEVICE_CLOCK_SKEW_MS;
+    if !state.store.use_nonce(auth.nonce, keep_until).await? {
         return Err(ApiError::new(
             ErrorCode::ReplayedNonce,
             "this nonce was already used",
         ));
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Checks the device-request headers and signatures; returns the device keys
+/// in the order of `ids`. The keys never change, so they come from a cache.
+pub(super) async fn authenticate_device_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    ids: &[AuthenticatorId],
+) -> ApiResult<Vec<DeviceKey>> {
+    let auth = parse_device_auth(state, headers, ids)?;
+    let keys = device_keys(state, ids).await?;
+    verify_device_auth(state, &auth, method, path, body, &keys).await?;
+    Ok(keys)
 }
 
 /// Blocks the caller's identity at once ("I suspect abuse"): pending requests
@@ -347,7 +382,7 @@ pub(crate) async fn pull(
         };
         account_states.push(account_state);
     }
-    let pending = snapshot.pending;
+    let pending = &snapshot.pending;
     let accounts = authenticators
         .iter()
         .zip(account_states)
@@ -362,6 +397,16 @@ pub(crate) async fn pull(
                         envelope: r.envelope.clone(),
                         signature: r.envelope_signature.clone(),
                     })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            device_enrolments: if account_state == AccountState::Active {
+                snapshot
+                    .enrolments
+                    .iter()
+                    .filter(|e| e.identity_id == Some(auth.identity_id))
+                    .filter_map(pulled_enrolment)
                     .collect()
             } else {
                 Vec::new()

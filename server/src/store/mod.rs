@@ -243,6 +243,88 @@ pub struct PullSnapshot {
     pub identities: Vec<Option<Identity>>,
     /// Pending, unexpired requests of the unblocked identities, oldest first.
     pub pending: Vec<StoredRequest>,
+    /// Live device enrolments of the unblocked identities (awaiting approval
+    /// with a pending, unexpired request, or waiting), oldest first.
+    pub enrolments: Vec<Enrolment>,
+}
+
+/// Where a device enrolment stands, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrolmentStoredState {
+    /// Its new-device request waits for an existing device's decision.
+    AwaitingApproval,
+    /// Approved; the new device works from `usable_at_ms`.
+    Waiting,
+    /// The new device is an authenticator now (same id).
+    Activated,
+    /// Refused, cancelled, expired undecided, or closed by a block.
+    Cancelled,
+}
+
+/// A new device asking to be added to an identity from an existing device.
+/// Its id is the authenticator id the new device gets once activated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolment {
+    /// The enrolment (and future authenticator) id.
+    pub id: AuthenticatorId,
+    /// The identity; `None` for a decoy (unknown user ID, blocked identity,
+    /// or too many enrolments): answered like a real one, never approvable.
+    pub identity_id: Option<IdentityId>,
+    /// The new-device request shown on the existing devices (not for a decoy).
+    pub request_id: Option<RequestId>,
+    /// The new device key.
+    pub device_public_key: PublicKey,
+    /// The new PIN key.
+    pub pin_public_key: PublicKey,
+    /// The code the new device shows (the request's binding code).
+    pub code: String,
+    /// State.
+    pub state: EnrolmentStoredState,
+    /// When it was asked for.
+    pub requested_at_ms: u64,
+    /// When the approval request expires.
+    pub expires_at_ms: u64,
+    /// Waiting period after approval, fixed when asked for.
+    pub wait_ms: u64,
+    /// When the new device works, once approved.
+    pub usable_at_ms: Option<u64>,
+}
+
+/// Result of asking for a device enrolment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartEnrolmentResult {
+    /// Stored (a real enrolment with its request, or a decoy).
+    Started(Enrolment),
+    /// The same new device keys asked before and the enrolment is still live
+    /// (a retry after a lost answer): that enrolment.
+    Existing(Enrolment),
+    /// The identity has the most devices allowed.
+    DeviceLimitReached,
+}
+
+/// Result of a new device's status poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnrolmentPoll {
+    /// Still waiting for an existing device's decision.
+    AwaitingApproval(Enrolment),
+    /// Approved; not usable yet.
+    Waiting(Enrolment),
+    /// Activated now or before: the authenticator.
+    Activated(Authenticator),
+    /// Over without a device (refused, cancelled, expired, blocked, or the
+    /// device cap was reached meanwhile).
+    Closed,
+}
+
+/// Result of an existing device cancelling an enrolment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelEnrolmentResult {
+    /// Cancelled now; the new-device request, if it was still pending, too.
+    Cancelled(Option<RequestId>),
+    /// Already over (activated or closed).
+    Closed,
+    /// No such enrolment for this authenticator's identity.
+    Unknown,
 }
 
 /// What a decision reads before it is verified.
@@ -276,8 +358,8 @@ pub trait Store: Send + Sync + 'static {
     async fn identity(&self, id: IdentityId) -> StoreResult<Option<Identity>>;
     /// Finds an identity by folded user ID.
     async fn identity_by_user_id(&self, user_id_folded: &str) -> StoreResult<Option<Identity>>;
-    /// Blocks or unblocks; blocking cancels every pending request of the
-    /// identity. Returns the cancelled request ids, or `None` for an unknown id.
+    /// Blocks or unblocks; blocking cancels every pending request and every
+    /// live device enrolment of the identity. Returns the cancelled request ids, or `None` for an unknown id.
     async fn set_blocked(
         &self,
         id: IdentityId,
@@ -341,7 +423,9 @@ pub trait Store: Send + Sync + 'static {
     /// Atomically records a decision if the request is still pending, unexpired
     /// by `now_ms`, the authenticator active and its identity unblocked, and
     /// the counter above the last; resets the wrong-PIN count when
-    /// `pin_verified`.
+    /// `pin_verified`. A decision on a new-device request moves its enrolment
+    /// in the same transaction: approval starts the waiting period, any other
+    /// outcome cancels it (each with its security event).
     async fn decide(
         &self,
         request_id: RequestId,
@@ -368,4 +452,42 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<CancelResult>;
     /// Counts pending, unexpired requests of an identity.
     async fn count_pending(&self, identity_id: IdentityId, now_ms: u64) -> StoreResult<u64>;
+    /// Asks for a device enrolment, atomically. With `request` (its envelope
+    /// names the identity the caller looked up): if the identity is unblocked,
+    /// has no other live enrolment, fewer than `max_per_hour` enrolments in
+    /// the last hour and fewer than `max_devices` devices (active
+    /// authenticators plus live enrolments), stores the enrolment, its
+    /// new-device request and a `new_device_requested` event; if the cap is
+    /// reached, `DeviceLimitReached`; otherwise, and without `request`, stores
+    /// `enrolment` as a decoy. The same new keys with a live enrolment (real
+    /// or decoy) get that enrolment back.
+    async fn start_enrolment(
+        &self,
+        enrolment: Enrolment,
+        request: Option<StoredRequest>,
+        max_devices: u64,
+        max_per_hour: u64,
+        now_ms: u64,
+    ) -> StoreResult<StartEnrolmentResult>;
+    /// Loads an enrolment.
+    async fn enrolment(&self, id: AuthenticatorId) -> StoreResult<Option<Enrolment>>;
+    /// The new device's status poll, atomically: closes an enrolment whose
+    /// request was refused, cancelled or expired or whose identity is blocked;
+    /// once approved and `now_ms` is past the waiting period, re-checks the
+    /// block and the device cap, stores the authenticator (id = enrolment id)
+    /// and a `device_activated` event.
+    async fn poll_enrolment(
+        &self,
+        id: AuthenticatorId,
+        max_devices: u64,
+        now_ms: u64,
+    ) -> StoreResult<EnrolmentPoll>;
+    /// An existing authenticator cancels a live enrolment of its identity (and
+    /// its request), recording a `new_device_cancelled` event.
+    async fn cancel_enrolment(
+        &self,
+        authenticator_id: AuthenticatorId,
+        enrolment_id: AuthenticatorId,
+        now_ms: u64,
+    ) -> StoreResult<CancelEnrolmentResult>;
 }
