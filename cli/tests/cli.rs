@@ -684,7 +684,7 @@ fn new_device_from_an_existing_phone() {
         Some(PIN),
     ));
     let code = enrol["code"].as_str().unwrap().to_owned();
-    assert_eq!(enrol["qr_payload"], format!("eid-enrol:v1:{code}"));
+    assert_eq!(enrol["qr_payload"], format!("eid-bind:v1:{code}"));
     let status = ok(eid(&["--json", "app", "enrol-status"], &new_env, None));
     assert_eq!(status["state"], "awaiting_approval");
 

@@ -35,7 +35,7 @@ pub struct DeviceEnrolment {
     pub enrolment_id: AuthenticatorId,
     /// The code to show; the person types it on the existing phone.
     pub code: String,
-    /// The same code as a QR payload (`eid-enrol:v1:<code>`).
+    /// The same code as a QR payload (`eid-bind:v1:<code>`).
     pub qr_payload: String,
     /// When the approval request on the existing phone expires (server clock, Unix ms).
     pub expires_at_ms: u64,

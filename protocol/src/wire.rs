@@ -34,8 +34,10 @@ pub const PATH_ENROLMENT_STATUS: &str = "/v1/device/enrolments/status";
 /// Path where an existing device cancels a new device's enrolment (signed by
 /// the existing device key; no PIN).
 pub const PATH_ENROLMENT_CANCEL: &str = "/v1/device/enrolments/cancel";
-/// Prefix of the QR payload the new device shows: `eid-enrol:v1:<code>`.
-pub const ENROLMENT_QR_PREFIX: &str = "eid-enrol:v1:";
+/// Prefix of the QR payload the new device shows: `eid-bind:v1:<code>`, the
+/// same binding-code payload a login screen shows, so the existing phone's
+/// scanner hands either to the core unchanged.
+pub const ENROLMENT_QR_PREFIX: &str = crate::binding::QR_PREFIX;
 
 /// Unpadded base64url helpers for serde.
 pub mod b64 {
@@ -348,7 +350,7 @@ pub struct EnrolmentStarted {
     /// The code the new device shows and the person types (or scans) on the
     /// existing device when approving.
     pub code: String,
-    /// The same code as a QR payload: `eid-enrol:v1:<code>`.
+    /// The same code as a QR payload: `eid-bind:v1:<code>`.
     pub qr_payload: String,
     /// When the approval request on the existing device expires (Unix ms).
     pub expires_at_ms: u64,

@@ -125,7 +125,7 @@ async fn new_device_happy_path_waits_an_hour_then_works() {
     assert_eq!(enrolment.code.len(), 8);
     assert_eq!(
         enrolment.qr_payload,
-        format!("eid-enrol:v1:{}", enrolment.code)
+        format!("eid-bind:v1:{}", enrolment.code)
     );
     assert_eq!(
         b.app.pending_device_enrolment().unwrap(),
@@ -165,8 +165,9 @@ async fn new_device_happy_path_waits_an_hour_then_works() {
         a.app.approve(&unlock, true, None).await,
         Err(Error::BindingCodeRequired)
     );
+    // Scanning the new phone's QR code hands its payload to the core as is.
     a.app
-        .approve(&unlock, true, Some(&enrolment.code))
+        .approve(&unlock, true, Some(&enrolment.qr_payload))
         .await
         .unwrap();
 
