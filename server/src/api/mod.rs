@@ -131,6 +131,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(wire::PATH_PULL, post(device::pull))
         .route(wire::PATH_DECISIONS, post(device::submit_decision))
         .route(wire::PATH_BLOCK, post(device::block))
+        .route(wire::PATH_DEVICE_SETTINGS, post(device::settings))
         .route("/v1/rp/requests", post(rp::create_request))
         .route("/v1/rp/requests/{request_id}", get(rp::get_request))
         .route(
@@ -202,6 +203,7 @@ async fn server_key(
         admin::create_identity, admin::get_identity, admin::issue_activation_code,
         admin::block_identity, admin::unblock_identity, admin::register_service_provider,
         device::activate, device::pull, device::submit_decision, device::block,
+        device::settings,
         rp::create_request, rp::get_request, rp::cancel_request,
     ),
     modifiers(&SecurityAddon),
