@@ -191,7 +191,7 @@ pub fn render(event: &StoredEvent, support_phone: Option<&str>) -> (String, Stri
          {en}{detail}.\r\nTime: {when}.\r\n{act_en}\r\n\
          We never send links. Never click links in messages about your eID.\r\n"
     );
-    let sms = format!("eID: {da}{detail}, {when}. {act_da} / {en}. {act_en}");
+    let sms = format!("eID: {da}{detail}, {when}. {act_da} / {en}{detail}. {act_en}");
     (subject, body, sms)
 }
 
@@ -551,7 +551,7 @@ mod tests {
             authenticator_id: None,
             detail: detail.map(str::to_owned),
             // 2026-11-26 04:10:00 UTC
-            occurred_at_ms: 1_795_673_400_000,
+            occurred_at_ms: 1_795_666_200_000,
         }
     }
 
@@ -559,7 +559,7 @@ mod tests {
     fn dates_are_civil_utc() {
         assert_eq!(format_utc(0), "01.01.1970 00:00 UTC");
         assert_eq!(format_utc(951_782_400_000), "29.02.2000 00:00 UTC");
-        assert_eq!(format_utc(1_795_673_400_000), "26.11.2026 04:10 UTC");
+        assert_eq!(format_utc(1_795_666_200_000), "26.11.2026 04:10 UTC");
     }
 
     #[test]
