@@ -41,12 +41,12 @@ fn channels(smtp_port: u16, sms_url: &str, max_attempts: u32) -> ConfigureFn {
             security: SmtpSecurity::None,
             username: None,
             password: None,
-            timeout_secs: 2,
+            timeout_secs: 10,
         });
         c.notifications.sms = Some(SmsWebhookConfig {
             url: sms_url.clone(),
             bearer_token: None,
-            timeout_secs: 2,
+            timeout_secs: 10,
         });
     })
 }

@@ -669,6 +669,20 @@ impl Store for SqliteStore {
         if channels.is_empty() {
             return Ok(Vec::new());
         }
+        // Most polls find nothing: ask a reader first, so an idle dispatcher
+        // never queues behind (or delays) the writer.
+        let due = self
+            .read(move |c| {
+                Ok(c.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM event_deliveries \
+                     WHERE delivered_at_ms IS NULL AND next_attempt_ms <= ?1)",
+                )?
+                .query_row(params![i64_of(now_ms)], |r| r.get::<_, bool>(0))?)
+            })
+            .await?;
+        if !due {
+            return Ok(Vec::new());
+        }
         self.write(move |c| {
             // Due rows through the partial index on next_attempt_ms.
             let mut stmt = c.prepare_cached(&format!(
