@@ -247,3 +247,54 @@ impl Config {
             .map_err(Box::new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_notifications_section_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(
+            &path,
+            r#"
+[notifications]
+poll_interval_ms = 500
+max_attempts = 5
+support_phone = "+45 70 10 20 30"
+
+[notifications.smtp]
+host = "smtp.example.dk"
+from = "eID <no-reply@eid.example.dk>"
+security = "tls"
+password = "hunter2-secret"
+
+[notifications.sms]
+url = "https://sms-gateway.example.dk/send"
+bearer_token = "bearer-secret"
+"#,
+        )
+        .unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        let n = &config.notifications;
+        assert_eq!(
+            (n.poll_interval_ms, n.max_attempts, n.retry_base_secs),
+            (500, 5, 30)
+        );
+        let smtp = n.smtp.as_ref().unwrap();
+        assert_eq!(
+            (smtp.port, smtp.security, smtp.timeout_secs),
+            (587, SmtpSecurity::Tls, 10)
+        );
+        assert_eq!(
+            n.sms.as_ref().unwrap().url,
+            "https://sms-gateway.example.dk/send"
+        );
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2-secret") && !debug.contains("bearer-secret"));
+        // Off by default.
+        let defaults = Config::default().notifications;
+        assert!(defaults.smtp.is_none() && defaults.sms.is_none());
+    }
+}

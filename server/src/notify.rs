@@ -543,6 +543,7 @@ impl Dispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{SmsWebhookConfig, SmtpConfig, SmtpSecurity};
 
     fn event(kind: SecurityEventKind, detail: Option<&str>) -> StoredEvent {
         StoredEvent {
@@ -605,6 +606,63 @@ mod tests {
         );
         assert!(body.contains("Dit eID er brugt (Nordisk Bank A/S)."));
         assert!(sms.contains("Your eID was used (Nordisk Bank A/S)"));
+    }
+
+    #[test]
+    fn channels_are_built_from_config_and_plain_http_is_only_for_loopback() {
+        for security in [
+            SmtpSecurity::Starttls,
+            SmtpSecurity::Tls,
+            SmtpSecurity::None,
+        ] {
+            let smtp = SmtpConfig {
+                host: "smtp.example.dk".into(),
+                port: 587,
+                from: "eID <no-reply@eid.example.dk>".into(),
+                security,
+                username: Some("eid".into()),
+                password: Some("secret-password".into()),
+                timeout_secs: 10,
+            };
+            SmtpChannel::new(&smtp).unwrap();
+            assert!(!format!("{smtp:?}").contains("secret-password"));
+            let bad = SmtpConfig {
+                from: "not an address".into(),
+                ..smtp
+            };
+            assert!(SmtpChannel::new(&bad).is_err());
+        }
+        let sms = |url: &str| SmsWebhookConfig {
+            url: url.into(),
+            bearer_token: Some("token-123".into()),
+            timeout_secs: 10,
+        };
+        for ok in [
+            "https://sms.example.dk/send",
+            "http://127.0.0.1:9000/sms",
+            "http://[::1]:9000/sms",
+            "http://localhost/sms",
+        ] {
+            SmsWebhookChannel::new(&sms(ok)).unwrap();
+        }
+        for bad in [
+            "http://sms.example.dk/send",
+            "ftp://127.0.0.1/x",
+            "not a url",
+        ] {
+            assert!(SmsWebhookChannel::new(&sms(bad)).is_err(), "{bad}");
+        }
+        let debug = format!("{:?}", sms("https://sms.example.dk/send?key=k-456"));
+        assert!(
+            !debug.contains("token-123") && !debug.contains("k-456"),
+            "{debug}"
+        );
+        let n = Notification {
+            to: "+4520304050".into(),
+            subject: "s".into(),
+            text: "t".into(),
+        };
+        assert!(!format!("{n:?}").contains("+4520304050"));
     }
 
     #[test]
