@@ -13,6 +13,7 @@ pub mod clock;
 pub mod display;
 mod enrolment;
 pub mod error;
+pub mod events;
 pub mod household;
 pub mod keystore;
 pub mod lockout;
@@ -38,8 +39,10 @@ pub use approval::Action;
 pub use client::{ServerConfig, spki_pin_of_certificate};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use display::{Language, RequestView, Warning, WarningKind};
+pub use eid_protocol::events::SecurityEventKind;
 pub use enrolment::{DeviceEnrolment, EnrolmentStatus, PendingDevice, PendingDeviceState};
 pub use error::{Error, Result};
+pub use events::EventView;
 pub use household::PersonSummary;
 pub use keystore::{KeyStore, KeyStoreError, SoftwareKeyStore};
 pub use pin::{KdfCost, PinPolicy, PinPolicyError};
@@ -340,8 +343,10 @@ impl Authenticator {
 
     async fn pull(&self, accounts: &[AccountRow]) -> Result<()> {
         let ids: Vec<AuthenticatorId> = accounts.iter().map(|a| a.authenticator_id).collect();
+        let feed_after = lock(&self.inner.store)?.feed_cursors(&ids)?;
         let body = serde_json::to_vec(&PullRequest {
             authenticator_ids: ids.clone(),
+            feed_after,
         })
         .map_err(|e| Error::Storage(e.to_string()))?;
         let headers = self
@@ -415,6 +420,14 @@ impl Authenticator {
         let shown: Vec<(AuthenticatorId, AccountState)> =
             kept.iter().map(|(id, state, _)| (*id, *state)).collect();
         enrolment::store_pulled(&self.inner, &shown, &resp.accounts)?;
+        // The security feed, for every account (a locked or blocked one
+        // most of all): stored with its cursor in one transaction.
+        let feeds: Vec<(AuthenticatorId, &[wire::FeedEvent], bool)> = resp
+            .accounts
+            .iter()
+            .map(|p| (p.authenticator_id, p.events.as_slice(), p.notify_every_use))
+            .collect();
+        lock(&self.inner.store)?.apply_feed(&feeds)?;
         let mut timers = lock(&self.inner.timers)?;
         for (id, _, keep) in &kept {
             let id = *id;
@@ -802,6 +815,56 @@ impl Authenticator {
         )?;
         lock(&self.inner.timers)?.retain(|(a, _), _| a != account);
         tracing::info!("identity blocked from the app");
+        Ok(())
+    }
+
+    /// The account's security feed as last pulled (no network), newest
+    /// first, with texts in `lang`. [`Authenticator::refresh`] brings new
+    /// events.
+    pub fn events(&self, account: &AuthenticatorId, lang: Language) -> Result<Vec<EventView>> {
+        let store = lock(&self.inner.store)?;
+        store.account(account)?;
+        Ok(store
+            .feed(account)?
+            .iter()
+            .map(|e| events::build_view(account, e, lang))
+            .collect())
+    }
+
+    /// The account's "notify me on every use" setting as the server last
+    /// reported it (no network).
+    pub fn notify_every_use(&self, account: &AuthenticatorId) -> Result<bool> {
+        let store = lock(&self.inner.store)?;
+        store.account(account)?;
+        store.notify_every_use(account)
+    }
+
+    /// Turns "notify me on every use" on or off for the account's identity:
+    /// with it on, every approval sends an SMS and an e-mail and appears in
+    /// the feed. Signed by the device key; no PIN.
+    pub async fn set_notify_every_use(&self, account: &AuthenticatorId, on: bool) -> Result<()> {
+        let acc = lock(&self.inner.store)?.account(account)?;
+        let body = serde_json::to_vec(&wire::DeviceSettingsRequest {
+            authenticator_id: *account,
+            notify_every_use: on,
+        })
+        .map_err(|e| Error::Storage(e.to_string()))?;
+        let headers = self.inner.device_auth_headers(
+            std::slice::from_ref(&acc),
+            wire::PATH_DEVICE_SETTINGS,
+            &body,
+        )?;
+        let resp: wire::DeviceSettingsResponse = self
+            .inner
+            .client
+            .post(wire::PATH_DEVICE_SETTINGS, body, &headers)
+            .await?;
+        if resp.identity_id != acc.identity_id || resp.notify_every_use != on {
+            return Err(Error::InvalidResponse(
+                "the settings answer does not match".into(),
+            ));
+        }
+        lock(&self.inner.store)?.set_notify_every_use(account, on)?;
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{PublicKey, Signature};
+use crate::events::SecurityEventKind;
 use crate::ids::{AuthenticatorId, IdentityId, RequestId, ServiceProviderId};
 use crate::messages::{Decision, Outcome, ReceiptBody, RequestEnvelopeBody, RequestKind};
 
@@ -38,6 +39,11 @@ pub const PATH_ENROLMENT_CANCEL: &str = "/v1/device/enrolments/cancel";
 /// same binding-code payload a login screen shows, so the existing phone's
 /// scanner hands either to the core unchanged.
 pub const ENROLMENT_QR_PREFIX: &str = crate::binding::QR_PREFIX;
+/// Path of the person's notification settings endpoint (device-signed).
+pub const PATH_DEVICE_SETTINGS: &str = "/v1/device/settings";
+
+/// Most feed events one pull returns per authenticator (the newest ones).
+pub const MAX_FEED_EVENTS: usize = 50;
 
 /// Unpadded base64url helpers for serde.
 pub mod b64 {
@@ -443,6 +449,54 @@ pub struct PulledEnrolment {
 pub struct PullRequest {
     /// The authenticators (each must sign the call; at most 16).
     pub authenticator_ids: Vec<AuthenticatorId>,
+    /// Feed cursors, parallel to `authenticator_ids`: the highest event id
+    /// each account already has (0 = from the start). Empty = all 0; when
+    /// given, one per authenticator. The pull returns events above it, at
+    /// most the newest [`MAX_FEED_EVENTS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feed_after: Vec<u64>,
+}
+
+/// The person's notification settings, set from the app. Signed by the
+/// authenticator's device key like a pull; no PIN (it only adds
+/// notifications).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSettingsRequest {
+    /// The authenticator asking; the setting is its identity's.
+    pub authenticator_id: AuthenticatorId,
+    /// "Notify me on every use": an SMS/e-mail and a feed event on every approval.
+    pub notify_every_use: bool,
+}
+
+/// The answer to a [`DeviceSettingsRequest`]: the settings now in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DeviceSettingsResponse {
+    /// The identity whose settings these are.
+    pub identity_id: IdentityId,
+    /// "Notify me on every use".
+    pub notify_every_use: bool,
+}
+
+/// One entry of an account's security feed (the server's `security_events`
+/// rows, read in the pull's snapshot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FeedEvent {
+    /// Increasing id (the feed cursor).
+    pub event_id: u64,
+    /// What happened; kinds this build does not know parse as `unknown`.
+    pub kind: SecurityEventKind,
+    /// When (server clock, Unix milliseconds).
+    pub occurred_at_ms: u64,
+    /// The authenticator involved, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticator_id: Option<AuthenticatorId>,
+    /// A short masked detail (a provider's name, a masked phone number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Most authenticators one pull may name.
@@ -487,6 +541,13 @@ pub struct PulledAccount {
     /// waiting period (empty unless active). Absent from older servers.
     #[serde(default)]
     pub device_enrolments: Vec<PulledEnrolment>,
+    /// Security events of the identity after the account's feed cursor,
+    /// oldest first (at most the newest [`MAX_FEED_EVENTS`]).
+    #[serde(default)]
+    pub events: Vec<FeedEvent>,
+    /// The identity's "notify me on every use" setting.
+    #[serde(default)]
+    pub notify_every_use: bool,
 }
 
 /// The answer to a pull.

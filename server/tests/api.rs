@@ -182,6 +182,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
         .unwrap();
     let body = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![phone.id()],
+        feed_after: Vec::new(),
     })
     .unwrap();
     let url = format!("{}{}", h.endpoint.base_url, wire::PATH_PULL);
@@ -216,6 +217,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
     // Signature over a different body.
     let other_body = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![other.id()],
+        feed_after: Vec::new(),
     })
     .unwrap();
     let wrong_body = SoftPhone::sign_device_request(
@@ -257,6 +259,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
     // A phone naming an authenticator it cannot sign for.
     let both = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![phone.id(), other.id()],
+        feed_after: Vec::new(),
     })
     .unwrap();
     let half = SoftPhone::sign_device_request(
@@ -272,6 +275,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
     ghost.authenticator_id = Some(eid_protocol::AuthenticatorId::random());
     let ghost_body = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![ghost.id()],
+        feed_after: Vec::new(),
     })
     .unwrap();
     let ghost_headers = SoftPhone::sign_device_request(

@@ -98,10 +98,13 @@ fn deliveries(w: &World, identity: IdentityId) -> Vec<(String, String, String)> 
     .unwrap()
 }
 
+/// The identity's device events since its first device was activated (that
+/// activation's own `device_activated` is left out).
 fn new_device_events(w: &World, identity: IdentityId) -> Vec<String> {
     events(w, identity)
         .into_iter()
         .filter(|k| k.starts_with("new_device") || k == "device_activated")
+        .skip_while(|k| k == "device_activated")
         .collect()
 }
 

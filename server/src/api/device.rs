@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use eid_protocol::messages::{ActivationProof, DeviceRequestAuth, ReceiptBody};
 use eid_protocol::wire::{
-    self, AccountState, ActivateRequest, ActivateResponse, BlockRequest, BlockResponse, ErrorBody,
-    ErrorCode, PullRequest, PullResponse, PulledAccount, SignedEnvelope, SignedReceipt,
-    SubmitDecisionRequest,
+    self, AccountState, ActivateRequest, ActivateResponse, BlockRequest, BlockResponse,
+    DeviceSettingsRequest, DeviceSettingsResponse, ErrorBody, ErrorCode, FeedEvent, PullRequest,
+    PullResponse, PulledAccount, SignedEnvelope, SignedReceipt, SubmitDecisionRequest,
 };
 use eid_protocol::{AuthenticatorId, MAX_DEVICE_CLOCK_SKEW_MS, Nonce16, Outcome};
 
@@ -270,7 +270,7 @@ pub(crate) async fn block(
         .ok_or_else(|| ApiError::new(ErrorCode::UnknownAuthenticator, "no such authenticator"))?;
     let cancelled = state
         .store
-        .set_blocked(authenticator.identity_id, true)
+        .set_blocked(authenticator.identity_id, true, state.now_ms())
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::UnknownIdentity, "no such identity"))?;
     for request_id in &cancelled {
@@ -281,6 +281,72 @@ pub(crate) async fn block(
     Ok(Json(BlockResponse {
         identity_id: authenticator.identity_id,
         cancelled_requests: u32::try_from(cancelled.len()).unwrap_or(u32::MAX),
+    }))
+}
+
+/// Sets the person's notification settings ("notify me on every use"). Signed
+/// by the device key like a pull (headers `eid-timestamp`, `eid-nonce`,
+/// `eid-signature`); no PIN: it can only add notifications.
+#[utoipa::path(post, path = "/v1/device/settings", tag = "device", request_body = DeviceSettingsRequest,
+    params(
+        ("eid-timestamp" = String, Header, description = "device clock, Unix milliseconds"),
+        ("eid-nonce" = String, Header, description = "single-use nonce, 32 hex digits"),
+        ("eid-signature" = String, Header, description = "authenticator_id:base64url(DER signature)")),
+    responses(
+        (status = 200, body = DeviceSettingsResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "invalid_signature or clock_skew", body = ErrorBody),
+        (status = 403, description = "authenticator_locked", body = ErrorBody),
+        (status = 404, description = "unknown_authenticator", body = ErrorBody),
+        (status = 409, description = "replayed_nonce", body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub(crate) async fn settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<DeviceSettingsResponse>> {
+    let req: DeviceSettingsRequest =
+        serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid settings body"))?;
+    let id = req.authenticator_id;
+    authenticate_device_request(
+        &state,
+        &headers,
+        "POST",
+        wire::PATH_DEVICE_SETTINGS,
+        &body,
+        &[id],
+    )
+    .await?;
+    let authenticator = state
+        .store
+        .authenticators(vec![id])
+        .await?
+        .pop()
+        .flatten()
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownAuthenticator, "no such authenticator"))?;
+    // A locked authenticator's device key may be in a thief's hands; it
+    // must not switch the person's notifications off.
+    if authenticator.state == AuthenticatorState::Locked {
+        return Err(ApiError::new(
+            ErrorCode::AuthenticatorLocked,
+            "the authenticator is locked; activate again",
+        ));
+    }
+    if !state
+        .store
+        .set_notify_every_use(authenticator.identity_id, req.notify_every_use)
+        .await?
+    {
+        return Err(ApiError::new(
+            ErrorCode::UnknownIdentity,
+            "no such identity",
+        ));
+    }
+    tracing::info!(authenticator = %id, notify_every_use = req.notify_every_use,
+        "notification settings changed from the app");
+    Ok(Json(DeviceSettingsResponse {
+        identity_id: authenticator.identity_id,
+        notify_every_use: req.notify_every_use,
     }))
 }
 
@@ -335,6 +401,13 @@ pub(crate) async fn pull(
     let req: PullRequest =
         serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid pull body"))?;
     let ids = req.authenticator_ids;
+    let feed_after = req.feed_after;
+    if !feed_after.is_empty() && feed_after.len() != ids.len() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "feed_after must have one cursor per authenticator, or none",
+        ));
+    }
     if ids.is_empty() || ids.len() > wire::MAX_PULL_AUTHENTICATORS {
         return Err(ApiError::new(
             ErrorCode::InvalidParameter,
@@ -354,8 +427,9 @@ pub(crate) async fn pull(
         authenticate_device_request(&state, &headers, "POST", wire::PATH_PULL, &body, &ids).await?;
 
     let now = state.now_ms();
-    let snapshot = state.store.pull_snapshot(ids, now).await?;
+    let snapshot = state.store.pull_snapshot(ids, feed_after, now).await?;
     let identities = snapshot.identities;
+    let mut events = snapshot.events.into_iter();
     // Present: activation never deletes an authenticator, and its key was found.
     let authenticators: Vec<Authenticator> = snapshot
         .authenticators
@@ -386,9 +460,25 @@ pub(crate) async fn pull(
     let accounts = authenticators
         .iter()
         .zip(account_states)
-        .map(|(auth, account_state)| PulledAccount {
+        .zip(&identities)
+        .map(|((auth, account_state), identity)| PulledAccount {
             authenticator_id: auth.id,
             state: account_state,
+            // The feed is shown whatever the state: a blocked or locked
+            // account most needs to see why.
+            events: events
+                .next()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| FeedEvent {
+                    event_id: e.id,
+                    kind: e.kind,
+                    occurred_at_ms: e.occurred_at_ms,
+                    authenticator_id: e.authenticator_id,
+                    detail: e.detail,
+                })
+                .collect(),
+            notify_every_use: identity.as_ref().is_some_and(|i| i.notify_every_use),
             requests: if account_state == AccountState::Active {
                 pending
                     .iter()
@@ -520,7 +610,7 @@ pub(crate) async fn submit_decision(
             if auth.pin_public_key.verify(&message, sig).is_err() {
                 let count = state
                     .store
-                    .record_wrong_pin(auth.id, CENTRAL_PIN_LOCK_AT)
+                    .record_wrong_pin(auth.id, CENTRAL_PIN_LOCK_AT, state.now_ms())
                     .await?;
                 tracing::warn!(authenticator = %auth.id, count, "wrong PIN signature");
                 return Err(if count >= CENTRAL_PIN_LOCK_AT {

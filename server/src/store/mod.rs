@@ -89,6 +89,80 @@ pub struct NewEvent {
     pub extra_recipients: Vec<Recipient>,
 }
 
+/// An out-of-band notification channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// SMS (through the SMS webhook).
+    Sms,
+    /// E-mail (SMTP).
+    Email,
+}
+
+impl Channel {
+    /// The name stored in `event_deliveries.channel`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Email => "email",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "sms" => Some(Channel::Sms),
+            "email" => Some(Channel::Email),
+            _ => None,
+        }
+    }
+}
+
+/// A recorded security event as the feed and the dispatcher read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Increasing id (the app's feed cursor).
+    pub id: u64,
+    /// What happened ([`SecurityEventKind::Unknown`] for a name this build
+    /// does not know).
+    pub kind: SecurityEventKind,
+    /// The authenticator involved, if any.
+    pub authenticator_id: Option<AuthenticatorId>,
+    /// The masked detail, if any.
+    pub detail: Option<String>,
+    /// When (server clock, Unix milliseconds).
+    pub occurred_at_ms: u64,
+}
+
+/// A delivery the dispatcher has claimed: one event to one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedDelivery {
+    /// The delivery row.
+    pub id: u64,
+    /// SMS or e-mail.
+    pub channel: Channel,
+    /// The phone number or e-mail address.
+    pub address: String,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    /// The event to tell about.
+    pub event: StoredEvent,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Delivered: never tried again.
+    Delivered,
+    /// Failed: tried again at `retry_at_ms`, or never (`None`: the attempts
+    /// are used up; the row keeps its error for support).
+    Failed {
+        /// Why (no user data).
+        error: String,
+        /// When to try again (server clock).
+        retry_at_ms: Option<u64>,
+    },
+}
+
 /// State of an authenticator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthenticatorState {
@@ -246,6 +320,10 @@ pub struct PullSnapshot {
     /// Live device enrolments of the unblocked identities (awaiting approval
     /// with a pending, unexpired request, or waiting), oldest first.
     pub enrolments: Vec<Enrolment>,
+    /// Per authenticator asked for (same order): its identity's security
+    /// events after the cursor, oldest first, at most the newest
+    /// [`eid_protocol::wire::MAX_FEED_EVENTS`].
+    pub events: Vec<Vec<StoredEvent>>,
 }
 
 /// Where a device enrolment stands, as stored.
@@ -359,16 +437,42 @@ pub trait Store: Send + Sync + 'static {
     /// Finds an identity by folded user ID.
     async fn identity_by_user_id(&self, user_id_folded: &str) -> StoreResult<Option<Identity>>;
     /// Blocks or unblocks; blocking cancels every pending request and every
-    /// live device enrolment of the identity. Returns the cancelled request ids, or `None` for an unknown id.
+    /// live device enrolment of the identity. A change of state records an
+    /// `identity_blocked` or `identity_unblocked` event at `now_ms`. Returns
+    /// the cancelled request ids, or `None` for an unknown id.
     async fn set_blocked(
         &self,
         id: IdentityId,
         blocked: bool,
+        now_ms: u64,
     ) -> StoreResult<Option<Vec<RequestId>>>;
+    /// Sets the identity's "notify me on every use"; `false` for an unknown id.
+    async fn set_notify_every_use(&self, id: IdentityId, on: bool) -> StoreResult<bool>;
+    /// Claims up to `limit` due deliveries on `channels` (not delivered,
+    /// `next_attempt_ms <= now_ms`, fewer than `max_attempts` attempts): counts
+    /// the attempt and moves `next_attempt_ms` to `now_ms + lease_ms`, so a
+    /// dispatcher that dies mid-delivery leaves them to be claimed again after
+    /// the lease (at-least-once delivery).
+    async fn claim_deliveries(
+        &self,
+        channels: Vec<Channel>,
+        now_ms: u64,
+        limit: u32,
+        lease_ms: u64,
+        max_attempts: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records how a claimed delivery ended.
+    async fn finish_delivery(
+        &self,
+        id: u64,
+        outcome: DeliveryOutcome,
+        now_ms: u64,
+    ) -> StoreResult<()>;
     /// Replaces the identity's activation code with a new one (tries reset).
     async fn put_activation_code(&self, code: ActivationCode) -> StoreResult<()>;
-    /// Atomically checks an activation code and, if right, uses it up and stores
-    /// the authenticator. A wrong code counts a try, durably.
+    /// Atomically checks an activation code and, if right, uses it up, stores
+    /// the authenticator and records a `device_activated` event. A wrong code
+    /// counts a try, durably.
     async fn activate(
         &self,
         user_id_folded: &str,
@@ -385,11 +489,14 @@ pub trait Store: Send + Sync + 'static {
     /// Loads the authenticators of an identity.
     async fn authenticators_of(&self, identity_id: IdentityId) -> StoreResult<Vec<Authenticator>>;
     /// One consistent read for a pull: the authenticators and their
-    /// identities (in order), and the pending, unexpired requests of the
-    /// unblocked identities, oldest first.
+    /// identities (in order), the pending, unexpired requests of the
+    /// unblocked identities, oldest first, and each authenticator's feed
+    /// events after its cursor in `feed_after` (parallel to the ids; missing
+    /// entries are 0).
     async fn pull_snapshot(
         &self,
         authenticator_ids: Vec<AuthenticatorId>,
+        feed_after: Vec<u64>,
         now_ms: u64,
     ) -> StoreResult<PullSnapshot>;
     /// One consistent read for a decision: the request, the authenticator and
@@ -425,7 +532,10 @@ pub trait Store: Send + Sync + 'static {
     /// the counter above the last; resets the wrong-PIN count when
     /// `pin_verified`. A decision on a new-device request moves its enrolment
     /// in the same transaction: approval starts the waiting period, any other
-    /// outcome cancels it (each with its security event).
+    /// outcome cancels it (each with its security event). Also in the same
+    /// transaction it records a `fraud_reported` event for a fraud report, and
+    /// a `used` event for an approval when the identity opted in to
+    /// notifications on every use (detail: the provider's name).
     async fn decide(
         &self,
         request_id: RequestId,
@@ -440,9 +550,15 @@ pub trait Store: Send + Sync + 'static {
         request_id: RequestId,
         cancel_at: u32,
     ) -> StoreResult<u32>;
-    /// Counts a wrong PIN signature; locks the authenticator at `lock_at`.
-    /// Returns the count after this one.
-    async fn record_wrong_pin(&self, id: AuthenticatorId, lock_at: u32) -> StoreResult<u32>;
+    /// Counts a wrong PIN signature; locks the authenticator at `lock_at`
+    /// and then records a `pin_lockout` event at `now_ms`. Returns the count
+    /// after this one.
+    async fn record_wrong_pin(
+        &self,
+        id: AuthenticatorId,
+        lock_at: u32,
+        now_ms: u64,
+    ) -> StoreResult<u32>;
     /// Cancels a pending request of this provider.
     async fn cancel_request(
         &self,

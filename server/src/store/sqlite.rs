@@ -437,6 +437,26 @@ pub(super) fn insert_event(c: &Connection, event: &NewEvent) -> rusqlite::Result
     Ok(id as u64)
 }
 
+const EVENT_COLUMNS: &str = "id, kind, authenticator_id, detail, occurred_at_ms";
+
+fn event_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let kind: String = row.get(1)?;
+    Ok(StoredEvent {
+        id: u64_at(row, 0)?,
+        kind: SecurityEventKind::parse(&kind).unwrap_or(SecurityEventKind::Unknown),
+        authenticator_id: row
+            .get::<_, Option<Vec<u8>>>(2)?
+            .map(|v| {
+                <[u8; 16]>::try_from(v)
+                    .map(AuthenticatorId)
+                    .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(2, 16))
+            })
+            .transpose()?,
+        detail: row.get(3)?,
+        occurred_at_ms: u64_at(row, 4)?,
+    })
+}
+
 const AUTHENTICATOR_COLUMNS: &str = "id, identity_id, device_public_key, pin_public_key, state, \
      failed_pin_count, last_counter, activated_at_ms";
 
@@ -774,13 +794,34 @@ impl Store for SqliteStore {
         &self,
         id: IdentityId,
         blocked: bool,
+        now_ms: u64,
     ) -> StoreResult<Option<Vec<RequestId>>> {
         self.write(move |c| {
-            let n = c
-                .prepare_cached("UPDATE identities SET blocked = ?2 WHERE id = ?1")?
-                .execute(params![id.as_bytes().as_slice(), blocked])?;
-            if n == 0 {
+            let Some(was_blocked) = c
+                .prepare_cached("SELECT blocked FROM identities WHERE id = ?1")?
+                .query_row(params![id.as_bytes().as_slice()], |r| r.get::<_, bool>(0))
+                .optional()?
+            else {
                 return Ok(None);
+            };
+            if was_blocked != blocked {
+                c.prepare_cached("UPDATE identities SET blocked = ?2 WHERE id = ?1")?
+                    .execute(params![id.as_bytes().as_slice(), blocked])?;
+                insert_event(
+                    c,
+                    &NewEvent {
+                        identity_id: id,
+                        kind: if blocked {
+                            SecurityEventKind::IdentityBlocked
+                        } else {
+                            SecurityEventKind::IdentityUnblocked
+                        },
+                        authenticator_id: None,
+                        detail: None,
+                        occurred_at_ms: now_ms,
+                        extra_recipients: Vec::new(),
+                    },
+                )?;
             }
             let mut cancelled = Vec::new();
             if blocked {
@@ -800,6 +841,111 @@ impl Store for SqliteStore {
                 .execute(params![id.as_bytes().as_slice()])?;
             }
             Ok(Some(cancelled))
+        })
+        .await
+    }
+
+    async fn set_notify_every_use(&self, id: IdentityId, on: bool) -> StoreResult<bool> {
+        self.write(move |c| {
+            let n = c
+                .prepare_cached("UPDATE identities SET notify_every_use = ?2 WHERE id = ?1")?
+                .execute(params![id.as_bytes().as_slice(), on])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        channels: Vec<Channel>,
+        now_ms: u64,
+        limit: u32,
+        lease_ms: u64,
+        max_attempts: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        if channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Most polls find nothing: ask a reader first, so an idle dispatcher
+        // never queues behind (or delays) the writer.
+        let due = self
+            .read(move |c| {
+                Ok(c.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM event_deliveries \
+                     WHERE delivered_at_ms IS NULL AND next_attempt_ms <= ?1)",
+                )?
+                .query_row(params![i64_of(now_ms)], |r| r.get::<_, bool>(0))?)
+            })
+            .await?;
+        if !due {
+            return Ok(Vec::new());
+        }
+        self.write(move |c| {
+            // Due rows through the partial index on next_attempt_ms.
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT d.id, d.channel, d.address, d.attempts,                  e.id, e.kind, e.authenticator_id, e.detail, e.occurred_at_ms                  FROM event_deliveries d JOIN security_events e ON e.id = d.event_id                  WHERE d.delivered_at_ms IS NULL AND d.next_attempt_ms <= ?1 AND d.attempts < ?2                  AND d.channel IN ({}) ORDER BY d.next_attempt_ms, d.id LIMIT ?3",
+                channels
+                    .iter()
+                    .map(|ch| format!("'{}'", ch.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ))?;
+            let rows = stmt.query_map(params![i64_of(now_ms), max_attempts, limit], |r| {
+                let channel: String = r.get(1)?;
+                let event = StoredEvent {
+                    id: u64_at(r, 4)?,
+                    kind: SecurityEventKind::parse(&r.get::<_, String>(5)?)
+                        .unwrap_or(SecurityEventKind::Unknown),
+                    authenticator_id: r
+                        .get::<_, Option<Vec<u8>>>(6)?
+                        .and_then(|v| <[u8; 16]>::try_from(v).ok())
+                        .map(AuthenticatorId),
+                    detail: r.get(7)?,
+                    occurred_at_ms: u64_at(r, 8)?,
+                };
+                Ok((u64_at(r, 0)?, channel, r.get::<_, String>(2)?, r.get::<_, u32>(3)?, event))
+            })?;
+            let mut claimed = Vec::new();
+            for row in rows {
+                let (id, channel, address, attempts, event) = row?;
+                let Some(channel) = Channel::parse(&channel) else { continue };
+                claimed.push(ClaimedDelivery { id, channel, address, attempts: attempts + 1, event });
+            }
+            let mut lease = c.prepare_cached(
+                "UPDATE event_deliveries SET attempts = attempts + 1, next_attempt_ms = ?2 WHERE id = ?1",
+            )?;
+            for d in &claimed {
+                lease.execute(params![i64_of(d.id), i64_of(now_ms.saturating_add(lease_ms))])?;
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: u64,
+        outcome: DeliveryOutcome,
+        now_ms: u64,
+    ) -> StoreResult<()> {
+        self.write(move |c| {
+            match outcome {
+                DeliveryOutcome::Delivered => {
+                    c.prepare_cached(
+                        "UPDATE event_deliveries SET delivered_at_ms = ?2, last_error = NULL WHERE id = ?1",
+                    )?
+                    .execute(params![i64_of(id), i64_of(now_ms)])?;
+                }
+                DeliveryOutcome::Failed { error, retry_at_ms } => {
+                    // Given up: parked at the far end of the due index.
+                    let next = retry_at_ms.map_or(i64::MAX, i64_of);
+                    c.prepare_cached(
+                        "UPDATE event_deliveries SET last_error = ?2, next_attempt_ms = ?3 WHERE id = ?1",
+                    )?
+                    .execute(params![i64_of(id), error, next])?;
+                }
+            }
+            Ok(())
         })
         .await
     }
@@ -905,6 +1051,17 @@ impl Store for SqliteStore {
                 auth.pin_public_key.as_bytes().as_slice(),
                 i64_of(auth.activated_at_ms)
             ])?;
+            insert_event(
+                c,
+                &NewEvent {
+                    identity_id: auth.identity_id,
+                    kind: SecurityEventKind::DeviceActivated,
+                    authenticator_id: Some(auth.id),
+                    detail: None,
+                    occurred_at_ms: now_ms,
+                    extra_recipients: Vec::new(),
+                },
+            )?;
             Ok(ActivationResult::Activated(auth))
         })
         .await
@@ -932,6 +1089,7 @@ impl Store for SqliteStore {
     async fn pull_snapshot(
         &self,
         authenticator_ids: Vec<AuthenticatorId>,
+        feed_after: Vec<u64>,
         now_ms: u64,
     ) -> StoreResult<PullSnapshot> {
         self.read_consistent(move |c| {
@@ -980,7 +1138,38 @@ impl Store for SqliteStore {
                     enrolments.push(r?);
                 }
             }
-            Ok(PullSnapshot { authenticators, identities, pending, enrolments })
+            // One indexed range read per account (same snapshot as the
+            // requests, so the feed never misses an event that committed):
+            // the newest events above the cursor, returned oldest first.
+            let mut feed = c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = ?1 AND id > ?2                  ORDER BY id DESC LIMIT ?3"
+            ))?;
+            let mut events = Vec::with_capacity(authenticators.len());
+            for (i, auth) in authenticators.iter().enumerate() {
+                let Some(auth) = auth else {
+                    events.push(Vec::new());
+                    continue;
+                };
+                let after = feed_after.get(i).copied().unwrap_or(0);
+                let rows = feed.query_map(
+                    params![
+                        auth.identity_id.as_bytes().as_slice(),
+                        i64_of(after),
+                        eid_protocol::wire::MAX_FEED_EVENTS as i64
+                    ],
+                    event_row,
+                )?;
+                let mut list = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+                list.reverse();
+                events.push(list);
+            }
+            Ok(PullSnapshot {
+                authenticators,
+                identities,
+                pending,
+                enrolments,
+                events,
+            })
         })
         .await
     }
@@ -1148,13 +1337,20 @@ impl Store for SqliteStore {
                 RequestStatus::Pending => {}
                 _ => return Ok(DecideResult::Cancelled),
             }
-            let Some((active, last_counter, blocked)) = c
+            let Some((active, last_counter, blocked, identity_id, notify_every_use)) = c
                 .prepare_cached(
-                    "SELECT a.state = 'active', a.last_counter, COALESCE(i.blocked, 1) \
+                    "SELECT a.state = 'active', a.last_counter, COALESCE(i.blocked, 1), a.identity_id, \
+                     COALESCE(i.notify_every_use, 0) \
                      FROM authenticators a LEFT JOIN identities i ON i.id = a.identity_id WHERE a.id = ?1",
                 )?
                 .query_row(params![record.authenticator_id.as_bytes().as_slice()], |r| {
-                    Ok((r.get::<_, bool>(0)?, u64_at(r, 1)?, r.get::<_, bool>(2)?))
+                    Ok((
+                        r.get::<_, bool>(0)?,
+                        u64_at(r, 1)?,
+                        r.get::<_, bool>(2)?,
+                        IdentityId(blob16(r, 3)?),
+                        r.get::<_, bool>(4)?,
+                    ))
                 })
                 .optional()?
             else {
@@ -1191,6 +1387,31 @@ impl Store for SqliteStore {
             c.prepare_cached(reset_sql)?
                 .execute(params![record.authenticator_id.as_bytes().as_slice(), i64_of(record.counter)])?;
             decide_enrolment(c, &request_id, &record)?;
+            let event_kind = match record.outcome {
+                Outcome::ReportFraud => Some(SecurityEventKind::FraudReported),
+                Outcome::Approve if notify_every_use => Some(SecurityEventKind::Used),
+                _ => None,
+            };
+            if let Some(kind) = event_kind {
+                let provider: Option<String> = c
+                    .prepare_cached(
+                        "SELECT sp.name FROM requests r JOIN service_providers sp \
+                         ON sp.id = r.service_provider_id WHERE r.id = ?1",
+                    )?
+                    .query_row(params![request_id.as_bytes().as_slice()], |r| r.get(0))
+                    .optional()?;
+                insert_event(
+                    c,
+                    &NewEvent {
+                        identity_id,
+                        kind,
+                        authenticator_id: Some(record.authenticator_id),
+                        detail: provider,
+                        occurred_at_ms: now_ms,
+                        extra_recipients: Vec::new(),
+                    },
+                )?;
+            }
             Ok(DecideResult::Accepted(record))
         })
         .await
@@ -1219,17 +1440,38 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_wrong_pin(&self, id: AuthenticatorId, lock_at: u32) -> StoreResult<u32> {
+    async fn record_wrong_pin(
+        &self,
+        id: AuthenticatorId,
+        lock_at: u32,
+        now_ms: u64,
+    ) -> StoreResult<u32> {
         self.write(move |c| {
-            let count: u32 = c
+            let (count, identity_id, was_active): (u32, IdentityId, bool) = c
                 .prepare_cached(
                     "UPDATE authenticators SET failed_pin_count = failed_pin_count + 1 WHERE id = ?1 \
-                     RETURNING failed_pin_count",
+                     RETURNING failed_pin_count, identity_id, state = 'active'",
                 )?
-                .query_row(params![id.as_bytes().as_slice()], |r| r.get(0))?;
+                .query_row(params![id.as_bytes().as_slice()], |r| {
+                    Ok((r.get(0)?, IdentityId(blob16(r, 1)?), r.get(2)?))
+                })?;
             if count >= lock_at {
                 c.prepare_cached("UPDATE authenticators SET state = 'locked' WHERE id = ?1")?
                     .execute(params![id.as_bytes().as_slice()])?;
+                // Once, when it locks.
+                if was_active {
+                    insert_event(
+                        c,
+                        &NewEvent {
+                            identity_id,
+                            kind: SecurityEventKind::PinLockout,
+                            authenticator_id: Some(id),
+                            detail: None,
+                            occurred_at_ms: now_ms,
+                            extra_recipients: Vec::new(),
+                        },
+                    )?;
+                }
             }
             Ok(count)
         })
@@ -1496,5 +1738,148 @@ impl Store for SqliteStore {
             Ok(CancelEnrolmentResult::Cancelled(cancelled_request))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: u64 = 300_000;
+
+    async fn store_with_blocked_identity() -> (tempfile::TempDir, SqliteStore, IdentityId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap();
+        let id = IdentityId::random();
+        store
+            .create_identity(Identity {
+                id,
+                user_id: "anna#2024x".into(),
+                user_id_folded: "anna#2024x".into(),
+                display_name: None,
+                blocked: false,
+                created_at_ms: 0,
+                phone: Some("+4520304050".into()),
+                email: Some("anna@example.dk".into()),
+                notify_every_use: false,
+            })
+            .await
+            .unwrap();
+        store.set_blocked(id, true, 1_000).await.unwrap().unwrap();
+        (dir, store, id)
+    }
+
+    #[tokio::test]
+    async fn a_claimed_delivery_is_claimed_again_only_after_its_lease() {
+        let (_dir, store, _) = store_with_blocked_identity().await;
+        let claim = |now: u64| store.claim_deliveries(vec![Channel::Sms], now, 10, LEASE, 5);
+        let first = claim(1_000).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].attempts, 1);
+        assert_eq!(first[0].address, "+4520304050");
+        assert_eq!(first[0].event.kind, SecurityEventKind::IdentityBlocked);
+        assert_eq!(first[0].event.occurred_at_ms, 1_000);
+        // Leased: a second dispatcher (or loop) does not get it...
+        assert!(claim(1_000).await.unwrap().is_empty());
+        assert!(claim(1_000 + LEASE - 1).await.unwrap().is_empty());
+        // ...but if the first died mid-delivery, it comes back (at least once).
+        let again = claim(1_000 + LEASE).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].id, again[0].attempts), (first[0].id, 2));
+        store
+            .finish_delivery(again[0].id, DeliveryOutcome::Delivered, 1_000 + LEASE)
+            .await
+            .unwrap();
+        assert!(
+            claim(u64::MAX / 4).await.unwrap().is_empty(),
+            "delivered once"
+        );
+        // The e-mail row is untouched by SMS claims.
+        let email = store
+            .claim_deliveries(vec![Channel::Email], 1_000, 10, LEASE, 5)
+            .await
+            .unwrap();
+        assert_eq!(email.len(), 1);
+        assert_eq!(email[0].address, "anna@example.dk");
+    }
+
+    #[tokio::test]
+    async fn failures_wait_their_retry_time_and_attempts_are_bounded() {
+        let (_dir, store, _) = store_with_blocked_identity().await;
+        let claim = |now: u64| store.claim_deliveries(vec![Channel::Email], now, 10, LEASE, 2);
+        let d = claim(1_000).await.unwrap().remove(0);
+        let failed = |retry| DeliveryOutcome::Failed {
+            error: "transient: SMTP 421".into(),
+            retry_at_ms: retry,
+        };
+        store
+            .finish_delivery(d.id, failed(Some(31_000)), 1_000)
+            .await
+            .unwrap();
+        assert!(claim(30_999).await.unwrap().is_empty());
+        let d = claim(31_000).await.unwrap().remove(0);
+        assert_eq!(d.attempts, 2);
+        store
+            .finish_delivery(d.id, failed(Some(91_000)), 31_000)
+            .await
+            .unwrap();
+        // Two attempts were the maximum.
+        assert!(claim(u64::MAX / 4).await.unwrap().is_empty());
+        // Given up rows are parked even for a dispatcher allowing more.
+        store
+            .finish_delivery(d.id, failed(None), 31_000)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_deliveries(vec![Channel::Email], u64::MAX / 4, 10, LEASE, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .claim_deliveries(Vec::new(), 1_000, 10, LEASE, 5)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn only_a_change_of_block_state_is_an_event() {
+        let (_dir, store, id) = store_with_blocked_identity().await;
+        store.set_blocked(id, true, 2_000).await.unwrap().unwrap();
+        store.set_blocked(id, false, 3_000).await.unwrap().unwrap();
+        assert!(
+            store
+                .set_blocked(IdentityId::random(), true, 4_000)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let all = store
+            .claim_deliveries(vec![Channel::Sms], 10_000, 10, LEASE, 5)
+            .await
+            .unwrap();
+        let kinds: Vec<_> = all
+            .iter()
+            .map(|d| (d.event.kind, d.event.occurred_at_ms))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (SecurityEventKind::IdentityBlocked, 1_000),
+                (SecurityEventKind::IdentityUnblocked, 3_000)
+            ]
+        );
+        assert!(
+            !store
+                .set_notify_every_use(IdentityId::random(), true)
+                .await
+                .unwrap()
+        );
+        assert!(store.set_notify_every_use(id, true).await.unwrap());
+        assert!(store.identity(id).await.unwrap().unwrap().notify_every_use);
     }
 }
