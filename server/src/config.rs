@@ -36,6 +36,10 @@ pub struct Config {
     /// Kotlin and Swift shells' tests, shorten it to test expiry; the server
     /// logs a warning when it is not 300.
     pub request_lifetime_secs: u64,
+    /// Least time between the two self-service logins of a phone or e-mail
+    /// change, in seconds: 3600 (one hour) in production. The server's clock
+    /// decides. Tests that cannot drive a manual clock shorten it.
+    pub self_service_gap_secs: u64,
 }
 
 /// TLS files.
@@ -71,6 +75,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             max_pending_per_identity: 10,
             request_lifetime_secs: 300,
+            self_service_gap_secs: 3600,
         }
     }
 }
@@ -88,6 +93,7 @@ impl std::fmt::Debug for Config {
             .field("activation_code_ttl_secs", &self.activation_code_ttl_secs)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("request_lifetime_secs", &self.request_lifetime_secs)
+            .field("self_service_gap_secs", &self.self_service_gap_secs)
             .finish_non_exhaustive()
     }
 }

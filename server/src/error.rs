@@ -37,10 +37,11 @@ impl ApiError {
             | AuthenticatorLocked
             | BindingMismatch
             | WrongPin => StatusCode::FORBIDDEN,
-            UnknownIdentity | UnknownAuthenticator | UnknownRequest | NotFound => {
+            UnknownIdentity | UnknownAuthenticator | UnknownRequest | UnknownChange | NotFound => {
                 StatusCode::NOT_FOUND
             }
-            ReplayedNonce | UserIdTaken | RequestClosed | CounterReplay => StatusCode::CONFLICT,
+            ReplayedNonce | UserIdTaken | RequestClosed | CounterReplay | TooEarly
+            | ChangePending | ChangeClosed => StatusCode::CONFLICT,
             RequestExpired => StatusCode::GONE,
             InvalidUserId | InvalidContact | InvalidReferenceText | InvalidProviderName
             | DecisionMismatch => StatusCode::UNPROCESSABLE_ENTITY,

@@ -156,6 +156,12 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
             "request lifetime is not the product's 5 minutes (QA setting)"
         );
     }
+    if config.self_service_gap_secs != 3600 {
+        tracing::warn!(
+            secs = config.self_service_gap_secs,
+            "self-service gap is not the product's one hour (QA setting)"
+        );
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data folder {}", config.data_dir.display()))?;
     let database_path = config.data_dir.join("eid-server.sqlite3");
