@@ -15,6 +15,7 @@ pub mod error;
 pub mod keystore;
 pub mod lockout;
 pub mod pin;
+mod self_service;
 mod store;
 
 use std::collections::HashMap;
@@ -39,6 +40,7 @@ pub use display::{Language, RequestView, Warning, WarningKind};
 pub use error::{Error, Result};
 pub use keystore::{KeyStore, KeyStoreError, SoftwareKeyStore};
 pub use pin::{KdfCost, PinPolicy, PinPolicyError};
+pub use self_service::PendingContactChange;
 pub use store::AccountState;
 
 use approval::{RequestTimer, remaining_after_restart, remaining_at_pull};
@@ -408,6 +410,7 @@ impl Authenticator {
             .map(|(id, state, keep)| (*id, *state, keep.as_slice()))
             .collect();
         lock(&self.inner.store)?.apply_pull(&rows, resp.server_time_ms, wall)?;
+        self.store_account_details(&resp.accounts)?;
         let mut timers = lock(&self.inner.timers)?;
         for (id, _, keep) in &kept {
             let id = *id;
