@@ -1043,6 +1043,39 @@ mod tests {
     }
 
     #[test]
+    fn account_details_follow_the_pull_and_vanish_with_the_account() {
+        use eid_protocol::wire::{ChangeState, ContactChannel};
+        let mut s = Store::open_in_memory().unwrap();
+        let a = sample_account();
+        s.insert_account(&a, &sample_wrapped()).unwrap();
+        let change = PulledContactChange {
+            change_id: ChangeId([5; 16]),
+            channel: ContactChannel::Phone,
+            new_value_masked: "+45••••••78".into(),
+            state: ChangeState::WaitingSecondLogin,
+            earliest_completion_at_ms: Some(7_200_000),
+            created_at_ms: 3_600_000,
+        };
+        let id = a.authenticator_id;
+        s.apply_account_details(&[(id, Some("Ny#Bruger1"), std::slice::from_ref(&change))])
+            .unwrap();
+        assert_eq!(s.account(&id).unwrap().user_id, "Ny#Bruger1");
+        assert_eq!(s.contact_changes(&id).unwrap(), vec![change.clone()]);
+        // An older server sends no user ID: the stored one stays.
+        s.apply_account_details(&[(id, None, &[])]).unwrap();
+        assert_eq!(s.account(&id).unwrap().user_id, "Ny#Bruger1");
+        assert!(s.contact_changes(&id).unwrap().is_empty());
+        s.apply_account_details(&[(id, None, std::slice::from_ref(&change))])
+            .unwrap();
+        s.delete_contact_change(&id, &change.change_id).unwrap();
+        assert!(s.contact_changes(&id).unwrap().is_empty());
+        s.apply_account_details(&[(id, None, std::slice::from_ref(&change))])
+            .unwrap();
+        s.delete_account(&id).unwrap();
+        assert_eq!(s.contact_changes(&id).unwrap(), vec![]);
+    }
+
+    #[test]
     fn in_memory_opens() {
         let s = Store::open_in_memory().unwrap();
         assert!(s.pending().unwrap().is_empty());

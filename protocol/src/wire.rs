@@ -685,3 +685,40 @@ pub fn parse_signature_header(value: &str) -> Option<Vec<(AuthenticatorId, Signa
         Some(out)
     }
 }
+
+#[cfg(test)]
+mod self_service_wire_tests {
+    use super::*;
+
+    #[test]
+    fn a_pull_from_an_older_server_still_parses() {
+        let id = AuthenticatorId([1; 16]);
+        let old = format!(r#"{{"authenticator_id":"{id}","state":"active","requests":[]}}"#);
+        let account: PulledAccount = serde_json::from_str(&old).unwrap();
+        assert_eq!(account.user_id, None);
+        assert!(account.contact_changes.is_empty());
+        let info = r#"{"identity_id":"01010101010101010101010101010101","user_id":"a","blocked":false,"authenticators":[]}"#;
+        let info: IdentityInfo = serde_json::from_str(info).unwrap();
+        assert_eq!((info.phone_masked, info.email_masked), (None, None));
+    }
+
+    #[test]
+    fn change_states_have_stable_names_and_only_three_are_open() {
+        let open = [
+            (ChangeState::AwaitingFirstLogin, "awaiting_first_login"),
+            (ChangeState::WaitingSecondLogin, "waiting_second_login"),
+            (ChangeState::AwaitingSecondLogin, "awaiting_second_login"),
+        ];
+        let closed = [
+            (ChangeState::Completed, "completed"),
+            (ChangeState::Cancelled, "cancelled"),
+            (ChangeState::Expired, "expired"),
+            (ChangeState::Failed, "failed"),
+        ];
+        for (state, name) in open.iter().chain(&closed) {
+            assert_eq!(serde_json::to_string(state).unwrap(), format!("\"{name}\""));
+        }
+        assert!(open.iter().all(|(s, _)| s.is_open()));
+        assert!(closed.iter().all(|(s, _)| !s.is_open()));
+    }
+}
