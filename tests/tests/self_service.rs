@@ -518,7 +518,7 @@ async fn fraud_report_on_the_second_login_cancels_the_change() {
 #[tokio::test]
 async fn a_lapsed_second_login_can_be_asked_again_and_an_unapproved_first_login_expires() {
     let w = World::start().await.unwrap();
-    let (_, phone, acc) = grete(&w).await;
+    let (p, phone, acc) = grete(&w).await;
     let portal = portal(&w);
     let step1 = portal
         .start_contact_change(USER, ContactChannel::Phone, NEW_PHONE)
@@ -570,6 +570,28 @@ async fn a_lapsed_second_login_can_be_asked_again_and_an_unapproved_first_login_
         .await
         .unwrap_err();
     assert_eq!(code(&e), ErrorCode::UnknownChange);
+
+    // The server's minute tick records both expiries and notifies them (old
+    // and new contact); run here on the same database.
+    use eid_server::store::Store as _;
+    let store = eid_server::store::SqliteStore::open(
+        &w.dir.path().join("server").join("eid-server.sqlite3"),
+    )
+    .unwrap();
+    assert_eq!(store.expire_changes(w.now_ms(), 1000).await.unwrap(), 2);
+    assert_eq!(store.expire_changes(w.now_ms(), 1000).await.unwrap(), 0);
+    let expired: Vec<_> = events(&w, p.identity_id)
+        .into_iter()
+        .filter(|(k, d)| {
+            k == "contact_change_cancelled" && d.as_deref().unwrap_or("").starts_with("Udløbet")
+        })
+        .collect();
+    assert_eq!(expired.len(), 2, "{expired:?}");
+    let cancelled = deliveries(&w, p.identity_id, "contact_change_cancelled");
+    assert!(
+        has(&cancelled, "sms", OLD_PHONE) && has(&cancelled, "sms", NEW_PHONE),
+        "{cancelled:?}"
+    );
 }
 
 #[tokio::test]
@@ -1092,4 +1114,38 @@ async fn a_relying_party_cannot_ask_for_a_self_service_login() {
             .unwrap_err();
     assert_eq!(code(&e), ErrorCode::InvalidParameter);
     assert!(phone.app.refresh().await.unwrap().is_empty());
+}
+
+/// Every self-service endpoint is in the OpenAPI document.
+#[tokio::test]
+async fn the_self_service_api_is_documented() {
+    let w = World::start().await.unwrap();
+    let endpoint = Endpoint::new(&w.base_url(), &w.spki_pin).unwrap();
+    let doc: serde_json::Value = endpoint
+        .client
+        .get(format!("{}/openapi.json", w.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        wire::PATH_SELF_SERVICE_CONTACT_CHANGES,
+        "/v1/self-service/contact-changes/{change_id}/confirm",
+        "/v1/self-service/contact-changes/{change_id}/status",
+        wire::PATH_SELF_SERVICE_USER_ID_CHANGES,
+        "/v1/self-service/user-id-changes/{change_id}/status",
+        wire::PATH_CANCEL_CONTACT_CHANGE,
+    ] {
+        assert!(doc["paths"][path]["post"].is_object(), "{path} documented");
+    }
+    for schema in [
+        "SelfServiceStep",
+        "ChangeStatus",
+        "ChangeState",
+        "PulledContactChange",
+    ] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
 }

@@ -528,6 +528,12 @@ pub trait Store: Send + Sync + 'static {
         max_pending: u64,
         now_ms: u64,
     ) -> StoreResult<ConfirmChangeResult>;
+    /// Marks the changes that expired by `now_ms` (first login not approved
+    /// in time, or not completed within a day of it) as expired, each with a
+    /// `ContactChangeCancelled` event (old and new contact notified); at most
+    /// `limit` per call. Reads already treat them as expired; this records
+    /// it. Returns how many were marked.
+    async fn expire_changes(&self, now_ms: u64, limit: u32) -> StoreResult<u64>;
     /// Cancels an open change of `identity_id` (from the app), with its
     /// pending self-service request, and records `ContactChangeCancelled`.
     async fn cancel_change(

@@ -1214,6 +1214,46 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn expire_changes(&self, now_ms: u64, limit: u32) -> StoreResult<u64> {
+        self.write(move |c| {
+            // Expiry needs a first deadline passed or a first login a day ago;
+            // the clock check on each row decides.
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {CHANGE_COLUMNS} FROM self_service_changes \
+                 WHERE state IN {OPEN_STATES_SQL} \
+                 AND (first_expires_at_ms <= ?1 OR first_login_at_ms <= ?2) LIMIT ?3"
+            ))?;
+            let due = stmt
+                .query_map(
+                    params![
+                        i64_of(now_ms),
+                        i64_of(now_ms.saturating_sub(CHANGE_MAX_AGE_MS)),
+                        i64::from(limit)
+                    ],
+                    change_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut n = 0;
+            for change in due
+                .iter()
+                .filter(|ch| ch.state_at(now_ms) == ChangeState::Expired)
+            {
+                set_change_state(c, &change.id, ChangeState::Expired, now_ms)?;
+                record_contact_event(
+                    c,
+                    change,
+                    SecurityEventKind::ContactChangeCancelled,
+                    None,
+                    Some("Udløbet"),
+                    now_ms,
+                )?;
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
     async fn cancel_change(
         &self,
         id: ChangeId,
