@@ -1149,3 +1149,21 @@ async fn the_self_service_api_is_documented() {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
 }
+
+/// The pending-request cap holds for self-service logins too; a refused start
+/// stores nothing.
+#[tokio::test]
+async fn a_start_over_the_pending_cap_is_refused_and_stores_nothing() {
+    let w = World::start().await.unwrap();
+    let (p, _phone, _acc) = grete(&w).await;
+    for _ in 0..10 {
+        w.login(USER, TEXT).await.unwrap();
+    }
+    let e = portal(&w)
+        .start_contact_change(USER, ContactChannel::Phone, NEW_PHONE)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), ErrorCode::RequestClosed);
+    assert_eq!(change_rows(&w), 0);
+    assert_eq!(count_events(&w, p.identity_id, "contact_change_started"), 0);
+}
