@@ -1976,149 +1976,6 @@ impl Store for SqliteStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LEASE: u64 = 300_000;
-
-    async fn store_with_blocked_identity() -> (tempfile::TempDir, SqliteStore, IdentityId) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap();
-        let id = IdentityId::random();
-        store
-            .create_identity(Identity {
-                id,
-                user_id: "anna#2024x".into(),
-                user_id_folded: "anna#2024x".into(),
-                display_name: None,
-                blocked: false,
-                created_at_ms: 0,
-                phone: Some("+4520304050".into()),
-                email: Some("anna@example.dk".into()),
-                notify_every_use: false,
-            })
-            .await
-            .unwrap();
-        store.set_blocked(id, true, 1_000).await.unwrap().unwrap();
-        (dir, store, id)
-    }
-
-    #[tokio::test]
-    async fn a_claimed_delivery_is_claimed_again_only_after_its_lease() {
-        let (_dir, store, _) = store_with_blocked_identity().await;
-        let claim = |now: u64| store.claim_deliveries(vec![Channel::Sms], now, 10, LEASE, 5);
-        let first = claim(1_000).await.unwrap();
-        assert_eq!(first.len(), 1);
-        assert_eq!(first[0].attempts, 1);
-        assert_eq!(first[0].address, "+4520304050");
-        assert_eq!(first[0].event.kind, SecurityEventKind::IdentityBlocked);
-        assert_eq!(first[0].event.occurred_at_ms, 1_000);
-        // Leased: a second dispatcher (or loop) does not get it...
-        assert!(claim(1_000).await.unwrap().is_empty());
-        assert!(claim(1_000 + LEASE - 1).await.unwrap().is_empty());
-        // ...but if the first died mid-delivery, it comes back (at least once).
-        let again = claim(1_000 + LEASE).await.unwrap();
-        assert_eq!(again.len(), 1);
-        assert_eq!((again[0].id, again[0].attempts), (first[0].id, 2));
-        store
-            .finish_delivery(again[0].id, DeliveryOutcome::Delivered, 1_000 + LEASE)
-            .await
-            .unwrap();
-        assert!(
-            claim(u64::MAX / 4).await.unwrap().is_empty(),
-            "delivered once"
-        );
-        // The e-mail row is untouched by SMS claims.
-        let email = store
-            .claim_deliveries(vec![Channel::Email], 1_000, 10, LEASE, 5)
-            .await
-            .unwrap();
-        assert_eq!(email.len(), 1);
-        assert_eq!(email[0].address, "anna@example.dk");
-    }
-
-    #[tokio::test]
-    async fn failures_wait_their_retry_time_and_attempts_are_bounded() {
-        let (_dir, store, _) = store_with_blocked_identity().await;
-        let claim = |now: u64| store.claim_deliveries(vec![Channel::Email], now, 10, LEASE, 2);
-        let d = claim(1_000).await.unwrap().remove(0);
-        let failed = |retry| DeliveryOutcome::Failed {
-            error: "transient: SMTP 421".into(),
-            retry_at_ms: retry,
-        };
-        store
-            .finish_delivery(d.id, failed(Some(31_000)), 1_000)
-            .await
-            .unwrap();
-        assert!(claim(30_999).await.unwrap().is_empty());
-        let d = claim(31_000).await.unwrap().remove(0);
-        assert_eq!(d.attempts, 2);
-        store
-            .finish_delivery(d.id, failed(Some(91_000)), 31_000)
-            .await
-            .unwrap();
-        // Two attempts were the maximum.
-        assert!(claim(u64::MAX / 4).await.unwrap().is_empty());
-        // Given up rows are parked even for a dispatcher allowing more.
-        store
-            .finish_delivery(d.id, failed(None), 31_000)
-            .await
-            .unwrap();
-        assert!(
-            store
-                .claim_deliveries(vec![Channel::Email], u64::MAX / 4, 10, LEASE, 100)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            store
-                .claim_deliveries(Vec::new(), 1_000, 10, LEASE, 5)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-    }
-
-    #[tokio::test]
-    async fn only_a_change_of_block_state_is_an_event() {
-        let (_dir, store, id) = store_with_blocked_identity().await;
-        store.set_blocked(id, true, 2_000).await.unwrap().unwrap();
-        store.set_blocked(id, false, 3_000).await.unwrap().unwrap();
-        assert!(
-            store
-                .set_blocked(IdentityId::random(), true, 4_000)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        let all = store
-            .claim_deliveries(vec![Channel::Sms], 10_000, 10, LEASE, 5)
-            .await
-            .unwrap();
-        let kinds: Vec<_> = all
-            .iter()
-            .map(|d| (d.event.kind, d.event.occurred_at_ms))
-            .collect();
-        assert_eq!(
-            kinds,
-            vec![
-                (SecurityEventKind::IdentityBlocked, 1_000),
-                (SecurityEventKind::IdentityUnblocked, 3_000)
-            ]
-        );
-        assert!(
-            !store
-                .set_notify_every_use(IdentityId::random(), true)
-                .await
-                .unwrap()
-        );
-        assert!(store.set_notify_every_use(id, true).await.unwrap());
-        assert!(store.identity(id).await.unwrap().unwrap().notify_every_use);
-    }
-}
-
 // ---------------------------------------------------------------- self-service changes
 
 const CHANGE_COLUMNS: &str = "id, identity_id, kind, new_value, state, gap_ms, created_at_ms, \
@@ -2498,4 +2355,147 @@ fn apply_user_id_change(
     )?;
     set_change_state(c, &change.id, ChangeState::Completed, now_ms)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: u64 = 300_000;
+
+    async fn store_with_blocked_identity() -> (tempfile::TempDir, SqliteStore, IdentityId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap();
+        let id = IdentityId::random();
+        store
+            .create_identity(Identity {
+                id,
+                user_id: "anna#2024x".into(),
+                user_id_folded: "anna#2024x".into(),
+                display_name: None,
+                blocked: false,
+                created_at_ms: 0,
+                phone: Some("+4520304050".into()),
+                email: Some("anna@example.dk".into()),
+                notify_every_use: false,
+            })
+            .await
+            .unwrap();
+        store.set_blocked(id, true, 1_000).await.unwrap().unwrap();
+        (dir, store, id)
+    }
+
+    #[tokio::test]
+    async fn a_claimed_delivery_is_claimed_again_only_after_its_lease() {
+        let (_dir, store, _) = store_with_blocked_identity().await;
+        let claim = |now: u64| store.claim_deliveries(vec![Channel::Sms], now, 10, LEASE, 5);
+        let first = claim(1_000).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].attempts, 1);
+        assert_eq!(first[0].address, "+4520304050");
+        assert_eq!(first[0].event.kind, SecurityEventKind::IdentityBlocked);
+        assert_eq!(first[0].event.occurred_at_ms, 1_000);
+        // Leased: a second dispatcher (or loop) does not get it...
+        assert!(claim(1_000).await.unwrap().is_empty());
+        assert!(claim(1_000 + LEASE - 1).await.unwrap().is_empty());
+        // ...but if the first died mid-delivery, it comes back (at least once).
+        let again = claim(1_000 + LEASE).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].id, again[0].attempts), (first[0].id, 2));
+        store
+            .finish_delivery(again[0].id, DeliveryOutcome::Delivered, 1_000 + LEASE)
+            .await
+            .unwrap();
+        assert!(
+            claim(u64::MAX / 4).await.unwrap().is_empty(),
+            "delivered once"
+        );
+        // The e-mail row is untouched by SMS claims.
+        let email = store
+            .claim_deliveries(vec![Channel::Email], 1_000, 10, LEASE, 5)
+            .await
+            .unwrap();
+        assert_eq!(email.len(), 1);
+        assert_eq!(email[0].address, "anna@example.dk");
+    }
+
+    #[tokio::test]
+    async fn failures_wait_their_retry_time_and_attempts_are_bounded() {
+        let (_dir, store, _) = store_with_blocked_identity().await;
+        let claim = |now: u64| store.claim_deliveries(vec![Channel::Email], now, 10, LEASE, 2);
+        let d = claim(1_000).await.unwrap().remove(0);
+        let failed = |retry| DeliveryOutcome::Failed {
+            error: "transient: SMTP 421".into(),
+            retry_at_ms: retry,
+        };
+        store
+            .finish_delivery(d.id, failed(Some(31_000)), 1_000)
+            .await
+            .unwrap();
+        assert!(claim(30_999).await.unwrap().is_empty());
+        let d = claim(31_000).await.unwrap().remove(0);
+        assert_eq!(d.attempts, 2);
+        store
+            .finish_delivery(d.id, failed(Some(91_000)), 31_000)
+            .await
+            .unwrap();
+        // Two attempts were the maximum.
+        assert!(claim(u64::MAX / 4).await.unwrap().is_empty());
+        // Given up rows are parked even for a dispatcher allowing more.
+        store
+            .finish_delivery(d.id, failed(None), 31_000)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_deliveries(vec![Channel::Email], u64::MAX / 4, 10, LEASE, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .claim_deliveries(Vec::new(), 1_000, 10, LEASE, 5)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn only_a_change_of_block_state_is_an_event() {
+        let (_dir, store, id) = store_with_blocked_identity().await;
+        store.set_blocked(id, true, 2_000).await.unwrap().unwrap();
+        store.set_blocked(id, false, 3_000).await.unwrap().unwrap();
+        assert!(
+            store
+                .set_blocked(IdentityId::random(), true, 4_000)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let all = store
+            .claim_deliveries(vec![Channel::Sms], 10_000, 10, LEASE, 5)
+            .await
+            .unwrap();
+        let kinds: Vec<_> = all
+            .iter()
+            .map(|d| (d.event.kind, d.event.occurred_at_ms))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (SecurityEventKind::IdentityBlocked, 1_000),
+                (SecurityEventKind::IdentityUnblocked, 3_000)
+            ]
+        );
+        assert!(
+            !store
+                .set_notify_every_use(IdentityId::random(), true)
+                .await
+                .unwrap()
+        );
+        assert!(store.set_notify_every_use(id, true).await.unwrap());
+        assert!(store.identity(id).await.unwrap().unwrap().notify_every_use);
+    }
 }
