@@ -14,6 +14,7 @@ mod cache;
 pub mod clock;
 pub mod config;
 pub mod contact;
+mod crash;
 pub mod error;
 pub mod store;
 pub mod tls;
