@@ -152,6 +152,7 @@ impl SoftPhone {
     ) -> Result<PullResponse, ApiFailure> {
         let body = serde_json::to_vec(&PullRequest {
             authenticator_ids: phones.iter().map(|p| p.id()).collect(),
+            feed_after: Vec::new(),
         })
         .expect("serializable");
         let headers = Self::sign_device_request(

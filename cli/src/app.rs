@@ -84,6 +84,51 @@ pub(crate) enum AppCommand {
         #[arg(long)]
         account: Option<String>,
     },
+    /// New phone: ask to be added to an identity that already has a device;
+    /// reads the new PIN like `activate`. Shows the code to type on the
+    /// existing phone. Remembers --server and --pin.
+    Enrol {
+        /// The user ID.
+        #[arg(long)]
+        user_id: String,
+        /// Read the PIN as one line from stdin (otherwise EID_PIN).
+        #[arg(long)]
+        pin_stdin: bool,
+    },
+    /// New phone: how the enrolment stands (awaiting approval, waiting, or
+    /// activated now).
+    EnrolStatus,
+    /// New phone: give up the enrolment and delete its keys.
+    EnrolDiscard,
+    /// Existing phone: the new devices being added to the account's identity
+    /// (fetched with `open`).
+    Devices {
+        /// The account (needed when the phone holds several).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Existing phone: cancel a new device being added ("not my phone"); no PIN.
+    CancelDevice {
+        /// The enrolment shown by `devices`.
+        #[arg(long)]
+        enrolment: String,
+        /// The account (needed when the phone holds several).
+        #[arg(long)]
+        account: Option<String>,
+    },
+}
+
+fn only_account(
+    core: &Authenticator,
+    account: Option<String>,
+) -> Result<AuthenticatorId, CliError> {
+    match account {
+        Some(a) => parse_id("account ID", &a),
+        None => match core.accounts()?.as_slice() {
+            [only] => Ok(only.authenticator_id),
+            _ => Err(eid_core::Error::UnknownAccount.into()),
+        },
+    }
 }
 
 /// Server settings remembered in the app folder.
@@ -375,6 +420,107 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 vec![format!(
                     "account {account}: identity blocked; pending requests cancelled; support can unblock"
                 )],
+            ))
+        }
+        AppCommand::Enrol { user_id, pin_stdin } => {
+            let pin = read_pin(pin_stdin)?;
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let e = core.start_device_enrolment(&user_id, &pin).await?;
+            save_settings(&dir, &settings)?;
+            Ok(Report::new(
+                json!({
+                    "enrolment_id": e.enrolment_id.to_string(),
+                    "code": e.code,
+                    "qr_payload": e.qr_payload,
+                    "expires_at_ms": e.expires_at_ms,
+                }),
+                vec![
+                    format!("enrolment {} asked for", e.enrolment_id),
+                    format!("code to type on the existing phone: {}", e.code),
+                    format!("QR payload: {}", e.qr_payload),
+                    "then: eid app enrol-status".into(),
+                ],
+            ))
+        }
+        AppCommand::EnrolStatus => {
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            Ok(match core.poll_device_enrolment().await? {
+                eid_core::EnrolmentStatus::AwaitingApproval => Report::new(
+                    json!({ "state": "awaiting_approval" }),
+                    vec!["awaiting approval on the existing phone".into()],
+                ),
+                eid_core::EnrolmentStatus::Waiting {
+                    usable_at_ms,
+                    remaining_ms,
+                } => Report::new(
+                    json!({ "state": "waiting", "usable_at_ms": usable_at_ms, "remaining_ms": remaining_ms }),
+                    vec![format!(
+                        "approved; this phone works in {} min (waiting period)",
+                        remaining_ms.div_ceil(60_000)
+                    )],
+                ),
+                eid_core::EnrolmentStatus::Activated(account) => Report::new(
+                    json!({ "state": "activated", "account": account_json(&account) }),
+                    vec![
+                        format!("account activated: {}", account.authenticator_id),
+                        format!("user ID:  {}", account.user_id),
+                    ],
+                ),
+                other => Report::new(
+                    json!({ "state": format!("{other:?}") }),
+                    vec![format!("{other:?}")],
+                ),
+            })
+        }
+        AppCommand::EnrolDiscard => {
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            core.discard_device_enrolment()?;
+            Ok(Report::new(
+                json!({ "discarded": true }),
+                vec!["enrolment discarded; its keys are deleted".into()],
+            ))
+        }
+        AppCommand::Devices { account } => {
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let account = only_account(&core, account)?;
+            let devices = core.pending_devices(&account)?;
+            let mut lines = vec![format!("{} new device(s) being added", devices.len())];
+            let mut items = Vec::new();
+            for d in &devices {
+                let state = match d.state {
+                    eid_core::PendingDeviceState::AwaitingApproval => "awaiting_approval",
+                    _ => "waiting",
+                };
+                lines.push(format!(
+                    "  {}  {state}{}  (cancel: eid app cancel-device --enrolment {})",
+                    d.enrolment_id,
+                    d.usable_at_ms
+                        .map(|u| format!(", works from {u} ms"))
+                        .unwrap_or_default(),
+                    d.enrolment_id
+                ));
+                items.push(json!({
+                    "enrolment_id": d.enrolment_id.to_string(),
+                    "state": state,
+                    "requested_at_ms": d.requested_at_ms,
+                    "usable_at_ms": d.usable_at_ms,
+                }));
+            }
+            Ok(Report::new(json!({ "devices": items }), lines))
+        }
+        AppCommand::CancelDevice { enrolment, account } => {
+            let enrolment: AuthenticatorId = parse_id("enrolment ID", &enrolment)?;
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let account = only_account(&core, account)?;
+            core.cancel_device_enrolment(&account, &enrolment).await?;
+            Ok(Report::new(
+                json!({ "enrolment_id": enrolment.to_string(), "state": "cancelled" }),
+                vec![format!("new device {enrolment} cancelled")],
             ))
         }
         AppCommand::Report { request, account } => {

@@ -194,6 +194,14 @@ impl From<eid_core::Error> for CliError {
                 "no_pending_activation",
                 "no interrupted activation to resume",
             ),
+            E::NoPendingEnrolment => CliError::new(
+                "no_pending_enrolment",
+                "no device enrolment on this phone (eid app enrol)",
+            ),
+            E::EnrolmentRefused => CliError::new(
+                "enrolment_refused",
+                "the new device was refused, cancelled or expired; its keys are deleted",
+            ),
             E::Storage(m) => CliError::new("storage", format!("local database error: {m}")),
             E::KeyStore(k) => CliError::new("keystore", format!("keystore error: {k}")),
             other => CliError::new("core", other.to_string()),

@@ -90,17 +90,22 @@ struct Server {
 
 impl Server {
     fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    fn start_with(tweak: impl FnOnce(&mut eid_server::Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let config = eid_server::Config {
+        let mut config = eid_server::Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_owned(),
             ..eid_server::Config::default()
         };
+        tweak(&mut config);
         let server = runtime
             .block_on(eid_server::start(eid_server::ServerOptions::new(config)))
             .unwrap();
@@ -652,4 +657,95 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
         None,
     ));
     assert_eq!(st["status"], "pending");
+}
+
+#[test]
+fn new_device_from_an_existing_phone() {
+    // No waiting period here (a real-clock server); the e2e tests cross the
+    // hour with a manual clock.
+    let s = Server::start_with(|c| c.new_device_wait_secs = 0);
+    let old = tempfile::tempdir().unwrap();
+    setup(&s, "bo#2024xy", old.path());
+    let old_env = [("EID_APP_DIR", old.path().to_str().unwrap())];
+    let new = tempfile::tempdir().unwrap();
+    let mut new_env = s.env();
+    new_env.push(("EID_APP_DIR", new.path().to_str().unwrap()));
+
+    let enrol = ok(eid(
+        &[
+            "--json",
+            "app",
+            "enrol",
+            "--user-id",
+            "bo#2024xy",
+            "--pin-stdin",
+        ],
+        &new_env,
+        Some(PIN),
+    ));
+    let code = enrol["code"].as_str().unwrap().to_owned();
+    assert_eq!(enrol["qr_payload"], format!("eid-bind:v1:{code}"));
+    let status = ok(eid(&["--json", "app", "enrol-status"], &new_env, None));
+    assert_eq!(status["state"], "awaiting_approval");
+
+    let opened = ok(eid(&["--json", "app", "open"], &old_env, None));
+    let request = opened["requests"][0]["request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(opened["requests"][0]["kind"], "new_device");
+    let devices = ok(eid(&["--json", "app", "devices"], &old_env, None));
+    assert_eq!(devices["devices"][0]["state"], "awaiting_approval");
+    ok(eid(
+        &[
+            "--json",
+            "app",
+            "approve",
+            "--request",
+            &request,
+            "--pin-stdin",
+            "--binding-code",
+            &code,
+        ],
+        &old_env,
+        Some(PIN),
+    ));
+    let status = ok(eid(&["--json", "app", "enrol-status"], &new_env, None));
+    assert_eq!(status["state"], "activated");
+    let accounts = ok(eid(&["--json", "app", "accounts"], &new_env, None));
+    assert_eq!(accounts["accounts"].as_array().unwrap().len(), 1);
+
+    // A third phone asks; the person cancels it from the old phone.
+    let third = tempfile::tempdir().unwrap();
+    let mut third_env = s.env();
+    third_env.push(("EID_APP_DIR", third.path().to_str().unwrap()));
+    let enrol = ok(eid(
+        &[
+            "--json",
+            "app",
+            "enrol",
+            "--user-id",
+            "bo#2024xy",
+            "--pin-stdin",
+        ],
+        &third_env,
+        Some(PIN),
+    ));
+    let enrolment = enrol["enrolment_id"].as_str().unwrap().to_owned();
+    ok(eid(&["--json", "app", "open"], &old_env, None));
+    let devices = ok(eid(&["--json", "app", "devices"], &old_env, None));
+    assert_eq!(devices["devices"][0]["enrolment_id"], enrolment.as_str());
+    ok(eid(
+        &["--json", "app", "cancel-device", "--enrolment", &enrolment],
+        &old_env,
+        None,
+    ));
+    err(
+        eid(&["--json", "app", "enrol-status"], &third_env, None),
+        "enrolment_refused",
+    );
+    err(
+        eid(&["--json", "app", "enrol-status"], &third_env, None),
+        "no_pending_enrolment",
+    );
 }

@@ -90,6 +90,14 @@ pub enum Error {
     /// No interrupted activation to resume.
     #[error("no activation to resume")]
     NoPendingActivation,
+    /// No device enrolment (new device from an existing one) on this phone.
+    #[error("no device enrolment on this phone")]
+    NoPendingEnrolment,
+    /// The device enrolment is over without a new device: refused or
+    /// cancelled on an existing device, expired undecided, or the identity
+    /// was blocked. Its keys are deleted; start again.
+    #[error("the device enrolment was refused, cancelled or expired")]
+    EnrolmentRefused,
     /// The local database failed.
     #[error("storage error: {0}")]
     Storage(String),

@@ -12,7 +12,9 @@ pub mod client;
 pub mod clock;
 mod crash;
 pub mod display;
+mod enrolment;
 pub mod error;
+pub mod events;
 pub mod household;
 pub mod keystore;
 pub mod lockout;
@@ -38,7 +40,10 @@ pub use approval::Action;
 pub use client::{ServerConfig, spki_pin_of_certificate};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use display::{Language, RequestView, Warning, WarningKind};
+pub use eid_protocol::events::SecurityEventKind;
+pub use enrolment::{DeviceEnrolment, EnrolmentStatus, PendingDevice, PendingDeviceState};
 pub use error::{Error, Result};
+pub use events::EventView;
 pub use household::PersonSummary;
 pub use keystore::{KeyStore, KeyStoreError, SoftwareKeyStore};
 pub use pin::{KdfCost, PinPolicy, PinPolicyError};
@@ -341,8 +346,10 @@ impl Authenticator {
 
     async fn pull(&self, accounts: &[AccountRow]) -> Result<()> {
         let ids: Vec<AuthenticatorId> = accounts.iter().map(|a| a.authenticator_id).collect();
+        let feed_after = lock(&self.inner.store)?.feed_cursors(&ids)?;
         let body = serde_json::to_vec(&PullRequest {
             authenticator_ids: ids.clone(),
+            feed_after,
         })
         .map_err(|e| Error::Storage(e.to_string()))?;
         let headers = self
@@ -413,6 +420,17 @@ impl Authenticator {
             .map(|(id, state, keep)| (*id, *state, keep.as_slice()))
             .collect();
         lock(&self.inner.store)?.apply_pull(&rows, resp.server_time_ms, wall)?;
+        let shown: Vec<(AuthenticatorId, AccountState)> =
+            kept.iter().map(|(id, state, _)| (*id, *state)).collect();
+        enrolment::store_pulled(&self.inner, &shown, &resp.accounts)?;
+        // The security feed, for every account (a locked or blocked one
+        // most of all): stored with its cursor in one transaction.
+        let feeds: Vec<(AuthenticatorId, &[wire::FeedEvent], bool)> = resp
+            .accounts
+            .iter()
+            .map(|p| (p.authenticator_id, p.events.as_slice(), p.notify_every_use))
+            .collect();
+        lock(&self.inner.store)?.apply_feed(&feeds)?;
         let mut timers = lock(&self.inner.timers)?;
         for (id, _, keep) in &kept {
             let id = *id;
@@ -804,6 +822,56 @@ impl Authenticator {
         Ok(())
     }
 
+    /// The account's security feed as last pulled (no network), newest
+    /// first, with texts in `lang`. [`Authenticator::refresh`] brings new
+    /// events.
+    pub fn events(&self, account: &AuthenticatorId, lang: Language) -> Result<Vec<EventView>> {
+        let store = lock(&self.inner.store)?;
+        store.account(account)?;
+        Ok(store
+            .feed(account)?
+            .iter()
+            .map(|e| events::build_view(account, e, lang))
+            .collect())
+    }
+
+    /// The account's "notify me on every use" setting as the server last
+    /// reported it (no network).
+    pub fn notify_every_use(&self, account: &AuthenticatorId) -> Result<bool> {
+        let store = lock(&self.inner.store)?;
+        store.account(account)?;
+        store.notify_every_use(account)
+    }
+
+    /// Turns "notify me on every use" on or off for the account's identity:
+    /// with it on, every approval sends an SMS and an e-mail and appears in
+    /// the feed. Signed by the device key; no PIN.
+    pub async fn set_notify_every_use(&self, account: &AuthenticatorId, on: bool) -> Result<()> {
+        let acc = lock(&self.inner.store)?.account(account)?;
+        let body = serde_json::to_vec(&wire::DeviceSettingsRequest {
+            authenticator_id: *account,
+            notify_every_use: on,
+        })
+        .map_err(|e| Error::Storage(e.to_string()))?;
+        let headers = self.inner.device_auth_headers(
+            std::slice::from_ref(&acc),
+            wire::PATH_DEVICE_SETTINGS,
+            &body,
+        )?;
+        let resp: wire::DeviceSettingsResponse = self
+            .inner
+            .client
+            .post(wire::PATH_DEVICE_SETTINGS, body, &headers)
+            .await?;
+        if resp.identity_id != acc.identity_id || resp.notify_every_use != on {
+            return Err(Error::InvalidResponse(
+                "the settings answer does not match".into(),
+            ));
+        }
+        lock(&self.inner.store)?.set_notify_every_use(account, on)?;
+        Ok(())
+    }
+
     /// Removes an account from this phone: deletes its keys and local data.
     /// (The server is not told; support revokes the authenticator there.)
     pub fn remove_account(&self, account: &AuthenticatorId) -> Result<()> {
@@ -819,6 +887,20 @@ impl Authenticator {
 impl Inner {
     fn prepare_activation(&self, user_id: &str, pin: &str) -> Result<PendingActivationRow> {
         self.discard_activation()?;
+        let row = self.prepare_keys(user_id, pin, |p| p.signing_bytes())?;
+        lock(&self.store)?.put_pending_activation(&row)?;
+        crash::point("core.activation.pending_stored");
+        Ok(row)
+    }
+
+    /// Makes a device key (keystore) and a PIN key sealed under `pin`, and
+    /// signs `proof` (activation or enrolment) with both.
+    fn prepare_keys(
+        &self,
+        user_id: &str,
+        pin: &str,
+        proof: impl FnOnce(&ActivationProof<'_>) -> Vec<u8>,
+    ) -> Result<PendingActivationRow> {
         let device_key_alias = new_alias("device");
         let pin_wrap_alias = new_alias("pinwrap");
         let device_public = PublicKey::from_sec1(&self.keystore.create_key(&device_key_alias)?)
@@ -832,12 +914,11 @@ impl Inner {
             self.keystore.as_ref(),
             &pin_wrap_alias,
         )?;
-        let proof = ActivationProof {
+        let proof = proof(&ActivationProof {
             user_id,
             device_public_key: &device_public,
             pin_public_key: pin_key.public_key(),
-        }
-        .signing_bytes();
+        });
         let device_signature = self.keystore.sign(&device_key_alias, &proof)?;
         let row = PendingActivationRow {
             user_id: user_id.to_owned(),
@@ -850,8 +931,6 @@ impl Inner {
             pin_signature: pin_key.sign(&proof).0,
             created_at_ms: self.clock.wall_ms(),
         };
-        lock(&self.store)?.put_pending_activation(&row)?;
-        crash::point("core.activation.pending_stored");
         Ok(row)
     }
 
@@ -894,13 +973,27 @@ impl Inner {
         path: &str,
         body: &[u8],
     ) -> Result<Vec<(&'static str, String)>> {
+        let signers: Vec<(AuthenticatorId, &str)> = accounts
+            .iter()
+            .map(|a| (a.authenticator_id, a.device_key_alias.as_str()))
+            .collect();
+        self.signed_headers(&signers, path, body)
+    }
+
+    /// Device-request headers signed by each `(id, device key alias)`.
+    fn signed_headers(
+        &self,
+        signers: &[(AuthenticatorId, &str)],
+        path: &str,
+        body: &[u8],
+    ) -> Result<Vec<(&'static str, String)>> {
         let timestamp_ms = self.clock.wall_ms();
         let nonce = Nonce16::random();
         let body_sha256 = eid_protocol::sha256(body);
-        let mut pairs = Vec::with_capacity(accounts.len());
-        for a in accounts {
+        let mut pairs = Vec::with_capacity(signers.len());
+        for (id, alias) in signers {
             let msg = DeviceRequestAuth {
-                authenticator_id: a.authenticator_id,
+                authenticator_id: *id,
                 method: "POST",
                 path,
                 body_sha256,
@@ -908,9 +1001,9 @@ impl Inner {
                 nonce,
             }
             .signing_bytes();
-            let sig = Signature::from_der(&self.keystore.sign(&a.device_key_alias, &msg)?)
+            let sig = Signature::from_der(&self.keystore.sign(alias, &msg)?)
                 .map_err(|_| KeyStoreError::Failure("bad signature".into()))?;
-            pairs.push((a.authenticator_id, sig));
+            pairs.push((*id, sig));
         }
         Ok(vec![
             (wire::HEADER_TIMESTAMP, timestamp_ms.to_string()),

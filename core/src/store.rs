@@ -4,16 +4,19 @@
 
 use std::path::Path;
 
-use eid_protocol::wire::{SignedEnvelope, SignedReceipt, SubmitDecisionRequest};
+use eid_protocol::events::SecurityEventKind;
+use eid_protocol::wire::{FeedEvent, SignedEnvelope, SignedReceipt, SubmitDecisionRequest};
 use eid_protocol::{AuthenticatorId, IdentityId, PublicKey, RequestId};
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use crate::error::{Error, Result};
+use crate::events::StoredFeedEvent;
 use crate::lockout::LockoutState;
 use crate::pin::WrappedPinKey;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE accounts (
     authenticator_id  TEXT PRIMARY KEY NOT NULL,
     identity_id       TEXT NOT NULL,
@@ -73,7 +76,61 @@ CREATE TABLE pending_activation (
     pin_signature    BLOB NOT NULL,
     created_at_ms    INTEGER NOT NULL
 ) STRICT;
-"#];
+"#,
+    // A new device added from an existing one: the keys and proof as for an
+    // activation, then the server's enrolment id and code; and, on existing
+    // devices, the new devices being added to their identity (from the pull).
+    r#"
+CREATE TABLE pending_enrolment (
+    id               INTEGER PRIMARY KEY CHECK (id = 1),
+    user_id          TEXT NOT NULL,
+    device_key_alias TEXT NOT NULL,
+    pin_wrap_alias   TEXT NOT NULL,
+    device_public_key BLOB NOT NULL,
+    pin_public_key   BLOB NOT NULL,
+    wrapped          BLOB NOT NULL,
+    salt             BLOB NOT NULL,
+    nonce            BLOB NOT NULL,
+    iterations       INTEGER NOT NULL,
+    device_signature BLOB NOT NULL,
+    pin_signature    BLOB NOT NULL,
+    created_at_ms    INTEGER NOT NULL,
+    enrolment_id     TEXT,
+    code             TEXT,
+    expires_at_ms    INTEGER,
+    usable_at_ms     INTEGER
+) STRICT;
+CREATE TABLE device_enrolments (
+    authenticator_id TEXT NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    enrolment_id     TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    requested_at_ms  INTEGER NOT NULL,
+    usable_at_ms     INTEGER,
+    PRIMARY KEY (authenticator_id, enrolment_id)
+) STRICT;
+"#,
+    // 3: the security feed per account (events pulled after a cursor) and the
+    // "notify me on every use" setting as the server last reported it.
+    r#"
+CREATE TABLE feed_events (
+    authenticator_id       TEXT NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    event_id               INTEGER NOT NULL,
+    kind                   TEXT NOT NULL,
+    occurred_at_ms         INTEGER NOT NULL,
+    event_authenticator_id TEXT,
+    detail                 TEXT,
+    PRIMARY KEY (authenticator_id, event_id)
+) STRICT;
+CREATE TABLE account_feed (
+    authenticator_id TEXT PRIMARY KEY NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    cursor           INTEGER NOT NULL DEFAULT 0,
+    notify_every_use INTEGER NOT NULL DEFAULT 0
+) STRICT;
+"#,
+];
+
+/// Most feed events kept per account (the oldest go first).
+const MAX_STORED_FEED_EVENTS: i64 = 200;
 
 /// Local state of an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -182,6 +239,32 @@ pub(crate) struct PendingActivationRow {
     pub(crate) created_at_ms: u64,
 }
 
+/// The server's answer to a device enrolment, kept with its keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EnrolmentAnswer {
+    pub(crate) enrolment_id: AuthenticatorId,
+    pub(crate) code: String,
+    pub(crate) expires_at_ms: u64,
+    pub(crate) usable_at_ms: Option<u64>,
+}
+
+/// A device enrolment of this phone (the new device): keys made and proof
+/// signed, then the server's answer once it came.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingEnrolmentRow {
+    pub(crate) keys: PendingActivationRow,
+    pub(crate) answer: Option<EnrolmentAnswer>,
+}
+
+/// A new device being added to an account's identity, as last pulled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DeviceEnrolmentRow {
+    pub(crate) enrolment_id: AuthenticatorId,
+    pub(crate) waiting: bool,
+    pub(crate) requested_at_ms: u64,
+    pub(crate) usable_at_ms: Option<u64>,
+}
+
 /// The database handle.
 #[derive(Debug)]
 pub(crate) struct Store {
@@ -285,6 +368,25 @@ impl Store {
     /// Inserts a newly activated account with its sealed PIN key, and clears the
     /// pending activation, in one transaction.
     pub(crate) fn insert_account(&mut self, a: &AccountRow, w: &WrappedPinKey) -> Result<()> {
+        self.insert_account_clearing(a, w, "pending_activation")
+    }
+
+    /// Inserts an account activated from a device enrolment and clears the
+    /// pending enrolment, in one transaction.
+    pub(crate) fn insert_enrolled_account(
+        &mut self,
+        a: &AccountRow,
+        w: &WrappedPinKey,
+    ) -> Result<()> {
+        self.insert_account_clearing(a, w, "pending_enrolment")
+    }
+
+    fn insert_account_clearing(
+        &mut self,
+        a: &AccountRow,
+        w: &WrappedPinKey,
+        pending_table: &str,
+    ) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO accounts (authenticator_id, identity_id, user_id, server_public_key,
@@ -308,7 +410,7 @@ impl Store {
             "INSERT INTO pin_attempts VALUES (?1, 0, 0, ?2)",
             params![a.authenticator_id.to_string(), to_i64(a.created_at_ms)],
         )?;
-        tx.execute("DELETE FROM pending_activation", [])?;
+        tx.execute(&format!("DELETE FROM {pending_table}"), [])?;
         tx.commit()?;
         Ok(())
     }
@@ -535,6 +637,137 @@ impl Store {
         Ok(())
     }
 
+    /// The feed cursor of each account (0 when none yet).
+    pub(crate) fn feed_cursors(&self, ids: &[AuthenticatorId]) -> Result<Vec<u64>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT cursor FROM account_feed WHERE authenticator_id = ?1")?;
+        ids.iter()
+            .map(|id| {
+                Ok(stmt
+                    .query_row([id.to_string()], |r| r.get::<_, i64>(0))
+                    .optional()?
+                    .map_or(0, to_u64))
+            })
+            .collect()
+    }
+
+    /// Stores pulled feed events and settings in one transaction, advancing
+    /// each account's cursor to its newest event. Writes nothing when nothing
+    /// changed (no new events, same setting).
+    pub(crate) fn apply_feed(
+        &mut self,
+        pulled: &[(AuthenticatorId, &[FeedEvent], bool)],
+    ) -> Result<()> {
+        let mut changed = Vec::new();
+        for (id, events, notify) in pulled {
+            let stored: Option<(i64, bool)> = self
+                .conn
+                .prepare_cached(
+                    "SELECT cursor, notify_every_use FROM account_feed WHERE authenticator_id = ?1",
+                )?
+                .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let (cursor, stored_notify) = stored.map_or((0, false), |(c, n)| (to_u64(c), n));
+            let fresh: Vec<&FeedEvent> = events.iter().filter(|e| e.event_id > cursor).collect();
+            if fresh.is_empty() && stored.is_some() && stored_notify == *notify {
+                continue;
+            }
+            changed.push((id, fresh, *notify, cursor));
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        for (id, fresh, notify, cursor) in changed {
+            let id = id.to_string();
+            for e in &fresh {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO feed_events (authenticator_id, event_id, kind, occurred_at_ms, \
+                     event_authenticator_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    id,
+                    to_i64(e.event_id),
+                    e.kind.as_str(),
+                    to_i64(e.occurred_at_ms),
+                    e.authenticator_id.map(|a| a.to_string()),
+                    e.detail
+                ])?;
+            }
+            let newest = fresh
+                .iter()
+                .map(|e| e.event_id)
+                .max()
+                .unwrap_or(0)
+                .max(cursor);
+            tx.prepare_cached(
+                "INSERT INTO account_feed (authenticator_id, cursor, notify_every_use) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (authenticator_id) DO UPDATE SET cursor = ?2, notify_every_use = ?3",
+            )?
+            .execute(params![id, to_i64(newest), notify])?;
+            tx.prepare_cached(
+                "DELETE FROM feed_events WHERE authenticator_id = ?1 AND event_id NOT IN \
+                 (SELECT event_id FROM feed_events WHERE authenticator_id = ?1 \
+                  ORDER BY event_id DESC LIMIT ?2)",
+            )?
+            .execute(params![id, MAX_STORED_FEED_EVENTS])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The account's stored feed, newest first.
+    pub(crate) fn feed(&self, id: &AuthenticatorId) -> Result<Vec<StoredFeedEvent>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT event_id, kind, occurred_at_ms, event_authenticator_id, detail FROM feed_events \
+             WHERE authenticator_id = ?1 ORDER BY event_id DESC",
+        )?;
+        let rows = stmt.query_map([id.to_string()], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (event_id, kind, at, auth, detail) = row?;
+            out.push(StoredFeedEvent {
+                event_id: to_u64(event_id),
+                kind: SecurityEventKind::parse(&kind).unwrap_or(SecurityEventKind::Unknown),
+                occurred_at_ms: to_u64(at),
+                authenticator_id: auth.map(|a| parse_id(&a)).transpose()?,
+                detail,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The "notify me on every use" setting as last known.
+    pub(crate) fn notify_every_use(&self, id: &AuthenticatorId) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT notify_every_use FROM account_feed WHERE authenticator_id = ?1",
+            )?
+            .query_row([id.to_string()], |r| r.get::<_, bool>(0))
+            .optional()?
+            .unwrap_or(false))
+    }
+
+    /// Records the setting the server confirmed.
+    pub(crate) fn set_notify_every_use(&self, id: &AuthenticatorId, on: bool) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO account_feed (authenticator_id, cursor, notify_every_use) VALUES (?1, 0, ?2) \
+             ON CONFLICT (authenticator_id) DO UPDATE SET notify_every_use = ?2",
+            params![id.to_string(), on],
+        )?;
+        Ok(())
+    }
+
     pub(crate) fn pending(&self) -> Result<Vec<PendingRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT authenticator_id, envelope_json, server_time_ms, received_wall_ms
@@ -756,8 +989,16 @@ impl Store {
     // ------------------------------------------------------------ pending activation
 
     pub(crate) fn put_pending_activation(&self, p: &PendingActivationRow) -> Result<()> {
+        self.put_pending_keys("pending_activation", p)
+    }
+
+    fn put_pending_keys(&self, table: &str, p: &PendingActivationRow) -> Result<()> {
         self.conn.execute(
-            "INSERT OR REPLACE INTO pending_activation VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            &format!(
+                "INSERT OR REPLACE INTO {table} (id, user_id, device_key_alias, pin_wrap_alias, \
+                 device_public_key, pin_public_key, wrapped, salt, nonce, iterations, device_signature, \
+                 pin_signature, created_at_ms) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            ),
             params![
                 p.user_id,
                 p.device_key_alias,
@@ -777,12 +1018,18 @@ impl Store {
     }
 
     pub(crate) fn pending_activation(&self) -> Result<Option<PendingActivationRow>> {
+        self.pending_keys("pending_activation")
+    }
+
+    fn pending_keys(&self, table: &str) -> Result<Option<PendingActivationRow>> {
         let row = self
             .conn
             .query_row(
-                "SELECT user_id, device_key_alias, pin_wrap_alias, device_public_key, pin_public_key,
+                &format!(
+                    "SELECT user_id, device_key_alias, pin_wrap_alias, device_public_key, pin_public_key,
                         wrapped, salt, nonce, iterations, device_signature, pin_signature, created_at_ms
-                 FROM pending_activation WHERE id = 1",
+                 FROM {table} WHERE id = 1"
+                ),
                 [],
                 |r| {
                     Ok((
@@ -831,6 +1078,137 @@ impl Store {
 
     pub(crate) fn clear_pending_activation(&self) -> Result<()> {
         self.conn.execute("DELETE FROM pending_activation", [])?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ device enrolment
+
+    /// Stores a new device enrolment's keys and proof (no answer yet),
+    /// replacing any other.
+    pub(crate) fn put_pending_enrolment(&self, p: &PendingActivationRow) -> Result<()> {
+        self.put_pending_keys("pending_enrolment", p)
+    }
+
+    /// Records the server's answer to the pending enrolment.
+    pub(crate) fn set_enrolment_answer(&self, a: &EnrolmentAnswer) -> Result<()> {
+        self.conn.execute(
+            "UPDATE pending_enrolment SET enrolment_id = ?1, code = ?2, expires_at_ms = ?3, usable_at_ms = ?4 \
+             WHERE id = 1",
+            params![
+                a.enrolment_id.to_string(),
+                a.code,
+                to_i64(a.expires_at_ms),
+                a.usable_at_ms.map(to_i64)
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn pending_enrolment(&self) -> Result<Option<PendingEnrolmentRow>> {
+        let Some(keys) = self.pending_keys("pending_enrolment")? else {
+            return Ok(None);
+        };
+        let (id, code, expires, usable) = self.conn.query_row(
+            "SELECT enrolment_id, code, expires_at_ms, usable_at_ms FROM pending_enrolment WHERE id = 1",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            },
+        )?;
+        let answer = match (id, code, expires) {
+            (Some(id), Some(code), Some(expires)) => Some(EnrolmentAnswer {
+                enrolment_id: parse_id(&id)?,
+                code,
+                expires_at_ms: to_u64(expires),
+                usable_at_ms: usable.map(to_u64),
+            }),
+            _ => None,
+        };
+        Ok(Some(PendingEnrolmentRow { keys, answer }))
+    }
+
+    pub(crate) fn clear_pending_enrolment(&self) -> Result<()> {
+        self.conn.execute("DELETE FROM pending_enrolment", [])?;
+        Ok(())
+    }
+
+    /// Replaces the new devices shown for each account pulled.
+    pub(crate) fn replace_device_enrolments(
+        &mut self,
+        pulled: &[(AuthenticatorId, Vec<DeviceEnrolmentRow>)],
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (account, rows) in pulled {
+            tx.execute(
+                "DELETE FROM device_enrolments WHERE authenticator_id = ?1",
+                [account.to_string()],
+            )?;
+            for r in rows {
+                tx.execute(
+                    "INSERT OR REPLACE INTO device_enrolments VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        account.to_string(),
+                        r.enrolment_id.to_string(),
+                        if r.waiting {
+                            "waiting"
+                        } else {
+                            "awaiting_approval"
+                        },
+                        to_i64(r.requested_at_ms),
+                        r.usable_at_ms.map(to_i64)
+                    ],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The new devices being added to an account's identity, oldest first.
+    pub(crate) fn device_enrolments(
+        &self,
+        account: &AuthenticatorId,
+    ) -> Result<Vec<DeviceEnrolmentRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT enrolment_id, state, requested_at_ms, usable_at_ms FROM device_enrolments
+             WHERE authenticator_id = ?1 ORDER BY requested_at_ms, enrolment_id",
+        )?;
+        let rows = stmt.query_map([account.to_string()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, state, requested, usable) = row?;
+            out.push(DeviceEnrolmentRow {
+                enrolment_id: parse_id(&id)?,
+                waiting: state == "waiting",
+                requested_at_ms: to_u64(requested),
+                usable_at_ms: usable.map(to_u64),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Forgets one shown new device (after this phone cancelled it).
+    pub(crate) fn delete_device_enrolment(
+        &self,
+        account: &AuthenticatorId,
+        enrolment: &AuthenticatorId,
+    ) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM device_enrolments WHERE authenticator_id = ?1 AND enrolment_id = ?2",
+            params![account.to_string(), enrolment.to_string()],
+        )?;
         Ok(())
     }
 }
@@ -944,6 +1322,108 @@ mod tests {
             .unwrap();
         assert!(s.pending().unwrap().is_empty());
         assert_eq!(s.account(&id).unwrap().state, AccountState::Blocked);
+    }
+
+    #[test]
+    fn pending_enrolment_is_kept_apart_from_activation_and_cleared_by_its_account() {
+        let mut s = Store::open_in_memory().unwrap();
+        let a = sample_account();
+        let keys = PendingActivationRow {
+            user_id: "Anna#2024".into(),
+            device_key_alias: a.device_key_alias.clone(),
+            pin_wrap_alias: a.pin_wrap_alias.clone(),
+            device_public_key: a.server_public_key.clone(),
+            pin_public_key: a.pin_public_key.clone(),
+            wrapped: sample_wrapped(),
+            device_signature: vec![1, 2],
+            pin_signature: vec![3, 4],
+            created_at_ms: 5,
+        };
+        s.put_pending_activation(&keys).unwrap();
+        s.put_pending_enrolment(&keys).unwrap();
+        assert_eq!(s.pending_enrolment().unwrap().unwrap().answer, None);
+        let answer = EnrolmentAnswer {
+            enrolment_id: a.authenticator_id,
+            code: "12345678".into(),
+            expires_at_ms: 9,
+            usable_at_ms: Some(10),
+        };
+        s.set_enrolment_answer(&answer).unwrap();
+        let p = s.pending_enrolment().unwrap().unwrap();
+        assert_eq!(p.answer, Some(answer));
+        assert_eq!(p.keys.pin_signature, vec![3, 4]);
+        // Activating from the enrolment clears it, not the pending activation.
+        s.insert_enrolled_account(&a, &sample_wrapped()).unwrap();
+        assert!(s.pending_enrolment().unwrap().is_none());
+        assert!(s.pending_activation().unwrap().is_some());
+
+        let row = DeviceEnrolmentRow {
+            enrolment_id: AuthenticatorId::random(),
+            waiting: true,
+            requested_at_ms: 1,
+            usable_at_ms: Some(2),
+        };
+        let id = a.authenticator_id;
+        s.replace_device_enrolments(&[(id, vec![row.clone()])])
+            .unwrap();
+        assert_eq!(s.device_enrolments(&id).unwrap(), vec![row.clone()]);
+        s.delete_device_enrolment(&id, &row.enrolment_id).unwrap();
+        assert!(s.device_enrolments(&id).unwrap().is_empty());
+        s.replace_device_enrolments(&[(id, vec![row])]).unwrap();
+        s.delete_account(&id).unwrap();
+        assert!(s.device_enrolments(&id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_feed_advances_its_cursor_and_writes_nothing_when_nothing_is_new() {
+        let mut store = Store::open_in_memory().unwrap();
+        let a = sample_account();
+        store.insert_account(&a, &sample_wrapped()).unwrap();
+        let id = a.authenticator_id;
+        assert_eq!(store.feed_cursors(&[id]).unwrap(), vec![0]);
+        let event = |event_id, kind| FeedEvent {
+            event_id,
+            kind,
+            occurred_at_ms: event_id * 10,
+            authenticator_id: Some(id),
+            detail: Some("Nordisk Bank A/S".into()),
+        };
+        let first = [
+            event(3, SecurityEventKind::DeviceActivated),
+            event(5, SecurityEventKind::Unknown),
+        ];
+        store.apply_feed(&[(id, &first, false)]).unwrap();
+        assert_eq!(store.feed_cursors(&[id]).unwrap(), vec![5]);
+        let feed = store.feed(&id).unwrap();
+        assert_eq!(
+            feed.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+            vec![5, 3]
+        );
+        assert_eq!(feed[0].kind, SecurityEventKind::Unknown);
+        assert_eq!(feed[1].authenticator_id, Some(id));
+        // A repeat of old events (an old server ignoring the cursor) is ignored.
+        let changes = store.conn.total_changes();
+        store.apply_feed(&[(id, &first, false)]).unwrap();
+        assert_eq!(
+            store.conn.total_changes(),
+            changes,
+            "nothing new, nothing written"
+        );
+        // The setting alone is a change.
+        store.apply_feed(&[(id, &[], true)]).unwrap();
+        assert!(store.notify_every_use(&id).unwrap());
+        assert_eq!(store.feed_cursors(&[id]).unwrap(), vec![5]);
+        // The oldest go beyond the cap.
+        let many: Vec<FeedEvent> = (6..(6 + MAX_STORED_FEED_EVENTS as u64 + 10))
+            .map(|i| event(i, SecurityEventKind::Used))
+            .collect();
+        store.apply_feed(&[(id, &many, true)]).unwrap();
+        let feed = store.feed(&id).unwrap();
+        assert_eq!(feed.len() as i64, MAX_STORED_FEED_EVENTS);
+        assert_eq!(feed[0].event_id, 5 + MAX_STORED_FEED_EVENTS as u64 + 10);
+        // Removing the account removes its feed.
+        store.delete_account(&id).unwrap();
+        assert!(store.feed(&id).unwrap().is_empty());
     }
 
     #[test]

@@ -37,10 +37,14 @@ pub enum SecurityEventKind {
     FraudReported,
     /// The identity was used (an approval); recorded only if the person opted in.
     Used,
+    /// A kind this build does not know (sent by a newer server). Never sent
+    /// by this build; it lets an older app keep parsing a newer feed.
+    #[serde(other)]
+    Unknown,
 }
 
 impl SecurityEventKind {
-    /// Every kind, in declaration order.
+    /// Every known kind, in declaration order (not [`SecurityEventKind::Unknown`]).
     pub const ALL: [SecurityEventKind; 14] = [
         SecurityEventKind::DeviceActivated,
         SecurityEventKind::DeviceRemoved,
@@ -75,10 +79,11 @@ impl SecurityEventKind {
             SecurityEventKind::IdentityUnblocked => "identity_unblocked",
             SecurityEventKind::FraudReported => "fraud_reported",
             SecurityEventKind::Used => "used",
+            SecurityEventKind::Unknown => "unknown",
         }
     }
 
-    /// Parses a stable name.
+    /// Parses a stable name of a known kind.
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
@@ -102,5 +107,13 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }
         assert_eq!(SecurityEventKind::parse("nope"), None);
+    }
+
+    #[test]
+    fn an_unknown_name_parses_as_unknown_on_the_wire() {
+        let kind: SecurityEventKind = serde_json::from_str("\"device_teleported\"").unwrap();
+        assert_eq!(kind, SecurityEventKind::Unknown);
+        assert!(kind.is_critical());
+        assert!(!SecurityEventKind::ALL.contains(&SecurityEventKind::Unknown));
     }
 }

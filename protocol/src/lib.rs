@@ -20,8 +20,8 @@ pub mod wire;
 pub use crypto::{PublicKey, Signature, VerifyError};
 pub use ids::{AuthenticatorId, IdParseError, IdentityId, Nonce16, RequestId, ServiceProviderId};
 pub use messages::{
-    ActivationProof, Decision, DeviceRequestAuth, Outcome, ReceiptBody, RequestEnvelopeBody,
-    RequestKind,
+    ActivationProof, Decision, DeviceRequestAuth, EnrolmentProof, Outcome, ReceiptBody,
+    RequestEnvelopeBody, RequestKind,
 };
 
 /// The eID's own, built-in service provider: it asks for self-service logins

@@ -19,6 +19,10 @@ pub const DOMAIN_DECISION: &str = "eid-authenticator/v1/decision";
 pub const DOMAIN_RECEIPT: &str = "eid-authenticator/v1/receipt";
 /// Domain tag of the proof of possession sent at activation.
 pub const DOMAIN_ACTIVATION: &str = "eid-authenticator/v1/activation";
+/// Domain tag of the proof of possession sent when a new device asks to be
+/// added from an existing one (distinct from activation, so neither proof can
+/// stand in for the other).
+pub const DOMAIN_DEVICE_ENROLMENT: &str = "eid-authenticator/v1/device-enrolment";
 
 /// What a request asks the person to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -329,6 +333,30 @@ impl ActivationProof<'_> {
     /// The canonical bytes both new keys sign.
     pub fn signing_bytes(&self) -> Vec<u8> {
         CanonicalWriter::new(DOMAIN_ACTIVATION)
+            .str(self.user_id)
+            .fixed(self.device_public_key.as_bytes())
+            .fixed(self.pin_public_key.as_bytes())
+            .finish()
+    }
+}
+
+/// Proof that a new device, asking to be added to an identity from an existing
+/// device, holds both private keys it registers. Same fields as
+/// [`ActivationProof`], under its own domain tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentProof<'a> {
+    /// The user ID typed on the new device (exact bytes).
+    pub user_id: &'a str,
+    /// The new device key.
+    pub device_public_key: &'a PublicKey,
+    /// The new PIN key.
+    pub pin_public_key: &'a PublicKey,
+}
+
+impl EnrolmentProof<'_> {
+    /// The canonical bytes both new keys sign.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        CanonicalWriter::new(DOMAIN_DEVICE_ENROLMENT)
             .str(self.user_id)
             .fixed(self.device_public_key.as_bytes())
             .fixed(self.pin_public_key.as_bytes())

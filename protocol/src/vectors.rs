@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::{PublicKey, Signature};
 use crate::ids::{AuthenticatorId, Nonce16};
 use crate::messages::{
-    ActivationProof, Decision, DeviceRequestAuth, ReceiptBody, RequestEnvelopeBody,
+    ActivationProof, Decision, DeviceRequestAuth, EnrolmentProof, ReceiptBody, RequestEnvelopeBody,
 };
 
 /// The whole vectors file.
@@ -63,6 +63,11 @@ pub enum VectorMessage {
         device_public_key: PublicKey,
         pin_public_key: PublicKey,
     },
+    DeviceEnrolment {
+        user_id: String,
+        device_public_key: PublicKey,
+        pin_public_key: PublicKey,
+    },
 }
 
 impl VectorMessage {
@@ -93,6 +98,16 @@ impl VectorMessage {
                 device_public_key,
                 pin_public_key,
             } => ActivationProof {
+                user_id,
+                device_public_key,
+                pin_public_key,
+            }
+            .signing_bytes(),
+            VectorMessage::DeviceEnrolment {
+                user_id,
+                device_public_key,
+                pin_public_key,
+            } => EnrolmentProof {
                 user_id,
                 device_public_key,
                 pin_public_key,

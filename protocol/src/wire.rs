@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{PublicKey, Signature};
+use crate::events::SecurityEventKind;
 use crate::ids::{AuthenticatorId, IdentityId, RequestId, ServiceProviderId};
 use crate::messages::{Decision, Outcome, ReceiptBody, RequestEnvelopeBody, RequestKind};
 
@@ -25,6 +26,24 @@ pub const PATH_DECISIONS: &str = "/v1/device/decisions";
 pub const PATH_ACTIVATE: &str = "/v1/device/activate";
 /// Path of the person's own "block my identity" endpoint.
 pub const PATH_BLOCK: &str = "/v1/device/block";
+/// Path where a new device asks to be added from an existing one (unsigned:
+/// the new device has no authenticator yet; it proves possession of its keys).
+pub const PATH_ENROLMENTS: &str = "/v1/device/enrolments";
+/// Path where the new device asks how its enrolment stands (signed by the new
+/// device key, with the enrolment id in place of the authenticator id).
+pub const PATH_ENROLMENT_STATUS: &str = "/v1/device/enrolments/status";
+/// Path where an existing device cancels a new device's enrolment (signed by
+/// the existing device key; no PIN).
+pub const PATH_ENROLMENT_CANCEL: &str = "/v1/device/enrolments/cancel";
+/// Prefix of the QR payload the new device shows: `eid-bind:v1:<code>`, the
+/// same binding-code payload a login screen shows, so the existing phone's
+/// scanner hands either to the core unchanged.
+pub const ENROLMENT_QR_PREFIX: &str = crate::binding::QR_PREFIX;
+/// Path of the person's notification settings endpoint (device-signed).
+pub const PATH_DEVICE_SETTINGS: &str = "/v1/device/settings";
+
+/// Most feed events one pull returns per authenticator (the newest ones).
+pub const MAX_FEED_EVENTS: usize = 50;
 
 /// Unpadded base64url helpers for serde.
 pub mod b64 {
@@ -121,6 +140,14 @@ pub enum ErrorCode {
     WrongPin,
     /// A parameter is out of range.
     InvalidParameter,
+    /// The identity already has the most devices allowed (active
+    /// authenticators plus new devices being added).
+    DeviceLimitReached,
+    /// No such device enrolment (or not visible to this caller).
+    UnknownEnrolment,
+    /// The device enrolment is over without a new device: refused, cancelled,
+    /// expired undecided, or the identity was blocked. Start again.
+    EnrolmentClosed,
     /// No such endpoint or method.
     NotFound,
     /// The server failed; retry later.
@@ -293,6 +320,128 @@ pub struct BlockResponse {
     pub cancelled_requests: u32,
 }
 
+/// A new device asks to be added to an identity from an existing device. No
+/// credential: both new keys sign an [`crate::EnrolmentProof`]. The server
+/// answers the same for an unknown user ID, a blocked identity or one that
+/// already has a new device waiting for approval as for a real enrolment (the
+/// new device then simply is never approved), so the endpoint does not reveal
+/// which user IDs exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StartEnrolmentRequest {
+    /// The user ID typed on the new device.
+    pub user_id: String,
+    /// The new device key (SEC1 uncompressed P-256, base64url).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub device_public_key: PublicKey,
+    /// The new PIN key (SEC1 uncompressed P-256, base64url).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub pin_public_key: PublicKey,
+    /// The device key's signature over the enrolment proof.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub device_signature: Signature,
+    /// The PIN key's signature over the enrolment proof.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub pin_signature: Signature,
+}
+
+/// The answer to a [`StartEnrolmentRequest`]: what the new device shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EnrolmentStarted {
+    /// The enrolment; also the authenticator id the new device gets once it
+    /// is activated. The new device signs its status polls with it.
+    pub enrolment_id: AuthenticatorId,
+    /// The code the new device shows and the person types (or scans) on the
+    /// existing device when approving.
+    pub code: String,
+    /// The same code as a QR payload: `eid-bind:v1:<code>`.
+    pub qr_payload: String,
+    /// When the approval request on the existing device expires (Unix ms).
+    pub expires_at_ms: u64,
+}
+
+/// Where a device enrolment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EnrolmentState {
+    /// Waiting for the existing device to approve.
+    AwaitingApproval,
+    /// Approved; the new device works from `usable_at_ms` (the waiting period).
+    Waiting,
+    /// The new device is activated.
+    Activated,
+}
+
+/// The new device asks how its enrolment stands; signed by the new device key
+/// (headers as for a pull, with the enrolment id as the authenticator id).
+/// Once approved and the waiting period is over, this call activates it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentStatusRequest {
+    /// The enrolment.
+    pub enrolment_id: AuthenticatorId,
+}
+
+/// The answer to an [`EnrolmentStatusRequest`]. A closed enrolment (refused,
+/// cancelled, expired) is the error `enrolment_closed` instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EnrolmentStatusResponse {
+    /// The enrolment.
+    pub enrolment_id: AuthenticatorId,
+    /// Its state.
+    pub state: EnrolmentState,
+    /// The server's clock when it answered (Unix ms).
+    pub server_time_ms: u64,
+    /// When the new device works (Unix ms, server clock), once approved.
+    #[serde(default)]
+    pub usable_at_ms: Option<u64>,
+    /// The activation, once `state` is `activated` (as for a first activation).
+    #[serde(default)]
+    pub activation: Option<ActivateResponse>,
+}
+
+/// An existing device cancels a new device's enrolment of its identity, until
+/// the new device is activated. Signed by the existing device key; no PIN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CancelEnrolmentRequest {
+    /// The existing authenticator asking (it signs the call).
+    pub authenticator_id: AuthenticatorId,
+    /// The enrolment to cancel.
+    pub enrolment_id: AuthenticatorId,
+}
+
+/// The answer to a [`CancelEnrolmentRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EnrolmentCancelled {
+    /// The enrolment, now cancelled.
+    pub enrolment_id: AuthenticatorId,
+}
+
+/// A new device being added to the identity, as an existing device sees it
+/// in its pull (so the person can cancel during the waiting period).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PulledEnrolment {
+    /// The enrolment.
+    pub enrolment_id: AuthenticatorId,
+    /// Awaiting approval or waiting.
+    pub state: EnrolmentState,
+    /// When the new device asked (Unix ms, server clock).
+    pub requested_at_ms: u64,
+    /// When it will work, once approved (Unix ms, server clock).
+    #[serde(default)]
+    pub usable_at_ms: Option<u64>,
+}
+
 /// Pull the pending requests of one or more authenticators on this phone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -300,6 +449,54 @@ pub struct BlockResponse {
 pub struct PullRequest {
     /// The authenticators (each must sign the call; at most 16).
     pub authenticator_ids: Vec<AuthenticatorId>,
+    /// Feed cursors, parallel to `authenticator_ids`: the highest event id
+    /// each account already has (0 = from the start). Empty = all 0; when
+    /// given, one per authenticator. The pull returns events above it, at
+    /// most the newest [`MAX_FEED_EVENTS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feed_after: Vec<u64>,
+}
+
+/// The person's notification settings, set from the app. Signed by the
+/// authenticator's device key like a pull; no PIN (it only adds
+/// notifications).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSettingsRequest {
+    /// The authenticator asking; the setting is its identity's.
+    pub authenticator_id: AuthenticatorId,
+    /// "Notify me on every use": an SMS/e-mail and a feed event on every approval.
+    pub notify_every_use: bool,
+}
+
+/// The answer to a [`DeviceSettingsRequest`]: the settings now in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DeviceSettingsResponse {
+    /// The identity whose settings these are.
+    pub identity_id: IdentityId,
+    /// "Notify me on every use".
+    pub notify_every_use: bool,
+}
+
+/// One entry of an account's security feed (the server's `security_events`
+/// rows, read in the pull's snapshot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FeedEvent {
+    /// Increasing id (the feed cursor).
+    pub event_id: u64,
+    /// What happened; kinds this build does not know parse as `unknown`.
+    pub kind: SecurityEventKind,
+    /// When (server clock, Unix milliseconds).
+    pub occurred_at_ms: u64,
+    /// The authenticator involved, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticator_id: Option<AuthenticatorId>,
+    /// A short masked detail (a provider's name, a masked phone number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Most authenticators one pull may name.
@@ -340,6 +537,17 @@ pub struct PulledAccount {
     pub state: AccountState,
     /// Pending, unexpired requests (empty unless active).
     pub requests: Vec<SignedEnvelope>,
+    /// New devices being added to this identity: awaiting approval or in the
+    /// waiting period (empty unless active). Absent from older servers.
+    #[serde(default)]
+    pub device_enrolments: Vec<PulledEnrolment>,
+    /// Security events of the identity after the account's feed cursor,
+    /// oldest first (at most the newest [`MAX_FEED_EVENTS`]).
+    #[serde(default)]
+    pub events: Vec<FeedEvent>,
+    /// The identity's "notify me on every use" setting.
+    #[serde(default)]
+    pub notify_every_use: bool,
 }
 
 /// The answer to a pull.

@@ -36,6 +36,152 @@ pub struct Config {
     /// Kotlin and Swift shells' tests, shorten it to test expiry; the server
     /// logs a warning when it is not 300.
     pub request_lifetime_secs: u64,
+    /// Waiting period, in seconds, between the approval of a new device (from
+    /// an existing one) and the moment it works: 3600 (MitID's hour).
+    pub new_device_wait_secs: u64,
+    /// Most devices per identity: active authenticators plus new devices
+    /// being added (awaiting approval or in the waiting period).
+    pub max_devices_per_identity: u64,
+    /// Security-event notifications by SMS and e-mail (the dispatcher).
+    pub notifications: NotificationsConfig,
+}
+
+/// The notification dispatcher: it works off the `event_deliveries` outbox.
+/// It runs only when at least one channel is configured; deliveries for a
+/// channel that is not configured stay pending (nothing is lost) until it is.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// How often the dispatcher looks for due deliveries, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Most deliveries claimed at once.
+    pub batch_size: u32,
+    /// Attempts per delivery before it is given up (kept, with its error).
+    pub max_attempts: u32,
+    /// First retry delay in seconds; it doubles per attempt up to the cap.
+    pub retry_base_secs: u64,
+    /// Longest retry delay in seconds.
+    pub retry_cap_secs: u64,
+    /// How long a claimed delivery is reserved, in seconds: if the server
+    /// dies mid-delivery it is claimed again after this (at-least-once).
+    pub lease_secs: u64,
+    /// Support's phone number, named in the texts ("call support on ...").
+    pub support_phone: Option<String>,
+    /// E-mail by SMTP; off when absent.
+    pub smtp: Option<SmtpConfig>,
+    /// SMS through an HTTP webhook; off when absent.
+    pub sms: Option<SmsWebhookConfig>,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 1000,
+            batch_size: 16,
+            max_attempts: 10,
+            retry_base_secs: 30,
+            retry_cap_secs: 3600,
+            lease_secs: 300,
+            support_phone: None,
+            smtp: None,
+            sms: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for NotificationsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationsConfig")
+            .field("poll_interval_ms", &self.poll_interval_ms)
+            .field("max_attempts", &self.max_attempts)
+            .field("smtp", &self.smtp)
+            .field("sms", &self.sms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain SMTP, upgraded with STARTTLS (required).
+    #[default]
+    Starttls,
+    /// TLS from the start (SMTPS, usually port 465).
+    Tls,
+    /// No TLS: only for a relay on loopback (tests, a local MTA).
+    None,
+}
+
+/// The SMTP server e-mail notifications go through.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Host name (checked against the certificate with TLS).
+    pub host: String,
+    /// Port (587 for STARTTLS, 465 for TLS, 25 plain).
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// Sender address, for example `eID <no-reply@eid.example>`.
+    pub from: String,
+    /// Connection security.
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    /// Login, if the relay needs one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password for `username`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Timeout of one delivery, in seconds.
+    #[serde(default = "default_delivery_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SMS gateway's webhook: the server POSTs JSON `{"to", "text"}`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsWebhookConfig {
+    /// The URL; `https://` (plain `http://` only to a loopback address).
+    pub url: String,
+    /// Sent as `Authorization: Bearer ...` when set.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// Timeout of one delivery, in seconds.
+    #[serde(default = "default_delivery_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl std::fmt::Debug for SmsWebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a key in its query: not printed.
+        f.debug_struct("SmsWebhookConfig")
+            .field("timeout_secs", &self.timeout_secs)
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+fn default_delivery_timeout_secs() -> u64 {
+    10
 }
 
 /// TLS files.
@@ -71,6 +217,9 @@ impl Default for Config {
             log_format: LogFormat::Text,
             max_pending_per_identity: 10,
             request_lifetime_secs: 300,
+            new_device_wait_secs: 3600,
+            max_devices_per_identity: 3,
+            notifications: NotificationsConfig::default(),
         }
     }
 }
@@ -88,6 +237,9 @@ impl std::fmt::Debug for Config {
             .field("activation_code_ttl_secs", &self.activation_code_ttl_secs)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("request_lifetime_secs", &self.request_lifetime_secs)
+            .field("new_device_wait_secs", &self.new_device_wait_secs)
+            .field("max_devices_per_identity", &self.max_devices_per_identity)
+            .field("notifications", &self.notifications)
             .finish_non_exhaustive()
     }
 }
@@ -112,5 +264,56 @@ impl Config {
             .merge(Env::prefixed("EID_SERVER_").split("__"))
             .extract()
             .map_err(Box::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_notifications_section_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(
+            &path,
+            r#"
+[notifications]
+poll_interval_ms = 500
+max_attempts = 5
+support_phone = "+45 70 10 20 30"
+
+[notifications.smtp]
+host = "smtp.example.dk"
+from = "eID <no-reply@eid.example.dk>"
+security = "tls"
+password = "hunter2-secret"
+
+[notifications.sms]
+url = "https://sms-gateway.example.dk/send"
+bearer_token = "bearer-secret"
+"#,
+        )
+        .unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        let n = &config.notifications;
+        assert_eq!(
+            (n.poll_interval_ms, n.max_attempts, n.retry_base_secs),
+            (500, 5, 30)
+        );
+        let smtp = n.smtp.as_ref().unwrap();
+        assert_eq!(
+            (smtp.port, smtp.security, smtp.timeout_secs),
+            (587, SmtpSecurity::Tls, 10)
+        );
+        assert_eq!(
+            n.sms.as_ref().unwrap().url,
+            "https://sms-gateway.example.dk/send"
+        );
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2-secret") && !debug.contains("bearer-secret"));
+        // Off by default.
+        let defaults = Config::default().notifications;
+        assert!(defaults.smtp.is_none() && defaults.sms.is_none());
     }
 }

@@ -36,12 +36,12 @@ impl ApiError {
             | IdentityBlocked
             | AuthenticatorLocked
             | BindingMismatch
-            | WrongPin => StatusCode::FORBIDDEN,
-            UnknownIdentity | UnknownAuthenticator | UnknownRequest | NotFound => {
-                StatusCode::NOT_FOUND
-            }
+            | WrongPin
+            | DeviceLimitReached => StatusCode::FORBIDDEN,
+            UnknownIdentity | UnknownAuthenticator | UnknownRequest | UnknownEnrolment
+            | NotFound => StatusCode::NOT_FOUND,
             ReplayedNonce | UserIdTaken | RequestClosed | CounterReplay => StatusCode::CONFLICT,
-            RequestExpired => StatusCode::GONE,
+            RequestExpired | EnrolmentClosed => StatusCode::GONE,
             InvalidUserId | InvalidContact | InvalidReferenceText | InvalidProviderName
             | DecisionMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -6,6 +6,9 @@
 //! - relying party (banks, agencies): create a request, read or long-poll its
 //!   result with a server-signed receipt, cancel.
 //!
+//! Security events are recorded in an outbox and delivered by SMS and e-mail
+//! by a background [`notify::Dispatcher`].
+//!
 //! The server's clock decides every deadline; storage sits behind [`store::Store`].
 #![forbid(unsafe_code)]
 
@@ -16,6 +19,7 @@ pub mod config;
 pub mod contact;
 mod crash;
 pub mod error;
+pub mod notify;
 pub mod store;
 pub mod tls;
 pub mod userid;
@@ -201,6 +205,20 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
             }
         }
     });
+
+    // Security-event notifications (SMS, e-mail): off unless a channel is
+    // configured; deliveries wait in the outbox until one is.
+    match notify::Dispatcher::from_config(
+        store.clone(),
+        options.clock.clone(),
+        &config.notifications,
+    )? {
+        Some(dispatcher) => {
+            tracing::info!(?dispatcher, "notification dispatcher started");
+            tokio::spawn(dispatcher.run(shutdown_rx.clone()));
+        }
+        None => tracing::info!("no notification channel configured; deliveries wait"),
+    }
 
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
     let task = tokio::spawn(accept_loop(listener, acceptor, app, shutdown_rx));

@@ -182,6 +182,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
         .unwrap();
     let body = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![phone.id()],
+        feed_after: Vec::new(),
     })
     .unwrap();
     let url = format!("{}{}", h.endpoint.base_url, wire::PATH_PULL);
@@ -216,6 +217,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
     // Signature over a different body.
     let other_body = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![other.id()],
+        feed_after: Vec::new(),
     })
     .unwrap();
     let wrong_body = SoftPhone::sign_device_request(
@@ -257,6 +259,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
     // A phone naming an authenticator it cannot sign for.
     let both = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![phone.id(), other.id()],
+        feed_after: Vec::new(),
     })
     .unwrap();
     let half = SoftPhone::sign_device_request(
@@ -272,6 +275,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
     ghost.authenticator_id = Some(eid_protocol::AuthenticatorId::random());
     let ghost_body = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![ghost.id()],
+        feed_after: Vec::new(),
     })
     .unwrap();
     let ghost_headers = SoftPhone::sign_device_request(
@@ -1023,7 +1027,7 @@ async fn known_answer_vectors_verify_on_the_server_side() {
     .unwrap();
     let file: eid_protocol::vectors::VectorFile = serde_json::from_str(&text).unwrap();
     let n = eid_protocol::vectors::check_file(&file, |k, m, s| k.verify(m, s).is_ok()).unwrap();
-    assert_eq!(n, 8);
+    assert!(n >= 9, "{n}");
 }
 
 /// POSTs a device-signed block request with the given headers.

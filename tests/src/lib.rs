@@ -8,6 +8,8 @@
 //! sleeping; [`World::advance`] moves the server and the given phones together.
 #![forbid(unsafe_code)]
 
+pub mod notify;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -61,7 +63,12 @@ pub struct World {
     pub admin: AdminClient,
     /// Relying-party API client of [`PROVIDER_NAME`].
     pub rp: RelyingPartyClient,
+    /// Changes to the default test configuration, applied on every (re)start.
+    configure: ConfigureFn,
 }
+
+/// A change to the server's configuration.
+pub type ConfigureFn = Arc<dyn Fn(&mut Config) + Send + Sync>;
 
 fn server_config(data_dir: &Path, listen: SocketAddr) -> Config {
     Config {
@@ -74,10 +81,18 @@ fn server_config(data_dir: &Path, listen: SocketAddr) -> Config {
 impl World {
     /// Starts a server on a free port with a manual clock at the current time.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_configured(Arc::new(|_: &mut Config| {})).await
+    }
+
+    /// Like [`World::start`], with `configure` applied to the server's
+    /// configuration (now and on every restart).
+    pub async fn start_configured(configure: ConfigureFn) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let clock = Arc::new(ManualClock::starting_now());
+        let mut config = server_config(&dir.path().join("server"), "127.0.0.1:0".parse()?);
+        configure(&mut config);
         let server = eid_server::start(ServerOptions {
-            config: server_config(&dir.path().join("server"), "127.0.0.1:0".parse()?),
+            config,
             clock: clock.clone(),
         })
         .await?;
@@ -94,7 +109,18 @@ impl World {
             clock,
             admin,
             rp,
+            configure,
         })
+    }
+
+    /// Replaces the configuration changes used from the next restart on.
+    pub fn reconfigure(&mut self, configure: ConfigureFn) {
+        self.configure = configure;
+    }
+
+    /// The server's SQLite file (tests inspect the outbox through it).
+    pub fn database_path(&self) -> PathBuf {
+        self.dir.path().join("server").join("eid-server.sqlite3")
     }
 
     /// `https://127.0.0.1:PORT`.
@@ -210,8 +236,10 @@ impl World {
     /// Starts the server again on the same port, database and certificate.
     pub async fn restart_server(&mut self) -> anyhow::Result<()> {
         self.stop_server().await;
+        let mut config = server_config(&self.dir.path().join("server"), self.addr);
+        (self.configure)(&mut config);
         let server = eid_server::start(ServerOptions {
-            config: server_config(&self.dir.path().join("server"), self.addr),
+            config,
             clock: self.clock.clone(),
         })
         .await?;

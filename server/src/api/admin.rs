@@ -211,7 +211,7 @@ async fn set_blocked(
     let id: IdentityId = parse_id(identity_id, "identity_id")?;
     let cancelled = state
         .store
-        .set_blocked(id, blocked)
+        .set_blocked(id, blocked, state.now_ms())
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::UnknownIdentity, "no such identity"))?;
     for request_id in &cancelled {

@@ -5,12 +5,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use eid_protocol::messages::{ActivationProof, DeviceRequestAuth, ReceiptBody};
 use eid_protocol::wire::{
-    self, AccountState, ActivateRequest, ActivateResponse, BlockRequest, BlockResponse, ErrorBody,
-    ErrorCode, PullRequest, PullResponse, PulledAccount, SignedEnvelope, SignedReceipt,
-    SubmitDecisionRequest,
+    self, AccountState, ActivateRequest, ActivateResponse, BlockRequest, BlockResponse,
+    DeviceSettingsRequest, DeviceSettingsResponse, ErrorBody, ErrorCode, FeedEvent, PullRequest,
+    PullResponse, PulledAccount, SignedEnvelope, SignedReceipt, SubmitDecisionRequest,
 };
 use eid_protocol::{AuthenticatorId, MAX_DEVICE_CLOCK_SKEW_MS, Nonce16, Outcome};
 
+use super::enrolment::pulled_enrolment;
 use super::{ApiJson, AppState, CENTRAL_PIN_LOCK_AT, DeviceKey, RawBody};
 use crate::api::admin::activation_code_hash;
 use crate::error::{ApiError, ApiResult};
@@ -19,7 +20,7 @@ use crate::store::{
 };
 use crate::userid;
 
-fn bad_signature(what: &str) -> ApiError {
+pub(super) fn bad_signature(what: &str) -> ApiError {
     ApiError::new(
         ErrorCode::InvalidSignature,
         format!("{what} does not verify"),
@@ -117,16 +118,20 @@ pub(crate) async fn activate(
     }
 }
 
-/// Checks the device-request headers and signatures; returns the device keys
-/// in the order of `ids`. The keys never change, so they come from a cache.
-async fn authenticate_device_request(
+/// The parsed, not yet verified, signature headers of a device request.
+pub(super) struct DeviceAuthHeaders {
+    timestamp_ms: u64,
+    nonce: Nonce16,
+    signatures: Vec<(AuthenticatorId, eid_protocol::Signature)>,
+}
+
+/// Parses the device-request headers and checks the clock and that exactly
+/// `ids` signed, once each.
+pub(super) fn parse_device_auth(
     state: &AppState,
     headers: &HeaderMap,
-    method: &str,
-    path: &str,
-    body: &[u8],
     ids: &[AuthenticatorId],
-) -> ApiResult<Vec<DeviceKey>> {
+) -> ApiResult<DeviceAuthHeaders> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let timestamp_ms: u64 = header(wire::HEADER_TIMESTAMP)
         .and_then(|v| v.parse().ok())
@@ -168,38 +173,68 @@ async fn authenticate_device_request(
             "every authenticator named must sign, once",
         ));
     }
-    let keys = device_keys(state, ids).await?;
+    Ok(DeviceAuthHeaders {
+        timestamp_ms,
+        nonce,
+        signatures,
+    })
+}
+
+/// Verifies each key's signature over the request, then uses up the nonce.
+pub(super) async fn verify_device_auth(
+    state: &AppState,
+    auth: &DeviceAuthHeaders,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    keys: &[DeviceKey],
+) -> ApiResult<()> {
     let body_sha256 = eid_protocol::sha256(body);
-    let mut out = Vec::with_capacity(ids.len());
-    for (id, key) in ids.iter().zip(keys) {
-        let signature = &signatures
+    for key in keys {
+        let signature = &auth
+            .signatures
             .iter()
-            .find(|(s, _)| s == id)
-            .expect("checked above")
+            .find(|(s, _)| *s == key.authenticator_id)
+            .ok_or_else(|| bad_signature("device signature"))?
             .1;
         let message = DeviceRequestAuth {
-            authenticator_id: *id,
+            authenticator_id: key.authenticator_id,
             method,
             path,
             body_sha256,
-            timestamp_ms,
-            nonce,
+            timestamp_ms: auth.timestamp_ms,
+            nonce: auth.nonce,
         }
         .signing_bytes();
         key.device_public_key
             .verify(&message, signature)
             .map_err(|_| bad_signature("device signature"))?;
-        out.push(key);
     }
     // Only after every signature verified, so nobody can burn a nonce.
-    let keep_until = timestamp_ms.max(now) + MAX_DEVICE_CLOCK_SKEW_MS;
-    if !state.store.use_nonce(nonce, keep_until).await? {
+    let keep_until = auth.timestamp_ms.max(state.now_ms()) + MAX_DEVICE_CLOCK_SKEW_MS;
+    if !state.store.use_nonce(auth.nonce, keep_until).await? {
         return Err(ApiError::new(
             ErrorCode::ReplayedNonce,
             "this nonce was already used",
         ));
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Checks the device-request headers and signatures; returns the device keys
+/// in the order of `ids`. The keys never change, so they come from a cache.
+pub(super) async fn authenticate_device_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    ids: &[AuthenticatorId],
+) -> ApiResult<Vec<DeviceKey>> {
+    let auth = parse_device_auth(state, headers, ids)?;
+    let keys = device_keys(state, ids).await?;
+    verify_device_auth(state, &auth, method, path, body, &keys).await?;
+    Ok(keys)
 }
 
 /// Blocks the caller's identity at once ("I suspect abuse"): pending requests
@@ -236,7 +271,7 @@ pub(crate) async fn block(
         .ok_or_else(|| ApiError::new(ErrorCode::UnknownAuthenticator, "no such authenticator"))?;
     let cancelled = state
         .store
-        .set_blocked(authenticator.identity_id, true)
+        .set_blocked(authenticator.identity_id, true, state.now_ms())
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::UnknownIdentity, "no such identity"))?;
     for request_id in &cancelled {
@@ -247,6 +282,72 @@ pub(crate) async fn block(
     Ok(Json(BlockResponse {
         identity_id: authenticator.identity_id,
         cancelled_requests: u32::try_from(cancelled.len()).unwrap_or(u32::MAX),
+    }))
+}
+
+/// Sets the person's notification settings ("notify me on every use"). Signed
+/// by the device key like a pull (headers `eid-timestamp`, `eid-nonce`,
+/// `eid-signature`); no PIN: it can only add notifications.
+#[utoipa::path(post, path = "/v1/device/settings", tag = "device", request_body = DeviceSettingsRequest,
+    params(
+        ("eid-timestamp" = String, Header, description = "device clock, Unix milliseconds"),
+        ("eid-nonce" = String, Header, description = "single-use nonce, 32 hex digits"),
+        ("eid-signature" = String, Header, description = "authenticator_id:base64url(DER signature)")),
+    responses(
+        (status = 200, body = DeviceSettingsResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "invalid_signature or clock_skew", body = ErrorBody),
+        (status = 403, description = "authenticator_locked", body = ErrorBody),
+        (status = 404, description = "unknown_authenticator", body = ErrorBody),
+        (status = 409, description = "replayed_nonce", body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub(crate) async fn settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<DeviceSettingsResponse>> {
+    let req: DeviceSettingsRequest =
+        serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid settings body"))?;
+    let id = req.authenticator_id;
+    authenticate_device_request(
+        &state,
+        &headers,
+        "POST",
+        wire::PATH_DEVICE_SETTINGS,
+        &body,
+        &[id],
+    )
+    .await?;
+    let authenticator = state
+        .store
+        .authenticators(vec![id])
+        .await?
+        .pop()
+        .flatten()
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownAuthenticator, "no such authenticator"))?;
+    // A locked authenticator's device key may be in a thief's hands; it
+    // must not switch the person's notifications off.
+    if authenticator.state == AuthenticatorState::Locked {
+        return Err(ApiError::new(
+            ErrorCode::AuthenticatorLocked,
+            "the authenticator is locked; activate again",
+        ));
+    }
+    if !state
+        .store
+        .set_notify_every_use(authenticator.identity_id, req.notify_every_use)
+        .await?
+    {
+        return Err(ApiError::new(
+            ErrorCode::UnknownIdentity,
+            "no such identity",
+        ));
+    }
+    tracing::info!(authenticator = %id, notify_every_use = req.notify_every_use,
+        "notification settings changed from the app");
+    Ok(Json(DeviceSettingsResponse {
+        identity_id: authenticator.identity_id,
+        notify_every_use: req.notify_every_use,
     }))
 }
 
@@ -301,6 +402,13 @@ pub(crate) async fn pull(
     let req: PullRequest =
         serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid pull body"))?;
     let ids = req.authenticator_ids;
+    let feed_after = req.feed_after;
+    if !feed_after.is_empty() && feed_after.len() != ids.len() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "feed_after must have one cursor per authenticator, or none",
+        ));
+    }
     if ids.is_empty() || ids.len() > wire::MAX_PULL_AUTHENTICATORS {
         return Err(ApiError::new(
             ErrorCode::InvalidParameter,
@@ -320,8 +428,9 @@ pub(crate) async fn pull(
         authenticate_device_request(&state, &headers, "POST", wire::PATH_PULL, &body, &ids).await?;
 
     let now = state.now_ms();
-    let snapshot = state.store.pull_snapshot(ids, now).await?;
+    let snapshot = state.store.pull_snapshot(ids, feed_after, now).await?;
     let identities = snapshot.identities;
+    let mut events = snapshot.events.into_iter();
     // Present: activation never deletes an authenticator, and its key was found.
     let authenticators: Vec<Authenticator> = snapshot
         .authenticators
@@ -348,13 +457,29 @@ pub(crate) async fn pull(
         };
         account_states.push(account_state);
     }
-    let pending = snapshot.pending;
+    let pending = &snapshot.pending;
     let accounts = authenticators
         .iter()
         .zip(account_states)
-        .map(|(auth, account_state)| PulledAccount {
+        .zip(&identities)
+        .map(|((auth, account_state), identity)| PulledAccount {
             authenticator_id: auth.id,
             state: account_state,
+            // The feed is shown whatever the state: a blocked or locked
+            // account most needs to see why.
+            events: events
+                .next()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| FeedEvent {
+                    event_id: e.id,
+                    kind: e.kind,
+                    occurred_at_ms: e.occurred_at_ms,
+                    authenticator_id: e.authenticator_id,
+                    detail: e.detail,
+                })
+                .collect(),
+            notify_every_use: identity.as_ref().is_some_and(|i| i.notify_every_use),
             requests: if account_state == AccountState::Active {
                 pending
                     .iter()
@@ -363,6 +488,16 @@ pub(crate) async fn pull(
                         envelope: r.envelope.clone(),
                         signature: r.envelope_signature.clone(),
                     })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            device_enrolments: if account_state == AccountState::Active {
+                snapshot
+                    .enrolments
+                    .iter()
+                    .filter(|e| e.identity_id == Some(auth.identity_id))
+                    .filter_map(pulled_enrolment)
                     .collect()
             } else {
                 Vec::new()
@@ -476,7 +611,7 @@ pub(crate) async fn submit_decision(
             if auth.pin_public_key.verify(&message, sig).is_err() {
                 let count = state
                     .store
-                    .record_wrong_pin(auth.id, CENTRAL_PIN_LOCK_AT)
+                    .record_wrong_pin(auth.id, CENTRAL_PIN_LOCK_AT, state.now_ms())
                     .await?;
                 tracing::warn!(authenticator = %auth.id, count, "wrong PIN signature");
                 return Err(if count >= CENTRAL_PIN_LOCK_AT {

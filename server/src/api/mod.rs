@@ -2,6 +2,7 @@
 
 mod admin;
 mod device;
+mod enrolment;
 mod rp;
 
 use std::sync::Arc;
@@ -131,6 +132,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(wire::PATH_PULL, post(device::pull))
         .route(wire::PATH_DECISIONS, post(device::submit_decision))
         .route(wire::PATH_BLOCK, post(device::block))
+        .route(wire::PATH_ENROLMENTS, post(enrolment::start))
+        .route(wire::PATH_ENROLMENT_STATUS, post(enrolment::status))
+        .route(wire::PATH_ENROLMENT_CANCEL, post(enrolment::cancel))
+        .route(wire::PATH_DEVICE_SETTINGS, post(device::settings))
         .route("/v1/rp/requests", post(rp::create_request))
         .route("/v1/rp/requests/{request_id}", get(rp::get_request))
         .route(
@@ -202,6 +207,8 @@ async fn server_key(
         admin::create_identity, admin::get_identity, admin::issue_activation_code,
         admin::block_identity, admin::unblock_identity, admin::register_service_provider,
         device::activate, device::pull, device::submit_decision, device::block,
+        enrolment::start, enrolment::status, enrolment::cancel,
+        device::settings,
         rp::create_request, rp::get_request, rp::cancel_request,
     ),
     modifiers(&SecurityAddon),

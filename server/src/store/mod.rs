@@ -89,6 +89,80 @@ pub struct NewEvent {
     pub extra_recipients: Vec<Recipient>,
 }
 
+/// An out-of-band notification channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// SMS (through the SMS webhook).
+    Sms,
+    /// E-mail (SMTP).
+    Email,
+}
+
+impl Channel {
+    /// The name stored in `event_deliveries.channel`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Email => "email",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "sms" => Some(Channel::Sms),
+            "email" => Some(Channel::Email),
+            _ => None,
+        }
+    }
+}
+
+/// A recorded security event as the feed and the dispatcher read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Increasing id (the app's feed cursor).
+    pub id: u64,
+    /// What happened ([`SecurityEventKind::Unknown`] for a name this build
+    /// does not know).
+    pub kind: SecurityEventKind,
+    /// The authenticator involved, if any.
+    pub authenticator_id: Option<AuthenticatorId>,
+    /// The masked detail, if any.
+    pub detail: Option<String>,
+    /// When (server clock, Unix milliseconds).
+    pub occurred_at_ms: u64,
+}
+
+/// A delivery the dispatcher has claimed: one event to one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedDelivery {
+    /// The delivery row.
+    pub id: u64,
+    /// SMS or e-mail.
+    pub channel: Channel,
+    /// The phone number or e-mail address.
+    pub address: String,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    /// The event to tell about.
+    pub event: StoredEvent,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Delivered: never tried again.
+    Delivered,
+    /// Failed: tried again at `retry_at_ms`, or never (`None`: the attempts
+    /// are used up; the row keeps its error for support).
+    Failed {
+        /// Why (no user data).
+        error: String,
+        /// When to try again (server clock).
+        retry_at_ms: Option<u64>,
+    },
+}
+
 /// State of an authenticator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthenticatorState {
@@ -243,6 +317,92 @@ pub struct PullSnapshot {
     pub identities: Vec<Option<Identity>>,
     /// Pending, unexpired requests of the unblocked identities, oldest first.
     pub pending: Vec<StoredRequest>,
+    /// Live device enrolments of the unblocked identities (awaiting approval
+    /// with a pending, unexpired request, or waiting), oldest first.
+    pub enrolments: Vec<Enrolment>,
+    /// Per authenticator asked for (same order): its identity's security
+    /// events after the cursor, oldest first, at most the newest
+    /// [`eid_protocol::wire::MAX_FEED_EVENTS`].
+    pub events: Vec<Vec<StoredEvent>>,
+}
+
+/// Where a device enrolment stands, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrolmentStoredState {
+    /// Its new-device request waits for an existing device's decision.
+    AwaitingApproval,
+    /// Approved; the new device works from `usable_at_ms`.
+    Waiting,
+    /// The new device is an authenticator now (same id).
+    Activated,
+    /// Refused, cancelled, expired undecided, or closed by a block.
+    Cancelled,
+}
+
+/// A new device asking to be added to an identity from an existing device.
+/// Its id is the authenticator id the new device gets once activated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolment {
+    /// The enrolment (and future authenticator) id.
+    pub id: AuthenticatorId,
+    /// The identity; `None` for a decoy (unknown user ID, blocked identity,
+    /// or too many enrolments): answered like a real one, never approvable.
+    pub identity_id: Option<IdentityId>,
+    /// The new-device request shown on the existing devices (not for a decoy).
+    pub request_id: Option<RequestId>,
+    /// The new device key.
+    pub device_public_key: PublicKey,
+    /// The new PIN key.
+    pub pin_public_key: PublicKey,
+    /// The code the new device shows (the request's binding code).
+    pub code: String,
+    /// State.
+    pub state: EnrolmentStoredState,
+    /// When it was asked for.
+    pub requested_at_ms: u64,
+    /// When the approval request expires.
+    pub expires_at_ms: u64,
+    /// Waiting period after approval, fixed when asked for.
+    pub wait_ms: u64,
+    /// When the new device works, once approved.
+    pub usable_at_ms: Option<u64>,
+}
+
+/// Result of asking for a device enrolment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartEnrolmentResult {
+    /// Stored (a real enrolment with its request, or a decoy).
+    Started(Enrolment),
+    /// The same new device keys asked before and the enrolment is still live
+    /// (a retry after a lost answer): that enrolment.
+    Existing(Enrolment),
+    /// The identity has the most devices allowed.
+    DeviceLimitReached,
+}
+
+/// Result of a new device's status poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnrolmentPoll {
+    /// Still waiting for an existing device's decision.
+    AwaitingApproval(Enrolment),
+    /// Approved; not usable yet.
+    Waiting(Enrolment),
+    /// Activated now or before: the authenticator.
+    Activated(Authenticator),
+    /// Over without a device (refused, cancelled, expired, blocked, or the
+    /// device cap was reached meanwhile).
+    Closed,
+}
+
+/// Result of an existing device cancelling an enrolment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelEnrolmentResult {
+    /// Cancelled now; the new-device request, if it was still pending, too.
+    Cancelled(Option<RequestId>),
+    /// Already over (activated or closed).
+    Closed,
+    /// No such enrolment for this authenticator's identity.
+    Unknown,
 }
 
 /// What a decision reads before it is verified.
@@ -276,17 +436,43 @@ pub trait Store: Send + Sync + 'static {
     async fn identity(&self, id: IdentityId) -> StoreResult<Option<Identity>>;
     /// Finds an identity by folded user ID.
     async fn identity_by_user_id(&self, user_id_folded: &str) -> StoreResult<Option<Identity>>;
-    /// Blocks or unblocks; blocking cancels every pending request of the
-    /// identity. Returns the cancelled request ids, or `None` for an unknown id.
+    /// Blocks or unblocks; blocking cancels every pending request and every
+    /// live device enrolment of the identity. A change of state records an
+    /// `identity_blocked` or `identity_unblocked` event at `now_ms`. Returns
+    /// the cancelled request ids, or `None` for an unknown id.
     async fn set_blocked(
         &self,
         id: IdentityId,
         blocked: bool,
+        now_ms: u64,
     ) -> StoreResult<Option<Vec<RequestId>>>;
+    /// Sets the identity's "notify me on every use"; `false` for an unknown id.
+    async fn set_notify_every_use(&self, id: IdentityId, on: bool) -> StoreResult<bool>;
+    /// Claims up to `limit` due deliveries on `channels` (not delivered,
+    /// `next_attempt_ms <= now_ms`, fewer than `max_attempts` attempts): counts
+    /// the attempt and moves `next_attempt_ms` to `now_ms + lease_ms`, so a
+    /// dispatcher that dies mid-delivery leaves them to be claimed again after
+    /// the lease (at-least-once delivery).
+    async fn claim_deliveries(
+        &self,
+        channels: Vec<Channel>,
+        now_ms: u64,
+        limit: u32,
+        lease_ms: u64,
+        max_attempts: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records how a claimed delivery ended.
+    async fn finish_delivery(
+        &self,
+        id: u64,
+        outcome: DeliveryOutcome,
+        now_ms: u64,
+    ) -> StoreResult<()>;
     /// Replaces the identity's activation code with a new one (tries reset).
     async fn put_activation_code(&self, code: ActivationCode) -> StoreResult<()>;
-    /// Atomically checks an activation code and, if right, uses it up and stores
-    /// the authenticator. A wrong code counts a try, durably.
+    /// Atomically checks an activation code and, if right, uses it up, stores
+    /// the authenticator and records a `device_activated` event. A wrong code
+    /// counts a try, durably.
     async fn activate(
         &self,
         user_id_folded: &str,
@@ -303,11 +489,14 @@ pub trait Store: Send + Sync + 'static {
     /// Loads the authenticators of an identity.
     async fn authenticators_of(&self, identity_id: IdentityId) -> StoreResult<Vec<Authenticator>>;
     /// One consistent read for a pull: the authenticators and their
-    /// identities (in order), and the pending, unexpired requests of the
-    /// unblocked identities, oldest first.
+    /// identities (in order), the pending, unexpired requests of the
+    /// unblocked identities, oldest first, and each authenticator's feed
+    /// events after its cursor in `feed_after` (parallel to the ids; missing
+    /// entries are 0).
     async fn pull_snapshot(
         &self,
         authenticator_ids: Vec<AuthenticatorId>,
+        feed_after: Vec<u64>,
         now_ms: u64,
     ) -> StoreResult<PullSnapshot>;
     /// One consistent read for a decision: the request, the authenticator and
@@ -341,7 +530,12 @@ pub trait Store: Send + Sync + 'static {
     /// Atomically records a decision if the request is still pending, unexpired
     /// by `now_ms`, the authenticator active and its identity unblocked, and
     /// the counter above the last; resets the wrong-PIN count when
-    /// `pin_verified`.
+    /// `pin_verified`. A decision on a new-device request moves its enrolment
+    /// in the same transaction: approval starts the waiting period, any other
+    /// outcome cancels it (each with its security event). Also in the same
+    /// transaction it records a `fraud_reported` event for a fraud report, and
+    /// a `used` event for an approval when the identity opted in to
+    /// notifications on every use (detail: the provider's name).
     async fn decide(
         &self,
         request_id: RequestId,
@@ -356,9 +550,15 @@ pub trait Store: Send + Sync + 'static {
         request_id: RequestId,
         cancel_at: u32,
     ) -> StoreResult<u32>;
-    /// Counts a wrong PIN signature; locks the authenticator at `lock_at`.
-    /// Returns the count after this one.
-    async fn record_wrong_pin(&self, id: AuthenticatorId, lock_at: u32) -> StoreResult<u32>;
+    /// Counts a wrong PIN signature; locks the authenticator at `lock_at`
+    /// and then records a `pin_lockout` event at `now_ms`. Returns the count
+    /// after this one.
+    async fn record_wrong_pin(
+        &self,
+        id: AuthenticatorId,
+        lock_at: u32,
+        now_ms: u64,
+    ) -> StoreResult<u32>;
     /// Cancels a pending request of this provider.
     async fn cancel_request(
         &self,
@@ -368,4 +568,42 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<CancelResult>;
     /// Counts pending, unexpired requests of an identity.
     async fn count_pending(&self, identity_id: IdentityId, now_ms: u64) -> StoreResult<u64>;
+    /// Asks for a device enrolment, atomically. With `request` (its envelope
+    /// names the identity the caller looked up): if the identity is unblocked,
+    /// has no other live enrolment, fewer than `max_per_hour` enrolments in
+    /// the last hour and fewer than `max_devices` devices (active
+    /// authenticators plus live enrolments), stores the enrolment, its
+    /// new-device request and a `new_device_requested` event; if the cap is
+    /// reached, `DeviceLimitReached`; otherwise, and without `request`, stores
+    /// `enrolment` as a decoy. The same new keys with a live enrolment (real
+    /// or decoy) get that enrolment back.
+    async fn start_enrolment(
+        &self,
+        enrolment: Enrolment,
+        request: Option<StoredRequest>,
+        max_devices: u64,
+        max_per_hour: u64,
+        now_ms: u64,
+    ) -> StoreResult<StartEnrolmentResult>;
+    /// Loads an enrolment.
+    async fn enrolment(&self, id: AuthenticatorId) -> StoreResult<Option<Enrolment>>;
+    /// The new device's status poll, atomically: closes an enrolment whose
+    /// request was refused, cancelled or expired or whose identity is blocked;
+    /// once approved and `now_ms` is past the waiting period, re-checks the
+    /// block and the device cap, stores the authenticator (id = enrolment id)
+    /// and a `device_activated` event.
+    async fn poll_enrolment(
+        &self,
+        id: AuthenticatorId,
+        max_devices: u64,
+        now_ms: u64,
+    ) -> StoreResult<EnrolmentPoll>;
+    /// An existing authenticator cancels a live enrolment of its identity (and
+    /// its request), recording a `new_device_cancelled` event.
+    async fn cancel_enrolment(
+        &self,
+        authenticator_id: AuthenticatorId,
+        enrolment_id: AuthenticatorId,
+        now_ms: u64,
+    ) -> StoreResult<CancelEnrolmentResult>;
 }

@@ -148,6 +148,33 @@ fn migrations() -> Migrations<'static> {
             WHERE delivered_at_ms IS NULL;
         "#,
         ),
+        // v4: new devices added from an existing device. The id is the
+        // authenticator id the new device gets; identity_id is NULL for a
+        // decoy (answered like a real enrolment, never approvable).
+        M::up(
+            r#"
+        CREATE TABLE device_enrolments (
+            id BLOB PRIMARY KEY NOT NULL,
+            identity_id BLOB REFERENCES identities(id),
+            request_id BLOB REFERENCES requests(id),
+            device_public_key BLOB NOT NULL,
+            pin_public_key BLOB NOT NULL,
+            code TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN
+                ('awaiting_approval', 'waiting', 'activated', 'cancelled')),
+            requested_at_ms INTEGER NOT NULL,
+            expires_at_ms INTEGER NOT NULL,
+            wait_ms INTEGER NOT NULL,
+            usable_at_ms INTEGER,
+            closed_at_ms INTEGER
+        );
+        CREATE INDEX device_enrolments_by_identity
+            ON device_enrolments(identity_id, requested_at_ms);
+        CREATE INDEX device_enrolments_by_request ON device_enrolments(request_id)
+            WHERE request_id IS NOT NULL;
+        CREATE INDEX device_enrolments_by_key ON device_enrolments(device_public_key);
+        "#,
+        ),
     ])
 }
 
@@ -369,7 +396,6 @@ fn identity_row(row: &Row<'_>) -> rusqlite::Result<Identity> {
 /// address: the identity's phone and e-mail as stored now, plus the event's
 /// extra recipients (for example the new contact of a change). Returns the
 /// event id.
-#[allow(dead_code)] // Used by the event producers that follow.
 pub(super) fn insert_event(c: &Connection, event: &NewEvent) -> rusqlite::Result<u64> {
     let identity = event.identity_id.as_bytes().as_slice();
     let id: i64 = c
@@ -411,6 +437,26 @@ pub(super) fn insert_event(c: &Connection, event: &NewEvent) -> rusqlite::Result
     Ok(id as u64)
 }
 
+const EVENT_COLUMNS: &str = "id, kind, authenticator_id, detail, occurred_at_ms";
+
+fn event_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let kind: String = row.get(1)?;
+    Ok(StoredEvent {
+        id: u64_at(row, 0)?,
+        kind: SecurityEventKind::parse(&kind).unwrap_or(SecurityEventKind::Unknown),
+        authenticator_id: row
+            .get::<_, Option<Vec<u8>>>(2)?
+            .map(|v| {
+                <[u8; 16]>::try_from(v)
+                    .map(AuthenticatorId)
+                    .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(2, 16))
+            })
+            .transpose()?,
+        detail: row.get(3)?,
+        occurred_at_ms: u64_at(row, 4)?,
+    })
+}
+
 const AUTHENTICATOR_COLUMNS: &str = "id, identity_id, device_public_key, pin_public_key, state, \
      failed_pin_count, last_counter, activated_at_ms";
 
@@ -430,6 +476,110 @@ fn authenticator_row(row: &Row<'_>) -> rusqlite::Result<Authenticator> {
         last_counter: u64_at(row, 6)?,
         activated_at_ms: u64_at(row, 7)?,
     })
+}
+
+const ENROLMENT_COLUMNS: &str = "id, identity_id, request_id, device_public_key, pin_public_key, \
+     code, state, requested_at_ms, expires_at_ms, wait_ms, usable_at_ms";
+
+fn enrolment_state_text(s: EnrolmentStoredState) -> &'static str {
+    match s {
+        EnrolmentStoredState::AwaitingApproval => "awaiting_approval",
+        EnrolmentStoredState::Waiting => "waiting",
+        EnrolmentStoredState::Activated => "activated",
+        EnrolmentStoredState::Cancelled => "cancelled",
+    }
+}
+
+fn enrolment_row(row: &Row<'_>) -> rusqlite::Result<Enrolment> {
+    let state: String = row.get(6)?;
+    Ok(Enrolment {
+        id: AuthenticatorId(blob16(row, 0)?),
+        identity_id: match row.get::<_, Option<Vec<u8>>>(1)? {
+            Some(_) => Some(IdentityId(blob16(row, 1)?)),
+            None => None,
+        },
+        request_id: match row.get::<_, Option<Vec<u8>>>(2)? {
+            Some(_) => Some(RequestId(blob16(row, 2)?)),
+            None => None,
+        },
+        device_public_key: pubkey(row, 3)?,
+        pin_public_key: pubkey(row, 4)?,
+        code: row.get(5)?,
+        state: match state.as_str() {
+            "awaiting_approval" => EnrolmentStoredState::AwaitingApproval,
+            "waiting" => EnrolmentStoredState::Waiting,
+            "activated" => EnrolmentStoredState::Activated,
+            _ => EnrolmentStoredState::Cancelled,
+        },
+        requested_at_ms: u64_at(row, 7)?,
+        expires_at_ms: u64_at(row, 8)?,
+        wait_ms: u64_at(row, 9)?,
+        usable_at_ms: match row.get::<_, Option<i64>>(10)? {
+            Some(_) => Some(u64_at(row, 10)?),
+            None => None,
+        },
+    })
+}
+
+fn load_enrolment(conn: &Connection, id: &AuthenticatorId) -> StoreResult<Option<Enrolment>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments WHERE id = ?1"
+    ))?;
+    Ok(stmt
+        .query_row(params![id.as_bytes().as_slice()], enrolment_row)
+        .optional()?)
+}
+
+/// SQL condition (on `e`, a `device_enrolments` row, and `?now`) of an
+/// enrolment that is still live: waiting, or awaiting approval with its
+/// request pending and unexpired.
+const LIVE_ENROLMENT: &str = "(e.state = 'waiting' OR (e.state = 'awaiting_approval' AND EXISTS \
+     (SELECT 1 FROM requests r WHERE r.id = e.request_id AND r.status = 'pending' AND r.expires_at_ms > ?2)))";
+
+fn insert_enrolment(c: &Connection, e: &Enrolment) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO device_enrolments (id, identity_id, request_id, device_public_key, pin_public_key, \
+         code, state, requested_at_ms, expires_at_ms, wait_ms, usable_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        e.id.as_bytes().as_slice(),
+        e.identity_id.as_ref().map(|i| i.as_bytes().to_vec()),
+        e.request_id.as_ref().map(|r| r.as_bytes().to_vec()),
+        e.device_public_key.as_bytes().as_slice(),
+        e.pin_public_key.as_bytes().as_slice(),
+        e.code,
+        enrolment_state_text(e.state),
+        i64_of(e.requested_at_ms),
+        i64_of(e.expires_at_ms),
+        i64_of(e.wait_ms),
+        e.usable_at_ms.map(i64_of)
+    ])?;
+    Ok(())
+}
+
+fn close_enrolment(c: &Connection, id: &AuthenticatorId, now_ms: u64) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE device_enrolments SET state = 'cancelled', closed_at_ms = ?2 WHERE id = ?1",
+    )?
+    .execute(params![id.as_bytes().as_slice(), i64_of(now_ms)])?;
+    Ok(())
+}
+
+fn event(
+    identity_id: IdentityId,
+    kind: SecurityEventKind,
+    authenticator_id: AuthenticatorId,
+    now_ms: u64,
+) -> NewEvent {
+    NewEvent {
+        identity_id,
+        kind,
+        authenticator_id: Some(authenticator_id),
+        detail: None,
+        occurred_at_ms: now_ms,
+        extra_recipients: Vec::new(),
+    }
 }
 
 fn status_text(s: RequestStatus) -> &'static str {
@@ -541,6 +691,65 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
         || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
+/// A decision on a new-device request moves its enrolment, in the decision's
+/// transaction: approval starts the waiting period, deny or report-fraud
+/// cancels. Other requests have no enrolment (one indexed look-up).
+fn decide_enrolment(
+    c: &Connection,
+    request_id: &RequestId,
+    record: &DecisionRecord,
+) -> rusqlite::Result<()> {
+    let now = record.decided_at_ms;
+    let approved = record.outcome == Outcome::Approve;
+    let sql = if approved {
+        "UPDATE device_enrolments SET state = 'waiting', usable_at_ms = ?2 + wait_ms \
+         WHERE request_id = ?1 AND state = 'awaiting_approval' RETURNING id, identity_id"
+    } else {
+        "UPDATE device_enrolments SET state = 'cancelled', closed_at_ms = ?2 \
+         WHERE request_id = ?1 AND state = 'awaiting_approval' RETURNING id, identity_id"
+    };
+    let moved = c
+        .prepare_cached(sql)?
+        .query_row(
+            params![request_id.as_bytes().as_slice(), i64_of(now)],
+            |r| Ok((AuthenticatorId(blob16(r, 0)?), IdentityId(blob16(r, 1)?))),
+        )
+        .optional()?;
+    if let Some((enrolment_id, identity_id)) = moved {
+        let kind = if approved {
+            SecurityEventKind::NewDeviceApproved
+        } else {
+            SecurityEventKind::NewDeviceCancelled
+        };
+        insert_event(c, &event(identity_id, kind, enrolment_id, now))?;
+    }
+    Ok(())
+}
+
+/// Counts the devices of an identity toward the cap: active authenticators
+/// plus live enrolments (other than `except`).
+fn count_devices(
+    c: &Connection,
+    identity_id: &IdentityId,
+    except: &AuthenticatorId,
+    now_ms: u64,
+) -> rusqlite::Result<u64> {
+    let active: i64 = c
+        .prepare_cached(
+            "SELECT COUNT(*) FROM authenticators WHERE identity_id = ?1 AND state = 'active'",
+        )?
+        .query_row(params![identity_id.as_bytes().as_slice()], |r| r.get(0))?;
+    let live: i64 = c
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM device_enrolments e WHERE e.identity_id = ?1 AND {LIVE_ENROLMENT} AND e.id != ?3"
+        ))?
+        .query_row(
+            params![identity_id.as_bytes().as_slice(), i64_of(now_ms), except.as_bytes().as_slice()],
+            |r| r.get(0),
+        )?;
+    Ok(u64::try_from(active + live).unwrap_or(u64::MAX))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_identity(&self, identity: Identity) -> StoreResult<()> {
@@ -585,13 +794,34 @@ impl Store for SqliteStore {
         &self,
         id: IdentityId,
         blocked: bool,
+        now_ms: u64,
     ) -> StoreResult<Option<Vec<RequestId>>> {
         self.write(move |c| {
-            let n = c
-                .prepare_cached("UPDATE identities SET blocked = ?2 WHERE id = ?1")?
-                .execute(params![id.as_bytes().as_slice(), blocked])?;
-            if n == 0 {
+            let Some(was_blocked) = c
+                .prepare_cached("SELECT blocked FROM identities WHERE id = ?1")?
+                .query_row(params![id.as_bytes().as_slice()], |r| r.get::<_, bool>(0))
+                .optional()?
+            else {
                 return Ok(None);
+            };
+            if was_blocked != blocked {
+                c.prepare_cached("UPDATE identities SET blocked = ?2 WHERE id = ?1")?
+                    .execute(params![id.as_bytes().as_slice(), blocked])?;
+                insert_event(
+                    c,
+                    &NewEvent {
+                        identity_id: id,
+                        kind: if blocked {
+                            SecurityEventKind::IdentityBlocked
+                        } else {
+                            SecurityEventKind::IdentityUnblocked
+                        },
+                        authenticator_id: None,
+                        detail: None,
+                        occurred_at_ms: now_ms,
+                        extra_recipients: Vec::new(),
+                    },
+                )?;
             }
             let mut cancelled = Vec::new();
             if blocked {
@@ -602,8 +832,120 @@ impl Store for SqliteStore {
                 for r in rows {
                     cancelled.push(RequestId(r?));
                 }
+                // A new device being added must never arrive on a blocked
+                // identity, not even after an unblock.
+                c.prepare_cached(
+                    "UPDATE device_enrolments SET state = 'cancelled' \
+                     WHERE identity_id = ?1 AND state IN ('awaiting_approval', 'waiting')",
+                )?
+                .execute(params![id.as_bytes().as_slice()])?;
             }
             Ok(Some(cancelled))
+        })
+        .await
+    }
+
+    async fn set_notify_every_use(&self, id: IdentityId, on: bool) -> StoreResult<bool> {
+        self.write(move |c| {
+            let n = c
+                .prepare_cached("UPDATE identities SET notify_every_use = ?2 WHERE id = ?1")?
+                .execute(params![id.as_bytes().as_slice(), on])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        channels: Vec<Channel>,
+        now_ms: u64,
+        limit: u32,
+        lease_ms: u64,
+        max_attempts: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        if channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Most polls find nothing: ask a reader first, so an idle dispatcher
+        // never queues behind (or delays) the writer.
+        let due = self
+            .read(move |c| {
+                Ok(c.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM event_deliveries \
+                     WHERE delivered_at_ms IS NULL AND next_attempt_ms <= ?1)",
+                )?
+                .query_row(params![i64_of(now_ms)], |r| r.get::<_, bool>(0))?)
+            })
+            .await?;
+        if !due {
+            return Ok(Vec::new());
+        }
+        self.write(move |c| {
+            // Due rows through the partial index on next_attempt_ms.
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT d.id, d.channel, d.address, d.attempts,                  e.id, e.kind, e.authenticator_id, e.detail, e.occurred_at_ms                  FROM event_deliveries d JOIN security_events e ON e.id = d.event_id                  WHERE d.delivered_at_ms IS NULL AND d.next_attempt_ms <= ?1 AND d.attempts < ?2                  AND d.channel IN ({}) ORDER BY d.next_attempt_ms, d.id LIMIT ?3",
+                channels
+                    .iter()
+                    .map(|ch| format!("'{}'", ch.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ))?;
+            let rows = stmt.query_map(params![i64_of(now_ms), max_attempts, limit], |r| {
+                let channel: String = r.get(1)?;
+                let event = StoredEvent {
+                    id: u64_at(r, 4)?,
+                    kind: SecurityEventKind::parse(&r.get::<_, String>(5)?)
+                        .unwrap_or(SecurityEventKind::Unknown),
+                    authenticator_id: r
+                        .get::<_, Option<Vec<u8>>>(6)?
+                        .and_then(|v| <[u8; 16]>::try_from(v).ok())
+                        .map(AuthenticatorId),
+                    detail: r.get(7)?,
+                    occurred_at_ms: u64_at(r, 8)?,
+                };
+                Ok((u64_at(r, 0)?, channel, r.get::<_, String>(2)?, r.get::<_, u32>(3)?, event))
+            })?;
+            let mut claimed = Vec::new();
+            for row in rows {
+                let (id, channel, address, attempts, event) = row?;
+                let Some(channel) = Channel::parse(&channel) else { continue };
+                claimed.push(ClaimedDelivery { id, channel, address, attempts: attempts + 1, event });
+            }
+            let mut lease = c.prepare_cached(
+                "UPDATE event_deliveries SET attempts = attempts + 1, next_attempt_ms = ?2 WHERE id = ?1",
+            )?;
+            for d in &claimed {
+                lease.execute(params![i64_of(d.id), i64_of(now_ms.saturating_add(lease_ms))])?;
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: u64,
+        outcome: DeliveryOutcome,
+        now_ms: u64,
+    ) -> StoreResult<()> {
+        self.write(move |c| {
+            match outcome {
+                DeliveryOutcome::Delivered => {
+                    c.prepare_cached(
+                        "UPDATE event_deliveries SET delivered_at_ms = ?2, last_error = NULL WHERE id = ?1",
+                    )?
+                    .execute(params![i64_of(id), i64_of(now_ms)])?;
+                }
+                DeliveryOutcome::Failed { error, retry_at_ms } => {
+                    // Given up: parked at the far end of the due index.
+                    let next = retry_at_ms.map_or(i64::MAX, i64_of);
+                    c.prepare_cached(
+                        "UPDATE event_deliveries SET last_error = ?2, next_attempt_ms = ?3 WHERE id = ?1",
+                    )?
+                    .execute(params![i64_of(id), error, next])?;
+                }
+            }
+            Ok(())
         })
         .await
     }
@@ -709,6 +1051,17 @@ impl Store for SqliteStore {
                 auth.pin_public_key.as_bytes().as_slice(),
                 i64_of(auth.activated_at_ms)
             ])?;
+            insert_event(
+                c,
+                &NewEvent {
+                    identity_id: auth.identity_id,
+                    kind: SecurityEventKind::DeviceActivated,
+                    authenticator_id: Some(auth.id),
+                    detail: None,
+                    occurred_at_ms: now_ms,
+                    extra_recipients: Vec::new(),
+                },
+            )?;
             Ok(ActivationResult::Activated(auth))
         })
         .await
@@ -736,6 +1089,7 @@ impl Store for SqliteStore {
     async fn pull_snapshot(
         &self,
         authenticator_ids: Vec<AuthenticatorId>,
+        feed_after: Vec<u64>,
         now_ms: u64,
     ) -> StoreResult<PullSnapshot> {
         self.read_consistent(move |c| {
@@ -770,7 +1124,52 @@ impl Store for SqliteStore {
                     pending.push(r?);
                 }
             }
-            Ok(PullSnapshot { authenticators, identities, pending })
+            let mut enrolments = Vec::new();
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments e WHERE e.identity_id = ?1 AND {LIVE_ENROLMENT} \
+                 ORDER BY e.requested_at_ms"
+            ))?;
+            for identity in &seen {
+                let rows = stmt.query_map(
+                    params![identity.as_bytes().as_slice(), i64_of(now_ms)],
+                    enrolment_row,
+                )?;
+                for r in rows {
+                    enrolments.push(r?);
+                }
+            }
+            // One indexed range read per account (same snapshot as the
+            // requests, so the feed never misses an event that committed):
+            // the newest events above the cursor, returned oldest first.
+            let mut feed = c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = ?1 AND id > ?2                  ORDER BY id DESC LIMIT ?3"
+            ))?;
+            let mut events = Vec::with_capacity(authenticators.len());
+            for (i, auth) in authenticators.iter().enumerate() {
+                let Some(auth) = auth else {
+                    events.push(Vec::new());
+                    continue;
+                };
+                let after = feed_after.get(i).copied().unwrap_or(0);
+                let rows = feed.query_map(
+                    params![
+                        auth.identity_id.as_bytes().as_slice(),
+                        i64_of(after),
+                        eid_protocol::wire::MAX_FEED_EVENTS as i64
+                    ],
+                    event_row,
+                )?;
+                let mut list = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+                list.reverse();
+                events.push(list);
+            }
+            Ok(PullSnapshot {
+                authenticators,
+                identities,
+                pending,
+                enrolments,
+                events,
+            })
         })
         .await
     }
@@ -938,13 +1337,20 @@ impl Store for SqliteStore {
                 RequestStatus::Pending => {}
                 _ => return Ok(DecideResult::Cancelled),
             }
-            let Some((active, last_counter, blocked)) = c
+            let Some((active, last_counter, blocked, identity_id, notify_every_use)) = c
                 .prepare_cached(
-                    "SELECT a.state = 'active', a.last_counter, COALESCE(i.blocked, 1) \
+                    "SELECT a.state = 'active', a.last_counter, COALESCE(i.blocked, 1), a.identity_id, \
+                     COALESCE(i.notify_every_use, 0) \
                      FROM authenticators a LEFT JOIN identities i ON i.id = a.identity_id WHERE a.id = ?1",
                 )?
                 .query_row(params![record.authenticator_id.as_bytes().as_slice()], |r| {
-                    Ok((r.get::<_, bool>(0)?, u64_at(r, 1)?, r.get::<_, bool>(2)?))
+                    Ok((
+                        r.get::<_, bool>(0)?,
+                        u64_at(r, 1)?,
+                        r.get::<_, bool>(2)?,
+                        IdentityId(blob16(r, 3)?),
+                        r.get::<_, bool>(4)?,
+                    ))
                 })
                 .optional()?
             else {
@@ -980,6 +1386,32 @@ impl Store for SqliteStore {
             };
             c.prepare_cached(reset_sql)?
                 .execute(params![record.authenticator_id.as_bytes().as_slice(), i64_of(record.counter)])?;
+            decide_enrolment(c, &request_id, &record)?;
+            let event_kind = match record.outcome {
+                Outcome::ReportFraud => Some(SecurityEventKind::FraudReported),
+                Outcome::Approve if notify_every_use => Some(SecurityEventKind::Used),
+                _ => None,
+            };
+            if let Some(kind) = event_kind {
+                let provider: Option<String> = c
+                    .prepare_cached(
+                        "SELECT sp.name FROM requests r JOIN service_providers sp \
+                         ON sp.id = r.service_provider_id WHERE r.id = ?1",
+                    )?
+                    .query_row(params![request_id.as_bytes().as_slice()], |r| r.get(0))
+                    .optional()?;
+                insert_event(
+                    c,
+                    &NewEvent {
+                        identity_id,
+                        kind,
+                        authenticator_id: Some(record.authenticator_id),
+                        detail: provider,
+                        occurred_at_ms: now_ms,
+                        extra_recipients: Vec::new(),
+                    },
+                )?;
+            }
             Ok(DecideResult::Accepted(record))
         })
         .await
@@ -1008,17 +1440,38 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_wrong_pin(&self, id: AuthenticatorId, lock_at: u32) -> StoreResult<u32> {
+    async fn record_wrong_pin(
+        &self,
+        id: AuthenticatorId,
+        lock_at: u32,
+        now_ms: u64,
+    ) -> StoreResult<u32> {
         self.write(move |c| {
-            let count: u32 = c
+            let (count, identity_id, was_active): (u32, IdentityId, bool) = c
                 .prepare_cached(
                     "UPDATE authenticators SET failed_pin_count = failed_pin_count + 1 WHERE id = ?1 \
-                     RETURNING failed_pin_count",
+                     RETURNING failed_pin_count, identity_id, state = 'active'",
                 )?
-                .query_row(params![id.as_bytes().as_slice()], |r| r.get(0))?;
+                .query_row(params![id.as_bytes().as_slice()], |r| {
+                    Ok((r.get(0)?, IdentityId(blob16(r, 1)?), r.get(2)?))
+                })?;
             if count >= lock_at {
                 c.prepare_cached("UPDATE authenticators SET state = 'locked' WHERE id = ?1")?
                     .execute(params![id.as_bytes().as_slice()])?;
+                // Once, when it locks.
+                if was_active {
+                    insert_event(
+                        c,
+                        &NewEvent {
+                            identity_id,
+                            kind: SecurityEventKind::PinLockout,
+                            authenticator_id: Some(id),
+                            detail: None,
+                            occurred_at_ms: now_ms,
+                            extra_recipients: Vec::new(),
+                        },
+                    )?;
+                }
             }
             Ok(count)
         })
@@ -1058,5 +1511,375 @@ impl Store for SqliteStore {
             Ok(n as u64)
         })
         .await
+    }
+
+    async fn start_enrolment(
+        &self,
+        enrolment: Enrolment,
+        request: Option<StoredRequest>,
+        max_devices: u64,
+        max_per_hour: u64,
+        now_ms: u64,
+    ) -> StoreResult<StartEnrolmentResult> {
+        let envelope_json = match &request {
+            Some(r) => Some(
+                serde_json::to_string(&r.envelope)
+                    .map_err(|e| StoreError::Backend(e.to_string()))?,
+            ),
+            None => None,
+        };
+        self.write(move |c| {
+            // A retry with the same new keys (the answer was lost) gets the
+            // same live enrolment back, real or decoy alike, so a retry does
+            // not tell them apart either.
+            let existing = c
+                .prepare_cached(&format!(
+                    "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments e \
+                     WHERE e.device_public_key = ?1 AND e.pin_public_key = ?3 AND \
+                     ((e.identity_id IS NULL AND e.expires_at_ms > ?2) OR \
+                     (e.identity_id IS NOT NULL AND {LIVE_ENROLMENT})) LIMIT 1"
+                ))?
+                .query_row(
+                    params![
+                        enrolment.device_public_key.as_bytes().as_slice(),
+                        i64_of(now_ms),
+                        enrolment.pin_public_key.as_bytes().as_slice()
+                    ],
+                    enrolment_row,
+                )
+                .optional()?;
+            if let Some(existing) = existing {
+                return Ok(StartEnrolmentResult::Existing(existing));
+            }
+            let decoy = Enrolment { identity_id: None, request_id: None, ..enrolment.clone() };
+            let (Some(request), Some(envelope_json)) = (request, envelope_json) else {
+                insert_enrolment(c, &decoy)?;
+                return Ok(StartEnrolmentResult::Started(decoy));
+            };
+            let e = &request.envelope;
+            let identity = e.identity_id;
+            let identity_bytes = identity.as_bytes().as_slice();
+            match load_identity(c, &identity)? {
+                Some(i) if !i.blocked => {}
+                _ => {
+                    insert_enrolment(c, &decoy)?;
+                    return Ok(StartEnrolmentResult::Started(decoy));
+                }
+            }
+            // One new device at a time, and a few per hour: more would only
+            // flood the person's phone, SMS and e-mail.
+            let (awaiting, last_hour): (i64, i64) = c
+                .prepare_cached(&format!(
+                    "SELECT COALESCE(SUM(e.state = 'awaiting_approval' AND {LIVE_ENROLMENT}), 0), \
+                     COALESCE(SUM(e.requested_at_ms > ?3), 0) FROM device_enrolments e WHERE e.identity_id = ?1"
+                ))?
+                .query_row(
+                    params![identity_bytes, i64_of(now_ms), i64_of(now_ms.saturating_sub(3_600_000))],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+            if awaiting > 0 || u64::try_from(last_hour).unwrap_or(u64::MAX) >= max_per_hour {
+                insert_enrolment(c, &decoy)?;
+                return Ok(StartEnrolmentResult::Started(decoy));
+            }
+            if count_devices(c, &identity, &enrolment.id, now_ms)? >= max_devices {
+                return Ok(StartEnrolmentResult::DeviceLimitReached);
+            }
+            c.prepare_cached(
+                "INSERT INTO requests (id, identity_id, service_provider_id, envelope, envelope_signature, \
+                 binding_code, status, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8)",
+            )?
+            .execute(params![
+                e.request_id.as_bytes().as_slice(),
+                identity_bytes,
+                e.service_provider_id.as_bytes().as_slice(),
+                envelope_json,
+                request.envelope_signature.0,
+                request.binding_code,
+                i64_of(e.created_at_ms),
+                i64_of(e.expires_at_ms)
+            ])?;
+            let real = Enrolment {
+                identity_id: Some(identity),
+                request_id: Some(e.request_id),
+                ..enrolment
+            };
+            insert_enrolment(c, &real)?;
+            insert_event(c, &event(identity, SecurityEventKind::NewDeviceRequested, real.id, now_ms))?;
+            Ok(StartEnrolmentResult::Started(real))
+        })
+        .await
+    }
+
+    async fn enrolment(&self, id: AuthenticatorId) -> StoreResult<Option<Enrolment>> {
+        self.read(move |c| load_enrolment(c, &id)).await
+    }
+
+    async fn poll_enrolment(
+        &self,
+        id: AuthenticatorId,
+        max_devices: u64,
+        now_ms: u64,
+    ) -> StoreResult<EnrolmentPoll> {
+        self.write(move |c| {
+            let Some(enrolment) = load_enrolment(c, &id)? else {
+                return Ok(EnrolmentPoll::Closed);
+            };
+            let Some(identity_id) = enrolment.identity_id else {
+                // A decoy looks like a request nobody answers.
+                return Ok(if now_ms < enrolment.expires_at_ms {
+                    EnrolmentPoll::AwaitingApproval(enrolment)
+                } else {
+                    EnrolmentPoll::Closed
+                });
+            };
+            let blocked = load_identity(c, &identity_id)?.is_none_or(|i| i.blocked);
+            match enrolment.state {
+                EnrolmentStoredState::Cancelled => Ok(EnrolmentPoll::Closed),
+                EnrolmentStoredState::Activated => Ok(match load_authenticator(c, &id)? {
+                    Some(a) if a.state == AuthenticatorState::Active && !blocked => {
+                        EnrolmentPoll::Activated(a)
+                    }
+                    _ => EnrolmentPoll::Closed,
+                }),
+                _ if blocked => {
+                    close_enrolment(c, &id, now_ms)?;
+                    Ok(EnrolmentPoll::Closed)
+                }
+                EnrolmentStoredState::AwaitingApproval => {
+                    let request = match enrolment.request_id {
+                        Some(r) => load_request(c, &r)?,
+                        None => None,
+                    };
+                    if request.is_some_and(|r| r.status_at(now_ms) == RequestStatus::Pending) {
+                        return Ok(EnrolmentPoll::AwaitingApproval(enrolment));
+                    }
+                    // Refused, cancelled (wrong codes) or expired undecided.
+                    close_enrolment(c, &id, now_ms)?;
+                    Ok(EnrolmentPoll::Closed)
+                }
+                EnrolmentStoredState::Waiting => {
+                    let usable_at = enrolment.usable_at_ms.unwrap_or(u64::MAX);
+                    if now_ms < usable_at {
+                        return Ok(EnrolmentPoll::Waiting(enrolment));
+                    }
+                    if count_devices(c, &identity_id, &id, now_ms)? >= max_devices {
+                        close_enrolment(c, &id, now_ms)?;
+                        return Ok(EnrolmentPoll::Closed);
+                    }
+                    let auth = Authenticator {
+                        id,
+                        identity_id,
+                        device_public_key: enrolment.device_public_key,
+                        pin_public_key: enrolment.pin_public_key,
+                        state: AuthenticatorState::Active,
+                        failed_pin_count: 0,
+                        last_counter: 0,
+                        activated_at_ms: now_ms,
+                    };
+                    c.prepare_cached(
+                        "INSERT INTO authenticators (id, identity_id, device_public_key, pin_public_key, state, \
+                         failed_pin_count, last_counter, activated_at_ms) VALUES (?1, ?2, ?3, ?4, 'active', 0, 0, ?5)",
+                    )?
+                    .execute(params![
+                        auth.id.as_bytes().as_slice(),
+                        auth.identity_id.as_bytes().as_slice(),
+                        auth.device_public_key.as_bytes().as_slice(),
+                        auth.pin_public_key.as_bytes().as_slice(),
+                        i64_of(now_ms)
+                    ])?;
+                    c.prepare_cached(
+                        "UPDATE device_enrolments SET state = 'activated', closed_at_ms = ?2 WHERE id = ?1",
+                    )?
+                    .execute(params![id.as_bytes().as_slice(), i64_of(now_ms)])?;
+                    insert_event(c, &event(identity_id, SecurityEventKind::DeviceActivated, id, now_ms))?;
+                    Ok(EnrolmentPoll::Activated(auth))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn cancel_enrolment(
+        &self,
+        authenticator_id: AuthenticatorId,
+        enrolment_id: AuthenticatorId,
+        now_ms: u64,
+    ) -> StoreResult<CancelEnrolmentResult> {
+        self.write(move |c| {
+            let Some(auth) = load_authenticator(c, &authenticator_id)? else {
+                return Ok(CancelEnrolmentResult::Unknown);
+            };
+            let Some(enrolment) = load_enrolment(c, &enrolment_id)? else {
+                return Ok(CancelEnrolmentResult::Unknown);
+            };
+            if enrolment.identity_id != Some(auth.identity_id) {
+                return Ok(CancelEnrolmentResult::Unknown);
+            }
+            match enrolment.state {
+                EnrolmentStoredState::AwaitingApproval | EnrolmentStoredState::Waiting => {}
+                _ => return Ok(CancelEnrolmentResult::Closed),
+            }
+            close_enrolment(c, &enrolment_id, now_ms)?;
+            let mut cancelled_request = None;
+            if let Some(request_id) = enrolment.request_id {
+                let n = c
+                    .prepare_cached(
+                        "UPDATE requests SET status = 'cancelled' WHERE id = ?1 AND status = 'pending'",
+                    )?
+                    .execute(params![request_id.as_bytes().as_slice()])?;
+                if n > 0 {
+                    cancelled_request = Some(request_id);
+                }
+            }
+            insert_event(
+                c,
+                &event(auth.identity_id, SecurityEventKind::NewDeviceCancelled, enrolment_id, now_ms),
+            )?;
+            Ok(CancelEnrolmentResult::Cancelled(cancelled_request))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: u64 = 300_000;
+
+    async fn store_with_blocked_identity() -> (tempfile::TempDir, SqliteStore, IdentityId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap();
+        let id = IdentityId::random();
+        store
+            .create_identity(Identity {
+                id,
+                user_id: "anna#2024x".into(),
+                user_id_folded: "anna#2024x".into(),
+                display_name: None,
+                blocked: false,
+                created_at_ms: 0,
+                phone: Some("+4520304050".into()),
+                email: Some("anna@example.dk".into()),
+                notify_every_use: false,
+            })
+            .await
+            .unwrap();
+        store.set_blocked(id, true, 1_000).await.unwrap().unwrap();
+        (dir, store, id)
+    }
+
+    #[tokio::test]
+    async fn a_claimed_delivery_is_claimed_again_only_after_its_lease() {
+        let (_dir, store, _) = store_with_blocked_identity().await;
+        let claim = |now: u64| store.claim_deliveries(vec![Channel::Sms], now, 10, LEASE, 5);
+        let first = claim(1_000).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].attempts, 1);
+        assert_eq!(first[0].address, "+4520304050");
+        assert_eq!(first[0].event.kind, SecurityEventKind::IdentityBlocked);
+        assert_eq!(first[0].event.occurred_at_ms, 1_000);
+        // Leased: a second dispatcher (or loop) does not get it...
+        assert!(claim(1_000).await.unwrap().is_empty());
+        assert!(claim(1_000 + LEASE - 1).await.unwrap().is_empty());
+        // ...but if the first died mid-delivery, it comes back (at least once).
+        let again = claim(1_000 + LEASE).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].id, again[0].attempts), (first[0].id, 2));
+        store
+            .finish_delivery(again[0].id, DeliveryOutcome::Delivered, 1_000 + LEASE)
+            .await
+            .unwrap();
+        assert!(
+            claim(u64::MAX / 4).await.unwrap().is_empty(),
+            "delivered once"
+        );
+        // The e-mail row is untouched by SMS claims.
+        let email = store
+            .claim_deliveries(vec![Channel::Email], 1_000, 10, LEASE, 5)
+            .await
+            .unwrap();
+        assert_eq!(email.len(), 1);
+        assert_eq!(email[0].address, "anna@example.dk");
+    }
+
+    #[tokio::test]
+    async fn failures_wait_their_retry_time_and_attempts_are_bounded() {
+        let (_dir, store, _) = store_with_blocked_identity().await;
+        let claim = |now: u64| store.claim_deliveries(vec![Channel::Email], now, 10, LEASE, 2);
+        let d = claim(1_000).await.unwrap().remove(0);
+        let failed = |retry| DeliveryOutcome::Failed {
+            error: "transient: SMTP 421".into(),
+            retry_at_ms: retry,
+        };
+        store
+            .finish_delivery(d.id, failed(Some(31_000)), 1_000)
+            .await
+            .unwrap();
+        assert!(claim(30_999).await.unwrap().is_empty());
+        let d = claim(31_000).await.unwrap().remove(0);
+        assert_eq!(d.attempts, 2);
+        store
+            .finish_delivery(d.id, failed(Some(91_000)), 31_000)
+            .await
+            .unwrap();
+        // Two attempts were the maximum.
+        assert!(claim(u64::MAX / 4).await.unwrap().is_empty());
+        // Given up rows are parked even for a dispatcher allowing more.
+        store
+            .finish_delivery(d.id, failed(None), 31_000)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_deliveries(vec![Channel::Email], u64::MAX / 4, 10, LEASE, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .claim_deliveries(Vec::new(), 1_000, 10, LEASE, 5)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn only_a_change_of_block_state_is_an_event() {
+        let (_dir, store, id) = store_with_blocked_identity().await;
+        store.set_blocked(id, true, 2_000).await.unwrap().unwrap();
+        store.set_blocked(id, false, 3_000).await.unwrap().unwrap();
+        assert!(
+            store
+                .set_blocked(IdentityId::random(), true, 4_000)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let all = store
+            .claim_deliveries(vec![Channel::Sms], 10_000, 10, LEASE, 5)
+            .await
+            .unwrap();
+        let kinds: Vec<_> = all
+            .iter()
+            .map(|d| (d.event.kind, d.event.occurred_at_ms))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (SecurityEventKind::IdentityBlocked, 1_000),
+                (SecurityEventKind::IdentityUnblocked, 3_000)
+            ]
+        );
+        assert!(
+            !store
+                .set_notify_every_use(IdentityId::random(), true)
+                .await
+                .unwrap()
+        );
+        assert!(store.set_notify_every_use(id, true).await.unwrap());
+        assert!(store.identity(id).await.unwrap().unwrap().notify_every_use);
     }
 }

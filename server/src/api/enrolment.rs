@@ -1,0 +1,393 @@
+//! Device API: a new device added from an existing one (DESIGN §3).
+//!
+//! The new phone asks (unsigned, proving possession of its two new keys) and
+//! shows a code; the identity's existing phones get a new-device request with
+//! the strongest warning, approved with PIN, swipe and that code. Approval
+//! starts a waiting period (`new_device_wait_secs`, 1 hour) during which the
+//! existing phones see the new device in their pull and can cancel it; every
+//! step is a security event (app feed, SMS, e-mail). After the wait the new
+//! phone's signed status poll activates it, if nothing was cancelled or
+//! blocked and the device cap still holds.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use eid_protocol::crypto::random_array;
+use eid_protocol::wire::{
+    self, ActivateResponse, CancelEnrolmentRequest, EnrolmentCancelled, EnrolmentStarted,
+    EnrolmentState, EnrolmentStatusRequest, EnrolmentStatusResponse, ErrorBody, ErrorCode,
+    PulledEnrolment, RequestStatus, StartEnrolmentRequest,
+};
+use eid_protocol::{
+    AuthenticatorId, EnrolmentProof, IdentityId, RequestEnvelopeBody, RequestId, RequestKind,
+    SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME,
+};
+
+use super::device::{
+    authenticate_device_request, bad_signature, parse_device_auth, verify_device_auth,
+};
+use super::{AppState, DeviceKey, RawBody};
+use crate::error::{ApiError, ApiResult};
+use crate::store::{
+    CancelEnrolmentResult, Enrolment, EnrolmentPoll, EnrolmentStoredState, StartEnrolmentResult,
+    StoredRequest,
+};
+use crate::userid;
+
+/// Most enrolments one identity may ask for per hour; more are answered as
+/// decoys (they would only flood the person's phone, SMS and e-mail).
+pub(crate) const MAX_ENROLMENTS_PER_HOUR: u64 = 3;
+
+/// Digits of the code the new device shows.
+const CODE_DIGITS: usize = 8;
+
+/// A fresh code: 8 decimal digits (easy to type on a phone; three wrong
+/// codes cancel the request, so guessing has a 3 in 10^8 chance).
+fn new_code() -> String {
+    let mut out = String::with_capacity(CODE_DIGITS);
+    while out.len() < CODE_DIGITS {
+        for b in random_array::<16>() {
+            // Rejection sampling: 250 is the largest multiple of 10 ≤ 256.
+            if b < 250 && out.len() < CODE_DIGITS {
+                out.push(char::from(b'0' + b % 10));
+            }
+        }
+    }
+    out
+}
+
+/// `YYYY-MM-DD HH:MM UTC` of a Unix time in milliseconds.
+fn utc_minute(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// The reference text of a new-device request.
+pub(crate) fn new_device_reference_text(requested_at_ms: u64) -> String {
+    let when = utc_minute(requested_at_ms);
+    format!(
+        "Tilføj ny enhed til dit eID, bestilt {when}. Godkend kun, hvis du selv står med den nye telefon.\n\
+         Add a new device to your eID, requested {when}. Approve only if you are holding the new phone yourself."
+    )
+}
+
+/// What an existing device sees of a live enrolment.
+pub(super) fn pulled_enrolment(e: &Enrolment) -> Option<PulledEnrolment> {
+    let state = match e.state {
+        EnrolmentStoredState::AwaitingApproval => EnrolmentState::AwaitingApproval,
+        EnrolmentStoredState::Waiting => EnrolmentState::Waiting,
+        _ => return None,
+    };
+    Some(PulledEnrolment {
+        enrolment_id: e.id,
+        state,
+        requested_at_ms: e.requested_at_ms,
+        usable_at_ms: e.usable_at_ms,
+    })
+}
+
+fn started(e: &Enrolment) -> EnrolmentStarted {
+    EnrolmentStarted {
+        enrolment_id: e.id,
+        code: e.code.clone(),
+        qr_payload: format!("{}{}", wire::ENROLMENT_QR_PREFIX, e.code),
+        expires_at_ms: e.expires_at_ms,
+    }
+}
+
+/// A new device asks to be added to an identity. Unsigned (the device has no
+/// authenticator yet): both new keys sign the enrolment proof. An unknown user
+/// ID, a blocked identity, or an identity that already has a new device
+/// awaiting approval (or three this hour) gets the same answer as a real
+/// enrolment, which is then never approved, so the endpoint reveals no user
+/// IDs and cannot be used to flood a person with requests.
+#[utoipa::path(post, path = "/v1/device/enrolments", tag = "device", request_body = StartEnrolmentRequest,
+    responses(
+        (status = 201, body = EnrolmentStarted),
+        (status = 400, description = "malformed_request", body = ErrorBody),
+        (status = 401, description = "invalid_signature", body = ErrorBody),
+        (status = 403, description = "device_limit_reached", body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    RawBody(body): RawBody,
+) -> ApiResult<(StatusCode, Json<EnrolmentStarted>)> {
+    let req: StartEnrolmentRequest =
+        serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid enrolment body"))?;
+    for key in [&req.device_public_key, &req.pin_public_key] {
+        key.validate()
+            .map_err(|_| ApiError::malformed("a public key is not a valid P-256 point"))?;
+    }
+    if req.device_public_key == req.pin_public_key {
+        return Err(ApiError::malformed(
+            "the device key and the PIN key must differ",
+        ));
+    }
+    let proof = EnrolmentProof {
+        user_id: &req.user_id,
+        device_public_key: &req.device_public_key,
+        pin_public_key: &req.pin_public_key,
+    }
+    .signing_bytes();
+    req.device_public_key
+        .verify(&proof, &req.device_signature)
+        .map_err(|_| bad_signature("device signature"))?;
+    req.pin_public_key
+        .verify(&proof, &req.pin_signature)
+        .map_err(|_| bad_signature("PIN signature"))?;
+
+    let now = state.now_ms();
+    let expires_at_ms = now + state.config.request_lifetime_secs.saturating_mul(1000);
+    let code = new_code();
+    let enrolment = Enrolment {
+        id: AuthenticatorId::random(),
+        identity_id: None,
+        request_id: None,
+        device_public_key: req.device_public_key,
+        pin_public_key: req.pin_public_key,
+        code: code.clone(),
+        state: EnrolmentStoredState::AwaitingApproval,
+        requested_at_ms: now,
+        expires_at_ms,
+        wait_ms: state.config.new_device_wait_secs.saturating_mul(1000),
+        usable_at_ms: None,
+    };
+    let folded = userid::fold(&req.user_id);
+    let identity_id = match state.identity_ids.get(&folded) {
+        Some(id) => Some(id),
+        None => match state.store.identity_by_user_id(&folded).await? {
+            Some(identity) => {
+                state.identity_ids.insert(folded, identity.id);
+                Some(identity.id)
+            }
+            None => None,
+        },
+    };
+    // The request the existing devices see (signed here; the store re-checks
+    // block, pending enrolments and the cap in its write). It is made and
+    // signed for an unknown user ID too, so both answers cost the same.
+    let envelope = RequestEnvelopeBody {
+        request_id: RequestId::random(),
+        identity_id: identity_id.unwrap_or_else(|| IdentityId(random_array())),
+        kind: RequestKind::NewDevice,
+        service_provider_id: SELF_SERVICE_PROVIDER_ID,
+        service_provider_name: SELF_SERVICE_PROVIDER_NAME.to_owned(),
+        reference_text: new_device_reference_text(now),
+        created_at_ms: now,
+        expires_at_ms,
+        server_nonce: random_array(),
+        binding_required: true,
+    };
+    let envelope_signature = state.signing_key.sign(&envelope.signing_bytes());
+    let request = identity_id.map(|_| StoredRequest {
+        envelope,
+        envelope_signature,
+        binding_code: Some(code),
+        status: RequestStatus::Pending,
+        decision: None,
+    });
+    let result = state
+        .store
+        .start_enrolment(
+            enrolment,
+            request,
+            state.config.max_devices_per_identity,
+            MAX_ENROLMENTS_PER_HOUR,
+            now,
+        )
+        .await?;
+    match result {
+        StartEnrolmentResult::Started(e) | StartEnrolmentResult::Existing(e) => {
+            tracing::info!(enrolment = %e.id, "device enrolment asked for");
+            Ok((StatusCode::CREATED, Json(started(&e))))
+        }
+        StartEnrolmentResult::DeviceLimitReached => Err(ApiError::new(
+            ErrorCode::DeviceLimitReached,
+            "this identity has the most devices allowed; remove one first",
+        )),
+    }
+}
+
+fn closed() -> ApiError {
+    ApiError::new(
+        ErrorCode::EnrolmentClosed,
+        "the enrolment is over: refused, cancelled, expired or blocked; start again",
+    )
+}
+
+/// The new device asks how its enrolment stands, signed by the new device key
+/// (headers as for a pull, with the enrolment id in place of the authenticator
+/// id). Once approved and the waiting period is over by the server's clock,
+/// this call activates the new device: the answer then carries the
+/// activation, as for a first activation.
+#[utoipa::path(post, path = "/v1/device/enrolments/status", tag = "device", request_body = EnrolmentStatusRequest,
+    params(
+        ("eid-timestamp" = String, Header, description = "device clock, Unix milliseconds"),
+        ("eid-nonce" = String, Header, description = "single-use nonce, 32 hex digits"),
+        ("eid-signature" = String, Header, description = "enrolment_id:base64url(DER signature)")),
+    responses(
+        (status = 200, body = EnrolmentStatusResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "invalid_signature or clock_skew", body = ErrorBody),
+        (status = 404, description = "unknown_enrolment", body = ErrorBody),
+        (status = 409, description = "replayed_nonce", body = ErrorBody),
+        (status = 410, description = "enrolment_closed", body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub(crate) async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<EnrolmentStatusResponse>> {
+    let req: EnrolmentStatusRequest = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::malformed("invalid enrolment status body"))?;
+    let id = req.enrolment_id;
+    let auth = parse_device_auth(&state, &headers, &[id])?;
+    let enrolment = state
+        .store
+        .enrolment(id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownEnrolment, "no such enrolment"))?;
+    let key = DeviceKey {
+        authenticator_id: id,
+        device_public_key: enrolment.device_public_key,
+    };
+    verify_device_auth(
+        &state,
+        &auth,
+        "POST",
+        wire::PATH_ENROLMENT_STATUS,
+        &body,
+        std::slice::from_ref(&key),
+    )
+    .await?;
+    let now = state.now_ms();
+    let poll = state
+        .store
+        .poll_enrolment(id, state.config.max_devices_per_identity, now)
+        .await?;
+    let response = |state_, usable_at_ms, activation| EnrolmentStatusResponse {
+        enrolment_id: id,
+        state: state_,
+        server_time_ms: now,
+        usable_at_ms,
+        activation,
+    };
+    Ok(Json(match poll {
+        EnrolmentPoll::AwaitingApproval(_) => {
+            response(EnrolmentState::AwaitingApproval, None, None)
+        }
+        EnrolmentPoll::Waiting(e) => response(EnrolmentState::Waiting, e.usable_at_ms, None),
+        EnrolmentPoll::Activated(a) => {
+            tracing::info!(authenticator = %a.id, identity = %a.identity_id, "new device activated");
+            response(
+                EnrolmentState::Activated,
+                None,
+                Some(ActivateResponse {
+                    authenticator_id: a.id,
+                    identity_id: a.identity_id,
+                    server_public_key: state.signing_key.public_key().clone(),
+                }),
+            )
+        }
+        EnrolmentPoll::Closed => return Err(closed()),
+    }))
+}
+
+/// An existing device cancels a new device's enrolment of its identity (from
+/// the waiting screen or its pull): allowed until the new device is
+/// activated. Signed by the existing device key; no PIN, like blocking.
+#[utoipa::path(post, path = "/v1/device/enrolments/cancel", tag = "device", request_body = CancelEnrolmentRequest,
+    params(
+        ("eid-timestamp" = String, Header, description = "device clock, Unix milliseconds"),
+        ("eid-nonce" = String, Header, description = "single-use nonce, 32 hex digits"),
+        ("eid-signature" = String, Header, description = "authenticator_id:base64url(DER signature)")),
+    responses(
+        (status = 200, body = EnrolmentCancelled),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "invalid_signature or clock_skew", body = ErrorBody),
+        (status = 404, description = "unknown_authenticator or unknown_enrolment", body = ErrorBody),
+        (status = 409, description = "replayed_nonce", body = ErrorBody),
+        (status = 410, description = "enrolment_closed", body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<EnrolmentCancelled>> {
+    let req: CancelEnrolmentRequest =
+        serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid cancel body"))?;
+    authenticate_device_request(
+        &state,
+        &headers,
+        "POST",
+        wire::PATH_ENROLMENT_CANCEL,
+        &body,
+        &[req.authenticator_id],
+    )
+    .await?;
+    let result = state
+        .store
+        .cancel_enrolment(req.authenticator_id, req.enrolment_id, state.now_ms())
+        .await?;
+    match result {
+        CancelEnrolmentResult::Cancelled(request) => {
+            if let Some(request) = request {
+                state.waiters.wake(request);
+            }
+            tracing::info!(enrolment = %req.enrolment_id, authenticator = %req.authenticator_id,
+                "device enrolment cancelled from an existing device");
+            Ok(Json(EnrolmentCancelled {
+                enrolment_id: req.enrolment_id,
+            }))
+        }
+        CancelEnrolmentResult::Closed => Err(closed()),
+        CancelEnrolmentResult::Unknown => Err(ApiError::new(
+            ErrorCode::UnknownEnrolment,
+            "no such enrolment for this identity",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_eight_digits_and_vary() {
+        let a = new_code();
+        assert_eq!(a.len(), CODE_DIGITS);
+        assert!(a.bytes().all(|b| b.is_ascii_digit()));
+        assert!((0..8).any(|_| new_code() != a));
+    }
+
+    #[test]
+    fn utc_minute_formats_known_dates() {
+        assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_minute(951_782_400_000), "2000-02-29 00:00 UTC");
+        assert_eq!(utc_minute(1_795_000_000_000), "2026-11-18 11:06 UTC");
+    }
+
+    #[test]
+    fn reference_text_passes_the_text_rules() {
+        let text = new_device_reference_text(1_795_000_000_000);
+        assert_eq!(
+            eid_protocol::text::normalize_reference_text(&text).unwrap(),
+            text
+        );
+    }
+}
