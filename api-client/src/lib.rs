@@ -1,6 +1,8 @@
 //! Clients for the eID server's HTTP APIs:
 //! - [`AdminClient`] for support tooling (identities, codes, blocking, providers);
 //! - [`RelyingPartyClient`] for service providers (requests, results, receipts);
+//! - [`SelfServiceClient`] for the self-service portal (a person's browser:
+//!   phone, e-mail and user-ID changes);
 //! - [`SoftPhone`], a protocol-level phone used by QA tests and the load
 //!   generator. It holds its keys in memory and has no PIN handling: the product's
 //!   phone logic is `eid-core`.
@@ -12,11 +14,12 @@ mod phone;
 pub mod pinning;
 
 use eid_protocol::wire::{
-    ActivationCodeIssued, CreateIdentityRequest, CreateRequestRequest, ErrorBody, IdentityCreated,
-    IdentityInfo, RegisterServiceProviderRequest, RequestCreated, RequestStatusResponse,
-    ServerKeyResponse, ServiceProviderRegistered,
+    self, ActivationCodeIssued, ChangeStatus, ContactChannel, CreateIdentityRequest,
+    CreateRequestRequest, ErrorBody, IdentityCreated, IdentityInfo, RegisterServiceProviderRequest,
+    RequestCreated, RequestStatusResponse, SelfServiceCaller, SelfServiceStep, ServerKeyResponse,
+    ServiceProviderRegistered, StartContactChangeRequest, StartUserIdChangeRequest,
 };
-use eid_protocol::{IdentityId, RequestId, RequestKind};
+use eid_protocol::{ChangeId, IdentityId, RequestId, RequestKind};
 use serde::de::DeserializeOwned;
 
 pub use phone::{SignedHeaders, SoftPhone};
@@ -299,6 +302,122 @@ impl RelyingPartyClient {
         )
         .await?;
         Ok(r.server_public_key)
+    }
+}
+
+/// The self-service portal's calls, as a person's browser makes them (no
+/// credentials: the person approves self-service logins in the app).
+#[derive(Debug, Clone)]
+pub struct SelfServiceClient {
+    endpoint: Endpoint,
+}
+
+impl SelfServiceClient {
+    /// A client for the portal API.
+    pub fn new(endpoint: Endpoint) -> Self {
+        Self { endpoint }
+    }
+
+    /// POSTs any JSON body (tests send malformed ones) to a path.
+    pub async fn post_raw<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<T, ApiFailure> {
+        let req = self
+            .endpoint
+            .client
+            .post(self.endpoint.url(path))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        decode(req.send().await?).await
+    }
+
+    async fn post<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiFailure> {
+        let req = self.endpoint.client.post(self.endpoint.url(path));
+        decode(req.json(body).send().await?).await
+    }
+
+    /// Starts a change of phone number or e-mail address.
+    pub async fn start_contact_change(
+        &self,
+        user_id: &str,
+        channel: ContactChannel,
+        new_value: &str,
+    ) -> Result<SelfServiceStep, ApiFailure> {
+        let body = StartContactChangeRequest {
+            user_id: user_id.into(),
+            channel,
+            new_value: new_value.into(),
+        };
+        self.post(wire::PATH_SELF_SERVICE_CONTACT_CHANGES, &body)
+            .await
+    }
+
+    /// Asks for the second login of a contact change.
+    pub async fn confirm_contact_change(
+        &self,
+        user_id: &str,
+        change: ChangeId,
+    ) -> Result<SelfServiceStep, ApiFailure> {
+        let path = format!("/v1/self-service/contact-changes/{change}/confirm");
+        self.post(
+            &path,
+            &SelfServiceCaller {
+                user_id: user_id.into(),
+            },
+        )
+        .await
+    }
+
+    /// Where a contact change stands.
+    pub async fn contact_change_status(
+        &self,
+        user_id: &str,
+        change: ChangeId,
+    ) -> Result<ChangeStatus, ApiFailure> {
+        let path = format!("/v1/self-service/contact-changes/{change}/status");
+        self.post(
+            &path,
+            &SelfServiceCaller {
+                user_id: user_id.into(),
+            },
+        )
+        .await
+    }
+
+    /// Starts a change of user ID.
+    pub async fn start_user_id_change(
+        &self,
+        user_id: &str,
+        new_user_id: &str,
+    ) -> Result<SelfServiceStep, ApiFailure> {
+        let body = StartUserIdChangeRequest {
+            user_id: user_id.into(),
+            new_user_id: new_user_id.into(),
+        };
+        self.post(wire::PATH_SELF_SERVICE_USER_ID_CHANGES, &body)
+            .await
+    }
+
+    /// Where a user-ID change stands.
+    pub async fn user_id_change_status(
+        &self,
+        user_id: &str,
+        change: ChangeId,
+    ) -> Result<ChangeStatus, ApiFailure> {
+        let path = format!("/v1/self-service/user-id-changes/{change}/status");
+        self.post(
+            &path,
+            &SelfServiceCaller {
+                user_id: user_id.into(),
+            },
+        )
+        .await
     }
 }
 

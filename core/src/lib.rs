@@ -19,6 +19,7 @@ pub mod household;
 pub mod keystore;
 pub mod lockout;
 pub mod pin;
+mod self_service;
 mod store;
 
 use std::collections::HashMap;
@@ -47,6 +48,7 @@ pub use events::EventView;
 pub use household::PersonSummary;
 pub use keystore::{KeyStore, KeyStoreError, SoftwareKeyStore};
 pub use pin::{KdfCost, PinPolicy, PinPolicyError};
+pub use self_service::PendingContactChange;
 pub use store::AccountState;
 
 use approval::{RequestTimer, remaining_after_restart, remaining_at_pull};
@@ -431,6 +433,7 @@ impl Authenticator {
             .map(|p| (p.authenticator_id, p.events.as_slice(), p.notify_every_use))
             .collect();
         lock(&self.inner.store)?.apply_feed(&feeds)?;
+        self.store_account_details(&resp.accounts)?;
         let mut timers = lock(&self.inner.timers)?;
         for (id, _, keep) in &kept {
             let id = *id;

@@ -107,6 +107,10 @@ id_type!(
     ServiceProviderId
 );
 id_type!(
+    /// A self-service change (of phone number, e-mail address or user ID).
+    ChangeId
+);
+id_type!(
     /// A single-use 128-bit nonce (device request authentication).
     Nonce16
 );

@@ -18,7 +18,9 @@ pub mod vectors;
 pub mod wire;
 
 pub use crypto::{PublicKey, Signature, VerifyError};
-pub use ids::{AuthenticatorId, IdParseError, IdentityId, Nonce16, RequestId, ServiceProviderId};
+pub use ids::{
+    AuthenticatorId, ChangeId, IdParseError, IdentityId, Nonce16, RequestId, ServiceProviderId,
+};
 pub use messages::{
     ActivationProof, Decision, DeviceRequestAuth, EnrolmentProof, Outcome, ReceiptBody,
     RequestEnvelopeBody, RequestKind,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{PublicKey, Signature};
 use crate::events::SecurityEventKind;
-use crate::ids::{AuthenticatorId, IdentityId, RequestId, ServiceProviderId};
+use crate::ids::{AuthenticatorId, ChangeId, IdentityId, RequestId, ServiceProviderId};
 use crate::messages::{Decision, Outcome, ReceiptBody, RequestEnvelopeBody, RequestKind};
 
 #[cfg(feature = "openapi")]
@@ -44,6 +44,12 @@ pub const PATH_DEVICE_SETTINGS: &str = "/v1/device/settings";
 
 /// Most feed events one pull returns per authenticator (the newest ones).
 pub const MAX_FEED_EVENTS: usize = 50;
+/// Path of the app's "cancel this contact change" endpoint (device-signed, no PIN).
+pub const PATH_CANCEL_CONTACT_CHANGE: &str = "/v1/device/contact-changes/cancel";
+/// Path of the self-service portal's "start a phone or e-mail change" endpoint.
+pub const PATH_SELF_SERVICE_CONTACT_CHANGES: &str = "/v1/self-service/contact-changes";
+/// Path of the self-service portal's "start a user-ID change" endpoint.
+pub const PATH_SELF_SERVICE_USER_ID_CHANGES: &str = "/v1/self-service/user-id-changes";
 
 /// Unpadded base64url helpers for serde.
 pub mod b64 {
@@ -150,6 +156,18 @@ pub enum ErrorCode {
     EnrolmentClosed,
     /// No such endpoint or method.
     NotFound,
+    /// No such self-service change (or not visible to this caller: unknown id,
+    /// another person's change, or a change whose first login was not approved).
+    UnknownChange,
+    /// The second self-service login is asked for before the earliest time
+    /// (first login + the configured gap, one hour in production). The
+    /// message says when; the attempt was recorded and notified.
+    TooEarly,
+    /// The person already has a change of this kind past its first login;
+    /// it must complete or be cancelled first.
+    ChangePending,
+    /// The change is closed (completed, cancelled, expired or failed).
+    ChangeClosed,
     /// The server failed; retry later.
     Internal,
 }
@@ -224,6 +242,12 @@ pub struct IdentityInfo {
     pub blocked: bool,
     /// Its authenticators.
     pub authenticators: Vec<AuthenticatorInfo>,
+    /// The stored phone number, masked (`+45••••••78`), if any.
+    #[serde(default)]
+    pub phone_masked: Option<String>,
+    /// The stored e-mail address, masked (`g•••@example.dk`), if any.
+    #[serde(default)]
+    pub email_masked: Option<String>,
 }
 
 /// One authenticator of an identity.
@@ -548,6 +572,169 @@ pub struct PulledAccount {
     /// The identity's "notify me on every use" setting.
     #[serde(default)]
     pub notify_every_use: bool,
+    /// The identity's current user ID (it can change through self-service);
+    /// absent from older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The identity's open phone or e-mail changes, so the app can show them
+    /// and offer to cancel; absent from older servers.
+    #[serde(default)]
+    pub contact_changes: Vec<PulledContactChange>,
+}
+
+/// Cancel an open phone or e-mail change from the app. Signed by the device
+/// key like a pull; needs no PIN, so a person under pressure can always do it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CancelContactChangeRequest {
+    /// The authenticator asking; the change must be its identity's.
+    pub authenticator_id: AuthenticatorId,
+    /// The change.
+    pub change_id: ChangeId,
+}
+
+// ---------------------------------------------------------------- self-service API
+
+/// Which contact a change replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ContactChannel {
+    /// The phone number (SMS notifications), E.164.
+    Phone,
+    /// The e-mail address.
+    Email,
+}
+
+/// Where a self-service change stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ChangeState {
+    /// Waiting for the person to approve the first self-service login.
+    AwaitingFirstLogin,
+    /// The first login was approved; the second may come from
+    /// `earliest_second_login_at_ms` (phone and e-mail changes only).
+    WaitingSecondLogin,
+    /// The second login was asked for; waiting for the approval.
+    AwaitingSecondLogin,
+    /// Done: the contact or user ID was changed.
+    Completed,
+    /// Cancelled: denied or reported as fraud in the app, cancelled from the
+    /// app, superseded by a new start, or the identity was blocked.
+    Cancelled,
+    /// The first login was not approved in time, or the change was not
+    /// completed within 24 hours of the first login.
+    Expired,
+    /// The approval came, but the change could not be applied (a user ID
+    /// taken meanwhile or too like the person's data); see `failure`.
+    Failed,
+}
+
+impl ChangeState {
+    /// Whether the change can still complete.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            ChangeState::AwaitingFirstLogin
+                | ChangeState::WaitingSecondLogin
+                | ChangeState::AwaitingSecondLogin
+        )
+    }
+}
+
+/// An open phone or e-mail change as the app shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PulledContactChange {
+    /// The change.
+    pub change_id: ChangeId,
+    /// Phone or e-mail.
+    pub channel: ContactChannel,
+    /// The new value, masked.
+    pub new_value_masked: String,
+    /// Where it stands (always open here).
+    pub state: ChangeState,
+    /// Server time (Unix ms) from which the change can complete; absent before
+    /// the first login is approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earliest_completion_at_ms: Option<u64>,
+    /// When it was started (server time, Unix ms).
+    pub created_at_ms: u64,
+}
+
+/// Start a change of phone number or e-mail address (self-service portal, no
+/// credentials: the person is identified by the user ID, then by approving
+/// two self-service logins in the app at least an hour apart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StartContactChangeRequest {
+    /// The person's user ID.
+    pub user_id: String,
+    /// What to change.
+    pub channel: ContactChannel,
+    /// The new phone number (E.164) or e-mail address.
+    pub new_value: String,
+}
+
+/// Start a change of user ID (self-service portal): one self-service login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StartUserIdChangeRequest {
+    /// The person's current user ID.
+    pub user_id: String,
+    /// The user ID wanted.
+    pub new_user_id: String,
+}
+
+/// The body of the calls on an existing change (confirm, status): the person's
+/// user ID, which must be the change's. (In a body, not the URL, so it stays
+/// out of access logs.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SelfServiceCaller {
+    /// The person's user ID (the change must be theirs).
+    pub user_id: String,
+}
+
+/// A self-service login request was created for a change: approve it in the app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SelfServiceStep {
+    /// The change.
+    pub change_id: ChangeId,
+    /// The self-service login request the app shows.
+    pub request_id: RequestId,
+    /// When that request expires (server time, Unix ms).
+    pub expires_at_ms: u64,
+}
+
+/// Where a change stands (self-service portal). Visible only once its first
+/// login was approved, and only with the person's user ID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ChangeStatus {
+    /// The change.
+    pub change_id: ChangeId,
+    /// Its state.
+    pub state: ChangeState,
+    /// Phone or e-mail; absent for a user-ID change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<ContactChannel>,
+    /// Server time (Unix ms) from which the second login may come (contact
+    /// changes past the first login).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earliest_second_login_at_ms: Option<u64>,
+    /// Why a change failed (state `failed`): `invalid_user_id` or `user_id_taken`
+    /// with the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<ErrorDetail>,
 }
 
 /// The answer to a pull.
@@ -704,5 +891,42 @@ pub fn parse_signature_header(value: &str) -> Option<Vec<(AuthenticatorId, Signa
         None
     } else {
         Some(out)
+    }
+}
+
+#[cfg(test)]
+mod self_service_wire_tests {
+    use super::*;
+
+    #[test]
+    fn a_pull_from_an_older_server_still_parses() {
+        let id = AuthenticatorId([1; 16]);
+        let old = format!(r#"{{"authenticator_id":"{id}","state":"active","requests":[]}}"#);
+        let account: PulledAccount = serde_json::from_str(&old).unwrap();
+        assert_eq!(account.user_id, None);
+        assert!(account.contact_changes.is_empty());
+        let info = r#"{"identity_id":"01010101010101010101010101010101","user_id":"a","blocked":false,"authenticators":[]}"#;
+        let info: IdentityInfo = serde_json::from_str(info).unwrap();
+        assert_eq!((info.phone_masked, info.email_masked), (None, None));
+    }
+
+    #[test]
+    fn change_states_have_stable_names_and_only_three_are_open() {
+        let open = [
+            (ChangeState::AwaitingFirstLogin, "awaiting_first_login"),
+            (ChangeState::WaitingSecondLogin, "waiting_second_login"),
+            (ChangeState::AwaitingSecondLogin, "awaiting_second_login"),
+        ];
+        let closed = [
+            (ChangeState::Completed, "completed"),
+            (ChangeState::Cancelled, "cancelled"),
+            (ChangeState::Expired, "expired"),
+            (ChangeState::Failed, "failed"),
+        ];
+        for (state, name) in open.iter().chain(&closed) {
+            assert_eq!(serde_json::to_string(state).unwrap(), format!("\"{name}\""));
+        }
+        assert!(open.iter().all(|(s, _)| s.is_open()));
+        assert!(closed.iter().all(|(s, _)| !s.is_open()));
     }
 }

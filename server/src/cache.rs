@@ -1,9 +1,11 @@
-//! A small read-mostly cache for records that never change once written
+//! A small read-mostly cache for records that rarely change once written
 //! (API-key registrations, user-ID → identity mappings, authenticator keys).
 //!
-//! Only immutable facts go here: anything that can change (blocked, locked,
-//! counters) is always read from the store, inside the transaction that
-//! depends on it.
+//! Only facts that are immutable or that change through one known path go
+//! here: that path evicts with [`ImmutableCache::remove_where`] after its
+//! commit (a user ID changed through self-service). Anything that changes
+//! often (blocked, locked, counters) is always read from the store, inside
+//! the transaction that depends on it.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -14,6 +16,9 @@ use std::sync::RwLock;
 pub(crate) struct ImmutableCache<K, V> {
     map: RwLock<HashMap<K, V>>,
     max_entries: usize,
+    /// Bumped by every eviction, so a value read from the store before an
+    /// eviction is not cached after it (see [`ImmutableCache::insert_unless_evicted`]).
+    evictions: std::sync::atomic::AtomicU64,
 }
 
 impl<K: Eq + Hash, V: Clone> ImmutableCache<K, V> {
@@ -22,12 +27,43 @@ impl<K: Eq + Hash, V: Clone> ImmutableCache<K, V> {
         Self {
             map: RwLock::new(HashMap::new()),
             max_entries,
+            evictions: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// The cached value, if any.
     pub(crate) fn get(&self, key: &K) -> Option<V> {
         self.map.read().ok()?.get(key).cloned()
+    }
+
+    /// A stamp to take before reading the store, for
+    /// [`ImmutableCache::insert_unless_evicted`].
+    pub(crate) fn stamp(&self) -> u64 {
+        self.evictions.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Remembers a value read from the store after `stamp` was taken, unless
+    /// an eviction happened since (the value read may be the old one).
+    pub(crate) fn insert_unless_evicted(&self, stamp: u64, key: K, value: V) {
+        if let Ok(mut map) = self.map.write() {
+            // Checked under the write lock, which evictions also take.
+            if self.stamp() != stamp {
+                return;
+            }
+            if map.len() >= self.max_entries {
+                map.clear();
+            }
+            map.insert(key, value);
+        }
+    }
+
+    /// Forgets every entry matching `predicate` (after the store changed).
+    pub(crate) fn remove_where(&self, predicate: impl Fn(&K, &V) -> bool) {
+        if let Ok(mut map) = self.map.write() {
+            self.evictions
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            map.retain(|k, v| !predicate(k, v));
+        }
     }
 
     /// Remembers a value read from the store.
@@ -54,5 +90,21 @@ mod tests {
         cache.insert(3, "c");
         assert_eq!(cache.get(&1), None);
         assert_eq!(cache.get(&3), Some("c"));
+    }
+
+    #[test]
+    fn an_eviction_drops_matches_and_blocks_values_read_before_it() {
+        let cache = ImmutableCache::new(10);
+        cache.insert("old", 1);
+        cache.insert("other", 2);
+        let stamp = cache.stamp();
+        cache.remove_where(|_, v| *v == 1);
+        assert_eq!(cache.get(&"old"), None);
+        assert_eq!(cache.get(&"other"), Some(2));
+        // A value read before the eviction may be stale: not cached.
+        cache.insert_unless_evicted(stamp, "old", 1);
+        assert_eq!(cache.get(&"old"), None);
+        cache.insert_unless_evicted(cache.stamp(), "new", 1);
+        assert_eq!(cache.get(&"new"), Some(1));
     }
 }

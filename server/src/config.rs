@@ -44,6 +44,10 @@ pub struct Config {
     pub max_devices_per_identity: u64,
     /// Security-event notifications by SMS and e-mail (the dispatcher).
     pub notifications: NotificationsConfig,
+    /// Least time between the two self-service logins of a phone or e-mail
+    /// change, in seconds: 3600 (one hour) in production. The server's clock
+    /// decides. Tests that cannot drive a manual clock shorten it.
+    pub self_service_gap_secs: u64,
 }
 
 /// The notification dispatcher: it works off the `event_deliveries` outbox.
@@ -220,6 +224,7 @@ impl Default for Config {
             new_device_wait_secs: 3600,
             max_devices_per_identity: 3,
             notifications: NotificationsConfig::default(),
+            self_service_gap_secs: 3600,
         }
     }
 }
@@ -240,6 +245,7 @@ impl std::fmt::Debug for Config {
             .field("new_device_wait_secs", &self.new_device_wait_secs)
             .field("max_devices_per_identity", &self.max_devices_per_identity)
             .field("notifications", &self.notifications)
+            .field("self_service_gap_secs", &self.self_service_gap_secs)
             .finish_non_exhaustive()
     }
 }

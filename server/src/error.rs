@@ -39,8 +39,9 @@ impl ApiError {
             | WrongPin
             | DeviceLimitReached => StatusCode::FORBIDDEN,
             UnknownIdentity | UnknownAuthenticator | UnknownRequest | UnknownEnrolment
-            | NotFound => StatusCode::NOT_FOUND,
-            ReplayedNonce | UserIdTaken | RequestClosed | CounterReplay => StatusCode::CONFLICT,
+            | UnknownChange | NotFound => StatusCode::NOT_FOUND,
+            ReplayedNonce | UserIdTaken | RequestClosed | CounterReplay | TooEarly
+            | ChangePending | ChangeClosed => StatusCode::CONFLICT,
             RequestExpired | EnrolmentClosed => StatusCode::GONE,
             InvalidUserId | InvalidContact | InvalidReferenceText | InvalidProviderName
             | DecisionMismatch => StatusCode::UNPROCESSABLE_ENTITY,

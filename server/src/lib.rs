@@ -161,6 +161,12 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
             "request lifetime is not the product's 5 minutes (QA setting)"
         );
     }
+    if config.self_service_gap_secs != 3600 {
+        tracing::warn!(
+            secs = config.self_service_gap_secs,
+            "self-service gap is not the product's one hour (QA setting)"
+        );
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data folder {}", config.data_dir.display()))?;
     let database_path = config.data_dir.join("eid-server.sqlite3");
@@ -189,7 +195,8 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
-    // Nonces older than the skew window can't be replayed; forget them.
+    // Nonces older than the skew window can't be replayed; forget them. The
+    // same minute tick records expired self-service changes.
     let purge_store = store.clone();
     let purge_clock = options.clock.clone();
     let mut purge_shutdown = shutdown_rx.clone();
@@ -199,6 +206,13 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
                 _ = tokio::time::sleep(Duration::from_secs(60)) => {
                     if let Err(e) = purge_store.purge_nonces(purge_clock.now_ms()).await {
                         tracing::warn!(error = %e, "nonce purge failed");
+                    }
+                    // Records the expiry of self-service changes (reads
+                    // already treat them as expired) and notifies it.
+                    match purge_store.expire_changes(purge_clock.now_ms(), 1000).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(expired = n, "self-service changes expired"),
+                        Err(e) => tracing::warn!(error = %e, "self-service expiry failed"),
                     }
                 }
                 _ = purge_shutdown.changed() => break,

@@ -54,6 +54,8 @@ pub(crate) fn activation_code_hash(identity_id: IdentityId, code: &str) -> [u8; 
 pub(crate) async fn identity_info(state: &AppState, identity: Identity) -> ApiResult<IdentityInfo> {
     let authenticators = state.store.authenticators_of(identity.id).await?;
     Ok(IdentityInfo {
+        phone_masked: identity.phone.as_deref().map(contact::mask_phone),
+        email_masked: identity.email.as_deref().map(contact::mask_email),
         identity_id: identity.id,
         user_id: identity.user_id,
         blocked: identity.blocked,

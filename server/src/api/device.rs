@@ -6,8 +6,9 @@ use axum::http::{HeaderMap, StatusCode};
 use eid_protocol::messages::{ActivationProof, DeviceRequestAuth, ReceiptBody};
 use eid_protocol::wire::{
     self, AccountState, ActivateRequest, ActivateResponse, BlockRequest, BlockResponse,
-    DeviceSettingsRequest, DeviceSettingsResponse, ErrorBody, ErrorCode, FeedEvent, PullRequest,
-    PullResponse, PulledAccount, SignedEnvelope, SignedReceipt, SubmitDecisionRequest,
+    CancelContactChangeRequest, ChangeState, ChangeStatus, DeviceSettingsRequest,
+    DeviceSettingsResponse, ErrorBody, ErrorCode, FeedEvent, PullRequest, PullResponse,
+    PulledAccount, SignedEnvelope, SignedReceipt, SubmitDecisionRequest,
 };
 use eid_protocol::{AuthenticatorId, MAX_DEVICE_CLOCK_SKEW_MS, Nonce16, Outcome};
 
@@ -16,7 +17,8 @@ use super::{ApiJson, AppState, CENTRAL_PIN_LOCK_AT, DeviceKey, RawBody};
 use crate::api::admin::activation_code_hash;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
-    ActivationResult, Authenticator, AuthenticatorState, DecideResult, DecisionRecord,
+    ActivationResult, Authenticator, AuthenticatorState, CancelChangeResult, DecideResult,
+    DecisionRecord,
 };
 use crate::userid;
 
@@ -458,6 +460,7 @@ pub(crate) async fn pull(
         account_states.push(account_state);
     }
     let pending = &snapshot.pending;
+    let changes = &snapshot.contact_changes;
     let accounts = authenticators
         .iter()
         .zip(account_states)
@@ -480,6 +483,12 @@ pub(crate) async fn pull(
                 })
                 .collect(),
             notify_every_use: identity.as_ref().is_some_and(|i| i.notify_every_use),
+            user_id: identity.as_ref().map(|i| i.user_id.clone()),
+            contact_changes: changes
+                .iter()
+                .filter(|c| c.identity_id == auth.identity_id)
+                .filter_map(|c| super::self_service::pulled_change(c, now))
+                .collect(),
             requests: if account_state == AccountState::Active {
                 pending
                     .iter()
@@ -698,6 +707,13 @@ pub(crate) async fn submit_decision(
     match result {
         DecideResult::Accepted(record) => {
             state.waiters.wake(d.request_id);
+            if e.kind == eid_protocol::RequestKind::SelfService && d.outcome == Outcome::Approve {
+                // The approval may have changed the user ID: forget every
+                // cached user ID of this identity (the store is read again).
+                state
+                    .identity_ids
+                    .remove_where(|_, id| *id == e.identity_id);
+            }
             tracing::info!(request = %d.request_id, authenticator = %auth.id, outcome = ?d.outcome, "decision accepted");
             Ok(Json(record.receipt))
         }
@@ -719,6 +735,81 @@ pub(crate) async fn submit_decision(
         DecideResult::NotAllowed => Err(ApiError::new(
             ErrorCode::AuthenticatorLocked,
             "the authenticator is locked or the identity blocked",
+        )),
+    }
+}
+
+/// Cancels an open phone or e-mail change of the caller's identity ("that
+/// wasn't me"): its pending self-service login is cancelled too, and the old
+/// and new contact are notified. Signed by the device key like a pull
+/// (headers `eid-timestamp`, `eid-nonce`, `eid-signature`); no PIN.
+#[utoipa::path(post, path = "/v1/device/contact-changes/cancel", tag = "device",
+    request_body = CancelContactChangeRequest,
+    params(
+        ("eid-timestamp" = String, Header, description = "device clock, Unix milliseconds"),
+        ("eid-nonce" = String, Header, description = "single-use nonce, 32 hex digits"),
+        ("eid-signature" = String, Header, description = "authenticator_id:base64url(DER signature)")),
+    responses(
+        (status = 200, body = ChangeStatus),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "invalid_signature or clock_skew", body = ErrorBody),
+        (status = 404, description = "unknown_authenticator or unknown_change", body = ErrorBody),
+        (status = 409, description = "replayed_nonce or change_closed", body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub(crate) async fn cancel_contact_change(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<ChangeStatus>> {
+    let req: CancelContactChangeRequest =
+        serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid cancel body"))?;
+    let id = req.authenticator_id;
+    authenticate_device_request(
+        &state,
+        &headers,
+        "POST",
+        wire::PATH_CANCEL_CONTACT_CHANGE,
+        &body,
+        &[id],
+    )
+    .await?;
+    let authenticator = state
+        .store
+        .authenticators(vec![id])
+        .await?
+        .pop()
+        .flatten()
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownAuthenticator, "no such authenticator"))?;
+    let now = state.now_ms();
+    match state
+        .store
+        .cancel_change(req.change_id, authenticator.identity_id, id, now)
+        .await?
+    {
+        CancelChangeResult::Cancelled(request) => {
+            if let Some(r) = request {
+                state.waiters.wake(r);
+            }
+            tracing::info!(identity = %authenticator.identity_id, authenticator = %id,
+                "self-service change cancelled from the app");
+            Ok(Json(ChangeStatus {
+                change_id: req.change_id,
+                state: ChangeState::Cancelled,
+                channel: None,
+                earliest_second_login_at_ms: None,
+                failure: None,
+            }))
+        }
+        CancelChangeResult::Closed(s) => Err(ApiError::new(
+            ErrorCode::ChangeClosed,
+            format!(
+                "the change is no longer open ({})",
+                super::self_service::state_name(s)
+            ),
+        )),
+        CancelChangeResult::Unknown => Err(ApiError::new(
+            ErrorCode::UnknownChange,
+            "this identity has no such change",
         )),
     }
 }

@@ -4,6 +4,7 @@ mod admin;
 mod device;
 mod enrolment;
 mod rp;
+mod self_service;
 
 use std::sync::Arc;
 
@@ -49,7 +50,9 @@ pub(crate) struct Inner {
     /// Service providers by API-key hash. Registrations never change (there is
     /// no key rotation or revocation yet; adding one must evict here).
     service_providers: ImmutableCache<[u8; 32], ServiceProvider>,
-    /// Identity ids by folded user ID (identities are never deleted or renamed).
+    /// Identity ids by folded user ID. Identities are never deleted; a user ID
+    /// changes only through a self-service approval, which evicts the
+    /// identity's entries after its commit (see `device::submit_decision`).
     pub(crate) identity_ids: ImmutableCache<String, IdentityId>,
     /// The immutable part of each authenticator: its device key.
     pub(crate) device_keys: ImmutableCache<AuthenticatorId, DeviceKey>,
@@ -136,6 +139,30 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(wire::PATH_ENROLMENT_STATUS, post(enrolment::status))
         .route(wire::PATH_ENROLMENT_CANCEL, post(enrolment::cancel))
         .route(wire::PATH_DEVICE_SETTINGS, post(device::settings))
+        .route(
+            wire::PATH_CANCEL_CONTACT_CHANGE,
+            post(device::cancel_contact_change),
+        )
+        .route(
+            wire::PATH_SELF_SERVICE_CONTACT_CHANGES,
+            post(self_service::start_contact_change),
+        )
+        .route(
+            "/v1/self-service/contact-changes/{change_id}/confirm",
+            post(self_service::confirm_contact_change),
+        )
+        .route(
+            "/v1/self-service/contact-changes/{change_id}/status",
+            post(self_service::contact_change_status),
+        )
+        .route(
+            wire::PATH_SELF_SERVICE_USER_ID_CHANGES,
+            post(self_service::start_user_id_change),
+        )
+        .route(
+            "/v1/self-service/user-id-changes/{change_id}/status",
+            post(self_service::user_id_change_status),
+        )
         .route("/v1/rp/requests", post(rp::create_request))
         .route("/v1/rp/requests/{request_id}", get(rp::get_request))
         .route(
@@ -209,6 +236,10 @@ async fn server_key(
         device::activate, device::pull, device::submit_decision, device::block,
         enrolment::start, enrolment::status, enrolment::cancel,
         device::settings,
+        device::cancel_contact_change,
+        self_service::start_contact_change, self_service::confirm_contact_change,
+        self_service::contact_change_status, self_service::start_user_id_change,
+        self_service::user_id_change_status,
         rp::create_request, rp::get_request, rp::cancel_request,
     ),
     modifiers(&SecurityAddon),
@@ -346,6 +377,24 @@ impl FromRequestParts<AppState> for RelyingParty {
             None => Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key")),
         }
     }
+}
+
+/// The identity id of a folded user ID, from the cache or else the store.
+pub(crate) async fn identity_id_of(
+    state: &AppState,
+    folded: &str,
+) -> ApiResult<Option<IdentityId>> {
+    if let Some(id) = state.identity_ids.get(&folded.to_owned()) {
+        return Ok(Some(id));
+    }
+    let stamp = state.identity_ids.stamp();
+    let Some(identity) = state.store.identity_by_user_id(folded).await? else {
+        return Ok(None);
+    };
+    state
+        .identity_ids
+        .insert_unless_evicted(stamp, folded.to_owned(), identity.id);
+    Ok(Some(identity.id))
 }
 
 /// Parses an id from a path segment.

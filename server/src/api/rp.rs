@@ -64,20 +64,9 @@ pub(crate) async fn create_request(
     // Only the immutable user-ID → identity mapping is looked up here (and
     // cached); blocked and the pending limit are checked in the write.
     let folded = userid::fold(&req.user_id);
-    let identity_id = match state.identity_ids.get(&folded) {
-        Some(id) => id,
-        None => {
-            let identity = state
-                .store
-                .identity_by_user_id(&folded)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::new(ErrorCode::UnknownIdentity, "no identity has this user ID")
-                })?;
-            state.identity_ids.insert(folded, identity.id);
-            identity.id
-        }
-    };
+    let identity_id = super::identity_id_of(&state, &folded)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownIdentity, "no identity has this user ID"))?;
     let now = state.now_ms();
     let envelope = RequestEnvelopeBody {
         request_id: RequestId::random(),

@@ -7,13 +7,14 @@
 mod sqlite;
 
 pub use sqlite::SqliteStore;
+pub(crate) use sqlite::contact_change_text;
 
 use async_trait::async_trait;
 use eid_protocol::events::SecurityEventKind;
-use eid_protocol::wire::{RequestStatus, SignedReceipt};
+use eid_protocol::wire::{ChangeState, ContactChannel, ErrorCode, RequestStatus, SignedReceipt};
 use eid_protocol::{
-    AuthenticatorId, IdentityId, Nonce16, Outcome, PublicKey, RequestEnvelopeBody, RequestId,
-    ServiceProviderId, Signature,
+    AuthenticatorId, ChangeId, IdentityId, Nonce16, Outcome, PublicKey, RequestEnvelopeBody,
+    RequestId, ServiceProviderId, Signature,
 };
 
 /// A storage failure that is not a business outcome.
@@ -324,6 +325,8 @@ pub struct PullSnapshot {
     /// events after the cursor, oldest first, at most the newest
     /// [`eid_protocol::wire::MAX_FEED_EVENTS`].
     pub events: Vec<Vec<StoredEvent>>,
+    /// Open phone and e-mail changes of these identities (by the clock), oldest first.
+    pub contact_changes: Vec<StoredChange>,
 }
 
 /// Where a device enrolment stands, as stored.
@@ -402,6 +405,136 @@ pub enum CancelEnrolmentResult {
     /// Already over (activated or closed).
     Closed,
     /// No such enrolment for this authenticator's identity.
+    Unknown,
+}
+
+/// How long a self-service change stays open after its first login: a
+/// change not completed within a day lapses.
+pub const CHANGE_MAX_AGE_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// What a self-service change changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// The phone number or e-mail address: two logins, a gap apart.
+    Contact(ContactChannel),
+    /// The user ID: one login.
+    UserId,
+}
+
+impl ChangeKind {
+    /// Whether two kinds share the "one open change at a time" rule.
+    pub fn same_family(self, other: ChangeKind) -> bool {
+        matches!(
+            (self, other),
+            (ChangeKind::Contact(_), ChangeKind::Contact(_))
+                | (ChangeKind::UserId, ChangeKind::UserId)
+        )
+    }
+}
+
+/// A self-service change as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChange {
+    /// Its id.
+    pub id: ChangeId,
+    /// Whose.
+    pub identity_id: IdentityId,
+    /// What it changes.
+    pub kind: ChangeKind,
+    /// The new phone number (E.164), e-mail address or user ID (NFC), checked.
+    pub new_value: String,
+    /// Stored state (expiry is computed from the clock on read).
+    pub state: ChangeState,
+    /// Least time between the two logins, fixed when the change starts.
+    pub gap_ms: u64,
+    /// Start time.
+    pub created_at_ms: u64,
+    /// The first self-service login request.
+    pub first_request_id: RequestId,
+    /// When it expires.
+    pub first_expires_at_ms: u64,
+    /// When the first login was approved.
+    pub first_login_at_ms: Option<u64>,
+    /// First login + gap.
+    pub earliest_second_login_at_ms: Option<u64>,
+    /// The second self-service login request, once asked for.
+    pub second_request_id: Option<RequestId>,
+    /// When it expires.
+    pub second_expires_at_ms: Option<u64>,
+    /// Why it failed (state `failed`).
+    pub failure: Option<(ErrorCode, String)>,
+}
+
+impl StoredChange {
+    /// The state by the server's clock `now_ms`: an unapproved first login
+    /// expires the change; a lapsed second-login request makes it
+    /// re-confirmable; a change not completed within [`CHANGE_MAX_AGE_MS`]
+    /// of its first login expires.
+    pub fn state_at(&self, now_ms: u64) -> ChangeState {
+        match self.state {
+            ChangeState::AwaitingFirstLogin if now_ms >= self.first_expires_at_ms => {
+                ChangeState::Expired
+            }
+            ChangeState::WaitingSecondLogin | ChangeState::AwaitingSecondLogin
+                if self
+                    .first_login_at_ms
+                    .is_some_and(|t| now_ms >= t.saturating_add(CHANGE_MAX_AGE_MS)) =>
+            {
+                ChangeState::Expired
+            }
+            ChangeState::AwaitingSecondLogin
+                if self.second_expires_at_ms.is_some_and(|t| now_ms >= t) =>
+            {
+                ChangeState::WaitingSecondLogin
+            }
+            s => s,
+        }
+    }
+}
+
+/// Result of starting a self-service change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartChangeResult {
+    /// The change and its first login request are stored (an open change of
+    /// the same family still waiting for its first login was superseded).
+    Created,
+    /// No such identity.
+    UnknownIdentity,
+    /// The identity is blocked.
+    Blocked,
+    /// A change of the same family is past its first login.
+    ChangePending,
+    /// The identity already has the maximum of pending requests.
+    TooManyPending,
+}
+
+/// Result of asking for a contact change's second login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmChangeResult {
+    /// The second login request is stored.
+    Created,
+    /// A second login request is already pending: this one (id, expiry).
+    Existing(RequestId, u64),
+    /// Before the earliest time (given); the attempt was recorded as an event.
+    TooEarly(u64),
+    /// The change is not open.
+    Closed(ChangeState),
+    /// No such change waiting for a second login.
+    Unknown,
+    /// The identity is blocked.
+    Blocked,
+    /// The identity already has the maximum of pending requests.
+    TooManyPending,
+}
+
+/// Result of cancelling a change from the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelChangeResult {
+    /// Cancelled now; the self-service request it cancelled with it, if any.
+    Cancelled(Option<RequestId>),
+    /// Not open any more (its state).
+    Closed(ChangeState),
+    /// No such change of this identity.
     Unknown,
 }
 
@@ -606,4 +739,46 @@ pub trait Store: Send + Sync + 'static {
         enrolment_id: AuthenticatorId,
         now_ms: u64,
     ) -> StoreResult<CancelEnrolmentResult>;
+    /// Atomically starts a self-service change with its first self-service
+    /// login request, if the identity exists, is unblocked, has no change of
+    /// the same family past its first login and fewer than `max_pending`
+    /// pending requests. An open change of the same family still waiting for
+    /// its first login is superseded (cancelled with its request). A contact
+    /// change records `ContactChangeStarted`, notifying the old and the new
+    /// contact.
+    async fn start_change(
+        &self,
+        change: StoredChange,
+        request: StoredRequest,
+        max_pending: u64,
+        now_ms: u64,
+    ) -> StoreResult<StartChangeResult>;
+    /// Loads a change and its identity.
+    async fn change(&self, id: ChangeId) -> StoreResult<Option<(StoredChange, Identity)>>;
+    /// Atomically asks for the second login of a contact change: before the
+    /// earliest time it records a `ContactChangeStarted` event for the early
+    /// attempt (notifying old and new contact) and refuses; after it stores
+    /// `request` as the second login request.
+    async fn confirm_change(
+        &self,
+        id: ChangeId,
+        request: StoredRequest,
+        max_pending: u64,
+        now_ms: u64,
+    ) -> StoreResult<ConfirmChangeResult>;
+    /// Marks the changes that expired by `now_ms` (first login not approved
+    /// in time, or not completed within a day of it) as expired, each with a
+    /// `ContactChangeCancelled` event (old and new contact notified); at most
+    /// `limit` per call. Reads already treat them as expired; this records
+    /// it. Returns how many were marked.
+    async fn expire_changes(&self, now_ms: u64, limit: u32) -> StoreResult<u64>;
+    /// Cancels an open change of `identity_id` (from the app), with its
+    /// pending self-service request, and records `ContactChangeCancelled`.
+    async fn cancel_change(
+        &self,
+        id: ChangeId,
+        identity_id: IdentityId,
+        authenticator_id: AuthenticatorId,
+        now_ms: u64,
+    ) -> StoreResult<CancelChangeResult>;
 }

@@ -175,6 +175,34 @@ fn migrations() -> Migrations<'static> {
         CREATE INDEX device_enrolments_by_key ON device_enrolments(device_public_key);
         "#,
         ),
+        // v5: self-service changes (phone, e-mail, user ID). A change moves
+        // through its self-service login requests; the decision that approves
+        // or refuses one updates the change in the same transaction.
+        M::up(
+            r#"
+        CREATE TABLE self_service_changes (
+            id BLOB PRIMARY KEY NOT NULL,
+            identity_id BLOB NOT NULL REFERENCES identities(id),
+            kind TEXT NOT NULL CHECK (kind IN ('phone', 'email', 'user_id')),
+            new_value TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('awaiting_first_login', 'waiting_second_login',
+                'awaiting_second_login', 'completed', 'cancelled', 'expired', 'failed')),
+            gap_ms INTEGER NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            first_request_id BLOB NOT NULL UNIQUE REFERENCES requests(id),
+            first_expires_at_ms INTEGER NOT NULL,
+            first_login_at_ms INTEGER,
+            earliest_second_login_at_ms INTEGER,
+            second_request_id BLOB UNIQUE REFERENCES requests(id),
+            second_expires_at_ms INTEGER,
+            failure_code TEXT,
+            failure_message TEXT,
+            closed_at_ms INTEGER
+        );
+        CREATE INDEX self_service_changes_open ON self_service_changes(identity_id)
+            WHERE state IN ('awaiting_first_login', 'waiting_second_login', 'awaiting_second_login');
+        "#,
+        ),
     ])
 }
 
@@ -839,6 +867,12 @@ impl Store for SqliteStore {
                      WHERE identity_id = ?1 AND state IN ('awaiting_approval', 'waiting')",
                 )?
                 .execute(params![id.as_bytes().as_slice()])?;
+                // A block also ends the person's open self-service changes.
+                c.prepare_cached(&format!(
+                    "UPDATE self_service_changes SET state = 'cancelled' \
+                     WHERE identity_id = ?1 AND state IN {OPEN_STATES_SQL}"
+                ))?
+                .execute(params![id.as_bytes().as_slice()])?;
             }
             Ok(Some(cancelled))
         })
@@ -1142,7 +1176,7 @@ impl Store for SqliteStore {
             // requests, so the feed never misses an event that committed):
             // the newest events above the cursor, returned oldest first.
             let mut feed = c.prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = ?1 AND id > ?2                  ORDER BY id DESC LIMIT ?3"
+                "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3"
             ))?;
             let mut events = Vec::with_capacity(authenticators.len());
             for (i, auth) in authenticators.iter().enumerate() {
@@ -1163,12 +1197,21 @@ impl Store for SqliteStore {
                 list.reverse();
                 events.push(list);
             }
+            let mut contact_changes = Vec::new();
+            for id in &seen {
+                contact_changes.extend(
+                    open_changes_of(c, id)?
+                        .into_iter()
+                        .filter(|ch| matches!(ch.kind, ChangeKind::Contact(_)) && ch.state_at(now_ms).is_open()),
+                );
+            }
             Ok(PullSnapshot {
                 authenticators,
                 identities,
                 pending,
                 enrolments,
                 events,
+                contact_changes,
             })
         })
         .await
@@ -1268,28 +1311,10 @@ impl Store for SqliteStore {
                 Some(i) if i.blocked => return Ok(CreateResult::Blocked),
                 Some(_) => {}
             }
-            let pending: i64 = c
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM requests WHERE identity_id = ?1 AND status = 'pending' AND expires_at_ms > ?2",
-                )?
-                .query_row(params![e.identity_id.as_bytes().as_slice(), i64_of(now_ms)], |r| r.get(0))?;
-            if pending as u64 >= max_pending {
+            if pending_count(c, &e.identity_id, now_ms)? >= max_pending {
                 return Ok(CreateResult::TooManyPending);
             }
-            c.prepare_cached(
-                "INSERT INTO requests (id, identity_id, service_provider_id, envelope, envelope_signature, \
-                 binding_code, status, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8)",
-            )?
-            .execute(params![
-                e.request_id.as_bytes().as_slice(),
-                e.identity_id.as_bytes().as_slice(),
-                e.service_provider_id.as_bytes().as_slice(),
-                envelope_json,
-                request.envelope_signature.0,
-                request.binding_code,
-                i64_of(e.created_at_ms),
-                i64_of(e.expires_at_ms)
-            ])?;
+            insert_request(c, &request, &envelope_json)?;
             Ok(CreateResult::Created)
         })
         .await
@@ -1312,13 +1337,13 @@ impl Store for SqliteStore {
             // Only the columns the checks need: this runs on the single writer
             // thread, where parsing the stored JSON would serialize every
             // decision behind it.
-            let Some((status, expires_at_ms, decided)) = c
+            let Some((status, expires_at_ms, decided, provider)) = c
                 .prepare_cached(
-                    "SELECT r.status, r.expires_at_ms, d.request_id IS NOT NULL \
+                    "SELECT r.status, r.expires_at_ms, d.request_id IS NOT NULL, r.service_provider_id \
                      FROM requests r LEFT JOIN decisions d ON d.request_id = r.id WHERE r.id = ?1",
                 )?
                 .query_row(params![request_id.as_bytes().as_slice()], |r| {
-                    Ok((r.get::<_, String>(0)?, u64_at(r, 1)?, r.get::<_, bool>(2)?))
+                    Ok((r.get::<_, String>(0)?, u64_at(r, 1)?, r.get::<_, bool>(2)?, blob16(r, 3)?))
                 })
                 .optional()?
             else {
@@ -1411,6 +1436,9 @@ impl Store for SqliteStore {
                         extra_recipients: Vec::new(),
                     },
                 )?;
+            }
+            if provider == *eid_protocol::SELF_SERVICE_PROVIDER_ID.as_bytes() {
+                on_self_service_decision(c, &request_id, &record, now_ms)?;
             }
             Ok(DecideResult::Accepted(record))
         })
@@ -1610,6 +1638,58 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn start_change(
+        &self,
+        change: StoredChange,
+        request: StoredRequest,
+        max_pending: u64,
+        now_ms: u64,
+    ) -> StoreResult<StartChangeResult> {
+        let envelope_json = serde_json::to_string(&request.envelope)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.write(move |c| {
+            match load_identity(c, &change.identity_id)? {
+                None => return Ok(StartChangeResult::UnknownIdentity),
+                Some(i) if i.blocked => return Ok(StartChangeResult::Blocked),
+                Some(_) => {}
+            }
+            let open: Vec<StoredChange> = open_changes_of(c, &change.identity_id)?
+                .into_iter()
+                .filter(|o| o.kind.same_family(change.kind) && o.state_at(now_ms).is_open())
+                .collect();
+            if open.iter().any(|o| o.first_login_at_ms.is_some()) {
+                return Ok(StartChangeResult::ChangePending);
+            }
+            // Open but never approved: the new start supersedes it (whoever
+            // started it; the person approves only one of them anyway).
+            for o in &open {
+                set_change_state(c, &o.id, ChangeState::Cancelled, now_ms)?;
+                cancel_pending_request(c, &o.first_request_id)?;
+            }
+            if pending_count(c, &change.identity_id, now_ms)? >= max_pending {
+                return Ok(StartChangeResult::TooManyPending);
+            }
+            insert_request(c, &request, &envelope_json)?;
+            c.prepare_cached(
+                "INSERT INTO self_service_changes (id, identity_id, kind, new_value, state, gap_ms, created_at_ms, \
+                 first_request_id, first_expires_at_ms) VALUES (?1, ?2, ?3, ?4, 'awaiting_first_login', ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                change.id.as_bytes().as_slice(),
+                change.identity_id.as_bytes().as_slice(),
+                change_kind_text(change.kind),
+                change.new_value,
+                i64_of(change.gap_ms),
+                i64_of(change.created_at_ms),
+                change.first_request_id.as_bytes().as_slice(),
+                i64_of(change.first_expires_at_ms)
+            ])?;
+            record_contact_event(c, &change, SecurityEventKind::ContactChangeStarted, None, None, now_ms)?;
+            Ok(StartChangeResult::Created)
+        })
+        .await
+    }
+
     async fn enrolment(&self, id: AuthenticatorId) -> StoreResult<Option<Enrolment>> {
         self.read(move |c| load_enrolment(c, &id)).await
     }
@@ -1699,6 +1779,80 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn change(&self, id: ChangeId) -> StoreResult<Option<(StoredChange, Identity)>> {
+        self.read_consistent(move |c| {
+            let Some(change) = load_change(c, &id)? else {
+                return Ok(None);
+            };
+            Ok(load_identity(c, &change.identity_id)?.map(|i| (change, i)))
+        })
+        .await
+    }
+
+    async fn confirm_change(
+        &self,
+        id: ChangeId,
+        request: StoredRequest,
+        max_pending: u64,
+        now_ms: u64,
+    ) -> StoreResult<ConfirmChangeResult> {
+        let envelope_json = serde_json::to_string(&request.envelope)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.write(move |c| {
+            let Some(change) = load_change(c, &id)? else { return Ok(ConfirmChangeResult::Unknown) };
+            if !matches!(change.kind, ChangeKind::Contact(_))
+                || change.first_login_at_ms.is_none()
+                || change.identity_id != request.envelope.identity_id
+            {
+                return Ok(ConfirmChangeResult::Unknown);
+            }
+            match load_identity(c, &change.identity_id)? {
+                Some(i) if !i.blocked => {}
+                _ => return Ok(ConfirmChangeResult::Blocked),
+            }
+            match change.state_at(now_ms) {
+                ChangeState::WaitingSecondLogin => {}
+                ChangeState::AwaitingSecondLogin => {
+                    let (Some(r), Some(t)) = (change.second_request_id, change.second_expires_at_ms) else {
+                        return Err(StoreError::Backend("second request missing".into()));
+                    };
+                    return Ok(ConfirmChangeResult::Existing(r, t));
+                }
+                other => return Ok(ConfirmChangeResult::Closed(other)),
+            }
+            let earliest = change
+                .earliest_second_login_at_ms
+                .ok_or_else(|| StoreError::Backend("earliest time missing".into()))?;
+            if now_ms < earliest {
+                // Every attempt is notified, above all one that comes too early.
+                record_contact_event(
+                    c,
+                    &change,
+                    SecurityEventKind::ContactChangeStarted,
+                    None,
+                    Some("Forsøg på at fuldføre før tid"),
+                    now_ms,
+                )?;
+                return Ok(ConfirmChangeResult::TooEarly(earliest));
+            }
+            if pending_count(c, &change.identity_id, now_ms)? >= max_pending {
+                return Ok(ConfirmChangeResult::TooManyPending);
+            }
+            insert_request(c, &request, &envelope_json)?;
+            c.prepare_cached(
+                "UPDATE self_service_changes SET state = 'awaiting_second_login', second_request_id = ?2, \
+                 second_expires_at_ms = ?3 WHERE id = ?1",
+            )?
+            .execute(params![
+                id.as_bytes().as_slice(),
+                request.envelope.request_id.as_bytes().as_slice(),
+                i64_of(request.envelope.expires_at_ms)
+            ])?;
+            Ok(ConfirmChangeResult::Created)
+        })
+        .await
+    }
+
     async fn cancel_enrolment(
         &self,
         authenticator_id: AuthenticatorId,
@@ -1739,6 +1893,468 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn expire_changes(&self, now_ms: u64, limit: u32) -> StoreResult<u64> {
+        self.write(move |c| {
+            // Expiry needs a first deadline passed or a first login a day ago;
+            // the clock check on each row decides.
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {CHANGE_COLUMNS} FROM self_service_changes \
+                 WHERE state IN {OPEN_STATES_SQL} \
+                 AND (first_expires_at_ms <= ?1 OR first_login_at_ms <= ?2) LIMIT ?3"
+            ))?;
+            let due = stmt
+                .query_map(
+                    params![
+                        i64_of(now_ms),
+                        i64_of(now_ms.saturating_sub(CHANGE_MAX_AGE_MS)),
+                        i64::from(limit)
+                    ],
+                    change_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut n = 0;
+            for change in due
+                .iter()
+                .filter(|ch| ch.state_at(now_ms) == ChangeState::Expired)
+            {
+                set_change_state(c, &change.id, ChangeState::Expired, now_ms)?;
+                record_contact_event(
+                    c,
+                    change,
+                    SecurityEventKind::ContactChangeCancelled,
+                    None,
+                    Some("Udløbet"),
+                    now_ms,
+                )?;
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn cancel_change(
+        &self,
+        id: ChangeId,
+        identity_id: IdentityId,
+        authenticator_id: AuthenticatorId,
+        now_ms: u64,
+    ) -> StoreResult<CancelChangeResult> {
+        self.write(move |c| {
+            let Some(change) = load_change(c, &id)? else {
+                return Ok(CancelChangeResult::Unknown);
+            };
+            if change.identity_id != identity_id {
+                return Ok(CancelChangeResult::Unknown);
+            }
+            let state = change.state_at(now_ms);
+            if !state.is_open() {
+                return Ok(CancelChangeResult::Closed(state));
+            }
+            let mut cancelled = None;
+            for r in [Some(change.first_request_id), change.second_request_id]
+                .into_iter()
+                .flatten()
+            {
+                if cancel_pending_request(c, &r)? {
+                    cancelled = Some(r);
+                }
+            }
+            set_change_state(c, &id, ChangeState::Cancelled, now_ms)?;
+            record_contact_event(
+                c,
+                &change,
+                SecurityEventKind::ContactChangeCancelled,
+                Some(authenticator_id),
+                None,
+                now_ms,
+            )?;
+            Ok(CancelChangeResult::Cancelled(cancelled))
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------- self-service changes
+
+const CHANGE_COLUMNS: &str = "id, identity_id, kind, new_value, state, gap_ms, created_at_ms, \
+     first_request_id, first_expires_at_ms, first_login_at_ms, earliest_second_login_at_ms, \
+     second_request_id, second_expires_at_ms, failure_code, failure_message";
+
+/// The stored states that can still move (before the clock is applied).
+const OPEN_STATES_SQL: &str =
+    "('awaiting_first_login', 'waiting_second_login', 'awaiting_second_login')";
+
+fn change_kind_text(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Contact(ContactChannel::Phone) => "phone",
+        ChangeKind::Contact(_) => "email",
+        ChangeKind::UserId => "user_id",
+    }
+}
+
+fn change_kind_of(text: &str) -> ChangeKind {
+    match text {
+        "phone" => ChangeKind::Contact(ContactChannel::Phone),
+        "email" => ChangeKind::Contact(ContactChannel::Email),
+        _ => ChangeKind::UserId,
+    }
+}
+
+fn change_state_text(state: ChangeState) -> &'static str {
+    match state {
+        ChangeState::AwaitingFirstLogin => "awaiting_first_login",
+        ChangeState::WaitingSecondLogin => "waiting_second_login",
+        ChangeState::AwaitingSecondLogin => "awaiting_second_login",
+        ChangeState::Completed => "completed",
+        ChangeState::Expired => "expired",
+        ChangeState::Failed => "failed",
+        _ => "cancelled",
+    }
+}
+
+fn change_state_of(text: &str) -> ChangeState {
+    match text {
+        "awaiting_first_login" => ChangeState::AwaitingFirstLogin,
+        "waiting_second_login" => ChangeState::WaitingSecondLogin,
+        "awaiting_second_login" => ChangeState::AwaitingSecondLogin,
+        "completed" => ChangeState::Completed,
+        "expired" => ChangeState::Expired,
+        "failed" => ChangeState::Failed,
+        _ => ChangeState::Cancelled,
+    }
+}
+
+fn opt_u64_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<u64>> {
+    let v: Option<i64> = row.get(idx)?;
+    v.map(|v| u64::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, v)))
+        .transpose()
+}
+
+fn change_row(row: &Row<'_>) -> rusqlite::Result<StoredChange> {
+    let kind: String = row.get(2)?;
+    let state: String = row.get(4)?;
+    let second: Option<Vec<u8>> = row.get(11)?;
+    let failure_code: Option<String> = row.get(13)?;
+    let failure_message: Option<String> = row.get(14)?;
+    Ok(StoredChange {
+        id: ChangeId(blob16(row, 0)?),
+        identity_id: IdentityId(blob16(row, 1)?),
+        kind: change_kind_of(&kind),
+        new_value: row.get(3)?,
+        state: change_state_of(&state),
+        gap_ms: u64_at(row, 5)?,
+        created_at_ms: u64_at(row, 6)?,
+        first_request_id: RequestId(blob16(row, 7)?),
+        first_expires_at_ms: u64_at(row, 8)?,
+        first_login_at_ms: opt_u64_at(row, 9)?,
+        earliest_second_login_at_ms: opt_u64_at(row, 10)?,
+        second_request_id: second
+            .map(|v| {
+                v.try_into()
+                    .map(RequestId)
+                    .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(11, 16))
+            })
+            .transpose()?,
+        second_expires_at_ms: opt_u64_at(row, 12)?,
+        failure: match (failure_code, failure_message) {
+            (Some(code), Some(message)) => Some((
+                if code == "user_id_taken" {
+                    ErrorCode::UserIdTaken
+                } else {
+                    ErrorCode::InvalidUserId
+                },
+                message,
+            )),
+            _ => None,
+        },
+    })
+}
+
+fn load_change(c: &Connection, id: &ChangeId) -> StoreResult<Option<StoredChange>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {CHANGE_COLUMNS} FROM self_service_changes WHERE id = ?1"
+    ))?
+    .query_row(params![id.as_bytes().as_slice()], change_row)
+    .optional()?)
+}
+
+fn open_changes_of(c: &Connection, identity_id: &IdentityId) -> StoreResult<Vec<StoredChange>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {CHANGE_COLUMNS} FROM self_service_changes \
+         WHERE identity_id = ?1 AND state IN {OPEN_STATES_SQL} ORDER BY created_at_ms"
+    ))?;
+    let rows = stmt.query_map(params![identity_id.as_bytes().as_slice()], change_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+fn set_change_state(
+    c: &Connection,
+    id: &ChangeId,
+    state: ChangeState,
+    now_ms: u64,
+) -> rusqlite::Result<()> {
+    let closed = (!state.is_open()).then_some(i64_of(now_ms));
+    c.prepare_cached(
+        "UPDATE self_service_changes SET state = ?2, closed_at_ms = ?3 WHERE id = ?1",
+    )?
+    .execute(params![
+        id.as_bytes().as_slice(),
+        change_state_text(state),
+        closed
+    ])?;
+    Ok(())
+}
+
+/// Cancels a pending request (a change's login request); returns whether it was pending.
+fn cancel_pending_request(c: &Connection, id: &RequestId) -> rusqlite::Result<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE requests SET status = 'cancelled' WHERE id = ?1 AND status = 'pending'",
+        )?
+        .execute(params![id.as_bytes().as_slice()])?;
+    Ok(n == 1)
+}
+
+/// The masked new value of a contact change, as notices show it.
+fn masked_new_value(change: &StoredChange) -> String {
+    match change.kind {
+        ChangeKind::Contact(ContactChannel::Phone) => crate::contact::mask_phone(&change.new_value),
+        _ => crate::contact::mask_email(&change.new_value),
+    }
+}
+
+/// What a contact change does, in the person's words (Danish, like the
+/// reference texts), with the new value masked.
+pub(crate) fn contact_change_text(channel: ContactChannel, masked: &str) -> String {
+    match channel {
+        ContactChannel::Phone => format!("Skift telefonnummer til {masked}"),
+        _ => format!("Skift e-mailadresse til {masked}"),
+    }
+}
+
+/// Records an event about a contact change, notifying the identity's stored
+/// contact (the old one) and the change's new contact.
+fn record_contact_event(
+    c: &Connection,
+    change: &StoredChange,
+    kind: SecurityEventKind,
+    authenticator_id: Option<AuthenticatorId>,
+    prefix: Option<&str>,
+    now_ms: u64,
+) -> rusqlite::Result<u64> {
+    let ChangeKind::Contact(channel) = change.kind else {
+        return Ok(0);
+    };
+    let text = contact_change_text(channel, &masked_new_value(change));
+    let new_contact = match channel {
+        ContactChannel::Phone => Recipient::Sms(change.new_value.clone()),
+        _ => Recipient::Email(change.new_value.clone()),
+    };
+    insert_event(
+        c,
+        &NewEvent {
+            identity_id: change.identity_id,
+            kind,
+            authenticator_id,
+            detail: Some(match prefix {
+                Some(p) => format!("{p}: {text}"),
+                None => text,
+            }),
+            occurred_at_ms: now_ms,
+            extra_recipients: vec![new_contact],
+        },
+    )
+}
+
+fn insert_request(
+    c: &Connection,
+    request: &StoredRequest,
+    envelope_json: &str,
+) -> rusqlite::Result<()> {
+    let e = &request.envelope;
+    c.prepare_cached(
+        "INSERT INTO requests (id, identity_id, service_provider_id, envelope, envelope_signature, \
+         binding_code, status, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8)",
+    )?
+    .execute(params![
+        e.request_id.as_bytes().as_slice(),
+        e.identity_id.as_bytes().as_slice(),
+        e.service_provider_id.as_bytes().as_slice(),
+        envelope_json,
+        request.envelope_signature.0,
+        request.binding_code,
+        i64_of(e.created_at_ms),
+        i64_of(e.expires_at_ms)
+    ])?;
+    Ok(())
+}
+
+fn pending_count(c: &Connection, identity_id: &IdentityId, now_ms: u64) -> rusqlite::Result<u64> {
+    let n: i64 = c
+        .prepare_cached(
+            "SELECT COUNT(*) FROM requests WHERE identity_id = ?1 AND status = 'pending' AND expires_at_ms > ?2",
+        )?
+        .query_row(params![identity_id.as_bytes().as_slice(), i64_of(now_ms)], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The decision on a self-service login request moves its change, in the
+/// decision's transaction: approving the first login of a contact change
+/// starts the wait, approving the second completes it, approving a user-ID
+/// change applies it; deny and report-fraud cancel.
+fn on_self_service_decision(
+    c: &Connection,
+    request_id: &RequestId,
+    record: &DecisionRecord,
+    now_ms: u64,
+) -> StoreResult<()> {
+    let change = c
+        .prepare_cached(&format!(
+            "SELECT {CHANGE_COLUMNS} FROM self_service_changes \
+             WHERE first_request_id = ?1 OR second_request_id = ?1"
+        ))?
+        .query_row(params![request_id.as_bytes().as_slice()], change_row)
+        .optional()?;
+    let Some(change) = change else { return Ok(()) };
+    let state = change.state_at(now_ms);
+    let is_first = change.first_request_id == *request_id;
+    let step_matches = match state {
+        ChangeState::AwaitingFirstLogin => is_first,
+        ChangeState::AwaitingSecondLogin => change.second_request_id == Some(*request_id),
+        _ => false,
+    };
+    if !step_matches {
+        // A stale request of a change that moved on (cannot normally happen:
+        // moving on cancels the change's pending requests).
+        return Ok(());
+    }
+    let authenticator = Some(record.authenticator_id);
+    if record.outcome != Outcome::Approve {
+        set_change_state(c, &change.id, ChangeState::Cancelled, now_ms)?;
+        record_contact_event(
+            c,
+            &change,
+            SecurityEventKind::ContactChangeCancelled,
+            authenticator,
+            None,
+            now_ms,
+        )?;
+        return Ok(());
+    }
+    match (change.kind, is_first) {
+        (ChangeKind::Contact(_), true) => {
+            c.prepare_cached(
+                "UPDATE self_service_changes SET state = 'waiting_second_login', first_login_at_ms = ?2, \
+                 earliest_second_login_at_ms = ?3 WHERE id = ?1",
+            )?
+            .execute(params![
+                change.id.as_bytes().as_slice(),
+                i64_of(now_ms),
+                i64_of(now_ms.saturating_add(change.gap_ms))
+            ])?;
+        }
+        (ChangeKind::Contact(channel), false) => {
+            if change
+                .earliest_second_login_at_ms
+                .is_none_or(|t| now_ms < t)
+            {
+                // Never: the second request is only created after the earliest time.
+                return Err(StoreError::Backend("second login before the gap".into()));
+            }
+            // The event first: it notifies the contact stored now (the old one)
+            // and the new one.
+            record_contact_event(
+                c,
+                &change,
+                SecurityEventKind::ContactChangeCompleted,
+                authenticator,
+                None,
+                now_ms,
+            )?;
+            let sql = match channel {
+                ContactChannel::Phone => "UPDATE identities SET phone = ?2 WHERE id = ?1",
+                _ => "UPDATE identities SET email = ?2 WHERE id = ?1",
+            };
+            c.prepare_cached(sql)?.execute(params![
+                change.identity_id.as_bytes().as_slice(),
+                change.new_value
+            ])?;
+            set_change_state(c, &change.id, ChangeState::Completed, now_ms)?;
+        }
+        (ChangeKind::UserId, _) => {
+            apply_user_id_change(c, &change, record.authenticator_id, now_ms)?
+        }
+    }
+    Ok(())
+}
+
+/// Applies an approved user-ID change: the rules against the person's data
+/// and the case-insensitive uniqueness are checked here, in the write (only
+/// the person-independent rules are checked before the login, so the public
+/// portal is no oracle for user IDs or personal data).
+fn apply_user_id_change(
+    c: &Connection,
+    change: &StoredChange,
+    authenticator_id: AuthenticatorId,
+    now_ms: u64,
+) -> StoreResult<()> {
+    let first_login = "UPDATE self_service_changes SET first_login_at_ms = ?2 WHERE id = ?1";
+    c.prepare_cached(first_login)?
+        .execute(params![change.id.as_bytes().as_slice(), i64_of(now_ms)])?;
+    let fail = |code: &str, message: String| -> StoreResult<()> {
+        c.prepare_cached(
+            "UPDATE self_service_changes SET state = 'failed', failure_code = ?2, failure_message = ?3, \
+             closed_at_ms = ?4 WHERE id = ?1",
+        )?
+        .execute(params![change.id.as_bytes().as_slice(), code, message, i64_of(now_ms)])?;
+        Ok(())
+    };
+    let identity = load_identity(c, &change.identity_id)?
+        .ok_or_else(|| StoreError::Backend("identity vanished".into()))?;
+    let person = crate::userid::PersonalData {
+        name: identity.display_name.as_deref(),
+        phone: identity.phone.as_deref(),
+        email: identity.email.as_deref(),
+    };
+    let new_user_id = match crate::userid::check(&change.new_value, person) {
+        Ok(v) => v,
+        Err(e) => return fail("invalid_user_id", e.to_string()),
+    };
+    let folded = crate::userid::fold(&new_user_id);
+    let taken: bool = c
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM identities WHERE user_id_folded = ?1 AND id != ?2)",
+        )?
+        .query_row(params![folded, identity.id.as_bytes().as_slice()], |r| {
+            r.get(0)
+        })?;
+    if taken {
+        return fail(
+            "user_id_taken",
+            "this user ID was taken meanwhile; choose another".into(),
+        );
+    }
+    c.prepare_cached("UPDATE identities SET user_id = ?2, user_id_folded = ?3 WHERE id = ?1")?
+        .execute(params![
+            identity.id.as_bytes().as_slice(),
+            new_user_id,
+            folded
+        ])?;
+    insert_event(
+        c,
+        &NewEvent {
+            identity_id: identity.id,
+            kind: SecurityEventKind::UserIdChanged,
+            authenticator_id: Some(authenticator_id),
+            detail: None,
+            occurred_at_ms: now_ms,
+            extra_recipients: Vec::new(),
+        },
+    )?;
+    set_change_state(c, &change.id, ChangeState::Completed, now_ms)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,407 @@
+//! Self-service API: the portal a person's browser calls to change their phone
+//! number, e-mail address or user ID. It has no credentials: the person is
+//! identified by the user ID, then by approving self-service login requests
+//! (kind `self_service`, from the built-in provider "eID Selvbetjening") in
+//! the app. A phone or e-mail change needs two such logins at least
+//! `self_service_gap_secs` apart (one hour; the server's clock decides), and
+//! every attempt notifies both the old and the new contact.
+//!
+//! What the portal reveals: nothing about whether a user ID exists. A start
+//! for an unknown or blocked user ID gets the same answer as a real one (a
+//! fresh change id and request id) but nothing is stored or sent; a change is
+//! visible (confirm, status) only with its owner's user ID and only after its
+//! first login was approved in the app, so a made-up start and a real one
+//! that was not approved look the same. The user-ID rules that depend on the
+//! person's data (not their name, phone or e-mail) and the uniqueness check
+//! run only after the approval, in the write that applies the change, so the
+//! portal is no oracle for taken user IDs or for someone's phone or e-mail.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use eid_protocol::wire::{
+    ChangeState, ChangeStatus, ContactChannel, ErrorBody, ErrorCode, ErrorDetail,
+    PulledContactChange, RequestStatus, SelfServiceCaller, SelfServiceStep,
+    StartContactChangeRequest, StartUserIdChangeRequest,
+};
+use eid_protocol::{
+    ChangeId, IdentityId, RequestEnvelopeBody, RequestId, RequestKind, SELF_SERVICE_PROVIDER_ID,
+    SELF_SERVICE_PROVIDER_NAME,
+};
+
+use super::{ApiJson, AppState, parse_id};
+use crate::error::{ApiError, ApiResult};
+use crate::store::{
+    ChangeKind, ConfirmChangeResult, StartChangeResult, StoredChange, StoredRequest,
+    contact_change_text,
+};
+use crate::{contact, userid};
+
+/// The stable snake_case name of a change state (for messages).
+pub(crate) fn state_name(state: ChangeState) -> &'static str {
+    match state {
+        ChangeState::AwaitingFirstLogin => "awaiting_first_login",
+        ChangeState::WaitingSecondLogin => "waiting_second_login",
+        ChangeState::AwaitingSecondLogin => "awaiting_second_login",
+        ChangeState::Completed => "completed",
+        ChangeState::Expired => "expired",
+        ChangeState::Failed => "failed",
+        _ => "cancelled",
+    }
+}
+
+fn masked(channel: ContactChannel, value: &str) -> String {
+    match channel {
+        ContactChannel::Phone => contact::mask_phone(value),
+        _ => contact::mask_email(value),
+    }
+}
+
+/// An open contact change as the app's pull shows it (`None` when closed by
+/// the clock).
+pub(crate) fn pulled_change(change: &StoredChange, now_ms: u64) -> Option<PulledContactChange> {
+    let ChangeKind::Contact(channel) = change.kind else {
+        return None;
+    };
+    let state = change.state_at(now_ms);
+    state.is_open().then(|| PulledContactChange {
+        change_id: change.id,
+        channel,
+        new_value_masked: masked(channel, &change.new_value),
+        state,
+        earliest_completion_at_ms: change.earliest_second_login_at_ms,
+        created_at_ms: change.created_at_ms,
+    })
+}
+
+/// A signed self-service login request for `identity_id` showing `text`.
+fn self_service_request(
+    state: &AppState,
+    identity_id: IdentityId,
+    text: &str,
+    now: u64,
+) -> ApiResult<StoredRequest> {
+    let reference_text = eid_protocol::text::normalize_reference_text(text)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, e.to_string()))?;
+    let envelope = RequestEnvelopeBody {
+        request_id: RequestId::random(),
+        identity_id,
+        kind: RequestKind::SelfService,
+        service_provider_id: SELF_SERVICE_PROVIDER_ID,
+        service_provider_name: SELF_SERVICE_PROVIDER_NAME.to_owned(),
+        reference_text,
+        created_at_ms: now,
+        expires_at_ms: now + state.config.request_lifetime_secs.saturating_mul(1000),
+        server_nonce: eid_protocol::crypto::random_array(),
+        binding_required: false,
+    };
+    let envelope_signature = state.signing_key.sign(&envelope.signing_bytes());
+    Ok(StoredRequest {
+        envelope,
+        envelope_signature,
+        binding_code: None,
+        status: RequestStatus::Pending,
+        decision: None,
+    })
+}
+
+/// Starts a change for `user_id`; answers an unknown or blocked user ID like a
+/// known one (see the module docs).
+async fn start(
+    state: &AppState,
+    user_id: &str,
+    kind: ChangeKind,
+    new_value: String,
+    text: &str,
+) -> ApiResult<(StatusCode, Json<SelfServiceStep>)> {
+    let now = state.now_ms();
+    let identity_id = super::identity_id_of(state, &userid::fold(user_id)).await?;
+    // Built (and signed) either way, so both answers cost about the same.
+    let request =
+        self_service_request(state, identity_id.unwrap_or(IdentityId([0; 16])), text, now)?;
+    let step = SelfServiceStep {
+        change_id: ChangeId::random(),
+        request_id: request.envelope.request_id,
+        expires_at_ms: request.envelope.expires_at_ms,
+    };
+    let Some(identity_id) = identity_id else {
+        tracing::debug!("self-service start for an unknown user ID; answered alike");
+        return Ok((StatusCode::CREATED, Json(step)));
+    };
+    let change = StoredChange {
+        id: step.change_id,
+        identity_id,
+        kind,
+        new_value,
+        state: ChangeState::AwaitingFirstLogin,
+        gap_ms: state.config.self_service_gap_secs.saturating_mul(1000),
+        created_at_ms: now,
+        first_request_id: step.request_id,
+        first_expires_at_ms: step.expires_at_ms,
+        first_login_at_ms: None,
+        earliest_second_login_at_ms: None,
+        second_request_id: None,
+        second_expires_at_ms: None,
+        failure: None,
+    };
+    match state
+        .store
+        .start_change(change, request, state.config.max_pending_per_identity, now)
+        .await?
+    {
+        StartChangeResult::Created => {
+            tracing::info!(identity = %identity_id, change = %step.change_id, "self-service change started");
+        }
+        StartChangeResult::UnknownIdentity | StartChangeResult::Blocked => {
+            tracing::info!(identity = %identity_id, "self-service start for a blocked identity; nothing done");
+        }
+        StartChangeResult::ChangePending => {
+            return Err(ApiError::new(
+                ErrorCode::ChangePending,
+                "a change of this kind is already under way; complete it or cancel it in the app first",
+            ));
+        }
+        StartChangeResult::TooManyPending => {
+            return Err(ApiError::new(
+                ErrorCode::RequestClosed,
+                "this person has too many pending requests; try later",
+            ));
+        }
+    }
+    Ok((StatusCode::CREATED, Json(step)))
+}
+
+/// Starts a change of phone number or e-mail address: the new value is
+/// checked, and the first self-service login request is sent to the app.
+/// Both the old and the new contact are notified. Any open change of phone or
+/// e-mail that was not yet approved is replaced; one past its first login must
+/// complete or be cancelled first. An unknown or blocked user ID gets the same
+/// answer, but nothing happens.
+#[utoipa::path(post, path = "/v1/self-service/contact-changes", tag = "self-service",
+    request_body = StartContactChangeRequest,
+    responses(
+        (status = 201, body = SelfServiceStep),
+        (status = 400, body = ErrorBody),
+        (status = 409, description = "change_pending or request_closed (too many pending requests)", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "invalid_contact", body = ErrorBody)))]
+pub(crate) async fn start_contact_change(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<StartContactChangeRequest>,
+) -> ApiResult<(StatusCode, Json<SelfServiceStep>)> {
+    let checked = match req.channel {
+        ContactChannel::Phone => contact::check_phone(&req.new_value),
+        _ => contact::check_email(&req.new_value),
+    }
+    .map_err(|e| ApiError::new(ErrorCode::InvalidContact, e.to_string()))?;
+    let text = format!(
+        "{} (trin 1 af 2)",
+        contact_change_text(req.channel, &masked(req.channel, &checked))
+    );
+    start(
+        &state,
+        &req.user_id,
+        ChangeKind::Contact(req.channel),
+        checked,
+        &text,
+    )
+    .await
+}
+
+/// Starts a change of user ID. The rules that hold for everyone (length, the
+/// mix of letters, digits and special characters, allowed characters, not
+/// CPR-like) are checked now, with the reason; the rest (not the person's
+/// name, phone or e-mail; not taken, regardless of case) when the
+/// self-service login is approved, atomically with the change. See the
+/// status endpoint for the outcome.
+#[utoipa::path(post, path = "/v1/self-service/user-id-changes", tag = "self-service",
+    request_body = StartUserIdChangeRequest,
+    responses(
+        (status = 201, body = SelfServiceStep),
+        (status = 400, body = ErrorBody),
+        (status = 409, description = "change_pending or request_closed (too many pending requests)", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "invalid_user_id", body = ErrorBody)))]
+pub(crate) async fn start_user_id_change(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<StartUserIdChangeRequest>,
+) -> ApiResult<(StatusCode, Json<SelfServiceStep>)> {
+    let checked = userid::check(&req.new_user_id, userid::PersonalData::default())
+        .map_err(|e| ApiError::new(ErrorCode::InvalidUserId, e.to_string()))?;
+    let text = format!("Skift bruger-ID til {checked}");
+    start(&state, &req.user_id, ChangeKind::UserId, checked, &text).await
+}
+
+/// The caller's change, visible only with its owner's user ID and once its
+/// first login was approved; anything else is `unknown_change`.
+async fn own_change(
+    state: &AppState,
+    raw_id: &str,
+    user_id: &str,
+    contact: bool,
+) -> ApiResult<StoredChange> {
+    let id: ChangeId = parse_id(raw_id, "change_id")?;
+    let unknown = || {
+        ApiError::new(
+            ErrorCode::UnknownChange,
+            "no change with this id is under way for this user ID (or its first login was not approved)",
+        )
+    };
+    let (change, identity) = state.store.change(id).await?.ok_or_else(unknown)?;
+    let owner = eid_protocol::crypto::constant_time_eq(
+        identity.user_id_folded.as_bytes(),
+        userid::fold(user_id).as_bytes(),
+    );
+    let kind_matches = matches!(change.kind, ChangeKind::Contact(_)) == contact;
+    if !owner || !kind_matches || change.first_login_at_ms.is_none() {
+        return Err(unknown());
+    }
+    Ok(change)
+}
+
+fn status_of(change: &StoredChange, now: u64) -> ChangeStatus {
+    ChangeStatus {
+        change_id: change.id,
+        state: change.state_at(now),
+        channel: match change.kind {
+            ChangeKind::Contact(c) => Some(c),
+            ChangeKind::UserId => None,
+        },
+        earliest_second_login_at_ms: change.earliest_second_login_at_ms,
+        failure: change.failure.as_ref().map(|(code, message)| ErrorDetail {
+            code: *code,
+            message: message.clone(),
+        }),
+    }
+}
+
+/// Asks for the second self-service login of a phone or e-mail change. Before
+/// the earliest time (first login + the gap) it is refused with `too_early`
+/// (the message says when) and the attempt is notified to the old and the new
+/// contact; after it, the second login request is sent to the app, and its
+/// approval completes the change. Asking again while that request is pending
+/// returns it. If it lapses, the change can be confirmed again (within 24
+/// hours of the first login).
+#[utoipa::path(post, path = "/v1/self-service/contact-changes/{change_id}/confirm", tag = "self-service",
+    request_body = SelfServiceCaller,
+    params(("change_id" = String, Path, description = "32 hex digits")),
+    responses(
+        (status = 201, description = "the second login request", body = SelfServiceStep),
+        (status = 200, description = "the second login request, already pending", body = SelfServiceStep),
+        (status = 400, body = ErrorBody),
+        (status = 403, description = "identity_blocked", body = ErrorBody),
+        (status = 404, description = "unknown_change", body = ErrorBody),
+        (status = 409, description = "too_early, change_closed or request_closed", body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub(crate) async fn confirm_contact_change(
+    State(state): State<AppState>,
+    Path(change_id): Path<String>,
+    ApiJson(req): ApiJson<SelfServiceCaller>,
+) -> ApiResult<(StatusCode, Json<SelfServiceStep>)> {
+    let change = own_change(&state, &change_id, &req.user_id, true).await?;
+    let ChangeKind::Contact(channel) = change.kind else {
+        return Err(ApiError::new(
+            ErrorCode::UnknownChange,
+            "not a contact change",
+        ));
+    };
+    let now = state.now_ms();
+    let text = format!(
+        "{} (trin 2 af 2)",
+        contact_change_text(channel, &masked(channel, &change.new_value))
+    );
+    let request = self_service_request(&state, change.identity_id, &text, now)?;
+    let step = SelfServiceStep {
+        change_id: change.id,
+        request_id: request.envelope.request_id,
+        expires_at_ms: request.envelope.expires_at_ms,
+    };
+    match state
+        .store
+        .confirm_change(
+            change.id,
+            request,
+            state.config.max_pending_per_identity,
+            now,
+        )
+        .await?
+    {
+        ConfirmChangeResult::Created => {
+            tracing::info!(change = %change.id, "self-service second login asked for");
+            Ok((StatusCode::CREATED, Json(step)))
+        }
+        ConfirmChangeResult::Existing(request_id, expires_at_ms) => Ok((
+            StatusCode::OK,
+            Json(SelfServiceStep {
+                change_id: change.id,
+                request_id,
+                expires_at_ms,
+            }),
+        )),
+        ConfirmChangeResult::TooEarly(earliest) => {
+            tracing::warn!(change = %change.id, "self-service second login asked for too early");
+            Err(ApiError::new(
+                ErrorCode::TooEarly,
+                format!(
+                    "too early: the second login is possible from {earliest} (Unix ms, server time), in {} s; \
+                     this attempt was notified to the old and the new contact",
+                    (earliest - now).div_ceil(1000)
+                ),
+            ))
+        }
+        ConfirmChangeResult::Closed(s) => Err(ApiError::new(
+            ErrorCode::ChangeClosed,
+            format!("the change is no longer open ({})", state_name(s)),
+        )),
+        ConfirmChangeResult::Unknown => Err(ApiError::new(
+            ErrorCode::UnknownChange,
+            "no change with this id is under way for this user ID",
+        )),
+        ConfirmChangeResult::Blocked => Err(ApiError::new(
+            ErrorCode::IdentityBlocked,
+            "the identity is blocked",
+        )),
+        ConfirmChangeResult::TooManyPending => Err(ApiError::new(
+            ErrorCode::RequestClosed,
+            "this person has too many pending requests; try later",
+        )),
+    }
+}
+
+/// Where a phone or e-mail change stands (after its first login).
+#[utoipa::path(post, path = "/v1/self-service/contact-changes/{change_id}/status", tag = "self-service",
+    request_body = SelfServiceCaller,
+    params(("change_id" = String, Path, description = "32 hex digits")),
+    responses(
+        (status = 200, body = ChangeStatus),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "unknown_change", body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub(crate) async fn contact_change_status(
+    State(state): State<AppState>,
+    Path(change_id): Path<String>,
+    ApiJson(req): ApiJson<SelfServiceCaller>,
+) -> ApiResult<Json<ChangeStatus>> {
+    let change = own_change(&state, &change_id, &req.user_id, true).await?;
+    Ok(Json(status_of(&change, state.now_ms())))
+}
+
+/// Where a user-ID change stands (after its login): `completed`, or `failed`
+/// with the reason (`invalid_user_id` or `user_id_taken`). The user ID to give
+/// is the person's current one: the new one once the change completed.
+#[utoipa::path(post, path = "/v1/self-service/user-id-changes/{change_id}/status", tag = "self-service",
+    request_body = SelfServiceCaller,
+    params(("change_id" = String, Path, description = "32 hex digits")),
+    responses(
+        (status = 200, body = ChangeStatus),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "unknown_change", body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub(crate) async fn user_id_change_status(
+    State(state): State<AppState>,
+    Path(change_id): Path<String>,
+    ApiJson(req): ApiJson<SelfServiceCaller>,
+) -> ApiResult<Json<ChangeStatus>> {
+    let change = own_change(&state, &change_id, &req.user_id, false).await?;
+    Ok(Json(status_of(&change, state.now_ms())))
+}
