@@ -3,7 +3,8 @@
 //! - `eid demo` runs the whole journey (admin, phone, relying party) against an
 //!   embedded server in a temporary folder and prints every step;
 //! - `eid admin`, `eid rp` and `eid app` are scriptable commands against a
-//!   running `eid-server`, each printing one JSON object with `--json`.
+//!   running `eid-server`, each printing one JSON object with `--json`;
+//! - `eid serve` runs the reference server in the foreground on a data folder.
 //!
 //! PINs are read from stdin (`--pin-stdin`) or `EID_PIN`, never from argv.
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@ mod common;
 mod demo;
 mod output;
 mod rp;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -46,6 +48,9 @@ enum Command {
     /// The phone: activation, pending requests, approve, deny, report fraud.
     #[command(subcommand)]
     App(app::AppCommand),
+    /// Run the reference server in the foreground on a data folder (scripts,
+    /// crash tests); prints where it listens. Production: `eid-server`.
+    Serve(serve::ServeArgs),
 }
 
 fn wants_json() -> bool {
@@ -85,6 +90,7 @@ fn main() -> std::process::ExitCode {
             Command::Admin(cmd) => admin::run(&cli.common, cmd).await,
             Command::Rp(cmd) => rp::run(&cli.common, cmd).await,
             Command::App(cmd) => app::run(&cli.common, cmd).await,
+            Command::Serve(args) => serve::run(as_json, &args).await,
         }
     });
     match result {
