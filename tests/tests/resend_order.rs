@@ -20,7 +20,6 @@ const USER: &str = "grete#1950x";
 const TEXT: &str = "Log på Nordisk Netbank";
 
 #[tokio::test]
-#[ignore = "known bug: unsent decisions are resent by wall time, not counter (fix in core/src/store.rs unsent_decisions)"]
 async fn offline_approvals_are_resent_in_counter_order_even_if_the_clock_went_back() {
     let mut w = World::start().await.unwrap();
     let phone = w.activated_phone("grete", USER).await.unwrap();
