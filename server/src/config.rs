@@ -256,8 +256,28 @@ impl Config {
     pub fn from_toml_str(text: &str) -> Result<Self, Box<figment::Error>> {
         Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::string(text))
-            .extract()
-            .map_err(Box::new)
+            .extract::<Config>()
+            .map_err(Box::new)?
+            .checked()
+    }
+
+    /// Refuses durations whose millisecond arithmetic could overflow or that
+    /// make no sense (longer than 30 days).
+    fn checked(self) -> Result<Self, Box<figment::Error>> {
+        const MAX_SECS: u64 = 30 * 24 * 60 * 60;
+        for (name, value) in [
+            ("request_lifetime_secs", self.request_lifetime_secs),
+            ("activation_code_ttl_secs", self.activation_code_ttl_secs),
+            ("new_device_wait_secs", self.new_device_wait_secs),
+            ("self_service_gap_secs", self.self_service_gap_secs),
+        ] {
+            if value > MAX_SECS {
+                return Err(Box::new(figment::Error::from(format!(
+                    "{name} is {value}; at most {MAX_SECS} (30 days)"
+                ))));
+            }
+        }
+        Ok(self)
     }
 
     /// Loads defaults, then `file` if given, then the environment.
@@ -268,8 +288,9 @@ impl Config {
         }
         figment
             .merge(Env::prefixed("EID_SERVER_").split("__"))
-            .extract()
-            .map_err(Box::new)
+            .extract::<Config>()
+            .map_err(Box::new)?
+            .checked()
     }
 }
 

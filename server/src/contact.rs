@@ -74,12 +74,18 @@ pub fn mask_phone(phone: &str) -> String {
     )
 }
 
-/// An e-mail address as shown in notices: the first character and the domain.
+/// An e-mail address as shown in notices: the first character of the name
+/// and of the domain, and the top-level domain. The domain is masked too: an
+/// address typed by someone else must not put a readable (and, in SMS apps,
+/// clickable) domain into an official eID message.
 pub fn mask_email(email: &str) -> String {
     match email.split_once('@') {
         Some((local, domain)) => {
             let first: String = local.chars().take(1).collect();
-            format!("{first}•••@{domain}")
+            let (name, tld) = domain.rsplit_once('.').unwrap_or((domain, ""));
+            let domain_first: String = name.chars().take(1).collect();
+            let tld: String = tld.chars().take(6).collect();
+            format!("{first}•••@{domain_first}•••.{tld}")
         }
         None => "•••".into(),
     }
@@ -126,6 +132,10 @@ mod tests {
         ] {
             assert_eq!(check_email(bad), Err(ContactError::Email), "{bad:?}");
         }
-        assert_eq!(mask_email("grete@example.dk"), "g•••@example.dk");
+        assert_eq!(mask_email("grete@example.dk"), "g•••@e•••.dk");
+        assert_eq!(
+            mask_email("x@ring-eid-support-70203040-straks.dk"),
+            "x•••@r•••.dk"
+        );
     }
 }

@@ -222,6 +222,17 @@ impl SmtpChannel {
         use lettre::{AsyncSmtpTransport, Tokio1Executor};
         let builder = match config.security {
             SmtpSecurity::None => {
+                // Plain SMTP carries the notices (and any login) in clear:
+                // only to a relay on this machine.
+                let host = config.host.trim_start_matches('[').trim_end_matches(']');
+                let loopback = host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|a| a.is_loopback());
+                anyhow::ensure!(
+                    loopback && config.username.is_none(),
+                    "notifications.smtp.security = \"none\" only to a loopback relay, without a login"
+                );
                 AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
             }
             SmtpSecurity::Starttls => {
@@ -301,11 +312,17 @@ impl NotificationChannel for SmtpChannel {
 
 /// SMS through an HTTP webhook: POST `{"to": "+45...", "text": "..."}`; any
 /// 2xx answer is a delivery.
-#[derive(Debug)]
 pub struct SmsWebhookChannel {
     http: reqwest::Client,
     url: reqwest::Url,
     bearer_token: Option<String>,
+}
+
+impl std::fmt::Debug for SmsWebhookChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Neither the token nor the URL (which may carry a key) is shown.
+        f.debug_struct("SmsWebhookChannel").finish_non_exhaustive()
+    }
 }
 
 impl SmsWebhookChannel {

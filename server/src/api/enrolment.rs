@@ -152,7 +152,7 @@ pub(crate) async fn start(
         .map_err(|_| bad_signature("PIN signature"))?;
 
     let now = state.now_ms();
-    let expires_at_ms = now + state.config.request_lifetime_secs.saturating_mul(1000);
+    let expires_at_ms = now.saturating_add(state.config.request_lifetime_secs.saturating_mul(1000));
     let code = new_code();
     let enrolment = Enrolment {
         id: AuthenticatorId::random(),
@@ -168,16 +168,9 @@ pub(crate) async fn start(
         usable_at_ms: None,
     };
     let folded = userid::fold(&req.user_id);
-    let identity_id = match state.identity_ids.get(&folded) {
-        Some(id) => Some(id),
-        None => match state.store.identity_by_user_id(&folded).await? {
-            Some(identity) => {
-                state.identity_ids.insert(folded, identity.id);
-                Some(identity.id)
-            }
-            None => None,
-        },
-    };
+    // Through the eviction-aware lookup: a user ID changed meanwhile must not
+    // be cached again under its old name.
+    let identity_id = super::identity_id_of(&state, &folded).await?;
     // The request the existing devices see (signed here; the store re-checks
     // block, pending enrolments and the cap in its write). It is made and
     // signed for an unknown user ID too, so both answers cost the same.

@@ -76,7 +76,7 @@ pub(crate) async fn create_request(
         service_provider_name: sp.name,
         reference_text,
         created_at_ms: now,
-        expires_at_ms: now + state.config.request_lifetime_secs.saturating_mul(1000),
+        expires_at_ms: now.saturating_add(state.config.request_lifetime_secs.saturating_mul(1000)),
         server_nonce: eid_protocol::crypto::random_array(),
         binding_required: binding_code.is_some(),
     };

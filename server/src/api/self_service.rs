@@ -91,7 +91,7 @@ fn self_service_request(
         service_provider_name: SELF_SERVICE_PROVIDER_NAME.to_owned(),
         reference_text,
         created_at_ms: now,
-        expires_at_ms: now + state.config.request_lifetime_secs.saturating_mul(1000),
+        expires_at_ms: now.saturating_add(state.config.request_lifetime_secs.saturating_mul(1000)),
         server_nonce: eid_protocol::crypto::random_array(),
         binding_required: false,
     };

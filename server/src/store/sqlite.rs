@@ -22,6 +22,9 @@ use tokio::sync::oneshot;
 
 use super::*;
 
+/// Self-service changes one identity may start per hour; further starts are
+/// answered like an unknown user ID.
+const MAX_CHANGE_STARTS_PER_HOUR: i64 = 3;
 /// Most jobs in one commit batch.
 const MAX_BATCH: usize = 256;
 /// Reader connections.
@@ -1653,6 +1656,22 @@ impl Store for SqliteStore {
                 Some(i) if i.blocked => return Ok(StartChangeResult::Blocked),
                 Some(_) => {}
             }
+            // Starts need no credentials: a few per identity per hour, then
+            // they are answered like an unknown user ID (nothing stored or sent).
+            let recent: i64 = c
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM self_service_changes WHERE identity_id = ?1 AND created_at_ms > ?2",
+                )?
+                .query_row(
+                    params![
+                        change.identity_id.as_bytes().as_slice(),
+                        i64_of(now_ms.saturating_sub(60 * 60 * 1000))
+                    ],
+                    |r| r.get(0),
+                )?;
+            if recent >= MAX_CHANGE_STARTS_PER_HOUR {
+                return Ok(StartChangeResult::UnknownIdentity);
+            }
             let open: Vec<StoredChange> = open_changes_of(c, &change.identity_id)?
                 .into_iter()
                 .filter(|o| o.kind.same_family(change.kind) && o.state_at(now_ms).is_open())
@@ -2148,9 +2167,15 @@ fn record_contact_event(
         return Ok(0);
     };
     let text = contact_change_text(channel, &masked_new_value(change));
+    // The new contact is told only once the identity's owner approved the
+    // first self-service login: before that anyone who knows a user ID could
+    // start a change, and notifying the address they typed would tell them
+    // the user ID exists and how the person reacted, and would let them send
+    // official eID messages to any number or address.
     let new_contact = match channel {
-        ContactChannel::Phone => Recipient::Sms(change.new_value.clone()),
-        _ => Recipient::Email(change.new_value.clone()),
+        _ if change.first_login_at_ms.is_none() => None,
+        ContactChannel::Phone => Some(Recipient::Sms(change.new_value.clone())),
+        _ => Some(Recipient::Email(change.new_value.clone())),
     };
     insert_event(
         c,
@@ -2163,7 +2188,7 @@ fn record_contact_event(
                 None => text,
             }),
             occurred_at_ms: now_ms,
-            extra_recipients: vec![new_contact],
+            extra_recipients: new_contact.into_iter().collect(),
         },
     )
 }
@@ -2254,6 +2279,21 @@ fn on_self_service_decision(
                 i64_of(now_ms),
                 i64_of(now_ms.saturating_add(change.gap_ms))
             ])?;
+            // Both contacts learn that the first login was approved and when
+            // the change can complete: the hour in which to cancel starts now.
+            let approved = StoredChange {
+                first_login_at_ms: Some(now_ms),
+                earliest_second_login_at_ms: Some(now_ms.saturating_add(change.gap_ms)),
+                ..change.clone()
+            };
+            record_contact_event(
+                c,
+                &approved,
+                SecurityEventKind::ContactChangeStarted,
+                Some(record.authenticator_id),
+                Some("Første login godkendt / first login approved"),
+                now_ms,
+            )?;
         }
         (ChangeKind::Contact(channel), false) => {
             if change
