@@ -3,7 +3,8 @@
 //! - `eid demo` runs the whole journey (admin, phone, relying party) against an
 //!   embedded server in a temporary folder and prints every step;
 //! - `eid admin`, `eid rp` and `eid app` are scriptable commands against a
-//!   running `eid-server`, each printing one JSON object with `--json`.
+//!   running `eid-server`, each printing one JSON object with `--json`;
+//! - `eid self-service` makes the public self-service portal's calls.
 //!
 //! PINs are read from stdin (`--pin-stdin`) or `EID_PIN`, never from argv.
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@ mod common;
 mod demo;
 mod output;
 mod rp;
+mod self_service;
 
 use clap::{Parser, Subcommand};
 
@@ -46,6 +48,10 @@ enum Command {
     /// The phone: activation, pending requests, approve, deny, report fraud.
     #[command(subcommand)]
     App(app::AppCommand),
+    /// The public self-service portal: change phone, e-mail or user ID
+    /// (each step is a self-service login approved in the app).
+    #[command(subcommand)]
+    SelfService(self_service::SelfServiceCommand),
 }
 
 fn wants_json() -> bool {
@@ -85,6 +91,7 @@ fn main() -> std::process::ExitCode {
             Command::Admin(cmd) => admin::run(&cli.common, cmd).await,
             Command::Rp(cmd) => rp::run(&cli.common, cmd).await,
             Command::App(cmd) => app::run(&cli.common, cmd).await,
+            Command::SelfService(cmd) => self_service::run(&cli.common, cmd).await,
         }
     });
     match result {
