@@ -66,9 +66,22 @@ fn main() -> std::process::ExitCode {
             if wants_json()
                 && !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
             {
+                // The lines before the usage block, joined (clap puts the
+                // missing arguments on the lines after the first).
                 let msg = e.to_string();
-                let first = msg.lines().next().unwrap_or("invalid arguments");
-                CliError::new("usage", first.trim_start_matches("error: ")).print(true);
+                let text: Vec<&str> = msg
+                    .lines()
+                    .map(str::trim)
+                    .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                    .collect();
+                let text = text.join(" ");
+                let text = text.trim_start_matches("error: ");
+                let text = if text.is_empty() {
+                    "invalid arguments"
+                } else {
+                    text
+                };
+                CliError::new("usage", text).print(true);
                 return std::process::ExitCode::from(2);
             }
             e.exit();

@@ -816,7 +816,7 @@ fn now_ms() -> u64 {
 fn contact_change_end_to_end_through_the_cli() {
     // A short gap on a real-clock server: long enough to be too early right
     // after the first login, short enough to wait out.
-    let s = Server::start_with(|c| c.self_service_gap_secs = 3);
+    let s = Server::start_with(|c| c.self_service_gap_secs = 4);
     let app = tempfile::tempdir().unwrap();
     let (identity, account) = person(
         &s,
@@ -1335,7 +1335,11 @@ fn new_commands_refuse_bad_input_with_typed_errors() {
     };
 
     // Neither or both of --phone and --email.
-    err(ss(&["change-contact", "--user-id", "ove#2024rr"]), "usage");
+    let missing = err(ss(&["change-contact", "--user-id", "ove#2024rr"]), "usage");
+    assert!(
+        missing["message"].as_str().unwrap().contains("--phone"),
+        "{missing}"
+    );
     err(
         ss(&[
             "change-contact",
