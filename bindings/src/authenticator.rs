@@ -53,12 +53,18 @@ pub struct Authenticator {
     core: eid_core::Authenticator,
 }
 
-fn account_id(hex: &str) -> Result<AuthenticatorId, EidError> {
+pub(crate) fn account_id(hex: &str) -> Result<AuthenticatorId, EidError> {
     AuthenticatorId::from_str(hex).map_err(|_| EidError::UnknownRequest)
 }
 
 fn request_id(hex: &str) -> Result<RequestId, EidError> {
     RequestId::from_str(hex).map_err(|_| EidError::UnknownRequest)
+}
+
+impl Authenticator {
+    pub(crate) fn core(&self) -> &eid_core::Authenticator {
+        &self.core
+    }
 }
 
 #[uniffi::export]

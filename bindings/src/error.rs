@@ -84,6 +84,13 @@ pub enum EidError {
     /// No interrupted activation to resume.
     #[error("no activation to resume")]
     NoPendingActivation,
+    /// No device enrolment (new device from an existing one) on this phone.
+    #[error("no device enrolment on this phone")]
+    NoPendingEnrolment,
+    /// The device enrolment was refused, cancelled on the existing phone,
+    /// expired, or the identity was blocked; its keys are deleted. Start again.
+    #[error("the device enrolment was refused, cancelled or expired")]
+    EnrolmentRefused,
     /// Invalid configuration (server URL, pin, ids).
     #[error("invalid configuration: {detail}")]
     Config {
@@ -167,6 +174,8 @@ impl From<CoreError> for EidError {
             CoreError::AlreadyDecided => EidError::AlreadyDecided,
             CoreError::Config(detail) => EidError::Config { detail },
             CoreError::NoPendingActivation => EidError::NoPendingActivation,
+            CoreError::NoPendingEnrolment => EidError::NoPendingEnrolment,
+            CoreError::EnrolmentRefused => EidError::EnrolmentRefused,
             CoreError::Storage(detail) => EidError::Internal { detail },
             CoreError::KeyStore(k) => EidError::KeyStore {
                 detail: k.to_string(),

@@ -12,13 +12,18 @@ mod authenticator;
 mod error;
 mod keystore;
 mod model;
+mod protections;
 
 pub use authenticator::{Authenticator, AuthenticatorConfig, UnlockToken};
 pub use error::{EidError, KeyStoreError};
 pub use keystore::KeyStore;
 pub use model::{
-    AccountInfo, AccountState, Action, Language, Outcome, PendingActivation, Receipt, RequestKind,
-    RequestView, Warning, WarningKind,
+    AccountInfo, AccountState, Action, Language, Outcome, PendingActivation, PersonSummary,
+    Receipt, RequestKind, RequestView, Warning, WarningKind,
+};
+pub use protections::{
+    ContactChangeState, ContactChannel, DeviceEnrolment, EnrolmentStatus, EventView,
+    PendingContactChange, PendingDevice, PendingDeviceState, SecurityEventKind,
 };
 
 uniffi::setup_scaffolding!();

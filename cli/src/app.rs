@@ -31,6 +31,13 @@ pub(crate) enum AppCommand {
         #[arg(long)]
         pin_stdin: bool,
     },
+    /// Finish an interrupted activation (the answer was lost, or the app
+    /// stopped): re-sends the same keys with the code; no PIN needed.
+    ResumeActivation {
+        /// The activation code used for the interrupted activation.
+        #[arg(long)]
+        code: String,
+    },
     /// Open the app: fetch pending requests and show them. With --account,
     /// only that person's requests (the household's second screen).
     Open {
@@ -38,6 +45,8 @@ pub(crate) enum AppCommand {
         #[arg(long)]
         account: Option<String>,
     },
+    /// Re-send decisions that were signed but not confirmed (`open` does this too).
+    Retry,
     /// Approve a request: PIN (stdin or EID_PIN), swipe, approve.
     Approve {
         /// The request.
@@ -337,6 +346,31 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                     format!("identity: {}", account.identity_id),
                     format!("server remembered in {}", dir.join(SETTINGS_FILE).display()),
                 ],
+            ))
+        }
+        AppCommand::ResumeActivation { code } => {
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let start = Instant::now();
+            let account = core.resume_activation(&code).await?;
+            save_settings(&dir, &settings)?;
+            Ok(Report::new(
+                json!({ "account": account_json(&account), "ms": ms_since(start) }),
+                vec![
+                    format!("activation resumed: {}", account.authenticator_id),
+                    format!("user ID:  {}", account.user_id),
+                ],
+            ))
+        }
+        AppCommand::Retry => {
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let resent = core.retry_unsent_decisions().await?;
+            Ok(Report::new(
+                json!({ "resent_decisions": resent }),
+                vec![format!(
+                    "{resent} unconfirmed decision(s) re-sent and confirmed"
+                )],
             ))
         }
         AppCommand::Accounts => {

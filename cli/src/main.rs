@@ -5,6 +5,7 @@
 //! - `eid admin`, `eid rp` and `eid app` are scriptable commands against a
 //!   running `eid-server`, each printing one JSON object with `--json`;
 //! - `eid self-service` makes the public self-service portal's calls.
+//! - `eid serve` runs the reference server in the foreground on a data folder.
 //!
 //! PINs are read from stdin (`--pin-stdin`) or `EID_PIN`, never from argv.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ mod demo;
 mod output;
 mod rp;
 mod self_service;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -52,6 +54,9 @@ enum Command {
     /// (each step is a self-service login approved in the app).
     #[command(subcommand)]
     SelfService(self_service::SelfServiceCommand),
+    /// Run the reference server in the foreground on a data folder (scripts,
+    /// crash tests); prints where it listens. Production: `eid-server`.
+    Serve(serve::ServeArgs),
 }
 
 fn wants_json() -> bool {
@@ -105,6 +110,7 @@ fn main() -> std::process::ExitCode {
             Command::Rp(cmd) => rp::run(&cli.common, cmd).await,
             Command::App(cmd) => app::run(&cli.common, cmd).await,
             Command::SelfService(cmd) => self_service::run(&cli.common, cmd).await,
+            Command::Serve(args) => serve::run(as_json, &args).await,
         }
     });
     match result {

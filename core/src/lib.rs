@@ -10,6 +10,7 @@
 mod approval;
 pub mod client;
 pub mod clock;
+mod crash;
 pub mod display;
 mod enrolment;
 pub mod error;
@@ -299,6 +300,7 @@ impl Authenticator {
             }
             Err(e) => return Err(e),
         };
+        crash::point("core.activation.answered");
         if resp.server_public_key.validate().is_err() {
             return Err(Error::InvalidResponse("invalid server key".into()));
         }
@@ -321,6 +323,7 @@ impl Authenticator {
             created_at_ms: self.inner.clock.wall_ms(),
         };
         store.insert_account(&row, &p.wrapped)?;
+        crash::point("core.activation.account_stored");
         tracing::info!("account activated");
         Ok(AccountInfo::from(&row))
     }
@@ -728,6 +731,7 @@ impl Authenticator {
                 }
             }
         };
+        crash::point("core.decision.signed");
         self.inner.submit(submit).await
     }
 
@@ -888,6 +892,7 @@ impl Inner {
         self.discard_activation()?;
         let row = self.prepare_keys(user_id, pin, |p| p.signing_bytes())?;
         lock(&self.store)?.put_pending_activation(&row)?;
+        crash::point("core.activation.pending_stored");
         Ok(row)
     }
 
@@ -1081,6 +1086,7 @@ impl Inner {
         };
         // Count the attempt durably before trying the PIN.
         lock(&self.store)?.set_attempts(&id, &trial)?;
+        crash::point("core.pin.attempt_counted");
         match pin::unwrap_pin_key(
             &wrapped,
             pin,
@@ -1090,6 +1096,7 @@ impl Inner {
         ) {
             Ok(key) => {
                 lock(&self.store)?.set_attempts(&id, &trial.reset(now))?;
+                crash::point("core.pin.reset");
                 lock(&self.mono_locks)?.remove(&id);
                 Ok(key)
             }
@@ -1152,12 +1159,14 @@ impl Inner {
         let result: Result<SignedReceipt> = self.client.post(wire::PATH_DECISIONS, body, &[]).await;
         match result {
             Ok(receipt) => {
+                crash::point("core.decision.answered");
                 verify_receipt(&acc.server_public_key, &d, &receipt)?;
                 lock(&self.store)?.set_decision_receipt(
                     &d.authenticator_id,
                     &d.request_id,
                     &receipt,
                 )?;
+                crash::point("core.decision.receipt_stored");
                 lock(&self.timers)?.remove(&(d.authenticator_id, d.request_id));
                 Ok(receipt)
             }

@@ -883,8 +883,11 @@ impl Store {
     /// Decisions signed but not yet confirmed by a verified receipt.
     pub(crate) fn unsent_decisions(&self) -> Result<Vec<DecisionRow>> {
         let mut stmt = self.conn.prepare(
+            // Counter order: the server accepts only rising counters per
+            // authenticator, and the wall clock may have been set back
+            // between two offline approvals.
             "SELECT submit_json, status, receipt_json FROM decisions WHERE status = ?1
-             ORDER BY created_at_ms",
+             ORDER BY counter, rowid",
         )?;
         let rows = stmt.query_map([DecisionStatus::Signed.as_str()], |r| {
             Ok((

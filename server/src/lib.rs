@@ -17,6 +17,7 @@ mod cache;
 pub mod clock;
 pub mod config;
 pub mod contact;
+mod crash;
 pub mod error;
 pub mod notify;
 pub mod store;

@@ -188,6 +188,79 @@ public actor AuthenticatorService {
         try await core.changePin(accountIdHex: account.accountId, oldPin: old, newPin: new)
     }
 
+    // MARK: Security feed
+
+    /// The account's security feed, newest first, as of the last ``refresh()``:
+    /// new devices, contact changes, blocks, lockouts, fraud reports and (when
+    /// turned on) every use. Each entry says what to do if it wasn't them.
+    public func events(for account: AccountInfo) throws -> [EventView] {
+        try core.events(accountIdHex: account.accountId, language: configuration.language)
+    }
+
+    /// Whether the account's identity sends a notice on every use (as last pulled).
+    public func notifyEveryUse(for account: AccountInfo) throws -> Bool {
+        try core.notifyEveryUse(accountIdHex: account.accountId)
+    }
+
+    /// Turns "notify me on every use" on or off (no PIN).
+    public func setNotifyEveryUse(_ on: Bool, for account: AccountInfo) async throws {
+        try await core.setNotifyEveryUse(accountIdHex: account.accountId, on: on)
+    }
+
+    // MARK: New device from an existing one
+
+    /// New phone: asks to be added to `userID`'s identity, which already has a
+    /// device. Show the returned code (and `qrPayload` as a QR code) for the
+    /// existing phone; then poll with ``pollDeviceEnrolment()``.
+    public func startDeviceEnrolment(userID: String, pin: String) async throws -> DeviceEnrolment {
+        try await core.startDeviceEnrolment(userId: userID, pin: pin)
+    }
+
+    /// New phone: the enrolment in progress, if any (after an app restart).
+    public func pendingDeviceEnrolment() throws -> DeviceEnrolment? {
+        try core.pendingDeviceEnrolment()
+    }
+
+    /// New phone: how the enrolment stands; the account is stored once it is
+    /// activated after the waiting period.
+    ///
+    /// - Throws: ``EidError/EnrolmentRefused`` when the existing phone refused
+    ///   or cancelled it, it expired, or the identity was blocked.
+    public func pollDeviceEnrolment() async throws -> EnrolmentStatus {
+        let status = try await core.pollDeviceEnrolment()
+        if case .activated = status { _ = try? reloadLocal() }
+        return status
+    }
+
+    /// New phone: gives up the enrolment and deletes its keys.
+    public func discardDeviceEnrolment() throws {
+        try core.discardDeviceEnrolment()
+    }
+
+    /// Existing phone: new devices being added to the account's identity.
+    public func pendingDevices(for account: AccountInfo) throws -> [PendingDevice] {
+        try core.pendingDevices(accountIdHex: account.accountId)
+    }
+
+    /// Existing phone: cancels a new device being added ("not my phone"); no PIN.
+    public func cancel(_ device: PendingDevice, for account: AccountInfo) async throws {
+        try await core.cancelDeviceEnrolment(
+            accountIdHex: account.accountId, enrolmentIdHex: device.enrolmentId)
+    }
+
+    // MARK: Self-service changes
+
+    /// Open changes of the account's phone number or e-mail (as of the last
+    /// ``refresh()``), with when each can complete at the earliest.
+    public func pendingContactChanges(for account: AccountInfo) throws -> [PendingContactChange] {
+        try core.pendingContactChanges(accountIdHex: account.accountId)
+    }
+
+    /// Cancels an open contact change ("not me"); no PIN.
+    public func cancel(_ change: PendingContactChange, for account: AccountInfo) async throws {
+        try await core.cancelContactChange(accountIdHex: account.accountId, changeIdHex: change.changeId)
+    }
+
     // MARK: Decisions
 
     /// Checks the PIN for one request and returns a short-lived, single-use

@@ -15,9 +15,11 @@ class ServerTestCase: XCTestCase {
 
     /// Requests live this long on the test server (the expiry test shortens it).
     var requestLifetime: Int { 60 }
+    /// A new device's waiting period on the test server, in seconds.
+    var newDeviceWait: Int { 3600 }
 
     override func setUpWithError() throws {
-        server = try TestServer(requestLifetime: requestLifetime)
+        server = try TestServer(requestLifetime: requestLifetime, newDeviceWait: newDeviceWait)
         try server.registerProvider(name: Self.providerName)
         userID = "swift-\(Int.random(in: 100_000...999_999))a"
         identity = try server.createIdentity(userID: userID)

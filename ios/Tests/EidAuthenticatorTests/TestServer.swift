@@ -26,8 +26,10 @@ final class TestServer: @unchecked Sendable {
     private let process: Process
     private(set) var apiKey: String?
 
-    /// Starts a server whose requests live `requestLifetime` seconds.
-    init(requestLifetime: Int) throws {
+    /// Starts a server whose requests live `requestLifetime` seconds, whose
+    /// new devices wait `newDeviceWait` seconds and whose self-service changes
+    /// need `selfServiceGap` seconds between their two logins.
+    init(requestLifetime: Int, newDeviceWait: Int = 3600, selfServiceGap: Int = 3600) throws {
         dir = FileManager.default.temporaryDirectory
             .appendingPathComponent("eid-swift-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -42,6 +44,8 @@ final class TestServer: @unchecked Sendable {
         env["EID_SERVER_DATA_DIR"] = dir.appendingPathComponent("data").path
         env["EID_SERVER_LISTEN"] = "127.0.0.1:0"
         env["EID_SERVER_REQUEST_LIFETIME_SECS"] = String(requestLifetime)
+        env["EID_SERVER_NEW_DEVICE_WAIT_SECS"] = String(newDeviceWait)
+        env["EID_SERVER_SELF_SERVICE_GAP_SECS"] = String(selfServiceGap)
         env["EID_LOG"] = "warn"
         process.environment = env
         process.standardOutput = try FileHandle(forWritingTo: out)
@@ -130,6 +134,11 @@ final class TestServer: @unchecked Sendable {
         let issued = try eid(["admin", "activation-code", "--identity", identity])
         guard let code = issued["activation_code"] as? String else { throw TestFailure(description: "no code") }
         return code
+    }
+
+    /// Support blocks or unblocks an identity.
+    func setBlocked(identity: String, _ blocked: Bool) throws {
+        try eid(["admin", blocked ? "block" : "unblock", "--identity", identity])
     }
 
     /// A relying party asks `userID` to log in; returns the request id.

@@ -89,6 +89,7 @@ pub(crate) async fn activate(
             authenticator,
         )
         .await?;
+    crate::crash::point("server.activation.code_used");
     let again = matches!(result, ActivationResult::AlreadyActivated(_));
     match result {
         ActivationResult::Activated(auth) | ActivationResult::AlreadyActivated(auth) => {
@@ -702,6 +703,7 @@ pub(crate) async fn submit_decision(
         .store
         .decide(d.request_id, record, pin_verified, now)
         .await?;
+    crate::crash::point("server.decision.committed");
     match result {
         DecideResult::Accepted(record) => {
             state.waiters.wake(d.request_id);

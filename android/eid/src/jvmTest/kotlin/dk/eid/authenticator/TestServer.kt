@@ -50,7 +50,11 @@ class TestServer private constructor(
          * Starts a server whose relying-party requests live [requestLifetimeSecs]
          * seconds, and waits until it prints its URL and TLS pin.
          */
-        fun start(requestLifetimeSecs: Int = 300): TestServer {
+        fun start(
+            requestLifetimeSecs: Int = 300,
+            newDeviceWaitSecs: Int = 3600,
+            selfServiceGapSecs: Int = 3600,
+        ): TestServer {
             val dataDir = Files.createTempDirectory("eid-kotlin-server").toFile()
             val token = ByteArray(24).also(SecureRandom()::nextBytes).joinToString("") { "%02x".format(it) }
             val log = File(dataDir, "server.log")
@@ -61,6 +65,8 @@ class TestServer private constructor(
                 put("EID_SERVER_LISTEN", "127.0.0.1:0")
                 put("EID_SERVER_ADMIN_TOKEN", token)
                 put("EID_SERVER_REQUEST_LIFETIME_SECS", requestLifetimeSecs.toString())
+                put("EID_SERVER_NEW_DEVICE_WAIT_SECS", newDeviceWaitSecs.toString())
+                put("EID_SERVER_SELF_SERVICE_GAP_SECS", selfServiceGapSecs.toString())
                 put("EID_LOG", "warn")
             }
             val process = pb.start()
@@ -153,6 +159,11 @@ class Cli(private val server: TestServer) {
     /** A login request for [userId]; returns the request id. */
     fun createRequest(apiKey: String, userId: String, text: String): String =
         run("rp", "request", "--user-id", userId, "--text", text, apiKey = apiKey).jsonString("request_id")
+
+    /** Support blocks or unblocks an identity. */
+    fun setBlocked(identityId: String, blocked: Boolean) {
+        run("admin", if (blocked) "block" else "unblock", "--identity", identityId)
+    }
 
     /** The request's status (`pending`, `approved`, `expired`, ...), receipt verified by the CLI. */
     fun status(apiKey: String, requestId: String): String =

@@ -17,10 +17,15 @@ import kotlinx.coroutines.withContext
 import uniffi.eid_bindings.AccountInfo
 import uniffi.eid_bindings.Authenticator
 import uniffi.eid_bindings.AuthenticatorConfig
+import uniffi.eid_bindings.DeviceEnrolment
+import uniffi.eid_bindings.EnrolmentStatus
+import uniffi.eid_bindings.EventView
 import uniffi.eid_bindings.EidException
 import uniffi.eid_bindings.KeyStore
 import uniffi.eid_bindings.Language
 import uniffi.eid_bindings.PendingActivation
+import uniffi.eid_bindings.PendingContactChange
+import uniffi.eid_bindings.PendingDevice
 import uniffi.eid_bindings.PersonSummary
 import uniffi.eid_bindings.Receipt
 import uniffi.eid_bindings.RequestView
@@ -241,6 +246,90 @@ class EidAuthenticator private constructor(
             reloadNow()
         }
     }
+
+    // ---------------------------------------------------------------- security feed
+
+    /**
+     * [account]'s security feed, newest first, as of the last [refresh]: new
+     * devices, contact changes, blocks, lockouts, fraud reports and (when
+     * turned on) every use. Each entry says what to do if it wasn't them.
+     */
+    @Throws(EidException::class)
+    suspend fun events(account: AccountInfo): List<EventView> = io { core.events(account.accountId, language) }
+
+    /** Whether [account]'s identity sends a notice on every use (as last pulled). */
+    @Throws(EidException::class)
+    suspend fun notifyEveryUse(account: AccountInfo): Boolean = io { core.notifyEveryUse(account.accountId) }
+
+    /** Turns "notify me on every use" on or off for [account]'s identity (no PIN). */
+    @Throws(EidException::class)
+    suspend fun setNotifyEveryUse(account: AccountInfo, on: Boolean): Unit =
+        io { core.setNotifyEveryUse(account.accountId, on) }
+
+    // ---------------------------------------------------------------- new device from an existing one
+
+    /**
+     * New phone: asks to be added to [userId]'s identity, which already has a
+     * device, protecting the new account with [pin]. Show the returned code
+     * (and its `qrPayload` as a QR code) for the existing phone to approve; then
+     * call [pollDeviceEnrolment] until it is activated after the waiting period.
+     *
+     * @throws EidException.PinRefused when the PIN breaks the policy;
+     *   [EidException.Rejected] with `device_limit_reached` at the device cap.
+     */
+    @Throws(EidException::class)
+    suspend fun startDeviceEnrolment(userId: String, pin: String): DeviceEnrolment =
+        io { core.startDeviceEnrolment(userId, pin) }
+
+    /** New phone: the enrolment in progress, if any (after an app restart). */
+    @Throws(EidException::class)
+    suspend fun pendingDeviceEnrolment(): DeviceEnrolment? = io { core.pendingDeviceEnrolment() }
+
+    /** New phone: re-sends an enrolment whose answer was lost (same keys). */
+    @Throws(EidException::class)
+    suspend fun resumeDeviceEnrolment(): DeviceEnrolment = io { core.resumeDeviceEnrolment() }
+
+    /**
+     * New phone: how the enrolment stands. On [EnrolmentStatus.Activated] the
+     * account is stored and [accounts] updated.
+     *
+     * @throws EidException.EnrolmentRefused when the existing phone refused or
+     *   cancelled it, it expired, or the identity was blocked (keys deleted).
+     */
+    @Throws(EidException::class)
+    suspend fun pollDeviceEnrolment(): EnrolmentStatus = io {
+        core.pollDeviceEnrolment().also { if (it is EnrolmentStatus.Activated) reloadNow() }
+    }
+
+    /** New phone: gives up the enrolment and deletes its keys. */
+    @Throws(EidException::class)
+    suspend fun discardDeviceEnrolment(): Unit = io { core.discardDeviceEnrolment() }
+
+    /** Existing phone: new devices being added to [account]'s identity, as of the last [refresh]. */
+    @Throws(EidException::class)
+    suspend fun pendingDevices(account: AccountInfo): List<PendingDevice> =
+        io { core.pendingDevices(account.accountId) }
+
+    /** Existing phone: cancels a new device being added ("not my phone"); no PIN. */
+    @Throws(EidException::class)
+    suspend fun cancelDeviceEnrolment(account: AccountInfo, device: PendingDevice): Unit =
+        io { core.cancelDeviceEnrolment(account.accountId, device.enrolmentId) }
+
+    // ---------------------------------------------------------------- self-service changes
+
+    /**
+     * Open changes of [account]'s phone number or e-mail (as of the last
+     * [refresh]): what is being changed, and when it can complete at the
+     * earliest. Show them with a cancel button.
+     */
+    @Throws(EidException::class)
+    suspend fun pendingContactChanges(account: AccountInfo): List<PendingContactChange> =
+        io { core.pendingContactChanges(account.accountId) }
+
+    /** Cancels an open contact change ("not me"); no PIN. */
+    @Throws(EidException::class)
+    suspend fun cancelContactChange(account: AccountInfo, change: PendingContactChange): Unit =
+        io { core.cancelContactChange(account.accountId, change.changeId) }
 
     /** Re-sends decisions signed before a network failure; returns how many the server confirmed. */
     @Throws(EidException::class)

@@ -1,0 +1,173 @@
+package dk.eid.authenticator
+
+import java.io.File
+import java.nio.file.Files
+import kotlin.test.assertContains
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertFalse
+import kotlin.test.assertIs
+import kotlin.test.assertTrue
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.runBlocking
+import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.BeforeAll
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestInstance
+import uniffi.eid_bindings.AuthenticatorConfig
+import uniffi.eid_bindings.EidException
+import uniffi.eid_bindings.EnrolmentStatus
+import uniffi.eid_bindings.Language
+import uniffi.eid_bindings.PendingDeviceState
+import uniffi.eid_bindings.RequestKind
+import uniffi.eid_bindings.SecurityEventKind
+import uniffi.eid_bindings.WarningKind
+
+/**
+ * The seed's protections through the Kotlin shell against a real server: the
+ * security feed, "notify me on every use", and a new device added from an
+ * existing phone with its waiting period (2 s on this server) and cancel.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class ProtectionsTest {
+    private lateinit var server: TestServer
+    private lateinit var apiKey: String
+
+    @BeforeAll
+    fun startServer() {
+        server = TestServer.start(newDeviceWaitSecs = 2)
+        apiKey = server.cli.registerProvider("Kotlin Protections Bank")
+    }
+
+    @AfterAll
+    fun stopServer() {
+        if (::server.isInitialized) server.close()
+    }
+
+    /** A second phone (its own files and keystore) for [phone]'s person. */
+    private suspend fun newPhone(): Pair<EidAuthenticator, File> {
+        val dir = Files.createTempDirectory("eid-kotlin-new-phone").toFile()
+        val config = AuthenticatorConfig(
+            databasePath = File(dir, "eid.sqlite").path,
+            serverUrl = server.url,
+            serverSpkiPin = server.spkiPin,
+            language = Language.ENGLISH,
+            kdfIterations = 1000u,
+        )
+        return EidAuthenticator.open(config, SoftwareKeyStore()) to dir
+    }
+
+    @Test
+    fun `the feed shows blocks and, once turned on, every use`() = runBlocking {
+        Phone(server).use { phone ->
+            phone.activated().use { eid ->
+                val account = eid.accounts.value.single()
+                server.cli.setBlocked(phone.identityId, true)
+                server.cli.setBlocked(phone.identityId, false)
+                eid.refresh()
+                val kinds = eid.events(account).map { it.kind }
+                assertEquals(
+                    listOf(
+                        SecurityEventKind.IDENTITY_UNBLOCKED,
+                        SecurityEventKind.IDENTITY_BLOCKED,
+                        SecurityEventKind.DEVICE_ACTIVATED,
+                    ),
+                    kinds,
+                    "newest first",
+                )
+                val blocked = eid.events(account).first { it.kind == SecurityEventKind.IDENTITY_BLOCKED }
+                assertTrue(blocked.critical)
+                assertTrue(blocked.title.isNotBlank() && blocked.body.isNotBlank())
+
+                assertFalse(eid.notifyEveryUse(account))
+                val requestId = server.cli.createRequest(apiKey, phone.userId, "Log in to netbank")
+                eid.approve(eid.refresh().single { it.requestId == requestId }, PIN, swipeConfirmed = true)
+                eid.refresh()
+                assertTrue(eid.events(account).none { it.kind == SecurityEventKind.USED })
+
+                eid.setNotifyEveryUse(account, true)
+                eid.refresh()
+                assertTrue(eid.notifyEveryUse(account))
+                val second = server.cli.createRequest(apiKey, phone.userId, "Log in to netbank again")
+                eid.approve(eid.refresh().single { it.requestId == second }, PIN, swipeConfirmed = true)
+                eid.refresh()
+                val used = eid.events(account).first()
+                assertEquals(SecurityEventKind.USED, used.kind)
+                assertFalse(used.critical)
+                assertContains(used.body, "Kotlin Protections Bank")
+            }
+        }
+    }
+
+    @Test
+    fun `a new phone is added from the existing one after the waiting period`() = runBlocking {
+        Phone(server).use { phone ->
+            phone.activated().use { old ->
+                val (new, dir) = newPhone()
+                try {
+                    new.use {
+                        val enrolment = new.startDeviceEnrolment(phone.userId, PIN)
+                        assertEquals(8, enrolment.code.length)
+                        assertIs<EnrolmentStatus.AwaitingApproval>(new.pollDeviceEnrolment())
+
+                        // The existing phone shows the strongest warning and needs the code.
+                        val view = old.refresh().single { it.kind == RequestKind.NEW_DEVICE }
+                        assertTrue(view.warnings.any { it.kind == WarningKind.NEW_DEVICE })
+                        assertFailsWith<EidException.BindingCodeRequired> {
+                            old.approve(view, PIN, swipeConfirmed = true)
+                        }
+                        // Scanning the new phone's QR code hands its payload over as is.
+                        old.approve(view, PIN, swipeConfirmed = true, bindingCode = enrolment.qrPayload)
+
+                        val waiting = new.pollDeviceEnrolment()
+                        assertIs<EnrolmentStatus.Waiting>(waiting)
+                        old.refresh()
+                        val account = old.accounts.value.single()
+                        assertEquals(PendingDeviceState.WAITING, old.pendingDevices(account).single().state)
+                        assertTrue(old.events(account).any { it.kind == SecurityEventKind.NEW_DEVICE_APPROVED })
+
+                        delay(waiting.remainingMs.toLong() + 300)
+                        val done = new.pollDeviceEnrolment()
+                        assertIs<EnrolmentStatus.Activated>(done)
+                        assertEquals(phone.userId, new.accounts.value.single().userId)
+                        assertEquals(done.account.accountId, new.accounts.value.single().accountId)
+                    }
+                } finally {
+                    dir.deleteRecursively()
+                }
+            }
+        }
+    }
+
+    @Test
+    fun `the existing phone cancels a scammer's new phone during the wait`() = runBlocking {
+        Phone(server).use { phone ->
+            phone.activated().use { old ->
+                val (scammer, dir) = newPhone()
+                try {
+                    scammer.use {
+                        val enrolment = scammer.startDeviceEnrolment(phone.userId, PIN)
+                        val view = old.refresh().single { it.kind == RequestKind.NEW_DEVICE }
+                        // Talked into it: the victim approves with the code read out to them.
+                        old.approve(view, PIN, swipeConfirmed = true, bindingCode = enrolment.code)
+                        assertIs<EnrolmentStatus.Waiting>(scammer.pollDeviceEnrolment())
+
+                        old.refresh()
+                        val account = old.accounts.value.single()
+                        old.cancelDeviceEnrolment(account, old.pendingDevices(account).single())
+                        old.refresh()
+                        assertTrue(old.pendingDevices(account).isEmpty())
+                        assertTrue(old.events(account).any { it.kind == SecurityEventKind.NEW_DEVICE_CANCELLED })
+
+                        delay(2_500)
+                        assertFailsWith<EidException.EnrolmentRefused> { scammer.pollDeviceEnrolment() }
+                        assertFailsWith<EidException.NoPendingEnrolment> { scammer.pollDeviceEnrolment() }
+                        assertTrue(scammer.accounts.value.isEmpty())
+                    }
+                } finally {
+                    dir.deleteRecursively()
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import EidAuthenticator
+import Foundation
+import XCTest
+
+/// The seed's protections through the Swift package against a real server:
+/// the security feed, "notify me on every use", and a new device added from an
+/// existing phone with its waiting period (2 s on this server) and cancel.
+final class ProtectionsTests: ServerTestCase {
+    override var newDeviceWait: Int { 2 }
+
+    /// A second phone for the same person: its own database and keystore.
+    func newPhone(_ name: String) throws -> AuthenticatorService {
+        try makeService(SoftwareKeyStore(), database: "\(name).db")
+    }
+
+    func testFeedShowsBlocksAndEveryUseOnceTurnedOn() async throws {
+        let (service, account) = try await activatedService()
+        try server.setBlocked(identity: identity, true)
+        try server.setBlocked(identity: identity, false)
+        _ = try await service.refresh()
+        let kinds = try await service.events(for: account).map(\.kind)
+        XCTAssertEqual(kinds, [.identityUnblocked, .identityBlocked, .deviceActivated], "newest first")
+
+        let notifying = try await service.notifyEveryUse(for: account)
+        XCTAssertFalse(notifying)
+        try await service.setNotifyEveryUse(true, for: account)
+        let (_, view) = try await pulledRequest(service, text: "Log in to netbank")
+        let token = try await service.unlock(view, pin: Self.pin)
+        _ = try await service.approve(token, swipeConfirmed: true)
+        _ = try await service.refresh()
+        let newest = try await service.events(for: account).first
+        XCTAssertEqual(newest?.kind, .used)
+        XCTAssertEqual(newest?.critical, false)
+        XCTAssertTrue(newest?.body.contains(Self.providerName) ?? false)
+        let nowNotifying = try await service.notifyEveryUse(for: account)
+        XCTAssertTrue(nowNotifying)
+    }
+
+    func testNewPhoneIsAddedFromTheExistingOneAfterTheWait() async throws {
+        let (old, account) = try await activatedService()
+        let new = try newPhone("new")
+        let enrolment = try await new.startDeviceEnrolment(userID: userID, pin: Self.pin)
+        XCTAssertEqual(enrolment.code.count, 8)
+
+        let list = try await old.refresh()
+        let view = try XCTUnwrap(list.first { $0.kind == .newDevice })
+        XCTAssertTrue(view.warnings.contains { $0.kind == .newDevice })
+        let token = try await old.unlock(view, pin: Self.pin)
+        // Scanning the new phone's QR code hands its payload over as is.
+        _ = try await old.approve(token, swipeConfirmed: true, bindingCode: enrolment.qrPayload)
+
+        guard case .waiting(_, let remainingMs) = try await new.pollDeviceEnrolment() else {
+            return XCTFail("expected the waiting period")
+        }
+        _ = try await old.refresh()
+        let devices = try await old.pendingDevices(for: account)
+        XCTAssertEqual(devices.map(\.state), [.waiting])
+
+        try await Task.sleep(nanoseconds: (remainingMs + 300) * 1_000_000)
+        guard case .activated(let activated) = try await new.pollDeviceEnrolment() else {
+            return XCTFail("expected the new phone to be activated")
+        }
+        let accounts = try await new.accounts()
+        XCTAssertEqual(accounts.map(\.accountId), [activated.accountId])
+        XCTAssertEqual(accounts.first?.userId, userID)
+    }
+
+    func testExistingPhoneCancelsAScammersPhoneDuringTheWait() async throws {
+        let (old, account) = try await activatedService()
+        let scammer = try newPhone("scammer")
+        let enrolment = try await scammer.startDeviceEnrolment(userID: userID, pin: Self.pin)
+        let list = try await old.refresh()
+        let view = try XCTUnwrap(list.first { $0.kind == .newDevice })
+        let token = try await old.unlock(view, pin: Self.pin)
+        _ = try await old.approve(token, swipeConfirmed: true, bindingCode: enrolment.code)
+
+        _ = try await old.refresh()
+        let pending = try await old.pendingDevices(for: account)
+        let device = try XCTUnwrap(pending.first)
+        try await old.cancel(device, for: account)
+        _ = try await old.refresh()
+        let left = try await old.pendingDevices(for: account)
+        XCTAssertTrue(left.isEmpty)
+        let kinds = try await old.events(for: account).map(\.kind)
+        XCTAssertTrue(kinds.contains(.newDeviceCancelled))
+
+        try await Task.sleep(nanoseconds: 2_500_000_000)
+        await assertEidError({ try await scammer.pollDeviceEnrolment() }) {
+            if case .EnrolmentRefused = $0 { return true }
+            return false
+        }
+        let accounts = try await scammer.accounts()
+        XCTAssertTrue(accounts.isEmpty)
+    }
+}
