@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use eid_api_client::AdminClient;
 use eid_protocol::IdentityId;
-use eid_protocol::wire::IdentityInfo;
+use eid_protocol::wire::{CreateIdentityRequest, IdentityInfo};
 use serde_json::json;
 
 use crate::common::{Common, parse_id};
@@ -20,6 +20,12 @@ pub(crate) enum AdminCommand {
         /// The person's name (a user ID equal to it is refused).
         #[arg(long)]
         name: Option<String>,
+        /// Phone number for SMS notifications (E.164, `+4512345678`).
+        #[arg(long)]
+        phone: Option<String>,
+        /// E-mail address for notifications.
+        #[arg(long)]
+        email: Option<String>,
     },
     /// Issue a single-use activation code for an identity (prints the code).
     ActivationCode {
@@ -59,8 +65,19 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
     let token = common.admin_token()?;
     let admin = AdminClient::new(endpoint, &token);
     match cmd {
-        AdminCommand::CreateIdentity { user_id, name } => {
-            let created = admin.create_identity(&user_id, name.as_deref()).await?;
+        AdminCommand::CreateIdentity {
+            user_id,
+            name,
+            phone,
+            email,
+        } => {
+            let body = CreateIdentityRequest {
+                user_id,
+                display_name: name,
+                phone,
+                email,
+            };
+            let created = admin.create_identity_with(&body).await?;
             Ok(Report::new(
                 json!({
                     "identity_id": created.identity_id.to_string(),
@@ -135,6 +152,8 @@ fn identity_report(info: &IdentityInfo) -> Report {
         format!("identity: {}", info.identity_id),
         format!("user ID:  {}", info.user_id),
         format!("blocked:  {}", if info.blocked { "yes" } else { "no" }),
+        format!("phone:    {}", info.phone_masked.as_deref().unwrap_or("-")),
+        format!("e-mail:   {}", info.email_masked.as_deref().unwrap_or("-")),
         format!("authenticators: {}", info.authenticators.len()),
     ];
     for a in &info.authenticators {
@@ -150,6 +169,8 @@ fn identity_report(info: &IdentityInfo) -> Report {
             "identity_id": info.identity_id.to_string(),
             "user_id": info.user_id,
             "blocked": info.blocked,
+            "phone_masked": info.phone_masked,
+            "email_masked": info.email_masked,
             "authenticators": authenticators,
         }),
         lines,

@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::Subcommand;
 use eid_core::{AccountInfo, Authenticator, Config, ServerConfig, SoftwareKeyStore};
 use eid_protocol::wire::SignedReceipt;
-use eid_protocol::{AuthenticatorId, RequestId};
+use eid_protocol::{AuthenticatorId, ChangeId, RequestId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -38,8 +38,13 @@ pub(crate) enum AppCommand {
         #[arg(long)]
         code: String,
     },
-    /// Open the app: fetch pending requests and show them.
-    Open,
+    /// Open the app: fetch pending requests and show them. With --account,
+    /// only that person's requests (the household's second screen).
+    Open {
+        /// Show only this account's requests.
+        #[arg(long)]
+        account: Option<String>,
+    },
     /// Re-send decisions that were signed but not confirmed (`open` does this too).
     Retry,
     /// Approve a request: PIN (stdin or EID_PIN), swipe, approve.
@@ -80,6 +85,43 @@ pub(crate) enum AppCommand {
     /// Block the account's identity at once ("I suspect abuse"); no PIN.
     /// Support unblocks.
     Block {
+        /// The account (needed when the phone holds several).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// The account's security feed, newest first (fetched from the server).
+    Events {
+        /// The account (needed when the phone holds several).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Turn "notify me on every use" on or off for the account's identity.
+    #[command(group(clap::ArgGroup::new("setting").required(true).args(["on", "off"])))]
+    Notify {
+        /// Notify on every use.
+        #[arg(long)]
+        on: bool,
+        /// Notify only on security events.
+        #[arg(long)]
+        off: bool,
+        /// The account (needed when the phone holds several).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// The people on this phone and how many requests wait for each, nothing
+    /// more (then `open --account` for one person's requests).
+    Household,
+    /// The open phone and e-mail changes of the account's identity.
+    Changes {
+        /// The account (needed when the phone holds several).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Cancel an open phone or e-mail change ("that wasn't me"); no PIN.
+    CancelChange {
+        /// The change shown by `changes`.
+        #[arg(long)]
+        change: String,
         /// The account (needed when the phone holds several).
         #[arg(long)]
         account: Option<String>,
@@ -336,20 +378,59 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
             let accounts = core.accounts()?;
             let mut lines = vec![format!("{} account(s)", accounts.len())];
-            lines.extend(accounts.iter().map(|a| {
-                format!(
-                    "  {}  {}  {}",
+            let mut items = Vec::new();
+            for a in &accounts {
+                let notify = core.notify_every_use(&a.authenticator_id)?;
+                lines.push(format!(
+                    "  {}  {}  {}{}",
                     a.authenticator_id,
                     a.user_id,
-                    account_state_name(a.state)
-                )
-            }));
+                    account_state_name(a.state),
+                    if notify {
+                        "  (notify on every use)"
+                    } else {
+                        ""
+                    }
+                ));
+                let mut item = account_json(a);
+                item["notify_every_use"] = notify.into();
+                items.push(item);
+            }
+            Ok(Report::new(json!({ "accounts": items }), lines))
+        }
+        AppCommand::Open {
+            account: Some(account),
+        } => {
+            let account: AuthenticatorId = parse_id("account ID", &account)?;
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let resent = core.retry_unsent_decisions().await?;
+            core.refresh().await?;
+            let info = core
+                .accounts()?
+                .into_iter()
+                .find(|a| a.authenticator_id == account)
+                .ok_or(eid_core::Error::UnknownAccount)?;
+            let views = core.requests_for(&account, common.language())?;
+            let mut lines = vec![format!(
+                "{} pending request(s) for {}",
+                views.len(),
+                info.user_id
+            )];
+            for v in &views {
+                lines.push(String::new());
+                lines.extend(view_lines(v, "  "));
+            }
             Ok(Report::new(
-                json!({ "accounts": accounts.iter().map(account_json).collect::<Vec<_>>() }),
+                json!({
+                    "requests": views.iter().map(view_json).collect::<Vec<_>>(),
+                    "account": account_json(&info),
+                    "resent_decisions": resent,
+                }),
                 lines,
             ))
         }
-        AppCommand::Open => {
+        AppCommand::Open { account: None } => {
             let settings = resolve_settings(common, &dir)?;
             let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
             let resent = core.retry_unsent_decisions().await?;
@@ -521,6 +602,130 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             Ok(Report::new(
                 json!({ "enrolment_id": enrolment.to_string(), "state": "cancelled" }),
                 vec![format!("new device {enrolment} cancelled")],
+            ))
+        }
+        AppCommand::Events { account } => {
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let account = only_account(&core, account)?;
+            core.refresh().await?;
+            let events = core.events(&account, common.language())?;
+            let mut lines = vec![format!("{} event(s), newest first", events.len())];
+            let mut items = Vec::new();
+            for e in &events {
+                lines.push(format!(
+                    "  {} {}{}  {}",
+                    e.occurred_at_ms,
+                    if e.critical { "⚠ " } else { "" },
+                    e.title,
+                    if e.this_device { "(this phone)" } else { "" }
+                ));
+                lines.push(format!("      {}", e.body));
+                items.push(json!({
+                    "event_id": e.event_id,
+                    "kind": e.kind.as_str(),
+                    "occurred_at_ms": e.occurred_at_ms,
+                    "critical": e.critical,
+                    "this_device": e.this_device,
+                    "title": e.title,
+                    "body": e.body,
+                }));
+            }
+            Ok(Report::new(
+                json!({ "authenticator_id": account.to_string(), "events": items }),
+                lines,
+            ))
+        }
+        AppCommand::Notify { on, off, account } => {
+            if on == off {
+                return Err(CliError::invalid_argument(
+                    "give exactly one of --on and --off",
+                ));
+            }
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let account = only_account(&core, account)?;
+            core.set_notify_every_use(&account, on).await?;
+            Ok(Report::new(
+                json!({ "authenticator_id": account.to_string(), "notify_every_use": on }),
+                vec![if on {
+                    format!("account {account}: you will be notified on every use")
+                } else {
+                    format!("account {account}: you will be notified of security events only")
+                }],
+            ))
+        }
+        AppCommand::Household => {
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            core.refresh().await?;
+            let people = core.household(common.language())?;
+            let mut lines = vec![format!("{} person(s) on this phone", people.len())];
+            let mut items = Vec::new();
+            for p in &people {
+                lines.push(format!(
+                    "  {}  {}  {}",
+                    p.authenticator_id, p.user_id, p.headline
+                ));
+                if let Some(next) = &p.next_step {
+                    lines.push(format!("      {next}"));
+                }
+                items.push(json!({
+                    "authenticator_id": p.authenticator_id.to_string(),
+                    "user_id": p.user_id,
+                    "state": account_state_name(p.state),
+                    "pending_requests": p.pending_requests,
+                    "headline": p.headline,
+                    "next_step": p.next_step,
+                }));
+            }
+            Ok(Report::new(json!({ "people": items }), lines))
+        }
+        AppCommand::Changes { account } => {
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let account = only_account(&core, account)?;
+            core.refresh().await?;
+            let changes = core.pending_contact_changes(&account)?;
+            let mut lines = vec![format!("{} open contact change(s)", changes.len())];
+            let mut items = Vec::new();
+            for c in &changes {
+                lines.push(format!(
+                    "  {}  {} → {}  {}{}  (cancel: eid app cancel-change --change {})",
+                    c.change_id,
+                    serde_name(&c.channel),
+                    c.new_value_masked,
+                    serde_name(&c.state),
+                    c.earliest_completion_at_ms
+                        .map(|t| format!(", can complete from {t} ms"))
+                        .unwrap_or_default(),
+                    c.change_id
+                ));
+                items.push(json!({
+                    "change_id": c.change_id.to_string(),
+                    "channel": serde_name(&c.channel),
+                    "new_value_masked": c.new_value_masked,
+                    "state": serde_name(&c.state),
+                    "earliest_completion_at_ms": c.earliest_completion_at_ms,
+                    "created_at_ms": c.created_at_ms,
+                }));
+            }
+            Ok(Report::new(
+                json!({ "authenticator_id": account.to_string(), "changes": items }),
+                lines,
+            ))
+        }
+        AppCommand::CancelChange { change, account } => {
+            let change: ChangeId = parse_id("change ID", &change)?;
+            let settings = resolve_settings(common, &dir)?;
+            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let account = only_account(&core, account)?;
+            core.cancel_contact_change(&account, &change).await?;
+            Ok(Report::new(
+                json!({ "change_id": change.to_string(), "state": "cancelled" }),
+                vec![format!(
+                    "change {change} cancelled; the old and the new contact are notified"
+                )],
             ))
         }
         AppCommand::Report { request, account } => {

@@ -4,6 +4,7 @@
 //!   embedded server in a temporary folder and prints every step;
 //! - `eid admin`, `eid rp` and `eid app` are scriptable commands against a
 //!   running `eid-server`, each printing one JSON object with `--json`;
+//! - `eid self-service` makes the public self-service portal's calls.
 //! - `eid serve` runs the reference server in the foreground on a data folder.
 //!
 //! PINs are read from stdin (`--pin-stdin`) or `EID_PIN`, never from argv.
@@ -15,6 +16,7 @@ mod common;
 mod demo;
 mod output;
 mod rp;
+mod self_service;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +50,10 @@ enum Command {
     /// The phone: activation, pending requests, approve, deny, report fraud.
     #[command(subcommand)]
     App(app::AppCommand),
+    /// The public self-service portal: change phone, e-mail or user ID
+    /// (each step is a self-service login approved in the app).
+    #[command(subcommand)]
+    SelfService(self_service::SelfServiceCommand),
     /// Run the reference server in the foreground on a data folder (scripts,
     /// crash tests); prints where it listens. Production: `eid-server`.
     Serve(serve::ServeArgs),
@@ -65,9 +71,22 @@ fn main() -> std::process::ExitCode {
             if wants_json()
                 && !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
             {
+                // The lines before the usage block, joined (clap puts the
+                // missing arguments on the lines after the first).
                 let msg = e.to_string();
-                let first = msg.lines().next().unwrap_or("invalid arguments");
-                CliError::new("usage", first.trim_start_matches("error: ")).print(true);
+                let text: Vec<&str> = msg
+                    .lines()
+                    .map(str::trim)
+                    .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                    .collect();
+                let text = text.join(" ");
+                let text = text.trim_start_matches("error: ");
+                let text = if text.is_empty() {
+                    "invalid arguments"
+                } else {
+                    text
+                };
+                CliError::new("usage", text).print(true);
                 return std::process::ExitCode::from(2);
             }
             e.exit();
@@ -90,6 +109,7 @@ fn main() -> std::process::ExitCode {
             Command::Admin(cmd) => admin::run(&cli.common, cmd).await,
             Command::Rp(cmd) => rp::run(&cli.common, cmd).await,
             Command::App(cmd) => app::run(&cli.common, cmd).await,
+            Command::SelfService(cmd) => self_service::run(&cli.common, cmd).await,
             Command::Serve(args) => serve::run(as_json, &args).await,
         }
     });

@@ -221,6 +221,7 @@ impl From<ApiFailure> for CliError {
                 ),
             )
             .with("code", serde_name(&body.error.code))
+            .with("server_message", body.error.message.clone())
             .with("status", status),
             ApiFailure::Unexpected { status, .. } => CliError::new(
                 "invalid_response",

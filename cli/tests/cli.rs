@@ -749,3 +749,712 @@ fn new_device_from_an_existing_phone() {
         "no_pending_enrolment",
     );
 }
+
+/// Creates an identity (with extra `create-identity` arguments) and activates
+/// it in `app_dir`. Returns (identity ID, account ID).
+fn person(s: &Server, user_id: &str, app_dir: &Path, extra: &[&str]) -> (String, String) {
+    let env = s.env();
+    let mut args = vec!["--json", "admin", "create-identity", "--user-id", user_id];
+    args.extend_from_slice(extra);
+    let created = ok(eid(&args, &env, None));
+    let identity = created["identity_id"].as_str().unwrap().to_owned();
+    let code = ok(eid(
+        &[
+            "--json",
+            "admin",
+            "activation-code",
+            "--identity",
+            &identity,
+        ],
+        &env,
+        None,
+    ));
+    let code = code["activation_code"].as_str().unwrap().to_owned();
+    let activated = ok(eid(
+        &[
+            "--json",
+            "app",
+            "activate",
+            "--app-dir",
+            app_dir.to_str().unwrap(),
+            "--user-id",
+            user_id,
+            "--code",
+            &code,
+            "--pin-stdin",
+        ],
+        &env,
+        Some(&format!("{PIN}\n")),
+    ));
+    let account = activated["account"]["authenticator_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (identity, account)
+}
+
+fn event_kinds(events: &Value) -> Vec<String> {
+    events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn contact_change_end_to_end_through_the_cli() {
+    // A short gap on a real-clock server: long enough to be too early right
+    // after the first login, short enough to wait out.
+    let s = Server::start_with(|c| c.self_service_gap_secs = 4);
+    let app = tempfile::tempdir().unwrap();
+    let (identity, account) = person(
+        &s,
+        "karl#2024q",
+        app.path(),
+        &["--phone", "+4512345678", "--email", "karl@example.dk"],
+    );
+    let env = s.env();
+    let app_env = [("EID_APP_DIR", app.path().to_str().unwrap())];
+    // The portal needs only the server and its pin.
+    let portal_env = [
+        ("EID_SERVER", s.url.as_str()),
+        ("EID_SPKI_PIN", s.pin.as_str()),
+    ];
+    let shown = ok(eid(
+        &["--json", "admin", "show", "--identity", &identity],
+        &env,
+        None,
+    ));
+    assert_eq!(shown["phone_masked"], "+45••••••78");
+    let email_before = shown["email_masked"].clone();
+    assert!(
+        email_before.as_str().unwrap().ends_with("@example.dk"),
+        "{email_before}"
+    );
+
+    let step1 = ok(eid(
+        &[
+            "--json",
+            "self-service",
+            "change-contact",
+            "--user-id",
+            "karl#2024q",
+            "--phone",
+            "+4598765466",
+        ],
+        &portal_env,
+        None,
+    ));
+    let change = step1["change_id"].as_str().unwrap().to_owned();
+    assert!(step1["expires_at_ms"].is_u64());
+
+    // The app shows the change and the strongly warned self-service login.
+    let changes = ok(eid(&["--json", "app", "changes"], &app_env, None));
+    assert_eq!(changes["authenticator_id"], account.as_str());
+    let c = &changes["changes"][0];
+    assert_eq!(c["change_id"], change.as_str());
+    assert_eq!(c["channel"], "phone");
+    assert_eq!(c["new_value_masked"], "+45••••••66");
+    assert_eq!(c["state"], "awaiting_first_login");
+    assert_eq!(c["earliest_completion_at_ms"], Value::Null);
+    let opened = ok(eid(&["--json", "app", "open"], &app_env, None));
+    assert_eq!(opened["requests"][0]["request_id"], step1["request_id"]);
+    assert_eq!(opened["requests"][0]["kind"], "self_service");
+
+    // Not visible on the portal before the first login is approved.
+    let hidden = err(
+        eid(
+            &[
+                "--json",
+                "self-service",
+                "status",
+                "--change",
+                &change,
+                "--user-id",
+                "karl#2024q",
+            ],
+            &portal_env,
+            None,
+        ),
+        "rejected",
+    );
+    assert_eq!(hidden["code"], "unknown_change");
+
+    ok(eid(
+        &[
+            "--json",
+            "app",
+            "approve",
+            "--request",
+            step1["request_id"].as_str().unwrap(),
+            "--pin-stdin",
+        ],
+        &app_env,
+        Some(PIN),
+    ));
+    let status = ok(eid(
+        &[
+            "--json",
+            "self-service",
+            "status",
+            "--change",
+            &change,
+            "--user-id",
+            "karl#2024q",
+        ],
+        &portal_env,
+        None,
+    ));
+    assert_eq!(status["state"], "waiting_second_login");
+    assert_eq!(status["channel"], "phone");
+    assert_eq!(status["failure"], Value::Null);
+    let earliest = status["earliest_second_login_at_ms"].as_u64().unwrap();
+
+    // Too early: a typed rejection with the server's code and message.
+    let confirm = [
+        "--json",
+        "self-service",
+        "confirm",
+        "--change",
+        &change,
+        "--user-id",
+        "karl#2024q",
+    ];
+    let early = err(eid(&confirm, &portal_env, None), "rejected");
+    assert_eq!(early["code"], "too_early");
+    assert_eq!(early["status"], 409);
+    assert!(
+        early["server_message"]
+            .as_str()
+            .unwrap()
+            .contains(&earliest.to_string())
+    );
+    // Someone else's user ID cannot ask for it either.
+    let other = err(
+        eid(
+            &[
+                "--json",
+                "self-service",
+                "confirm",
+                "--change",
+                &change,
+                "--user-id",
+                "someone#99x",
+            ],
+            &portal_env,
+            None,
+        ),
+        "rejected",
+    );
+    assert_eq!(other["code"], "unknown_change");
+
+    // The app's feed and change list say so.
+    let events = ok(eid(&["--json", "app", "events"], &app_env, None));
+    assert!(
+        event_kinds(&events).contains(&"contact_change_started".to_owned()),
+        "{events}"
+    );
+    let first = &events["events"][0];
+    assert!(first["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(first["body"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(first["critical"].is_boolean() && first["this_device"].is_boolean());
+    let times: Vec<u64> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["occurred_at_ms"].as_u64().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
+    let changes = ok(eid(&["--json", "app", "changes"], &app_env, None));
+    assert_eq!(changes["changes"][0]["state"], "waiting_second_login");
+    assert_eq!(changes["changes"][0]["earliest_completion_at_ms"], earliest);
+
+    // After the gap: the second login, approved, completes the change.
+    while now_ms() <= earliest + 50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let step2 = ok(eid(&confirm, &portal_env, None));
+    assert_eq!(step2["change_id"], change.as_str());
+    ok(eid(
+        &[
+            "--json",
+            "app",
+            "approve",
+            "--request",
+            step2["request_id"].as_str().unwrap(),
+            "--pin-stdin",
+        ],
+        &app_env,
+        Some(PIN),
+    ));
+    let done = ok(eid(
+        &[
+            "--json",
+            "self-service",
+            "status",
+            "--change",
+            &change,
+            "--user-id",
+            "karl#2024q",
+        ],
+        &portal_env,
+        None,
+    ));
+    assert_eq!(done["state"], "completed");
+    let shown = ok(eid(
+        &["--json", "admin", "show", "--identity", &identity],
+        &env,
+        None,
+    ));
+    assert_eq!(shown["phone_masked"], "+45••••••66");
+    let changes = ok(eid(&["--json", "app", "changes"], &app_env, None));
+    assert_eq!(changes["changes"].as_array().unwrap().len(), 0);
+    let events = ok(eid(&["--json", "app", "events"], &app_env, None));
+    assert_eq!(events["events"][0]["kind"], "contact_change_completed");
+
+    // A second change, cancelled from the app with no PIN.
+    let step = ok(eid(
+        &[
+            "--json",
+            "self-service",
+            "change-contact",
+            "--user-id",
+            "karl#2024q",
+            "--email",
+            "karl@evil.example",
+        ],
+        &portal_env,
+        None,
+    ));
+    let change2 = step["change_id"].as_str().unwrap().to_owned();
+    ok(eid(&["--json", "app", "open"], &app_env, None));
+    let cancelled = ok(eid(
+        &["--json", "app", "cancel-change", "--change", &change2],
+        &app_env,
+        None,
+    ));
+    assert_eq!(cancelled["state"], "cancelled");
+    let changes = ok(eid(&["--json", "app", "changes"], &app_env, None));
+    assert_eq!(changes["changes"].as_array().unwrap().len(), 0);
+    // Cancelling again: the change is closed.
+    let again = err(
+        eid(
+            &["--json", "app", "cancel-change", "--change", &change2],
+            &app_env,
+            None,
+        ),
+        "rejected",
+    );
+    assert_eq!(again["code"], "change_closed");
+    let shown = ok(eid(
+        &["--json", "admin", "show", "--identity", &identity],
+        &env,
+        None,
+    ));
+    // The e-mail is still the original one.
+    assert_eq!(shown["email_masked"], email_before);
+}
+
+#[test]
+fn user_id_change_through_the_cli() {
+    let s = Server::start();
+    let app = tempfile::tempdir().unwrap();
+    let (identity, _) = person(&s, "lise#2024p", app.path(), &[]);
+    let app_env = [("EID_APP_DIR", app.path().to_str().unwrap())];
+    let portal_env = [
+        ("EID_SERVER", s.url.as_str()),
+        ("EID_SPKI_PIN", s.pin.as_str()),
+    ];
+    // A weak new user ID is refused with a reason, and nothing starts.
+    let weak = err(
+        eid(
+            &[
+                "--json",
+                "self-service",
+                "change-user-id",
+                "--user-id",
+                "lise#2024p",
+                "--new-user-id",
+                "short",
+            ],
+            &portal_env,
+            None,
+        ),
+        "rejected",
+    );
+    assert_eq!(weak["code"], "invalid_user_id");
+    assert!(!weak["server_message"].as_str().unwrap().is_empty());
+    let opened = ok(eid(&["--json", "app", "open"], &app_env, None));
+    assert_eq!(opened["requests"].as_array().unwrap().len(), 0);
+
+    let step = ok(eid(
+        &[
+            "--json",
+            "self-service",
+            "change-user-id",
+            "--user-id",
+            "lise#2024p",
+            "--new-user-id",
+            "lise.Ny#77",
+        ],
+        &portal_env,
+        None,
+    ));
+    let change = step["change_id"].as_str().unwrap().to_owned();
+    ok(eid(
+        &[
+            "--json",
+            "app",
+            "approve",
+            "--request",
+            step["request_id"].as_str().unwrap(),
+            "--pin-stdin",
+        ],
+        &app_env,
+        Some(PIN),
+    ));
+    // Done at once: the status answers to the current (new) user ID only.
+    let status_as = |user: &str| {
+        eid(
+            &[
+                "--json",
+                "self-service",
+                "user-id-status",
+                "--change",
+                &change,
+                "--user-id",
+                user,
+            ],
+            &portal_env,
+            None,
+        )
+    };
+    let old = err(status_as("lise#2024p"), "rejected");
+    assert_eq!(old["code"], "unknown_change");
+    let status = ok(status_as("LISE.ny#77"));
+    assert_eq!(status["state"], "completed");
+    assert_eq!(status["channel"], Value::Null);
+    let shown = ok(eid(
+        &["--json", "admin", "show", "--identity", &identity],
+        &s.env(),
+        None,
+    ));
+    assert_eq!(shown["user_id"], "lise.Ny#77");
+}
+
+#[test]
+fn notify_on_every_use_and_household_counts() {
+    let s = Server::start();
+    let app = tempfile::tempdir().unwrap();
+    let api_key = setup(&s, "mor#2024zz", app.path());
+    let (_, child) = person(&s, "barn#2024zz", app.path(), &[]);
+    let app_env = [("EID_APP_DIR", app.path().to_str().unwrap())];
+    let mut rp_env = s.env();
+    rp_env.push(("EID_API_KEY", api_key.as_str()));
+    let accounts = ok(eid(&["--json", "app", "accounts"], &app_env, None));
+    let parent = accounts["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["user_id"] == "mor#2024zz")
+        .unwrap()["authenticator_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        accounts["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["notify_every_use"] == false)
+    );
+    // Several accounts: commands on one need --account.
+    err(
+        eid(&["--json", "app", "events"], &app_env, None),
+        "unknown_account",
+    );
+
+    let login = |user: &str, text: &str| -> String {
+        let created = ok(eid(
+            &[
+                "--json",
+                "rp",
+                "request",
+                "--user-id",
+                user,
+                "--kind",
+                "login",
+                "--text",
+                text,
+            ],
+            &rp_env,
+            None,
+        ));
+        created["request_id"].as_str().unwrap().to_owned()
+    };
+    let approve = |request: &str| {
+        ok(eid(
+            &[
+                "--json",
+                "app",
+                "approve",
+                "--request",
+                request,
+                "--account",
+                &parent,
+                "--pin-stdin",
+            ],
+            &app_env,
+            Some(PIN),
+        ));
+    };
+
+    // Off: an approval is not an event.
+    let r1 = login("mor#2024zz", "Log på Netbank");
+    approve(&r1);
+    let events = ok(eid(
+        &["--json", "app", "events", "--account", &parent],
+        &app_env,
+        None,
+    ));
+    assert!(
+        !event_kinds(&events).contains(&"used".to_owned()),
+        "{events}"
+    );
+
+    let set = ok(eid(
+        &["--json", "app", "notify", "--on", "--account", &parent],
+        &app_env,
+        None,
+    ));
+    assert_eq!(set["notify_every_use"], true);
+    let accounts = ok(eid(&["--json", "app", "accounts"], &app_env, None));
+    for a in accounts["accounts"].as_array().unwrap() {
+        let expected = a["authenticator_id"] == parent.as_str();
+        assert_eq!(a["notify_every_use"], expected, "{a}");
+    }
+    let r2 = login("mor#2024zz", "Log på Netbank igen");
+    approve(&r2);
+    let events = ok(eid(
+        &["--json", "app", "events", "--account", &parent],
+        &app_env,
+        None,
+    ));
+    assert_eq!(events["events"][0]["kind"], "used", "{events}");
+    assert_eq!(events["events"][0]["this_device"], true);
+    assert_eq!(events["events"][0]["critical"], false);
+    // The child's feed has no use of the parent's.
+    let child_events = ok(eid(
+        &["--json", "app", "events", "--account", &child],
+        &app_env,
+        None,
+    ));
+    assert!(!event_kinds(&child_events).contains(&"used".to_owned()));
+
+    ok(eid(
+        &["--json", "app", "notify", "--off", "--account", &parent],
+        &app_env,
+        None,
+    ));
+    let accounts = ok(eid(&["--json", "app", "accounts"], &app_env, None));
+    assert!(
+        accounts["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["notify_every_use"] == false)
+    );
+
+    // Household: two requests for the child, none for the parent; counts only.
+    login("barn#2024zz", "Log på Skolen");
+    login("barn#2024zz", "Log på Biblioteket");
+    let house = ok(eid(&["--json", "app", "household"], &app_env, None));
+    let people = house["people"].as_array().unwrap();
+    assert_eq!(people.len(), 2);
+    let count = |id: &str| {
+        people.iter().find(|p| p["authenticator_id"] == id).unwrap()["pending_requests"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(count(&child), 2);
+    assert_eq!(count(&parent), 0);
+    assert!(!house.to_string().contains("Skolen"), "{house}");
+    assert!(people.iter().all(|p| p["state"] == "active"));
+    assert!(people.iter().all(|p| p["next_step"].is_null()));
+    // One person's requests only.
+    let mine = ok(eid(
+        &["--json", "app", "open", "--account", &child],
+        &app_env,
+        None,
+    ));
+    assert_eq!(mine["account"]["user_id"], "barn#2024zz");
+    let reqs = mine["requests"].as_array().unwrap();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs.iter().all(|r| r["authenticator_id"] == child.as_str()));
+    let theirs = ok(eid(
+        &["--json", "app", "open", "--account", &parent],
+        &app_env,
+        None,
+    ));
+    assert_eq!(theirs["requests"].as_array().unwrap().len(), 0);
+    // No account: everything, as before.
+    let all = ok(eid(&["--json", "app", "open"], &app_env, None));
+    assert_eq!(all["requests"].as_array().unwrap().len(), 2);
+    assert_eq!(all["accounts"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn new_commands_refuse_bad_input_with_typed_errors() {
+    let s = Server::start();
+    let app = tempfile::tempdir().unwrap();
+    let (identity, _) = person(&s, "ove#2024rr", app.path(), &["--phone", "+4511223344"]);
+    let app_env = [("EID_APP_DIR", app.path().to_str().unwrap())];
+    let portal_env = [
+        ("EID_SERVER", s.url.as_str()),
+        ("EID_SPKI_PIN", s.pin.as_str()),
+    ];
+    let unknown = "0123456789abcdef0123456789abcdef";
+    let ss = |args: &[&str]| {
+        let mut all = vec!["--json", "self-service"];
+        all.extend_from_slice(args);
+        eid(&all, &portal_env, None)
+    };
+
+    // Neither or both of --phone and --email.
+    let missing = err(ss(&["change-contact", "--user-id", "ove#2024rr"]), "usage");
+    assert!(
+        missing["message"].as_str().unwrap().contains("--phone"),
+        "{missing}"
+    );
+    err(
+        ss(&[
+            "change-contact",
+            "--user-id",
+            "ove#2024rr",
+            "--phone",
+            "+4511111111",
+            "--email",
+            "a@example.dk",
+        ]),
+        "usage",
+    );
+    // A bad phone number, an unknown user: typed rejections.
+    let bad = err(
+        ss(&["change-contact", "--user-id", "ove#2024rr", "--phone", "12"]),
+        "rejected",
+    );
+    assert_eq!(bad["code"], "invalid_contact");
+    // Unknown or malformed change IDs.
+    for cmd in ["confirm", "status", "user-id-status"] {
+        let e = err(
+            ss(&[cmd, "--change", unknown, "--user-id", "ove#2024rr"]),
+            "rejected",
+        );
+        assert_eq!(e["code"], "unknown_change", "{cmd}");
+        err(
+            ss(&[cmd, "--change", "not-an-id", "--user-id", "ove#2024rr"]),
+            "invalid_argument",
+        );
+    }
+    // No server: a missing option, before any call.
+    err(
+        eid(
+            &[
+                "--json",
+                "self-service",
+                "status",
+                "--change",
+                unknown,
+                "--user-id",
+                "x",
+            ],
+            &[],
+            None,
+        ),
+        "missing_option",
+    );
+    // The app side.
+    let e = err(
+        eid(
+            &["--json", "app", "cancel-change", "--change", unknown],
+            &app_env,
+            None,
+        ),
+        "rejected",
+    );
+    assert_eq!(e["code"], "unknown_change");
+    err(
+        eid(
+            &["--json", "app", "cancel-change", "--change", "nope"],
+            &app_env,
+            None,
+        ),
+        "invalid_argument",
+    );
+    err(eid(&["--json", "app", "notify"], &app_env, None), "usage");
+    err(
+        eid(
+            &["--json", "app", "notify", "--on", "--off"],
+            &app_env,
+            None,
+        ),
+        "usage",
+    );
+    err(
+        eid(
+            &["--json", "app", "events", "--account", unknown],
+            &app_env,
+            None,
+        ),
+        "unknown_account",
+    );
+    err(
+        eid(
+            &["--json", "app", "open", "--account", unknown],
+            &app_env,
+            None,
+        ),
+        "unknown_account",
+    );
+    // admin create-identity with a bad phone: refused, nothing created.
+    let e = err(
+        eid(
+            &[
+                "--json",
+                "admin",
+                "create-identity",
+                "--user-id",
+                "per#2024rr",
+                "--phone",
+                "abc",
+            ],
+            &s.env(),
+            None,
+        ),
+        "rejected",
+    );
+    assert_eq!(e["code"], "invalid_contact");
+    // Nothing changed for the person.
+    let changes = ok(eid(&["--json", "app", "changes"], &app_env, None));
+    assert_eq!(changes["changes"].as_array().unwrap().len(), 0);
+    let shown = ok(eid(
+        &["--json", "admin", "show", "--identity", &identity],
+        &s.env(),
+        None,
+    ));
+    assert_eq!(shown["phone_masked"], "+45••••••44");
+}

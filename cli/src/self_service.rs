@@ -1,0 +1,171 @@
+//! `eid self-service`: the public self-service portal's calls, as a person's
+//! browser makes them. No credentials: each step creates a self-service login
+//! request that the person approves in the app (`eid app approve`). Needs only
+//! the server URL and its SPKI pin.
+
+use clap::{ArgGroup, Subcommand};
+use eid_api_client::SelfServiceClient;
+use eid_protocol::ChangeId;
+use eid_protocol::wire::{ChangeStatus, ContactChannel, SelfServiceStep};
+use serde_json::{Value, json};
+
+use crate::common::{Common, parse_id};
+use crate::output::{CliError, Report, serde_name};
+
+/// The self-service portal's commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SelfServiceCommand {
+    /// Start a change of phone number or e-mail address: approve the login it
+    /// creates in the app, wait out the gap (one hour), then `confirm`.
+    #[command(group(ArgGroup::new("contact").required(true).args(["phone", "email"])))]
+    ChangeContact {
+        /// The person's user ID.
+        #[arg(long)]
+        user_id: String,
+        /// The new phone number (E.164, `+4512345678`).
+        #[arg(long)]
+        phone: Option<String>,
+        /// The new e-mail address.
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Ask for the second self-service login of a contact change (refused
+    /// with `too_early` before the gap has passed).
+    Confirm {
+        /// The change (from `change-contact`).
+        #[arg(long)]
+        change: String,
+        /// The person's user ID (the change must be theirs).
+        #[arg(long)]
+        user_id: String,
+    },
+    /// Where a contact change stands.
+    Status {
+        /// The change.
+        #[arg(long)]
+        change: String,
+        /// The person's user ID.
+        #[arg(long)]
+        user_id: String,
+    },
+    /// Start a change of user ID: one self-service login, approved in the app.
+    ChangeUserId {
+        /// The person's current user ID.
+        #[arg(long)]
+        user_id: String,
+        /// The user ID wanted.
+        #[arg(long)]
+        new_user_id: String,
+    },
+    /// Where a user-ID change stands.
+    UserIdStatus {
+        /// The change.
+        #[arg(long)]
+        change: String,
+        /// The person's current user ID (the new one once the change completed).
+        #[arg(long)]
+        user_id: String,
+    },
+}
+
+/// Runs a self-service command.
+pub(crate) async fn run(common: &Common, cmd: SelfServiceCommand) -> Result<Report, CliError> {
+    let client = SelfServiceClient::new(common.endpoint()?);
+    match cmd {
+        SelfServiceCommand::ChangeContact {
+            user_id,
+            phone,
+            email,
+        } => {
+            let (channel, value) = match (phone, email) {
+                (Some(p), None) => (ContactChannel::Phone, p),
+                (None, Some(e)) => (ContactChannel::Email, e),
+                _ => {
+                    return Err(CliError::invalid_argument(
+                        "give exactly one of --phone and --email",
+                    ));
+                }
+            };
+            let step = client
+                .start_contact_change(&user_id, channel, &value)
+                .await?;
+            Ok(step_report(&step, "contact change started"))
+        }
+        SelfServiceCommand::Confirm { change, user_id } => {
+            let change: ChangeId = parse_id("change ID", &change)?;
+            let step = client.confirm_contact_change(&user_id, change).await?;
+            Ok(step_report(&step, "second login asked for"))
+        }
+        SelfServiceCommand::Status { change, user_id } => {
+            let change: ChangeId = parse_id("change ID", &change)?;
+            Ok(status_report(
+                &client.contact_change_status(&user_id, change).await?,
+            ))
+        }
+        SelfServiceCommand::ChangeUserId {
+            user_id,
+            new_user_id,
+        } => {
+            let step = client.start_user_id_change(&user_id, &new_user_id).await?;
+            Ok(step_report(&step, "user-ID change started"))
+        }
+        SelfServiceCommand::UserIdStatus { change, user_id } => {
+            let change: ChangeId = parse_id("change ID", &change)?;
+            Ok(status_report(
+                &client.user_id_change_status(&user_id, change).await?,
+            ))
+        }
+    }
+}
+
+/// `{"change_id", "request_id", "expires_at_ms"}`.
+fn step_report(step: &SelfServiceStep, what: &str) -> Report {
+    Report::new(
+        json!({
+            "change_id": step.change_id.to_string(),
+            "request_id": step.request_id.to_string(),
+            "expires_at_ms": step.expires_at_ms,
+        }),
+        vec![
+            format!("{what}: change {}", step.change_id),
+            format!(
+                "approve the self-service login in the app: eid app approve --request {}",
+                step.request_id
+            ),
+            format!("it expires at (Unix ms): {}", step.expires_at_ms),
+        ],
+    )
+}
+
+/// `{"change_id", "state", "channel", "earliest_second_login_at_ms", "failure"}`;
+/// absent values are `null`.
+fn status_report(st: &ChangeStatus) -> Report {
+    let failure: Value = st.failure.as_ref().map_or(
+        Value::Null,
+        |f| json!({ "code": serde_name(&f.code), "message": f.message }),
+    );
+    let mut lines = vec![format!(
+        "change {}: {}",
+        st.change_id,
+        serde_name(&st.state)
+    )];
+    if let Some(c) = st.channel {
+        lines.push(format!("channel: {}", serde_name(&c)));
+    }
+    if let Some(t) = st.earliest_second_login_at_ms {
+        lines.push(format!("second login possible from (Unix ms): {t}"));
+    }
+    if let Some(f) = &st.failure {
+        lines.push(format!("failed: {} ({})", serde_name(&f.code), f.message));
+    }
+    Report::new(
+        json!({
+            "change_id": st.change_id.to_string(),
+            "state": serde_name(&st.state),
+            "channel": st.channel.map(|c| serde_name(&c)),
+            "earliest_second_login_at_ms": st.earliest_second_login_at_ms,
+            "failure": failure,
+        }),
+        lines,
+    )
+}
