@@ -63,7 +63,9 @@ fn binding_code_report(secret: &str, at_ms: Option<u64>) -> Result<Report, CliEr
     };
     let code = secret.code_at(at_ms);
     let payload = secret.qr_payload_at(at_ms);
-    let valid_until_ms = (at_ms / ROTATING_STEP_MS + 1) * ROTATING_STEP_MS;
+    let valid_until_ms = (at_ms / ROTATING_STEP_MS)
+        .saturating_add(1)
+        .saturating_mul(ROTATING_STEP_MS);
     Ok(Report::new(
         json!({
             "code": code,
