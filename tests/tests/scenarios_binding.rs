@@ -430,4 +430,20 @@ async fn malformed_binding_option_is_a_typed_error_and_creates_nothing() {
             .iter()
             .any(|w| w.kind == eid_core::WarningKind::BindingCodeRequired)
     );
+
+    // The wire additions are in the published API description.
+    let doc: serde_json::Value = endpoint
+        .client
+        .get(format!("{}/openapi.json", endpoint.base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["BindingMode"].is_object(), "BindingMode documented");
+    assert!(schemas["CreateRequestRequest"]["properties"]["binding"].is_object());
+    assert!(schemas["RequestCreated"]["properties"]["binding_secret"].is_object());
+    assert!(schemas["RequestCreated"]["properties"]["binding_code"].is_object());
 }
