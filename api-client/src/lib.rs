@@ -14,7 +14,7 @@ mod phone;
 pub mod pinning;
 
 use eid_protocol::wire::{
-    self, ActivationCodeIssued, ChangeStatus, ContactChannel, CreateIdentityRequest,
+    self, ActivationCodeIssued, BindingMode, ChangeStatus, ContactChannel, CreateIdentityRequest,
     CreateRequestRequest, ErrorBody, IdentityCreated, IdentityInfo, RegisterServiceProviderRequest,
     RequestCreated, RequestStatusResponse, SelfServiceCaller, SelfServiceStep, ServerKeyResponse,
     ServiceProviderRegistered, StartContactChangeRequest, StartUserIdChangeRequest,
@@ -246,13 +246,44 @@ impl RelyingPartyClient {
             kind,
             reference_text: reference_text.into(),
             binding_code: binding_code.map(Into::into),
+            binding: None,
         };
+        self.create_request_with(&body).await
+    }
+
+    /// Asks a person to log in or sign, with the server creating the
+    /// channel binding: a short code to type ([`BindingMode::Code`], in
+    /// `RequestCreated::binding_code`) or a rotating-QR secret
+    /// ([`BindingMode::Qr`], in `RequestCreated::binding_secret`; render it
+    /// with `eid_protocol::binding::BindingSecret::qr_payload_at`).
+    pub async fn create_bound_request(
+        &self,
+        user_id: &str,
+        kind: RequestKind,
+        reference_text: &str,
+        binding: BindingMode,
+    ) -> Result<RequestCreated, ApiFailure> {
+        let body = CreateRequestRequest {
+            user_id: user_id.into(),
+            kind,
+            reference_text: reference_text.into(),
+            binding_code: None,
+            binding: Some(binding),
+        };
+        self.create_request_with(&body).await
+    }
+
+    /// Sends a request body as given (every field of the wire type).
+    pub async fn create_request_with(
+        &self,
+        body: &CreateRequestRequest,
+    ) -> Result<RequestCreated, ApiFailure> {
         let req = self
             .endpoint
             .client
             .post(self.endpoint.url("/v1/rp/requests"))
             .bearer_auth(&self.api_key);
-        decode(req.json(&body).send().await?).await
+        decode(req.json(body).send().await?).await
     }
 
     /// Reads a request's status, long-polling up to `wait_secs` while pending.

@@ -1,9 +1,11 @@
 //! `eid rp`: a service provider's calls (create a request, read its status
-//! with the signed receipt, cancel).
+//! with the signed receipt, cancel) and the rotating binding code of a
+//! request's secret.
 
 use clap::{Subcommand, ValueEnum};
 use eid_api_client::{RelyingPartyClient, verify_receipt};
-use eid_protocol::wire::{RequestStatus, RequestStatusResponse};
+use eid_protocol::binding::{BindingSecret, ROTATING_STEP_MS};
+use eid_protocol::wire::{BindingMode, RequestStatus, RequestStatusResponse};
 use eid_protocol::{PublicKey, RequestId, RequestKind};
 use serde_json::{Value, json};
 
@@ -28,6 +30,53 @@ impl From<Kind> for RequestKind {
     }
 }
 
+/// Channel binding the server creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Binding {
+    /// A short code to type, fixed for the request.
+    Code,
+    /// A QR code that changes every second.
+    Qr,
+}
+
+impl From<Binding> for BindingMode {
+    fn from(b: Binding) -> Self {
+        match b {
+            Binding::Code => BindingMode::Code,
+            Binding::Qr => BindingMode::Qr,
+        }
+    }
+}
+
+/// The code and QR payload of a secret at `at_ms`.
+fn binding_code_report(secret: &str, at_ms: Option<u64>) -> Result<Report, CliError> {
+    let secret = BindingSecret::from_hex(secret)
+        .map_err(|e| CliError::new("invalid_argument", e.to_string()))?;
+    let at_ms = match at_ms {
+        Some(ms) => ms,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| CliError::new("clock", "the system clock is before 1970"))?
+            .as_millis()
+            .try_into()
+            .map_err(|_| CliError::new("clock", "the system clock is out of range"))?,
+    };
+    let code = secret.code_at(at_ms);
+    let payload = secret.qr_payload_at(at_ms);
+    let valid_until_ms = (at_ms / ROTATING_STEP_MS)
+        .saturating_add(1)
+        .saturating_mul(ROTATING_STEP_MS);
+    Ok(Report::new(
+        json!({
+            "code": code,
+            "qr_payload": payload,
+            "at_ms": at_ms,
+            "next_code_at_ms": valid_until_ms,
+        }),
+        vec![format!("code: {code}"), format!("QR payload: {payload}")],
+    ))
+}
+
 /// Service-provider operations (need the provider's API key).
 #[derive(Debug, Subcommand)]
 pub(crate) enum RpCommand {
@@ -43,8 +92,23 @@ pub(crate) enum RpCommand {
         #[arg(long)]
         text: String,
         /// A code shown on your screen that the person must enter in the app.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "binding")]
         binding_code: Option<String>,
+        /// Let the server create the channel binding: `code` (a short code to
+        /// type, printed) or `qr` (a secret, printed, for a QR code that
+        /// changes every second; see `eid rp binding-code`).
+        #[arg(long, value_enum)]
+        binding: Option<Binding>,
+    },
+    /// The rotating binding code (and QR payload) of a `--binding qr`
+    /// request's secret at a moment: what the login screen shows. Offline.
+    BindingCode {
+        /// The request's binding secret (64 hex digits).
+        #[arg(long, env = "EID_BINDING_SECRET", hide_env_values = true)]
+        secret: String,
+        /// The moment (Unix milliseconds); default now.
+        #[arg(long)]
+        at_ms: Option<u64>,
     },
     /// Read a request's status; verifies the signed receipt when there is one.
     Status {
@@ -161,6 +225,9 @@ fn status_report(status: &RequestStatusResponse, check: &ReceiptCheck) -> Report
 
 /// Runs a relying-party command.
 pub(crate) async fn run(common: &Common, cmd: RpCommand) -> Result<Report, CliError> {
+    if let RpCommand::BindingCode { secret, at_ms } = &cmd {
+        return binding_code_report(secret, *at_ms);
+    }
     let endpoint = common.endpoint()?;
     let key = common.api_key()?;
     let rp = RelyingPartyClient::new(endpoint, &key);
@@ -170,23 +237,42 @@ pub(crate) async fn run(common: &Common, cmd: RpCommand) -> Result<Report, CliEr
             kind,
             text,
             binding_code,
+            binding,
         } => {
-            let created = rp
-                .create_request(&user_id, kind.into(), &text, binding_code.as_deref())
-                .await?;
+            let created = match binding {
+                Some(b) => {
+                    rp.create_bound_request(&user_id, kind.into(), &text, b.into())
+                        .await?
+                }
+                None => {
+                    rp.create_request(&user_id, kind.into(), &text, binding_code.as_deref())
+                        .await?
+                }
+            };
+            let mut lines = vec![
+                format!("request created: {}", created.request_id),
+                format!(
+                    "expires in {} s",
+                    created.expires_at_ms.saturating_sub(created.created_at_ms) / 1000
+                ),
+            ];
+            if let Some(code) = &created.binding_code {
+                lines.push(format!("code to show on your screen: {code}"));
+            }
+            if created.binding_secret.is_some() {
+                lines.push(
+                    "binding secret (for `eid rp binding-code --secret`) in the JSON output".into(),
+                );
+            }
             Ok(Report::new(
                 json!({
                     "request_id": created.request_id.to_string(),
                     "created_at_ms": created.created_at_ms,
                     "expires_at_ms": created.expires_at_ms,
+                    "binding_code": created.binding_code,
+                    "binding_secret": created.binding_secret.as_ref().map(BindingSecret::to_hex),
                 }),
-                vec![
-                    format!("request created: {}", created.request_id),
-                    format!(
-                        "expires in {} s",
-                        created.expires_at_ms.saturating_sub(created.created_at_ms) / 1000
-                    ),
-                ],
+                lines,
             ))
         }
         RpCommand::Status {
@@ -204,6 +290,7 @@ pub(crate) async fn run(common: &Common, cmd: RpCommand) -> Result<Report, CliEr
             let check = check_receipt(server_key.as_ref(), &status, sha.as_ref())?;
             Ok(status_report(&status, &check))
         }
+        RpCommand::BindingCode { secret, at_ms } => binding_code_report(&secret, at_ms),
         RpCommand::Cancel { request } => {
             let id: RequestId = parse_id("request ID", &request)?;
             let status = rp.cancel(id).await?;

@@ -790,9 +790,31 @@ pub struct CreateRequestRequest {
     /// The text the person reads before approving.
     pub reference_text: String,
     /// A code shown on the relying party's screen that the person must enter or
-    /// scan into the app (channel binding). Optional.
+    /// scan into the app (channel binding). Optional; not together with
+    /// `binding`.
     #[serde(default)]
     pub binding_code: Option<String>,
+    /// Ask the server for channel binding: it creates the code or secret and
+    /// returns it in [`RequestCreated`] (never to the phone). Optional; not
+    /// together with `binding_code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<BindingMode>,
+}
+
+/// Which channel binding a relying party asks the server for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BindingMode {
+    /// A short code to type (8 letters), fixed for the request
+    /// (`RequestCreated::binding_code`).
+    Code,
+    /// A QR code that changes every second: the server returns a secret
+    /// (`RequestCreated::binding_secret`) and the login screen shows
+    /// `eid-bind:v1:` + `crate::binding::BindingSecret::code_at(now)`. The
+    /// server accepts a code from the last 30 s (3 s ahead for clock skew).
+    Qr,
 }
 
 /// A created request.
@@ -805,6 +827,15 @@ pub struct RequestCreated {
     pub created_at_ms: u64,
     /// Expiry (created + 300 000 ms).
     pub expires_at_ms: u64,
+    /// With `binding: "code"`: the code the login screen shows for the person
+    /// to type. The phone never receives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding_code: Option<String>,
+    /// With `binding: "qr"`: the secret (64 hex digits) the login screen
+    /// derives its rotating code from. The phone never receives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^[0-9a-f]{64}$"))]
+    pub binding_secret: Option<crate::binding::BindingSecret>,
 }
 
 /// Where a request stands.

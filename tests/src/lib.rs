@@ -313,6 +313,19 @@ impl Mitm {
     pub async fn start(world: &World, tamper: Tamper) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let tls = eid_server::tls::load_or_create(None, None, dir.path())?;
+        Self::start_with_tls(world, tamper, tls.config, tls.spki_pin, dir).await
+    }
+
+    /// Starts a proxy in front of `world`'s server that presents `config`
+    /// (any certificate chain, any TLS versions); `spki_pin` is reported as
+    /// its pin. `dir` is kept until the proxy is dropped.
+    pub async fn start_with_tls(
+        world: &World,
+        tamper: Tamper,
+        config: Arc<tokio_rustls::rustls::ServerConfig>,
+        spki_pin: String,
+        dir: tempfile::TempDir,
+    ) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let tamper = Arc::new(Mutex::new(tamper));
@@ -325,13 +338,13 @@ impl Mitm {
         let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(eid_server::accept_loop(
             listener,
-            tokio_rustls::TlsAcceptor::from(tls.config.clone()),
+            tokio_rustls::TlsAcceptor::from(config),
             app,
             shutdown_rx,
         ));
         Ok(Self {
             base_url: format!("https://{addr}"),
-            spki_pin: tls.spki_pin,
+            spki_pin,
             tamper,
             shutdown,
             _dir: dir,

@@ -652,13 +652,18 @@ pub(crate) async fn submit_decision(
         && let Some(expected) = &request.binding_code
     {
         // Compared in canonical form (the stored code is canonical; the
-        // signature covers whatever form the phone sent).
+        // signature covers whatever form the phone sent). A rotating code must
+        // be from the last 30 s by the server's clock (a photographed QR
+        // replayed later is refused). An unreadable stored binding accepts
+        // nothing.
         let presented = d
             .binding_code
             .as_deref()
             .and_then(|c| eid_protocol::binding::canonical_binding_code(c).ok())
             .unwrap_or_default();
-        if !eid_protocol::crypto::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+        let accepted = eid_protocol::binding::StoredBinding::from_stored(expected)
+            .is_ok_and(|b| b.accepts(&presented, now));
+        if !accepted {
             // Guessing is bounded: a few wrong codes cancel the request.
             let count = state
                 .store

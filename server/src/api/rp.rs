@@ -5,8 +5,9 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
+use eid_protocol::binding::{BindingSecret, StoredBinding};
 use eid_protocol::wire::{
-    CreateRequestRequest, ErrorBody, ErrorCode, RequestCreated, RequestStatus,
+    BindingMode, CreateRequestRequest, ErrorBody, ErrorCode, RequestCreated, RequestStatus,
     RequestStatusResponse,
 };
 use eid_protocol::{RequestEnvelopeBody, RequestId};
@@ -29,7 +30,9 @@ fn status_response(request: &StoredRequest, now_ms: u64) -> RequestStatusRespons
 }
 
 /// Asks a person to log in or sign. The request expires 300 s after creation by
-/// the server's clock.
+/// the server's clock. With `binding` the server creates the channel-binding
+/// code (`code`) or rotating-QR secret (`qr`) and returns it here, for the
+/// relying party's login screen only.
 #[utoipa::path(post, path = "/v1/rp/requests", tag = "relying party", security(("api_key" = [])),
     request_body = CreateRequestRequest,
     responses(
@@ -54,13 +57,42 @@ pub(crate) async fn create_request(
     }
     let reference_text = eid_protocol::text::normalize_reference_text(&req.reference_text)
         .map_err(|e| ApiError::new(ErrorCode::InvalidReferenceText, e.to_string()))?;
-    // Stored in canonical form, which is what the phone signs.
-    let binding_code = req
-        .binding_code
-        .as_deref()
-        .map(eid_protocol::binding::canonical_binding_code)
-        .transpose()
-        .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, format!("binding_code: {e}")))?;
+    // Stored in canonical form, which is what the phone signs; a server-issued
+    // rotating secret is stored behind its prefix in the same column.
+    let (binding, created_code, created_secret) = match (&req.binding_code, req.binding) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "binding: give either binding or binding_code, not both",
+            ));
+        }
+        (Some(code), None) => {
+            let code = eid_protocol::binding::canonical_binding_code(code).map_err(|e| {
+                ApiError::new(ErrorCode::InvalidParameter, format!("binding_code: {e}"))
+            })?;
+            (Some(StoredBinding::Static(code)), None, None)
+        }
+        (None, Some(BindingMode::Code)) => {
+            let code = eid_protocol::binding::random_short_code();
+            (Some(StoredBinding::Static(code.clone())), Some(code), None)
+        }
+        (None, Some(BindingMode::Qr)) => {
+            let secret = BindingSecret::random();
+            (
+                Some(StoredBinding::Rotating(secret.clone())),
+                None,
+                Some(secret),
+            )
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "binding: code or qr",
+            ));
+        }
+        (None, None) => (None, None, None),
+    };
+    let binding_code = binding.as_ref().map(StoredBinding::to_stored);
     // Only the immutable user-ID → identity mapping is looked up here (and
     // cached); blocked and the pending limit are checked in the write.
     let folded = userid::fold(&req.user_id);
@@ -86,6 +118,8 @@ pub(crate) async fn create_request(
         request_id: envelope.request_id,
         created_at_ms: envelope.created_at_ms,
         expires_at_ms: envelope.expires_at_ms,
+        binding_code: created_code,
+        binding_secret: created_secret,
     };
     let stored = StoredRequest {
         envelope,
