@@ -48,6 +48,47 @@ pub struct Config {
     /// change, in seconds: 3600 (one hour) in production. The server's clock
     /// decides. Tests that cannot drive a manual clock shorten it.
     pub self_service_gap_secs: u64,
+    /// Limits on relying-party request creation (MFA fatigue).
+    pub floods: FloodConfig,
+}
+
+/// Limits on relying-party request creation against MFA-fatigue floods,
+/// on top of `max_pending_per_identity`. Counted in the request-creation
+/// write (serialized on the writer thread, so concurrent creates cannot
+/// slip past) over the stored requests, in sliding windows by the server's
+/// clock: the counts survive a restart. A limit of 0 turns that limit off.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FloodConfig {
+    /// Most requests for one person in any 60 s, over all relying parties
+    /// (the built-in self-service provider's are not counted).
+    pub per_identity_per_minute: u64,
+    /// Most requests for one person in any hour, over all relying parties.
+    pub per_identity_per_hour: u64,
+    /// Most requests by one relying party in any 60 s, over all persons.
+    pub per_provider_per_minute: u64,
+    /// Most requests by one relying party in any hour, over all persons.
+    pub per_provider_per_hour: u64,
+    /// Per-provider overrides of `per_provider_per_minute`, keyed by the
+    /// service provider id (32 hex digits), for a large relying party.
+    pub provider_per_minute_overrides: std::collections::BTreeMap<String, u64>,
+    /// After the person reports a request as fraud ("this wasn't me"), new
+    /// requests from that relying party for that person are refused for this
+    /// many seconds (`cooling_down`); other relying parties are not held.
+    pub fraud_hold_secs: u64,
+}
+
+impl Default for FloodConfig {
+    fn default() -> Self {
+        Self {
+            per_identity_per_minute: 5,
+            per_identity_per_hour: 20,
+            per_provider_per_minute: 600,
+            per_provider_per_hour: 0,
+            provider_per_minute_overrides: std::collections::BTreeMap::new(),
+            fraud_hold_secs: 3600,
+        }
+    }
 }
 
 /// The notification dispatcher: it works off the `event_deliveries` outbox.
@@ -225,6 +266,7 @@ impl Default for Config {
             max_devices_per_identity: 3,
             notifications: NotificationsConfig::default(),
             self_service_gap_secs: 3600,
+            floods: FloodConfig::default(),
         }
     }
 }
@@ -246,6 +288,7 @@ impl std::fmt::Debug for Config {
             .field("max_devices_per_identity", &self.max_devices_per_identity)
             .field("notifications", &self.notifications)
             .field("self_service_gap_secs", &self.self_service_gap_secs)
+            .field("floods", &self.floods)
             .finish_non_exhaustive()
     }
 }

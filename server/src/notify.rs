@@ -122,6 +122,10 @@ fn what(kind: SecurityEventKind) -> (&'static str, &'static str) {
             "A request was reported as fraud",
         ),
         K::Used => ("Dit eID er brugt", "Your eID was used"),
+        K::RequestsHeld => (
+            "Nye anmodninger fra en tjeneste, du meldte som svindel, er stoppet",
+            "New requests from a service you reported as fraud were held",
+        ),
         _ => (
             "Der er sket en ændring på dit eID",
             "Something changed on your eID",
