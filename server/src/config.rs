@@ -78,6 +78,21 @@ pub struct FloodConfig {
     pub fraud_hold_secs: u64,
 }
 
+impl FloodConfig {
+    /// The rate limits off (the fraud hold kept): for load generators and
+    /// benchmarks that measure throughput with a few identities. Never for
+    /// production.
+    pub fn rate_limits_off() -> Self {
+        Self {
+            per_identity_per_minute: 0,
+            per_identity_per_hour: 0,
+            per_provider_per_minute: 0,
+            per_provider_per_hour: 0,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for FloodConfig {
     fn default() -> Self {
         Self {
@@ -364,5 +379,42 @@ bearer_token = "bearer-secret"
         // Off by default.
         let defaults = Config::default().notifications;
         assert!(defaults.smtp.is_none() && defaults.sms.is_none());
+    }
+
+    #[test]
+    fn flood_limits_default_to_production_and_parse() {
+        let f = Config::default().floods;
+        assert_eq!(
+            (
+                f.per_identity_per_minute,
+                f.per_identity_per_hour,
+                f.per_provider_per_minute,
+                f.per_provider_per_hour,
+                f.fraud_hold_secs
+            ),
+            (5, 20, 600, 0, 3600)
+        );
+        let config = Config::from_toml_str(
+            r#"
+[floods]
+per_identity_per_minute = 3
+fraud_hold_secs = 7200
+
+[floods.provider_per_minute_overrides]
+"0123456789abcdef0123456789abcdef" = 5000
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.floods.per_identity_per_minute, 3);
+        assert_eq!(config.floods.per_identity_per_hour, 20);
+        assert_eq!(config.floods.fraud_hold_secs, 7200);
+        assert_eq!(
+            config
+                .floods
+                .provider_per_minute_overrides
+                .get("0123456789abcdef0123456789abcdef"),
+            Some(&5000)
+        );
+        assert!(Config::from_toml_str("[floods]\nper_person = 1\n").is_err());
     }
 }
