@@ -70,6 +70,9 @@ impl Fixture {
         let server = eid_server::start(ServerOptions::new(eid_server::Config {
             listen: "127.0.0.1:0".parse()?,
             data_dir: dir.path().join("server"),
+            // Many requests per account: measure throughput, not the
+            // MFA-fatigue limits.
+            floods: eid_server::config::FloodConfig::rate_limits_off(),
             ..eid_server::Config::default()
         }))
         .await

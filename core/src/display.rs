@@ -2,7 +2,35 @@
 //!
 //! The app renders these fields and nothing else from the request, so a text
 //! that breaks the rules is never shown (a warning says why instead).
+//!
+//! # Bidirectional text
+//!
+//! The rules refuse every bidi control (overrides, embeddings, isolates,
+//! marks: Trojan Source), so no text can reorder itself or escape into its
+//! surroundings. Right-to-left letters (Hebrew, Arabic) are allowed in
+//! names and texts, and under the Unicode Bidirectional Algorithm they still
+//! pull neighbouring neutral characters (digits, punctuation) into their
+//! run: "שלום 100 kr" in a left-to-right paragraph shows the amount on the
+//! other side of the name. The safe rendering, which the shells must follow:
+//!
+//! - Show the reference text as [`RequestView::reference_lines`]: one
+//!   paragraph per line, each with its own base [`TextDirection`] (its
+//!   first strong letter, as the algorithm's rules P2–P3 would pick), so a
+//!   line cannot reorder another line or the surrounding UI.
+//! - Show [`RequestView::provider_name`] in its own text element with base
+//!   direction [`RequestView::provider_name_direction`]; never concatenate it
+//!   with other text. [`RequestView::title`], which does embed it, wraps it
+//!   in FIRST STRONG ISOLATE … POP DIRECTIONAL ISOLATE when it has
+//!   right-to-left letters (the isolate is ours, around a checked name that
+//!   has no bidi controls of its own, so it cannot be closed from inside).
+//!   A refused name is never shown, so it is never isolated either.
+//! - Words that mix scripts ("Nоrdisk" with a Cyrillic о) are shown with a
+//!   [`WarningKind::MixedScript`] warning.
 
+pub use eid_protocol::confusables::Direction as TextDirection;
+use eid_protocol::confusables::{
+    has_rtl, is_mixed_script, isolate, line_direction, mixed_script_words,
+};
 use eid_protocol::text::{TextError, validate_provider_name, validate_reference_text};
 use eid_protocol::{AuthenticatorId, RequestEnvelopeBody, RequestId, RequestKind};
 
@@ -50,6 +78,19 @@ pub enum WarningKind {
     /// Approving adds another device that can approve everything: the
     /// strongest warning.
     NewDevice,
+    /// The reference text has words that mix scripts (such as a Latin word
+    /// with a Cyrillic look-alike letter), or the provider's name does: a
+    /// sign of a look-alike. Shown, not refused (the text is still valid).
+    MixedScript,
+}
+
+/// One line of the reference text with the base direction to show it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayLine {
+    /// The line (no bidi controls, no line break).
+    pub text: String,
+    /// Base direction of its paragraph.
+    pub direction: TextDirection,
 }
 
 /// One warning with its text in the model's language.
@@ -74,10 +115,16 @@ pub struct RequestView {
     pub kind: RequestKind,
     /// Heading, e.g. "Log på hos Nordisk Bank A/S".
     pub title: String,
-    /// The provider's registered name; `None` if it broke the rules.
+    /// The provider's registered name; `None` if it broke the rules. Show it
+    /// in its own text element with [`RequestView::provider_name_direction`].
     pub provider_name: Option<String>,
+    /// Base direction for showing `provider_name`.
+    pub provider_name_direction: TextDirection,
     /// The reference text; `None` if it broke the rules.
     pub reference_text: Option<String>,
+    /// The reference text line by line, each with its base direction: what
+    /// the shells render (one paragraph per line). Empty if it broke the rules.
+    pub reference_lines: Vec<DisplayLine>,
     /// Milliseconds left (server deadline on the monotonic clock).
     pub time_left_ms: u64,
     /// Warnings, most important first.
@@ -146,6 +193,24 @@ pub(crate) fn build_view(
         .is_ok()
         .then(|| envelope.service_provider_name.clone());
     let reference_text = text_check.is_ok().then(|| envelope.reference_text.clone());
+    let reference_lines = reference_text
+        .as_deref()
+        .map(|t| {
+            t.split('\n')
+                .map(|line| DisplayLine {
+                    text: line.to_owned(),
+                    direction: line_direction(line),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let provider_name_direction = provider_name
+        .as_deref()
+        .map_or(TextDirection::LeftToRight, line_direction);
+    let mixed_words = reference_text
+        .as_deref()
+        .map_or(0, |t| mixed_script_words(t).len());
+    let mixed_name = provider_name.as_deref().is_some_and(is_mixed_script);
     let mut warnings = Vec::new();
     // The first-party kinds may come only from the built-in provider; the
     // server refuses anything else, and the phone does not take it on trust.
@@ -199,6 +264,15 @@ pub(crate) fn build_view(
             text,
         });
     }
+    if mixed_words > 0 || mixed_name {
+        warnings.push(Warning {
+            kind: WarningKind::MixedScript,
+            text: match lang {
+                Language::Danish => "Pas på: Teksten eller tjenestens navn blander bogstaver fra forskellige alfabeter (fx et russisk о i et dansk ord). Det bruges til at efterligne kendte navne. Godkend kun, hvis du er sikker på, hvem der spørger.".into(),
+                Language::English => "Careful: the text or the service's name mixes letters from different alphabets (such as a Cyrillic о in a Danish word). This is used to imitate well-known names. Approve only if you are sure who is asking.".into(),
+            },
+        });
+    }
     warnings.push(Warning {
         kind: WarningKind::OnlyApproveWhatYouStarted,
         text: match lang {
@@ -221,9 +295,18 @@ pub(crate) fn build_view(
         user_id: user_id.to_owned(),
         request_id: envelope.request_id,
         kind: envelope.kind,
-        title: kind_title(envelope.kind, provider_name.as_deref(), lang),
+        title: kind_title(
+            envelope.kind,
+            provider_name
+                .as_deref()
+                .map(|n| if has_rtl(n) { isolate(n) } else { n.to_owned() })
+                .as_deref(),
+            lang,
+        ),
         provider_name,
+        provider_name_direction,
         reference_text,
+        reference_lines,
         time_left_ms,
         warnings,
         actions: allowed_actions(text_ok, time_left_ms),
@@ -279,6 +362,100 @@ mod tests {
         );
         assert_eq!(v.warnings.len(), 1);
         assert_eq!(v.warnings[0].kind, WarningKind::OnlyApproveWhatYouStarted);
+        assert_eq!(
+            v.reference_lines,
+            vec![DisplayLine {
+                text: "Log på Netbank".into(),
+                direction: TextDirection::LeftToRight
+            }]
+        );
+    }
+
+    #[test]
+    fn danish_text_gets_no_mixed_script_warning_and_a_homoglyph_word_does() {
+        let ok = build_view(
+            AuthenticatorId([5; 16]),
+            "Anna#1",
+            &envelope(
+                "Overførsel 1.250,00 kr. til Ærø Købmand\nKonto 1234-567890",
+                "Nordisk Bank A/S",
+            ),
+            1000,
+            Language::Danish,
+        );
+        assert!(
+            ok.warnings
+                .iter()
+                .all(|w| w.kind != WarningKind::MixedScript)
+        );
+        let spoof = build_view(
+            AuthenticatorId([5; 16]),
+            "Anna#1",
+            &envelope("Log på N\u{43E}rdisk Netbank", "Nordisk Bank A/S"),
+            1000,
+            Language::English,
+        );
+        assert_eq!(
+            spoof.reference_text.as_deref(),
+            Some("Log på N\u{43E}rdisk Netbank")
+        );
+        assert!(
+            spoof
+                .warnings
+                .iter()
+                .any(|w| w.kind == WarningKind::MixedScript)
+        );
+        // Still valid text: the person may approve after reading the warning.
+        assert!(spoof.actions.contains(&Action::Approve));
+        let name = build_view(
+            AuthenticatorId([5; 16]),
+            "Anna#1",
+            &envelope("Log på", "Nordisk B\u{430}nk"),
+            1000,
+            Language::English,
+        );
+        assert!(
+            name.warnings
+                .iter()
+                .any(|w| w.kind == WarningKind::MixedScript)
+        );
+    }
+
+    #[test]
+    fn rtl_names_are_isolated_in_the_title_and_lines_carry_their_direction() {
+        let v = build_view(
+            AuthenticatorId([5; 16]),
+            "Anna#1",
+            &envelope("Betal 100 kr\nשלום 100 kr", "בנק 12"),
+            1000,
+            Language::Danish,
+        );
+        assert_eq!(v.title, "Log på hos \u{2068}בנק 12\u{2069}");
+        assert_eq!(v.provider_name.as_deref(), Some("בנק 12"));
+        assert_eq!(v.provider_name_direction, TextDirection::RightToLeft);
+        let dirs: Vec<_> = v.reference_lines.iter().map(|l| l.direction).collect();
+        assert_eq!(
+            dirs,
+            vec![TextDirection::LeftToRight, TextDirection::RightToLeft]
+        );
+        assert_eq!(v.reference_lines[1].text, "שלום 100 kr");
+        // Hebrew and Latin in separate words is not mixed script.
+        assert!(
+            v.warnings
+                .iter()
+                .all(|w| w.kind != WarningKind::MixedScript)
+        );
+        // A refused name is never shown, so never isolated.
+        let bad = build_view(
+            AuthenticatorId([5; 16]),
+            "Anna#1",
+            &envelope("ok", "\u{2067}בנק"),
+            1000,
+            Language::Danish,
+        );
+        assert_eq!(bad.provider_name, None);
+        assert!(!bad.title.contains('\u{2068}') && !bad.title.contains('\u{2067}'));
+        assert!(bad.reference_lines.len() == 1);
     }
 
     #[test]
@@ -291,6 +468,7 @@ mod tests {
             Language::English,
         );
         assert_eq!(v.reference_text, None);
+        assert!(v.reference_lines.is_empty());
         assert_eq!(v.provider_name, None);
         assert_eq!(v.title, "Log in at unknown service");
         assert_eq!(v.actions, vec![Action::Deny, Action::ReportFraud]);

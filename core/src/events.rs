@@ -73,6 +73,8 @@ pub fn render(
         (K::FraudReported, false) => "Reported as fraud",
         (K::Used, true) => "eID brugt",
         (K::Used, false) => "eID used",
+        (K::RequestsHeld, true) => "Anmodninger stoppet",
+        (K::RequestsHeld, false) => "Requests held",
         (_, true) => "Sikkerhedshændelse",
         (_, false) => "Security event",
     };
@@ -125,6 +127,12 @@ pub fn render(
         (K::FraudReported, false) => "A request was reported as fraud and refused.",
         (K::Used, true) => "Dit eID blev brugt til at godkende en anmodning.",
         (K::Used, false) => "Your eID was used to approve a request.",
+        (K::RequestsHeld, true) => {
+            "Tjenesten, du meldte som svindel, bad igen om at bruge dit eID. Vi har stoppet dens anmodninger i en periode, så du ikke skal tage stilling til dem."
+        }
+        (K::RequestsHeld, false) => {
+            "The service you reported as fraud asked to use your eID again. We are holding its requests for a while, so you don't have to answer them."
+        }
         (_, true) => "Der skete en ændring på dit eID.",
         (_, false) => "Something changed on your eID.",
     };
@@ -140,8 +148,8 @@ pub fn render(
     };
     let detail = detail.filter(|d| validate_provider_name(d).is_ok());
     let label = match (kind, danish) {
-        (K::Used | K::FraudReported, true) => "Tjenesteudbyder",
-        (K::Used | K::FraudReported, false) => "Service provider",
+        (K::Used | K::FraudReported | K::RequestsHeld, true) => "Tjenesteudbyder",
+        (K::Used | K::FraudReported | K::RequestsHeld, false) => "Service provider",
         (_, true) => "Detalje",
         (_, false) => "Detail",
     };

@@ -40,7 +40,7 @@ use zeroize::Zeroizing;
 pub use approval::Action;
 pub use client::{ServerConfig, spki_pin_of_certificate};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use display::{Language, RequestView, Warning, WarningKind};
+pub use display::{DisplayLine, Language, RequestView, TextDirection, Warning, WarningKind};
 pub use eid_protocol::events::SecurityEventKind;
 pub use enrolment::{DeviceEnrolment, EnrolmentStatus, PendingDevice, PendingDeviceState};
 pub use error::{Error, Result};

@@ -163,6 +163,9 @@ async fn main() -> anyhow::Result<()> {
             let config = eid_server::Config {
                 listen: "127.0.0.1:0".parse()?,
                 data_dir: dir.path().to_owned(),
+                // A few identities approve in a loop: measure throughput,
+                // not the MFA-fatigue limits.
+                floods: eid_server::config::FloodConfig::rate_limits_off(),
                 ..eid_server::Config::default()
             };
             let server = eid_server::start(eid_server::ServerOptions::new(config)).await?;

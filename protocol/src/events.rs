@@ -37,6 +37,10 @@ pub enum SecurityEventKind {
     FraudReported,
     /// The identity was used (an approval); recorded only if the person opted in.
     Used,
+    /// A relying party asked again during the cool-down after the person
+    /// reported one of its requests as fraud; the request was refused
+    /// (recorded once per cool-down). The detail is the provider's name.
+    RequestsHeld,
     /// A kind this build does not know (sent by a newer server). Never sent
     /// by this build; it lets an older app keep parsing a newer feed.
     #[serde(other)]
@@ -45,7 +49,7 @@ pub enum SecurityEventKind {
 
 impl SecurityEventKind {
     /// Every known kind, in declaration order (not [`SecurityEventKind::Unknown`]).
-    pub const ALL: [SecurityEventKind; 14] = [
+    pub const ALL: [SecurityEventKind; 15] = [
         SecurityEventKind::DeviceActivated,
         SecurityEventKind::DeviceRemoved,
         SecurityEventKind::PinLockout,
@@ -60,6 +64,7 @@ impl SecurityEventKind {
         SecurityEventKind::IdentityUnblocked,
         SecurityEventKind::FraudReported,
         SecurityEventKind::Used,
+        SecurityEventKind::RequestsHeld,
     ];
 
     /// The stable name (as stored and sent).
@@ -79,6 +84,7 @@ impl SecurityEventKind {
             SecurityEventKind::IdentityUnblocked => "identity_unblocked",
             SecurityEventKind::FraudReported => "fraud_reported",
             SecurityEventKind::Used => "used",
+            SecurityEventKind::RequestsHeld => "requests_held",
             SecurityEventKind::Unknown => "unknown",
         }
     }

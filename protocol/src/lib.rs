@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod binding;
+pub mod confusables;
 pub mod crypto;
 pub mod encoding;
 pub mod events;

@@ -168,6 +168,16 @@ pub enum ErrorCode {
     ChangePending,
     /// The change is closed (completed, cancelled, expired or failed).
     ChangeClosed,
+    /// Too many requests were created for this person, or by this relying
+    /// party, in a recent window (MFA-fatigue protection). Nothing was
+    /// created; the `Retry-After` header (seconds) and the message say when
+    /// to try again.
+    RateLimited,
+    /// The person reported one of this relying party's requests as fraud
+    /// ("this wasn't me"): its new requests for them are refused until the
+    /// cool-down ends (`Retry-After` header, seconds). Nothing was created;
+    /// the person is told (once per cool-down).
+    CoolingDown,
     /// The server failed; retry later.
     Internal,
 }

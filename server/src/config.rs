@@ -48,6 +48,62 @@ pub struct Config {
     /// change, in seconds: 3600 (one hour) in production. The server's clock
     /// decides. Tests that cannot drive a manual clock shorten it.
     pub self_service_gap_secs: u64,
+    /// Limits on relying-party request creation (MFA fatigue).
+    pub floods: FloodConfig,
+}
+
+/// Limits on relying-party request creation against MFA-fatigue floods,
+/// on top of `max_pending_per_identity`. Counted in the request-creation
+/// write (serialized on the writer thread, so concurrent creates cannot
+/// slip past) over the stored requests, in sliding windows by the server's
+/// clock: the counts survive a restart. A limit of 0 turns that limit off.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FloodConfig {
+    /// Most requests for one person in any 60 s, over all relying parties
+    /// (the built-in self-service provider's are not counted).
+    pub per_identity_per_minute: u64,
+    /// Most requests for one person in any hour, over all relying parties.
+    pub per_identity_per_hour: u64,
+    /// Most requests by one relying party in any 60 s, over all persons.
+    pub per_provider_per_minute: u64,
+    /// Most requests by one relying party in any hour, over all persons.
+    pub per_provider_per_hour: u64,
+    /// Per-provider overrides of `per_provider_per_minute`, keyed by the
+    /// service provider id (32 hex digits), for a large relying party.
+    pub provider_per_minute_overrides: std::collections::BTreeMap<String, u64>,
+    /// After the person reports a request as fraud ("this wasn't me"), new
+    /// requests from that relying party for that person are refused for this
+    /// many seconds (`cooling_down`); other relying parties are not held.
+    pub fraud_hold_secs: u64,
+}
+
+impl FloodConfig {
+    /// The rate limits off (the fraud hold kept): for load generators and
+    /// benchmarks that measure throughput with a few identities. Never for
+    /// production.
+    pub fn rate_limits_off() -> Self {
+        Self {
+            per_identity_per_minute: 0,
+            per_identity_per_hour: 0,
+            per_provider_per_minute: 0,
+            per_provider_per_hour: 0,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for FloodConfig {
+    fn default() -> Self {
+        Self {
+            per_identity_per_minute: 5,
+            per_identity_per_hour: 20,
+            per_provider_per_minute: 600,
+            per_provider_per_hour: 0,
+            provider_per_minute_overrides: std::collections::BTreeMap::new(),
+            fraud_hold_secs: 3600,
+        }
+    }
 }
 
 /// The notification dispatcher: it works off the `event_deliveries` outbox.
@@ -225,6 +281,7 @@ impl Default for Config {
             max_devices_per_identity: 3,
             notifications: NotificationsConfig::default(),
             self_service_gap_secs: 3600,
+            floods: FloodConfig::default(),
         }
     }
 }
@@ -246,6 +303,7 @@ impl std::fmt::Debug for Config {
             .field("max_devices_per_identity", &self.max_devices_per_identity)
             .field("notifications", &self.notifications)
             .field("self_service_gap_secs", &self.self_service_gap_secs)
+            .field("floods", &self.floods)
             .finish_non_exhaustive()
     }
 }
@@ -342,5 +400,42 @@ bearer_token = "bearer-secret"
         // Off by default.
         let defaults = Config::default().notifications;
         assert!(defaults.smtp.is_none() && defaults.sms.is_none());
+    }
+
+    #[test]
+    fn flood_limits_default_to_production_and_parse() {
+        let f = Config::default().floods;
+        assert_eq!(
+            (
+                f.per_identity_per_minute,
+                f.per_identity_per_hour,
+                f.per_provider_per_minute,
+                f.per_provider_per_hour,
+                f.fraud_hold_secs
+            ),
+            (5, 20, 600, 0, 3600)
+        );
+        let config = Config::from_toml_str(
+            r#"
+[floods]
+per_identity_per_minute = 3
+fraud_hold_secs = 7200
+
+[floods.provider_per_minute_overrides]
+"0123456789abcdef0123456789abcdef" = 5000
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.floods.per_identity_per_minute, 3);
+        assert_eq!(config.floods.per_identity_per_hour, 20);
+        assert_eq!(config.floods.fraud_hold_secs, 7200);
+        assert_eq!(
+            config
+                .floods
+                .provider_per_minute_overrides
+                .get("0123456789abcdef0123456789abcdef"),
+            Some(&5000)
+        );
+        assert!(Config::from_toml_str("[floods]\nper_person = 1\n").is_err());
     }
 }

@@ -45,6 +45,7 @@ impl ApiError {
             RequestExpired | EnrolmentClosed => StatusCode::GONE,
             InvalidUserId | InvalidContact | InvalidReferenceText | InvalidProviderName
             | DecisionMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            RateLimited | CoolingDown => StatusCode::TOO_MANY_REQUESTS,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }

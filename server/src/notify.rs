@@ -122,6 +122,10 @@ fn what(kind: SecurityEventKind) -> (&'static str, &'static str) {
             "A request was reported as fraud",
         ),
         K::Used => ("Dit eID er brugt", "Your eID was used"),
+        K::RequestsHeld => (
+            "Nye anmodninger fra en tjeneste, du meldte som svindel, er stoppet",
+            "New requests from a service you reported as fraud were held",
+        ),
         _ => (
             "Der er sket en ændring på dit eID",
             "Something changed on your eID",
@@ -627,11 +631,7 @@ mod tests {
 
     #[test]
     fn channels_are_built_from_config_and_plain_http_is_only_for_loopback() {
-        for security in [
-            SmtpSecurity::Starttls,
-            SmtpSecurity::Tls,
-            SmtpSecurity::None,
-        ] {
+        for security in [SmtpSecurity::Starttls, SmtpSecurity::Tls] {
             let smtp = SmtpConfig {
                 host: "smtp.example.dk".into(),
                 port: 587,
@@ -649,6 +649,20 @@ mod tests {
             };
             assert!(SmtpChannel::new(&bad).is_err());
         }
+        // Plain SMTP: only to a loopback relay, and never with a login.
+        let plain = |host: &str, username: Option<&str>| SmtpConfig {
+            host: host.into(),
+            port: 2525,
+            from: "eID <no-reply@eid.example.dk>".into(),
+            security: SmtpSecurity::None,
+            username: username.map(Into::into),
+            password: username.map(|_| "secret-password".into()),
+            timeout_secs: 10,
+        };
+        SmtpChannel::new(&plain("127.0.0.1", None)).unwrap();
+        SmtpChannel::new(&plain("localhost", None)).unwrap();
+        assert!(SmtpChannel::new(&plain("smtp.example.dk", None)).is_err());
+        assert!(SmtpChannel::new(&plain("127.0.0.1", Some("eid"))).is_err());
         let sms = |url: &str| SmsWebhookConfig {
             url: url.into(),
             bearer_token: Some("token-123".into()),

@@ -12,7 +12,9 @@ use eid_protocol::{IdentityId, ServiceProviderId};
 
 use super::{AdminAuth, ApiJson, AppState, parse_id};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{ActivationCode, AuthenticatorState, Identity, ServiceProvider, StoreError};
+use crate::store::{
+    ActivationCode, AuthenticatorState, Identity, RegisterResult, ServiceProvider, StoreError,
+};
 use crate::{contact, userid};
 
 /// Crockford base32 without I, L, O, U: unambiguous when read from a letter.
@@ -254,6 +256,11 @@ pub(crate) async fn unblock_identity(
 }
 
 /// Registers a service provider; the API key is returned once and stored hashed.
+///
+/// The name must pass the text rules, be in one script (UTS #39: no Latin
+/// mixed with Cyrillic or Greek look-alikes) and not be confusable with a
+/// registered provider's name or the eID's own (equal UTS #39 skeletons,
+/// compared with and without case): otherwise `invalid_provider_name`.
 #[utoipa::path(post, path = "/v1/admin/service-providers", tag = "admin", security(("admin_token" = [])),
     request_body = RegisterServiceProviderRequest,
     responses((status = 201, body = ServiceProviderRegistered), (status = 400, body = ErrorBody),
@@ -272,6 +279,13 @@ pub(crate) async fn register_service_provider(
             eid_protocol::text::TextError::Reserved.to_string(),
         ));
     }
+    if eid_protocol::confusables::is_mixed_script(&name) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidProviderName,
+            "the name mixes scripts (for example Latin with Cyrillic or Greek letters); \
+             write it in one script",
+        ));
+    }
     let api_key = format!(
         "eidsp_{}",
         eid_protocol::wire::b64::encode(&eid_protocol::crypto::random_array::<32>())
@@ -283,7 +297,19 @@ pub(crate) async fn register_service_provider(
         created_at_ms: state.now_ms(),
     };
     let id = sp.id;
-    state.store.create_service_provider(sp).await?;
+    if let RegisterResult::ConfusableWith(existing) =
+        state.store.register_service_provider(sp).await?
+    {
+        // The registered name is not secret (it is shown to every person
+        // who gets a request): the admin needs it to see the clash.
+        return Err(ApiError::new(
+            ErrorCode::InvalidProviderName,
+            format!(
+                "the name can be confused with the registered name \"{existing}\" \
+                 (same Unicode confusable skeleton); choose a clearly different name"
+            ),
+        ));
+    }
     tracing::info!(service_provider = %id, "service provider registered");
     Ok((
         StatusCode::CREATED,

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use eid_protocol::binding::{BindingSecret, StoredBinding};
 use eid_protocol::wire::{
     BindingMode, CreateRequestRequest, ErrorBody, ErrorCode, RequestCreated, RequestStatus,
@@ -14,7 +15,7 @@ use eid_protocol::{RequestEnvelopeBody, RequestId};
 
 use super::{ApiJson, AppState, MAX_WAIT_SECS, RelyingParty, parse_id};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{CancelResult, CreateResult, StoredRequest};
+use crate::store::{CancelResult, CreateResult, LimitScope, RequestLimits, StoredRequest, Window};
 use crate::userid;
 
 fn status_response(request: &StoredRequest, now_ms: u64) -> RequestStatusResponse {
@@ -29,10 +30,86 @@ fn status_response(request: &StoredRequest, now_ms: u64) -> RequestStatusRespons
     }
 }
 
+/// An error answered with a `Retry-After` header (whole seconds, rounded up).
+pub(crate) struct RetryLater {
+    error: ApiError,
+    retry_after_secs: Option<u64>,
+}
+
+impl From<ApiError> for RetryLater {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            retry_after_secs: None,
+        }
+    }
+}
+
+impl IntoResponse for RetryLater {
+    fn into_response(self) -> Response {
+        let mut response = self.error.into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+fn retry_later(code: ErrorCode, what: &str, retry_after_ms: u64) -> RetryLater {
+    let secs = retry_after_ms.div_ceil(1000).max(1);
+    RetryLater {
+        error: ApiError::new(code, format!("{what}; retry after {secs} s")),
+        retry_after_secs: Some(secs),
+    }
+}
+
+/// The creation limits from the configuration, for provider `sp`.
+fn request_limits(state: &AppState, sp: eid_protocol::ServiceProviderId) -> RequestLimits {
+    const MINUTE_MS: u64 = 60_000;
+    const HOUR_MS: u64 = 3_600_000;
+    let f = &state.config.floods;
+    let per_minute = f
+        .provider_per_minute_overrides
+        .get(&sp.to_string())
+        .copied()
+        .unwrap_or(f.per_provider_per_minute);
+    RequestLimits {
+        max_pending: state.config.max_pending_per_identity,
+        per_identity: vec![
+            Window {
+                window_ms: MINUTE_MS,
+                limit: f.per_identity_per_minute,
+            },
+            Window {
+                window_ms: HOUR_MS,
+                limit: f.per_identity_per_hour,
+            },
+        ],
+        per_provider: vec![
+            Window {
+                window_ms: MINUTE_MS,
+                limit: per_minute,
+            },
+            Window {
+                window_ms: HOUR_MS,
+                limit: f.per_provider_per_hour,
+            },
+        ],
+        fraud_hold_ms: f.fraud_hold_secs.saturating_mul(1000),
+    }
+}
+
 /// Asks a person to log in or sign. The request expires 300 s after creation by
 /// the server's clock. With `binding` the server creates the channel-binding
 /// code (`code`) or rotating-QR secret (`qr`) and returns it here, for the
 /// relying party's login screen only.
+///
+/// Against floods (MFA fatigue), besides the pending cap: rate limits per
+/// person and per relying party (`rate_limited`, 429 with `Retry-After`), and
+/// a cool-down after the person reported one of this relying party's
+/// requests as fraud (`cooling_down`, 429 with `Retry-After`).
 #[utoipa::path(post, path = "/v1/rp/requests", tag = "relying party", security(("api_key" = [])),
     request_body = CreateRequestRequest,
     responses(
@@ -43,17 +120,21 @@ fn status_response(request: &StoredRequest, now_ms: u64) -> RequestStatusRespons
         (status = 404, description = "unknown_identity", body = ErrorBody),
         (status = 409, description = "too many pending requests", body = ErrorBody),
         (status = 413, body = ErrorBody),
-        (status = 422, description = "invalid_reference_text", body = ErrorBody)))]
+        (status = 422, description = "invalid_reference_text", body = ErrorBody),
+        (status = 429, description = "rate_limited or cooling_down; see the Retry-After header",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until a new request may be accepted")))))]
 pub(crate) async fn create_request(
     RelyingParty(sp): RelyingParty,
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CreateRequestRequest>,
-) -> ApiResult<(StatusCode, Json<RequestCreated>)> {
+) -> Result<(StatusCode, Json<RequestCreated>), RetryLater> {
     if req.kind.is_first_party() {
         return Err(ApiError::new(
             ErrorCode::InvalidParameter,
             "kind: a relying party may ask only for login or signature",
-        ));
+        )
+        .into());
     }
     let reference_text = eid_protocol::text::normalize_reference_text(&req.reference_text)
         .map_err(|e| ApiError::new(ErrorCode::InvalidReferenceText, e.to_string()))?;
@@ -64,7 +145,8 @@ pub(crate) async fn create_request(
             return Err(ApiError::new(
                 ErrorCode::InvalidParameter,
                 "binding: give either binding or binding_code, not both",
-            ));
+            )
+            .into());
         }
         (Some(code), None) => {
             let code = eid_protocol::binding::canonical_binding_code(code).map_err(|e| {
@@ -85,10 +167,7 @@ pub(crate) async fn create_request(
             )
         }
         (None, Some(_)) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameter,
-                "binding: code or qr",
-            ));
+            return Err(ApiError::new(ErrorCode::InvalidParameter, "binding: code or qr").into());
         }
         (None, None) => (None, None, None),
     };
@@ -128,28 +207,47 @@ pub(crate) async fn create_request(
         status: RequestStatus::Pending,
         decision: None,
     };
+    let limits = request_limits(&state, sp.id);
     match state
         .store
-        .create_request(stored, state.config.max_pending_per_identity, now)
-        .await?
+        .create_request_limited(stored, limits, now)
+        .await
+        .map_err(ApiError::from)?
     {
         CreateResult::Created => {}
         CreateResult::UnknownIdentity => {
-            return Err(ApiError::new(
-                ErrorCode::UnknownIdentity,
-                "no identity has this user ID",
-            ));
+            return Err(
+                ApiError::new(ErrorCode::UnknownIdentity, "no identity has this user ID").into(),
+            );
         }
         CreateResult::Blocked => {
-            return Err(ApiError::new(
-                ErrorCode::IdentityBlocked,
-                "the identity is blocked",
-            ));
+            return Err(
+                ApiError::new(ErrorCode::IdentityBlocked, "the identity is blocked").into(),
+            );
         }
         CreateResult::TooManyPending => {
             return Err(ApiError::new(
                 ErrorCode::RequestClosed,
                 "this person has too many pending requests; try later",
+            )
+            .into());
+        }
+        CreateResult::RateLimited {
+            scope,
+            retry_after_ms,
+        } => {
+            let what = match scope {
+                LimitScope::Identity => "too many requests for this person recently",
+                LimitScope::Provider => "too many requests from this service provider recently",
+            };
+            return Err(retry_later(ErrorCode::RateLimited, what, retry_after_ms));
+        }
+        CreateResult::CoolingDown { retry_after_ms } => {
+            return Err(retry_later(
+                ErrorCode::CoolingDown,
+                "this person reported a request from this service provider as fraud; \
+                 its requests for them are held",
+                retry_after_ms,
             ));
         }
     }

@@ -307,6 +307,72 @@ pub enum CreateResult {
     Blocked,
     /// The identity already has the maximum of pending requests.
     TooManyPending,
+    /// A rate limit of [`RequestLimits`] is reached; nothing was stored.
+    RateLimited {
+        /// Whose limit: the person's or the relying party's.
+        scope: LimitScope,
+        /// Milliseconds until one more request fits the window.
+        retry_after_ms: u64,
+    },
+    /// The person reported a request of this relying party as fraud less than
+    /// the hold ago; nothing was stored (the person is told once per hold).
+    CoolingDown {
+        /// Milliseconds until the hold ends.
+        retry_after_ms: u64,
+    },
+}
+
+/// Result of registering a service provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterResult {
+    /// Stored.
+    Registered,
+    /// Not stored: the name looks like this registered provider's name.
+    ConfusableWith(String),
+}
+
+/// Whose rate limit a refused request ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitScope {
+    /// The person's (over all relying parties).
+    Identity,
+    /// The relying party's (over all persons).
+    Provider,
+}
+
+/// One sliding window: at most `limit` requests in any `window_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Window length in milliseconds.
+    pub window_ms: u64,
+    /// Most requests in it; 0 turns the window off.
+    pub limit: u64,
+}
+
+/// The limits checked, atomically with the insert, when a relying party
+/// creates a request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestLimits {
+    /// Most pending unexpired requests of the identity.
+    pub max_pending: u64,
+    /// Windows over the identity's requests from all relying parties (the
+    /// built-in self-service provider's not counted).
+    pub per_identity: Vec<Window>,
+    /// Windows over the relying party's requests for all identities.
+    pub per_provider: Vec<Window>,
+    /// After a fraud report on one of the provider's requests for this
+    /// identity, refuse its new requests for this many milliseconds; 0: off.
+    pub fraud_hold_ms: u64,
+}
+
+impl RequestLimits {
+    /// Only the pending cap.
+    pub fn pending_only(max_pending: u64) -> Self {
+        Self {
+            max_pending,
+            ..Self::default()
+        }
+    }
 }
 
 /// What a pull reads.
@@ -645,6 +711,11 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_nonces(&self, now_ms: u64) -> StoreResult<u64>;
     /// Stores a service provider; `Conflict` on a key-hash collision.
     async fn create_service_provider(&self, sp: ServiceProvider) -> StoreResult<()>;
+    /// Stores a service provider unless, atomically, its name is confusable
+    /// (equal UTS #39 skeletons, [`eid_protocol::confusables::names_confusable`])
+    /// with a registered provider's name, the built-in self-service provider's
+    /// included; `Conflict` on a key-hash collision.
+    async fn register_service_provider(&self, sp: ServiceProvider) -> StoreResult<RegisterResult>;
     /// Finds a service provider by the hash of its API key.
     async fn service_provider_by_key(
         &self,
@@ -656,6 +727,20 @@ pub trait Store: Send + Sync + 'static {
         &self,
         request: StoredRequest,
         max_pending: u64,
+        now_ms: u64,
+    ) -> StoreResult<CreateResult> {
+        self.create_request_limited(request, RequestLimits::pending_only(max_pending), now_ms)
+            .await
+    }
+    /// Like [`Store::create_request`], checking, in the same atomic write and
+    /// in this order: the identity exists and is unblocked; the relying party
+    /// is not held for it after a fraud report (the first refusal of a hold
+    /// records a `requests_held` event); the pending cap; the rate-limit
+    /// windows (sliding, over the stored requests' creation times).
+    async fn create_request_limited(
+        &self,
+        request: StoredRequest,
+        limits: RequestLimits,
         now_ms: u64,
     ) -> StoreResult<CreateResult>;
     /// Loads a request.

@@ -206,6 +206,22 @@ fn migrations() -> Migrations<'static> {
             WHERE state IN ('awaiting_first_login', 'waiting_second_login', 'awaiting_second_login');
         "#,
         ),
+        // v6: flood limits. Sliding-window counts of request creation per
+        // identity and per relying party, and the cool-down after a fraud
+        // report: one row per (identity, provider), set by the report.
+        M::up(
+            r#"
+        CREATE INDEX requests_by_identity_created ON requests(identity_id, created_at_ms);
+        CREATE INDEX requests_by_provider_created ON requests(service_provider_id, created_at_ms);
+        CREATE TABLE fraud_holds (
+            identity_id BLOB NOT NULL REFERENCES identities(id),
+            service_provider_id BLOB NOT NULL REFERENCES service_providers(id),
+            reported_at_ms INTEGER NOT NULL,
+            notified INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (identity_id, service_provider_id)
+        ) WITHOUT ROWID;
+        "#,
+        ),
     ])
 }
 
@@ -1275,6 +1291,31 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn register_service_provider(&self, sp: ServiceProvider) -> StoreResult<RegisterResult> {
+        self.write(move |c| {
+            // Registrations are rare: a scan of the names is cheap, and in
+            // the write job it cannot race another registration.
+            let names = c
+                .prepare_cached("SELECT name FROM service_providers")?
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let builtin = eid_protocol::SELF_SERVICE_PROVIDER_NAME;
+            if let Some(existing) = std::iter::once(builtin)
+                .chain(names.iter().map(String::as_str))
+                .find(|n| eid_protocol::confusables::names_confusable(n, &sp.name))
+            {
+                return Ok(RegisterResult::ConfusableWith(existing.to_owned()));
+            }
+            c.prepare_cached(
+                "INSERT INTO service_providers (id, name, api_key_sha256, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![sp.id.as_bytes().as_slice(), sp.name, sp.api_key_sha256.as_slice(), i64_of(sp.created_at_ms)])
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("api_key") } else { e.into() })?;
+            Ok(RegisterResult::Registered)
+        })
+        .await
+    }
+
     async fn service_provider_by_key(
         &self,
         api_key_sha256: [u8; 32],
@@ -1297,10 +1338,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_request(
+    async fn create_request_limited(
         &self,
         request: StoredRequest,
-        max_pending: u64,
+        limits: RequestLimits,
         now_ms: u64,
     ) -> StoreResult<CreateResult> {
         let envelope_json = serde_json::to_string(&request.envelope)
@@ -1314,8 +1355,14 @@ impl Store for SqliteStore {
                 Some(i) if i.blocked => return Ok(CreateResult::Blocked),
                 Some(_) => {}
             }
-            if pending_count(c, &e.identity_id, now_ms)? >= max_pending {
+            if let Some(held) = fraud_hold(c, e, limits.fraud_hold_ms, now_ms)? {
+                return Ok(held);
+            }
+            if pending_count(c, &e.identity_id, now_ms)? >= limits.max_pending {
                 return Ok(CreateResult::TooManyPending);
+            }
+            if let Some(limited) = rate_limited(c, e, &limits, now_ms)? {
+                return Ok(limited);
             }
             insert_request(c, &request, &envelope_json)?;
             Ok(CreateResult::Created)
@@ -1442,6 +1489,15 @@ impl Store for SqliteStore {
             }
             if provider == *eid_protocol::SELF_SERVICE_PROVIDER_ID.as_bytes() {
                 on_self_service_decision(c, &request_id, &record, now_ms)?;
+            } else if record.outcome == Outcome::ReportFraud {
+                // "This wasn't me": this provider's new requests for this
+                // person are held from now (a new report restarts the hold).
+                c.prepare_cached(
+                    "INSERT INTO fraud_holds (identity_id, service_provider_id, reported_at_ms, notified) \
+                     VALUES (?1, ?2, ?3, 0) ON CONFLICT (identity_id, service_provider_id) \
+                     DO UPDATE SET reported_at_ms = excluded.reported_at_ms, notified = 0",
+                )?
+                .execute(params![identity_id.as_bytes().as_slice(), provider.as_slice(), i64_of(now_ms)])?;
             }
             Ok(DecideResult::Accepted(record))
         })
@@ -2214,6 +2270,139 @@ fn insert_request(
         i64_of(e.expires_at_ms)
     ])?;
     Ok(())
+}
+
+/// The cool-down after a fraud report: `Some(CoolingDown)` while the
+/// provider is held for the identity. The first refusal of a hold records a
+/// `requests_held` event (so a flood during the hold notifies once).
+fn fraud_hold(
+    c: &Connection,
+    e: &RequestEnvelopeBody,
+    hold_ms: u64,
+    now_ms: u64,
+) -> StoreResult<Option<CreateResult>> {
+    if hold_ms == 0 {
+        return Ok(None);
+    }
+    let identity = e.identity_id.as_bytes().as_slice();
+    let provider = e.service_provider_id.as_bytes().as_slice();
+    let Some((reported_at_ms, notified)) = c
+        .prepare_cached(
+            "SELECT reported_at_ms, notified FROM fraud_holds \
+             WHERE identity_id = ?1 AND service_provider_id = ?2",
+        )?
+        .query_row(params![identity, provider], |r| {
+            Ok((u64_at(r, 0)?, r.get::<_, bool>(1)?))
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let until_ms = reported_at_ms.saturating_add(hold_ms);
+    if now_ms >= until_ms {
+        return Ok(None);
+    }
+    if !notified {
+        c.prepare_cached(
+            "UPDATE fraud_holds SET notified = 1 WHERE identity_id = ?1 AND service_provider_id = ?2",
+        )?
+        .execute(params![identity, provider])?;
+        insert_event(
+            c,
+            &NewEvent {
+                identity_id: e.identity_id,
+                kind: SecurityEventKind::RequestsHeld,
+                authenticator_id: None,
+                detail: Some(e.service_provider_name.clone()),
+                occurred_at_ms: now_ms,
+                extra_recipients: Vec::new(),
+            },
+        )?;
+    }
+    Ok(Some(CreateResult::CoolingDown {
+        retry_after_ms: until_ms - now_ms,
+    }))
+}
+
+/// How long until one more request fits `window`, given the creation times
+/// matched by `sql` (`?1` the identity or provider, `?2` the window start,
+/// `?3` the count to skip): `None` while it fits now.
+fn window_wait(
+    c: &Connection,
+    sql: &str,
+    key: &[u8],
+    window: Window,
+    now_ms: u64,
+) -> rusqlite::Result<Option<u64>> {
+    if window.limit == 0 {
+        return Ok(None);
+    }
+    let start = now_ms.saturating_sub(window.window_ms);
+    let count: i64 = c
+        .prepare_cached(&format!("SELECT COUNT(*) {sql}"))?
+        .query_row(params![key, i64_of(start)], |r| r.get(0))?;
+    let count = u64::try_from(count).unwrap_or(0);
+    if count < window.limit {
+        return Ok(None);
+    }
+    // The window frees a slot when the (count - limit + 1)-th oldest request
+    // in it leaves it.
+    let skip = count - window.limit;
+    let oldest: Option<i64> = c
+        .prepare_cached(&format!(
+            "SELECT created_at_ms {sql} ORDER BY created_at_ms LIMIT 1 OFFSET ?3"
+        ))?
+        .query_row(params![key, i64_of(start), i64_of(skip)], |r| r.get(0))
+        .optional()?;
+    let leaves_at = oldest
+        .and_then(|t| u64::try_from(t).ok())
+        .map_or(now_ms, |t| t.saturating_add(window.window_ms));
+    Ok(Some(leaves_at.saturating_sub(now_ms).max(1)))
+}
+
+/// The rate limits: `Some(RateLimited)` when a window is full.
+fn rate_limited(
+    c: &Connection,
+    e: &RequestEnvelopeBody,
+    limits: &RequestLimits,
+    now_ms: u64,
+) -> rusqlite::Result<Option<CreateResult>> {
+    const BY_IDENTITY: &str = "FROM requests WHERE identity_id = ?1 AND created_at_ms > ?2 \
+        AND service_provider_id != zeroblob(16)";
+    const BY_PROVIDER: &str = "FROM requests WHERE service_provider_id = ?1 AND created_at_ms > ?2";
+    let checks = limits
+        .per_identity
+        .iter()
+        .map(|w| {
+            (
+                LimitScope::Identity,
+                BY_IDENTITY,
+                e.identity_id.as_bytes(),
+                *w,
+            )
+        })
+        .chain(limits.per_provider.iter().map(|w| {
+            (
+                LimitScope::Provider,
+                BY_PROVIDER,
+                e.service_provider_id.as_bytes(),
+                *w,
+            )
+        }));
+    let mut worst: Option<(LimitScope, u64)> = None;
+    for (scope, sql, key, window) in checks {
+        if let Some(wait) = window_wait(c, sql, key.as_slice(), window, now_ms)?
+            && worst.is_none_or(|(_, w)| wait > w)
+        {
+            worst = Some((scope, wait));
+        }
+    }
+    Ok(
+        worst.map(|(scope, retry_after_ms)| CreateResult::RateLimited {
+            scope,
+            retry_after_ms,
+        }),
+    )
 }
 
 fn pending_count(c: &Connection, identity_id: &IdentityId, now_ms: u64) -> rusqlite::Result<u64> {

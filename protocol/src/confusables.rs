@@ -1,0 +1,273 @@
+//! Spoof checks on text that has already passed the rules of [`crate::text`]:
+//! Unicode confusables (UTS #39 skeletons), mixed scripts (UTS #39 §5) and the
+//! direction of a line (for bidi-safe display).
+//!
+//! Built on the `unicode-security` crate (unicode-rs, the tables rustc's
+//! `confusable_idents` and `mixed_script_confusables` lints use).
+//!
+//! - The server refuses a service provider's name whose [`name_skeletons`]
+//!   equals a registered provider's (or the built-in
+//!   [`crate::SELF_SERVICE_PROVIDER_NAME`]'s), and any name that is not
+//!   single-script ([`is_mixed_script`]): "Nordisk Bаnk" with a Cyrillic а
+//!   is both.
+//! - The core warns about reference-text words that mix scripts
+//!   ([`mixed_script_words`]); ordinary Danish text (Latin letters with
+//!   digits and punctuation, which are script-neutral) is single-script.
+//! - [`line_direction`] gives the base direction a line must be displayed
+//!   with, so right-to-left letters (allowed) cannot pull neighbouring
+//!   digits and punctuation of another line or of the surrounding UI.
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_security::MixedScript;
+use unicode_security::confusable_detection::skeleton;
+
+/// The comparison keys of a provider's name: the UTS #39 skeleton of its
+/// NFC form as written, and the skeleton of its lower-cased form, each with
+/// runs of whitespace folded to one space. Two names are confusable when
+/// either key matches ([`names_confusable`]): "Nordisk Bank", "NORDISK BANK",
+/// "nordisk  bank", "Nordisk Bаnk" with a Cyrillic а and "Νordisk Bank" with
+/// a Greek Ν all collide. Both keys are needed: lower-casing first turns a
+/// Greek Ν into ν (whose prototype is v), and case alone is not covered by
+/// the skeleton.
+pub fn name_skeletons(name: &str) -> [String; 2] {
+    let nfc: String = name.nfc().collect();
+    let lowered: String = nfc.chars().flat_map(char::to_lowercase).collect();
+    [fold_spaces(skeleton(&nfc)), fold_spaces(skeleton(&lowered))]
+}
+
+fn fold_spaces(chars: impl Iterator<Item = char>) -> String {
+    let mut out = String::new();
+    let mut in_space = false;
+    for c in chars {
+        if c.is_whitespace() {
+            in_space = true;
+        } else {
+            if in_space && !out.is_empty() {
+                out.push(' ');
+            }
+            out.push(c);
+            in_space = false;
+        }
+    }
+    out
+}
+
+/// Whether two names are confusable: one of their [`name_skeletons`] keys
+/// is equal.
+pub fn names_confusable(a: &str, b: &str) -> bool {
+    let (ka, kb) = (name_skeletons(a), name_skeletons(b));
+    ka[0] == kb[0] || ka[1] == kb[1]
+}
+
+/// Whether `text` mixes scripts (is not single-script by UTS #39's augmented
+/// script sets). Common and Inherited characters (digits, punctuation, spaces,
+/// combining marks) fit any script; Han with Hiragana/Katakana or Hangul
+/// counts as one script (Japanese, Korean).
+pub fn is_mixed_script(text: &str) -> bool {
+    !text.is_single_script()
+}
+
+/// The whitespace-separated words of `text` that mix scripts, in order
+/// (for example "Nоrdisk" with a Cyrillic о). A text in one script per word,
+/// such as "Betal 100 kr til Москва", has none.
+pub fn mixed_script_words(text: &str) -> Vec<&str> {
+    text.split_whitespace()
+        .filter(|w| is_mixed_script(w))
+        .collect()
+}
+
+/// The base direction a line of text is displayed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Direction {
+    /// Left to right (also the default for a line with no strong letter).
+    LeftToRight,
+    /// Right to left: the first strong letter is Hebrew, Arabic or another
+    /// right-to-left script.
+    RightToLeft,
+}
+
+/// Whether `c` is a strong right-to-left letter (Bidi_Class R or AL),
+/// approximated by the letters of the right-to-left blocks.
+pub fn is_rtl_letter(c: char) -> bool {
+    let cp = c as u32;
+    let rtl_block = matches!(cp,
+        0x0590..=0x08FF      // Hebrew, Arabic, Syriac, Thaana, NKo, Samaritan, Mandaic, Arabic ext.
+        | 0xFB1D..=0xFDFF    // Hebrew and Arabic presentation forms A
+        | 0xFE70..=0xFEFF    // Arabic presentation forms B
+        | 0x10800..=0x10FFF  // ancient right-to-left scripts, Hanifi Rohingya, ...
+        | 0x1E800..=0x1EFFF  // Mende Kikakui, Adlam, Arabic mathematical
+    );
+    rtl_block && c.is_alphabetic()
+}
+
+/// Whether `c` is a strong left-to-right letter (a letter outside the
+/// right-to-left blocks).
+fn is_ltr_letter(c: char) -> bool {
+    c.is_alphabetic() && !is_rtl_letter(c)
+}
+
+/// The base direction of one line by its first strong letter (the Unicode
+/// Bidirectional Algorithm's rules P2 and P3); left to right if it has none.
+pub fn line_direction(line: &str) -> Direction {
+    for c in line.chars() {
+        if is_rtl_letter(c) {
+            return Direction::RightToLeft;
+        }
+        if is_ltr_letter(c) {
+            return Direction::LeftToRight;
+        }
+    }
+    Direction::LeftToRight
+}
+
+/// Whether `text` has any right-to-left letter (and so needs isolating where
+/// it is placed inside other text).
+pub fn has_rtl(text: &str) -> bool {
+    text.chars().any(is_rtl_letter)
+}
+
+/// FIRST STRONG ISOLATE: starts a bidi isolate whose direction is that of
+/// its first strong letter.
+pub const FSI: char = '\u{2068}';
+/// POP DIRECTIONAL ISOLATE: ends an isolate.
+pub const PDI: char = '\u{2069}';
+
+/// `text` wrapped in FSI … PDI, so that, placed inside other text, neither
+/// can reorder the other. Only for text that passed the rules (which refuse
+/// bidi controls, so the isolate cannot be closed early from inside).
+pub fn isolate(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 6);
+    out.push(FSI);
+    out.push_str(text);
+    out.push(PDI);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::{TextError, normalize_provider_name, normalize_reference_text};
+
+    #[test]
+    fn homoglyph_provider_names_share_a_skeleton() {
+        let real = "Nordisk Bank";
+        for spoof in [
+            "Nordisk B\u{430}nk",       // Cyrillic а
+            "N\u{43E}rdisk Bank",       // Cyrillic о
+            "NORDISK BANK",             // case
+            "nordisk  bank",            // double space
+            "Nordisk Ba\u{578}k",       // Armenian ո for n
+            "\u{39D}ordisk Bank",       // Greek Ν
+            "Nordisk Bank",             // identical
+            "Nordisk \u{1D401}ank",     // mathematical bold B
+            "Nordisk B\u{251}nk",       // Latin alpha
+            "N\u{3BF}rdisk B\u{3B1}nk", // Greek ο and α
+        ] {
+            assert!(
+                names_confusable(real, spoof),
+                "{spoof:?} ~ {real:?}: {:?} vs {:?}",
+                name_skeletons(spoof),
+                name_skeletons(real)
+            );
+        }
+        assert!(names_confusable("eID Selvbetjening", "elD Selvbetjening"));
+        for other in ["Nordisk Bank A/S", "Nordea", "Danske Bank", "Ærø Købmand"] {
+            assert!(!names_confusable(real, other), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn mixed_script_is_detected_and_danish_is_not() {
+        assert!(is_mixed_script("Nordisk B\u{430}nk"));
+        assert!(is_mixed_script("Paypa\u{406}"));
+        for ok in [
+            "Nordisk Bank A/S",
+            "Ærø Købmand ApS",
+            "Overførsel 1.250,00 kr. til Søren Åberg",
+            "Москва",
+            "שלום",
+            "東京タワー",
+            "1234 - 5678",
+        ] {
+            assert!(!is_mixed_script(ok), "{ok:?}");
+        }
+        assert_eq!(
+            mixed_script_words("Log på N\u{43E}rdisk Netbank\nBetal 100 kr til Москва"),
+            vec!["N\u{43E}rdisk"]
+        );
+        assert!(mixed_script_words("Log på Netbank\nOverførsel 1.250,00 kr. til Ærø").is_empty());
+    }
+
+    #[test]
+    fn direction_is_by_first_strong_letter() {
+        assert_eq!(line_direction("Betal 100 kr"), Direction::LeftToRight);
+        assert_eq!(line_direction("123 שלום"), Direction::RightToLeft);
+        assert_eq!(line_direction("مرحبا Bank"), Direction::RightToLeft);
+        assert_eq!(line_direction("100,00 - 5"), Direction::LeftToRight);
+        // Arabic-Indic digits are not letters: they do not set the direction.
+        assert_eq!(line_direction("\u{661}\u{662} kr"), Direction::LeftToRight);
+        assert!(has_rtl("Bank שלום") && !has_rtl("Ærø 12"));
+        assert_eq!(isolate("שלום"), "\u{2068}שלום\u{2069}");
+    }
+
+    /// Trojan Source (CVE-2021-42574, CVE-2021-42694) cases: every bidi
+    /// control and invisible joiner is refused in both texts, so an isolate
+    /// we add around a checked text cannot be closed or overridden from inside.
+    #[test]
+    fn trojan_source_set_is_refused() {
+        let bidi = [
+            ("RLO", "Betal \u{202E}00.001\u{202C} kr"),
+            ("LRO", "Betal \u{202D}100\u{202C} kr"),
+            ("RLE", "a\u{202B}b\u{202C}"),
+            ("LRE", "a\u{202A}b\u{202C}"),
+            ("RLI", "Betal \u{2067}100 kr\u{2069} til Bank"),
+            ("LRI", "x\u{2066}y\u{2069}"),
+            ("FSI", "x\u{2068}y\u{2069}"),
+            ("PDI alone", "Bank\u{2069} 100"),
+            ("early PDI", "Nordisk\u{2069}\u{2067}knaB"),
+            ("RLM", "100\u{200F}kr"),
+            ("LRM", "100\u{200E}kr"),
+            ("ALM", "100\u{61C}kr"),
+        ];
+        for (name, t) in bidi {
+            assert!(
+                matches!(
+                    normalize_reference_text(t),
+                    Err(TextError::BidiControl { .. })
+                ),
+                "{name}"
+            );
+            assert!(
+                matches!(
+                    normalize_provider_name(t),
+                    Err(TextError::BidiControl { .. })
+                ),
+                "{name}"
+            );
+        }
+        for (name, t) in [
+            ("ZWJ", "Nordisk\u{200D}Bank"),
+            ("ZWNJ", "Nord\u{200C}isk"),
+            ("ZWSP", "Net\u{200B}bank"),
+            ("word joiner", "Net\u{2060}bank"),
+            ("BOM", "\u{FEFF}Bank x"),
+            ("tag", "Bank\u{E0041}"),
+            ("variation selector", "Bank\u{FE0F}"),
+            ("soft hyphen", "Ban\u{AD}k"),
+        ] {
+            assert!(
+                matches!(normalize_provider_name(t), Err(TextError::Invisible { .. })),
+                "{name}"
+            );
+        }
+        // Homoglyphs pass the character rules but not the spoof checks.
+        let homoglyph = normalize_provider_name("Nordisk B\u{430}nk").unwrap();
+        assert!(is_mixed_script(&homoglyph));
+        assert!(names_confusable(&homoglyph, "Nordisk Bank"));
+        // A whole-Cyrillic look-alike is single-script but still confusable.
+        let whole = "\u{420}\u{430}\u{443}\u{440}\u{430}\u{43B}";
+        assert!(!is_mixed_script(whole));
+        assert!(names_confusable("Nordea", "N\u{43E}rdea"));
+    }
+}
