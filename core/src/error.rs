@@ -78,6 +78,15 @@ pub enum Error {
     /// started. Nothing was recorded; check the code and try again.
     #[error("the code does not match the one shown where the request was started")]
     WrongBindingCode,
+    /// The request was approved too soon after it was first shown (minimum
+    /// read time). Nothing was signed or counted and the PIN unlock is still
+    /// valid: approve again after `wait_ms`. Deny and report-fraud are never
+    /// refused so.
+    #[error("approved too soon after the request was shown: wait {wait_ms} ms")]
+    TooFast {
+        /// Milliseconds still to wait (monotonic).
+        wait_ms: u64,
+    },
     /// The unlock is unknown, already used, expired, or for another request.
     #[error("the PIN unlock is no longer valid; enter the PIN again")]
     UnlockInvalid,

@@ -59,6 +59,10 @@ use store::{AccountRow, DecisionStatus, PendingActivationRow, PendingRow, Store}
 /// Default lifetime of a PIN unlock (monotonic).
 pub const DEFAULT_UNLOCK_TTL_MS: u64 = 60_000;
 
+/// Default minimum read time: an approval is refused until a request has
+/// been on screen this long (monotonic milliseconds).
+pub const DEFAULT_MIN_READ_MS: u64 = 1_500;
+
 /// Configuration of an [`Authenticator`].
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -74,10 +78,16 @@ pub struct Config {
     pub language: Language,
     /// How long a PIN unlock stays valid, in monotonic milliseconds.
     pub unlock_ttl_ms: u64,
+    /// Minimum read time: [`Authenticator::approve`] refuses with
+    /// [`Error::TooFast`] until the request's display model was first built
+    /// this many monotonic milliseconds ago (0 = no minimum). Deny and
+    /// report-fraud are never held back.
+    pub min_read_ms: u64,
 }
 
 impl Config {
-    /// A configuration with the defaults (calibrated KDF, 6-digit PIN, Danish, 60 s unlock).
+    /// A configuration with the defaults (calibrated KDF, 6-digit PIN, Danish,
+    /// 60 s unlock, 1.5 s minimum read time).
     pub fn new(db_path: impl Into<PathBuf>, server: ServerConfig) -> Self {
         Self {
             db_path: db_path.into(),
@@ -86,6 +96,7 @@ impl Config {
             pin_policy: PinPolicy::default(),
             language: Language::default(),
             unlock_ttl_ms: DEFAULT_UNLOCK_TTL_MS,
+            min_read_ms: DEFAULT_MIN_READ_MS,
         }
     }
 }
@@ -153,6 +164,9 @@ struct Inner {
     /// Serializes PIN attempts so every attempt is counted.
     pin_lock: Mutex<()>,
     timers: Mutex<HashMap<(AuthenticatorId, RequestId), RequestTimer>>,
+    /// When each request's display model was first built (monotonic, this
+    /// process only: after a restart the read time counts again).
+    shown: Mutex<HashMap<(AuthenticatorId, RequestId), u64>>,
     unlocks: Mutex<HashMap<[u8; 16], UnlockEntry>>,
     /// Lockout deadlines on the monotonic clock (this process only).
     mono_locks: Mutex<HashMap<AuthenticatorId, u64>>,
@@ -211,6 +225,7 @@ impl Authenticator {
                 clock,
                 pin_lock: Mutex::new(()),
                 timers: Mutex::new(HashMap::new()),
+                shown: Mutex::new(HashMap::new()),
                 unlocks: Mutex::new(HashMap::new()),
                 mono_locks: Mutex::new(HashMap::new()),
             }),
@@ -431,6 +446,11 @@ impl Authenticator {
             .collect();
         lock(&self.inner.store)?.apply_feed(&feeds)?;
         self.store_account_details(&resp.accounts)?;
+        let mut shown = lock(&self.inner.shown)?;
+        for (id, _, keep) in &kept {
+            shown.retain(|(a, r), _| a != id || keep.iter().any(|e| e.envelope.request_id == *r));
+        }
+        drop(shown);
         let mut timers = lock(&self.inner.timers)?;
         for (id, _, keep) in &kept {
             let id = *id;
@@ -517,6 +537,8 @@ impl Authenticator {
             if left == 0 {
                 continue;
             }
+            self.inner
+                .mark_shown(&row.authenticator_id, &row.envelope.envelope.request_id)?;
             out.push(display::build_view(
                 account.authenticator_id,
                 &account.user_id,
@@ -566,8 +588,22 @@ impl Authenticator {
         })
     }
 
+    /// How long the person must still read the request before
+    /// [`Authenticator::approve`] accepts it (monotonic ms, 0 = now). The
+    /// read time counts from the first time the request's display model was
+    /// built ([`Authenticator::refresh`], [`Authenticator::requests`],
+    /// [`Authenticator::requests_for`]) in this process; a request never
+    /// shown starts counting now. After a restart it counts again from the
+    /// first display. No network.
+    pub fn read_time_left(&self, account: &AuthenticatorId, request: &RequestId) -> Result<u64> {
+        self.inner.decidable(account, request)?;
+        self.inner.read_time_left(account, request)
+    }
+
     /// Approves the unlocked request after the swipe. Signs with the device key
     /// and the PIN key, submits, and verifies the server's receipt.
+    /// Refused with [`Error::TooFast`] (nothing signed or counted, the unlock
+    /// kept) if the request was shown less than [`Config::min_read_ms`] ago.
     /// `binding_code` is the code from the login screen when the request needs one.
     pub async fn approve(
         &self,
@@ -607,16 +643,24 @@ impl Authenticator {
         let entry = {
             let mut unlocks = lock(&self.inner.unlocks)?;
             let now = self.inner.clock.monotonic_ms();
-            match unlocks.remove(&unlock.id) {
-                Some(e)
-                    if e.expires_mono_ms > now
-                        && e.authenticator_id == unlock.authenticator_id
-                        && e.request_id == unlock.request_id =>
-                {
-                    e
-                }
-                _ => return Err(Error::UnlockInvalid),
+            let valid = unlocks.get(&unlock.id).is_some_and(|e| {
+                e.expires_mono_ms > now
+                    && e.authenticator_id == unlock.authenticator_id
+                    && e.request_id == unlock.request_id
+            });
+            if !valid {
+                unlocks.remove(&unlock.id);
+                return Err(Error::UnlockInvalid);
             }
+            // Minimum read time, before the unlock is used up: a refusal
+            // signs nothing, counts nothing and keeps the unlock.
+            let wait_ms = self
+                .inner
+                .read_time_left(&unlock.authenticator_id, &unlock.request_id)?;
+            if wait_ms > 0 {
+                return Err(Error::TooFast { wait_ms });
+            }
+            unlocks.remove(&unlock.id).ok_or(Error::UnlockInvalid)?
         };
         self.decide(
             &unlock.authenticator_id,
@@ -949,9 +993,31 @@ impl Inner {
         }
     }
 
+    /// Records the first time a request's display model was built.
+    fn mark_shown(&self, account: &AuthenticatorId, request: &RequestId) -> Result<()> {
+        let now = self.clock.monotonic_ms();
+        lock(&self.shown)?
+            .entry((*account, *request))
+            .or_insert(now);
+        Ok(())
+    }
+
+    /// Read time still owed for a request (see [`Authenticator::read_time_left`]).
+    fn read_time_left(&self, account: &AuthenticatorId, request: &RequestId) -> Result<u64> {
+        let min = self.config.min_read_ms;
+        if min == 0 {
+            return Ok(0);
+        }
+        let now = self.clock.monotonic_ms();
+        let mut shown = lock(&self.shown)?;
+        let at = *shown.entry((*account, *request)).or_insert(now);
+        Ok(min.saturating_sub(now.saturating_sub(at)))
+    }
+
     fn drop_memory(&self, account: &AuthenticatorId) -> Result<()> {
         lock(&self.unlocks)?.retain(|_, u| u.authenticator_id != *account);
         lock(&self.timers)?.retain(|(a, _), _| a != account);
+        lock(&self.shown)?.retain(|(a, _), _| a != account);
         lock(&self.mono_locks)?.remove(account);
         Ok(())
     }
@@ -1445,6 +1511,30 @@ mod tests {
             a.approve(&token, false, None).await,
             Err(Error::SwipeRequired)
         );
+        // Minimum read time: refused with the time still owed; nothing
+        // signed, the unlock kept.
+        f.clock.advance(400);
+        assert_eq!(
+            a.approve(&token, true, None).await,
+            Err(Error::TooFast {
+                wait_ms: DEFAULT_MIN_READ_MS - 400
+            })
+        );
+        assert_eq!(
+            a.read_time_left(&f.account, &req),
+            Ok(DEFAULT_MIN_READ_MS - 400)
+        );
+        assert!(
+            a.inner
+                .store
+                .lock()
+                .unwrap()
+                .decision(&f.account, &req)
+                .unwrap()
+                .is_none()
+        );
+        f.clock.advance(DEFAULT_MIN_READ_MS - 400);
+        assert_eq!(a.read_time_left(&f.account, &req), Ok(0));
         assert!(matches!(
             a.approve(&token, true, None).await,
             Err(Error::Network(_))

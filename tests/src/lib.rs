@@ -159,7 +159,32 @@ impl World {
 
     /// A phone that talks to `base_url`, pinning `spki_pin` (a man in the
     /// middle, say). Its clock starts at the server's time.
+    ///
+    /// Harness phones have no minimum read time (`min_read_ms = 0`): the
+    /// suites approve right after a refresh and measure the protocol, not the
+    /// person. `scenarios_readtime.rs` uses [`World::phone_configured`] with
+    /// the production default to prove the refusal.
     pub fn phone_via(&self, name: &str, base_url: &str, spki_pin: &str) -> anyhow::Result<Phone> {
+        self.phone_built(name, base_url, spki_pin, |c| c.min_read_ms = 0)
+    }
+
+    /// A phone that talks to the server directly, with the core's production
+    /// configuration (minimum read time included) changed by `configure`.
+    pub fn phone_configured(
+        &self,
+        name: &str,
+        configure: impl FnOnce(&mut eid_core::Config),
+    ) -> anyhow::Result<Phone> {
+        self.phone_built(name, &self.base_url(), &self.spki_pin, configure)
+    }
+
+    fn phone_built(
+        &self,
+        name: &str,
+        base_url: &str,
+        spki_pin: &str,
+        configure: impl FnOnce(&mut eid_core::Config),
+    ) -> anyhow::Result<Phone> {
         let dir = self.dir.path().join("phones").join(name);
         std::fs::create_dir_all(&dir)?;
         let mut server = ServerConfig::new(base_url, spki_pin);
@@ -167,6 +192,7 @@ impl World {
         server.request_timeout = Duration::from_secs(2);
         let mut config = eid_core::Config::new(dir.join("core.sqlite3"), server);
         config.kdf = KdfCost::Fixed(TEST_KDF_ITERATIONS);
+        configure(&mut config);
         let clock = Arc::new(eid_core::ManualClock::new(self.now_ms()));
         let keystore = Arc::new(SoftwareKeyStore::open(&dir.join("keystore"))?);
         let app = Authenticator::open_with_clock(config.clone(), keystore, clock.clone())?;
