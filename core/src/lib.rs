@@ -168,6 +168,10 @@ struct Inner {
     /// process only: after a restart the read time counts again).
     shown: Mutex<HashMap<(AuthenticatorId, RequestId), u64>>,
     unlocks: Mutex<HashMap<[u8; 16], UnlockEntry>>,
+    /// The server's clock as last seen: (server Unix ms, our monotonic ms
+    /// then). Device-request timestamps are derived from it, not from the
+    /// phone's wall clock (which the person can set anywhere).
+    server_clock: Mutex<Option<(u64, u64)>>,
     /// Lockout deadlines on the monotonic clock (this process only).
     mono_locks: Mutex<HashMap<AuthenticatorId, u64>>,
 }
@@ -226,6 +230,7 @@ impl Authenticator {
                 pin_lock: Mutex::new(()),
                 timers: Mutex::new(HashMap::new()),
                 shown: Mutex::new(HashMap::new()),
+                server_clock: Mutex::new(None),
                 unlocks: Mutex::new(HashMap::new()),
                 mono_locks: Mutex::new(HashMap::new()),
             }),
@@ -366,15 +371,12 @@ impl Authenticator {
             feed_after,
         })
         .map_err(|e| Error::Storage(e.to_string()))?;
-        let headers = self
-            .inner
-            .device_auth_headers(accounts, wire::PATH_PULL, &body)?;
         let resp: PullResponse = self
             .inner
-            .client
-            .post(wire::PATH_PULL, body, &headers)
+            .device_post(accounts, wire::PATH_PULL, body)
             .await?;
         let mono = self.inner.clock.monotonic_ms();
+        self.inner.learn_server_time(resp.server_time_ms)?;
         let wall = self.inner.clock.wall_ms();
         if resp.accounts.len() != accounts.len()
             || resp
@@ -843,13 +845,9 @@ impl Authenticator {
             authenticator_id: *account,
         })
         .map_err(|e| Error::Storage(e.to_string()))?;
-        let headers =
-            self.inner
-                .device_auth_headers(std::slice::from_ref(&acc), wire::PATH_BLOCK, &body)?;
         let resp: wire::BlockResponse = self
             .inner
-            .client
-            .post(wire::PATH_BLOCK, body, &headers)
+            .device_post(std::slice::from_ref(&acc), wire::PATH_BLOCK, body)
             .await?;
         if resp.identity_id != acc.identity_id {
             return Err(Error::InvalidResponse("blocked another identity".into()));
@@ -896,15 +894,9 @@ impl Authenticator {
             notify_every_use: on,
         })
         .map_err(|e| Error::Storage(e.to_string()))?;
-        let headers = self.inner.device_auth_headers(
-            std::slice::from_ref(&acc),
-            wire::PATH_DEVICE_SETTINGS,
-            &body,
-        )?;
         let resp: wire::DeviceSettingsResponse = self
             .inner
-            .client
-            .post(wire::PATH_DEVICE_SETTINGS, body, &headers)
+            .device_post(std::slice::from_ref(&acc), wire::PATH_DEVICE_SETTINGS, body)
             .await?;
         if resp.identity_id != acc.identity_id || resp.notify_every_use != on {
             return Err(Error::InvalidResponse(
@@ -1031,6 +1023,52 @@ impl Inner {
         Ok(())
     }
 
+    /// Records the server's time (from a pull) against the monotonic clock.
+    fn learn_server_time(&self, server_time_ms: u64) -> Result<()> {
+        *lock(&self.server_clock)? = Some((server_time_ms, self.clock.monotonic_ms()));
+        Ok(())
+    }
+
+    /// The timestamp for a device-signed request: the server's clock as last
+    /// seen plus monotonic time since; the wall clock only until the server
+    /// was first heard from in this process.
+    fn request_timestamp(&self) -> Result<u64> {
+        Ok(match *lock(&self.server_clock)? {
+            Some((server, mono)) => {
+                server.saturating_add(self.clock.monotonic_ms().saturating_sub(mono))
+            }
+            None => self.clock.wall_ms(),
+        })
+    }
+
+    /// POSTs a request signed by each account's device key. If the server
+    /// refuses the timestamp (`clock_skew`: the phone's clock is off and the
+    /// server's time is not known yet in this process), learns the server's
+    /// time from the refusal and signs once more (new nonce).
+    async fn device_post<T: serde::de::DeserializeOwned>(
+        &self,
+        accounts: &[AccountRow],
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<T> {
+        let headers = self.device_auth_headers(accounts, path, &body)?;
+        match self.client.post(path, body.clone(), &headers).await {
+            Err(Error::Rejected {
+                code: ErrorCode::ClockSkew,
+            }) => {
+                let Some(t) = self.client.take_skew_server_time() else {
+                    return Err(Error::Rejected {
+                        code: ErrorCode::ClockSkew,
+                    });
+                };
+                self.learn_server_time(t)?;
+                let headers = self.device_auth_headers(accounts, path, &body)?;
+                self.client.post(path, body, &headers).await
+            }
+            other => other,
+        }
+    }
+
     fn device_auth_headers(
         &self,
         accounts: &[AccountRow],
@@ -1051,7 +1089,7 @@ impl Inner {
         path: &str,
         body: &[u8],
     ) -> Result<Vec<(&'static str, String)>> {
-        let timestamp_ms = self.clock.wall_ms();
+        let timestamp_ms = self.request_timestamp()?;
         let nonce = Nonce16::random();
         let body_sha256 = eid_protocol::sha256(body);
         let mut pairs = Vec::with_capacity(signers.len());

@@ -13,6 +13,9 @@ use utoipa::ToSchema;
 
 /// Header carrying the device's timestamp (Unix milliseconds, decimal).
 pub const HEADER_TIMESTAMP: &str = "eid-timestamp";
+/// Response header on a `clock_skew` refusal: the server's time (Unix ms),
+/// so a device whose clock is off can sign again with the server's time.
+pub const HEADER_SERVER_TIME: &str = "eid-server-time";
 /// Header carrying the single-use nonce (32 hex digits).
 pub const HEADER_NONCE: &str = "eid-nonce";
 /// Header carrying `authenticator_id:signature` pairs, comma-separated.

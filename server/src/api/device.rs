@@ -164,7 +164,8 @@ pub(super) fn parse_device_auth(
         return Err(ApiError::new(
             ErrorCode::ClockSkew,
             "the device clock is more than 5 minutes off",
-        ));
+        )
+        .with_server_time(now));
     }
     if signatures.len() != ids.len()
         || !ids.iter().all(|id| signatures.iter().any(|(s, _)| s == id))
