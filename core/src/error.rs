@@ -107,6 +107,13 @@ pub enum Error {
     /// was blocked. Its keys are deleted; start again.
     #[error("the device enrolment was refused, cancelled or expired")]
     EnrolmentRefused,
+    /// The device journal's hash chain does not verify from entry `entry`
+    /// (0-based) on: the local database was edited outside the core.
+    #[error("the device journal is broken at entry {entry}")]
+    JournalBroken {
+        /// The first entry whose link does not follow.
+        entry: u64,
+    },
     /// The local database failed.
     #[error("storage error: {0}")]
     Storage(String),

@@ -15,6 +15,7 @@ mod enrolment;
 pub mod error;
 pub mod events;
 pub mod household;
+pub mod journal;
 pub mod keystore;
 pub mod lockout;
 pub mod pin;
@@ -45,6 +46,7 @@ pub use enrolment::{DeviceEnrolment, EnrolmentStatus, PendingDevice, PendingDevi
 pub use error::{Error, Result};
 pub use events::EventView;
 pub use household::PersonSummary;
+pub use journal::{JournalAlarm, JournalHead};
 pub use keystore::{KeyStore, KeyStoreError, SoftwareKeyStore};
 pub use pin::{KdfCost, PinPolicy, PinPolicyError};
 pub use self_service::PendingContactChange;
@@ -447,6 +449,17 @@ impl Authenticator {
             .map(|p| (p.authenticator_id, p.events.as_slice(), p.notify_every_use))
             .collect();
         lock(&self.inner.store)?.apply_feed(&feeds)?;
+        // The device journal against the server's decisions (every account
+        // pulled, whatever its state).
+        let decisions: Vec<(AuthenticatorId, &[wire::PulledDecision])> = resp
+            .accounts
+            .iter()
+            .map(|p| (p.authenticator_id, p.decisions.as_slice()))
+            .collect();
+        let raised = journal::reconcile(&mut lock(&self.inner.store)?.conn, &decisions, wall)?;
+        if raised > 0 {
+            tracing::warn!(raised, "the server holds decisions this phone never signed");
+        }
         self.store_account_details(&resp.accounts)?;
         let mut shown = lock(&self.inner.shown)?;
         for (id, _, keep) in &kept {
@@ -905,6 +918,24 @@ impl Authenticator {
         }
         lock(&self.inner.store)?.set_notify_every_use(account, on)?;
         Ok(())
+    }
+
+    /// Decisions the server holds for this account that this phone never
+    /// signed (device journal reconciliation on each pull), oldest first.
+    /// Any entry means the account's device key signed somewhere else (or the
+    /// server invented it): the app should urge blocking the identity. No
+    /// network.
+    pub fn journal_alarms(&self, account: &AuthenticatorId) -> Result<Vec<JournalAlarm>> {
+        let store = lock(&self.inner.store)?;
+        store.account(account)?;
+        journal::alarms(&store.conn, account)
+    }
+
+    /// Recomputes the device journal's hash chain: its length and head, or
+    /// [`Error::JournalBroken`] if an entry was edited, removed or reordered.
+    /// No network.
+    pub fn journal_verify(&self) -> Result<JournalHead> {
+        journal::verify(&lock(&self.inner.store)?.conn)
     }
 
     /// Removes an account from this phone: deletes its keys and local data.

@@ -583,6 +583,34 @@ pub struct PulledAccount {
     /// and offer to cancel; absent from older servers.
     #[serde(default)]
     pub contact_changes: Vec<PulledContactChange>,
+    /// The server's newest decisions for this identity (any of its
+    /// authenticators), newest first, at most [`MAX_PULLED_DECISIONS`]: the
+    /// device reconciles them against its journal.
+    #[serde(default)]
+    pub decisions: Vec<PulledDecision>,
+}
+
+/// Decisions listed per account in a pull.
+pub const MAX_PULLED_DECISIONS: usize = 50;
+
+/// One decision the server recorded (device journal reconciliation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PulledDecision {
+    /// The request decided.
+    pub request_id: RequestId,
+    /// The authenticator whose signature the server accepted.
+    pub authenticator_id: AuthenticatorId,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// The decision's counter.
+    pub counter: u64,
+    /// SHA-256 of the decision's canonical bytes.
+    #[serde(with = "b64::fixed32")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub decision_sha256: [u8; 32],
+    /// When the server accepted it (Unix ms).
+    pub decided_at_ms: u64,
 }
 
 /// Cancel an open phone or e-mail change from the app. Signed by the device

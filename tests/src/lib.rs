@@ -287,6 +287,30 @@ pub struct Phone {
 }
 
 impl Phone {
+    /// A copy of this phone made from its files (database and keystore, so
+    /// the device key too) into `name`'s folder: a cloned phone or stolen
+    /// key files. Its own core and clock (at this phone's time).
+    pub fn cloned(&self, name: &str) -> anyhow::Result<Phone> {
+        let dir = self.dir.with_file_name(name);
+        copy_dir(&self.dir, &dir)?;
+        let mut config = self.config.clone();
+        config.db_path = dir.join("core.sqlite3");
+        let (wall, mono) = (
+            eid_core::Clock::wall_ms(self.clock.as_ref()),
+            eid_core::Clock::monotonic_ms(self.clock.as_ref()),
+        );
+        let clock = Arc::new(eid_core::ManualClock::new(wall - mono));
+        clock.advance(mono);
+        let keystore = Arc::new(SoftwareKeyStore::open(&dir.join("keystore"))?);
+        let app = Authenticator::open_with_clock(config.clone(), keystore, clock.clone())?;
+        Ok(Phone {
+            app,
+            clock,
+            dir,
+            config,
+        })
+    }
+
     /// Simulates an app restart (or kill -9): a new core on the same files,
     /// with a keystore reloaded from disk. The clock keeps running.
     pub fn restart(&mut self) -> anyhow::Result<()> {
@@ -432,4 +456,18 @@ async fn forward(
         }
     }
     (status, out_headers, bytes)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }

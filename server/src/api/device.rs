@@ -461,12 +461,14 @@ pub(crate) async fn pull(
     }
     let pending = &snapshot.pending;
     let changes = &snapshot.contact_changes;
+    let mut decisions = snapshot.decisions.into_iter();
     let accounts = authenticators
         .iter()
         .zip(account_states)
         .zip(&identities)
         .map(|((auth, account_state), identity)| PulledAccount {
             authenticator_id: auth.id,
+            decisions: decisions.next().unwrap_or_default(),
             state: account_state,
             // The feed is shown whatever the state: a blocked or locked
             // account most needs to see why.
