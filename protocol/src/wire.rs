@@ -961,3 +961,28 @@ mod self_service_wire_tests {
         assert!(closed.iter().all(|(s, _)| !s.is_open()));
     }
 }
+
+#[cfg(test)]
+mod journal_wire_tests {
+    use super::*;
+
+    #[test]
+    fn a_pull_without_decisions_parses_and_decisions_round_trip() {
+        let id = AuthenticatorId([1; 16]);
+        let old = format!(r#"{{"authenticator_id":"{id}","state":"active","requests":[]}}"#);
+        let account: PulledAccount = serde_json::from_str(&old).unwrap();
+        assert!(account.decisions.is_empty());
+        let d = PulledDecision {
+            request_id: RequestId([2; 16]),
+            authenticator_id: id,
+            outcome: Outcome::ReportFraud,
+            counter: 7,
+            decision_sha256: [9; 32],
+            decided_at_ms: 1_800_000_000_000,
+        };
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json["outcome"], "report_fraud");
+        assert!(json["decision_sha256"].is_string());
+        assert_eq!(serde_json::from_value::<PulledDecision>(json).unwrap(), d);
+    }
+}
