@@ -232,3 +232,126 @@ pub(crate) fn alarms(conn: &Connection, account: &AuthenticatorId) -> Result<Vec
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use eid_protocol::{IdentityId, RequestEnvelopeBody, RequestKind, ServiceProviderId};
+
+    fn decision(account: AuthenticatorId, counter: u64, outcome: Outcome) -> Decision {
+        let envelope = RequestEnvelopeBody {
+            request_id: RequestId::random(),
+            identity_id: IdentityId([2; 16]),
+            kind: RequestKind::Login,
+            service_provider_id: ServiceProviderId([3; 16]),
+            service_provider_name: "Nordisk Bank A/S".into(),
+            reference_text: "Log på".into(),
+            created_at_ms: 1,
+            expires_at_ms: 2,
+            server_nonce: [4; 32],
+            binding_required: false,
+        };
+        Decision::for_envelope(&envelope, account, outcome, None, counter)
+    }
+
+    fn pulled(d: &Decision) -> PulledDecision {
+        PulledDecision {
+            request_id: d.request_id,
+            authenticator_id: d.authenticator_id,
+            outcome: d.outcome,
+            counter: d.counter,
+            decision_sha256: eid_protocol::sha256(&d.signing_bytes()),
+            decided_at_ms: 5,
+        }
+    }
+
+    fn store() -> Store {
+        let store = Store::open_in_memory().unwrap();
+        // Decisions without account rows (the chain does not need them).
+        store
+            .conn
+            .pragma_update(None, "foreign_keys", "OFF")
+            .unwrap();
+        store
+    }
+
+    #[test]
+    fn reconcile_alarms_only_for_own_unknown_decisions_once() {
+        let mut s = store();
+        let me = AuthenticatorId([7; 16]);
+        let other_device = AuthenticatorId([8; 16]);
+        let mine = decision(me, 1, Outcome::Approve);
+        append(&s.conn, &mine, 10).unwrap();
+        let theirs = decision(other_device, 1, Outcome::Deny);
+        let forged = decision(me, 2, Outcome::Approve);
+        let list = [pulled(&forged), pulled(&theirs), pulled(&mine)];
+        assert_eq!(reconcile(&mut s.conn, &[(me, &list)], 20).unwrap(), 1);
+        assert_eq!(reconcile(&mut s.conn, &[(me, &list)], 30).unwrap(), 0);
+        let raised = alarms(&s.conn, &me).unwrap();
+        assert_eq!(raised.len(), 1);
+        assert_eq!(raised[0].request_id, forged.request_id);
+        assert_eq!(raised[0].counter, 2);
+        assert_eq!(raised[0].raised_at_ms, 20);
+        // Same request and counter but other signed bytes (e.g. another
+        // outcome) is not the phone's decision either.
+        let mut altered = pulled(&mine);
+        altered.decision_sha256[0] ^= 1;
+        assert_eq!(reconcile(&mut s.conn, &[(me, &[altered])], 40).unwrap(), 1);
+        assert!(alarms(&s.conn, &other_device).unwrap().is_empty());
+    }
+
+    #[test]
+    fn backfill_journals_older_decisions_once_in_order() {
+        let mut s = store();
+        let me = AuthenticatorId([7; 16]);
+        let ds = [
+            decision(me, 1, Outcome::Deny),
+            decision(me, 2, Outcome::Approve),
+        ];
+        for (i, d) in ds.iter().enumerate() {
+            let submit = eid_protocol::wire::SubmitDecisionRequest {
+                decision: d.clone(),
+                device_signature: eid_protocol::crypto::SoftwareSigningKey::generate()
+                    .sign(&d.signing_bytes()),
+                pin_signature: None,
+            };
+            s.conn
+                .execute(
+                    "INSERT INTO decisions (authenticator_id, request_id, counter, submit_json, status, created_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, 'signed', ?5)",
+                    params![
+                        me.to_string(),
+                        d.request_id.to_string(),
+                        to_i64(d.counter),
+                        serde_json::to_string(&submit).unwrap(),
+                        i as i64
+                    ],
+                )
+                .unwrap();
+        }
+        assert_eq!(verify(&s.conn).unwrap().entries, 0);
+        backfill(&mut s.conn).unwrap();
+        backfill(&mut s.conn).unwrap();
+        let head = verify(&s.conn).unwrap();
+        assert_eq!(head.entries, 2);
+        let first = JournalEntry {
+            authenticator_id: me,
+            request_id: ds[0].request_id,
+            outcome: Outcome::Deny,
+            counter: 1,
+            decision_sha256: eid_protocol::sha256(&ds[0].signing_bytes()),
+        };
+        let second = JournalEntry {
+            authenticator_id: me,
+            request_id: ds[1].request_id,
+            outcome: Outcome::Approve,
+            counter: 2,
+            decision_sha256: eid_protocol::sha256(&ds[1].signing_bytes()),
+        };
+        assert_eq!(head.head_sha256, second.link(&first.link(&JOURNAL_GENESIS)));
+        // Journalled decisions raise no alarm.
+        let list = [pulled(&ds[0]), pulled(&ds[1])];
+        assert_eq!(reconcile(&mut s.conn, &[(me, &list)], 1).unwrap(), 0);
+    }
+}
