@@ -26,6 +26,12 @@ pub struct AuthenticatorConfig {
     /// calibrates on the device (about 100–250 ms, with a floor). A fixed low
     /// value is for tests only.
     pub kdf_iterations: Option<u32>,
+    /// Minimum read time in milliseconds: approve is refused with
+    /// `EidError::TooFast` until the request was first shown (a request list
+    /// returned) this long ago. `None` = the core's default (1500 ms); a small
+    /// value is for tests only.
+    #[uniffi(default = None)]
+    pub min_read_ms: Option<u64>,
 }
 
 /// Proof that the PIN was entered for one request: single use and short-lived.
@@ -81,6 +87,9 @@ impl Authenticator {
         core_config.language = config.language.into();
         if let Some(iterations) = config.kdf_iterations {
             core_config.kdf = eid_core::KdfCost::Fixed(iterations);
+        }
+        if let Some(ms) = config.min_read_ms {
+            core_config.min_read_ms = ms;
         }
         let core = eid_core::Authenticator::open(core_config, Arc::new(ForeignKeyStore(keystore)))?;
         Ok(Arc::new(Self { core }))

@@ -75,6 +75,14 @@ pub enum EidError {
     /// The code typed did not match; nothing was recorded, try again.
     #[error("the binding code does not match")]
     WrongBindingCode,
+    /// Approved too soon after the request was shown (minimum read time).
+    /// Nothing was signed; the PIN unlock stays valid: approve again after
+    /// `wait_ms`.
+    #[error("approved too soon after the request was shown")]
+    TooFast {
+        /// Milliseconds still to wait.
+        wait_ms: u64,
+    },
     /// The PIN unlock expired or was used: enter the PIN again.
     #[error("the PIN unlock is no longer valid")]
     UnlockInvalid,
@@ -170,6 +178,7 @@ impl From<CoreError> for EidError {
             CoreError::SwipeRequired => EidError::SwipeRequired,
             CoreError::BindingCodeRequired => EidError::BindingCodeRequired,
             CoreError::WrongBindingCode => EidError::WrongBindingCode,
+            CoreError::TooFast { wait_ms } => EidError::TooFast { wait_ms },
             CoreError::UnlockInvalid => EidError::UnlockInvalid,
             CoreError::AlreadyDecided => EidError::AlreadyDecided,
             CoreError::Config(detail) => EidError::Config { detail },

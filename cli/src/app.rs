@@ -474,6 +474,13 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let account = find_account(&core, &request, account.as_deref()).await?;
             let token = core.unlock(&account, &request, &pin).await?;
             drop(pin);
+            // The core's minimum read time counts from the display in this
+            // process: a terminal approve waits it out, and says so.
+            let wait_ms = core.read_time_left(&account, &request)?;
+            if wait_ms > 0 {
+                eprintln!("waiting {wait_ms} ms (minimum read time) before signing");
+                tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+            }
             let receipt = core.approve(&token, true, binding_code.as_deref()).await?;
             Ok(decision_report("approved", &receipt))
         }

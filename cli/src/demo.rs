@@ -206,6 +206,15 @@ async fn journey(
         .await
         .map_err(|e| j.fail("enter_pin", e))?;
     j.step("enter_pin", t, "PIN entered and checked: request unlocked");
+    let wait_ms = phone
+        .read_time_left(&view.authenticator_id, &view.request_id)
+        .map_err(|e| j.fail("approve", e))?;
+    if wait_ms > 0 {
+        j.say(format!(
+            "           reading the request: waiting {wait_ms} ms (minimum read time)"
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+    }
     let t = Instant::now();
     j.say("           swipe to approve: confirmed");
     let receipt = phone

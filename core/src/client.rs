@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-use eid_protocol::wire::ErrorBody;
+use eid_protocol::wire::{self, ErrorBody, ErrorCode};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
@@ -200,6 +200,8 @@ const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
+    /// The server's time from the last `clock_skew` refusal, not yet used.
+    skew_server_time: Arc<std::sync::Mutex<Option<u64>>>,
 }
 
 impl Client {
@@ -217,7 +219,16 @@ impl Client {
             .timeout(cfg.request_timeout)
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
-        Ok(Self { http, base })
+        Ok(Self {
+            http,
+            base,
+            skew_server_time: Arc::new(std::sync::Mutex::new(None)),
+        })
+    }
+
+    /// The server's time from the last `clock_skew` refusal (taken once).
+    pub(crate) fn take_skew_server_time(&self) -> Option<u64> {
+        self.skew_server_time.lock().ok().and_then(|mut t| t.take())
     }
 
     /// POSTs `body` (JSON bytes, sent exactly) with extra headers; decodes the answer.
@@ -237,6 +248,11 @@ impl Client {
         }
         let resp = req.send().await.map_err(network_error)?;
         let status = resp.status();
+        let server_time_ms = resp
+            .headers()
+            .get(wire::HEADER_SERVER_TIME)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         let bytes = resp.bytes().await.map_err(network_error)?;
         if bytes.len() > MAX_RESPONSE_BYTES {
             return Err(Error::InvalidResponse("response too large".into()));
@@ -246,9 +262,17 @@ impl Client {
                 .map_err(|_| Error::InvalidResponse(format!("unreadable {path} answer")))
         } else {
             match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(body) => Err(Error::Rejected {
-                    code: body.error.code,
-                }),
+                Ok(body) => {
+                    if body.error.code == ErrorCode::ClockSkew
+                        && let Some(t) = server_time_ms
+                        && let Ok(mut last) = self.skew_server_time.lock()
+                    {
+                        *last = Some(t);
+                    }
+                    Err(Error::Rejected {
+                        code: body.error.code,
+                    })
+                }
                 Err(_) => Err(Error::InvalidResponse(format!("HTTP {}", status.as_u16()))),
             }
         }

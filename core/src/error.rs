@@ -78,6 +78,15 @@ pub enum Error {
     /// started. Nothing was recorded; check the code and try again.
     #[error("the code does not match the one shown where the request was started")]
     WrongBindingCode,
+    /// The request was approved too soon after it was first shown (minimum
+    /// read time). Nothing was signed or counted and the PIN unlock is still
+    /// valid: approve again after `wait_ms`. Deny and report-fraud are never
+    /// refused so.
+    #[error("approved too soon after the request was shown: wait {wait_ms} ms")]
+    TooFast {
+        /// Milliseconds still to wait (monotonic).
+        wait_ms: u64,
+    },
     /// The unlock is unknown, already used, expired, or for another request.
     #[error("the PIN unlock is no longer valid; enter the PIN again")]
     UnlockInvalid,
@@ -98,6 +107,13 @@ pub enum Error {
     /// was blocked. Its keys are deleted; start again.
     #[error("the device enrolment was refused, cancelled or expired")]
     EnrolmentRefused,
+    /// The device journal's hash chain does not verify from entry `entry`
+    /// (0-based) on: the local database was edited outside the core.
+    #[error("the device journal is broken at entry {entry}")]
+    JournalBroken {
+        /// The first entry whose link does not follow.
+        entry: u64,
+    },
     /// The local database failed.
     #[error("storage error: {0}")]
     Storage(String),

@@ -16,6 +16,7 @@ mod enrolment;
 pub mod error;
 pub mod events;
 pub mod household;
+pub mod journal;
 pub mod keystore;
 pub mod lockout;
 pub mod pin;
@@ -46,6 +47,7 @@ pub use enrolment::{DeviceEnrolment, EnrolmentStatus, PendingDevice, PendingDevi
 pub use error::{Error, Result};
 pub use events::EventView;
 pub use household::PersonSummary;
+pub use journal::{JournalAlarm, JournalHead};
 pub use keystore::{KeyStore, KeyStoreError, SoftwareKeyStore};
 pub use pin::{KdfCost, PinPolicy, PinPolicyError};
 pub use self_service::PendingContactChange;
@@ -59,6 +61,10 @@ use store::{AccountRow, DecisionStatus, PendingActivationRow, PendingRow, Store}
 
 /// Default lifetime of a PIN unlock (monotonic).
 pub const DEFAULT_UNLOCK_TTL_MS: u64 = 60_000;
+
+/// Default minimum read time: an approval is refused until a request has
+/// been on screen this long (monotonic milliseconds).
+pub const DEFAULT_MIN_READ_MS: u64 = 1_500;
 
 /// Configuration of an [`Authenticator`].
 #[derive(Debug, Clone)]
@@ -75,10 +81,16 @@ pub struct Config {
     pub language: Language,
     /// How long a PIN unlock stays valid, in monotonic milliseconds.
     pub unlock_ttl_ms: u64,
+    /// Minimum read time: [`Authenticator::approve`] refuses with
+    /// [`Error::TooFast`] until the request's display model was first built
+    /// this many monotonic milliseconds ago (0 = no minimum). Deny and
+    /// report-fraud are never held back.
+    pub min_read_ms: u64,
 }
 
 impl Config {
-    /// A configuration with the defaults (calibrated KDF, 6-digit PIN, Danish, 60 s unlock).
+    /// A configuration with the defaults (calibrated KDF, 6-digit PIN, Danish,
+    /// 60 s unlock, 1.5 s minimum read time).
     pub fn new(db_path: impl Into<PathBuf>, server: ServerConfig) -> Self {
         Self {
             db_path: db_path.into(),
@@ -87,6 +99,7 @@ impl Config {
             pin_policy: PinPolicy::default(),
             language: Language::default(),
             unlock_ttl_ms: DEFAULT_UNLOCK_TTL_MS,
+            min_read_ms: DEFAULT_MIN_READ_MS,
         }
     }
 }
@@ -154,7 +167,14 @@ struct Inner {
     /// Serializes PIN attempts so every attempt is counted.
     pin_lock: Mutex<()>,
     timers: Mutex<HashMap<(AuthenticatorId, RequestId), RequestTimer>>,
+    /// When each request's display model was first built (monotonic, this
+    /// process only: after a restart the read time counts again).
+    shown: Mutex<HashMap<(AuthenticatorId, RequestId), u64>>,
     unlocks: Mutex<HashMap<[u8; 16], UnlockEntry>>,
+    /// The server's clock as last seen: (server Unix ms, our monotonic ms
+    /// then). Device-request timestamps are derived from it, not from the
+    /// phone's wall clock (which the person can set anywhere).
+    server_clock: Mutex<Option<(u64, u64)>>,
     /// Lockout deadlines on the monotonic clock (this process only).
     mono_locks: Mutex<HashMap<AuthenticatorId, u64>>,
 }
@@ -212,6 +232,8 @@ impl Authenticator {
                 clock,
                 pin_lock: Mutex::new(()),
                 timers: Mutex::new(HashMap::new()),
+                shown: Mutex::new(HashMap::new()),
+                server_clock: Mutex::new(None),
                 unlocks: Mutex::new(HashMap::new()),
                 mono_locks: Mutex::new(HashMap::new()),
             }),
@@ -354,15 +376,12 @@ impl Authenticator {
             feed_after,
         })
         .map_err(|e| Error::Storage(e.to_string()))?;
-        let headers = self
-            .inner
-            .device_auth_headers(accounts, wire::PATH_PULL, &body)?;
         let resp: PullResponse = self
             .inner
-            .client
-            .post(wire::PATH_PULL, body, &headers)
+            .device_post(accounts, wire::PATH_PULL, body)
             .await?;
         let mono = self.inner.clock.monotonic_ms();
+        self.inner.learn_server_time(resp.server_time_ms)?;
         let wall = self.inner.clock.wall_ms();
         if resp.accounts.len() != accounts.len()
             || resp
@@ -433,7 +452,23 @@ impl Authenticator {
             .map(|p| (p.authenticator_id, p.events.as_slice(), p.notify_every_use))
             .collect();
         lock(&self.inner.store)?.apply_feed(&feeds)?;
+        // The device journal against the server's decisions (every account
+        // pulled, whatever its state).
+        let decisions: Vec<(AuthenticatorId, &[wire::PulledDecision])> = resp
+            .accounts
+            .iter()
+            .map(|p| (p.authenticator_id, p.decisions.as_slice()))
+            .collect();
+        let raised = journal::reconcile(&mut lock(&self.inner.store)?.conn, &decisions, wall)?;
+        if raised > 0 {
+            tracing::warn!(raised, "the server holds decisions this phone never signed");
+        }
         self.store_account_details(&resp.accounts)?;
+        let mut shown = lock(&self.inner.shown)?;
+        for (id, _, keep) in &kept {
+            shown.retain(|(a, r), _| a != id || keep.iter().any(|e| e.envelope.request_id == *r));
+        }
+        drop(shown);
         let mut timers = lock(&self.inner.timers)?;
         for (id, _, keep) in &kept {
             let id = *id;
@@ -520,6 +555,8 @@ impl Authenticator {
             if left == 0 {
                 continue;
             }
+            self.inner
+                .mark_shown(&row.authenticator_id, &row.envelope.envelope.request_id)?;
             out.push(display::build_view(
                 account.authenticator_id,
                 &account.user_id,
@@ -569,8 +606,22 @@ impl Authenticator {
         })
     }
 
+    /// How long the person must still read the request before
+    /// [`Authenticator::approve`] accepts it (monotonic ms, 0 = now). The
+    /// read time counts from the first time the request's display model was
+    /// built ([`Authenticator::refresh`], [`Authenticator::requests`],
+    /// [`Authenticator::requests_for`]) in this process; a request never
+    /// shown starts counting now. After a restart it counts again from the
+    /// first display. No network.
+    pub fn read_time_left(&self, account: &AuthenticatorId, request: &RequestId) -> Result<u64> {
+        self.inner.decidable(account, request)?;
+        self.inner.read_time_left(account, request)
+    }
+
     /// Approves the unlocked request after the swipe. Signs with the device key
     /// and the PIN key, submits, and verifies the server's receipt.
+    /// Refused with [`Error::TooFast`] (nothing signed or counted, the unlock
+    /// kept) if the request was shown less than [`Config::min_read_ms`] ago.
     /// `binding_code` is the code from the login screen when the request needs one.
     pub async fn approve(
         &self,
@@ -610,16 +661,24 @@ impl Authenticator {
         let entry = {
             let mut unlocks = lock(&self.inner.unlocks)?;
             let now = self.inner.clock.monotonic_ms();
-            match unlocks.remove(&unlock.id) {
-                Some(e)
-                    if e.expires_mono_ms > now
-                        && e.authenticator_id == unlock.authenticator_id
-                        && e.request_id == unlock.request_id =>
-                {
-                    e
-                }
-                _ => return Err(Error::UnlockInvalid),
+            let valid = unlocks.get(&unlock.id).is_some_and(|e| {
+                e.expires_mono_ms > now
+                    && e.authenticator_id == unlock.authenticator_id
+                    && e.request_id == unlock.request_id
+            });
+            if !valid {
+                unlocks.remove(&unlock.id);
+                return Err(Error::UnlockInvalid);
             }
+            // Minimum read time, before the unlock is used up: a refusal
+            // signs nothing, counts nothing and keeps the unlock.
+            let wait_ms = self
+                .inner
+                .read_time_left(&unlock.authenticator_id, &unlock.request_id)?;
+            if wait_ms > 0 {
+                return Err(Error::TooFast { wait_ms });
+            }
+            unlocks.remove(&unlock.id).ok_or(Error::UnlockInvalid)?
         };
         self.decide(
             &unlock.authenticator_id,
@@ -803,13 +862,9 @@ impl Authenticator {
             authenticator_id: *account,
         })
         .map_err(|e| Error::Storage(e.to_string()))?;
-        let headers =
-            self.inner
-                .device_auth_headers(std::slice::from_ref(&acc), wire::PATH_BLOCK, &body)?;
         let resp: wire::BlockResponse = self
             .inner
-            .client
-            .post(wire::PATH_BLOCK, body, &headers)
+            .device_post(std::slice::from_ref(&acc), wire::PATH_BLOCK, body)
             .await?;
         if resp.identity_id != acc.identity_id {
             return Err(Error::InvalidResponse("blocked another identity".into()));
@@ -856,15 +911,9 @@ impl Authenticator {
             notify_every_use: on,
         })
         .map_err(|e| Error::Storage(e.to_string()))?;
-        let headers = self.inner.device_auth_headers(
-            std::slice::from_ref(&acc),
-            wire::PATH_DEVICE_SETTINGS,
-            &body,
-        )?;
         let resp: wire::DeviceSettingsResponse = self
             .inner
-            .client
-            .post(wire::PATH_DEVICE_SETTINGS, body, &headers)
+            .device_post(std::slice::from_ref(&acc), wire::PATH_DEVICE_SETTINGS, body)
             .await?;
         if resp.identity_id != acc.identity_id || resp.notify_every_use != on {
             return Err(Error::InvalidResponse(
@@ -873,6 +922,24 @@ impl Authenticator {
         }
         lock(&self.inner.store)?.set_notify_every_use(account, on)?;
         Ok(())
+    }
+
+    /// Decisions the server holds for this account that this phone never
+    /// signed (device journal reconciliation on each pull), oldest first.
+    /// Any entry means the account's device key signed somewhere else (or the
+    /// server invented it): the app should urge blocking the identity. No
+    /// network.
+    pub fn journal_alarms(&self, account: &AuthenticatorId) -> Result<Vec<JournalAlarm>> {
+        let store = lock(&self.inner.store)?;
+        store.account(account)?;
+        journal::alarms(&store.conn, account)
+    }
+
+    /// Recomputes the device journal's hash chain: its length and head, or
+    /// [`Error::JournalBroken`] if an entry was edited, removed or reordered.
+    /// No network.
+    pub fn journal_verify(&self) -> Result<JournalHead> {
+        journal::verify(&lock(&self.inner.store)?.conn)
     }
 
     /// Removes an account from this phone: deletes its keys and local data.
@@ -954,9 +1021,31 @@ impl Inner {
         }
     }
 
+    /// Records the first time a request's display model was built.
+    fn mark_shown(&self, account: &AuthenticatorId, request: &RequestId) -> Result<()> {
+        let now = self.clock.monotonic_ms();
+        lock(&self.shown)?
+            .entry((*account, *request))
+            .or_insert(now);
+        Ok(())
+    }
+
+    /// Read time still owed for a request (see [`Authenticator::read_time_left`]).
+    fn read_time_left(&self, account: &AuthenticatorId, request: &RequestId) -> Result<u64> {
+        let min = self.config.min_read_ms;
+        if min == 0 {
+            return Ok(0);
+        }
+        let now = self.clock.monotonic_ms();
+        let mut shown = lock(&self.shown)?;
+        let at = *shown.entry((*account, *request)).or_insert(now);
+        Ok(min.saturating_sub(now.saturating_sub(at)))
+    }
+
     fn drop_memory(&self, account: &AuthenticatorId) -> Result<()> {
         lock(&self.unlocks)?.retain(|_, u| u.authenticator_id != *account);
         lock(&self.timers)?.retain(|(a, _), _| a != account);
+        lock(&self.shown)?.retain(|(a, _), _| a != account);
         lock(&self.mono_locks)?.remove(account);
         Ok(())
     }
@@ -968,6 +1057,52 @@ impl Inner {
         self.delete_keys(&account.device_key_alias, &account.pin_wrap_alias);
         tracing::warn!("PIN key destroyed; re-activation required");
         Ok(())
+    }
+
+    /// Records the server's time (from a pull) against the monotonic clock.
+    fn learn_server_time(&self, server_time_ms: u64) -> Result<()> {
+        *lock(&self.server_clock)? = Some((server_time_ms, self.clock.monotonic_ms()));
+        Ok(())
+    }
+
+    /// The timestamp for a device-signed request: the server's clock as last
+    /// seen plus monotonic time since; the wall clock only until the server
+    /// was first heard from in this process.
+    fn request_timestamp(&self) -> Result<u64> {
+        Ok(match *lock(&self.server_clock)? {
+            Some((server, mono)) => {
+                server.saturating_add(self.clock.monotonic_ms().saturating_sub(mono))
+            }
+            None => self.clock.wall_ms(),
+        })
+    }
+
+    /// POSTs a request signed by each account's device key. If the server
+    /// refuses the timestamp (`clock_skew`: the phone's clock is off and the
+    /// server's time is not known yet in this process), learns the server's
+    /// time from the refusal and signs once more (new nonce).
+    async fn device_post<T: serde::de::DeserializeOwned>(
+        &self,
+        accounts: &[AccountRow],
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<T> {
+        let headers = self.device_auth_headers(accounts, path, &body)?;
+        match self.client.post(path, body.clone(), &headers).await {
+            Err(Error::Rejected {
+                code: ErrorCode::ClockSkew,
+            }) => {
+                let Some(t) = self.client.take_skew_server_time() else {
+                    return Err(Error::Rejected {
+                        code: ErrorCode::ClockSkew,
+                    });
+                };
+                self.learn_server_time(t)?;
+                let headers = self.device_auth_headers(accounts, path, &body)?;
+                self.client.post(path, body, &headers).await
+            }
+            other => other,
+        }
     }
 
     fn device_auth_headers(
@@ -990,7 +1125,7 @@ impl Inner {
         path: &str,
         body: &[u8],
     ) -> Result<Vec<(&'static str, String)>> {
-        let timestamp_ms = self.clock.wall_ms();
+        let timestamp_ms = self.request_timestamp()?;
         let nonce = Nonce16::random();
         let body_sha256 = eid_protocol::sha256(body);
         let mut pairs = Vec::with_capacity(signers.len());
@@ -1454,6 +1589,30 @@ mod tests {
             a.approve(&token, false, None).await,
             Err(Error::SwipeRequired)
         );
+        // Minimum read time: refused with the time still owed; nothing
+        // signed, the unlock kept.
+        f.clock.advance(400);
+        assert_eq!(
+            a.approve(&token, true, None).await,
+            Err(Error::TooFast {
+                wait_ms: DEFAULT_MIN_READ_MS - 400
+            })
+        );
+        assert_eq!(
+            a.read_time_left(&f.account, &req),
+            Ok(DEFAULT_MIN_READ_MS - 400)
+        );
+        assert!(
+            a.inner
+                .store
+                .lock()
+                .unwrap()
+                .decision(&f.account, &req)
+                .unwrap()
+                .is_none()
+        );
+        f.clock.advance(DEFAULT_MIN_READ_MS - 400);
+        assert_eq!(a.read_time_left(&f.account, &req), Ok(0));
         assert!(matches!(
             a.approve(&token, true, None).await,
             Err(Error::Network(_))

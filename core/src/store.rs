@@ -139,6 +139,32 @@ CREATE TABLE contact_changes (
     PRIMARY KEY (authenticator_id, change_id)
 ) STRICT;
 "#,
+    // 5: the device journal (issue 6 §7): a hash chain of every decision
+    // this phone signed (all accounts, kept when an account is removed), and
+    // the alarms for decisions the server holds that the chain does not.
+    r#"
+CREATE TABLE journal (
+    seq              INTEGER PRIMARY KEY,
+    authenticator_id TEXT NOT NULL,
+    request_id       TEXT NOT NULL,
+    outcome          INTEGER NOT NULL,
+    counter          INTEGER NOT NULL,
+    decision_sha256  BLOB NOT NULL,
+    link             BLOB NOT NULL,
+    created_at_ms    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX journal_by_decision ON journal (authenticator_id, decision_sha256);
+CREATE TABLE journal_alarms (
+    authenticator_id TEXT NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    request_id       TEXT NOT NULL,
+    outcome          INTEGER NOT NULL,
+    counter          INTEGER NOT NULL,
+    decision_sha256  BLOB NOT NULL,
+    decided_at_ms    INTEGER NOT NULL,
+    raised_at_ms     INTEGER NOT NULL,
+    PRIMARY KEY (authenticator_id, decision_sha256)
+) STRICT;
+"#,
 ];
 
 /// Most feed events kept per account (the oldest go first).
@@ -280,7 +306,7 @@ pub(crate) struct DeviceEnrolmentRow {
 /// The database handle.
 #[derive(Debug)]
 pub(crate) struct Store {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -326,6 +352,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let migrations: Migrations<'_> = MIGRATIONS.iter().map(|sql| M::up(sql)).collect();
         migrations.to_latest(conn)?;
+        crate::journal::backfill(conn)?;
         Ok(())
     }
 
@@ -841,6 +868,7 @@ impl Store {
                 to_i64(now)
             ],
         )?;
+        crate::journal::append(&tx, d, now)?;
         tx.commit()?;
         Ok(true)
     }

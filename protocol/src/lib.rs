@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod encoding;
 pub mod events;
 pub mod ids;
+pub mod journal;
 pub mod messages;
 pub mod text;
 pub mod vectors;

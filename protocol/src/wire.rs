@@ -13,6 +13,9 @@ use utoipa::ToSchema;
 
 /// Header carrying the device's timestamp (Unix milliseconds, decimal).
 pub const HEADER_TIMESTAMP: &str = "eid-timestamp";
+/// Response header on a `clock_skew` refusal: the server's time (Unix ms),
+/// so a device whose clock is off can sign again with the server's time.
+pub const HEADER_SERVER_TIME: &str = "eid-server-time";
 /// Header carrying the single-use nonce (32 hex digits).
 pub const HEADER_NONCE: &str = "eid-nonce";
 /// Header carrying `authenticator_id:signature` pairs, comma-separated.
@@ -590,6 +593,34 @@ pub struct PulledAccount {
     /// and offer to cancel; absent from older servers.
     #[serde(default)]
     pub contact_changes: Vec<PulledContactChange>,
+    /// The server's newest decisions for this identity (any of its
+    /// authenticators), newest first, at most [`MAX_PULLED_DECISIONS`]: the
+    /// device reconciles them against its journal.
+    #[serde(default)]
+    pub decisions: Vec<PulledDecision>,
+}
+
+/// Decisions listed per account in a pull.
+pub const MAX_PULLED_DECISIONS: usize = 50;
+
+/// One decision the server recorded (device journal reconciliation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PulledDecision {
+    /// The request decided.
+    pub request_id: RequestId,
+    /// The authenticator whose signature the server accepted.
+    pub authenticator_id: AuthenticatorId,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// The decision's counter.
+    pub counter: u64,
+    /// SHA-256 of the decision's canonical bytes.
+    #[serde(with = "b64::fixed32")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub decision_sha256: [u8; 32],
+    /// When the server accepted it (Unix ms).
+    pub decided_at_ms: u64,
 }
 
 /// Cancel an open phone or e-mail change from the app. Signed by the device
@@ -969,5 +1000,30 @@ mod self_service_wire_tests {
         }
         assert!(open.iter().all(|(s, _)| s.is_open()));
         assert!(closed.iter().all(|(s, _)| !s.is_open()));
+    }
+}
+
+#[cfg(test)]
+mod journal_wire_tests {
+    use super::*;
+
+    #[test]
+    fn a_pull_without_decisions_parses_and_decisions_round_trip() {
+        let id = AuthenticatorId([1; 16]);
+        let old = format!(r#"{{"authenticator_id":"{id}","state":"active","requests":[]}}"#);
+        let account: PulledAccount = serde_json::from_str(&old).unwrap();
+        assert!(account.decisions.is_empty());
+        let d = PulledDecision {
+            request_id: RequestId([2; 16]),
+            authenticator_id: id,
+            outcome: Outcome::ReportFraud,
+            counter: 7,
+            decision_sha256: [9; 32],
+            decided_at_ms: 1_800_000_000_000,
+        };
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json["outcome"], "report_fraud");
+        assert!(json["decision_sha256"].is_string());
+        assert_eq!(serde_json::from_value::<PulledDecision>(json).unwrap(), d);
     }
 }

@@ -14,6 +14,9 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// Developer-facing explanation (never secrets or user data).
     pub message: String,
+    /// The server's time, sent as the `eid-server-time` header (clock-skew
+    /// refusals, so the device can correct its request timestamp).
+    pub server_time_ms: Option<u64>,
 }
 
 impl ApiError {
@@ -22,7 +25,14 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            server_time_ms: None,
         }
+    }
+
+    /// The same error, telling the client the server's time.
+    pub fn with_server_time(mut self, now_ms: u64) -> Self {
+        self.server_time_ms = Some(now_ms);
+        self
     }
 
     /// The HTTP status for the code.
@@ -66,7 +76,14 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if let Some(t) = self.server_time_ms
+            && let Ok(v) = axum::http::HeaderValue::from_str(&t.to_string())
+        {
+            resp.headers_mut()
+                .insert(eid_protocol::wire::HEADER_SERVER_TIME, v);
+        }
+        resp
     }
 }
 

@@ -17,7 +17,9 @@ use eid_core::{Authenticator, Config, ServerConfig, SoftwareKeyStore};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
-    let config = Config::new(arg(1), ServerConfig::new(arg(2), arg(3)));
+    let mut config = Config::new(arg(1), ServerConfig::new(arg(2), arg(3)));
+    // Non-interactive: no person reads the request, so no minimum read time.
+    config.min_read_ms = 0;
     let keystore = Arc::new(SoftwareKeyStore::open(std::path::Path::new(&arg(1)))?);
     let core = Authenticator::open(config, keystore)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -159,7 +159,32 @@ impl World {
 
     /// A phone that talks to `base_url`, pinning `spki_pin` (a man in the
     /// middle, say). Its clock starts at the server's time.
+    ///
+    /// Harness phones have no minimum read time (`min_read_ms = 0`): the
+    /// suites approve right after a refresh and measure the protocol, not the
+    /// person. `scenarios_readtime.rs` uses [`World::phone_configured`] with
+    /// the production default to prove the refusal.
     pub fn phone_via(&self, name: &str, base_url: &str, spki_pin: &str) -> anyhow::Result<Phone> {
+        self.phone_built(name, base_url, spki_pin, |c| c.min_read_ms = 0)
+    }
+
+    /// A phone that talks to the server directly, with the core's production
+    /// configuration (minimum read time included) changed by `configure`.
+    pub fn phone_configured(
+        &self,
+        name: &str,
+        configure: impl FnOnce(&mut eid_core::Config),
+    ) -> anyhow::Result<Phone> {
+        self.phone_built(name, &self.base_url(), &self.spki_pin, configure)
+    }
+
+    fn phone_built(
+        &self,
+        name: &str,
+        base_url: &str,
+        spki_pin: &str,
+        configure: impl FnOnce(&mut eid_core::Config),
+    ) -> anyhow::Result<Phone> {
         let dir = self.dir.path().join("phones").join(name);
         std::fs::create_dir_all(&dir)?;
         let mut server = ServerConfig::new(base_url, spki_pin);
@@ -167,6 +192,7 @@ impl World {
         server.request_timeout = Duration::from_secs(2);
         let mut config = eid_core::Config::new(dir.join("core.sqlite3"), server);
         config.kdf = KdfCost::Fixed(TEST_KDF_ITERATIONS);
+        configure(&mut config);
         let clock = Arc::new(eid_core::ManualClock::new(self.now_ms()));
         let keystore = Arc::new(SoftwareKeyStore::open(&dir.join("keystore"))?);
         let app = Authenticator::open_with_clock(config.clone(), keystore, clock.clone())?;
@@ -261,6 +287,30 @@ pub struct Phone {
 }
 
 impl Phone {
+    /// A copy of this phone made from its files (database and keystore, so
+    /// the device key too) into `name`'s folder: a cloned phone or stolen
+    /// key files. Its own core and clock (at this phone's time).
+    pub fn cloned(&self, name: &str) -> anyhow::Result<Phone> {
+        let dir = self.dir.with_file_name(name);
+        copy_dir(&self.dir, &dir)?;
+        let mut config = self.config.clone();
+        config.db_path = dir.join("core.sqlite3");
+        let (wall, mono) = (
+            eid_core::Clock::wall_ms(self.clock.as_ref()),
+            eid_core::Clock::monotonic_ms(self.clock.as_ref()),
+        );
+        let clock = Arc::new(eid_core::ManualClock::new(wall - mono));
+        clock.advance(mono);
+        let keystore = Arc::new(SoftwareKeyStore::open(&dir.join("keystore"))?);
+        let app = Authenticator::open_with_clock(config.clone(), keystore, clock.clone())?;
+        Ok(Phone {
+            app,
+            clock,
+            dir,
+            config,
+        })
+    }
+
     /// Simulates an app restart (or kill -9): a new core on the same files,
     /// with a keystore reloaded from disk. The clock keeps running.
     pub fn restart(&mut self) -> anyhow::Result<()> {
@@ -419,4 +469,18 @@ async fn forward(
         }
     }
     (status, out_headers, bytes)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }

@@ -15,6 +15,11 @@ public struct AuthenticatorConfiguration: Sendable, Hashable {
     /// PBKDF2 iterations for new PIN keys. Leave `nil` in apps: the core then
     /// calibrates on the device. A fixed low value is for tests only.
     public var kdfIterations: UInt32?
+    /// Minimum read time in milliseconds: ``AuthenticatorService/approve(_:swipeConfirmed:bindingCode:)``
+    /// throws `EidError.TooFast` until the request was first shown this long
+    /// ago. Leave `nil` in apps (the core's default, 1500 ms); a small value is
+    /// for tests only.
+    public var minReadMs: UInt64?
 
     /// Creates a configuration.
     public init(
@@ -22,13 +27,15 @@ public struct AuthenticatorConfiguration: Sendable, Hashable {
         serverURL: URL,
         serverSPKIPin: String,
         language: Language = .danish,
-        kdfIterations: UInt32? = nil
+        kdfIterations: UInt32? = nil,
+        minReadMs: UInt64? = nil
     ) {
         self.databaseURL = databaseURL
         self.serverURL = serverURL
         self.serverSPKIPin = serverSPKIPin
         self.language = language
         self.kdfIterations = kdfIterations
+        self.minReadMs = minReadMs
     }
 
     var ffi: AuthenticatorConfig {
@@ -37,7 +44,8 @@ public struct AuthenticatorConfiguration: Sendable, Hashable {
             serverUrl: serverURL.absoluteString,
             serverSpkiPin: serverSPKIPin,
             language: language,
-            kdfIterations: kdfIterations
+            kdfIterations: kdfIterations,
+            minReadMs: minReadMs
         )
     }
 }
@@ -280,6 +288,12 @@ public actor AuthenticatorService {
 
     /// Approves the unlocked request once the swipe is complete and returns
     /// the server's verified receipt.
+    ///
+    /// Throws `EidError.TooFast(waitMs:)` if the request was first shown (a
+    /// request list returned) less than the minimum read time ago (1500 ms
+    /// by default, ``AuthenticatorConfiguration/minReadMs``): nothing was
+    /// signed and the unlock stays valid; approve again after `waitMs`. Deny
+    /// and report-fraud are never held back.
     public func approve(
         _ unlock: UnlockToken, swipeConfirmed: Bool, bindingCode: String? = nil
     ) async throws -> Receipt {

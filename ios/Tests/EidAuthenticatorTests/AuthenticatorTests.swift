@@ -32,13 +32,18 @@ class ServerTestCase: XCTestCase {
         server = nil
     }
 
-    func makeService(_ keyStore: SoftwareKeyStore, database: String = "eid.db") throws -> AuthenticatorService {
+    /// A phone. `minReadMs` is 0 in tests (they approve right after a
+    /// refresh); `nil` gives the core's default minimum read time.
+    func makeService(
+        _ keyStore: SoftwareKeyStore, database: String = "eid.db", minReadMs: UInt64? = 0
+    ) throws -> AuthenticatorService {
         let config = AuthenticatorConfiguration(
             databaseURL: phoneDir.appendingPathComponent(database),
             serverURL: URL(string: server.url)!,
             serverSPKIPin: server.spkiPin,
             language: .english,
-            kdfIterations: 1000
+            kdfIterations: 1000,
+            minReadMs: minReadMs
         )
         return try AuthenticatorService(configuration: config, keyStore: keyStore)
     }
@@ -145,6 +150,29 @@ final class AuthenticatorTests: ServerTestCase {
         XCTAssertEqual(emitted?.map(\.requestId), [requestID])
         let current = await service.requests
         XCTAssertEqual(current.map(\.requestId), [requestID])
+    }
+
+    func testApprovalRightAfterDisplayIsTooFastThenAccepted() async throws {
+        let service = try makeService(SoftwareKeyStore(), minReadMs: nil)
+        let code = try server.activationCode(identity: identity)
+        _ = try await service.activate(userID: userID, activationCode: code, pin: Self.pin)
+        let text = "Read before you approve"
+        let (requestID, view) = try await pulledRequest(service, text: text)
+        let token = try await service.unlock(view, pin: Self.pin)
+        var waitMs: UInt64 = 0
+        do {
+            _ = try await service.approve(token, swipeConfirmed: true)
+            XCTFail("an approval right after display must be refused")
+        } catch EidError.TooFast(let wait) {
+            waitMs = wait
+        }
+        XCTAssertTrue((1...1500).contains(waitMs), "wait \(waitMs)")
+        XCTAssertEqual(try server.status(request: requestID, text: text).status, "pending")
+        try await Task.sleep(for: .milliseconds(Int(waitMs) + 50))
+        // The same unlock: the refusal did not use it up.
+        let receipt = try await service.approve(token, swipeConfirmed: true)
+        XCTAssertEqual(receipt.outcome, .approved)
+        XCTAssertEqual(try server.status(request: requestID, text: text).status, "approved")
     }
 
     func testApprove() async throws {

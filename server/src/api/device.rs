@@ -165,7 +165,8 @@ pub(super) fn parse_device_auth(
         return Err(ApiError::new(
             ErrorCode::ClockSkew,
             "the device clock is more than 5 minutes off",
-        ));
+        )
+        .with_server_time(now));
     }
     if signatures.len() != ids.len()
         || !ids.iter().all(|id| signatures.iter().any(|(s, _)| s == id))
@@ -461,12 +462,14 @@ pub(crate) async fn pull(
     }
     let pending = &snapshot.pending;
     let changes = &snapshot.contact_changes;
+    let mut decisions = snapshot.decisions.into_iter();
     let accounts = authenticators
         .iter()
         .zip(account_states)
         .zip(&identities)
         .map(|((auth, account_state), identity)| PulledAccount {
             authenticator_id: auth.id,
+            decisions: decisions.next().unwrap_or_default(),
             state: account_state,
             // The feed is shown whatever the state: a blocked or locked
             // account most needs to see why.

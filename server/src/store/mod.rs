@@ -393,6 +393,10 @@ pub struct PullSnapshot {
     pub events: Vec<Vec<StoredEvent>>,
     /// Open phone and e-mail changes of these identities (by the clock), oldest first.
     pub contact_changes: Vec<StoredChange>,
+    /// Per authenticator asked for (same order): its identity's newest
+    /// decisions (any authenticator), newest first, at most
+    /// [`eid_protocol::wire::MAX_PULLED_DECISIONS`] (device journal).
+    pub decisions: Vec<Vec<eid_protocol::wire::PulledDecision>>,
 }
 
 /// Where a device enrolment stands, as stored.

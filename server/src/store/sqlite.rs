@@ -1224,6 +1224,55 @@ impl Store for SqliteStore {
                         .filter(|ch| matches!(ch.kind, ChangeKind::Contact(_)) && ch.state_at(now_ms).is_open()),
                 );
             }
+            // The identity's newest decisions, same snapshot (device journal).
+            let mut recent = c.prepare_cached(
+                "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
+                 d.decided_at_ms FROM decisions d JOIN requests r ON r.id = d.request_id \
+                 WHERE r.identity_id = ?1 ORDER BY d.decided_at_ms DESC, d.counter DESC LIMIT ?2",
+            )?;
+            let mut decisions = Vec::with_capacity(authenticators.len());
+            for auth in &authenticators {
+                let Some(auth) = auth else {
+                    decisions.push(Vec::new());
+                    continue;
+                };
+                let rows = recent.query_map(
+                    params![
+                        auth.identity_id.as_bytes().as_slice(),
+                        eid_protocol::wire::MAX_PULLED_DECISIONS as i64
+                    ],
+                    |row| {
+                        Ok((
+                            row.get::<_, Vec<u8>>(0)?,
+                            row.get::<_, Vec<u8>>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, i64>(3)?,
+                            row.get::<_, Vec<u8>>(4)?,
+                            row.get::<_, i64>(5)?,
+                        ))
+                    },
+                )?;
+                let mut list = Vec::new();
+                for r in rows {
+                    let (request, authenticator, outcome, counter, sha, at) = r?;
+                    let (Ok(request), Ok(authenticator), Ok(sha)) = (
+                        <[u8; 16]>::try_from(request.as_slice()),
+                        <[u8; 16]>::try_from(authenticator.as_slice()),
+                        <[u8; 32]>::try_from(sha.as_slice()),
+                    ) else {
+                        continue;
+                    };
+                    list.push(eid_protocol::wire::PulledDecision {
+                        request_id: RequestId(request),
+                        authenticator_id: AuthenticatorId(authenticator),
+                        outcome: outcome_of(&outcome),
+                        counter: u64::try_from(counter).unwrap_or(0),
+                        decision_sha256: sha,
+                        decided_at_ms: u64::try_from(at).unwrap_or(0),
+                    });
+                }
+                decisions.push(list);
+            }
             Ok(PullSnapshot {
                 authenticators,
                 identities,
@@ -1231,6 +1280,7 @@ impl Store for SqliteStore {
                 enrolments,
                 events,
                 contact_changes,
+                decisions,
             })
         })
         .await

@@ -11,6 +11,7 @@ import kotlin.time.Duration.Companion.minutes
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.async
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
@@ -72,6 +73,26 @@ class EidAuthenticatorTest {
             assertEquals(listOf(account), eid.accounts.value)
             assertTrue(phone.keyStore.calls.getOrDefault("createKey", 0) >= 1, "keys are made in the KeyStore")
             assertTrue(phone.keyStore.calls.getOrDefault("hardwareSecret", 0) >= 1, "the PIN key is bound to the KeyStore")
+        }
+    }
+
+    @Test
+    fun `an approval right after the request appears is refused with TooFast, then accepted`() = runBlocking {
+        // The core's default minimum read time (1500 ms).
+        Phone(server, minReadMs = null).use { phone ->
+            phone.activated().use { eid ->
+                val (_, requestId) = newRequest(phone)
+                val view = eid.refresh().single { it.requestId == requestId }
+                eid.unlock(view, PIN).use { token ->
+                    val e = assertFailsWith<EidException.TooFast> { eid.approve(token, swipeConfirmed = true) }
+                    assertTrue(e.waitMs in 1uL..1500uL, "wait ${e.waitMs}")
+                    assertEquals("pending", server.cli.status(apiKey, requestId))
+                    delay(e.waitMs.toLong() + 50)
+                    // The same unlock: a TooFast refusal does not use it up.
+                    eid.approve(token, swipeConfirmed = true)
+                }
+                assertEquals("approved", server.cli.status(apiKey, requestId))
+            }
         }
     }
 

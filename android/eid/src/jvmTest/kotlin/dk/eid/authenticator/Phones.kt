@@ -16,7 +16,11 @@ const val WRONG_PIN = "582916"
  * One simulated phone: its own database folder and software keystore,
  * for a fresh identity on [server].
  */
-class Phone(private val server: TestServer) : AutoCloseable {
+class Phone(
+    private val server: TestServer,
+    /** Minimum read time: 0 in tests (they approve right after a refresh); null = the core's default. */
+    minReadMs: ULong? = 0uL,
+) : AutoCloseable {
     val dir: File = Files.createTempDirectory("eid-kotlin-phone").toFile()
     val keyStore = SoftwareKeyStore()
 
@@ -30,6 +34,7 @@ class Phone(private val server: TestServer) : AutoCloseable {
         serverSpkiPin = server.spkiPin,
         language = Language.ENGLISH,
         kdfIterations = 1000u, // tests only: apps leave it null (calibrated)
+        minReadMs = minReadMs, // tests only: apps leave it null (1500 ms)
     )
 
     suspend fun open(): EidAuthenticator = EidAuthenticator.open(config, keyStore)

@@ -53,6 +53,7 @@ class ProtectionsTest {
             serverSpkiPin = server.spkiPin,
             language = Language.ENGLISH,
             kdfIterations = 1000u,
+            minReadMs = 0uL,
         )
         return EidAuthenticator.open(config, SoftwareKeyStore()) to dir
     }

@@ -204,6 +204,12 @@ class EidAuthenticator private constructor(
      * Approves the unlocked request once the person completed the swipe.
      * Returns the server's verified receipt; the request leaves [requests].
      *
+     * Throws [EidException.TooFast] if the request was first shown (returned
+     * by [refresh] or [reload]) less than the minimum read time ago (1500 ms by
+     * default, `AuthenticatorConfig.minReadMs`): nothing was signed and the
+     * unlock is still valid; keep the swipe screen and approve again after
+     * `waitMs`. Deny and report-fraud are never held back.
+     *
      * @param swipeConfirmed must be true: approval needs the completed swipe.
      * @param bindingCode the code shown where the request was started, when the
      *   request has a [uniffi.eid_bindings.WarningKind.BINDING_CODE_REQUIRED] warning.
