@@ -22,7 +22,7 @@ pub use model::{
     Receipt, RequestKind, RequestView, Warning, WarningKind,
 };
 pub use protections::{
-    ContactChangeState, ContactChannel, DeviceEnrolment, EnrolmentStatus, EventView,
+    ContactChangeState, ContactChannel, DeviceEnrolment, EnrolmentStatus, EventView, JournalAlarm,
     PendingContactChange, PendingDevice, PendingDeviceState, SecurityEventKind,
 };
 

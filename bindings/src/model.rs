@@ -93,6 +93,8 @@ pub enum WarningKind {
     SelfService,
     /// Approving adds a new device: the strongest warning.
     NewDevice,
+    /// A word mixes scripts (a look-alike letter, e.g. a Cyrillic "о").
+    MixedScript,
 }
 
 impl From<eid_core::WarningKind> for WarningKind {
@@ -103,6 +105,7 @@ impl From<eid_core::WarningKind> for WarningKind {
             eid_core::WarningKind::BindingCodeRequired => WarningKind::BindingCodeRequired,
             eid_core::WarningKind::SelfService => WarningKind::SelfService,
             eid_core::WarningKind::NewDevice => WarningKind::NewDevice,
+            eid_core::WarningKind::MixedScript => WarningKind::MixedScript,
             _ => WarningKind::OnlyApproveWhatYouStarted,
         }
     }
@@ -134,6 +137,13 @@ pub struct RequestView {
     pub provider_name: Option<String>,
     /// The reference text; absent if it broke the rules (then only deny).
     pub reference_text: Option<String>,
+    /// The reference text line by line, each with its base direction: render
+    /// each as its own paragraph with that direction, so right-to-left
+    /// letters can't reorder an amount on a neighbouring line. Empty when the
+    /// text broke the rules.
+    pub reference_lines: Vec<DisplayLine>,
+    /// Base direction of the provider's name (render it in its own element).
+    pub provider_name_direction: TextDirection,
     /// Milliseconds left when this view was made (server deadline, monotonic).
     pub time_left_ms: u64,
     /// Warnings, most important first.
@@ -154,6 +164,15 @@ impl From<eid_core::RequestView> for RequestView {
             title: v.title,
             provider_name: v.provider_name,
             reference_text: v.reference_text,
+            reference_lines: v
+                .reference_lines
+                .into_iter()
+                .map(|l| DisplayLine {
+                    text: l.text,
+                    direction: l.direction.into(),
+                })
+                .collect(),
+            provider_name_direction: v.provider_name_direction.into(),
             time_left_ms: v.time_left_ms,
             warnings: v
                 .warnings
@@ -167,6 +186,33 @@ impl From<eid_core::RequestView> for RequestView {
             language: v.language.into(),
         }
     }
+}
+
+/// Base direction of a line of text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum TextDirection {
+    /// Left to right.
+    LeftToRight,
+    /// Right to left.
+    RightToLeft,
+}
+
+impl From<eid_core::TextDirection> for TextDirection {
+    fn from(d: eid_core::TextDirection) -> Self {
+        match d {
+            eid_core::TextDirection::RightToLeft => Self::RightToLeft,
+            _ => Self::LeftToRight,
+        }
+    }
+}
+
+/// One line of a reference text with its base direction.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DisplayLine {
+    /// The line.
+    pub text: String,
+    /// Its base direction.
+    pub direction: TextDirection,
 }
 
 /// State of an account on this phone.
@@ -265,6 +311,16 @@ pub enum Outcome {
     Denied,
     /// Denied and reported as fraud.
     FraudReported,
+}
+
+impl From<eid_protocol::Outcome> for Outcome {
+    fn from(o: eid_protocol::Outcome) -> Self {
+        match o {
+            eid_protocol::Outcome::Approve => Self::Approved,
+            eid_protocol::Outcome::Deny => Self::Denied,
+            _ => Self::FraudReported,
+        }
+    }
 }
 
 /// The server's signed receipt of a decision, already verified by the core.

@@ -42,6 +42,8 @@ pub enum SecurityEventKind {
     FraudReported,
     /// The identity was used (only with "notify me on every use").
     Used,
+    /// A provider's requests are held after "this wasn't me".
+    RequestsHeld,
     /// A kind this build does not know.
     Other,
 }
@@ -64,6 +66,7 @@ impl From<eid_core::SecurityEventKind> for SecurityEventKind {
             K::IdentityUnblocked => Self::IdentityUnblocked,
             K::FraudReported => Self::FraudReported,
             K::Used => Self::Used,
+            K::RequestsHeld => Self::RequestsHeld,
             _ => Self::Other,
         }
     }
@@ -265,6 +268,35 @@ impl From<eid_core::PendingContactChange> for PendingContactChange {
     }
 }
 
+/// A decision the server holds for this phone's account that this phone
+/// never signed: someone has a copy of its keys, or the server is lying.
+/// Show it as the most serious warning and offer to block the identity.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct JournalAlarm {
+    /// The request decided, hex.
+    pub request_id: String,
+    /// The outcome recorded.
+    pub outcome: crate::model::Outcome,
+    /// Its counter.
+    pub counter: u64,
+    /// When the server accepted it (Unix ms).
+    pub decided_at_ms: u64,
+    /// When this phone noticed (Unix ms).
+    pub raised_at_ms: u64,
+}
+
+impl From<eid_core::JournalAlarm> for JournalAlarm {
+    fn from(a: eid_core::JournalAlarm) -> Self {
+        Self {
+            request_id: a.request_id.to_string(),
+            outcome: a.outcome.into(),
+            counter: a.counter,
+            decided_at_ms: a.decided_at_ms,
+            raised_at_ms: a.raised_at_ms,
+        }
+    }
+}
+
 fn change_id(hex: &str) -> Result<ChangeId, EidError> {
     ChangeId::from_str(hex).map_err(|_| EidError::UnknownRequest)
 }
@@ -294,6 +326,17 @@ impl Authenticator {
         Ok(self
             .core()
             .notify_every_use(&account_id(&account_id_hex)?)?)
+    }
+
+    /// Decisions the server holds for this account that this phone never
+    /// signed (found by comparing each pull with the phone's journal).
+    pub fn journal_alarms(&self, account_id_hex: String) -> Result<Vec<JournalAlarm>, EidError> {
+        Ok(self
+            .core()
+            .journal_alarms(&account_id(&account_id_hex)?)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// New phone: the enrolment in progress, if any.

@@ -205,6 +205,14 @@ public actor AuthenticatorService {
         try core.events(accountIdHex: account.accountId, language: configuration.language)
     }
 
+    /// Decisions the server holds for the account that this phone never
+    /// signed, found by comparing each pull with the phone's own hash-chained
+    /// journal: someone has a copy of its keys. Show this as the most serious
+    /// warning and offer ``blockIdentity(_:)``.
+    public func journalAlarms(for account: AccountInfo) throws -> [JournalAlarm] {
+        try core.journalAlarms(accountIdHex: account.accountId)
+    }
+
     /// Whether the account's identity sends a notice on every use (as last pulled).
     public func notifyEveryUse(for account: AccountInfo) throws -> Bool {
         try core.notifyEveryUse(accountIdHex: account.accountId)

@@ -92,4 +92,38 @@ final class ProtectionsTests: ServerTestCase {
         let accounts = try await scammer.accounts()
         XCTAssertTrue(accounts.isEmpty)
     }
+
+    func testPhoneChangeIsShownWithItsEarliestTimeAndCancelledFromTheApp() async throws {
+        let (service, account) = try await activatedService()
+        let started = try server.eid([
+            "self-service", "change-contact", "--user-id", userID, "--phone", "+4587654321",
+        ])
+        let changeID = try XCTUnwrap(started["change_id"] as? String)
+        let list = try await service.refresh()
+        let view = try XCTUnwrap(list.first { $0.kind == .selfService })
+        XCTAssertTrue(view.warnings.contains { $0.kind == .selfService })
+        XCTAssertTrue(view.referenceText?.contains("+45••••••21") ?? false)
+        let token = try await service.unlock(view, pin: Self.pin)
+        _ = try await service.approve(token, swipeConfirmed: true)
+
+        _ = try await service.refresh()
+        let changes = try await service.pendingContactChanges(for: account)
+        let change = try XCTUnwrap(changes.first)
+        XCTAssertEqual(changes.count, 1)
+        XCTAssertEqual(change.changeId, changeID)
+        XCTAssertEqual(change.state, .waitingSecondLogin)
+        XCTAssertEqual(change.newValueMasked, "+45••••••21")
+        let earliest = try XCTUnwrap(change.earliestCompletionAtMs)
+        XCTAssertGreaterThanOrEqual(earliest, change.createdAtMs + 3_600_000)
+
+        try await service.cancel(change, for: account)
+        _ = try await service.refresh()
+        let left = try await service.pendingContactChanges(for: account)
+        XCTAssertTrue(left.isEmpty)
+        let kinds = try await service.events(for: account).map(\.kind)
+        XCTAssertTrue(kinds.contains(.contactChangeCancelled))
+        XCTAssertThrowsError(try server.eid(["self-service", "confirm", "--change", changeID, "--user-id", userID]))
+        let alarms = try await service.journalAlarms(for: account)
+        XCTAssertTrue(alarms.isEmpty, "every decision here was this phone's own")
+    }
 }

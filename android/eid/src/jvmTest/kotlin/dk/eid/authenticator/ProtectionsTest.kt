@@ -15,6 +15,7 @@ import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInstance
 import uniffi.eid_bindings.AuthenticatorConfig
+import uniffi.eid_bindings.ContactChangeState
 import uniffi.eid_bindings.EidException
 import uniffi.eid_bindings.EnrolmentStatus
 import uniffi.eid_bindings.Language
@@ -171,4 +172,40 @@ class ProtectionsTest {
             }
         }
     }
+
+    @Test
+    fun `a phone change started at self-service is shown with its earliest time and cancelled from the app`() =
+        runBlocking {
+            Phone(server).use { phone ->
+                phone.activated().use { eid ->
+                    val account = eid.accounts.value.single()
+                    val started = server.cli.run(
+                        "self-service", "change-contact", "--user-id", phone.userId, "--phone", "+4587654321",
+                    )
+                    val changeId = started.jsonString("change_id")
+                    val view = eid.refresh().single { it.kind == RequestKind.SELF_SERVICE }
+                    assertTrue(view.warnings.any { it.kind == WarningKind.SELF_SERVICE })
+                    assertContains(view.referenceText.orEmpty(), "+45••••••21")
+                    eid.approve(view, PIN, swipeConfirmed = true)
+
+                    eid.refresh()
+                    val change = eid.pendingContactChanges(account).single()
+                    assertEquals(changeId, change.changeId)
+                    assertEquals(ContactChangeState.WAITING_SECOND_LOGIN, change.state)
+                    assertEquals("+45••••••21", change.newValueMasked)
+                    val earliest = checkNotNull(change.earliestCompletionAtMs)
+                    assertTrue(earliest >= change.createdAtMs + 3_600_000uL, "an hour after the first login")
+
+                    eid.cancelContactChange(account, change)
+                    eid.refresh()
+                    assertTrue(eid.pendingContactChanges(account).isEmpty())
+                    assertTrue(eid.events(account).any { it.kind == SecurityEventKind.CONTACT_CHANGE_CANCELLED })
+                    val closed = assertFailsWith<Cli.Failure> {
+                        server.cli.run("self-service", "confirm", "--change", changeId, "--user-id", phone.userId)
+                    }
+                    assertContains(closed.json, "change_closed")
+                    assertTrue(eid.journalAlarms(account).isEmpty(), "every decision here was this phone's own")
+                }
+            }
+        }
 }

@@ -20,6 +20,7 @@ import uniffi.eid_bindings.AuthenticatorConfig
 import uniffi.eid_bindings.DeviceEnrolment
 import uniffi.eid_bindings.EnrolmentStatus
 import uniffi.eid_bindings.EventView
+import uniffi.eid_bindings.JournalAlarm
 import uniffi.eid_bindings.EidException
 import uniffi.eid_bindings.KeyStore
 import uniffi.eid_bindings.Language
@@ -262,6 +263,16 @@ class EidAuthenticator private constructor(
      */
     @Throws(EidException::class)
     suspend fun events(account: AccountInfo): List<EventView> = io { core.events(account.accountId, language) }
+
+    /**
+     * Decisions the server holds for [account] that this phone never signed,
+     * found by comparing each pull with the phone's own hash-chained journal:
+     * someone has a copy of its keys. Show this as the most serious warning
+     * and offer [blockIdentity].
+     */
+    @Throws(EidException::class)
+    suspend fun journalAlarms(account: AccountInfo): List<JournalAlarm> =
+        io { core.journalAlarms(account.accountId) }
 
     /** Whether [account]'s identity sends a notice on every use (as last pulled). */
     @Throws(EidException::class)
