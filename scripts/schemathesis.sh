@@ -11,7 +11,10 @@ budget=${1:-60}
 version=4.32.5
 venv=target/schemathesis-venv
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$version"; then
-  python3 -m venv "$venv"
+  python3 -m venv "$venv" 2>/dev/null || {
+    # Debian splits venv out of python3.
+    apt-get install -y -q python3-venv >/dev/null && python3 -m venv "$venv"
+  }
   "$venv/bin/pip" install --quiet "schemathesis==$version"
 fi
 cargo build --locked -p eid-server

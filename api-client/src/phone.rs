@@ -26,6 +26,8 @@ pub struct SoftPhone {
     pub server_key: Option<PublicKey>,
     /// Last decision counter used.
     pub counter: u64,
+    /// The highest decision `seq` pulled (the journal cursor a real phone keeps).
+    pub decisions_seen: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for SoftPhone {
@@ -63,6 +65,7 @@ impl SoftPhone {
             identity_id: None,
             server_key: None,
             counter: 0,
+            decisions_seen: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -153,6 +156,10 @@ impl SoftPhone {
         let body = serde_json::to_vec(&PullRequest {
             authenticator_ids: phones.iter().map(|p| p.id()).collect(),
             feed_after: Vec::new(),
+            decisions_after: phones
+                .iter()
+                .map(|p| p.decisions_seen.load(std::sync::atomic::Ordering::Relaxed))
+                .collect(),
         })
         .expect("serializable");
         let headers = Self::sign_device_request(
@@ -180,6 +187,11 @@ impl SoftPhone {
             for signed in &account.requests {
                 key.verify(&signed.envelope.signing_bytes(), &signed.signature)
                     .map_err(|_| ApiFailure::BadServerSignature)?;
+            }
+            if let Some(seq) = account.decisions.iter().map(|d| d.seq).max() {
+                phone
+                    .decisions_seen
+                    .fetch_max(seq, std::sync::atomic::Ordering::Relaxed);
             }
         }
         Ok(response)

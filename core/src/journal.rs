@@ -166,9 +166,21 @@ pub(crate) fn reconcile(
     pulled: &[(AuthenticatorId, &[PulledDecision])],
     now_ms: u64,
 ) -> Result<usize> {
+    if pulled.iter().all(|(_, d)| d.is_empty()) {
+        return Ok(0);
+    }
     let tx = conn.transaction()?;
     let mut raised = 0;
     for (account, decisions) in pulled {
+        // The next pull goes on after the highest decision compared now.
+        if let Some(seq) = decisions.iter().map(|d| d.seq).max() {
+            tx.execute(
+                "INSERT INTO account_feed (authenticator_id, decisions_cursor) VALUES (?1, ?2)
+                 ON CONFLICT(authenticator_id) DO UPDATE
+                 SET decisions_cursor = MAX(decisions_cursor, excluded.decisions_cursor)",
+                params![account.to_string(), to_i64(seq)],
+            )?;
+        }
         for d in decisions.iter().filter(|d| d.authenticator_id == *account) {
             let known: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM journal WHERE authenticator_id = ?1 AND decision_sha256 = ?2)",
@@ -263,6 +275,7 @@ mod tests {
             counter: d.counter,
             decision_sha256: eid_protocol::sha256(&d.signing_bytes()),
             decided_at_ms: 5,
+            seq: d.counter,
         }
     }
 

@@ -370,10 +370,14 @@ impl Authenticator {
 
     async fn pull(&self, accounts: &[AccountRow]) -> Result<()> {
         let ids: Vec<AuthenticatorId> = accounts.iter().map(|a| a.authenticator_id).collect();
-        let feed_after = lock(&self.inner.store)?.feed_cursors(&ids)?;
+        let (feed_after, decisions_after) = {
+            let store = lock(&self.inner.store)?;
+            (store.feed_cursors(&ids)?, store.decision_cursors(&ids)?)
+        };
         let body = serde_json::to_vec(&PullRequest {
             authenticator_ids: ids.clone(),
             feed_after,
+            decisions_after,
         })
         .map_err(|e| Error::Storage(e.to_string()))?;
         let resp: PullResponse = self

@@ -165,6 +165,10 @@ CREATE TABLE journal_alarms (
     PRIMARY KEY (authenticator_id, decision_sha256)
 ) STRICT;
 "#,
+    // 6: the device journal's cursor into the server's decision list.
+    r#"
+ALTER TABLE account_feed ADD COLUMN decisions_cursor INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Most feed events kept per account (the oldest go first).
@@ -681,6 +685,22 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT cursor FROM account_feed WHERE authenticator_id = ?1")?;
+        ids.iter()
+            .map(|id| {
+                Ok(stmt
+                    .query_row([id.to_string()], |r| r.get::<_, i64>(0))
+                    .optional()?
+                    .map_or(0, to_u64))
+            })
+            .collect()
+    }
+
+    /// Per account, the highest server decision `seq` already reconciled
+    /// with the journal (0 when none).
+    pub(crate) fn decision_cursors(&self, ids: &[AuthenticatorId]) -> Result<Vec<u64>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT decisions_cursor FROM account_feed WHERE authenticator_id = ?1",
+        )?;
         ids.iter()
             .map(|id| {
                 Ok(stmt

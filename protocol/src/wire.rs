@@ -492,6 +492,13 @@ pub struct PullRequest {
     /// most the newest [`MAX_FEED_EVENTS`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feed_after: Vec<u64>,
+    /// Decision cursors, parallel to `authenticator_ids`: the highest decision
+    /// `seq` each account already compared with its journal (0 = from the
+    /// start). Empty = all 0. The pull returns the identity's decisions above
+    /// it, oldest first, at most [`MAX_PULLED_DECISIONS`]; the next pull goes
+    /// on from there, so none is skipped however many come between pulls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions_after: Vec<u64>,
 }
 
 /// The person's notification settings, set from the app. Signed by the
@@ -593,9 +600,10 @@ pub struct PulledAccount {
     /// and offer to cancel; absent from older servers.
     #[serde(default)]
     pub contact_changes: Vec<PulledContactChange>,
-    /// The server's newest decisions for this identity (any of its
-    /// authenticators), newest first, at most [`MAX_PULLED_DECISIONS`]: the
-    /// device reconciles them against its journal.
+    /// The identity's decisions (any of its authenticators) above the
+    /// account's `decisions_after` cursor, oldest first, at most
+    /// [`MAX_PULLED_DECISIONS`]: the device reconciles them against its
+    /// journal and moves its cursor to the highest `seq`.
     #[serde(default)]
     pub decisions: Vec<PulledDecision>,
 }
@@ -621,6 +629,10 @@ pub struct PulledDecision {
     pub decision_sha256: [u8; 32],
     /// When the server accepted it (Unix ms).
     pub decided_at_ms: u64,
+    /// The server's sequence number of the decision (increasing); send the
+    /// highest seen as the account's `decisions_after`.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// Cancel an open phone or e-mail change from the app. Signed by the device
@@ -1020,6 +1032,7 @@ mod journal_wire_tests {
             counter: 7,
             decision_sha256: [9; 32],
             decided_at_ms: 1_800_000_000_000,
+            seq: 12,
         };
         let json = serde_json::to_value(&d).unwrap();
         assert_eq!(json["outcome"], "report_fraud");

@@ -183,6 +183,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
     let body = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![phone.id()],
         feed_after: Vec::new(),
+        decisions_after: Vec::new(),
     })
     .unwrap();
     let url = format!("{}{}", h.endpoint.base_url, wire::PATH_PULL);
@@ -218,6 +219,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
     let other_body = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![other.id()],
         feed_after: Vec::new(),
+        decisions_after: Vec::new(),
     })
     .unwrap();
     let wrong_body = SoftPhone::sign_device_request(
@@ -260,6 +262,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
     let both = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![phone.id(), other.id()],
         feed_after: Vec::new(),
+        decisions_after: Vec::new(),
     })
     .unwrap();
     let half = SoftPhone::sign_device_request(
@@ -276,6 +279,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
     let ghost_body = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![ghost.id()],
         feed_after: Vec::new(),
+        decisions_after: Vec::new(),
     })
     .unwrap();
     let ghost_headers = SoftPhone::sign_device_request(

@@ -735,6 +735,7 @@ async fn the_settings_endpoint_refuses_bad_input_and_changes_nothing() {
     let pull = serde_json::to_vec(&PullRequest {
         authenticator_ids: vec![device.id()],
         feed_after: vec![0, 0],
+        decisions_after: Vec::new(),
     })
     .unwrap();
     let err = post_signed::<PullResponse>(

@@ -412,6 +412,13 @@ pub(crate) async fn pull(
             "feed_after must have one cursor per authenticator, or none",
         ));
     }
+    let decisions_after = req.decisions_after;
+    if !decisions_after.is_empty() && decisions_after.len() != ids.len() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "decisions_after must have one cursor per authenticator, or none",
+        ));
+    }
     if ids.is_empty() || ids.len() > wire::MAX_PULL_AUTHENTICATORS {
         return Err(ApiError::new(
             ErrorCode::InvalidParameter,
@@ -431,7 +438,10 @@ pub(crate) async fn pull(
         authenticate_device_request(&state, &headers, "POST", wire::PATH_PULL, &body, &ids).await?;
 
     let now = state.now_ms();
-    let snapshot = state.store.pull_snapshot(ids, feed_after, now).await?;
+    let snapshot = state
+        .store
+        .pull_snapshot(ids, feed_after, decisions_after, now)
+        .await?;
     let identities = snapshot.identities;
     let mut events = snapshot.events.into_iter();
     // Present: activation never deletes an authenticator, and its key was found.

@@ -700,6 +700,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         authenticator_ids: Vec<AuthenticatorId>,
         feed_after: Vec<u64>,
+        decisions_after: Vec<u64>,
         now_ms: u64,
     ) -> StoreResult<PullSnapshot>;
     /// One consistent read for a decision: the request, the authenticator and

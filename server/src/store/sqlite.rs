@@ -222,6 +222,17 @@ fn migrations() -> Migrations<'static> {
         ) WITHOUT ROWID;
         "#,
         ),
+        // v7: the identity on each decision, indexed, so a pull reads the
+        // identity's newest decisions (device journal) in O(50) instead of
+        // joining every request the identity ever had.
+        M::up(
+            r#"
+        ALTER TABLE decisions ADD COLUMN identity_id BLOB;
+        UPDATE decisions SET identity_id =
+            (SELECT r.identity_id FROM requests r WHERE r.id = decisions.request_id);
+        CREATE INDEX decisions_by_identity ON decisions(identity_id);
+        "#,
+        ),
     ])
 }
 
@@ -1143,6 +1154,7 @@ impl Store for SqliteStore {
         &self,
         authenticator_ids: Vec<AuthenticatorId>,
         feed_after: Vec<u64>,
+        decisions_after: Vec<u64>,
         now_ms: u64,
     ) -> StoreResult<PullSnapshot> {
         self.read_consistent(move |c| {
@@ -1227,11 +1239,11 @@ impl Store for SqliteStore {
             // The identity's newest decisions, same snapshot (device journal).
             let mut recent = c.prepare_cached(
                 "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
-                 d.decided_at_ms FROM decisions d JOIN requests r ON r.id = d.request_id \
-                 WHERE r.identity_id = ?1 ORDER BY d.decided_at_ms DESC, d.counter DESC LIMIT ?2",
+                 d.decided_at_ms, d.rowid FROM decisions d WHERE d.identity_id = ?1 AND d.rowid > ?3 \
+                 ORDER BY d.rowid LIMIT ?2",
             )?;
             let mut decisions = Vec::with_capacity(authenticators.len());
-            for auth in &authenticators {
+            for (i, auth) in authenticators.iter().enumerate() {
                 let Some(auth) = auth else {
                     decisions.push(Vec::new());
                     continue;
@@ -1239,7 +1251,8 @@ impl Store for SqliteStore {
                 let rows = recent.query_map(
                     params![
                         auth.identity_id.as_bytes().as_slice(),
-                        eid_protocol::wire::MAX_PULLED_DECISIONS as i64
+                        eid_protocol::wire::MAX_PULLED_DECISIONS as i64,
+                        i64_of(decisions_after.get(i).copied().unwrap_or(0))
                     ],
                     |row| {
                         Ok((
@@ -1249,12 +1262,13 @@ impl Store for SqliteStore {
                             row.get::<_, i64>(3)?,
                             row.get::<_, Vec<u8>>(4)?,
                             row.get::<_, i64>(5)?,
+                            row.get::<_, i64>(6)?,
                         ))
                     },
                 )?;
                 let mut list = Vec::new();
                 for r in rows {
-                    let (request, authenticator, outcome, counter, sha, at) = r?;
+                    let (request, authenticator, outcome, counter, sha, at, seq) = r?;
                     let (Ok(request), Ok(authenticator), Ok(sha)) = (
                         <[u8; 16]>::try_from(request.as_slice()),
                         <[u8; 16]>::try_from(authenticator.as_slice()),
@@ -1269,6 +1283,7 @@ impl Store for SqliteStore {
                         counter: u64::try_from(counter).unwrap_or(0),
                         decision_sha256: sha,
                         decided_at_ms: u64::try_from(at).unwrap_or(0),
+                        seq: u64::try_from(seq).unwrap_or(0),
                     });
                 }
                 decisions.push(list);
@@ -1489,7 +1504,7 @@ impl Store for SqliteStore {
             }
             c.prepare_cached(
                 "INSERT INTO decisions (request_id, authenticator_id, outcome, counter, decision_sha256, receipt, \
-                 decided_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 decided_at_ms, identity_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 request_id.as_bytes().as_slice(),
@@ -1498,7 +1513,8 @@ impl Store for SqliteStore {
                 i64_of(record.counter),
                 record.decision_sha256.as_slice(),
                 receipt_json,
-                i64_of(record.decided_at_ms)
+                i64_of(record.decided_at_ms),
+                identity_id.as_bytes().as_slice()
             ])?;
             c.prepare_cached("UPDATE requests SET status = ?2 WHERE id = ?1")?.execute(params![
                 request_id.as_bytes().as_slice(),
