@@ -2,32 +2,26 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use eid_protocol::messages::{ActivationProof, DeviceRequestAuth, ReceiptBody};
+use axum::http::StatusCode;
+use eid_protocol::messages::{ActivationProof, ReceiptBody};
 use eid_protocol::wire::{
     self, AccountState, ActivateRequest, ActivateResponse, BlockRequest, BlockResponse,
     CancelContactChangeRequest, ChangeState, ChangeStatus, DeviceSettingsRequest,
-    DeviceSettingsResponse, ErrorBody, ErrorCode, FeedEvent, PullRequest, PullResponse,
-    PulledAccount, SignedEnvelope, SignedReceipt, SubmitDecisionRequest,
+    DeviceSettingsResponse, EnrolmentState, ErrorBody, ErrorCode, FeedEvent, PullRequest,
+    PullResponse, PulledAccount, PulledEnrolment, SignedEnvelope, SignedReceipt,
+    SubmitDecisionRequest,
 };
-use eid_protocol::{AuthenticatorId, MAX_DEVICE_CLOCK_SKEW_MS, Nonce16, Outcome};
+use eid_protocol::{AuthenticatorId, Outcome};
 
-use super::enrolment::pulled_enrolment;
-use super::{ApiJson, AppState, CENTRAL_PIN_LOCK_AT, DeviceKey, RawBody};
+use super::signed::{DeviceSigned, bad_signature};
+use super::{ApiJson, AppState, CENTRAL_PIN_LOCK_AT};
 use crate::api::admin::activation_code_hash;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
     ActivationResult, Authenticator, AuthenticatorState, CancelChangeResult, DecideResult,
-    DecisionRecord,
+    DecisionRecord, Enrolment, EnrolmentStoredState,
 };
 use crate::userid;
-
-pub(super) fn bad_signature(what: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidSignature,
-        format!("{what} does not verify"),
-    )
-}
 
 /// Wrong login-screen codes after which a request is cancelled.
 const BINDING_CODE_MAX_TRIES: u32 = 3;
@@ -120,126 +114,6 @@ pub(crate) async fn activate(
     }
 }
 
-/// The parsed, not yet verified, signature headers of a device request.
-pub(super) struct DeviceAuthHeaders {
-    timestamp_ms: u64,
-    nonce: Nonce16,
-    signatures: Vec<(AuthenticatorId, eid_protocol::Signature)>,
-}
-
-/// Parses the device-request headers and checks the clock and that exactly
-/// `ids` signed, once each.
-pub(super) fn parse_device_auth(
-    state: &AppState,
-    headers: &HeaderMap,
-    ids: &[AuthenticatorId],
-) -> ApiResult<DeviceAuthHeaders> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let timestamp_ms: u64 = header(wire::HEADER_TIMESTAMP)
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidSignature,
-                "missing or malformed eid-timestamp header",
-            )
-        })?;
-    let nonce: Nonce16 = header(wire::HEADER_NONCE)
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidSignature,
-                "missing or malformed eid-nonce header",
-            )
-        })?;
-    let signatures = header(wire::HEADER_SIGNATURE)
-        .and_then(wire::parse_signature_header)
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidSignature,
-                "missing or malformed eid-signature header",
-            )
-        })?;
-
-    let now = state.now_ms();
-    if now.abs_diff(timestamp_ms) > MAX_DEVICE_CLOCK_SKEW_MS {
-        return Err(ApiError::new(
-            ErrorCode::ClockSkew,
-            "the device clock is more than 5 minutes off",
-        )
-        .with_server_time(now));
-    }
-    if signatures.len() != ids.len()
-        || !ids.iter().all(|id| signatures.iter().any(|(s, _)| s == id))
-    {
-        return Err(ApiError::new(
-            ErrorCode::InvalidSignature,
-            "every authenticator named must sign, once",
-        ));
-    }
-    Ok(DeviceAuthHeaders {
-        timestamp_ms,
-        nonce,
-        signatures,
-    })
-}
-
-/// Verifies each key's signature over the request, then uses up the nonce.
-pub(super) async fn verify_device_auth(
-    state: &AppState,
-    auth: &DeviceAuthHeaders,
-    method: &str,
-    path: &str,
-    body: &[u8],
-    keys: &[DeviceKey],
-) -> ApiResult<()> {
-    let body_sha256 = eid_protocol::sha256(body);
-    for key in keys {
-        let signature = &auth
-            .signatures
-            .iter()
-            .find(|(s, _)| *s == key.authenticator_id)
-            .ok_or_else(|| bad_signature("device signature"))?
-            .1;
-        let message = DeviceRequestAuth {
-            authenticator_id: key.authenticator_id,
-            method,
-            path,
-            body_sha256,
-            timestamp_ms: auth.timestamp_ms,
-            nonce: auth.nonce,
-        }
-        .signing_bytes();
-        key.device_public_key
-            .verify(&message, signature)
-            .map_err(|_| bad_signature("device signature"))?;
-    }
-    // Only after every signature verified, so nobody can burn a nonce.
-    let keep_until = auth.timestamp_ms.max(state.now_ms()) + MAX_DEVICE_CLOCK_SKEW_MS;
-    if !state.store.use_nonce(auth.nonce, keep_until).await? {
-        return Err(ApiError::new(
-            ErrorCode::ReplayedNonce,
-            "this nonce was already used",
-        ));
-    }
-    Ok(())
-}
-
-/// Checks the device-request headers and signatures; returns the device keys
-/// in the order of `ids`. The keys never change, so they come from a cache.
-pub(super) async fn authenticate_device_request(
-    state: &AppState,
-    headers: &HeaderMap,
-    method: &str,
-    path: &str,
-    body: &[u8],
-    ids: &[AuthenticatorId],
-) -> ApiResult<Vec<DeviceKey>> {
-    let auth = parse_device_auth(state, headers, ids)?;
-    let keys = device_keys(state, ids).await?;
-    verify_device_auth(state, &auth, method, path, body, &keys).await?;
-    Ok(keys)
-}
-
 /// Blocks the caller's identity at once ("I suspect abuse"): pending requests
 /// are cancelled, new requests and decisions refused. Signed by the device key
 /// like a pull (headers `eid-timestamp`, `eid-nonce`, `eid-signature`); no PIN.
@@ -258,13 +132,9 @@ pub(super) async fn authenticate_device_request(
         (status = 413, body = ErrorBody)))]
 pub(crate) async fn block(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    DeviceSigned { body: req, .. }: DeviceSigned<BlockRequest>,
 ) -> ApiResult<Json<BlockResponse>> {
-    let req: BlockRequest =
-        serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid block body"))?;
     let id = req.authenticator_id;
-    authenticate_device_request(&state, &headers, "POST", wire::PATH_BLOCK, &body, &[id]).await?;
     let authenticator = state
         .store
         .authenticators(vec![id])
@@ -306,21 +176,9 @@ pub(crate) async fn block(
         (status = 413, body = ErrorBody)))]
 pub(crate) async fn settings(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    DeviceSigned { body: req, .. }: DeviceSigned<DeviceSettingsRequest>,
 ) -> ApiResult<Json<DeviceSettingsResponse>> {
-    let req: DeviceSettingsRequest =
-        serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid settings body"))?;
     let id = req.authenticator_id;
-    authenticate_device_request(
-        &state,
-        &headers,
-        "POST",
-        wire::PATH_DEVICE_SETTINGS,
-        &body,
-        &[id],
-    )
-    .await?;
     let authenticator = state
         .store
         .authenticators(vec![id])
@@ -354,33 +212,6 @@ pub(crate) async fn settings(
     }))
 }
 
-/// The device keys of `ids`, from the cache or else the store; an unknown id
-/// is an error.
-async fn device_keys(state: &AppState, ids: &[AuthenticatorId]) -> ApiResult<Vec<DeviceKey>> {
-    let cached: Vec<Option<DeviceKey>> = ids.iter().map(|id| state.device_keys.get(id)).collect();
-    if cached.iter().all(Option::is_some) {
-        return Ok(cached.into_iter().flatten().collect());
-    }
-    let loaded = state.store.authenticators(ids.to_vec()).await?;
-    ids.iter()
-        .zip(loaded)
-        .map(|(id, auth)| {
-            let auth = auth.ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::UnknownAuthenticator,
-                    format!("unknown authenticator {id}"),
-                )
-            })?;
-            let key = DeviceKey {
-                authenticator_id: auth.id,
-                device_public_key: auth.device_public_key,
-            };
-            state.device_keys.insert(auth.id, key.clone());
-            Ok(key)
-        })
-        .collect()
-}
-
 /// Pulls the pending requests of one or several authenticators on one phone, in
 /// one round trip. Signed by each authenticator's device key over method, path,
 /// body hash, timestamp and nonce (headers `eid-timestamp`, `eid-nonce`,
@@ -399,44 +230,11 @@ async fn device_keys(state: &AppState, ids: &[AuthenticatorId]) -> ApiResult<Vec
         (status = 413, body = ErrorBody)))]
 pub(crate) async fn pull(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    DeviceSigned { body: req, keys }: DeviceSigned<PullRequest>,
 ) -> ApiResult<Json<PullResponse>> {
-    let req: PullRequest =
-        serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid pull body"))?;
     let ids = req.authenticator_ids;
     let feed_after = req.feed_after;
-    if !feed_after.is_empty() && feed_after.len() != ids.len() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameter,
-            "feed_after must have one cursor per authenticator, or none",
-        ));
-    }
     let decisions_after = req.decisions_after;
-    if !decisions_after.is_empty() && decisions_after.len() != ids.len() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameter,
-            "decisions_after must have one cursor per authenticator, or none",
-        ));
-    }
-    if ids.is_empty() || ids.len() > wire::MAX_PULL_AUTHENTICATORS {
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameter,
-            "name 1 to 16 authenticators",
-        ));
-    }
-    let mut unique = ids.clone();
-    unique.sort();
-    unique.dedup();
-    if unique.len() != ids.len() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameter,
-            "an authenticator is named twice",
-        ));
-    }
-    let keys =
-        authenticate_device_request(&state, &headers, "POST", wire::PATH_PULL, &body, &ids).await?;
-
     let now = state.now_ms();
     let snapshot = state
         .store
@@ -530,6 +328,21 @@ pub(crate) async fn pull(
         server_time_ms: now,
         accounts,
     }))
+}
+
+/// What an existing device sees of a live enrolment in its pull.
+fn pulled_enrolment(e: &Enrolment) -> Option<PulledEnrolment> {
+    let state = match e.state {
+        EnrolmentStoredState::AwaitingApproval => EnrolmentState::AwaitingApproval,
+        EnrolmentStoredState::Waiting => EnrolmentState::Waiting,
+        _ => return None,
+    };
+    Some(PulledEnrolment {
+        enrolment_id: e.id,
+        state,
+        requested_at_ms: e.requested_at_ms,
+        usable_at_ms: e.usable_at_ms,
+    })
 }
 
 /// Submits a decision signed by the device key and (to approve) the PIN key.
@@ -776,21 +589,9 @@ pub(crate) async fn submit_decision(
         (status = 413, body = ErrorBody)))]
 pub(crate) async fn cancel_contact_change(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    DeviceSigned { body: req, .. }: DeviceSigned<CancelContactChangeRequest>,
 ) -> ApiResult<Json<ChangeStatus>> {
-    let req: CancelContactChangeRequest =
-        serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid cancel body"))?;
     let id = req.authenticator_id;
-    authenticate_device_request(
-        &state,
-        &headers,
-        "POST",
-        wire::PATH_CANCEL_CONTACT_CHANGE,
-        &body,
-        &[id],
-    )
-    .await?;
     let authenticator = state
         .store
         .authenticators(vec![id])

@@ -11,22 +11,20 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use eid_protocol::crypto::random_array;
 use eid_protocol::wire::{
     self, ActivateResponse, CancelEnrolmentRequest, EnrolmentCancelled, EnrolmentStarted,
     EnrolmentState, EnrolmentStatusRequest, EnrolmentStatusResponse, ErrorBody, ErrorCode,
-    PulledEnrolment, RequestStatus, StartEnrolmentRequest,
+    RequestStatus, StartEnrolmentRequest,
 };
 use eid_protocol::{
     AuthenticatorId, EnrolmentProof, IdentityId, RequestEnvelopeBody, RequestId, RequestKind,
     SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME,
 };
 
-use super::device::{
-    authenticate_device_request, bad_signature, parse_device_auth, verify_device_auth,
-};
-use super::{AppState, DeviceKey, RawBody};
+use super::signed::{DeviceSigned, bad_signature};
+use super::{AppState, RawBody};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
     CancelEnrolmentResult, Enrolment, EnrolmentPoll, EnrolmentStoredState, StartEnrolmentResult,
@@ -84,21 +82,6 @@ pub(crate) fn new_device_reference_text(requested_at_ms: u64) -> String {
         "Tilføj ny enhed til dit eID, bestilt {when}. Godkend kun, hvis du selv står med den nye telefon.\n\
          Add a new device to your eID, requested {when}. Approve only if you are holding the new phone yourself."
     )
-}
-
-/// What an existing device sees of a live enrolment.
-pub(super) fn pulled_enrolment(e: &Enrolment) -> Option<PulledEnrolment> {
-    let state = match e.state {
-        EnrolmentStoredState::AwaitingApproval => EnrolmentState::AwaitingApproval,
-        EnrolmentStoredState::Waiting => EnrolmentState::Waiting,
-        _ => return None,
-    };
-    Some(PulledEnrolment {
-        enrolment_id: e.id,
-        state,
-        requested_at_ms: e.requested_at_ms,
-        usable_at_ms: e.usable_at_ms,
-    })
 }
 
 fn started(e: &Enrolment) -> EnrolmentStarted {
@@ -243,31 +226,9 @@ fn closed() -> ApiError {
         (status = 413, body = ErrorBody)))]
 pub(crate) async fn status(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    DeviceSigned { body: req, .. }: DeviceSigned<EnrolmentStatusRequest>,
 ) -> ApiResult<Json<EnrolmentStatusResponse>> {
-    let req: EnrolmentStatusRequest = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::malformed("invalid enrolment status body"))?;
     let id = req.enrolment_id;
-    let auth = parse_device_auth(&state, &headers, &[id])?;
-    let enrolment = state
-        .store
-        .enrolment(id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownEnrolment, "no such enrolment"))?;
-    let key = DeviceKey {
-        authenticator_id: id,
-        device_public_key: enrolment.device_public_key,
-    };
-    verify_device_auth(
-        &state,
-        &auth,
-        "POST",
-        wire::PATH_ENROLMENT_STATUS,
-        &body,
-        std::slice::from_ref(&key),
-    )
-    .await?;
     let now = state.now_ms();
     let poll = state
         .store
@@ -319,20 +280,8 @@ pub(crate) async fn status(
         (status = 413, body = ErrorBody)))]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    DeviceSigned { body: req, .. }: DeviceSigned<CancelEnrolmentRequest>,
 ) -> ApiResult<Json<EnrolmentCancelled>> {
-    let req: CancelEnrolmentRequest =
-        serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid cancel body"))?;
-    authenticate_device_request(
-        &state,
-        &headers,
-        "POST",
-        wire::PATH_ENROLMENT_CANCEL,
-        &body,
-        &[req.authenticator_id],
-    )
-    .await?;
     let result = state
         .store
         .cancel_enrolment(req.authenticator_id, req.enrolment_id, state.now_ms())

@@ -5,6 +5,7 @@ mod device;
 mod enrolment;
 mod rp;
 mod self_service;
+mod signed;
 
 use std::sync::Arc;
 

@@ -4,6 +4,8 @@
 //! count a wrong PIN, use a nonce) are single trait methods: each backend runs
 //! them in one transaction, and acknowledges only after a durable commit.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod sqlite;
 
 pub use sqlite::SqliteStore;

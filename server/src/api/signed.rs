@@ -1,0 +1,316 @@
+//! Device-signed requests: the extractor [`DeviceSigned`] for every endpoint
+//! a phone signs with its device key (pull, block, settings, cancelling a
+//! contact change or an enrolment, a new device's status poll).
+//!
+//! The phone signs method, path, body hash, timestamp and nonce
+//! ([`DeviceRequestAuth`]) with the device key of each authenticator it
+//! names, and sends headers `eid-timestamp`, `eid-nonce` and
+//! `eid-signature`. The extractor reads the body, lets the body type check
+//! itself, checks the clock, verifies every signature and only then uses up
+//! the nonce, so a handler sees only a request that passed, and each signed
+//! endpoint checks in the same order.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::HeaderMap;
+use eid_protocol::messages::DeviceRequestAuth;
+use eid_protocol::wire::{
+    self, BlockRequest, CancelContactChangeRequest, CancelEnrolmentRequest, DeviceSettingsRequest,
+    EnrolmentStatusRequest, ErrorCode, PullRequest,
+};
+use eid_protocol::{AuthenticatorId, MAX_DEVICE_CLOCK_SKEW_MS, Nonce16};
+use serde::de::DeserializeOwned;
+
+use super::{AppState, DeviceKey, RawBody};
+use crate::error::{ApiError, ApiResult};
+
+/// The error for a signature that does not verify (`what` names which).
+pub(super) fn bad_signature(what: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidSignature,
+        format!("{what} does not verify"),
+    )
+}
+
+/// Whose device keys must have signed a request.
+pub(super) enum Signers {
+    /// These authenticators, each once (their keys from the cache or store).
+    Authenticators(Vec<AuthenticatorId>),
+    /// A new device not activated yet: its enrolment's new device key.
+    Enrolment(AuthenticatorId),
+}
+
+/// A request body a device signs.
+pub(super) trait SignedBody: DeserializeOwned + Send {
+    /// The route path the device signs.
+    const PATH: &'static str;
+    /// The message for a body that does not parse as this type.
+    const MALFORMED: &'static str;
+    /// Who must have signed.
+    fn signers(&self) -> Signers;
+    /// Checks of the body alone, made before any signature is verified.
+    fn check(&self) -> ApiResult<()> {
+        Ok(())
+    }
+}
+
+/// A device-signed request that passed: its body, and the verified device
+/// keys in the order the body names them.
+pub(super) struct DeviceSigned<T> {
+    /// The parsed body.
+    pub(super) body: T,
+    /// The keys that signed, in the order of [`SignedBody::signers`].
+    pub(super) keys: Vec<DeviceKey>,
+}
+
+impl<T: SignedBody> FromRequest<AppState> for DeviceSigned<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let method = req.method().as_str().to_owned();
+        let headers = req.headers().clone();
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        let body: T =
+            serde_json::from_slice(&bytes).map_err(|_| ApiError::malformed(T::MALFORMED))?;
+        body.check()?;
+        let keys = match body.signers() {
+            Signers::Authenticators(ids) => {
+                let auth = parse_device_auth(state, &headers, &ids)?;
+                let keys = device_keys(state, &ids).await?;
+                verify_device_auth(state, &auth, &method, T::PATH, &bytes, &keys).await?;
+                keys
+            }
+            Signers::Enrolment(id) => {
+                let auth = parse_device_auth(state, &headers, &[id])?;
+                let enrolment = state.store.enrolment(id).await?.ok_or_else(|| {
+                    ApiError::new(ErrorCode::UnknownEnrolment, "no such enrolment")
+                })?;
+                let keys = vec![DeviceKey {
+                    authenticator_id: id,
+                    device_public_key: enrolment.device_public_key,
+                }];
+                verify_device_auth(state, &auth, &method, T::PATH, &bytes, &keys).await?;
+                keys
+            }
+        };
+        Ok(DeviceSigned { body, keys })
+    }
+}
+
+/// The parsed, not yet verified, signature headers of a device request.
+struct DeviceAuthHeaders {
+    timestamp_ms: u64,
+    nonce: Nonce16,
+    signatures: Vec<(AuthenticatorId, eid_protocol::Signature)>,
+}
+
+/// Parses the device-request headers and checks the clock and that exactly
+/// `ids` signed, once each.
+fn parse_device_auth(
+    state: &AppState,
+    headers: &HeaderMap,
+    ids: &[AuthenticatorId],
+) -> ApiResult<DeviceAuthHeaders> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let timestamp_ms: u64 = header(wire::HEADER_TIMESTAMP)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidSignature,
+                "missing or malformed eid-timestamp header",
+            )
+        })?;
+    let nonce: Nonce16 = header(wire::HEADER_NONCE)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidSignature,
+                "missing or malformed eid-nonce header",
+            )
+        })?;
+    let signatures = header(wire::HEADER_SIGNATURE)
+        .and_then(wire::parse_signature_header)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidSignature,
+                "missing or malformed eid-signature header",
+            )
+        })?;
+
+    let now = state.now_ms();
+    if now.abs_diff(timestamp_ms) > MAX_DEVICE_CLOCK_SKEW_MS {
+        return Err(ApiError::new(
+            ErrorCode::ClockSkew,
+            "the device clock is more than 5 minutes off",
+        )
+        .with_server_time(now));
+    }
+    if signatures.len() != ids.len()
+        || !ids.iter().all(|id| signatures.iter().any(|(s, _)| s == id))
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidSignature,
+            "every authenticator named must sign, once",
+        ));
+    }
+    Ok(DeviceAuthHeaders {
+        timestamp_ms,
+        nonce,
+        signatures,
+    })
+}
+
+/// Verifies each key's signature over the request, then uses up the nonce.
+async fn verify_device_auth(
+    state: &AppState,
+    auth: &DeviceAuthHeaders,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    keys: &[DeviceKey],
+) -> ApiResult<()> {
+    let body_sha256 = eid_protocol::sha256(body);
+    for key in keys {
+        let signature = &auth
+            .signatures
+            .iter()
+            .find(|(s, _)| *s == key.authenticator_id)
+            .ok_or_else(|| bad_signature("device signature"))?
+            .1;
+        let message = DeviceRequestAuth {
+            authenticator_id: key.authenticator_id,
+            method,
+            path,
+            body_sha256,
+            timestamp_ms: auth.timestamp_ms,
+            nonce: auth.nonce,
+        }
+        .signing_bytes();
+        key.device_public_key
+            .verify(&message, signature)
+            .map_err(|_| bad_signature("device signature"))?;
+    }
+    // Only after every signature verified, so nobody can burn a nonce.
+    let keep_until = auth.timestamp_ms.max(state.now_ms()) + MAX_DEVICE_CLOCK_SKEW_MS;
+    if !state.store.use_nonce(auth.nonce, keep_until).await? {
+        return Err(ApiError::new(
+            ErrorCode::ReplayedNonce,
+            "this nonce was already used",
+        ));
+    }
+    Ok(())
+}
+
+/// The device keys of `ids`, from the cache or else the store; an unknown id
+/// is an error. The keys never change, so the cache needs no eviction.
+async fn device_keys(state: &AppState, ids: &[AuthenticatorId]) -> ApiResult<Vec<DeviceKey>> {
+    let cached: Vec<Option<DeviceKey>> = ids.iter().map(|id| state.device_keys.get(id)).collect();
+    if cached.iter().all(Option::is_some) {
+        return Ok(cached.into_iter().flatten().collect());
+    }
+    let loaded = state.store.authenticators(ids.to_vec()).await?;
+    ids.iter()
+        .zip(loaded)
+        .map(|(id, auth)| {
+            let auth = auth.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::UnknownAuthenticator,
+                    format!("unknown authenticator {id}"),
+                )
+            })?;
+            let key = DeviceKey {
+                authenticator_id: auth.id,
+                device_public_key: auth.device_public_key,
+            };
+            state.device_keys.insert(auth.id, key.clone());
+            Ok(key)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- signed bodies
+
+impl SignedBody for PullRequest {
+    const PATH: &'static str = wire::PATH_PULL;
+    const MALFORMED: &'static str = "invalid pull body";
+
+    fn signers(&self) -> Signers {
+        Signers::Authenticators(self.authenticator_ids.clone())
+    }
+
+    fn check(&self) -> ApiResult<()> {
+        let n = self.authenticator_ids.len();
+        if !self.feed_after.is_empty() && self.feed_after.len() != n {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "feed_after must have one cursor per authenticator, or none",
+            ));
+        }
+        if !self.decisions_after.is_empty() && self.decisions_after.len() != n {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "decisions_after must have one cursor per authenticator, or none",
+            ));
+        }
+        if n == 0 || n > wire::MAX_PULL_AUTHENTICATORS {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "name 1 to 16 authenticators",
+            ));
+        }
+        let mut unique = self.authenticator_ids.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.len() != n {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "an authenticator is named twice",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl SignedBody for BlockRequest {
+    const PATH: &'static str = wire::PATH_BLOCK;
+    const MALFORMED: &'static str = "invalid block body";
+
+    fn signers(&self) -> Signers {
+        Signers::Authenticators(vec![self.authenticator_id])
+    }
+}
+
+impl SignedBody for DeviceSettingsRequest {
+    const PATH: &'static str = wire::PATH_DEVICE_SETTINGS;
+    const MALFORMED: &'static str = "invalid settings body";
+
+    fn signers(&self) -> Signers {
+        Signers::Authenticators(vec![self.authenticator_id])
+    }
+}
+
+impl SignedBody for CancelContactChangeRequest {
+    const PATH: &'static str = wire::PATH_CANCEL_CONTACT_CHANGE;
+    const MALFORMED: &'static str = "invalid cancel body";
+
+    fn signers(&self) -> Signers {
+        Signers::Authenticators(vec![self.authenticator_id])
+    }
+}
+
+impl SignedBody for CancelEnrolmentRequest {
+    const PATH: &'static str = wire::PATH_ENROLMENT_CANCEL;
+    const MALFORMED: &'static str = "invalid cancel body";
+
+    fn signers(&self) -> Signers {
+        Signers::Authenticators(vec![self.authenticator_id])
+    }
+}
+
+impl SignedBody for EnrolmentStatusRequest {
+    const PATH: &'static str = wire::PATH_ENROLMENT_STATUS;
+    const MALFORMED: &'static str = "invalid enrolment status body";
+
+    fn signers(&self) -> Signers {
+        Signers::Enrolment(self.enrolment_id)
+    }
+}

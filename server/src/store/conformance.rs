@@ -1,0 +1,2706 @@
+//! The conformance suite every [`Store`] backend must pass unchanged.
+//!
+//! Each check is a public `async fn` taking a [`FreshStore`] (a new, empty
+//! store of the backend under test) and panicking on the first difference
+//! from the behaviour the trait documents.
+//! [`store_conformance_suite!`](crate::store_conformance_suite) turns the
+//! whole list into `#[tokio::test]` functions for one backend:
+//!
+//! ```text
+//! async fn fresh() -> eid_server::store::conformance::FreshStore { /* ... */ }
+//! eid_server::store_conformance_suite!(fresh());
+//! ```
+//!
+//! The suite speaks only through the trait and the public store types, so a
+//! second backend (PostgreSQL) runs it as it is. Outside this crate it needs
+//! the cargo feature `conformance` and a `tokio` dependency with the
+//! `macros` and `rt-multi-thread` features.
+//!
+//! Events are read back the way the server reads them: through the pull's
+//! feed, or by claiming the outbox's deliveries.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use eid_protocol::crypto::random_array;
+use eid_protocol::events::SecurityEventKind;
+use eid_protocol::messages::ReceiptBody;
+use eid_protocol::wire::{ChangeState, ContactChannel, ErrorCode, RequestStatus, SignedReceipt};
+use eid_protocol::{
+    AuthenticatorId, ChangeId, IdentityId, Nonce16, Outcome, PublicKey, RequestEnvelopeBody,
+    RequestId, RequestKind, SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME,
+    ServiceProviderId, Signature,
+};
+
+use super::*;
+
+/// A new, empty store for one check, with whatever keeps it alive (for
+/// example the temporary directory of a SQLite file, or a scratch schema).
+pub struct FreshStore {
+    // Declared before the guard: the store is dropped before what it lives in.
+    store: Arc<dyn Store>,
+    _guard: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl FreshStore {
+    /// A store that needs nothing else kept alive.
+    pub fn new(store: impl Store) -> Self {
+        Self::keeping(store, ())
+    }
+
+    /// A store and a guard dropped after it (a temporary directory, say).
+    pub fn keeping(store: impl Store, guard: impl Send + Sync + 'static) -> Self {
+        Self {
+            store: Arc::new(store),
+            _guard: Box::new(guard),
+        }
+    }
+
+    /// A shared handle, for checks that write from many tasks at once.
+    pub fn shared(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+}
+
+impl std::ops::Deref for FreshStore {
+    type Target = dyn Store;
+    fn deref(&self) -> &Self::Target {
+        &*self.store
+    }
+}
+
+impl std::fmt::Debug for FreshStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FreshStore")
+    }
+}
+
+/// Expands to one `#[tokio::test]` per conformance check, each on a store
+/// made fresh by `$fresh` (an expression evaluated per test whose `.await`
+/// yields a [`FreshStore`]). Checks of concurrent writers run on a
+/// multi-threaded runtime.
+#[macro_export]
+macro_rules! store_conformance_suite {
+    ($fresh:expr) => {
+        $crate::store_conformance_suite!(@serial $fresh;
+            an_identity_is_found_by_id_and_by_its_folded_user_id,
+            a_taken_folded_user_id_is_a_conflict,
+            blocking_cancels_pending_requests_enrolments_and_changes,
+            only_a_change_of_block_state_is_an_event,
+            notify_every_use_is_set_for_known_identities_only,
+            a_service_provider_is_found_by_the_hash_of_its_key,
+            a_second_provider_with_the_same_key_hash_is_a_conflict,
+            a_provider_name_confusable_with_a_registered_one_is_refused,
+            the_right_activation_code_activates_once_and_a_retry_gets_the_same_authenticator,
+            wrong_activation_codes_count_until_the_code_is_void,
+            a_new_activation_code_resets_the_tries,
+            an_expired_missing_or_unknown_activation_code_is_not_usable,
+            a_blocked_identity_cannot_activate,
+            authenticators_load_in_the_order_asked_with_none_for_unknown_ids,
+            a_nonce_is_accepted_once,
+            purging_forgets_only_nonces_past_their_keep_time,
+            a_created_request_reads_back_pending_and_expires_by_the_clock,
+            a_request_for_an_unknown_or_blocked_identity_is_refused_and_not_stored,
+            the_pending_cap_refuses_one_request_too_many_and_expired_ones_do_not_count,
+            a_provider_cancels_only_its_own_pending_requests,
+            the_first_decision_is_accepted_and_stored_with_its_request,
+            a_second_decision_gets_the_first_one_back_as_already_decided,
+            a_decision_after_expiry_is_refused_as_expired,
+            a_decision_on_a_cancelled_request_is_refused_as_cancelled,
+            a_counter_not_above_the_last_accepted_is_a_replay,
+            a_locked_or_unknown_authenticator_may_not_decide,
+            a_verified_pin_resets_the_wrong_pin_count,
+            wrong_pins_lock_the_authenticator_at_the_limit_with_one_event,
+            binding_mismatches_cancel_the_request_at_the_limit,
+            a_fraud_report_is_an_event_and_approvals_notify_only_when_opted_in,
+            the_per_identity_window_refuses_and_says_when_a_slot_frees,
+            self_service_requests_do_not_count_toward_the_person_s_window,
+            the_per_provider_window_counts_requests_for_every_identity,
+            the_longest_wait_of_the_full_windows_is_reported,
+            after_a_fraud_report_the_provider_is_held_for_that_person_only,
+            a_hold_is_announced_once_and_ends_after_its_time,
+            a_claimed_delivery_is_claimed_again_only_after_its_lease,
+            failed_deliveries_wait_their_retry_time_and_attempts_are_bounded,
+            claims_take_at_most_the_limit_and_no_channel_claims_nothing,
+            a_pull_shows_unexpired_pending_requests_oldest_first_and_feed_events_after_the_cursor,
+            a_pull_lists_the_identity_s_decisions_after_the_cursor,
+            an_enrolment_with_a_request_awaits_approval_and_is_announced,
+            an_enrolment_for_an_unknown_or_blocked_identity_is_a_decoy,
+            the_same_new_keys_get_the_live_enrolment_back,
+            a_second_enrolment_while_one_awaits_approval_or_past_the_hourly_limit_is_a_decoy,
+            the_device_cap_refuses_an_enrolment,
+            an_approved_enrolment_activates_only_after_its_wait,
+            the_device_cap_is_checked_again_when_the_wait_ends,
+            a_refused_or_expired_enrolment_is_closed,
+            an_existing_device_cancels_a_live_enrolment_of_its_own_identity_only,
+            a_contact_change_starts_with_its_first_login_and_tells_only_the_old_contact,
+            a_change_is_refused_for_unknown_blocked_or_busy_identities,
+            a_new_start_supersedes_a_change_awaiting_its_first_login,
+            a_change_past_its_first_login_blocks_a_new_start,
+            the_second_login_is_too_early_before_the_gap_and_completes_the_change_after_it,
+            confirming_refuses_unknown_unapproved_foreign_blocked_and_closed_changes,
+            denying_a_change_s_login_cancels_the_change,
+            a_change_is_cancelled_from_the_app_only_by_its_own_identity,
+            expiry_marks_only_changes_past_their_deadline_within_the_limit,
+            a_user_id_change_is_applied_by_its_approval_unless_taken_meanwhile,
+        );
+        $crate::store_conformance_suite!(@concurrent $fresh;
+            exactly_one_of_100_concurrent_decisions_wins,
+            concurrent_creates_never_exceed_the_pending_cap,
+            a_nonce_used_by_many_at_once_is_accepted_once,
+        );
+    };
+    (@serial $fresh:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                $crate::store::conformance::$name($fresh.await).await;
+            }
+        )*
+    };
+    (@concurrent $fresh:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                $crate::store::conformance::$name($fresh.await).await;
+            }
+        )*
+    };
+}
+
+// ---------------------------------------------------------------- fixtures
+
+/// The suite's clock starts here (November 2026).
+const T0: u64 = 1_795_000_000_000;
+/// A request's lifetime.
+const LIFETIME: u64 = 300_000;
+const HOUR: u64 = 3_600_000;
+const LEASE: u64 = 300_000;
+const ANNA: &str = "Anna#1980x";
+const BO: &str = "Bo#1975yz";
+const ANNA_PHONE: &str = "+4520304050";
+const ANNA_EMAIL: &str = "anna@example.dk";
+const NEW_PHONE: &str = "+4560708090";
+const BIG: u64 = 1_000;
+
+fn person(user_id: &str) -> Identity {
+    Identity {
+        id: IdentityId::random(),
+        user_id: user_id.to_owned(),
+        user_id_folded: user_id.to_lowercase(),
+        display_name: Some("Anna Jensen".into()),
+        blocked: false,
+        created_at_ms: T0,
+        phone: Some(ANNA_PHONE.into()),
+        email: Some(ANNA_EMAIL.into()),
+        notify_every_use: false,
+    }
+}
+
+async fn identity(s: &dyn Store, user_id: &str) -> Identity {
+    let identity = person(user_id);
+    s.create_identity(identity.clone()).await.unwrap();
+    identity
+}
+
+/// A public key of the right form (the store never verifies with it).
+fn key() -> PublicKey {
+    let mut bytes = [4u8; 65];
+    bytes[1..].copy_from_slice(&random_array::<64>());
+    PublicKey::from_sec1(&bytes).unwrap()
+}
+
+fn signature() -> Signature {
+    Signature(vec![0x30; 70])
+}
+
+fn new_authenticator(now: u64) -> Authenticator {
+    Authenticator {
+        id: AuthenticatorId::random(),
+        // Set by the store from the user ID.
+        identity_id: IdentityId([0; 16]),
+        device_public_key: key(),
+        pin_public_key: key(),
+        state: AuthenticatorState::Active,
+        failed_pin_count: 0,
+        last_counter: 0,
+        activated_at_ms: now,
+    }
+}
+
+fn code_for(identity: &Identity, code: [u8; 32], now: u64) -> ActivationCode {
+    ActivationCode {
+        identity_id: identity.id,
+        code_sha256: code,
+        created_at_ms: now,
+        expires_at_ms: now + HOUR,
+    }
+}
+
+async fn activate_with(
+    s: &dyn Store,
+    identity: &Identity,
+    code: [u8; 32],
+    now: u64,
+    authenticator: Authenticator,
+) -> ActivationResult {
+    s.activate(
+        &identity.user_id_folded,
+        Box::new(move |_| code),
+        3,
+        now,
+        authenticator,
+    )
+    .await
+    .unwrap()
+}
+
+/// An active authenticator of `identity`, through an activation code.
+async fn activated(s: &dyn Store, identity: &Identity, now: u64) -> Authenticator {
+    let code = random_array();
+    s.put_activation_code(code_for(identity, code, now))
+        .await
+        .unwrap();
+    match activate_with(s, identity, code, now, new_authenticator(now)).await {
+        ActivationResult::Activated(a) => a,
+        other => panic!("activation failed: {other:?}"),
+    }
+}
+
+fn provider(name: &str) -> ServiceProvider {
+    ServiceProvider {
+        id: ServiceProviderId::random(),
+        name: name.to_owned(),
+        api_key_sha256: random_array(),
+        created_at_ms: T0,
+    }
+}
+
+async fn registered(s: &dyn Store, name: &str) -> ServiceProvider {
+    let sp = provider(name);
+    s.create_service_provider(sp.clone()).await.unwrap();
+    sp
+}
+
+fn envelope(
+    identity_id: IdentityId,
+    kind: RequestKind,
+    provider: (ServiceProviderId, &str),
+    created_at_ms: u64,
+) -> RequestEnvelopeBody {
+    RequestEnvelopeBody {
+        request_id: RequestId::random(),
+        identity_id,
+        kind,
+        service_provider_id: provider.0,
+        service_provider_name: provider.1.to_owned(),
+        reference_text: "Log på Netbank".into(),
+        created_at_ms,
+        expires_at_ms: created_at_ms + LIFETIME,
+        server_nonce: random_array(),
+        binding_required: false,
+    }
+}
+
+fn stored(envelope: RequestEnvelopeBody, binding_code: Option<String>) -> StoredRequest {
+    StoredRequest {
+        envelope,
+        envelope_signature: signature(),
+        binding_code,
+        status: RequestStatus::Pending,
+        decision: None,
+    }
+}
+
+/// A login request of `sp` for `identity_id`, created at `created_at_ms`.
+fn login(identity_id: IdentityId, sp: &ServiceProvider, created_at_ms: u64) -> StoredRequest {
+    stored(
+        envelope(
+            identity_id,
+            RequestKind::Login,
+            (sp.id, &sp.name),
+            created_at_ms,
+        ),
+        None,
+    )
+}
+
+/// A self-service login request (the built-in provider's).
+fn self_service_login(identity_id: IdentityId, created_at_ms: u64) -> StoredRequest {
+    stored(
+        envelope(
+            identity_id,
+            RequestKind::SelfService,
+            (SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME),
+            created_at_ms,
+        ),
+        None,
+    )
+}
+
+/// Stores `request` (created at its own time) and returns it.
+async fn created(s: &dyn Store, request: StoredRequest) -> StoredRequest {
+    let now = request.envelope.created_at_ms;
+    assert_eq!(
+        s.create_request(request.clone(), BIG, now).await.unwrap(),
+        CreateResult::Created
+    );
+    request
+}
+
+fn decision(
+    request: &StoredRequest,
+    by: &Authenticator,
+    outcome: Outcome,
+    counter: u64,
+    now: u64,
+) -> DecisionRecord {
+    let e = &request.envelope;
+    let decision_sha256 = random_array();
+    DecisionRecord {
+        authenticator_id: by.id,
+        outcome,
+        counter,
+        decision_sha256,
+        receipt: SignedReceipt {
+            receipt: ReceiptBody {
+                request_id: e.request_id,
+                identity_id: e.identity_id,
+                authenticator_id: by.id,
+                outcome,
+                kind: e.kind,
+                reference_text_sha256: e.reference_text_sha256(),
+                service_provider_id: e.service_provider_id,
+                decided_at_ms: now,
+                decision_sha256,
+                counter,
+            },
+            signature: signature(),
+        },
+        decided_at_ms: now,
+    }
+}
+
+/// Decides `request` and expects the decision to win.
+async fn decided(
+    s: &dyn Store,
+    request: &StoredRequest,
+    by: &Authenticator,
+    outcome: Outcome,
+    counter: u64,
+    now: u64,
+) -> DecisionRecord {
+    let record = decision(request, by, outcome, counter, now);
+    assert_eq!(
+        s.decide(request.envelope.request_id, record.clone(), true, now)
+            .await
+            .unwrap(),
+        DecideResult::Accepted(record.clone())
+    );
+    record
+}
+
+async fn status(s: &dyn Store, id: RequestId) -> RequestStatus {
+    s.request(id).await.unwrap().expect("request stored").status
+}
+
+async fn authenticator(s: &dyn Store, id: AuthenticatorId) -> Authenticator {
+    s.authenticators(vec![id])
+        .await
+        .unwrap()
+        .pop()
+        .flatten()
+        .expect("authenticator stored")
+}
+
+/// The identity's feed as `by`'s pull reads it: (kind, detail), oldest first.
+async fn feed(
+    s: &dyn Store,
+    by: &Authenticator,
+    now: u64,
+) -> Vec<(SecurityEventKind, Option<String>)> {
+    let snapshot = s
+        .pull_snapshot(vec![by.id], Vec::new(), Vec::new(), now)
+        .await
+        .unwrap();
+    snapshot.events[0]
+        .iter()
+        .map(|e| (e.kind, e.detail.clone()))
+        .collect()
+}
+
+async fn feed_kinds(s: &dyn Store, by: &Authenticator, now: u64) -> Vec<SecurityEventKind> {
+    feed(s, by, now).await.into_iter().map(|(k, _)| k).collect()
+}
+
+/// Claims every due delivery (SMS and e-mail).
+async fn claim_all(s: &dyn Store, now: u64) -> Vec<ClaimedDelivery> {
+    s.claim_deliveries(vec![Channel::Sms, Channel::Email], now, 1_000, LEASE, 5)
+        .await
+        .unwrap()
+}
+
+/// The addresses notified of each event of `kind`, one set per event.
+fn addresses_of(deliveries: &[ClaimedDelivery], kind: SecurityEventKind) -> Vec<BTreeSet<String>> {
+    let mut by_event: Vec<(u64, BTreeSet<String>)> = Vec::new();
+    for d in deliveries.iter().filter(|d| d.event.kind == kind) {
+        match by_event.iter_mut().find(|(id, _)| *id == d.event.id) {
+            Some((_, set)) => {
+                set.insert(d.address.clone());
+            }
+            None => by_event.push((d.event.id, BTreeSet::from([d.address.clone()]))),
+        }
+    }
+    by_event.into_iter().map(|(_, set)| set).collect()
+}
+
+fn set(addresses: &[&str]) -> BTreeSet<String> {
+    addresses.iter().map(|a| (*a).to_owned()).collect()
+}
+
+fn window(window_ms: u64, limit: u64) -> Window {
+    Window { window_ms, limit }
+}
+
+// ---------------------------------------------------------------- identities
+
+/// An identity is found by its id and by its folded user ID, and nothing is
+/// found for unknown ones.
+pub async fn an_identity_is_found_by_id_and_by_its_folded_user_id(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    assert_eq!(s.identity(anna.id).await.unwrap(), Some(anna.clone()));
+    assert_eq!(
+        s.identity_by_user_id("anna#1980x").await.unwrap(),
+        Some(anna)
+    );
+    assert_eq!(s.identity(IdentityId::random()).await.unwrap(), None);
+    assert_eq!(s.identity_by_user_id("nobody#1x").await.unwrap(), None);
+}
+
+/// A second identity with a taken folded user ID is a conflict and not stored.
+pub async fn a_taken_folded_user_id_is_a_conflict(store: FreshStore) {
+    let s = &*store;
+    identity(s, ANNA).await;
+    let twin = Identity {
+        user_id: "ANNA#1980X".into(),
+        ..person(ANNA)
+    };
+    assert!(matches!(
+        s.create_identity(twin.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.identity(twin.id).await.unwrap(), None);
+}
+
+/// Blocking cancels the identity's pending requests (returned), its live
+/// enrolments and its open changes; an unknown identity is `None`.
+pub async fn blocking_cancels_pending_requests_enrolments_and_changes(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bank = registered(s, "Danske Bank").await;
+    let r1 = created(s, login(anna.id, &bank, T0)).await;
+    let r2 = created(s, login(anna.id, &bank, T0 + 1)).await;
+    let enrolment = start_real_enrolment(s, &anna, T0 + 2).await;
+    let (change, first) = phone_change(&anna, T0 + 3, HOUR);
+    assert_eq!(
+        s.start_change(change.clone(), first, BIG, T0 + 3)
+            .await
+            .unwrap(),
+        StartChangeResult::Created
+    );
+
+    let cancelled = s.set_blocked(anna.id, true, T0 + 4).await.unwrap().unwrap();
+    let cancelled: BTreeSet<RequestId> = cancelled.into_iter().collect();
+    assert!(cancelled.contains(&r1.envelope.request_id));
+    assert!(cancelled.contains(&r2.envelope.request_id));
+    assert_eq!(
+        status(s, r1.envelope.request_id).await,
+        RequestStatus::Cancelled
+    );
+    assert!(s.identity(anna.id).await.unwrap().unwrap().blocked);
+    assert_eq!(
+        s.enrolment(enrolment.id).await.unwrap().unwrap().state,
+        EnrolmentStoredState::Cancelled
+    );
+    assert_eq!(
+        s.change(change.id).await.unwrap().unwrap().0.state,
+        ChangeState::Cancelled
+    );
+    assert_eq!(
+        s.set_blocked(IdentityId::random(), true, T0).await.unwrap(),
+        None
+    );
+    // Unblocking brings nothing back.
+    assert_eq!(
+        s.set_blocked(anna.id, false, T0 + 5).await.unwrap(),
+        Some(Vec::new())
+    );
+    assert_eq!(
+        status(s, r2.envelope.request_id).await,
+        RequestStatus::Cancelled
+    );
+    assert_eq!(
+        s.poll_enrolment(enrolment.id, 5, T0 + 6).await.unwrap(),
+        EnrolmentPoll::Closed
+    );
+}
+
+/// Blocking a blocked identity records no second event; each change of
+/// state records one, at its time.
+pub async fn only_a_change_of_block_state_is_an_event(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    s.set_blocked(anna.id, true, T0 + 1).await.unwrap().unwrap();
+    s.set_blocked(anna.id, true, T0 + 2).await.unwrap().unwrap();
+    s.set_blocked(anna.id, false, T0 + 3)
+        .await
+        .unwrap()
+        .unwrap();
+    s.set_blocked(anna.id, false, T0 + 4)
+        .await
+        .unwrap()
+        .unwrap();
+    let sms = s
+        .claim_deliveries(vec![Channel::Sms], T0 + 10, 10, LEASE, 5)
+        .await
+        .unwrap();
+    let kinds: Vec<_> = sms
+        .iter()
+        .map(|d| (d.event.kind, d.event.occurred_at_ms, d.address.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (SecurityEventKind::IdentityBlocked, T0 + 1, ANNA_PHONE),
+            (SecurityEventKind::IdentityUnblocked, T0 + 3, ANNA_PHONE),
+        ]
+    );
+}
+
+/// "Notify me on every use" is set for a known identity and refused (false)
+/// for an unknown one.
+pub async fn notify_every_use_is_set_for_known_identities_only(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    assert!(s.set_notify_every_use(anna.id, true).await.unwrap());
+    assert!(s.identity(anna.id).await.unwrap().unwrap().notify_every_use);
+    assert!(s.set_notify_every_use(anna.id, false).await.unwrap());
+    assert!(!s.identity(anna.id).await.unwrap().unwrap().notify_every_use);
+    assert!(
+        !s.set_notify_every_use(IdentityId::random(), true)
+            .await
+            .unwrap()
+    );
+}
+
+// ---------------------------------------------------------------- service providers
+
+/// A registered provider is found by the hash of its API key only.
+pub async fn a_service_provider_is_found_by_the_hash_of_its_key(store: FreshStore) {
+    let s = &*store;
+    let bank = provider("Danske Bank");
+    assert_eq!(
+        s.register_service_provider(bank.clone()).await.unwrap(),
+        RegisterResult::Registered
+    );
+    assert_eq!(
+        s.service_provider_by_key(bank.api_key_sha256)
+            .await
+            .unwrap(),
+        Some(bank)
+    );
+    assert_eq!(
+        s.service_provider_by_key(random_array()).await.unwrap(),
+        None
+    );
+}
+
+/// A second provider with a taken key hash is a conflict, by either way of
+/// storing it.
+pub async fn a_second_provider_with_the_same_key_hash_is_a_conflict(store: FreshStore) {
+    let s = &*store;
+    let bank = registered(s, "Danske Bank").await;
+    let clash = ServiceProvider {
+        id: ServiceProviderId::random(),
+        name: "Nordea".into(),
+        ..bank.clone()
+    };
+    assert!(matches!(
+        s.create_service_provider(clash.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.register_service_provider(clash).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.service_provider_by_key(bank.api_key_sha256)
+            .await
+            .unwrap(),
+        Some(bank)
+    );
+}
+
+/// A name confusable with a registered provider's, or with the built-in
+/// self-service provider's, is refused with the name it resembles.
+pub async fn a_provider_name_confusable_with_a_registered_one_is_refused(store: FreshStore) {
+    let s = &*store;
+    assert_eq!(
+        s.register_service_provider(provider("Danske Bank"))
+            .await
+            .unwrap(),
+        RegisterResult::Registered
+    );
+    let copycat = provider("Danske Bank");
+    assert_eq!(
+        s.register_service_provider(copycat.clone()).await.unwrap(),
+        RegisterResult::ConfusableWith("Danske Bank".into())
+    );
+    assert_eq!(
+        s.service_provider_by_key(copycat.api_key_sha256)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.register_service_provider(provider(SELF_SERVICE_PROVIDER_NAME))
+            .await
+            .unwrap(),
+        RegisterResult::ConfusableWith(SELF_SERVICE_PROVIDER_NAME.into())
+    );
+}
+
+// ---------------------------------------------------------------- activation
+
+/// The right code activates (identity set by the store, event recorded); a
+/// retry with the same code and keys gets the same authenticator; other keys
+/// get nothing.
+pub async fn the_right_activation_code_activates_once_and_a_retry_gets_the_same_authenticator(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let code = random_array();
+    s.put_activation_code(code_for(&anna, code, T0))
+        .await
+        .unwrap();
+    let asked = new_authenticator(T0);
+    let ActivationResult::Activated(first) =
+        activate_with(s, &anna, code, T0 + 1, asked.clone()).await
+    else {
+        panic!("not activated");
+    };
+    assert_eq!(
+        first,
+        Authenticator {
+            identity_id: anna.id,
+            ..asked.clone()
+        }
+    );
+    assert_eq!(
+        activate_with(s, &anna, code, T0 + 2, asked.clone()).await,
+        ActivationResult::AlreadyActivated(first.clone())
+    );
+    assert_eq!(
+        activate_with(s, &anna, code, T0 + 3, new_authenticator(T0 + 3)).await,
+        ActivationResult::NoUsableCode
+    );
+    assert_eq!(
+        s.authenticators_of(anna.id).await.unwrap(),
+        vec![first.clone()]
+    );
+    assert_eq!(
+        feed_kinds(s, &first, T0 + 4).await,
+        vec![SecurityEventKind::DeviceActivated]
+    );
+}
+
+/// Each wrong code counts a try; after the last try even the right code is
+/// not usable.
+pub async fn wrong_activation_codes_count_until_the_code_is_void(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let code = random_array();
+    s.put_activation_code(code_for(&anna, code, T0))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            activate_with(s, &anna, random_array(), T0, new_authenticator(T0)).await,
+            ActivationResult::WrongCode
+        );
+    }
+    assert_eq!(
+        activate_with(s, &anna, code, T0, new_authenticator(T0)).await,
+        ActivationResult::NoUsableCode
+    );
+    assert!(s.authenticators_of(anna.id).await.unwrap().is_empty());
+}
+
+/// A new code replaces the old one and starts with no tries counted.
+pub async fn a_new_activation_code_resets_the_tries(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let old = random_array();
+    s.put_activation_code(code_for(&anna, old, T0))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        activate_with(s, &anna, random_array(), T0, new_authenticator(T0)).await;
+    }
+    let new = random_array();
+    s.put_activation_code(code_for(&anna, new, T0 + 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        activate_with(s, &anna, old, T0 + 1, new_authenticator(T0)).await,
+        ActivationResult::WrongCode
+    );
+    assert!(matches!(
+        activate_with(s, &anna, new, T0 + 1, new_authenticator(T0)).await,
+        ActivationResult::Activated(_)
+    ));
+}
+
+/// An expired code, an identity without a code and an unknown user ID all
+/// answer `NoUsableCode`.
+pub async fn an_expired_missing_or_unknown_activation_code_is_not_usable(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bo = identity(s, BO).await;
+    let code = random_array();
+    s.put_activation_code(code_for(&anna, code, T0))
+        .await
+        .unwrap();
+    assert_eq!(
+        activate_with(s, &anna, code, T0 + HOUR, new_authenticator(T0)).await,
+        ActivationResult::NoUsableCode
+    );
+    assert_eq!(
+        activate_with(s, &bo, code, T0, new_authenticator(T0)).await,
+        ActivationResult::NoUsableCode
+    );
+    let stranger = person("Nobody#1999q");
+    assert_eq!(
+        activate_with(s, &stranger, code, T0, new_authenticator(T0)).await,
+        ActivationResult::NoUsableCode
+    );
+}
+
+/// The right code of a blocked identity answers `Blocked` and stores nothing.
+pub async fn a_blocked_identity_cannot_activate(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let code = random_array();
+    s.put_activation_code(code_for(&anna, code, T0))
+        .await
+        .unwrap();
+    s.set_blocked(anna.id, true, T0).await.unwrap().unwrap();
+    assert_eq!(
+        activate_with(s, &anna, code, T0, new_authenticator(T0)).await,
+        ActivationResult::Blocked
+    );
+    assert!(s.authenticators_of(anna.id).await.unwrap().is_empty());
+}
+
+/// Authenticators load in the order asked, `None` standing for unknown ids.
+pub async fn authenticators_load_in_the_order_asked_with_none_for_unknown_ids(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let a = activated(s, &anna, T0).await;
+    let b = activated(s, &anna, T0 + 1).await;
+    let unknown = AuthenticatorId::random();
+    assert_eq!(
+        s.authenticators(vec![b.id, unknown, a.id]).await.unwrap(),
+        vec![Some(b.clone()), None, Some(a.clone())]
+    );
+    assert_eq!(s.authenticators_of(anna.id).await.unwrap(), vec![a, b]);
+    assert!(
+        s.authenticators_of(IdentityId::random())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+// ---------------------------------------------------------------- nonces
+
+/// A nonce is accepted once; the same nonce again is a replay.
+pub async fn a_nonce_is_accepted_once(store: FreshStore) {
+    let s = &*store;
+    let nonce = Nonce16::random();
+    assert!(s.use_nonce(nonce, T0).await.unwrap());
+    assert!(!s.use_nonce(nonce, T0 + LIFETIME).await.unwrap());
+    assert!(s.use_nonce(Nonce16::random(), T0).await.unwrap());
+}
+
+/// Purging forgets the nonces kept until before now, never one that could
+/// still be replayed.
+pub async fn purging_forgets_only_nonces_past_their_keep_time(store: FreshStore) {
+    let s = &*store;
+    let (old, young) = (Nonce16::random(), Nonce16::random());
+    assert!(s.use_nonce(old, T0).await.unwrap());
+    assert!(s.use_nonce(young, T0 + LIFETIME).await.unwrap());
+    assert_eq!(s.purge_nonces(T0).await.unwrap(), 0);
+    assert!(!s.use_nonce(old, T0).await.unwrap());
+    assert_eq!(s.purge_nonces(T0 + 1).await.unwrap(), 1);
+    assert!(!s.use_nonce(young, T0 + LIFETIME).await.unwrap());
+    assert!(s.use_nonce(old, T0 + 1).await.unwrap());
+}
+
+// ---------------------------------------------------------------- requests
+
+/// A created request reads back as stored; its status turns expired by the
+/// clock, not by a write.
+pub async fn a_created_request_reads_back_pending_and_expires_by_the_clock(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bank = registered(s, "Danske Bank").await;
+    let request = stored(
+        envelope(anna.id, RequestKind::Signature, (bank.id, &bank.name), T0),
+        Some("ABCD-1234".into()),
+    );
+    let request = created(s, request).await;
+    let read = s.request(request.envelope.request_id).await.unwrap();
+    assert_eq!(read.as_ref(), Some(&request));
+    let read = read.unwrap();
+    assert_eq!(read.status_at(T0 + LIFETIME - 1), RequestStatus::Pending);
+    assert_eq!(read.status_at(T0 + LIFETIME), RequestStatus::Expired);
+    assert_eq!(s.request(RequestId::random()).await.unwrap(), None);
+}
+
+/// A request for an unknown or a blocked identity is refused with the
+/// reason, and not stored.
+pub async fn a_request_for_an_unknown_or_blocked_identity_is_refused_and_not_stored(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let bank = registered(s, "Danske Bank").await;
+    let ghost = login(IdentityId::random(), &bank, T0);
+    assert_eq!(
+        s.create_request(ghost.clone(), BIG, T0).await.unwrap(),
+        CreateResult::UnknownIdentity
+    );
+    assert_eq!(s.request(ghost.envelope.request_id).await.unwrap(), None);
+    let anna = identity(s, ANNA).await;
+    s.set_blocked(anna.id, true, T0).await.unwrap().unwrap();
+    let blocked = login(anna.id, &bank, T0);
+    assert_eq!(
+        s.create_request(blocked.clone(), BIG, T0).await.unwrap(),
+        CreateResult::Blocked
+    );
+    assert_eq!(s.request(blocked.envelope.request_id).await.unwrap(), None);
+}
+
+/// At the pending cap one more request is refused; an expired or decided
+/// one frees its place.
+pub async fn the_pending_cap_refuses_one_request_too_many_and_expired_ones_do_not_count(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let old = created(s, login(anna.id, &bank, T0)).await;
+    let mid = created(s, login(anna.id, &bank, T0 + 1_000)).await;
+    assert_eq!(s.count_pending(anna.id, T0 + 1_000).await.unwrap(), 2);
+    let now = T0 + 2_000;
+    let third = login(anna.id, &bank, now);
+    assert_eq!(
+        s.create_request(third.clone(), 2, now).await.unwrap(),
+        CreateResult::TooManyPending
+    );
+    assert_eq!(s.request(third.envelope.request_id).await.unwrap(), None);
+    decided(s, &mid, &phone, Outcome::Deny, 1, now).await;
+    assert_eq!(s.count_pending(anna.id, now).await.unwrap(), 1);
+    assert_eq!(
+        s.create_request(third, 2, now).await.unwrap(),
+        CreateResult::Created
+    );
+    // The oldest expires by the clock and no longer counts.
+    let later = old.envelope.expires_at_ms;
+    assert_eq!(s.count_pending(anna.id, later).await.unwrap(), 1);
+    assert_eq!(
+        s.create_request(login(anna.id, &bank, later), 2, later)
+            .await
+            .unwrap(),
+        CreateResult::Created
+    );
+}
+
+/// A provider cancels its own pending request once; another provider's, an
+/// unknown id, a cancelled or an expired request is refused with the reason.
+pub async fn a_provider_cancels_only_its_own_pending_requests(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bank = registered(s, "Danske Bank").await;
+    let other = registered(s, "Nordea").await;
+    let request = created(s, login(anna.id, &bank, T0)).await;
+    let id = request.envelope.request_id;
+    assert_eq!(
+        s.cancel_request(id, other.id, T0).await.unwrap(),
+        CancelResult::Unknown
+    );
+    assert_eq!(
+        s.cancel_request(RequestId::random(), bank.id, T0)
+            .await
+            .unwrap(),
+        CancelResult::Unknown
+    );
+    assert_eq!(
+        s.cancel_request(id, bank.id, T0 + 1).await.unwrap(),
+        CancelResult::Cancelled
+    );
+    let again = s.cancel_request(id, bank.id, T0 + 2).await.unwrap();
+    let CancelResult::NotPending(now) = again else {
+        panic!("cancelled twice: {again:?}");
+    };
+    assert_eq!(now.status, RequestStatus::Cancelled);
+    let expiring = created(s, login(anna.id, &bank, T0)).await;
+    let late = s
+        .cancel_request(expiring.envelope.request_id, bank.id, T0 + LIFETIME)
+        .await
+        .unwrap();
+    assert_eq!(late, CancelResult::NotPending(Box::new(expiring)));
+}
+
+// ---------------------------------------------------------------- decisions
+
+/// The first decision is accepted and stored with its request; the request's
+/// status follows the outcome, the authenticator's counter moves up, and the
+/// decision context reads all three.
+pub async fn the_first_decision_is_accepted_and_stored_with_its_request(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let request = created(s, login(anna.id, &bank, T0)).await;
+    let id = request.envelope.request_id;
+    let record = decided(s, &request, &phone, Outcome::Approve, 7, T0 + 1).await;
+    let read = s.request(id).await.unwrap().unwrap();
+    assert_eq!(read.status, RequestStatus::Approved);
+    assert_eq!(read.decision, Some(record));
+    assert_eq!(authenticator(s, phone.id).await.last_counter, 7);
+    let context = s.decision_context(id, phone.id).await.unwrap();
+    assert_eq!(context.request, Some(read));
+    assert_eq!(context.authenticator.map(|a| a.id), Some(phone.id));
+    assert_eq!(context.identity, Some(anna));
+    let empty = s
+        .decision_context(RequestId::random(), AuthenticatorId::random())
+        .await
+        .unwrap();
+    assert!(empty.request.is_none() && empty.authenticator.is_none() && empty.identity.is_none());
+}
+
+/// A later decision (another outcome, another device, a higher counter) gets
+/// the first decision back and changes nothing.
+pub async fn a_second_decision_gets_the_first_one_back_as_already_decided(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let tablet = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let request = created(s, login(anna.id, &bank, T0)).await;
+    let id = request.envelope.request_id;
+    let first = decided(s, &request, &phone, Outcome::Deny, 1, T0 + 1).await;
+    let second = decision(&request, &tablet, Outcome::Approve, 9, T0 + 2);
+    assert_eq!(
+        s.decide(id, second, true, T0 + 2).await.unwrap(),
+        DecideResult::AlreadyDecided(first.clone())
+    );
+    // The same decision resubmitted (a retry after a lost answer) too.
+    assert_eq!(
+        s.decide(id, first.clone(), true, T0 + 3).await.unwrap(),
+        DecideResult::AlreadyDecided(first)
+    );
+    assert_eq!(status(s, id).await, RequestStatus::Denied);
+    assert_eq!(authenticator(s, tablet.id).await.last_counter, 0);
+}
+
+/// A decision at or after the deadline is refused as expired and stores
+/// nothing.
+pub async fn a_decision_after_expiry_is_refused_as_expired(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let request = created(s, login(anna.id, &bank, T0)).await;
+    let late = T0 + LIFETIME;
+    let record = decision(&request, &phone, Outcome::Approve, 1, late);
+    assert_eq!(
+        s.decide(request.envelope.request_id, record, true, late)
+            .await
+            .unwrap(),
+        DecideResult::Expired
+    );
+    let read = s
+        .request(request.envelope.request_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.decision, None);
+    assert_eq!(read.status_at(late), RequestStatus::Expired);
+    assert_eq!(authenticator(s, phone.id).await.last_counter, 0);
+}
+
+/// A decision on a cancelled request is refused as cancelled.
+pub async fn a_decision_on_a_cancelled_request_is_refused_as_cancelled(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let request = created(s, login(anna.id, &bank, T0)).await;
+    let id = request.envelope.request_id;
+    s.cancel_request(id, bank.id, T0).await.unwrap();
+    let record = decision(&request, &phone, Outcome::Approve, 1, T0 + 1);
+    assert_eq!(
+        s.decide(id, record, true, T0 + 1).await.unwrap(),
+        DecideResult::Cancelled
+    );
+    assert_eq!(s.request(id).await.unwrap().unwrap().decision, None);
+}
+
+/// A counter equal to or below the authenticator's last accepted one is a
+/// replay and leaves the request pending; a higher one is accepted.
+pub async fn a_counter_not_above_the_last_accepted_is_a_replay(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let first = created(s, login(anna.id, &bank, T0)).await;
+    decided(s, &first, &phone, Outcome::Approve, 5, T0 + 1).await;
+    let next = created(s, login(anna.id, &bank, T0 + 2)).await;
+    let id = next.envelope.request_id;
+    for counter in [5, 4, 0] {
+        let replay = decision(&next, &phone, Outcome::Approve, counter, T0 + 3);
+        assert_eq!(
+            s.decide(id, replay, true, T0 + 3).await.unwrap(),
+            DecideResult::CounterReplay,
+            "counter {counter}"
+        );
+    }
+    assert_eq!(status(s, id).await, RequestStatus::Pending);
+    assert_eq!(authenticator(s, phone.id).await.last_counter, 5);
+    decided(s, &next, &phone, Outcome::Approve, 6, T0 + 4).await;
+    assert_eq!(authenticator(s, phone.id).await.last_counter, 6);
+}
+
+/// A locked authenticator, or one the store does not know, may not decide.
+pub async fn a_locked_or_unknown_authenticator_may_not_decide(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let request = created(s, login(anna.id, &bank, T0)).await;
+    let id = request.envelope.request_id;
+    let stranger = new_authenticator(T0);
+    let record = decision(&request, &stranger, Outcome::Approve, 1, T0 + 1);
+    assert_eq!(
+        s.decide(id, record, true, T0 + 1).await.unwrap(),
+        DecideResult::NotAllowed
+    );
+    assert_eq!(s.record_wrong_pin(phone.id, 1, T0 + 1).await.unwrap(), 1);
+    assert_eq!(
+        authenticator(s, phone.id).await.state,
+        AuthenticatorState::Locked
+    );
+    let record = decision(&request, &phone, Outcome::Deny, 1, T0 + 2);
+    assert_eq!(
+        s.decide(id, record, false, T0 + 2).await.unwrap(),
+        DecideResult::NotAllowed
+    );
+    assert_eq!(status(s, id).await, RequestStatus::Pending);
+}
+
+/// A decision whose PIN signature verified resets the wrong-PIN count; one
+/// without a PIN signature leaves it.
+pub async fn a_verified_pin_resets_the_wrong_pin_count(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    assert_eq!(s.record_wrong_pin(phone.id, 10, T0).await.unwrap(), 1);
+    assert_eq!(s.record_wrong_pin(phone.id, 10, T0).await.unwrap(), 2);
+    let denied = created(s, login(anna.id, &bank, T0)).await;
+    let record = decision(&denied, &phone, Outcome::Deny, 1, T0 + 1);
+    s.decide(denied.envelope.request_id, record, false, T0 + 1)
+        .await
+        .unwrap();
+    assert_eq!(authenticator(s, phone.id).await.failed_pin_count, 2);
+    let approved = created(s, login(anna.id, &bank, T0 + 2)).await;
+    decided(s, &approved, &phone, Outcome::Approve, 2, T0 + 3).await;
+    assert_eq!(authenticator(s, phone.id).await.failed_pin_count, 0);
+}
+
+/// Wrong PINs count up; the authenticator locks at the limit, and the lock
+/// is one event however many wrong PINs follow.
+pub async fn wrong_pins_lock_the_authenticator_at_the_limit_with_one_event(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let other = activated(s, &anna, T0).await;
+    for n in 1..=2 {
+        assert_eq!(
+            s.record_wrong_pin(phone.id, 3, T0 + n).await.unwrap(),
+            n as u32
+        );
+        assert_eq!(
+            authenticator(s, phone.id).await.state,
+            AuthenticatorState::Active
+        );
+    }
+    assert_eq!(s.record_wrong_pin(phone.id, 3, T0 + 3).await.unwrap(), 3);
+    assert_eq!(s.record_wrong_pin(phone.id, 3, T0 + 4).await.unwrap(), 4);
+    assert_eq!(
+        authenticator(s, phone.id).await.state,
+        AuthenticatorState::Locked
+    );
+    assert_eq!(
+        authenticator(s, other.id).await.state,
+        AuthenticatorState::Active
+    );
+    let lockouts = feed_kinds(s, &other, T0 + 5)
+        .await
+        .into_iter()
+        .filter(|k| *k == SecurityEventKind::PinLockout)
+        .count();
+    assert_eq!(lockouts, 1);
+}
+
+/// Wrong login-screen codes count up; at the limit the request is cancelled.
+pub async fn binding_mismatches_cancel_the_request_at_the_limit(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bank = registered(s, "Danske Bank").await;
+    let request = stored(
+        envelope(anna.id, RequestKind::Login, (bank.id, &bank.name), T0),
+        Some("ABCD-1234".into()),
+    );
+    let id = created(s, request).await.envelope.request_id;
+    assert_eq!(s.record_binding_mismatch(id, 3).await.unwrap(), 1);
+    assert_eq!(s.record_binding_mismatch(id, 3).await.unwrap(), 2);
+    assert_eq!(status(s, id).await, RequestStatus::Pending);
+    assert_eq!(s.record_binding_mismatch(id, 3).await.unwrap(), 3);
+    assert_eq!(status(s, id).await, RequestStatus::Cancelled);
+}
+
+/// A fraud report records `fraud_reported` naming the provider; an approval
+/// records `used` only when the person opted in.
+pub async fn a_fraud_report_is_an_event_and_approvals_notify_only_when_opted_in(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let quiet = created(s, login(anna.id, &bank, T0)).await;
+    decided(s, &quiet, &phone, Outcome::Approve, 1, T0 + 1).await;
+    s.set_notify_every_use(anna.id, true).await.unwrap();
+    let noisy = created(s, login(anna.id, &bank, T0 + 2)).await;
+    decided(s, &noisy, &phone, Outcome::Approve, 2, T0 + 3).await;
+    let scam = created(s, login(anna.id, &bank, T0 + 4)).await;
+    decided(s, &scam, &phone, Outcome::ReportFraud, 3, T0 + 5).await;
+    assert_eq!(
+        status(s, scam.envelope.request_id).await,
+        RequestStatus::FraudReported
+    );
+    let bank_name = Some(bank.name.clone());
+    assert_eq!(
+        feed(s, &phone, T0 + 6).await,
+        vec![
+            (SecurityEventKind::DeviceActivated, None),
+            (SecurityEventKind::Used, bank_name.clone()),
+            (SecurityEventKind::FraudReported, bank_name),
+        ]
+    );
+}
+
+/// Exactly one of 100 concurrent decisions on one request wins; the other 99
+/// get the winner back as already decided.
+pub async fn exactly_one_of_100_concurrent_decisions_wins(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let mut devices = Vec::new();
+    for _ in 0..4 {
+        devices.push(activated(s, &anna, T0).await);
+    }
+    let bank = registered(s, "Danske Bank").await;
+    let request = created(s, login(anna.id, &bank, T0)).await;
+    let id = request.envelope.request_id;
+    let now = T0 + 1;
+    let outcomes = [Outcome::Approve, Outcome::Deny, Outcome::ReportFraud];
+    let start = Arc::new(tokio::sync::Barrier::new(100));
+    let mut tasks = Vec::new();
+    for i in 0..100usize {
+        let record = decision(
+            &request,
+            &devices[i % 4],
+            outcomes[i % 3],
+            i as u64 + 1,
+            now,
+        );
+        let (shared, start) = (store.shared(), Arc::clone(&start));
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let result = shared.decide(id, record.clone(), true, now).await.unwrap();
+            (record, result)
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    let winners: Vec<DecisionRecord> = results
+        .iter()
+        .filter(|(_, r)| matches!(r, DecideResult::Accepted(_)))
+        .map(|(record, _)| record.clone())
+        .collect();
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    let winner = &winners[0];
+    for (record, result) in &results {
+        if record != winner {
+            assert_eq!(result, &DecideResult::AlreadyDecided(winner.clone()));
+        }
+    }
+    let read = s.request(id).await.unwrap().unwrap();
+    assert_eq!(read.decision.as_ref(), Some(winner));
+    assert_eq!(read.status, RequestStatus::from_outcome(winner.outcome));
+}
+
+/// Many concurrent creates for one identity store exactly as many requests
+/// as the pending cap allows.
+pub async fn concurrent_creates_never_exceed_the_pending_cap(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bank = registered(s, "Danske Bank").await;
+    let start = Arc::new(tokio::sync::Barrier::new(50));
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let request = login(anna.id, &bank, T0);
+        let (shared, start) = (store.shared(), Arc::clone(&start));
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            shared.create_request(request, 5, T0).await.unwrap()
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            CreateResult::Created => created += 1,
+            other => assert_eq!(other, CreateResult::TooManyPending),
+        }
+    }
+    assert_eq!(created, 5);
+    assert_eq!(s.count_pending(anna.id, T0).await.unwrap(), 5);
+}
+
+/// One nonce used by 100 writers at once is accepted exactly once.
+pub async fn a_nonce_used_by_many_at_once_is_accepted_once(store: FreshStore) {
+    let nonce = Nonce16::random();
+    let start = Arc::new(tokio::sync::Barrier::new(100));
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (shared, start) = (store.shared(), Arc::clone(&start));
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            shared.use_nonce(nonce, T0).await.unwrap()
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += usize::from(task.await.unwrap());
+    }
+    assert_eq!(accepted, 1);
+}
+
+// ---------------------------------------------------------------- flood limits
+
+/// A full per-identity window refuses (nothing stored) and says how long
+/// until its oldest request leaves it; then one more fits.
+pub async fn the_per_identity_window_refuses_and_says_when_a_slot_frees(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bank = registered(s, "Danske Bank").await;
+    let other = registered(s, "Nordea").await;
+    let limits = RequestLimits {
+        max_pending: BIG,
+        per_identity: vec![window(60_000, 2)],
+        ..RequestLimits::default()
+    };
+    let create = |request: StoredRequest, now: u64| {
+        let limits = limits.clone();
+        async move {
+            s.create_request_limited(request, limits, now)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        create(login(anna.id, &bank, T0), T0).await,
+        CreateResult::Created
+    );
+    assert_eq!(
+        create(login(anna.id, &other, T0 + 10_000), T0 + 10_000).await,
+        CreateResult::Created
+    );
+    let refused = login(anna.id, &bank, T0 + 20_000);
+    assert_eq!(
+        create(refused.clone(), T0 + 20_000).await,
+        CreateResult::RateLimited {
+            scope: LimitScope::Identity,
+            retry_after_ms: 40_000
+        }
+    );
+    assert_eq!(s.request(refused.envelope.request_id).await.unwrap(), None);
+    // Another person is not limited by Anna's window.
+    let bo = identity(s, BO).await;
+    assert_eq!(
+        create(login(bo.id, &bank, T0 + 20_000), T0 + 20_000).await,
+        CreateResult::Created
+    );
+    assert_eq!(
+        create(login(anna.id, &bank, T0 + 60_000), T0 + 60_000).await,
+        CreateResult::Created
+    );
+}
+
+/// The built-in self-service provider's requests do not fill the person's
+/// window.
+pub async fn self_service_requests_do_not_count_toward_the_person_s_window(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bank = registered(s, "Danske Bank").await;
+    let limits = RequestLimits {
+        max_pending: BIG,
+        per_identity: vec![window(60_000, 1)],
+        ..RequestLimits::default()
+    };
+    created(s, self_service_login(anna.id, T0)).await;
+    assert_eq!(
+        s.create_request_limited(login(anna.id, &bank, T0 + 1), limits, T0 + 1)
+            .await
+            .unwrap(),
+        CreateResult::Created
+    );
+}
+
+/// The per-provider window counts the provider's requests for every person;
+/// another provider is not limited by it.
+pub async fn the_per_provider_window_counts_requests_for_every_identity(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bo = identity(s, BO).await;
+    let bank = registered(s, "Danske Bank").await;
+    let other = registered(s, "Nordea").await;
+    let limits = RequestLimits {
+        max_pending: BIG,
+        per_provider: vec![window(60_000, 2)],
+        ..RequestLimits::default()
+    };
+    let create = |request: StoredRequest, now: u64| {
+        let limits = limits.clone();
+        async move {
+            s.create_request_limited(request, limits, now)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        create(login(anna.id, &bank, T0), T0).await,
+        CreateResult::Created
+    );
+    assert_eq!(
+        create(login(bo.id, &bank, T0 + 5_000), T0 + 5_000).await,
+        CreateResult::Created
+    );
+    assert_eq!(
+        create(login(anna.id, &bank, T0 + 6_000), T0 + 6_000).await,
+        CreateResult::RateLimited {
+            scope: LimitScope::Provider,
+            retry_after_ms: 54_000
+        }
+    );
+    assert_eq!(
+        create(login(anna.id, &other, T0 + 6_000), T0 + 6_000).await,
+        CreateResult::Created
+    );
+    // A limit of 0 turns a window off.
+    let off = RequestLimits {
+        max_pending: BIG,
+        per_provider: vec![window(60_000, 0)],
+        ..RequestLimits::default()
+    };
+    assert_eq!(
+        s.create_request_limited(login(bo.id, &bank, T0 + 7_000), off, T0 + 7_000)
+            .await
+            .unwrap(),
+        CreateResult::Created
+    );
+}
+
+/// When several windows are full, the refusal names the one with the
+/// longest wait.
+pub async fn the_longest_wait_of_the_full_windows_is_reported(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bank = registered(s, "Danske Bank").await;
+    let limits = RequestLimits {
+        max_pending: BIG,
+        per_identity: vec![window(60_000, 1)],
+        per_provider: vec![window(HOUR, 1)],
+        fraud_hold_ms: 0,
+    };
+    assert_eq!(
+        s.create_request_limited(login(anna.id, &bank, T0), limits.clone(), T0)
+            .await
+            .unwrap(),
+        CreateResult::Created
+    );
+    assert_eq!(
+        s.create_request_limited(login(anna.id, &bank, T0 + 1_000), limits, T0 + 1_000)
+            .await
+            .unwrap(),
+        CreateResult::RateLimited {
+            scope: LimitScope::Provider,
+            retry_after_ms: HOUR - 1_000
+        }
+    );
+}
+
+// ---------------------------------------------------------------- fraud hold
+
+/// After a fraud report the provider's new requests for that person are
+/// held for the hold time; other providers and other persons are not.
+pub async fn after_a_fraud_report_the_provider_is_held_for_that_person_only(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bo = identity(s, BO).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let other = registered(s, "Nordea").await;
+    let scam = created(s, login(anna.id, &bank, T0)).await;
+    decided(s, &scam, &phone, Outcome::ReportFraud, 1, T0 + 1_000).await;
+    let held = RequestLimits {
+        max_pending: BIG,
+        fraud_hold_ms: HOUR,
+        ..RequestLimits::default()
+    };
+    let now = T0 + 2_000;
+    let create = |request: StoredRequest| {
+        let held = held.clone();
+        async move { s.create_request_limited(request, held, now).await.unwrap() }
+    };
+    let refused = login(anna.id, &bank, now);
+    assert_eq!(
+        create(refused.clone()).await,
+        CreateResult::CoolingDown {
+            retry_after_ms: HOUR - 1_000
+        }
+    );
+    assert_eq!(s.request(refused.envelope.request_id).await.unwrap(), None);
+    assert_eq!(
+        create(login(anna.id, &other, now)).await,
+        CreateResult::Created
+    );
+    assert_eq!(
+        create(login(bo.id, &bank, now)).await,
+        CreateResult::Created
+    );
+    // A hold of 0 is off.
+    assert_eq!(
+        s.create_request_limited(
+            login(anna.id, &bank, now),
+            RequestLimits::pending_only(BIG),
+            now
+        )
+        .await
+        .unwrap(),
+        CreateResult::Created
+    );
+}
+
+/// The first refusal of a hold records one `requests_held` event naming the
+/// provider, however many follow; after the hold requests pass again, and a
+/// new report restarts the hold and its notice.
+pub async fn a_hold_is_announced_once_and_ends_after_its_time(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let held = RequestLimits {
+        max_pending: BIG,
+        fraud_hold_ms: HOUR,
+        ..RequestLimits::default()
+    };
+    let scam = created(s, login(anna.id, &bank, T0)).await;
+    decided(s, &scam, &phone, Outcome::ReportFraud, 1, T0).await;
+    for n in 1..=3 {
+        let result = s
+            .create_request_limited(login(anna.id, &bank, T0 + n), held.clone(), T0 + n)
+            .await
+            .unwrap();
+        assert!(matches!(result, CreateResult::CoolingDown { .. }));
+    }
+    let held_events = |events: Vec<(SecurityEventKind, Option<String>)>| {
+        events
+            .into_iter()
+            .filter(|(k, _)| *k == SecurityEventKind::RequestsHeld)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        held_events(feed(s, &phone, T0 + 4).await),
+        vec![(SecurityEventKind::RequestsHeld, Some(bank.name.clone()))]
+    );
+    let after = login(anna.id, &bank, T0 + HOUR);
+    assert_eq!(
+        s.create_request_limited(after.clone(), held.clone(), T0 + HOUR)
+            .await
+            .unwrap(),
+        CreateResult::Created
+    );
+    decided(s, &after, &phone, Outcome::ReportFraud, 2, T0 + HOUR + 1).await;
+    let again = s
+        .create_request_limited(login(anna.id, &bank, T0 + HOUR + 2), held, T0 + HOUR + 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        CreateResult::CoolingDown {
+            retry_after_ms: HOUR - 1
+        }
+    );
+    assert_eq!(held_events(feed(s, &phone, T0 + HOUR + 3).await).len(), 2);
+}
+
+// ---------------------------------------------------------------- outbox
+
+/// An event goes to the identity's phone and e-mail; a claimed delivery is
+/// leased (not claimed again) until the lease ends, then claimed again with
+/// the attempt counted; once delivered it is never claimed again.
+pub async fn a_claimed_delivery_is_claimed_again_only_after_its_lease(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    s.set_blocked(anna.id, true, T0).await.unwrap().unwrap();
+    let claim = |now: u64| s.claim_deliveries(vec![Channel::Sms], now, 10, LEASE, 5);
+    let first = claim(T0).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].channel, Channel::Sms);
+    assert_eq!(first[0].attempts, 1);
+    assert_eq!(first[0].address, ANNA_PHONE);
+    assert_eq!(first[0].event.kind, SecurityEventKind::IdentityBlocked);
+    assert_eq!(first[0].event.occurred_at_ms, T0);
+    assert!(claim(T0).await.unwrap().is_empty());
+    assert!(claim(T0 + LEASE - 1).await.unwrap().is_empty());
+    let again = claim(T0 + LEASE).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempts), (first[0].id, 2));
+    s.finish_delivery(again[0].id, DeliveryOutcome::Delivered, T0 + LEASE)
+        .await
+        .unwrap();
+    assert!(claim(T0 + 100 * LEASE).await.unwrap().is_empty());
+    // The e-mail delivery of the same event was untouched by SMS claims.
+    let email = s
+        .claim_deliveries(vec![Channel::Email], T0, 10, LEASE, 5)
+        .await
+        .unwrap();
+    assert_eq!(email.len(), 1);
+    assert_eq!(email[0].address, ANNA_EMAIL);
+    assert_eq!(email[0].event.id, first[0].event.id);
+}
+
+/// A failed delivery waits for its retry time; attempts stop at the
+/// dispatcher's maximum, and a delivery given up is never claimed again.
+pub async fn failed_deliveries_wait_their_retry_time_and_attempts_are_bounded(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    s.set_blocked(anna.id, true, T0).await.unwrap().unwrap();
+    let claim = |now: u64| s.claim_deliveries(vec![Channel::Email], now, 10, LEASE, 2);
+    let failed = |retry_at_ms| DeliveryOutcome::Failed {
+        error: "transient: SMTP 421".into(),
+        retry_at_ms,
+    };
+    let d = claim(T0).await.unwrap().remove(0);
+    s.finish_delivery(d.id, failed(Some(T0 + 30_000)), T0)
+        .await
+        .unwrap();
+    assert!(claim(T0 + 29_999).await.unwrap().is_empty());
+    let d = claim(T0 + 30_000).await.unwrap().remove(0);
+    assert_eq!(d.attempts, 2);
+    s.finish_delivery(d.id, failed(Some(T0 + 90_000)), T0 + 30_000)
+        .await
+        .unwrap();
+    // Two attempts were the maximum.
+    assert!(claim(T0 + 100 * LEASE).await.unwrap().is_empty());
+    // Given up: parked even for a dispatcher that allows more attempts.
+    s.finish_delivery(d.id, failed(None), T0 + 30_000)
+        .await
+        .unwrap();
+    assert!(
+        s.claim_deliveries(vec![Channel::Email], T0 + 100 * LEASE, 10, LEASE, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A claim takes at most `limit` deliveries, oldest first; the rest come
+/// with the next claim; claiming no channel claims nothing.
+pub async fn claims_take_at_most_the_limit_and_no_channel_claims_nothing(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    for n in 0..3 {
+        s.set_blocked(anna.id, n % 2 == 0, T0 + n)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert!(
+        s.claim_deliveries(Vec::new(), T0 + 10, 10, LEASE, 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let claim = || s.claim_deliveries(vec![Channel::Sms], T0 + 10, 2, LEASE, 5);
+    let first = claim().await.unwrap();
+    let times: Vec<u64> = first.iter().map(|d| d.event.occurred_at_ms).collect();
+    assert_eq!(times, vec![T0, T0 + 1]);
+    let rest = claim().await.unwrap();
+    let times: Vec<u64> = rest.iter().map(|d| d.event.occurred_at_ms).collect();
+    assert_eq!(times, vec![T0 + 2]);
+    assert!(claim().await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------- pull
+
+/// A pull reads the authenticators and identities in order (`None` for
+/// unknown ids), the pending unexpired requests of unblocked identities
+/// oldest first, and each authenticator's feed after its cursor.
+pub async fn a_pull_shows_unexpired_pending_requests_oldest_first_and_feed_events_after_the_cursor(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bo = identity(s, BO).await;
+    let phone = activated(s, &anna, T0).await;
+    let bos_phone = activated(s, &bo, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let expired = created(s, login(anna.id, &bank, T0 - LIFETIME)).await;
+    let older = created(s, login(anna.id, &bank, T0)).await;
+    let newer = created(s, login(anna.id, &bank, T0 + 1_000)).await;
+    let cancelled = created(s, login(anna.id, &bank, T0 + 1_500)).await;
+    s.cancel_request(cancelled.envelope.request_id, bank.id, T0 + 1_500)
+        .await
+        .unwrap();
+    created(s, login(bo.id, &bank, T0)).await;
+    s.set_blocked(bo.id, true, T0 + 1_600).await.unwrap();
+    let unknown = AuthenticatorId::random();
+    let now = T0 + 2_000;
+    let snapshot = s
+        .pull_snapshot(
+            vec![phone.id, unknown, bos_phone.id],
+            Vec::new(),
+            Vec::new(),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshot.authenticators,
+        vec![Some(phone.clone()), None, Some(bos_phone.clone())]
+    );
+    let identity_ids: Vec<_> = snapshot
+        .identities
+        .iter()
+        .map(|i| i.as_ref().map(|i| i.id))
+        .collect();
+    assert_eq!(identity_ids, vec![Some(anna.id), None, Some(bo.id)]);
+    let pending: Vec<_> = snapshot
+        .pending
+        .iter()
+        .map(|r| r.envelope.request_id)
+        .collect();
+    assert_eq!(
+        pending,
+        vec![older.envelope.request_id, newer.envelope.request_id]
+    );
+    assert!(!pending.contains(&expired.envelope.request_id));
+    assert_eq!(snapshot.events.len(), 3);
+    assert!(snapshot.events[1].is_empty());
+    let kinds: Vec<_> = snapshot.events[2].iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            SecurityEventKind::DeviceActivated,
+            SecurityEventKind::IdentityBlocked
+        ]
+    );
+    // After the cursor: only what is newer.
+    let cursor = snapshot.events[2][0].id;
+    let after = s
+        .pull_snapshot(vec![bos_phone.id], vec![cursor], Vec::new(), now)
+        .await
+        .unwrap();
+    let kinds: Vec<_> = after.events[0].iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![SecurityEventKind::IdentityBlocked]);
+}
+
+/// A pull lists the identity's decisions (any of its authenticators) after
+/// the cursor, oldest first, with increasing sequence numbers.
+pub async fn a_pull_lists_the_identity_s_decisions_after_the_cursor(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let tablet = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let first = created(s, login(anna.id, &bank, T0)).await;
+    let second = created(s, login(anna.id, &bank, T0 + 1)).await;
+    let d1 = decided(s, &first, &phone, Outcome::Approve, 1, T0 + 2).await;
+    let d2 = decided(s, &second, &tablet, Outcome::Deny, 1, T0 + 3).await;
+    let snapshot = s
+        .pull_snapshot(vec![phone.id], Vec::new(), Vec::new(), T0 + 4)
+        .await
+        .unwrap();
+    let pulled = &snapshot.decisions[0];
+    let seen: Vec<_> = pulled
+        .iter()
+        .map(|d| {
+            (
+                d.request_id,
+                d.authenticator_id,
+                d.outcome,
+                d.counter,
+                d.decision_sha256,
+                d.decided_at_ms,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                first.envelope.request_id,
+                phone.id,
+                Outcome::Approve,
+                1,
+                d1.decision_sha256,
+                T0 + 2
+            ),
+            (
+                second.envelope.request_id,
+                tablet.id,
+                Outcome::Deny,
+                1,
+                d2.decision_sha256,
+                T0 + 3
+            ),
+        ]
+    );
+    assert!(pulled[0].seq < pulled[1].seq);
+    let after = s
+        .pull_snapshot(vec![tablet.id], Vec::new(), vec![pulled[0].seq], T0 + 4)
+        .await
+        .unwrap();
+    let ids: Vec<_> = after.decisions[0].iter().map(|d| d.request_id).collect();
+    assert_eq!(ids, vec![second.envelope.request_id]);
+    let none = s
+        .pull_snapshot(vec![tablet.id], Vec::new(), vec![pulled[1].seq], T0 + 4)
+        .await
+        .unwrap();
+    assert!(none.decisions[0].is_empty());
+}
+
+// ---------------------------------------------------------------- enrolments
+
+fn new_device(now: u64) -> Enrolment {
+    Enrolment {
+        id: AuthenticatorId::random(),
+        identity_id: None,
+        request_id: None,
+        device_public_key: key(),
+        pin_public_key: key(),
+        code: "12345678".into(),
+        state: EnrolmentStoredState::AwaitingApproval,
+        requested_at_ms: now,
+        expires_at_ms: now + LIFETIME,
+        wait_ms: HOUR,
+        usable_at_ms: None,
+    }
+}
+
+fn new_device_request(identity_id: IdentityId, e: &Enrolment) -> StoredRequest {
+    let mut envelope = envelope(
+        identity_id,
+        RequestKind::NewDevice,
+        (SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME),
+        e.requested_at_ms,
+    );
+    envelope.binding_required = true;
+    stored(envelope, Some(e.code.clone()))
+}
+
+/// Asks for a real enrolment of `identity` (cap 5, 3 an hour); returns it.
+async fn start_real_enrolment(s: &dyn Store, identity: &Identity, now: u64) -> Enrolment {
+    let asked = new_device(now);
+    let request = new_device_request(identity.id, &asked);
+    match s
+        .start_enrolment(asked, Some(request), 5, 3, now)
+        .await
+        .unwrap()
+    {
+        StartEnrolmentResult::Started(e) if e.identity_id.is_some() => e,
+        other => panic!("no real enrolment: {other:?}"),
+    }
+}
+
+fn request_of(e: &Enrolment, identity_id: IdentityId) -> StoredRequest {
+    StoredRequest {
+        envelope: RequestEnvelopeBody {
+            request_id: e.request_id.expect("a real enrolment has a request"),
+            ..new_device_request(identity_id, e).envelope
+        },
+        ..new_device_request(identity_id, e)
+    }
+}
+
+/// A real enrolment is stored with its identity and new-device request,
+/// announced as `new_device_requested`, and polls as awaiting approval.
+pub async fn an_enrolment_with_a_request_awaits_approval_and_is_announced(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let asked = new_device(T0 + 1);
+    let request = new_device_request(anna.id, &asked);
+    let expected = Enrolment {
+        identity_id: Some(anna.id),
+        request_id: Some(request.envelope.request_id),
+        ..asked.clone()
+    };
+    assert_eq!(
+        s.start_enrolment(asked, Some(request.clone()), 5, 3, T0 + 1)
+            .await
+            .unwrap(),
+        StartEnrolmentResult::Started(expected.clone())
+    );
+    assert_eq!(
+        s.enrolment(expected.id).await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        s.request(request.envelope.request_id).await.unwrap(),
+        Some(request)
+    );
+    assert_eq!(
+        s.poll_enrolment(expected.id, 5, T0 + 2).await.unwrap(),
+        EnrolmentPoll::AwaitingApproval(expected.clone())
+    );
+    let snapshot = s
+        .pull_snapshot(vec![phone.id], Vec::new(), Vec::new(), T0 + 2)
+        .await
+        .unwrap();
+    assert_eq!(snapshot.enrolments, vec![expected]);
+    assert_eq!(
+        feed_kinds(s, &phone, T0 + 2).await,
+        vec![
+            SecurityEventKind::DeviceActivated,
+            SecurityEventKind::NewDeviceRequested
+        ]
+    );
+    assert_eq!(s.enrolment(AuthenticatorId::random()).await.unwrap(), None);
+    assert_eq!(
+        s.poll_enrolment(AuthenticatorId::random(), 5, T0)
+            .await
+            .unwrap(),
+        EnrolmentPoll::Closed
+    );
+}
+
+/// Without a request (unknown user ID), or for a blocked identity, the
+/// enrolment is stored as a decoy: no identity, no request, never
+/// approvable; it polls as awaiting approval until it expires.
+pub async fn an_enrolment_for_an_unknown_or_blocked_identity_is_a_decoy(store: FreshStore) {
+    let s = &*store;
+    let asked = new_device(T0);
+    assert_eq!(
+        s.start_enrolment(asked.clone(), None, 5, 3, T0)
+            .await
+            .unwrap(),
+        StartEnrolmentResult::Started(asked.clone())
+    );
+    assert_eq!(
+        s.poll_enrolment(asked.id, 5, T0 + LIFETIME - 1)
+            .await
+            .unwrap(),
+        EnrolmentPoll::AwaitingApproval(asked.clone())
+    );
+    assert_eq!(
+        s.poll_enrolment(asked.id, 5, T0 + LIFETIME).await.unwrap(),
+        EnrolmentPoll::Closed
+    );
+    let anna = identity(s, ANNA).await;
+    s.set_blocked(anna.id, true, T0).await.unwrap();
+    let asked = new_device(T0);
+    let request = new_device_request(anna.id, &asked);
+    assert_eq!(
+        s.start_enrolment(asked.clone(), Some(request.clone()), 5, 3, T0)
+            .await
+            .unwrap(),
+        StartEnrolmentResult::Started(asked)
+    );
+    assert_eq!(s.request(request.envelope.request_id).await.unwrap(), None);
+}
+
+/// The same new keys asked again while the enrolment is live get it back,
+/// real or decoy alike.
+pub async fn the_same_new_keys_get_the_live_enrolment_back(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let real = start_real_enrolment(s, &anna, T0).await;
+    let retry = Enrolment {
+        id: AuthenticatorId::random(),
+        ..new_device(T0 + 1)
+    };
+    let retry = Enrolment {
+        device_public_key: real.device_public_key.clone(),
+        pin_public_key: real.pin_public_key.clone(),
+        ..retry
+    };
+    let request = new_device_request(anna.id, &retry);
+    assert_eq!(
+        s.start_enrolment(retry, Some(request), 5, 3, T0 + 1)
+            .await
+            .unwrap(),
+        StartEnrolmentResult::Existing(real)
+    );
+    let decoy = new_device(T0);
+    s.start_enrolment(decoy.clone(), None, 5, 3, T0)
+        .await
+        .unwrap();
+    let again = Enrolment {
+        id: AuthenticatorId::random(),
+        ..decoy.clone()
+    };
+    assert_eq!(
+        s.start_enrolment(again, None, 5, 3, T0 + 1).await.unwrap(),
+        StartEnrolmentResult::Existing(decoy)
+    );
+}
+
+/// While one enrolment awaits approval, or past the hourly limit, a new one
+/// is answered as a decoy and stores no request.
+pub async fn a_second_enrolment_while_one_awaits_approval_or_past_the_hourly_limit_is_a_decoy(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let first = start_real_enrolment(s, &anna, T0).await;
+    let asked = new_device(T0 + 1);
+    let request = new_device_request(anna.id, &asked);
+    assert_eq!(
+        s.start_enrolment(asked.clone(), Some(request.clone()), 5, 3, T0 + 1)
+            .await
+            .unwrap(),
+        StartEnrolmentResult::Started(asked)
+    );
+    assert_eq!(s.request(request.envelope.request_id).await.unwrap(), None);
+    // Over the hourly limit (here 1), even with none awaiting approval.
+    s.cancel_enrolment(phone.id, first.id, T0 + 2)
+        .await
+        .unwrap();
+    let asked = new_device(T0 + 3);
+    let request = new_device_request(anna.id, &asked);
+    assert_eq!(
+        s.start_enrolment(asked.clone(), Some(request), 5, 1, T0 + 3)
+            .await
+            .unwrap(),
+        StartEnrolmentResult::Started(asked)
+    );
+    // An hour later it is real again.
+    let later = start_real_enrolment(s, &anna, T0 + HOUR + 1).await;
+    assert_eq!(later.identity_id, Some(anna.id));
+}
+
+/// At the device cap (active authenticators plus live enrolments) a new
+/// enrolment is refused.
+pub async fn the_device_cap_refuses_an_enrolment(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    activated(s, &anna, T0).await;
+    activated(s, &anna, T0).await;
+    let asked = new_device(T0);
+    let request = new_device_request(anna.id, &asked);
+    assert_eq!(
+        s.start_enrolment(asked.clone(), Some(request.clone()), 2, 3, T0)
+            .await
+            .unwrap(),
+        StartEnrolmentResult::DeviceLimitReached
+    );
+    assert_eq!(s.enrolment(asked.id).await.unwrap(), None);
+    assert_eq!(s.request(request.envelope.request_id).await.unwrap(), None);
+}
+
+/// Approving the new-device request starts the wait (announced); the new
+/// device polls as waiting until the wait ends, then is activated with the
+/// enrolment's id and keys, once.
+pub async fn an_approved_enrolment_activates_only_after_its_wait(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let enrolment = start_real_enrolment(s, &anna, T0).await;
+    let approved_at = T0 + 1_000;
+    decided(
+        s,
+        &request_of(&enrolment, anna.id),
+        &phone,
+        Outcome::Approve,
+        1,
+        approved_at,
+    )
+    .await;
+    let waiting = Enrolment {
+        state: EnrolmentStoredState::Waiting,
+        usable_at_ms: Some(approved_at + HOUR),
+        ..enrolment.clone()
+    };
+    assert_eq!(
+        s.enrolment(enrolment.id).await.unwrap(),
+        Some(waiting.clone())
+    );
+    assert_eq!(
+        s.poll_enrolment(enrolment.id, 5, approved_at + HOUR - 1)
+            .await
+            .unwrap(),
+        EnrolmentPoll::Waiting(waiting)
+    );
+    let usable = approved_at + HOUR;
+    let new = Authenticator {
+        id: enrolment.id,
+        identity_id: anna.id,
+        device_public_key: enrolment.device_public_key.clone(),
+        pin_public_key: enrolment.pin_public_key.clone(),
+        state: AuthenticatorState::Active,
+        failed_pin_count: 0,
+        last_counter: 0,
+        activated_at_ms: usable,
+    };
+    assert_eq!(
+        s.poll_enrolment(enrolment.id, 5, usable).await.unwrap(),
+        EnrolmentPoll::Activated(new.clone())
+    );
+    assert_eq!(
+        s.poll_enrolment(enrolment.id, 5, usable + 1).await.unwrap(),
+        EnrolmentPoll::Activated(new.clone())
+    );
+    assert_eq!(
+        s.authenticators_of(anna.id).await.unwrap(),
+        vec![authenticator(s, phone.id).await, new]
+    );
+    assert_eq!(
+        feed_kinds(s, &phone, usable + 1).await,
+        vec![
+            SecurityEventKind::DeviceActivated,
+            SecurityEventKind::NewDeviceRequested,
+            SecurityEventKind::NewDeviceApproved,
+            SecurityEventKind::DeviceActivated,
+        ]
+    );
+}
+
+/// A device activated meanwhile that fills the cap closes a waiting
+/// enrolment when its wait ends.
+pub async fn the_device_cap_is_checked_again_when_the_wait_ends(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let enrolment = start_real_enrolment(s, &anna, T0).await;
+    decided(
+        s,
+        &request_of(&enrolment, anna.id),
+        &phone,
+        Outcome::Approve,
+        1,
+        T0,
+    )
+    .await;
+    activated(s, &anna, T0 + 1).await;
+    assert_eq!(
+        s.poll_enrolment(enrolment.id, 2, T0 + HOUR).await.unwrap(),
+        EnrolmentPoll::Closed
+    );
+    assert_eq!(
+        s.enrolment(enrolment.id).await.unwrap().unwrap().state,
+        EnrolmentStoredState::Cancelled
+    );
+    assert_eq!(s.authenticators_of(anna.id).await.unwrap().len(), 2);
+}
+
+/// A denied enrolment, and one whose request expired undecided, is closed.
+pub async fn a_refused_or_expired_enrolment_is_closed(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let denied = start_real_enrolment(s, &anna, T0).await;
+    decided(
+        s,
+        &request_of(&denied, anna.id),
+        &phone,
+        Outcome::Deny,
+        1,
+        T0 + 1,
+    )
+    .await;
+    assert_eq!(
+        s.enrolment(denied.id).await.unwrap().unwrap().state,
+        EnrolmentStoredState::Cancelled
+    );
+    assert_eq!(
+        s.poll_enrolment(denied.id, 5, T0 + 2).await.unwrap(),
+        EnrolmentPoll::Closed
+    );
+    assert!(
+        feed_kinds(s, &phone, T0 + 2)
+            .await
+            .contains(&SecurityEventKind::NewDeviceCancelled)
+    );
+    let lapsed = start_real_enrolment(s, &anna, T0 + 3).await;
+    assert_eq!(
+        s.poll_enrolment(lapsed.id, 5, lapsed.expires_at_ms)
+            .await
+            .unwrap(),
+        EnrolmentPoll::Closed
+    );
+    assert_eq!(
+        s.enrolment(lapsed.id).await.unwrap().unwrap().state,
+        EnrolmentStoredState::Cancelled
+    );
+}
+
+/// An existing device cancels a live enrolment of its own identity (and its
+/// pending request), announced; another identity's device, an unknown
+/// device or enrolment gets `Unknown`, an enrolment over gets `Closed`.
+pub async fn an_existing_device_cancels_a_live_enrolment_of_its_own_identity_only(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bo = identity(s, BO).await;
+    let phone = activated(s, &anna, T0).await;
+    let bos_phone = activated(s, &bo, T0).await;
+    let enrolment = start_real_enrolment(s, &anna, T0).await;
+    let request_id = enrolment.request_id.unwrap();
+    assert_eq!(
+        s.cancel_enrolment(bos_phone.id, enrolment.id, T0 + 1)
+            .await
+            .unwrap(),
+        CancelEnrolmentResult::Unknown
+    );
+    assert_eq!(
+        s.cancel_enrolment(AuthenticatorId::random(), enrolment.id, T0 + 1)
+            .await
+            .unwrap(),
+        CancelEnrolmentResult::Unknown
+    );
+    assert_eq!(
+        s.cancel_enrolment(phone.id, AuthenticatorId::random(), T0 + 1)
+            .await
+            .unwrap(),
+        CancelEnrolmentResult::Unknown
+    );
+    assert_eq!(
+        s.cancel_enrolment(phone.id, enrolment.id, T0 + 1)
+            .await
+            .unwrap(),
+        CancelEnrolmentResult::Cancelled(Some(request_id))
+    );
+    assert_eq!(status(s, request_id).await, RequestStatus::Cancelled);
+    assert_eq!(
+        s.cancel_enrolment(phone.id, enrolment.id, T0 + 2)
+            .await
+            .unwrap(),
+        CancelEnrolmentResult::Closed
+    );
+    assert_eq!(
+        s.poll_enrolment(enrolment.id, 5, T0 + 2).await.unwrap(),
+        EnrolmentPoll::Closed
+    );
+    // During the wait the request is decided already: nothing else to cancel.
+    let waiting = start_real_enrolment(s, &anna, T0 + 3).await;
+    decided(
+        s,
+        &request_of(&waiting, anna.id),
+        &phone,
+        Outcome::Approve,
+        1,
+        T0 + 4,
+    )
+    .await;
+    assert_eq!(
+        s.cancel_enrolment(phone.id, waiting.id, T0 + 5)
+            .await
+            .unwrap(),
+        CancelEnrolmentResult::Cancelled(None)
+    );
+    assert_eq!(
+        s.poll_enrolment(waiting.id, 5, T0 + 5 + HOUR)
+            .await
+            .unwrap(),
+        EnrolmentPoll::Closed
+    );
+    let cancels = feed_kinds(s, &phone, T0 + 6)
+        .await
+        .into_iter()
+        .filter(|k| *k == SecurityEventKind::NewDeviceCancelled)
+        .count();
+    assert_eq!(cancels, 2);
+}
+
+// ---------------------------------------------------------------- self-service changes
+
+/// A phone change of `identity` to [`NEW_PHONE`] and its first login request.
+fn phone_change(identity: &Identity, now: u64, gap_ms: u64) -> (StoredChange, StoredRequest) {
+    change_of(
+        identity,
+        ChangeKind::Contact(ContactChannel::Phone),
+        NEW_PHONE,
+        now,
+        gap_ms,
+    )
+}
+
+fn change_of(
+    identity: &Identity,
+    kind: ChangeKind,
+    new_value: &str,
+    now: u64,
+    gap_ms: u64,
+) -> (StoredChange, StoredRequest) {
+    let request = self_service_login(identity.id, now);
+    let change = StoredChange {
+        id: ChangeId::random(),
+        identity_id: identity.id,
+        kind,
+        new_value: new_value.to_owned(),
+        state: ChangeState::AwaitingFirstLogin,
+        gap_ms,
+        created_at_ms: now,
+        first_request_id: request.envelope.request_id,
+        first_expires_at_ms: request.envelope.expires_at_ms,
+        first_login_at_ms: None,
+        earliest_second_login_at_ms: None,
+        second_request_id: None,
+        second_expires_at_ms: None,
+        failure: None,
+    };
+    (change, request)
+}
+
+async fn started_change(
+    s: &dyn Store,
+    identity: &Identity,
+    now: u64,
+) -> (StoredChange, StoredRequest) {
+    let (change, first) = phone_change(identity, now, HOUR);
+    assert_eq!(
+        s.start_change(change.clone(), first.clone(), BIG, now)
+            .await
+            .unwrap(),
+        StartChangeResult::Created
+    );
+    (change, first)
+}
+
+async fn change_state(s: &dyn Store, id: ChangeId) -> ChangeState {
+    s.change(id).await.unwrap().expect("change stored").0.state
+}
+
+/// A contact change is stored with its first login request, and announced
+/// to the old contact only: the new one is told after the first login.
+pub async fn a_contact_change_starts_with_its_first_login_and_tells_only_the_old_contact(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let (change, first) = started_change(s, &anna, T0).await;
+    assert_eq!(s.change(change.id).await.unwrap(), Some((change, anna)));
+    assert_eq!(
+        s.request(first.envelope.request_id).await.unwrap(),
+        Some(first)
+    );
+    let deliveries = claim_all(s, T0).await;
+    assert_eq!(
+        addresses_of(&deliveries, SecurityEventKind::ContactChangeStarted),
+        vec![set(&[ANNA_PHONE, ANNA_EMAIL])]
+    );
+    assert_eq!(s.change(ChangeId::random()).await.unwrap(), None);
+}
+
+/// A change for an unknown or blocked identity, or one at the pending cap,
+/// is refused with the reason and stores nothing.
+pub async fn a_change_is_refused_for_unknown_blocked_or_busy_identities(store: FreshStore) {
+    let s = &*store;
+    let ghost = person("Ghost#1900z");
+    let (change, first) = phone_change(&ghost, T0, HOUR);
+    assert_eq!(
+        s.start_change(change.clone(), first, BIG, T0)
+            .await
+            .unwrap(),
+        StartChangeResult::UnknownIdentity
+    );
+    assert_eq!(s.change(change.id).await.unwrap(), None);
+    let anna = identity(s, ANNA).await;
+    let bank = registered(s, "Danske Bank").await;
+    created(s, login(anna.id, &bank, T0)).await;
+    let (change, first) = phone_change(&anna, T0, HOUR);
+    assert_eq!(
+        s.start_change(change.clone(), first.clone(), 1, T0)
+            .await
+            .unwrap(),
+        StartChangeResult::TooManyPending
+    );
+    assert_eq!(s.change(change.id).await.unwrap(), None);
+    assert_eq!(s.request(first.envelope.request_id).await.unwrap(), None);
+    s.set_blocked(anna.id, true, T0).await.unwrap();
+    assert_eq!(
+        s.start_change(change, first, BIG, T0).await.unwrap(),
+        StartChangeResult::Blocked
+    );
+}
+
+/// A new start supersedes an open change of the same family still waiting
+/// for its first login (cancelled with its request); another family is
+/// left alone.
+pub async fn a_new_start_supersedes_a_change_awaiting_its_first_login(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let (old, old_first) = started_change(s, &anna, T0).await;
+    let (user_id, user_id_first) = change_of(&anna, ChangeKind::UserId, "Bente#1960y", T0 + 1, 0);
+    assert_eq!(
+        s.start_change(user_id.clone(), user_id_first, BIG, T0 + 1)
+            .await
+            .unwrap(),
+        StartChangeResult::Created
+    );
+    let (email, email_first) = change_of(
+        &anna,
+        ChangeKind::Contact(ContactChannel::Email),
+        "anna.new@example.dk",
+        T0 + 2,
+        HOUR,
+    );
+    assert_eq!(
+        s.start_change(email.clone(), email_first, BIG, T0 + 2)
+            .await
+            .unwrap(),
+        StartChangeResult::Created
+    );
+    assert_eq!(change_state(s, old.id).await, ChangeState::Cancelled);
+    assert_eq!(
+        status(s, old_first.envelope.request_id).await,
+        RequestStatus::Cancelled
+    );
+    assert_eq!(
+        change_state(s, email.id).await,
+        ChangeState::AwaitingFirstLogin
+    );
+    assert_eq!(
+        change_state(s, user_id.id).await,
+        ChangeState::AwaitingFirstLogin
+    );
+}
+
+/// Once a change's first login was approved, a new start of the same
+/// family is refused while it is open.
+pub async fn a_change_past_its_first_login_blocks_a_new_start(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let (change, first) = started_change(s, &anna, T0).await;
+    decided(s, &first, &phone, Outcome::Approve, 1, T0 + 1).await;
+    let (next, next_first) = phone_change(&anna, T0 + 2, HOUR);
+    assert_eq!(
+        s.start_change(next.clone(), next_first, BIG, T0 + 2)
+            .await
+            .unwrap(),
+        StartChangeResult::ChangePending
+    );
+    assert_eq!(s.change(next.id).await.unwrap(), None);
+    assert_eq!(
+        change_state(s, change.id).await,
+        ChangeState::WaitingSecondLogin
+    );
+}
+
+/// After the first login the second may be asked for only once the gap has
+/// passed: earlier is `TooEarly` (and notified); then the second login
+/// request is stored, asked again it is `Existing`, and its approval
+/// completes the change, telling the old and the new contact.
+pub async fn the_second_login_is_too_early_before_the_gap_and_completes_the_change_after_it(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let (change, first) = started_change(s, &anna, T0).await;
+    let t1 = T0 + 10_000;
+    decided(s, &first, &phone, Outcome::Approve, 1, t1).await;
+    let (moved, _) = s.change(change.id).await.unwrap().unwrap();
+    assert_eq!(moved.state, ChangeState::WaitingSecondLogin);
+    assert_eq!(moved.first_login_at_ms, Some(t1));
+    let earliest = t1 + HOUR;
+    assert_eq!(moved.earliest_second_login_at_ms, Some(earliest));
+    let early = self_service_login(anna.id, earliest - 1);
+    assert_eq!(
+        s.confirm_change(change.id, early.clone(), BIG, earliest - 1)
+            .await
+            .unwrap(),
+        ConfirmChangeResult::TooEarly(earliest)
+    );
+    assert_eq!(s.request(early.envelope.request_id).await.unwrap(), None);
+    let second = self_service_login(anna.id, earliest);
+    assert_eq!(
+        s.confirm_change(change.id, second.clone(), BIG, earliest)
+            .await
+            .unwrap(),
+        ConfirmChangeResult::Created
+    );
+    let (asked, _) = s.change(change.id).await.unwrap().unwrap();
+    assert_eq!(asked.state, ChangeState::AwaitingSecondLogin);
+    assert_eq!(asked.second_request_id, Some(second.envelope.request_id));
+    assert_eq!(
+        s.confirm_change(
+            change.id,
+            self_service_login(anna.id, earliest + 1),
+            BIG,
+            earliest + 1
+        )
+        .await
+        .unwrap(),
+        ConfirmChangeResult::Existing(second.envelope.request_id, second.envelope.expires_at_ms)
+    );
+    decided(s, &second, &phone, Outcome::Approve, 2, earliest + 2).await;
+    let (done, anna_now) = s.change(change.id).await.unwrap().unwrap();
+    assert_eq!(done.state, ChangeState::Completed);
+    assert_eq!(anna_now.phone.as_deref(), Some(NEW_PHONE));
+    let deliveries = claim_all(s, earliest + 3).await;
+    assert_eq!(
+        addresses_of(&deliveries, SecurityEventKind::ContactChangeCompleted),
+        vec![set(&[ANNA_PHONE, ANNA_EMAIL, NEW_PHONE])]
+    );
+    // Start, first login approved, the early attempt: each told.
+    assert_eq!(
+        addresses_of(&deliveries, SecurityEventKind::ContactChangeStarted).len(),
+        3
+    );
+}
+
+/// Confirming answers `Unknown` for an unknown change, one whose first login
+/// is not approved, or a request of another identity; `Blocked` for a
+/// blocked identity; `Closed` with the state for a change that is over.
+pub async fn confirming_refuses_unknown_unapproved_foreign_blocked_and_closed_changes(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bo = identity(s, BO).await;
+    let phone = activated(s, &anna, T0).await;
+    let late = T0 + 2 * HOUR;
+    let confirm = |id: ChangeId, who: IdentityId| {
+        s.confirm_change(id, self_service_login(who, late), BIG, late)
+    };
+    assert_eq!(
+        confirm(ChangeId::random(), anna.id).await.unwrap(),
+        ConfirmChangeResult::Unknown
+    );
+    let (unapproved, _) = started_change(s, &anna, T0).await;
+    assert_eq!(
+        confirm(unapproved.id, anna.id).await.unwrap(),
+        ConfirmChangeResult::Unknown
+    );
+    let (change, first) = started_change(s, &anna, T0 + 1).await;
+    decided(s, &first, &phone, Outcome::Approve, 1, T0 + 2).await;
+    assert_eq!(
+        confirm(change.id, bo.id).await.unwrap(),
+        ConfirmChangeResult::Unknown
+    );
+    assert_eq!(
+        s.cancel_change(change.id, anna.id, phone.id, T0 + 3)
+            .await
+            .unwrap(),
+        CancelChangeResult::Cancelled(None)
+    );
+    assert_eq!(
+        confirm(change.id, anna.id).await.unwrap(),
+        ConfirmChangeResult::Closed(ChangeState::Cancelled)
+    );
+    s.set_blocked(anna.id, true, T0 + 4).await.unwrap();
+    assert_eq!(
+        confirm(change.id, anna.id).await.unwrap(),
+        ConfirmChangeResult::Blocked
+    );
+}
+
+/// Denying or reporting a change's login as fraud cancels the change.
+pub async fn denying_a_change_s_login_cancels_the_change(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let (denied, first) = started_change(s, &anna, T0).await;
+    decided(s, &first, &phone, Outcome::Deny, 1, T0 + 1).await;
+    assert_eq!(change_state(s, denied.id).await, ChangeState::Cancelled);
+    let (reported, first) = started_change(s, &anna, T0 + 2).await;
+    decided(s, &first, &phone, Outcome::ReportFraud, 2, T0 + 3).await;
+    assert_eq!(change_state(s, reported.id).await, ChangeState::Cancelled);
+    assert_eq!(
+        s.identity(anna.id).await.unwrap().unwrap().phone.as_deref(),
+        Some(ANNA_PHONE)
+    );
+}
+
+/// The app cancels an open change of its own identity with the pending
+/// login request; another identity's or an unknown change is `Unknown`, a
+/// change over is `Closed`.
+pub async fn a_change_is_cancelled_from_the_app_only_by_its_own_identity(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bo = identity(s, BO).await;
+    let phone = activated(s, &anna, T0).await;
+    let bos_phone = activated(s, &bo, T0).await;
+    let (change, first) = started_change(s, &anna, T0).await;
+    assert_eq!(
+        s.cancel_change(change.id, bo.id, bos_phone.id, T0 + 1)
+            .await
+            .unwrap(),
+        CancelChangeResult::Unknown
+    );
+    assert_eq!(
+        s.cancel_change(ChangeId::random(), anna.id, phone.id, T0 + 1)
+            .await
+            .unwrap(),
+        CancelChangeResult::Unknown
+    );
+    assert_eq!(
+        s.cancel_change(change.id, anna.id, phone.id, T0 + 1)
+            .await
+            .unwrap(),
+        CancelChangeResult::Cancelled(Some(first.envelope.request_id))
+    );
+    assert_eq!(
+        status(s, first.envelope.request_id).await,
+        RequestStatus::Cancelled
+    );
+    assert_eq!(
+        s.cancel_change(change.id, anna.id, phone.id, T0 + 2)
+            .await
+            .unwrap(),
+        CancelChangeResult::Closed(ChangeState::Cancelled)
+    );
+    let cancelled = feed(s, &phone, T0 + 3)
+        .await
+        .into_iter()
+        .filter(|(k, _)| *k == SecurityEventKind::ContactChangeCancelled)
+        .count();
+    assert_eq!(cancelled, 1);
+}
+
+/// Expiry marks the changes whose first login lapsed or that were not
+/// completed within a day of it, at most `limit` per call, each once.
+pub async fn expiry_marks_only_changes_past_their_deadline_within_the_limit(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bo = identity(s, BO).await;
+    let phone = activated(s, &anna, T0).await;
+    let (lapsed, _) = started_change(s, &anna, T0).await;
+    let (fresh, _) = started_change(s, &bo, T0 + LIFETIME - 1).await;
+    assert_eq!(s.expire_changes(T0 + LIFETIME - 1, 10).await.unwrap(), 0);
+    assert_eq!(s.expire_changes(T0 + LIFETIME, 10).await.unwrap(), 1);
+    assert_eq!(change_state(s, lapsed.id).await, ChangeState::Expired);
+    assert_eq!(
+        change_state(s, fresh.id).await,
+        ChangeState::AwaitingFirstLogin
+    );
+    assert_eq!(s.expire_changes(T0 + LIFETIME, 10).await.unwrap(), 0);
+    // Approved at t1 but never completed: expired a day later.
+    let t1 = T0 + 2 * LIFETIME;
+    let (slow, first) = started_change(s, &anna, t1 - 1).await;
+    decided(s, &first, &phone, Outcome::Approve, 1, t1).await;
+    let day_later = t1 + CHANGE_MAX_AGE_MS;
+    // Only Bo's unapproved change is due by then.
+    assert_eq!(s.expire_changes(day_later - 1, 10).await.unwrap(), 1);
+    assert_eq!(change_state(s, fresh.id).await, ChangeState::Expired);
+    assert_eq!(
+        change_state(s, slow.id).await,
+        ChangeState::WaitingSecondLogin
+    );
+    assert_eq!(s.expire_changes(day_later, 10).await.unwrap(), 1);
+    assert_eq!(change_state(s, slow.id).await, ChangeState::Expired);
+    // The limit bounds one call.
+    let (a, _) = started_change(s, &anna, day_later).await;
+    let (b, _) = started_change(s, &bo, day_later).await;
+    let after = day_later + LIFETIME;
+    assert_eq!(s.expire_changes(after, 1).await.unwrap(), 1);
+    assert_eq!(s.expire_changes(after, 1).await.unwrap(), 1);
+    assert_eq!(s.expire_changes(after, 1).await.unwrap(), 0);
+    assert_eq!(change_state(s, a.id).await, ChangeState::Expired);
+    assert_eq!(change_state(s, b.id).await, ChangeState::Expired);
+    let expired_events = feed_kinds(s, &phone, after)
+        .await
+        .into_iter()
+        .filter(|k| *k == SecurityEventKind::ContactChangeCancelled)
+        .count();
+    assert_eq!(expired_events, 3);
+}
+
+/// Approving a user-ID change's login applies the new user ID; a user ID
+/// taken meanwhile fails the change with `user_id_taken` and changes nothing.
+pub async fn a_user_id_change_is_applied_by_its_approval_unless_taken_meanwhile(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let (change, first) = change_of(&anna, ChangeKind::UserId, "Bente#1960y", T0, 0);
+    assert_eq!(
+        s.start_change(change.clone(), first.clone(), BIG, T0)
+            .await
+            .unwrap(),
+        StartChangeResult::Created
+    );
+    decided(s, &first, &phone, Outcome::Approve, 1, T0 + 1).await;
+    let (done, renamed) = s.change(change.id).await.unwrap().unwrap();
+    assert_eq!(done.state, ChangeState::Completed);
+    assert_eq!(renamed.user_id, "Bente#1960y");
+    assert_eq!(renamed.user_id_folded, "bente#1960y");
+    assert_eq!(s.identity_by_user_id("anna#1980x").await.unwrap(), None);
+    assert!(
+        feed_kinds(s, &phone, T0 + 2)
+            .await
+            .contains(&SecurityEventKind::UserIdChanged)
+    );
+
+    let (taken, first) = change_of(&anna, ChangeKind::UserId, "Carla#1970w", T0 + 3, 0);
+    s.start_change(taken.clone(), first.clone(), BIG, T0 + 3)
+        .await
+        .unwrap();
+    identity(s, "Carla#1970w").await;
+    decided(s, &first, &phone, Outcome::Approve, 2, T0 + 4).await;
+    let (failed, unchanged) = s.change(taken.id).await.unwrap().unwrap();
+    assert_eq!(failed.state, ChangeState::Failed);
+    assert_eq!(
+        failed.failure.map(|(code, _)| code),
+        Some(ErrorCode::UserIdTaken)
+    );
+    assert_eq!(unchanged.user_id, "Bente#1960y");
+}
+
+#[cfg(test)]
+mod sqlite {
+    //! The suite on today's backend, each check on a new database file.
+
+    use super::FreshStore;
+    use crate::store::SqliteStore;
+
+    async fn fresh() -> FreshStore {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("conformance.sqlite3")).unwrap();
+        FreshStore::keeping(store, dir)
+    }
+
+    crate::store_conformance_suite!(fresh());
+}
