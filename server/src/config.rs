@@ -50,6 +50,66 @@ pub struct Config {
     pub self_service_gap_secs: u64,
     /// Limits on relying-party request creation (MFA fatigue).
     pub floods: FloodConfig,
+    /// Timeouts and the cap on open connections (slow clients).
+    pub connections: ConnectionsConfig,
+}
+
+/// Timeouts and the cap on open connections, against slow clients that hold
+/// connections open (a header line or a body byte every few seconds).
+/// Environment: `EID_SERVER_CONNECTIONS__<FIELD>`, for example
+/// `EID_SERVER_CONNECTIONS__MAX_CONNECTIONS`. Every value must be at least 1.
+///
+/// A request in flight is never cut by the idle timeout: a relying party's
+/// long poll waits up to 60 s (`api::MAX_WAIT_SECS`) with nothing on the wire.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsConfig {
+    /// Longest TLS handshake, from the TCP accept, in milliseconds.
+    pub tls_handshake_timeout_ms: u64,
+    /// Longest wait for a complete HTTP/1.1 request head, in milliseconds.
+    /// hyper starts it as soon as it waits for a head, so it also closes an
+    /// HTTP/1.1 keep-alive connection idle that long.
+    pub header_read_timeout_ms: u64,
+    /// Longest time to receive a whole request body, in milliseconds, counted
+    /// from the request head (a total, not a gap between bytes): 408 after it.
+    pub body_read_timeout_ms: u64,
+    /// A connection (HTTP/1.1 or HTTP/2) with no request in flight for this
+    /// many milliseconds is closed, whatever PINGs or partial requests the
+    /// client sends. Before its first request a connection gets
+    /// `header_read_timeout_ms` instead, if that is shorter.
+    pub idle_timeout_ms: u64,
+    /// Most connections open at once (TLS handshakes included). Beyond it new
+    /// connections are closed at once and a warning is logged at most every
+    /// 10 s. Keep it below the process's open-file limit.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        Self {
+            tls_handshake_timeout_ms: 10_000,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 10_000,
+        }
+    }
+}
+
+impl ConnectionsConfig {
+    /// The first value that is 0 (none may be: a 0 timeout would cut every
+    /// connection, a 0 cap would refuse them all).
+    fn zero_field(&self) -> Option<&'static str> {
+        [
+            ("tls_handshake_timeout_ms", self.tls_handshake_timeout_ms),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("max_connections", self.max_connections as u64),
+        ]
+        .into_iter()
+        .find_map(|(name, value)| (value == 0).then_some(name))
+    }
 }
 
 /// Limits on relying-party request creation against MFA-fatigue floods,
@@ -282,6 +342,7 @@ impl Default for Config {
             notifications: NotificationsConfig::default(),
             self_service_gap_secs: 3600,
             floods: FloodConfig::default(),
+            connections: ConnectionsConfig::default(),
         }
     }
 }
@@ -304,6 +365,7 @@ impl std::fmt::Debug for Config {
             .field("notifications", &self.notifications)
             .field("self_service_gap_secs", &self.self_service_gap_secs)
             .field("floods", &self.floods)
+            .field("connections", &self.connections)
             .finish_non_exhaustive()
     }
 }
@@ -334,6 +396,11 @@ impl Config {
                     "{name} is {value}; at most {MAX_SECS} (30 days)"
                 ))));
             }
+        }
+        if let Some(name) = self.connections.zero_field() {
+            return Err(Box::new(figment::Error::from(format!(
+                "connections.{name} is 0; it must be at least 1"
+            ))));
         }
         Ok(self)
     }

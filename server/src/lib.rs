@@ -16,6 +16,7 @@ pub mod api;
 mod cache;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod contact;
 mod crash;
 pub mod error;
@@ -33,16 +34,13 @@ use std::time::Duration;
 use anyhow::Context;
 use eid_protocol::PublicKey;
 use eid_protocol::crypto::SoftwareSigningKey;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use zeroize::Zeroizing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
+pub use connections::{accept_loop, accept_loop_with_limits};
 use store::{SqliteStore, Store};
 
 /// What [`start`] needs beyond the configuration.
@@ -235,7 +233,10 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     }
 
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
-    let task = tokio::spawn(accept_loop(listener, acceptor, app, shutdown_rx));
+    let connections = config.connections.clone();
+    let task = tokio::spawn(async move {
+        accept_loop_with_limits(listener, acceptor, app, shutdown_rx, &connections).await;
+    });
     tracing::info!(%addr, "eid-server listening");
     Ok(RunningServer {
         addr,
@@ -246,53 +247,4 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         shutdown: shutdown_tx,
         task,
     })
-}
-
-/// Serves `app` over TLS on `listener` until `shutdown` changes: the server's
-/// own accept loop (TCP_NODELAY, handshake timeout, HTTP/1.1 and HTTP/2).
-/// Public so test fixtures (a man in the middle, say) serve like the server.
-pub async fn accept_loop(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    app: axum::Router,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-        };
-        let (tcp, _peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Without TCP_NODELAY the TLS handshake's small writes wait on delayed
-        // ACKs and every new connection stalls by about 40 ms.
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "set_nodelay failed");
-        }
-        let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(app.clone());
-        connections.spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
-        });
-    }
-    connections.shutdown().await;
 }
