@@ -23,6 +23,7 @@ use eid_protocol::wire::{
 use eid_protocol::{AuthenticatorId, EnrolmentProof, Signature};
 use zeroize::Zeroizing;
 
+use crate::error::InternalError;
 use crate::store::{AccountRow, DeviceEnrolmentRow, EnrolmentAnswer, PendingEnrolmentRow};
 use crate::{AccountInfo, AccountState, Authenticator, Error, Inner, Result, blocking, lock};
 
@@ -83,7 +84,7 @@ pub struct PendingDevice {
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| Error::Storage(e.to_string()))
+    Ok(serde_json::to_vec(v)?)
 }
 
 fn view(user_id: &str, a: &EnrolmentAnswer) -> DeviceEnrolment {
@@ -192,7 +193,7 @@ impl Authenticator {
             return Ok(view(&p.keys.user_id, a));
         }
         let k = &p.keys;
-        let corrupt = |_| Error::Storage("corrupt enrolment".into());
+        let corrupt = |_| InternalError::Corrupt("enrolment");
         let req = StartEnrolmentRequest {
             user_id: k.user_id.clone(),
             device_public_key: k.device_public_key.clone(),

@@ -15,7 +15,7 @@ use eid_protocol::wire::PulledDecision;
 use eid_protocol::{AuthenticatorId, Decision, Outcome, RequestId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, InternalError, Result};
 
 /// A decision the server holds for an account on this phone that this phone
 /// never signed. Stored until the account is removed.
@@ -53,7 +53,7 @@ fn to_u64(v: i64) -> u64 {
 }
 
 fn corrupt() -> Error {
-    Error::Storage("corrupt journal row".into())
+    InternalError::Corrupt("journal row").into()
 }
 
 /// Appends a signed decision to the chain (call inside the transaction that

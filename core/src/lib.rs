@@ -45,6 +45,7 @@ pub use display::{DisplayLine, Language, RequestView, TextDirection, Warning, Wa
 pub use eid_protocol::events::SecurityEventKind;
 pub use enrolment::{DeviceEnrolment, EnrolmentStatus, PendingDevice, PendingDeviceState};
 pub use error::{Error, Result};
+use error::InternalError;
 pub use events::EventView;
 pub use household::PersonSummary;
 pub use journal::{JournalAlarm, JournalHead};
@@ -196,7 +197,7 @@ impl std::fmt::Debug for Authenticator {
 
 fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
     m.lock()
-        .map_err(|_| Error::Storage("internal lock poisoned".into()))
+        .map_err(|_| InternalError::PoisonedLock.into())
 }
 
 fn new_alias(kind: &str) -> String {
@@ -204,9 +205,7 @@ fn new_alias(kind: &str) -> String {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| Error::Storage("background task failed".into()))?
+    tokio::task::spawn_blocking(f).await?
 }
 
 impl Authenticator {
@@ -303,12 +302,11 @@ impl Authenticator {
             device_public_key: p.device_public_key.clone(),
             pin_public_key: p.pin_public_key.clone(),
             device_signature: Signature::from_der(&p.device_signature)
-                .map_err(|_| Error::Storage("corrupt activation".into()))?,
+                .map_err(|_| InternalError::Corrupt("activation"))?,
             pin_signature: Signature::from_der(&p.pin_signature)
-                .map_err(|_| Error::Storage("corrupt activation".into()))?,
+                .map_err(|_| InternalError::Corrupt("activation"))?,
         };
-        let body =
-            Zeroizing::new(serde_json::to_vec(&req).map_err(|e| Error::Storage(e.to_string()))?);
+        let body = Zeroizing::new(serde_json::to_vec(&req)?);
         let result: Result<ActivateResponse> = self
             .inner
             .client
@@ -378,8 +376,7 @@ impl Authenticator {
             authenticator_ids: ids.clone(),
             feed_after,
             decisions_after,
-        })
-        .map_err(|e| Error::Storage(e.to_string()))?;
+        })?;
         let resp: PullResponse = self
             .inner
             .device_post(accounts, wire::PATH_PULL, body)
@@ -790,7 +787,7 @@ impl Authenticator {
                     break submit;
                 }
                 if attempts == 3 {
-                    return Err(Error::Storage("decision counter kept moving".into()));
+                    return Err(InternalError::CounterRace.into());
                 }
             }
         };
@@ -864,8 +861,7 @@ impl Authenticator {
         let acc = lock(&self.inner.store)?.account(account)?;
         let body = serde_json::to_vec(&wire::BlockRequest {
             authenticator_id: *account,
-        })
-        .map_err(|e| Error::Storage(e.to_string()))?;
+        })?;
         let resp: wire::BlockResponse = self
             .inner
             .device_post(std::slice::from_ref(&acc), wire::PATH_BLOCK, body)
@@ -913,8 +909,7 @@ impl Authenticator {
         let body = serde_json::to_vec(&wire::DeviceSettingsRequest {
             authenticator_id: *account,
             notify_every_use: on,
-        })
-        .map_err(|e| Error::Storage(e.to_string()))?;
+        })?;
         let resp: wire::DeviceSettingsResponse = self
             .inner
             .device_post(std::slice::from_ref(&acc), wire::PATH_DEVICE_SETTINGS, body)
@@ -1263,7 +1258,7 @@ impl Inner {
                 lock(&self.store)?.set_attempts(&id, &before)?;
                 Err(e.into())
             }
-            Err(_) => Err(Error::Storage("the sealed PIN key is corrupt".into())),
+            Err(_) => Err(InternalError::Corrupt("sealed PIN key").into()),
         }
     }
 
@@ -1284,7 +1279,7 @@ impl Inner {
             DecisionStatus::ReceiptVerified => d
                 .receipt
                 .map(Some)
-                .ok_or_else(|| Error::Storage("receipt missing".into())),
+                .ok_or_else(|| InternalError::Corrupt("decision: receipt missing").into()),
             DecisionStatus::Rejected => Err(Error::AlreadyDecided),
             DecisionStatus::Signed => self.submit(d.submit).await.map(Some),
         }
@@ -1294,7 +1289,7 @@ impl Inner {
     async fn submit(&self, submit: SubmitDecisionRequest) -> Result<SignedReceipt> {
         let d = submit.decision.clone();
         let acc = lock(&self.store)?.account(&d.authenticator_id)?;
-        let body = serde_json::to_vec(&submit).map_err(|e| Error::Storage(e.to_string()))?;
+        let body = serde_json::to_vec(&submit)?;
         let result: Result<SignedReceipt> = self.client.post(wire::PATH_DECISIONS, body, &[]).await;
         match result {
             Ok(receipt) => {

@@ -12,7 +12,7 @@ use eid_protocol::{AuthenticatorId, ChangeId, IdentityId, PublicKey, RequestId};
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, InternalError, Result};
 use crate::events::StoredFeedEvent;
 use crate::lockout::LockoutState;
 use crate::pin::WrappedPinKey;
@@ -201,7 +201,7 @@ impl AccountState {
             "active" => AccountState::Active,
             "blocked" => AccountState::Blocked,
             "needs_reactivation" => AccountState::NeedsReactivation,
-            _ => return Err(Error::Storage("unknown account state".into())),
+            _ => return Err(bad("account state")),
         })
     }
 }
@@ -254,7 +254,7 @@ impl DecisionStatus {
             "signed" => DecisionStatus::Signed,
             "receipt_verified" => DecisionStatus::ReceiptVerified,
             "rejected" => DecisionStatus::Rejected,
-            _ => return Err(Error::Storage("unknown decision status".into())),
+            _ => return Err(bad("decision status")),
         })
     }
 }
@@ -321,8 +321,9 @@ fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-fn bad(what: &str) -> Error {
-    Error::Storage(format!("corrupt {what}"))
+/// A stored value that does not decode.
+fn bad(what: &'static str) -> Error {
+    InternalError::Corrupt(what).into()
 }
 
 fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T> {
@@ -603,7 +604,7 @@ impl Store {
             .conn
             .query_row("PRAGMA synchronous", [], |r| r.get(0))?;
         if synchronous != 2 || !self.conn.is_autocommit() {
-            return Err(Error::Storage("database not in durable mode".into()));
+            return Err(InternalError::NotDurable.into());
         }
         Self::put_attempts(&self.conn, id, s)
     }
@@ -642,7 +643,7 @@ impl Store {
             )?;
             let mut fresh = Vec::with_capacity(envelopes.len());
             for e in *envelopes {
-                let json = serde_json::to_string(e).map_err(|e| Error::Storage(e.to_string()))?;
+                let json = serde_json::to_string(e)?;
                 fresh.push((e.envelope.request_id.to_string(), json));
             }
             fresh.sort();
@@ -865,7 +866,7 @@ impl Store {
         submit: &SubmitDecisionRequest,
         now: u64,
     ) -> Result<bool> {
-        let json = serde_json::to_string(submit).map_err(|e| Error::Storage(e.to_string()))?;
+        let json = serde_json::to_string(submit)?;
         let d = &submit.decision;
         let tx = self.conn.transaction()?;
         let advanced = tx.execute(
@@ -958,7 +959,7 @@ impl Store {
         request: &RequestId,
         receipt: &SignedReceipt,
     ) -> Result<()> {
-        let json = serde_json::to_string(receipt).map_err(|e| Error::Storage(e.to_string()))?;
+        let json = serde_json::to_string(receipt)?;
         // The one commit that need not be durable at once: if a crash loses
         // it, the decision is still stored as signed and unsent, and resending
         // it returns this very receipt. WAL keeps it ordered after the durable
@@ -1296,7 +1297,7 @@ impl Store {
             }
             let mut fresh = Vec::with_capacity(changes.len());
             for c in *changes {
-                let json = serde_json::to_string(c).map_err(|e| Error::Storage(e.to_string()))?;
+                let json = serde_json::to_string(c)?;
                 fresh.push((c.change_id.to_string(), json));
             }
             fresh.sort();
@@ -1627,7 +1628,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(sync(&s), 2);
-        let failed: Result<()> = s.without_fsync(|_| Err(Error::Storage("boom".into())));
+        let failed: Result<()> = s.without_fsync(|_| Err(Error::UnknownAccount));
         assert!(failed.is_err());
         assert_eq!(sync(&s), 2);
     }
