@@ -16,6 +16,7 @@ use eid_protocol::{AuthenticatorId, Decision, Outcome, RequestId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Error, InternalError, Result};
+use crate::{Authenticator, lock};
 
 /// A decision the server holds for an account on this phone that this phone
 /// never signed. Stored until the account is removed.
@@ -243,6 +244,26 @@ pub(crate) fn alarms(conn: &Connection, account: &AuthenticatorId) -> Result<Vec
             })
         })
         .collect()
+}
+
+impl Authenticator {
+    /// Decisions the server holds for this account that this phone never
+    /// signed (device journal reconciliation on each pull), oldest first.
+    /// Any entry means the account's device key signed somewhere else (or the
+    /// server invented it): the app should urge blocking the identity. No
+    /// network.
+    pub fn journal_alarms(&self, account: &AuthenticatorId) -> Result<Vec<JournalAlarm>> {
+        let store = lock(&self.inner.store)?;
+        store.account(account)?;
+        alarms(&store.conn, account)
+    }
+
+    /// Recomputes the device journal's hash chain: its length and head, or
+    /// [`Error::JournalBroken`] if an entry was edited, removed or reordered.
+    /// No network.
+    pub fn journal_verify(&self) -> Result<JournalHead> {
+        verify(&lock(&self.inner.store)?.conn)
+    }
 }
 
 #[cfg(test)]
