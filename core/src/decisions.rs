@@ -29,7 +29,7 @@ impl Authenticator {
     /// Approves the unlocked request after the swipe. Signs with the device key
     /// and the PIN key, submits, and verifies the server's receipt.
     /// Refused with [`Error::TooFast`] (nothing signed or counted, the unlock
-    /// kept) if the request was shown less than [`Config::min_read_ms`] ago.
+    /// kept) if the request was shown less than [`Config::min_read_ms`](crate::Config::min_read_ms) ago.
     /// `binding_code` is the code from the login screen when the request needs one.
     pub async fn approve(
         &self,

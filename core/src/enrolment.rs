@@ -1,4 +1,5 @@
-//! A new device added from an existing one (DESIGN §3, issue 5 §6).
+//! A new device added from an existing one (`docs/protocol.md`, "A new
+//! device from an existing one").
 //!
 //! On the **new phone**: [`Authenticator::start_device_enrolment`] makes the
 //! device key and the PIN key exactly as an activation does, stores them (so

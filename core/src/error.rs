@@ -1,5 +1,5 @@
 //! The core's errors: one public enum, each variant actionable by the app, and
-//! one crate-private [`InternalError`] that keeps the cause of a failure the
+//! one crate-private `InternalError` that keeps the cause of a failure the
 //! app cannot act on (a SQLite error, a poisoned lock, a failed task, a
 //! serialization error, a decision counter race).
 //!

@@ -1,4 +1,4 @@
-//! The device journal (issue 6 §7): every decision this phone signs is
+//! The device journal (`docs/protocol.md`, "Device journal"): every decision this phone signs is
 //! appended to a hash chain ([`eid_protocol::journal`]) in the same
 //! transaction that stores the signed decision. On each pull the server lists
 //! the identity's newest decisions; one by an account on this phone that the

@@ -16,9 +16,13 @@ use crate::{
     pin,
 };
 
+/// The wall clock when each test starts (Unix ms).
 pub(crate) const T0: u64 = 1_800_000_000_000;
+/// The account's PIN.
 pub(crate) const PIN: &str = "483951";
 
+/// A database with one active account (the PIN key sealed under [`PIN`]),
+/// its keystore, a manual clock and the server key that signs requests.
 pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
     pub(crate) config: Config,
@@ -30,6 +34,7 @@ pub(crate) struct Fixture {
 }
 
 impl Fixture {
+    /// Opens the core on the fixture's database, keystore and clock.
     pub(crate) fn open(&self) -> Authenticator {
         Authenticator::open_with_clock(
             self.config.clone(),
@@ -39,6 +44,7 @@ impl Fixture {
         .unwrap()
     }
 
+    /// Stores a login request signed by the server key, as if pulled now.
     pub(crate) fn add_request(&self, auth: &Authenticator, text: &str) -> RequestId {
         let envelope = RequestEnvelopeBody {
             request_id: RequestId::random(),
@@ -77,6 +83,7 @@ impl Fixture {
     }
 }
 
+/// A fresh [`Fixture`] in a temporary directory.
 pub(crate) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(

@@ -154,7 +154,7 @@ CREATE TABLE contact_changes (
     PRIMARY KEY (authenticator_id, change_id)
 ) STRICT;
 "#,
-    // 5: the device journal (issue 6 §7): a hash chain of every decision
+    // 5: the device journal (docs/protocol.md, "Device journal"): a hash chain of every decision
     // this phone signed (all accounts, kept when an account is removed), and
     // the alarms for decisions the server holds that the chain does not.
     r#"
