@@ -5,6 +5,14 @@
 //! the configured SHA-256 (no CA, no name or date checks: the pin is the trust
 //! anchor), then checks the TLS 1.3 handshake signature against that
 //! certificate's key with `rustls::crypto::verify_tls13_signature`.
+//!
+//! Device requests (pull, block, settings, enrolment status and cancel,
+//! contact-change cancel) are signed here too: one timestamp taken from the
+//! server's clock as last seen, one fresh nonce, and per account a device-key
+//! signature over its authenticator id, method, path, body hash, timestamp
+//! and nonce, sent as the `eid-timestamp`, `eid-nonce` and `eid-signature`
+//! headers. A `clock_skew` refusal teaches the server's time and the request
+//! is signed once more.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -322,6 +330,8 @@ fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a
 }
 
 // ------------------------------------------------------------ request signing
+// `impl Inner` because signing needs the keystore, the clock and the server
+// time learnt from pulls, which live in the authenticator's shared state.
 
 impl Inner {
     /// Records the server's time (from a pull) against the monotonic clock.

@@ -24,6 +24,8 @@ pub struct UnlockToken {
     pub request_id: RequestId,
 }
 
+/// A live unlock: the PIN key unwrapped for one request, until it expires
+/// on the monotonic clock.
 pub(crate) struct UnlockEntry {
     pub(crate) authenticator_id: AuthenticatorId,
     pub(crate) request_id: RequestId,

@@ -168,3 +168,22 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{sample_account, sample_wrapped};
+
+    #[test]
+    fn a_corrupt_stored_id_is_a_storage_error_not_an_unknown_account() {
+        let mut s = Store::open_in_memory().unwrap();
+        let a = sample_account();
+        s.insert_account(&a, &sample_wrapped()).unwrap();
+        s.conn
+            .execute("UPDATE accounts SET identity_id = 'not hex'", [])
+            .unwrap();
+        let e = s.account(&a.authenticator_id).unwrap_err();
+        assert!(matches!(e, Error::Storage(_)), "{e:?}");
+        assert_eq!(e.to_string(), "storage error: corrupt id");
+    }
+}
