@@ -185,7 +185,9 @@ impl From<CoreError> for EidError {
             CoreError::NoPendingActivation => EidError::NoPendingActivation,
             CoreError::NoPendingEnrolment => EidError::NoPendingEnrolment,
             CoreError::EnrolmentRefused => EidError::EnrolmentRefused,
-            CoreError::Storage(detail) => EidError::Internal { detail },
+            CoreError::Storage(cause) | CoreError::Internal(cause) => EidError::Internal {
+                detail: cause.to_string(),
+            },
             CoreError::KeyStore(k) => EidError::KeyStore {
                 detail: k.to_string(),
             },

@@ -202,7 +202,9 @@ impl From<eid_core::Error> for CliError {
                 "enrolment_refused",
                 "the new device was refused, cancelled or expired; its keys are deleted",
             ),
-            E::Storage(m) => CliError::new("storage", format!("local database error: {m}")),
+            E::Storage(m) | E::Internal(m) => {
+                CliError::new("storage", format!("local database error: {m}"))
+            }
             E::KeyStore(k) => CliError::new("keystore", format!("keystore error: {k}")),
             other => CliError::new("core", other.to_string()),
         }

@@ -5,6 +5,14 @@
 //! the configured SHA-256 (no CA, no name or date checks: the pin is the trust
 //! anchor), then checks the TLS 1.3 handshake signature against that
 //! certificate's key with `rustls::crypto::verify_tls13_signature`.
+//!
+//! Device requests (pull, block, settings, enrolment status and cancel,
+//! contact-change cancel) are signed here too: one timestamp taken from the
+//! server's clock as last seen, one fresh nonce, and per account a device-key
+//! signature over its authenticator id, method, path, body hash, timestamp
+//! and nonce, sent as the `eid-timestamp`, `eid-nonce` and `eid-signature`
+//! headers. A `clock_skew` refusal teaches the server's time and the request
+//! is signed once more.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +20,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use eid_protocol::wire::{self, ErrorBody, ErrorCode};
+use eid_protocol::{AuthenticatorId, DeviceRequestAuth, Nonce16, Signature};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
@@ -19,6 +28,9 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use crate::keystore::KeyStoreError;
+use crate::store::AccountRow;
+use crate::{Inner, lock};
 
 /// Where the server is and how to recognise it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,6 +327,106 @@ fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a
         cur = err.source();
     }
     None
+}
+
+// ------------------------------------------------------------ request signing
+// `impl Inner` because signing needs the keystore, the clock and the server
+// time learnt from pulls, which live in the authenticator's shared state.
+
+impl Inner {
+    /// Records the server's time (from a pull) against the monotonic clock.
+    pub(crate) fn learn_server_time(&self, server_time_ms: u64) -> Result<()> {
+        *lock(&self.server_clock)? = Some((server_time_ms, self.clock.monotonic_ms()));
+        Ok(())
+    }
+
+    /// The timestamp for a device-signed request: the server's clock as last
+    /// seen plus monotonic time since; the wall clock only until the server
+    /// was first heard from in this process.
+    fn request_timestamp(&self) -> Result<u64> {
+        Ok(match *lock(&self.server_clock)? {
+            Some((server, mono)) => {
+                server.saturating_add(self.clock.monotonic_ms().saturating_sub(mono))
+            }
+            None => self.clock.wall_ms(),
+        })
+    }
+
+    /// POSTs a request signed by each account's device key. If the server
+    /// refuses the timestamp (`clock_skew`: the phone's clock is off and the
+    /// server's time is not known yet in this process), learns the server's
+    /// time from the refusal and signs once more (new nonce).
+    pub(crate) async fn device_post<T: serde::de::DeserializeOwned>(
+        &self,
+        accounts: &[AccountRow],
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<T> {
+        let headers = self.device_auth_headers(accounts, path, &body)?;
+        match self.client.post(path, body.clone(), &headers).await {
+            Err(Error::Rejected {
+                code: ErrorCode::ClockSkew,
+            }) => {
+                let Some(t) = self.client.take_skew_server_time() else {
+                    return Err(Error::Rejected {
+                        code: ErrorCode::ClockSkew,
+                    });
+                };
+                self.learn_server_time(t)?;
+                let headers = self.device_auth_headers(accounts, path, &body)?;
+                self.client.post(path, body, &headers).await
+            }
+            other => other,
+        }
+    }
+
+    pub(crate) fn device_auth_headers(
+        &self,
+        accounts: &[AccountRow],
+        path: &str,
+        body: &[u8],
+    ) -> Result<Vec<(&'static str, String)>> {
+        let signers: Vec<(AuthenticatorId, &str)> = accounts
+            .iter()
+            .map(|a| (a.authenticator_id, a.device_key_alias.as_str()))
+            .collect();
+        self.signed_headers(&signers, path, body)
+    }
+
+    /// Device-request headers signed by each `(id, device key alias)`.
+    pub(crate) fn signed_headers(
+        &self,
+        signers: &[(AuthenticatorId, &str)],
+        path: &str,
+        body: &[u8],
+    ) -> Result<Vec<(&'static str, String)>> {
+        let timestamp_ms = self.request_timestamp()?;
+        let nonce = Nonce16::random();
+        let body_sha256 = eid_protocol::sha256(body);
+        let mut pairs = Vec::with_capacity(signers.len());
+        for (id, alias) in signers {
+            let msg = DeviceRequestAuth {
+                authenticator_id: *id,
+                method: "POST",
+                path,
+                body_sha256,
+                timestamp_ms,
+                nonce,
+            }
+            .signing_bytes();
+            let sig = Signature::from_der(&self.keystore.sign(alias, &msg)?)
+                .map_err(|_| KeyStoreError::Failure("bad signature".into()))?;
+            pairs.push((*id, sig));
+        }
+        Ok(vec![
+            (wire::HEADER_TIMESTAMP, timestamp_ms.to_string()),
+            (wire::HEADER_NONCE, nonce.to_string()),
+            (
+                wire::HEADER_SIGNATURE,
+                wire::format_signature_header(&pairs),
+            ),
+        ])
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! A new device added from an existing one (DESIGN §3, issue 5 §6).
+//! A new device added from an existing one (`docs/protocol.md`, "A new
+//! device from an existing one").
 //!
 //! On the **new phone**: [`Authenticator::start_device_enrolment`] makes the
 //! device key and the PIN key exactly as an activation does, stores them (so
@@ -23,6 +24,7 @@ use eid_protocol::wire::{
 use eid_protocol::{AuthenticatorId, EnrolmentProof, Signature};
 use zeroize::Zeroizing;
 
+use crate::error::InternalError;
 use crate::store::{AccountRow, DeviceEnrolmentRow, EnrolmentAnswer, PendingEnrolmentRow};
 use crate::{AccountInfo, AccountState, Authenticator, Error, Inner, Result, blocking, lock};
 
@@ -83,7 +85,7 @@ pub struct PendingDevice {
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| Error::Storage(e.to_string()))
+    Ok(serde_json::to_vec(v)?)
 }
 
 fn view(user_id: &str, a: &EnrolmentAnswer) -> DeviceEnrolment {
@@ -192,7 +194,7 @@ impl Authenticator {
             return Ok(view(&p.keys.user_id, a));
         }
         let k = &p.keys;
-        let corrupt = |_| Error::Storage("corrupt enrolment".into());
+        let corrupt = |_| InternalError::Corrupt("enrolment");
         let req = StartEnrolmentRequest {
             user_id: k.user_id.clone(),
             device_public_key: k.device_public_key.clone(),

@@ -1,7 +1,18 @@
-//! The core's error type: one enum, each variant actionable by the app.
+//! The core's errors: one public enum, each variant actionable by the app, and
+//! one crate-private `InternalError` that keeps the cause of a failure the
+//! app cannot act on (a SQLite error, a poisoned lock, a failed task, a
+//! serialization error, a decision counter race).
+//!
+//! Internal failures become a public [`Error`] in one place
+//! (`impl From<InternalError> for Error`): database failures are
+//! [`Error::Storage`], everything else [`Error::Internal`]. Both carry a
+//! [`Cause`] through which the original error stays reachable with
+//! [`std::error::Error::source`].
 //!
 //! No variant carries a secret (PIN, key material) or personal data; `Display`
 //! texts are for developers and logs, the app maps variants to its own wording.
+
+use std::sync::Arc;
 
 use eid_protocol::text::TextError;
 use eid_protocol::wire::ErrorCode;
@@ -114,25 +125,168 @@ pub enum Error {
         /// The first entry whose link does not follow.
         entry: u64,
     },
-    /// The local database failed.
+    /// The local database failed, or holds data the core cannot read. The
+    /// cause (e.g. the SQLite error) is the [`std::error::Error::source`].
     #[error("storage error: {0}")]
-    Storage(String),
+    Storage(#[source] Cause),
+    /// The core failed inside, not in the database: a poisoned lock, a
+    /// background task that died, a value that could not be serialized, or
+    /// a decision counter that kept moving. The cause is the
+    /// [`std::error::Error::source`].
+    #[error("internal error: {0}")]
+    Internal(#[source] Cause),
     /// The platform keystore failed.
     #[error("keystore error: {0}")]
     KeyStore(#[from] KeyStoreError),
 }
 
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Error::Storage(e.to_string())
+/// What failed inside the core, with its cause. Crate-private: the app sees
+/// it only as the [`Cause`] of [`Error::Storage`] or [`Error::Internal`].
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InternalError {
+    /// SQLite failed.
+    #[error("{0}")]
+    Database(#[from] rusqlite::Error),
+    /// A schema migration failed.
+    #[error("{0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    /// A stored value does not decode (the database was edited or damaged).
+    #[error("corrupt {0}")]
+    Corrupt(&'static str),
+    /// The connection is not in the durable mode a PIN attempt needs.
+    #[error("database not in durable mode")]
+    NotDurable,
+    /// A value could not be serialized to JSON.
+    #[error("{0}")]
+    Serialization(#[from] serde_json::Error),
+    /// A thread panicked while holding one of the core's locks.
+    #[error("internal lock poisoned")]
+    PoisonedLock,
+    /// A blocking task (PIN check, key generation) panicked or was cancelled.
+    #[error("background task failed")]
+    Task(#[from] tokio::task::JoinError),
+    /// Other decisions kept taking the next decision counter while this one
+    /// was being signed.
+    #[error("decision counter kept moving")]
+    CounterRace,
+}
+
+impl InternalError {
+    /// Whether the failure is the database's (else the core's own).
+    fn is_storage(&self) -> bool {
+        match self {
+            Self::Database(_) | Self::Migration(_) | Self::Corrupt(_) | Self::NotDurable => true,
+            Self::Serialization(_) | Self::PoisonedLock | Self::Task(_) | Self::CounterRace => {
+                false
+            }
+        }
     }
 }
 
-impl From<rusqlite_migration::Error> for Error {
-    fn from(e: rusqlite_migration::Error) -> Self {
-        Error::Storage(e.to_string())
+/// The one place an internal failure becomes a public error.
+impl From<InternalError> for Error {
+    fn from(e: InternalError) -> Self {
+        if e.is_storage() {
+            Error::Storage(Cause(Arc::new(e)))
+        } else {
+            Error::Internal(Cause(Arc::new(e)))
+        }
     }
 }
+
+/// Lets `?` lift the causes [`InternalError`] wraps straight into [`Error`]
+/// (through `From<InternalError>`, so the classification stays in one place).
+macro_rules! through_internal_error {
+    ($($cause:ty),* $(,)?) => {$(
+        impl From<$cause> for Error {
+            fn from(e: $cause) -> Self {
+                InternalError::from(e).into()
+            }
+        }
+    )*};
+}
+
+through_internal_error!(
+    rusqlite::Error,
+    rusqlite_migration::Error,
+    serde_json::Error,
+    tokio::task::JoinError,
+);
+
+/// Why the core failed inside (the payload of [`Error::Storage`] and
+/// [`Error::Internal`]). Its `Display` names the failure without personal
+/// data; [`std::error::Error::source`] gives the underlying error (e.g. the
+/// `rusqlite::Error`) where there is one. Shared, so [`Error`] stays `Clone`.
+#[derive(Debug, Clone)]
+pub struct Cause(Arc<InternalError>);
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Two causes are equal when they are the same kind of failure with the same
+/// description: the underlying errors (SQLite, JSON, task) cannot be compared
+/// themselves, and tests compare [`Error`]s.
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self.0.as_ref()) == std::mem::discriminant(other.0.as_ref())
+            && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for Cause {}
 
 /// The core's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_database_failure_is_storage_and_keeps_the_sqlite_error_as_source() {
+        let e = Error::from(rusqlite::Error::InvalidQuery);
+        assert!(matches!(e, Error::Storage(_)));
+        let cause = e.source().expect("the cause");
+        let sqlite = cause.source().expect("the SQLite error");
+        assert!(sqlite.downcast_ref::<rusqlite::Error>().is_some());
+        assert_eq!(
+            e.to_string(),
+            format!("storage error: {}", rusqlite::Error::InvalidQuery)
+        );
+    }
+
+    #[test]
+    fn a_poisoned_lock_or_counter_race_is_internal_not_storage() {
+        for e in [InternalError::PoisonedLock, InternalError::CounterRace] {
+            assert!(matches!(Error::from(e), Error::Internal(_)));
+        }
+        let json = serde_json::from_str::<u8>("x").unwrap_err();
+        assert!(matches!(Error::from(json), Error::Internal(_)));
+        assert!(matches!(
+            Error::from(InternalError::Corrupt("id")),
+            Error::Storage(_)
+        ));
+    }
+
+    #[test]
+    fn causes_compare_by_kind_and_description() {
+        let a = Error::from(InternalError::Corrupt("id"));
+        assert_eq!(a, a.clone());
+        assert_eq!(a, Error::from(InternalError::Corrupt("id")));
+        assert_ne!(a, Error::from(InternalError::Corrupt("key")));
+        assert_ne!(
+            Error::from(InternalError::PoisonedLock),
+            Error::from(InternalError::CounterRace)
+        );
+    }
+}

@@ -10,8 +10,10 @@
 use eid_protocol::AuthenticatorId;
 use eid_protocol::events::SecurityEventKind;
 use eid_protocol::text::validate_provider_name;
+use eid_protocol::wire;
 
 use crate::display::Language;
+use crate::{Authenticator, Error, Result, lock};
 
 /// One security event as the app shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +189,51 @@ pub(crate) struct StoredFeedEvent {
     pub(crate) occurred_at_ms: u64,
     pub(crate) authenticator_id: Option<AuthenticatorId>,
     pub(crate) detail: Option<String>,
+}
+
+impl Authenticator {
+    /// The account's security feed as last pulled (no network), newest
+    /// first, with texts in `lang`. [`Authenticator::refresh`] brings new
+    /// events.
+    pub fn events(&self, account: &AuthenticatorId, lang: Language) -> Result<Vec<EventView>> {
+        let store = lock(&self.inner.store)?;
+        store.account(account)?;
+        Ok(store
+            .feed(account)?
+            .iter()
+            .map(|e| build_view(account, e, lang))
+            .collect())
+    }
+
+    /// The account's "notify me on every use" setting as the server last
+    /// reported it (no network).
+    pub fn notify_every_use(&self, account: &AuthenticatorId) -> Result<bool> {
+        let store = lock(&self.inner.store)?;
+        store.account(account)?;
+        store.notify_every_use(account)
+    }
+
+    /// Turns "notify me on every use" on or off for the account's identity:
+    /// with it on, every approval sends an SMS and an e-mail and appears in
+    /// the feed. Signed by the device key; no PIN.
+    pub async fn set_notify_every_use(&self, account: &AuthenticatorId, on: bool) -> Result<()> {
+        let acc = lock(&self.inner.store)?.account(account)?;
+        let body = serde_json::to_vec(&wire::DeviceSettingsRequest {
+            authenticator_id: *account,
+            notify_every_use: on,
+        })?;
+        let resp: wire::DeviceSettingsResponse = self
+            .inner
+            .device_post(std::slice::from_ref(&acc), wire::PATH_DEVICE_SETTINGS, body)
+            .await?;
+        if resp.identity_id != acc.identity_id || resp.notify_every_use != on {
+            return Err(Error::InvalidResponse(
+                "the settings answer does not match".into(),
+            ));
+        }
+        lock(&self.inner.store)?.set_notify_every_use(account, on)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -4,10 +4,13 @@
 //! ([`crate::Authenticator::requests_for`]). So a family member who picks up
 //! the phone learns that someone has a request, not what it says.
 
+use std::collections::HashMap;
+
 use eid_protocol::AuthenticatorId;
 
 use crate::display::Language;
 use crate::store::AccountState;
+use crate::{Authenticator, Result, lock};
 
 /// One person on the phone, as the first screen shows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +81,33 @@ pub(crate) fn summary(
         },
         headline,
         next_step,
+    }
+}
+
+impl Authenticator {
+    /// The people on this phone, in activation order, with how many requests
+    /// wait for each and nothing about what they say (no network).
+    pub fn household(&self, lang: Language) -> Result<Vec<PersonSummary>> {
+        let store = lock(&self.inner.store)?;
+        let accounts = store.accounts()?;
+        let mut waiting: HashMap<AuthenticatorId, u32> = HashMap::new();
+        for row in store.pending()? {
+            if self.inner.remaining(&row)? > 0 {
+                *waiting.entry(row.authenticator_id).or_default() += 1;
+            }
+        }
+        Ok(accounts
+            .iter()
+            .map(|a| {
+                summary(
+                    a.authenticator_id,
+                    &a.user_id,
+                    a.state,
+                    waiting.get(&a.authenticator_id).copied().unwrap_or(0),
+                    lang,
+                )
+            })
+            .collect())
     }
 }
 

@@ -1,4 +1,4 @@
-//! The device journal (issue 6 §7): every decision this phone signs is
+//! The device journal (`docs/protocol.md`, "Device journal"): every decision this phone signs is
 //! appended to a hash chain ([`eid_protocol::journal`]) in the same
 //! transaction that stores the signed decision. On each pull the server lists
 //! the identity's newest decisions; one by an account on this phone that the
@@ -15,7 +15,8 @@ use eid_protocol::wire::PulledDecision;
 use eid_protocol::{AuthenticatorId, Decision, Outcome, RequestId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, InternalError, Result};
+use crate::{Authenticator, lock};
 
 /// A decision the server holds for an account on this phone that this phone
 /// never signed. Stored until the account is removed.
@@ -53,7 +54,7 @@ fn to_u64(v: i64) -> u64 {
 }
 
 fn corrupt() -> Error {
-    Error::Storage("corrupt journal row".into())
+    InternalError::Corrupt("journal row").into()
 }
 
 /// Appends a signed decision to the chain (call inside the transaction that
@@ -243,6 +244,26 @@ pub(crate) fn alarms(conn: &Connection, account: &AuthenticatorId) -> Result<Vec
             })
         })
         .collect()
+}
+
+impl Authenticator {
+    /// Decisions the server holds for this account that this phone never
+    /// signed (device journal reconciliation on each pull), oldest first.
+    /// Any entry means the account's device key signed somewhere else (or the
+    /// server invented it): the app should urge blocking the identity. No
+    /// network.
+    pub fn journal_alarms(&self, account: &AuthenticatorId) -> Result<Vec<JournalAlarm>> {
+        let store = lock(&self.inner.store)?;
+        store.account(account)?;
+        alarms(&store.conn, account)
+    }
+
+    /// Recomputes the device journal's hash chain: its length and head, or
+    /// [`Error::JournalBroken`] if an entry was edited, removed or reordered.
+    /// No network.
+    pub fn journal_verify(&self) -> Result<JournalHead> {
+        verify(&lock(&self.inner.store)?.conn)
+    }
 }
 
 #[cfg(test)]

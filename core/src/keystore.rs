@@ -1,4 +1,5 @@
-//! The platform keystore boundary (DESIGN §4.1) and a software implementation.
+//! The platform keystore boundary (how an app implements it:
+//! `docs/integration.md`, section 2) and a software implementation.
 //!
 //! [`KeyStore`] is what the Android and iOS shells implement (through uniffi,
 //! later): byte vectors in, byte vectors out, private keys never cross it.

@@ -1,4 +1,5 @@
-//! PIN policy, KDF calibration and the PIN-key wrap (DESIGN §4.2).
+//! PIN policy, KDF calibration and the PIN-key wrap (why: `docs/threat-model.md`,
+//! "Stolen phones, copied keys, guessing").
 //!
 //! Each account has a *PIN key*: a software P-256 key whose PKCS#8 is sealed
 //! with AES-256-GCM under

@@ -75,8 +75,7 @@ impl Authenticator {
         let body = serde_json::to_vec(&CancelContactChangeRequest {
             authenticator_id: *account,
             change_id: *change_id,
-        })
-        .map_err(|e| Error::Storage(e.to_string()))?;
+        })?;
         let headers = self.inner.device_auth_headers(
             std::slice::from_ref(&acc),
             wire::PATH_CANCEL_CONTACT_CHANGE,

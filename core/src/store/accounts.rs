@@ -1,0 +1,189 @@
+//! The `accounts` table: one row per authenticator on this phone (no
+//! secrets: its PIN key is sealed in `pin_keys`).
+
+use eid_protocol::{AuthenticatorId, IdentityId, PublicKey};
+use rusqlite::params;
+
+use super::{Store, bad, parse_id, to_i64, to_u64};
+use crate::error::{Error, Result};
+use crate::pin::WrappedPinKey;
+
+/// Local state of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AccountState {
+    /// Usable.
+    Active,
+    /// The identity is blocked (server says so); no approvals.
+    Blocked,
+    /// The PIN key was destroyed or the server locked the authenticator:
+    /// the account must be activated again.
+    NeedsReactivation,
+}
+
+impl AccountState {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            AccountState::Active => "active",
+            AccountState::Blocked => "blocked",
+            AccountState::NeedsReactivation => "needs_reactivation",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "active" => AccountState::Active,
+            "blocked" => AccountState::Blocked,
+            "needs_reactivation" => AccountState::NeedsReactivation,
+            _ => return Err(bad("account state")),
+        })
+    }
+}
+
+/// A stored account (no secrets: the PIN key is in `pin_keys`, sealed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AccountRow {
+    pub(crate) authenticator_id: AuthenticatorId,
+    pub(crate) identity_id: IdentityId,
+    pub(crate) user_id: String,
+    pub(crate) server_public_key: PublicKey,
+    pub(crate) device_key_alias: String,
+    pub(crate) pin_wrap_alias: String,
+    pub(crate) pin_public_key: PublicKey,
+    pub(crate) decision_counter: u64,
+    pub(crate) state: AccountState,
+    pub(crate) created_at_ms: u64,
+}
+
+impl Store {
+    pub(crate) fn accounts(&self) -> Result<Vec<AccountRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT authenticator_id, identity_id, user_id, server_public_key, device_key_alias,
+                    pin_wrap_alias, pin_public_key, decision_counter, state, created_at_ms
+             FROM accounts ORDER BY created_at_ms, rowid",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, Vec<u8>>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, i64>(9)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (a, i, u, spk, dka, pwa, ppk, counter, state, created) = row?;
+            out.push(AccountRow {
+                authenticator_id: parse_id(&a)?,
+                identity_id: parse_id(&i)?,
+                user_id: u,
+                server_public_key: PublicKey::from_sec1(&spk).map_err(|_| bad("key"))?,
+                device_key_alias: dka,
+                pin_wrap_alias: pwa,
+                pin_public_key: PublicKey::from_sec1(&ppk).map_err(|_| bad("key"))?,
+                decision_counter: to_u64(counter),
+                state: AccountState::parse(&state)?,
+                created_at_ms: to_u64(created),
+            });
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn account(&self, id: &AuthenticatorId) -> Result<AccountRow> {
+        self.accounts()?
+            .into_iter()
+            .find(|a| a.authenticator_id == *id)
+            .ok_or(Error::UnknownAccount)
+    }
+
+    /// Inserts a newly activated account with its sealed PIN key, and clears the
+    /// pending activation, in one transaction.
+    pub(crate) fn insert_account(&mut self, a: &AccountRow, w: &WrappedPinKey) -> Result<()> {
+        self.insert_account_clearing(a, w, "pending_activation")
+    }
+
+    /// Inserts an account activated from a device enrolment and clears the
+    /// pending enrolment, in one transaction.
+    pub(crate) fn insert_enrolled_account(
+        &mut self,
+        a: &AccountRow,
+        w: &WrappedPinKey,
+    ) -> Result<()> {
+        self.insert_account_clearing(a, w, "pending_enrolment")
+    }
+
+    fn insert_account_clearing(
+        &mut self,
+        a: &AccountRow,
+        w: &WrappedPinKey,
+        pending_table: &str,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO accounts (authenticator_id, identity_id, user_id, server_public_key,
+                device_key_alias, pin_wrap_alias, pin_public_key, decision_counter, state, created_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                a.authenticator_id.to_string(),
+                a.identity_id.to_string(),
+                a.user_id,
+                a.server_public_key.as_bytes().as_slice(),
+                a.device_key_alias,
+                a.pin_wrap_alias,
+                a.pin_public_key.as_bytes().as_slice(),
+                to_i64(a.decision_counter),
+                a.state.as_str(),
+                to_i64(a.created_at_ms),
+            ],
+        )?;
+        Self::put_pin_key(&tx, &a.authenticator_id, w)?;
+        tx.execute(
+            "INSERT INTO pin_attempts VALUES (?1, 0, 0, ?2)",
+            params![a.authenticator_id.to_string(), to_i64(a.created_at_ms)],
+        )?;
+        tx.execute(&format!("DELETE FROM {pending_table}"), [])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn set_state(&self, id: &AuthenticatorId, state: AccountState) -> Result<()> {
+        self.conn.execute(
+            "UPDATE accounts SET state = ?2 WHERE authenticator_id = ?1",
+            params![id.to_string(), state.as_str()],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn delete_account(&mut self, id: &AuthenticatorId) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM accounts WHERE authenticator_id = ?1",
+            [id.to_string()],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{sample_account, sample_wrapped};
+
+    #[test]
+    fn a_corrupt_stored_id_is_a_storage_error_not_an_unknown_account() {
+        let mut s = Store::open_in_memory().unwrap();
+        let a = sample_account();
+        s.insert_account(&a, &sample_wrapped()).unwrap();
+        s.conn
+            .execute("UPDATE accounts SET identity_id = 'not hex'", [])
+            .unwrap();
+        let e = s.account(&a.authenticator_id).unwrap_err();
+        assert!(matches!(e, Error::Storage(_)), "{e:?}");
+        assert_eq!(e.to_string(), "storage error: corrupt id");
+    }
+}

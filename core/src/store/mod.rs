@@ -1,0 +1,317 @@
+//! The local database: one SQLite file in WAL mode with `synchronous=FULL`, so a
+//! committed write (above all the PIN attempt counter) survives a crash or
+//! `kill -9`. Schema changes go through `rusqlite_migration`.
+//!
+//! This file holds the connection, the migrations and the durability switch;
+//! each table group has a file of its own adding an `impl Store` block:
+//! `accounts`, `pin` (sealed PIN keys and attempt counters), `requests`,
+//! `decisions`, `activation`, `enrolment`, `events` (the security feed and
+//! its settings) and `contact_changes`. The device journal's tables are kept
+//! by [`crate::journal`].
+
+use std::path::Path;
+
+use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations};
+
+use crate::error::{Error, InternalError, Result};
+
+mod accounts;
+mod activation;
+mod contact_changes;
+mod decisions;
+mod enrolment;
+mod events;
+mod pin;
+mod requests;
+
+pub(crate) use accounts::AccountRow;
+pub use accounts::AccountState;
+pub(crate) use activation::PendingActivationRow;
+pub(crate) use decisions::DecisionStatus;
+pub(crate) use enrolment::{DeviceEnrolmentRow, EnrolmentAnswer, PendingEnrolmentRow};
+pub(crate) use requests::PendingRow;
+
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE accounts (
+    authenticator_id  TEXT PRIMARY KEY NOT NULL,
+    identity_id       TEXT NOT NULL,
+    user_id           TEXT NOT NULL,
+    server_public_key BLOB NOT NULL,
+    device_key_alias  TEXT NOT NULL,
+    pin_wrap_alias    TEXT NOT NULL,
+    pin_public_key    BLOB NOT NULL,
+    decision_counter  INTEGER NOT NULL DEFAULT 0,
+    state             TEXT NOT NULL,
+    created_at_ms     INTEGER NOT NULL
+) STRICT;
+CREATE TABLE pin_keys (
+    authenticator_id TEXT PRIMARY KEY NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    wrapped          BLOB NOT NULL,
+    salt             BLOB NOT NULL,
+    nonce            BLOB NOT NULL,
+    iterations       INTEGER NOT NULL
+) STRICT;
+CREATE TABLE pin_attempts (
+    authenticator_id TEXT PRIMARY KEY NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    failures         INTEGER NOT NULL,
+    locked_until_ms  INTEGER NOT NULL,
+    last_seen_ms     INTEGER NOT NULL
+) STRICT;
+CREATE TABLE pending_requests (
+    authenticator_id TEXT NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    request_id       TEXT NOT NULL,
+    envelope_json    TEXT NOT NULL,
+    server_time_ms   INTEGER NOT NULL,
+    received_wall_ms INTEGER NOT NULL,
+    PRIMARY KEY (authenticator_id, request_id)
+) STRICT;
+CREATE TABLE decisions (
+    authenticator_id TEXT NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    request_id       TEXT NOT NULL,
+    counter          INTEGER NOT NULL,
+    submit_json      TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    receipt_json     TEXT,
+    error_code       TEXT,
+    created_at_ms    INTEGER NOT NULL,
+    PRIMARY KEY (authenticator_id, request_id)
+) STRICT;
+CREATE TABLE pending_activation (
+    id               INTEGER PRIMARY KEY CHECK (id = 1),
+    user_id          TEXT NOT NULL,
+    device_key_alias TEXT NOT NULL,
+    pin_wrap_alias   TEXT NOT NULL,
+    device_public_key BLOB NOT NULL,
+    pin_public_key   BLOB NOT NULL,
+    wrapped          BLOB NOT NULL,
+    salt             BLOB NOT NULL,
+    nonce            BLOB NOT NULL,
+    iterations       INTEGER NOT NULL,
+    device_signature BLOB NOT NULL,
+    pin_signature    BLOB NOT NULL,
+    created_at_ms    INTEGER NOT NULL
+) STRICT;
+"#,
+    // A new device added from an existing one: the keys and proof as for an
+    // activation, then the server's enrolment id and code; and, on existing
+    // devices, the new devices being added to their identity (from the pull).
+    r#"
+CREATE TABLE pending_enrolment (
+    id               INTEGER PRIMARY KEY CHECK (id = 1),
+    user_id          TEXT NOT NULL,
+    device_key_alias TEXT NOT NULL,
+    pin_wrap_alias   TEXT NOT NULL,
+    device_public_key BLOB NOT NULL,
+    pin_public_key   BLOB NOT NULL,
+    wrapped          BLOB NOT NULL,
+    salt             BLOB NOT NULL,
+    nonce            BLOB NOT NULL,
+    iterations       INTEGER NOT NULL,
+    device_signature BLOB NOT NULL,
+    pin_signature    BLOB NOT NULL,
+    created_at_ms    INTEGER NOT NULL,
+    enrolment_id     TEXT,
+    code             TEXT,
+    expires_at_ms    INTEGER,
+    usable_at_ms     INTEGER
+) STRICT;
+CREATE TABLE device_enrolments (
+    authenticator_id TEXT NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    enrolment_id     TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    requested_at_ms  INTEGER NOT NULL,
+    usable_at_ms     INTEGER,
+    PRIMARY KEY (authenticator_id, enrolment_id)
+) STRICT;
+"#,
+    // 3: the security feed per account (events pulled after a cursor) and the
+    // "notify me on every use" setting as the server last reported it.
+    r#"
+CREATE TABLE feed_events (
+    authenticator_id       TEXT NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    event_id               INTEGER NOT NULL,
+    kind                   TEXT NOT NULL,
+    occurred_at_ms         INTEGER NOT NULL,
+    event_authenticator_id TEXT,
+    detail                 TEXT,
+    PRIMARY KEY (authenticator_id, event_id)
+) STRICT;
+CREATE TABLE account_feed (
+    authenticator_id TEXT PRIMARY KEY NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    cursor           INTEGER NOT NULL DEFAULT 0,
+    notify_every_use INTEGER NOT NULL DEFAULT 0
+) STRICT;
+"#,
+    // 4: the open phone/e-mail changes of each account's identity, as the
+    // last pull showed them (the app shows them and offers to cancel).
+    r#"
+CREATE TABLE contact_changes (
+    authenticator_id TEXT NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    change_id        TEXT NOT NULL,
+    change_json      TEXT NOT NULL,
+    PRIMARY KEY (authenticator_id, change_id)
+) STRICT;
+"#,
+    // 5: the device journal (docs/protocol.md, "Device journal"): a hash chain of every decision
+    // this phone signed (all accounts, kept when an account is removed), and
+    // the alarms for decisions the server holds that the chain does not.
+    r#"
+CREATE TABLE journal (
+    seq              INTEGER PRIMARY KEY,
+    authenticator_id TEXT NOT NULL,
+    request_id       TEXT NOT NULL,
+    outcome          INTEGER NOT NULL,
+    counter          INTEGER NOT NULL,
+    decision_sha256  BLOB NOT NULL,
+    link             BLOB NOT NULL,
+    created_at_ms    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX journal_by_decision ON journal (authenticator_id, decision_sha256);
+CREATE TABLE journal_alarms (
+    authenticator_id TEXT NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    request_id       TEXT NOT NULL,
+    outcome          INTEGER NOT NULL,
+    counter          INTEGER NOT NULL,
+    decision_sha256  BLOB NOT NULL,
+    decided_at_ms    INTEGER NOT NULL,
+    raised_at_ms     INTEGER NOT NULL,
+    PRIMARY KEY (authenticator_id, decision_sha256)
+) STRICT;
+"#,
+    // 6: the device journal's cursor into the server's decision list.
+    r#"
+ALTER TABLE account_feed ADD COLUMN decisions_cursor INTEGER NOT NULL DEFAULT 0;
+"#,
+];
+
+/// The database handle.
+#[derive(Debug)]
+pub(crate) struct Store {
+    pub(crate) conn: Connection,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// A stored value that does not decode.
+fn bad(what: &'static str) -> Error {
+    InternalError::Corrupt(what).into()
+}
+
+fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T> {
+    s.parse().map_err(|_| bad("id"))
+}
+
+fn fixed<const N: usize>(v: Vec<u8>) -> Result<[u8; N]> {
+    v.try_into().map_err(|_| bad("fixed field"))
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database at `path`.
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let mut conn = Connection::open(path)?;
+        Self::configure(&mut conn)?;
+        Ok(Self { conn })
+    }
+
+    /// An in-memory database (tests).
+    #[cfg(test)]
+    pub(crate) fn open_in_memory() -> Result<Self> {
+        let mut conn = Connection::open_in_memory()?;
+        Self::configure(&mut conn)?;
+        Ok(Self { conn })
+    }
+
+    fn configure(conn: &mut Connection) -> Result<()> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let migrations: Migrations<'_> = MIGRATIONS.iter().map(|sql| M::up(sql)).collect();
+        migrations.to_latest(conn)?;
+        crate::journal::backfill(conn)?;
+        Ok(())
+    }
+
+    /// Runs `f` with `synchronous=NORMAL` (commits not flushed at once), and
+    /// restores `FULL` afterwards whatever `f` returned.
+    fn without_fsync<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = f(self);
+        if !self.conn.is_autocommit() {
+            // A failed commit left a transaction open; the level can only
+            // change outside one.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        // If this fails, PIN attempts refuse to be counted (see set_attempts).
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pin::WrappedPinKey;
+    use eid_protocol::crypto::SoftwareSigningKey;
+    use eid_protocol::{AuthenticatorId, IdentityId};
+
+    pub(super) fn sample_account() -> AccountRow {
+        AccountRow {
+            authenticator_id: AuthenticatorId::random(),
+            identity_id: IdentityId::random(),
+            user_id: "Anna#2024".into(),
+            server_public_key: SoftwareSigningKey::generate().public_key().clone(),
+            device_key_alias: "d".into(),
+            pin_wrap_alias: "w".into(),
+            pin_public_key: SoftwareSigningKey::generate().public_key().clone(),
+            decision_counter: 0,
+            state: AccountState::Active,
+            created_at_ms: 1,
+        }
+    }
+
+    pub(super) fn sample_wrapped() -> WrappedPinKey {
+        WrappedPinKey {
+            salt: [1; 32],
+            nonce: [2; 12],
+            ciphertext: vec![3; 40],
+            iterations: 7,
+        }
+    }
+
+    #[test]
+    fn in_memory_opens() {
+        let s = Store::open_in_memory().unwrap();
+        assert!(s.pending().unwrap().is_empty());
+        assert!(s.pending_activation().unwrap().is_none());
+    }
+
+    #[test]
+    fn relaxed_commits_restore_full_durability() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("core.db")).unwrap();
+        let sync = |s: &Store| -> i64 {
+            s.conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(sync(&s), 2);
+        s.without_fsync(|s| {
+            assert_eq!(sync(s), 1);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(sync(&s), 2);
+        let failed: Result<()> = s.without_fsync(|_| Err(Error::UnknownAccount));
+        assert!(failed.is_err());
+        assert_eq!(sync(&s), 2);
+    }
+}

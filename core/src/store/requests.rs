@@ -1,0 +1,163 @@
+//! The `pending_requests` table: each account's unexpired requests as the
+//! last pull brought them (signed envelopes, verified before storing).
+
+use eid_protocol::AuthenticatorId;
+use eid_protocol::wire::SignedEnvelope;
+use rusqlite::params;
+
+use super::{AccountState, Store, bad, parse_id, to_i64, to_u64};
+use crate::error::Result;
+
+/// A stored pending request.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingRow {
+    pub(crate) authenticator_id: AuthenticatorId,
+    pub(crate) envelope: SignedEnvelope,
+    pub(crate) server_time_ms: u64,
+    pub(crate) received_wall_ms: u64,
+}
+
+impl Store {
+    /// Replaces an account's pending requests (tests; pulls use [`Store::apply_pull`]).
+    #[cfg(test)]
+    pub(crate) fn replace_pending(
+        &mut self,
+        id: &AuthenticatorId,
+        envelopes: &[SignedEnvelope],
+        server_time_ms: u64,
+        received_wall_ms: u64,
+    ) -> Result<()> {
+        let state = self.account(id)?.state;
+        self.apply_pull(&[(*id, state, envelopes)], server_time_ms, received_wall_ms)
+    }
+
+    /// Stores a pull in one transaction (one fsync): each account's state
+    /// and its unexpired requests. A state or request set equal to the stored
+    /// one is not rewritten, so a pull that brings nothing new writes nothing
+    /// (and the stored pull times of unchanged requests are kept).
+    pub(crate) fn apply_pull(
+        &mut self,
+        pulled: &[(AuthenticatorId, AccountState, &[SignedEnvelope])],
+        server_time_ms: u64,
+        received_wall_ms: u64,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (id, state, envelopes) in pulled {
+            let id = id.to_string();
+            tx.execute(
+                "UPDATE accounts SET state = ?2 WHERE authenticator_id = ?1 AND state != ?2",
+                params![id, state.as_str()],
+            )?;
+            let mut fresh = Vec::with_capacity(envelopes.len());
+            for e in *envelopes {
+                let json = serde_json::to_string(e)?;
+                fresh.push((e.envelope.request_id.to_string(), json));
+            }
+            fresh.sort();
+            let mut stored = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT request_id, envelope_json FROM pending_requests WHERE authenticator_id = ?1",
+                )?;
+                let rows = stmt.query_map([&id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<(String, String)>>>()?
+            };
+            stored.sort();
+            if stored == fresh {
+                continue;
+            }
+            tx.execute(
+                "DELETE FROM pending_requests WHERE authenticator_id = ?1",
+                [&id],
+            )?;
+            for (request_id, json) in &fresh {
+                tx.execute(
+                    "INSERT OR REPLACE INTO pending_requests VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        id,
+                        request_id,
+                        json,
+                        to_i64(server_time_ms),
+                        to_i64(received_wall_ms)
+                    ],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn pending(&self) -> Result<Vec<PendingRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT authenticator_id, envelope_json, server_time_ms, received_wall_ms
+             FROM pending_requests ORDER BY server_time_ms, request_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (a, json, st, rw) = row?;
+            out.push(PendingRow {
+                authenticator_id: parse_id(&a)?,
+                envelope: serde_json::from_str(&json).map_err(|_| bad("envelope"))?,
+                server_time_ms: to_u64(st),
+                received_wall_ms: to_u64(rw),
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{sample_account, sample_wrapped};
+    use eid_protocol::crypto::SoftwareSigningKey;
+
+    #[test]
+    fn apply_pull_rewrites_only_changes() {
+        use eid_protocol::{RequestEnvelopeBody, RequestId, RequestKind, ServiceProviderId};
+        let mut s = Store::open_in_memory().unwrap();
+        let a = sample_account();
+        s.insert_account(&a, &sample_wrapped()).unwrap();
+        let key = SoftwareSigningKey::generate();
+        let envelope = RequestEnvelopeBody {
+            request_id: RequestId::random(),
+            identity_id: a.identity_id,
+            kind: RequestKind::Login,
+            service_provider_id: ServiceProviderId([3; 16]),
+            service_provider_name: "Nordisk Bank A/S".into(),
+            reference_text: "Log på".into(),
+            created_at_ms: 1,
+            expires_at_ms: 1_000,
+            server_nonce: [4; 32],
+            binding_required: false,
+        };
+        let signed = vec![SignedEnvelope {
+            signature: key.sign(&envelope.signing_bytes()),
+            envelope,
+        }];
+        let id = a.authenticator_id;
+        s.apply_pull(&[(id, AccountState::Active, &signed)], 10, 20)
+            .unwrap();
+        let changes = s.conn.total_changes();
+        // The same pull again writes nothing and keeps the first pull's times.
+        s.apply_pull(&[(id, AccountState::Active, &signed)], 30, 40)
+            .unwrap();
+        assert_eq!(s.conn.total_changes(), changes);
+        let rows = s.pending().unwrap();
+        assert_eq!((rows.len(), rows[0].received_wall_ms), (1, 20));
+        assert_eq!(rows[0].envelope, signed[0]);
+        s.apply_pull(&[(id, AccountState::Blocked, &[])], 50, 60)
+            .unwrap();
+        assert!(s.pending().unwrap().is_empty());
+        assert_eq!(s.account(&id).unwrap().state, AccountState::Blocked);
+    }
+}
