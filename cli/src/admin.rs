@@ -7,7 +7,8 @@ use eid_protocol::wire::{CreateIdentityRequest, IdentityInfo};
 use serde_json::json;
 
 use crate::common::{Common, parse_id};
-use crate::output::{CliError, Report, serde_name};
+use crate::error::CliError;
+use crate::output::{Report, serde_name};
 
 /// Support operations (need the admin token).
 #[derive(Debug, Subcommand)]

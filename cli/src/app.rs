@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::common::{Common, check_spki_pin, check_url, ms_since, parse_id, read_pin};
-use crate::output::{CliError, Report, serde_name, view_json, view_lines};
+use crate::error::{CliError, ErrorKind};
+use crate::output::{Report, serde_name, view_json, view_lines};
 
 /// The phone's commands.
 #[derive(Debug, Subcommand)]
@@ -188,22 +189,22 @@ const KEYS_DIR: &str = "keys";
 
 fn app_dir(common: &Common) -> Result<PathBuf, CliError> {
     common.app_dir.clone().ok_or_else(|| {
-        CliError::new(
-            "missing_option",
-            "the phone's data folder is needed: --app-dir or EID_APP_DIR",
-        )
+        CliError::missing_option("the phone's data folder is needed: --app-dir or EID_APP_DIR")
     })
 }
 
 fn load_settings(dir: &Path) -> Result<Option<AppSettings>, CliError> {
     let path = dir.join(SETTINGS_FILE);
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| CliError::new("config", format!("{} is not valid: {e}", path.display()))),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            CliError::new(
+                ErrorKind::Config,
+                format!("{} is not valid: {e}", path.display()),
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(CliError::new(
-            "storage",
+            ErrorKind::Storage,
             format!("cannot read {}: {e}", path.display()),
         )),
     }
@@ -211,10 +212,14 @@ fn load_settings(dir: &Path) -> Result<Option<AppSettings>, CliError> {
 
 fn save_settings(dir: &Path, settings: &AppSettings) -> Result<(), CliError> {
     let path = dir.join(SETTINGS_FILE);
-    let bytes =
-        serde_json::to_vec_pretty(settings).map_err(|e| CliError::new("storage", e.to_string()))?;
-    std::fs::write(&path, bytes)
-        .map_err(|e| CliError::new("storage", format!("cannot write {}: {e}", path.display())))
+    let bytes = serde_json::to_vec_pretty(settings)
+        .map_err(|e| CliError::new(ErrorKind::Storage, e.to_string()))?;
+    std::fs::write(&path, bytes).map_err(|e| {
+        CliError::new(
+            ErrorKind::Storage,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })
 }
 
 /// Flags and environment override the remembered settings.
@@ -224,8 +229,7 @@ fn resolve_settings(common: &Common, dir: &Path) -> Result<AppSettings, CliError
         (Some(s), _) => s.clone(),
         (None, Some(saved)) => saved.server.clone(),
         (None, None) => {
-            return Err(CliError::new(
-                "missing_option",
+            return Err(CliError::missing_option(
                 "the server URL is needed: --server or EID_SERVER (remembered after activation)",
             ));
         }
@@ -234,8 +238,7 @@ fn resolve_settings(common: &Common, dir: &Path) -> Result<AppSettings, CliError
         (Some(p), _) => p.clone(),
         (None, Some(saved)) => saved.spki_pin.clone(),
         (None, None) => {
-            return Err(CliError::new(
-                "missing_option",
+            return Err(CliError::missing_option(
                 "the SPKI pin is needed: --pin or EID_SPKI_PIN (remembered after activation)",
             ));
         }
@@ -255,7 +258,7 @@ pub(crate) fn open_core(
 ) -> Result<Authenticator, CliError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         CliError::new(
-            "storage",
+            ErrorKind::Storage,
             format!("cannot create the app folder {}: {e}", dir.display()),
         )
     })?;

@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 
 use crate::app::{account_json, receipt_json};
 use crate::common::{Common, endpoint, ms_since, reference_text_sha256};
-use crate::output::{CliError, Report, serde_name, view_json, view_lines};
+use crate::error::{CliError, ErrorKind};
+use crate::output::{Report, serde_name, view_json, view_lines};
 use crate::rp::{check_receipt, status_json};
 
 /// Options of the demo.
@@ -59,14 +60,7 @@ impl Journey {
     }
 
     fn fail(&self, step: &str, e: impl Into<CliError>) -> CliError {
-        let e: CliError = e.into();
-        let message = format!("demo failed at step {step:?}: {}", e.message);
-        CliError {
-            kind: e.kind,
-            message,
-            details: e.details,
-        }
-        .with("step", step)
+        e.into().at_step(step)
     }
 }
 
@@ -80,7 +74,12 @@ pub(crate) async fn run(common: &Common, args: &DemoArgs) -> Result<Report, CliE
     let tmp = tempfile::Builder::new()
         .prefix("eid-demo-")
         .tempdir()
-        .map_err(|e| CliError::new("storage", format!("cannot create a temporary folder: {e}")))?;
+        .map_err(|e| {
+            CliError::new(
+                ErrorKind::Storage,
+                format!("cannot create a temporary folder: {e}"),
+            )
+        })?;
 
     j.say("eID demo: the whole journey on an embedded server (temporary data)");
     j.say("");
@@ -95,7 +94,12 @@ pub(crate) async fn run(common: &Common, args: &DemoArgs) -> Result<Report, CliE
     config.admin_token = None;
     let server = eid_server::start(eid_server::ServerOptions::new(config))
         .await
-        .map_err(|e| j.fail("start_server", CliError::new("server", format!("{e:#}"))))?;
+        .map_err(|e| {
+            j.fail(
+                "start_server",
+                CliError::new(ErrorKind::Server, format!("{e:#}")),
+            )
+        })?;
     let base_url = server.base_url();
     let spki_pin = server.spki_pin.clone();
     j.step(
@@ -346,7 +350,7 @@ async fn rp_result(
         return Err(j.fail(
             step,
             CliError::new(
-                "invalid_server_key",
+                ErrorKind::InvalidServerKey,
                 "the server key served does not match the server's",
             ),
         ));
@@ -357,7 +361,7 @@ async fn rp_result(
         return Err(j.fail(
             step,
             CliError::new(
-                "unexpected_status",
+                ErrorKind::UnexpectedStatus,
                 format!(
                     "expected {} with a receipt, got {}",
                     serde_name(&expected),

@@ -10,7 +10,8 @@ use eid_protocol::{PublicKey, RequestId, RequestKind};
 use serde_json::{Value, json};
 
 use crate::common::{Common, parse_id, reference_text_sha256};
-use crate::output::{CliError, Report, serde_name};
+use crate::error::{CliError, ErrorKind};
+use crate::output::{Report, serde_name};
 
 /// Login or signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,16 +51,16 @@ impl From<Binding> for BindingMode {
 
 /// The code and QR payload of a secret at `at_ms`.
 fn binding_code_report(secret: &str, at_ms: Option<u64>) -> Result<Report, CliError> {
-    let secret = BindingSecret::from_hex(secret)
-        .map_err(|e| CliError::new("invalid_argument", e.to_string()))?;
+    let secret =
+        BindingSecret::from_hex(secret).map_err(|e| CliError::invalid_argument(e.to_string()))?;
     let at_ms = match at_ms {
         Some(ms) => ms,
         None => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|_| CliError::new("clock", "the system clock is before 1970"))?
+            .map_err(|_| CliError::new(ErrorKind::Clock, "the system clock is before 1970"))?
             .as_millis()
             .try_into()
-            .map_err(|_| CliError::new("clock", "the system clock is out of range"))?,
+            .map_err(|_| CliError::new(ErrorKind::Clock, "the system clock is out of range"))?,
     };
     let code = secret.code_at(at_ms);
     let payload = secret.qr_payload_at(at_ms);
@@ -150,7 +151,7 @@ pub(crate) fn check_receipt(
         && expected != &status.reference_text_sha256
     {
         return Err(CliError::new(
-            "text_mismatch",
+            ErrorKind::TextMismatch,
             "the server's hash of the reference text is not the hash of the text you gave",
         ));
     }
@@ -162,20 +163,19 @@ pub(crate) fn check_receipt(
     };
     let Some(server_key) = server_key else {
         return Err(CliError::new(
-            "invalid_receipt",
+            ErrorKind::InvalidReceipt,
             "a receipt is present but no server key to verify it with",
         ));
     };
     let sha = text_sha256.unwrap_or(&status.reference_text_sha256);
     verify_receipt(server_key, receipt, status.request_id, sha).map_err(|_| {
-        CliError::new(
-            "invalid_receipt",
+        CliError::new(ErrorKind::InvalidReceipt,
             "the receipt's signature does not verify against the server key, or it is for another request or text",
         )
     })?;
     if RequestStatus::from_outcome(receipt.receipt.outcome) != status.status {
         return Err(CliError::new(
-            "invalid_receipt",
+            ErrorKind::InvalidReceipt,
             "the receipt's outcome does not match the request's status",
         ));
     }

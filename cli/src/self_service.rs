@@ -10,7 +10,8 @@ use eid_protocol::wire::{ChangeStatus, ContactChannel, SelfServiceStep};
 use serde_json::{Value, json};
 
 use crate::common::{Common, parse_id};
-use crate::output::{CliError, Report, serde_name};
+use crate::error::CliError;
+use crate::output::{Report, serde_name};
 
 /// The self-service portal's commands.
 #[derive(Debug, Subcommand)]
