@@ -1,20 +1,18 @@
-//! `eid app`: the phone, backed by `eid-core` with a software keystore in the
-//! app folder. The server URL and pin are remembered there at activation.
+//! `eid app`: the phone's commands, each on the phone opened from its data
+//! folder (`phone.rs`).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Subcommand;
-use eid_core::{AccountInfo, Authenticator, Config, ServerConfig, SoftwareKeyStore};
+use eid_core::AccountInfo;
 use eid_protocol::wire::SignedReceipt;
 use eid_protocol::{AuthenticatorId, ChangeId, RequestId};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::common::{Common, check_spki_pin, check_url, ms_since, parse_id, read_pin};
-use crate::error::{CliError, ErrorKind};
+use crate::common::{Common, ms_since, parse_id, read_pin};
+use crate::error::CliError;
 use crate::output::{Report, serde_name, view_json, view_lines};
+use crate::phone::PhoneFolder;
 
 /// The phone's commands.
 #[derive(Debug, Subcommand)]
@@ -161,114 +159,6 @@ pub(crate) enum AppCommand {
     },
 }
 
-fn only_account(
-    core: &Authenticator,
-    account: Option<String>,
-) -> Result<AuthenticatorId, CliError> {
-    match account {
-        Some(a) => parse_id("account ID", &a),
-        None => match core.accounts()?.as_slice() {
-            [only] => Ok(only.authenticator_id),
-            _ => Err(eid_core::Error::UnknownAccount.into()),
-        },
-    }
-}
-
-/// Server settings remembered in the app folder.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct AppSettings {
-    /// Base URL.
-    server: String,
-    /// SPKI pin.
-    spki_pin: String,
-}
-
-const SETTINGS_FILE: &str = "server.json";
-const DB_FILE: &str = "core.sqlite3";
-const KEYS_DIR: &str = "keys";
-
-fn app_dir(common: &Common) -> Result<PathBuf, CliError> {
-    common.app_dir.clone().ok_or_else(|| {
-        CliError::missing_option("the phone's data folder is needed: --app-dir or EID_APP_DIR")
-    })
-}
-
-fn load_settings(dir: &Path) -> Result<Option<AppSettings>, CliError> {
-    let path = dir.join(SETTINGS_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            CliError::new(
-                ErrorKind::Config,
-                format!("{} is not valid: {e}", path.display()),
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(CliError::new(
-            ErrorKind::Storage,
-            format!("cannot read {}: {e}", path.display()),
-        )),
-    }
-}
-
-fn save_settings(dir: &Path, settings: &AppSettings) -> Result<(), CliError> {
-    let path = dir.join(SETTINGS_FILE);
-    let bytes = serde_json::to_vec_pretty(settings)
-        .map_err(|e| CliError::new(ErrorKind::Storage, e.to_string()))?;
-    std::fs::write(&path, bytes).map_err(|e| {
-        CliError::new(
-            ErrorKind::Storage,
-            format!("cannot write {}: {e}", path.display()),
-        )
-    })
-}
-
-/// Flags and environment override the remembered settings.
-fn resolve_settings(common: &Common, dir: &Path) -> Result<AppSettings, CliError> {
-    let saved = load_settings(dir)?;
-    let server = match (&common.server, &saved) {
-        (Some(s), _) => s.clone(),
-        (None, Some(saved)) => saved.server.clone(),
-        (None, None) => {
-            return Err(CliError::missing_option(
-                "the server URL is needed: --server or EID_SERVER (remembered after activation)",
-            ));
-        }
-    };
-    let spki_pin = match (&common.spki_pin, &saved) {
-        (Some(p), _) => p.clone(),
-        (None, Some(saved)) => saved.spki_pin.clone(),
-        (None, None) => {
-            return Err(CliError::missing_option(
-                "the SPKI pin is needed: --pin or EID_SPKI_PIN (remembered after activation)",
-            ));
-        }
-    };
-    Ok(AppSettings {
-        server: check_url(&server)?,
-        spki_pin: check_spki_pin(&spki_pin)?,
-    })
-}
-
-/// Opens the core for an app folder with the given server settings.
-pub(crate) fn open_core(
-    common: &Common,
-    dir: &Path,
-    server: &str,
-    spki_pin: &str,
-) -> Result<Authenticator, CliError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        CliError::new(
-            ErrorKind::Storage,
-            format!("cannot create the app folder {}: {e}", dir.display()),
-        )
-    })?;
-    let keystore = SoftwareKeyStore::open(&dir.join(KEYS_DIR)).map_err(eid_core::Error::from)?;
-    let mut config = Config::new(dir.join(DB_FILE), ServerConfig::new(server, spki_pin));
-    config.kdf = common.kdf();
-    config.language = common.language();
-    Ok(Authenticator::open(config, Arc::new(keystore))?)
-}
-
 /// An account as JSON.
 pub(crate) fn account_json(a: &AccountInfo) -> Value {
     json!({
@@ -301,34 +191,11 @@ pub(crate) fn receipt_json(r: &SignedReceipt) -> Value {
     })
 }
 
-/// Finds the account holding `request`: from the fresh list, or the only account.
-async fn find_account(
-    core: &Authenticator,
-    request: &RequestId,
-    account: Option<&str>,
-) -> Result<AuthenticatorId, CliError> {
-    let wanted: Option<AuthenticatorId> = account.map(|a| parse_id("account ID", a)).transpose()?;
-    let views = core.refresh().await?;
-    if let Some(v) = views
-        .iter()
-        .find(|v| v.request_id == *request && wanted.is_none_or(|w| w == v.authenticator_id))
-    {
-        return Ok(v.authenticator_id);
-    }
-    if let Some(w) = wanted {
-        return Ok(w);
-    }
-    let accounts = core.accounts()?;
-    match accounts.as_slice() {
-        // The core may still hold a signed decision for it (re-sent, same receipt).
-        [only] => Ok(only.authenticator_id),
-        _ => Err(eid_core::Error::UnknownRequest.into()),
-    }
-}
-
 /// Runs a phone command.
 pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliError> {
-    let dir = app_dir(common)?;
+    // A missing folder is reported before any other mistake in the arguments;
+    // each command then checks its own arguments before opening the phone.
+    let folder = PhoneFolder::from_options(common)?;
     match cmd {
         AppCommand::Activate {
             user_id,
@@ -336,27 +203,25 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             pin_stdin,
         } => {
             let pin = read_pin(pin_stdin)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let phone = folder.open()?;
             let start = Instant::now();
-            let account = core.activate(&user_id, &code, &pin).await?;
-            save_settings(&dir, &settings)?;
+            let account = phone.core.activate(&user_id, &code, &pin).await?;
+            let settings_file = phone.remember_server()?;
             Ok(Report::new(
                 json!({ "account": account_json(&account), "ms": ms_since(start) }),
                 vec![
                     format!("account activated: {}", account.authenticator_id),
                     format!("user ID:  {}", account.user_id),
                     format!("identity: {}", account.identity_id),
-                    format!("server remembered in {}", dir.join(SETTINGS_FILE).display()),
+                    format!("server remembered in {}", settings_file.display()),
                 ],
             ))
         }
         AppCommand::ResumeActivation { code } => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let phone = folder.open()?;
             let start = Instant::now();
-            let account = core.resume_activation(&code).await?;
-            save_settings(&dir, &settings)?;
+            let account = phone.core.resume_activation(&code).await?;
+            phone.remember_server()?;
             Ok(Report::new(
                 json!({ "account": account_json(&account), "ms": ms_since(start) }),
                 vec![
@@ -366,9 +231,8 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             ))
         }
         AppCommand::Retry => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let resent = core.retry_unsent_decisions().await?;
+            let phone = folder.open()?;
+            let resent = phone.core.retry_unsent_decisions().await?;
             Ok(Report::new(
                 json!({ "resent_decisions": resent }),
                 vec![format!(
@@ -377,13 +241,12 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             ))
         }
         AppCommand::Accounts => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let accounts = core.accounts()?;
+            let phone = folder.open()?;
+            let accounts = phone.core.accounts()?;
             let mut lines = vec![format!("{} account(s)", accounts.len())];
             let mut items = Vec::new();
             for a in &accounts {
-                let notify = core.notify_every_use(&a.authenticator_id)?;
+                let notify = phone.core.notify_every_use(&a.authenticator_id)?;
                 lines.push(format!(
                     "  {}  {}  {}{}",
                     a.authenticator_id,
@@ -405,16 +268,16 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             account: Some(account),
         } => {
             let account: AuthenticatorId = parse_id("account ID", &account)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let resent = core.retry_unsent_decisions().await?;
-            core.refresh().await?;
-            let info = core
+            let phone = folder.open()?;
+            let resent = phone.core.retry_unsent_decisions().await?;
+            phone.core.refresh().await?;
+            let info = phone
+                .core
                 .accounts()?
                 .into_iter()
                 .find(|a| a.authenticator_id == account)
                 .ok_or(eid_core::Error::UnknownAccount)?;
-            let views = core.requests_for(&account, common.language())?;
+            let views = phone.core.requests_for(&account, common.language())?;
             let mut lines = vec![format!(
                 "{} pending request(s) for {}",
                 views.len(),
@@ -434,11 +297,10 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             ))
         }
         AppCommand::Open { account: None } => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let resent = core.retry_unsent_decisions().await?;
-            let views = core.refresh().await?;
-            let accounts = core.accounts()?;
+            let phone = folder.open()?;
+            let resent = phone.core.retry_unsent_decisions().await?;
+            let views = phone.core.refresh().await?;
+            let accounts = phone.core.accounts()?;
             let mut lines = vec![format!("{} pending request(s)", views.len())];
             for a in accounts
                 .iter()
@@ -472,40 +334,34 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         } => {
             let request: RequestId = parse_id("request ID", &request)?;
             let pin = read_pin(pin_stdin)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = find_account(&core, &request, account.as_deref()).await?;
-            let token = core.unlock(&account, &request, &pin).await?;
+            let phone = folder.open()?;
+            let account = phone.account_holding(&request, account.as_deref()).await?;
+            let token = phone.core.unlock(&account, &request, &pin).await?;
             drop(pin);
             // The core's minimum read time counts from the display in this
             // process: a terminal approve waits it out, and says so.
-            let wait_ms = core.read_time_left(&account, &request)?;
+            let wait_ms = phone.core.read_time_left(&account, &request)?;
             if wait_ms > 0 {
                 eprintln!("waiting {wait_ms} ms (minimum read time) before signing");
                 tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
             }
-            let receipt = core.approve(&token, true, binding_code.as_deref()).await?;
+            let receipt = phone
+                .core
+                .approve(&token, true, binding_code.as_deref())
+                .await?;
             Ok(decision_report("approved", &receipt))
         }
         AppCommand::Deny { request, account } => {
             let request: RequestId = parse_id("request ID", &request)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = find_account(&core, &request, account.as_deref()).await?;
-            let receipt = core.deny(&account, &request).await?;
+            let phone = folder.open()?;
+            let account = phone.account_holding(&request, account.as_deref()).await?;
+            let receipt = phone.core.deny(&account, &request).await?;
             Ok(decision_report("denied", &receipt))
         }
         AppCommand::Block { account } => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account: AuthenticatorId = match account {
-                Some(a) => parse_id("account ID", &a)?,
-                None => match core.accounts()?.as_slice() {
-                    [only] => only.authenticator_id,
-                    _ => return Err(eid_core::Error::UnknownAccount.into()),
-                },
-            };
-            core.block_identity(&account).await?;
+            let phone = folder.open()?;
+            let account = phone.only_account(account.as_deref())?;
+            phone.core.block_identity(&account).await?;
             Ok(Report::new(
                 json!({ "authenticator_id": account.to_string(), "state": "blocked" }),
                 vec![format!(
@@ -515,10 +371,9 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         }
         AppCommand::Enrol { user_id, pin_stdin } => {
             let pin = read_pin(pin_stdin)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let e = core.start_device_enrolment(&user_id, &pin).await?;
-            save_settings(&dir, &settings)?;
+            let phone = folder.open()?;
+            let e = phone.core.start_device_enrolment(&user_id, &pin).await?;
+            phone.remember_server()?;
             Ok(Report::new(
                 json!({
                     "enrolment_id": e.enrolment_id.to_string(),
@@ -535,9 +390,8 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             ))
         }
         AppCommand::EnrolStatus => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            Ok(match core.poll_device_enrolment().await? {
+            let phone = folder.open()?;
+            Ok(match phone.core.poll_device_enrolment().await? {
                 eid_core::EnrolmentStatus::AwaitingApproval => Report::new(
                     json!({ "state": "awaiting_approval" }),
                     vec!["awaiting approval on the existing phone".into()],
@@ -566,19 +420,17 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             })
         }
         AppCommand::EnrolDiscard => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            core.discard_device_enrolment()?;
+            let phone = folder.open()?;
+            phone.core.discard_device_enrolment()?;
             Ok(Report::new(
                 json!({ "discarded": true }),
                 vec!["enrolment discarded; its keys are deleted".into()],
             ))
         }
         AppCommand::Devices { account } => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = only_account(&core, account)?;
-            let devices = core.pending_devices(&account)?;
+            let phone = folder.open()?;
+            let account = phone.only_account(account.as_deref())?;
+            let devices = phone.core.pending_devices(&account)?;
             let mut lines = vec![format!("{} new device(s) being added", devices.len())];
             let mut items = Vec::new();
             for d in &devices {
@@ -605,21 +457,22 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         }
         AppCommand::CancelDevice { enrolment, account } => {
             let enrolment: AuthenticatorId = parse_id("enrolment ID", &enrolment)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = only_account(&core, account)?;
-            core.cancel_device_enrolment(&account, &enrolment).await?;
+            let phone = folder.open()?;
+            let account = phone.only_account(account.as_deref())?;
+            phone
+                .core
+                .cancel_device_enrolment(&account, &enrolment)
+                .await?;
             Ok(Report::new(
                 json!({ "enrolment_id": enrolment.to_string(), "state": "cancelled" }),
                 vec![format!("new device {enrolment} cancelled")],
             ))
         }
         AppCommand::Events { account } => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = only_account(&core, account)?;
-            core.refresh().await?;
-            let events = core.events(&account, common.language())?;
+            let phone = folder.open()?;
+            let account = phone.only_account(account.as_deref())?;
+            phone.core.refresh().await?;
+            let events = phone.core.events(&account, common.language())?;
             let mut lines = vec![format!("{} event(s), newest first", events.len())];
             let mut items = Vec::new();
             for e in &events {
@@ -652,10 +505,9 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                     "give exactly one of --on and --off",
                 ));
             }
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = only_account(&core, account)?;
-            core.set_notify_every_use(&account, on).await?;
+            let phone = folder.open()?;
+            let account = phone.only_account(account.as_deref())?;
+            phone.core.set_notify_every_use(&account, on).await?;
             Ok(Report::new(
                 json!({ "authenticator_id": account.to_string(), "notify_every_use": on }),
                 vec![if on {
@@ -666,10 +518,9 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             ))
         }
         AppCommand::Household => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            core.refresh().await?;
-            let people = core.household(common.language())?;
+            let phone = folder.open()?;
+            phone.core.refresh().await?;
+            let people = phone.core.household(common.language())?;
             let mut lines = vec![format!("{} person(s) on this phone", people.len())];
             let mut items = Vec::new();
             for p in &people {
@@ -692,11 +543,10 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             Ok(Report::new(json!({ "people": items }), lines))
         }
         AppCommand::Changes { account } => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = only_account(&core, account)?;
-            core.refresh().await?;
-            let changes = core.pending_contact_changes(&account)?;
+            let phone = folder.open()?;
+            let account = phone.only_account(account.as_deref())?;
+            phone.core.refresh().await?;
+            let changes = phone.core.pending_contact_changes(&account)?;
             let mut lines = vec![format!("{} open contact change(s)", changes.len())];
             let mut items = Vec::new();
             for c in &changes {
@@ -727,10 +577,9 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         }
         AppCommand::CancelChange { change, account } => {
             let change: ChangeId = parse_id("change ID", &change)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = only_account(&core, account)?;
-            core.cancel_contact_change(&account, &change).await?;
+            let phone = folder.open()?;
+            let account = phone.only_account(account.as_deref())?;
+            phone.core.cancel_contact_change(&account, &change).await?;
             Ok(Report::new(
                 json!({ "change_id": change.to_string(), "state": "cancelled" }),
                 vec![format!(
@@ -740,10 +589,9 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         }
         AppCommand::Report { request, account } => {
             let request: RequestId = parse_id("request ID", &request)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = find_account(&core, &request, account.as_deref()).await?;
-            let receipt = core.report_fraud(&account, &request).await?;
+            let phone = folder.open()?;
+            let account = phone.account_holding(&request, account.as_deref()).await?;
+            let receipt = phone.core.report_fraud(&account, &request).await?;
             Ok(decision_report("fraud_reported", &receipt))
         }
     }

@@ -6,12 +6,11 @@
 //! receipt. Then a request the person did not start is refused with "report
 //! fraud", and the bank sees `fraud_reported`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
 use eid_api_client::{AdminClient, Endpoint, RelyingPartyClient};
-use eid_core::{Authenticator, Config, RequestView, ServerConfig, SoftwareKeyStore};
+use eid_core::{Authenticator, RequestView};
 use eid_protocol::wire::{RequestStatus, RequestStatusResponse};
 use eid_protocol::{RequestId, RequestKind};
 use serde_json::{Value, json};
@@ -20,6 +19,7 @@ use crate::app::{account_json, receipt_json};
 use crate::common::{Common, endpoint, ms_since, reference_text_sha256};
 use crate::error::{CliError, ErrorKind};
 use crate::output::{Report, serde_name, view_json, view_lines};
+use crate::phone::{PhoneFolder, ServerSettings};
 use crate::rp::{check_receipt, status_json};
 
 /// Options of the demo.
@@ -161,16 +161,13 @@ async fn journey(
 
     // 3. The phone activates.
     let t = Instant::now();
-    let keystore = SoftwareKeyStore::open(&dir.join("phone").join("keys"))
-        .map_err(|e| j.fail("activate", eid_core::Error::from(e)))?;
-    let mut config = Config::new(
-        dir.join("phone").join("core.sqlite3"),
-        ServerConfig::new(server.base_url(), server.spki_pin.clone()),
-    );
-    config.kdf = common.kdf();
-    config.language = common.language();
-    let phone =
-        Authenticator::open(config, Arc::new(keystore)).map_err(|e| j.fail("activate", e))?;
+    let opened = PhoneFolder::at(dir.join("phone"), common)
+        .open_with(ServerSettings::new(
+            server.base_url(),
+            server.spki_pin.clone(),
+        ))
+        .map_err(|e| j.fail("activate", e))?;
+    let phone = &opened.core;
     let account = phone
         .activate(&identity.user_id, &code.activation_code, DEMO_PIN)
         .await
@@ -202,7 +199,7 @@ async fn journey(
 
     // 5. The bank asks for a login; the person opens the app and approves.
     let login = login_request(j, &rp, &identity.user_id, &args.text, "rp_request").await?;
-    let view = open_app(j, &phone, login, "open_app").await?;
+    let view = open_app(j, phone, login, "open_app").await?;
 
     let t = Instant::now();
     let token = phone
@@ -249,7 +246,7 @@ async fn journey(
     j.say("now a request the person did NOT start (a scammer on the phone):");
     let scam_text = "Log på Netbank – Danske Eksempel Bank (ny enhed)";
     let scam = login_request(j, &rp, &identity.user_id, scam_text, "rp_request_unwanted").await?;
-    let scam_view = open_app(j, &phone, scam, "open_app_unwanted").await?;
+    let scam_view = open_app(j, phone, scam, "open_app_unwanted").await?;
     let t = Instant::now();
     let fraud_receipt = phone
         .report_fraud(&scam_view.authenticator_id, &scam_view.request_id)

@@ -16,6 +16,7 @@ mod common;
 mod demo;
 mod error;
 mod output;
+mod phone;
 mod rp;
 mod self_service;
 mod serve;
