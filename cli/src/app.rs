@@ -4,14 +4,14 @@
 use std::time::Instant;
 
 use clap::Subcommand;
-use eid_core::AccountInfo;
+use eid_core::EnrolmentStatus;
 use eid_protocol::wire::SignedReceipt;
 use eid_protocol::{AuthenticatorId, ChangeId, RequestId};
-use serde_json::{Value, json};
 
 use crate::common::{Common, ms_since, parse_id, read_pin};
 use crate::error::CliError;
-use crate::output::{Report, serde_name, view_json, view_lines};
+use crate::json::{self, DecisionResult, account_state_name};
+use crate::output::{Report, serde_name, view_lines};
 use crate::phone::PhoneFolder;
 
 /// The phone's commands.
@@ -159,38 +159,6 @@ pub(crate) enum AppCommand {
     },
 }
 
-/// An account as JSON.
-pub(crate) fn account_json(a: &AccountInfo) -> Value {
-    json!({
-        "authenticator_id": a.authenticator_id.to_string(),
-        "identity_id": a.identity_id.to_string(),
-        "user_id": a.user_id,
-        "state": account_state_name(a.state),
-        "created_at_ms": a.created_at_ms,
-    })
-}
-
-fn account_state_name(s: eid_core::AccountState) -> &'static str {
-    match s {
-        eid_core::AccountState::Active => "active",
-        eid_core::AccountState::Blocked => "blocked",
-        eid_core::AccountState::NeedsReactivation => "needs_reactivation",
-        _ => "other",
-    }
-}
-
-/// A receipt the core received (and already verified) as JSON.
-pub(crate) fn receipt_json(r: &SignedReceipt) -> Value {
-    json!({
-        "verified": true,
-        "outcome": serde_name(&r.receipt.outcome),
-        "request_id": r.receipt.request_id.to_string(),
-        "authenticator_id": r.receipt.authenticator_id.to_string(),
-        "decided_at_ms": r.receipt.decided_at_ms,
-        "counter": r.receipt.counter,
-    })
-}
-
 /// Runs a phone command.
 pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliError> {
     // A missing folder is reported before any other mistake in the arguments;
@@ -208,7 +176,10 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let account = phone.core.activate(&user_id, &code, &pin).await?;
             let settings_file = phone.remember_server()?;
             Ok(Report::new(
-                json!({ "account": account_json(&account), "ms": ms_since(start) }),
+                &json::Activated {
+                    account: (&account).into(),
+                    ms: ms_since(start),
+                },
                 vec![
                     format!("account activated: {}", account.authenticator_id),
                     format!("user ID:  {}", account.user_id),
@@ -223,7 +194,10 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let account = phone.core.resume_activation(&code).await?;
             phone.remember_server()?;
             Ok(Report::new(
-                json!({ "account": account_json(&account), "ms": ms_since(start) }),
+                &json::Activated {
+                    account: (&account).into(),
+                    ms: ms_since(start),
+                },
                 vec![
                     format!("activation resumed: {}", account.authenticator_id),
                     format!("user ID:  {}", account.user_id),
@@ -234,7 +208,9 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let phone = folder.open()?;
             let resent = phone.core.retry_unsent_decisions().await?;
             Ok(Report::new(
-                json!({ "resent_decisions": resent }),
+                &json::Retried {
+                    resent_decisions: resent,
+                },
                 vec![format!(
                     "{resent} unconfirmed decision(s) re-sent and confirmed"
                 )],
@@ -258,11 +234,12 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                         ""
                     }
                 ));
-                let mut item = account_json(a);
-                item["notify_every_use"] = notify.into();
-                items.push(item);
+                items.push(json::Account {
+                    notify_every_use: Some(notify),
+                    ..a.into()
+                });
             }
-            Ok(Report::new(json!({ "accounts": items }), lines))
+            Ok(Report::new(&json::Accounts { accounts: items }, lines))
         }
         AppCommand::Open {
             account: Some(account),
@@ -288,11 +265,11 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 lines.extend(view_lines(v, "  "));
             }
             Ok(Report::new(
-                json!({
-                    "requests": views.iter().map(view_json).collect::<Vec<_>>(),
-                    "account": account_json(&info),
-                    "resent_decisions": resent,
-                }),
+                &json::OpenedAccount {
+                    account: (&info).into(),
+                    requests: views.iter().map(Into::into).collect(),
+                    resent_decisions: resent,
+                },
                 lines,
             ))
         }
@@ -318,11 +295,11 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 lines.extend(view_lines(v, "  "));
             }
             Ok(Report::new(
-                json!({
-                    "requests": views.iter().map(view_json).collect::<Vec<_>>(),
-                    "accounts": accounts.iter().map(account_json).collect::<Vec<_>>(),
-                    "resent_decisions": resent,
-                }),
+                &json::Opened {
+                    accounts: accounts.iter().map(Into::into).collect(),
+                    requests: views.iter().map(Into::into).collect(),
+                    resent_decisions: resent,
+                },
                 lines,
             ))
         }
@@ -349,21 +326,31 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 .core
                 .approve(&token, true, binding_code.as_deref())
                 .await?;
-            Ok(decision_report("approved", &receipt))
+            Ok(decision_report(DecisionResult::Approved, &receipt))
         }
         AppCommand::Deny { request, account } => {
             let request: RequestId = parse_id("request ID", &request)?;
             let phone = folder.open()?;
             let account = phone.account_holding(&request, account.as_deref()).await?;
             let receipt = phone.core.deny(&account, &request).await?;
-            Ok(decision_report("denied", &receipt))
+            Ok(decision_report(DecisionResult::Denied, &receipt))
+        }
+        AppCommand::Report { request, account } => {
+            let request: RequestId = parse_id("request ID", &request)?;
+            let phone = folder.open()?;
+            let account = phone.account_holding(&request, account.as_deref()).await?;
+            let receipt = phone.core.report_fraud(&account, &request).await?;
+            Ok(decision_report(DecisionResult::FraudReported, &receipt))
         }
         AppCommand::Block { account } => {
             let phone = folder.open()?;
             let account = phone.only_account(account.as_deref())?;
             phone.core.block_identity(&account).await?;
             Ok(Report::new(
-                json!({ "authenticator_id": account.to_string(), "state": "blocked" }),
+                &json::IdentityBlocked {
+                    authenticator_id: account.to_string(),
+                    state: "blocked",
+                },
                 vec![format!(
                     "account {account}: identity blocked; pending requests cancelled; support can unblock"
                 )],
@@ -375,12 +362,12 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let e = phone.core.start_device_enrolment(&user_id, &pin).await?;
             phone.remember_server()?;
             Ok(Report::new(
-                json!({
-                    "enrolment_id": e.enrolment_id.to_string(),
-                    "code": e.code,
-                    "qr_payload": e.qr_payload,
-                    "expires_at_ms": e.expires_at_ms,
-                }),
+                &json::EnrolmentStarted {
+                    code: e.code.clone(),
+                    enrolment_id: e.enrolment_id.to_string(),
+                    expires_at_ms: e.expires_at_ms,
+                    qr_payload: e.qr_payload.clone(),
+                },
                 vec![
                     format!("enrolment {} asked for", e.enrolment_id),
                     format!("code to type on the existing phone: {}", e.code),
@@ -392,29 +379,36 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         AppCommand::EnrolStatus => {
             let phone = folder.open()?;
             Ok(match phone.core.poll_device_enrolment().await? {
-                eid_core::EnrolmentStatus::AwaitingApproval => Report::new(
-                    json!({ "state": "awaiting_approval" }),
+                EnrolmentStatus::AwaitingApproval => Report::new(
+                    &json::EnrolmentState::bare("awaiting_approval"),
                     vec!["awaiting approval on the existing phone".into()],
                 ),
-                eid_core::EnrolmentStatus::Waiting {
+                EnrolmentStatus::Waiting {
                     usable_at_ms,
                     remaining_ms,
                 } => Report::new(
-                    json!({ "state": "waiting", "usable_at_ms": usable_at_ms, "remaining_ms": remaining_ms }),
+                    &json::EnrolmentState {
+                        remaining_ms: Some(remaining_ms),
+                        usable_at_ms: Some(usable_at_ms),
+                        ..json::EnrolmentState::bare("waiting")
+                    },
                     vec![format!(
                         "approved; this phone works in {} min (waiting period)",
                         remaining_ms.div_ceil(60_000)
                     )],
                 ),
-                eid_core::EnrolmentStatus::Activated(account) => Report::new(
-                    json!({ "state": "activated", "account": account_json(&account) }),
+                EnrolmentStatus::Activated(account) => Report::new(
+                    &json::EnrolmentState {
+                        account: Some((&account).into()),
+                        ..json::EnrolmentState::bare("activated")
+                    },
                     vec![
                         format!("account activated: {}", account.authenticator_id),
                         format!("user ID:  {}", account.user_id),
                     ],
                 ),
                 other => Report::new(
-                    json!({ "state": format!("{other:?}") }),
+                    &json::EnrolmentState::bare(format!("{other:?}")),
                     vec![format!("{other:?}")],
                 ),
             })
@@ -423,7 +417,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let phone = folder.open()?;
             phone.core.discard_device_enrolment()?;
             Ok(Report::new(
-                json!({ "discarded": true }),
+                &json::EnrolmentDiscarded { discarded: true },
                 vec!["enrolment discarded; its keys are deleted".into()],
             ))
         }
@@ -446,14 +440,14 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                         .unwrap_or_default(),
                     d.enrolment_id
                 ));
-                items.push(json!({
-                    "enrolment_id": d.enrolment_id.to_string(),
-                    "state": state,
-                    "requested_at_ms": d.requested_at_ms,
-                    "usable_at_ms": d.usable_at_ms,
-                }));
+                items.push(json::Device {
+                    enrolment_id: d.enrolment_id.to_string(),
+                    requested_at_ms: d.requested_at_ms,
+                    state,
+                    usable_at_ms: d.usable_at_ms,
+                });
             }
-            Ok(Report::new(json!({ "devices": items }), lines))
+            Ok(Report::new(&json::Devices { devices: items }, lines))
         }
         AppCommand::CancelDevice { enrolment, account } => {
             let enrolment: AuthenticatorId = parse_id("enrolment ID", &enrolment)?;
@@ -464,7 +458,10 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 .cancel_device_enrolment(&account, &enrolment)
                 .await?;
             Ok(Report::new(
-                json!({ "enrolment_id": enrolment.to_string(), "state": "cancelled" }),
+                &json::DeviceCancelled {
+                    enrolment_id: enrolment.to_string(),
+                    state: "cancelled",
+                },
                 vec![format!("new device {enrolment} cancelled")],
             ))
         }
@@ -484,18 +481,21 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                     if e.this_device { "(this phone)" } else { "" }
                 ));
                 lines.push(format!("      {}", e.body));
-                items.push(json!({
-                    "event_id": e.event_id,
-                    "kind": e.kind.as_str(),
-                    "occurred_at_ms": e.occurred_at_ms,
-                    "critical": e.critical,
-                    "this_device": e.this_device,
-                    "title": e.title,
-                    "body": e.body,
-                }));
+                items.push(json::Event {
+                    body: e.body.clone(),
+                    critical: e.critical,
+                    event_id: e.event_id,
+                    kind: e.kind.as_str(),
+                    occurred_at_ms: e.occurred_at_ms,
+                    this_device: e.this_device,
+                    title: e.title.clone(),
+                });
             }
             Ok(Report::new(
-                json!({ "authenticator_id": account.to_string(), "events": items }),
+                &json::Events {
+                    authenticator_id: account.to_string(),
+                    events: items,
+                },
                 lines,
             ))
         }
@@ -509,7 +509,10 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let account = phone.only_account(account.as_deref())?;
             phone.core.set_notify_every_use(&account, on).await?;
             Ok(Report::new(
-                json!({ "authenticator_id": account.to_string(), "notify_every_use": on }),
+                &json::NotifySet {
+                    authenticator_id: account.to_string(),
+                    notify_every_use: on,
+                },
                 vec![if on {
                     format!("account {account}: you will be notified on every use")
                 } else {
@@ -531,16 +534,16 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 if let Some(next) = &p.next_step {
                     lines.push(format!("      {next}"));
                 }
-                items.push(json!({
-                    "authenticator_id": p.authenticator_id.to_string(),
-                    "user_id": p.user_id,
-                    "state": account_state_name(p.state),
-                    "pending_requests": p.pending_requests,
-                    "headline": p.headline,
-                    "next_step": p.next_step,
-                }));
+                items.push(json::Person {
+                    authenticator_id: p.authenticator_id.to_string(),
+                    headline: p.headline.clone(),
+                    next_step: p.next_step.clone(),
+                    pending_requests: p.pending_requests,
+                    state: account_state_name(p.state),
+                    user_id: p.user_id.clone(),
+                });
             }
-            Ok(Report::new(json!({ "people": items }), lines))
+            Ok(Report::new(&json::Household { people: items }, lines))
         }
         AppCommand::Changes { account } => {
             let phone = folder.open()?;
@@ -561,17 +564,20 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                         .unwrap_or_default(),
                     c.change_id
                 ));
-                items.push(json!({
-                    "change_id": c.change_id.to_string(),
-                    "channel": serde_name(&c.channel),
-                    "new_value_masked": c.new_value_masked,
-                    "state": serde_name(&c.state),
-                    "earliest_completion_at_ms": c.earliest_completion_at_ms,
-                    "created_at_ms": c.created_at_ms,
-                }));
+                items.push(json::Change {
+                    change_id: c.change_id.to_string(),
+                    channel: c.channel,
+                    created_at_ms: c.created_at_ms,
+                    earliest_completion_at_ms: c.earliest_completion_at_ms,
+                    new_value_masked: c.new_value_masked.clone(),
+                    state: c.state,
+                });
             }
             Ok(Report::new(
-                json!({ "authenticator_id": account.to_string(), "changes": items }),
+                &json::Changes {
+                    authenticator_id: account.to_string(),
+                    changes: items,
+                },
                 lines,
             ))
         }
@@ -581,32 +587,28 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let account = phone.only_account(account.as_deref())?;
             phone.core.cancel_contact_change(&account, &change).await?;
             Ok(Report::new(
-                json!({ "change_id": change.to_string(), "state": "cancelled" }),
+                &json::ChangeCancelled {
+                    change_id: change.to_string(),
+                    state: "cancelled",
+                },
                 vec![format!(
                     "change {change} cancelled; the old and the new contact are notified"
                 )],
             ))
         }
-        AppCommand::Report { request, account } => {
-            let request: RequestId = parse_id("request ID", &request)?;
-            let phone = folder.open()?;
-            let account = phone.account_holding(&request, account.as_deref()).await?;
-            let receipt = phone.core.report_fraud(&account, &request).await?;
-            Ok(decision_report("fraud_reported", &receipt))
-        }
     }
 }
 
-fn decision_report(what: &str, receipt: &SignedReceipt) -> Report {
+fn decision_report(result: DecisionResult, receipt: &SignedReceipt) -> Report {
     Report::new(
-        json!({
-            "request_id": receipt.receipt.request_id.to_string(),
-            "authenticator_id": receipt.receipt.authenticator_id.to_string(),
-            "result": what,
-            "receipt": receipt_json(receipt),
-        }),
+        &json::Decided {
+            authenticator_id: receipt.receipt.authenticator_id.to_string(),
+            receipt: receipt.into(),
+            request_id: receipt.receipt.request_id.to_string(),
+            result,
+        },
         vec![
-            format!("request {}: {what}", receipt.receipt.request_id),
+            format!("request {}: {result}", receipt.receipt.request_id),
             format!(
                 "receipt signature verified by the app (counter {})",
                 receipt.receipt.counter

@@ -13,14 +13,13 @@ use eid_api_client::{AdminClient, Endpoint, RelyingPartyClient};
 use eid_core::{Authenticator, RequestView};
 use eid_protocol::wire::{RequestStatus, RequestStatusResponse};
 use eid_protocol::{RequestId, RequestKind};
-use serde_json::{Value, json};
 
-use crate::app::{account_json, receipt_json};
 use crate::common::{Common, endpoint, ms_since, reference_text_sha256};
 use crate::error::{CliError, ErrorKind};
-use crate::output::{Report, serde_name, view_json, view_lines};
+use crate::json::{self, ProviderReceipt};
+use crate::output::{Report, serde_name, view_lines};
 use crate::phone::{PhoneFolder, ServerSettings};
-use crate::rp::{check_receipt, status_json};
+use crate::rp::check_receipt;
 
 /// Options of the demo.
 #[derive(Debug, Args)]
@@ -41,7 +40,7 @@ const PERSON: &str = "Grete Jensen";
 /// Records and (in text mode) prints the steps as they happen.
 struct Journey {
     as_json: bool,
-    steps: Vec<Value>,
+    steps: Vec<json::DemoStep>,
     started: Instant,
 }
 
@@ -55,7 +54,10 @@ impl Journey {
     /// Records a finished step that started at `t`.
     fn step(&mut self, name: &str, t: Instant, detail: impl AsRef<str>) {
         let ms = ms_since(t);
-        self.steps.push(json!({ "step": name, "ms": ms }));
+        self.steps.push(json::DemoStep {
+            ms,
+            step: name.to_owned(),
+        });
         self.say(format!("[{ms:>5} ms] {}", detail.as_ref()));
     }
 
@@ -110,17 +112,37 @@ pub(crate) async fn run(common: &Common, args: &DemoArgs) -> Result<Report, CliE
 
     let result = journey(&mut j, common, args, &server, tmp.path()).await;
     server.shutdown().await;
-    let mut summary = result?;
+    let record = result?;
     let total = ms_since(j.started);
-    summary["server"] = json!({ "url": base_url, "spki_pin": spki_pin });
-    summary["steps"] = Value::Array(std::mem::take(&mut j.steps));
-    summary["total_ms"] = total.into();
-    summary["ok"] = true.into();
     j.say("");
     j.say(format!(
         "done in {total} ms: approved with a verified receipt, and the unwanted request was reported as fraud"
     ));
-    Ok(Report::new(summary, Vec::new()))
+    let summary = json::DemoSummary {
+        account: record.account,
+        identity: record.identity,
+        login: record.login,
+        ok: true,
+        refusal: record.refusal,
+        server: json::DemoServer {
+            spki_pin,
+            url: base_url,
+        },
+        service_provider: record.service_provider,
+        steps: std::mem::take(&mut j.steps),
+        total_ms: total,
+    };
+    Ok(Report::new(&summary, Vec::new()))
+}
+
+/// What the journey printed about itself (the summary adds the server, the
+/// steps and the time).
+struct JourneyRecord {
+    account: json::Account,
+    identity: json::IdentityCreated,
+    login: json::DemoDecision,
+    refusal: json::DemoDecision,
+    service_provider: json::DemoProvider,
 }
 
 async fn journey(
@@ -129,7 +151,7 @@ async fn journey(
     args: &DemoArgs,
     server: &eid_server::RunningServer,
     dir: &std::path::Path,
-) -> Result<Value, CliError> {
+) -> Result<JourneyRecord, CliError> {
     let ep: Endpoint =
         endpoint(&server.base_url(), &server.spki_pin).map_err(|e| j.fail("connect", e))?;
     let admin = AdminClient::new(ep.clone(), &server.admin_token);
@@ -268,25 +290,31 @@ async fn journey(
     )
     .await?;
 
-    Ok(json!({
-        "identity": { "identity_id": identity.identity_id.to_string(), "user_id": identity.user_id },
-        "account": account_json(&account),
-        "service_provider": { "id": sp.service_provider_id.to_string(), "name": sp.name },
-        "login": {
-            "request": view_json(&view),
-            "app_receipt": receipt_json(&receipt),
-            "rp": status_json(&approved, &approved_check),
-            "status": serde_name(&approved.status),
-            "receipt_verified": approved_check.verified,
+    Ok(JourneyRecord {
+        account: (&account).into(),
+        identity: json::IdentityCreated {
+            identity_id: identity.identity_id.to_string(),
+            user_id: identity.user_id,
         },
-        "refusal": {
-            "request": view_json(&scam_view),
-            "app_receipt": receipt_json(&fraud_receipt),
-            "rp": status_json(&fraud, &fraud_check),
-            "status": serde_name(&fraud.status),
-            "receipt_verified": fraud_check.verified,
+        login: json::DemoDecision {
+            app_receipt: (&receipt).into(),
+            receipt_verified: approved_check.is_some(),
+            request: (&view).into(),
+            rp: json::Status::new(&approved, approved_check),
+            status: approved.status,
         },
-    }))
+        refusal: json::DemoDecision {
+            app_receipt: (&fraud_receipt).into(),
+            receipt_verified: fraud_check.is_some(),
+            request: (&scam_view).into(),
+            rp: json::Status::new(&fraud, fraud_check),
+            status: fraud.status,
+        },
+        service_provider: json::DemoProvider {
+            id: sp.service_provider_id.to_string(),
+            name: sp.name,
+        },
+    })
 }
 
 async fn login_request(
@@ -339,7 +367,7 @@ async fn rp_result(
     text: &str,
     expected: RequestStatus,
     step: &str,
-) -> Result<(RequestStatusResponse, crate::rp::ReceiptCheck), CliError> {
+) -> Result<(RequestStatusResponse, Option<ProviderReceipt>), CliError> {
     let t = Instant::now();
     let status = rp.status(request, 5).await.map_err(|e| j.fail(step, e))?;
     let key = rp.server_key().await.map_err(|e| j.fail(step, e))?;
@@ -354,7 +382,7 @@ async fn rp_result(
     }
     let sha = reference_text_sha256(text).map_err(|e| j.fail(step, e))?;
     let check = check_receipt(Some(&key), &status, Some(&sha)).map_err(|e| j.fail(step, e))?;
-    if status.status != expected || !check.verified {
+    if status.status != expected || check.is_none() {
         return Err(j.fail(
             step,
             CliError::new(

@@ -15,6 +15,7 @@ mod app;
 mod common;
 mod demo;
 mod error;
+mod json;
 mod output;
 mod phone;
 mod rp;

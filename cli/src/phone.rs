@@ -39,8 +39,8 @@ impl ServerSettings {
 }
 
 /// The phone's data folder and the options to open it with. Found first, so
-/// that a missing `--app-dir` is reported before anything else.
-#[derive(Debug)]
+/// that a missing `--app-dir` is reported before anything else. (No `Debug`:
+/// the options hold the admin token and API key.)
 pub(crate) struct PhoneFolder<'a> {
     dir: PathBuf,
     common: &'a Common,

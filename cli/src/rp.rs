@@ -7,10 +7,10 @@ use eid_api_client::{RelyingPartyClient, verify_receipt};
 use eid_protocol::binding::{BindingSecret, ROTATING_STEP_MS};
 use eid_protocol::wire::{BindingMode, RequestStatus, RequestStatusResponse};
 use eid_protocol::{PublicKey, RequestId, RequestKind};
-use serde_json::{Value, json};
 
 use crate::common::{Common, parse_id, reference_text_sha256};
 use crate::error::{CliError, ErrorKind};
+use crate::json::{self, ProviderReceipt};
 use crate::output::{Report, serde_name};
 
 /// Login or signature.
@@ -68,12 +68,12 @@ fn binding_code_report(secret: &str, at_ms: Option<u64>) -> Result<Report, CliEr
         .saturating_add(1)
         .saturating_mul(ROTATING_STEP_MS);
     Ok(Report::new(
-        json!({
-            "code": code,
-            "qr_payload": payload,
-            "at_ms": at_ms,
-            "next_code_at_ms": valid_until_ms,
-        }),
+        &json::BindingCode {
+            at_ms,
+            code: code.clone(),
+            next_code_at_ms: valid_until_ms,
+            qr_payload: payload.clone(),
+        },
         vec![format!("code: {code}"), format!("QR payload: {payload}")],
     ))
 }
@@ -131,22 +131,14 @@ pub(crate) enum RpCommand {
     },
 }
 
-/// The outcome of checking a status's receipt.
-#[derive(Debug, Clone)]
-pub(crate) struct ReceiptCheck {
-    /// Whether a receipt was present and verified.
-    pub(crate) verified: bool,
-    /// The receipt's fields, as JSON (null without a receipt).
-    pub(crate) json: Value,
-}
-
 /// Verifies the receipt of a status (if any) against the server key and the
-/// reference-text hash, and that its outcome matches the status.
+/// reference-text hash, and that its outcome matches the status. `None`
+/// without a receipt.
 pub(crate) fn check_receipt(
     server_key: Option<&PublicKey>,
     status: &RequestStatusResponse,
     text_sha256: Option<&[u8; 32]>,
-) -> Result<ReceiptCheck, CliError> {
+) -> Result<Option<ProviderReceipt>, CliError> {
     if let Some(expected) = text_sha256
         && expected != &status.reference_text_sha256
     {
@@ -156,10 +148,7 @@ pub(crate) fn check_receipt(
         ));
     }
     let Some(receipt) = &status.receipt else {
-        return Ok(ReceiptCheck {
-            verified: false,
-            json: Value::Null,
-        });
+        return Ok(None);
     };
     let Some(server_key) = server_key else {
         return Err(CliError::new(
@@ -169,7 +158,8 @@ pub(crate) fn check_receipt(
     };
     let sha = text_sha256.unwrap_or(&status.reference_text_sha256);
     verify_receipt(server_key, receipt, status.request_id, sha).map_err(|_| {
-        CliError::new(ErrorKind::InvalidReceipt,
+        CliError::new(
+            ErrorKind::InvalidReceipt,
             "the receipt's signature does not verify against the server key, or it is for another request or text",
         )
     })?;
@@ -180,47 +170,31 @@ pub(crate) fn check_receipt(
         ));
     }
     let r = &receipt.receipt;
-    Ok(ReceiptCheck {
+    Ok(Some(ProviderReceipt {
+        authenticator_id: r.authenticator_id.to_string(),
+        counter: r.counter,
+        decided_at_ms: r.decided_at_ms,
+        identity_id: r.identity_id.to_string(),
+        outcome: r.outcome,
+        service_provider_id: r.service_provider_id.to_string(),
         verified: true,
-        json: json!({
-            "verified": true,
-            "outcome": serde_name(&r.outcome),
-            "authenticator_id": r.authenticator_id.to_string(),
-            "identity_id": r.identity_id.to_string(),
-            "service_provider_id": r.service_provider_id.to_string(),
-            "decided_at_ms": r.decided_at_ms,
-            "counter": r.counter,
-        }),
-    })
+    }))
 }
 
-/// A status as JSON, with the receipt check.
-pub(crate) fn status_json(status: &RequestStatusResponse, check: &ReceiptCheck) -> Value {
-    json!({
-        "request_id": status.request_id.to_string(),
-        "status": serde_name(&status.status),
-        "kind": serde_name(&status.kind),
-        "created_at_ms": status.created_at_ms,
-        "expires_at_ms": status.expires_at_ms,
-        "receipt": check.json,
-    })
-}
-
-fn status_report(status: &RequestStatusResponse, check: &ReceiptCheck) -> Report {
+fn status_report(status: &RequestStatusResponse, receipt: Option<ProviderReceipt>) -> Report {
     let mut lines = vec![
         format!("request: {}", status.request_id),
         format!("status:  {}", serde_name(&status.status)),
     ];
-    if check.verified {
-        lines.push(format!(
+    match &receipt {
+        Some(r) => lines.push(format!(
             "receipt: present, signature VERIFIED against the server key (outcome {}, authenticator {})",
-            check.json["outcome"].as_str().unwrap_or("?"),
-            check.json["authenticator_id"].as_str().unwrap_or("?"),
-        ));
-    } else {
-        lines.push("receipt: none yet".into());
+            serde_name(&r.outcome),
+            r.authenticator_id,
+        )),
+        None => lines.push("receipt: none yet".into()),
     }
-    Report::new(status_json(status, check), lines)
+    Report::new(&json::Status::new(status, receipt), lines)
 }
 
 /// Runs a relying-party command.
@@ -265,13 +239,13 @@ pub(crate) async fn run(common: &Common, cmd: RpCommand) -> Result<Report, CliEr
                 );
             }
             Ok(Report::new(
-                json!({
-                    "request_id": created.request_id.to_string(),
-                    "created_at_ms": created.created_at_ms,
-                    "expires_at_ms": created.expires_at_ms,
-                    "binding_code": created.binding_code,
-                    "binding_secret": created.binding_secret.as_ref().map(BindingSecret::to_hex),
-                }),
+                &json::RequestCreated {
+                    binding_code: created.binding_code.clone(),
+                    binding_secret: created.binding_secret.as_ref().map(BindingSecret::to_hex),
+                    created_at_ms: created.created_at_ms,
+                    expires_at_ms: created.expires_at_ms,
+                    request_id: created.request_id.to_string(),
+                },
                 lines,
             ))
         }
@@ -287,18 +261,14 @@ pub(crate) async fn run(common: &Common, cmd: RpCommand) -> Result<Report, CliEr
                 Some(_) => Some(rp.server_key().await?),
                 None => None,
             };
-            let check = check_receipt(server_key.as_ref(), &status, sha.as_ref())?;
-            Ok(status_report(&status, &check))
+            let receipt = check_receipt(server_key.as_ref(), &status, sha.as_ref())?;
+            Ok(status_report(&status, receipt))
         }
         RpCommand::BindingCode { secret, at_ms } => binding_code_report(&secret, at_ms),
         RpCommand::Cancel { request } => {
             let id: RequestId = parse_id("request ID", &request)?;
             let status = rp.cancel(id).await?;
-            let check = ReceiptCheck {
-                verified: false,
-                json: Value::Null,
-            };
-            Ok(status_report(&status, &check))
+            Ok(status_report(&status, None))
         }
     }
 }
