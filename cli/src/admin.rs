@@ -4,10 +4,11 @@ use clap::Subcommand;
 use eid_api_client::AdminClient;
 use eid_protocol::IdentityId;
 use eid_protocol::wire::{CreateIdentityRequest, IdentityInfo};
-use serde_json::json;
 
 use crate::common::{Common, parse_id};
-use crate::output::{CliError, Report, serde_name};
+use crate::error::CliError;
+use crate::json;
+use crate::output::{Report, serde_name};
 
 /// Support operations (need the admin token).
 #[derive(Debug, Subcommand)]
@@ -79,10 +80,10 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
             };
             let created = admin.create_identity_with(&body).await?;
             Ok(Report::new(
-                json!({
-                    "identity_id": created.identity_id.to_string(),
-                    "user_id": created.user_id,
-                }),
+                &json::IdentityCreated {
+                    identity_id: created.identity_id.to_string(),
+                    user_id: created.user_id.clone(),
+                },
                 vec![
                     format!("identity created: {}", created.identity_id),
                     format!("user ID:          {}", created.user_id),
@@ -93,11 +94,11 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
             let id: IdentityId = parse_id("identity ID", &identity)?;
             let issued = admin.issue_activation_code(id).await?;
             Ok(Report::new(
-                json!({
-                    "identity_id": id.to_string(),
-                    "activation_code": issued.activation_code,
-                    "expires_at_ms": issued.expires_at_ms,
-                }),
+                &json::ActivationCodeIssued {
+                    activation_code: issued.activation_code.clone(),
+                    expires_at_ms: issued.expires_at_ms,
+                    identity_id: id.to_string(),
+                },
                 vec![
                     format!("activation code: {}", issued.activation_code),
                     format!("expires at (Unix ms): {}", issued.expires_at_ms),
@@ -119,11 +120,11 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
         AdminCommand::RegisterProvider { name } => {
             let sp = admin.register_service_provider(&name).await?;
             Ok(Report::new(
-                json!({
-                    "service_provider_id": sp.service_provider_id.to_string(),
-                    "name": sp.name,
-                    "api_key": sp.api_key,
-                }),
+                &json::ProviderRegistered {
+                    api_key: sp.api_key.clone(),
+                    name: sp.name.clone(),
+                    service_provider_id: sp.service_provider_id.to_string(),
+                },
                 vec![
                     format!("service provider: {}", sp.service_provider_id),
                     format!("name:             {}", sp.name),
@@ -136,18 +137,6 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
 }
 
 fn identity_report(info: &IdentityInfo) -> Report {
-    let authenticators: Vec<_> = info
-        .authenticators
-        .iter()
-        .map(|a| {
-            json!({
-                "authenticator_id": a.authenticator_id.to_string(),
-                "state": serde_name(&a.state),
-                "failed_pin_count": a.failed_pin_count,
-                "activated_at_ms": a.activated_at_ms,
-            })
-        })
-        .collect();
     let mut lines = vec![
         format!("identity: {}", info.identity_id),
         format!("user ID:  {}", info.user_id),
@@ -164,15 +153,5 @@ fn identity_report(info: &IdentityInfo) -> Report {
             a.failed_pin_count
         ));
     }
-    Report::new(
-        json!({
-            "identity_id": info.identity_id.to_string(),
-            "user_id": info.user_id,
-            "blocked": info.blocked,
-            "phone_masked": info.phone_masked,
-            "email_masked": info.email_masked,
-            "authenticators": authenticators,
-        }),
-        lines,
-    )
+    Report::new(&json::Identity::from(info), lines)
 }

@@ -1,19 +1,18 @@
-//! `eid app`: the phone, backed by `eid-core` with a software keystore in the
-//! app folder. The server URL and pin are remembered there at activation.
+//! `eid app`: the phone's commands, each on the phone opened from its data
+//! folder (`phone.rs`).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Subcommand;
-use eid_core::{AccountInfo, Authenticator, Config, ServerConfig, SoftwareKeyStore};
+use eid_core::EnrolmentStatus;
 use eid_protocol::wire::SignedReceipt;
 use eid_protocol::{AuthenticatorId, ChangeId, RequestId};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use crate::common::{Common, check_spki_pin, check_url, ms_since, parse_id, read_pin};
-use crate::output::{CliError, Report, serde_name, view_json, view_lines};
+use crate::common::{Common, ms_since, parse_id, read_pin};
+use crate::error::CliError;
+use crate::json::{self, DecisionResult, account_state_name};
+use crate::output::{Report, serde_name, view_lines};
+use crate::phone::PhoneFolder;
 
 /// The phone's commands.
 #[derive(Debug, Subcommand)]
@@ -160,172 +159,11 @@ pub(crate) enum AppCommand {
     },
 }
 
-fn only_account(
-    core: &Authenticator,
-    account: Option<String>,
-) -> Result<AuthenticatorId, CliError> {
-    match account {
-        Some(a) => parse_id("account ID", &a),
-        None => match core.accounts()?.as_slice() {
-            [only] => Ok(only.authenticator_id),
-            _ => Err(eid_core::Error::UnknownAccount.into()),
-        },
-    }
-}
-
-/// Server settings remembered in the app folder.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct AppSettings {
-    /// Base URL.
-    server: String,
-    /// SPKI pin.
-    spki_pin: String,
-}
-
-const SETTINGS_FILE: &str = "server.json";
-const DB_FILE: &str = "core.sqlite3";
-const KEYS_DIR: &str = "keys";
-
-fn app_dir(common: &Common) -> Result<PathBuf, CliError> {
-    common.app_dir.clone().ok_or_else(|| {
-        CliError::new(
-            "missing_option",
-            "the phone's data folder is needed: --app-dir or EID_APP_DIR",
-        )
-    })
-}
-
-fn load_settings(dir: &Path) -> Result<Option<AppSettings>, CliError> {
-    let path = dir.join(SETTINGS_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| CliError::new("config", format!("{} is not valid: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(CliError::new(
-            "storage",
-            format!("cannot read {}: {e}", path.display()),
-        )),
-    }
-}
-
-fn save_settings(dir: &Path, settings: &AppSettings) -> Result<(), CliError> {
-    let path = dir.join(SETTINGS_FILE);
-    let bytes =
-        serde_json::to_vec_pretty(settings).map_err(|e| CliError::new("storage", e.to_string()))?;
-    std::fs::write(&path, bytes)
-        .map_err(|e| CliError::new("storage", format!("cannot write {}: {e}", path.display())))
-}
-
-/// Flags and environment override the remembered settings.
-fn resolve_settings(common: &Common, dir: &Path) -> Result<AppSettings, CliError> {
-    let saved = load_settings(dir)?;
-    let server = match (&common.server, &saved) {
-        (Some(s), _) => s.clone(),
-        (None, Some(saved)) => saved.server.clone(),
-        (None, None) => {
-            return Err(CliError::new(
-                "missing_option",
-                "the server URL is needed: --server or EID_SERVER (remembered after activation)",
-            ));
-        }
-    };
-    let spki_pin = match (&common.spki_pin, &saved) {
-        (Some(p), _) => p.clone(),
-        (None, Some(saved)) => saved.spki_pin.clone(),
-        (None, None) => {
-            return Err(CliError::new(
-                "missing_option",
-                "the SPKI pin is needed: --pin or EID_SPKI_PIN (remembered after activation)",
-            ));
-        }
-    };
-    Ok(AppSettings {
-        server: check_url(&server)?,
-        spki_pin: check_spki_pin(&spki_pin)?,
-    })
-}
-
-/// Opens the core for an app folder with the given server settings.
-pub(crate) fn open_core(
-    common: &Common,
-    dir: &Path,
-    server: &str,
-    spki_pin: &str,
-) -> Result<Authenticator, CliError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        CliError::new(
-            "storage",
-            format!("cannot create the app folder {}: {e}", dir.display()),
-        )
-    })?;
-    let keystore = SoftwareKeyStore::open(&dir.join(KEYS_DIR)).map_err(eid_core::Error::from)?;
-    let mut config = Config::new(dir.join(DB_FILE), ServerConfig::new(server, spki_pin));
-    config.kdf = common.kdf();
-    config.language = common.language();
-    Ok(Authenticator::open(config, Arc::new(keystore))?)
-}
-
-/// An account as JSON.
-pub(crate) fn account_json(a: &AccountInfo) -> Value {
-    json!({
-        "authenticator_id": a.authenticator_id.to_string(),
-        "identity_id": a.identity_id.to_string(),
-        "user_id": a.user_id,
-        "state": account_state_name(a.state),
-        "created_at_ms": a.created_at_ms,
-    })
-}
-
-fn account_state_name(s: eid_core::AccountState) -> &'static str {
-    match s {
-        eid_core::AccountState::Active => "active",
-        eid_core::AccountState::Blocked => "blocked",
-        eid_core::AccountState::NeedsReactivation => "needs_reactivation",
-        _ => "other",
-    }
-}
-
-/// A receipt the core received (and already verified) as JSON.
-pub(crate) fn receipt_json(r: &SignedReceipt) -> Value {
-    json!({
-        "verified": true,
-        "outcome": serde_name(&r.receipt.outcome),
-        "request_id": r.receipt.request_id.to_string(),
-        "authenticator_id": r.receipt.authenticator_id.to_string(),
-        "decided_at_ms": r.receipt.decided_at_ms,
-        "counter": r.receipt.counter,
-    })
-}
-
-/// Finds the account holding `request`: from the fresh list, or the only account.
-async fn find_account(
-    core: &Authenticator,
-    request: &RequestId,
-    account: Option<&str>,
-) -> Result<AuthenticatorId, CliError> {
-    let wanted: Option<AuthenticatorId> = account.map(|a| parse_id("account ID", a)).transpose()?;
-    let views = core.refresh().await?;
-    if let Some(v) = views
-        .iter()
-        .find(|v| v.request_id == *request && wanted.is_none_or(|w| w == v.authenticator_id))
-    {
-        return Ok(v.authenticator_id);
-    }
-    if let Some(w) = wanted {
-        return Ok(w);
-    }
-    let accounts = core.accounts()?;
-    match accounts.as_slice() {
-        // The core may still hold a signed decision for it (re-sent, same receipt).
-        [only] => Ok(only.authenticator_id),
-        _ => Err(eid_core::Error::UnknownRequest.into()),
-    }
-}
-
 /// Runs a phone command.
 pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliError> {
-    let dir = app_dir(common)?;
+    // A missing folder is reported before any other mistake in the arguments;
+    // each command then checks its own arguments before opening the phone.
+    let folder = PhoneFolder::from_options(common)?;
     match cmd {
         AppCommand::Activate {
             user_id,
@@ -333,29 +171,33 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             pin_stdin,
         } => {
             let pin = read_pin(pin_stdin)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let phone = folder.open()?;
             let start = Instant::now();
-            let account = core.activate(&user_id, &code, &pin).await?;
-            save_settings(&dir, &settings)?;
+            let account = phone.core.activate(&user_id, &code, &pin).await?;
+            let settings_file = phone.remember_server()?;
             Ok(Report::new(
-                json!({ "account": account_json(&account), "ms": ms_since(start) }),
+                &json::Activated {
+                    account: (&account).into(),
+                    ms: ms_since(start),
+                },
                 vec![
                     format!("account activated: {}", account.authenticator_id),
                     format!("user ID:  {}", account.user_id),
                     format!("identity: {}", account.identity_id),
-                    format!("server remembered in {}", dir.join(SETTINGS_FILE).display()),
+                    format!("server remembered in {}", settings_file.display()),
                 ],
             ))
         }
         AppCommand::ResumeActivation { code } => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
+            let phone = folder.open()?;
             let start = Instant::now();
-            let account = core.resume_activation(&code).await?;
-            save_settings(&dir, &settings)?;
+            let account = phone.core.resume_activation(&code).await?;
+            phone.remember_server()?;
             Ok(Report::new(
-                json!({ "account": account_json(&account), "ms": ms_since(start) }),
+                &json::Activated {
+                    account: (&account).into(),
+                    ms: ms_since(start),
+                },
                 vec![
                     format!("activation resumed: {}", account.authenticator_id),
                     format!("user ID:  {}", account.user_id),
@@ -363,24 +205,24 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             ))
         }
         AppCommand::Retry => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let resent = core.retry_unsent_decisions().await?;
+            let phone = folder.open()?;
+            let resent = phone.core.retry_unsent_decisions().await?;
             Ok(Report::new(
-                json!({ "resent_decisions": resent }),
+                &json::Retried {
+                    resent_decisions: resent,
+                },
                 vec![format!(
                     "{resent} unconfirmed decision(s) re-sent and confirmed"
                 )],
             ))
         }
         AppCommand::Accounts => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let accounts = core.accounts()?;
+            let phone = folder.open()?;
+            let accounts = phone.core.accounts()?;
             let mut lines = vec![format!("{} account(s)", accounts.len())];
             let mut items = Vec::new();
             for a in &accounts {
-                let notify = core.notify_every_use(&a.authenticator_id)?;
+                let notify = phone.core.notify_every_use(&a.authenticator_id)?;
                 lines.push(format!(
                     "  {}  {}  {}{}",
                     a.authenticator_id,
@@ -392,26 +234,27 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                         ""
                     }
                 ));
-                let mut item = account_json(a);
-                item["notify_every_use"] = notify.into();
-                items.push(item);
+                items.push(json::Account {
+                    notify_every_use: Some(notify),
+                    ..a.into()
+                });
             }
-            Ok(Report::new(json!({ "accounts": items }), lines))
+            Ok(Report::new(&json::Accounts { accounts: items }, lines))
         }
         AppCommand::Open {
             account: Some(account),
         } => {
             let account: AuthenticatorId = parse_id("account ID", &account)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let resent = core.retry_unsent_decisions().await?;
-            core.refresh().await?;
-            let info = core
+            let phone = folder.open()?;
+            let resent = phone.core.retry_unsent_decisions().await?;
+            phone.core.refresh().await?;
+            let info = phone
+                .core
                 .accounts()?
                 .into_iter()
                 .find(|a| a.authenticator_id == account)
                 .ok_or(eid_core::Error::UnknownAccount)?;
-            let views = core.requests_for(&account, common.language())?;
+            let views = phone.core.requests_for(&account, common.language())?;
             let mut lines = vec![format!(
                 "{} pending request(s) for {}",
                 views.len(),
@@ -422,20 +265,19 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 lines.extend(view_lines(v, "  "));
             }
             Ok(Report::new(
-                json!({
-                    "requests": views.iter().map(view_json).collect::<Vec<_>>(),
-                    "account": account_json(&info),
-                    "resent_decisions": resent,
-                }),
+                &json::OpenedAccount {
+                    account: (&info).into(),
+                    requests: views.iter().map(Into::into).collect(),
+                    resent_decisions: resent,
+                },
                 lines,
             ))
         }
         AppCommand::Open { account: None } => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let resent = core.retry_unsent_decisions().await?;
-            let views = core.refresh().await?;
-            let accounts = core.accounts()?;
+            let phone = folder.open()?;
+            let resent = phone.core.retry_unsent_decisions().await?;
+            let views = phone.core.refresh().await?;
+            let accounts = phone.core.accounts()?;
             let mut lines = vec![format!("{} pending request(s)", views.len())];
             for a in accounts
                 .iter()
@@ -453,11 +295,11 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 lines.extend(view_lines(v, "  "));
             }
             Ok(Report::new(
-                json!({
-                    "requests": views.iter().map(view_json).collect::<Vec<_>>(),
-                    "accounts": accounts.iter().map(account_json).collect::<Vec<_>>(),
-                    "resent_decisions": resent,
-                }),
+                &json::Opened {
+                    accounts: accounts.iter().map(Into::into).collect(),
+                    requests: views.iter().map(Into::into).collect(),
+                    resent_decisions: resent,
+                },
                 lines,
             ))
         }
@@ -469,42 +311,46 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         } => {
             let request: RequestId = parse_id("request ID", &request)?;
             let pin = read_pin(pin_stdin)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = find_account(&core, &request, account.as_deref()).await?;
-            let token = core.unlock(&account, &request, &pin).await?;
+            let phone = folder.open()?;
+            let account = phone.account_holding(&request, account.as_deref()).await?;
+            let token = phone.core.unlock(&account, &request, &pin).await?;
             drop(pin);
             // The core's minimum read time counts from the display in this
             // process: a terminal approve waits it out, and says so.
-            let wait_ms = core.read_time_left(&account, &request)?;
+            let wait_ms = phone.core.read_time_left(&account, &request)?;
             if wait_ms > 0 {
                 eprintln!("waiting {wait_ms} ms (minimum read time) before signing");
                 tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
             }
-            let receipt = core.approve(&token, true, binding_code.as_deref()).await?;
-            Ok(decision_report("approved", &receipt))
+            let receipt = phone
+                .core
+                .approve(&token, true, binding_code.as_deref())
+                .await?;
+            Ok(decision_report(DecisionResult::Approved, &receipt))
         }
         AppCommand::Deny { request, account } => {
             let request: RequestId = parse_id("request ID", &request)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = find_account(&core, &request, account.as_deref()).await?;
-            let receipt = core.deny(&account, &request).await?;
-            Ok(decision_report("denied", &receipt))
+            let phone = folder.open()?;
+            let account = phone.account_holding(&request, account.as_deref()).await?;
+            let receipt = phone.core.deny(&account, &request).await?;
+            Ok(decision_report(DecisionResult::Denied, &receipt))
+        }
+        AppCommand::Report { request, account } => {
+            let request: RequestId = parse_id("request ID", &request)?;
+            let phone = folder.open()?;
+            let account = phone.account_holding(&request, account.as_deref()).await?;
+            let receipt = phone.core.report_fraud(&account, &request).await?;
+            Ok(decision_report(DecisionResult::FraudReported, &receipt))
         }
         AppCommand::Block { account } => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account: AuthenticatorId = match account {
-                Some(a) => parse_id("account ID", &a)?,
-                None => match core.accounts()?.as_slice() {
-                    [only] => only.authenticator_id,
-                    _ => return Err(eid_core::Error::UnknownAccount.into()),
-                },
-            };
-            core.block_identity(&account).await?;
+            let phone = folder.open()?;
+            let account = phone.only_account(account.as_deref())?;
+            phone.core.block_identity(&account).await?;
             Ok(Report::new(
-                json!({ "authenticator_id": account.to_string(), "state": "blocked" }),
+                &json::IdentityBlocked {
+                    authenticator_id: account.to_string(),
+                    state: "blocked",
+                },
                 vec![format!(
                     "account {account}: identity blocked; pending requests cancelled; support can unblock"
                 )],
@@ -512,17 +358,16 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         }
         AppCommand::Enrol { user_id, pin_stdin } => {
             let pin = read_pin(pin_stdin)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let e = core.start_device_enrolment(&user_id, &pin).await?;
-            save_settings(&dir, &settings)?;
+            let phone = folder.open()?;
+            let e = phone.core.start_device_enrolment(&user_id, &pin).await?;
+            phone.remember_server()?;
             Ok(Report::new(
-                json!({
-                    "enrolment_id": e.enrolment_id.to_string(),
-                    "code": e.code,
-                    "qr_payload": e.qr_payload,
-                    "expires_at_ms": e.expires_at_ms,
-                }),
+                &json::EnrolmentStarted {
+                    code: e.code.clone(),
+                    enrolment_id: e.enrolment_id.to_string(),
+                    expires_at_ms: e.expires_at_ms,
+                    qr_payload: e.qr_payload.clone(),
+                },
                 vec![
                     format!("enrolment {} asked for", e.enrolment_id),
                     format!("code to type on the existing phone: {}", e.code),
@@ -532,50 +377,54 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             ))
         }
         AppCommand::EnrolStatus => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            Ok(match core.poll_device_enrolment().await? {
-                eid_core::EnrolmentStatus::AwaitingApproval => Report::new(
-                    json!({ "state": "awaiting_approval" }),
+            let phone = folder.open()?;
+            Ok(match phone.core.poll_device_enrolment().await? {
+                EnrolmentStatus::AwaitingApproval => Report::new(
+                    &json::EnrolmentState::bare("awaiting_approval"),
                     vec!["awaiting approval on the existing phone".into()],
                 ),
-                eid_core::EnrolmentStatus::Waiting {
+                EnrolmentStatus::Waiting {
                     usable_at_ms,
                     remaining_ms,
                 } => Report::new(
-                    json!({ "state": "waiting", "usable_at_ms": usable_at_ms, "remaining_ms": remaining_ms }),
+                    &json::EnrolmentState {
+                        remaining_ms: Some(remaining_ms),
+                        usable_at_ms: Some(usable_at_ms),
+                        ..json::EnrolmentState::bare("waiting")
+                    },
                     vec![format!(
                         "approved; this phone works in {} min (waiting period)",
                         remaining_ms.div_ceil(60_000)
                     )],
                 ),
-                eid_core::EnrolmentStatus::Activated(account) => Report::new(
-                    json!({ "state": "activated", "account": account_json(&account) }),
+                EnrolmentStatus::Activated(account) => Report::new(
+                    &json::EnrolmentState {
+                        account: Some((&account).into()),
+                        ..json::EnrolmentState::bare("activated")
+                    },
                     vec![
                         format!("account activated: {}", account.authenticator_id),
                         format!("user ID:  {}", account.user_id),
                     ],
                 ),
                 other => Report::new(
-                    json!({ "state": format!("{other:?}") }),
+                    &json::EnrolmentState::bare(format!("{other:?}")),
                     vec![format!("{other:?}")],
                 ),
             })
         }
         AppCommand::EnrolDiscard => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            core.discard_device_enrolment()?;
+            let phone = folder.open()?;
+            phone.core.discard_device_enrolment()?;
             Ok(Report::new(
-                json!({ "discarded": true }),
+                &json::EnrolmentDiscarded { discarded: true },
                 vec!["enrolment discarded; its keys are deleted".into()],
             ))
         }
         AppCommand::Devices { account } => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = only_account(&core, account)?;
-            let devices = core.pending_devices(&account)?;
+            let phone = folder.open()?;
+            let account = phone.only_account(account.as_deref())?;
+            let devices = phone.core.pending_devices(&account)?;
             let mut lines = vec![format!("{} new device(s) being added", devices.len())];
             let mut items = Vec::new();
             for d in &devices {
@@ -591,32 +440,36 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                         .unwrap_or_default(),
                     d.enrolment_id
                 ));
-                items.push(json!({
-                    "enrolment_id": d.enrolment_id.to_string(),
-                    "state": state,
-                    "requested_at_ms": d.requested_at_ms,
-                    "usable_at_ms": d.usable_at_ms,
-                }));
+                items.push(json::Device {
+                    enrolment_id: d.enrolment_id.to_string(),
+                    requested_at_ms: d.requested_at_ms,
+                    state,
+                    usable_at_ms: d.usable_at_ms,
+                });
             }
-            Ok(Report::new(json!({ "devices": items }), lines))
+            Ok(Report::new(&json::Devices { devices: items }, lines))
         }
         AppCommand::CancelDevice { enrolment, account } => {
             let enrolment: AuthenticatorId = parse_id("enrolment ID", &enrolment)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = only_account(&core, account)?;
-            core.cancel_device_enrolment(&account, &enrolment).await?;
+            let phone = folder.open()?;
+            let account = phone.only_account(account.as_deref())?;
+            phone
+                .core
+                .cancel_device_enrolment(&account, &enrolment)
+                .await?;
             Ok(Report::new(
-                json!({ "enrolment_id": enrolment.to_string(), "state": "cancelled" }),
+                &json::DeviceCancelled {
+                    enrolment_id: enrolment.to_string(),
+                    state: "cancelled",
+                },
                 vec![format!("new device {enrolment} cancelled")],
             ))
         }
         AppCommand::Events { account } => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = only_account(&core, account)?;
-            core.refresh().await?;
-            let events = core.events(&account, common.language())?;
+            let phone = folder.open()?;
+            let account = phone.only_account(account.as_deref())?;
+            phone.core.refresh().await?;
+            let events = phone.core.events(&account, common.language())?;
             let mut lines = vec![format!("{} event(s), newest first", events.len())];
             let mut items = Vec::new();
             for e in &events {
@@ -628,18 +481,21 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                     if e.this_device { "(this phone)" } else { "" }
                 ));
                 lines.push(format!("      {}", e.body));
-                items.push(json!({
-                    "event_id": e.event_id,
-                    "kind": e.kind.as_str(),
-                    "occurred_at_ms": e.occurred_at_ms,
-                    "critical": e.critical,
-                    "this_device": e.this_device,
-                    "title": e.title,
-                    "body": e.body,
-                }));
+                items.push(json::Event {
+                    body: e.body.clone(),
+                    critical: e.critical,
+                    event_id: e.event_id,
+                    kind: e.kind.as_str(),
+                    occurred_at_ms: e.occurred_at_ms,
+                    this_device: e.this_device,
+                    title: e.title.clone(),
+                });
             }
             Ok(Report::new(
-                json!({ "authenticator_id": account.to_string(), "events": items }),
+                &json::Events {
+                    authenticator_id: account.to_string(),
+                    events: items,
+                },
                 lines,
             ))
         }
@@ -649,12 +505,14 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                     "give exactly one of --on and --off",
                 ));
             }
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = only_account(&core, account)?;
-            core.set_notify_every_use(&account, on).await?;
+            let phone = folder.open()?;
+            let account = phone.only_account(account.as_deref())?;
+            phone.core.set_notify_every_use(&account, on).await?;
             Ok(Report::new(
-                json!({ "authenticator_id": account.to_string(), "notify_every_use": on }),
+                &json::NotifySet {
+                    authenticator_id: account.to_string(),
+                    notify_every_use: on,
+                },
                 vec![if on {
                     format!("account {account}: you will be notified on every use")
                 } else {
@@ -663,10 +521,9 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             ))
         }
         AppCommand::Household => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            core.refresh().await?;
-            let people = core.household(common.language())?;
+            let phone = folder.open()?;
+            phone.core.refresh().await?;
+            let people = phone.core.household(common.language())?;
             let mut lines = vec![format!("{} person(s) on this phone", people.len())];
             let mut items = Vec::new();
             for p in &people {
@@ -677,23 +534,22 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 if let Some(next) = &p.next_step {
                     lines.push(format!("      {next}"));
                 }
-                items.push(json!({
-                    "authenticator_id": p.authenticator_id.to_string(),
-                    "user_id": p.user_id,
-                    "state": account_state_name(p.state),
-                    "pending_requests": p.pending_requests,
-                    "headline": p.headline,
-                    "next_step": p.next_step,
-                }));
+                items.push(json::Person {
+                    authenticator_id: p.authenticator_id.to_string(),
+                    headline: p.headline.clone(),
+                    next_step: p.next_step.clone(),
+                    pending_requests: p.pending_requests,
+                    state: account_state_name(p.state),
+                    user_id: p.user_id.clone(),
+                });
             }
-            Ok(Report::new(json!({ "people": items }), lines))
+            Ok(Report::new(&json::Household { people: items }, lines))
         }
         AppCommand::Changes { account } => {
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = only_account(&core, account)?;
-            core.refresh().await?;
-            let changes = core.pending_contact_changes(&account)?;
+            let phone = folder.open()?;
+            let account = phone.only_account(account.as_deref())?;
+            phone.core.refresh().await?;
+            let changes = phone.core.pending_contact_changes(&account)?;
             let mut lines = vec![format!("{} open contact change(s)", changes.len())];
             let mut items = Vec::new();
             for c in &changes {
@@ -708,54 +564,51 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                         .unwrap_or_default(),
                     c.change_id
                 ));
-                items.push(json!({
-                    "change_id": c.change_id.to_string(),
-                    "channel": serde_name(&c.channel),
-                    "new_value_masked": c.new_value_masked,
-                    "state": serde_name(&c.state),
-                    "earliest_completion_at_ms": c.earliest_completion_at_ms,
-                    "created_at_ms": c.created_at_ms,
-                }));
+                items.push(json::Change {
+                    change_id: c.change_id.to_string(),
+                    channel: c.channel,
+                    created_at_ms: c.created_at_ms,
+                    earliest_completion_at_ms: c.earliest_completion_at_ms,
+                    new_value_masked: c.new_value_masked.clone(),
+                    state: c.state,
+                });
             }
             Ok(Report::new(
-                json!({ "authenticator_id": account.to_string(), "changes": items }),
+                &json::Changes {
+                    authenticator_id: account.to_string(),
+                    changes: items,
+                },
                 lines,
             ))
         }
         AppCommand::CancelChange { change, account } => {
             let change: ChangeId = parse_id("change ID", &change)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = only_account(&core, account)?;
-            core.cancel_contact_change(&account, &change).await?;
+            let phone = folder.open()?;
+            let account = phone.only_account(account.as_deref())?;
+            phone.core.cancel_contact_change(&account, &change).await?;
             Ok(Report::new(
-                json!({ "change_id": change.to_string(), "state": "cancelled" }),
+                &json::ChangeCancelled {
+                    change_id: change.to_string(),
+                    state: "cancelled",
+                },
                 vec![format!(
                     "change {change} cancelled; the old and the new contact are notified"
                 )],
             ))
         }
-        AppCommand::Report { request, account } => {
-            let request: RequestId = parse_id("request ID", &request)?;
-            let settings = resolve_settings(common, &dir)?;
-            let core = open_core(common, &dir, &settings.server, &settings.spki_pin)?;
-            let account = find_account(&core, &request, account.as_deref()).await?;
-            let receipt = core.report_fraud(&account, &request).await?;
-            Ok(decision_report("fraud_reported", &receipt))
-        }
     }
 }
 
-fn decision_report(what: &str, receipt: &SignedReceipt) -> Report {
+fn decision_report(result: DecisionResult, receipt: &SignedReceipt) -> Report {
     Report::new(
-        json!({
-            "request_id": receipt.receipt.request_id.to_string(),
-            "authenticator_id": receipt.receipt.authenticator_id.to_string(),
-            "result": what,
-            "receipt": receipt_json(receipt),
-        }),
+        &json::Decided {
+            authenticator_id: receipt.receipt.authenticator_id.to_string(),
+            receipt: receipt.into(),
+            request_id: receipt.receipt.request_id.to_string(),
+            result,
+        },
         vec![
-            format!("request {}: {what}", receipt.receipt.request_id),
+            format!("request {}: {result}", receipt.receipt.request_id),
             format!(
                 "receipt signature verified by the app (counter {})",
                 receipt.receipt.counter

@@ -10,7 +10,7 @@ use eid_core::{KdfCost, Language};
 use eid_protocol::text::normalize_reference_text;
 use zeroize::Zeroizing;
 
-use crate::output::CliError;
+use crate::error::{CliError, ErrorKind};
 
 /// Language of the display models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,16 +91,10 @@ impl Common {
     /// The server URL and SPKI pin from flags/environment, checked.
     pub(crate) fn server_and_pin(&self) -> Result<(String, String), CliError> {
         let server = self.server.clone().ok_or_else(|| {
-            CliError::new(
-                "missing_option",
-                "the server URL is needed: --server or EID_SERVER",
-            )
+            CliError::missing_option("the server URL is needed: --server or EID_SERVER")
         })?;
         let pin = self.spki_pin.clone().ok_or_else(|| {
-            CliError::new(
-                "missing_option",
-                "the SPKI pin is needed: --pin or EID_SPKI_PIN",
-            )
+            CliError::missing_option("the SPKI pin is needed: --pin or EID_SPKI_PIN")
         })?;
         Ok((check_url(&server)?, check_spki_pin(&pin)?))
     }
@@ -118,15 +112,14 @@ impl Common {
         }
         if let Some(path) = &self.admin_token_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                CliError::new(
-                    "invalid_argument",
-                    format!("cannot read the admin token file {}: {e}", path.display()),
-                )
+                CliError::invalid_argument(format!(
+                    "cannot read the admin token file {}: {e}",
+                    path.display()
+                ))
             })?;
             return Ok(Zeroizing::new(text.trim().to_owned()));
         }
-        Err(CliError::new(
-            "missing_option",
+        Err(CliError::missing_option(
             "the admin token is needed: --admin-token, EID_ADMIN_TOKEN or --admin-token-file",
         ))
     }
@@ -137,10 +130,7 @@ impl Common {
             .as_ref()
             .map(|k| Zeroizing::new(k.trim().to_owned()))
             .ok_or_else(|| {
-                CliError::new(
-                    "missing_option",
-                    "the API key is needed: --api-key or EID_API_KEY",
-                )
+                CliError::missing_option("the API key is needed: --api-key or EID_API_KEY")
             })
     }
 }
@@ -150,13 +140,13 @@ pub(crate) fn check_url(url: &str) -> Result<String, CliError> {
     let trimmed = url.trim().trim_end_matches('/');
     let Some(rest) = trimmed.strip_prefix("https://") else {
         return Err(CliError::new(
-            "config",
+            ErrorKind::Config,
             format!("the server URL must start with https:// (got {trimmed:?})"),
         ));
     };
     if rest.is_empty() || rest.contains('/') || rest.contains(char::is_whitespace) {
         return Err(CliError::new(
-            "config",
+            ErrorKind::Config,
             format!("the server URL must be https://host:port (got {trimmed:?})"),
         ));
     }
@@ -168,13 +158,13 @@ pub(crate) fn check_spki_pin(pin: &str) -> Result<String, CliError> {
     let pin = pin.trim();
     if !pin.starts_with("sha256/") {
         return Err(CliError::new(
-            "config",
+            ErrorKind::Config,
             "the SPKI pin must look like sha256/<base64 of 32 bytes>",
         ));
     }
     eid_core::client::parse_spki_pin(pin).map_err(|_| {
         CliError::new(
-            "config",
+            ErrorKind::Config,
             "the SPKI pin must look like sha256/<base64 of 32 bytes>",
         )
     })?;
@@ -183,7 +173,7 @@ pub(crate) fn check_spki_pin(pin: &str) -> Result<String, CliError> {
 
 /// A pinned endpoint.
 pub(crate) fn endpoint(server: &str, pin: &str) -> Result<Endpoint, CliError> {
-    Endpoint::new(server, pin).map_err(|e| CliError::new("config", e.to_string()))
+    Endpoint::new(server, pin).map_err(|e| CliError::new(ErrorKind::Config, e.to_string()))
 }
 
 /// Reads the PIN: one line from stdin with `--pin-stdin`, otherwise `EID_PIN`.
@@ -193,17 +183,17 @@ pub(crate) fn read_pin(pin_stdin: bool) -> Result<Zeroizing<String>, CliError> {
         std::io::stdin()
             .lock()
             .read_line(&mut line)
-            .map_err(|e| CliError::new("invalid_argument", format!("cannot read the PIN: {e}")))?;
+            .map_err(|e| CliError::invalid_argument(format!("cannot read the PIN: {e}")))?;
         let pin = Zeroizing::new(line.trim().to_owned());
         if pin.is_empty() {
-            return Err(CliError::new("missing_pin", "no PIN on stdin"));
+            return Err(CliError::new(ErrorKind::MissingPin, "no PIN on stdin"));
         }
         return Ok(pin);
     }
     match std::env::var("EID_PIN") {
         Ok(p) if !p.trim().is_empty() => Ok(Zeroizing::new(p.trim().to_owned())),
         _ => Err(CliError::new(
-            "missing_pin",
+            ErrorKind::MissingPin,
             "the PIN is needed: --pin-stdin (one line on stdin) or EID_PIN",
         )),
     }
@@ -212,10 +202,7 @@ pub(crate) fn read_pin(pin_stdin: bool) -> Result<Zeroizing<String>, CliError> {
 /// SHA-256 of a reference text as the server stores it (NFC).
 pub(crate) fn reference_text_sha256(text: &str) -> Result<[u8; 32], CliError> {
     let normalized = normalize_reference_text(text).map_err(|e| {
-        CliError::new(
-            "invalid_argument",
-            format!("the reference text breaks the rules: {e}"),
-        )
+        CliError::invalid_argument(format!("the reference text breaks the rules: {e}"))
     })?;
     Ok(eid_protocol::sha256(normalized.as_bytes()))
 }

@@ -6,20 +6,20 @@
 //! receipt. Then a request the person did not start is refused with "report
 //! fraud", and the bank sees `fraud_reported`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
 use eid_api_client::{AdminClient, Endpoint, RelyingPartyClient};
-use eid_core::{Authenticator, Config, RequestView, ServerConfig, SoftwareKeyStore};
+use eid_core::{Authenticator, RequestView};
 use eid_protocol::wire::{RequestStatus, RequestStatusResponse};
 use eid_protocol::{RequestId, RequestKind};
-use serde_json::{Value, json};
 
-use crate::app::{account_json, receipt_json};
 use crate::common::{Common, endpoint, ms_since, reference_text_sha256};
-use crate::output::{CliError, Report, serde_name, view_json, view_lines};
-use crate::rp::{check_receipt, status_json};
+use crate::error::{CliError, ErrorKind};
+use crate::json::{self, ProviderReceipt};
+use crate::output::{Report, serde_name, view_lines};
+use crate::phone::{PhoneFolder, ServerSettings};
+use crate::rp::check_receipt;
 
 /// Options of the demo.
 #[derive(Debug, Args)]
@@ -40,7 +40,7 @@ const PERSON: &str = "Grete Jensen";
 /// Records and (in text mode) prints the steps as they happen.
 struct Journey {
     as_json: bool,
-    steps: Vec<Value>,
+    steps: Vec<json::DemoStep>,
     started: Instant,
 }
 
@@ -54,19 +54,15 @@ impl Journey {
     /// Records a finished step that started at `t`.
     fn step(&mut self, name: &str, t: Instant, detail: impl AsRef<str>) {
         let ms = ms_since(t);
-        self.steps.push(json!({ "step": name, "ms": ms }));
+        self.steps.push(json::DemoStep {
+            ms,
+            step: name.to_owned(),
+        });
         self.say(format!("[{ms:>5} ms] {}", detail.as_ref()));
     }
 
     fn fail(&self, step: &str, e: impl Into<CliError>) -> CliError {
-        let e: CliError = e.into();
-        let message = format!("demo failed at step {step:?}: {}", e.message);
-        CliError {
-            kind: e.kind,
-            message,
-            details: e.details,
-        }
-        .with("step", step)
+        e.into().at_step(step)
     }
 }
 
@@ -80,7 +76,12 @@ pub(crate) async fn run(common: &Common, args: &DemoArgs) -> Result<Report, CliE
     let tmp = tempfile::Builder::new()
         .prefix("eid-demo-")
         .tempdir()
-        .map_err(|e| CliError::new("storage", format!("cannot create a temporary folder: {e}")))?;
+        .map_err(|e| {
+            CliError::new(
+                ErrorKind::Storage,
+                format!("cannot create a temporary folder: {e}"),
+            )
+        })?;
 
     j.say("eID demo: the whole journey on an embedded server (temporary data)");
     j.say("");
@@ -95,7 +96,12 @@ pub(crate) async fn run(common: &Common, args: &DemoArgs) -> Result<Report, CliE
     config.admin_token = None;
     let server = eid_server::start(eid_server::ServerOptions::new(config))
         .await
-        .map_err(|e| j.fail("start_server", CliError::new("server", format!("{e:#}"))))?;
+        .map_err(|e| {
+            j.fail(
+                "start_server",
+                CliError::new(ErrorKind::Server, format!("{e:#}")),
+            )
+        })?;
     let base_url = server.base_url();
     let spki_pin = server.spki_pin.clone();
     j.step(
@@ -106,17 +112,37 @@ pub(crate) async fn run(common: &Common, args: &DemoArgs) -> Result<Report, CliE
 
     let result = journey(&mut j, common, args, &server, tmp.path()).await;
     server.shutdown().await;
-    let mut summary = result?;
+    let record = result?;
     let total = ms_since(j.started);
-    summary["server"] = json!({ "url": base_url, "spki_pin": spki_pin });
-    summary["steps"] = Value::Array(std::mem::take(&mut j.steps));
-    summary["total_ms"] = total.into();
-    summary["ok"] = true.into();
     j.say("");
     j.say(format!(
         "done in {total} ms: approved with a verified receipt, and the unwanted request was reported as fraud"
     ));
-    Ok(Report::new(summary, Vec::new()))
+    let summary = json::DemoSummary {
+        account: record.account,
+        identity: record.identity,
+        login: record.login,
+        ok: true,
+        refusal: record.refusal,
+        server: json::DemoServer {
+            spki_pin,
+            url: base_url,
+        },
+        service_provider: record.service_provider,
+        steps: std::mem::take(&mut j.steps),
+        total_ms: total,
+    };
+    Ok(Report::new(&summary, Vec::new()))
+}
+
+/// What the journey printed about itself (the summary adds the server, the
+/// steps and the time).
+struct JourneyRecord {
+    account: json::Account,
+    identity: json::IdentityCreated,
+    login: json::DemoDecision,
+    refusal: json::DemoDecision,
+    service_provider: json::DemoProvider,
 }
 
 async fn journey(
@@ -125,7 +151,7 @@ async fn journey(
     args: &DemoArgs,
     server: &eid_server::RunningServer,
     dir: &std::path::Path,
-) -> Result<Value, CliError> {
+) -> Result<JourneyRecord, CliError> {
     let ep: Endpoint =
         endpoint(&server.base_url(), &server.spki_pin).map_err(|e| j.fail("connect", e))?;
     let admin = AdminClient::new(ep.clone(), &server.admin_token);
@@ -157,16 +183,13 @@ async fn journey(
 
     // 3. The phone activates.
     let t = Instant::now();
-    let keystore = SoftwareKeyStore::open(&dir.join("phone").join("keys"))
-        .map_err(|e| j.fail("activate", eid_core::Error::from(e)))?;
-    let mut config = Config::new(
-        dir.join("phone").join("core.sqlite3"),
-        ServerConfig::new(server.base_url(), server.spki_pin.clone()),
-    );
-    config.kdf = common.kdf();
-    config.language = common.language();
-    let phone =
-        Authenticator::open(config, Arc::new(keystore)).map_err(|e| j.fail("activate", e))?;
+    let opened = PhoneFolder::at(dir.join("phone"), common)
+        .open_with(ServerSettings::new(
+            server.base_url(),
+            server.spki_pin.clone(),
+        ))
+        .map_err(|e| j.fail("activate", e))?;
+    let phone = &opened.core;
     let account = phone
         .activate(&identity.user_id, &code.activation_code, DEMO_PIN)
         .await
@@ -198,7 +221,7 @@ async fn journey(
 
     // 5. The bank asks for a login; the person opens the app and approves.
     let login = login_request(j, &rp, &identity.user_id, &args.text, "rp_request").await?;
-    let view = open_app(j, &phone, login, "open_app").await?;
+    let view = open_app(j, phone, login, "open_app").await?;
 
     let t = Instant::now();
     let token = phone
@@ -245,7 +268,7 @@ async fn journey(
     j.say("now a request the person did NOT start (a scammer on the phone):");
     let scam_text = "Log på Netbank – Danske Eksempel Bank (ny enhed)";
     let scam = login_request(j, &rp, &identity.user_id, scam_text, "rp_request_unwanted").await?;
-    let scam_view = open_app(j, &phone, scam, "open_app_unwanted").await?;
+    let scam_view = open_app(j, phone, scam, "open_app_unwanted").await?;
     let t = Instant::now();
     let fraud_receipt = phone
         .report_fraud(&scam_view.authenticator_id, &scam_view.request_id)
@@ -267,25 +290,31 @@ async fn journey(
     )
     .await?;
 
-    Ok(json!({
-        "identity": { "identity_id": identity.identity_id.to_string(), "user_id": identity.user_id },
-        "account": account_json(&account),
-        "service_provider": { "id": sp.service_provider_id.to_string(), "name": sp.name },
-        "login": {
-            "request": view_json(&view),
-            "app_receipt": receipt_json(&receipt),
-            "rp": status_json(&approved, &approved_check),
-            "status": serde_name(&approved.status),
-            "receipt_verified": approved_check.verified,
+    Ok(JourneyRecord {
+        account: (&account).into(),
+        identity: json::IdentityCreated {
+            identity_id: identity.identity_id.to_string(),
+            user_id: identity.user_id,
         },
-        "refusal": {
-            "request": view_json(&scam_view),
-            "app_receipt": receipt_json(&fraud_receipt),
-            "rp": status_json(&fraud, &fraud_check),
-            "status": serde_name(&fraud.status),
-            "receipt_verified": fraud_check.verified,
+        login: json::DemoDecision {
+            app_receipt: (&receipt).into(),
+            receipt_verified: approved_check.is_some(),
+            request: (&view).into(),
+            rp: json::Status::new(&approved, approved_check),
+            status: approved.status,
         },
-    }))
+        refusal: json::DemoDecision {
+            app_receipt: (&fraud_receipt).into(),
+            receipt_verified: fraud_check.is_some(),
+            request: (&scam_view).into(),
+            rp: json::Status::new(&fraud, fraud_check),
+            status: fraud.status,
+        },
+        service_provider: json::DemoProvider {
+            id: sp.service_provider_id.to_string(),
+            name: sp.name,
+        },
+    })
 }
 
 async fn login_request(
@@ -338,7 +367,7 @@ async fn rp_result(
     text: &str,
     expected: RequestStatus,
     step: &str,
-) -> Result<(RequestStatusResponse, crate::rp::ReceiptCheck), CliError> {
+) -> Result<(RequestStatusResponse, Option<ProviderReceipt>), CliError> {
     let t = Instant::now();
     let status = rp.status(request, 5).await.map_err(|e| j.fail(step, e))?;
     let key = rp.server_key().await.map_err(|e| j.fail(step, e))?;
@@ -346,18 +375,18 @@ async fn rp_result(
         return Err(j.fail(
             step,
             CliError::new(
-                "invalid_server_key",
+                ErrorKind::InvalidServerKey,
                 "the server key served does not match the server's",
             ),
         ));
     }
     let sha = reference_text_sha256(text).map_err(|e| j.fail(step, e))?;
     let check = check_receipt(Some(&key), &status, Some(&sha)).map_err(|e| j.fail(step, e))?;
-    if status.status != expected || !check.verified {
+    if status.status != expected || check.is_none() {
         return Err(j.fail(
             step,
             CliError::new(
-                "unexpected_status",
+                ErrorKind::UnexpectedStatus,
                 format!(
                     "expected {} with a receipt, got {}",
                     serde_name(&expected),

@@ -14,7 +14,10 @@ mod admin;
 mod app;
 mod common;
 mod demo;
+mod error;
+mod json;
 mod output;
+mod phone;
 mod rp;
 mod self_service;
 mod serve;
@@ -22,7 +25,7 @@ mod serve;
 use clap::{Parser, Subcommand};
 
 use common::Common;
-use output::CliError;
+use error::{CliError, ErrorKind as CliErrorKind};
 
 /// The eID authenticator: demo, admin, relying-party and phone commands.
 #[derive(Debug, Parser)]
@@ -86,7 +89,7 @@ fn main() -> std::process::ExitCode {
                 } else {
                     text
                 };
-                CliError::new("usage", text).print(true);
+                CliError::new(CliErrorKind::Usage, text).print(true);
                 return std::process::ExitCode::from(2);
             }
             e.exit();
@@ -99,7 +102,11 @@ fn main() -> std::process::ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            CliError::new("runtime", format!("cannot start the async runtime: {e}")).print(as_json);
+            CliError::new(
+                CliErrorKind::Runtime,
+                format!("cannot start the async runtime: {e}"),
+            )
+            .print(as_json);
             return std::process::ExitCode::FAILURE;
         }
     };

@@ -7,10 +7,11 @@ use eid_api_client::{RelyingPartyClient, verify_receipt};
 use eid_protocol::binding::{BindingSecret, ROTATING_STEP_MS};
 use eid_protocol::wire::{BindingMode, RequestStatus, RequestStatusResponse};
 use eid_protocol::{PublicKey, RequestId, RequestKind};
-use serde_json::{Value, json};
 
 use crate::common::{Common, parse_id, reference_text_sha256};
-use crate::output::{CliError, Report, serde_name};
+use crate::error::{CliError, ErrorKind};
+use crate::json::{self, ProviderReceipt};
+use crate::output::{Report, serde_name};
 
 /// Login or signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,16 +51,16 @@ impl From<Binding> for BindingMode {
 
 /// The code and QR payload of a secret at `at_ms`.
 fn binding_code_report(secret: &str, at_ms: Option<u64>) -> Result<Report, CliError> {
-    let secret = BindingSecret::from_hex(secret)
-        .map_err(|e| CliError::new("invalid_argument", e.to_string()))?;
+    let secret =
+        BindingSecret::from_hex(secret).map_err(|e| CliError::invalid_argument(e.to_string()))?;
     let at_ms = match at_ms {
         Some(ms) => ms,
         None => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|_| CliError::new("clock", "the system clock is before 1970"))?
+            .map_err(|_| CliError::new(ErrorKind::Clock, "the system clock is before 1970"))?
             .as_millis()
             .try_into()
-            .map_err(|_| CliError::new("clock", "the system clock is out of range"))?,
+            .map_err(|_| CliError::new(ErrorKind::Clock, "the system clock is out of range"))?,
     };
     let code = secret.code_at(at_ms);
     let payload = secret.qr_payload_at(at_ms);
@@ -67,12 +68,12 @@ fn binding_code_report(secret: &str, at_ms: Option<u64>) -> Result<Report, CliEr
         .saturating_add(1)
         .saturating_mul(ROTATING_STEP_MS);
     Ok(Report::new(
-        json!({
-            "code": code,
-            "qr_payload": payload,
-            "at_ms": at_ms,
-            "next_code_at_ms": valid_until_ms,
-        }),
+        &json::BindingCode {
+            at_ms,
+            code: code.clone(),
+            next_code_at_ms: valid_until_ms,
+            qr_payload: payload.clone(),
+        },
         vec![format!("code: {code}"), format!("QR payload: {payload}")],
     ))
 }
@@ -130,97 +131,70 @@ pub(crate) enum RpCommand {
     },
 }
 
-/// The outcome of checking a status's receipt.
-#[derive(Debug, Clone)]
-pub(crate) struct ReceiptCheck {
-    /// Whether a receipt was present and verified.
-    pub(crate) verified: bool,
-    /// The receipt's fields, as JSON (null without a receipt).
-    pub(crate) json: Value,
-}
-
 /// Verifies the receipt of a status (if any) against the server key and the
-/// reference-text hash, and that its outcome matches the status.
+/// reference-text hash, and that its outcome matches the status. `None`
+/// without a receipt.
 pub(crate) fn check_receipt(
     server_key: Option<&PublicKey>,
     status: &RequestStatusResponse,
     text_sha256: Option<&[u8; 32]>,
-) -> Result<ReceiptCheck, CliError> {
+) -> Result<Option<ProviderReceipt>, CliError> {
     if let Some(expected) = text_sha256
         && expected != &status.reference_text_sha256
     {
         return Err(CliError::new(
-            "text_mismatch",
+            ErrorKind::TextMismatch,
             "the server's hash of the reference text is not the hash of the text you gave",
         ));
     }
     let Some(receipt) = &status.receipt else {
-        return Ok(ReceiptCheck {
-            verified: false,
-            json: Value::Null,
-        });
+        return Ok(None);
     };
     let Some(server_key) = server_key else {
         return Err(CliError::new(
-            "invalid_receipt",
+            ErrorKind::InvalidReceipt,
             "a receipt is present but no server key to verify it with",
         ));
     };
     let sha = text_sha256.unwrap_or(&status.reference_text_sha256);
     verify_receipt(server_key, receipt, status.request_id, sha).map_err(|_| {
         CliError::new(
-            "invalid_receipt",
+            ErrorKind::InvalidReceipt,
             "the receipt's signature does not verify against the server key, or it is for another request or text",
         )
     })?;
     if RequestStatus::from_outcome(receipt.receipt.outcome) != status.status {
         return Err(CliError::new(
-            "invalid_receipt",
+            ErrorKind::InvalidReceipt,
             "the receipt's outcome does not match the request's status",
         ));
     }
     let r = &receipt.receipt;
-    Ok(ReceiptCheck {
+    Ok(Some(ProviderReceipt {
+        authenticator_id: r.authenticator_id.to_string(),
+        counter: r.counter,
+        decided_at_ms: r.decided_at_ms,
+        identity_id: r.identity_id.to_string(),
+        outcome: r.outcome,
+        service_provider_id: r.service_provider_id.to_string(),
         verified: true,
-        json: json!({
-            "verified": true,
-            "outcome": serde_name(&r.outcome),
-            "authenticator_id": r.authenticator_id.to_string(),
-            "identity_id": r.identity_id.to_string(),
-            "service_provider_id": r.service_provider_id.to_string(),
-            "decided_at_ms": r.decided_at_ms,
-            "counter": r.counter,
-        }),
-    })
+    }))
 }
 
-/// A status as JSON, with the receipt check.
-pub(crate) fn status_json(status: &RequestStatusResponse, check: &ReceiptCheck) -> Value {
-    json!({
-        "request_id": status.request_id.to_string(),
-        "status": serde_name(&status.status),
-        "kind": serde_name(&status.kind),
-        "created_at_ms": status.created_at_ms,
-        "expires_at_ms": status.expires_at_ms,
-        "receipt": check.json,
-    })
-}
-
-fn status_report(status: &RequestStatusResponse, check: &ReceiptCheck) -> Report {
+fn status_report(status: &RequestStatusResponse, receipt: Option<ProviderReceipt>) -> Report {
     let mut lines = vec![
         format!("request: {}", status.request_id),
         format!("status:  {}", serde_name(&status.status)),
     ];
-    if check.verified {
-        lines.push(format!(
+    match &receipt {
+        Some(r) => lines.push(format!(
             "receipt: present, signature VERIFIED against the server key (outcome {}, authenticator {})",
-            check.json["outcome"].as_str().unwrap_or("?"),
-            check.json["authenticator_id"].as_str().unwrap_or("?"),
-        ));
-    } else {
-        lines.push("receipt: none yet".into());
+            serde_name(&r.outcome),
+            r.authenticator_id,
+        )),
+        None => lines.push("receipt: none yet".into()),
     }
-    Report::new(status_json(status, check), lines)
+    Report::new(&json::Status::new(status, receipt), lines)
 }
 
 /// Runs a relying-party command.
@@ -265,13 +239,13 @@ pub(crate) async fn run(common: &Common, cmd: RpCommand) -> Result<Report, CliEr
                 );
             }
             Ok(Report::new(
-                json!({
-                    "request_id": created.request_id.to_string(),
-                    "created_at_ms": created.created_at_ms,
-                    "expires_at_ms": created.expires_at_ms,
-                    "binding_code": created.binding_code,
-                    "binding_secret": created.binding_secret.as_ref().map(BindingSecret::to_hex),
-                }),
+                &json::RequestCreated {
+                    binding_code: created.binding_code.clone(),
+                    binding_secret: created.binding_secret.as_ref().map(BindingSecret::to_hex),
+                    created_at_ms: created.created_at_ms,
+                    expires_at_ms: created.expires_at_ms,
+                    request_id: created.request_id.to_string(),
+                },
                 lines,
             ))
         }
@@ -287,18 +261,14 @@ pub(crate) async fn run(common: &Common, cmd: RpCommand) -> Result<Report, CliEr
                 Some(_) => Some(rp.server_key().await?),
                 None => None,
             };
-            let check = check_receipt(server_key.as_ref(), &status, sha.as_ref())?;
-            Ok(status_report(&status, &check))
+            let receipt = check_receipt(server_key.as_ref(), &status, sha.as_ref())?;
+            Ok(status_report(&status, receipt))
         }
         RpCommand::BindingCode { secret, at_ms } => binding_code_report(&secret, at_ms),
         RpCommand::Cancel { request } => {
             let id: RequestId = parse_id("request ID", &request)?;
             let status = rp.cancel(id).await?;
-            let check = ReceiptCheck {
-                verified: false,
-                json: Value::Null,
-            };
-            Ok(status_report(&status, &check))
+            Ok(status_report(&status, None))
         }
     }
 }

@@ -7,10 +7,11 @@ use clap::{ArgGroup, Subcommand};
 use eid_api_client::SelfServiceClient;
 use eid_protocol::ChangeId;
 use eid_protocol::wire::{ChangeStatus, ContactChannel, SelfServiceStep};
-use serde_json::{Value, json};
 
 use crate::common::{Common, parse_id};
-use crate::output::{CliError, Report, serde_name};
+use crate::error::CliError;
+use crate::json;
+use crate::output::{Report, serde_name};
 
 /// The self-service portal's commands.
 #[derive(Debug, Subcommand)]
@@ -121,11 +122,11 @@ pub(crate) async fn run(common: &Common, cmd: SelfServiceCommand) -> Result<Repo
 /// `{"change_id", "request_id", "expires_at_ms"}`.
 fn step_report(step: &SelfServiceStep, what: &str) -> Report {
     Report::new(
-        json!({
-            "change_id": step.change_id.to_string(),
-            "request_id": step.request_id.to_string(),
-            "expires_at_ms": step.expires_at_ms,
-        }),
+        &json::SelfServiceStep {
+            change_id: step.change_id.to_string(),
+            expires_at_ms: step.expires_at_ms,
+            request_id: step.request_id.to_string(),
+        },
         vec![
             format!("{what}: change {}", step.change_id),
             format!(
@@ -140,10 +141,6 @@ fn step_report(step: &SelfServiceStep, what: &str) -> Report {
 /// `{"change_id", "state", "channel", "earliest_second_login_at_ms", "failure"}`;
 /// absent values are `null`.
 fn status_report(st: &ChangeStatus) -> Report {
-    let failure: Value = st.failure.as_ref().map_or(
-        Value::Null,
-        |f| json!({ "code": serde_name(&f.code), "message": f.message }),
-    );
     let mut lines = vec![format!(
         "change {}: {}",
         st.change_id,
@@ -159,13 +156,16 @@ fn status_report(st: &ChangeStatus) -> Report {
         lines.push(format!("failed: {} ({})", serde_name(&f.code), f.message));
     }
     Report::new(
-        json!({
-            "change_id": st.change_id.to_string(),
-            "state": serde_name(&st.state),
-            "channel": st.channel.map(|c| serde_name(&c)),
-            "earliest_second_login_at_ms": st.earliest_second_login_at_ms,
-            "failure": failure,
-        }),
+        &json::ChangeStatus {
+            change_id: st.change_id.to_string(),
+            channel: st.channel,
+            earliest_second_login_at_ms: st.earliest_second_login_at_ms,
+            failure: st.failure.as_ref().map(|f| json::ChangeFailure {
+                code: f.code,
+                message: f.message.clone(),
+            }),
+            state: st.state,
+        },
         lines,
     )
 }

@@ -8,9 +8,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
-use serde_json::json;
 
-use crate::output::{CliError, Report};
+use crate::error::{CliError, ErrorKind};
+use crate::json;
+use crate::output::Report;
 
 /// Options of `eid serve`.
 #[derive(Debug, Args)]
@@ -33,17 +34,17 @@ pub(crate) async fn run(as_json: bool, args: &ServeArgs) -> Result<Report, CliEr
     };
     let server = eid_server::start(eid_server::ServerOptions::new(config))
         .await
-        .map_err(|e| CliError::new("server", format!("cannot start the server: {e:#}")))?;
+        .map_err(|e| CliError::new(ErrorKind::Server, format!("cannot start the server: {e:#}")))?;
     let token_file = args.data_dir.join("admin-token");
-    let ready = json!({
-        "listening": server.base_url(),
-        "spki_pin": server.spki_pin,
-        "admin_token_file": token_file.display().to_string(),
-        "database": server.database_path.display().to_string(),
-        "pid": std::process::id(),
-    });
     let line = if as_json {
-        ready.to_string()
+        let ready = json::Listening {
+            admin_token_file: token_file.display().to_string(),
+            database: server.database_path.display().to_string(),
+            listening: server.base_url(),
+            pid: std::process::id(),
+            spki_pin: server.spki_pin.clone(),
+        };
+        serde_json::to_string(&ready).expect("the shape is strings and a number")
     } else {
         format!(
             "eid serve: listening on {} (pin {}, admin token in {})",
@@ -56,13 +57,13 @@ pub(crate) async fn run(as_json: bool, args: &ServeArgs) -> Result<Report, CliEr
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}")
             .and_then(|()| out.flush())
-            .map_err(|e| CliError::new("io", e.to_string()))?;
+            .map_err(|e| CliError::new(ErrorKind::Io, e.to_string()))?;
     }
     let waited = tokio::signal::ctrl_c().await;
     server.shutdown().await;
-    waited.map_err(|e| CliError::new("io", format!("cannot wait for Ctrl-C: {e}")))?;
+    waited.map_err(|e| CliError::new(ErrorKind::Io, format!("cannot wait for Ctrl-C: {e}")))?;
     Ok(Report::new(
-        json!({ "stopped": true }),
+        &json::Stopped { stopped: true },
         vec!["eid serve: stopped".to_owned()],
     ))
 }

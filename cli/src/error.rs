@@ -1,0 +1,437 @@
+//! A failed command: one [`ErrorKind`] (scripts, the README and the app shells'
+//! tests match on its snake_case name), a message for people, and a few
+//! machine-readable details. The core's and the API client's errors become a
+//! [`CliError`] here, in one place.
+
+use eid_api_client::ApiFailure;
+use eid_protocol::wire::ErrorCode;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::output::serde_name;
+
+/// What went wrong, as printed in `{"error": {"kind": ...}}` and in
+/// `error (<kind>): ...`. The names are a stable interface: never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ErrorKind {
+    // --- the command line and the local setup ---
+    /// The arguments do not parse (clap's error, in JSON).
+    Usage,
+    /// An option the command needs is missing (server, pin, token, key, folder).
+    MissingOption,
+    /// An argument cannot be used (bad ID, unreadable file, broken text).
+    InvalidArgument,
+    /// No PIN on stdin or in `EID_PIN`.
+    MissingPin,
+    /// The server URL, SPKI pin or remembered settings are not valid.
+    Config,
+    /// A local file or database could not be read or written.
+    Storage,
+    /// The core failed inside (a poisoned lock, a failed task, serialization):
+    /// a bug to report, not something the person can fix.
+    Internal,
+    /// The platform keystore failed.
+    Keystore,
+    /// The async runtime could not start.
+    Runtime,
+    /// Writing to stdout or waiting for Ctrl-C failed.
+    Io,
+    /// The system clock cannot give the time.
+    Clock,
+    /// The embedded server could not start.
+    Server,
+
+    // --- the PIN ---
+    /// Wrong PIN; `attempts_left` and `retry_after_ms` say what is left.
+    WrongPin,
+    /// Too many wrong PINs recently; `retry_after_ms` says how long to wait.
+    LockedOut,
+    /// The PIN key is destroyed or the authenticator locked: activate again.
+    ReactivationRequired,
+    /// The new PIN breaks the PIN policy.
+    PinPolicy,
+
+    // --- the phone's requests and decisions ---
+    /// The request expired.
+    Expired,
+    /// No such authenticator on this phone (the CLI's `--account`).
+    UnknownAccount,
+    /// No such pending request on this phone.
+    UnknownRequest,
+    /// The identity is blocked.
+    Blocked,
+    /// The request's text breaks the rules: only deny or report.
+    TextRefused,
+    /// The swipe was not confirmed.
+    SwipeRequired,
+    /// The request needs the code shown where it was started.
+    BindingCodeRequired,
+    /// The PIN unlock is no longer valid.
+    UnlockInvalid,
+    /// A different decision was already made for the request.
+    AlreadyDecided,
+    /// No interrupted activation to resume.
+    NoPendingActivation,
+    /// No device enrolment on this phone.
+    NoPendingEnrolment,
+    /// The new device was refused, cancelled or expired.
+    EnrolmentRefused,
+    /// Any other core error (its own text says which).
+    Core,
+
+    // --- the server ---
+    /// The server could not be reached.
+    Network,
+    /// The server refused the call; `code` is its stable error code.
+    Rejected,
+    /// The server answered something the CLI cannot use.
+    InvalidResponse,
+    /// A server signature did not verify, or signed data did not match.
+    InvalidServerSignature,
+    /// Any other API client error.
+    Api,
+
+    // --- the service provider's checks ---
+    /// The server's hash of the reference text is not the text given.
+    TextMismatch,
+    /// A receipt does not verify, or does not match the status.
+    InvalidReceipt,
+    /// The demo: the server key served is not the server's.
+    InvalidServerKey,
+    /// The demo: a request did not end as the journey expects.
+    UnexpectedStatus,
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The serde name, so text and JSON can never spell a kind differently.
+        f.write_str(&serde_name(self))
+    }
+}
+
+/// A failed command: the kind, a message for people, and the details that
+/// apply. Never holds a PIN, key or token.
+///
+/// It serializes as the inside of `{"error": {...}}`: fields in alphabetical
+/// order (the order the CLI has always printed), details only when set.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct CliError {
+    /// Wrong PINs left before the PIN key is destroyed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts_left: Option<u32>,
+    /// The server's stable error code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<ErrorCode>,
+    /// What went wrong.
+    pub(crate) kind: ErrorKind,
+    /// For people.
+    pub(crate) message: String,
+    /// Milliseconds to wait before the next PIN try.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
+    /// The server's explanation next to its code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_message: Option<String>,
+    /// The HTTP status of a refused or unexpected answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    /// The demo step that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<String>,
+}
+
+/// `{"error": {...}}`.
+#[derive(Serialize)]
+struct ErrorJson<'a> {
+    error: &'a CliError,
+}
+
+impl CliError {
+    /// An error without details.
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            attempts_left: None,
+            code: None,
+            kind,
+            message: message.into(),
+            retry_after_ms: None,
+            server_message: None,
+            status: None,
+            step: None,
+        }
+    }
+
+    /// A command-line argument that cannot be used.
+    pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// An option the command needs is missing.
+    pub(crate) fn missing_option(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::MissingOption, message)
+    }
+
+    /// The same error, reported as the failure of a demo step.
+    pub(crate) fn at_step(self, step: &str) -> Self {
+        Self {
+            message: format!("demo failed at step {step:?}: {}", self.message),
+            step: Some(step.to_owned()),
+            ..self
+        }
+    }
+
+    /// The JSON form: `{"error": {"kind", "message", ...details}}`.
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(&ErrorJson { error: self })
+            .expect("an error is strings, numbers and a code enum")
+    }
+
+    /// Prints the error: JSON on stdout, or a line on stderr.
+    pub(crate) fn print(&self, as_json: bool) {
+        if as_json {
+            println!("{}", self.to_json());
+        } else {
+            eprintln!("{}", self.text_line());
+        }
+    }
+
+    /// `error (<kind>): <message>; <detail>=<value>...`, details in
+    /// alphabetical order, skipping what the message already says (e.g. the
+    /// server's code).
+    fn text_line(&self) -> String {
+        let mut line = format!("error ({}): {}", self.kind, self.message);
+        if let Ok(Value::Object(fields)) = serde_json::to_value(self) {
+            for (k, v) in &fields {
+                if k == "kind" || k == "message" {
+                    continue;
+                }
+                if v.as_str().is_some_and(|s| self.message.contains(s)) {
+                    continue;
+                }
+                line.push_str(&format!("; {k}={v}"));
+            }
+        }
+        line
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.kind)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<eid_core::Error> for CliError {
+    fn from(e: eid_core::Error) -> Self {
+        use ErrorKind as K;
+        use eid_core::Error as E;
+        // The core's error is non-exhaustive: a variant without its own arm
+        // is a `core` error with the core's text.
+        match e {
+            E::WrongPin {
+                attempts_left,
+                retry_after_ms,
+            } => {
+                let wait = if retry_after_ms > 0 {
+                    format!(
+                        "; wait {} s before the next try",
+                        retry_after_ms.div_ceil(1000)
+                    )
+                } else {
+                    String::new()
+                };
+                CliError {
+                    attempts_left: Some(attempts_left),
+                    retry_after_ms: Some(retry_after_ms),
+                    ..CliError::new(
+                        K::WrongPin,
+                        format!(
+                            "wrong PIN: {attempts_left} attempts left before the PIN key is destroyed{wait}"
+                        ),
+                    )
+                }
+            }
+            E::LockedOut { retry_after_ms } => CliError {
+                retry_after_ms: Some(retry_after_ms),
+                ..CliError::new(
+                    K::LockedOut,
+                    format!(
+                        "too many wrong PINs: wait {} s before trying again",
+                        retry_after_ms.div_ceil(1000)
+                    ),
+                )
+            },
+            E::ReactivationRequired => CliError::new(
+                K::ReactivationRequired,
+                "this account must be activated again (PIN key destroyed or authenticator locked)",
+            ),
+            E::PinPolicy(p) => CliError::new(K::PinPolicy, format!("PIN refused: {p}")),
+            E::Expired => CliError::new(K::Expired, "the request has expired"),
+            E::Network(m) => CliError::new(
+                K::Network,
+                format!("the server could not be reached ({m}); try again later"),
+            ),
+            E::UnknownAccount => CliError::new(K::UnknownAccount, "no such account on this phone"),
+            E::UnknownRequest => CliError::new(
+                K::UnknownRequest,
+                "no such pending request on this phone (decided, expired or never sent here)",
+            ),
+            E::Blocked => CliError::new(K::Blocked, "the identity is blocked"),
+            E::Rejected { code } => CliError {
+                code: Some(code),
+                ..CliError::new(
+                    K::Rejected,
+                    format!("the server refused the call: {}", serde_name(&code)),
+                )
+            },
+            E::InvalidServerSignature => CliError::new(
+                K::InvalidServerSignature,
+                "a server signature did not verify or signed data did not match",
+            ),
+            E::InvalidResponse(m) => {
+                CliError::new(K::InvalidResponse, format!("invalid server answer: {m}"))
+            }
+            E::TextRefused(t) => CliError::new(
+                K::TextRefused,
+                format!(
+                    "the request's text breaks the rules ({t}); only deny or report are possible"
+                ),
+            ),
+            E::SwipeRequired => CliError::new(K::SwipeRequired, "the swipe was not confirmed"),
+            E::BindingCodeRequired => CliError::new(
+                K::BindingCodeRequired,
+                "this request needs the code shown where it was started (--binding-code)",
+            ),
+            E::UnlockInvalid => CliError::new(
+                K::UnlockInvalid,
+                "the PIN unlock is no longer valid; enter the PIN again",
+            ),
+            E::AlreadyDecided => CliError::new(
+                K::AlreadyDecided,
+                "a different decision was already made for this request",
+            ),
+            E::Config(m) => CliError::new(K::Config, format!("invalid configuration: {m}")),
+            E::NoPendingActivation => CliError::new(
+                K::NoPendingActivation,
+                "no interrupted activation to resume",
+            ),
+            E::NoPendingEnrolment => CliError::new(
+                K::NoPendingEnrolment,
+                "no device enrolment on this phone (eid app enrol)",
+            ),
+            E::EnrolmentRefused => CliError::new(
+                K::EnrolmentRefused,
+                "the new device was refused, cancelled or expired; its keys are deleted",
+            ),
+            E::Storage(m) => CliError::new(K::Storage, format!("local database error: {m}")),
+            E::Internal(m) => CliError::new(K::Internal, format!("internal error: {m}")),
+            E::KeyStore(k) => CliError::new(K::Keystore, format!("keystore error: {k}")),
+            other => CliError::new(K::Core, other.to_string()),
+        }
+    }
+}
+
+impl From<ApiFailure> for CliError {
+    fn from(e: ApiFailure) -> Self {
+        use ErrorKind as K;
+        match e {
+            ApiFailure::Server { status, body } => CliError {
+                code: Some(body.error.code),
+                server_message: Some(body.error.message.clone()),
+                status: Some(status),
+                ..CliError::new(
+                    K::Rejected,
+                    format!(
+                        "the server refused the call: {} ({})",
+                        serde_name(&body.error.code),
+                        body.error.message
+                    ),
+                )
+            },
+            ApiFailure::Unexpected { status, .. } => CliError {
+                status: Some(status),
+                ..CliError::new(
+                    K::InvalidResponse,
+                    format!("the server answered something unexpected (HTTP {status})"),
+                )
+            },
+            ApiFailure::Network(e) => {
+                let class = if e.is_timeout() {
+                    "timeout"
+                } else if e.is_connect() {
+                    "connection failed (is the server running, and is the SPKI pin right?)"
+                } else {
+                    "request failed"
+                };
+                CliError::new(
+                    K::Network,
+                    format!("the server could not be reached: {class}"),
+                )
+            }
+            ApiFailure::BadServerSignature => CliError::new(
+                K::InvalidServerSignature,
+                "the server's signature does not verify",
+            ),
+            other => CliError::new(K::Api, other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kinds_print_their_snake_case_names() {
+        assert_eq!(ErrorKind::WrongPin.to_string(), "wrong_pin");
+        assert_eq!(ErrorKind::Keystore.to_string(), "keystore");
+        assert_eq!(
+            ErrorKind::InvalidServerSignature.to_string(),
+            "invalid_server_signature"
+        );
+        assert_eq!(serde_name(&ErrorKind::Io), "io");
+    }
+
+    #[test]
+    fn a_wrong_pin_prints_its_details_in_alphabetical_order() {
+        let e = CliError::from(eid_core::Error::WrongPin {
+            attempts_left: 8,
+            retry_after_ms: 0,
+        });
+        assert_eq!(
+            e.to_json(),
+            r#"{"error":{"attempts_left":8,"kind":"wrong_pin","message":"wrong PIN: 8 attempts left before the PIN key is destroyed","retry_after_ms":0}}"#
+        );
+        assert_eq!(
+            e.text_line(),
+            "error (wrong_pin): wrong PIN: 8 attempts left before the PIN key is destroyed; attempts_left=8; retry_after_ms=0"
+        );
+    }
+
+    #[test]
+    fn a_server_code_already_in_the_message_is_not_repeated_in_text() {
+        let e = CliError::from(eid_core::Error::Rejected {
+            code: ErrorCode::TooEarly,
+        });
+        assert_eq!(
+            e.text_line(),
+            "error (rejected): the server refused the call: too_early"
+        );
+        assert_eq!(
+            e.to_json(),
+            r#"{"error":{"code":"too_early","kind":"rejected","message":"the server refused the call: too_early"}}"#
+        );
+    }
+
+    #[test]
+    fn a_failed_demo_step_names_the_step() {
+        let e = CliError::new(ErrorKind::Server, "boom").at_step("start_server");
+        assert_eq!(
+            e.to_json(),
+            r#"{"error":{"kind":"server","message":"demo failed at step \"start_server\": boom","step":"start_server"}}"#
+        );
+    }
+}
