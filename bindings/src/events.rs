@@ -93,3 +93,23 @@ impl Authenticator {
         Ok(self.core().set_notify_every_use(&account_id, on).await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use uniffi::Lower;
+
+    use super::*;
+    use crate::UniFfiTag;
+
+    #[test]
+    fn every_event_kind_the_protocol_knows_crosses_the_ffi() {
+        // The remote declaration above must list every kind; a kind missing
+        // there would panic here instead of in an app.
+        for kind in SecurityEventKind::ALL
+            .into_iter()
+            .chain([SecurityEventKind::Unknown])
+        {
+            let _ = <SecurityEventKind as Lower<UniFfiTag>>::lower(kind);
+        }
+    }
+}

@@ -8,10 +8,11 @@
 //! against the core's. (Deriving `uniffi::Enum` in eid-core and eid-protocol
 //! behind a feature is not possible: uniffi's derive emits `unsafe impl`s,
 //! which their `forbid(unsafe_code)` rejects, and feature unification would
-//! lift that guarantee in every workspace build.) A variant the core gains
-//! must be added here as well; until then lowering it fails at the boundary
-//! as an internal error. Hand-written records and enums remain only where
-//! the FFI shape differs; each says why.
+//! lift that guarantee in every workspace build.) The core's enums are
+//! `#[non_exhaustive]`, so the compiler cannot see a variant the core gains:
+//! it must be added here as well, or lowering it panics at the boundary
+//! (uniffi reports a caught panic as an internal error). Hand-written
+//! records and enums remain only where the FFI shape differs; each says why.
 
 use eid_core::{AccountState, Action, DisplayLine, Language, TextDirection, Warning, WarningKind};
 use eid_protocol::wire::SignedReceipt;
