@@ -7,7 +7,8 @@
 #
 # Output (build output, never committed):
 #   eid/src/main/jniLibs/<abi>/libeid_bindings.so
-#   eid/build/generated/uniffi/kotlin/uniffi/eid_bindings/eid_bindings.kt
+#   eid/build/generated/uniffi/kotlin/dk/eid/authenticator/ffi/eid_bindings.kt
+#   (package dk.eid.authenticator.ffi, named in bindings/uniffi.toml)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -21,9 +22,10 @@ cargo ndk -t arm64-v8a -t armeabi-v7a -t x86_64 \
 # Bindings come from the unstripped host library (the generator reads its
 # metadata); they are the same for every target.
 scripts/gen-bindings.sh
+TARGET="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 OUT="$HERE/eid/build/generated/uniffi/kotlin"
 rm -rf "$OUT"
 mkdir -p "$OUT"
-cp -R "$ROOT/target/bindings/kotlin/." "$OUT/"
+cp -R "$TARGET/bindings/kotlin/." "$OUT/"
 echo "jniLibs:  $HERE/eid/src/main/jniLibs"
 echo "bindings: $OUT"

@@ -4,39 +4,47 @@
 // Rust core (through the uniffi bindings), a Secure Enclave keystore for iOS,
 // and tests that run on Linux against the host library and a real server.
 //
-// The generated bindings are build output (never committed):
+// Three library modules, each named for what it is (the names are set in
+// bindings/uniffi.toml):
+//   Eid     - the API apps use: `EidAuthenticator`, the same class as the
+//             Kotlin shell's (module and type differ, so `Eid.EidAuthenticator`
+//             is never ambiguous);
+//   EidFFI  - the Swift bindings uniffi generates;
+//   EidRust - the C header and module map of the Rust library beneath them.
+//
+// The generated files are build output (never committed):
 //   - on Linux, `scripts/test-swift.sh` copies them into
-//     Sources/eid_bindingsFFI/Generated (header + module.modulemap) and
-//     Sources/EidBindings/Generated (eid_bindings.swift), and links
-//     target/debug/libeid_bindings.so with `-Xlinker -L<repo>/target/debug`;
-//   - on Apple platforms, `build-xcframework.sh` builds
-//     eid_bindingsFFI.xcframework next to this file (static library, header
-//     and module map) and copies the Swift file; the package then uses it.
+//     Sources/EidRust/Generated (EidRust.h + module.modulemap) and
+//     Sources/EidFFI/Generated (EidFFI.swift), and links the host
+//     libeid_bindings.so with `-Xlinker -L<cargo target>/debug`;
+//   - on Apple platforms, `build-xcframework.sh` builds EidRust.xcframework
+//     next to this file (static library, header and module map) and copies
+//     the Swift file; the package then uses it.
 import Foundation
 import PackageDescription
 
 let packageDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
-let xcframeworkPath = "eid_bindingsFFI.xcframework"
+let xcframeworkPath = "EidRust.xcframework"
 let useXCFramework = FileManager.default.fileExists(atPath: packageDir + "/" + xcframeworkPath)
 
 let ffiTarget: Target = useXCFramework
-    ? .binaryTarget(name: "eid_bindingsFFI", path: xcframeworkPath)
-    : .systemLibrary(name: "eid_bindingsFFI", path: "Sources/eid_bindingsFFI/Generated")
+    ? .binaryTarget(name: "EidRust", path: xcframeworkPath)
+    : .systemLibrary(name: "EidRust", path: "Sources/EidRust/Generated")
 
 let package = Package(
     name: "EidAuthenticator",
     platforms: [.iOS(.v17), .macOS(.v14)],
     products: [
-        .library(name: "EidAuthenticator", targets: ["EidAuthenticator"]),
+        .library(name: "Eid", targets: ["Eid"]),
     ],
     targets: [
         ffiTarget,
         // The generated Swift bindings, as uniffi writes them (Swift 5 mode:
         // generated code is not ours to annotate).
         .target(
-            name: "EidBindings",
-            dependencies: ["eid_bindingsFFI"],
-            path: "Sources/EidBindings",
+            name: "EidFFI",
+            dependencies: ["EidRust"],
+            path: "Sources/EidFFI",
             swiftSettings: [.swiftLanguageMode(.v5)],
             linkerSettings: useXCFramework
                 // The Rust static library's system dependencies on Apple platforms.
@@ -45,9 +53,9 @@ let package = Package(
         ),
         // The idiomatic API apps use.
         .target(
-            name: "EidAuthenticator",
-            dependencies: ["EidBindings"],
-            path: "Sources/EidAuthenticator"
+            name: "Eid",
+            dependencies: ["EidFFI"],
+            path: "Sources/Eid"
         ),
         // Test-only: OpenSSL's libcrypto for the software keystore on Linux
         // (no CryptoKit there, and GitHub, home of swift-crypto, is not
@@ -59,12 +67,12 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .testTarget(
-            name: "EidAuthenticatorTests",
+            name: "EidTests",
             dependencies: [
-                "EidAuthenticator",
+                "Eid",
                 .target(name: "COpenSSL", condition: .when(platforms: [.linux])),
             ],
-            path: "Tests/EidAuthenticatorTests"
+            path: "Tests/EidTests"
         ),
     ]
 )

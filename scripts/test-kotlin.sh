@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd -P)"
+# cargo's target folder: target/, or $CARGO_TARGET_DIR.
+TARGET="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 
 command -v mvn >/dev/null || { echo "test-kotlin: Maven (mvn) is needed" >&2; exit 1; }
 command -v java >/dev/null || { echo "test-kotlin: Java 17+ is needed" >&2; exit 1; }
@@ -17,14 +19,14 @@ echo "== cargo build (eid-bindings, eid-server, eid-cli)"
 cargo build --locked -p eid-bindings -p eid-server -p eid-cli
 echo "== bindings"
 scripts/gen-bindings.sh >/dev/null
-test -f "$ROOT/target/bindings/kotlin/uniffi/eid_bindings/eid_bindings.kt"
+test -f "$TARGET/bindings/kotlin/dk/eid/authenticator/ffi/eid_bindings.kt"
 
 echo "== mvn test (android/jvm)"
 rm -rf "$ROOT/android/jvm/target/surefire-reports"
 mvn -B -q -Dstyle.color=never -f "$ROOT/android/jvm/pom.xml" \
   -Deid.repo.root="$ROOT" \
-  -Deid.native.dir="$ROOT/target/debug" \
-  -Deid.bindings.dir="$ROOT/target/bindings/kotlin" \
+  -Deid.native.dir="$TARGET/debug" \
+  -Deid.bindings.dir="$TARGET/bindings/kotlin" \
   test "$@"
 # Surefire's closing lines are quiet under -q; print the totals ourselves,
 # on a line of their own.

@@ -19,6 +19,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PKG="$ROOT/ios"
+# cargo's target folder: target/, or $CARGO_TARGET_DIR (mounted into the
+# chroot when it lies outside the repository).
+TARGET="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 CHROOT="${EID_SWIFT_CHROOT:-/var/cache/eid-swift-chroot}"
 STAMP="$CHROOT/.eid-swift-ready-v3"          # everything installed
 BASE_STAMP="$CHROOT/.eid-debootstrap-done"    # debootstrap finished
@@ -100,13 +103,14 @@ log "building eid-bindings, eid-server and eid-cli on the host"
 cargo build --locked -p eid-bindings -p eid-server -p eid-cli
 scripts/gen-bindings.sh >/dev/null
 
-GEN="$ROOT/target/bindings/swift"
-FFI_DIR="$PKG/Sources/eid_bindingsFFI/Generated"
-SWIFT_DIR="$PKG/Sources/EidBindings/Generated"
-mkdir -p "$FFI_DIR" "$SWIFT_DIR"
-install -m 0644 "$GEN/eid_bindingsFFI.h" "$FFI_DIR/eid_bindingsFFI.h"
-install -m 0644 "$GEN/eid_bindingsFFI.modulemap" "$FFI_DIR/module.modulemap"
-install -m 0644 "$GEN/eid_bindings.swift" "$SWIFT_DIR/eid_bindings.swift"
+# The module names (EidRust, EidFFI) come from bindings/uniffi.toml.
+GEN="$TARGET/bindings/swift"
+RUST_DIR="$PKG/Sources/EidRust/Generated"
+SWIFT_DIR="$PKG/Sources/EidFFI/Generated"
+mkdir -p "$RUST_DIR" "$SWIFT_DIR"
+install -m 0644 "$GEN/EidRust.h" "$RUST_DIR/EidRust.h"
+install -m 0644 "$GEN/EidRust.modulemap" "$RUST_DIR/module.modulemap"
+install -m 0644 "$GEN/EidFFI.swift" "$SWIFT_DIR/EidFFI.swift"
 
 # The servers a test starts leave their pid here; whatever a crashed test left
 # behind is killed on the way out (by pid, nothing else).
@@ -146,7 +150,7 @@ if command -v swift >/dev/null 2>&1; then
   NATIVE_SWIFT=$(command -v swift)
   log "using the native $NATIVE_SWIFT"
   swift --version
-  LIBDIR="$ROOT/target/debug"
+  LIBDIR="$TARGET/debug"
   PID_DIR="$PID_DIR_HOST"
 else
   setup_chroot
@@ -156,7 +160,10 @@ else
   mkdir -p "$CHROOT/tmp"
   PID_DIR="/tmp/$(basename "$PID_DIR_HOST")"
   mount_bind "$PID_DIR_HOST" "$CHROOT$PID_DIR"
-  LIBDIR="/repo/target/debug"
+  case "$TARGET/" in
+    "$ROOT"/*) LIBDIR="/repo/${TARGET#"$ROOT"/}/debug" ;;
+    *) mount_bind "$TARGET" "$CHROOT/cargo-target"; LIBDIR="/cargo-target/debug" ;;
+  esac
   # Debian's Swift 6.0.3 ships a libswiftObservation.so with an undefined
   # symbol (swift::threading::fatal, an abort path); SwiftPM's generated test
   # runner imports Testing, which pulls it in. Lazy binding never resolves it

@@ -1,6 +1,5 @@
 //! The `Authenticator` object the shells hold: one per app.
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use eid_protocol::{AuthenticatorId, RequestId};
@@ -9,7 +8,8 @@ use zeroize::Zeroizing;
 
 use crate::error::EidError;
 use crate::keystore::{ForeignKeyStore, KeyStore};
-use crate::model::{AccountInfo, Language, PendingActivation, PersonSummary, Receipt, RequestView};
+use crate::model::{AccountInfo, PendingActivation, PersonSummary, Receipt, RequestView};
+use eid_core::Language;
 
 /// How to open the core.
 #[derive(Debug, Clone, uniffi::Record)]
@@ -41,14 +41,14 @@ pub struct UnlockToken(eid_core::UnlockToken);
 
 #[uniffi::export]
 impl UnlockToken {
-    /// The unlocked account, hex.
-    pub fn account_id(&self) -> String {
-        self.0.authenticator_id.to_string()
+    /// The unlocked account.
+    pub fn account_id(&self) -> AuthenticatorId {
+        self.0.authenticator_id
     }
 
-    /// The only request this unlock may decide, hex.
-    pub fn request_id(&self) -> String {
-        self.0.request_id.to_string()
+    /// The only request this unlock may decide.
+    pub fn request_id(&self) -> RequestId {
+        self.0.request_id
     }
 }
 
@@ -57,14 +57,6 @@ impl UnlockToken {
 #[derive(Debug, uniffi::Object)]
 pub struct Authenticator {
     core: eid_core::Authenticator,
-}
-
-pub(crate) fn account_id(hex: &str) -> Result<AuthenticatorId, EidError> {
-    AuthenticatorId::from_str(hex).map_err(|_| EidError::UnknownRequest)
-}
-
-fn request_id(hex: &str) -> Result<RequestId, EidError> {
-    RequestId::from_str(hex).map_err(|_| EidError::UnknownRequest)
 }
 
 impl Authenticator {
@@ -84,7 +76,7 @@ impl Authenticator {
     ) -> Result<Arc<Self>, EidError> {
         let server = eid_core::ServerConfig::new(config.server_url, config.server_spki_pin);
         let mut core_config = eid_core::Config::new(config.database_path, server);
-        core_config.language = config.language.into();
+        core_config.language = config.language;
         if let Some(iterations) = config.kdf_iterations {
             core_config.kdf = eid_core::KdfCost::Fixed(iterations);
         }
@@ -123,7 +115,7 @@ impl Authenticator {
     pub fn requests(&self, language: Language) -> Result<Vec<RequestView>, EidError> {
         Ok(self
             .core
-            .requests(language.into())?
+            .requests(language)?
             .into_iter()
             .map(RequestView::from)
             .collect())
@@ -134,7 +126,7 @@ impl Authenticator {
     pub fn household(&self, language: Language) -> Result<Vec<PersonSummary>, EidError> {
         Ok(self
             .core
-            .household(language.into())?
+            .household(language)?
             .into_iter()
             .map(PersonSummary::from)
             .collect())
@@ -143,20 +135,20 @@ impl Authenticator {
     /// One person's stored requests, shown once that person has been chosen.
     pub fn requests_for(
         &self,
-        account_id_hex: String,
+        account_id: AuthenticatorId,
         language: Language,
     ) -> Result<Vec<RequestView>, EidError> {
         Ok(self
             .core
-            .requests_for(&account_id(&account_id_hex)?, language.into())?
+            .requests_for(&account_id, language)?
             .into_iter()
             .map(RequestView::from)
             .collect())
     }
 
     /// Removes an account and its keys from this phone.
-    pub fn remove_account(&self, account_id_hex: String) -> Result<(), EidError> {
-        Ok(self.core.remove_account(&account_id(&account_id_hex)?)?)
+    pub fn remove_account(&self, account_id: AuthenticatorId) -> Result<(), EidError> {
+        Ok(self.core.remove_account(&account_id)?)
     }
 }
 
@@ -202,18 +194,11 @@ impl Authenticator {
     /// Checks the PIN for one request; returns a short-lived single-use unlock.
     pub async fn unlock(
         &self,
-        account_id_hex: String,
-        request_id_hex: String,
+        account_id: AuthenticatorId,
+        request_id: RequestId,
         pin: String,
     ) -> Result<Arc<UnlockToken>, EidError> {
-        let token = self
-            .core
-            .unlock(
-                &account_id(&account_id_hex)?,
-                &request_id(&request_id_hex)?,
-                &pin,
-            )
-            .await?;
+        let token = self.core.unlock(&account_id, &request_id, &pin).await?;
         Ok(Arc::new(UnlockToken(token)))
     }
 
@@ -235,25 +220,21 @@ impl Authenticator {
     /// Denies a request (no PIN needed).
     pub async fn deny(
         &self,
-        account_id_hex: String,
-        request_id_hex: String,
+        account_id: AuthenticatorId,
+        request_id: RequestId,
     ) -> Result<Receipt, EidError> {
-        Ok(self
-            .core
-            .deny(&account_id(&account_id_hex)?, &request_id(&request_id_hex)?)
-            .await?
-            .into())
+        Ok(self.core.deny(&account_id, &request_id).await?.into())
     }
 
     /// Denies a request and reports it as fraud ("this wasn't me").
     pub async fn report_fraud(
         &self,
-        account_id_hex: String,
-        request_id_hex: String,
+        account_id: AuthenticatorId,
+        request_id: RequestId,
     ) -> Result<Receipt, EidError> {
         Ok(self
             .core
-            .report_fraud(&account_id(&account_id_hex)?, &request_id(&request_id_hex)?)
+            .report_fraud(&account_id, &request_id)
             .await?
             .into())
     }
@@ -267,24 +248,21 @@ impl Authenticator {
 
     /// Blocks the account's identity at once ("I suspect abuse"); no PIN
     /// needed. Pending requests are cancelled; support unblocks.
-    pub async fn block_identity(&self, account_id_hex: String) -> Result<(), EidError> {
-        Ok(self
-            .core
-            .block_identity(&account_id(&account_id_hex)?)
-            .await?)
+    pub async fn block_identity(&self, account_id: AuthenticatorId) -> Result<(), EidError> {
+        Ok(self.core.block_identity(&account_id).await?)
     }
 
     /// Changes an account's PIN; needs the old one.
     pub async fn change_pin(
         &self,
-        account_id_hex: String,
+        account_id: AuthenticatorId,
         old_pin: String,
         new_pin: String,
     ) -> Result<(), EidError> {
         let (old_pin, new_pin) = (Zeroizing::new(old_pin), Zeroizing::new(new_pin));
         Ok(self
             .core
-            .change_pin(&account_id(&account_id_hex)?, &old_pin, &new_pin)
+            .change_pin(&account_id, &old_pin, &new_pin)
             .await?)
     }
 }

@@ -1,6 +1,10 @@
-//! The one public error of the facade, with actionable variants.
+//! The one public error of the facade, with actionable variants, and the
+//! only place where the core's error is converted to it.
 
 use eid_core::Error as CoreError;
+use eid_protocol::wire::ErrorCode;
+
+use crate::ids::IdKind;
 
 /// What went wrong, in terms the app can act on. Texts carry no secrets and
 /// no personal data.
@@ -33,9 +37,8 @@ pub enum EidError {
     /// the app shows its own wording for `kind`).
     #[error("PIN refused: {reason}")]
     PinRefused {
-        /// Stable reason code: wrong_length, not_digits, all_same, sequence,
-        /// repeated_pattern, date, common.
-        kind: String,
+        /// Which rule the PIN broke.
+        kind: PinRefusal,
         /// Developer text.
         reason: String,
     },
@@ -52,10 +55,17 @@ pub enum EidError {
     #[error("the identity is blocked")]
     Blocked,
     /// The server refused the call; `code` is its stable error code.
-    #[error("the server refused the call: {code}")]
+    #[error("the server refused the call: {code:?}")]
     Rejected {
-        /// The server's error code, e.g. `invalid_activation_code`.
-        code: String,
+        /// The server's error code, e.g. `InvalidActivationCode`.
+        code: ServerErrorCode,
+    },
+    /// An id passed in is not 32 lowercase hex digits: a bug in the app, not
+    /// a state to refresh (ids come from the records this library returns).
+    #[error("malformed {what:?} id")]
+    InvalidId {
+        /// Which kind of id.
+        what: IdKind,
     },
     /// No such account or request on this phone (refresh and try again).
     #[error("no such account or request on this phone")]
@@ -99,7 +109,7 @@ pub enum EidError {
     /// expired, or the identity was blocked; its keys are deleted. Start again.
     #[error("the device enrolment was refused, cancelled or expired")]
     EnrolmentRefused,
-    /// Invalid configuration (server URL, pin, ids).
+    /// Invalid configuration (server URL, TLS pin).
     #[error("invalid configuration: {detail}")]
     Config {
         /// What is wrong.
@@ -125,26 +135,155 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for EidError {
     }
 }
 
-fn pin_policy_kind(e: &eid_core::PinPolicyError) -> &'static str {
-    use eid_core::PinPolicyError as P;
-    match e {
-        P::WrongLength { .. } => "wrong_length",
-        P::NotDigits => "not_digits",
-        P::AllSame => "all_same",
-        P::Sequence => "sequence",
-        P::RepeatedPattern => "repeated_pattern",
-        P::Date => "date",
-        P::Common => "common",
-        _ => "other",
+/// Which PIN rule a new PIN broke (in [`EidError::PinRefused`]). A flat
+/// enum, not the core's `PinPolicyError`: the foreign languages need no
+/// fields here (the required length is a fixed setting the app knows), and
+/// `Unknown` keeps an older app working with a newer core's rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum PinRefusal {
+    /// Not the required number of digits.
+    WrongLength,
+    /// Something other than the digits 0-9.
+    NotDigits,
+    /// All digits the same (111111).
+    AllSame,
+    /// An ascending or descending sequence (123456).
+    Sequence,
+    /// A short block repeated (121212).
+    RepeatedPattern,
+    /// Reads as a date.
+    Date,
+    /// On the list of commonly chosen PINs.
+    Common,
+    /// A rule this build does not know.
+    Unknown,
+}
+
+impl From<&eid_core::PinPolicyError> for PinRefusal {
+    fn from(e: &eid_core::PinPolicyError) -> Self {
+        use eid_core::PinPolicyError as P;
+        match e {
+            P::WrongLength { .. } => Self::WrongLength,
+            P::NotDigits => Self::NotDigits,
+            P::AllSame => Self::AllSame,
+            P::Sequence => Self::Sequence,
+            P::RepeatedPattern => Self::RepeatedPattern,
+            P::Date => Self::Date,
+            P::Common => Self::Common,
+            _ => Self::Unknown,
+        }
     }
 }
 
-/// The server's snake_case code, exactly as on the wire.
-fn error_code_text(code: eid_protocol::wire::ErrorCode) -> String {
-    serde_json::to_value(code)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".to_owned())
+/// Declares [`ServerErrorCode`] with the same variants as the protocol's
+/// `ErrorCode` plus `Unknown`, and the conversion between them, from one list.
+macro_rules! server_error_codes {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// The server's stable error code (in [`EidError::Rejected`]). The
+        /// protocol's `ErrorCode` plus `Unknown`, which it lacks: a code added
+        /// to a newer core or server after this list was written arrives as
+        /// `Unknown` (show a generic message), never as a failure.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+        pub enum ServerErrorCode {
+            $($(#[$doc])* $name,)*
+            /// A code this build does not know.
+            Unknown,
+        }
+
+        impl From<ErrorCode> for ServerErrorCode {
+            fn from(code: ErrorCode) -> Self {
+                match code {
+                    $(ErrorCode::$name => Self::$name,)*
+                    _ => Self::Unknown,
+                }
+            }
+        }
+    };
+}
+
+server_error_codes! {
+        /// The body is not valid JSON for this endpoint, or a field is malformed.
+        MalformedRequest,
+        /// The body is larger than the server accepts.
+        PayloadTooLarge,
+        /// Missing or wrong credentials (admin token or API key).
+        Unauthorized,
+        /// A device signature is missing, malformed or does not verify.
+        InvalidSignature,
+        /// The device timestamp is too far from the server's clock.
+        ClockSkew,
+        /// The device nonce was already used.
+        ReplayedNonce,
+        /// No such identity.
+        UnknownIdentity,
+        /// No such authenticator.
+        UnknownAuthenticator,
+        /// No such request (or not visible to this caller).
+        UnknownRequest,
+        /// The user ID breaks the rules.
+        InvalidUserId,
+        /// The user ID is taken (compared without regard to case).
+        UserIdTaken,
+        /// A phone number or e-mail address is not valid.
+        InvalidContact,
+        /// The activation code is wrong, used, expired or void.
+        InvalidActivationCode,
+        /// The reference text breaks the text rules.
+        InvalidReferenceText,
+        /// The service provider's name breaks the text rules.
+        InvalidProviderName,
+        /// The identity is blocked.
+        IdentityBlocked,
+        /// The authenticator is locked (too many wrong PINs) or revoked.
+        AuthenticatorLocked,
+        /// The request has expired by the server's clock.
+        RequestExpired,
+        /// The request was already decided (by this or another device) or cancelled.
+        RequestClosed,
+        /// The decision does not match the request (text hash, provider, nonce, ...).
+        DecisionMismatch,
+        /// The channel-binding code is missing or wrong.
+        BindingMismatch,
+        /// The decision's counter is not above the authenticator's last one.
+        CounterReplay,
+        /// The PIN-key signature is wrong (counts toward the central lockout).
+        WrongPin,
+        /// A parameter is out of range.
+        InvalidParameter,
+        /// The identity already has the most devices allowed (active
+        /// authenticators plus new devices being added).
+        DeviceLimitReached,
+        /// No such device enrolment (or not visible to this caller).
+        UnknownEnrolment,
+        /// The device enrolment is over without a new device: refused, cancelled,
+        /// expired undecided, or the identity was blocked. Start again.
+        EnrolmentClosed,
+        /// No such endpoint or method.
+        NotFound,
+        /// No such self-service change (or not visible to this caller: unknown id,
+        /// another person's change, or a change whose first login was not approved).
+        UnknownChange,
+        /// The second self-service login is asked for before the earliest time
+        /// (first login + the configured gap, one hour in production). The
+        /// message says when; the attempt was recorded and notified.
+        TooEarly,
+        /// The person already has a change of this kind past its first login;
+        /// it must complete or be cancelled first.
+        ChangePending,
+        /// The change is closed (completed, cancelled, expired or failed).
+        ChangeClosed,
+        /// Too many requests were created for this person, or by this relying
+        /// party, in a recent window (MFA-fatigue protection). Nothing was
+        /// created; the `Retry-After` header (seconds) and the message say when
+        /// to try again.
+        RateLimited,
+        /// The person reported one of this relying party's requests as fraud
+        /// ("this wasn't me"): its new requests for them are refused until the
+        /// cool-down ends (`Retry-After` header, seconds). Nothing was created;
+        /// the person is told (once per cool-down).
+        CoolingDown,
+        /// The server failed; retry later.
+        Internal,
 }
 
 impl From<CoreError> for EidError {
@@ -160,16 +299,14 @@ impl From<CoreError> for EidError {
             CoreError::LockedOut { retry_after_ms } => EidError::LockedOut { retry_after_ms },
             CoreError::ReactivationRequired => EidError::NotActivated,
             CoreError::PinPolicy(p) => EidError::PinRefused {
-                kind: pin_policy_kind(&p).to_owned(),
+                kind: PinRefusal::from(&p),
                 reason: p.to_string(),
             },
             CoreError::Expired => EidError::Expired,
             CoreError::Network(detail) => EidError::Network { detail },
             CoreError::UnknownAccount | CoreError::UnknownRequest => EidError::UnknownRequest,
             CoreError::Blocked => EidError::Blocked,
-            CoreError::Rejected { code } => EidError::Rejected {
-                code: error_code_text(code),
-            },
+            CoreError::Rejected { code } => EidError::Rejected { code: code.into() },
             CoreError::InvalidServerSignature => EidError::InvalidServerSignature,
             CoreError::InvalidResponse(message) => EidError::Internal {
                 detail: format!("invalid server response: {message}"),
@@ -231,15 +368,25 @@ impl From<KeyStoreError> for eid_core::KeyStoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eid_protocol::wire::ErrorCode;
 
     #[test]
-    fn server_codes_keep_their_wire_spelling() {
+    fn server_codes_keep_their_names() {
         assert_eq!(
-            error_code_text(ErrorCode::InvalidActivationCode),
-            "invalid_activation_code"
+            ServerErrorCode::from(ErrorCode::InvalidActivationCode),
+            ServerErrorCode::InvalidActivationCode
         );
-        assert_eq!(error_code_text(ErrorCode::Internal), "internal");
+        assert_eq!(
+            ServerErrorCode::from(ErrorCode::Internal),
+            ServerErrorCode::Internal
+        );
+        assert_eq!(
+            EidError::from(CoreError::Rejected {
+                code: ErrorCode::DeviceLimitReached
+            }),
+            EidError::Rejected {
+                code: ServerErrorCode::DeviceLimitReached
+            }
+        );
     }
 
     #[test]
@@ -260,7 +407,10 @@ mod tests {
         );
         assert!(matches!(
             EidError::from(CoreError::PinPolicy(eid_core::PinPolicyError::Date)),
-            EidError::PinRefused { kind, .. } if kind == "date"
+            EidError::PinRefused {
+                kind: PinRefusal::Date,
+                ..
+            }
         ));
     }
 }

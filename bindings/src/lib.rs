@@ -1,29 +1,37 @@
 //! The FFI facade over `eid-core` for the Kotlin and Swift shells (uniffi,
-//! proc-macros only, no UDL).
+//! proc-macros only, no UDL; the foreign package and module names are in
+//! `uniffi.toml`).
 //!
 //! This crate is a translation layer, not the API: the behaviour lives in
-//! `eid-core`. Here, ids become lowercase hex strings, times are `u64`
-//! milliseconds, the core's error is mapped to one small [`EidError`], and the
-//! platform keystore comes in as the foreign trait [`KeyStore`]. Panics are
-//! caught by uniffi at the boundary and surface as an internal error in the
-//! foreign language, never as undefined behaviour.
+//! `eid-core`. Here, ids become typed custom types over lowercase hex strings
+//! (`ids.rs`), times are `u64` milliseconds, the core's error is mapped to
+//! one small [`EidError`] (`error.rs`), and the platform keystore comes in as
+//! the foreign trait [`KeyStore`]. One bridge file per subject: requests,
+//! decisions and accounts in `authenticator.rs` and `model.rs`, the security
+//! feed in `events.rs`, journal alarms in `journal.rs`, device enrolment in
+//! `enrolment.rs`, contact changes in `changes.rs`. Panics are caught by
+//! uniffi at the boundary and surface as an internal error in the foreign
+//! language, never as undefined behaviour.
 
 mod authenticator;
+mod changes;
+mod enrolment;
 mod error;
+mod events;
+mod ids;
+mod journal;
 mod keystore;
 mod model;
-mod protections;
 
 pub use authenticator::{Authenticator, AuthenticatorConfig, UnlockToken};
-pub use error::{EidError, KeyStoreError};
+pub use changes::{ContactChangeState, PendingContactChange};
+pub use enrolment::EnrolmentStatus;
+pub use error::{EidError, KeyStoreError, PinRefusal, ServerErrorCode};
+pub use ids::IdKind;
+pub use journal::JournalAlarm;
 pub use keystore::KeyStore;
 pub use model::{
-    AccountInfo, AccountState, Action, Language, Outcome, PendingActivation, PersonSummary,
-    Receipt, RequestKind, RequestView, Warning, WarningKind,
-};
-pub use protections::{
-    ContactChangeState, ContactChannel, DeviceEnrolment, EnrolmentStatus, EventView, JournalAlarm,
-    PendingContactChange, PendingDevice, PendingDeviceState, SecurityEventKind,
+    AccountInfo, Outcome, PendingActivation, PersonSummary, Receipt, RequestKind, RequestView,
 };
 
 uniffi::setup_scaffolding!();

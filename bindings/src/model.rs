@@ -1,10 +1,26 @@
-//! Records and enums the shells render. Ids are lowercase hex strings; times
-//! are milliseconds.
+//! Records and enums the shells render for requests, accounts and receipts.
+//! Ids are the typed custom types of `ids.rs`; times are milliseconds.
+//!
+//! Enums whose FFI form is exactly the core's are declared with
+//! `#[uniffi::remote(Enum)]`: uniffi derives the FFI form of the core's own
+//! type, so there is no copy to convert from. The variant list is repeated
+//! because a remote declaration must list it; the compiler checks every name
+//! against the core's. (Deriving `uniffi::Enum` in eid-core and eid-protocol
+//! behind a feature is not possible: uniffi's derive emits `unsafe impl`s,
+//! which their `forbid(unsafe_code)` rejects, and feature unification would
+//! lift that guarantee in every workspace build.) The core's enums are
+//! `#[non_exhaustive]`, so the compiler cannot see a variant the core gains:
+//! it must be added here as well, or lowering it panics at the boundary
+//! (uniffi reports a caught panic as an internal error). Hand-written
+//! records and enums remain only where the FFI shape differs; each says why.
 
+use eid_core::{AccountState, Action, DisplayLine, Language, TextDirection, Warning, WarningKind};
 use eid_protocol::wire::SignedReceipt;
+use eid_protocol::{AuthenticatorId, IdentityId, RequestId};
 
 /// Language of the display texts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
+#[non_exhaustive]
 pub enum Language {
     /// Danish.
     Danish,
@@ -12,25 +28,8 @@ pub enum Language {
     English,
 }
 
-impl From<Language> for eid_core::Language {
-    fn from(l: Language) -> Self {
-        match l {
-            Language::Danish => eid_core::Language::Danish,
-            Language::English => eid_core::Language::English,
-        }
-    }
-}
-
-impl From<eid_core::Language> for Language {
-    fn from(l: eid_core::Language) -> Self {
-        match l {
-            eid_core::Language::English => Language::English,
-            _ => Language::Danish,
-        }
-    }
-}
-
-/// What a request asks for.
+/// What a request asks for. Hand-written: the FFI adds `Unknown` for a
+/// kind a newer core knows and this build does not (only deny is offered).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum RequestKind {
     /// A login.
@@ -58,7 +57,8 @@ impl From<eid_protocol::RequestKind> for RequestKind {
 }
 
 /// What the person may do with a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
+#[non_exhaustive]
 pub enum Action {
     /// Approve: PIN, then swipe.
     Approve,
@@ -68,18 +68,9 @@ pub enum Action {
     ReportFraud,
 }
 
-impl From<eid_core::Action> for Action {
-    fn from(a: eid_core::Action) -> Self {
-        match a {
-            eid_core::Action::Approve => Action::Approve,
-            eid_core::Action::Deny => Action::Deny,
-            _ => Action::ReportFraud,
-        }
-    }
-}
-
 /// What a warning is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
+#[non_exhaustive]
 pub enum WarningKind {
     /// Always shown: approve only what you started yourself.
     OnlyApproveWhatYouStarted,
@@ -97,22 +88,8 @@ pub enum WarningKind {
     MixedScript,
 }
 
-impl From<eid_core::WarningKind> for WarningKind {
-    fn from(k: eid_core::WarningKind) -> Self {
-        match k {
-            eid_core::WarningKind::TextRefused => WarningKind::TextRefused,
-            eid_core::WarningKind::ProviderNameRefused => WarningKind::ProviderNameRefused,
-            eid_core::WarningKind::BindingCodeRequired => WarningKind::BindingCodeRequired,
-            eid_core::WarningKind::SelfService => WarningKind::SelfService,
-            eid_core::WarningKind::NewDevice => WarningKind::NewDevice,
-            eid_core::WarningKind::MixedScript => WarningKind::MixedScript,
-            _ => WarningKind::OnlyApproveWhatYouStarted,
-        }
-    }
-}
-
 /// A warning with its text in the view's language.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct Warning {
     /// What it is about.
     pub kind: WarningKind,
@@ -120,15 +97,17 @@ pub struct Warning {
     pub text: String,
 }
 
-/// Everything the app shows for one pending request.
+/// Everything the app shows for one pending request. Hand-written, like the
+/// other records below: the FFI calls the authenticator `account_id`, the
+/// word the shells use, and the kind may be `Unknown`.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct RequestView {
-    /// The account it is for (hex).
-    pub account_id: String,
+    /// The account it is for.
+    pub account_id: AuthenticatorId,
     /// That account's user ID (tells household members apart).
     pub user_id: String,
-    /// The request (hex).
-    pub request_id: String,
+    /// The request.
+    pub request_id: RequestId,
     /// Login or signature.
     pub kind: RequestKind,
     /// Heading.
@@ -157,39 +136,26 @@ pub struct RequestView {
 impl From<eid_core::RequestView> for RequestView {
     fn from(v: eid_core::RequestView) -> Self {
         Self {
-            account_id: v.authenticator_id.to_string(),
+            account_id: v.authenticator_id,
             user_id: v.user_id,
-            request_id: v.request_id.to_string(),
+            request_id: v.request_id,
             kind: v.kind.into(),
             title: v.title,
             provider_name: v.provider_name,
             reference_text: v.reference_text,
-            reference_lines: v
-                .reference_lines
-                .into_iter()
-                .map(|l| DisplayLine {
-                    text: l.text,
-                    direction: l.direction.into(),
-                })
-                .collect(),
-            provider_name_direction: v.provider_name_direction.into(),
+            reference_lines: v.reference_lines,
+            provider_name_direction: v.provider_name_direction,
             time_left_ms: v.time_left_ms,
-            warnings: v
-                .warnings
-                .into_iter()
-                .map(|w| Warning {
-                    kind: w.kind.into(),
-                    text: w.text,
-                })
-                .collect(),
-            actions: v.actions.into_iter().map(Action::from).collect(),
-            language: v.language.into(),
+            warnings: v.warnings,
+            actions: v.actions,
+            language: v.language,
         }
     }
 }
 
 /// Base direction of a line of text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
+#[non_exhaustive]
 pub enum TextDirection {
     /// Left to right.
     LeftToRight,
@@ -197,17 +163,8 @@ pub enum TextDirection {
     RightToLeft,
 }
 
-impl From<eid_core::TextDirection> for TextDirection {
-    fn from(d: eid_core::TextDirection) -> Self {
-        match d {
-            eid_core::TextDirection::RightToLeft => Self::RightToLeft,
-            _ => Self::LeftToRight,
-        }
-    }
-}
-
 /// One line of a reference text with its base direction.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct DisplayLine {
     /// The line.
     pub text: String,
@@ -216,7 +173,8 @@ pub struct DisplayLine {
 }
 
 /// State of an account on this phone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
+#[non_exhaustive]
 pub enum AccountState {
     /// Usable.
     Active,
@@ -226,23 +184,13 @@ pub enum AccountState {
     NeedsReactivation,
 }
 
-impl From<eid_core::AccountState> for AccountState {
-    fn from(s: eid_core::AccountState) -> Self {
-        match s {
-            eid_core::AccountState::Active => AccountState::Active,
-            eid_core::AccountState::Blocked => AccountState::Blocked,
-            _ => AccountState::NeedsReactivation,
-        }
-    }
-}
-
 /// One identity's account on this phone.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct AccountInfo {
-    /// The account (authenticator) id, hex.
-    pub account_id: String,
-    /// The identity id, hex.
-    pub identity_id: String,
+    /// The account (authenticator) id.
+    pub account_id: AuthenticatorId,
+    /// The identity id.
+    pub identity_id: IdentityId,
     /// The user ID typed at activation.
     pub user_id: String,
     /// Its state.
@@ -254,10 +202,10 @@ pub struct AccountInfo {
 impl From<eid_core::AccountInfo> for AccountInfo {
     fn from(a: eid_core::AccountInfo) -> Self {
         Self {
-            account_id: a.authenticator_id.to_string(),
-            identity_id: a.identity_id.to_string(),
+            account_id: a.authenticator_id,
+            identity_id: a.identity_id,
             user_id: a.user_id,
-            state: a.state.into(),
+            state: a.state,
             created_at_ms: a.created_at_ms,
         }
     }
@@ -266,8 +214,8 @@ impl From<eid_core::AccountInfo> for AccountInfo {
 /// One person on a shared phone, as the household's first screen shows them.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct PersonSummary {
-    /// Their account id, hex (pass it to `requestsFor`).
-    pub account_id: String,
+    /// Their account id (pass it to `requestsFor`).
+    pub account_id: AuthenticatorId,
     /// Their user ID.
     pub user_id: String,
     /// The account's state.
@@ -283,9 +231,9 @@ pub struct PersonSummary {
 impl From<eid_core::PersonSummary> for PersonSummary {
     fn from(p: eid_core::PersonSummary) -> Self {
         Self {
-            account_id: p.authenticator_id.to_string(),
+            account_id: p.authenticator_id,
             user_id: p.user_id,
-            state: p.state.into(),
+            state: p.state,
             pending_requests: p.pending_requests,
             headline: p.headline,
             next_step: p.next_step,
@@ -302,7 +250,9 @@ pub struct PendingActivation {
     pub created_at_ms: u64,
 }
 
-/// The decision a receipt records.
+/// The decision a receipt records. Hand-written: the FFI names the outcome
+/// in the past tense, as a receipt reads (`Approved`, not the protocol's
+/// `Approve`), which the shells' code already uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum Outcome {
     /// Approved.
@@ -324,12 +274,14 @@ impl From<eid_protocol::Outcome> for Outcome {
 }
 
 /// The server's signed receipt of a decision, already verified by the core.
+/// Hand-written: the FFI gives the body's fields flat, without the server's
+/// signature (the core verified it), and the text hash as hex.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Receipt {
-    /// The request, hex.
-    pub request_id: String,
-    /// The deciding account, hex.
-    pub account_id: String,
+    /// The request.
+    pub request_id: RequestId,
+    /// The deciding account.
+    pub account_id: AuthenticatorId,
     /// What was decided.
     pub outcome: Outcome,
     /// When the server accepted it (Unix ms).
@@ -342,13 +294,9 @@ impl From<SignedReceipt> for Receipt {
     fn from(r: SignedReceipt) -> Self {
         let body = r.receipt;
         Self {
-            request_id: body.request_id.to_string(),
-            account_id: body.authenticator_id.to_string(),
-            outcome: match body.outcome {
-                eid_protocol::Outcome::Approve => Outcome::Approved,
-                eid_protocol::Outcome::Deny => Outcome::Denied,
-                _ => Outcome::FraudReported,
-            },
+            request_id: body.request_id,
+            account_id: body.authenticator_id,
+            outcome: body.outcome.into(),
             decided_at_ms: body.decided_at_ms,
             reference_text_sha256: hex_lower(&body.reference_text_sha256),
         }

@@ -20,13 +20,18 @@ import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInstance
-import uniffi.eid_bindings.AccountState
-import uniffi.eid_bindings.Action
-import uniffi.eid_bindings.EidException
-import uniffi.eid_bindings.KeyStoreException
-import uniffi.eid_bindings.Outcome
-import uniffi.eid_bindings.RequestKind
-import uniffi.eid_bindings.WarningKind
+import dk.eid.authenticator.ffi.AccountState
+import dk.eid.authenticator.ffi.Action
+import dk.eid.authenticator.ffi.Authenticator
+import dk.eid.authenticator.ffi.EidException
+import dk.eid.authenticator.ffi.IdKind
+import dk.eid.authenticator.ffi.KeyStoreException
+import dk.eid.authenticator.ffi.Language
+import dk.eid.authenticator.ffi.Outcome
+import dk.eid.authenticator.ffi.PinRefusal
+import dk.eid.authenticator.ffi.RequestKind
+import dk.eid.authenticator.ffi.ServerErrorCode
+import dk.eid.authenticator.ffi.WarningKind
 
 /**
  * The Kotlin shell against the host-built Rust library and a real eid-server:
@@ -64,7 +69,7 @@ class EidAuthenticatorTest {
             val e = assertFailsWith<EidException.Rejected> {
                 eid.activate(phone.userId, wrongActivationCode(code), PIN)
             }
-            assertEquals("invalid_activation_code", e.code)
+            assertEquals(ServerErrorCode.INVALID_ACTIVATION_CODE, e.code)
             assertTrue(eid.accounts.value.isEmpty())
 
             val account = eid.activate(phone.userId, code, PIN)
@@ -97,12 +102,22 @@ class EidAuthenticatorTest {
     }
 
     @Test
+    fun `a malformed id is refused as InvalidId naming its kind, not as an unknown request`() = phoneTest { phone ->
+        // Ids come from the records the library returns; only the raw FFI
+        // object takes one typed by hand.
+        Authenticator.open(phone.config, phone.keyStore).use { core ->
+            val e = assertFailsWith<EidException.InvalidId> { core.requestsFor("not-an-id", Language.ENGLISH) }
+            assertEquals(IdKind.AUTHENTICATOR, e.what)
+        }
+    }
+
+    @Test
     fun `PIN refused by the policy`() = phoneTest { phone ->
         phone.open().use { eid ->
             val e = assertFailsWith<EidException.PinRefused> {
                 eid.activate(phone.userId, server.cli.activationCode(phone.identityId), "123456")
             }
-            assertEquals("sequence", e.kind)
+            assertEquals(PinRefusal.SEQUENCE, e.kind)
         }
     }
 

@@ -13,7 +13,7 @@ import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInstance
-import uniffi.eid_bindings.EidException
+import dk.eid.authenticator.ffi.EidException
 
 /**
  * Expiry against a real server whose requests live only [LIFETIME_SECS]

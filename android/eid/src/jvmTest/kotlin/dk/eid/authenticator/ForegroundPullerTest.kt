@@ -10,7 +10,7 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 import org.junit.jupiter.api.Test
-import uniffi.eid_bindings.EidException
+import dk.eid.authenticator.ffi.EidException
 
 /** The puller on its own, with a fake pull (no server). */
 class ForegroundPullerTest {

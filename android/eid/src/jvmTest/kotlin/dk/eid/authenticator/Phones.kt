@@ -3,8 +3,8 @@ package dk.eid.authenticator
 import java.io.File
 import java.nio.file.Files
 import java.util.UUID
-import uniffi.eid_bindings.AuthenticatorConfig
-import uniffi.eid_bindings.Language
+import dk.eid.authenticator.ffi.AuthenticatorConfig
+import dk.eid.authenticator.ffi.Language
 
 /** The PIN every test account is activated with (passes the PIN policy). */
 const val PIN = "482916"

@@ -14,15 +14,15 @@ import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInstance
-import uniffi.eid_bindings.AuthenticatorConfig
-import uniffi.eid_bindings.ContactChangeState
-import uniffi.eid_bindings.EidException
-import uniffi.eid_bindings.EnrolmentStatus
-import uniffi.eid_bindings.Language
-import uniffi.eid_bindings.PendingDeviceState
-import uniffi.eid_bindings.RequestKind
-import uniffi.eid_bindings.SecurityEventKind
-import uniffi.eid_bindings.WarningKind
+import dk.eid.authenticator.ffi.AuthenticatorConfig
+import dk.eid.authenticator.ffi.ContactChangeState
+import dk.eid.authenticator.ffi.EidException
+import dk.eid.authenticator.ffi.EnrolmentStatus
+import dk.eid.authenticator.ffi.Language
+import dk.eid.authenticator.ffi.PendingDeviceState
+import dk.eid.authenticator.ffi.RequestKind
+import dk.eid.authenticator.ffi.SecurityEventKind
+import dk.eid.authenticator.ffi.WarningKind
 
 /**
  * The seed's protections through the Kotlin shell against a real server: the

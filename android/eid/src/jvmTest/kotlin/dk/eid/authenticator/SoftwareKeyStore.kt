@@ -9,8 +9,8 @@ import java.security.spec.ECGenParameterSpec
 import java.util.concurrent.ConcurrentHashMap
 import javax.crypto.Mac
 import javax.crypto.spec.SecretKeySpec
-import uniffi.eid_bindings.KeyStore
-import uniffi.eid_bindings.KeyStoreException
+import dk.eid.authenticator.ffi.KeyStore
+import dk.eid.authenticator.ffi.KeyStoreException
 
 /**
  * A software [KeyStore] for tests: P-256 keys from the JDK, kept in memory.

@@ -3,7 +3,7 @@ package dk.eid.authenticator
 import java.math.BigInteger
 import java.security.interfaces.ECPublicKey
 
-/** Helpers for [uniffi.eid_bindings.KeyStore] implementations. */
+/** Helpers for [dk.eid.authenticator.ffi.KeyStore] implementations. */
 object EcKeys {
     /** Length of a P-256 coordinate in bytes. */
     private const val COORDINATE = 32

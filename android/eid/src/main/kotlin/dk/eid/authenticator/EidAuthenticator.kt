@@ -14,27 +14,29 @@ import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.withContext
-import uniffi.eid_bindings.AccountInfo
-import uniffi.eid_bindings.Authenticator
-import uniffi.eid_bindings.AuthenticatorConfig
-import uniffi.eid_bindings.DeviceEnrolment
-import uniffi.eid_bindings.EnrolmentStatus
-import uniffi.eid_bindings.EventView
-import uniffi.eid_bindings.JournalAlarm
-import uniffi.eid_bindings.EidException
-import uniffi.eid_bindings.KeyStore
-import uniffi.eid_bindings.Language
-import uniffi.eid_bindings.PendingActivation
-import uniffi.eid_bindings.PendingContactChange
-import uniffi.eid_bindings.PendingDevice
-import uniffi.eid_bindings.PersonSummary
-import uniffi.eid_bindings.Receipt
-import uniffi.eid_bindings.RequestView
-import uniffi.eid_bindings.UnlockToken
+import dk.eid.authenticator.ffi.AccountInfo
+import dk.eid.authenticator.ffi.Authenticator
+import dk.eid.authenticator.ffi.AuthenticatorConfig
+import dk.eid.authenticator.ffi.DeviceEnrolment
+import dk.eid.authenticator.ffi.EnrolmentStatus
+import dk.eid.authenticator.ffi.EventView
+import dk.eid.authenticator.ffi.JournalAlarm
+import dk.eid.authenticator.ffi.EidException
+import dk.eid.authenticator.ffi.KeyStore
+import dk.eid.authenticator.ffi.Language
+import dk.eid.authenticator.ffi.PendingActivation
+import dk.eid.authenticator.ffi.PendingContactChange
+import dk.eid.authenticator.ffi.PendingDevice
+import dk.eid.authenticator.ffi.PersonSummary
+import dk.eid.authenticator.ffi.Receipt
+import dk.eid.authenticator.ffi.RequestId
+import dk.eid.authenticator.ffi.RequestView
+import dk.eid.authenticator.ffi.ServerErrorCode
+import dk.eid.authenticator.ffi.UnlockToken
 
 /**
  * The eID authenticator for Kotlin apps: a coroutine-friendly wrapper around the
- * Rust core (`uniffi.eid_bindings.Authenticator`).
+ * Rust core (the generated [dk.eid.authenticator.ffi.Authenticator]).
  *
  * - Every call that may touch the network or the disk is a `suspend` function
  *   that runs on [ioDispatcher]; none blocks the caller's thread.
@@ -62,7 +64,7 @@ class EidAuthenticator private constructor(
     private val _household = MutableStateFlow<List<PersonSummary>>(emptyList())
 
     /** Request id → the monotonic time at which it expires. */
-    private val deadlines = java.util.concurrent.ConcurrentHashMap<String, TimeMark>()
+    private val deadlines = java.util.concurrent.ConcurrentHashMap<RequestId, TimeMark>()
 
     /**
      * The pending requests of every active account, in the core's order.
@@ -118,7 +120,7 @@ class EidAuthenticator private constructor(
      * protecting it with [pin] (checked against the PIN policy first).
      *
      * @throws EidException.PinRefused when the PIN breaks the policy;
-     *   [EidException.Rejected] with code `invalid_activation_code` for a wrong code;
+     *   [EidException.Rejected] with code [ServerErrorCode.INVALID_ACTIVATION_CODE] for a wrong code;
      *   [EidException.Network] when the server cannot be reached (then
      *   [resumeActivation] finishes the activation later).
      */
@@ -171,7 +173,7 @@ class EidAuthenticator private constructor(
      * The requests of the person chosen on the household screen (local store
      * only; countdowns recomputed).
      *
-     * @throws EidException.UnknownAccount when the person is not on this phone.
+     * @throws EidException.UnknownRequest when the person is no longer on this phone.
      */
     @Throws(EidException::class)
     suspend fun requestsFor(person: PersonSummary): List<RequestView> = io {
@@ -213,7 +215,7 @@ class EidAuthenticator private constructor(
      *
      * @param swipeConfirmed must be true: approval needs the completed swipe.
      * @param bindingCode the code shown where the request was started, when the
-     *   request has a [uniffi.eid_bindings.WarningKind.BINDING_CODE_REQUIRED] warning.
+     *   request has a [dk.eid.authenticator.ffi.WarningKind.BINDING_CODE_REQUIRED] warning.
      */
     @Throws(EidException::class)
     suspend fun approve(unlock: UnlockToken, swipeConfirmed: Boolean, bindingCode: String? = null): Receipt =
@@ -292,7 +294,7 @@ class EidAuthenticator private constructor(
      * call [pollDeviceEnrolment] until it is activated after the waiting period.
      *
      * @throws EidException.PinRefused when the PIN breaks the policy;
-     *   [EidException.Rejected] with `device_limit_reached` at the device cap.
+     *   [EidException.Rejected] with [ServerErrorCode.DEVICE_LIMIT_REACHED] at the device cap.
      */
     @Throws(EidException::class)
     suspend fun startDeviceEnrolment(userId: String, pin: String): DeviceEnrolment =
@@ -354,15 +356,20 @@ class EidAuthenticator private constructor(
         core.retryUnsentDecisions().toInt().also { if (it > 0) reloadNow() }
     }
 
-    /** Changes the PIN of [accountId]; needs the old one (counted like an unlock). */
+    /**
+     * Changes [account]'s PIN; needs the old one (counted like an unlock).
+     *
+     * @throws EidException.WrongPin for a wrong [oldPin];
+     *   [EidException.PinRefused] when [newPin] breaks the policy.
+     */
     @Throws(EidException::class)
-    suspend fun changePin(accountId: String, oldPin: String, newPin: String): Unit =
-        io { core.changePin(accountId, oldPin, newPin) }
+    suspend fun changePin(account: AccountInfo, oldPin: String, newPin: String): Unit =
+        io { core.changePin(account.accountId, oldPin, newPin) }
 
-    /** Removes an account and its keys from this phone. */
+    /** Removes [account] and its keys from this phone. */
     @Throws(EidException::class)
-    suspend fun removeAccount(accountId: String): Unit = io {
-        core.removeAccount(accountId)
+    suspend fun removeAccount(account: AccountInfo): Unit = io {
+        core.removeAccount(account.accountId)
         reloadNow()
     }
 

@@ -2,7 +2,7 @@ package dk.eid.authenticator
 
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.milliseconds
-import uniffi.eid_bindings.EidException
+import dk.eid.authenticator.ffi.EidException
 
 /**
  * How long the person must wait before the next PIN try: set for

@@ -19,7 +19,7 @@ import kotlinx.coroutines.launch
  * @param scope where pulls run; cancelling it stops everything.
  * @param interval if set, pull again this often while in the foreground.
  * @param onError told about failed pulls (for example
- *   [uniffi.eid_bindings.EidException.Network] when offline); pulling goes on.
+ *   [dk.eid.authenticator.ffi.EidException.Network] when offline); pulling goes on.
  * @param pull the pull itself, usually [EidAuthenticator.refresh].
  */
 class ForegroundPuller(

@@ -13,8 +13,8 @@ import java.security.spec.ECGenParameterSpec
 import javax.crypto.KeyGenerator
 import javax.crypto.Mac
 import javax.crypto.SecretKey
-import uniffi.eid_bindings.KeyStore
-import uniffi.eid_bindings.KeyStoreException
+import dk.eid.authenticator.ffi.KeyStore
+import dk.eid.authenticator.ffi.KeyStoreException
 
 /**
  * The core's [KeyStore] on the Android Keystore: P-256 signing keys and the

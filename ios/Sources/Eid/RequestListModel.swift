@@ -11,10 +11,10 @@ import Combine
 
 /// The pending-request list for SwiftUI/UIKit screens, on the main actor.
 ///
-/// It mirrors ``AuthenticatorService/requestUpdates()``. Where the
+/// It mirrors ``EidAuthenticator/requestUpdates()``. Where the
 /// `Observation` framework exists on Apple platforms it is `Observable`
 /// (SwiftUI re-renders on change); where `Combine` exists it is also an
-/// `ObservableObject`. On Linux read ``requests`` or use the service's
+/// `ObservableObject`. On Linux read ``requests`` or use the authenticator's
 /// `AsyncStream`.
 @MainActor
 public final class RequestListModel {
@@ -49,17 +49,17 @@ public final class RequestListModel {
         }
     }
 
-    /// Starts following `service`'s request list.
-    public init(service: AuthenticatorService) {
+    /// Starts following the authenticator's request list.
+    public init(eid: EidAuthenticator) {
         task = Task { [weak self] in
-            for await list in await service.requestUpdates() {
+            for await list in await eid.requestUpdates() {
                 guard let self else { return }
                 self.requests = list
             }
         }
     }
 
-    /// Stops following the service.
+    /// Stops following the authenticator.
     public func stop() {
         task?.cancel()
         task = nil

@@ -1,4 +1,4 @@
-import EidAuthenticator
+import Eid
 import Foundation
 import XCTest
 
@@ -9,35 +9,35 @@ final class ProtectionsTests: ServerTestCase {
     override var newDeviceWait: Int { 2 }
 
     /// A second phone for the same person: its own database and keystore.
-    func newPhone(_ name: String) throws -> AuthenticatorService {
-        try makeService(SoftwareKeyStore(), database: "\(name).db")
+    func newPhone(_ name: String) throws -> EidAuthenticator {
+        try makeAuthenticator(SoftwareKeyStore(), database: "\(name).db")
     }
 
     func testFeedShowsBlocksAndEveryUseOnceTurnedOn() async throws {
-        let (service, account) = try await activatedService()
+        let (eid, account) = try await activatedAuthenticator()
         try server.setBlocked(identity: identity, true)
         try server.setBlocked(identity: identity, false)
-        _ = try await service.refresh()
-        let kinds = try await service.events(for: account).map(\.kind)
+        _ = try await eid.refresh()
+        let kinds = try await eid.events(for: account).map(\.kind)
         XCTAssertEqual(kinds, [.identityUnblocked, .identityBlocked, .deviceActivated], "newest first")
 
-        let notifying = try await service.notifyEveryUse(for: account)
+        let notifying = try await eid.notifyEveryUse(for: account)
         XCTAssertFalse(notifying)
-        try await service.setNotifyEveryUse(true, for: account)
-        let (_, view) = try await pulledRequest(service, text: "Log in to netbank")
-        let token = try await service.unlock(view, pin: Self.pin)
-        _ = try await service.approve(token, swipeConfirmed: true)
-        _ = try await service.refresh()
-        let newest = try await service.events(for: account).first
+        try await eid.setNotifyEveryUse(true, for: account)
+        let (_, view) = try await pulledRequest(eid, text: "Log in to netbank")
+        let token = try await eid.unlock(view, pin: Self.pin)
+        _ = try await eid.approve(token, swipeConfirmed: true)
+        _ = try await eid.refresh()
+        let newest = try await eid.events(for: account).first
         XCTAssertEqual(newest?.kind, .used)
         XCTAssertEqual(newest?.critical, false)
         XCTAssertTrue(newest?.body.contains(Self.providerName) ?? false)
-        let nowNotifying = try await service.notifyEveryUse(for: account)
+        let nowNotifying = try await eid.notifyEveryUse(for: account)
         XCTAssertTrue(nowNotifying)
     }
 
     func testNewPhoneIsAddedFromTheExistingOneAfterTheWait() async throws {
-        let (old, account) = try await activatedService()
+        let (old, account) = try await activatedAuthenticator()
         let new = try newPhone("new")
         let enrolment = try await new.startDeviceEnrolment(userID: userID, pin: Self.pin)
         XCTAssertEqual(enrolment.code.count, 8)
@@ -66,7 +66,7 @@ final class ProtectionsTests: ServerTestCase {
     }
 
     func testExistingPhoneCancelsAScammersPhoneDuringTheWait() async throws {
-        let (old, account) = try await activatedService()
+        let (old, account) = try await activatedAuthenticator()
         let scammer = try newPhone("scammer")
         let enrolment = try await scammer.startDeviceEnrolment(userID: userID, pin: Self.pin)
         let list = try await old.refresh()
@@ -77,7 +77,7 @@ final class ProtectionsTests: ServerTestCase {
         _ = try await old.refresh()
         let pending = try await old.pendingDevices(for: account)
         let device = try XCTUnwrap(pending.first)
-        try await old.cancel(device, for: account)
+        try await old.cancelDeviceEnrolment(device, for: account)
         _ = try await old.refresh()
         let left = try await old.pendingDevices(for: account)
         XCTAssertTrue(left.isEmpty)
@@ -94,20 +94,20 @@ final class ProtectionsTests: ServerTestCase {
     }
 
     func testPhoneChangeIsShownWithItsEarliestTimeAndCancelledFromTheApp() async throws {
-        let (service, account) = try await activatedService()
+        let (eid, account) = try await activatedAuthenticator()
         let started = try server.eid([
             "self-service", "change-contact", "--user-id", userID, "--phone", "+4587654321",
         ])
         let changeID = try XCTUnwrap(started["change_id"] as? String)
-        let list = try await service.refresh()
+        let list = try await eid.refresh()
         let view = try XCTUnwrap(list.first { $0.kind == .selfService })
         XCTAssertTrue(view.warnings.contains { $0.kind == .selfService })
         XCTAssertTrue(view.referenceText?.contains("+45••••••21") ?? false)
-        let token = try await service.unlock(view, pin: Self.pin)
-        _ = try await service.approve(token, swipeConfirmed: true)
+        let token = try await eid.unlock(view, pin: Self.pin)
+        _ = try await eid.approve(token, swipeConfirmed: true)
 
-        _ = try await service.refresh()
-        let changes = try await service.pendingContactChanges(for: account)
+        _ = try await eid.refresh()
+        let changes = try await eid.pendingContactChanges(for: account)
         let change = try XCTUnwrap(changes.first)
         XCTAssertEqual(changes.count, 1)
         XCTAssertEqual(change.changeId, changeID)
@@ -116,14 +116,14 @@ final class ProtectionsTests: ServerTestCase {
         let earliest = try XCTUnwrap(change.earliestCompletionAtMs)
         XCTAssertGreaterThanOrEqual(earliest, change.createdAtMs + 3_600_000)
 
-        try await service.cancel(change, for: account)
-        _ = try await service.refresh()
-        let left = try await service.pendingContactChanges(for: account)
+        try await eid.cancelContactChange(change, for: account)
+        _ = try await eid.refresh()
+        let left = try await eid.pendingContactChanges(for: account)
         XCTAssertTrue(left.isEmpty)
-        let kinds = try await service.events(for: account).map(\.kind)
+        let kinds = try await eid.events(for: account).map(\.kind)
         XCTAssertTrue(kinds.contains(.contactChangeCancelled))
         XCTAssertThrowsError(try server.eid(["self-service", "confirm", "--change", changeID, "--user-id", userID]))
-        let alarms = try await service.journalAlarms(for: account)
+        let alarms = try await eid.journalAlarms(for: account)
         XCTAssertTrue(alarms.isEmpty, "every decision here was this phone's own")
     }
 }

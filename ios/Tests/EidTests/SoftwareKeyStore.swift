@@ -1,4 +1,4 @@
-import EidAuthenticator
+import Eid
 import Foundation
 
 #if canImport(CryptoKit)

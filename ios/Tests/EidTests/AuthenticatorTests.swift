@@ -1,4 +1,4 @@
-import EidAuthenticator
+import Eid
 import Foundation
 import XCTest
 
@@ -34,9 +34,9 @@ class ServerTestCase: XCTestCase {
 
     /// A phone. `minReadMs` is 0 in tests (they approve right after a
     /// refresh); `nil` gives the core's default minimum read time.
-    func makeService(
+    func makeAuthenticator(
         _ keyStore: SoftwareKeyStore, database: String = "eid.db", minReadMs: UInt64? = 0
-    ) throws -> AuthenticatorService {
+    ) throws -> EidAuthenticator {
         let config = AuthenticatorConfiguration(
             databaseURL: phoneDir.appendingPathComponent(database),
             serverURL: URL(string: server.url)!,
@@ -45,21 +45,21 @@ class ServerTestCase: XCTestCase {
             kdfIterations: 1000,
             minReadMs: minReadMs
         )
-        return try AuthenticatorService(configuration: config, keyStore: keyStore)
+        return try EidAuthenticator(configuration: config, keyStore: keyStore)
     }
 
     /// An activated phone.
-    func activatedService(_ keyStore: SoftwareKeyStore = SoftwareKeyStore()) async throws -> (AuthenticatorService, AccountInfo) {
-        let service = try makeService(keyStore)
+    func activatedAuthenticator(_ keyStore: SoftwareKeyStore = SoftwareKeyStore()) async throws -> (EidAuthenticator, AccountInfo) {
+        let eid = try makeAuthenticator(keyStore)
         let code = try server.activationCode(identity: identity)
-        let account = try await service.activate(userID: userID, activationCode: code, pin: Self.pin)
-        return (service, account)
+        let account = try await eid.activate(userID: userID, activationCode: code, pin: Self.pin)
+        return (eid, account)
     }
 
     /// A relying-party login request, pulled onto the phone.
-    func pulledRequest(_ service: AuthenticatorService, text: String) async throws -> (String, RequestView) {
+    func pulledRequest(_ eid: EidAuthenticator, text: String) async throws -> (String, RequestView) {
         let requestID = try server.requestLogin(userID: userID, text: text)
-        let list = try await service.refresh()
+        let list = try await eid.refresh()
         let view = try XCTUnwrap(list.first { $0.requestId == requestID }, "pulled request missing")
         return (requestID, view)
     }
@@ -87,53 +87,62 @@ final class AuthenticatorTests: ServerTestCase {
 
     func testActivateAndReopen() async throws {
         let keyStore = SoftwareKeyStore()
-        let service = try makeService(keyStore)
+        let eid = try makeAuthenticator(keyStore)
         // A wrong activation code is refused by the server, with its code.
         await assertEidError({
-            try await service.activate(userID: self.userID, activationCode: "AAAA-BBBB-CCCC", pin: Self.pin)
+            try await eid.activate(userID: self.userID, activationCode: "AAAA-BBBB-CCCC", pin: Self.pin)
         }) { error in
-            if case .Rejected(let code) = error { return code == "invalid_activation_code" }
+            if case .Rejected(let code) = error { return code == .invalidActivationCode }
             return false
         }
         // A weak PIN is refused before anything is sent.
         await assertEidError({
-            try await service.activate(
+            try await eid.activate(
                 userID: self.userID, activationCode: try self.server.activationCode(identity: self.identity),
                 pin: "123456")
         }) { error in
-            if case .PinRefused(let kind, _) = error { return kind == "sequence" }
+            if case .PinRefused(let kind, _) = error { return kind == .sequence }
             return false
         }
         let code = try server.activationCode(identity: identity)
-        let account = try await service.activate(userID: userID, activationCode: code, pin: Self.pin)
+        let account = try await eid.activate(userID: userID, activationCode: code, pin: Self.pin)
         XCTAssertEqual(account.userId, userID)
         XCTAssertEqual(account.identityId, identity)
         XCTAssertEqual(account.state, .active)
         XCTAssertFalse(keyStore.aliases.isEmpty, "activation made no key")
-        let accounts = try await service.accounts()
+        let accounts = try await eid.accounts()
         XCTAssertEqual(accounts.map(\.accountId), [account.accountId])
-        let pending = try await service.pendingActivation()
+        let pending = try await eid.pendingActivation()
         XCTAssertNil(pending)
 
         // Open the same database again (the app restarting): the account is there.
-        let reopened = try makeService(keyStore)
+        let reopened = try makeAuthenticator(keyStore)
         let reopenedAccounts = try await reopened.accounts()
         XCTAssertEqual(reopenedAccounts, accounts)
         let reopenedList = try await reopened.refresh()
         XCTAssertEqual(reopenedList, [])
     }
 
+    func testAMalformedIdIsRefusedAsInvalidIdNamingItsKind() async throws {
+        // Ids come from the records the library returns; only the raw FFI
+        // object takes one typed by hand.
+        let eid = try makeAuthenticator(SoftwareKeyStore())
+        await assertEidError({
+            try eid.core.requestsFor(accountId: "not-an-id", language: .english)
+        }) { $0 == .InvalidId(what: .authenticator) }
+    }
+
     // MARK: Pull and approve
 
     func testRefreshShowsRequestAndStreamEmitsIt() async throws {
-        let (service, account) = try await activatedService()
-        let stream = await service.requestUpdates()
+        let (eid, account) = try await activatedAuthenticator()
+        let stream = await eid.requestUpdates()
         var iterator = stream.makeAsyncIterator()
         let initial = await iterator.next()
         XCTAssertEqual(initial, [])
 
         let text = "Log in to Swift Test Bank online banking"
-        let (requestID, view) = try await pulledRequest(service, text: text)
+        let (requestID, view) = try await pulledRequest(eid, text: text)
         XCTAssertEqual(view.accountId, account.accountId)
         XCTAssertEqual(view.userId, userID)
         XCTAssertEqual(view.kind, .login)
@@ -148,20 +157,20 @@ final class AuthenticatorTests: ServerTestCase {
 
         let emitted = await iterator.next()
         XCTAssertEqual(emitted?.map(\.requestId), [requestID])
-        let current = await service.requests
+        let current = await eid.requests
         XCTAssertEqual(current.map(\.requestId), [requestID])
     }
 
     func testApprovalRightAfterDisplayIsTooFastThenAccepted() async throws {
-        let service = try makeService(SoftwareKeyStore(), minReadMs: nil)
+        let eid = try makeAuthenticator(SoftwareKeyStore(), minReadMs: nil)
         let code = try server.activationCode(identity: identity)
-        _ = try await service.activate(userID: userID, activationCode: code, pin: Self.pin)
+        _ = try await eid.activate(userID: userID, activationCode: code, pin: Self.pin)
         let text = "Read before you approve"
-        let (requestID, view) = try await pulledRequest(service, text: text)
-        let token = try await service.unlock(view, pin: Self.pin)
+        let (requestID, view) = try await pulledRequest(eid, text: text)
+        let token = try await eid.unlock(view, pin: Self.pin)
         var waitMs: UInt64 = 0
         do {
-            _ = try await service.approve(token, swipeConfirmed: true)
+            _ = try await eid.approve(token, swipeConfirmed: true)
             XCTFail("an approval right after display must be refused")
         } catch EidError.TooFast(let wait) {
             waitMs = wait
@@ -170,23 +179,23 @@ final class AuthenticatorTests: ServerTestCase {
         XCTAssertEqual(try server.status(request: requestID, text: text).status, "pending")
         try await Task.sleep(for: .milliseconds(Int(waitMs) + 50))
         // The same unlock: the refusal did not use it up.
-        let receipt = try await service.approve(token, swipeConfirmed: true)
+        let receipt = try await eid.approve(token, swipeConfirmed: true)
         XCTAssertEqual(receipt.outcome, .approved)
         XCTAssertEqual(try server.status(request: requestID, text: text).status, "approved")
     }
 
     func testApprove() async throws {
-        let (service, account) = try await activatedService()
+        let (eid, account) = try await activatedAuthenticator()
         let text = "Approve login to Swift Test Bank"
-        let (requestID, view) = try await pulledRequest(service, text: text)
+        let (requestID, view) = try await pulledRequest(eid, text: text)
 
-        let token = try await service.unlock(view, pin: Self.pin)
+        let token = try await eid.unlock(view, pin: Self.pin)
         XCTAssertEqual(token.requestId(), requestID)
         XCTAssertEqual(token.accountId(), account.accountId)
         // Approving needs the completed swipe.
-        await assertEidError({ try await service.approve(token, swipeConfirmed: false) }) { $0 == .SwipeRequired }
+        await assertEidError({ try await eid.approve(token, swipeConfirmed: false) }) { $0 == .SwipeRequired }
 
-        let receipt = try await service.approve(token, swipeConfirmed: true)
+        let receipt = try await eid.approve(token, swipeConfirmed: true)
         XCTAssertEqual(receipt.outcome, .approved)
         XCTAssertEqual(receipt.requestId, requestID)
         XCTAssertEqual(receipt.accountId, account.accountId)
@@ -197,33 +206,33 @@ final class AuthenticatorTests: ServerTestCase {
         XCTAssertEqual(status.status, "approved")
         XCTAssertNotNil(status.receipt)
         // The phone no longer lists it, locally or after a pull.
-        let local = await service.requests
+        let local = await eid.requests
         XCTAssertFalse(local.contains { $0.requestId == requestID })
-        let afterApprove = try await service.refresh()
+        let afterApprove = try await eid.refresh()
         XCTAssertEqual(afterApprove, [])
     }
 
     func testDenyAndReportFraud() async throws {
-        let (service, _) = try await activatedService()
-        let (denied, deniedView) = try await pulledRequest(service, text: "Log in to the tax portal")
-        let denyOutcome = try await service.deny(deniedView).outcome
+        let (eid, _) = try await activatedAuthenticator()
+        let (denied, deniedView) = try await pulledRequest(eid, text: "Log in to the tax portal")
+        let denyOutcome = try await eid.deny(deniedView).outcome
         XCTAssertEqual(denyOutcome, .denied)
         XCTAssertEqual(try server.status(request: denied).status, "denied")
-        let (fraud, fraudView) = try await pulledRequest(service, text: "Log in to a bank you never used")
-        let fraudOutcome = try await service.reportFraud(fraudView).outcome
+        let (fraud, fraudView) = try await pulledRequest(eid, text: "Log in to a bank you never used")
+        let fraudOutcome = try await eid.reportFraud(fraudView).outcome
         XCTAssertEqual(fraudOutcome, .fraudReported)
         XCTAssertEqual(try server.status(request: fraud).status, "fraud_reported")
     }
 
     func testBlockFromTheAppNeedsNoPinAndCancelsPending() async throws {
-        let (service, _) = try await activatedService()
-        let (pending, _) = try await pulledRequest(service, text: "Log in to a bank you never used")
-        let accounts = try await service.accounts()
+        let (eid, _) = try await activatedAuthenticator()
+        let (pending, _) = try await pulledRequest(eid, text: "Log in to a bank you never used")
+        let accounts = try await eid.accounts()
         let account = try XCTUnwrap(accounts.first)
-        try await service.blockIdentity(account)
-        let state = try await service.accounts().first?.state
+        try await eid.blockIdentity(account)
+        let state = try await eid.accounts().first?.state
         XCTAssertEqual(state, .blocked)
-        let shown = try await service.reloadLocal()
+        let shown = try await eid.reload()
         XCTAssertTrue(shown.isEmpty)
         XCTAssertEqual(try server.status(request: pending).status, "cancelled")
     }
@@ -231,30 +240,30 @@ final class AuthenticatorTests: ServerTestCase {
     // MARK: PIN
 
     func testWrongPin() async throws {
-        let (service, _) = try await activatedService()
-        let (requestID, view) = try await pulledRequest(service, text: "Log in with a typo")
-        await assertEidError({ try await service.unlock(view, pin: "864209") }) {
+        let (eid, _) = try await activatedAuthenticator()
+        let (requestID, view) = try await pulledRequest(eid, text: "Log in with a typo")
+        await assertEidError({ try await eid.unlock(view, pin: "864209") }) {
             if case .WrongPin(let attemptsLeft, _) = $0 { return attemptsLeft == 9 }
             return false
         }
         // Nothing was decided: still pending on the server and on the phone.
         XCTAssertEqual(try server.status(request: requestID).status, "pending")
-        let stillListed = try await service.refresh().map(\.requestId)
+        let stillListed = try await eid.refresh().map(\.requestId)
         XCTAssertEqual(stillListed, [requestID])
         // The right PIN still works.
-        let token = try await service.unlock(view, pin: Self.pin)
-        let outcome = try await service.approve(token, swipeConfirmed: true).outcome
+        let token = try await eid.unlock(view, pin: Self.pin)
+        let outcome = try await eid.approve(token, swipeConfirmed: true).outcome
         XCTAssertEqual(outcome, .approved)
     }
 
     func testLockoutAfterThreeWrongPins() async throws {
-        let (service, _) = try await activatedService()
-        let (requestID, view) = try await pulledRequest(service, text: "Log in, locked out")
+        let (eid, _) = try await activatedAuthenticator()
+        let (requestID, view) = try await pulledRequest(eid, text: "Log in, locked out")
         var attempts: [UInt32] = []
         var lastRetry: UInt64 = 0
         for wrong in ["864209", "975310", "208642"] {
             do {
-                _ = try await service.unlock(view, pin: wrong)
+                _ = try await eid.unlock(view, pin: wrong)
                 XCTFail("wrong PIN accepted")
             } catch EidError.WrongPin(let attemptsLeft, let retryAfterMs) {
                 attempts.append(attemptsLeft)
@@ -264,7 +273,7 @@ final class AuthenticatorTests: ServerTestCase {
         XCTAssertEqual(attempts, [9, 8, 7])
         XCTAssertGreaterThan(lastRetry, 0, "the third wrong PIN starts a wait")
         // Locked: even the right PIN is refused.
-        await assertEidError({ try await service.unlock(view, pin: Self.pin) }) {
+        await assertEidError({ try await eid.unlock(view, pin: Self.pin) }) {
             if case .LockedOut(let retryAfterMs) = $0 { return retryAfterMs > 0 }
             return false
         }
@@ -275,24 +284,24 @@ final class AuthenticatorTests: ServerTestCase {
 
     func testKeyStoreErrorsSurfaceAsEidError() async throws {
         let keyStore = SoftwareKeyStore()
-        let (service, _) = try await activatedService(keyStore)
-        let (requestID, view) = try await pulledRequest(service, text: "Log in, keystore broken")
-        let token = try await service.unlock(view, pin: Self.pin)
+        let (eid, _) = try await activatedAuthenticator(keyStore)
+        let (requestID, view) = try await pulledRequest(eid, text: "Log in, keystore broken")
+        let token = try await eid.unlock(view, pin: Self.pin)
 
         // A declared KeyStoreError.
         keyStore.setSignFailure(.declared)
-        await assertEidError({ try await service.approve(token, swipeConfirmed: true) }) {
+        await assertEidError({ try await eid.approve(token, swipeConfirmed: true) }) {
             if case .KeyStore(let message) = $0 { return message.contains("told to fail") }
             return false
         }
         // An error the bindings do not know: still an EidError, not a crash.
         keyStore.setSignFailure(.undeclared)
-        await assertEidError({ try await service.deny(view) }) {
+        await assertEidError({ try await eid.deny(view) }) {
             if case .KeyStore(let message) = $0 { return message.contains("UndeclaredError") }
             return false
         }
         // Pulls are signed too: a failing keystore fails the pull, cleanly.
-        await assertEidError({ try await service.refresh() }) {
+        await assertEidError({ try await eid.refresh() }) {
             if case .KeyStore = $0 { return true }
             return false
         }
@@ -300,16 +309,16 @@ final class AuthenticatorTests: ServerTestCase {
 
         // Working again: the request can still be decided.
         keyStore.setSignFailure(.none)
-        let again = try await service.unlock(view, pin: Self.pin)
-        let outcome = try await service.approve(again, swipeConfirmed: true).outcome
+        let again = try await eid.unlock(view, pin: Self.pin)
+        let outcome = try await eid.approve(again, swipeConfirmed: true).outcome
         XCTAssertEqual(outcome, .approved)
     }
 
     // MARK: Foreground pulls
 
     func testForegroundPullerPullsOnForegroundAndPeriodically() async throws {
-        let (service, _) = try await activatedService()
-        let puller = ForegroundPuller(service: service, interval: .milliseconds(300))
+        let (eid, _) = try await activatedAuthenticator()
+        let puller = ForegroundPuller(eid: eid, interval: .milliseconds(300))
         let events = await puller.events()
         var iterator = events.makeAsyncIterator()
 
@@ -317,7 +326,7 @@ final class AuthenticatorTests: ServerTestCase {
         await puller.appDidEnterForeground()
         guard case .pulled(let count)? = await iterator.next() else { return XCTFail("no pull") }
         XCTAssertEqual(count, 1)
-        let listed = await service.requests.map(\.requestId)
+        let listed = await eid.requests.map(\.requestId)
         XCTAssertEqual(listed, [requestID])
 
         // While in the foreground it pulls again by itself.
@@ -335,18 +344,18 @@ final class ExpiryTests: ServerTestCase {
     override var requestLifetime: Int { 3 }
 
     func testExpiredRequestCannotBeApproved() async throws {
-        let (service, _) = try await activatedService()
-        let (requestID, view) = try await pulledRequest(service, text: "Log in, too late")
+        let (eid, _) = try await activatedAuthenticator()
+        let (requestID, view) = try await pulledRequest(eid, text: "Log in, too late")
         XCTAssertLessThanOrEqual(view.timeLeftMs, 3000)
         try await Task.sleep(for: .seconds(4))
 
         // The local countdown has run out: the app stops listing it.
-        let stillListedLocally = try await service.reloadLocal().contains { $0.requestId == requestID }
+        let stillListedLocally = try await eid.reload().contains { $0.requestId == requestID }
         XCTAssertFalse(stillListedLocally)
-        await assertEidError({ try await service.unlock(view, pin: Self.pin) }) {
+        await assertEidError({ try await eid.unlock(view, pin: Self.pin) }) {
             $0 == .Expired || $0 == .UnknownRequest
         }
-        let afterExpiry = try await service.refresh()
+        let afterExpiry = try await eid.refresh()
         XCTAssertEqual(afterExpiry, [])
         XCTAssertEqual(try server.status(request: requestID).status, "expired")
     }

@@ -18,7 +18,7 @@ public actor ForegroundPuller {
         case failed(EidError)
     }
 
-    private let service: AuthenticatorService
+    private let eid: EidAuthenticator
     private let interval: Duration?
     private var loop: Task<Void, Never>?
     private var inFlight: Task<Void, Never>?
@@ -30,10 +30,10 @@ public actor ForegroundPuller {
     /// Creates a puller.
     ///
     /// - Parameters:
-    ///   - service: the authenticator to refresh.
+    ///   - eid: the authenticator to refresh.
     ///   - interval: if set, pull again this often while in the foreground.
-    public init(service: AuthenticatorService, interval: Duration? = nil) {
-        self.service = service
+    public init(eid: EidAuthenticator, interval: Duration? = nil) {
+        self.eid = eid
         self.interval = interval
     }
 
@@ -82,11 +82,11 @@ public actor ForegroundPuller {
 
     private func pullNow() {
         guard inFlight == nil else { return }
-        let service = self.service
+        let eid = self.eid
         inFlight = Task { [weak self] in
             let event: Event
             do {
-                event = .pulled(count: try await service.refresh().count)
+                event = .pulled(count: try await eid.refresh().count)
             } catch let error as EidError {
                 event = .failed(error)
             } catch {

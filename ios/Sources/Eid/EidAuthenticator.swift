@@ -1,4 +1,4 @@
-@_exported import EidBindings
+@_exported import EidFFI
 import Foundation
 
 /// How to open the authenticator: where its database lives and which server
@@ -15,7 +15,7 @@ public struct AuthenticatorConfiguration: Sendable, Hashable {
     /// PBKDF2 iterations for new PIN keys. Leave `nil` in apps: the core then
     /// calibrates on the device. A fixed low value is for tests only.
     public var kdfIterations: UInt32?
-    /// Minimum read time in milliseconds: ``AuthenticatorService/approve(_:swipeConfirmed:bindingCode:)``
+    /// Minimum read time in milliseconds: ``EidAuthenticator/approve(_:swipeConfirmed:bindingCode:)``
     /// throws `EidError.TooFast` until the request was first shown this long
     /// ago. Leave `nil` in apps (the core's default, 1500 ms); a small value is
     /// for tests only.
@@ -57,11 +57,14 @@ public struct AuthenticatorConfiguration: Sendable, Hashable {
 /// throws ``EidError``. After each pull or decision the current request list
 /// is sent to every stream from ``requestUpdates()``.
 ///
+/// The same class, with the same method names where Swift allows, as the
+/// Kotlin shell's `EidAuthenticator`.
+///
 /// ```swift
-/// let service = try AuthenticatorService(configuration: config, keyStore: SecureEnclaveKeyStore())
-/// for await requests in await service.requestUpdates() { render(requests) }
+/// let eid = try EidAuthenticator(configuration: config, keyStore: SecureEnclaveKeyStore())
+/// for await requests in await eid.requestUpdates() { render(requests) }
 /// ```
-public actor AuthenticatorService {
+public actor EidAuthenticator {
     /// The generated FFI object (thread-safe). Use it for calls this wrapper
     /// does not cover.
     public nonisolated let core: Authenticator
@@ -115,7 +118,7 @@ public actor AuthenticatorService {
     /// Re-reads the stored requests without the network (countdowns are
     /// recomputed) and publishes them.
     @discardableResult
-    public func reloadLocal() throws -> [RequestView] {
+    public func reload() throws -> [RequestView] {
         let list = try core.requests(language: configuration.language)
         publish(list)
         return list
@@ -172,28 +175,32 @@ public actor AuthenticatorService {
     /// The requests of the person chosen on the household screen (local store
     /// only; countdowns recomputed).
     ///
-    /// - Throws: ``EidError/UnknownRequest`` when the person is not on this phone.
+    /// - Throws: ``EidError/UnknownRequest`` when the person is no longer on this phone.
     public func requests(for person: PersonSummary) throws -> [RequestView] {
-        try core.requestsFor(accountIdHex: person.accountId, language: configuration.language)
+        try core.requestsFor(accountId: person.accountId, language: configuration.language)
     }
 
     /// Removes an account and its keys from this phone.
     public func removeAccount(_ account: AccountInfo) throws {
-        try core.removeAccount(accountIdHex: account.accountId)
-        try reloadLocal()
+        try core.removeAccount(accountId: account.accountId)
+        try reload()
     }
 
     /// Blocks the account's identity at once ("I suspect abuse"); no PIN
     /// needed. The server cancels its pending requests and refuses new ones
     /// until support unblocks; the account then shows as blocked.
     public func blockIdentity(_ account: AccountInfo) async throws {
-        try await core.blockIdentity(accountIdHex: account.accountId)
-        _ = try? reloadLocal()
+        try await core.blockIdentity(accountId: account.accountId)
+        _ = try? reload()
     }
 
-    /// Changes an account's PIN; needs the old one.
-    public func changePIN(for account: AccountInfo, old: String, new: String) async throws {
-        try await core.changePin(accountIdHex: account.accountId, oldPin: old, newPin: new)
+    /// Changes an account's PIN; needs the old one (counted like an unlock).
+    ///
+    /// - Throws: ``EidError/WrongPin(attemptsLeft:retryAfterMs:)`` for a wrong
+    ///   old PIN; ``EidError/PinRefused(kind:reason:)`` when the new one
+    ///   breaks the policy.
+    public func changePin(for account: AccountInfo, oldPin: String, newPin: String) async throws {
+        try await core.changePin(accountId: account.accountId, oldPin: oldPin, newPin: newPin)
     }
 
     // MARK: Security feed
@@ -202,7 +209,7 @@ public actor AuthenticatorService {
     /// new devices, contact changes, blocks, lockouts, fraud reports and (when
     /// turned on) every use. Each entry says what to do if it wasn't them.
     public func events(for account: AccountInfo) throws -> [EventView] {
-        try core.events(accountIdHex: account.accountId, language: configuration.language)
+        try core.events(accountId: account.accountId, language: configuration.language)
     }
 
     /// Decisions the server holds for the account that this phone never
@@ -210,17 +217,17 @@ public actor AuthenticatorService {
     /// journal: someone has a copy of its keys. Show this as the most serious
     /// warning and offer ``blockIdentity(_:)``.
     public func journalAlarms(for account: AccountInfo) throws -> [JournalAlarm] {
-        try core.journalAlarms(accountIdHex: account.accountId)
+        try core.journalAlarms(accountId: account.accountId)
     }
 
     /// Whether the account's identity sends a notice on every use (as last pulled).
     public func notifyEveryUse(for account: AccountInfo) throws -> Bool {
-        try core.notifyEveryUse(accountIdHex: account.accountId)
+        try core.notifyEveryUse(accountId: account.accountId)
     }
 
     /// Turns "notify me on every use" on or off (no PIN).
     public func setNotifyEveryUse(_ on: Bool, for account: AccountInfo) async throws {
-        try await core.setNotifyEveryUse(accountIdHex: account.accountId, on: on)
+        try await core.setNotifyEveryUse(accountId: account.accountId, on: on)
     }
 
     // MARK: New device from an existing one
@@ -237,6 +244,11 @@ public actor AuthenticatorService {
         try core.pendingDeviceEnrolment()
     }
 
+    /// New phone: re-sends an enrolment whose answer was lost (same keys).
+    public func resumeDeviceEnrolment() async throws -> DeviceEnrolment {
+        try await core.resumeDeviceEnrolment()
+    }
+
     /// New phone: how the enrolment stands; the account is stored once it is
     /// activated after the waiting period.
     ///
@@ -244,7 +256,7 @@ public actor AuthenticatorService {
     ///   or cancelled it, it expired, or the identity was blocked.
     public func pollDeviceEnrolment() async throws -> EnrolmentStatus {
         let status = try await core.pollDeviceEnrolment()
-        if case .activated = status { _ = try? reloadLocal() }
+        if case .activated = status { _ = try? reload() }
         return status
     }
 
@@ -255,26 +267,26 @@ public actor AuthenticatorService {
 
     /// Existing phone: new devices being added to the account's identity.
     public func pendingDevices(for account: AccountInfo) throws -> [PendingDevice] {
-        try core.pendingDevices(accountIdHex: account.accountId)
+        try core.pendingDevices(accountId: account.accountId)
     }
 
     /// Existing phone: cancels a new device being added ("not my phone"); no PIN.
-    public func cancel(_ device: PendingDevice, for account: AccountInfo) async throws {
+    public func cancelDeviceEnrolment(_ device: PendingDevice, for account: AccountInfo) async throws {
         try await core.cancelDeviceEnrolment(
-            accountIdHex: account.accountId, enrolmentIdHex: device.enrolmentId)
+            accountId: account.accountId, enrolmentId: device.enrolmentId)
     }
 
-    // MARK: Self-service changes
+    // MARK: Contact changes
 
     /// Open changes of the account's phone number or e-mail (as of the last
     /// ``refresh()``), with when each can complete at the earliest.
     public func pendingContactChanges(for account: AccountInfo) throws -> [PendingContactChange] {
-        try core.pendingContactChanges(accountIdHex: account.accountId)
+        try core.pendingContactChanges(accountId: account.accountId)
     }
 
     /// Cancels an open contact change ("not me"); no PIN.
-    public func cancel(_ change: PendingContactChange, for account: AccountInfo) async throws {
-        try await core.cancelContactChange(accountIdHex: account.accountId, changeIdHex: change.changeId)
+    public func cancelContactChange(_ change: PendingContactChange, for account: AccountInfo) async throws {
+        try await core.cancelContactChange(accountId: account.accountId, changeId: change.changeId)
     }
 
     // MARK: Decisions
@@ -287,7 +299,7 @@ public actor AuthenticatorService {
     public func unlock(_ request: RequestView, pin: String) async throws -> UnlockToken {
         do {
             return try await core.unlock(
-                accountIdHex: request.accountId, requestIdHex: request.requestId, pin: pin)
+                accountId: request.accountId, requestId: request.requestId, pin: pin)
         } catch let error as EidError {
             try? reloadIfGone(error)
             throw error
@@ -313,14 +325,14 @@ public actor AuthenticatorService {
     /// Denies a request (no PIN needed).
     public func deny(_ request: RequestView) async throws -> Receipt {
         try await decided {
-            try await core.deny(accountIdHex: request.accountId, requestIdHex: request.requestId)
+            try await core.deny(accountId: request.accountId, requestId: request.requestId)
         }
     }
 
     /// Denies a request and reports it as fraud ("this wasn't me").
     public func reportFraud(_ request: RequestView) async throws -> Receipt {
         try await decided {
-            try await core.reportFraud(accountIdHex: request.accountId, requestIdHex: request.requestId)
+            try await core.reportFraud(accountId: request.accountId, requestId: request.requestId)
         }
     }
 
@@ -329,14 +341,14 @@ public actor AuthenticatorService {
     @discardableResult
     public func retryUnsentDecisions() async throws -> UInt32 {
         let n = try await core.retryUnsentDecisions()
-        _ = try? reloadLocal()
+        _ = try? reload()
         return n
     }
 
     private func decided(_ body: () async throws -> Receipt) async throws -> Receipt {
         do {
             let receipt = try await body()
-            _ = try? reloadLocal()
+            _ = try? reload()
             return receipt
         } catch let error as EidError {
             try? reloadIfGone(error)
@@ -349,7 +361,7 @@ public actor AuthenticatorService {
     private func reloadIfGone(_ error: EidError) throws {
         switch error {
         case .Expired, .UnknownRequest, .AlreadyDecided, .NotActivated, .Blocked:
-            try reloadLocal()
+            try reload()
         default:
             break
         }
