@@ -317,7 +317,10 @@ fn warning_kind_name(kind: WarningKind) -> &'static str {
         WarningKind::TextRefused => "text_refused",
         WarningKind::ProviderNameRefused => "provider_name_refused",
         WarningKind::BindingCodeRequired => "binding_code_required",
-        // Newer kinds (the mixed-script warning among them) print as "other".
+        WarningKind::SelfService => "self_service",
+        WarningKind::NewDevice => "new_device",
+        WarningKind::MixedScript => "mixed_script",
+        // A kind added to the core later prints as "other" until it is named here.
         _ => "other",
     }
 }
@@ -606,6 +609,22 @@ pub(crate) struct DemoStep {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_warning_kind_of_the_core_has_its_own_json_name() {
+        let kinds = [
+            (WarningKind::OnlyApproveWhatYouStarted, "only_approve_what_you_started"),
+            (WarningKind::TextRefused, "text_refused"),
+            (WarningKind::ProviderNameRefused, "provider_name_refused"),
+            (WarningKind::BindingCodeRequired, "binding_code_required"),
+            (WarningKind::SelfService, "self_service"),
+            (WarningKind::NewDevice, "new_device"),
+            (WarningKind::MixedScript, "mixed_script"),
+        ];
+        for (kind, name) in kinds {
+            assert_eq!(warning_kind_name(kind), name);
+        }
+    }
 
     fn account(notify_every_use: Option<bool>) -> Account {
         Account {
