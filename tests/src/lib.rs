@@ -35,6 +35,15 @@ pub const TEST_KDF_ITERATIONS: u32 = 2_000;
 /// Name of the relying party every world registers.
 pub const PROVIDER_NAME: &str = "Nordisk Bank A/S";
 
+/// A minute in milliseconds, the unit of every clock here.
+pub const MINUTE_MS: u64 = 60_000;
+
+/// An hour in milliseconds.
+pub const HOUR_MS: u64 = 60 * MINUTE_MS;
+
+/// A day in milliseconds.
+pub const DAY_MS: u64 = 24 * HOUR_MS;
+
 /// A person known to the server, with a fresh activation code.
 #[derive(Debug, Clone)]
 pub struct Person {
@@ -121,6 +130,34 @@ impl World {
     /// The server's SQLite file (tests inspect the outbox through it).
     pub fn database_path(&self) -> PathBuf {
         self.dir.path().join("server").join("eid-server.sqlite3")
+    }
+
+    /// The server's SQLite file opened read-only: what a test checks that no
+    /// API shows (the outbox, events, row counts), without taking a write lock
+    /// from the running server.
+    pub fn read_database(&self) -> anyhow::Result<rusqlite::Connection> {
+        Ok(rusqlite::Connection::open_with_flags(
+            self.database_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?)
+    }
+
+    /// How many rows the server's `table` holds.
+    pub fn count_rows(&self, table: &str) -> anyhow::Result<i64> {
+        let db = self.read_database()?;
+        Ok(db.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+    }
+
+    /// The server's published API description (`GET /openapi.json`).
+    pub async fn openapi(&self) -> anyhow::Result<serde_json::Value> {
+        let endpoint = Endpoint::new(&self.base_url(), &self.spki_pin)?;
+        Ok(endpoint
+            .client
+            .get(format!("{}/openapi.json", endpoint.base_url))
+            .send()
+            .await?
+            .json()
+            .await?)
     }
 
     /// `https://127.0.0.1:PORT`.

@@ -6,11 +6,9 @@
 //! clock within a process and never shortened by a clock moved back.
 
 use eid_core::Error;
-use eid_e2e_tests::{PIN, Phone, World};
+use eid_e2e_tests::{DAY_MS, PIN, Phone, World};
 use eid_protocol::REQUEST_LIFETIME_MS;
 use eid_protocol::wire::RequestStatus;
-
-const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Sets the phone's wall clock a day ahead (`ahead`) or behind the server's.
 fn skew(w: &World, phone: &Phone, ahead: bool) {

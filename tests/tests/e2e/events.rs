@@ -134,11 +134,7 @@ impl Delivery {
 }
 
 fn deliveries(w: &World) -> Vec<Delivery> {
-    let conn = rusqlite::Connection::open_with_flags(
-        w.database_path(),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
+    let conn = w.read_database().unwrap();
     let mut stmt = conn
         .prepare(
             "SELECT e.kind, d.channel, d.address, d.attempts, d.delivered_at_ms IS NOT NULL, d.last_error, \
