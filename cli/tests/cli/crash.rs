@@ -1,4 +1,4 @@
-//! Crash consistency (issue 7 §1): every fail point of the core and the server
+//! Crash consistency (docs/reliability.md): every fail point of the core and the server
 //! is hit in a real process (`eid app ...` over the real core, `eid serve` over
 //! the real server library, TLS on 127.0.0.1, one temporary folder each), which
 //! kills itself there with SIGKILL (`EID_CRASH_AT`, feature `crash-points`,

@@ -1,4 +1,4 @@
-//! A new device added from an existing one (issue 5 §6): the new phone asks
+//! A new device added from an existing one (docs/threat-model.md): the new phone asks
 //! and shows a code, the existing phone approves a new-device request (PIN,
 //! swipe, the code), a waiting period of an hour follows during which the
 //! existing phone sees the new device and can cancel it, every step is a

@@ -1,4 +1,4 @@
-//! Property test of the PIN lockout through the real core (issue 7 §3): random
+//! Property test of the PIN lockout through the real core (docs/reliability.md): random
 //! right and wrong PINs, app restarts and wall-clock jumps of up to ±24 h,
 //! against real SQLite files. The count of wrong PINs never rolls back (not by
 //! a restart, not by the clock), a right PIN is accepted whenever no wait

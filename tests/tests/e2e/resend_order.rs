@@ -1,4 +1,4 @@
-//! Found by the crash-consistency work (issue 7 §1): decisions signed while
+//! Found by the crash-consistency work (docs/reliability.md): decisions signed while
 //! the server is unreachable are resent in the order of the phone's wall
 //! clock (`Store::unsent_decisions` orders by `created_at_ms`), but the
 //! server accepts them only in counter order. If the person set the phone's

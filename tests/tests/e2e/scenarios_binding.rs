@@ -1,4 +1,4 @@
-//! Channel binding from the login screen (issue 6 §1): a relying party asks
+//! Channel binding from the login screen (docs/threat-model.md): a relying party asks
 //! the server for a binding; the server returns a short code to type or a
 //! secret for a QR code that changes every second, to the relying party only.
 //! The phone signs the code it was given; the server checks it (a rotating

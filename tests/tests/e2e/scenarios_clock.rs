@@ -1,4 +1,4 @@
-//! Clock safety (issue 6 §6): a phone clock set a day off, at any stage,
+//! Clock safety (docs/threat-model.md): a phone clock set a day off, at any stage,
 //! changes nothing. Countdowns come from the server's deadline measured on the
 //! monotonic clock; device-signed requests carry the server's time as last
 //! seen (learnt from a pull, or from a `clock_skew` refusal after a restart),

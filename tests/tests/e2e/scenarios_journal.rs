@@ -1,4 +1,4 @@
-//! Tamper-evident device journal (issue 6 §7): every decision the phone
+//! Tamper-evident device journal (docs/threat-model.md): every decision the phone
 //! signs is chained on the phone; the server lists the identity's decisions
 //! on each pull; one by this phone's account that the phone never signed
 //! raises an alarm. Editing the chain is detected.

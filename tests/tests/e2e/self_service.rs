@@ -1,4 +1,4 @@
-//! Self-service (issue 5 §4 and §2's user-ID change): a person's browser asks
+//! Self-service, the user-ID change included (docs/threat-model.md): a person's browser asks
 //! the portal to change their phone number, e-mail address or user ID; the app
 //! shows self-service login requests; a contact change needs two approvals at
 //! least an hour apart (server clock); every attempt notifies both the old and
