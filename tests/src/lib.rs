@@ -21,7 +21,7 @@ use eid_api_client::{AdminClient, Endpoint, RelyingPartyClient};
 use eid_core::{Authenticator, KdfCost, ServerConfig, SoftwareKeyStore};
 use eid_protocol::crypto::SoftwareSigningKey;
 use eid_protocol::wire::{self, PullResponse, RequestStatusResponse};
-use eid_protocol::{IdentityId, PublicKey, RequestId, RequestKind};
+use eid_protocol::{AuthenticatorId, IdentityId, PublicKey, RequestId, RequestKind};
 use eid_server::{Clock as _, Config, ManualClock, RunningServer, ServerOptions};
 use tokio::sync::watch;
 
@@ -247,6 +247,22 @@ impl World {
         let phone = self.phone(name)?;
         phone.app.activate(user_id, &person.code, PIN).await?;
         Ok(phone)
+    }
+
+    /// A phone `name` activated for `person` with their activation code, and
+    /// the authenticator it now holds.
+    pub async fn activated_for(
+        &self,
+        person: &Person,
+        name: &str,
+    ) -> anyhow::Result<(Phone, AuthenticatorId)> {
+        let phone = self.phone(name)?;
+        let id = phone
+            .app
+            .activate(&person.user_id, &person.code, PIN)
+            .await?
+            .authenticator_id;
+        Ok((phone, id))
     }
 
     /// Another phone for a person who already has one: support issues a new

@@ -23,13 +23,10 @@ const TEXT: &str = "Log på Nordisk Netbank";
 /// A person with one activated phone ("a").
 async fn person_with_phone(w: &World, user: &str) -> (Person, Phone, AuthenticatorId) {
     let person = w.person(user).await.unwrap();
-    let phone = w.phone(&format!("{user}-a")).unwrap();
-    let acc = phone
-        .app
-        .activate(user, &person.code, PIN)
+    let (phone, acc) = w
+        .activated_for(&person, &format!("{user}-a"))
         .await
-        .unwrap()
-        .authenticator_id;
+        .unwrap();
     (person, phone, acc)
 }
 

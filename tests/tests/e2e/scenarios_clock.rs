@@ -21,13 +21,7 @@ fn skew(w: &World, phone: &Phone, ahead: bool) {
 async fn a_day_off_at_every_stage(ahead: bool) {
     let mut w = World::start().await.unwrap();
     let person = w.person("dina#1977s").await.unwrap();
-    let mut phone = w.phone("skewed").unwrap();
-    let id = phone
-        .app
-        .activate(&person.user_id, &person.code, PIN)
-        .await
-        .unwrap()
-        .authenticator_id;
+    let (mut phone, id) = w.activated_for(&person, "skewed").await.unwrap();
 
     // Before the first pull: the signed pull is refused for its timestamp
     // once, the core learns the server's time and signs again.
@@ -112,13 +106,7 @@ async fn a_phone_clock_a_day_behind_changes_nothing() {
 async fn device_calls_other_than_the_pull_correct_a_wrong_clock_too() {
     let w = World::start().await.unwrap();
     let person = w.person("eli#1966t").await.unwrap();
-    let phone = w.phone("blocker").unwrap();
-    let id = phone
-        .app
-        .activate(&person.user_id, &person.code, PIN)
-        .await
-        .unwrap()
-        .authenticator_id;
+    let (phone, id) = w.activated_for(&person, "blocker").await.unwrap();
     // No pull yet in this process: "block my identity" must still work with
     // the phone's clock a day ahead (an emergency action).
     skew(&w, &phone, true);
@@ -134,13 +122,7 @@ async fn device_calls_other_than_the_pull_correct_a_wrong_clock_too() {
 async fn moving_the_clock_does_not_shorten_a_pin_lockout() {
     let w = World::start().await.unwrap();
     let person = w.person("finn#1955u").await.unwrap();
-    let mut phone = w.phone("guessing").unwrap();
-    let id = phone
-        .app
-        .activate(&person.user_id, &person.code, PIN)
-        .await
-        .unwrap()
-        .authenticator_id;
+    let (mut phone, id) = w.activated_for(&person, "guessing").await.unwrap();
     let req = w.login(&person.user_id, "Log på").await.unwrap();
     phone.app.refresh().await.unwrap();
     for _ in 0..3 {

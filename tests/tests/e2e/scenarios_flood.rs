@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use eid_api_client::{ApiFailure, Endpoint, RelyingPartyClient};
 use eid_core::{Language, SecurityEventKind};
-use eid_e2e_tests::{HOUR_MS, MINUTE_MS, PIN, PROVIDER_NAME, Phone, World};
+use eid_e2e_tests::{HOUR_MS, MINUTE_MS, PROVIDER_NAME, Phone, World};
 use eid_protocol::wire::{CreateRequestRequest, ErrorCode};
 use eid_protocol::{AuthenticatorId, RequestKind};
 use eid_server::Config;
@@ -19,13 +19,7 @@ const TEXT: &str = "Log på Nordisk Netbank";
 
 async fn activated(w: &World, user_id: &str) -> (Phone, AuthenticatorId) {
     let person = w.person(user_id).await.unwrap();
-    let phone = w.phone(user_id).unwrap();
-    let account = phone
-        .app
-        .activate(user_id, &person.code, PIN)
-        .await
-        .unwrap();
-    (phone, account.authenticator_id)
+    w.activated_for(&person, user_id).await.unwrap()
 }
 
 async fn create(rp: &RelyingPartyClient, user_id: &str) -> Result<(), ApiFailure> {

@@ -54,13 +54,7 @@ async fn person(w: &World, user_id: &str, phone: &str, email: &str) -> Person {
 
 async fn grete(w: &World) -> (Person, Phone, AuthenticatorId) {
     let p = person(w, USER, OLD_PHONE, OLD_EMAIL).await;
-    let phone = w.phone("grete").unwrap();
-    let acc = phone
-        .app
-        .activate(USER, &p.code, PIN)
-        .await
-        .unwrap()
-        .authenticator_id;
+    let (phone, acc) = w.activated_for(&p, "grete").await.unwrap();
     (p, phone, acc)
 }
 
