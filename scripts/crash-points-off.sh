@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Checks that release builds carry no fail point (issue 7 §1): the feature
+# Checks that release builds carry no fail point (docs/reliability.md): the feature
 # `crash-points` is off in `cargo build --release --bin eid` (only the cli's
-# dev-dependencies turn it on, for cli/tests/crash.rs), no point name is in the
+# dev-dependencies turn it on, for cli/tests/cli/crash.rs), no point name is in the
 # binary, and EID_CRASH_AT at every point is ignored: an activation through
 # `eid serve` and `eid app activate` with the variable set completes and
 # neither process dies.

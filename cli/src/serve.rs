@@ -1,5 +1,5 @@
 //! `eid serve`: the reference server in the foreground on a data folder, for
-//! scripts and the crash harness (cli/tests/crash.rs), which needs a server it
+//! scripts and the crash harness (cli/tests/cli/crash.rs), which needs a server it
 //! can kill with SIGKILL and restart on the same folder. The production server
 //! is the `eid-server` binary (configuration file, logs); this one takes two flags.
 

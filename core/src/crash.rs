@@ -1,4 +1,4 @@
-//! Fail points for the crash-consistency harness (cli/tests/crash.rs).
+//! Fail points for the crash-consistency harness (cli/tests/cli/crash.rs).
 //!
 //! Compiled only with the cargo feature `crash-points` (off by default, so a
 //! release build contains no fail point and ignores `EID_CRASH_AT`). With the

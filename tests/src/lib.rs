@@ -21,7 +21,7 @@ use eid_api_client::{AdminClient, Endpoint, RelyingPartyClient};
 use eid_core::{Authenticator, KdfCost, ServerConfig, SoftwareKeyStore};
 use eid_protocol::crypto::SoftwareSigningKey;
 use eid_protocol::wire::{self, PullResponse, RequestStatusResponse};
-use eid_protocol::{IdentityId, PublicKey, RequestId, RequestKind};
+use eid_protocol::{AuthenticatorId, IdentityId, PublicKey, RequestId, RequestKind};
 use eid_server::{Clock as _, Config, ManualClock, RunningServer, ServerOptions};
 use tokio::sync::watch;
 
@@ -34,6 +34,15 @@ pub const TEST_KDF_ITERATIONS: u32 = 2_000;
 
 /// Name of the relying party every world registers.
 pub const PROVIDER_NAME: &str = "Nordisk Bank A/S";
+
+/// A minute in milliseconds, the unit of every clock here.
+pub const MINUTE_MS: u64 = 60_000;
+
+/// An hour in milliseconds.
+pub const HOUR_MS: u64 = 60 * MINUTE_MS;
+
+/// A day in milliseconds.
+pub const DAY_MS: u64 = 24 * HOUR_MS;
 
 /// A person known to the server, with a fresh activation code.
 #[derive(Debug, Clone)]
@@ -123,6 +132,34 @@ impl World {
         self.dir.path().join("server").join("eid-server.sqlite3")
     }
 
+    /// The server's SQLite file opened read-only: what a test checks that no
+    /// API shows (the outbox, events, row counts), without taking a write lock
+    /// from the running server.
+    pub fn read_database(&self) -> anyhow::Result<rusqlite::Connection> {
+        Ok(rusqlite::Connection::open_with_flags(
+            self.database_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?)
+    }
+
+    /// How many rows the server's `table` holds.
+    pub fn count_rows(&self, table: &str) -> anyhow::Result<i64> {
+        let db = self.read_database()?;
+        Ok(db.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+    }
+
+    /// The server's published API description (`GET /openapi.json`).
+    pub async fn openapi(&self) -> anyhow::Result<serde_json::Value> {
+        let endpoint = Endpoint::new(&self.base_url(), &self.spki_pin)?;
+        Ok(endpoint
+            .client
+            .get(format!("{}/openapi.json", endpoint.base_url))
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
     /// `https://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
         format!("https://{}", self.addr)
@@ -210,6 +247,22 @@ impl World {
         let phone = self.phone(name)?;
         phone.app.activate(user_id, &person.code, PIN).await?;
         Ok(phone)
+    }
+
+    /// A phone `name` activated for `person` with their activation code, and
+    /// the authenticator it now holds.
+    pub async fn activated_for(
+        &self,
+        person: &Person,
+        name: &str,
+    ) -> anyhow::Result<(Phone, AuthenticatorId)> {
+        let phone = self.phone(name)?;
+        let id = phone
+            .app
+            .activate(&person.user_id, &person.code, PIN)
+            .await?
+            .authenticator_id;
+        Ok((phone, id))
     }
 
     /// Another phone for a person who already has one: support issues a new

@@ -2,13 +2,12 @@
 //! that survive restarts, destruction of the PIN key at ten, PIN change.
 
 use eid_core::{AccountState, Error};
-use eid_e2e_tests::{PIN, Phone, World};
+use eid_e2e_tests::{MINUTE_MS, PIN, Phone, World};
 use eid_protocol::{AuthenticatorId, RequestId};
 
 const USER: &str = "grete#1950x";
 const TEXT: &str = "Log på Nordisk Netbank";
 const WRONG: &str = "902613";
-const MINUTE: u64 = 60_000;
 
 async fn pulled_login(w: &World, phone: &Phone) -> RequestId {
     let request = w.login(USER, TEXT).await.unwrap();
@@ -45,13 +44,13 @@ async fn wrong_pins_escalate_survive_restarts_and_destroy_the_key_at_ten() {
         phone.app.unlock(&acc, &request, WRONG).await.unwrap_err(),
         Error::WrongPin {
             attempts_left: 7,
-            retry_after_ms: MINUTE
+            retry_after_ms: MINUTE_MS
         }
     );
     // During the wait even the right PIN is refused, and not counted.
     assert!(matches!(
         phone.app.unlock(&acc, &request, PIN).await,
-        Err(Error::LockedOut { retry_after_ms }) if retry_after_ms <= MINUTE && retry_after_ms > 0
+        Err(Error::LockedOut { retry_after_ms }) if retry_after_ms <= MINUTE_MS && retry_after_ms > 0
     ));
     phone.restart().unwrap();
     assert!(matches!(
@@ -59,7 +58,7 @@ async fn wrong_pins_escalate_survive_restarts_and_destroy_the_key_at_ten() {
         Err(Error::LockedOut { .. })
     ));
     // After the wait the right PIN works and resets the count.
-    w.advance(MINUTE, &[&phone]);
+    w.advance(MINUTE_MS, &[&phone]);
     let unlock = phone.app.unlock(&acc, &request, PIN).await.unwrap();
     phone.app.approve(&unlock, true, None).await.unwrap();
 
@@ -75,13 +74,13 @@ async fn wrong_pins_escalate_survive_restarts_and_destroy_the_key_at_ten() {
             err,
             Error::WrongPin {
                 attempts_left: 9 - i as u32,
-                retry_after_ms: wait_minutes * MINUTE
+                retry_after_ms: wait_minutes * MINUTE_MS
             }
         );
         if i % 3 == 0 {
             phone.restart().unwrap();
         }
-        w.advance(wait_minutes * MINUTE, &[&phone]);
+        w.advance(wait_minutes * MINUTE_MS, &[&phone]);
     }
     assert_eq!(
         phone

@@ -1,16 +1,11 @@
-//! Found by the crash-consistency work (issue 7 §1): decisions signed while
-//! the server is unreachable are resent in the order of the phone's wall
-//! clock (`Store::unsent_decisions` orders by `created_at_ms`), but the
-//! server accepts them only in counter order. If the person set the phone's
-//! clock back between two offline approvals, the later decision (higher
-//! counter, earlier timestamp) is resent first; the earlier one then meets
-//! `counter_replay`, which the core treats as final and stores as refused:
-//! an approval the person made is dropped (never acknowledged, so no
-//! invariant of the RP is broken, but the login fails).
-//!
-//! The fix is one line in core/src/store.rs (`ORDER BY counter` instead of
-//! `ORDER BY created_at_ms`), a file this branch may not change beyond fail
-//! points; the test is ignored until it lands.
+//! Found by the crash-consistency work (docs/reliability.md): decisions
+//! signed while the server is unreachable used to be resent in the order of
+//! the phone's wall clock, but the server accepts them only in counter order.
+//! If the person set the phone's clock back between two offline approvals, the
+//! later decision (higher counter, earlier timestamp) was resent first; the
+//! earlier one then met `counter_replay`, which the core treats as final and
+//! stores as refused: an approval the person made was dropped. The core now
+//! resends in counter order (core/src/store/decisions.rs); these tests keep it so.
 
 use eid_core::Error;
 use eid_e2e_tests::{PIN, World};

@@ -1,4 +1,4 @@
-//! Tamper-evident device journal (issue 6 §7): every decision the phone
+//! Tamper-evident device journal (docs/threat-model.md): every decision the phone
 //! signs is chained on the phone; the server lists the identity's decisions
 //! on each pull; one by this phone's account that the phone never signed
 //! raises an alarm. Editing the chain is detected.
@@ -12,13 +12,7 @@ use eid_protocol::wire::RequestStatus;
 async fn a_decision_the_device_never_made_raises_an_alarm() {
     let w = World::start().await.unwrap();
     let person = w.person("gro#1981v").await.unwrap();
-    let phone = w.phone("victim").unwrap();
-    let id = phone
-        .app
-        .activate(&person.user_id, &person.code, PIN)
-        .await
-        .unwrap()
-        .authenticator_id;
+    let (phone, id) = w.activated_for(&person, "victim").await.unwrap();
 
     // The phone's own decisions: journalled, no alarm.
     let own = w.login(&person.user_id, "Log på Netbank").await.unwrap();
@@ -79,13 +73,7 @@ async fn a_decision_the_device_never_made_raises_an_alarm() {
 async fn editing_the_device_journal_is_detected() {
     let w = World::start().await.unwrap();
     let person = w.person("hal#1972w").await.unwrap();
-    let mut phone = w.phone("edited").unwrap();
-    let id = phone
-        .app
-        .activate(&person.user_id, &person.code, PIN)
-        .await
-        .unwrap()
-        .authenticator_id;
+    let (mut phone, id) = w.activated_for(&person, "edited").await.unwrap();
     for text in ["Log på 1", "Log på 2", "Log på 3"] {
         let r = w.login(&person.user_id, text).await.unwrap();
         phone.app.refresh().await.unwrap();

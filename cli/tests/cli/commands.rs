@@ -1,6 +1,5 @@
 //! End-to-end tests of the `eid` binary: the demo, a scripted journey against a
 //! server started in this process, and bad input.
-#![allow(missing_docs, clippy::unwrap_used)]
 
 use std::io::Write;
 use std::path::Path;
@@ -8,20 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-const PIN: &str = "384726";
-
-/// Every variable the CLI reads, removed so the caller's environment can't leak in.
-const EID_VARS: &[&str] = &[
-    "EID_SERVER",
-    "EID_SPKI_PIN",
-    "EID_ADMIN_TOKEN",
-    "EID_ADMIN_TOKEN_FILE",
-    "EID_API_KEY",
-    "EID_APP_DIR",
-    "EID_PIN",
-    "EID_LANG",
-    "EID_KDF_ITERATIONS",
-];
+use crate::support::{PIN, eid_command};
 
 struct Run {
     code: i32,
@@ -30,10 +16,7 @@ struct Run {
 }
 
 fn eid(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eid"));
-    for v in EID_VARS {
-        cmd.env_remove(v);
-    }
+    let mut cmd = eid_command();
     cmd.args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::piped())

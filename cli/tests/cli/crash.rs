@@ -1,4 +1,4 @@
-//! Crash consistency (issue 7 §1): every fail point of the core and the server
+//! Crash consistency (docs/reliability.md): every fail point of the core and the server
 //! is hit in a real process (`eid app ...` over the real core, `eid serve` over
 //! the real server library, TLS on 127.0.0.1, one temporary folder each), which
 //! kills itself there with SIGKILL (`EID_CRASH_AT`, feature `crash-points`,
@@ -11,7 +11,6 @@
 //! - `PRAGMA integrity_check` is `ok` on the phone's and the server's SQLite files.
 //!
 //! `EID_CRASH_REPEATS` (default 3) sets how many times each point is crashed.
-#![allow(missing_docs, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -23,24 +22,11 @@ use eid_core::lockout::MAX_FAILURES;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde_json::Value;
 
-const PIN: &str = "384726";
+use crate::support::{PIN, eid_command};
+
 const WRONG_PIN: &str = "902615";
 const USER_ID: &str = "crash#2024x";
 const SIGKILL: i32 = 9;
-
-/// Every variable the CLI reads, removed so the caller's environment can't leak in.
-const EID_VARS: &[&str] = &[
-    "EID_SERVER",
-    "EID_SPKI_PIN",
-    "EID_ADMIN_TOKEN",
-    "EID_ADMIN_TOKEN_FILE",
-    "EID_API_KEY",
-    "EID_APP_DIR",
-    "EID_PIN",
-    "EID_LANG",
-    "EID_KDF_ITERATIONS",
-    "EID_CRASH_AT",
-];
 
 fn repeats() -> usize {
     std::env::var("EID_CRASH_REPEATS")
@@ -49,11 +35,9 @@ fn repeats() -> usize {
         .unwrap_or(3)
 }
 
-fn eid_command(crash_at: Option<&str>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eid"));
-    for v in EID_VARS {
-        cmd.env_remove(v);
-    }
+/// `eid`, set to kill itself at `crash_at` if given.
+fn eid_at(crash_at: Option<&str>) -> Command {
+    let mut cmd = eid_command();
     if let Some(point) = crash_at {
         cmd.env("EID_CRASH_AT", point);
     }
@@ -116,7 +100,7 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path, crash_at: Option<&str>) -> Self {
-        let mut child = eid_command(crash_at)
+        let mut child = eid_at(crash_at)
             .args(["--json", "serve", "--data-dir", data_dir.to_str().unwrap()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -240,7 +224,7 @@ impl World {
     /// Runs `eid --json <args>` against this world's server and phone.
     fn eid(&self, args: &[&str], stdin: Option<&str>, crash_at: Option<&str>) -> Run {
         let s = self.server();
-        let mut child = eid_command(crash_at)
+        let mut child = eid_at(crash_at)
             .arg("--json")
             .args(args)
             .env("EID_SERVER", &s.url)

@@ -1,4 +1,4 @@
-//! Clock safety (issue 6 §6): a phone clock set a day off, at any stage,
+//! Clock safety (docs/threat-model.md): a phone clock set a day off, at any stage,
 //! changes nothing. Countdowns come from the server's deadline measured on the
 //! monotonic clock; device-signed requests carry the server's time as last
 //! seen (learnt from a pull, or from a `clock_skew` refusal after a restart),
@@ -6,11 +6,9 @@
 //! clock within a process and never shortened by a clock moved back.
 
 use eid_core::Error;
-use eid_e2e_tests::{PIN, Phone, World};
+use eid_e2e_tests::{DAY_MS, PIN, Phone, World};
 use eid_protocol::REQUEST_LIFETIME_MS;
 use eid_protocol::wire::RequestStatus;
-
-const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Sets the phone's wall clock a day ahead (`ahead`) or behind the server's.
 fn skew(w: &World, phone: &Phone, ahead: bool) {
@@ -23,13 +21,7 @@ fn skew(w: &World, phone: &Phone, ahead: bool) {
 async fn a_day_off_at_every_stage(ahead: bool) {
     let mut w = World::start().await.unwrap();
     let person = w.person("dina#1977s").await.unwrap();
-    let mut phone = w.phone("skewed").unwrap();
-    let id = phone
-        .app
-        .activate(&person.user_id, &person.code, PIN)
-        .await
-        .unwrap()
-        .authenticator_id;
+    let (mut phone, id) = w.activated_for(&person, "skewed").await.unwrap();
 
     // Before the first pull: the signed pull is refused for its timestamp
     // once, the core learns the server's time and signs again.
@@ -114,13 +106,7 @@ async fn a_phone_clock_a_day_behind_changes_nothing() {
 async fn device_calls_other_than_the_pull_correct_a_wrong_clock_too() {
     let w = World::start().await.unwrap();
     let person = w.person("eli#1966t").await.unwrap();
-    let phone = w.phone("blocker").unwrap();
-    let id = phone
-        .app
-        .activate(&person.user_id, &person.code, PIN)
-        .await
-        .unwrap()
-        .authenticator_id;
+    let (phone, id) = w.activated_for(&person, "blocker").await.unwrap();
     // No pull yet in this process: "block my identity" must still work with
     // the phone's clock a day ahead (an emergency action).
     skew(&w, &phone, true);
@@ -136,13 +122,7 @@ async fn device_calls_other_than_the_pull_correct_a_wrong_clock_too() {
 async fn moving_the_clock_does_not_shorten_a_pin_lockout() {
     let w = World::start().await.unwrap();
     let person = w.person("finn#1955u").await.unwrap();
-    let mut phone = w.phone("guessing").unwrap();
-    let id = phone
-        .app
-        .activate(&person.user_id, &person.code, PIN)
-        .await
-        .unwrap()
-        .authenticator_id;
+    let (mut phone, id) = w.activated_for(&person, "guessing").await.unwrap();
     let req = w.login(&person.user_id, "Log på").await.unwrap();
     phone.app.refresh().await.unwrap();
     for _ in 0..3 {

@@ -3,25 +3,15 @@
 //! skeletons, mixed scripts), Trojan Source reference texts are refused at
 //! creation, and a look-alike word in a valid text is flagged on the phone.
 
-use eid_api_client::ApiFailure;
 use eid_core::{TextDirection, WarningKind};
 use eid_e2e_tests::{PIN, PROVIDER_NAME, World};
 use eid_protocol::RequestKind;
 use eid_protocol::wire::ErrorCode;
 
-fn provider_rows(w: &World) -> i64 {
-    let db = rusqlite::Connection::open(w.database_path()).unwrap();
-    db.query_row("SELECT COUNT(*) FROM service_providers", [], |r| r.get(0))
-        .unwrap()
-}
+use crate::support::{Refusal, refusal};
 
-fn refusal(e: &ApiFailure) -> (Option<ErrorCode>, u16, String) {
-    match e {
-        ApiFailure::Server { status, body } => {
-            (Some(body.error.code), *status, body.error.message.clone())
-        }
-        other => (other.code(), 0, other.to_string()),
-    }
+fn provider_rows(w: &World) -> i64 {
+    w.count_rows("service_providers").unwrap()
 }
 
 #[tokio::test]
@@ -50,7 +40,11 @@ async fn homoglyph_provider_name_is_refused_at_registration() {
     ];
     for (name, why) in confusable {
         let e = w.admin.register_service_provider(name).await.unwrap_err();
-        let (code, status, message) = refusal(&e);
+        let Refusal {
+            code,
+            status,
+            message,
+        } = refusal(&e);
         assert_eq!(code, Some(ErrorCode::InvalidProviderName), "{name:?}");
         assert_eq!(status, 422);
         assert!(message.contains(why), "{name:?}: {message}");
@@ -63,7 +57,7 @@ async fn homoglyph_provider_name_is_refused_at_registration() {
         .register_service_provider("\u{421}\u{43E}\u{43E}\u{440}")
         .await
         .unwrap_err();
-    assert_eq!(refusal(&e).0, Some(ErrorCode::InvalidProviderName));
+    assert_eq!(refusal(&e).code, Some(ErrorCode::InvalidProviderName));
     // Trojan Source and invisible characters in a name.
     for name in [
         "Nordisk\u{200D}Bank",
@@ -72,7 +66,7 @@ async fn homoglyph_provider_name_is_refused_at_registration() {
     ] {
         let e = w.admin.register_service_provider(name).await.unwrap_err();
         assert_eq!(
-            refusal(&e).0,
+            refusal(&e).code,
             Some(ErrorCode::InvalidProviderName),
             "{name:?}"
         );
@@ -105,7 +99,7 @@ async fn trojan_source_reference_text_is_refused_and_a_homoglyph_word_is_flagged
                 .await
                 .unwrap_err();
         assert_eq!(
-            refusal(&e).0,
+            refusal(&e).code,
             Some(ErrorCode::InvalidReferenceText),
             "{text:?}"
         );

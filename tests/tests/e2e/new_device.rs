@@ -1,4 +1,4 @@
-//! A new device added from an existing one (issue 5 §6): the new phone asks
+//! A new device added from an existing one (docs/threat-model.md): the new phone asks
 //! and shows a code, the existing phone approves a new-device request (PIN,
 //! swipe, the code), a waiting period of an hour follows during which the
 //! existing phone sees the new device and can cancel it, every step is a
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use eid_api_client::SoftPhone;
 use eid_core::{EnrolmentStatus, Error, PendingDeviceState, WarningKind};
-use eid_e2e_tests::{PIN, Person, Phone, World};
+use eid_e2e_tests::{HOUR_MS, MINUTE_MS, PIN, Person, Phone, World};
 use eid_protocol::crypto::SoftwareSigningKey;
 use eid_protocol::wire::{
     self, EnrolmentStarted, EnrolmentState, EnrolmentStatusRequest, EnrolmentStatusResponse,
@@ -18,20 +18,15 @@ use eid_protocol::{
     ActivationProof, AuthenticatorId, EnrolmentProof, IdentityId, Nonce16, RequestKind,
 };
 
-const MINUTE: u64 = 60_000;
-const HOUR: u64 = 60 * MINUTE;
 const TEXT: &str = "Log på Nordisk Netbank";
 
 /// A person with one activated phone ("a").
 async fn person_with_phone(w: &World, user: &str) -> (Person, Phone, AuthenticatorId) {
     let person = w.person(user).await.unwrap();
-    let phone = w.phone(&format!("{user}-a")).unwrap();
-    let acc = phone
-        .app
-        .activate(user, &person.code, PIN)
+    let (phone, acc) = w
+        .activated_for(&person, &format!("{user}-a"))
         .await
-        .unwrap()
-        .authenticator_id;
+        .unwrap();
     (person, phone, acc)
 }
 
@@ -61,11 +56,7 @@ async fn approve_with_code(
 /// The security events recorded for an identity, oldest first (the outbox
 /// that the app's feed and the SMS/e-mail dispatcher read).
 fn events(w: &World, identity: IdentityId) -> Vec<String> {
-    let db = rusqlite::Connection::open_with_flags(
-        w.dir.path().join("server").join("eid-server.sqlite3"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
+    let db = w.read_database().unwrap();
     let mut stmt = db
         .prepare("SELECT kind FROM security_events WHERE identity_id = ?1 ORDER BY id")
         .unwrap();
@@ -78,11 +69,7 @@ fn events(w: &World, identity: IdentityId) -> Vec<String> {
 /// The SMS and e-mail deliveries queued for an identity's new-device events:
 /// (event kind, channel, address), sorted.
 fn deliveries(w: &World, identity: IdentityId) -> Vec<(String, String, String)> {
-    let db = rusqlite::Connection::open_with_flags(
-        w.dir.path().join("server").join("eid-server.sqlite3"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
+    let db = w.read_database().unwrap();
     let mut stmt = db
         .prepare(
             "SELECT e.kind, d.channel, d.address FROM event_deliveries d \
@@ -182,23 +169,23 @@ async fn new_device_happy_path_waits_an_hour_then_works() {
     else {
         panic!("expected waiting");
     };
-    assert_eq!(remaining_ms, HOUR);
-    assert_eq!(usable_at_ms, w.now_ms() + HOUR);
+    assert_eq!(remaining_ms, HOUR_MS);
+    assert_eq!(usable_at_ms, w.now_ms() + HOUR_MS);
     a.app.refresh().await.unwrap();
     let pending = a.app.pending_devices(&acc_a).unwrap();
     assert_eq!(pending[0].state, PendingDeviceState::Waiting);
     assert_eq!(pending[0].usable_at_ms, Some(usable_at_ms));
 
-    w.advance(59 * MINUTE, &[&a, &b]);
+    w.advance(59 * MINUTE_MS, &[&a, &b]);
     assert!(matches!(
         b.app.poll_device_enrolment().await,
-        Ok(EnrolmentStatus::Waiting { remaining_ms, .. }) if remaining_ms == MINUTE
+        Ok(EnrolmentStatus::Waiting { remaining_ms, .. }) if remaining_ms == MINUTE_MS
     ));
     assert_eq!(authenticator_count(&w, person.identity_id).await, 1);
     // Even a login request now does not reach the new phone.
     assert!(b.app.accounts().unwrap().is_empty());
 
-    w.advance(MINUTE, &[&a, &b]);
+    w.advance(MINUTE_MS, &[&a, &b]);
     let EnrolmentStatus::Activated(account) = b.app.poll_device_enrolment().await.unwrap() else {
         panic!("expected activation");
     };
@@ -284,7 +271,7 @@ async fn scammer_adds_a_new_phone_is_stopped_by_waiting_period_notification_and_
         Ok(EnrolmentStatus::Waiting { .. })
     ));
     // The waiting period holds: the scammer cannot use the identity yet.
-    w.advance(30 * MINUTE, &[&victim, &scammer]);
+    w.advance(30 * MINUTE_MS, &[&victim, &scammer]);
     assert!(matches!(
         scammer.app.poll_device_enrolment().await,
         Ok(EnrolmentStatus::Waiting { .. })
@@ -348,7 +335,7 @@ async fn scammer_adds_a_new_phone_is_stopped_by_waiting_period_notification_and_
     );
     assert_eq!(scammer.app.pending_device_enrolment().unwrap(), None);
     // Never, even after the hour, and not by replaying its own status call.
-    w.advance(2 * HOUR, &[&victim, &scammer]);
+    w.advance(2 * HOUR_MS, &[&victim, &scammer]);
     let mut soft = SoftPhone::new();
     soft.authenticator_id = Some(enrolment.enrolment_id);
     assert_eq!(
@@ -448,8 +435,8 @@ async fn an_undecided_new_device_request_expires_and_the_enrolment_dies() {
     let (person, a, acc) = person_with_phone(&w, user).await;
     let b = w.phone("dora-b").unwrap();
     let enrolment = b.app.start_device_enrolment(user, PIN).await.unwrap();
-    assert_eq!(enrolment.expires_at_ms, w.now_ms() + 5 * MINUTE);
-    w.advance(5 * MINUTE, &[&a, &b]);
+    assert_eq!(enrolment.expires_at_ms, w.now_ms() + 5 * MINUTE_MS);
+    w.advance(5 * MINUTE_MS, &[&a, &b]);
     assert!(a.app.refresh().await.unwrap().is_empty());
     assert!(a.app.pending_devices(&acc).unwrap().is_empty());
     assert_eq!(
@@ -485,7 +472,7 @@ async fn device_cap_refuses_a_fourth_device_and_blocked_or_unknown_ids_get_nothi
         a.app.refresh().await.unwrap().is_empty(),
         "no request for the 4th"
     );
-    w.advance(HOUR, &[&a, &third, &fourth]);
+    w.advance(HOUR_MS, &[&a, &third, &fourth]);
     assert!(matches!(
         third.app.poll_device_enrolment().await,
         Ok(EnrolmentStatus::Activated(_))
@@ -534,7 +521,7 @@ async fn device_cap_refuses_a_fourth_device_and_blocked_or_unknown_ids_get_nothi
             .is_empty()
     );
     assert!(new_device_events(&w, blocked.identity_id).is_empty());
-    w.advance(5 * MINUTE, &[&to_blocked, &to_unknown]);
+    w.advance(5 * MINUTE_MS, &[&to_blocked, &to_unknown]);
     for phone in [&to_blocked, &to_unknown] {
         assert_eq!(
             phone.app.poll_device_enrolment().await,
@@ -554,7 +541,7 @@ async fn blocking_during_the_wait_kills_the_new_device_for_good() {
     // "I suspect abuse": the person blocks from the app.
     a.app.block_identity(&acc).await.unwrap();
     w.admin.unblock(person.identity_id).await.unwrap();
-    w.advance(HOUR, &[&a, &b]);
+    w.advance(HOUR_MS, &[&a, &b]);
     assert_eq!(
         b.app.poll_device_enrolment().await,
         Err(Error::EnrolmentRefused)
@@ -607,7 +594,7 @@ async fn one_new_device_at_a_time_and_a_lost_answer_gets_the_same_enrolment() {
         b.app.poll_device_enrolment().await,
         Ok(EnrolmentStatus::AwaitingApproval)
     );
-    w.advance(5 * MINUTE, &[&a, &b]);
+    w.advance(5 * MINUTE_MS, &[&a, &b]);
     assert_eq!(
         b.app.poll_device_enrolment().await,
         Err(Error::EnrolmentRefused)
@@ -874,16 +861,16 @@ async fn new_phone_and_server_restart_mid_wait_and_resume() {
     b.restart().unwrap();
     assert_eq!(b.app.pending_device_enrolment().unwrap(), Some(e.clone()));
     approve_with_code(&a, &acc, &e.code).await.unwrap();
-    w.advance(20 * MINUTE, &[&a, &b]);
+    w.advance(20 * MINUTE_MS, &[&a, &b]);
     b.restart().unwrap();
     w.restart_server().await.unwrap();
     assert!(matches!(
         b.app.poll_device_enrolment().await,
-        Ok(EnrolmentStatus::Waiting { remaining_ms, .. }) if remaining_ms == 40 * MINUTE
+        Ok(EnrolmentStatus::Waiting { remaining_ms, .. }) if remaining_ms == 40 * MINUTE_MS
     ));
     a.app.refresh().await.unwrap();
     assert_eq!(a.app.pending_devices(&acc).unwrap().len(), 1);
-    w.advance(40 * MINUTE, &[&a, &b]);
+    w.advance(40 * MINUTE_MS, &[&a, &b]);
     w.restart_server().await.unwrap();
     b.restart().unwrap();
     let EnrolmentStatus::Activated(account) = b.app.poll_device_enrolment().await.unwrap() else {
@@ -933,16 +920,7 @@ async fn the_new_phone_may_give_up_and_its_keys_are_deleted() {
 #[tokio::test]
 async fn the_enrolment_endpoints_are_in_the_openapi_document() {
     let w = World::start().await.unwrap();
-    let endpoint = eid_api_client::Endpoint::new(&w.base_url(), &w.spki_pin).unwrap();
-    let doc: serde_json::Value = endpoint
-        .client
-        .get(format!("{}/openapi.json", endpoint.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = w.openapi().await.unwrap();
     for path in [
         wire::PATH_ENROLMENTS,
         wire::PATH_ENROLMENT_STATUS,

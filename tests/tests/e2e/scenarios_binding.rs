@@ -1,16 +1,18 @@
-//! Channel binding from the login screen (issue 6 §1): a relying party asks
+//! Channel binding from the login screen (docs/threat-model.md): a relying party asks
 //! the server for a binding; the server returns a short code to type or a
 //! secret for a QR code that changes every second, to the relying party only.
 //! The phone signs the code it was given; the server checks it (a rotating
 //! code only within 30 s back and 3 s ahead of its clock) and three wrong
 //! codes cancel the request. One test per attack.
 
-use eid_api_client::{ApiFailure, Endpoint, SoftPhone};
+use eid_api_client::{Endpoint, SoftPhone};
 use eid_core::Error;
 use eid_e2e_tests::{PIN, Phone, World};
 use eid_protocol::binding::canonical_binding_code;
 use eid_protocol::wire::{BindingMode, CreateRequestRequest, ErrorCode, RequestStatus};
 use eid_protocol::{Outcome, RequestId, RequestKind};
+
+use crate::support::error_code;
 
 const USER: &str = "grete#1950x";
 const TEXT: &str = "Log på Netbank";
@@ -31,13 +33,6 @@ async fn approve_with(phone: &Phone, request: RequestId, code: Option<&str>) -> 
 
 async fn status(w: &World, request: RequestId) -> RequestStatus {
     w.rp_status(request, TEXT).await.unwrap().status
-}
-
-fn code_of(failure: ApiFailure) -> ErrorCode {
-    match failure {
-        ApiFailure::Server { body, .. } => body.error.code,
-        other => panic!("expected a typed error, got {other}"),
-    }
 }
 
 #[tokio::test]
@@ -102,7 +97,7 @@ async fn relayed_login_without_the_screen_code_is_refused() {
     assert!(!pulled_json.contains(&secret.code_at(w.now_ms())));
     let unbound = patched.decide(&envelope, Outcome::Approve, None, true);
     assert_eq!(
-        code_of(patched.submit(&endpoint, &unbound).await.unwrap_err()),
+        error_code(&patched.submit(&endpoint, &unbound).await.unwrap_err()),
         ErrorCode::BindingMismatch
     );
     assert_eq!(status(&w, request).await, RequestStatus::Pending);
@@ -110,7 +105,7 @@ async fn relayed_login_without_the_screen_code_is_refused() {
     // cannot approve it any more.
     let guessed = patched.decide(&envelope, Outcome::Approve, Some("ZZZZ2222".into()), true);
     assert_eq!(
-        code_of(patched.submit(&endpoint, &guessed).await.unwrap_err()),
+        error_code(&patched.submit(&endpoint, &guessed).await.unwrap_err()),
         ErrorCode::RequestClosed
     );
     assert_eq!(status(&w, request).await, RequestStatus::Cancelled);
@@ -121,7 +116,7 @@ async fn relayed_login_without_the_screen_code_is_refused() {
         true,
     );
     assert_eq!(
-        code_of(patched.submit(&endpoint, &right).await.unwrap_err()),
+        error_code(&patched.submit(&endpoint, &right).await.unwrap_err()),
         ErrorCode::RequestClosed
     );
     assert_eq!(status(&w, request).await, RequestStatus::Cancelled);
@@ -386,13 +381,14 @@ async fn malformed_binding_option_is_a_typed_error_and_creates_nothing() {
         binding: Some(BindingMode::Qr),
     };
     assert_eq!(
-        code_of(w.rp.create_request_with(&both).await.unwrap_err()),
+        error_code(&w.rp.create_request_with(&both).await.unwrap_err()),
         ErrorCode::InvalidParameter
     );
     // A bad code of its own is refused as before.
     assert_eq!(
-        code_of(
-            w.rp.create_request(USER, RequestKind::Login, TEXT, Some("K7\u{200b}42"))
+        error_code(
+            &w.rp
+                .create_request(USER, RequestKind::Login, TEXT, Some("K7\u{200b}42"))
                 .await
                 .unwrap_err()
         ),
@@ -400,8 +396,9 @@ async fn malformed_binding_option_is_a_typed_error_and_creates_nothing() {
     );
     // A binding for an unknown person is refused before any secret is made.
     assert_eq!(
-        code_of(
-            w.rp.create_bound_request("nobody#1", RequestKind::Login, TEXT, BindingMode::Qr)
+        error_code(
+            &w.rp
+                .create_bound_request("nobody#1", RequestKind::Login, TEXT, BindingMode::Qr)
                 .await
                 .unwrap_err()
         ),
@@ -432,15 +429,7 @@ async fn malformed_binding_option_is_a_typed_error_and_creates_nothing() {
     );
 
     // The wire additions are in the published API description.
-    let doc: serde_json::Value = endpoint
-        .client
-        .get(format!("{}/openapi.json", endpoint.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = w.openapi().await.unwrap();
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["BindingMode"].is_object(), "BindingMode documented");
     assert!(schemas["CreateRequestRequest"]["properties"]["binding"].is_object());

@@ -1,19 +1,16 @@
 //! `eid rp binding-code`: the rotating code a login screen shows, offline,
 //! checked against the known-answer vectors.
-#![allow(missing_docs, clippy::unwrap_used)]
-
-use std::process::Command;
 
 use serde_json::Value;
 
+use crate::support::eid_command;
+
 fn eid(args: &[&str], env: &[(&str, &str)]) -> (i32, Value) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eid"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("EID_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd.args(args).envs(env.iter().copied()).output().unwrap();
+    let out = eid_command()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     (
         out.status.code().unwrap_or(-1),

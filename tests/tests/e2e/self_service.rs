@@ -1,4 +1,4 @@
-//! Self-service (issue 5 §4 and §2's user-ID change): a person's browser asks
+//! Self-service, the user-ID change included (docs/threat-model.md): a person's browser asks
 //! the portal to change their phone number, e-mail address or user ID; the app
 //! shows self-service login requests; a contact change needs two approvals at
 //! least an hour apart (server clock); every attempt notifies both the old and
@@ -6,16 +6,17 @@
 //! scam the seed names: "the bank" phones the victim and has them approve a
 //! self-service login.
 
-use eid_api_client::{ApiFailure, Endpoint, SelfServiceClient, SoftPhone};
+use eid_api_client::{Endpoint, SelfServiceClient, SoftPhone};
 use eid_core::{AccountState, Error};
-use eid_e2e_tests::{PIN, Person, Phone, World};
+use eid_e2e_tests::{HOUR_MS, PIN, Person, Phone, World};
 use eid_protocol::wire::{
     self, ChangeState, ContactChannel, CreateIdentityRequest, ErrorCode, RequestStatus,
     SelfServiceStep,
 };
 use eid_protocol::{AuthenticatorId, ChangeId, IdentityId, Nonce16, RequestId, RequestKind};
 
-const HOUR_MS: u64 = 3_600_000;
+use crate::support::error_code;
+
 const OLD_PHONE: &str = "+4512345678";
 const OLD_EMAIL: &str = "grete.h1@example.dk";
 const NEW_PHONE: &str = "+4587654321";
@@ -53,13 +54,7 @@ async fn person(w: &World, user_id: &str, phone: &str, email: &str) -> Person {
 
 async fn grete(w: &World) -> (Person, Phone, AuthenticatorId) {
     let p = person(w, USER, OLD_PHONE, OLD_EMAIL).await;
-    let phone = w.phone("grete").unwrap();
-    let acc = phone
-        .app
-        .activate(USER, &p.code, PIN)
-        .await
-        .unwrap()
-        .authenticator_id;
+    let (phone, acc) = w.activated_for(&p, "grete").await.unwrap();
     (p, phone, acc)
 }
 
@@ -79,21 +74,9 @@ async fn approve(phone: &Phone, acc: &AuthenticatorId, request: RequestId, text_
     phone.app.approve(&unlock, true, None).await.unwrap();
 }
 
-fn code(e: &ApiFailure) -> ErrorCode {
-    e.code().unwrap_or_else(|| panic!("not a typed error: {e}"))
-}
-
-fn db(w: &World) -> rusqlite::Connection {
-    rusqlite::Connection::open_with_flags(
-        w.dir.path().join("server").join("eid-server.sqlite3"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap()
-}
-
 /// The identity's security events: (kind, detail), oldest first.
 fn events(w: &World, identity: IdentityId) -> Vec<(String, Option<String>)> {
-    let c = db(w);
+    let c = w.read_database().unwrap();
     let mut stmt = c
         .prepare("SELECT kind, detail FROM security_events WHERE identity_id = ?1 ORDER BY id")
         .unwrap();
@@ -114,7 +97,7 @@ fn count_events(w: &World, identity: IdentityId, kind: &str) -> usize {
 
 /// The delivery rows (channel, address) of the identity's events of `kind`.
 fn deliveries(w: &World, identity: IdentityId, kind: &str) -> Vec<(String, String)> {
-    let c = db(w);
+    let c = w.read_database().unwrap();
     let mut stmt = c
         .prepare(
             "SELECT d.channel, d.address FROM event_deliveries d JOIN security_events e ON e.id = d.event_id \
@@ -135,7 +118,8 @@ fn has(rows: &[(String, String)], channel: &str, address: &str) -> bool {
 }
 
 fn change_rows(w: &World) -> i64 {
-    db(w)
+    w.read_database()
+        .unwrap()
         .query_row("SELECT COUNT(*) FROM self_service_changes", [], |r| {
             r.get(0)
         })
@@ -254,7 +238,7 @@ async fn phone_change_needs_two_logins_an_hour_apart_and_the_app_shows_it_betwee
         .confirm_contact_change(USER, step1.change_id)
         .await
         .unwrap_err();
-    assert_eq!(code(&closed), ErrorCode::ChangeClosed);
+    assert_eq!(error_code(&closed), ErrorCode::ChangeClosed);
 }
 
 /// Pulls and checks the app shows one change in `state` with `earliest`.
@@ -293,7 +277,7 @@ async fn email_change_completes_after_the_gap_and_notifies_old_and_new_address()
         .confirm_contact_change(USER, step1.change_id)
         .await
         .unwrap_err();
-    assert_eq!(code(&early), ErrorCode::TooEarly);
+    assert_eq!(error_code(&early), ErrorCode::TooEarly);
     w.advance(1, &[&phone]);
     let step2 = portal
         .confirm_contact_change(USER, step1.change_id)
@@ -339,7 +323,7 @@ async fn bank_caller_self_service_login_cannot_finish_within_the_hour() {
         .confirm_contact_change(USER, step1.change_id)
         .await
         .unwrap_err();
-    assert_eq!(code(&refused), ErrorCode::TooEarly);
+    assert_eq!(error_code(&refused), ErrorCode::TooEarly);
     let message = refused.to_string();
     let earliest = w.now_ms() + HOUR_MS;
     assert!(message.contains(&earliest.to_string()), "{message}");
@@ -348,7 +332,7 @@ async fn bank_caller_self_service_login_cannot_finish_within_the_hour() {
         .confirm_contact_change(USER, step1.change_id)
         .await
         .unwrap_err();
-    assert_eq!(code(&refused), ErrorCode::TooEarly);
+    assert_eq!(error_code(&refused), ErrorCode::TooEarly);
     assert!(refused.to_string().contains("in 60 s"), "{refused}");
     // No second login request reached the phone.
     assert!(phone.app.refresh().await.unwrap().is_empty());
@@ -422,7 +406,7 @@ async fn bank_caller_self_service_login_cannot_finish_within_the_hour() {
         .confirm_contact_change(USER, step1.change_id)
         .await
         .unwrap_err();
-    assert_eq!(code(&closed), ErrorCode::ChangeClosed);
+    assert_eq!(error_code(&closed), ErrorCode::ChangeClosed);
     assert_eq!(
         scammer
             .contact_change_status(USER, step1.change_id)
@@ -460,7 +444,7 @@ async fn deny_on_the_first_login_cancels_the_change() {
         .confirm_contact_change(USER, step1.change_id)
         .await
         .unwrap_err();
-    assert_eq!(code(&e), ErrorCode::UnknownChange);
+    assert_eq!(error_code(&e), ErrorCode::UnknownChange);
     phone.app.refresh().await.unwrap();
     assert!(phone.app.pending_contact_changes(&acc).unwrap().is_empty());
     // Refused before approval: only the stored contact hears of it.
@@ -506,7 +490,7 @@ async fn fraud_report_on_the_second_login_cancels_the_change() {
         .confirm_contact_change(USER, step1.change_id)
         .await
         .unwrap_err();
-    assert_eq!(code(&e), ErrorCode::ChangeClosed);
+    assert_eq!(error_code(&e), ErrorCode::ChangeClosed);
     let info = w.admin.identity(p.identity_id).await.unwrap();
     assert_eq!(info.email_masked.as_deref(), Some("g•••@e•••.dk"));
     assert_eq!(
@@ -555,7 +539,7 @@ async fn a_lapsed_second_login_can_be_asked_again_and_an_unapproved_first_login_
         .confirm_contact_change(USER, step1.change_id)
         .await
         .unwrap_err();
-    assert_eq!(code(&e), ErrorCode::ChangeClosed);
+    assert_eq!(error_code(&e), ErrorCode::ChangeClosed);
     phone.app.refresh().await.unwrap();
     assert!(phone.app.pending_contact_changes(&acc).unwrap().is_empty());
 
@@ -573,7 +557,7 @@ async fn a_lapsed_second_login_can_be_asked_again_and_an_unapproved_first_login_
         .confirm_contact_change(USER, unapproved.change_id)
         .await
         .unwrap_err();
-    assert_eq!(code(&e), ErrorCode::UnknownChange);
+    assert_eq!(error_code(&e), ErrorCode::UnknownChange);
 
     // The server's minute tick records both expiries and notifies them (old
     // and new contact); run here on the same database.
@@ -634,7 +618,7 @@ async fn one_change_at_a_time_an_unapproved_one_is_replaced_and_a_block_ends_it(
         .start_contact_change(USER, ContactChannel::Phone, SCAMMER_PHONE)
         .await
         .unwrap_err();
-    assert_eq!(code(&busy), ErrorCode::ChangePending);
+    assert_eq!(error_code(&busy), ErrorCode::ChangePending);
     // A user-ID change is another family: not blocked by it.
     portal
         .start_user_id_change(USER, "Grete!2026x")
@@ -649,7 +633,7 @@ async fn one_change_at_a_time_an_unapproved_one_is_replaced_and_a_block_ends_it(
         .confirm_contact_change(USER, second.change_id)
         .await
         .unwrap_err();
-    assert_eq!(code(&e), ErrorCode::IdentityBlocked);
+    assert_eq!(error_code(&e), ErrorCode::IdentityBlocked);
     let before = change_rows(&w);
     let ghost = portal
         .start_contact_change(USER, ContactChannel::Phone, SCAMMER_PHONE)
@@ -657,7 +641,7 @@ async fn one_change_at_a_time_an_unapproved_one_is_replaced_and_a_block_ends_it(
         .unwrap();
     assert_eq!(change_rows(&w), before);
     assert_eq!(
-        code(
+        error_code(
             &portal
                 .confirm_contact_change(USER, ghost.change_id)
                 .await
@@ -670,7 +654,7 @@ async fn one_change_at_a_time_an_unapproved_one_is_replaced_and_a_block_ends_it(
         .confirm_contact_change(USER, second.change_id)
         .await
         .unwrap_err();
-    assert_eq!(code(&e), ErrorCode::ChangeClosed);
+    assert_eq!(error_code(&e), ErrorCode::ChangeClosed);
     assert_eq!(
         phone.app.accounts().unwrap()[0].state,
         AccountState::Blocked
@@ -698,7 +682,7 @@ async fn user_id_rules_are_refused_with_reasons_through_the_api() {
         ("0101801234#a", "CPR"),
     ] {
         let e = portal.start_user_id_change(USER, bad).await.unwrap_err();
-        assert_eq!(code(&e), ErrorCode::InvalidUserId, "{bad}");
+        assert_eq!(error_code(&e), ErrorCode::InvalidUserId, "{bad}");
         assert!(e.to_string().contains(reason), "{bad}: {e}");
     }
     assert_eq!(change_rows(&w), 0);
@@ -795,7 +779,7 @@ async fn user_id_change_applies_on_approval_old_id_stops_working_and_case_cannot
         .create_identity("NY#bruger2026", None)
         .await
         .unwrap_err();
-    assert_eq!(code(&taken), ErrorCode::UserIdTaken);
+    assert_eq!(error_code(&taken), ErrorCode::UserIdTaken);
     let other = person(&w, "anders#1960y", "+4522334455", "anders@example.dk").await;
     let other_phone = w.phone("anders").unwrap();
     let other_acc = other_phone
@@ -911,7 +895,7 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
         ),
     ] {
         assert_eq!(
-            code(&post(path, body).await),
+            error_code(&post(path, body).await),
             ErrorCode::MalformedRequest,
             "{body}"
         );
@@ -921,14 +905,14 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
             .start_contact_change(USER, ContactChannel::Phone, bad)
             .await
             .unwrap_err();
-        assert_eq!(code(&e), ErrorCode::InvalidContact, "{bad}");
+        assert_eq!(error_code(&e), ErrorCode::InvalidContact, "{bad}");
     }
     for bad in ["grete", "a@b", "grete@@example.dk"] {
         let e = portal
             .start_contact_change(USER, ContactChannel::Email, bad)
             .await
             .unwrap_err();
-        assert_eq!(code(&e), ErrorCode::InvalidContact, "{bad}");
+        assert_eq!(error_code(&e), ErrorCode::InvalidContact, "{bad}");
     }
     assert_eq!(change_rows(&w), 0);
     assert!(phone.app.refresh().await.unwrap().is_empty());
@@ -940,7 +924,7 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
         .unwrap();
     assert_eq!(change_rows(&w), 0);
     assert_eq!(
-        code(
+        error_code(
             &portal
                 .confirm_contact_change("nobody#1234", ghost.change_id)
                 .await
@@ -961,7 +945,7 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
         .confirm_contact_change(USER, ChangeId([9; 16]))
         .await
         .unwrap_err();
-    assert_eq!(code(&unknown), ErrorCode::UnknownChange);
+    assert_eq!(error_code(&unknown), ErrorCode::UnknownChange);
     let malformed = portal
         .post_raw::<SelfServiceStep>(
             "/v1/self-service/contact-changes/XYZ/confirm",
@@ -969,25 +953,25 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
         )
         .await
         .unwrap_err();
-    assert_eq!(code(&malformed), ErrorCode::MalformedRequest);
+    assert_eq!(error_code(&malformed), ErrorCode::MalformedRequest);
     let other = person(&w, "anders#1960y", "+4522334455", "anders@example.dk").await;
     w.advance(HOUR_MS, &[&phone]);
     let not_yours = portal
         .confirm_contact_change(&other.user_id, step1.change_id)
         .await
         .unwrap_err();
-    assert_eq!(code(&not_yours), ErrorCode::UnknownChange);
+    assert_eq!(error_code(&not_yours), ErrorCode::UnknownChange);
     let not_yours = portal
         .contact_change_status(&other.user_id, step1.change_id)
         .await
         .unwrap_err();
-    assert_eq!(code(&not_yours), ErrorCode::UnknownChange);
+    assert_eq!(error_code(&not_yours), ErrorCode::UnknownChange);
     // A contact change is not a user-ID change.
     let wrong_kind = portal
         .user_id_change_status(USER, step1.change_id)
         .await
         .unwrap_err();
-    assert_eq!(code(&wrong_kind), ErrorCode::UnknownChange);
+    assert_eq!(error_code(&wrong_kind), ErrorCode::UnknownChange);
     assert_eq!(events(&w, p.identity_id).len(), events_before);
     assert!(phone.app.refresh().await.unwrap().is_empty());
 
@@ -1037,7 +1021,7 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
     let e = eid_api_client::decode::<wire::ChangeStatus>(response)
         .await
         .unwrap_err();
-    assert_eq!(code(&e), ErrorCode::InvalidSignature);
+    assert_eq!(error_code(&e), ErrorCode::InvalidSignature);
     // Mallory's own, valid signature over a cancel of Grete's change: not hers.
     let body = serde_json::to_vec(&wire::CancelContactChangeRequest {
         authenticator_id: mallory.id(),
@@ -1069,7 +1053,7 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
     let e = eid_api_client::decode::<wire::ChangeStatus>(response)
         .await
         .unwrap_err();
-    assert_eq!(code(&e), ErrorCode::UnknownChange);
+    assert_eq!(error_code(&e), ErrorCode::UnknownChange);
     // The app refuses an account it does not have, and an unknown change.
     assert_eq!(
         phone
@@ -1122,7 +1106,7 @@ async fn a_relying_party_cannot_ask_for_a_self_service_login() {
         w.rp.create_request(USER, RequestKind::SelfService, "Skift telefonnummer", None)
             .await
             .unwrap_err();
-    assert_eq!(code(&e), ErrorCode::InvalidParameter);
+    assert_eq!(error_code(&e), ErrorCode::InvalidParameter);
     assert!(phone.app.refresh().await.unwrap().is_empty());
 }
 
@@ -1130,16 +1114,7 @@ async fn a_relying_party_cannot_ask_for_a_self_service_login() {
 #[tokio::test]
 async fn the_self_service_api_is_documented() {
     let w = World::start().await.unwrap();
-    let endpoint = Endpoint::new(&w.base_url(), &w.spki_pin).unwrap();
-    let doc: serde_json::Value = endpoint
-        .client
-        .get(format!("{}/openapi.json", w.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = w.openapi().await.unwrap();
     for path in [
         wire::PATH_SELF_SERVICE_CONTACT_CHANGES,
         "/v1/self-service/contact-changes/{change_id}/confirm",
@@ -1179,7 +1154,7 @@ async fn a_start_over_the_pending_cap_is_refused_and_stores_nothing() {
         .start_contact_change(USER, ContactChannel::Phone, NEW_PHONE)
         .await
         .unwrap_err();
-    assert_eq!(code(&e), ErrorCode::RequestClosed);
+    assert_eq!(error_code(&e), ErrorCode::RequestClosed);
     assert_eq!(change_rows(&w), 0);
     assert_eq!(count_events(&w, p.identity_id, "contact_change_started"), 0);
 }

@@ -1,17 +1,17 @@
-//! Property test of the PIN lockout through the real core (issue 7 §3): random
+//! Property test of the PIN lockout through the real core (docs/reliability.md): random
 //! right and wrong PINs, app restarts and wall-clock jumps of up to ±24 h,
 //! against real SQLite files. The count of wrong PINs never rolls back (not by
 //! a restart, not by the clock), a right PIN is accepted whenever no wait
 //! runs, and the tenth wrong PIN in a row destroys the PIN key for good.
 
 use eid_core::Error;
-use eid_e2e_tests::{PIN, World};
+use eid_e2e_tests::{DAY_MS, PIN, World};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 /// A second PIN that passes the policy; right PINs alternate between the two.
 const OTHER_PIN: &str = "739154";
 const WRONG_PIN: &str = "615283";
-const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -119,7 +119,16 @@ async fn run(w: &World, steps: Vec<Step>, case: u64) -> Result<(), TestCaseError
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    // Seeds of past failures are read from and saved to the file beside this
+    // one (`pin_properties.proptest-regressions`); proptest's default would
+    // be a `proptest-regressions/` folder beside the binary's `main.rs`.
+    #![proptest_config(ProptestConfig {
+        cases: 32,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn pin_counter_never_rolls_back(steps in proptest::collection::vec(step(), 1..60)) {

@@ -8,42 +8,18 @@ use std::sync::Arc;
 
 use eid_api_client::{ApiFailure, Endpoint, RelyingPartyClient};
 use eid_core::{Language, SecurityEventKind};
-use eid_e2e_tests::{PIN, PROVIDER_NAME, Phone, World};
+use eid_e2e_tests::{HOUR_MS, MINUTE_MS, PROVIDER_NAME, Phone, World};
 use eid_protocol::wire::{CreateRequestRequest, ErrorCode};
 use eid_protocol::{AuthenticatorId, RequestKind};
 use eid_server::Config;
 
+use crate::support::refusal;
+
 const TEXT: &str = "Log på Nordisk Netbank";
-const MINUTE_MS: u64 = 60_000;
-const HOUR_MS: u64 = 3_600_000;
-
-fn code(e: &ApiFailure) -> Option<ErrorCode> {
-    e.code()
-}
-
-fn status(e: &ApiFailure) -> u16 {
-    match e {
-        ApiFailure::Server { status, .. } => *status,
-        _ => 0,
-    }
-}
-
-fn message(e: &ApiFailure) -> String {
-    match e {
-        ApiFailure::Server { body, .. } => body.error.message.clone(),
-        other => other.to_string(),
-    }
-}
 
 async fn activated(w: &World, user_id: &str) -> (Phone, AuthenticatorId) {
     let person = w.person(user_id).await.unwrap();
-    let phone = w.phone(user_id).unwrap();
-    let account = phone
-        .app
-        .activate(user_id, &person.code, PIN)
-        .await
-        .unwrap();
-    (phone, account.authenticator_id)
+    w.activated_for(&person, user_id).await.unwrap()
 }
 
 async fn create(rp: &RelyingPartyClient, user_id: &str) -> Result<(), ApiFailure> {
@@ -54,9 +30,7 @@ async fn create(rp: &RelyingPartyClient, user_id: &str) -> Result<(), ApiFailure
 
 /// Rows in the server's `requests` table (what "changes nothing" is checked on).
 fn stored_requests(w: &World) -> i64 {
-    let db = rusqlite::Connection::open(w.database_path()).unwrap();
-    db.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))
-        .unwrap()
+    w.count_rows("requests").unwrap()
 }
 
 /// A second relying party with its own API key (for raw calls too).
@@ -106,8 +80,15 @@ async fn mfa_fatigue_flood_is_capped_and_rate_limited() {
     }
     let before = stored_requests(&w);
     let e = create(&w.rp, "anna#2024x").await.unwrap_err();
-    assert_eq!((code(&e), status(&e)), (Some(ErrorCode::RateLimited), 429));
-    assert!(message(&e).contains("retry after 60 s"), "{}", message(&e));
+    assert_eq!(
+        (e.code(), refusal(&e).status),
+        (Some(ErrorCode::RateLimited), 429)
+    );
+    assert!(
+        refusal(&e).message.contains("retry after 60 s"),
+        "{}",
+        refusal(&e).message
+    );
     // Another relying party cannot flood the same person either (the limit
     // is the person's), and the header says when to come back.
     let (status, retry, body) = raw_create(&w, &other_key, "anna#2024x").await;
@@ -128,7 +109,7 @@ async fn mfa_fatigue_flood_is_capped_and_rate_limited() {
     // Next minute: the pending cap (10) refuses before the rate limit would.
     w.advance(MINUTE_MS, &[&phone]);
     let e = create(&w.rp, "anna#2024x").await.unwrap_err();
-    assert_eq!(code(&e), Some(ErrorCode::RequestClosed));
+    assert_eq!(e.code(), Some(ErrorCode::RequestClosed));
     assert_eq!(phone.app.refresh().await.unwrap().len(), 10);
 
     // Once they expire, ten more fit in the hour; the 21st is refused until
@@ -151,16 +132,16 @@ async fn mfa_fatigue_flood_is_capped_and_rate_limited() {
     }
     w.advance(MINUTE_MS, &[&phone]);
     let e = create(&w.rp, "anna#2024x").await.unwrap_err();
-    assert_eq!(code(&e), Some(ErrorCode::RateLimited));
+    assert_eq!(e.code(), Some(ErrorCode::RateLimited));
     // 9 minutes have passed since the first five: 51 minutes to go.
     assert!(
-        message(&e).contains("retry after 3060 s"),
+        refusal(&e).message.contains("retry after 3060 s"),
         "{}",
-        message(&e)
+        refusal(&e).message
     );
     w.advance(3060 * 1000 - 1, &[&phone]);
     assert_eq!(
-        code(&create(&w.rp, "anna#2024x").await.unwrap_err()),
+        create(&w.rp, "anna#2024x").await.unwrap_err().code(),
         Some(ErrorCode::RateLimited)
     );
     w.advance(1, &[&phone]);
@@ -181,7 +162,7 @@ async fn concurrent_flood_cannot_slip_past_the_rate_limit() {
     for t in tasks {
         match t.await.unwrap() {
             Ok(()) => created += 1,
-            Err(e) => assert_eq!(code(&e), Some(ErrorCode::RateLimited), "{e}"),
+            Err(e) => assert_eq!(e.code(), Some(ErrorCode::RateLimited), "{e}"),
         }
     }
     assert_eq!(created, 5);
@@ -203,8 +184,15 @@ async fn relying_party_flood_over_many_people_is_rate_limited_per_provider() {
         create(&w.rp, &format!("person{n}#2024x")).await.unwrap();
     }
     let e = create(&w.rp, "person3#2024x").await.unwrap_err();
-    assert_eq!((code(&e), status(&e)), (Some(ErrorCode::RateLimited), 429));
-    assert!(message(&e).contains("service provider"), "{}", message(&e));
+    assert_eq!(
+        (e.code(), refusal(&e).status),
+        (Some(ErrorCode::RateLimited), 429)
+    );
+    assert!(
+        refusal(&e).message.contains("service provider"),
+        "{}",
+        refusal(&e).message
+    );
     // Another relying party has its own budget.
     let (other, _) = second_provider(&w, "Andelskassen").await;
     other
@@ -251,11 +239,11 @@ async fn a_large_relying_party_gets_its_own_configured_limit() {
         .create_request("person3#2024x", RequestKind::Login, TEXT, None)
         .await
         .unwrap_err();
-    assert_eq!(code(&e), Some(ErrorCode::RateLimited));
+    assert_eq!(e.code(), Some(ErrorCode::RateLimited));
     // The default provider keeps the default of 1.
     create(&w.rp, "person3#2024x").await.unwrap();
     let e = create(&w.rp, "person0#2024x").await.unwrap_err();
-    assert_eq!(code(&e), Some(ErrorCode::RateLimited));
+    assert_eq!(e.code(), Some(ErrorCode::RateLimited));
 }
 
 #[tokio::test]
@@ -268,21 +256,24 @@ async fn after_this_wasnt_me_the_same_provider_is_held_and_the_person_told() {
 
     let before = stored_requests(&w);
     let e = create(&w.rp, "anna#2024x").await.unwrap_err();
-    assert_eq!((code(&e), status(&e)), (Some(ErrorCode::CoolingDown), 429));
+    assert_eq!(
+        (e.code(), refusal(&e).status),
+        (Some(ErrorCode::CoolingDown), 429)
+    );
     assert!(
-        message(&e).contains("retry after 3600 s"),
+        refusal(&e).message.contains("retry after 3600 s"),
         "{}",
-        message(&e)
+        refusal(&e).message
     );
     // The flood goes on; every attempt is refused and nothing is stored.
     w.advance(10 * MINUTE_MS, &[&phone]);
     for _ in 0..3 {
         let e = create(&w.rp, "anna#2024x").await.unwrap_err();
-        assert_eq!(code(&e), Some(ErrorCode::CoolingDown));
+        assert_eq!(e.code(), Some(ErrorCode::CoolingDown));
         assert!(
-            message(&e).contains("retry after 3000 s"),
+            refusal(&e).message.contains("retry after 3000 s"),
             "{}",
-            message(&e)
+            refusal(&e).message
         );
     }
     assert_eq!(stored_requests(&w), before);
@@ -309,7 +300,7 @@ async fn after_this_wasnt_me_the_same_provider_is_held_and_the_person_told() {
     // The hold is stored: a restart does not lift it.
     w.restart_server().await.unwrap();
     let e = create(&w.rp, "anna#2024x").await.unwrap_err();
-    assert_eq!(code(&e), Some(ErrorCode::CoolingDown));
+    assert_eq!(e.code(), Some(ErrorCode::CoolingDown));
 }
 
 #[tokio::test]
@@ -329,7 +320,7 @@ async fn after_this_wasnt_me_another_provider_is_not_held() {
     // The reported provider is held only for this person.
     create(&w.rp, "bob#2024x").await.unwrap();
     assert_eq!(
-        code(&create(&w.rp, "anna#2024x").await.unwrap_err()),
+        create(&w.rp, "anna#2024x").await.unwrap_err().code(),
         Some(ErrorCode::CoolingDown)
     );
     // A plain "deny" holds nobody.
@@ -351,8 +342,12 @@ async fn the_hold_ends_after_the_cool_down() {
     phone.app.report_fraud(&acc, &request).await.unwrap();
     w.advance(HOUR_MS - 1, &[&phone]);
     let e = create(&w.rp, "anna#2024x").await.unwrap_err();
-    assert_eq!(code(&e), Some(ErrorCode::CoolingDown));
-    assert!(message(&e).contains("retry after 1 s"), "{}", message(&e));
+    assert_eq!(e.code(), Some(ErrorCode::CoolingDown));
+    assert!(
+        refusal(&e).message.contains("retry after 1 s"),
+        "{}",
+        refusal(&e).message
+    );
     w.advance(1, &[&phone]);
     let second = w.login("anna#2024x", TEXT).await.unwrap();
 
@@ -360,7 +355,7 @@ async fn the_hold_ends_after_the_cool_down() {
     phone.app.refresh().await.unwrap();
     phone.app.report_fraud(&acc, &second).await.unwrap();
     assert_eq!(
-        code(&create(&w.rp, "anna#2024x").await.unwrap_err()),
+        create(&w.rp, "anna#2024x").await.unwrap_err().code(),
         Some(ErrorCode::CoolingDown)
     );
     phone.app.refresh().await.unwrap();
@@ -388,15 +383,15 @@ async fn flood_refusals_and_bad_input_change_nothing_and_do_not_count() {
             w.rp.create_request("anna#2024x", RequestKind::Login, "Pay \u{202E}001", None)
                 .await
                 .unwrap_err();
-        assert_eq!(code(&e), Some(ErrorCode::InvalidReferenceText));
+        assert_eq!(e.code(), Some(ErrorCode::InvalidReferenceText));
         let e = create(&w.rp, "nobody#2024x").await.unwrap_err();
-        assert_eq!(code(&e), Some(ErrorCode::UnknownIdentity));
+        assert_eq!(e.code(), Some(ErrorCode::UnknownIdentity));
     }
     create(&w.rp, "anna#2024x").await.unwrap();
     create(&w.rp, "anna#2024x").await.unwrap();
     for _ in 0..5 {
         let e = create(&w.rp, "anna#2024x").await.unwrap_err();
-        assert_eq!(code(&e), Some(ErrorCode::RateLimited));
+        assert_eq!(e.code(), Some(ErrorCode::RateLimited));
     }
     assert_eq!(stored_requests(&w), 2);
     // Refused attempts did not extend the window: a minute after the two,

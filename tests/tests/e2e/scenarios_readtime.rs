@@ -1,4 +1,4 @@
-//! Minimum read time (issue 6 §3): a scripted or pressured approval right
+//! Minimum read time (docs/threat-model.md): a scripted or pressured approval right
 //! after the request appears is refused; deny and report-fraud never wait.
 //! These phones run the core's production default (1500 ms).
 

@@ -1,4 +1,4 @@
-//! Certificate pinning (issue 6 §5): the core trusts only the server's pinned
+//! Certificate pinning (docs/threat-model.md): the core trusts only the server's pinned
 //! key (SPKI), whatever CA vouches for another one, and speaks TLS 1.3 only.
 //! Both attacks run against a TLS front end on loopback that forwards to the
 //! real server, so each refusal is the pin's (or the version's) doing: the

@@ -1,0 +1,17 @@
+//! Tests of the `eid` binary, each running the real executable as a child
+//! process: [`commands`] against a server started in this process, [`crash`]
+//! killing `eid app ...` and `eid serve` at every fail point, [`rp_binding`]
+//! offline against the known-answer vectors.
+//!
+//! One test binary rather than one per file, so a change to the core or the
+//! server is linked once. The tests share no state: each has its own
+//! temporary folders, server and phone, and sets the child's environment, never
+//! this process's. Run one group with its module path, e.g.
+//! `cargo test -p eid-cli --test cli crash::`.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod support;
+
+mod commands;
+mod crash;
+mod rp_binding;
