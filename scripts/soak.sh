@@ -19,7 +19,7 @@ port=$((20000 + RANDOM % 20000))
 EID_SERVER_FLOODS__PER_IDENTITY_PER_MINUTE=0 EID_SERVER_FLOODS__PER_IDENTITY_PER_HOUR=0 \
 EID_SERVER_FLOODS__PER_PROVIDER_PER_MINUTE=0 EID_SERVER_FLOODS__PER_PROVIDER_PER_HOUR=0 \
 EID_SERVER_DATA_DIR="$work" EID_SERVER_LISTEN="127.0.0.1:$port" EID_SERVER_LOG_FORMAT=json \
-  RUST_LOG=warn target/release/eid-server >"$work/server.out" 2>"$work/server.err" &
+  EID_LOG=warn target/release/eid-server >"$work/server.out" 2>"$work/server.err" &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 100); do
@@ -28,7 +28,7 @@ for _ in $(seq 100); do
 done
 pin=$(sed -n 's/.*TLS SPKI pin: *//p' "$work/server.out")
 target/release/eid-loadgen --server "https://127.0.0.1:$port" --pin "$pin" \
-  --admin-token "$(cat "$work/admin-token")" --phones "$phones" --http2 \
+  --admin-token-file "$work/admin-token" --phones "$phones" --http2 \
   --duration-secs "$seconds" --rate "$rate" --rss-every-secs 10 --rss-pid "$server" \
   --json >"$work/report.json"
 python3 - "$work/report.json" "$rate" <<'PY'

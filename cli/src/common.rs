@@ -1,8 +1,9 @@
 //! Options shared by every command and the helpers built on them: the pinned
-//! endpoint, credentials, language, KDF cost and reading the PIN.
+//! endpoint, credentials (from files or the environment, never argv),
+//! language, KDF cost and reading the PIN.
 
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use eid_api_client::Endpoint;
@@ -56,15 +57,34 @@ pub(crate) struct Common {
         value_name = "SPKI_PIN"
     )]
     pub(crate) spki_pin: Option<String>,
-    /// Admin API bearer token.
-    #[arg(long, global = true, env = "EID_ADMIN_TOKEN", hide_env_values = true)]
-    pub(crate) admin_token: Option<String>,
-    /// File holding the admin token (the server prints its path).
+    /// Refused: see [`SecretSource::refused_in_argv`].
+    #[arg(
+        long = "admin-token",
+        global = true,
+        hide = true,
+        num_args = 0..=1,
+        default_missing_value = "",
+        value_parser = forget_secret
+    )]
+    pub(crate) admin_token_in_argv: Option<SecretInArgv>,
+    /// File holding the admin token (the server prints its path). Or the
+    /// token itself in EID_ADMIN_TOKEN (never on the command line).
     #[arg(long, global = true, env = "EID_ADMIN_TOKEN_FILE")]
     pub(crate) admin_token_file: Option<PathBuf>,
-    /// The service provider's API key.
-    #[arg(long, global = true, env = "EID_API_KEY", hide_env_values = true)]
-    pub(crate) api_key: Option<String>,
+    /// Refused: see [`SecretSource::refused_in_argv`].
+    #[arg(
+        long = "api-key",
+        global = true,
+        hide = true,
+        num_args = 0..=1,
+        default_missing_value = "",
+        value_parser = forget_secret
+    )]
+    pub(crate) api_key_in_argv: Option<SecretInArgv>,
+    /// File holding the service provider's API key. Or the key itself in
+    /// EID_API_KEY (never on the command line).
+    #[arg(long, global = true, env = "EID_API_KEY_FILE")]
+    pub(crate) api_key_file: Option<PathBuf>,
     /// The phone's data folder (core database, keystore, server settings).
     #[arg(long, global = true, env = "EID_APP_DIR")]
     pub(crate) app_dir: Option<PathBuf>,
@@ -105,33 +125,130 @@ impl Common {
         endpoint(&server, &pin)
     }
 
-    /// The admin token from `--admin-token` or `--admin-token-file`.
+    /// The admin token from `--admin-token-file` / `EID_ADMIN_TOKEN_FILE`,
+    /// else `EID_ADMIN_TOKEN`.
     pub(crate) fn admin_token(&self) -> Result<Zeroizing<String>, CliError> {
-        if let Some(t) = &self.admin_token {
-            return Ok(Zeroizing::new(t.trim().to_owned()));
-        }
-        if let Some(path) = &self.admin_token_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                CliError::invalid_argument(format!(
-                    "cannot read the admin token file {}: {e}",
-                    path.display()
-                ))
-            })?;
-            return Ok(Zeroizing::new(text.trim().to_owned()));
-        }
-        Err(CliError::missing_option(
-            "the admin token is needed: --admin-token, EID_ADMIN_TOKEN or --admin-token-file",
-        ))
+        ADMIN_TOKEN.read(self.admin_token_file.as_deref())
     }
 
-    /// The provider's API key.
+    /// The provider's API key from `--api-key-file` / `EID_API_KEY_FILE`,
+    /// else `EID_API_KEY`.
     pub(crate) fn api_key(&self) -> Result<Zeroizing<String>, CliError> {
-        self.api_key
-            .as_ref()
-            .map(|k| Zeroizing::new(k.trim().to_owned()))
-            .ok_or_else(|| {
-                CliError::missing_option("the API key is needed: --api-key or EID_API_KEY")
-            })
+        API_KEY.read(self.api_key_file.as_deref())
+    }
+
+    /// The secret flag given on the command line, if any.
+    pub(crate) fn secret_in_argv(&self) -> Option<&'static SecretSource> {
+        if self.admin_token_in_argv.is_some() {
+            Some(&ADMIN_TOKEN)
+        } else if self.api_key_in_argv.is_some() {
+            Some(&API_KEY)
+        } else {
+            None
+        }
+    }
+}
+
+/// A secret flag given on the command line, which every user of the machine
+/// can read (`ps`, `/proc/<pid>/cmdline`). Its value is forgotten at once
+/// and the command refused (see [`SecretSource::refused_in_argv`]); the flag
+/// exists only so that the refusal says where the secret goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SecretInArgv;
+
+/// clap's parser for [`SecretInArgv`]: takes any value and keeps none.
+pub(crate) fn forget_secret(_: &str) -> Result<SecretInArgv, std::convert::Infallible> {
+    Ok(SecretInArgv)
+}
+
+/// A secret the CLI takes from a file or the environment, never from argv:
+/// the file (its flag, or the variable naming it) first, else the variable
+/// holding the secret itself.
+#[derive(Debug)]
+pub(crate) struct SecretSource {
+    /// What it is, in messages.
+    what: &'static str,
+    /// The refused command-line flag.
+    flag: &'static str,
+    /// The flag naming the file.
+    file_flag: &'static str,
+    /// The variable naming the file.
+    file_var: &'static str,
+    /// The variable holding the secret.
+    var: &'static str,
+}
+
+/// The admin API's bearer token.
+pub(crate) const ADMIN_TOKEN: SecretSource = SecretSource {
+    what: "admin token",
+    flag: "--admin-token",
+    file_flag: "--admin-token-file",
+    file_var: "EID_ADMIN_TOKEN_FILE",
+    var: "EID_ADMIN_TOKEN",
+};
+
+/// A service provider's API key.
+pub(crate) const API_KEY: SecretSource = SecretSource {
+    what: "API key",
+    flag: "--api-key",
+    file_flag: "--api-key-file",
+    file_var: "EID_API_KEY_FILE",
+    var: "EID_API_KEY",
+};
+
+/// The binding secret of a `--binding qr` request.
+pub(crate) const BINDING_SECRET: SecretSource = SecretSource {
+    what: "binding secret",
+    flag: "--secret",
+    file_flag: "--secret-file",
+    file_var: "EID_BINDING_SECRET_FILE",
+    var: "EID_BINDING_SECRET",
+};
+
+impl SecretSource {
+    /// The usage error for the secret given on the command line: where to
+    /// put it instead. Never repeats the value.
+    pub(crate) fn refused_in_argv(&self) -> CliError {
+        CliError::new(
+            ErrorKind::Usage,
+            format!(
+                "{} is not accepted: the command line is visible to every user of this \
+                 machine (ps); put the {} in a file only you can read and give it with {} FILE \
+                 or {}, or set {}",
+                self.flag, self.what, self.file_flag, self.file_var, self.var
+            ),
+        )
+    }
+
+    /// The secret from `file`, else from the variable.
+    pub(crate) fn read(&self, file: Option<&Path>) -> Result<Zeroizing<String>, CliError> {
+        if let Some(path) = file {
+            let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                CliError::invalid_argument(format!(
+                    "cannot read the {} file {}: {e}",
+                    self.what,
+                    path.display()
+                ))
+            })?);
+            let secret = Zeroizing::new(text.trim().to_owned());
+            if secret.is_empty() {
+                return Err(CliError::invalid_argument(format!(
+                    "the {} file {} is empty",
+                    self.what,
+                    path.display()
+                )));
+            }
+            return Ok(secret);
+        }
+        let value = Zeroizing::new(std::env::var(self.var).unwrap_or_default());
+        let secret = Zeroizing::new(value.trim().to_owned());
+        if secret.is_empty() {
+            return Err(CliError::missing_option(format!(
+                "the {} is needed: {} FILE, {} or {}",
+                self.what, self.file_flag, self.file_var, self.var
+            )));
+        }
+        Ok(secret)
     }
 }
 

@@ -7,7 +7,9 @@
 //! - `eid self-service` makes the public self-service portal's calls.
 //! - `eid serve` runs the reference server in the foreground on a data folder.
 //!
-//! PINs are read from stdin (`--pin-stdin`) or `EID_PIN`, never from argv.
+//! PINs are read from stdin (`--pin-stdin`) or `EID_PIN`, and the admin
+//! token, API keys and binding secrets from a file or the environment: never
+//! from argv, which every user of the machine can read with `ps`.
 #![forbid(unsafe_code)]
 
 mod admin;
@@ -66,7 +68,25 @@ fn wants_json() -> bool {
     std::env::args_os().skip(1).any(|a| a == "--json")
 }
 
+impl Cli {
+    /// The secret flag given on the command line, if any (refused).
+    fn secret_in_argv(&self) -> Option<&'static common::SecretSource> {
+        match &self.command {
+            Command::Rp(rp::RpCommand::BindingCode {
+                secret_in_argv: Some(_),
+                ..
+            }) => Some(&common::BINDING_SECRET),
+            _ => self.common.secret_in_argv(),
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    // Everything `eid` creates (the phone's folder, database and keystore,
+    // `eid serve`'s data folder) is its owner's alone. Process-wide, so here
+    // and not in the libraries, which narrow their own files as well.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -96,6 +116,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     let as_json = cli.common.json;
+    if let Some(secret) = cli.secret_in_argv() {
+        secret.refused_in_argv().print(as_json);
+        return std::process::ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

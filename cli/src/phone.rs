@@ -39,8 +39,7 @@ impl ServerSettings {
 }
 
 /// The phone's data folder and the options to open it with. Found first, so
-/// that a missing `--app-dir` is reported before anything else. (No `Debug`:
-/// the options hold the admin token and API key.)
+/// that a missing `--app-dir` is reported before anything else.
 pub(crate) struct PhoneFolder<'a> {
     dir: PathBuf,
     common: &'a Common,
@@ -70,7 +69,16 @@ impl<'a> PhoneFolder<'a> {
     /// Opens the phone with the given server settings.
     pub(crate) fn open_with(&self, settings: ServerSettings) -> Result<Phone, CliError> {
         let dir = &self.dir;
-        std::fs::create_dir_all(dir).map_err(|e| {
+        // Created 0700 whatever the umask: the folder holds the keystore
+        // and the database. A folder that exists is the caller's choice.
+        let mut folder = std::fs::DirBuilder::new();
+        folder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            folder.mode(0o700);
+        }
+        folder.create(dir).map_err(|e| {
             CliError::new(
                 ErrorKind::Storage,
                 format!("cannot create the app folder {}: {e}", dir.display()),

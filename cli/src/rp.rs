@@ -2,13 +2,17 @@
 //! with the signed receipt, cancel) and the rotating binding code of a
 //! request's secret.
 
+use std::path::{Path, PathBuf};
+
 use clap::{Subcommand, ValueEnum};
 use eid_api_client::{RelyingPartyClient, verify_receipt};
 use eid_protocol::binding::{BindingSecret, ROTATING_STEP_MS};
 use eid_protocol::wire::{BindingMode, RequestStatus, RequestStatusResponse};
 use eid_protocol::{PublicKey, RequestId, RequestKind};
 
-use crate::common::{Common, parse_id, reference_text_sha256};
+use crate::common::{
+    BINDING_SECRET, Common, SecretInArgv, forget_secret, parse_id, reference_text_sha256,
+};
 use crate::error::{CliError, ErrorKind};
 use crate::json::{self, ProviderReceipt};
 use crate::output::{Report, serde_name};
@@ -49,10 +53,12 @@ impl From<Binding> for BindingMode {
     }
 }
 
-/// The code and QR payload of a secret at `at_ms`.
-fn binding_code_report(secret: &str, at_ms: Option<u64>) -> Result<Report, CliError> {
+/// The code and QR payload at `at_ms` of the secret in `secret_file` (else
+/// `EID_BINDING_SECRET`).
+fn binding_code_report(secret_file: Option<&Path>, at_ms: Option<u64>) -> Result<Report, CliError> {
+    let secret = BINDING_SECRET.read(secret_file)?;
     let secret =
-        BindingSecret::from_hex(secret).map_err(|e| CliError::invalid_argument(e.to_string()))?;
+        BindingSecret::from_hex(&secret).map_err(|e| CliError::invalid_argument(e.to_string()))?;
     let at_ms = match at_ms {
         Some(ms) => ms,
         None => std::time::SystemTime::now()
@@ -104,9 +110,19 @@ pub(crate) enum RpCommand {
     /// The rotating binding code (and QR payload) of a `--binding qr`
     /// request's secret at a moment: what the login screen shows. Offline.
     BindingCode {
-        /// The request's binding secret (64 hex digits).
-        #[arg(long, env = "EID_BINDING_SECRET", hide_env_values = true)]
-        secret: String,
+        /// Refused: see `SecretSource::refused_in_argv`.
+        #[arg(
+            long = "secret",
+            hide = true,
+            num_args = 0..=1,
+            default_missing_value = "",
+            value_parser = forget_secret
+        )]
+        secret_in_argv: Option<SecretInArgv>,
+        /// File holding the request's binding secret (64 hex digits). Or the
+        /// secret itself in EID_BINDING_SECRET (never on the command line).
+        #[arg(long, env = "EID_BINDING_SECRET_FILE")]
+        secret_file: Option<PathBuf>,
         /// The moment (Unix milliseconds); default now.
         #[arg(long)]
         at_ms: Option<u64>,
@@ -199,8 +215,11 @@ fn status_report(status: &RequestStatusResponse, receipt: Option<ProviderReceipt
 
 /// Runs a relying-party command.
 pub(crate) async fn run(common: &Common, cmd: RpCommand) -> Result<Report, CliError> {
-    if let RpCommand::BindingCode { secret, at_ms } = &cmd {
-        return binding_code_report(secret, *at_ms);
+    if let RpCommand::BindingCode {
+        secret_file, at_ms, ..
+    } = &cmd
+    {
+        return binding_code_report(secret_file.as_deref(), *at_ms);
     }
     let endpoint = common.endpoint()?;
     let key = common.api_key()?;
@@ -235,7 +254,8 @@ pub(crate) async fn run(common: &Common, cmd: RpCommand) -> Result<Report, CliEr
             }
             if created.binding_secret.is_some() {
                 lines.push(
-                    "binding secret (for `eid rp binding-code --secret`) in the JSON output".into(),
+                    "binding secret (for `eid rp binding-code --secret-file`) in the JSON output"
+                        .into(),
                 );
             }
             Ok(Report::new(
@@ -264,7 +284,9 @@ pub(crate) async fn run(common: &Common, cmd: RpCommand) -> Result<Report, CliEr
             let receipt = check_receipt(server_key.as_ref(), &status, sha.as_ref())?;
             Ok(status_report(&status, receipt))
         }
-        RpCommand::BindingCode { secret, at_ms } => binding_code_report(&secret, at_ms),
+        RpCommand::BindingCode {
+            secret_file, at_ms, ..
+        } => binding_code_report(secret_file.as_deref(), at_ms),
         RpCommand::Cancel { request } => {
             let id: RequestId = parse_id("request ID", &request)?;
             let status = rp.cancel(id).await?;

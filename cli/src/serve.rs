@@ -1,7 +1,8 @@
 //! `eid serve`: the reference server in the foreground on a data folder, for
 //! scripts and the crash harness (cli/tests/cli/crash.rs), which needs a server it
 //! can kill with SIGKILL and restart on the same folder. The production server
-//! is the `eid-server` binary (configuration file, logs); this one takes two flags.
+//! is the `eid-server` binary (configuration file); this one takes two flags.
+//! Both log the same way to stderr (`EID_LOG`, see `eid_server::init_logging`).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ pub(crate) async fn run(as_json: bool, args: &ServeArgs) -> Result<Report, CliEr
         data_dir: args.data_dir.clone(),
         ..eid_server::Config::default()
     };
+    eid_server::init_logging(config.log_format);
     let server = eid_server::start(eid_server::ServerOptions::new(config))
         .await
         .map_err(|e| CliError::new(ErrorKind::Server, format!("cannot start the server: {e:#}")))?;

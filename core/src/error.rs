@@ -147,6 +147,9 @@ pub(crate) enum InternalError {
     /// SQLite failed.
     #[error("{0}")]
     Database(#[from] rusqlite::Error),
+    /// The database file or its folder could not be created or made private.
+    #[error("database file: {0}")]
+    DatabaseFile(#[source] std::io::Error),
     /// A schema migration failed.
     #[error("{0}")]
     Migration(#[from] rusqlite_migration::Error),
@@ -175,7 +178,11 @@ impl InternalError {
     /// Whether the failure is the database's (else the core's own).
     fn is_storage(&self) -> bool {
         match self {
-            Self::Database(_) | Self::Migration(_) | Self::Corrupt(_) | Self::NotDurable => true,
+            Self::Database(_)
+            | Self::DatabaseFile(_)
+            | Self::Migration(_)
+            | Self::Corrupt(_)
+            | Self::NotDurable => true,
             Self::Serialization(_) | Self::PoisonedLock | Self::Task(_) | Self::CounterRace => {
                 false
             }

@@ -3,7 +3,8 @@
 //!
 //! [`KeyStore`] is what the Android and iOS shells implement (through uniffi,
 //! later): byte vectors in, byte vectors out, private keys never cross it.
-//! [`SoftwareKeyStore`] implements it on `ring` for host tests and the CLI.
+//! [`SoftwareKeyStore`] implements it on `ring` for host tests and the CLI
+//! only: a copy of its file gives the device key and an offline PIN search.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -58,6 +59,16 @@ enum Entry {
 
 /// A software [`KeyStore`] on `ring`, for host tests and the CLI. Not a
 /// hardware keystore: its keys live in a file (mode 0600) or in memory only.
+///
+/// **Never in a release app.** The file holds the device key as plain PKCS#8
+/// and the secret behind [`KeyStore::hardware_secret`] in the clear, in the
+/// app folder. Whoever copies the folder (a backup, another local user when
+/// the permissions are wrong, malware) signs as the device at once, and can
+/// search the PIN offline without the attempt counter: at the calibrated
+/// cost about 320 ms a guess on one core, about 81 hours for every PIN the
+/// policy allows, less with more cores. A hardware keystore (the shells'
+/// Android Keystore and Secure Enclave ones) keeps both non-exportable, so a
+/// PIN guess needs the phone and counts. See `docs/threat-model.md`.
 pub struct SoftwareKeyStore {
     path: Option<PathBuf>,
     entries: Mutex<HashMap<String, Entry>>,

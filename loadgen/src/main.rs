@@ -39,14 +39,15 @@ struct Args {
     max_logins: u64,
     /// Target server (https://127.x.x.x:PORT). Without it, an embedded server
     /// runs in this process on a temporary SQLite database.
-    #[arg(long, requires_all = ["pin", "admin_token"])]
+    #[arg(long, requires_all = ["pin", "admin_token_file"])]
     server: Option<String>,
     /// SPKI pin of the target server.
     #[arg(long)]
     pin: Option<String>,
-    /// Admin token of the target server.
+    /// File holding the target server's admin token (never the token in
+    /// argv, which every local user sees in `ps`).
     #[arg(long)]
-    admin_token: Option<String>,
+    admin_token_file: Option<std::path::PathBuf>,
     /// HTTP clients the phones share (round robin). Over HTTP/1.1 each client
     /// keeps a pool (one connection per request in flight); with --http2 each
     /// is one multiplexed connection.
@@ -155,7 +156,10 @@ async fn main() -> anyhow::Result<()> {
             (
                 url.clone(),
                 args.pin.clone().unwrap_or_default(),
-                args.admin_token.clone().unwrap_or_default(),
+                match &args.admin_token_file {
+                    Some(path) => std::fs::read_to_string(path)?.trim().to_owned(),
+                    None => String::new(),
+                },
             )
         }
         None => {

@@ -99,7 +99,8 @@ impl RunningServer {
     }
 }
 
-/// Writes a file readable only by its owner.
+/// Writes a file readable only by its owner (also when it existed with a
+/// wider mode: `mode` on open applies only to a new file).
 pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
@@ -109,8 +110,74 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     options.mode(0o600);
     let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
     file.write_all(contents)?;
     file.sync_all()
+}
+
+/// The database file's name in the data folder.
+const DATABASE_FILE: &str = "eid-server.sqlite3";
+
+/// The files of the data folder that hold secrets or personal data: the
+/// database (SQLite gives its `-wal` and `-shm` the main file's mode), the
+/// signing key, the admin token and the development TLS key.
+const PRIVATE_FILES: &[&str] = &[
+    DATABASE_FILE,
+    "eid-server.sqlite3-wal",
+    "eid-server.sqlite3-shm",
+    "server-signing-key.pk8",
+    "admin-token",
+    "dev-tls-key.pem",
+];
+
+/// Makes the data folder its owner's alone, whatever the process umask (a
+/// library caller may not have set one; `eid-server` and `eid serve` do):
+/// the folder 0700, and the database file created 0600 before SQLite opens
+/// it. Files left with a wider mode by an earlier version are narrowed.
+/// Another local user could otherwise read binding secrets, activation codes
+/// and contact data out of the live database.
+fn prepare_data_dir(data_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let mut folder = std::fs::DirBuilder::new();
+    folder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        folder.mode(0o700);
+    }
+    folder
+        .create(data_dir)
+        .with_context(|| format!("creating data folder {}", data_dir.display()))?;
+    let database_path = data_dir.join(DATABASE_FILE);
+    let mut database = std::fs::OpenOptions::new();
+    database.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        database.mode(0o600);
+    }
+    database
+        .open(&database_path)
+        .with_context(|| format!("creating database {}", database_path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("making {} private", path.display()))
+        };
+        private(data_dir, 0o700)?;
+        for name in PRIVATE_FILES {
+            let path = data_dir.join(name);
+            if path.exists() {
+                private(&path, 0o600)?;
+            }
+        }
+    }
+    Ok(database_path)
 }
 
 fn load_or_create_signing_key(data_dir: &Path) -> anyhow::Result<SoftwareSigningKey> {
@@ -146,6 +213,27 @@ fn load_or_create_admin_token(config: &Config) -> anyhow::Result<Zeroizing<Strin
     Ok(token)
 }
 
+/// Installs the log subscriber of a server process (`eid-server`, and the
+/// CLI's `eid serve`): to stderr, filtered by `EID_LOG` (tracing's
+/// `EnvFilter` syntax, e.g. `debug` or `eid_server=debug`; default `info`),
+/// as text or one JSON object per line. Colour codes only when stderr is a
+/// terminal, so a log file or a collector gets plain text. Events carry ids,
+/// never secrets or contact data. Does nothing when the process already has
+/// a subscriber (a test harness's).
+pub fn init_logging(format: config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EID_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // An error only says a subscriber is already installed: that one logs.
+    let _ = match format {
+        config::LogFormat::Json => builder.json().try_init(),
+        config::LogFormat::Text => builder.try_init(),
+    };
+}
+
 /// Opens the store, loads keys and certificate, binds and serves.
 pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let config = options.config;
@@ -165,9 +253,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
             "self-service gap is not the product's one hour (QA setting)"
         );
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data folder {}", config.data_dir.display()))?;
-    let database_path = config.data_dir.join("eid-server.sqlite3");
+    let database_path = prepare_data_dir(&config.data_dir)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&database_path)?);
     let signing_key = Arc::new(load_or_create_signing_key(&config.data_dir)?);
     let admin_token = load_or_create_admin_token(&config)?;

@@ -8,8 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 
 use clap::Parser;
-use eid_server::config::{Config, LogFormat};
-use tracing_subscriber::EnvFilter;
+use eid_server::config::Config;
 
 /// The eID reference server (identity broker).
 #[derive(Debug, Parser)]
@@ -23,26 +22,20 @@ struct Args {
     print_openapi: bool,
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("EID_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Everything this process creates (database, -wal/-shm, keys, token,
+    // certificate, log files) is its owner's alone. Process-wide, so here
+    // and not in the library; `start` narrows the data folder on its own too.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     let args = Args::parse();
     if args.print_openapi {
         println!("{}", eid_server::api::openapi().to_pretty_json()?);
         return Ok(());
     }
     let config = Config::load(args.config.as_deref())?;
-    init_logging(config.log_format);
+    eid_server::init_logging(config.log_format);
     let data_dir = config.data_dir.clone();
     let server = eid_server::start(eid_server::ServerOptions::new(config)).await?;
     println!("eid-server listening on {}", server.base_url());

@@ -102,6 +102,8 @@ impl Server {
     fn start(data_dir: &Path, crash_at: Option<&str>) -> Self {
         let mut child = eid_at(crash_at)
             .args(["--json", "serve", "--data-dir", data_dir.to_str().unwrap()])
+            // Its stderr is the test's: warnings and crash points only.
+            .env("EID_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

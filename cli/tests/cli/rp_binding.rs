@@ -28,16 +28,8 @@ fn binding_code_matches_the_vectors_and_refuses_a_bad_secret() {
     for v in vectors["vectors"].as_array().unwrap() {
         let at = v["unix_ms"].as_u64().unwrap().to_string();
         let (code, json) = eid(
-            &[
-                "--json",
-                "rp",
-                "binding-code",
-                "--secret",
-                v["secret_hex"].as_str().unwrap(),
-                "--at-ms",
-                &at,
-            ],
-            &[],
+            &["--json", "rp", "binding-code", "--at-ms", &at],
+            &[("EID_BINDING_SECRET", v["secret_hex"].as_str().unwrap())],
         );
         assert_eq!(code, 0, "{json}");
         assert_eq!(json["code"], v["code"]);
@@ -54,8 +46,8 @@ fn binding_code_matches_the_vectors_and_refuses_a_bad_secret() {
     assert_eq!(json["next_code_at_ms"], 1000);
     // Not 64 hex digits: a typed error, and the input is not echoed.
     let (code, json) = eid(
-        &["--json", "rp", "binding-code", "--secret", "not-a-secret"],
-        &[],
+        &["--json", "rp", "binding-code"],
+        &[("EID_BINDING_SECRET", "not-a-secret")],
     );
     assert_ne!(code, 0);
     assert_eq!(json["error"]["kind"], "invalid_argument");

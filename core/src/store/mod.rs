@@ -213,9 +213,55 @@ fn fixed<const N: usize>(v: Vec<u8>) -> Result<[u8; N]> {
     v.try_into().map_err(|_| bad("fixed field"))
 }
 
+/// Makes the database its owner's alone before SQLite opens it, whatever the
+/// process umask: missing parent folders are created 0700 (a folder that
+/// exists is the app's and is left as it is), the database file is created
+/// 0600 or narrowed to 0600 if an earlier version left it wider, and so are
+/// `-wal` and `-shm` files left by a crash. SQLite gives the `-wal` and
+/// `-shm` it creates the main file's mode. The database holds the person's
+/// requests, decisions and contact data.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut folder = std::fs::DirBuilder::new();
+        folder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            folder.mode(0o700);
+        }
+        folder.create(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        file.mode(0o600);
+    }
+    let file = file.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::fs::Permissions::from_mode(0o600);
+        file.set_permissions(private.clone())?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            match std::fs::set_permissions(&side, private.clone()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    drop(file);
+    Ok(())
+}
+
 impl Store {
-    /// Opens (creating and migrating) the database at `path`.
+    /// Opens (creating and migrating) the database at `path`, after making
+    /// it private (see [`make_private`]).
     pub(crate) fn open(path: &Path) -> Result<Self> {
+        make_private(path).map_err(InternalError::DatabaseFile)?;
         let mut conn = Connection::open(path)?;
         Self::configure(&mut conn)?;
         Ok(Self { conn })
@@ -313,5 +359,56 @@ mod tests {
         let failed: Result<()> = s.without_fsync(|_| Err(Error::UnknownAccount));
         assert!(failed.is_err());
         assert_eq!(sync(&s), 2);
+    }
+
+    /// The permission bits in octal, as `ls -l` readers think of them.
+    #[cfg(unix)]
+    fn mode(path: &Path) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        format!("{:o}", mode & 0o777)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn database_files_and_the_folders_the_core_creates_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app").join("data");
+        let path = app.join("core.sqlite3");
+        let mut s = Store::open(&path).unwrap();
+        s.insert_account(&sample_account(), &sample_wrapped())
+            .unwrap();
+        let mut open = Vec::new();
+        for (name, want) in [
+            ("app", "700"),
+            ("app/data", "700"),
+            ("app/data/core.sqlite3", "600"),
+            ("app/data/core.sqlite3-wal", "600"),
+            ("app/data/core.sqlite3-shm", "600"),
+        ] {
+            let got = mode(&dir.path().join(name));
+            if got != want {
+                open.push(format!("{name} {got}"));
+            }
+        }
+        assert_eq!(open, Vec::<String>::new());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_database_left_readable_by_others_is_narrowed_and_its_folder_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // The app's own folder: the core does not change it.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o751)).unwrap();
+        let path = dir.path().join("core.sqlite3");
+        drop(Store::open(&path).unwrap());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut s = Store::open(&path).unwrap();
+        s.insert_account(&sample_account(), &sample_wrapped())
+            .unwrap();
+        assert_eq!(mode(&path), "600");
+        assert_eq!(mode(&dir.path().join("core.sqlite3-wal")), "600");
+        assert_eq!(mode(dir.path()), "751");
     }
 }
