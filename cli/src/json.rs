@@ -613,7 +613,10 @@ mod tests {
     #[test]
     fn every_warning_kind_of_the_core_has_its_own_json_name() {
         let kinds = [
-            (WarningKind::OnlyApproveWhatYouStarted, "only_approve_what_you_started"),
+            (
+                WarningKind::OnlyApproveWhatYouStarted,
+                "only_approve_what_you_started",
+            ),
             (WarningKind::TextRefused, "text_refused"),
             (WarningKind::ProviderNameRefused, "provider_name_refused"),
             (WarningKind::BindingCodeRequired, "binding_code_required"),

@@ -1,7 +1,8 @@
 //! Tests of the `eid` binary, each running the real executable as a child
 //! process: [`commands`] against a server started in this process, [`crash`]
 //! killing `eid app ...` and `eid serve` at every fail point, [`rp_binding`]
-//! offline against the known-answer vectors.
+//! offline against the known-answer vectors, [`hardening`] what another
+//! local user can see of `eid` (file modes, argv, logs).
 //!
 //! One test binary rather than one per file, so a change to the core or the
 //! server is linked once. The tests share no state: each has its own
@@ -14,4 +15,6 @@ mod support;
 
 mod commands;
 mod crash;
+#[cfg(unix)]
+mod hardening;
 mod rp_binding;

@@ -2,8 +2,6 @@
 //! folder and the phone's folder are the owner's alone, whatever the caller's
 //! umask), its command line (no secret in argv, where `ps` shows it) and what
 //! `eid serve` logs.
-#![cfg(unix)]
-#![allow(missing_docs, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -13,20 +11,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const PIN: &str = "384726";
+use crate::support::PIN;
 
 /// `eid` with the caller's `EID_*` variables removed, run under the common
 /// login-shell umask 022 (new files 0644, folders 0755 unless `eid` narrows
 /// them). The shell sets it for the child only: the test process keeps its own.
 fn eid_command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let clean = crate::support::eid_command();
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(r#"umask 022 && exec "$0" "$@""#)
-        .arg(env!("CARGO_BIN_EXE_eid"))
+        .arg(clean.get_program())
         .args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("EID_") {
-            cmd.env_remove(k);
+    for (name, value) in clean.get_envs() {
+        if value.is_none() {
+            cmd.env_remove(name);
         }
     }
     cmd.envs(env.iter().copied());
