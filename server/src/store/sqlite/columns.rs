@@ -213,3 +213,128 @@ pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
         || f.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+    use crate::store::{Identity, SqliteStore, Store, StoreError};
+
+    /// Reads `value` back as a `T` column.
+    fn read<T>(value: &str) -> rusqlite::Result<T>
+    where
+        Col<T>: FromSql,
+    {
+        let c = Connection::open_in_memory().unwrap();
+        c.query_row("SELECT ?1", [value], |r| col::<T>(r, 0))
+    }
+
+    fn read_ours<T: FromSql>(value: &str) -> rusqlite::Result<T> {
+        let c = Connection::open_in_memory().unwrap();
+        c.query_row("SELECT ?1", [value], |r| r.get::<_, T>(0))
+    }
+
+    #[test]
+    fn every_stored_name_reads_back_as_its_value() {
+        let c = Connection::open_in_memory().unwrap();
+        let round =
+            |v: &dyn ToSql| -> String { c.query_row("SELECT ?1", [v], |r| r.get(0)).unwrap() };
+        assert_eq!(round(&Col(RequestStatus::FraudReported)), "fraud_reported");
+        assert_eq!(
+            read::<RequestStatus>("fraud_reported").unwrap(),
+            RequestStatus::FraudReported
+        );
+        assert_eq!(round(&Col(Outcome::ReportFraud)), "report_fraud");
+        assert_eq!(read::<Outcome>("approve").unwrap(), Outcome::Approve);
+        assert_eq!(
+            round(&Col(ChangeState::AwaitingSecondLogin)),
+            "awaiting_second_login"
+        );
+        assert_eq!(read::<ChangeState>("failed").unwrap(), ChangeState::Failed);
+        assert_eq!(round(&ChangeKind::UserId), "user_id");
+        assert_eq!(
+            read_ours::<ChangeKind>("phone").unwrap(),
+            ChangeKind::Contact(ContactChannel::Phone)
+        );
+        assert_eq!(round(&AuthenticatorState::Locked), "locked");
+        assert_eq!(
+            read_ours::<EnrolmentStoredState>("waiting").unwrap(),
+            EnrolmentStoredState::Waiting
+        );
+        assert_eq!(read_ours::<Channel>("email").unwrap(), Channel::Email);
+        let id = RequestId::random();
+        let blob: Vec<u8> = c.query_row("SELECT ?1", [Col(id)], |r| r.get(0)).unwrap();
+        assert_eq!(blob, id.as_bytes().to_vec());
+    }
+
+    #[test]
+    fn an_unknown_stored_name_is_an_error_not_a_default() {
+        assert!(read::<RequestStatus>("bogus").is_err(), "never Pending");
+        assert!(read::<Outcome>("bogus").is_err(), "never ReportFraud");
+        assert!(read::<ChangeState>("bogus").is_err(), "never Cancelled");
+        assert!(read_ours::<ChangeKind>("bogus").is_err(), "never UserId");
+        assert!(
+            read_ours::<AuthenticatorState>("bogus").is_err(),
+            "never Locked"
+        );
+        assert!(
+            read_ours::<EnrolmentStoredState>("bogus").is_err(),
+            "never Cancelled"
+        );
+        assert!(read_ours::<Channel>("bogus").is_err());
+        let c = Connection::open_in_memory().unwrap();
+        let short = c.query_row("SELECT x'0102'", [], |r| col::<IdentityId>(r, 0));
+        assert!(short.is_err(), "an id is 16 bytes");
+    }
+
+    #[tokio::test]
+    async fn a_change_with_a_bogus_stored_state_or_kind_reads_as_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        let identity = IdentityId::random();
+        store
+            .create_identity(Identity {
+                id: identity,
+                user_id: "anna#2024x".into(),
+                user_id_folded: "anna#2024x".into(),
+                display_name: None,
+                blocked: false,
+                created_at_ms: 0,
+                phone: None,
+                email: None,
+                notify_every_use: false,
+            })
+            .await
+            .unwrap();
+        // Raw SQL past the schema's CHECK and foreign keys: what a corrupt
+        // file or a newer server's database could hold.
+        let raw = Connection::open(&path).unwrap();
+        raw.execute_batch("PRAGMA ignore_check_constraints = ON; PRAGMA foreign_keys = OFF;")
+            .unwrap();
+        let insert = |kind: &str, state: &str| {
+            let id = ChangeId::random();
+            raw.execute(
+                "INSERT INTO self_service_changes (id, identity_id, kind, new_value, state, gap_ms, \
+                 created_at_ms, first_request_id, first_expires_at_ms) \
+                 VALUES (?1, ?2, ?3, '+4520304050', ?4, 0, 0, ?5, 1000)",
+                rusqlite::params![Col(id), Col(identity), kind, state, Col(RequestId::random())],
+            )
+            .unwrap();
+            id
+        };
+        let good = insert("phone", "awaiting_first_login");
+        let bogus_state = insert("phone", "bogus");
+        let bogus_kind = insert("bogus", "awaiting_first_login");
+        assert!(store.change(good).await.unwrap().is_some());
+        for id in [bogus_state, bogus_kind] {
+            let err = store.change(id).await.unwrap_err();
+            assert!(matches!(err, StoreError::Sqlite(_)), "{err:?}");
+            assert!(
+                std::error::Error::source(&err).is_some(),
+                "the cause is kept"
+            );
+        }
+    }
+}

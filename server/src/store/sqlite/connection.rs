@@ -216,3 +216,27 @@ fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Job>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_version_counts_the_seven_released_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        drop(SqliteStore::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        let version: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 7, "existing databases must find their version");
+        // Opening again applies nothing and keeps the version.
+        drop(SqliteStore::open(&path).unwrap());
+        let again: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(again, 7);
+        migrations().validate().unwrap();
+    }
+}
