@@ -6,7 +6,7 @@ use eid_protocol::wire::RequestStatus;
 use eid_protocol::{AuthenticatorId, IdentityId, Outcome, RequestId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::columns::{blob16, col, i64_of, opt_col, opt_u64_at, pubkey, u64_at};
+use super::columns::{col, i64_of, opt_col, opt_u64_at, pubkey, u64_at};
 use super::identities::{load_authenticator, load_identity};
 use super::outbox::insert_event;
 use super::requests::{insert_request, load_request};
@@ -128,7 +128,7 @@ pub(super) fn decide_enrolment(
         .prepare_cached(sql)?
         .query_row(
             params![request_id.as_bytes().as_slice(), i64_of(now)],
-            |r| Ok((AuthenticatorId(blob16(r, 0)?), IdentityId(blob16(r, 1)?))),
+            |r| Ok((col::<AuthenticatorId>(r, 0)?, col::<IdentityId>(r, 1)?)),
         )
         .optional()?;
     if let Some((enrolment_id, identity_id)) = moved {

@@ -18,7 +18,7 @@ pub(super) const IDENTITY_COLUMNS: &str = "id, user_id, user_id_folded, display_
 
 pub(super) fn identity_row(row: &Row<'_>) -> rusqlite::Result<Identity> {
     Ok(Identity {
-        id: IdentityId(blob16(row, 0)?),
+        id: col::<IdentityId>(row, 0)?,
         user_id: row.get(1)?,
         user_id_folded: row.get(2)?,
         display_name: row.get(3)?,
@@ -310,7 +310,7 @@ pub(super) fn record_wrong_pin(
              RETURNING failed_pin_count, identity_id, state = 'active'",
         )?
         .query_row(params![id.as_bytes().as_slice()], |r| {
-            Ok((r.get(0)?, IdentityId(blob16(r, 1)?), r.get(2)?))
+            Ok((r.get(0)?, col::<IdentityId>(r, 1)?, r.get(2)?))
         })?;
     if count >= lock_at {
         c.prepare_cached("UPDATE authenticators SET state = 'locked' WHERE id = ?1")?

@@ -4,7 +4,7 @@
 use eid_protocol::ServiceProviderId;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::columns::{blob16, blob32, i64_of, is_unique_violation, u64_at};
+use super::columns::{blob32, col, i64_of, is_unique_violation, u64_at};
 use crate::store::{RegisterResult, ServiceProvider, StoreError, StoreResult};
 
 /// The transaction of [`Store::create_service_provider`](crate::store::Store::create_service_provider).
@@ -54,7 +54,7 @@ pub(super) fn service_provider_by_key(
     Ok(stmt
         .query_row(params![api_key_sha256.as_slice()], |r| {
             Ok(ServiceProvider {
-                id: ServiceProviderId(blob16(r, 0)?),
+                id: col::<ServiceProviderId>(r, 0)?,
                 name: r.get(1)?,
                 api_key_sha256: blob32(r, 2)?,
                 created_at_ms: u64_at(r, 3)?,

@@ -507,7 +507,7 @@ pub(super) fn decide(
                     r.get::<_, bool>(0)?,
                     u64_at(r, 1)?,
                     r.get::<_, bool>(2)?,
-                    IdentityId(blob16(r, 3)?),
+                    col::<IdentityId>(r, 3)?,
                     r.get::<_, bool>(4)?,
                 ))
             },
