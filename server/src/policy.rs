@@ -7,11 +7,11 @@
 //! The limits themselves are in [`crate::limits`].
 
 use eid_protocol::events::SecurityEventKind;
-use eid_protocol::wire::{ChangeState, ContactChannel};
+use eid_protocol::wire::{ChangeState, ContactChannel, RequestStatus};
 use eid_protocol::{Outcome, RequestId};
 
 use crate::limits::{LimitScope, MAX_CHANGE_STARTS_PER_HOUR, Window};
-use crate::store::{ChangeKind, Recipient, StoredChange};
+use crate::store::{ChangeKind, DecideResult, Recipient, StoredChange};
 
 /// A fraud hold as stored for one (identity, service provider).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +210,81 @@ pub fn device_cap_reached(devices: u64, max_devices: u64) -> bool {
     devices >= max_devices
 }
 
+/// An activation code as stored, for [`activation_code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredCode {
+    /// Used up by an activation.
+    pub used: bool,
+    /// Wrong tries so far.
+    pub tries: u32,
+    /// Expiry (server clock).
+    pub expires_at_ms: u64,
+}
+
+/// What a presented activation code is worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// The right code, already used, within its lifetime: a retry after a
+    /// lost answer (the same keys get the same authenticator back). After
+    /// its lifetime a spent code is simply unusable, so a captured
+    /// activation cannot be replayed for ever.
+    RetryOfUsed,
+    /// Used, void after too many wrong tries, or expired.
+    Unusable,
+    /// Wrong: count the try.
+    Wrong,
+    /// Right and usable: activate (if the identity is not blocked).
+    Right,
+}
+
+/// Checks a presented code (`matches`: it equals the stored one, compared in
+/// constant time by the caller) against the stored code's state.
+pub fn activation_code(code: StoredCode, matches: bool, max_tries: u32, now_ms: u64) -> CodeCheck {
+    let live = now_ms < code.expires_at_ms;
+    if code.used && live && matches {
+        CodeCheck::RetryOfUsed
+    } else if code.used || code.tries >= max_tries || !live {
+        CodeCheck::Unusable
+    } else if !matches {
+        CodeCheck::Wrong
+    } else {
+        CodeCheck::Right
+    }
+}
+
+/// Whether a request in stored `status` expiring at `expires_at_ms` can still
+/// be decided at `now_ms`: `None` if so, else the answer (an already decided
+/// request is answered with its decision before this is asked).
+pub fn request_decidable(
+    status: RequestStatus,
+    expires_at_ms: u64,
+    now_ms: u64,
+) -> Option<DecideResult> {
+    match status {
+        RequestStatus::Pending if now_ms >= expires_at_ms => Some(DecideResult::Expired),
+        RequestStatus::Pending => None,
+        _ => Some(DecideResult::Cancelled),
+    }
+}
+
+/// Whether an authenticator may decide: active, its identity unblocked, and
+/// the decision's counter above the last accepted one. `None` if so, else
+/// the refusal.
+pub fn decider_allowed(
+    active: bool,
+    blocked: bool,
+    counter: u64,
+    last_counter: u64,
+) -> Option<DecideResult> {
+    if !active || blocked {
+        Some(DecideResult::NotAllowed)
+    } else if counter <= last_counter {
+        Some(DecideResult::CounterReplay)
+    } else {
+        None
+    }
+}
+
 /// The security event a decision records besides its own rows: a fraud
 /// report always; an approval when the person opted in to a notice on every
 /// use.
@@ -287,6 +362,69 @@ mod tests {
         assert!(!enrolment_allowed(0, 3, 3));
         assert!(device_cap_reached(5, 5));
         assert!(!device_cap_reached(4, 5));
+    }
+
+    #[test]
+    fn a_used_code_is_only_a_retry_while_it_lives() {
+        let code = |used, tries| StoredCode {
+            used,
+            tries,
+            expires_at_ms: 1_000,
+        };
+        assert_eq!(
+            activation_code(code(false, 0), true, 3, 999),
+            CodeCheck::Right
+        );
+        assert_eq!(
+            activation_code(code(false, 0), false, 3, 999),
+            CodeCheck::Wrong
+        );
+        assert_eq!(
+            activation_code(code(false, 3), true, 3, 999),
+            CodeCheck::Unusable
+        );
+        assert_eq!(
+            activation_code(code(false, 0), true, 3, 1_000),
+            CodeCheck::Unusable
+        );
+        assert_eq!(
+            activation_code(code(true, 0), true, 3, 999),
+            CodeCheck::RetryOfUsed
+        );
+        assert_eq!(
+            activation_code(code(true, 0), false, 3, 999),
+            CodeCheck::Unusable
+        );
+        assert_eq!(
+            activation_code(code(true, 0), true, 3, 1_000),
+            CodeCheck::Unusable
+        );
+    }
+
+    #[test]
+    fn only_a_pending_live_request_and_an_allowed_fresh_counter_decide() {
+        assert_eq!(request_decidable(RequestStatus::Pending, 10, 9), None);
+        assert_eq!(
+            request_decidable(RequestStatus::Pending, 10, 10),
+            Some(DecideResult::Expired)
+        );
+        assert_eq!(
+            request_decidable(RequestStatus::Approved, 10, 9),
+            Some(DecideResult::Cancelled)
+        );
+        assert_eq!(decider_allowed(true, false, 5, 4), None);
+        assert_eq!(
+            decider_allowed(true, false, 4, 4),
+            Some(DecideResult::CounterReplay)
+        );
+        assert_eq!(
+            decider_allowed(false, false, 5, 4),
+            Some(DecideResult::NotAllowed)
+        );
+        assert_eq!(
+            decider_allowed(true, true, 5, 4),
+            Some(DecideResult::NotAllowed)
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::identities::{load_authenticator, load_identity};
 use super::outbox::insert_event;
 use super::requests::{insert_request, load_request};
 use crate::limits::ENROLMENT_WINDOW_MS;
-use crate::policy::{self};
+use crate::policy;
 use crate::store::{
     Authenticator, AuthenticatorState, CancelEnrolmentResult, DecisionRecord, Enrolment,
     EnrolmentPoll, EnrolmentStoredState, NewEvent, StartEnrolmentResult, StoreResult,

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::changes::OPEN_STATES_SQL;
 use super::columns::{blob16, blob32, col, i64_of, is_unique_violation, pubkey, u64_at};
 use super::outbox::insert_event;
+use crate::policy;
 use crate::store::{
     ActivationCode, ActivationResult, Authenticator, AuthenticatorState, Identity, NewEvent,
     StoreError, StoreResult,
@@ -210,43 +211,49 @@ pub(super) fn activate(
         return Ok(ActivationResult::NoUsableCode);
     };
     let presented = code_sha256_for(identity.id);
-    if used
-        && now_ms < expires_at_ms
-        && eid_protocol::crypto::constant_time_eq(&presented, &stored_hash)
-    {
-        // A retry of an activation whose answer was lost: within the
-        // code's lifetime, the same code and the same two keys get the
-        // same authenticator back. After that the code is simply spent,
-        // so a captured activation body cannot be replayed for ever.
-        let existing = c
-            .prepare_cached(&format!(
-                "SELECT {AUTHENTICATOR_COLUMNS} FROM authenticators \
-                 WHERE identity_id = ?1 AND device_public_key = ?2 AND pin_public_key = ?3 \
-                 ORDER BY activated_at_ms DESC LIMIT 1"
-            ))?
-            .query_row(
-                params![
-                    identity.id.as_bytes().as_slice(),
-                    authenticator.device_public_key.as_bytes().as_slice(),
-                    authenticator.pin_public_key.as_bytes().as_slice()
-                ],
-                authenticator_row,
-            )
-            .optional()?;
-        return Ok(match existing {
-            Some(a) if a.state == AuthenticatorState::Active && !identity.blocked => {
-                ActivationResult::AlreadyActivated(a)
-            }
-            _ => ActivationResult::NoUsableCode,
-        });
-    }
-    if used || tries >= max_tries || now_ms >= expires_at_ms {
-        return Ok(ActivationResult::NoUsableCode);
-    }
-    if !eid_protocol::crypto::constant_time_eq(&presented, &stored_hash) {
-        c.prepare_cached("UPDATE activation_codes SET tries = tries + 1 WHERE identity_id = ?1")?
+    let code = policy::StoredCode {
+        used,
+        tries,
+        expires_at_ms,
+    };
+    let matches = eid_protocol::crypto::constant_time_eq(&presented, &stored_hash);
+    match policy::activation_code(code, matches, max_tries, now_ms) {
+        policy::CodeCheck::RetryOfUsed => {
+            // A retry of an activation whose answer was lost: within the
+            // code's lifetime, the same code and the same two keys get the
+            // same authenticator back. After that the code is simply spent,
+            // so a captured activation body cannot be replayed for ever.
+            let existing = c
+                .prepare_cached(&format!(
+                    "SELECT {AUTHENTICATOR_COLUMNS} FROM authenticators \
+                     WHERE identity_id = ?1 AND device_public_key = ?2 AND pin_public_key = ?3 \
+                     ORDER BY activated_at_ms DESC LIMIT 1"
+                ))?
+                .query_row(
+                    params![
+                        identity.id.as_bytes().as_slice(),
+                        authenticator.device_public_key.as_bytes().as_slice(),
+                        authenticator.pin_public_key.as_bytes().as_slice()
+                    ],
+                    authenticator_row,
+                )
+                .optional()?;
+            return Ok(match existing {
+                Some(a) if a.state == AuthenticatorState::Active && !identity.blocked => {
+                    ActivationResult::AlreadyActivated(a)
+                }
+                _ => ActivationResult::NoUsableCode,
+            });
+        }
+        policy::CodeCheck::Unusable => return Ok(ActivationResult::NoUsableCode),
+        policy::CodeCheck::Wrong => {
+            c.prepare_cached(
+                "UPDATE activation_codes SET tries = tries + 1 WHERE identity_id = ?1",
+            )?
             .execute(params![identity.id.as_bytes().as_slice()])?;
-        return Ok(ActivationResult::WrongCode);
+            return Ok(ActivationResult::WrongCode);
+        }
+        policy::CodeCheck::Right => {}
     }
     if identity.blocked {
         return Ok(ActivationResult::Blocked);

@@ -15,7 +15,7 @@ use super::columns::{Col, blob16, blob32, col, i64_of, json_err, u64_at};
 use super::enrolments::{ENROLMENT_COLUMNS, LIVE_ENROLMENT, decide_enrolment, enrolment_row};
 use super::identities::{load_authenticator, load_identity};
 use super::outbox::{EVENT_COLUMNS, event_row, insert_event};
-use crate::policy::{self};
+use crate::policy;
 use crate::store::{
     CancelResult, ChangeKind, CreateResult, DecideResult, DecisionContext, DecisionRecord,
     LimitScope, NewEvent, PullSnapshot, RequestLimits, StoreError, StoreResult, StoredRequest,
@@ -487,12 +487,8 @@ pub(super) fn decide(
             .map(DecideResult::AlreadyDecided)
             .ok_or(StoreError::Inconsistent("decision vanished"));
     }
-    match status {
-        RequestStatus::Pending if now_ms >= expires_at_ms => {
-            return Ok(DecideResult::Expired);
-        }
-        RequestStatus::Pending => {}
-        _ => return Ok(DecideResult::Cancelled),
+    if let Some(refused) = policy::request_decidable(status, expires_at_ms, now_ms) {
+        return Ok(refused);
     }
     let Some((active, last_counter, blocked, identity_id, notify_every_use)) = c
         .prepare_cached(
@@ -516,11 +512,8 @@ pub(super) fn decide(
     else {
         return Ok(DecideResult::NotAllowed);
     };
-    if !active || blocked {
-        return Ok(DecideResult::NotAllowed);
-    }
-    if record.counter <= last_counter {
-        return Ok(DecideResult::CounterReplay);
+    if let Some(refused) = policy::decider_allowed(active, blocked, record.counter, last_counter) {
+        return Ok(refused);
     }
     c.prepare_cached(
         "INSERT INTO decisions (request_id, authenticator_id, outcome, counter, decision_sha256, receipt, \
