@@ -1,7 +1,7 @@
 //! Security-event notifications: the dispatcher that works off the
 //! `event_deliveries` outbox, the [`NotificationChannel`] trait and its two
 //! adapters (e-mail over SMTP with `lettre`, SMS through an HTTP webhook), and
-//! the texts.
+//! the layout of the texts (their wording is in `crate::texts`).
 //!
 //! Delivery is **at least once**. Each event row and its delivery rows are
 //! written in the same transaction as what caused the event, so nothing that

@@ -3,11 +3,15 @@
 //! Operations that must be atomic (use an activation code, decide a request,
 //! count a wrong PIN, use a nonce) are single trait methods: each backend runs
 //! them in one transaction, and acknowledges only after a durable commit.
+//! The rules such an operation applies (fraud hold, rate-limit windows,
+//! change and device limits, how a decision moves a change) are pure
+//! functions in [`crate::policy`], so every backend applies the same ones.
 
 mod sqlite;
 
 pub use sqlite::SqliteStore;
 
+// The limit types moved to `crate::limits`; these paths stay for callers.
 pub use crate::limits::{CHANGE_MAX_AGE_MS, LimitScope, RequestLimits, Window};
 
 use async_trait::async_trait;

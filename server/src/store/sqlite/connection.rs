@@ -54,6 +54,8 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
+/// Opens one connection with the durability settings every connection
+/// shares (WAL, `synchronous=FULL`, foreign keys on).
 pub(super) fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -168,6 +170,8 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Runs one job in its own savepoint, so a failed job rolls back only its
+/// own writes and the rest of the batch still commits.
 fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
@@ -185,6 +189,9 @@ fn in_savepoint<T>(
     }
 }
 
+/// The writer thread: takes the queued jobs (up to [`MAX_BATCH`]), runs them
+/// in one transaction, commits once and then answers every caller with the
+/// commit's outcome (group commit: one fsync for many writes).
 fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Job>) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
