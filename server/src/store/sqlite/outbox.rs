@@ -6,7 +6,7 @@ use eid_protocol::AuthenticatorId;
 use eid_protocol::events::SecurityEventKind;
 use rusqlite::{Connection, Row, params};
 
-use super::columns::{i64_of, u64_at};
+use super::columns::{i64_of, opt_col, u64_at};
 use crate::store::{
     Channel, ClaimedDelivery, DeliveryOutcome, NewEvent, Recipient, StoreResult, StoredEvent,
 };
@@ -49,8 +49,8 @@ pub(super) fn insert_event(c: &Connection, event: &NewEvent) -> rusqlite::Result
     )?;
     for recipient in recipients {
         let (channel, address) = match recipient {
-            Recipient::Sms(a) => ("sms", a),
-            Recipient::Email(a) => ("email", a),
+            Recipient::Sms(a) => (Channel::Sms, a),
+            Recipient::Email(a) => (Channel::Email, a),
         };
         insert.execute(params![id, channel, address, i64_of(event.occurred_at_ms)])?;
     }
@@ -64,14 +64,7 @@ pub(super) fn event_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     Ok(StoredEvent {
         id: u64_at(row, 0)?,
         kind: SecurityEventKind::parse(&kind).unwrap_or(SecurityEventKind::Unknown),
-        authenticator_id: row
-            .get::<_, Option<Vec<u8>>>(2)?
-            .map(|v| {
-                <[u8; 16]>::try_from(v)
-                    .map(AuthenticatorId)
-                    .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(2, 16))
-            })
-            .transpose()?,
+        authenticator_id: opt_col(row, 2)?,
         detail: row.get(3)?,
         occurred_at_ms: u64_at(row, 4)?,
     })
@@ -105,6 +98,9 @@ pub(super) fn claim_deliveries(
             .collect::<Vec<_>>()
             .join(",")
     ))?;
+    // Unlike the feed, a claim skips a row it cannot read (an unknown channel,
+    // a malformed id) instead of failing: one corrupt row must not stop every
+    // other delivery.
     let rows = stmt.query_map(params![i64_of(now_ms), max_attempts, limit], |r| {
         let channel: String = r.get(1)?;
         let event = StoredEvent {
