@@ -68,7 +68,7 @@ pub(super) fn load_change(c: &Connection, id: &ChangeId) -> StoreResult<Option<S
     Ok(c.prepare_cached(&format!(
         "SELECT {CHANGE_COLUMNS} FROM self_service_changes WHERE id = ?1"
     ))?
-    .query_row(params![id.as_bytes().as_slice()], change_row)
+    .query_row(params![Col(id)], change_row)
     .optional()?)
 }
 
@@ -80,7 +80,7 @@ pub(super) fn open_changes_of(
         "SELECT {CHANGE_COLUMNS} FROM self_service_changes \
          WHERE identity_id = ?1 AND state IN {OPEN_STATES_SQL} ORDER BY created_at_ms"
     ))?;
-    let rows = stmt.query_map(params![identity_id.as_bytes().as_slice()], change_row)?;
+    let rows = stmt.query_map(params![Col(identity_id)], change_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
@@ -94,7 +94,7 @@ pub(super) fn set_change_state(
     c.prepare_cached(
         "UPDATE self_service_changes SET state = ?2, closed_at_ms = ?3 WHERE id = ?1",
     )?
-    .execute(params![id.as_bytes().as_slice(), Col(state), closed])?;
+    .execute(params![Col(id), Col(state), closed])?;
     Ok(())
 }
 
@@ -148,7 +148,7 @@ pub(super) fn on_self_service_decision(
             "SELECT {CHANGE_COLUMNS} FROM self_service_changes \
              WHERE first_request_id = ?1 OR second_request_id = ?1"
         ))?
-        .query_row(params![request_id.as_bytes().as_slice()], change_row)
+        .query_row(params![Col(request_id)], change_row)
         .optional()?;
     let Some(change) = change else { return Ok(()) };
     let authenticator = Some(record.authenticator_id);
@@ -175,7 +175,7 @@ pub(super) fn on_self_service_decision(
                  earliest_second_login_at_ms = ?3 WHERE id = ?1",
             )?
             .execute(params![
-                change.id.as_bytes().as_slice(),
+                Col(change.id),
                 i64_of(now_ms),
                 i64_of(earliest_second_login_at_ms)
             ])?;
@@ -214,10 +214,8 @@ pub(super) fn on_self_service_decision(
                 ContactChannel::Phone => "UPDATE identities SET phone = ?2 WHERE id = ?1",
                 _ => "UPDATE identities SET email = ?2 WHERE id = ?1",
             };
-            c.prepare_cached(sql)?.execute(params![
-                change.identity_id.as_bytes().as_slice(),
-                change.new_value
-            ])?;
+            c.prepare_cached(sql)?
+                .execute(params![Col(change.identity_id), change.new_value])?;
             set_change_state(c, &change.id, ChangeState::Completed, now_ms)?;
         }
         ChangeStep::ApplyUserId => {
@@ -239,13 +237,13 @@ pub(super) fn apply_user_id_change(
 ) -> StoreResult<()> {
     let first_login = "UPDATE self_service_changes SET first_login_at_ms = ?2 WHERE id = ?1";
     c.prepare_cached(first_login)?
-        .execute(params![change.id.as_bytes().as_slice(), i64_of(now_ms)])?;
+        .execute(params![Col(change.id), i64_of(now_ms)])?;
     let fail = |code: &str, message: String| -> StoreResult<()> {
         c.prepare_cached(
             "UPDATE self_service_changes SET state = 'failed', failure_code = ?2, failure_message = ?3, \
              closed_at_ms = ?4 WHERE id = ?1",
         )?
-        .execute(params![change.id.as_bytes().as_slice(), code, message, i64_of(now_ms)])?;
+        .execute(params![Col(change.id), code, message, i64_of(now_ms)])?;
         Ok(())
     };
     let identity = load_identity(c, &change.identity_id)?
@@ -264,18 +262,12 @@ pub(super) fn apply_user_id_change(
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM identities WHERE user_id_folded = ?1 AND id != ?2)",
         )?
-        .query_row(params![folded, identity.id.as_bytes().as_slice()], |r| {
-            r.get(0)
-        })?;
+        .query_row(params![folded, Col(identity.id)], |r| r.get(0))?;
     if taken {
         return fail("user_id_taken", USER_ID_TAKEN_MEANWHILE.into());
     }
     c.prepare_cached("UPDATE identities SET user_id = ?2, user_id_folded = ?3 WHERE id = ?1")?
-        .execute(params![
-            identity.id.as_bytes().as_slice(),
-            new_user_id,
-            folded
-        ])?;
+        .execute(params![Col(identity.id), new_user_id, folded])?;
     insert_event(
         c,
         &NewEvent {
@@ -313,7 +305,7 @@ pub(super) fn start_change(
         )?
         .query_row(
             params![
-                change.identity_id.as_bytes().as_slice(),
+                Col(change.identity_id),
                 i64_of(now_ms.saturating_sub(CHANGE_START_WINDOW_MS))
             ],
             |r| r.get(0),
@@ -345,13 +337,13 @@ pub(super) fn start_change(
          first_request_id, first_expires_at_ms) VALUES (?1, ?2, ?3, ?4, 'awaiting_first_login', ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
-        change.id.as_bytes().as_slice(),
-        change.identity_id.as_bytes().as_slice(),
+        Col(change.id),
+        Col(change.identity_id),
         change.kind,
         change.new_value,
         i64_of(change.gap_ms),
         i64_of(change.created_at_ms),
-        change.first_request_id.as_bytes().as_slice(),
+        Col(change.first_request_id),
         i64_of(change.first_expires_at_ms)
     ])?;
     record_contact_event(
@@ -432,8 +424,8 @@ pub(super) fn confirm_change(
          second_expires_at_ms = ?3 WHERE id = ?1",
     )?
     .execute(params![
-        id.as_bytes().as_slice(),
-        request.envelope.request_id.as_bytes().as_slice(),
+        Col(id),
+        Col(request.envelope.request_id),
         i64_of(request.envelope.expires_at_ms)
     ])?;
     Ok(ConfirmChangeResult::Created)

@@ -150,6 +150,12 @@ macro_rules! id_column {
                 Ok(ToSqlOutput::Borrowed(ValueRef::Blob(self.0.as_bytes().as_slice())))
             }
         }
+        /// A borrowed id binds like an owned one.
+        impl ToSql for Col<&$ty> {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::Borrowed(ValueRef::Blob(self.0.as_bytes().as_slice())))
+            }
+        }
         impl FromSql for Col<$ty> {
             fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
                 let blob = value.as_blob()?;

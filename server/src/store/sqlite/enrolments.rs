@@ -6,7 +6,7 @@ use eid_protocol::wire::RequestStatus;
 use eid_protocol::{AuthenticatorId, IdentityId, Outcome, RequestId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::columns::{col, i64_of, opt_col, opt_u64_at, pubkey, u64_at};
+use super::columns::{Col, col, i64_of, opt_col, opt_u64_at, pubkey, u64_at};
 use super::identities::{load_authenticator, load_identity};
 use super::outbox::insert_event;
 use super::requests::{insert_request, load_request};
@@ -62,9 +62,7 @@ pub(super) fn load_enrolment(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments WHERE id = ?1"
     ))?;
-    Ok(stmt
-        .query_row(params![id.as_bytes().as_slice()], enrolment_row)
-        .optional()?)
+    Ok(stmt.query_row(params![Col(id)], enrolment_row).optional()?)
 }
 
 /// SQL condition (on `e`, a `device_enrolments` row, and `?now`) of an
@@ -80,9 +78,9 @@ pub(super) fn insert_enrolment(c: &Connection, e: &Enrolment) -> rusqlite::Resul
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
-        e.id.as_bytes().as_slice(),
-        e.identity_id.as_ref().map(|i| i.as_bytes().to_vec()),
-        e.request_id.as_ref().map(|r| r.as_bytes().to_vec()),
+        Col(e.id),
+        e.identity_id.as_ref().map(Col),
+        e.request_id.as_ref().map(Col),
         e.device_public_key.as_bytes().as_slice(),
         e.pin_public_key.as_bytes().as_slice(),
         e.code,
@@ -103,7 +101,7 @@ pub(super) fn close_enrolment(
     c.prepare_cached(
         "UPDATE device_enrolments SET state = 'cancelled', closed_at_ms = ?2 WHERE id = ?1",
     )?
-    .execute(params![id.as_bytes().as_slice(), i64_of(now_ms)])?;
+    .execute(params![Col(id), i64_of(now_ms)])?;
     Ok(())
 }
 
@@ -126,10 +124,9 @@ pub(super) fn decide_enrolment(
     };
     let moved = c
         .prepare_cached(sql)?
-        .query_row(
-            params![request_id.as_bytes().as_slice(), i64_of(now)],
-            |r| Ok((col::<AuthenticatorId>(r, 0)?, col::<IdentityId>(r, 1)?)),
-        )
+        .query_row(params![Col(request_id), i64_of(now)], |r| {
+            Ok((col::<AuthenticatorId>(r, 0)?, col::<IdentityId>(r, 1)?))
+        })
         .optional()?;
     if let Some((enrolment_id, identity_id)) = moved {
         let kind = if approved {
@@ -154,13 +151,13 @@ pub(super) fn count_devices(
         .prepare_cached(
             "SELECT COUNT(*) FROM authenticators WHERE identity_id = ?1 AND state = 'active'",
         )?
-        .query_row(params![identity_id.as_bytes().as_slice()], |r| r.get(0))?;
+        .query_row(params![Col(identity_id)], |r| r.get(0))?;
     let live: i64 = c
         .prepare_cached(&format!(
             "SELECT COUNT(*) FROM device_enrolments e WHERE e.identity_id = ?1 AND {LIVE_ENROLMENT} AND e.id != ?3"
         ))?
         .query_row(
-            params![identity_id.as_bytes().as_slice(), i64_of(now_ms), except.as_bytes().as_slice()],
+            params![Col(identity_id), i64_of(now_ms), Col(except)],
             |r| r.get(0),
         )?;
     Ok(u64::try_from(active + live).unwrap_or(u64::MAX))
@@ -209,7 +206,7 @@ pub(super) fn start_enrolment(
     };
     let e = &request.envelope;
     let identity = e.identity_id;
-    let identity_bytes = identity.as_bytes().as_slice();
+    let identity_col = Col(identity);
     match load_identity(c, &identity)? {
         Some(i) if !i.blocked => {}
         _ => {
@@ -225,7 +222,7 @@ pub(super) fn start_enrolment(
              COALESCE(SUM(e.requested_at_ms > ?3), 0) FROM device_enrolments e WHERE e.identity_id = ?1"
         ))?
         .query_row(
-            params![identity_bytes, i64_of(now_ms), i64_of(now_ms.saturating_sub(ENROLMENT_WINDOW_MS))],
+            params![identity_col, i64_of(now_ms), i64_of(now_ms.saturating_sub(ENROLMENT_WINDOW_MS))],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
     if !policy::enrolment_allowed(
@@ -329,8 +326,8 @@ pub(super) fn poll_enrolment(
                  failed_pin_count, last_counter, activated_at_ms) VALUES (?1, ?2, ?3, ?4, 'active', 0, 0, ?5)",
             )?
             .execute(params![
-                auth.id.as_bytes().as_slice(),
-                auth.identity_id.as_bytes().as_slice(),
+                Col(auth.id),
+                Col(auth.identity_id),
                 auth.device_public_key.as_bytes().as_slice(),
                 auth.pin_public_key.as_bytes().as_slice(),
                 i64_of(now_ms)
@@ -338,7 +335,7 @@ pub(super) fn poll_enrolment(
             c.prepare_cached(
                 "UPDATE device_enrolments SET state = 'activated', closed_at_ms = ?2 WHERE id = ?1",
             )?
-            .execute(params![id.as_bytes().as_slice(), i64_of(now_ms)])?;
+            .execute(params![Col(id), i64_of(now_ms)])?;
             insert_event(
                 c,
                 &device_event(identity_id, SecurityEventKind::DeviceActivated, id, now_ms),
@@ -375,7 +372,7 @@ pub(super) fn cancel_enrolment(
             .prepare_cached(
                 "UPDATE requests SET status = 'cancelled' WHERE id = ?1 AND status = 'pending'",
             )?
-            .execute(params![request_id.as_bytes().as_slice()])?;
+            .execute(params![Col(request_id)])?;
         if n > 0 {
             cancelled_request = Some(request_id);
         }

@@ -6,7 +6,7 @@ use eid_protocol::{AuthenticatorId, IdentityId, RequestId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::changes::OPEN_STATES_SQL;
-use super::columns::{blob16, blob32, col, i64_of, is_unique_violation, pubkey, u64_at};
+use super::columns::{Col, blob16, blob32, col, i64_of, is_unique_violation, pubkey, u64_at};
 use super::outbox::insert_event;
 use crate::policy;
 use crate::store::{
@@ -35,9 +35,7 @@ pub(super) fn load_identity(conn: &Connection, id: &IdentityId) -> StoreResult<O
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {IDENTITY_COLUMNS} FROM identities WHERE id = ?1"
     ))?;
-    Ok(stmt
-        .query_row(params![id.as_bytes().as_slice()], identity_row)
-        .optional()?)
+    Ok(stmt.query_row(params![Col(id)], identity_row).optional()?)
 }
 
 pub(super) const AUTHENTICATOR_COLUMNS: &str = "id, identity_id, device_public_key, pin_public_key, state, \
@@ -64,7 +62,7 @@ pub(super) fn load_authenticator(
         "SELECT {AUTHENTICATOR_COLUMNS} FROM authenticators WHERE id = ?1"
     ))?;
     Ok(stmt
-        .query_row(params![id.as_bytes().as_slice()], authenticator_row)
+        .query_row(params![Col(id)], authenticator_row)
         .optional()?)
 }
 
@@ -75,7 +73,7 @@ pub(super) fn create_identity(c: &Connection, identity: Identity) -> StoreResult
          phone, email, notify_every_use) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
-        identity.id.as_bytes().as_slice(),
+        Col(identity.id),
         identity.user_id,
         identity.user_id_folded,
         identity.display_name,
@@ -106,14 +104,14 @@ pub(super) fn set_blocked(
 ) -> StoreResult<Option<Vec<RequestId>>> {
     let Some(was_blocked) = c
         .prepare_cached("SELECT blocked FROM identities WHERE id = ?1")?
-        .query_row(params![id.as_bytes().as_slice()], |r| r.get::<_, bool>(0))
+        .query_row(params![Col(id)], |r| r.get::<_, bool>(0))
         .optional()?
     else {
         return Ok(None);
     };
     if was_blocked != blocked {
         c.prepare_cached("UPDATE identities SET blocked = ?2 WHERE id = ?1")?
-            .execute(params![id.as_bytes().as_slice(), blocked])?;
+            .execute(params![Col(id), blocked])?;
         insert_event(
             c,
             &NewEvent {
@@ -135,7 +133,7 @@ pub(super) fn set_blocked(
         let mut stmt = c.prepare_cached(
             "UPDATE requests SET status = 'cancelled' WHERE identity_id = ?1 AND status = 'pending' RETURNING id",
         )?;
-        let rows = stmt.query_map(params![id.as_bytes().as_slice()], |r| blob16(r, 0))?;
+        let rows = stmt.query_map(params![Col(id)], |r| blob16(r, 0))?;
         for r in rows {
             cancelled.push(RequestId(r?));
         }
@@ -145,13 +143,13 @@ pub(super) fn set_blocked(
             "UPDATE device_enrolments SET state = 'cancelled' \
              WHERE identity_id = ?1 AND state IN ('awaiting_approval', 'waiting')",
         )?
-        .execute(params![id.as_bytes().as_slice()])?;
+        .execute(params![Col(id)])?;
         // A block also ends the person's open self-service changes.
         c.prepare_cached(&format!(
             "UPDATE self_service_changes SET state = 'cancelled' \
              WHERE identity_id = ?1 AND state IN {OPEN_STATES_SQL}"
         ))?
-        .execute(params![id.as_bytes().as_slice()])?;
+        .execute(params![Col(id)])?;
     }
     Ok(Some(cancelled))
 }
@@ -160,7 +158,7 @@ pub(super) fn set_blocked(
 pub(super) fn set_notify_every_use(c: &Connection, id: IdentityId, on: bool) -> StoreResult<bool> {
     let n = c
         .prepare_cached("UPDATE identities SET notify_every_use = ?2 WHERE id = ?1")?
-        .execute(params![id.as_bytes().as_slice(), on])?;
+        .execute(params![Col(id), on])?;
     Ok(n == 1)
 }
 
@@ -173,7 +171,7 @@ pub(super) fn put_activation_code(c: &Connection, code: ActivationCode) -> Store
          created_at_ms = excluded.created_at_ms, expires_at_ms = excluded.expires_at_ms, tries = 0, used = 0",
     )?
     .execute(params![
-        code.identity_id.as_bytes().as_slice(),
+        Col(code.identity_id),
         code.code_sha256.as_slice(),
         i64_of(code.created_at_ms),
         i64_of(code.expires_at_ms)
@@ -203,7 +201,7 @@ pub(super) fn activate(
         .prepare_cached(
             "SELECT code_sha256, expires_at_ms, tries, used FROM activation_codes WHERE identity_id = ?1",
         )?
-        .query_row(params![identity.id.as_bytes().as_slice()], |r| {
+        .query_row(params![Col(identity.id)], |r| {
             Ok((blob32(r, 0)?, u64_at(r, 1)?, r.get::<_, u32>(2)?, r.get::<_, bool>(3)?))
         })
         .optional()?;
@@ -231,7 +229,7 @@ pub(super) fn activate(
                 ))?
                 .query_row(
                     params![
-                        identity.id.as_bytes().as_slice(),
+                        Col(identity.id),
                         authenticator.device_public_key.as_bytes().as_slice(),
                         authenticator.pin_public_key.as_bytes().as_slice()
                     ],
@@ -250,7 +248,7 @@ pub(super) fn activate(
             c.prepare_cached(
                 "UPDATE activation_codes SET tries = tries + 1 WHERE identity_id = ?1",
             )?
-            .execute(params![identity.id.as_bytes().as_slice()])?;
+            .execute(params![Col(identity.id)])?;
             return Ok(ActivationResult::WrongCode);
         }
         policy::CodeCheck::Right => {}
@@ -259,7 +257,7 @@ pub(super) fn activate(
         return Ok(ActivationResult::Blocked);
     }
     c.prepare_cached("UPDATE activation_codes SET used = 1 WHERE identity_id = ?1")?
-        .execute(params![identity.id.as_bytes().as_slice()])?;
+        .execute(params![Col(identity.id)])?;
     let auth = Authenticator {
         identity_id: identity.id,
         ..authenticator
@@ -269,8 +267,8 @@ pub(super) fn activate(
          failed_pin_count, last_counter, activated_at_ms) VALUES (?1, ?2, ?3, ?4, 'active', 0, 0, ?5)",
     )?
     .execute(params![
-        auth.id.as_bytes().as_slice(),
-        auth.identity_id.as_bytes().as_slice(),
+        Col(auth.id),
+        Col(auth.identity_id),
         auth.device_public_key.as_bytes().as_slice(),
         auth.pin_public_key.as_bytes().as_slice(),
         i64_of(auth.activated_at_ms)
@@ -297,10 +295,7 @@ pub(super) fn authenticators_of(
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {AUTHENTICATOR_COLUMNS} FROM authenticators WHERE identity_id = ?1 ORDER BY activated_at_ms"
     ))?;
-    let rows = stmt.query_map(
-        params![identity_id.as_bytes().as_slice()],
-        authenticator_row,
-    )?;
+    let rows = stmt.query_map(params![Col(identity_id)], authenticator_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
@@ -316,12 +311,12 @@ pub(super) fn record_wrong_pin(
             "UPDATE authenticators SET failed_pin_count = failed_pin_count + 1 WHERE id = ?1 \
              RETURNING failed_pin_count, identity_id, state = 'active'",
         )?
-        .query_row(params![id.as_bytes().as_slice()], |r| {
+        .query_row(params![Col(id)], |r| {
             Ok((r.get(0)?, col::<IdentityId>(r, 1)?, r.get(2)?))
         })?;
     if count >= lock_at {
         c.prepare_cached("UPDATE authenticators SET state = 'locked' WHERE id = ?1")?
-            .execute(params![id.as_bytes().as_slice()])?;
+            .execute(params![Col(id)])?;
         // Once, when it locks.
         if was_active {
             insert_event(

@@ -6,7 +6,7 @@ use eid_protocol::AuthenticatorId;
 use eid_protocol::events::SecurityEventKind;
 use rusqlite::{Connection, Row, params};
 
-use super::columns::{i64_of, opt_col, u64_at};
+use super::columns::{Col, i64_of, opt_col, u64_at};
 use crate::store::{
     Channel, ClaimedDelivery, DeliveryOutcome, NewEvent, Recipient, StoreResult, StoredEvent,
 };
@@ -17,7 +17,7 @@ use crate::store::{
 /// extra recipients (for example the new contact of a change). Returns the
 /// event id.
 pub(super) fn insert_event(c: &Connection, event: &NewEvent) -> rusqlite::Result<u64> {
-    let identity = event.identity_id.as_bytes().as_slice();
+    let identity = Col(event.identity_id);
     let id: i64 = c
         .prepare_cached(
             "INSERT INTO security_events (identity_id, kind, authenticator_id, detail, occurred_at_ms) \
@@ -27,7 +27,7 @@ pub(super) fn insert_event(c: &Connection, event: &NewEvent) -> rusqlite::Result
             params![
                 identity,
                 event.kind.as_str(),
-                event.authenticator_id.as_ref().map(|a| a.as_bytes().to_vec()),
+                event.authenticator_id.as_ref().map(Col),
                 event.detail,
                 i64_of(event.occurred_at_ms)
             ],

@@ -4,7 +4,7 @@
 use eid_protocol::ServiceProviderId;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::columns::{blob32, col, i64_of, is_unique_violation, u64_at};
+use super::columns::{Col, blob32, col, i64_of, is_unique_violation, u64_at};
 use crate::store::{RegisterResult, ServiceProvider, StoreError, StoreResult};
 
 /// The transaction of [`Store::create_service_provider`](crate::store::Store::create_service_provider).
@@ -12,7 +12,7 @@ pub(super) fn create_service_provider(c: &Connection, sp: ServiceProvider) -> St
     c.prepare_cached(
         "INSERT INTO service_providers (id, name, api_key_sha256, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![sp.id.as_bytes().as_slice(), sp.name, sp.api_key_sha256.as_slice(), i64_of(sp.created_at_ms)])
+    .execute(params![Col(sp.id), sp.name, sp.api_key_sha256.as_slice(), i64_of(sp.created_at_ms)])
     .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("api_key") } else { e.into() })?;
     Ok(())
 }
@@ -38,7 +38,7 @@ pub(super) fn register_service_provider(
     c.prepare_cached(
         "INSERT INTO service_providers (id, name, api_key_sha256, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![sp.id.as_bytes().as_slice(), sp.name, sp.api_key_sha256.as_slice(), i64_of(sp.created_at_ms)])
+    .execute(params![Col(sp.id), sp.name, sp.api_key_sha256.as_slice(), i64_of(sp.created_at_ms)])
     .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("api_key") } else { e.into() })?;
     Ok(RegisterResult::Registered)
 }

@@ -61,9 +61,7 @@ pub(super) fn load_request(
     id: &RequestId,
 ) -> StoreResult<Option<StoredRequest>> {
     let mut stmt = conn.prepare_cached(&format!("{REQUEST_SELECT} WHERE r.id = ?1"))?;
-    Ok(stmt
-        .query_row(params![id.as_bytes().as_slice()], request_row)
-        .optional()?)
+    Ok(stmt.query_row(params![Col(id)], request_row).optional()?)
 }
 
 pub(super) fn insert_request(
@@ -77,9 +75,9 @@ pub(super) fn insert_request(
          binding_code, status, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8)",
     )?
     .execute(params![
-        e.request_id.as_bytes().as_slice(),
-        e.identity_id.as_bytes().as_slice(),
-        e.service_provider_id.as_bytes().as_slice(),
+        Col(e.request_id),
+        Col(e.identity_id),
+        Col(e.service_provider_id),
         envelope_json,
         request.envelope_signature.0,
         request.binding_code,
@@ -98,7 +96,7 @@ pub(super) fn pending_count(
         .prepare_cached(
             "SELECT COUNT(*) FROM requests WHERE identity_id = ?1 AND status = 'pending' AND expires_at_ms > ?2",
         )?
-        .query_row(params![identity_id.as_bytes().as_slice(), i64_of(now_ms)], |r| r.get(0))?;
+        .query_row(params![Col(identity_id), i64_of(now_ms)], |r| r.get(0))?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -108,7 +106,7 @@ pub(super) fn cancel_pending_request(c: &Connection, id: &RequestId) -> rusqlite
         .prepare_cached(
             "UPDATE requests SET status = 'cancelled' WHERE id = ?1 AND status = 'pending'",
         )?
-        .execute(params![id.as_bytes().as_slice()])?;
+        .execute(params![Col(id)])?;
     Ok(n == 1)
 }
 
@@ -121,8 +119,8 @@ pub(super) fn fraud_hold(
     hold_ms: u64,
     now_ms: u64,
 ) -> StoreResult<Option<CreateResult>> {
-    let identity = e.identity_id.as_bytes().as_slice();
-    let provider = e.service_provider_id.as_bytes().as_slice();
+    let identity = Col(e.identity_id);
+    let provider = Col(e.service_provider_id);
     // Holds off: no need to read the row.
     let hold = if hold_ms == 0 {
         None
@@ -272,10 +270,7 @@ pub(super) fn pull_snapshot(
             continue;
         }
         seen.push(identity.id);
-        let rows = stmt.query_map(
-            params![identity.id.as_bytes().as_slice(), i64_of(now_ms)],
-            request_row,
-        )?;
+        let rows = stmt.query_map(params![Col(identity.id), i64_of(now_ms)], request_row)?;
         for r in rows {
             pending.push(r?);
         }
@@ -286,10 +281,7 @@ pub(super) fn pull_snapshot(
          ORDER BY e.requested_at_ms"
     ))?;
     for identity in &seen {
-        let rows = stmt.query_map(
-            params![identity.as_bytes().as_slice(), i64_of(now_ms)],
-            enrolment_row,
-        )?;
+        let rows = stmt.query_map(params![Col(identity), i64_of(now_ms)], enrolment_row)?;
         for r in rows {
             enrolments.push(r?);
         }
@@ -309,7 +301,7 @@ pub(super) fn pull_snapshot(
         let after = feed_after.get(i).copied().unwrap_or(0);
         let rows = feed.query_map(
             params![
-                auth.identity_id.as_bytes().as_slice(),
+                Col(auth.identity_id),
                 i64_of(after),
                 eid_protocol::wire::MAX_FEED_EVENTS as i64
             ],
@@ -339,7 +331,7 @@ pub(super) fn pull_snapshot(
         };
         let rows = recent.query_map(
             params![
-                auth.identity_id.as_bytes().as_slice(),
+                Col(auth.identity_id),
                 eid_protocol::wire::MAX_PULLED_DECISIONS as i64,
                 i64_of(decisions_after.get(i).copied().unwrap_or(0))
             ],
@@ -469,7 +461,7 @@ pub(super) fn decide(
             "SELECT r.status, r.expires_at_ms, d.request_id IS NOT NULL, r.service_provider_id \
              FROM requests r LEFT JOIN decisions d ON d.request_id = r.id WHERE r.id = ?1",
         )?
-        .query_row(params![request_id.as_bytes().as_slice()], |r| {
+        .query_row(params![Col(request_id)], |r| {
             Ok((
                 col::<RequestStatus>(r, 0)?,
                 u64_at(r, 1)?,
@@ -496,18 +488,15 @@ pub(super) fn decide(
              COALESCE(i.notify_every_use, 0) \
              FROM authenticators a LEFT JOIN identities i ON i.id = a.identity_id WHERE a.id = ?1",
         )?
-        .query_row(
-            params![record.authenticator_id.as_bytes().as_slice()],
-            |r| {
-                Ok((
-                    r.get::<_, bool>(0)?,
-                    u64_at(r, 1)?,
-                    r.get::<_, bool>(2)?,
-                    col::<IdentityId>(r, 3)?,
-                    r.get::<_, bool>(4)?,
-                ))
-            },
-        )
+        .query_row(params![Col(record.authenticator_id)], |r| {
+            Ok((
+                r.get::<_, bool>(0)?,
+                u64_at(r, 1)?,
+                r.get::<_, bool>(2)?,
+                col::<IdentityId>(r, 3)?,
+                r.get::<_, bool>(4)?,
+            ))
+        })
         .optional()?
     else {
         return Ok(DecideResult::NotAllowed);
@@ -520,18 +509,18 @@ pub(super) fn decide(
          decided_at_ms, identity_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
-        request_id.as_bytes().as_slice(),
-        record.authenticator_id.as_bytes().as_slice(),
+        Col(request_id),
+        Col(record.authenticator_id),
         Col(record.outcome),
         i64_of(record.counter),
         record.decision_sha256.as_slice(),
         receipt_json,
         i64_of(record.decided_at_ms),
-        identity_id.as_bytes().as_slice()
+        Col(identity_id)
     ])?;
     c.prepare_cached("UPDATE requests SET status = ?2 WHERE id = ?1")?
         .execute(params![
-            request_id.as_bytes().as_slice(),
+            Col(request_id),
             Col(RequestStatus::from_outcome(record.outcome))
         ])?;
     let reset_sql = if pin_verified {
@@ -540,7 +529,7 @@ pub(super) fn decide(
         "UPDATE authenticators SET last_counter = ?2 WHERE id = ?1"
     };
     c.prepare_cached(reset_sql)?.execute(params![
-        record.authenticator_id.as_bytes().as_slice(),
+        Col(record.authenticator_id),
         i64_of(record.counter)
     ])?;
     decide_enrolment(c, &request_id, &record)?;
@@ -550,7 +539,7 @@ pub(super) fn decide(
                 "SELECT sp.name FROM requests r JOIN service_providers sp \
                  ON sp.id = r.service_provider_id WHERE r.id = ?1",
             )?
-            .query_row(params![request_id.as_bytes().as_slice()], |r| r.get(0))
+            .query_row(params![Col(request_id)], |r| r.get(0))
             .optional()?;
         insert_event(
             c,
@@ -575,7 +564,7 @@ pub(super) fn decide(
              DO UPDATE SET reported_at_ms = excluded.reported_at_ms, notified = 0",
         )?
         .execute(params![
-            identity_id.as_bytes().as_slice(),
+            Col(identity_id),
             provider.as_slice(),
             i64_of(now_ms)
         ])?;
@@ -594,12 +583,12 @@ pub(super) fn record_binding_mismatch(
             "UPDATE requests SET binding_failures = binding_failures + 1 WHERE id = ?1 \
              RETURNING binding_failures",
         )?
-        .query_row(params![request_id.as_bytes().as_slice()], |r| r.get(0))?;
+        .query_row(params![Col(request_id)], |r| r.get(0))?;
     if count >= cancel_at {
         c.prepare_cached(
             "UPDATE requests SET status = 'cancelled' WHERE id = ?1 AND status = 'pending'",
         )?
-        .execute(params![request_id.as_bytes().as_slice()])?;
+        .execute(params![Col(request_id)])?;
     }
     Ok(count)
 }
@@ -621,7 +610,7 @@ pub(super) fn cancel_request(
         return Ok(CancelResult::NotPending(Box::new(request)));
     }
     c.prepare_cached("UPDATE requests SET status = 'cancelled' WHERE id = ?1")?
-        .execute(params![id.as_bytes().as_slice()])?;
+        .execute(params![Col(id)])?;
     Ok(CancelResult::Cancelled)
 }
 
@@ -635,6 +624,6 @@ pub(super) fn count_pending(
         .prepare_cached(
             "SELECT COUNT(*) FROM requests WHERE identity_id = ?1 AND status = 'pending' AND expires_at_ms > ?2",
         )?
-        .query_row(params![identity_id.as_bytes().as_slice(), i64_of(now_ms)], |r| r.get(0))?;
+        .query_row(params![Col(identity_id), i64_of(now_ms)], |r| r.get(0))?;
     Ok(n as u64)
 }
