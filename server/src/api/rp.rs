@@ -15,8 +15,7 @@ use eid_protocol::{RequestEnvelopeBody, RequestId};
 
 use super::{ApiJson, AppState, RelyingParty, parse_id};
 use crate::error::{ApiError, ApiResult};
-use crate::limits::MAX_WAIT_SECS;
-use crate::limits::{LimitScope, RequestLimits};
+use crate::limits::{LimitScope, MAX_WAIT_SECS, RequestLimits};
 use crate::store::{CancelResult, CreateResult, StoredRequest};
 use crate::userid;
 
