@@ -1,7 +1,7 @@
 //! Security-event notifications: the dispatcher that works off the
 //! `event_deliveries` outbox, the [`NotificationChannel`] trait and its two
 //! adapters (e-mail over SMTP with `lettre`, SMS through an HTTP webhook), and
-//! the texts.
+//! the layout of the texts (their wording is in `crate::texts`).
 //!
 //! Delivery is **at least once**. Each event row and its delivery rows are
 //! written in the same transaction as what caused the event, so nothing that
@@ -74,64 +74,8 @@ pub trait NotificationChannel: Send + Sync {
 }
 
 // ---------------------------------------------------------------- texts
-
-fn what(kind: SecurityEventKind) -> (&'static str, &'static str) {
-    use SecurityEventKind as K;
-    match kind {
-        K::DeviceActivated => (
-            "En ny enhed er aktiveret til dit eID",
-            "A new device was activated for your eID",
-        ),
-        K::DeviceRemoved => (
-            "En enhed er fjernet fra dit eID",
-            "A device was removed from your eID",
-        ),
-        K::PinLockout => (
-            "En eID-app er låst efter for mange forkerte PIN-koder",
-            "An eID app was locked after too many wrong PINs",
-        ),
-        K::NewDeviceRequested => (
-            "Nogen har bedt om at tilføje en ny enhed til dit eID",
-            "Someone asked to add a new device to your eID",
-        ),
-        K::NewDeviceApproved => (
-            "En ny enhed er godkendt til dit eID og virker efter ventetiden",
-            "A new device was approved for your eID; it works after the waiting period",
-        ),
-        K::NewDeviceCancelled => (
-            "Tilføjelsen af en ny enhed er annulleret",
-            "Adding a new device was cancelled",
-        ),
-        K::ContactChangeStarted => (
-            "En ændring af dit telefonnummer eller din e-mail er startet",
-            "A change of your phone number or e-mail was started",
-        ),
-        K::ContactChangeCompleted => (
-            "Dit telefonnummer eller din e-mail er ændret",
-            "Your phone number or e-mail was changed",
-        ),
-        K::ContactChangeCancelled => (
-            "Ændringen af dit telefonnummer eller din e-mail er annulleret",
-            "The change of your phone number or e-mail was cancelled",
-        ),
-        K::UserIdChanged => ("Dit bruger-ID er ændret", "Your user ID was changed"),
-        K::IdentityBlocked => ("Dit eID er spærret", "Your eID was blocked"),
-        K::IdentityUnblocked => ("Spærringen af dit eID er ophævet", "Your eID was unblocked"),
-        K::FraudReported => (
-            "En anmodning er meldt som svindel",
-            "A request was reported as fraud",
-        ),
-        K::Used => ("Dit eID er brugt", "Your eID was used"),
-        K::RequestsHeld => (
-            "Nye anmodninger fra en tjeneste, du meldte som svindel, er stoppet",
-            "New requests from a service you reported as fraud were held",
-        ),
-        _ => (
-            "Der er sket en ændring på dit eID",
-            "Something changed on your eID",
-        ),
-    }
-}
+//
+// The wording itself is in `crate::texts`; this part lays it out.
 
 /// `dd.mm.yyyy hh:mm UTC` for Unix milliseconds.
 pub fn format_utc(ms: u64) -> String {
@@ -159,7 +103,7 @@ pub fn format_utc(ms: u64) -> String {
 /// Danish then English. What happened, when, and what to do if it wasn't you.
 /// Only the event's masked detail is shown; never a link.
 pub fn render(event: &StoredEvent, support_phone: Option<&str>) -> (String, String, String) {
-    let (da, en) = what(event.kind);
+    let (da, en) = crate::texts::event_headline(event.kind);
     let when = format_utc(event.occurred_at_ms);
     let detail = event
         .detail

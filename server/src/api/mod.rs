@@ -30,12 +30,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::store::{ServiceProvider, Store};
 use crate::waiters::Waiters;
 
-/// Wrong PIN signatures in a row that lock an authenticator centrally.
-pub const CENTRAL_PIN_LOCK_AT: u32 = 10;
-/// Wrong activation-code tries after which the code is void.
-pub const ACTIVATION_CODE_MAX_TRIES: u32 = 3;
-/// Longest long-poll wait, in seconds.
-pub const MAX_WAIT_SECS: u64 = 60;
+// The limits moved to `crate::limits`; kept here for the old paths.
+pub use crate::limits::{ACTIVATION_CODE_MAX_TRIES, CENTRAL_PIN_LOCK_AT, MAX_WAIT_SECS};
 
 /// Shared state of every handler.
 #[derive(Clone)]

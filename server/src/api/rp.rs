@@ -13,9 +13,10 @@ use eid_protocol::wire::{
 };
 use eid_protocol::{RequestEnvelopeBody, RequestId};
 
-use super::{ApiJson, AppState, MAX_WAIT_SECS, RelyingParty, parse_id};
+use super::{ApiJson, AppState, RelyingParty, parse_id};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{CancelResult, CreateResult, LimitScope, RequestLimits, StoredRequest, Window};
+use crate::limits::{LimitScope, MAX_WAIT_SECS, RequestLimits};
+use crate::store::{CancelResult, CreateResult, StoredRequest};
 use crate::userid;
 
 fn status_response(request: &StoredRequest, now_ms: u64) -> RequestStatusResponse {
@@ -62,42 +63,6 @@ fn retry_later(code: ErrorCode, what: &str, retry_after_ms: u64) -> RetryLater {
     RetryLater {
         error: ApiError::new(code, format!("{what}; retry after {secs} s")),
         retry_after_secs: Some(secs),
-    }
-}
-
-/// The creation limits from the configuration, for provider `sp`.
-fn request_limits(state: &AppState, sp: eid_protocol::ServiceProviderId) -> RequestLimits {
-    const MINUTE_MS: u64 = 60_000;
-    const HOUR_MS: u64 = 3_600_000;
-    let f = &state.config.floods;
-    let per_minute = f
-        .provider_per_minute_overrides
-        .get(&sp.to_string())
-        .copied()
-        .unwrap_or(f.per_provider_per_minute);
-    RequestLimits {
-        max_pending: state.config.max_pending_per_identity,
-        per_identity: vec![
-            Window {
-                window_ms: MINUTE_MS,
-                limit: f.per_identity_per_minute,
-            },
-            Window {
-                window_ms: HOUR_MS,
-                limit: f.per_identity_per_hour,
-            },
-        ],
-        per_provider: vec![
-            Window {
-                window_ms: MINUTE_MS,
-                limit: per_minute,
-            },
-            Window {
-                window_ms: HOUR_MS,
-                limit: f.per_provider_per_hour,
-            },
-        ],
-        fraud_hold_ms: f.fraud_hold_secs.saturating_mul(1000),
     }
 }
 
@@ -207,7 +172,7 @@ pub(crate) async fn create_request(
         status: RequestStatus::Pending,
         decision: None,
     };
-    let limits = request_limits(&state, sp.id);
+    let limits = RequestLimits::from_config(&state.config, sp.id);
     match state
         .store
         .create_request_limited(stored, limits, now)

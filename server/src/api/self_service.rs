@@ -33,8 +33,8 @@ use super::{ApiJson, AppState, parse_id};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
     ChangeKind, ConfirmChangeResult, StartChangeResult, StoredChange, StoredRequest,
-    contact_change_text,
 };
+use crate::texts::contact_change_text;
 use crate::{contact, userid};
 
 /// The stable snake_case name of a change state (for messages).

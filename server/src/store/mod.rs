@@ -3,13 +3,18 @@
 //! Operations that must be atomic (use an activation code, decide a request,
 //! count a wrong PIN, use a nonce) are single trait methods: each backend runs
 //! them in one transaction, and acknowledges only after a durable commit.
+//! The rules such an operation applies (fraud hold, rate-limit windows,
+//! change and device limits, how a decision moves a change) are pure
+//! functions in [`crate::policy`], so every backend applies the same ones.
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod sqlite;
 
 pub use sqlite::SqliteStore;
-pub(crate) use sqlite::contact_change_text;
+
+// The limit types moved to `crate::limits`; these paths stay for callers.
+pub use crate::limits::{CHANGE_MAX_AGE_MS, LimitScope, RequestLimits, Window};
 
 use async_trait::async_trait;
 use eid_protocol::events::SecurityEventKind;
@@ -19,22 +24,39 @@ use eid_protocol::{
     RequestId, ServiceProviderId, Signature,
 };
 
-/// A storage failure that is not a business outcome.
+/// A storage failure that is not a business outcome. Each variant keeps its
+/// cause as its [`std::error::Error::source`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// A uniqueness rule was broken (for example a user ID taken).
     #[error("conflict: {0}")]
     Conflict(&'static str),
-    /// The backend failed.
+    /// An SQLite statement failed.
     #[error("storage backend failed: {0}")]
-    Backend(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
-    }
+    Sqlite(#[from] rusqlite::Error),
+    /// The commit of a write batch failed; every job of the batch gets it.
+    #[error("storage commit failed: {0}")]
+    Commit(#[source] std::sync::Arc<rusqlite::Error>),
+    /// The schema could not be brought up to date.
+    #[error("storage migration failed: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    /// A stored JSON column (envelope, receipt) could not be written.
+    #[error("storage encoding failed: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The writer thread could not be started.
+    #[error("storage writer could not start: {0}")]
+    WriterThread(#[source] std::io::Error),
+    /// The writer thread stopped (its queue or a job's answer was dropped).
+    #[error("storage writer stopped")]
+    WriterStopped,
+    /// The reader pool's lock was poisoned by a panic.
+    #[error("storage reader pool poisoned")]
+    PoolPoisoned,
+    /// Stored rows contradict each other (for example a decided request
+    /// without its decision row).
+    #[error("storage inconsistent: {0}")]
+    Inconsistent(&'static str),
 }
 
 /// Shorthand for store results.
@@ -333,50 +355,6 @@ pub enum RegisterResult {
     ConfusableWith(String),
 }
 
-/// Whose rate limit a refused request ran into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitScope {
-    /// The person's (over all relying parties).
-    Identity,
-    /// The relying party's (over all persons).
-    Provider,
-}
-
-/// One sliding window: at most `limit` requests in any `window_ms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    /// Window length in milliseconds.
-    pub window_ms: u64,
-    /// Most requests in it; 0 turns the window off.
-    pub limit: u64,
-}
-
-/// The limits checked, atomically with the insert, when a relying party
-/// creates a request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RequestLimits {
-    /// Most pending unexpired requests of the identity.
-    pub max_pending: u64,
-    /// Windows over the identity's requests from all relying parties (the
-    /// built-in self-service provider's not counted).
-    pub per_identity: Vec<Window>,
-    /// Windows over the relying party's requests for all identities.
-    pub per_provider: Vec<Window>,
-    /// After a fraud report on one of the provider's requests for this
-    /// identity, refuse its new requests for this many milliseconds; 0: off.
-    pub fraud_hold_ms: u64,
-}
-
-impl RequestLimits {
-    /// Only the pending cap.
-    pub fn pending_only(max_pending: u64) -> Self {
-        Self {
-            max_pending,
-            ..Self::default()
-        }
-    }
-}
-
 /// What a pull reads.
 #[derive(Debug, Clone)]
 pub struct PullSnapshot {
@@ -479,10 +457,6 @@ pub enum CancelEnrolmentResult {
     /// No such enrolment for this authenticator's identity.
     Unknown,
 }
-
-/// How long a self-service change stays open after its first login: a
-/// change not completed within a day lapses.
-pub const CHANGE_MAX_AGE_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// What a self-service change changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

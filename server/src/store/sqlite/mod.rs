@@ -1,0 +1,359 @@
+//! The SQLite backend of [`Store`].
+//!
+//! [`SqliteStore`] answers each trait method by running one subject file's
+//! transaction function on the right connection: writes on the writer thread
+//! (one savepoint of a group-committed batch, see [`connection`]), reads on a
+//! pooled reader, multi-statement reads in one read transaction. The subject
+//! files hold the SQL; the business rules they apply come from
+//! [`crate::policy`], so another backend applies the same ones.
+//!
+//! JSON columns are serialized here, before the job is queued: the writer
+//! thread is the one serialized resource, and keeping work off it keeps
+//! every other write moving.
+
+mod changes;
+mod columns;
+mod connection;
+mod enrolments;
+mod identities;
+mod outbox;
+mod providers;
+mod requests;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use eid_protocol::{AuthenticatorId, ChangeId, IdentityId, Nonce16, RequestId, ServiceProviderId};
+use rusqlite::Connection;
+
+use super::*;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: tokio::sync::mpsc::Sender<connection::Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_identity(&self, identity: Identity) -> StoreResult<()> {
+        self.write(move |c| identities::create_identity(c, identity))
+            .await
+    }
+
+    async fn identity(&self, id: IdentityId) -> StoreResult<Option<Identity>> {
+        self.read(move |c| identities::load_identity(c, &id)).await
+    }
+
+    async fn identity_by_user_id(&self, user_id_folded: &str) -> StoreResult<Option<Identity>> {
+        let folded = user_id_folded.to_owned();
+        self.read(move |c| identities::identity_by_user_id(c, folded))
+            .await
+    }
+
+    async fn set_blocked(
+        &self,
+        id: IdentityId,
+        blocked: bool,
+        now_ms: u64,
+    ) -> StoreResult<Option<Vec<RequestId>>> {
+        self.write(move |c| identities::set_blocked(c, id, blocked, now_ms))
+            .await
+    }
+
+    async fn set_notify_every_use(&self, id: IdentityId, on: bool) -> StoreResult<bool> {
+        self.write(move |c| identities::set_notify_every_use(c, id, on))
+            .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        channels: Vec<Channel>,
+        now_ms: u64,
+        limit: u32,
+        lease_ms: u64,
+        max_attempts: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        if channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Most polls find nothing: ask a reader first, so an idle dispatcher
+        // never queues behind (or delays) the writer.
+        if !self.read(move |c| outbox::any_due(c, now_ms)).await? {
+            return Ok(Vec::new());
+        }
+        self.write(move |c| {
+            outbox::claim_deliveries(c, channels, now_ms, limit, lease_ms, max_attempts)
+        })
+        .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: u64,
+        outcome: DeliveryOutcome,
+        now_ms: u64,
+    ) -> StoreResult<()> {
+        self.write(move |c| outbox::finish_delivery(c, id, outcome, now_ms))
+            .await
+    }
+
+    async fn put_activation_code(&self, code: ActivationCode) -> StoreResult<()> {
+        self.write(move |c| identities::put_activation_code(c, code))
+            .await
+    }
+
+    async fn activate(
+        &self,
+        user_id_folded: &str,
+        code_sha256_for: Box<dyn Fn(IdentityId) -> [u8; 32] + Send>,
+        max_tries: u32,
+        now_ms: u64,
+        authenticator: Authenticator,
+    ) -> StoreResult<ActivationResult> {
+        let folded = user_id_folded.to_owned();
+        self.write(move |c| {
+            identities::activate(c, folded, code_sha256_for, max_tries, now_ms, authenticator)
+        })
+        .await
+    }
+
+    async fn authenticators(
+        &self,
+        ids: Vec<AuthenticatorId>,
+    ) -> StoreResult<Vec<Option<Authenticator>>> {
+        self.read_consistent(move |c| {
+            ids.iter()
+                .map(|id| identities::load_authenticator(c, id))
+                .collect()
+        })
+        .await
+    }
+
+    async fn authenticators_of(&self, identity_id: IdentityId) -> StoreResult<Vec<Authenticator>> {
+        self.read(move |c| identities::authenticators_of(c, identity_id))
+            .await
+    }
+
+    async fn pull_snapshot(
+        &self,
+        authenticator_ids: Vec<AuthenticatorId>,
+        feed_after: Vec<u64>,
+        decisions_after: Vec<u64>,
+        now_ms: u64,
+    ) -> StoreResult<PullSnapshot> {
+        self.read_consistent(move |c| {
+            requests::pull_snapshot(c, authenticator_ids, feed_after, decisions_after, now_ms)
+        })
+        .await
+    }
+
+    async fn decision_context(
+        &self,
+        request_id: RequestId,
+        authenticator_id: AuthenticatorId,
+    ) -> StoreResult<DecisionContext> {
+        self.read_consistent(move |c| requests::decision_context(c, request_id, authenticator_id))
+            .await
+    }
+
+    async fn use_nonce(&self, nonce: Nonce16, keep_until_ms: u64) -> StoreResult<bool> {
+        self.write(move |c| requests::use_nonce(c, nonce, keep_until_ms))
+            .await
+    }
+
+    async fn purge_nonces(&self, now_ms: u64) -> StoreResult<u64> {
+        self.write(move |c| requests::purge_nonces(c, now_ms)).await
+    }
+
+    async fn create_service_provider(&self, sp: ServiceProvider) -> StoreResult<()> {
+        self.write(move |c| providers::create_service_provider(c, sp))
+            .await
+    }
+
+    async fn register_service_provider(&self, sp: ServiceProvider) -> StoreResult<RegisterResult> {
+        self.write(move |c| providers::register_service_provider(c, sp))
+            .await
+    }
+
+    async fn service_provider_by_key(
+        &self,
+        api_key_sha256: [u8; 32],
+    ) -> StoreResult<Option<ServiceProvider>> {
+        self.read(move |c| providers::service_provider_by_key(c, api_key_sha256))
+            .await
+    }
+
+    async fn create_request_limited(
+        &self,
+        request: StoredRequest,
+        limits: RequestLimits,
+        now_ms: u64,
+    ) -> StoreResult<CreateResult> {
+        let envelope_json = serde_json::to_string(&request.envelope)?;
+        self.write(move |c| {
+            requests::create_request_limited(c, request, envelope_json, limits, now_ms)
+        })
+        .await
+    }
+
+    async fn request(&self, id: RequestId) -> StoreResult<Option<StoredRequest>> {
+        self.read(move |c| requests::load_request(c, &id)).await
+    }
+
+    async fn decide(
+        &self,
+        request_id: RequestId,
+        record: DecisionRecord,
+        pin_verified: bool,
+        now_ms: u64,
+    ) -> StoreResult<DecideResult> {
+        let receipt_json = serde_json::to_string(&record.receipt)?;
+        self.write(move |c| {
+            requests::decide(c, request_id, receipt_json, record, pin_verified, now_ms)
+        })
+        .await
+    }
+
+    async fn record_binding_mismatch(
+        &self,
+        request_id: RequestId,
+        cancel_at: u32,
+    ) -> StoreResult<u32> {
+        self.write(move |c| requests::record_binding_mismatch(c, request_id, cancel_at))
+            .await
+    }
+
+    async fn record_wrong_pin(
+        &self,
+        id: AuthenticatorId,
+        lock_at: u32,
+        now_ms: u64,
+    ) -> StoreResult<u32> {
+        self.write(move |c| identities::record_wrong_pin(c, id, lock_at, now_ms))
+            .await
+    }
+
+    async fn cancel_request(
+        &self,
+        id: RequestId,
+        service_provider_id: ServiceProviderId,
+        now_ms: u64,
+    ) -> StoreResult<CancelResult> {
+        self.write(move |c| requests::cancel_request(c, id, service_provider_id, now_ms))
+            .await
+    }
+
+    async fn count_pending(&self, identity_id: IdentityId, now_ms: u64) -> StoreResult<u64> {
+        self.read(move |c| requests::count_pending(c, identity_id, now_ms))
+            .await
+    }
+
+    async fn start_enrolment(
+        &self,
+        enrolment: Enrolment,
+        request: Option<StoredRequest>,
+        max_devices: u64,
+        max_per_hour: u64,
+        now_ms: u64,
+    ) -> StoreResult<StartEnrolmentResult> {
+        let envelope_json = request
+            .as_ref()
+            .map(|r| serde_json::to_string(&r.envelope))
+            .transpose()?;
+        self.write(move |c| {
+            enrolments::start_enrolment(
+                c,
+                enrolment,
+                envelope_json,
+                request,
+                max_devices,
+                max_per_hour,
+                now_ms,
+            )
+        })
+        .await
+    }
+
+    async fn enrolment(&self, id: AuthenticatorId) -> StoreResult<Option<Enrolment>> {
+        self.read(move |c| enrolments::load_enrolment(c, &id)).await
+    }
+
+    async fn poll_enrolment(
+        &self,
+        id: AuthenticatorId,
+        max_devices: u64,
+        now_ms: u64,
+    ) -> StoreResult<EnrolmentPoll> {
+        self.write(move |c| enrolments::poll_enrolment(c, id, max_devices, now_ms))
+            .await
+    }
+
+    async fn cancel_enrolment(
+        &self,
+        authenticator_id: AuthenticatorId,
+        enrolment_id: AuthenticatorId,
+        now_ms: u64,
+    ) -> StoreResult<CancelEnrolmentResult> {
+        self.write(move |c| enrolments::cancel_enrolment(c, authenticator_id, enrolment_id, now_ms))
+            .await
+    }
+
+    async fn start_change(
+        &self,
+        change: StoredChange,
+        request: StoredRequest,
+        max_pending: u64,
+        now_ms: u64,
+    ) -> StoreResult<StartChangeResult> {
+        let envelope_json = serde_json::to_string(&request.envelope)?;
+        self.write(move |c| {
+            changes::start_change(c, change, envelope_json, request, max_pending, now_ms)
+        })
+        .await
+    }
+
+    async fn change(&self, id: ChangeId) -> StoreResult<Option<(StoredChange, Identity)>> {
+        self.read_consistent(move |c| changes::change(c, id)).await
+    }
+
+    async fn confirm_change(
+        &self,
+        id: ChangeId,
+        request: StoredRequest,
+        max_pending: u64,
+        now_ms: u64,
+    ) -> StoreResult<ConfirmChangeResult> {
+        let envelope_json = serde_json::to_string(&request.envelope)?;
+        self.write(move |c| {
+            changes::confirm_change(c, id, envelope_json, request, max_pending, now_ms)
+        })
+        .await
+    }
+
+    async fn expire_changes(&self, now_ms: u64, limit: u32) -> StoreResult<u64> {
+        self.write(move |c| changes::expire_changes(c, now_ms, limit))
+            .await
+    }
+
+    async fn cancel_change(
+        &self,
+        id: ChangeId,
+        identity_id: IdentityId,
+        authenticator_id: AuthenticatorId,
+        now_ms: u64,
+    ) -> StoreResult<CancelChangeResult> {
+        self.write(move |c| changes::cancel_change(c, id, identity_id, authenticator_id, now_ms))
+            .await
+    }
+}

@@ -1,0 +1,629 @@
+//! Requests and their decisions: creation under the pending cap, the
+//! fraud hold and the rate-limit windows, deciding, cancelling, nonces, and
+//! the consistent reads of a pull and of a decision.
+
+use eid_protocol::events::SecurityEventKind;
+use eid_protocol::wire::{RequestStatus, SignedReceipt};
+use eid_protocol::{
+    AuthenticatorId, IdentityId, Nonce16, Outcome, RequestEnvelopeBody, RequestId,
+    ServiceProviderId, Signature,
+};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::changes::{on_self_service_decision, open_changes_of};
+use super::columns::{Col, blob16, blob32, col, i64_of, json_err, u64_at};
+use super::enrolments::{ENROLMENT_COLUMNS, LIVE_ENROLMENT, decide_enrolment, enrolment_row};
+use super::identities::{load_authenticator, load_identity};
+use super::outbox::{EVENT_COLUMNS, event_row, insert_event};
+use crate::policy;
+use crate::store::{
+    CancelResult, ChangeKind, CreateResult, DecideResult, DecisionContext, DecisionRecord,
+    LimitScope, NewEvent, PullSnapshot, RequestLimits, StoreError, StoreResult, StoredRequest,
+    Window,
+};
+
+pub(super) const REQUEST_SELECT: &str = "SELECT r.envelope, r.envelope_signature, r.binding_code, r.status, \
+     d.authenticator_id, d.outcome, d.counter, d.decision_sha256, d.receipt, d.decided_at_ms \
+     FROM requests r LEFT JOIN decisions d ON d.request_id = r.id";
+
+pub(super) fn request_row(row: &Row<'_>) -> rusqlite::Result<StoredRequest> {
+    let envelope_json: String = row.get(0)?;
+    let envelope: RequestEnvelopeBody =
+        serde_json::from_str(&envelope_json).map_err(|e| json_err(0, e))?;
+    let sig: Vec<u8> = row.get(1)?;
+    let decision = match row.get::<_, Option<Vec<u8>>>(4)? {
+        None => None,
+        Some(_) => {
+            let receipt_json: String = row.get(8)?;
+            let receipt: SignedReceipt =
+                serde_json::from_str(&receipt_json).map_err(|e| json_err(8, e))?;
+            Some(DecisionRecord {
+                authenticator_id: col(row, 4)?,
+                outcome: col(row, 5)?,
+                counter: u64_at(row, 6)?,
+                decision_sha256: blob32(row, 7)?,
+                receipt,
+                decided_at_ms: u64_at(row, 9)?,
+            })
+        }
+    };
+    Ok(StoredRequest {
+        envelope,
+        envelope_signature: Signature(sig),
+        binding_code: row.get(2)?,
+        status: col(row, 3)?,
+        decision,
+    })
+}
+
+pub(super) fn load_request(
+    conn: &Connection,
+    id: &RequestId,
+) -> StoreResult<Option<StoredRequest>> {
+    let mut stmt = conn.prepare_cached(&format!("{REQUEST_SELECT} WHERE r.id = ?1"))?;
+    Ok(stmt.query_row(params![Col(id)], request_row).optional()?)
+}
+
+pub(super) fn insert_request(
+    c: &Connection,
+    request: &StoredRequest,
+    envelope_json: &str,
+) -> rusqlite::Result<()> {
+    let e = &request.envelope;
+    c.prepare_cached(
+        "INSERT INTO requests (id, identity_id, service_provider_id, envelope, envelope_signature, \
+         binding_code, status, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8)",
+    )?
+    .execute(params![
+        Col(e.request_id),
+        Col(e.identity_id),
+        Col(e.service_provider_id),
+        envelope_json,
+        request.envelope_signature.0,
+        request.binding_code,
+        i64_of(e.created_at_ms),
+        i64_of(e.expires_at_ms)
+    ])?;
+    Ok(())
+}
+
+pub(super) fn pending_count(
+    c: &Connection,
+    identity_id: &IdentityId,
+    now_ms: u64,
+) -> rusqlite::Result<u64> {
+    let n: i64 = c
+        .prepare_cached(
+            "SELECT COUNT(*) FROM requests WHERE identity_id = ?1 AND status = 'pending' AND expires_at_ms > ?2",
+        )?
+        .query_row(params![Col(identity_id), i64_of(now_ms)], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Cancels a pending request (a change's login request); returns whether it was pending.
+pub(super) fn cancel_pending_request(c: &Connection, id: &RequestId) -> rusqlite::Result<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE requests SET status = 'cancelled' WHERE id = ?1 AND status = 'pending'",
+        )?
+        .execute(params![Col(id)])?;
+    Ok(n == 1)
+}
+
+/// The cool-down after a fraud report ([`policy::fraud_hold`]):
+/// `Some(CoolingDown)` while the provider is held for the identity. The
+/// first refusal of a hold records a `requests_held` event.
+pub(super) fn fraud_hold(
+    c: &Connection,
+    e: &RequestEnvelopeBody,
+    hold_ms: u64,
+    now_ms: u64,
+) -> StoreResult<Option<CreateResult>> {
+    let identity = Col(e.identity_id);
+    let provider = Col(e.service_provider_id);
+    // Holds off: no need to read the row.
+    let hold = if hold_ms == 0 {
+        None
+    } else {
+        c.prepare_cached(
+            "SELECT reported_at_ms, notified FROM fraud_holds \
+             WHERE identity_id = ?1 AND service_provider_id = ?2",
+        )?
+        .query_row(params![identity, provider], |r| {
+            Ok(policy::FraudHold {
+                reported_at_ms: u64_at(r, 0)?,
+                notified: r.get(1)?,
+            })
+        })
+        .optional()?
+    };
+    let policy::HoldCheck::Held {
+        retry_after_ms,
+        notify,
+    } = policy::fraud_hold(hold, hold_ms, now_ms)
+    else {
+        return Ok(None);
+    };
+    if notify {
+        c.prepare_cached(
+            "UPDATE fraud_holds SET notified = 1 WHERE identity_id = ?1 AND service_provider_id = ?2",
+        )?
+        .execute(params![identity, provider])?;
+        insert_event(
+            c,
+            &NewEvent {
+                identity_id: e.identity_id,
+                kind: SecurityEventKind::RequestsHeld,
+                authenticator_id: None,
+                detail: Some(e.service_provider_name.clone()),
+                occurred_at_ms: now_ms,
+                extra_recipients: Vec::new(),
+            },
+        )?;
+    }
+    Ok(Some(CreateResult::CoolingDown { retry_after_ms }))
+}
+
+/// How long until one more request fits `window` ([`policy::window_full`],
+/// [`policy::window_wait`]), given the creation times matched by `sql` (`?1`
+/// the identity or provider, `?2` the window start, `?3` the count to skip):
+/// `None` while it fits now.
+fn window_wait(
+    c: &Connection,
+    sql: &str,
+    key: &[u8],
+    window: Window,
+    now_ms: u64,
+) -> rusqlite::Result<Option<u64>> {
+    if window.limit == 0 {
+        // Off: skip the count.
+        return Ok(None);
+    }
+    let start = policy::window_start(window, now_ms);
+    let count: i64 = c
+        .prepare_cached(&format!("SELECT COUNT(*) {sql}"))?
+        .query_row(params![key, i64_of(start)], |r| r.get(0))?;
+    let Some(skip) = policy::window_full(window, u64::try_from(count).unwrap_or(0)) else {
+        return Ok(None);
+    };
+    let leaving: Option<i64> = c
+        .prepare_cached(&format!(
+            "SELECT created_at_ms {sql} ORDER BY created_at_ms LIMIT 1 OFFSET ?3"
+        ))?
+        .query_row(params![key, i64_of(start), i64_of(skip)], |r| r.get(0))
+        .optional()?;
+    let leaving = leaving.and_then(|t| u64::try_from(t).ok());
+    Ok(Some(policy::window_wait(window, leaving, now_ms)))
+}
+
+/// The rate limits: `Some(RateLimited)` when a window is full.
+pub(super) fn rate_limited(
+    c: &Connection,
+    e: &RequestEnvelopeBody,
+    limits: &RequestLimits,
+    now_ms: u64,
+) -> rusqlite::Result<Option<CreateResult>> {
+    const BY_IDENTITY: &str = "FROM requests WHERE identity_id = ?1 AND created_at_ms > ?2 \
+        AND service_provider_id != zeroblob(16)";
+    const BY_PROVIDER: &str = "FROM requests WHERE service_provider_id = ?1 AND created_at_ms > ?2";
+    let checks = limits
+        .per_identity
+        .iter()
+        .map(|w| {
+            (
+                LimitScope::Identity,
+                BY_IDENTITY,
+                e.identity_id.as_bytes(),
+                *w,
+            )
+        })
+        .chain(limits.per_provider.iter().map(|w| {
+            (
+                LimitScope::Provider,
+                BY_PROVIDER,
+                e.service_provider_id.as_bytes(),
+                *w,
+            )
+        }));
+    let mut waits = Vec::new();
+    for (scope, sql, key, window) in checks {
+        if let Some(wait) = window_wait(c, sql, key.as_slice(), window, now_ms)? {
+            waits.push((scope, wait));
+        }
+    }
+    Ok(
+        policy::longest_wait(waits).map(|(scope, retry_after_ms)| CreateResult::RateLimited {
+            scope,
+            retry_after_ms,
+        }),
+    )
+}
+
+/// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot).
+pub(super) fn pull_snapshot(
+    c: &Connection,
+    authenticator_ids: Vec<AuthenticatorId>,
+    feed_after: Vec<u64>,
+    decisions_after: Vec<u64>,
+    now_ms: u64,
+) -> StoreResult<PullSnapshot> {
+    let authenticators = authenticator_ids
+        .iter()
+        .map(|id| load_authenticator(c, id))
+        .collect::<StoreResult<Vec<_>>>()?;
+    let identities = authenticators
+        .iter()
+        .map(|a| match a {
+            Some(a) => load_identity(c, &a.identity_id),
+            None => Ok(None),
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let mut seen = Vec::new();
+    let mut pending = Vec::new();
+    let mut stmt = c.prepare_cached(&format!(
+        "{REQUEST_SELECT} WHERE r.identity_id = ?1 AND r.status = 'pending' AND r.expires_at_ms > ?2 \
+         ORDER BY r.created_at_ms"
+    ))?;
+    for identity in identities.iter().flatten().filter(|i| !i.blocked) {
+        // Two authenticators of one identity on the same phone share it.
+        if seen.contains(&identity.id) {
+            continue;
+        }
+        seen.push(identity.id);
+        let rows = stmt.query_map(params![Col(identity.id), i64_of(now_ms)], request_row)?;
+        for r in rows {
+            pending.push(r?);
+        }
+    }
+    let mut enrolments = Vec::new();
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments e WHERE e.identity_id = ?1 AND {LIVE_ENROLMENT} \
+         ORDER BY e.requested_at_ms"
+    ))?;
+    for identity in &seen {
+        let rows = stmt.query_map(params![Col(identity), i64_of(now_ms)], enrolment_row)?;
+        for r in rows {
+            enrolments.push(r?);
+        }
+    }
+    // One indexed range read per account (same snapshot as the
+    // requests, so the feed never misses an event that committed):
+    // the newest events above the cursor, returned oldest first.
+    let mut feed = c.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3"
+    ))?;
+    let mut events = Vec::with_capacity(authenticators.len());
+    for (i, auth) in authenticators.iter().enumerate() {
+        let Some(auth) = auth else {
+            events.push(Vec::new());
+            continue;
+        };
+        let after = feed_after.get(i).copied().unwrap_or(0);
+        let rows = feed.query_map(
+            params![
+                Col(auth.identity_id),
+                i64_of(after),
+                eid_protocol::wire::MAX_FEED_EVENTS as i64
+            ],
+            event_row,
+        )?;
+        let mut list = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        list.reverse();
+        events.push(list);
+    }
+    let mut contact_changes = Vec::new();
+    for id in &seen {
+        contact_changes.extend(open_changes_of(c, id)?.into_iter().filter(|ch| {
+            matches!(ch.kind, ChangeKind::Contact(_)) && ch.state_at(now_ms).is_open()
+        }));
+    }
+    // The identity's newest decisions, same snapshot (device journal).
+    let mut recent = c.prepare_cached(
+        "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
+         d.decided_at_ms, d.rowid FROM decisions d WHERE d.identity_id = ?1 AND d.rowid > ?3 \
+         ORDER BY d.rowid LIMIT ?2",
+    )?;
+    let mut decisions = Vec::with_capacity(authenticators.len());
+    for (i, auth) in authenticators.iter().enumerate() {
+        let Some(auth) = auth else {
+            decisions.push(Vec::new());
+            continue;
+        };
+        let rows = recent.query_map(
+            params![
+                Col(auth.identity_id),
+                eid_protocol::wire::MAX_PULLED_DECISIONS as i64,
+                i64_of(decisions_after.get(i).copied().unwrap_or(0))
+            ],
+            |row| {
+                Ok((
+                    row.get::<_, Vec<u8>>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    col::<Outcome>(row, 2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, Vec<u8>>(4)?,
+                    row.get::<_, i64>(5)?,
+                    row.get::<_, i64>(6)?,
+                ))
+            },
+        )?;
+        let mut list = Vec::new();
+        for r in rows {
+            let (request, authenticator, outcome, counter, sha, at, seq) = r?;
+            let (Ok(request), Ok(authenticator), Ok(sha)) = (
+                <[u8; 16]>::try_from(request.as_slice()),
+                <[u8; 16]>::try_from(authenticator.as_slice()),
+                <[u8; 32]>::try_from(sha.as_slice()),
+            ) else {
+                continue;
+            };
+            list.push(eid_protocol::wire::PulledDecision {
+                request_id: RequestId(request),
+                authenticator_id: AuthenticatorId(authenticator),
+                outcome,
+                counter: u64::try_from(counter).unwrap_or(0),
+                decision_sha256: sha,
+                decided_at_ms: u64::try_from(at).unwrap_or(0),
+                seq: u64::try_from(seq).unwrap_or(0),
+            });
+        }
+        decisions.push(list);
+    }
+    Ok(PullSnapshot {
+        authenticators,
+        identities,
+        pending,
+        enrolments,
+        events,
+        contact_changes,
+        decisions,
+    })
+}
+
+/// The transaction of [`Store::decision_context`](crate::store::Store::decision_context).
+pub(super) fn decision_context(
+    c: &Connection,
+    request_id: RequestId,
+    authenticator_id: AuthenticatorId,
+) -> StoreResult<DecisionContext> {
+    let request = load_request(c, &request_id)?;
+    let authenticator = load_authenticator(c, &authenticator_id)?;
+    let identity = match &request {
+        Some(r) => load_identity(c, &r.envelope.identity_id)?,
+        None => None,
+    };
+    Ok(DecisionContext {
+        request,
+        authenticator,
+        identity,
+    })
+}
+
+/// The transaction of [`Store::use_nonce`](crate::store::Store::use_nonce).
+pub(super) fn use_nonce(c: &Connection, nonce: Nonce16, keep_until_ms: u64) -> StoreResult<bool> {
+    let n = c
+        .prepare_cached("INSERT OR IGNORE INTO nonces (nonce, keep_until_ms) VALUES (?1, ?2)")?
+        .execute(params![nonce.as_bytes().as_slice(), i64_of(keep_until_ms)])?;
+    Ok(n == 1)
+}
+
+/// The transaction of [`Store::purge_nonces`](crate::store::Store::purge_nonces).
+pub(super) fn purge_nonces(c: &Connection, now_ms: u64) -> StoreResult<u64> {
+    let n = c
+        .prepare_cached("DELETE FROM nonces WHERE keep_until_ms < ?1")?
+        .execute(params![i64_of(now_ms)])?;
+    Ok(n as u64)
+}
+
+/// The transaction of [`Store::create_request_limited`](crate::store::Store::create_request_limited).
+pub(super) fn create_request_limited(
+    c: &Connection,
+    request: StoredRequest,
+    envelope_json: String,
+    limits: RequestLimits,
+    now_ms: u64,
+) -> StoreResult<CreateResult> {
+    let e = &request.envelope;
+    // Checked in the write transaction, so concurrent creates cannot
+    // exceed the limit or slip past a block that lands in between.
+    match load_identity(c, &e.identity_id)? {
+        None => return Ok(CreateResult::UnknownIdentity),
+        Some(i) if i.blocked => return Ok(CreateResult::Blocked),
+        Some(_) => {}
+    }
+    if let Some(held) = fraud_hold(c, e, limits.fraud_hold_ms, now_ms)? {
+        return Ok(held);
+    }
+    if pending_count(c, &e.identity_id, now_ms)? >= limits.max_pending {
+        return Ok(CreateResult::TooManyPending);
+    }
+    if let Some(limited) = rate_limited(c, e, &limits, now_ms)? {
+        return Ok(limited);
+    }
+    insert_request(c, &request, &envelope_json)?;
+    Ok(CreateResult::Created)
+}
+
+/// The transaction of [`Store::decide`](crate::store::Store::decide).
+pub(super) fn decide(
+    c: &Connection,
+    request_id: RequestId,
+    receipt_json: String,
+    record: DecisionRecord,
+    pin_verified: bool,
+    now_ms: u64,
+) -> StoreResult<DecideResult> {
+    // Only the columns the checks need: this runs on the single writer
+    // thread, where parsing the stored JSON would serialize every
+    // decision behind it.
+    let Some((status, expires_at_ms, decided, provider)) = c
+        .prepare_cached(
+            "SELECT r.status, r.expires_at_ms, d.request_id IS NOT NULL, r.service_provider_id \
+             FROM requests r LEFT JOIN decisions d ON d.request_id = r.id WHERE r.id = ?1",
+        )?
+        .query_row(params![Col(request_id)], |r| {
+            Ok((
+                col::<RequestStatus>(r, 0)?,
+                u64_at(r, 1)?,
+                r.get::<_, bool>(2)?,
+                blob16(r, 3)?,
+            ))
+        })
+        .optional()?
+    else {
+        return Err(StoreError::Inconsistent("request vanished"));
+    };
+    if decided {
+        let existing = load_request(c, &request_id)?.and_then(|r| r.decision);
+        return existing
+            .map(DecideResult::AlreadyDecided)
+            .ok_or(StoreError::Inconsistent("decision vanished"));
+    }
+    if let Some(refused) = policy::request_decidable(status, expires_at_ms, now_ms) {
+        return Ok(refused);
+    }
+    let Some((active, last_counter, blocked, identity_id, notify_every_use)) = c
+        .prepare_cached(
+            "SELECT a.state = 'active', a.last_counter, COALESCE(i.blocked, 1), a.identity_id, \
+             COALESCE(i.notify_every_use, 0) \
+             FROM authenticators a LEFT JOIN identities i ON i.id = a.identity_id WHERE a.id = ?1",
+        )?
+        .query_row(params![Col(record.authenticator_id)], |r| {
+            Ok((
+                r.get::<_, bool>(0)?,
+                u64_at(r, 1)?,
+                r.get::<_, bool>(2)?,
+                col::<IdentityId>(r, 3)?,
+                r.get::<_, bool>(4)?,
+            ))
+        })
+        .optional()?
+    else {
+        return Ok(DecideResult::NotAllowed);
+    };
+    if let Some(refused) = policy::decider_allowed(active, blocked, record.counter, last_counter) {
+        return Ok(refused);
+    }
+    c.prepare_cached(
+        "INSERT INTO decisions (request_id, authenticator_id, outcome, counter, decision_sha256, receipt, \
+         decided_at_ms, identity_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        Col(request_id),
+        Col(record.authenticator_id),
+        Col(record.outcome),
+        i64_of(record.counter),
+        record.decision_sha256.as_slice(),
+        receipt_json,
+        i64_of(record.decided_at_ms),
+        Col(identity_id)
+    ])?;
+    c.prepare_cached("UPDATE requests SET status = ?2 WHERE id = ?1")?
+        .execute(params![
+            Col(request_id),
+            Col(RequestStatus::from_outcome(record.outcome))
+        ])?;
+    let reset_sql = if pin_verified {
+        "UPDATE authenticators SET last_counter = ?2, failed_pin_count = 0 WHERE id = ?1"
+    } else {
+        "UPDATE authenticators SET last_counter = ?2 WHERE id = ?1"
+    };
+    c.prepare_cached(reset_sql)?.execute(params![
+        Col(record.authenticator_id),
+        i64_of(record.counter)
+    ])?;
+    decide_enrolment(c, &request_id, &record)?;
+    if let Some(kind) = policy::decision_event(record.outcome, notify_every_use) {
+        let provider: Option<String> = c
+            .prepare_cached(
+                "SELECT sp.name FROM requests r JOIN service_providers sp \
+                 ON sp.id = r.service_provider_id WHERE r.id = ?1",
+            )?
+            .query_row(params![Col(request_id)], |r| r.get(0))
+            .optional()?;
+        insert_event(
+            c,
+            &NewEvent {
+                identity_id,
+                kind,
+                authenticator_id: Some(record.authenticator_id),
+                detail: provider,
+                occurred_at_ms: now_ms,
+                extra_recipients: Vec::new(),
+            },
+        )?;
+    }
+    if provider == *eid_protocol::SELF_SERVICE_PROVIDER_ID.as_bytes() {
+        on_self_service_decision(c, &request_id, &record, now_ms)?;
+    } else if record.outcome == Outcome::ReportFraud {
+        // "This wasn't me": this provider's new requests for this
+        // person are held from now (a new report restarts the hold).
+        c.prepare_cached(
+            "INSERT INTO fraud_holds (identity_id, service_provider_id, reported_at_ms, notified) \
+             VALUES (?1, ?2, ?3, 0) ON CONFLICT (identity_id, service_provider_id) \
+             DO UPDATE SET reported_at_ms = excluded.reported_at_ms, notified = 0",
+        )?
+        .execute(params![
+            Col(identity_id),
+            provider.as_slice(),
+            i64_of(now_ms)
+        ])?;
+    }
+    Ok(DecideResult::Accepted(record))
+}
+
+/// The transaction of [`Store::record_binding_mismatch`](crate::store::Store::record_binding_mismatch).
+pub(super) fn record_binding_mismatch(
+    c: &Connection,
+    request_id: RequestId,
+    cancel_at: u32,
+) -> StoreResult<u32> {
+    let count: u32 = c
+        .prepare_cached(
+            "UPDATE requests SET binding_failures = binding_failures + 1 WHERE id = ?1 \
+             RETURNING binding_failures",
+        )?
+        .query_row(params![Col(request_id)], |r| r.get(0))?;
+    if count >= cancel_at {
+        c.prepare_cached(
+            "UPDATE requests SET status = 'cancelled' WHERE id = ?1 AND status = 'pending'",
+        )?
+        .execute(params![Col(request_id)])?;
+    }
+    Ok(count)
+}
+
+/// The transaction of [`Store::cancel_request`](crate::store::Store::cancel_request).
+pub(super) fn cancel_request(
+    c: &Connection,
+    id: RequestId,
+    service_provider_id: ServiceProviderId,
+    now_ms: u64,
+) -> StoreResult<CancelResult> {
+    let Some(request) = load_request(c, &id)? else {
+        return Ok(CancelResult::Unknown);
+    };
+    if request.envelope.service_provider_id != service_provider_id {
+        return Ok(CancelResult::Unknown);
+    }
+    if request.status_at(now_ms) != RequestStatus::Pending {
+        return Ok(CancelResult::NotPending(Box::new(request)));
+    }
+    c.prepare_cached("UPDATE requests SET status = 'cancelled' WHERE id = ?1")?
+        .execute(params![Col(id)])?;
+    Ok(CancelResult::Cancelled)
+}
+
+/// The transaction of [`Store::count_pending`](crate::store::Store::count_pending).
+pub(super) fn count_pending(
+    c: &Connection,
+    identity_id: IdentityId,
+    now_ms: u64,
+) -> StoreResult<u64> {
+    let n: i64 = c
+        .prepare_cached(
+            "SELECT COUNT(*) FROM requests WHERE identity_id = ?1 AND status = 'pending' AND expires_at_ms > ?2",
+        )?
+        .query_row(params![Col(identity_id), i64_of(now_ms)], |r| r.get(0))?;
+    Ok(n as u64)
+}
