@@ -27,10 +27,11 @@ const USER: &str = "Grete#1950x";
 /// any default burst, so a missing limit fails the test instead of hanging it.
 const FLOOD_AT_MOST: usize = 400;
 
-/// One answer: status, `Retry-After` if any, and the body as JSON (`Null` if
+/// One answer: HTTP version, status, `Retry-After` if any, and the body as JSON (`Null` if
 /// it is not JSON).
 #[derive(Debug)]
 struct Answer {
+    version: reqwest::Version,
     status: u16,
     retry_after: Option<String>,
     body: serde_json::Value,
@@ -68,6 +69,7 @@ async fn post(
 }
 
 async fn answer(resp: reqwest::Response) -> Answer {
+    let version = resp.version();
     let status = resp.status().as_u16();
     let retry_after = resp
         .headers()
@@ -75,6 +77,7 @@ async fn answer(resp: reqwest::Response) -> Answer {
         .map(|v| v.to_str().unwrap().to_owned());
     let bytes = resp.bytes().await.unwrap();
     Answer {
+        version,
         status,
         retry_after,
         body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
@@ -263,6 +266,32 @@ async fn a_public_endpoint_refuses_another_sites_origin_and_takes_its_own_or_non
         let a = post(c, &at, json, origin, None, &contact_change_body()).await;
         assert_eq!(a.status, 201, "{origin:?}: {a:?}");
     }
+    // Over HTTP/2 the host comes from `:authority`, not a Host header.
+    let h2 = eid_api_client::Endpoint::new_http2(&own, &h.server().spki_pin).unwrap();
+    let a = post(
+        &h2.client,
+        &at,
+        json,
+        Some(&own),
+        None,
+        &contact_change_body(),
+    )
+    .await;
+    assert_eq!(
+        (a.version, a.status),
+        (reqwest::Version::HTTP_2, 201),
+        "{a:?}"
+    );
+    let a = post(
+        &h2.client,
+        &at,
+        json,
+        Some("https://evil.example"),
+        None,
+        "{}",
+    )
+    .await;
+    assert_eq!((a.status, a.code()), (403, Some("origin_refused")), "{a:?}");
 }
 
 #[tokio::test]
