@@ -357,7 +357,6 @@ async fn flood_until_limited(client: &reqwest::Client, base: &str) -> Option<Ans
 #[tokio::test]
 async fn a_flood_of_portal_calls_from_one_address_gets_429_with_retry_after() {
     let h = Harness::start().await;
-    let (identity, phone) = h.person(USER).await;
     let limited = flood_until_limited(&h.endpoint.client, &h.endpoint.base_url)
         .await
         .expect("the portal is limited per address");
@@ -369,6 +368,22 @@ async fn a_flood_of_portal_calls_from_one_address_gets_429_with_retry_after() {
         .parse()
         .expect("Retry-After in whole seconds");
     assert!((1..=60).contains(&secs), "{secs}");
+}
+
+#[tokio::test]
+async fn a_limited_address_is_held_on_every_public_endpoint_and_holds_back_no_one_else() {
+    // Five at once, then one a minute: nothing refills during the test.
+    let h = Harness::start_with(|c| {
+        c.floods.per_address.per_minute = 1;
+        c.floods.per_address.burst = 5;
+    })
+    .await;
+    // The activation takes one call of the five.
+    let (identity, phone) = h.person(USER).await;
+    let limited = flood_until_limited(&h.endpoint.client, &h.endpoint.base_url)
+        .await
+        .expect("the portal is limited per address");
+    assert_eq!(limited.code(), Some("rate_limited"), "{limited:?}");
 
     // The other public endpoints share the address's budget.
     let a = post(
@@ -381,6 +396,8 @@ async fn a_flood_of_portal_calls_from_one_address_gets_429_with_retry_after() {
     )
     .await;
     assert_eq!((a.status, a.code()), (429, Some("rate_limited")), "{a:?}");
+    let e = h.rp.server_key().await.unwrap_err();
+    assert_eq!(e.code(), Some(wire::ErrorCode::RateLimited), "{e}");
 
     // Another address is not held back by this one's flood.
     let other = client_from(&h.server().spki_pin, [127, 0, 0, 2]);
@@ -407,9 +424,6 @@ async fn a_flood_of_portal_calls_from_one_address_gets_429_with_retry_after() {
     eid_api_client::SoftPhone::pull(&h.endpoint, &[&phone], h.now())
         .await
         .unwrap();
-    // The unauthenticated reads are limited too.
-    let e = h.rp.server_key().await.unwrap_err();
-    assert_eq!(e.code(), Some(wire::ErrorCode::RateLimited), "{e}");
 }
 
 #[tokio::test]
