@@ -15,9 +15,12 @@ cargo build --release --locked -p eid-server -p eid-loadgen
 work=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
 # The load generator's 64 phones each log in many times a minute: the
-# per-person and per-provider rate limits (MFA-fatigue defense) are off here.
+# per-person and per-provider rate limits (MFA-fatigue defense) are off here,
+# and so is the per-address limit (all 64 activate from 127.0.0.1 at once),
+# as FloodConfig::rate_limits_off() does for the embedded server.
 EID_SERVER_FLOODS__PER_IDENTITY_PER_MINUTE=0 EID_SERVER_FLOODS__PER_IDENTITY_PER_HOUR=0 \
 EID_SERVER_FLOODS__PER_PROVIDER_PER_MINUTE=0 EID_SERVER_FLOODS__PER_PROVIDER_PER_HOUR=0 \
+EID_SERVER_FLOODS__PER_ADDRESS__PER_MINUTE=0 \
 EID_SERVER_DATA_DIR="$work" EID_SERVER_LISTEN="127.0.0.1:$port" EID_SERVER_LOG_FORMAT=json \
   EID_LOG=warn target/release/eid-server >"$work/server.out" 2>"$work/server.err" &
 server=$!

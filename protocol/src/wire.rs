@@ -172,15 +172,25 @@ pub enum ErrorCode {
     /// The change is closed (completed, cancelled, expired or failed).
     ChangeClosed,
     /// Too many requests were created for this person, or by this relying
-    /// party, in a recent window (MFA-fatigue protection). Nothing was
-    /// created; the `Retry-After` header (seconds) and the message say when
-    /// to try again.
+    /// party, in a recent window (MFA-fatigue protection), or one client
+    /// address called the unauthenticated endpoints too often. Nothing was
+    /// done; the `Retry-After` header (seconds) and the message say when to
+    /// try again.
     RateLimited,
     /// The person reported one of this relying party's requests as fraud
     /// ("this wasn't me"): its new requests for them are refused until the
     /// cool-down ends (`Retry-After` header, seconds). Nothing was created;
     /// the person is told (once per cool-down).
     CoolingDown,
+    /// The request body is not declared `application/json` (`Content-Type`,
+    /// parameters such as `; charset=utf-8` allowed). Every endpoint that
+    /// reads a body takes only JSON, so that no page on another site can post
+    /// to it with a form or `text/plain` (which browsers send without asking).
+    UnsupportedMediaType,
+    /// The request comes from a web page of another site (its `Origin`
+    /// header is neither the server's own origin nor a configured one).
+    /// Requests without `Origin` (apps, command-line tools) are not affected.
+    OriginRefused,
     /// The server failed; retry later.
     Internal,
 }

@@ -52,6 +52,13 @@ pub struct Config {
     pub floods: FloodConfig,
     /// Timeouts and the cap on open connections (slow clients).
     pub connections: ConnectionsConfig,
+    /// Web origins besides the server's own (`https://` + the `Host` it is
+    /// called by) whose pages may call the public endpoints (self-service
+    /// portal, activation, enrolment), for example
+    /// `["https://selvbetjening.eid.example"]`. A request with another
+    /// `Origin` header is refused (`origin_refused`); one without is not.
+    /// Each entry is an origin: scheme, host and optional port, no path.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Timeouts and the cap on open connections, against slow clients that hold
@@ -136,6 +143,8 @@ pub struct FloodConfig {
     /// requests from that relying party for that person are refused for this
     /// many seconds (`cooling_down`); other relying parties are not held.
     pub fraud_hold_secs: u64,
+    /// Per-address limit on the unauthenticated endpoints.
+    pub per_address: PerAddressConfig,
 }
 
 impl FloodConfig {
@@ -148,6 +157,7 @@ impl FloodConfig {
             per_identity_per_hour: 0,
             per_provider_per_minute: 0,
             per_provider_per_hour: 0,
+            per_address: PerAddressConfig::off(),
             ..Self::default()
         }
     }
@@ -162,6 +172,50 @@ impl Default for FloodConfig {
             per_provider_per_hour: 0,
             provider_per_minute_overrides: std::collections::BTreeMap::new(),
             fraud_hold_secs: 3600,
+            per_address: PerAddressConfig::default(),
+        }
+    }
+}
+
+/// How often one client address may call the endpoints that need no
+/// credentials: the self-service portal, activation, the start and status of
+/// an enrolment, and the public reads (`/healthz`, `/openapi.json`,
+/// `/v1/server-key`). They share one budget per address (IPv4 address, or
+/// IPv6 /64 network), a token bucket: `burst` calls at once, refilled at
+/// `per_minute`. Over it: 429 `rate_limited` with `Retry-After`. The admin,
+/// relying-party and signed device endpoints are not counted. Environment:
+/// `EID_SERVER_FLOODS__PER_ADDRESS__<FIELD>`. Behind a reverse proxy every
+/// client has the proxy's address: limit there instead, and turn this off.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerAddressConfig {
+    /// Calls one address may make per minute, sustained; 0 turns the limit
+    /// off.
+    pub per_minute: u32,
+    /// Calls one address may make at once after a quiet spell (at least 1
+    /// when the limit is on).
+    pub burst: u32,
+}
+
+impl PerAddressConfig {
+    /// No per-address limit (load generators, benchmarks).
+    pub fn off() -> Self {
+        Self {
+            per_minute: 0,
+            burst: 0,
+        }
+    }
+}
+
+impl Default for PerAddressConfig {
+    fn default() -> Self {
+        // A portal session polls a status every few seconds and a phone
+        // activates once; 2 a second per address with a burst of 60 leaves
+        // room for a few people behind one NAT and for the test suites,
+        // while one address can no longer flood the signing and the store.
+        Self {
+            per_minute: 120,
+            burst: 60,
         }
     }
 }
@@ -343,6 +397,7 @@ impl Default for Config {
             self_service_gap_secs: 3600,
             floods: FloodConfig::default(),
             connections: ConnectionsConfig::default(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -366,6 +421,7 @@ impl std::fmt::Debug for Config {
             .field("self_service_gap_secs", &self.self_service_gap_secs)
             .field("floods", &self.floods)
             .field("connections", &self.connections)
+            .field("allowed_origins", &self.allowed_origins)
             .finish_non_exhaustive()
     }
 }
@@ -394,6 +450,20 @@ impl Config {
             if value > MAX_SECS {
                 return Err(Box::new(figment::Error::from(format!(
                     "{name} is {value}; at most {MAX_SECS} (30 days)"
+                ))));
+            }
+        }
+        let per_address = &self.floods.per_address;
+        if per_address.per_minute > 0 && per_address.burst == 0 {
+            return Err(Box::new(figment::Error::from(
+                "floods.per_address.burst is 0; it must be at least 1 while per_minute is on"
+                    .to_owned(),
+            )));
+        }
+        for origin in &self.allowed_origins {
+            if crate::api::WebOrigin::parse(origin).is_none() {
+                return Err(Box::new(figment::Error::from(format!(
+                    "allowed_origins: {origin:?} is not an origin (scheme://host[:port])"
                 ))));
             }
         }

@@ -14,13 +14,14 @@
 //! A request in flight is never cut here: its handler bounds it (a relying
 //! party's long poll waits at most 60 s).
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody as _};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use eid_protocol::wire::ErrorCode;
@@ -92,7 +93,7 @@ pub async fn accept_loop_with_limits(
             _ = shutdown.changed() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
-        let (tcp, _peer) = match accepted {
+        let (tcp, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -114,6 +115,7 @@ pub async fn accept_loop_with_limits(
         }
         connections.spawn(serve_connection(
             tcp,
+            peer,
             permit,
             acceptor.clone(),
             app.clone(),
@@ -171,8 +173,11 @@ impl CapWarning {
 
 /// One connection: TLS handshake, then HTTP until the client leaves or the
 /// connection has been idle too long. `_permit` holds its place under the cap.
+/// Every request carries the client's address as axum's [`ConnectInfo`]
+/// (the per-address limit of `api::guard` reads it).
 async fn serve_connection(
     tcp: TcpStream,
+    peer: SocketAddr,
     _permit: OwnedSemaphorePermit,
     acceptor: tokio_rustls::TlsAcceptor,
     app: axum::Router,
@@ -193,7 +198,8 @@ async fn serve_connection(
     let activity = Arc::new(Activity::new());
     let service = {
         let activity = activity.clone();
-        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
             let in_flight = activity.begin();
             let app = app.clone();
             async move {

@@ -41,13 +41,15 @@ impl ApiError {
         match self.code {
             MalformedRequest | InvalidParameter => StatusCode::BAD_REQUEST,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthorized | InvalidSignature | ClockSkew => StatusCode::UNAUTHORIZED,
             InvalidActivationCode
             | IdentityBlocked
             | AuthenticatorLocked
             | BindingMismatch
             | WrongPin
-            | DeviceLimitReached => StatusCode::FORBIDDEN,
+            | DeviceLimitReached
+            | OriginRefused => StatusCode::FORBIDDEN,
             UnknownIdentity | UnknownAuthenticator | UnknownRequest | UnknownEnrolment
             | UnknownChange | NotFound => StatusCode::NOT_FOUND,
             ReplayedNonce | UserIdTaken | RequestClosed | CounterReplay | TooEarly

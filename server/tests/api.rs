@@ -188,7 +188,12 @@ async fn pull_signatures_skew_and_nonce_replay() {
     .unwrap();
     let url = format!("{}{}", h.endpoint.base_url, wire::PATH_PULL);
     let send = |headers: Option<eid_api_client::SignedHeaders>, body: Vec<u8>| {
-        let mut req = h.endpoint.client.post(&url).body(body);
+        let mut req = h
+            .endpoint
+            .client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(hd) = headers {
             req = req
                 .header(wire::HEADER_TIMESTAMP, hd.timestamp)

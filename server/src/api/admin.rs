@@ -85,6 +85,7 @@ pub(crate) async fn identity_info(state: &AppState, identity: Identity) -> ApiRe
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, description = "user_id_taken", body = ErrorBody),
         (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
         (status = 422, description = "invalid_user_id or invalid_contact", body = ErrorBody)))]
 pub(crate) async fn create_identity(
     _: AdminAuth,
@@ -265,6 +266,7 @@ pub(crate) async fn unblock_identity(
     request_body = RegisterServiceProviderRequest,
     responses((status = 201, body = ServiceProviderRegistered), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
         (status = 422, description = "invalid_provider_name", body = ErrorBody)))]
 pub(crate) async fn register_service_provider(
     _: AdminAuth,

@@ -33,8 +33,12 @@ const BINDING_CODE_MAX_TRIES: u32 = 3;
         (status = 201, body = ActivateResponse),
         (status = 400, body = ErrorBody),
         (status = 401, description = "invalid_signature", body = ErrorBody),
-        (status = 403, description = "invalid_activation_code or identity_blocked", body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 403, description = "invalid_activation_code or identity_blocked, or origin_refused (a web page of another site)", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
+        (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 pub(crate) async fn activate(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ActivateRequest>,
@@ -129,7 +133,8 @@ pub(crate) async fn activate(
         (status = 401, description = "invalid_signature or clock_skew", body = ErrorBody),
         (status = 404, description = "unknown_authenticator", body = ErrorBody),
         (status = 409, description = "replayed_nonce", body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody)))]
 pub(crate) async fn block(
     State(state): State<AppState>,
     DeviceSigned { body: req, .. }: DeviceSigned<BlockRequest>,
@@ -173,7 +178,8 @@ pub(crate) async fn block(
         (status = 403, description = "authenticator_locked", body = ErrorBody),
         (status = 404, description = "unknown_authenticator", body = ErrorBody),
         (status = 409, description = "replayed_nonce", body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody)))]
 pub(crate) async fn settings(
     State(state): State<AppState>,
     DeviceSigned { body: req, .. }: DeviceSigned<DeviceSettingsRequest>,
@@ -227,7 +233,8 @@ pub(crate) async fn settings(
         (status = 401, description = "invalid_signature or clock_skew", body = ErrorBody),
         (status = 404, description = "unknown_authenticator", body = ErrorBody),
         (status = 409, description = "replayed_nonce", body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody)))]
 pub(crate) async fn pull(
     State(state): State<AppState>,
     DeviceSigned { body: req, keys }: DeviceSigned<PullRequest>,
@@ -358,6 +365,7 @@ fn pulled_enrolment(e: &Enrolment) -> Option<PulledEnrolment> {
         (status = 409, description = "request_closed or counter_replay", body = ErrorBody),
         (status = 410, description = "request_expired", body = ErrorBody),
         (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
         (status = 422, description = "decision_mismatch", body = ErrorBody)))]
 pub(crate) async fn submit_decision(
     State(state): State<AppState>,
@@ -586,7 +594,8 @@ pub(crate) async fn submit_decision(
         (status = 401, description = "invalid_signature or clock_skew", body = ErrorBody),
         (status = 404, description = "unknown_authenticator or unknown_change", body = ErrorBody),
         (status = 409, description = "replayed_nonce or change_closed", body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody)))]
 pub(crate) async fn cancel_contact_change(
     State(state): State<AppState>,
     DeviceSigned { body: req, .. }: DeviceSigned<CancelContactChangeRequest>,

@@ -104,8 +104,12 @@ fn started(e: &Enrolment) -> EnrolmentStarted {
         (status = 201, body = EnrolmentStarted),
         (status = 400, description = "malformed_request", body = ErrorBody),
         (status = 401, description = "invalid_signature", body = ErrorBody),
-        (status = 403, description = "device_limit_reached", body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 403, description = "device_limit_reached, or origin_refused (a web page of another site)", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
+        (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 pub(crate) async fn start(
     State(state): State<AppState>,
     RawBody(body): RawBody,
@@ -223,7 +227,12 @@ fn closed() -> ApiError {
         (status = 404, description = "unknown_enrolment", body = ErrorBody),
         (status = 409, description = "replayed_nonce", body = ErrorBody),
         (status = 410, description = "enrolment_closed", body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 413, body = ErrorBody),
+        (status = 403, description = "origin_refused (a web page of another site)", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
+        (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 pub(crate) async fn status(
     State(state): State<AppState>,
     DeviceSigned { body: req, .. }: DeviceSigned<EnrolmentStatusRequest>,
@@ -277,7 +286,8 @@ pub(crate) async fn status(
         (status = 404, description = "unknown_authenticator or unknown_enrolment", body = ErrorBody),
         (status = 409, description = "replayed_nonce", body = ErrorBody),
         (status = 410, description = "enrolment_closed", body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody)))]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     DeviceSigned { body: req, .. }: DeviceSigned<CancelEnrolmentRequest>,

@@ -3,6 +3,7 @@
 mod admin;
 mod device;
 mod enrolment;
+mod guard;
 mod rp;
 mod self_service;
 mod signed;
@@ -29,6 +30,8 @@ use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{ServiceProvider, Store};
 use crate::waiters::Waiters;
+
+pub(crate) use guard::WebOrigin;
 
 // The limits moved to `crate::limits`; kept here for the old paths.
 pub use crate::limits::{ACTIVATION_CODE_MAX_TRIES, CENTRAL_PIN_LOCK_AT, MAX_WAIT_SECS};
@@ -100,13 +103,43 @@ impl AppState {
     }
 }
 
-/// The full router.
+/// The full router. The endpoints that need no credentials are grouped so
+/// that `guard` can put the per-address limit (all of them) and the origin
+/// check (those a browser can post to) in front of them.
 pub(crate) fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
-    Router::new()
+    let public_reads = Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
-        .route("/v1/server-key", get(server_key))
+        .route("/v1/server-key", get(server_key));
+    let public_posts = Router::new()
+        .route(wire::PATH_ACTIVATE, post(device::activate))
+        .route(wire::PATH_ENROLMENTS, post(enrolment::start))
+        .route(wire::PATH_ENROLMENT_STATUS, post(enrolment::status))
+        .route(
+            wire::PATH_SELF_SERVICE_CONTACT_CHANGES,
+            post(self_service::start_contact_change),
+        )
+        .route(
+            "/v1/self-service/contact-changes/{change_id}/confirm",
+            post(self_service::confirm_contact_change),
+        )
+        .route(
+            "/v1/self-service/contact-changes/{change_id}/status",
+            post(self_service::contact_change_status),
+        )
+        .route(
+            wire::PATH_SELF_SERVICE_USER_ID_CHANGES,
+            post(self_service::start_user_id_change),
+        )
+        .route(
+            "/v1/self-service/user-id-changes/{change_id}/status",
+            post(self_service::user_id_change_status),
+        );
+    let (public_reads, public_posts) = guard::guarded(public_reads, public_posts, &state.config);
+    Router::new()
+        .merge(public_reads)
+        .merge(public_posts)
         .route("/v1/admin/identities", post(admin::create_identity))
         .route(
             "/v1/admin/identities/{identity_id}",
@@ -128,37 +161,14 @@ pub(crate) fn router(state: AppState) -> Router {
             "/v1/admin/service-providers",
             post(admin::register_service_provider),
         )
-        .route(wire::PATH_ACTIVATE, post(device::activate))
         .route(wire::PATH_PULL, post(device::pull))
         .route(wire::PATH_DECISIONS, post(device::submit_decision))
         .route(wire::PATH_BLOCK, post(device::block))
-        .route(wire::PATH_ENROLMENTS, post(enrolment::start))
-        .route(wire::PATH_ENROLMENT_STATUS, post(enrolment::status))
         .route(wire::PATH_ENROLMENT_CANCEL, post(enrolment::cancel))
         .route(wire::PATH_DEVICE_SETTINGS, post(device::settings))
         .route(
             wire::PATH_CANCEL_CONTACT_CHANGE,
             post(device::cancel_contact_change),
-        )
-        .route(
-            wire::PATH_SELF_SERVICE_CONTACT_CHANGES,
-            post(self_service::start_contact_change),
-        )
-        .route(
-            "/v1/self-service/contact-changes/{change_id}/confirm",
-            post(self_service::confirm_contact_change),
-        )
-        .route(
-            "/v1/self-service/contact-changes/{change_id}/status",
-            post(self_service::contact_change_status),
-        )
-        .route(
-            wire::PATH_SELF_SERVICE_USER_ID_CHANGES,
-            post(self_service::start_user_id_change),
-        )
-        .route(
-            "/v1/self-service/user-id-changes/{change_id}/status",
-            post(self_service::user_id_change_status),
         )
         .route("/v1/rp/requests", post(rp::create_request))
         .route("/v1/rp/requests/{request_id}", get(rp::get_request))
@@ -191,7 +201,10 @@ async fn method_not_allowed() -> impl IntoResponse {
 
 /// Liveness: answers when the server runs and its database answers.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "healthy", body = String), (status = 500, body = ErrorBody)))]
+    responses((status = 200, description = "healthy", body = String), (status = 500, body = ErrorBody),
+        (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 async fn healthz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> ApiResult<&'static str> {
@@ -204,7 +217,10 @@ async fn healthz(
 
 /// The OpenAPI 3 document of this API, generated from the code.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "OpenAPI document", content_type = "application/json", body = Object)))]
+    responses((status = 200, description = "OpenAPI document", content_type = "application/json", body = Object),
+        (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 async fn openapi_json() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -214,7 +230,10 @@ async fn openapi_json() -> impl IntoResponse {
 
 /// The server's signing key, for relying parties verifying receipts.
 #[utoipa::path(get, path = "/v1/server-key", tag = "relying party",
-    responses((status = 200, body = wire::ServerKeyResponse)))]
+    responses((status = 200, body = wire::ServerKeyResponse),
+        (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 async fn server_key(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Json<wire::ServerKeyResponse> {
@@ -280,13 +299,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// The raw body bytes, with the size limit mapped to `payload_too_large`.
+/// The raw body bytes of a JSON request: a body not declared
+/// `application/json` is refused unread (`unsupported_media_type`, see
+/// `guard::require_json`), and the size limit is mapped to
+/// `payload_too_large`.
 pub(crate) struct RawBody(pub(crate) Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        guard::require_json(req.headers())?;
         Bytes::from_request(req, state)
             .await
             .map(RawBody)

@@ -85,6 +85,7 @@ fn retry_later(code: ErrorCode, what: &str, retry_after_ms: u64) -> RetryLater {
         (status = 404, description = "unknown_identity", body = ErrorBody),
         (status = 409, description = "too many pending requests", body = ErrorBody),
         (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
         (status = 422, description = "invalid_reference_text", body = ErrorBody),
         (status = 429, description = "rate_limited or cooling_down; see the Retry-After header",
             body = ErrorBody,

@@ -184,7 +184,12 @@ async fn start(
         (status = 400, body = ErrorBody),
         (status = 409, description = "change_pending or request_closed (too many pending requests)", body = ErrorBody),
         (status = 413, body = ErrorBody),
-        (status = 422, description = "invalid_contact", body = ErrorBody)))]
+        (status = 403, description = "origin_refused (a web page of another site)", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
+        (status = 422, description = "invalid_contact", body = ErrorBody),
+        (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 pub(crate) async fn start_contact_change(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<StartContactChangeRequest>,
@@ -221,7 +226,12 @@ pub(crate) async fn start_contact_change(
         (status = 400, body = ErrorBody),
         (status = 409, description = "change_pending or request_closed (too many pending requests)", body = ErrorBody),
         (status = 413, body = ErrorBody),
-        (status = 422, description = "invalid_user_id", body = ErrorBody)))]
+        (status = 403, description = "origin_refused (a web page of another site)", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
+        (status = 422, description = "invalid_user_id", body = ErrorBody),
+        (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 pub(crate) async fn start_user_id_change(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<StartUserIdChangeRequest>,
@@ -289,10 +299,14 @@ fn status_of(change: &StoredChange, now: u64) -> ChangeStatus {
         (status = 201, description = "the second login request", body = SelfServiceStep),
         (status = 200, description = "the second login request, already pending", body = SelfServiceStep),
         (status = 400, body = ErrorBody),
-        (status = 403, description = "identity_blocked", body = ErrorBody),
+        (status = 403, description = "identity_blocked, or origin_refused (a web page of another site)", body = ErrorBody),
         (status = 404, description = "unknown_change", body = ErrorBody),
         (status = 409, description = "too_early, change_closed or request_closed", body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
+        (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 pub(crate) async fn confirm_contact_change(
     State(state): State<AppState>,
     Path(change_id): Path<String>,
@@ -376,7 +390,12 @@ pub(crate) async fn confirm_contact_change(
         (status = 200, body = ChangeStatus),
         (status = 400, body = ErrorBody),
         (status = 404, description = "unknown_change", body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 413, body = ErrorBody),
+        (status = 403, description = "origin_refused (a web page of another site)", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
+        (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 pub(crate) async fn contact_change_status(
     State(state): State<AppState>,
     Path(change_id): Path<String>,
@@ -396,7 +415,12 @@ pub(crate) async fn contact_change_status(
         (status = 200, body = ChangeStatus),
         (status = 400, body = ErrorBody),
         (status = 404, description = "unknown_change", body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 413, body = ErrorBody),
+        (status = 403, description = "origin_refused (a web page of another site)", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
+        (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 pub(crate) async fn user_id_change_status(
     State(state): State<AppState>,
     Path(change_id): Path<String>,

@@ -30,10 +30,17 @@ pub fn config(dir: &std::path::Path) -> Config {
 
 impl Harness {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`Harness::start`], with `tweak` applied to the configuration.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::starting_now());
+        let mut config = config(dir.path());
+        tweak(&mut config);
         let server = eid_server::start(ServerOptions {
-            config: config(dir.path()),
+            config,
             clock: clock.clone(),
         })
         .await
