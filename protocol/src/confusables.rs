@@ -59,30 +59,32 @@ fn fold_digit(c: char) -> char {
     }
 }
 
-/// One word's comparison form: case-folded UTS #39 skeleton without marks,
-/// look-alike digits as letters, and `i` as `l` (a capital I and a small l
-/// are drawn alike in many fonts, and the key ignores case).
-fn fold_word(word: &str) -> String {
-    let upper_skeleton: String = skeleton(word).collect();
-    let lowered: String = upper_skeleton
-        .chars()
+/// One word's plain comparison form: lower-cased, look-alike digits as
+/// letters, and `i` as `l` (a capital I and a small l are drawn alike in many
+/// fonts, and the form ignores case). Marks are already gone.
+fn plain_word(word: &str) -> String {
+    word.chars()
         .flat_map(char::to_lowercase)
-        .collect();
-    skeleton(&lowered)
-        .flat_map(char::to_lowercase)
-        .filter(|c| !is_mark(*c))
         .map(fold_digit)
         .map(|c| if c == 'i' { 'l' } else { c })
         .filter(|c| c.is_alphanumeric())
         .collect()
 }
 
-/// The words of `text` in comparison form: split at anything that is not a
-/// letter, digit or mark (spaces, punctuation, symbols), with combining
-/// marks dropped and each word folded (case, UTS #39 skeleton, look-alike
-/// digits). "eID-Selvbetjening:", "EID  selvbetjening" and "e1D
-/// Selvbetjening\u{301}" all fold to the same words.
-pub fn fold_words(text: &str) -> Vec<String> {
+/// One word's confusable comparison form: its UTS #39 skeleton, case-folded
+/// (the skeleton of the word as written, lower-cased, and skeleton again, so
+/// a capital Greek Ν and a Latin N meet), without marks, then
+/// [`plain_word`].
+fn skeleton_word(word: &str) -> String {
+    let lowered: String = skeleton(word).flat_map(char::to_lowercase).collect();
+    let folded: String = skeleton(&lowered).filter(|c| !is_mark(*c)).collect();
+    plain_word(&folded)
+}
+
+/// Splits `text` at anything that is not a letter, digit or mark (spaces,
+/// punctuation, symbols), drops combining marks (after NFD, so "é" is "e")
+/// and folds each word with `fold`; empty words are dropped.
+fn split_words(text: &str, fold: fn(&str) -> String) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
     for c in text.nfd() {
@@ -92,45 +94,72 @@ pub fn fold_words(text: &str) -> Vec<String> {
         if c.is_alphanumeric() {
             word.push(c);
         } else if !word.is_empty() {
-            words.push(fold_word(&word));
+            words.push(fold(&word));
             word.clear();
         }
     }
     if !word.is_empty() {
-        words.push(fold_word(&word));
+        words.push(fold(&word));
     }
     words.retain(|w| !w.is_empty());
     words
 }
 
-/// The normalised comparison key of a provider's name: its [`fold_words`]
-/// joined without spaces, so punctuation, spacing, case, combining marks
-/// and look-alike letters or digits make no difference.
-pub fn name_key(name: &str) -> String {
-    fold_words(name).concat()
+/// The words of `text` in plain comparison form: split at spaces,
+/// punctuation and symbols, without combining marks, lower-cased, with
+/// look-alike digits as letters and `i` as `l`. "eID-Selvbetjening:",
+/// "EID  selvbetjening" and "e1D Selvbetjening\u{301}" all fold to the same
+/// words. The text rules use this form on both sides; it leaves out the
+/// UTS #39 skeleton, whose table would add about 350 KB to the
+/// phone library (a look-alike letter from another script in a reference
+/// text is flagged by the mixed-script warning instead).
+pub fn fold_words(text: &str) -> Vec<String> {
+    split_words(text, plain_word)
 }
 
-/// The reserved name of the eID itself that `name` could pass for, if any:
-/// its key contains a [`RESERVED_PROVIDER_NAMES`] key ("eID Selvbetjening
-/// Support", "eID-Selvbetjening:"), or its first word folds to "eID"
-/// ("eID Hjælp"; a provider whose name really starts with "Eid" must
-/// register another form of it).
+/// The words of `text` in confusable comparison form: [`fold_words`] on the
+/// UTS #39 skeleton of each word, so look-alike letters of other scripts
+/// fold too ("еID" with a Cyrillic е). Used for provider names on the server.
+pub fn skeleton_words(text: &str) -> Vec<String> {
+    split_words(text, skeleton_word)
+}
+
+/// The normalised comparison key of a provider's name: its
+/// [`skeleton_words`] joined without spaces, so punctuation, spacing, case,
+/// combining marks and look-alike letters or digits make no difference.
+pub fn name_key(name: &str) -> String {
+    skeleton_words(name).concat()
+}
+
+/// The reserved name of the eID itself that `name` could pass for, if any
+/// (server side, at registration): its [`name_key`] contains a
+/// [`RESERVED_PROVIDER_NAMES`] key ("eID Selvbetjening Support",
+/// "eID-Selvbetjening:", "еID Selvbetjening" with a Cyrillic е), or its first
+/// word folds to "eID" ("eID Hjælp"; a provider whose name really starts
+/// with "Eid" must register another form of it).
 pub fn reserved_name_clash(name: &str) -> Option<&'static str> {
-    let words = fold_words(name);
+    reserved_clash(name, skeleton_words)
+}
+
+/// Whether `name` is reserved for the eID itself, by the plain
+/// [`fold_words`] form (phone side, which does without the skeleton table;
+/// the server refused the look-alike spellings at registration with
+/// [`reserved_name_clash`]).
+pub fn is_reserved_provider_name(name: &str) -> bool {
+    reserved_clash(name, fold_words).is_some()
+}
+
+fn reserved_clash(name: &str, words_of: fn(&str) -> Vec<String>) -> Option<&'static str> {
+    let words = words_of(name);
     let key = words.concat();
     if let Some(reserved) = RESERVED_PROVIDER_NAMES
         .iter()
-        .find(|r| key.contains(name_key(r).as_str()))
+        .find(|r| key.contains(words_of(r).concat().as_str()))
     {
         return Some(reserved);
     }
-    let first = fold_words(RESERVED_FIRST_WORD);
+    let first = words_of(RESERVED_FIRST_WORD);
     (words.first() == first.first()).then_some(crate::SELF_SERVICE_PROVIDER_NAME)
-}
-
-/// Whether `name` is reserved for the eID itself ([`reserved_name_clash`]).
-pub fn is_reserved_provider_name(name: &str) -> bool {
-    reserved_name_clash(name).is_some()
 }
 
 /// The comparison keys of a provider's name: the UTS #39 skeleton of its

@@ -53,8 +53,9 @@ pub const MAX_COMBINING_MARKS: usize = 4;
 /// Lines of a reference text may not start with these words: the app's
 /// own headings, warnings and instructions (`core/src/display.rs`), in
 /// Danish and English. Compared by [`fold_words`] word by word, so case,
-/// punctuation, spacing, accents and look-alike letters or digits make no
-/// difference; a line only has to start with the same words, so "Godkend
+/// punctuation, spacing, accents, I/l and look-alike digits make no
+/// difference (letters of another script are left to the mixed-script
+/// warning, see [`crate::confusables::fold_words`]); a line only has to start with the same words, so "Godkend
 /// overførsel" passes and "Godkend ikke dette" does not.
 pub const APP_LINE_STARTS: &[&str] = &[
     "ADVARSEL",
