@@ -36,9 +36,9 @@
 //! own names, on the server and again here; a refused text is hidden
 //! ([`WarningKind::TextRefused`]) and the request can only be denied. A
 //! provider name of the eID itself from any provider but the built-in one is
-//! hidden the same way. The shells show [`RequestView::reference_lines`]
-//! only inside the provider's framed text block, under its name, never as
-//! free text on the screen (`docs/threat-model.md`).
+//! hidden the same way. The shells must show [`RequestView::reference_lines`]
+//! only inside a framed block under the provider's name, never as free text
+//! on the screen (`docs/threat-model.md`).
 
 pub use eid_protocol::confusables::Direction as TextDirection;
 use eid_protocol::confusables::{
