@@ -26,10 +26,24 @@
 //!   A refused name is never shown, so it is never isolated either.
 //! - Words that mix scripts ("Nоrdisk" with a Cyrillic о) are shown with a
 //!   [`WarningKind::MixedScript`] warning.
+//!
+//! # Screen imitation
+//!
+//! A service provider's text must not pass for the app's own words
+//! ("Godkend ikke dette", a blank line, "Afsender: eID Selvbetjening"). The
+//! text rules refuse blank lines, indented lines, lines that start with the
+//! app's headings, warnings or sender labels, and any mention of the eID's
+//! own names, on the server and again here; a refused text is hidden
+//! ([`WarningKind::TextRefused`]) and the request can only be denied. A
+//! provider name of the eID itself from any provider but the built-in one is
+//! hidden the same way. The shells must show [`RequestView::reference_lines`]
+//! only inside a framed block under the provider's name, never as free text
+//! on the screen (`docs/threat-model.md`).
 
 pub use eid_protocol::confusables::Direction as TextDirection;
 use eid_protocol::confusables::{
-    has_rtl, is_mixed_script, isolate, line_direction, mixed_script_words,
+    has_rtl, is_mixed_script, is_reserved_provider_name, isolate, line_direction,
+    mixed_script_words,
 };
 use eid_protocol::text::{TextError, validate_provider_name, validate_reference_text};
 use eid_protocol::{AuthenticatorId, RequestEnvelopeBody, RequestId, RequestKind};
@@ -168,6 +182,22 @@ fn reason(e: &TextError, lang: Language) -> &'static str {
         (TextError::ControlCharacter { .. } | TextError::PrivateUse { .. }, Language::English) => {
             "it contains invalid characters"
         }
+        (TextError::Unassigned { .. }, Language::Danish) => "den indeholder ukendte tegn",
+        (TextError::Unassigned { .. }, Language::English) => "it contains unknown characters",
+        (TextError::CombiningMarks { .. }, Language::Danish) => {
+            "den indeholder tegn med for mange accenter"
+        }
+        (TextError::CombiningMarks { .. }, Language::English) => {
+            "it contains characters with too many accents"
+        }
+        (TextError::BlankLine { .. } | TextError::ImitatesApp { .. }, Language::Danish) => {
+            "den kan ligne appens egen tekst"
+        }
+        (TextError::BlankLine { .. } | TextError::ImitatesApp { .. }, Language::English) => {
+            "it could pass for the app's own text"
+        }
+        (TextError::Reserved, Language::Danish) => "det er forbeholdt eID selv",
+        (TextError::Reserved, Language::English) => "it is reserved for the eID itself",
         (TextError::TooLong { .. } | TextError::TooManyLines { .. }, Language::Danish) => {
             "den er for lang"
         }
@@ -188,7 +218,7 @@ pub(crate) fn build_view(
     lang: Language,
 ) -> RequestView {
     let text_check = validate_reference_text(&envelope.reference_text);
-    let name_check = validate_provider_name(&envelope.service_provider_name);
+    let name_check = check_provider_name(envelope);
     let provider_name = name_check
         .is_ok()
         .then(|| envelope.service_provider_name.clone());
@@ -322,7 +352,20 @@ pub(crate) fn check_texts(envelope: &RequestEnvelopeBody) -> Result<(), TextErro
         return Err(TextError::Reserved);
     }
     validate_reference_text(&envelope.reference_text)?;
-    validate_provider_name(&envelope.service_provider_name)
+    check_provider_name(envelope)
+}
+
+/// Checks the provider's name of an envelope: the text rules, and that only
+/// the built-in provider uses a name of the eID itself. The server refuses
+/// such names at registration; the phone does not take that on trust.
+fn check_provider_name(envelope: &RequestEnvelopeBody) -> Result<(), TextError> {
+    validate_provider_name(&envelope.service_provider_name)?;
+    if envelope.service_provider_id != eid_protocol::SELF_SERVICE_PROVIDER_ID
+        && is_reserved_provider_name(&envelope.service_provider_name)
+    {
+        return Err(TextError::Reserved);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -491,5 +534,71 @@ mod tests {
             Language::Danish,
         );
         assert!(expired.actions.is_empty());
+    }
+
+    /// The screen-imitation attack end to end on the phone: a service
+    /// provider's text that fakes a blank-line break and a sender label
+    /// naming the eID itself is never shown, and the request can only be
+    /// denied or reported.
+    #[test]
+    fn a_text_imitating_the_app_screen_is_hidden_and_cannot_be_approved() {
+        for text in [
+            "Godkend ikke dette\n\nAfsender: eID Selvbetjening",
+            "Log på Netbank\nAfsender: eID Selvbetjening",
+            "Log på Netbank\n\nADVARSEL: Dit eID lukkes i dag",
+            "Log på Netbank\nDette er et login til selvbetjening",
+            "Log på\u{2800}Netbank",
+            "Log på Netbank\u{13430}",
+        ] {
+            for lang in [Language::Danish, Language::English] {
+                let v = build_view(
+                    AuthenticatorId([5; 16]),
+                    "Anna#1",
+                    &envelope(text, "Nordisk Bank A/S"),
+                    1000,
+                    lang,
+                );
+                assert_eq!(v.reference_text, None, "{text:?}");
+                assert!(v.reference_lines.is_empty(), "{text:?}");
+                assert_eq!(v.actions, vec![Action::Deny, Action::ReportFraud]);
+                assert_eq!(v.warnings[0].kind, WarningKind::TextRefused);
+                assert!(check_texts(&envelope(text, "Nordisk Bank A/S")).is_err());
+            }
+        }
+    }
+
+    /// A name of the eID itself from any other service provider is hidden on
+    /// the phone even if a server signed it.
+    #[test]
+    fn the_eids_own_name_from_another_provider_is_hidden() {
+        for name in [
+            "eID Selvbetjening Support",
+            "eID-Selvbetjening",
+            "eID Support",
+        ] {
+            let v = build_view(
+                AuthenticatorId([5; 16]),
+                "Anna#1",
+                &envelope("Log på Netbank", name),
+                1000,
+                Language::Danish,
+            );
+            assert_eq!(v.provider_name, None, "{name:?}");
+            assert_eq!(v.actions, vec![Action::Deny, Action::ReportFraud]);
+            assert!(check_texts(&envelope("Log på Netbank", name)).is_err());
+        }
+        // The built-in provider keeps its name.
+        let mut own = envelope("Skift bruger-ID til Grete#1950x", "eID Selvbetjening");
+        own.kind = RequestKind::SelfService;
+        own.service_provider_id = eid_protocol::SELF_SERVICE_PROVIDER_ID;
+        let v = build_view(
+            AuthenticatorId([5; 16]),
+            "Anna#1",
+            &own,
+            1000,
+            Language::Danish,
+        );
+        assert_eq!(v.provider_name.as_deref(), Some("eID Selvbetjening"));
+        assert!(v.actions.contains(&Action::Approve));
     }
 }

@@ -6,10 +6,11 @@
 //! `confusable_idents` and `mixed_script_confusables` lints use).
 //!
 //! - The server refuses a service provider's name whose [`name_skeletons`]
-//!   equals a registered provider's (or the built-in
-//!   [`crate::SELF_SERVICE_PROVIDER_NAME`]'s), and any name that is not
+//!   or [`name_key`] equals a registered provider's (or the built-in
+//!   [`crate::SELF_SERVICE_PROVIDER_NAME`]'s), any name that is not
 //!   single-script ([`is_mixed_script`]): "Nordisk Bаnk" with a Cyrillic а
-//!   is both.
+//!   is both, and any name that is or contains a name of the eID itself in
+//!   any spelling ([`reserved_name_clash`]).
 //! - The core warns about reference-text words that mix scripts
 //!   ([`mixed_script_words`]); ordinary Danish text (Latin letters with
 //!   digits and punctuation, which are script-neutral) is single-script.
@@ -17,9 +18,149 @@
 //!   with, so right-to-left letters (allowed) cannot pull neighbouring
 //!   digits and punctuation of another line or of the surrounding UI.
 
+use icu_properties::CodePointMapData;
+use icu_properties::props::GeneralCategory;
 use unicode_normalization::UnicodeNormalization;
 use unicode_security::MixedScript;
 use unicode_security::confusable_detection::skeleton;
+
+/// Names of the eID itself that no service provider may use, in any
+/// spelling that [`name_key`] folds together, nor as part of a longer name
+/// ("eID Selvbetjening Support"): the built-in provider's name, its English
+/// form, and the support that the app's own warnings tell people to call.
+pub const RESERVED_PROVIDER_NAMES: &[&str] = &[
+    crate::SELF_SERVICE_PROVIDER_NAME,
+    "eID Self-service",
+    "eID Support",
+];
+
+/// The first word no provider's name may start with: the eID's own.
+const RESERVED_FIRST_WORD: &str = "eID";
+
+/// Whether `c` is a combining mark (General_Category Mn, Mc or Me).
+fn is_mark(c: char) -> bool {
+    matches!(
+        CodePointMapData::<GeneralCategory>::new().get(c),
+        GeneralCategory::NonspacingMark
+            | GeneralCategory::SpacingMark
+            | GeneralCategory::EnclosingMark
+    )
+}
+
+/// Digits drawn like letters, folded to the letter (after the skeleton,
+/// which leaves most digits alone).
+fn fold_digit(c: char) -> char {
+    match c {
+        '0' => 'o',
+        '1' => 'l',
+        '5' => 's',
+        '8' => 'b',
+        other => other,
+    }
+}
+
+/// One word's plain comparison form: lower-cased, look-alike digits as
+/// letters, and `i` as `l` (a capital I and a small l are drawn alike in many
+/// fonts, and the form ignores case). Marks are already gone.
+fn plain_word(word: &str) -> String {
+    word.chars()
+        .flat_map(char::to_lowercase)
+        .map(fold_digit)
+        .map(|c| if c == 'i' { 'l' } else { c })
+        .filter(|c| c.is_alphanumeric())
+        .collect()
+}
+
+/// One word's confusable comparison form: its UTS #39 skeleton, case-folded
+/// (the skeleton of the word as written, lower-cased, and skeleton again, so
+/// a capital Greek Ν and a Latin N meet), without marks, then
+/// [`plain_word`].
+fn skeleton_word(word: &str) -> String {
+    let lowered: String = skeleton(word).flat_map(char::to_lowercase).collect();
+    let folded: String = skeleton(&lowered).filter(|c| !is_mark(*c)).collect();
+    plain_word(&folded)
+}
+
+/// Splits `text` at anything that is not a letter, digit or mark (spaces,
+/// punctuation, symbols), drops combining marks (after NFD, so "é" is "e")
+/// and folds each word with `fold`; empty words are dropped.
+fn split_words(text: &str, fold: fn(&str) -> String) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for c in text.nfd() {
+        if is_mark(c) {
+            continue;
+        }
+        if c.is_alphanumeric() {
+            word.push(c);
+        } else if !word.is_empty() {
+            words.push(fold(&word));
+            word.clear();
+        }
+    }
+    if !word.is_empty() {
+        words.push(fold(&word));
+    }
+    words.retain(|w| !w.is_empty());
+    words
+}
+
+/// The words of `text` in plain comparison form: split at spaces,
+/// punctuation and symbols, without combining marks, lower-cased, with
+/// look-alike digits as letters and `i` as `l`. "eID-Selvbetjening:",
+/// "EID  selvbetjening" and "e1D Selvbetjening\u{301}" all fold to the same
+/// words. The text rules use this form on both sides; it leaves out the
+/// UTS #39 skeleton, whose table would add about 350 KB to the
+/// phone library (a look-alike letter from another script in a reference
+/// text is flagged by the mixed-script warning instead).
+pub fn fold_words(text: &str) -> Vec<String> {
+    split_words(text, plain_word)
+}
+
+/// The words of `text` in confusable comparison form: [`fold_words`] on the
+/// UTS #39 skeleton of each word, so look-alike letters of other scripts
+/// fold too ("еID" with a Cyrillic е). Used for provider names on the server.
+pub fn skeleton_words(text: &str) -> Vec<String> {
+    split_words(text, skeleton_word)
+}
+
+/// The normalised comparison key of a provider's name: its
+/// [`skeleton_words`] joined without spaces, so punctuation, spacing, case,
+/// combining marks and look-alike letters or digits make no difference.
+pub fn name_key(name: &str) -> String {
+    skeleton_words(name).concat()
+}
+
+/// The reserved name of the eID itself that `name` could pass for, if any
+/// (server side, at registration): its [`name_key`] contains a
+/// [`RESERVED_PROVIDER_NAMES`] key ("eID Selvbetjening Support",
+/// "eID-Selvbetjening:", "еID Selvbetjening" with a Cyrillic е), or its first
+/// word folds to "eID" ("eID Hjælp"; a provider whose name really starts
+/// with "Eid" must register another form of it).
+pub fn reserved_name_clash(name: &str) -> Option<&'static str> {
+    reserved_clash(name, skeleton_words)
+}
+
+/// Whether `name` is reserved for the eID itself, by the plain
+/// [`fold_words`] form (phone side, which does without the skeleton table;
+/// the server refused the look-alike spellings at registration with
+/// [`reserved_name_clash`]).
+pub fn is_reserved_provider_name(name: &str) -> bool {
+    reserved_clash(name, fold_words).is_some()
+}
+
+fn reserved_clash(name: &str, words_of: fn(&str) -> Vec<String>) -> Option<&'static str> {
+    let words = words_of(name);
+    let key = words.concat();
+    if let Some(reserved) = RESERVED_PROVIDER_NAMES
+        .iter()
+        .find(|r| key.contains(words_of(r).concat().as_str()))
+    {
+        return Some(reserved);
+    }
+    let first = words_of(RESERVED_FIRST_WORD);
+    (words.first() == first.first()).then_some(crate::SELF_SERVICE_PROVIDER_NAME)
+}
 
 /// The comparison keys of a provider's name: the UTS #39 skeleton of its
 /// NFC form as written, and the skeleton of its lower-cased form, each with
@@ -53,10 +194,15 @@ fn fold_spaces(chars: impl Iterator<Item = char>) -> String {
 }
 
 /// Whether two names are confusable: one of their [`name_skeletons`] keys
-/// is equal.
+/// is equal, or their [`name_key`]s are ("Nordisk Bank:", "Nordisk-Bank",
+/// "N0rdisk Bank" and "Nordisk Bank" with a stray accent all are).
 pub fn names_confusable(a: &str, b: &str) -> bool {
     let (ka, kb) = (name_skeletons(a), name_skeletons(b));
-    ka[0] == kb[0] || ka[1] == kb[1]
+    if ka[0] == kb[0] || ka[1] == kb[1] {
+        return true;
+    }
+    let (na, nb) = (name_key(a), name_key(b));
+    !na.is_empty() && na == nb
 }
 
 /// Whether `text` mixes scripts (is not single-script by UTS #39's augmented
@@ -269,5 +415,67 @@ mod tests {
         let whole = "\u{420}\u{430}\u{443}\u{440}\u{430}\u{43B}";
         assert!(!is_mixed_script(whole));
         assert!(names_confusable("Nordea", "N\u{43E}rdea"));
+    }
+
+    #[test]
+    fn near_names_are_confusable_without_punctuation_spacing_marks_or_digit_look_alikes() {
+        let real = "Nordisk Bank";
+        for near in [
+            "Nordisk Bank:",
+            "Nordisk-Bank",
+            "Nordisk.Bank",
+            "NordiskBank",
+            "Nordisk Bank\u{301}",
+            "N\u{336}ordisk Bank",
+            "N0rdisk Bank",
+            "Nord1sk Bank",
+            "Nordisk 8ank",
+            "nordisk_bank",
+            "Nordisk Bank!",
+        ] {
+            assert!(names_confusable(real, near), "{near:?}");
+            assert!(names_confusable(near, real), "{near:?}");
+        }
+        assert!(names_confusable("Sparekassen", "5parekassen"));
+        for other in ["Nordisk Bank A/S", "Nordisk Forsikring", "Nordea"] {
+            assert!(!names_confusable(real, other), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn the_eids_own_names_are_reserved_in_every_variation() {
+        for name in [
+            "eID Selvbetjening",
+            "eID Selvbetjening:",
+            "eID-Selvbetjening",
+            "eID Selvbetjening Support",
+            "EID SELVBETJENING",
+            "eid selvbetjening",
+            "e1D Selvbetjening",
+            "eID Selvbetjening\u{301}",
+            "eIDSelvbetjening",
+            "e I D Selvbetjening",
+            "Support: eID Selvbetjening",
+            "eID Support",
+            "eID",
+            "eID Self-service",
+            "eID-support",
+        ] {
+            assert!(
+                crate::confusables::is_reserved_provider_name(name),
+                "{name:?}"
+            );
+        }
+        for name in [
+            "Nordisk Bank A/S",
+            "Eidsvoll Kommune",
+            "Selvbetjening ApS",
+            "Ærø Købmand",
+        ] {
+            assert!(
+                !crate::confusables::is_reserved_provider_name(name),
+                "{name:?}"
+            );
+        }
     }
 }

@@ -259,9 +259,12 @@ pub(crate) async fn unblock_identity(
 /// Registers a service provider; the API key is returned once and stored hashed.
 ///
 /// The name must pass the text rules, be in one script (UTS #39: no Latin
-/// mixed with Cyrillic or Greek look-alikes) and not be confusable with a
-/// registered provider's name or the eID's own (equal UTS #39 skeletons,
-/// compared with and without case): otherwise `invalid_provider_name`.
+/// mixed with Cyrillic or Greek look-alikes), not be or contain a name of the
+/// eID itself in any spelling (`eid_protocol::confusables::reserved_name_clash`)
+/// and not be confusable with a registered provider's name (equal UTS #39
+/// skeletons, compared with and without case, or equal keys without
+/// punctuation, spacing, marks and look-alike digits): otherwise
+/// `invalid_provider_name`.
 #[utoipa::path(post, path = "/v1/admin/service-providers", tag = "admin", security(("admin_token" = [])),
     request_body = RegisterServiceProviderRequest,
     responses((status = 201, body = ServiceProviderRegistered), (status = 400, body = ErrorBody),
@@ -275,11 +278,21 @@ pub(crate) async fn register_service_provider(
 ) -> ApiResult<(StatusCode, Json<ServiceProviderRegistered>)> {
     let name = eid_protocol::text::normalize_provider_name(&req.name)
         .map_err(|e| ApiError::new(ErrorCode::InvalidProviderName, e.to_string()))?;
-    if userid::fold(&name) == userid::fold(eid_protocol::SELF_SERVICE_PROVIDER_NAME) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidProviderName,
-            eid_protocol::text::TextError::Reserved.to_string(),
-        ));
+    // The eID's own names in any spelling, also inside a longer name; the
+    // store then compares the name with every registered one, atomically.
+    if let Some(reserved) = eid_protocol::confusables::reserved_name_clash(&name) {
+        let message = if reserved == eid_protocol::SELF_SERVICE_PROVIDER_NAME {
+            format!(
+                "the name can be confused with the registered name \"{reserved}\", \
+                 which is reserved for the eID itself; choose a clearly different name"
+            )
+        } else {
+            format!(
+                "the name can be confused with \"{reserved}\", which is reserved for the \
+                 eID itself; choose a clearly different name"
+            )
+        };
+        return Err(ApiError::new(ErrorCode::InvalidProviderName, message));
     }
     if eid_protocol::confusables::is_mixed_script(&name) {
         return Err(ApiError::new(
