@@ -26,15 +26,12 @@ use eid_protocol::{
 use super::signed::{DeviceSigned, bad_signature};
 use super::{AppState, RawBody};
 use crate::error::{ApiError, ApiResult};
+use crate::limits::MAX_ENROLMENTS_PER_HOUR;
 use crate::store::{
     CancelEnrolmentResult, Enrolment, EnrolmentPoll, EnrolmentStoredState, StartEnrolmentResult,
     StoredRequest,
 };
 use crate::userid;
-
-/// Most enrolments one identity may ask for per hour; more are answered as
-/// decoys (they would only flood the person's phone, SMS and e-mail).
-pub(crate) const MAX_ENROLMENTS_PER_HOUR: u64 = 3;
 
 /// Digits of the code the new device shows.
 const CODE_DIGITS: usize = 8;
