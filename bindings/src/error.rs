@@ -11,8 +11,9 @@ use crate::ids::IdKind;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 ///
 /// Fields are never called `message`: in Kotlin every error is a `Throwable`,
-/// whose `message` such a field would clash with (uniffi-rs issue 1434), and the
-/// generated Kotlin would not compile.
+/// whose `message` such a field would clash with, and the generated Kotlin
+/// would not compile (a limitation of the uniffi generator itself, tracked
+/// upstream as uniffi-rs issue 1434).
 #[non_exhaustive]
 pub enum EidError {
     /// Wrong PIN. Show `attempts_left`; wait `retry_after_ms` before the next try.

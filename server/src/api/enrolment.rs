@@ -1,4 +1,5 @@
-//! Device API: a new device added from an existing one (DESIGN §3).
+//! Device API: a new device added from an existing one (docs/architecture.md §3;
+//! the exchange in docs/protocol.md, "A new device from an existing one").
 //!
 //! The new phone asks (unsigned, proving possession of its two new keys) and
 //! shows a code; the identity's existing phones get a new-device request with
