@@ -7,7 +7,8 @@ use eid_protocol::wire::ErrorCode;
 use crate::ids::IdKind;
 
 /// What went wrong, in terms the app can act on. Texts carry no secrets and
-/// no personal data.
+/// no personal data; where a variant means exactly the core's, its text is
+/// the core's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 ///
 /// Fields are never called `message`: in Kotlin every error is a `Throwable`,
@@ -32,7 +33,7 @@ pub enum EidError {
     },
     /// The account must be activated again (PIN key destroyed or the server
     /// locked the authenticator).
-    #[error("this account must be activated again")]
+    #[error("{}", CoreError::ReactivationRequired)]
     NotActivated,
     /// The chosen PIN breaks the policy; `reason` says why (English, for logs;
     /// the app shows its own wording for `kind`).
@@ -44,7 +45,7 @@ pub enum EidError {
         reason: String,
     },
     /// The request expired.
-    #[error("the request has expired")]
+    #[error("{}", CoreError::Expired)]
     Expired,
     /// The server could not be reached; try again later. Nothing was lost.
     #[error("network error: {detail}")]
@@ -53,7 +54,7 @@ pub enum EidError {
         detail: String,
     },
     /// The identity is blocked.
-    #[error("the identity is blocked")]
+    #[error("{}", CoreError::Blocked)]
     Blocked,
     /// The server refused the call; `code` is its stable error code.
     #[error("the server refused the call: {code:?}")]
@@ -78,7 +79,7 @@ pub enum EidError {
     #[error("the request's text was refused")]
     TextRefused,
     /// Approve needs the completed swipe.
-    #[error("the swipe was not confirmed")]
+    #[error("{}", CoreError::SwipeRequired)]
     SwipeRequired,
     /// Enter the code shown where the request was started.
     #[error("the binding code is required")]
@@ -101,14 +102,14 @@ pub enum EidError {
     #[error("a different decision was already made")]
     AlreadyDecided,
     /// No interrupted activation to resume.
-    #[error("no activation to resume")]
+    #[error("{}", CoreError::NoPendingActivation)]
     NoPendingActivation,
     /// No device enrolment (new device from an existing one) on this phone.
-    #[error("no device enrolment on this phone")]
+    #[error("{}", CoreError::NoPendingEnrolment)]
     NoPendingEnrolment,
     /// The device enrolment was refused, cancelled on the existing phone,
     /// expired, or the identity was blocked; its keys are deleted. Start again.
-    #[error("the device enrolment was refused, cancelled or expired")]
+    #[error("{}", CoreError::EnrolmentRefused)]
     EnrolmentRefused,
     /// Invalid configuration (server URL, TLS pin).
     #[error("invalid configuration: {detail}")]
