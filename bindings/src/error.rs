@@ -117,6 +117,12 @@ pub enum EidError {
         /// What is wrong.
         detail: String,
     },
+    /// A release build refused a keystore that keeps the device key in
+    /// software (`KeyProtection::Software`): use the platform keystore, or,
+    /// for tests only, set `AuthenticatorConfig::allow_software_keystore`
+    /// (docs/integration.md, section 2).
+    #[error("a software keystore is refused in release builds")]
+    SoftwareKeyStoreRefused,
     /// The platform keystore failed.
     #[error("keystore error: {detail}")]
     KeyStore {

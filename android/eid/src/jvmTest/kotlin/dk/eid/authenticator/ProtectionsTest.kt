@@ -55,6 +55,7 @@ class ProtectionsTest {
             language = Language.ENGLISH,
             kdfIterations = 1000u,
             minReadMs = 0uL,
+            allowSoftwareKeystore = SOFTWARE_KEYSTORE_OPT_IN,
         )
         return EidAuthenticator.open(config, SoftwareKeyStore()) to dir
     }
