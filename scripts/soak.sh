@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak (issue 7 §5): eid-server as its own process on 127.0.0.1 and
+# Soak (docs/reliability.md, "Soak"): eid-server as its own process on 127.0.0.1 and
 # eid-loadgen pacing full login flows at a fixed rate, sampling the server's
 # resident memory every 10 s. Fails on any error, on a rate under 95% of the
 # target, or when memory does not stay flat (the last samples more than 10%

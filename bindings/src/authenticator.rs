@@ -7,7 +7,7 @@ use eid_protocol::{AuthenticatorId, RequestId};
 use zeroize::Zeroizing;
 
 use crate::error::EidError;
-use crate::keystore::{ForeignKeyStore, KeyStore};
+use crate::keystore::{ForeignKeyStore, KeyStore, admit_keystore};
 use crate::model::{AccountInfo, PendingActivation, PersonSummary, Receipt, RequestView};
 use eid_core::Language;
 
@@ -32,6 +32,13 @@ pub struct AuthenticatorConfig {
     /// value is for tests only.
     #[uniffi(default = None)]
     pub min_read_ms: Option<u64>,
+    /// Opt-in to a keystore that keeps the device key in software, for
+    /// tests: release builds refuse such a keystore with
+    /// `EidError::SoftwareKeyStoreRefused` unless this is exactly
+    /// "tests only: device key in plain files". Leave `None` in apps; debug
+    /// builds ignore it.
+    #[uniffi(default = None)]
+    pub allow_software_keystore: Option<String>,
 }
 
 /// Proof that the PIN was entered for one request: single use and short-lived.
@@ -74,6 +81,11 @@ impl Authenticator {
         config: AuthenticatorConfig,
         keystore: Arc<dyn KeyStore>,
     ) -> Result<Arc<Self>, EidError> {
+        admit_keystore(
+            keystore.protection(),
+            config.allow_software_keystore.as_deref(),
+            cfg!(not(debug_assertions)),
+        )?;
         let server = eid_core::ServerConfig::new(config.server_url, config.server_spki_pin);
         let mut core_config = eid_core::Config::new(config.database_path, server);
         core_config.language = config.language;

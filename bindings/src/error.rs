@@ -7,12 +7,14 @@ use eid_protocol::wire::ErrorCode;
 use crate::ids::IdKind;
 
 /// What went wrong, in terms the app can act on. Texts carry no secrets and
-/// no personal data.
+/// no personal data; where a variant means exactly the core's, its text is
+/// the core's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 ///
 /// Fields are never called `message`: in Kotlin every error is a `Throwable`,
-/// whose `message` such a field would clash with (uniffi-rs issue 1434), and the
-/// generated Kotlin would not compile.
+/// whose `message` such a field would clash with, and the generated Kotlin
+/// would not compile (a limitation of the uniffi generator itself, tracked
+/// upstream as uniffi-rs issue 1434).
 #[non_exhaustive]
 pub enum EidError {
     /// Wrong PIN. Show `attempts_left`; wait `retry_after_ms` before the next try.
@@ -31,7 +33,7 @@ pub enum EidError {
     },
     /// The account must be activated again (PIN key destroyed or the server
     /// locked the authenticator).
-    #[error("this account must be activated again")]
+    #[error("{}", CoreError::ReactivationRequired)]
     NotActivated,
     /// The chosen PIN breaks the policy; `reason` says why (English, for logs;
     /// the app shows its own wording for `kind`).
@@ -43,7 +45,7 @@ pub enum EidError {
         reason: String,
     },
     /// The request expired.
-    #[error("the request has expired")]
+    #[error("{}", CoreError::Expired)]
     Expired,
     /// The server could not be reached; try again later. Nothing was lost.
     #[error("network error: {detail}")]
@@ -52,7 +54,7 @@ pub enum EidError {
         detail: String,
     },
     /// The identity is blocked.
-    #[error("the identity is blocked")]
+    #[error("{}", CoreError::Blocked)]
     Blocked,
     /// The server refused the call; `code` is its stable error code.
     #[error("the server refused the call: {code:?}")]
@@ -77,7 +79,7 @@ pub enum EidError {
     #[error("the request's text was refused")]
     TextRefused,
     /// Approve needs the completed swipe.
-    #[error("the swipe was not confirmed")]
+    #[error("{}", CoreError::SwipeRequired)]
     SwipeRequired,
     /// Enter the code shown where the request was started.
     #[error("the binding code is required")]
@@ -100,14 +102,14 @@ pub enum EidError {
     #[error("a different decision was already made")]
     AlreadyDecided,
     /// No interrupted activation to resume.
-    #[error("no activation to resume")]
+    #[error("{}", CoreError::NoPendingActivation)]
     NoPendingActivation,
     /// No device enrolment (new device from an existing one) on this phone.
-    #[error("no device enrolment on this phone")]
+    #[error("{}", CoreError::NoPendingEnrolment)]
     NoPendingEnrolment,
     /// The device enrolment was refused, cancelled on the existing phone,
     /// expired, or the identity was blocked; its keys are deleted. Start again.
-    #[error("the device enrolment was refused, cancelled or expired")]
+    #[error("{}", CoreError::EnrolmentRefused)]
     EnrolmentRefused,
     /// Invalid configuration (server URL, TLS pin).
     #[error("invalid configuration: {detail}")]
@@ -115,6 +117,12 @@ pub enum EidError {
         /// What is wrong.
         detail: String,
     },
+    /// A release build refused a keystore that keeps the device key in
+    /// software (`KeyProtection::Software`): use the platform keystore, or,
+    /// for tests only, set `AuthenticatorConfig::allow_software_keystore`
+    /// (docs/integration.md, section 2).
+    #[error("a software keystore is refused in release builds")]
+    SoftwareKeyStoreRefused,
     /// The platform keystore failed.
     #[error("keystore error: {detail}")]
     KeyStore {

@@ -29,7 +29,7 @@ pub use enrolment::EnrolmentStatus;
 pub use error::{EidError, KeyStoreError, PinRefusal, ServerErrorCode};
 pub use ids::IdKind;
 pub use journal::JournalAlarm;
-pub use keystore::KeyStore;
+pub use keystore::{KeyProtection, KeyStore, SOFTWARE_KEYSTORE_OPT_IN};
 pub use model::{
     AccountInfo, Outcome, PendingActivation, PersonSummary, Receipt, RequestKind, RequestView,
 };

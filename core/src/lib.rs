@@ -30,7 +30,6 @@ mod activation;
 mod approval;
 pub mod client;
 pub mod clock;
-mod crash;
 mod decisions;
 pub mod display;
 mod enrolment;
@@ -52,6 +51,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use eid_protocol::crash;
 use eid_protocol::{AuthenticatorId, RequestId};
 
 pub use accounts::AccountInfo;

@@ -1,6 +1,6 @@
-//! The device journal (issue 6 §7): a hash chain of every decision a device
-//! signed, kept on the device, reconciled against the server's list of
-//! decisions on each pull.
+//! The device journal (docs/protocol.md, "Device journal"): a hash chain of
+//! every decision a device signed, kept on the device, reconciled against the
+//! server's list of decisions on each pull.
 //!
 //! Link `n` is `SHA-256(JOURNAL_DOMAIN || prev || authenticator_id (16) ||
 //! request_id (16) || outcome code (1) || counter (u64 BE) ||

@@ -9,6 +9,7 @@
 
 pub mod binding;
 pub mod confusables;
+pub mod crash;
 pub mod crypto;
 pub mod encoding;
 pub mod events;

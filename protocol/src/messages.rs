@@ -190,7 +190,8 @@ impl DeviceRequestAuth<'_> {
 }
 
 /// A decision on one request: what the device key and the PIN key both sign.
-/// It commits to exactly what was shown (DESIGN §4.3).
+/// It commits to exactly what was shown (docs/architecture.md §4,
+/// decision 3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Decision {

@@ -1,7 +1,7 @@
 //! Rules for text shown to a person before they approve: the reference text and
 //! the service provider's name.
 //!
-//! Reference text is untrusted input (DESIGN §4.5). The server normalizes it to
+//! Reference text is untrusted input (docs/architecture.md §4.5). The server normalizes it to
 //! NFC and refuses what could hide or reorder what the person reads; the core
 //! re-checks the exact signed bytes with [`validate_reference_text`] and never
 //! shows a text that fails. Both run the same code, so the phone's check is the

@@ -1,7 +1,7 @@
-//! Property tests of the canonical encoding (issue 7 §3): every signed message
-//! survives a JSON round trip with the same signing bytes, and changing any
-//! single field changes the signing bytes, so a signature over the original
-//! never verifies for the changed message.
+//! Property tests of the canonical encoding (docs/reliability.md, "Property
+//! tests"): every signed message survives a JSON round trip with the same
+//! signing bytes, and changing any single field changes the signing bytes, so a
+//! signature over the original never verifies for the changed message.
 
 use eid_protocol::crypto::SoftwareSigningKey;
 use eid_protocol::{

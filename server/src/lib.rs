@@ -18,7 +18,6 @@ pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod contact;
-mod crash;
 pub mod error;
 pub mod limits;
 pub mod notify;
@@ -36,6 +35,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use eid_protocol::PublicKey;
+use eid_protocol::crash;
 use eid_protocol::crypto::SoftwareSigningKey;
 use tokio::net::TcpListener;
 use tokio::sync::watch;

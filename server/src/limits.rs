@@ -1,7 +1,7 @@
-//! Every limit the server enforces, in one place: wrong-PIN and
-//! activation-code tries, long-poll length, the request-creation limits
+//! Every limit the server enforces, in one place: wrong-PIN, activation-code
+//! and login-screen-code tries, long-poll length, the request-creation limits
 //! against MFA-fatigue floods (pending cap, sliding windows, fraud hold),
-//! and the self-service change limits.
+//! the enrolment and self-service change limits, and the cache bound.
 //!
 //! The numbers an operator tunes live in [`crate::config::Config`]
 //! (`max_pending_per_identity`, `max_devices_per_identity`,
@@ -16,6 +16,8 @@ use crate::config::{Config, FloodConfig};
 pub const CENTRAL_PIN_LOCK_AT: u32 = 10;
 /// Wrong activation-code tries after which the code is void.
 pub const ACTIVATION_CODE_MAX_TRIES: u32 = 3;
+/// Wrong login-screen codes after which a request is cancelled.
+pub const BINDING_CODE_MAX_TRIES: u32 = 3;
 /// Longest long-poll wait, in seconds.
 pub const MAX_WAIT_SECS: u64 = 60;
 
@@ -25,8 +27,17 @@ pub const MAX_WAIT_SECS: u64 = 60;
 pub const MAX_CHANGE_STARTS_PER_HOUR: u64 = 3;
 /// The window [`MAX_CHANGE_STARTS_PER_HOUR`] counts in.
 pub const CHANGE_START_WINDOW_MS: u64 = HOUR_MS;
-/// The window the enrolments-per-hour limit counts in.
+/// Most enrolments one identity may ask for per [`ENROLMENT_WINDOW_MS`];
+/// more are answered as decoys (they would only flood the person's phone,
+/// SMS and e-mail).
+pub const MAX_ENROLMENTS_PER_HOUR: u64 = 3;
+/// The window [`MAX_ENROLMENTS_PER_HOUR`] counts in.
 pub const ENROLMENT_WINDOW_MS: u64 = HOUR_MS;
+
+/// Entries each in-memory cache of immutable records (service providers,
+/// identity ids, device keys) holds before it starts over: bounds the
+/// memory a flood of distinct ids can take.
+pub const CACHE_MAX_ENTRIES: usize = 100_000;
 
 const MINUTE_MS: u64 = 60_000;
 const HOUR_MS: u64 = 3_600_000;

@@ -20,6 +20,11 @@ public struct AuthenticatorConfiguration: Sendable, Hashable {
     /// ago. Leave `nil` in apps (the core's default, 1500 ms); a small value is
     /// for tests only.
     public var minReadMs: UInt64?
+    /// Opt-in to a keystore that keeps the device key in software, for tests:
+    /// release builds of the library refuse such a keystore with
+    /// `EidError.SoftwareKeyStoreRefused` unless this is exactly
+    /// "tests only: device key in plain files". Leave `nil` in apps.
+    public var allowSoftwareKeyStore: String?
 
     /// Creates a configuration.
     public init(
@@ -28,7 +33,8 @@ public struct AuthenticatorConfiguration: Sendable, Hashable {
         serverSPKIPin: String,
         language: Language = .danish,
         kdfIterations: UInt32? = nil,
-        minReadMs: UInt64? = nil
+        minReadMs: UInt64? = nil,
+        allowSoftwareKeyStore: String? = nil
     ) {
         self.databaseURL = databaseURL
         self.serverURL = serverURL
@@ -36,6 +42,7 @@ public struct AuthenticatorConfiguration: Sendable, Hashable {
         self.language = language
         self.kdfIterations = kdfIterations
         self.minReadMs = minReadMs
+        self.allowSoftwareKeyStore = allowSoftwareKeyStore
     }
 
     var ffi: AuthenticatorConfig {
@@ -45,7 +52,8 @@ public struct AuthenticatorConfiguration: Sendable, Hashable {
             serverSpkiPin: serverSPKIPin,
             language: language,
             kdfIterations: kdfIterations,
-            minReadMs: minReadMs
+            minReadMs: minReadMs,
+            allowSoftwareKeystore: allowSoftwareKeyStore
         )
     }
 }

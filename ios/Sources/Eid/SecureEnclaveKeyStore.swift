@@ -137,5 +137,8 @@ public final class SecureEnclaveKeyStore: KeyStore, @unchecked Sendable {
         let mac = HMAC<SHA256>.authenticationCode(for: input, using: SymmetricKey(data: shared))
         return Data(mac)
     }
+
+    /// The keys are created in the Secure Enclave and never leave it.
+    public func protection() -> KeyProtection { .secureEnclave }
 }
 #endif

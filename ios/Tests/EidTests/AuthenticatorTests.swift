@@ -43,7 +43,8 @@ class ServerTestCase: XCTestCase {
             serverSPKIPin: server.spkiPin,
             language: .english,
             kdfIterations: 1000,
-            minReadMs: minReadMs
+            minReadMs: minReadMs,
+            allowSoftwareKeyStore: softwareKeyStoreOptIn
         )
         return try EidAuthenticator(configuration: config, keyStore: keyStore)
     }

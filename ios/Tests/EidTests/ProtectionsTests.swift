@@ -2,7 +2,7 @@ import Eid
 import Foundation
 import XCTest
 
-/// The seed's protections through the Swift package against a real server:
+/// The protections of docs/architecture.md §3 through the Swift package against a real server:
 /// the security feed, "notify me on every use", and a new device added from an
 /// existing phone with its waiting period (2 s on this server) and cancel.
 final class ProtectionsTests: ServerTestCase {

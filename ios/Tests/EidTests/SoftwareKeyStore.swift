@@ -10,7 +10,9 @@ import COpenSSL
 /// A software ``KeyStore`` for tests, written in Swift: P-256 ECDSA keys in
 /// memory (CryptoKit on Apple platforms, OpenSSL's libcrypto on Linux) and an
 /// HMAC-SHA256 "hardware" secret. It can be told to fail, to check that a
-/// keystore error reaches the app as ``EidError/KeyStore(detail:)``.
+/// keystore error reaches the app as ``EidError/KeyStore(detail:)``. It says it
+/// is ``KeyProtection/software``: a release build of the library opens with it
+/// only when the configuration opts in (``softwareKeyStoreOptIn``).
 final class SoftwareKeyStore: KeyStore, @unchecked Sendable {
     /// How the next operations fail, if at all.
     enum FailureMode {
@@ -76,7 +78,14 @@ final class SoftwareKeyStore: KeyStore, @unchecked Sendable {
         }
         return try hmacSHA256(key: secret, data: input)
     }
+
+    func protection() -> KeyProtection { .software }
 }
+
+/// The opt-in a release build of the library needs to open with
+/// ``SoftwareKeyStore`` (`AuthenticatorConfiguration.allowSoftwareKeyStore`,
+/// docs/integration.md section 2).
+let softwareKeyStoreOptIn = "tests only: device key in plain files"
 
 #if canImport(CryptoKit)
 /// A P-256 signing key (CryptoKit).

@@ -17,14 +17,12 @@ use super::signed::{DeviceSigned, bad_signature};
 use super::{ApiJson, AppState, CENTRAL_PIN_LOCK_AT};
 use crate::api::admin::activation_code_hash;
 use crate::error::{ApiError, ApiResult};
+use crate::limits::BINDING_CODE_MAX_TRIES;
 use crate::store::{
     ActivationResult, Authenticator, AuthenticatorState, CancelChangeResult, DecideResult,
     DecisionRecord, Enrolment, EnrolmentStoredState,
 };
 use crate::userid;
-
-/// Wrong login-screen codes after which a request is cancelled.
-const BINDING_CODE_MAX_TRIES: u32 = 3;
 
 /// Activates an authenticator: the user ID and single-use activation code bind
 /// the device key and PIN key (each proving possession) to the identity.

@@ -1,4 +1,5 @@
-//! Device API: a new device added from an existing one (DESIGN §3).
+//! Device API: a new device added from an existing one (docs/architecture.md §3;
+//! the exchange in docs/protocol.md, "A new device from an existing one").
 //!
 //! The new phone asks (unsigned, proving possession of its two new keys) and
 //! shows a code; the identity's existing phones get a new-device request with
@@ -26,15 +27,12 @@ use eid_protocol::{
 use super::signed::{DeviceSigned, bad_signature};
 use super::{AppState, RawBody};
 use crate::error::{ApiError, ApiResult};
+use crate::limits::MAX_ENROLMENTS_PER_HOUR;
 use crate::store::{
     CancelEnrolmentResult, Enrolment, EnrolmentPoll, EnrolmentStoredState, StartEnrolmentResult,
     StoredRequest,
 };
 use crate::userid;
-
-/// Most enrolments one identity may ask for per hour; more are answered as
-/// decoys (they would only flood the person's phone, SMS and e-mail).
-pub(crate) const MAX_ENROLMENTS_PER_HOUR: u64 = 3;
 
 /// Digits of the code the new device shows.
 const CODE_DIGITS: usize = 8;

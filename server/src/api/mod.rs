@@ -28,6 +28,7 @@ use crate::cache::ImmutableCache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
+use crate::limits::CACHE_MAX_ENTRIES;
 use crate::store::{ServiceProvider, Store};
 use crate::waiters::Waiters;
 
@@ -65,9 +66,6 @@ pub(crate) struct DeviceKey {
     pub(crate) authenticator_id: AuthenticatorId,
     pub(crate) device_public_key: eid_protocol::PublicKey,
 }
-
-/// Entries each immutable cache holds before it starts over.
-const CACHE_MAX_ENTRIES: usize = 100_000;
 
 impl std::ops::Deref for AppState {
     type Target = Inner;

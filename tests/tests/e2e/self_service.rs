@@ -3,7 +3,7 @@
 //! shows self-service login requests; a contact change needs two approvals at
 //! least an hour apart (server clock); every attempt notifies both the old and
 //! the new contact; the app shows the open change and can cancel it. And the
-//! scam the seed names: "the bank" phones the victim and has them approve a
+//! scam docs/threat-model.md names: "the bank" phones the victim and has them approve a
 //! self-service login.
 
 use eid_api_client::{Endpoint, SelfServiceClient, SoftPhone};

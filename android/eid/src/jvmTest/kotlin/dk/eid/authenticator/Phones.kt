@@ -35,6 +35,7 @@ class Phone(
         language = Language.ENGLISH,
         kdfIterations = 1000u, // tests only: apps leave it null (calibrated)
         minReadMs = minReadMs, // tests only: apps leave it null (1500 ms)
+        allowSoftwareKeystore = SOFTWARE_KEYSTORE_OPT_IN, // tests only
     )
 
     suspend fun open(): EidAuthenticator = EidAuthenticator.open(config, keyStore)

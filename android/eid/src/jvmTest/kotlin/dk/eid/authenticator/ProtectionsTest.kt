@@ -25,7 +25,7 @@ import dk.eid.authenticator.ffi.SecurityEventKind
 import dk.eid.authenticator.ffi.WarningKind
 
 /**
- * The seed's protections through the Kotlin shell against a real server: the
+ * The protections of docs/architecture.md §3 through the Kotlin shell against a real server: the
  * security feed, "notify me on every use", and a new device added from an
  * existing phone with its waiting period (2 s on this server) and cancel.
  */
@@ -55,6 +55,7 @@ class ProtectionsTest {
             language = Language.ENGLISH,
             kdfIterations = 1000u,
             minReadMs = 0uL,
+            allowSoftwareKeystore = SOFTWARE_KEYSTORE_OPT_IN,
         )
         return EidAuthenticator.open(config, SoftwareKeyStore()) to dir
     }

@@ -9,13 +9,16 @@ import java.security.spec.ECGenParameterSpec
 import java.util.concurrent.ConcurrentHashMap
 import javax.crypto.Mac
 import javax.crypto.spec.SecretKeySpec
+import dk.eid.authenticator.ffi.KeyProtection
 import dk.eid.authenticator.ffi.KeyStore
 import dk.eid.authenticator.ffi.KeyStoreException
 
 /**
  * A software [KeyStore] for tests: P-256 keys from the JDK, kept in memory.
  * Behaves like the Android one at the boundary (SEC1 public keys, DER
- * signatures, 32-byte HMAC outputs, [KeyStoreException.NotFound]).
+ * signatures, 32-byte HMAC outputs, [KeyStoreException.NotFound]), but says
+ * it is [KeyProtection.SOFTWARE]: a release build of the library opens with it
+ * only when the configuration opts in ([SOFTWARE_KEYSTORE_OPT_IN]).
  */
 class SoftwareKeyStore : KeyStore {
     private val keys = ConcurrentHashMap<String, KeyPair>()
@@ -64,9 +67,17 @@ class SoftwareKeyStore : KeyStore {
         }
     }
 
+    override fun protection(): KeyProtection = KeyProtection.SOFTWARE
+
     private inline fun <T> call(name: String, block: () -> T): T {
         calls.merge(name, 1, Int::plus)
         failWith?.let { throw it }
         return block()
     }
 }
+
+/**
+ * The opt-in a release build of the library needs to open with [SoftwareKeyStore]
+ * (`AuthenticatorConfig.allowSoftwareKeystore`, docs/integration.md section 2).
+ */
+const val SOFTWARE_KEYSTORE_OPT_IN = "tests only: device key in plain files"

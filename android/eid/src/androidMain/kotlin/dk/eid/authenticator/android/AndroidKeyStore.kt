@@ -13,6 +13,7 @@ import java.security.spec.ECGenParameterSpec
 import javax.crypto.KeyGenerator
 import javax.crypto.Mac
 import javax.crypto.SecretKey
+import dk.eid.authenticator.ffi.KeyProtection
 import dk.eid.authenticator.ffi.KeyStore
 import dk.eid.authenticator.ffi.KeyStoreException
 
@@ -85,6 +86,13 @@ class AndroidKeyStore(private val preferStrongBox: Boolean = true) : KeyStore {
             doFinal(input)
         }
     }
+
+    /**
+     * [KeyProtection.HARDWARE]: the keys are non-exportable in the TEE at
+     * least. StrongBox is preferred but a device without it falls back to the
+     * TEE, so this claims only what holds on every device.
+     */
+    override fun protection(): KeyProtection = KeyProtection.HARDWARE
 
     /** Runs [make] on StrongBox when preferred and available, else on the TEE. */
     private fun <T> generate(alias: String, make: (strongBox: Boolean) -> T): T {

@@ -6,17 +6,21 @@
 //! environment variable `EID_CRASH_AT` names it: `EID_CRASH_AT=<name>` at the
 //! first hit, `EID_CRASH_AT=<name>@<n>` at the n-th hit in this process.
 //! Nothing after the point runs: no destructor, no flush, no answer.
-//! The same module exists in the core (`core/src/crash.rs`).
+//!
+//! It lives here because both the core and the server place fail points and
+//! both depend on this crate; their own `crash-points` features turn this
+//! one on. Point names start with `core.` or `server.`
+//! (docs/reliability.md lists them).
 
 /// A fail point: does nothing unless the `crash-points` feature is on and
 /// `EID_CRASH_AT` names this point.
 #[cfg(not(feature = "crash-points"))]
 #[inline(always)]
-pub(crate) fn point(_name: &'static str) {}
+pub fn point(_name: &'static str) {}
 
 /// A fail point: kills this process with `SIGKILL` when `EID_CRASH_AT` names it.
 #[cfg(feature = "crash-points")]
-pub(crate) fn point(name: &'static str) {
+pub fn point(name: &'static str) {
     use std::sync::atomic::{AtomicU32, Ordering};
     static HITS: AtomicU32 = AtomicU32::new(0);
     let Ok(spec) = std::env::var("EID_CRASH_AT") else {
