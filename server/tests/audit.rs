@@ -115,6 +115,18 @@ async fn a_support_agent_blocks_with_a_reason_and_the_audit_row_names_them() {
         .entries;
     assert_eq!(older.len(), 1);
     assert_eq!(older[0].action, "create_identity");
+    // Audit ids are row ids: a cursor past i64::MAX, or a page of 0 or 201,
+    // is refused.
+    assert_code(
+        h.admin.audit(None, None, Some(u64::MAX)).await,
+        ErrorCode::InvalidParameter,
+    );
+    for limit in [0, 201] {
+        assert_code(
+            h.admin.audit(None, Some(limit), None).await,
+            ErrorCode::InvalidParameter,
+        );
+    }
 }
 
 #[tokio::test]

@@ -627,9 +627,12 @@ fn parse_audit_query(query: Option<&str>) -> ApiResult<(Option<IdentityId>, u32,
                     .ok_or_else(|| bad("limit: 1 to 200"))?;
             }
             Some(("before", v)) => {
+                // Audit ids are SQLite row ids: at most i64::MAX.
                 before = Some(
                     v.parse::<u64>()
-                        .map_err(|_| bad("before: an audit id (decimal)"))?,
+                        .ok()
+                        .filter(|b| i64::try_from(*b).is_ok())
+                        .ok_or_else(|| bad("before: an audit id (decimal)"))?,
                 );
             }
             _ => return Err(bad("unknown query parameter")),
@@ -660,7 +663,7 @@ fn audit_info(e: AuditEntry) -> AuditEntryInfo {
     params(
         ("identity_id" = Option<String>, Query, description = "only this identity's rows (32 hex digits)"),
         ("limit" = Option<u32>, Query, description = "rows, 1 to 200 (default 50)", minimum = 1, maximum = 200),
-        ("before" = Option<u64>, Query, description = "only rows with a smaller audit id (paging)")),
+        ("before" = Option<u64>, Query, description = "only rows with a smaller audit id (paging)", minimum = 0, maximum = 9223372036854775807_i64)),
     responses(
         (status = 200, body = AuditList),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
