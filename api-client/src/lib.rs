@@ -14,10 +14,12 @@ mod phone;
 pub mod pinning;
 
 use eid_protocol::wire::{
-    self, ActivationCodeIssued, BindingMode, ChangeStatus, ContactChannel, CreateIdentityRequest,
-    CreateRequestRequest, ErrorBody, IdentityCreated, IdentityInfo, RegisterServiceProviderRequest,
-    RequestCreated, RequestStatusResponse, SelfServiceCaller, SelfServiceStep, ServerKeyResponse,
-    ServiceProviderRegistered, StartContactChangeRequest, StartUserIdChangeRequest,
+    self, ActivationCodeIssued, AdminReason, AgentCreated, AgentInfo, AgentList, AgentRole,
+    AuditList, BindingMode, ChangeStatus, ContactChannel, CreateAgentRequest,
+    CreateIdentityRequest, CreateRequestRequest, ErrorBody, IdentityCreated, IdentityInfo,
+    RegisterServiceProviderRequest, RequestCreated, RequestStatusResponse, SelfServiceCaller,
+    SelfServiceStep, ServerKeyResponse, ServiceProviderRegistered, StartContactChangeRequest,
+    StartUserIdChangeRequest,
 };
 use eid_protocol::{ChangeId, IdentityId, RequestId, RequestKind};
 use serde::de::DeserializeOwned;
@@ -192,16 +194,93 @@ impl AdminClient {
         decode(req.bearer_auth(&self.token).send().await?).await
     }
 
-    /// Blocks an identity.
-    pub async fn block(&self, identity: IdentityId) -> Result<IdentityInfo, ApiFailure> {
-        self.post::<(), _>(&format!("/v1/admin/identities/{identity}/block"), None)
+    /// Blocks an identity; the reason is required and stored in the audit.
+    pub async fn block(
+        &self,
+        identity: IdentityId,
+        reason: &str,
+    ) -> Result<IdentityInfo, ApiFailure> {
+        self.post(
+            &format!("/v1/admin/identities/{identity}/block"),
+            Some(&AdminReason {
+                reason: reason.into(),
+            }),
+        )
+        .await
+    }
+
+    /// Unblocks an identity; the reason is required and stored in the audit.
+    pub async fn unblock(
+        &self,
+        identity: IdentityId,
+        reason: &str,
+    ) -> Result<IdentityInfo, ApiFailure> {
+        self.post(
+            &format!("/v1/admin/identities/{identity}/unblock"),
+            Some(&AdminReason {
+                reason: reason.into(),
+            }),
+        )
+        .await
+    }
+
+    /// Creates an agent with its own token (administrator only); the token
+    /// is in the answer only this once.
+    pub async fn create_agent(
+        &self,
+        name: &str,
+        role: AgentRole,
+    ) -> Result<AgentCreated, ApiFailure> {
+        self.post(
+            "/v1/admin/agents",
+            Some(&CreateAgentRequest {
+                name: name.into(),
+                role,
+            }),
+        )
+        .await
+    }
+
+    /// Lists the agents (administrator only).
+    pub async fn agents(&self) -> Result<AgentList, ApiFailure> {
+        let req = self
+            .endpoint
+            .client
+            .get(self.endpoint.url("/v1/admin/agents"));
+        decode(req.bearer_auth(&self.token).send().await?).await
+    }
+
+    /// Revokes an agent (administrator only).
+    pub async fn revoke_agent(&self, agent_id: u64) -> Result<AgentInfo, ApiFailure> {
+        self.post::<(), _>(&format!("/v1/admin/agents/{agent_id}/revoke"), None)
             .await
     }
 
-    /// Unblocks an identity.
-    pub async fn unblock(&self, identity: IdentityId) -> Result<IdentityInfo, ApiFailure> {
-        self.post::<(), _>(&format!("/v1/admin/identities/{identity}/unblock"), None)
-            .await
+    /// Reads the audit, newest first: one identity's rows or (administrator
+    /// only) all, at most `limit`, older than the audit id `before`.
+    pub async fn audit(
+        &self,
+        identity: Option<IdentityId>,
+        limit: Option<u32>,
+        before: Option<u64>,
+    ) -> Result<AuditList, ApiFailure> {
+        let mut query = Vec::new();
+        if let Some(id) = identity {
+            query.push(format!("identity_id={id}"));
+        }
+        if let Some(n) = limit {
+            query.push(format!("limit={n}"));
+        }
+        if let Some(b) = before {
+            query.push(format!("before={b}"));
+        }
+        let path = if query.is_empty() {
+            "/v1/admin/audit".to_owned()
+        } else {
+            format!("/v1/admin/audit?{}", query.join("&"))
+        };
+        let req = self.endpoint.client.get(self.endpoint.url(&path));
+        decode(req.bearer_auth(&self.token).send().await?).await
     }
 
     /// Registers a service provider.

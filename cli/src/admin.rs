@@ -3,14 +3,14 @@
 use clap::Subcommand;
 use eid_api_client::AdminClient;
 use eid_protocol::IdentityId;
-use eid_protocol::wire::{CreateIdentityRequest, IdentityInfo};
+use eid_protocol::wire::{AgentInfo, AgentRole, CreateIdentityRequest, IdentityInfo};
 
 use crate::common::{Common, parse_id};
 use crate::error::CliError;
 use crate::json;
 use crate::output::{Report, serde_name};
 
-/// Support operations (need the admin token).
+/// Support operations (need the admin token or an agent's token).
 #[derive(Debug, Subcommand)]
 pub(crate) enum AdminCommand {
     /// Create an identity with a user ID (8–40 characters mixing letters, digits and a special).
@@ -39,12 +39,18 @@ pub(crate) enum AdminCommand {
         /// The identity.
         #[arg(long)]
         identity: String,
+        /// Why (required; stored in the audit, for example the support case).
+        #[arg(long)]
+        reason: String,
     },
     /// Unblock an identity.
     Unblock {
         /// The identity.
         #[arg(long)]
         identity: String,
+        /// Why (required; stored in the audit).
+        #[arg(long)]
+        reason: String,
     },
     /// Show an identity and its authenticators.
     Show {
@@ -52,12 +58,56 @@ pub(crate) enum AdminCommand {
         #[arg(long)]
         identity: String,
     },
-    /// Register a service provider (prints its API key once).
+    /// Register a service provider (prints its API key once; administrator).
     RegisterProvider {
         /// The name shown to people on every request.
         #[arg(long)]
         name: String,
     },
+    /// Create a support agent with its own token (prints it once; administrator).
+    CreateAgent {
+        /// The agent's name, as the audit shows it.
+        #[arg(long)]
+        name: String,
+        /// What the agent may do.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// List the agents (administrator).
+    ListAgents,
+    /// Revoke an agent: its token stops working at once (administrator).
+    RevokeAgent {
+        /// The agent's id.
+        #[arg(long)]
+        agent: u64,
+    },
+    /// Show the audit of admin actions, newest first (support: one identity only).
+    Audit {
+        /// Only this identity's rows.
+        #[arg(long)]
+        identity: Option<String>,
+        /// At most this many rows (1 to 200).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+/// An agent's role on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum RoleArg {
+    /// Look up, block, unblock, activation codes.
+    Support,
+    /// Also providers and agents.
+    Administrator,
+}
+
+impl From<RoleArg> for AgentRole {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Support => AgentRole::Support,
+            RoleArg::Administrator => AgentRole::Administrator,
+        }
+    }
 }
 
 /// Runs an admin command.
@@ -105,13 +155,98 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
                 ],
             ))
         }
-        AdminCommand::Block { identity } => {
+        AdminCommand::Block { identity, reason } => {
             let id: IdentityId = parse_id("identity ID", &identity)?;
-            Ok(identity_report(&admin.block(id).await?))
+            Ok(identity_report(&admin.block(id, &reason).await?))
         }
-        AdminCommand::Unblock { identity } => {
+        AdminCommand::Unblock { identity, reason } => {
             let id: IdentityId = parse_id("identity ID", &identity)?;
-            Ok(identity_report(&admin.unblock(id).await?))
+            Ok(identity_report(&admin.unblock(id, &reason).await?))
+        }
+        AdminCommand::CreateAgent { name, role } => {
+            let created = admin.create_agent(&name, role.into()).await?;
+            let mut lines = agent_lines(&created.agent);
+            lines.push(format!("token:    {}", created.token));
+            lines.push("(the token is shown only this once; hand it over securely)".into());
+            Ok(Report::new(
+                &agent_json(&created.agent, Some(created.token.clone())),
+                lines,
+            ))
+        }
+        AdminCommand::ListAgents => {
+            let list = admin.agents().await?;
+            let lines = if list.agents.is_empty() {
+                vec!["no agents".into()]
+            } else {
+                list.agents.iter().flat_map(agent_lines).collect()
+            };
+            Ok(Report::new(
+                &json::Agents {
+                    agents: list.agents.iter().map(|a| agent_json(a, None)).collect(),
+                },
+                lines,
+            ))
+        }
+        AdminCommand::RevokeAgent { agent } => {
+            let info = admin.revoke_agent(agent).await?;
+            Ok(Report::new(&agent_json(&info, None), agent_lines(&info)))
+        }
+        AdminCommand::Audit { identity, limit } => {
+            let id = identity
+                .as_deref()
+                .map(|raw| parse_id::<IdentityId>("identity ID", raw))
+                .transpose()?;
+            let list = admin.audit(id, Some(limit), None).await?;
+            let mut lines = Vec::new();
+            for e in &list.entries {
+                let target = e
+                    .identity_id
+                    .map(|i| format!(" identity {i}"))
+                    .or(e.service_provider_id.map(|p| format!(" provider {p}")))
+                    .or(e.target_agent_id.map(|a| format!(" agent {a}")))
+                    .unwrap_or_default();
+                let agent = e.agent_id.map_or_else(
+                    || e.agent_name.clone(),
+                    |a| format!("{} (agent {a})", e.agent_name),
+                );
+                lines.push(format!(
+                    "#{} at {} ms: {} {}{} [{}]{}",
+                    e.audit_id,
+                    e.at_ms,
+                    agent,
+                    e.action,
+                    target,
+                    e.outcome,
+                    e.reason
+                        .as_deref()
+                        .map(|r| format!(" reason: {r}"))
+                        .unwrap_or_default()
+                ));
+            }
+            if lines.is_empty() {
+                lines.push("no audit rows".into());
+            }
+            Ok(Report::new(
+                &json::Audit {
+                    entries: list
+                        .entries
+                        .iter()
+                        .map(|e| json::AuditEntry {
+                            action: e.action.clone(),
+                            agent_id: e.agent_id,
+                            agent_name: e.agent_name.clone(),
+                            at_ms: e.at_ms,
+                            audit_id: e.audit_id,
+                            identity_id: e.identity_id.map(|i| i.to_string()),
+                            outcome: e.outcome.clone(),
+                            reason: e.reason.clone(),
+                            service_provider_id: e.service_provider_id.map(|p| p.to_string()),
+                            target_agent_id: e.target_agent_id,
+                        })
+                        .collect(),
+                },
+                lines,
+            ))
         }
         AdminCommand::Show { identity } => {
             let id: IdentityId = parse_id("identity ID", &identity)?;
@@ -154,4 +289,29 @@ fn identity_report(info: &IdentityInfo) -> Report {
         ));
     }
     Report::new(&json::Identity::from(info), lines)
+}
+
+fn agent_json(agent: &AgentInfo, token: Option<String>) -> json::Agent {
+    json::Agent {
+        agent_id: agent.agent_id,
+        created_at_ms: agent.created_at_ms,
+        name: agent.name.clone(),
+        revoked_at_ms: agent.revoked_at_ms,
+        role: serde_name(&agent.role),
+        token,
+    }
+}
+
+fn agent_lines(agent: &AgentInfo) -> Vec<String> {
+    vec![
+        format!("agent:    {}", agent.agent_id),
+        format!("name:     {}", agent.name),
+        format!("role:     {}", serde_name(&agent.role)),
+        format!(
+            "revoked:  {}",
+            agent
+                .revoked_at_ms
+                .map_or_else(|| "no".to_owned(), |t| format!("at {t} ms"))
+        ),
+    ]
 }

@@ -56,6 +56,46 @@ impl From<&IdentityInfo> for Identity {
     }
 }
 
+/// `admin create-agent`, `list-agents` and `revoke-agent`: one agent.
+#[derive(Debug, Serialize)]
+pub(crate) struct Agent {
+    pub(crate) agent_id: u64,
+    pub(crate) created_at_ms: u64,
+    pub(crate) name: String,
+    pub(crate) revoked_at_ms: Option<u64>,
+    pub(crate) role: String,
+    /// Only `create-agent` prints the token (once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) token: Option<String>,
+}
+
+/// `admin list-agents`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Agents {
+    pub(crate) agents: Vec<Agent>,
+}
+
+/// One row of `admin audit`.
+#[derive(Debug, Serialize)]
+pub(crate) struct AuditEntry {
+    pub(crate) action: String,
+    pub(crate) agent_id: Option<u64>,
+    pub(crate) agent_name: String,
+    pub(crate) at_ms: u64,
+    pub(crate) audit_id: u64,
+    pub(crate) identity_id: Option<String>,
+    pub(crate) outcome: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) service_provider_id: Option<String>,
+    pub(crate) target_agent_id: Option<u64>,
+}
+
+/// `admin audit`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Audit {
+    pub(crate) entries: Vec<AuditEntry>,
+}
+
 /// One authenticator of [`Identity`], as the broker sees it.
 #[derive(Debug, Serialize)]
 pub(crate) struct IdentityAuthenticator {

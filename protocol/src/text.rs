@@ -373,6 +373,18 @@ pub fn normalize_provider_name(name: &str) -> Result<String, TextError> {
     Ok(normalized)
 }
 
+/// Most characters in the reason support gives for an admin action.
+pub const MAX_SUPPORT_REASON_CHARS: usize = 500;
+
+/// Normalizes and checks the reason support gives for an admin action (a
+/// block or unblock): the provider-name rules (one line, printable, no
+/// invisible or bidirectional controls), up to [`MAX_SUPPORT_REASON_CHARS`].
+pub fn normalize_support_reason(reason: &str) -> Result<String, TextError> {
+    let normalized: String = reason.nfc().collect();
+    check(&normalized, MAX_SUPPORT_REASON_CHARS, None)?;
+    Ok(normalized)
+}
+
 /// Checks a received service provider's name (core side).
 pub fn validate_provider_name(name: &str) -> Result<(), TextError> {
     check(name, Kind::ProviderName)

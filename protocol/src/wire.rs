@@ -191,6 +191,15 @@ pub enum ErrorCode {
     /// header is neither the server's own origin nor a configured one).
     /// Requests without `Origin` (apps, command-line tools) are not affected.
     OriginRefused,
+    /// The admin credential is valid but its role may not do this (a
+    /// support agent calling an administrator-only endpoint). The refusal
+    /// is recorded in the audit.
+    ForbiddenRole,
+    /// A block or unblock by support needs a reason (1 to 500 printable
+    /// characters on one line); it is stored in the audit.
+    ReasonRequired,
+    /// No such agent.
+    UnknownAgent,
     /// The server failed; retry later.
     Internal,
 }
@@ -241,6 +250,117 @@ pub struct IdentityCreated {
     pub identity_id: IdentityId,
     /// The user ID as stored.
     pub user_id: String,
+}
+
+/// Why support blocks or unblocks an identity: required, stored in the
+/// audit (1 to 500 printable characters on one line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AdminReason {
+    /// The reason, for example the number of the support case.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500))]
+    pub reason: String,
+}
+
+/// What an agent may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AgentRole {
+    /// Look up identities, block, unblock, issue activation codes, create
+    /// identities, read the audit of one identity.
+    Support,
+    /// Everything support may do, and register service providers, manage
+    /// agents and read the whole audit.
+    Administrator,
+}
+
+/// Create an agent (administrator).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateAgentRequest {
+    /// The agent's name as the audit shows it (provider-name text rules).
+    pub name: String,
+    /// What the agent may do.
+    pub role: AgentRole,
+}
+
+/// An agent (support view); never its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AgentInfo {
+    /// The agent's id.
+    pub agent_id: u64,
+    /// The agent's name.
+    pub name: String,
+    /// What the agent may do.
+    pub role: AgentRole,
+    /// When created (Unix milliseconds).
+    pub created_at_ms: u64,
+    /// When revoked, if it is (Unix milliseconds).
+    #[serde(default)]
+    pub revoked_at_ms: Option<u64>,
+}
+
+/// A created agent with its token, shown only this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AgentCreated {
+    /// The agent.
+    pub agent: AgentInfo,
+    /// The agent's bearer token (stored only as its SHA-256).
+    pub token: String,
+}
+
+/// The agents, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AgentList {
+    /// The agents, revoked ones included.
+    pub agents: Vec<AgentInfo>,
+}
+
+/// One row of the admin audit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditEntryInfo {
+    /// The row's id (increasing; the paging cursor, and what a person's
+    /// block or unblock event points to).
+    pub audit_id: u64,
+    /// When (server clock, Unix milliseconds).
+    pub at_ms: u64,
+    /// The acting agent (absent for the bootstrap administrator token).
+    #[serde(default)]
+    pub agent_id: Option<u64>,
+    /// The acting agent's name.
+    pub agent_name: String,
+    /// What was done (`block`, `unblock`, `issue_activation_code`,
+    /// `register_provider`, ...).
+    pub action: String,
+    /// The identity acted on, if any.
+    #[serde(default)]
+    pub identity_id: Option<IdentityId>,
+    /// The service provider acted on, if any.
+    #[serde(default)]
+    pub service_provider_id: Option<ServiceProviderId>,
+    /// The agent acted on, if any.
+    #[serde(default)]
+    pub target_agent_id: Option<u64>,
+    /// The reason given, if any.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// `done` or `refused_role`.
+    pub outcome: String,
+}
+
+/// Audit rows, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditList {
+    /// The rows.
+    pub entries: Vec<AuditEntryInfo>,
 }
 
 /// A fresh activation code, to be sent to the person by letter or SMS.

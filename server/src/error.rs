@@ -49,9 +49,10 @@ impl ApiError {
             | BindingMismatch
             | WrongPin
             | DeviceLimitReached
-            | OriginRefused => StatusCode::FORBIDDEN,
+            | OriginRefused
+            | ForbiddenRole => StatusCode::FORBIDDEN,
             UnknownIdentity | UnknownAuthenticator | UnknownRequest | UnknownEnrolment
-            | UnknownChange | NotFound => StatusCode::NOT_FOUND,
+            | UnknownChange | UnknownAgent | NotFound => StatusCode::NOT_FOUND,
             ReplayedNonce | UserIdTaken | RequestClosed | CounterReplay | TooEarly
             | ChangePending | ChangeClosed => StatusCode::CONFLICT,
             RequestExpired | EnrolmentClosed => StatusCode::GONE,

@@ -518,6 +518,7 @@ mod tests {
             detail: detail.map(str::to_owned),
             // 2026-11-26 04:10:00 UTC
             occurred_at_ms: 1_795_666_200_000,
+            audit_id: None,
         }
     }
 

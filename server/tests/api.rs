@@ -554,7 +554,9 @@ async fn unknown_and_malformed_ids() {
         ErrorCode::UnknownIdentity,
     );
     assert_code(
-        h.admin.block(eid_protocol::IdentityId::random()).await,
+        h.admin
+            .block(eid_protocol::IdentityId::random(), "test: support case")
+            .await,
         ErrorCode::UnknownIdentity,
     );
     assert_code(
@@ -638,7 +640,7 @@ async fn blocking_cancels_refuses_and_reports() {
     let h = Harness::start().await;
     let (identity, mut phone) = h.person(USER).await;
     let envelope = h.login_request(USER, &phone, "Log på Netbank").await;
-    let info = h.admin.block(identity).await.unwrap();
+    let info = h.admin.block(identity, "test: support case").await.unwrap();
     assert!(info.blocked);
     assert_eq!(
         status_of(&h, envelope.request_id).await,
@@ -664,7 +666,10 @@ async fn blocking_cancels_refuses_and_reports() {
         ErrorCode::IdentityBlocked,
     );
 
-    h.admin.unblock(identity).await.unwrap();
+    h.admin
+        .unblock(identity, "test: support case")
+        .await
+        .unwrap();
     let again = h.login_request(USER, &phone, "Log på Netbank").await;
     let d = phone.decide(&again, Outcome::Approve, None, true);
     phone.submit(&h.endpoint, &d).await.unwrap();

@@ -372,7 +372,15 @@ fn scripted_journey_against_a_running_server() {
     // Support blocks the identity: the phone sees it on the next open.
     let identity = accounts["accounts"][0]["identity_id"].as_str().unwrap();
     let blocked = ok(eid(
-        &["--json", "admin", "block", "--identity", identity],
+        &[
+            "--json",
+            "admin",
+            "block",
+            "--identity",
+            identity,
+            "--reason",
+            "case 17: phone stolen",
+        ],
         &s.env(),
         None,
     ));
@@ -397,7 +405,15 @@ fn scripted_journey_against_a_running_server() {
     );
     assert_eq!(e["code"], "identity_blocked");
     let unblocked = ok(eid(
-        &["--json", "admin", "unblock", "--identity", identity],
+        &[
+            "--json",
+            "admin",
+            "unblock",
+            "--identity",
+            identity,
+            "--reason",
+            "case 17: person identified",
+        ],
         &s.env(),
         None,
     ));

@@ -2,7 +2,8 @@
 //! process: [`commands`] against a server started in this process, [`crash`]
 //! killing `eid app ...` and `eid serve` at every fail point, [`rp_binding`]
 //! offline against the known-answer vectors, [`hardening`] what another
-//! local user can see of `eid` (file modes, argv, logs).
+//! local user can see of `eid` (file modes, argv, logs), [`audit`] support
+//! agents and the audit of admin actions.
 //!
 //! One test binary rather than one per file, so a change to the core or the
 //! server is linked once. The tests share no state: each has its own
@@ -13,6 +14,7 @@
 
 mod support;
 
+mod audit;
 mod commands;
 mod crash;
 #[cfg(unix)]

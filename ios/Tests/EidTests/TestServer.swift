@@ -138,7 +138,7 @@ final class TestServer: @unchecked Sendable {
 
     /// Support blocks or unblocks an identity.
     func setBlocked(identity: String, _ blocked: Bool) throws {
-        try eid(["admin", blocked ? "block" : "unblock", "--identity", identity])
+        try eid(["admin", blocked ? "block" : "unblock", "--identity", identity, "--reason", "test: support case"])
     }
 
     /// A relying party asks `userID` to log in; returns the request id.

@@ -1,21 +1,114 @@
-//! Admin API (support): identities, activation codes, blocking, service providers.
+//! Admin API (support): identities, activation codes, blocking, service
+//! providers, agents and the audit.
+//!
+//! Every caller is an agent with a role (the `admin-token` file is the
+//! bootstrap administrator). Each action that writes is stored with its
+//! audit row in one transaction ([`Store::admin_action`]); look-ups and role
+//! refusals get an audit row of their own.
+//!
+//! [`Store::admin_action`]: crate::store::Store::admin_action
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use eid_protocol::wire::{
-    AccountState, ActivationCodeIssued, AuthenticatorInfo, CreateIdentityRequest, ErrorBody,
-    ErrorCode, IdentityCreated, IdentityInfo, RegisterServiceProviderRequest,
+    AccountState, ActivationCodeIssued, AdminReason, AgentCreated, AgentInfo, AgentList, AgentRole,
+    AuditEntryInfo, AuditList, AuthenticatorInfo, CreateAgentRequest, CreateIdentityRequest,
+    ErrorBody, ErrorCode, IdentityCreated, IdentityInfo, RegisterServiceProviderRequest,
     ServiceProviderRegistered,
 };
 use eid_protocol::{IdentityId, ServiceProviderId};
 
-use super::{AdminAuth, ApiJson, AppState, parse_id};
+use super::{AdminAuth, ApiJson, AppState, guard, parse_id};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
-    ActivationCode, AuthenticatorState, Identity, RegisterResult, ServiceProvider, StoreError,
+    ActivationCode, AdminAction, AdminActionResult, Agent, AuditAction, AuditEntry, AuditOutcome,
+    AuthenticatorState, Identity, NewAudit, ServiceProvider,
 };
 use crate::{contact, userid};
+
+/// Audit rows one `GET /v1/admin/audit` returns by default, and at most.
+const AUDIT_PAGE_DEFAULT: u32 = 50;
+const AUDIT_PAGE_MAX: u32 = 200;
+
+impl AdminAuth {
+    /// An audit row of this caller's `action`, done now (targets filled in
+    /// by the caller or the store).
+    fn audit(&self, state: &AppState, action: AuditAction) -> NewAudit {
+        NewAudit {
+            at_ms: state.now_ms(),
+            agent_id: self.agent_id,
+            agent_name: self.name.clone(),
+            action,
+            identity_id: None,
+            service_provider_id: None,
+            target_agent_id: None,
+            reason: None,
+            outcome: AuditOutcome::Done,
+        }
+    }
+
+    /// Refuses a support agent an administrator-only `action` with
+    /// `forbidden_role`, recording the refusal in the audit.
+    async fn require_administrator(&self, state: &AppState, action: AuditAction) -> ApiResult<()> {
+        if self.role == AgentRole::Administrator {
+            return Ok(());
+        }
+        let mut refused = self.audit(state, action);
+        refused.outcome = AuditOutcome::RefusedRole;
+        state.store.record_audit(refused).await?;
+        tracing::info!(agent = ?self.agent_id, action = action.as_str(), "admin action refused by role");
+        Err(ApiError::new(
+            ErrorCode::ForbiddenRole,
+            "this needs the administrator role",
+        ))
+    }
+}
+
+/// The `{"reason": "..."}` body of a block or unblock: a missing body, field
+/// or a reason that breaks the text rules is `reason_required`.
+pub(crate) struct ReasonBody(pub(crate) String);
+
+impl<S: Send + Sync> FromRequest<S> for ReasonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        /// Like [`AdminReason`], with the field optional so that its absence
+        /// is `reason_required`, not a malformed body.
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            #[serde(default)]
+            reason: Option<String>,
+        }
+        let required = |why: &str| {
+            ApiError::new(
+                ErrorCode::ReasonRequired,
+                format!("a reason is required (1 to 500 printable characters on one line): {why}"),
+            )
+        };
+        let headers = req.headers().clone();
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ErrorCode::PayloadTooLarge, "request body too large")
+            } else {
+                ApiError::malformed("could not read the request body")
+            }
+        })?;
+        if bytes.is_empty() {
+            return Err(required("the body is empty"));
+        }
+        guard::require_json(&headers)?;
+        let body: Body = serde_json::from_slice(&bytes).map_err(|_| {
+            ApiError::malformed("invalid JSON body: expected {\"reason\": \"...\"}")
+        })?;
+        let reason = body.reason.ok_or_else(|| required("no reason given"))?;
+        eid_protocol::text::normalize_support_reason(&reason)
+            .map(ReasonBody)
+            .map_err(|e| required(&e.to_string()))
+    }
+}
 
 /// Crockford base32 without I, L, O, U: unambiguous when read from a letter.
 const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -88,7 +181,7 @@ pub(crate) async fn identity_info(state: &AppState, identity: Identity) -> ApiRe
         (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
         (status = 422, description = "invalid_user_id or invalid_contact", body = ErrorBody)))]
 pub(crate) async fn create_identity(
-    _: AdminAuth,
+    caller: AdminAuth,
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CreateIdentityRequest>,
 ) -> ApiResult<(StatusCode, Json<IdentityCreated>)> {
@@ -123,15 +216,20 @@ pub(crate) async fn create_identity(
         notify_every_use: false,
     };
     let id = identity.id;
-    match state.store.create_identity(identity).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
+    let audit = caller.audit(&state, AuditAction::CreateIdentity);
+    match state
+        .store
+        .admin_action(audit, AdminAction::CreateIdentity(identity))
+        .await?
+    {
+        AdminActionResult::Done { .. } => {}
+        AdminActionResult::UserIdTaken => {
             return Err(ApiError::new(
                 ErrorCode::UserIdTaken,
                 "this user ID is taken; choose another",
             ));
         }
-        Err(e) => return Err(e.into()),
+        _ => return Err(inconsistent()),
     }
     tracing::info!(identity = %id, "identity created");
     Ok((
@@ -141,6 +239,15 @@ pub(crate) async fn create_identity(
             user_id,
         }),
     ))
+}
+
+/// A store answer the action cannot produce.
+fn inconsistent() -> ApiError {
+    ApiError::new(ErrorCode::Internal, "unexpected storage answer")
+}
+
+fn unknown_identity() -> ApiError {
+    ApiError::new(ErrorCode::UnknownIdentity, "no such identity")
 }
 
 async fn load_identity(state: &AppState, raw_id: &str) -> ApiResult<Identity> {
@@ -158,11 +265,15 @@ async fn load_identity(state: &AppState, raw_id: &str) -> ApiResult<Identity> {
     responses((status = 200, body = IdentityInfo), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get_identity(
-    _: AdminAuth,
+    caller: AdminAuth,
     State(state): State<AppState>,
     Path(identity_id): Path<String>,
 ) -> ApiResult<Json<IdentityInfo>> {
     let identity = load_identity(&state, &identity_id).await?;
+    // A look-up reads personal data: it is audited too.
+    let mut audit = caller.audit(&state, AuditAction::LookUpIdentity);
+    audit.identity_id = Some(identity.id);
+    state.store.record_audit(audit).await?;
     Ok(Json(identity_info(&state, identity).await?))
 }
 
@@ -175,7 +286,7 @@ pub(crate) async fn get_identity(
         (status = 401, body = ErrorBody), (status = 403, description = "identity_blocked", body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub(crate) async fn issue_activation_code(
-    _: AdminAuth,
+    caller: AdminAuth,
     State(state): State<AppState>,
     Path(identity_id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<ActivationCodeIssued>)> {
@@ -189,15 +300,22 @@ pub(crate) async fn issue_activation_code(
     let code = new_activation_code();
     let now = state.now_ms();
     let expires_at_ms = now + state.config.activation_code_ttl_secs * 1000;
-    state
+    let audit = caller.audit(&state, AuditAction::IssueActivationCode);
+    let code_row = ActivationCode {
+        identity_id: identity.id,
+        code_sha256: activation_code_hash(identity.id, &code),
+        created_at_ms: now,
+        expires_at_ms,
+    };
+    match state
         .store
-        .put_activation_code(ActivationCode {
-            identity_id: identity.id,
-            code_sha256: activation_code_hash(identity.id, &code),
-            created_at_ms: now,
-            expires_at_ms,
-        })
-        .await?;
+        .admin_action(audit, AdminAction::IssueActivationCode(code_row))
+        .await?
+    {
+        AdminActionResult::Done { .. } => {}
+        AdminActionResult::UnknownIdentity => return Err(unknown_identity()),
+        _ => return Err(inconsistent()),
+    }
     tracing::info!(identity = %identity.id, "activation code issued");
     Ok((
         StatusCode::CREATED,
@@ -209,51 +327,85 @@ pub(crate) async fn issue_activation_code(
 }
 
 async fn set_blocked(
+    caller: &AdminAuth,
     state: &AppState,
     identity_id: &str,
     blocked: bool,
+    reason: String,
 ) -> ApiResult<Json<IdentityInfo>> {
     let id: IdentityId = parse_id(identity_id, "identity_id")?;
-    let cancelled = state
+    let mut audit = caller.audit(
+        state,
+        if blocked {
+            AuditAction::Block
+        } else {
+            AuditAction::Unblock
+        },
+    );
+    audit.reason = Some(reason);
+    let AdminActionResult::Done {
+        audit_id,
+        cancelled,
+        ..
+    } = state
         .store
-        .set_blocked(id, blocked, state.now_ms())
+        .admin_action(
+            audit,
+            AdminAction::SetBlocked {
+                identity_id: id,
+                blocked,
+            },
+        )
         .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownIdentity, "no such identity"))?;
+    else {
+        return Err(unknown_identity());
+    };
     for request_id in &cancelled {
         state.waiters.wake(*request_id);
     }
-    tracing::info!(identity = %id, blocked, cancelled = cancelled.len(), "identity block state changed");
+    tracing::info!(identity = %id, blocked, audit_id, cancelled = cancelled.len(), "identity block state changed");
     let identity = load_identity(state, identity_id).await?;
     Ok(Json(identity_info(state, identity).await?))
 }
 
 /// Blocks an identity at once: pending requests are cancelled, new requests and
-/// decisions refused, pulls report it.
+/// decisions refused, pulls report it. The reason is required and stored in
+/// the audit; the person's `identity_blocked` event points to the audit row.
 #[utoipa::path(post, path = "/v1/admin/identities/{identity_id}/block", tag = "admin",
     security(("admin_token" = [])),
     params(("identity_id" = String, Path, description = "32 hex digits")),
-    responses((status = 200, body = IdentityInfo), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    request_body = AdminReason,
+    responses((status = 200, body = IdentityInfo),
+        (status = 400, description = "reason_required, malformed_request", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody)))]
 pub(crate) async fn block_identity(
-    _: AdminAuth,
+    caller: AdminAuth,
     State(state): State<AppState>,
     Path(identity_id): Path<String>,
+    ReasonBody(reason): ReasonBody,
 ) -> ApiResult<Json<IdentityInfo>> {
-    set_blocked(&state, &identity_id, true).await
+    set_blocked(&caller, &state, &identity_id, true, reason).await
 }
 
-/// Unblocks an identity.
+/// Unblocks an identity (reason required, as for a block).
 #[utoipa::path(post, path = "/v1/admin/identities/{identity_id}/unblock", tag = "admin",
     security(("admin_token" = [])),
     params(("identity_id" = String, Path, description = "32 hex digits")),
-    responses((status = 200, body = IdentityInfo), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    request_body = AdminReason,
+    responses((status = 200, body = IdentityInfo),
+        (status = 400, description = "reason_required, malformed_request", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody)))]
 pub(crate) async fn unblock_identity(
-    _: AdminAuth,
+    caller: AdminAuth,
     State(state): State<AppState>,
     Path(identity_id): Path<String>,
+    ReasonBody(reason): ReasonBody,
 ) -> ApiResult<Json<IdentityInfo>> {
-    set_blocked(&state, &identity_id, false).await
+    set_blocked(&caller, &state, &identity_id, false, reason).await
 }
 
 /// Registers a service provider; the API key is returned once and stored hashed.
@@ -268,14 +420,19 @@ pub(crate) async fn unblock_identity(
 #[utoipa::path(post, path = "/v1/admin/service-providers", tag = "admin", security(("admin_token" = [])),
     request_body = RegisterServiceProviderRequest,
     responses((status = 201, body = ServiceProviderRegistered), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "forbidden_role: a support agent may not register providers", body = ErrorBody),
+        (status = 413, body = ErrorBody),
         (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
         (status = 422, description = "invalid_provider_name", body = ErrorBody)))]
 pub(crate) async fn register_service_provider(
-    _: AdminAuth,
+    caller: AdminAuth,
     State(state): State<AppState>,
     ApiJson(req): ApiJson<RegisterServiceProviderRequest>,
 ) -> ApiResult<(StatusCode, Json<ServiceProviderRegistered>)> {
+    caller
+        .require_administrator(&state, AuditAction::RegisterProvider)
+        .await?;
     let name = eid_protocol::text::normalize_provider_name(&req.name)
         .map_err(|e| ApiError::new(ErrorCode::InvalidProviderName, e.to_string()))?;
     // The eID's own names in any spelling, also inside a longer name; the
@@ -312,9 +469,12 @@ pub(crate) async fn register_service_provider(
         created_at_ms: state.now_ms(),
     };
     let id = sp.id;
-    if let RegisterResult::ConfusableWith(existing) =
-        state.store.register_service_provider(sp).await?
-    {
+    let audit = caller.audit(&state, AuditAction::RegisterProvider);
+    let result = state
+        .store
+        .admin_action(audit, AdminAction::RegisterProvider(sp))
+        .await?;
+    if let AdminActionResult::ConfusableWith(existing) = result {
         // The registered name is not secret (it is shown to every person
         // who gets a request): the admin needs it to see the clash.
         return Err(ApiError::new(
@@ -334,6 +494,211 @@ pub(crate) async fn register_service_provider(
             api_key,
         }),
     ))
+}
+
+fn agent_info(agent: &Agent) -> AgentInfo {
+    AgentInfo {
+        agent_id: agent.id,
+        name: agent.name.clone(),
+        role: agent.role,
+        created_at_ms: agent.created_at_ms,
+        revoked_at_ms: agent.revoked_at_ms,
+    }
+}
+
+/// Creates a support agent with its own bearer token (administrator only).
+/// The token is returned once; only its SHA-256 is stored. The name follows
+/// the provider-name text rules.
+#[utoipa::path(post, path = "/v1/admin/agents", tag = "admin", security(("admin_token" = [])),
+    request_body = CreateAgentRequest,
+    responses(
+        (status = 201, body = AgentCreated),
+        (status = 400, description = "malformed_request, or invalid_parameter: the name breaks the text rules", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "forbidden_role: only an administrator manages agents", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody)))]
+pub(crate) async fn create_agent(
+    caller: AdminAuth,
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<CreateAgentRequest>,
+) -> ApiResult<(StatusCode, Json<AgentCreated>)> {
+    caller
+        .require_administrator(&state, AuditAction::CreateAgent)
+        .await?;
+    let name = eid_protocol::text::normalize_provider_name(&req.name)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, format!("name: {e}")))?;
+    let token = format!(
+        "eidag_{}",
+        eid_protocol::wire::b64::encode(&eid_protocol::crypto::random_array::<32>())
+    );
+    let mut agent = Agent {
+        id: 0,
+        name,
+        role: req.role,
+        token_sha256: eid_protocol::sha256(token.as_bytes()),
+        created_at_ms: state.now_ms(),
+        revoked_at_ms: None,
+    };
+    let audit = caller.audit(&state, AuditAction::CreateAgent);
+    let AdminActionResult::Done {
+        agent_id: Some(id), ..
+    } = state
+        .store
+        .admin_action(audit, AdminAction::CreateAgent(agent.clone()))
+        .await?
+    else {
+        return Err(inconsistent());
+    };
+    agent.id = id;
+    tracing::info!(agent = id, role = ?agent.role, "agent created");
+    Ok((
+        StatusCode::CREATED,
+        Json(AgentCreated {
+            agent: agent_info(&agent),
+            token,
+        }),
+    ))
+}
+
+/// Lists the agents, oldest first, revoked ones included (administrator only).
+#[utoipa::path(get, path = "/v1/admin/agents", tag = "admin", security(("admin_token" = [])),
+    responses(
+        (status = 200, body = AgentList),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "forbidden_role: only an administrator manages agents", body = ErrorBody)))]
+pub(crate) async fn list_agents(
+    caller: AdminAuth,
+    State(state): State<AppState>,
+) -> ApiResult<Json<AgentList>> {
+    caller
+        .require_administrator(&state, AuditAction::ListAgents)
+        .await?;
+    let agents = state.store.agents().await?;
+    Ok(Json(AgentList {
+        agents: agents.iter().map(agent_info).collect(),
+    }))
+}
+
+/// Revokes an agent: its token is refused from now on (administrator only).
+#[utoipa::path(post, path = "/v1/admin/agents/{agent_id}/revoke", tag = "admin",
+    security(("admin_token" = [])),
+    params(("agent_id" = u64, Path, description = "the agent's id")),
+    responses(
+        (status = 200, body = AgentInfo),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "forbidden_role: only an administrator manages agents", body = ErrorBody),
+        (status = 404, description = "unknown_agent: no such agent, or already revoked", body = ErrorBody)))]
+pub(crate) async fn revoke_agent(
+    caller: AdminAuth,
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+) -> ApiResult<Json<AgentInfo>> {
+    caller
+        .require_administrator(&state, AuditAction::RevokeAgent)
+        .await?;
+    let id: u64 = agent_id
+        .parse()
+        .map_err(|_| ApiError::malformed("agent_id: a decimal number"))?;
+    let audit = caller.audit(&state, AuditAction::RevokeAgent);
+    match state
+        .store
+        .admin_action(audit, AdminAction::RevokeAgent(id))
+        .await?
+    {
+        AdminActionResult::Done { .. } => {}
+        AdminActionResult::UnknownAgent => {
+            return Err(ApiError::new(
+                ErrorCode::UnknownAgent,
+                "no such agent, or already revoked",
+            ));
+        }
+        _ => return Err(inconsistent()),
+    }
+    tracing::info!(agent = id, "agent revoked");
+    let agents = state.store.agents().await?;
+    let agent = agents
+        .iter()
+        .find(|a| a.id == id)
+        .ok_or_else(inconsistent)?;
+    Ok(Json(agent_info(agent)))
+}
+
+/// The audit query: `identity_id`, `limit` (1 to 200, default 50), `before`
+/// (an audit id: only older rows).
+fn parse_audit_query(query: Option<&str>) -> ApiResult<(Option<IdentityId>, u32, Option<u64>)> {
+    let bad = |what: &str| ApiError::new(ErrorCode::InvalidParameter, what.to_owned());
+    let (mut identity, mut limit, mut before) = (None, AUDIT_PAGE_DEFAULT, None);
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("identity_id", v)) => identity = Some(parse_id(v, "identity_id")?),
+            Some(("limit", v)) => {
+                limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=AUDIT_PAGE_MAX).contains(n))
+                    .ok_or_else(|| bad("limit: 1 to 200"))?;
+            }
+            Some(("before", v)) => {
+                // Audit ids are SQLite row ids: at most i64::MAX.
+                before = Some(
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|b| i64::try_from(*b).is_ok())
+                        .ok_or_else(|| bad("before: an audit id (decimal)"))?,
+                );
+            }
+            _ => return Err(bad("unknown query parameter")),
+        }
+    }
+    Ok((identity, limit, before))
+}
+
+fn audit_info(e: AuditEntry) -> AuditEntryInfo {
+    AuditEntryInfo {
+        audit_id: e.id,
+        at_ms: e.at_ms,
+        agent_id: e.agent_id,
+        agent_name: e.agent_name,
+        action: e.action,
+        identity_id: e.identity_id,
+        service_provider_id: e.service_provider_id,
+        target_agent_id: e.target_agent_id,
+        reason: e.reason,
+        outcome: e.outcome,
+    }
+}
+
+/// The audit of admin actions, newest first. An administrator may read all
+/// of it; a support agent only one identity's (`identity_id` required,
+/// otherwise `forbidden_role`).
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", security(("admin_token" = [])),
+    params(
+        ("identity_id" = Option<String>, Query, description = "only this identity's rows (32 hex digits)"),
+        ("limit" = Option<u32>, Query, description = "rows, 1 to 200 (default 50)", minimum = 1, maximum = 200),
+        ("before" = Option<u64>, Query, description = "only rows with a smaller audit id (paging)", minimum = 0, maximum = 9223372036854775807_i64)),
+    responses(
+        (status = 200, body = AuditList),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "forbidden_role: support reads one identity's audit only", body = ErrorBody)))]
+pub(crate) async fn audit(
+    caller: AdminAuth,
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<AuditList>> {
+    let (identity_id, limit, before) = parse_audit_query(query.as_deref())?;
+    if identity_id.is_none() {
+        caller
+            .require_administrator(&state, AuditAction::ReadAudit)
+            .await?;
+    }
+    let entries = state
+        .store
+        .audit_entries(identity_id, before, limit)
+        .await?;
+    Ok(Json(AuditList {
+        entries: entries.into_iter().map(audit_info).collect(),
+    }))
 }
 
 #[cfg(test)]

@@ -159,6 +159,15 @@ pub(crate) fn router(state: AppState) -> Router {
             "/v1/admin/service-providers",
             post(admin::register_service_provider),
         )
+        .route(
+            "/v1/admin/agents",
+            post(admin::create_agent).get(admin::list_agents),
+        )
+        .route(
+            "/v1/admin/agents/{agent_id}/revoke",
+            post(admin::revoke_agent),
+        )
+        .route("/v1/admin/audit", get(admin::audit))
         .route(wire::PATH_PULL, post(device::pull))
         .route(wire::PATH_DECISIONS, post(device::submit_decision))
         .route(wire::PATH_BLOCK, post(device::block))
@@ -247,6 +256,7 @@ async fn server_key(
         healthz, openapi_json, server_key,
         admin::create_identity, admin::get_identity, admin::issue_activation_code,
         admin::block_identity, admin::unblock_identity, admin::register_service_provider,
+        admin::create_agent, admin::list_agents, admin::revoke_agent, admin::audit,
         device::activate, device::pull, device::submit_decision, device::block,
         enrolment::start, enrolment::status, enrolment::cancel,
         device::settings,
@@ -349,8 +359,22 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-/// The caller presented the admin token.
-pub(crate) struct AdminAuth;
+/// The name the audit gives the bootstrap administrator (the `admin-token`
+/// file the server creates in its data directory).
+pub(crate) const BOOTSTRAP_AGENT_NAME: &str = "bootstrap administrator";
+
+/// The admin caller: the bootstrap administrator token or an agent's own
+/// token (looked up by its SHA-256 on every call, so a revocation takes
+/// effect at once).
+#[derive(Debug, Clone)]
+pub(crate) struct AdminAuth {
+    /// The agent (`None` for the bootstrap administrator).
+    pub(crate) agent_id: Option<u64>,
+    /// Its name, as the audit records it.
+    pub(crate) name: String,
+    /// What it may do.
+    pub(crate) role: wire::AgentRole,
+}
 
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
@@ -363,9 +387,26 @@ impl FromRequestParts<AppState> for AdminAuth {
             .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "admin token required"))?;
         let presented = eid_protocol::sha256(token.as_bytes());
         if eid_protocol::crypto::constant_time_eq(&presented, &state.admin_token_sha256) {
-            Ok(AdminAuth)
-        } else {
-            Err(ApiError::new(ErrorCode::Unauthorized, "wrong admin token"))
+            return Ok(AdminAuth {
+                agent_id: None,
+                name: BOOTSTRAP_AGENT_NAME.into(),
+                role: wire::AgentRole::Administrator,
+            });
+        }
+        // Agent tokens are 256-bit random values: their SHA-256 is a safe
+        // index; the found hash is still compared in constant time.
+        match state.store.agent_by_token(presented).await? {
+            Some(agent)
+                if agent.revoked_at_ms.is_none()
+                    && eid_protocol::crypto::constant_time_eq(&presented, &agent.token_sha256) =>
+            {
+                Ok(AdminAuth {
+                    agent_id: Some(agent.id),
+                    name: agent.name,
+                    role: agent.role,
+                })
+            }
+            _ => Err(ApiError::new(ErrorCode::Unauthorized, "wrong admin token")),
         }
     }
 }

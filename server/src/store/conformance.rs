@@ -25,7 +25,9 @@ use std::sync::Arc;
 use eid_protocol::crypto::random_array;
 use eid_protocol::events::SecurityEventKind;
 use eid_protocol::messages::ReceiptBody;
-use eid_protocol::wire::{ChangeState, ContactChannel, ErrorCode, RequestStatus, SignedReceipt};
+use eid_protocol::wire::{
+    AgentRole, ChangeState, ContactChannel, ErrorCode, RequestStatus, SignedReceipt,
+};
 use eid_protocol::{
     AuthenticatorId, ChangeId, IdentityId, Nonce16, Outcome, PublicKey, RequestEnvelopeBody,
     RequestId, RequestKind, SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME,
@@ -143,6 +145,9 @@ macro_rules! store_conformance_suite {
             a_change_is_cancelled_from_the_app_only_by_its_own_identity,
             expiry_marks_only_changes_past_their_deadline_within_the_limit,
             a_user_id_change_is_applied_by_its_approval_unless_taken_meanwhile,
+            agents_are_created_found_by_token_listed_and_revoked_once,
+            an_admin_block_is_audited_with_its_reason_and_the_event_points_to_it,
+            audited_writes_refusals_and_paging_read_back_newest_first,
         );
         $crate::store_conformance_suite!(@concurrent $fresh;
             exactly_one_of_100_concurrent_decisions_wins,
@@ -2687,6 +2692,273 @@ pub async fn a_user_id_change_is_applied_by_its_approval_unless_taken_meanwhile(
         Some(ErrorCode::UserIdTaken)
     );
     assert_eq!(unchanged.user_id, "Bente#1960y");
+}
+
+// ---------------------------------------------------------------- agents and audit
+
+fn audit_by(agent: Option<&Agent>, action: AuditAction, now: u64) -> NewAudit {
+    NewAudit {
+        at_ms: now,
+        agent_id: agent.map(|a| a.id),
+        agent_name: agent.map_or_else(|| "bootstrap".to_owned(), |a| a.name.clone()),
+        action,
+        identity_id: None,
+        service_provider_id: None,
+        target_agent_id: None,
+        reason: None,
+        outcome: AuditOutcome::Done,
+    }
+}
+
+fn new_agent(name: &str, role: AgentRole, now: u64) -> Agent {
+    Agent {
+        id: 0,
+        name: name.to_owned(),
+        role,
+        token_sha256: random_array(),
+        created_at_ms: now,
+        revoked_at_ms: None,
+    }
+}
+
+/// Creates an agent through [`Store::admin_action`]; the stored agent.
+async fn agent(s: &dyn Store, name: &str, role: AgentRole, now: u64) -> Agent {
+    let mut agent = new_agent(name, role, now);
+    match s
+        .admin_action(
+            audit_by(None, AuditAction::CreateAgent, now),
+            AdminAction::CreateAgent(agent.clone()),
+        )
+        .await
+        .unwrap()
+    {
+        AdminActionResult::Done {
+            agent_id: Some(id), ..
+        } => agent.id = id,
+        other => panic!("agent not created: {other:?}"),
+    }
+    agent
+}
+
+/// Agents are created, found by their token hash, listed oldest first and
+/// revoked once; each change has its audit row.
+pub async fn agents_are_created_found_by_token_listed_and_revoked_once(store: FreshStore) {
+    let s = &*store;
+    let bo = agent(s, "Bo Support", AgentRole::Support, T0).await;
+    let cai = agent(s, "Cai Admin", AgentRole::Administrator, T0 + 1).await;
+    assert_ne!(bo.id, cai.id);
+    assert_eq!(
+        s.agent_by_token(bo.token_sha256).await.unwrap(),
+        Some(bo.clone())
+    );
+    assert_eq!(s.agent_by_token(random_array()).await.unwrap(), None);
+    assert_eq!(s.agents().await.unwrap(), vec![bo.clone(), cai.clone()]);
+
+    let revoke = |now| audit_by(Some(&cai), AuditAction::RevokeAgent, now);
+    assert!(matches!(
+        s.admin_action(revoke(T0 + 2), AdminAction::RevokeAgent(bo.id))
+            .await
+            .unwrap(),
+        AdminActionResult::Done { .. }
+    ));
+    assert_eq!(
+        s.admin_action(revoke(T0 + 3), AdminAction::RevokeAgent(bo.id))
+            .await
+            .unwrap(),
+        AdminActionResult::UnknownAgent
+    );
+    assert_eq!(
+        s.admin_action(revoke(T0 + 3), AdminAction::RevokeAgent(bo.id + 1000))
+            .await
+            .unwrap(),
+        AdminActionResult::UnknownAgent
+    );
+    let found = s.agent_by_token(bo.token_sha256).await.unwrap().unwrap();
+    assert_eq!(found.revoked_at_ms, Some(T0 + 2));
+
+    let rows = s.audit_entries(None, None, 10).await.unwrap();
+    let summary: Vec<(&str, Option<u64>, Option<u64>)> = rows
+        .iter()
+        .map(|r| (r.action.as_str(), r.agent_id, r.target_agent_id))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("revoke_agent", Some(cai.id), Some(bo.id)),
+            ("create_agent", None, Some(cai.id)),
+            ("create_agent", None, Some(bo.id)),
+        ],
+        "the refused revocations wrote nothing"
+    );
+}
+
+/// A block by an agent stores its audit row with the reason in the same
+/// write, and the person's event points to that row; an unknown identity
+/// writes nothing.
+pub async fn an_admin_block_is_audited_with_its_reason_and_the_event_points_to_it(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bo = agent(s, "Bo Support", AgentRole::Support, T0).await;
+    let mut audit = audit_by(Some(&bo), AuditAction::Block, T0 + 1);
+    audit.reason = Some("case 1: stolen phone".into());
+    let AdminActionResult::Done { audit_id, .. } = s
+        .admin_action(
+            audit.clone(),
+            AdminAction::SetBlocked {
+                identity_id: anna.id,
+                blocked: true,
+            },
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("block refused");
+    };
+    assert!(s.identity(anna.id).await.unwrap().unwrap().blocked);
+    assert_eq!(
+        s.admin_action(
+            audit,
+            AdminAction::SetBlocked {
+                identity_id: IdentityId::random(),
+                blocked: true,
+            },
+        )
+        .await
+        .unwrap(),
+        AdminActionResult::UnknownIdentity
+    );
+
+    let rows = s.audit_entries(Some(anna.id), None, 10).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row.id, audit_id);
+    assert_eq!(row.at_ms, T0 + 1);
+    assert_eq!(row.agent_id, Some(bo.id));
+    assert_eq!(row.agent_name, "Bo Support");
+    assert_eq!(row.action, "block");
+    assert_eq!(row.identity_id, Some(anna.id));
+    assert_eq!(row.reason.as_deref(), Some("case 1: stolen phone"));
+    assert_eq!(row.outcome, "done");
+
+    let snapshot = s
+        .pull_snapshot(vec![phone.id], Vec::new(), Vec::new(), T0 + 2)
+        .await
+        .unwrap();
+    let events = &snapshot.events[0];
+    let blocked = events
+        .iter()
+        .find(|e| e.kind == SecurityEventKind::IdentityBlocked)
+        .expect("block event");
+    assert_eq!(blocked.audit_id, Some(audit_id));
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.kind != SecurityEventKind::IdentityBlocked)
+            .all(|e| e.audit_id.is_none())
+    );
+    // The person's own block points to no audit row.
+    s.set_blocked(anna.id, false, T0 + 3).await.unwrap();
+    let snapshot = s
+        .pull_snapshot(vec![phone.id], Vec::new(), Vec::new(), T0 + 4)
+        .await
+        .unwrap();
+    let unblocked = snapshot.events[0]
+        .iter()
+        .find(|e| e.kind == SecurityEventKind::IdentityUnblocked)
+        .expect("unblock event");
+    assert_eq!(unblocked.audit_id, None);
+}
+
+/// Audited writes store their action and row together, a refused one
+/// neither; refusals and look-ups are recorded alone; reads page newest
+/// first by id and filter by identity.
+pub async fn audited_writes_refusals_and_paging_read_back_newest_first(store: FreshStore) {
+    let s = &*store;
+    let bo = agent(s, "Bo Support", AgentRole::Support, T0).await;
+    let anna = person(ANNA);
+    let create = |now| audit_by(None, AuditAction::CreateIdentity, now);
+    assert!(matches!(
+        s.admin_action(create(T0 + 1), AdminAction::CreateIdentity(anna.clone()))
+            .await
+            .unwrap(),
+        AdminActionResult::Done { .. }
+    ));
+    let mut twin = person(ANNA);
+    twin.id = IdentityId::random();
+    assert_eq!(
+        s.admin_action(create(T0 + 2), AdminAction::CreateIdentity(twin))
+            .await
+            .unwrap(),
+        AdminActionResult::UserIdTaken
+    );
+    let code = code_for(&anna, random_array(), T0 + 3);
+    assert!(matches!(
+        s.admin_action(
+            audit_by(Some(&bo), AuditAction::IssueActivationCode, T0 + 3),
+            AdminAction::IssueActivationCode(code),
+        )
+        .await
+        .unwrap(),
+        AdminActionResult::Done { .. }
+    ));
+    let sp = provider("Nordisk Bank");
+    assert!(matches!(
+        s.admin_action(
+            audit_by(None, AuditAction::RegisterProvider, T0 + 4),
+            AdminAction::RegisterProvider(sp.clone()),
+        )
+        .await
+        .unwrap(),
+        AdminActionResult::Done { .. }
+    ));
+    assert_eq!(
+        s.admin_action(
+            audit_by(None, AuditAction::RegisterProvider, T0 + 5),
+            AdminAction::RegisterProvider(provider("Nordisk  Bank")),
+        )
+        .await
+        .unwrap(),
+        AdminActionResult::ConfusableWith("Nordisk Bank".into())
+    );
+    let mut refused = audit_by(Some(&bo), AuditAction::RegisterProvider, T0 + 6);
+    refused.outcome = AuditOutcome::RefusedRole;
+    let refused_id = s.record_audit(refused).await.unwrap();
+
+    let all = s.audit_entries(None, None, 100).await.unwrap();
+    let summary: Vec<(&str, &str)> = all
+        .iter()
+        .map(|r| (r.action.as_str(), r.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("register_provider", "refused_role"),
+            ("register_provider", "done"),
+            ("issue_activation_code", "done"),
+            ("create_identity", "done"),
+            ("create_agent", "done"),
+        ]
+    );
+    assert_eq!(all[0].id, refused_id);
+    assert_eq!(all[1].service_provider_id, Some(sp.id));
+    assert_eq!(all[2].identity_id, Some(anna.id));
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id));
+    // The stored identity is the one created.
+    assert_eq!(s.identity(anna.id).await.unwrap(), Some(anna.clone()));
+
+    let page = s.audit_entries(None, Some(all[1].id), 2).await.unwrap();
+    assert_eq!(page, all[2..4].to_vec());
+    let annas = s.audit_entries(Some(anna.id), None, 100).await.unwrap();
+    assert_eq!(annas, vec![all[2].clone(), all[3].clone()]);
+    assert!(
+        s.audit_entries(Some(anna.id), Some(all[3].id), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[cfg(test)]

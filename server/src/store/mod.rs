@@ -18,7 +18,9 @@ pub use crate::limits::{CHANGE_MAX_AGE_MS, LimitScope, RequestLimits, Window};
 
 use async_trait::async_trait;
 use eid_protocol::events::SecurityEventKind;
-use eid_protocol::wire::{ChangeState, ContactChannel, ErrorCode, RequestStatus, SignedReceipt};
+use eid_protocol::wire::{
+    AgentRole, ChangeState, ContactChannel, ErrorCode, RequestStatus, SignedReceipt,
+};
 use eid_protocol::{
     AuthenticatorId, ChangeId, IdentityId, Nonce16, Outcome, PublicKey, RequestEnvelopeBody,
     RequestId, ServiceProviderId, Signature,
@@ -156,6 +158,9 @@ pub struct StoredEvent {
     pub detail: Option<String>,
     /// When (server clock, Unix milliseconds).
     pub occurred_at_ms: u64,
+    /// The audit row of the admin action behind it (a block or unblock by
+    /// support), so support can find who did it.
+    pub audit_id: Option<u64>,
 }
 
 /// A delivery the dispatcher has claimed: one event to one address.
@@ -584,6 +589,180 @@ pub enum CancelChangeResult {
     Unknown,
 }
 
+/// A support agent with its own credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    /// Its id (assigned by the store; ignored when creating).
+    pub id: u64,
+    /// Its name as the audit shows it.
+    pub name: String,
+    /// What it may do.
+    pub role: AgentRole,
+    /// SHA-256 of its 32-byte random bearer token.
+    pub token_sha256: [u8; 32],
+    /// Creation time.
+    pub created_at_ms: u64,
+    /// Revocation time; a revoked agent's token is refused.
+    pub revoked_at_ms: Option<u64>,
+}
+
+/// What an admin action was, as the audit names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    /// Created an identity.
+    CreateIdentity,
+    /// Looked up an identity.
+    LookUpIdentity,
+    /// Issued an activation code.
+    IssueActivationCode,
+    /// Blocked an identity.
+    Block,
+    /// Unblocked an identity.
+    Unblock,
+    /// Registered a service provider.
+    RegisterProvider,
+    /// Created an agent.
+    CreateAgent,
+    /// Listed the agents.
+    ListAgents,
+    /// Revoked an agent.
+    RevokeAgent,
+    /// Read the audit.
+    ReadAudit,
+}
+
+impl AuditAction {
+    /// The name stored in `audit.action` and shown by `eid admin audit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::CreateIdentity => "create_identity",
+            AuditAction::LookUpIdentity => "look_up_identity",
+            AuditAction::IssueActivationCode => "issue_activation_code",
+            AuditAction::Block => "block",
+            AuditAction::Unblock => "unblock",
+            AuditAction::RegisterProvider => "register_provider",
+            AuditAction::CreateAgent => "create_agent",
+            AuditAction::ListAgents => "list_agents",
+            AuditAction::RevokeAgent => "revoke_agent",
+            AuditAction::ReadAudit => "read_audit",
+        }
+    }
+}
+
+/// How an audited admin action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    /// Done.
+    Done,
+    /// Refused: the agent's role may not do it.
+    RefusedRole,
+}
+
+impl AuditOutcome {
+    /// The name stored in `audit.outcome`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Done => "done",
+            AuditOutcome::RefusedRole => "refused_role",
+        }
+    }
+}
+
+/// An audit row to append: who did what, when, to whom, why, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAudit {
+    /// When (server clock).
+    pub at_ms: u64,
+    /// The acting agent (`None` for the bootstrap administrator token).
+    pub agent_id: Option<u64>,
+    /// The acting agent's name.
+    pub agent_name: String,
+    /// What.
+    pub action: AuditAction,
+    /// The identity acted on, if any.
+    pub identity_id: Option<IdentityId>,
+    /// The service provider acted on, if any.
+    pub service_provider_id: Option<ServiceProviderId>,
+    /// The agent acted on, if any.
+    pub target_agent_id: Option<u64>,
+    /// The reason given, if any.
+    pub reason: Option<String>,
+    /// How it ended.
+    pub outcome: AuditOutcome,
+}
+
+/// A stored audit row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Increasing id.
+    pub id: u64,
+    /// When (server clock).
+    pub at_ms: u64,
+    /// The acting agent (`None` for the bootstrap administrator token).
+    pub agent_id: Option<u64>,
+    /// The acting agent's name.
+    pub agent_name: String,
+    /// What (the stored name of an [`AuditAction`]).
+    pub action: String,
+    /// The identity acted on, if any.
+    pub identity_id: Option<IdentityId>,
+    /// The service provider acted on, if any.
+    pub service_provider_id: Option<ServiceProviderId>,
+    /// The agent acted on, if any.
+    pub target_agent_id: Option<u64>,
+    /// The reason given, if any.
+    pub reason: Option<String>,
+    /// How it ended (the stored name of an [`AuditOutcome`]).
+    pub outcome: String,
+}
+
+/// An admin action that writes: run by [`Store::admin_action`] in one
+/// transaction with its audit row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminAction {
+    /// Create an identity ([`Store::create_identity`]).
+    CreateIdentity(Identity),
+    /// Replace the identity's activation code ([`Store::put_activation_code`]).
+    IssueActivationCode(ActivationCode),
+    /// Block or unblock ([`Store::set_blocked`]); the event points to the audit row.
+    SetBlocked {
+        /// The identity.
+        identity_id: IdentityId,
+        /// Block (`true`) or unblock.
+        blocked: bool,
+    },
+    /// Register a service provider ([`Store::register_service_provider`]).
+    RegisterProvider(ServiceProvider),
+    /// Create an agent (its `id` is assigned).
+    CreateAgent(Agent),
+    /// Revoke an agent (from the audit row's time on).
+    RevokeAgent(u64),
+}
+
+/// Result of [`Store::admin_action`]. Only `Done` wrote anything (the
+/// action and its audit row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminActionResult {
+    /// Done; the audit row's id, the requests a block cancelled, and the id
+    /// of a created agent.
+    Done {
+        /// The audit row.
+        audit_id: u64,
+        /// Requests cancelled by a block.
+        cancelled: Vec<RequestId>,
+        /// The new agent's id ([`AdminAction::CreateAgent`]).
+        agent_id: Option<u64>,
+    },
+    /// No such identity.
+    UnknownIdentity,
+    /// The user ID is taken.
+    UserIdTaken,
+    /// The provider's name looks like this registered provider's name.
+    ConfusableWith(String),
+    /// No such agent, or already revoked.
+    UnknownAgent,
+}
+
 /// What a decision reads before it is verified.
 #[derive(Debug, Clone)]
 pub struct DecisionContext {
@@ -847,4 +1026,28 @@ pub trait Store: Send + Sync + 'static {
         authenticator_id: AuthenticatorId,
         now_ms: u64,
     ) -> StoreResult<CancelChangeResult>;
+    /// Runs an admin action and appends its audit row in one transaction:
+    /// both are stored, or neither (only [`AdminActionResult::Done`] writes).
+    /// A block or unblock records its event with the audit row's id.
+    async fn admin_action(
+        &self,
+        audit: NewAudit,
+        action: AdminAction,
+    ) -> StoreResult<AdminActionResult>;
+    /// Appends an audit row for an action that writes nothing else (a
+    /// look-up, a refusal); returns its id. There is no way to change or
+    /// remove one.
+    async fn record_audit(&self, audit: NewAudit) -> StoreResult<u64>;
+    /// Audit rows, newest first: of one identity or all, with ids below
+    /// `before` (all when `None`), at most `limit`.
+    async fn audit_entries(
+        &self,
+        identity_id: Option<IdentityId>,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>>;
+    /// Finds an agent (revoked ones too) by the hash of its token.
+    async fn agent_by_token(&self, token_sha256: [u8; 32]) -> StoreResult<Option<Agent>>;
+    /// Every agent, oldest first.
+    async fn agents(&self) -> StoreResult<Vec<Agent>>;
 }

@@ -48,7 +48,10 @@ async fn blocking_from_the_app_cancels_refuses_and_holds_until_support_unblocks(
 
     // Blocking again is harmless; unblocking is for support.
     phone.app.block_identity(&acc).await.unwrap();
-    w.admin.unblock(person.identity_id).await.unwrap();
+    w.admin
+        .unblock(person.identity_id, "test: support case")
+        .await
+        .unwrap();
     let request = w.login(USER, TEXT).await.unwrap();
     let views = phone.app.refresh().await.unwrap();
     assert_eq!(views.len(), 1);

@@ -209,12 +209,21 @@ async fn activation_fraud_block_and_unblock_reach_the_feed_email_and_sms() {
     let request = w.login(USER, TEXT).await.unwrap();
     phone.app.refresh().await.unwrap();
     phone.app.report_fraud(&acc, &request).await.unwrap();
-    w.admin.block(person.identity_id).await.unwrap();
-    w.admin.unblock(person.identity_id).await.unwrap();
+    w.admin
+        .block(person.identity_id, "test: support case")
+        .await
+        .unwrap();
+    w.admin
+        .unblock(person.identity_id, "test: support case")
+        .await
+        .unwrap();
     // Blocking again from the app ("I suspect abuse").
     phone.app.block_identity(&acc).await.unwrap();
     // Blocking what is blocked changes nothing and tells nobody again.
-    w.admin.block(person.identity_id).await.unwrap();
+    w.admin
+        .block(person.identity_id, "test: support case")
+        .await
+        .unwrap();
 
     // The feed: newest first, even though the account is blocked now.
     phone.app.refresh().await.unwrap();
@@ -489,7 +498,10 @@ async fn an_unreachable_smtp_relay_loses_nothing_and_delivers_when_it_comes_up()
         .unwrap();
     let person = person(&w).await;
     let (_phone, _acc) = w.activated_for(&person, "anna").await.unwrap();
-    w.admin.block(person.identity_id).await.unwrap();
+    w.admin
+        .block(person.identity_id, "test: support case")
+        .await
+        .unwrap();
 
     let emails = || {
         deliveries(&w)

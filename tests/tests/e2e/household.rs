@@ -108,7 +108,10 @@ async fn a_blocked_person_shows_what_to_do_next_and_no_requests() {
     w.login(USERS[0], "Log på Netbank").await.unwrap();
     w.login(USERS[1], "Log på Netbank").await.unwrap();
     phone.app.refresh().await.unwrap();
-    w.admin.block(hans.identity_id).await.unwrap();
+    w.admin
+        .block(hans.identity_id, "test: support case")
+        .await
+        .unwrap();
     phone.app.refresh().await.unwrap();
 
     let people = phone.app.household(Language::Danish).unwrap();

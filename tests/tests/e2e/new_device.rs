@@ -489,7 +489,10 @@ async fn device_cap_refuses_a_fourth_device_and_blocked_or_unknown_ids_get_nothi
     // (no user enumeration), but no request is ever shown and the enrolment
     // can never complete.
     let (blocked, blocked_phone, blocked_acc) = person_with_phone(&w, "frida#1950x").await;
-    w.admin.block(blocked.identity_id).await.unwrap();
+    w.admin
+        .block(blocked.identity_id, "test: support case")
+        .await
+        .unwrap();
     let to_blocked = w.phone("frida-b").unwrap();
     let to_unknown = w.phone("nobody").unwrap();
     let e_blocked = to_blocked
@@ -511,7 +514,10 @@ async fn device_cap_refuses_a_fourth_device_and_blocked_or_unknown_ids_get_nothi
             Ok(EnrolmentStatus::AwaitingApproval)
         );
     }
-    w.admin.unblock(blocked.identity_id).await.unwrap();
+    w.admin
+        .unblock(blocked.identity_id, "test: support case")
+        .await
+        .unwrap();
     assert!(blocked_phone.app.refresh().await.unwrap().is_empty());
     assert!(
         blocked_phone
@@ -540,7 +546,10 @@ async fn blocking_during_the_wait_kills_the_new_device_for_good() {
     approve_with_code(&a, &acc, &e.code).await.unwrap();
     // "I suspect abuse": the person blocks from the app.
     a.app.block_identity(&acc).await.unwrap();
-    w.admin.unblock(person.identity_id).await.unwrap();
+    w.admin
+        .unblock(person.identity_id, "test: support case")
+        .await
+        .unwrap();
     w.advance(HOUR_MS, &[&a, &b]);
     assert_eq!(
         b.app.poll_device_enrolment().await,

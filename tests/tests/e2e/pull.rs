@@ -115,7 +115,10 @@ async fn a_blocked_identity_shows_blocked_and_gets_no_requests() {
     let request = w.login(user, "Log på Netbank").await.unwrap();
     assert_eq!(phone.app.refresh().await.unwrap().len(), 1);
 
-    w.admin.block(person.identity_id).await.unwrap();
+    w.admin
+        .block(person.identity_id, "test: support case")
+        .await
+        .unwrap();
     assert!(phone.app.refresh().await.unwrap().is_empty());
     assert_eq!(
         phone.app.accounts().unwrap()[0].state,
@@ -130,7 +133,10 @@ async fn a_blocked_identity_shows_blocked_and_gets_no_requests() {
     );
     assert!(w.login(user, "Log på Netbank").await.is_err());
 
-    w.admin.unblock(person.identity_id).await.unwrap();
+    w.admin
+        .unblock(person.identity_id, "test: support case")
+        .await
+        .unwrap();
     let request = w.login(user, "Log på Netbank igen").await.unwrap();
     let views = phone.app.refresh().await.unwrap();
     assert_eq!(phone.app.accounts().unwrap()[0].state, AccountState::Active);

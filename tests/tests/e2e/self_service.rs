@@ -649,7 +649,10 @@ async fn one_change_at_a_time_an_unapproved_one_is_replaced_and_a_block_ends_it(
         ),
         ErrorCode::UnknownChange
     );
-    w.admin.unblock(p.identity_id).await.unwrap();
+    w.admin
+        .unblock(p.identity_id, "test: support case")
+        .await
+        .unwrap();
     let e = portal
         .confirm_contact_change(USER, second.change_id)
         .await

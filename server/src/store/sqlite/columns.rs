@@ -8,7 +8,7 @@
 //! through the [`Col`] wrapper (the orphan rule forbids impls on them here, and
 //! the phone library must not depend on rusqlite).
 
-use eid_protocol::wire::{ChangeState, ContactChannel, RequestStatus};
+use eid_protocol::wire::{AgentRole, ChangeState, ContactChannel, RequestStatus};
 use eid_protocol::{
     AuthenticatorId, ChangeId, IdentityId, Outcome, PublicKey, RequestId, ServiceProviderId,
 };
@@ -116,6 +116,11 @@ named_column!(protocol ChangeState, "change state", {
     ChangeState::Cancelled => "cancelled" => ChangeState::Cancelled,
     ChangeState::Expired => "expired" => ChangeState::Expired,
     ChangeState::Failed => "failed" => ChangeState::Failed,
+});
+
+named_column!(protocol AgentRole, "agent role", {
+    AgentRole::Support => "support" => AgentRole::Support,
+    AgentRole::Administrator => "administrator" => AgentRole::Administrator,
 });
 
 named_column!(ours ChangeKind, "change kind", {

@@ -51,6 +51,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/sqlite/0007_decisions_by_identity.sql"
         )),
+        M::up(include_str!(
+            "../../../migrations/sqlite/0008_agents_audit.sql"
+        )),
     ])
 }
 
@@ -229,7 +232,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_schema_version_counts_the_seven_released_migrations() {
+    fn the_schema_version_counts_the_eight_released_migrations() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sqlite3");
         drop(SqliteStore::open(&path).unwrap());
@@ -237,13 +240,13 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 7, "existing databases must find their version");
+        assert_eq!(version, 8, "existing databases must find their version");
         // Opening again applies nothing and keeps the version.
         drop(SqliteStore::open(&path).unwrap());
         let again: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(again, 7);
+        assert_eq!(again, 8);
         migrations().validate().unwrap();
     }
 }

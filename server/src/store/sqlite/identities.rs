@@ -101,6 +101,7 @@ pub(super) fn set_blocked(
     id: IdentityId,
     blocked: bool,
     now_ms: u64,
+    audit_id: Option<u64>,
 ) -> StoreResult<Option<Vec<RequestId>>> {
     let Some(was_blocked) = c
         .prepare_cached("SELECT blocked FROM identities WHERE id = ?1")?
@@ -112,7 +113,7 @@ pub(super) fn set_blocked(
     if was_blocked != blocked {
         c.prepare_cached("UPDATE identities SET blocked = ?2 WHERE id = ?1")?
             .execute(params![Col(id), blocked])?;
-        insert_event(
+        let event_id = insert_event(
             c,
             &NewEvent {
                 identity_id: id,
@@ -127,6 +128,11 @@ pub(super) fn set_blocked(
                 extra_recipients: Vec::new(),
             },
         )?;
+        if let Some(audit_id) = audit_id {
+            // The person's event points to who blocked them and why.
+            c.prepare_cached("UPDATE security_events SET audit_id = ?2 WHERE id = ?1")?
+                .execute(params![i64_of(event_id), i64_of(audit_id)])?;
+        }
     }
     let mut cancelled = Vec::new();
     if blocked {

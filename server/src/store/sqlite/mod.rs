@@ -11,6 +11,7 @@
 //! thread is the one serialized resource, and keeping work off it keeps
 //! every other write moving.
 
+mod audit;
 mod changes;
 mod columns;
 mod connection;
@@ -67,7 +68,7 @@ impl Store for SqliteStore {
         blocked: bool,
         now_ms: u64,
     ) -> StoreResult<Option<Vec<RequestId>>> {
-        self.write(move |c| identities::set_blocked(c, id, blocked, now_ms))
+        self.write(move |c| identities::set_blocked(c, id, blocked, now_ms, None))
             .await
     }
 
@@ -355,5 +356,37 @@ impl Store for SqliteStore {
     ) -> StoreResult<CancelChangeResult> {
         self.write(move |c| changes::cancel_change(c, id, identity_id, authenticator_id, now_ms))
             .await
+    }
+
+    async fn admin_action(
+        &self,
+        audit: NewAudit,
+        action: AdminAction,
+    ) -> StoreResult<AdminActionResult> {
+        self.write(move |c| audit::admin_action(c, audit, action))
+            .await
+    }
+
+    async fn record_audit(&self, entry: NewAudit) -> StoreResult<u64> {
+        self.write(move |c| audit::insert_audit(c, &entry)).await
+    }
+
+    async fn audit_entries(
+        &self,
+        identity_id: Option<IdentityId>,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        self.read(move |c| audit::audit_entries(c, identity_id, before, limit))
+            .await
+    }
+
+    async fn agent_by_token(&self, token_sha256: [u8; 32]) -> StoreResult<Option<Agent>> {
+        self.read(move |c| audit::agent_by_token(c, token_sha256))
+            .await
+    }
+
+    async fn agents(&self) -> StoreResult<Vec<Agent>> {
+        self.read(audit::agents).await
     }
 }

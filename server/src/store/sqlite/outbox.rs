@@ -6,7 +6,7 @@ use eid_protocol::AuthenticatorId;
 use eid_protocol::events::SecurityEventKind;
 use rusqlite::{Connection, Row, params};
 
-use super::columns::{Col, i64_of, opt_col, u64_at};
+use super::columns::{Col, i64_of, opt_col, opt_u64_at, u64_at};
 use crate::store::{
     Channel, ClaimedDelivery, DeliveryOutcome, NewEvent, Recipient, StoreResult, StoredEvent,
 };
@@ -57,7 +57,8 @@ pub(super) fn insert_event(c: &Connection, event: &NewEvent) -> rusqlite::Result
     Ok(id as u64)
 }
 
-pub(super) const EVENT_COLUMNS: &str = "id, kind, authenticator_id, detail, occurred_at_ms";
+pub(super) const EVENT_COLUMNS: &str =
+    "id, kind, authenticator_id, detail, occurred_at_ms, audit_id";
 
 pub(super) fn event_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     let kind: String = row.get(1)?;
@@ -67,6 +68,7 @@ pub(super) fn event_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
         authenticator_id: opt_col(row, 2)?,
         detail: row.get(3)?,
         occurred_at_ms: u64_at(row, 4)?,
+        audit_id: opt_u64_at(row, 5)?,
     })
 }
 
@@ -91,7 +93,7 @@ pub(super) fn claim_deliveries(
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     // Due rows through the partial index on next_attempt_ms.
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT d.id, d.channel, d.address, d.attempts,                  e.id, e.kind, e.authenticator_id, e.detail, e.occurred_at_ms                  FROM event_deliveries d JOIN security_events e ON e.id = d.event_id                  WHERE d.delivered_at_ms IS NULL AND d.next_attempt_ms <= ?1 AND d.attempts < ?2                  AND d.channel IN ({}) ORDER BY d.next_attempt_ms, d.id LIMIT ?3",
+        "SELECT d.id, d.channel, d.address, d.attempts,                  e.id, e.kind, e.authenticator_id, e.detail, e.occurred_at_ms, e.audit_id                  FROM event_deliveries d JOIN security_events e ON e.id = d.event_id                  WHERE d.delivered_at_ms IS NULL AND d.next_attempt_ms <= ?1 AND d.attempts < ?2                  AND d.channel IN ({}) ORDER BY d.next_attempt_ms, d.id LIMIT ?3",
         channels
             .iter()
             .map(|ch| format!("'{}'", ch.as_str()))
@@ -113,6 +115,7 @@ pub(super) fn claim_deliveries(
                 .map(AuthenticatorId),
             detail: r.get(7)?,
             occurred_at_ms: u64_at(r, 8)?,
+            audit_id: opt_u64_at(r, 9)?,
         };
         Ok((
             u64_at(r, 0)?,

@@ -162,7 +162,7 @@ class Cli(private val server: TestServer) {
 
     /** Support blocks or unblocks an identity. */
     fun setBlocked(identityId: String, blocked: Boolean) {
-        run("admin", if (blocked) "block" else "unblock", "--identity", identityId)
+        run("admin", if (blocked) "block" else "unblock", "--identity", identityId, "--reason", "test: support case")
     }
 
     /** The request's status (`pending`, `approved`, `expired`, ...), receipt verified by the CLI. */
