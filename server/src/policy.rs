@@ -10,7 +10,10 @@ use eid_protocol::events::SecurityEventKind;
 use eid_protocol::wire::{ChangeState, ContactChannel, RequestStatus};
 use eid_protocol::{Outcome, RequestId};
 
-use crate::limits::{LimitScope, MAX_CHANGE_STARTS_PER_HOUR, Window};
+use crate::limits::{
+    LimitScope, MAX_AWAITING_ENROLMENTS, MAX_CHANGE_STARTS_PER_HOUR, WRONG_CODE_FIRST_WAIT_MS,
+    WRONG_CODE_MAX_WAIT_MS, WRONG_CODES_FREE_PER_SOURCE, Window,
+};
 use crate::store::{ChangeKind, DecideResult, Recipient, StoredChange};
 
 /// A fraud hold as stored for one (identity, service provider).
@@ -196,12 +199,38 @@ pub fn new_contact_recipient(change: &StoredChange) -> Option<Recipient> {
     }
 }
 
-/// Whether a new device may be asked for now, before the device cap is
-/// counted: one enrolment awaiting approval at a time, and fewer than
-/// `max_per_hour` in the last hour. Otherwise the answer is a decoy (more
-/// would only flood the person's phone, SMS and e-mail).
-pub fn enrolment_allowed(awaiting_live: u64, started_last_hour: u64, max_per_hour: u64) -> bool {
-    awaiting_live == 0 && started_last_hour < max_per_hour
+/// How long a source that sent `wrong` activation codes in the last window,
+/// the last at `last_wrong_at_ms`, must wait before it may try again: none
+/// for the first [`WRONG_CODES_FREE_PER_SOURCE`], then
+/// [`WRONG_CODE_FIRST_WAIT_MS`] doubling with each further wrong code, up to
+/// [`WRONG_CODE_MAX_WAIT_MS`], counted from the last wrong code. 0: may try.
+pub fn wrong_code_wait(wrong: u64, last_wrong_at_ms: Option<u64>, now_ms: u64) -> u64 {
+    let Some(over) = wrong.checked_sub(WRONG_CODES_FREE_PER_SOURCE) else {
+        return 0;
+    };
+    // 2^over times the first wait; past 2^20 the cap has long been reached.
+    let wait = if over >= 20 {
+        WRONG_CODE_MAX_WAIT_MS
+    } else {
+        (WRONG_CODE_FIRST_WAIT_MS << over).min(WRONG_CODE_MAX_WAIT_MS)
+    };
+    last_wrong_at_ms
+        .map_or(0, |t| t.saturating_add(wait))
+        .saturating_sub(now_ms)
+}
+
+/// Whether a new device may be asked for now, from any source, before the
+/// device cap is counted: fewer than [`MAX_AWAITING_ENROLMENTS`] awaiting
+/// approval, and fewer than `max_per_hour` in the last hour. A backstop: the
+/// tight limits are per source (`crate::api` counts them before the store).
+/// Several may await approval at once, each its own request with its own
+/// code, so that a stranger's enrolment cannot hide the person's own.
+pub fn enrolment_allowed_from_any_source(
+    awaiting_live: u64,
+    started_last_hour: u64,
+    max_per_hour: u64,
+) -> bool {
+    awaiting_live < MAX_AWAITING_ENROLMENTS && started_last_hour < max_per_hour
 }
 
 /// Whether an identity with `devices` (active authenticators plus live
@@ -357,11 +386,30 @@ mod tests {
     fn change_starts_and_enrolments_are_capped() {
         assert!(change_start_allowed(MAX_CHANGE_STARTS_PER_HOUR - 1));
         assert!(!change_start_allowed(MAX_CHANGE_STARTS_PER_HOUR));
-        assert!(enrolment_allowed(0, 2, 3));
-        assert!(!enrolment_allowed(1, 0, 3));
-        assert!(!enrolment_allowed(0, 3, 3));
+        assert!(enrolment_allowed_from_any_source(0, 2, 3));
+        assert!(enrolment_allowed_from_any_source(
+            MAX_AWAITING_ENROLMENTS - 1,
+            0,
+            3
+        ));
+        assert!(!enrolment_allowed_from_any_source(
+            MAX_AWAITING_ENROLMENTS,
+            0,
+            3
+        ));
+        assert!(!enrolment_allowed_from_any_source(0, 3, 3));
         assert!(device_cap_reached(5, 5));
         assert!(!device_cap_reached(4, 5));
+    }
+
+    #[test]
+    fn wrong_codes_of_a_source_double_its_wait_up_to_an_hour() {
+        let free = WRONG_CODES_FREE_PER_SOURCE;
+        assert_eq!(wrong_code_wait(free - 1, Some(0), 0), 0);
+        assert_eq!(wrong_code_wait(free, Some(0), 0), 60_000);
+        assert_eq!(wrong_code_wait(free + 1, Some(0), 0), 120_000);
+        assert_eq!(wrong_code_wait(free + 1, Some(0), 120_000), 0);
+        assert_eq!(wrong_code_wait(free + 60, Some(0), 0), 3_600_000);
     }
 
     #[test]
