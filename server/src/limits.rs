@@ -38,7 +38,8 @@ pub const MAX_WAIT_SECS: u64 = 60;
 /// [`CHANGE_START_WINDOW_MS`], from all sources together; further starts are
 /// answered like an unknown user ID (starts need no credentials). A backstop
 /// only, so high that strangers cannot cheaply use it up: the tight limits
-/// are per source ([`STARTS_PER_SOURCE_PER_USER_ID`], [`STARTS_PER_SOURCE`]).
+/// are per source ([`CHANGE_STARTS_PER_SOURCE_PER_USER_ID`],
+/// [`STARTS_PER_SOURCE`]).
 pub const MAX_CHANGE_STARTS_PER_HOUR: u64 = 20;
 /// New-device enrolments one identity may ask for per
 /// [`ENROLMENT_WINDOW_MS`], from all sources together; more are answered as
@@ -48,12 +49,21 @@ pub const MAX_ENROLMENTS_PER_HOUR: u64 = 20;
 /// shows on the person's phones as its own request with its own code, so a
 /// stranger's enrolment cannot hide the person's own.
 pub const MAX_AWAITING_ENROLMENTS: u64 = 5;
-/// Starts (new-device enrolment, or self-service change) one source may make
-/// for one user ID, known or not, in an hour; more are refused 429 to that
-/// source only.
-pub const STARTS_PER_SOURCE_PER_USER_ID: Window = Window {
+/// New-device enrolments one source may start for one user ID, known or
+/// not, in an hour; more are refused 429 to that source only. Below
+/// [`MAX_AWAITING_ENROLMENTS`], so one source cannot fill the person's
+/// phone with requests that hide their own.
+pub const ENROLMENT_STARTS_PER_SOURCE_PER_USER_ID: Window = Window {
     window_ms: HOUR_MS,
     limit: 3,
+};
+/// Self-service changes one source may start for one user ID, known or not,
+/// in an hour; more are refused 429 to that source only. A few more than
+/// enrolments: a person at the portal may start, replace and start a change
+/// of another kind within the hour.
+pub const CHANGE_STARTS_PER_SOURCE_PER_USER_ID: Window = Window {
+    window_ms: HOUR_MS,
+    limit: 5,
 };
 /// Starts one source may make over all user IDs in an hour (against one
 /// address walking many user IDs).

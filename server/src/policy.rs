@@ -14,7 +14,9 @@ use crate::limits::{
     LimitScope, MAX_AWAITING_ENROLMENTS, MAX_CHANGE_STARTS_PER_HOUR, WRONG_CODE_FIRST_WAIT_MS,
     WRONG_CODE_MAX_WAIT_MS, WRONG_CODES_FREE_PER_SOURCE, Window,
 };
-use crate::store::{ChangeKind, DecideResult, Recipient, StoredChange};
+use crate::store::{
+    ChangeKind, DecideResult, Enrolment, EnrolmentStoredState, Recipient, StoredChange,
+};
 
 /// A fraud hold as stored for one (identity, service provider).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +235,16 @@ pub fn enrolment_allowed_from_any_source(
     awaiting_live < MAX_AWAITING_ENROLMENTS && started_last_hour < max_per_hour
 }
 
+/// Whether a closed enrolment, seen at `now_ms`, was refused by the person
+/// rather than left to lapse: cancelled during its waiting period (it was
+/// approved, then cancelled), or before its request expired (denied,
+/// reported, three wrong codes, cancelled from a phone). Decoys never count.
+pub fn enrolment_refused(e: &Enrolment, now_ms: u64) -> bool {
+    e.identity_id.is_some()
+        && e.state == EnrolmentStoredState::Cancelled
+        && (e.usable_at_ms.is_some() || now_ms < e.expires_at_ms)
+}
+
 /// Whether an identity with `devices` (active authenticators plus live
 /// enrolments) has reached the cap.
 pub fn device_cap_reached(devices: u64, max_devices: u64) -> bool {
@@ -410,6 +422,45 @@ mod tests {
         assert_eq!(wrong_code_wait(free + 1, Some(0), 0), 120_000);
         assert_eq!(wrong_code_wait(free + 1, Some(0), 120_000), 0);
         assert_eq!(wrong_code_wait(free + 60, Some(0), 0), 3_600_000);
+    }
+
+    #[test]
+    fn only_an_enrolment_the_person_refused_counts_against_its_source() {
+        let key = || {
+            eid_protocol::crypto::SoftwareSigningKey::generate()
+                .public_key()
+                .clone()
+        };
+        let e = Enrolment {
+            id: eid_protocol::AuthenticatorId::random(),
+            identity_id: Some(eid_protocol::IdentityId([1; 16])),
+            request_id: None,
+            device_public_key: key(),
+            pin_public_key: key(),
+            code: "12345678".into(),
+            state: EnrolmentStoredState::Cancelled,
+            requested_at_ms: 0,
+            expires_at_ms: 300_000,
+            wait_ms: 3_600_000,
+            usable_at_ms: None,
+        };
+        assert!(enrolment_refused(&e, 299_999), "denied before it lapsed");
+        assert!(!enrolment_refused(&e, 300_000), "lapsed undecided");
+        let waiting_cancelled = Enrolment {
+            usable_at_ms: Some(3_700_000),
+            ..e.clone()
+        };
+        assert!(enrolment_refused(&waiting_cancelled, 1_000_000));
+        let decoy = Enrolment {
+            identity_id: None,
+            ..e.clone()
+        };
+        assert!(!enrolment_refused(&decoy, 0));
+        let live = Enrolment {
+            state: EnrolmentStoredState::AwaitingApproval,
+            ..e
+        };
+        assert!(!enrolment_refused(&live, 0));
     }
 
     #[test]

@@ -30,6 +30,7 @@ use super::sources::StartKind;
 use super::{AppState, RawBody};
 use crate::error::{ApiError, ApiResult};
 use crate::limits::MAX_ENROLMENTS_PER_HOUR;
+use crate::policy;
 use crate::store::{
     CancelEnrolmentResult, Enrolment, EnrolmentPoll, EnrolmentStoredState, StartEnrolmentResult,
     StoredRequest,
@@ -285,8 +286,16 @@ pub(crate) async fn status(
             )
         }
         EnrolmentPoll::Closed => {
-            // The source that keeps the refused device gets fewer starts.
-            state.sources.enrolment_refused(source, now);
+            // The source that keeps a device the person refused gets fewer
+            // starts; one whose request merely lapsed does not.
+            if state
+                .store
+                .enrolment(id)
+                .await?
+                .is_some_and(|e| policy::enrolment_refused(&e, now))
+            {
+                state.sources.enrolment_refused(source, now);
+            }
             return Err(closed());
         }
     }))

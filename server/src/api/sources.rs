@@ -18,8 +18,8 @@ use std::sync::Mutex;
 use eid_protocol::ServiceProviderId;
 
 use crate::limits::{
-    STARTS_PER_SOURCE, STARTS_PER_SOURCE_AFTER_REFUSAL, STARTS_PER_SOURCE_PER_USER_ID,
-    WRONG_CODES_WINDOW_MS, Window,
+    CHANGE_STARTS_PER_SOURCE_PER_USER_ID, ENROLMENT_STARTS_PER_SOURCE_PER_USER_ID,
+    STARTS_PER_SOURCE, STARTS_PER_SOURCE_AFTER_REFUSAL, WRONG_CODES_WINDOW_MS, Window,
 };
 use crate::policy;
 
@@ -66,7 +66,7 @@ impl SourceLimits {
     /// source's windows leave room; else how many milliseconds until they do
     /// (nothing is counted then). Unknown and known user IDs count alike, so
     /// the refusal reveals nothing about the user ID. A source with a refused
-    /// enrolment in the last hour has fewer starts per user ID.
+    /// enrolment in the last hour has fewer enrolment starts per user ID.
     pub(crate) fn start(
         &self,
         kind: StartKind,
@@ -88,13 +88,13 @@ impl SourceLimits {
             now_ms,
         )
         .0;
-        let tight = Window {
-            limit: if refused > 0 {
-                STARTS_PER_SOURCE_AFTER_REFUSAL
-            } else {
-                STARTS_PER_SOURCE_PER_USER_ID.limit
+        let tight = match kind {
+            StartKind::Enrolment if refused > 0 => Window {
+                limit: STARTS_PER_SOURCE_AFTER_REFUSAL,
+                ..ENROLMENT_STARTS_PER_SOURCE_PER_USER_ID
             },
-            ..STARTS_PER_SOURCE_PER_USER_ID
+            StartKind::Enrolment => ENROLMENT_STARTS_PER_SOURCE_PER_USER_ID,
+            StartKind::SelfService => CHANGE_STARTS_PER_SOURCE_PER_USER_ID,
         };
         let waits = [(&per_user_id, tight), (&overall, STARTS_PER_SOURCE)]
             .into_iter()
@@ -113,7 +113,7 @@ impl SourceLimits {
     }
 
     /// Records that a new-device enrolment started from `source` was refused
-    /// (its new device learnt so in its status poll).
+    /// by the person (its new device learnt so in its status poll).
     pub(crate) fn enrolment_refused(&self, source: IpAddr, now_ms: u64) {
         push(
             &mut self.lock(now_ms),
@@ -232,7 +232,8 @@ mod tests {
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
 
     #[test]
-    fn a_source_gets_three_starts_per_user_id_and_others_are_not_affected() {
+    fn a_source_gets_three_enrolment_and_five_change_starts_per_user_id_and_others_are_not_affected()
+     {
         let l = SourceLimits::default();
         for _ in 0..3 {
             l.start(StartKind::Enrolment, A, "grete#1950x", 1_000)
