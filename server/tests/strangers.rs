@@ -271,7 +271,7 @@ async fn a_source_that_keeps_guessing_activation_codes_must_wait_longer_and_long
 }
 
 #[tokio::test]
-async fn twenty_wrong_codes_from_many_sources_void_the_code() {
+async fn twenty_wrong_codes_from_many_sources_void_the_code_and_tell_the_person() {
     let h = Harness::start_with(no_bucket).await;
     let identity = h
         .admin
@@ -297,6 +297,16 @@ async fn twenty_wrong_codes_from_many_sources_void_the_code() {
     );
     let info = h.admin.identity(identity).await.unwrap();
     assert!(info.authenticators.is_empty());
+    // Told once (the event goes to the person's SMS, e-mail and feed).
+    let db = rusqlite::Connection::open(&h.server().database_path).unwrap();
+    let voided: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM security_events WHERE kind = 'activation_code_voided'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(voided, 1);
 }
 
 #[tokio::test]

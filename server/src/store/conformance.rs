@@ -92,7 +92,7 @@ macro_rules! store_conformance_suite {
             a_second_provider_with_the_same_key_hash_is_a_conflict,
             a_provider_name_confusable_with_a_registered_one_is_refused,
             the_right_activation_code_activates_once_and_a_retry_gets_the_same_authenticator,
-            wrong_activation_codes_count_until_the_code_is_void,
+            wrong_activation_codes_count_until_the_code_is_void_and_the_void_is_told,
             a_new_activation_code_resets_the_tries,
             an_expired_missing_or_unknown_activation_code_is_not_usable,
             a_blocked_identity_cannot_activate,
@@ -720,7 +720,9 @@ pub async fn the_right_activation_code_activates_once_and_a_retry_gets_the_same_
 
 /// Each wrong code counts a try; after the last try even the right code is
 /// not usable.
-pub async fn wrong_activation_codes_count_until_the_code_is_void(store: FreshStore) {
+pub async fn wrong_activation_codes_count_until_the_code_is_void_and_the_void_is_told(
+    store: FreshStore,
+) {
     let s = &*store;
     let anna = identity(s, ANNA).await;
     let code = random_array();
@@ -728,14 +730,35 @@ pub async fn wrong_activation_codes_count_until_the_code_is_void(store: FreshSto
         .await
         .unwrap();
     for _ in 0..3 {
+        assert!(
+            addresses_of(
+                &claim_all(s, T0).await,
+                SecurityEventKind::ActivationCodeVoided
+            )
+            .is_empty()
+        );
         assert_eq!(
             activate_with(s, &anna, random_array(), T0, new_authenticator(T0)).await,
             ActivationResult::WrongCode
         );
     }
+    // The try that voided it told the person, once, on every channel.
+    let told = addresses_of(
+        &claim_all(s, T0).await,
+        SecurityEventKind::ActivationCodeVoided,
+    );
+    assert_eq!(told.len(), 1);
     assert_eq!(
         activate_with(s, &anna, code, T0, new_authenticator(T0)).await,
         ActivationResult::NoUsableCode
+    );
+    activate_with(s, &anna, random_array(), T0, new_authenticator(T0)).await;
+    assert!(
+        addresses_of(
+            &claim_all(s, T0).await,
+            SecurityEventKind::ActivationCodeVoided
+        )
+        .is_empty()
     );
     assert!(s.authenticators_of(anna.id).await.unwrap().is_empty());
 }
