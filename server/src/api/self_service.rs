@@ -8,7 +8,8 @@
 //!
 //! What the portal reveals: nothing about whether a user ID exists. A start
 //! for an unknown or blocked user ID gets the same answer as a real one (a
-//! fresh change id and request id) but nothing is stored or sent; a change is
+//! fresh change id and request id), after the same store round trip and a
+//! write to disk, but nothing about it is kept or sent; a change is
 //! visible (confirm, status) only with its owner's user ID and only after its
 //! first login was approved in the app, so a made-up start and a real one
 //! that was not approved look the same. The user-ID rules that depend on the
