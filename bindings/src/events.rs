@@ -42,6 +42,8 @@ pub enum SecurityEventKind {
     Used,
     /// A provider's requests are held after "this wasn't me".
     RequestsHeld,
+    /// An activation code was voided after too many wrong tries.
+    ActivationCodeVoided,
     /// A kind this build does not know.
     Unknown,
 }

@@ -77,6 +77,8 @@ pub fn render(
         (K::Used, false) => "eID used",
         (K::RequestsHeld, true) => "Anmodninger stoppet",
         (K::RequestsHeld, false) => "Requests held",
+        (K::ActivationCodeVoided, true) => "Aktiveringskode ugyldig",
+        (K::ActivationCodeVoided, false) => "Activation code voided",
         (_, true) => "Sikkerhedshændelse",
         (_, false) => "Security event",
     };
@@ -135,6 +137,12 @@ pub fn render(
         (K::RequestsHeld, false) => {
             "The service you reported as fraud asked to use your eID again. We are holding its requests for a while, so you don't have to answer them."
         }
+        (K::ActivationCodeVoided, true) => {
+            "Din aktiveringskode blev gjort ugyldig efter for mange forkerte forsøg."
+        }
+        (K::ActivationCodeVoided, false) => {
+            "Your activation code was voided after too many wrong tries."
+        }
         (_, true) => "Der skete en ændring på dit eID.",
         (_, false) => "Something changed on your eID.",
     };
@@ -145,6 +153,8 @@ pub fn render(
             "Har du givet oplysninger videre til nogen, så ring til eID-support."
         }
         (K::FraudReported, false) => "If you gave anyone your details, call eID support.",
+        (K::ActivationCodeVoided, true) => "Ring til eID-support for at få en ny kode.",
+        (K::ActivationCodeVoided, false) => "Call eID support for a new code.",
         (_, true) => "Var det ikke dig? Spær dit eID her i appen, eller ring til eID-support.",
         (_, false) => "Wasn't you? Block your eID here in the app, or call eID support.",
     };

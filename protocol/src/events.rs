@@ -41,6 +41,9 @@ pub enum SecurityEventKind {
     /// reported one of its requests as fraud; the request was refused
     /// (recorded once per cool-down). The detail is the provider's name.
     RequestsHeld,
+    /// The identity's activation code was voided after too many wrong tries
+    /// (from anyone who knows the user ID); a new one comes from support.
+    ActivationCodeVoided,
     /// A kind this build does not know (sent by a newer server). Never sent
     /// by this build; it lets an older app keep parsing a newer feed.
     #[serde(other)]
@@ -49,7 +52,7 @@ pub enum SecurityEventKind {
 
 impl SecurityEventKind {
     /// Every known kind, in declaration order (not [`SecurityEventKind::Unknown`]).
-    pub const ALL: [SecurityEventKind; 15] = [
+    pub const ALL: [SecurityEventKind; 16] = [
         SecurityEventKind::DeviceActivated,
         SecurityEventKind::DeviceRemoved,
         SecurityEventKind::PinLockout,
@@ -65,6 +68,7 @@ impl SecurityEventKind {
         SecurityEventKind::FraudReported,
         SecurityEventKind::Used,
         SecurityEventKind::RequestsHeld,
+        SecurityEventKind::ActivationCodeVoided,
     ];
 
     /// The stable name (as stored and sent).
@@ -85,6 +89,7 @@ impl SecurityEventKind {
             SecurityEventKind::FraudReported => "fraud_reported",
             SecurityEventKind::Used => "used",
             SecurityEventKind::RequestsHeld => "requests_held",
+            SecurityEventKind::ActivationCodeVoided => "activation_code_voided",
             SecurityEventKind::Unknown => "unknown",
         }
     }

@@ -272,12 +272,16 @@ fn is_stacking_mark(c: char) -> bool {
 enum Kind {
     ReferenceText,
     ProviderName,
+    /// The reason support gives for an admin action: the provider-name rules
+    /// (one line), but longer.
+    SupportReason,
 }
 
 fn check(text: &str, kind: Kind) -> Result<(), TextError> {
     let (max_chars, max_lines) = match kind {
         Kind::ReferenceText => (MAX_REFERENCE_TEXT_CHARS, Some(MAX_REFERENCE_TEXT_LINES)),
         Kind::ProviderName => (MAX_PROVIDER_NAME_CHARS, None),
+        Kind::SupportReason => (MAX_SUPPORT_REASON_CHARS, None),
     };
     if text.trim().is_empty() {
         return Err(TextError::Empty);
@@ -381,7 +385,7 @@ pub const MAX_SUPPORT_REASON_CHARS: usize = 500;
 /// invisible or bidirectional controls), up to [`MAX_SUPPORT_REASON_CHARS`].
 pub fn normalize_support_reason(reason: &str) -> Result<String, TextError> {
     let normalized: String = reason.nfc().collect();
-    check(&normalized, MAX_SUPPORT_REASON_CHARS, None)?;
+    check(&normalized, Kind::SupportReason)?;
     Ok(normalized)
 }
 

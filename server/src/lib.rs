@@ -283,7 +283,8 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     // Nonces older than the skew window can't be replayed; forget them. The
-    // same minute tick records expired self-service changes.
+    // same minute tick records expired self-service changes and deletes
+    // expired decoy enrolments.
     let purge_store = store.clone();
     let purge_clock = options.clock.clone();
     let mut purge_shutdown = shutdown_rx.clone();
@@ -300,6 +301,13 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(expired = n, "self-service changes expired"),
                         Err(e) => tracing::warn!(error = %e, "self-service expiry failed"),
+                    }
+                    // Decoy enrolments are only needed while they live (a
+                    // retry gets the same one back); then they go.
+                    match purge_store.purge_decoy_enrolments(purge_clock.now_ms(), 10_000).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(purged = n, "expired decoy enrolments deleted"),
+                        Err(e) => tracing::warn!(error = %e, "decoy enrolment purge failed"),
                     }
                 }
                 _ = purge_shutdown.changed() => break,

@@ -14,23 +14,71 @@ use crate::config::{Config, FloodConfig};
 
 /// Wrong PIN signatures in a row that lock an authenticator centrally.
 pub const CENTRAL_PIN_LOCK_AT: u32 = 10;
-/// Wrong activation-code tries after which the code is void.
-pub const ACTIVATION_CODE_MAX_TRIES: u32 = 3;
+/// Wrong activation-code tries, from all sources together, after which the
+/// code is void (and the person told). High, because anyone who knows the
+/// user ID can try: the tight limit is the per-source one,
+/// [`WRONG_CODES_FREE_PER_SOURCE`], so a stranger needs many addresses and
+/// hours to reach it (see docs/threat-model.md).
+pub const ACTIVATION_CODE_MAX_TRIES: u32 = 20;
+/// Wrong activation codes one source (client address) may send in
+/// [`WRONG_CODES_WINDOW_MS`] before it must wait; each further wrong code
+/// doubles the wait ([`crate::policy::wrong_code_wait`]).
+pub const WRONG_CODES_FREE_PER_SOURCE: u64 = 5;
+/// The window wrong activation codes of one source are counted in.
+pub const WRONG_CODES_WINDOW_MS: u64 = HOUR_MS;
+/// The first wait of a source past its free wrong codes; it doubles with
+/// each further wrong code, up to [`WRONG_CODE_MAX_WAIT_MS`].
+pub const WRONG_CODE_FIRST_WAIT_MS: u64 = MINUTE_MS;
+/// The longest wait of a source that keeps sending wrong codes.
+pub const WRONG_CODE_MAX_WAIT_MS: u64 = HOUR_MS;
 /// Wrong login-screen codes after which a request is cancelled.
 pub const BINDING_CODE_MAX_TRIES: u32 = 3;
 /// Longest long-poll wait, in seconds.
 pub const MAX_WAIT_SECS: u64 = 60;
 
 /// Self-service changes one identity may start per
-/// [`CHANGE_START_WINDOW_MS`]; further starts are answered like an unknown
-/// user ID (starts need no credentials).
-pub const MAX_CHANGE_STARTS_PER_HOUR: u64 = 3;
+/// [`CHANGE_START_WINDOW_MS`], from all sources together; further starts are
+/// answered like an unknown user ID (starts need no credentials). A backstop
+/// only, so high that strangers cannot cheaply use it up: the tight limits
+/// are per source ([`CHANGE_STARTS_PER_SOURCE_PER_USER_ID`],
+/// [`STARTS_PER_SOURCE`]).
+pub const MAX_CHANGE_STARTS_PER_HOUR: u64 = 20;
+/// New-device enrolments one identity may ask for per
+/// [`ENROLMENT_WINDOW_MS`], from all sources together; more are answered as
+/// decoys. A backstop like [`MAX_CHANGE_STARTS_PER_HOUR`].
+pub const MAX_ENROLMENTS_PER_HOUR: u64 = 20;
+/// New-device enrolments of one identity awaiting approval at once. Each
+/// shows on the person's phones as its own request with its own code, so a
+/// stranger's enrolment cannot hide the person's own.
+pub const MAX_AWAITING_ENROLMENTS: u64 = 5;
+/// New-device enrolments one source may start for one user ID, known or
+/// not, in an hour; more are refused 429 to that source only. Below
+/// [`MAX_AWAITING_ENROLMENTS`], so one source cannot fill the person's
+/// phone with requests that hide their own.
+pub const ENROLMENT_STARTS_PER_SOURCE_PER_USER_ID: Window = Window {
+    window_ms: HOUR_MS,
+    limit: 3,
+};
+/// Self-service changes one source may start for one user ID, known or not,
+/// in an hour; more are refused 429 to that source only. A few more than
+/// enrolments: a person at the portal may start, replace and start a change
+/// of another kind within the hour.
+pub const CHANGE_STARTS_PER_SOURCE_PER_USER_ID: Window = Window {
+    window_ms: HOUR_MS,
+    limit: 5,
+};
+/// Starts one source may make over all user IDs in an hour (against one
+/// address walking many user IDs).
+pub const STARTS_PER_SOURCE: Window = Window {
+    window_ms: HOUR_MS,
+    limit: 30,
+};
+/// Starts per user ID left to a source after one of its new-device
+/// enrolments was refused (denied, reported, cancelled or voided by wrong
+/// codes) in the last hour.
+pub const STARTS_PER_SOURCE_AFTER_REFUSAL: u64 = 1;
 /// The window [`MAX_CHANGE_STARTS_PER_HOUR`] counts in.
 pub const CHANGE_START_WINDOW_MS: u64 = HOUR_MS;
-/// Most enrolments one identity may ask for per [`ENROLMENT_WINDOW_MS`];
-/// more are answered as decoys (they would only flood the person's phone,
-/// SMS and e-mail).
-pub const MAX_ENROLMENTS_PER_HOUR: u64 = 3;
 /// The window [`MAX_ENROLMENTS_PER_HOUR`] counts in.
 pub const ENROLMENT_WINDOW_MS: u64 = HOUR_MS;
 

@@ -10,8 +10,13 @@ use eid_protocol::events::SecurityEventKind;
 use eid_protocol::wire::{ChangeState, ContactChannel, RequestStatus};
 use eid_protocol::{Outcome, RequestId};
 
-use crate::limits::{LimitScope, MAX_CHANGE_STARTS_PER_HOUR, Window};
-use crate::store::{ChangeKind, DecideResult, Recipient, StoredChange};
+use crate::limits::{
+    LimitScope, MAX_AWAITING_ENROLMENTS, MAX_CHANGE_STARTS_PER_HOUR, WRONG_CODE_FIRST_WAIT_MS,
+    WRONG_CODE_MAX_WAIT_MS, WRONG_CODES_FREE_PER_SOURCE, Window,
+};
+use crate::store::{
+    ChangeKind, DecideResult, Enrolment, EnrolmentStoredState, Recipient, StoredChange,
+};
 
 /// A fraud hold as stored for one (identity, service provider).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,12 +201,48 @@ pub fn new_contact_recipient(change: &StoredChange) -> Option<Recipient> {
     }
 }
 
-/// Whether a new device may be asked for now, before the device cap is
-/// counted: one enrolment awaiting approval at a time, and fewer than
-/// `max_per_hour` in the last hour. Otherwise the answer is a decoy (more
-/// would only flood the person's phone, SMS and e-mail).
-pub fn enrolment_allowed(awaiting_live: u64, started_last_hour: u64, max_per_hour: u64) -> bool {
-    awaiting_live == 0 && started_last_hour < max_per_hour
+/// How long a source that sent `wrong` activation codes in the last window,
+/// the last at `last_wrong_at_ms`, must wait before it may try again: none
+/// for the first [`WRONG_CODES_FREE_PER_SOURCE`], then
+/// [`WRONG_CODE_FIRST_WAIT_MS`] doubling with each further wrong code, up to
+/// [`WRONG_CODE_MAX_WAIT_MS`], counted from the last wrong code. 0: may try.
+pub fn wrong_code_wait(wrong: u64, last_wrong_at_ms: Option<u64>, now_ms: u64) -> u64 {
+    let Some(over) = wrong.checked_sub(WRONG_CODES_FREE_PER_SOURCE) else {
+        return 0;
+    };
+    // 2^over times the first wait; past 2^20 the cap has long been reached.
+    let wait = if over >= 20 {
+        WRONG_CODE_MAX_WAIT_MS
+    } else {
+        (WRONG_CODE_FIRST_WAIT_MS << over).min(WRONG_CODE_MAX_WAIT_MS)
+    };
+    last_wrong_at_ms
+        .map_or(0, |t| t.saturating_add(wait))
+        .saturating_sub(now_ms)
+}
+
+/// Whether a new device may be asked for now, from any source, before the
+/// device cap is counted: fewer than [`MAX_AWAITING_ENROLMENTS`] awaiting
+/// approval, and fewer than `max_per_hour` in the last hour. A backstop: the
+/// tight limits are per source (`crate::api` counts them before the store).
+/// Several may await approval at once, each its own request with its own
+/// code, so that a stranger's enrolment cannot hide the person's own.
+pub fn enrolment_allowed_from_any_source(
+    awaiting_live: u64,
+    started_last_hour: u64,
+    max_per_hour: u64,
+) -> bool {
+    awaiting_live < MAX_AWAITING_ENROLMENTS && started_last_hour < max_per_hour
+}
+
+/// Whether a closed enrolment, seen at `now_ms`, was refused by the person
+/// rather than left to lapse: cancelled during its waiting period (it was
+/// approved, then cancelled), or before its request expired (denied,
+/// reported, three wrong codes, cancelled from a phone). Decoys never count.
+pub fn enrolment_refused(e: &Enrolment, now_ms: u64) -> bool {
+    e.identity_id.is_some()
+        && e.state == EnrolmentStoredState::Cancelled
+        && (e.usable_at_ms.is_some() || now_ms < e.expires_at_ms)
 }
 
 /// Whether an identity with `devices` (active authenticators plus live
@@ -357,11 +398,69 @@ mod tests {
     fn change_starts_and_enrolments_are_capped() {
         assert!(change_start_allowed(MAX_CHANGE_STARTS_PER_HOUR - 1));
         assert!(!change_start_allowed(MAX_CHANGE_STARTS_PER_HOUR));
-        assert!(enrolment_allowed(0, 2, 3));
-        assert!(!enrolment_allowed(1, 0, 3));
-        assert!(!enrolment_allowed(0, 3, 3));
+        assert!(enrolment_allowed_from_any_source(0, 2, 3));
+        assert!(enrolment_allowed_from_any_source(
+            MAX_AWAITING_ENROLMENTS - 1,
+            0,
+            3
+        ));
+        assert!(!enrolment_allowed_from_any_source(
+            MAX_AWAITING_ENROLMENTS,
+            0,
+            3
+        ));
+        assert!(!enrolment_allowed_from_any_source(0, 3, 3));
         assert!(device_cap_reached(5, 5));
         assert!(!device_cap_reached(4, 5));
+    }
+
+    #[test]
+    fn wrong_codes_of_a_source_double_its_wait_up_to_an_hour() {
+        let free = WRONG_CODES_FREE_PER_SOURCE;
+        assert_eq!(wrong_code_wait(free - 1, Some(0), 0), 0);
+        assert_eq!(wrong_code_wait(free, Some(0), 0), 60_000);
+        assert_eq!(wrong_code_wait(free + 1, Some(0), 0), 120_000);
+        assert_eq!(wrong_code_wait(free + 1, Some(0), 120_000), 0);
+        assert_eq!(wrong_code_wait(free + 60, Some(0), 0), 3_600_000);
+    }
+
+    #[test]
+    fn only_an_enrolment_the_person_refused_counts_against_its_source() {
+        let key = || {
+            eid_protocol::crypto::SoftwareSigningKey::generate()
+                .public_key()
+                .clone()
+        };
+        let e = Enrolment {
+            id: eid_protocol::AuthenticatorId::random(),
+            identity_id: Some(eid_protocol::IdentityId([1; 16])),
+            request_id: None,
+            device_public_key: key(),
+            pin_public_key: key(),
+            code: "12345678".into(),
+            state: EnrolmentStoredState::Cancelled,
+            requested_at_ms: 0,
+            expires_at_ms: 300_000,
+            wait_ms: 3_600_000,
+            usable_at_ms: None,
+        };
+        assert!(enrolment_refused(&e, 299_999), "denied before it lapsed");
+        assert!(!enrolment_refused(&e, 300_000), "lapsed undecided");
+        let waiting_cancelled = Enrolment {
+            usable_at_ms: Some(3_700_000),
+            ..e.clone()
+        };
+        assert!(enrolment_refused(&waiting_cancelled, 1_000_000));
+        let decoy = Enrolment {
+            identity_id: None,
+            ..e.clone()
+        };
+        assert!(!enrolment_refused(&decoy, 0));
+        let live = Enrolment {
+            state: EnrolmentStoredState::AwaitingApproval,
+            ..e
+        };
+        assert!(!enrolment_refused(&live, 0));
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub(crate) fn event_headline(kind: SecurityEventKind) -> (&'static str, &'static
             "Nye anmodninger fra en tjeneste, du meldte som svindel, er stoppet",
             "New requests from a service you reported as fraud were held",
         ),
+        K::ActivationCodeVoided => (
+            "Din aktiveringskode er ugyldig efter for mange forkerte forsøg; ring til eID-support for en ny",
+            "Your activation code was voided after too many wrong tries; call eID support for a new one",
+        ),
         _ => (
             "Der er sket en ændring på dit eID",
             "Something changed on your eID",

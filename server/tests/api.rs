@@ -762,7 +762,7 @@ async fn exactly_one_of_100_concurrent_decisions_wins_across_devices() {
 }
 
 #[tokio::test]
-async fn activation_codes_are_single_use_short_lived_and_void_after_three_tries() {
+async fn activation_codes_are_single_use_short_lived_and_survive_a_few_wrong_tries() {
     let h = Harness::start().await;
     let identity = h
         .admin
@@ -773,19 +773,15 @@ async fn activation_codes_are_single_use_short_lived_and_void_after_three_tries(
     let code = h.admin.issue_activation_code(identity).await.unwrap();
     assert_eq!(code.expires_at_ms - h.now(), 600_000);
     let mut phone = SoftPhone::new();
-    // Wrong code three times voids the right one.
+    // Three wrong codes do not void it (anyone who knows the user ID could
+    // send them; the limits are per source and a ceiling of twenty, see
+    // tests/strangers.rs).
     for _ in 0..3 {
         assert_code(
             phone.activate(&h.endpoint, USER, "AAAAA-AAAAA").await,
             ErrorCode::InvalidActivationCode,
         );
     }
-    assert_code(
-        phone
-            .activate(&h.endpoint, USER, &code.activation_code)
-            .await,
-        ErrorCode::InvalidActivationCode,
-    );
     // A new code works once, typed in lower case without the dash.
     let code = h.admin.issue_activation_code(identity).await.unwrap();
     let typed = code.activation_code.replace('-', "").to_lowercase();
@@ -836,7 +832,9 @@ async fn activation_codes_are_single_use_short_lived_and_void_after_three_tries(
             .await,
         ErrorCode::InvalidActivationCode,
     );
-    // Unknown user IDs get the same answer.
+    // Unknown user IDs get the same answer (an hour on: this address has
+    // sent the wrong codes it may send without waiting).
+    h.clock.advance_ms(3_600_000);
     assert_code(
         second
             .activate(&h.endpoint, "Nobody#123x", &code.activation_code)

@@ -11,8 +11,10 @@ use eid_protocol::wire::{
     PullResponse, PulledAccount, PulledEnrolment, SignedEnvelope, SignedReceipt,
     SubmitDecisionRequest,
 };
-use eid_protocol::{AuthenticatorId, Outcome};
+use eid_protocol::{AuthenticatorId, Nonce16, Outcome};
 
+use super::guard::Source;
+use super::rp::{RetryLater, retry_later};
 use super::signed::{DeviceSigned, bad_signature};
 use super::{ApiJson, AppState, CENTRAL_PIN_LOCK_AT};
 use crate::api::admin::activation_code_hash;
@@ -24,6 +26,10 @@ use crate::store::{
 };
 use crate::userid;
 
+/// How long the nonce written for an activation without a usable code is
+/// kept (its write only evens out the time of the answer).
+const NO_CODE_KEEP_MS: u64 = 60_000;
+
 /// Activates an authenticator: the user ID and single-use activation code bind
 /// the device key and PIN key (each proving possession) to the identity.
 #[utoipa::path(post, path = "/v1/device/activate", tag = "device", request_body = ActivateRequest,
@@ -34,21 +40,20 @@ use crate::userid;
         (status = 403, description = "invalid_activation_code or identity_blocked, or origin_refused (a web page of another site)", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
-        (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
+        (status = 429, description = "rate_limited: too many calls, or too many wrong codes, from this address; see the Retry-After header",
             body = ErrorBody,
             headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 pub(crate) async fn activate(
     State(state): State<AppState>,
+    Source(source): Source,
     ApiJson(req): ApiJson<ActivateRequest>,
-) -> ApiResult<(StatusCode, Json<ActivateResponse>)> {
+) -> Result<(StatusCode, Json<ActivateResponse>), RetryLater> {
     for key in [&req.device_public_key, &req.pin_public_key] {
         key.validate()
             .map_err(|_| ApiError::malformed("a public key is not a valid P-256 point"))?;
     }
     if req.device_public_key == req.pin_public_key {
-        return Err(ApiError::malformed(
-            "the device key and the PIN key must differ",
-        ));
+        return Err(ApiError::malformed("the device key and the PIN key must differ").into());
     }
     let proof = ActivationProof {
         user_id: &req.user_id,
@@ -64,6 +69,16 @@ pub(crate) async fn activate(
         .map_err(|_| bad_signature("PIN signature"))?;
 
     let now = state.now_ms();
+    // A source that sent too many wrong codes waits, longer with each, before
+    // any code of any user ID is looked at: guessing costs the guesser, and
+    // the code's own ceiling is far out of one source's reach.
+    if let Err(wait) = state.sources.may_try_code(source, now) {
+        return Err(retry_later(
+            ErrorCode::RateLimited,
+            "too many wrong activation codes from this address",
+            wait,
+        ));
+    }
     let code = req.activation_code.clone();
     let authenticator = Authenticator {
         id: AuthenticatorId::random(),
@@ -87,6 +102,7 @@ pub(crate) async fn activate(
         .await?;
     crate::crash::point("server.activation.code_used");
     let again = matches!(result, ActivationResult::AlreadyActivated(_));
+    let no_code = matches!(result, ActivationResult::NoUsableCode);
     match result {
         ActivationResult::Activated(auth) | ActivationResult::AlreadyActivated(auth) => {
             if again {
@@ -105,14 +121,26 @@ pub(crate) async fn activate(
         }
         // One answer for a wrong, used, expired or void code and an unknown user
         // ID, so the endpoint does not reveal which user IDs exist.
-        ActivationResult::WrongCode | ActivationResult::NoUsableCode => Err(ApiError::new(
-            ErrorCode::InvalidActivationCode,
-            "the user ID and activation code do not match a usable code",
-        )),
-        ActivationResult::Blocked => Err(ApiError::new(
-            ErrorCode::IdentityBlocked,
-            "the identity is blocked",
-        )),
+        ActivationResult::WrongCode | ActivationResult::NoUsableCode => {
+            if no_code {
+                // A wrong code for a live code is written (its tries count);
+                // so is this answer (a random nonce, forgotten by the minute
+                // tick), so the time does not tell whether a code is live.
+                state
+                    .store
+                    .use_nonce(Nonce16::random(), now.saturating_add(NO_CODE_KEEP_MS))
+                    .await?;
+            }
+            state.sources.wrong_code(source, now);
+            Err(ApiError::new(
+                ErrorCode::InvalidActivationCode,
+                "the user ID and activation code do not match a usable code",
+            )
+            .into())
+        }
+        ActivationResult::Blocked => {
+            Err(ApiError::new(ErrorCode::IdentityBlocked, "the identity is blocked").into())
+        }
     }
 }
 

@@ -24,10 +24,14 @@ use eid_protocol::{
     SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME,
 };
 
+use super::guard::Source;
+use super::rp::{RetryLater, retry_later};
 use super::signed::{DeviceSigned, bad_signature};
+use super::sources::StartKind;
 use super::{AppState, RawBody};
 use crate::error::{ApiError, ApiResult};
 use crate::limits::MAX_ENROLMENTS_PER_HOUR;
+use crate::policy;
 use crate::store::{
     CancelEnrolmentResult, Enrolment, EnrolmentPoll, EnrolmentStoredState, StartEnrolmentResult,
     StoredRequest,
@@ -93,10 +97,14 @@ fn started(e: &Enrolment) -> EnrolmentStarted {
 
 /// A new device asks to be added to an identity. Unsigned (the device has no
 /// authenticator yet): both new keys sign the enrolment proof. An unknown user
-/// ID, a blocked identity, or an identity that already has a new device
-/// awaiting approval (or three this hour) gets the same answer as a real
-/// enrolment, which is then never approved, so the endpoint reveals no user
-/// IDs and cannot be used to flood a person with requests.
+/// ID, a blocked identity, or an identity past the limits of all sources
+/// together (several awaiting approval, or many this hour) gets the same
+/// answer as a real enrolment, which is then never approved, so the endpoint
+/// reveals no user IDs and cannot be used to flood a person with requests.
+/// One source (client address) gets a few starts per user ID, known or not,
+/// per hour, fewer after one of its enrolments was refused; past them it
+/// alone is refused 429 (docs/threat-model.md, "Strangers who know a user
+/// ID").
 #[utoipa::path(post, path = "/v1/device/enrolments", tag = "device", request_body = StartEnrolmentRequest,
     responses(
         (status = 201, body = EnrolmentStarted),
@@ -105,13 +113,14 @@ fn started(e: &Enrolment) -> EnrolmentStarted {
         (status = 403, description = "device_limit_reached, or origin_refused (a web page of another site)", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
-        (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
+        (status = 429, description = "rate_limited: too many calls, or too many starts for this user ID, from this address; see the Retry-After header",
             body = ErrorBody,
             headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 pub(crate) async fn start(
     State(state): State<AppState>,
+    Source(source): Source,
     RawBody(body): RawBody,
-) -> ApiResult<(StatusCode, Json<EnrolmentStarted>)> {
+) -> Result<(StatusCode, Json<EnrolmentStarted>), RetryLater> {
     let req: StartEnrolmentRequest =
         serde_json::from_slice(&body).map_err(|_| ApiError::malformed("invalid enrolment body"))?;
     for key in [&req.device_public_key, &req.pin_public_key] {
@@ -119,9 +128,7 @@ pub(crate) async fn start(
             .map_err(|_| ApiError::malformed("a public key is not a valid P-256 point"))?;
     }
     if req.device_public_key == req.pin_public_key {
-        return Err(ApiError::malformed(
-            "the device key and the PIN key must differ",
-        ));
+        return Err(ApiError::malformed("the device key and the PIN key must differ").into());
     }
     let proof = EnrolmentProof {
         user_id: &req.user_id,
@@ -153,6 +160,18 @@ pub(crate) async fn start(
         usable_at_ms: None,
     };
     let folded = userid::fold(&req.user_id);
+    // Counted per source before anything is looked up, alike for every user
+    // ID, so the refusal tells nothing about it.
+    if let Err(wait) = state
+        .sources
+        .start(StartKind::Enrolment, source, &folded, now)
+    {
+        return Err(retry_later(
+            ErrorCode::RateLimited,
+            "too many new-device starts for this user ID from this address",
+            wait,
+        ));
+    }
     // Through the eviction-aware lookup: a user ID changed meanwhile must not
     // be cached again under its old name.
     let identity_id = super::identity_id_of(&state, &folded).await?;
@@ -197,7 +216,8 @@ pub(crate) async fn start(
         StartEnrolmentResult::DeviceLimitReached => Err(ApiError::new(
             ErrorCode::DeviceLimitReached,
             "this identity has the most devices allowed; remove one first",
-        )),
+        )
+        .into()),
     }
 }
 
@@ -233,6 +253,7 @@ fn closed() -> ApiError {
             headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 pub(crate) async fn status(
     State(state): State<AppState>,
+    Source(source): Source,
     DeviceSigned { body: req, .. }: DeviceSigned<EnrolmentStatusRequest>,
 ) -> ApiResult<Json<EnrolmentStatusResponse>> {
     let id = req.enrolment_id;
@@ -265,7 +286,19 @@ pub(crate) async fn status(
                 }),
             )
         }
-        EnrolmentPoll::Closed => return Err(closed()),
+        EnrolmentPoll::Closed => {
+            // The source that keeps a device the person refused gets fewer
+            // starts; one whose request merely lapsed does not.
+            if state
+                .store
+                .enrolment(id)
+                .await?
+                .is_some_and(|e| policy::enrolment_refused(&e, now))
+            {
+                state.sources.enrolment_refused(source, now);
+            }
+            return Err(closed());
+        }
     }))
 }
 

@@ -7,6 +7,7 @@ mod guard;
 mod rp;
 mod self_service;
 mod signed;
+mod sources;
 
 use std::sync::Arc;
 
@@ -57,6 +58,9 @@ pub(crate) struct Inner {
     pub(crate) identity_ids: ImmutableCache<String, IdentityId>,
     /// The immutable part of each authenticator: its device key.
     pub(crate) device_keys: ImmutableCache<AuthenticatorId, DeviceKey>,
+    /// What each source did recently (starts, wrong codes), and the unknown
+    /// user IDs each provider asked for.
+    pub(crate) sources: sources::SourceLimits,
 }
 
 /// The part of an authenticator that never changes, enough to check a device
@@ -93,6 +97,7 @@ impl AppState {
             service_providers: ImmutableCache::new(CACHE_MAX_ENTRIES),
             identity_ids: ImmutableCache::new(CACHE_MAX_ENTRIES),
             device_keys: ImmutableCache::new(CACHE_MAX_ENTRIES),
+            sources: sources::SourceLimits::default(),
         }))
     }
 

@@ -11,7 +11,7 @@ use eid_protocol::wire::{
     BindingMode, CreateRequestRequest, ErrorBody, ErrorCode, RequestCreated, RequestStatus,
     RequestStatusResponse,
 };
-use eid_protocol::{RequestEnvelopeBody, RequestId};
+use eid_protocol::{RequestEnvelopeBody, RequestId, ServiceProviderId};
 
 use super::{ApiJson, AppState, RelyingParty, parse_id};
 use crate::error::{ApiError, ApiResult};
@@ -46,6 +46,12 @@ impl From<ApiError> for RetryLater {
     }
 }
 
+impl From<crate::store::StoreError> for RetryLater {
+    fn from(error: crate::store::StoreError) -> Self {
+        ApiError::from(error).into()
+    }
+}
+
 impl IntoResponse for RetryLater {
     fn into_response(self) -> Response {
         let mut response = self.error.into_response();
@@ -58,11 +64,37 @@ impl IntoResponse for RetryLater {
     }
 }
 
-fn retry_later(code: ErrorCode, what: &str, retry_after_ms: u64) -> RetryLater {
+pub(crate) fn retry_later(code: ErrorCode, what: &str, retry_after_ms: u64) -> RetryLater {
     let secs = retry_after_ms.div_ceil(1000).max(1);
     RetryLater {
         error: ApiError::new(code, format!("{what}; retry after {secs} s")),
         retry_after_secs: Some(secs),
+    }
+}
+
+/// The answer to a request for a user ID no identity has: `unknown_identity`
+/// (404), counted in the provider's per-provider windows (apart from its
+/// requests, with the same limits), so that a provider, or someone with its
+/// key, cannot walk user IDs faster than it may ask; past them
+/// `rate_limited` (429) with `Retry-After`. The provider is authenticated and
+/// needs to know that a user ID is wrong, so the 404 stays (see
+/// docs/threat-model.md).
+fn unknown_identity(
+    state: &AppState,
+    sp: ServiceProviderId,
+    limits: &RequestLimits,
+    now_ms: u64,
+) -> RetryLater {
+    match state
+        .sources
+        .unknown_user_id(sp, &limits.per_provider, now_ms)
+    {
+        Ok(()) => ApiError::new(ErrorCode::UnknownIdentity, "no identity has this user ID").into(),
+        Err(wait) => retry_later(
+            ErrorCode::RateLimited,
+            "too many requests for unknown user IDs from this service provider recently",
+            wait,
+        ),
     }
 }
 
@@ -141,10 +173,11 @@ pub(crate) async fn create_request(
     // Only the immutable user-ID → identity mapping is looked up here (and
     // cached); blocked and the pending limit are checked in the write.
     let folded = userid::fold(&req.user_id);
-    let identity_id = super::identity_id_of(&state, &folded)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownIdentity, "no identity has this user ID"))?;
     let now = state.now_ms();
+    let limits = RequestLimits::from_config(&state.config, sp.id);
+    let Some(identity_id) = super::identity_id_of(&state, &folded).await? else {
+        return Err(unknown_identity(&state, sp.id, &limits, now));
+    };
     let envelope = RequestEnvelopeBody {
         request_id: RequestId::random(),
         identity_id,
@@ -173,18 +206,15 @@ pub(crate) async fn create_request(
         status: RequestStatus::Pending,
         decision: None,
     };
-    let limits = RequestLimits::from_config(&state.config, sp.id);
     match state
         .store
-        .create_request_limited(stored, limits, now)
+        .create_request_limited(stored, limits.clone(), now)
         .await
         .map_err(ApiError::from)?
     {
         CreateResult::Created => {}
         CreateResult::UnknownIdentity => {
-            return Err(
-                ApiError::new(ErrorCode::UnknownIdentity, "no identity has this user ID").into(),
-            );
+            return Err(unknown_identity(&state, sp.id, &limits, now));
         }
         CreateResult::Blocked => {
             return Err(

@@ -8,13 +8,16 @@
 //!
 //! What the portal reveals: nothing about whether a user ID exists. A start
 //! for an unknown or blocked user ID gets the same answer as a real one (a
-//! fresh change id and request id) but nothing is stored or sent; a change is
+//! fresh change id and request id), after the same store round trip and a
+//! write to disk, but nothing about it is kept or sent; a change is
 //! visible (confirm, status) only with its owner's user ID and only after its
 //! first login was approved in the app, so a made-up start and a real one
 //! that was not approved look the same. The user-ID rules that depend on the
 //! person's data (not their name, phone or e-mail) and the uniqueness check
 //! run only after the approval, in the write that applies the change, so the
 //! portal is no oracle for taken user IDs or for someone's phone or e-mail.
+
+use std::net::IpAddr;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -25,10 +28,13 @@ use eid_protocol::wire::{
     StartContactChangeRequest, StartUserIdChangeRequest,
 };
 use eid_protocol::{
-    ChangeId, IdentityId, RequestEnvelopeBody, RequestId, RequestKind, SELF_SERVICE_PROVIDER_ID,
-    SELF_SERVICE_PROVIDER_NAME,
+    ChangeId, IdentityId, Nonce16, RequestEnvelopeBody, RequestId, RequestKind,
+    SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME,
 };
 
+use super::guard::Source;
+use super::rp::{RetryLater, retry_later};
+use super::sources::StartKind;
 use super::{ApiJson, AppState, parse_id};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
@@ -36,6 +42,10 @@ use crate::store::{
 };
 use crate::texts::contact_change_text;
 use crate::{contact, userid};
+
+/// How long the nonce written for a start that stores nothing is kept (its
+/// write only evens out the time of the answer).
+const UNKNOWN_START_KEEP_MS: u64 = 60_000;
 
 /// The stable snake_case name of a change state (for messages).
 pub(crate) fn state_name(state: ChangeState) -> &'static str {
@@ -105,28 +115,41 @@ fn self_service_request(
     })
 }
 
-/// Starts a change for `user_id`; answers an unknown or blocked user ID like a
-/// known one (see the module docs).
+/// Starts a change for `user_id` asked from `source`; answers an unknown or
+/// blocked user ID like a known one (see the module docs), also in time.
+/// One source gets a few starts per user ID, known or not, per hour; past
+/// them it alone is refused 429 (docs/threat-model.md, "Strangers who know a
+/// user ID"); the person's allowance over all sources is only a backstop.
 async fn start(
     state: &AppState,
+    source: IpAddr,
     user_id: &str,
     kind: ChangeKind,
     new_value: String,
     text: &str,
-) -> ApiResult<(StatusCode, Json<SelfServiceStep>)> {
+) -> Result<(StatusCode, Json<SelfServiceStep>), RetryLater> {
     let now = state.now_ms();
-    let identity_id = super::identity_id_of(state, &userid::fold(user_id)).await?;
+    let folded = userid::fold(user_id);
+    if let Err(wait) = state
+        .sources
+        .start(StartKind::SelfService, source, &folded, now)
+    {
+        return Err(retry_later(
+            ErrorCode::RateLimited,
+            "too many self-service starts for this user ID from this address",
+            wait,
+        ));
+    }
+    let known = super::identity_id_of(state, &folded).await?;
+    // An unknown user ID goes the same way, with an identity id nobody has:
+    // the store answers it like a blocked one, after the same round trip.
+    let identity_id = known.unwrap_or_else(|| IdentityId(eid_protocol::crypto::random_array()));
     // Built (and signed) either way, so both answers cost about the same.
-    let request =
-        self_service_request(state, identity_id.unwrap_or(IdentityId([0; 16])), text, now)?;
+    let request = self_service_request(state, identity_id, text, now)?;
     let step = SelfServiceStep {
         change_id: ChangeId::random(),
         request_id: request.envelope.request_id,
         expires_at_ms: request.envelope.expires_at_ms,
-    };
-    let Some(identity_id) = identity_id else {
-        tracing::debug!("self-service start for an unknown user ID; answered alike");
-        return Ok((StatusCode::CREATED, Json(step)));
     };
     let change = StoredChange {
         id: step.change_id,
@@ -153,19 +176,30 @@ async fn start(
             tracing::info!(identity = %identity_id, change = %step.change_id, "self-service change started");
         }
         StartChangeResult::UnknownIdentity | StartChangeResult::Blocked => {
-            tracing::info!(identity = %identity_id, "self-service start for a blocked identity; nothing done");
+            // A real start answers after its write reached the disk; so does
+            // this one (a random nonce, forgotten by the minute tick like any
+            // other), so the time of the answer does not tell them apart.
+            state
+                .store
+                .use_nonce(Nonce16::random(), now.saturating_add(UNKNOWN_START_KEEP_MS))
+                .await?;
+            tracing::debug!(
+                "self-service start for an unknown or blocked user ID, or past the limit; nothing done"
+            );
         }
         StartChangeResult::ChangePending => {
             return Err(ApiError::new(
                 ErrorCode::ChangePending,
                 "a change of this kind is already under way; complete it or cancel it in the app first",
-            ));
+            )
+            .into());
         }
         StartChangeResult::TooManyPending => {
             return Err(ApiError::new(
                 ErrorCode::RequestClosed,
                 "this person has too many pending requests; try later",
-            ));
+            )
+            .into());
         }
     }
     Ok((StatusCode::CREATED, Json(step)))
@@ -187,13 +221,14 @@ async fn start(
         (status = 403, description = "origin_refused (a web page of another site)", body = ErrorBody),
         (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
         (status = 422, description = "invalid_contact", body = ErrorBody),
-        (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
+        (status = 429, description = "rate_limited: too many calls, or too many starts for this user ID, from this address; see the Retry-After header",
             body = ErrorBody,
             headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 pub(crate) async fn start_contact_change(
     State(state): State<AppState>,
+    Source(source): Source,
     ApiJson(req): ApiJson<StartContactChangeRequest>,
-) -> ApiResult<(StatusCode, Json<SelfServiceStep>)> {
+) -> Result<(StatusCode, Json<SelfServiceStep>), RetryLater> {
     let checked = match req.channel {
         ContactChannel::Phone => contact::check_phone(&req.new_value),
         _ => contact::check_email(&req.new_value),
@@ -205,6 +240,7 @@ pub(crate) async fn start_contact_change(
     );
     start(
         &state,
+        source,
         &req.user_id,
         ChangeKind::Contact(req.channel),
         checked,
@@ -229,17 +265,26 @@ pub(crate) async fn start_contact_change(
         (status = 403, description = "origin_refused (a web page of another site)", body = ErrorBody),
         (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
         (status = 422, description = "invalid_user_id", body = ErrorBody),
-        (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
+        (status = 429, description = "rate_limited: too many calls, or too many starts for this user ID, from this address; see the Retry-After header",
             body = ErrorBody,
             headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 pub(crate) async fn start_user_id_change(
     State(state): State<AppState>,
+    Source(source): Source,
     ApiJson(req): ApiJson<StartUserIdChangeRequest>,
-) -> ApiResult<(StatusCode, Json<SelfServiceStep>)> {
+) -> Result<(StatusCode, Json<SelfServiceStep>), RetryLater> {
     let checked = userid::check(&req.new_user_id, userid::PersonalData::default())
         .map_err(|e| ApiError::new(ErrorCode::InvalidUserId, e.to_string()))?;
     let text = format!("Skift bruger-ID til {checked}");
-    start(&state, &req.user_id, ChangeKind::UserId, checked, &text).await
+    start(
+        &state,
+        source,
+        &req.user_id,
+        ChangeKind::UserId,
+        checked,
+        &text,
+    )
+    .await
 }
 
 /// The caller's change, visible only with its owner's user ID and once its

@@ -94,7 +94,7 @@ macro_rules! store_conformance_suite {
             a_second_provider_with_the_same_key_hash_is_a_conflict,
             a_provider_name_confusable_with_a_registered_one_is_refused,
             the_right_activation_code_activates_once_and_a_retry_gets_the_same_authenticator,
-            wrong_activation_codes_count_until_the_code_is_void,
+            wrong_activation_codes_count_until_the_code_is_void_and_the_void_is_told,
             a_new_activation_code_resets_the_tries,
             an_expired_missing_or_unknown_activation_code_is_not_usable,
             a_blocked_identity_cannot_activate,
@@ -129,7 +129,9 @@ macro_rules! store_conformance_suite {
             an_enrolment_with_a_request_awaits_approval_and_is_announced,
             an_enrolment_for_an_unknown_or_blocked_identity_is_a_decoy,
             the_same_new_keys_get_the_live_enrolment_back,
-            a_second_enrolment_while_one_awaits_approval_or_past_the_hourly_limit_is_a_decoy,
+            enrolments_await_approval_side_by_side_up_to_a_cap_then_are_decoys,
+            only_active_and_approved_devices_fill_the_cap_at_a_start,
+            expired_decoy_enrolments_are_purged_within_the_limit,
             the_device_cap_refuses_an_enrolment,
             an_approved_enrolment_activates_only_after_its_wait,
             the_device_cap_is_checked_again_when_the_wait_ends,
@@ -723,7 +725,9 @@ pub async fn the_right_activation_code_activates_once_and_a_retry_gets_the_same_
 
 /// Each wrong code counts a try; after the last try even the right code is
 /// not usable.
-pub async fn wrong_activation_codes_count_until_the_code_is_void(store: FreshStore) {
+pub async fn wrong_activation_codes_count_until_the_code_is_void_and_the_void_is_told(
+    store: FreshStore,
+) {
     let s = &*store;
     let anna = identity(s, ANNA).await;
     let code = random_array();
@@ -731,14 +735,35 @@ pub async fn wrong_activation_codes_count_until_the_code_is_void(store: FreshSto
         .await
         .unwrap();
     for _ in 0..3 {
+        assert!(
+            addresses_of(
+                &claim_all(s, T0).await,
+                SecurityEventKind::ActivationCodeVoided
+            )
+            .is_empty()
+        );
         assert_eq!(
             activate_with(s, &anna, random_array(), T0, new_authenticator(T0)).await,
             ActivationResult::WrongCode
         );
     }
+    // The try that voided it told the person, once, on every channel.
+    let told = addresses_of(
+        &claim_all(s, T0).await,
+        SecurityEventKind::ActivationCodeVoided,
+    );
+    assert_eq!(told.len(), 1);
     assert_eq!(
         activate_with(s, &anna, code, T0, new_authenticator(T0)).await,
         ActivationResult::NoUsableCode
+    );
+    activate_with(s, &anna, random_array(), T0, new_authenticator(T0)).await;
+    assert!(
+        addresses_of(
+            &claim_all(s, T0).await,
+            SecurityEventKind::ActivationCodeVoided
+        )
+        .is_empty()
     );
     assert!(s.authenticators_of(anna.id).await.unwrap().is_empty());
 }
@@ -1989,42 +2014,144 @@ pub async fn the_same_new_keys_get_the_live_enrolment_back(store: FreshStore) {
     );
 }
 
-/// While one enrolment awaits approval, or past the hourly limit, a new one
-/// is answered as a decoy and stores no request.
-pub async fn a_second_enrolment_while_one_awaits_approval_or_past_the_hourly_limit_is_a_decoy(
-    store: FreshStore,
-) {
+/// Several enrolments may await approval at once (each its own request, so a
+/// stranger's cannot hide the person's own), up to
+/// [`crate::limits::MAX_AWAITING_ENROLMENTS`]; one more, or one past the
+/// hourly limit, is answered as a decoy and stores no request.
+pub async fn enrolments_await_approval_side_by_side_up_to_a_cap_then_are_decoys(store: FreshStore) {
     let s = &*store;
     let anna = identity(s, ANNA).await;
     let phone = activated(s, &anna, T0).await;
-    let first = start_real_enrolment(s, &anna, T0).await;
-    let asked = new_device(T0 + 1);
+    let awaiting = crate::limits::MAX_AWAITING_ENROLMENTS;
+    let mut started = Vec::new();
+    for i in 0..awaiting {
+        let asked = new_device(T0 + i);
+        let request = new_device_request(anna.id, &asked);
+        match s
+            .start_enrolment(asked, Some(request.clone()), 3, 20, T0 + i)
+            .await
+            .unwrap()
+        {
+            StartEnrolmentResult::Started(e) if e.identity_id.is_some() => started.push(e),
+            other => panic!("enrolment {i} is not real: {other:?}"),
+        }
+        assert!(
+            s.request(request.envelope.request_id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    let asked = new_device(T0 + awaiting);
     let request = new_device_request(anna.id, &asked);
     assert_eq!(
-        s.start_enrolment(asked.clone(), Some(request.clone()), 5, 3, T0 + 1)
+        s.start_enrolment(asked.clone(), Some(request.clone()), 3, 20, T0 + awaiting)
             .await
             .unwrap(),
         StartEnrolmentResult::Started(asked)
     );
     assert_eq!(s.request(request.envelope.request_id).await.unwrap(), None);
-    // Over the hourly limit (here 1), even with none awaiting approval.
-    s.cancel_enrolment(phone.id, first.id, T0 + 2)
-        .await
-        .unwrap();
-    let asked = new_device(T0 + 3);
+    // Over the hourly limit (here the number started), even with none
+    // awaiting approval.
+    for e in &started {
+        s.cancel_enrolment(phone.id, e.id, T0 + 10).await.unwrap();
+    }
+    let asked = new_device(T0 + 11);
     let request = new_device_request(anna.id, &asked);
     assert_eq!(
-        s.start_enrolment(asked.clone(), Some(request), 5, 1, T0 + 3)
+        s.start_enrolment(asked.clone(), Some(request), 3, awaiting, T0 + 11)
             .await
             .unwrap(),
         StartEnrolmentResult::Started(asked)
     );
     // An hour later it is real again.
-    let later = start_real_enrolment(s, &anna, T0 + HOUR + 1).await;
+    let later = start_real_enrolment(s, &anna, T0 + HOUR + 20).await;
     assert_eq!(later.identity_id, Some(anna.id));
 }
 
-/// At the device cap (active authenticators plus live enrolments) a new
+/// Enrolments nobody approved yet do not count toward the device cap when
+/// a new one starts (anyone who knows the user ID could otherwise fill it);
+/// approved ones in their wait do.
+pub async fn only_active_and_approved_devices_fill_the_cap_at_a_start(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let first = start_real_enrolment(s, &anna, T0).await;
+    // Cap 2: one phone and one unapproved enrolment leave room.
+    let asked = new_device(T0 + 1);
+    let request = new_device_request(anna.id, &asked);
+    let second = match s
+        .start_enrolment(asked, Some(request), 2, 20, T0 + 1)
+        .await
+        .unwrap()
+    {
+        StartEnrolmentResult::Started(e) if e.identity_id.is_some() => e,
+        other => panic!("not real: {other:?}"),
+    };
+    decided(
+        s,
+        &request_of(&first, anna.id),
+        &phone,
+        Outcome::Approve,
+        1,
+        T0 + 2,
+    )
+    .await;
+    let asked = new_device(T0 + 3);
+    let request = new_device_request(anna.id, &asked);
+    assert_eq!(
+        s.start_enrolment(asked, Some(request), 2, 20, T0 + 3)
+            .await
+            .unwrap(),
+        StartEnrolmentResult::DeviceLimitReached
+    );
+    assert_eq!(
+        s.enrolment(second.id).await.unwrap().map(|e| e.state),
+        Some(EnrolmentStoredState::AwaitingApproval)
+    );
+}
+
+/// Expired decoy enrolments are deleted, at most `limit` a call; live decoys
+/// and real enrolments stay; a deleted decoy polls as closed, as before.
+pub async fn expired_decoy_enrolments_are_purged_within_the_limit(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let real = start_real_enrolment(s, &anna, T0).await;
+    let decoys: Vec<Enrolment> = (0..3).map(|_| new_device(T0)).collect();
+    for d in &decoys {
+        s.start_enrolment(d.clone(), None, 5, 3, T0).await.unwrap();
+    }
+    let live = new_device(T0 + 1);
+    s.start_enrolment(live.clone(), None, 5, 3, T0 + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.purge_decoy_enrolments(T0 + LIFETIME - 1, 10)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(s.purge_decoy_enrolments(T0 + LIFETIME, 2).await.unwrap(), 2);
+    assert_eq!(
+        s.purge_decoy_enrolments(T0 + LIFETIME, 10).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        s.purge_decoy_enrolments(T0 + LIFETIME, 10).await.unwrap(),
+        0
+    );
+    for d in &decoys {
+        assert_eq!(s.enrolment(d.id).await.unwrap(), None);
+        assert_eq!(
+            s.poll_enrolment(d.id, 5, T0 + LIFETIME).await.unwrap(),
+            EnrolmentPoll::Closed
+        );
+    }
+    assert!(s.enrolment(live.id).await.unwrap().is_some());
+    assert!(s.enrolment(real.id).await.unwrap().is_some());
+}
+
+/// At the device cap (active authenticators plus approved enrolments) a new
 /// enrolment is refused.
 pub async fn the_device_cap_refuses_an_enrolment(store: FreshStore) {
     let s = &*store;

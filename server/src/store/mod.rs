@@ -1017,6 +1017,11 @@ pub trait Store: Send + Sync + 'static {
     /// `limit` per call. Reads already treat them as expired; this records
     /// it. Returns how many were marked.
     async fn expire_changes(&self, now_ms: u64, limit: u32) -> StoreResult<u64>;
+    /// Deletes up to `limit` decoy enrolments (answers to starts for an
+    /// unknown or blocked user ID, or past the limits) that expired before
+    /// `now_ms`; returns how many. Their status poll answers "closed" either
+    /// way, so deleting them changes no answer and keeps the table bounded.
+    async fn purge_decoy_enrolments(&self, now_ms: u64, limit: u32) -> StoreResult<u64>;
     /// Cancels an open change of `identity_id` (from the app), with its
     /// pending self-service request, and records `ContactChangeCancelled`.
     async fn cancel_change(

@@ -96,7 +96,7 @@ async fn a_wrong_activation_code_is_refused_and_leaves_nothing_behind() {
             code: ErrorCode::InvalidActivationCode
         }
     );
-    // The right code still works (two wrong tries of three).
+    // The right code still works (two wrong tries, far below the ceiling).
     phone.app.activate(USER, &person.code, PIN).await.unwrap();
     assert_eq!(phone.app.accounts().unwrap().len(), 1);
 }

@@ -559,7 +559,7 @@ async fn blocking_during_the_wait_kills_the_new_device_for_good() {
 }
 
 #[tokio::test]
-async fn one_new_device_at_a_time_and_a_lost_answer_gets_the_same_enrolment() {
+async fn new_devices_await_approval_side_by_side_and_a_lost_answer_gets_the_same_enrolment() {
     let w = World::start().await.unwrap();
     let user = "hans#1950x";
     let (_, a, acc) = person_with_phone(&w, user).await;
@@ -575,23 +575,43 @@ async fn one_new_device_at_a_time_and_a_lost_answer_gets_the_same_enrolment() {
     assert_eq!(start_raw(&w, &unknown).await.unwrap(), decoy);
     first.authenticator_id = Some(started.enrolment_id);
 
-    // Another new phone meanwhile gets an answer like any other, but no
-    // request reaches phone A and its code approves nothing.
+    // Another new phone meanwhile (the person's own, or a stranger's): its
+    // request shows beside the first, each with its own code, so neither
+    // can hide the other (docs/threat-model.md, "Strangers who know a user
+    // ID").
     let b = w.phone("hans-b").unwrap();
     let e = b.app.start_device_enrolment(user, PIN).await.unwrap();
     assert_ne!(e.enrolment_id, started.enrolment_id);
-    let view = new_device_request(&a).await;
+    let views: Vec<_> = a
+        .app
+        .refresh()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|v| v.kind == RequestKind::NewDevice)
+        .collect();
+    assert_eq!(views.len(), 2, "both new-device requests show");
     let pending = a.app.pending_devices(&acc).unwrap();
-    assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].enrolment_id, started.enrolment_id);
-    if e.code != started.code {
+    let mut ids: Vec<_> = pending.iter().map(|p| p.enrolment_id).collect();
+    ids.sort();
+    let mut expected = vec![started.enrolment_id, e.enrolment_id];
+    expected.sort();
+    assert_eq!(ids, expected);
+    // The first phone's code approves only the first phone's request.
+    let mut approved = 0;
+    for view in &views {
         let unlock = a.app.unlock(&acc, &view.request_id, PIN).await.unwrap();
-        assert_eq!(
-            a.app.approve(&unlock, true, Some(&e.code)).await,
-            Err(Error::WrongBindingCode)
-        );
+        match a.app.approve(&unlock, true, Some(&started.code)).await {
+            Ok(_) => approved += 1,
+            Err(err) => {
+                assert!(
+                    e.code == started.code || err == Error::WrongBindingCode,
+                    "{err:?}"
+                );
+            }
+        }
     }
-    approve_with_code(&a, &acc, &started.code).await.unwrap();
+    assert_eq!(approved, 1);
     assert_eq!(
         status_code(&w, &first, started.enrolment_id)
             .await

@@ -163,6 +163,30 @@ pub(super) fn count_devices(
     Ok(u64::try_from(active + live).unwrap_or(u64::MAX))
 }
 
+/// Counts the devices of an identity the person has or approved: active
+/// authenticators plus enrolments in their waiting period.
+fn count_approved_devices(c: &Connection, identity_id: &IdentityId) -> rusqlite::Result<u64> {
+    let n: i64 = c
+        .prepare_cached(
+            "SELECT (SELECT COUNT(*) FROM authenticators WHERE identity_id = ?1 AND state = 'active') + \
+             (SELECT COUNT(*) FROM device_enrolments WHERE identity_id = ?1 AND state = 'waiting')",
+        )?
+        .query_row(params![Col(identity_id)], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(u64::MAX))
+}
+
+/// Deletes up to `max` decoy enrolments (no identity) that expired before
+/// `now_ms`; returns how many.
+pub(super) fn purge_decoy_enrolments(c: &Connection, now_ms: u64, max: u64) -> StoreResult<u64> {
+    let n = c
+        .prepare_cached(
+            "DELETE FROM device_enrolments WHERE rowid IN (SELECT rowid FROM device_enrolments \
+             WHERE identity_id IS NULL AND expires_at_ms <= ?1 LIMIT ?2)",
+        )?
+        .execute(params![i64_of(now_ms), i64_of(max)])?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// The transaction of [`Store::start_enrolment`](crate::store::Store::start_enrolment).
 pub(super) fn start_enrolment(
     c: &Connection,
@@ -214,8 +238,9 @@ pub(super) fn start_enrolment(
             return Ok(StartEnrolmentResult::Started(decoy));
         }
     }
-    // One new device at a time, and a few per hour: more would only
-    // flood the person's phone, SMS and e-mail.
+    // A few awaiting approval at once and a backstop per hour, from all
+    // sources together: more would only flood the person's phone, SMS and
+    // e-mail (the tight limits are per source, before the store).
     let (awaiting, last_hour): (i64, i64) = c
         .prepare_cached(&format!(
             "SELECT COALESCE(SUM(e.state = 'awaiting_approval' AND {LIVE_ENROLMENT}), 0), \
@@ -225,7 +250,7 @@ pub(super) fn start_enrolment(
             params![identity_col, i64_of(now_ms), i64_of(now_ms.saturating_sub(ENROLMENT_WINDOW_MS))],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-    if !policy::enrolment_allowed(
+    if !policy::enrolment_allowed_from_any_source(
         u64::try_from(awaiting).unwrap_or(0),
         u64::try_from(last_hour).unwrap_or(u64::MAX),
         max_per_hour,
@@ -233,10 +258,10 @@ pub(super) fn start_enrolment(
         insert_enrolment(c, &decoy)?;
         return Ok(StartEnrolmentResult::Started(decoy));
     }
-    if policy::device_cap_reached(
-        count_devices(c, &identity, &enrolment.id, now_ms)?,
-        max_devices,
-    ) {
+    // Only devices the person has (active) or approved (waiting) count
+    // here: unapproved enrolments, anyone's, must not fill the cap. The
+    // status poll checks the whole cap again before it activates.
+    if policy::device_cap_reached(count_approved_devices(c, &identity)?, max_devices) {
         return Ok(StartEnrolmentResult::DeviceLimitReached);
     }
     insert_request(c, &request, &envelope_json)?;

@@ -251,10 +251,27 @@ pub(super) fn activate(
         }
         policy::CodeCheck::Unusable => return Ok(ActivationResult::NoUsableCode),
         policy::CodeCheck::Wrong => {
-            c.prepare_cached(
-                "UPDATE activation_codes SET tries = tries + 1 WHERE identity_id = ?1",
-            )?
-            .execute(params![Col(identity.id)])?;
+            let tries: u32 = c
+                .prepare_cached(
+                    "UPDATE activation_codes SET tries = tries + 1 WHERE identity_id = ?1 RETURNING tries",
+                )?
+                .query_row(params![Col(identity.id)], |r| r.get(0))?;
+            // The try that voids the code tells the person (SMS, e-mail, the
+            // feed of any phone they still have): someone has been guessing,
+            // and they need a new code from support.
+            if tries == max_tries {
+                insert_event(
+                    c,
+                    &NewEvent {
+                        identity_id: identity.id,
+                        kind: SecurityEventKind::ActivationCodeVoided,
+                        authenticator_id: None,
+                        detail: None,
+                        occurred_at_ms: now_ms,
+                        extra_recipients: Vec::new(),
+                    },
+                )?;
+            }
             return Ok(ActivationResult::WrongCode);
         }
         policy::CodeCheck::Right => {}

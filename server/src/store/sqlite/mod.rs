@@ -347,6 +347,11 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn purge_decoy_enrolments(&self, now_ms: u64, limit: u32) -> StoreResult<u64> {
+        self.write(move |c| enrolments::purge_decoy_enrolments(c, now_ms, u64::from(limit)))
+            .await
+    }
+
     async fn cancel_change(
         &self,
         id: ChangeId,
