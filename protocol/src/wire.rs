@@ -496,12 +496,22 @@ pub struct PulledEnrolment {
 pub struct PullRequest {
     /// The authenticators (each must sign the call; at most 16).
     pub authenticator_ids: Vec<AuthenticatorId>,
-    /// Feed cursors, parallel to `authenticator_ids`: the highest event id
-    /// each account already has (0 = from the start). Empty = all 0; when
-    /// given, one per authenticator. The pull returns events above it, at
-    /// most the newest [`MAX_FEED_EVENTS`].
+    /// Feed cursors of older phones, parallel to `authenticator_ids`: the
+    /// highest event id each account already has (0 = from the start). Empty
+    /// = all 0; when given, one per authenticator. The pull returns events
+    /// above it, at most the newest [`MAX_FEED_EVENTS`], so a flood of more
+    /// than that between two pulls skips the older ones: phones send
+    /// `events_after` instead.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feed_after: Vec<u64>,
+    /// Paging feed cursors, parallel to `authenticator_ids`: the highest
+    /// event id each account already has (0 = from the start). The pull
+    /// returns the events above it, oldest first, at most
+    /// [`MAX_FEED_EVENTS`]; the next pull goes on from the highest, so none
+    /// is skipped however many come between pulls. Empty = not paging (the
+    /// `feed_after` behaviour); never given together with `feed_after`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events_after: Vec<u64>,
     /// Decision cursors, parallel to `authenticator_ids`: the highest decision
     /// `seq` each account already compared with its journal (0 = from the
     /// start). Empty = all 0. The pull returns the identity's decisions above
@@ -596,7 +606,8 @@ pub struct PulledAccount {
     #[serde(default)]
     pub device_enrolments: Vec<PulledEnrolment>,
     /// Security events of the identity after the account's feed cursor,
-    /// oldest first (at most the newest [`MAX_FEED_EVENTS`]).
+    /// oldest first, at most [`MAX_FEED_EVENTS`]: the oldest above an
+    /// `events_after` cursor, or the newest above a `feed_after` one.
     #[serde(default)]
     pub events: Vec<FeedEvent>,
     /// The identity's "notify me on every use" setting.

@@ -19,7 +19,7 @@ use crate::api::admin::activation_code_hash;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
     ActivationResult, Authenticator, AuthenticatorState, CancelChangeResult, DecideResult,
-    DecisionRecord, Enrolment, EnrolmentStoredState,
+    DecisionRecord, Enrolment, EnrolmentStoredState, FeedCursors,
 };
 use crate::userid;
 
@@ -240,12 +240,18 @@ pub(crate) async fn pull(
     DeviceSigned { body: req, keys }: DeviceSigned<PullRequest>,
 ) -> ApiResult<Json<PullResponse>> {
     let ids = req.authenticator_ids;
-    let feed_after = req.feed_after;
+    // A phone that pages its feed sends `events_after`; older phones
+    // `feed_after` (or nothing) and keep getting the newest events.
+    let feed = if req.events_after.is_empty() {
+        FeedCursors::NewestAbove(req.feed_after)
+    } else {
+        FeedCursors::OldestAbove(req.events_after)
+    };
     let decisions_after = req.decisions_after;
     let now = state.now_ms();
     let snapshot = state
         .store
-        .pull_snapshot(ids, feed_after, decisions_after, now)
+        .pull_snapshot(ids, feed, decisions_after, now)
         .await?;
     let identities = snapshot.identities;
     let mut events = snapshot.events.into_iter();

@@ -124,6 +124,7 @@ macro_rules! store_conformance_suite {
             claims_take_at_most_the_limit_and_no_channel_claims_nothing,
             a_pull_shows_unexpired_pending_requests_oldest_first_and_feed_events_after_the_cursor,
             a_pull_lists_the_identity_s_decisions_after_the_cursor,
+            a_paging_pull_brings_the_oldest_events_above_the_cursor_and_older_phones_the_newest,
             an_enrolment_with_a_request_awaits_approval_and_is_announced,
             an_enrolment_for_an_unknown_or_blocked_identity_is_a_decoy,
             the_same_new_keys_get_the_live_enrolment_back,
@@ -420,7 +421,12 @@ async fn feed(
     now: u64,
 ) -> Vec<(SecurityEventKind, Option<String>)> {
     let snapshot = s
-        .pull_snapshot(vec![by.id], Vec::new(), Vec::new(), now)
+        .pull_snapshot(
+            vec![by.id],
+            FeedCursors::NewestAbove(Vec::new()),
+            Vec::new(),
+            now,
+        )
         .await
         .unwrap();
     snapshot.events[0]
@@ -1697,7 +1703,7 @@ pub async fn a_pull_shows_unexpired_pending_requests_oldest_first_and_feed_event
     let snapshot = s
         .pull_snapshot(
             vec![phone.id, unknown, bos_phone.id],
-            Vec::new(),
+            FeedCursors::NewestAbove(Vec::new()),
             Vec::new(),
             now,
         )
@@ -1736,11 +1742,85 @@ pub async fn a_pull_shows_unexpired_pending_requests_oldest_first_and_feed_event
     // After the cursor: only what is newer.
     let cursor = snapshot.events[2][0].id;
     let after = s
-        .pull_snapshot(vec![bos_phone.id], vec![cursor], Vec::new(), now)
+        .pull_snapshot(
+            vec![bos_phone.id],
+            FeedCursors::NewestAbove(vec![cursor]),
+            Vec::new(),
+            now,
+        )
         .await
         .unwrap();
     let kinds: Vec<_> = after.events[0].iter().map(|e| e.kind).collect();
     assert_eq!(kinds, vec![SecurityEventKind::IdentityBlocked]);
+}
+
+/// A flood of more events than one pull returns: paging cursors bring the
+/// oldest above the cursor, so successive pulls bring every event once;
+/// older phones' cursors bring the newest.
+pub async fn a_paging_pull_brings_the_oldest_events_above_the_cursor_and_older_phones_the_newest(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bo = identity(s, BO).await;
+    // Interleaved with another identity's events: the ids have gaps.
+    for i in 0..120 {
+        s.set_blocked(anna.id, i % 2 == 0, T0 + i).await.unwrap();
+        s.set_blocked(bo.id, i % 2 == 0, T0 + i).await.unwrap();
+    }
+    let max = eid_protocol::wire::MAX_FEED_EVENTS;
+    let all = 1 + 120;
+    let mut seen = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let page = s
+            .pull_snapshot(
+                vec![phone.id],
+                FeedCursors::OldestAbove(vec![cursor]),
+                Vec::new(),
+                T0 + 200,
+            )
+            .await
+            .unwrap();
+        let events = &page.events[0];
+        assert!(events.len() <= max);
+        let Some(last) = events.last() else { break };
+        assert!(events.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
+        cursor = last.id;
+        seen.extend(events.iter().map(|e| e.id));
+    }
+    assert_eq!(seen.len(), all, "every event once");
+    assert_eq!(
+        s.pull_snapshot(
+            vec![phone.id],
+            FeedCursors::OldestAbove(Vec::new()),
+            Vec::new(),
+            T0 + 200
+        )
+        .await
+        .unwrap()
+        .events[0]
+            .first()
+            .map(|e| e.kind),
+        Some(SecurityEventKind::DeviceActivated),
+        "no cursor: from the start"
+    );
+    let newest = s
+        .pull_snapshot(
+            vec![phone.id],
+            FeedCursors::NewestAbove(vec![0]),
+            Vec::new(),
+            T0 + 200,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<_> = newest.events[0].iter().map(|e| e.id).collect();
+    assert_eq!(
+        ids,
+        seen[all - max..],
+        "older phones: the newest, oldest first"
+    );
 }
 
 /// A pull lists the identity's decisions (any of its authenticators) after
@@ -1756,7 +1836,12 @@ pub async fn a_pull_lists_the_identity_s_decisions_after_the_cursor(store: Fresh
     let d1 = decided(s, &first, &phone, Outcome::Approve, 1, T0 + 2).await;
     let d2 = decided(s, &second, &tablet, Outcome::Deny, 1, T0 + 3).await;
     let snapshot = s
-        .pull_snapshot(vec![phone.id], Vec::new(), Vec::new(), T0 + 4)
+        .pull_snapshot(
+            vec![phone.id],
+            FeedCursors::NewestAbove(Vec::new()),
+            Vec::new(),
+            T0 + 4,
+        )
         .await
         .unwrap();
     let pulled = &snapshot.decisions[0];
@@ -1796,13 +1881,23 @@ pub async fn a_pull_lists_the_identity_s_decisions_after_the_cursor(store: Fresh
     );
     assert!(pulled[0].seq < pulled[1].seq);
     let after = s
-        .pull_snapshot(vec![tablet.id], Vec::new(), vec![pulled[0].seq], T0 + 4)
+        .pull_snapshot(
+            vec![tablet.id],
+            FeedCursors::NewestAbove(Vec::new()),
+            vec![pulled[0].seq],
+            T0 + 4,
+        )
         .await
         .unwrap();
     let ids: Vec<_> = after.decisions[0].iter().map(|d| d.request_id).collect();
     assert_eq!(ids, vec![second.envelope.request_id]);
     let none = s
-        .pull_snapshot(vec![tablet.id], Vec::new(), vec![pulled[1].seq], T0 + 4)
+        .pull_snapshot(
+            vec![tablet.id],
+            FeedCursors::NewestAbove(Vec::new()),
+            vec![pulled[1].seq],
+            T0 + 4,
+        )
         .await
         .unwrap();
     assert!(none.decisions[0].is_empty());
@@ -1893,7 +1988,12 @@ pub async fn an_enrolment_with_a_request_awaits_approval_and_is_announced(store:
         EnrolmentPoll::AwaitingApproval(expected.clone())
     );
     let snapshot = s
-        .pull_snapshot(vec![phone.id], Vec::new(), Vec::new(), T0 + 2)
+        .pull_snapshot(
+            vec![phone.id],
+            FeedCursors::NewestAbove(Vec::new()),
+            Vec::new(),
+            T0 + 2,
+        )
         .await
         .unwrap();
     assert_eq!(snapshot.enrolments, vec![expected]);

@@ -355,6 +355,28 @@ pub enum RegisterResult {
     ConfusableWith(String),
 }
 
+/// Where each authenticator's feed in a pull starts (parallel to the ids;
+/// missing entries are 0). See `docs/protocol.md` (pull).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedCursors {
+    /// Older phones (`feed_after`): the newest
+    /// [`eid_protocol::wire::MAX_FEED_EVENTS`] events above each cursor; a
+    /// flood of more between two pulls skips the older ones.
+    NewestAbove(Vec<u64>),
+    /// Paging (`events_after`): the oldest
+    /// [`eid_protocol::wire::MAX_FEED_EVENTS`] events above each cursor, so
+    /// successive pulls bring every event.
+    OldestAbove(Vec<u64>),
+}
+
+impl FeedCursors {
+    /// The cursor of the authenticator at `index` (0 when not given).
+    pub fn at(&self, index: usize) -> u64 {
+        let (Self::NewestAbove(c) | Self::OldestAbove(c)) = self;
+        c.get(index).copied().unwrap_or(0)
+    }
+}
+
 /// What a pull reads.
 #[derive(Debug, Clone)]
 pub struct PullSnapshot {
@@ -368,8 +390,8 @@ pub struct PullSnapshot {
     /// with a pending, unexpired request, or waiting), oldest first.
     pub enrolments: Vec<Enrolment>,
     /// Per authenticator asked for (same order): its identity's security
-    /// events after the cursor, oldest first, at most the newest
-    /// [`eid_protocol::wire::MAX_FEED_EVENTS`].
+    /// events after the cursor, oldest first, at most
+    /// [`eid_protocol::wire::MAX_FEED_EVENTS`] (which ones: [`FeedCursors`]).
     pub events: Vec<Vec<StoredEvent>>,
     /// Open phone and e-mail changes of these identities (by the clock), oldest first.
     pub contact_changes: Vec<StoredChange>,
@@ -670,12 +692,13 @@ pub trait Store: Send + Sync + 'static {
     /// One consistent read for a pull: the authenticators and their
     /// identities (in order), the pending, unexpired requests of the
     /// unblocked identities, oldest first, and each authenticator's feed
-    /// events after its cursor in `feed_after` (parallel to the ids; missing
-    /// entries are 0).
+    /// events after its cursor in `feed` (the oldest or the newest
+    /// [`eid_protocol::wire::MAX_FEED_EVENTS`] above it, by the variant), and
+    /// the identity's decisions above each cursor in `decisions_after`.
     async fn pull_snapshot(
         &self,
         authenticator_ids: Vec<AuthenticatorId>,
-        feed_after: Vec<u64>,
+        feed: FeedCursors,
         decisions_after: Vec<u64>,
         now_ms: u64,
     ) -> StoreResult<PullSnapshot>;

@@ -733,6 +733,26 @@ async fn the_settings_endpoint_refuses_bad_input_and_changes_nothing() {
     let pull = serde_json::to_vec(&PullRequest {
         authenticator_ids: vec![device.id()],
         feed_after: vec![0, 0],
+        events_after: Vec::new(),
+        decisions_after: Vec::new(),
+    })
+    .unwrap();
+    let err = post_signed::<PullResponse>(
+        &endpoint,
+        wire::PATH_PULL,
+        &[&device],
+        &pull,
+        now,
+        Nonce16::random(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InvalidParameter));
+    // Both kinds of feed cursor at once.
+    let pull = serde_json::to_vec(&PullRequest {
+        authenticator_ids: vec![device.id()],
+        feed_after: vec![0],
+        events_after: vec![0],
         decisions_after: Vec::new(),
     })
     .unwrap();
@@ -806,9 +826,14 @@ async fn an_unknown_event_kind_does_not_break_the_pull_and_the_feed_is_capped() 
         .unwrap();
     }
     phone.app.refresh().await.unwrap();
+    // One pull brings at most 50, the oldest after the cursor: 50 uses.
     let feed = phone.app.events(&acc, Language::English).unwrap();
-    // The newest 50 after the cursor: the unknown one and 49 uses.
     assert_eq!(feed.len(), 1 + wire::MAX_FEED_EVENTS);
+    assert!(feed[0].kind == SecurityEventKind::Used);
+    // The next one the rest: 10 uses and the unknown one.
+    phone.app.refresh().await.unwrap();
+    let feed = phone.app.events(&acc, Language::English).unwrap();
+    assert_eq!(feed.len(), 1 + 60 + 1);
     assert_eq!(feed[0].kind, SecurityEventKind::Unknown);
     assert_eq!(feed[0].title, "Security event");
     assert!(feed[0].critical);
@@ -816,13 +841,53 @@ async fn an_unknown_event_kind_does_not_break_the_pull_and_the_feed_is_capped() 
         feed.iter()
             .filter(|e| e.kind == SecurityEventKind::Used)
             .count(),
-        wire::MAX_FEED_EVENTS - 1
+        60
     );
     assert_eq!(
         feed.last().unwrap().kind,
         SecurityEventKind::DeviceActivated
     );
     // Nothing new on the next pull.
+    phone.app.refresh().await.unwrap();
+    assert_eq!(phone.app.events(&acc, Language::English).unwrap(), feed);
+}
+
+#[tokio::test]
+async fn a_flood_of_events_between_two_pulls_all_arrive_over_successive_pulls() {
+    let w = World::start().await.unwrap();
+    let person = person(&w).await;
+    let (phone, acc) = w.activated_for(&person, "anna").await.unwrap();
+    phone.app.refresh().await.unwrap();
+    assert_eq!(phone.app.events(&acc, Language::English).unwrap().len(), 1);
+
+    // 120 events between two pulls: more than one pull returns.
+    {
+        let conn = rusqlite::Connection::open(w.database_path()).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        let id = person.identity_id.as_bytes().to_vec();
+        for i in 0..120 {
+            conn.execute(
+                "INSERT INTO security_events (identity_id, kind, detail, occurred_at_ms) \
+                 VALUES (?1, 'used', ?2, ?3)",
+                rusqlite::params![id, format!("Bank {i}"), w.now_ms() as i64],
+            )
+            .unwrap();
+        }
+    }
+    let pulls = 120_usize.div_ceil(wire::MAX_FEED_EVENTS);
+    for _ in 0..pulls {
+        phone.app.refresh().await.unwrap();
+    }
+    let feed = phone.app.events(&acc, Language::English).unwrap();
+    assert_eq!(feed.len(), 1 + 120, "every event arrived");
+    for i in 0..120 {
+        let detail = format!("Bank {i}");
+        assert!(
+            feed.iter().any(|e| e.body.contains(&detail)),
+            "event {i} arrived"
+        );
+    }
+    // Nothing more, and nothing twice, on the next pull.
     phone.app.refresh().await.unwrap();
     assert_eq!(phone.app.events(&acc, Language::English).unwrap(), feed);
 }

@@ -148,12 +148,12 @@ impl Store for SqliteStore {
     async fn pull_snapshot(
         &self,
         authenticator_ids: Vec<AuthenticatorId>,
-        feed_after: Vec<u64>,
+        feed: FeedCursors,
         decisions_after: Vec<u64>,
         now_ms: u64,
     ) -> StoreResult<PullSnapshot> {
         self.read_consistent(move |c| {
-            requests::pull_snapshot(c, authenticator_ids, feed_after, decisions_after, now_ms)
+            requests::pull_snapshot(c, authenticator_ids, feed, decisions_after, now_ms)
         })
         .await
     }
