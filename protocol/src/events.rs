@@ -41,6 +41,9 @@ pub enum SecurityEventKind {
     /// reported one of its requests as fraud; the request was refused
     /// (recorded once per cool-down). The detail is the provider's name.
     RequestsHeld,
+    /// "Notify me on every use" was turned off from an app (with the PIN);
+    /// critical, so the person hears of it on every channel.
+    NotifyEveryUseTurnedOff,
     /// A kind this build does not know (sent by a newer server). Never sent
     /// by this build; it lets an older app keep parsing a newer feed.
     #[serde(other)]
@@ -49,7 +52,7 @@ pub enum SecurityEventKind {
 
 impl SecurityEventKind {
     /// Every known kind, in declaration order (not [`SecurityEventKind::Unknown`]).
-    pub const ALL: [SecurityEventKind; 15] = [
+    pub const ALL: [SecurityEventKind; 16] = [
         SecurityEventKind::DeviceActivated,
         SecurityEventKind::DeviceRemoved,
         SecurityEventKind::PinLockout,
@@ -65,6 +68,7 @@ impl SecurityEventKind {
         SecurityEventKind::FraudReported,
         SecurityEventKind::Used,
         SecurityEventKind::RequestsHeld,
+        SecurityEventKind::NotifyEveryUseTurnedOff,
     ];
 
     /// The stable name (as stored and sent).
@@ -85,6 +89,7 @@ impl SecurityEventKind {
             SecurityEventKind::FraudReported => "fraud_reported",
             SecurityEventKind::Used => "used",
             SecurityEventKind::RequestsHeld => "requests_held",
+            SecurityEventKind::NotifyEveryUseTurnedOff => "notify_every_use_turned_off",
             SecurityEventKind::Unknown => "unknown",
         }
     }
@@ -113,6 +118,19 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }
         assert_eq!(SecurityEventKind::parse("nope"), None);
+    }
+
+    #[test]
+    fn turning_notify_every_use_off_has_a_stable_critical_name() {
+        let kind = SecurityEventKind::NotifyEveryUseTurnedOff;
+        assert_eq!(
+            serde_json::to_string(&kind).unwrap(),
+            "\"notify_every_use_turned_off\""
+        );
+        let parsed: SecurityEventKind =
+            serde_json::from_str("\"notify_every_use_turned_off\"").unwrap();
+        assert_eq!(parsed, kind);
+        assert!(kind.is_critical());
     }
 
     #[test]

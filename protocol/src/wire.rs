@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{PublicKey, Signature};
 use crate::events::SecurityEventKind;
-use crate::ids::{AuthenticatorId, ChangeId, IdentityId, RequestId, ServiceProviderId};
+use crate::ids::{AuthenticatorId, ChangeId, IdentityId, Nonce16, RequestId, ServiceProviderId};
 use crate::messages::{Decision, Outcome, ReceiptBody, RequestEnvelopeBody, RequestKind};
 
 #[cfg(feature = "openapi")]
@@ -522,8 +522,9 @@ pub struct PullRequest {
 }
 
 /// The person's notification settings, set from the app. Signed by the
-/// authenticator's device key like a pull; no PIN (it only adds
-/// notifications).
+/// authenticator's device key like a pull. Turning "notify me on every use"
+/// on needs no PIN (it only adds notifications); turning it off needs
+/// `pin_proof`, so an unlocked phone in a thief's hand cannot silence them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -532,6 +533,27 @@ pub struct DeviceSettingsRequest {
     pub authenticator_id: AuthenticatorId,
     /// "Notify me on every use": an SMS/e-mail and a feed event on every approval.
     pub notify_every_use: bool,
+    /// The PIN key's signature over the change; required to turn it off,
+    /// verified whenever present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_proof: Option<PinProof>,
+}
+
+/// The PIN key's signature over a [`crate::messages::SettingsChange`] built
+/// from the request's `authenticator_id` and `notify_every_use` and these
+/// fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PinProof {
+    /// When the phone signed (Unix ms), within ±5 minutes of the server clock.
+    pub issued_at_ms: u64,
+    /// Single-use nonce.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub nonce: Nonce16,
+    /// PIN-key signature over the change's signing bytes.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub signature: Signature,
 }
 
 /// The answer to a [`DeviceSettingsRequest`]: the settings now in force.

@@ -58,6 +58,10 @@ pub(crate) fn event_headline(kind: SecurityEventKind) -> (&'static str, &'static
             "Nye anmodninger fra en tjeneste, du meldte som svindel, er stoppet",
             "New requests from a service you reported as fraud were held",
         ),
+        K::NotifyEveryUseTurnedOff => (
+            "Besked ved hver brug af dit eID er slået fra",
+            "Notifications on every use of your eID were turned off",
+        ),
         _ => (
             "Der er sket en ændring på dit eID",
             "Something changed on your eID",

@@ -1248,10 +1248,43 @@ fn notify_on_every_use_and_household_counts() {
     ));
     assert!(!event_kinds(&child_events).contains(&"used".to_owned()));
 
+    // Turning it off needs the PIN: none given is refused, a wrong one too.
+    err(
+        eid(
+            &["--json", "app", "notify", "--off", "--account", &parent],
+            &app_env,
+            None,
+        ),
+        "missing_pin",
+    );
+    err(
+        eid(
+            &[
+                "--json",
+                "app",
+                "notify",
+                "--off",
+                "--account",
+                &parent,
+                "--pin-stdin",
+            ],
+            &app_env,
+            Some("999999"),
+        ),
+        "wrong_pin",
+    );
     ok(eid(
-        &["--json", "app", "notify", "--off", "--account", &parent],
+        &[
+            "--json",
+            "app",
+            "notify",
+            "--off",
+            "--account",
+            &parent,
+            "--pin-stdin",
+        ],
         &app_env,
-        None,
+        Some(PIN),
     ));
     let accounts = ok(eid(&["--json", "app", "accounts"], &app_env, None));
     assert!(

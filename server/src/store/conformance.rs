@@ -584,17 +584,71 @@ pub async fn only_a_change_of_block_state_is_an_event(store: FreshStore) {
     );
 }
 
+/// The `notify_every_use_turned_off` events in an authenticator's feed:
+/// (the authenticator named, when).
+async fn turned_off(s: &dyn Store, by: AuthenticatorId) -> Vec<(Option<AuthenticatorId>, u64)> {
+    s.pull_snapshot(
+        vec![by],
+        FeedCursors::OldestAbove(Vec::new()),
+        Vec::new(),
+        T0 + 10,
+    )
+    .await
+    .unwrap()
+    .events[0]
+        .iter()
+        .filter(|e| e.kind == SecurityEventKind::NotifyEveryUseTurnedOff)
+        .map(|e| (e.authenticator_id, e.occurred_at_ms))
+        .collect()
+}
+
 /// "Notify me on every use" is set for a known identity and refused (false)
-/// for an unknown one.
+/// for an unknown one; turning it off (only when it was on) is a critical
+/// `notify_every_use_turned_off` event naming the authenticator, delivered
+/// on every channel.
 pub async fn notify_every_use_is_set_for_known_identities_only(store: FreshStore) {
     let s = &*store;
     let anna = identity(s, ANNA).await;
-    assert!(s.set_notify_every_use(anna.id, true).await.unwrap());
-    assert!(s.identity(anna.id).await.unwrap().unwrap().notify_every_use);
-    assert!(s.set_notify_every_use(anna.id, false).await.unwrap());
-    assert!(!s.identity(anna.id).await.unwrap().unwrap().notify_every_use);
+    let phone = activated(s, &anna, T0).await;
+    // Off while off: no change, no event.
     assert!(
-        !s.set_notify_every_use(IdentityId::random(), true)
+        s.set_notify_every_use(anna.id, false, phone.id, T0 + 1)
+            .await
+            .unwrap()
+    );
+    assert!(turned_off(s, phone.id).await.is_empty());
+    assert!(
+        s.set_notify_every_use(anna.id, true, phone.id, T0 + 2)
+            .await
+            .unwrap()
+    );
+    assert!(s.identity(anna.id).await.unwrap().unwrap().notify_every_use);
+    assert!(
+        turned_off(s, phone.id).await.is_empty(),
+        "turning on is no event"
+    );
+    assert!(
+        s.set_notify_every_use(anna.id, false, phone.id, T0 + 3)
+            .await
+            .unwrap()
+    );
+    assert!(!s.identity(anna.id).await.unwrap().unwrap().notify_every_use);
+    assert_eq!(
+        turned_off(s, phone.id).await,
+        vec![(Some(phone.id), T0 + 3)]
+    );
+    let mut channels: Vec<_> = s
+        .claim_deliveries(vec![Channel::Sms, Channel::Email], T0 + 4, 100, 60_000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.event.kind == SecurityEventKind::NotifyEveryUseTurnedOff)
+        .map(|d| d.channel)
+        .collect();
+    channels.sort_by_key(|c| *c == Channel::Email);
+    assert_eq!(channels, vec![Channel::Sms, Channel::Email]);
+    assert!(
+        !s.set_notify_every_use(IdentityId::random(), true, phone.id, T0 + 5)
             .await
             .unwrap()
     );
@@ -1200,7 +1254,9 @@ pub async fn a_fraud_report_is_an_event_and_approvals_notify_only_when_opted_in(
     let bank = registered(s, "Danske Bank").await;
     let quiet = created(s, login(anna.id, &bank, T0)).await;
     decided(s, &quiet, &phone, Outcome::Approve, 1, T0 + 1).await;
-    s.set_notify_every_use(anna.id, true).await.unwrap();
+    s.set_notify_every_use(anna.id, true, phone.id, T0 + 1)
+        .await
+        .unwrap();
     let noisy = created(s, login(anna.id, &bank, T0 + 2)).await;
     decided(s, &noisy, &phone, Outcome::Approve, 2, T0 + 3).await;
     let scam = created(s, login(anna.id, &bank, T0 + 4)).await;

@@ -647,8 +647,17 @@ pub trait Store: Send + Sync + 'static {
         blocked: bool,
         now_ms: u64,
     ) -> StoreResult<Option<Vec<RequestId>>>;
-    /// Sets the identity's "notify me on every use"; `false` for an unknown id.
-    async fn set_notify_every_use(&self, id: IdentityId, on: bool) -> StoreResult<bool>;
+    /// Sets the identity's "notify me on every use"; `false` for an unknown
+    /// id. Turning it off (when it was on) records, in the same write, a
+    /// `notify_every_use_turned_off` event naming `by`, notified on every
+    /// channel.
+    async fn set_notify_every_use(
+        &self,
+        id: IdentityId,
+        on: bool,
+        by: AuthenticatorId,
+        now_ms: u64,
+    ) -> StoreResult<bool>;
     /// Claims up to `limit` due deliveries on `channels` (not delivered,
     /// `next_attempt_ms <= now_ms`, fewer than `max_attempts` attempts): counts
     /// the attempt and moves `next_attempt_ms` to `now_ms + lease_ms`, so a

@@ -71,8 +71,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn set_notify_every_use(&self, id: IdentityId, on: bool) -> StoreResult<bool> {
-        self.write(move |c| identities::set_notify_every_use(c, id, on))
+    async fn set_notify_every_use(
+        &self,
+        id: IdentityId,
+        on: bool,
+        by: AuthenticatorId,
+        now_ms: u64,
+    ) -> StoreResult<bool> {
+        self.write(move |c| identities::set_notify_every_use(c, id, on, by, now_ms))
             .await
     }
 

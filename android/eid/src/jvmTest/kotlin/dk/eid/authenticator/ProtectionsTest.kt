@@ -87,7 +87,7 @@ class ProtectionsTest {
                 eid.refresh()
                 assertTrue(eid.events(account).none { it.kind == SecurityEventKind.USED })
 
-                eid.setNotifyEveryUse(account, true)
+                eid.turnOnNotifyEveryUse(account)
                 eid.refresh()
                 assertTrue(eid.notifyEveryUse(account))
                 val second = server.cli.createRequest(apiKey, phone.userId, "Log in to netbank again")
@@ -97,6 +97,14 @@ class ProtectionsTest {
                 assertEquals(SecurityEventKind.USED, used.kind)
                 assertFalse(used.critical)
                 assertContains(used.body, "Kotlin Protections Bank")
+
+                // Off needs the PIN, and the feed says so.
+                eid.turnOffNotifyEveryUse(account, PIN)
+                eid.refresh()
+                assertFalse(eid.notifyEveryUse(account))
+                val off = eid.events(account).first()
+                assertEquals(SecurityEventKind.NOTIFY_EVERY_USE_TURNED_OFF, off.kind)
+                assertTrue(off.critical)
             }
         }
     }
