@@ -809,6 +809,12 @@ pub struct SelfServiceStep {
     pub request_id: RequestId,
     /// When that request expires (server time, Unix ms).
     pub expires_at_ms: u64,
+    /// The channel-binding code of that request: the portal shows it and the
+    /// person types it in the app to approve, so a login started by someone
+    /// else's portal session (a scammer who knows the user ID) cannot be
+    /// approved by mistake. Empty from older servers.
+    #[serde(default)]
+    pub binding_code: String,
 }
 
 /// Where a change stands (self-service portal). Visible only once its first

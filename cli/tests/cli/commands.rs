@@ -874,6 +874,25 @@ fn contact_change_end_to_end_through_the_cli() {
     );
     assert_eq!(hidden["code"], "unknown_change");
 
+    // The login is bound to this portal session: the app wants the code the
+    // portal printed.
+    let code1 = step1["binding_code"].as_str().unwrap().to_owned();
+    assert!(!code1.is_empty());
+    err(
+        eid(
+            &[
+                "--json",
+                "app",
+                "approve",
+                "--request",
+                step1["request_id"].as_str().unwrap(),
+                "--pin-stdin",
+            ],
+            &app_env,
+            Some(PIN),
+        ),
+        "binding_code_required",
+    );
     ok(eid(
         &[
             "--json",
@@ -882,6 +901,8 @@ fn contact_change_end_to_end_through_the_cli() {
             "--request",
             step1["request_id"].as_str().unwrap(),
             "--pin-stdin",
+            "--binding-code",
+            &code1,
         ],
         &app_env,
         Some(PIN),
@@ -980,6 +1001,8 @@ fn contact_change_end_to_end_through_the_cli() {
             "--request",
             step2["request_id"].as_str().unwrap(),
             "--pin-stdin",
+            "--binding-code",
+            step2["binding_code"].as_str().unwrap(),
         ],
         &app_env,
         Some(PIN),
@@ -1106,6 +1129,8 @@ fn user_id_change_through_the_cli() {
             "--request",
             step["request_id"].as_str().unwrap(),
             "--pin-stdin",
+            "--binding-code",
+            step["binding_code"].as_str().unwrap(),
         ],
         &app_env,
         Some(PIN),

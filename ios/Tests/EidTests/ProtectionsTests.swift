@@ -111,9 +111,12 @@ final class ProtectionsTests: ServerTestCase {
         let list = try await eid.refresh()
         let view = try XCTUnwrap(list.first { $0.kind == .selfService })
         XCTAssertTrue(view.warnings.contains { $0.kind == .selfService })
+        XCTAssertTrue(view.warnings.contains { $0.kind == .bindingCodeRequired })
         XCTAssertTrue(view.referenceText?.contains("+45••••••21") ?? false)
+        // The login is bound to the portal session: the code it showed.
+        let code = try XCTUnwrap(started["binding_code"] as? String)
         let token = try await eid.unlock(view, pin: Self.pin)
-        _ = try await eid.approve(token, swipeConfirmed: true)
+        _ = try await eid.approve(token, swipeConfirmed: true, bindingCode: code)
 
         _ = try await eid.refresh()
         let changes = try await eid.pendingContactChanges(for: account)

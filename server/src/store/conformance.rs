@@ -327,16 +327,17 @@ fn login(identity_id: IdentityId, sp: &ServiceProvider, created_at_ms: u64) -> S
 }
 
 /// A self-service login request (the built-in provider's).
+/// A self-service login, bound to its portal session by a code (as the API
+/// makes them).
 fn self_service_login(identity_id: IdentityId, created_at_ms: u64) -> StoredRequest {
-    stored(
-        envelope(
-            identity_id,
-            RequestKind::SelfService,
-            (SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME),
-            created_at_ms,
-        ),
-        None,
-    )
+    let mut envelope = envelope(
+        identity_id,
+        RequestKind::SelfService,
+        (SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME),
+        created_at_ms,
+    );
+    envelope.binding_required = true;
+    stored(envelope, Some(eid_protocol::binding::random_short_code()))
 }
 
 /// Stores `request` (created at its own time) and returns it.
@@ -2630,7 +2631,15 @@ pub async fn the_second_login_is_too_early_before_the_gap_and_completes_the_chan
         )
         .await
         .unwrap(),
-        ConfirmChangeResult::Existing(second.envelope.request_id, second.envelope.expires_at_ms)
+        ConfirmChangeResult::Existing {
+            request_id: second.envelope.request_id,
+            expires_at_ms: second.envelope.expires_at_ms,
+            binding_code: second.binding_code.clone(),
+        }
+    );
+    assert!(
+        second.binding_code.is_some(),
+        "the portal can show it again"
     );
     decided(s, &second, &phone, Outcome::Approve, 2, earliest + 2).await;
     let (done, anna_now) = s.change(change.id).await.unwrap().unwrap();

@@ -581,8 +581,16 @@ pub enum StartChangeResult {
 pub enum ConfirmChangeResult {
     /// The second login request is stored.
     Created,
-    /// A second login request is already pending: this one (id, expiry).
-    Existing(RequestId, u64),
+    /// A second login request is already pending: this one.
+    Existing {
+        /// The pending request.
+        request_id: RequestId,
+        /// When it expires (server clock, Unix ms).
+        expires_at_ms: u64,
+        /// Its stored binding code (the binding-code column), so the portal
+        /// can show it again.
+        binding_code: Option<String>,
+    },
     /// Before the earliest time (given); the attempt was recorded as an event.
     TooEarly(u64),
     /// The change is not open.

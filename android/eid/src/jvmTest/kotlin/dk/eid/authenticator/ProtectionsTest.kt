@@ -193,8 +193,10 @@ class ProtectionsTest {
                     val changeId = started.jsonString("change_id")
                     val view = eid.refresh().single { it.kind == RequestKind.SELF_SERVICE }
                     assertTrue(view.warnings.any { it.kind == WarningKind.SELF_SERVICE })
+                    assertTrue(view.warnings.any { it.kind == WarningKind.BINDING_CODE_REQUIRED })
                     assertContains(view.referenceText.orEmpty(), "+45••••••21")
-                    eid.approve(view, PIN, swipeConfirmed = true)
+                    // The login is bound to the portal session: the code it showed.
+                    eid.approve(view, PIN, swipeConfirmed = true, bindingCode = started.jsonString("binding_code"))
 
                     eid.refresh()
                     val change = eid.pendingContactChanges(account).single()
