@@ -156,6 +156,7 @@ impl SoftPhone {
         let body = serde_json::to_vec(&PullRequest {
             authenticator_ids: phones.iter().map(|p| p.id()).collect(),
             feed_after: Vec::new(),
+            events_after: Vec::new(),
             decisions_after: phones
                 .iter()
                 .map(|p| p.decisions_seen.load(std::sync::atomic::Ordering::Relaxed))

@@ -44,6 +44,8 @@ pub enum SecurityEventKind {
     RequestsHeld,
     /// An activation code was voided after too many wrong tries.
     ActivationCodeVoided,
+    /// "Notify me on every use" was turned off from an app (with the PIN).
+    NotifyEveryUseTurnedOff,
     /// A kind this build does not know.
     Unknown,
 }
@@ -86,13 +88,27 @@ impl Authenticator {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl Authenticator {
-    /// Turns "notify me on every use" on or off (device-signed; no PIN).
-    pub async fn set_notify_every_use(
+    /// Turns "notify me on every use" on (device-signed; no PIN).
+    pub async fn turn_on_notify_every_use(
         &self,
         account_id: AuthenticatorId,
-        on: bool,
     ) -> Result<(), EidError> {
-        Ok(self.core().set_notify_every_use(&account_id, on).await?)
+        Ok(self.core().turn_on_notify_every_use(&account_id).await?)
+    }
+
+    /// Turns "notify me on every use" off: needs the PIN (checked and
+    /// counted like any PIN entry; the PIN key signs the change), and the
+    /// person is told on every channel.
+    pub async fn turn_off_notify_every_use(
+        &self,
+        account_id: AuthenticatorId,
+        pin: String,
+    ) -> Result<(), EidError> {
+        let pin = zeroize::Zeroizing::new(pin);
+        Ok(self
+            .core()
+            .turn_off_notify_every_use(&account_id, &pin)
+            .await?)
     }
 }
 

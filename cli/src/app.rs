@@ -97,12 +97,16 @@ pub(crate) enum AppCommand {
     /// Turn "notify me on every use" on or off for the account's identity.
     #[command(group(clap::ArgGroup::new("setting").required(true).args(["on", "off"])))]
     Notify {
-        /// Notify on every use.
+        /// Notify on every use (no PIN).
         #[arg(long)]
         on: bool,
-        /// Notify only on security events.
+        /// Notify only on security events; needs the PIN from stdin
+        /// (--pin-stdin) or EID_PIN.
         #[arg(long)]
         off: bool,
+        /// Read the PIN (for --off) from one line on stdin instead of EID_PIN.
+        #[arg(long)]
+        pin_stdin: bool,
         /// The account (needed when the phone holds several).
         #[arg(long)]
         account: Option<String>,
@@ -499,15 +503,30 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 lines,
             ))
         }
-        AppCommand::Notify { on, off, account } => {
+        AppCommand::Notify {
+            on,
+            off,
+            pin_stdin,
+            account,
+        } => {
             if on == off {
                 return Err(CliError::invalid_argument(
                     "give exactly one of --on and --off",
                 ));
             }
+            // Turning it off silences notifications: the PIN first, like
+            // an approval.
+            let pin = if off {
+                Some(read_pin(pin_stdin)?)
+            } else {
+                None
+            };
             let phone = folder.open()?;
             let account = phone.only_account(account.as_deref())?;
-            phone.core.set_notify_every_use(&account, on).await?;
+            match pin {
+                Some(pin) => phone.core.turn_off_notify_every_use(&account, &pin).await?,
+                None => phone.core.turn_on_notify_every_use(&account).await?,
+            }
             Ok(Report::new(
                 &json::NotifySet {
                     authenticator_id: account.to_string(),

@@ -190,6 +190,9 @@ pub(crate) struct ProviderReceipt {
 /// `self-service change-contact`, `confirm` and `change-user-id`.
 #[derive(Debug, Serialize)]
 pub(crate) struct SelfServiceStep {
+    /// The code the person types in the app to approve this login (it binds
+    /// the login to this portal session).
+    pub(crate) binding_code: String,
     pub(crate) change_id: String,
     pub(crate) expires_at_ms: u64,
     pub(crate) request_id: String,

@@ -119,19 +119,21 @@ pub(crate) async fn run(common: &Common, cmd: SelfServiceCommand) -> Result<Repo
     }
 }
 
-/// `{"change_id", "request_id", "expires_at_ms"}`.
+/// `{"binding_code", "change_id", "request_id", "expires_at_ms"}`.
 fn step_report(step: &SelfServiceStep, what: &str) -> Report {
     Report::new(
         &json::SelfServiceStep {
+            binding_code: step.binding_code.clone(),
             change_id: step.change_id.to_string(),
             expires_at_ms: step.expires_at_ms,
             request_id: step.request_id.to_string(),
         },
         vec![
             format!("{what}: change {}", step.change_id),
+            format!("code to type in the app: {}", step.binding_code),
             format!(
-                "approve the self-service login in the app: eid app approve --request {}",
-                step.request_id
+                "approve the self-service login in the app: eid app approve --request {} --binding-code {}",
+                step.request_id, step.binding_code
             ),
             format!("it expires at (Unix ms): {}", step.expires_at_ms),
         ],

@@ -343,7 +343,7 @@ impl Inner {
     /// The timestamp for a device-signed request: the server's clock as last
     /// seen plus monotonic time since; the wall clock only until the server
     /// was first heard from in this process.
-    fn request_timestamp(&self) -> Result<u64> {
+    pub(crate) fn request_timestamp(&self) -> Result<u64> {
         Ok(match *lock(&self.server_clock)? {
             Some((server, mono)) => {
                 server.saturating_add(self.clock.monotonic_ms().saturating_sub(mono))

@@ -7,13 +7,16 @@
 //! man in the middle) cannot put words in the app's mouth. A detail that
 //! breaks the provider-name rules is not shown.
 
-use eid_protocol::AuthenticatorId;
 use eid_protocol::events::SecurityEventKind;
+use eid_protocol::messages::SettingsChange;
 use eid_protocol::text::validate_provider_name;
 use eid_protocol::wire;
+use eid_protocol::{AuthenticatorId, Nonce16};
+use zeroize::Zeroizing;
 
 use crate::display::Language;
-use crate::{Authenticator, Error, Result, lock};
+use crate::store::AccountRow;
+use crate::{Authenticator, Error, Result, blocking, lock};
 
 /// One security event as the app shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +82,8 @@ pub fn render(
         (K::RequestsHeld, false) => "Requests held",
         (K::ActivationCodeVoided, true) => "Aktiveringskode ugyldig",
         (K::ActivationCodeVoided, false) => "Activation code voided",
+        (K::NotifyEveryUseTurnedOff, true) => "Besked ved hver brug slået fra",
+        (K::NotifyEveryUseTurnedOff, false) => "Notify on every use turned off",
         (_, true) => "Sikkerhedshændelse",
         (_, false) => "Security event",
     };
@@ -142,6 +147,18 @@ pub fn render(
         }
         (K::ActivationCodeVoided, false) => {
             "Your activation code was voided after too many wrong tries."
+        }
+        (K::NotifyEveryUseTurnedOff, true) if this_device => {
+            "Besked ved hver brug af dit eID blev slået fra på denne telefon."
+        }
+        (K::NotifyEveryUseTurnedOff, false) if this_device => {
+            "Notifications on every use of your eID were turned off on this phone."
+        }
+        (K::NotifyEveryUseTurnedOff, true) => {
+            "Besked ved hver brug af dit eID blev slået fra på en af dine enheder."
+        }
+        (K::NotifyEveryUseTurnedOff, false) => {
+            "Notifications on every use of your eID were turned off on one of your devices."
         }
         (_, true) => "Der skete en ændring på dit eID.",
         (_, false) => "Something changed on your eID.",
@@ -223,25 +240,76 @@ impl Authenticator {
         store.notify_every_use(account)
     }
 
-    /// Turns "notify me on every use" on or off for the account's identity:
-    /// with it on, every approval sends an SMS and an e-mail and appears in
-    /// the feed. Signed by the device key; no PIN.
-    pub async fn set_notify_every_use(&self, account: &AuthenticatorId, on: bool) -> Result<()> {
+    /// Turns "notify me on every use" on for the account's identity: with it
+    /// on, every approval sends an SMS and an e-mail and appears in the feed.
+    /// Signed by the device key; no PIN (it only adds notifications).
+    pub async fn turn_on_notify_every_use(&self, account: &AuthenticatorId) -> Result<()> {
         let acc = lock(&self.inner.store)?.account(account)?;
+        self.post_settings(&acc, true, None).await
+    }
+
+    /// Turns "notify me on every use" off for the account's identity. Needs
+    /// the PIN (checked and counted like any PIN entry): the PIN key signs
+    /// the change, so the device key alone (an unlocked phone in a thief's
+    /// hand) cannot silence the notifications. The server records a
+    /// `notify_every_use_turned_off` event and tells the person on every
+    /// channel.
+    pub async fn turn_off_notify_every_use(
+        &self,
+        account: &AuthenticatorId,
+        pin: &str,
+    ) -> Result<()> {
+        let acc = lock(&self.inner.store)?.account(account)?;
+        let inner = self.inner.clone();
+        let checked = acc.clone();
+        let pin = Zeroizing::new(pin.to_owned());
+        let pin_key = blocking(move || inner.check_pin(&checked, &pin)).await?;
+        // A clock-skew answer teaches the server's time; the proof is then
+        // signed again with the corrected time (once).
+        let mut tries_left = 2;
+        loop {
+            tries_left -= 1;
+            let change = SettingsChange {
+                authenticator_id: *account,
+                notify_every_use: false,
+                issued_at_ms: self.inner.request_timestamp()?,
+                nonce: Nonce16::random(),
+            };
+            let proof = wire::PinProof {
+                issued_at_ms: change.issued_at_ms,
+                nonce: change.nonce,
+                signature: pin_key.sign(&change.signing_bytes()),
+            };
+            match self.post_settings(&acc, false, Some(proof)).await {
+                Err(Error::Rejected {
+                    code: wire::ErrorCode::ClockSkew,
+                }) if tries_left > 0 => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn post_settings(
+        &self,
+        acc: &AccountRow,
+        on: bool,
+        pin_proof: Option<wire::PinProof>,
+    ) -> Result<()> {
         let body = serde_json::to_vec(&wire::DeviceSettingsRequest {
-            authenticator_id: *account,
+            authenticator_id: acc.authenticator_id,
             notify_every_use: on,
+            pin_proof,
         })?;
         let resp: wire::DeviceSettingsResponse = self
             .inner
-            .device_post(std::slice::from_ref(&acc), wire::PATH_DEVICE_SETTINGS, body)
+            .device_post(std::slice::from_ref(acc), wire::PATH_DEVICE_SETTINGS, body)
             .await?;
         if resp.identity_id != acc.identity_id || resp.notify_every_use != on {
             return Err(Error::InvalidResponse(
                 "the settings answer does not match".into(),
             ));
         }
-        lock(&self.inner.store)?.set_notify_every_use(account, on)?;
+        lock(&self.inner.store)?.set_notify_every_use(&acc.authenticator_id, on)?;
         Ok(())
     }
 }

@@ -33,13 +33,16 @@ impl Authenticator {
 
     async fn pull(&self, accounts: &[AccountRow]) -> Result<()> {
         let ids: Vec<AuthenticatorId> = accounts.iter().map(|a| a.authenticator_id).collect();
-        let (feed_after, decisions_after) = {
+        // The feed pages like the decisions: the oldest events above the
+        // cursor, so a flood between two pulls arrives over the next ones.
+        let (events_after, decisions_after) = {
             let store = lock(&self.inner.store)?;
             (store.feed_cursors(&ids)?, store.decision_cursors(&ids)?)
         };
         let body = serde_json::to_vec(&PullRequest {
             authenticator_ids: ids.clone(),
-            feed_after,
+            feed_after: Vec::new(),
+            events_after,
             decisions_after,
         })?;
         let resp: PullResponse = self

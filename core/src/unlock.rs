@@ -115,7 +115,7 @@ impl Authenticator {
 
 impl Inner {
     /// Runs one counted PIN attempt (see [`crate::lockout`]) and returns the PIN key.
-    fn check_pin(&self, acc: &AccountRow, pin: &str) -> Result<SoftwareSigningKey> {
+    pub(crate) fn check_pin(&self, acc: &AccountRow, pin: &str) -> Result<SoftwareSigningKey> {
         let _guard = lock(&self.pin_lock)?;
         let id = acc.authenticator_id;
         let now = self.clock.wall_ms();

@@ -44,6 +44,9 @@ pub enum SecurityEventKind {
     /// The identity's activation code was voided after too many wrong tries
     /// (from anyone who knows the user ID); a new one comes from support.
     ActivationCodeVoided,
+    /// "Notify me on every use" was turned off from an app (with the PIN);
+    /// critical, so the person hears of it on every channel.
+    NotifyEveryUseTurnedOff,
     /// A kind this build does not know (sent by a newer server). Never sent
     /// by this build; it lets an older app keep parsing a newer feed.
     #[serde(other)]
@@ -52,7 +55,7 @@ pub enum SecurityEventKind {
 
 impl SecurityEventKind {
     /// Every known kind, in declaration order (not [`SecurityEventKind::Unknown`]).
-    pub const ALL: [SecurityEventKind; 16] = [
+    pub const ALL: [SecurityEventKind; 17] = [
         SecurityEventKind::DeviceActivated,
         SecurityEventKind::DeviceRemoved,
         SecurityEventKind::PinLockout,
@@ -69,6 +72,7 @@ impl SecurityEventKind {
         SecurityEventKind::Used,
         SecurityEventKind::RequestsHeld,
         SecurityEventKind::ActivationCodeVoided,
+        SecurityEventKind::NotifyEveryUseTurnedOff,
     ];
 
     /// The stable name (as stored and sent).
@@ -90,6 +94,7 @@ impl SecurityEventKind {
             SecurityEventKind::Used => "used",
             SecurityEventKind::RequestsHeld => "requests_held",
             SecurityEventKind::ActivationCodeVoided => "activation_code_voided",
+            SecurityEventKind::NotifyEveryUseTurnedOff => "notify_every_use_turned_off",
             SecurityEventKind::Unknown => "unknown",
         }
     }
@@ -118,6 +123,19 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }
         assert_eq!(SecurityEventKind::parse("nope"), None);
+    }
+
+    #[test]
+    fn turning_notify_every_use_off_has_a_stable_critical_name() {
+        let kind = SecurityEventKind::NotifyEveryUseTurnedOff;
+        assert_eq!(
+            serde_json::to_string(&kind).unwrap(),
+            "\"notify_every_use_turned_off\""
+        );
+        let parsed: SecurityEventKind =
+            serde_json::from_str("\"notify_every_use_turned_off\"").unwrap();
+        assert_eq!(parsed, kind);
+        assert!(kind.is_critical());
     }
 
     #[test]

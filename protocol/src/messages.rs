@@ -23,6 +23,9 @@ pub const DOMAIN_ACTIVATION: &str = "eid-authenticator/v1/activation";
 /// added from an existing one (distinct from activation, so neither proof can
 /// stand in for the other).
 pub const DOMAIN_DEVICE_ENROLMENT: &str = "eid-authenticator/v1/device-enrolment";
+/// Domain tag of a settings change the PIN key signs (turning "notify me on
+/// every use" off).
+pub const DOMAIN_SETTINGS_CHANGE: &str = "eid-authenticator/v1/settings-change";
 
 /// What a request asks the person to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -361,6 +364,36 @@ impl EnrolmentProof<'_> {
             .str(self.user_id)
             .fixed(self.device_public_key.as_bytes())
             .fixed(self.pin_public_key.as_bytes())
+            .finish()
+    }
+}
+
+/// A settings change the person confirmed with the PIN: what the PIN key
+/// signs to turn "notify me on every use" off, so the device key alone (an
+/// unlocked phone in a thief's hand) cannot silence the notifications. The
+/// nonce is single-use and the time is checked against the server clock
+/// like a device request's, so a proof cannot be replayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsChange {
+    /// The authenticator whose PIN key signs.
+    pub authenticator_id: AuthenticatorId,
+    /// The setting asked for.
+    pub notify_every_use: bool,
+    /// The phone's clock (Unix milliseconds, corrected by the server time it
+    /// learnt), checked against ±5 minutes.
+    pub issued_at_ms: u64,
+    /// Single-use nonce.
+    pub nonce: Nonce16,
+}
+
+impl SettingsChange {
+    /// The canonical bytes the PIN key signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        CanonicalWriter::new(DOMAIN_SETTINGS_CHANGE)
+            .fixed(self.authenticator_id.as_bytes())
+            .u8(u8::from(self.notify_every_use))
+            .u64(self.issued_at_ms)
+            .fixed(self.nonce.as_bytes())
             .finish()
     }
 }

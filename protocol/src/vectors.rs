@@ -11,6 +11,7 @@ use crate::crypto::{PublicKey, Signature};
 use crate::ids::{AuthenticatorId, Nonce16};
 use crate::messages::{
     ActivationProof, Decision, DeviceRequestAuth, EnrolmentProof, ReceiptBody, RequestEnvelopeBody,
+    SettingsChange,
 };
 
 /// The whole vectors file.
@@ -68,6 +69,12 @@ pub enum VectorMessage {
         device_public_key: PublicKey,
         pin_public_key: PublicKey,
     },
+    SettingsChange {
+        authenticator_id: AuthenticatorId,
+        notify_every_use: bool,
+        issued_at_ms: u64,
+        nonce: Nonce16,
+    },
 }
 
 impl VectorMessage {
@@ -111,6 +118,18 @@ impl VectorMessage {
                 user_id,
                 device_public_key,
                 pin_public_key,
+            }
+            .signing_bytes(),
+            VectorMessage::SettingsChange {
+                authenticator_id,
+                notify_every_use,
+                issued_at_ms,
+                nonce,
+            } => SettingsChange {
+                authenticator_id: *authenticator_id,
+                notify_every_use: *notify_every_use,
+                issued_at_ms: *issued_at_ms,
+                nonce: *nonce,
             }
             .signing_bytes(),
         }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{PublicKey, Signature};
 use crate::events::SecurityEventKind;
-use crate::ids::{AuthenticatorId, ChangeId, IdentityId, RequestId, ServiceProviderId};
+use crate::ids::{AuthenticatorId, ChangeId, IdentityId, Nonce16, RequestId, ServiceProviderId};
 use crate::messages::{Decision, Outcome, ReceiptBody, RequestEnvelopeBody, RequestKind};
 
 #[cfg(feature = "openapi")]
@@ -616,12 +616,22 @@ pub struct PulledEnrolment {
 pub struct PullRequest {
     /// The authenticators (each must sign the call; at most 16).
     pub authenticator_ids: Vec<AuthenticatorId>,
-    /// Feed cursors, parallel to `authenticator_ids`: the highest event id
-    /// each account already has (0 = from the start). Empty = all 0; when
-    /// given, one per authenticator. The pull returns events above it, at
-    /// most the newest [`MAX_FEED_EVENTS`].
+    /// Feed cursors of older phones, parallel to `authenticator_ids`: the
+    /// highest event id each account already has (0 = from the start). Empty
+    /// = all 0; when given, one per authenticator. The pull returns events
+    /// above it, at most the newest [`MAX_FEED_EVENTS`], so a flood of more
+    /// than that between two pulls skips the older ones: phones send
+    /// `events_after` instead.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feed_after: Vec<u64>,
+    /// Paging feed cursors, parallel to `authenticator_ids`: the highest
+    /// event id each account already has (0 = from the start). The pull
+    /// returns the events above it, oldest first, at most
+    /// [`MAX_FEED_EVENTS`]; the next pull goes on from the highest, so none
+    /// is skipped however many come between pulls. Empty = not paging (the
+    /// `feed_after` behaviour); never given together with `feed_after`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events_after: Vec<u64>,
     /// Decision cursors, parallel to `authenticator_ids`: the highest decision
     /// `seq` each account already compared with its journal (0 = from the
     /// start). Empty = all 0. The pull returns the identity's decisions above
@@ -632,8 +642,9 @@ pub struct PullRequest {
 }
 
 /// The person's notification settings, set from the app. Signed by the
-/// authenticator's device key like a pull; no PIN (it only adds
-/// notifications).
+/// authenticator's device key like a pull. Turning "notify me on every use"
+/// on needs no PIN (it only adds notifications); turning it off needs
+/// `pin_proof`, so an unlocked phone in a thief's hand cannot silence them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -642,6 +653,27 @@ pub struct DeviceSettingsRequest {
     pub authenticator_id: AuthenticatorId,
     /// "Notify me on every use": an SMS/e-mail and a feed event on every approval.
     pub notify_every_use: bool,
+    /// The PIN key's signature over the change; required to turn it off,
+    /// verified whenever present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_proof: Option<PinProof>,
+}
+
+/// The PIN key's signature over a [`crate::messages::SettingsChange`] built
+/// from the request's `authenticator_id` and `notify_every_use` and these
+/// fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PinProof {
+    /// When the phone signed (Unix ms), within ±5 minutes of the server clock.
+    pub issued_at_ms: u64,
+    /// Single-use nonce.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub nonce: Nonce16,
+    /// PIN-key signature over the change's signing bytes.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub signature: Signature,
 }
 
 /// The answer to a [`DeviceSettingsRequest`]: the settings now in force.
@@ -716,7 +748,8 @@ pub struct PulledAccount {
     #[serde(default)]
     pub device_enrolments: Vec<PulledEnrolment>,
     /// Security events of the identity after the account's feed cursor,
-    /// oldest first (at most the newest [`MAX_FEED_EVENTS`]).
+    /// oldest first, at most [`MAX_FEED_EVENTS`]: the oldest above an
+    /// `events_after` cursor, or the newest above a `feed_after` one.
     #[serde(default)]
     pub events: Vec<FeedEvent>,
     /// The identity's "notify me on every use" setting.
@@ -896,6 +929,12 @@ pub struct SelfServiceStep {
     pub request_id: RequestId,
     /// When that request expires (server time, Unix ms).
     pub expires_at_ms: u64,
+    /// The channel-binding code of that request: the portal shows it and the
+    /// person types it in the app to approve, so a login started by someone
+    /// else's portal session (a scammer who knows the user ID) cannot be
+    /// approved by mistake. Empty from older servers.
+    #[serde(default)]
+    pub binding_code: String,
 }
 
 /// Where a change stands (self-service portal). Visible only once its first

@@ -91,6 +91,12 @@ fn messages(key: &SoftwareSigningKey) -> Vec<(&'static str, VectorMessage)> {
         device_public_key: key.public_key().clone(),
         pin_public_key: key.public_key().clone(),
     };
+    let settings_off = VectorMessage::SettingsChange {
+        authenticator_id: id(0x55),
+        notify_every_use: false,
+        issued_at_ms: 1_790_000_020_000,
+        nonce: id(0x77),
+    };
     vec![
         (
             "request_envelope/login_with_binding",
@@ -110,6 +116,7 @@ fn messages(key: &SoftwareSigningKey) -> Vec<(&'static str, VectorMessage)> {
         ("device_request/pull", pull),
         ("activation/proof", activation),
         ("device_enrolment/proof", enrolment),
+        ("settings_change/notify_every_use_off", settings_off),
     ]
 }
 
@@ -171,7 +178,7 @@ fn load() -> VectorFile {
 fn known_answer_vectors_hold() {
     let file = load();
     let n = check_file(&file, |k, m, s| k.verify(m, s).is_ok()).unwrap();
-    assert_eq!(n, 9);
+    assert_eq!(n, 10);
     // The file's own field values regenerate the same messages: nothing in the
     // file is unused or stale.
     let key = SoftwareSigningKey::from_pkcs8(&b64::decode(&file.test_key_pkcs8).unwrap()).unwrap();
@@ -213,6 +220,7 @@ fn domains_are_distinct_prefixes() {
         DOMAIN_RECEIPT,
         DOMAIN_ACTIVATION,
         DOMAIN_DEVICE_ENROLMENT,
+        DOMAIN_SETTINGS_CHANGE,
     ];
     for (i, a) in tags.iter().enumerate() {
         for b in &tags[i + 1..] {

@@ -62,6 +62,10 @@ pub(crate) fn event_headline(kind: SecurityEventKind) -> (&'static str, &'static
             "Din aktiveringskode er ugyldig efter for mange forkerte forsøg; ring til eID-support for en ny",
             "Your activation code was voided after too many wrong tries; call eID support for a new one",
         ),
+        K::NotifyEveryUseTurnedOff => (
+            "Besked ved hver brug af dit eID er slået fra",
+            "Notifications on every use of your eID were turned off",
+        ),
         _ => (
             "Der er sket en ændring på dit eID",
             "Something changed on your eID",

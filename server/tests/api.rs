@@ -183,6 +183,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
     let body = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![phone.id()],
         feed_after: Vec::new(),
+        events_after: Vec::new(),
         decisions_after: Vec::new(),
     })
     .unwrap();
@@ -224,6 +225,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
     let other_body = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![other.id()],
         feed_after: Vec::new(),
+        events_after: Vec::new(),
         decisions_after: Vec::new(),
     })
     .unwrap();
@@ -267,6 +269,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
     let both = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![phone.id(), other.id()],
         feed_after: Vec::new(),
+        events_after: Vec::new(),
         decisions_after: Vec::new(),
     })
     .unwrap();
@@ -284,6 +287,7 @@ async fn pull_signatures_skew_and_nonce_replay() {
     let ghost_body = serde_json::to_vec(&wire::PullRequest {
         authenticator_ids: vec![ghost.id()],
         feed_after: Vec::new(),
+        events_after: Vec::new(),
         decisions_after: Vec::new(),
     })
     .unwrap();

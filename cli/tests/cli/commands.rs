@@ -890,6 +890,25 @@ fn contact_change_end_to_end_through_the_cli() {
     );
     assert_eq!(hidden["code"], "unknown_change");
 
+    // The login is bound to this portal session: the app wants the code the
+    // portal printed.
+    let code1 = step1["binding_code"].as_str().unwrap().to_owned();
+    assert!(!code1.is_empty());
+    err(
+        eid(
+            &[
+                "--json",
+                "app",
+                "approve",
+                "--request",
+                step1["request_id"].as_str().unwrap(),
+                "--pin-stdin",
+            ],
+            &app_env,
+            Some(PIN),
+        ),
+        "binding_code_required",
+    );
     ok(eid(
         &[
             "--json",
@@ -898,6 +917,8 @@ fn contact_change_end_to_end_through_the_cli() {
             "--request",
             step1["request_id"].as_str().unwrap(),
             "--pin-stdin",
+            "--binding-code",
+            &code1,
         ],
         &app_env,
         Some(PIN),
@@ -996,6 +1017,8 @@ fn contact_change_end_to_end_through_the_cli() {
             "--request",
             step2["request_id"].as_str().unwrap(),
             "--pin-stdin",
+            "--binding-code",
+            step2["binding_code"].as_str().unwrap(),
         ],
         &app_env,
         Some(PIN),
@@ -1122,6 +1145,8 @@ fn user_id_change_through_the_cli() {
             "--request",
             step["request_id"].as_str().unwrap(),
             "--pin-stdin",
+            "--binding-code",
+            step["binding_code"].as_str().unwrap(),
         ],
         &app_env,
         Some(PIN),
@@ -1264,10 +1289,43 @@ fn notify_on_every_use_and_household_counts() {
     ));
     assert!(!event_kinds(&child_events).contains(&"used".to_owned()));
 
+    // Turning it off needs the PIN: none given is refused, a wrong one too.
+    err(
+        eid(
+            &["--json", "app", "notify", "--off", "--account", &parent],
+            &app_env,
+            None,
+        ),
+        "missing_pin",
+    );
+    err(
+        eid(
+            &[
+                "--json",
+                "app",
+                "notify",
+                "--off",
+                "--account",
+                &parent,
+                "--pin-stdin",
+            ],
+            &app_env,
+            Some("999999"),
+        ),
+        "wrong_pin",
+    );
     ok(eid(
-        &["--json", "app", "notify", "--off", "--account", &parent],
+        &[
+            "--json",
+            "app",
+            "notify",
+            "--off",
+            "--account",
+            &parent,
+            "--pin-stdin",
+        ],
         &app_env,
-        None,
+        Some(PIN),
     ));
     let accounts = ok(eid(&["--json", "app", "accounts"], &app_env, None));
     assert!(

@@ -233,9 +233,16 @@ public actor EidAuthenticator {
         try core.notifyEveryUse(accountId: account.accountId)
     }
 
-    /// Turns "notify me on every use" on or off (no PIN).
-    public func setNotifyEveryUse(_ on: Bool, for account: AccountInfo) async throws {
-        try await core.setNotifyEveryUse(accountId: account.accountId, on: on)
+    /// Turns "notify me on every use" on (no PIN: it only adds notices).
+    public func turnOnNotifyEveryUse(for account: AccountInfo) async throws {
+        try await core.turnOnNotifyEveryUse(accountId: account.accountId)
+    }
+
+    /// Turns "notify me on every use" off. Needs the person's PIN (checked and
+    /// counted like any PIN entry), so an unlocked phone in someone else's hand
+    /// cannot silence the notices; the person is told on every channel.
+    public func turnOffNotifyEveryUse(for account: AccountInfo, pin: String) async throws {
+        try await core.turnOffNotifyEveryUse(accountId: account.accountId, pin: pin)
     }
 
     // MARK: New device from an existing one

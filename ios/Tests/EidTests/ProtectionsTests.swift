@@ -23,7 +23,7 @@ final class ProtectionsTests: ServerTestCase {
 
         let notifying = try await eid.notifyEveryUse(for: account)
         XCTAssertFalse(notifying)
-        try await eid.setNotifyEveryUse(true, for: account)
+        try await eid.turnOnNotifyEveryUse(for: account)
         let (_, view) = try await pulledRequest(eid, text: "Log in to netbank")
         let token = try await eid.unlock(view, pin: Self.pin)
         _ = try await eid.approve(token, swipeConfirmed: true)
@@ -34,6 +34,15 @@ final class ProtectionsTests: ServerTestCase {
         XCTAssertTrue(newest?.body.contains(Self.providerName) ?? false)
         let nowNotifying = try await eid.notifyEveryUse(for: account)
         XCTAssertTrue(nowNotifying)
+
+        // Off needs the PIN, and the feed says so.
+        try await eid.turnOffNotifyEveryUse(for: account, pin: Self.pin)
+        _ = try await eid.refresh()
+        let stillNotifying = try await eid.notifyEveryUse(for: account)
+        XCTAssertFalse(stillNotifying)
+        let off = try await eid.events(for: account).first
+        XCTAssertEqual(off?.kind, .notifyEveryUseTurnedOff)
+        XCTAssertEqual(off?.critical, true)
     }
 
     func testNewPhoneIsAddedFromTheExistingOneAfterTheWait() async throws {
@@ -102,9 +111,12 @@ final class ProtectionsTests: ServerTestCase {
         let list = try await eid.refresh()
         let view = try XCTUnwrap(list.first { $0.kind == .selfService })
         XCTAssertTrue(view.warnings.contains { $0.kind == .selfService })
+        XCTAssertTrue(view.warnings.contains { $0.kind == .bindingCodeRequired })
         XCTAssertTrue(view.referenceText?.contains("+45••••••21") ?? false)
+        // The login is bound to the portal session: the code it showed.
+        let code = try XCTUnwrap(started["binding_code"] as? String)
         let token = try await eid.unlock(view, pin: Self.pin)
-        _ = try await eid.approve(token, swipeConfirmed: true)
+        _ = try await eid.approve(token, swipeConfirmed: true, bindingCode: code)
 
         _ = try await eid.refresh()
         let changes = try await eid.pendingContactChanges(for: account)

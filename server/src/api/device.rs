@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use eid_protocol::messages::{ActivationProof, ReceiptBody};
+use eid_protocol::messages::{ActivationProof, ReceiptBody, SettingsChange};
 use eid_protocol::wire::{
     self, AccountState, ActivateRequest, ActivateResponse, BlockRequest, BlockResponse,
     CancelContactChangeRequest, ChangeState, ChangeStatus, DeviceSettingsRequest,
@@ -11,7 +11,7 @@ use eid_protocol::wire::{
     PullResponse, PulledAccount, PulledEnrolment, SignedEnvelope, SignedReceipt,
     SubmitDecisionRequest,
 };
-use eid_protocol::{AuthenticatorId, Nonce16, Outcome};
+use eid_protocol::{AuthenticatorId, MAX_DEVICE_CLOCK_SKEW_MS, Nonce16, Outcome};
 
 use super::guard::Source;
 use super::rp::{RetryLater, retry_later};
@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::limits::BINDING_CODE_MAX_TRIES;
 use crate::store::{
     ActivationResult, Authenticator, AuthenticatorState, CancelChangeResult, DecideResult,
-    DecisionRecord, Enrolment, EnrolmentStoredState,
+    DecisionRecord, Enrolment, EnrolmentStoredState, FeedCursors,
 };
 use crate::userid;
 
@@ -191,7 +191,9 @@ pub(crate) async fn block(
 
 /// Sets the person's notification settings ("notify me on every use"). Signed
 /// by the device key like a pull (headers `eid-timestamp`, `eid-nonce`,
-/// `eid-signature`); no PIN: it can only add notifications.
+/// `eid-signature`). Turning it on needs no PIN (it only adds
+/// notifications); turning it off needs the PIN key's `pin_proof` and is a
+/// `notify_every_use_turned_off` event notified on every channel.
 #[utoipa::path(post, path = "/v1/device/settings", tag = "device", request_body = DeviceSettingsRequest,
     params(
         ("eid-timestamp" = String, Header, description = "device clock, Unix milliseconds"),
@@ -200,8 +202,8 @@ pub(crate) async fn block(
     responses(
         (status = 200, body = DeviceSettingsResponse),
         (status = 400, body = ErrorBody),
-        (status = 401, description = "invalid_signature or clock_skew", body = ErrorBody),
-        (status = 403, description = "authenticator_locked", body = ErrorBody),
+        (status = 401, description = "invalid_signature (turning off without the PIN proof) or clock_skew", body = ErrorBody),
+        (status = 403, description = "wrong_pin (the PIN proof), authenticator_locked", body = ErrorBody),
         (status = 404, description = "unknown_authenticator", body = ErrorBody),
         (status = 409, description = "replayed_nonce", body = ErrorBody),
         (status = 413, body = ErrorBody),
@@ -226,9 +228,26 @@ pub(crate) async fn settings(
             "the authenticator is locked; activate again",
         ));
     }
+    // The device key alone may be a thief's (an unlocked phone): silencing
+    // the notifications needs the PIN too, like an approval.
+    match &req.pin_proof {
+        Some(proof) => verify_settings_pin_proof(&state, &authenticator, &req, proof).await?,
+        None if !req.notify_every_use => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidSignature,
+                "turning notify-every-use off needs the PIN signature",
+            ));
+        }
+        None => {}
+    }
     if !state
         .store
-        .set_notify_every_use(authenticator.identity_id, req.notify_every_use)
+        .set_notify_every_use(
+            authenticator.identity_id,
+            req.notify_every_use,
+            id,
+            state.now_ms(),
+        )
         .await?
     {
         return Err(ApiError::new(
@@ -242,6 +261,65 @@ pub(crate) async fn settings(
         identity_id: authenticator.identity_id,
         notify_every_use: req.notify_every_use,
     }))
+}
+
+/// Checks a settings change's PIN proof: the PIN key's signature (a wrong
+/// one counts toward the central lockout, like a decision's), a time within
+/// the device clock window, and a nonce never used before.
+async fn verify_settings_pin_proof(
+    state: &AppState,
+    authenticator: &Authenticator,
+    req: &DeviceSettingsRequest,
+    proof: &wire::PinProof,
+) -> ApiResult<()> {
+    let now = state.now_ms();
+    if now.abs_diff(proof.issued_at_ms) > MAX_DEVICE_CLOCK_SKEW_MS {
+        return Err(ApiError::new(
+            ErrorCode::ClockSkew,
+            "the PIN proof's time is more than 5 minutes off",
+        )
+        .with_server_time(now));
+    }
+    let message = SettingsChange {
+        authenticator_id: authenticator.id,
+        notify_every_use: req.notify_every_use,
+        issued_at_ms: proof.issued_at_ms,
+        nonce: proof.nonce,
+    }
+    .signing_bytes();
+    if authenticator
+        .pin_public_key
+        .verify(&message, &proof.signature)
+        .is_err()
+    {
+        let count = state
+            .store
+            .record_wrong_pin(authenticator.id, CENTRAL_PIN_LOCK_AT, now)
+            .await?;
+        tracing::warn!(authenticator = %authenticator.id, count, "wrong PIN signature on a settings change");
+        return Err(if count >= CENTRAL_PIN_LOCK_AT {
+            ApiError::new(
+                ErrorCode::AuthenticatorLocked,
+                "too many wrong PINs; the authenticator is locked",
+            )
+        } else {
+            ApiError::new(
+                ErrorCode::WrongPin,
+                format!(
+                    "wrong PIN signature; {} tries left",
+                    CENTRAL_PIN_LOCK_AT - count
+                ),
+            )
+        });
+    }
+    let keep_until = proof.issued_at_ms.max(now) + MAX_DEVICE_CLOCK_SKEW_MS;
+    if !state.store.use_nonce(proof.nonce, keep_until).await? {
+        return Err(ApiError::new(
+            ErrorCode::ReplayedNonce,
+            "this PIN proof was already used",
+        ));
+    }
+    Ok(())
 }
 
 /// Pulls the pending requests of one or several authenticators on one phone, in
@@ -266,12 +344,18 @@ pub(crate) async fn pull(
     DeviceSigned { body: req, keys }: DeviceSigned<PullRequest>,
 ) -> ApiResult<Json<PullResponse>> {
     let ids = req.authenticator_ids;
-    let feed_after = req.feed_after;
+    // A phone that pages its feed sends `events_after`; older phones
+    // `feed_after` (or nothing) and keep getting the newest events.
+    let feed = if req.events_after.is_empty() {
+        FeedCursors::NewestAbove(req.feed_after)
+    } else {
+        FeedCursors::OldestAbove(req.events_after)
+    };
     let decisions_after = req.decisions_after;
     let now = state.now_ms();
     let snapshot = state
         .store
-        .pull_snapshot(ids, feed_after, decisions_after, now)
+        .pull_snapshot(ids, feed, decisions_after, now)
         .await?;
     let identities = snapshot.identities;
     let mut events = snapshot.events.into_iter();

@@ -16,12 +16,18 @@
 //! person's data (not their name, phone or e-mail) and the uniqueness check
 //! run only after the approval, in the write that applies the change, so the
 //! portal is no oracle for taken user IDs or for someone's phone or e-mail.
+//!
+//! Every self-service login is bound to the portal session that asked for
+//! it by a channel-binding code the answer carries: the app asks for it, so
+//! a scammer's session started with the person's user ID cannot have its
+//! login approved by the person who thinks it is their own.
 
 use std::net::IpAddr;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use eid_protocol::binding::StoredBinding;
 use eid_protocol::wire::{
     ChangeState, ChangeStatus, ContactChannel, ErrorBody, ErrorCode, ErrorDetail,
     PulledContactChange, RequestStatus, SelfServiceCaller, SelfServiceStep,
@@ -84,13 +90,17 @@ pub(crate) fn pulled_change(change: &StoredChange, now_ms: u64) -> Option<Pulled
     })
 }
 
-/// A signed self-service login request for `identity_id` showing `text`.
+/// A signed self-service login request for `identity_id` showing `text`,
+/// bound to the portal session that asked by a fresh channel-binding code:
+/// the portal shows it and the app asks for it, so a login started by
+/// someone else's session is not approved by the person who thinks it is
+/// their own. Returns the request and its code.
 fn self_service_request(
     state: &AppState,
     identity_id: IdentityId,
     text: &str,
     now: u64,
-) -> ApiResult<StoredRequest> {
+) -> ApiResult<(StoredRequest, String)> {
     let reference_text = eid_protocol::text::normalize_reference_text(text)
         .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, e.to_string()))?;
     let envelope = RequestEnvelopeBody {
@@ -103,16 +113,18 @@ fn self_service_request(
         created_at_ms: now,
         expires_at_ms: now.saturating_add(state.config.request_lifetime_secs.saturating_mul(1000)),
         server_nonce: eid_protocol::crypto::random_array(),
-        binding_required: false,
+        binding_required: true,
     };
     let envelope_signature = state.signing_key.sign(&envelope.signing_bytes());
-    Ok(StoredRequest {
+    let code = eid_protocol::binding::random_short_code();
+    let request = StoredRequest {
         envelope,
         envelope_signature,
-        binding_code: None,
+        binding_code: Some(StoredBinding::Static(code.clone()).to_stored()),
         status: RequestStatus::Pending,
         decision: None,
-    })
+    };
+    Ok((request, code))
 }
 
 /// Starts a change for `user_id` asked from `source`; answers an unknown or
@@ -145,11 +157,12 @@ async fn start(
     // the store answers it like a blocked one, after the same round trip.
     let identity_id = known.unwrap_or_else(|| IdentityId(eid_protocol::crypto::random_array()));
     // Built (and signed) either way, so both answers cost about the same.
-    let request = self_service_request(state, identity_id, text, now)?;
+    let (request, binding_code) = self_service_request(state, identity_id, text, now)?;
     let step = SelfServiceStep {
         change_id: ChangeId::random(),
         request_id: request.envelope.request_id,
         expires_at_ms: request.envelope.expires_at_ms,
+        binding_code,
     };
     let change = StoredChange {
         id: step.change_id,
@@ -369,11 +382,12 @@ pub(crate) async fn confirm_contact_change(
         "{} (trin 2 af 2)",
         contact_change_text(channel, &masked(channel, &change.new_value))
     );
-    let request = self_service_request(&state, change.identity_id, &text, now)?;
+    let (request, binding_code) = self_service_request(&state, change.identity_id, &text, now)?;
     let step = SelfServiceStep {
         change_id: change.id,
         request_id: request.envelope.request_id,
         expires_at_ms: request.envelope.expires_at_ms,
+        binding_code,
     };
     match state
         .store
@@ -389,12 +403,26 @@ pub(crate) async fn confirm_contact_change(
             tracing::info!(change = %change.id, "self-service second login asked for");
             Ok((StatusCode::CREATED, Json(step)))
         }
-        ConfirmChangeResult::Existing(request_id, expires_at_ms) => Ok((
+        ConfirmChangeResult::Existing {
+            request_id,
+            expires_at_ms,
+            binding_code,
+        } => Ok((
             StatusCode::OK,
             Json(SelfServiceStep {
                 change_id: change.id,
                 request_id,
                 expires_at_ms,
+                // The same portal session asking again (it holds the
+                // change id and the user ID) sees the same code.
+                binding_code: binding_code
+                    .as_deref()
+                    .and_then(|stored| StoredBinding::from_stored(stored).ok())
+                    .and_then(|b| match b {
+                        StoredBinding::Static(code) => Some(code),
+                        StoredBinding::Rotating(_) => None,
+                    })
+                    .unwrap_or_default(),
             }),
         )),
         ConfirmChangeResult::TooEarly(earliest) => {

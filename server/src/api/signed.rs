@@ -245,6 +245,18 @@ impl SignedBody for PullRequest {
                 "feed_after must have one cursor per authenticator, or none",
             ));
         }
+        if !self.events_after.is_empty() && self.events_after.len() != n {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "events_after must have one cursor per authenticator, or none",
+            ));
+        }
+        if !self.events_after.is_empty() && !self.feed_after.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "send events_after or feed_after, not both",
+            ));
+        }
         if !self.decisions_after.is_empty() && self.decisions_after.len() != n {
             return Err(ApiError::new(
                 ErrorCode::InvalidParameter,

@@ -126,6 +126,7 @@ macro_rules! store_conformance_suite {
             claims_take_at_most_the_limit_and_no_channel_claims_nothing,
             a_pull_shows_unexpired_pending_requests_oldest_first_and_feed_events_after_the_cursor,
             a_pull_lists_the_identity_s_decisions_after_the_cursor,
+            a_paging_pull_brings_the_oldest_events_above_the_cursor_and_older_phones_the_newest,
             an_enrolment_with_a_request_awaits_approval_and_is_announced,
             an_enrolment_for_an_unknown_or_blocked_identity_is_a_decoy,
             the_same_new_keys_get_the_live_enrolment_back,
@@ -333,16 +334,17 @@ fn login(identity_id: IdentityId, sp: &ServiceProvider, created_at_ms: u64) -> S
 }
 
 /// A self-service login request (the built-in provider's).
+/// A self-service login, bound to its portal session by a code (as the API
+/// makes them).
 fn self_service_login(identity_id: IdentityId, created_at_ms: u64) -> StoredRequest {
-    stored(
-        envelope(
-            identity_id,
-            RequestKind::SelfService,
-            (SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME),
-            created_at_ms,
-        ),
-        None,
-    )
+    let mut envelope = envelope(
+        identity_id,
+        RequestKind::SelfService,
+        (SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME),
+        created_at_ms,
+    );
+    envelope.binding_required = true;
+    stored(envelope, Some(eid_protocol::binding::random_short_code()))
 }
 
 /// Stores `request` (created at its own time) and returns it.
@@ -427,7 +429,12 @@ async fn feed(
     now: u64,
 ) -> Vec<(SecurityEventKind, Option<String>)> {
     let snapshot = s
-        .pull_snapshot(vec![by.id], Vec::new(), Vec::new(), now)
+        .pull_snapshot(
+            vec![by.id],
+            FeedCursors::NewestAbove(Vec::new()),
+            Vec::new(),
+            now,
+        )
         .await
         .unwrap();
     snapshot.events[0]
@@ -585,17 +592,71 @@ pub async fn only_a_change_of_block_state_is_an_event(store: FreshStore) {
     );
 }
 
+/// The `notify_every_use_turned_off` events in an authenticator's feed:
+/// (the authenticator named, when).
+async fn turned_off(s: &dyn Store, by: AuthenticatorId) -> Vec<(Option<AuthenticatorId>, u64)> {
+    s.pull_snapshot(
+        vec![by],
+        FeedCursors::OldestAbove(Vec::new()),
+        Vec::new(),
+        T0 + 10,
+    )
+    .await
+    .unwrap()
+    .events[0]
+        .iter()
+        .filter(|e| e.kind == SecurityEventKind::NotifyEveryUseTurnedOff)
+        .map(|e| (e.authenticator_id, e.occurred_at_ms))
+        .collect()
+}
+
 /// "Notify me on every use" is set for a known identity and refused (false)
-/// for an unknown one.
+/// for an unknown one; turning it off (only when it was on) is a critical
+/// `notify_every_use_turned_off` event naming the authenticator, delivered
+/// on every channel.
 pub async fn notify_every_use_is_set_for_known_identities_only(store: FreshStore) {
     let s = &*store;
     let anna = identity(s, ANNA).await;
-    assert!(s.set_notify_every_use(anna.id, true).await.unwrap());
-    assert!(s.identity(anna.id).await.unwrap().unwrap().notify_every_use);
-    assert!(s.set_notify_every_use(anna.id, false).await.unwrap());
-    assert!(!s.identity(anna.id).await.unwrap().unwrap().notify_every_use);
+    let phone = activated(s, &anna, T0).await;
+    // Off while off: no change, no event.
     assert!(
-        !s.set_notify_every_use(IdentityId::random(), true)
+        s.set_notify_every_use(anna.id, false, phone.id, T0 + 1)
+            .await
+            .unwrap()
+    );
+    assert!(turned_off(s, phone.id).await.is_empty());
+    assert!(
+        s.set_notify_every_use(anna.id, true, phone.id, T0 + 2)
+            .await
+            .unwrap()
+    );
+    assert!(s.identity(anna.id).await.unwrap().unwrap().notify_every_use);
+    assert!(
+        turned_off(s, phone.id).await.is_empty(),
+        "turning on is no event"
+    );
+    assert!(
+        s.set_notify_every_use(anna.id, false, phone.id, T0 + 3)
+            .await
+            .unwrap()
+    );
+    assert!(!s.identity(anna.id).await.unwrap().unwrap().notify_every_use);
+    assert_eq!(
+        turned_off(s, phone.id).await,
+        vec![(Some(phone.id), T0 + 3)]
+    );
+    let mut channels: Vec<_> = s
+        .claim_deliveries(vec![Channel::Sms, Channel::Email], T0 + 4, 100, 60_000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.event.kind == SecurityEventKind::NotifyEveryUseTurnedOff)
+        .map(|d| d.channel)
+        .collect();
+    channels.sort_by_key(|c| *c == Channel::Email);
+    assert_eq!(channels, vec![Channel::Sms, Channel::Email]);
+    assert!(
+        !s.set_notify_every_use(IdentityId::random(), true, phone.id, T0 + 5)
             .await
             .unwrap()
     );
@@ -1224,7 +1285,9 @@ pub async fn a_fraud_report_is_an_event_and_approvals_notify_only_when_opted_in(
     let bank = registered(s, "Danske Bank").await;
     let quiet = created(s, login(anna.id, &bank, T0)).await;
     decided(s, &quiet, &phone, Outcome::Approve, 1, T0 + 1).await;
-    s.set_notify_every_use(anna.id, true).await.unwrap();
+    s.set_notify_every_use(anna.id, true, phone.id, T0 + 1)
+        .await
+        .unwrap();
     let noisy = created(s, login(anna.id, &bank, T0 + 2)).await;
     decided(s, &noisy, &phone, Outcome::Approve, 2, T0 + 3).await;
     let scam = created(s, login(anna.id, &bank, T0 + 4)).await;
@@ -1727,7 +1790,7 @@ pub async fn a_pull_shows_unexpired_pending_requests_oldest_first_and_feed_event
     let snapshot = s
         .pull_snapshot(
             vec![phone.id, unknown, bos_phone.id],
-            Vec::new(),
+            FeedCursors::NewestAbove(Vec::new()),
             Vec::new(),
             now,
         )
@@ -1766,11 +1829,85 @@ pub async fn a_pull_shows_unexpired_pending_requests_oldest_first_and_feed_event
     // After the cursor: only what is newer.
     let cursor = snapshot.events[2][0].id;
     let after = s
-        .pull_snapshot(vec![bos_phone.id], vec![cursor], Vec::new(), now)
+        .pull_snapshot(
+            vec![bos_phone.id],
+            FeedCursors::NewestAbove(vec![cursor]),
+            Vec::new(),
+            now,
+        )
         .await
         .unwrap();
     let kinds: Vec<_> = after.events[0].iter().map(|e| e.kind).collect();
     assert_eq!(kinds, vec![SecurityEventKind::IdentityBlocked]);
+}
+
+/// A flood of more events than one pull returns: paging cursors bring the
+/// oldest above the cursor, so successive pulls bring every event once;
+/// older phones' cursors bring the newest.
+pub async fn a_paging_pull_brings_the_oldest_events_above_the_cursor_and_older_phones_the_newest(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bo = identity(s, BO).await;
+    // Interleaved with another identity's events: the ids have gaps.
+    for i in 0..120 {
+        s.set_blocked(anna.id, i % 2 == 0, T0 + i).await.unwrap();
+        s.set_blocked(bo.id, i % 2 == 0, T0 + i).await.unwrap();
+    }
+    let max = eid_protocol::wire::MAX_FEED_EVENTS;
+    let all = 1 + 120;
+    let mut seen = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let page = s
+            .pull_snapshot(
+                vec![phone.id],
+                FeedCursors::OldestAbove(vec![cursor]),
+                Vec::new(),
+                T0 + 200,
+            )
+            .await
+            .unwrap();
+        let events = &page.events[0];
+        assert!(events.len() <= max);
+        let Some(last) = events.last() else { break };
+        assert!(events.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
+        cursor = last.id;
+        seen.extend(events.iter().map(|e| e.id));
+    }
+    assert_eq!(seen.len(), all, "every event once");
+    assert_eq!(
+        s.pull_snapshot(
+            vec![phone.id],
+            FeedCursors::OldestAbove(Vec::new()),
+            Vec::new(),
+            T0 + 200
+        )
+        .await
+        .unwrap()
+        .events[0]
+            .first()
+            .map(|e| e.kind),
+        Some(SecurityEventKind::DeviceActivated),
+        "no cursor: from the start"
+    );
+    let newest = s
+        .pull_snapshot(
+            vec![phone.id],
+            FeedCursors::NewestAbove(vec![0]),
+            Vec::new(),
+            T0 + 200,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<_> = newest.events[0].iter().map(|e| e.id).collect();
+    assert_eq!(
+        ids,
+        seen[all - max..],
+        "older phones: the newest, oldest first"
+    );
 }
 
 /// A pull lists the identity's decisions (any of its authenticators) after
@@ -1786,7 +1923,12 @@ pub async fn a_pull_lists_the_identity_s_decisions_after_the_cursor(store: Fresh
     let d1 = decided(s, &first, &phone, Outcome::Approve, 1, T0 + 2).await;
     let d2 = decided(s, &second, &tablet, Outcome::Deny, 1, T0 + 3).await;
     let snapshot = s
-        .pull_snapshot(vec![phone.id], Vec::new(), Vec::new(), T0 + 4)
+        .pull_snapshot(
+            vec![phone.id],
+            FeedCursors::NewestAbove(Vec::new()),
+            Vec::new(),
+            T0 + 4,
+        )
         .await
         .unwrap();
     let pulled = &snapshot.decisions[0];
@@ -1826,13 +1968,23 @@ pub async fn a_pull_lists_the_identity_s_decisions_after_the_cursor(store: Fresh
     );
     assert!(pulled[0].seq < pulled[1].seq);
     let after = s
-        .pull_snapshot(vec![tablet.id], Vec::new(), vec![pulled[0].seq], T0 + 4)
+        .pull_snapshot(
+            vec![tablet.id],
+            FeedCursors::NewestAbove(Vec::new()),
+            vec![pulled[0].seq],
+            T0 + 4,
+        )
         .await
         .unwrap();
     let ids: Vec<_> = after.decisions[0].iter().map(|d| d.request_id).collect();
     assert_eq!(ids, vec![second.envelope.request_id]);
     let none = s
-        .pull_snapshot(vec![tablet.id], Vec::new(), vec![pulled[1].seq], T0 + 4)
+        .pull_snapshot(
+            vec![tablet.id],
+            FeedCursors::NewestAbove(Vec::new()),
+            vec![pulled[1].seq],
+            T0 + 4,
+        )
         .await
         .unwrap();
     assert!(none.decisions[0].is_empty());
@@ -1923,7 +2075,12 @@ pub async fn an_enrolment_with_a_request_awaits_approval_and_is_announced(store:
         EnrolmentPoll::AwaitingApproval(expected.clone())
     );
     let snapshot = s
-        .pull_snapshot(vec![phone.id], Vec::new(), Vec::new(), T0 + 2)
+        .pull_snapshot(
+            vec![phone.id],
+            FeedCursors::NewestAbove(Vec::new()),
+            Vec::new(),
+            T0 + 2,
+        )
         .await
         .unwrap();
     assert_eq!(snapshot.enrolments, vec![expected]);
@@ -2606,7 +2763,15 @@ pub async fn the_second_login_is_too_early_before_the_gap_and_completes_the_chan
         )
         .await
         .unwrap(),
-        ConfirmChangeResult::Existing(second.envelope.request_id, second.envelope.expires_at_ms)
+        ConfirmChangeResult::Existing {
+            request_id: second.envelope.request_id,
+            expires_at_ms: second.envelope.expires_at_ms,
+            binding_code: second.binding_code.clone(),
+        }
+    );
+    assert!(
+        second.binding_code.is_some(),
+        "the portal can show it again"
     );
     decided(s, &second, &phone, Outcome::Approve, 2, earliest + 2).await;
     let (done, anna_now) = s.change(change.id).await.unwrap().unwrap();
@@ -2971,7 +3136,7 @@ pub async fn an_admin_block_is_audited_with_its_reason_and_the_event_points_to_i
     assert_eq!(row.outcome, "done");
 
     let snapshot = s
-        .pull_snapshot(vec![phone.id], Vec::new(), Vec::new(), T0 + 2)
+        .pull_snapshot(vec![phone.id], FeedCursors::OldestAbove(Vec::new()), Vec::new(), T0 + 2)
         .await
         .unwrap();
     let events = &snapshot.events[0];
@@ -2989,7 +3154,7 @@ pub async fn an_admin_block_is_audited_with_its_reason_and_the_event_points_to_i
     // The person's own block points to no audit row.
     s.set_blocked(anna.id, false, T0 + 3).await.unwrap();
     let snapshot = s
-        .pull_snapshot(vec![phone.id], Vec::new(), Vec::new(), T0 + 4)
+        .pull_snapshot(vec![phone.id], FeedCursors::OldestAbove(Vec::new()), Vec::new(), T0 + 4)
         .await
         .unwrap();
     let unblocked = snapshot.events[0]

@@ -360,6 +360,28 @@ pub enum RegisterResult {
     ConfusableWith(String),
 }
 
+/// Where each authenticator's feed in a pull starts (parallel to the ids;
+/// missing entries are 0). See `docs/protocol.md` (pull).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedCursors {
+    /// Older phones (`feed_after`): the newest
+    /// [`eid_protocol::wire::MAX_FEED_EVENTS`] events above each cursor; a
+    /// flood of more between two pulls skips the older ones.
+    NewestAbove(Vec<u64>),
+    /// Paging (`events_after`): the oldest
+    /// [`eid_protocol::wire::MAX_FEED_EVENTS`] events above each cursor, so
+    /// successive pulls bring every event.
+    OldestAbove(Vec<u64>),
+}
+
+impl FeedCursors {
+    /// The cursor of the authenticator at `index` (0 when not given).
+    pub fn at(&self, index: usize) -> u64 {
+        let (Self::NewestAbove(c) | Self::OldestAbove(c)) = self;
+        c.get(index).copied().unwrap_or(0)
+    }
+}
+
 /// What a pull reads.
 #[derive(Debug, Clone)]
 pub struct PullSnapshot {
@@ -373,8 +395,8 @@ pub struct PullSnapshot {
     /// with a pending, unexpired request, or waiting), oldest first.
     pub enrolments: Vec<Enrolment>,
     /// Per authenticator asked for (same order): its identity's security
-    /// events after the cursor, oldest first, at most the newest
-    /// [`eid_protocol::wire::MAX_FEED_EVENTS`].
+    /// events after the cursor, oldest first, at most
+    /// [`eid_protocol::wire::MAX_FEED_EVENTS`] (which ones: [`FeedCursors`]).
     pub events: Vec<Vec<StoredEvent>>,
     /// Open phone and e-mail changes of these identities (by the clock), oldest first.
     pub contact_changes: Vec<StoredChange>,
@@ -564,8 +586,16 @@ pub enum StartChangeResult {
 pub enum ConfirmChangeResult {
     /// The second login request is stored.
     Created,
-    /// A second login request is already pending: this one (id, expiry).
-    Existing(RequestId, u64),
+    /// A second login request is already pending: this one.
+    Existing {
+        /// The pending request.
+        request_id: RequestId,
+        /// When it expires (server clock, Unix ms).
+        expires_at_ms: u64,
+        /// Its stored binding code (the binding-code column), so the portal
+        /// can show it again.
+        binding_code: Option<String>,
+    },
     /// Before the earliest time (given); the attempt was recorded as an event.
     TooEarly(u64),
     /// The change is not open.
@@ -804,8 +834,17 @@ pub trait Store: Send + Sync + 'static {
         blocked: bool,
         now_ms: u64,
     ) -> StoreResult<Option<Vec<RequestId>>>;
-    /// Sets the identity's "notify me on every use"; `false` for an unknown id.
-    async fn set_notify_every_use(&self, id: IdentityId, on: bool) -> StoreResult<bool>;
+    /// Sets the identity's "notify me on every use"; `false` for an unknown
+    /// id. Turning it off (when it was on) records, in the same write, a
+    /// `notify_every_use_turned_off` event naming `by`, notified on every
+    /// channel.
+    async fn set_notify_every_use(
+        &self,
+        id: IdentityId,
+        on: bool,
+        by: AuthenticatorId,
+        now_ms: u64,
+    ) -> StoreResult<bool>;
     /// Claims up to `limit` due deliveries on `channels` (not delivered,
     /// `next_attempt_ms <= now_ms`, fewer than `max_attempts` attempts): counts
     /// the attempt and moves `next_attempt_ms` to `now_ms + lease_ms`, so a
@@ -849,12 +888,13 @@ pub trait Store: Send + Sync + 'static {
     /// One consistent read for a pull: the authenticators and their
     /// identities (in order), the pending, unexpired requests of the
     /// unblocked identities, oldest first, and each authenticator's feed
-    /// events after its cursor in `feed_after` (parallel to the ids; missing
-    /// entries are 0).
+    /// events after its cursor in `feed` (the oldest or the newest
+    /// [`eid_protocol::wire::MAX_FEED_EVENTS`] above it, by the variant), and
+    /// the identity's decisions above each cursor in `decisions_after`.
     async fn pull_snapshot(
         &self,
         authenticator_ids: Vec<AuthenticatorId>,
-        feed_after: Vec<u64>,
+        feed: FeedCursors,
         decisions_after: Vec<u64>,
         now_ms: u64,
     ) -> StoreResult<PullSnapshot>;

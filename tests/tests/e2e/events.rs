@@ -13,9 +13,10 @@ use eid_core::{Language, SecurityEventKind};
 use eid_e2e_tests::notify::{Mail, SmsReceiver, SmtpSink};
 use eid_e2e_tests::{ConfigureFn, PIN, PROVIDER_NAME, Person, Phone, World};
 use eid_protocol::crypto::SoftwareSigningKey;
+use eid_protocol::messages::SettingsChange;
 use eid_protocol::wire::{
     self, CreateIdentityRequest, DeviceSettingsRequest, DeviceSettingsResponse, ErrorCode,
-    PullRequest, PullResponse,
+    PinProof, PullRequest, PullResponse,
 };
 use eid_protocol::{AuthenticatorId, Decision, Nonce16, Outcome};
 use eid_server::Config;
@@ -362,6 +363,7 @@ async fn a_pin_lockout_from_a_cloned_device_key_is_in_the_feed_and_notified() {
     let body = serde_json::to_vec(&DeviceSettingsRequest {
         authenticator_id: thief.id(),
         notify_every_use: true,
+        pin_proof: None,
     })
     .unwrap();
     let err = post_settings(&endpoint, &[&thief], &body, w.now_ms(), Nonce16::random())
@@ -373,7 +375,7 @@ async fn a_pin_lockout_from_a_cloned_device_key_is_in_the_feed_and_notified() {
 }
 
 #[tokio::test]
-async fn notify_every_use_is_off_by_default_and_turned_on_from_the_app() {
+async fn notify_every_use_is_off_by_default_turned_on_from_the_app_and_off_with_the_pin() {
     let (w, smtp, sms) = world_with_receivers().await;
     let person = person(&w).await;
     let (phone, acc) = w.activated_for(&person, "anna").await.unwrap();
@@ -394,7 +396,7 @@ async fn notify_every_use_is_off_by_default_and_turned_on_from_the_app() {
 
     // On, from the app: it is the identity's setting, so the other device
     // of the same person sees it too.
-    phone.app.set_notify_every_use(&acc, true).await.unwrap();
+    phone.app.turn_on_notify_every_use(&acc).await.unwrap();
     assert!(phone.app.notify_every_use(&acc).unwrap());
     other.app.refresh().await.unwrap();
     assert!(other.app.notify_every_use(&other_acc).unwrap());
@@ -423,19 +425,24 @@ async fn notify_every_use_is_off_by_default_and_turned_on_from_the_app() {
             .any(|t| t.to == PHONE && t.text.contains("Your eID was used"))
     );
 
-    // Off again: nothing more.
+    // Off again (with the PIN): the person hears of that, then nothing more.
     other
         .app
-        .set_notify_every_use(&other_acc, false)
+        .turn_off_notify_every_use(&other_acc, PIN)
         .await
         .unwrap();
     approve(&w, &phone, &acc).await;
     phone.app.refresh().await.unwrap();
     assert!(!phone.app.notify_every_use(&acc).unwrap());
-    assert_eq!(phone.app.events(&acc, Language::English).unwrap().len(), 3);
+    let feed = phone.app.events(&acc, Language::English).unwrap();
+    assert_eq!(feed.len(), 4);
+    assert_eq!(feed[0].kind, K::NotifyEveryUseTurnedOff);
+    assert!(!feed[0].this_device, "turned off on the other device");
+    smtp.wait_for(4).await;
+    sms.wait_for(4).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(smtp.mails().len(), 3);
-    assert_eq!(sms.received().len(), 3);
+    assert_eq!(smtp.mails().len(), 4);
+    assert_eq!(sms.received().len(), 4);
 }
 
 #[tokio::test]
@@ -683,6 +690,7 @@ async fn the_settings_endpoint_refuses_bad_input_and_changes_nothing() {
         serde_json::to_vec(&DeviceSettingsRequest {
             authenticator_id: id,
             notify_every_use: true,
+            pin_proof: None,
         })
         .unwrap()
     };
@@ -745,6 +753,26 @@ async fn the_settings_endpoint_refuses_bad_input_and_changes_nothing() {
     let pull = serde_json::to_vec(&PullRequest {
         authenticator_ids: vec![device.id()],
         feed_after: vec![0, 0],
+        events_after: Vec::new(),
+        decisions_after: Vec::new(),
+    })
+    .unwrap();
+    let err = post_signed::<PullResponse>(
+        &endpoint,
+        wire::PATH_PULL,
+        &[&device],
+        &pull,
+        now,
+        Nonce16::random(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InvalidParameter));
+    // Both kinds of feed cursor at once.
+    let pull = serde_json::to_vec(&PullRequest {
+        authenticator_ids: vec![device.id()],
+        feed_after: vec![0],
+        events_after: vec![0],
         decisions_after: Vec::new(),
     })
     .unwrap();
@@ -776,6 +804,7 @@ async fn the_settings_endpoint_refuses_bad_input_and_changes_nothing() {
     let off = serde_json::to_vec(&DeviceSettingsRequest {
         authenticator_id: device.id(),
         notify_every_use: false,
+        pin_proof: None,
     })
     .unwrap();
     let err = post_settings(&endpoint, &[&device], &off, now, nonce)
@@ -818,9 +847,14 @@ async fn an_unknown_event_kind_does_not_break_the_pull_and_the_feed_is_capped() 
         .unwrap();
     }
     phone.app.refresh().await.unwrap();
+    // One pull brings at most 50, the oldest after the cursor: 50 uses.
     let feed = phone.app.events(&acc, Language::English).unwrap();
-    // The newest 50 after the cursor: the unknown one and 49 uses.
     assert_eq!(feed.len(), 1 + wire::MAX_FEED_EVENTS);
+    assert!(feed[0].kind == SecurityEventKind::Used);
+    // The next one the rest: 10 uses and the unknown one.
+    phone.app.refresh().await.unwrap();
+    let feed = phone.app.events(&acc, Language::English).unwrap();
+    assert_eq!(feed.len(), 1 + 60 + 1);
     assert_eq!(feed[0].kind, SecurityEventKind::Unknown);
     assert_eq!(feed[0].title, "Security event");
     assert!(feed[0].critical);
@@ -828,7 +862,7 @@ async fn an_unknown_event_kind_does_not_break_the_pull_and_the_feed_is_capped() 
         feed.iter()
             .filter(|e| e.kind == SecurityEventKind::Used)
             .count(),
-        wire::MAX_FEED_EVENTS - 1
+        60
     );
     assert_eq!(
         feed.last().unwrap().kind,
@@ -837,4 +871,201 @@ async fn an_unknown_event_kind_does_not_break_the_pull_and_the_feed_is_capped() 
     // Nothing new on the next pull.
     phone.app.refresh().await.unwrap();
     assert_eq!(phone.app.events(&acc, Language::English).unwrap(), feed);
+}
+
+#[tokio::test]
+async fn a_flood_of_events_between_two_pulls_all_arrive_over_successive_pulls() {
+    let w = World::start().await.unwrap();
+    let person = person(&w).await;
+    let (phone, acc) = w.activated_for(&person, "anna").await.unwrap();
+    phone.app.refresh().await.unwrap();
+    assert_eq!(phone.app.events(&acc, Language::English).unwrap().len(), 1);
+
+    // 120 events between two pulls: more than one pull returns.
+    {
+        let conn = rusqlite::Connection::open(w.database_path()).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        let id = person.identity_id.as_bytes().to_vec();
+        for i in 0..120 {
+            conn.execute(
+                "INSERT INTO security_events (identity_id, kind, detail, occurred_at_ms) \
+                 VALUES (?1, 'used', ?2, ?3)",
+                rusqlite::params![id, format!("Bank {i}"), w.now_ms() as i64],
+            )
+            .unwrap();
+        }
+    }
+    let pulls = 120_usize.div_ceil(wire::MAX_FEED_EVENTS);
+    for _ in 0..pulls {
+        phone.app.refresh().await.unwrap();
+    }
+    let feed = phone.app.events(&acc, Language::English).unwrap();
+    assert_eq!(feed.len(), 1 + 120, "every event arrived");
+    for i in 0..120 {
+        let detail = format!("Bank {i}");
+        assert!(
+            feed.iter().any(|e| e.body.contains(&detail)),
+            "event {i} arrived"
+        );
+    }
+    // Nothing more, and nothing twice, on the next pull.
+    phone.app.refresh().await.unwrap();
+    assert_eq!(phone.app.events(&acc, Language::English).unwrap(), feed);
+}
+
+#[tokio::test]
+async fn a_thief_with_the_unlocked_phone_cannot_turn_notify_every_use_off_without_the_pin() {
+    let w = World::start().await.unwrap();
+    let person = person(&w).await;
+    let (phone, acc) = w.activated_for(&person, "anna").await.unwrap();
+    let endpoint = Endpoint::new(&w.base_url(), &w.spki_pin).unwrap();
+    let code = w
+        .admin
+        .issue_activation_code(person.identity_id)
+        .await
+        .unwrap()
+        .activation_code;
+    let mut device = SoftPhone::new();
+    device.activate(&endpoint, USER, &code).await.unwrap();
+    phone.app.refresh().await.unwrap();
+    let on = serde_json::to_vec(&DeviceSettingsRequest {
+        authenticator_id: device.id(),
+        notify_every_use: true,
+        pin_proof: None,
+    })
+    .unwrap();
+    post_settings(&endpoint, &[&device], &on, w.now_ms(), Nonce16::random())
+        .await
+        .unwrap();
+
+    // The device key alone (what a thief holding the unlocked phone has).
+    let off = serde_json::to_vec(&DeviceSettingsRequest {
+        authenticator_id: device.id(),
+        notify_every_use: false,
+        pin_proof: None,
+    })
+    .unwrap();
+    let err = post_settings(&endpoint, &[&device], &off, w.now_ms(), Nonce16::random())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InvalidSignature));
+    phone.app.refresh().await.unwrap();
+    assert!(phone.app.notify_every_use(&acc).unwrap(), "still on");
+
+    // A proof signed by another key (a guessed PIN unwraps nothing, so a
+    // thief can only sign with a key of their own): a wrong PIN, counted.
+    let proof = |key: &SoftwareSigningKey, issued_at_ms: u64, nonce: Nonce16| {
+        let change = SettingsChange {
+            authenticator_id: device.id(),
+            notify_every_use: false,
+            issued_at_ms,
+            nonce,
+        };
+        serde_json::to_vec(&DeviceSettingsRequest {
+            authenticator_id: device.id(),
+            notify_every_use: false,
+            pin_proof: Some(PinProof {
+                issued_at_ms,
+                nonce,
+                signature: key.sign(&change.signing_bytes()),
+            }),
+        })
+        .unwrap()
+    };
+    let forged = proof(
+        &SoftwareSigningKey::generate(),
+        w.now_ms(),
+        Nonce16::random(),
+    );
+    let err = post_settings(
+        &endpoint,
+        &[&device],
+        &forged,
+        w.now_ms(),
+        Nonce16::random(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::WrongPin));
+    // The right PIN key, but a stale proof.
+    let stale = proof(&device.pin_key, w.now_ms() - 600_000, Nonce16::random());
+    let err = post_settings(&endpoint, &[&device], &stale, w.now_ms(), Nonce16::random())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::ClockSkew));
+    phone.app.refresh().await.unwrap();
+    assert!(phone.app.notify_every_use(&acc).unwrap(), "still on");
+
+    // With the PIN key: off, once; the same proof again is a replay.
+    let signed = proof(&device.pin_key, w.now_ms(), Nonce16::random());
+    post_settings(
+        &endpoint,
+        &[&device],
+        &signed,
+        w.now_ms(),
+        Nonce16::random(),
+    )
+    .await
+    .unwrap();
+    let err = post_settings(
+        &endpoint,
+        &[&device],
+        &signed,
+        w.now_ms(),
+        Nonce16::random(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::ReplayedNonce));
+    phone.app.refresh().await.unwrap();
+    assert!(!phone.app.notify_every_use(&acc).unwrap());
+    assert_eq!(
+        feed_kinds(&phone, &acc)[0],
+        SecurityEventKind::NotifyEveryUseTurnedOff
+    );
+}
+
+#[tokio::test]
+async fn turning_notify_every_use_off_needs_the_pin_and_the_person_hears_of_it_everywhere() {
+    let (w, smtp, sms) = world_with_receivers().await;
+    let person = person(&w).await;
+    let (phone, acc) = w.activated_for(&person, "anna").await.unwrap();
+    smtp.wait_for(1).await;
+    sms.wait_for(1).await;
+    phone.app.turn_on_notify_every_use(&acc).await.unwrap();
+
+    // A wrong PIN changes nothing (and counts like any PIN entry).
+    let err = phone
+        .app
+        .turn_off_notify_every_use(&acc, "999999")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, eid_core::Error::WrongPin { .. }), "{err:?}");
+    phone.app.refresh().await.unwrap();
+    assert!(phone.app.notify_every_use(&acc).unwrap());
+
+    phone
+        .app
+        .turn_off_notify_every_use(&acc, PIN)
+        .await
+        .unwrap();
+    assert!(!phone.app.notify_every_use(&acc).unwrap());
+    phone.app.refresh().await.unwrap();
+    let feed = phone.app.events(&acc, Language::English).unwrap();
+    assert_eq!(feed[0].kind, SecurityEventKind::NotifyEveryUseTurnedOff);
+    assert!(feed[0].critical);
+    assert!(feed[0].this_device);
+    assert_eq!(feed[0].title, "Notify on every use turned off");
+    let mails = smtp.wait_for(2).await;
+    assert!(mails.iter().any(|m| {
+        m.header("Subject")
+            .unwrap()
+            .ends_with("Notifications on every use of your eID were turned off")
+    }));
+    let texts = sms.wait_for(2).await;
+    assert!(texts.iter().any(|t| {
+        t.to == PHONE
+            && t.text
+                .contains("Notifications on every use of your eID were turned off")
+    }));
 }

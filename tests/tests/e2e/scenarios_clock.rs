@@ -110,7 +110,7 @@ async fn device_calls_other_than_the_pull_correct_a_wrong_clock_too() {
     // No pull yet in this process: "block my identity" must still work with
     // the phone's clock a day ahead (an emergency action).
     skew(&w, &phone, true);
-    phone.app.set_notify_every_use(&id, true).await.unwrap();
+    phone.app.turn_on_notify_every_use(&id).await.unwrap();
     phone.app.block_identity(&id).await.unwrap();
     assert_eq!(
         phone.app.accounts().unwrap()[0].state,

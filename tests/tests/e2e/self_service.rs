@@ -7,13 +7,13 @@
 //! self-service login.
 
 use eid_api_client::{Endpoint, SelfServiceClient, SoftPhone};
-use eid_core::{AccountState, Error};
+use eid_core::{AccountState, Error, WarningKind};
 use eid_e2e_tests::{HOUR_MS, PIN, Person, Phone, World};
 use eid_protocol::wire::{
     self, ChangeState, ContactChannel, CreateIdentityRequest, ErrorCode, RequestStatus,
     SelfServiceStep,
 };
-use eid_protocol::{AuthenticatorId, ChangeId, IdentityId, Nonce16, RequestId, RequestKind};
+use eid_protocol::{AuthenticatorId, ChangeId, IdentityId, Nonce16, RequestKind};
 
 use crate::support::error_code;
 
@@ -59,8 +59,10 @@ async fn grete(w: &World) -> (Person, Phone, AuthenticatorId) {
 }
 
 /// Pulls, checks the self-service request is there with `text_part` in its
-/// reference text, and approves it with PIN and swipe.
-async fn approve(phone: &Phone, acc: &AuthenticatorId, request: RequestId, text_part: &str) {
+/// reference text, and approves it with PIN, swipe and the code the portal
+/// showed for it.
+async fn approve(phone: &Phone, acc: &AuthenticatorId, step: &SelfServiceStep, text_part: &str) {
+    let request = step.request_id;
     let views = phone.app.refresh().await.unwrap();
     let view = views
         .iter()
@@ -71,7 +73,11 @@ async fn approve(phone: &Phone, acc: &AuthenticatorId, request: RequestId, text_
     let text = view.reference_text.clone().unwrap();
     assert!(text.contains(text_part), "{text}");
     let unlock = phone.app.unlock(acc, &request, PIN).await.unwrap();
-    phone.app.approve(&unlock, true, None).await.unwrap();
+    phone
+        .app
+        .approve(&unlock, true, Some(&step.binding_code))
+        .await
+        .unwrap();
 }
 
 /// The identity's security events: (kind, detail), oldest first.
@@ -143,7 +149,7 @@ async fn phone_change_needs_two_logins_an_hour_apart_and_the_app_shows_it_betwee
     approve(
         &phone,
         &acc,
-        step1.request_id,
+        &step1,
         "Skift telefonnummer til +45••••••21 (trin 1 af 2)",
     )
     .await;
@@ -194,7 +200,7 @@ async fn phone_change_needs_two_logins_an_hour_apart_and_the_app_shows_it_betwee
         Some(first_login_at + HOUR_MS),
     )
     .await;
-    approve(&phone, &acc, step2.request_id, "(trin 2 af 2)").await;
+    approve(&phone, &acc, &step2, "(trin 2 af 2)").await;
 
     let info = w.admin.identity(p.identity_id).await.unwrap();
     assert_eq!(info.phone_masked.as_deref(), Some("+45••••••21"));
@@ -267,7 +273,7 @@ async fn email_change_completes_after_the_gap_and_notifies_old_and_new_address()
     approve(
         &phone,
         &acc,
-        step1.request_id,
+        &step1,
         "Skift e-mailadresse til G•••@e•••.dk (trin 1 af 2)",
     )
     .await;
@@ -283,7 +289,7 @@ async fn email_change_completes_after_the_gap_and_notifies_old_and_new_address()
         .confirm_contact_change(USER, step1.change_id)
         .await
         .unwrap();
-    approve(&phone, &acc, step2.request_id, "(trin 2 af 2)").await;
+    approve(&phone, &acc, &step2, "(trin 2 af 2)").await;
     let info = w.admin.identity(p.identity_id).await.unwrap();
     assert_eq!(info.email_masked.as_deref(), Some("G•••@e•••.dk"));
     assert_eq!(info.phone_masked.as_deref(), Some("+45••••••78"));
@@ -316,7 +322,7 @@ async fn bank_caller_self_service_login_cannot_finish_within_the_hour() {
     // The victim, on the phone with "the bank", approves. The app warned.
     let views = phone.app.refresh().await.unwrap();
     assert!(!views[0].warnings.is_empty());
-    approve(&phone, &acc, step1.request_id, "+45••••••66").await;
+    approve(&phone, &acc, &step1, "+45••••••66").await;
 
     // The scammer tries to finish at once, and again after 59 minutes.
     let refused = scammer
@@ -469,7 +475,7 @@ async fn fraud_report_on_the_second_login_cancels_the_change() {
         .start_contact_change(USER, ContactChannel::Email, NEW_EMAIL)
         .await
         .unwrap();
-    approve(&phone, &acc, step1.request_id, "trin 1").await;
+    approve(&phone, &acc, &step1, "trin 1").await;
     w.advance(HOUR_MS, &[&phone]);
     let step2 = portal
         .confirm_contact_change(USER, step1.change_id)
@@ -512,7 +518,7 @@ async fn a_lapsed_second_login_can_be_asked_again_and_an_unapproved_first_login_
         .start_contact_change(USER, ContactChannel::Phone, NEW_PHONE)
         .await
         .unwrap();
-    approve(&phone, &acc, step1.request_id, "trin 1").await;
+    approve(&phone, &acc, &step1, "trin 1").await;
     w.advance(HOUR_MS, &[&phone]);
     let lapsed = portal
         .confirm_contact_change(USER, step1.change_id)
@@ -612,7 +618,7 @@ async fn one_change_at_a_time_an_unapproved_one_is_replaced_and_a_block_ends_it(
             .await
             .is_err()
     );
-    approve(&phone, &acc, second.request_id, "e-mailadresse").await;
+    approve(&phone, &acc, &second, "e-mailadresse").await;
     // Past its first login, a change blocks another one until it ends.
     let busy = portal
         .start_contact_change(USER, ContactChannel::Phone, SCAMMER_PHONE)
@@ -698,7 +704,7 @@ async fn user_id_rules_are_refused_with_reasons_through_the_api() {
         ("Grete#Hansen1", "name"),
     ] {
         let step = portal.start_user_id_change(USER, bad).await.unwrap();
-        approve(&phone, &acc, step.request_id, "Skift bruger-ID til").await;
+        approve(&phone, &acc, &step, "Skift bruger-ID til").await;
         let status = portal
             .user_id_change_status(USER, step.change_id)
             .await
@@ -730,13 +736,7 @@ async fn user_id_change_applies_on_approval_old_id_stops_working_and_case_cannot
         .start_user_id_change(USER, "Ny#Bruger2026")
         .await
         .unwrap();
-    approve(
-        &phone,
-        &acc,
-        step.request_id,
-        "Skift bruger-ID til Ny#Bruger2026",
-    )
-    .await;
+    approve(&phone, &acc, &step, "Skift bruger-ID til Ny#Bruger2026").await;
     let status = portal
         .user_id_change_status("ny#bruger2026", step.change_id)
         .await
@@ -795,13 +795,7 @@ async fn user_id_change_applies_on_approval_old_id_stops_working_and_case_cannot
         .start_user_id_change(&other.user_id, "ny#BRUGER2026")
         .await
         .unwrap();
-    approve(
-        &other_phone,
-        &other_acc,
-        grab.request_id,
-        "Skift bruger-ID til",
-    )
-    .await;
+    approve(&other_phone, &other_acc, &grab, "Skift bruger-ID til").await;
     let status = portal
         .user_id_change_status(&other.user_id, grab.change_id)
         .await
@@ -817,7 +811,7 @@ async fn user_id_change_applies_on_approval_old_id_stops_working_and_case_cannot
         .start_user_id_change(&other.user_id, USER)
         .await
         .unwrap();
-    approve(&other_phone, &other_acc, freed.request_id, USER).await;
+    approve(&other_phone, &other_acc, &freed, USER).await;
     assert_eq!(
         w.admin.identity(other.identity_id).await.unwrap().user_id,
         USER
@@ -854,8 +848,8 @@ async fn a_user_id_taken_between_start_and_approval_fails_the_change() {
         .start_user_id_change(&other.user_id, "faelles#navn1")
         .await
         .unwrap();
-    approve(&other_phone, &other_acc, theirs.request_id, "faelles#navn1").await;
-    approve(&phone, &acc, mine.request_id, "Faelles#Navn1").await;
+    approve(&other_phone, &other_acc, &theirs, "faelles#navn1").await;
+    approve(&phone, &acc, &mine, "Faelles#Navn1").await;
     let status = portal
         .user_id_change_status(USER, mine.change_id)
         .await
@@ -941,7 +935,7 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
         .start_contact_change(USER, ContactChannel::Phone, NEW_PHONE)
         .await
         .unwrap();
-    approve(&phone, &acc, step1.request_id, "trin 1").await;
+    approve(&phone, &acc, &step1, "trin 1").await;
     let events_before = events(&w, p.identity_id).len();
     // Unknown change id, malformed id, someone else's user ID.
     let unknown = portal
@@ -1087,7 +1081,7 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
         .confirm_contact_change(USER, step1.change_id)
         .await
         .unwrap();
-    approve(&phone, &acc, step2.request_id, "trin 2").await;
+    approve(&phone, &acc, &step2, "trin 2").await;
     assert_eq!(
         w.admin
             .identity(p.identity_id)
@@ -1160,4 +1154,71 @@ async fn a_start_over_the_pending_cap_is_refused_and_stores_nothing() {
     assert_eq!(error_code(&e), ErrorCode::RequestClosed);
     assert_eq!(change_rows(&w), 0);
     assert_eq!(count_events(&w, p.identity_id, "contact_change_started"), 0);
+}
+
+// ---------------------------------------------------------------- channel binding
+
+/// A scammer's portal session, started with the person's user ID, sends a
+/// self-service login the person may take for their own: it is approved
+/// only with the code that session's portal shows, which the person does
+/// not have.
+#[tokio::test]
+async fn a_self_service_login_is_approved_only_with_the_code_its_portal_session_shows() {
+    let w = World::start().await.unwrap();
+    let (p, phone, acc) = grete(&w).await;
+    let portal = portal(&w);
+    let scam = portal
+        .start_contact_change(USER, ContactChannel::Phone, SCAMMER_PHONE)
+        .await
+        .unwrap();
+    let views = phone.app.refresh().await.unwrap();
+    let view = views
+        .iter()
+        .find(|v| v.request_id == scam.request_id)
+        .expect("the scammer's login reaches the app");
+    assert!(
+        view.warnings
+            .iter()
+            .any(|w| w.kind == WarningKind::BindingCodeRequired),
+        "the app asks for the portal's code"
+    );
+    assert!(!scam.binding_code.is_empty(), "the portal shows a code");
+    let unlock = phone.app.unlock(&acc, &scam.request_id, PIN).await.unwrap();
+    let err = phone.app.approve(&unlock, true, None).await.unwrap_err();
+    assert!(matches!(err, Error::BindingCodeRequired), "{err:?}");
+
+    // Grete's own portal session shows her another code; typed for the
+    // scammer's login, it is refused by the server and nothing changes.
+    let own = portal
+        .start_user_id_change(USER, "Grete#Ny2026")
+        .await
+        .unwrap();
+    assert_ne!(own.binding_code, scam.binding_code);
+    let unlock = phone.app.unlock(&acc, &scam.request_id, PIN).await.unwrap();
+    let err = phone
+        .app
+        .approve(&unlock, true, Some(&own.binding_code))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongBindingCode), "{err:?}");
+    assert_eq!(
+        count_events(&w, p.identity_id, "contact_change_completed"),
+        0
+    );
+    let status = portal
+        .contact_change_status(USER, scam.change_id)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error_code(&status),
+        ErrorCode::UnknownChange,
+        "not approved"
+    );
+
+    // Her own login, with her own code, goes through.
+    approve(&phone, &acc, &own, "Skift bruger-ID til").await;
+    assert_eq!(
+        w.admin.identity(p.identity_id).await.unwrap().user_id,
+        "Grete#Ny2026"
+    );
 }

@@ -396,7 +396,16 @@ pub(super) fn confirm_change(
             let (Some(r), Some(t)) = (change.second_request_id, change.second_expires_at_ms) else {
                 return Err(StoreError::Inconsistent("second request missing"));
             };
-            return Ok(ConfirmChangeResult::Existing(r, t));
+            let binding_code = c
+                .prepare_cached("SELECT binding_code FROM requests WHERE id = ?1")?
+                .query_row(params![Col(r)], |row| row.get::<_, Option<String>>(0))
+                .optional()?
+                .flatten();
+            return Ok(ConfirmChangeResult::Existing {
+                request_id: r,
+                expires_at_ms: t,
+                binding_code,
+            });
         }
         other => return Ok(ConfirmChangeResult::Closed(other)),
     }

@@ -161,11 +161,40 @@ pub(super) fn set_blocked(
 }
 
 /// The transaction of [`Store::set_notify_every_use`](crate::store::Store::set_notify_every_use).
-pub(super) fn set_notify_every_use(c: &Connection, id: IdentityId, on: bool) -> StoreResult<bool> {
-    let n = c
-        .prepare_cached("UPDATE identities SET notify_every_use = ?2 WHERE id = ?1")?
-        .execute(params![Col(id), on])?;
-    Ok(n == 1)
+pub(super) fn set_notify_every_use(
+    c: &Connection,
+    id: IdentityId,
+    on: bool,
+    by: AuthenticatorId,
+    now_ms: u64,
+) -> StoreResult<bool> {
+    let Some(was_on) = c
+        .prepare_cached("SELECT notify_every_use FROM identities WHERE id = ?1")?
+        .query_row(params![Col(id)], |r| r.get::<_, bool>(0))
+        .optional()?
+    else {
+        return Ok(false);
+    };
+    if was_on != on {
+        c.prepare_cached("UPDATE identities SET notify_every_use = ?2 WHERE id = ?1")?
+            .execute(params![Col(id), on])?;
+    }
+    // Silencing the notifications is what a thief would do first: the
+    // person hears of it on every channel.
+    if was_on && !on {
+        insert_event(
+            c,
+            &NewEvent {
+                identity_id: id,
+                kind: SecurityEventKind::NotifyEveryUseTurnedOff,
+                authenticator_id: Some(by),
+                detail: None,
+                occurred_at_ms: now_ms,
+                extra_recipients: Vec::new(),
+            },
+        )?;
+    }
+    Ok(true)
 }
 
 /// The transaction of [`Store::put_activation_code`](crate::store::Store::put_activation_code).

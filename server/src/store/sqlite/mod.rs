@@ -72,8 +72,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn set_notify_every_use(&self, id: IdentityId, on: bool) -> StoreResult<bool> {
-        self.write(move |c| identities::set_notify_every_use(c, id, on))
+    async fn set_notify_every_use(
+        &self,
+        id: IdentityId,
+        on: bool,
+        by: AuthenticatorId,
+        now_ms: u64,
+    ) -> StoreResult<bool> {
+        self.write(move |c| identities::set_notify_every_use(c, id, on, by, now_ms))
             .await
     }
 
@@ -149,12 +155,12 @@ impl Store for SqliteStore {
     async fn pull_snapshot(
         &self,
         authenticator_ids: Vec<AuthenticatorId>,
-        feed_after: Vec<u64>,
+        feed: FeedCursors,
         decisions_after: Vec<u64>,
         now_ms: u64,
     ) -> StoreResult<PullSnapshot> {
         self.read_consistent(move |c| {
-            requests::pull_snapshot(c, authenticator_ids, feed_after, decisions_after, now_ms)
+            requests::pull_snapshot(c, authenticator_ids, feed, decisions_after, now_ms)
         })
         .await
     }

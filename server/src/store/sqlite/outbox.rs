@@ -313,11 +313,16 @@ mod tests {
         );
         assert!(
             !store
-                .set_notify_every_use(IdentityId::random(), true)
+                .set_notify_every_use(IdentityId::random(), true, AuthenticatorId::random(), 4_000)
                 .await
                 .unwrap()
         );
-        assert!(store.set_notify_every_use(id, true).await.unwrap());
+        assert!(
+            store
+                .set_notify_every_use(id, true, AuthenticatorId::random(), 4_000)
+                .await
+                .unwrap()
+        );
         assert!(store.identity(id).await.unwrap().unwrap().notify_every_use);
     }
 }

@@ -18,8 +18,8 @@ use super::outbox::{EVENT_COLUMNS, event_row, insert_event};
 use crate::policy;
 use crate::store::{
     CancelResult, ChangeKind, CreateResult, DecideResult, DecisionContext, DecisionRecord,
-    LimitScope, NewEvent, PullSnapshot, RequestLimits, StoreError, StoreResult, StoredRequest,
-    Window,
+    FeedCursors, LimitScope, NewEvent, PullSnapshot, RequestLimits, StoreError, StoreResult,
+    StoredRequest, Window,
 };
 
 pub(super) const REQUEST_SELECT: &str = "SELECT r.envelope, r.envelope_signature, r.binding_code, r.status, \
@@ -243,7 +243,7 @@ pub(super) fn rate_limited(
 pub(super) fn pull_snapshot(
     c: &Connection,
     authenticator_ids: Vec<AuthenticatorId>,
-    feed_after: Vec<u64>,
+    feed: FeedCursors,
     decisions_after: Vec<u64>,
     now_ms: u64,
 ) -> StoreResult<PullSnapshot> {
@@ -287,10 +287,14 @@ pub(super) fn pull_snapshot(
         }
     }
     // One indexed range read per account (same snapshot as the
-    // requests, so the feed never misses an event that committed):
-    // the newest events above the cursor, returned oldest first.
-    let mut feed = c.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3"
+    // requests, so the feed never misses an event that committed),
+    // returned oldest first: paging phones get the oldest events above
+    // the cursor (the next pull goes on from there), older phones the
+    // newest.
+    let newest = matches!(feed, FeedCursors::NewestAbove(_));
+    let order = if newest { "DESC" } else { "ASC" };
+    let mut feed_read = c.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = ?1 AND id > ?2 ORDER BY id {order} LIMIT ?3"
     ))?;
     let mut events = Vec::with_capacity(authenticators.len());
     for (i, auth) in authenticators.iter().enumerate() {
@@ -298,8 +302,8 @@ pub(super) fn pull_snapshot(
             events.push(Vec::new());
             continue;
         };
-        let after = feed_after.get(i).copied().unwrap_or(0);
-        let rows = feed.query_map(
+        let after = feed.at(i);
+        let rows = feed_read.query_map(
             params![
                 Col(auth.identity_id),
                 i64_of(after),
@@ -308,7 +312,9 @@ pub(super) fn pull_snapshot(
             event_row,
         )?;
         let mut list = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-        list.reverse();
+        if newest {
+            list.reverse();
+        }
         events.push(list);
     }
     let mut contact_changes = Vec::new();

@@ -88,7 +88,7 @@ class ProtectionsTest {
                 eid.refresh()
                 assertTrue(eid.events(account).none { it.kind == SecurityEventKind.USED })
 
-                eid.setNotifyEveryUse(account, true)
+                eid.turnOnNotifyEveryUse(account)
                 eid.refresh()
                 assertTrue(eid.notifyEveryUse(account))
                 val second = server.cli.createRequest(apiKey, phone.userId, "Log in to netbank again")
@@ -98,6 +98,14 @@ class ProtectionsTest {
                 assertEquals(SecurityEventKind.USED, used.kind)
                 assertFalse(used.critical)
                 assertContains(used.body, "Kotlin Protections Bank")
+
+                // Off needs the PIN, and the feed says so.
+                eid.turnOffNotifyEveryUse(account, PIN)
+                eid.refresh()
+                assertFalse(eid.notifyEveryUse(account))
+                val off = eid.events(account).first()
+                assertEquals(SecurityEventKind.NOTIFY_EVERY_USE_TURNED_OFF, off.kind)
+                assertTrue(off.critical)
             }
         }
     }
@@ -186,8 +194,10 @@ class ProtectionsTest {
                     val changeId = started.jsonString("change_id")
                     val view = eid.refresh().single { it.kind == RequestKind.SELF_SERVICE }
                     assertTrue(view.warnings.any { it.kind == WarningKind.SELF_SERVICE })
+                    assertTrue(view.warnings.any { it.kind == WarningKind.BINDING_CODE_REQUIRED })
                     assertContains(view.referenceText.orEmpty(), "+45••••••21")
-                    eid.approve(view, PIN, swipeConfirmed = true)
+                    // The login is bound to the portal session: the code it showed.
+                    eid.approve(view, PIN, swipeConfirmed = true, bindingCode = started.jsonString("binding_code"))
 
                     eid.refresh()
                     val change = eid.pendingContactChanges(account).single()

@@ -280,10 +280,20 @@ class EidAuthenticator private constructor(
     @Throws(EidException::class)
     suspend fun notifyEveryUse(account: AccountInfo): Boolean = io { core.notifyEveryUse(account.accountId) }
 
-    /** Turns "notify me on every use" on or off for [account]'s identity (no PIN). */
+    /** Turns "notify me on every use" on for [account]'s identity (no PIN: it only adds notices). */
     @Throws(EidException::class)
-    suspend fun setNotifyEveryUse(account: AccountInfo, on: Boolean): Unit =
-        io { core.setNotifyEveryUse(account.accountId, on) }
+    suspend fun turnOnNotifyEveryUse(account: AccountInfo): Unit =
+        io { core.turnOnNotifyEveryUse(account.accountId) }
+
+    /**
+     * Turns "notify me on every use" off for [account]'s identity. Needs the
+     * person's [pin] (checked and counted like any PIN entry), so an unlocked
+     * phone in someone else's hand cannot silence the notices; the person is
+     * told on every channel.
+     */
+    @Throws(EidException::class)
+    suspend fun turnOffNotifyEveryUse(account: AccountInfo, pin: String): Unit =
+        io { core.turnOffNotifyEveryUse(account.accountId, pin) }
 
     // ---------------------------------------------------------------- new device from an existing one
 
