@@ -382,7 +382,7 @@ async fn answers_for_known_and_unknown_user_ids_look_the_same() {
         assert_eq!(status, 201, "{user}");
         assert_eq!(
             shape(&body),
-            serde_json::json!({"change_id": "string", "request_id": "string", "expires_at_ms": "number"}),
+            serde_json::json!({"change_id": "string", "request_id": "string", "expires_at_ms": "number", "binding_code": "string"}),
             "{user}"
         );
     }

@@ -3136,7 +3136,12 @@ pub async fn an_admin_block_is_audited_with_its_reason_and_the_event_points_to_i
     assert_eq!(row.outcome, "done");
 
     let snapshot = s
-        .pull_snapshot(vec![phone.id], FeedCursors::OldestAbove(Vec::new()), Vec::new(), T0 + 2)
+        .pull_snapshot(
+            vec![phone.id],
+            FeedCursors::OldestAbove(Vec::new()),
+            Vec::new(),
+            T0 + 2,
+        )
         .await
         .unwrap();
     let events = &snapshot.events[0];
@@ -3154,7 +3159,12 @@ pub async fn an_admin_block_is_audited_with_its_reason_and_the_event_points_to_i
     // The person's own block points to no audit row.
     s.set_blocked(anna.id, false, T0 + 3).await.unwrap();
     let snapshot = s
-        .pull_snapshot(vec![phone.id], FeedCursors::OldestAbove(Vec::new()), Vec::new(), T0 + 4)
+        .pull_snapshot(
+            vec![phone.id],
+            FeedCursors::OldestAbove(Vec::new()),
+            Vec::new(),
+            T0 + 4,
+        )
         .await
         .unwrap();
     let unblocked = snapshot.events[0]
