@@ -31,8 +31,11 @@ impl From<Lang> for Language {
     }
 }
 
-/// Options shared by every command (flags or environment).
+/// Options shared by every command (flags or environment), listed under
+/// their own heading in every command's help so that they stand apart from
+/// the command's own flags.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct Common {
     /// Print one JSON object on stdout (errors too, as {"error": {...}}).
     #[arg(long, global = true)]

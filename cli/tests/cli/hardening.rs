@@ -353,6 +353,36 @@ fn the_old_pin_flag_is_refused_with_its_new_name_and_where_the_persons_pin_goes(
 }
 
 #[test]
+fn global_options_are_listed_under_their_own_heading_after_the_commands_own() {
+    for command in [
+        &["app", "activate", "--help"][..],
+        &["rp", "--help"],
+        &["--help"],
+    ] {
+        let help = eid(command, &[], None);
+        assert_eq!(help.code, 0, "{command:?}: {}", help.stderr);
+        let text = &help.stdout;
+        let heading = text
+            .find("Global options:")
+            .unwrap_or_else(|| panic!("{command:?}: {text}"));
+        let (own, global) = text.split_at(heading);
+        // The command's own flags, not its description (which may name a
+        // global flag).
+        let own = &own[own.find("Options:").unwrap()..];
+        for flag in ["--json", "--server", "--spki-pin", "--admin-token-file"] {
+            assert!(global.contains(flag), "{command:?}: {flag} in {text}");
+            assert!(
+                !own.contains(flag),
+                "{command:?}: {flag} among its own: {text}"
+            );
+        }
+    }
+    let activate = eid(&["app", "activate", "--help"], &[], None).stdout;
+    let heading = activate.find("Global options:").unwrap();
+    assert!(activate[..heading].contains("--user-id"), "{activate}");
+}
+
+#[test]
 fn admin_token_api_key_and_binding_secret_come_from_a_file_or_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let s = Serve::start(dir.path(), &[]);
