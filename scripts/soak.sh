@@ -30,7 +30,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 pin=$(sed -n 's/.*TLS SPKI pin: *//p' "$work/server.out")
-target/release/eid-loadgen --server "https://127.0.0.1:$port" --pin "$pin" \
+target/release/eid-loadgen --server "https://127.0.0.1:$port" --spki-pin "$pin" \
   --admin-token-file "$work/admin-token" --phones "$phones" --http2 \
   --duration-secs "$seconds" --rate "$rate" --rss-every-secs 10 --rss-pid "$server" \
   --json >"$work/report.json"

@@ -18,7 +18,7 @@ use crate::phone::PhoneFolder;
 #[derive(Debug, Subcommand)]
 pub(crate) enum AppCommand {
     /// Activate an account with a user ID and activation code; reads the new PIN
-    /// from stdin (--pin-stdin) or EID_PIN. Remembers --server and --pin.
+    /// from stdin (--pin-stdin) or EID_PIN. Remembers --server and --spki-pin.
     Activate {
         /// The user ID.
         #[arg(long)]
@@ -131,7 +131,7 @@ pub(crate) enum AppCommand {
     },
     /// New phone: ask to be added to an identity that already has a device;
     /// reads the new PIN like `activate`. Shows the code to type on the
-    /// existing phone. Remembers --server and --pin.
+    /// existing phone. Remembers --server and --spki-pin.
     Enrol {
         /// The user ID.
         #[arg(long)]

@@ -31,8 +31,11 @@ impl From<Lang> for Language {
     }
 }
 
-/// Options shared by every command (flags or environment).
+/// Options shared by every command (flags or environment), listed under
+/// their own heading in every command's help so that they stand apart from
+/// the command's own flags.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct Common {
     /// Print one JSON object on stdout (errors too, as {"error": {...}}).
     #[arg(long, global = true)]
@@ -49,12 +52,13 @@ pub(crate) struct Common {
     /// Server base URL, e.g. https://127.0.0.1:8443.
     #[arg(long, global = true, env = "EID_SERVER")]
     pub(crate) server: Option<String>,
-    /// The server's TLS SPKI pin: `sha256/<base64>`.
+    /// The server key pin (the SHA-256 of the server's TLS public key,
+    /// `sha256/<base64>`; the server prints it). Not the person's PIN.
     #[arg(
-        long = "pin",
+        long = "spki-pin",
         global = true,
         env = "EID_SPKI_PIN",
-        value_name = "SPKI_PIN"
+        value_name = "SERVER_KEY_PIN"
     )]
     pub(crate) spki_pin: Option<String>,
     /// Refused: see [`SecretSource::refused_in_argv`].
@@ -108,13 +112,13 @@ impl Common {
         }
     }
 
-    /// The server URL and SPKI pin from flags/environment, checked.
+    /// The server URL and server key pin from flags/environment, checked.
     pub(crate) fn server_and_pin(&self) -> Result<(String, String), CliError> {
         let server = self.server.clone().ok_or_else(|| {
             CliError::missing_option("the server URL is needed: --server or EID_SERVER")
         })?;
         let pin = self.spki_pin.clone().ok_or_else(|| {
-            CliError::missing_option("the SPKI pin is needed: --pin or EID_SPKI_PIN")
+            CliError::missing_option("the server key pin is needed: --spki-pin or EID_SPKI_PIN")
         })?;
         Ok((check_url(&server)?, check_spki_pin(&pin)?))
     }
@@ -252,6 +256,27 @@ impl SecretSource {
     }
 }
 
+/// The usage error for `--pin`, which used to mean the server key pin: people
+/// reasonably gave it their PIN, so the flag is refused with its new name
+/// rather than kept as an alias. Looked for in argv before clap parses it, so
+/// that this message wins over any other usage error of the same command
+/// line, and the value (likely a PIN) is never echoed.
+pub(crate) fn old_pin_flag_used(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    args.into_iter()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--pin" || a.to_str().is_some_and(|a| a.starts_with("--pin=")))
+}
+
+/// See [`old_pin_flag_used`].
+pub(crate) fn renamed_pin_flag() -> CliError {
+    CliError::new(
+        ErrorKind::Usage,
+        "--pin is now --spki-pin (the server key pin); the person's PIN comes from \
+         --pin-stdin or EID_PIN",
+    )
+}
+
 /// Checks a base URL: https, no path beyond `/`.
 pub(crate) fn check_url(url: &str) -> Result<String, CliError> {
     let trimmed = url.trim().trim_end_matches('/');
@@ -270,19 +295,19 @@ pub(crate) fn check_url(url: &str) -> Result<String, CliError> {
     Ok(trimmed.to_owned())
 }
 
-/// Checks an SPKI pin: `sha256/` and the base64 of 32 bytes.
+/// Checks a server key pin (SPKI pin): `sha256/` and the base64 of 32 bytes.
 pub(crate) fn check_spki_pin(pin: &str) -> Result<String, CliError> {
     let pin = pin.trim();
     if !pin.starts_with("sha256/") {
         return Err(CliError::new(
             ErrorKind::Config,
-            "the SPKI pin must look like sha256/<base64 of 32 bytes>",
+            "the server key pin (--spki-pin) must look like sha256/<base64 of 32 bytes>",
         ));
     }
     eid_core::client::parse_spki_pin(pin).map_err(|_| {
         CliError::new(
             ErrorKind::Config,
-            "the SPKI pin must look like sha256/<base64 of 32 bytes>",
+            "the server key pin (--spki-pin) must look like sha256/<base64 of 32 bytes>",
         )
     })?;
     Ok(pin.to_owned())

@@ -362,7 +362,7 @@ impl From<ApiFailure> for CliError {
                 let class = if e.is_timeout() {
                     "timeout"
                 } else if e.is_connect() {
-                    "connection failed (is the server running, and is the SPKI pin right?)"
+                    "connection failed (is the server running, and is the server key pin right?)"
                 } else {
                     "request failed"
                 };

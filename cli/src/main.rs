@@ -87,6 +87,10 @@ fn main() -> std::process::ExitCode {
     // and not in the libraries, which narrow their own files as well.
     #[cfg(unix)]
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
+    if common::old_pin_flag_used(std::env::args_os()) {
+        common::renamed_pin_flag().print(wants_json());
+        return std::process::ExitCode::from(2);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -117,7 +117,7 @@ impl<'a> PhoneFolder<'a> {
             (None, Some(saved)) => saved.spki_pin.clone(),
             (None, None) => {
                 return Err(CliError::missing_option(
-                    "the SPKI pin is needed: --pin or EID_SPKI_PIN (remembered after activation)",
+                    "the server key pin is needed: --spki-pin or EID_SPKI_PIN (remembered after activation)",
                 ));
             }
         };

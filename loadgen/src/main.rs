@@ -37,16 +37,18 @@ struct Args {
     /// Stop after this many logins (at most 10 million).
     #[arg(long, default_value_t = 1_000_000)]
     max_logins: u64,
-    /// Target server (https://127.x.x.x:PORT). Without it, an embedded server
-    /// runs in this process on a temporary SQLite database.
-    #[arg(long, requires_all = ["pin", "admin_token_file"])]
+    /// Target server (https://127.x.x.x:PORT), as for the `eid` CLI. Without
+    /// it, an embedded server runs in this process on a temporary SQLite
+    /// database. A target server keeps its own flood limits: turn them off
+    /// in its configuration (docs/configuration.md) to measure throughput.
+    #[arg(long, env = "EID_SERVER", requires_all = ["spki_pin", "admin_token_file"])]
     server: Option<String>,
-    /// SPKI pin of the target server.
-    #[arg(long)]
-    pin: Option<String>,
+    /// The target server's key pin (`sha256/<base64>`, which it prints).
+    #[arg(long, env = "EID_SPKI_PIN", value_name = "SERVER_KEY_PIN")]
+    spki_pin: Option<String>,
     /// File holding the target server's admin token (never the token in
     /// argv, which every local user sees in `ps`).
-    #[arg(long)]
+    #[arg(long, env = "EID_ADMIN_TOKEN_FILE")]
     admin_token_file: Option<std::path::PathBuf>,
     /// HTTP clients the phones share (round robin). Over HTTP/1.1 each client
     /// keeps a pool (one connection per request in flight); with --http2 each
@@ -155,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
             check_loopback(url)?;
             (
                 url.clone(),
-                args.pin.clone().unwrap_or_default(),
+                args.spki_pin.clone().unwrap_or_default(),
                 match &args.admin_token_file {
                     Some(path) => std::fs::read_to_string(path)?.trim().to_owned(),
                     None => String::new(),

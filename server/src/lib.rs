@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod contact;
+pub mod effective_config;
 pub mod error;
 pub mod limits;
 pub mod notify;

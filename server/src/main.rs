@@ -20,6 +20,10 @@ struct Args {
     /// Print the OpenAPI document and exit.
     #[arg(long)]
     print_openapi: bool,
+    /// Print the effective configuration (defaults, then the file, then the
+    /// environment) as TOML, secrets redacted, and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 #[tokio::main]
@@ -35,6 +39,13 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let config = Config::load(args.config.as_deref())?;
+    if args.print_config {
+        print!(
+            "{}",
+            eid_server::effective_config::to_redacted_toml(&config)?
+        );
+        return Ok(());
+    }
     eid_server::init_logging(config.log_format);
     let data_dir = config.data_dir.clone();
     let server = eid_server::start(eid_server::ServerOptions::new(config)).await?;

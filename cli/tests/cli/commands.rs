@@ -531,7 +531,7 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
             eid(
                 &[
                     "--json",
-                    "--pin",
+                    "--spki-pin",
                     bad,
                     "admin",
                     "show",
@@ -543,7 +543,7 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
             ),
             "config",
         );
-        assert!(e["message"].as_str().unwrap().contains("SPKI pin"));
+        assert!(e["message"].as_str().unwrap().contains("server key pin"));
     }
     err(
         eid(
@@ -567,7 +567,7 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
         eid(
             &[
                 "--json",
-                "--pin",
+                "--spki-pin",
                 &other_pin,
                 "admin",
                 "show",

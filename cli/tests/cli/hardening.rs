@@ -324,6 +324,65 @@ fn secrets_on_the_command_line_are_refused_with_a_usage_error() {
 }
 
 #[test]
+fn the_old_pin_flag_is_refused_with_its_new_name_and_where_the_persons_pin_goes() {
+    const MESSAGE: &str = "--pin is now --spki-pin (the server key pin); the person's PIN comes \
+                           from --pin-stdin or EID_PIN";
+    let cases: &[&[&str]] = &[
+        &["app", "activate", "--pin", "384726"],
+        &["--pin=384726", "app", "pending"],
+        &["admin", "show", "--identity", "x", "--pin"],
+    ];
+    for args in cases {
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        let run = eid(&with_json, &[], None);
+        assert_eq!(run.code, 2, "{args:?}: {} / {}", run.stdout, run.stderr);
+        let error = &run.json()["error"];
+        assert_eq!(error["kind"], "usage", "{args:?}: {error}");
+        assert_eq!(error["message"], MESSAGE, "{args:?}");
+        assert!(!run.stdout.contains("384726"), "the PIN is echoed");
+        let run = eid(args, &[], None);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(MESSAGE), "{args:?}: {}", run.stderr);
+        assert!(!run.stderr.contains("384726"), "the PIN is echoed");
+    }
+    // The new name is listed in the help, as the server key pin.
+    let help = eid(&["--help"], &[], None);
+    assert!(help.stdout.contains("--spki-pin"), "{}", help.stdout);
+    assert!(help.stdout.contains("server key pin"), "{}", help.stdout);
+}
+
+#[test]
+fn global_options_are_listed_under_their_own_heading_after_the_commands_own() {
+    for command in [
+        &["app", "activate", "--help"][..],
+        &["rp", "--help"],
+        &["--help"],
+    ] {
+        let help = eid(command, &[], None);
+        assert_eq!(help.code, 0, "{command:?}: {}", help.stderr);
+        let text = &help.stdout;
+        let heading = text
+            .find("Global options:")
+            .unwrap_or_else(|| panic!("{command:?}: {text}"));
+        let (own, global) = text.split_at(heading);
+        // The command's own flags, not its description (which may name a
+        // global flag).
+        let own = &own[own.find("Options:").unwrap()..];
+        for flag in ["--json", "--server", "--spki-pin", "--admin-token-file"] {
+            assert!(global.contains(flag), "{command:?}: {flag} in {text}");
+            assert!(
+                !own.contains(flag),
+                "{command:?}: {flag} among its own: {text}"
+            );
+        }
+    }
+    let activate = eid(&["app", "activate", "--help"], &[], None).stdout;
+    let heading = activate.find("Global options:").unwrap();
+    assert!(activate[..heading].contains("--user-id"), "{activate}");
+}
+
+#[test]
 fn admin_token_api_key_and_binding_secret_come_from_a_file_or_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let s = Serve::start(dir.path(), &[]);
