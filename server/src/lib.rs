@@ -21,6 +21,7 @@ pub mod contact;
 pub mod error;
 pub mod limits;
 pub mod notify;
+pub mod oidc;
 pub mod policy;
 pub mod store;
 mod texts;

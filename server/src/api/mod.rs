@@ -164,6 +164,7 @@ pub(crate) fn router(state: AppState) -> Router {
             "/v1/admin/service-providers",
             post(admin::register_service_provider),
         )
+        .route("/v1/admin/oidc-clients", post(admin::register_oidc_client))
         .route(
             "/v1/admin/agents",
             post(admin::create_agent).get(admin::list_agents),
@@ -261,6 +262,7 @@ async fn server_key(
         healthz, openapi_json, server_key,
         admin::create_identity, admin::get_identity, admin::issue_activation_code,
         admin::block_identity, admin::unblock_identity, admin::register_service_provider,
+        admin::register_oidc_client,
         admin::create_agent, admin::list_agents, admin::revoke_agent, admin::audit,
         device::activate, device::pull, device::submit_decision, device::block,
         enrolment::start, enrolment::status, enrolment::cancel,

@@ -54,6 +54,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/sqlite/0008_agents_audit.sql"
         )),
+        M::up(include_str!(
+            "../../../migrations/sqlite/0009_oidc_clients.sql"
+        )),
     ])
 }
 
