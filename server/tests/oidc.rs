@@ -1,6 +1,7 @@
 //! The OpenID Connect provider over real TLS with a real SQLite file: for
-//! now the registration of OIDC clients by an administrator (see
-//! docs/oidc.md for what exists and what is still to come).
+//! now the registration of OIDC clients by an administrator, the discovery
+//! document and the JWKS (see docs/oidc.md for what exists and what is
+//! still to come).
 
 mod common;
 
@@ -11,8 +12,8 @@ use eid_protocol::wire::{
     AgentRole, EcPublicJwk, ErrorCode, OidcClientAuthMethod, RegisterOidcClientRequest,
 };
 
-/// The P-256 public key of RFC 7515 appendix A.3.
-fn rfc7515_jwk() -> EcPublicJwk {
+/// A P-256 public key whose point is on the curve.
+fn on_curve_jwk() -> EcPublicJwk {
     EcPublicJwk {
         kty: "EC".into(),
         crv: "P-256".into(),
@@ -37,7 +38,7 @@ fn request(sp: ServiceProviderId) -> RegisterOidcClientRequest {
             "https://bank.example/oidc/cb2".into(),
         ],
         client_secret_basic: true,
-        jwk: Some(rfc7515_jwk()),
+        jwk: Some(on_curve_jwk()),
         scopes: vec!["openid".into()],
     }
 }
@@ -259,4 +260,120 @@ async fn registrations_that_break_the_rules_are_refused_with_the_field_named() {
     assert_eq!(clients, 0);
     let audit = h.admin.audit(None, Some(1), None).await.unwrap().entries;
     assert_eq!(audit[0].action, "register_provider");
+}
+
+/// A GET over the harness's pinned TLS client: status, `Cache-Control`
+/// and the JSON body.
+async fn get_json(h: &Harness, path: &str) -> (u16, String, serde_json::Value) {
+    let resp = h
+        .endpoint
+        .client
+        .get(format!("{}{}", h.endpoint.base_url, path))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let cache = resp
+        .headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, cache, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn discovery_names_the_issuer_by_the_host_called_and_the_flows_it_is_built_for() {
+    let h = Harness::start().await;
+    let issuer = h.endpoint.base_url.trim_end_matches('/').to_owned();
+    assert!(issuer.starts_with("https://127.0.0.1:"));
+
+    let (status, cache, doc) = get_json(&h, "/.well-known/openid-configuration").await;
+    assert_eq!(status, 200);
+    assert_eq!(cache, "public, max-age=300");
+    assert_eq!(
+        doc,
+        serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/oidc/authorize"),
+            "token_endpoint": format!("{issuer}/oidc/token"),
+            "jwks_uri": format!("{issuer}/oidc/jwks"),
+            "pushed_authorization_request_endpoint": format!("{issuer}/oidc/par"),
+            "require_pushed_authorization_requests": true,
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": ["openid"],
+            "claims_supported": ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sub", "acr", "amr"],
+            "acr_values_supported": ["https://data.gov.dk/concept/core/nsis/loa/Substantial"],
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_configured_issuer_is_used_whatever_host_was_called() {
+    let h = Harness::start_with(|c| c.oidc_issuer = Some("https://eid.example".into())).await;
+    let (status, _, doc) = get_json(&h, "/.well-known/openid-configuration").await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["issuer"], "https://eid.example");
+    assert_eq!(doc["jwks_uri"], "https://eid.example/oidc/jwks");
+    // An issuer that could not appear byte for byte in `iss` is refused
+    // when the configuration is read.
+    for bad in [
+        "https://eid.example/",
+        "http://eid.example",
+        "https://eid.example/x",
+    ] {
+        let err =
+            eid_server::Config::from_toml_str(&format!("oidc_issuer = \"{bad}\"")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is not an https origin without a trailing slash"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_jwks_holds_one_es256_key_of_its_own_named_by_its_thumbprint() {
+    let h = Harness::start().await;
+    let (status, cache, jwks) = get_json(&h, "/oidc/jwks").await;
+    assert_eq!(status, 200);
+    assert_eq!(cache, "public, max-age=300");
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    let key = &keys[0];
+    assert_eq!(key["kty"], "EC");
+    assert_eq!(key["crv"], "P-256");
+    assert_eq!(key["alg"], "ES256");
+    assert_eq!(key["use"], "sig");
+    let (x, y) = (key["x"].as_str().unwrap(), key["y"].as_str().unwrap());
+    // RFC 7638: SHA-256 over the required members in order, base64url.
+    let thumbprint = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    assert_eq!(
+        key["kid"],
+        b64.encode(eid_protocol::sha256(thumbprint.as_bytes()))
+    );
+
+    // Not the key that signs requests and receipts.
+    let server_key = h.rp.server_key().await.unwrap();
+    let mut point = vec![0x04];
+    point.extend(b64.decode(x).unwrap());
+    point.extend(b64.decode(y).unwrap());
+    assert_ne!(point.as_slice(), server_key.as_bytes().as_slice());
+    // Its own file in the data folder, readable by the owner only.
+    let path = h.dir.path().join("oidc-id-token-key.pk8");
+    assert!(path.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }

@@ -56,7 +56,7 @@ fn eid_admin_registers_an_oidc_client_with_a_secret_and_a_key_file() {
     );
     assert_eq!(code, 0, "{sp}");
     let provider = sp["service_provider_id"].as_str().unwrap().to_owned();
-    // The P-256 public key of RFC 7515 appendix A.3, with extra members.
+    // A P-256 public key on the curve, with extra members.
     let jwk = dir.path().join("client.jwk");
     std::fs::write(
         &jwk,

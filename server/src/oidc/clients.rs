@@ -1,5 +1,5 @@
-//! OpenID Connect provider: the rules an OIDC client's registration must
-//! follow, its identifiers and its secret (see docs/oidc.md).
+//! OIDC clients: the rules a registration must follow, the client's
+//! identifiers and its secret (see docs/oidc.md).
 //!
 //! The client secret is 32 random bytes, and only its SHA-256 is stored. A
 //! slow password hash (Argon2id) protects low-entropy secrets a person chose;
@@ -253,8 +253,8 @@ mod tests {
         assert!(s(&[]).is_err());
     }
 
-    /// The P-256 public key of RFC 7515 appendix A.3.
-    fn rfc7515_key() -> EcPublicJwk {
+    /// A P-256 public key whose point is on the curve.
+    fn on_curve_key() -> EcPublicJwk {
         EcPublicJwk {
             kty: "EC".into(),
             crv: "P-256".into(),
@@ -266,29 +266,29 @@ mod tests {
     #[test]
     fn a_p256_jwk_is_kept_in_its_thumbprint_form() {
         assert_eq!(
-            check_jwk(&rfc7515_key()),
+            check_jwk(&on_curve_key()),
             Ok(r#"{"crv":"P-256","kty":"EC","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#.to_owned())
         );
     }
 
     #[test]
     fn a_jwk_off_the_curve_or_of_another_type_is_refused() {
-        let mut off_curve = rfc7515_key();
+        let mut off_curve = on_curve_key();
         off_curve.y = "y_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into();
         assert_eq!(
             check_jwk(&off_curve),
             Err(ClientRuleError::Jwk("the point is not on the P-256 curve"))
         );
-        let mut rsa = rfc7515_key();
+        let mut rsa = on_curve_key();
         rsa.kty = "RSA".into();
         assert_eq!(check_jwk(&rsa), Err(ClientRuleError::Jwk("kty must be EC")));
-        let mut p384 = rfc7515_key();
+        let mut p384 = on_curve_key();
         p384.crv = "P-384".into();
         assert_eq!(
             check_jwk(&p384),
             Err(ClientRuleError::Jwk("crv must be P-256"))
         );
-        let mut short = rfc7515_key();
+        let mut short = on_curve_key();
         short.x = "AAAA".into();
         assert!(check_jwk(&short).is_err());
     }
