@@ -377,3 +377,89 @@ async fn the_jwks_holds_one_es256_key_of_its_own_named_by_its_thumbprint() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// An `openidconnect` HTTP client over the harness's pinned TLS client.
+fn oidc_http(
+    h: &Harness,
+) -> impl Fn(
+    openidconnect::HttpRequest,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<openidconnect::HttpResponse, reqwest::Error>>>,
+> {
+    let client = h.endpoint.client.clone();
+    move |req: openidconnect::HttpRequest| {
+        let client = client.clone();
+        Box::pin(async move {
+            let resp = client
+                .request(req.method().clone(), req.uri().to_string())
+                .headers(req.headers().clone())
+                .body(req.into_body())
+                .send()
+                .await?;
+            let mut answer = openidconnect::http::Response::builder().status(resp.status());
+            for (name, value) in resp.headers() {
+                answer = answer.header(name, value);
+            }
+            Ok(answer.body(resp.bytes().await?.to_vec()).unwrap())
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_independent_oidc_library_reads_discovery_and_verifies_a_token_of_the_published_key() {
+    use openidconnect::core::{
+        CoreIdToken, CoreIdTokenVerifier, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    };
+    use openidconnect::{ClientId, IssuerUrl, Nonce};
+
+    let h = Harness::start().await;
+    let issuer = h.endpoint.base_url.trim_end_matches('/').to_owned();
+    let http = oidc_http(&h);
+    // Discovery checks that the document names the issuer it was fetched
+    // for, and fetches the JWKS from jwks_uri.
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).unwrap(), &http)
+            .await
+            .unwrap();
+    assert_eq!(metadata.issuer().as_str(), issuer);
+    assert_eq!(metadata.jwks().keys().len(), 1);
+
+    // A token signed with the server's ID-token key (read from its file, as
+    // the token endpoint will) verifies with the published key only.
+    let key = eid_server::oidc::IdTokenKey::load_or_create(h.dir.path()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": issuer, "aud": "eidoc_test", "sub": "pairwise-subject",
+        "iat": now, "exp": now + 300, "nonce": "n-0S6_WzA2Mj",
+        "acr": "https://data.gov.dk/concept/core/nsis/loa/Substantial",
+    });
+    let verifier = CoreIdTokenVerifier::new_public_client(
+        ClientId::new("eidoc_test".into()),
+        IssuerUrl::new(issuer.clone()).unwrap(),
+        metadata.jwks().clone(),
+    )
+    .set_allowed_algs([CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+    let nonce = Nonce::new("n-0S6_WzA2Mj".into());
+
+    let token: CoreIdToken = key.sign_jwt(&claims).unwrap().parse().unwrap();
+    let verified = token.claims(&verifier, &nonce).unwrap();
+    assert_eq!(verified.subject().as_str(), "pairwise-subject");
+    assert_eq!(
+        verified.auth_context_ref().unwrap().as_str(),
+        "https://data.gov.dk/concept/core/nsis/loa/Substantial"
+    );
+    // Another key (another data folder) is not trusted, whatever it signs.
+    let stranger_dir = tempfile::tempdir().unwrap();
+    let stranger = eid_server::oidc::IdTokenKey::load_or_create(stranger_dir.path()).unwrap();
+    let forged: CoreIdToken = stranger.sign_jwt(&claims).unwrap().parse().unwrap();
+    assert!(forged.claims(&verifier, &nonce).is_err());
+    // Nor a wrong nonce.
+    assert!(
+        token
+            .claims(&verifier, &Nonce::new("other".into()))
+            .is_err()
+    );
+}
