@@ -480,8 +480,9 @@ pub struct RegisterOidcClientRequest {
     pub scopes: Vec<String>,
 }
 
-/// A registered OpenID Connect client, with its secret (shown once; stored hashed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A registered OpenID Connect client, with its secret (shown once; stored
+/// hashed). Its `Debug` leaves the secret out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct OidcClientRegistered {
     /// The public `client_id`.
@@ -501,6 +502,26 @@ pub struct OidcClientRegistered {
     /// ever contains it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for OidcClientRegistered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcClientRegistered")
+            .field("client_id", &self.client_id)
+            .field("service_provider_id", &self.service_provider_id)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("scopes", &self.scopes)
+            .field(
+                "token_endpoint_auth_methods",
+                &self.token_endpoint_auth_methods,
+            )
+            .field("sector", &self.sector)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 // ---------------------------------------------------------------- device API

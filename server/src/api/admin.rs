@@ -1,5 +1,5 @@
 //! Admin API (support): identities, activation codes, blocking, service
-//! providers, agents and the audit.
+//! providers and their OpenID Connect clients, agents and the audit.
 //!
 //! Every caller is an agent with a role (the `admin-token` file is the
 //! bootstrap administrator). Each action that writes is stored with its

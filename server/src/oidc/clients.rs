@@ -75,9 +75,7 @@ pub fn check_redirect_uris(uris: &[String]) -> Result<String, ClientRuleError> {
         let host = match (url.scheme(), url.host()) {
             ("https", Some(url::Host::Domain(d))) => d.to_owned(),
             ("https", Some(url::Host::Ipv4(ip))) => ip.to_string(),
-            ("http", Some(url::Host::Ipv4(ip)))
-                if ip.is_loopback() && ip.octets() == [127, 0, 0, 1] =>
-            {
+            ("http", Some(url::Host::Ipv4(ip))) if ip == std::net::Ipv4Addr::LOCALHOST => {
                 ip.to_string()
             }
             _ => {
