@@ -84,6 +84,8 @@ async fn an_administrator_registers_a_client_whose_secret_is_shown_once_and_stor
         .expect("a secret was asked for");
     assert!(secret.starts_with("eidcs_"));
     assert_eq!(secret.len(), 49);
+    // Its Debug (what a log line would show) leaves the secret out.
+    assert!(!format!("{client:?}").contains(&secret[6..]));
 
     // Stored: the secret's SHA-256 and the key in its RFC 7638 form, never
     // the secret itself.
