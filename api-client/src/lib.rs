@@ -17,9 +17,9 @@ use eid_protocol::wire::{
     self, ActivationCodeIssued, AdminReason, AgentCreated, AgentInfo, AgentList, AgentRole,
     AuditList, BindingMode, ChangeStatus, ContactChannel, CreateAgentRequest,
     CreateIdentityRequest, CreateRequestRequest, ErrorBody, IdentityCreated, IdentityInfo,
-    RegisterServiceProviderRequest, RequestCreated, RequestStatusResponse, SelfServiceCaller,
-    SelfServiceStep, ServerKeyResponse, ServiceProviderRegistered, StartContactChangeRequest,
-    StartUserIdChangeRequest,
+    OidcClientRegistered, RegisterOidcClientRequest, RegisterServiceProviderRequest,
+    RequestCreated, RequestStatusResponse, SelfServiceCaller, SelfServiceStep, ServerKeyResponse,
+    ServiceProviderRegistered, StartContactChangeRequest, StartUserIdChangeRequest,
 };
 use eid_protocol::{ChangeId, IdentityId, RequestId, RequestKind};
 use serde::de::DeserializeOwned;
@@ -293,6 +293,15 @@ impl AdminClient {
             Some(&RegisterServiceProviderRequest { name: name.into() }),
         )
         .await
+    }
+
+    /// Registers an OpenID Connect client for a service provider (its
+    /// secret, if asked for, is in this answer only).
+    pub async fn register_oidc_client(
+        &self,
+        request: &RegisterOidcClientRequest,
+    ) -> Result<OidcClientRegistered, ApiFailure> {
+        self.post("/v1/admin/oidc-clients", Some(request)).await
     }
 }
 

@@ -3,7 +3,10 @@
 use clap::Subcommand;
 use eid_api_client::AdminClient;
 use eid_protocol::IdentityId;
-use eid_protocol::wire::{AgentInfo, AgentRole, CreateIdentityRequest, IdentityInfo};
+use eid_protocol::wire::{
+    AgentInfo, AgentRole, CreateIdentityRequest, EcPublicJwk, IdentityInfo, OidcClientAuthMethod,
+    RegisterOidcClientRequest,
+};
 
 use crate::common::{Common, parse_id};
 use crate::error::CliError;
@@ -63,6 +66,25 @@ pub(crate) enum AdminCommand {
         /// The name shown to people on every request.
         #[arg(long)]
         name: String,
+    },
+    /// Register an OpenID Connect client for a service provider (prints its
+    /// client secret once; administrator).
+    RegisterOidcClient {
+        /// The service provider's id.
+        #[arg(long)]
+        provider: String,
+        /// An exact redirect URI (https, or http://127.0.0.1 for tests); repeat for more.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// Issue a client secret for `client_secret_basic`.
+        #[arg(long)]
+        client_secret: bool,
+        /// A file with the client's public EC P-256 JWK, for `private_key_jwt`.
+        #[arg(long)]
+        jwk_file: Option<std::path::PathBuf>,
+        /// A scope the client may ask for; repeat for more (default: openid).
+        #[arg(long = "scope", default_value = "openid")]
+        scopes: Vec<String>,
     },
     /// Create a support agent with its own token (prints it once; administrator).
     CreateAgent {
@@ -162,6 +184,55 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
         AdminCommand::Unblock { identity, reason } => {
             let id: IdentityId = parse_id("identity ID", &identity)?;
             Ok(identity_report(&admin.unblock(id, &reason).await?))
+        }
+        AdminCommand::RegisterOidcClient {
+            provider,
+            redirect_uris,
+            client_secret,
+            jwk_file,
+            scopes,
+        } => {
+            let jwk = jwk_file.map(|path| read_jwk(&path)).transpose()?;
+            let request = RegisterOidcClientRequest {
+                service_provider_id: parse_id("service provider ID", &provider)?,
+                redirect_uris,
+                client_secret_basic: client_secret,
+                jwk,
+                scopes,
+            };
+            let c = admin.register_oidc_client(&request).await?;
+            let methods: Vec<&str> = c
+                .token_endpoint_auth_methods
+                .iter()
+                .map(|m| match m {
+                    OidcClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+                    OidcClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
+                })
+                .collect();
+            let mut lines = vec![
+                format!("client ID:        {}", c.client_id),
+                format!("service provider: {}", c.service_provider_id),
+                format!("redirect URIs:    {}", c.redirect_uris.join(" ")),
+                format!("scopes:           {}", c.scopes.join(" ")),
+                format!("authentication:   {}", methods.join(" ")),
+                format!("sector:           {}", c.sector),
+            ];
+            if let Some(secret) = &c.client_secret {
+                lines.push(format!("client secret:    {secret}"));
+                lines.push("(the client secret is shown only this once; keep it secret)".into());
+            }
+            Ok(Report::new(
+                &json::OidcClientRegistered {
+                    client_id: c.client_id.clone(),
+                    client_secret: c.client_secret.clone(),
+                    redirect_uris: c.redirect_uris.clone(),
+                    scopes: c.scopes.clone(),
+                    sector: c.sector.clone(),
+                    service_provider_id: c.service_provider_id.to_string(),
+                    token_endpoint_auth_methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+                },
+                lines,
+            ))
         }
         AdminCommand::CreateAgent { name, role } => {
             let created = admin.create_agent(&name, role.into()).await?;
@@ -269,6 +340,19 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
             ))
         }
     }
+}
+
+/// Reads a public JWK from a file (a JSON object).
+fn read_jwk(path: &std::path::Path) -> Result<EcPublicJwk, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::invalid_argument(format!("cannot read the JWK file {}: {e}", path.display()))
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        CliError::invalid_argument(format!(
+            "the JWK file {} is not a JSON object with kty, crv, x and y: {e}",
+            path.display()
+        ))
+    })
 }
 
 fn identity_report(info: &IdentityInfo) -> Report {

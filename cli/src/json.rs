@@ -124,6 +124,19 @@ pub(crate) struct ProviderRegistered {
     pub(crate) service_provider_id: String,
 }
 
+/// `admin register-oidc-client` (the client secret is shown only this once).
+#[derive(Debug, Serialize)]
+pub(crate) struct OidcClientRegistered {
+    pub(crate) client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) client_secret: Option<String>,
+    pub(crate) redirect_uris: Vec<String>,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) sector: String,
+    pub(crate) service_provider_id: String,
+    pub(crate) token_endpoint_auth_methods: Vec<String>,
+}
+
 // ------------------------------------------------------------------ rp
 
 /// `rp binding-code`.

@@ -200,6 +200,8 @@ pub enum ErrorCode {
     ReasonRequired,
     /// No such agent.
     UnknownAgent,
+    /// No such service provider (admin API).
+    UnknownServiceProvider,
     /// The server failed; retry later.
     Internal,
 }
@@ -426,6 +428,100 @@ pub struct ServiceProviderRegistered {
     pub name: String,
     /// Its API key. Only this response ever contains it.
     pub api_key: String,
+}
+
+// ---------------------------------------------------------------- OIDC clients
+
+/// How an OpenID Connect client authenticates at the token endpoint
+/// (the names of the OAuth `token_endpoint_auth_method` registry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OidcClientAuthMethod {
+    /// HTTP Basic with the client ID and a secret the server issued.
+    ClientSecretBasic,
+    /// A JWT signed with the client's own key (RFC 7523), checked against
+    /// the public JWK registered with the client.
+    PrivateKeyJwt,
+}
+
+/// A public EC P-256 key as a JWK (RFC 7517), for `private_key_jwt`.
+/// Members other than these are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EcPublicJwk {
+    /// Must be `EC`.
+    pub kty: String,
+    /// Must be `P-256`.
+    pub crv: String,
+    /// The x coordinate, base64url without padding (32 bytes).
+    pub x: String,
+    /// The y coordinate, base64url without padding (32 bytes).
+    pub y: String,
+}
+
+/// Register an OpenID Connect client for a service provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterOidcClientRequest {
+    /// The service provider the client logs people in for.
+    pub service_provider_id: ServiceProviderId,
+    /// The exact redirect URIs (1 to 10): `https` URLs of one host, or
+    /// `http://127.0.0.1` URLs for tests. Compared byte for byte later.
+    pub redirect_uris: Vec<String>,
+    /// Issue a client secret for `client_secret_basic`.
+    #[serde(default)]
+    pub client_secret_basic: bool,
+    /// The client's public key for `private_key_jwt`.
+    #[serde(default)]
+    pub jwk: Option<EcPublicJwk>,
+    /// The scopes the client may ask for; must contain `openid`.
+    pub scopes: Vec<String>,
+}
+
+/// A registered OpenID Connect client, with its secret (shown once; stored
+/// hashed). Its `Debug` leaves the secret out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct OidcClientRegistered {
+    /// The public `client_id`.
+    pub client_id: String,
+    /// The service provider.
+    pub service_provider_id: ServiceProviderId,
+    /// The registered redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// The allowed scopes.
+    pub scopes: Vec<String>,
+    /// How the client may authenticate at the token endpoint.
+    pub token_endpoint_auth_methods: Vec<OidcClientAuthMethod>,
+    /// The sector (the redirect URIs' host) its pairwise subject
+    /// identifiers are computed for.
+    pub sector: String,
+    /// The client secret for `client_secret_basic`. Only this response
+    /// ever contains it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for OidcClientRegistered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcClientRegistered")
+            .field("client_id", &self.client_id)
+            .field("service_provider_id", &self.service_provider_id)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("scopes", &self.scopes)
+            .field(
+                "token_endpoint_auth_methods",
+                &self.token_endpoint_auth_methods,
+            )
+            .field("sector", &self.sector)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 // ---------------------------------------------------------------- device API

@@ -59,6 +59,12 @@ pub struct Config {
     /// `Origin` header is refused (`origin_refused`); one without is not.
     /// Each entry is an origin: scheme, host and optional port, no path.
     pub allowed_origins: Vec<String>,
+    /// The OpenID Connect issuer: an `https` origin without a trailing slash
+    /// (for example `https://eid.example`), the server answering at its
+    /// root. Unset, it is `https://` and the host the request came by, which
+    /// suits development only: set it in production so that every client
+    /// sees one issuer whatever host name it used.
+    pub oidc_issuer: Option<String>,
 }
 
 /// Timeouts and the cap on open connections, against slow clients that hold
@@ -398,6 +404,7 @@ impl Default for Config {
             floods: FloodConfig::default(),
             connections: ConnectionsConfig::default(),
             allowed_origins: Vec::new(),
+            oidc_issuer: None,
         }
     }
 }
@@ -422,6 +429,7 @@ impl std::fmt::Debug for Config {
             .field("floods", &self.floods)
             .field("connections", &self.connections)
             .field("allowed_origins", &self.allowed_origins)
+            .field("oidc_issuer", &self.oidc_issuer)
             .finish_non_exhaustive()
     }
 }
@@ -466,6 +474,13 @@ impl Config {
                     "allowed_origins: {origin:?} is not an origin (scheme://host[:port])"
                 ))));
             }
+        }
+        if let Some(issuer) = &self.oidc_issuer
+            && !crate::oidc::is_issuer(issuer)
+        {
+            return Err(Box::new(figment::Error::from(format!(
+                "oidc_issuer: {issuer:?} is not an https origin without a trailing slash"
+            ))));
         }
         if let Some(name) = self.connections.zero_field() {
             return Err(Box::new(figment::Error::from(format!(

@@ -51,8 +51,14 @@ impl ApiError {
             | DeviceLimitReached
             | OriginRefused
             | ForbiddenRole => StatusCode::FORBIDDEN,
-            UnknownIdentity | UnknownAuthenticator | UnknownRequest | UnknownEnrolment
-            | UnknownChange | UnknownAgent | NotFound => StatusCode::NOT_FOUND,
+            UnknownIdentity
+            | UnknownAuthenticator
+            | UnknownRequest
+            | UnknownEnrolment
+            | UnknownChange
+            | UnknownAgent
+            | UnknownServiceProvider
+            | NotFound => StatusCode::NOT_FOUND,
             ReplayedNonce | UserIdTaken | RequestClosed | CounterReplay | TooEarly
             | ChangePending | ChangeClosed => StatusCode::CONFLICT,
             RequestExpired | EnrolmentClosed => StatusCode::GONE,

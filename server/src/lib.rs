@@ -22,6 +22,7 @@ pub mod effective_config;
 pub mod error;
 pub mod limits;
 pub mod notify;
+pub mod oidc;
 pub mod policy;
 pub mod store;
 mod texts;
@@ -136,6 +137,7 @@ const PRIVATE_FILES: &[&str] = &[
     "server-signing-key.pk8",
     "admin-token",
     "dev-tls-key.pem",
+    oidc::ID_TOKEN_KEY_FILE,
 ];
 
 /// Makes the data folder its owner's alone, whatever the process umask (a
@@ -260,6 +262,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let database_path = prepare_data_dir(&config.data_dir)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&database_path)?);
     let signing_key = Arc::new(load_or_create_signing_key(&config.data_dir)?);
+    let id_token_key = Arc::new(oidc::IdTokenKey::load_or_create(&config.data_dir)?);
     let admin_token = load_or_create_admin_token(&config)?;
     let tls = tls::load_or_create(
         config.tls.cert_path.as_deref(),
@@ -272,6 +275,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         store.clone(),
         options.clock.clone(),
         signing_key,
+        id_token_key,
         &admin_token,
         config.clone(),
     );

@@ -57,6 +57,7 @@ fn assert_private(data_dir: &Path) {
         "eid-server.sqlite3-shm",
         "admin-token",
         "server-signing-key.pk8",
+        "oidc-id-token-key.pk8",
         "dev-tls-key.pem",
     ] {
         assert!(data_dir.join(name).exists(), "{name} missing");

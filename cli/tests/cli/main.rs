@@ -19,4 +19,5 @@ mod commands;
 mod crash;
 #[cfg(unix)]
 mod hardening;
+mod oidc;
 mod rp_binding;

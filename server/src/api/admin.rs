@@ -1,5 +1,5 @@
 //! Admin API (support): identities, activation codes, blocking, service
-//! providers, agents and the audit.
+//! providers and their OpenID Connect clients, agents and the audit.
 //!
 //! Every caller is an agent with a role (the `admin-token` file is the
 //! bootstrap administrator). Each action that writes is stored with its
@@ -15,7 +15,8 @@ use axum::http::StatusCode;
 use eid_protocol::wire::{
     AccountState, ActivationCodeIssued, AdminReason, AgentCreated, AgentInfo, AgentList, AgentRole,
     AuditEntryInfo, AuditList, AuthenticatorInfo, CreateAgentRequest, CreateIdentityRequest,
-    ErrorBody, ErrorCode, IdentityCreated, IdentityInfo, RegisterServiceProviderRequest,
+    ErrorBody, ErrorCode, IdentityCreated, IdentityInfo, OidcClientAuthMethod,
+    OidcClientRegistered, RegisterOidcClientRequest, RegisterServiceProviderRequest,
     ServiceProviderRegistered,
 };
 use eid_protocol::{IdentityId, ServiceProviderId};
@@ -24,9 +25,9 @@ use super::{AdminAuth, ApiJson, AppState, guard, parse_id};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
     ActivationCode, AdminAction, AdminActionResult, Agent, AuditAction, AuditEntry, AuditOutcome,
-    AuthenticatorState, Identity, NewAudit, ServiceProvider,
+    AuthenticatorState, Identity, NewAudit, OidcClient, ServiceProvider,
 };
-use crate::{contact, userid};
+use crate::{contact, oidc, userid};
 
 /// Audit rows one `GET /v1/admin/audit` returns by default, and at most.
 const AUDIT_PAGE_DEFAULT: u32 = 50;
@@ -494,6 +495,88 @@ pub(crate) async fn register_service_provider(
             api_key,
         }),
     ))
+}
+
+/// Registers an OpenID Connect client for a service provider
+/// (administrator only); a client secret is returned once and stored as
+/// its SHA-256 (see docs/oidc.md for the rules and why).
+#[utoipa::path(post, path = "/v1/admin/oidc-clients", tag = "admin", security(("admin_token" = [])),
+    request_body = RegisterOidcClientRequest,
+    responses((status = 201, body = OidcClientRegistered),
+        (status = 400, description = "malformed_request, or invalid_parameter: a redirect URI, scope or JWK breaks the rules, or no means of client authentication", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "forbidden_role: only an administrator registers clients", body = ErrorBody),
+        (status = 404, description = "unknown_service_provider", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody)))]
+pub(crate) async fn register_oidc_client(
+    caller: AdminAuth,
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RegisterOidcClientRequest>,
+) -> ApiResult<(StatusCode, Json<OidcClientRegistered>)> {
+    caller
+        .require_administrator(&state, AuditAction::RegisterOidcClient)
+        .await?;
+    let rule = |e: oidc::ClientRuleError| ApiError::new(ErrorCode::InvalidParameter, e.to_string());
+    let sector = oidc::check_redirect_uris(&req.redirect_uris).map_err(rule)?;
+    oidc::check_scopes(&req.scopes).map_err(rule)?;
+    let jwk = req
+        .jwk
+        .as_ref()
+        .map(oidc::check_jwk)
+        .transpose()
+        .map_err(rule)?;
+    if !req.client_secret_basic && jwk.is_none() {
+        return Err(rule(oidc::ClientRuleError::NoAuthMethod));
+    }
+    let secret = req.client_secret_basic.then(oidc::new_client_secret);
+    let mut methods = Vec::new();
+    if secret.is_some() {
+        methods.push(OidcClientAuthMethod::ClientSecretBasic);
+    }
+    if jwk.is_some() {
+        methods.push(OidcClientAuthMethod::PrivateKeyJwt);
+    }
+    let client = OidcClient {
+        client_id: oidc::new_client_id(),
+        service_provider_id: req.service_provider_id,
+        redirect_uris: req.redirect_uris,
+        secret_sha256: secret.as_deref().map(oidc::secret_hash),
+        jwk,
+        scopes: req.scopes,
+        sector,
+        created_at_ms: state.now_ms(),
+    };
+    let registered = OidcClientRegistered {
+        client_id: client.client_id.clone(),
+        service_provider_id: client.service_provider_id,
+        redirect_uris: client.redirect_uris.clone(),
+        scopes: client.scopes.clone(),
+        token_endpoint_auth_methods: methods,
+        sector: client.sector.clone(),
+        client_secret: secret,
+    };
+    let audit = caller.audit(&state, AuditAction::RegisterOidcClient);
+    match state
+        .store
+        .admin_action(audit, AdminAction::RegisterOidcClient(client))
+        .await?
+    {
+        AdminActionResult::Done { .. } => {}
+        AdminActionResult::UnknownProvider => {
+            return Err(ApiError::new(
+                ErrorCode::UnknownServiceProvider,
+                "no such service provider",
+            ));
+        }
+        _ => return Err(inconsistent()),
+    }
+    tracing::info!(
+        service_provider = %registered.service_provider_id,
+        client_id = %registered.client_id,
+        "OIDC client registered"
+    );
+    Ok((StatusCode::CREATED, Json(registered)))
 }
 
 fn agent_info(agent: &Agent) -> AgentInfo {

@@ -4,6 +4,7 @@ mod admin;
 mod device;
 mod enrolment;
 mod guard;
+mod oidc;
 mod rp;
 mod self_service;
 mod signed;
@@ -46,6 +47,8 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) signing_key: Arc<SoftwareSigningKey>,
+    /// The key ID tokens are signed with (its own, see `crate::oidc`).
+    pub(crate) id_token_key: Arc<crate::oidc::IdTokenKey>,
     admin_token_sha256: [u8; 32],
     pub(crate) config: Config,
     pub(crate) waiters: Waiters,
@@ -84,6 +87,7 @@ impl AppState {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         signing_key: Arc<SoftwareSigningKey>,
+        id_token_key: Arc<crate::oidc::IdTokenKey>,
         admin_token: &str,
         config: Config,
     ) -> Self {
@@ -91,6 +95,7 @@ impl AppState {
             store,
             clock,
             signing_key,
+            id_token_key,
             admin_token_sha256: eid_protocol::sha256(admin_token.as_bytes()),
             config,
             waiters: Waiters::default(),
@@ -114,7 +119,9 @@ pub(crate) fn router(state: AppState) -> Router {
     let public_reads = Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
-        .route("/v1/server-key", get(server_key));
+        .route("/v1/server-key", get(server_key))
+        .route(oidc::PATH_DISCOVERY, get(oidc::discovery))
+        .route(oidc::PATH_JWKS, get(oidc::jwks));
     let public_posts = Router::new()
         .route(wire::PATH_ACTIVATE, post(device::activate))
         .route(wire::PATH_ENROLMENTS, post(enrolment::start))
@@ -164,6 +171,7 @@ pub(crate) fn router(state: AppState) -> Router {
             "/v1/admin/service-providers",
             post(admin::register_service_provider),
         )
+        .route("/v1/admin/oidc-clients", post(admin::register_oidc_client))
         .route(
             "/v1/admin/agents",
             post(admin::create_agent).get(admin::list_agents),
@@ -258,9 +266,10 @@ async fn server_key(
 #[openapi(
     info(title = "eID reference server", description = "Identity broker for the eID authenticator: admin, device and relying-party APIs. Errors are JSON ErrorBody objects with stable codes."),
     paths(
-        healthz, openapi_json, server_key,
+        healthz, openapi_json, server_key, oidc::discovery, oidc::jwks,
         admin::create_identity, admin::get_identity, admin::issue_activation_code,
         admin::block_identity, admin::unblock_identity, admin::register_service_provider,
+        admin::register_oidc_client,
         admin::create_agent, admin::list_agents, admin::revoke_agent, admin::audit,
         device::activate, device::pull, device::submit_decision, device::block,
         enrolment::start, enrolment::status, enrolment::cancel,

@@ -151,6 +151,7 @@ macro_rules! store_conformance_suite {
             agents_are_created_found_by_token_listed_and_revoked_once,
             an_admin_block_is_audited_with_its_reason_and_the_event_points_to_it,
             audited_writes_refusals_and_paging_read_back_newest_first,
+            an_oidc_client_is_registered_with_its_audit_row_and_found_by_client_id,
         );
         $crate::store_conformance_suite!(@concurrent $fresh;
             exactly_one_of_100_concurrent_decisions_wins,
@@ -3260,6 +3261,86 @@ pub async fn audited_writes_refusals_and_paging_read_back_newest_first(store: Fr
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// An OIDC client is stored with its audit row and read back as stored;
+/// one for an unknown provider writes neither.
+pub async fn an_oidc_client_is_registered_with_its_audit_row_and_found_by_client_id(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let sp = registered(s, "Nordisk Bank").await;
+    let client = OidcClient {
+        client_id: "eidoc_conformance".into(),
+        service_provider_id: sp.id,
+        redirect_uris: vec![
+            "https://bank.example/cb".into(),
+            "https://bank.example/cb?second=1".into(),
+        ],
+        secret_sha256: Some([7; 32]),
+        jwk: Some(r#"{"crv":"P-256","kty":"EC","x":"x","y":"y"}"#.into()),
+        scopes: vec!["openid".into(), "profile".into()],
+        sector: "bank.example".into(),
+        created_at_ms: T0,
+    };
+    assert!(matches!(
+        s.admin_action(
+            audit_by(None, AuditAction::RegisterOidcClient, T0),
+            AdminAction::RegisterOidcClient(client.clone()),
+        )
+        .await
+        .unwrap(),
+        AdminActionResult::Done { .. }
+    ));
+    assert_eq!(
+        s.oidc_client("eidoc_conformance").await.unwrap(),
+        Some(client.clone())
+    );
+    // Without a secret (private_key_jwt only) it reads back the same way.
+    let mut jwt_only = client.clone();
+    jwt_only.client_id = "eidoc_jwt_only".into();
+    jwt_only.secret_sha256 = None;
+    assert!(matches!(
+        s.admin_action(
+            audit_by(None, AuditAction::RegisterOidcClient, T0 + 1),
+            AdminAction::RegisterOidcClient(jwt_only.clone()),
+        )
+        .await
+        .unwrap(),
+        AdminActionResult::Done { .. }
+    ));
+    assert_eq!(
+        s.oidc_client("eidoc_jwt_only").await.unwrap(),
+        Some(jwt_only)
+    );
+
+    let mut orphan = client.clone();
+    orphan.client_id = "eidoc_orphan".into();
+    orphan.service_provider_id = ServiceProviderId::random();
+    assert_eq!(
+        s.admin_action(
+            audit_by(None, AuditAction::RegisterOidcClient, T0 + 2),
+            AdminAction::RegisterOidcClient(orphan),
+        )
+        .await
+        .unwrap(),
+        AdminActionResult::UnknownProvider
+    );
+    assert_eq!(s.oidc_client("eidoc_orphan").await.unwrap(), None);
+    assert_eq!(s.oidc_client("eidoc_unknown").await.unwrap(), None);
+
+    let audit = s.audit_entries(None, None, 10).await.unwrap();
+    let summary: Vec<(&str, Option<ServiceProviderId>)> = audit
+        .iter()
+        .map(|r| (r.action.as_str(), r.service_provider_id))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("register_oidc_client", Some(sp.id)),
+            ("register_oidc_client", Some(sp.id)),
+        ]
     );
 }
 

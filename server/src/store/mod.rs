@@ -236,6 +236,45 @@ pub struct ServiceProvider {
     pub created_at_ms: u64,
 }
 
+/// An OpenID Connect client of a service provider, as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OidcClient {
+    /// The public `client_id`.
+    pub client_id: String,
+    /// The service provider it logs people in for.
+    pub service_provider_id: ServiceProviderId,
+    /// The exact redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// SHA-256 of its `client_secret_basic` secret (32 random bytes), if it
+    /// has one.
+    pub secret_sha256: Option<[u8; 32]>,
+    /// Its public key for `private_key_jwt` as a JWK (JSON), if it has one.
+    pub jwk: Option<String>,
+    /// The scopes it may ask for.
+    pub scopes: Vec<String>,
+    /// The sector its pairwise subject identifiers are computed for (the
+    /// redirect URIs' host).
+    pub sector: String,
+    /// Registration time.
+    pub created_at_ms: u64,
+}
+
+impl std::fmt::Debug for OidcClient {
+    // The secret's hash is left out: not a secret itself, but nothing a
+    // log needs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcClient")
+            .field("client_id", &self.client_id)
+            .field("service_provider_id", &self.service_provider_id)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("has_secret", &self.secret_sha256.is_some())
+            .field("has_jwk", &self.jwk.is_some())
+            .field("scopes", &self.scopes)
+            .field("sector", &self.sector)
+            .finish()
+    }
+}
+
 /// An activation code as stored (hashed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivationCode {
@@ -659,6 +698,8 @@ pub enum AuditAction {
     RevokeAgent,
     /// Read the audit.
     ReadAudit,
+    /// Registered an OpenID Connect client.
+    RegisterOidcClient,
 }
 
 impl AuditAction {
@@ -675,6 +716,7 @@ impl AuditAction {
             AuditAction::ListAgents => "list_agents",
             AuditAction::RevokeAgent => "revoke_agent",
             AuditAction::ReadAudit => "read_audit",
+            AuditAction::RegisterOidcClient => "register_oidc_client",
         }
     }
 }
@@ -767,6 +809,8 @@ pub enum AdminAction {
     CreateAgent(Agent),
     /// Revoke an agent (from the audit row's time on).
     RevokeAgent(u64),
+    /// Register an OpenID Connect client for an existing service provider.
+    RegisterOidcClient(OidcClient),
 }
 
 /// Result of [`Store::admin_action`]. Only `Done` wrote anything (the
@@ -791,6 +835,8 @@ pub enum AdminActionResult {
     ConfusableWith(String),
     /// No such agent, or already revoked.
     UnknownAgent,
+    /// No such service provider.
+    UnknownProvider,
 }
 
 /// What a decision reads before it is verified.
@@ -1095,4 +1141,6 @@ pub trait Store: Send + Sync + 'static {
     async fn agent_by_token(&self, token_sha256: [u8; 32]) -> StoreResult<Option<Agent>>;
     /// Every agent, oldest first.
     async fn agents(&self) -> StoreResult<Vec<Agent>>;
+    /// Finds an OpenID Connect client by its `client_id`.
+    async fn oidc_client(&self, client_id: &str) -> StoreResult<Option<OidcClient>>;
 }

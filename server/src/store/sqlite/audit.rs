@@ -5,7 +5,7 @@ use eid_protocol::IdentityId;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::columns::{Col, blob32, col, i64_of, opt_col, opt_u64_at, u64_at};
-use super::{identities, providers};
+use super::{identities, oidc, providers};
 use crate::store::{
     ActivationCode, AdminAction, AdminActionResult, Agent, AuditEntry, NewAudit, RegisterResult,
     StoreError, StoreResult,
@@ -137,6 +137,14 @@ pub(super) fn admin_action(
                 return Ok(AdminActionResult::UnknownAgent);
             }
             audit.target_agent_id = Some(id);
+            Ok(done(insert_audit(c, &audit)?))
+        }
+        AdminAction::RegisterOidcClient(client) => {
+            audit.service_provider_id = Some(client.service_provider_id);
+            if !providers::provider_exists(c, &client.service_provider_id)? {
+                return Ok(AdminActionResult::UnknownProvider);
+            }
+            oidc::insert_oidc_client(c, client)?;
             Ok(done(insert_audit(c, &audit)?))
         }
     }

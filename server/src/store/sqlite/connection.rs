@@ -54,6 +54,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/sqlite/0008_agents_audit.sql"
         )),
+        M::up(include_str!(
+            "../../../migrations/sqlite/0009_oidc_clients.sql"
+        )),
     ])
 }
 
@@ -232,7 +235,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_schema_version_counts_the_eight_released_migrations() {
+    fn the_schema_version_counts_the_nine_released_migrations() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sqlite3");
         drop(SqliteStore::open(&path).unwrap());
@@ -240,13 +243,13 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 8, "existing databases must find their version");
+        assert_eq!(version, 9, "existing databases must find their version");
         // Opening again applies nothing and keeps the version.
         drop(SqliteStore::open(&path).unwrap());
         let again: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(again, 8);
+        assert_eq!(again, 9);
         migrations().validate().unwrap();
     }
 }

@@ -17,6 +17,7 @@ mod columns;
 mod connection;
 mod enrolments;
 mod identities;
+mod oidc;
 mod outbox;
 mod providers;
 mod requests;
@@ -399,5 +400,10 @@ impl Store for SqliteStore {
 
     async fn agents(&self) -> StoreResult<Vec<Agent>> {
         self.read(audit::agents).await
+    }
+
+    async fn oidc_client(&self, client_id: &str) -> StoreResult<Option<OidcClient>> {
+        let client_id = client_id.to_owned();
+        self.read(move |c| oidc::oidc_client(c, &client_id)).await
     }
 }

@@ -62,3 +62,11 @@ pub(super) fn service_provider_by_key(
         })
         .optional()?)
 }
+
+/// Whether a service provider with this id is registered.
+pub(super) fn provider_exists(c: &Connection, id: &ServiceProviderId) -> StoreResult<bool> {
+    Ok(
+        c.prepare_cached("SELECT EXISTS (SELECT 1 FROM service_providers WHERE id = ?1)")?
+            .query_row(params![Col(id)], |r| r.get::<_, bool>(0))?,
+    )
+}
