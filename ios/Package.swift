@@ -6,8 +6,8 @@
 //
 // Three library modules, each named for what it is (the names are set in
 // bindings/uniffi.toml):
-//   Eid     - the API apps use: `EidAuthenticator`, the same class as the
-//             Kotlin shell's (module and type differ, so `Eid.EidAuthenticator`
+//   Eid     - the API apps use: `EidApp`, the same class as the
+//             Kotlin shell's (module and type differ, so `Eid.EidApp`
 //             is never ambiguous);
 //   EidFFI  - the Swift bindings uniffi generates;
 //   EidRust - the C header and module map of the Rust library beneath them.

@@ -59,7 +59,7 @@ for p in core.activation.pending_stored core.activation.answered core.activation
     exit 1
   fi
 done
-state=$("$bin" --json app accounts | jq -r '.accounts[0].state')
+state=$("$bin" --json app authenticators | jq -r '.accounts[0].state')
 if [[ "$state" != active ]]; then
   echo "FAIL: the activation did not complete (state $state)" >&2
   exit 1

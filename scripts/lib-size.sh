@@ -7,7 +7,7 @@
 # 0. Main figure: `libeid_bindings.so`, the uniffi cdylib the Kotlin and Swift
 #    shells load: the core, every dependency and the FFI scaffolding, stripped.
 # 1. Without the FFI layer: `eid-size-probe`, a tiny program that calls every public
-#    operation of `eid_core::Authenticator` (plus a tokio runtime to drive the
+#    operation of `eid_core::App` (plus a tokio runtime to drive the
 #    async calls, as the bindings will need). With fat LTO the linked program
 #    holds the core and every dependency code path it reaches, and drops what
 #    is unreachable -- what an app's native library would contain. A `cdylib`

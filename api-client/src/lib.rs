@@ -1,6 +1,6 @@
 //! Clients for the eID server's HTTP APIs:
 //! - [`AdminClient`] for support tooling (identities, codes, blocking, providers);
-//! - [`RelyingPartyClient`] for service providers (requests, results, receipts);
+//! - [`ProviderClient`] for service providers (requests, results, receipts);
 //! - [`SelfServiceClient`] for the self-service portal (a person's browser:
 //!   phone, e-mail and user-ID changes);
 //! - [`SoftPhone`], a protocol-level phone used by QA tests and the load
@@ -105,7 +105,7 @@ impl Endpoint {
     }
 
     /// Like [`Endpoint::new`], but offering HTTP/2: one connection carries
-    /// many concurrent requests (as a busy relying party's would).
+    /// many concurrent requests (as a busy service provider's would).
     pub fn new_http2(base_url: &str, spki_pin: &str) -> Result<Self, pinning::PinError> {
         Ok(Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
@@ -305,14 +305,14 @@ impl AdminClient {
     }
 }
 
-/// The relying-party API.
+/// The service-provider API.
 #[derive(Debug, Clone)]
-pub struct RelyingPartyClient {
+pub struct ProviderClient {
     endpoint: Endpoint,
     api_key: String,
 }
 
-impl RelyingPartyClient {
+impl ProviderClient {
     /// A client with the provider's API key.
     pub fn new(endpoint: Endpoint, api_key: &str) -> Self {
         Self {
@@ -541,7 +541,7 @@ impl SelfServiceClient {
 }
 
 /// Verifies a receipt's signature and that it is for `request` with the
-/// reference text whose hash the relying party knows.
+/// reference text whose hash the service provider knows.
 pub fn verify_receipt(
     server_key: &eid_protocol::PublicKey,
     receipt: &eid_protocol::wire::SignedReceipt,

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use eid_benches::{ACCOUNTS, Fixture, PENDING_PER_ACCOUNT, PIN};
+use eid_benches::{AUTHENTICATORS, Fixture, PENDING_PER_AUTHENTICATOR, PIN};
 use eid_core::KdfCost;
 use eid_core::pin::{KDF_DEFAULT_TARGET, calibrate};
 use tokio::runtime::Runtime;
@@ -23,14 +23,14 @@ fn runtime() -> Runtime {
         .unwrap()
 }
 
-/// App open → display models: 3 accounts, 5 pending requests each.
+/// App open → display models: 3 authenticators, 5 pending requests each.
 fn app_open(c: &mut Criterion, rt: &Runtime, f: &mut Fixture) {
-    rt.block_on(f.refill(PENDING_PER_ACCOUNT)).unwrap();
-    let expected = ACCOUNTS * PENDING_PER_ACCOUNT;
+    rt.block_on(f.refill(PENDING_PER_AUTHENTICATOR)).unwrap();
+    let expected = AUTHENTICATORS * PENDING_PER_AUTHENTICATOR;
     let mut group = c.benchmark_group("app_open");
 
     // Cold: open the database, build a new pinned HTTPS client, then one pull
-    // (TCP connect + TLS 1.3 handshake + signed pull of 3 accounts), verify 15
+    // (TCP connect + TLS 1.3 handshake + signed pull of 3 authenticators), verify 15
     // envelopes, store them and build the display models. Dropping the core
     // (closing the connection) is not timed.
     group.bench_function("cold", |b| {
@@ -51,13 +51,13 @@ fn app_open(c: &mut Criterion, rt: &Runtime, f: &mut Fixture) {
     // Cold, and all 15 requests are new to the phone (each envelope's
     // signature is verified; the core skips envelopes it stored before).
     // Untimed per iteration: the 15 previous requests are cancelled and 15
-    // new ones created through the RP API.
+    // new ones created through the service-provider API.
     group.sample_size(10);
     group.bench_function("cold_new_requests", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                rt.block_on(f.refill(PENDING_PER_ACCOUNT)).unwrap();
+                rt.block_on(f.refill(PENDING_PER_AUTHENTICATOR)).unwrap();
                 let start = Instant::now();
                 let phone = f.open_phone().unwrap();
                 let views = rt.block_on(phone.refresh()).unwrap();
@@ -109,10 +109,10 @@ fn round_trip(c: &mut Criterion, rt: &Runtime, f: &Fixture) {
 
 /// approve(): sign with the device and PIN keys, submit, verify the receipt,
 /// store it. Only the `approve` call is timed; per iteration, untimed: a new
-/// request is created through the RP API, pulled with refresh() and unlocked
+/// request is created through the service-provider API, pulled with refresh() and unlocked
 /// (PIN KDF at 1 PBKDF2 iteration: the KDF is benchmarked in `pin_check`).
 fn approve(c: &mut Criterion, rt: &Runtime, f: &mut Fixture) {
-    rt.block_on(f.refill(PENDING_PER_ACCOUNT)).unwrap();
+    rt.block_on(f.refill(PENDING_PER_AUTHENTICATOR)).unwrap();
     let phone = f.open_phone().unwrap();
     rt.block_on(phone.refresh()).unwrap();
     let mut next = 0usize;
@@ -121,12 +121,14 @@ fn approve(c: &mut Criterion, rt: &Runtime, f: &mut Fixture) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let index = next % ACCOUNTS;
+                let index = next % AUTHENTICATORS;
                 next += 1;
-                let account = f.accounts[index].authenticator_id;
+                let authenticator = f.authenticators[index].authenticator_id;
                 let request = rt.block_on(f.create_request(index)).unwrap();
                 rt.block_on(phone.refresh()).unwrap();
-                let token = rt.block_on(phone.unlock(&account, &request, PIN)).unwrap();
+                let token = rt
+                    .block_on(phone.unlock(&authenticator, &request, PIN))
+                    .unwrap();
                 let start = Instant::now();
                 let receipt = rt.block_on(phone.approve(&token, true, None)).unwrap();
                 total += start.elapsed();
@@ -145,11 +147,14 @@ fn pin_check(c: &mut Criterion, rt: &Runtime, f: &mut Fixture, name: &str, sampl
     rt.block_on(f.refill(1)).unwrap();
     let phone = f.open_phone().unwrap();
     let views = rt.block_on(phone.refresh()).unwrap();
-    let (account, request) = (views[0].authenticator_id, views[0].request_id);
+    let (authenticator, request) = (views[0].authenticator_id, views[0].request_id);
     let mut group = c.benchmark_group("pin_check");
     group.sample_size(samples);
     group.bench_function(name, |b| {
-        b.iter(|| rt.block_on(phone.unlock(&account, &request, PIN)).unwrap())
+        b.iter(|| {
+            rt.block_on(phone.unlock(&authenticator, &request, PIN))
+                .unwrap()
+        })
     });
     group.finish();
 }

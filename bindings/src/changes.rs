@@ -4,7 +4,7 @@
 use eid_protocol::wire::ContactChannel;
 use eid_protocol::{AuthenticatorId, ChangeId};
 
-use crate::authenticator::Authenticator;
+use crate::app::App;
 use crate::error::EidError;
 
 /// Which contact detail a change is for.
@@ -76,16 +76,16 @@ impl From<eid_core::PendingContactChange> for PendingContactChange {
 }
 
 #[uniffi::export]
-impl Authenticator {
-    /// The open phone and e-mail changes of the account's identity (from the
+impl App {
+    /// The open phone and e-mail changes of the authenticator's identity (from the
     /// last refresh), each with a cancel button.
     pub fn pending_contact_changes(
         &self,
-        account_id: AuthenticatorId,
+        authenticator_id: AuthenticatorId,
     ) -> Result<Vec<PendingContactChange>, EidError> {
         Ok(self
             .core()
-            .pending_contact_changes(&account_id)?
+            .pending_contact_changes(&authenticator_id)?
             .into_iter()
             .map(Into::into)
             .collect())
@@ -93,16 +93,16 @@ impl Authenticator {
 }
 
 #[uniffi::export(async_runtime = "tokio")]
-impl Authenticator {
+impl App {
     /// Cancels an open phone or e-mail change (device-signed; no PIN).
     pub async fn cancel_contact_change(
         &self,
-        account_id: AuthenticatorId,
+        authenticator_id: AuthenticatorId,
         change_id: ChangeId,
     ) -> Result<(), EidError> {
         Ok(self
             .core()
-            .cancel_contact_change(&account_id, &change_id)
+            .cancel_contact_change(&authenticator_id, &change_id)
             .await?)
     }
 }

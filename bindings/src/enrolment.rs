@@ -5,9 +5,9 @@
 use eid_core::{DeviceEnrolment, PendingDevice, PendingDeviceState};
 use eid_protocol::AuthenticatorId;
 
-use crate::authenticator::Authenticator;
+use crate::app::App;
 use crate::error::EidError;
-use crate::model::AccountInfo;
+use crate::model::AuthenticatorInfo;
 
 /// The new phone's enrolment: show `code` (and `qr_payload` as a QR code) for
 /// the existing phone to enter or scan.
@@ -15,7 +15,7 @@ use crate::model::AccountInfo;
 pub struct DeviceEnrolment {
     /// The user ID it was started with.
     pub user_id: String,
-    /// The enrolment id (the future account id).
+    /// The enrolment id (the future authenticator id).
     pub enrolment_id: AuthenticatorId,
     /// The code to type on the existing phone.
     pub code: String,
@@ -26,7 +26,7 @@ pub struct DeviceEnrolment {
 }
 
 /// Where the new phone's enrolment stands. Hand-written: the FFI names the
-/// activated account's field and gives it as the FFI's [`AccountInfo`].
+/// activated authenticator's field and gives it as the FFI's [`AuthenticatorInfo`].
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum EnrolmentStatus {
     /// Not approved yet: keep showing the code.
@@ -38,10 +38,10 @@ pub enum EnrolmentStatus {
         /// Milliseconds left when the server answered.
         remaining_ms: u64,
     },
-    /// Activated: the account is on this phone.
+    /// Activated: the authenticator is on this phone.
     Activated {
-        /// The new account.
-        account: AccountInfo,
+        /// The new authenticator.
+        authenticator: AuthenticatorInfo,
     },
 }
 
@@ -55,8 +55,8 @@ impl From<eid_core::EnrolmentStatus> for EnrolmentStatus {
                 usable_at_ms,
                 remaining_ms,
             },
-            eid_core::EnrolmentStatus::Activated(account) => Self::Activated {
-                account: account.into(),
+            eid_core::EnrolmentStatus::Activated(authenticator) => Self::Activated {
+                authenticator: authenticator.into(),
             },
             _ => Self::AwaitingApproval,
         }
@@ -73,7 +73,7 @@ pub enum PendingDeviceState {
     Waiting,
 }
 
-/// A new device being added to the account's identity, with a cancel button.
+/// A new device being added to the authenticator's identity, with a cancel button.
 #[uniffi::remote(Record)]
 pub struct PendingDevice {
     /// The enrolment id (for `cancelDeviceEnrolment`).
@@ -87,7 +87,7 @@ pub struct PendingDevice {
 }
 
 #[uniffi::export]
-impl Authenticator {
+impl App {
     /// New phone: the enrolment in progress, if any.
     pub fn pending_device_enrolment(&self) -> Result<Option<DeviceEnrolment>, EidError> {
         Ok(self.core().pending_device_enrolment()?)
@@ -98,18 +98,18 @@ impl Authenticator {
         Ok(self.core().discard_device_enrolment()?)
     }
 
-    /// Existing phone: the new devices being added to the account's identity
+    /// Existing phone: the new devices being added to the authenticator's identity
     /// (from the last refresh), each with a cancel button.
     pub fn pending_devices(
         &self,
-        account_id: AuthenticatorId,
+        authenticator_id: AuthenticatorId,
     ) -> Result<Vec<PendingDevice>, EidError> {
-        Ok(self.core().pending_devices(&account_id)?)
+        Ok(self.core().pending_devices(&authenticator_id)?)
     }
 }
 
 #[uniffi::export(async_runtime = "tokio")]
-impl Authenticator {
+impl App {
     /// New phone: asks to be added to an identity that already has a device;
     /// the PIN is checked against the policy first. Show the code.
     pub async fn start_device_enrolment(
@@ -126,7 +126,7 @@ impl Authenticator {
         Ok(self.core().resume_device_enrolment().await?)
     }
 
-    /// New phone: asks how the enrolment stands; activates the account once
+    /// New phone: asks how the enrolment stands; activates the authenticator once
     /// the waiting period is over. `EnrolmentRefused` when it was refused,
     /// cancelled or expired (the keys are then deleted).
     pub async fn poll_device_enrolment(&self) -> Result<EnrolmentStatus, EidError> {
@@ -137,12 +137,12 @@ impl Authenticator {
     /// no PIN.
     pub async fn cancel_device_enrolment(
         &self,
-        account_id: AuthenticatorId,
+        authenticator_id: AuthenticatorId,
         enrolment_id: AuthenticatorId,
     ) -> Result<(), EidError> {
         Ok(self
             .core()
-            .cancel_device_enrolment(&account_id, &enrolment_id)
+            .cancel_device_enrolment(&authenticator_id, &enrolment_id)
             .await?)
     }
 }

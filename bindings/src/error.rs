@@ -31,7 +31,7 @@ pub enum EidError {
         /// Milliseconds to wait.
         retry_after_ms: u64,
     },
-    /// The account must be activated again (PIN key destroyed or the server
+    /// The authenticator must be activated again (PIN key destroyed or the server
     /// locked the authenticator).
     #[error("{}", CoreError::ReactivationRequired)]
     NotActivated,
@@ -69,7 +69,7 @@ pub enum EidError {
         /// Which kind of id.
         what: IdKind,
     },
-    /// No such account or request on this phone (refresh and try again).
+    /// No such authenticator or request on this phone (refresh and try again).
     #[error("no such account or request on this phone")]
     UnknownRequest,
     /// The server's signature did not verify: the answer was tampered with.
@@ -119,7 +119,7 @@ pub enum EidError {
     },
     /// A release build refused a keystore that keeps the device key in
     /// software (`KeyProtection::Software`): use the platform keystore, or,
-    /// for tests only, set `AuthenticatorConfig::allow_software_keystore`
+    /// for tests only, set `AppConfig::allow_software_keystore`
     /// (docs/integration.md, section 2).
     #[error("a software keystore is refused in release builds")]
     SoftwareKeyStoreRefused,
@@ -285,7 +285,7 @@ server_error_codes! {
         /// created; the `Retry-After` header (seconds) and the message say when
         /// to try again.
         RateLimited,
-        /// The person reported one of this relying party's requests as fraud
+        /// The person reported one of this service provider's requests as fraud
         /// ("this wasn't me"): its new requests for them are refused until the
         /// cool-down ends (`Retry-After` header, seconds). Nothing was created;
         /// the person is told (once per cool-down).
@@ -312,7 +312,7 @@ impl From<CoreError> for EidError {
             },
             CoreError::Expired => EidError::Expired,
             CoreError::Network(detail) => EidError::Network { detail },
-            CoreError::UnknownAccount | CoreError::UnknownRequest => EidError::UnknownRequest,
+            CoreError::UnknownAuthenticator | CoreError::UnknownRequest => EidError::UnknownRequest,
             CoreError::Blocked => EidError::Blocked,
             CoreError::Rejected { code } => EidError::Rejected { code: code.into() },
             CoreError::InvalidServerSignature => EidError::InvalidServerSignature,

@@ -1,10 +1,10 @@
-//! The security feed over the FFI: an account's events and its "notify me on
+//! The security feed over the FFI: an authenticator's events and its "notify me on
 //! every use" setting.
 
 use eid_core::{EventView, Language, SecurityEventKind};
 use eid_protocol::AuthenticatorId;
 
-use crate::authenticator::Authenticator;
+use crate::app::App;
 use crate::error::EidError;
 
 /// What a security event is about; `Unknown` for a kind a newer server sent
@@ -50,7 +50,7 @@ pub enum SecurityEventKind {
     Unknown,
 }
 
-/// One entry of an account's security feed, in the configured language.
+/// One entry of an authenticator's security feed, in the configured language.
 #[uniffi::remote(Record)]
 pub struct EventView {
     /// The server's event id (increasing; a number, not a hex id).
@@ -70,30 +70,33 @@ pub struct EventView {
 }
 
 #[uniffi::export]
-impl Authenticator {
-    /// The account's security feed, newest first (from the last refresh).
+impl App {
+    /// The authenticator's security feed, newest first (from the last refresh).
     pub fn events(
         &self,
-        account_id: AuthenticatorId,
+        authenticator_id: AuthenticatorId,
         language: Language,
     ) -> Result<Vec<EventView>, EidError> {
-        Ok(self.core().events(&account_id, language)?)
+        Ok(self.core().events(&authenticator_id, language)?)
     }
 
-    /// The account's "notify me on every use" setting, as last pulled.
-    pub fn notify_every_use(&self, account_id: AuthenticatorId) -> Result<bool, EidError> {
-        Ok(self.core().notify_every_use(&account_id)?)
+    /// The authenticator's "notify me on every use" setting, as last pulled.
+    pub fn notify_every_use(&self, authenticator_id: AuthenticatorId) -> Result<bool, EidError> {
+        Ok(self.core().notify_every_use(&authenticator_id)?)
     }
 }
 
 #[uniffi::export(async_runtime = "tokio")]
-impl Authenticator {
+impl App {
     /// Turns "notify me on every use" on (device-signed; no PIN).
     pub async fn turn_on_notify_every_use(
         &self,
-        account_id: AuthenticatorId,
+        authenticator_id: AuthenticatorId,
     ) -> Result<(), EidError> {
-        Ok(self.core().turn_on_notify_every_use(&account_id).await?)
+        Ok(self
+            .core()
+            .turn_on_notify_every_use(&authenticator_id)
+            .await?)
     }
 
     /// Turns "notify me on every use" off: needs the PIN (checked and
@@ -101,13 +104,13 @@ impl Authenticator {
     /// person is told on every channel.
     pub async fn turn_off_notify_every_use(
         &self,
-        account_id: AuthenticatorId,
+        authenticator_id: AuthenticatorId,
         pin: String,
     ) -> Result<(), EidError> {
         let pin = zeroize::Zeroizing::new(pin);
         Ok(self
             .core()
-            .turn_off_notify_every_use(&account_id, &pin)
+            .turn_off_notify_every_use(&authenticator_id, &pin)
             .await?)
     }
 }

@@ -2,11 +2,11 @@
 //!
 //! In Kotlin and Swift each is a type alias of `String` holding 32 lowercase
 //! hex digits (the wire spelling), so the shells can store and compare them
-//! as text, but a signature such as `deny(accountId: AuthenticatorId,
+//! as text, but a signature such as `deny(authenticatorId: AuthenticatorId,
 //! requestId: RequestId)` says which id goes where. On the way in each is
 //! parsed once, here: a malformed id fails with [`EidError::InvalidId`]
 //! naming the kind of id, before any call reaches the core, instead of
-//! looking like an unknown account or request.
+//! looking like an unknown authenticator or request.
 
 use std::str::FromStr;
 
@@ -17,7 +17,7 @@ use crate::error::EidError;
 /// Which kind of id was malformed (in [`EidError::InvalidId`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum IdKind {
-    /// An authenticator (account) id, or a device enrolment's id (the future
+    /// An authenticator (authenticator) id, or a device enrolment's id (the future
     /// authenticator's).
     Authenticator,
     /// A request id.

@@ -1,13 +1,13 @@
-//! Journal alarms over the FFI: decisions the server holds for an account
+//! Journal alarms over the FFI: decisions the server holds for an authenticator
 //! that this phone never signed.
 
 use eid_protocol::{AuthenticatorId, RequestId};
 
-use crate::authenticator::Authenticator;
+use crate::app::App;
 use crate::error::EidError;
 use crate::model::Outcome;
 
-/// A decision the server holds for this phone's account that this phone
+/// A decision the server holds for this phone's authenticator that this phone
 /// never signed: someone has a copy of its keys, or the server is lying.
 /// Show it as the most serious warning and offer to block the identity.
 /// Hand-written: the FFI leaves out the decision's hash (nothing for the app
@@ -39,16 +39,16 @@ impl From<eid_core::JournalAlarm> for JournalAlarm {
 }
 
 #[uniffi::export]
-impl Authenticator {
-    /// Decisions the server holds for this account that this phone never
+impl App {
+    /// Decisions the server holds for this authenticator that this phone never
     /// signed (found by comparing each pull with the phone's journal).
     pub fn journal_alarms(
         &self,
-        account_id: AuthenticatorId,
+        authenticator_id: AuthenticatorId,
     ) -> Result<Vec<JournalAlarm>, EidError> {
         Ok(self
             .core()
-            .journal_alarms(&account_id)?
+            .journal_alarms(&authenticator_id)?
             .into_iter()
             .map(Into::into)
             .collect())

@@ -26,7 +26,7 @@ pub enum KeyProtection {
     Software,
 }
 
-/// The exact phrase `AuthenticatorConfig::allow_software_keystore` must hold
+/// The exact phrase `AppConfig::allow_software_keystore` must hold
 /// for a release build to open with a [`KeyProtection::Software`] keystore.
 /// Long and plain on purpose: nobody sets it without reading what it means.
 pub const SOFTWARE_KEYSTORE_OPT_IN: &str = "tests only: device key in plain files";

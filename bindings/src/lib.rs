@@ -7,13 +7,13 @@
 //! (`ids.rs`), times are `u64` milliseconds, the core's error is mapped to
 //! one small [`EidError`] (`error.rs`), and the platform keystore comes in as
 //! the foreign trait [`KeyStore`]. One bridge file per subject: requests,
-//! decisions and accounts in `authenticator.rs` and `model.rs`, the security
+//! decisions and authenticators in `authenticator.rs` and `model.rs`, the security
 //! feed in `events.rs`, journal alarms in `journal.rs`, device enrolment in
 //! `enrolment.rs`, contact changes in `changes.rs`. Panics are caught by
 //! uniffi at the boundary and surface as an internal error in the foreign
 //! language, never as undefined behaviour.
 
-mod authenticator;
+mod app;
 mod changes;
 mod enrolment;
 mod error;
@@ -23,7 +23,7 @@ mod journal;
 mod keystore;
 mod model;
 
-pub use authenticator::{Authenticator, AuthenticatorConfig, UnlockToken};
+pub use app::{App, AppConfig, UnlockToken};
 pub use changes::{ContactChangeState, PendingContactChange};
 pub use enrolment::EnrolmentStatus;
 pub use error::{EidError, KeyStoreError, PinRefusal, ServerErrorCode};
@@ -31,7 +31,7 @@ pub use ids::IdKind;
 pub use journal::JournalAlarm;
 pub use keystore::{KeyProtection, KeyStore, SOFTWARE_KEYSTORE_OPT_IN};
 pub use model::{
-    AccountInfo, Outcome, PendingActivation, PersonSummary, Receipt, RequestKind, RequestView,
+    AuthenticatorInfo, Outcome, PendingActivation, PersonSummary, Receipt, RequestKind, RequestView,
 };
 
 uniffi::setup_scaffolding!();

@@ -1,4 +1,4 @@
-//! Records and enums the shells render for requests, accounts and receipts.
+//! Records and enums the shells render for requests, authenticators and receipts.
 //! Ids are the typed custom types of `ids.rs`; times are milliseconds.
 //!
 //! Enums whose FFI form is exactly the core's are declared with
@@ -14,7 +14,9 @@
 //! (uniffi reports a caught panic as an internal error). Hand-written
 //! records and enums remain only where the FFI shape differs; each says why.
 
-use eid_core::{AccountState, Action, DisplayLine, Language, TextDirection, Warning, WarningKind};
+use eid_core::{
+    Action, AuthenticatorState, DisplayLine, Language, TextDirection, Warning, WarningKind,
+};
 use eid_protocol::wire::SignedReceipt;
 use eid_protocol::{AuthenticatorId, IdentityId, RequestId};
 
@@ -98,13 +100,13 @@ pub struct Warning {
 }
 
 /// Everything the app shows for one pending request. Hand-written, like the
-/// other records below: the FFI calls the authenticator `account_id`, the
+/// other records below: the FFI calls the authenticator `authenticator_id`, the
 /// word the shells use, and the kind may be `Unknown`.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct RequestView {
-    /// The account it is for.
-    pub account_id: AuthenticatorId,
-    /// That account's user ID (tells household members apart).
+    /// The authenticator it is for.
+    pub authenticator_id: AuthenticatorId,
+    /// That authenticator's user ID (tells household members apart).
     pub user_id: String,
     /// The request.
     pub request_id: RequestId,
@@ -136,7 +138,7 @@ pub struct RequestView {
 impl From<eid_core::RequestView> for RequestView {
     fn from(v: eid_core::RequestView) -> Self {
         Self {
-            account_id: v.authenticator_id,
+            authenticator_id: v.authenticator_id,
             user_id: v.user_id,
             request_id: v.request_id,
             kind: v.kind.into(),
@@ -172,10 +174,10 @@ pub struct DisplayLine {
     pub direction: TextDirection,
 }
 
-/// State of an account on this phone.
+/// State of an authenticator on this phone.
 #[uniffi::remote(Enum)]
 #[non_exhaustive]
-pub enum AccountState {
+pub enum AuthenticatorState {
     /// Usable.
     Active,
     /// The identity is blocked.
@@ -184,25 +186,25 @@ pub enum AccountState {
     NeedsReactivation,
 }
 
-/// One identity's account on this phone.
+/// One identity's authenticator on this phone.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct AccountInfo {
-    /// The account (authenticator) id.
-    pub account_id: AuthenticatorId,
+pub struct AuthenticatorInfo {
+    /// The authenticator (authenticator) id.
+    pub authenticator_id: AuthenticatorId,
     /// The identity id.
     pub identity_id: IdentityId,
     /// The user ID typed at activation.
     pub user_id: String,
     /// Its state.
-    pub state: AccountState,
+    pub state: AuthenticatorState,
     /// Activation time (Unix ms).
     pub created_at_ms: u64,
 }
 
-impl From<eid_core::AccountInfo> for AccountInfo {
-    fn from(a: eid_core::AccountInfo) -> Self {
+impl From<eid_core::AuthenticatorInfo> for AuthenticatorInfo {
+    fn from(a: eid_core::AuthenticatorInfo) -> Self {
         Self {
-            account_id: a.authenticator_id,
+            authenticator_id: a.authenticator_id,
             identity_id: a.identity_id,
             user_id: a.user_id,
             state: a.state,
@@ -214,24 +216,24 @@ impl From<eid_core::AccountInfo> for AccountInfo {
 /// One person on a shared phone, as the household's first screen shows them.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct PersonSummary {
-    /// Their account id (pass it to `requestsFor`).
-    pub account_id: AuthenticatorId,
+    /// Their authenticator id (pass it to `requestsFor`).
+    pub authenticator_id: AuthenticatorId,
     /// Their user ID.
     pub user_id: String,
-    /// The account's state.
-    pub state: AccountState,
+    /// The authenticator's state.
+    pub state: AuthenticatorState,
     /// Unexpired requests waiting.
     pub pending_requests: u32,
     /// One line for the list.
     pub headline: String,
-    /// What to do next when the account can't be used.
+    /// What to do next when the authenticator can't be used.
     pub next_step: Option<String>,
 }
 
 impl From<eid_core::PersonSummary> for PersonSummary {
     fn from(p: eid_core::PersonSummary) -> Self {
         Self {
-            account_id: p.authenticator_id,
+            authenticator_id: p.authenticator_id,
             user_id: p.user_id,
             state: p.state,
             pending_requests: p.pending_requests,
@@ -280,8 +282,8 @@ impl From<eid_protocol::Outcome> for Outcome {
 pub struct Receipt {
     /// The request.
     pub request_id: RequestId,
-    /// The deciding account.
-    pub account_id: AuthenticatorId,
+    /// The deciding authenticator.
+    pub authenticator_id: AuthenticatorId,
     /// What was decided.
     pub outcome: Outcome,
     /// When the server accepted it (Unix ms).
@@ -295,7 +297,7 @@ impl From<SignedReceipt> for Receipt {
         let body = r.receipt;
         Self {
             request_id: body.request_id,
-            account_id: body.authenticator_id,
+            authenticator_id: body.authenticator_id,
             outcome: body.outcome.into(),
             decided_at_ms: body.decided_at_ms,
             reference_text_sha256: hex_lower(&body.reference_text_sha256),

@@ -10,14 +10,14 @@ use eid_protocol::{AuthenticatorId, ChangeId, RequestId};
 
 use crate::common::{Common, ms_since, parse_id, read_pin};
 use crate::error::CliError;
-use crate::json::{self, DecisionResult, account_state_name};
+use crate::json::{self, DecisionResult, authenticator_state_name};
 use crate::output::{Report, serde_name, view_lines};
 use crate::phone::PhoneFolder;
 
 /// The phone's commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum AppCommand {
-    /// Activate an account with a user ID and activation code; reads the new PIN
+    /// Activate an authenticator with a user ID and activation code; reads the new PIN
     /// from stdin (--pin-stdin) or EID_PIN. Remembers --server and --spki-pin.
     Activate {
         /// The user ID.
@@ -37,12 +37,12 @@ pub(crate) enum AppCommand {
         #[arg(long)]
         code: String,
     },
-    /// Open the app: fetch pending requests and show them. With --account,
+    /// Open the app: fetch pending requests and show them. With --authenticator,
     /// only that person's requests (the household's second screen).
     Open {
-        /// Show only this account's requests.
-        #[arg(long)]
-        account: Option<String>,
+        /// Show only this authenticator's requests.
+        #[arg(long, alias = "account")]
+        authenticator: Option<String>,
     },
     /// Re-send decisions that were signed but not confirmed (`open` does this too).
     Retry,
@@ -51,9 +51,9 @@ pub(crate) enum AppCommand {
         /// The request.
         #[arg(long)]
         request: String,
-        /// The account holding it (found automatically when omitted).
-        #[arg(long)]
-        account: Option<String>,
+        /// The authenticator holding it (found automatically when omitted).
+        #[arg(long, alias = "account")]
+        authenticator: Option<String>,
         /// Read the PIN as one line from stdin (otherwise EID_PIN).
         #[arg(long)]
         pin_stdin: bool,
@@ -66,35 +66,36 @@ pub(crate) enum AppCommand {
         /// The request.
         #[arg(long)]
         request: String,
-        /// The account holding it (found automatically when omitted).
-        #[arg(long)]
-        account: Option<String>,
+        /// The authenticator holding it (found automatically when omitted).
+        #[arg(long, alias = "account")]
+        authenticator: Option<String>,
     },
     /// Deny a request and report it as fraud ("this wasn't me").
     Report {
         /// The request.
         #[arg(long)]
         request: String,
-        /// The account holding it (found automatically when omitted).
-        #[arg(long)]
-        account: Option<String>,
+        /// The authenticator holding it (found automatically when omitted).
+        #[arg(long, alias = "account")]
+        authenticator: Option<String>,
     },
-    /// List the accounts on this phone.
-    Accounts,
-    /// Block the account's identity at once ("I suspect abuse"); no PIN.
+    /// List the authenticators on this phone.
+    #[command(alias = "accounts")]
+    Authenticators,
+    /// Block the authenticator's identity at once ("I suspect abuse"); no PIN.
     /// Support unblocks.
     Block {
-        /// The account (needed when the phone holds several).
-        #[arg(long)]
-        account: Option<String>,
+        /// The authenticator (needed when the phone holds several).
+        #[arg(long, alias = "account")]
+        authenticator: Option<String>,
     },
-    /// The account's security feed, newest first (fetched from the server).
+    /// The authenticator's security feed, newest first (fetched from the server).
     Events {
-        /// The account (needed when the phone holds several).
-        #[arg(long)]
-        account: Option<String>,
+        /// The authenticator (needed when the phone holds several).
+        #[arg(long, alias = "account")]
+        authenticator: Option<String>,
     },
-    /// Turn "notify me on every use" on or off for the account's identity.
+    /// Turn "notify me on every use" on or off for the authenticator's identity.
     #[command(group(clap::ArgGroup::new("setting").required(true).args(["on", "off"])))]
     Notify {
         /// Notify on every use (no PIN).
@@ -107,27 +108,27 @@ pub(crate) enum AppCommand {
         /// Read the PIN (for --off) from one line on stdin instead of EID_PIN.
         #[arg(long)]
         pin_stdin: bool,
-        /// The account (needed when the phone holds several).
-        #[arg(long)]
-        account: Option<String>,
+        /// The authenticator (needed when the phone holds several).
+        #[arg(long, alias = "account")]
+        authenticator: Option<String>,
     },
     /// The people on this phone and how many requests wait for each, nothing
-    /// more (then `open --account` for one person's requests).
+    /// more (then `open --authenticator` for one person's requests).
     Household,
-    /// The open phone and e-mail changes of the account's identity.
+    /// The open phone and e-mail changes of the authenticator's identity.
     Changes {
-        /// The account (needed when the phone holds several).
-        #[arg(long)]
-        account: Option<String>,
+        /// The authenticator (needed when the phone holds several).
+        #[arg(long, alias = "account")]
+        authenticator: Option<String>,
     },
     /// Cancel an open phone or e-mail change ("that wasn't me"); no PIN.
     CancelChange {
         /// The change shown by `changes`.
         #[arg(long)]
         change: String,
-        /// The account (needed when the phone holds several).
-        #[arg(long)]
-        account: Option<String>,
+        /// The authenticator (needed when the phone holds several).
+        #[arg(long, alias = "account")]
+        authenticator: Option<String>,
     },
     /// New phone: ask to be added to an identity that already has a device;
     /// reads the new PIN like `activate`. Shows the code to type on the
@@ -145,21 +146,21 @@ pub(crate) enum AppCommand {
     EnrolStatus,
     /// New phone: give up the enrolment and delete its keys.
     EnrolDiscard,
-    /// Existing phone: the new devices being added to the account's identity
+    /// Existing phone: the new devices being added to the authenticator's identity
     /// (fetched with `open`).
     Devices {
-        /// The account (needed when the phone holds several).
-        #[arg(long)]
-        account: Option<String>,
+        /// The authenticator (needed when the phone holds several).
+        #[arg(long, alias = "account")]
+        authenticator: Option<String>,
     },
     /// Existing phone: cancel a new device being added ("not my phone"); no PIN.
     CancelDevice {
         /// The enrolment shown by `devices`.
         #[arg(long)]
         enrolment: String,
-        /// The account (needed when the phone holds several).
-        #[arg(long)]
-        account: Option<String>,
+        /// The authenticator (needed when the phone holds several).
+        #[arg(long, alias = "account")]
+        authenticator: Option<String>,
     },
 }
 
@@ -177,17 +178,17 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let pin = read_pin(pin_stdin)?;
             let phone = folder.open()?;
             let start = Instant::now();
-            let account = phone.core.activate(&user_id, &code, &pin).await?;
+            let authenticator = phone.core.activate(&user_id, &code, &pin).await?;
             let settings_file = phone.remember_server()?;
             Ok(Report::new(
                 &json::Activated {
-                    account: (&account).into(),
+                    authenticator: (&authenticator).into(),
                     ms: ms_since(start),
                 },
                 vec![
-                    format!("account activated: {}", account.authenticator_id),
-                    format!("user ID:  {}", account.user_id),
-                    format!("identity: {}", account.identity_id),
+                    format!("account activated: {}", authenticator.authenticator_id),
+                    format!("user ID:  {}", authenticator.user_id),
+                    format!("identity: {}", authenticator.identity_id),
                     format!("server remembered in {}", settings_file.display()),
                 ],
             ))
@@ -195,16 +196,16 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         AppCommand::ResumeActivation { code } => {
             let phone = folder.open()?;
             let start = Instant::now();
-            let account = phone.core.resume_activation(&code).await?;
+            let authenticator = phone.core.resume_activation(&code).await?;
             phone.remember_server()?;
             Ok(Report::new(
                 &json::Activated {
-                    account: (&account).into(),
+                    authenticator: (&authenticator).into(),
                     ms: ms_since(start),
                 },
                 vec![
-                    format!("activation resumed: {}", account.authenticator_id),
-                    format!("user ID:  {}", account.user_id),
+                    format!("activation resumed: {}", authenticator.authenticator_id),
+                    format!("user ID:  {}", authenticator.user_id),
                 ],
             ))
         }
@@ -220,45 +221,50 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 )],
             ))
         }
-        AppCommand::Accounts => {
+        AppCommand::Authenticators => {
             let phone = folder.open()?;
-            let accounts = phone.core.accounts()?;
-            let mut lines = vec![format!("{} account(s)", accounts.len())];
+            let authenticators = phone.core.authenticators()?;
+            let mut lines = vec![format!("{} account(s)", authenticators.len())];
             let mut items = Vec::new();
-            for a in &accounts {
+            for a in &authenticators {
                 let notify = phone.core.notify_every_use(&a.authenticator_id)?;
                 lines.push(format!(
                     "  {}  {}  {}{}",
                     a.authenticator_id,
                     a.user_id,
-                    account_state_name(a.state),
+                    authenticator_state_name(a.state),
                     if notify {
                         "  (notify on every use)"
                     } else {
                         ""
                     }
                 ));
-                items.push(json::Account {
+                items.push(json::PhoneAuthenticator {
                     notify_every_use: Some(notify),
                     ..a.into()
                 });
             }
-            Ok(Report::new(&json::Accounts { accounts: items }, lines))
+            Ok(Report::new(
+                &json::PhoneAuthenticators {
+                    authenticators: items,
+                },
+                lines,
+            ))
         }
         AppCommand::Open {
-            account: Some(account),
+            authenticator: Some(authenticator),
         } => {
-            let account: AuthenticatorId = parse_id("account ID", &account)?;
+            let authenticator: AuthenticatorId = parse_id("account ID", &authenticator)?;
             let phone = folder.open()?;
             let resent = phone.core.retry_unsent_decisions().await?;
             phone.core.refresh().await?;
             let info = phone
                 .core
-                .accounts()?
+                .authenticators()?
                 .into_iter()
-                .find(|a| a.authenticator_id == account)
-                .ok_or(eid_core::Error::UnknownAccount)?;
-            let views = phone.core.requests_for(&account, common.language())?;
+                .find(|a| a.authenticator_id == authenticator)
+                .ok_or(eid_core::Error::UnknownAuthenticator)?;
+            let views = phone.core.requests_for(&authenticator, common.language())?;
             let mut lines = vec![format!(
                 "{} pending request(s) for {}",
                 views.len(),
@@ -269,29 +275,31 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 lines.extend(view_lines(v, "  "));
             }
             Ok(Report::new(
-                &json::OpenedAccount {
-                    account: (&info).into(),
+                &json::OpenedAuthenticator {
+                    authenticator: (&info).into(),
                     requests: views.iter().map(Into::into).collect(),
                     resent_decisions: resent,
                 },
                 lines,
             ))
         }
-        AppCommand::Open { account: None } => {
+        AppCommand::Open {
+            authenticator: None,
+        } => {
             let phone = folder.open()?;
             let resent = phone.core.retry_unsent_decisions().await?;
             let views = phone.core.refresh().await?;
-            let accounts = phone.core.accounts()?;
+            let authenticators = phone.core.authenticators()?;
             let mut lines = vec![format!("{} pending request(s)", views.len())];
-            for a in accounts
+            for a in authenticators
                 .iter()
-                .filter(|a| a.state != eid_core::AccountState::Active)
+                .filter(|a| a.state != eid_core::AuthenticatorState::Active)
             {
                 lines.push(format!(
                     "account {} ({}) is {}",
                     a.authenticator_id,
                     a.user_id,
-                    account_state_name(a.state)
+                    authenticator_state_name(a.state)
                 ));
             }
             for v in &views {
@@ -300,7 +308,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             }
             Ok(Report::new(
                 &json::Opened {
-                    accounts: accounts.iter().map(Into::into).collect(),
+                    authenticators: authenticators.iter().map(Into::into).collect(),
                     requests: views.iter().map(Into::into).collect(),
                     resent_decisions: resent,
                 },
@@ -309,19 +317,21 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         }
         AppCommand::Approve {
             request,
-            account,
+            authenticator,
             pin_stdin,
             binding_code,
         } => {
             let request: RequestId = parse_id("request ID", &request)?;
             let pin = read_pin(pin_stdin)?;
             let phone = folder.open()?;
-            let account = phone.account_holding(&request, account.as_deref()).await?;
-            let token = phone.core.unlock(&account, &request, &pin).await?;
+            let authenticator = phone
+                .authenticator_holding(&request, authenticator.as_deref())
+                .await?;
+            let token = phone.core.unlock(&authenticator, &request, &pin).await?;
             drop(pin);
             // The core's minimum read time counts from the display in this
             // process: a terminal approve waits it out, and says so.
-            let wait_ms = phone.core.read_time_left(&account, &request)?;
+            let wait_ms = phone.core.read_time_left(&authenticator, &request)?;
             if wait_ms > 0 {
                 eprintln!("waiting {wait_ms} ms (minimum read time) before signing");
                 tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
@@ -332,31 +342,41 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 .await?;
             Ok(decision_report(DecisionResult::Approved, &receipt))
         }
-        AppCommand::Deny { request, account } => {
+        AppCommand::Deny {
+            request,
+            authenticator,
+        } => {
             let request: RequestId = parse_id("request ID", &request)?;
             let phone = folder.open()?;
-            let account = phone.account_holding(&request, account.as_deref()).await?;
-            let receipt = phone.core.deny(&account, &request).await?;
+            let authenticator = phone
+                .authenticator_holding(&request, authenticator.as_deref())
+                .await?;
+            let receipt = phone.core.deny(&authenticator, &request).await?;
             Ok(decision_report(DecisionResult::Denied, &receipt))
         }
-        AppCommand::Report { request, account } => {
+        AppCommand::Report {
+            request,
+            authenticator,
+        } => {
             let request: RequestId = parse_id("request ID", &request)?;
             let phone = folder.open()?;
-            let account = phone.account_holding(&request, account.as_deref()).await?;
-            let receipt = phone.core.report_fraud(&account, &request).await?;
+            let authenticator = phone
+                .authenticator_holding(&request, authenticator.as_deref())
+                .await?;
+            let receipt = phone.core.report_fraud(&authenticator, &request).await?;
             Ok(decision_report(DecisionResult::FraudReported, &receipt))
         }
-        AppCommand::Block { account } => {
+        AppCommand::Block { authenticator } => {
             let phone = folder.open()?;
-            let account = phone.only_account(account.as_deref())?;
-            phone.core.block_identity(&account).await?;
+            let authenticator = phone.only_authenticator(authenticator.as_deref())?;
+            phone.core.block_identity(&authenticator).await?;
             Ok(Report::new(
                 &json::IdentityBlocked {
-                    authenticator_id: account.to_string(),
+                    authenticator_id: authenticator.to_string(),
                     state: "blocked",
                 },
                 vec![format!(
-                    "account {account}: identity blocked; pending requests cancelled; support can unblock"
+                    "account {authenticator}: identity blocked; pending requests cancelled; support can unblock"
                 )],
             ))
         }
@@ -401,14 +421,14 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                         remaining_ms.div_ceil(60_000)
                     )],
                 ),
-                EnrolmentStatus::Activated(account) => Report::new(
+                EnrolmentStatus::Activated(authenticator) => Report::new(
                     &json::EnrolmentState {
-                        account: Some((&account).into()),
+                        authenticator: Some((&authenticator).into()),
                         ..json::EnrolmentState::bare("activated")
                     },
                     vec![
-                        format!("account activated: {}", account.authenticator_id),
-                        format!("user ID:  {}", account.user_id),
+                        format!("account activated: {}", authenticator.authenticator_id),
+                        format!("user ID:  {}", authenticator.user_id),
                     ],
                 ),
                 other => Report::new(
@@ -425,10 +445,10 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 vec!["enrolment discarded; its keys are deleted".into()],
             ))
         }
-        AppCommand::Devices { account } => {
+        AppCommand::Devices { authenticator } => {
             let phone = folder.open()?;
-            let account = phone.only_account(account.as_deref())?;
-            let devices = phone.core.pending_devices(&account)?;
+            let authenticator = phone.only_authenticator(authenticator.as_deref())?;
+            let devices = phone.core.pending_devices(&authenticator)?;
             let mut lines = vec![format!("{} new device(s) being added", devices.len())];
             let mut items = Vec::new();
             for d in &devices {
@@ -453,13 +473,16 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             }
             Ok(Report::new(&json::Devices { devices: items }, lines))
         }
-        AppCommand::CancelDevice { enrolment, account } => {
+        AppCommand::CancelDevice {
+            enrolment,
+            authenticator,
+        } => {
             let enrolment: AuthenticatorId = parse_id("enrolment ID", &enrolment)?;
             let phone = folder.open()?;
-            let account = phone.only_account(account.as_deref())?;
+            let authenticator = phone.only_authenticator(authenticator.as_deref())?;
             phone
                 .core
-                .cancel_device_enrolment(&account, &enrolment)
+                .cancel_device_enrolment(&authenticator, &enrolment)
                 .await?;
             Ok(Report::new(
                 &json::DeviceCancelled {
@@ -469,11 +492,11 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 vec![format!("new device {enrolment} cancelled")],
             ))
         }
-        AppCommand::Events { account } => {
+        AppCommand::Events { authenticator } => {
             let phone = folder.open()?;
-            let account = phone.only_account(account.as_deref())?;
+            let authenticator = phone.only_authenticator(authenticator.as_deref())?;
             phone.core.refresh().await?;
-            let events = phone.core.events(&account, common.language())?;
+            let events = phone.core.events(&authenticator, common.language())?;
             let mut lines = vec![format!("{} event(s), newest first", events.len())];
             let mut items = Vec::new();
             for e in &events {
@@ -497,7 +520,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             }
             Ok(Report::new(
                 &json::Events {
-                    authenticator_id: account.to_string(),
+                    authenticator_id: authenticator.to_string(),
                     events: items,
                 },
                 lines,
@@ -507,7 +530,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             on,
             off,
             pin_stdin,
-            account,
+            authenticator,
         } => {
             if on == off {
                 return Err(CliError::invalid_argument(
@@ -522,20 +545,25 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 None
             };
             let phone = folder.open()?;
-            let account = phone.only_account(account.as_deref())?;
+            let authenticator = phone.only_authenticator(authenticator.as_deref())?;
             match pin {
-                Some(pin) => phone.core.turn_off_notify_every_use(&account, &pin).await?,
-                None => phone.core.turn_on_notify_every_use(&account).await?,
+                Some(pin) => {
+                    phone
+                        .core
+                        .turn_off_notify_every_use(&authenticator, &pin)
+                        .await?
+                }
+                None => phone.core.turn_on_notify_every_use(&authenticator).await?,
             }
             Ok(Report::new(
                 &json::NotifySet {
-                    authenticator_id: account.to_string(),
+                    authenticator_id: authenticator.to_string(),
                     notify_every_use: on,
                 },
                 vec![if on {
-                    format!("account {account}: you will be notified on every use")
+                    format!("account {authenticator}: you will be notified on every use")
                 } else {
-                    format!("account {account}: you will be notified of security events only")
+                    format!("account {authenticator}: you will be notified of security events only")
                 }],
             ))
         }
@@ -558,17 +586,17 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                     headline: p.headline.clone(),
                     next_step: p.next_step.clone(),
                     pending_requests: p.pending_requests,
-                    state: account_state_name(p.state),
+                    state: authenticator_state_name(p.state),
                     user_id: p.user_id.clone(),
                 });
             }
             Ok(Report::new(&json::Household { people: items }, lines))
         }
-        AppCommand::Changes { account } => {
+        AppCommand::Changes { authenticator } => {
             let phone = folder.open()?;
-            let account = phone.only_account(account.as_deref())?;
+            let authenticator = phone.only_authenticator(authenticator.as_deref())?;
             phone.core.refresh().await?;
-            let changes = phone.core.pending_contact_changes(&account)?;
+            let changes = phone.core.pending_contact_changes(&authenticator)?;
             let mut lines = vec![format!("{} open contact change(s)", changes.len())];
             let mut items = Vec::new();
             for c in &changes {
@@ -594,17 +622,23 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             }
             Ok(Report::new(
                 &json::Changes {
-                    authenticator_id: account.to_string(),
+                    authenticator_id: authenticator.to_string(),
                     changes: items,
                 },
                 lines,
             ))
         }
-        AppCommand::CancelChange { change, account } => {
+        AppCommand::CancelChange {
+            change,
+            authenticator,
+        } => {
             let change: ChangeId = parse_id("change ID", &change)?;
             let phone = folder.open()?;
-            let account = phone.only_account(account.as_deref())?;
-            phone.core.cancel_contact_change(&account, &change).await?;
+            let authenticator = phone.only_authenticator(authenticator.as_deref())?;
+            phone
+                .core
+                .cancel_contact_change(&authenticator, &change)
+                .await?;
             Ok(Report::new(
                 &json::ChangeCancelled {
                     change_id: change.to_string(),

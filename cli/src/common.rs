@@ -93,7 +93,7 @@ pub(crate) struct Common {
     #[arg(long, global = true, env = "EID_APP_DIR")]
     pub(crate) app_dir: Option<PathBuf>,
     /// TEST ONLY: fixed PBKDF2 iterations for new PIN keys instead of the
-    /// calibrated production cost. Never use for real accounts.
+    /// calibrated production cost. Never use for real authenticators.
     #[arg(long, global = true, env = "EID_KDF_ITERATIONS", hide = true)]
     pub(crate) kdf_iterations: Option<u32>,
 }

@@ -9,8 +9,8 @@
 use std::time::Instant;
 
 use clap::Args;
-use eid_api_client::{AdminClient, Endpoint, RelyingPartyClient};
-use eid_core::{Authenticator, RequestView};
+use eid_api_client::{AdminClient, Endpoint, ProviderClient};
+use eid_core::{App, RequestView};
 use eid_protocol::wire::{RequestStatus, RequestStatusResponse};
 use eid_protocol::{RequestId, RequestKind};
 
@@ -119,7 +119,7 @@ pub(crate) async fn run(common: &Common, args: &DemoArgs) -> Result<Report, CliE
         "done in {total} ms: approved with a verified receipt, and the unwanted request was reported as fraud"
     ));
     let summary = json::DemoSummary {
-        account: record.account,
+        authenticator: record.authenticator,
         identity: record.identity,
         login: record.login,
         ok: true,
@@ -138,7 +138,7 @@ pub(crate) async fn run(common: &Common, args: &DemoArgs) -> Result<Report, CliE
 /// What the journey printed about itself (the summary adds the server, the
 /// steps and the time).
 struct JourneyRecord {
-    account: json::Account,
+    authenticator: json::PhoneAuthenticator,
     identity: json::IdentityCreated,
     login: json::DemoDecision,
     refusal: json::DemoDecision,
@@ -190,7 +190,7 @@ async fn journey(
         ))
         .map_err(|e| j.fail("activate", e))?;
     let phone = &opened.core;
-    let account = phone
+    let authenticator = phone
         .activate(&identity.user_id, &code.activation_code, DEMO_PIN)
         .await
         .map_err(|e| j.fail("activate", e))?;
@@ -199,7 +199,7 @@ async fn journey(
         t,
         format!(
             "phone activated authenticator {} (device key + PIN-sealed key, 6-digit PIN)",
-            account.authenticator_id
+            authenticator.authenticator_id
         ),
     );
 
@@ -209,7 +209,7 @@ async fn journey(
         .register_service_provider(PROVIDER)
         .await
         .map_err(|e| j.fail("register_provider", e))?;
-    let rp = RelyingPartyClient::new(ep.clone(), &sp.api_key);
+    let rp = ProviderClient::new(ep.clone(), &sp.api_key);
     j.step(
         "register_provider",
         t,
@@ -291,7 +291,7 @@ async fn journey(
     .await?;
 
     Ok(JourneyRecord {
-        account: (&account).into(),
+        authenticator: (&authenticator).into(),
         identity: json::IdentityCreated {
             identity_id: identity.identity_id.to_string(),
             user_id: identity.user_id,
@@ -319,7 +319,7 @@ async fn journey(
 
 async fn login_request(
     j: &mut Journey,
-    rp: &RelyingPartyClient,
+    rp: &ProviderClient,
     user_id: &str,
     text: &str,
     step: &str,
@@ -342,7 +342,7 @@ async fn login_request(
 
 async fn open_app(
     j: &mut Journey,
-    phone: &Authenticator,
+    phone: &App,
     request: RequestId,
     step: &str,
 ) -> Result<RequestView, CliError> {
@@ -361,7 +361,7 @@ async fn open_app(
 
 async fn rp_result(
     j: &mut Journey,
-    rp: &RelyingPartyClient,
+    rp: &ProviderClient,
     server: &eid_server::RunningServer,
     request: RequestId,
     text: &str,

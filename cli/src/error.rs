@@ -55,8 +55,11 @@ pub(crate) enum ErrorKind {
     // --- the phone's requests and decisions ---
     /// The request expired.
     Expired,
-    /// No such authenticator on this phone (the CLI's `--account`).
-    UnknownAccount,
+    /// No such authenticator on this phone (the CLI's `--authenticator`).
+    /// Spelled `unknown_account` in the output: a frozen spelling that
+    /// scripts parse (docs/glossary.md).
+    #[serde(rename = "unknown_account")]
+    UnknownAuthenticator,
     /// No such pending request on this phone.
     UnknownRequest,
     /// The identity is blocked.
@@ -274,7 +277,9 @@ impl From<eid_core::Error> for CliError {
                 K::Network,
                 format!("the server could not be reached ({m}); try again later"),
             ),
-            E::UnknownAccount => CliError::new(K::UnknownAccount, "no such account on this phone"),
+            E::UnknownAuthenticator => {
+                CliError::new(K::UnknownAuthenticator, "no such account on this phone")
+            }
             E::UnknownRequest => CliError::new(
                 K::UnknownRequest,
                 "no such pending request on this phone (decided, expired or never sent here)",

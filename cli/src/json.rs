@@ -7,10 +7,10 @@
 //! `skip_serializing_if`; an `Option` without it prints `null`.
 //! Errors have their own shape in `error.rs`.
 
-use eid_core::{AccountInfo, Action, Language, RequestView, WarningKind};
+use eid_core::{Action, AuthenticatorInfo, Language, RequestView, WarningKind};
 use eid_protocol::wire::{
-    AuthenticatorInfo, ChangeState, ContactChannel, ErrorCode, IdentityInfo, RequestStatus,
-    RequestStatusResponse, SignedReceipt,
+    AuthenticatorInfo as WireAuthenticatorInfo, ChangeState, ContactChannel, ErrorCode,
+    IdentityInfo, RequestStatus, RequestStatusResponse, SignedReceipt,
 };
 use eid_protocol::{Outcome, RequestKind};
 use serde::Serialize;
@@ -105,8 +105,8 @@ pub(crate) struct IdentityAuthenticator {
     pub(crate) state: eid_protocol::wire::AccountState,
 }
 
-impl From<&AuthenticatorInfo> for IdentityAuthenticator {
-    fn from(a: &AuthenticatorInfo) -> Self {
+impl From<&WireAuthenticatorInfo> for IdentityAuthenticator {
+    fn from(a: &WireAuthenticatorInfo) -> Self {
         Self {
             activated_at_ms: a.activated_at_ms,
             authenticator_id: a.authenticator_id.to_string(),
@@ -231,38 +231,38 @@ pub(crate) struct ChangeFailure {
 
 // ------------------------------------------------------------------ app
 
-/// An authenticator on this phone (`account` in the CLI's words).
+/// An authenticator on this phone (JSON key "account", a frozen spelling: docs/glossary.md).
 #[derive(Debug, Serialize)]
-pub(crate) struct Account {
+pub(crate) struct PhoneAuthenticator {
     pub(crate) authenticator_id: String,
     pub(crate) created_at_ms: u64,
     pub(crate) identity_id: String,
-    /// Only in `app accounts`.
+    /// Only in `app authenticators`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) notify_every_use: Option<bool>,
     pub(crate) state: &'static str,
     pub(crate) user_id: String,
 }
 
-impl From<&AccountInfo> for Account {
-    fn from(a: &AccountInfo) -> Self {
+impl From<&AuthenticatorInfo> for PhoneAuthenticator {
+    fn from(a: &AuthenticatorInfo) -> Self {
         Self {
             authenticator_id: a.authenticator_id.to_string(),
             created_at_ms: a.created_at_ms,
             identity_id: a.identity_id.to_string(),
             notify_every_use: None,
-            state: account_state_name(a.state),
+            state: authenticator_state_name(a.state),
             user_id: a.user_id.clone(),
         }
     }
 }
 
-/// The stable name of an account state (text and JSON).
-pub(crate) fn account_state_name(s: eid_core::AccountState) -> &'static str {
+/// The stable name of an authenticator state (text and JSON).
+pub(crate) fn authenticator_state_name(s: eid_core::AuthenticatorState) -> &'static str {
     match s {
-        eid_core::AccountState::Active => "active",
-        eid_core::AccountState::Blocked => "blocked",
-        eid_core::AccountState::NeedsReactivation => "needs_reactivation",
+        eid_core::AuthenticatorState::Active => "active",
+        eid_core::AuthenticatorState::Blocked => "blocked",
+        eid_core::AuthenticatorState::NeedsReactivation => "needs_reactivation",
         _ => "other",
     }
 }
@@ -270,7 +270,8 @@ pub(crate) fn account_state_name(s: eid_core::AccountState) -> &'static str {
 /// `app activate` and `app resume-activation`.
 #[derive(Debug, Serialize)]
 pub(crate) struct Activated {
-    pub(crate) account: Account,
+    #[serde(rename = "account")]
+    pub(crate) authenticator: PhoneAuthenticator,
     pub(crate) ms: u64,
 }
 
@@ -280,24 +281,27 @@ pub(crate) struct Retried {
     pub(crate) resent_decisions: usize,
 }
 
-/// `app accounts`.
+/// `app authenticators`.
 #[derive(Debug, Serialize)]
-pub(crate) struct Accounts {
-    pub(crate) accounts: Vec<Account>,
+pub(crate) struct PhoneAuthenticators {
+    #[serde(rename = "accounts")]
+    pub(crate) authenticators: Vec<PhoneAuthenticator>,
 }
 
-/// `app open`: every account's pending requests.
+/// `app open`: every authenticator's pending requests.
 #[derive(Debug, Serialize)]
 pub(crate) struct Opened {
-    pub(crate) accounts: Vec<Account>,
+    #[serde(rename = "accounts")]
+    pub(crate) authenticators: Vec<PhoneAuthenticator>,
     pub(crate) requests: Vec<Screen>,
     pub(crate) resent_decisions: usize,
 }
 
-/// `app open --account`: one person's pending requests.
+/// `app open --authenticator`: one person's pending requests.
 #[derive(Debug, Serialize)]
-pub(crate) struct OpenedAccount {
-    pub(crate) account: Account,
+pub(crate) struct OpenedAuthenticator {
+    #[serde(rename = "account")]
+    pub(crate) authenticator: PhoneAuthenticator,
     pub(crate) requests: Vec<Screen>,
     pub(crate) resent_decisions: usize,
 }
@@ -472,7 +476,8 @@ pub(crate) struct EnrolmentStarted {
 pub(crate) struct EnrolmentState {
     /// With `activated`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) account: Option<Account>,
+    #[serde(rename = "account")]
+    pub(crate) authenticator: Option<PhoneAuthenticator>,
     /// With `waiting`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) remaining_ms: Option<u64>,
@@ -487,7 +492,7 @@ impl EnrolmentState {
     /// A state without fields.
     pub(crate) fn bare(state: impl Into<String>) -> Self {
         Self {
-            account: None,
+            authenticator: None,
             remaining_ms: None,
             state: state.into(),
             usable_at_ms: None,
@@ -619,7 +624,8 @@ pub(crate) struct Stopped {
 /// `demo`: the whole journey.
 #[derive(Debug, Serialize)]
 pub(crate) struct DemoSummary {
-    pub(crate) account: Account,
+    #[serde(rename = "account")]
+    pub(crate) authenticator: PhoneAuthenticator,
     pub(crate) identity: IdentityCreated,
     pub(crate) login: DemoDecision,
     /// Always `true`: a failed demo prints an error.
@@ -685,8 +691,8 @@ mod tests {
         }
     }
 
-    fn account(notify_every_use: Option<bool>) -> Account {
-        Account {
+    fn authenticator(notify_every_use: Option<bool>) -> PhoneAuthenticator {
+        PhoneAuthenticator {
             authenticator_id: "a1".into(),
             created_at_ms: 5,
             identity_id: "i1".into(),
@@ -697,13 +703,13 @@ mod tests {
     }
 
     #[test]
-    fn an_account_shows_notify_every_use_only_in_the_account_list() {
+    fn an_authenticator_shows_notify_every_use_only_in_the_authenticator_list() {
         assert_eq!(
-            serde_json::to_string(&account(None)).unwrap(),
+            serde_json::to_string(&authenticator(None)).unwrap(),
             r#"{"authenticator_id":"a1","created_at_ms":5,"identity_id":"i1","state":"active","user_id":"grete#1950x"}"#
         );
         assert_eq!(
-            serde_json::to_string(&account(Some(true))).unwrap(),
+            serde_json::to_string(&authenticator(Some(true))).unwrap(),
             r#"{"authenticator_id":"a1","created_at_ms":5,"identity_id":"i1","notify_every_use":true,"state":"active","user_id":"grete#1950x"}"#
         );
     }

@@ -1,6 +1,6 @@
 //! `eid`: the eID authenticator on the command line.
 //!
-//! - `eid demo` runs the whole journey (admin, phone, relying party) against an
+//! - `eid demo` runs the whole journey (admin, phone, service provider) against an
 //!   embedded server in a temporary folder and prints every step;
 //! - `eid admin`, `eid rp` and `eid app` are scriptable commands against a
 //!   running `eid-server`, each printing one JSON object with `--json`;
@@ -29,7 +29,7 @@ use clap::{Parser, Subcommand};
 use common::Common;
 use error::{CliError, ErrorKind as CliErrorKind};
 
-/// The eID authenticator: demo, admin, relying-party and phone commands.
+/// The eID authenticator: demo, admin, service-provider and phone commands.
 #[derive(Debug, Parser)]
 #[command(name = "eid", version, about)]
 struct Cli {
@@ -51,7 +51,7 @@ enum Command {
     Admin(admin::AdminCommand),
     /// Service-provider operations (needs the provider's API key).
     #[command(subcommand)]
-    Rp(rp::RpCommand),
+    Rp(rp::ProviderCommand),
     /// The phone: activation, pending requests, approve, deny, report fraud.
     #[command(subcommand)]
     App(app::AppCommand),
@@ -72,7 +72,7 @@ impl Cli {
     /// The secret flag given on the command line, if any (refused).
     fn secret_in_argv(&self) -> Option<&'static common::SecretSource> {
         match &self.command {
-            Command::Rp(rp::RpCommand::BindingCode {
+            Command::Rp(rp::ProviderCommand::BindingCode {
                 secret_in_argv: Some(_),
                 ..
             }) => Some(&common::BINDING_SECRET),

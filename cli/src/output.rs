@@ -48,7 +48,7 @@ pub(crate) fn serde_name<T: Serialize>(value: &T) -> String {
 
 /// A display model as readable lines (a text rendering of the app's screen).
 pub(crate) fn view_lines(v: &RequestView, indent: &str) -> Vec<String> {
-    let (l_provider, l_kind, l_text, l_time, l_account, l_hidden) = match v.language {
+    let (l_provider, l_kind, l_text, l_time, l_authenticator, l_hidden) = match v.language {
         Language::English => (
             "Provider",
             "Kind",
@@ -85,7 +85,7 @@ pub(crate) fn view_lines(v: &RequestView, indent: &str) -> Vec<String> {
             v.reference_text.as_deref().unwrap_or(l_hidden)
         ),
         format!("{indent}│ {l_time}: {}:{:02}", secs / 60, secs % 60),
-        format!("{indent}│ {l_account}: {}", v.user_id),
+        format!("{indent}│ {l_authenticator}: {}", v.user_id),
     ];
     for w in &v.warnings {
         out.push(format!("{indent}│ ⚠ {}", w.text));

@@ -1,4 +1,4 @@
-//! The phone: the core (`eid_core::Authenticator`) opened on a data folder
+//! The phone: the core (`eid_core::App`) opened on a data folder
 //! with a software keystore, and the server settings remembered there at
 //! activation. Every `eid app` command and the demo open it here.
 //!
@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use eid_core::{Authenticator, Config, ServerConfig, SoftwareKeyStore};
+use eid_core::{App, Config, ServerConfig, SoftwareKeyStore};
 use eid_protocol::{AuthenticatorId, RequestId};
 use serde::{Deserialize, Serialize};
 
@@ -92,7 +92,7 @@ impl<'a> PhoneFolder<'a> {
         );
         config.kdf = self.common.kdf();
         config.language = self.common.language();
-        let core = Authenticator::open(config, Arc::new(keystore))?;
+        let core = App::open(config, Arc::new(keystore))?;
         Ok(Phone {
             core,
             dir: dir.clone(),
@@ -131,7 +131,7 @@ impl<'a> PhoneFolder<'a> {
 /// An opened phone.
 pub(crate) struct Phone {
     /// The core.
-    pub(crate) core: Authenticator,
+    pub(crate) core: App,
     dir: PathBuf,
     settings: ServerSettings,
 }
@@ -152,26 +152,30 @@ impl Phone {
         Ok(path)
     }
 
-    /// The account given with `--account`, or the phone's only account.
-    pub(crate) fn only_account(&self, account: Option<&str>) -> Result<AuthenticatorId, CliError> {
-        match account {
+    /// The authenticator given with `--authenticator`, or the phone's only authenticator.
+    pub(crate) fn only_authenticator(
+        &self,
+        authenticator: Option<&str>,
+    ) -> Result<AuthenticatorId, CliError> {
+        match authenticator {
             Some(a) => parse_id("account ID", a),
-            None => match self.core.accounts()?.as_slice() {
+            None => match self.core.authenticators()?.as_slice() {
                 [only] => Ok(only.authenticator_id),
-                _ => Err(eid_core::Error::UnknownAccount.into()),
+                _ => Err(eid_core::Error::UnknownAuthenticator.into()),
             },
         }
     }
 
-    /// The account holding `request`: from the fresh list of pending
-    /// requests, else `--account`, else the only account.
-    pub(crate) async fn account_holding(
+    /// The authenticator holding `request`: from the fresh list of pending
+    /// requests, else `--authenticator`, else the only authenticator.
+    pub(crate) async fn authenticator_holding(
         &self,
         request: &RequestId,
-        account: Option<&str>,
+        authenticator: Option<&str>,
     ) -> Result<AuthenticatorId, CliError> {
-        let wanted: Option<AuthenticatorId> =
-            account.map(|a| parse_id("account ID", a)).transpose()?;
+        let wanted: Option<AuthenticatorId> = authenticator
+            .map(|a| parse_id("account ID", a))
+            .transpose()?;
         let views = self.core.refresh().await?;
         if let Some(v) = views
             .iter()
@@ -182,7 +186,7 @@ impl Phone {
         if let Some(w) = wanted {
             return Ok(w);
         }
-        match self.core.accounts()?.as_slice() {
+        match self.core.authenticators()?.as_slice() {
             // The core may still hold a signed decision for it (re-sent, same receipt).
             [only] => Ok(only.authenticator_id),
             _ => Err(eid_core::Error::UnknownRequest.into()),

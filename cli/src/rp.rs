@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
-use eid_api_client::{RelyingPartyClient, verify_receipt};
+use eid_api_client::{ProviderClient, verify_receipt};
 use eid_protocol::binding::{BindingSecret, ROTATING_STEP_MS};
 use eid_protocol::wire::{BindingMode, RequestStatus, RequestStatusResponse};
 use eid_protocol::{PublicKey, RequestId, RequestKind};
@@ -86,7 +86,7 @@ fn binding_code_report(secret_file: Option<&Path>, at_ms: Option<u64>) -> Result
 
 /// Service-provider operations (need the provider's API key).
 #[derive(Debug, Subcommand)]
-pub(crate) enum RpCommand {
+pub(crate) enum ProviderCommand {
     /// Ask a person to log in or sign.
     Request {
         /// The person's user ID.
@@ -213,9 +213,9 @@ fn status_report(status: &RequestStatusResponse, receipt: Option<ProviderReceipt
     Report::new(&json::Status::new(status, receipt), lines)
 }
 
-/// Runs a relying-party command.
-pub(crate) async fn run(common: &Common, cmd: RpCommand) -> Result<Report, CliError> {
-    if let RpCommand::BindingCode {
+/// Runs a service-provider command.
+pub(crate) async fn run(common: &Common, cmd: ProviderCommand) -> Result<Report, CliError> {
+    if let ProviderCommand::BindingCode {
         secret_file, at_ms, ..
     } = &cmd
     {
@@ -223,9 +223,9 @@ pub(crate) async fn run(common: &Common, cmd: RpCommand) -> Result<Report, CliEr
     }
     let endpoint = common.endpoint()?;
     let key = common.api_key()?;
-    let rp = RelyingPartyClient::new(endpoint, &key);
+    let rp = ProviderClient::new(endpoint, &key);
     match cmd {
-        RpCommand::Request {
+        ProviderCommand::Request {
             user_id,
             kind,
             text,
@@ -269,7 +269,7 @@ pub(crate) async fn run(common: &Common, cmd: RpCommand) -> Result<Report, CliEr
                 lines,
             ))
         }
-        RpCommand::Status {
+        ProviderCommand::Status {
             request,
             wait,
             text,
@@ -284,10 +284,10 @@ pub(crate) async fn run(common: &Common, cmd: RpCommand) -> Result<Report, CliEr
             let receipt = check_receipt(server_key.as_ref(), &status, sha.as_ref())?;
             Ok(status_report(&status, receipt))
         }
-        RpCommand::BindingCode {
+        ProviderCommand::BindingCode {
             secret_file, at_ms, ..
         } => binding_code_report(secret_file.as_deref(), at_ms),
-        RpCommand::Cancel { request } => {
+        ProviderCommand::Cancel { request } => {
             let id: RequestId = parse_id("request ID", &request)?;
             let status = rp.cancel(id).await?;
             Ok(status_report(&status, None))

@@ -1,4 +1,4 @@
-//! Activation: a new account from a user ID and an activation code. The
+//! Activation: a new authenticator from a user ID and an activation code. The
 //! device key (keystore) and the PIN key (sealed under the PIN) are made and
 //! stored with their signed proof before anything is sent, so an activation
 //! whose answer is lost can be resumed (or discarded) after a restart.
@@ -8,11 +8,11 @@ use eid_protocol::wire::{self, ActivateRequest, ActivateResponse};
 use eid_protocol::{ActivationProof, PublicKey, Signature};
 use zeroize::Zeroizing;
 
-use crate::accounts::AccountInfo;
+use crate::authenticators::AuthenticatorInfo;
 use crate::error::InternalError;
 use crate::keystore::KeyStoreError;
-use crate::store::{AccountRow, AccountState, PendingActivationRow};
-use crate::{Authenticator, Error, Inner, Result, blocking, crash, lock, pin};
+use crate::store::{AuthenticatorRow, AuthenticatorState, PendingActivationRow};
+use crate::{App, Error, Inner, Result, blocking, crash, lock, pin};
 
 /// An activation that was interrupted before the server's answer arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,17 +27,17 @@ fn new_alias(kind: &str) -> String {
     format!("eid.{}.{kind}", hex::encode(random_array::<12>()))
 }
 
-impl Authenticator {
-    /// Activates a new account: checks the PIN policy first, then makes the
+impl App {
+    /// Activates a new authenticator: checks the PIN policy first, then makes the
     /// device key (keystore) and the PIN key (sealed under `pin`), and registers
     /// both with the server. If the answer is lost the activation is kept and
-    /// can be resumed with [`Authenticator::resume_activation`].
+    /// can be resumed with [`App::resume_activation`].
     pub async fn activate(
         &self,
         user_id: &str,
         activation_code: &str,
         pin: &str,
-    ) -> Result<AccountInfo> {
+    ) -> Result<AuthenticatorInfo> {
         self.inner.config.pin_policy.check(pin)?;
         let inner = self.inner.clone();
         let user_id = user_id.to_owned();
@@ -57,7 +57,7 @@ impl Authenticator {
     }
 
     /// Re-sends an interrupted activation (same keys and proofs; the PIN is not needed).
-    pub async fn resume_activation(&self, activation_code: &str) -> Result<AccountInfo> {
+    pub async fn resume_activation(&self, activation_code: &str) -> Result<AuthenticatorInfo> {
         let pending = lock(&self.inner.store)?
             .pending_activation()?
             .ok_or(Error::NoPendingActivation)?;
@@ -73,7 +73,7 @@ impl Authenticator {
         &self,
         p: PendingActivationRow,
         activation_code: &str,
-    ) -> Result<AccountInfo> {
+    ) -> Result<AuthenticatorInfo> {
         let req = ActivateRequest {
             user_id: p.user_id.clone(),
             activation_code: activation_code.to_owned(),
@@ -103,12 +103,12 @@ impl Authenticator {
             return Err(Error::InvalidResponse("invalid server key".into()));
         }
         let mut store = lock(&self.inner.store)?;
-        if store.account(&resp.authenticator_id).is_ok() {
+        if store.authenticator(&resp.authenticator_id).is_ok() {
             return Err(Error::InvalidResponse(
                 "authenticator already on this phone".into(),
             ));
         }
-        let row = AccountRow {
+        let row = AuthenticatorRow {
             authenticator_id: resp.authenticator_id,
             identity_id: resp.identity_id,
             user_id: p.user_id.clone(),
@@ -117,13 +117,13 @@ impl Authenticator {
             pin_wrap_alias: p.pin_wrap_alias.clone(),
             pin_public_key: p.pin_public_key.clone(),
             decision_counter: 0,
-            state: AccountState::Active,
+            state: AuthenticatorState::Active,
             created_at_ms: self.inner.clock.wall_ms(),
         };
-        store.insert_account(&row, &p.wrapped)?;
+        store.insert_authenticator(&row, &p.wrapped)?;
         crash::point("core.activation.account_stored");
         tracing::info!("account activated");
-        Ok(AccountInfo::from(&row))
+        Ok(AuthenticatorInfo::from(&row))
     }
 }
 

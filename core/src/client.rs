@@ -8,7 +8,7 @@
 //!
 //! Device requests (pull, block, settings, enrolment status and cancel,
 //! contact-change cancel) are signed here too: one timestamp taken from the
-//! server's clock as last seen, one fresh nonce, and per account a device-key
+//! server's clock as last seen, one fresh nonce, and per authenticator a device-key
 //! signature over its authenticator id, method, path, body hash, timestamp
 //! and nonce, sent as the `eid-timestamp`, `eid-nonce` and `eid-signature`
 //! headers. A `clock_skew` refusal teaches the server's time and the request
@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::keystore::KeyStoreError;
-use crate::store::AccountRow;
+use crate::store::AuthenticatorRow;
 use crate::{Inner, lock};
 
 /// Where the server is and how to recognise it.
@@ -352,17 +352,17 @@ impl Inner {
         })
     }
 
-    /// POSTs a request signed by each account's device key. If the server
+    /// POSTs a request signed by each authenticator's device key. If the server
     /// refuses the timestamp (`clock_skew`: the phone's clock is off and the
     /// server's time is not known yet in this process), learns the server's
     /// time from the refusal and signs once more (new nonce).
     pub(crate) async fn device_post<T: serde::de::DeserializeOwned>(
         &self,
-        accounts: &[AccountRow],
+        authenticators: &[AuthenticatorRow],
         path: &str,
         body: Vec<u8>,
     ) -> Result<T> {
-        let headers = self.device_auth_headers(accounts, path, &body)?;
+        let headers = self.device_auth_headers(authenticators, path, &body)?;
         match self.client.post(path, body.clone(), &headers).await {
             Err(Error::Rejected {
                 code: ErrorCode::ClockSkew,
@@ -373,7 +373,7 @@ impl Inner {
                     });
                 };
                 self.learn_server_time(t)?;
-                let headers = self.device_auth_headers(accounts, path, &body)?;
+                let headers = self.device_auth_headers(authenticators, path, &body)?;
                 self.client.post(path, body, &headers).await
             }
             other => other,
@@ -382,11 +382,11 @@ impl Inner {
 
     pub(crate) fn device_auth_headers(
         &self,
-        accounts: &[AccountRow],
+        authenticators: &[AuthenticatorRow],
         path: &str,
         body: &[u8],
     ) -> Result<Vec<(&'static str, String)>> {
-        let signers: Vec<(AuthenticatorId, &str)> = accounts
+        let signers: Vec<(AuthenticatorId, &str)> = authenticators
             .iter()
             .map(|a| (a.authenticator_id, a.device_key_alias.as_str()))
             .collect();

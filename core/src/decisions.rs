@@ -9,21 +9,25 @@ use eid_protocol::{AuthenticatorId, Decision, Outcome, PublicKey, RequestId, Sig
 
 use crate::error::InternalError;
 use crate::keystore::KeyStoreError;
-use crate::store::{AccountRow, AccountState, DecisionStatus, PendingRow};
+use crate::store::{AuthenticatorRow, AuthenticatorState, DecisionStatus, PendingRow};
 use crate::unlock::UnlockToken;
-use crate::{Authenticator, Error, Inner, Result, crash, display, lock};
+use crate::{App, Error, Inner, Result, crash, display, lock};
 
-impl Authenticator {
+impl App {
     /// How long the person must still read the request before
-    /// [`Authenticator::approve`] accepts it (monotonic ms, 0 = now). The
+    /// [`App::approve`] accepts it (monotonic ms, 0 = now). The
     /// read time counts from the first time the request's display model was
-    /// built ([`Authenticator::refresh`], [`Authenticator::requests`],
-    /// [`Authenticator::requests_for`]) in this process; a request never
+    /// built ([`App::refresh`], [`App::requests`],
+    /// [`App::requests_for`]) in this process; a request never
     /// shown starts counting now. After a restart it counts again from the
     /// first display. No network.
-    pub fn read_time_left(&self, account: &AuthenticatorId, request: &RequestId) -> Result<u64> {
-        self.inner.decidable(account, request)?;
-        self.inner.read_time_left(account, request)
+    pub fn read_time_left(
+        &self,
+        authenticator: &AuthenticatorId,
+        request: &RequestId,
+    ) -> Result<u64> {
+        self.inner.decidable(authenticator, request)?;
+        self.inner.read_time_left(authenticator, request)
     }
 
     /// Approves the unlocked request after the swipe. Signs with the device key
@@ -102,38 +106,43 @@ impl Authenticator {
     /// PIN key if the request is currently unlocked.
     pub async fn deny(
         &self,
-        account: &AuthenticatorId,
+        authenticator: &AuthenticatorId,
         request: &RequestId,
     ) -> Result<SignedReceipt> {
-        self.refuse(account, request, Outcome::Deny).await
+        self.refuse(authenticator, request, Outcome::Deny).await
     }
 
-    /// Denies a request and reports it as fraud ("this wasn't me"). Like [`Authenticator::deny`].
+    /// Denies a request and reports it as fraud ("this wasn't me"). Like [`App::deny`].
     pub async fn report_fraud(
         &self,
-        account: &AuthenticatorId,
+        authenticator: &AuthenticatorId,
         request: &RequestId,
     ) -> Result<SignedReceipt> {
-        self.refuse(account, request, Outcome::ReportFraud).await
+        self.refuse(authenticator, request, Outcome::ReportFraud)
+            .await
     }
 
     async fn refuse(
         &self,
-        account: &AuthenticatorId,
+        authenticator: &AuthenticatorId,
         request: &RequestId,
         outcome: Outcome,
     ) -> Result<SignedReceipt> {
-        if let Some(receipt) = self.inner.replay_stored(account, request, outcome).await? {
+        if let Some(receipt) = self
+            .inner
+            .replay_stored(authenticator, request, outcome)
+            .await?
+        {
             return Ok(receipt);
         }
-        self.inner.decidable(account, request)?;
+        self.inner.decidable(authenticator, request)?;
         let entry = {
             let mut unlocks = lock(&self.inner.unlocks)?;
             let now = self.inner.clock.monotonic_ms();
             let key = unlocks
                 .iter()
                 .find(|(_, u)| {
-                    u.authenticator_id == *account
+                    u.authenticator_id == *authenticator
                         && u.request_id == *request
                         && u.expires_mono_ms > now
                 })
@@ -141,7 +150,7 @@ impl Authenticator {
             key.and_then(|k| unlocks.remove(&k))
         };
         self.decide(
-            account,
+            authenticator,
             request,
             outcome,
             entry.as_ref().map(|e| &e.pin_key),
@@ -152,14 +161,14 @@ impl Authenticator {
 
     async fn decide(
         &self,
-        account: &AuthenticatorId,
+        authenticator: &AuthenticatorId,
         request: &RequestId,
         outcome: Outcome,
         pin_key: Option<&SoftwareSigningKey>,
         binding_code: Option<String>,
     ) -> Result<SignedReceipt> {
         let submit = {
-            let (acc, pending) = self.inner.decidable(account, request)?;
+            let (acc, pending) = self.inner.decidable(authenticator, request)?;
             let envelope = &pending.envelope.envelope;
             if outcome == Outcome::Approve {
                 display::check_texts(envelope).map_err(Error::TextRefused)?;
@@ -170,10 +179,10 @@ impl Authenticator {
             // meanwhile (compare-and-set), else signed again with the next.
             let mut attempts = 0;
             loop {
-                let counter = lock(&self.inner.store)?.next_counter(account)?;
+                let counter = lock(&self.inner.store)?.next_counter(authenticator)?;
                 let decision = Decision::for_envelope(
                     envelope,
-                    *account,
+                    *authenticator,
                     outcome,
                     binding_code.clone(),
                     counter,
@@ -220,35 +229,37 @@ impl Authenticator {
 }
 
 impl Inner {
-    /// Read time still owed for a request (see [`Authenticator::read_time_left`]).
-    fn read_time_left(&self, account: &AuthenticatorId, request: &RequestId) -> Result<u64> {
+    /// Read time still owed for a request (see [`App::read_time_left`]).
+    fn read_time_left(&self, authenticator: &AuthenticatorId, request: &RequestId) -> Result<u64> {
         let min = self.config.min_read_ms;
         if min == 0 {
             return Ok(0);
         }
         let now = self.clock.monotonic_ms();
         let mut shown = lock(&self.shown)?;
-        let at = *shown.entry((*account, *request)).or_insert(now);
+        let at = *shown.entry((*authenticator, *request)).or_insert(now);
         Ok(min.saturating_sub(now.saturating_sub(at)))
     }
 
-    /// The account and pending request, if the account may decide it now.
+    /// The authenticator and pending request, if the authenticator may decide it now.
     pub(crate) fn decidable(
         &self,
-        account: &AuthenticatorId,
+        authenticator: &AuthenticatorId,
         request: &RequestId,
-    ) -> Result<(AccountRow, PendingRow)> {
+    ) -> Result<(AuthenticatorRow, PendingRow)> {
         let store = lock(&self.store)?;
-        let acc = store.account(account)?;
+        let acc = store.authenticator(authenticator)?;
         match acc.state {
-            AccountState::NeedsReactivation => return Err(Error::ReactivationRequired),
-            AccountState::Blocked => return Err(Error::Blocked),
-            AccountState::Active => {}
+            AuthenticatorState::NeedsReactivation => return Err(Error::ReactivationRequired),
+            AuthenticatorState::Blocked => return Err(Error::Blocked),
+            AuthenticatorState::Active => {}
         }
         let pending = store
             .pending()?
             .into_iter()
-            .find(|p| p.authenticator_id == *account && p.envelope.envelope.request_id == *request)
+            .find(|p| {
+                p.authenticator_id == *authenticator && p.envelope.envelope.request_id == *request
+            })
             .ok_or(Error::UnknownRequest)?;
         drop(store);
         if self.remaining(&pending)? == 0 {
@@ -261,11 +272,11 @@ impl Inner {
     /// not yet confirmed), return its receipt (confirmed), or refuse (other outcome).
     async fn replay_stored(
         &self,
-        account: &AuthenticatorId,
+        authenticator: &AuthenticatorId,
         request: &RequestId,
         outcome: Outcome,
     ) -> Result<Option<SignedReceipt>> {
-        let stored = lock(&self.store)?.decision(account, request)?;
+        let stored = lock(&self.store)?.decision(authenticator, request)?;
         let Some(d) = stored else { return Ok(None) };
         if d.submit.decision.outcome != outcome {
             return Err(Error::AlreadyDecided);
@@ -283,7 +294,7 @@ impl Inner {
     /// Sends a stored signed decision and records the outcome.
     async fn submit(&self, submit: SubmitDecisionRequest) -> Result<SignedReceipt> {
         let d = submit.decision.clone();
-        let acc = lock(&self.store)?.account(&d.authenticator_id)?;
+        let acc = lock(&self.store)?.authenticator(&d.authenticator_id)?;
         let body = serde_json::to_vec(&submit)?;
         let result: Result<SignedReceipt> = self.client.post(wire::PATH_DECISIONS, body, &[]).await;
         match result {
@@ -320,11 +331,12 @@ impl Inner {
                 Err(match code {
                     ErrorCode::RequestExpired => Error::Expired,
                     ErrorCode::IdentityBlocked => {
-                        lock(&self.store)?.set_state(&d.authenticator_id, AccountState::Blocked)?;
+                        lock(&self.store)?
+                            .set_state(&d.authenticator_id, AuthenticatorState::Blocked)?;
                         Error::Blocked
                     }
                     ErrorCode::AuthenticatorLocked => {
-                        self.destroy_account_keys(&acc)?;
+                        self.destroy_authenticator_keys(&acc)?;
                         Error::ReactivationRequired
                     }
                     code => Error::Rejected { code },
@@ -394,13 +406,13 @@ mod tests {
         assert_eq!(views.len(), 1);
         assert_eq!(views[0].time_left_ms, eid_protocol::REQUEST_LIFETIME_MS);
         assert_eq!(
-            a.unlock(&f.account, &req, "000111").await,
+            a.unlock(&f.authenticator, &req, "000111").await,
             Err(Error::WrongPin {
                 attempts_left: 9,
                 retry_after_ms: 0
             })
         );
-        let token = a.unlock(&f.account, &req, PIN).await.unwrap();
+        let token = a.unlock(&f.authenticator, &req, PIN).await.unwrap();
         assert_eq!(
             a.approve(&token, false, None).await,
             Err(Error::SwipeRequired)
@@ -415,7 +427,7 @@ mod tests {
             })
         );
         assert_eq!(
-            a.read_time_left(&f.account, &req),
+            a.read_time_left(&f.authenticator, &req),
             Ok(DEFAULT_MIN_READ_MS - 400)
         );
         assert!(
@@ -423,12 +435,12 @@ mod tests {
                 .store
                 .lock()
                 .unwrap()
-                .decision(&f.account, &req)
+                .decision(&f.authenticator, &req)
                 .unwrap()
                 .is_none()
         );
         f.clock.advance(DEFAULT_MIN_READ_MS - 400);
-        assert_eq!(a.read_time_left(&f.account, &req), Ok(0));
+        assert_eq!(a.read_time_left(&f.authenticator, &req), Ok(0));
         assert!(matches!(
             a.approve(&token, true, None).await,
             Err(Error::Network(_))
@@ -438,7 +450,7 @@ mod tests {
             .store
             .lock()
             .unwrap()
-            .decision(&f.account, &req)
+            .decision(&f.authenticator, &req)
             .unwrap()
             .unwrap();
         assert_eq!(stored.status, DecisionStatus::Signed);
@@ -458,7 +470,7 @@ mod tests {
             .store
             .lock()
             .unwrap()
-            .decision(&f.account, &req)
+            .decision(&f.authenticator, &req)
             .unwrap()
             .unwrap();
         assert_eq!(again.submit, stored.submit);
@@ -467,16 +479,19 @@ mod tests {
                 .store
                 .lock()
                 .unwrap()
-                .account(&f.account)
+                .authenticator(&f.authenticator)
                 .unwrap()
                 .decision_counter,
             1
         );
-        assert_eq!(a.deny(&f.account, &req).await, Err(Error::AlreadyDecided));
+        assert_eq!(
+            a.deny(&f.authenticator, &req).await,
+            Err(Error::AlreadyDecided)
+        );
         // Deny without PIN: device signature only.
         let req2 = f.add_request(&a, "Log på igen");
         assert!(matches!(
-            a.deny(&f.account, &req2).await,
+            a.deny(&f.authenticator, &req2).await,
             Err(Error::Network(_))
         ));
         let d2 = a
@@ -484,7 +499,7 @@ mod tests {
             .store
             .lock()
             .unwrap()
-            .decision(&f.account, &req2)
+            .decision(&f.authenticator, &req2)
             .unwrap()
             .unwrap();
         assert_eq!(d2.submit.decision.counter, 2);
@@ -500,7 +515,7 @@ mod tests {
         let f = fixture();
         let a = f.open();
         let req = f.add_request(&a, "Log på Netbank");
-        let token = a.unlock(&f.account, &req, PIN).await.unwrap();
+        let token = a.unlock(&f.authenticator, &req, PIN).await.unwrap();
         f.clock.advance(DEFAULT_UNLOCK_TTL_MS + 1);
         assert_eq!(
             a.approve(&token, true, None).await,
@@ -508,7 +523,7 @@ mod tests {
         );
         f.clock.advance(eid_protocol::REQUEST_LIFETIME_MS);
         assert_eq!(
-            a.unlock(&f.account, &req, PIN).await.err(),
+            a.unlock(&f.authenticator, &req, PIN).await.err(),
             Some(Error::Expired)
         );
         assert!(a.requests(Language::Danish).unwrap().is_empty());
@@ -518,11 +533,11 @@ mod tests {
         assert_eq!(views[0].reference_text, None);
         assert_eq!(views[0].actions, vec![Action::Deny, Action::ReportFraud]);
         assert!(matches!(
-            a.unlock(&f.account, &bad, PIN).await,
+            a.unlock(&f.authenticator, &bad, PIN).await,
             Err(Error::TextRefused(_))
         ));
         assert!(matches!(
-            a.report_fraud(&f.account, &bad).await,
+            a.report_fraud(&f.authenticator, &bad).await,
             Err(Error::Network(_))
         ));
     }

@@ -119,9 +119,9 @@ pub struct Warning {
 /// Everything the app shows for one pending request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestView {
-    /// The account (authenticator) the request is for.
+    /// The authenticator (authenticator) the request is for.
     pub authenticator_id: AuthenticatorId,
-    /// That account's user ID (to tell household members apart).
+    /// That authenticator's user ID (to tell household members apart).
     pub user_id: String,
     /// The request.
     pub request_id: RequestId,

@@ -1,20 +1,20 @@
 //! A new device added from an existing one (`docs/protocol.md`, "A new
 //! device from an existing one").
 //!
-//! On the **new phone**: [`Authenticator::start_device_enrolment`] makes the
+//! On the **new phone**: [`App::start_device_enrolment`] makes the
 //! device key and the PIN key exactly as an activation does, stores them (so
 //! a restart can resume), and asks the server; the answer is a code (and QR
-//! payload) to show. [`Authenticator::poll_device_enrolment`] then asks, signed
+//! payload) to show. [`App::poll_device_enrolment`] then asks, signed
 //! by the new device key, how it stands: awaiting approval, waiting (the hour
-//! after approval), or activated, at which point the account is stored like
+//! after approval), or activated, at which point the authenticator is stored like
 //! an activated one. A refused, cancelled or expired enrolment deletes the
 //! keys and is [`Error::EnrolmentRefused`].
 //!
 //! On the **existing phone**: the approval is an ordinary request of kind
 //! `NewDevice` (strongest warning, PIN, swipe and the code). Each pull also
-//! brings the new devices being added ([`Authenticator::pending_devices`]),
+//! brings the new devices being added ([`App::pending_devices`]),
 //! which the person can cancel without PIN until they are activated
-//! ([`Authenticator::cancel_device_enrolment`]).
+//! ([`App::cancel_device_enrolment`]).
 
 use eid_protocol::wire::{
     self, CancelEnrolmentRequest, EnrolmentCancelled, EnrolmentStarted, EnrolmentState,
@@ -25,8 +25,8 @@ use eid_protocol::{AuthenticatorId, EnrolmentProof, Signature};
 use zeroize::Zeroizing;
 
 use crate::error::InternalError;
-use crate::store::{AccountRow, DeviceEnrolmentRow, EnrolmentAnswer, PendingEnrolmentRow};
-use crate::{AccountInfo, AccountState, Authenticator, Error, Inner, Result, blocking, lock};
+use crate::store::{AuthenticatorRow, DeviceEnrolmentRow, EnrolmentAnswer, PendingEnrolmentRow};
+use crate::{App, AuthenticatorInfo, AuthenticatorState, Error, Inner, Result, blocking, lock};
 
 /// A device enrolment of this phone, as the new phone shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +56,8 @@ pub enum EnrolmentStatus {
         /// Milliseconds left by the server's clock when it answered.
         remaining_ms: u64,
     },
-    /// Activated: the account is stored on this phone.
-    Activated(AccountInfo),
+    /// Activated: the authenticator is stored on this phone.
+    Activated(AuthenticatorInfo),
 }
 
 /// How far a new device being added to an identity is.
@@ -70,11 +70,11 @@ pub enum PendingDeviceState {
     Waiting,
 }
 
-/// A new device being added to an account's identity, as the existing phone
+/// A new device being added to an authenticator's identity, as the existing phone
 /// shows it (as of the last pull), with a cancel button.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingDevice {
-    /// The enrolment (pass it to [`Authenticator::cancel_device_enrolment`]).
+    /// The enrolment (pass it to [`App::cancel_device_enrolment`]).
     pub enrolment_id: AuthenticatorId,
     /// Awaiting approval or waiting.
     pub state: PendingDeviceState,
@@ -98,11 +98,11 @@ fn view(user_id: &str, a: &EnrolmentAnswer) -> DeviceEnrolment {
     }
 }
 
-/// Stores the new devices each pulled account's identity is getting (only
-/// for active accounts; the others' are cleared).
+/// Stores the new devices each pulled authenticator's identity is getting (only
+/// for active authenticators; the others' are cleared).
 pub(crate) fn store_pulled(
     inner: &Inner,
-    shown: &[(AuthenticatorId, AccountState)],
+    shown: &[(AuthenticatorId, AuthenticatorState)],
     pulled: &[PulledAccount],
 ) -> Result<()> {
     let rows: Vec<(AuthenticatorId, Vec<DeviceEnrolmentRow>)> = shown
@@ -111,7 +111,7 @@ pub(crate) fn store_pulled(
             let rows = pulled
                 .iter()
                 .find(|p| p.authenticator_id == *id)
-                .filter(|_| *state == AccountState::Active)
+                .filter(|_| *state == AuthenticatorState::Active)
                 .map(|p| {
                     p.device_enrolments
                         .iter()
@@ -141,12 +141,12 @@ impl Inner {
     }
 }
 
-impl Authenticator {
+impl App {
     /// New phone: starts adding this phone to an identity that already has a
     /// device. Checks the PIN policy, makes the device key (keystore) and the
     /// PIN key (sealed under `pin`) as an activation does, and asks the
     /// server. Show the returned code (or QR) to the person, who approves on
-    /// the existing phone; then call [`Authenticator::poll_device_enrolment`].
+    /// the existing phone; then call [`App::poll_device_enrolment`].
     /// Replaces an earlier enrolment on this phone. If the answer is lost the
     /// enrolment is kept, and polling resumes it.
     pub async fn start_device_enrolment(
@@ -234,7 +234,7 @@ impl Authenticator {
 
     /// New phone: asks the server how the enrolment stands (signed by the new
     /// device key). Once approved and the waiting period is over, the server
-    /// activates the device and the account is stored here, as after an
+    /// activates the device and the authenticator is stored here, as after an
     /// activation. A refused, cancelled or expired enrolment deletes the keys
     /// and returns [`Error::EnrolmentRefused`].
     pub async fn poll_device_enrolment(&self) -> Result<EnrolmentStatus> {
@@ -300,13 +300,13 @@ impl Authenticator {
                     return Err(Error::InvalidResponse("invalid activation".into()));
                 }
                 let mut store = lock(&self.inner.store)?;
-                if store.account(&a.authenticator_id).is_ok() {
+                if store.authenticator(&a.authenticator_id).is_ok() {
                     return Err(Error::InvalidResponse(
                         "authenticator already on this phone".into(),
                     ));
                 }
                 let k = p.keys;
-                let row = AccountRow {
+                let row = AuthenticatorRow {
                     authenticator_id: a.authenticator_id,
                     identity_id: a.identity_id,
                     user_id: k.user_id.clone(),
@@ -315,12 +315,12 @@ impl Authenticator {
                     pin_wrap_alias: k.pin_wrap_alias.clone(),
                     pin_public_key: k.pin_public_key.clone(),
                     decision_counter: 0,
-                    state: AccountState::Active,
+                    state: AuthenticatorState::Active,
                     created_at_ms: self.inner.clock.wall_ms(),
                 };
-                store.insert_enrolled_account(&row, &k.wrapped)?;
+                store.insert_enrolled_authenticator(&row, &k.wrapped)?;
                 tracing::info!("new device activated");
-                Ok(EnrolmentStatus::Activated(AccountInfo::from(&row)))
+                Ok(EnrolmentStatus::Activated(AuthenticatorInfo::from(&row)))
             }
             _ => Err(Error::InvalidResponse("unknown enrolment state".into())),
         }
@@ -332,14 +332,14 @@ impl Authenticator {
         self.inner.discard_enrolment()
     }
 
-    /// Existing phone: the new devices being added to this account's
+    /// Existing phone: the new devices being added to this authenticator's
     /// identity, as of the last pull (awaiting approval or in the waiting
     /// period). Show them with a cancel button.
-    pub fn pending_devices(&self, account: &AuthenticatorId) -> Result<Vec<PendingDevice>> {
+    pub fn pending_devices(&self, authenticator: &AuthenticatorId) -> Result<Vec<PendingDevice>> {
         let store = lock(&self.inner.store)?;
-        store.account(account)?;
+        store.authenticator(authenticator)?;
         Ok(store
-            .device_enrolments(account)?
+            .device_enrolments(authenticator)?
             .into_iter()
             .map(|r| PendingDevice {
                 enrolment_id: r.enrolment_id,
@@ -354,17 +354,17 @@ impl Authenticator {
             .collect())
     }
 
-    /// Existing phone: cancels a new device being added to this account's
+    /// Existing phone: cancels a new device being added to this authenticator's
     /// identity, until it is activated ("that is not my phone"). Signed by the
     /// device key; no PIN, so a person under pressure can always do it.
     pub async fn cancel_device_enrolment(
         &self,
-        account: &AuthenticatorId,
+        authenticator: &AuthenticatorId,
         enrolment_id: &AuthenticatorId,
     ) -> Result<()> {
-        let acc = lock(&self.inner.store)?.account(account)?;
+        let acc = lock(&self.inner.store)?.authenticator(authenticator)?;
         let body = to_json(&CancelEnrolmentRequest {
-            authenticator_id: *account,
+            authenticator_id: *authenticator,
             enrolment_id: *enrolment_id,
         })?;
         let headers = self.inner.device_auth_headers(
@@ -385,12 +385,12 @@ impl Authenticator {
                     code: ErrorCode::EnrolmentClosed | ErrorCode::UnknownEnrolment,
                 },
             ) => {
-                lock(&self.inner.store)?.delete_device_enrolment(account, enrolment_id)?;
+                lock(&self.inner.store)?.delete_device_enrolment(authenticator, enrolment_id)?;
                 return Err(e);
             }
             Err(e) => return Err(e),
         }
-        lock(&self.inner.store)?.delete_device_enrolment(account, enrolment_id)?;
+        lock(&self.inner.store)?.delete_device_enrolment(authenticator, enrolment_id)?;
         tracing::info!("device enrolment cancelled from this phone");
         Ok(())
     }

@@ -40,7 +40,7 @@ pub enum Error {
         retry_after_ms: u64,
     },
     /// The PIN key was destroyed (too many wrong PINs) or the authenticator is
-    /// locked by the server: the account must be activated again.
+    /// locked by the server: the authenticator must be activated again.
     #[error("this account must be activated again")]
     ReactivationRequired,
     /// The new PIN breaks the PIN policy.
@@ -53,10 +53,10 @@ pub enum Error {
     /// The text names the failure class only.
     #[error("network error: {0}")]
     Network(String),
-    /// No such account on this phone.
+    /// No such authenticator on this phone.
     #[error("no such account on this phone")]
-    UnknownAccount,
-    /// No such pending request for this account.
+    UnknownAuthenticator,
+    /// No such pending request for this authenticator.
     #[error("no such pending request")]
     UnknownRequest,
     /// The identity is blocked: no approvals are possible.

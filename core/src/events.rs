@@ -15,8 +15,8 @@ use eid_protocol::{AuthenticatorId, Nonce16};
 use zeroize::Zeroizing;
 
 use crate::display::Language;
-use crate::store::AccountRow;
-use crate::{Authenticator, Error, Result, blocking, lock};
+use crate::store::AuthenticatorRow;
+use crate::{App, Error, Result, blocking, lock};
 
 /// One security event as the app shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,11 +191,11 @@ pub fn render(
 
 /// A stored feed event turned into a display model.
 pub(crate) fn build_view(
-    account: &AuthenticatorId,
+    authenticator: &AuthenticatorId,
     event: &StoredFeedEvent,
     lang: Language,
 ) -> EventView {
-    let this_device = event.authenticator_id.as_ref() == Some(account);
+    let this_device = event.authenticator_id.as_ref() == Some(authenticator);
     let (title, body) = render(event.kind, event.detail.as_deref(), this_device, lang);
     EventView {
         event_id: event.event_id,
@@ -218,37 +218,41 @@ pub(crate) struct StoredFeedEvent {
     pub(crate) detail: Option<String>,
 }
 
-impl Authenticator {
-    /// The account's security feed as last pulled (no network), newest
-    /// first, with texts in `lang`. [`Authenticator::refresh`] brings new
+impl App {
+    /// The authenticator's security feed as last pulled (no network), newest
+    /// first, with texts in `lang`. [`App::refresh`] brings new
     /// events.
-    pub fn events(&self, account: &AuthenticatorId, lang: Language) -> Result<Vec<EventView>> {
+    pub fn events(
+        &self,
+        authenticator: &AuthenticatorId,
+        lang: Language,
+    ) -> Result<Vec<EventView>> {
         let store = lock(&self.inner.store)?;
-        store.account(account)?;
+        store.authenticator(authenticator)?;
         Ok(store
-            .feed(account)?
+            .feed(authenticator)?
             .iter()
-            .map(|e| build_view(account, e, lang))
+            .map(|e| build_view(authenticator, e, lang))
             .collect())
     }
 
-    /// The account's "notify me on every use" setting as the server last
+    /// The authenticator's "notify me on every use" setting as the server last
     /// reported it (no network).
-    pub fn notify_every_use(&self, account: &AuthenticatorId) -> Result<bool> {
+    pub fn notify_every_use(&self, authenticator: &AuthenticatorId) -> Result<bool> {
         let store = lock(&self.inner.store)?;
-        store.account(account)?;
-        store.notify_every_use(account)
+        store.authenticator(authenticator)?;
+        store.notify_every_use(authenticator)
     }
 
-    /// Turns "notify me on every use" on for the account's identity: with it
+    /// Turns "notify me on every use" on for the authenticator's identity: with it
     /// on, every approval sends an SMS and an e-mail and appears in the feed.
     /// Signed by the device key; no PIN (it only adds notifications).
-    pub async fn turn_on_notify_every_use(&self, account: &AuthenticatorId) -> Result<()> {
-        let acc = lock(&self.inner.store)?.account(account)?;
+    pub async fn turn_on_notify_every_use(&self, authenticator: &AuthenticatorId) -> Result<()> {
+        let acc = lock(&self.inner.store)?.authenticator(authenticator)?;
         self.post_settings(&acc, true, None).await
     }
 
-    /// Turns "notify me on every use" off for the account's identity. Needs
+    /// Turns "notify me on every use" off for the authenticator's identity. Needs
     /// the PIN (checked and counted like any PIN entry): the PIN key signs
     /// the change, so the device key alone (an unlocked phone in a thief's
     /// hand) cannot silence the notifications. The server records a
@@ -256,10 +260,10 @@ impl Authenticator {
     /// channel.
     pub async fn turn_off_notify_every_use(
         &self,
-        account: &AuthenticatorId,
+        authenticator: &AuthenticatorId,
         pin: &str,
     ) -> Result<()> {
-        let acc = lock(&self.inner.store)?.account(account)?;
+        let acc = lock(&self.inner.store)?.authenticator(authenticator)?;
         let inner = self.inner.clone();
         let checked = acc.clone();
         let pin = Zeroizing::new(pin.to_owned());
@@ -270,7 +274,7 @@ impl Authenticator {
         loop {
             tries_left -= 1;
             let change = SettingsChange {
-                authenticator_id: *account,
+                authenticator_id: *authenticator,
                 notify_every_use: false,
                 issued_at_ms: self.inner.request_timestamp()?,
                 nonce: Nonce16::random(),
@@ -291,7 +295,7 @@ impl Authenticator {
 
     async fn post_settings(
         &self,
-        acc: &AccountRow,
+        acc: &AuthenticatorRow,
         on: bool,
         pin_proof: Option<wire::PinProof>,
     ) -> Result<()> {

@@ -1,7 +1,7 @@
 //! The household view: one phone holds several people's identities. The first
 //! screen lists the people and how many requests wait for each, and nothing
 //! else; a request's details are built only for the person chosen
-//! ([`crate::Authenticator::requests_for`]). So a family member who picks up
+//! ([`crate::App::requests_for`]). So a family member who picks up
 //! the phone learns that someone has a request, not what it says.
 
 use std::collections::HashMap;
@@ -9,35 +9,35 @@ use std::collections::HashMap;
 use eid_protocol::AuthenticatorId;
 
 use crate::display::Language;
-use crate::store::AccountState;
-use crate::{Authenticator, Result, lock};
+use crate::store::AuthenticatorState;
+use crate::{App, Result, lock};
 
 /// One person on the phone, as the first screen shows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonSummary {
-    /// The person's account (pass it to `requests_for`).
+    /// The person's authenticator (pass it to `requests_for`).
     pub authenticator_id: AuthenticatorId,
     /// Their user ID, to tell people apart (their own choice, not a secret).
     pub user_id: String,
-    /// The account's state.
-    pub state: AccountState,
+    /// The authenticator's state.
+    pub state: AuthenticatorState,
     /// Unexpired requests waiting (0 unless active).
     pub pending_requests: u32,
     /// One line for the list, e.g. "2 anmodninger venter".
     pub headline: String,
-    /// What to do next when the account can't be used; `None` when active.
+    /// What to do next when the authenticator can't be used; `None` when active.
     pub next_step: Option<String>,
 }
 
 pub(crate) fn summary(
     authenticator_id: AuthenticatorId,
     user_id: &str,
-    state: AccountState,
+    state: AuthenticatorState,
     pending_requests: u32,
     lang: Language,
 ) -> PersonSummary {
     let (headline, next_step) = match (state, lang) {
-        (AccountState::Active, Language::Danish) => (
+        (AuthenticatorState::Active, Language::Danish) => (
             match pending_requests {
                 0 => "Ingen anmodninger".to_owned(),
                 1 => "1 anmodning venter".to_owned(),
@@ -45,7 +45,7 @@ pub(crate) fn summary(
             },
             None,
         ),
-        (AccountState::Active, Language::English) => (
+        (AuthenticatorState::Active, Language::English) => (
             match pending_requests {
                 0 => "No requests".to_owned(),
                 1 => "1 request waiting".to_owned(),
@@ -53,11 +53,11 @@ pub(crate) fn summary(
             },
             None,
         ),
-        (AccountState::Blocked, Language::Danish) => (
+        (AuthenticatorState::Blocked, Language::Danish) => (
             "Spærret".to_owned(),
             Some("Dit eID er spærret, og ingen kan bruge det. Kontakt support for at få det ophævet; du skal vise legitimation.".to_owned()),
         ),
-        (AccountState::Blocked, Language::English) => (
+        (AuthenticatorState::Blocked, Language::English) => (
             "Blocked".to_owned(),
             Some("Your eID is blocked and nobody can use it. Contact support to lift the block; you will need to show ID.".to_owned()),
         ),
@@ -74,7 +74,7 @@ pub(crate) fn summary(
         authenticator_id,
         user_id: user_id.to_owned(),
         state,
-        pending_requests: if state == AccountState::Active {
+        pending_requests: if state == AuthenticatorState::Active {
             pending_requests
         } else {
             0
@@ -84,19 +84,19 @@ pub(crate) fn summary(
     }
 }
 
-impl Authenticator {
+impl App {
     /// The people on this phone, in activation order, with how many requests
     /// wait for each and nothing about what they say (no network).
     pub fn household(&self, lang: Language) -> Result<Vec<PersonSummary>> {
         let store = lock(&self.inner.store)?;
-        let accounts = store.accounts()?;
+        let authenticators = store.authenticators()?;
         let mut waiting: HashMap<AuthenticatorId, u32> = HashMap::new();
         for row in store.pending()? {
             if self.inner.remaining(&row)? > 0 {
                 *waiting.entry(row.authenticator_id).or_default() += 1;
             }
         }
-        Ok(accounts
+        Ok(authenticators
             .iter()
             .map(|a| {
                 summary(
@@ -121,7 +121,7 @@ mod tests {
         let s = summary(
             id,
             "Grete#1950x",
-            AccountState::Active,
+            AuthenticatorState::Active,
             2,
             Language::English,
         );
@@ -130,7 +130,7 @@ mod tests {
         let s = summary(
             id,
             "Grete#1950x",
-            AccountState::Blocked,
+            AuthenticatorState::Blocked,
             2,
             Language::Danish,
         );
@@ -139,7 +139,7 @@ mod tests {
         let s = summary(
             id,
             "x",
-            AccountState::NeedsReactivation,
+            AuthenticatorState::NeedsReactivation,
             0,
             Language::English,
         );

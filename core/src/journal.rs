@@ -1,14 +1,14 @@
 //! The device journal (`docs/protocol.md`, "Device journal"): every decision this phone signs is
 //! appended to a hash chain ([`eid_protocol::journal`]) in the same
 //! transaction that stores the signed decision. On each pull the server lists
-//! the identity's newest decisions; one by an account on this phone that the
+//! the identity's newest decisions; one by an authenticator on this phone that the
 //! journal does not hold (by `decision_sha256`) was signed with this
-//! account's device key somewhere else (a copied key, a cloned phone) or
+//! authenticator's device key somewhere else (a copied key, a cloned phone) or
 //! invented by the server: it raises a stored alarm. Decisions by the
 //! person's other devices are not alarms.
 //!
-//! The chain covers all accounts of the phone (one sequence); removing an
-//! account keeps its entries (the history stays verifiable).
+//! The chain covers all authenticators of the phone (one sequence); removing an
+//! authenticator keeps its entries (the history stays verifiable).
 
 use eid_protocol::journal::{JOURNAL_GENESIS, JournalEntry, verify_chain};
 use eid_protocol::wire::PulledDecision;
@@ -16,10 +16,10 @@ use eid_protocol::{AuthenticatorId, Decision, Outcome, RequestId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Error, InternalError, Result};
-use crate::{Authenticator, lock};
+use crate::{App, lock};
 
-/// A decision the server holds for an account on this phone that this phone
-/// never signed. Stored until the account is removed.
+/// A decision the server holds for an authenticator on this phone that this phone
+/// never signed. Stored until the authenticator is removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalAlarm {
     /// The request decided.
@@ -160,7 +160,7 @@ pub(crate) fn verify(conn: &Connection) -> Result<JournalHead> {
 }
 
 /// Compares the server's list with the journal; stores an alarm for each
-/// decision by one of `accounts` the journal does not hold. Returns how many
+/// decision by one of `authenticators` the journal does not hold. Returns how many
 /// alarms are new.
 pub(crate) fn reconcile(
     conn: &mut Connection,
@@ -172,20 +172,23 @@ pub(crate) fn reconcile(
     }
     let tx = conn.transaction()?;
     let mut raised = 0;
-    for (account, decisions) in pulled {
+    for (authenticator, decisions) in pulled {
         // The next pull goes on after the highest decision compared now.
         if let Some(seq) = decisions.iter().map(|d| d.seq).max() {
             tx.execute(
                 "INSERT INTO account_feed (authenticator_id, decisions_cursor) VALUES (?1, ?2)
                  ON CONFLICT(authenticator_id) DO UPDATE
                  SET decisions_cursor = MAX(decisions_cursor, excluded.decisions_cursor)",
-                params![account.to_string(), to_i64(seq)],
+                params![authenticator.to_string(), to_i64(seq)],
             )?;
         }
-        for d in decisions.iter().filter(|d| d.authenticator_id == *account) {
+        for d in decisions
+            .iter()
+            .filter(|d| d.authenticator_id == *authenticator)
+        {
             let known: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM journal WHERE authenticator_id = ?1 AND decision_sha256 = ?2)",
-                params![account.to_string(), d.decision_sha256.as_slice()],
+                params![authenticator.to_string(), d.decision_sha256.as_slice()],
                 |r| r.get(0),
             )?;
             if known {
@@ -196,7 +199,7 @@ pub(crate) fn reconcile(
                      decision_sha256, decided_at_ms, raised_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
-                    account.to_string(),
+                    authenticator.to_string(),
                     d.request_id.to_string(),
                     i64::from(d.outcome.code()),
                     to_i64(d.counter),
@@ -211,14 +214,17 @@ pub(crate) fn reconcile(
     Ok(raised)
 }
 
-/// The stored alarms of one account, oldest first.
-pub(crate) fn alarms(conn: &Connection, account: &AuthenticatorId) -> Result<Vec<JournalAlarm>> {
+/// The stored alarms of one authenticator, oldest first.
+pub(crate) fn alarms(
+    conn: &Connection,
+    authenticator: &AuthenticatorId,
+) -> Result<Vec<JournalAlarm>> {
     let mut stmt = conn.prepare(
         "SELECT request_id, outcome, counter, decision_sha256, decided_at_ms, raised_at_ms
          FROM journal_alarms WHERE authenticator_id = ?1 ORDER BY raised_at_ms, counter",
     )?;
     let rows = stmt
-        .query_map([account.to_string()], |r| {
+        .query_map([authenticator.to_string()], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)?,
@@ -246,16 +252,16 @@ pub(crate) fn alarms(conn: &Connection, account: &AuthenticatorId) -> Result<Vec
         .collect()
 }
 
-impl Authenticator {
-    /// Decisions the server holds for this account that this phone never
+impl App {
+    /// Decisions the server holds for this authenticator that this phone never
     /// signed (device journal reconciliation on each pull), oldest first.
-    /// Any entry means the account's device key signed somewhere else (or the
+    /// Any entry means the authenticator's device key signed somewhere else (or the
     /// server invented it): the app should urge blocking the identity. No
     /// network.
-    pub fn journal_alarms(&self, account: &AuthenticatorId) -> Result<Vec<JournalAlarm>> {
+    pub fn journal_alarms(&self, authenticator: &AuthenticatorId) -> Result<Vec<JournalAlarm>> {
         let store = lock(&self.inner.store)?;
-        store.account(account)?;
-        alarms(&store.conn, account)
+        store.authenticator(authenticator)?;
+        alarms(&store.conn, authenticator)
     }
 
     /// Recomputes the device journal's hash chain: its length and head, or
@@ -272,7 +278,7 @@ mod tests {
     use crate::store::Store;
     use eid_protocol::{IdentityId, RequestEnvelopeBody, RequestKind, ServiceProviderId};
 
-    fn decision(account: AuthenticatorId, counter: u64, outcome: Outcome) -> Decision {
+    fn decision(authenticator: AuthenticatorId, counter: u64, outcome: Outcome) -> Decision {
         let envelope = RequestEnvelopeBody {
             request_id: RequestId::random(),
             identity_id: IdentityId([2; 16]),
@@ -285,7 +291,7 @@ mod tests {
             server_nonce: [4; 32],
             binding_required: false,
         };
-        Decision::for_envelope(&envelope, account, outcome, None, counter)
+        Decision::for_envelope(&envelope, authenticator, outcome, None, counter)
     }
 
     fn pulled(d: &Decision) -> PulledDecision {
@@ -302,7 +308,7 @@ mod tests {
 
     fn store() -> Store {
         let store = Store::open_in_memory().unwrap();
-        // Decisions without account rows (the chain does not need them).
+        // Decisions without authenticator rows (the chain does not need them).
         store
             .conn
             .pragma_update(None, "foreign_keys", "OFF")

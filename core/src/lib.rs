@@ -1,14 +1,14 @@
 //! Device-side core of the eID authenticator (the protocol is in
 //! `docs/protocol.md`, the defenses in `docs/threat-model.md`).
 //!
-//! [`Authenticator`] is the whole public surface the app (through the uniffi
+//! [`App`] is the whole public surface the app (through the uniffi
 //! bindings) uses. This file holds the type, its [`Config`] and its wiring;
-//! each subject has a file of its own that adds an `impl Authenticator`
+//! each subject has a file of its own that adds an `impl App`
 //! block:
 //!
 //! | subject | file |
 //! |---|---|
-//! | accounts on this phone, removal, blocking the identity | `accounts.rs` |
+//! | authenticators on this phone, removal, blocking the identity | `authenticators.rs` |
 //! | activation (and resuming an interrupted one) | `activation.rs` |
 //! | pull and the request display models | `pull.rs` |
 //! | the household's first screen | `household.rs` |
@@ -25,9 +25,9 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-mod accounts;
 mod activation;
 mod approval;
+mod authenticators;
 pub mod client;
 pub mod clock;
 mod decisions;
@@ -54,9 +54,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use eid_protocol::crash;
 use eid_protocol::{AuthenticatorId, RequestId};
 
-pub use accounts::AccountInfo;
 pub use activation::PendingActivation;
 pub use approval::Action;
+pub use authenticators::AuthenticatorInfo;
 pub use client::{ServerConfig, spki_pin_of_certificate};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decisions::{verify_receipt, verify_server_signature};
@@ -70,7 +70,7 @@ pub use journal::{JournalAlarm, JournalHead};
 pub use keystore::{KeyStore, KeyStoreError, SoftwareKeyStore};
 pub use pin::{KdfCost, PinPolicy, PinPolicyError};
 pub use self_service::PendingContactChange;
-pub use store::AccountState;
+pub use store::AuthenticatorState;
 pub use unlock::UnlockToken;
 
 use approval::RequestTimer;
@@ -85,7 +85,7 @@ pub const DEFAULT_UNLOCK_TTL_MS: u64 = 60_000;
 /// been on screen this long (monotonic milliseconds).
 pub const DEFAULT_MIN_READ_MS: u64 = 1_500;
 
-/// Configuration of an [`Authenticator`].
+/// Configuration of an [`App`].
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Path of the SQLite database file.
@@ -96,11 +96,11 @@ pub struct Config {
     pub kdf: KdfCost,
     /// Rules for new PINs.
     pub pin_policy: PinPolicy,
-    /// Language of display models returned by [`Authenticator::refresh`].
+    /// Language of display models returned by [`App::refresh`].
     pub language: Language,
     /// How long a PIN unlock stays valid, in monotonic milliseconds.
     pub unlock_ttl_ms: u64,
-    /// Minimum read time: [`Authenticator::approve`] refuses with
+    /// Minimum read time: [`App::approve`] refuses with
     /// [`Error::TooFast`] until the request's display model was first built
     /// this many monotonic milliseconds ago (0 = no minimum). Deny and
     /// report-fraud are never held back.
@@ -123,7 +123,7 @@ impl Config {
     }
 }
 
-/// The shared state behind an [`Authenticator`]. Each subject file adds the
+/// The shared state behind an [`App`]. Each subject file adds the
 /// `impl Inner` helpers it needs.
 struct Inner {
     config: Config,
@@ -148,11 +148,11 @@ struct Inner {
 
 /// The authenticator core. Cheap to clone (shared state); all methods are `&self`.
 #[derive(Clone)]
-pub struct Authenticator {
+pub struct App {
     inner: Arc<Inner>,
 }
 
-impl std::fmt::Debug for Authenticator {
+impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("db_path", &self.inner.config.db_path)
@@ -173,7 +173,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f).await?
 }
 
-impl Authenticator {
+impl App {
     /// Opens the core with the system clock.
     pub fn open(config: Config, keystore: Arc<dyn KeyStore>) -> Result<Self> {
         Self::open_with_clock(config, keystore, Arc::new(SystemClock::new()))

@@ -46,7 +46,7 @@ pub fn delay_after(failures: u32) -> u64 {
     }
 }
 
-/// Persisted attempt state of one account.
+/// Persisted attempt state of one authenticator.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LockoutState {
     /// Consecutive wrong PINs (including an attempt in progress).

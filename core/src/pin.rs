@@ -1,7 +1,7 @@
 //! PIN policy, KDF calibration and the PIN-key wrap (why: `docs/threat-model.md`,
 //! "Stolen phones, copied keys, guessing").
 //!
-//! Each account has a *PIN key*: a software P-256 key whose PKCS#8 is sealed
+//! Each authenticator has a *PIN key*: a software P-256 key whose PKCS#8 is sealed
 //! with AES-256-GCM under
 //! `HKDF-SHA256(salt, PBKDF2-HMAC-SHA256(PIN, salt, iterations) || keystore.hardware_secret(alias, salt))`.
 //! The PIN itself is never stored; a GCM authentication failure is a wrong PIN.
@@ -151,7 +151,7 @@ pub const KDF_CEILING_ITERATIONS: u32 = 10_000_000;
 /// Default calibration target (the design's ~150 ms; 100-250 ms is acceptable).
 pub const KDF_DEFAULT_TARGET: Duration = Duration::from_millis(150);
 
-/// How the PBKDF2 cost is chosen at activation (then stored per account).
+/// How the PBKDF2 cost is chosen at activation (then stored per authenticator).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KdfCost {
     /// Measure this device and aim at the target time, never below

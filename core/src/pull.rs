@@ -1,4 +1,4 @@
-//! Pull: one device-signed round trip brings every account's pending
+//! Pull: one device-signed round trip brings every authenticator's pending
 //! requests, security feed, new devices, contact changes and the identity's
 //! decisions (for the device journal). Everything is verified before
 //! anything is stored; then the display models are built from the store.
@@ -9,30 +9,28 @@ use eid_protocol::wire::{
 use eid_protocol::{AuthenticatorId, RequestId};
 
 use crate::approval::{RequestTimer, remaining_after_restart, remaining_at_pull};
-use crate::store::{AccountRow, AccountState, PendingRow};
-use crate::{
-    Authenticator, Error, Inner, Language, RequestView, Result, display, enrolment, journal, lock,
-};
+use crate::store::{AuthenticatorRow, AuthenticatorState, PendingRow};
+use crate::{App, Error, Inner, Language, RequestView, Result, display, enrolment, journal, lock};
 
-impl Authenticator {
-    /// Pulls pending requests for all accounts in one signed round trip,
-    /// verifies every envelope with that account's server key, stores them and
+impl App {
+    /// Pulls pending requests for all authenticators in one signed round trip,
+    /// verifies every envelope with that authenticator's server key, stores them and
     /// returns the display models. A bad envelope signature fails the whole
     /// refresh and changes nothing.
     pub async fn refresh(&self) -> Result<Vec<RequestView>> {
-        let accounts: Vec<AccountRow> = lock(&self.inner.store)?
-            .accounts()?
+        let authenticators: Vec<AuthenticatorRow> = lock(&self.inner.store)?
+            .authenticators()?
             .into_iter()
-            .filter(|a| a.state != AccountState::NeedsReactivation)
+            .filter(|a| a.state != AuthenticatorState::NeedsReactivation)
             .collect();
-        for chunk in accounts.chunks(wire::MAX_PULL_AUTHENTICATORS) {
+        for chunk in authenticators.chunks(wire::MAX_PULL_AUTHENTICATORS) {
             self.pull(chunk).await?;
         }
         self.requests(self.inner.config.language)
     }
 
-    async fn pull(&self, accounts: &[AccountRow]) -> Result<()> {
-        let ids: Vec<AuthenticatorId> = accounts.iter().map(|a| a.authenticator_id).collect();
+    async fn pull(&self, authenticators: &[AuthenticatorRow]) -> Result<()> {
+        let ids: Vec<AuthenticatorId> = authenticators.iter().map(|a| a.authenticator_id).collect();
         // The feed pages like the decisions: the oldest events above the
         // cursor, so a flood between two pulls arrives over the next ones.
         let (events_after, decisions_after) = {
@@ -47,12 +45,12 @@ impl Authenticator {
         })?;
         let resp: PullResponse = self
             .inner
-            .device_post(accounts, wire::PATH_PULL, body)
+            .device_post(authenticators, wire::PATH_PULL, body)
             .await?;
         let mono = self.inner.clock.monotonic_ms();
         self.inner.learn_server_time(resp.server_time_ms)?;
         let wall = self.inner.clock.wall_ms();
-        if resp.accounts.len() != accounts.len()
+        if resp.accounts.len() != authenticators.len()
             || resp
                 .accounts
                 .iter()
@@ -64,24 +62,24 @@ impl Authenticator {
             ));
         }
         // Verify everything first (fail closed), then store. An envelope equal
-        // to one stored for the same account was verified with the same key
+        // to one stored for the same authenticator was verified with the same key
         // before it was stored (and the stored rows are what approvals sign),
         // so only new envelopes cost a signature check.
         let known = lock(&self.inner.store)?.pending()?;
         let mut accepted: Vec<(usize, Vec<SignedEnvelope>)> = Vec::new();
-        for (i, (pulled, account)) in resp.accounts.iter().zip(accounts).enumerate() {
+        for (i, (pulled, authenticator)) in resp.accounts.iter().zip(authenticators).enumerate() {
             let mut keep = Vec::new();
             for e in &pulled.requests {
-                let verified_before = known
-                    .iter()
-                    .any(|k| k.authenticator_id == account.authenticator_id && k.envelope == *e);
+                let verified_before = known.iter().any(|k| {
+                    k.authenticator_id == authenticator.authenticator_id && k.envelope == *e
+                });
                 if !verified_before {
-                    account
+                    authenticator
                         .server_public_key
                         .verify(&e.envelope.signing_bytes(), &e.signature)
                         .map_err(|_| Error::InvalidServerSignature)?;
                 }
-                if e.envelope.identity_id != account.identity_id {
+                if e.envelope.identity_id != authenticator.identity_id {
                     return Err(Error::InvalidServerSignature);
                 }
                 if e.envelope.expires_at_ms > resp.server_time_ms {
@@ -90,30 +88,30 @@ impl Authenticator {
             }
             accepted.push((i, keep));
         }
-        // Locked accounts lose their keys; the rest are stored in one
+        // Locked authenticators lose their keys; the rest are stored in one
         // transaction that rewrites only what changed.
         let mut kept = Vec::with_capacity(accepted.len());
         for (i, keep) in accepted {
-            let account = &accounts[i];
+            let authenticator = &authenticators[i];
             let state = match resp.accounts[i].state {
                 ServerAccountState::Locked => {
-                    self.inner.destroy_account_keys(account)?;
+                    self.inner.destroy_authenticator_keys(authenticator)?;
                     continue;
                 }
-                ServerAccountState::Blocked => AccountState::Blocked,
-                _ => AccountState::Active,
+                ServerAccountState::Blocked => AuthenticatorState::Blocked,
+                _ => AuthenticatorState::Active,
             };
-            kept.push((account.authenticator_id, state, keep));
+            kept.push((authenticator.authenticator_id, state, keep));
         }
-        let rows: Vec<(AuthenticatorId, AccountState, &[SignedEnvelope])> = kept
+        let rows: Vec<(AuthenticatorId, AuthenticatorState, &[SignedEnvelope])> = kept
             .iter()
             .map(|(id, state, keep)| (*id, *state, keep.as_slice()))
             .collect();
         lock(&self.inner.store)?.apply_pull(&rows, resp.server_time_ms, wall)?;
-        let shown: Vec<(AuthenticatorId, AccountState)> =
+        let shown: Vec<(AuthenticatorId, AuthenticatorState)> =
             kept.iter().map(|(id, state, _)| (*id, *state)).collect();
         enrolment::store_pulled(&self.inner, &shown, &resp.accounts)?;
-        // The security feed, for every account (a locked or blocked one
+        // The security feed, for every authenticator (a locked or blocked one
         // most of all): stored with its cursor in one transaction.
         let feeds: Vec<(AuthenticatorId, &[wire::FeedEvent], bool)> = resp
             .accounts
@@ -121,7 +119,7 @@ impl Authenticator {
             .map(|p| (p.authenticator_id, p.events.as_slice(), p.notify_every_use))
             .collect();
         lock(&self.inner.store)?.apply_feed(&feeds)?;
-        // The device journal against the server's decisions (every account
+        // The device journal against the server's decisions (every authenticator
         // pulled, whatever its state).
         let decisions: Vec<(AuthenticatorId, &[wire::PulledDecision])> = resp
             .accounts
@@ -132,7 +130,7 @@ impl Authenticator {
         if raised > 0 {
             tracing::warn!(raised, "the server holds decisions this phone never signed");
         }
-        self.store_account_details(&resp.accounts)?;
+        self.store_authenticator_details(&resp.accounts)?;
         let mut shown = lock(&self.inner.shown)?;
         for (id, _, keep) in &kept {
             shown.retain(|(a, r), _| a != id || keep.iter().any(|e| e.envelope.request_id == *r));
@@ -159,23 +157,23 @@ impl Authenticator {
     }
 
     /// Display models of the stored, unexpired requests of every active
-    /// account (no network). Countdowns are recomputed on every call. For a
-    /// phone several people share, the app shows [`Authenticator::household`]
-    /// first and then [`Authenticator::requests_for`] the person chosen.
+    /// authenticator (no network). Countdowns are recomputed on every call. For a
+    /// phone several people share, the app shows [`App::household`]
+    /// first and then [`App::requests_for`] the person chosen.
     pub fn requests(&self, lang: Language) -> Result<Vec<RequestView>> {
         self.request_views(None, lang)
     }
 
     /// Display models of one person's stored, unexpired requests (no
     /// network): what the app shows once that person has been chosen.
-    /// `UnknownAccount` if the account is not on this phone.
+    /// `UnknownAuthenticator` if the authenticator is not on this phone.
     pub fn requests_for(
         &self,
-        account: &AuthenticatorId,
+        authenticator: &AuthenticatorId,
         lang: Language,
     ) -> Result<Vec<RequestView>> {
-        lock(&self.inner.store)?.account(account)?;
-        self.request_views(Some(account), lang)
+        lock(&self.inner.store)?.authenticator(authenticator)?;
+        self.request_views(Some(authenticator), lang)
     }
 
     fn request_views(
@@ -184,14 +182,14 @@ impl Authenticator {
         lang: Language,
     ) -> Result<Vec<RequestView>> {
         let store = lock(&self.inner.store)?;
-        let accounts = store.accounts()?;
+        let authenticators = store.authenticators()?;
         let mut out = Vec::new();
         for row in store.pending()? {
             if only.is_some_and(|id| *id != row.authenticator_id) {
                 continue;
             }
-            let Some(account) = accounts.iter().find(|a| {
-                a.authenticator_id == row.authenticator_id && a.state == AccountState::Active
+            let Some(authenticator) = authenticators.iter().find(|a| {
+                a.authenticator_id == row.authenticator_id && a.state == AuthenticatorState::Active
             }) else {
                 continue;
             };
@@ -202,8 +200,8 @@ impl Authenticator {
             self.inner
                 .mark_shown(&row.authenticator_id, &row.envelope.envelope.request_id)?;
             out.push(display::build_view(
-                account.authenticator_id,
-                &account.user_id,
+                authenticator.authenticator_id,
+                &authenticator.user_id,
                 &row.envelope.envelope,
                 left,
                 lang,
@@ -215,10 +213,14 @@ impl Authenticator {
 
 impl Inner {
     /// Records the first time a request's display model was built.
-    pub(crate) fn mark_shown(&self, account: &AuthenticatorId, request: &RequestId) -> Result<()> {
+    pub(crate) fn mark_shown(
+        &self,
+        authenticator: &AuthenticatorId,
+        request: &RequestId,
+    ) -> Result<()> {
         let now = self.clock.monotonic_ms();
         lock(&self.shown)?
-            .entry((*account, *request))
+            .entry((*authenticator, *request))
             .or_insert(now);
         Ok(())
     }

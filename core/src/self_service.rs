@@ -10,7 +10,7 @@ use eid_protocol::wire::{
 use eid_protocol::{AuthenticatorId, ChangeId};
 
 use crate::error::{Error, Result};
-use crate::{Authenticator, lock};
+use crate::{App, lock};
 
 /// Longest user ID the core accepts from a pull (the server's rules allow 40).
 const MAX_PULLED_USER_ID_CHARS: usize = 64;
@@ -36,18 +36,18 @@ pub struct PendingContactChange {
     pub created_at_ms: u64,
 }
 
-impl Authenticator {
-    /// The open phone and e-mail changes of the account's identity, as the
-    /// last pull showed them (no network; call [`Authenticator::refresh`]
+impl App {
+    /// The open phone and e-mail changes of the authenticator's identity, as the
+    /// last pull showed them (no network; call [`App::refresh`]
     /// first for the latest), oldest first.
     pub fn pending_contact_changes(
         &self,
-        account: &AuthenticatorId,
+        authenticator: &AuthenticatorId,
     ) -> Result<Vec<PendingContactChange>> {
         let store = lock(&self.inner.store)?;
-        store.account(account)?;
+        store.authenticator(authenticator)?;
         Ok(store
-            .contact_changes(account)?
+            .contact_changes(authenticator)?
             .into_iter()
             .map(|c| PendingContactChange {
                 change_id: c.change_id,
@@ -60,7 +60,7 @@ impl Authenticator {
             .collect())
     }
 
-    /// Cancels an open phone or e-mail change of the account's identity
+    /// Cancels an open phone or e-mail change of the authenticator's identity
     /// ("that wasn't me"): signed by the device key, no PIN needed. The
     /// server cancels the change and its pending self-service login and
     /// notifies the old and the new contact. A change that already completed
@@ -68,12 +68,12 @@ impl Authenticator {
     /// `unknown_change`.
     pub async fn cancel_contact_change(
         &self,
-        account: &AuthenticatorId,
+        authenticator: &AuthenticatorId,
         change_id: &ChangeId,
     ) -> Result<()> {
-        let acc = lock(&self.inner.store)?.account(account)?;
+        let acc = lock(&self.inner.store)?.authenticator(authenticator)?;
         let body = serde_json::to_vec(&CancelContactChangeRequest {
-            authenticator_id: *account,
+            authenticator_id: *authenticator,
             change_id: *change_id,
         })?;
         let headers = self.inner.device_auth_headers(
@@ -91,14 +91,14 @@ impl Authenticator {
                 "cancel answer does not match the change".into(),
             ));
         }
-        lock(&self.inner.store)?.delete_contact_change(account, change_id)?;
+        lock(&self.inner.store)?.delete_contact_change(authenticator, change_id)?;
         tracing::info!("contact change cancelled from the app");
         Ok(())
     }
 
-    /// Stores the user IDs and open contact changes of a pull (accounts the
+    /// Stores the user IDs and open contact changes of a pull (authenticators the
     /// server locked are skipped: their keys are gone).
-    pub(crate) fn store_account_details(&self, pulled: &[PulledAccount]) -> Result<()> {
+    pub(crate) fn store_authenticator_details(&self, pulled: &[PulledAccount]) -> Result<()> {
         let rows: Vec<_> = pulled
             .iter()
             .filter(|p| p.state != ServerAccountState::Locked)
@@ -111,6 +111,6 @@ impl Authenticator {
                 (p.authenticator_id, user_id, p.contact_changes.as_slice())
             })
             .collect();
-        lock(&self.inner.store)?.apply_account_details(&rows)
+        lock(&self.inner.store)?.apply_authenticator_details(&rows)
     }
 }

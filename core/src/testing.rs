@@ -1,5 +1,5 @@
-//! A phone with one activated account, for the unit tests of the
-//! [`Authenticator`] subjects (the server is unreachable: every network call
+//! A phone with one activated authenticator, for the unit tests of the
+//! [`App`] subjects (the server is unreachable: every network call
 //! fails, which the tests use to check what is stored before sending).
 
 use std::sync::Arc;
@@ -10,18 +10,17 @@ use eid_protocol::{
     AuthenticatorId, IdentityId, RequestEnvelopeBody, RequestId, RequestKind, ServiceProviderId,
 };
 
-use crate::store::{AccountRow, AccountState, Store};
+use crate::store::{AuthenticatorRow, AuthenticatorState, Store};
 use crate::{
-    Authenticator, Clock, Config, KdfCost, KeyStore, ManualClock, ServerConfig, SoftwareKeyStore,
-    pin,
+    App, Clock, Config, KdfCost, KeyStore, ManualClock, ServerConfig, SoftwareKeyStore, pin,
 };
 
 /// The wall clock when each test starts (Unix ms).
 pub(crate) const T0: u64 = 1_800_000_000_000;
-/// The account's PIN.
+/// The authenticator's PIN.
 pub(crate) const PIN: &str = "483951";
 
-/// A database with one active account (the PIN key sealed under [`PIN`]),
+/// A database with one active authenticator (the PIN key sealed under [`PIN`]),
 /// its keystore, a manual clock and the server key that signs requests.
 pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
@@ -29,14 +28,14 @@ pub(crate) struct Fixture {
     pub(crate) keystore: Arc<SoftwareKeyStore>,
     pub(crate) clock: Arc<ManualClock>,
     pub(crate) server: SoftwareSigningKey,
-    pub(crate) account: AuthenticatorId,
+    pub(crate) authenticator: AuthenticatorId,
     pub(crate) device_alias: String,
 }
 
 impl Fixture {
     /// Opens the core on the fixture's database, keystore and clock.
-    pub(crate) fn open(&self) -> Authenticator {
-        Authenticator::open_with_clock(
+    pub(crate) fn open(&self) -> App {
+        App::open_with_clock(
             self.config.clone(),
             self.keystore.clone(),
             self.clock.clone(),
@@ -45,7 +44,7 @@ impl Fixture {
     }
 
     /// Stores a login request signed by the server key, as if pulled now.
-    pub(crate) fn add_request(&self, auth: &Authenticator, text: &str) -> RequestId {
+    pub(crate) fn add_request(&self, auth: &App, text: &str) -> RequestId {
         let envelope = RequestEnvelopeBody {
             request_id: RequestId::random(),
             identity_id: IdentityId([2; 16]),
@@ -73,7 +72,7 @@ impl Fixture {
         });
         store
             .replace_pending(
-                &self.account,
+                &self.authenticator,
                 &all,
                 self.clock.wall_ms(),
                 self.clock.wall_ms(),
@@ -103,9 +102,9 @@ pub(crate) fn fixture() -> Fixture {
     keystore.create_key(&device_alias).unwrap();
     let pin_key = SoftwareSigningKey::generate();
     let wrapped = pin::wrap_pin_key(&pin_key, PIN, 1, keystore.as_ref(), &wrap_alias).unwrap();
-    let account = AuthenticatorId::random();
-    let row = AccountRow {
-        authenticator_id: account,
+    let authenticator = AuthenticatorId::random();
+    let row = AuthenticatorRow {
+        authenticator_id: authenticator,
         identity_id: IdentityId([2; 16]),
         user_id: "Anna#2024".into(),
         server_public_key: server.public_key().clone(),
@@ -113,12 +112,12 @@ pub(crate) fn fixture() -> Fixture {
         pin_wrap_alias: wrap_alias,
         pin_public_key: pin_key.public_key().clone(),
         decision_counter: 0,
-        state: AccountState::Active,
+        state: AuthenticatorState::Active,
         created_at_ms: T0,
     };
     Store::open(&config.db_path)
         .unwrap()
-        .insert_account(&row, &wrapped)
+        .insert_authenticator(&row, &wrapped)
         .unwrap();
     Fixture {
         _dir: dir,
@@ -126,7 +125,7 @@ pub(crate) fn fixture() -> Fixture {
         keystore,
         clock,
         server,
-        account,
+        authenticator,
         device_alias,
     }
 }

@@ -10,15 +10,15 @@ use zeroize::Zeroizing;
 use crate::error::InternalError;
 use crate::lockout::{FailureOutcome, Gate};
 use crate::pin::{self, UnwrapError};
-use crate::store::{AccountRow, AccountState};
-use crate::{Authenticator, Error, Inner, Result, blocking, crash, display, lock};
+use crate::store::{AuthenticatorRow, AuthenticatorState};
+use crate::{App, Error, Inner, Result, blocking, crash, display, lock};
 
 /// Proof that the PIN was entered for one request: single use, short-lived.
 /// Holds no secret (the unlocked PIN key stays inside the core).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnlockToken {
     pub(crate) id: [u8; 16],
-    /// The account unlocked.
+    /// The authenticator unlocked.
     pub authenticator_id: AuthenticatorId,
     /// The only request this unlock may decide.
     pub request_id: RequestId,
@@ -33,17 +33,17 @@ pub(crate) struct UnlockEntry {
     pub(crate) expires_mono_ms: u64,
 }
 
-impl Authenticator {
+impl App {
     /// Checks the PIN for one request and returns a single-use unlock for it,
     /// valid for the configured time on the monotonic clock. The attempt is
     /// counted in the database before the PIN is tried.
     pub async fn unlock(
         &self,
-        account: &AuthenticatorId,
+        authenticator: &AuthenticatorId,
         request: &RequestId,
         pin: &str,
     ) -> Result<UnlockToken> {
-        let (acc, pending) = self.inner.decidable(account, request)?;
+        let (acc, pending) = self.inner.decidable(authenticator, request)?;
         display::check_texts(&pending.envelope.envelope).map_err(Error::TextRefused)?;
         let inner = self.inner.clone();
         let pin = Zeroizing::new(pin.to_owned());
@@ -52,12 +52,13 @@ impl Authenticator {
         let now = self.inner.clock.monotonic_ms();
         let mut unlocks = lock(&self.inner.unlocks)?;
         unlocks.retain(|_, u| {
-            u.expires_mono_ms > now && !(u.authenticator_id == *account && u.request_id == *request)
+            u.expires_mono_ms > now
+                && !(u.authenticator_id == *authenticator && u.request_id == *request)
         });
         unlocks.insert(
             id,
             UnlockEntry {
-                authenticator_id: *account,
+                authenticator_id: *authenticator,
                 request_id: *request,
                 pin_key,
                 expires_mono_ms: now.saturating_add(self.inner.config.unlock_ttl_ms),
@@ -65,7 +66,7 @@ impl Authenticator {
         );
         Ok(UnlockToken {
             id,
-            authenticator_id: *account,
+            authenticator_id: *authenticator,
             request_id: *request,
         })
     }
@@ -74,13 +75,13 @@ impl Authenticator {
     /// attempt), the new one (policy-checked first) re-seals the same key.
     pub async fn change_pin(
         &self,
-        account: &AuthenticatorId,
+        authenticator: &AuthenticatorId,
         old_pin: &str,
         new_pin: &str,
     ) -> Result<()> {
         self.inner.config.pin_policy.check(new_pin)?;
-        let acc = lock(&self.inner.store)?.account(account)?;
-        if acc.state == AccountState::NeedsReactivation {
+        let acc = lock(&self.inner.store)?.authenticator(authenticator)?;
+        if acc.state == AuthenticatorState::NeedsReactivation {
             return Err(Error::ReactivationRequired);
         }
         let inner = self.inner.clone();
@@ -115,7 +116,11 @@ impl Authenticator {
 
 impl Inner {
     /// Runs one counted PIN attempt (see [`crate::lockout`]) and returns the PIN key.
-    pub(crate) fn check_pin(&self, acc: &AccountRow, pin: &str) -> Result<SoftwareSigningKey> {
+    pub(crate) fn check_pin(
+        &self,
+        acc: &AuthenticatorRow,
+        pin: &str,
+    ) -> Result<SoftwareSigningKey> {
         let _guard = lock(&self.pin_lock)?;
         let id = acc.authenticator_id;
         let now = self.clock.wall_ms();
@@ -137,7 +142,7 @@ impl Inner {
         };
         let trial = match before.gate(now) {
             Gate::Exhausted => {
-                self.destroy_account_keys(acc)?;
+                self.destroy_authenticator_keys(acc)?;
                 return Err(Error::ReactivationRequired);
             }
             Gate::Locked { retry_after_ms } => return Err(Error::LockedOut { retry_after_ms }),
@@ -161,7 +166,7 @@ impl Inner {
             }
             Err(UnwrapError::WrongPin) => match trial.failure_outcome() {
                 FailureOutcome::Destroy => {
-                    self.destroy_account_keys(acc)?;
+                    self.destroy_authenticator_keys(acc)?;
                     Err(Error::ReactivationRequired)
                 }
                 FailureOutcome::WrongPin {
@@ -191,7 +196,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use crate::testing::{PIN, T0, fixture};
-    use crate::{AccountState, Error, KeyStore, KeyStoreError};
+    use crate::{AuthenticatorState, Error, KeyStore, KeyStoreError};
 
     #[tokio::test]
     async fn lockout_survives_restart_and_destroys_key_after_ten() {
@@ -200,7 +205,11 @@ mod tests {
         let wrong = "111222";
         let mut results = Vec::new();
         for _ in 0..3 {
-            results.push(a.change_pin(&f.account, wrong, "736194").await.unwrap_err());
+            results.push(
+                a.change_pin(&f.authenticator, wrong, "736194")
+                    .await
+                    .unwrap_err(),
+            );
         }
         assert_eq!(
             results,
@@ -221,28 +230,28 @@ mod tests {
         );
         // Even the right PIN is refused while locked.
         assert!(matches!(
-            a.change_pin(&f.account, PIN, "736194").await,
+            a.change_pin(&f.authenticator, PIN, "736194").await,
             Err(Error::LockedOut { .. })
         ));
         drop(a);
         // Restart: still locked; rolling the wall clock back does not help.
         let a = f.open();
         assert!(matches!(
-            a.change_pin(&f.account, PIN, "736194").await,
+            a.change_pin(&f.authenticator, PIN, "736194").await,
             Err(Error::LockedOut { .. })
         ));
         f.clock.set_wall(T0 - 3_600_000);
         assert!(matches!(
-            a.change_pin(&f.account, PIN, "736194").await,
+            a.change_pin(&f.authenticator, PIN, "736194").await,
             Err(Error::LockedOut { .. })
         ));
         f.clock.set_wall(T0);
         f.clock.advance(60_000);
         // Right PIN after the wait: resets the counter, PIN changes.
-        a.change_pin(&f.account, PIN, "736194").await.unwrap();
+        a.change_pin(&f.authenticator, PIN, "736194").await.unwrap();
         let mut last = None;
         for _ in 0..10 {
-            let r = a.change_pin(&f.account, PIN, "483951").await;
+            let r = a.change_pin(&f.authenticator, PIN, "483951").await;
             last = Some(r.clone());
             if let Err(Error::WrongPin { retry_after_ms, .. }) = r {
                 f.clock.advance(retry_after_ms);
@@ -250,8 +259,8 @@ mod tests {
         }
         assert_eq!(last, Some(Err(Error::ReactivationRequired)));
         assert_eq!(
-            a.accounts().unwrap()[0].state,
-            AccountState::NeedsReactivation
+            a.authenticators().unwrap()[0].state,
+            AuthenticatorState::NeedsReactivation
         );
         assert_eq!(
             f.keystore.public_key(&f.device_alias),
@@ -260,7 +269,7 @@ mod tests {
         drop(a);
         let a = f.open();
         assert_eq!(
-            a.change_pin(&f.account, "736194", "483951").await,
+            a.change_pin(&f.authenticator, "736194", "483951").await,
             Err(Error::ReactivationRequired)
         );
     }

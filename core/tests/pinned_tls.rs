@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use eid_core::{
-    Authenticator, Config, Error, KdfCost, ServerConfig, SoftwareKeyStore, spki_pin_of_certificate,
+    App, Config, Error, KdfCost, ServerConfig, SoftwareKeyStore, spki_pin_of_certificate,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -53,13 +53,13 @@ async fn serve() -> (u16, String) {
     (port, pin)
 }
 
-fn authenticator(port: u16, pin: &str, dir: &std::path::Path) -> Authenticator {
+fn authenticator(port: u16, pin: &str, dir: &std::path::Path) -> App {
     let mut config = Config::new(
         dir.join("core.db"),
         ServerConfig::new(format!("https://127.0.0.1:{port}"), pin),
     );
     config.kdf = KdfCost::Fixed(1);
-    Authenticator::open(config, Arc::new(SoftwareKeyStore::in_memory())).unwrap()
+    App::open(config, Arc::new(SoftwareKeyStore::in_memory())).unwrap()
 }
 
 #[tokio::test]

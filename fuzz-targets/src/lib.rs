@@ -45,7 +45,7 @@ pub fn wire_request(data: &[u8]) {
     round_trip::<wire::CreateRequestRequest>(data);
 }
 
-/// Every response body the phone and relying parties parse; envelopes in a
+/// Every response body the phone and service providers parse; envelopes in a
 /// pull are hashed and verified as the core does (never accepted: the key is
 /// fixed and the fuzzer can't sign).
 pub fn wire_response(data: &[u8]) {
@@ -58,8 +58,8 @@ pub fn wire_response(data: &[u8]) {
     round_trip::<PullResponse>(data);
     if let Ok(pull) = serde_json::from_slice::<PullResponse>(data) {
         let key = fixed_key();
-        for account in &pull.accounts {
-            for signed in &account.requests {
+        for authenticator in &pull.accounts {
+            for signed in &authenticator.requests {
                 let bytes = signed.envelope.signing_bytes();
                 assert!(
                     key.verify(&bytes, &signed.signature).is_err(),

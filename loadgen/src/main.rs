@@ -1,9 +1,9 @@
 //! `eid-loadgen`: runs the full login flow with N simulated phones against a
 //! server on loopback and reports logins per second and per-step latency.
 //!
-//! Each phone loops: the relying party creates a request → the phone pulls
+//! Each phone loops: the service provider creates a request → the phone pulls
 //! (signed, verifies the envelope) → the phone approves (device + PIN key,
-//! verifies the receipt) → the relying party reads the result (verifies the
+//! verifies the receipt) → the service provider reads the result (verifies the
 //! receipt). Bounded in time and count; refuses any target but 127.0.0.0/8.
 
 /// mimalloc: the request path allocates many small short-lived buffers; it
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use eid_api_client::{AdminClient, Endpoint, RelyingPartyClient, SoftPhone, verify_receipt};
+use eid_api_client::{AdminClient, Endpoint, ProviderClient, SoftPhone, verify_receipt};
 use eid_protocol::wire::RequestStatus;
 use eid_protocol::{Outcome, RequestKind};
 use hdrhistogram::Histogram;
@@ -190,8 +190,8 @@ async fn main() -> anyhow::Result<()> {
     let sp = admin
         .register_service_provider("Load Test Bank A/S")
         .await?;
-    let rp = RelyingPartyClient::new(endpoint.clone(), &sp.api_key);
-    let server_key = rp.server_key().await?;
+    let provider = ProviderClient::new(endpoint.clone(), &sp.api_key);
+    let server_key = provider.server_key().await?;
 
     // Set-up: one identity and one activated phone per simulated person.
     let run_tag = eid_protocol::wire::b64::encode(&eid_protocol::crypto::random_array::<4>());
@@ -223,16 +223,16 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    // Several clients, as many phones and relying-party servers would have;
+    // Several clients, as many phones and service-provider servers would have;
     // one HTTP/2 connection for all phones would serialize on its I/O task.
-    let connections: Vec<(Endpoint, RelyingPartyClient)> = (0..args.connections.max(1))
+    let connections: Vec<(Endpoint, ProviderClient)> = (0..args.connections.max(1))
         .map(|_| {
             let e = if args.http2 {
                 Endpoint::new_http2(&base_url, &pin)?
             } else {
                 Endpoint::new(&base_url, &pin)?
             };
-            Ok((e.clone(), RelyingPartyClient::new(e, &sp.api_key)))
+            Ok((e.clone(), ProviderClient::new(e, &sp.api_key)))
         })
         .collect::<anyhow::Result<_>>()?;
     if let Some(rate) = args.rate {
@@ -245,7 +245,7 @@ async fn main() -> anyhow::Result<()> {
     let tokio_started = tokio::time::Instant::from_std(started);
     let mut tasks = Vec::new();
     for (i, mut worker) in workers.into_iter().enumerate() {
-        let (endpoint, rp) = connections[i % connections.len()].clone();
+        let (endpoint, provider) = connections[i % connections.len()].clone();
         let server_key = server_key.clone();
         let (issued, errors, max) = (issued.clone(), errors.clone(), args.max_logins);
         tasks.push(tokio::spawn(async move {
@@ -266,7 +266,7 @@ async fn main() -> anyhow::Result<()> {
                     }
                     tokio::time::sleep_until(slot).await;
                 }
-                match one_login(&endpoint, &rp, &server_key, &mut worker, &mut steps).await {
+                match one_login(&endpoint, &provider, &server_key, &mut worker, &mut steps).await {
                     Ok(elapsed) => {
                         total.record(elapsed.as_micros() as u64).ok();
                         done += 1;
@@ -346,14 +346,14 @@ async fn main() -> anyhow::Result<()> {
 
 async fn one_login(
     endpoint: &Endpoint,
-    rp: &RelyingPartyClient,
+    provider: &ProviderClient,
     server_key: &eid_protocol::PublicKey,
     worker: &mut Worker,
     steps: &mut [Histogram<u64>],
 ) -> anyhow::Result<Duration> {
     let text = "Log på Load Test Bank";
     let t0 = Instant::now();
-    let created = rp
+    let created = provider
         .create_request(&worker.user_id, RequestKind::Login, text, None)
         .await?;
     let t1 = Instant::now();
@@ -372,7 +372,7 @@ async fn one_login(
     let decision = worker.phone.decide(&envelope, Outcome::Approve, None, true);
     worker.phone.submit(endpoint, &decision).await?;
     let t3 = Instant::now();
-    let status = rp.status(created.request_id, 0).await?;
+    let status = provider.status(created.request_id, 0).await?;
     anyhow::ensure!(
         status.status == RequestStatus::Approved,
         "status {:?}",

@@ -31,7 +31,7 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Most pending requests one identity may have at once.
     pub max_pending_per_identity: u64,
-    /// Lifetime of a relying-party request in seconds: 300 (the product's
+    /// Lifetime of a service-provider request in seconds: 300 (the product's
     /// 5 minutes). QA suites that cannot drive a manual clock, such as the
     /// Kotlin and Swift shells' tests, shorten it to test expiry; the server
     /// logs a warning when it is not 300.
@@ -48,7 +48,7 @@ pub struct Config {
     /// change, in seconds: 3600 (one hour) in production. The server's clock
     /// decides. Tests that cannot drive a manual clock shorten it.
     pub self_service_gap_secs: u64,
-    /// Limits on relying-party request creation (MFA fatigue).
+    /// Limits on service-provider request creation (MFA fatigue).
     pub floods: FloodConfig,
     /// Timeouts and the cap on open connections (slow clients).
     pub connections: ConnectionsConfig,
@@ -72,7 +72,7 @@ pub struct Config {
 /// Environment: `EID_SERVER_CONNECTIONS__<FIELD>`, for example
 /// `EID_SERVER_CONNECTIONS__MAX_CONNECTIONS`. Every value must be at least 1.
 ///
-/// A request in flight is never cut by the idle timeout: a relying party's
+/// A request in flight is never cut by the idle timeout: a service provider's
 /// long poll waits up to 60 s (`api::MAX_WAIT_SECS`) with nothing on the wire.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -125,7 +125,7 @@ impl ConnectionsConfig {
     }
 }
 
-/// Limits on relying-party request creation against MFA-fatigue floods,
+/// Limits on service-provider request creation against MFA-fatigue floods,
 /// on top of `max_pending_per_identity`. Counted in the request-creation
 /// write (serialized on the writer thread, so concurrent creates cannot
 /// slip past) over the stored requests, in sliding windows by the server's
@@ -133,21 +133,21 @@ impl ConnectionsConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FloodConfig {
-    /// Most requests for one person in any 60 s, over all relying parties
+    /// Most requests for one person in any 60 s, over all service providers
     /// (the built-in self-service provider's are not counted).
     pub per_identity_per_minute: u64,
-    /// Most requests for one person in any hour, over all relying parties.
+    /// Most requests for one person in any hour, over all service providers.
     pub per_identity_per_hour: u64,
-    /// Most requests by one relying party in any 60 s, over all persons.
+    /// Most requests by one service provider in any 60 s, over all persons.
     pub per_provider_per_minute: u64,
-    /// Most requests by one relying party in any hour, over all persons.
+    /// Most requests by one service provider in any hour, over all persons.
     pub per_provider_per_hour: u64,
     /// Per-provider overrides of `per_provider_per_minute`, keyed by the
-    /// service provider id (32 hex digits), for a large relying party.
+    /// service provider id (32 hex digits), for a large service provider.
     pub provider_per_minute_overrides: std::collections::BTreeMap<String, u64>,
     /// After the person reports a request as fraud ("this wasn't me"), new
-    /// requests from that relying party for that person are refused for this
-    /// many seconds (`cooling_down`); other relying parties are not held.
+    /// requests from that service provider for that person are refused for this
+    /// many seconds (`cooling_down`); other service providers are not held.
     pub fraud_hold_secs: u64,
     /// Per-address limit on the unauthenticated endpoints.
     pub per_address: PerAddressConfig,
@@ -189,7 +189,7 @@ impl Default for FloodConfig {
 /// `/v1/server-key`). They share one budget per address (IPv4 address, or
 /// IPv6 /64 network), a token bucket: `burst` calls at once, refilled at
 /// `per_minute`. Over it: 429 `rate_limited` with `Retry-After`. The admin,
-/// relying-party and signed device endpoints are not counted. Environment:
+/// service-provider and signed device endpoints are not counted. Environment:
 /// `EID_SERVER_FLOODS__PER_ADDRESS__<FIELD>`. Behind a reverse proxy every
 /// client has the proxy's address: limit there instead, and turn this off.
 #[derive(Clone, Debug, Serialize, Deserialize)]

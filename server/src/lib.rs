@@ -3,7 +3,7 @@
 //! Three APIs on one TLS listener:
 //! - admin (support): identities, activation codes, blocking, service providers;
 //! - device (phones): activation, signed pull, signed decisions;
-//! - relying party (banks, agencies): create a request, read or long-poll its
+//! - service provider (banks, agencies): create a request, read or long-poll its
 //!   result with a server-signed receipt, cancel.
 //!
 //! Security events are recorded in an outbox and delivered by SMS and e-mail

@@ -93,9 +93,9 @@ const HOUR_MS: u64 = 3_600_000;
 /// Whose rate limit a refused request ran into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitScope {
-    /// The person's (over all relying parties).
+    /// The person's (over all service providers).
     Identity,
-    /// The relying party's (over all persons).
+    /// The service provider's (over all persons).
     Provider,
 }
 
@@ -108,16 +108,16 @@ pub struct Window {
     pub limit: u64,
 }
 
-/// The limits checked, atomically with the insert, when a relying party
+/// The limits checked, atomically with the insert, when a service provider
 /// creates a request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RequestLimits {
     /// Most pending unexpired requests of the identity.
     pub max_pending: u64,
-    /// Windows over the identity's requests from all relying parties (the
+    /// Windows over the identity's requests from all service providers (the
     /// built-in self-service provider's not counted).
     pub per_identity: Vec<Window>,
-    /// Windows over the relying party's requests for all identities.
+    /// Windows over the service provider's requests for all identities.
     pub per_provider: Vec<Window>,
     /// After a fraud report on one of the provider's requests for this
     /// identity, refuse its new requests for this many milliseconds; 0: off.

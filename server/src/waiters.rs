@@ -1,4 +1,4 @@
-//! Wake-ups for relying parties long-polling a request's status.
+//! Wake-ups for service providers long-polling a request's status.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

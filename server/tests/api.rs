@@ -683,7 +683,7 @@ async fn blocking_cancels_refuses_and_reports() {
 async fn wrong_credentials() {
     let h = Harness::start().await;
     let (_, _phone) = h.person(USER).await;
-    let wrong_rp = eid_api_client::RelyingPartyClient::new(h.endpoint.clone(), "eidsp_wrong");
+    let wrong_rp = eid_api_client::ProviderClient::new(h.endpoint.clone(), "eidsp_wrong");
     assert_code(
         wrong_rp
             .create_request(USER, RequestKind::Login, "Log på", None)
@@ -702,13 +702,13 @@ async fn wrong_credentials() {
     // No credentials at all.
     let (status, err) = raw_post(&h, "/v1/rp/requests", None, b"{}".to_vec()).await;
     assert_eq!((status, err.error.code), (401, ErrorCode::Unauthorized));
-    // An RP cannot read another RP's request.
+    // A service provider cannot read another service provider's request.
     let other = h
         .admin
         .register_service_provider("Other Shop ApS")
         .await
         .unwrap();
-    let other_rp = eid_api_client::RelyingPartyClient::new(h.endpoint.clone(), &other.api_key);
+    let other_rp = eid_api_client::ProviderClient::new(h.endpoint.clone(), &other.api_key);
     let mine =
         h.rp.create_request(USER, RequestKind::Login, "Log på", None)
             .await

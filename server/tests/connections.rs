@@ -11,7 +11,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use eid_api_client::{AdminClient, Endpoint, RelyingPartyClient, SoftPhone};
+use eid_api_client::{AdminClient, Endpoint, ProviderClient, SoftPhone};
 use eid_protocol::RequestKind;
 use eid_server::config::ConnectionsConfig;
 use eid_server::{Config, ManualClock, RunningServer, ServerOptions};
@@ -378,7 +378,7 @@ async fn a_long_poll_longer_than_every_timeout_is_answered_and_the_client_reconn
         .register_service_provider("Nordisk Bank A/S")
         .await
         .unwrap();
-    let rp = RelyingPartyClient::new(endpoint.clone(), &sp.api_key);
+    let rp = ProviderClient::new(endpoint.clone(), &sp.api_key);
     let created = rp
         .create_request(user, RequestKind::Login, "Log on to Nordisk Bank", None)
         .await

@@ -416,7 +416,7 @@ async fn a_limited_address_is_held_on_every_public_endpoint_and_holds_back_no_on
     assert_eq!(a.status, 404, "{a:?}");
 
     // Authenticated callers from the limited address are not limited: the
-    // admin, a relying party and a phone's signed pull.
+    // admin, a service provider and a phone's signed pull.
     h.admin.identity(identity).await.unwrap();
     h.rp.create_request(USER, eid_protocol::RequestKind::Login, "Log in", None)
         .await

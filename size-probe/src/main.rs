@@ -1,5 +1,5 @@
 //! Size probe for `scripts/lib-size.sh`: calls every public operation of
-//! [`eid_core::Authenticator`], so that with fat LTO the linked program holds
+//! [`eid_core::App`], so that with fat LTO the linked program holds
 //! exactly the core code (and dependencies) an app would ship, and nothing
 //! that is unreachable. It is a program rather than a `cdylib` because a
 //! cdylib keeps only exported symbols, and exporting them needs
@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use eid_core::{Authenticator, Config, ServerConfig, SoftwareKeyStore};
+use eid_core::{App, Config, ServerConfig, SoftwareKeyStore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -21,15 +21,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Non-interactive: no person reads the request, so no minimum read time.
     config.min_read_ms = 0;
     let keystore = Arc::new(SoftwareKeyStore::open(std::path::Path::new(&arg(1)))?);
-    let core = Authenticator::open(config, keystore)?;
+    let core = App::open(config, keystore)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let first = core.accounts()?.into_iter().next();
-    let account = first.map(|a| a.authenticator_id);
+    let first = core.authenticators()?.into_iter().next();
+    let authenticator = first.map(|a| a.authenticator_id);
     let views = rt.block_on(core.refresh())?;
     let request = views.first().map(|v| v.request_id);
-    match (arg(4).as_str(), account, request) {
+    match (arg(4).as_str(), authenticator, request) {
         ("activate", _, _) => println!(
             "{:?}",
             rt.block_on(core.activate(&arg(5), &arg(6), &arg(7)))?
@@ -47,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("fraud", Some(a), Some(r)) => println!("{:?}", rt.block_on(core.report_fraud(&a, &r))?),
         ("retry", _, _) => println!("{}", rt.block_on(core.retry_unsent_decisions())?),
         ("change-pin", Some(a), _) => rt.block_on(core.change_pin(&a, &arg(5), &arg(6)))?,
-        ("remove", Some(a), _) => core.remove_account(&a)?,
+        ("remove", Some(a), _) => core.remove_authenticator(&a)?,
         _ => println!("{views:?}"),
     }
     Ok(())

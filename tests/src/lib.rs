@@ -1,6 +1,6 @@
 //! Fixtures for the end-to-end tests: a real `eid-server` on 127.0.0.1 with
 //! real TLS and a SQLite file in a temporary folder, phones running the real
-//! device core (`eid_core::Authenticator`) on their own SQLite files and
+//! device core (`eid_core::App`) on their own SQLite files and
 //! file-backed software keystores, and a TLS-terminating man in the middle
 //! that can tamper with what passes through.
 //!
@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use eid_api_client::{AdminClient, Endpoint, RelyingPartyClient};
-use eid_core::{Authenticator, KdfCost, ServerConfig, SoftwareKeyStore};
+use eid_api_client::{AdminClient, Endpoint, ProviderClient};
+use eid_core::{App, KdfCost, ServerConfig, SoftwareKeyStore};
 use eid_protocol::crypto::SoftwareSigningKey;
 use eid_protocol::wire::{self, PullResponse, RequestStatusResponse};
 use eid_protocol::{AuthenticatorId, IdentityId, PublicKey, RequestId, RequestKind};
@@ -32,7 +32,7 @@ pub const PIN: &str = "384726";
 /// every PIN check take ~200 ms; the wrapping logic is the same.
 pub const TEST_KDF_ITERATIONS: u32 = 2_000;
 
-/// Name of the relying party every world registers.
+/// Name of the service provider every world registers.
 pub const PROVIDER_NAME: &str = "Nordisk Bank A/S";
 
 /// A minute in milliseconds, the unit of every clock here.
@@ -55,7 +55,7 @@ pub struct Person {
     pub code: String,
 }
 
-/// A running server with admin and relying-party clients.
+/// A running server with admin and service-provider clients.
 pub struct World {
     /// Holds the server's data folder and every phone's files.
     pub dir: tempfile::TempDir,
@@ -70,8 +70,8 @@ pub struct World {
     pub server_key: PublicKey,
     /// Admin API client.
     pub admin: AdminClient,
-    /// Relying-party API client of [`PROVIDER_NAME`].
-    pub rp: RelyingPartyClient,
+    /// Service-provider API client of [`PROVIDER_NAME`].
+    pub rp: ProviderClient,
     /// Changes to the default test configuration, applied on every (re)start.
     configure: ConfigureFn,
 }
@@ -108,7 +108,7 @@ impl World {
         let endpoint = Endpoint::new(&server.base_url(), &server.spki_pin)?;
         let admin = AdminClient::new(endpoint.clone(), &server.admin_token);
         let sp = admin.register_service_provider(PROVIDER_NAME).await?;
-        let rp = RelyingPartyClient::new(endpoint, &sp.api_key);
+        let rp = ProviderClient::new(endpoint, &sp.api_key);
         Ok(Self {
             addr: server.addr,
             spki_pin: server.spki_pin.clone(),
@@ -232,7 +232,7 @@ impl World {
         configure(&mut config);
         let clock = Arc::new(eid_core::ManualClock::new(self.now_ms()));
         let keystore = Arc::new(SoftwareKeyStore::open(&dir.join("keystore"))?);
-        let app = Authenticator::open_with_clock(config.clone(), keystore, clock.clone())?;
+        let app = App::open_with_clock(config.clone(), keystore, clock.clone())?;
         Ok(Phone {
             app,
             clock,
@@ -241,7 +241,7 @@ impl World {
         })
     }
 
-    /// A phone with one account activated for a new person.
+    /// A phone with one authenticator activated for a new person.
     pub async fn activated_phone(&self, name: &str, user_id: &str) -> anyhow::Result<Phone> {
         let person = self.person(user_id).await?;
         let phone = self.phone(name)?;
@@ -278,7 +278,7 @@ impl World {
         Ok(phone)
     }
 
-    /// The relying party asks `user_id` to log in.
+    /// The service provider asks `user_id` to log in.
     pub async fn login(&self, user_id: &str, text: &str) -> anyhow::Result<RequestId> {
         Ok(self
             .rp
@@ -287,7 +287,7 @@ impl World {
             .request_id)
     }
 
-    /// The relying party's view of a request; checks the receipt if any.
+    /// The service provider's view of a request; checks the receipt if any.
     pub async fn rp_status(
         &self,
         request: RequestId,
@@ -331,7 +331,7 @@ impl World {
 /// A phone: the device core on its own files, with a manual clock.
 pub struct Phone {
     /// The core.
-    pub app: Authenticator,
+    pub app: App,
     /// The phone's clock.
     pub clock: Arc<eid_core::ManualClock>,
     /// The phone's files.
@@ -355,7 +355,7 @@ impl Phone {
         let clock = Arc::new(eid_core::ManualClock::new(wall - mono));
         clock.advance(mono);
         let keystore = Arc::new(SoftwareKeyStore::open(&dir.join("keystore"))?);
-        let app = Authenticator::open_with_clock(config.clone(), keystore, clock.clone())?;
+        let app = App::open_with_clock(config.clone(), keystore, clock.clone())?;
         Ok(Phone {
             app,
             clock,
@@ -368,8 +368,7 @@ impl Phone {
     /// with a keystore reloaded from disk. The clock keeps running.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         let keystore = Arc::new(SoftwareKeyStore::open(&self.dir.join("keystore"))?);
-        self.app =
-            Authenticator::open_with_clock(self.config.clone(), keystore, self.clock.clone())?;
+        self.app = App::open_with_clock(self.config.clone(), keystore, self.clock.clone())?;
         Ok(())
     }
 }
@@ -509,8 +508,8 @@ async fn forward(
         && status.is_success()
         && let Ok(mut pulled) = serde_json::from_slice::<PullResponse>(&bytes)
     {
-        for account in &mut pulled.accounts {
-            for signed in &mut account.requests {
+        for authenticator in &mut pulled.accounts {
+            for signed in &mut authenticator.requests {
                 signed.envelope.reference_text = TAMPERED_TEXT.to_owned();
                 if tamper == Tamper::ForgeSignature {
                     signed.signature = state.forger.sign(&signed.envelope.signing_bytes());

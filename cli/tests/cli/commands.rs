@@ -364,13 +364,15 @@ fn scripted_journey_against_a_running_server() {
     ));
     assert_eq!(cancelled["status"], "cancelled");
 
-    let accounts = ok(eid(&["--json", "app", "accounts"], &app_env, None));
-    assert_eq!(accounts["accounts"][0]["user_id"], "anna#2024x");
+    let authenticators = ok(eid(&["--json", "app", "accounts"], &app_env, None));
+    assert_eq!(authenticators["accounts"][0]["user_id"], "anna#2024x");
     let opened = ok(eid(&["--json", "app", "open"], &app_env, None));
     assert!(opened["requests"].as_array().unwrap().is_empty());
 
     // Support blocks the identity: the phone sees it on the next open.
-    let identity = accounts["accounts"][0]["identity_id"].as_str().unwrap();
+    let identity = authenticators["accounts"][0]["identity_id"]
+        .as_str()
+        .unwrap();
     let blocked = ok(eid(
         &[
             "--json",
@@ -711,8 +713,8 @@ fn new_device_from_an_existing_phone() {
     ));
     let status = ok(eid(&["--json", "app", "enrol-status"], &new_env, None));
     assert_eq!(status["state"], "activated");
-    let accounts = ok(eid(&["--json", "app", "accounts"], &new_env, None));
-    assert_eq!(accounts["accounts"].as_array().unwrap().len(), 1);
+    let authenticators = ok(eid(&["--json", "app", "accounts"], &new_env, None));
+    assert_eq!(authenticators["accounts"].as_array().unwrap().len(), 1);
 
     // A third phone asks; the person cancels it from the old phone.
     let third = tempfile::tempdir().unwrap();
@@ -750,7 +752,7 @@ fn new_device_from_an_existing_phone() {
 }
 
 /// Creates an identity (with extra `create-identity` arguments) and activates
-/// it in `app_dir`. Returns (identity ID, account ID).
+/// it in `app_dir`. Returns (identity ID, authenticator ID).
 fn person(s: &Server, user_id: &str, app_dir: &Path, extra: &[&str]) -> (String, String) {
     let env = s.env();
     let mut args = vec!["--json", "admin", "create-identity", "--user-id", user_id];
@@ -785,11 +787,11 @@ fn person(s: &Server, user_id: &str, app_dir: &Path, extra: &[&str]) -> (String,
         &env,
         Some(&format!("{PIN}\n")),
     ));
-    let account = activated["account"]["authenticator_id"]
+    let authenticator = activated["account"]["authenticator_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    (identity, account)
+    (identity, authenticator)
 }
 
 fn event_kinds(events: &Value) -> Vec<String> {
@@ -817,7 +819,7 @@ fn contact_change_end_to_end_through_the_cli() {
     // after the first login, short enough to wait out.
     let s = Server::start_with(|c| c.self_service_gap_secs = 4);
     let app = tempfile::tempdir().unwrap();
-    let (identity, account) = person(
+    let (identity, authenticator) = person(
         &s,
         "karl#2024q",
         app.path(),
@@ -860,7 +862,7 @@ fn contact_change_end_to_end_through_the_cli() {
 
     // The app shows the change and the strongly warned self-service login.
     let changes = ok(eid(&["--json", "app", "changes"], &app_env, None));
-    assert_eq!(changes["authenticator_id"], account.as_str());
+    assert_eq!(changes["authenticator_id"], authenticator.as_str());
     let c = &changes["changes"][0];
     assert_eq!(c["change_id"], change.as_str());
     assert_eq!(c["channel"], "phone");
@@ -1189,8 +1191,8 @@ fn notify_on_every_use_and_household_counts() {
     let app_env = [("EID_APP_DIR", app.path().to_str().unwrap())];
     let mut rp_env = s.env();
     rp_env.push(("EID_API_KEY", api_key.as_str()));
-    let accounts = ok(eid(&["--json", "app", "accounts"], &app_env, None));
-    let parent = accounts["accounts"]
+    let authenticators = ok(eid(&["--json", "app", "accounts"], &app_env, None));
+    let parent = authenticators["accounts"]
         .as_array()
         .unwrap()
         .iter()
@@ -1200,13 +1202,13 @@ fn notify_on_every_use_and_household_counts() {
         .unwrap()
         .to_owned();
     assert!(
-        accounts["accounts"]
+        authenticators["accounts"]
             .as_array()
             .unwrap()
             .iter()
             .all(|a| a["notify_every_use"] == false)
     );
-    // Several accounts: commands on one need --account.
+    // Several authenticators: commands on one need --authenticator.
     err(
         eid(&["--json", "app", "events"], &app_env, None),
         "unknown_account",
@@ -1266,8 +1268,8 @@ fn notify_on_every_use_and_household_counts() {
         None,
     ));
     assert_eq!(set["notify_every_use"], true);
-    let accounts = ok(eid(&["--json", "app", "accounts"], &app_env, None));
-    for a in accounts["accounts"].as_array().unwrap() {
+    let authenticators = ok(eid(&["--json", "app", "accounts"], &app_env, None));
+    for a in authenticators["accounts"].as_array().unwrap() {
         let expected = a["authenticator_id"] == parent.as_str();
         assert_eq!(a["notify_every_use"], expected, "{a}");
     }
@@ -1327,9 +1329,9 @@ fn notify_on_every_use_and_household_counts() {
         &app_env,
         Some(PIN),
     ));
-    let accounts = ok(eid(&["--json", "app", "accounts"], &app_env, None));
+    let authenticators = ok(eid(&["--json", "app", "accounts"], &app_env, None));
     assert!(
-        accounts["accounts"]
+        authenticators["accounts"]
             .as_array()
             .unwrap()
             .iter()
@@ -1368,7 +1370,7 @@ fn notify_on_every_use_and_household_counts() {
         None,
     ));
     assert_eq!(theirs["requests"].as_array().unwrap().len(), 0);
-    // No account: everything, as before.
+    // No authenticator: everything, as before.
     let all = ok(eid(&["--json", "app", "open"], &app_env, None));
     assert_eq!(all["requests"].as_array().unwrap().len(), 2);
     assert_eq!(all["accounts"].as_array().unwrap().len(), 2);

@@ -201,8 +201,8 @@ impl World {
     /// [`World::new`] plus an activated phone.
     fn with_phone(server_crash_at: Option<&str>) -> Self {
         let w = Self::new(server_crash_at);
-        let account = w.activate(None).ok();
-        assert_eq!(account["account"]["state"], "active");
+        let authenticator = w.activate(None).ok();
+        assert_eq!(authenticator["account"]["state"], "active");
         w
     }
 
@@ -385,7 +385,7 @@ impl World {
             .clone()
     }
 
-    fn phone_accounts(&self) -> Vec<Value> {
+    fn phone_authenticators(&self) -> Vec<Value> {
         self.eid(&["app", "accounts"], None, None).ok()["accounts"]
             .as_array()
             .unwrap()
@@ -426,19 +426,19 @@ impl World {
         assert_eq!(self.retry(), 0, "nothing left to resend");
     }
 
-    /// The phone's account works end to end after the crash.
+    /// The phone's authenticator works end to end after the crash.
     #[track_caller]
-    fn assert_account_works(&self) {
-        let accounts = self.phone_accounts();
-        assert_eq!(accounts.len(), 1, "{accounts:?}");
-        assert_eq!(accounts[0]["state"], "active");
+    fn assert_authenticator_works(&self) {
+        let authenticators = self.phone_authenticators();
+        assert_eq!(authenticators.len(), 1, "{authenticators:?}");
+        assert_eq!(authenticators[0]["state"], "active");
         let auths = self.server_authenticators();
         assert_eq!(auths.len(), 1, "one authenticator on the server: {auths:?}");
         let server_id = auths[0]["authenticator_id"]
             .as_str()
             .or_else(|| auths[0]["id"].as_str())
             .unwrap();
-        assert_eq!(accounts[0]["authenticator_id"], server_id);
+        assert_eq!(authenticators[0]["authenticator_id"], server_id);
         let request = self.request();
         let approved = self.approve(&request, PIN, None).ok();
         assert_eq!(approved["result"], "approved");
@@ -635,7 +635,7 @@ fn activation_pending_stored_is_resumed_or_restarted() {
             w.activate(None).ok();
         }
         assert!(!w.pending_activation_stored());
-        w.assert_account_works();
+        w.assert_authenticator_works();
     });
 }
 
@@ -649,18 +649,18 @@ fn activation_answered_but_unstored_is_resumed_to_the_same_authenticator() {
         // The server used the code; the phone kept the keys to resume.
         assert_eq!(w.server_authenticators().len(), 1);
         assert!(w.pending_activation_stored());
-        assert!(w.phone_accounts().is_empty());
+        assert!(w.phone_authenticators().is_empty());
         let resumed = w.resume_activation().ok();
         assert_eq!(
             resumed["account"]["authenticator_id"],
             w.server_authenticators()[0]["authenticator_id"]
         );
-        w.assert_account_works();
+        w.assert_authenticator_works();
     });
 }
 
 #[test]
-fn activation_account_stored_is_complete() {
+fn activation_authenticator_stored_is_complete() {
     let point = "core.activation.account_stored";
     repeat(point, |_| {
         let w = World::new(None);
@@ -670,7 +670,7 @@ fn activation_account_stored_is_complete() {
         // A second activation with the spent code creates nothing.
         w.eid(&["app", "resume-activation", "--code", &w.code], None, None)
             .err("no_pending_activation");
-        w.assert_account_works();
+        w.assert_authenticator_works();
     });
 }
 
@@ -712,7 +712,7 @@ fn server_activation_code_used_but_unanswered_is_resumed() {
         w.restart_server();
         assert_eq!(w.server_authenticators().len(), 1, "the code was used");
         w.resume_activation().ok();
-        w.assert_account_works();
+        w.assert_authenticator_works();
     });
 }
 

@@ -1,5 +1,5 @@
 //! The `contact_changes` table and the identity's current user ID: what a
-//! pull says about each account besides its requests (self-service).
+//! pull says about each authenticator besides its requests (self-service).
 
 use eid_protocol::wire::PulledContactChange;
 use eid_protocol::{AuthenticatorId, ChangeId};
@@ -9,11 +9,11 @@ use super::{Store, bad};
 use crate::error::Result;
 
 impl Store {
-    /// Stores what a pull says about each account besides its requests: the
+    /// Stores what a pull says about each authenticator besides its requests: the
     /// identity's current user ID (it can change through self-service) and
     /// its open contact changes. One transaction; nothing is written when
     /// nothing changed.
-    pub(crate) fn apply_account_details(
+    pub(crate) fn apply_authenticator_details(
         &mut self,
         pulled: &[(AuthenticatorId, Option<&str>, &[PulledContactChange])],
     ) -> Result<()> {
@@ -60,7 +60,7 @@ impl Store {
         Ok(())
     }
 
-    /// The open contact changes stored for an account, oldest first.
+    /// The open contact changes stored for an authenticator, oldest first.
     pub(crate) fn contact_changes(&self, id: &AuthenticatorId) -> Result<Vec<PulledContactChange>> {
         let mut stmt = self
             .conn
@@ -76,7 +76,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Forgets a contact change of an account (cancelled from this phone).
+    /// Forgets a contact change of an authenticator (cancelled from this phone).
     pub(crate) fn delete_contact_change(
         &self,
         id: &AuthenticatorId,
@@ -93,14 +93,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{sample_account, sample_wrapped};
+    use crate::store::tests::{sample_authenticator, sample_wrapped};
 
     #[test]
-    fn account_details_follow_the_pull_and_vanish_with_the_account() {
+    fn authenticator_details_follow_the_pull_and_vanish_with_the_authenticator() {
         use eid_protocol::wire::{ChangeState, ContactChannel};
         let mut s = Store::open_in_memory().unwrap();
-        let a = sample_account();
-        s.insert_account(&a, &sample_wrapped()).unwrap();
+        let a = sample_authenticator();
+        s.insert_authenticator(&a, &sample_wrapped()).unwrap();
         let change = PulledContactChange {
             change_id: ChangeId([5; 16]),
             channel: ContactChannel::Phone,
@@ -110,21 +110,21 @@ mod tests {
             created_at_ms: 3_600_000,
         };
         let id = a.authenticator_id;
-        s.apply_account_details(&[(id, Some("Ny#Bruger1"), std::slice::from_ref(&change))])
+        s.apply_authenticator_details(&[(id, Some("Ny#Bruger1"), std::slice::from_ref(&change))])
             .unwrap();
-        assert_eq!(s.account(&id).unwrap().user_id, "Ny#Bruger1");
+        assert_eq!(s.authenticator(&id).unwrap().user_id, "Ny#Bruger1");
         assert_eq!(s.contact_changes(&id).unwrap(), vec![change.clone()]);
         // An older server sends no user ID: the stored one stays.
-        s.apply_account_details(&[(id, None, &[])]).unwrap();
-        assert_eq!(s.account(&id).unwrap().user_id, "Ny#Bruger1");
+        s.apply_authenticator_details(&[(id, None, &[])]).unwrap();
+        assert_eq!(s.authenticator(&id).unwrap().user_id, "Ny#Bruger1");
         assert!(s.contact_changes(&id).unwrap().is_empty());
-        s.apply_account_details(&[(id, None, std::slice::from_ref(&change))])
+        s.apply_authenticator_details(&[(id, None, std::slice::from_ref(&change))])
             .unwrap();
         s.delete_contact_change(&id, &change.change_id).unwrap();
         assert!(s.contact_changes(&id).unwrap().is_empty());
-        s.apply_account_details(&[(id, None, std::slice::from_ref(&change))])
+        s.apply_authenticator_details(&[(id, None, std::slice::from_ref(&change))])
             .unwrap();
-        s.delete_account(&id).unwrap();
+        s.delete_authenticator(&id).unwrap();
         assert_eq!(s.contact_changes(&id).unwrap(), vec![]);
     }
 }

@@ -1,4 +1,4 @@
-//! The `decisions` table and each account's decision counter: a signed
+//! The `decisions` table and each authenticator's decision counter: a signed
 //! decision is stored with its counter before it is sent, then marked with
 //! its verified receipt or the server's final refusal.
 
@@ -48,7 +48,7 @@ pub(crate) struct DecisionRow {
 
 impl Store {
     /// Increments and commits the decision counter; returns the new value.
-    /// The counter the next decision of this account will use. It becomes
+    /// The counter the next decision of this authenticator will use. It becomes
     /// used only when [`Store::insert_decision`] commits it together with the
     /// signed decision (the caller holds the store lock in between).
     pub(crate) fn next_counter(&self, id: &AuthenticatorId) -> Result<u64> {
@@ -60,7 +60,7 @@ impl Store {
         Ok(to_u64(v) + 1)
     }
 
-    /// Stores a signed decision and advances the account's counter to its
+    /// Stores a signed decision and advances the authenticator's counter to its
     /// counter, in one durable commit, before anything is sent: a counter is
     /// never reused, and a sent decision is never forgotten. Returns `false`
     /// (and stores nothing) if the counter was taken by another decision since
@@ -243,10 +243,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::AccountRow;
-    use crate::store::tests::{sample_account, sample_wrapped};
+    use crate::store::AuthenticatorRow;
+    use crate::store::tests::{sample_authenticator, sample_wrapped};
 
-    fn sample_submit(a: &AccountRow, request_id: RequestId, counter: u64) -> SubmitDecisionRequest {
+    fn sample_submit(
+        a: &AuthenticatorRow,
+        request_id: RequestId,
+        counter: u64,
+    ) -> SubmitDecisionRequest {
         SubmitDecisionRequest {
             decision: eid_protocol::Decision {
                 request_id,
@@ -271,8 +275,8 @@ mod tests {
     fn a_decision_is_stored_only_with_the_counter_it_was_signed_with() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("core.db")).unwrap();
-        let a = sample_account();
-        s.insert_account(&a, &sample_wrapped()).unwrap();
+        let a = sample_authenticator();
+        s.insert_authenticator(&a, &sample_wrapped()).unwrap();
         let id = &a.authenticator_id;
         // Two decisions signed with the same next counter: the second loses.
         let counter = s.next_counter(id).unwrap();
@@ -290,6 +294,6 @@ mod tests {
         assert_eq!(counter, first.decision.counter + 1);
         let second = sample_submit(&a, second.decision.request_id, counter);
         assert!(s.insert_decision(&second, 10).unwrap());
-        assert_eq!(s.account(id).unwrap().decision_counter, counter);
+        assert_eq!(s.authenticator(id).unwrap().decision_counter, counter);
     }
 }

@@ -1,6 +1,6 @@
 //! The `pending_enrolment` and `device_enrolments` tables: on a new phone,
 //! its device enrolment (keys, proof, then the server's answer); on an
-//! existing phone, the new devices being added to each account's identity
+//! existing phone, the new devices being added to each authenticator's identity
 //! as the last pull showed them.
 
 use eid_protocol::AuthenticatorId;
@@ -26,7 +26,7 @@ pub(crate) struct PendingEnrolmentRow {
     pub(crate) answer: Option<EnrolmentAnswer>,
 }
 
-/// A new device being added to an account's identity, as last pulled.
+/// A new device being added to an authenticator's identity, as last pulled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DeviceEnrolmentRow {
     pub(crate) enrolment_id: AuthenticatorId,
@@ -90,22 +90,22 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the new devices shown for each account pulled.
+    /// Replaces the new devices shown for each authenticator pulled.
     pub(crate) fn replace_device_enrolments(
         &mut self,
         pulled: &[(AuthenticatorId, Vec<DeviceEnrolmentRow>)],
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
-        for (account, rows) in pulled {
+        for (authenticator, rows) in pulled {
             tx.execute(
                 "DELETE FROM device_enrolments WHERE authenticator_id = ?1",
-                [account.to_string()],
+                [authenticator.to_string()],
             )?;
             for r in rows {
                 tx.execute(
                     "INSERT OR REPLACE INTO device_enrolments VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![
-                        account.to_string(),
+                        authenticator.to_string(),
                         r.enrolment_id.to_string(),
                         if r.waiting {
                             "waiting"
@@ -122,16 +122,16 @@ impl Store {
         Ok(())
     }
 
-    /// The new devices being added to an account's identity, oldest first.
+    /// The new devices being added to an authenticator's identity, oldest first.
     pub(crate) fn device_enrolments(
         &self,
-        account: &AuthenticatorId,
+        authenticator: &AuthenticatorId,
     ) -> Result<Vec<DeviceEnrolmentRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT enrolment_id, state, requested_at_ms, usable_at_ms FROM device_enrolments
              WHERE authenticator_id = ?1 ORDER BY requested_at_ms, enrolment_id",
         )?;
-        let rows = stmt.query_map([account.to_string()], |r| {
+        let rows = stmt.query_map([authenticator.to_string()], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -155,12 +155,12 @@ impl Store {
     /// Forgets one shown new device (after this phone cancelled it).
     pub(crate) fn delete_device_enrolment(
         &self,
-        account: &AuthenticatorId,
+        authenticator: &AuthenticatorId,
         enrolment: &AuthenticatorId,
     ) -> Result<()> {
         self.conn.execute(
             "DELETE FROM device_enrolments WHERE authenticator_id = ?1 AND enrolment_id = ?2",
-            params![account.to_string(), enrolment.to_string()],
+            params![authenticator.to_string(), enrolment.to_string()],
         )?;
         Ok(())
     }
@@ -169,12 +169,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{sample_account, sample_wrapped};
+    use crate::store::tests::{sample_authenticator, sample_wrapped};
 
     #[test]
-    fn pending_enrolment_is_kept_apart_from_activation_and_cleared_by_its_account() {
+    fn pending_enrolment_is_kept_apart_from_activation_and_cleared_by_its_authenticator() {
         let mut s = Store::open_in_memory().unwrap();
-        let a = sample_account();
+        let a = sample_authenticator();
         let keys = PendingActivationRow {
             user_id: "Anna#2024".into(),
             device_key_alias: a.device_key_alias.clone(),
@@ -200,7 +200,8 @@ mod tests {
         assert_eq!(p.answer, Some(answer));
         assert_eq!(p.keys.pin_signature, vec![3, 4]);
         // Activating from the enrolment clears it, not the pending activation.
-        s.insert_enrolled_account(&a, &sample_wrapped()).unwrap();
+        s.insert_enrolled_authenticator(&a, &sample_wrapped())
+            .unwrap();
         assert!(s.pending_enrolment().unwrap().is_none());
         assert!(s.pending_activation().unwrap().is_some());
 
@@ -217,7 +218,7 @@ mod tests {
         s.delete_device_enrolment(&id, &row.enrolment_id).unwrap();
         assert!(s.device_enrolments(&id).unwrap().is_empty());
         s.replace_device_enrolments(&[(id, vec![row])]).unwrap();
-        s.delete_account(&id).unwrap();
+        s.delete_authenticator(&id).unwrap();
         assert!(s.device_enrolments(&id).unwrap().is_empty());
     }
 }

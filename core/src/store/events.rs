@@ -1,4 +1,4 @@
-//! The `feed_events` and `account_feed` tables: each account's security
+//! The `feed_events` and `account_feed` tables: each authenticator's security
 //! feed with its cursor, the "notify me on every use" setting, and the
 //! device journal's cursor into the server's decisions.
 
@@ -11,11 +11,11 @@ use super::{Store, parse_id, to_i64, to_u64};
 use crate::error::Result;
 use crate::events::StoredFeedEvent;
 
-/// Most feed events kept per account (the oldest go first).
+/// Most feed events kept per authenticator (the oldest go first).
 const MAX_STORED_FEED_EVENTS: i64 = 200;
 
 impl Store {
-    /// The feed cursor of each account (0 when none yet).
+    /// The feed cursor of each authenticator (0 when none yet).
     pub(crate) fn feed_cursors(&self, ids: &[AuthenticatorId]) -> Result<Vec<u64>> {
         let mut stmt = self
             .conn
@@ -30,7 +30,7 @@ impl Store {
             .collect()
     }
 
-    /// Per account, the highest server decision `seq` already reconciled
+    /// Per authenticator, the highest server decision `seq` already reconciled
     /// with the journal (0 when none).
     pub(crate) fn decision_cursors(&self, ids: &[AuthenticatorId]) -> Result<Vec<u64>> {
         let mut stmt = self.conn.prepare_cached(
@@ -47,7 +47,7 @@ impl Store {
     }
 
     /// Stores pulled feed events and settings in one transaction, advancing
-    /// each account's cursor to its newest event. Writes nothing when nothing
+    /// each authenticator's cursor to its newest event. Writes nothing when nothing
     /// changed (no new events, same setting).
     pub(crate) fn apply_feed(
         &mut self,
@@ -111,7 +111,7 @@ impl Store {
         Ok(())
     }
 
-    /// The account's stored feed, newest first.
+    /// The authenticator's stored feed, newest first.
     pub(crate) fn feed(&self, id: &AuthenticatorId) -> Result<Vec<StoredFeedEvent>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT event_id, kind, occurred_at_ms, event_authenticator_id, detail FROM feed_events \
@@ -166,13 +166,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{sample_account, sample_wrapped};
+    use crate::store::tests::{sample_authenticator, sample_wrapped};
 
     #[test]
     fn the_feed_advances_its_cursor_and_writes_nothing_when_nothing_is_new() {
         let mut store = Store::open_in_memory().unwrap();
-        let a = sample_account();
-        store.insert_account(&a, &sample_wrapped()).unwrap();
+        let a = sample_authenticator();
+        store.insert_authenticator(&a, &sample_wrapped()).unwrap();
         let id = a.authenticator_id;
         assert_eq!(store.feed_cursors(&[id]).unwrap(), vec![0]);
         let event = |event_id, kind| FeedEvent {
@@ -215,8 +215,8 @@ mod tests {
         let feed = store.feed(&id).unwrap();
         assert_eq!(feed.len() as i64, MAX_STORED_FEED_EVENTS);
         assert_eq!(feed[0].event_id, 5 + MAX_STORED_FEED_EVENTS as u64 + 10);
-        // Removing the account removes its feed.
-        store.delete_account(&id).unwrap();
+        // Removing the authenticator removes its feed.
+        store.delete_authenticator(&id).unwrap();
         assert!(store.feed(&id).unwrap().is_empty());
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! This file holds the connection, the migrations and the durability switch;
 //! each table group has a file of its own adding an `impl Store` block:
-//! `accounts`, `pin` (sealed PIN keys and attempt counters), `requests`,
+//! `authenticators`, `pin` (sealed PIN keys and attempt counters), `requests`,
 //! `decisions`, `activation`, `enrolment`, `events` (the security feed and
 //! its settings) and `contact_changes`. The device journal's tables are kept
 //! by [`crate::journal`].
@@ -16,8 +16,8 @@ use rusqlite_migration::{M, Migrations};
 
 use crate::error::{Error, InternalError, Result};
 
-mod accounts;
 mod activation;
+mod authenticators;
 mod contact_changes;
 mod decisions;
 mod enrolment;
@@ -25,9 +25,9 @@ mod events;
 mod pin;
 mod requests;
 
-pub(crate) use accounts::AccountRow;
-pub use accounts::AccountState;
 pub(crate) use activation::PendingActivationRow;
+pub(crate) use authenticators::AuthenticatorRow;
+pub use authenticators::AuthenticatorState;
 pub(crate) use decisions::DecisionStatus;
 pub(crate) use enrolment::{DeviceEnrolmentRow, EnrolmentAnswer, PendingEnrolmentRow};
 pub(crate) use requests::PendingRow;
@@ -126,7 +126,7 @@ CREATE TABLE device_enrolments (
     PRIMARY KEY (authenticator_id, enrolment_id)
 ) STRICT;
 "#,
-    // 3: the security feed per account (events pulled after a cursor) and the
+    // 3: the security feed per authenticator (events pulled after a cursor) and the
     // "notify me on every use" setting as the server last reported it.
     r#"
 CREATE TABLE feed_events (
@@ -144,7 +144,7 @@ CREATE TABLE account_feed (
     notify_every_use INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 "#,
-    // 4: the open phone/e-mail changes of each account's identity, as the
+    // 4: the open phone/e-mail changes of each authenticator's identity, as the
     // last pull showed them (the app shows them and offers to cancel).
     r#"
 CREATE TABLE contact_changes (
@@ -155,7 +155,7 @@ CREATE TABLE contact_changes (
 ) STRICT;
 "#,
     // 5: the device journal (docs/protocol.md, "Device journal"): a hash chain of every decision
-    // this phone signed (all accounts, kept when an account is removed), and
+    // this phone signed (all authenticators, kept when an authenticator is removed), and
     // the alarms for decisions the server holds that the chain does not.
     r#"
 CREATE TABLE journal (
@@ -309,8 +309,8 @@ mod tests {
     use eid_protocol::crypto::SoftwareSigningKey;
     use eid_protocol::{AuthenticatorId, IdentityId};
 
-    pub(super) fn sample_account() -> AccountRow {
-        AccountRow {
+    pub(super) fn sample_authenticator() -> AuthenticatorRow {
+        AuthenticatorRow {
             authenticator_id: AuthenticatorId::random(),
             identity_id: IdentityId::random(),
             user_id: "Anna#2024".into(),
@@ -319,7 +319,7 @@ mod tests {
             pin_wrap_alias: "w".into(),
             pin_public_key: SoftwareSigningKey::generate().public_key().clone(),
             decision_counter: 0,
-            state: AccountState::Active,
+            state: AuthenticatorState::Active,
             created_at_ms: 1,
         }
     }
@@ -356,7 +356,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(sync(&s), 2);
-        let failed: Result<()> = s.without_fsync(|_| Err(Error::UnknownAccount));
+        let failed: Result<()> = s.without_fsync(|_| Err(Error::UnknownAuthenticator));
         assert!(failed.is_err());
         assert_eq!(sync(&s), 2);
     }
@@ -376,7 +376,7 @@ mod tests {
         let app = dir.path().join("app").join("data");
         let path = app.join("core.sqlite3");
         let mut s = Store::open(&path).unwrap();
-        s.insert_account(&sample_account(), &sample_wrapped())
+        s.insert_authenticator(&sample_authenticator(), &sample_wrapped())
             .unwrap();
         let mut open = Vec::new();
         for (name, want) in [
@@ -405,7 +405,7 @@ mod tests {
         drop(Store::open(&path).unwrap());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let mut s = Store::open(&path).unwrap();
-        s.insert_account(&sample_account(), &sample_wrapped())
+        s.insert_authenticator(&sample_authenticator(), &sample_wrapped())
             .unwrap();
         assert_eq!(mode(&path), "600");
         assert_eq!(mode(&dir.path().join("core.sqlite3-wal")), "600");

@@ -1,11 +1,11 @@
-//! The `pin_keys` and `pin_attempts` tables: each account's sealed PIN key
+//! The `pin_keys` and `pin_attempts` tables: each authenticator's sealed PIN key
 //! and its PIN attempt counter ([`crate::lockout`]), committed durably
 //! before every attempt.
 
 use eid_protocol::AuthenticatorId;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{AccountState, Store, bad, fixed, to_i64, to_u64};
+use super::{AuthenticatorState, Store, bad, fixed, to_i64, to_u64};
 use crate::error::{InternalError, Result};
 use crate::lockout::LockoutState;
 use crate::pin::WrappedPinKey;
@@ -70,7 +70,7 @@ impl Store {
         .transpose()
     }
 
-    /// Destroys the sealed PIN key and marks the account for re-activation.
+    /// Destroys the sealed PIN key and marks the authenticator for re-activation.
     pub(crate) fn destroy_pin_key(&mut self, id: &AuthenticatorId) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute(
@@ -83,7 +83,10 @@ impl Store {
         )?;
         tx.execute(
             "UPDATE accounts SET state = ?2 WHERE authenticator_id = ?1",
-            params![id.to_string(), AccountState::NeedsReactivation.as_str()],
+            params![
+                id.to_string(),
+                AuthenticatorState::NeedsReactivation.as_str()
+            ],
         )?;
         tx.commit()?;
         Ok(())
@@ -138,16 +141,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{sample_account, sample_wrapped};
+    use crate::store::tests::{sample_authenticator, sample_wrapped};
 
     #[test]
     fn attempts_and_counter_survive_reopen_and_destroy_works() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("core.db");
-        let a = sample_account();
+        let a = sample_authenticator();
         {
             let mut s = Store::open(&path).unwrap();
-            s.insert_account(&a, &sample_wrapped()).unwrap();
+            s.insert_authenticator(&a, &sample_wrapped()).unwrap();
             let st = LockoutState {
                 failures: 4,
                 locked_until_ms: 99,
@@ -166,7 +169,12 @@ mod tests {
             .unwrap();
         assert_eq!(mode, "wal");
         assert_eq!(s.attempts(&a.authenticator_id).unwrap().failures, 4);
-        assert_eq!(s.account(&a.authenticator_id).unwrap().decision_counter, 2);
+        assert_eq!(
+            s.authenticator(&a.authenticator_id)
+                .unwrap()
+                .decision_counter,
+            2
+        );
         assert_eq!(
             s.pin_key(&a.authenticator_id).unwrap(),
             Some(sample_wrapped())
@@ -174,11 +182,11 @@ mod tests {
         s.destroy_pin_key(&a.authenticator_id).unwrap();
         assert_eq!(s.pin_key(&a.authenticator_id).unwrap(), None);
         assert_eq!(
-            s.account(&a.authenticator_id).unwrap().state,
-            AccountState::NeedsReactivation
+            s.authenticator(&a.authenticator_id).unwrap().state,
+            AuthenticatorState::NeedsReactivation
         );
-        s.delete_account(&a.authenticator_id).unwrap();
-        assert!(s.accounts().unwrap().is_empty());
+        s.delete_authenticator(&a.authenticator_id).unwrap();
+        assert!(s.authenticators().unwrap().is_empty());
         assert_eq!(s.attempts(&a.authenticator_id).unwrap().failures, 0);
     }
 
@@ -186,8 +194,8 @@ mod tests {
     fn pin_attempts_are_never_counted_without_fsync() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("core.db")).unwrap();
-        let a = sample_account();
-        s.insert_account(&a, &sample_wrapped()).unwrap();
+        let a = sample_authenticator();
+        s.insert_authenticator(&a, &sample_wrapped()).unwrap();
         let st = LockoutState {
             failures: 1,
             locked_until_ms: 0,

@@ -1,11 +1,11 @@
-//! The `pending_requests` table: each account's unexpired requests as the
+//! The `pending_requests` table: each authenticator's unexpired requests as the
 //! last pull brought them (signed envelopes, verified before storing).
 
 use eid_protocol::AuthenticatorId;
 use eid_protocol::wire::SignedEnvelope;
 use rusqlite::params;
 
-use super::{AccountState, Store, bad, parse_id, to_i64, to_u64};
+use super::{AuthenticatorState, Store, bad, parse_id, to_i64, to_u64};
 use crate::error::Result;
 
 /// A stored pending request.
@@ -18,7 +18,7 @@ pub(crate) struct PendingRow {
 }
 
 impl Store {
-    /// Replaces an account's pending requests (tests; pulls use [`Store::apply_pull`]).
+    /// Replaces an authenticator's pending requests (tests; pulls use [`Store::apply_pull`]).
     #[cfg(test)]
     pub(crate) fn replace_pending(
         &mut self,
@@ -27,17 +27,17 @@ impl Store {
         server_time_ms: u64,
         received_wall_ms: u64,
     ) -> Result<()> {
-        let state = self.account(id)?.state;
+        let state = self.authenticator(id)?.state;
         self.apply_pull(&[(*id, state, envelopes)], server_time_ms, received_wall_ms)
     }
 
-    /// Stores a pull in one transaction (one fsync): each account's state
+    /// Stores a pull in one transaction (one fsync): each authenticator's state
     /// and its unexpired requests. A state or request set equal to the stored
     /// one is not rewritten, so a pull that brings nothing new writes nothing
     /// (and the stored pull times of unchanged requests are kept).
     pub(crate) fn apply_pull(
         &mut self,
-        pulled: &[(AuthenticatorId, AccountState, &[SignedEnvelope])],
+        pulled: &[(AuthenticatorId, AuthenticatorState, &[SignedEnvelope])],
         server_time_ms: u64,
         received_wall_ms: u64,
     ) -> Result<()> {
@@ -118,15 +118,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{sample_account, sample_wrapped};
+    use crate::store::tests::{sample_authenticator, sample_wrapped};
     use eid_protocol::crypto::SoftwareSigningKey;
 
     #[test]
     fn apply_pull_rewrites_only_changes() {
         use eid_protocol::{RequestEnvelopeBody, RequestId, RequestKind, ServiceProviderId};
         let mut s = Store::open_in_memory().unwrap();
-        let a = sample_account();
-        s.insert_account(&a, &sample_wrapped()).unwrap();
+        let a = sample_authenticator();
+        s.insert_authenticator(&a, &sample_wrapped()).unwrap();
         let key = SoftwareSigningKey::generate();
         let envelope = RequestEnvelopeBody {
             request_id: RequestId::random(),
@@ -145,19 +145,22 @@ mod tests {
             envelope,
         }];
         let id = a.authenticator_id;
-        s.apply_pull(&[(id, AccountState::Active, &signed)], 10, 20)
+        s.apply_pull(&[(id, AuthenticatorState::Active, &signed)], 10, 20)
             .unwrap();
         let changes = s.conn.total_changes();
         // The same pull again writes nothing and keeps the first pull's times.
-        s.apply_pull(&[(id, AccountState::Active, &signed)], 30, 40)
+        s.apply_pull(&[(id, AuthenticatorState::Active, &signed)], 30, 40)
             .unwrap();
         assert_eq!(s.conn.total_changes(), changes);
         let rows = s.pending().unwrap();
         assert_eq!((rows.len(), rows[0].received_wall_ms), (1, 20));
         assert_eq!(rows[0].envelope, signed[0]);
-        s.apply_pull(&[(id, AccountState::Blocked, &[])], 50, 60)
+        s.apply_pull(&[(id, AuthenticatorState::Blocked, &[])], 50, 60)
             .unwrap();
         assert!(s.pending().unwrap().is_empty());
-        assert_eq!(s.account(&id).unwrap().state, AccountState::Blocked);
+        assert_eq!(
+            s.authenticator(&id).unwrap().state,
+            AuthenticatorState::Blocked
+        );
     }
 }

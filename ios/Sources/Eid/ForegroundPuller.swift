@@ -18,7 +18,7 @@ public actor ForegroundPuller {
         case failed(EidError)
     }
 
-    private let eid: EidAuthenticator
+    private let eid: EidApp
     private let interval: Duration?
     private var loop: Task<Void, Never>?
     private var inFlight: Task<Void, Never>?
@@ -32,7 +32,7 @@ public actor ForegroundPuller {
     /// - Parameters:
     ///   - eid: the authenticator to refresh.
     ///   - interval: if set, pull again this often while in the foreground.
-    public init(eid: EidAuthenticator, interval: Duration? = nil) {
+    public init(eid: EidApp, interval: Duration? = nil) {
         self.eid = eid
         self.interval = interval
     }

@@ -11,7 +11,7 @@ import Combine
 
 /// The pending-request list for SwiftUI/UIKit screens, on the main actor.
 ///
-/// It mirrors ``EidAuthenticator/requestUpdates()``. Where the
+/// It mirrors ``EidApp/requestUpdates()``. Where the
 /// `Observation` framework exists on Apple platforms it is `Observable`
 /// (SwiftUI re-renders on change); where `Combine` exists it is also an
 /// `ObservableObject`. On Linux read ``requests`` or use the authenticator's
@@ -50,7 +50,7 @@ public final class RequestListModel {
     }
 
     /// Starts following the authenticator's request list.
-    public init(eid: EidAuthenticator) {
+    public init(eid: EidApp) {
         task = Task { [weak self] in
             for await list in await eid.requestUpdates() {
                 guard let self else { return }

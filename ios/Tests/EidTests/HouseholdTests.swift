@@ -27,7 +27,7 @@ final class HouseholdTests: ServerTestCase {
 
         let mine = try await eid.requests(for: people[0])
         XCTAssertEqual(mine.count, 2)
-        XCTAssertTrue(mine.allSatisfy { $0.accountId == people[0].accountId })
+        XCTAssertTrue(mine.allSatisfy { $0.authenticatorId == people[0].authenticatorId })
         XCTAssertTrue(mine.contains { $0.referenceText == secret })
         let theirs = try await eid.requests(for: people[1])
         XCTAssertEqual(theirs.count, 1)

@@ -9,44 +9,44 @@ final class ProtectionsTests: ServerTestCase {
     override var newDeviceWait: Int { 2 }
 
     /// A second phone for the same person: its own database and keystore.
-    func newPhone(_ name: String) throws -> EidAuthenticator {
+    func newPhone(_ name: String) throws -> EidApp {
         try makeAuthenticator(SoftwareKeyStore(), database: "\(name).db")
     }
 
     func testFeedShowsBlocksAndEveryUseOnceTurnedOn() async throws {
-        let (eid, account) = try await activatedAuthenticator()
+        let (eid, authenticator) = try await activatedAuthenticator()
         try server.setBlocked(identity: identity, true)
         try server.setBlocked(identity: identity, false)
         _ = try await eid.refresh()
-        let kinds = try await eid.events(for: account).map(\.kind)
+        let kinds = try await eid.events(for: authenticator).map(\.kind)
         XCTAssertEqual(kinds, [.identityUnblocked, .identityBlocked, .deviceActivated], "newest first")
 
-        let notifying = try await eid.notifyEveryUse(for: account)
+        let notifying = try await eid.notifyEveryUse(for: authenticator)
         XCTAssertFalse(notifying)
-        try await eid.turnOnNotifyEveryUse(for: account)
+        try await eid.turnOnNotifyEveryUse(for: authenticator)
         let (_, view) = try await pulledRequest(eid, text: "Log in to netbank")
         let token = try await eid.unlock(view, pin: Self.pin)
         _ = try await eid.approve(token, swipeConfirmed: true)
         _ = try await eid.refresh()
-        let newest = try await eid.events(for: account).first
+        let newest = try await eid.events(for: authenticator).first
         XCTAssertEqual(newest?.kind, .used)
         XCTAssertEqual(newest?.critical, false)
         XCTAssertTrue(newest?.body.contains(Self.providerName) ?? false)
-        let nowNotifying = try await eid.notifyEveryUse(for: account)
+        let nowNotifying = try await eid.notifyEveryUse(for: authenticator)
         XCTAssertTrue(nowNotifying)
 
         // Off needs the PIN, and the feed says so.
-        try await eid.turnOffNotifyEveryUse(for: account, pin: Self.pin)
+        try await eid.turnOffNotifyEveryUse(for: authenticator, pin: Self.pin)
         _ = try await eid.refresh()
-        let stillNotifying = try await eid.notifyEveryUse(for: account)
+        let stillNotifying = try await eid.notifyEveryUse(for: authenticator)
         XCTAssertFalse(stillNotifying)
-        let off = try await eid.events(for: account).first
+        let off = try await eid.events(for: authenticator).first
         XCTAssertEqual(off?.kind, .notifyEveryUseTurnedOff)
         XCTAssertEqual(off?.critical, true)
     }
 
     func testNewPhoneIsAddedFromTheExistingOneAfterTheWait() async throws {
-        let (old, account) = try await activatedAuthenticator()
+        let (old, authenticator) = try await activatedAuthenticator()
         let new = try newPhone("new")
         let enrolment = try await new.startDeviceEnrolment(userID: userID, pin: Self.pin)
         XCTAssertEqual(enrolment.code.count, 8)
@@ -62,20 +62,20 @@ final class ProtectionsTests: ServerTestCase {
             return XCTFail("expected the waiting period")
         }
         _ = try await old.refresh()
-        let devices = try await old.pendingDevices(for: account)
+        let devices = try await old.pendingDevices(for: authenticator)
         XCTAssertEqual(devices.map(\.state), [.waiting])
 
         try await Task.sleep(nanoseconds: (remainingMs + 300) * 1_000_000)
         guard case .activated(let activated) = try await new.pollDeviceEnrolment() else {
             return XCTFail("expected the new phone to be activated")
         }
-        let accounts = try await new.accounts()
-        XCTAssertEqual(accounts.map(\.accountId), [activated.accountId])
-        XCTAssertEqual(accounts.first?.userId, userID)
+        let authenticators = try await new.authenticators()
+        XCTAssertEqual(authenticators.map(\.authenticatorId), [activated.authenticatorId])
+        XCTAssertEqual(authenticators.first?.userId, userID)
     }
 
     func testExistingPhoneCancelsAScammersPhoneDuringTheWait() async throws {
-        let (old, account) = try await activatedAuthenticator()
+        let (old, authenticator) = try await activatedAuthenticator()
         let scammer = try newPhone("scammer")
         let enrolment = try await scammer.startDeviceEnrolment(userID: userID, pin: Self.pin)
         let list = try await old.refresh()
@@ -84,13 +84,13 @@ final class ProtectionsTests: ServerTestCase {
         _ = try await old.approve(token, swipeConfirmed: true, bindingCode: enrolment.code)
 
         _ = try await old.refresh()
-        let pending = try await old.pendingDevices(for: account)
+        let pending = try await old.pendingDevices(for: authenticator)
         let device = try XCTUnwrap(pending.first)
-        try await old.cancelDeviceEnrolment(device, for: account)
+        try await old.cancelDeviceEnrolment(device, for: authenticator)
         _ = try await old.refresh()
-        let left = try await old.pendingDevices(for: account)
+        let left = try await old.pendingDevices(for: authenticator)
         XCTAssertTrue(left.isEmpty)
-        let kinds = try await old.events(for: account).map(\.kind)
+        let kinds = try await old.events(for: authenticator).map(\.kind)
         XCTAssertTrue(kinds.contains(.newDeviceCancelled))
 
         try await Task.sleep(nanoseconds: 2_500_000_000)
@@ -98,12 +98,12 @@ final class ProtectionsTests: ServerTestCase {
             if case .EnrolmentRefused = $0 { return true }
             return false
         }
-        let accounts = try await scammer.accounts()
-        XCTAssertTrue(accounts.isEmpty)
+        let authenticators = try await scammer.authenticators()
+        XCTAssertTrue(authenticators.isEmpty)
     }
 
     func testPhoneChangeIsShownWithItsEarliestTimeAndCancelledFromTheApp() async throws {
-        let (eid, account) = try await activatedAuthenticator()
+        let (eid, authenticator) = try await activatedAuthenticator()
         let started = try server.eid([
             "self-service", "change-contact", "--user-id", userID, "--phone", "+4587654321",
         ])
@@ -119,7 +119,7 @@ final class ProtectionsTests: ServerTestCase {
         _ = try await eid.approve(token, swipeConfirmed: true, bindingCode: code)
 
         _ = try await eid.refresh()
-        let changes = try await eid.pendingContactChanges(for: account)
+        let changes = try await eid.pendingContactChanges(for: authenticator)
         let change = try XCTUnwrap(changes.first)
         XCTAssertEqual(changes.count, 1)
         XCTAssertEqual(change.changeId, changeID)
@@ -128,14 +128,14 @@ final class ProtectionsTests: ServerTestCase {
         let earliest = try XCTUnwrap(change.earliestCompletionAtMs)
         XCTAssertGreaterThanOrEqual(earliest, change.createdAtMs + 3_600_000)
 
-        try await eid.cancelContactChange(change, for: account)
+        try await eid.cancelContactChange(change, for: authenticator)
         _ = try await eid.refresh()
-        let left = try await eid.pendingContactChanges(for: account)
+        let left = try await eid.pendingContactChanges(for: authenticator)
         XCTAssertTrue(left.isEmpty)
-        let kinds = try await eid.events(for: account).map(\.kind)
+        let kinds = try await eid.events(for: authenticator).map(\.kind)
         XCTAssertTrue(kinds.contains(.contactChangeCancelled))
         XCTAssertThrowsError(try server.eid(["self-service", "confirm", "--change", changeID, "--user-id", userID]))
-        let alarms = try await eid.journalAlarms(for: account)
+        let alarms = try await eid.journalAlarms(for: authenticator)
         XCTAssertTrue(alarms.isEmpty, "every decision here was this phone's own")
     }
 }

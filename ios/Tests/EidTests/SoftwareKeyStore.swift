@@ -83,7 +83,7 @@ final class SoftwareKeyStore: KeyStore, @unchecked Sendable {
 }
 
 /// The opt-in a release build of the library needs to open with
-/// ``SoftwareKeyStore`` (`AuthenticatorConfiguration.allowSoftwareKeyStore`,
+/// ``SoftwareKeyStore`` (`AppConfiguration.allowSoftwareKeyStore`,
 /// docs/integration.md section 2).
 let softwareKeyStoreOptIn = "tests only: device key in plain files"
 

@@ -17,7 +17,7 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 /// A real `eid-server` on 127.0.0.1 with a temporary data folder, driven with
-/// the `eid` CLI (`--json`) for the admin and relying-party steps.
+/// the `eid` CLI (`--json`) for the admin and service-provider steps.
 final class TestServer: @unchecked Sendable {
     let dir: URL
     let url: String
@@ -141,14 +141,14 @@ final class TestServer: @unchecked Sendable {
         try eid(["admin", blocked ? "block" : "unblock", "--identity", identity, "--reason", "test: support case"])
     }
 
-    /// A relying party asks `userID` to log in; returns the request id.
+    /// A service provider asks `userID` to log in; returns the request id.
     func requestLogin(userID: String, text: String) throws -> String {
         let created = try eid(["rp", "request", "--user-id", userID, "--kind", "login", "--text", text])
         guard let id = created["request_id"] as? String else { throw TestFailure(description: "no request_id") }
         return id
     }
 
-    /// The relying party's view of a request: its status string and whether a
+    /// The service provider's view of a request: its status string and whether a
     /// receipt verified against the server key.
     func status(request: String, text: String? = nil) throws -> (status: String, receipt: [String: Any]?) {
         var args = ["rp", "status", "--request", request]

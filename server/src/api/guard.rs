@@ -10,7 +10,7 @@
 //! - [`same_origin`]: on the public endpoints a browser can reach (portal,
 //!   activation, enrolment), a request whose `Origin` is neither the
 //!   server's own nor a configured one is refused, 403 `origin_refused`.
-//!   Requests without `Origin` (apps, CLI, relying parties) pass.
+//!   Requests without `Origin` (apps, CLI, service providers) pass.
 //! - [`per_address`]: the endpoints that need no credentials share one token
 //!   bucket per client address, 429 `rate_limited` with `Retry-After`.
 

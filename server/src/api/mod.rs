@@ -248,7 +248,7 @@ async fn openapi_json() -> impl IntoResponse {
     )
 }
 
-/// The server's signing key, for relying parties verifying receipts.
+/// The server's signing key, for service providers verifying receipts.
 #[utoipa::path(get, path = "/v1/server-key", tag = "relying party",
     responses((status = 200, body = wire::ServerKeyResponse),
         (status = 429, description = "rate_limited: too many calls from this address; see the Retry-After header",
@@ -425,10 +425,10 @@ impl FromRequestParts<AppState> for AdminAuth {
     }
 }
 
-/// The calling relying party, identified by its API key.
-pub(crate) struct RelyingParty(pub(crate) ServiceProvider);
+/// The calling service provider, identified by its API key.
+pub(crate) struct Provider(pub(crate) ServiceProvider);
 
-impl FromRequestParts<AppState> for RelyingParty {
+impl FromRequestParts<AppState> for Provider {
     type Rejection = ApiError;
 
     async fn from_request_parts(
@@ -440,12 +440,12 @@ impl FromRequestParts<AppState> for RelyingParty {
         // API keys are 256-bit random values, so a plain SHA-256 is a safe index.
         let hash = eid_protocol::sha256(key.as_bytes());
         if let Some(sp) = state.service_providers.get(&hash) {
-            return Ok(RelyingParty(sp));
+            return Ok(Provider(sp));
         }
         match state.store.service_provider_by_key(hash).await? {
             Some(sp) => {
                 state.service_providers.insert(hash, sp.clone());
-                Ok(RelyingParty(sp))
+                Ok(Provider(sp))
             }
             None => Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key")),
         }

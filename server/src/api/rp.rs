@@ -1,4 +1,4 @@
-//! Relying-party API: create a request, read or long-poll its status, cancel.
+//! Service-provider API: create a request, read or long-poll its status, cancel.
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use eid_protocol::wire::{
 };
 use eid_protocol::{RequestEnvelopeBody, RequestId, ServiceProviderId};
 
-use super::{ApiJson, AppState, RelyingParty, parse_id};
+use super::{ApiJson, AppState, Provider, parse_id};
 use crate::error::{ApiError, ApiResult};
 use crate::limits::{LimitScope, MAX_WAIT_SECS, RequestLimits};
 use crate::store::{CancelResult, CreateResult, StoredRequest};
@@ -101,11 +101,11 @@ fn unknown_identity(
 /// Asks a person to log in or sign. The request expires 300 s after creation by
 /// the server's clock. With `binding` the server creates the channel-binding
 /// code (`code`) or rotating-QR secret (`qr`) and returns it here, for the
-/// relying party's login screen only.
+/// service provider's login screen only.
 ///
 /// Against floods (MFA fatigue), besides the pending cap: rate limits per
-/// person and per relying party (`rate_limited`, 429 with `Retry-After`), and
-/// a cool-down after the person reported one of this relying party's
+/// person and per service provider (`rate_limited`, 429 with `Retry-After`), and
+/// a cool-down after the person reported one of this service provider's
 /// requests as fraud (`cooling_down`, 429 with `Retry-After`).
 #[utoipa::path(post, path = "/v1/rp/requests", tag = "relying party", security(("api_key" = [])),
     request_body = CreateRequestRequest,
@@ -123,7 +123,7 @@ fn unknown_identity(
             body = ErrorBody,
             headers(("Retry-After" = u64, description = "seconds until a new request may be accepted")))))]
 pub(crate) async fn create_request(
-    RelyingParty(sp): RelyingParty,
+    Provider(sp): Provider,
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CreateRequestRequest>,
 ) -> Result<(StatusCode, Json<RequestCreated>), RetryLater> {
@@ -301,7 +301,7 @@ async fn load_own(
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub(crate) async fn get_request(
-    RelyingParty(sp): RelyingParty,
+    Provider(sp): Provider,
     State(state): State<AppState>,
     Path(request_id): Path<String>,
     RawQuery(query): RawQuery,
@@ -358,7 +358,7 @@ async fn wait_once(
         (status = 404, body = ErrorBody),
         (status = 409, description = "request_closed", body = ErrorBody)))]
 pub(crate) async fn cancel_request(
-    RelyingParty(sp): RelyingParty,
+    Provider(sp): Provider,
     State(state): State<AppState>,
     Path(request_id): Path<String>,
 ) -> ApiResult<Json<RequestStatusResponse>> {

@@ -1,6 +1,6 @@
 //! The ID-token signing key: ES256 (ECDSA P-256, SHA-256), a key of its own
 //! in `oidc-id-token-key.pk8` in the data folder (0600), never the TLS key or
-//! the key that signs requests and receipts. A relying party trusts it
+//! the key that signs requests and receipts. A service provider trusts it
 //! through the JWKS endpoint, so rotating it does not touch the app's pinned
 //! server key. Its `kid` is its RFC 7638 thumbprint.
 

@@ -223,7 +223,7 @@ pub struct Authenticator {
     pub activated_at_ms: u64,
 }
 
-/// A registered relying party.
+/// A registered service provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceProvider {
     /// Its id.
@@ -295,7 +295,7 @@ pub struct StoredRequest {
     pub envelope: RequestEnvelopeBody,
     /// The server's signature over it (made once, at creation).
     pub envelope_signature: Signature,
-    /// The channel-binding code, when the relying party asked for one.
+    /// The channel-binding code, when the service provider asked for one.
     pub binding_code: Option<String>,
     /// Stored status (expiry is computed from the clock on read).
     pub status: RequestStatus,
@@ -325,7 +325,7 @@ pub struct DecisionRecord {
     pub counter: u64,
     /// SHA-256 of the decision's canonical bytes (identifies a resubmission).
     pub decision_sha256: [u8; 32],
-    /// The signed receipt returned to phone and relying party.
+    /// The signed receipt returned to phone and service provider.
     pub receipt: SignedReceipt,
     /// Acceptance time.
     pub decided_at_ms: u64,
@@ -377,12 +377,12 @@ pub enum CreateResult {
     TooManyPending,
     /// A rate limit of [`RequestLimits`] is reached; nothing was stored.
     RateLimited {
-        /// Whose limit: the person's or the relying party's.
+        /// Whose limit: the person's or the service provider's.
         scope: LimitScope,
         /// Milliseconds until one more request fits the window.
         retry_after_ms: u64,
     },
-    /// The person reported a request of this relying party as fraud less than
+    /// The person reported a request of this service provider as fraud less than
     /// the hold ago; nothing was stored (the person is told once per hold).
     CoolingDown {
         /// Milliseconds until the hold ends.
@@ -979,7 +979,7 @@ pub trait Store: Send + Sync + 'static {
             .await
     }
     /// Like [`Store::create_request`], checking, in the same atomic write and
-    /// in this order: the identity exists and is unblocked; the relying party
+    /// in this order: the identity exists and is unblocked; the service provider
     /// is not held for it after a fraud report (the first refusal of a hold
     /// records a `requests_held` event); the pending cap; the rate-limit
     /// windows (sliding, over the stored requests' creation times).

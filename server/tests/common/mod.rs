@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use eid_api_client::{AdminClient, ApiFailure, Endpoint, RelyingPartyClient, SoftPhone};
+use eid_api_client::{AdminClient, ApiFailure, Endpoint, ProviderClient, SoftPhone};
 use eid_protocol::wire::ErrorCode;
 use eid_protocol::{IdentityId, RequestEnvelopeBody, RequestKind};
 use eid_server::{Config, ManualClock, RunningServer, ServerOptions};
@@ -15,7 +15,7 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
     pub endpoint: Endpoint,
     pub admin: AdminClient,
-    pub rp: RelyingPartyClient,
+    pub rp: ProviderClient,
     pub rp_name: String,
     pub rp_api_key: String,
 }
@@ -51,7 +51,7 @@ impl Harness {
             .register_service_provider("Nordisk Bank A/S")
             .await
             .unwrap();
-        let rp = RelyingPartyClient::new(endpoint.clone(), &sp.api_key);
+        let rp = ProviderClient::new(endpoint.clone(), &sp.api_key);
         Self {
             server: Some(server),
             clock,

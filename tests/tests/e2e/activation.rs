@@ -14,14 +14,17 @@ async fn activate_then_approve_a_login_seen_by_the_relying_party() {
     let person = w.person(USER).await.unwrap();
     let phone = w.phone("grete").unwrap();
 
-    let account = phone.app.activate(USER, &person.code, PIN).await.unwrap();
-    assert_eq!(account.identity_id, person.identity_id);
-    assert_eq!(phone.app.accounts().unwrap(), vec![account.clone()]);
+    let authenticator = phone.app.activate(USER, &person.code, PIN).await.unwrap();
+    assert_eq!(authenticator.identity_id, person.identity_id);
+    assert_eq!(
+        phone.app.authenticators().unwrap(),
+        vec![authenticator.clone()]
+    );
     let server_side = w.admin.identity(person.identity_id).await.unwrap();
     assert_eq!(server_side.authenticators.len(), 1);
     assert_eq!(
         server_side.authenticators[0].authenticator_id,
-        account.authenticator_id
+        authenticator.authenticator_id
     );
 
     let request = w.login(USER, TEXT).await.unwrap();
@@ -29,7 +32,7 @@ async fn activate_then_approve_a_login_seen_by_the_relying_party() {
     assert_eq!(views.len(), 1);
     let view = &views[0];
     assert_eq!(view.request_id, request);
-    assert_eq!(view.authenticator_id, account.authenticator_id);
+    assert_eq!(view.authenticator_id, authenticator.authenticator_id);
     assert_eq!(view.kind, RequestKind::Login);
     assert_eq!(view.provider_name.as_deref(), Some(PROVIDER_NAME));
     assert_eq!(view.reference_text.as_deref(), Some(TEXT));
@@ -44,7 +47,7 @@ async fn activate_then_approve_a_login_seen_by_the_relying_party() {
 
     let unlock = phone
         .app
-        .unlock(&account.authenticator_id, &request, PIN)
+        .unlock(&authenticator.authenticator_id, &request, PIN)
         .await
         .unwrap();
     let receipt = phone.app.approve(&unlock, true, None).await.unwrap();
@@ -52,7 +55,10 @@ async fn activate_then_approve_a_login_seen_by_the_relying_party() {
     let status = w.rp_status(request, TEXT).await.unwrap();
     assert_eq!(status.status, RequestStatus::Approved);
     assert_eq!(status.receipt.as_ref(), Some(&receipt));
-    assert_eq!(receipt.receipt.authenticator_id, account.authenticator_id);
+    assert_eq!(
+        receipt.receipt.authenticator_id,
+        authenticator.authenticator_id
+    );
     // Decided requests leave the phone's list.
     assert!(phone.app.refresh().await.unwrap().is_empty());
 }
@@ -74,7 +80,7 @@ async fn a_wrong_activation_code_is_refused_and_leaves_nothing_behind() {
             code: ErrorCode::InvalidActivationCode
         }
     );
-    assert!(phone.app.accounts().unwrap().is_empty());
+    assert!(phone.app.authenticators().unwrap().is_empty());
     assert_eq!(phone.app.pending_activation().unwrap(), None);
     assert!(
         w.admin
@@ -98,7 +104,7 @@ async fn a_wrong_activation_code_is_refused_and_leaves_nothing_behind() {
     );
     // The right code still works (two wrong tries, far below the ceiling).
     phone.app.activate(USER, &person.code, PIN).await.unwrap();
-    assert_eq!(phone.app.accounts().unwrap().len(), 1);
+    assert_eq!(phone.app.authenticators().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -124,7 +130,7 @@ async fn weak_pins_are_refused_with_a_reason_before_anything_is_sent() {
         Err(Error::PinPolicy(PinPolicyError::AllSame))
     ));
     // Nothing reached the server: the code still has all its tries.
-    assert!(phone.app.accounts().unwrap().is_empty());
+    assert!(phone.app.authenticators().unwrap().is_empty());
     phone.app.activate(USER, &person.code, PIN).await.unwrap();
 }
 
@@ -144,7 +150,7 @@ async fn an_interrupted_activation_resumes_to_the_same_authenticator() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Network(_)), "{err:?}");
-    assert!(phone.app.accounts().unwrap().is_empty());
+    assert!(phone.app.authenticators().unwrap().is_empty());
     let pending = phone.app.pending_activation().unwrap().unwrap();
     assert_eq!(pending.user_id, USER);
 
@@ -152,12 +158,12 @@ async fn an_interrupted_activation_resumes_to_the_same_authenticator() {
     phone.restart().unwrap();
     assert!(phone.app.pending_activation().unwrap().is_some());
     mitm.set(Tamper::Nothing);
-    let account = phone.app.resume_activation(&person.code).await.unwrap();
+    let authenticator = phone.app.resume_activation(&person.code).await.unwrap();
     let server_side = w.admin.identity(person.identity_id).await.unwrap();
     assert_eq!(server_side.authenticators.len(), 1);
     assert_eq!(
         server_side.authenticators[0].authenticator_id,
-        account.authenticator_id
+        authenticator.authenticator_id
     );
     assert_eq!(phone.app.pending_activation().unwrap(), None);
     assert!(matches!(
@@ -189,5 +195,5 @@ async fn an_interrupted_activation_can_be_discarded() {
     // A fresh activation works once the server is back.
     w_stopped.restart_server().await.unwrap();
     phone.app.activate(USER, &person.code, PIN).await.unwrap();
-    assert_eq!(phone.app.accounts().unwrap().len(), 1);
+    assert_eq!(phone.app.authenticators().unwrap().len(), 1);
 }

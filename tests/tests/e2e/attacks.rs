@@ -20,7 +20,7 @@ async fn a_changed_reference_text_or_forged_signature_is_refused_and_nothing_is_
     let phone = w
         .phone_via("grete", &mitm.base_url, &mitm.spki_pin)
         .unwrap();
-    let account = phone.app.activate(USER, &person.code, PIN).await.unwrap();
+    let authenticator = phone.app.activate(USER, &person.code, PIN).await.unwrap();
     let request = w.login(USER, TEXT).await.unwrap();
 
     for tamper in [Tamper::ChangeReferenceText, Tamper::ForgeSignature] {
@@ -40,7 +40,7 @@ async fn a_changed_reference_text_or_forged_signature_is_refused_and_nothing_is_
         assert_eq!(
             phone
                 .app
-                .unlock(&account.authenticator_id, &request, PIN)
+                .unlock(&authenticator.authenticator_id, &request, PIN)
                 .await
                 .unwrap_err(),
             Error::UnknownRequest
@@ -69,7 +69,7 @@ async fn a_changed_reference_text_or_forged_signature_is_refused_and_nothing_is_
     assert_ne!(views[0].reference_text.as_deref(), Some(TAMPERED_TEXT));
     let unlock = phone
         .app
-        .unlock(&account.authenticator_id, &request, PIN)
+        .unlock(&authenticator.authenticator_id, &request, PIN)
         .await
         .unwrap();
     phone.app.approve(&unlock, true, None).await.unwrap();

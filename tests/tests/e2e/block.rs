@@ -2,7 +2,7 @@
 //! signed by the device, no PIN; pending requests are cancelled, new requests
 //! and decisions refused, until support unblocks.
 
-use eid_core::{AccountState, Error};
+use eid_core::{AuthenticatorState, Error};
 use eid_e2e_tests::{PIN, World};
 use eid_protocol::wire::RequestStatus;
 
@@ -14,8 +14,8 @@ async fn blocking_from_the_app_cancels_refuses_and_holds_until_support_unblocks(
     let w = World::start().await.unwrap();
     let person = w.person(USER).await.unwrap();
     let phone = w.phone("grete").unwrap();
-    let account = phone.app.activate(USER, &person.code, PIN).await.unwrap();
-    let acc = account.authenticator_id;
+    let authenticator = phone.app.activate(USER, &person.code, PIN).await.unwrap();
+    let acc = authenticator.authenticator_id;
     // A second phone of the same person learns of the block on its next pull.
     let other = w.another_phone(&person, "other").await.unwrap();
 
@@ -27,8 +27,8 @@ async fn blocking_from_the_app_cancels_refuses_and_holds_until_support_unblocks(
     phone.app.block_identity(&acc).await.unwrap();
 
     assert_eq!(
-        phone.app.accounts().unwrap()[0].state,
-        AccountState::Blocked
+        phone.app.authenticators().unwrap()[0].state,
+        AuthenticatorState::Blocked
     );
     assert!(phone.app.refresh().await.unwrap().is_empty());
     assert_eq!(
@@ -42,8 +42,8 @@ async fn blocking_from_the_app_cancels_refuses_and_holds_until_support_unblocks(
     assert!(w.admin.identity(person.identity_id).await.unwrap().blocked);
     other.app.refresh().await.unwrap();
     assert_eq!(
-        other.app.accounts().unwrap()[0].state,
-        AccountState::Blocked
+        other.app.authenticators().unwrap()[0].state,
+        AuthenticatorState::Blocked
     );
 
     // Blocking again is harmless; unblocking is for support.
@@ -55,7 +55,10 @@ async fn blocking_from_the_app_cancels_refuses_and_holds_until_support_unblocks(
     let request = w.login(USER, TEXT).await.unwrap();
     let views = phone.app.refresh().await.unwrap();
     assert_eq!(views.len(), 1);
-    assert_eq!(phone.app.accounts().unwrap()[0].state, AccountState::Active);
+    assert_eq!(
+        phone.app.authenticators().unwrap()[0].state,
+        AuthenticatorState::Active
+    );
     let unlock = phone.app.unlock(&acc, &request, PIN).await.unwrap();
     phone.app.approve(&unlock, true, None).await.unwrap();
     assert_eq!(
@@ -75,11 +78,11 @@ async fn a_block_needs_the_device_key_and_the_server() {
         .await
         .unwrap()
         .authenticator_id;
-    // An account this phone does not have.
+    // An authenticator this phone does not have.
     let stranger = eid_protocol::AuthenticatorId([7; 16]);
     assert_eq!(
         phone.app.block_identity(&stranger).await.unwrap_err(),
-        Error::UnknownAccount
+        Error::UnknownAuthenticator
     );
     // Server down: a clear network error and nothing changes locally.
     w.stop_server().await;
@@ -87,7 +90,10 @@ async fn a_block_needs_the_device_key_and_the_server() {
         phone.app.block_identity(&acc).await,
         Err(Error::Network(_))
     ));
-    assert_eq!(phone.app.accounts().unwrap()[0].state, AccountState::Active);
+    assert_eq!(
+        phone.app.authenticators().unwrap()[0].state,
+        AuthenticatorState::Active
+    );
     w.restart_server().await.unwrap();
     assert!(!w.admin.identity(person.identity_id).await.unwrap().blocked);
     // A phone clock more than 5 minutes off does not stop the block: the

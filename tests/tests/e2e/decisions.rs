@@ -1,4 +1,4 @@
-//! Approve, deny and report fraud, each seen by the relying party with a
+//! Approve, deny and report fraud, each seen by the service provider with a
 //! valid receipt; expiry; replay; nothing approved without a fresh unlock.
 
 use eid_core::{Action, Error};
@@ -13,7 +13,7 @@ const TEXT: &str = "Overfør 2.500,00 kr. til konto 1234-567890";
 async fn approve_deny_and_fraud_each_reach_the_relying_party_with_a_receipt() {
     let w = World::start().await.unwrap();
     let phone = w.activated_phone("grete", USER).await.unwrap();
-    let acc = phone.app.accounts().unwrap()[0].authenticator_id;
+    let acc = phone.app.authenticators().unwrap()[0].authenticator_id;
     let approve = w.login(USER, TEXT).await.unwrap();
     let deny = w.login(USER, TEXT).await.unwrap();
     let fraud = w.login(USER, TEXT).await.unwrap();
@@ -48,7 +48,7 @@ async fn approve_deny_and_fraud_each_reach_the_relying_party_with_a_receipt() {
 async fn approval_needs_the_swipe_a_fresh_unlock_and_the_binding_code() {
     let w = World::start().await.unwrap();
     let phone = w.activated_phone("grete", USER).await.unwrap();
-    let acc = phone.app.accounts().unwrap()[0].authenticator_id;
+    let acc = phone.app.authenticators().unwrap()[0].authenticator_id;
     let request =
         w.rp.create_request(USER, RequestKind::Login, TEXT, Some("K7-42QX"))
             .await
@@ -130,7 +130,7 @@ async fn approval_needs_the_swipe_a_fresh_unlock_and_the_binding_code() {
 async fn an_expired_request_cannot_be_approved_and_disappears() {
     let w = World::start().await.unwrap();
     let phone = w.activated_phone("grete", USER).await.unwrap();
-    let acc = phone.app.accounts().unwrap()[0].authenticator_id;
+    let acc = phone.app.authenticators().unwrap()[0].authenticator_id;
     let request = w.login(USER, TEXT).await.unwrap();
     let views = phone.app.refresh().await.unwrap();
     assert!(views[0].time_left_ms <= 300_000);
@@ -178,8 +178,8 @@ async fn a_request_is_decided_once_across_devices_and_replays_change_nothing() {
     let first = w.phone("first").unwrap();
     first.app.activate(USER, &person.code, PIN).await.unwrap();
     let second = w.another_phone(&person, "second").await.unwrap();
-    let acc1 = first.app.accounts().unwrap()[0].authenticator_id;
-    let acc2 = second.app.accounts().unwrap()[0].authenticator_id;
+    let acc1 = first.app.authenticators().unwrap()[0].authenticator_id;
+    let acc2 = second.app.authenticators().unwrap()[0].authenticator_id;
 
     let request = w.login(USER, TEXT).await.unwrap();
     first.app.refresh().await.unwrap();

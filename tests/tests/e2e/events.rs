@@ -85,17 +85,21 @@ async fn person(w: &World) -> Person {
     }
 }
 
-async fn approve(w: &World, phone: &Phone, account: &AuthenticatorId) {
+async fn approve(w: &World, phone: &Phone, authenticator: &AuthenticatorId) {
     let request = w.login(USER, TEXT).await.unwrap();
     phone.app.refresh().await.unwrap();
-    let unlock = phone.app.unlock(account, &request, PIN).await.unwrap();
+    let unlock = phone
+        .app
+        .unlock(authenticator, &request, PIN)
+        .await
+        .unwrap();
     phone.app.approve(&unlock, true, None).await.unwrap();
 }
 
-fn feed_kinds(phone: &Phone, account: &AuthenticatorId) -> Vec<SecurityEventKind> {
+fn feed_kinds(phone: &Phone, authenticator: &AuthenticatorId) -> Vec<SecurityEventKind> {
     phone
         .app
-        .events(account, Language::English)
+        .events(authenticator, Language::English)
         .unwrap()
         .iter()
         .map(|e| e.kind)
@@ -226,7 +230,7 @@ async fn activation_fraud_block_and_unblock_reach_the_feed_email_and_sms() {
         .await
         .unwrap();
 
-    // The feed: newest first, even though the account is blocked now.
+    // The feed: newest first, even though the authenticator is blocked now.
     phone.app.refresh().await.unwrap();
     let feed = phone.app.events(&acc, Language::English).unwrap();
     use SecurityEventKind as K;
@@ -380,7 +384,7 @@ async fn notify_every_use_is_off_by_default_turned_on_from_the_app_and_off_with_
     let person = person(&w).await;
     let (phone, acc) = w.activated_for(&person, "anna").await.unwrap();
     let other = w.another_phone(&person, "tablet").await.unwrap();
-    let other_acc = other.app.accounts().unwrap()[0].authenticator_id;
+    let other_acc = other.app.authenticators().unwrap()[0].authenticator_id;
 
     // Off: an approval records nothing.
     assert!(!phone.app.notify_every_use(&acc).unwrap());

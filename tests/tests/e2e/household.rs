@@ -3,7 +3,7 @@
 //! request's details are built only for the person chosen, and each person's
 //! own PIN is the only one that unlocks their requests.
 
-use eid_core::{AccountState, Error, Language};
+use eid_core::{AuthenticatorState, Error, Language};
 use eid_e2e_tests::{PIN, World};
 use eid_protocol::AuthenticatorId;
 
@@ -13,10 +13,10 @@ const USERS: [&str; 3] = ["grete#1950x", "hans#1948y", "ida!2011z"];
 async fn the_first_screen_lists_people_and_counts_and_details_come_after_choosing() {
     let w = World::start().await.unwrap();
     let phone = w.phone("household").unwrap();
-    let mut accounts = Vec::new();
+    let mut authenticators = Vec::new();
     for user in USERS {
         let person = w.person(user).await.unwrap();
-        accounts.push(phone.app.activate(user, &person.code, PIN).await.unwrap());
+        authenticators.push(phone.app.activate(user, &person.code, PIN).await.unwrap());
     }
     let secret_text = "Overførsel 25.000 kr. til konto 1234-5678901";
     w.login(USERS[0], secret_text).await.unwrap();
@@ -49,13 +49,13 @@ async fn the_first_screen_lists_people_and_counts_and_details_come_after_choosin
     // Choosing Grete shows her two requests and nobody else's.
     let grete = phone
         .app
-        .requests_for(&accounts[0].authenticator_id, Language::English)
+        .requests_for(&authenticators[0].authenticator_id, Language::English)
         .unwrap();
     assert_eq!(grete.len(), 2);
     assert!(
         grete
             .iter()
-            .all(|v| v.authenticator_id == accounts[0].authenticator_id)
+            .all(|v| v.authenticator_id == authenticators[0].authenticator_id)
     );
     assert!(
         grete
@@ -64,30 +64,34 @@ async fn the_first_screen_lists_people_and_counts_and_details_come_after_choosin
     );
     let hans = phone
         .app
-        .requests_for(&accounts[1].authenticator_id, Language::English)
+        .requests_for(&authenticators[1].authenticator_id, Language::English)
         .unwrap();
     assert_eq!(hans.len(), 1);
     assert!(
         phone
             .app
-            .requests_for(&accounts[2].authenticator_id, Language::Danish)
+            .requests_for(&authenticators[2].authenticator_id, Language::Danish)
             .unwrap()
             .is_empty()
     );
 
-    // An account that is not on this phone is a typed error.
+    // An authenticator that is not on this phone is a typed error.
     assert!(matches!(
         phone
             .app
             .requests_for(&AuthenticatorId([9; 16]), Language::English),
-        Err(Error::UnknownAccount)
+        Err(Error::UnknownAuthenticator)
     ));
 
-    // Hans's request can't be unlocked through Grete's account.
+    // Hans's request can't be unlocked through Grete's authenticator.
     assert!(matches!(
         phone
             .app
-            .unlock(&accounts[0].authenticator_id, &hans[0].request_id, PIN)
+            .unlock(
+                &authenticators[0].authenticator_id,
+                &hans[0].request_id,
+                PIN
+            )
             .await,
         Err(Error::UnknownRequest)
     ));
@@ -115,10 +119,10 @@ async fn a_blocked_person_shows_what_to_do_next_and_no_requests() {
     phone.app.refresh().await.unwrap();
 
     let people = phone.app.household(Language::Danish).unwrap();
-    assert_eq!(people[0].state, AccountState::Active);
+    assert_eq!(people[0].state, AuthenticatorState::Active);
     assert_eq!(people[0].pending_requests, 1);
     assert_eq!(people[0].next_step, None);
-    assert_eq!(people[1].state, AccountState::Blocked);
+    assert_eq!(people[1].state, AuthenticatorState::Blocked);
     assert_eq!(people[1].pending_requests, 0);
     assert_eq!(people[1].headline, "Spærret");
     assert!(people[1].next_step.as_deref().unwrap().contains("support"));

@@ -1,4 +1,4 @@
-//! The end-to-end suite: the device core (`eid_core::Authenticator`) against
+//! The end-to-end suite: the device core (`eid_core::App`) against
 //! the real `eid-server` over TLS on 127.0.0.1, one module a subject.
 //!
 //! One test binary rather than one per file: each binary links the whole

@@ -13,7 +13,7 @@ const TEXT: &str = "Log på Nordisk Netbank";
 async fn with_the_server_down_errors_are_clear_and_the_decision_is_kept() {
     let mut w = World::start().await.unwrap();
     let mut phone = w.activated_phone("grete", USER).await.unwrap();
-    let acc = phone.app.accounts().unwrap()[0].authenticator_id;
+    let acc = phone.app.authenticators().unwrap()[0].authenticator_id;
     let request = w.login(USER, TEXT).await.unwrap();
     phone.app.refresh().await.unwrap();
 

@@ -183,15 +183,16 @@ async fn new_device_happy_path_waits_an_hour_then_works() {
     ));
     assert_eq!(authenticator_count(&w, person.identity_id).await, 1);
     // Even a login request now does not reach the new phone.
-    assert!(b.app.accounts().unwrap().is_empty());
+    assert!(b.app.authenticators().unwrap().is_empty());
 
     w.advance(MINUTE_MS, &[&a, &b]);
-    let EnrolmentStatus::Activated(account) = b.app.poll_device_enrolment().await.unwrap() else {
+    let EnrolmentStatus::Activated(authenticator) = b.app.poll_device_enrolment().await.unwrap()
+    else {
         panic!("expected activation");
     };
-    assert_eq!(account.authenticator_id, enrolment.enrolment_id);
-    assert_eq!(account.identity_id, person.identity_id);
-    assert_eq!(b.app.accounts().unwrap(), vec![account.clone()]);
+    assert_eq!(authenticator.authenticator_id, enrolment.enrolment_id);
+    assert_eq!(authenticator.identity_id, person.identity_id);
+    assert_eq!(b.app.authenticators().unwrap(), vec![authenticator.clone()]);
     assert_eq!(b.app.pending_device_enrolment().unwrap(), None);
     assert_eq!(
         b.app.poll_device_enrolment().await,
@@ -215,11 +216,14 @@ async fn new_device_happy_path_waits_an_hour_then_works() {
     assert_eq!(views.len(), 1);
     let unlock = b
         .app
-        .unlock(&account.authenticator_id, &request, PIN)
+        .unlock(&authenticator.authenticator_id, &request, PIN)
         .await
         .unwrap();
     let receipt = b.app.approve(&unlock, true, None).await.unwrap();
-    assert_eq!(receipt.receipt.authenticator_id, account.authenticator_id);
+    assert_eq!(
+        receipt.receipt.authenticator_id,
+        authenticator.authenticator_id
+    );
     assert_eq!(
         w.rp_status(request, TEXT).await.unwrap().status,
         RequestStatus::Approved
@@ -276,7 +280,7 @@ async fn scammer_adds_a_new_phone_is_stopped_by_waiting_period_notification_and_
         scammer.app.poll_device_enrolment().await,
         Ok(EnrolmentStatus::Waiting { .. })
     ));
-    assert!(scammer.app.accounts().unwrap().is_empty());
+    assert!(scammer.app.authenticators().unwrap().is_empty());
     // The notifications went out (the outbox feeds the app, SMS and e-mail).
     assert_eq!(
         new_device_events(&w, identity),
@@ -344,7 +348,7 @@ async fn scammer_adds_a_new_phone_is_stopped_by_waiting_period_notification_and_
         "another key cannot poll the enrolment"
     );
     assert_eq!(authenticator_count(&w, identity).await, 1);
-    assert!(scammer.app.accounts().unwrap().is_empty());
+    assert!(scammer.app.authenticators().unwrap().is_empty());
     // Cancelling again: typed, nothing changes.
     assert_eq!(
         victim
@@ -902,17 +906,18 @@ async fn new_phone_and_server_restart_mid_wait_and_resume() {
     w.advance(40 * MINUTE_MS, &[&a, &b]);
     w.restart_server().await.unwrap();
     b.restart().unwrap();
-    let EnrolmentStatus::Activated(account) = b.app.poll_device_enrolment().await.unwrap() else {
+    let EnrolmentStatus::Activated(authenticator) = b.app.poll_device_enrolment().await.unwrap()
+    else {
         panic!("expected activation");
     };
     b.restart().unwrap();
-    assert_eq!(b.app.accounts().unwrap(), vec![account.clone()]);
+    assert_eq!(b.app.authenticators().unwrap(), vec![authenticator.clone()]);
     assert_eq!(authenticator_count(&w, person.identity_id).await, 2);
     let request = w.login(user, TEXT).await.unwrap();
     b.app.refresh().await.unwrap();
     let unlock = b
         .app
-        .unlock(&account.authenticator_id, &request, PIN)
+        .unlock(&authenticator.authenticator_id, &request, PIN)
         .await
         .unwrap();
     b.app.approve(&unlock, true, None).await.unwrap();

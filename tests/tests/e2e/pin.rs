@@ -1,7 +1,7 @@
 //! PIN checking against the real server: counted attempts, escalating waits
 //! that survive restarts, destruction of the PIN key at ten, PIN change.
 
-use eid_core::{AccountState, Error};
+use eid_core::{AuthenticatorState, Error};
 use eid_e2e_tests::{MINUTE_MS, PIN, Phone, World};
 use eid_protocol::{AuthenticatorId, RequestId};
 
@@ -16,15 +16,15 @@ async fn pulled_login(w: &World, phone: &Phone) -> RequestId {
     request
 }
 
-fn account(phone: &Phone) -> AuthenticatorId {
-    phone.app.accounts().unwrap()[0].authenticator_id
+fn authenticator(phone: &Phone) -> AuthenticatorId {
+    phone.app.authenticators().unwrap()[0].authenticator_id
 }
 
 #[tokio::test]
 async fn wrong_pins_escalate_survive_restarts_and_destroy_the_key_at_ten() {
     let w = World::start().await.unwrap();
     let mut phone = w.activated_phone("grete", USER).await.unwrap();
-    let acc = account(&phone);
+    let acc = authenticator(&phone);
     let request = pulled_login(&w, &phone).await;
 
     // 1st and 2nd wrong PIN: no wait yet, the attempts left are told.
@@ -92,10 +92,10 @@ async fn wrong_pins_escalate_survive_restarts_and_destroy_the_key_at_ten() {
     );
     phone.restart().unwrap();
     assert_eq!(
-        phone.app.accounts().unwrap()[0].state,
-        AccountState::NeedsReactivation
+        phone.app.authenticators().unwrap()[0].state,
+        AuthenticatorState::NeedsReactivation
     );
-    // The right PIN no longer helps, and requests for the account are not shown.
+    // The right PIN no longer helps, and requests for the authenticator are not shown.
     let request = w.login(USER, TEXT).await.unwrap();
     assert!(phone.app.refresh().await.unwrap().is_empty());
     assert_eq!(
@@ -108,7 +108,7 @@ async fn wrong_pins_escalate_survive_restarts_and_destroy_the_key_at_ten() {
 async fn a_pin_change_needs_the_old_pin_and_keeps_the_same_keys() {
     let w = World::start().await.unwrap();
     let mut phone = w.activated_phone("grete", USER).await.unwrap();
-    let acc = account(&phone);
+    let acc = authenticator(&phone);
     assert_eq!(
         phone
             .app

@@ -59,7 +59,7 @@ async fn run(w: &World, steps: Vec<Step>, case: u64) -> Result<(), TestCaseError
         .activated_phone(&format!("prop-{case}"), &user)
         .await
         .unwrap();
-    let account = phone.app.accounts().unwrap()[0].authenticator_id;
+    let authenticator = phone.app.authenticators().unwrap()[0].authenticator_id;
     let mut current = PIN;
     let mut wrong_in_a_row = 0u32;
     let mut announced_wait = 0u64;
@@ -75,7 +75,7 @@ async fn run(w: &World, steps: Vec<Step>, case: u64) -> Result<(), TestCaseError
             Step::Attempt { right } => {
                 let next = if current == PIN { OTHER_PIN } else { PIN };
                 let typed = if right { current } else { WRONG_PIN };
-                match phone.app.change_pin(&account, typed, next).await {
+                match phone.app.change_pin(&authenticator, typed, next).await {
                     Ok(()) => {
                         prop_assert!(right, "a wrong PIN was accepted");
                         prop_assert!(wrong_in_a_row < 10, "accepted after destruction");

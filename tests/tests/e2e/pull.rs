@@ -1,22 +1,22 @@
-//! Pull on app open: 0, 1 and many requests across several accounts on one
+//! Pull on app open: 0, 1 and many requests across several authenticators on one
 //! phone, in one round trip; blocked identities; one person's PIN never
 //! unlocks another's request.
 
 use std::collections::HashSet;
 
-use eid_core::{AccountState, Error};
+use eid_core::{AuthenticatorState, Error};
 use eid_e2e_tests::{PIN, World};
 use eid_protocol::RequestKind;
 
 #[tokio::test]
-async fn pulls_zero_one_and_many_requests_across_accounts() {
+async fn pulls_zero_one_and_many_requests_across_authenticators() {
     let w = World::start().await.unwrap();
     let users = ["grete#1950x", "hans#1948y", "ida!2011z"];
     let phone = w.phone("household").unwrap();
-    let mut accounts = Vec::new();
+    let mut authenticators = Vec::new();
     for user in users {
         let person = w.person(user).await.unwrap();
-        accounts.push(phone.app.activate(user, &person.code, PIN).await.unwrap());
+        authenticators.push(phone.app.activate(user, &person.code, PIN).await.unwrap());
     }
 
     // Nothing pending.
@@ -27,18 +27,21 @@ async fn pulls_zero_one_and_many_requests_across_accounts() {
     let views = phone.app.refresh().await.unwrap();
     assert_eq!(views.len(), 1);
     assert_eq!(views[0].request_id, first);
-    assert_eq!(views[0].authenticator_id, accounts[0].authenticator_id);
+    assert_eq!(
+        views[0].authenticator_id,
+        authenticators[0].authenticator_id
+    );
     assert_eq!(views[0].user_id, users[0]);
 
     // Many: 5 for the first person (including the one above), 3 signatures
     // for the second, none for the third.
-    let mut expected = HashSet::from([(first, accounts[0].authenticator_id)]);
+    let mut expected = HashSet::from([(first, authenticators[0].authenticator_id)]);
     for i in 1..5 {
         let r = w
             .login(users[0], &format!("Log på Netbank #{i}"))
             .await
             .unwrap();
-        expected.insert((r, accounts[0].authenticator_id));
+        expected.insert((r, authenticators[0].authenticator_id));
     }
     for i in 0..3 {
         let r =
@@ -51,7 +54,7 @@ async fn pulls_zero_one_and_many_requests_across_accounts() {
             .await
             .unwrap()
             .request_id;
-        expected.insert((r, accounts[1].authenticator_id));
+        expected.insert((r, authenticators[1].authenticator_id));
     }
     let views = phone.app.refresh().await.unwrap();
     let got: HashSet<_> = views
@@ -62,7 +65,7 @@ async fn pulls_zero_one_and_many_requests_across_accounts() {
     assert!(
         views
             .iter()
-            .filter(|v| v.authenticator_id == accounts[1].authenticator_id)
+            .filter(|v| v.authenticator_id == authenticators[1].authenticator_id)
             .all(|v| v.kind == RequestKind::Signature)
     );
     // The stored list is served without the network, too.
@@ -78,20 +81,20 @@ async fn pulls_zero_one_and_many_requests_across_accounts() {
     // One person's PIN never unlocks another's request.
     let hans_request = views
         .iter()
-        .find(|v| v.authenticator_id == accounts[1].authenticator_id)
+        .find(|v| v.authenticator_id == authenticators[1].authenticator_id)
         .unwrap()
         .request_id;
-    let hans = accounts[1].authenticator_id;
+    let hans = authenticators[1].authenticator_id;
     phone.app.change_pin(&hans, PIN, "502817").await.unwrap();
     assert!(matches!(
         phone.app.unlock(&hans, &hans_request, PIN).await,
         Err(Error::WrongPin { .. })
     ));
-    // Nor can an unlock for one account decide another account's request.
+    // Nor can an unlock for one authenticator decide another authenticator's request.
     assert_eq!(
         phone
             .app
-            .unlock(&accounts[0].authenticator_id, &hans_request, PIN)
+            .unlock(&authenticators[0].authenticator_id, &hans_request, PIN)
             .await
             .unwrap_err(),
         Error::UnknownRequest
@@ -111,7 +114,7 @@ async fn a_blocked_identity_shows_blocked_and_gets_no_requests() {
     let user = "grete#1950x";
     let person = w.person(user).await.unwrap();
     let phone = w.phone("grete").unwrap();
-    let account = phone.app.activate(user, &person.code, PIN).await.unwrap();
+    let authenticator = phone.app.activate(user, &person.code, PIN).await.unwrap();
     let request = w.login(user, "Log på Netbank").await.unwrap();
     assert_eq!(phone.app.refresh().await.unwrap().len(), 1);
 
@@ -121,13 +124,13 @@ async fn a_blocked_identity_shows_blocked_and_gets_no_requests() {
         .unwrap();
     assert!(phone.app.refresh().await.unwrap().is_empty());
     assert_eq!(
-        phone.app.accounts().unwrap()[0].state,
-        AccountState::Blocked
+        phone.app.authenticators().unwrap()[0].state,
+        AuthenticatorState::Blocked
     );
     assert!(
         phone
             .app
-            .unlock(&account.authenticator_id, &request, PIN)
+            .unlock(&authenticator.authenticator_id, &request, PIN)
             .await
             .is_err()
     );
@@ -139,7 +142,10 @@ async fn a_blocked_identity_shows_blocked_and_gets_no_requests() {
         .unwrap();
     let request = w.login(user, "Log på Netbank igen").await.unwrap();
     let views = phone.app.refresh().await.unwrap();
-    assert_eq!(phone.app.accounts().unwrap()[0].state, AccountState::Active);
+    assert_eq!(
+        phone.app.authenticators().unwrap()[0].state,
+        AuthenticatorState::Active
+    );
     assert_eq!(views.len(), 1);
     assert_eq!(views[0].request_id, request);
 }

@@ -18,7 +18,7 @@ const TEXT: &str = "Log på Nordisk Netbank";
 async fn offline_approvals_are_resent_in_counter_order_even_if_the_clock_went_back() {
     let mut w = World::start().await.unwrap();
     let phone = w.activated_phone("grete", USER).await.unwrap();
-    let acc = phone.app.accounts().unwrap()[0].authenticator_id;
+    let acc = phone.app.authenticators().unwrap()[0].authenticator_id;
     let first = w.login(USER, TEXT).await.unwrap();
     let second = w.login(USER, TEXT).await.unwrap();
     phone.app.refresh().await.unwrap();
@@ -47,7 +47,7 @@ async fn offline_approvals_are_resent_and_land_once_each() {
     // The same without the clock change: both land, in order, once.
     let mut w = World::start().await.unwrap();
     let phone = w.activated_phone("grete", USER).await.unwrap();
-    let acc = phone.app.accounts().unwrap()[0].authenticator_id;
+    let acc = phone.app.authenticators().unwrap()[0].authenticator_id;
     let first = w.login(USER, TEXT).await.unwrap();
     let second = w.login(USER, TEXT).await.unwrap();
     phone.app.refresh().await.unwrap();

@@ -1,6 +1,6 @@
-//! Channel binding from the login screen (docs/threat-model.md): a relying party asks
+//! Channel binding from the login screen (docs/threat-model.md): a service provider asks
 //! the server for a binding; the server returns a short code to type or a
-//! secret for a QR code that changes every second, to the relying party only.
+//! secret for a QR code that changes every second, to the service provider only.
 //! The phone signs the code it was given; the server checks it (a rotating
 //! code only within 30 s back and 3 s ahead of its clock) and three wrong
 //! codes cancel the request. One test per attack.
@@ -17,7 +17,7 @@ use crate::support::error_code;
 const USER: &str = "grete#1950x";
 const TEXT: &str = "Log på Netbank";
 
-/// The relying party creates a login with a server-made binding.
+/// The service provider creates a login with a server-made binding.
 async fn bound_login(w: &World, mode: BindingMode) -> eid_protocol::wire::RequestCreated {
     w.rp.create_bound_request(USER, RequestKind::Login, TEXT, mode)
         .await
@@ -26,7 +26,7 @@ async fn bound_login(w: &World, mode: BindingMode) -> eid_protocol::wire::Reques
 
 /// Unlocks and swipes with `code` (what the person scanned or typed).
 async fn approve_with(phone: &Phone, request: RequestId, code: Option<&str>) -> Result<(), Error> {
-    let acc = phone.app.accounts().unwrap()[0].authenticator_id;
+    let acc = phone.app.authenticators().unwrap()[0].authenticator_id;
     let unlock = phone.app.unlock(&acc, &request, PIN).await?;
     phone.app.approve(&unlock, true, code).await.map(|_| ())
 }
@@ -129,7 +129,7 @@ async fn rotating_qr_code_is_accepted_within_its_window() {
     let created = bound_login(&w, BindingMode::Qr).await;
     assert!(created.binding_code.is_none());
     let secret = created.binding_secret.clone().unwrap();
-    // The JSON the relying party got carries the secret as 64 hex digits.
+    // The JSON the service provider got carries the secret as 64 hex digits.
     assert_eq!(secret.to_hex().len(), 64);
 
     // The screen shows a new QR every second.
@@ -315,7 +315,7 @@ async fn relying_party_static_code_still_works() {
         w.rp.create_request(USER, RequestKind::Login, TEXT, Some("k7-42qx"))
             .await
             .unwrap();
-    // Nothing is handed back for a code the relying party chose itself.
+    // Nothing is handed back for a code the service provider chose itself.
     assert!(created.binding_code.is_none() && created.binding_secret.is_none());
     phone.app.refresh().await.unwrap();
     approve_with(&phone, created.request_id, Some("eid-bind:v1:K742QX"))
@@ -406,7 +406,7 @@ async fn malformed_binding_option_is_a_typed_error_and_creates_nothing() {
     );
     // Nothing reached the phone.
     assert!(phone.app.refresh().await.unwrap().is_empty());
-    // `null` is the same as leaving it out (old relying parties).
+    // `null` is the same as leaving it out (old service providers).
     let (status, _) = {
         let response = endpoint
             .client

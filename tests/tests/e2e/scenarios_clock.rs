@@ -113,8 +113,8 @@ async fn device_calls_other_than_the_pull_correct_a_wrong_clock_too() {
     phone.app.turn_on_notify_every_use(&id).await.unwrap();
     phone.app.block_identity(&id).await.unwrap();
     assert_eq!(
-        phone.app.accounts().unwrap()[0].state,
-        eid_core::AccountState::Blocked
+        phone.app.authenticators().unwrap()[0].state,
+        eid_core::AuthenticatorState::Blocked
     );
 }
 

@@ -1,12 +1,12 @@
 //! Request floods (MFA fatigue), attack by attack, against the real server
 //! over TLS with a manual clock: the pending cap, the rate limits per person
-//! and per relying party (sliding windows, `rate_limited` with
+//! and per service provider (sliding windows, `rate_limited` with
 //! `Retry-After`), and the cool-down after "this wasn't me" (`cooling_down`,
 //! the person told once per cool-down).
 
 use std::sync::Arc;
 
-use eid_api_client::{ApiFailure, Endpoint, RelyingPartyClient};
+use eid_api_client::{ApiFailure, Endpoint, ProviderClient};
 use eid_core::{Language, SecurityEventKind};
 use eid_e2e_tests::{HOUR_MS, MINUTE_MS, PROVIDER_NAME, Phone, World};
 use eid_protocol::wire::{CreateRequestRequest, ErrorCode};
@@ -22,7 +22,7 @@ async fn activated(w: &World, user_id: &str) -> (Phone, AuthenticatorId) {
     w.activated_for(&person, user_id).await.unwrap()
 }
 
-async fn create(rp: &RelyingPartyClient, user_id: &str) -> Result<(), ApiFailure> {
+async fn create(rp: &ProviderClient, user_id: &str) -> Result<(), ApiFailure> {
     rp.create_request(user_id, RequestKind::Login, TEXT, None)
         .await
         .map(|_| ())
@@ -33,11 +33,11 @@ fn stored_requests(w: &World) -> i64 {
     w.count_rows("requests").unwrap()
 }
 
-/// A second relying party with its own API key (for raw calls too).
-async fn second_provider(w: &World, name: &str) -> (RelyingPartyClient, String) {
+/// A second service provider with its own API key (for raw calls too).
+async fn second_provider(w: &World, name: &str) -> (ProviderClient, String) {
     let sp = w.admin.register_service_provider(name).await.unwrap();
     let endpoint = Endpoint::new(&w.base_url(), &w.spki_pin).unwrap();
-    (RelyingPartyClient::new(endpoint, &sp.api_key), sp.api_key)
+    (ProviderClient::new(endpoint, &sp.api_key), sp.api_key)
 }
 
 /// The raw answer to a create, for the status and `Retry-After` header.
@@ -89,7 +89,7 @@ async fn mfa_fatigue_flood_is_capped_and_rate_limited() {
         "{}",
         refusal(&e).message
     );
-    // Another relying party cannot flood the same person either (the limit
+    // Another service provider cannot flood the same person either (the limit
     // is the person's), and the header says when to come back.
     let (status, retry, body) = raw_create(&w, &other_key, "anna#2024x").await;
     assert_eq!(status, 429, "{body}");
@@ -193,7 +193,7 @@ async fn relying_party_flood_over_many_people_is_rate_limited_per_provider() {
         "{}",
         refusal(&e).message
     );
-    // Another relying party has its own budget.
+    // Another service provider has its own budget.
     let (other, _) = second_provider(&w, "Andelskassen").await;
     other
         .create_request("person3#2024x", RequestKind::Login, TEXT, None)
@@ -223,7 +223,7 @@ async fn a_large_relying_party_gets_its_own_configured_limit() {
         c.floods.provider_per_minute_overrides.insert(id.clone(), 3);
     }));
     w.restart_server().await.unwrap();
-    let big = RelyingPartyClient::new(
+    let big = ProviderClient::new(
         Endpoint::new(&w.base_url(), &w.spki_pin).unwrap(),
         &sp.api_key,
     );

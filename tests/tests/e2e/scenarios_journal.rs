@@ -1,6 +1,6 @@
 //! Tamper-evident device journal (docs/threat-model.md): every decision the phone
 //! signs is chained on the phone; the server lists the identity's decisions
-//! on each pull; one by this phone's account that the phone never signed
+//! on each pull; one by this phone's authenticator that the phone never signed
 //! raises an alarm. Editing the chain is detected.
 
 use eid_core::{Error, JournalHead};
@@ -28,7 +28,7 @@ async fn a_decision_the_device_never_made_raises_an_alarm() {
 
     // The person's other phone decides too: listed by the server, not an alarm.
     let other = w.another_phone(&person, "second").await.unwrap();
-    let other_id = other.app.accounts().unwrap()[0].authenticator_id;
+    let other_id = other.app.authenticators().unwrap()[0].authenticator_id;
     let by_other = w.login(&person.user_id, "Log på fra tablet").await.unwrap();
     other.app.refresh().await.unwrap();
     other.app.deny(&other_id, &by_other).await.unwrap();
@@ -64,7 +64,7 @@ async fn a_decision_the_device_never_made_raises_an_alarm() {
     let mut phone = phone;
     phone.restart().unwrap();
     assert_eq!(phone.app.journal_alarms(&id).unwrap(), alarms);
-    // Another account's alarms are another account's: the second phone has none.
+    // Another authenticator's alarms are another authenticator's: the second phone has none.
     other.app.refresh().await.unwrap();
     assert_eq!(other.app.journal_alarms(&other_id).unwrap(), vec![]);
 }

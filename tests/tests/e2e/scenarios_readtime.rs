@@ -13,12 +13,12 @@ async fn an_instant_approval_is_refused_until_the_request_was_read() {
     let w = World::start().await.unwrap();
     let person = w.person("anna#1990r").await.unwrap();
     let phone = w.phone_configured("reader", |_| {}).unwrap();
-    let account = phone
+    let authenticator = phone
         .app
         .activate(&person.user_id, &person.code, PIN)
         .await
         .unwrap();
-    let id = account.authenticator_id;
+    let id = authenticator.authenticator_id;
     let req = w.login(&person.user_id, TEXT).await.unwrap();
     let views = phone.app.refresh().await.unwrap();
     assert_eq!(views.len(), 1);

@@ -140,7 +140,7 @@ async fn trojan_source_reference_text_is_refused_and_a_homoglyph_word_is_flagged
             .all(|w| w.kind != WarningKind::MixedScript)
     );
     // The warning does not stop a person who knows what they started.
-    let acc = phone.app.accounts().unwrap()[0].authenticator_id;
+    let acc = phone.app.authenticators().unwrap()[0].authenticator_id;
     let unlock = phone
         .app
         .unlock(&acc, &spoof.request_id, PIN)

@@ -7,7 +7,7 @@
 //! self-service login.
 
 use eid_api_client::{Endpoint, SelfServiceClient, SoftPhone};
-use eid_core::{AccountState, Error, WarningKind};
+use eid_core::{AuthenticatorState, Error, WarningKind};
 use eid_e2e_tests::{HOUR_MS, PIN, Person, Phone, World};
 use eid_protocol::wire::{
     self, ChangeState, ContactChannel, CreateIdentityRequest, ErrorCode, RequestStatus,
@@ -665,8 +665,8 @@ async fn one_change_at_a_time_an_unapproved_one_is_replaced_and_a_block_ends_it(
         .unwrap_err();
     assert_eq!(error_code(&e), ErrorCode::ChangeClosed);
     assert_eq!(
-        phone.app.accounts().unwrap()[0].state,
-        AccountState::Blocked
+        phone.app.authenticators().unwrap()[0].state,
+        AuthenticatorState::Blocked
     );
 }
 
@@ -727,7 +727,7 @@ async fn user_id_change_applies_on_approval_old_id_stops_working_and_case_cannot
     let w = World::start().await.unwrap();
     let (p, phone, acc) = grete(&w).await;
     let portal = portal(&w);
-    // The old user ID is cached by the relying-party API now.
+    // The old user ID is cached by the service-provider API now.
     let before = w.login(USER, TEXT).await.unwrap();
     phone.app.refresh().await.unwrap();
     phone.app.deny(&acc, &before).await.unwrap();
@@ -748,7 +748,7 @@ async fn user_id_change_applies_on_approval_old_id_stops_working_and_case_cannot
     );
     assert_eq!(count_events(&w, p.identity_id, "user_id_changed"), 1);
 
-    // The old user ID is unknown to relying parties; the new one works, in
+    // The old user ID is unknown to service providers; the new one works, in
     // any case.
     let old = w.login(USER, TEXT).await.unwrap_err();
     assert!(
@@ -759,7 +759,10 @@ async fn user_id_change_applies_on_approval_old_id_stops_working_and_case_cannot
     let views = phone.app.refresh().await.unwrap();
     assert_eq!(views.len(), 1);
     // The household list shows the new user ID after the pull.
-    assert_eq!(phone.app.accounts().unwrap()[0].user_id, "Ny#Bruger2026");
+    assert_eq!(
+        phone.app.authenticators().unwrap()[0].user_id,
+        "Ny#Bruger2026"
+    );
     assert_eq!(views[0].user_id, "Ny#Bruger2026");
     let unlock = phone.app.unlock(&acc, &request, PIN).await.unwrap();
     phone.app.approve(&unlock, true, None).await.unwrap();
@@ -816,7 +819,7 @@ async fn user_id_change_applies_on_approval_old_id_stops_working_and_case_cannot
         w.admin.identity(other.identity_id).await.unwrap().user_id,
         USER
     );
-    // The RP API follows: USER is Anders now.
+    // The service-provider API follows: USER is Anders now.
     let to_anders = w.login(USER, TEXT).await.unwrap();
     assert!(phone.app.refresh().await.unwrap().is_empty());
     assert_eq!(
@@ -1051,14 +1054,14 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
         .await
         .unwrap_err();
     assert_eq!(error_code(&e), ErrorCode::UnknownChange);
-    // The app refuses an account it does not have, and an unknown change.
+    // The app refuses an authenticator it does not have, and an unknown change.
     assert_eq!(
         phone
             .app
             .cancel_contact_change(&AuthenticatorId([7; 16]), &step1.change_id)
             .await
             .unwrap_err(),
-        Error::UnknownAccount
+        Error::UnknownAuthenticator
     );
     assert_eq!(
         phone
@@ -1093,7 +1096,7 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
     );
 }
 
-/// The relying-party API still refuses first-party kinds, so "the bank"
+/// The service-provider API still refuses first-party kinds, so "the bank"
 /// cannot send a self-service login itself.
 #[tokio::test]
 async fn a_relying_party_cannot_ask_for_a_self_service_login() {

@@ -52,7 +52,7 @@ class HouseholdTest {
 
                 val mine = eid.requestsFor(people[0])
                 assertEquals(2, mine.size)
-                assertTrue(mine.all { it.accountId == people[0].accountId })
+                assertTrue(mine.all { it.authenticatorId == people[0].authenticatorId })
                 assertTrue(mine.any { it.referenceText == secret })
                 assertEquals(1, eid.requestsFor(people[1]).size)
             }

@@ -3,10 +3,10 @@ package dk.eid.authenticator
 import java.io.File
 import java.nio.file.Files
 import java.util.UUID
-import dk.eid.authenticator.ffi.AuthenticatorConfig
+import dk.eid.authenticator.ffi.AppConfig
 import dk.eid.authenticator.ffi.Language
 
-/** The PIN every test account is activated with (passes the PIN policy). */
+/** The PIN every test authenticator is activated with (passes the PIN policy). */
 const val PIN = "482916"
 
 /** A wrong PIN that also passes the policy's format checks. */
@@ -28,7 +28,7 @@ class Phone(
     val userId = "kt-${UUID.randomUUID().toString().take(8)}7a"
     val identityId: String = server.cli.createIdentity(userId)
 
-    val config = AuthenticatorConfig(
+    val config = AppConfig(
         databasePath = File(dir, "eid.sqlite").path,
         serverUrl = server.url,
         serverSpkiPin = server.spkiPin,
@@ -38,10 +38,10 @@ class Phone(
         allowSoftwareKeystore = SOFTWARE_KEYSTORE_OPT_IN, // tests only
     )
 
-    suspend fun open(): EidAuthenticator = EidAuthenticator.open(config, keyStore)
+    suspend fun open(): EidApp = EidApp.open(config, keyStore)
 
-    /** Opens the phone and activates its account with [PIN]. */
-    suspend fun activated(): EidAuthenticator {
+    /** Opens the phone and activates its authenticator with [PIN]. */
+    suspend fun activated(): EidApp {
         val eid = open()
         eid.activate(userId, server.cli.activationCode(identityId), PIN)
         return eid

@@ -14,7 +14,7 @@ import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInstance
-import dk.eid.authenticator.ffi.AuthenticatorConfig
+import dk.eid.authenticator.ffi.AppConfig
 import dk.eid.authenticator.ffi.ContactChangeState
 import dk.eid.authenticator.ffi.EidException
 import dk.eid.authenticator.ffi.EnrolmentStatus
@@ -46,9 +46,9 @@ class ProtectionsTest {
     }
 
     /** A second phone (its own files and keystore) for [phone]'s person. */
-    private suspend fun newPhone(): Pair<EidAuthenticator, File> {
+    private suspend fun newPhone(): Pair<EidApp, File> {
         val dir = Files.createTempDirectory("eid-kotlin-new-phone").toFile()
-        val config = AuthenticatorConfig(
+        val config = AppConfig(
             databasePath = File(dir, "eid.sqlite").path,
             serverUrl = server.url,
             serverSpkiPin = server.spkiPin,
@@ -57,18 +57,18 @@ class ProtectionsTest {
             minReadMs = 0uL,
             allowSoftwareKeystore = SOFTWARE_KEYSTORE_OPT_IN,
         )
-        return EidAuthenticator.open(config, SoftwareKeyStore()) to dir
+        return EidApp.open(config, SoftwareKeyStore()) to dir
     }
 
     @Test
     fun `the feed shows blocks and, once turned on, every use`() = runBlocking {
         Phone(server).use { phone ->
             phone.activated().use { eid ->
-                val account = eid.accounts.value.single()
+                val authenticator = eid.authenticators.value.single()
                 server.cli.setBlocked(phone.identityId, true)
                 server.cli.setBlocked(phone.identityId, false)
                 eid.refresh()
-                val kinds = eid.events(account).map { it.kind }
+                val kinds = eid.events(authenticator).map { it.kind }
                 assertEquals(
                     listOf(
                         SecurityEventKind.IDENTITY_UNBLOCKED,
@@ -78,32 +78,32 @@ class ProtectionsTest {
                     kinds,
                     "newest first",
                 )
-                val blocked = eid.events(account).first { it.kind == SecurityEventKind.IDENTITY_BLOCKED }
+                val blocked = eid.events(authenticator).first { it.kind == SecurityEventKind.IDENTITY_BLOCKED }
                 assertTrue(blocked.critical)
                 assertTrue(blocked.title.isNotBlank() && blocked.body.isNotBlank())
 
-                assertFalse(eid.notifyEveryUse(account))
+                assertFalse(eid.notifyEveryUse(authenticator))
                 val requestId = server.cli.createRequest(apiKey, phone.userId, "Log in to netbank")
                 eid.approve(eid.refresh().single { it.requestId == requestId }, PIN, swipeConfirmed = true)
                 eid.refresh()
-                assertTrue(eid.events(account).none { it.kind == SecurityEventKind.USED })
+                assertTrue(eid.events(authenticator).none { it.kind == SecurityEventKind.USED })
 
-                eid.turnOnNotifyEveryUse(account)
+                eid.turnOnNotifyEveryUse(authenticator)
                 eid.refresh()
-                assertTrue(eid.notifyEveryUse(account))
+                assertTrue(eid.notifyEveryUse(authenticator))
                 val second = server.cli.createRequest(apiKey, phone.userId, "Log in to netbank again")
                 eid.approve(eid.refresh().single { it.requestId == second }, PIN, swipeConfirmed = true)
                 eid.refresh()
-                val used = eid.events(account).first()
+                val used = eid.events(authenticator).first()
                 assertEquals(SecurityEventKind.USED, used.kind)
                 assertFalse(used.critical)
                 assertContains(used.body, "Kotlin Protections Bank")
 
                 // Off needs the PIN, and the feed says so.
-                eid.turnOffNotifyEveryUse(account, PIN)
+                eid.turnOffNotifyEveryUse(authenticator, PIN)
                 eid.refresh()
-                assertFalse(eid.notifyEveryUse(account))
-                val off = eid.events(account).first()
+                assertFalse(eid.notifyEveryUse(authenticator))
+                val off = eid.events(authenticator).first()
                 assertEquals(SecurityEventKind.NOTIFY_EVERY_USE_TURNED_OFF, off.kind)
                 assertTrue(off.critical)
             }
@@ -133,15 +133,15 @@ class ProtectionsTest {
                         val waiting = new.pollDeviceEnrolment()
                         assertIs<EnrolmentStatus.Waiting>(waiting)
                         old.refresh()
-                        val account = old.accounts.value.single()
-                        assertEquals(PendingDeviceState.WAITING, old.pendingDevices(account).single().state)
-                        assertTrue(old.events(account).any { it.kind == SecurityEventKind.NEW_DEVICE_APPROVED })
+                        val authenticator = old.authenticators.value.single()
+                        assertEquals(PendingDeviceState.WAITING, old.pendingDevices(authenticator).single().state)
+                        assertTrue(old.events(authenticator).any { it.kind == SecurityEventKind.NEW_DEVICE_APPROVED })
 
                         delay(waiting.remainingMs.toLong() + 300)
                         val done = new.pollDeviceEnrolment()
                         assertIs<EnrolmentStatus.Activated>(done)
-                        assertEquals(phone.userId, new.accounts.value.single().userId)
-                        assertEquals(done.account.accountId, new.accounts.value.single().accountId)
+                        assertEquals(phone.userId, new.authenticators.value.single().userId)
+                        assertEquals(done.authenticator.authenticatorId, new.authenticators.value.single().authenticatorId)
                     }
                 } finally {
                     dir.deleteRecursively()
@@ -164,16 +164,16 @@ class ProtectionsTest {
                         assertIs<EnrolmentStatus.Waiting>(scammer.pollDeviceEnrolment())
 
                         old.refresh()
-                        val account = old.accounts.value.single()
-                        old.cancelDeviceEnrolment(account, old.pendingDevices(account).single())
+                        val authenticator = old.authenticators.value.single()
+                        old.cancelDeviceEnrolment(authenticator, old.pendingDevices(authenticator).single())
                         old.refresh()
-                        assertTrue(old.pendingDevices(account).isEmpty())
-                        assertTrue(old.events(account).any { it.kind == SecurityEventKind.NEW_DEVICE_CANCELLED })
+                        assertTrue(old.pendingDevices(authenticator).isEmpty())
+                        assertTrue(old.events(authenticator).any { it.kind == SecurityEventKind.NEW_DEVICE_CANCELLED })
 
                         delay(2_500)
                         assertFailsWith<EidException.EnrolmentRefused> { scammer.pollDeviceEnrolment() }
                         assertFailsWith<EidException.NoPendingEnrolment> { scammer.pollDeviceEnrolment() }
-                        assertTrue(scammer.accounts.value.isEmpty())
+                        assertTrue(scammer.authenticators.value.isEmpty())
                     }
                 } finally {
                     dir.deleteRecursively()
@@ -187,7 +187,7 @@ class ProtectionsTest {
         runBlocking {
             Phone(server).use { phone ->
                 phone.activated().use { eid ->
-                    val account = eid.accounts.value.single()
+                    val authenticator = eid.authenticators.value.single()
                     val started = server.cli.run(
                         "self-service", "change-contact", "--user-id", phone.userId, "--phone", "+4587654321",
                     )
@@ -200,22 +200,22 @@ class ProtectionsTest {
                     eid.approve(view, PIN, swipeConfirmed = true, bindingCode = started.jsonString("binding_code"))
 
                     eid.refresh()
-                    val change = eid.pendingContactChanges(account).single()
+                    val change = eid.pendingContactChanges(authenticator).single()
                     assertEquals(changeId, change.changeId)
                     assertEquals(ContactChangeState.WAITING_SECOND_LOGIN, change.state)
                     assertEquals("+45••••••21", change.newValueMasked)
                     val earliest = checkNotNull(change.earliestCompletionAtMs)
                     assertTrue(earliest >= change.createdAtMs + 3_600_000uL, "an hour after the first login")
 
-                    eid.cancelContactChange(account, change)
+                    eid.cancelContactChange(authenticator, change)
                     eid.refresh()
-                    assertTrue(eid.pendingContactChanges(account).isEmpty())
-                    assertTrue(eid.events(account).any { it.kind == SecurityEventKind.CONTACT_CHANGE_CANCELLED })
+                    assertTrue(eid.pendingContactChanges(authenticator).isEmpty())
+                    assertTrue(eid.events(authenticator).any { it.kind == SecurityEventKind.CONTACT_CHANGE_CANCELLED })
                     val closed = assertFailsWith<Cli.Failure> {
                         server.cli.run("self-service", "confirm", "--change", changeId, "--user-id", phone.userId)
                     }
                     assertContains(closed.json, "change_closed")
-                    assertTrue(eid.journalAlarms(account).isEmpty(), "every decision here was this phone's own")
+                    assertTrue(eid.journalAlarms(authenticator).isEmpty(), "every decision here was this phone's own")
                 }
             }
         }

@@ -78,6 +78,6 @@ class SoftwareKeyStore : KeyStore {
 
 /**
  * The opt-in a release build of the library needs to open with [SoftwareKeyStore]
- * (`AuthenticatorConfig.allowSoftwareKeystore`, docs/integration.md section 2).
+ * (`AppConfig.allowSoftwareKeystore`, docs/integration.md section 2).
  */
 const val SOFTWARE_KEYSTORE_OPT_IN = "tests only: device key in plain files"

@@ -47,7 +47,7 @@ class TestServer private constructor(
 
     companion object {
         /**
-         * Starts a server whose relying-party requests live [requestLifetimeSecs]
+         * Starts a server whose service-provider requests live [requestLifetimeSecs]
          * seconds, and waits until it prints its URL and TLS pin.
          */
         fun start(
@@ -116,7 +116,7 @@ class TestServer private constructor(
 
 /**
  * The `eid` CLI as a subprocess (`--json`), for the support (admin) and
- * relying-party steps of the tests.
+ * service-provider steps of the tests.
  */
 class Cli(private val server: TestServer) {
 

@@ -20,7 +20,7 @@ import kotlinx.coroutines.launch
  * @param interval if set, pull again this often while in the foreground.
  * @param onError told about failed pulls (for example
  *   [dk.eid.authenticator.ffi.EidException.Network] when offline); pulling goes on.
- * @param pull the pull itself, usually [EidAuthenticator.refresh].
+ * @param pull the pull itself, usually [EidApp.refresh].
  */
 class ForegroundPuller(
     private val scope: CoroutineScope,
@@ -32,10 +32,10 @@ class ForegroundPuller(
         require(interval == null || interval.isPositive()) { "interval must be positive" }
     }
 
-    /** Pulls through [authenticator]'s [EidAuthenticator.refresh]; its [EidAuthenticator.requests] updates. */
+    /** Pulls through [authenticator]'s [EidApp.refresh]; its [EidApp.requests] updates. */
     constructor(
         scope: CoroutineScope,
-        authenticator: EidAuthenticator,
+        authenticator: EidApp,
         interval: Duration? = null,
         onError: (Throwable) -> Unit = {},
     ) : this(scope, interval, onError, { authenticator.refresh() })

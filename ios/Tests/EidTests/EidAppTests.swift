@@ -36,8 +36,8 @@ class ServerTestCase: XCTestCase {
     /// refresh); `nil` gives the core's default minimum read time.
     func makeAuthenticator(
         _ keyStore: SoftwareKeyStore, database: String = "eid.db", minReadMs: UInt64? = 0
-    ) throws -> EidAuthenticator {
-        let config = AuthenticatorConfiguration(
+    ) throws -> EidApp {
+        let config = AppConfiguration(
             databaseURL: phoneDir.appendingPathComponent(database),
             serverURL: URL(string: server.url)!,
             serverSPKIPin: server.spkiPin,
@@ -46,19 +46,19 @@ class ServerTestCase: XCTestCase {
             minReadMs: minReadMs,
             allowSoftwareKeyStore: softwareKeyStoreOptIn
         )
-        return try EidAuthenticator(configuration: config, keyStore: keyStore)
+        return try EidApp(configuration: config, keyStore: keyStore)
     }
 
     /// An activated phone.
-    func activatedAuthenticator(_ keyStore: SoftwareKeyStore = SoftwareKeyStore()) async throws -> (EidAuthenticator, AccountInfo) {
+    func activatedAuthenticator(_ keyStore: SoftwareKeyStore = SoftwareKeyStore()) async throws -> (EidApp, AuthenticatorInfo) {
         let eid = try makeAuthenticator(keyStore)
         let code = try server.activationCode(identity: identity)
-        let account = try await eid.activate(userID: userID, activationCode: code, pin: Self.pin)
-        return (eid, account)
+        let authenticator = try await eid.activate(userID: userID, activationCode: code, pin: Self.pin)
+        return (eid, authenticator)
     }
 
-    /// A relying-party login request, pulled onto the phone.
-    func pulledRequest(_ eid: EidAuthenticator, text: String) async throws -> (String, RequestView) {
+    /// A service-provider login request, pulled onto the phone.
+    func pulledRequest(_ eid: EidApp, text: String) async throws -> (String, RequestView) {
         let requestID = try server.requestLogin(userID: userID, text: text)
         let list = try await eid.refresh()
         let view = try XCTUnwrap(list.first { $0.requestId == requestID }, "pulled request missing")
@@ -83,7 +83,7 @@ class ServerTestCase: XCTestCase {
 
 /// End to end against a real `eid-server`: activation, pulling a request,
 /// approving it, a wrong PIN, lockout, and keystore failures.
-final class AuthenticatorTests: ServerTestCase {
+final class EidAppTests: ServerTestCase {
     // MARK: Activation
 
     func testActivateAndReopen() async throws {
@@ -106,20 +106,20 @@ final class AuthenticatorTests: ServerTestCase {
             return false
         }
         let code = try server.activationCode(identity: identity)
-        let account = try await eid.activate(userID: userID, activationCode: code, pin: Self.pin)
-        XCTAssertEqual(account.userId, userID)
-        XCTAssertEqual(account.identityId, identity)
-        XCTAssertEqual(account.state, .active)
+        let authenticator = try await eid.activate(userID: userID, activationCode: code, pin: Self.pin)
+        XCTAssertEqual(authenticator.userId, userID)
+        XCTAssertEqual(authenticator.identityId, identity)
+        XCTAssertEqual(authenticator.state, .active)
         XCTAssertFalse(keyStore.aliases.isEmpty, "activation made no key")
-        let accounts = try await eid.accounts()
-        XCTAssertEqual(accounts.map(\.accountId), [account.accountId])
+        let authenticators = try await eid.authenticators()
+        XCTAssertEqual(authenticators.map(\.authenticatorId), [authenticator.authenticatorId])
         let pending = try await eid.pendingActivation()
         XCTAssertNil(pending)
 
-        // Open the same database again (the app restarting): the account is there.
+        // Open the same database again (the app restarting): the authenticator is there.
         let reopened = try makeAuthenticator(keyStore)
-        let reopenedAccounts = try await reopened.accounts()
-        XCTAssertEqual(reopenedAccounts, accounts)
+        let reopenedAuthenticators = try await reopened.authenticators()
+        XCTAssertEqual(reopenedAuthenticators, authenticators)
         let reopenedList = try await reopened.refresh()
         XCTAssertEqual(reopenedList, [])
     }
@@ -129,14 +129,14 @@ final class AuthenticatorTests: ServerTestCase {
         // object takes one typed by hand.
         let eid = try makeAuthenticator(SoftwareKeyStore())
         await assertEidError({
-            try eid.core.requestsFor(accountId: "not-an-id", language: .english)
+            try eid.core.requestsFor(authenticatorId: "not-an-id", language: .english)
         }) { $0 == .InvalidId(what: .authenticator) }
     }
 
     // MARK: Pull and approve
 
     func testRefreshShowsRequestAndStreamEmitsIt() async throws {
-        let (eid, account) = try await activatedAuthenticator()
+        let (eid, authenticator) = try await activatedAuthenticator()
         let stream = await eid.requestUpdates()
         var iterator = stream.makeAsyncIterator()
         let initial = await iterator.next()
@@ -144,7 +144,7 @@ final class AuthenticatorTests: ServerTestCase {
 
         let text = "Log in to Swift Test Bank online banking"
         let (requestID, view) = try await pulledRequest(eid, text: text)
-        XCTAssertEqual(view.accountId, account.accountId)
+        XCTAssertEqual(view.authenticatorId, authenticator.authenticatorId)
         XCTAssertEqual(view.userId, userID)
         XCTAssertEqual(view.kind, .login)
         XCTAssertEqual(view.providerName, Self.providerName)
@@ -186,23 +186,23 @@ final class AuthenticatorTests: ServerTestCase {
     }
 
     func testApprove() async throws {
-        let (eid, account) = try await activatedAuthenticator()
+        let (eid, authenticator) = try await activatedAuthenticator()
         let text = "Approve login to Swift Test Bank"
         let (requestID, view) = try await pulledRequest(eid, text: text)
 
         let token = try await eid.unlock(view, pin: Self.pin)
         XCTAssertEqual(token.requestId(), requestID)
-        XCTAssertEqual(token.accountId(), account.accountId)
+        XCTAssertEqual(token.authenticatorId(), authenticator.authenticatorId)
         // Approving needs the completed swipe.
         await assertEidError({ try await eid.approve(token, swipeConfirmed: false) }) { $0 == .SwipeRequired }
 
         let receipt = try await eid.approve(token, swipeConfirmed: true)
         XCTAssertEqual(receipt.outcome, .approved)
         XCTAssertEqual(receipt.requestId, requestID)
-        XCTAssertEqual(receipt.accountId, account.accountId)
+        XCTAssertEqual(receipt.authenticatorId, authenticator.authenticatorId)
         XCTAssertEqual(receipt.referenceTextSha256.count, 64)
 
-        // The relying party sees the approval, with a receipt that verifies.
+        // The service provider sees the approval, with a receipt that verifies.
         let status = try server.status(request: requestID, text: text)
         XCTAssertEqual(status.status, "approved")
         XCTAssertNotNil(status.receipt)
@@ -228,10 +228,10 @@ final class AuthenticatorTests: ServerTestCase {
     func testBlockFromTheAppNeedsNoPinAndCancelsPending() async throws {
         let (eid, _) = try await activatedAuthenticator()
         let (pending, _) = try await pulledRequest(eid, text: "Log in to a bank you never used")
-        let accounts = try await eid.accounts()
-        let account = try XCTUnwrap(accounts.first)
-        try await eid.blockIdentity(account)
-        let state = try await eid.accounts().first?.state
+        let authenticators = try await eid.authenticators()
+        let authenticator = try XCTUnwrap(authenticators.first)
+        try await eid.blockIdentity(authenticator)
+        let state = try await eid.authenticators().first?.state
         XCTAssertEqual(state, .blocked)
         let shown = try await eid.reload()
         XCTAssertTrue(shown.isEmpty)

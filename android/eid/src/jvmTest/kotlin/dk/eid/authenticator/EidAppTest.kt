@@ -20,9 +20,9 @@ import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInstance
-import dk.eid.authenticator.ffi.AccountState
+import dk.eid.authenticator.ffi.AuthenticatorState
 import dk.eid.authenticator.ffi.Action
-import dk.eid.authenticator.ffi.Authenticator
+import dk.eid.authenticator.ffi.App
 import dk.eid.authenticator.ffi.EidException
 import dk.eid.authenticator.ffi.IdKind
 import dk.eid.authenticator.ffi.KeyStoreException
@@ -39,7 +39,7 @@ import dk.eid.authenticator.ffi.WarningKind
  * and keystore failures.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class EidAuthenticatorTest {
+class EidAppTest {
     private lateinit var server: TestServer
     private lateinit var apiKey: String
     private val providerName = "Kotlin Test Bank"
@@ -70,12 +70,12 @@ class EidAuthenticatorTest {
                 eid.activate(phone.userId, wrongActivationCode(code), PIN)
             }
             assertEquals(ServerErrorCode.INVALID_ACTIVATION_CODE, e.code)
-            assertTrue(eid.accounts.value.isEmpty())
+            assertTrue(eid.authenticators.value.isEmpty())
 
-            val account = eid.activate(phone.userId, code, PIN)
-            assertEquals(phone.userId, account.userId)
-            assertEquals(AccountState.ACTIVE, account.state)
-            assertEquals(listOf(account), eid.accounts.value)
+            val authenticator = eid.activate(phone.userId, code, PIN)
+            assertEquals(phone.userId, authenticator.userId)
+            assertEquals(AuthenticatorState.ACTIVE, authenticator.state)
+            assertEquals(listOf(authenticator), eid.authenticators.value)
             assertTrue(phone.keyStore.calls.getOrDefault("createKey", 0) >= 1, "keys are made in the KeyStore")
             assertTrue(phone.keyStore.calls.getOrDefault("hardwareSecret", 0) >= 1, "the PIN key is bound to the KeyStore")
         }
@@ -105,7 +105,7 @@ class EidAuthenticatorTest {
     fun `a malformed id is refused as InvalidId naming its kind, not as an unknown request`() = phoneTest { phone ->
         // Ids come from the records the library returns; only the raw FFI
         // object takes one typed by hand.
-        Authenticator.open(phone.config, phone.keyStore).use { core ->
+        App.open(phone.config, phone.keyStore).use { core ->
             val e = assertFailsWith<EidException.InvalidId> { core.requestsFor("not-an-id", Language.ENGLISH) }
             assertEquals(IdKind.AUTHENTICATOR, e.what)
         }
@@ -122,11 +122,11 @@ class EidAuthenticatorTest {
     }
 
     @Test
-    fun `reopened phone keeps its account and the request list flows`() = phoneTest { phone ->
-        val account = phone.activated().use { it.accounts.value.single() }
+    fun `reopened phone keeps its authenticator and the request list flows`() = phoneTest { phone ->
+        val authenticator = phone.activated().use { it.authenticators.value.single() }
 
         phone.open().use { eid ->
-            assertEquals(listOf(account), eid.accounts.value, "the account survives close and open")
+            assertEquals(listOf(authenticator), eid.authenticators.value, "the account survives close and open")
             assertTrue(eid.requests.value.isEmpty())
 
             val (text, requestId) = newRequest(phone)
@@ -139,7 +139,7 @@ class EidAuthenticatorTest {
 
             val view = seen.single()
             assertEquals(requestId, view.requestId)
-            assertEquals(account.accountId, view.accountId)
+            assertEquals(authenticator.authenticatorId, view.authenticatorId)
             assertEquals(phone.userId, view.userId)
             assertEquals(RequestKind.LOGIN, view.kind)
             assertEquals(providerName, view.providerName)
@@ -169,7 +169,7 @@ class EidAuthenticatorTest {
             val receipt = eid.unlock(view, PIN).use { token -> eid.approve(token, swipeConfirmed = true) }
             assertEquals(Outcome.APPROVED, receipt.outcome)
             assertEquals(requestId, receipt.requestId)
-            assertEquals(view.accountId, receipt.accountId)
+            assertEquals(view.authenticatorId, receipt.authenticatorId)
             assertEquals(64, receipt.referenceTextSha256.length)
 
             assertEquals("approved", server.cli.status(apiKey, requestId))
@@ -195,8 +195,8 @@ class EidAuthenticatorTest {
         phone.activated().use { eid ->
             val (_, requestId) = newRequest(phone)
             eid.refresh().single()
-            eid.blockIdentity(eid.accounts.value.single())
-            assertEquals(AccountState.BLOCKED, eid.accounts.value.single().state)
+            eid.blockIdentity(eid.authenticators.value.single())
+            assertEquals(AuthenticatorState.BLOCKED, eid.authenticators.value.single().state)
             assertTrue(eid.requests.value.isEmpty(), "a blocked account shows no requests")
             assertEquals("cancelled", server.cli.status(apiKey, requestId))
         }
@@ -276,7 +276,7 @@ class EidAuthenticatorTest {
         }
         val closedPort = java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress()).use { it.localPort }
         val offline = phone.config.copy(serverUrl = "https://127.0.0.1:$closedPort")
-        EidAuthenticator.open(offline, phone.keyStore).use { eid ->
+        EidApp.open(offline, phone.keyStore).use { eid ->
             val e = assertFailsWith<EidException.Network> { eid.refresh() }
             assertTrue(e.isNetworkFailure)
             assertEquals(listOf(requestId), eid.requests.value.map { it.requestId })

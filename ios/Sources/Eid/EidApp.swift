@@ -3,7 +3,7 @@ import Foundation
 
 /// How to open the authenticator: where its database lives and which server
 /// (with its pinned TLS key) it talks to.
-public struct AuthenticatorConfiguration: Sendable, Hashable {
+public struct AppConfiguration: Sendable, Hashable {
     /// The app's SQLite file, in the app's private storage.
     public var databaseURL: URL
     /// The server, `https://host:port`.
@@ -15,7 +15,7 @@ public struct AuthenticatorConfiguration: Sendable, Hashable {
     /// PBKDF2 iterations for new PIN keys. Leave `nil` in apps: the core then
     /// calibrates on the device. A fixed low value is for tests only.
     public var kdfIterations: UInt32?
-    /// Minimum read time in milliseconds: ``EidAuthenticator/approve(_:swipeConfirmed:bindingCode:)``
+    /// Minimum read time in milliseconds: ``EidApp/approve(_:swipeConfirmed:bindingCode:)``
     /// throws `EidError.TooFast` until the request was first shown this long
     /// ago. Leave `nil` in apps (the core's default, 1500 ms); a small value is
     /// for tests only.
@@ -45,8 +45,8 @@ public struct AuthenticatorConfiguration: Sendable, Hashable {
         self.allowSoftwareKeyStore = allowSoftwareKeyStore
     }
 
-    var ffi: AuthenticatorConfig {
-        AuthenticatorConfig(
+    var ffi: AppConfig {
+        AppConfig(
             databasePath: databaseURL.path,
             serverUrl: serverURL.absoluteString,
             serverSpkiPin: serverSPKIPin,
@@ -66,18 +66,18 @@ public struct AuthenticatorConfiguration: Sendable, Hashable {
 /// is sent to every stream from ``requestUpdates()``.
 ///
 /// The same class, with the same method names where Swift allows, as the
-/// Kotlin shell's `EidAuthenticator`.
+/// Kotlin shell's `EidApp`.
 ///
 /// ```swift
-/// let eid = try EidAuthenticator(configuration: config, keyStore: SecureEnclaveKeyStore())
+/// let eid = try EidApp(configuration: config, keyStore: SecureEnclaveKeyStore())
 /// for await requests in await eid.requestUpdates() { render(requests) }
 /// ```
-public actor EidAuthenticator {
+public actor EidApp {
     /// The generated FFI object (thread-safe). Use it for calls this wrapper
     /// does not cover.
-    public nonisolated let core: Authenticator
+    public nonisolated let core: App
     /// The configuration it was opened with.
-    public nonisolated let configuration: AuthenticatorConfiguration
+    public nonisolated let configuration: AppConfiguration
 
     /// The latest request list (the last pull, or local state after a decision).
     public private(set) var requests: [RequestView] = []
@@ -89,9 +89,9 @@ public actor EidAuthenticator {
     ///   - configuration: database, server and language.
     ///   - keyStore: the platform keystore (``SecureEnclaveKeyStore`` on iOS).
     /// - Throws: ``EidError`` (`Config`, `Internal`, `KeyStore`).
-    public init(configuration: AuthenticatorConfiguration, keyStore: any KeyStore) throws {
+    public init(configuration: AppConfiguration, keyStore: any KeyStore) throws {
         self.configuration = configuration
-        self.core = try Authenticator.open(config: configuration.ffi, keystore: keyStore)
+        self.core = try App.open(config: configuration.ffi, keystore: keyStore)
         self.requests = (try? core.requests(language: configuration.language)) ?? []
     }
 
@@ -132,7 +132,7 @@ public actor EidAuthenticator {
         return list
     }
 
-    /// Pulls the pending requests of every account in one round trip, verifies
+    /// Pulls the pending requests of every authenticator in one round trip, verifies
     /// them and publishes the list. Call it when the app comes to the
     /// foreground (see ``ForegroundPuller``); there is no push.
     @discardableResult
@@ -142,16 +142,16 @@ public actor EidAuthenticator {
         return list
     }
 
-    // MARK: Accounts
+    // MARK: Authenticators
 
-    /// Activates an account with the user ID and activation code from support;
+    /// Activates an authenticator with the user ID and activation code from support;
     /// the PIN is checked against the PIN policy first.
-    public func activate(userID: String, activationCode: String, pin: String) async throws -> AccountInfo {
+    public func activate(userID: String, activationCode: String, pin: String) async throws -> AuthenticatorInfo {
         try await core.activate(userId: userID, activationCode: activationCode, pin: pin)
     }
 
     /// Re-sends an interrupted activation (same keys, no PIN needed).
-    public func resumeActivation(activationCode: String) async throws -> AccountInfo {
+    public func resumeActivation(activationCode: String) async throws -> AuthenticatorInfo {
         try await core.resumeActivation(activationCode: activationCode)
     }
 
@@ -165,9 +165,9 @@ public actor EidAuthenticator {
         try core.discardActivation()
     }
 
-    /// The accounts on this phone, oldest first.
-    public func accounts() throws -> [AccountInfo] {
-        try core.accounts()
+    /// The authenticators on this phone, oldest first.
+    public func authenticators() throws -> [AuthenticatorInfo] {
+        try core.authenticators()
     }
 
     // MARK: Household
@@ -185,64 +185,64 @@ public actor EidAuthenticator {
     ///
     /// - Throws: ``EidError/UnknownRequest`` when the person is no longer on this phone.
     public func requests(for person: PersonSummary) throws -> [RequestView] {
-        try core.requestsFor(accountId: person.accountId, language: configuration.language)
+        try core.requestsFor(authenticatorId: person.authenticatorId, language: configuration.language)
     }
 
-    /// Removes an account and its keys from this phone.
-    public func removeAccount(_ account: AccountInfo) throws {
-        try core.removeAccount(accountId: account.accountId)
+    /// Removes an authenticator and its keys from this phone.
+    public func removeAuthenticator(_ authenticator: AuthenticatorInfo) throws {
+        try core.removeAuthenticator(authenticatorId: authenticator.authenticatorId)
         try reload()
     }
 
-    /// Blocks the account's identity at once ("I suspect abuse"); no PIN
+    /// Blocks the authenticator's identity at once ("I suspect abuse"); no PIN
     /// needed. The server cancels its pending requests and refuses new ones
-    /// until support unblocks; the account then shows as blocked.
-    public func blockIdentity(_ account: AccountInfo) async throws {
-        try await core.blockIdentity(accountId: account.accountId)
+    /// until support unblocks; the authenticator then shows as blocked.
+    public func blockIdentity(_ authenticator: AuthenticatorInfo) async throws {
+        try await core.blockIdentity(authenticatorId: authenticator.authenticatorId)
         _ = try? reload()
     }
 
-    /// Changes an account's PIN; needs the old one (counted like an unlock).
+    /// Changes an authenticator's PIN; needs the old one (counted like an unlock).
     ///
     /// - Throws: ``EidError/WrongPin(attemptsLeft:retryAfterMs:)`` for a wrong
     ///   old PIN; ``EidError/PinRefused(kind:reason:)`` when the new one
     ///   breaks the policy.
-    public func changePin(for account: AccountInfo, oldPin: String, newPin: String) async throws {
-        try await core.changePin(accountId: account.accountId, oldPin: oldPin, newPin: newPin)
+    public func changePin(for authenticator: AuthenticatorInfo, oldPin: String, newPin: String) async throws {
+        try await core.changePin(authenticatorId: authenticator.authenticatorId, oldPin: oldPin, newPin: newPin)
     }
 
     // MARK: Security feed
 
-    /// The account's security feed, newest first, as of the last ``refresh()``:
+    /// The authenticator's security feed, newest first, as of the last ``refresh()``:
     /// new devices, contact changes, blocks, lockouts, fraud reports and (when
     /// turned on) every use. Each entry says what to do if it wasn't them.
-    public func events(for account: AccountInfo) throws -> [EventView] {
-        try core.events(accountId: account.accountId, language: configuration.language)
+    public func events(for authenticator: AuthenticatorInfo) throws -> [EventView] {
+        try core.events(authenticatorId: authenticator.authenticatorId, language: configuration.language)
     }
 
-    /// Decisions the server holds for the account that this phone never
+    /// Decisions the server holds for the authenticator that this phone never
     /// signed, found by comparing each pull with the phone's own hash-chained
     /// journal: someone has a copy of its keys. Show this as the most serious
     /// warning and offer ``blockIdentity(_:)``.
-    public func journalAlarms(for account: AccountInfo) throws -> [JournalAlarm] {
-        try core.journalAlarms(accountId: account.accountId)
+    public func journalAlarms(for authenticator: AuthenticatorInfo) throws -> [JournalAlarm] {
+        try core.journalAlarms(authenticatorId: authenticator.authenticatorId)
     }
 
-    /// Whether the account's identity sends a notice on every use (as last pulled).
-    public func notifyEveryUse(for account: AccountInfo) throws -> Bool {
-        try core.notifyEveryUse(accountId: account.accountId)
+    /// Whether the authenticator's identity sends a notice on every use (as last pulled).
+    public func notifyEveryUse(for authenticator: AuthenticatorInfo) throws -> Bool {
+        try core.notifyEveryUse(authenticatorId: authenticator.authenticatorId)
     }
 
     /// Turns "notify me on every use" on (no PIN: it only adds notices).
-    public func turnOnNotifyEveryUse(for account: AccountInfo) async throws {
-        try await core.turnOnNotifyEveryUse(accountId: account.accountId)
+    public func turnOnNotifyEveryUse(for authenticator: AuthenticatorInfo) async throws {
+        try await core.turnOnNotifyEveryUse(authenticatorId: authenticator.authenticatorId)
     }
 
     /// Turns "notify me on every use" off. Needs the person's PIN (checked and
     /// counted like any PIN entry), so an unlocked phone in someone else's hand
     /// cannot silence the notices; the person is told on every channel.
-    public func turnOffNotifyEveryUse(for account: AccountInfo, pin: String) async throws {
-        try await core.turnOffNotifyEveryUse(accountId: account.accountId, pin: pin)
+    public func turnOffNotifyEveryUse(for authenticator: AuthenticatorInfo, pin: String) async throws {
+        try await core.turnOffNotifyEveryUse(authenticatorId: authenticator.authenticatorId, pin: pin)
     }
 
     // MARK: New device from an existing one
@@ -264,7 +264,7 @@ public actor EidAuthenticator {
         try await core.resumeDeviceEnrolment()
     }
 
-    /// New phone: how the enrolment stands; the account is stored once it is
+    /// New phone: how the enrolment stands; the authenticator is stored once it is
     /// activated after the waiting period.
     ///
     /// - Throws: ``EidError/EnrolmentRefused`` when the existing phone refused
@@ -280,28 +280,28 @@ public actor EidAuthenticator {
         try core.discardDeviceEnrolment()
     }
 
-    /// Existing phone: new devices being added to the account's identity.
-    public func pendingDevices(for account: AccountInfo) throws -> [PendingDevice] {
-        try core.pendingDevices(accountId: account.accountId)
+    /// Existing phone: new devices being added to the authenticator's identity.
+    public func pendingDevices(for authenticator: AuthenticatorInfo) throws -> [PendingDevice] {
+        try core.pendingDevices(authenticatorId: authenticator.authenticatorId)
     }
 
     /// Existing phone: cancels a new device being added ("not my phone"); no PIN.
-    public func cancelDeviceEnrolment(_ device: PendingDevice, for account: AccountInfo) async throws {
+    public func cancelDeviceEnrolment(_ device: PendingDevice, for authenticator: AuthenticatorInfo) async throws {
         try await core.cancelDeviceEnrolment(
-            accountId: account.accountId, enrolmentId: device.enrolmentId)
+            authenticatorId: authenticator.authenticatorId, enrolmentId: device.enrolmentId)
     }
 
     // MARK: Contact changes
 
-    /// Open changes of the account's phone number or e-mail (as of the last
+    /// Open changes of the authenticator's phone number or e-mail (as of the last
     /// ``refresh()``), with when each can complete at the earliest.
-    public func pendingContactChanges(for account: AccountInfo) throws -> [PendingContactChange] {
-        try core.pendingContactChanges(accountId: account.accountId)
+    public func pendingContactChanges(for authenticator: AuthenticatorInfo) throws -> [PendingContactChange] {
+        try core.pendingContactChanges(authenticatorId: authenticator.authenticatorId)
     }
 
     /// Cancels an open contact change ("not me"); no PIN.
-    public func cancelContactChange(_ change: PendingContactChange, for account: AccountInfo) async throws {
-        try await core.cancelContactChange(accountId: account.accountId, changeId: change.changeId)
+    public func cancelContactChange(_ change: PendingContactChange, for authenticator: AuthenticatorInfo) async throws {
+        try await core.cancelContactChange(authenticatorId: authenticator.authenticatorId, changeId: change.changeId)
     }
 
     // MARK: Decisions
@@ -314,7 +314,7 @@ public actor EidAuthenticator {
     public func unlock(_ request: RequestView, pin: String) async throws -> UnlockToken {
         do {
             return try await core.unlock(
-                accountId: request.accountId, requestId: request.requestId, pin: pin)
+                authenticatorId: request.authenticatorId, requestId: request.requestId, pin: pin)
         } catch let error as EidError {
             try? reloadIfGone(error)
             throw error
@@ -326,7 +326,7 @@ public actor EidAuthenticator {
     ///
     /// Throws `EidError.TooFast(waitMs:)` if the request was first shown (a
     /// request list returned) less than the minimum read time ago (1500 ms
-    /// by default, ``AuthenticatorConfiguration/minReadMs``): nothing was
+    /// by default, ``AppConfiguration/minReadMs``): nothing was
     /// signed and the unlock stays valid; approve again after `waitMs`. Deny
     /// and report-fraud are never held back.
     public func approve(
@@ -340,14 +340,14 @@ public actor EidAuthenticator {
     /// Denies a request (no PIN needed).
     public func deny(_ request: RequestView) async throws -> Receipt {
         try await decided {
-            try await core.deny(accountId: request.accountId, requestId: request.requestId)
+            try await core.deny(authenticatorId: request.authenticatorId, requestId: request.requestId)
         }
     }
 
     /// Denies a request and reports it as fraud ("this wasn't me").
     public func reportFraud(_ request: RequestView) async throws -> Receipt {
         try await decided {
-            try await core.reportFraud(accountId: request.accountId, requestId: request.requestId)
+            try await core.reportFraud(authenticatorId: request.authenticatorId, requestId: request.requestId)
         }
     }
 

@@ -1,4 +1,4 @@
-//! The `Authenticator` object the shells hold: one per app.
+//! The `App` object the shells hold: one per app.
 
 use std::sync::Arc;
 
@@ -8,12 +8,12 @@ use zeroize::Zeroizing;
 
 use crate::error::EidError;
 use crate::keystore::{ForeignKeyStore, KeyStore, admit_keystore};
-use crate::model::{AccountInfo, PendingActivation, PersonSummary, Receipt, RequestView};
+use crate::model::{AuthenticatorInfo, PendingActivation, PersonSummary, Receipt, RequestView};
 use eid_core::Language;
 
 /// How to open the core.
 #[derive(Debug, Clone, uniffi::Record)]
-pub struct AuthenticatorConfig {
+pub struct AppConfig {
     /// Path of the app's SQLite file (in the app's private storage).
     pub database_path: String,
     /// The server, `https://host:port`.
@@ -48,8 +48,8 @@ pub struct UnlockToken(eid_core::UnlockToken);
 
 #[uniffi::export]
 impl UnlockToken {
-    /// The unlocked account.
-    pub fn account_id(&self) -> AuthenticatorId {
+    /// The unlocked authenticator.
+    pub fn authenticator_id(&self) -> AuthenticatorId {
         self.0.authenticator_id
     }
 
@@ -62,25 +62,22 @@ impl UnlockToken {
 /// The eID authenticator core: activation, pull on open, display models, PIN
 /// unlock, swipe approval, deny and report fraud. Thread-safe.
 #[derive(Debug, uniffi::Object)]
-pub struct Authenticator {
-    core: eid_core::Authenticator,
+pub struct App {
+    core: eid_core::App,
 }
 
-impl Authenticator {
-    pub(crate) fn core(&self) -> &eid_core::Authenticator {
+impl App {
+    pub(crate) fn core(&self) -> &eid_core::App {
         &self.core
     }
 }
 
 #[uniffi::export]
-impl Authenticator {
+impl App {
     /// Opens (creating if needed) the core's database and pinned HTTPS client.
     /// Does no network I/O.
     #[uniffi::constructor]
-    pub fn open(
-        config: AuthenticatorConfig,
-        keystore: Arc<dyn KeyStore>,
-    ) -> Result<Arc<Self>, EidError> {
+    pub fn open(config: AppConfig, keystore: Arc<dyn KeyStore>) -> Result<Arc<Self>, EidError> {
         admit_keystore(
             keystore.protection(),
             config.allow_software_keystore.as_deref(),
@@ -95,17 +92,17 @@ impl Authenticator {
         if let Some(ms) = config.min_read_ms {
             core_config.min_read_ms = ms;
         }
-        let core = eid_core::Authenticator::open(core_config, Arc::new(ForeignKeyStore(keystore)))?;
+        let core = eid_core::App::open(core_config, Arc::new(ForeignKeyStore(keystore)))?;
         Ok(Arc::new(Self { core }))
     }
 
-    /// The accounts on this phone, oldest first.
-    pub fn accounts(&self) -> Result<Vec<AccountInfo>, EidError> {
+    /// The authenticators on this phone, oldest first.
+    pub fn authenticators(&self) -> Result<Vec<AuthenticatorInfo>, EidError> {
         Ok(self
             .core
-            .accounts()?
+            .authenticators()?
             .into_iter()
-            .map(AccountInfo::from)
+            .map(AuthenticatorInfo::from)
             .collect())
     }
 
@@ -122,7 +119,7 @@ impl Authenticator {
         Ok(self.core.discard_activation()?)
     }
 
-    /// The stored requests of active accounts without the network; the
+    /// The stored requests of active authenticators without the network; the
     /// countdowns are recomputed on every call.
     pub fn requests(&self, language: Language) -> Result<Vec<RequestView>, EidError> {
         Ok(self
@@ -147,33 +144,33 @@ impl Authenticator {
     /// One person's stored requests, shown once that person has been chosen.
     pub fn requests_for(
         &self,
-        account_id: AuthenticatorId,
+        authenticator_id: AuthenticatorId,
         language: Language,
     ) -> Result<Vec<RequestView>, EidError> {
         Ok(self
             .core
-            .requests_for(&account_id, language)?
+            .requests_for(&authenticator_id, language)?
             .into_iter()
             .map(RequestView::from)
             .collect())
     }
 
-    /// Removes an account and its keys from this phone.
-    pub fn remove_account(&self, account_id: AuthenticatorId) -> Result<(), EidError> {
-        Ok(self.core.remove_account(&account_id)?)
+    /// Removes an authenticator and its keys from this phone.
+    pub fn remove_authenticator(&self, authenticator_id: AuthenticatorId) -> Result<(), EidError> {
+        Ok(self.core.remove_authenticator(&authenticator_id)?)
     }
 }
 
 #[uniffi::export(async_runtime = "tokio")]
-impl Authenticator {
-    /// Activates an account with the user ID and activation code from support;
+impl App {
+    /// Activates an authenticator with the user ID and activation code from support;
     /// the PIN is checked against the policy first.
     pub async fn activate(
         &self,
         user_id: String,
         activation_code: String,
         pin: String,
-    ) -> Result<AccountInfo, EidError> {
+    ) -> Result<AuthenticatorInfo, EidError> {
         let pin = Zeroizing::new(pin);
         Ok(self
             .core
@@ -186,11 +183,11 @@ impl Authenticator {
     pub async fn resume_activation(
         &self,
         activation_code: String,
-    ) -> Result<AccountInfo, EidError> {
+    ) -> Result<AuthenticatorInfo, EidError> {
         Ok(self.core.resume_activation(&activation_code).await?.into())
     }
 
-    /// Pulls the pending requests of every account in one round trip (call it
+    /// Pulls the pending requests of every authenticator in one round trip (call it
     /// when the app comes to the foreground), verifies them and returns the
     /// display models.
     pub async fn refresh(&self) -> Result<Vec<RequestView>, EidError> {
@@ -206,11 +203,14 @@ impl Authenticator {
     /// Checks the PIN for one request; returns a short-lived single-use unlock.
     pub async fn unlock(
         &self,
-        account_id: AuthenticatorId,
+        authenticator_id: AuthenticatorId,
         request_id: RequestId,
         pin: String,
     ) -> Result<Arc<UnlockToken>, EidError> {
-        let token = self.core.unlock(&account_id, &request_id, &pin).await?;
+        let token = self
+            .core
+            .unlock(&authenticator_id, &request_id, &pin)
+            .await?;
         Ok(Arc::new(UnlockToken(token)))
     }
 
@@ -232,21 +232,21 @@ impl Authenticator {
     /// Denies a request (no PIN needed).
     pub async fn deny(
         &self,
-        account_id: AuthenticatorId,
+        authenticator_id: AuthenticatorId,
         request_id: RequestId,
     ) -> Result<Receipt, EidError> {
-        Ok(self.core.deny(&account_id, &request_id).await?.into())
+        Ok(self.core.deny(&authenticator_id, &request_id).await?.into())
     }
 
     /// Denies a request and reports it as fraud ("this wasn't me").
     pub async fn report_fraud(
         &self,
-        account_id: AuthenticatorId,
+        authenticator_id: AuthenticatorId,
         request_id: RequestId,
     ) -> Result<Receipt, EidError> {
         Ok(self
             .core
-            .report_fraud(&account_id, &request_id)
+            .report_fraud(&authenticator_id, &request_id)
             .await?
             .into())
     }
@@ -258,23 +258,23 @@ impl Authenticator {
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
-    /// Blocks the account's identity at once ("I suspect abuse"); no PIN
+    /// Blocks the authenticator's identity at once ("I suspect abuse"); no PIN
     /// needed. Pending requests are cancelled; support unblocks.
-    pub async fn block_identity(&self, account_id: AuthenticatorId) -> Result<(), EidError> {
-        Ok(self.core.block_identity(&account_id).await?)
+    pub async fn block_identity(&self, authenticator_id: AuthenticatorId) -> Result<(), EidError> {
+        Ok(self.core.block_identity(&authenticator_id).await?)
     }
 
-    /// Changes an account's PIN; needs the old one.
+    /// Changes an authenticator's PIN; needs the old one.
     pub async fn change_pin(
         &self,
-        account_id: AuthenticatorId,
+        authenticator_id: AuthenticatorId,
         old_pin: String,
         new_pin: String,
     ) -> Result<(), EidError> {
         let (old_pin, new_pin) = (Zeroizing::new(old_pin), Zeroizing::new(new_pin));
         Ok(self
             .core
-            .change_pin(&account_id, &old_pin, &new_pin)
+            .change_pin(&authenticator_id, &old_pin, &new_pin)
             .await?)
     }
 }

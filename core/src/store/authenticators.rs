@@ -1,4 +1,5 @@
-//! The `accounts` table: one row per authenticator on this phone (no
+//! The table "accounts" (its name from before the word "authenticator";
+//! kept, see docs/glossary.md): one row per authenticator on this phone (no
 //! secrets: its PIN key is sealed in `pin_keys`).
 
 use eid_protocol::{AuthenticatorId, IdentityId, PublicKey};
@@ -8,41 +9,41 @@ use super::{Store, bad, parse_id, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::pin::WrappedPinKey;
 
-/// Local state of an account.
+/// Local state of an authenticator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum AccountState {
+pub enum AuthenticatorState {
     /// Usable.
     Active,
     /// The identity is blocked (server says so); no approvals.
     Blocked,
     /// The PIN key was destroyed or the server locked the authenticator:
-    /// the account must be activated again.
+    /// the authenticator must be activated again.
     NeedsReactivation,
 }
 
-impl AccountState {
+impl AuthenticatorState {
     pub(super) fn as_str(self) -> &'static str {
         match self {
-            AccountState::Active => "active",
-            AccountState::Blocked => "blocked",
-            AccountState::NeedsReactivation => "needs_reactivation",
+            AuthenticatorState::Active => "active",
+            AuthenticatorState::Blocked => "blocked",
+            AuthenticatorState::NeedsReactivation => "needs_reactivation",
         }
     }
 
     fn parse(s: &str) -> Result<Self> {
         Ok(match s {
-            "active" => AccountState::Active,
-            "blocked" => AccountState::Blocked,
-            "needs_reactivation" => AccountState::NeedsReactivation,
+            "active" => AuthenticatorState::Active,
+            "blocked" => AuthenticatorState::Blocked,
+            "needs_reactivation" => AuthenticatorState::NeedsReactivation,
             _ => return Err(bad("account state")),
         })
     }
 }
 
-/// A stored account (no secrets: the PIN key is in `pin_keys`, sealed).
+/// A stored authenticator (no secrets: the PIN key is in `pin_keys`, sealed).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AccountRow {
+pub(crate) struct AuthenticatorRow {
     pub(crate) authenticator_id: AuthenticatorId,
     pub(crate) identity_id: IdentityId,
     pub(crate) user_id: String,
@@ -51,12 +52,12 @@ pub(crate) struct AccountRow {
     pub(crate) pin_wrap_alias: String,
     pub(crate) pin_public_key: PublicKey,
     pub(crate) decision_counter: u64,
-    pub(crate) state: AccountState,
+    pub(crate) state: AuthenticatorState,
     pub(crate) created_at_ms: u64,
 }
 
 impl Store {
-    pub(crate) fn accounts(&self) -> Result<Vec<AccountRow>> {
+    pub(crate) fn authenticators(&self) -> Result<Vec<AuthenticatorRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT authenticator_id, identity_id, user_id, server_public_key, device_key_alias,
                     pin_wrap_alias, pin_public_key, decision_counter, state, created_at_ms
@@ -79,7 +80,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (a, i, u, spk, dka, pwa, ppk, counter, state, created) = row?;
-            out.push(AccountRow {
+            out.push(AuthenticatorRow {
                 authenticator_id: parse_id(&a)?,
                 identity_id: parse_id(&i)?,
                 user_id: u,
@@ -88,39 +89,43 @@ impl Store {
                 pin_wrap_alias: pwa,
                 pin_public_key: PublicKey::from_sec1(&ppk).map_err(|_| bad("key"))?,
                 decision_counter: to_u64(counter),
-                state: AccountState::parse(&state)?,
+                state: AuthenticatorState::parse(&state)?,
                 created_at_ms: to_u64(created),
             });
         }
         Ok(out)
     }
 
-    pub(crate) fn account(&self, id: &AuthenticatorId) -> Result<AccountRow> {
-        self.accounts()?
+    pub(crate) fn authenticator(&self, id: &AuthenticatorId) -> Result<AuthenticatorRow> {
+        self.authenticators()?
             .into_iter()
             .find(|a| a.authenticator_id == *id)
-            .ok_or(Error::UnknownAccount)
+            .ok_or(Error::UnknownAuthenticator)
     }
 
-    /// Inserts a newly activated account with its sealed PIN key, and clears the
+    /// Inserts a newly activated authenticator with its sealed PIN key, and clears the
     /// pending activation, in one transaction.
-    pub(crate) fn insert_account(&mut self, a: &AccountRow, w: &WrappedPinKey) -> Result<()> {
-        self.insert_account_clearing(a, w, "pending_activation")
-    }
-
-    /// Inserts an account activated from a device enrolment and clears the
-    /// pending enrolment, in one transaction.
-    pub(crate) fn insert_enrolled_account(
+    pub(crate) fn insert_authenticator(
         &mut self,
-        a: &AccountRow,
+        a: &AuthenticatorRow,
         w: &WrappedPinKey,
     ) -> Result<()> {
-        self.insert_account_clearing(a, w, "pending_enrolment")
+        self.insert_authenticator_clearing(a, w, "pending_activation")
     }
 
-    fn insert_account_clearing(
+    /// Inserts an authenticator activated from a device enrolment and clears the
+    /// pending enrolment, in one transaction.
+    pub(crate) fn insert_enrolled_authenticator(
         &mut self,
-        a: &AccountRow,
+        a: &AuthenticatorRow,
+        w: &WrappedPinKey,
+    ) -> Result<()> {
+        self.insert_authenticator_clearing(a, w, "pending_enrolment")
+    }
+
+    fn insert_authenticator_clearing(
+        &mut self,
+        a: &AuthenticatorRow,
         w: &WrappedPinKey,
         pending_table: &str,
     ) -> Result<()> {
@@ -152,7 +157,7 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) fn set_state(&self, id: &AuthenticatorId, state: AccountState) -> Result<()> {
+    pub(crate) fn set_state(&self, id: &AuthenticatorId, state: AuthenticatorState) -> Result<()> {
         self.conn.execute(
             "UPDATE accounts SET state = ?2 WHERE authenticator_id = ?1",
             params![id.to_string(), state.as_str()],
@@ -160,7 +165,7 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) fn delete_account(&mut self, id: &AuthenticatorId) -> Result<()> {
+    pub(crate) fn delete_authenticator(&mut self, id: &AuthenticatorId) -> Result<()> {
         self.conn.execute(
             "DELETE FROM accounts WHERE authenticator_id = ?1",
             [id.to_string()],
@@ -172,17 +177,17 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{sample_account, sample_wrapped};
+    use crate::store::tests::{sample_authenticator, sample_wrapped};
 
     #[test]
-    fn a_corrupt_stored_id_is_a_storage_error_not_an_unknown_account() {
+    fn a_corrupt_stored_id_is_a_storage_error_not_an_unknown_authenticator() {
         let mut s = Store::open_in_memory().unwrap();
-        let a = sample_account();
-        s.insert_account(&a, &sample_wrapped()).unwrap();
+        let a = sample_authenticator();
+        s.insert_authenticator(&a, &sample_wrapped()).unwrap();
         s.conn
             .execute("UPDATE accounts SET identity_id = 'not hex'", [])
             .unwrap();
-        let e = s.account(&a.authenticator_id).unwrap_err();
+        let e = s.authenticator(&a.authenticator_id).unwrap_err();
         assert!(matches!(e, Error::Storage(_)), "{e:?}");
         assert_eq!(e.to_string(), "storage error: corrupt id");
     }

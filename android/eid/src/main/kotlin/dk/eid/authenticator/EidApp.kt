@@ -14,9 +14,9 @@ import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.withContext
-import dk.eid.authenticator.ffi.AccountInfo
-import dk.eid.authenticator.ffi.Authenticator
-import dk.eid.authenticator.ffi.AuthenticatorConfig
+import dk.eid.authenticator.ffi.AuthenticatorInfo
+import dk.eid.authenticator.ffi.App
+import dk.eid.authenticator.ffi.AppConfig
 import dk.eid.authenticator.ffi.DeviceEnrolment
 import dk.eid.authenticator.ffi.EnrolmentStatus
 import dk.eid.authenticator.ffi.EventView
@@ -36,11 +36,11 @@ import dk.eid.authenticator.ffi.UnlockToken
 
 /**
  * The eID authenticator for Kotlin apps: a coroutine-friendly wrapper around the
- * Rust core (the generated [dk.eid.authenticator.ffi.Authenticator]).
+ * Rust core (the generated [dk.eid.authenticator.ffi.App]).
  *
  * - Every call that may touch the network or the disk is a `suspend` function
  *   that runs on [ioDispatcher]; none blocks the caller's thread.
- * - [requests] is a [StateFlow] of the pending requests of every account. It is
+ * - [requests] is a [StateFlow] of the pending requests of every authenticator. It is
  *   updated by [refresh] (network), [reload] (local store only) and after every
  *   decision, so a UI only has to collect it.
  * - [timeLeft] and [countdown] give a ticking deadline per request, measured on
@@ -51,8 +51,8 @@ import dk.eid.authenticator.ffi.UnlockToken
  * One instance per app process. It holds native memory: [close] it (or use
  * `use {}`) when the app no longer needs it.
  */
-class EidAuthenticator private constructor(
-    private val core: Authenticator,
+class EidApp private constructor(
+    private val core: App,
     /** Language of the request views this instance produces. */
     val language: Language,
     private val ioDispatcher: CoroutineDispatcher,
@@ -60,20 +60,20 @@ class EidAuthenticator private constructor(
 ) : AutoCloseable {
 
     private val _requests = MutableStateFlow<List<RequestView>>(emptyList())
-    private val _accounts = MutableStateFlow<List<AccountInfo>>(emptyList())
+    private val _authenticators = MutableStateFlow<List<AuthenticatorInfo>>(emptyList())
     private val _household = MutableStateFlow<List<PersonSummary>>(emptyList())
 
     /** Request id → the monotonic time at which it expires. */
     private val deadlines = java.util.concurrent.ConcurrentHashMap<RequestId, TimeMark>()
 
     /**
-     * The pending requests of every active account, in the core's order.
+     * The pending requests of every active authenticator, in the core's order.
      * Filled from the local store by [open]; [refresh] pulls new ones.
      */
     val requests: StateFlow<List<RequestView>> = _requests.asStateFlow()
 
-    /** The accounts on this phone, oldest first. Updated by [reloadAccounts] and by changes made through this object. */
-    val accounts: StateFlow<List<AccountInfo>> = _accounts.asStateFlow()
+    /** The authenticators on this phone, oldest first. Updated by [reloadAuthenticators] and by changes made through this object. */
+    val authenticators: StateFlow<List<AuthenticatorInfo>> = _authenticators.asStateFlow()
 
     /**
      * The household's first screen: each person on this phone with how many
@@ -86,8 +86,8 @@ class EidAuthenticator private constructor(
     companion object {
         /**
          * Opens (creating it if needed) the core's database and pinned HTTPS
-         * client. No network I/O happens here; the stored accounts and requests
-         * are loaded into [accounts] and [requests].
+         * client. No network I/O happens here; the stored authenticators and requests
+         * are loaded into [authenticators] and [requests].
          *
          * @param config where the database is, which server and TLS pin to use.
          * @param keyStore the platform keystore (Android Keystore in apps, a
@@ -99,12 +99,12 @@ class EidAuthenticator private constructor(
          */
         @Throws(EidException::class)
         suspend fun open(
-            config: AuthenticatorConfig,
+            config: AppConfig,
             keyStore: KeyStore,
             ioDispatcher: CoroutineDispatcher = Dispatchers.IO,
-        ): EidAuthenticator = withContext(ioDispatcher) {
-            val core = Authenticator.open(config, keyStore)
-            val eid = EidAuthenticator(core, config.language, ioDispatcher, TimeSource.Monotonic)
+        ): EidApp = withContext(ioDispatcher) {
+            val core = App.open(config, keyStore)
+            val eid = EidApp(core, config.language, ioDispatcher, TimeSource.Monotonic)
             try {
                 eid.reloadNow()
             } catch (e: Throwable) {
@@ -116,7 +116,7 @@ class EidAuthenticator private constructor(
     }
 
     /**
-     * Activates an account with the user ID and activation code from support,
+     * Activates an authenticator with the user ID and activation code from support,
      * protecting it with [pin] (checked against the PIN policy first).
      *
      * @throws EidException.PinRefused when the PIN breaks the policy;
@@ -125,13 +125,13 @@ class EidAuthenticator private constructor(
      *   [resumeActivation] finishes the activation later).
      */
     @Throws(EidException::class)
-    suspend fun activate(userId: String, activationCode: String, pin: String): AccountInfo = io {
+    suspend fun activate(userId: String, activationCode: String, pin: String): AuthenticatorInfo = io {
         core.activate(userId, activationCode, pin).also { reloadNow() }
     }
 
     /** Re-sends an activation interrupted by a network failure (same keys, no PIN). */
     @Throws(EidException::class)
-    suspend fun resumeActivation(activationCode: String): AccountInfo = io {
+    suspend fun resumeActivation(activationCode: String): AuthenticatorInfo = io {
         core.resumeActivation(activationCode).also { reloadNow() }
     }
 
@@ -144,7 +144,7 @@ class EidAuthenticator private constructor(
     suspend fun discardActivation(): Unit = io { core.discardActivation() }
 
     /**
-     * Pulls the pending requests of every account from the server in one round
+     * Pulls the pending requests of every authenticator from the server in one round
      * trip, verifies them, publishes them on [requests] and returns them. Call it
      * when the app comes to the foreground (see [ForegroundPuller]).
      *
@@ -163,7 +163,7 @@ class EidAuthenticator private constructor(
     }
 
     /**
-     * Reloads [requests] and [accounts] from the local store without the
+     * Reloads [requests] and [authenticators] from the local store without the
      * network (countdowns are recomputed). Returns the requests.
      */
     @Throws(EidException::class)
@@ -177,12 +177,12 @@ class EidAuthenticator private constructor(
      */
     @Throws(EidException::class)
     suspend fun requestsFor(person: PersonSummary): List<RequestView> = io {
-        core.requestsFor(person.accountId, language)
+        core.requestsFor(person.authenticatorId, language)
     }
 
-    /** Reloads [accounts] from the local store and returns them. */
+    /** Reloads [authenticators] from the local store and returns them. */
     @Throws(EidException::class)
-    suspend fun reloadAccounts(): List<AccountInfo> = io { core.accounts().also { _accounts.value = it } }
+    suspend fun reloadAuthenticators(): List<AuthenticatorInfo> = io { core.authenticators().also { _authenticators.value = it } }
 
     /**
      * Checks the PIN for one request and returns a short-lived, single-use
@@ -196,7 +196,7 @@ class EidAuthenticator private constructor(
     @Throws(EidException::class)
     suspend fun unlock(request: RequestView, pin: String): UnlockToken = io {
         try {
-            core.unlock(request.accountId, request.requestId, pin)
+            core.unlock(request.authenticatorId, request.requestId, pin)
         } catch (e: EidException.Expired) {
             reloadNow()
             throw e
@@ -209,7 +209,7 @@ class EidAuthenticator private constructor(
      *
      * Throws [EidException.TooFast] if the request was first shown (returned
      * by [refresh] or [reload]) less than the minimum read time ago (1500 ms by
-     * default, `AuthenticatorConfig.minReadMs`): nothing was signed and the
+     * default, `AppConfig.minReadMs`): nothing was signed and the
      * unlock is still valid; keep the swipe screen and approve again after
      * `waitMs`. Deny and report-fraud are never held back.
      *
@@ -235,23 +235,23 @@ class EidAuthenticator private constructor(
 
     /** Denies [request] (no PIN needed); it leaves [requests]. */
     @Throws(EidException::class)
-    suspend fun deny(request: RequestView): Receipt = decide { core.deny(request.accountId, request.requestId) }
+    suspend fun deny(request: RequestView): Receipt = decide { core.deny(request.authenticatorId, request.requestId) }
 
     /** Denies [request] and reports it as fraud ("this wasn't me"); it leaves [requests]. */
     @Throws(EidException::class)
     suspend fun reportFraud(request: RequestView): Receipt =
-        decide { core.reportFraud(request.accountId, request.requestId) }
+        decide { core.reportFraud(request.authenticatorId, request.requestId) }
 
     /**
-     * Blocks [account]'s identity at once ("I suspect abuse"); no PIN needed.
+     * Blocks [authenticator]'s identity at once ("I suspect abuse"); no PIN needed.
      * The server cancels its pending requests and refuses new ones until
-     * support unblocks; [accounts] shows it as blocked and its requests leave
+     * support unblocks; [authenticators] shows it as blocked and its requests leave
      * [requests].
      */
     @Throws(EidException::class)
-    suspend fun blockIdentity(account: AccountInfo) {
+    suspend fun blockIdentity(authenticator: AuthenticatorInfo) {
         io {
-            core.blockIdentity(account.accountId)
+            core.blockIdentity(authenticator.authenticatorId)
             reloadNow()
         }
     }
@@ -259,47 +259,47 @@ class EidAuthenticator private constructor(
     // ---------------------------------------------------------------- security feed
 
     /**
-     * [account]'s security feed, newest first, as of the last [refresh]: new
+     * [authenticator]'s security feed, newest first, as of the last [refresh]: new
      * devices, contact changes, blocks, lockouts, fraud reports and (when
      * turned on) every use. Each entry says what to do if it wasn't them.
      */
     @Throws(EidException::class)
-    suspend fun events(account: AccountInfo): List<EventView> = io { core.events(account.accountId, language) }
+    suspend fun events(authenticator: AuthenticatorInfo): List<EventView> = io { core.events(authenticator.authenticatorId, language) }
 
     /**
-     * Decisions the server holds for [account] that this phone never signed,
+     * Decisions the server holds for [authenticator] that this phone never signed,
      * found by comparing each pull with the phone's own hash-chained journal:
      * someone has a copy of its keys. Show this as the most serious warning
      * and offer [blockIdentity].
      */
     @Throws(EidException::class)
-    suspend fun journalAlarms(account: AccountInfo): List<JournalAlarm> =
-        io { core.journalAlarms(account.accountId) }
+    suspend fun journalAlarms(authenticator: AuthenticatorInfo): List<JournalAlarm> =
+        io { core.journalAlarms(authenticator.authenticatorId) }
 
-    /** Whether [account]'s identity sends a notice on every use (as last pulled). */
+    /** Whether [authenticator]'s identity sends a notice on every use (as last pulled). */
     @Throws(EidException::class)
-    suspend fun notifyEveryUse(account: AccountInfo): Boolean = io { core.notifyEveryUse(account.accountId) }
+    suspend fun notifyEveryUse(authenticator: AuthenticatorInfo): Boolean = io { core.notifyEveryUse(authenticator.authenticatorId) }
 
-    /** Turns "notify me on every use" on for [account]'s identity (no PIN: it only adds notices). */
+    /** Turns "notify me on every use" on for [authenticator]'s identity (no PIN: it only adds notices). */
     @Throws(EidException::class)
-    suspend fun turnOnNotifyEveryUse(account: AccountInfo): Unit =
-        io { core.turnOnNotifyEveryUse(account.accountId) }
+    suspend fun turnOnNotifyEveryUse(authenticator: AuthenticatorInfo): Unit =
+        io { core.turnOnNotifyEveryUse(authenticator.authenticatorId) }
 
     /**
-     * Turns "notify me on every use" off for [account]'s identity. Needs the
+     * Turns "notify me on every use" off for [authenticator]'s identity. Needs the
      * person's [pin] (checked and counted like any PIN entry), so an unlocked
      * phone in someone else's hand cannot silence the notices; the person is
      * told on every channel.
      */
     @Throws(EidException::class)
-    suspend fun turnOffNotifyEveryUse(account: AccountInfo, pin: String): Unit =
-        io { core.turnOffNotifyEveryUse(account.accountId, pin) }
+    suspend fun turnOffNotifyEveryUse(authenticator: AuthenticatorInfo, pin: String): Unit =
+        io { core.turnOffNotifyEveryUse(authenticator.authenticatorId, pin) }
 
     // ---------------------------------------------------------------- new device from an existing one
 
     /**
      * New phone: asks to be added to [userId]'s identity, which already has a
-     * device, protecting the new account with [pin]. Show the returned code
+     * device, protecting the new authenticator with [pin]. Show the returned code
      * (and its `qrPayload` as a QR code) for the existing phone to approve; then
      * call [pollDeviceEnrolment] until it is activated after the waiting period.
      *
@@ -320,7 +320,7 @@ class EidAuthenticator private constructor(
 
     /**
      * New phone: how the enrolment stands. On [EnrolmentStatus.Activated] the
-     * account is stored and [accounts] updated.
+     * authenticator is stored and [authenticators] updated.
      *
      * @throws EidException.EnrolmentRefused when the existing phone refused or
      *   cancelled it, it expired, or the identity was blocked (keys deleted).
@@ -334,31 +334,31 @@ class EidAuthenticator private constructor(
     @Throws(EidException::class)
     suspend fun discardDeviceEnrolment(): Unit = io { core.discardDeviceEnrolment() }
 
-    /** Existing phone: new devices being added to [account]'s identity, as of the last [refresh]. */
+    /** Existing phone: new devices being added to [authenticator]'s identity, as of the last [refresh]. */
     @Throws(EidException::class)
-    suspend fun pendingDevices(account: AccountInfo): List<PendingDevice> =
-        io { core.pendingDevices(account.accountId) }
+    suspend fun pendingDevices(authenticator: AuthenticatorInfo): List<PendingDevice> =
+        io { core.pendingDevices(authenticator.authenticatorId) }
 
     /** Existing phone: cancels a new device being added ("not my phone"); no PIN. */
     @Throws(EidException::class)
-    suspend fun cancelDeviceEnrolment(account: AccountInfo, device: PendingDevice): Unit =
-        io { core.cancelDeviceEnrolment(account.accountId, device.enrolmentId) }
+    suspend fun cancelDeviceEnrolment(authenticator: AuthenticatorInfo, device: PendingDevice): Unit =
+        io { core.cancelDeviceEnrolment(authenticator.authenticatorId, device.enrolmentId) }
 
     // ---------------------------------------------------------------- self-service changes
 
     /**
-     * Open changes of [account]'s phone number or e-mail (as of the last
+     * Open changes of [authenticator]'s phone number or e-mail (as of the last
      * [refresh]): what is being changed, and when it can complete at the
      * earliest. Show them with a cancel button.
      */
     @Throws(EidException::class)
-    suspend fun pendingContactChanges(account: AccountInfo): List<PendingContactChange> =
-        io { core.pendingContactChanges(account.accountId) }
+    suspend fun pendingContactChanges(authenticator: AuthenticatorInfo): List<PendingContactChange> =
+        io { core.pendingContactChanges(authenticator.authenticatorId) }
 
     /** Cancels an open contact change ("not me"); no PIN. */
     @Throws(EidException::class)
-    suspend fun cancelContactChange(account: AccountInfo, change: PendingContactChange): Unit =
-        io { core.cancelContactChange(account.accountId, change.changeId) }
+    suspend fun cancelContactChange(authenticator: AuthenticatorInfo, change: PendingContactChange): Unit =
+        io { core.cancelContactChange(authenticator.authenticatorId, change.changeId) }
 
     /** Re-sends decisions signed before a network failure; returns how many the server confirmed. */
     @Throws(EidException::class)
@@ -367,19 +367,19 @@ class EidAuthenticator private constructor(
     }
 
     /**
-     * Changes [account]'s PIN; needs the old one (counted like an unlock).
+     * Changes [authenticator]'s PIN; needs the old one (counted like an unlock).
      *
      * @throws EidException.WrongPin for a wrong [oldPin];
      *   [EidException.PinRefused] when [newPin] breaks the policy.
      */
     @Throws(EidException::class)
-    suspend fun changePin(account: AccountInfo, oldPin: String, newPin: String): Unit =
-        io { core.changePin(account.accountId, oldPin, newPin) }
+    suspend fun changePin(authenticator: AuthenticatorInfo, oldPin: String, newPin: String): Unit =
+        io { core.changePin(authenticator.authenticatorId, oldPin, newPin) }
 
-    /** Removes [account] and its keys from this phone. */
+    /** Removes [authenticator] and its keys from this phone. */
     @Throws(EidException::class)
-    suspend fun removeAccount(account: AccountInfo): Unit = io {
-        core.removeAccount(account.accountId)
+    suspend fun removeAuthenticator(authenticator: AuthenticatorInfo): Unit = io {
+        core.removeAuthenticator(authenticator.authenticatorId)
         reloadNow()
     }
 
@@ -427,7 +427,7 @@ class EidAuthenticator private constructor(
     }
 
     private fun reloadNow(): List<RequestView> {
-        _accounts.value = core.accounts()
+        _authenticators.value = core.authenticators()
         return core.requests(language).also(::publish)
     }
 
