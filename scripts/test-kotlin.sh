@@ -22,7 +22,9 @@ scripts/gen-bindings.sh >/dev/null
 test -f "$TARGET/bindings/kotlin/dk/eid/authenticator/ffi/eid_bindings.kt"
 
 echo "== mvn test (android/jvm)"
-rm -rf "$ROOT/android/jvm/target/surefire-reports"
+# A fresh build each time: classes compiled from a renamed or deleted source
+# would otherwise stay in target/ and still run.
+rm -rf "$ROOT/android/jvm/target"
 mvn -B -q -Dstyle.color=never -f "$ROOT/android/jvm/pom.xml" \
   -Deid.repo.root="$ROOT" \
   -Deid.native.dir="$TARGET/debug" \
