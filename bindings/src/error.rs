@@ -184,7 +184,10 @@ impl From<&eid_core::PinPolicyError> for PinRefusal {
 }
 
 /// Declares [`ServerErrorCode`] with the same variants as the protocol's
-/// `ErrorCode` plus `Unknown`, and the conversion between them, from one list.
+/// `ErrorCode` plus `Unknown`, and the conversion between them, from the
+/// protocol's own list (`eid_protocol::with_error_codes!`): a code added to
+/// the protocol reaches the apps by name, never as `Unknown`, and the list is
+/// written once.
 macro_rules! server_error_codes {
     ($($(#[$doc:meta])* $name:ident,)*) => {
         /// The server's stable error code (in [`EidError::Rejected`]). The
@@ -209,90 +212,7 @@ macro_rules! server_error_codes {
     };
 }
 
-server_error_codes! {
-        /// The body is not valid JSON for this endpoint, or a field is malformed.
-        MalformedRequest,
-        /// The body is larger than the server accepts.
-        PayloadTooLarge,
-        /// Missing or wrong credentials (admin token or API key).
-        Unauthorized,
-        /// A device signature is missing, malformed or does not verify.
-        InvalidSignature,
-        /// The device timestamp is too far from the server's clock.
-        ClockSkew,
-        /// The device nonce was already used.
-        ReplayedNonce,
-        /// No such identity.
-        UnknownIdentity,
-        /// No such authenticator.
-        UnknownAuthenticator,
-        /// No such request (or not visible to this caller).
-        UnknownRequest,
-        /// The user ID breaks the rules.
-        InvalidUserId,
-        /// The user ID is taken (compared without regard to case).
-        UserIdTaken,
-        /// A phone number or e-mail address is not valid.
-        InvalidContact,
-        /// The activation code is wrong, used, expired or void.
-        InvalidActivationCode,
-        /// The reference text breaks the text rules.
-        InvalidReferenceText,
-        /// The service provider's name breaks the text rules.
-        InvalidProviderName,
-        /// The identity is blocked.
-        IdentityBlocked,
-        /// The authenticator is locked (too many wrong PINs) or revoked.
-        AuthenticatorLocked,
-        /// The request has expired by the server's clock.
-        RequestExpired,
-        /// The request was already decided (by this or another device) or cancelled.
-        RequestClosed,
-        /// The decision does not match the request (text hash, provider, nonce, ...).
-        DecisionMismatch,
-        /// The channel-binding code is missing or wrong.
-        BindingMismatch,
-        /// The decision's counter is not above the authenticator's last one.
-        CounterReplay,
-        /// The PIN-key signature is wrong (counts toward the central lockout).
-        WrongPin,
-        /// A parameter is out of range.
-        InvalidParameter,
-        /// The identity already has the most devices allowed (active
-        /// authenticators plus new devices being added).
-        DeviceLimitReached,
-        /// No such device enrolment (or not visible to this caller).
-        UnknownEnrolment,
-        /// The device enrolment is over without a new device: refused, cancelled,
-        /// expired undecided, or the identity was blocked. Start again.
-        EnrolmentClosed,
-        /// No such endpoint or method.
-        NotFound,
-        /// No such self-service change (or not visible to this caller: unknown id,
-        /// another person's change, or a change whose first login was not approved).
-        UnknownChange,
-        /// The second self-service login is asked for before the earliest time
-        /// (first login + the configured gap, one hour in production). The
-        /// message says when; the attempt was recorded and notified.
-        TooEarly,
-        /// The person already has a change of this kind past its first login;
-        /// it must complete or be cancelled first.
-        ChangePending,
-        /// The change is closed (completed, cancelled, expired or failed).
-        ChangeClosed,
-        /// Too many requests were created for this person, or by this relying
-        /// party, in a recent window (MFA-fatigue protection). Nothing was
-        /// created; the `Retry-After` header (seconds) and the message say when
-        /// to try again.
-        RateLimited,
-        /// The person reported one of this service provider's requests as fraud
-        /// ("this wasn't me"): its new requests for them are refused until the
-        /// cool-down ends (`Retry-After` header, seconds). Nothing was created;
-        /// the person is told (once per cool-down).
-        CoolingDown,
-        /// The server failed; retry later.
-        Internal,
-}
+eid_protocol::with_error_codes!(server_error_codes);
 
 impl From<CoreError> for EidError {
     fn from(e: CoreError) -> Self {
@@ -376,6 +296,29 @@ impl From<KeyStoreError> for eid_core::KeyStoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    macro_rules! every_protocol_code {
+        ($($(#[$doc:meta])* $name:ident,)*) => {
+            [$(ErrorCode::$name,)*]
+        };
+    }
+
+    #[test]
+    fn every_code_of_the_protocol_reaches_the_apps_by_name() {
+        let codes = eid_protocol::with_error_codes!(every_protocol_code);
+        assert!(
+            codes.len() >= 41,
+            "the protocol lists {} codes",
+            codes.len()
+        );
+        for code in codes {
+            assert_ne!(
+                ServerErrorCode::from(code),
+                ServerErrorCode::Unknown,
+                "{code:?}"
+            );
+        }
+    }
 
     #[test]
     fn server_codes_keep_their_names() {

@@ -94,117 +94,138 @@ pub mod b64 {
     }
 }
 
-/// Stable, machine-readable error codes of the API. The HTTP status groups them;
-/// the code says exactly what went wrong. Codes are never renamed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// The body is not valid JSON for this endpoint, or a field is malformed.
-    MalformedRequest,
-    /// The body is larger than the server accepts.
-    PayloadTooLarge,
-    /// Missing or wrong credentials (admin token or API key).
-    Unauthorized,
-    /// A device signature is missing, malformed or does not verify.
-    InvalidSignature,
-    /// The device timestamp is too far from the server's clock.
-    ClockSkew,
-    /// The device nonce was already used.
-    ReplayedNonce,
-    /// No such identity.
-    UnknownIdentity,
-    /// No such authenticator.
-    UnknownAuthenticator,
-    /// No such request (or not visible to this caller).
-    UnknownRequest,
-    /// The user ID breaks the rules.
-    InvalidUserId,
-    /// The user ID is taken (compared without regard to case).
-    UserIdTaken,
-    /// A phone number or e-mail address is not valid.
-    InvalidContact,
-    /// The activation code is wrong, used, expired or void.
-    InvalidActivationCode,
-    /// The reference text breaks the text rules.
-    InvalidReferenceText,
-    /// The service provider's name breaks the text rules.
-    InvalidProviderName,
-    /// The identity is blocked.
-    IdentityBlocked,
-    /// The authenticator is locked (too many wrong PINs) or revoked.
-    AuthenticatorLocked,
-    /// The request has expired by the server's clock.
-    RequestExpired,
-    /// The request was already decided (by this or another device) or cancelled.
-    RequestClosed,
-    /// The decision does not match the request (text hash, provider, nonce, ...).
-    DecisionMismatch,
-    /// The channel-binding code is missing or wrong.
-    BindingMismatch,
-    /// The decision's counter is not above the authenticator's last one.
-    CounterReplay,
-    /// The PIN-key signature is wrong (counts toward the central lockout).
-    WrongPin,
-    /// A parameter is out of range.
-    InvalidParameter,
-    /// The identity already has the most devices allowed (active
-    /// authenticators plus new devices being added).
-    DeviceLimitReached,
-    /// No such device enrolment (or not visible to this caller).
-    UnknownEnrolment,
-    /// The device enrolment is over without a new device: refused, cancelled,
-    /// expired undecided, or the identity was blocked. Start again.
-    EnrolmentClosed,
-    /// No such endpoint or method.
-    NotFound,
-    /// No such self-service change (or not visible to this caller: unknown id,
-    /// another person's change, or a change whose first login was not approved).
-    UnknownChange,
-    /// The second self-service login is asked for before the earliest time
-    /// (first login + the configured gap, one hour in production). The
-    /// message says when; the attempt was recorded and notified.
-    TooEarly,
-    /// The person already has a change of this kind past its first login;
-    /// it must complete or be cancelled first.
-    ChangePending,
-    /// The change is closed (completed, cancelled, expired or failed).
-    ChangeClosed,
-    /// Too many requests were created for this person, or by this relying
-    /// party, in a recent window (MFA-fatigue protection), or one client
-    /// address called the unauthenticated endpoints too often. Nothing was
-    /// done; the `Retry-After` header (seconds) and the message say when to
-    /// try again.
-    RateLimited,
-    /// The person reported one of this relying party's requests as fraud
-    /// ("this wasn't me"): its new requests for them are refused until the
-    /// cool-down ends (`Retry-After` header, seconds). Nothing was created;
-    /// the person is told (once per cool-down).
-    CoolingDown,
-    /// The request body is not declared `application/json` (`Content-Type`,
-    /// parameters such as `; charset=utf-8` allowed). Every endpoint that
-    /// reads a body takes only JSON, so that no page on another site can post
-    /// to it with a form or `text/plain` (which browsers send without asking).
-    UnsupportedMediaType,
-    /// The request comes from a web page of another site (its `Origin`
-    /// header is neither the server's own origin nor a configured one).
-    /// Requests without `Origin` (apps, command-line tools) are not affected.
-    OriginRefused,
-    /// The admin credential is valid but its role may not do this (a
-    /// support agent calling an administrator-only endpoint). The refusal
-    /// is recorded in the audit.
-    ForbiddenRole,
-    /// A block or unblock by support needs a reason (1 to 500 printable
-    /// characters on one line); it is stored in the audit.
-    ReasonRequired,
-    /// No such agent.
-    UnknownAgent,
-    /// No such service provider (admin API).
-    UnknownServiceProvider,
-    /// The server failed; retry later.
-    Internal,
+/// Calls the macro named `$callback` with every error code of the API, each
+/// with its doc comment, as `$( $(#[doc])* Name, )*`. [`ErrorCode`] is declared
+/// from this one list, and so is any mirror of it in another crate (the
+/// bindings' `ServerErrorCode`, which adds `Unknown`), so a code added here
+/// reaches every mirror and no list is written twice.
+#[macro_export]
+macro_rules! with_error_codes {
+    ($callback:ident) => {
+        $callback! {
+            /// The body is not valid JSON for this endpoint, or a field is malformed.
+            MalformedRequest,
+            /// The body is larger than the server accepts.
+            PayloadTooLarge,
+            /// Missing or wrong credentials (admin token or API key).
+            Unauthorized,
+            /// A device signature is missing, malformed or does not verify.
+            InvalidSignature,
+            /// The device timestamp is too far from the server's clock.
+            ClockSkew,
+            /// The device nonce was already used.
+            ReplayedNonce,
+            /// No such identity.
+            UnknownIdentity,
+            /// No such authenticator.
+            UnknownAuthenticator,
+            /// No such request (or not visible to this caller).
+            UnknownRequest,
+            /// The user ID breaks the rules.
+            InvalidUserId,
+            /// The user ID is taken (compared without regard to case).
+            UserIdTaken,
+            /// A phone number or e-mail address is not valid.
+            InvalidContact,
+            /// The activation code is wrong, used, expired or void.
+            InvalidActivationCode,
+            /// The reference text breaks the text rules.
+            InvalidReferenceText,
+            /// The service provider's name breaks the text rules.
+            InvalidProviderName,
+            /// The identity is blocked.
+            IdentityBlocked,
+            /// The authenticator is locked (too many wrong PINs) or revoked.
+            AuthenticatorLocked,
+            /// The request has expired by the server's clock.
+            RequestExpired,
+            /// The request was already decided (by this or another device) or cancelled.
+            RequestClosed,
+            /// The decision does not match the request (text hash, provider, nonce, ...).
+            DecisionMismatch,
+            /// The channel-binding code is missing or wrong.
+            BindingMismatch,
+            /// The decision's counter is not above the authenticator's last one.
+            CounterReplay,
+            /// The PIN-key signature is wrong (counts toward the central lockout).
+            WrongPin,
+            /// A parameter is out of range.
+            InvalidParameter,
+            /// The identity already has the most devices allowed (active
+            /// authenticators plus new devices being added).
+            DeviceLimitReached,
+            /// No such device enrolment (or not visible to this caller).
+            UnknownEnrolment,
+            /// The device enrolment is over without a new device: refused, cancelled,
+            /// expired undecided, or the identity was blocked. Start again.
+            EnrolmentClosed,
+            /// No such endpoint or method.
+            NotFound,
+            /// No such self-service change (or not visible to this caller: unknown id,
+            /// another person's change, or a change whose first login was not approved).
+            UnknownChange,
+            /// The second self-service login is asked for before the earliest time
+            /// (first login + the configured gap, one hour in production). The
+            /// message says when; the attempt was recorded and notified.
+            TooEarly,
+            /// The person already has a change of this kind past its first login;
+            /// it must complete or be cancelled first.
+            ChangePending,
+            /// The change is closed (completed, cancelled, expired or failed).
+            ChangeClosed,
+            /// Too many requests were created for this person, or by this relying
+            /// party, in a recent window (MFA-fatigue protection), or one client
+            /// address called the unauthenticated endpoints too often. Nothing was
+            /// done; the `Retry-After` header (seconds) and the message say when to
+            /// try again.
+            RateLimited,
+            /// The person reported one of this relying party's requests as fraud
+            /// ("this wasn't me"): its new requests for them are refused until the
+            /// cool-down ends (`Retry-After` header, seconds). Nothing was created;
+            /// the person is told (once per cool-down).
+            CoolingDown,
+            /// The request body is not declared `application/json` (`Content-Type`,
+            /// parameters such as `; charset=utf-8` allowed). Every endpoint that
+            /// reads a body takes only JSON, so that no page on another site can post
+            /// to it with a form or `text/plain` (which browsers send without asking).
+            UnsupportedMediaType,
+            /// The request comes from a web page of another site (its `Origin`
+            /// header is neither the server's own origin nor a configured one).
+            /// Requests without `Origin` (apps, command-line tools) are not affected.
+            OriginRefused,
+            /// The admin credential is valid but its role may not do this (a
+            /// support agent calling an administrator-only endpoint). The refusal
+            /// is recorded in the audit.
+            ForbiddenRole,
+            /// A block or unblock by support needs a reason (1 to 500 printable
+            /// characters on one line); it is stored in the audit.
+            ReasonRequired,
+            /// No such agent.
+            UnknownAgent,
+            /// No such service provider (admin API).
+            UnknownServiceProvider,
+            /// The server failed; retry later.
+            Internal,
+        }
+    };
 }
+
+/// Declares [`ErrorCode`] from the list in [`with_error_codes!`].
+macro_rules! declare_error_code {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// Stable, machine-readable error codes of the API. The HTTP status groups them;
+        /// the code says exactly what went wrong. Codes are never renamed.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(ToSchema))]
+        #[serde(rename_all = "snake_case")]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $($(#[$doc])* $name,)*
+        }
+    };
+}
+
+with_error_codes!(declare_error_code);
 
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
