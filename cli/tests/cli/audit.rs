@@ -2,31 +2,9 @@
 //! support agent, the agent blocks with a reason under its own token, and
 //! `eid admin audit` shows who did it and why.
 
-use std::process::Stdio;
-
 use serde_json::Value;
 
-use crate::support::eid_command;
-
-/// Runs `eid --json ...` with exactly `env`; the exit code and the one JSON
-/// object it printed.
-fn eid(args: &[&str], env: &[(&str, &str)]) -> (i32, Value) {
-    let out = eid_command()
-        .arg("--json")
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "one JSON object expected, got {stdout:?} ({e}; stderr {:?})",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), json)
-}
+use crate::support::eid_json as eid;
 
 #[track_caller]
 fn ok((code, json): (i32, Value)) -> Value {

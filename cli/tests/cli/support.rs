@@ -1,7 +1,9 @@
 //! What every group of `eid` tests needs: the binary with a clean
 //! environment, and the PIN the test phones use.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
 
 /// A PIN that passes the default policy.
 pub(crate) const PIN: &str = "384726";
@@ -17,4 +19,24 @@ pub(crate) fn eid_command() -> Command {
         }
     }
     cmd
+}
+
+/// Runs `eid --json ...` with exactly `env`; the exit code and the one JSON
+/// object it printed.
+pub(crate) fn eid_json(args: &[&str], env: &[(&str, &str)]) -> (i32, Value) {
+    let out = eid_command()
+        .arg("--json")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "one JSON object expected, got {stdout:?} ({e}; stderr {:?})",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), json)
 }
