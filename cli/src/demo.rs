@@ -26,16 +26,25 @@ use crate::rp::check_receipt;
 pub(crate) struct DemoArgs {
     /// The user ID of the demo person.
     #[arg(long, default_value = "grete#1950x")]
-    user_id: String,
+    pub(crate) user_id: String,
     /// The reference text of the login the person approves.
     #[arg(long, default_value = "Log på Netbank – Danske Eksempel Bank")]
-    text: String,
+    pub(crate) text: String,
+    /// Log in on the web instead: serve a demo bank on 127.0.0.1 whose
+    /// "Log på Netbank" goes through the broker's hosted login page, until
+    /// Ctrl-C (see `demo_web.rs`).
+    #[arg(long)]
+    pub(crate) web: bool,
+    /// With --web: approve in a built-in phone in this terminal (auto: when
+    /// stdin is a terminal and without --json).
+    #[arg(long, value_enum, default_value = "auto", requires = "web")]
+    pub(crate) phone_loop: crate::demo_web::PhoneLoop,
 }
 
 /// The demo's PIN (passes the PIN policy); never printed.
-const DEMO_PIN: &str = "384726";
-const PROVIDER: &str = "Danske Eksempel Bank";
-const PERSON: &str = "Grete Jensen";
+pub(crate) const DEMO_PIN: &str = "384726";
+pub(crate) const PROVIDER: &str = "Danske Eksempel Bank";
+pub(crate) const PERSON: &str = "Grete Jensen";
 
 /// Records and (in text mode) prints the steps as they happen.
 struct Journey {
@@ -68,6 +77,9 @@ impl Journey {
 
 /// Runs the demo.
 pub(crate) async fn run(common: &Common, args: &DemoArgs) -> Result<Report, CliError> {
+    if args.web {
+        return crate::demo_web::run(common, args).await;
+    }
     let mut j = Journey {
         as_json: common.json,
         steps: Vec::new(),

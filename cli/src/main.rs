@@ -1,7 +1,9 @@
 //! `eid`: the eID authenticator on the command line.
 //!
 //! - `eid demo` runs the whole journey (admin, phone, service provider) against an
-//!   embedded server in a temporary folder and prints every step;
+//!   embedded server in a temporary folder and prints every step; `eid demo
+//!   --web` serves a demo bank whose web login goes through the broker's
+//!   OpenID Connect provider, for a real browser;
 //! - `eid admin`, `eid rp` and `eid app` are scriptable commands against a
 //!   running `eid-server`, each printing one JSON object with `--json`;
 //! - `eid self-service` makes the public self-service portal's calls.
@@ -14,8 +16,10 @@
 
 mod admin;
 mod app;
+mod bank;
 mod common;
 mod demo;
+mod demo_web;
 mod error;
 mod json;
 mod output;

@@ -3,7 +3,8 @@
 //! killing `eid app ...` and `eid serve` at every fail point, [`rp_binding`]
 //! offline against the known-answer vectors, [`hardening`] what another
 //! local user can see of `eid` (file modes, argv, logs), [`audit`] support
-//! agents and the audit of admin actions.
+//! agents and the audit of admin actions, [`web_demo`] `eid demo --web`'s
+//! bank and broker without a browser.
 //!
 //! One test binary rather than one per file, so a change to the core or the
 //! server is linked once. The tests share no state: each has its own
@@ -21,3 +22,5 @@ mod crash;
 mod hardening;
 mod oidc;
 mod rp_binding;
+#[cfg(unix)]
+mod web_demo;

@@ -1,0 +1,356 @@
+//! `eid demo --web`: the web login of the demo, in a real browser.
+//!
+//! Starts the embedded server in a temporary folder, creates the demo
+//! person's identity, activates a phone for it (in a phone folder that
+//! `eid app` can open from another terminal), registers "Danske Eksempel
+//! Bank" with an OpenID Connect client (`private_key_jwt`, a P-256 key the
+//! bank generates) and serves the bank's web site (`bank.rs`) on 127.0.0.1
+//! until Ctrl-C.
+//!
+//! Text mode prints the bank's address, the user ID and how to approve from
+//! a second terminal; when stdin is a terminal (or with `--phone-loop on`)
+//! a built-in phone watches for the login, shows it, asks for the binding
+//! code the browser shows and approves with the demo PIN. `--json` prints
+//! one line with everything a test needs and runs no phone loop.
+//!
+//! The embedded server reads the `EID_SERVER_*` environment like
+//! `eid-server` (docs/configuration.md), so a test can shorten
+//! `request_lifetime_secs` to see a login expire.
+
+use std::collections::HashSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use clap::ValueEnum;
+use eid_api_client::{AdminClient, Endpoint};
+use eid_protocol::RequestId;
+use eid_protocol::wire::RegisterOidcClientRequest;
+use serde::Serialize;
+
+use crate::bank::{self, BankSettings, ClientKey};
+use crate::common::{Common, endpoint};
+use crate::demo::{DEMO_PIN, DemoArgs, PERSON, PROVIDER};
+use crate::error::{CliError, ErrorKind};
+use crate::json;
+use crate::output::{Report, view_lines};
+use crate::phone::{Phone, PhoneFolder, ServerSettings};
+
+/// Whether `eid demo --web` runs its built-in phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PhoneLoop {
+    /// In text mode when stdin is a terminal.
+    Auto,
+    /// Always (text mode only).
+    On,
+    /// Never: approve with `eid app` from another terminal.
+    Off,
+}
+
+/// The line `eid demo --web --json` prints when the bank is ready.
+#[derive(Debug, Serialize)]
+struct WebDemoReady {
+    /// The phone's data folder (`EID_APP_DIR`).
+    app_dir: String,
+    /// The environment that points `eid app` at the demo's phone (the PIN
+    /// is not in it: it goes in `EID_PIN` or on stdin).
+    app_env: AppEnv,
+    /// The bank's front page.
+    bank_url: String,
+    /// The broker's base URL (also the OIDC issuer).
+    broker_url: String,
+    /// The broker's self-signed certificate (PEM).
+    certificate_pem: String,
+    /// The bank's OIDC client.
+    client_id: String,
+    /// How the bank authenticates to the broker.
+    client_auth: &'static str,
+    /// This process (to stop it with SIGINT).
+    pid: u32,
+    /// The broker's request lifetime in seconds.
+    request_lifetime_secs: u64,
+    /// `sha256/<base64>`: the pin of the broker's TLS key.
+    spki_pin: String,
+    /// The same hash as bare base64, as Chromium's
+    /// `--ignore-certificate-errors-spki-list` takes it.
+    spki_sha256_base64: String,
+    /// The demo person's user ID.
+    user_id: String,
+}
+
+/// `eid app`'s environment for the demo's phone.
+#[derive(Debug, Serialize)]
+#[allow(non_snake_case)]
+struct AppEnv {
+    EID_APP_DIR: String,
+    EID_SERVER: String,
+    EID_SPKI_PIN: String,
+}
+
+/// Runs the web demo until Ctrl-C.
+pub(crate) async fn run(common: &Common, args: &DemoArgs) -> Result<Report, CliError> {
+    let phone_loop = match (args.phone_loop, common.json) {
+        (PhoneLoop::On, true) => {
+            return Err(CliError::new(
+                ErrorKind::Usage,
+                "--phone-loop on needs text mode: with --json, approve with `eid app`",
+            ));
+        }
+        (PhoneLoop::On, false) => true,
+        (PhoneLoop::Auto, false) => std::io::stdin().is_terminal(),
+        (PhoneLoop::Auto | PhoneLoop::Off, _) => false,
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix("eid-demo-web-")
+        .tempdir()
+        .map_err(|e| {
+            CliError::new(
+                ErrorKind::Storage,
+                format!("cannot create a temporary folder: {e}"),
+            )
+        })?;
+    // The server settings from the environment (EID_SERVER_*), then the
+    // demo's own: loopback, the temporary folder, a generated admin token.
+    let mut config = eid_server::Config::load(None).map_err(|e| {
+        CliError::new(
+            ErrorKind::Config,
+            format!("the EID_SERVER_* environment is not a valid configuration: {e}"),
+        )
+    })?;
+    config.listen = ([127, 0, 0, 1], 0).into();
+    config.data_dir = tmp.path().join("server");
+    config.admin_token = None;
+    let request_lifetime_secs = config.request_lifetime_secs;
+    let server = eid_server::start(eid_server::ServerOptions::new(config))
+        .await
+        .map_err(|e| CliError::new(ErrorKind::Server, format!("{e:#}")))?;
+    let result = serve(
+        common,
+        args,
+        &server,
+        tmp.path(),
+        phone_loop,
+        request_lifetime_secs,
+    )
+    .await;
+    server.shutdown().await;
+    result
+}
+
+async fn serve(
+    common: &Common,
+    args: &DemoArgs,
+    server: &eid_server::RunningServer,
+    dir: &std::path::Path,
+    phone_loop: bool,
+    request_lifetime_secs: u64,
+) -> Result<Report, CliError> {
+    let broker_url = server.base_url();
+    let ep: Endpoint = endpoint(&broker_url, &server.spki_pin)?;
+    let admin = AdminClient::new(ep.clone(), &server.admin_token);
+
+    // The person and their phone.
+    let identity = admin.create_identity(&args.user_id, Some(PERSON)).await?;
+    let code = admin.issue_activation_code(identity.identity_id).await?;
+    let app_dir = dir.join("phone");
+    let phone = PhoneFolder::at(app_dir.clone(), common).open_with(ServerSettings::new(
+        broker_url.clone(),
+        server.spki_pin.clone(),
+    ))?;
+    phone
+        .core
+        .activate(&identity.user_id, &code.activation_code, DEMO_PIN)
+        .await?;
+    // `eid app` in another terminal finds the server in the folder.
+    phone.remember_server()?;
+
+    // The bank: its port first (the redirect URI), then its client.
+    let sp = admin.register_service_provider(PROVIDER).await?;
+    let (listener, bank_url) = bank::bind().await?;
+    let redirect_uri = format!("{bank_url}/callback");
+    let key = ClientKey::generate()?;
+    let client = admin
+        .register_oidc_client(&RegisterOidcClientRequest {
+            service_provider_id: sp.service_provider_id,
+            redirect_uris: vec![redirect_uri.clone()],
+            client_secret_basic: false,
+            jwk: Some(key.public_jwk()),
+            scopes: vec!["openid".into()],
+        })
+        .await?;
+    let client_id = client.client_id.clone();
+    let running = bank::start(
+        listener,
+        BankSettings {
+            broker: ep,
+            client_id: client_id.clone(),
+            key,
+            redirect_uri,
+            reference_text: args.text.clone(),
+        },
+    )
+    .await?;
+
+    let app_dir_s = app_dir.display().to_string();
+    let certificate = dir.join("server").join("dev-tls-cert.pem");
+    let ready = WebDemoReady {
+        app_dir: app_dir_s.clone(),
+        app_env: AppEnv {
+            EID_APP_DIR: app_dir_s.clone(),
+            EID_SERVER: broker_url.clone(),
+            EID_SPKI_PIN: server.spki_pin.clone(),
+        },
+        bank_url: format!("{bank_url}/"),
+        broker_url: broker_url.clone(),
+        certificate_pem: certificate.display().to_string(),
+        client_id,
+        client_auth: "private_key_jwt",
+        pid: std::process::id(),
+        request_lifetime_secs,
+        spki_pin: server.spki_pin.clone(),
+        spki_sha256_base64: server.spki_pin.trim_start_matches("sha256/").to_owned(),
+        user_id: identity.user_id.clone(),
+    };
+    let text = [
+        "eID demo, web login: the demo bank and the broker run on 127.0.0.1 (temporary data)"
+            .to_owned(),
+        String::new(),
+        format!("  1. open the bank:   {bank_url}/"),
+        "     (the broker's certificate is self-signed: accept it in the browser, or start"
+            .to_owned(),
+        format!(
+            "     Chromium with --ignore-certificate-errors-spki-list={})",
+            ready.spki_sha256_base64
+        ),
+        format!(
+            "  2. click \"Log på Netbank\" and type the user ID {}",
+            identity.user_id
+        ),
+        "  3. approve on the phone, with the code the browser shows:".to_owned(),
+        if phone_loop {
+            "     the built-in phone below asks for it (stop: Ctrl-C)".to_owned()
+        } else {
+            format!(
+                "     in another terminal:\n       export EID_APP_DIR={app_dir_s}\n       \
+                 eid app open\n       \
+                 EID_PIN=<the demo PIN> eid app approve --request <ID> --binding-code <CODE>\n     \
+                 (or `eid app deny` / `eid app report`; stop the demo with Ctrl-C)"
+            )
+        },
+        String::new(),
+        format!("  broker {broker_url} (TLS SPKI pin {})", server.spki_pin),
+    ];
+    {
+        let mut out = std::io::stdout().lock();
+        let written = if common.json {
+            let line = serde_json::to_string(&ready).expect("strings and numbers");
+            writeln!(out, "{line}")
+        } else {
+            text.iter().try_for_each(|l| writeln!(out, "{l}"))
+        };
+        written
+            .and_then(|()| out.flush())
+            .map_err(|e| CliError::new(ErrorKind::Io, e.to_string()))?;
+    }
+
+    let waited = if phone_loop {
+        tokio::select! {
+            waited = tokio::signal::ctrl_c() => waited,
+            () = run_phone(&phone) => Ok(()),
+        }
+    } else {
+        tokio::signal::ctrl_c().await
+    };
+    running.shutdown().await;
+    waited.map_err(|e| CliError::new(ErrorKind::Io, format!("cannot wait for Ctrl-C: {e}")))?;
+    Ok(Report::new(
+        &json::Stopped { stopped: true },
+        vec!["eid demo --web: stopped".to_owned()],
+    ))
+}
+
+/// The built-in phone: waits for each new request, shows it, and asks what
+/// to do with it. Runs until the process stops (or stdin closes).
+async fn run_phone(phone: &Phone) {
+    let mut lines = stdin_lines();
+    let mut seen: HashSet<RequestId> = HashSet::new();
+    println!();
+    println!("phone: waiting for a login (refreshing every second)");
+    loop {
+        let views = match phone.core.refresh().await {
+            Ok(v) => v,
+            Err(e) => {
+                println!("phone: cannot fetch requests: {e}");
+                Vec::new()
+            }
+        };
+        let Some(view) = views.into_iter().find(|v| !seen.contains(&v.request_id)) else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        seen.insert(view.request_id);
+        println!();
+        println!("phone: a request arrived:");
+        for line in view_lines(&view, "  ") {
+            println!("{line}");
+        }
+        println!(
+            "phone: type the code the browser shows to approve, \"deny\" to deny, \
+             or \"report\" for \"this wasn't me\":"
+        );
+        let Some(answer) = lines.recv().await else {
+            println!("phone: stdin closed; the built-in phone stops (the bank goes on)");
+            return std::future::pending().await;
+        };
+        let outcome = decide(phone, &view, answer.trim()).await;
+        match outcome {
+            Ok(what) => println!("phone: {what}"),
+            Err(e) => println!("phone: refused: {e}"),
+        }
+        println!("phone: waiting for the next login");
+    }
+}
+
+async fn decide(
+    phone: &Phone,
+    view: &eid_core::RequestView,
+    answer: &str,
+) -> Result<&'static str, CliError> {
+    let (authenticator, request) = (&view.authenticator_id, &view.request_id);
+    match answer.to_ascii_lowercase().as_str() {
+        "deny" => {
+            phone.core.deny(authenticator, request).await?;
+            Ok("denied")
+        }
+        "report" => {
+            phone.core.report_fraud(authenticator, request).await?;
+            Ok("refused and reported (\"this wasn't me\")")
+        }
+        _ => {
+            let code: String = answer.chars().filter(|c| !c.is_whitespace()).collect();
+            let token = phone.core.unlock(authenticator, request, DEMO_PIN).await?;
+            println!("phone: demo PIN entered and checked; swipe to approve: confirmed");
+            let wait_ms = phone.core.read_time_left(authenticator, request)?;
+            if wait_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+            }
+            phone.core.approve(&token, true, Some(&code)).await?;
+            Ok("approved: the browser goes back to the bank")
+        }
+    }
+}
+
+/// Lines of stdin, read on a plain thread: a thread blocked in a read does
+/// not keep the process from exiting after Ctrl-C, as a runtime's blocking
+/// task would.
+fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}

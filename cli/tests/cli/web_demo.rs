@@ -1,0 +1,208 @@
+//! `eid demo --web`: the demo bank and its broker start, print one JSON line
+//! with what a browser test needs, answer on 127.0.0.1, refuse an answer
+//! that belongs to no login the bank started, and stop on Ctrl-C. The
+//! browser side of the login is tests/browser/ (Chromium).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+
+use serde_json::Value;
+
+use crate::support::{eid_command, eid_json};
+
+/// A running `eid --json demo --web` and the line it printed.
+struct WebDemo {
+    child: Child,
+    ready: Value,
+}
+
+impl WebDemo {
+    fn start(env: &[(&str, &str)]) -> Self {
+        let mut child = eid_command()
+            .args(["--json", "demo", "--web"])
+            .env("EID_KDF_ITERATIONS", "1000")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("one JSON line expected, got {line:?}: {e}"));
+        Self { child, ready }
+    }
+
+    /// The bank's address without the trailing slash.
+    fn bank(&self) -> String {
+        self.ready["bank_url"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// Ctrl-C: the demo stops, cleans up and says so.
+    fn interrupt(mut self) -> (i32, String) {
+        let pid = rustix::process::Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+        let status = self.child.wait().unwrap();
+        let mut rest = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut rest)
+            .unwrap();
+        (status.code().unwrap_or(-1), rest)
+    }
+}
+
+impl Drop for WebDemo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 request to the bank: status and body.
+fn http(method: &str, url: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn the_web_demo_prints_what_a_browser_test_needs_and_the_bank_page_answers() {
+    let demo = WebDemo::start(&[]);
+    let r = &demo.ready.clone();
+    assert!(
+        r["bank_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"),
+        "{r}"
+    );
+    assert!(
+        r["broker_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1:"),
+        "{r}"
+    );
+    assert_eq!(r["user_id"], "grete#1950x");
+    assert_eq!(r["client_auth"], "private_key_jwt");
+    assert!(r["client_id"].as_str().unwrap().starts_with("eidoc_"));
+    assert_eq!(r["request_lifetime_secs"], 300);
+    let pin = r["spki_pin"].as_str().unwrap();
+    assert_eq!(
+        format!("sha256/{}", r["spki_sha256_base64"].as_str().unwrap()),
+        pin
+    );
+    assert_eq!(r["app_env"]["EID_SPKI_PIN"], pin);
+    assert_eq!(r["app_env"]["EID_SERVER"], r["broker_url"]);
+    assert!(std::path::Path::new(r["certificate_pem"].as_str().unwrap()).exists());
+    // Nothing secret in the line: no PIN, no admin token, no key.
+    let line = r.to_string();
+    assert!(!line.contains(crate::support::PIN), "{line}");
+    assert!(
+        !line.contains("admin_token") && !line.contains("secret"),
+        "{line}"
+    );
+
+    let (status, body) = http("GET", &format!("{}/", demo.bank()));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("id=\"login\""), "{body}");
+    assert!(body.contains("Log på Netbank"), "{body}");
+
+    // The phone is activated and `eid app` finds it with the printed
+    // environment alone.
+    let env: Vec<(String, String)> = r["app_env"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (code, opened) = eid_json(&["app", "open"], &env);
+    assert_eq!(code, 0, "{opened}");
+    assert_eq!(opened["accounts"][0]["user_id"], "grete#1950x");
+    assert_eq!(opened["accounts"][0]["state"], "active");
+
+    let (code, rest) = demo.interrupt();
+    assert_eq!(code, 0);
+    assert_eq!(rest.trim(), r#"{"stopped":true}"#);
+    // The temporary folder went with it.
+    assert!(!std::path::Path::new(r["app_dir"].as_str().unwrap()).exists());
+}
+
+#[test]
+fn the_bank_refuses_a_callback_that_belongs_to_no_login_it_started() {
+    let demo = WebDemo::start(&[]);
+    let bank = demo.bank();
+    let broker = demo.ready["broker_url"].as_str().unwrap().to_owned();
+    for query in [
+        format!("state=made-up&code=abc&iss={broker}"),
+        format!("code=abc&iss={broker}"),
+        format!("state=made-up&error=access_denied&iss={broker}"),
+    ] {
+        let (status, body) = http("GET", &format!("{bank}/callback?{query}"));
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.contains("id=\"bad-state\""), "{query}: {body}");
+        assert!(!body.contains("logget ind"), "{body}");
+        assert!(!body.contains("Login afvist"), "{body}");
+    }
+}
+
+#[test]
+fn a_phone_loop_in_json_mode_and_a_bad_server_setting_are_refused_before_anything_starts() {
+    let (code, out) = eid_json(&["demo", "--web", "--phone-loop", "on"], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(out["error"]["kind"], "usage", "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--phone-loop on needs text mode")
+    );
+
+    let (code, out) = eid_json(&["demo", "--phone-loop", "on"], &[]);
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(out["error"]["kind"], "usage", "{out}");
+
+    let (code, out) = eid_json(
+        &["demo", "--web"],
+        &[("EID_SERVER_REQUEST_LIFETIME_SECS", "soon")],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("EID_SERVER_* environment"),
+        "{out}"
+    );
+}
