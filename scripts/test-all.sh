@@ -7,13 +7,16 @@
 #   3. the Swift package's XCTest suite against the same, with a native swift
 #      or Swift 6.0.3 in a Debian trixie chroot that the script sets up itself;
 #   4. schemathesis (hostile HTTP input from the server's OpenAPI document) for
-#      60 s against a fresh server: no 5xx, no response off its schema.
+#      60 s against a fresh server: no 5xx, no response off its schema;
+#   5. the hosted login page in Debian's Chromium (playwright-core) against
+#      `eid demo --web`, the phone's side done by `eid app`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
 cargo --version
 cargo test --workspace --locked
 echo "rust: done after $((SECONDS - started)) s"
+./scripts/test-browser.sh
 ./scripts/test-kotlin.sh
 echo "kotlin: done after $((SECONDS - started)) s"
 ./scripts/test-swift.sh
