@@ -87,14 +87,17 @@ test('a wrong code typed in the app is refused and the login stays pending', asy
       ready, ['approve', '--request', request.request_id, '--binding-code', wrong], { pin: true });
     assert.notEqual(refused.code, 0);
     assert.match(refused.json.error.message, /code does not match/, JSON.stringify(refused.json));
-    // The page keeps showing the code (several status polls later).
+    // The page keeps waiting (several status polls later) and the request
+    // is still pending on the phone.
     await page.waitForTimeout(3500);
     assert.match(page.url(), /\/oidc\/login\/[^/?]+$/);
-    assert.equal(await readBindingCode(page, 'wrong-code-still'), code);
+    assert.equal(await page.locator('#outcome').count(), 0);
+    // The code rotates (docs/oidc.md): the one the page shows now.
+    const now = await readBindingCode(page, 'wrong-code-still');
     assert.equal((await pendingRequest(ready)).request_id, request.request_id);
     // The right code still works.
     const approved = await app(
-      ready, ['approve', '--request', request.request_id, '--binding-code', code], { pin: true });
+      ready, ['approve', '--request', request.request_id, '--binding-code', now], { pin: true });
     assert.equal(approved.code, 0, JSON.stringify(approved.json));
     await expectLoggedIn(page, ready, request, 'wrong-code');
   });
@@ -145,10 +148,12 @@ test('a login nobody approves expires and the page offers to try again', async (
 test('step 1 works with the keyboard alone', async () => {
   await withDemo(async ({ ready, page }) => {
     await openLogin(page, ready, 'keyboard');
-    let focused = '';
+    // The field may have the focus already (autofocus); else Tab to it.
+    const active = () => page.evaluate(() => document.activeElement?.id ?? '');
+    let focused = await active();
     for (let i = 0; i < 15 && focused !== 'user-id'; i++) {
       await page.keyboard.press('Tab');
-      focused = await page.evaluate(() => document.activeElement?.id ?? '');
+      focused = await active();
     }
     assert.equal(focused, 'user-id', 'Tab reaches the user ID field');
     await page.keyboard.press('ControlOrMeta+A');
