@@ -16,6 +16,9 @@ CREATE TABLE oidc_logins (
     expires_at_ms INTEGER NOT NULL,
     browser_sha256 BLOB,
     request_id BLOB,
+    -- When that request expires (also for the stand-in of an unknown user
+    -- ID, which has no row of its own).
+    request_expires_at_ms INTEGER,
     code_sha256 BLOB UNIQUE,
     code_expires_at_ms INTEGER,
     redeemed_at_ms INTEGER,

@@ -3388,6 +3388,7 @@ async fn pushed_login(s: &dyn Store, request_uri_sha256: [u8; 32]) -> OidcLogin 
         expires_at_ms: T0 + 900_000,
         browser_sha256: None,
         request_id: None,
+        request_expires_at_ms: None,
         code_expires_at_ms: None,
         redeemed_at_ms: None,
         access_expires_at_ms: None,
@@ -3463,22 +3464,22 @@ pub async fn an_oidc_login_s_request_is_replaced_only_from_the_expected_one_and_
         RequestId::random(),
     );
     assert!(
-        !s.set_oidc_login_request(login.id, Some(first), second)
+        !s.set_oidc_login_request(login.id, Some(first), second, T0 + 300_000)
             .await
             .unwrap()
     );
     assert!(
-        s.set_oidc_login_request(login.id, None, first)
+        s.set_oidc_login_request(login.id, None, first, T0 + 300_000)
             .await
             .unwrap()
     );
     assert!(
-        !s.set_oidc_login_request(login.id, None, second)
+        !s.set_oidc_login_request(login.id, None, second, T0 + 300_000)
             .await
             .unwrap()
     );
     assert!(
-        s.set_oidc_login_request(login.id, Some(first), second)
+        s.set_oidc_login_request(login.id, Some(first), second, T0 + 300_000)
             .await
             .unwrap()
     );
@@ -3498,12 +3499,13 @@ pub async fn an_oidc_login_s_request_is_replaced_only_from_the_expected_one_and_
             .unwrap()
     );
     assert!(
-        !s.set_oidc_login_request(login.id, Some(second), third)
+        !s.set_oidc_login_request(login.id, Some(second), third, T0 + 300_000)
             .await
             .unwrap()
     );
     let stored = s.oidc_login(login.id).await.unwrap().unwrap();
     assert_eq!(stored.request_id, Some(second));
+    assert_eq!(stored.request_expires_at_ms, Some(T0 + 300_000));
     assert_eq!(stored.code_expires_at_ms, Some(T0 + 60_000));
     assert_eq!(s.oidc_login_by_code([5; 32]).await.unwrap(), Some(stored));
     assert_eq!(s.oidc_login_by_code([6; 32]).await.unwrap(), None);
@@ -3518,7 +3520,7 @@ pub async fn an_oidc_code_is_redeemed_once_and_presenting_it_again_revokes_the_a
     let login = pushed_login(s, [7; 32]).await;
     let request = RequestId::random();
     assert!(
-        s.set_oidc_login_request(login.id, None, request)
+        s.set_oidc_login_request(login.id, None, request, T0 + 300_000)
             .await
             .unwrap()
     );
@@ -3575,7 +3577,7 @@ pub async fn an_oidc_code_past_its_expiry_or_burnt_issues_no_access_token(store:
         let login = pushed_login(s, [n; 32]).await;
         let request = RequestId::random();
         assert!(
-            s.set_oidc_login_request(login.id, None, request)
+            s.set_oidc_login_request(login.id, None, request, T0 + 300_000)
                 .await
                 .unwrap()
         );

@@ -369,8 +369,11 @@ pub struct OidcLogin {
     pub expires_at_ms: u64,
     /// SHA-256 of the secret in the cookie of the browser it was started in.
     pub browser_sha256: Option<[u8; 32]>,
-    /// The request in the app for it, once the person gave a user ID.
+    /// The request in the app for it, once the person gave a user ID (for
+    /// an unknown user ID a stand-in id no request has, see docs/oidc.md).
     pub request_id: Option<RequestId>,
+    /// When that request expires.
+    pub request_expires_at_ms: Option<u64>,
     /// When its code expires, once one was issued.
     pub code_expires_at_ms: Option<u64>,
     /// When its code was redeemed (or burnt by a failed redemption).
@@ -1305,6 +1308,7 @@ pub trait Store: Send + Sync + 'static {
         id: LoginId,
         previous: Option<RequestId>,
         request_id: RequestId,
+        request_expires_at_ms: u64,
     ) -> StoreResult<bool>;
     /// Issues the login's code for its approved request `request_id`;
     /// `false` (nothing changed) when its request is another or a code was

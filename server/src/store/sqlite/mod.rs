@@ -440,9 +440,12 @@ impl Store for SqliteStore {
         id: LoginId,
         previous: Option<RequestId>,
         request_id: RequestId,
+        request_expires_at_ms: u64,
     ) -> StoreResult<bool> {
-        self.write(move |c| oidc::set_oidc_login_request(c, id, previous, request_id))
-            .await
+        self.write(move |c| {
+            oidc::set_oidc_login_request(c, id, previous, request_id, request_expires_at_ms)
+        })
+        .await
     }
 
     async fn issue_oidc_code(

@@ -79,8 +79,8 @@ pub(super) fn oidc_client(c: &Connection, client_id: &str) -> StoreResult<Option
 }
 
 const LOGIN_COLUMNS: &str = "id, client_id, params, created_at_ms, request_uri_expires_at_ms, \
-     expires_at_ms, browser_sha256, request_id, code_expires_at_ms, redeemed_at_ms, \
-     access_expires_at_ms, revoked";
+     expires_at_ms, browser_sha256, request_id, request_expires_at_ms, code_expires_at_ms, \
+     redeemed_at_ms, access_expires_at_ms, revoked";
 
 fn login_row(r: &Row<'_>) -> rusqlite::Result<OidcLogin> {
     let params: String = r.get(2)?;
@@ -96,10 +96,11 @@ fn login_row(r: &Row<'_>) -> rusqlite::Result<OidcLogin> {
             None => None,
         },
         request_id: opt_col(r, 7)?,
-        code_expires_at_ms: opt_u64_at(r, 8)?,
-        redeemed_at_ms: opt_u64_at(r, 9)?,
-        access_expires_at_ms: opt_u64_at(r, 10)?,
-        revoked: r.get(11)?,
+        request_expires_at_ms: opt_u64_at(r, 8)?,
+        code_expires_at_ms: opt_u64_at(r, 9)?,
+        redeemed_at_ms: opt_u64_at(r, 10)?,
+        access_expires_at_ms: opt_u64_at(r, 11)?,
+        revoked: r.get(12)?,
     })
 }
 
@@ -180,13 +181,19 @@ pub(super) fn set_oidc_login_request(
     id: LoginId,
     previous: Option<RequestId>,
     request_id: RequestId,
+    request_expires_at_ms: u64,
 ) -> StoreResult<bool> {
     let n = c
         .prepare_cached(
-            "UPDATE oidc_logins SET request_id = ?3 WHERE id = ?1 \
+            "UPDATE oidc_logins SET request_id = ?3, request_expires_at_ms = ?4 WHERE id = ?1 \
              AND request_id IS ?2 AND code_sha256 IS NULL",
         )?
-        .execute(params![id.0.as_slice(), previous.map(Col), Col(request_id)])?;
+        .execute(params![
+            id.0.as_slice(),
+            previous.map(Col),
+            Col(request_id),
+            i64_of(request_expires_at_ms)
+        ])?;
     Ok(n == 1)
 }
 
