@@ -3369,6 +3369,13 @@ async fn pushed_login(s: &dyn Store, request_uri_sha256: [u8; 32]) -> OidcLogin 
     )
     .await
     .unwrap();
+    assert_eq!(s.service_provider(sp.id).await.unwrap(), Some(sp.clone()));
+    assert_eq!(
+        s.service_provider(ServiceProviderId::random())
+            .await
+            .unwrap(),
+        None
+    );
     let login = OidcLogin {
         id: LoginId::random(),
         client_id,

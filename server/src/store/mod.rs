@@ -1104,6 +1104,9 @@ pub trait Store: Send + Sync + 'static {
         &self,
         api_key_sha256: [u8; 32],
     ) -> StoreResult<Option<ServiceProvider>>;
+    /// A service provider by id.
+    async fn service_provider(&self, id: ServiceProviderId)
+    -> StoreResult<Option<ServiceProvider>>;
     /// Stores a new pending request if, atomically, its identity exists, is
     /// unblocked and has fewer than `max_pending` pending unexpired requests.
     async fn create_request(

@@ -202,6 +202,13 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn service_provider(
+        &self,
+        id: ServiceProviderId,
+    ) -> StoreResult<Option<ServiceProvider>> {
+        self.read(move |c| providers::service_provider(c, id)).await
+    }
+
     async fn create_request_limited(
         &self,
         request: StoredRequest,
