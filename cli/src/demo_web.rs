@@ -301,10 +301,14 @@ async fn run_phone(phone: &Phone) {
             println!("phone: stdin closed; the built-in phone stops (the bank goes on)");
             return std::future::pending().await;
         };
-        let outcome = decide(phone, &view, answer.trim()).await;
-        match outcome {
+        match decide(phone, &view, answer.trim()).await {
             Ok(what) => println!("phone: {what}"),
-            Err(e) => println!("phone: refused: {e}"),
+            Err(e) => {
+                // Nothing was decided (a mistyped code, say): ask again
+                // while the request is pending.
+                println!("phone: refused: {e}");
+                seen.remove(&view.request_id);
+            }
         }
         println!("phone: waiting for the next login");
     }

@@ -59,6 +59,42 @@ export async function startDemo(serverEnv = {}) {
   };
 }
 
+/**
+ * Starts `eid demo --web --phone-loop on` in text mode: the built-in phone
+ * reads its answers from `answer(line)`. Returns the bank URL and the SPKI
+ * hash read from the text, the output so far (`output()`), and `stop()`.
+ */
+export async function startDemoWithPhone() {
+  const child = spawn(EID, ['demo', '--web', '--phone-loop', 'on'], {
+    env: baseEnv(),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  const exited = new Promise((ok) => child.once('exit', (code, signal) => ok({ code, signal })));
+  const deadline = Date.now() + 30_000;
+  while (!/phone: waiting for a login/.test(out)) {
+    if (Date.now() > deadline || child.exitCode !== null) {
+      throw new Error(`eid demo --web --phone-loop on did not start: ${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const ready = {
+    bank_url: out.match(/open the bank:\s+(\S+)/)[1],
+    spki_sha256_base64: out.match(/--ignore-certificate-errors-spki-list=([^\s)]+)/)[1],
+    user_id: out.match(/type the user ID (\S+)/)[1],
+  };
+  return {
+    ready,
+    output: () => out,
+    answer: (line) => child.stdin.write(`${line}\n`),
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGINT');
+      return exited;
+    },
+  };
+}
+
 /** `eid --json app ...` against the demo's phone: exit code and JSON. */
 export function app(ready, args, { pin = false } = {}) {
   const env = baseEnv(ready.app_env);

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   app, enterUserId, launchBrowser, openLogin, pendingRequest, readBindingCode, shot, startDemo,
+  startDemoWithPhone,
 } from '../lib.mjs';
 
 const SUBSTANTIAL = 'https://data.gov.dk/concept/core/nsis/loa/Substantial';
@@ -181,4 +182,35 @@ test('at 320 px wide no page of the login scrolls sideways', async () => {
     await fits('outcome');
     assert.match(code, /^[A-Z2-7]{8}$/);
   }, { context: { viewport: { width: 320, height: 640 } } });
+});
+
+test("the demo's built-in phone shows the login and approves with the code typed into it", async () => {
+  const demo = await startDemoWithPhone();
+  const browser = await launchBrowser(demo.ready);
+  try {
+    const page = await (await browser.newContext()).newPage();
+    await openLogin(page, demo.ready, 'phone-loop');
+    const code = await enterUserId(page, demo.ready, 'phone-loop');
+    const deadline = Date.now() + 15_000;
+    while (!/a request arrived/.test(demo.output()) && Date.now() < deadline) {
+      await page.waitForTimeout(200);
+    }
+    assert.match(demo.output(), /Danske Eksempel Bank/);
+    // A mistyped code is refused and asked for again; then the right one.
+    demo.answer('AAAA AAAA');
+    while (!/refused/.test(demo.output()) && Date.now() < deadline) {
+      await page.waitForTimeout(200);
+    }
+    assert.match(demo.output(), /phone: refused: .*code does not match/);
+    demo.answer(await readBindingCode(page, 'phone-loop-again') || code);
+    await page.waitForURL(`${demo.ready.bank_url}callback?**`, { timeout: 20_000 });
+    await page.locator('#logged-in').waitFor();
+    await shot(page, 'phone-loop-9-bank-logged-in');
+    assert.match(demo.output(), /phone: approved/);
+    assert.ok(!demo.output().includes('384726'), 'the PIN is never printed');
+  } finally {
+    await browser.close();
+    const { code } = await demo.stop();
+    assert.equal(code, 0);
+  }
 });
