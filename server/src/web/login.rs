@@ -312,7 +312,7 @@ pub(crate) async fn authorize(
         )
         .await;
     let login = match bound {
-        Ok(BindLoginResult::Bound(login)) => login,
+        Ok(BindLoginResult::Bound(login)) => *login,
         Ok(_) => return bad(),
         Err(e) => return Failure::from(e).with(lang).into_response(),
     };
@@ -634,20 +634,19 @@ pub(crate) async fn user_id(
     {
         Stage::Approved(_) | Stage::Refused { .. } => return Ok(see_other(&path)),
         Stage::Waiting { .. } => {
-            if let Some(previous) = login.request_id {
-                if let Some(client) = state
+            if let Some(previous) = login.request_id
+                && let Some(client) = state
                     .store
                     .oidc_client(&login.client_id)
                     .await
                     .map_err(|e| Failure::from(e).with(lang))?
-                {
-                    state
-                        .store
-                        .cancel_request(previous, client.service_provider_id, now)
-                        .await
-                        .map_err(|e| Failure::from(e).with(lang))?;
-                    state.waiters.wake(previous);
-                }
+            {
+                state
+                    .store
+                    .cancel_request(previous, client.service_provider_id, now)
+                    .await
+                    .map_err(|e| Failure::from(e).with(lang))?;
+                state.waiters.wake(previous);
             }
         }
         Stage::UserId | Stage::Expired => {}
