@@ -136,7 +136,10 @@ pub(crate) async fn token(
         && login.params.redirect_uri == redirect_uri
         && pkce_matches(verifier, &login.params.code_challenge))
     .then_some(request)
-    .flatten();
+    .flatten()
+    // The request was made for the client's provider (the login pages do
+    // so); checked again so that a code never carries another's decision.
+    .filter(|r| r.envelope.service_provider_id == client.service_provider_id);
     let Some(request) = checked else {
         // Burnt: a stolen code gets one try. A code used before is
         // reported as reused by the store, which revokes its access token.
