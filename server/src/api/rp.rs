@@ -33,8 +33,8 @@ fn status_response(request: &StoredRequest, now_ms: u64) -> RequestStatusRespons
 
 /// An error answered with a `Retry-After` header (whole seconds, rounded up).
 pub(crate) struct RetryLater {
-    error: ApiError,
-    retry_after_secs: Option<u64>,
+    pub(crate) error: ApiError,
+    pub(crate) retry_after_secs: Option<u64>,
 }
 
 impl From<ApiError> for RetryLater {
