@@ -5,6 +5,8 @@
 //! whole login through the hosted pages in `oidc/flow.rs`.
 
 mod common;
+#[path = "oidc/flow.rs"]
+mod flow;
 #[path = "oidc/par.rs"]
 mod par;
 #[path = "oidc/support.rs"]
