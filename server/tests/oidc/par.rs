@@ -311,7 +311,9 @@ async fn broken_authorization_parameters_get_a_clear_error_and_store_nothing() {
     let long_hint = "u".repeat(65);
     let not_utf8 = URL_SAFE_NO_PAD.encode([0xff, 0xfe]);
     let screen_imitation = b64("ADVARSEL: godkend straks");
-    let cases: Vec<(&str, Vec<(String, String)>, &str)> = vec![
+    // (what, the form, the OAuth error)
+    type Case<'a> = (&'a str, Vec<(String, String)>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             "no response_type",
             set("response_type", None),
