@@ -26,7 +26,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use super::form::{OAuthError, OAuthForm, form_decode};
 use super::secret_matches;
 use crate::api::AppState;
-use crate::store::OidcClient;
+use crate::store::{OidcClient, StoreError};
 
 /// The only `client_assertion_type` (RFC 7523 section 2.2).
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -128,8 +128,8 @@ pub(crate) async fn authenticate(
     let assertion_sent = form.has("client_assertion") || form.has("client_assertion_type");
     let result = match (basic, assertion_sent) {
         (Some(_), true) => Err(ClientAuthFailure::SeveralMethods),
-        (Some(credentials), false) => by_secret(state, credentials).await,
-        (None, true) => by_assertion(state, form, audiences).await,
+        (Some(credentials), false) => by_secret(state, credentials).await?,
+        (None, true) => by_assertion(state, form, audiences).await?,
         (None, false) => Err(ClientAuthFailure::Missing),
     };
     result.map_err(|failure| {
@@ -163,12 +163,16 @@ pub fn parse_basic(
     Ok((id, secret))
 }
 
-async fn by_secret(state: &AppState, credentials: &str) -> Result<OidcClient, ClientAuthFailure> {
-    let (client_id, secret) = parse_basic(credentials)?;
-    let client = state.store.oidc_client(&client_id).await.map_err(|e| {
-        tracing::error!(error = %e, "store failed in client authentication");
-        ClientAuthFailure::WrongSecret
-    })?;
+/// The outcome of one method: the client or why not; a store failure is
+/// the outer error (500, not a refusal).
+type Outcome = Result<Result<OidcClient, ClientAuthFailure>, StoreError>;
+
+async fn by_secret(state: &AppState, credentials: &str) -> Outcome {
+    let (client_id, secret) = match parse_basic(credentials) {
+        Ok(parsed) => parsed,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    let client = state.store.oidc_client(&client_id).await?;
     // An unknown client still costs one hash and compare, so the answer's
     // time does not tell known client ids from unknown ones.
     let stored = client
@@ -176,53 +180,52 @@ async fn by_secret(state: &AppState, credentials: &str) -> Result<OidcClient, Cl
         .and_then(|c| c.secret_sha256)
         .unwrap_or([0; 32]);
     let matches = secret_matches(&stored, &secret);
-    match client {
+    Ok(match client {
         Some(c) if matches && c.secret_sha256.is_some() => Ok(c),
         _ => Err(ClientAuthFailure::WrongSecret),
-    }
+    })
 }
 
-async fn by_assertion(
-    state: &AppState,
-    form: &OAuthForm,
-    audiences: &[String],
-) -> Result<OidcClient, ClientAuthFailure> {
+async fn by_assertion(state: &AppState, form: &OAuthForm, audiences: &[String]) -> Outcome {
     let (Some(JWT_BEARER), Some(jwt)) = (
         form.get("client_assertion_type"),
         form.get("client_assertion"),
     ) else {
-        return Err(ClientAuthFailure::WrongAssertionType);
+        return Ok(Err(ClientAuthFailure::WrongAssertionType));
     };
     // The client is named by `client_id` when sent, else by the
     // assertion's (not yet verified) `iss`; the verification below then
     // requires `iss` = `sub` = this client.
     let client_id = match form.get("client_id") {
         Some(id) => id.to_owned(),
-        None => unverified_issuer(jwt).ok_or(ClientAuthFailure::InvalidAssertion)?,
+        None => match unverified_issuer(jwt) {
+            Some(iss) => iss,
+            None => return Ok(Err(ClientAuthFailure::InvalidAssertion)),
+        },
     };
-    let client = state
+    let Some(client) = state
         .store
         .oidc_client(&client_id)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "store failed in client authentication");
-            ClientAuthFailure::NoKey
-        })?
+        .await?
         .filter(|c| c.jwk.is_some())
-        .ok_or(ClientAuthFailure::NoKey)?;
-    let verified = verify_assertion(&client, jwt, audiences, state.now_ms())?;
-    match state
+    else {
+        return Ok(Err(ClientAuthFailure::NoKey));
+    };
+    let verified = match verify_assertion(&client, jwt, audiences, state.now_ms()) {
+        Ok(v) => v,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    // Recorded only after the signature verified, so that forged
+    // assertions cannot use up a client's jti values.
+    let fresh = state
         .store
         .use_nonce(verified.nonce, verified.keep_until_ms)
-        .await
-    {
-        Ok(true) => Ok(client),
-        Ok(false) => Err(ClientAuthFailure::Replayed),
-        Err(e) => {
-            tracing::error!(error = %e, "store failed recording a jti");
-            Err(ClientAuthFailure::Replayed)
-        }
-    }
+        .await?;
+    Ok(if fresh {
+        Ok(client)
+    } else {
+        Err(ClientAuthFailure::Replayed)
+    })
 }
 
 /// The `iss` of an assertion, read without verifying it (only to find the

@@ -95,7 +95,8 @@ pub(crate) struct ParCreated {
         (status = 400, description = "invalid_request, invalid_scope, unsupported_response_type or request_not_supported", body = OAuthErrorBody),
         (status = 401, description = "invalid_client", body = OAuthErrorBody,
             headers(("WWW-Authenticate" = String, description = "Basic realm=\"eid\" when Basic authentication was tried"))),
-        (status = 413, description = "invalid_request: the form is larger than 16 KiB", body = OAuthErrorBody)))]
+        (status = 413, description = "invalid_request: the form is larger than 16 KiB", body = OAuthErrorBody),
+        (status = 500, description = "server_error", body = OAuthErrorBody)))]
 pub(crate) async fn par(
     State(state): State<AppState>,
     uri: Uri,
