@@ -89,6 +89,7 @@ pub(crate) struct ParCreated {
 /// and a `request_uri` for `GET /oidc/authorize` is returned, usable once
 /// within 60 s.
 #[utoipa::path(post, path = "/oidc/par", tag = "oidc",
+    security(("client_secret_basic" = []), ()),
     request_body(content = ParForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 201, body = ParCreated),

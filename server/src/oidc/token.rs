@@ -78,6 +78,7 @@ pub(crate) struct TokenResponse {
 /// Redeems an authorization code (`grant_type=authorization_code`) for an
 /// ID token and an access token. The client authenticates as at PAR.
 #[utoipa::path(post, path = "/oidc/token", tag = "oidc",
+    security(("client_secret_basic" = []), ()),
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, body = TokenResponse),
