@@ -6,7 +6,7 @@ mod enrolment;
 mod guard;
 pub(crate) mod oidc;
 pub(crate) mod rp;
-mod self_service;
+pub(crate) mod self_service;
 mod signed;
 mod sources;
 
@@ -34,7 +34,7 @@ use crate::limits::CACHE_MAX_ENTRIES;
 use crate::store::{ServiceProvider, Store};
 use crate::waiters::Waiters;
 
-pub(crate) use guard::WebOrigin;
+pub(crate) use guard::{Source, WebOrigin};
 
 // The limits moved to `crate::limits`; kept here for the old paths.
 pub use crate::limits::{ACTIVATION_CODE_MAX_TRIES, CENTRAL_PIN_LOCK_AT, MAX_WAIT_SECS};
