@@ -154,7 +154,7 @@ impl Browser {
 
     /// Types the user ID on the sign-in page; returns the page that follows.
     async fn type_user_id(&mut self, user_id: &str) -> Page {
-        let form = self.get("/self-service").await;
+        let form = self.get("/self-service?again=1").await;
         assert_eq!(form.status, 200, "{}", form.body);
         let csrf = form.field("csrf").expect("csrf on the sign-in form");
         let sent = self
@@ -613,4 +613,52 @@ async fn a_user_id_change_started_on_the_page_applies_with_its_one_approval() {
     let done = browser.get("/self-service/change").await;
     let done = browser.follow(done).await;
     assert_eq!(done.text("user-id-value").as_deref(), Some("Grete#2026new"));
+}
+
+#[tokio::test]
+async fn one_address_gets_a_few_sign_ins_per_user_id_an_hour_known_or_not() {
+    let h = server().await;
+    person(&h).await;
+    for user_id in [USER, "Nobody#1900z"] {
+        let mut browser = Browser::new(&h);
+        for _ in 0..5 {
+            assert_eq!(browser.type_user_id(user_id).await.status, 200);
+        }
+        let form = browser.get("/self-service?again=1").await;
+        let csrf = form.field("csrf").unwrap();
+        let refused = browser
+            .post(
+                "/self-service/sign-in",
+                &[("csrf", &csrf), ("user_id", user_id)],
+            )
+            .await;
+        assert_eq!(refused.status, 429, "{user_id}");
+        assert!(refused.text("user-id-error").is_some());
+    }
+    h.clock.advance_ms(HOUR_MS);
+    let mut browser = Browser::new(&h);
+    assert_eq!(browser.type_user_id(USER).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_session_survives_a_server_restart_until_its_end() {
+    let mut h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h);
+    sign_in(&h, &mut browser, &mut phone).await;
+    let server = h.server.take().unwrap();
+    server.shutdown().await;
+    let restarted = eid_server::start(eid_server::ServerOptions {
+        config: common::config(h.dir.path()),
+        clock: h.clock.clone(),
+    })
+    .await
+    .unwrap();
+    browser.base = restarted.base_url().trim_end_matches('/').to_owned();
+    let overview = browser.get("/self-service/account").await;
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    assert_eq!(overview.text("user-id-value").as_deref(), Some(USER));
+    h.clock.advance_ms(SESSION_MS);
+    assert_eq!(browser.get("/self-service/account").await.status, 401);
+    restarted.shutdown().await;
 }

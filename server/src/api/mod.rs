@@ -8,7 +8,7 @@ pub(crate) mod oidc;
 pub(crate) mod rp;
 pub(crate) mod self_service;
 mod signed;
-mod sources;
+pub(crate) mod sources;
 
 use std::sync::Arc;
 

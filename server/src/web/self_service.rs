@@ -52,9 +52,11 @@ use super::texts::{Lang, SelfServiceWords, Words};
 use super::{cookie, qr};
 use crate::api::rp::{Created, RetryLater, create_for_provider};
 use crate::api::self_service::{confirm, own_change, start_contact, start_user_id};
+use crate::api::sources::StartKind;
 use crate::api::{AppState, Source};
 use crate::contact::{mask_email, mask_phone};
 use crate::store::{AuthenticatorState, CancelChangeResult, ChangeKind, Identity, StoreError};
+use crate::userid;
 
 /// How long a session lasts after the sign-in's approval.
 pub(crate) const SESSION_MS: u64 = 15 * 60 * 1000;
@@ -638,6 +640,7 @@ pub(crate) async fn page(
 /// request in the app (or its stand-in), then shows the code.
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
+    Source(source): Source,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Failure> {
@@ -670,6 +673,24 @@ pub(crate) async fn sign_in(
         ));
     }
     let now = state.now_ms();
+    // A sign-in is a self-service start like the API's: one source gets a
+    // few per user ID an hour, known or not (docs/threat-model.md,
+    // "Strangers who know a user ID"), so a stranger cannot fill the
+    // person's app with sign-ins.
+    if state
+        .sources
+        .start(StartKind::SelfService, source, &userid::fold(typed), now)
+        .is_err()
+    {
+        return Ok(sign_in_form(
+            lang,
+            &headers,
+            StatusCode::TOO_MANY_REQUESTS,
+            typed,
+            Some(w.busy),
+            None,
+        ));
+    }
     // A sign-in still waiting is withdrawn first (the person starts again,
     // e.g. after a typo).
     if let Some(previous) = cookie(&headers, SESSION_COOKIE)
