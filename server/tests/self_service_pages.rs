@@ -662,3 +662,24 @@ async fn a_session_survives_a_server_restart_until_its_end() {
     assert_eq!(browser.get("/self-service/account").await.status, 401);
     restarted.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_bad_phone_number_or_e_mail_address_is_refused_with_the_reason_and_changes_nothing() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h);
+    let overview = sign_in(&h, &mut browser, &mut phone).await;
+    let csrf = overview.field("csrf").unwrap();
+    for (path, value) in [
+        ("/self-service/phone", "call me"),
+        ("/self-service/email", "not-an-address"),
+    ] {
+        let refused = browser
+            .post(path, &[("csrf", &csrf), ("new_value", value)])
+            .await;
+        assert_eq!(refused.status, 422, "{path}");
+        assert!(refused.text("message").is_some());
+        assert!(refused.body.contains(&format!("value=\"{value}\"")));
+    }
+    assert_eq!(open_changes(&h), 0);
+}

@@ -50,7 +50,7 @@ use self::token::{Purpose, Token};
 use super::login::{countdown, html, param, query_params, see_other, shown_code};
 use super::texts::{Lang, SelfServiceWords, Words};
 use super::{cookie, qr};
-use crate::api::rp::{Created, RetryLater, create_for_provider};
+use crate::api::rp::{Created, create_for_provider};
 use crate::api::self_service::{confirm, own_change, start_contact, start_user_id};
 use crate::api::sources::StartKind;
 use crate::api::{AppState, Source};
@@ -88,7 +88,7 @@ const CHANGE_COOKIE: &str = "__Host-eid_ss_change";
 const LANG_COOKIE: &str = "__Host-eid_ss_lang";
 /// The longest user ID the form takes (as the login page).
 const MAX_USER_ID_LEN: usize = 64;
-/// The longest new phone number or e-mail address the forms take.
+/// The most of a refused value the form shows again.
 const MAX_VALUE_LEN: usize = 254;
 /// Domain tags of the values derived from a cookie.
 const CSRF_DOMAIN: &[u8] = b"eid-authenticator/v1/self-service-csrf";
@@ -1076,35 +1076,17 @@ async fn start_change(
     };
     let typed = form.one(field).unwrap_or_default().trim();
     let shown: String = typed.chars().take(MAX_VALUE_LEN).collect();
-    let started: Result<_, RetryLater> = if typed.len() > MAX_VALUE_LEN {
-        Err(too_long(match what {
-            Start::UserId => ErrorCode::InvalidUserId,
-            _ => ErrorCode::InvalidContact,
-        }))
-    } else {
-        match what {
-            Start::Phone => {
-                start_contact(
-                    &state,
-                    source,
-                    &identity.user_id,
-                    ContactChannel::Phone,
-                    typed,
-                )
-                .await
-            }
-            Start::Email => {
-                start_contact(
-                    &state,
-                    source,
-                    &identity.user_id,
-                    ContactChannel::Email,
-                    typed,
-                )
-                .await
-            }
-            Start::UserId => start_user_id(&state, source, &identity.user_id, typed).await,
+    // The API's functions check the value (and refuse it with the reason).
+    let started = match what {
+        Start::Phone => {
+            let channel = ContactChannel::Phone;
+            start_contact(&state, source, &identity.user_id, channel, typed).await
         }
+        Start::Email => {
+            let channel = ContactChannel::Email;
+            start_contact(&state, source, &identity.user_id, channel, typed).await
+        }
+        Start::UserId => start_user_id(&state, source, &identity.user_id, typed).await,
     };
     match started {
         Ok((_, Json(step))) => Ok(to_change_page(&state, &step)),
@@ -1132,10 +1114,6 @@ async fn start_change(
             .await
         }
     }
-}
-
-fn too_long(code: ErrorCode) -> RetryLater {
-    crate::error::ApiError::new(code, "too long").into()
 }
 
 /// `POST /self-service/phone`: starts a phone-number change.
