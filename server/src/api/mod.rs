@@ -6,9 +6,9 @@ mod enrolment;
 mod guard;
 pub(crate) mod oidc;
 pub(crate) mod rp;
-mod self_service;
+pub(crate) mod self_service;
 mod signed;
-mod sources;
+pub(crate) mod sources;
 
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ use crate::limits::CACHE_MAX_ENTRIES;
 use crate::store::{ServiceProvider, Store};
 use crate::waiters::Waiters;
 
-pub(crate) use guard::WebOrigin;
+pub(crate) use guard::{Source, WebOrigin};
 pub(crate) use oidc::{
     PATH_PAR as OIDC_PATH_PAR, PATH_TOKEN as OIDC_PATH_TOKEN, issuer as oidc_issuer,
 };
