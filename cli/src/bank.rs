@@ -30,7 +30,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use eid_api_client::Endpoint;
-use eid_protocol::wire::EcPublicJwk;
+use eid_protocol::wire::ClientJwk;
 use openidconnect::core::{
     CoreGenderClaim, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
     CoreProviderMetadata,
@@ -73,14 +73,16 @@ impl ClientKey {
     }
 
     /// The public key as the JWK the client is registered with.
-    pub(crate) fn public_jwk(&self) -> EcPublicJwk {
+    pub(crate) fn public_jwk(&self) -> ClientJwk {
         // Uncompressed SEC1 point: 0x04 || x (32) || y (32).
         let point = self.pair.public_key().as_ref();
-        EcPublicJwk {
+        ClientJwk {
             kty: "EC".into(),
-            crv: "P-256".into(),
-            x: B64URL.encode(&point[1..33]),
-            y: B64URL.encode(&point[33..65]),
+            crv: Some("P-256".into()),
+            x: Some(B64URL.encode(&point[1..33])),
+            y: Some(B64URL.encode(&point[33..65])),
+            n: None,
+            e: None,
         }
     }
 
@@ -686,8 +688,8 @@ mod tests {
         let (input, sig) = jwt.rsplit_once('.').unwrap();
         let jwk = key.public_jwk();
         let mut point = vec![4u8];
-        point.extend(B64URL.decode(&jwk.x).unwrap());
-        point.extend(B64URL.decode(&jwk.y).unwrap());
+        point.extend(B64URL.decode(jwk.x.unwrap()).unwrap());
+        point.extend(B64URL.decode(jwk.y.unwrap()).unwrap());
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point)
             .verify(input.as_bytes(), &B64URL.decode(sig).unwrap())
             .unwrap();

@@ -95,6 +95,30 @@ fn http(method: &str, url: &str) -> (u16, String) {
     (status, body)
 }
 
+/// The `Location` of a plain HTTP/1.1 POST to the bank, with its status.
+fn post_for_location(url: &str) -> (u16, Option<String>) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let location = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .map(str::to_owned);
+    (status, location)
+}
+
 #[test]
 fn the_web_demo_prints_what_a_browser_test_needs_and_the_bank_page_answers() {
     let demo = WebDemo::start(&[]);
@@ -204,5 +228,25 @@ fn a_phone_loop_in_json_mode_and_a_bad_server_setting_are_refused_before_anythin
             .unwrap()
             .contains("EID_SERVER_* environment"),
         "{out}"
+    );
+}
+
+#[test]
+fn log_on_pushes_the_request_and_sends_the_browser_to_the_brokers_authorization_endpoint() {
+    let demo = WebDemo::start(&[]);
+    let broker = demo.ready["broker_url"].as_str().unwrap().to_owned();
+    let client_id = demo.ready["client_id"].as_str().unwrap().to_owned();
+    let (status, location) = post_for_location(&format!("{}/login", demo.bank()));
+    assert_eq!(status, 303, "{location:?}");
+    let location = location.unwrap();
+    // The broker accepted the pushed request (private_key_jwt, PKCE, state,
+    // nonce): only its request_uri and the client travel in the URL.
+    let prefix = format!(
+        "{broker}/oidc/authorize?client_id={client_id}&request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3A"
+    );
+    assert!(location.starts_with(&prefix), "{location}");
+    assert!(
+        !location.contains("state") && !location.contains("nonce"),
+        "{location}"
     );
 }

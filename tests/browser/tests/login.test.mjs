@@ -104,6 +104,21 @@ test('a wrong code typed in the app is refused and the login stays pending', asy
   });
 });
 
+test('an unknown user ID gets a code like a known one and nothing reaches the app', async () => {
+  await withDemo(async ({ ready, page }) => {
+    await openLogin(page, ready, 'unknown-user');
+    await page.fill('#user-id', 'ukendt#1999x');
+    await page.click('#continue');
+    const code = await readBindingCode(page, 'unknown-user');
+    assert.match(code, /^[A-Z2-7]{8}$/);
+    await page.waitForTimeout(1500);
+    const { code: exit, json } = await app(ready, ['open']);
+    assert.equal(exit, 0, JSON.stringify(json));
+    assert.deepEqual(json.requests, []);
+    assert.equal(await page.locator('#outcome').count(), 0, 'still waiting');
+  });
+});
+
 test('a login page relayed to another browser is refused with 403 and no redirect', async () => {
   await withDemo(async ({ ready, browser, page }) => {
     await openLogin(page, ready, 'relayed');
