@@ -226,16 +226,17 @@ async fn serve(
             identity.user_id
         ),
         "  3. approve on the phone, with the code the browser shows:".to_owned(),
-        if phone_loop {
-            "     the built-in phone below asks for it (stop: Ctrl-C)".to_owned()
-        } else {
-            format!(
-                "     in another terminal:\n       export EID_APP_DIR={app_dir_s}\n       \
-                 eid app open\n       \
-                 EID_PIN=<the demo PIN> eid app approve --request <ID> --binding-code <CODE>\n     \
-                 (or `eid app deny` / `eid app report`; stop the demo with Ctrl-C)"
-            )
-        },
+        format!(
+            "     {}in another terminal:\n       export EID_APP_DIR={app_dir_s}\n       \
+             eid app open\n       \
+             EID_PIN=<the demo PIN> eid app approve --request <ID> --binding-code <CODE>\n     \
+             (or `eid app deny` / `eid app report`; stop the demo with Ctrl-C)",
+            if phone_loop {
+                "the built-in phone below asks for it, or "
+            } else {
+                ""
+            }
+        ),
         String::new(),
         format!("  broker {broker_url} (TLS SPKI pin {})", server.spki_pin),
     ];
@@ -254,11 +255,11 @@ async fn serve(
 
     let waited = if phone_loop {
         tokio::select! {
-            waited = tokio::signal::ctrl_c() => waited,
+            waited = stop_signal() => waited,
             () = run_phone(&phone) => Ok(()),
         }
     } else {
-        tokio::signal::ctrl_c().await
+        stop_signal().await
     };
     running.shutdown().await;
     waited.map_err(|e| CliError::new(ErrorKind::Io, format!("cannot wait for Ctrl-C: {e}")))?;
@@ -266,6 +267,23 @@ async fn serve(
         &json::Stopped { stopped: true },
         vec!["eid demo --web: stopped".to_owned()],
     ))
+}
+
+/// Ctrl-C, or SIGTERM (`timeout`, a test harness): either way the demo
+/// stops its servers and deletes its temporary folder.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            waited = tokio::signal::ctrl_c() => waited,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
 }
 
 /// The built-in phone: waits for each new request, shows it, and asks what
