@@ -45,7 +45,10 @@ export async function startDemo(serverEnv = {}) {
   child.stderr.on('data', (d) => { stderr += d; });
   const lines = createInterface({ input: child.stdout });
   const ready = await new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`eid demo --web did not start: ${stderr}`)), 30_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGINT');
+      fail(new Error(`eid demo --web did not start: ${stderr}`));
+    }, 30_000);
     lines.once('line', (line) => { clearTimeout(timer); ok(JSON.parse(line)); });
     child.once('exit', (code) => { clearTimeout(timer); fail(new Error(`eid demo --web exited ${code}: ${stderr}`)); });
   });
@@ -164,6 +167,13 @@ export async function openLogin(page, ready, name) {
 export async function enterUserId(page, ready, name) {
   await page.fill('#user-id', ready.user_id);
   await page.click('#continue');
+  // Whatever page comes next: the code, or a refusal worth quoting.
+  await page.locator('#binding-code, #outcome, body > pre, #user-id-error').first().waitFor();
+  if (await page.locator('#binding-code').count() === 0) {
+    await shot(page, `${name}-3-no-code`);
+    const said = (await page.textContent('body')).trim().slice(0, 300);
+    throw new Error(`no binding code after the user ID (at ${page.url()}): ${said}`);
+  }
   return readBindingCode(page, name);
 }
 

@@ -18,6 +18,8 @@ async function withDemo(run, { serverEnv = {}, context = {} } = {}) {
   const browser = await launchBrowser(demo.ready);
   try {
     const ctx = await browser.newContext(context);
+    // A step that does not come fails within seconds, not Playwright's 30.
+    ctx.setDefaultTimeout(10_000);
     const page = await ctx.newPage();
     await run({ ready: demo.ready, browser, page });
   } finally {
