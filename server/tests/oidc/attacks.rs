@@ -3,6 +3,10 @@
 //! what a stranger with a browser, or a client's key holder, tries, and
 //! that each gets nothing and changes nothing.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+
 use super::common::Harness;
 use super::support::*;
 
@@ -97,4 +101,46 @@ async fn a_persons_own_limits_do_not_tell_a_stranger_that_their_user_id_exists()
             );
         }
     }
+}
+
+/// Signs `claims` under a hand-made `header` with the client's P-256 key.
+fn sign_with_header(
+    pkcs8: &[u8],
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+) -> String {
+    let rng = ring::rand::SystemRandom::new();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng).unwrap();
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).unwrap()),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap())
+    );
+    let signature = key.sign(&rng, input.as_bytes()).unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
+}
+
+#[tokio::test]
+async fn a_client_assertion_with_critical_header_parameters_is_refused() {
+    let h = Harness::start().await;
+    let sp = harness_provider(&h).await;
+    let client = register(&h, sp, KeyKind::Ec, "https://bank.example/cb").await;
+    let aud = format!("{}/oidc/par", issuer(&h));
+    let params = par_params(&client);
+    let pkcs8 = client.ec_pkcs8().to_vec();
+
+    // RFC 7515 section 4.1.11: a `crit` this server does not understand
+    // (it understands none) makes the JWS invalid.
+    let crit = serde_json::json!({ "alg": "ES256", "crit": ["exp"], "exp": 1 });
+    let jwt = sign_with_header(&pkcs8, &crit, &claims(&h, &client, &aud));
+    post_form(&h, "/oidc/par", &Auth::Assertion(jwt), &pairs(&params))
+        .await
+        .assert_error(401, "invalid_client");
+    assert_eq!(logins(&h), 0, "nothing stored");
+
+    // The same without `crit` passes: it was the header alone.
+    let plain = serde_json::json!({ "alg": "ES256" });
+    let jwt = sign_with_header(&pkcs8, &plain, &claims(&h, &client, &aud));
+    let answer = post_form(&h, "/oidc/par", &Auth::Assertion(jwt), &pairs(&params)).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
 }
