@@ -286,7 +286,10 @@ pub(crate) async fn create_for_provider(
         } => {
             let (what, about_the_person) = match scope {
                 LimitScope::Identity => ("too many requests for this person recently", true),
-                LimitScope::Provider => ("too many requests from this service provider recently", false),
+                LimitScope::Provider => (
+                    "too many requests from this service provider recently",
+                    false,
+                ),
             };
             let refused = retry_later(ErrorCode::RateLimited, what, retry_after_ms);
             Err(if about_the_person {
