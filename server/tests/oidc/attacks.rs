@@ -416,3 +416,38 @@ async fn continue_gives_one_code_with_state_and_iss_and_a_second_continue_gives_
     let (status, _) = type_user_id(&h, &b, USER).await;
     assert_eq!(status, 409);
 }
+
+#[tokio::test]
+async fn user_ids_posted_at_once_in_one_login_leave_one_request_in_the_app() {
+    let h = Harness::start().await;
+    let sp = harness_provider(&h).await;
+    let _person = person(&h, USER).await;
+    let client = register(&h, sp, KeyKind::Secret, "https://bank.example/cb").await;
+    let b = arrive(&h, &client).await;
+    let http = &h.endpoint.client;
+    let base = &h.endpoint.base_url;
+    // Four, within the person's window of five a minute (past it, the
+    // stand-in would stand for the person's limits).
+    let posts = (0..4).map(|_| {
+        http.post(format!("{base}{}/user-id", b.path))
+            .header("cookie", &b.cookie)
+            .header("origin", base.as_str())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("csrf", b.csrf.as_str()), ("user_id", USER)]))
+            .send()
+    });
+    for resp in futures::future::join_all(posts).await {
+        assert_eq!(resp.unwrap().status().as_u16(), 303);
+    }
+    let pending: u32 = database(&h)
+        .query_row(
+            "SELECT COUNT(*) FROM requests WHERE status = 'pending'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        pending, 1,
+        "the page shows one code; no other request waits"
+    );
+}
