@@ -451,3 +451,36 @@ async fn user_ids_posted_at_once_in_one_login_leave_one_request_in_the_app() {
         "the page shows one code; no other request waits"
     );
 }
+
+#[tokio::test]
+async fn a_state_with_a_line_break_or_a_redirect_uri_off_by_a_byte_is_refused_at_par() {
+    let h = Harness::start().await;
+    let sp = harness_provider(&h).await;
+    let client = register(&h, sp, KeyKind::Secret, "https://bank.example/cb").await;
+    for (name, value) in [
+        ("state", "x\r\nSet-Cookie: a=b"),
+        ("state", "x\u{0}"),
+        ("nonce", "x\ny"),
+        ("redirect_uri", "https://bank.example/cb/"),
+        ("redirect_uri", "https://BANK.example/cb"),
+        (
+            "redirect_uri",
+            "https://bank.example/cb?next=https://evil.example",
+        ),
+        ("redirect_uri", "https://bank.example/cb#x"),
+        ("redirect_uri", "https://bank.example.evil.example/cb"),
+    ] {
+        let mut params = par_params(&client);
+        params.retain(|(k, _)| k != name);
+        params.push((name.to_owned(), value.to_owned()));
+        let answer = post_form(
+            &h,
+            "/oidc/par",
+            &auth_of(&h, &client, "/oidc/par"),
+            &pairs(&params),
+        )
+        .await;
+        answer.assert_error(400, "invalid_request");
+    }
+    assert_eq!(logins(&h), 0, "nothing stored");
+}
