@@ -702,3 +702,28 @@ async fn a_persons_pending_cap_does_not_tell_a_stranger_that_their_user_id_exist
         assert_eq!(second.code().len(), 8);
     }
 }
+
+#[tokio::test]
+async fn a_copy_of_the_session_cookie_opens_nothing_after_sign_out() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h);
+    let overview = sign_in(&h, &mut browser, &mut phone).await;
+    // Someone copies the cookies (a shared computer, a proxy log).
+    let copied = browser.cookie_header();
+    let csrf = overview.field("csrf").expect("the sign-out form's csrf");
+    let out = browser
+        .post("/self-service/sign-out", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    let mut other = Browser::new(&h);
+    for pair in copied.split("; ") {
+        let (k, v) = pair.split_once('=').unwrap();
+        other.jar.insert(k.to_owned(), v.to_owned());
+    }
+    let account = other.get("/self-service/account").await;
+    assert_ne!(account.status, 200, "{}", account.body);
+    assert!(!account.body.contains(USER), "no account data");
+    // Nor does the signed-out browser get back in by the same request.
+    assert_ne!(browser.get("/self-service/account").await.status, 200);
+}

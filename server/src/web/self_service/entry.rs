@@ -277,6 +277,9 @@ pub(crate) async fn sign_out(
     if form.is_none() {
         return Err(Failure(lang, Refusal::BadForm));
     }
+    end_session(&state, &session)
+        .await
+        .map_err(|e| Failure::from(e).with(lang))?;
     let s = lang.self_service();
     let mut response = html(
         StatusCode::OK,
