@@ -2,8 +2,11 @@
 //! docs/oidc.md): the registration of OIDC clients by an administrator, the
 //! discovery document and the JWKS here; client authentication and PAR in
 //! `oidc/par.rs`, the token and userinfo endpoints in `oidc/token.rs`, the
-//! whole login through the hosted pages in `oidc/flow.rs`.
+//! whole login through the hosted pages in `oidc/flow.rs`; attacks on the
+//! pages and the endpoints in `oidc/attacks.rs`.
 
+#[path = "oidc/attacks.rs"]
+mod attacks;
 mod common;
 #[path = "oidc/flow.rs"]
 mod flow;

@@ -81,6 +81,13 @@ pub struct TestClient {
     pub redirect_uri: String,
 }
 
+impl TestClient {
+    /// The PKCS#8 of its P-256 key (an ES256 client only).
+    pub fn ec_pkcs8(&self) -> &[u8] {
+        self.ec_pkcs8.as_deref().expect("an ES256 client")
+    }
+}
+
 /// A fresh P-256 key: its PKCS#8 and its public JWK.
 pub fn ec_key() -> (Vec<u8>, ClientJwk) {
     let rng = ring::rand::SystemRandom::new();
