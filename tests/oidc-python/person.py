@@ -8,7 +8,7 @@ import os
 import subprocess
 import time
 from html.parser import HTMLParser
-from urllib.parse import urljoin, urlparse
+from urllib.parse import urljoin
 
 import requests
 
@@ -80,6 +80,9 @@ class Browser:
     def go(self, method, url, **kwargs):
         """The final answer on the provider's origin, or the URL outside it
         that a redirect pointed to (as a string)."""
+        if method == "POST":
+            # A browser names the page's origin on every form post.
+            kwargs.setdefault("headers", {})["Origin"] = self.origin
         response = self.session.request(
             method, url, allow_redirects=False, timeout=10, **kwargs)
         for _ in range(10):
@@ -155,8 +158,3 @@ class Phone:
 
     def deny(self, request_id):
         return self.run("deny", "--request", request_id)
-
-
-def login_path(page_url):
-    """`/oidc/login/<id>` of a login page's URL."""
-    return urlparse(page_url).path
