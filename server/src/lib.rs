@@ -29,6 +29,7 @@ mod texts;
 pub mod tls;
 pub mod userid;
 mod waiters;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -4,8 +4,8 @@ mod admin;
 mod device;
 mod enrolment;
 mod guard;
-mod oidc;
-mod rp;
+pub(crate) mod oidc;
+pub(crate) mod rp;
 mod self_service;
 mod signed;
 mod sources;
@@ -146,6 +146,9 @@ pub(crate) fn router(state: AppState) -> Router {
             "/v1/self-service/user-id-changes/{change_id}/status",
             post(self_service::user_id_change_status),
         );
+    let (web_reads, web_posts) = crate::web::routes();
+    let public_reads = public_reads.merge(web_reads);
+    let public_posts = public_posts.merge(web_posts);
     let (public_reads, public_posts) = guard::guarded(public_reads, public_posts, &state.config);
     Router::new()
         .merge(public_reads)

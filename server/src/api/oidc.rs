@@ -63,7 +63,7 @@ pub(crate) struct JwkSet {
 
 /// The issuer: the configured one, else `https://` and the host this
 /// request came by (development; see `Config::oidc_issuer`).
-fn issuer(state: &AppState, uri: &Uri, headers: &HeaderMap) -> ApiResult<String> {
+pub(crate) fn issuer(state: &AppState, uri: &Uri, headers: &HeaderMap) -> ApiResult<String> {
     if let Some(configured) = &state.config.oidc_issuer {
         return Ok(configured.clone());
     }

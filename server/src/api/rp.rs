@@ -33,8 +33,8 @@ fn status_response(request: &StoredRequest, now_ms: u64) -> RequestStatusRespons
 
 /// An error answered with a `Retry-After` header (whole seconds, rounded up).
 pub(crate) struct RetryLater {
-    error: ApiError,
-    retry_after_secs: Option<u64>,
+    pub(crate) error: ApiError,
+    pub(crate) retry_after_secs: Option<u64>,
 }
 
 impl From<ApiError> for RetryLater {
@@ -169,21 +169,68 @@ pub(crate) async fn create_request(
         }
         (None, None) => (None, None, None),
     };
+    let now = state.now_ms();
+    let limits = RequestLimits::from_config(&state.config, sp.id);
+    let envelope = match create_for_provider(
+        &state,
+        (sp.id, sp.name),
+        req.kind,
+        &req.user_id,
+        reference_text,
+        binding,
+        now,
+    )
+    .await?
+    {
+        Created::Request(envelope) => envelope,
+        Created::UnknownIdentity => return Err(unknown_identity(&state, sp.id, &limits, now)),
+    };
+    let created = RequestCreated {
+        request_id: envelope.request_id,
+        created_at_ms: envelope.created_at_ms,
+        expires_at_ms: envelope.expires_at_ms,
+        binding_code: created_code,
+        binding_secret: created_secret,
+    };
+    tracing::debug!(request = %created.request_id, service_provider = %sp.id, "request created");
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// What [`create_for_provider`] made.
+pub(crate) enum Created {
+    /// The request, signed and stored.
+    Request(Box<RequestEnvelopeBody>),
+    /// No identity has the user ID (the caller decides what to reveal).
+    UnknownIdentity,
+}
+
+/// Creates a provider's request for the person with `user_id`, under every
+/// rule a request of the `/v1/rp` API follows (blocking, the pending cap,
+/// the rate limits, the fraud hold), for the API and for the OIDC login
+/// page alike. `reference_text` is already normalized.
+pub(crate) async fn create_for_provider(
+    state: &AppState,
+    (sp_id, sp_name): (ServiceProviderId, String),
+    kind: eid_protocol::RequestKind,
+    user_id: &str,
+    reference_text: String,
+    binding: Option<StoredBinding>,
+    now: u64,
+) -> Result<Created, RetryLater> {
     let binding_code = binding.as_ref().map(StoredBinding::to_stored);
     // Only the immutable user-ID → identity mapping is looked up here (and
     // cached); blocked and the pending limit are checked in the write.
-    let folded = userid::fold(&req.user_id);
-    let now = state.now_ms();
-    let limits = RequestLimits::from_config(&state.config, sp.id);
-    let Some(identity_id) = super::identity_id_of(&state, &folded).await? else {
-        return Err(unknown_identity(&state, sp.id, &limits, now));
+    let folded = userid::fold(user_id);
+    let limits = RequestLimits::from_config(&state.config, sp_id);
+    let Some(identity_id) = super::identity_id_of(state, &folded).await? else {
+        return Ok(Created::UnknownIdentity);
     };
     let envelope = RequestEnvelopeBody {
         request_id: RequestId::random(),
         identity_id,
-        kind: req.kind,
-        service_provider_id: sp.id,
-        service_provider_name: sp.name,
+        kind,
+        service_provider_id: sp_id,
+        service_provider_name: sp_name,
         reference_text,
         created_at_ms: now,
         expires_at_ms: now.saturating_add(state.config.request_lifetime_secs.saturating_mul(1000)),
@@ -192,15 +239,8 @@ pub(crate) async fn create_request(
     };
     // Signed once here; pulls hand out the stored signature.
     let envelope_signature = state.signing_key.sign(&envelope.signing_bytes());
-    let created = RequestCreated {
-        request_id: envelope.request_id,
-        created_at_ms: envelope.created_at_ms,
-        expires_at_ms: envelope.expires_at_ms,
-        binding_code: created_code,
-        binding_secret: created_secret,
-    };
     let stored = StoredRequest {
-        envelope,
+        envelope: envelope.clone(),
         envelope_signature,
         binding_code,
         status: RequestStatus::Pending,
@@ -208,26 +248,20 @@ pub(crate) async fn create_request(
     };
     match state
         .store
-        .create_request_limited(stored, limits.clone(), now)
+        .create_request_limited(stored, limits, now)
         .await
         .map_err(ApiError::from)?
     {
-        CreateResult::Created => {}
-        CreateResult::UnknownIdentity => {
-            return Err(unknown_identity(&state, sp.id, &limits, now));
-        }
+        CreateResult::Created => Ok(Created::Request(Box::new(envelope))),
+        CreateResult::UnknownIdentity => Ok(Created::UnknownIdentity),
         CreateResult::Blocked => {
-            return Err(
-                ApiError::new(ErrorCode::IdentityBlocked, "the identity is blocked").into(),
-            );
+            Err(ApiError::new(ErrorCode::IdentityBlocked, "the identity is blocked").into())
         }
-        CreateResult::TooManyPending => {
-            return Err(ApiError::new(
-                ErrorCode::RequestClosed,
-                "this person has too many pending requests; try later",
-            )
-            .into());
-        }
+        CreateResult::TooManyPending => Err(ApiError::new(
+            ErrorCode::RequestClosed,
+            "this person has too many pending requests; try later",
+        )
+        .into()),
         CreateResult::RateLimited {
             scope,
             retry_after_ms,
@@ -236,19 +270,15 @@ pub(crate) async fn create_request(
                 LimitScope::Identity => "too many requests for this person recently",
                 LimitScope::Provider => "too many requests from this service provider recently",
             };
-            return Err(retry_later(ErrorCode::RateLimited, what, retry_after_ms));
+            Err(retry_later(ErrorCode::RateLimited, what, retry_after_ms))
         }
-        CreateResult::CoolingDown { retry_after_ms } => {
-            return Err(retry_later(
-                ErrorCode::CoolingDown,
-                "this person reported a request from this service provider as fraud; \
-                 its requests for them are held",
-                retry_after_ms,
-            ));
-        }
+        CreateResult::CoolingDown { retry_after_ms } => Err(retry_later(
+            ErrorCode::CoolingDown,
+            "this person reported a request from this service provider as fraud; \
+             its requests for them are held",
+            retry_after_ms,
+        )),
     }
-    tracing::debug!(request = %created.request_id, service_provider = %sp.id, "request created");
-    Ok((StatusCode::CREATED, Json(created)))
 }
 
 fn parse_wait(query: Option<&str>) -> ApiResult<u64> {

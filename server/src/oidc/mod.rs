@@ -1,12 +1,43 @@
-//! OpenID Connect provider (see docs/oidc.md): what exists so far is the
-//! registration of clients and the ID-token signing key published at the
-//! JWKS endpoint; the HTTP handlers are in `api::oidc`.
+//! OpenID Connect provider (see docs/oidc.md): the registration of clients,
+//! the ID-token signing key published at the JWKS endpoint, and the rules
+//! every login follows (its handles and lifetimes); the HTTP handlers are in
+//! `api::oidc` (client-facing) and `web` (the person's browser).
 
 mod clients;
 mod keys;
 
 pub use clients::*;
 pub use keys::{ID_TOKEN_KEY_FILE, IdTokenKey, PublicJwk};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// How long a pushed authorization request's `request_uri` may start a
+/// login in a browser (RFC 9126 suggests a short time; 60 s).
+pub const REQUEST_URI_LIFETIME_MS: u64 = 60_000;
+/// How long a login may take in the browser, from PAR to the code: the
+/// user ID, a request's 5 minutes and a retry.
+pub const LOGIN_LIFETIME_MS: u64 = 15 * 60_000;
+/// How long an authorization code lives (at most 60 s).
+pub const CODE_LIFETIME_MS: u64 = 60_000;
+/// How long an access token (for userinfo) and an ID token live.
+pub const TOKEN_LIFETIME_MS: u64 = 300_000;
+/// The prefix of every `request_uri` (RFC 9126, section 2.2).
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+/// A fresh bearer handle (`request_uri` suffix, code, access token, cookie
+/// secret): 32 random bytes, base64url without padding.
+pub fn new_handle() -> zeroize::Zeroizing<String> {
+    let bytes: zeroize::Zeroizing<[u8; 32]> =
+        zeroize::Zeroizing::new(eid_protocol::crypto::random_array());
+    zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(*bytes))
+}
+
+/// The stored form of a handle: SHA-256 of its text exactly as the client
+/// or browser presents it (a full `request_uri` including its prefix).
+pub fn handle_sha256(handle: &str) -> [u8; 32] {
+    eid_protocol::sha256(handle.as_bytes())
+}
 
 /// Whether `issuer` is usable as the OpenID Connect issuer: an `https`
 /// origin (no user info, path, query or fragment) written without a

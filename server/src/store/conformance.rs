@@ -152,6 +152,11 @@ macro_rules! store_conformance_suite {
             an_admin_block_is_audited_with_its_reason_and_the_event_points_to_it,
             audited_writes_refusals_and_paging_read_back_newest_first,
             an_oidc_client_is_registered_with_its_audit_row_and_found_by_client_id,
+            an_oidc_login_is_bound_to_one_browser_once_and_only_before_its_request_uri_expires,
+            an_oidc_login_s_request_is_replaced_only_from_the_expected_one_and_never_after_its_code,
+            an_oidc_code_is_redeemed_once_and_presenting_it_again_revokes_the_access_token,
+            an_oidc_code_past_its_expiry_or_burnt_issues_no_access_token,
+            expired_oidc_logins_are_purged_within_the_limit,
         );
         $crate::store_conformance_suite!(@concurrent $fresh;
             exactly_one_of_100_concurrent_decisions_wins,
@@ -3342,6 +3347,288 @@ pub async fn an_oidc_client_is_registered_with_its_audit_row_and_found_by_client
             ("register_oidc_client", Some(sp.id)),
         ]
     );
+}
+
+/// A registered OIDC client and a pushed login of it (not yet in a browser).
+async fn pushed_login(s: &dyn Store, request_uri_sha256: [u8; 32]) -> OidcLogin {
+    let sp = registered(s, "Nordisk Bank").await;
+    let client_id = format!("eidoc_{}", hex::encode(&request_uri_sha256[..4]));
+    let client = OidcClient {
+        client_id: client_id.clone(),
+        service_provider_id: sp.id,
+        redirect_uris: vec!["https://bank.example/cb".into()],
+        secret_sha256: Some([7; 32]),
+        jwk: None,
+        scopes: vec!["openid".into()],
+        sector: "bank.example".into(),
+        created_at_ms: T0,
+    };
+    s.admin_action(
+        audit_by(None, AuditAction::RegisterOidcClient, T0),
+        AdminAction::RegisterOidcClient(client),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.service_provider(sp.id).await.unwrap(), Some(sp.clone()));
+    assert_eq!(
+        s.service_provider(ServiceProviderId::random())
+            .await
+            .unwrap(),
+        None
+    );
+    let login = OidcLogin {
+        id: LoginId::random(),
+        client_id,
+        params: AuthParams {
+            redirect_uri: "https://bank.example/cb".into(),
+            scope: "openid".into(),
+            state: Some("st".into()),
+            nonce: Some("no".into()),
+            code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+            reference_text: "Login at Nordisk Bank".into(),
+            login_hint: Some("grete#1950x".into()),
+            acr: "https://data.gov.dk/concept/core/nsis/loa/Substantial".into(),
+            lang: Some("en".into()),
+        },
+        created_at_ms: T0,
+        request_uri_expires_at_ms: T0 + 60_000,
+        expires_at_ms: T0 + 900_000,
+        browser_sha256: None,
+        request_id: None,
+        request_expires_at_ms: None,
+        code_expires_at_ms: None,
+        redeemed_at_ms: None,
+        access_expires_at_ms: None,
+        revoked: false,
+    };
+    s.create_oidc_login(login.clone(), request_uri_sha256)
+        .await
+        .unwrap();
+    assert_eq!(s.oidc_login(login.id).await.unwrap(), Some(login.clone()));
+    login
+}
+
+/// A `request_uri` starts its login in one browser, once, before it
+/// expires, and only for the client that pushed it.
+pub async fn an_oidc_login_is_bound_to_one_browser_once_and_only_before_its_request_uri_expires(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let login = pushed_login(s, [1; 32]).await;
+    let other = pushed_login(s, [2; 32]).await;
+    assert_eq!(
+        s.bind_oidc_login([1; 32], &other.client_id, [9; 32], T0)
+            .await
+            .unwrap(),
+        BindLoginResult::Unknown,
+        "another client's request_uri"
+    );
+    assert_eq!(
+        s.bind_oidc_login([3; 32], &login.client_id, [9; 32], T0)
+            .await
+            .unwrap(),
+        BindLoginResult::Unknown
+    );
+    assert_eq!(
+        s.bind_oidc_login([2; 32], &other.client_id, [9; 32], T0 + 60_000)
+            .await
+            .unwrap(),
+        BindLoginResult::Expired
+    );
+    let BindLoginResult::Bound(bound) = s
+        .bind_oidc_login([1; 32], &login.client_id, [9; 32], T0 + 59_999)
+        .await
+        .unwrap()
+    else {
+        panic!("a fresh request_uri binds");
+    };
+    assert_eq!(bound.browser_sha256, Some([9; 32]));
+    assert_eq!(s.oidc_login(login.id).await.unwrap(), Some(bound));
+    assert_eq!(
+        s.bind_oidc_login([1; 32], &login.client_id, [8; 32], T0 + 1)
+            .await
+            .unwrap(),
+        BindLoginResult::AlreadyUsed
+    );
+    let stored = s.oidc_login(login.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.browser_sha256,
+        Some([9; 32]),
+        "the first browser keeps it"
+    );
+}
+
+/// A login's request moves only from the one its caller saw, and is fixed
+/// once a code was issued for it.
+pub async fn an_oidc_login_s_request_is_replaced_only_from_the_expected_one_and_never_after_its_code(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let login = pushed_login(s, [4; 32]).await;
+    let (first, second, third) = (
+        RequestId::random(),
+        RequestId::random(),
+        RequestId::random(),
+    );
+    assert!(
+        !s.set_oidc_login_request(login.id, Some(first), second, T0 + 300_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.set_oidc_login_request(login.id, None, first, T0 + 300_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_oidc_login_request(login.id, None, second, T0 + 300_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.set_oidc_login_request(login.id, Some(first), second, T0 + 300_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.issue_oidc_code(login.id, first, [5; 32], T0 + 60_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.issue_oidc_code(login.id, second, [5; 32], T0 + 60_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.issue_oidc_code(login.id, second, [6; 32], T0 + 60_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_oidc_login_request(login.id, Some(second), third, T0 + 300_000)
+            .await
+            .unwrap()
+    );
+    let stored = s.oidc_login(login.id).await.unwrap().unwrap();
+    assert_eq!(stored.request_id, Some(second));
+    assert_eq!(stored.request_expires_at_ms, Some(T0 + 300_000));
+    assert_eq!(stored.code_expires_at_ms, Some(T0 + 60_000));
+    assert_eq!(s.oidc_login_by_code([5; 32]).await.unwrap(), Some(stored));
+    assert_eq!(s.oidc_login_by_code([6; 32]).await.unwrap(), None);
+}
+
+/// The first redemption gets the login and stores the access token; the
+/// same code again fails and revokes that token.
+pub async fn an_oidc_code_is_redeemed_once_and_presenting_it_again_revokes_the_access_token(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let login = pushed_login(s, [7; 32]).await;
+    let request = RequestId::random();
+    assert!(
+        s.set_oidc_login_request(login.id, None, request, T0 + 300_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.issue_oidc_code(login.id, request, [8; 32], T0 + 60_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.redeem_oidc_code([9; 32], Some(([1; 32], T0 + 300_000)), T0)
+            .await
+            .unwrap(),
+        RedeemResult::Unknown
+    );
+    let RedeemResult::Redeemed(redeemed) = s
+        .redeem_oidc_code([8; 32], Some(([1; 32], T0 + 1_000_000)), T0 + 1_000)
+        .await
+        .unwrap()
+    else {
+        panic!("a fresh code is redeemed");
+    };
+    assert_eq!(redeemed.redeemed_at_ms, Some(T0 + 1_000));
+    assert_eq!(redeemed.access_expires_at_ms, Some(T0 + 1_000_000));
+    assert_eq!(
+        redeemed.expires_at_ms,
+        T0 + 1_000_000,
+        "the row outlives its token"
+    );
+    assert!(!redeemed.revoked);
+    assert_eq!(
+        s.oidc_login_by_access_token([1; 32]).await.unwrap(),
+        Some(redeemed)
+    );
+    assert_eq!(
+        s.redeem_oidc_code([8; 32], Some(([2; 32], T0 + 300_000)), T0 + 2_000)
+            .await
+            .unwrap(),
+        RedeemResult::Reused
+    );
+    let after = s
+        .oidc_login_by_access_token([1; 32])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(after.revoked, "presenting the code again revokes its token");
+    assert_eq!(s.oidc_login_by_access_token([2; 32]).await.unwrap(), None);
+}
+
+/// A code past its 60 s, or burnt by a failed redemption, gives no token
+/// and cannot be redeemed later.
+pub async fn an_oidc_code_past_its_expiry_or_burnt_issues_no_access_token(store: FreshStore) {
+    let s = &*store;
+    for (n, burn) in [(10u8, false), (11, true)] {
+        let login = pushed_login(s, [n; 32]).await;
+        let request = RequestId::random();
+        assert!(
+            s.set_oidc_login_request(login.id, None, request, T0 + 300_000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.issue_oidc_code(login.id, request, [n; 32], T0 + 60_000)
+                .await
+                .unwrap()
+        );
+        let first = if burn {
+            s.redeem_oidc_code([n; 32], None, T0 + 1).await.unwrap()
+        } else {
+            s.redeem_oidc_code([n; 32], Some(([n; 32], T0 + 400_000)), T0 + 60_000)
+                .await
+                .unwrap()
+        };
+        if burn {
+            assert!(
+                matches!(first, RedeemResult::Redeemed(ref l) if l.access_expires_at_ms.is_none())
+            );
+        } else {
+            assert_eq!(first, RedeemResult::Expired);
+        }
+        assert_eq!(s.oidc_login_by_access_token([n; 32]).await.unwrap(), None);
+        assert_eq!(
+            s.redeem_oidc_code([n; 32], Some(([n; 32], T0 + 400_000)), T0 + 2)
+                .await
+                .unwrap(),
+            RedeemResult::Reused
+        );
+        assert_eq!(s.oidc_login_by_access_token([n; 32]).await.unwrap(), None);
+    }
+}
+
+/// Logins past their end go; others stay; at most `limit` per call.
+pub async fn expired_oidc_logins_are_purged_within_the_limit(store: FreshStore) {
+    let s = &*store;
+    let a = pushed_login(s, [12; 32]).await;
+    let b = pushed_login(s, [13; 32]).await;
+    let end = a.expires_at_ms;
+    assert_eq!(s.purge_oidc_logins(end, 10).await.unwrap(), 0);
+    assert_eq!(s.purge_oidc_logins(end + 1, 1).await.unwrap(), 1);
+    assert_eq!(s.purge_oidc_logins(end + 1, 10).await.unwrap(), 1);
+    assert_eq!(s.oidc_login(a.id).await.unwrap(), None);
+    assert_eq!(s.oidc_login(b.id).await.unwrap(), None);
 }
 
 #[cfg(test)]

@@ -275,6 +275,143 @@ impl std::fmt::Debug for OidcClient {
     }
 }
 
+/// The id of one OpenID Connect login (16 random bytes; it appears in the
+/// login page's URL, so it is no credential: the browser's cookie is).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LoginId(pub [u8; 16]);
+
+impl LoginId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        Self(eid_protocol::crypto::random_array())
+    }
+
+    /// Parses 32 hex digits (lower case, as [`std::fmt::Display`] writes them).
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut out = [0u8; 16];
+        (text.len() == 32 && !text.bytes().any(|b| b.is_ascii_uppercase()))
+            .then_some(())
+            .and_then(|()| hex::decode_to_slice(text, &mut out).ok())
+            .map(|()| Self(out))
+    }
+}
+
+impl std::fmt::Display for LoginId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl std::fmt::Debug for LoginId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LoginId({self})")
+    }
+}
+
+/// The checked authorization parameters of one OpenID Connect login, as the
+/// client pushed them (see docs/oidc.md).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuthParams {
+    /// One of the client's redirect URIs, byte for byte.
+    pub redirect_uri: String,
+    /// The granted scopes, space-separated (contains `openid`).
+    pub scope: String,
+    /// The client's `state`, returned with the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The client's `nonce`, put into the ID token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// The PKCE S256 challenge (43 base64url characters).
+    pub code_challenge: String,
+    /// The reference text the app shows (normalized, checked).
+    pub reference_text: String,
+    /// The user ID the client suggested (`login_hint`), prefilled on the page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
+    /// The level of assurance the login gives (`acr`).
+    pub acr: String,
+    /// The page's language from `ui_locales` (`da` or `en`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+}
+
+impl std::fmt::Debug for AuthParams {
+    // The hint is a person's user ID: not for logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthParams")
+            .field("redirect_uri", &self.redirect_uri)
+            .field("scope", &self.scope)
+            .field("has_state", &self.state.is_some())
+            .field("has_nonce", &self.nonce.is_some())
+            .field("has_login_hint", &self.login_hint.is_some())
+            .field("acr", &self.acr)
+            .field("lang", &self.lang)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One OpenID Connect login as stored: from the pushed authorization
+/// request to the access token. Handles are kept only as hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcLogin {
+    /// Its id.
+    pub id: LoginId,
+    /// The client that pushed it.
+    pub client_id: String,
+    /// Its authorization parameters.
+    pub params: AuthParams,
+    /// When it was pushed.
+    pub created_at_ms: u64,
+    /// Until when its `request_uri` may start it in a browser.
+    pub request_uri_expires_at_ms: u64,
+    /// When the whole login (or, once redeemed, its access token) ends.
+    pub expires_at_ms: u64,
+    /// SHA-256 of the secret in the cookie of the browser it was started in.
+    pub browser_sha256: Option<[u8; 32]>,
+    /// The request in the app for it, once the person gave a user ID (for
+    /// an unknown user ID a stand-in id no request has, see docs/oidc.md).
+    pub request_id: Option<RequestId>,
+    /// When that request expires.
+    pub request_expires_at_ms: Option<u64>,
+    /// When its code expires, once one was issued.
+    pub code_expires_at_ms: Option<u64>,
+    /// When its code was redeemed (or burnt by a failed redemption).
+    pub redeemed_at_ms: Option<u64>,
+    /// When its access token expires, once one was issued.
+    pub access_expires_at_ms: Option<u64>,
+    /// Whether its access token was revoked (its code was presented again).
+    pub revoked: bool,
+}
+
+/// What [`Store::bind_oidc_login`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindLoginResult {
+    /// The login now belongs to the browser.
+    Bound(OidcLogin),
+    /// No login of this client has this `request_uri`.
+    Unknown,
+    /// The `request_uri` is older than its 60 s.
+    Expired,
+    /// The `request_uri` was already used by a browser.
+    AlreadyUsed,
+}
+
+/// What [`Store::redeem_oidc_code`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedeemResult {
+    /// The code was unused and current; it is now used (and the access
+    /// token, if one was given, is the login's).
+    Redeemed(OidcLogin),
+    /// The code had been redeemed before: the access token issued then is
+    /// revoked now.
+    Reused,
+    /// The code's 60 s are over; it is used now.
+    Expired,
+    /// No login has this code.
+    Unknown,
+}
+
 /// An activation code as stored (hashed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivationCode {
@@ -967,6 +1104,9 @@ pub trait Store: Send + Sync + 'static {
         &self,
         api_key_sha256: [u8; 32],
     ) -> StoreResult<Option<ServiceProvider>>;
+    /// A service provider by id.
+    async fn service_provider(&self, id: ServiceProviderId)
+    -> StoreResult<Option<ServiceProvider>>;
     /// Stores a new pending request if, atomically, its identity exists, is
     /// unblocked and has fewer than `max_pending` pending unexpired requests.
     async fn create_request(
@@ -1143,4 +1283,62 @@ pub trait Store: Send + Sync + 'static {
     async fn agents(&self) -> StoreResult<Vec<Agent>>;
     /// Finds an OpenID Connect client by its `client_id`.
     async fn oidc_client(&self, client_id: &str) -> StoreResult<Option<OidcClient>>;
+    /// Stores a pushed authorization request as a new login, findable by the
+    /// hash of its `request_uri`.
+    async fn create_oidc_login(
+        &self,
+        login: OidcLogin,
+        request_uri_sha256: [u8; 32],
+    ) -> StoreResult<()>;
+    /// A browser arrives with a `request_uri`: binds the login to the
+    /// browser's cookie, once (a `request_uri` is single use) and only
+    /// before it expires, for `client_id`'s logins only.
+    async fn bind_oidc_login(
+        &self,
+        request_uri_sha256: [u8; 32],
+        client_id: &str,
+        browser_sha256: [u8; 32],
+        now_ms: u64,
+    ) -> StoreResult<BindLoginResult>;
+    /// A login by id.
+    async fn oidc_login(&self, id: LoginId) -> StoreResult<Option<OidcLogin>>;
+    /// Replaces the login's request `previous` by `request_id` (a first
+    /// user ID, or a retry after an expired or refused request); `false`
+    /// (nothing changed) when its request is no longer `previous` or a code
+    /// was issued.
+    async fn set_oidc_login_request(
+        &self,
+        id: LoginId,
+        previous: Option<RequestId>,
+        request_id: RequestId,
+        request_expires_at_ms: u64,
+    ) -> StoreResult<bool>;
+    /// Issues the login's code for its approved request `request_id`;
+    /// `false` (nothing changed) when its request is another or a code was
+    /// issued before.
+    async fn issue_oidc_code(
+        &self,
+        id: LoginId,
+        request_id: RequestId,
+        code_sha256: [u8; 32],
+        code_expires_at_ms: u64,
+    ) -> StoreResult<bool>;
+    /// The login a code was issued for, whatever its state.
+    async fn oidc_login_by_code(&self, code_sha256: [u8; 32]) -> StoreResult<Option<OidcLogin>>;
+    /// Uses a code, once: with `access` (the access token's hash and
+    /// expiry) for a redemption, without to burn it after a failed one. A
+    /// code presented again revokes the access token of its first use.
+    async fn redeem_oidc_code(
+        &self,
+        code_sha256: [u8; 32],
+        access: Option<([u8; 32], u64)>,
+        now_ms: u64,
+    ) -> StoreResult<RedeemResult>;
+    /// The login an access token was issued for, whatever its state.
+    async fn oidc_login_by_access_token(
+        &self,
+        access_sha256: [u8; 32],
+    ) -> StoreResult<Option<OidcLogin>>;
+    /// Deletes up to `limit` logins whose end has passed; returns how many.
+    async fn purge_oidc_logins(&self, now_ms: u64, limit: u32) -> StoreResult<u64>;
 }

@@ -202,6 +202,13 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn service_provider(
+        &self,
+        id: ServiceProviderId,
+    ) -> StoreResult<Option<ServiceProvider>> {
+        self.read(move |c| providers::service_provider(c, id)).await
+    }
+
     async fn create_request_limited(
         &self,
         request: StoredRequest,
@@ -405,5 +412,87 @@ impl Store for SqliteStore {
     async fn oidc_client(&self, client_id: &str) -> StoreResult<Option<OidcClient>> {
         let client_id = client_id.to_owned();
         self.read(move |c| oidc::oidc_client(c, &client_id)).await
+    }
+
+    async fn create_oidc_login(
+        &self,
+        login: OidcLogin,
+        request_uri_sha256: [u8; 32],
+    ) -> StoreResult<()> {
+        let params_json = serde_json::to_string(&login.params)?;
+        self.write(move |c| oidc::create_oidc_login(c, login, params_json, request_uri_sha256))
+            .await
+    }
+
+    async fn bind_oidc_login(
+        &self,
+        request_uri_sha256: [u8; 32],
+        client_id: &str,
+        browser_sha256: [u8; 32],
+        now_ms: u64,
+    ) -> StoreResult<BindLoginResult> {
+        let client_id = client_id.to_owned();
+        self.write(move |c| {
+            oidc::bind_oidc_login(c, request_uri_sha256, &client_id, browser_sha256, now_ms)
+        })
+        .await
+    }
+
+    async fn oidc_login(&self, id: LoginId) -> StoreResult<Option<OidcLogin>> {
+        self.read(move |c| oidc::oidc_login(c, id)).await
+    }
+
+    async fn set_oidc_login_request(
+        &self,
+        id: LoginId,
+        previous: Option<RequestId>,
+        request_id: RequestId,
+        request_expires_at_ms: u64,
+    ) -> StoreResult<bool> {
+        self.write(move |c| {
+            oidc::set_oidc_login_request(c, id, previous, request_id, request_expires_at_ms)
+        })
+        .await
+    }
+
+    async fn issue_oidc_code(
+        &self,
+        id: LoginId,
+        request_id: RequestId,
+        code_sha256: [u8; 32],
+        code_expires_at_ms: u64,
+    ) -> StoreResult<bool> {
+        self.write(move |c| {
+            oidc::issue_oidc_code(c, id, request_id, code_sha256, code_expires_at_ms)
+        })
+        .await
+    }
+
+    async fn oidc_login_by_code(&self, code_sha256: [u8; 32]) -> StoreResult<Option<OidcLogin>> {
+        self.read(move |c| oidc::oidc_login_by_code(c, code_sha256))
+            .await
+    }
+
+    async fn redeem_oidc_code(
+        &self,
+        code_sha256: [u8; 32],
+        access: Option<([u8; 32], u64)>,
+        now_ms: u64,
+    ) -> StoreResult<RedeemResult> {
+        self.write(move |c| oidc::redeem_oidc_code(c, code_sha256, access, now_ms))
+            .await
+    }
+
+    async fn oidc_login_by_access_token(
+        &self,
+        access_sha256: [u8; 32],
+    ) -> StoreResult<Option<OidcLogin>> {
+        self.read(move |c| oidc::oidc_login_by_access_token(c, access_sha256))
+            .await
+    }
+
+    async fn purge_oidc_logins(&self, now_ms: u64, limit: u32) -> StoreResult<u64> {
+        self.write(move |c| oidc::purge_oidc_logins(c, now_ms, limit))
+            .await
     }
 }

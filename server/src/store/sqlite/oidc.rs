@@ -1,10 +1,17 @@
-//! OpenID Connect clients of service providers: registration (inside an
-//! admin action, see [`super::audit`]) and look-up by `client_id`.
+//! OpenID Connect: clients of service providers (registered inside an admin
+//! action, see [`super::audit`], and looked up by `client_id`), and logins,
+//! one row each from the pushed authorization request to the access token.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::columns::{Col, blob32, col, i64_of, is_unique_violation, json_err, u64_at};
-use crate::store::{OidcClient, StoreError, StoreResult};
+use eid_protocol::RequestId;
+
+use super::columns::{
+    Col, blob16, blob32, col, i64_of, is_unique_violation, json_err, opt_col, opt_u64_at, u64_at,
+};
+use crate::store::{
+    BindLoginResult, LoginId, OidcClient, OidcLogin, RedeemResult, StoreError, StoreResult,
+};
 
 /// Stores a client inside the caller's transaction; `Conflict` when the
 /// `client_id` is taken (it is 128 random bits, so only by a bug).
@@ -69,4 +76,218 @@ pub(super) fn oidc_client(c: &Connection, client_id: &str) -> StoreResult<Option
     )?
     .query_row(params![client_id], client_row)
     .optional()?)
+}
+
+const LOGIN_COLUMNS: &str = "id, client_id, params, created_at_ms, request_uri_expires_at_ms, \
+     expires_at_ms, browser_sha256, request_id, request_expires_at_ms, code_expires_at_ms, \
+     redeemed_at_ms, access_expires_at_ms, revoked";
+
+fn login_row(r: &Row<'_>) -> rusqlite::Result<OidcLogin> {
+    let params: String = r.get(2)?;
+    Ok(OidcLogin {
+        id: LoginId(blob16(r, 0)?),
+        client_id: r.get(1)?,
+        params: serde_json::from_str(&params).map_err(|e| json_err(2, e))?,
+        created_at_ms: u64_at(r, 3)?,
+        request_uri_expires_at_ms: u64_at(r, 4)?,
+        expires_at_ms: u64_at(r, 5)?,
+        browser_sha256: match r.get::<_, Option<Vec<u8>>>(6)? {
+            Some(_) => Some(blob32(r, 6)?),
+            None => None,
+        },
+        request_id: opt_col(r, 7)?,
+        request_expires_at_ms: opt_u64_at(r, 8)?,
+        code_expires_at_ms: opt_u64_at(r, 9)?,
+        redeemed_at_ms: opt_u64_at(r, 10)?,
+        access_expires_at_ms: opt_u64_at(r, 11)?,
+        revoked: r.get(12)?,
+    })
+}
+
+fn login_where(c: &Connection, condition: &str, key: &[u8]) -> StoreResult<Option<OidcLogin>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {LOGIN_COLUMNS} FROM oidc_logins WHERE {condition} = ?1"
+    ))?
+    .query_row(params![key], login_row)
+    .optional()?)
+}
+
+/// The transaction of [`Store::create_oidc_login`](crate::store::Store::create_oidc_login).
+/// The parameters arrive encoded: JSON is made off the writer thread.
+pub(super) fn create_oidc_login(
+    c: &Connection,
+    login: OidcLogin,
+    params_json: String,
+    request_uri_sha256: [u8; 32],
+) -> StoreResult<()> {
+    c.prepare_cached(
+        "INSERT INTO oidc_logins (id, client_id, request_uri_sha256, params, created_at_ms, \
+         request_uri_expires_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        login.id.0.as_slice(),
+        login.client_id,
+        request_uri_sha256.as_slice(),
+        params_json,
+        i64_of(login.created_at_ms),
+        i64_of(login.request_uri_expires_at_ms),
+        i64_of(login.expires_at_ms),
+    ])
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict("oidc login")
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(())
+}
+
+/// The transaction of [`Store::bind_oidc_login`](crate::store::Store::bind_oidc_login).
+pub(super) fn bind_oidc_login(
+    c: &Connection,
+    request_uri_sha256: [u8; 32],
+    client_id: &str,
+    browser_sha256: [u8; 32],
+    now_ms: u64,
+) -> StoreResult<BindLoginResult> {
+    let Some(login) = login_where(c, "request_uri_sha256", &request_uri_sha256)?
+        .filter(|l| l.client_id == client_id)
+    else {
+        return Ok(BindLoginResult::Unknown);
+    };
+    if login.browser_sha256.is_some() {
+        return Ok(BindLoginResult::AlreadyUsed);
+    }
+    if now_ms >= login.request_uri_expires_at_ms {
+        return Ok(BindLoginResult::Expired);
+    }
+    c.prepare_cached("UPDATE oidc_logins SET browser_sha256 = ?2 WHERE id = ?1")?
+        .execute(params![login.id.0.as_slice(), browser_sha256.as_slice()])?;
+    Ok(BindLoginResult::Bound(OidcLogin {
+        browser_sha256: Some(browser_sha256),
+        ..login
+    }))
+}
+
+/// The read of [`Store::oidc_login`](crate::store::Store::oidc_login).
+pub(super) fn oidc_login(c: &Connection, id: LoginId) -> StoreResult<Option<OidcLogin>> {
+    login_where(c, "id", &id.0)
+}
+
+/// The transaction of [`Store::set_oidc_login_request`](crate::store::Store::set_oidc_login_request).
+pub(super) fn set_oidc_login_request(
+    c: &Connection,
+    id: LoginId,
+    previous: Option<RequestId>,
+    request_id: RequestId,
+    request_expires_at_ms: u64,
+) -> StoreResult<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE oidc_logins SET request_id = ?3, request_expires_at_ms = ?4 WHERE id = ?1 \
+             AND request_id IS ?2 AND code_sha256 IS NULL",
+        )?
+        .execute(params![
+            id.0.as_slice(),
+            previous.map(Col),
+            Col(request_id),
+            i64_of(request_expires_at_ms)
+        ])?;
+    Ok(n == 1)
+}
+
+/// The transaction of [`Store::issue_oidc_code`](crate::store::Store::issue_oidc_code).
+pub(super) fn issue_oidc_code(
+    c: &Connection,
+    id: LoginId,
+    request_id: RequestId,
+    code_sha256: [u8; 32],
+    code_expires_at_ms: u64,
+) -> StoreResult<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE oidc_logins SET code_sha256 = ?3, code_expires_at_ms = ?4 \
+             WHERE id = ?1 AND request_id = ?2 AND code_sha256 IS NULL",
+        )?
+        .execute(params![
+            id.0.as_slice(),
+            Col(request_id),
+            code_sha256.as_slice(),
+            i64_of(code_expires_at_ms)
+        ])?;
+    Ok(n == 1)
+}
+
+/// The read of [`Store::oidc_login_by_code`](crate::store::Store::oidc_login_by_code).
+pub(super) fn oidc_login_by_code(
+    c: &Connection,
+    code_sha256: [u8; 32],
+) -> StoreResult<Option<OidcLogin>> {
+    login_where(c, "code_sha256", &code_sha256)
+}
+
+/// The transaction of [`Store::redeem_oidc_code`](crate::store::Store::redeem_oidc_code).
+pub(super) fn redeem_oidc_code(
+    c: &Connection,
+    code_sha256: [u8; 32],
+    access: Option<([u8; 32], u64)>,
+    now_ms: u64,
+) -> StoreResult<RedeemResult> {
+    let Some(login) = login_where(c, "code_sha256", &code_sha256)? else {
+        return Ok(RedeemResult::Unknown);
+    };
+    if login.redeemed_at_ms.is_some() {
+        c.prepare_cached("UPDATE oidc_logins SET revoked = 1 WHERE id = ?1")?
+            .execute(params![login.id.0.as_slice()])?;
+        return Ok(RedeemResult::Reused);
+    }
+    let expired = login.code_expires_at_ms.is_none_or(|e| now_ms >= e);
+    let access = access.filter(|_| !expired);
+    let (access_sha256, access_expires_at_ms) = match access {
+        Some((hash, expires)) => (Some(hash), Some(expires)),
+        None => (None, None),
+    };
+    let expires_at_ms = login
+        .expires_at_ms
+        .max(access_expires_at_ms.unwrap_or_default());
+    c.prepare_cached(
+        "UPDATE oidc_logins SET redeemed_at_ms = ?2, access_sha256 = ?3, \
+         access_expires_at_ms = ?4, expires_at_ms = ?5 WHERE id = ?1",
+    )?
+    .execute(params![
+        login.id.0.as_slice(),
+        i64_of(now_ms),
+        access_sha256.as_ref().map(|h| h.as_slice()),
+        access_expires_at_ms.map(i64_of),
+        i64_of(expires_at_ms),
+    ])?;
+    if expired {
+        return Ok(RedeemResult::Expired);
+    }
+    Ok(RedeemResult::Redeemed(OidcLogin {
+        redeemed_at_ms: Some(now_ms),
+        access_expires_at_ms,
+        expires_at_ms,
+        ..login
+    }))
+}
+
+/// The read of [`Store::oidc_login_by_access_token`](crate::store::Store::oidc_login_by_access_token).
+pub(super) fn oidc_login_by_access_token(
+    c: &Connection,
+    access_sha256: [u8; 32],
+) -> StoreResult<Option<OidcLogin>> {
+    login_where(c, "access_sha256", &access_sha256)
+}
+
+/// The transaction of [`Store::purge_oidc_logins`](crate::store::Store::purge_oidc_logins).
+pub(super) fn purge_oidc_logins(c: &Connection, now_ms: u64, limit: u32) -> StoreResult<u64> {
+    let n = c
+        .prepare_cached(
+            "DELETE FROM oidc_logins WHERE id IN \
+             (SELECT id FROM oidc_logins WHERE expires_at_ms < ?1 LIMIT ?2)",
+        )?
+        .execute(params![i64_of(now_ms), i64::from(limit)])?;
+    Ok(n as u64)
 }

@@ -70,3 +70,23 @@ pub(super) fn provider_exists(c: &Connection, id: &ServiceProviderId) -> StoreRe
             .query_row(params![Col(id)], |r| r.get::<_, bool>(0))?,
     )
 }
+
+/// The read of [`Store::service_provider`](crate::store::Store::service_provider).
+pub(super) fn service_provider(
+    c: &Connection,
+    id: ServiceProviderId,
+) -> StoreResult<Option<ServiceProvider>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, name, api_key_sha256, created_at_ms FROM service_providers WHERE id = ?1",
+    )?;
+    Ok(stmt
+        .query_row(params![Col(id)], |r| {
+            Ok(ServiceProvider {
+                id: col::<ServiceProviderId>(r, 0)?,
+                name: r.get(1)?,
+                api_key_sha256: blob32(r, 2)?,
+                created_at_ms: u64_at(r, 3)?,
+            })
+        })
+        .optional()?)
+}

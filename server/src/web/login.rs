@@ -1,0 +1,927 @@
+//! The hosted login page of an OpenID Connect login (see docs/oidc.md, "The
+//! login page"): the browser arrives from the service provider with a
+//! `request_uri`, the person types their user ID (and nothing else: no PIN
+//! on the web), the page shows the channel-binding code and its QR while the
+//! person approves in the app, and the browser goes back to the service
+//! provider with a code, or with `access_denied`.
+//!
+//! An unknown or blocked user ID is answered like a known one: the page
+//! shows a code that no app will ever ask for, until the time runs out, so
+//! the page tells nobody whether a user ID exists. The code shown is a
+//! rotating one (`eid_protocol::binding`); the page shows a new one every
+//! [`SHOWN_STEPS`] seconds, each still accepted for 20 s after it changed.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use eid_protocol::binding::{BindingSecret, StoredBinding};
+use eid_protocol::wire::{ErrorCode, RequestStatus};
+use eid_protocol::{RequestId, RequestKind};
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::texts::{Lang, Words};
+use super::{cookie, qr};
+use crate::api::AppState;
+use crate::api::rp::{Created, create_for_provider};
+use crate::oidc::{
+    CODE_LIFETIME_MS, LOGIN_LIFETIME_MS, REQUEST_URI_PREFIX, handle_sha256, new_handle,
+};
+use crate::store::{BindLoginResult, LoginId, OidcLogin, StoreError};
+
+/// The authorization endpoint (only with a pushed request, RFC 9126).
+pub(crate) const PATH_AUTHORIZE: &str = "/oidc/authorize";
+/// The cookie that binds a login to its browser (one per login, scoped to
+/// the login's path).
+const LOGIN_COOKIE: &str = "__Secure-eid_login";
+/// The cookie holding the user ID, only when the person asked for it.
+const USER_ID_COOKIE: &str = "__Secure-eid_user_id";
+/// The cookie holding a language the person picked with the switch link.
+const LANG_COOKIE: &str = "eid_lang";
+/// How long the remembered user ID stays (a year).
+const USER_ID_COOKIE_SECS: u64 = 365 * 24 * 3600;
+/// The longest user ID the form takes (the user-ID rules allow fewer).
+const MAX_USER_ID_LEN: usize = 64;
+/// The longest `request_uri` worth looking up.
+const MAX_REQUEST_URI_LEN: usize = 128;
+/// Seconds between two codes on the page (each stays valid 30 s).
+const SHOWN_STEPS: u64 = 10;
+/// Domain tag of the stand-in secret shown for an unknown user ID.
+const STAND_IN_DOMAIN: &[u8] = b"eid-authenticator/v1/oidc-stand-in";
+
+/// What every page has around its content.
+struct Frame {
+    lang: &'static str,
+    w: &'static Words,
+    switch_href: String,
+    other_lang: &'static str,
+    other_name: &'static str,
+}
+
+impl Frame {
+    fn new(lang: Lang, path: &str) -> Self {
+        let other = lang.other();
+        Self {
+            lang: lang.tag(),
+            w: lang.words(),
+            switch_href: format!("{path}?lang={}", other.tag()),
+            other_lang: other.tag(),
+            other_name: other.words().language_name,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "user_id.html")]
+struct UserIdPage<'a> {
+    page: Frame,
+    provider: &'a str,
+    action: String,
+    csrf: String,
+    user_id: &'a str,
+    remember: bool,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "waiting.html")]
+struct WaitingPage<'a> {
+    page: Frame,
+    provider: &'a str,
+    status_url: String,
+    qr_url: String,
+    code: String,
+    step: u64,
+    countdown: String,
+    again_href: String,
+}
+
+#[derive(Template)]
+#[template(path = "outcome.html")]
+struct OutcomePage<'a> {
+    page: Frame,
+    heading: &'a str,
+    message: &'a str,
+    provider: &'a str,
+    back_href: Option<String>,
+    retry_href: Option<String>,
+}
+
+/// A page answered with `status`; a template that fails to render (it
+/// cannot, with these types) is an internal error without details.
+fn html(status: StatusCode, page: impl Template) -> Response {
+    match page.render() {
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Why a page cannot go on; shown as an error page, never as a redirect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Unknown client, or an unknown, used or expired `request_uri` or login.
+    BadLink,
+    /// The login belongs to another browser (no or another cookie).
+    OtherBrowser,
+    /// The login's time is over.
+    LoginOver,
+    /// The login already went back to the service provider with its code.
+    AlreadyDone,
+    /// The store failed.
+    Internal,
+}
+
+/// An error page in `lang`.
+pub(crate) struct Failure(Lang, Refusal);
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "login page: store failed");
+        Failure(Lang::Da, Refusal::Internal)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let Failure(lang, refusal) = self;
+        let w = lang.words();
+        let (status, message) = match refusal {
+            Refusal::BadLink => (StatusCode::BAD_REQUEST, w.bad_link),
+            Refusal::OtherBrowser => (StatusCode::FORBIDDEN, w.other_browser),
+            Refusal::LoginOver => (StatusCode::GONE, w.login_over),
+            Refusal::AlreadyDone => (StatusCode::CONFLICT, w.already_done),
+            Refusal::Internal => (StatusCode::INTERNAL_SERVER_ERROR, w.busy),
+        };
+        html(
+            status,
+            OutcomePage {
+                page: Frame::new(lang, "/oidc/authorize"),
+                heading: w.error_heading,
+                message,
+                provider: "",
+                back_href: None,
+                retry_href: None,
+            },
+        )
+    }
+}
+
+/// The query's parameters, each name at most once (a repeated one makes the
+/// whole query unusable, as OAuth requires).
+fn query_params(query: Option<&str>) -> Option<Vec<(String, String)>> {
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(seen, _)| seen == k) {
+            return None;
+        }
+    }
+    Some(pairs)
+}
+
+fn param<'p>(pairs: &'p [(String, String)], name: &str) -> Option<&'p str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The page's language: `?lang=`, then the one picked earlier on this
+/// browser, then the service provider's `ui_locales`, then the browser's.
+fn lang_of(query: &[(String, String)], headers: &HeaderMap, login: Option<&OidcLogin>) -> Lang {
+    param(query, "lang")
+        .and_then(Lang::parse)
+        .or_else(|| cookie(headers, LANG_COOKIE).and_then(Lang::parse))
+        .or_else(|| {
+            login
+                .and_then(|l| l.params.lang.as_deref())
+                .and_then(Lang::parse)
+        })
+        .or_else(|| {
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Lang::from_accept_language)
+        })
+        .unwrap_or(Lang::Da)
+}
+
+/// `Set-Cookie` for a language picked with the switch link.
+fn lang_cookie(query: &[(String, String)]) -> Option<HeaderValue> {
+    let lang = param(query, "lang").and_then(Lang::parse)?;
+    HeaderValue::from_str(&format!(
+        "{LANG_COOKIE}={}; Path=/oidc/; Secure; HttpOnly; SameSite=Lax; Max-Age={USER_ID_COOKIE_SECS}",
+        lang.tag()
+    ))
+    .ok()
+}
+
+fn login_path(id: LoginId) -> String {
+    format!("/oidc/login/{id}")
+}
+
+/// The CSRF token of a login's forms: derived from the browser's cookie
+/// secret, which another site can neither read nor send along.
+fn csrf_token(secret: &str) -> String {
+    let mut input = b"eid-authenticator/v1/oidc-csrf".to_vec();
+    input.extend_from_slice(secret.as_bytes());
+    hex::encode(eid_protocol::sha256(&input))
+}
+
+/// The login `raw_id` if this browser holds its cookie, with the cookie's
+/// secret, and the page's language.
+async fn bound(
+    state: &AppState,
+    raw_id: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+) -> Result<(OidcLogin, Zeroizing<String>, Lang), Failure> {
+    let early = lang_of(query, headers, None);
+    let id = LoginId::parse(raw_id).ok_or(Failure(early, Refusal::BadLink))?;
+    let login = state
+        .store
+        .oidc_login(id)
+        .await
+        .map_err(|e| Failure::from(e).with(early))?
+        .ok_or(Failure(early, Refusal::BadLink))?;
+    let lang = lang_of(query, headers, Some(&login));
+    let secret = cookie(headers, LOGIN_COOKIE).map(|s| Zeroizing::new(s.to_owned()));
+    let owns = match (&secret, &login.browser_sha256) {
+        (Some(secret), Some(stored)) => bool::from(handle_sha256(secret).ct_eq(stored)),
+        _ => false,
+    };
+    let Some(secret) = secret.filter(|_| owns) else {
+        return Err(Failure(lang, Refusal::OtherBrowser));
+    };
+    if login.code_expires_at_ms.is_some() {
+        return Err(Failure(lang, Refusal::AlreadyDone));
+    }
+    if state.now_ms() >= login.expires_at_ms {
+        return Err(Failure(lang, Refusal::LoginOver));
+    }
+    Ok((login, secret, lang))
+}
+
+impl Failure {
+    fn with(self, lang: Lang) -> Self {
+        Failure(lang, self.1)
+    }
+}
+
+/// `GET /oidc/authorize?client_id=..&request_uri=..`: binds the pushed
+/// login to this browser and sends it to the login page. Anything wrong is
+/// an error page here, never a redirect: the redirect URI of an unknown
+/// or unchecked request must not be trusted.
+pub(crate) async fn authorize(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let pairs = query_params(query.as_deref()).unwrap_or_default();
+    let lang = lang_of(&pairs, &headers, None);
+    let bad = || Failure(lang, Refusal::BadLink).into_response();
+    let (Some(client_id), Some(request_uri)) =
+        (param(&pairs, "client_id"), param(&pairs, "request_uri"))
+    else {
+        return bad();
+    };
+    if !request_uri.starts_with(REQUEST_URI_PREFIX)
+        || request_uri.len() > MAX_REQUEST_URI_LEN
+        || client_id.len() > MAX_REQUEST_URI_LEN
+    {
+        return bad();
+    }
+    let secret = new_handle();
+    let bound = state
+        .store
+        .bind_oidc_login(
+            handle_sha256(request_uri),
+            client_id,
+            handle_sha256(&secret),
+            state.now_ms(),
+        )
+        .await;
+    let login = match bound {
+        Ok(BindLoginResult::Bound(login)) => login,
+        Ok(_) => return bad(),
+        Err(e) => return Failure::from(e).with(lang).into_response(),
+    };
+    let path = login_path(login.id);
+    let cookie = format!(
+        "{LOGIN_COOKIE}={}; Path={path}; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
+        &*secret,
+        LOGIN_LIFETIME_MS / 1000
+    );
+    let mut response = see_other(&path);
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Where a login stands, as the page, the status and the continue step see it.
+enum Stage {
+    /// No request yet (or the person asked to start again): the user ID.
+    UserId,
+    /// A request waits in the app; shows this secret's codes until `expires_at_ms`.
+    Waiting {
+        secret: BindingSecret,
+        expires_at_ms: u64,
+    },
+    /// The person approved request `RequestId`.
+    Approved(RequestId),
+    /// The person refused (deny, or "this wasn't me").
+    Refused { fraud: bool },
+    /// The request's time ran out (or it was cancelled): start again.
+    Expired,
+}
+
+/// The login's stage at `now`.
+async fn stage(state: &AppState, login: &OidcLogin, now: u64) -> Result<Stage, StoreError> {
+    let Some(request_id) = login.request_id else {
+        return Ok(Stage::UserId);
+    };
+    let expires_at_ms = login.request_expires_at_ms.unwrap_or_default();
+    let Some(request) = state.store.request(request_id).await? else {
+        // The stand-in of an unknown user ID: waits, then expires.
+        if now >= expires_at_ms {
+            return Ok(Stage::Expired);
+        }
+        return Ok(Stage::Waiting {
+            secret: stand_in_secret(login, request_id),
+            expires_at_ms,
+        });
+    };
+    Ok(match request.status_at(now) {
+        RequestStatus::Pending => {
+            let secret = request
+                .binding_code
+                .as_deref()
+                .and_then(|b| StoredBinding::from_stored(b).ok())
+                .and_then(|b| match b {
+                    StoredBinding::Rotating(secret) => Some(secret),
+                    StoredBinding::Static(_) => None,
+                });
+            match secret {
+                Some(secret) => Stage::Waiting {
+                    secret,
+                    expires_at_ms: request.envelope.expires_at_ms,
+                },
+                // Every request this page makes has a rotating binding.
+                None => Stage::Expired,
+            }
+        }
+        RequestStatus::Approved => Stage::Approved(request_id),
+        RequestStatus::Denied => Stage::Refused { fraud: false },
+        RequestStatus::FraudReported => Stage::Refused { fraud: true },
+        _ => Stage::Expired,
+    })
+}
+
+/// The secret whose codes stand in for an unknown user ID's request: fixed
+/// per login and stand-in id, so the page shows steady codes like a real one.
+fn stand_in_secret(login: &OidcLogin, request_id: RequestId) -> BindingSecret {
+    let mut input = STAND_IN_DOMAIN.to_vec();
+    input.extend_from_slice(&login.browser_sha256.unwrap_or_default());
+    input.extend_from_slice(request_id.as_bytes());
+    BindingSecret::from_bytes(eid_protocol::sha256(&input))
+}
+
+/// The step whose code the page shows at `now_ms`, and the code, grouped in
+/// fours for reading ("ABCD EFGH"; the app ignores the space).
+fn shown_code(secret: &BindingSecret, now_ms: u64) -> (u64, String) {
+    let step = now_ms / eid_protocol::binding::ROTATING_STEP_MS;
+    let shown = step - step % SHOWN_STEPS;
+    let code = secret.code_for_step(shown);
+    let (a, b) = code.split_at(code.len() / 2);
+    (shown, format!("{a} {b}"))
+}
+
+/// `m:ss` until `until_ms`.
+fn countdown(now_ms: u64, until_ms: u64) -> String {
+    let secs = until_ms.saturating_sub(now_ms).div_ceil(1000);
+    format!("{}:{:02}", secs / 60, secs % 60)
+}
+
+/// The client's service provider's name, for the page's heading.
+async fn provider_name(state: &AppState, login: &OidcLogin) -> Result<String, StoreError> {
+    let Some(client) = state.store.oidc_client(&login.client_id).await? else {
+        return Ok(String::new());
+    };
+    Ok(state
+        .store
+        .service_provider(client.service_provider_id)
+        .await?
+        .map(|sp| sp.name)
+        .unwrap_or_default())
+}
+
+fn with_lang_cookie(mut response: Response, query: &[(String, String)]) -> Response {
+    if let Some(value) = lang_cookie(query) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `GET /oidc/login/{login_id}`: the page for the login's stage.
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let pairs = query_params(query.as_deref()).unwrap_or_default();
+    let (login, secret, lang) = bound(&state, &raw_id, &pairs, &headers).await?;
+    let now = state.now_ms();
+    let stage = stage(&state, &login, now)
+        .await
+        .map_err(|e| Failure::from(e).with(lang))?;
+    let provider = provider_name(&state, &login)
+        .await
+        .map_err(|e| Failure::from(e).with(lang))?;
+    let again = param(&pairs, "again") == Some("1");
+    let path = login_path(login.id);
+    let response = match stage {
+        Stage::UserId => user_id_page(&login, &secret, lang, &provider, &headers, None),
+        Stage::Waiting { .. } | Stage::Expired if again => {
+            user_id_page(&login, &secret, lang, &provider, &headers, None)
+        }
+        Stage::Waiting {
+            secret: binding,
+            expires_at_ms,
+        } => {
+            let (step, code) = shown_code(&binding, now);
+            html(
+                StatusCode::OK,
+                WaitingPage {
+                    page: Frame::new(lang, &path),
+                    provider: &provider,
+                    status_url: format!("{path}/status"),
+                    qr_url: format!("{path}/qr.svg"),
+                    code,
+                    step,
+                    countdown: countdown(now, expires_at_ms),
+                    again_href: format!("{path}?again=1"),
+                },
+            )
+        }
+        Stage::Approved(_) => see_other(&format!("{path}/continue")),
+        Stage::Refused { fraud } => {
+            let w = lang.words();
+            html(
+                StatusCode::OK,
+                OutcomePage {
+                    page: Frame::new(lang, &path),
+                    heading: w.refused_heading,
+                    message: if fraud { w.fraud } else { w.denied },
+                    provider: &provider,
+                    back_href: Some(format!("{path}/continue")),
+                    retry_href: None,
+                },
+            )
+        }
+        Stage::Expired => {
+            let w = lang.words();
+            html(
+                StatusCode::OK,
+                OutcomePage {
+                    page: Frame::new(lang, &path),
+                    heading: w.expired_heading,
+                    message: w.expired,
+                    provider: &provider,
+                    back_href: None,
+                    retry_href: Some(path.clone()),
+                },
+            )
+        }
+    };
+    Ok(with_lang_cookie(response, &pairs))
+}
+
+fn user_id_page(
+    login: &OidcLogin,
+    secret: &str,
+    lang: Lang,
+    provider: &str,
+    headers: &HeaderMap,
+    error: Option<(StatusCode, &str, &str)>,
+) -> Response {
+    let remembered = cookie(headers, USER_ID_COOKIE)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            url::form_urlencoded::parse(format!("u={v}").as_bytes())
+                .map(|(_, v)| v.into_owned())
+                .collect::<String>()
+        });
+    let (status, typed, message) = match error {
+        Some((status, typed, message)) => (status, Some(typed), Some(message)),
+        None => (StatusCode::OK, None, None),
+    };
+    let user_id = typed
+        .map(str::to_owned)
+        .or_else(|| remembered.clone())
+        .or_else(|| login.params.login_hint.clone())
+        .unwrap_or_default();
+    let path = login_path(login.id);
+    html(
+        status,
+        UserIdPage {
+            page: Frame::new(lang, &path),
+            provider,
+            action: format!("{path}/user-id"),
+            csrf: csrf_token(secret),
+            user_id: &user_id,
+            remember: remembered.is_some(),
+            error: message,
+        },
+    )
+}
+
+/// The fields of the user-ID form.
+struct UserIdForm {
+    csrf: String,
+    user_id: String,
+    remember: bool,
+}
+
+fn user_id_form(body: &[u8]) -> Option<UserIdForm> {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let one = |name: &str| {
+        let mut values = pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
+        let first = values.next().cloned();
+        values.next().is_none().then_some(first).flatten()
+    };
+    Some(UserIdForm {
+        csrf: one("csrf")?,
+        user_id: one("user_id")?,
+        remember: match pairs.iter().filter(|(k, _)| k == "remember").count() {
+            0 => false,
+            1 => one("remember").as_deref() == Some("1"),
+            _ => return None,
+        },
+    })
+}
+
+/// `POST /oidc/login/{login_id}/user-id`: the person's user ID. Starts the
+/// request in the app (or its stand-in), then shows the code.
+pub(crate) async fn user_id(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let (login, secret, lang) = bound(&state, &raw_id, &[], &headers).await?;
+    let w = lang.words();
+    let path = login_path(login.id);
+    let provider = provider_name(&state, &login)
+        .await
+        .map_err(|e| Failure::from(e).with(lang))?;
+    let form_ok = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let form = user_id_form(&body).filter(|_| form_ok);
+    let csrf_ok = form
+        .as_ref()
+        .is_some_and(|f| bool::from(f.csrf.as_bytes().ct_eq(csrf_token(&secret).as_bytes())));
+    let Some(form) = form.filter(|_| csrf_ok) else {
+        return Ok(user_id_page(
+            &login,
+            &secret,
+            lang,
+            &provider,
+            &headers,
+            Some((StatusCode::BAD_REQUEST, "", w.bad_form)),
+        ));
+    };
+    let typed = form.user_id.trim();
+    if typed.is_empty() || typed.len() > MAX_USER_ID_LEN || typed.chars().any(char::is_control) {
+        let shown: String = typed.chars().take(MAX_USER_ID_LEN).collect();
+        return Ok(user_id_page(
+            &login,
+            &secret,
+            lang,
+            &provider,
+            &headers,
+            Some((StatusCode::UNPROCESSABLE_ENTITY, &shown, w.bad_user_id)),
+        ));
+    }
+    let now = state.now_ms();
+    // A request still waiting is withdrawn first (the person starts again,
+    // e.g. after a typo); a decided one ends the login as it is.
+    match stage(&state, &login, now)
+        .await
+        .map_err(|e| Failure::from(e).with(lang))?
+    {
+        Stage::Approved(_) | Stage::Refused { .. } => return Ok(see_other(&path)),
+        Stage::Waiting { .. } => {
+            if let Some(previous) = login.request_id {
+                if let Some(client) = state
+                    .store
+                    .oidc_client(&login.client_id)
+                    .await
+                    .map_err(|e| Failure::from(e).with(lang))?
+                {
+                    state
+                        .store
+                        .cancel_request(previous, client.service_provider_id, now)
+                        .await
+                        .map_err(|e| Failure::from(e).with(lang))?;
+                    state.waiters.wake(previous);
+                }
+            }
+        }
+        Stage::UserId | Stage::Expired => {}
+    }
+    let client = state
+        .store
+        .oidc_client(&login.client_id)
+        .await
+        .map_err(|e| Failure::from(e).with(lang))?
+        .ok_or(Failure(lang, Refusal::BadLink))?;
+    let created = create_for_provider(
+        &state,
+        (client.service_provider_id, provider.clone()),
+        RequestKind::Login,
+        typed,
+        login.params.reference_text.clone(),
+        Some(StoredBinding::Rotating(BindingSecret::random())),
+        now,
+    )
+    .await;
+    let stand_in_expiry =
+        now.saturating_add(state.config.request_lifetime_secs.saturating_mul(1000));
+    let (request_id, expires_at_ms) = match created {
+        Ok(Created::Request(envelope)) => (envelope.request_id, envelope.expires_at_ms),
+        Ok(Created::UnknownIdentity) => (RequestId::random(), stand_in_expiry),
+        Err(refused) if refused.error.code == ErrorCode::IdentityBlocked => {
+            (RequestId::random(), stand_in_expiry)
+        }
+        Err(refused) if refused.error.code == ErrorCode::Internal => {
+            return Err(Failure(lang, Refusal::Internal));
+        }
+        Err(_) => {
+            return Ok(user_id_page(
+                &login,
+                &secret,
+                lang,
+                &provider,
+                &headers,
+                Some((StatusCode::TOO_MANY_REQUESTS, typed, w.busy)),
+            ));
+        }
+    };
+    state
+        .store
+        .set_oidc_login_request(login.id, login.request_id, request_id, expires_at_ms)
+        .await
+        .map_err(|e| Failure::from(e).with(lang))?;
+    let mut response = see_other(&path);
+    let remember = if form.remember {
+        let encoded: String = url::form_urlencoded::byte_serialize(typed.as_bytes()).collect();
+        format!(
+            "{USER_ID_COOKIE}={encoded}; Path=/oidc/; Secure; HttpOnly; SameSite=Lax; Max-Age={USER_ID_COOKIE_SECS}"
+        )
+    } else {
+        // Not ticked: whatever was remembered before goes.
+        format!("{USER_ID_COOKIE}=; Path=/oidc/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")
+    };
+    if let Ok(value) = HeaderValue::from_str(&remember) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+/// The status the page's script reads every second.
+#[derive(Debug, Serialize)]
+struct Status {
+    /// `user_id`, `waiting`, `approved`, `refused`, `expired`.
+    state: &'static str,
+    /// The sentence for the `aria-live` status line.
+    message: &'static str,
+    /// The code shown now (empty unless waiting).
+    code: String,
+    /// Its step, so the script fetches a new QR only when it changed.
+    step: u64,
+    /// Time left, `m:ss`.
+    countdown: String,
+    /// Where to go now, when the page must change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+/// `GET /oidc/login/{login_id}/status`: where the login stands, for the
+/// page's script.
+pub(crate) async fn status(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, StatusCode> {
+    let (login, _, lang) = bound(&state, &raw_id, &[], &headers).await.map_err(
+        |Failure(_, refusal)| match refusal {
+            Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Refusal::OtherBrowser => StatusCode::FORBIDDEN,
+            _ => StatusCode::GONE,
+        },
+    )?;
+    let now = state.now_ms();
+    let w = lang.words();
+    let path = login_path(login.id);
+    let stage = stage(&state, &login, now)
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    let status = match stage {
+        Stage::Waiting {
+            secret,
+            expires_at_ms,
+        } => {
+            let (step, code) = shown_code(&secret, now);
+            Status {
+                state: "waiting",
+                message: w.waiting,
+                code,
+                step,
+                countdown: countdown(now, expires_at_ms),
+                next: None,
+            }
+        }
+        other => {
+            let (state, message, next) = match other {
+                Stage::Approved(_) => ("approved", w.approved, format!("{path}/continue")),
+                Stage::Refused { fraud: true } => ("refused", w.fraud, path),
+                Stage::Refused { fraud: false } => ("refused", w.denied, path),
+                Stage::Expired => ("expired", w.expired, path),
+                _ => ("user_id", w.user_id_heading, path),
+            };
+            Status {
+                state,
+                message,
+                code: String::new(),
+                step: 0,
+                countdown: "0:00".into(),
+                next: Some(next),
+            }
+        }
+    };
+    Ok(axum::Json(status).into_response())
+}
+
+/// `GET /oidc/login/{login_id}/qr.svg`: the QR of the code shown now.
+pub(crate) async fn qr(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, StatusCode> {
+    let (login, _, _) = bound(&state, &raw_id, &[], &headers)
+        .await
+        .map_err(|_| StatusCode::NOT_FOUND)?;
+    let now = state.now_ms();
+    let Ok(Stage::Waiting { secret, .. }) = stage(&state, &login, now).await else {
+        return Err(StatusCode::NOT_FOUND);
+    };
+    let (step, _) = shown_code(&secret, now);
+    let payload = format!(
+        "{}{}",
+        eid_protocol::binding::QR_PREFIX,
+        secret.code_for_step(step)
+    );
+    let svg = qr::svg(&payload).ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
+
+/// `GET /oidc/login/{login_id}/continue`: back to the service provider,
+/// with a code once the person approved (issued once), or with
+/// `access_denied` once they refused; otherwise back to the page.
+pub(crate) async fn next(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let (login, _, lang) = bound(&state, &raw_id, &[], &headers).await?;
+    let now = state.now_ms();
+    let path = login_path(login.id);
+    let stage = stage(&state, &login, now)
+        .await
+        .map_err(|e| Failure::from(e).with(lang))?;
+    let issuer = crate::api::oidc::issuer(&state, &uri, &headers)
+        .map_err(|_| Failure(lang, Refusal::BadLink))?;
+    let back = |pairs: &[(&str, &str)]| -> Result<Response, Failure> {
+        let mut url = url::Url::parse(&login.params.redirect_uri)
+            .map_err(|_| Failure(lang, Refusal::BadLink))?;
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in pairs {
+                q.append_pair(k, v);
+            }
+            if let Some(s) = &login.params.state {
+                q.append_pair("state", s);
+            }
+            q.append_pair("iss", &issuer);
+        }
+        Ok(see_other(url.as_str()))
+    };
+    match stage {
+        Stage::Approved(request_id) => {
+            let code = new_handle();
+            let issued = state
+                .store
+                .issue_oidc_code(
+                    login.id,
+                    request_id,
+                    handle_sha256(&code),
+                    now.saturating_add(CODE_LIFETIME_MS),
+                )
+                .await
+                .map_err(|e| Failure::from(e).with(lang))?;
+            if !issued {
+                return Err(Failure(lang, Refusal::AlreadyDone));
+            }
+            back(&[("code", &code)])
+        }
+        Stage::Refused { fraud } => back(&[
+            ("error", "access_denied"),
+            (
+                "error_description",
+                if fraud {
+                    "the person reported the login as fraud"
+                } else {
+                    "the person refused the login"
+                },
+            ),
+        ]),
+        _ => Ok(see_other(&path)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shown_code_changes_every_ten_seconds_and_reads_in_fours() {
+        let secret = BindingSecret::from_bytes([7; 32]);
+        let (a_step, a) = shown_code(&secret, 1_000_000);
+        let (b_step, b) = shown_code(&secret, 1_009_999);
+        let (c_step, c) = shown_code(&secret, 1_010_000);
+        assert_eq!((a_step, &a), (b_step, &b));
+        assert_ne!(a, c);
+        assert_eq!(c_step, a_step + SHOWN_STEPS);
+        assert_eq!(a.len(), 9);
+        assert_eq!(a.as_bytes()[4], b' ');
+        // Still accepted by the server 20 s after the page moved on.
+        let typed: String = a.chars().filter(|c| *c != ' ').collect();
+        assert!(secret.accepts(&typed, 1_009_999 + 20_000));
+    }
+
+    #[test]
+    fn the_countdown_rounds_up_to_whole_seconds() {
+        assert_eq!(countdown(0, 300_000), "5:00");
+        assert_eq!(countdown(1, 60_000), "1:00");
+        assert_eq!(countdown(59_001, 60_000), "0:01");
+        assert_eq!(countdown(70_000, 60_000), "0:00");
+    }
+
+    #[test]
+    fn a_repeated_query_parameter_makes_the_query_unusable() {
+        assert!(query_params(Some("a=1&b=2")).is_some());
+        assert!(query_params(Some("a=1&a=2")).is_none());
+    }
+
+    #[test]
+    fn the_user_id_form_takes_each_field_once() {
+        let f = user_id_form(b"csrf=x&user_id=grete&remember=1").unwrap();
+        assert_eq!(
+            (f.csrf.as_str(), f.user_id.as_str(), f.remember),
+            ("x", "grete", true)
+        );
+        assert!(!user_id_form(b"csrf=x&user_id=grete").unwrap().remember);
+        assert!(user_id_form(b"csrf=x&user_id=a&user_id=b").is_none());
+        assert!(user_id_form(b"user_id=a").is_none());
+    }
+
+    #[test]
+    fn the_csrf_token_depends_on_the_cookie_secret() {
+        assert_ne!(csrf_token("a"), csrf_token("b"));
+        assert_eq!(csrf_token("a"), csrf_token("a"));
+    }
+}

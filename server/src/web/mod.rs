@@ -1,0 +1,114 @@
+//! The pages a person's browser sees: the hosted OpenID Connect login page
+//! (see docs/oidc.md, "The login page"). Server-rendered HTML in Danish and
+//! English that works without JavaScript.
+//!
+//! Every page is sent with a strict Content-Security-Policy (scripts, styles
+//! and images from this origin only, no inline script, no framing), no
+//! referrer, and `Cache-Control: no-store`. A login belongs to the browser
+//! it was started in by a cookie set when the browser arrives from the
+//! service provider; every form carries a CSRF token derived from it; URLs
+//! carry the login's id and never a user ID.
+
+mod login;
+mod qr;
+mod texts;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware;
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use crate::api::AppState;
+
+/// The pages' Content-Security-Policy: nothing but this origin's own script,
+/// style sheet, images and status fetches; no plugin, base or frame.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The login pages' routes: `(reads, posts)`, to be put behind the same
+/// guards as the other endpoints without credentials (the per-address limit;
+/// the origin check on the posts).
+pub(crate) fn routes() -> (Router<AppState>, Router<AppState>) {
+    let reads = Router::new()
+        .route(login::PATH_AUTHORIZE, get(login::authorize))
+        .route("/oidc/login/{login_id}", get(login::page))
+        .route("/oidc/login/{login_id}/status", get(login::status))
+        .route("/oidc/login/{login_id}/qr.svg", get(login::qr))
+        .route("/oidc/login/{login_id}/continue", get(login::next))
+        .route("/oidc/static/login.js", get(script))
+        .route("/oidc/static/login.css", get(style))
+        .route_layer(middleware::map_response(protect));
+    let posts = Router::new()
+        .route("/oidc/login/{login_id}/user-id", post(login::user_id))
+        .route_layer(middleware::map_response(protect));
+    (reads, posts)
+}
+
+/// Adds the security headers every page and asset of the login gets.
+async fn protect(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+async fn script() -> ([(header::HeaderName, &'static str); 1], &'static str) {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/login.js"),
+    )
+}
+
+async fn style() -> ([(header::HeaderName, &'static str); 1], &'static str) {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../static/login.css"),
+    )
+}
+
+/// The value of cookie `name` in the request, if sent once or more (the
+/// first wins, as browsers send the most specific path first).
+pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    use super::cookie;
+
+    #[test]
+    fn a_cookie_is_found_by_exact_name_in_any_cookie_header() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1; eid_x=2"));
+        h.append(header::COOKIE, HeaderValue::from_static("eid=3"));
+        assert_eq!(cookie(&h, "eid"), Some("3"));
+        assert_eq!(cookie(&h, "eid_x"), Some("2"));
+        assert_eq!(cookie(&h, "e"), None);
+    }
+}
