@@ -8,7 +8,7 @@ import os
 import subprocess
 import time
 from html.parser import HTMLParser
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlparse
 
 import requests
 
@@ -116,7 +116,8 @@ class Browser:
         """Does what the page's reload does until the login has an outcome:
         the URL of the redirect back to the service provider."""
         deadline = time.monotonic() + seconds
-        continue_url = login_url.rstrip("/") + "/continue"
+        continue_url = urljoin(
+            login_url, urlparse(login_url).path.rstrip("/") + "/continue")
         while time.monotonic() < deadline:
             answer = self.go("GET", continue_url)
             if isinstance(answer, str):

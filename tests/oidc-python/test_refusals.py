@@ -9,6 +9,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.base_client import OAuthError
 from authlib.oauth2.rfc7523 import private_key_jwt_sign
 
+import person
 import service_provider as sp
 from logins import approve_login, new_key_client, new_secret_client
 
@@ -157,3 +158,23 @@ def test_authorize_without_a_pushed_request_is_an_error_page(setup, meta):
     assert answer.status_code == 400
     assert "Location" not in answer.headers
     assert answer.headers["Content-Type"].startswith("text/html")
+
+
+def test_the_login_page_in_another_browser_is_an_error_page(setup, meta):
+    browser_url, _ = sp.start_login(new_key_client(setup), meta)
+    mine = person.Browser(meta["issuer"], setup["ca_file"])
+    page = mine.open_login(browser_url)
+    other = requests.get(page.url, verify=setup["ca_file"], timeout=10,
+                         allow_redirects=False)
+    assert other.status_code == 403
+    assert "Location" not in other.headers
+    assert "user-id-form" not in other.text
+
+
+def test_a_pushed_request_opens_one_browser_only(setup, meta):
+    browser_url, _ = sp.start_login(new_key_client(setup), meta)
+    person.Browser(meta["issuer"], setup["ca_file"]).open_login(browser_url)
+    again = requests.get(browser_url, verify=setup["ca_file"], timeout=10,
+                         allow_redirects=False)
+    assert again.status_code == 400
+    assert "Location" not in again.headers
