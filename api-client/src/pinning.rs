@@ -13,6 +13,8 @@ pub enum PinError {
 
 /// A reqwest client that trusts only the server key with this pin. With
 /// `http2`, it offers HTTP/2 (ALPN h2) so many requests share a connection.
+/// It never follows a redirect: the API answers and never redirects, and the
+/// login page's redirects are what a test or load generator looks at.
 pub fn pinned_client(spki_pin: &str, http2: bool) -> Result<reqwest::Client, PinError> {
     let mut tls =
         eid_core::client::pinned_tls_config(spki_pin).map_err(|e| PinError::Tls(e.to_string()))?;
@@ -24,6 +26,7 @@ pub fn pinned_client(spki_pin: &str, http2: bool) -> Result<reqwest::Client, Pin
         .timeout(std::time::Duration::from_secs(90))
         .connect_timeout(std::time::Duration::from_secs(10))
         .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| PinError::Tls(e.to_string()))
 }

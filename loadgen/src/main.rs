@@ -4,7 +4,11 @@
 //! Each phone loops: the service provider creates a request → the phone pulls
 //! (signed, verifies the envelope) → the phone approves (device + PIN key,
 //! verifies the receipt) → the service provider reads the result (verifies the
-//! receipt). Bounded in time and count; refuses any target but 127.0.0.0/8.
+//! receipt). With `--flow oidc` each login is an OpenID Connect login
+//! instead (see `oidc`). Bounded in time and count; refuses any target but
+//! 127.0.0.0/8.
+
+mod oidc;
 
 /// mimalloc: the request path allocates many small short-lived buffers; it
 /// measured faster than glibc malloc under the load generator.
@@ -73,6 +77,20 @@ struct Args {
     /// phones go.
     #[arg(long)]
     rate: Option<f64>,
+    /// Which login: `plain` (the `/v1/rp` API) or `oidc` (PAR, the login
+    /// page, the app, the token endpoint, the ID token checked).
+    #[arg(long, value_enum, default_value_t = Flow::Plain)]
+    flow: Flow,
+}
+
+/// The login each phone repeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Flow {
+    /// The service-provider API: create, pull, approve, read the receipt.
+    Plain,
+    /// OpenID Connect through the hosted login page.
+    Oidc,
 }
 
 const STEPS: [&str; 4] = ["rp_create", "phone_pull", "phone_approve", "rp_result"];
@@ -87,6 +105,7 @@ struct StepReport {
 
 #[derive(Debug, Serialize)]
 struct Report {
+    flow: Flow,
     phones: usize,
     seconds: f64,
     logins: u64,
@@ -192,6 +211,16 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let provider = ProviderClient::new(endpoint.clone(), &sp.api_key);
     let server_key = provider.server_key().await?;
+    let oidc_client = match args.flow {
+        Flow::Oidc => Some(Arc::new(
+            oidc::register(&admin, &endpoint, sp.service_provider_id).await?,
+        )),
+        Flow::Plain => None,
+    };
+    let step_names: &'static [&'static str] = match args.flow {
+        Flow::Plain => &STEPS,
+        Flow::Oidc => &oidc::STEPS,
+    };
 
     // Set-up: one identity and one activated phone per simulated person.
     let run_tag = eid_protocol::wire::b64::encode(&eid_protocol::crypto::random_array::<4>());
@@ -247,9 +276,10 @@ async fn main() -> anyhow::Result<()> {
     for (i, mut worker) in workers.into_iter().enumerate() {
         let (endpoint, provider) = connections[i % connections.len()].clone();
         let server_key = server_key.clone();
+        let oidc_client = oidc_client.clone();
         let (issued, errors, max) = (issued.clone(), errors.clone(), args.max_logins);
         tasks.push(tokio::spawn(async move {
-            let mut steps: Vec<Histogram<u64>> = (0..4)
+            let mut steps: Vec<Histogram<u64>> = (0..step_names.len())
                 .map(|_| Histogram::new(3).expect("histogram"))
                 .collect();
             let mut total = Histogram::<u64>::new(3).expect("histogram");
@@ -266,7 +296,22 @@ async fn main() -> anyhow::Result<()> {
                     }
                     tokio::time::sleep_until(slot).await;
                 }
-                match one_login(&endpoint, &provider, &server_key, &mut worker, &mut steps).await {
+                let login = match &oidc_client {
+                    Some(client) => {
+                        oidc::one_login(
+                            &endpoint,
+                            client,
+                            &mut worker.phone,
+                            &worker.user_id,
+                            &mut steps,
+                        )
+                        .await
+                    }
+                    None => {
+                        one_login(&endpoint, &provider, &server_key, &mut worker, &mut steps).await
+                    }
+                };
+                match login {
                     Ok(elapsed) => {
                         total.record(elapsed.as_micros() as u64).ok();
                         done += 1;
@@ -281,7 +326,7 @@ async fn main() -> anyhow::Result<()> {
             (steps, total, done)
         }));
     }
-    let mut steps: Vec<Histogram<u64>> = (0..4)
+    let mut steps: Vec<Histogram<u64>> = (0..step_names.len())
         .map(|_| Histogram::new(3).expect("histogram"))
         .collect();
     let mut total = Histogram::<u64>::new(3)?;
@@ -301,7 +346,8 @@ async fn main() -> anyhow::Result<()> {
         logins,
         errors: errors.load(Ordering::Relaxed),
         logins_per_sec: logins as f64 / seconds,
-        steps: STEPS
+        flow: args.flow,
+        steps: step_names
             .iter()
             .zip(&steps)
             .map(|(step, h)| StepReport {

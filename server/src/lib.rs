@@ -290,7 +290,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
 
     // Nonces older than the skew window can't be replayed; forget them. The
     // same minute tick records expired self-service changes and deletes
-    // expired decoy enrolments.
+    // expired decoy enrolments and ended OIDC logins.
     let purge_store = store.clone();
     let purge_clock = options.clock.clone();
     let mut purge_shutdown = shutdown_rx.clone();
@@ -314,6 +314,13 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
                         Ok(0) => {}
                         Ok(n) => tracing::debug!(purged = n, "expired decoy enrolments deleted"),
                         Err(e) => tracing::warn!(error = %e, "decoy enrolment purge failed"),
+                    }
+                    // OIDC logins past their end (and their access
+                    // token's) vouch for nothing any more.
+                    match purge_store.purge_oidc_logins(purge_clock.now_ms(), 10_000).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(purged = n, "ended OIDC logins deleted"),
+                        Err(e) => tracing::warn!(error = %e, "OIDC login purge failed"),
                     }
                 }
                 _ = purge_shutdown.changed() => break,

@@ -282,6 +282,8 @@ async fn server_key(
         self_service::contact_change_status, self_service::start_user_id_change,
         self_service::user_id_change_status,
         rp::create_request, rp::get_request, rp::cancel_request,
+        crate::web::login::authorize, crate::web::login::page, crate::web::login::user_id,
+        crate::web::login::status, crate::web::login::qr, crate::web::login::next,
     ),
     modifiers(&SecurityAddon),
 )]

@@ -3443,7 +3443,7 @@ pub async fn an_oidc_login_is_bound_to_one_browser_once_and_only_before_its_requ
         panic!("a fresh request_uri binds");
     };
     assert_eq!(bound.browser_sha256, Some([9; 32]));
-    assert_eq!(s.oidc_login(login.id).await.unwrap(), Some(bound));
+    assert_eq!(s.oidc_login(login.id).await.unwrap(), Some(*bound));
     assert_eq!(
         s.bind_oidc_login([1; 32], &login.client_id, [8; 32], T0 + 1)
             .await
@@ -3559,7 +3559,7 @@ pub async fn an_oidc_code_is_redeemed_once_and_presenting_it_again_revokes_the_a
     assert!(!redeemed.revoked);
     assert_eq!(
         s.oidc_login_by_access_token([1; 32]).await.unwrap(),
-        Some(redeemed)
+        Some(*redeemed)
     );
     assert_eq!(
         s.redeem_oidc_code([8; 32], Some(([2; 32], T0 + 300_000)), T0 + 2_000)

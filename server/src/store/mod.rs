@@ -388,7 +388,7 @@ pub struct OidcLogin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindLoginResult {
     /// The login now belongs to the browser.
-    Bound(OidcLogin),
+    Bound(Box<OidcLogin>),
     /// No login of this client has this `request_uri`.
     Unknown,
     /// The `request_uri` is older than its 60 s.
@@ -402,7 +402,7 @@ pub enum BindLoginResult {
 pub enum RedeemResult {
     /// The code was unused and current; it is now used (and the access
     /// token, if one was given, is the login's).
-    Redeemed(OidcLogin),
+    Redeemed(Box<OidcLogin>),
     /// The code had been redeemed before: the access token issued then is
     /// revoked now.
     Reused,

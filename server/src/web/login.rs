@@ -17,7 +17,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use eid_protocol::binding::{BindingSecret, StoredBinding};
-use eid_protocol::wire::{ErrorCode, RequestStatus};
+use eid_protocol::wire::{ErrorBody, ErrorCode, RequestStatus};
 use eid_protocol::{RequestId, RequestKind};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
@@ -282,6 +282,15 @@ impl Failure {
 /// login to this browser and sends it to the login page. Anything wrong is
 /// an error page here, never a redirect: the redirect URI of an unknown
 /// or unchecked request must not be trusted.
+#[utoipa::path(get, path = "/oidc/authorize", tag = "oidc login page",
+    params(
+        ("client_id" = String, Query, description = "the client that pushed the request", max_length = 128),
+        ("request_uri" = String, Query, description = "from the PAR answer; single use, 60 s", max_length = 128)),
+    responses(
+        (status = 303, description = "to the login page, with the cookie binding the login to this browser",
+            headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, description = "unknown client, or an unknown, used or expired request_uri: an error page, never a redirect", content_type = "text/html", body = String),
+        (status = 429, description = "rate_limited (per address)", body = ErrorBody)))]
 pub(crate) async fn authorize(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -312,7 +321,7 @@ pub(crate) async fn authorize(
         )
         .await;
     let login = match bound {
-        Ok(BindLoginResult::Bound(login)) => login,
+        Ok(BindLoginResult::Bound(login)) => *login,
         Ok(_) => return bad(),
         Err(e) => return Failure::from(e).with(lang).into_response(),
     };
@@ -441,6 +450,20 @@ fn with_lang_cookie(mut response: Response, query: &[(String, String)]) -> Respo
 }
 
 /// `GET /oidc/login/{login_id}`: the page for the login's stage.
+#[utoipa::path(get, path = "/oidc/login/{login_id}", tag = "oidc login page",
+    params(
+        ("login_id" = String, Path, description = "32 hex digits"),
+        ("lang" = Option<String>, Query, description = "da or en"),
+        ("again" = Option<String>, Query, description = "1: the user-ID step again (start again)")),
+    responses(
+        (status = 200, description = "the page", content_type = "text/html", body = String),
+        (status = 303, description = "approved: on to continue", headers(("Location" = String))),
+        (status = 400, description = "an unknown client, or an unknown, used or expired request_uri or login: an error page, never a redirect", content_type = "text/html", body = String),
+        (status = 403, description = "the login belongs to another browser (an error page), or origin_refused", content_type = "text/html", body = String),
+        (status = 409, description = "the login already went back to the service provider", content_type = "text/html", body = String),
+        (status = 410, description = "the login's time is over", content_type = "text/html", body = String),
+        (status = 429, description = "rate_limited (per address)", body = ErrorBody),
+        (status = 500, description = "the store failed", content_type = "text/html", body = String)))]
 pub(crate) async fn page(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
@@ -554,6 +577,19 @@ fn user_id_page(
     )
 }
 
+/// The user-ID form as the OpenAPI document describes it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Read by the document only; the handler parses the body itself.
+pub(crate) struct UserIdFormDoc {
+    /// The page's CSRF token.
+    csrf: String,
+    /// The person's user ID (at most 64 characters).
+    #[schema(max_length = 64)]
+    user_id: String,
+    /// `1`: remember the user ID on this browser.
+    remember: Option<String>,
+}
+
 /// The fields of the user-ID form.
 struct UserIdForm {
     csrf: String,
@@ -583,6 +619,19 @@ fn user_id_form(body: &[u8]) -> Option<UserIdForm> {
 
 /// `POST /oidc/login/{login_id}/user-id`: the person's user ID. Starts the
 /// request in the app (or its stand-in), then shows the code.
+#[utoipa::path(post, path = "/oidc/login/{login_id}/user-id", tag = "oidc login page",
+    params(("login_id" = String, Path, description = "32 hex digits")),
+    request_body(content = UserIdFormDoc, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "back to the page, which shows the code", headers(("Location" = String))),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 422, description = "no usable user ID: the form again", content_type = "text/html", body = String),
+        (status = 400, description = "an unknown client, or an unknown, used or expired request_uri or login: an error page, never a redirect", content_type = "text/html", body = String),
+        (status = 403, description = "the login belongs to another browser (an error page), or origin_refused", content_type = "text/html", body = String),
+        (status = 409, description = "the login already went back to the service provider", content_type = "text/html", body = String),
+        (status = 410, description = "the login's time is over", content_type = "text/html", body = String),
+        (status = 429, description = "rate_limited (per address)", body = ErrorBody),
+        (status = 500, description = "the store failed", content_type = "text/html", body = String)))]
 pub(crate) async fn user_id(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
@@ -634,20 +683,19 @@ pub(crate) async fn user_id(
     {
         Stage::Approved(_) | Stage::Refused { .. } => return Ok(see_other(&path)),
         Stage::Waiting { .. } => {
-            if let Some(previous) = login.request_id {
-                if let Some(client) = state
+            if let Some(previous) = login.request_id
+                && let Some(client) = state
                     .store
                     .oidc_client(&login.client_id)
                     .await
                     .map_err(|e| Failure::from(e).with(lang))?
-                {
-                    state
-                        .store
-                        .cancel_request(previous, client.service_provider_id, now)
-                        .await
-                        .map_err(|e| Failure::from(e).with(lang))?;
-                    state.waiters.wake(previous);
-                }
+            {
+                state
+                    .store
+                    .cancel_request(previous, client.service_provider_id, now)
+                    .await
+                    .map_err(|e| Failure::from(e).with(lang))?;
+                state.waiters.wake(previous);
             }
         }
         Stage::UserId | Stage::Expired => {}
@@ -712,8 +760,8 @@ pub(crate) async fn user_id(
 }
 
 /// The status the page's script reads every second.
-#[derive(Debug, Serialize)]
-struct Status {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Status {
     /// `user_id`, `waiting`, `approved`, `refused`, `expired`.
     state: &'static str,
     /// The sentence for the `aria-live` status line.
@@ -731,6 +779,14 @@ struct Status {
 
 /// `GET /oidc/login/{login_id}/status`: where the login stands, for the
 /// page's script.
+#[utoipa::path(get, path = "/oidc/login/{login_id}/status", tag = "oidc login page",
+    params(("login_id" = String, Path, description = "32 hex digits")),
+    responses(
+        (status = 200, body = Status),
+        (status = 403, description = "the login belongs to another browser"),
+        (status = 410, description = "unknown, over or finished"),
+        (status = 429, description = "rate_limited (per address)", body = ErrorBody),
+        (status = 500, description = "the store failed")))]
 pub(crate) async fn status(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
@@ -786,6 +842,13 @@ pub(crate) async fn status(
 }
 
 /// `GET /oidc/login/{login_id}/qr.svg`: the QR of the code shown now.
+#[utoipa::path(get, path = "/oidc/login/{login_id}/qr.svg", tag = "oidc login page",
+    params(("login_id" = String, Path, description = "32 hex digits")),
+    responses(
+        (status = 200, content_type = "image/svg+xml", body = String),
+        (status = 404, description = "no code to show (unknown login, another browser, not waiting)"),
+        (status = 429, description = "rate_limited (per address)", body = ErrorBody),
+        (status = 500, description = "the store failed")))]
 pub(crate) async fn qr(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
@@ -811,6 +874,16 @@ pub(crate) async fn qr(
 /// `GET /oidc/login/{login_id}/continue`: back to the service provider,
 /// with a code once the person approved (issued once), or with
 /// `access_denied` once they refused; otherwise back to the page.
+#[utoipa::path(get, path = "/oidc/login/{login_id}/continue", tag = "oidc login page",
+    params(("login_id" = String, Path, description = "32 hex digits")),
+    responses(
+        (status = 303, description = "to the redirect URI with code, state and iss (approved), with error=access_denied (refused), or back to the page", headers(("Location" = String))),
+        (status = 400, description = "an unknown client, or an unknown, used or expired request_uri or login: an error page, never a redirect", content_type = "text/html", body = String),
+        (status = 403, description = "the login belongs to another browser (an error page), or origin_refused", content_type = "text/html", body = String),
+        (status = 409, description = "the login already went back to the service provider", content_type = "text/html", body = String),
+        (status = 410, description = "the login's time is over", content_type = "text/html", body = String),
+        (status = 429, description = "rate_limited (per address)", body = ErrorBody),
+        (status = 500, description = "the store failed", content_type = "text/html", body = String)))]
 pub(crate) async fn next(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,

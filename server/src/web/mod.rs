@@ -9,7 +9,7 @@
 //! service provider; every form carries a CSRF token derived from it; URLs
 //! carry the login's id and never a user ID.
 
-mod login;
+pub(crate) mod login;
 mod qr;
 mod texts;
 

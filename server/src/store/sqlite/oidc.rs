@@ -164,10 +164,10 @@ pub(super) fn bind_oidc_login(
     }
     c.prepare_cached("UPDATE oidc_logins SET browser_sha256 = ?2 WHERE id = ?1")?
         .execute(params![login.id.0.as_slice(), browser_sha256.as_slice()])?;
-    Ok(BindLoginResult::Bound(OidcLogin {
+    Ok(BindLoginResult::Bound(Box::new(OidcLogin {
         browser_sha256: Some(browser_sha256),
         ..login
-    }))
+    })))
 }
 
 /// The read of [`Store::oidc_login`](crate::store::Store::oidc_login).
@@ -265,12 +265,12 @@ pub(super) fn redeem_oidc_code(
     if expired {
         return Ok(RedeemResult::Expired);
     }
-    Ok(RedeemResult::Redeemed(OidcLogin {
+    Ok(RedeemResult::Redeemed(Box::new(OidcLogin {
         redeemed_at_ms: Some(now_ms),
         access_expires_at_ms,
         expires_at_ms,
         ..login
-    }))
+    })))
 }
 
 /// The read of [`Store::oidc_login_by_access_token`](crate::store::Store::oidc_login_by_access_token).
