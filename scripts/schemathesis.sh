@@ -41,11 +41,23 @@ token=$(cat "$work/admin-token")
 api_key=$(curl -sk -X POST "$base/v1/admin/service-providers" \
   -H @"$work/admin-auth" -H 'content-type: application/json' \
   -d '{"name":"Schemathesis Bank"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
+# An OIDC client (of a provider of its own), so PAR and token get past client
+# authentication and their parameters are what is fuzzed.
+sp_id=$(curl -sk -X POST "$base/v1/admin/service-providers" \
+  -H @"$work/admin-auth" -H 'content-type: application/json' \
+  -d '{"name":"Schemathesis OIDC Bank"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["service_provider_id"])')
+read -r client_id client_secret < <(curl -sk -X POST "$base/v1/admin/oidc-clients" \
+  -H @"$work/admin-auth" -H 'content-type: application/json' \
+  -d "{\"service_provider_id\":\"$sp_id\",\"redirect_uris\":[\"https://bank.example/cb\"],\"client_secret_basic\":true,\"scopes\":[\"openid\"]}" \
+  | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["client_id"], d["client_secret"])')
 cat >"$work/schemathesis.toml" <<TOML
 [auth.openapi.admin_token]
 bearer = "$token"
 [auth.openapi.api_key]
 bearer = "$api_key"
+[auth.openapi.client_secret_basic]
+username = "$client_id"
+password = "$client_secret"
 TOML
 # The TLS certificate is the server's self-signed development one.
 "$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$base/openapi.json" \

@@ -4,7 +4,7 @@ use clap::Subcommand;
 use eid_api_client::AdminClient;
 use eid_protocol::IdentityId;
 use eid_protocol::wire::{
-    AgentInfo, AgentRole, CreateIdentityRequest, EcPublicJwk, IdentityInfo, OidcClientAuthMethod,
+    AgentInfo, AgentRole, ClientJwk, CreateIdentityRequest, IdentityInfo, OidcClientAuthMethod,
     RegisterOidcClientRequest,
 };
 
@@ -343,13 +343,13 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
 }
 
 /// Reads a public JWK from a file (a JSON object).
-fn read_jwk(path: &std::path::Path) -> Result<EcPublicJwk, CliError> {
+fn read_jwk(path: &std::path::Path) -> Result<ClientJwk, CliError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         CliError::invalid_argument(format!("cannot read the JWK file {}: {e}", path.display()))
     })?;
     serde_json::from_str(&text).map_err(|e| {
         CliError::invalid_argument(format!(
-            "the JWK file {} is not a JSON object with kty, crv, x and y: {e}",
+            "the JWK file {} is not a JSON object with kty and crv, x, y (EC) or n, e (RSA): {e}",
             path.display()
         ))
     })

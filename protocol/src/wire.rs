@@ -466,19 +466,29 @@ pub enum OidcClientAuthMethod {
     PrivateKeyJwt,
 }
 
-/// A public EC P-256 key as a JWK (RFC 7517), for `private_key_jwt`.
-/// Members other than these are ignored.
+/// A client's public key as a JWK (RFC 7517), for `private_key_jwt`: EC
+/// P-256 (`kty` `EC`, `crv`, `x`, `y`; ES256) or RSA (`kty` `RSA`, `n`, `e`,
+/// at least 2048 bits; RS256). Members other than these are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
-pub struct EcPublicJwk {
-    /// Must be `EC`.
+pub struct ClientJwk {
+    /// `EC` or `RSA`.
     pub kty: String,
-    /// Must be `P-256`.
-    pub crv: String,
-    /// The x coordinate, base64url without padding (32 bytes).
-    pub x: String,
-    /// The y coordinate, base64url without padding (32 bytes).
-    pub y: String,
+    /// EC: must be `P-256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    /// EC: the x coordinate, base64url without padding (32 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    /// EC: the y coordinate, base64url without padding (32 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+    /// RSA: the modulus, base64url without padding, no leading zero byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// RSA: the public exponent, base64url without padding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
 }
 
 /// Register an OpenID Connect client for a service provider.
@@ -496,7 +506,7 @@ pub struct RegisterOidcClientRequest {
     pub client_secret_basic: bool,
     /// The client's public key for `private_key_jwt`.
     #[serde(default)]
-    pub jwk: Option<EcPublicJwk>,
+    pub jwk: Option<ClientJwk>,
     /// The scopes the client may ask for; must contain `openid`.
     pub scopes: Vec<String>,
 }

@@ -139,6 +139,7 @@ const PRIVATE_FILES: &[&str] = &[
     "admin-token",
     "dev-tls-key.pem",
     oidc::ID_TOKEN_KEY_FILE,
+    oidc::PAIRWISE_KEY_FILE,
 ];
 
 /// Makes the data folder its owner's alone, whatever the process umask (a
@@ -264,6 +265,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&database_path)?);
     let signing_key = Arc::new(load_or_create_signing_key(&config.data_dir)?);
     let id_token_key = Arc::new(oidc::IdTokenKey::load_or_create(&config.data_dir)?);
+    let pairwise_key = Arc::new(oidc::PairwiseKey::load_or_create(&config.data_dir)?);
     let admin_token = load_or_create_admin_token(&config)?;
     let tls = tls::load_or_create(
         config.tls.cert_path.as_deref(),
@@ -277,6 +279,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         options.clock.clone(),
         signing_key,
         id_token_key,
+        pairwise_key,
         &admin_token,
         config.clone(),
     );

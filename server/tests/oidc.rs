@@ -1,24 +1,35 @@
-//! The OpenID Connect provider over real TLS with a real SQLite file: for
-//! now the registration of OIDC clients by an administrator, the discovery
-//! document and the JWKS (see docs/oidc.md for what exists and what is
-//! still to come).
+//! The OpenID Connect provider over real TLS with a real SQLite file (see
+//! docs/oidc.md): the registration of OIDC clients by an administrator, the
+//! discovery document and the JWKS here; client authentication and PAR in
+//! `oidc/par.rs`, the token and userinfo endpoints in `oidc/token.rs`, the
+//! whole login through the hosted pages in `oidc/flow.rs`.
 
 mod common;
+#[path = "oidc/flow.rs"]
+mod flow;
+#[path = "oidc/par.rs"]
+mod par;
+#[path = "oidc/support.rs"]
+mod support;
+#[path = "oidc/token.rs"]
+mod token;
 
 use common::{Harness, assert_code};
 use eid_api_client::{AdminClient, ApiFailure};
 use eid_protocol::ServiceProviderId;
 use eid_protocol::wire::{
-    AgentRole, EcPublicJwk, ErrorCode, OidcClientAuthMethod, RegisterOidcClientRequest,
+    AgentRole, ClientJwk, ErrorCode, OidcClientAuthMethod, RegisterOidcClientRequest,
 };
 
 /// A P-256 public key whose point is on the curve.
-fn on_curve_jwk() -> EcPublicJwk {
-    EcPublicJwk {
+fn on_curve_jwk() -> ClientJwk {
+    ClientJwk {
         kty: "EC".into(),
-        crv: "P-256".into(),
-        x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU".into(),
-        y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into(),
+        crv: Some("P-256".into()),
+        x: Some("f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU".into()),
+        y: Some("x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into()),
+        n: None,
+        e: None,
     }
 }
 
@@ -118,6 +129,34 @@ async fn an_administrator_registers_a_client_whose_secret_is_shown_once_and_stor
     assert_eq!(audit[0].outcome, "done");
     assert_eq!(audit[0].agent_id, None);
     assert_eq!(audit[0].service_provider_id, Some(sp));
+}
+
+#[tokio::test]
+async fn an_rsa_key_of_2048_bits_is_registered_in_its_thumbprint_form() {
+    let h = Harness::start().await;
+    let sp = provider(&h, "Sparekassen Vest").await;
+    let mut req = request(sp);
+    req.client_secret_basic = false;
+    req.jwk = Some(support::rsa_jwk());
+    let client = h.admin.register_oidc_client(&req).await.unwrap();
+    assert_eq!(
+        client.token_endpoint_auth_methods,
+        [OidcClientAuthMethod::PrivateKeyJwt]
+    );
+    let jwk: String = database(&h)
+        .query_row(
+            "SELECT jwk FROM oidc_clients WHERE client_id = ?1",
+            [&client.client_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        jwk,
+        format!(
+            r#"{{"e":"AQAB","kty":"RSA","n":"{}"}}"#,
+            support::rsa_jwk().n.unwrap()
+        )
+    );
 }
 
 #[tokio::test]
@@ -242,11 +281,18 @@ async fn registrations_that_break_the_rules_are_refused_with_the_field_named() {
     assert_eq!(
         message(
             refused(|r| r.jwk.as_mut().unwrap().y =
-                "y_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into())
+                Some("y_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into()))
             .await,
             ErrorCode::InvalidParameter
         ),
         "jwk: the point is not on the P-256 curve"
+    );
+    assert_eq!(
+        message(
+            refused(|r| r.jwk = Some(support::rsa_jwk_of_bits(1024))).await,
+            ErrorCode::InvalidParameter
+        ),
+        "jwk: the RSA modulus must have 2048 to 8192 bits"
     );
     assert_eq!(
         message(
@@ -298,6 +344,7 @@ async fn discovery_names_the_issuer_by_the_host_called_and_the_flows_it_is_built
             "issuer": issuer,
             "authorization_endpoint": format!("{issuer}/oidc/authorize"),
             "token_endpoint": format!("{issuer}/oidc/token"),
+            "userinfo_endpoint": format!("{issuer}/oidc/userinfo"),
             "jwks_uri": format!("{issuer}/oidc/jwks"),
             "pushed_authorization_request_endpoint": format!("{issuer}/oidc/par"),
             "require_pushed_authorization_requests": true,
@@ -307,10 +354,11 @@ async fn discovery_names_the_issuer_by_the_host_called_and_the_flows_it_is_built
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["ES256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "private_key_jwt"],
-            "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256"],
             "code_challenge_methods_supported": ["S256"],
             "scopes_supported": ["openid"],
-            "claims_supported": ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sub", "acr", "amr"],
+            "claims_supported": ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sub", "acr", "amr",
+                "eid_request_id", "eid_receipt", "eid_reference_text_sha256"],
             "acr_values_supported": ["https://data.gov.dk/concept/core/nsis/loa/Substantial"],
         })
     );

@@ -58,6 +58,7 @@ fn assert_private(data_dir: &Path) {
         "admin-token",
         "server-signing-key.pk8",
         "oidc-id-token-key.pk8",
+        "oidc-pairwise.key",
         "dev-tls-key.pem",
     ] {
         assert!(data_dir.join(name).exists(), "{name} missing");

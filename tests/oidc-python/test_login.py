@@ -3,10 +3,12 @@ PAR with PKCE, the hosted login page, the phone's approval with the binding
 code, the token exchange with private_key_jwt or client_secret_basic, the ID
 token and userinfo."""
 
+import json
 import re
 import time
 from urllib.parse import parse_qsl, urlparse
 
+import pytest
 import requests
 
 import person
@@ -162,3 +164,15 @@ def test_the_receipt_is_signed_by_the_server_key(setup, first_login):
                        verify=setup["ca_file"], timeout=10).json()
     receipt.verify(first_login.claims["eid_receipt"],
                    key["server_public_key"])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "eid_receipt carries the broker's identity_id and authenticator_id, the "
+    "same at every sector, so service providers can link their pairwise sub "
+    "(docs/oidc.md, the receipt as evidence)"))
+def test_nothing_in_the_id_token_links_the_person_across_sectors(
+        setup, first_login, secret_login):
+    for login in (first_login, secret_login):
+        text = json.dumps(dict(login.claims))
+        assert setup["identity_id"] not in text
+        assert login.approved.decision["authenticator_id"] not in text

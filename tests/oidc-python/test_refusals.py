@@ -1,7 +1,7 @@
 """What a service provider's client sees when it gets something wrong, or
 when someone replays what it sent: every refusal with its OAuth error."""
 
-from urllib.parse import parse_qsl, urlencode, urlparse
+from urllib.parse import parse_qsl, urlencode, urljoin, urlparse
 
 import pytest
 import requests
@@ -178,3 +178,20 @@ def test_a_pushed_request_opens_one_browser_only(setup, meta):
                          allow_redirects=False)
     assert again.status_code == 400
     assert "Location" not in again.headers
+
+
+def test_a_denied_login_comes_back_as_access_denied(setup, meta, phone):
+    client = new_key_client(setup)
+    browser_url, kept = sp.start_login(client, meta)
+    browser = person.Browser(meta["issuer"], setup["ca_file"])
+    step1 = browser.open_login(browser_url)
+    browser.submit_user_id(step1, setup["user_id"])
+    phone.deny(phone.pending_login()["request_id"])
+    page = browser.go("GET", step1.url)
+    outcome = person.LoginPage(page.text)
+    assert outcome.text_of("outcome")
+    back = browser.go("GET", urljoin(page.url,
+                                     outcome.by_id["back"].attrs["href"]))
+    assert isinstance(back, str) and back.startswith(client.redirect_uri)
+    with pytest.raises(sp.LoginRefused, match="access_denied"):
+        sp.finish_login(client, meta, back, kept)

@@ -6,9 +6,9 @@ mod enrolment;
 mod guard;
 pub(crate) mod oidc;
 pub(crate) mod rp;
-mod self_service;
+pub(crate) mod self_service;
 mod signed;
-mod sources;
+pub(crate) mod sources;
 
 use std::sync::Arc;
 
@@ -34,7 +34,10 @@ use crate::limits::CACHE_MAX_ENTRIES;
 use crate::store::{ServiceProvider, Store};
 use crate::waiters::Waiters;
 
-pub(crate) use guard::WebOrigin;
+pub(crate) use guard::{Source, WebOrigin};
+pub(crate) use oidc::{
+    PATH_PAR as OIDC_PATH_PAR, PATH_TOKEN as OIDC_PATH_TOKEN, issuer as oidc_issuer,
+};
 
 // The limits moved to `crate::limits`; kept here for the old paths.
 pub use crate::limits::{ACTIVATION_CODE_MAX_TRIES, CENTRAL_PIN_LOCK_AT, MAX_WAIT_SECS};
@@ -49,6 +52,8 @@ pub(crate) struct Inner {
     pub(crate) signing_key: Arc<SoftwareSigningKey>,
     /// The key ID tokens are signed with (its own, see `crate::oidc`).
     pub(crate) id_token_key: Arc<crate::oidc::IdTokenKey>,
+    /// The secret pairwise subjects are derived under (see `crate::oidc`).
+    pub(crate) pairwise_key: Arc<crate::oidc::PairwiseKey>,
     admin_token_sha256: [u8; 32],
     pub(crate) config: Config,
     pub(crate) waiters: Waiters,
@@ -88,6 +93,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         signing_key: Arc<SoftwareSigningKey>,
         id_token_key: Arc<crate::oidc::IdTokenKey>,
+        pairwise_key: Arc<crate::oidc::PairwiseKey>,
         admin_token: &str,
         config: Config,
     ) -> Self {
@@ -96,6 +102,7 @@ impl AppState {
             clock,
             signing_key,
             id_token_key,
+            pairwise_key,
             admin_token_sha256: eid_protocol::sha256(admin_token.as_bytes()),
             config,
             waiters: Waiters::default(),
@@ -193,6 +200,12 @@ pub(crate) fn router(state: AppState) -> Router {
             wire::PATH_CANCEL_CONTACT_CHANGE,
             post(device::cancel_contact_change),
         )
+        .route(oidc::PATH_PAR, post(crate::oidc::par::par))
+        .route(oidc::PATH_TOKEN, post(crate::oidc::token::token))
+        .route(
+            oidc::PATH_USERINFO,
+            get(crate::oidc::userinfo::userinfo_get).post(crate::oidc::userinfo::userinfo_post),
+        )
         .route("/v1/rp/requests", post(rp::create_request))
         .route("/v1/rp/requests/{request_id}", get(rp::get_request))
         .route(
@@ -270,6 +283,8 @@ async fn server_key(
     info(title = "eID reference server", description = "Identity broker for the eID authenticator: admin, device and relying-party APIs. Errors are JSON ErrorBody objects with stable codes."),
     paths(
         healthz, openapi_json, server_key, oidc::discovery, oidc::jwks,
+        crate::oidc::par::par, crate::oidc::token::token,
+        crate::oidc::userinfo::userinfo_get, crate::oidc::userinfo::userinfo_post,
         admin::create_identity, admin::get_identity, admin::issue_activation_code,
         admin::block_identity, admin::unblock_identity, admin::register_service_provider,
         admin::register_oidc_client,
@@ -300,6 +315,16 @@ impl utoipa::Modify for SecurityAddon {
         );
         components.add_security_scheme(
             "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // OAuth client authentication at PAR and token (the other method,
+        // private_key_jwt, travels in the form).
+        components.add_security_scheme(
+            "client_secret_basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        components.add_security_scheme(
+            "access_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }

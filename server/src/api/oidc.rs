@@ -1,7 +1,7 @@
 //! OpenID Connect endpoints (see docs/oidc.md): the discovery document and
-//! the JWKS with the ID-token signing key. The discovery document already
-//! names the PAR, authorization and token endpoints the provider is built
-//! towards; until they exist they answer `not_found`.
+//! the JWKS with the ID-token signing key. The PAR, token and userinfo
+//! endpoints it names are in `crate::oidc`; the authorization endpoint and
+//! the login page are the browser's (`web`).
 
 use axum::Json;
 use axum::extract::State;
@@ -18,12 +18,14 @@ use crate::oidc::{PublicJwk, is_issuer};
 pub(crate) const PATH_DISCOVERY: &str = "/.well-known/openid-configuration";
 /// The JWKS path.
 pub(crate) const PATH_JWKS: &str = "/oidc/jwks";
-/// The pushed authorization request endpoint (RFC 9126), not built yet.
-const PATH_PAR: &str = "/oidc/par";
-/// The authorization endpoint, not built yet.
+/// The pushed authorization request endpoint (RFC 9126).
+pub(crate) const PATH_PAR: &str = "/oidc/par";
+/// The authorization endpoint.
 const PATH_AUTHORIZE: &str = "/oidc/authorize";
-/// The token endpoint, not built yet.
-const PATH_TOKEN: &str = "/oidc/token";
+/// The token endpoint.
+pub(crate) const PATH_TOKEN: &str = "/oidc/token";
+/// The userinfo endpoint.
+pub(crate) const PATH_USERINFO: &str = "/oidc/userinfo";
 /// The NSIS assurance level of a login with the app (two factors: the
 /// device key and the PIN).
 pub(crate) const ACR_NSIS_SUBSTANTIAL: &str =
@@ -39,6 +41,7 @@ pub(crate) struct ProviderMetadata {
     issuer: String,
     authorization_endpoint: String,
     token_endpoint: String,
+    userinfo_endpoint: String,
     jwks_uri: String,
     pushed_authorization_request_endpoint: String,
     require_pushed_authorization_requests: bool,
@@ -109,6 +112,7 @@ pub(crate) async fn discovery(
     Ok(cached(ProviderMetadata {
         authorization_endpoint: at(PATH_AUTHORIZE),
         token_endpoint: at(PATH_TOKEN),
+        userinfo_endpoint: at(PATH_USERINFO),
         jwks_uri: at(PATH_JWKS),
         pushed_authorization_request_endpoint: at(PATH_PAR),
         issuer,
@@ -119,7 +123,7 @@ pub(crate) async fn discovery(
         subject_types_supported: vec!["pairwise"],
         id_token_signing_alg_values_supported: vec!["ES256"],
         token_endpoint_auth_methods_supported: vec!["client_secret_basic", "private_key_jwt"],
-        token_endpoint_auth_signing_alg_values_supported: vec!["ES256"],
+        token_endpoint_auth_signing_alg_values_supported: vec!["ES256", "RS256"],
         code_challenge_methods_supported: vec!["S256"],
         scopes_supported: vec!["openid"],
         claims_supported: vec![
@@ -132,6 +136,9 @@ pub(crate) async fn discovery(
             "sub",
             "acr",
             "amr",
+            "eid_request_id",
+            "eid_receipt",
+            "eid_reference_text_sha256",
         ],
         acr_values_supported: vec![ACR_NSIS_SUBSTANTIAL],
     }))

@@ -242,20 +242,32 @@ pub(crate) async fn start_contact_change(
     Source(source): Source,
     ApiJson(req): ApiJson<StartContactChangeRequest>,
 ) -> Result<(StatusCode, Json<SelfServiceStep>), RetryLater> {
-    let checked = match req.channel {
-        ContactChannel::Phone => contact::check_phone(&req.new_value),
-        _ => contact::check_email(&req.new_value),
+    start_contact(&state, source, &req.user_id, req.channel, &req.new_value).await
+}
+
+/// Starts a phone or e-mail change for `user_id` asked from `source`, as
+/// [`start_contact_change`] does (the self-service pages call it too).
+pub(crate) async fn start_contact(
+    state: &AppState,
+    source: IpAddr,
+    user_id: &str,
+    channel: ContactChannel,
+    new_value: &str,
+) -> Result<(StatusCode, Json<SelfServiceStep>), RetryLater> {
+    let checked = match channel {
+        ContactChannel::Phone => contact::check_phone(new_value),
+        _ => contact::check_email(new_value),
     }
     .map_err(|e| ApiError::new(ErrorCode::InvalidContact, e.to_string()))?;
     let text = format!(
         "{} (trin 1 af 2)",
-        contact_change_text(req.channel, &masked(req.channel, &checked))
+        contact_change_text(channel, &masked(channel, &checked))
     );
     start(
-        &state,
+        state,
         source,
-        &req.user_id,
-        ChangeKind::Contact(req.channel),
+        user_id,
+        ChangeKind::Contact(channel),
         checked,
         &text,
     )
@@ -286,23 +298,26 @@ pub(crate) async fn start_user_id_change(
     Source(source): Source,
     ApiJson(req): ApiJson<StartUserIdChangeRequest>,
 ) -> Result<(StatusCode, Json<SelfServiceStep>), RetryLater> {
-    let checked = userid::check(&req.new_user_id, userid::PersonalData::default())
+    start_user_id(&state, source, &req.user_id, &req.new_user_id).await
+}
+
+/// Starts a user-ID change for `user_id` asked from `source`, as
+/// [`start_user_id_change`] does (the self-service pages call it too).
+pub(crate) async fn start_user_id(
+    state: &AppState,
+    source: IpAddr,
+    user_id: &str,
+    new_user_id: &str,
+) -> Result<(StatusCode, Json<SelfServiceStep>), RetryLater> {
+    let checked = userid::check(new_user_id, userid::PersonalData::default())
         .map_err(|e| ApiError::new(ErrorCode::InvalidUserId, e.to_string()))?;
     let text = format!("Skift bruger-ID til {checked}");
-    start(
-        &state,
-        source,
-        &req.user_id,
-        ChangeKind::UserId,
-        checked,
-        &text,
-    )
-    .await
+    start(state, source, user_id, ChangeKind::UserId, checked, &text).await
 }
 
 /// The caller's change, visible only with its owner's user ID and once its
 /// first login was approved; anything else is `unknown_change`.
-async fn own_change(
+pub(crate) async fn own_change(
     state: &AppState,
     raw_id: &str,
     user_id: &str,
@@ -371,6 +386,15 @@ pub(crate) async fn confirm_contact_change(
     ApiJson(req): ApiJson<SelfServiceCaller>,
 ) -> ApiResult<(StatusCode, Json<SelfServiceStep>)> {
     let change = own_change(&state, &change_id, &req.user_id, true).await?;
+    confirm(&state, change).await
+}
+
+/// Asks for the second login of `change`, one [`own_change`] let through,
+/// as [`confirm_contact_change`] does (the self-service pages call it too).
+pub(crate) async fn confirm(
+    state: &AppState,
+    change: StoredChange,
+) -> ApiResult<(StatusCode, Json<SelfServiceStep>)> {
     let ChangeKind::Contact(channel) = change.kind else {
         return Err(ApiError::new(
             ErrorCode::UnknownChange,
@@ -382,7 +406,7 @@ pub(crate) async fn confirm_contact_change(
         "{} (trin 2 af 2)",
         contact_change_text(channel, &masked(channel, &change.new_value))
     );
-    let (request, binding_code) = self_service_request(&state, change.identity_id, &text, now)?;
+    let (request, binding_code) = self_service_request(state, change.identity_id, &text, now)?;
     let step = SelfServiceStep {
         change_id: change.id,
         request_id: request.envelope.request_id,

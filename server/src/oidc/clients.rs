@@ -7,7 +7,7 @@
 //! would add only CPU cost to every token request (a lever for overload) and
 //! nothing to the security. The comparison runs in constant time.
 
-use eid_protocol::wire::EcPublicJwk;
+use eid_protocol::wire::ClientJwk;
 use subtle::ConstantTimeEq;
 
 use base64::Engine as _;
@@ -31,7 +31,7 @@ pub enum ClientRuleError {
     /// A scope breaks the rules.
     #[error("scopes: {0}")]
     Scope(String),
-    /// The JWK is not a public EC P-256 key.
+    /// The JWK is not a public EC P-256 or RSA key.
     #[error("jwk: {0}")]
     Jwk(&'static str),
     /// Neither a secret nor a JWK: the client could never authenticate.
@@ -118,19 +118,32 @@ pub fn check_scopes(scopes: &[String]) -> Result<(), ClientRuleError> {
     Ok(())
 }
 
+/// The smallest RSA modulus a client may register, in bits (NIST SP
+/// 800-131A; RFC 7518 section 3.3 requires at least 2048 for RS256).
+pub const MIN_RSA_BITS: usize = 2048;
+/// The largest RSA modulus, in bits (what ring verifies).
+pub const MAX_RSA_BITS: usize = 8192;
+
 /// Checks that the JWK is a public EC P-256 key whose point is on the
-/// curve; returns it in the RFC 7638 form (required members only, in
-/// lexicographic order), which is what the store keeps.
-pub fn check_jwk(jwk: &EcPublicJwk) -> Result<String, ClientRuleError> {
-    if jwk.kty != "EC" {
-        return Err(ClientRuleError::Jwk("kty must be EC"));
+/// curve, or a public RSA key of 2048 to 8192 bits; returns it in the RFC
+/// 7638 form (required members only, in lexicographic order), which is
+/// what the store keeps.
+pub fn check_jwk(jwk: &ClientJwk) -> Result<String, ClientRuleError> {
+    match jwk.kty.as_str() {
+        "EC" => check_ec_jwk(jwk),
+        "RSA" => check_rsa_jwk(jwk),
+        _ => Err(ClientRuleError::Jwk("kty must be EC or RSA")),
     }
-    if jwk.crv != "P-256" {
+}
+
+fn check_ec_jwk(jwk: &ClientJwk) -> Result<String, ClientRuleError> {
+    if jwk.crv.as_deref() != Some("P-256") {
         return Err(ClientRuleError::Jwk("crv must be P-256"));
     }
-    let coordinate =
-        |c: &str| -> Option<Vec<u8>> { URL_SAFE_NO_PAD.decode(c).ok().filter(|b| b.len() == 32) };
-    let (Some(x), Some(y)) = (coordinate(&jwk.x), coordinate(&jwk.y)) else {
+    let coordinate = |c: Option<&str>| -> Option<Vec<u8>> {
+        URL_SAFE_NO_PAD.decode(c?).ok().filter(|b| b.len() == 32)
+    };
+    let (Some(x), Some(y)) = (coordinate(jwk.x.as_deref()), coordinate(jwk.y.as_deref())) else {
         return Err(ClientRuleError::Jwk(
             "x and y must be 32 bytes each, base64url without padding",
         ));
@@ -147,15 +160,46 @@ pub fn check_jwk(jwk: &EcPublicJwk) -> Result<String, ClientRuleError> {
     let theirs = ring::agreement::UnparsedPublicKey::new(&ring::agreement::ECDH_P256, &point);
     ring::agreement::agree_ephemeral(ours, &theirs, |_| ())
         .map_err(|_| ClientRuleError::Jwk("the point is not on the P-256 curve"))?;
-    Ok(thumbprint_input(jwk))
+    // Written back from the decoded bytes: one key has one stored form.
+    Ok(format!(
+        r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+        URL_SAFE_NO_PAD.encode(&x),
+        URL_SAFE_NO_PAD.encode(&y)
+    ))
 }
 
-/// The RFC 7638 JSON of an EC public key (the input of its thumbprint).
-pub fn thumbprint_input(jwk: &EcPublicJwk) -> String {
-    format!(
-        r#"{{"crv":"{}","kty":"{}","x":"{}","y":"{}"}}"#,
-        jwk.crv, jwk.kty, jwk.x, jwk.y
-    )
+fn check_rsa_jwk(jwk: &ClientJwk) -> Result<String, ClientRuleError> {
+    // RFC 7518 section 6.3.1: unsigned big-endian in the fewest octets.
+    let integer = |v: Option<&str>| -> Option<Vec<u8>> {
+        URL_SAFE_NO_PAD
+            .decode(v?)
+            .ok()
+            .filter(|b| b.first().is_some_and(|first| *first != 0))
+    };
+    let (Some(n), Some(e)) = (integer(jwk.n.as_deref()), integer(jwk.e.as_deref())) else {
+        return Err(ClientRuleError::Jwk(
+            "n and e must be unsigned integers, base64url without padding, without leading zero bytes",
+        ));
+    };
+    let bits = n.len() * 8 - n[0].leading_zeros() as usize;
+    if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+        return Err(ClientRuleError::Jwk(
+            "the RSA modulus must have 2048 to 8192 bits",
+        ));
+    }
+    // An even modulus is no RSA key; ring verifies only odd exponents from 3
+    // to 2^33 - 1 (a 4-byte exponent covers every key in use: 65537).
+    let odd = |b: &[u8]| b.last().is_some_and(|l| l & 1 == 1);
+    if !odd(&n) || !odd(&e) || e.len() > 4 || e == [1] {
+        return Err(ClientRuleError::Jwk(
+            "not an RSA public key: the modulus and the exponent must be odd, the exponent from 3 to 2^32 - 1",
+        ));
+    }
+    Ok(format!(
+        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+        URL_SAFE_NO_PAD.encode(&e),
+        URL_SAFE_NO_PAD.encode(&n)
+    ))
 }
 
 /// A fresh public `client_id`: `eidoc_` and 128 random bits.
@@ -252,12 +296,30 @@ mod tests {
     }
 
     /// A P-256 public key whose point is on the curve.
-    fn on_curve_key() -> EcPublicJwk {
-        EcPublicJwk {
+    fn on_curve_key() -> ClientJwk {
+        ClientJwk {
             kty: "EC".into(),
-            crv: "P-256".into(),
-            x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU".into(),
-            y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into(),
+            crv: Some("P-256".into()),
+            x: Some("f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU".into()),
+            y: Some("x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into()),
+            n: None,
+            e: None,
+        }
+    }
+
+    /// The modulus of a 2048-bit RSA key made with OpenSSL.
+    const RSA_2048_N: &str = "yFp9lgZZ_2Ds5YtZFwAo1stJfuplbKo0rQVWQqJBoX96LrVU3eKcgau5x2hMmAHAqcWnCv3714O3IFr4sPU9uE_B8GrpjJZC41J1G6cW3iO2fVtMpgm9XdXLotabBO0t2I0F7BnCZXA7FwwHaqKCO-qQgKP2UESul72CdJNb2DiuvV4LeP_frlaC4DzVp7K0OLr0S7IoEwjdga2rnZoZwvceTNeL7nlESUcSJFrxqNicRJQABurzG57Sg5tkZv3qOagMmjRvk3Uyvbcm9bP9hmfbaYSutXUCvUF6fs_ADtmzfMEm62uSDlqgzuMJNrQCms1XrzS7v7zicSEjBvBqjQ";
+    /// The modulus of a 1024-bit RSA key made with OpenSSL.
+    const RSA_1024_N: &str = "u0lmshVn1_MK9IOzhWTlw2qyo6wNIo3gvr8YUuh10Y0PDhsCNAR4SWW8Vi2O2AHB9HbxcAZz-cTqP-jG5Vjwy_A5WqGmgYGIT3-OxX2IaEusI-9MpQbWSGKULSUtGuGcsf_8zRQk2cXo8_1MemGygeF32DUzrCq3RdEomnHygqE";
+
+    fn rsa_key(n: &str, e: &str) -> ClientJwk {
+        ClientJwk {
+            kty: "RSA".into(),
+            crv: None,
+            x: None,
+            y: None,
+            n: Some(n.into()),
+            e: Some(e.into()),
         }
     }
 
@@ -272,23 +334,62 @@ mod tests {
     #[test]
     fn a_jwk_off_the_curve_or_of_another_type_is_refused() {
         let mut off_curve = on_curve_key();
-        off_curve.y = "y_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into();
+        off_curve.y = Some("y_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into());
         assert_eq!(
             check_jwk(&off_curve),
             Err(ClientRuleError::Jwk("the point is not on the P-256 curve"))
         );
-        let mut rsa = on_curve_key();
-        rsa.kty = "RSA".into();
-        assert_eq!(check_jwk(&rsa), Err(ClientRuleError::Jwk("kty must be EC")));
+        let mut oct = on_curve_key();
+        oct.kty = "oct".into();
+        assert_eq!(
+            check_jwk(&oct),
+            Err(ClientRuleError::Jwk("kty must be EC or RSA"))
+        );
         let mut p384 = on_curve_key();
-        p384.crv = "P-384".into();
+        p384.crv = Some("P-384".into());
         assert_eq!(
             check_jwk(&p384),
             Err(ClientRuleError::Jwk("crv must be P-256"))
         );
         let mut short = on_curve_key();
-        short.x = "AAAA".into();
+        short.x = Some("AAAA".into());
         assert!(check_jwk(&short).is_err());
+        let mut missing = on_curve_key();
+        missing.y = None;
+        assert!(check_jwk(&missing).is_err());
+    }
+
+    #[test]
+    fn an_rsa_jwk_of_2048_bits_is_kept_in_its_thumbprint_form() {
+        assert_eq!(
+            check_jwk(&rsa_key(RSA_2048_N, "AQAB")),
+            Ok(format!(r#"{{"e":"AQAB","kty":"RSA","n":"{RSA_2048_N}"}}"#))
+        );
+    }
+
+    #[test]
+    fn an_rsa_jwk_that_is_short_or_not_minimal_or_even_is_refused() {
+        assert_eq!(
+            check_jwk(&rsa_key(RSA_1024_N, "AQAB")),
+            Err(ClientRuleError::Jwk(
+                "the RSA modulus must have 2048 to 8192 bits"
+            ))
+        );
+        // A leading zero byte (not the fewest octets, RFC 7518 6.3.1.1).
+        let mut padded = vec![0u8];
+        padded.extend(URL_SAFE_NO_PAD.decode(RSA_2048_N).unwrap());
+        assert!(check_jwk(&rsa_key(&URL_SAFE_NO_PAD.encode(&padded), "AQAB")).is_err());
+        // An even modulus, an even exponent, an exponent of 1, a missing one.
+        let mut even = URL_SAFE_NO_PAD.decode(RSA_2048_N).unwrap();
+        *even.last_mut().unwrap() &= 0xfe;
+        assert!(check_jwk(&rsa_key(&URL_SAFE_NO_PAD.encode(&even), "AQAB")).is_err());
+        assert!(check_jwk(&rsa_key(RSA_2048_N, "AQAA")).is_err());
+        assert!(check_jwk(&rsa_key(RSA_2048_N, "AQ")).is_err());
+        let mut no_e = rsa_key(RSA_2048_N, "AQAB");
+        no_e.e = None;
+        assert!(check_jwk(&no_e).is_err());
+        // Padding is not base64url without padding.
+        assert!(check_jwk(&rsa_key(RSA_2048_N, "AQAB==")).is_err());
     }
 
     #[test]

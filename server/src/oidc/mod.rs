@@ -1,13 +1,23 @@
 //! OpenID Connect provider (see docs/oidc.md): the registration of clients,
 //! the ID-token signing key published at the JWKS endpoint, and the rules
-//! every login follows (its handles and lifetimes); the HTTP handlers are in
-//! `api::oidc` (client-facing) and `web` (the person's browser).
+//! every login follows (its handles and lifetimes); the client-facing
+//! endpoints (PAR, token, userinfo, with client authentication, the ID
+//! token and pairwise subjects) in their own modules here; discovery and
+//! JWKS in `api::oidc`, the person's browser in `web`.
 
+pub mod client_auth;
 mod clients;
+pub mod form;
+pub mod id_token;
 mod keys;
+pub mod pairwise;
+pub mod par;
+pub mod token;
+pub mod userinfo;
 
 pub use clients::*;
 pub use keys::{ID_TOKEN_KEY_FILE, IdTokenKey, PublicJwk};
+pub use pairwise::{PAIRWISE_KEY_FILE, PairwiseKey};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

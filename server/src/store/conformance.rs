@@ -139,6 +139,7 @@ macro_rules! store_conformance_suite {
             a_refused_or_expired_enrolment_is_closed,
             an_existing_device_cancels_a_live_enrolment_of_its_own_identity_only,
             a_contact_change_starts_with_its_first_login_and_tells_only_the_old_contact,
+            an_identity_s_open_changes_are_listed_oldest_first_without_closed_ones,
             a_change_is_refused_for_unknown_blocked_or_busy_identities,
             a_new_start_supersedes_a_change_awaiting_its_first_login,
             a_change_past_its_first_login_blocks_a_new_start,
@@ -2626,6 +2627,41 @@ pub async fn a_contact_change_starts_with_its_first_login_and_tells_only_the_old
         vec![set(&[ANNA_PHONE, ANNA_EMAIL])]
     );
     assert_eq!(s.change(ChangeId::random()).await.unwrap(), None);
+}
+
+/// The open changes of an identity are listed oldest first, of every kind;
+/// a replaced one and another identity's are not.
+pub async fn an_identity_s_open_changes_are_listed_oldest_first_without_closed_ones(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bo = identity(s, BO).await;
+    let (replaced, _) = started_change(s, &anna, T0).await;
+    let (user_id, first) = change_of(&anna, ChangeKind::UserId, "Anna#1980new", T0 + 1, HOUR);
+    assert_eq!(
+        s.start_change(user_id.clone(), first, BIG, T0 + 1)
+            .await
+            .unwrap(),
+        StartChangeResult::Created
+    );
+    let (phone, _) = started_change(s, &anna, T0 + 2).await;
+    started_change(s, &bo, T0 + 3).await;
+    assert_eq!(change_state(s, replaced.id).await, ChangeState::Cancelled);
+    let listed: Vec<ChangeId> = s
+        .open_changes(anna.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(listed, vec![user_id.id, phone.id]);
+    assert!(
+        s.open_changes(IdentityId([9; 16]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A change for an unknown or blocked identity, or one at the pending cap,

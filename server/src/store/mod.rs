@@ -1226,6 +1226,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<StartChangeResult>;
     /// Loads a change and its identity.
     async fn change(&self, id: ChangeId) -> StoreResult<Option<(StoredChange, Identity)>>;
+    /// The changes of `identity_id` stored as open (any kind), oldest first;
+    /// the caller applies the clock ([`StoredChange::state_at`]). For the
+    /// self-service pages' list of the person's changes.
+    async fn open_changes(&self, identity_id: IdentityId) -> StoreResult<Vec<StoredChange>>;
     /// Atomically asks for the second login of a contact change: before the
     /// earliest time it records a `ContactChangeStarted` event for the early
     /// attempt (notifying old and new contact) and refuses; after it stores

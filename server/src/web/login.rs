@@ -112,7 +112,7 @@ struct OutcomePage<'a> {
 
 /// A page answered with `status`; a template that fails to render (it
 /// cannot, with these types) is an internal error without details.
-fn html(status: StatusCode, page: impl Template) -> Response {
+pub(crate) fn html(status: StatusCode, page: impl Template) -> Response {
     match page.render() {
         Ok(body) => (
             status,
@@ -176,7 +176,7 @@ impl IntoResponse for Failure {
 
 /// The query's parameters, each name at most once (a repeated one makes the
 /// whole query unusable, as OAuth requires).
-fn query_params(query: Option<&str>) -> Option<Vec<(String, String)>> {
+pub(crate) fn query_params(query: Option<&str>) -> Option<Vec<(String, String)>> {
     let pairs: Vec<(String, String)> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -189,7 +189,7 @@ fn query_params(query: Option<&str>) -> Option<Vec<(String, String)>> {
     Some(pairs)
 }
 
-fn param<'p>(pairs: &'p [(String, String)], name: &str) -> Option<&'p str> {
+pub(crate) fn param<'p>(pairs: &'p [(String, String)], name: &str) -> Option<&'p str> {
     pairs
         .iter()
         .find(|(k, _)| k == name)
@@ -338,7 +338,7 @@ pub(crate) async fn authorize(
     response
 }
 
-fn see_other(location: &str) -> Response {
+pub(crate) fn see_other(location: &str) -> Response {
     match HeaderValue::from_str(location) {
         Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -415,7 +415,7 @@ fn stand_in_secret(login: &OidcLogin, request_id: RequestId) -> BindingSecret {
 
 /// The step whose code the page shows at `now_ms`, and the code, grouped in
 /// fours for reading ("ABCD EFGH"; the app ignores the space).
-fn shown_code(secret: &BindingSecret, now_ms: u64) -> (u64, String) {
+pub(crate) fn shown_code(secret: &BindingSecret, now_ms: u64) -> (u64, String) {
     let step = now_ms / eid_protocol::binding::ROTATING_STEP_MS;
     let shown = step - step % SHOWN_STEPS;
     let code = secret.code_for_step(shown);
@@ -424,7 +424,7 @@ fn shown_code(secret: &BindingSecret, now_ms: u64) -> (u64, String) {
 }
 
 /// `m:ss` until `until_ms`.
-fn countdown(now_ms: u64, until_ms: u64) -> String {
+pub(crate) fn countdown(now_ms: u64, until_ms: u64) -> String {
     let secs = until_ms.saturating_sub(now_ms).div_ceil(1000);
     format!("{}:{:02}", secs / 60, secs % 60)
 }

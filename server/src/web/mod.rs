@@ -1,5 +1,6 @@
 //! The pages a person's browser sees: the hosted OpenID Connect login page
-//! (see docs/oidc.md, "The login page"). Server-rendered HTML in Danish and
+//! (see docs/oidc.md, "The login page") and the self-service pages (see
+//! docs/self-service.md). Server-rendered HTML in Danish and
 //! English that works without JavaScript.
 //!
 //! Every page is sent with a strict Content-Security-Policy (scripts, styles
@@ -11,6 +12,7 @@
 
 pub(crate) mod login;
 mod qr;
+mod self_service;
 mod texts;
 
 use axum::Router;
@@ -38,11 +40,39 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>) {
         .route("/oidc/login/{login_id}/continue", get(login::next))
         .route("/oidc/static/login.js", get(script))
         .route("/oidc/static/login.css", get(style))
+        .merge(self_service_reads())
         .route_layer(middleware::map_response(protect));
     let posts = Router::new()
         .route("/oidc/login/{login_id}/user-id", post(login::user_id))
+        .merge(self_service_posts())
         .route_layer(middleware::map_response(protect));
     (reads, posts)
+}
+
+/// The self-service pages (docs/self-service.md) that only read.
+fn self_service_reads() -> Router<AppState> {
+    use self_service as s;
+    Router::new()
+        .route(s::PATH, get(s::page))
+        .route(s::PATH_SIGN_IN_STATUS, get(s::sign_in_status))
+        .route(s::PATH_SIGN_IN_QR, get(s::sign_in_qr))
+        .route(s::PATH_ACCOUNT, get(s::account))
+        .route(s::PATH_CHANGE, get(s::change_page))
+        .route(s::PATH_CHANGE_STATUS, get(s::change_status))
+        .route(s::PATH_CHANGE_QR, get(s::change_qr))
+}
+
+/// The self-service pages' forms.
+fn self_service_posts() -> Router<AppState> {
+    use self_service as s;
+    Router::new()
+        .route(s::PATH_SIGN_IN, post(s::sign_in))
+        .route(s::PATH_PHONE, post(s::phone))
+        .route(s::PATH_EMAIL, post(s::email))
+        .route(s::PATH_USER_ID, post(s::user_id))
+        .route(s::PATH_CONFIRM, post(s::confirm_change))
+        .route(s::PATH_CANCEL, post(s::cancel))
+        .route(s::PATH_SIGN_OUT, post(s::sign_out))
 }
 
 /// Adds the security headers every page and asset of the login gets.

@@ -342,6 +342,11 @@ impl Store for SqliteStore {
         self.read_consistent(move |c| changes::change(c, id)).await
     }
 
+    async fn open_changes(&self, identity_id: IdentityId) -> StoreResult<Vec<StoredChange>> {
+        self.read(move |c| changes::open_changes_of(c, &identity_id))
+            .await
+    }
+
     async fn confirm_change(
         &self,
         id: ChangeId,

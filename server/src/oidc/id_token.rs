@@ -1,0 +1,98 @@
+//! The ID token's claims (see docs/oidc.md): the standard ones of OpenID
+//! Connect Core section 2, and the evidence of the decision behind the
+//! login: the request's id, its server-signed receipt exactly as
+//! `GET /v1/rp/requests/{id}` returns it, and the SHA-256 of the reference
+//! text the person saw. It is signed ES256 by [`super::IdTokenKey`].
+
+use eid_protocol::Outcome;
+use eid_protocol::wire::RequestStatus;
+use serde::Serialize;
+
+use super::TOKEN_LIFETIME_MS;
+use crate::store::StoredRequest;
+
+/// The authentication method of every login: a code (the PIN) in the app
+/// (`amr` values are not registered for this; the name says what happened).
+pub const AMR_CODE_APP: &str = "code_app";
+
+/// The claims of one ID token, in the order they are written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct IdTokenClaims {
+    /// The issuer.
+    pub iss: String,
+    /// The client's id.
+    pub aud: String,
+    /// `iat` + 300 s.
+    pub exp: u64,
+    /// Issue time, s.
+    pub iat: u64,
+    /// When the person approved, s.
+    pub auth_time: u64,
+    /// The client's `nonce`, if it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// The pairwise subject.
+    pub sub: String,
+    /// The NSIS level of assurance.
+    pub acr: String,
+    /// `["code_app"]`.
+    pub amr: Vec<String>,
+    /// The request in the app (32 hex digits).
+    pub eid_request_id: String,
+    /// The decision's receipt, signed by the server key (`/v1/server-key`).
+    pub eid_receipt: eid_protocol::wire::SignedReceipt,
+    /// SHA-256 of the reference text the person saw, hex.
+    pub eid_reference_text_sha256: String,
+}
+
+/// What the ID token is built from, besides the approved request.
+#[derive(Debug, Clone, Copy)]
+pub struct IdTokenContext<'a> {
+    /// The issuer.
+    pub issuer: &'a str,
+    /// The client's id.
+    pub client_id: &'a str,
+    /// The pairwise subject.
+    pub sub: &'a str,
+    /// The client's `nonce`.
+    pub nonce: Option<&'a str>,
+    /// The level of assurance stored with the login.
+    pub acr: &'a str,
+    /// The server's time, ms.
+    pub now_ms: u64,
+}
+
+/// Why no ID token can be made for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotApproved {
+    /// The request is not approved, or has no decision.
+    #[error("the login's request is not approved")]
+    NotApproved,
+}
+
+/// The claims for the login whose request `request` was approved.
+pub fn claims(
+    ctx: IdTokenContext<'_>,
+    request: &StoredRequest,
+) -> Result<IdTokenClaims, NotApproved> {
+    let decision = request
+        .decision
+        .as_ref()
+        .filter(|d| d.outcome == Outcome::Approve && request.status == RequestStatus::Approved)
+        .ok_or(NotApproved::NotApproved)?;
+    let iat = ctx.now_ms / 1000;
+    Ok(IdTokenClaims {
+        iss: ctx.issuer.to_owned(),
+        aud: ctx.client_id.to_owned(),
+        exp: iat + TOKEN_LIFETIME_MS / 1000,
+        iat,
+        auth_time: decision.decided_at_ms / 1000,
+        nonce: ctx.nonce.map(str::to_owned),
+        sub: ctx.sub.to_owned(),
+        acr: ctx.acr.to_owned(),
+        amr: vec![AMR_CODE_APP.to_owned()],
+        eid_request_id: request.envelope.request_id.to_string(),
+        eid_receipt: decision.receipt.clone(),
+        eid_reference_text_sha256: hex::encode(request.envelope.reference_text_sha256()),
+    })
+}

@@ -1,0 +1,685 @@
+//! The self-service pages (docs/self-service.md) driven like a browser
+//! without JavaScript, over real TLS: the test keeps the cookies, reads the
+//! CSRF token and the binding code out of the HTML, follows the redirects,
+//! and approves in the app with a soft phone that types the code shown.
+//! Time moves with the server's manual clock.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::Harness;
+use eid_api_client::SoftPhone;
+use eid_protocol::wire::CreateIdentityRequest;
+use eid_protocol::{Outcome, RequestKind};
+use eid_server::config::PerAddressConfig;
+use eid_server::contact::{mask_email, mask_phone};
+
+const USER: &str = "Grete#1950x";
+const PHONE: &str = "+4520304050";
+const EMAIL: &str = "grete@example.dk";
+const NEW_PHONE: &str = "+4560708090";
+const HOUR_MS: u64 = 3_600_000;
+const SESSION_MS: u64 = 15 * 60 * 1000;
+
+/// One answer as a browser sees it.
+#[derive(Debug)]
+struct Page {
+    status: u16,
+    location: Option<String>,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    /// The text of the element with this id (up to its first tag).
+    fn text(&self, id: &str) -> Option<String> {
+        let start = self.body.find(&format!("id=\"{id}\""))?;
+        let rest = &self.body[start..];
+        let open = rest.find('>')? + 1;
+        let close = rest[open..].find('<')?;
+        Some(rest[open..open + close].to_owned())
+    }
+
+    /// The value of the first hidden field with this name.
+    fn field(&self, name: &str) -> Option<String> {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self.body.find(&marker)? + marker.len();
+        let end = self.body[start..].find('"')?;
+        Some(self.body[start..start + end].to_owned())
+    }
+
+    /// The binding code as the person types it (without the space).
+    fn code(&self) -> String {
+        self.text("binding-code")
+            .expect("a binding code on the page")
+            .replace(' ', "")
+    }
+}
+
+/// A browser: its own cookies, no automatic redirects.
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+    jar: BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new(h: &Harness) -> Self {
+        let tls = eid_core::client::pinned_tls_config(&h.server().spki_pin).unwrap();
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self {
+            client,
+            base: h.endpoint.base_url.trim_end_matches('/').to_owned(),
+            jar: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn answer(&mut self, resp: reqwest::Response) -> Page {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        for set in headers.get_all("set-cookie") {
+            let set = set.to_str().unwrap();
+            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if attributes.contains("Max-Age=0") {
+                self.jar.remove(name);
+            } else {
+                self.jar.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let location = headers
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        Page {
+            status,
+            location,
+            headers,
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("accept-language", "da")
+            .send()
+            .await
+            .unwrap();
+        self.answer(resp).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("accept-language", "da")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.answer(resp).await
+    }
+
+    /// Follows `page`'s redirects (at most five).
+    async fn follow(&mut self, mut page: Page) -> Page {
+        for _ in 0..5 {
+            match (page.status, page.location.clone()) {
+                (303, Some(to)) => page = self.get(&to).await,
+                _ => return page,
+            }
+        }
+        panic!("too many redirects");
+    }
+
+    /// Types the user ID on the sign-in page; returns the page that follows.
+    async fn type_user_id(&mut self, user_id: &str) -> Page {
+        let form = self.get("/self-service?again=1").await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        let csrf = form.field("csrf").expect("csrf on the sign-in form");
+        let sent = self
+            .post(
+                "/self-service/sign-in",
+                &[("csrf", &csrf), ("user_id", user_id)],
+            )
+            .await;
+        assert_eq!(sent.status, 303, "{}", sent.body);
+        self.follow(sent).await
+    }
+}
+
+/// A server without the per-address limit (these tests load many pages).
+async fn server() -> Harness {
+    Harness::start_with(|c| c.floods.per_address = PerAddressConfig::off()).await
+}
+
+/// A person with a phone number, an e-mail address and an activated app.
+async fn person(h: &Harness) -> SoftPhone {
+    let created = h
+        .admin
+        .create_identity_with(&CreateIdentityRequest {
+            user_id: USER.into(),
+            display_name: None,
+            phone: Some(PHONE.into()),
+            email: Some(EMAIL.into()),
+        })
+        .await
+        .unwrap();
+    h.add_phone(created.identity_id, USER).await
+}
+
+/// The phone approves the one pending self-service request, typing `code`.
+async fn approve(h: &Harness, phone: &mut SoftPhone, code: &str) {
+    decide(h, phone, code, Outcome::Approve).await;
+}
+
+async fn decide(h: &Harness, phone: &mut SoftPhone, code: &str, outcome: Outcome) {
+    let pulled = SoftPhone::pull(&h.endpoint, &[&*phone], h.now())
+        .await
+        .unwrap();
+    let pending: Vec<_> = pulled.accounts[0]
+        .requests
+        .iter()
+        .filter(|r| r.envelope.kind == RequestKind::SelfService)
+        .map(|r| r.envelope.clone())
+        .collect();
+    assert_eq!(pending.len(), 1, "one self-service request in the app");
+    let decision = phone.decide(&pending[0], outcome, Some(code.to_owned()), true);
+    phone.submit(&h.endpoint, &decision).await.unwrap();
+}
+
+/// Signs in through the pages; returns the overview.
+async fn sign_in(h: &Harness, browser: &mut Browser, phone: &mut SoftPhone) -> Page {
+    let waiting = browser.type_user_id(USER).await;
+    assert_eq!(waiting.status, 200, "{}", waiting.body);
+    approve(h, phone, &waiting.code()).await;
+    // Without JavaScript the page reloads itself, and moves on.
+    let overview = browser.get("/self-service").await;
+    assert_eq!(overview.location.as_deref(), Some("/self-service/account"));
+    let overview = browser.follow(overview).await;
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    overview
+}
+
+fn database(h: &Harness) -> rusqlite::Connection {
+    rusqlite::Connection::open(h.dir.path().join("eid-server.sqlite3")).unwrap()
+}
+
+/// Deliveries of events of `kind` to `address`.
+fn deliveries_to(h: &Harness, kind: &str, address: &str) -> i64 {
+    database(h)
+        .query_row(
+            "SELECT COUNT(*) FROM event_deliveries d JOIN security_events e ON e.id = d.event_id \
+             WHERE e.kind = ?1 AND d.address = ?2",
+            rusqlite::params![kind, address],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+fn open_changes(h: &Harness) -> i64 {
+    database(h)
+        .query_row(
+            "SELECT COUNT(*) FROM self_service_changes WHERE state IN \
+             ('awaiting_first_login', 'waiting_second_login', 'awaiting_second_login')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// Starts a phone change from the overview and approves its first login.
+async fn start_phone_change(
+    h: &Harness,
+    browser: &mut Browser,
+    phone: &mut SoftPhone,
+    overview: &Page,
+) -> Page {
+    let csrf = overview.field("csrf").unwrap();
+    let started = browser
+        .post(
+            "/self-service/phone",
+            &[("csrf", &csrf), ("new_value", NEW_PHONE)],
+        )
+        .await;
+    assert_eq!(started.location.as_deref(), Some("/self-service/change"));
+    let waiting = browser.follow(started).await;
+    assert_eq!(waiting.status, 200, "{}", waiting.body);
+    approve(h, phone, &waiting.code()).await;
+    let back = browser.get("/self-service/change").await;
+    assert_eq!(back.location.as_deref(), Some("/self-service/account"));
+    browser.follow(back).await
+}
+
+#[tokio::test]
+async fn a_person_signs_in_with_the_app_and_sees_their_user_id_masked_contact_data_and_app() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h);
+    let waiting = browser.type_user_id(USER).await;
+    assert!(
+        waiting
+            .body
+            .contains("<noscript><meta http-equiv=\"refresh\" content=\"3\"></noscript>")
+    );
+    assert!(waiting.body.contains("aria-live=\"polite\""));
+    let csp = waiting.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+    // The script's status says the same as the page.
+    let status: serde_json::Value =
+        serde_json::from_str(&browser.get("/self-service/sign-in/status").await.body).unwrap();
+    assert_eq!(status["state"], "waiting");
+    assert_eq!(
+        status["code"].as_str().unwrap().replace(' ', ""),
+        waiting.code()
+    );
+    let qr = browser.get("/self-service/sign-in/qr.svg").await;
+    assert_eq!(qr.status, 200);
+    assert!(qr.body.contains("<svg"));
+
+    approve(&h, &mut phone, &waiting.code()).await;
+    let session = browser
+        .jar
+        .get("__Host-eid_ss")
+        .cloned()
+        .expect("session cookie");
+    let overview = browser.get("/self-service").await;
+    let overview = browser.follow(overview).await;
+    assert_eq!(overview.text("user-id-value").as_deref(), Some(USER));
+    assert_eq!(overview.text("phone-value"), Some(mask_phone(PHONE)));
+    assert_eq!(overview.text("email-value"), Some(mask_email(EMAIL)));
+    assert!(!overview.body.contains(PHONE) && !overview.body.contains(EMAIL));
+    assert_eq!(overview.body.matches("class=\"authenticator\"").count(), 1);
+    assert!(overview.text("no-changes").is_some());
+    assert_eq!(overview.text("session-left").as_deref(), Some("om 15 min"));
+    // The session is the one cookie set at the sign-in, for this site only.
+    assert_eq!(browser.jar.get("__Host-eid_ss"), Some(&session));
+
+    // Signing out forgets it.
+    let csrf = overview.field("csrf").unwrap();
+    let out = browser
+        .post("/self-service/sign-out", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(out.status, 200);
+    assert!(!browser.jar.contains_key("__Host-eid_ss"));
+    assert_eq!(browser.get("/self-service/account").await.status, 403);
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_host_only_secure_http_only_and_strict() {
+    let h = server().await;
+    person(&h).await;
+    let mut browser = Browser::new(&h);
+    let form = browser.get("/self-service").await;
+    let csrf = form.field("csrf").unwrap();
+    let sent = browser
+        .post(
+            "/self-service/sign-in",
+            &[("csrf", &csrf), ("user_id", USER)],
+        )
+        .await;
+    let set: Vec<&str> = sent
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let session = set
+        .iter()
+        .find(|c| c.starts_with("__Host-eid_ss="))
+        .unwrap();
+    for attribute in ["Path=/", "Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(session.contains(attribute), "{session}");
+    }
+    assert!(!sent.location.unwrap().contains("Grete"));
+}
+
+#[tokio::test]
+async fn a_phone_change_needs_a_second_login_after_the_gap_refused_before_it_and_told_to_both_contacts()
+ {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h);
+    let overview = sign_in(&h, &mut browser, &mut phone).await;
+    let overview = start_phone_change(&h, &mut browser, &mut phone, &overview).await;
+    assert!(
+        overview
+            .body
+            .contains("data-state=\"waiting_second_login\""),
+        "{}",
+        overview.body
+    );
+    assert!(overview.body.contains(&mask_phone(NEW_PHONE)));
+    assert!(overview.body.contains("(om 60 min)"), "{}", overview.body);
+    assert!(
+        !overview.body.contains("class=\"confirm-form\""),
+        "no second login before its time"
+    );
+
+    // Asked for anyway before the gap: refused under the API's rule, and
+    // the attempt told to the old and the new number.
+    let told_before = deliveries_to(&h, "contact_change_started", NEW_PHONE);
+    h.clock.advance_ms(10 * 60 * 1000);
+    let change_id = overview.field("change_id").unwrap();
+    let csrf = overview.field("csrf").unwrap();
+    let early = browser
+        .post(
+            "/self-service/confirm",
+            &[("csrf", &csrf), ("change_id", &change_id)],
+        )
+        .await;
+    assert_eq!(early.status, 409, "{}", early.body);
+    assert!(early.text("message").unwrap().contains("om 50 min"));
+    assert_eq!(
+        deliveries_to(&h, "contact_change_started", NEW_PHONE),
+        told_before + 1
+    );
+    assert!(deliveries_to(&h, "contact_change_started", PHONE) >= 2);
+
+    // After the gap (and a new sign-in: the session is over by then) the
+    // second login completes the change.
+    h.clock.advance_ms(HOUR_MS);
+    assert_eq!(browser.get("/self-service/account").await.status, 401);
+    let overview = sign_in(&h, &mut browser, &mut phone).await;
+    assert!(
+        overview.body.contains("class=\"confirm-form\""),
+        "{}",
+        overview.body
+    );
+    let csrf = overview.field("csrf").unwrap();
+    let asked = browser
+        .post(
+            "/self-service/confirm",
+            &[("csrf", &csrf), ("change_id", &change_id)],
+        )
+        .await;
+    assert_eq!(asked.location.as_deref(), Some("/self-service/change"));
+    let waiting = browser.follow(asked).await;
+    approve(&h, &mut phone, &waiting.code()).await;
+    let done = browser.get("/self-service/change").await;
+    let done = browser.follow(done).await;
+    assert_eq!(done.text("phone-value"), Some(mask_phone(NEW_PHONE)));
+    assert!(done.text("no-changes").is_some());
+    assert_eq!(open_changes(&h), 0);
+}
+
+#[tokio::test]
+async fn an_open_change_is_cancelled_from_the_page_and_both_contacts_are_told() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h);
+    let overview = sign_in(&h, &mut browser, &mut phone).await;
+    let overview = start_phone_change(&h, &mut browser, &mut phone, &overview).await;
+    assert_eq!(open_changes(&h), 1);
+    let csrf = overview.field("csrf").unwrap();
+    let change_id = overview.field("change_id").unwrap();
+    let cancelled = browser
+        .post(
+            "/self-service/cancel",
+            &[("csrf", &csrf), ("change_id", &change_id)],
+        )
+        .await;
+    let after = browser.follow(cancelled).await;
+    assert_eq!(after.status, 200);
+    assert!(after.text("message").is_some());
+    assert!(after.text("no-changes").is_some());
+    assert_eq!(open_changes(&h), 0);
+    assert_eq!(deliveries_to(&h, "contact_change_cancelled", PHONE), 1);
+    assert_eq!(deliveries_to(&h, "contact_change_cancelled", NEW_PHONE), 1);
+    // Cancelling it again finds nothing open.
+    let again = browser
+        .post(
+            "/self-service/cancel",
+            &[("csrf", &csrf), ("change_id", &change_id)],
+        )
+        .await;
+    assert_eq!(again.status, 409);
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h);
+    let overview = sign_in(&h, &mut browser, &mut phone).await;
+    let csrf = overview.field("csrf").unwrap();
+    let wrong = "0".repeat(64);
+    for fields in [
+        vec![("new_value", NEW_PHONE)],
+        vec![("csrf", wrong.as_str()), ("new_value", NEW_PHONE)],
+    ] {
+        let refused = browser.post("/self-service/phone", &fields).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+    }
+    assert_eq!(open_changes(&h), 0);
+    // The sign-in form needs its token too.
+    let mut other = Browser::new(&h);
+    other.get("/self-service").await;
+    let refused = other
+        .post("/self-service/sign-in", &[("user_id", USER)])
+        .await;
+    assert_eq!(refused.status, 400);
+    assert!(!other.jar.contains_key("__Host-eid_ss"));
+    // With the token it goes through.
+    let started = browser
+        .post(
+            "/self-service/phone",
+            &[("csrf", &csrf), ("new_value", NEW_PHONE)],
+        )
+        .await;
+    assert_eq!(started.status, 303);
+    assert_eq!(open_changes(&h), 1);
+}
+
+#[tokio::test]
+async fn another_browser_without_the_cookie_is_refused_403_and_can_do_nothing() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h);
+    let overview = sign_in(&h, &mut browser, &mut phone).await;
+    let csrf = overview.field("csrf").unwrap();
+    let mut stranger = Browser::new(&h);
+    for path in ["/self-service/account", "/self-service/change"] {
+        assert_eq!(stranger.get(path).await.status, 403, "{path}");
+    }
+    assert_eq!(
+        stranger.get("/self-service/sign-in/status").await.status,
+        403
+    );
+    let refused = stranger
+        .post(
+            "/self-service/phone",
+            &[("csrf", &csrf), ("new_value", NEW_PHONE)],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    // A made-up session cookie is no better.
+    stranger.jar.insert("__Host-eid_ss".into(), "AAAA".into());
+    assert_eq!(stranger.get("/self-service/account").await.status, 403);
+    assert_eq!(open_changes(&h), 0);
+}
+
+/// The page with the parts that differ between any two sign-ins (the code,
+/// the time left, the form's token) taken out.
+fn shape(page: &Page) -> String {
+    let mut body = page.body.clone();
+    for id in ["binding-code", "countdown"] {
+        if let Some(text) = page.text(id) {
+            body = body.replace(&format!("id=\"{id}\">{text}<"), &format!("id=\"{id}\"><"));
+        }
+    }
+    body
+}
+
+#[tokio::test]
+async fn an_unknown_user_id_gets_the_same_pages_as_a_known_one_and_never_signs_in() {
+    let h = server().await;
+    let _phone = person(&h).await;
+    let mut known = Browser::new(&h);
+    let mut unknown = Browser::new(&h);
+    let a = known.type_user_id(USER).await;
+    let b = unknown.type_user_id("Nobody#1900z").await;
+    assert_eq!((a.status, b.status), (200, 200));
+    assert_eq!(shape(&a), shape(&b));
+    assert_eq!(b.code().len(), 8);
+    // The stand-in's status looks like a real one's.
+    let status: serde_json::Value =
+        serde_json::from_str(&unknown.get("/self-service/sign-in/status").await.body).unwrap();
+    assert_eq!(status["state"], "waiting");
+    // It lapses like a real one.
+    h.clock.advance_ms(300_000);
+    let lapsed = unknown.get("/self-service").await;
+    assert!(lapsed.text("user-id-form").is_some() || lapsed.body.contains("id=\"user-id-form\""));
+    assert_eq!(unknown.get("/self-service/account").await.status, 403);
+}
+
+#[tokio::test]
+async fn a_session_ends_fifteen_minutes_after_the_approval() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h);
+    sign_in(&h, &mut browser, &mut phone).await;
+    h.clock.advance_ms(SESSION_MS - 1_000);
+    assert_eq!(browser.get("/self-service/account").await.status, 200);
+    h.clock.advance_ms(1_000);
+    let over = browser.get("/self-service/account").await;
+    assert_eq!(over.status, 401);
+    assert!(over.text("outcome").is_some());
+    assert!(
+        !browser.jar.contains_key("__Host-eid_ss"),
+        "the cookie is cleared"
+    );
+    // The sign-in page offers a new sign-in.
+    let again = browser.get("/self-service").await;
+    assert!(again.body.contains("id=\"user-id-form\""));
+}
+
+#[tokio::test]
+async fn a_refused_sign_in_opens_no_session_and_offers_to_try_again() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h);
+    let waiting = browser.type_user_id(USER).await;
+    decide(&h, &mut phone, &waiting.code(), Outcome::Deny).await;
+    let refused = browser.get("/self-service").await;
+    assert_eq!(refused.status, 200);
+    assert!(refused.text("outcome").is_some());
+    assert_eq!(browser.get("/self-service/account").await.status, 403);
+}
+
+#[tokio::test]
+async fn a_user_id_change_started_on_the_page_applies_with_its_one_approval() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h);
+    let overview = sign_in(&h, &mut browser, &mut phone).await;
+    let csrf = overview.field("csrf").unwrap();
+    let bad = browser
+        .post(
+            "/self-service/user-id",
+            &[("csrf", &csrf), ("new_user_id", "short")],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("value=\"short\""));
+    let started = browser
+        .post(
+            "/self-service/user-id",
+            &[("csrf", &csrf), ("new_user_id", "Grete#2026new")],
+        )
+        .await;
+    let waiting = browser.follow(started).await;
+    approve(&h, &mut phone, &waiting.code()).await;
+    let done = browser.get("/self-service/change").await;
+    let done = browser.follow(done).await;
+    assert_eq!(done.text("user-id-value").as_deref(), Some("Grete#2026new"));
+}
+
+#[tokio::test]
+async fn one_address_gets_a_few_sign_ins_per_user_id_an_hour_known_or_not() {
+    let h = server().await;
+    person(&h).await;
+    for user_id in [USER, "Nobody#1900z"] {
+        let mut browser = Browser::new(&h);
+        for _ in 0..5 {
+            assert_eq!(browser.type_user_id(user_id).await.status, 200);
+        }
+        let form = browser.get("/self-service?again=1").await;
+        let csrf = form.field("csrf").unwrap();
+        let refused = browser
+            .post(
+                "/self-service/sign-in",
+                &[("csrf", &csrf), ("user_id", user_id)],
+            )
+            .await;
+        assert_eq!(refused.status, 429, "{user_id}");
+        assert!(refused.text("user-id-error").is_some());
+    }
+    h.clock.advance_ms(HOUR_MS);
+    let mut browser = Browser::new(&h);
+    assert_eq!(browser.type_user_id(USER).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_session_survives_a_server_restart_until_its_end() {
+    let mut h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h);
+    sign_in(&h, &mut browser, &mut phone).await;
+    let server = h.server.take().unwrap();
+    server.shutdown().await;
+    let restarted = eid_server::start(eid_server::ServerOptions {
+        config: common::config(h.dir.path()),
+        clock: h.clock.clone(),
+    })
+    .await
+    .unwrap();
+    browser.base = restarted.base_url().trim_end_matches('/').to_owned();
+    let overview = browser.get("/self-service/account").await;
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    assert_eq!(overview.text("user-id-value").as_deref(), Some(USER));
+    h.clock.advance_ms(SESSION_MS);
+    assert_eq!(browser.get("/self-service/account").await.status, 401);
+    restarted.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bad_phone_number_or_e_mail_address_is_refused_with_the_reason_and_changes_nothing() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h);
+    let overview = sign_in(&h, &mut browser, &mut phone).await;
+    let csrf = overview.field("csrf").unwrap();
+    for (path, value) in [
+        ("/self-service/phone", "call me"),
+        ("/self-service/email", "not-an-address"),
+    ] {
+        let refused = browser
+            .post(path, &[("csrf", &csrf), ("new_value", value)])
+            .await;
+        assert_eq!(refused.status, 422, "{path}");
+        assert!(refused.text("message").is_some());
+        assert!(refused.body.contains(&format!("value=\"{value}\"")));
+    }
+    assert_eq!(open_changes(&h), 0);
+}
