@@ -38,8 +38,8 @@ def test_discovery_announces_what_the_authlib_client_uses(meta, setup):
     assert sp.SUBSTANTIAL in meta["acr_values_supported"]
 
 
-def test_jwks_holds_the_p256_key_named_by_the_id_token(setup, meta,
-                                                       first_login):
+def test_jwks_holds_the_p256_key_named_by_the_id_token(
+        setup, meta, first_login):
     keys = requests.get(meta["jwks_uri"], verify=setup["ca_file"],
                         timeout=10).json()["keys"]
     header = first_login.claims.header
@@ -112,15 +112,15 @@ def test_the_sub_is_pairwise_and_never_the_user_id(setup, first_login):
     assert setup["identity_id"] not in sub
 
 
-def test_the_same_client_gets_the_same_sub_at_every_login(first_login,
-                                                          second_login):
+def test_the_same_client_gets_the_same_sub_at_every_login(
+        first_login, second_login):
     assert second_login.approved.request["request_id"] != \
         first_login.approved.request["request_id"]
     assert second_login.claims["sub"] == first_login.claims["sub"]
 
 
-def test_a_client_of_another_sector_gets_another_sub(setup, first_login,
-                                                     secret_login):
+def test_a_client_of_another_sector_gets_another_sub(
+        setup, first_login, secret_login):
     assert secret_login.claims["aud"] in (
         setup["secret_client"]["client_id"],
         [setup["secret_client"]["client_id"]])
@@ -128,8 +128,8 @@ def test_a_client_of_another_sector_gets_another_sub(setup, first_login,
     assert setup["user_id"] not in secret_login.claims["sub"]
 
 
-def test_login_hint_fills_in_the_user_id_on_the_english_page(setup,
-                                                            secret_login):
+def test_login_hint_fills_in_the_user_id_on_the_english_page(
+        setup, secret_login):
     page = person.LoginPage(secret_login.approved.step1.text)
     assert page.by_id["user-id"].attrs.get("value") == setup["user_id"]
     assert page.by_id["user-id-form"].tag == "form"

@@ -62,8 +62,8 @@ def test_a_second_redemption_fails_and_revokes_the_first_access_token(
     assert after.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_a_wrong_code_verifier_is_refused_as_invalid_grant(setup, meta,
-                                                          phone):
+def test_a_wrong_code_verifier_is_refused_as_invalid_grant(
+        setup, meta, phone):
     approved = approve_login(setup, meta, new_key_client(setup), phone)
     with pytest.raises(OAuthError) as refused:
         approved.client.fetch_token(
@@ -79,8 +79,8 @@ def test_a_client_assertion_for_another_audience_is_refused(setup, meta):
     assert_invalid_client(token_request(client, meta))
 
 
-def test_a_client_assertion_with_the_issuer_as_audience_is_accepted(setup,
-                                                                   meta):
+def test_a_client_assertion_with_the_issuer_as_audience_is_accepted(
+        setup, meta):
     client = new_key_client(setup)
     client.register_client_auth_method(sp.ES256PrivateKeyJWT(meta["issuer"]))
     browser_url, _ = sp.start_login(client, meta)
@@ -117,8 +117,8 @@ def test_a_client_assertion_valid_for_an_hour_is_refused(setup, meta):
 
 @pytest.mark.parametrize("endpoint", ["pushed_authorization_request_endpoint",
                                       "token_endpoint"])
-def test_a_wrong_client_secret_is_refused_with_a_basic_challenge(setup, meta,
-                                                                endpoint):
+def test_a_wrong_client_secret_is_refused_with_a_basic_challenge(
+        setup, meta, endpoint):
     client = new_secret_client(setup, secret="eidcs_" + "A" * 43)
     if endpoint == "token_endpoint":
         answer = token_request(client, meta)
@@ -137,8 +137,8 @@ def test_a_wrong_client_secret_is_refused_with_a_basic_challenge(setup, meta,
     ({"scope": "profile"}, "invalid_scope"),
     ({"response_type": "token"}, "unsupported_response_type"),
 ])
-def test_par_refuses_a_request_outside_the_registration(setup, meta, change,
-                                                       error):
+def test_par_refuses_a_request_outside_the_registration(
+        setup, meta, change, error):
     client = new_key_client(setup)
     form = authorization_params(client, meta)
     form.update(change)
