@@ -43,7 +43,12 @@ class Approved:
 def approve_login(setup, meta, client, phone, **extra):
     """The service provider starts a login, the person types the user ID in
     the browser and approves on the phone with the binding code; the browser
-    comes back to the redirect URI."""
+    comes back to the redirect URI.
+
+    Each call is a request to the person, and the server allows five per
+    person in any minute (floods.per_identity_per_minute, docs/configuration.md):
+    the suite makes exactly five (three logins as fixtures, the wrong
+    verifier, the denial); a sixth is answered 429 on the user ID form."""
     browser_url, kept = sp.start_login(client, meta, **extra)
     browser = person.Browser(meta["issuer"], setup["ca_file"])
     step1 = browser.open_login(browser_url)
