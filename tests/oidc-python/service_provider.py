@@ -70,8 +70,9 @@ def start_login(client, meta, **extra):
     the browser to and what to keep in the web session until it returns.
     extra: login_hint, ui_locales, acr_values, reference_text."""
     verifier, nonce = generate_token(48), generate_token(24)
-    # authlib writes the request as URL parameters (with the PKCE S256
-    # challenge); with PAR they travel in the authenticated POST instead.
+    # authlib writes the request as URL parameters, the PKCE challenge
+    # being create_s256_code_challenge(verifier); with PAR they travel in
+    # the authenticated POST instead.
     url, state = client.create_authorization_url(
         meta["authorization_endpoint"], code_verifier=verifier,
         nonce=nonce, **extra)
