@@ -79,10 +79,11 @@ def test_a_client_assertion_for_another_audience_is_refused(setup, meta):
     assert_invalid_client(token_request(client, meta))
 
 
-def test_a_client_assertion_with_the_issuer_as_audience_is_accepted(
-        setup, meta):
+@pytest.mark.parametrize("audience", ["issuer", "token_endpoint"])
+def test_par_accepts_an_assertion_for_the_issuer_or_the_token_endpoint(
+        setup, meta, audience):
     client = new_key_client(setup)
-    client.register_client_auth_method(sp.ES256PrivateKeyJWT(meta["issuer"]))
+    client.register_client_auth_method(sp.ES256PrivateKeyJWT(meta[audience]))
     browser_url, _ = sp.start_login(client, meta)
     assert browser_url.startswith(meta["authorization_endpoint"] + "?")
 
