@@ -94,9 +94,10 @@ tests_started=$SECONDS
 status=0
 # requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE from the environment
 # override a session's `verify` (the server's certificate here), so neither
-# may reach the tests.
+# may reach the tests. No bytecode caches in the source tree.
 (cd tests/oidc-python && env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE \
-  EID_OIDC_SETUP="$work/setup.json" "$py" -m pytest -q "$@") || status=$?
+  PYTHONDONTWRITEBYTECODE=1 EID_OIDC_SETUP="$work/setup.json" \
+  "$py" -m pytest -q "$@") || status=$?
 echo "oidc-python: tests took $((SECONDS - tests_started)) s, $((SECONDS - started)) s in all"
 if grep -qE "panicked| ERROR " "$work/server.log"; then
   echo "the server logged errors during the run:" >&2
