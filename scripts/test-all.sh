@@ -7,7 +7,8 @@
 #   3. the Swift package's XCTest suite against the same, with a native swift
 #      or Swift 6.0.3 in a Debian trixie chroot that the script sets up itself;
 #   4. schemathesis (hostile HTTP input from the server's OpenAPI document) for
-#      60 s against a fresh server: no 5xx, no response off its schema.
+#      60 s against a fresh server: no 5xx, no response off its schema;
+#   5. an OpenID Connect login with authlib, a browser and the eid phone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
@@ -20,3 +21,4 @@ echo "kotlin: done after $((SECONDS - started)) s"
 echo "swift: done after $((SECONDS - started)) s"
 ./scripts/schemathesis.sh 60
 echo "schemathesis: done after $((SECONDS - started)) s"
+./scripts/test-oidc-python.sh
