@@ -63,8 +63,11 @@ EID_APP_DIR="$work/phone" EID_PIN=$pin "$eid" --json app activate \
 # The service provider and its two clients: A signs client assertions with
 # its own P-256 key (private_key_jwt); B, of another sector, has a secret.
 provider_name='Sparekassen Vest'
-provider=$("$eid" --json admin register-provider --name "$provider_name" \
-  | field service_provider_id)
+"$eid" --json admin register-provider --name "$provider_name" >"$work/provider.json"
+provider=$(field service_provider_id <"$work/provider.json")
+# Its API key reads the full receipt at /v1/rp (the ID token has its hash).
+(umask 077 && field api_key <"$work/provider.json" >"$work/provider.key")
+rm "$work/provider.json"
 "$py" tests/oidc-python/client_key.py "$work/client-a.pem" "$work/client-a.jwk"
 client_a=$("$eid" --json admin register-oidc-client --provider "$provider" \
   --redirect-uri http://127.0.0.1:8080/callback --jwk-file "$work/client-a.jwk" \
@@ -81,6 +84,7 @@ json.dump({
     "issuer": "$issuer", "ca_file": "$ca", "eid": "$eid",
     "user_id": "$user_id", "pin": "$pin", "identity_id": "$identity",
     "app_dir": "$work/phone", "provider_name": "$provider_name",
+    "provider_key_file": "$work/provider.key",
     "key_client": {"client_id": "$client_a",
                    "private_key_file": "$work/client-a.pem",
                    "redirect_uri": "http://127.0.0.1:8080/callback"},

@@ -14,7 +14,7 @@ def new_key_client(setup):
     with open(a["private_key_file"], "rb") as f:
         pem = f.read()
     return sp.key_client(a["client_id"], pem, a["redirect_uri"],
-                         verify=setup["ca_file"])
+                         setup["issuer"], verify=setup["ca_file"])
 
 
 def new_secret_client(setup, secret=None):

@@ -1,5 +1,5 @@
-"""Checks a decision receipt (the ID token's `eid_receipt`) offline with the
-server's public key, as a service provider does when it keeps the receipt as
+"""Checks a decision receipt offline with the server's public key (its
+SHA-256 is the ID token's `eid_receipt_sha256`), as a service provider does when it keeps the receipt as
 evidence: the signed bytes are the canonical encoding of docs/protocol.md
 (the `receipt` row), signed with ECDSA P-256 / SHA-256."""
 

@@ -27,7 +27,8 @@ class LoginRefused(Exception):
 class ES256PrivateKeyJWT(PrivateKeyJWT):
     """private_key_jwt signed with ES256 and valid for 60 s: authlib's own
     assertion lives an hour, and the provider accepts at most five minutes.
-    `aud` is the URL of the endpoint the assertion is sent to."""
+    Construct it with the issuer: the provider accepts no other `aud`
+    (authlib's default is the URL the assertion is sent to)."""
 
     alg = "ES256"
 
@@ -45,14 +46,15 @@ def discover(issuer, verify=True):
     return meta
 
 
-def key_client(client_id, private_key_pem, redirect_uri, verify=True):
+def key_client(client_id, private_key_pem, redirect_uri, issuer,
+               verify=True):
     """A client that authenticates with its EC P-256 key."""
     client = OAuth2Session(
         client_id, ECKey.import_key(private_key_pem),
         token_endpoint_auth_method="private_key_jwt",
         redirect_uri=redirect_uri, scope="openid",
         code_challenge_method="S256", verify=verify, default_timeout=10)
-    client.register_client_auth_method(ES256PrivateKeyJWT())
+    client.register_client_auth_method(ES256PrivateKeyJWT(issuer))
     return client
 
 

@@ -79,13 +79,26 @@ def test_a_client_assertion_for_another_audience_is_refused(setup, meta):
     assert_invalid_client(token_request(client, meta))
 
 
-@pytest.mark.parametrize("audience", ["issuer", "token_endpoint"])
-def test_par_accepts_an_assertion_for_the_issuer_or_the_token_endpoint(
-        setup, meta, audience):
+def test_par_accepts_an_assertion_for_the_issuer(setup, meta):
     client = new_key_client(setup)
-    client.register_client_auth_method(sp.ES256PrivateKeyJWT(meta[audience]))
+    client.register_client_auth_method(sp.ES256PrivateKeyJWT(meta["issuer"]))
     browser_url, _ = sp.start_login(client, meta)
     assert browser_url.startswith(meta["authorization_endpoint"] + "?")
+
+
+@pytest.mark.parametrize("audience", [
+    "token_endpoint", "pushed_authorization_request_endpoint"])
+def test_an_assertion_for_an_endpoint_url_is_refused(setup, meta, audience):
+    # An assertion for an endpoint's URL may have been made for another
+    # server that names this one's endpoints (audience injection).
+    client = new_key_client(setup)
+    client.register_client_auth_method(sp.ES256PrivateKeyJWT(meta[audience]))
+    form = authorization_params(client, meta)
+    answer = client.post(meta["pushed_authorization_request_endpoint"],
+                         data=form,
+                         auth=client.client_auth("private_key_jwt"),
+                         withhold_token=True)
+    assert_invalid_client(answer)
 
 
 def test_a_replayed_client_assertion_is_refused(setup, meta):
@@ -95,7 +108,7 @@ def test_a_replayed_client_assertion_is_refused(setup, meta):
     form["client_assertion_type"] = ASSERTION_TYPE
     form["client_assertion"] = private_key_jwt_sign(
         client.client_secret, client_id=client.client_id,
-        token_endpoint=par, alg="ES256", expires_in=60)
+        token_endpoint=setup["issuer"], alg="ES256", expires_in=60)
     first = requests.post(par, data=form, verify=setup["ca_file"], timeout=10)
     assert first.status_code == 201, first.text
     replayed = requests.post(par, data=form, verify=setup["ca_file"],
@@ -111,7 +124,7 @@ def test_a_client_assertion_valid_for_an_hour_is_refused(setup, meta):
     # What authlib's PrivateKeyJWT signs unless told otherwise.
     form["client_assertion"] = private_key_jwt_sign(
         client.client_secret, client_id=client.client_id,
-        token_endpoint=par, alg="ES256")
+        token_endpoint=setup["issuer"], alg="ES256")
     assert_invalid_client(
         requests.post(par, data=form, verify=setup["ca_file"], timeout=10))
 

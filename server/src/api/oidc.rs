@@ -175,7 +175,7 @@ pub(crate) async fn discovery(
             "acr",
             "amr",
             "eid_request_id",
-            "eid_receipt",
+            "eid_receipt_sha256",
             "eid_reference_text_sha256",
         ],
         acr_values_supported: vec![ACR_NSIS_SUBSTANTIAL],

@@ -98,6 +98,9 @@ struct AssertionClaims {
     #[serde(default)]
     nbf: Option<u64>,
     jti: String,
+    /// Checked again here: one value only (the library accepts an array
+    /// that merely contains an allowed value).
+    aud: serde_json::Value,
 }
 
 /// A verified assertion's `jti` and until when it must be remembered.
@@ -303,6 +306,19 @@ pub fn verify_assertion(
         .map_err(|_| ClientAuthFailure::InvalidAssertion)?
         .claims;
     if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
+        return Err(ClientAuthFailure::InvalidAssertion);
+    }
+    // The issuer alone, as a string or an array of just it: an assertion
+    // made for an endpoint URL (or for several audiences) may have been
+    // made for another server that names this one's endpoints in its
+    // metadata (the audience injection of the 2025 OpenID Foundation
+    // advisory; draft-ietf-oauth-rfc7523bis requires the issuer).
+    let single = match &claims.aud {
+        serde_json::Value::String(aud) => Some(aud.as_str()),
+        serde_json::Value::Array(auds) if auds.len() == 1 => auds[0].as_str(),
+        _ => None,
+    };
+    if !single.is_some_and(|aud| audiences.iter().any(|a| a == aud)) {
         return Err(ClientAuthFailure::InvalidAssertion);
     }
     let now_s = now_ms / 1000;

@@ -35,13 +35,7 @@ async fn arrive_with(h: &Harness, client: &TestClient, extra: &[(&str, &str)]) -
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    let answer = post_form(
-        h,
-        "/oidc/par",
-        &auth_of(h, client, "/oidc/par"),
-        &pairs(&params),
-    )
-    .await;
+    let answer = post_form(h, "/oidc/par", &auth_of(h, client), &pairs(&params)).await;
     assert_eq!(answer.status, 201, "{}", answer.body);
     let request_uri = answer.body["request_uri"].as_str().unwrap().to_owned();
     let mut authorize = url::Url::parse(&format!("{base}/oidc/authorize")).unwrap();
@@ -144,7 +138,7 @@ async fn a_client_assertion_with_critical_header_parameters_is_refused() {
     let h = Harness::start().await;
     let sp = harness_provider(&h).await;
     let client = register(&h, sp, KeyKind::Ec, "https://bank.example/cb").await;
-    let aud = format!("{}/oidc/par", issuer(&h));
+    let aud = issuer(&h);
     let params = par_params(&client);
     let pkcs8 = client.ec_pkcs8().to_vec();
 
@@ -473,13 +467,7 @@ async fn a_state_with_a_line_break_or_a_redirect_uri_off_by_a_byte_is_refused_at
         let mut params = par_params(&client);
         params.retain(|(k, _)| k != name);
         params.push((name.to_owned(), value.to_owned()));
-        let answer = post_form(
-            &h,
-            "/oidc/par",
-            &auth_of(&h, &client, "/oidc/par"),
-            &pairs(&params),
-        )
-        .await;
+        let answer = post_form(&h, "/oidc/par", &auth_of(&h, &client), &pairs(&params)).await;
         answer.assert_error(400, "invalid_request");
     }
     assert_eq!(logins(&h), 0, "nothing stored");
