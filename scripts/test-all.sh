@@ -8,7 +8,8 @@
 #      or Swift 6.0.3 in a Debian trixie chroot that the script sets up itself;
 #   4. schemathesis (hostile HTTP input from the server's OpenAPI document) for
 #      60 s against a fresh server: no 5xx, no response off its schema;
-#   5. the hosted login page in Debian's Chromium (playwright-core) against
+#   5. an OpenID Connect login with authlib, a browser and the eid phone;
+#   6. the hosted login page in Debian's Chromium (playwright-core) against
 #      `eid demo --web`, the phone's side done by `eid app`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +24,4 @@ echo "kotlin: done after $((SECONDS - started)) s"
 echo "swift: done after $((SECONDS - started)) s"
 ./scripts/schemathesis.sh 60
 echo "schemathesis: done after $((SECONDS - started)) s"
+./scripts/test-oidc-python.sh

@@ -206,8 +206,12 @@ async fn main() -> anyhow::Result<()> {
     };
     let endpoint = Endpoint::new(&base_url, &pin)?;
     let admin = AdminClient::new(endpoint.clone(), &admin_token);
+    // One provider per run: a name is registered once per server, and a
+    // target server outlives runs.
+    let run_tag = eid_protocol::wire::b64::encode(&eid_protocol::crypto::random_array::<4>());
+    let digits: String = run_tag.bytes().map(|b| char::from(b'0' + b % 10)).collect();
     let sp = admin
-        .register_service_provider("Load Test Bank A/S")
+        .register_service_provider(&format!("Load Test Bank {digits}"))
         .await?;
     let provider = ProviderClient::new(endpoint.clone(), &sp.api_key);
     let server_key = provider.server_key().await?;
@@ -223,7 +227,6 @@ async fn main() -> anyhow::Result<()> {
     };
 
     // Set-up: one identity and one activated phone per simulated person.
-    let run_tag = eid_protocol::wire::b64::encode(&eid_protocol::crypto::random_array::<4>());
     let mut workers = Vec::with_capacity(args.phones);
     for i in 0..args.phones {
         let user_id = format!("load#{run_tag}-{i}x");

@@ -2,8 +2,11 @@
 //! docs/oidc.md): the registration of OIDC clients by an administrator, the
 //! discovery document and the JWKS here; client authentication and PAR in
 //! `oidc/par.rs`, the token and userinfo endpoints in `oidc/token.rs`, the
-//! whole login through the hosted pages in `oidc/flow.rs`.
+//! whole login through the hosted pages in `oidc/flow.rs`; attacks on the
+//! pages and the endpoints in `oidc/attacks.rs`.
 
+#[path = "oidc/attacks.rs"]
+mod attacks;
 mod common;
 #[path = "oidc/flow.rs"]
 mod flow;
@@ -358,7 +361,7 @@ async fn discovery_names_the_issuer_by_the_host_called_and_the_flows_it_is_built
             "code_challenge_methods_supported": ["S256"],
             "scopes_supported": ["openid"],
             "claims_supported": ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sub", "acr", "amr",
-                "eid_request_id", "eid_receipt", "eid_reference_text_sha256"],
+                "eid_request_id", "eid_receipt_sha256", "eid_reference_text_sha256"],
             "acr_values_supported": ["https://data.gov.dk/concept/core/nsis/loa/Substantial"],
         })
     );

@@ -683,3 +683,47 @@ async fn a_bad_phone_number_or_e_mail_address_is_refused_with_the_reason_and_cha
     }
     assert_eq!(open_changes(&h), 0);
 }
+
+#[tokio::test]
+async fn a_persons_pending_cap_does_not_tell_a_stranger_that_their_user_id_exists() {
+    // One pending request per person: a second sign-in for the known user
+    // ID meets the person's cap, which an unknown user ID never does.
+    let h = Harness::start_with(|c| {
+        c.floods.per_address = PerAddressConfig::off();
+        c.max_pending_per_identity = 1;
+    })
+    .await;
+    let _phone = person(&h).await;
+    for user_id in [USER, "Nobody#1900z"] {
+        let first = Browser::new(&h).type_user_id(user_id).await;
+        let second = Browser::new(&h).type_user_id(user_id).await;
+        assert_eq!((first.status, second.status), (200, 200), "{user_id}");
+        assert_eq!(shape(&first), shape(&second), "{user_id}");
+        assert_eq!(second.code().len(), 8);
+    }
+}
+
+#[tokio::test]
+async fn a_copy_of_the_session_cookie_opens_nothing_after_sign_out() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h);
+    let overview = sign_in(&h, &mut browser, &mut phone).await;
+    // Someone copies the cookies (a shared computer, a proxy log).
+    let copied = browser.cookie_header();
+    let csrf = overview.field("csrf").expect("the sign-out form's csrf");
+    let out = browser
+        .post("/self-service/sign-out", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    let mut other = Browser::new(&h);
+    for pair in copied.split("; ") {
+        let (k, v) = pair.split_once('=').unwrap();
+        other.jar.insert(k.to_owned(), v.to_owned());
+    }
+    let account = other.get("/self-service/account").await;
+    assert_ne!(account.status, 200, "{}", account.body);
+    assert!(!account.body.contains(USER), "no account data");
+    // Nor does the signed-out browser get back in by the same request.
+    assert_ne!(browser.get("/self-service/account").await.status, 200);
+}

@@ -35,9 +35,7 @@ use crate::store::{ServiceProvider, Store};
 use crate::waiters::Waiters;
 
 pub(crate) use guard::{Source, WebOrigin};
-pub(crate) use oidc::{
-    PATH_PAR as OIDC_PATH_PAR, PATH_TOKEN as OIDC_PATH_TOKEN, issuer as oidc_issuer,
-};
+pub(crate) use oidc::issuer as oidc_issuer;
 
 // The limits moved to `crate::limits`; kept here for the old paths.
 pub use crate::limits::{ACTIVATION_CODE_MAX_TRIES, CENTRAL_PIN_LOCK_AT, MAX_WAIT_SECS};

@@ -78,13 +78,51 @@ pub(crate) fn issuer(state: &AppState, uri: &Uri, headers: &HeaderMap) -> ApiRes
             .unwrap_or_default()
             .to_owned(),
     };
-    // Normalized by the URL parser (lower case, no default port), so one
-    // server name gives one issuer however the client wrote it.
+    issuer_of_host(&authority)
+        .ok_or_else(|| ApiError::malformed("no usable Host to name the issuer by"))
+}
+
+/// The issuer named by a request's host (`host` or `host:port`), normalized
+/// by the URL parser (lower case, no default port), so one server name
+/// gives one issuer however the client wrote it. Anything else a URL
+/// authority may hold (user info before `@`, which the parser would drop to
+/// name the host after it) is refused, as is a path, query or fragment.
+fn issuer_of_host(authority: &str) -> Option<String> {
+    if authority.is_empty() || authority.contains(['@', '/', '?', '#', '\\']) {
+        return None;
+    }
     url::Url::parse(&format!("https://{authority}"))
         .ok()
         .map(|u| u.origin().ascii_serialization())
         .filter(|i| is_issuer(i))
-        .ok_or_else(|| ApiError::malformed("no usable Host to name the issuer by"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::issuer_of_host;
+
+    #[test]
+    fn a_host_names_its_issuer_and_user_info_or_a_path_names_none() {
+        assert_eq!(
+            issuer_of_host("EID.example:443").as_deref(),
+            Some("https://eid.example")
+        );
+        assert_eq!(
+            issuer_of_host("127.0.0.1:8443").as_deref(),
+            Some("https://127.0.0.1:8443")
+        );
+        for bad in [
+            "",
+            "evil.example:443@eid.example",
+            "evil.example@eid.example",
+            "eid.example/x",
+            "eid.example?x",
+            "eid.example#x",
+            "eid.example\\x",
+        ] {
+            assert_eq!(issuer_of_host(bad), None, "{bad}");
+        }
+    }
 }
 
 fn cached<T: Serialize>(body: T) -> impl IntoResponse {
@@ -137,7 +175,7 @@ pub(crate) async fn discovery(
             "acr",
             "amr",
             "eid_request_id",
-            "eid_receipt",
+            "eid_receipt_sha256",
             "eid_reference_text_sha256",
         ],
         acr_values_supported: vec![ACR_NSIS_SUBSTANTIAL],

@@ -35,6 +35,11 @@ fn status_response(request: &StoredRequest, now_ms: u64) -> RequestStatusRespons
 pub(crate) struct RetryLater {
     pub(crate) error: ApiError,
     pub(crate) retry_after_secs: Option<u64>,
+    /// The refusal depends on the person the user ID names (blocked, their
+    /// pending cap, their window, the fraud hold), not on the caller: the
+    /// login pages answer it like an unknown user ID, so that it tells a
+    /// stranger nothing about whether the user ID exists.
+    pub(crate) about_the_person: bool,
 }
 
 impl From<ApiError> for RetryLater {
@@ -42,6 +47,16 @@ impl From<ApiError> for RetryLater {
         Self {
             error,
             retry_after_secs: None,
+            about_the_person: false,
+        }
+    }
+}
+
+impl RetryLater {
+    fn about_the_person(self) -> Self {
+        Self {
+            about_the_person: true,
+            ..self
         }
     }
 }
@@ -69,6 +84,7 @@ pub(crate) fn retry_later(code: ErrorCode, what: &str, retry_after_ms: u64) -> R
     RetryLater {
         error: ApiError::new(code, format!("{what}; retry after {secs} s")),
         retry_after_secs: Some(secs),
+        about_the_person: false,
     }
 }
 
@@ -254,30 +270,41 @@ pub(crate) async fn create_for_provider(
     {
         CreateResult::Created => Ok(Created::Request(Box::new(envelope))),
         CreateResult::UnknownIdentity => Ok(Created::UnknownIdentity),
-        CreateResult::Blocked => {
-            Err(ApiError::new(ErrorCode::IdentityBlocked, "the identity is blocked").into())
-        }
-        CreateResult::TooManyPending => Err(ApiError::new(
+        CreateResult::Blocked => Err(RetryLater::from(ApiError::new(
+            ErrorCode::IdentityBlocked,
+            "the identity is blocked",
+        ))
+        .about_the_person()),
+        CreateResult::TooManyPending => Err(RetryLater::from(ApiError::new(
             ErrorCode::RequestClosed,
             "this person has too many pending requests; try later",
-        )
-        .into()),
+        ))
+        .about_the_person()),
         CreateResult::RateLimited {
             scope,
             retry_after_ms,
         } => {
-            let what = match scope {
-                LimitScope::Identity => "too many requests for this person recently",
-                LimitScope::Provider => "too many requests from this service provider recently",
+            let (what, about_the_person) = match scope {
+                LimitScope::Identity => ("too many requests for this person recently", true),
+                LimitScope::Provider => (
+                    "too many requests from this service provider recently",
+                    false,
+                ),
             };
-            Err(retry_later(ErrorCode::RateLimited, what, retry_after_ms))
+            let refused = retry_later(ErrorCode::RateLimited, what, retry_after_ms);
+            Err(if about_the_person {
+                refused.about_the_person()
+            } else {
+                refused
+            })
         }
         CreateResult::CoolingDown { retry_after_ms } => Err(retry_later(
             ErrorCode::CoolingDown,
             "this person reported a request from this service provider as fraud; \
              its requests for them are held",
             retry_after_ms,
-        )),
+        )
+        .about_the_person()),
     }
 }
 

@@ -57,8 +57,8 @@ pub enum ClientAuthFailure {
     WrongAssertionType,
     /// No such client, or it has no key.
     NoKey,
-    /// Signature, `alg`, `iss`, `sub` or `aud` are wrong, or a claim is
-    /// missing or malformed.
+    /// Signature, `alg`, `iss`, `sub` or `aud` are wrong, a claim is
+    /// missing or malformed, or the header lists `crit` extensions.
     InvalidAssertion,
     /// `exp` has passed, or lies more than five minutes ahead, or `nbf` is
     /// still ahead.
@@ -98,6 +98,9 @@ struct AssertionClaims {
     #[serde(default)]
     nbf: Option<u64>,
     jti: String,
+    /// Checked again here: one value only (the library accepts an array
+    /// that merely contains an allowed value).
+    aud: serde_json::Value,
 }
 
 /// A verified assertion's `jti` and until when it must be remembered.
@@ -237,6 +240,21 @@ fn unverified_issuer(jwt: &str) -> Option<String> {
     claims.get("iss")?.as_str().map(str::to_owned)
 }
 
+/// Whether the JWS header names a `crit` member (or cannot be read, which
+/// the library then refuses anyway).
+fn has_critical_header(jwt: &str) -> bool {
+    let Some(header) = jwt.split('.').next() else {
+        return true;
+    };
+    let Ok(bytes) = URL_SAFE_NO_PAD.decode(header) else {
+        return true;
+    };
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(members)) => members.contains_key("crit"),
+        _ => true,
+    }
+}
+
 /// The key and the one algorithm of a registered JWK (stored in its RFC
 /// 7638 form, checked at registration).
 fn decoding_key(stored_jwk: &str) -> Option<(DecodingKey, Algorithm)> {
@@ -268,6 +286,12 @@ pub fn verify_assertion(
         .as_deref()
         .and_then(decoding_key)
         .ok_or(ClientAuthFailure::NoKey)?;
+    // RFC 7515 section 4.1.11: a recipient that does not understand every
+    // extension `crit` lists must refuse the JWS; this server understands
+    // none, and the library would ignore the member.
+    if has_critical_header(jwt) {
+        return Err(ClientAuthFailure::InvalidAssertion);
+    }
     let mut validation = Validation::new(alg);
     validation.set_issuer(&[&client.client_id]);
     validation.sub = Some(client.client_id.clone());
@@ -282,6 +306,19 @@ pub fn verify_assertion(
         .map_err(|_| ClientAuthFailure::InvalidAssertion)?
         .claims;
     if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
+        return Err(ClientAuthFailure::InvalidAssertion);
+    }
+    // The issuer alone, as a string or an array of just it: an assertion
+    // made for an endpoint URL (or for several audiences) may have been
+    // made for another server that names this one's endpoints in its
+    // metadata (the audience injection of the 2025 OpenID Foundation
+    // advisory; draft-ietf-oauth-rfc7523bis requires the issuer).
+    let single = match &claims.aud {
+        serde_json::Value::String(aud) => Some(aud.as_str()),
+        serde_json::Value::Array(auds) if auds.len() == 1 => auds[0].as_str(),
+        _ => None,
+    };
+    if !single.is_some_and(|aud| audiences.iter().any(|a| a == aud)) {
         return Err(ClientAuthFailure::InvalidAssertion);
     }
     let now_s = now_ms / 1000;

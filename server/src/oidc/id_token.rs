@@ -1,8 +1,15 @@
 //! The ID token's claims (see docs/oidc.md): the standard ones of OpenID
 //! Connect Core section 2, and the evidence of the decision behind the
-//! login: the request's id, its server-signed receipt exactly as
-//! `GET /v1/rp/requests/{id}` returns it, and the SHA-256 of the reference
-//! text the person saw. It is signed ES256 by [`super::IdTokenKey`].
+//! login: the request's id, the SHA-256 of the reference text the person
+//! saw, and the SHA-256 of the decision's server-signed receipt.
+//!
+//! The receipt itself is not in the token: it names the broker's identity
+//! and authenticator ids, the same at every service provider, so two
+//! providers could link their pairwise subjects through it. Its hash binds
+//! the token to it without revealing them; the provider that also holds an
+//! API key reads the receipt at `GET /v1/rp/requests/{id}`, and the broker
+//! keeps it for disputes. The token is signed ES256 by
+//! [`super::IdTokenKey`].
 
 use eid_protocol::Outcome;
 use eid_protocol::wire::RequestStatus;
@@ -39,8 +46,9 @@ pub struct IdTokenClaims {
     pub amr: Vec<String>,
     /// The request in the app (32 hex digits).
     pub eid_request_id: String,
-    /// The decision's receipt, signed by the server key (`/v1/server-key`).
-    pub eid_receipt: eid_protocol::wire::SignedReceipt,
+    /// SHA-256 of the receipt's signed bytes (its canonical encoding,
+    /// docs/protocol.md), hex.
+    pub eid_receipt_sha256: String,
     /// SHA-256 of the reference text the person saw, hex.
     pub eid_reference_text_sha256: String,
 }
@@ -92,7 +100,9 @@ pub fn claims(
         acr: ctx.acr.to_owned(),
         amr: vec![AMR_CODE_APP.to_owned()],
         eid_request_id: request.envelope.request_id.to_string(),
-        eid_receipt: decision.receipt.clone(),
+        eid_receipt_sha256: hex::encode(eid_protocol::sha256(
+            &decision.receipt.receipt.signing_bytes(),
+        )),
         eid_reference_text_sha256: hex::encode(request.envelope.reference_text_sha256()),
     })
 }

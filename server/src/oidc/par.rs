@@ -105,13 +105,10 @@ pub(crate) async fn par(
     form: OAuthForm,
 ) -> Result<impl IntoResponse, OAuthError> {
     let issuer = crate::api::oidc_issuer(&state, &uri, &headers)?;
-    // RFC 9126 section 2: the issuer, the token endpoint's URL and the PAR
-    // endpoint's URL all name this server as an assertion's audience.
-    let audiences = [
-        issuer.clone(),
-        format!("{issuer}{}", crate::api::OIDC_PATH_PAR),
-        format!("{issuer}{}", crate::api::OIDC_PATH_TOKEN),
-    ];
+    // The issuer alone names this server as an assertion's audience (see
+    // `client_auth::verify_assertion`), though RFC 9126 section 2 also lets
+    // servers take the token and PAR endpoints' URLs.
+    let audiences = [issuer.clone()];
     let client = authenticate(&state, &headers, &form, &audiences).await?;
     let provider_name = state
         .store

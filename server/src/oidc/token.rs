@@ -94,10 +94,8 @@ pub(crate) async fn token(
     form: OAuthForm,
 ) -> Result<impl IntoResponse, OAuthError> {
     let issuer = crate::api::oidc_issuer(&state, &uri, &headers)?;
-    let audiences = [
-        issuer.clone(),
-        format!("{issuer}{}", crate::api::OIDC_PATH_TOKEN),
-    ];
+    // The issuer alone (see `client_auth::verify_assertion`).
+    let audiences = [issuer.clone()];
     let client = authenticate(&state, &headers, &form, &audiences).await?;
     match form.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is required")),

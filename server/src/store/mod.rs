@@ -1090,6 +1090,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<DecisionContext>;
     /// Records a nonce; `false` when it was seen before.
     async fn use_nonce(&self, nonce: Nonce16, keep_until_ms: u64) -> StoreResult<bool>;
+    /// Whether a nonce is recorded (and not yet purged); records nothing.
+    async fn nonce_seen(&self, nonce: Nonce16) -> StoreResult<bool>;
     /// Deletes nonces that can no longer be replayed.
     async fn purge_nonces(&self, now_ms: u64) -> StoreResult<u64>;
     /// Stores a service provider; `Conflict` on a key-hash collision.

@@ -718,12 +718,16 @@ pub(crate) async fn user_id(
     .await;
     let stand_in_expiry =
         now.saturating_add(state.config.request_lifetime_secs.saturating_mul(1000));
+    let mut real = None;
     let (request_id, expires_at_ms) = match created {
-        Ok(Created::Request(envelope)) => (envelope.request_id, envelope.expires_at_ms),
-        Ok(Created::UnknownIdentity) => (RequestId::random(), stand_in_expiry),
-        Err(refused) if refused.error.code == ErrorCode::IdentityBlocked => {
-            (RequestId::random(), stand_in_expiry)
+        Ok(Created::Request(envelope)) => {
+            real = Some(envelope.request_id);
+            (envelope.request_id, envelope.expires_at_ms)
         }
+        Ok(Created::UnknownIdentity) => (RequestId::random(), stand_in_expiry),
+        // Blocked, or held by one of the person's own limits: the stand-in
+        // too, as "busy" would be said of known user IDs only.
+        Err(refused) if refused.about_the_person => (RequestId::random(), stand_in_expiry),
         Err(refused) if refused.error.code == ErrorCode::Internal => {
             return Err(Failure(lang, Refusal::Internal));
         }
@@ -738,11 +742,25 @@ pub(crate) async fn user_id(
             ));
         }
     };
-    state
+    let set = state
         .store
         .set_oidc_login_request(login.id, login.request_id, request_id, expires_at_ms)
         .await
         .map_err(|e| Failure::from(e).with(lang))?;
+    if !set {
+        // Another post of this login got there first (a double submit, or
+        // posts sent at once): its request is the one the page shows, so
+        // this one is withdrawn rather than left waiting in the app.
+        if let Some(orphan) = real {
+            state
+                .store
+                .cancel_request(orphan, client.service_provider_id, now)
+                .await
+                .map_err(|e| Failure::from(e).with(lang))?;
+            state.waiters.wake(orphan);
+        }
+        return Ok(see_other(&path));
+    }
     let mut response = see_other(&path);
     let remember = if form.remember {
         let encoded: String = url::form_urlencoded::byte_serialize(typed.as_bytes()).collect();

@@ -393,6 +393,8 @@ enum SignIn {
 
 /// A live session.
 struct Session {
+    /// The sign-in request whose approval opened it.
+    request_id: RequestId,
     identity_id: IdentityId,
     /// The authenticator that approved the sign-in (a cancel is recorded
     /// as its act, as a cancel from the app is).
@@ -436,10 +438,16 @@ async fn sign_in_of(state: &AppState, headers: &HeaderMap, now: u64) -> Result<S
         RequestStatus::Approved => match &request.decision {
             Some(d) => {
                 let until_ms = d.decided_at_ms.saturating_add(SESSION_MS);
-                if now >= until_ms {
+                if now >= until_ms
+                    || state
+                        .store
+                        .nonce_seen(signed_out_marker(token.request_id))
+                        .await?
+                {
                     SignIn::Over
                 } else {
                     SignIn::Session(Session {
+                        request_id: token.request_id,
                         identity_id: e.identity_id,
                         authenticator_id: d.authenticator_id,
                         until_ms,
@@ -453,6 +461,30 @@ async fn sign_in_of(state: &AppState, headers: &HeaderMap, now: u64) -> Result<S
         RequestStatus::FraudReported => SignIn::Refused { fraud: true },
         _ => SignIn::Expired,
     })
+}
+
+/// Domain tag of the mark a sign-out leaves.
+const SIGNED_OUT_DOMAIN: &[u8] = b"eid-authenticator/v1/self-service-signed-out";
+
+/// The nonce a sign-out records for the sign-in request `request_id`, kept
+/// until the session would have ended: the cookie is sealed, not stored, so
+/// a copy of it would otherwise open the session again until its end.
+fn signed_out_marker(request_id: RequestId) -> eid_protocol::Nonce16 {
+    let mut input = SIGNED_OUT_DOMAIN.to_vec();
+    input.extend_from_slice(request_id.as_bytes());
+    let digest = eid_protocol::sha256(&input);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    eid_protocol::Nonce16(out)
+}
+
+/// Ends the session `session` for every copy of its cookie.
+async fn end_session(state: &AppState, session: &Session) -> Result<(), StoreError> {
+    state
+        .store
+        .use_nonce(signed_out_marker(session.request_id), session.until_ms)
+        .await?;
+    Ok(())
 }
 
 /// The live session of this browser with its identity, or why not.

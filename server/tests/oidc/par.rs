@@ -17,7 +17,7 @@ async fn a_client_with_a_secret_pushes_a_request_and_gets_a_request_uri_for_60_s
     let client = register(&h, sp, KeyKind::Secret, "https://bank.example/cb").await;
 
     let params = par_params(&client);
-    let answer = post_form(&h, PAR, &auth_of(&h, &client, PAR), &pairs(&params)).await;
+    let answer = post_form(&h, PAR, &auth_of(&h, &client), &pairs(&params)).await;
     assert_eq!(answer.status, 201, "{}", answer.body);
     assert_eq!(answer.header("cache-control"), "no-store");
     assert_eq!(answer.body["expires_in"], 60);
@@ -56,21 +56,34 @@ async fn a_client_with_a_secret_pushes_a_request_and_gets_a_request_uri_for_60_s
 }
 
 #[tokio::test]
-async fn es256_and_rs256_assertions_authenticate_with_the_issuer_or_an_endpoint_as_audience() {
+async fn es256_and_rs256_assertions_authenticate_with_the_issuer_alone_as_audience() {
     let h = Harness::start().await;
     let sp = harness_provider(&h).await;
     let issuer = issuer(&h);
     for kind in [KeyKind::Ec, KeyKind::Rsa] {
         let client = register(&h, sp, kind, "https://bank.example/cb").await;
-        for aud in [
-            issuer.clone(),
-            format!("{issuer}/oidc/par"),
-            format!("{issuer}/oidc/token"),
-        ] {
-            let jwt = sign(&client, &claims(&h, &client, &aud));
+        for aud in [serde_json::json!(issuer), serde_json::json!([issuer])] {
+            let mut c = claims(&h, &client, &issuer);
+            c["aud"] = aud.clone();
+            let jwt = sign(&client, &c);
             let params = par_params(&client);
             let answer = post_form(&h, PAR, &Auth::Assertion(jwt), &pairs(&params)).await;
             assert_eq!(answer.status, 201, "{kind:?} {aud}: {}", answer.body);
+        }
+        // An assertion made for an endpoint's URL, or for several audiences,
+        // may have been made for another server (audience injection).
+        for aud in [
+            serde_json::json!(format!("{issuer}/oidc/par")),
+            serde_json::json!(format!("{issuer}/oidc/token")),
+            serde_json::json!([issuer, "https://other.example"]),
+            serde_json::json!([]),
+        ] {
+            let mut c = claims(&h, &client, &issuer);
+            c["aud"] = aud.clone();
+            let jwt = sign(&client, &c);
+            let params = par_params(&client);
+            let answer = post_form(&h, PAR, &Auth::Assertion(jwt), &pairs(&params)).await;
+            answer.assert_error(401, "invalid_client");
         }
         // Without client_id in the form the assertion's iss names the
         // client; PAR itself then still wants its client_id.
@@ -81,7 +94,7 @@ async fn es256_and_rs256_assertions_authenticate_with_the_issuer_or_an_endpoint_
         answer.assert_error(400, "invalid_request");
         assert_eq!(answer.body["error_description"], "client_id is required");
     }
-    assert_eq!(logins(&h), 6);
+    assert_eq!(logins(&h), 4);
 }
 
 #[tokio::test]
@@ -296,7 +309,7 @@ async fn broken_authorization_parameters_get_a_clear_error_and_store_nothing() {
     let h = Harness::start().await;
     let sp = harness_provider(&h).await;
     let client = register(&h, sp, KeyKind::Secret, "https://bank.example/cb").await;
-    let auth = auth_of(&h, &client, PAR);
+    let auth = auth_of(&h, &client);
     let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s.as_bytes());
 
     let set = |name: &str, value: Option<&str>| {
@@ -493,7 +506,7 @@ async fn a_reference_text_is_stored_normalized_and_the_danish_default_passes_the
     let h = Harness::start().await;
     let sp = harness_provider(&h).await;
     let client = register(&h, sp, KeyKind::Secret, "https://bank.example/cb").await;
-    let auth = auth_of(&h, &client, PAR);
+    let auth = auth_of(&h, &client);
 
     // "Log ind i Netbank" with a decomposed "å" nowhere; an e + combining
     // acute accent is stored as the composed é (NFC).

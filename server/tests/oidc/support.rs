@@ -81,6 +81,13 @@ pub struct TestClient {
     pub redirect_uri: String,
 }
 
+impl TestClient {
+    /// The PKCS#8 of its P-256 key (an ES256 client only).
+    pub fn ec_pkcs8(&self) -> &[u8] {
+        self.ec_pkcs8.as_deref().expect("an ES256 client")
+    }
+}
+
 /// A fresh P-256 key: its PKCS#8 and its public JWK.
 pub fn ec_key() -> (Vec<u8>, ClientJwk) {
     let rng = ring::rand::SystemRandom::new();
@@ -311,13 +318,11 @@ pub async fn post_form(h: &Harness, path: &str, auth: &Auth<'_>, pairs: &[(&str,
 }
 
 /// The client's own authentication for a post to `path`.
-pub fn auth_of<'a>(h: &Harness, client: &'a TestClient, path: &str) -> Auth<'a> {
+pub fn auth_of<'a>(h: &Harness, client: &'a TestClient) -> Auth<'a> {
     match client.kind {
         KeyKind::Secret => Auth::Basic(&client.id, client.secret.as_deref().unwrap()),
-        _ => Auth::Assertion(sign(
-            client,
-            &claims(h, client, &format!("{}{path}", issuer(h))),
-        )),
+        // The issuer alone is an assertion's audience.
+        _ => Auth::Assertion(sign(client, &claims(h, client, &issuer(h)))),
     }
 }
 
@@ -353,13 +358,7 @@ pub fn pairs(owned: &[(String, String)]) -> Vec<(&str, &str)> {
 /// Pushes a valid request for `client`; returns its `request_uri`.
 pub async fn push(h: &Harness, client: &TestClient) -> String {
     let params = par_params(client);
-    let answer = post_form(
-        h,
-        "/oidc/par",
-        &auth_of(h, client, "/oidc/par"),
-        &pairs(&params),
-    )
-    .await;
+    let answer = post_form(h, "/oidc/par", &auth_of(h, client), &pairs(&params)).await;
     assert_eq!(answer.status, 201, "{}", answer.body);
     answer.body["request_uri"].as_str().unwrap().to_owned()
 }
@@ -442,7 +441,7 @@ pub async fn redeem(h: &Harness, client: &TestClient, code: &str, verifier: &str
     post_form(
         h,
         "/oidc/token",
-        &auth_of(h, client, "/oidc/token"),
+        &auth_of(h, client),
         &[
             ("grant_type", "authorization_code"),
             ("code", code),

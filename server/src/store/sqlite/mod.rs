@@ -180,6 +180,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn nonce_seen(&self, nonce: Nonce16) -> StoreResult<bool> {
+        self.read(move |c| requests::nonce_seen(c, nonce)).await
+    }
+
     async fn purge_nonces(&self, now_ms: u64) -> StoreResult<u64> {
         self.write(move |c| requests::purge_nonces(c, now_ms)).await
     }

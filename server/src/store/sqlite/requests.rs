@@ -413,6 +413,14 @@ pub(super) fn use_nonce(c: &Connection, nonce: Nonce16, keep_until_ms: u64) -> S
     Ok(n == 1)
 }
 
+/// The read of [`Store::nonce_seen`](crate::store::Store::nonce_seen).
+pub(super) fn nonce_seen(c: &Connection, nonce: Nonce16) -> StoreResult<bool> {
+    Ok(
+        c.prepare_cached("SELECT EXISTS (SELECT 1 FROM nonces WHERE nonce = ?1)")?
+            .query_row(params![nonce.as_bytes().as_slice()], |r| r.get(0))?,
+    )
+}
+
 /// The transaction of [`Store::purge_nonces`](crate::store::Store::purge_nonces).
 pub(super) fn purge_nonces(c: &Connection, now_ms: u64) -> StoreResult<u64> {
     let n = c

@@ -188,7 +188,9 @@ pub(crate) async fn sign_in(
         Ok(Created::Request(envelope)) => envelope.request_id,
         // The stand-in: a request id nobody has; the page waits and lapses.
         Ok(Created::UnknownIdentity) => RequestId::random(),
-        Err(refused) if refused.error.code == ErrorCode::IdentityBlocked => RequestId::random(),
+        // Blocked, or held by one of the person's own limits: the stand-in
+        // too, as "busy" would be said of known user IDs only.
+        Err(refused) if refused.about_the_person => RequestId::random(),
         Err(refused) if refused.error.code == ErrorCode::Internal => {
             return Err(Failure(lang, Refusal::Internal));
         }
@@ -275,6 +277,9 @@ pub(crate) async fn sign_out(
     if form.is_none() {
         return Err(Failure(lang, Refusal::BadForm));
     }
+    end_session(&state, &session)
+        .await
+        .map_err(|e| Failure::from(e).with(lang))?;
     let s = lang.self_service();
     let mut response = html(
         StatusCode::OK,
