@@ -19,7 +19,7 @@ if [ ! -x /usr/bin/chromium ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   timeout 300 $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive timeout 600 $sudo apt-get install -y -q --no-install-recommends chromium
+  DEBIAN_FRONTEND=noninteractive timeout 600 $sudo apt-get install -y -q chromium
 fi
 /usr/bin/chromium --version 2>/dev/null | grep -v '^\[' || true
 

@@ -102,9 +102,13 @@ export async function startDemoWithPhone() {
 export function app(ready, args, { pin = false } = {}) {
   const env = baseEnv(ready.app_env);
   if (pin) env.EID_PIN = DEMO_PIN;
-  return new Promise((ok) => {
-    execFile(EID, ['--json', 'app', ...args], { env }, (err, stdout) => {
-      ok({ code: err ? err.code : 0, json: JSON.parse(stdout.trim()) });
+  return new Promise((ok, fail) => {
+    execFile(EID, ['--json', 'app', ...args], { env }, (err, stdout, stderr) => {
+      try {
+        ok({ code: err ? err.code : 0, json: JSON.parse(stdout.trim()) });
+      } catch {
+        fail(new Error(`eid app ${args[0]} printed no JSON: ${stdout} ${stderr}`));
+      }
     });
   });
 }
