@@ -166,16 +166,26 @@ test('a login nobody approves expires and the page offers to try again', async (
 test('step 1 works with the keyboard alone', async () => {
   await withDemo(async ({ ready, page }) => {
     await openLogin(page, ready, 'keyboard');
-    // The field may have the focus already (autofocus); else Tab to it.
     const active = () => page.evaluate(() => document.activeElement?.id ?? '');
-    let focused = await active();
-    for (let i = 0; i < 15 && focused !== 'user-id'; i++) {
+    // The field has the focus on arrival (autofocus).
+    assert.equal(await active(), 'user-id');
+    // From the top of the page, Tab reaches it too.
+    await page.evaluate(() => document.activeElement?.blur());
+    let focused = '';
+    for (let i = 0; i < 5 && focused !== 'user-id'; i++) {
       await page.keyboard.press('Tab');
       focused = await active();
     }
     assert.equal(focused, 'user-id', 'Tab reaches the user ID field');
-    await page.keyboard.press('ControlOrMeta+A');
     await page.keyboard.type(ready.user_id);
+    // A logical order: field, checkbox, button; and back.
+    await page.keyboard.press('Tab');
+    assert.equal(await active(), 'remember');
+    await page.keyboard.press('Tab');
+    assert.equal(await active(), 'continue');
+    await page.keyboard.press('Shift+Tab');
+    await page.keyboard.press('Shift+Tab');
+    assert.equal(await active(), 'user-id');
     await page.keyboard.press('Enter');
     const code = await readBindingCode(page, 'keyboard');
     assert.match(code, /^[A-Z2-7]{8}$/);
