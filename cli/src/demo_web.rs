@@ -77,6 +77,12 @@ struct WebDemoReady {
     user_id: String,
 }
 
+/// What the ready line tells of the embedded server's configuration.
+struct ServerFacts {
+    request_lifetime_secs: u64,
+    certificate_pem: std::path::PathBuf,
+}
+
 /// `eid app`'s environment for the demo's phone.
 #[derive(Debug, Serialize)]
 #[allow(non_snake_case)]
@@ -119,19 +125,20 @@ pub(crate) async fn run(common: &Common, args: &DemoArgs) -> Result<Report, CliE
     config.listen = ([127, 0, 0, 1], 0).into();
     config.data_dir = tmp.path().join("server");
     config.admin_token = None;
-    let request_lifetime_secs = config.request_lifetime_secs;
+    let facts = ServerFacts {
+        request_lifetime_secs: config.request_lifetime_secs,
+        // The configured certificate, else the development one the server
+        // creates in its folder.
+        certificate_pem: config
+            .tls
+            .cert_path
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("dev-tls-cert.pem")),
+    };
     let server = eid_server::start(eid_server::ServerOptions::new(config))
         .await
         .map_err(|e| CliError::new(ErrorKind::Server, format!("{e:#}")))?;
-    let result = serve(
-        common,
-        args,
-        &server,
-        tmp.path(),
-        phone_loop,
-        request_lifetime_secs,
-    )
-    .await;
+    let result = serve(common, args, &server, tmp.path(), phone_loop, &facts).await;
     server.shutdown().await;
     result
 }
@@ -142,7 +149,7 @@ async fn serve(
     server: &eid_server::RunningServer,
     dir: &std::path::Path,
     phone_loop: bool,
-    request_lifetime_secs: u64,
+    facts: &ServerFacts,
 ) -> Result<Report, CliError> {
     let broker_url = server.base_url();
     let ep: Endpoint = endpoint(&broker_url, &server.spki_pin)?;
@@ -191,7 +198,6 @@ async fn serve(
     .await?;
 
     let app_dir_s = app_dir.display().to_string();
-    let certificate = dir.join("server").join("dev-tls-cert.pem");
     let ready = WebDemoReady {
         app_dir: app_dir_s.clone(),
         app_env: AppEnv {
@@ -201,11 +207,11 @@ async fn serve(
         },
         bank_url: format!("{bank_url}/"),
         broker_url: broker_url.clone(),
-        certificate_pem: certificate.display().to_string(),
+        certificate_pem: facts.certificate_pem.display().to_string(),
         client_id,
         client_auth: "private_key_jwt",
         pid: std::process::id(),
-        request_lifetime_secs,
+        request_lifetime_secs: facts.request_lifetime_secs,
         spki_pin: server.spki_pin.clone(),
         spki_sha256_base64: server.spki_pin.trim_start_matches("sha256/").to_owned(),
         user_id: identity.user_id.clone(),
