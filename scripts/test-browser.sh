@@ -32,5 +32,5 @@ mkdir -p target/browser
 rm -f target/browser/*.png
 
 cd tests/browser
-node --test --test-concurrency=1 tests/
+node --test --test-concurrency=1 tests/*.test.mjs
 echo "browser: done after $((SECONDS - started)) s (screenshots in target/browser/)"
