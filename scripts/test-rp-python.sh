@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A bank's first hour with the relying-party API (/v1/rp), in Python:
+# A bank's first hour with the service-provider API (/v1/rp), in Python:
 # tests/rp-python/bank.py (the code docs/relying-party.md prints) against a
 # fresh eid-server, with people whose phones are the real `eid app` commands.
 # The people and the two service providers are set up with the eid CLI as in

@@ -1,5 +1,5 @@
-"""A bank's side of the eID relying-party API (`/v1/rp`), in Python with
-requests and cryptography.
+"""A bank's side of the eID server's `/v1/rp` API, in Python with requests
+and cryptography.
 
 The part between the ``guide:`` markers is printed verbatim in
 docs/relying-party.md (test_guide.py checks that it still is), so a
