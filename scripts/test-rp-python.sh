@@ -47,6 +47,8 @@ done
 # start) and the administrator's token file.
 EID_SERVER=$base_url
 EID_SPKI_PIN=$(sed -n 's/^ *TLS SPKI pin: *//p' "$work/server.log")
+# The receipt-signing key as the operator reads it off the start-up lines.
+printed_key=$(sed -n 's/^ *server key: *//p' "$work/server.log")
 EID_ADMIN_TOKEN_FILE="$work/server/admin-token"
 export EID_SERVER EID_SPKI_PIN EID_ADMIN_TOKEN_FILE
 field() { "$py" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
@@ -82,6 +84,7 @@ other=$(provider 'Pension Nord' "$work/other.key")
 import json, sys
 json.dump({
     "base_url": "$base_url", "ca_file": "$ca", "eid": "$eid",
+    "printed_server_key": "$printed_key",
     "bank": {"provider_id": "$bank", "api_key_file": "$work/bank.key"},
     "other": {"provider_id": "$other", "api_key_file": "$work/other.key"},
     "karen": {"user_id": "Tulipan-1984!", "identity_id": "$karen",

@@ -168,6 +168,21 @@ def verify_receipt(answer, server_public_key, provider_id, kind,
     if b64url(body["reference_text_sha256"]) != text_sha256:
         raise ReceiptInvalid("the person saw another text")
     return body
+
+
+def log_in(eid, server_key, user_id, show_code, text="Log ind i Netbank"):
+    """A whole login: asks the person, has your page show the binding code
+    (show_code(code)), waits, and returns the verified signed receipt of an
+    approval, to keep as evidence; None when the person denied or reported
+    it, or it expired or was cancelled. Raises EidRefused (a wrong user ID,
+    a limit) and ReceiptInvalid."""
+    created = eid.create_request(user_id, "login", text)
+    show_code(created["binding_code"])
+    answer = eid.wait_for_decision(created["request_id"])
+    if answer["receipt"] is None:
+        return None
+    body = verify_receipt(answer, server_key, eid.provider_id, "login", text)
+    return answer["receipt"] if body["outcome"] == "approve" else None
 # guide: end
 
 

@@ -29,6 +29,12 @@ class Phone:
         assert len(screens) == 1, screens
         return screens[0]
 
+    def only_request(self):
+        """Pulls and returns the id of the one request waiting."""
+        screens = self.run("open")["requests"]
+        assert len(screens) == 1, screens
+        return screens[0]["request_id"]
+
     def approve(self, request_id, code):
         """Approves with the PIN and the code from the bank's page (typed,
         or the scanned QR payload)."""

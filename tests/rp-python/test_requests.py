@@ -1,8 +1,9 @@
 """The bank's requests against a real server, as docs/relying-party.md
 describes them: approved with each kind of channel binding, long-polled,
 receipts verified; denied; cancelled; refused input. Karen's phone is the
-real `eid app`. Karen gets four requests in all, below the per-person limit
-of five a minute that test_limits.py runs into with Niels."""
+real `eid app`. Karen gets five requests in all, the per-person limit of
+five a minute that test_limits.py runs into with Niels: a test that asks for
+her once more needs a person of its own."""
 
 import threading
 import time
@@ -11,6 +12,14 @@ import unicodedata
 import pytest
 
 import bank
+
+
+def test_the_published_server_key_is_the_one_the_server_printed_at_start(
+        setup, server_key):
+    # The bank pins the key it was given (docs/relying-party.md, section 5).
+    assert setup["printed_server_key"]
+    assert server_key == setup["printed_server_key"]
+    assert len(bank.b64url(server_key)) == 65
 
 
 def approve_in_a_moment(phone, request_id, code):
@@ -74,6 +83,25 @@ def test_a_signature_with_a_rotating_qr_code_is_approved_and_binds_the_nfc_text(
         bank.verify_receipt(answer, server_key, eid.provider_id, "login", text)
     with pytest.raises(bank.ReceiptInvalid, match="another provider"):
         bank.verify_receipt(answer, server_key, "0" * 32, "signature", text)
+
+
+def test_log_in_returns_the_verified_receipt_of_an_approval(
+        eid, server_key, karen, karens_phone):
+    shown = []
+
+    def show_on_page(code):
+        shown.append(code)
+        # The person reads the code off the page and approves.
+        thread = threading.Thread(target=karens_phone.approve,
+                                  args=(karens_phone.only_request(), code))
+        thread.start()
+        shown.append(thread)
+
+    receipt = bank.log_in(eid, server_key, karen["user_id"], show_on_page)
+    shown[1].join()
+    assert len(shown[0]) == 8
+    assert receipt["receipt"]["outcome"] == "approve"
+    assert receipt["receipt"]["identity_id"] == karen["identity_id"]
 
 
 def test_a_denied_login_has_a_signed_receipt_that_says_deny(
