@@ -68,6 +68,11 @@ person() { # user_id name pin phone_dir
 }
 karen=$(person 'Tulipan-1984!' 'Karen Holm' 482915 "$work/karen-phone")
 niels=$(person 'Snebaer-2001#' 'Niels Dam' 730164 "$work/niels-phone")
+# A person whose identity support has blocked (no phone needed).
+blocked=$("$eid" --json admin create-identity --user-id 'Kastanje-1990!' \
+  --name 'Ida Berg' | field identity_id)
+"$eid" --json admin block --identity "$blocked" \
+  --reason 'support case 1: phone stolen' >/dev/null
 
 # The bank and a second service provider; each API key is shown once and
 # kept in a file only its owner reads.
@@ -91,6 +96,7 @@ json.dump({
               "pin": "482915", "app_dir": "$work/karen-phone"},
     "niels": {"user_id": "Snebaer-2001#", "identity_id": "$niels",
               "pin": "730164", "app_dir": "$work/niels-phone"},
+    "blocked_user_id": "Kastanje-1990!",
 }, open(sys.argv[1], "w"))
 PY
 echo "rp-python: server, people and providers set up after $((SECONDS - started)) s"

@@ -157,6 +157,14 @@ def test_an_unknown_user_id_is_404_unknown_identity(eid):
         404, "unknown_identity")
 
 
+def test_a_blocked_person_is_403_identity_blocked(setup, eid):
+    with pytest.raises(bank.EidRefused) as refused:
+        eid.create_request(setup["blocked_user_id"], "login",
+                           "Log ind i Netbank")
+    assert (refused.value.status, refused.value.code) == (
+        403, "identity_blocked")
+
+
 def test_a_wrong_api_key_is_401_and_a_wait_over_60_is_400(setup, eid, karen):
     stranger = bank.Eid(setup["base_url"], "not-a-key", eid.provider_id,
                         verify=setup["ca_file"])
