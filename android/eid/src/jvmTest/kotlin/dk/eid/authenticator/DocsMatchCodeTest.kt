@@ -4,6 +4,7 @@ import java.io.File
 import kotlin.test.assertEquals
 import kotlin.test.assertTrue
 import kotlin.test.fail
+import dk.eid.authenticator.ffi.EidException
 import org.junit.jupiter.api.Test
 
 /**
@@ -89,6 +90,25 @@ class DocsMatchCodeTest {
             .toSet()
         assertTrue("approve" in code && "open" in code, "the member pattern found: $code")
         assertEquals(code, apiTableColumn(0), "docs/integration.md's API table (Kotlin column) and EidApp.kt differ")
+    }
+
+    @Test
+    fun `the error table in the integration guide lists every EidException case`() {
+        val cases = EidException::class.java.declaredClasses
+            .filter { EidException::class.java.isAssignableFrom(it) }
+            .map { it.simpleName }
+            .toSet()
+        assertTrue("WrongPin" in cases, "the generated cases found: $cases")
+        val doc = read("docs/integration.md")
+        val start = doc.indexOf("<!-- error-table -->")
+        assertTrue(start >= 0, "no error table marker in docs/integration.md")
+        val rows = doc.substring(start).lines().drop(1).takeWhile { it.startsWith("|") }.drop(2)
+        // The first column names the case (`WrongPin(attemptsLeft, ...)`,
+        // `BindingCodeRequired` / `WrongBindingCode`, `Rejected(DeviceLimitReached)`).
+        val documented = rows.flatMap { row ->
+            Regex("""`([A-Za-z_]\w*)""").findAll(row.split("|")[1]).map { it.groupValues[1] }.toList()
+        }.toSet()
+        assertEquals(cases, documented, "docs/integration.md's error table and EidException differ")
     }
 
     /** The member names in one column (0 Kotlin, 1 Swift) of the table after `<!-- api-table: EidApp -->`. */
