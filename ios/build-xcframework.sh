@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds EidRust.xcframework (static libeid_bindings.a for iOS devices, the
 # iOS simulator on Apple silicon and Intel, and macOS, with the generated
-# header and module map of the EidRust module) next to Package.swift, and
+# header and module map of the EidRust module) in ios/, and
 # copies the generated EidFFI.swift into Sources/EidFFI/Generated.
-# Package.swift then links the XCFramework instead of the host library.
+# The root Package.swift links the XCFramework on Apple platforms.
 #
 # macOS only (needs Xcode's xcodebuild and lipo, and the Rust targets:
 #   rustup target add aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios \

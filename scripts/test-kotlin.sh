@@ -3,7 +3,10 @@
 #  1. builds the host library, eid-server and the eid CLI (debug);
 #  2. generates the Kotlin bindings (scripts/gen-bindings.sh);
 #  3. runs `mvn test`: the tests start their own eid-server on 127.0.0.1 and
-#     stop it when done.
+#     stop it when done;
+#  4. compiles the Android-only code that needs just the framework, and the
+#     documentation snippets, against Robolectric's android-all jar
+#     (android/framework/pom.xml; compile only, nothing runs).
 # Needs: cargo, Java 17+, Maven, Maven Central reachable (first run).
 # Extra arguments go to Maven, e.g. scripts/test-kotlin.sh -Dtest=ExpiryTest
 set -euo pipefail
@@ -42,3 +45,11 @@ for p in glob.glob(sys.argv[1] + "/TEST-*.xml"):
     e += int(r.get("errors", 0)); s += int(r.get("skipped", 0))
 print(f"kotlin: {t - f - e - s} passed, {f + e} failed, {s} skipped")
 PY
+
+echo "== mvn compile (android/framework: androidMain and the doc snippets against android-all)"
+rm -rf "$ROOT/android/framework/target"
+mvn -B -q -Dstyle.color=never -f "$ROOT/android/framework/pom.xml" \
+  -Deid.repo.root="$ROOT" \
+  -Deid.bindings.dir="$TARGET/bindings/kotlin" \
+  compile
+echo "android framework compile check: ok"

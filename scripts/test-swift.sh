@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Rust library, server and CLI on the host, generates the Swift
-# bindings, copies them into the Swift package (ios/) and runs its tests
-# against the host library and a real eid-server on 127.0.0.1.
+# bindings, copies them into the Swift package's sources (ios/; the manifest
+# is the repository root's Package.swift) and runs its tests against the host
+# library and a real eid-server on 127.0.0.1.
 #
 # Uses a native `swift` when one is on PATH. Otherwise (Debian 12 has no Swift)
 # it creates, or reuses, a Debian trixie chroot with swiftlang 6.0.3 in a cache
@@ -18,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PKG="$ROOT/ios"
+PKG="$ROOT/ios"   # the package's sources; SwiftPM runs in $ROOT (Package.swift)
 # cargo's target folder: target/, or $CARGO_TARGET_DIR (mounted into the
 # chroot when it lies outside the repository).
 TARGET="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
@@ -135,12 +136,14 @@ run_swift() {
   local bin_dir=$libdir
   local cmd=(swift "$@" -Xlinker -L"$libdir" -Xlinker -rpath -Xlinker "$libdir")
   if [[ -n "$NATIVE_SWIFT" ]]; then
-    (cd "$PKG" && LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+    # EID_SWIFT_HOST_LIBRARY: on a Mac, link the host library, not the XCFramework.
+    (cd "$ROOT" && LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+       DYLD_LIBRARY_PATH="$libdir${DYLD_LIBRARY_PATH:+:$DYLD_LIBRARY_PATH}" EID_SWIFT_HOST_LIBRARY=1 \
        EID_BIN_DIR="$bin_dir" EID_TEST_PID_DIR="$pid_dir" "${cmd[@]}")
   else
     chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
       LD_LIBRARY_PATH="$libdir" EID_BIN_DIR="$bin_dir" EID_TEST_PID_DIR="$pid_dir" \
-      bash -c 'cd /repo/ios && exec "$@"' swift-run "${cmd[@]}"
+      bash -c 'cd /repo && exec "$@"' swift-run "${cmd[@]}"
   fi
 }
 

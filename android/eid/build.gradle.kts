@@ -1,5 +1,6 @@
 // The Android library: the platform-neutral shell (src/main/kotlin), the
-// Android-only keystore and lifecycle hook (src/androidMain/kotlin), the
+// Android-only keystore (src/androidMain/kotlin: framework only) and lifecycle
+// hook (src/androidxMain/kotlin: needs androidx), the
 // uniffi-generated bindings and the native libraries, both produced by
 // ../build-native.sh into build/generated/uniffi and src/main/jniLibs.
 //
@@ -23,6 +24,7 @@ android {
         kotlin.srcDirs(
             "src/main/kotlin",
             "src/androidMain/kotlin",
+            "src/androidxMain/kotlin",
             layout.buildDirectory.dir("generated/uniffi/kotlin"),
         )
         jniLibs.srcDirs("src/main/jniLibs")
