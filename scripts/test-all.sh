@@ -22,3 +22,4 @@ echo "swift: done after $((SECONDS - started)) s"
 ./scripts/schemathesis.sh 60
 echo "schemathesis: done after $((SECONDS - started)) s"
 ./scripts/test-oidc-python.sh
+./scripts/test-protocol-python.sh
