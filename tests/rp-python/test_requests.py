@@ -7,7 +7,6 @@ her once more needs a person of its own."""
 
 import threading
 import time
-import unicodedata
 
 import pytest
 
