@@ -537,6 +537,12 @@ pub(super) fn decide(
             Col(request_id),
             Col(RequestStatus::from_outcome(record.outcome))
         ])?;
+    super::webhooks::enqueue(
+        c,
+        &request_id,
+        RequestStatus::from_outcome(record.outcome),
+        record.decided_at_ms,
+    )?;
     let reset_sql = if pin_verified {
         "UPDATE authenticators SET last_counter = ?2, failed_pin_count = 0 WHERE id = ?1"
     } else {
@@ -625,6 +631,7 @@ pub(super) fn cancel_request(
     }
     c.prepare_cached("UPDATE requests SET status = 'cancelled' WHERE id = ?1")?
         .execute(params![Col(id)])?;
+    super::webhooks::enqueue(c, &id, RequestStatus::Cancelled, now_ms)?;
     Ok(CancelResult::Cancelled)
 }
 
