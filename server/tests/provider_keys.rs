@@ -183,6 +183,10 @@ fn the_key_and_webhook_endpoints_are_in_the_openapi_document() {
         assert!(doc.contains(path), "{path} missing");
     }
     assert!(doc.contains("unknown_api_key"));
+    assert!(
+        doc.contains("\"WebhookEvent\""),
+        "the webhook body's schema"
+    );
 }
 
 // ---------------------------------------------------------------- webhooks

@@ -319,6 +319,9 @@ async fn server_key(
         crate::web::login::authorize, crate::web::login::page, crate::web::login::user_id,
         crate::web::login::status, crate::web::login::qr, crate::web::login::next,
     ),
+    // Not the body of any endpoint here: what the server POSTs to a
+    // service provider's webhook (docs/webhooks.md).
+    components(schemas(wire::WebhookEvent)),
     modifiers(&SecurityAddon),
 )]
 struct ApiDoc;

@@ -1239,7 +1239,9 @@ pub trait Store: Send + Sync + 'static {
     /// with a registered provider's name, the built-in self-service provider's
     /// included; `Conflict` on a key-hash collision.
     async fn register_service_provider(&self, sp: ServiceProvider) -> StoreResult<RegisterResult>;
-    /// Finds a service provider by the hash of its API key.
+    /// Finds a service provider by the hash of the API key it was registered
+    /// with, whatever that key's state now. Calls are authenticated with
+    /// [`Store::provider_by_api_key`], which sees every key and its state.
     async fn service_provider_by_key(
         &self,
         api_key_sha256: [u8; 32],
