@@ -1280,10 +1280,10 @@ pub async fn binding_mismatches_cancel_the_request_at_the_limit(store: FreshStor
         Some("ABCD-1234".into()),
     );
     let id = created(s, request).await.envelope.request_id;
-    assert_eq!(s.record_binding_mismatch(id, 3).await.unwrap(), 1);
-    assert_eq!(s.record_binding_mismatch(id, 3).await.unwrap(), 2);
+    assert_eq!(s.record_binding_mismatch(id, 3, T0).await.unwrap(), 1);
+    assert_eq!(s.record_binding_mismatch(id, 3, T0).await.unwrap(), 2);
     assert_eq!(status(s, id).await, RequestStatus::Pending);
-    assert_eq!(s.record_binding_mismatch(id, 3).await.unwrap(), 3);
+    assert_eq!(s.record_binding_mismatch(id, 3, T0).await.unwrap(), 3);
     assert_eq!(status(s, id).await, RequestStatus::Cancelled);
 }
 
@@ -3227,8 +3227,9 @@ pub async fn a_webhook_is_set_replaced_and_removed_with_its_audit_row(store: Fre
     assert_eq!(audited, 3);
 }
 
-/// A decision, a provider's cancel and a block's cancel each queue one
-/// delivery for a provider with a webhook, in their own transaction; a
+/// A decision, a provider's cancel, a cancel after wrong binding codes (the
+/// extra wrong code after it queues nothing) and a block's cancel each
+/// queue one delivery for a provider with a webhook, in their own transaction; a
 /// provider without one gets none.
 pub async fn decisions_and_cancels_queue_a_webhook_delivery_only_with_a_webhook(store: FreshStore) {
     let s = &*store;
@@ -3259,7 +3260,7 @@ pub async fn decisions_and_cancels_queue_a_webhook_delivery_only_with_a_webhook(
         CancelResult::Cancelled
     );
     // The fraud report holds Danske Bank's new requests for Anna: the
-    // block's cancel is seen through another provider with a webhook.
+    // other cancels are seen through another provider with a webhook.
     let third = registered(s, "Jyske Bank").await;
     set_webhook(
         s,
@@ -3268,6 +3269,12 @@ pub async fn decisions_and_cancels_queue_a_webhook_delivery_only_with_a_webhook(
         T0,
     )
     .await;
+    let guessed = created(s, login(anna.id, &third, T0 + 4)).await;
+    for _ in 0..4 {
+        s.record_binding_mismatch(guessed.envelope.request_id, 3, T0 + 4)
+            .await
+            .unwrap();
+    }
     let blocked = created(s, login(anna.id, &third, T0 + 4)).await;
     s.set_blocked(anna.id, true, T0 + 5).await.unwrap().unwrap();
 
@@ -3301,6 +3308,12 @@ pub async fn decisions_and_cancels_queue_a_webhook_delivery_only_with_a_webhook(
                 RequestStatus::Cancelled,
                 T0 + 3,
                 hook.url.clone()
+            ),
+            (
+                guessed.envelope.request_id,
+                RequestStatus::Cancelled,
+                T0 + 4,
+                "https://jyske.example/".to_owned()
             ),
             (
                 blocked.envelope.request_id,

@@ -1315,11 +1315,13 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> StoreResult<DecideResult>;
     /// Counts a wrong login-screen code on a request; at `cancel_at` the
-    /// request is cancelled if still pending. Returns the count after this one.
+    /// request is cancelled (at `now_ms`) if still pending. Returns the count
+    /// after this one.
     async fn record_binding_mismatch(
         &self,
         request_id: RequestId,
         cancel_at: u32,
+        now_ms: u64,
     ) -> StoreResult<u32>;
     /// Counts a wrong PIN signature; locks the authenticator at `lock_at`
     /// and then records a `pin_lockout` event at `now_ms`. Returns the count

@@ -293,8 +293,9 @@ impl Store for SqliteStore {
         &self,
         request_id: RequestId,
         cancel_at: u32,
+        now_ms: u64,
     ) -> StoreResult<u32> {
-        self.write(move |c| requests::record_binding_mismatch(c, request_id, cancel_at))
+        self.write(move |c| requests::record_binding_mismatch(c, request_id, cancel_at, now_ms))
             .await
     }
 

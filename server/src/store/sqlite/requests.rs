@@ -597,6 +597,7 @@ pub(super) fn record_binding_mismatch(
     c: &Connection,
     request_id: RequestId,
     cancel_at: u32,
+    now_ms: u64,
 ) -> StoreResult<u32> {
     let count: u32 = c
         .prepare_cached(
@@ -605,10 +606,14 @@ pub(super) fn record_binding_mismatch(
         )?
         .query_row(params![Col(request_id)], |r| r.get(0))?;
     if count >= cancel_at {
-        c.prepare_cached(
-            "UPDATE requests SET status = 'cancelled' WHERE id = ?1 AND status = 'pending'",
-        )?
-        .execute(params![Col(request_id)])?;
+        let cancelled = c
+            .prepare_cached(
+                "UPDATE requests SET status = 'cancelled' WHERE id = ?1 AND status = 'pending'",
+            )?
+            .execute(params![Col(request_id)])?;
+        if cancelled == 1 {
+            super::webhooks::enqueue(c, &request_id, RequestStatus::Cancelled, now_ms)?;
+        }
     }
     Ok(count)
 }
