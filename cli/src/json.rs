@@ -56,6 +56,40 @@ impl From<&IdentityInfo> for Identity {
     }
 }
 
+/// One API key in `admin api-keys`, `rotate-api-key` and `revoke-api-key`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ApiKey {
+    pub(crate) created_at_ms: u64,
+    pub(crate) expires_at_ms: Option<u64>,
+    pub(crate) key_id: u64,
+    pub(crate) revoked_at_ms: Option<u64>,
+    pub(crate) state: String,
+}
+
+/// `admin api-keys` and `revoke-api-key`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ApiKeys {
+    pub(crate) keys: Vec<ApiKey>,
+    pub(crate) service_provider_id: String,
+}
+
+/// `admin rotate-api-key`: the new key, shown once.
+#[derive(Debug, Serialize)]
+pub(crate) struct ApiKeyRotated {
+    pub(crate) api_key: String,
+    pub(crate) key: ApiKey,
+    pub(crate) old_keys_expire_at_ms: u64,
+    pub(crate) service_provider_id: String,
+}
+
+/// `admin set-webhook`: the signing secret, shown once.
+#[derive(Debug, Serialize)]
+pub(crate) struct WebhookSet {
+    pub(crate) secret: Option<String>,
+    pub(crate) service_provider_id: String,
+    pub(crate) url: Option<String>,
+}
+
 /// `admin create-agent`, `list-agents` and `revoke-agent`: one agent.
 #[derive(Debug, Serialize)]
 pub(crate) struct Agent {

@@ -44,6 +44,11 @@ pub struct Config {
     pub max_devices_per_identity: u64,
     /// Security-event notifications by SMS and e-mail (the dispatcher).
     pub notifications: NotificationsConfig,
+    /// How long a service provider's older API keys keep working after a
+    /// rotation, in seconds: 86400 (a day to deploy the new key).
+    pub api_key_grace_secs: u64,
+    /// Service providers' webhooks (the webhook dispatcher).
+    pub webhooks: WebhooksConfig,
     /// Least time between the two self-service logins of a phone or e-mail
     /// change, in seconds: 3600 (one hour) in production. The server's clock
     /// decides. Tests that cannot drive a manual clock shorten it.
@@ -280,6 +285,42 @@ impl std::fmt::Debug for NotificationsConfig {
     }
 }
 
+/// The webhook dispatcher: it works off the `webhook_deliveries` outbox
+/// (see docs/webhooks.md).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// How often the dispatcher looks for due deliveries, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Most deliveries claimed at once.
+    pub batch_size: u32,
+    /// Attempts per delivery before it is given up (kept, with its error).
+    pub max_attempts: u32,
+    /// First retry delay in seconds; it doubles per attempt up to the cap.
+    pub retry_base_secs: u64,
+    /// Longest retry delay in seconds.
+    pub retry_cap_secs: u64,
+    /// How long one POST may take, in seconds (it counts as a failure after).
+    pub timeout_secs: u64,
+    /// How long a claimed delivery is reserved, in seconds: if the server
+    /// dies mid-delivery it is claimed again after this (at-least-once).
+    pub lease_secs: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 500,
+            batch_size: 16,
+            max_attempts: 12,
+            retry_base_secs: 1,
+            retry_cap_secs: 3600,
+            timeout_secs: 10,
+            lease_secs: 60,
+        }
+    }
+}
+
 /// How the SMTP connection is secured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -400,6 +441,8 @@ impl Default for Config {
             new_device_wait_secs: 3600,
             max_devices_per_identity: 3,
             notifications: NotificationsConfig::default(),
+            api_key_grace_secs: 24 * 60 * 60,
+            webhooks: WebhooksConfig::default(),
             self_service_gap_secs: 3600,
             floods: FloodConfig::default(),
             connections: ConnectionsConfig::default(),
@@ -425,6 +468,8 @@ impl std::fmt::Debug for Config {
             .field("new_device_wait_secs", &self.new_device_wait_secs)
             .field("max_devices_per_identity", &self.max_devices_per_identity)
             .field("notifications", &self.notifications)
+            .field("api_key_grace_secs", &self.api_key_grace_secs)
+            .field("webhooks", &self.webhooks)
             .field("self_service_gap_secs", &self.self_service_gap_secs)
             .field("floods", &self.floods)
             .field("connections", &self.connections)
@@ -454,6 +499,11 @@ impl Config {
             ("activation_code_ttl_secs", self.activation_code_ttl_secs),
             ("new_device_wait_secs", self.new_device_wait_secs),
             ("self_service_gap_secs", self.self_service_gap_secs),
+            ("api_key_grace_secs", self.api_key_grace_secs),
+            ("webhooks.retry_base_secs", self.webhooks.retry_base_secs),
+            ("webhooks.retry_cap_secs", self.webhooks.retry_cap_secs),
+            ("webhooks.timeout_secs", self.webhooks.timeout_secs),
+            ("webhooks.lease_secs", self.webhooks.lease_secs),
         ] {
             if value > MAX_SECS {
                 return Err(Box::new(figment::Error::from(format!(

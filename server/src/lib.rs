@@ -30,6 +30,7 @@ pub mod tls;
 pub mod userid;
 mod waiters;
 mod web;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -344,6 +345,12 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         }
         None => tracing::info!("no notification channel configured; deliveries wait"),
     }
+
+    // Service providers' webhooks: always on (a provider without one has
+    // no deliveries, and an idle poll is one read).
+    let webhooks =
+        webhooks::WebhookDispatcher::new(store.clone(), options.clock.clone(), &config.webhooks)?;
+    tokio::spawn(webhooks.run(shutdown_rx.clone()));
 
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
     let connections = config.connections.clone();

@@ -14,6 +14,7 @@
 
 mod support;
 
+mod api_keys;
 mod audit;
 mod commands;
 mod crash;
