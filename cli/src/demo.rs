@@ -234,7 +234,8 @@ async fn journey(
         .map_err(|e| j.fail("approve", e))?;
     if wait_ms > 0 {
         j.say(format!(
-            "           reading the request: waiting {wait_ms} ms (minimum read time)"
+            "           reading the request: waiting {} (minimum read time)",
+            crate::when::duration(wait_ms)
         ));
         tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
     }

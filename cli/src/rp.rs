@@ -16,6 +16,7 @@ use crate::common::{
 use crate::error::{CliError, ErrorKind};
 use crate::json::{self, ProviderReceipt};
 use crate::output::{Report, serde_name};
+use crate::when;
 
 /// Login or signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -245,8 +246,8 @@ pub(crate) async fn run(common: &Common, cmd: ProviderCommand) -> Result<Report,
             let mut lines = vec![
                 format!("request created: {}", created.request_id),
                 format!(
-                    "expires in {} s",
-                    created.expires_at_ms.saturating_sub(created.created_at_ms) / 1000
+                    "expires at {}",
+                    when::moment(created.expires_at_ms, created.created_at_ms)
                 ),
             ];
             if let Some(code) = &created.binding_code {
