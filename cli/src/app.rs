@@ -224,8 +224,29 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         }
         AppCommand::Authenticators => {
             let phone = folder.open()?;
+            // The states change on the server (support blocks and
+            // unblocks): ask it when it can be reached, else show the last
+            // known states and say when they were seen.
+            let refreshed = match phone.refresh().await {
+                Ok(_) => true,
+                Err(e) if e.kind == crate::error::ErrorKind::Network => false,
+                Err(e) => return Err(e),
+            };
+            let seen_at_ms = phone.refreshed_at_ms();
             let authenticators = phone.core.authenticators()?;
             let mut lines = vec![format!("{} account(s)", authenticators.len())];
+            if !refreshed {
+                lines.push(match seen_at_ms {
+                    Some(t) => format!(
+                        "the server cannot be reached: last known states, seen at {}",
+                        when::moment(t, when::now_ms())
+                    ),
+                    None => {
+                        "the server cannot be reached: states as at activation, never refreshed"
+                            .to_owned()
+                    }
+                });
+            }
             let mut items = Vec::new();
             for a in &authenticators {
                 let notify = phone.core.notify_every_use(&a.authenticator_id)?;
@@ -248,6 +269,8 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             Ok(Report::new(
                 &json::PhoneAuthenticators {
                     authenticators: items,
+                    refreshed,
+                    seen_at_ms,
                 },
                 lines,
             ))
@@ -258,7 +281,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let authenticator: AuthenticatorId = parse_id("account ID", &authenticator)?;
             let phone = folder.open()?;
             let resent = phone.core.retry_unsent_decisions().await?;
-            phone.core.refresh().await?;
+            phone.refresh().await?;
             let info = phone
                 .core
                 .authenticators()?
@@ -289,7 +312,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         } => {
             let phone = folder.open()?;
             let resent = phone.core.retry_unsent_decisions().await?;
-            let views = phone.core.refresh().await?;
+            let views = phone.refresh().await?;
             let authenticators = phone.core.authenticators()?;
             let mut lines = vec![format!("{} pending request(s)", views.len())];
             for a in authenticators
@@ -522,7 +545,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         AppCommand::Events { authenticator } => {
             let phone = folder.open()?;
             let authenticator = phone.only_authenticator(authenticator.as_deref())?;
-            phone.core.refresh().await?;
+            phone.refresh().await?;
             let events = phone.core.events(&authenticator, common.language())?;
             let mut lines = vec![format!("{} event(s), newest first", events.len())];
             let now = when::now_ms();
@@ -597,7 +620,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         }
         AppCommand::Household => {
             let phone = folder.open()?;
-            phone.core.refresh().await?;
+            phone.refresh().await?;
             let people = phone.core.household(common.language())?;
             let mut lines = vec![format!("{} person(s) on this phone", people.len())];
             let mut items = Vec::new();
@@ -623,7 +646,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         AppCommand::Changes { authenticator } => {
             let phone = folder.open()?;
             let authenticator = phone.only_authenticator(authenticator.as_deref())?;
-            phone.core.refresh().await?;
+            phone.refresh().await?;
             let changes = phone.core.pending_contact_changes(&authenticator)?;
             let mut lines = vec![format!("{} open contact change(s)", changes.len())];
             let now = when::now_ms();

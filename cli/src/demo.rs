@@ -301,14 +301,14 @@ async fn journey(
             app_receipt: (&receipt).into(),
             receipt_verified: approved_check.is_some(),
             request: (&view).into(),
-            rp: json::Status::new(&approved, approved_check),
+            rp: json::Status::new(&approved, approved_check, true),
             status: approved.status,
         },
         refusal: json::DemoDecision {
             app_receipt: (&fraud_receipt).into(),
             receipt_verified: fraud_check.is_some(),
             request: (&scam_view).into(),
-            rp: json::Status::new(&fraud, fraud_check),
+            rp: json::Status::new(&fraud, fraud_check, true),
             status: fraud.status,
         },
         service_provider: json::DemoProvider {

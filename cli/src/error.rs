@@ -123,6 +123,10 @@ pub(crate) struct CliError {
     /// Wrong PINs left before the PIN key is destroyed.
     #[serde(skip_serializing_if = "Option::is_none")]
     attempts_left: Option<u32>,
+    /// The authenticators to pick from, when a command needs one and the
+    /// phone holds several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authenticators: Option<Vec<AuthenticatorChoice>>,
     /// The server's stable error code.
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<ErrorCode>,
@@ -144,6 +148,15 @@ pub(crate) struct CliError {
     step: Option<String>,
 }
 
+/// One authenticator to pick with `--authenticator`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AuthenticatorChoice {
+    /// Its id, for `--authenticator`.
+    pub(crate) authenticator_id: String,
+    /// Whose it is.
+    pub(crate) user_id: String,
+}
+
 /// `{"error": {...}}`.
 #[derive(Serialize)]
 struct ErrorJson<'a> {
@@ -155,6 +168,7 @@ impl CliError {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             attempts_left: None,
+            authenticators: None,
             code: None,
             kind,
             message: message.into(),
@@ -173,6 +187,29 @@ impl CliError {
     /// An option the command needs is missing.
     pub(crate) fn missing_option(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::MissingOption, message)
+    }
+
+    /// A command on one authenticator, on a phone with several and none
+    /// chosen: the list to pick from (kind `unknown_account`, the kind this
+    /// case has always had).
+    pub(crate) fn pick_an_authenticator(choices: Vec<AuthenticatorChoice>) -> Self {
+        let list: Vec<String> = choices
+            .iter()
+            .map(|c| format!("{} ({})", c.authenticator_id, c.user_id))
+            .collect();
+        let message = if choices.is_empty() {
+            "no authenticator on this phone: activate one first (eid app activate)".to_owned()
+        } else {
+            format!(
+                "this phone holds {} authenticators: pick one with --authenticator: {}",
+                choices.len(),
+                list.join(", ")
+            )
+        };
+        Self {
+            authenticators: Some(choices),
+            ..Self::new(ErrorKind::UnknownAuthenticator, message)
+        }
     }
 
     /// The same error, reported as the failure of a demo step.
@@ -206,10 +243,13 @@ impl CliError {
         let mut line = format!("error ({}): {}", self.kind, self.message);
         if let Ok(Value::Object(fields)) = serde_json::to_value(self) {
             for (k, v) in &fields {
-                if k == "kind" || k == "message" {
+                // A list (the authenticators to pick from) is in the message.
+                if k == "kind" || k == "message" || v.is_array() {
                     continue;
                 }
-                if v.as_str().is_some_and(|s| self.message.contains(s)) {
+                if v.as_str()
+                    .is_some_and(|s| self.message.contains(s) || s == CORE_DROPS_SERVER_MESSAGE)
+                {
                     continue;
                 }
                 line.push_str(&format!("; {k}={v}"));
@@ -273,10 +313,7 @@ impl From<eid_core::Error> for CliError {
             ),
             E::PinPolicy(p) => CliError::new(K::PinPolicy, format!("PIN refused: {p}")),
             E::Expired => CliError::new(K::Expired, "the request has expired"),
-            E::Network(m) => CliError::new(
-                K::Network,
-                format!("the server could not be reached ({m}); try again later"),
-            ),
+            E::Network(m) => network(&m),
             E::UnknownAuthenticator => {
                 CliError::new(K::UnknownAuthenticator, "no such account on this phone")
             }
@@ -287,6 +324,12 @@ impl From<eid_core::Error> for CliError {
             E::Blocked => CliError::new(K::Blocked, "the identity is blocked"),
             E::Rejected { code } => CliError {
                 code: Some(code),
+                // The core passes on the code alone; the status is the one
+                // the server gives that code (the same mapping), and the
+                // message says the server's own was not kept, so that every
+                // `rejected` error has the same three details.
+                server_message: Some(CORE_DROPS_SERVER_MESSAGE.to_owned()),
+                status: Some(eid_server::error::ApiError::new(code, "").status().as_u16()),
                 ..CliError::new(
                     K::Rejected,
                     format!("the server refused the call: {}", serde_name(&code)),
@@ -364,17 +407,17 @@ impl From<ApiFailure> for CliError {
                 )
             },
             ApiFailure::Network(e) => {
-                let class = if e.is_timeout() {
-                    "timeout"
-                } else if e.is_connect() {
-                    "connection failed (is the server running, and is the server key pin right?)"
-                } else {
-                    "request failed"
+                // The classes the phone's core names (core/src/client.rs), so
+                // that every command says the same of the same failure.
+                let class = match find_rustls_error(&e) {
+                    Some(rustls::Error::InvalidCertificate(_)) => PIN_MISMATCH,
+                    Some(_) => "TLS handshake failed",
+                    None if e.is_timeout() => "timeout",
+                    None if e.is_connect() => "cannot connect",
+                    None if e.is_body() || e.is_decode() => "connection broke while reading",
+                    None => "request failed",
                 };
-                CliError::new(
-                    K::Network,
-                    format!("the server could not be reached: {class}"),
-                )
+                network(class)
             }
             ApiFailure::BadServerSignature => CliError::new(
                 K::InvalidServerSignature,
@@ -383,6 +426,49 @@ impl From<ApiFailure> for CliError {
             other => CliError::new(K::Api, other.to_string()),
         }
     }
+}
+
+/// `server_message` of a `rejected` error from the phone's core, which keeps
+/// only the server's code.
+const CORE_DROPS_SERVER_MESSAGE: &str = "(not kept: the app passes on only the code)";
+
+/// What the phone's core says of a server whose TLS key is not the pinned
+/// one (core/src/client.rs); the admin and rp commands say it too.
+const PIN_MISMATCH: &str = "TLS: the server key does not match the pin";
+
+/// A `network` error for one class of failure, with what to do about it: a
+/// wrong pin is not fixed by trying again.
+fn network(class: &str) -> CliError {
+    let hint = if class == PIN_MISMATCH {
+        "check the server key pin (--spki-pin or EID_SPKI_PIN, or the one the phone \
+         remembered at activation) against the pin the server prints at start"
+    } else if class == "cannot connect" {
+        "is the server running at that address? Try again later"
+    } else {
+        "try again later"
+    };
+    CliError::new(
+        ErrorKind::Network,
+        format!("the server could not be reached ({class}); {hint}"),
+    )
+}
+
+/// The TLS error somewhere in an error's sources (also inside an I/O error).
+fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(tls) = find_rustls_error(inner)
+        {
+            return Some(tls);
+        }
+        cur = err.source();
+    }
+    None
 }
 
 #[cfg(test)]
@@ -423,12 +509,19 @@ mod tests {
         });
         assert_eq!(
             e.text_line(),
-            "error (rejected): the server refused the call: too_early"
+            "error (rejected): the server refused the call: too_early; status=409"
         );
-        assert_eq!(
-            e.to_json(),
-            r#"{"error":{"code":"too_early","kind":"rejected","message":"the server refused the call: too_early"}}"#
-        );
+    }
+
+    #[test]
+    fn every_rejected_error_has_code_server_message_and_status() {
+        let from_core = CliError::from(eid_core::Error::Rejected {
+            code: ErrorCode::TooEarly,
+        });
+        let json: Value = serde_json::from_str(&from_core.to_json()).unwrap();
+        assert_eq!(json["error"]["code"], "too_early");
+        assert_eq!(json["error"]["status"], 409);
+        assert!(json["error"]["server_message"].is_string());
     }
 
     #[test]
