@@ -106,6 +106,99 @@ pub(crate) enum ErrorKind {
     UnexpectedStatus,
 }
 
+impl ErrorKind {
+    /// Every kind, for the reference table in docs/cli.md (checked by a
+    /// test). The match below stops the build when a kind is added without
+    /// being listed here.
+    #[cfg(test)]
+    pub(crate) const ALL: [ErrorKind; 38] = [
+        ErrorKind::Usage,
+        ErrorKind::MissingOption,
+        ErrorKind::InvalidArgument,
+        ErrorKind::MissingPin,
+        ErrorKind::Config,
+        ErrorKind::Storage,
+        ErrorKind::Internal,
+        ErrorKind::Keystore,
+        ErrorKind::Runtime,
+        ErrorKind::Io,
+        ErrorKind::Clock,
+        ErrorKind::Server,
+        ErrorKind::WrongPin,
+        ErrorKind::LockedOut,
+        ErrorKind::ReactivationRequired,
+        ErrorKind::PinPolicy,
+        ErrorKind::Expired,
+        ErrorKind::UnknownAuthenticator,
+        ErrorKind::UnknownRequest,
+        ErrorKind::Blocked,
+        ErrorKind::TextRefused,
+        ErrorKind::SwipeRequired,
+        ErrorKind::BindingCodeRequired,
+        ErrorKind::UnlockInvalid,
+        ErrorKind::AlreadyDecided,
+        ErrorKind::NoPendingActivation,
+        ErrorKind::NoPendingEnrolment,
+        ErrorKind::EnrolmentRefused,
+        ErrorKind::Core,
+        ErrorKind::Network,
+        ErrorKind::Rejected,
+        ErrorKind::InvalidResponse,
+        ErrorKind::InvalidServerSignature,
+        ErrorKind::Api,
+        ErrorKind::TextMismatch,
+        ErrorKind::InvalidReceipt,
+        ErrorKind::InvalidServerKey,
+        ErrorKind::UnexpectedStatus,
+    ];
+
+    /// The kind's place in [`ErrorKind::ALL`].
+    #[cfg(test)]
+    fn index(self) -> usize {
+        use ErrorKind as K;
+        match self {
+            K::Usage => 0,
+            K::MissingOption => 1,
+            K::InvalidArgument => 2,
+            K::MissingPin => 3,
+            K::Config => 4,
+            K::Storage => 5,
+            K::Internal => 6,
+            K::Keystore => 7,
+            K::Runtime => 8,
+            K::Io => 9,
+            K::Clock => 10,
+            K::Server => 11,
+            K::WrongPin => 12,
+            K::LockedOut => 13,
+            K::ReactivationRequired => 14,
+            K::PinPolicy => 15,
+            K::Expired => 16,
+            K::UnknownAuthenticator => 17,
+            K::UnknownRequest => 18,
+            K::Blocked => 19,
+            K::TextRefused => 20,
+            K::SwipeRequired => 21,
+            K::BindingCodeRequired => 22,
+            K::UnlockInvalid => 23,
+            K::AlreadyDecided => 24,
+            K::NoPendingActivation => 25,
+            K::NoPendingEnrolment => 26,
+            K::EnrolmentRefused => 27,
+            K::Core => 28,
+            K::Network => 29,
+            K::Rejected => 30,
+            K::InvalidResponse => 31,
+            K::InvalidServerSignature => 32,
+            K::Api => 33,
+            K::TextMismatch => 34,
+            K::InvalidReceipt => 35,
+            K::InvalidServerKey => 36,
+            K::UnexpectedStatus => 37,
+        }
+    }
+}
+
 impl std::fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The serde name, so text and JSON can never spell a kind differently.
@@ -522,6 +615,44 @@ mod tests {
         assert_eq!(json["error"]["code"], "too_early");
         assert_eq!(json["error"]["status"], 409);
         assert!(json["error"]["server_message"].is_string());
+    }
+
+    /// The `kind` values of docs/cli.md's table of error kinds.
+    fn documented_kinds() -> Vec<String> {
+        let doc = include_str!("../../docs/cli.md");
+        let table = doc
+            .split("### Error kinds")
+            .nth(1)
+            .expect("docs/cli.md has an \"Error kinds\" section");
+        table
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|l| {
+                let cell = l.trim_start_matches('|').split('|').next()?.trim();
+                Some(cell.strip_prefix('`')?.strip_suffix('`')?.to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_error_kinds_table_of_the_docs_lists_every_kind_and_no_other() {
+        for (i, kind) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i, "{kind} is out of place in ErrorKind::ALL");
+        }
+        let code: Vec<String> = ErrorKind::ALL.iter().map(ToString::to_string).collect();
+        let documented = documented_kinds();
+        let missing: Vec<&String> = code.iter().filter(|k| !documented.contains(k)).collect();
+        let unknown: Vec<&String> = documented.iter().filter(|k| !code.contains(k)).collect();
+        assert!(
+            missing.is_empty(),
+            "kinds missing from docs/cli.md: {missing:?}"
+        );
+        assert!(
+            unknown.is_empty(),
+            "docs/cli.md lists kinds the CLI has not: {unknown:?}"
+        );
+        assert_eq!(documented.len(), code.len(), "a kind is listed twice");
     }
 
     #[test]
