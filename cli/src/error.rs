@@ -219,7 +219,7 @@ pub(crate) struct CliError {
     /// The authenticators to pick from, when a command needs one and the
     /// phone holds several.
     #[serde(skip_serializing_if = "Option::is_none")]
-    authenticators: Option<Vec<AuthenticatorChoice>>,
+    authenticators: Option<Box<[AuthenticatorChoice]>>,
     /// The server's stable error code.
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<ErrorCode>,
@@ -300,7 +300,7 @@ impl CliError {
             )
         };
         Self {
-            authenticators: Some(choices),
+            authenticators: Some(choices.into_boxed_slice()),
             ..Self::new(ErrorKind::UnknownAuthenticator, message)
         }
     }
