@@ -225,26 +225,25 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         AppCommand::Authenticators => {
             let phone = folder.open()?;
             // The states change on the server (support blocks and
-            // unblocks): ask it when it can be reached, else show the last
-            // known states and say when they were seen.
-            let refreshed = match phone.refresh().await {
-                Ok(_) => true,
-                Err(e) if e.kind == crate::error::ErrorKind::Network => false,
-                Err(e) => return Err(e),
-            };
+            // unblocks): ask it first. A list must still list when the
+            // server cannot answer, so any failure shows the last known
+            // states, says why and when they were seen.
+            let refresh_failure = phone.refresh().await.err();
+            let refreshed = refresh_failure.is_none();
             let seen_at_ms = phone.refreshed_at_ms();
             let authenticators = phone.core.authenticators()?;
             let mut lines = vec![format!("{} account(s)", authenticators.len())];
-            if !refreshed {
+            if let Some(e) = &refresh_failure {
                 lines.push(match seen_at_ms {
                     Some(t) => format!(
-                        "the server cannot be reached: last known states, seen at {}",
+                        "not refreshed ({}): last known states, seen at {}",
+                        e.message,
                         when::moment(t, when::now_ms())
                     ),
-                    None => {
-                        "the server cannot be reached: states as at activation, never refreshed"
-                            .to_owned()
-                    }
+                    None => format!(
+                        "not refreshed ({}): the states at activation, never refreshed since",
+                        e.message
+                    ),
                 });
             }
             let mut items = Vec::new();

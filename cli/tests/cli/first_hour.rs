@@ -472,6 +472,10 @@ fn app_authenticators_shows_an_unblock_at_once_and_says_when_it_is_offline() {
     assert_eq!(stale["accounts"][0]["state"], "active");
     let (code, out, stderr) = eid_text(&["app", "accounts"], &offline, None);
     assert_eq!(code, 0, "{stderr}");
+    assert!(
+        out.contains("not refreshed (the server could not be reached"),
+        "{out}"
+    );
     assert!(out.contains("last known states, seen at "), "{out}");
     assert_no_epoch_ms(&out);
 }
