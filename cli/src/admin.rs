@@ -12,6 +12,7 @@ use crate::common::{Common, parse_id};
 use crate::error::CliError;
 use crate::json;
 use crate::output::{Report, serde_name};
+use crate::when;
 
 /// Support operations (need the admin token or an agent's token).
 #[derive(Debug, Subcommand)]
@@ -208,7 +209,10 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
                 },
                 vec![
                     format!("activation code: {}", issued.activation_code),
-                    format!("expires at (Unix ms): {}", issued.expires_at_ms),
+                    format!(
+                        "expires at {}",
+                        when::moment(issued.expires_at_ms, when::now_ms())
+                    ),
                 ],
             ))
         }
@@ -361,6 +365,7 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
                 .transpose()?;
             let list = admin.audit(id, Some(limit), None).await?;
             let mut lines = Vec::new();
+            let now = when::now_ms();
             for e in &list.entries {
                 let target = e
                     .identity_id
@@ -373,9 +378,9 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
                     |a| format!("{} (agent {a})", e.agent_name),
                 );
                 lines.push(format!(
-                    "#{} at {} ms: {} {}{} [{}]{}",
+                    "#{} at {}: {} {}{} [{}]{}",
                     e.audit_id,
-                    e.at_ms,
+                    when::local_time(e.at_ms, now),
                     agent,
                     e.action,
                     target,
@@ -519,9 +524,10 @@ fn agent_lines(agent: &AgentInfo) -> Vec<String> {
         format!("role:     {}", serde_name(&agent.role)),
         format!(
             "revoked:  {}",
-            agent
-                .revoked_at_ms
-                .map_or_else(|| "no".to_owned(), |t| format!("at {t} ms"))
+            agent.revoked_at_ms.map_or_else(
+                || "no".to_owned(),
+                |t| format!("at {}", when::moment(t, when::now_ms()))
+            )
         ),
     ]
 }

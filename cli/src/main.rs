@@ -23,6 +23,7 @@ mod phone;
 mod rp;
 mod self_service;
 mod serve;
+mod when;
 
 use clap::{Parser, Subcommand};
 
