@@ -24,6 +24,7 @@ pub mod limits;
 pub mod notify;
 pub mod oidc;
 pub mod policy;
+pub mod startup;
 pub mod store;
 mod texts;
 pub mod tls;
@@ -245,6 +246,14 @@ pub fn init_logging(format: config::LogFormat) {
 /// Opens the store, loads keys and certificate, binds and serves.
 pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let config = options.config;
+    // Also for callers that build the configuration in code (`eid serve`),
+    // which `Config::load`'s checks never see.
+    config.check_profile()?;
+    if config.profile == config::Profile::Development {
+        tracing::warn!(
+            "development profile: the waits that protect people are shortened; never for people"
+        );
+    }
     anyhow::ensure!(
         config.request_lifetime_secs >= 1,
         "request_lifetime_secs must be at least 1"
@@ -255,7 +264,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
             "request lifetime is not the product's 5 minutes (QA setting)"
         );
     }
-    if config.self_service_gap_secs != 3600 {
+    if config.self_service_gap_secs != 3600 && config.profile != config::Profile::Development {
         tracing::warn!(
             secs = config.self_service_gap_secs,
             "self-service gap is not the product's one hour (QA setting)"
