@@ -20,7 +20,7 @@ const USER: &str = "Grete#1950x";
 async fn request_after_fraud_report(
     h: &Harness,
     after_ms: u64,
-) -> Result<eid_api_client::RequestCreated, eid_api_client::ApiFailure> {
+) -> Result<eid_protocol::wire::RequestCreated, eid_api_client::ApiFailure> {
     h.clock.advance_ms(after_ms);
     h.rp.create_request(USER, RequestKind::Login, "Log på Netbank", None)
         .await
