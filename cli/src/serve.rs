@@ -49,13 +49,22 @@ pub(crate) async fn run(common: &Common, args: &ServeArgs) -> Result<Report, Cli
     let server = eid_server::start(eid_server::ServerOptions::new(config.clone()))
         .await
         .map_err(|e| CliError::new(ErrorKind::Server, format!("cannot start the server: {e:#}")))?;
+    let facts = eid_server::startup::StartupFacts::of(&server, &config, common.app_dir.as_deref());
     let printed = if common.json {
+        // The same facts, absolute paths included, as one JSON line for
+        // scripts; the development warning still goes to stderr.
         let ready = json::Listening {
-            admin_token_file: args.data_dir.join("admin-token").display().to_string(),
-            database: server.database_path.display().to_string(),
-            listening: server.base_url(),
+            // `eid serve` sets no admin_token, so the file is always there.
+            admin_token_file: facts
+                .admin_token_file
+                .clone()
+                .unwrap_or_else(|| args.data_dir.join("admin-token"))
+                .display()
+                .to_string(),
+            database: facts.database.display().to_string(),
+            listening: facts.base_url.clone(),
             pid: std::process::id(),
-            spki_pin: server.spki_pin.clone(),
+            spki_pin: facts.spki_pin.clone(),
         };
         let line = serde_json::to_string(&ready).expect("the shape is strings and a number");
         if let Some(warning) = config.development_warning() {
@@ -64,8 +73,6 @@ pub(crate) async fn run(common: &Common, args: &ServeArgs) -> Result<Report, Cli
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}").and_then(|()| out.flush())
     } else {
-        let facts =
-            eid_server::startup::StartupFacts::of(&server, &config, common.app_dir.as_deref());
         eid_server::startup::print_startup("eid serve", &facts, &config)
     };
     printed.map_err(|e| CliError::new(ErrorKind::Io, e.to_string()))?;
