@@ -226,7 +226,8 @@ fn load_or_create_admin_token(config: &Config) -> anyhow::Result<Zeroizing<Strin
 /// CLI's `eid serve`): to stderr, filtered by `EID_LOG` (tracing's
 /// `EnvFilter` syntax, e.g. `debug` or `eid_server=debug`; default `info`),
 /// as text or one JSON object per line. Colour codes only when stderr is a
-/// terminal, so a log file or a collector gets plain text. Events carry ids,
+/// terminal and `NO_COLOR` is unset or empty (no-color.org), so a log file or
+/// a collector gets plain text. Events carry ids,
 /// never secrets or contact data. Does nothing when the process already has
 /// a subscriber (a test harness's).
 pub fn init_logging(format: config::LogFormat) {
@@ -235,12 +236,19 @@ pub fn init_logging(format: config::LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_ansi(colour_wanted());
     // An error only says a subscriber is already installed: that one logs.
     let _ = match format {
         config::LogFormat::Json => builder.json().try_init(),
         config::LogFormat::Text => builder.try_init(),
     };
+}
+
+/// Whether the log may carry colour codes: stderr is a terminal and the
+/// person has not asked for none with a non-empty `NO_COLOR`.
+fn colour_wanted() -> bool {
+    let refused = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::IsTerminal::is_terminal(&std::io::stderr()) && !refused
 }
 
 /// Opens the store, loads keys and certificate, binds and serves.
