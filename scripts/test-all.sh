@@ -24,5 +24,6 @@ echo "kotlin: done after $((SECONDS - started)) s"
 echo "swift: done after $((SECONDS - started)) s"
 ./scripts/schemathesis.sh 60
 echo "schemathesis: done after $((SECONDS - started)) s"
+./scripts/test-protocol-python.sh
 ./scripts/test-oidc-python.sh
 ./scripts/test-rp-python.sh

@@ -21,7 +21,7 @@ use eid_protocol::wire::{
     RequestCreated, RequestStatusResponse, SelfServiceCaller, SelfServiceStep, ServerKeyResponse,
     ServiceProviderRegistered, StartContactChangeRequest, StartUserIdChangeRequest,
 };
-use eid_protocol::{ChangeId, IdentityId, RequestId, RequestKind};
+use eid_protocol::{ChangeId, IdentityId, RequestId, RequestKind, ServiceProviderId};
 use serde::de::DeserializeOwned;
 
 pub use phone::{SignedHeaders, SoftPhone};
@@ -291,6 +291,60 @@ impl AdminClient {
         self.post(
             "/v1/admin/service-providers",
             Some(&RegisterServiceProviderRequest { name: name.into() }),
+        )
+        .await
+    }
+
+    /// A service provider's API keys, oldest first (administrator only).
+    pub async fn api_keys(
+        &self,
+        provider: ServiceProviderId,
+    ) -> Result<eid_protocol::wire::ApiKeyList, ApiFailure> {
+        let req = self.endpoint.client.get(
+            self.endpoint
+                .url(&format!("/v1/admin/service-providers/{provider}/api-keys")),
+        );
+        decode(req.bearer_auth(&self.token).send().await?).await
+    }
+
+    /// Issues a new API key for a service provider (in this answer only);
+    /// its older keys stop after the grace period (administrator only).
+    pub async fn rotate_api_key(
+        &self,
+        provider: ServiceProviderId,
+    ) -> Result<eid_protocol::wire::ApiKeyRotated, ApiFailure> {
+        self.post::<(), _>(
+            &format!("/v1/admin/service-providers/{provider}/api-keys/rotate"),
+            None,
+        )
+        .await
+    }
+
+    /// Revokes one of a service provider's API keys at once (administrator only).
+    pub async fn revoke_api_key(
+        &self,
+        provider: ServiceProviderId,
+        key_id: u64,
+    ) -> Result<eid_protocol::wire::ApiKeyList, ApiFailure> {
+        self.post::<(), _>(
+            &format!("/v1/admin/service-providers/{provider}/api-keys/{key_id}/revoke"),
+            None,
+        )
+        .await
+    }
+
+    /// Sets a service provider's webhook (`Some(url)`; its new signing
+    /// secret is in this answer only) or removes it (`None`); administrator only.
+    pub async fn set_webhook(
+        &self,
+        provider: ServiceProviderId,
+        url: Option<&str>,
+    ) -> Result<eid_protocol::wire::WebhookSet, ApiFailure> {
+        self.post(
+            &format!("/v1/admin/service-providers/{provider}/webhook"),
+            Some(&eid_protocol::wire::SetWebhookRequest {
+                url: url.map(str::to_owned),
+            }),
         )
         .await
     }

@@ -4,14 +4,15 @@ use clap::Subcommand;
 use eid_api_client::AdminClient;
 use eid_protocol::IdentityId;
 use eid_protocol::wire::{
-    AgentInfo, AgentRole, ClientJwk, CreateIdentityRequest, IdentityInfo, OidcClientAuthMethod,
-    RegisterOidcClientRequest,
+    AgentInfo, AgentRole, ApiKeyInfo, ApiKeyList, ClientJwk, CreateIdentityRequest, IdentityInfo,
+    OidcClientAuthMethod, RegisterOidcClientRequest,
 };
 
 use crate::common::{Common, parse_id};
 use crate::error::CliError;
 use crate::json;
 use crate::output::{Report, serde_name};
+use crate::when;
 
 /// Support operations (need the admin token or an agent's token).
 #[derive(Debug, Subcommand)]
@@ -85,6 +86,41 @@ pub(crate) enum AdminCommand {
         /// A scope the client may ask for; repeat for more (default: openid).
         #[arg(long = "scope", default_value = "openid")]
         scopes: Vec<String>,
+    },
+    /// List a service provider's API keys: id, state, end (never the key; administrator).
+    ApiKeys {
+        /// The service provider's id.
+        #[arg(long)]
+        provider: String,
+    },
+    /// Issue a new API key for a service provider (prints it once); its older
+    /// keys keep working for the grace period, a day by default (administrator).
+    RotateApiKey {
+        /// The service provider's id.
+        #[arg(long)]
+        provider: String,
+    },
+    /// Revoke one API key of a service provider: refused at once (administrator).
+    RevokeApiKey {
+        /// The service provider's id.
+        #[arg(long)]
+        provider: String,
+        /// The key's id (from `eid admin api-keys`).
+        #[arg(long)]
+        key: u64,
+    },
+    /// Set a service provider's webhook (prints its signing secret once) or
+    /// remove it with `--remove` (administrator). See docs/webhooks.md.
+    SetWebhook {
+        /// The service provider's id.
+        #[arg(long)]
+        provider: String,
+        /// Where events are POSTed (https, or http://127.0.0.1 for tests).
+        #[arg(long, required_unless_present = "remove", conflicts_with = "remove")]
+        url: Option<String>,
+        /// Remove the webhook.
+        #[arg(long)]
+        remove: bool,
     },
     /// Create a support agent with its own token (prints it once; administrator).
     CreateAgent {
@@ -173,7 +209,10 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
                 },
                 vec![
                     format!("activation code: {}", issued.activation_code),
-                    format!("expires at (Unix ms): {}", issued.expires_at_ms),
+                    format!(
+                        "expires at {}",
+                        when::moment(issued.expires_at_ms, when::now_ms())
+                    ),
                 ],
             ))
         }
@@ -258,6 +297,63 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
                 lines,
             ))
         }
+        AdminCommand::ApiKeys { provider } => {
+            let id = parse_id("service provider ID", &provider)?;
+            Ok(api_keys_report(&admin.api_keys(id).await?))
+        }
+        AdminCommand::RevokeApiKey { provider, key } => {
+            let id = parse_id("service provider ID", &provider)?;
+            Ok(api_keys_report(&admin.revoke_api_key(id, key).await?))
+        }
+        AdminCommand::RotateApiKey { provider } => {
+            let id = parse_id("service provider ID", &provider)?;
+            let rotated = admin.rotate_api_key(id).await?;
+            Ok(Report::new(
+                &json::ApiKeyRotated {
+                    api_key: rotated.api_key.clone(),
+                    key: api_key_json(&rotated.key),
+                    old_keys_expire_at_ms: rotated.old_keys_expire_at_ms,
+                    service_provider_id: id.to_string(),
+                },
+                vec![
+                    format!("service provider: {id}"),
+                    format!("new key id:       {}", rotated.key.key_id),
+                    format!("API key:          {}", rotated.api_key),
+                    "(the API key is shown only this once; keep it secret)".into(),
+                    format!(
+                        "older keys stop at (Unix ms): {}",
+                        rotated.old_keys_expire_at_ms
+                    ),
+                ],
+            ))
+        }
+        AdminCommand::SetWebhook {
+            provider,
+            url,
+            remove: _,
+        } => {
+            let id = parse_id("service provider ID", &provider)?;
+            let set = admin.set_webhook(id, url.as_deref()).await?;
+            let mut lines = vec![format!("service provider: {id}")];
+            match (&set.url, &set.secret) {
+                (Some(url), Some(secret)) => {
+                    lines.push(format!("webhook:          {url}"));
+                    lines.push(format!("signing secret:   {secret}"));
+                    lines.push(
+                        "(the signing secret is shown only this once; keep it secret)".into(),
+                    );
+                }
+                _ => lines.push("webhook:          removed".into()),
+            }
+            Ok(Report::new(
+                &json::WebhookSet {
+                    secret: set.secret.clone(),
+                    service_provider_id: id.to_string(),
+                    url: set.url.clone(),
+                },
+                lines,
+            ))
+        }
         AdminCommand::RevokeAgent { agent } => {
             let info = admin.revoke_agent(agent).await?;
             Ok(Report::new(&agent_json(&info, None), agent_lines(&info)))
@@ -269,6 +365,7 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
                 .transpose()?;
             let list = admin.audit(id, Some(limit), None).await?;
             let mut lines = Vec::new();
+            let now = when::now_ms();
             for e in &list.entries {
                 let target = e
                     .identity_id
@@ -281,9 +378,9 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
                     |a| format!("{} (agent {a})", e.agent_name),
                 );
                 lines.push(format!(
-                    "#{} at {} ms: {} {}{} [{}]{}",
+                    "#{} at {}: {} {}{} [{}]{}",
                     e.audit_id,
-                    e.at_ms,
+                    when::local_time(e.at_ms, now),
                     agent,
                     e.action,
                     target,
@@ -375,6 +472,40 @@ fn identity_report(info: &IdentityInfo) -> Report {
     Report::new(&json::Identity::from(info), lines)
 }
 
+fn api_key_json(key: &ApiKeyInfo) -> json::ApiKey {
+    json::ApiKey {
+        created_at_ms: key.created_at_ms,
+        expires_at_ms: key.expires_at_ms,
+        key_id: key.key_id,
+        revoked_at_ms: key.revoked_at_ms,
+        state: serde_name(&key.state),
+    }
+}
+
+fn api_keys_report(list: &ApiKeyList) -> Report {
+    let mut lines = vec![format!("service provider: {}", list.service_provider_id)];
+    for k in &list.keys {
+        let end = match (k.revoked_at_ms, k.expires_at_ms) {
+            (Some(t), _) => format!(", revoked at {t} ms"),
+            (None, Some(t)) => format!(", ends at {t} ms"),
+            (None, None) => String::new(),
+        };
+        lines.push(format!(
+            "  key {} {} (created at {} ms{end})",
+            k.key_id,
+            serde_name(&k.state),
+            k.created_at_ms
+        ));
+    }
+    Report::new(
+        &json::ApiKeys {
+            keys: list.keys.iter().map(api_key_json).collect(),
+            service_provider_id: list.service_provider_id.to_string(),
+        },
+        lines,
+    )
+}
+
 fn agent_json(agent: &AgentInfo, token: Option<String>) -> json::Agent {
     json::Agent {
         agent_id: agent.agent_id,
@@ -393,9 +524,10 @@ fn agent_lines(agent: &AgentInfo) -> Vec<String> {
         format!("role:     {}", serde_name(&agent.role)),
         format!(
             "revoked:  {}",
-            agent
-                .revoked_at_ms
-                .map_or_else(|| "no".to_owned(), |t| format!("at {t} ms"))
+            agent.revoked_at_ms.map_or_else(
+                || "no".to_owned(),
+                |t| format!("at {}", when::moment(t, when::now_ms()))
+            )
         ),
     ]
 }

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use clap::Subcommand;
-use eid_core::EnrolmentStatus;
+use eid_core::{EnrolmentStatus, WarningKind};
 use eid_protocol::wire::SignedReceipt;
 use eid_protocol::{AuthenticatorId, ChangeId, RequestId};
 
@@ -13,6 +13,7 @@ use crate::error::CliError;
 use crate::json::{self, DecisionResult, authenticator_state_name};
 use crate::output::{Report, serde_name, view_lines};
 use crate::phone::PhoneFolder;
+use crate::when;
 
 /// The phone's commands.
 #[derive(Debug, Subcommand)]
@@ -223,8 +224,28 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         }
         AppCommand::Authenticators => {
             let phone = folder.open()?;
+            // The states change on the server (support blocks and
+            // unblocks): ask it first. A list must still list when the
+            // server cannot answer, so any failure shows the last known
+            // states, says why and when they were seen.
+            let refresh_failure = phone.refresh().await.err();
+            let refreshed = refresh_failure.is_none();
+            let seen_at_ms = phone.refreshed_at_ms();
             let authenticators = phone.core.authenticators()?;
             let mut lines = vec![format!("{} account(s)", authenticators.len())];
+            if let Some(e) = &refresh_failure {
+                lines.push(match seen_at_ms {
+                    Some(t) => format!(
+                        "not refreshed ({}): last known states, seen at {}",
+                        e.message,
+                        when::moment(t, when::now_ms())
+                    ),
+                    None => format!(
+                        "not refreshed ({}): the states at activation, never refreshed since",
+                        e.message
+                    ),
+                });
+            }
             let mut items = Vec::new();
             for a in &authenticators {
                 let notify = phone.core.notify_every_use(&a.authenticator_id)?;
@@ -247,6 +268,8 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             Ok(Report::new(
                 &json::PhoneAuthenticators {
                     authenticators: items,
+                    refreshed,
+                    seen_at_ms,
                 },
                 lines,
             ))
@@ -257,7 +280,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let authenticator: AuthenticatorId = parse_id("account ID", &authenticator)?;
             let phone = folder.open()?;
             let resent = phone.core.retry_unsent_decisions().await?;
-            phone.core.refresh().await?;
+            phone.refresh().await?;
             let info = phone
                 .core
                 .authenticators()?
@@ -288,7 +311,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         } => {
             let phone = folder.open()?;
             let resent = phone.core.retry_unsent_decisions().await?;
-            let views = phone.core.refresh().await?;
+            let views = phone.refresh().await?;
             let authenticators = phone.core.authenticators()?;
             let mut lines = vec![format!("{} pending request(s)", views.len())];
             for a in authenticators
@@ -327,13 +350,33 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let authenticator = phone
                 .authenticator_holding(&request, authenticator.as_deref())
                 .await?;
+            // A request bound to the screen where it was started is refused
+            // without its code: say so now, before the PIN is tried and the
+            // minimum read time waited out for nothing.
+            if binding_code.is_none()
+                && phone
+                    .core
+                    .requests_for(&authenticator, common.language())?
+                    .iter()
+                    .any(|v| {
+                        v.request_id == request
+                            && v.warnings
+                                .iter()
+                                .any(|w| w.kind == WarningKind::BindingCodeRequired)
+                    })
+            {
+                return Err(eid_core::Error::BindingCodeRequired.into());
+            }
             let token = phone.core.unlock(&authenticator, &request, &pin).await?;
             drop(pin);
             // The core's minimum read time counts from the display in this
             // process: a terminal approve waits it out, and says so.
             let wait_ms = phone.core.read_time_left(&authenticator, &request)?;
             if wait_ms > 0 {
-                eprintln!("waiting {wait_ms} ms (minimum read time) before signing");
+                eprintln!(
+                    "waiting {} (minimum read time) before signing",
+                    when::duration(wait_ms)
+                );
                 tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
             }
             let receipt = phone
@@ -395,6 +438,10 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 vec![
                     format!("enrolment {} asked for", e.enrolment_id),
                     format!("code to type on the existing phone: {}", e.code),
+                    format!(
+                        "it expires at {}",
+                        when::moment(e.expires_at_ms, when::now_ms())
+                    ),
                     format!("QR payload: {}", e.qr_payload),
                     "then: eid app enrol-status".into(),
                 ],
@@ -417,8 +464,9 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                         ..json::EnrolmentState::bare("waiting")
                     },
                     vec![format!(
-                        "approved; this phone works in {} min (waiting period)",
-                        remaining_ms.div_ceil(60_000)
+                        "approved; this phone works at {} (waiting period)",
+                        // The server's now: its usable_at less what it says is left.
+                        when::moment(usable_at_ms, usable_at_ms.saturating_sub(remaining_ms))
                     )],
                 ),
                 EnrolmentStatus::Activated(authenticator) => Report::new(
@@ -450,6 +498,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             let authenticator = phone.only_authenticator(authenticator.as_deref())?;
             let devices = phone.core.pending_devices(&authenticator)?;
             let mut lines = vec![format!("{} new device(s) being added", devices.len())];
+            let now = when::now_ms();
             let mut items = Vec::new();
             for d in &devices {
                 let state = match d.state {
@@ -460,7 +509,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                     "  {}  {state}{}  (cancel: eid app cancel-device --enrolment {})",
                     d.enrolment_id,
                     d.usable_at_ms
-                        .map(|u| format!(", works from {u} ms"))
+                        .map(|u| format!(", works from {}", when::moment(u, now)))
                         .unwrap_or_default(),
                     d.enrolment_id
                 ));
@@ -495,14 +544,15 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         AppCommand::Events { authenticator } => {
             let phone = folder.open()?;
             let authenticator = phone.only_authenticator(authenticator.as_deref())?;
-            phone.core.refresh().await?;
+            phone.refresh().await?;
             let events = phone.core.events(&authenticator, common.language())?;
             let mut lines = vec![format!("{} event(s), newest first", events.len())];
+            let now = when::now_ms();
             let mut items = Vec::new();
             for e in &events {
                 lines.push(format!(
                     "  {} {}{}  {}",
-                    e.occurred_at_ms,
+                    when::local_time(e.occurred_at_ms, now),
                     if e.critical { "⚠ " } else { "" },
                     e.title,
                     if e.this_device { "(this phone)" } else { "" }
@@ -569,7 +619,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         }
         AppCommand::Household => {
             let phone = folder.open()?;
-            phone.core.refresh().await?;
+            phone.refresh().await?;
             let people = phone.core.household(common.language())?;
             let mut lines = vec![format!("{} person(s) on this phone", people.len())];
             let mut items = Vec::new();
@@ -595,9 +645,10 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         AppCommand::Changes { authenticator } => {
             let phone = folder.open()?;
             let authenticator = phone.only_authenticator(authenticator.as_deref())?;
-            phone.core.refresh().await?;
+            phone.refresh().await?;
             let changes = phone.core.pending_contact_changes(&authenticator)?;
             let mut lines = vec![format!("{} open contact change(s)", changes.len())];
+            let now = when::now_ms();
             let mut items = Vec::new();
             for c in &changes {
                 lines.push(format!(
@@ -607,7 +658,7 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                     c.new_value_masked,
                     serde_name(&c.state),
                     c.earliest_completion_at_ms
-                        .map(|t| format!(", can complete from {t} ms"))
+                        .map(|t| format!(", can complete at {}", when::moment(t, now)))
                         .unwrap_or_default(),
                     c.change_id
                 ));

@@ -246,7 +246,8 @@ async fn journey(
         .map_err(|e| j.fail("approve", e))?;
     if wait_ms > 0 {
         j.say(format!(
-            "           reading the request: waiting {wait_ms} ms (minimum read time)"
+            "           reading the request: waiting {} (minimum read time)",
+            crate::when::duration(wait_ms)
         ));
         tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
     }
@@ -312,14 +313,14 @@ async fn journey(
             app_receipt: (&receipt).into(),
             receipt_verified: approved_check.is_some(),
             request: (&view).into(),
-            rp: json::Status::new(&approved, approved_check),
+            rp: json::Status::new(&approved, approved_check, true),
             status: approved.status,
         },
         refusal: json::DemoDecision {
             app_receipt: (&fraud_receipt).into(),
             receipt_verified: fraud_check.is_some(),
             request: (&scam_view).into(),
-            rp: json::Status::new(&fraud, fraud_check),
+            rp: json::Status::new(&fraud, fraud_check, true),
             status: fraud.status,
         },
         service_provider: json::DemoProvider {

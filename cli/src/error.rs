@@ -106,6 +106,99 @@ pub(crate) enum ErrorKind {
     UnexpectedStatus,
 }
 
+impl ErrorKind {
+    /// Every kind, for the reference table in docs/cli.md (checked by a
+    /// test). The match below stops the build when a kind is added without
+    /// being listed here.
+    #[cfg(test)]
+    pub(crate) const ALL: [ErrorKind; 38] = [
+        ErrorKind::Usage,
+        ErrorKind::MissingOption,
+        ErrorKind::InvalidArgument,
+        ErrorKind::MissingPin,
+        ErrorKind::Config,
+        ErrorKind::Storage,
+        ErrorKind::Internal,
+        ErrorKind::Keystore,
+        ErrorKind::Runtime,
+        ErrorKind::Io,
+        ErrorKind::Clock,
+        ErrorKind::Server,
+        ErrorKind::WrongPin,
+        ErrorKind::LockedOut,
+        ErrorKind::ReactivationRequired,
+        ErrorKind::PinPolicy,
+        ErrorKind::Expired,
+        ErrorKind::UnknownAuthenticator,
+        ErrorKind::UnknownRequest,
+        ErrorKind::Blocked,
+        ErrorKind::TextRefused,
+        ErrorKind::SwipeRequired,
+        ErrorKind::BindingCodeRequired,
+        ErrorKind::UnlockInvalid,
+        ErrorKind::AlreadyDecided,
+        ErrorKind::NoPendingActivation,
+        ErrorKind::NoPendingEnrolment,
+        ErrorKind::EnrolmentRefused,
+        ErrorKind::Core,
+        ErrorKind::Network,
+        ErrorKind::Rejected,
+        ErrorKind::InvalidResponse,
+        ErrorKind::InvalidServerSignature,
+        ErrorKind::Api,
+        ErrorKind::TextMismatch,
+        ErrorKind::InvalidReceipt,
+        ErrorKind::InvalidServerKey,
+        ErrorKind::UnexpectedStatus,
+    ];
+
+    /// The kind's place in [`ErrorKind::ALL`].
+    #[cfg(test)]
+    fn index(self) -> usize {
+        use ErrorKind as K;
+        match self {
+            K::Usage => 0,
+            K::MissingOption => 1,
+            K::InvalidArgument => 2,
+            K::MissingPin => 3,
+            K::Config => 4,
+            K::Storage => 5,
+            K::Internal => 6,
+            K::Keystore => 7,
+            K::Runtime => 8,
+            K::Io => 9,
+            K::Clock => 10,
+            K::Server => 11,
+            K::WrongPin => 12,
+            K::LockedOut => 13,
+            K::ReactivationRequired => 14,
+            K::PinPolicy => 15,
+            K::Expired => 16,
+            K::UnknownAuthenticator => 17,
+            K::UnknownRequest => 18,
+            K::Blocked => 19,
+            K::TextRefused => 20,
+            K::SwipeRequired => 21,
+            K::BindingCodeRequired => 22,
+            K::UnlockInvalid => 23,
+            K::AlreadyDecided => 24,
+            K::NoPendingActivation => 25,
+            K::NoPendingEnrolment => 26,
+            K::EnrolmentRefused => 27,
+            K::Core => 28,
+            K::Network => 29,
+            K::Rejected => 30,
+            K::InvalidResponse => 31,
+            K::InvalidServerSignature => 32,
+            K::Api => 33,
+            K::TextMismatch => 34,
+            K::InvalidReceipt => 35,
+            K::InvalidServerKey => 36,
+            K::UnexpectedStatus => 37,
+        }
+    }
+}
+
 impl std::fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The serde name, so text and JSON can never spell a kind differently.
@@ -123,6 +216,10 @@ pub(crate) struct CliError {
     /// Wrong PINs left before the PIN key is destroyed.
     #[serde(skip_serializing_if = "Option::is_none")]
     attempts_left: Option<u32>,
+    /// The authenticators to pick from, when a command needs one and the
+    /// phone holds several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authenticators: Option<Box<[AuthenticatorChoice]>>,
     /// The server's stable error code.
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<ErrorCode>,
@@ -144,6 +241,15 @@ pub(crate) struct CliError {
     step: Option<String>,
 }
 
+/// One authenticator to pick with `--authenticator`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AuthenticatorChoice {
+    /// Its id, for `--authenticator`.
+    pub(crate) authenticator_id: String,
+    /// Whose it is.
+    pub(crate) user_id: String,
+}
+
 /// `{"error": {...}}`.
 #[derive(Serialize)]
 struct ErrorJson<'a> {
@@ -155,6 +261,7 @@ impl CliError {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             attempts_left: None,
+            authenticators: None,
             code: None,
             kind,
             message: message.into(),
@@ -173,6 +280,29 @@ impl CliError {
     /// An option the command needs is missing.
     pub(crate) fn missing_option(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::MissingOption, message)
+    }
+
+    /// A command on one authenticator, on a phone with several and none
+    /// chosen: the list to pick from (kind `unknown_account`, the kind this
+    /// case has always had).
+    pub(crate) fn pick_an_authenticator(choices: Vec<AuthenticatorChoice>) -> Self {
+        let list: Vec<String> = choices
+            .iter()
+            .map(|c| format!("{} ({})", c.authenticator_id, c.user_id))
+            .collect();
+        let message = if choices.is_empty() {
+            "no authenticator on this phone: activate one first (eid app activate)".to_owned()
+        } else {
+            format!(
+                "this phone holds {} authenticators: pick one with --authenticator: {}",
+                choices.len(),
+                list.join(", ")
+            )
+        };
+        Self {
+            authenticators: Some(choices.into_boxed_slice()),
+            ..Self::new(ErrorKind::UnknownAuthenticator, message)
+        }
     }
 
     /// The same error, reported as the failure of a demo step.
@@ -206,10 +336,13 @@ impl CliError {
         let mut line = format!("error ({}): {}", self.kind, self.message);
         if let Ok(Value::Object(fields)) = serde_json::to_value(self) {
             for (k, v) in &fields {
-                if k == "kind" || k == "message" {
+                // A list (the authenticators to pick from) is in the message.
+                if k == "kind" || k == "message" || v.is_array() {
                     continue;
                 }
-                if v.as_str().is_some_and(|s| self.message.contains(s)) {
+                if v.as_str()
+                    .is_some_and(|s| self.message.contains(s) || s == CORE_DROPS_SERVER_MESSAGE)
+                {
                     continue;
                 }
                 line.push_str(&format!("; {k}={v}"));
@@ -273,10 +406,7 @@ impl From<eid_core::Error> for CliError {
             ),
             E::PinPolicy(p) => CliError::new(K::PinPolicy, format!("PIN refused: {p}")),
             E::Expired => CliError::new(K::Expired, "the request has expired"),
-            E::Network(m) => CliError::new(
-                K::Network,
-                format!("the server could not be reached ({m}); try again later"),
-            ),
+            E::Network(m) => network(&m),
             E::UnknownAuthenticator => {
                 CliError::new(K::UnknownAuthenticator, "no such account on this phone")
             }
@@ -287,6 +417,12 @@ impl From<eid_core::Error> for CliError {
             E::Blocked => CliError::new(K::Blocked, "the identity is blocked"),
             E::Rejected { code } => CliError {
                 code: Some(code),
+                // The core passes on the code alone; the status is the one
+                // the server gives that code (the same mapping), and the
+                // message says the server's own was not kept, so that every
+                // `rejected` error has the same three details.
+                server_message: Some(CORE_DROPS_SERVER_MESSAGE.to_owned()),
+                status: Some(eid_server::error::ApiError::new(code, "").status().as_u16()),
                 ..CliError::new(
                     K::Rejected,
                     format!("the server refused the call: {}", serde_name(&code)),
@@ -364,17 +500,17 @@ impl From<ApiFailure> for CliError {
                 )
             },
             ApiFailure::Network(e) => {
-                let class = if e.is_timeout() {
-                    "timeout"
-                } else if e.is_connect() {
-                    "connection failed (is the server running, and is the server key pin right?)"
-                } else {
-                    "request failed"
+                // The classes the phone's core names (core/src/client.rs), so
+                // that every command says the same of the same failure.
+                let class = match find_rustls_error(&e) {
+                    Some(rustls::Error::InvalidCertificate(_)) => PIN_MISMATCH,
+                    Some(_) => "TLS handshake failed",
+                    None if e.is_timeout() => "timeout",
+                    None if e.is_connect() => "cannot connect",
+                    None if e.is_body() || e.is_decode() => "connection broke while reading",
+                    None => "request failed",
                 };
-                CliError::new(
-                    K::Network,
-                    format!("the server could not be reached: {class}"),
-                )
+                network(class)
             }
             ApiFailure::BadServerSignature => CliError::new(
                 K::InvalidServerSignature,
@@ -383,6 +519,49 @@ impl From<ApiFailure> for CliError {
             other => CliError::new(K::Api, other.to_string()),
         }
     }
+}
+
+/// `server_message` of a `rejected` error from the phone's core, which keeps
+/// only the server's code.
+const CORE_DROPS_SERVER_MESSAGE: &str = "(not kept: the app passes on only the code)";
+
+/// What the phone's core says of a server whose TLS key is not the pinned
+/// one (core/src/client.rs); the admin and rp commands say it too.
+const PIN_MISMATCH: &str = "TLS: the server key does not match the pin";
+
+/// A `network` error for one class of failure, with what to do about it: a
+/// wrong pin is not fixed by trying again.
+fn network(class: &str) -> CliError {
+    let hint = if class == PIN_MISMATCH {
+        "check the server key pin (--spki-pin or EID_SPKI_PIN, or the one the phone \
+         remembered at activation) against the pin the server prints at start"
+    } else if class == "cannot connect" {
+        "is the server running at that address? Try again later"
+    } else {
+        "try again later"
+    };
+    CliError::new(
+        ErrorKind::Network,
+        format!("the server could not be reached ({class}); {hint}"),
+    )
+}
+
+/// The TLS error somewhere in an error's sources (also inside an I/O error).
+fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(tls) = find_rustls_error(inner)
+        {
+            return Some(tls);
+        }
+        cur = err.source();
+    }
+    None
 }
 
 #[cfg(test)]
@@ -423,12 +602,57 @@ mod tests {
         });
         assert_eq!(
             e.text_line(),
-            "error (rejected): the server refused the call: too_early"
+            "error (rejected): the server refused the call: too_early; status=409"
         );
-        assert_eq!(
-            e.to_json(),
-            r#"{"error":{"code":"too_early","kind":"rejected","message":"the server refused the call: too_early"}}"#
+    }
+
+    #[test]
+    fn every_rejected_error_has_code_server_message_and_status() {
+        let from_core = CliError::from(eid_core::Error::Rejected {
+            code: ErrorCode::TooEarly,
+        });
+        let json: Value = serde_json::from_str(&from_core.to_json()).unwrap();
+        assert_eq!(json["error"]["code"], "too_early");
+        assert_eq!(json["error"]["status"], 409);
+        assert!(json["error"]["server_message"].is_string());
+    }
+
+    /// The `kind` values of docs/cli.md's table of error kinds.
+    fn documented_kinds() -> Vec<String> {
+        let doc = include_str!("../../docs/cli.md");
+        let table = doc
+            .split("### Error kinds")
+            .nth(1)
+            .expect("docs/cli.md has an \"Error kinds\" section");
+        table
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|l| {
+                let cell = l.trim_start_matches('|').split('|').next()?.trim();
+                Some(cell.strip_prefix('`')?.strip_suffix('`')?.to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_error_kinds_table_of_the_docs_lists_every_kind_and_no_other() {
+        for (i, kind) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i, "{kind} is out of place in ErrorKind::ALL");
+        }
+        let code: Vec<String> = ErrorKind::ALL.iter().map(ToString::to_string).collect();
+        let documented = documented_kinds();
+        let missing: Vec<&String> = code.iter().filter(|k| !documented.contains(k)).collect();
+        let unknown: Vec<&String> = documented.iter().filter(|k| !code.contains(k)).collect();
+        assert!(
+            missing.is_empty(),
+            "kinds missing from docs/cli.md: {missing:?}"
         );
+        assert!(
+            unknown.is_empty(),
+            "docs/cli.md lists kinds the CLI has not: {unknown:?}"
+        );
+        assert_eq!(documented.len(), code.len(), "a kind is listed twice");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! they are a stable interface: never rename or drop a field.
 //!
 //! Fields are declared in alphabetical order, the order the CLI has always
-//! printed. A field that is sometimes absent says so with
-//! `skip_serializing_if`; an `Option` without it prints `null`.
+//! printed. An absent value prints as the HTTP API prints it: a field the
+//! API leaves out (`skip_serializing_if` in `eid_protocol::wire`) is left out
+//! here too, one the API prints as `null` is `null` here.
 //! Errors have their own shape in `error.rs`.
 
 use eid_core::{Action, AuthenticatorInfo, Language, RequestView, WarningKind};
@@ -54,6 +55,40 @@ impl From<&IdentityInfo> for Identity {
             user_id: info.user_id.clone(),
         }
     }
+}
+
+/// One API key in `admin api-keys`, `rotate-api-key` and `revoke-api-key`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ApiKey {
+    pub(crate) created_at_ms: u64,
+    pub(crate) expires_at_ms: Option<u64>,
+    pub(crate) key_id: u64,
+    pub(crate) revoked_at_ms: Option<u64>,
+    pub(crate) state: String,
+}
+
+/// `admin api-keys` and `revoke-api-key`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ApiKeys {
+    pub(crate) keys: Vec<ApiKey>,
+    pub(crate) service_provider_id: String,
+}
+
+/// `admin rotate-api-key`: the new key, shown once.
+#[derive(Debug, Serialize)]
+pub(crate) struct ApiKeyRotated {
+    pub(crate) api_key: String,
+    pub(crate) key: ApiKey,
+    pub(crate) old_keys_expire_at_ms: u64,
+    pub(crate) service_provider_id: String,
+}
+
+/// `admin set-webhook`: the signing secret, shown once.
+#[derive(Debug, Serialize)]
+pub(crate) struct WebhookSet {
+    pub(crate) secret: Option<String>,
+    pub(crate) service_provider_id: String,
+    pub(crate) url: Option<String>,
 }
 
 /// `admin create-agent`, `list-agents` and `revoke-agent`: one agent.
@@ -151,7 +186,11 @@ pub(crate) struct BindingCode {
 /// `rp request`.
 #[derive(Debug, Serialize)]
 pub(crate) struct RequestCreated {
+    /// With `--binding code` (or the code given); absent otherwise, as in the API.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) binding_code: Option<String>,
+    /// With `--binding qr`; absent otherwise, as in the API.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) binding_secret: Option<String>,
     pub(crate) created_at_ms: u64,
     pub(crate) expires_at_ms: u64,
@@ -165,37 +204,79 @@ pub(crate) struct Status {
     pub(crate) created_at_ms: u64,
     pub(crate) expires_at_ms: u64,
     pub(crate) kind: RequestKind,
-    /// `null` without a (verified) receipt.
+    /// `null` without a (verified) receipt, as in the API.
     pub(crate) receipt: Option<ProviderReceipt>,
+    /// The server's SHA-256 of the reference text (base64url, as in the API).
+    pub(crate) reference_text_sha256: String,
     pub(crate) request_id: String,
     pub(crate) status: RequestStatus,
+    /// Whether the reference text was checked against the text sent
+    /// (`rp status --text`): `false` means the receipt was verified against
+    /// the server's own hash only.
+    pub(crate) text_checked: bool,
 }
 
 impl Status {
-    /// A status with its checked receipt.
-    pub(crate) fn new(status: &RequestStatusResponse, receipt: Option<ProviderReceipt>) -> Self {
+    /// A status with its checked receipt; `text_checked` when the reference
+    /// text was compared with the one sent.
+    pub(crate) fn new(
+        status: &RequestStatusResponse,
+        receipt: Option<ProviderReceipt>,
+        text_checked: bool,
+    ) -> Self {
         Self {
             created_at_ms: status.created_at_ms,
             expires_at_ms: status.expires_at_ms,
             kind: status.kind,
             receipt,
+            reference_text_sha256: eid_protocol::wire::b64::encode(&status.reference_text_sha256),
             request_id: status.request_id.to_string(),
             status: status.status,
+            text_checked,
         }
     }
 }
 
-/// A receipt the service provider verified against the server key.
+/// A receipt the service provider verified against the server key: every
+/// field of the API's signed receipt (body and signature, hashes and the
+/// signature in base64url as in the API), to keep or verify again.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ProviderReceipt {
     pub(crate) authenticator_id: String,
     pub(crate) counter: u64,
     pub(crate) decided_at_ms: u64,
+    pub(crate) decision_sha256: String,
     pub(crate) identity_id: String,
+    pub(crate) kind: RequestKind,
     pub(crate) outcome: Outcome,
+    pub(crate) reference_text_sha256: String,
+    pub(crate) request_id: String,
     pub(crate) service_provider_id: String,
+    /// The server's signature over the receipt body (DER, base64url).
+    pub(crate) signature: String,
     /// Always `true`: only verified receipts are printed.
     pub(crate) verified: bool,
+}
+
+impl From<&SignedReceipt> for ProviderReceipt {
+    /// The receipt's fields; call only once it verified.
+    fn from(signed: &SignedReceipt) -> Self {
+        let r = &signed.receipt;
+        Self {
+            authenticator_id: r.authenticator_id.to_string(),
+            counter: r.counter,
+            decided_at_ms: r.decided_at_ms,
+            decision_sha256: eid_protocol::wire::b64::encode(&r.decision_sha256),
+            identity_id: r.identity_id.to_string(),
+            kind: r.kind,
+            outcome: r.outcome,
+            reference_text_sha256: eid_protocol::wire::b64::encode(&r.reference_text_sha256),
+            request_id: r.request_id.to_string(),
+            service_provider_id: r.service_provider_id.to_string(),
+            signature: eid_protocol::wire::b64::encode(&signed.signature.0),
+            verified: true,
+        }
+    }
 }
 
 // ------------------------------------------------------------------ self-service
@@ -215,9 +296,14 @@ pub(crate) struct SelfServiceStep {
 #[derive(Debug, Serialize)]
 pub(crate) struct ChangeStatus {
     pub(crate) change_id: String,
-    /// `null` for a user-ID change.
+    /// Absent for a user-ID change (as in the API).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) channel: Option<ContactChannel>,
+    /// Absent until the first login is approved (as in the API).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) earliest_second_login_at_ms: Option<u64>,
+    /// Absent unless the change failed (as in the API).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) failure: Option<ChangeFailure>,
     pub(crate) state: ChangeState,
 }
@@ -286,6 +372,12 @@ pub(crate) struct Retried {
 pub(crate) struct PhoneAuthenticators {
     #[serde(rename = "accounts")]
     pub(crate) authenticators: Vec<PhoneAuthenticator>,
+    /// Whether the states were just fetched from the server; `false` when
+    /// it could not be reached and they are the last known ones.
+    pub(crate) refreshed: bool,
+    /// When the server last gave the states (Unix ms); absent if never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) seen_at_ms: Option<u64>,
 }
 
 /// `app open`: every authenticator's pending requests.
@@ -732,7 +824,7 @@ mod tests {
     }
 
     #[test]
-    fn absent_values_print_null_where_they_always_did() {
+    fn absent_values_are_left_out_where_the_api_leaves_them_out() {
         let created = RequestCreated {
             binding_code: None,
             binding_secret: None,
@@ -742,7 +834,34 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&created).unwrap(),
-            r#"{"binding_code":null,"binding_secret":null,"created_at_ms":1,"expires_at_ms":2,"request_id":"r1"}"#
+            r#"{"created_at_ms":1,"expires_at_ms":2,"request_id":"r1"}"#
+        );
+        let status = ChangeStatus {
+            change_id: "c1".into(),
+            channel: None,
+            earliest_second_login_at_ms: None,
+            failure: None,
+            state: ChangeState::AwaitingFirstLogin,
+        };
+        assert_eq!(
+            serde_json::to_value(&status).unwrap(),
+            serde_json::json!({"change_id": "c1", "state": status.state})
+        );
+    }
+
+    #[test]
+    fn absent_values_print_null_where_the_api_prints_null() {
+        let agent = Agent {
+            agent_id: 1,
+            created_at_ms: 2,
+            name: "Ann".into(),
+            revoked_at_ms: None,
+            role: "support".into(),
+            token: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&agent).unwrap(),
+            r#"{"agent_id":1,"created_at_ms":2,"name":"Ann","revoked_at_ms":null,"role":"support"}"#
         );
     }
 

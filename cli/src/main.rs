@@ -27,6 +27,7 @@ mod phone;
 mod rp;
 mod self_service;
 mod serve;
+mod when;
 
 use clap::{Parser, Subcommand};
 
@@ -149,7 +150,7 @@ fn main() -> std::process::ExitCode {
             Command::Rp(cmd) => rp::run(&cli.common, cmd).await,
             Command::App(cmd) => app::run(&cli.common, cmd).await,
             Command::SelfService(cmd) => self_service::run(&cli.common, cmd).await,
-            Command::Serve(args) => serve::run(as_json, &args).await,
+            Command::Serve(args) => serve::run(&cli.common, &args).await,
         }
     });
     match result {

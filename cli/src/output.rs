@@ -2,6 +2,7 @@
 //! `json.rs`) or readable lines on stdout. Failures print from `error.rs`.
 
 use eid_core::{Language, RequestView};
+use eid_protocol::RequestKind;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -66,12 +67,7 @@ pub(crate) fn view_lines(v: &RequestView, indent: &str) -> Vec<String> {
             "(skjult)",
         ),
     };
-    let kind = match (v.kind, v.language) {
-        (eid_protocol::RequestKind::Signature, Language::English) => "signature",
-        (eid_protocol::RequestKind::Signature, _) => "underskrift",
-        (_, Language::English) => "login",
-        (_, _) => "log på",
-    };
+    let kind = kind_name(v.kind, v.language);
     let secs = v.time_left_ms / 1000;
     let mut out = vec![
         format!("{indent}┌ {}", v.title),
@@ -80,13 +76,29 @@ pub(crate) fn view_lines(v: &RequestView, indent: &str) -> Vec<String> {
             v.provider_name.as_deref().unwrap_or(l_hidden)
         ),
         format!("{indent}│ {l_kind}: {kind}"),
-        format!(
-            "{indent}│ {l_text}: {}",
-            v.reference_text.as_deref().unwrap_or(l_hidden)
-        ),
+    ];
+    // A text of several lines stays inside the frame: every line behind the
+    // bar, the later ones under the first (the core split it into lines and
+    // took the line breaks out).
+    let text_lines: Vec<&str> = if v.reference_text.is_none() {
+        vec![l_hidden]
+    } else if v.reference_lines.is_empty() {
+        vec![""]
+    } else {
+        v.reference_lines.iter().map(|l| l.text.as_str()).collect()
+    };
+    let pad = " ".repeat(l_text.chars().count() + 2);
+    for (i, line) in text_lines.iter().enumerate() {
+        if i == 0 {
+            out.push(format!("{indent}│ {l_text}: {line}").trim_end().to_owned());
+        } else {
+            out.push(format!("{indent}│ {pad}{line}").trim_end().to_owned());
+        }
+    }
+    out.extend([
         format!("{indent}│ {l_time}: {}:{:02}", secs / 60, secs % 60),
         format!("{indent}│ {l_authenticator}: {}", v.user_id),
-    ];
+    ]);
     for w in &v.warnings {
         out.push(format!("{indent}│ ⚠ {}", w.text));
     }
@@ -98,4 +110,49 @@ pub(crate) fn view_lines(v: &RequestView, indent: &str) -> Vec<String> {
     out.push(format!("{indent}└ {}", actions.join(" ")));
     out.push(format!("{indent}  request {}", v.request_id));
     out
+}
+
+/// The kind of a request in the screen's language: a new device or a
+/// self-service login is never shown as a plain login.
+fn kind_name(kind: RequestKind, language: Language) -> &'static str {
+    let english = language == Language::English;
+    match kind {
+        RequestKind::Login if english => "login",
+        RequestKind::Login => "log på",
+        RequestKind::Signature if english => "signature",
+        RequestKind::Signature => "underskrift",
+        RequestKind::SelfService if english => "self-service login",
+        RequestKind::SelfService => "log på selvbetjening",
+        RequestKind::NewDevice if english => "new device (enrolment)",
+        RequestKind::NewDevice => "ny enhed (tilmelding)",
+        // A kind added to the protocol later prints as "other" until it is
+        // named here: never as a login.
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_request_kind_has_its_own_name_in_both_languages() {
+        let kinds = [
+            RequestKind::Login,
+            RequestKind::Signature,
+            RequestKind::SelfService,
+            RequestKind::NewDevice,
+        ];
+        for language in [Language::English, Language::Danish] {
+            let names: Vec<&str> = kinds.iter().map(|k| kind_name(*k, language)).collect();
+            let mut unique = names.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), kinds.len(), "{names:?}");
+        }
+        assert_eq!(
+            kind_name(RequestKind::NewDevice, Language::English),
+            "new device (enrolment)"
+        );
+    }
 }

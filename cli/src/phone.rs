@@ -3,21 +3,23 @@
 //! activation. Every `eid app` command and the demo open it here.
 //!
 //! Folder layout: `core.sqlite3` (the core's database), `keys/` (the software
-//! keystore) and `server.json` (server URL and SPKI pin).
+//! keystore), `server.json` (server URL and SPKI pin) and `refreshed-at` (when
+//! the server last gave the authenticators' states, Unix ms).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use eid_core::{App, Config, ServerConfig, SoftwareKeyStore};
+use eid_core::{App, Config, RequestView, ServerConfig, SoftwareKeyStore};
 use eid_protocol::{AuthenticatorId, RequestId};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{Common, check_spki_pin, check_url, parse_id};
-use crate::error::{CliError, ErrorKind};
+use crate::error::{AuthenticatorChoice, CliError, ErrorKind};
 
 const SETTINGS_FILE: &str = "server.json";
 const DB_FILE: &str = "core.sqlite3";
 const KEYS_DIR: &str = "keys";
+const REFRESHED_FILE: &str = "refreshed-at";
 
 /// The server a phone talks to, remembered in its folder.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,6 +154,28 @@ impl Phone {
         Ok(path)
     }
 
+    /// Pulls the pending requests and the authenticators' states from the
+    /// server, and remembers when (for `app authenticators` offline).
+    pub(crate) async fn refresh(&self) -> Result<Vec<RequestView>, CliError> {
+        let views = self.core.refresh().await?;
+        // Only a hint for people ("last known state, seen at ..."): a failed
+        // write must not fail the command that refreshed.
+        let _ = std::fs::write(
+            self.dir.join(REFRESHED_FILE),
+            crate::when::now_ms().to_string(),
+        );
+        Ok(views)
+    }
+
+    /// When the server last gave the authenticators' states, if ever.
+    pub(crate) fn refreshed_at_ms(&self) -> Option<u64> {
+        std::fs::read_to_string(self.dir.join(REFRESHED_FILE))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// The authenticator given with `--authenticator`, or the phone's only authenticator.
     pub(crate) fn only_authenticator(
         &self,
@@ -161,7 +185,15 @@ impl Phone {
             Some(a) => parse_id("account ID", a),
             None => match self.core.authenticators()?.as_slice() {
                 [only] => Ok(only.authenticator_id),
-                _ => Err(eid_core::Error::UnknownAuthenticator.into()),
+                several => Err(CliError::pick_an_authenticator(
+                    several
+                        .iter()
+                        .map(|a| AuthenticatorChoice {
+                            authenticator_id: a.authenticator_id.to_string(),
+                            user_id: a.user_id.clone(),
+                        })
+                        .collect(),
+                )),
             },
         }
     }
@@ -176,7 +208,7 @@ impl Phone {
         let wanted: Option<AuthenticatorId> = authenticator
             .map(|a| parse_id("account ID", a))
             .transpose()?;
-        let views = self.core.refresh().await?;
+        let views = self.refresh().await?;
         if let Some(v) = views
             .iter()
             .find(|v| v.request_id == *request && wanted.is_none_or(|w| w == v.authenticator_id))

@@ -16,6 +16,7 @@ use crate::common::{
 use crate::error::{CliError, ErrorKind};
 use crate::json::{self, ProviderReceipt};
 use crate::output::{Report, serde_name};
+use crate::when;
 
 /// Login or signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -185,19 +186,14 @@ pub(crate) fn check_receipt(
             "the receipt's outcome does not match the request's status",
         ));
     }
-    let r = &receipt.receipt;
-    Ok(Some(ProviderReceipt {
-        authenticator_id: r.authenticator_id.to_string(),
-        counter: r.counter,
-        decided_at_ms: r.decided_at_ms,
-        identity_id: r.identity_id.to_string(),
-        outcome: r.outcome,
-        service_provider_id: r.service_provider_id.to_string(),
-        verified: true,
-    }))
+    Ok(Some(ProviderReceipt::from(receipt)))
 }
 
-fn status_report(status: &RequestStatusResponse, receipt: Option<ProviderReceipt>) -> Report {
+fn status_report(
+    status: &RequestStatusResponse,
+    receipt: Option<ProviderReceipt>,
+    text_checked: bool,
+) -> Report {
     let mut lines = vec![
         format!("request: {}", status.request_id),
         format!("status:  {}", serde_name(&status.status)),
@@ -210,7 +206,12 @@ fn status_report(status: &RequestStatusResponse, receipt: Option<ProviderReceipt
         )),
         None => lines.push("receipt: none yet".into()),
     }
-    Report::new(&json::Status::new(status, receipt), lines)
+    lines.push(if text_checked {
+        "text:    the server's hash is the hash of the text you sent".into()
+    } else {
+        "text:    not checked (give --text with the text you sent to check it)".into()
+    });
+    Report::new(&json::Status::new(status, receipt, text_checked), lines)
 }
 
 /// Runs a service-provider command.
@@ -245,8 +246,8 @@ pub(crate) async fn run(common: &Common, cmd: ProviderCommand) -> Result<Report,
             let mut lines = vec![
                 format!("request created: {}", created.request_id),
                 format!(
-                    "expires in {} s",
-                    created.expires_at_ms.saturating_sub(created.created_at_ms) / 1000
+                    "expires at {}",
+                    when::moment(created.expires_at_ms, created.created_at_ms)
                 ),
             ];
             if let Some(code) = &created.binding_code {
@@ -282,7 +283,7 @@ pub(crate) async fn run(common: &Common, cmd: ProviderCommand) -> Result<Report,
                 None => None,
             };
             let receipt = check_receipt(server_key.as_ref(), &status, sha.as_ref())?;
-            Ok(status_report(&status, receipt))
+            Ok(status_report(&status, receipt, sha.is_some()))
         }
         ProviderCommand::BindingCode {
             secret_file, at_ms, ..
@@ -290,7 +291,7 @@ pub(crate) async fn run(common: &Common, cmd: ProviderCommand) -> Result<Report,
         ProviderCommand::Cancel { request } => {
             let id: RequestId = parse_id("request ID", &request)?;
             let status = rp.cancel(id).await?;
-            Ok(status_report(&status, None))
+            Ok(status_report(&status, None, false))
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::common::{Common, parse_id};
 use crate::error::CliError;
 use crate::json;
 use crate::output::{Report, serde_name};
+use crate::when;
 
 /// The self-service portal's commands.
 #[derive(Debug, Subcommand)]
@@ -135,7 +136,10 @@ fn step_report(step: &SelfServiceStep, what: &str) -> Report {
                 "approve the self-service login in the app: eid app approve --request {} --binding-code {}",
                 step.request_id, step.binding_code
             ),
-            format!("it expires at (Unix ms): {}", step.expires_at_ms),
+            format!(
+                "it expires at {}",
+                when::moment(step.expires_at_ms, when::now_ms())
+            ),
         ],
     )
 }
@@ -152,7 +156,10 @@ fn status_report(st: &ChangeStatus) -> Report {
         lines.push(format!("channel: {}", serde_name(&c)));
     }
     if let Some(t) = st.earliest_second_login_at_ms {
-        lines.push(format!("second login possible from (Unix ms): {t}"));
+        lines.push(format!(
+            "second login possible at {}",
+            when::moment(t, when::now_ms())
+        ));
     }
     if let Some(f) = &st.failure {
         lines.push(format!("failed: {} ({})", serde_name(&f.code), f.message));

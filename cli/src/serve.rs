@@ -1,7 +1,8 @@
 //! `eid serve`: the reference server in the foreground on a data folder, for
 //! scripts and the crash harness (cli/tests/cli/crash.rs), which needs a server it
 //! can kill with SIGKILL and restart on the same folder. The production server
-//! is the `eid-server` binary (configuration file); this one takes two flags.
+//! is the `eid-server` binary (configuration file); this one takes two flags
+//! and, of the environment, only `EID_SERVER_PROFILE`.
 //! Both log the same way to stderr (`EID_LOG`, see `eid_server::init_logging`).
 
 use std::io::Write;
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::common::Common;
 use crate::error::{CliError, ErrorKind};
 use crate::json;
 use crate::output::Report;
@@ -25,42 +27,55 @@ pub(crate) struct ServeArgs {
     listen: SocketAddr,
 }
 
-/// Starts the server, prints where it listens (one line: JSON with `--json`),
-/// and serves until Ctrl-C.
-pub(crate) async fn run(as_json: bool, args: &ServeArgs) -> Result<Report, CliError> {
+/// Starts the server, prints where it listens (one line: JSON with `--json`;
+/// else the banner `eid-server` prints, with `export` lines that include the
+/// phone's folder when `--app-dir`/`EID_APP_DIR` is given), and serves until
+/// Ctrl-C. `EID_SERVER_PROFILE=development` turns on the development profile
+/// (docs/configuration.md), as for `eid-server`; no other `EID_SERVER_*`
+/// setting is read.
+pub(crate) async fn run(common: &Common, args: &ServeArgs) -> Result<Report, CliError> {
+    let profile = eid_server::config::Profile::from_environment().map_err(|e| {
+        CliError::new(
+            ErrorKind::InvalidArgument,
+            format!("EID_SERVER_PROFILE: {e}"),
+        )
+    })?;
     let config = eid_server::Config {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
-        ..eid_server::Config::default()
+        ..eid_server::Config::defaults_for(profile)
     };
     eid_server::init_logging(config.log_format);
-    let server = eid_server::start(eid_server::ServerOptions::new(config))
+    let server = eid_server::start(eid_server::ServerOptions::new(config.clone()))
         .await
         .map_err(|e| CliError::new(ErrorKind::Server, format!("cannot start the server: {e:#}")))?;
-    let token_file = args.data_dir.join("admin-token");
-    let line = if as_json {
+    let facts = eid_server::startup::StartupFacts::of(&server, &config, common.app_dir.as_deref());
+    let printed = if common.json {
+        // The same facts, absolute paths included, as one JSON line for
+        // scripts; the development warning still goes to stderr.
         let ready = json::Listening {
-            admin_token_file: token_file.display().to_string(),
-            database: server.database_path.display().to_string(),
-            listening: server.base_url(),
+            // `eid serve` sets no admin_token, so the file is always there.
+            admin_token_file: facts
+                .admin_token_file
+                .clone()
+                .unwrap_or_else(|| args.data_dir.join("admin-token"))
+                .display()
+                .to_string(),
+            database: facts.database.display().to_string(),
+            listening: facts.base_url.clone(),
             pid: std::process::id(),
-            spki_pin: server.spki_pin.clone(),
+            spki_pin: facts.spki_pin.clone(),
         };
-        serde_json::to_string(&ready).expect("the shape is strings and a number")
-    } else {
-        format!(
-            "eid serve: listening on {} (pin {}, admin token in {})",
-            server.base_url(),
-            server.spki_pin,
-            token_file.display()
-        )
-    };
-    {
+        let line = serde_json::to_string(&ready).expect("the shape is strings and a number");
+        if let Some(warning) = config.development_warning() {
+            eprint!("{warning}");
+        }
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}")
-            .and_then(|()| out.flush())
-            .map_err(|e| CliError::new(ErrorKind::Io, e.to_string()))?;
-    }
+        writeln!(out, "{line}").and_then(|()| out.flush())
+    } else {
+        eid_server::startup::print_startup("eid serve", &facts, &config)
+    };
+    printed.map_err(|e| CliError::new(ErrorKind::Io, e.to_string()))?;
     let waited = tokio::signal::ctrl_c().await;
     server.shutdown().await;
     waited.map_err(|e| CliError::new(ErrorKind::Io, format!("cannot wait for Ctrl-C: {e}")))?;

@@ -204,6 +204,9 @@ macro_rules! with_error_codes {
             UnknownAgent,
             /// No such service provider (admin API).
             UnknownServiceProvider,
+            /// No such API key of this service provider, or already revoked
+            /// (admin API).
+            UnknownApiKey,
             /// The server failed; retry later.
             Internal,
         }
@@ -449,6 +452,102 @@ pub struct ServiceProviderRegistered {
     pub name: String,
     /// Its API key. Only this response ever contains it.
     pub api_key: String,
+}
+
+/// Where a service provider's API key stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyStateInfo {
+    /// Works, with no end set.
+    Active,
+    /// Works until `expires_at_ms` (a rotation replaced it).
+    RotatingOut,
+    /// Its grace period is over: refused.
+    Expired,
+    /// Revoked: refused.
+    Revoked,
+}
+
+/// One API key of a service provider (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ApiKeyInfo {
+    /// The key's id (for `revoke`).
+    pub key_id: u64,
+    /// When it was issued (Unix milliseconds).
+    pub created_at_ms: u64,
+    /// Its state now.
+    pub state: ApiKeyStateInfo,
+    /// When it stops working (a key being rotated out).
+    #[serde(default)]
+    pub expires_at_ms: Option<u64>,
+    /// When it was revoked.
+    #[serde(default)]
+    pub revoked_at_ms: Option<u64>,
+}
+
+/// A service provider's API keys, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ApiKeyList {
+    /// The provider.
+    pub service_provider_id: ServiceProviderId,
+    /// Its keys.
+    pub keys: Vec<ApiKeyInfo>,
+}
+
+/// A new API key (shown once; stored hashed). The older keys keep working
+/// until `old_keys_expire_at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ApiKeyRotated {
+    /// The new key's entry.
+    pub key: ApiKeyInfo,
+    /// The new API key. Only this response ever contains it.
+    pub api_key: String,
+    /// When the provider's older keys stop working.
+    pub old_keys_expire_at_ms: u64,
+}
+
+/// Sets (`url`) or removes (`url` absent or null) a service provider's
+/// webhook; see docs/webhooks.md.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetWebhookRequest {
+    /// Where events are POSTed: `https://...`, or `http://127.0.0.1:PORT/...`
+    /// for tests. Absent or null removes the webhook.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// The webhook as set: the signing secret is shown once, here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WebhookSet {
+    /// The provider.
+    pub service_provider_id: ServiceProviderId,
+    /// The URL events go to (`None`: the webhook was removed).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The signing secret (64 hex digits, 32 random bytes), when a webhook
+    /// was set. Only this response ever contains it.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// The body POSTed to a service provider's webhook when one of its
+/// requests is decided or cancelled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WebhookEvent {
+    /// The request.
+    pub request_id: RequestId,
+    /// Its new status.
+    pub status: RequestStatus,
+    /// When it was decided or cancelled (Unix milliseconds).
+    pub decided_at_ms: u64,
 }
 
 // ---------------------------------------------------------------- OIDC clients

@@ -1,6 +1,11 @@
 //! Server configuration: defaults, then an optional TOML file, then environment
 //! variables prefixed `EID_SERVER_` (nested keys with `__`, for example
 //! `EID_SERVER_TLS__CERT_PATH`). Loaded with `figment`.
+//!
+//! The `profile` setting picks the defaults the file and the environment
+//! override: [`Profile::Production`] (the product's waits) unless
+//! `profile = "development"` is given, which shortens the waits a tester
+//! meets (see [`Config::defaults_for`] and docs/configuration.md).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +18,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// Which defaults apply: `production` (the default) or `development`
+    /// (short waits for trying things by hand; refused on a non-loopback
+    /// address or with a public `oidc_issuer`).
+    pub profile: Profile,
     /// Address to listen on (127.0.0.1 by default).
     pub listen: SocketAddr,
     /// Folder for the database, the server key and the development certificate.
@@ -44,6 +53,11 @@ pub struct Config {
     pub max_devices_per_identity: u64,
     /// Security-event notifications by SMS and e-mail (the dispatcher).
     pub notifications: NotificationsConfig,
+    /// How long a service provider's older API keys keep working after a
+    /// rotation, in seconds: 86400 (a day to deploy the new key).
+    pub api_key_grace_secs: u64,
+    /// Service providers' webhooks (the webhook dispatcher).
+    pub webhooks: WebhooksConfig,
     /// Least time between the two self-service logins of a phone or e-mail
     /// change, in seconds: 3600 (one hour) in production. The server's clock
     /// decides. Tests that cannot drive a manual clock shorten it.
@@ -280,6 +294,42 @@ impl std::fmt::Debug for NotificationsConfig {
     }
 }
 
+/// The webhook dispatcher: it works off the `webhook_deliveries` outbox
+/// (see docs/webhooks.md).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// How often the dispatcher looks for due deliveries, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Most deliveries claimed at once.
+    pub batch_size: u32,
+    /// Attempts per delivery before it is given up (kept, with its error).
+    pub max_attempts: u32,
+    /// First retry delay in seconds; it doubles per attempt up to the cap.
+    pub retry_base_secs: u64,
+    /// Longest retry delay in seconds.
+    pub retry_cap_secs: u64,
+    /// How long one POST may take, in seconds (it counts as a failure after).
+    pub timeout_secs: u64,
+    /// How long a claimed delivery is reserved, in seconds: if the server
+    /// dies mid-delivery it is claimed again after this (at-least-once).
+    pub lease_secs: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 500,
+            batch_size: 16,
+            max_attempts: 12,
+            retry_base_secs: 1,
+            retry_cap_secs: 3600,
+            timeout_secs: 10,
+            lease_secs: 60,
+        }
+    }
+}
+
 /// How the SMTP connection is secured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -385,9 +435,224 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which set of defaults the server starts from. Only the defaults differ:
+/// every setting given in the file or the environment still wins.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// The product's waits and limits.
+    #[default]
+    Production,
+    /// Short waits for a tester on their own machine (see
+    /// [`DEVELOPMENT_WAIT_SECS`]): never for people. Refused on a
+    /// non-loopback listen address or with a public `oidc_issuer`.
+    Development,
+}
+
+impl std::str::FromStr for Profile {
+    type Err = UnknownProfile;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "production" => Ok(Self::Production),
+            "development" => Ok(Self::Development),
+            _ => Err(UnknownProfile(text.to_owned())),
+        }
+    }
+}
+
+/// A `profile` value that is neither `production` nor `development`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("profile {0:?} is unknown; it is \"production\" or \"development\"")]
+pub struct UnknownProfile(String);
+
+impl Profile {
+    /// The profile named by `EID_SERVER_PROFILE` (production when unset), for
+    /// `eid serve`, which reads no other setting from the environment.
+    pub fn from_environment() -> Result<Self, UnknownProfile> {
+        match std::env::var("EID_SERVER_PROFILE") {
+            Ok(text) => text.parse(),
+            Err(std::env::VarError::NotPresent) => Ok(Self::Production),
+            Err(std::env::VarError::NotUnicode(_)) => Err(UnknownProfile("<not UTF-8>".to_owned())),
+        }
+    }
+}
+
+/// What the development profile makes of the hour-long waits (the fraud
+/// hold, the self-service gap, the new-device wait): one minute, long enough
+/// to see each wait happen, short enough to wait it out.
+pub const DEVELOPMENT_WAIT_SECS: u64 = 60;
+
+/// Why a configuration with the development profile is refused: it looks
+/// like a deployment people would use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DevelopmentRefused {
+    /// The listen address is reachable from other machines.
+    #[error(
+        "profile = \"development\" shortens the waits that protect people and runs only on a \
+         loopback address, but listen is {0}: listen on 127.0.0.1 or [::1], or drop the \
+         profile (EID_SERVER_PROFILE)"
+    )]
+    ListenNotLoopback(SocketAddr),
+    /// `oidc_issuer` names a public host: a real service's issuer.
+    #[error(
+        "profile = \"development\" shortens the waits that protect people and runs only on a \
+         loopback address, but oidc_issuer is {0:?}, a public host: use https://127.0.0.1:<port> \
+         or https://localhost:<port>, or drop the profile (EID_SERVER_PROFILE)"
+    )]
+    PublicIssuer(String),
+}
+
+/// One setting the development profile changes: its name, the production
+/// default and the value this configuration runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShortenedSetting {
+    /// The setting's dotted name, as in docs/configuration.md.
+    pub name: &'static str,
+    /// Its production default.
+    pub production: u64,
+    /// The value this configuration runs with (the profile's, or one set
+    /// explicitly).
+    pub effective: u64,
+    /// What a tester sees it for.
+    pub what: &'static str,
+}
+
+impl Config {
+    /// The defaults of `profile`. [`Profile::Development`] changes exactly
+    /// these from [`Config::default`]: `floods.fraud_hold_secs`,
+    /// `self_service_gap_secs` and `new_device_wait_secs` to
+    /// [`DEVELOPMENT_WAIT_SECS`], and the per-person rate limits
+    /// (`floods.per_identity_per_minute`, `floods.per_identity_per_hour`)
+    /// off.
+    pub fn defaults_for(profile: Profile) -> Self {
+        let production = Self::default();
+        match profile {
+            Profile::Production => production,
+            Profile::Development => Self {
+                profile,
+                new_device_wait_secs: DEVELOPMENT_WAIT_SECS,
+                self_service_gap_secs: DEVELOPMENT_WAIT_SECS,
+                floods: FloodConfig {
+                    per_identity_per_minute: 0,
+                    per_identity_per_hour: 0,
+                    fraud_hold_secs: DEVELOPMENT_WAIT_SECS,
+                    ..production.floods
+                },
+                ..production
+            },
+        }
+    }
+
+    /// The settings the development profile shortens, with the values this
+    /// configuration has: for the start-up warning.
+    pub fn shortened_settings(&self) -> Vec<ShortenedSetting> {
+        let production = Self::default();
+        let row = |name, production, effective, what| ShortenedSetting {
+            name,
+            production,
+            effective,
+            what,
+        };
+        vec![
+            row(
+                "floods.fraud_hold_secs",
+                production.floods.fraud_hold_secs,
+                self.floods.fraud_hold_secs,
+                "the hold after \"this wasn't me\"",
+            ),
+            row(
+                "self_service_gap_secs",
+                production.self_service_gap_secs,
+                self.self_service_gap_secs,
+                "the gap between the two self-service logins",
+            ),
+            row(
+                "new_device_wait_secs",
+                production.new_device_wait_secs,
+                self.new_device_wait_secs,
+                "the new-device waiting period",
+            ),
+            row(
+                "floods.per_identity_per_minute",
+                production.floods.per_identity_per_minute,
+                self.floods.per_identity_per_minute,
+                "requests per person per minute (0: no limit)",
+            ),
+            row(
+                "floods.per_identity_per_hour",
+                production.floods.per_identity_per_hour,
+                self.floods.per_identity_per_hour,
+                "requests per person per hour (0: no limit)",
+            ),
+        ]
+    }
+
+    /// The loud start-up warning of the development profile, one line each
+    /// beginning `WARNING:`; `None` in production.
+    pub fn development_warning(&self) -> Option<String> {
+        if self.profile != Profile::Development {
+            return None;
+        }
+        let mut text = String::from(
+            "WARNING: ==============================================================\n\
+             WARNING: DEVELOPMENT PROFILE (profile = \"development\"): NEVER FOR PEOPLE.\n\
+             WARNING: The waits and limits that protect people are shortened:\n",
+        );
+        for s in self.shortened_settings() {
+            text.push_str(&format!(
+                "WARNING:   {:<31} {:>5} (production {}): {}\n",
+                s.name, s.effective, s.production, s.what
+            ));
+        }
+        text.push_str(
+            "WARNING: It runs only on a loopback address. Unset EID_SERVER_PROFILE\n\
+             WARNING: (or the `profile` key) for the product's values.\n\
+             WARNING: ==============================================================\n",
+        );
+        Some(text)
+    }
+
+    /// Refuses the development profile where it looks like a deployment:
+    /// a listen address other machines reach, or an `oidc_issuer` on a
+    /// public host. Any configuration in production passes.
+    pub fn check_profile(&self) -> Result<(), DevelopmentRefused> {
+        if self.profile != Profile::Development {
+            return Ok(());
+        }
+        if !self.listen.ip().is_loopback() {
+            return Err(DevelopmentRefused::ListenNotLoopback(self.listen));
+        }
+        if let Some(issuer) = &self.oidc_issuer
+            && !is_loopback_origin(issuer)
+        {
+            return Err(DevelopmentRefused::PublicIssuer(issuer.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `origin`'s host is `localhost` (or under `.localhost`) or a
+/// loopback address. An unparsable origin is not.
+fn is_loopback_origin(origin: &str) -> bool {
+    let Ok(url) = url::Url::parse(origin) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
+            profile: Profile::Production,
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             data_dir: PathBuf::from("data"),
             admin_token: None,
@@ -400,6 +665,8 @@ impl Default for Config {
             new_device_wait_secs: 3600,
             max_devices_per_identity: 3,
             notifications: NotificationsConfig::default(),
+            api_key_grace_secs: 24 * 60 * 60,
+            webhooks: WebhooksConfig::default(),
             self_service_gap_secs: 3600,
             floods: FloodConfig::default(),
             connections: ConnectionsConfig::default(),
@@ -412,6 +679,7 @@ impl Default for Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
+            .field("profile", &self.profile)
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field(
@@ -425,6 +693,8 @@ impl std::fmt::Debug for Config {
             .field("new_device_wait_secs", &self.new_device_wait_secs)
             .field("max_devices_per_identity", &self.max_devices_per_identity)
             .field("notifications", &self.notifications)
+            .field("api_key_grace_secs", &self.api_key_grace_secs)
+            .field("webhooks", &self.webhooks)
             .field("self_service_gap_secs", &self.self_service_gap_secs)
             .field("floods", &self.floods)
             .field("connections", &self.connections)
@@ -438,8 +708,20 @@ impl Config {
     /// Reads a configuration from TOML text over the defaults (no file, no
     /// environment), with the same checks as [`Config::load`].
     pub fn from_toml_str(text: &str) -> Result<Self, Box<figment::Error>> {
-        Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::string(text))
+        Self::layered(|defaults| {
+            Figment::from(Serialized::defaults(defaults)).merge(Toml::string(text))
+        })
+    }
+
+    /// Extracts the configuration from `layers` over the defaults of the
+    /// profile the layers name: the profile is read first, over the
+    /// production defaults, so that what the file or the environment sets
+    /// explicitly still wins over the profile's defaults.
+    fn layered(layers: impl Fn(Config) -> Figment) -> Result<Self, Box<figment::Error>> {
+        let profile: Profile = layers(Config::default())
+            .extract_inner("profile")
+            .map_err(Box::new)?;
+        layers(Config::defaults_for(profile))
             .extract::<Config>()
             .map_err(Box::new)?
             .checked()
@@ -454,6 +736,11 @@ impl Config {
             ("activation_code_ttl_secs", self.activation_code_ttl_secs),
             ("new_device_wait_secs", self.new_device_wait_secs),
             ("self_service_gap_secs", self.self_service_gap_secs),
+            ("api_key_grace_secs", self.api_key_grace_secs),
+            ("webhooks.retry_base_secs", self.webhooks.retry_base_secs),
+            ("webhooks.retry_cap_secs", self.webhooks.retry_cap_secs),
+            ("webhooks.timeout_secs", self.webhooks.timeout_secs),
+            ("webhooks.lease_secs", self.webhooks.lease_secs),
         ] {
             if value > MAX_SECS {
                 return Err(Box::new(figment::Error::from(format!(
@@ -487,20 +774,21 @@ impl Config {
                 "connections.{name} is 0; it must be at least 1"
             ))));
         }
+        if let Err(refused) = self.check_profile() {
+            return Err(Box::new(figment::Error::from(refused.to_string())));
+        }
         Ok(self)
     }
 
     /// Loads defaults, then `file` if given, then the environment.
     pub fn load(file: Option<&std::path::Path>) -> Result<Self, Box<figment::Error>> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(path) = file {
-            figment = figment.merge(Toml::file_exact(path));
-        }
-        figment
-            .merge(Env::prefixed("EID_SERVER_").split("__"))
-            .extract::<Config>()
-            .map_err(Box::new)?
-            .checked()
+        Self::layered(|defaults| {
+            let mut figment = Figment::from(Serialized::defaults(defaults));
+            if let Some(path) = file {
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            figment.merge(Env::prefixed("EID_SERVER_").split("__"))
+        })
     }
 }
 
@@ -589,5 +877,144 @@ fraud_hold_secs = 7200
             Some(&5000)
         );
         assert!(Config::from_toml_str("[floods]\nper_person = 1\n").is_err());
+    }
+
+    #[test]
+    fn the_default_profile_keeps_the_product_waits() {
+        for config in [
+            Config::default(),
+            Config::from_toml_str("").unwrap(),
+            Config::from_toml_str("profile = \"production\"").unwrap(),
+        ] {
+            assert_eq!(config.profile, Profile::Production);
+            assert_eq!(config.floods.fraud_hold_secs, 3600);
+            assert_eq!(config.self_service_gap_secs, 3600);
+            assert_eq!(config.new_device_wait_secs, 3600);
+            assert_eq!(config.floods.per_identity_per_minute, 5);
+            assert_eq!(config.floods.per_identity_per_hour, 20);
+            assert_eq!(config.development_warning(), None);
+        }
+    }
+
+    #[test]
+    fn the_development_profile_shortens_each_wait_a_tester_meets() {
+        let config = Config::from_toml_str("profile = \"development\"").unwrap();
+        assert_eq!(config.profile, Profile::Development);
+        assert_eq!(config.floods.fraud_hold_secs, 60);
+        assert_eq!(config.self_service_gap_secs, 60);
+        assert_eq!(config.new_device_wait_secs, 60);
+        assert_eq!(config.floods.per_identity_per_minute, 0);
+        assert_eq!(config.floods.per_identity_per_hour, 0);
+        // Nothing else moves: the per-address and per-provider limits, the
+        // request lifetime and the device cap are the product's.
+        let production = Config::default();
+        assert_eq!(
+            config.floods.per_address.per_minute,
+            production.floods.per_address.per_minute
+        );
+        assert_eq!(
+            config.floods.per_provider_per_minute,
+            production.floods.per_provider_per_minute
+        );
+        assert_eq!(
+            config.request_lifetime_secs,
+            production.request_lifetime_secs
+        );
+        assert_eq!(
+            config.max_devices_per_identity,
+            production.max_devices_per_identity
+        );
+    }
+
+    #[test]
+    fn explicit_settings_win_over_the_development_profile() {
+        let config = Config::from_toml_str(
+            "profile = \"development\"\nself_service_gap_secs = 120\n\
+             [floods]\nfraud_hold_secs = 1800\nper_identity_per_minute = 9\n",
+        )
+        .unwrap();
+        assert_eq!(config.self_service_gap_secs, 120);
+        assert_eq!(config.floods.fraud_hold_secs, 1800);
+        assert_eq!(config.floods.per_identity_per_minute, 9);
+        // What was not set explicitly keeps the profile's value.
+        assert_eq!(config.new_device_wait_secs, 60);
+        assert_eq!(config.floods.per_identity_per_hour, 0);
+        // The warning shows the values the server runs with.
+        let warning = config.development_warning().unwrap();
+        let gap = warning
+            .lines()
+            .find(|l| l.contains("self_service_gap_secs"))
+            .unwrap();
+        assert!(gap.contains("120 (production 3600)"), "{gap}");
+    }
+
+    #[test]
+    fn the_development_warning_names_every_shortened_setting_on_its_own_line() {
+        let config = Config::defaults_for(Profile::Development);
+        let warning = config.development_warning().unwrap();
+        assert!(warning.lines().count() >= 8, "{warning}");
+        assert!(
+            warning.lines().all(|l| l.starts_with("WARNING:")),
+            "{warning}"
+        );
+        assert!(warning.contains("NEVER FOR PEOPLE"), "{warning}");
+        for name in [
+            "floods.fraud_hold_secs",
+            "self_service_gap_secs",
+            "new_device_wait_secs",
+            "floods.per_identity_per_minute",
+            "floods.per_identity_per_hour",
+        ] {
+            assert!(warning.contains(name), "{name} missing: {warning}");
+        }
+    }
+
+    #[test]
+    fn the_development_profile_is_refused_where_it_looks_like_a_deployment() {
+        let refused = |toml: &str| {
+            Config::from_toml_str(&format!("profile = \"development\"\n{toml}"))
+                .err()
+                .map(|e| e.to_string())
+        };
+        let listen = refused("listen = \"0.0.0.0:8443\"").expect("public listen refused");
+        assert!(listen.contains("listen is 0.0.0.0:8443"), "{listen}");
+        let issuer =
+            refused("oidc_issuer = \"https://eid.example\"").expect("public issuer refused");
+        assert!(issuer.contains("https://eid.example"), "{issuer}");
+        assert!(refused("oidc_issuer = \"https://192.0.2.1:8443\"").is_some());
+        // Loopback is what a tester runs on.
+        for fine in [
+            "listen = \"127.0.0.1:9000\"",
+            "listen = \"[::1]:9000\"",
+            "oidc_issuer = \"https://localhost:8443\"",
+            "oidc_issuer = \"https://127.0.0.1:8443\"",
+            "oidc_issuer = \"https://[::1]:8443\"",
+        ] {
+            assert_eq!(refused(fine), None, "{fine}");
+        }
+        // The same values without the profile are a production deployment.
+        assert!(
+            Config::from_toml_str(
+                "listen = \"0.0.0.0:8443\"\noidc_issuer = \"https://eid.example\""
+            )
+            .is_ok()
+        );
+        // A configuration built in code is checked too (`start` calls it).
+        let built = Config {
+            listen: "0.0.0.0:0".parse().unwrap(),
+            ..Config::defaults_for(Profile::Development)
+        };
+        assert!(matches!(
+            built.check_profile(),
+            Err(DevelopmentRefused::ListenNotLoopback(_))
+        ));
+    }
+
+    #[test]
+    fn an_unknown_profile_is_refused_with_the_names_it_takes() {
+        assert!(Config::from_toml_str("profile = \"staging\"").is_err());
+        let error = "staging".parse::<Profile>().unwrap_err().to_string();
+        assert!(error.contains("\"development\""), "{error}");
+        assert_eq!("development".parse(), Ok(Profile::Development));
     }
 }

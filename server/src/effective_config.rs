@@ -39,10 +39,19 @@ fn redact(path: &mut Vec<String>, value: &mut toml::Value) {
 /// `config` as TOML, every secret replaced by [`REDACTED`]. Settings that are
 /// not set (an absent admin token, no SMTP relay) are left out, as TOML has
 /// no null.
+/// With the development profile, its warning comes first as `#` comment
+/// lines, so that the printed text still reads back as the configuration.
 pub fn to_redacted_toml(config: &Config) -> Result<String, toml::ser::Error> {
     let mut value = toml::Value::try_from(config)?;
     redact(&mut Vec::new(), &mut value);
-    toml::to_string_pretty(&value)
+    let body = toml::to_string_pretty(&value)?;
+    Ok(match config.development_warning() {
+        Some(warning) => {
+            let comments: String = warning.lines().map(|l| format!("# {l}\n")).collect();
+            format!("{comments}\n{body}")
+        }
+        None => body,
+    })
 }
 
 #[cfg(test)]
@@ -81,5 +90,18 @@ bearer_token = "bearer-secret"
             back["floods"]["per_identity_per_minute"].as_integer(),
             Some(5)
         );
+    }
+
+    #[test]
+    fn the_development_warning_heads_the_printed_configuration_as_comments() {
+        let config = Config::from_toml_str("profile = \"development\"").unwrap();
+        let text = to_redacted_toml(&config).unwrap();
+        assert!(text.starts_with("# WARNING: "), "{text}");
+        assert!(text.contains("NEVER FOR PEOPLE"), "{text}");
+        let back: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(back["profile"].as_str(), Some("development"));
+        assert_eq!(back["floods"]["fraud_hold_secs"].as_integer(), Some(60));
+        let production = to_redacted_toml(&Config::default()).unwrap();
+        assert!(!production.contains("WARNING"), "{production}");
     }
 }

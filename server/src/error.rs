@@ -58,6 +58,7 @@ impl ApiError {
             | UnknownChange
             | UnknownAgent
             | UnknownServiceProvider
+            | UnknownApiKey
             | NotFound => StatusCode::NOT_FOUND,
             ReplayedNonce | UserIdTaken | RequestClosed | CounterReplay | TooEarly
             | ChangePending | ChangeClosed => StatusCode::CONFLICT,

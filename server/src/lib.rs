@@ -24,12 +24,14 @@ pub mod limits;
 pub mod notify;
 pub mod oidc;
 pub mod policy;
+pub mod startup;
 pub mod store;
 mod texts;
 pub mod tls;
 pub mod userid;
 mod waiters;
 mod web;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -225,7 +227,8 @@ fn load_or_create_admin_token(config: &Config) -> anyhow::Result<Zeroizing<Strin
 /// CLI's `eid serve`): to stderr, filtered by `EID_LOG` (tracing's
 /// `EnvFilter` syntax, e.g. `debug` or `eid_server=debug`; default `info`),
 /// as text or one JSON object per line. Colour codes only when stderr is a
-/// terminal, so a log file or a collector gets plain text. Events carry ids,
+/// terminal and `NO_COLOR` is unset or empty (no-color.org), so a log file or
+/// a collector gets plain text. Events carry ids,
 /// never secrets or contact data. Does nothing when the process already has
 /// a subscriber (a test harness's).
 pub fn init_logging(format: config::LogFormat) {
@@ -234,7 +237,7 @@ pub fn init_logging(format: config::LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_ansi(colour_wanted());
     // An error only says a subscriber is already installed: that one logs.
     let _ = match format {
         config::LogFormat::Json => builder.json().try_init(),
@@ -242,9 +245,24 @@ pub fn init_logging(format: config::LogFormat) {
     };
 }
 
+/// Whether the log may carry colour codes: stderr is a terminal and the
+/// person has not asked for none with a non-empty `NO_COLOR`.
+fn colour_wanted() -> bool {
+    let refused = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::IsTerminal::is_terminal(&std::io::stderr()) && !refused
+}
+
 /// Opens the store, loads keys and certificate, binds and serves.
 pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let config = options.config;
+    // Also for callers that build the configuration in code (`eid serve`),
+    // which `Config::load`'s checks never see.
+    config.check_profile()?;
+    if config.profile == config::Profile::Development {
+        tracing::warn!(
+            "development profile: the waits that protect people are shortened; never for people"
+        );
+    }
     anyhow::ensure!(
         config.request_lifetime_secs >= 1,
         "request_lifetime_secs must be at least 1"
@@ -255,7 +273,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
             "request lifetime is not the product's 5 minutes (QA setting)"
         );
     }
-    if config.self_service_gap_secs != 3600 {
+    if config.self_service_gap_secs != 3600 && config.profile != config::Profile::Development {
         tracing::warn!(
             secs = config.self_service_gap_secs,
             "self-service gap is not the product's one hour (QA setting)"
@@ -344,6 +362,12 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         }
         None => tracing::info!("no notification channel configured; deliveries wait"),
     }
+
+    // Service providers' webhooks: always on (a provider without one has
+    // no deliveries, and an idle poll is one read).
+    let webhooks =
+        webhooks::WebhookDispatcher::new(store.clone(), options.clock.clone(), &config.webhooks)?;
+    tokio::spawn(webhooks.run(shutdown_rx.clone()));
 
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
     let connections = config.connections.clone();

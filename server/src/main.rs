@@ -40,6 +40,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let config = Config::load(args.config.as_deref())?;
     if args.print_config {
+        // The warning on stderr for the person, and as TOML comments in
+        // the printed configuration for whoever reads it later.
+        if let Some(warning) = config.development_warning() {
+            eprint!("{warning}");
+        }
         print!(
             "{}",
             eid_server::effective_config::to_redacted_toml(&config)?
@@ -47,20 +52,9 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     eid_server::init_logging(config.log_format);
-    let data_dir = config.data_dir.clone();
-    let server = eid_server::start(eid_server::ServerOptions::new(config)).await?;
-    println!("eid-server listening on {}", server.base_url());
-    println!("  TLS SPKI pin:      {}", server.spki_pin);
-    println!(
-        "  server key:        {}",
-        eid_protocol::wire::b64::encode(server.server_public_key.as_bytes())
-    );
-    println!("  database:          {}", server.database_path.display());
-    println!(
-        "  admin token file:  {} (unless set in config)",
-        data_dir.join("admin-token").display()
-    );
-    println!("  OpenAPI document:  {}/openapi.json", server.base_url());
+    let server = eid_server::start(eid_server::ServerOptions::new(config.clone())).await?;
+    let facts = eid_server::startup::StartupFacts::of(&server, &config, None);
+    eid_server::startup::print_startup("eid-server", &facts, &config)?;
     tokio::signal::ctrl_c().await?;
     println!("shutting down");
     server.shutdown().await;

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Harness, assert_code};
-use eid_api_client::{SoftPhone, decode, verify_receipt};
+use eid_api_client::{ApiFailure, SoftPhone, decode, verify_receipt};
 use eid_protocol::wire::{self, AccountState, ErrorBody, ErrorCode, RequestStatus};
 use eid_protocol::{Nonce16, Outcome, RequestId, RequestKind};
 
@@ -604,7 +604,7 @@ async fn oversize_bodies_are_refused() {
 }
 
 #[tokio::test]
-async fn reference_text_rules() {
+async fn reference_text_rules_refuse_bad_and_non_nfc_text_and_keep_nfc_text_exact() {
     let h = Harness::start().await;
     let (_, phone) = h.person(USER).await;
     for text in [
@@ -622,9 +622,30 @@ async fn reference_text_rules() {
             ErrorCode::InvalidReferenceText,
         );
     }
-    // NFC: a decomposed text is stored and signed composed.
+    // NFC: a decomposed text is refused with a message that says what to
+    // send, not normalized, so the receipt's hash is the hash of the bytes
+    // the provider sent (docs/protocol.md, "Reference text").
+    match h
+        .rp
+        .create_request(USER, RequestKind::Login, "Cafe\u{301}", None)
+        .await
+    {
+        Err(ApiFailure::Server { status, body }) => {
+            assert_eq!(
+                (status, body.error.code),
+                (422, ErrorCode::InvalidReferenceText)
+            );
+            assert!(
+                body.error.message.contains("send NFC"),
+                "{}",
+                body.error.message
+            );
+        }
+        other => panic!("a decomposed text must be refused, got {other:?}"),
+    }
+    // The composed text is stored and signed exactly as sent.
     let created =
-        h.rp.create_request(USER, RequestKind::Login, "Cafe\u{301}", None)
+        h.rp.create_request(USER, RequestKind::Login, "Caf\u{e9}", None)
             .await
             .unwrap();
     let envelope = h.envelope(&phone, created.request_id).await;

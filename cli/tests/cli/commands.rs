@@ -9,13 +9,13 @@ use serde_json::Value;
 
 use crate::support::{PIN, eid_command};
 
-struct Run {
-    code: i32,
-    json: Value,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) json: Value,
+    pub(crate) stderr: String,
 }
 
-fn eid(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
+pub(crate) fn eid(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
     let mut cmd = eid_command();
     cmd.args(args)
         .envs(env.iter().copied())
@@ -46,14 +46,14 @@ fn eid(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
 }
 
 #[track_caller]
-fn ok(r: Run) -> Value {
+pub(crate) fn ok(r: Run) -> Value {
     assert_eq!(r.code, 0, "{} / {}", r.json, r.stderr);
     assert!(r.json.get("error").is_none(), "{}", r.json);
     r.json
 }
 
 #[track_caller]
-fn err(r: Run, kind: &str) -> Value {
+pub(crate) fn err(r: Run, kind: &str) -> Value {
     assert_ne!(r.code, 0, "expected failure: {}", r.json);
     let e = r.json["error"].clone();
     assert_eq!(e["kind"], kind, "{}", r.json);
@@ -62,21 +62,21 @@ fn err(r: Run, kind: &str) -> Value {
 }
 
 /// A real server on 127.0.0.1 in a runtime owned by the test.
-struct Server {
+pub(crate) struct Server {
     runtime: tokio::runtime::Runtime,
     server: Option<eid_server::RunningServer>,
     _dir: tempfile::TempDir,
-    url: String,
-    pin: String,
-    token: String,
+    pub(crate) url: String,
+    pub(crate) pin: String,
+    pub(crate) token: String,
 }
 
 impl Server {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self::start_with(|_| {})
     }
 
-    fn start_with(tweak: impl FnOnce(&mut eid_server::Config)) -> Self {
+    pub(crate) fn start_with(tweak: impl FnOnce(&mut eid_server::Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -103,7 +103,7 @@ impl Server {
     }
 
     /// Server, pin and admin token, plus the fast test-only KDF.
-    fn env(&self) -> Vec<(&str, &str)> {
+    pub(crate) fn env(&self) -> Vec<(&str, &str)> {
         vec![
             ("EID_SERVER", self.url.as_str()),
             ("EID_SPKI_PIN", self.pin.as_str()),
@@ -123,7 +123,7 @@ impl Drop for Server {
 
 /// Creates an identity, activates a phone in `app_dir` and registers a provider.
 /// Returns the provider's API key.
-fn setup(s: &Server, user_id: &str, app_dir: &Path) -> String {
+pub(crate) fn setup(s: &Server, user_id: &str, app_dir: &Path) -> String {
     let env = s.env();
     let created = ok(eid(
         &[
@@ -753,7 +753,12 @@ fn new_device_from_an_existing_phone() {
 
 /// Creates an identity (with extra `create-identity` arguments) and activates
 /// it in `app_dir`. Returns (identity ID, authenticator ID).
-fn person(s: &Server, user_id: &str, app_dir: &Path, extra: &[&str]) -> (String, String) {
+pub(crate) fn person(
+    s: &Server,
+    user_id: &str,
+    app_dir: &Path,
+    extra: &[&str],
+) -> (String, String) {
     let env = s.env();
     let mut args = vec!["--json", "admin", "create-identity", "--user-id", user_id];
     args.extend_from_slice(extra);

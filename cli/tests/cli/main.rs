@@ -3,8 +3,9 @@
 //! killing `eid app ...` and `eid serve` at every fail point, [`rp_binding`]
 //! offline against the known-answer vectors, [`hardening`] what another
 //! local user can see of `eid` (file modes, argv, logs), [`audit`] support
-//! agents and the audit of admin actions, [`web_demo`] `eid demo --web`'s
-//! bank and broker without a browser.
+//! agents and the audit of admin actions, [`first_hour`] what a newcomer reads
+//! (times, hints in errors, the JSON that mirrors the API), [`web_demo`] `eid
+//! demo --web`'s bank and broker without a browser.
 //!
 //! One test binary rather than one per file, so a change to the core or the
 //! server is linked once. The tests share no state: each has its own
@@ -15,9 +16,11 @@
 
 mod support;
 
+mod api_keys;
 mod audit;
 mod commands;
 mod crash;
+mod first_hour;
 #[cfg(unix)]
 mod hardening;
 mod oidc;

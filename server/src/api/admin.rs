@@ -19,13 +19,17 @@ use eid_protocol::wire::{
     OidcClientRegistered, RegisterOidcClientRequest, RegisterServiceProviderRequest,
     ServiceProviderRegistered,
 };
+use eid_protocol::wire::{
+    ApiKeyInfo, ApiKeyList, ApiKeyRotated, ApiKeyStateInfo, SetWebhookRequest, WebhookSet,
+};
 use eid_protocol::{IdentityId, ServiceProviderId};
 
 use super::{AdminAuth, ApiJson, AppState, guard, parse_id};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
-    ActivationCode, AdminAction, AdminActionResult, Agent, AuditAction, AuditEntry, AuditOutcome,
-    AuthenticatorState, Identity, NewAudit, OidcClient, ServiceProvider,
+    ActivationCode, AdminAction, AdminActionResult, Agent, ApiKey, ApiKeyState, AuditAction,
+    AuditEntry, AuditOutcome, AuthenticatorState, Identity, NewAudit, OidcClient, ServiceProvider,
+    Webhook,
 };
 use crate::{contact, oidc, userid};
 
@@ -459,10 +463,7 @@ pub(crate) async fn register_service_provider(
              write it in one script",
         ));
     }
-    let api_key = format!(
-        "eidsp_{}",
-        eid_protocol::wire::b64::encode(&eid_protocol::crypto::random_array::<32>())
-    );
+    let api_key = new_api_key();
     let sp = ServiceProvider {
         id: ServiceProviderId::random(),
         name: name.clone(),
@@ -707,6 +708,288 @@ pub(crate) async fn revoke_agent(
     Ok(Json(agent_info(agent)))
 }
 
+// ---------------------------------------------------------------- API keys
+
+/// A new service-provider API key: `eidsp_` and 32 random bytes.
+fn new_api_key() -> String {
+    format!(
+        "eidsp_{}",
+        eid_protocol::wire::b64::encode(&eid_protocol::crypto::random_array::<32>())
+    )
+}
+
+fn unknown_provider() -> ApiError {
+    ApiError::new(
+        ErrorCode::UnknownServiceProvider,
+        "no such service provider",
+    )
+}
+
+fn api_key_info(key: &ApiKey, now_ms: u64) -> ApiKeyInfo {
+    ApiKeyInfo {
+        key_id: key.id,
+        created_at_ms: key.created_at_ms,
+        state: match key.state_at(now_ms) {
+            ApiKeyState::Active => ApiKeyStateInfo::Active,
+            ApiKeyState::RotatingOut => ApiKeyStateInfo::RotatingOut,
+            ApiKeyState::Expired => ApiKeyStateInfo::Expired,
+            ApiKeyState::Revoked => ApiKeyStateInfo::Revoked,
+        },
+        expires_at_ms: key.expires_at_ms,
+        revoked_at_ms: key.revoked_at_ms,
+    }
+}
+
+/// Forgets the cached keys of a provider after a rotation or revocation
+/// committed, so that the next call reads the key's new state.
+fn evict_provider_keys(state: &AppState, id: ServiceProviderId) {
+    state
+        .service_providers
+        .remove_where(|_, cached| cached.provider.id == id);
+}
+
+/// A service provider's API keys, oldest first: id, creation, state and
+/// end, never the key (administrator only).
+#[utoipa::path(get, path = "/v1/admin/service-providers/{service_provider_id}/api-keys", tag = "admin",
+    security(("admin_token" = [])),
+    params(("service_provider_id" = String, Path, description = "32 hex digits")),
+    responses(
+        (status = 200, body = ApiKeyList),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "forbidden_role: only an administrator manages API keys", body = ErrorBody),
+        (status = 404, description = "unknown_service_provider", body = ErrorBody)))]
+pub(crate) async fn list_api_keys(
+    caller: AdminAuth,
+    State(state): State<AppState>,
+    Path(service_provider_id): Path<String>,
+) -> ApiResult<Json<ApiKeyList>> {
+    caller
+        .require_administrator(&state, AuditAction::ListApiKeys)
+        .await?;
+    let id: ServiceProviderId = parse_id(&service_provider_id, "service_provider_id")?;
+    if state.store.service_provider(id).await?.is_none() {
+        return Err(unknown_provider());
+    }
+    let mut audit = caller.audit(&state, AuditAction::ListApiKeys);
+    audit.service_provider_id = Some(id);
+    state.store.record_audit(audit).await?;
+    let now = state.now_ms();
+    let keys = state.store.api_keys(id).await?;
+    Ok(Json(ApiKeyList {
+        service_provider_id: id,
+        keys: keys.iter().map(|k| api_key_info(k, now)).collect(),
+    }))
+}
+
+/// Issues a new API key for a service provider (returned once; stored as
+/// its SHA-256). The provider's older keys keep working for the grace
+/// period (`api_key_grace_secs`, a day by default), then stop (administrator
+/// only). See docs/api-keys.md.
+#[utoipa::path(post, path = "/v1/admin/service-providers/{service_provider_id}/api-keys/rotate", tag = "admin",
+    security(("admin_token" = [])),
+    params(("service_provider_id" = String, Path, description = "32 hex digits")),
+    responses(
+        (status = 201, body = ApiKeyRotated),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "forbidden_role: only an administrator manages API keys", body = ErrorBody),
+        (status = 404, description = "unknown_service_provider", body = ErrorBody)))]
+pub(crate) async fn rotate_api_key(
+    caller: AdminAuth,
+    State(state): State<AppState>,
+    Path(service_provider_id): Path<String>,
+) -> ApiResult<(StatusCode, Json<ApiKeyRotated>)> {
+    caller
+        .require_administrator(&state, AuditAction::RotateApiKey)
+        .await?;
+    let id: ServiceProviderId = parse_id(&service_provider_id, "service_provider_id")?;
+    let api_key = new_api_key();
+    let key_sha256 = eid_protocol::sha256(api_key.as_bytes());
+    let audit = caller.audit(&state, AuditAction::RotateApiKey);
+    let grace_until_ms = audit
+        .at_ms
+        .saturating_add(state.config.api_key_grace_secs.saturating_mul(1000));
+    let now = audit.at_ms;
+    match state
+        .store
+        .admin_action(
+            audit,
+            AdminAction::RotateApiKey {
+                service_provider_id: id,
+                key_sha256,
+                grace_until_ms,
+            },
+        )
+        .await?
+    {
+        AdminActionResult::Done { .. } => {}
+        AdminActionResult::UnknownProvider => return Err(unknown_provider()),
+        _ => return Err(inconsistent()),
+    }
+    evict_provider_keys(&state, id);
+    let keys = state.store.api_keys(id).await?;
+    let key = keys
+        .iter()
+        .find(|k| k.key_sha256 == key_sha256)
+        .ok_or_else(inconsistent)?;
+    tracing::info!(service_provider = %id, key_id = key.id, "API key rotated");
+    Ok((
+        StatusCode::CREATED,
+        Json(ApiKeyRotated {
+            key: api_key_info(key, now),
+            api_key,
+            old_keys_expire_at_ms: grace_until_ms,
+        }),
+    ))
+}
+
+/// Revokes one API key of a service provider: it is refused from this
+/// moment (administrator only).
+#[utoipa::path(post, path = "/v1/admin/service-providers/{service_provider_id}/api-keys/{key_id}/revoke", tag = "admin",
+    security(("admin_token" = [])),
+    params(("service_provider_id" = String, Path, description = "32 hex digits"),
+        ("key_id" = u64, Path, description = "the key's id (from the list)")),
+    responses(
+        (status = 200, body = ApiKeyList),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "forbidden_role: only an administrator manages API keys", body = ErrorBody),
+        (status = 404, description = "unknown_service_provider, or unknown_api_key: no such key of this provider, or already revoked", body = ErrorBody)))]
+pub(crate) async fn revoke_api_key(
+    caller: AdminAuth,
+    State(state): State<AppState>,
+    Path((service_provider_id, key_id)): Path<(String, String)>,
+) -> ApiResult<Json<ApiKeyList>> {
+    caller
+        .require_administrator(&state, AuditAction::RevokeApiKey)
+        .await?;
+    let id: ServiceProviderId = parse_id(&service_provider_id, "service_provider_id")?;
+    let key_id: u64 = key_id
+        .parse()
+        .map_err(|_| ApiError::malformed("key_id: a decimal number"))?;
+    let audit = caller.audit(&state, AuditAction::RevokeApiKey);
+    let now = audit.at_ms;
+    match state
+        .store
+        .admin_action(
+            audit,
+            AdminAction::RevokeApiKey {
+                service_provider_id: id,
+                key_id,
+            },
+        )
+        .await?
+    {
+        AdminActionResult::Done { .. } => {}
+        AdminActionResult::UnknownProvider => return Err(unknown_provider()),
+        AdminActionResult::UnknownApiKey => {
+            return Err(ApiError::new(
+                ErrorCode::UnknownApiKey,
+                "no such API key of this service provider, or already revoked",
+            ));
+        }
+        _ => return Err(inconsistent()),
+    }
+    evict_provider_keys(&state, id);
+    tracing::info!(service_provider = %id, key_id, "API key revoked");
+    let keys = state.store.api_keys(id).await?;
+    Ok(Json(ApiKeyList {
+        service_provider_id: id,
+        keys: keys.iter().map(|k| api_key_info(k, now)).collect(),
+    }))
+}
+
+// ---------------------------------------------------------------- webhooks
+
+/// Longest webhook URL accepted.
+const WEBHOOK_URL_MAX: usize = 2048;
+
+/// A webhook URL: `https://` with a host, or `http://127.0.0.1[:port]` (a
+/// receiver on the same machine, for tests); no credentials, no fragment.
+fn check_webhook_url(raw: &str) -> Result<String, &'static str> {
+    if raw.len() > WEBHOOK_URL_MAX {
+        return Err("the URL is longer than 2048 characters");
+    }
+    let url = url::Url::parse(raw).map_err(|_| "not an absolute URL")?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the URL must not carry credentials");
+    }
+    if url.fragment().is_some() {
+        return Err("the URL must not have a fragment");
+    }
+    match (url.scheme(), url.host_str()) {
+        ("https", Some(host)) if !host.is_empty() => Ok(url.into()),
+        ("http", Some("127.0.0.1")) => Ok(url.into()),
+        _ => Err("the URL must be https:// (or http://127.0.0.1 for tests)"),
+    }
+}
+
+/// Sets a service provider's webhook (a new signing secret is generated and
+/// returned once) or, without `url`, removes it (administrator only). Each
+/// of the provider's requests that is then decided or cancelled is POSTed
+/// there, signed; see docs/webhooks.md.
+#[utoipa::path(post, path = "/v1/admin/service-providers/{service_provider_id}/webhook", tag = "admin",
+    security(("admin_token" = [])),
+    params(("service_provider_id" = String, Path, description = "32 hex digits")),
+    request_body = SetWebhookRequest,
+    responses(
+        (status = 200, body = WebhookSet),
+        (status = 400, description = "malformed_request, or invalid_parameter: the URL breaks the rules", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "forbidden_role: only an administrator manages webhooks", body = ErrorBody),
+        (status = 404, description = "unknown_service_provider", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody)))]
+pub(crate) async fn set_webhook(
+    caller: AdminAuth,
+    State(state): State<AppState>,
+    Path(service_provider_id): Path<String>,
+    ApiJson(req): ApiJson<SetWebhookRequest>,
+) -> ApiResult<Json<WebhookSet>> {
+    caller
+        .require_administrator(&state, AuditAction::SetWebhook)
+        .await?;
+    let id: ServiceProviderId = parse_id(&service_provider_id, "service_provider_id")?;
+    let url = req
+        .url
+        .as_deref()
+        .map(check_webhook_url)
+        .transpose()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, format!("url: {e}")))?;
+    let audit = caller.audit(&state, AuditAction::SetWebhook);
+    let secret = url
+        .as_ref()
+        .map(|_| zeroize::Zeroizing::new(eid_protocol::crypto::random_array::<32>().to_vec()));
+    let webhook = url
+        .as_ref()
+        .zip(secret.as_ref())
+        .map(|(url, secret)| Webhook {
+            service_provider_id: id,
+            url: url.clone(),
+            secret: secret.clone(),
+            created_at_ms: audit.at_ms,
+        });
+    match state
+        .store
+        .admin_action(
+            audit,
+            AdminAction::SetWebhook {
+                service_provider_id: id,
+                webhook,
+            },
+        )
+        .await?
+    {
+        AdminActionResult::Done { .. } => {}
+        AdminActionResult::UnknownProvider => return Err(unknown_provider()),
+        _ => return Err(inconsistent()),
+    }
+    tracing::info!(service_provider = %id, set = url.is_some(), "webhook changed");
+    Ok(Json(WebhookSet {
+        service_provider_id: id,
+        url,
+        secret: secret.map(|s| hex::encode(s.as_slice())),
+    }))
+}
+
 /// The audit query: `identity_id`, `limit` (1 to 200, default 50), `before`
 /// (an audit id: only older rows).
 fn parse_audit_query(query: Option<&str>) -> ApiResult<(Option<IdentityId>, u32, Option<u64>)> {
@@ -811,5 +1094,29 @@ mod tests {
             activation_code_hash(id, "ABCDEFGHJK"),
             activation_code_hash(IdentityId([2; 16]), "ABCDEFGHJK")
         );
+    }
+}
+
+#[cfg(test)]
+mod webhook_url_tests {
+    use super::check_webhook_url;
+
+    #[test]
+    fn webhook_urls_must_be_https_or_the_local_test_address() {
+        assert!(check_webhook_url("https://bank.example/eid/events").is_ok());
+        assert!(check_webhook_url("http://127.0.0.1:8080/hook").is_ok());
+        for bad in [
+            "http://bank.example/hook",
+            "http://localhost/hook",
+            "ftp://bank.example/",
+            "https://user:pw@bank.example/",
+            "https://bank.example/#x",
+            "/relative",
+            "",
+        ] {
+            assert!(check_webhook_url(bad).is_err(), "{bad} accepted");
+        }
+        let long = format!("https://bank.example/{}", "a".repeat(2048));
+        assert!(check_webhook_url(&long).is_err());
     }
 }

@@ -611,7 +611,7 @@ pub(crate) async fn submit_decision(
             // Guessing is bounded: a few wrong codes cancel the request.
             let count = state
                 .store
-                .record_binding_mismatch(d.request_id, BINDING_CODE_MAX_TRIES)
+                .record_binding_mismatch(d.request_id, BINDING_CODE_MAX_TRIES, state.now_ms())
                 .await?;
             if count >= BINDING_CODE_MAX_TRIES {
                 state.waiters.wake(d.request_id);

@@ -31,7 +31,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::limits::CACHE_MAX_ENTRIES;
-use crate::store::{ServiceProvider, Store};
+use crate::store::{ProviderKey, ServiceProvider, Store};
 use crate::waiters::Waiters;
 
 pub(crate) use guard::{Source, WebOrigin};
@@ -55,9 +55,13 @@ pub(crate) struct Inner {
     admin_token_sha256: [u8; 32],
     pub(crate) config: Config,
     pub(crate) waiters: Waiters,
-    /// Service providers by API-key hash. Registrations never change (there is
-    /// no key rotation or revocation yet; adding one must evict here).
-    service_providers: ImmutableCache<[u8; 32], ServiceProvider>,
+    /// Service providers with the presented key, by API-key hash. The entry
+    /// holds the key's expiry and revocation, checked on every hit (so a
+    /// rotated-out key stops at its end without an eviction); a rotation or
+    /// revocation evicts the provider's entries after its commit
+    /// (`admin::evict_provider_keys`). One process only: several replicas
+    /// would each need that eviction (or a short entry lifetime).
+    pub(crate) service_providers: ImmutableCache<[u8; 32], ProviderKey>,
     /// Identity ids by folded user ID. Identities are never deleted; a user ID
     /// changes only through a self-service approval, which evicts the
     /// identity's entries after its commit (see `device::submit_decision`).
@@ -179,6 +183,22 @@ pub(crate) fn router(state: AppState) -> Router {
             "/v1/admin/service-providers",
             post(admin::register_service_provider),
         )
+        .route(
+            "/v1/admin/service-providers/{service_provider_id}/api-keys",
+            get(admin::list_api_keys),
+        )
+        .route(
+            "/v1/admin/service-providers/{service_provider_id}/api-keys/rotate",
+            post(admin::rotate_api_key),
+        )
+        .route(
+            "/v1/admin/service-providers/{service_provider_id}/api-keys/{key_id}/revoke",
+            post(admin::revoke_api_key),
+        )
+        .route(
+            "/v1/admin/service-providers/{service_provider_id}/webhook",
+            post(admin::set_webhook),
+        )
         .route("/v1/admin/oidc-clients", post(admin::register_oidc_client))
         .route(
             "/v1/admin/agents",
@@ -286,6 +306,7 @@ async fn server_key(
         admin::create_identity, admin::get_identity, admin::issue_activation_code,
         admin::block_identity, admin::unblock_identity, admin::register_service_provider,
         admin::register_oidc_client,
+        admin::list_api_keys, admin::rotate_api_key, admin::revoke_api_key, admin::set_webhook,
         admin::create_agent, admin::list_agents, admin::revoke_agent, admin::audit,
         device::activate, device::pull, device::submit_decision, device::block,
         enrolment::start, enrolment::status, enrolment::cancel,
@@ -298,6 +319,9 @@ async fn server_key(
         crate::web::login::authorize, crate::web::login::page, crate::web::login::user_id,
         crate::web::login::status, crate::web::login::qr, crate::web::login::next,
     ),
+    // Not the body of any endpoint here: what the server POSTs to a
+    // service provider's webhook (docs/webhooks.md).
+    components(schemas(wire::WebhookEvent)),
     modifiers(&SecurityAddon),
 )]
 struct ApiDoc;
@@ -467,16 +491,28 @@ impl FromRequestParts<AppState> for Provider {
             .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "API key required"))?;
         // API keys are 256-bit random values, so a plain SHA-256 is a safe index.
         let hash = eid_protocol::sha256(key.as_bytes());
-        if let Some(sp) = state.service_providers.get(&hash) {
-            return Ok(Provider(sp));
-        }
-        match state.store.service_provider_by_key(hash).await? {
-            Some(sp) => {
-                state.service_providers.insert(hash, sp.clone());
-                Ok(Provider(sp))
+        let found = match state.service_providers.get(&hash) {
+            Some(found) => found,
+            None => {
+                let stamp = state.service_providers.stamp();
+                let Some(found) = state.store.provider_by_api_key(hash).await? else {
+                    return Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key"));
+                };
+                state
+                    .service_providers
+                    .insert_unless_evicted(stamp, hash, found.clone());
+                found
             }
-            None => Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key")),
+        };
+        // Checked on every call, cached or not: a key past its grace period
+        // or revoked is refused at once.
+        if !found.key.usable_at(state.now_ms()) {
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "this API key is revoked or expired",
+            ));
         }
+        Ok(Provider(found.provider))
     }
 }
 

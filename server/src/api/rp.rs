@@ -152,6 +152,17 @@ pub(crate) async fn create_request(
     }
     let reference_text = eid_protocol::text::normalize_reference_text(&req.reference_text)
         .map_err(|e| ApiError::new(ErrorCode::InvalidReferenceText, e.to_string()))?;
+    // Refused rather than normalized: the receipt signs the SHA-256 of the
+    // stored text, so a provider that hashes the text it sent must have sent
+    // exactly these bytes (docs/protocol.md, "Reference text").
+    if reference_text != req.reference_text {
+        return Err(ApiError::new(
+            ErrorCode::InvalidReferenceText,
+            "reference_text is not in Unicode Normalization Form C: send NFC \
+             (the receipt signs the SHA-256 of the exact bytes sent)",
+        )
+        .into());
+    }
     // Stored in canonical form, which is what the phone signs; a server-issued
     // rotating secret is stored behind its prefix in the same column.
     let (binding, created_code, created_secret) = match (&req.binding_code, req.binding) {

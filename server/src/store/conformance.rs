@@ -93,6 +93,10 @@ macro_rules! store_conformance_suite {
             a_service_provider_is_found_by_the_hash_of_its_key,
             a_second_provider_with_the_same_key_hash_is_a_conflict,
             a_provider_name_confusable_with_a_registered_one_is_refused,
+            a_rotation_ends_the_older_keys_at_the_grace_time_and_a_revocation_is_once,
+            a_webhook_is_set_replaced_and_removed_with_its_audit_row,
+            decisions_and_cancels_queue_a_webhook_delivery_only_with_a_webhook,
+            webhook_deliveries_are_leased_retried_and_bounded_like_notifications,
             the_right_activation_code_activates_once_and_a_retry_gets_the_same_authenticator,
             wrong_activation_codes_count_until_the_code_is_void_and_the_void_is_told,
             a_new_activation_code_resets_the_tries,
@@ -1276,10 +1280,10 @@ pub async fn binding_mismatches_cancel_the_request_at_the_limit(store: FreshStor
         Some("ABCD-1234".into()),
     );
     let id = created(s, request).await.envelope.request_id;
-    assert_eq!(s.record_binding_mismatch(id, 3).await.unwrap(), 1);
-    assert_eq!(s.record_binding_mismatch(id, 3).await.unwrap(), 2);
+    assert_eq!(s.record_binding_mismatch(id, 3, T0).await.unwrap(), 1);
+    assert_eq!(s.record_binding_mismatch(id, 3, T0).await.unwrap(), 2);
     assert_eq!(status(s, id).await, RequestStatus::Pending);
-    assert_eq!(s.record_binding_mismatch(id, 3).await.unwrap(), 3);
+    assert_eq!(s.record_binding_mismatch(id, 3, T0).await.unwrap(), 3);
     assert_eq!(status(s, id).await, RequestStatus::Cancelled);
 }
 
@@ -3026,6 +3030,396 @@ pub async fn a_user_id_change_is_applied_by_its_approval_unless_taken_meanwhile(
         Some(ErrorCode::UserIdTaken)
     );
     assert_eq!(unchanged.user_id, "Bente#1960y");
+}
+
+// ---------------------------------------------------------------- API keys and webhooks
+
+/// A registered provider's key is found with its provider; a rotation adds
+/// a key and ends the older usable ones at the grace time (an earlier end
+/// is kept); a revocation ends one key at once, and only once.
+pub async fn a_rotation_ends_the_older_keys_at_the_grace_time_and_a_revocation_is_once(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let bank = registered(s, "Danske Bank").await;
+    let first = s
+        .provider_by_api_key(bank.api_key_sha256)
+        .await
+        .unwrap()
+        .expect("the registration's key");
+    assert_eq!(first.provider, bank);
+    assert_eq!(first.key.state_at(T0), ApiKeyState::Active);
+    assert_eq!(s.provider_by_api_key(random_array()).await.unwrap(), None);
+
+    let rotate = |hash: [u8; 32], grace: u64| AdminAction::RotateApiKey {
+        service_provider_id: bank.id,
+        key_sha256: hash,
+        grace_until_ms: grace,
+    };
+    let second: [u8; 32] = random_array();
+    assert!(matches!(
+        s.admin_action(
+            audit_by(None, AuditAction::RotateApiKey, T0),
+            rotate(second, T0 + HOUR)
+        )
+        .await
+        .unwrap(),
+        AdminActionResult::Done { .. }
+    ));
+    let third: [u8; 32] = random_array();
+    assert!(matches!(
+        s.admin_action(
+            audit_by(None, AuditAction::RotateApiKey, T0 + 1),
+            rotate(third, T0 + 2 * HOUR)
+        )
+        .await
+        .unwrap(),
+        AdminActionResult::Done { .. }
+    ));
+    let keys = s.api_keys(bank.id).await.unwrap();
+    assert_eq!(keys.len(), 3);
+    assert!(
+        keys[0].id < keys[1].id && keys[1].id < keys[2].id,
+        "oldest first"
+    );
+    assert_eq!(
+        keys[0].expires_at_ms,
+        Some(T0 + HOUR),
+        "the earlier end kept"
+    );
+    assert_eq!(keys[1].expires_at_ms, Some(T0 + 2 * HOUR));
+    assert_eq!(keys[2].expires_at_ms, None);
+    assert!(keys[0].usable_at(T0 + HOUR - 1) && !keys[0].usable_at(T0 + HOUR));
+    assert_eq!(keys[0].state_at(T0 + HOUR), ApiKeyState::Expired);
+    assert_eq!(keys[1].state_at(T0 + HOUR), ApiKeyState::RotatingOut);
+    let found = s.provider_by_api_key(third).await.unwrap().unwrap();
+    assert_eq!((found.provider.id, found.key.id), (bank.id, keys[2].id));
+
+    let revoke = |key_id| AdminAction::RevokeApiKey {
+        service_provider_id: bank.id,
+        key_id,
+    };
+    let audit = audit_by(None, AuditAction::RevokeApiKey, T0 + 5);
+    assert!(matches!(
+        s.admin_action(audit.clone(), revoke(keys[1].id))
+            .await
+            .unwrap(),
+        AdminActionResult::Done { .. }
+    ));
+    assert_eq!(
+        s.admin_action(audit.clone(), revoke(keys[1].id))
+            .await
+            .unwrap(),
+        AdminActionResult::UnknownApiKey
+    );
+    assert_eq!(
+        s.admin_action(audit.clone(), revoke(u64::MAX))
+            .await
+            .unwrap(),
+        AdminActionResult::UnknownApiKey
+    );
+    let other = registered(s, "Nordea").await;
+    assert_eq!(
+        s.admin_action(
+            audit.clone(),
+            AdminAction::RevokeApiKey {
+                service_provider_id: other.id,
+                key_id: keys[2].id
+            }
+        )
+        .await
+        .unwrap(),
+        AdminActionResult::UnknownApiKey,
+        "another provider's key"
+    );
+    let revoked = s.provider_by_api_key(second).await.unwrap().unwrap().key;
+    assert_eq!(revoked.revoked_at_ms, Some(T0 + 5));
+    assert_eq!(revoked.state_at(T0 + 5), ApiKeyState::Revoked);
+    assert_eq!(
+        s.admin_action(
+            audit_by(None, AuditAction::RotateApiKey, T0 + 6),
+            AdminAction::RotateApiKey {
+                service_provider_id: ServiceProviderId::random(),
+                key_sha256: random_array(),
+                grace_until_ms: T0 + HOUR,
+            }
+        )
+        .await
+        .unwrap(),
+        AdminActionResult::UnknownProvider
+    );
+    assert_eq!(s.api_keys(bank.id).await.unwrap().len(), 3);
+    let audited: Vec<String> = s
+        .audit_entries(None, None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.service_provider_id == Some(bank.id))
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        audited,
+        vec!["revoke_api_key", "rotate_api_key", "rotate_api_key"]
+    );
+}
+
+fn webhook_of(sp: &ServiceProvider, url: &str, now: u64) -> Webhook {
+    Webhook {
+        service_provider_id: sp.id,
+        url: url.to_owned(),
+        secret: zeroize::Zeroizing::new(random_array::<32>().to_vec()),
+        created_at_ms: now,
+    }
+}
+
+async fn set_webhook(s: &dyn Store, sp: &ServiceProvider, webhook: Option<Webhook>, now: u64) {
+    assert!(matches!(
+        s.admin_action(
+            audit_by(None, AuditAction::SetWebhook, now),
+            AdminAction::SetWebhook {
+                service_provider_id: sp.id,
+                webhook
+            }
+        )
+        .await
+        .unwrap(),
+        AdminActionResult::Done { .. }
+    ));
+}
+
+/// A webhook is set, replaced (new URL and secret) and removed, each with
+/// its audit row; an unknown provider gets none.
+pub async fn a_webhook_is_set_replaced_and_removed_with_its_audit_row(store: FreshStore) {
+    let s = &*store;
+    let bank = registered(s, "Danske Bank").await;
+    assert_eq!(s.webhook(bank.id).await.unwrap(), None);
+    let first = webhook_of(&bank, "https://bank.example/a", T0);
+    set_webhook(s, &bank, Some(first.clone()), T0).await;
+    assert_eq!(s.webhook(bank.id).await.unwrap(), Some(first));
+    let second = webhook_of(&bank, "https://bank.example/b", T0 + 1);
+    set_webhook(s, &bank, Some(second.clone()), T0 + 1).await;
+    assert_eq!(s.webhook(bank.id).await.unwrap(), Some(second));
+    set_webhook(s, &bank, None, T0 + 2).await;
+    assert_eq!(s.webhook(bank.id).await.unwrap(), None);
+    let nobody = ServiceProvider {
+        id: ServiceProviderId::random(),
+        ..bank.clone()
+    };
+    assert_eq!(
+        s.admin_action(
+            audit_by(None, AuditAction::SetWebhook, T0 + 3),
+            AdminAction::SetWebhook {
+                service_provider_id: nobody.id,
+                webhook: Some(webhook_of(&nobody, "https://x.example/", T0 + 3)),
+            }
+        )
+        .await
+        .unwrap(),
+        AdminActionResult::UnknownProvider
+    );
+    let audited = s
+        .audit_entries(None, None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "set_webhook")
+        .count();
+    assert_eq!(audited, 3);
+}
+
+/// A decision, a provider's cancel, a cancel after wrong binding codes (the
+/// extra wrong code after it queues nothing) and a block's cancel each
+/// queue one delivery for a provider with a webhook, in their own transaction; a
+/// provider without one gets none.
+pub async fn decisions_and_cancels_queue_a_webhook_delivery_only_with_a_webhook(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let quiet = registered(s, "Nordea").await;
+    let hook = webhook_of(&bank, "https://bank.example/hook", T0);
+    set_webhook(s, &bank, Some(hook.clone()), T0).await;
+
+    let silent = created(s, login(anna.id, &quiet, T0)).await;
+    decided(s, &silent, &phone, Outcome::Approve, 1, T0 + 1).await;
+    assert!(
+        s.claim_webhook_deliveries(T0 + 10, 10, LEASE, 5)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no webhook, no delivery"
+    );
+
+    let approved = created(s, login(anna.id, &bank, T0)).await;
+    decided(s, &approved, &phone, Outcome::ReportFraud, 2, T0 + 2).await;
+    let mine = created(s, login(anna.id, &bank, T0 + 3)).await;
+    assert_eq!(
+        s.cancel_request(mine.envelope.request_id, bank.id, T0 + 3)
+            .await
+            .unwrap(),
+        CancelResult::Cancelled
+    );
+    // The fraud report holds Danske Bank's new requests for Anna: the
+    // other cancels are seen through another provider with a webhook.
+    let third = registered(s, "Jyske Bank").await;
+    set_webhook(
+        s,
+        &third,
+        Some(webhook_of(&third, "https://jyske.example/", T0)),
+        T0,
+    )
+    .await;
+    let guessed = created(s, login(anna.id, &third, T0 + 4)).await;
+    for _ in 0..4 {
+        s.record_binding_mismatch(guessed.envelope.request_id, 3, T0 + 4)
+            .await
+            .unwrap();
+    }
+    let blocked = created(s, login(anna.id, &third, T0 + 4)).await;
+    s.set_blocked(anna.id, true, T0 + 5).await.unwrap().unwrap();
+
+    let claimed = s
+        .claim_webhook_deliveries(T0 + 10, 10, LEASE, 5)
+        .await
+        .unwrap();
+    let mut got: Vec<(RequestId, RequestStatus, u64, String)> = claimed
+        .iter()
+        .map(|d| {
+            (
+                d.request_id,
+                d.status,
+                d.decided_at_ms,
+                d.webhook.url.clone(),
+            )
+        })
+        .collect();
+    got.sort_by_key(|g| g.2);
+    assert_eq!(
+        got,
+        vec![
+            (
+                approved.envelope.request_id,
+                RequestStatus::FraudReported,
+                T0 + 2,
+                hook.url.clone()
+            ),
+            (
+                mine.envelope.request_id,
+                RequestStatus::Cancelled,
+                T0 + 3,
+                hook.url.clone()
+            ),
+            (
+                guessed.envelope.request_id,
+                RequestStatus::Cancelled,
+                T0 + 4,
+                "https://jyske.example/".to_owned()
+            ),
+            (
+                blocked.envelope.request_id,
+                RequestStatus::Cancelled,
+                T0 + 5,
+                "https://jyske.example/".to_owned()
+            ),
+        ]
+    );
+    assert!(claimed.iter().all(|d| d.attempts == 1));
+    assert_eq!(claimed[0].webhook.secret, hook.secret);
+}
+
+/// Webhook deliveries are leased, retried at their time, bounded in
+/// attempts, delivered once; a removed webhook's rows are dropped.
+pub async fn webhook_deliveries_are_leased_retried_and_bounded_like_notifications(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    set_webhook(
+        s,
+        &bank,
+        Some(webhook_of(&bank, "https://bank.example/", T0)),
+        T0,
+    )
+    .await;
+    let request = created(s, login(anna.id, &bank, T0)).await;
+    decided(s, &request, &phone, Outcome::Approve, 1, T0 + 1).await;
+    let claim = |now| s.claim_webhook_deliveries(now, 10, LEASE, 2);
+    let d = claim(T0 + 1).await.unwrap().remove(0);
+    assert!(claim(T0 + 1).await.unwrap().is_empty(), "leased");
+    s.finish_webhook_delivery(
+        d.id,
+        DeliveryOutcome::Failed {
+            error: "the receiver answered HTTP 500".into(),
+            retry_at_ms: Some(T0 + 1_001),
+        },
+        T0 + 1,
+    )
+    .await
+    .unwrap();
+    assert!(claim(T0 + 1_000).await.unwrap().is_empty());
+    let d = claim(T0 + 1_001).await.unwrap().remove(0);
+    assert_eq!(d.attempts, 2);
+    s.finish_webhook_delivery(
+        d.id,
+        DeliveryOutcome::Failed {
+            error: "again".into(),
+            retry_at_ms: Some(T0 + 2_000),
+        },
+        T0 + 1_001,
+    )
+    .await
+    .unwrap();
+    assert!(
+        claim(T0 + HOUR).await.unwrap().is_empty(),
+        "two attempts at most"
+    );
+    assert_eq!(
+        s.claim_webhook_deliveries(T0 + HOUR, 10, LEASE, 3)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "a dispatcher allowing more tries again"
+    );
+
+    // Delivered once; then a removed webhook drops what is queued.
+    let next = created(s, login(anna.id, &bank, T0)).await;
+    decided(s, &next, &phone, Outcome::Deny, 2, T0 + 2).await;
+    let delivered = s
+        .claim_webhook_deliveries(T0 + 2 * HOUR + 2 * LEASE, 10, LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(delivered.len(), 2);
+    for d in &delivered {
+        s.finish_webhook_delivery(d.id, DeliveryOutcome::Delivered, T0 + 3 * HOUR)
+            .await
+            .unwrap();
+    }
+    let last = created(s, login(anna.id, &bank, T0 + 3 * HOUR)).await;
+    decided(s, &last, &phone, Outcome::Approve, 3, T0 + 3 * HOUR).await;
+    set_webhook(s, &bank, None, T0 + 3 * HOUR).await;
+    assert!(
+        s.claim_webhook_deliveries(T0 + 4 * HOUR, 10, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    set_webhook(
+        s,
+        &bank,
+        Some(webhook_of(&bank, "https://bank.example/", T0)),
+        T0,
+    )
+    .await;
+    assert!(
+        s.claim_webhook_deliveries(T0 + 5 * HOUR, 10, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "dropped rows stay dropped; delivered ones are not sent again"
+    );
 }
 
 // ---------------------------------------------------------------- agents and audit

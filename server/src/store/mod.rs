@@ -236,6 +236,106 @@ pub struct ServiceProvider {
     pub created_at_ms: u64,
 }
 
+/// One API key of a service provider (only its SHA-256 is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Its id (assigned by the store, increasing).
+    pub id: u64,
+    /// Its provider.
+    pub service_provider_id: ServiceProviderId,
+    /// SHA-256 of the key.
+    pub key_sha256: [u8; 32],
+    /// When it was issued.
+    pub created_at_ms: u64,
+    /// When a rotation's grace period ends it (`None`: no end).
+    pub expires_at_ms: Option<u64>,
+    /// When it was revoked (refused from then on).
+    pub revoked_at_ms: Option<u64>,
+}
+
+/// Where an API key stands at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeyState {
+    /// Works, with no end set.
+    Active,
+    /// Works until its `expires_at_ms` (a newer key replaced it).
+    RotatingOut,
+    /// Its grace period is over: refused.
+    Expired,
+    /// Revoked: refused.
+    Revoked,
+}
+
+impl ApiKey {
+    /// The key's state at `now_ms`.
+    pub fn state_at(&self, now_ms: u64) -> ApiKeyState {
+        match (self.revoked_at_ms, self.expires_at_ms) {
+            (Some(_), _) => ApiKeyState::Revoked,
+            (None, Some(end)) if end <= now_ms => ApiKeyState::Expired,
+            (None, Some(_)) => ApiKeyState::RotatingOut,
+            (None, None) => ApiKeyState::Active,
+        }
+    }
+
+    /// Whether a call presenting this key at `now_ms` is accepted.
+    pub fn usable_at(&self, now_ms: u64) -> bool {
+        matches!(
+            self.state_at(now_ms),
+            ApiKeyState::Active | ApiKeyState::RotatingOut
+        )
+    }
+}
+
+/// A service provider with the API key a caller presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderKey {
+    /// The provider.
+    pub provider: ServiceProvider,
+    /// The key (in whatever state: the caller checks it).
+    pub key: ApiKey,
+}
+
+/// A service provider's webhook: where decided requests are announced, and
+/// the secret their signature is made with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// The provider.
+    pub service_provider_id: ServiceProviderId,
+    /// The URL POSTed to (https, or http to 127.0.0.1 for tests).
+    pub url: String,
+    /// The HMAC-SHA256 key (32 random bytes; kept in clear, the server must sign with it).
+    pub secret: zeroize::Zeroizing<Vec<u8>>,
+    /// When it was set.
+    pub created_at_ms: u64,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("service_provider_id", &self.service_provider_id)
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A webhook delivery the dispatcher has claimed: one event to one URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedWebhookDelivery {
+    /// The delivery row.
+    pub id: u64,
+    /// The provider's webhook as it is now (URL and secret).
+    pub webhook: Webhook,
+    /// The request the event is about.
+    pub request_id: RequestId,
+    /// Its new status (`approved`, `denied`, `fraud_reported`, `cancelled`).
+    pub status: RequestStatus,
+    /// When it was decided or cancelled (server clock).
+    pub decided_at_ms: u64,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+}
+
 /// An OpenID Connect client of a service provider, as stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OidcClient {
@@ -837,6 +937,14 @@ pub enum AuditAction {
     ReadAudit,
     /// Registered an OpenID Connect client.
     RegisterOidcClient,
+    /// Listed a service provider's API keys.
+    ListApiKeys,
+    /// Issued a new API key (the older ones expire after a grace period).
+    RotateApiKey,
+    /// Revoked an API key.
+    RevokeApiKey,
+    /// Set or removed a service provider's webhook.
+    SetWebhook,
 }
 
 impl AuditAction {
@@ -854,6 +962,10 @@ impl AuditAction {
             AuditAction::RevokeAgent => "revoke_agent",
             AuditAction::ReadAudit => "read_audit",
             AuditAction::RegisterOidcClient => "register_oidc_client",
+            AuditAction::ListApiKeys => "list_api_keys",
+            AuditAction::RotateApiKey => "rotate_api_key",
+            AuditAction::RevokeApiKey => "revoke_api_key",
+            AuditAction::SetWebhook => "set_webhook",
         }
     }
 }
@@ -948,6 +1060,30 @@ pub enum AdminAction {
     RevokeAgent(u64),
     /// Register an OpenID Connect client for an existing service provider.
     RegisterOidcClient(OidcClient),
+    /// Add a new API key to a provider; its other usable keys without an
+    /// end expire at `grace_until_ms` (an earlier end is kept).
+    RotateApiKey {
+        /// The provider.
+        service_provider_id: ServiceProviderId,
+        /// SHA-256 of the new key.
+        key_sha256: [u8; 32],
+        /// When the older keys stop working.
+        grace_until_ms: u64,
+    },
+    /// Revoke one of a provider's keys (from the audit row's time on).
+    RevokeApiKey {
+        /// The provider.
+        service_provider_id: ServiceProviderId,
+        /// The key.
+        key_id: u64,
+    },
+    /// Set (`Some`) or remove (`None`) a provider's webhook.
+    SetWebhook {
+        /// The provider.
+        service_provider_id: ServiceProviderId,
+        /// The new webhook.
+        webhook: Option<Webhook>,
+    },
 }
 
 /// Result of [`Store::admin_action`]. Only `Done` wrote anything (the
@@ -974,6 +1110,8 @@ pub enum AdminActionResult {
     UnknownAgent,
     /// No such service provider.
     UnknownProvider,
+    /// No such API key for this provider, or already revoked.
+    UnknownApiKey,
 }
 
 /// What a decision reads before it is verified.
@@ -1101,7 +1239,9 @@ pub trait Store: Send + Sync + 'static {
     /// with a registered provider's name, the built-in self-service provider's
     /// included; `Conflict` on a key-hash collision.
     async fn register_service_provider(&self, sp: ServiceProvider) -> StoreResult<RegisterResult>;
-    /// Finds a service provider by the hash of its API key.
+    /// Finds a service provider by the hash of the API key it was registered
+    /// with, whatever that key's state now. Calls are authenticated with
+    /// [`Store::provider_by_api_key`], which sees every key and its state.
     async fn service_provider_by_key(
         &self,
         api_key_sha256: [u8; 32],
@@ -1109,6 +1249,31 @@ pub trait Store: Send + Sync + 'static {
     /// A service provider by id.
     async fn service_provider(&self, id: ServiceProviderId)
     -> StoreResult<Option<ServiceProvider>>;
+    /// The provider and the key (any state) whose SHA-256 this is.
+    async fn provider_by_api_key(&self, key_sha256: [u8; 32]) -> StoreResult<Option<ProviderKey>>;
+    /// A provider's API keys, oldest first.
+    async fn api_keys(&self, service_provider_id: ServiceProviderId) -> StoreResult<Vec<ApiKey>>;
+    /// A provider's webhook, if it has one.
+    async fn webhook(&self, service_provider_id: ServiceProviderId)
+    -> StoreResult<Option<Webhook>>;
+    /// Claims up to `limit` due webhook deliveries, like
+    /// [`Store::claim_deliveries`]: counts the attempt and leases the row
+    /// until `now_ms + lease_ms`. A row whose provider removed its webhook
+    /// is dropped (marked finished) instead.
+    async fn claim_webhook_deliveries(
+        &self,
+        now_ms: u64,
+        limit: u32,
+        lease_ms: u64,
+        max_attempts: u32,
+    ) -> StoreResult<Vec<ClaimedWebhookDelivery>>;
+    /// Records how a claimed webhook delivery ended.
+    async fn finish_webhook_delivery(
+        &self,
+        id: u64,
+        outcome: DeliveryOutcome,
+        now_ms: u64,
+    ) -> StoreResult<()>;
     /// Stores a new pending request if, atomically, its identity exists, is
     /// unblocked and has fewer than `max_pending` pending unexpired requests.
     async fn create_request(
@@ -1150,11 +1315,13 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> StoreResult<DecideResult>;
     /// Counts a wrong login-screen code on a request; at `cancel_at` the
-    /// request is cancelled if still pending. Returns the count after this one.
+    /// request is cancelled (at `now_ms`) if still pending. Returns the count
+    /// after this one.
     async fn record_binding_mismatch(
         &self,
         request_id: RequestId,
         cancel_at: u32,
+        now_ms: u64,
     ) -> StoreResult<u32>;
     /// Counts a wrong PIN signature; locks the authenticator at `lock_at`
     /// and then records a `pin_lockout` event at `now_ms`. Returns the count

@@ -127,6 +127,48 @@ pub(super) fn admin_action(
                 agent_id: Some(id as u64),
             })
         }
+        AdminAction::RotateApiKey {
+            service_provider_id,
+            key_sha256,
+            grace_until_ms,
+        } => {
+            if !providers::provider_exists(c, &service_provider_id)? {
+                return Ok(AdminActionResult::UnknownProvider);
+            }
+            audit.service_provider_id = Some(service_provider_id);
+            providers::rotate_api_key(
+                c,
+                &service_provider_id,
+                &key_sha256,
+                grace_until_ms,
+                audit.at_ms,
+            )?;
+            Ok(done(insert_audit(c, &audit)?))
+        }
+        AdminAction::RevokeApiKey {
+            service_provider_id,
+            key_id,
+        } => {
+            if !providers::provider_exists(c, &service_provider_id)? {
+                return Ok(AdminActionResult::UnknownProvider);
+            }
+            if !providers::revoke_api_key(c, &service_provider_id, key_id, audit.at_ms)? {
+                return Ok(AdminActionResult::UnknownApiKey);
+            }
+            audit.service_provider_id = Some(service_provider_id);
+            Ok(done(insert_audit(c, &audit)?))
+        }
+        AdminAction::SetWebhook {
+            service_provider_id,
+            webhook,
+        } => {
+            if !providers::provider_exists(c, &service_provider_id)? {
+                return Ok(AdminActionResult::UnknownProvider);
+            }
+            audit.service_provider_id = Some(service_provider_id);
+            providers::set_webhook(c, &service_provider_id, webhook.as_ref())?;
+            Ok(done(insert_audit(c, &audit)?))
+        }
         AdminAction::RevokeAgent(id) => {
             let n = c
                 .prepare_cached(

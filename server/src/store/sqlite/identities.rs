@@ -2,6 +2,7 @@
 //! activation, and authenticators (wrong-PIN counting and lock).
 
 use eid_protocol::events::SecurityEventKind;
+use eid_protocol::wire::RequestStatus;
 use eid_protocol::{AuthenticatorId, IdentityId, RequestId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -142,6 +143,10 @@ pub(super) fn set_blocked(
         let rows = stmt.query_map(params![Col(id)], |r| blob16(r, 0))?;
         for r in rows {
             cancelled.push(RequestId(r?));
+        }
+        drop(stmt);
+        for request_id in &cancelled {
+            super::webhooks::enqueue(c, request_id, RequestStatus::Cancelled, now_ms)?;
         }
         // A new device being added must never arrive on a blocked
         // identity, not even after an unblock.

@@ -21,6 +21,7 @@ mod oidc;
 mod outbox;
 mod providers;
 mod requests;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -213,6 +214,50 @@ impl Store for SqliteStore {
         self.read(move |c| providers::service_provider(c, id)).await
     }
 
+    async fn provider_by_api_key(&self, key_sha256: [u8; 32]) -> StoreResult<Option<ProviderKey>> {
+        self.read(move |c| providers::provider_by_api_key(c, key_sha256))
+            .await
+    }
+
+    async fn api_keys(&self, service_provider_id: ServiceProviderId) -> StoreResult<Vec<ApiKey>> {
+        self.read(move |c| providers::api_keys(c, service_provider_id))
+            .await
+    }
+
+    async fn webhook(
+        &self,
+        service_provider_id: ServiceProviderId,
+    ) -> StoreResult<Option<Webhook>> {
+        self.read(move |c| providers::webhook(c, service_provider_id))
+            .await
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        now_ms: u64,
+        limit: u32,
+        lease_ms: u64,
+        max_attempts: u32,
+    ) -> StoreResult<Vec<ClaimedWebhookDelivery>> {
+        // As for the security events: an idle dispatcher asks a reader, and
+        // never queues behind (or delays) the writer.
+        if !self.read(move |c| webhooks::any_due(c, now_ms)).await? {
+            return Ok(Vec::new());
+        }
+        self.write(move |c| webhooks::claim(c, now_ms, limit, lease_ms, max_attempts))
+            .await
+    }
+
+    async fn finish_webhook_delivery(
+        &self,
+        id: u64,
+        outcome: DeliveryOutcome,
+        now_ms: u64,
+    ) -> StoreResult<()> {
+        self.write(move |c| webhooks::finish(c, id, outcome, now_ms))
+            .await
+    }
+
     async fn create_request_limited(
         &self,
         request: StoredRequest,
@@ -248,8 +293,9 @@ impl Store for SqliteStore {
         &self,
         request_id: RequestId,
         cancel_at: u32,
+        now_ms: u64,
     ) -> StoreResult<u32> {
-        self.write(move |c| requests::record_binding_mismatch(c, request_id, cancel_at))
+        self.write(move |c| requests::record_binding_mismatch(c, request_id, cancel_at, now_ms))
             .await
     }
 

@@ -537,6 +537,12 @@ pub(super) fn decide(
             Col(request_id),
             Col(RequestStatus::from_outcome(record.outcome))
         ])?;
+    super::webhooks::enqueue(
+        c,
+        &request_id,
+        RequestStatus::from_outcome(record.outcome),
+        record.decided_at_ms,
+    )?;
     let reset_sql = if pin_verified {
         "UPDATE authenticators SET last_counter = ?2, failed_pin_count = 0 WHERE id = ?1"
     } else {
@@ -591,6 +597,7 @@ pub(super) fn record_binding_mismatch(
     c: &Connection,
     request_id: RequestId,
     cancel_at: u32,
+    now_ms: u64,
 ) -> StoreResult<u32> {
     let count: u32 = c
         .prepare_cached(
@@ -599,10 +606,14 @@ pub(super) fn record_binding_mismatch(
         )?
         .query_row(params![Col(request_id)], |r| r.get(0))?;
     if count >= cancel_at {
-        c.prepare_cached(
-            "UPDATE requests SET status = 'cancelled' WHERE id = ?1 AND status = 'pending'",
-        )?
-        .execute(params![Col(request_id)])?;
+        let cancelled = c
+            .prepare_cached(
+                "UPDATE requests SET status = 'cancelled' WHERE id = ?1 AND status = 'pending'",
+            )?
+            .execute(params![Col(request_id)])?;
+        if cancelled == 1 {
+            super::webhooks::enqueue(c, &request_id, RequestStatus::Cancelled, now_ms)?;
+        }
     }
     Ok(count)
 }
@@ -625,6 +636,7 @@ pub(super) fn cancel_request(
     }
     c.prepare_cached("UPDATE requests SET status = 'cancelled' WHERE id = ?1")?
         .execute(params![Col(id)])?;
+    super::webhooks::enqueue(c, &id, RequestStatus::Cancelled, now_ms)?;
     Ok(CancelResult::Cancelled)
 }
 
