@@ -48,9 +48,7 @@ impl WebDemo {
 
     /// Ctrl-C: the demo stops, cleans up and says so.
     fn interrupt(mut self) -> (i32, String) {
-        let pid = rustix::process::Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap();
-        rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
-        let status = self.child.wait().unwrap();
+        let status = self.stop();
         let mut rest = String::new();
         self.child
             .stdout
@@ -58,14 +56,27 @@ impl WebDemo {
             .unwrap()
             .read_to_string(&mut rest)
             .unwrap();
-        (status.code().unwrap_or(-1), rest)
+        (status, rest)
+    }
+
+    /// SIGINT, then the exit code (the demo deletes its temporary folder
+    /// on the way out, which SIGKILL would leave behind).
+    fn stop(&mut self) -> i32 {
+        // No unwrap: this also runs in Drop while a failed test unwinds.
+        if let Ok(None) = self.child.try_wait()
+            && let Some(pid) = i32::try_from(self.child.id())
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+        }
+        self.child.wait().ok().and_then(|s| s.code()).unwrap_or(-1)
     }
 }
 
 impl Drop for WebDemo {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
