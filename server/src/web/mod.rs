@@ -5,7 +5,9 @@
 //!
 //! Every page is sent with a strict Content-Security-Policy (scripts, styles
 //! and images from this origin only, no inline script, no framing), no
-//! referrer, and `Cache-Control: no-store`. A login belongs to the browser
+//! `Referer` to other origins (`same-origin`: `no-referrer` would make a
+//! browser send `Origin: null` on the pages' own form posts, which the
+//! origin check refuses), and `Cache-Control: no-store`. A login belongs to the browser
 //! it was started in by a cookie set when the browser arrives from the
 //! service provider; every form carries a CSRF token derived from it; URLs
 //! carry the login's id and never a user ID.
@@ -85,7 +87,7 @@ async fn protect(mut response: Response) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
