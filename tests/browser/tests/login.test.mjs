@@ -241,3 +241,24 @@ test("the demo's built-in phone shows the login and approves with the code typed
     assert.equal(code, 0);
   }
 });
+
+test('a person signs in to the self-service pages with the user ID and the app, and sees their identity', async () => {
+  await withDemo(async ({ ready, page }) => {
+    await page.goto(`${ready.broker_url}/self-service`);
+    await page.locator('#user-id').waitFor();
+    await shot(page, 'self-service-1-user-id');
+    // The form posts back to the page's own origin: the origin check and
+    // the CSRF token both pass in a real browser.
+    const code = await enterUserId(page, ready, 'self-service');
+    const request = await pendingRequest(ready);
+    assert.equal(request.kind, 'self_service');
+    const { code: exit, json } = await app(
+      ready, ['approve', '--request', request.request_id, '--binding-code', code], { pin: true });
+    assert.equal(exit, 0, JSON.stringify(json));
+    await page.locator('#user-id-value').waitFor({ timeout: 15_000 });
+    await shot(page, 'self-service-2-account');
+    assert.equal((await page.textContent('#user-id-value')).trim(), ready.user_id);
+    assert.ok(await page.locator('#authenticators').isVisible());
+    assert.ok(await page.locator('#phone-form').isVisible(), 'a phone change can start');
+  });
+});
