@@ -66,6 +66,11 @@ pub(crate) struct Inner {
     /// changes only through a self-service approval, which evicts the
     /// identity's entries after its commit (see `device::submit_decision`).
     pub(crate) identity_ids: ImmutableCache<String, IdentityId>,
+    /// OIDC clients by `client_id`, and service providers' names by id:
+    /// neither a client's registration nor a provider's name can change
+    /// (no API changes or deletes them; one that did must evict here).
+    oidc_clients: ImmutableCache<String, crate::store::OidcClient>,
+    provider_names: ImmutableCache<eid_protocol::ServiceProviderId, String>,
     /// The immutable part of each authenticator: its device key.
     pub(crate) device_keys: ImmutableCache<AuthenticatorId, DeviceKey>,
     /// What each source did recently (starts, wrong codes), and the unknown
@@ -110,6 +115,8 @@ impl AppState {
             waiters: Waiters::default(),
             service_providers: ImmutableCache::new(CACHE_MAX_ENTRIES),
             identity_ids: ImmutableCache::new(CACHE_MAX_ENTRIES),
+            oidc_clients: ImmutableCache::new(CACHE_MAX_ENTRIES),
+            provider_names: ImmutableCache::new(CACHE_MAX_ENTRIES),
             device_keys: ImmutableCache::new(CACHE_MAX_ENTRIES),
             sources: sources::SourceLimits::default(),
         }))
@@ -532,6 +539,44 @@ pub(crate) async fn identity_id_of(
         .identity_ids
         .insert_unless_evicted(stamp, folded.to_owned(), identity.id);
     Ok(Some(identity.id))
+}
+
+/// The OIDC client `client_id`, from the cache when it was read before
+/// (unknown ids are never cached, so made-up ones cannot fill it).
+pub(crate) async fn oidc_client_of(
+    state: &AppState,
+    client_id: &str,
+) -> crate::store::StoreResult<Option<crate::store::OidcClient>> {
+    let key = client_id.to_owned();
+    if let Some(client) = state.oidc_clients.get(&key) {
+        return Ok(Some(client));
+    }
+    let stamp = state.oidc_clients.stamp();
+    let client = state.store.oidc_client(client_id).await?;
+    if let Some(client) = &client {
+        state
+            .oidc_clients
+            .insert_unless_evicted(stamp, key, client.clone());
+    }
+    Ok(client)
+}
+
+/// A service provider's registered name, from the cache when read before.
+pub(crate) async fn provider_name_of(
+    state: &AppState,
+    id: eid_protocol::ServiceProviderId,
+) -> crate::store::StoreResult<Option<String>> {
+    if let Some(name) = state.provider_names.get(&id) {
+        return Ok(Some(name));
+    }
+    let stamp = state.provider_names.stamp();
+    let name = state.store.service_provider(id).await?.map(|sp| sp.name);
+    if let Some(name) = &name {
+        state
+            .provider_names
+            .insert_unless_evicted(stamp, id, name.clone());
+    }
+    Ok(name)
 }
 
 /// Parses an id from a path segment.

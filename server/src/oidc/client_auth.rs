@@ -175,7 +175,7 @@ async fn by_secret(state: &AppState, credentials: &str) -> Outcome {
         Ok(parsed) => parsed,
         Err(failure) => return Ok(Err(failure)),
     };
-    let client = state.store.oidc_client(&client_id).await?;
+    let client = crate::api::oidc_client_of(state, &client_id).await?;
     // An unknown client still costs one hash and compare, so the answer's
     // time does not tell known client ids from unknown ones.
     let stored = client
@@ -206,9 +206,7 @@ async fn by_assertion(state: &AppState, form: &OAuthForm, audiences: &[String]) 
             None => return Ok(Err(ClientAuthFailure::InvalidAssertion)),
         },
     };
-    let Some(client) = state
-        .store
-        .oidc_client(&client_id)
+    let Some(client) = crate::api::oidc_client_of(state, &client_id)
         .await?
         .filter(|c| c.jwk.is_some())
     else {

@@ -110,11 +110,8 @@ pub(crate) async fn par(
     // servers take the token and PAR endpoints' URLs.
     let audiences = [issuer.clone()];
     let client = authenticate(&state, &headers, &form, &audiences).await?;
-    let provider_name = state
-        .store
-        .service_provider(client.service_provider_id)
+    let provider_name = crate::api::provider_name_of(&state, client.service_provider_id)
         .await?
-        .map(|sp| sp.name)
         .ok_or_else(OAuthError::server_error)?;
     let params = check_params(&form, &client, &provider_name)?;
     let now = state.now_ms();

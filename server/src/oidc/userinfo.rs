@@ -80,7 +80,7 @@ async fn userinfo(state: AppState, headers: HeaderMap) -> Result<impl IntoRespon
         .await?
         .filter(|l| !l.revoked && l.access_expires_at_ms.is_some_and(|exp| now < exp))
         .ok_or_else(|| invalid_token("the access token is unknown, expired or revoked"))?;
-    let client = state.store.oidc_client(&login.client_id).await?;
+    let client = crate::api::oidc_client_of(&state, &login.client_id).await?;
     let request = match login.request_id {
         Some(id) => state.store.request(id).await?,
         None => None,

@@ -431,15 +431,14 @@ pub(crate) fn countdown(now_ms: u64, until_ms: u64) -> String {
 
 /// The client's service provider's name, for the page's heading.
 async fn provider_name(state: &AppState, login: &OidcLogin) -> Result<String, StoreError> {
-    let Some(client) = state.store.oidc_client(&login.client_id).await? else {
+    let Some(client) = crate::api::oidc_client_of(state, &login.client_id).await? else {
         return Ok(String::new());
     };
-    Ok(state
-        .store
-        .service_provider(client.service_provider_id)
-        .await?
-        .map(|sp| sp.name)
-        .unwrap_or_default())
+    Ok(
+        crate::api::provider_name_of(state, client.service_provider_id)
+            .await?
+            .unwrap_or_default(),
+    )
 }
 
 fn with_lang_cookie(mut response: Response, query: &[(String, String)]) -> Response {
@@ -684,9 +683,7 @@ pub(crate) async fn user_id(
         Stage::Approved(_) | Stage::Refused { .. } => return Ok(see_other(&path)),
         Stage::Waiting { .. } => {
             if let Some(previous) = login.request_id
-                && let Some(client) = state
-                    .store
-                    .oidc_client(&login.client_id)
+                && let Some(client) = crate::api::oidc_client_of(&state, &login.client_id)
                     .await
                     .map_err(|e| Failure::from(e).with(lang))?
             {
@@ -700,9 +697,7 @@ pub(crate) async fn user_id(
         }
         Stage::UserId | Stage::Expired => {}
     }
-    let client = state
-        .store
-        .oidc_client(&login.client_id)
+    let client = crate::api::oidc_client_of(&state, &login.client_id)
         .await
         .map_err(|e| Failure::from(e).with(lang))?
         .ok_or(Failure(lang, Refusal::BadLink))?;
