@@ -141,6 +141,8 @@ const PRIVATE_FILES: &[&str] = &[
     "admin-token",
     "dev-tls-key.pem",
     oidc::ID_TOKEN_KEY_FILE,
+    oidc::NEXT_ID_TOKEN_KEY_FILE,
+    oidc::PREVIOUS_ID_TOKEN_KEY_FILE,
     oidc::PAIRWISE_KEY_FILE,
 ];
 

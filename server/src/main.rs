@@ -24,6 +24,16 @@ struct Args {
     /// environment) as TOML, secrets redacted, and exit.
     #[arg(long)]
     print_config: bool,
+    /// Write the next ID-token signing key into the data folder (unless
+    /// there is one), print its kid and exit. The JWKS publishes it from the
+    /// next start (docs/oidc.md, "Rotating the ID-token key").
+    #[arg(long, conflicts_with = "rotate_id_token_key")]
+    prepare_id_token_key: bool,
+    /// Make the next ID-token key the signing key (the old one stays
+    /// published as the previous key), print its kid and exit; restart
+    /// the server after it. Refused without a next key.
+    #[arg(long)]
+    rotate_id_token_key: bool,
 }
 
 #[tokio::main]
@@ -49,6 +59,16 @@ async fn main() -> anyhow::Result<()> {
             "{}",
             eid_server::effective_config::to_redacted_toml(&config)?
         );
+        return Ok(());
+    }
+    if args.prepare_id_token_key {
+        let kid = eid_server::oidc::prepare_next_id_token_key(&config.data_dir)?;
+        println!("next ID-token key: kid {kid}; published from the next start");
+        return Ok(());
+    }
+    if args.rotate_id_token_key {
+        let kid = eid_server::oidc::rotate_id_token_key(&config.data_dir)?;
+        println!("ID-token key rotated: kid {kid} signs from the next start");
         return Ok(());
     }
     eid_server::init_logging(config.log_format);

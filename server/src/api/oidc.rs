@@ -182,12 +182,13 @@ pub(crate) async fn discovery(
     }))
 }
 
-/// The JWKS: the one key ID tokens are signed with (ES256), `kid` = its
-/// RFC 7638 thumbprint.
+/// The JWKS: the key ID tokens are signed with (ES256, `kid` = its RFC 7638
+/// thumbprint) first, then, during a rotation, the next key and the
+/// previous one.
 #[utoipa::path(get, path = "/oidc/jwks", tag = "oidc",
     responses((status = 200, body = JwkSet)))]
 pub(crate) async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     cached(JwkSet {
-        keys: vec![state.id_token_key.public_jwk().clone()],
+        keys: state.id_token_key.published(),
     })
 }

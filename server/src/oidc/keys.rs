@@ -3,6 +3,14 @@
 //! the key that signs requests and receipts. A service provider trusts it
 //! through the JWKS endpoint, so rotating it does not touch the app's pinned
 //! server key. Its `kid` is its RFC 7638 thumbprint.
+//!
+//! Rotation (docs/oidc.md, "Rotating the ID-token key") without a token a
+//! client cannot verify: `eid-server --prepare-id-token-key` writes the next
+//! key beside the current one, and the JWKS publishes both from the next
+//! start; once clients have had time to fetch it (the JWKS may be cached for
+//! 5 minutes), `eid-server --rotate-id-token-key` makes the next key the
+//! current one and keeps the old one published as the previous key, so the
+//! tokens it signed in their last 5 minutes still verify.
 
 use std::path::Path;
 
@@ -15,6 +23,10 @@ use zeroize::Zeroizing;
 
 /// The key file's name in the data folder.
 pub const ID_TOKEN_KEY_FILE: &str = "oidc-id-token-key.pk8";
+/// The next key, published before it signs (optional).
+pub const NEXT_ID_TOKEN_KEY_FILE: &str = "oidc-id-token-key.next.pk8";
+/// The key that signed until the last rotation, still published (optional).
+pub const PREVIOUS_ID_TOKEN_KEY_FILE: &str = "oidc-id-token-key.previous.pk8";
 
 /// A public signing key as the JWKS endpoint publishes it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -36,10 +48,12 @@ pub struct PublicJwk {
     pub use_: String,
 }
 
-/// The ID-token signing key pair.
+/// The ID-token signing key pair, and the other keys the JWKS publishes
+/// beside it (the next and the previous one, when there are).
 pub struct IdTokenKey {
     pair: EcdsaKeyPair,
     public: PublicJwk,
+    others: Vec<PublicJwk>,
 }
 
 impl std::fmt::Debug for IdTokenKey {
@@ -51,22 +65,30 @@ impl std::fmt::Debug for IdTokenKey {
 }
 
 impl IdTokenKey {
-    /// Loads the key from `data_dir`, creating it (0600) on first start.
+    /// Loads the key from `data_dir`, creating it (0600) on first start,
+    /// with the next and previous keys found there to publish beside it.
     pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Self> {
         let path = data_dir.join(ID_TOKEN_KEY_FILE);
-        if path.exists() {
-            let bytes = Zeroizing::new(
-                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-            );
-            return Self::from_pkcs8(&bytes)
-                .with_context(|| format!("{} is not a P-256 PKCS#8 key", path.display()));
+        let mut key = match read_key(&path)? {
+            Some(key) => key,
+            None => {
+                create_key(&path)?;
+                read_key(&path)?.context("the new ID-token key is gone")?
+            }
+        };
+        for other in [NEXT_ID_TOKEN_KEY_FILE, PREVIOUS_ID_TOKEN_KEY_FILE] {
+            if let Some(other) = read_key(&data_dir.join(other))? {
+                key.others.push(other.public);
+            }
         }
-        let pkcs8 =
-            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-                .map_err(|_| anyhow::anyhow!("could not generate the ID-token key"))?;
-        crate::write_private_file(&path, pkcs8.as_ref())
-            .with_context(|| format!("writing {}", path.display()))?;
-        Self::from_pkcs8(pkcs8.as_ref())
+        Ok(key)
+    }
+
+    /// Every key the JWKS publishes: the signing key first.
+    pub fn published(&self) -> Vec<PublicJwk> {
+        std::iter::once(self.public.clone())
+            .chain(self.others.iter().cloned())
+            .collect()
     }
 
     /// The key from its PKCS#8 document.
@@ -91,7 +113,11 @@ impl IdTokenKey {
             alg: "ES256".into(),
             use_: "sig".into(),
         };
-        Ok(Self { pair, public })
+        Ok(Self {
+            pair,
+            public,
+            others: Vec::new(),
+        })
     }
 
     /// The public key as a JWK.
@@ -123,6 +149,60 @@ impl IdTokenKey {
             URL_SAFE_NO_PAD.encode(signature.as_ref())
         ))
     }
+}
+
+/// The key in `path`, if the file exists.
+fn read_key(path: &Path) -> anyhow::Result<Option<IdTokenKey>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes =
+        Zeroizing::new(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
+    IdTokenKey::from_pkcs8(&bytes)
+        .map(Some)
+        .with_context(|| format!("{} is not a P-256 PKCS#8 key", path.display()))
+}
+
+/// Writes a new P-256 key to `path` (0600).
+fn create_key(path: &Path) -> anyhow::Result<()> {
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .map_err(|_| anyhow::anyhow!("could not generate the ID-token key"))?;
+    crate::write_private_file(path, pkcs8.as_ref())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes the next ID-token key into `data_dir` unless there is one; returns
+/// its `kid`. The JWKS publishes it from the next start; it signs nothing
+/// until [`rotate_id_token_key`].
+pub fn prepare_next_id_token_key(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(NEXT_ID_TOKEN_KEY_FILE);
+    if !path.exists() {
+        create_key(&path)?;
+    }
+    Ok(read_key(&path)?
+        .context("the next ID-token key is gone")?
+        .kid()
+        .to_owned())
+}
+
+/// Makes the next key the signing key and the signing key the previous one
+/// (replacing an older previous key); returns the new signing key's `kid`.
+/// Refused without a next key: a key that was never published would sign
+/// tokens no client could verify until it fetched the JWKS again.
+pub fn rotate_id_token_key(data_dir: &Path) -> anyhow::Result<String> {
+    let next = data_dir.join(NEXT_ID_TOKEN_KEY_FILE);
+    let current = data_dir.join(ID_TOKEN_KEY_FILE);
+    let kid = read_key(&next)?
+        .context("there is no next ID-token key: run --prepare-id-token-key, restart, and wait until clients have fetched the JWKS (5 minutes) first")?
+        .kid()
+        .to_owned();
+    if current.exists() {
+        std::fs::rename(&current, data_dir.join(PREVIOUS_ID_TOKEN_KEY_FILE))
+            .context("moving the signing key to the previous key")?;
+    }
+    std::fs::rename(&next, &current).context("making the next key the signing key")?;
+    Ok(kid)
 }
 
 /// The RFC 7638 thumbprint input of a P-256 key: its required members in
@@ -193,6 +273,46 @@ mod tests {
         let input = format!("{}.{}", parts[0], parts[1]);
         assert!(public.verify(input.as_bytes(), &signature).is_ok());
         assert!(public.verify(b"other", &signature).is_err());
+    }
+
+    #[test]
+    fn the_next_key_is_published_before_it_signs_and_the_previous_after_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = IdTokenKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(first.published(), vec![first.public_jwk().clone()]);
+        assert!(
+            rotate_id_token_key(dir.path()).is_err(),
+            "no rotation to an unpublished key"
+        );
+        let next_kid = prepare_next_id_token_key(dir.path()).unwrap();
+        assert_eq!(
+            prepare_next_id_token_key(dir.path()).unwrap(),
+            next_kid,
+            "once"
+        );
+        let before = IdTokenKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(before.kid(), first.kid(), "the current key still signs");
+        let kids: Vec<String> = before.published().into_iter().map(|k| k.kid).collect();
+        assert_eq!(kids, vec![first.kid().to_owned(), next_kid.clone()]);
+
+        assert_eq!(rotate_id_token_key(dir.path()).unwrap(), next_kid);
+        let after = IdTokenKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(after.kid(), next_kid, "the next key signs now");
+        let kids: Vec<String> = after.published().into_iter().map(|k| k.kid).collect();
+        assert_eq!(
+            kids,
+            vec![next_kid, first.kid().to_owned()],
+            "the old key stays published"
+        );
+        #[cfg(unix)]
+        for file in [ID_TOKEN_KEY_FILE, PREVIOUS_ID_TOKEN_KEY_FILE] {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
     }
 
     #[test]

@@ -16,7 +16,10 @@ pub mod token;
 pub mod userinfo;
 
 pub use clients::*;
-pub use keys::{ID_TOKEN_KEY_FILE, IdTokenKey, PublicJwk};
+pub use keys::{
+    ID_TOKEN_KEY_FILE, IdTokenKey, NEXT_ID_TOKEN_KEY_FILE, PREVIOUS_ID_TOKEN_KEY_FILE, PublicJwk,
+    prepare_next_id_token_key, rotate_id_token_key,
+};
 pub use pairwise::{PAIRWISE_KEY_FILE, PairwiseKey};
 
 use base64::Engine as _;
