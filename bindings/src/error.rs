@@ -234,7 +234,7 @@ impl From<CoreError> for EidError {
             CoreError::Network(detail) => EidError::Network { detail },
             CoreError::UnknownAuthenticator | CoreError::UnknownRequest => EidError::UnknownRequest,
             CoreError::Blocked => EidError::Blocked,
-            CoreError::Rejected { code } => EidError::Rejected { code: code.into() },
+            CoreError::Rejected { code, .. } => EidError::Rejected { code: code.into() },
             CoreError::InvalidServerSignature => EidError::InvalidServerSignature,
             CoreError::InvalidResponse(message) => EidError::Internal {
                 detail: format!("invalid server response: {message}"),
@@ -332,7 +332,8 @@ mod tests {
         );
         assert_eq!(
             EidError::from(CoreError::Rejected {
-                code: ErrorCode::DeviceLimitReached
+                code: ErrorCode::DeviceLimitReached,
+                message: "at most three devices".into(),
             }),
             EidError::Rejected {
                 code: ServerErrorCode::DeviceLimitReached

@@ -340,9 +340,7 @@ impl CliError {
                 if k == "kind" || k == "message" || v.is_array() {
                     continue;
                 }
-                if v.as_str()
-                    .is_some_and(|s| self.message.contains(s) || s == CORE_DROPS_SERVER_MESSAGE)
-                {
+                if v.as_str().is_some_and(|s| self.message.contains(s)) {
                     continue;
                 }
                 line.push_str(&format!("; {k}={v}"));
@@ -415,13 +413,13 @@ impl From<eid_core::Error> for CliError {
                 "no such pending request on this phone (decided, expired or never sent here)",
             ),
             E::Blocked => CliError::new(K::Blocked, "the identity is blocked"),
-            E::Rejected { code } => CliError {
+            E::Rejected { code, message } => CliError {
                 code: Some(code),
-                // The core passes on the code alone; the status is the one
-                // the server gives that code (the same mapping), and the
-                // message says the server's own was not kept, so that every
-                // `rejected` error has the same three details.
-                server_message: Some(CORE_DROPS_SERVER_MESSAGE.to_owned()),
+                // The core passes on the server's code and message; the
+                // status is the one the server gives that code (the same
+                // mapping), so that every `rejected` error has the same
+                // three details.
+                server_message: Some(message),
                 status: Some(eid_server::error::ApiError::new(code, "").status().as_u16()),
                 ..CliError::new(
                     K::Rejected,
@@ -521,10 +519,6 @@ impl From<ApiFailure> for CliError {
     }
 }
 
-/// `server_message` of a `rejected` error from the phone's core, which keeps
-/// only the server's code.
-const CORE_DROPS_SERVER_MESSAGE: &str = "(not kept: the app passes on only the code)";
-
 /// What the phone's core says of a server whose TLS key is not the pinned
 /// one (core/src/client.rs); the admin and rp commands say it too.
 const PIN_MISMATCH: &str = "TLS: the server key does not match the pin";
@@ -599,10 +593,12 @@ mod tests {
     fn a_server_code_already_in_the_message_is_not_repeated_in_text() {
         let e = CliError::from(eid_core::Error::Rejected {
             code: ErrorCode::TooEarly,
+            message: "the second login may come at 14:05".into(),
         });
         assert_eq!(
             e.text_line(),
-            "error (rejected): the server refused the call: too_early; status=409"
+            "error (rejected): the server refused the call: too_early; \
+             server_message=\"the second login may come at 14:05\"; status=409"
         );
     }
 
@@ -610,11 +606,15 @@ mod tests {
     fn every_rejected_error_has_code_server_message_and_status() {
         let from_core = CliError::from(eid_core::Error::Rejected {
             code: ErrorCode::TooEarly,
+            message: "the second login may come at 14:05".into(),
         });
         let json: Value = serde_json::from_str(&from_core.to_json()).unwrap();
         assert_eq!(json["error"]["code"], "too_early");
         assert_eq!(json["error"]["status"], 409);
-        assert!(json["error"]["server_message"].is_string());
+        assert_eq!(
+            json["error"]["server_message"],
+            "the second login may come at 14:05"
+        );
     }
 
     /// The `kind` values of docs/cli.md's table of error kinds.

@@ -283,6 +283,7 @@ impl Client {
                     }
                     Err(Error::Rejected {
                         code: body.error.code,
+                        message: body.error.message,
                     })
                 }
                 Err(_) => Err(Error::InvalidResponse(format!("HTTP {}", status.as_u16()))),
@@ -366,10 +367,12 @@ impl Inner {
         match self.client.post(path, body.clone(), &headers).await {
             Err(Error::Rejected {
                 code: ErrorCode::ClockSkew,
+                message,
             }) => {
                 let Some(t) = self.client.take_skew_server_time() else {
                     return Err(Error::Rejected {
                         code: ErrorCode::ClockSkew,
+                        message,
                     });
                 };
                 self.learn_server_time(t)?;

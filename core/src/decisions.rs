@@ -315,13 +315,14 @@ impl Inner {
             // as refused (a server cannot make the phone forget what it signed).
             Err(Error::Rejected {
                 code: ErrorCode::BindingMismatch,
+                ..
             }) if d.outcome == Outcome::Approve && d.binding_code.is_some() => {
                 // The server recorded nothing and the request stays open: the
                 // person may type the code again (a new decision is signed).
                 lock(&self.store)?.delete_unsent_decision(&d.authenticator_id, &d.request_id)?;
                 Err(Error::WrongBindingCode)
             }
-            Err(Error::Rejected { code }) if is_final(code) => {
+            Err(Error::Rejected { code, message }) if is_final(code) => {
                 lock(&self.store)?.set_decision_rejected(
                     &d.authenticator_id,
                     &d.request_id,
@@ -339,7 +340,7 @@ impl Inner {
                         self.destroy_authenticator_keys(&acc)?;
                         Error::ReactivationRequired
                     }
-                    code => Error::Rejected { code },
+                    code => Error::Rejected { code, message },
                 })
             }
             Err(e) => Err(e),

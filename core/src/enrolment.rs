@@ -267,6 +267,7 @@ impl App {
             Ok(r) => r,
             Err(Error::Rejected {
                 code: ErrorCode::EnrolmentClosed | ErrorCode::UnknownEnrolment,
+                ..
             }) => {
                 self.inner.discard_enrolment()?;
                 tracing::info!("device enrolment refused; keys deleted");
@@ -383,6 +384,7 @@ impl App {
             Err(
                 e @ Error::Rejected {
                     code: ErrorCode::EnrolmentClosed | ErrorCode::UnknownEnrolment,
+                    ..
                 },
             ) => {
                 lock(&self.inner.store)?.delete_device_enrolment(authenticator, enrolment_id)?;

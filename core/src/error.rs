@@ -67,6 +67,9 @@ pub enum Error {
     Rejected {
         /// The server's error code.
         code: ErrorCode,
+        /// The server's explanation (developer-facing; the server puts no
+        /// user data in it), for tools that show it (`eid --json`).
+        message: String,
     },
     /// A server signature (envelope or receipt) did not verify, or a signed
     /// message did not match what was expected.
@@ -142,6 +145,16 @@ pub enum Error {
 
 /// What failed inside the core, with its cause. Crate-private: the app sees
 /// it only as the [`Cause`] of [`Error::Storage`] or [`Error::Internal`].
+impl Error {
+    /// The server's error code, when the server refused the call.
+    pub fn server_code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Rejected { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum InternalError {
     /// SQLite failed.

@@ -287,6 +287,7 @@ impl App {
             match self.post_settings(&acc, false, Some(proof)).await {
                 Err(Error::Rejected {
                     code: wire::ErrorCode::ClockSkew,
+                    ..
                 }) if tries_left > 0 => continue,
                 other => return other,
             }
