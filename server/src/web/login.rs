@@ -52,21 +52,24 @@ const SHOWN_STEPS: u64 = 10;
 /// Domain tag of the stand-in secret shown for an unknown user ID.
 const STAND_IN_DOMAIN: &[u8] = b"eid-authenticator/v1/oidc-stand-in";
 
-/// What every page has around its content.
-struct Frame {
-    lang: &'static str,
-    w: &'static Words,
-    switch_href: String,
-    other_lang: &'static str,
-    other_name: &'static str,
+/// What every page (login and self-service) has around its content.
+pub(crate) struct Frame {
+    pub(crate) lang: &'static str,
+    pub(crate) w: &'static Words,
+    /// The self-service pages' own words (unused by the login page's).
+    pub(crate) s: &'static super::texts::SelfServiceWords,
+    pub(crate) switch_href: String,
+    pub(crate) other_lang: &'static str,
+    pub(crate) other_name: &'static str,
 }
 
 impl Frame {
-    fn new(lang: Lang, path: &str) -> Self {
+    pub(crate) fn new(lang: Lang, path: &str) -> Self {
         let other = lang.other();
         Self {
             lang: lang.tag(),
             w: lang.words(),
+            s: lang.self_service(),
             switch_href: format!("{path}?lang={}", other.tag()),
             other_lang: other.tag(),
             other_name: other.words().language_name,
@@ -108,6 +111,33 @@ struct OutcomePage<'a> {
     provider: &'a str,
     back_href: Option<String>,
     retry_href: Option<String>,
+}
+
+/// The error pages every login page may answer with, for the OpenAPI
+/// document (one list, so the pages cannot describe them differently).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Read by the document only.
+enum PageRefusals {
+    /// An unknown client, or an unknown, used or expired `request_uri` or
+    /// login: an error page, never a redirect.
+    #[response(status = 400, content_type = "text/html")]
+    BadLink(String),
+    /// The login belongs to another browser (an error page), or
+    /// `origin_refused`.
+    #[response(status = 403, content_type = "text/html")]
+    OtherBrowser(String),
+    /// The login already went back to the service provider.
+    #[response(status = 409, content_type = "text/html")]
+    AlreadyDone(String),
+    /// The login's time is over.
+    #[response(status = 410, content_type = "text/html")]
+    LoginOver(String),
+    /// `rate_limited` (per address).
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+    /// The store failed.
+    #[response(status = 500, content_type = "text/html")]
+    Internal(String),
 }
 
 /// A page answered with `status`; a template that fails to render (it
@@ -457,12 +487,7 @@ fn with_lang_cookie(mut response: Response, query: &[(String, String)]) -> Respo
     responses(
         (status = 200, description = "the page", content_type = "text/html", body = String),
         (status = 303, description = "approved: on to continue", headers(("Location" = String))),
-        (status = 400, description = "an unknown client, or an unknown, used or expired request_uri or login: an error page, never a redirect", content_type = "text/html", body = String),
-        (status = 403, description = "the login belongs to another browser (an error page), or origin_refused", content_type = "text/html", body = String),
-        (status = 409, description = "the login already went back to the service provider", content_type = "text/html", body = String),
-        (status = 410, description = "the login's time is over", content_type = "text/html", body = String),
-        (status = 429, description = "rate_limited (per address)", body = ErrorBody),
-        (status = 500, description = "the store failed", content_type = "text/html", body = String)))]
+        PageRefusals))]
 pub(crate) async fn page(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
@@ -625,12 +650,7 @@ fn user_id_form(body: &[u8]) -> Option<UserIdForm> {
         (status = 303, description = "back to the page, which shows the code", headers(("Location" = String))),
         (status = 413, description = "payload_too_large", body = ErrorBody),
         (status = 422, description = "no usable user ID: the form again", content_type = "text/html", body = String),
-        (status = 400, description = "an unknown client, or an unknown, used or expired request_uri or login: an error page, never a redirect", content_type = "text/html", body = String),
-        (status = 403, description = "the login belongs to another browser (an error page), or origin_refused", content_type = "text/html", body = String),
-        (status = 409, description = "the login already went back to the service provider", content_type = "text/html", body = String),
-        (status = 410, description = "the login's time is over", content_type = "text/html", body = String),
-        (status = 429, description = "rate_limited (per address)", body = ErrorBody),
-        (status = 500, description = "the store failed", content_type = "text/html", body = String)))]
+        PageRefusals))]
 pub(crate) async fn user_id(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
@@ -891,12 +911,7 @@ pub(crate) async fn qr(
     params(("login_id" = String, Path, description = "32 hex digits")),
     responses(
         (status = 303, description = "to the redirect URI with code, state and iss (approved), with error=access_denied (refused), or back to the page", headers(("Location" = String))),
-        (status = 400, description = "an unknown client, or an unknown, used or expired request_uri or login: an error page, never a redirect", content_type = "text/html", body = String),
-        (status = 403, description = "the login belongs to another browser (an error page), or origin_refused", content_type = "text/html", body = String),
-        (status = 409, description = "the login already went back to the service provider", content_type = "text/html", body = String),
-        (status = 410, description = "the login's time is over", content_type = "text/html", body = String),
-        (status = 429, description = "rate_limited (per address)", body = ErrorBody),
-        (status = 500, description = "the store failed", content_type = "text/html", body = String)))]
+        PageRefusals))]
 pub(crate) async fn next(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,

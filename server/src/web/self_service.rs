@@ -50,7 +50,7 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use self::token::{Purpose, Token};
-use super::login::{countdown, html, param, query_params, see_other, shown_code};
+use super::login::{Frame, countdown, html, param, query_params, see_other, shown_code};
 use super::texts::{Lang, SelfServiceWords, Words};
 use super::{cookie, qr};
 use crate::api::rp::{Created, create_for_provider};
@@ -106,30 +106,6 @@ const STAND_IN_DOMAIN: &[u8] = b"eid-authenticator/v1/self-service-stand-in";
 const SIGN_IN_TEXT: &str = "Se og ret dine oplysninger på nettet";
 
 // ------------------------------------------------------------------ frame
-
-/// What every self-service page has around its content.
-struct Frame {
-    lang: &'static str,
-    w: &'static Words,
-    s: &'static SelfServiceWords,
-    switch_href: String,
-    other_lang: &'static str,
-    other_name: &'static str,
-}
-
-impl Frame {
-    fn new(lang: Lang, path: &str) -> Self {
-        let other = lang.other();
-        Self {
-            lang: lang.tag(),
-            w: lang.words(),
-            s: lang.self_service(),
-            switch_href: format!("{path}?lang={}", other.tag()),
-            other_lang: other.tag(),
-            other_name: other.words().language_name,
-        }
-    }
-}
 
 #[derive(Template)]
 #[template(path = "self_service_user_id.html")]
