@@ -169,6 +169,12 @@ fn eid_server_warns_of_the_development_profile_and_prints_paste_ready_exports() 
             .any(|l| l.contains("floods.fraud_hold_secs") && l.contains("60 (production 3600)")),
         "{log}"
     );
+    // Its log, written to a file and not a terminal, has no colour codes.
+    assert!(log.contains(" INFO eid_server:"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file: {log:?}"
+    );
 }
 
 #[test]
