@@ -223,10 +223,18 @@ pub(crate) async fn create_request(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// The times and id of a request just made.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewRequest {
+    pub(crate) request_id: RequestId,
+    pub(crate) created_at_ms: u64,
+    pub(crate) expires_at_ms: u64,
+}
+
 /// What [`create_for_provider`] made.
 pub(crate) enum Created {
     /// The request, signed and stored.
-    Request(Box<RequestEnvelopeBody>),
+    Request(NewRequest),
     /// No identity has the user ID (the caller decides what to reveal).
     UnknownIdentity,
 }
@@ -266,8 +274,13 @@ pub(crate) async fn create_for_provider(
     };
     // Signed once here; pulls hand out the stored signature.
     let envelope_signature = state.signing_key.sign(&envelope.signing_bytes());
+    let made = NewRequest {
+        request_id: envelope.request_id,
+        created_at_ms: envelope.created_at_ms,
+        expires_at_ms: envelope.expires_at_ms,
+    };
     let stored = StoredRequest {
-        envelope: envelope.clone(),
+        envelope,
         envelope_signature,
         binding_code,
         status: RequestStatus::Pending,
@@ -279,7 +292,7 @@ pub(crate) async fn create_for_provider(
         .await
         .map_err(ApiError::from)?
     {
-        CreateResult::Created => Ok(Created::Request(Box::new(envelope))),
+        CreateResult::Created => Ok(Created::Request(made)),
         CreateResult::UnknownIdentity => Ok(Created::UnknownIdentity),
         CreateResult::Blocked => Err(RetryLater::from(ApiError::new(
             ErrorCode::IdentityBlocked,

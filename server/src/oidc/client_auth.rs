@@ -112,13 +112,14 @@ pub struct VerifiedAssertion {
     pub keep_until_ms: u64,
 }
 
-/// Authenticates the client of an OAuth request. `audiences` are the
-/// values the assertion's `aud` may name (the issuer and the endpoint URLs).
+/// Authenticates the client of an OAuth request (PAR or token). An
+/// assertion's `aud` must be `issuer` alone (see [`verify_assertion`]),
+/// though RFC 9126 section 2 also lets servers take the endpoints' URLs.
 pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     form: &OAuthForm,
-    audiences: &[String],
+    issuer: &str,
 ) -> Result<OidcClient, OAuthError> {
     let basic = headers
         .get(header::AUTHORIZATION)
@@ -132,7 +133,7 @@ pub(crate) async fn authenticate(
     let result = match (basic, assertion_sent) {
         (Some(_), true) => Err(ClientAuthFailure::SeveralMethods),
         (Some(credentials), false) => by_secret(state, credentials).await?,
-        (None, true) => by_assertion(state, form, audiences).await?,
+        (None, true) => by_assertion(state, form, &[issuer.to_owned()]).await?,
         (None, false) => Err(ClientAuthFailure::Missing),
     };
     result.map_err(|failure| {

@@ -105,11 +105,7 @@ pub(crate) async fn par(
     form: OAuthForm,
 ) -> Result<impl IntoResponse, OAuthError> {
     let issuer = crate::api::oidc_issuer(&state, &uri, &headers)?;
-    // The issuer alone names this server as an assertion's audience (see
-    // `client_auth::verify_assertion`), though RFC 9126 section 2 also lets
-    // servers take the token and PAR endpoints' URLs.
-    let audiences = [issuer.clone()];
-    let client = authenticate(&state, &headers, &form, &audiences).await?;
+    let client = authenticate(&state, &headers, &form, &issuer).await?;
     let provider_name = crate::api::provider_name_of(&state, client.service_provider_id)
         .await?
         .ok_or_else(OAuthError::server_error)?;

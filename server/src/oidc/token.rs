@@ -94,9 +94,7 @@ pub(crate) async fn token(
     form: OAuthForm,
 ) -> Result<impl IntoResponse, OAuthError> {
     let issuer = crate::api::oidc_issuer(&state, &uri, &headers)?;
-    // The issuer alone (see `client_auth::verify_assertion`).
-    let audiences = [issuer.clone()];
-    let client = authenticate(&state, &headers, &form, &audiences).await?;
+    let client = authenticate(&state, &headers, &form, &issuer).await?;
     match form.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is required")),
         Some("authorization_code") => {}

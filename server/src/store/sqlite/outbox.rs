@@ -158,19 +158,32 @@ pub(super) fn finish_delivery(
     outcome: DeliveryOutcome,
     now_ms: u64,
 ) -> StoreResult<()> {
+    finish_in(c, "event_deliveries", id, outcome, now_ms)
+}
+
+/// Records how one delivery attempt ended in a delivery table (the
+/// outbox's, or the webhooks' of the same shape): delivered, or failed
+/// with the next attempt's time (none: given up).
+pub(super) fn finish_in(
+    c: &Connection,
+    table: &'static str,
+    id: u64,
+    outcome: DeliveryOutcome,
+    now_ms: u64,
+) -> StoreResult<()> {
     match outcome {
         DeliveryOutcome::Delivered => {
-            c.prepare_cached(
-                "UPDATE event_deliveries SET delivered_at_ms = ?2, last_error = NULL WHERE id = ?1",
-            )?
+            c.prepare_cached(&format!(
+                "UPDATE {table} SET delivered_at_ms = ?2, last_error = NULL WHERE id = ?1"
+            ))?
             .execute(params![i64_of(id), i64_of(now_ms)])?;
         }
         DeliveryOutcome::Failed { error, retry_at_ms } => {
             // Given up: parked at the far end of the due index.
             let next = retry_at_ms.map_or(i64::MAX, i64_of);
-            c.prepare_cached(
-                "UPDATE event_deliveries SET last_error = ?2, next_attempt_ms = ?3 WHERE id = ?1",
-            )?
+            c.prepare_cached(&format!(
+                "UPDATE {table} SET last_error = ?2, next_attempt_ms = ?3 WHERE id = ?1"
+            ))?
             .execute(params![i64_of(id), error, next])?;
         }
     }

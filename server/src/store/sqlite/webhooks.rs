@@ -97,21 +97,5 @@ pub(super) fn finish(
     outcome: DeliveryOutcome,
     now_ms: u64,
 ) -> StoreResult<()> {
-    match outcome {
-        DeliveryOutcome::Delivered => {
-            c.prepare_cached(
-                "UPDATE webhook_deliveries SET delivered_at_ms = ?2, last_error = NULL WHERE id = ?1",
-            )?
-            .execute(params![i64_of(id), i64_of(now_ms)])?;
-        }
-        DeliveryOutcome::Failed { error, retry_at_ms } => {
-            // Given up: parked at the far end of the due index.
-            let next = retry_at_ms.map_or(i64::MAX, i64_of);
-            c.prepare_cached(
-                "UPDATE webhook_deliveries SET last_error = ?2, next_attempt_ms = ?3 WHERE id = ?1",
-            )?
-            .execute(params![i64_of(id), error, next])?;
-        }
-    }
-    Ok(())
+    super::outbox::finish_in(c, "webhook_deliveries", id, outcome, now_ms)
 }
