@@ -12,6 +12,7 @@
 //! The server's clock decides every deadline; storage sits behind [`store::Store`].
 #![forbid(unsafe_code)]
 
+pub mod access_code;
 pub mod api;
 mod cache;
 pub mod clock;
