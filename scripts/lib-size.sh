@@ -21,16 +21,31 @@
 #    so it overstates what a linked library contains.
 #
 # Usage: scripts/lib-size.sh            (prints sizes in bytes and MiB)
+#        scripts/lib-size.sh --check    (builds the phone library only; fails
+#                                        when it is over the budget; the test
+#                                        command runs this, so the size cannot
+#                                        creep back unnoticed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 out="$target_dir/release-small"
+# The budget for the stripped phone library, in bytes.
+budget=$((7 * 1048576 / 2))
 
 mib() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
 report() { printf '%-58s %10d bytes  %6s MiB\n' "$1" "$2" "$(mib "$2")"; }
 
-cargo build --quiet -p eid-bindings --profile release-small
+cargo build --quiet --locked -p eid-bindings --profile release-small
 cdylib_size=$(stat -c %s "$out/libeid_bindings.so")
+if [ "${1:-}" = "--check" ]; then
+  report "phone library: libeid_bindings.so (cdylib, stripped)" "$cdylib_size"
+  if [ "$cdylib_size" -gt "$budget" ]; then
+    echo "OVER BUDGET: the phone library is $cdylib_size bytes, the budget $budget bytes (3.5 MiB)" >&2
+    exit 1
+  fi
+  echo "within the budget of $budget bytes (3.5 MiB): $((budget - cdylib_size)) bytes to spare"
+  exit 0
+fi
 
 cargo build --quiet -p eid-size-probe --profile release-small
 probe="$out/eid-size-probe"
@@ -54,5 +69,5 @@ report "core as linked without FFI (eid-size-probe, stripped)" "$probe_size"
 report "  of which Rust std baseline (empty main, same flags)" "$empty_size"
 report "  core + dependencies (difference)" "$((probe_size - empty_size))"
 report "upper bound: libeid_core.a staticlib (debug info stripped)" "$static_size"
-echo "target: <= 3.5 MiB ($((7 * 1048576 / 2)) bytes) for the linked library"
-if [ "$cdylib_size" -le $((7 * 1048576 / 2)) ]; then echo "within target"; else echo "OVER TARGET"; fi
+echo "target: <= 3.5 MiB ($budget bytes) for the linked library"
+if [ "$cdylib_size" -le "$budget" ]; then echo "within target"; else echo "OVER TARGET"; fi

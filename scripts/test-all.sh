@@ -10,13 +10,17 @@
 #      60 s against a fresh server: no 5xx, no response off its schema;
 #   5. an OpenID Connect login with authlib, a browser and the eid phone;
 #   6. the hosted login page in Debian's Chromium (playwright-core) against
-#      `eid demo --web`, the phone's side done by `eid app`.
+#      `eid demo --web`, the phone's side done by `eid app`;
+#   7. the phone library's size against its 3.5 MiB budget (scripts/lib-size.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
 cargo --version
 cargo test --workspace --locked
 echo "rust: done after $((SECONDS - started)) s"
+# The phone library's size budget (release-small build of the cdylib).
+./scripts/lib-size.sh --check
+echo "library size: done after $((SECONDS - started)) s"
 ./scripts/test-browser.sh
 ./scripts/test-kotlin.sh
 echo "kotlin: done after $((SECONDS - started)) s"

@@ -19,8 +19,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use bytes::Bytes;
 use eid_protocol::wire::{self, ErrorBody, ErrorCode};
 use eid_protocol::{AuthenticatorId, DeviceRequestAuth, Nonce16, Signature};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
@@ -207,33 +210,94 @@ pub fn pinned_tls_config(spki_pin: &str) -> Result<rustls::ClientConfig> {
 /// Most bytes accepted in a response body.
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
-/// The HTTPS client.
-#[derive(Debug, Clone)]
+/// Most idle connections kept for reuse: a pull signs for a few
+/// authenticators at once, and nothing else runs in parallel.
+const MAX_IDLE: usize = 4;
+
+/// The HTTPS client: HTTP/1.1 over kept-alive TLS connections, on hyper's
+/// connection API (`hyper::client::conn::http1`).
+///
+/// Not reqwest: the phone makes a handful of JSON POSTs to one pinned host,
+/// so a general client's redirects, proxies, cookies, URL parsing with IDNA
+/// (and its Unicode tables) and pool are dead weight in the library the
+/// shells ship (about 0.3 MiB of it; docs/benchmarks.md). What it keeps is
+/// what hyper does: the HTTP/1.1 framing, keep-alive and body limits.
+#[derive(Clone)]
 pub(crate) struct Client {
-    http: reqwest::Client,
-    base: String,
+    inner: Arc<Transport>,
     /// The server's time from the last `clock_skew` refusal, not yet used.
     skew_server_time: Arc<std::sync::Mutex<Option<u64>>>,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("authority", &self.inner.authority)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where and how to connect, and the idle connections.
+struct Transport {
+    tls: tokio_rustls::TlsConnector,
+    /// `host:port` for the `Host` header.
+    authority: String,
+    host: String,
+    port: u16,
+    server_name: ServerName<'static>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    idle: std::sync::Mutex<Vec<Sender>>,
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Why a request failed below HTTP; mapped to [`Error::Network`] classes.
+enum Failure {
+    Timeout,
+    Connect(std::io::Error),
+    Http(hyper::Error),
+    Body,
+    /// A header value that HTTP cannot carry (never from this crate's callers).
+    Unsendable,
+}
+
 impl Client {
     pub(crate) fn new(cfg: &ServerConfig) -> Result<Self> {
-        let base = cfg.base_url.trim_end_matches('/').to_owned();
-        if !base.starts_with("https://") {
+        let base = cfg.base_url.trim_end_matches('/');
+        let Some(authority) = base.strip_prefix("https://") else {
             return Err(Error::Config("the base URL must be https://".into()));
+        };
+        let parsed: http::uri::Authority = authority
+            .parse()
+            .map_err(|_| Error::Config("the base URL must be https://host[:port]".into()))?;
+        if authority.contains(['/', '@', '?', '#']) {
+            return Err(Error::Config(
+                "the base URL must be https://host[:port], without a path".into(),
+            ));
         }
+        let port = parsed.port_u16().unwrap_or(443);
+        // An IPv6 literal comes bracketed; the socket address and the TLS
+        // name take it bare.
+        let host = parsed
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let server_name = ServerName::try_from(host.clone())
+            .map_err(|_| Error::Config("the base URL's host is not a valid name".into()))?;
         let tls = pinned_tls_config(&cfg.spki_pin)?;
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .https_only(true)
-            .no_proxy()
-            .connect_timeout(cfg.connect_timeout)
-            .timeout(cfg.request_timeout)
-            .build()
-            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         Ok(Self {
-            http,
-            base,
+            inner: Arc::new(Transport {
+                tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+                authority: parsed.as_str().to_owned(),
+                host,
+                port,
+                server_name,
+                connect_timeout: cfg.connect_timeout,
+                request_timeout: cfg.request_timeout,
+                idle: std::sync::Mutex::new(Vec::new()),
+            }),
             skew_server_time: Arc::new(std::sync::Mutex::new(None)),
         })
     }
@@ -250,25 +314,16 @@ impl Client {
         body: Vec<u8>,
         headers: &[(&'static str, String)],
     ) -> Result<T> {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        for (name, value) in headers {
-            req = req.header(*name, value);
-        }
-        let resp = req.send().await.map_err(network_error)?;
-        let status = resp.status();
-        let server_time_ms = resp
-            .headers()
-            .get(wire::HEADER_SERVER_TIME)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let bytes = resp.bytes().await.map_err(network_error)?;
-        if bytes.len() > MAX_RESPONSE_BYTES {
-            return Err(Error::InvalidResponse("response too large".into()));
-        }
+        let exchange = self.inner.exchange(path, Bytes::from(body), headers);
+        let (status, server_time_ms, bytes) =
+            match tokio::time::timeout(self.inner.request_timeout, exchange).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(Failure::Body)) => {
+                    return Err(Error::InvalidResponse("response too large".into()));
+                }
+                Ok(Err(failure)) => return Err(network_error(failure)),
+                Err(_) => return Err(network_error(Failure::Timeout)),
+            };
         if status.is_success() {
             serde_json::from_slice(&bytes)
                 .map_err(|_| Error::InvalidResponse(format!("unreadable {path} answer")))
@@ -292,23 +347,142 @@ impl Client {
     }
 }
 
+impl Transport {
+    /// Sends a POST on an idle connection or a new one; returns the status,
+    /// the server's time header and the body (at most [`MAX_RESPONSE_BYTES`]).
+    async fn exchange(
+        &self,
+        path: &str,
+        body: Bytes,
+        headers: &[(&'static str, String)],
+    ) -> std::result::Result<(http::StatusCode, Option<u64>, Bytes), Failure> {
+        let (mut sender, reused) = match self.take_idle() {
+            Some(sender) => (sender, true),
+            None => (self.connect().await?, false),
+        };
+        let resp = match sender
+            .send_request(self.request(path, body.clone(), headers)?)
+            .await
+        {
+            // The server closed a kept-alive connection before the request
+            // left (its idle timeout): nothing was sent, so send it once
+            // more on a new connection.
+            Err(e) if reused && e.is_canceled() => {
+                sender = self.connect().await?;
+                sender
+                    .send_request(self.request(path, body, headers)?)
+                    .await
+                    .map_err(Failure::Http)?
+            }
+            other => other.map_err(Failure::Http)?,
+        };
+        let status = resp.status();
+        let server_time_ms = resp
+            .headers()
+            .get(wire::HEADER_SERVER_TIME)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| match e.downcast::<hyper::Error>() {
+                Ok(e) => Failure::Http(*e),
+                Err(_) => Failure::Body,
+            })?
+            .to_bytes();
+        self.put_idle(sender);
+        Ok((status, server_time_ms, body))
+    }
+
+    fn request(
+        &self,
+        path: &str,
+        body: Bytes,
+        headers: &[(&'static str, String)],
+    ) -> std::result::Result<hyper::Request<Full<Bytes>>, Failure> {
+        let mut req = hyper::Request::post(path)
+            .header(http::header::HOST, &self.authority)
+            .header(http::header::CONTENT_TYPE, "application/json");
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        req.body(Full::new(body)).map_err(|_| Failure::Unsendable)
+    }
+
+    /// An idle connection that can take a request now. One the server
+    /// closed since is dropped here, so a request never starts on it.
+    fn take_idle(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().ok()?;
+        while let Some(sender) = idle.pop() {
+            if sender.is_ready() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, sender: Sender) {
+        if sender.is_ready()
+            && let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE
+        {
+            idle.push(sender);
+        }
+    }
+
+    /// TCP, then TLS against the pin, then the HTTP/1.1 handshake, within
+    /// the connect timeout. The connection's task runs on the runtime until
+    /// the server or the last sender closes it.
+    async fn connect(&self) -> std::result::Result<Sender, Failure> {
+        let connecting = async {
+            let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(Failure::Connect)?;
+            tcp.set_nodelay(true).map_err(Failure::Connect)?;
+            self.tls
+                .connect(self.server_name.clone(), tcp)
+                .await
+                .map_err(Failure::Connect)
+        };
+        let tls = tokio::time::timeout(self.connect_timeout, connecting)
+            .await
+            .map_err(|_| Failure::Timeout)??;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(Failure::Http)?;
+        tokio::spawn(async move {
+            // Its end (the server closed, or every sender was dropped) is
+            // not an error of any request: those saw their own outcome.
+            let _ = connection.await;
+        });
+        Ok(sender)
+    }
+}
+
 /// Names the failure class (no URLs with user data, no bodies).
-fn network_error(e: reqwest::Error) -> Error {
-    if let Some(tls) = find_rustls_error(&e) {
+fn network_error(failure: Failure) -> Error {
+    let found_tls = match &failure {
+        Failure::Connect(e) => find_rustls_error(e),
+        Failure::Http(e) => find_rustls_error(e),
+        Failure::Timeout | Failure::Body | Failure::Unsendable => None,
+    };
+    if let Some(tls) = found_tls {
         let what = match tls {
             rustls::Error::InvalidCertificate(_) => "TLS: the server key does not match the pin",
             _ => "TLS handshake failed",
         };
         return Error::Network(what.into());
     }
-    let class = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else if e.is_body() || e.is_decode() {
-        "connection broke while reading"
-    } else {
-        "request failed"
+    let class = match failure {
+        Failure::Timeout => "timeout",
+        Failure::Connect(_) => "cannot connect",
+        Failure::Http(e) if e.is_incomplete_message() || e.is_body_write_aborted() => {
+            "connection broke while reading"
+        }
+        Failure::Http(e) if e.is_timeout() => "timeout",
+        Failure::Http(_) => "request failed",
+        Failure::Body => "connection broke while reading",
+        Failure::Unsendable => "request failed",
     };
     Error::Network(class.into())
 }

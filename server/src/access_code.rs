@@ -112,7 +112,7 @@ pub fn check(code: &str, user_id: &str) -> Result<Zeroizing<String>, AccessCodeE
 /// Hashes an access code (already [`check`]ed) with a fresh salt.
 pub fn hash(code: &str) -> AccessCodeHash {
     let nfc = Zeroizing::new(code.nfc().collect::<String>());
-    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    let salt = fresh_salt();
     let phc = hasher()
         .hash_password(nfc.as_bytes(), &salt)
         .expect("Argon2id with fixed valid parameters cannot fail")
@@ -149,6 +149,14 @@ pub fn needs_rehash(stored: &AccessCodeHash) -> bool {
     parsed.algorithm.as_str() != "argon2id"
         || params.m_cost() < MEMORY_KIB
         || params.t_cost() < PASSES
+}
+
+/// 16 random bytes from the system's generator (ring's), as a PHC salt.
+fn fresh_salt() -> SaltString {
+    let mut bytes = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("the system's random generator is available");
+    SaltString::encode_b64(&bytes).expect("16 bytes make a valid salt")
 }
 
 fn hasher() -> Argon2<'static> {
@@ -235,10 +243,7 @@ mod tests {
             Version::V0x13,
             Params::new(8 * 1024, 1, 1, None).expect("valid"),
         )
-        .hash_password(
-            b"Blue-kettle 42",
-            &SaltString::generate(&mut argon2::password_hash::rand_core::OsRng),
-        )
+        .hash_password(b"Blue-kettle 42", &fresh_salt())
         .expect("hashes")
         .to_string();
         let weak = AccessCodeHash::from_stored(weak);
