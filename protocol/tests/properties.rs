@@ -5,8 +5,8 @@
 
 use eid_protocol::crypto::SoftwareSigningKey;
 use eid_protocol::{
-    AuthenticatorId, CallContext, Decision, IdentityId, Outcome, ReceiptBody, RequestEnvelopeBody, RequestId,
-    RequestKind, ServiceProviderId, Signal,
+    AuthenticatorId, CallContext, Decision, IdentityId, Outcome, ReceiptBody, RequestEnvelopeBody,
+    RequestId, RequestKind, ServiceProviderId, Signal,
 };
 use proptest::prelude::*;
 

@@ -51,14 +51,13 @@ fn messages() -> Vec<(&'static str, VectorMessage)> {
         .with_call_context(on_call_confirmed());
     let unknown = Decision::for_envelope(&e, auth, Outcome::Approve, None, 8)
         .with_call_context(CallContext::UNKNOWN);
-    let deny = Decision::for_envelope(&e, auth, Outcome::Deny, None, 9).with_call_context(
-        CallContext {
+    let deny =
+        Decision::for_envelope(&e, auth, Outcome::Deny, None, 9).with_call_context(CallContext {
             call: Signal::Off,
             screen_shared: Signal::On,
             remote_control: Signal::On,
             confirmed_self_started: false,
-        },
-    );
+        });
     let receipt = ReceiptBody {
         request_id: approve.request_id,
         identity_id: approve.identity_id,
@@ -147,7 +146,10 @@ fn a_version_2_decision_is_the_version_1_bytes_under_its_own_domain_then_the_con
     let (b1, b2) = (v1.signing_bytes(), v2.signing_bytes());
     let fields_v1 = &b1[1 + DOMAIN_DECISION.len()..];
     let fields_v2 = &b2[1 + DOMAIN_DECISION_V2.len()..];
-    assert_eq!(&b2[1..=DOMAIN_DECISION_V2.len()], DOMAIN_DECISION_V2.as_bytes());
+    assert_eq!(
+        &b2[1..=DOMAIN_DECISION_V2.len()],
+        DOMAIN_DECISION_V2.as_bytes()
+    );
     assert_eq!(&fields_v2[..fields_v1.len()], fields_v1);
     // call on (2), screen off (1), remote control unknown (0), confirmed.
     assert_eq!(&fields_v2[fields_v1.len()..], &[2, 1, 0, 1]);
@@ -184,5 +186,8 @@ fn the_receipt_domain_changes_with_the_context() {
         .find(|v| v.name == "receipt/approve_on_call")
         .unwrap();
     let bytes = hex::decode(&receipt.signing_bytes_hex).unwrap();
-    assert_eq!(&bytes[1..=DOMAIN_RECEIPT_V2.len()], DOMAIN_RECEIPT_V2.as_bytes());
+    assert_eq!(
+        &bytes[1..=DOMAIN_RECEIPT_V2.len()],
+        DOMAIN_RECEIPT_V2.as_bytes()
+    );
 }

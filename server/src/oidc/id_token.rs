@@ -10,9 +10,14 @@
 //! API key reads the receipt at `GET /v1/rp/requests/{id}`, and the broker
 //! keeps it for disputes. The token is signed ES256 by
 //! [`super::IdTokenKey`].
+//!
+//! The call context (docs/protocol.md, "Call context") is in the token too:
+//! what the phone saw about calls and screen sharing when the person
+//! approved, as the receipt signs it, and what the server's call policy made
+//! of it, so a client that only reads ID tokens can act on a flagged login.
 
-use eid_protocol::Outcome;
 use eid_protocol::wire::RequestStatus;
+use eid_protocol::{CallContext, CallVerdict, Outcome};
 use serde::Serialize;
 
 use super::TOKEN_LIFETIME_MS;
@@ -51,6 +56,14 @@ pub struct IdTokenClaims {
     pub eid_receipt_sha256: String,
     /// SHA-256 of the reference text the person saw, hex.
     pub eid_reference_text_sha256: String,
+    /// What the phone saw about calls, screen sharing and remote control
+    /// when the person approved (from a version-2 receipt); absent for an
+    /// older phone's decision, which means all unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eid_call_context: Option<CallContext>,
+    /// What the call policy made of it: `clear`, `allowed` or `flagged` (a
+    /// stopped login gets no token).
+    pub eid_call_verdict: CallVerdict,
 }
 
 /// What the ID token is built from, besides the approved request.
@@ -104,5 +117,7 @@ pub fn claims(
             &decision.receipt.receipt.signing_bytes(),
         )),
         eid_reference_text_sha256: hex::encode(request.envelope.reference_text_sha256()),
+        eid_call_context: decision.receipt.receipt.call_context,
+        eid_call_verdict: decision.call_verdict,
     })
 }
