@@ -73,27 +73,33 @@ public final class FixedContextProvider: ContextProvider, @unchecked Sendable {
 /// background threads: the capture state is kept from
 /// `UIScreen.capturedDidChangeNotification` and read here under a lock.
 /// Create it on the main thread.
-@MainActor
 public final class PlatformContext: ContextProvider, @unchecked Sendable {
+    // CXCallObserver is thread-safe for reading `calls`; the lock guards
+    // `captured`, written on the main thread and read on the core's threads.
     private let observer = CXCallObserver()
     private let lock = NSLock()
     private var captured: Bool?
     private var token: NSObjectProtocol?
 
+    @MainActor
     public init() {
         captured = UIScreen.main.isCaptured
         token = NotificationCenter.default.addObserver(
             forName: UIScreen.capturedDidChangeNotification, object: nil, queue: .main
         ) { [weak self] _ in
             MainActor.assumeIsolated {
-                guard let self else { return }
                 let now = UIScreen.main.isCaptured
+                guard let self else { return }
                 self.lock.withLock { self.captured = now }
             }
         }
     }
 
-    nonisolated public func signals() -> CallSignals {
+    deinit {
+        if let token { NotificationCenter.default.removeObserver(token) }
+    }
+
+    public func signals() -> CallSignals {
         let calls = observer.calls.filter { !$0.hasEnded }.count
         let captured = lock.withLock { self.captured }
         return CallSignalRules.signals(activeCalls: calls, captured: captured)
