@@ -925,6 +925,62 @@ bearer_token = "bearer-secret"
     }
 
     #[test]
+    fn the_call_policy_parses_per_kind_and_per_provider() {
+        use crate::policy::CallDisposition;
+        let config = Config::from_toml_str(
+            r#"
+[call_policy]
+login = "refuse"
+
+[call_policy.providers."0123456789abcdef0123456789abcdef"]
+signature = "allow"
+"#,
+        )
+        .unwrap();
+        let p = &config.call_policy;
+        assert_eq!(
+            (p.login, p.signature, p.self_service, p.new_device),
+            (
+                CallDisposition::Refuse,
+                CallDisposition::Flag,
+                CallDisposition::Refuse,
+                CallDisposition::Refuse
+            )
+        );
+        let own = "0123456789abcdef0123456789abcdef".parse().unwrap();
+        assert_eq!(
+            p.disposition(eid_protocol::RequestKind::Signature, own),
+            CallDisposition::Allow
+        );
+        assert_eq!(
+            p.disposition(eid_protocol::RequestKind::Login, own),
+            CallDisposition::Refuse
+        );
+    }
+
+    #[test]
+    fn a_bad_call_policy_is_refused_at_start_with_the_setting_named() {
+        for (text, named) in [
+            ("[call_policy]\nlogin = \"block\"\n", "block"),
+            (
+                "[call_policy.providers.\"not-an-id\"]\nlogin = \"refuse\"\n",
+                "call_policy.providers",
+            ),
+            (
+                "[call_policy.providers.\"0123456789ABCDEF0123456789ABCDEF\"]\nlogin = \"refuse\"\n",
+                "call_policy.providers",
+            ),
+            (
+                "[call_policy.providers.\"0123456789abcdef0123456789abcdef\"]\nself_service = \"allow\"\n",
+                "self_service",
+            ),
+        ] {
+            let e = Config::from_toml_str(text).err().expect(text).to_string();
+            assert!(e.contains(named), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn flood_limits_default_to_production_and_parse() {
         let f = Config::default().floods;
         assert_eq!(

@@ -433,3 +433,40 @@ fn a_provider_s_own_choice_applies_to_its_logins_and_signatures_only() {
         CallDisposition::Flag
     );
 }
+
+#[tokio::test]
+async fn a_malformed_call_context_is_refused_as_malformed_and_changes_nothing() {
+    let h = Harness::start().await;
+    let (_, mut phone) = h.person(USER).await;
+    let envelope = h.login_request(USER, &phone, "Log på Netbank").await;
+    phone.counter += 1;
+    let decision =
+        Decision::for_envelope(&envelope, phone.id(), Outcome::Approve, None, phone.counter)
+            .with_call_context(on_call());
+    let submit = SoftPhone::sign_decision(&phone.device_key, Some(&phone.pin_key), decision);
+    let good = serde_json::to_value(&submit).unwrap();
+    for (field, value) in [
+        ("call", serde_json::json!("maybe")),
+        ("screen_shared", serde_json::json!(2)),
+        ("confirmed_self_started", serde_json::json!("yes")),
+        ("camera", serde_json::json!("on")),
+    ] {
+        let mut bad = good.clone();
+        bad["decision"]["call_context"][field] = value;
+        let answer = h
+            .endpoint
+            .client
+            .post(format!("{}{}", h.endpoint.base_url, wire::PATH_DECISIONS))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 400, "{field}");
+        let body: wire::ErrorBody = answer.json().await.unwrap();
+        assert_eq!(body.error.code, ErrorCode::MalformedRequest, "{field}");
+    }
+    let status = h.rp.status(envelope.request_id, 0).await.unwrap();
+    assert_eq!(status.status, RequestStatus::Pending);
+    // The intact decision still goes through afterwards.
+    phone.submit(&h.endpoint, &submit).await.unwrap();
+}
