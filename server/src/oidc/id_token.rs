@@ -121,3 +121,95 @@ pub fn claims(
         eid_call_verdict: decision.call_verdict,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use eid_protocol::crypto::SoftwareSigningKey;
+    use eid_protocol::wire::SignedReceipt;
+    use eid_protocol::{
+        AuthenticatorId, IdentityId, ReceiptBody, RequestEnvelopeBody, RequestId, RequestKind,
+        ServiceProviderId, Signal,
+    };
+
+    use super::*;
+    use crate::store::DecisionRecord;
+
+    fn approved(call_context: Option<CallContext>, call_verdict: CallVerdict) -> StoredRequest {
+        let key = SoftwareSigningKey::generate();
+        let envelope = RequestEnvelopeBody {
+            request_id: RequestId([1; 16]),
+            identity_id: IdentityId([2; 16]),
+            kind: RequestKind::Login,
+            service_provider_id: ServiceProviderId([3; 16]),
+            service_provider_name: "Nordisk Bank A/S".into(),
+            reference_text: "Log på".into(),
+            created_at_ms: 1_000,
+            expires_at_ms: 301_000,
+            server_nonce: [4; 32],
+            binding_required: true,
+        };
+        let receipt = ReceiptBody {
+            request_id: envelope.request_id,
+            identity_id: envelope.identity_id,
+            authenticator_id: AuthenticatorId([5; 16]),
+            outcome: Outcome::Approve,
+            kind: envelope.kind,
+            reference_text_sha256: envelope.reference_text_sha256(),
+            service_provider_id: envelope.service_provider_id,
+            decided_at_ms: 42_000,
+            decision_sha256: [6; 32],
+            counter: 1,
+            call_context,
+        };
+        let signature = key.sign(&receipt.signing_bytes());
+        StoredRequest {
+            envelope_signature: key.sign(&envelope.signing_bytes()),
+            envelope,
+            binding_code: None,
+            status: RequestStatus::Approved,
+            decision: Some(DecisionRecord {
+                authenticator_id: AuthenticatorId([5; 16]),
+                outcome: Outcome::Approve,
+                counter: 1,
+                decision_sha256: [6; 32],
+                receipt: SignedReceipt { receipt, signature },
+                decided_at_ms: 42_000,
+                call_verdict,
+            }),
+        }
+    }
+
+    fn ctx() -> IdTokenContext<'static> {
+        IdTokenContext {
+            issuer: "https://eid.example",
+            client_id: "client",
+            sub: "sub",
+            nonce: None,
+            acr: "acr",
+            now_ms: 50_000,
+        }
+    }
+
+    #[test]
+    fn a_login_approved_on_a_call_carries_the_signed_context_and_the_verdict() {
+        let on_call = CallContext {
+            call: Signal::On,
+            confirmed_self_started: true,
+            ..CallContext::UNKNOWN
+        };
+        let claims = claims(ctx(), &approved(Some(on_call), CallVerdict::Flagged)).unwrap();
+        assert_eq!(claims.eid_call_context, Some(on_call));
+        assert_eq!(claims.eid_call_verdict, CallVerdict::Flagged);
+        let json = serde_json::to_value(&claims).unwrap();
+        assert_eq!(json["eid_call_context"]["call"], "on");
+        assert_eq!(json["eid_call_verdict"], "flagged");
+    }
+
+    #[test]
+    fn an_older_phone_s_login_has_no_context_claim_and_a_clear_verdict() {
+        let claims = claims(ctx(), &approved(None, CallVerdict::Clear)).unwrap();
+        let json = serde_json::to_value(&claims).unwrap();
+        assert!(json.get("eid_call_context").is_none());
+        assert_eq!(json["eid_call_verdict"], "clear");
+    }
+}
