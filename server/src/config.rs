@@ -975,7 +975,7 @@ signature = "allow"
                 "self_service",
             ),
         ] {
-            let e = Config::from_toml_str(text).err().expect(text).to_string();
+            let e = Config::from_toml_str(text).expect_err(text).to_string();
             assert!(e.contains(named), "{text}: {e}");
         }
     }
