@@ -155,6 +155,30 @@ impl App {
             .collect())
     }
 
+    /// Installs the platform's view of calls and screen sharing. Without one
+    /// every signal is unknown, and decisions say so.
+    pub fn set_context_provider(
+        &self,
+        provider: Arc<dyn crate::context::ContextProvider>,
+    ) -> Result<(), EidError> {
+        Ok(self
+            .core
+            .set_context_provider(Arc::new(crate::context::ForeignContext(provider)))?)
+    }
+
+    /// The person's "I started this myself" while a call or screen sharing
+    /// is on, the gate before the swipe (`RequestView.needsStartedMyself`).
+    /// `EidError.TooFast` before the read time is over.
+    pub fn confirm_started_myself(
+        &self,
+        authenticator_id: AuthenticatorId,
+        request_id: RequestId,
+    ) -> Result<(), EidError> {
+        Ok(self
+            .core
+            .confirm_started_myself(&authenticator_id, &request_id)?)
+    }
+
     /// Removes an authenticator and its keys from this phone.
     pub fn remove_authenticator(&self, authenticator_id: AuthenticatorId) -> Result<(), EidError> {
         Ok(self.core.remove_authenticator(&authenticator_id)?)

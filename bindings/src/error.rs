@@ -95,6 +95,11 @@ pub enum EidError {
         /// Milliseconds still to wait.
         wait_ms: u64,
     },
+    /// A call, screen sharing or remote control is on: the person must
+    /// confirm "I started this myself" (`App.confirmStartedMyself`, after the
+    /// read time) before the swipe. Nothing was signed; the unlock is kept.
+    #[error("{}", CoreError::StartedMyselfRequired)]
+    StartedMyselfRequired,
     /// The PIN unlock expired or was used: enter the PIN again.
     #[error("the PIN unlock is no longer valid")]
     UnlockInvalid,
@@ -244,6 +249,7 @@ impl From<CoreError> for EidError {
             CoreError::BindingCodeRequired => EidError::BindingCodeRequired,
             CoreError::WrongBindingCode => EidError::WrongBindingCode,
             CoreError::TooFast { wait_ms } => EidError::TooFast { wait_ms },
+            CoreError::StartedMyselfRequired => EidError::StartedMyselfRequired,
             CoreError::UnlockInvalid => EidError::UnlockInvalid,
             CoreError::AlreadyDecided => EidError::AlreadyDecided,
             CoreError::Config(detail) => EidError::Config { detail },

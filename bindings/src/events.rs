@@ -46,6 +46,9 @@ pub enum SecurityEventKind {
     ActivationCodeVoided,
     /// "Notify me on every use" was turned off from an app (with the PIN).
     NotifyEveryUseTurnedOff,
+    /// An approval was stopped because the phone saw a call or screen
+    /// sharing ("we stopped this because you were on a call").
+    ApprovalStoppedOnCall,
     /// A kind this build does not know.
     Unknown,
 }

@@ -6,7 +6,8 @@
 //! `eid-core`. Here, ids become typed custom types over lowercase hex strings
 //! (`ids.rs`), times are `u64` milliseconds, the core's error is mapped to
 //! one small [`EidError`] (`error.rs`), and the platform keystore comes in as
-//! the foreign trait [`KeyStore`]. One bridge file per subject: requests,
+//! the foreign trait [`KeyStore`]; calls and screen sharing come in as the
+//! foreign trait [`ContextProvider`] (`context.rs`). One bridge file per subject: requests,
 //! decisions and authenticators in `authenticator.rs` and `model.rs`, the security
 //! feed in `events.rs`, journal alarms in `journal.rs`, device enrolment in
 //! `enrolment.rs`, contact changes in `changes.rs`. Panics are caught by
@@ -15,6 +16,7 @@
 
 mod app;
 mod changes;
+mod context;
 mod enrolment;
 mod error;
 mod events;
@@ -25,6 +27,7 @@ mod model;
 
 pub use app::{App, AppConfig, UnlockToken};
 pub use changes::{ContactChangeState, PendingContactChange};
+pub use context::ContextProvider;
 pub use enrolment::EnrolmentStatus;
 pub use error::{EidError, KeyStoreError, PinRefusal, ServerErrorCode};
 pub use ids::IdKind;

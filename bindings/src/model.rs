@@ -15,7 +15,8 @@
 //! records and enums remain only where the FFI shape differs; each says why.
 
 use eid_core::{
-    Action, AuthenticatorState, DisplayLine, Language, TextDirection, Warning, WarningKind,
+    Action, AuthenticatorState, CallSignals, CallWarning, DisplayLine, Language, Signal,
+    TextDirection, Warning, WarningKind,
 };
 use eid_protocol::wire::SignedReceipt;
 use eid_protocol::{AuthenticatorId, IdentityId, RequestId};
@@ -88,6 +89,44 @@ pub enum WarningKind {
     NewDevice,
     /// A word mixes scripts (a look-alike letter, e.g. a Cyrillic "о").
     MixedScript,
+    /// A phone or VoIP call is on: the strongest warning, shown first.
+    OnCall,
+    /// An accessibility service not from the system is on (remote control).
+    RemoteControl,
+    /// The screen is being shared, mirrored or recorded.
+    ScreenShared,
+}
+
+/// One signal of the call context: on, off, or not known.
+#[uniffi::remote(Enum)]
+pub enum Signal {
+    /// The platform could not tell (no API, no permission).
+    Unknown,
+    /// Observed off.
+    Off,
+    /// Observed on.
+    On,
+}
+
+/// What the shell's `ContextProvider` sees: each signal on, off or unknown.
+#[uniffi::remote(Record)]
+pub struct CallSignals {
+    /// A phone or VoIP call is active.
+    pub call: Signal,
+    /// The screen is shared, mirrored or recorded.
+    pub screen_shared: Signal,
+    /// An accessibility service that is not from the system is enabled.
+    pub remote_control: Signal,
+}
+
+/// The call or screen-sharing warning and the words of the gate before the
+/// swipe ("I started this myself").
+#[uniffi::remote(Record)]
+pub struct CallWarning {
+    /// The warning (also first in `RequestView.warnings`).
+    pub warning: Warning,
+    /// The label of the confirmation the person gives before the swipe.
+    pub confirm_label: String,
 }
 
 /// A warning with its text in the view's language.
@@ -133,6 +172,13 @@ pub struct RequestView {
     pub actions: Vec<Action>,
     /// Language of the texts.
     pub language: Language,
+    /// What the context provider saw when this view was made.
+    pub call_signals: CallSignals,
+    /// The call or screen-sharing warning, when a signal is on.
+    pub call_warning: Option<CallWarning>,
+    /// Keep the swipe disabled: a signal is on and the person has not yet
+    /// confirmed "I started this myself".
+    pub needs_started_myself: bool,
 }
 
 impl From<eid_core::RequestView> for RequestView {
@@ -151,6 +197,9 @@ impl From<eid_core::RequestView> for RequestView {
             warnings: v.warnings,
             actions: v.actions,
             language: v.language,
+            call_signals: v.call_signals,
+            call_warning: v.call_warning,
+            needs_started_myself: v.needs_started_myself,
         }
     }
 }

@@ -15,6 +15,49 @@ use crate::output::{Report, serde_name, view_lines};
 use crate::phone::PhoneFolder;
 use crate::when;
 
+/// What the phone is told about calls and screen sharing (the CLI has no
+/// platform to ask): each flag turns one signal on; the rest stay unknown,
+/// or off with `--others-off`. Without a flag everything is unknown, as on
+/// a phone that cannot tell (docs/protocol.md, "Call context").
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub(crate) struct ContextFlags {
+    /// A phone or VoIP call is on.
+    #[arg(long)]
+    on_call: bool,
+    /// The screen is shared, mirrored or recorded.
+    #[arg(long)]
+    screen_shared: bool,
+    /// An accessibility service that is not from the system is on.
+    #[arg(long)]
+    remote_control: bool,
+    /// The signals not turned on are off (seen), not unknown.
+    #[arg(long)]
+    others_off: bool,
+}
+
+impl ContextFlags {
+    fn signals(self) -> eid_core::CallSignals {
+        use eid_core::Signal;
+        let rest = if self.others_off {
+            Signal::Off
+        } else {
+            Signal::Unknown
+        };
+        let one = |on: bool| if on { Signal::On } else { rest };
+        eid_core::CallSignals {
+            call: one(self.on_call),
+            screen_shared: one(self.screen_shared),
+            remote_control: one(self.remote_control),
+        }
+    }
+
+    /// Tells the phone's core what it "sees".
+    fn install(self, core: &eid_core::App) -> Result<(), CliError> {
+        core.set_context_provider(std::sync::Arc::new(eid_core::FixedContext(self.signals())))?;
+        Ok(())
+    }
+}
+
 /// The phone's commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum AppCommand {
@@ -44,6 +87,9 @@ pub(crate) enum AppCommand {
         /// Show only this authenticator's requests.
         #[arg(long, alias = "account")]
         authenticator: Option<String>,
+        /// What the phone sees about calls and screen sharing.
+        #[command(flatten)]
+        context: ContextFlags,
     },
     /// Re-send decisions that were signed but not confirmed (`open` does this too).
     Retry,
@@ -61,6 +107,13 @@ pub(crate) enum AppCommand {
         /// The code shown where the request was started, when it needs one.
         #[arg(long)]
         binding_code: Option<String>,
+        /// What the phone sees about calls and screen sharing.
+        #[command(flatten)]
+        context: ContextFlags,
+        /// The person confirms "I started this myself" (after the minimum
+        /// read time), which a call or screen sharing makes necessary.
+        #[arg(long)]
+        started_it_myself: bool,
     },
     /// Deny a request (no PIN needed).
     Deny {
@@ -70,6 +123,9 @@ pub(crate) enum AppCommand {
         /// The authenticator holding it (found automatically when omitted).
         #[arg(long, alias = "account")]
         authenticator: Option<String>,
+        /// What the phone sees about calls and screen sharing.
+        #[command(flatten)]
+        context: ContextFlags,
     },
     /// Deny a request and report it as fraud ("this wasn't me").
     Report {
@@ -79,6 +135,9 @@ pub(crate) enum AppCommand {
         /// The authenticator holding it (found automatically when omitted).
         #[arg(long, alias = "account")]
         authenticator: Option<String>,
+        /// What the phone sees about calls and screen sharing.
+        #[command(flatten)]
+        context: ContextFlags,
     },
     /// List the authenticators on this phone.
     #[command(alias = "accounts")]
@@ -276,9 +335,11 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         }
         AppCommand::Open {
             authenticator: Some(authenticator),
+            context,
         } => {
             let authenticator: AuthenticatorId = parse_id("account ID", &authenticator)?;
             let phone = folder.open()?;
+            context.install(&phone.core)?;
             let resent = phone.core.retry_unsent_decisions().await?;
             phone.refresh().await?;
             let info = phone
@@ -308,8 +369,10 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         }
         AppCommand::Open {
             authenticator: None,
+            context,
         } => {
             let phone = folder.open()?;
+            context.install(&phone.core)?;
             let resent = phone.core.retry_unsent_decisions().await?;
             let views = phone.refresh().await?;
             let authenticators = phone.core.authenticators()?;
@@ -343,10 +406,13 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
             authenticator,
             pin_stdin,
             binding_code,
+            context,
+            started_it_myself,
         } => {
             let request: RequestId = parse_id("request ID", &request)?;
             let pin = read_pin(pin_stdin)?;
             let phone = folder.open()?;
+            context.install(&phone.core)?;
             let authenticator = phone
                 .authenticator_holding(&request, authenticator.as_deref())
                 .await?;
@@ -379,6 +445,11 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
                 );
                 tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
             }
+            if started_it_myself {
+                phone
+                    .core
+                    .confirm_started_myself(&authenticator, &request)?;
+            }
             let receipt = phone
                 .core
                 .approve(&token, true, binding_code.as_deref())
@@ -388,9 +459,11 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         AppCommand::Deny {
             request,
             authenticator,
+            context,
         } => {
             let request: RequestId = parse_id("request ID", &request)?;
             let phone = folder.open()?;
+            context.install(&phone.core)?;
             let authenticator = phone
                 .authenticator_holding(&request, authenticator.as_deref())
                 .await?;
@@ -400,9 +473,11 @@ pub(crate) async fn run(common: &Common, cmd: AppCommand) -> Result<Report, CliE
         AppCommand::Report {
             request,
             authenticator,
+            context,
         } => {
             let request: RequestId = parse_id("request ID", &request)?;
             let phone = folder.open()?;
+            context.install(&phone.core)?;
             let authenticator = phone
                 .authenticator_holding(&request, authenticator.as_deref())
                 .await?;

@@ -70,6 +70,9 @@ pub(crate) enum ErrorKind {
     SwipeRequired,
     /// The request needs the code shown where it was started.
     BindingCodeRequired,
+    /// A call or screen sharing is on and the person has not confirmed
+    /// "I started this myself".
+    StartedMyselfRequired,
     /// The PIN unlock is no longer valid.
     UnlockInvalid,
     /// A different decision was already made for the request.
@@ -111,7 +114,7 @@ impl ErrorKind {
     /// test). The match below stops the build when a kind is added without
     /// being listed here.
     #[cfg(test)]
-    pub(crate) const ALL: [ErrorKind; 38] = [
+    pub(crate) const ALL: [ErrorKind; 39] = [
         ErrorKind::Usage,
         ErrorKind::MissingOption,
         ErrorKind::InvalidArgument,
@@ -135,6 +138,7 @@ impl ErrorKind {
         ErrorKind::TextRefused,
         ErrorKind::SwipeRequired,
         ErrorKind::BindingCodeRequired,
+        ErrorKind::StartedMyselfRequired,
         ErrorKind::UnlockInvalid,
         ErrorKind::AlreadyDecided,
         ErrorKind::NoPendingActivation,
@@ -180,21 +184,22 @@ impl ErrorKind {
             K::TextRefused => 20,
             K::SwipeRequired => 21,
             K::BindingCodeRequired => 22,
-            K::UnlockInvalid => 23,
-            K::AlreadyDecided => 24,
-            K::NoPendingActivation => 25,
-            K::NoPendingEnrolment => 26,
-            K::EnrolmentRefused => 27,
-            K::Core => 28,
-            K::Network => 29,
-            K::Rejected => 30,
-            K::InvalidResponse => 31,
-            K::InvalidServerSignature => 32,
-            K::Api => 33,
-            K::TextMismatch => 34,
-            K::InvalidReceipt => 35,
-            K::InvalidServerKey => 36,
-            K::UnexpectedStatus => 37,
+            K::StartedMyselfRequired => 23,
+            K::UnlockInvalid => 24,
+            K::AlreadyDecided => 25,
+            K::NoPendingActivation => 26,
+            K::NoPendingEnrolment => 27,
+            K::EnrolmentRefused => 28,
+            K::Core => 29,
+            K::Network => 30,
+            K::Rejected => 31,
+            K::InvalidResponse => 32,
+            K::InvalidServerSignature => 33,
+            K::Api => 34,
+            K::TextMismatch => 35,
+            K::InvalidReceipt => 36,
+            K::InvalidServerKey => 37,
+            K::UnexpectedStatus => 38,
         }
     }
 }
@@ -443,6 +448,10 @@ impl From<eid_core::Error> for CliError {
             E::BindingCodeRequired => CliError::new(
                 K::BindingCodeRequired,
                 "this request needs the code shown where it was started (--binding-code)",
+            ),
+            E::StartedMyselfRequired => CliError::new(
+                K::StartedMyselfRequired,
+                "a call, screen sharing or remote control is on: confirm that you started this yourself (--started-it-myself)",
             ),
             E::UnlockInvalid => CliError::new(
                 K::UnlockInvalid,

@@ -201,6 +201,13 @@ pub(crate) struct RequestCreated {
 /// the service provider reads it.
 #[derive(Debug, Serialize)]
 pub(crate) struct Status {
+    /// What the phone saw about calls and screen sharing (absent while
+    /// pending and for an older phone's decision).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) call_context: Option<eid_protocol::CallContext>,
+    /// What the server's call policy did: `clear`, `allowed`, `flagged` or
+    /// `stopped`.
+    pub(crate) call_verdict: eid_protocol::CallVerdict,
     pub(crate) created_at_ms: u64,
     pub(crate) expires_at_ms: u64,
     pub(crate) kind: RequestKind,
@@ -225,6 +232,8 @@ impl Status {
         text_checked: bool,
     ) -> Self {
         Self {
+            call_context: status.call_context,
+            call_verdict: status.call_verdict,
             created_at_ms: status.created_at_ms,
             expires_at_ms: status.expires_at_ms,
             kind: status.kind,
@@ -243,6 +252,9 @@ impl Status {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ProviderReceipt {
     pub(crate) authenticator_id: String,
+    /// The call context a version-2 receipt signs (absent in version 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) call_context: Option<eid_protocol::CallContext>,
     pub(crate) counter: u64,
     pub(crate) decided_at_ms: u64,
     pub(crate) decision_sha256: String,
@@ -264,6 +276,7 @@ impl From<&SignedReceipt> for ProviderReceipt {
         let r = &signed.receipt;
         Self {
             authenticator_id: r.authenticator_id.to_string(),
+            call_context: r.call_context,
             counter: r.counter,
             decided_at_ms: r.decided_at_ms,
             decision_sha256: eid_protocol::wire::b64::encode(&r.decision_sha256),
@@ -414,6 +427,11 @@ pub(crate) struct Screen {
     pub(crate) title: String,
     pub(crate) user_id: String,
     pub(crate) warnings: Vec<ScreenWarning>,
+    /// What the phone was told about calls and screen sharing (`--on-call`,
+    /// ...): `on`, `off` or `unknown` each.
+    pub(crate) call_signals: eid_protocol::CallContext,
+    /// The swipe waits for "I started this myself" (`--started-it-myself`).
+    pub(crate) needs_started_myself: bool,
 }
 
 /// A warning on a [`Screen`].
@@ -458,6 +476,8 @@ impl From<&RequestView> for Screen {
                     text: w.text.clone(),
                 })
                 .collect(),
+            call_signals: v.call_signals.signed(false),
+            needs_started_myself: v.needs_started_myself,
         }
     }
 }
@@ -472,6 +492,9 @@ fn warning_kind_name(kind: WarningKind) -> &'static str {
         WarningKind::SelfService => "self_service",
         WarningKind::NewDevice => "new_device",
         WarningKind::MixedScript => "mixed_script",
+        WarningKind::OnCall => "on_call",
+        WarningKind::RemoteControl => "remote_control",
+        WarningKind::ScreenShared => "screen_shared",
         // A kind added to the core later prints as "other" until it is named here.
         _ => "other",
     }
@@ -529,6 +552,9 @@ pub(crate) struct AppReceipt {
     pub(crate) decided_at_ms: u64,
     pub(crate) outcome: Outcome,
     pub(crate) request_id: String,
+    /// The call context the receipt signs (absent in a version-1 receipt).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) call_context: Option<eid_protocol::CallContext>,
     /// Always `true`: the core returns only verified receipts.
     pub(crate) verified: bool,
 }
@@ -541,6 +567,7 @@ impl From<&SignedReceipt> for AppReceipt {
             decided_at_ms: r.receipt.decided_at_ms,
             outcome: r.receipt.outcome,
             request_id: r.receipt.request_id.to_string(),
+            call_context: r.receipt.call_context,
             verified: true,
         }
     }
@@ -777,6 +804,9 @@ mod tests {
             (WarningKind::SelfService, "self_service"),
             (WarningKind::NewDevice, "new_device"),
             (WarningKind::MixedScript, "mixed_script"),
+            (WarningKind::OnCall, "on_call"),
+            (WarningKind::RemoteControl, "remote_control"),
+            (WarningKind::ScreenShared, "screen_shared"),
         ];
         for (kind, name) in kinds {
             assert_eq!(warning_kind_name(kind), name);

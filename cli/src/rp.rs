@@ -206,6 +206,7 @@ fn status_report(
         )),
         None => lines.push("receipt: none yet".into()),
     }
+    lines.push(format!("call:    {}", serde_name(&status.call_verdict)));
     lines.push(if text_checked {
         "text:    the server's hash is the hash of the text you sent".into()
     } else {

@@ -5,7 +5,9 @@
 
 use eid_protocol::crypto::SoftwareSigningKey;
 use eid_protocol::wire::{self, ErrorCode, SignedReceipt, SubmitDecisionRequest};
-use eid_protocol::{AuthenticatorId, Decision, Outcome, PublicKey, RequestId, Signature};
+use eid_protocol::{
+    AuthenticatorId, CallContext, Decision, Outcome, PublicKey, RequestId, Signature,
+};
 
 use crate::error::InternalError;
 use crate::keystore::KeyStoreError;
@@ -70,6 +72,11 @@ impl App {
             .map(eid_protocol::binding::canonical_binding_code)
             .transpose()
             .map_err(|_| Error::WrongBindingCode)?;
+        // Asked before any lock: the shell's provider is foreign code.
+        let context = self.inner.call_signals()?;
+        let confirmed = self
+            .inner
+            .started_myself(&unlock.authenticator_id, &unlock.request_id)?;
         let entry = {
             let mut unlocks = lock(&self.inner.unlocks)?;
             let now = self.inner.clock.monotonic_ms();
@@ -90,6 +97,12 @@ impl App {
             if wait_ms > 0 {
                 return Err(Error::TooFast { wait_ms });
             }
+            // The call context at the moment of approval: with a call or
+            // screen sharing on, only after "I started this myself" (the
+            // unlock is kept, nothing signed).
+            if context.any_on() && !confirmed {
+                return Err(Error::StartedMyselfRequired);
+            }
             unlocks.remove(&unlock.id).ok_or(Error::UnlockInvalid)?
         };
         self.decide(
@@ -98,6 +111,7 @@ impl App {
             Outcome::Approve,
             Some(&entry.pin_key),
             binding_code,
+            context.signed(confirmed),
         )
         .await
     }
@@ -136,6 +150,12 @@ impl App {
             return Ok(receipt);
         }
         self.inner.decidable(authenticator, request)?;
+        // A refusal is never held back by the call context, but it says
+        // what the phone saw too.
+        let context = self
+            .inner
+            .call_signals()?
+            .signed(self.inner.started_myself(authenticator, request)?);
         let entry = {
             let mut unlocks = lock(&self.inner.unlocks)?;
             let now = self.inner.clock.monotonic_ms();
@@ -155,6 +175,7 @@ impl App {
             outcome,
             entry.as_ref().map(|e| &e.pin_key),
             None,
+            context,
         )
         .await
     }
@@ -166,6 +187,7 @@ impl App {
         outcome: Outcome,
         pin_key: Option<&SoftwareSigningKey>,
         binding_code: Option<String>,
+        call_context: CallContext,
     ) -> Result<SignedReceipt> {
         let submit = {
             let (acc, pending) = self.inner.decidable(authenticator, request)?;
@@ -186,7 +208,8 @@ impl App {
                     outcome,
                     binding_code.clone(),
                     counter,
-                );
+                )
+                .with_call_context(call_context);
                 let bytes = decision.signing_bytes();
                 let device_sig = self.inner.keystore.sign(&acc.device_key_alias, &bytes)?;
                 let device_signature = Signature::from_der(&device_sig)
@@ -377,6 +400,7 @@ pub fn verify_receipt(
         && r.reference_text_sha256 == decision.reference_text_sha256
         && r.service_provider_id == decision.service_provider_id
         && r.counter == decision.counter
+        && r.call_context == decision.call_context
         && r.decision_sha256 == eid_protocol::sha256(&decision.signing_bytes());
     if matches {
         Ok(())

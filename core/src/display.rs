@@ -39,6 +39,16 @@
 //! hidden the same way. The shells must show [`RequestView::reference_lines`]
 //! only inside a framed block under the provider's name, never as free text
 //! on the screen (`docs/threat-model.md`).
+//!
+//! # Calls and screen sharing
+//!
+//! While the shell's [`crate::ContextProvider`] reports a call, screen
+//! sharing or remote control, the model leads with the strongest of those
+//! warnings ([`RequestView::call_warning`], also first in
+//! [`RequestView::warnings`]) and [`RequestView::needs_started_myself`] holds
+//! the swipe until the person confirms "I started this myself"
+//! ([`crate::App::confirm_started_myself`], after the read time). The shells
+//! must keep the swipe disabled while it is `true`.
 
 pub use eid_protocol::confusables::Direction as TextDirection;
 use eid_protocol::confusables::{
@@ -96,6 +106,25 @@ pub enum WarningKind {
     /// with a Cyrillic look-alike letter), or the provider's name does: a
     /// sign of a look-alike. Shown, not refused (the text is still valid).
     MixedScript,
+    /// A phone or VoIP call is on: the strongest warning, shown first.
+    OnCall,
+    /// An accessibility service that is not from the system is on (a
+    /// remote-control app can use it to watch and press for the person).
+    RemoteControl,
+    /// The screen is being shared, mirrored or recorded.
+    ScreenShared,
+}
+
+/// The call-context warning of a request's screen, with the words of the
+/// gate before the swipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallWarning {
+    /// The warning (kind [`WarningKind::OnCall`],
+    /// [`WarningKind::RemoteControl`] or [`WarningKind::ScreenShared`]).
+    pub warning: Warning,
+    /// The label of the confirmation the person must give before the swipe
+    /// works ("I started this myself").
+    pub confirm_label: String,
 }
 
 /// One line of the reference text with the base direction to show it in.
@@ -147,6 +176,14 @@ pub struct RequestView {
     pub actions: Vec<Action>,
     /// Language of the texts.
     pub language: Language,
+    /// What the shell's context provider saw when the model was built.
+    pub call_signals: crate::CallSignals,
+    /// The call or screen-sharing warning, when a signal is on (it is also
+    /// the first of `warnings`).
+    pub call_warning: Option<CallWarning>,
+    /// The swipe must stay disabled: a signal is on and the person has not
+    /// yet confirmed they started this themselves.
+    pub needs_started_myself: bool,
 }
 
 fn kind_title(kind: RequestKind, provider: Option<&str>, lang: Language) -> String {
@@ -341,7 +378,67 @@ pub(crate) fn build_view(
         warnings,
         actions: allowed_actions(text_ok, time_left_ms),
         language: lang,
+        call_signals: crate::CallSignals::UNKNOWN,
+        call_warning: None,
+        needs_started_myself: false,
     }
+}
+
+/// The call-context warning for `signals`, the strongest first: a call (the
+/// scam's own channel), then remote control, then screen sharing. `None`
+/// when no signal is on.
+pub fn call_warning(signals: &crate::CallSignals, lang: Language) -> Option<CallWarning> {
+    let (kind, da, en) = if signals.call.is_on() {
+        (
+            WarningKind::OnCall,
+            "Du taler i telefon. Ingen fra din bank, politiet eller support beder dig om at godkende. Læg på, før du fortsætter.",
+            "You are on a call. Nobody from your bank, the police or support will ask you to approve. Hang up before you continue.",
+        )
+    } else if signals.remote_control.is_on() {
+        (
+            WarningKind::RemoteControl,
+            "En app, der kan styre din telefon, er slået til. Ingen fra din bank, politiet eller support beder dig om at give nogen adgang til din telefon. Hjælper nogen dig på afstand, så stop nu.",
+            "An app that can control your phone is switched on. Nobody from your bank, the police or support will ask you to give anyone access to your phone. If someone is helping you remotely, stop now.",
+        )
+    } else if signals.screen_shared.is_on() {
+        (
+            WarningKind::ScreenShared,
+            "Din skærm bliver delt eller optaget. Ingen fra din bank, politiet eller support beder om at se din skærm. Stop delingen, før du fortsætter.",
+            "Your screen is being shared or recorded. Nobody from your bank, the police or support will ask to see your screen. Stop the sharing before you continue.",
+        )
+    } else {
+        return None;
+    };
+    let (text, confirm_label) = match lang {
+        Language::Danish => (
+            da,
+            "Jeg har selv startet dette, og ingen har bedt mig om det",
+        ),
+        Language::English => (en, "I started this myself, and nobody asked me to"),
+    };
+    Some(CallWarning {
+        warning: Warning {
+            kind,
+            text: text.to_owned(),
+        },
+        confirm_label: confirm_label.to_owned(),
+    })
+}
+
+/// Adds what the context provider sees to a display model: the warning
+/// first, and the gate before the swipe while the person has not confirmed.
+pub(crate) fn with_call_context(
+    mut view: RequestView,
+    signals: crate::CallSignals,
+    confirmed: bool,
+) -> RequestView {
+    view.call_signals = signals;
+    view.call_warning = call_warning(&signals, view.language);
+    if let Some(w) = &view.call_warning {
+        view.warnings.insert(0, w.warning.clone());
+        view.needs_started_myself = !confirmed && view.actions.contains(&Action::Approve);
+    }
+    view
 }
 
 /// Checks both texts of an envelope (approval is refused if either fails).

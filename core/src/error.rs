@@ -101,6 +101,13 @@ pub enum Error {
         /// Milliseconds still to wait (monotonic).
         wait_ms: u64,
     },
+    /// A call, screen sharing or remote control is on and the person has not
+    /// confirmed they started this request themselves
+    /// ([`App::confirm_started_myself`](crate::App::confirm_started_myself),
+    /// after the read time). Nothing was signed or counted; the PIN unlock
+    /// is still valid.
+    #[error("a call or screen sharing is on: confirm that you started this yourself first")]
+    StartedMyselfRequired,
     /// The unlock is unknown, already used, expired, or for another request.
     #[error("the PIN unlock is no longer valid; enter the PIN again")]
     UnlockInvalid,

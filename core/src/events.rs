@@ -84,6 +84,8 @@ pub fn render(
         (K::ActivationCodeVoided, false) => "Activation code voided",
         (K::NotifyEveryUseTurnedOff, true) => "Besked ved hver brug slået fra",
         (K::NotifyEveryUseTurnedOff, false) => "Notify on every use turned off",
+        (K::ApprovalStoppedOnCall, true) => "Godkendelse stoppet under opkald",
+        (K::ApprovalStoppedOnCall, false) => "Approval stopped during a call",
         (_, true) => "Sikkerhedshændelse",
         (_, false) => "Security event",
     };
@@ -160,6 +162,12 @@ pub fn render(
         (K::NotifyEveryUseTurnedOff, false) => {
             "Notifications on every use of your eID were turned off on one of your devices."
         }
+        (K::ApprovalStoppedOnCall, true) => {
+            "Vi stoppede en godkendelse, fordi du talte i telefon eller delte din skærm. Ingen fra din bank, politiet eller support beder dig om at godkende noget."
+        }
+        (K::ApprovalStoppedOnCall, false) => {
+            "We stopped an approval because you were on a call or sharing your screen. Nobody from your bank, the police or support will ask you to approve anything."
+        }
         (_, true) => "Der skete en ændring på dit eID.",
         (_, false) => "Something changed on your eID.",
     };
@@ -172,6 +180,12 @@ pub fn render(
         (K::FraudReported, false) => "If you gave anyone your details, call eID support.",
         (K::ActivationCodeVoided, true) => "Ring til eID-support for at få en ny kode.",
         (K::ActivationCodeVoided, false) => "Call eID support for a new code.",
+        (K::ApprovalStoppedOnCall, true) => {
+            "Læg på. Har du givet en opringer adgang til noget, så ring selv til eID-support."
+        }
+        (K::ApprovalStoppedOnCall, false) => {
+            "Hang up. If you gave a caller access to anything, call eID support yourself."
+        }
         (_, true) => "Var det ikke dig? Spær dit eID her i appen, eller ring til eID-support.",
         (_, false) => "Wasn't you? Block your eID here in the app, or call eID support.",
     };

@@ -14,6 +14,7 @@
 //! | the household's first screen | `household.rs` |
 //! | PIN unlock, PIN change, the counted attempt | `unlock.rs` |
 //! | approve, deny, report fraud, resend, receipts | `decisions.rs` |
+//! | calls and screen sharing seen at decision time (call context) | `context.rs` |
 //! | a new device from an existing one | `enrolment.rs` |
 //! | contact changes (self-service) | `self_service.rs` |
 //! | security feed and "notify me on every use" | `events.rs` |
@@ -30,6 +31,7 @@ mod approval;
 mod authenticators;
 pub mod client;
 pub mod clock;
+pub mod context;
 mod decisions;
 pub mod display;
 mod enrolment;
@@ -47,7 +49,7 @@ mod store;
 mod testing;
 mod unlock;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -59,8 +61,11 @@ pub use approval::Action;
 pub use authenticators::AuthenticatorInfo;
 pub use client::{ServerConfig, spki_pin_of_certificate};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use context::{CallSignals, ContextProvider, FixedContext, Signal};
 pub use decisions::{verify_receipt, verify_server_signature};
-pub use display::{DisplayLine, Language, RequestView, TextDirection, Warning, WarningKind};
+pub use display::{
+    CallWarning, DisplayLine, Language, RequestView, TextDirection, Warning, WarningKind,
+};
 pub use eid_protocol::events::SecurityEventKind;
 pub use enrolment::{DeviceEnrolment, EnrolmentStatus, PendingDevice, PendingDeviceState};
 pub use error::{Error, Result};
@@ -144,6 +149,11 @@ struct Inner {
     server_clock: Mutex<Option<(u64, u64)>>,
     /// Lockout deadlines on the monotonic clock (this process only).
     mono_locks: Mutex<HashMap<AuthenticatorId, u64>>,
+    /// The shell's view of calls and screen sharing (none: all unknown).
+    context: Mutex<Option<Arc<dyn context::ContextProvider>>>,
+    /// Requests whose person confirmed "I started this myself" while a call
+    /// or screen sharing was on (this process only).
+    started_myself: Mutex<HashSet<(AuthenticatorId, RequestId)>>,
 }
 
 /// The authenticator core. Cheap to clone (shared state); all methods are `&self`.
@@ -200,6 +210,8 @@ impl App {
                 server_clock: Mutex::new(None),
                 unlocks: Mutex::new(HashMap::new()),
                 mono_locks: Mutex::new(HashMap::new()),
+                context: Mutex::new(None),
+                started_myself: Mutex::new(HashSet::new()),
             }),
         })
     }

@@ -181,6 +181,8 @@ impl App {
         only: Option<&AuthenticatorId>,
         lang: Language,
     ) -> Result<Vec<RequestView>> {
+        // Asked before the store lock: the shell's provider is foreign code.
+        let signals = self.inner.call_signals()?;
         let store = lock(&self.inner.store)?;
         let authenticators = store.authenticators()?;
         let mut out = Vec::new();
@@ -199,12 +201,20 @@ impl App {
             }
             self.inner
                 .mark_shown(&row.authenticator_id, &row.envelope.envelope.request_id)?;
-            out.push(display::build_view(
-                authenticator.authenticator_id,
-                &authenticator.user_id,
-                &row.envelope.envelope,
-                left,
-                lang,
+            let request = &row.envelope.envelope.request_id;
+            let confirmed = self
+                .inner
+                .started_myself(&authenticator.authenticator_id, request)?;
+            out.push(display::with_call_context(
+                display::build_view(
+                    authenticator.authenticator_id,
+                    &authenticator.user_id,
+                    &row.envelope.envelope,
+                    left,
+                    lang,
+                ),
+                signals,
+                confirmed,
             ));
         }
         Ok(out)

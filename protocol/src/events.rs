@@ -47,6 +47,11 @@ pub enum SecurityEventKind {
     /// "Notify me on every use" was turned off from an app (with the PIN);
     /// critical, so the person hears of it on every channel.
     NotifyEveryUseTurnedOff,
+    /// An approval was stopped because the phone saw a call, screen sharing
+    /// or remote control and the server's call policy refuses that kind then
+    /// ("we stopped this because you were on a call"). The detail is the
+    /// provider's name.
+    ApprovalStoppedOnCall,
     /// A kind this build does not know (sent by a newer server). Never sent
     /// by this build; it lets an older app keep parsing a newer feed.
     #[serde(other)]
@@ -55,7 +60,7 @@ pub enum SecurityEventKind {
 
 impl SecurityEventKind {
     /// Every known kind, in declaration order (not [`SecurityEventKind::Unknown`]).
-    pub const ALL: [SecurityEventKind; 17] = [
+    pub const ALL: [SecurityEventKind; 18] = [
         SecurityEventKind::DeviceActivated,
         SecurityEventKind::DeviceRemoved,
         SecurityEventKind::PinLockout,
@@ -73,6 +78,7 @@ impl SecurityEventKind {
         SecurityEventKind::RequestsHeld,
         SecurityEventKind::ActivationCodeVoided,
         SecurityEventKind::NotifyEveryUseTurnedOff,
+        SecurityEventKind::ApprovalStoppedOnCall,
     ];
 
     /// The stable name (as stored and sent).
@@ -95,6 +101,7 @@ impl SecurityEventKind {
             SecurityEventKind::RequestsHeld => "requests_held",
             SecurityEventKind::ActivationCodeVoided => "activation_code_voided",
             SecurityEventKind::NotifyEveryUseTurnedOff => "notify_every_use_turned_off",
+            SecurityEventKind::ApprovalStoppedOnCall => "approval_stopped_on_call",
             SecurityEventKind::Unknown => "unknown",
         }
     }

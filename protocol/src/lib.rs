@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod binding;
+pub mod call_context;
 pub mod confusables;
 pub mod crash;
 pub mod crypto;
@@ -20,6 +21,7 @@ pub mod text;
 pub mod vectors;
 pub mod wire;
 
+pub use call_context::{CallContext, CallVerdict, Signal};
 pub use crypto::{PublicKey, Signature, VerifyError};
 pub use ids::{
     AuthenticatorId, ChangeId, IdParseError, IdentityId, Nonce16, RequestId, ServiceProviderId,

@@ -1,10 +1,14 @@
-//! The signed messages and their canonical encodings (version 1).
+//! The signed messages and their canonical encodings (version 1, and
+//! version 2 of the decision and the receipt, which add the call context).
 //!
 //! Each `signing_bytes` method is the single definition of what is signed; the
 //! field order and domain tags below are normative (see `docs/protocol.md`).
+//! A decision or receipt without a call context is encoded exactly as in
+//! version 1, so older phones' decisions and their receipts keep verifying.
 
 use serde::{Deserialize, Serialize};
 
+use crate::call_context::CallContext;
 use crate::crypto::PublicKey;
 use crate::encoding::CanonicalWriter;
 use crate::ids::{AuthenticatorId, IdentityId, Nonce16, RequestId, ServiceProviderId};
@@ -15,8 +19,14 @@ pub const DOMAIN_REQUEST_ENVELOPE: &str = "eid-authenticator/v1/request-envelope
 pub const DOMAIN_DEVICE_REQUEST: &str = "eid-authenticator/v1/device-request";
 /// Domain tag of a decision, signed by both the device key and the PIN key.
 pub const DOMAIN_DECISION: &str = "eid-authenticator/v1/decision";
+/// Domain tag of a version-2 decision: the version-1 fields, then the call
+/// context the phone saw.
+pub const DOMAIN_DECISION_V2: &str = "eid-authenticator/v2/decision";
 /// Domain tag of the server's receipt for a decision.
 pub const DOMAIN_RECEIPT: &str = "eid-authenticator/v1/receipt";
+/// Domain tag of a version-2 receipt (for a version-2 decision): the
+/// version-1 fields, then the decision's call context.
+pub const DOMAIN_RECEIPT_V2: &str = "eid-authenticator/v2/receipt";
 /// Domain tag of the proof of possession sent at activation.
 pub const DOMAIN_ACTIVATION: &str = "eid-authenticator/v1/activation";
 /// Domain tag of the proof of possession sent when a new device asks to be
@@ -227,13 +237,24 @@ pub struct Decision {
     pub binding_code: Option<String>,
     /// Per-authenticator counter, strictly increasing across its decisions.
     pub counter: u64,
+    /// What the phone saw about calls and screen sharing when the person
+    /// decided (version 2). Absent from an older phone's version-1
+    /// decision, which is read as all unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_context: Option<CallContext>,
 }
 
 impl Decision {
-    /// The canonical bytes signed by the device key and by the PIN key.
+    /// The canonical bytes signed by the device key and by the PIN key:
+    /// version 1 without a call context, version 2 (its own domain, the
+    /// context appended) with one.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        CanonicalWriter::new(DOMAIN_DECISION)
-            .fixed(self.request_id.as_bytes())
+        let domain = match self.call_context {
+            None => DOMAIN_DECISION,
+            Some(_) => DOMAIN_DECISION_V2,
+        };
+        let mut w = CanonicalWriter::new(domain);
+        w.fixed(self.request_id.as_bytes())
             .fixed(self.identity_id.as_bytes())
             .fixed(self.authenticator_id.as_bytes())
             .u8(self.outcome.code())
@@ -244,8 +265,24 @@ impl Decision {
             .u64(self.expires_at_ms)
             .fixed(&self.server_nonce)
             .opt_str(self.binding_code.as_deref())
-            .u64(self.counter)
-            .finish()
+            .u64(self.counter);
+        if let Some(context) = &self.call_context {
+            context.write(&mut w);
+        }
+        w.finish()
+    }
+
+    /// The call context as the server and the service provider read it: an
+    /// older phone's decision is all unknown.
+    pub fn call_context_or_unknown(&self) -> CallContext {
+        self.call_context.unwrap_or(CallContext::UNKNOWN)
+    }
+
+    /// The same decision carrying `context` (version 2).
+    #[must_use]
+    pub fn with_call_context(mut self, context: CallContext) -> Self {
+        self.call_context = Some(context);
+        self
     }
 
     /// Builds the decision for an envelope (the fields the person saw).
@@ -269,6 +306,7 @@ impl Decision {
             server_nonce: envelope.server_nonce,
             binding_code,
             counter,
+            call_context: None,
         }
     }
 }
@@ -302,13 +340,23 @@ pub struct ReceiptBody {
     pub decision_sha256: [u8; 32],
     /// The decision's counter.
     pub counter: u64,
+    /// The decision's call context, copied from a version-2 decision; absent
+    /// for a version-1 decision. The server signs it, so a service provider
+    /// can rely on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_context: Option<CallContext>,
 }
 
 impl ReceiptBody {
-    /// The canonical bytes the server signs.
+    /// The canonical bytes the server signs: version 1 without a call
+    /// context, version 2 (its own domain, the context appended) with one.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        CanonicalWriter::new(DOMAIN_RECEIPT)
-            .fixed(self.request_id.as_bytes())
+        let domain = match self.call_context {
+            None => DOMAIN_RECEIPT,
+            Some(_) => DOMAIN_RECEIPT_V2,
+        };
+        let mut w = CanonicalWriter::new(domain);
+        w.fixed(self.request_id.as_bytes())
             .fixed(self.identity_id.as_bytes())
             .fixed(self.authenticator_id.as_bytes())
             .u8(self.outcome.code())
@@ -317,8 +365,11 @@ impl ReceiptBody {
             .fixed(self.service_provider_id.as_bytes())
             .u64(self.decided_at_ms)
             .fixed(&self.decision_sha256)
-            .u64(self.counter)
-            .finish()
+            .u64(self.counter);
+        if let Some(context) = &self.call_context {
+            context.write(&mut w);
+        }
+        w.finish()
     }
 }
 

@@ -145,6 +145,11 @@ macro_rules! with_error_codes {
             DecisionMismatch,
             /// The channel-binding code is missing or wrong.
             BindingMismatch,
+            /// The approval was made while the phone saw a call, screen sharing
+            /// or remote control, and the server's call policy refuses this kind
+            /// then: nothing was approved, the request was cancelled and the
+            /// person notified (`docs/protocol.md`, "Call context").
+            StoppedOnCall,
             /// The decision's counter is not above the authenticator's last one.
             CounterReplay,
             /// The PIN-key signature is wrong (counts toward the central lockout).
@@ -1337,6 +1342,16 @@ pub struct RequestStatusResponse {
     pub expires_at_ms: u64,
     /// The receipt, once decided.
     pub receipt: Option<SignedReceipt>,
+    /// What the phone saw about calls and screen sharing when the person
+    /// decided (also signed in a version-2 receipt, and kept when the
+    /// approval was stopped); absent while pending and for an older phone's
+    /// decision (read it as all unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_context: Option<crate::CallContext>,
+    /// What the server's call policy did: `clear`, `allowed`, `flagged`
+    /// or `stopped` (`docs/relying-party.md`, "Call context").
+    #[serde(default)]
+    pub call_verdict: crate::CallVerdict,
 }
 
 /// The server's public signing key, for relying parties verifying receipts.

@@ -5,8 +5,8 @@
 
 use eid_protocol::crypto::SoftwareSigningKey;
 use eid_protocol::{
-    AuthenticatorId, Decision, IdentityId, Outcome, ReceiptBody, RequestEnvelopeBody, RequestId,
-    RequestKind, ServiceProviderId,
+    AuthenticatorId, CallContext, Decision, IdentityId, Outcome, ReceiptBody, RequestEnvelopeBody,
+    RequestId, RequestKind, ServiceProviderId, Signal,
 };
 use proptest::prelude::*;
 
@@ -33,7 +33,30 @@ fn text() -> impl Strategy<Value = String> {
     "[ab\u{e6}\n ]{0,6}"
 }
 
+fn signal() -> impl Strategy<Value = Signal> {
+    prop_oneof![Just(Signal::Unknown), Just(Signal::Off), Just(Signal::On)]
+}
+
+/// A version-1 message (no context) or a version-2 one with any context.
+fn call_context() -> impl Strategy<Value = Option<CallContext>> {
+    proptest::option::of((signal(), signal(), signal(), any::<bool>()).prop_map(
+        |(call, screen_shared, remote_control, confirmed_self_started)| CallContext {
+            call,
+            screen_shared,
+            remote_control,
+            confirmed_self_started,
+        },
+    ))
+}
+
 fn decision() -> impl Strategy<Value = Decision> {
+    (decision_v1(), call_context()).prop_map(|(mut d, c)| {
+        d.call_context = c;
+        d
+    })
+}
+
+fn decision_v1() -> impl Strategy<Value = Decision> {
     (
         (
             any::<[u8; 16]>(),
@@ -66,6 +89,7 @@ fn decision() -> impl Strategy<Value = Decision> {
                 server_nonce: nonce,
                 binding_code: code,
                 counter,
+                call_context: None,
             },
         )
 }
@@ -104,6 +128,13 @@ fn envelope() -> impl Strategy<Value = RequestEnvelopeBody> {
 }
 
 fn receipt() -> impl Strategy<Value = ReceiptBody> {
+    (receipt_v1(), call_context()).prop_map(|(mut r, c)| {
+        r.call_context = c;
+        r
+    })
+}
+
+fn receipt_v1() -> impl Strategy<Value = ReceiptBody> {
     (
         (
             any::<[u8; 16]>(),
@@ -131,6 +162,7 @@ fn receipt() -> impl Strategy<Value = ReceiptBody> {
             decided_at_ms: at,
             decision_sha256: d,
             counter: c,
+            call_context: None,
         })
 }
 
@@ -149,7 +181,8 @@ fn splice_decision(a: &Decision, b: &Decision, field: usize) -> Decision {
         8 => c.expires_at_ms = b.expires_at_ms,
         9 => c.server_nonce = b.server_nonce,
         10 => c.binding_code = b.binding_code.clone(),
-        _ => c.counter = b.counter,
+        11 => c.counter = b.counter,
+        _ => c.call_context = b.call_context,
     }
     c
 }
@@ -187,7 +220,8 @@ fn splice_receipt(a: &ReceiptBody, b: &ReceiptBody, field: usize) -> ReceiptBody
         6 => c.service_provider_id = b.service_provider_id,
         7 => c.decided_at_ms = b.decided_at_ms,
         8 => c.decision_sha256 = b.decision_sha256,
-        _ => c.counter = b.counter,
+        9 => c.counter = b.counter,
+        _ => c.call_context = b.call_context,
     }
     c
 }
@@ -202,7 +236,7 @@ proptest! {
 
     #[test]
     fn decision_round_trips_and_every_field_is_signed(
-        a in decision(), b in decision(), field in 0usize..12,
+        a in decision(), b in decision(), field in 0usize..13,
     ) {
         let json = serde_json::to_string(&a).unwrap();
         let back: Decision = serde_json::from_str(&json).unwrap();
@@ -236,7 +270,7 @@ proptest! {
 
     #[test]
     fn receipt_round_trips_and_every_field_is_signed(
-        a in receipt(), b in receipt(), field in 0usize..10,
+        a in receipt(), b in receipt(), field in 0usize..11,
     ) {
         let json = serde_json::to_string(&a).unwrap();
         let back: ReceiptBody = serde_json::from_str(&json).unwrap();

@@ -72,6 +72,7 @@ fn messages(key: &SoftwareSigningKey) -> Vec<(&'static str, VectorMessage)> {
         decided_at_ms: 1_790_000_042_000,
         decision_sha256: sha256(&approve.signing_bytes()),
         counter: approve.counter,
+        call_context: None,
     };
     let pull = VectorMessage::DeviceRequest {
         authenticator_id: id(0x55),

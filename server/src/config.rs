@@ -79,6 +79,80 @@ pub struct Config {
     /// suits development only: set it in production so that every client
     /// sees one issuer whatever host name it used.
     pub oidc_issuer: Option<String>,
+    /// What happens to an approval made while the phone saw a call, screen
+    /// sharing or remote control, per request kind and per service provider
+    /// (docs/protocol.md, "Call context").
+    pub call_policy: CallPolicyConfig,
+}
+
+/// The call policy: one disposition per request kind (`allow`, `flag` or
+/// `refuse`), applied to an approval whose signed call context has a signal
+/// on. The eID's own kinds, which a caller posing as the bank uses to take
+/// over the identity, are refused by default; a service provider's logins
+/// and signatures are flagged to it, and a provider can ask for `refuse`
+/// (or `allow`) in `providers`. Environment:
+/// `EID_SERVER_CALL_POLICY__<FIELD>`, for example
+/// `EID_SERVER_CALL_POLICY__LOGIN=refuse`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallPolicyConfig {
+    /// A service provider's login.
+    pub login: crate::policy::CallDisposition,
+    /// A service provider's signature.
+    pub signature: crate::policy::CallDisposition,
+    /// A login to the eID's own self-service (contact data, user ID).
+    pub self_service: crate::policy::CallDisposition,
+    /// Adding a new device from an existing one.
+    pub new_device: crate::policy::CallDisposition,
+    /// Per-provider choices for logins and signatures, keyed by the service
+    /// provider id (32 hex digits); a kind not given follows the defaults
+    /// above.
+    pub providers: std::collections::BTreeMap<String, ProviderCallPolicy>,
+}
+
+/// One service provider's call policy (see [`CallPolicyConfig`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderCallPolicy {
+    /// Its logins.
+    pub login: Option<crate::policy::CallDisposition>,
+    /// Its signatures.
+    pub signature: Option<crate::policy::CallDisposition>,
+}
+
+impl Default for CallPolicyConfig {
+    fn default() -> Self {
+        use crate::policy::CallDisposition::{Flag, Refuse};
+        Self {
+            login: Flag,
+            signature: Flag,
+            self_service: Refuse,
+            new_device: Refuse,
+            providers: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl CallPolicyConfig {
+    /// The disposition for a request of `kind` from `provider`: the table
+    /// row of the kind, or the provider's own choice for its logins and
+    /// signatures. A kind this table has no row for (added to the protocol
+    /// later) is refused until someone decides otherwise.
+    pub fn disposition(
+        &self,
+        kind: eid_protocol::RequestKind,
+        provider: eid_protocol::ServiceProviderId,
+    ) -> crate::policy::CallDisposition {
+        use eid_protocol::RequestKind as K;
+        let own = self.providers.get(&provider.to_string());
+        match kind {
+            K::Login => own.and_then(|p| p.login).unwrap_or(self.login),
+            K::Signature => own.and_then(|p| p.signature).unwrap_or(self.signature),
+            K::SelfService => self.self_service,
+            K::NewDevice => self.new_device,
+            _ => crate::policy::CallDisposition::Refuse,
+        }
+    }
 }
 
 /// Timeouts and the cap on open connections, against slow clients that hold
@@ -672,6 +746,7 @@ impl Default for Config {
             connections: ConnectionsConfig::default(),
             allowed_origins: Vec::new(),
             oidc_issuer: None,
+            call_policy: CallPolicyConfig::default(),
         }
     }
 }
@@ -769,6 +844,13 @@ impl Config {
                 "oidc_issuer: {issuer:?} is not an https origin without a trailing slash"
             ))));
         }
+        for id in self.call_policy.providers.keys() {
+            if id.parse::<eid_protocol::ServiceProviderId>().is_err() {
+                return Err(Box::new(figment::Error::from(format!(
+                    "call_policy.providers: {id:?} is not a service provider id (32 lowercase hex digits)"
+                ))));
+            }
+        }
         if let Some(name) = self.connections.zero_field() {
             return Err(Box::new(figment::Error::from(format!(
                 "connections.{name} is 0; it must be at least 1"
@@ -840,6 +922,62 @@ bearer_token = "bearer-secret"
         // Off by default.
         let defaults = Config::default().notifications;
         assert!(defaults.smtp.is_none() && defaults.sms.is_none());
+    }
+
+    #[test]
+    fn the_call_policy_parses_per_kind_and_per_provider() {
+        use crate::policy::CallDisposition;
+        let config = Config::from_toml_str(
+            r#"
+[call_policy]
+login = "refuse"
+
+[call_policy.providers."0123456789abcdef0123456789abcdef"]
+signature = "allow"
+"#,
+        )
+        .unwrap();
+        let p = &config.call_policy;
+        assert_eq!(
+            (p.login, p.signature, p.self_service, p.new_device),
+            (
+                CallDisposition::Refuse,
+                CallDisposition::Flag,
+                CallDisposition::Refuse,
+                CallDisposition::Refuse
+            )
+        );
+        let own = "0123456789abcdef0123456789abcdef".parse().unwrap();
+        assert_eq!(
+            p.disposition(eid_protocol::RequestKind::Signature, own),
+            CallDisposition::Allow
+        );
+        assert_eq!(
+            p.disposition(eid_protocol::RequestKind::Login, own),
+            CallDisposition::Refuse
+        );
+    }
+
+    #[test]
+    fn a_bad_call_policy_is_refused_at_start_with_the_setting_named() {
+        for (text, named) in [
+            ("[call_policy]\nlogin = \"block\"\n", "block"),
+            (
+                "[call_policy.providers.\"not-an-id\"]\nlogin = \"refuse\"\n",
+                "call_policy.providers",
+            ),
+            (
+                "[call_policy.providers.\"0123456789ABCDEF0123456789ABCDEF\"]\nlogin = \"refuse\"\n",
+                "call_policy.providers",
+            ),
+            (
+                "[call_policy.providers.\"0123456789abcdef0123456789abcdef\"]\nself_service = \"allow\"\n",
+                "self_service",
+            ),
+        ] {
+            let e = Config::from_toml_str(text).expect_err(text).to_string();
+            assert!(e.contains(named), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -47,6 +47,7 @@ impl ApiError {
             | IdentityBlocked
             | AuthenticatorLocked
             | BindingMismatch
+            | StoppedOnCall
             | WrongPin
             | DeviceLimitReached
             | OriginRefused

@@ -8,7 +8,8 @@
 
 use eid_protocol::events::SecurityEventKind;
 use eid_protocol::wire::{ChangeState, ContactChannel, RequestStatus};
-use eid_protocol::{Outcome, RequestId};
+use eid_protocol::{CallContext, CallVerdict, Outcome, RequestId};
+use serde::{Deserialize, Serialize};
 
 use crate::limits::{
     LimitScope, MAX_AWAITING_ENROLMENTS, MAX_CHANGE_STARTS_PER_HOUR, WRONG_CODE_FIRST_WAIT_MS,
@@ -337,9 +338,96 @@ pub fn decision_event(outcome: Outcome, notify_every_use: bool) -> Option<Securi
     }
 }
 
+/// What the call policy does with an approval made while the phone saw a
+/// call, screen sharing or remote control (docs/protocol.md, "Call
+/// context"). Chosen per request kind and, for logins and signatures, per
+/// service provider ([`crate::config::CallPolicyConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallDisposition {
+    /// Accept it; the service provider sees the context and `allowed`.
+    Allow,
+    /// Accept it and flag it: the service provider sees `flagged` in the
+    /// status and in the ID token and decides itself.
+    Flag,
+    /// Refuse it: nothing is approved, the request is cancelled and the
+    /// person is told "we stopped this because you were on a call".
+    Refuse,
+}
+
+/// The call policy's verdict on a decision: only an approval with a signal
+/// observed on is judged (a refusal is always welcome, and "unknown" is not
+/// "on": an older phone or a platform that cannot tell is not punished, and
+/// the person's "I started this myself" does not lift it, because the caller
+/// tells them to say so).
+pub fn call_verdict(
+    outcome: Outcome,
+    context: &CallContext,
+    disposition: CallDisposition,
+) -> CallVerdict {
+    if outcome != Outcome::Approve || !context.any_on() {
+        return CallVerdict::Clear;
+    }
+    match disposition {
+        CallDisposition::Allow => CallVerdict::Allowed,
+        CallDisposition::Flag => CallVerdict::Flagged,
+        CallDisposition::Refuse => CallVerdict::Stopped,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use eid_protocol::Signal;
+
+    #[test]
+    fn only_an_approval_with_a_signal_on_is_judged_by_the_call_policy() {
+        let on_call = CallContext {
+            call: Signal::On,
+            ..CallContext::UNKNOWN
+        };
+        let screen = CallContext {
+            screen_shared: Signal::On,
+            confirmed_self_started: true,
+            ..CallContext::UNKNOWN
+        };
+        let remote = CallContext {
+            remote_control: Signal::On,
+            ..CallContext::UNKNOWN
+        };
+        let all_off = CallContext {
+            call: Signal::Off,
+            screen_shared: Signal::Off,
+            remote_control: Signal::Off,
+            confirmed_self_started: false,
+        };
+        for c in [on_call, screen, remote] {
+            assert_eq!(
+                call_verdict(Outcome::Approve, &c, CallDisposition::Refuse),
+                CallVerdict::Stopped
+            );
+            assert_eq!(
+                call_verdict(Outcome::Approve, &c, CallDisposition::Flag),
+                CallVerdict::Flagged
+            );
+            assert_eq!(
+                call_verdict(Outcome::Approve, &c, CallDisposition::Allow),
+                CallVerdict::Allowed
+            );
+            for refusal in [Outcome::Deny, Outcome::ReportFraud] {
+                assert_eq!(
+                    call_verdict(refusal, &c, CallDisposition::Refuse),
+                    CallVerdict::Clear
+                );
+            }
+        }
+        for c in [all_off, CallContext::UNKNOWN] {
+            assert_eq!(
+                call_verdict(Outcome::Approve, &c, CallDisposition::Refuse),
+                CallVerdict::Clear
+            );
+        }
+    }
 
     const HOLD: u64 = 60_000;
 

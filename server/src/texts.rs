@@ -66,6 +66,10 @@ pub(crate) fn event_headline(kind: SecurityEventKind) -> (&'static str, &'static
             "Besked ved hver brug af dit eID er slået fra",
             "Notifications on every use of your eID were turned off",
         ),
+        K::ApprovalStoppedOnCall => (
+            "Vi stoppede en godkendelse, fordi du talte i telefon. Ingen fra banken, politiet eller support beder dig godkende noget",
+            "We stopped an approval because you were on a call. Nobody from your bank, the police or support will ask you to approve",
+        ),
         _ => (
             "Der er sket en ændring på dit eID",
             "Something changed on your eID",

@@ -10,6 +10,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 RECEIPT_DOMAIN = b"eid-authenticator/v1/receipt"
+# A receipt with a `call_context` (protocol version 2) has its own domain and
+# the context's four bytes after the v1 fields.
+RECEIPT_DOMAIN_V2 = b"eid-authenticator/v2/receipt"
+SIGNALS = {"unknown": 0, "off": 1, "on": 2}
 OUTCOMES = {"approve": 1, "deny": 2, "report_fraud": 3}
 KINDS = {"login": 1, "signature": 2, "self_service": 3, "new_device": 4}
 
@@ -22,8 +26,13 @@ def signing_bytes(body):
     """The canonical bytes of a receipt body: a length-prefixed domain tag,
     then the fields in their fixed order (ids as 16 raw bytes, times and the
     counter as big-endian u64)."""
+    context = body.get("call_context")
+    domain = RECEIPT_DOMAIN if context is None else RECEIPT_DOMAIN_V2
+    tail = b"" if context is None else bytes([
+        SIGNALS[context["call"]], SIGNALS[context["screen_shared"]],
+        SIGNALS[context["remote_control"]], 1 if context["confirmed_self_started"] else 0])
     return b"".join([
-        bytes([len(RECEIPT_DOMAIN)]), RECEIPT_DOMAIN,
+        bytes([len(domain)]), domain,
         bytes.fromhex(body["request_id"]),
         bytes.fromhex(body["identity_id"]),
         bytes.fromhex(body["authenticator_id"]),
@@ -33,6 +42,7 @@ def signing_bytes(body):
         struct.pack(">Q", body["decided_at_ms"]),
         b64url(body["decision_sha256"]),
         struct.pack(">Q", body["counter"]),
+        tail,
     ])
 
 

@@ -27,6 +27,13 @@ DOMAINS = {
     "device_enrolment": "eid-authenticator/v1/device-enrolment",
     "settings_change": "eid-authenticator/v1/settings-change",
 }
+# Protocol version 2 (docs/protocol.md, "Call context"): a decision or
+# receipt with a `call_context` has its own domain and four more bytes.
+DOMAINS_V2 = {
+    "decision": "eid-authenticator/v2/decision",
+    "receipt": "eid-authenticator/v2/receipt",
+}
+SIGNALS = {"unknown": 0, "off": 1, "on": 2}
 KINDS = {"login": 1, "signature": 2, "self_service": 3, "new_device": 4}
 OUTCOMES = {"approve": 1, "deny": 2, "report_fraud": 3}
 BINDING_DOMAIN = b"eid-authenticator/v1/binding-rotating"
@@ -115,7 +122,8 @@ def signing_bytes(message):
     """The canonical bytes of a message given as its JSON fields plus
     `type` (the vector file's form; the same names as on the wire)."""
     kind = message["type"]
-    w = Writer(DOMAINS[kind])
+    context = message.get("call_context") if kind in DOMAINS_V2 else None
+    w = Writer(DOMAINS[kind] if context is None else DOMAINS_V2[kind])
     m = message
     if kind == "request_envelope":
         (w.fixed(hex16(m["request_id"]), 16)
@@ -170,6 +178,11 @@ def signing_bytes(message):
          .fixed(hex16(m["nonce"]), 16))
     else:
         raise ValueError(f"unknown message type {kind!r}")
+    if context is not None:
+        (w.u8(SIGNALS[context["call"]])
+         .u8(SIGNALS[context["screen_shared"]])
+         .u8(SIGNALS[context["remote_control"]])
+         .bool(context["confirmed_self_started"]))
     return w.finish()
 
 

@@ -4,6 +4,7 @@ the published test key (high-S accepted), and the relations between the
 messages (a decision commits to its envelope, a receipt to its decision)."""
 
 import base64
+import json
 import hashlib
 
 import pytest
@@ -114,3 +115,23 @@ def test_wire_encodings_are_strict():
     with pytest.raises(ValueError):
         protocol.hex16(base64.b16encode(b"x" * 16).decode().lower()[:30])  # short
     assert protocol.hex16("66666666666666666666666666666666") == bytes([0x66]) * 16
+
+
+def test_the_version_2_vectors_add_the_call_context_after_the_version_1_fields():
+    """testvectors/protocol-v2.json: a decision and a receipt with a
+    `call_context` sign under the v2 domains, the v1 fields then the four
+    context bytes (docs/protocol.md, "Call context")."""
+    import conftest
+    file = json.loads((conftest.VECTORS / "protocol-v2.json").read_text(encoding="utf-8"))
+    assert file["version"] == 2
+    for v in file["vectors"]:
+        data = protocol.signing_bytes(v["message"])
+        assert data.hex() == v["signing_bytes_hex"], v["name"]
+        assert protocol.verifies(file["test_public_key"], data, v["signature"]), v["name"]
+        domain = protocol.DOMAINS_V2[v["message"]["type"]].encode("ascii")
+        assert data[1:1 + len(domain)] == domain
+        without = dict(v["message"])
+        del without["call_context"]
+        v1 = protocol.signing_bytes(without)
+        v1_domain = protocol.DOMAINS[v["message"]["type"]].encode("ascii")
+        assert data[1 + len(domain):-4] == v1[1 + len(v1_domain):]

@@ -117,6 +117,10 @@ def b64url(text):
 
 
 RECEIPT_DOMAIN = b"eid-authenticator/v1/receipt"
+# A receipt with a `call_context` (protocol version 2, docs/protocol.md "Call
+# context") has its own domain and the context's four bytes at the end.
+RECEIPT_DOMAIN_V2 = b"eid-authenticator/v2/receipt"
+SIGNALS = {"unknown": 0, "off": 1, "on": 2}
 OUTCOMES = {"approve": 1, "deny": 2, "report_fraud": 3}
 KINDS = {"login": 1, "signature": 2}
 
@@ -125,8 +129,13 @@ def receipt_signing_bytes(receipt):
     """The canonical bytes the server signed (docs/protocol.md, the
     `receipt` row): the length-prefixed domain, then the fields in fixed
     order, ids as 16 raw bytes, times and the counter as big-endian u64."""
+    context = receipt.get("call_context")
+    domain = RECEIPT_DOMAIN if context is None else RECEIPT_DOMAIN_V2
+    tail = b"" if context is None else bytes([
+        SIGNALS[context["call"]], SIGNALS[context["screen_shared"]],
+        SIGNALS[context["remote_control"]], 1 if context["confirmed_self_started"] else 0])
     return b"".join([
-        bytes([len(RECEIPT_DOMAIN)]), RECEIPT_DOMAIN,
+        bytes([len(domain)]), domain,
         bytes.fromhex(receipt["request_id"]),
         bytes.fromhex(receipt["identity_id"]),
         bytes.fromhex(receipt["authenticator_id"]),
@@ -136,6 +145,7 @@ def receipt_signing_bytes(receipt):
         struct.pack(">Q", receipt["decided_at_ms"]),
         b64url(receipt["decision_sha256"]),
         struct.pack(">Q", receipt["counter"]),
+        tail,
     ])
 
 

@@ -265,6 +265,7 @@ mod tests {
                 server_nonce: [2; 32],
                 binding_code: None,
                 counter,
+                call_context: Some(eid_protocol::CallContext::UNKNOWN),
             },
             device_signature: eid_protocol::Signature(vec![0x30, 0x00]),
             pin_signature: None,

@@ -337,6 +337,25 @@ public actor EidApp {
         }
     }
 
+    /// Installs the platform's view of calls and screen sharing
+    /// (``PlatformContext`` in apps). Without one every signal is unknown, and
+    /// decisions say so. The request list is re-read so it shows the warning.
+    public func setContextProvider(_ provider: any ContextProvider) throws {
+        try core.setContextProvider(provider: provider)
+        try reload()
+    }
+
+    /// The person's "I started this myself" while a call, screen sharing or
+    /// remote control is on: the gate before the swipe
+    /// (`RequestView.needsStartedMyself`, `RequestView.callWarning`). The list
+    /// is re-read afterwards.
+    ///
+    /// - Throws: `EidError.TooFast` before the minimum read time is over.
+    public func confirmStartedMyself(_ request: RequestView) throws {
+        try core.confirmStartedMyself(authenticatorId: request.authenticatorId, requestId: request.requestId)
+        try reload()
+    }
+
     /// Denies a request (no PIN needed).
     public func deny(_ request: RequestView) async throws -> Receipt {
         try await decided {

@@ -11,7 +11,7 @@ use eid_protocol::wire::{
     PullResponse, PulledAccount, PulledEnrolment, SignedEnvelope, SignedReceipt,
     SubmitDecisionRequest,
 };
-use eid_protocol::{AuthenticatorId, MAX_DEVICE_CLOCK_SKEW_MS, Nonce16, Outcome};
+use eid_protocol::{AuthenticatorId, CallVerdict, MAX_DEVICE_CLOCK_SKEW_MS, Nonce16, Outcome};
 
 use super::guard::Source;
 use super::rp::{RetryLater, retry_later};
@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::limits::BINDING_CODE_MAX_TRIES;
 use crate::store::{
     ActivationResult, Authenticator, AuthenticatorState, CancelChangeResult, DecideResult,
-    DecisionRecord, Enrolment, EnrolmentStoredState, FeedCursors,
+    DecisionRecord, Enrolment, EnrolmentStoredState, FeedCursors, StopResult,
 };
 use crate::userid;
 
@@ -470,7 +470,7 @@ fn pulled_enrolment(e: &Enrolment) -> Option<PulledEnrolment> {
         (status = 200, description = "accepted, or the same decision resubmitted", body = SignedReceipt),
         (status = 400, body = ErrorBody),
         (status = 401, description = "invalid_signature", body = ErrorBody),
-        (status = 403, description = "wrong_pin, identity_blocked, authenticator_locked, binding_mismatch", body = ErrorBody),
+        (status = 403, description = "wrong_pin, identity_blocked, authenticator_locked, binding_mismatch, or stopped_on_call (an approval while the phone saw a call, screen sharing or remote control, of a kind the call policy refuses: the request was cancelled and the person notified)", body = ErrorBody),
         (status = 404, description = "unknown_request or unknown_authenticator", body = ErrorBody),
         (status = 409, description = "request_closed or counter_replay", body = ErrorBody),
         (status = 410, description = "request_expired", body = ErrorBody),
@@ -627,6 +627,38 @@ pub(crate) async fn submit_decision(
         }
     }
 
+    // The call policy (docs/protocol.md, "Call context"): judged only now,
+    // once the approval is otherwise valid, so a wrong PIN or code cannot be
+    // used to cancel someone's request.
+    let call_context = d.call_context_or_unknown();
+    let call_verdict = crate::policy::call_verdict(
+        d.outcome,
+        &call_context,
+        state
+            .config
+            .call_policy
+            .disposition(e.kind, e.service_provider_id),
+    );
+    if call_verdict == CallVerdict::Stopped {
+        let stopped = state
+            .store
+            .stop_on_call(d.request_id, auth.id, call_context, now)
+            .await?;
+        state.waiters.wake(d.request_id);
+        return Err(match stopped {
+            StopResult::Stopped => {
+                tracing::info!(request = %d.request_id, authenticator = %auth.id, kind = ?e.kind, "approval stopped: the phone saw a call or screen sharing");
+                ApiError::new(
+                    ErrorCode::StoppedOnCall,
+                    "the phone saw a call, screen sharing or remote control; this kind of request is not approved then. The request was cancelled and the person notified",
+                )
+            }
+            StopResult::NotPending => {
+                ApiError::new(ErrorCode::RequestClosed, "the request is closed")
+            }
+        });
+    }
+
     let receipt = ReceiptBody {
         request_id: d.request_id,
         identity_id: e.identity_id,
@@ -638,6 +670,7 @@ pub(crate) async fn submit_decision(
         decided_at_ms: now,
         decision_sha256,
         counter: d.counter,
+        call_context: d.call_context,
     };
     let signature = state.signing_key.sign(&receipt.signing_bytes());
     let record = DecisionRecord {
@@ -647,6 +680,7 @@ pub(crate) async fn submit_decision(
         decision_sha256,
         receipt: SignedReceipt { receipt, signature },
         decided_at_ms: now,
+        call_verdict,
     };
     let result = state
         .store

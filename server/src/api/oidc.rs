@@ -177,6 +177,8 @@ pub(crate) async fn discovery(
             "eid_request_id",
             "eid_receipt_sha256",
             "eid_reference_text_sha256",
+            "eid_call_context",
+            "eid_call_verdict",
         ],
         acr_values_supported: vec![ACR_NSIS_SUBSTANTIAL],
     }))

@@ -11,7 +11,7 @@ use eid_protocol::wire::{
     BindingMode, CreateRequestRequest, ErrorBody, ErrorCode, RequestCreated, RequestStatus,
     RequestStatusResponse,
 };
-use eid_protocol::{RequestEnvelopeBody, RequestId, ServiceProviderId};
+use eid_protocol::{CallVerdict, RequestEnvelopeBody, RequestId, ServiceProviderId};
 
 use super::{ApiJson, AppState, Provider, parse_id};
 use crate::error::{ApiError, ApiResult};
@@ -19,16 +19,36 @@ use crate::limits::{LimitScope, MAX_WAIT_SECS, RequestLimits};
 use crate::store::{CancelResult, CreateResult, StoredRequest};
 use crate::userid;
 
-fn status_response(request: &StoredRequest, now_ms: u64) -> RequestStatusResponse {
-    RequestStatusResponse {
+/// The status a service provider reads, with the call context: from the
+/// signed receipt of an accepted decision, or, for a request the call policy
+/// stopped, from the stop (read only for a cancelled request).
+async fn status_response(
+    state: &AppState,
+    request: &StoredRequest,
+    now_ms: u64,
+) -> ApiResult<RequestStatusResponse> {
+    let status = request.status_at(now_ms);
+    let (call_context, call_verdict) = match &request.decision {
+        Some(d) => (d.receipt.receipt.call_context, d.call_verdict),
+        None if status == RequestStatus::Cancelled => {
+            match state.store.call_stop(request.envelope.request_id).await? {
+                Some(stop) => (Some(stop.call_context), CallVerdict::Stopped),
+                None => (None, CallVerdict::Clear),
+            }
+        }
+        None => (None, CallVerdict::Clear),
+    };
+    Ok(RequestStatusResponse {
         request_id: request.envelope.request_id,
-        status: request.status_at(now_ms),
+        status,
         kind: request.envelope.kind,
         reference_text_sha256: request.envelope.reference_text_sha256(),
         created_at_ms: request.envelope.created_at_ms,
         expires_at_ms: request.envelope.expires_at_ms,
         receipt: request.decision.as_ref().map(|d| d.receipt.clone()),
-    }
+        call_context,
+        call_verdict,
+    })
 }
 
 /// An error answered with a `Retry-After` header (whole seconds, rounded up).
@@ -420,7 +440,10 @@ async fn wait_once(
     };
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
     let Some(pending_ms) = pending_ms.filter(|_| !remaining.is_zero()) else {
-        return Some(request.map(|r| Json(status_response(&r, now))));
+        return Some(match request {
+            Ok(r) => status_response(state, &r, now).await.map(Json),
+            Err(e) => Err(e),
+        });
     };
     tokio::select! {
         _ = &mut notified => None,
@@ -449,7 +472,7 @@ pub(crate) async fn cancel_request(
         CancelResult::Cancelled => {
             state.waiters.wake(id);
             let request = load_own(&state, sp.id, id).await?;
-            Ok(Json(status_response(&request, now)))
+            Ok(Json(status_response(&state, &request, now).await?))
         }
         CancelResult::NotPending(_) => Err(ApiError::new(
             ErrorCode::RequestClosed,

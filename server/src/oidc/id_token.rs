@@ -10,9 +10,14 @@
 //! API key reads the receipt at `GET /v1/rp/requests/{id}`, and the broker
 //! keeps it for disputes. The token is signed ES256 by
 //! [`super::IdTokenKey`].
+//!
+//! The call context (docs/protocol.md, "Call context") is in the token too:
+//! what the phone saw about calls and screen sharing when the person
+//! approved, as the receipt signs it, and what the server's call policy made
+//! of it, so a client that only reads ID tokens can act on a flagged login.
 
-use eid_protocol::Outcome;
 use eid_protocol::wire::RequestStatus;
+use eid_protocol::{CallContext, CallVerdict, Outcome};
 use serde::Serialize;
 
 use super::TOKEN_LIFETIME_MS;
@@ -51,6 +56,14 @@ pub struct IdTokenClaims {
     pub eid_receipt_sha256: String,
     /// SHA-256 of the reference text the person saw, hex.
     pub eid_reference_text_sha256: String,
+    /// What the phone saw about calls, screen sharing and remote control
+    /// when the person approved (from a version-2 receipt); absent for an
+    /// older phone's decision, which means all unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eid_call_context: Option<CallContext>,
+    /// What the call policy made of it: `clear`, `allowed` or `flagged` (a
+    /// stopped login gets no token).
+    pub eid_call_verdict: CallVerdict,
 }
 
 /// What the ID token is built from, besides the approved request.
@@ -104,5 +117,99 @@ pub fn claims(
             &decision.receipt.receipt.signing_bytes(),
         )),
         eid_reference_text_sha256: hex::encode(request.envelope.reference_text_sha256()),
+        eid_call_context: decision.receipt.receipt.call_context,
+        eid_call_verdict: decision.call_verdict,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use eid_protocol::crypto::SoftwareSigningKey;
+    use eid_protocol::wire::SignedReceipt;
+    use eid_protocol::{
+        AuthenticatorId, IdentityId, ReceiptBody, RequestEnvelopeBody, RequestId, RequestKind,
+        ServiceProviderId, Signal,
+    };
+
+    use super::*;
+    use crate::store::DecisionRecord;
+
+    fn approved(call_context: Option<CallContext>, call_verdict: CallVerdict) -> StoredRequest {
+        let key = SoftwareSigningKey::generate();
+        let envelope = RequestEnvelopeBody {
+            request_id: RequestId([1; 16]),
+            identity_id: IdentityId([2; 16]),
+            kind: RequestKind::Login,
+            service_provider_id: ServiceProviderId([3; 16]),
+            service_provider_name: "Nordisk Bank A/S".into(),
+            reference_text: "Log på".into(),
+            created_at_ms: 1_000,
+            expires_at_ms: 301_000,
+            server_nonce: [4; 32],
+            binding_required: true,
+        };
+        let receipt = ReceiptBody {
+            request_id: envelope.request_id,
+            identity_id: envelope.identity_id,
+            authenticator_id: AuthenticatorId([5; 16]),
+            outcome: Outcome::Approve,
+            kind: envelope.kind,
+            reference_text_sha256: envelope.reference_text_sha256(),
+            service_provider_id: envelope.service_provider_id,
+            decided_at_ms: 42_000,
+            decision_sha256: [6; 32],
+            counter: 1,
+            call_context,
+        };
+        let signature = key.sign(&receipt.signing_bytes());
+        StoredRequest {
+            envelope_signature: key.sign(&envelope.signing_bytes()),
+            envelope,
+            binding_code: None,
+            status: RequestStatus::Approved,
+            decision: Some(DecisionRecord {
+                authenticator_id: AuthenticatorId([5; 16]),
+                outcome: Outcome::Approve,
+                counter: 1,
+                decision_sha256: [6; 32],
+                receipt: SignedReceipt { receipt, signature },
+                decided_at_ms: 42_000,
+                call_verdict,
+            }),
+        }
+    }
+
+    fn ctx() -> IdTokenContext<'static> {
+        IdTokenContext {
+            issuer: "https://eid.example",
+            client_id: "client",
+            sub: "sub",
+            nonce: None,
+            acr: "acr",
+            now_ms: 50_000,
+        }
+    }
+
+    #[test]
+    fn a_login_approved_on_a_call_carries_the_signed_context_and_the_verdict() {
+        let on_call = CallContext {
+            call: Signal::On,
+            confirmed_self_started: true,
+            ..CallContext::UNKNOWN
+        };
+        let claims = claims(ctx(), &approved(Some(on_call), CallVerdict::Flagged)).unwrap();
+        assert_eq!(claims.eid_call_context, Some(on_call));
+        assert_eq!(claims.eid_call_verdict, CallVerdict::Flagged);
+        let json = serde_json::to_value(&claims).unwrap();
+        assert_eq!(json["eid_call_context"]["call"], "on");
+        assert_eq!(json["eid_call_verdict"], "flagged");
+    }
+
+    #[test]
+    fn an_older_phone_s_login_has_no_context_claim_and_a_clear_verdict() {
+        let claims = claims(ctx(), &approved(None, CallVerdict::Clear)).unwrap();
+        let json = serde_json::to_value(&claims).unwrap();
+        assert!(json.get("eid_call_context").is_none());
+        assert_eq!(json["eid_call_verdict"], "clear");
+    }
 }

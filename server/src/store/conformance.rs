@@ -150,6 +150,10 @@ macro_rules! store_conformance_suite {
             the_second_login_is_too_early_before_the_gap_and_completes_the_change_after_it,
             confirming_refuses_unknown_unapproved_foreign_blocked_and_closed_changes,
             denying_a_change_s_login_cancels_the_change,
+            an_approval_stopped_on_a_call_cancels_the_request_keeps_the_context_and_tells_the_person,
+            a_stop_on_a_request_no_longer_pending_changes_nothing,
+            a_stopped_self_service_login_cancels_its_change_and_a_stopped_new_device_its_enrolment,
+            a_flagged_decision_keeps_its_verdict_and_its_signed_context,
             a_change_is_cancelled_from_the_app_only_by_its_own_identity,
             expiry_marks_only_changes_past_their_deadline_within_the_limit,
             a_user_id_change_is_applied_by_its_approval_unless_taken_meanwhile,
@@ -394,10 +398,12 @@ fn decision(
                 decided_at_ms: now,
                 decision_sha256,
                 counter,
+                call_context: None,
             },
             signature: signature(),
         },
         decided_at_ms: now,
+        call_verdict: eid_protocol::CallVerdict::Clear,
     }
 }
 
@@ -2896,6 +2902,150 @@ pub async fn denying_a_change_s_login_cancels_the_change(store: FreshStore) {
         s.identity(anna.id).await.unwrap().unwrap().phone.as_deref(),
         Some(ANNA_PHONE)
     );
+}
+
+fn on_call() -> eid_protocol::CallContext {
+    eid_protocol::CallContext {
+        call: eid_protocol::Signal::On,
+        ..eid_protocol::CallContext::UNKNOWN
+    }
+}
+
+/// The call policy's stop (docs/protocol.md, "Call context"): the request is
+/// cancelled instead of approved, the phone's context is kept for the service
+/// provider, and the person is told on every channel.
+pub async fn an_approval_stopped_on_a_call_cancels_the_request_keeps_the_context_and_tells_the_person(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let request = created(s, login(anna.id, &bank, T0)).await;
+    let id = request.envelope.request_id;
+    assert_eq!(s.call_stop(id).await.unwrap(), None);
+    assert_eq!(
+        s.stop_on_call(id, phone.id, on_call(), T0 + 1)
+            .await
+            .unwrap(),
+        StopResult::Stopped
+    );
+    assert_eq!(status(s, id).await, RequestStatus::Cancelled);
+    assert_eq!(s.request(id).await.unwrap().unwrap().decision, None);
+    assert_eq!(
+        s.call_stop(id).await.unwrap(),
+        Some(CallStop {
+            authenticator_id: phone.id,
+            call_context: on_call(),
+            stopped_at_ms: T0 + 1,
+        })
+    );
+    let events = feed(s, &phone, T0 + 2).await;
+    assert!(events.contains(&(
+        SecurityEventKind::ApprovalStoppedOnCall,
+        Some("Danske Bank".to_owned())
+    )));
+    // Critical: told by SMS and e-mail too.
+    let deliveries = claim_all(s, T0 + 2).await;
+    assert!(
+        deliveries
+            .iter()
+            .any(|d| d.event.kind == SecurityEventKind::ApprovalStoppedOnCall)
+    );
+    // The same approval again cannot win afterwards.
+    let record = decision(&request, &phone, Outcome::Approve, 1, T0 + 3);
+    assert_eq!(
+        s.decide(id, record, true, T0 + 3).await.unwrap(),
+        DecideResult::Cancelled
+    );
+}
+
+/// A stop on a decided, cancelled or expired request changes nothing and
+/// tells nobody.
+pub async fn a_stop_on_a_request_no_longer_pending_changes_nothing(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let decided_one = created(s, login(anna.id, &bank, T0)).await;
+    decided(s, &decided_one, &phone, Outcome::Deny, 1, T0 + 1).await;
+    let expired = created(s, login(anna.id, &bank, T0)).await;
+    for (r, at) in [
+        (&decided_one, T0 + 2),
+        (&expired, expired.envelope.expires_at_ms),
+    ] {
+        let id = r.envelope.request_id;
+        assert_eq!(
+            s.stop_on_call(id, phone.id, on_call(), at).await.unwrap(),
+            StopResult::NotPending
+        );
+        assert_eq!(s.call_stop(id).await.unwrap(), None);
+    }
+    assert_eq!(
+        status(s, decided_one.envelope.request_id).await,
+        RequestStatus::Denied
+    );
+    assert!(
+        !feed_kinds(s, &phone, T0 + 3)
+            .await
+            .contains(&SecurityEventKind::ApprovalStoppedOnCall)
+    );
+}
+
+/// What hangs on a stopped request moves as on a refusal: the contact
+/// change of a self-service login is cancelled, a new device is not added.
+pub async fn a_stopped_self_service_login_cancels_its_change_and_a_stopped_new_device_its_enrolment(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let (change, first) = started_change(s, &anna, T0).await;
+    assert_eq!(
+        s.stop_on_call(first.envelope.request_id, phone.id, on_call(), T0 + 1)
+            .await
+            .unwrap(),
+        StopResult::Stopped
+    );
+    assert_eq!(change_state(s, change.id).await, ChangeState::Cancelled);
+    let enrolment = start_real_enrolment(s, &anna, T0 + 2).await;
+    let request = request_of(&enrolment, anna.id);
+    assert_eq!(
+        s.stop_on_call(request.envelope.request_id, phone.id, on_call(), T0 + 3)
+            .await
+            .unwrap(),
+        StopResult::Stopped
+    );
+    assert_eq!(
+        s.enrolment(enrolment.id).await.unwrap().unwrap().state,
+        EnrolmentStoredState::Cancelled
+    );
+}
+
+/// An accepted decision keeps the call policy's verdict beside its receipt.
+pub async fn a_flagged_decision_keeps_its_verdict_and_its_signed_context(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let request = created(s, login(anna.id, &bank, T0)).await;
+    let mut record = decision(&request, &phone, Outcome::Approve, 1, T0 + 1);
+    record.call_verdict = eid_protocol::CallVerdict::Flagged;
+    record.receipt.receipt.call_context = Some(on_call());
+    assert_eq!(
+        s.decide(request.envelope.request_id, record.clone(), true, T0 + 1)
+            .await
+            .unwrap(),
+        DecideResult::Accepted(record.clone())
+    );
+    let stored = s
+        .request(request.envelope.request_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .decision
+        .unwrap();
+    assert_eq!(stored, record);
 }
 
 /// The app cancels an open change of its own identity with the pending

@@ -566,6 +566,31 @@ pub struct DecisionRecord {
     pub receipt: SignedReceipt,
     /// Acceptance time.
     pub decided_at_ms: u64,
+    /// What the call policy did with it: `Clear`, `Allowed` or `Flagged`
+    /// (a stopped approval is not accepted: see [`CallStop`]).
+    pub call_verdict: eid_protocol::CallVerdict,
+}
+
+/// An approval the call policy stopped (docs/protocol.md, "Call context"):
+/// the request was cancelled instead of approved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallStop {
+    /// The authenticator whose approval was stopped.
+    pub authenticator_id: AuthenticatorId,
+    /// What its phone saw.
+    pub call_context: eid_protocol::CallContext,
+    /// When (the server's clock).
+    pub stopped_at_ms: u64,
+}
+
+/// Result of stopping an approval on a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopResult {
+    /// Stopped now: the request is cancelled, the person notified.
+    Stopped,
+    /// The request was no longer pending (decided, cancelled or expired):
+    /// nothing changed.
+    NotPending,
 }
 
 /// Result of trying an activation code.
@@ -1314,6 +1339,22 @@ pub trait Store: Send + Sync + 'static {
         pin_verified: bool,
         now_ms: u64,
     ) -> StoreResult<DecideResult>;
+    /// Stops an approval the call policy refuses (docs/protocol.md, "Call
+    /// context"), in one transaction, if the request is still pending and
+    /// unexpired by `now_ms`: cancels the request, keeps the phone's call
+    /// context ([`Store::call_stop`]), records an
+    /// `approval_stopped_on_call` event (detail: the provider's name;
+    /// notified on every channel), and moves a new-device enrolment or a
+    /// self-service change as a refusal would.
+    async fn stop_on_call(
+        &self,
+        request_id: RequestId,
+        authenticator_id: AuthenticatorId,
+        call_context: eid_protocol::CallContext,
+        now_ms: u64,
+    ) -> StoreResult<StopResult>;
+    /// The stopped approval of a request, if the call policy stopped one.
+    async fn call_stop(&self, request_id: RequestId) -> StoreResult<Option<CallStop>>;
     /// Counts a wrong login-screen code on a request; at `cancel_at` the
     /// request is cancelled (at `now_ms`) if still pending. Returns the count
     /// after this one.

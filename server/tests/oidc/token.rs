@@ -90,6 +90,7 @@ async fn an_approved_login_is_redeemed_once_for_an_id_token_a_standard_library_v
         "eid_request_id",
         "eid_receipt_sha256",
         "eid_reference_text_sha256",
+        "eid_call_verdict",
     ];
     expected.sort_unstable();
     assert_eq!(keys, expected);

@@ -25,6 +25,7 @@ mod pin_properties;
 mod pull;
 mod resend_order;
 mod scenarios_binding;
+mod scenarios_call;
 mod scenarios_clock;
 mod scenarios_flood;
 mod scenarios_journal;

@@ -4,7 +4,7 @@
 
 use eid_protocol::events::SecurityEventKind;
 use eid_protocol::wire::{ChangeState, ContactChannel, ErrorCode};
-use eid_protocol::{AuthenticatorId, ChangeId, IdentityId, RequestId};
+use eid_protocol::{AuthenticatorId, ChangeId, IdentityId, Outcome, RequestId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::columns::{Col, col, i64_of, opt_col, opt_u64_at, u64_at};
@@ -14,8 +14,8 @@ use super::requests::{cancel_pending_request, insert_request, pending_count};
 use crate::limits::CHANGE_START_WINDOW_MS;
 use crate::policy::{self, ChangeStart, ChangeStep};
 use crate::store::{
-    CHANGE_MAX_AGE_MS, CancelChangeResult, ChangeKind, ConfirmChangeResult, DecisionRecord,
-    Identity, NewEvent, StartChangeResult, StoreError, StoreResult, StoredChange, StoredRequest,
+    CHANGE_MAX_AGE_MS, CancelChangeResult, ChangeKind, ConfirmChangeResult, Identity, NewEvent,
+    StartChangeResult, StoreError, StoreResult, StoredChange, StoredRequest,
 };
 use crate::texts::{ContactChangeNote, USER_ID_TAKEN_MEANWHILE, contact_change_detail};
 
@@ -140,7 +140,8 @@ pub(super) fn record_contact_event(
 pub(super) fn on_self_service_decision(
     c: &Connection,
     request_id: &RequestId,
-    record: &DecisionRecord,
+    authenticator_id: AuthenticatorId,
+    outcome: Outcome,
     now_ms: u64,
 ) -> StoreResult<()> {
     let change = c
@@ -151,8 +152,8 @@ pub(super) fn on_self_service_decision(
         .query_row(params![Col(request_id)], change_row)
         .optional()?;
     let Some(change) = change else { return Ok(()) };
-    let authenticator = Some(record.authenticator_id);
-    match policy::change_step(&change, *request_id, record.outcome, now_ms) {
+    let authenticator = Some(authenticator_id);
+    match policy::change_step(&change, *request_id, outcome, now_ms) {
         // Cannot normally happen: moving on cancels the change's pending
         // requests.
         ChangeStep::Stale => {}
@@ -218,9 +219,7 @@ pub(super) fn on_self_service_decision(
                 .execute(params![Col(change.identity_id), change.new_value])?;
             set_change_state(c, &change.id, ChangeState::Completed, now_ms)?;
         }
-        ChangeStep::ApplyUserId => {
-            apply_user_id_change(c, &change, record.authenticator_id, now_ms)?
-        }
+        ChangeStep::ApplyUserId => apply_user_id_change(c, &change, authenticator_id, now_ms)?,
     }
     Ok(())
 }

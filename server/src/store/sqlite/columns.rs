@@ -10,7 +10,8 @@
 
 use eid_protocol::wire::{AgentRole, ChangeState, ContactChannel, RequestStatus};
 use eid_protocol::{
-    AuthenticatorId, ChangeId, IdentityId, Outcome, PublicKey, RequestId, ServiceProviderId,
+    AuthenticatorId, CallVerdict, ChangeId, IdentityId, Outcome, PublicKey, RequestId,
+    ServiceProviderId,
 };
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Row, ffi};
@@ -100,6 +101,13 @@ named_column!(protocol RequestStatus, "request status", {
     RequestStatus::Denied => "denied" => RequestStatus::Denied,
     RequestStatus::FraudReported => "fraud_reported" => RequestStatus::FraudReported,
     RequestStatus::Cancelled => "cancelled" => RequestStatus::Cancelled,
+});
+
+named_column!(protocol CallVerdict, "call verdict", {
+    CallVerdict::Clear => "clear" => CallVerdict::Clear,
+    CallVerdict::Allowed => "allowed" => CallVerdict::Allowed,
+    CallVerdict::Flagged => "flagged" => CallVerdict::Flagged,
+    CallVerdict::Stopped => "stopped" => CallVerdict::Stopped,
 });
 
 named_column!(protocol Outcome, "decision outcome", {

@@ -13,9 +13,8 @@ use super::requests::{insert_request, load_request};
 use crate::limits::ENROLMENT_WINDOW_MS;
 use crate::policy;
 use crate::store::{
-    Authenticator, AuthenticatorState, CancelEnrolmentResult, DecisionRecord, Enrolment,
-    EnrolmentPoll, EnrolmentStoredState, NewEvent, StartEnrolmentResult, StoreResult,
-    StoredRequest,
+    Authenticator, AuthenticatorState, CancelEnrolmentResult, Enrolment, EnrolmentPoll,
+    EnrolmentStoredState, NewEvent, StartEnrolmentResult, StoreResult, StoredRequest,
 };
 
 /// An event about a device (its authenticator or enrolment id), notifying
@@ -111,10 +110,10 @@ pub(super) fn close_enrolment(
 pub(super) fn decide_enrolment(
     c: &Connection,
     request_id: &RequestId,
-    record: &DecisionRecord,
+    outcome: Outcome,
+    now: u64,
 ) -> rusqlite::Result<()> {
-    let now = record.decided_at_ms;
-    let approved = record.outcome == Outcome::Approve;
+    let approved = outcome == Outcome::Approve;
     let sql = if approved {
         "UPDATE device_enrolments SET state = 'waiting', usable_at_ms = ?2 + wait_ms \
          WHERE request_id = ?1 AND state = 'awaiting_approval' RETURNING id, identity_id"

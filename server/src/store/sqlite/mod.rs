@@ -309,6 +309,24 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn stop_on_call(
+        &self,
+        request_id: RequestId,
+        authenticator_id: AuthenticatorId,
+        call_context: eid_protocol::CallContext,
+        now_ms: u64,
+    ) -> StoreResult<StopResult> {
+        let context_json = serde_json::to_string(&call_context)?;
+        self.write(move |c| {
+            requests::stop_on_call(c, request_id, authenticator_id, context_json, now_ms)
+        })
+        .await
+    }
+
+    async fn call_stop(&self, request_id: RequestId) -> StoreResult<Option<CallStop>> {
+        self.read(move |c| requests::call_stop(c, request_id)).await
+    }
+
     async fn cancel_request(
         &self,
         id: RequestId,

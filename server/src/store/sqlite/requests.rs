@@ -17,13 +17,13 @@ use super::identities::{load_authenticator, load_identity};
 use super::outbox::{EVENT_COLUMNS, event_row, insert_event};
 use crate::policy;
 use crate::store::{
-    CancelResult, ChangeKind, CreateResult, DecideResult, DecisionContext, DecisionRecord,
-    FeedCursors, LimitScope, NewEvent, PullSnapshot, RequestLimits, StoreError, StoreResult,
-    StoredRequest, Window,
+    CallStop, CancelResult, ChangeKind, CreateResult, DecideResult, DecisionContext,
+    DecisionRecord, FeedCursors, LimitScope, NewEvent, PullSnapshot, RequestLimits, StopResult,
+    StoreError, StoreResult, StoredRequest, Window,
 };
 
 pub(super) const REQUEST_SELECT: &str = "SELECT r.envelope, r.envelope_signature, r.binding_code, r.status, \
-     d.authenticator_id, d.outcome, d.counter, d.decision_sha256, d.receipt, d.decided_at_ms \
+     d.authenticator_id, d.outcome, d.counter, d.decision_sha256, d.receipt, d.decided_at_ms, d.call_verdict \
      FROM requests r LEFT JOIN decisions d ON d.request_id = r.id";
 
 pub(super) fn request_row(row: &Row<'_>) -> rusqlite::Result<StoredRequest> {
@@ -44,6 +44,7 @@ pub(super) fn request_row(row: &Row<'_>) -> rusqlite::Result<StoredRequest> {
                 decision_sha256: blob32(row, 7)?,
                 receipt,
                 decided_at_ms: u64_at(row, 9)?,
+                call_verdict: col(row, 10)?,
             })
         }
     };
@@ -520,7 +521,7 @@ pub(super) fn decide(
     }
     c.prepare_cached(
         "INSERT INTO decisions (request_id, authenticator_id, outcome, counter, decision_sha256, receipt, \
-         decided_at_ms, identity_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         decided_at_ms, identity_id, call_verdict) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         Col(request_id),
@@ -530,7 +531,8 @@ pub(super) fn decide(
         record.decision_sha256.as_slice(),
         receipt_json,
         i64_of(record.decided_at_ms),
-        Col(identity_id)
+        Col(identity_id),
+        Col(record.call_verdict)
     ])?;
     c.prepare_cached("UPDATE requests SET status = ?2 WHERE id = ?1")?
         .execute(params![
@@ -552,7 +554,7 @@ pub(super) fn decide(
         Col(record.authenticator_id),
         i64_of(record.counter)
     ])?;
-    decide_enrolment(c, &request_id, &record)?;
+    decide_enrolment(c, &request_id, record.outcome, record.decided_at_ms)?;
     if let Some(kind) = policy::decision_event(record.outcome, notify_every_use) {
         let provider: Option<String> = c
             .prepare_cached(
@@ -574,7 +576,13 @@ pub(super) fn decide(
         )?;
     }
     if provider == *eid_protocol::SELF_SERVICE_PROVIDER_ID.as_bytes() {
-        on_self_service_decision(c, &request_id, &record, now_ms)?;
+        on_self_service_decision(
+            c,
+            &request_id,
+            record.authenticator_id,
+            record.outcome,
+            now_ms,
+        )?;
     } else if record.outcome == Outcome::ReportFraud {
         // "This wasn't me": this provider's new requests for this
         // person are held from now (a new report restarts the hold).
@@ -638,6 +646,73 @@ pub(super) fn cancel_request(
         .execute(params![Col(id)])?;
     super::webhooks::enqueue(c, &id, RequestStatus::Cancelled, now_ms)?;
     Ok(CancelResult::Cancelled)
+}
+
+/// The transaction of [`Store::stop_on_call`](crate::store::Store::stop_on_call).
+pub(super) fn stop_on_call(
+    c: &Connection,
+    id: RequestId,
+    authenticator_id: AuthenticatorId,
+    context_json: String,
+    now_ms: u64,
+) -> StoreResult<StopResult> {
+    let Some(request) = load_request(c, &id)? else {
+        return Err(StoreError::Inconsistent("request vanished"));
+    };
+    if request.status_at(now_ms) != RequestStatus::Pending || request.decision.is_some() {
+        return Ok(StopResult::NotPending);
+    }
+    if !cancel_pending_request(c, &id)? {
+        return Ok(StopResult::NotPending);
+    }
+    c.prepare_cached(
+        "INSERT INTO call_stops (request_id, authenticator_id, call_context, stopped_at_ms) \
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        Col(id),
+        Col(authenticator_id),
+        context_json,
+        i64_of(now_ms)
+    ])?;
+    super::webhooks::enqueue(c, &id, RequestStatus::Cancelled, now_ms)?;
+    let e = &request.envelope;
+    // Stopped counts as a refusal for what hangs on the request: a new
+    // device is not added, a contact or user-ID change does not go on.
+    decide_enrolment(c, &id, Outcome::Deny, now_ms)?;
+    if e.service_provider_id == eid_protocol::SELF_SERVICE_PROVIDER_ID {
+        on_self_service_decision(c, &id, authenticator_id, Outcome::Deny, now_ms)?;
+    }
+    insert_event(
+        c,
+        &NewEvent {
+            identity_id: e.identity_id,
+            kind: SecurityEventKind::ApprovalStoppedOnCall,
+            authenticator_id: Some(authenticator_id),
+            detail: Some(e.service_provider_name.clone()),
+            occurred_at_ms: now_ms,
+            extra_recipients: Vec::new(),
+        },
+    )?;
+    Ok(StopResult::Stopped)
+}
+
+/// The read of [`Store::call_stop`](crate::store::Store::call_stop).
+pub(super) fn call_stop(c: &Connection, id: RequestId) -> StoreResult<Option<CallStop>> {
+    let row = c
+        .prepare_cached(
+            "SELECT authenticator_id, call_context, stopped_at_ms FROM call_stops WHERE request_id = ?1",
+        )?
+        .query_row(params![Col(id)], |r| {
+            let json: String = r.get(1)?;
+            Ok(CallStop {
+                authenticator_id: col(r, 0)?,
+                call_context: serde_json::from_str(&json).map_err(|e| json_err(1, e))?,
+                stopped_at_ms: u64_at(r, 2)?,
+            })
+        })
+        .optional()?;
+    Ok(row)
 }
 
 /// The transaction of [`Store::count_pending`](crate::store::Store::count_pending).

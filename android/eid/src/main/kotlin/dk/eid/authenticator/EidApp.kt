@@ -17,6 +17,7 @@ import kotlinx.coroutines.withContext
 import dk.eid.authenticator.ffi.AuthenticatorInfo
 import dk.eid.authenticator.ffi.App
 import dk.eid.authenticator.ffi.AppConfig
+import dk.eid.authenticator.ffi.ContextProvider
 import dk.eid.authenticator.ffi.DeviceEnrolment
 import dk.eid.authenticator.ffi.EnrolmentStatus
 import dk.eid.authenticator.ffi.EventView
@@ -232,6 +233,33 @@ class EidApp private constructor(
         swipeConfirmed: Boolean,
         bindingCode: String? = null,
     ): Receipt = unlock(request, pin).use { token -> approve(token, swipeConfirmed, bindingCode) }
+
+    /**
+     * Installs the platform's view of calls and screen sharing
+     * ([dk.eid.authenticator.android.PlatformContext] in apps). Without one
+     * every signal is unknown, and decisions say so. The request list is
+     * re-read so it shows the warning at once.
+     */
+    @Throws(EidException::class)
+    suspend fun setContextProvider(provider: ContextProvider): Unit = io {
+        core.setContextProvider(provider)
+        reloadNow()
+    }
+
+    /**
+     * The person's "I started this myself" while a call, screen sharing or
+     * remote control is on: the gate before the swipe
+     * (`RequestView.needsStartedMyself`, `RequestView.callWarning`). After it
+     * the list is re-read and the swipe may be enabled.
+     *
+     * @throws EidException.TooFast before the minimum read time is over
+     *   (enable the confirmation only after it).
+     */
+    @Throws(EidException::class)
+    suspend fun confirmStartedMyself(request: RequestView): Unit = io {
+        core.confirmStartedMyself(request.authenticatorId, request.requestId)
+        reloadNow()
+    }
 
     /** Denies [request] (no PIN needed); it leaves [requests]. */
     @Throws(EidException::class)
