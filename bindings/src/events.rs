@@ -46,6 +46,16 @@ pub enum SecurityEventKind {
     ActivationCodeVoided,
     /// "Notify me on every use" was turned off from an app (with the PIN).
     NotifyEveryUseTurnedOff,
+    /// A chip was registered; it works after the waiting period.
+    ChipAdded,
+    /// A chip was confirmed and logs in now.
+    ChipActivated,
+    /// A chip was blocked (possible clone, or wrong access codes).
+    ChipBlocked,
+    /// A chip was used to log in.
+    ChipUsed,
+    /// A chip was deactivated or its registration cancelled.
+    ChipDeactivated,
     /// A kind this build does not know.
     Unknown,
 }

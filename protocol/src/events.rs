@@ -47,6 +47,18 @@ pub enum SecurityEventKind {
     /// "Notify me on every use" was turned off from an app (with the PIN);
     /// critical, so the person hears of it on every channel.
     NotifyEveryUseTurnedOff,
+    /// A chip (security key) was registered; it works after the waiting
+    /// period and a confirming use, and can be cancelled from the app.
+    ChipAdded,
+    /// A chip was confirmed after the waiting period and logs in now.
+    ChipActivated,
+    /// A chip was blocked: a sign counter went back (a possible clone) or
+    /// too many wrong access codes.
+    ChipBlocked,
+    /// A chip was used to log in (every use: a chip reaches level High).
+    ChipUsed,
+    /// A chip was deactivated or its registration cancelled.
+    ChipDeactivated,
     /// A kind this build does not know (sent by a newer server). Never sent
     /// by this build; it lets an older app keep parsing a newer feed.
     #[serde(other)]
@@ -55,7 +67,7 @@ pub enum SecurityEventKind {
 
 impl SecurityEventKind {
     /// Every known kind, in declaration order (not [`SecurityEventKind::Unknown`]).
-    pub const ALL: [SecurityEventKind; 17] = [
+    pub const ALL: [SecurityEventKind; 22] = [
         SecurityEventKind::DeviceActivated,
         SecurityEventKind::DeviceRemoved,
         SecurityEventKind::PinLockout,
@@ -73,6 +85,11 @@ impl SecurityEventKind {
         SecurityEventKind::RequestsHeld,
         SecurityEventKind::ActivationCodeVoided,
         SecurityEventKind::NotifyEveryUseTurnedOff,
+        SecurityEventKind::ChipAdded,
+        SecurityEventKind::ChipActivated,
+        SecurityEventKind::ChipBlocked,
+        SecurityEventKind::ChipUsed,
+        SecurityEventKind::ChipDeactivated,
     ];
 
     /// The stable name (as stored and sent).
@@ -95,6 +112,11 @@ impl SecurityEventKind {
             SecurityEventKind::RequestsHeld => "requests_held",
             SecurityEventKind::ActivationCodeVoided => "activation_code_voided",
             SecurityEventKind::NotifyEveryUseTurnedOff => "notify_every_use_turned_off",
+            SecurityEventKind::ChipAdded => "chip_added",
+            SecurityEventKind::ChipActivated => "chip_activated",
+            SecurityEventKind::ChipBlocked => "chip_blocked",
+            SecurityEventKind::ChipUsed => "chip_used",
+            SecurityEventKind::ChipDeactivated => "chip_deactivated",
             SecurityEventKind::Unknown => "unknown",
         }
     }
@@ -105,9 +127,10 @@ impl SecurityEventKind {
     }
 
     /// Whether the event is critical (delivered on every channel at once).
-    /// Only [`SecurityEventKind::Used`] is not.
+    /// [`SecurityEventKind::Used`] and [`SecurityEventKind::ChipUsed`] are
+    /// not.
     pub fn is_critical(self) -> bool {
-        self != SecurityEventKind::Used
+        !matches!(self, SecurityEventKind::Used | SecurityEventKind::ChipUsed)
     }
 }
 

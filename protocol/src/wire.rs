@@ -1435,3 +1435,57 @@ mod journal_wire_tests {
         assert_eq!(serde_json::from_value::<PulledDecision>(json).unwrap(), d);
     }
 }
+
+/// What kind of hardware authenticator (docs/authenticators.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HardwareKind {
+    /// A code display (TOTP with a screen).
+    CodeDisplay,
+    /// An audio code reader (TOTP read aloud).
+    CodeReader,
+    /// A chip (FIDO2/WebAuthn security key).
+    Chip,
+}
+
+/// Where a hardware authenticator stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HardwareState {
+    /// Added, not usable yet (a chip in its waiting period).
+    Pending,
+    /// Usable.
+    Active,
+    /// Refused for now or for good (wrong access codes, a possible clone).
+    Blocked,
+    /// Deactivated or cancelled by the person.
+    Deactivated,
+}
+
+/// One hardware authenticator of the person, as the app lists it. No raw
+/// serial number or credential id: the server's opaque id and a masked one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HardwareAuthenticatorInfo {
+    /// The server's opaque id (names it in a deactivation).
+    pub id: String,
+    /// What it is.
+    pub kind: HardwareKind,
+    /// The serial number (or, for a chip, a digest of its credential id)
+    /// with only the last four characters visible.
+    pub masked_serial: String,
+    /// Where it stands.
+    pub state: HardwareState,
+    /// When it was added (server clock, Unix milliseconds).
+    pub added_at_ms: u64,
+    /// Its last successful use, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at_ms: Option<u64>,
+    /// When it works (the end of a chip's waiting period), if that is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_from_ms: Option<u64>,
+}

@@ -48,6 +48,11 @@ pub struct Config {
     /// Waiting period, in seconds, between the approval of a new device (from
     /// an existing one) and the moment it works: 3600 (MitID's hour).
     pub new_device_wait_secs: u64,
+    /// Waiting period, in seconds, between a chip's registration (step 1 on
+    /// the self-service pages) and its confirmation (step 2): 86400 (MitID's
+    /// 24 hours), during which every channel has been told and the app can
+    /// cancel it.
+    pub chip_wait_secs: u64,
     /// Most devices per identity: active authenticators plus new devices
     /// being added (awaiting approval or in the waiting period).
     pub max_devices_per_identity: u64,
@@ -663,6 +668,7 @@ impl Default for Config {
             max_pending_per_identity: 10,
             request_lifetime_secs: 300,
             new_device_wait_secs: 3600,
+            chip_wait_secs: 24 * 60 * 60,
             max_devices_per_identity: 3,
             notifications: NotificationsConfig::default(),
             api_key_grace_secs: 24 * 60 * 60,
@@ -691,6 +697,7 @@ impl std::fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("request_lifetime_secs", &self.request_lifetime_secs)
             .field("new_device_wait_secs", &self.new_device_wait_secs)
+            .field("chip_wait_secs", &self.chip_wait_secs)
             .field("max_devices_per_identity", &self.max_devices_per_identity)
             .field("notifications", &self.notifications)
             .field("api_key_grace_secs", &self.api_key_grace_secs)
@@ -735,6 +742,7 @@ impl Config {
             ("request_lifetime_secs", self.request_lifetime_secs),
             ("activation_code_ttl_secs", self.activation_code_ttl_secs),
             ("new_device_wait_secs", self.new_device_wait_secs),
+            ("chip_wait_secs", self.chip_wait_secs),
             ("self_service_gap_secs", self.self_service_gap_secs),
             ("api_key_grace_secs", self.api_key_grace_secs),
             ("webhooks.retry_base_secs", self.webhooks.retry_base_secs),

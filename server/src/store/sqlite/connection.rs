@@ -63,6 +63,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/sqlite/0011_api_keys_and_webhooks.sql"
         )),
+        M::up(include_str!("../../../migrations/sqlite/0013_chips.sql")),
     ])
 }
 
