@@ -42,6 +42,7 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>) {
         .route("/oidc/login/{login_id}/continue", get(login::next))
         .route("/oidc/static/login.js", get(script))
         .route("/oidc/static/login.css", get(style))
+        .route("/oidc/static/chip.js", get(chip_script))
         .merge(self_service_reads())
         .route_layer(middleware::map_response(protect));
     let posts = Router::new()
@@ -59,6 +60,7 @@ fn self_service_reads() -> Router<AppState> {
         .route(s::PATH_SIGN_IN_STATUS, get(s::sign_in_status))
         .route(s::PATH_SIGN_IN_QR, get(s::sign_in_qr))
         .route(s::PATH_ACCOUNT, get(s::account))
+        .route(s::PATH_CHIP, get(s::chip))
         .route(s::PATH_CHANGE, get(s::change_page))
         .route(s::PATH_CHANGE_STATUS, get(s::change_status))
         .route(s::PATH_CHANGE_QR, get(s::change_qr))
@@ -74,6 +76,8 @@ fn self_service_posts() -> Router<AppState> {
         .route(s::PATH_USER_ID, post(s::user_id))
         .route(s::PATH_CONFIRM, post(s::confirm_change))
         .route(s::PATH_CANCEL, post(s::cancel))
+        .route(s::PATH_CHIP_REGISTER, post(s::chip_register))
+        .route(s::PATH_CHIP_CONFIRM, post(s::chip_confirm))
         .route(s::PATH_SIGN_OUT, post(s::sign_out))
 }
 
@@ -105,6 +109,13 @@ async fn script() -> ([(header::HeaderName, &'static str); 1], &'static str) {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         include_str!("../../static/login.js"),
+    )
+}
+
+async fn chip_script() -> ([(header::HeaderName, &'static str); 1], &'static str) {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/chip.js"),
     )
 }
 
