@@ -1224,6 +1224,17 @@ pub struct SignedReceipt {
     pub signature: Signature,
 }
 
+/// A hardware receipt with the server's signature over its canonical bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SignedHardwareReceipt {
+    /// The signed content.
+    pub receipt: crate::messages::HardwareReceiptBody,
+    /// Server signature over `receipt.signing_bytes()`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub signature: Signature,
+}
+
 // ---------------------------------------------------------------- relying-party API
 
 /// Ask a person to log in or sign.

@@ -17,13 +17,15 @@ use super::{
     LOGIN_LIFETIME_MS, REQUEST_URI_LIFETIME_MS, REQUEST_URI_PREFIX, handle_sha256, new_handle,
 };
 use crate::api::AppState;
-use crate::store::{AuthParams, LoginId, OidcClient, OidcLogin};
+use crate::store::{AuthParams, LoginId, LoginMethod, OidcClient, OidcLogin};
 
 /// The NSIS level every login with the app gives (two factors: the device
 /// key and the PIN).
 pub const ACR_SUBSTANTIAL: &str = "https://data.gov.dk/concept/core/nsis/loa/Substantial";
 /// The NSIS level below; a client may ask for it and gets Substantial.
 pub const ACR_LOW: &str = "https://data.gov.dk/concept/core/nsis/loa/Low";
+/// The NSIS level above, reached with a chip (see `super::method`).
+pub const ACR_HIGH: &str = "https://data.gov.dk/concept/core/nsis/loa/High";
 /// The longest `state` and `nonce`, in bytes.
 pub const MAX_STATE_LEN: usize = 512;
 /// The longest `login_hint` (a user ID), in bytes.
@@ -126,6 +128,10 @@ pub(crate) async fn par(
         redeemed_at_ms: None,
         access_expires_at_ms: None,
         revoked: false,
+        method: LoginMethod::App,
+        hardware_identity_id: None,
+        first_factor: None,
+        hardware_receipt: None,
     };
     let login_id = login.id;
     state

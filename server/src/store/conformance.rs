@@ -162,6 +162,7 @@ macro_rules! store_conformance_suite {
             an_oidc_code_is_redeemed_once_and_presenting_it_again_revokes_the_access_token,
             an_oidc_code_past_its_expiry_or_burnt_issues_no_access_token,
             expired_oidc_logins_are_purged_within_the_limit,
+            a_hardware_method_is_recorded_and_completes_its_login_once_with_its_code,
         );
         $crate::store_conformance_suite!(@concurrent $fresh;
             exactly_one_of_100_concurrent_decisions_wins,
@@ -3830,6 +3831,10 @@ async fn pushed_login(s: &dyn Store, request_uri_sha256: [u8; 32]) -> OidcLogin 
         redeemed_at_ms: None,
         access_expires_at_ms: None,
         revoked: false,
+        method: LoginMethod::App,
+        hardware_identity_id: None,
+        first_factor: None,
+        hardware_receipt: None,
     };
     s.create_oidc_login(login.clone(), request_uri_sha256)
         .await
@@ -4059,6 +4064,104 @@ pub async fn expired_oidc_logins_are_purged_within_the_limit(store: FreshStore) 
     assert_eq!(s.purge_oidc_logins(end + 1, 10).await.unwrap(), 1);
     assert_eq!(s.oidc_login(a.id).await.unwrap(), None);
     assert_eq!(s.oidc_login(b.id).await.unwrap(), None);
+}
+
+/// A hardware method chosen on the user-ID step is stored with the typed
+/// user ID's identity; its first factor passes only under that method, and
+/// the completion stores the receipt and issues the code in one write, once.
+pub async fn a_hardware_method_is_recorded_and_completes_its_login_once_with_its_code(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let login = pushed_login(s, [11; 32]).await;
+    let person = identity(s, "grete").await;
+    let request = RequestId::random();
+    assert!(
+        s.set_oidc_login_request(login.id, None, request, T0 + 300_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.pass_oidc_first_factor(login.id, LoginMethod::CodeDisplay, "S1".into())
+            .await
+            .unwrap(),
+        "not the login's method yet"
+    );
+    assert!(
+        s.choose_oidc_login_method(login.id, LoginMethod::CodeDisplay, Some(person.id))
+            .await
+            .unwrap()
+    );
+    let stored = s.oidc_login(login.id).await.unwrap().unwrap();
+    assert_eq!(stored.method, LoginMethod::CodeDisplay);
+    assert_eq!(stored.hardware_identity_id, Some(person.id));
+    assert_eq!(stored.request_id, None, "the app's request is forgotten");
+    assert!(
+        s.pass_oidc_first_factor(login.id, LoginMethod::CodeDisplay, "S1".into())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.oidc_login(login.id).await.unwrap().unwrap().first_factor,
+        Some("S1".into())
+    );
+    let provider = ServiceProviderId::random();
+    let receipt = |method: LoginMethod| SignedHardwareReceipt {
+        receipt: eid_protocol::messages::HardwareReceiptBody {
+            login_id: login.id.0,
+            identity_id: person.id,
+            method: method.as_str().into(),
+            authenticator_sha256: [3; 32],
+            service_provider_id: provider,
+            completed_at_ms: T0 + 5_000,
+        },
+        signature: signature(),
+    };
+    assert!(
+        !s.complete_oidc_login_by_hardware(
+            login.id,
+            receipt(LoginMethod::Chip),
+            [12; 32],
+            T0 + 60_000
+        )
+        .await
+        .unwrap(),
+        "a receipt of another method"
+    );
+    assert!(
+        s.complete_oidc_login_by_hardware(
+            login.id,
+            receipt(LoginMethod::CodeDisplay),
+            [12; 32],
+            T0 + 60_000
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !s.complete_oidc_login_by_hardware(
+            login.id,
+            receipt(LoginMethod::CodeDisplay),
+            [13; 32],
+            T0 + 60_000
+        )
+        .await
+        .unwrap(),
+        "completed once"
+    );
+    assert!(
+        !s.choose_oidc_login_method(login.id, LoginMethod::App, None)
+            .await
+            .unwrap(),
+        "no new choice after the code"
+    );
+    let done = s.oidc_login_by_code([12; 32]).await.unwrap().unwrap();
+    assert_eq!(
+        done.hardware_receipt,
+        Some(receipt(LoginMethod::CodeDisplay))
+    );
+    assert_eq!(done.code_expires_at_ms, Some(T0 + 60_000));
+    assert_eq!(done.method, LoginMethod::CodeDisplay);
 }
 
 #[cfg(test)]

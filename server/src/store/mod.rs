@@ -13,13 +13,16 @@ mod sqlite;
 
 pub use sqlite::SqliteStore;
 
+pub use crate::oidc::method::LoginMethod;
+
 // The limit types moved to `crate::limits`; these paths stay for callers.
 pub use crate::limits::{CHANGE_MAX_AGE_MS, LimitScope, RequestLimits, Window};
 
 use async_trait::async_trait;
 use eid_protocol::events::SecurityEventKind;
 use eid_protocol::wire::{
-    AgentRole, ChangeState, ContactChannel, ErrorCode, RequestStatus, SignedReceipt,
+    AgentRole, ChangeState, ContactChannel, ErrorCode, RequestStatus, SignedHardwareReceipt,
+    SignedReceipt,
 };
 use eid_protocol::{
     AuthenticatorId, ChangeId, IdentityId, Nonce16, Outcome, PublicKey, RequestEnvelopeBody,
@@ -482,6 +485,17 @@ pub struct OidcLogin {
     pub access_expires_at_ms: Option<u64>,
     /// Whether its access token was revoked (its code was presented again).
     pub revoked: bool,
+    /// The method chosen on the user-ID step (the app until one is chosen).
+    pub method: LoginMethod,
+    /// For a hardware method: the identity of the user ID typed; `None`
+    /// when the user ID is unknown (the page answers the same).
+    pub hardware_identity_id: Option<IdentityId>,
+    /// The hardware authenticator whose first factor passed (a code
+    /// device's serial once its code was right), awaiting the access code.
+    pub first_factor: Option<String>,
+    /// The server-signed receipt of a login completed by a hardware
+    /// authenticator.
+    pub hardware_receipt: Option<SignedHardwareReceipt>,
 }
 
 /// What [`Store::bind_oidc_login`] found.
@@ -1704,6 +1718,38 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<OidcLogin>>;
     /// Deletes up to `limit` logins whose end has passed; returns how many.
     async fn purge_oidc_logins(&self, now_ms: u64, limit: u32) -> StoreResult<u64>;
+    /// Records the method chosen on the user-ID step with, for a hardware
+    /// method, the typed user ID's identity (`None` when unknown); forgets
+    /// the login's request (the caller withdrew a waiting one), a passed
+    /// first factor and any earlier choice. `false` (nothing changed) once
+    /// a code was issued.
+    async fn choose_oidc_login_method(
+        &self,
+        id: LoginId,
+        method: LoginMethod,
+        hardware_identity_id: Option<IdentityId>,
+    ) -> StoreResult<bool>;
+    /// Records that the first factor of hardware authenticator
+    /// `first_factor` passed for the login (a code device's code); `false`
+    /// (nothing changed) when the login's method is no longer `method` or a
+    /// code was issued.
+    async fn pass_oidc_first_factor(
+        &self,
+        id: LoginId,
+        method: LoginMethod,
+        first_factor: String,
+    ) -> StoreResult<bool>;
+    /// Completes a login by a hardware authenticator in one write: stores
+    /// the server-signed receipt and issues the login's code. `false`
+    /// (nothing changed) when the login's method is not the receipt's, or a
+    /// code was issued before.
+    async fn complete_oidc_login_by_hardware(
+        &self,
+        id: LoginId,
+        receipt: SignedHardwareReceipt,
+        code_sha256: [u8; 32],
+        code_expires_at_ms: u64,
+    ) -> StoreResult<bool>;
     /// Stores a chip ceremony, deleting ceremonies that expired by `now_ms`.
     async fn put_chip_ceremony(&self, ceremony: ChipCeremony, now_ms: u64) -> StoreResult<()>;
     /// Takes a ceremony, once: deletes it and returns it if it has not

@@ -383,6 +383,49 @@ static SELF_SERVICE_EN: SelfServiceWords = SelfServiceWords {
     ],
 };
 
+impl Lang {
+    /// The words of the login methods and the code-device steps.
+    pub(crate) fn methods(self) -> &'static MethodWords {
+        match self {
+            Lang::Da => &METHODS_DA,
+            Lang::En => &METHODS_EN,
+        }
+    }
+}
+
+/// The login page's words for the choice of login method on the user-ID
+/// step and for the code-device steps (docs/login-page.md).
+#[derive(Debug)]
+pub(crate) struct MethodWords {
+    pub(crate) legend: &'static str,
+    pub(crate) app: &'static str,
+    pub(crate) code_display: &'static str,
+    pub(crate) code_reader: &'static str,
+    pub(crate) chip: &'static str,
+    pub(crate) app_chip: &'static str,
+    pub(crate) not_offered: &'static str,
+}
+
+static METHODS_DA: MethodWords = MethodWords {
+    legend: "Hvordan vil du godkende?",
+    app: "eID-appen",
+    code_display: "Kodeviser",
+    code_reader: "Kodeoplæser",
+    chip: "Chip",
+    app_chip: "eID-appen og chip",
+    not_offered: "Vælg en af måderne herunder.",
+};
+
+static METHODS_EN: MethodWords = MethodWords {
+    legend: "How do you want to approve?",
+    app: "The eID app",
+    code_display: "Code display",
+    code_reader: "Audio code reader",
+    chip: "Chip",
+    app_chip: "The eID app and a chip",
+    not_offered: "Choose one of the ways below.",
+};
+
 #[cfg(test)]
 mod tests {
     use super::Lang;

@@ -63,6 +63,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/sqlite/0011_api_keys_and_webhooks.sql"
         )),
+        M::up(include_str!(
+            "../../../migrations/sqlite/0012_code_devices.sql"
+        )),
         M::up(include_str!("../../../migrations/sqlite/0013_chips.sql")),
     ])
 }
@@ -242,7 +245,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_schema_version_counts_the_eleven_released_migrations() {
+    fn the_schema_version_counts_the_released_migrations() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sqlite3");
         drop(SqliteStore::open(&path).unwrap());
@@ -250,13 +253,13 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 11, "existing databases must find their version");
+        assert_eq!(version, 12, "existing databases must find their version");
         // Opening again applies nothing and keeps the version.
         drop(SqliteStore::open(&path).unwrap());
         let again: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(again, 11);
+        assert_eq!(again, 12);
         migrations().validate().unwrap();
     }
 }

@@ -552,6 +552,49 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn choose_oidc_login_method(
+        &self,
+        id: LoginId,
+        method: LoginMethod,
+        hardware_identity_id: Option<IdentityId>,
+    ) -> StoreResult<bool> {
+        self.write(move |c| oidc::choose_oidc_login_method(c, id, method, hardware_identity_id))
+            .await
+    }
+
+    async fn pass_oidc_first_factor(
+        &self,
+        id: LoginId,
+        method: LoginMethod,
+        first_factor: String,
+    ) -> StoreResult<bool> {
+        self.write(move |c| oidc::pass_oidc_first_factor(c, id, method, first_factor))
+            .await
+    }
+
+    async fn complete_oidc_login_by_hardware(
+        &self,
+        id: LoginId,
+        receipt: SignedHardwareReceipt,
+        code_sha256: [u8; 32],
+        code_expires_at_ms: u64,
+    ) -> StoreResult<bool> {
+        let method = LoginMethod::parse(&receipt.receipt.method)
+            .ok_or(StoreError::Conflict("hardware receipt method"))?;
+        let receipt_json = serde_json::to_string(&receipt)?;
+        self.write(move |c| {
+            oidc::complete_oidc_login_by_hardware(
+                c,
+                id,
+                method,
+                receipt_json,
+                code_sha256,
+                code_expires_at_ms,
+            )
+        })
+        .await
+    }
+
     async fn put_chip_ceremony(&self, ceremony: ChipCeremony, now_ms: u64) -> StoreResult<()> {
         self.write(move |c| chips::put_ceremony(c, ceremony, now_ms))
             .await
