@@ -325,6 +325,7 @@ async fn server_key(
         rp::create_request, rp::get_request, rp::cancel_request,
         crate::web::login::authorize, crate::web::login::page, crate::web::login::user_id,
         crate::web::login::status, crate::web::login::qr, crate::web::login::next,
+        crate::web::chip::page, crate::web::chip::post,
     ),
     // Not the body of any endpoint here: what the server POSTs to a
     // service provider's webhook (docs/webhooks.md).

@@ -178,7 +178,7 @@ pub(crate) async fn discovery(
             "eid_receipt_sha256",
             "eid_reference_text_sha256",
         ],
-        acr_values_supported: vec![ACR_NSIS_SUBSTANTIAL],
+        acr_values_supported: vec![ACR_NSIS_SUBSTANTIAL, crate::oidc::par::ACR_HIGH],
     }))
 }
 

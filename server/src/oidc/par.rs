@@ -242,7 +242,12 @@ pub fn check_params(
         code_challenge: code_challenge.to_owned(),
         reference_text,
         login_hint,
-        acr: ACR_SUBSTANTIAL.to_owned(),
+        // The level the login must reach: the lowest named (any of them
+        // satisfies the client), at least Substantial; the page offers the
+        // methods of that level (`super::method`).
+        acr: super::method::Level::requested(form.get("acr_values"))
+            .acr()
+            .to_owned(),
         lang,
     })
 }
@@ -317,18 +322,18 @@ fn check_ui_locales(value: Option<&str>) -> Result<Option<String>, OAuthError> {
     }))
 }
 
-/// `acr_values`: NSIS Low and Substantial only (the login gives
-/// Substantial); High is refused, as the app cannot give it.
+/// `acr_values`: the NSIS levels Low, Substantial (the app and the code
+/// devices reach it) and High (a chip reaches it), nothing else.
 fn check_acr_values(value: Option<&str>) -> Result<(), OAuthError> {
     let Some(value) = value else { return Ok(()) };
     if value
         .split(' ')
-        .all(|v| v == ACR_SUBSTANTIAL || v == ACR_LOW)
+        .all(|v| v == ACR_SUBSTANTIAL || v == ACR_LOW || v == ACR_HIGH)
     {
         Ok(())
     } else {
         Err(OAuthError::invalid_request(format!(
-            "acr_values: only {ACR_LOW} and {ACR_SUBSTANTIAL} can be given"
+            "acr_values: only {ACR_LOW}, {ACR_SUBSTANTIAL} and {ACR_HIGH} can be given"
         )))
     }
 }
@@ -379,10 +384,13 @@ mod tests {
     }
 
     #[test]
-    fn acr_values_above_substantial_are_refused() {
+    fn acr_values_take_the_three_nsis_levels_and_nothing_else() {
         assert!(check_acr_values(Some(ACR_SUBSTANTIAL)).is_ok());
         assert!(check_acr_values(Some(&format!("{ACR_LOW} {ACR_SUBSTANTIAL}"))).is_ok());
-        assert!(check_acr_values(Some("https://data.gov.dk/concept/core/nsis/loa/High")).is_err());
+        assert!(check_acr_values(Some("https://data.gov.dk/concept/core/nsis/loa/High")).is_ok());
+        assert!(
+            check_acr_values(Some("https://data.gov.dk/concept/core/nsis/loa/Highest")).is_err()
+        );
         assert!(check_acr_values(Some("")).is_err());
     }
 

@@ -124,7 +124,7 @@ struct OutcomePage<'a> {
 /// document (one list, so the pages cannot describe them differently).
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // Read by the document only.
-enum PageRefusals {
+pub(crate) enum PageRefusals {
     /// An unknown client, or an unknown, used or expired `request_uri` or
     /// login: an error page, never a redirect.
     #[response(status = 400, content_type = "text/html")]
@@ -177,7 +177,7 @@ pub(crate) enum Refusal {
 }
 
 /// An error page in `lang`.
-pub(crate) struct Failure(Lang, Refusal);
+pub(crate) struct Failure(pub(crate) Lang, pub(crate) Refusal);
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
@@ -263,7 +263,7 @@ fn lang_cookie(query: &[(String, String)]) -> Option<HeaderValue> {
     .ok()
 }
 
-fn login_path(id: LoginId) -> String {
+pub(crate) fn login_path(id: LoginId) -> String {
     format!("/oidc/login/{id}")
 }
 
@@ -278,7 +278,7 @@ pub(crate) fn step_path(id: LoginId, method: LoginMethod) -> String {
 
 /// The CSRF token of a login's forms: derived from the browser's cookie
 /// secret, which another site can neither read nor send along.
-fn csrf_token(secret: &str) -> String {
+pub(crate) fn csrf_token(secret: &str) -> String {
     let mut input = b"eid-authenticator/v1/oidc-csrf".to_vec();
     input.extend_from_slice(secret.as_bytes());
     hex::encode(eid_protocol::sha256(&input))
@@ -286,7 +286,7 @@ fn csrf_token(secret: &str) -> String {
 
 /// The login `raw_id` if this browser holds its cookie, with the cookie's
 /// secret, and the page's language.
-async fn bound(
+pub(crate) async fn bound(
     state: &AppState,
     raw_id: &str,
     query: &[(String, String)],

@@ -12,6 +12,7 @@
 //! service provider; every form carries a CSRF token derived from it; URLs
 //! carry the login's id and never a user ID.
 
+pub(crate) mod chip;
 pub(crate) mod login;
 mod qr;
 mod self_service;
@@ -40,6 +41,7 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>) {
         .route("/oidc/login/{login_id}/status", get(login::status))
         .route("/oidc/login/{login_id}/qr.svg", get(login::qr))
         .route("/oidc/login/{login_id}/continue", get(login::next))
+        .route("/oidc/login/{login_id}/chip", get(chip::page))
         .route("/oidc/static/login.js", get(script))
         .route("/oidc/static/login.css", get(style))
         .route("/oidc/static/chip.js", get(chip_script))
@@ -47,6 +49,7 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>) {
         .route_layer(middleware::map_response(protect));
     let posts = Router::new()
         .route("/oidc/login/{login_id}/user-id", post(login::user_id))
+        .route("/oidc/login/{login_id}/chip", post(chip::post))
         .merge(self_service_posts())
         .route_layer(middleware::map_response(protect));
     (reads, posts)
