@@ -26,6 +26,8 @@ pub const DOMAIN_DEVICE_ENROLMENT: &str = "eid-authenticator/v1/device-enrolment
 /// Domain tag of a settings change the PIN key signs (turning "notify me on
 /// every use" off).
 pub const DOMAIN_SETTINGS_CHANGE: &str = "eid-authenticator/v1/settings-change";
+/// Domain tag of a hardware authenticator's deactivation from the app.
+pub const DOMAIN_HARDWARE_DEACTIVATION: &str = "eid-authenticator/v1/hardware-deactivation";
 /// Domain tag of the server's receipt for a login completed on the hosted
 /// login page with a hardware authenticator (a code device or a chip).
 pub const DOMAIN_HARDWARE_RECEIPT: &str = "eid-authenticator/v1/hardware-receipt";
@@ -450,6 +452,33 @@ impl SettingsChange {
         CanonicalWriter::new(DOMAIN_SETTINGS_CHANGE)
             .fixed(self.authenticator_id.as_bytes())
             .u8(u8::from(self.notify_every_use))
+            .u64(self.issued_at_ms)
+            .fixed(self.nonce.as_bytes())
+            .finish()
+    }
+}
+
+/// What the PIN key signs to deactivate a hardware authenticator (a code
+/// device or a chip) from the app: the PIN, like an approval, so a thief
+/// with an unlocked phone cannot remove the person's chip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HardwareDeactivation {
+    /// The authenticator whose PIN key signs.
+    pub authenticator_id: AuthenticatorId,
+    /// The hardware authenticator's id from the list.
+    pub hardware_id: String,
+    /// The phone's clock (Unix milliseconds), checked against ±5 minutes.
+    pub issued_at_ms: u64,
+    /// Single-use nonce.
+    pub nonce: Nonce16,
+}
+
+impl HardwareDeactivation {
+    /// The canonical bytes the PIN key signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        CanonicalWriter::new(DOMAIN_HARDWARE_DEACTIVATION)
+            .fixed(self.authenticator_id.as_bytes())
+            .str(&self.hardware_id)
             .u64(self.issued_at_ms)
             .fixed(self.nonce.as_bytes())
             .finish()

@@ -62,6 +62,9 @@ struct Browser {
     client: reqwest::Client,
     base: String,
     jar: BTreeMap<String, String>,
+    /// The `Host` it names (a WebAuthn relying party must be a domain, not
+    /// the IP address the test connects to): `None` for the address's own.
+    host: Option<String>,
 }
 
 impl Browser {
@@ -77,6 +80,21 @@ impl Browser {
             client,
             base: h.endpoint.base_url.trim_end_matches('/').to_owned(),
             jar: BTreeMap::new(),
+            host: None,
+        }
+    }
+
+    /// The same browser calling the server by the name `localhost`.
+    fn on_localhost(mut self) -> Self {
+        let port = self.base.rsplit(':').next().unwrap().to_owned();
+        self.host = Some(format!("localhost:{port}"));
+        self
+    }
+
+    fn with_host(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.host {
+            Some(host) => request.header("host", host),
+            None => request,
         }
     }
 
@@ -114,8 +132,7 @@ impl Browser {
 
     async fn get(&mut self, path: &str) -> Page {
         let resp = self
-            .client
-            .get(format!("{}{path}", self.base))
+            .with_host(self.client.get(format!("{}{path}", self.base)))
             .header("cookie", self.cookie_header())
             .header("accept-language", "da")
             .send()
@@ -129,8 +146,7 @@ impl Browser {
             .extend_pairs(fields)
             .finish();
         let resp = self
-            .client
-            .post(format!("{}{path}", self.base))
+            .with_host(self.client.post(format!("{}{path}", self.base)))
             .header("cookie", self.cookie_header())
             .header("accept-language", "da")
             .header("content-type", "application/x-www-form-urlencoded")
@@ -726,4 +742,242 @@ async fn a_copy_of_the_session_cookie_opens_nothing_after_sign_out() {
     assert!(!account.body.contains(USER), "no account data");
     // Nor does the signed-out browser get back in by the same request.
     assert_ne!(browser.get("/self-service/account").await.status, 200);
+}
+
+// ------------------------------------------------------------------ chip
+
+/// The WebAuthn options a chip page put into its form's `data-options`.
+fn chip_options(page: &Page) -> String {
+    let marker = "data-options=\"";
+    let start = page.body.find(marker).expect("a chip form") + marker.len();
+    let end = page.body[start..].find('"').unwrap();
+    // Askama escapes the attribute; undo the few escapes JSON can contain.
+    page.body[start..start + end]
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+const CHIP_CODE: &str = "violet-harbour-42";
+
+/// The signed device call of the app's hardware list.
+async fn hardware_list(h: &Harness, phone: &SoftPhone) -> eid_protocol::wire::HardwareListResponse {
+    let body = serde_json::to_vec(&eid_protocol::wire::HardwareListRequest {
+        authenticator_id: phone.id(),
+    })
+    .unwrap();
+    let answer = signed_post(h, phone, eid_protocol::wire::PATH_DEVICE_HARDWARE, body).await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    serde_json::from_str(&answer.1).unwrap()
+}
+
+/// A device-signed POST; returns the status and the body.
+async fn signed_post(h: &Harness, phone: &SoftPhone, path: &str, body: Vec<u8>) -> (u16, String) {
+    use eid_protocol::wire;
+    let headers = SoftPhone::sign_device_request(
+        &[phone],
+        path,
+        &body,
+        h.now(),
+        eid_protocol::Nonce16::random(),
+    );
+    let resp = h
+        .endpoint
+        .client
+        .post(format!(
+            "{}{path}",
+            h.endpoint.base_url.trim_end_matches('/')
+        ))
+        .header("content-type", "application/json")
+        .header(wire::HEADER_TIMESTAMP, headers.timestamp)
+        .header(wire::HEADER_NONCE, headers.nonce)
+        .header(wire::HEADER_SIGNATURE, headers.signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// The app deactivates a hardware authenticator, proving the PIN with
+/// `pin_key`.
+async fn deactivate_hardware(
+    h: &Harness,
+    phone: &SoftPhone,
+    pin_key: &eid_protocol::crypto::SoftwareSigningKey,
+    hardware_id: &str,
+) -> (u16, String) {
+    let nonce = eid_protocol::Nonce16::random();
+    let message = eid_protocol::messages::HardwareDeactivation {
+        authenticator_id: phone.id(),
+        hardware_id: hardware_id.to_owned(),
+        issued_at_ms: h.now(),
+        nonce,
+    };
+    let body = serde_json::to_vec(&eid_protocol::wire::DeactivateHardwareRequest {
+        authenticator_id: phone.id(),
+        hardware_id: hardware_id.to_owned(),
+        pin_proof: eid_protocol::wire::PinProof {
+            issued_at_ms: h.now(),
+            nonce,
+            signature: pin_key.sign(&message.signing_bytes()),
+        },
+    })
+    .unwrap();
+    signed_post(
+        h,
+        phone,
+        eid_protocol::wire::PATH_DEVICE_HARDWARE_DEACTIVATE,
+        body,
+    )
+    .await
+}
+
+/// Registers a chip on the pages (step 1); returns the software chip.
+async fn register_chip(
+    h: &Harness,
+    browser: &mut Browser,
+    phone: &mut SoftPhone,
+) -> common::soft_chip::SoftChip {
+    sign_in(h, browser, phone).await;
+    let page = browser.get("/self-service/chip").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let origin = format!("https://{}", browser.host.clone().unwrap());
+    let mut chip = common::soft_chip::SoftChip::new(&origin);
+    let credential = chip.register(&chip_options(&page));
+    let sent = browser
+        .post(
+            "/self-service/chip/register",
+            &[
+                ("csrf", &page.field("csrf").unwrap()),
+                ("ceremony", &page.field("ceremony").unwrap()),
+                ("credential", &credential),
+                ("access_code", CHIP_CODE),
+                ("access_code_again", CHIP_CODE),
+            ],
+        )
+        .await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    assert_eq!(
+        sent.location.as_deref(),
+        Some("/self-service/chip?done=registered")
+    );
+    chip
+}
+
+#[tokio::test]
+async fn a_chip_registered_on_the_pages_waits_a_day_is_confirmed_with_the_chip_and_the_app_lists_and_deactivates_it()
+ {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    let mut chip = register_chip(&h, &mut browser, &mut phone).await;
+    let waiting = browser.get("/self-service/chip").await;
+    assert!(
+        waiting.text("chip-active-from").is_some(),
+        "{}",
+        waiting.body
+    );
+    assert_eq!(deliveries_to(&h, "chip_added", PHONE), 1);
+    assert_eq!(deliveries_to(&h, "chip_added", EMAIL), 1);
+    let listed = hardware_list(&h, &phone).await.hardware;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, eid_protocol::wire::HardwareState::Pending);
+    assert_eq!(listed[0].kind, eid_protocol::wire::HardwareKind::Chip);
+
+    // A day later (a new session: the first one ended), step 2.
+    h.clock.advance_ms(24 * HOUR_MS + 1);
+    sign_in(&h, &mut browser, &mut phone).await;
+    let page = browser.get("/self-service/chip").await;
+    let assertion = chip.assert(&chip_options(&page));
+    let confirmed = browser
+        .post(
+            "/self-service/chip/confirm",
+            &[
+                ("csrf", &page.field("csrf").unwrap()),
+                ("ceremony", &page.field("ceremony").unwrap()),
+                ("credential", &assertion),
+                ("access_code", CHIP_CODE),
+            ],
+        )
+        .await;
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    let active = browser.follow(confirmed).await;
+    assert!(active.text("chip-active").is_some(), "{}", active.body);
+    assert_eq!(deliveries_to(&h, "chip_activated", PHONE), 1);
+    let listed = hardware_list(&h, &phone).await.hardware;
+    assert_eq!(listed[0].state, eid_protocol::wire::HardwareState::Active);
+    assert!(listed[0].last_used_at_ms.is_some());
+
+    // The app deactivates it: a wrong PIN changes nothing, the right one
+    // deactivates it and every channel is told.
+    let id = listed[0].id.clone();
+    let wrong = eid_protocol::crypto::SoftwareSigningKey::generate();
+    let refused = deactivate_hardware(&h, &phone, &wrong, &id).await;
+    assert_eq!(refused.0, 403, "{}", refused.1);
+    assert!(refused.1.contains("wrong_pin"), "{}", refused.1);
+    let unknown = deactivate_hardware(&h, &phone, &phone.pin_key, &"0".repeat(32)).await;
+    assert_eq!(unknown.0, 404, "{}", unknown.1);
+    assert!(unknown.1.contains("unknown_hardware"), "{}", unknown.1);
+    let done = deactivate_hardware(&h, &phone, &phone.pin_key, &id).await;
+    assert_eq!(done.0, 200, "{}", done.1);
+    let listed = hardware_list(&h, &phone).await.hardware;
+    assert_eq!(
+        listed[0].state,
+        eid_protocol::wire::HardwareState::Deactivated
+    );
+    assert_eq!(deliveries_to(&h, "chip_deactivated", EMAIL), 1);
+}
+
+#[tokio::test]
+async fn a_chip_registration_replayed_from_the_pages_finds_no_ceremony_and_adds_nothing() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    sign_in(&h, &mut browser, &mut phone).await;
+    let page = browser.get("/self-service/chip").await;
+    let origin = format!("https://{}", browser.host.clone().unwrap());
+    let mut chip = common::soft_chip::SoftChip::new(&origin);
+    let credential = chip.register(&chip_options(&page));
+    let fields = [
+        ("csrf", page.field("csrf").unwrap()),
+        ("ceremony", page.field("ceremony").unwrap()),
+        ("credential", credential),
+        ("access_code", CHIP_CODE.to_owned()),
+        ("access_code_again", CHIP_CODE.to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = browser.post("/self-service/chip/register", &fields).await;
+    assert_eq!(first.status, 303, "{}", first.body);
+    let again = browser.post("/self-service/chip/register", &fields).await;
+    assert_eq!(again.status, 400, "{}", again.body);
+    assert_eq!(deliveries_to(&h, "chip_added", PHONE), 1);
+}
+
+#[tokio::test]
+async fn a_chip_form_without_its_csrf_token_is_refused_and_adds_nothing() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    sign_in(&h, &mut browser, &mut phone).await;
+    let page = browser.get("/self-service/chip").await;
+    let origin = format!("https://{}", browser.host.clone().unwrap());
+    let mut chip = common::soft_chip::SoftChip::new(&origin);
+    let credential = chip.register(&chip_options(&page));
+    let sent = browser
+        .post(
+            "/self-service/chip/register",
+            &[
+                ("ceremony", &page.field("ceremony").unwrap()),
+                ("credential", &credential),
+                ("access_code", CHIP_CODE),
+                ("access_code_again", CHIP_CODE),
+            ],
+        )
+        .await;
+    assert_eq!(sent.status, 400, "{}", sent.body);
+    assert_eq!(deliveries_to(&h, "chip_added", PHONE), 0);
 }

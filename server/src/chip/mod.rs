@@ -23,7 +23,10 @@ pub(crate) mod list;
 pub(crate) mod register;
 #[cfg(test)]
 mod scenarios;
+// The software chip lives with the integration tests, which drive it over
+// HTTP; the unit tests here share the one file.
 #[cfg(test)]
+#[path = "../../tests/common/soft_chip.rs"]
 pub(crate) mod soft_key;
 
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! A software chip for tests: a small hand-built WebAuthn authenticator on
+//! A software chip for tests (the server's unit tests include this file
+//! too): a small hand-built WebAuthn authenticator on
 //! ring (P-256, ES256), answering `navigator.credentials.create` and `.get`
 //! options as a browser with a security key would, with attestation `none`
 //! and a sign counter the test can set (to play a cloned key). Hand-built
