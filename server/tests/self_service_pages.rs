@@ -5,6 +5,10 @@
 //! Time moves with the server's manual clock.
 
 mod common;
+// The OIDC tests' client fixtures, for the chip's login at level High.
+#[allow(dead_code)]
+#[path = "oidc/support.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 
@@ -980,4 +984,207 @@ async fn a_chip_form_without_its_csrf_token_is_refused_and_adds_nothing() {
         .await;
     assert_eq!(sent.status, 400, "{}", sent.body);
     assert_eq!(deliveries_to(&h, "chip_added", PHONE), 0);
+}
+
+// --------------------------------------------------- chip on the login page
+
+const ACR_HIGH: &str = "https://data.gov.dk/concept/core/nsis/loa/High";
+
+/// A person whose chip is active (registered, a day, confirmed).
+async fn person_with_active_chip(
+    h: &Harness,
+    browser: &mut Browser,
+    phone: &mut SoftPhone,
+) -> common::soft_chip::SoftChip {
+    let mut chip = register_chip(h, browser, phone).await;
+    h.clock.advance_ms(24 * HOUR_MS + 1);
+    sign_in(h, browser, phone).await;
+    let page = browser.get("/self-service/chip").await;
+    let assertion = chip.assert(&chip_options(&page));
+    let confirmed = browser
+        .post(
+            "/self-service/chip/confirm",
+            &[
+                ("csrf", &page.field("csrf").unwrap()),
+                ("ceremony", &page.field("ceremony").unwrap()),
+                ("credential", &assertion),
+                ("access_code", CHIP_CODE),
+            ],
+        )
+        .await;
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    chip
+}
+
+/// A login at level High pushed by `client`, arrived in `browser`, the user
+/// ID typed with the method "chip"; returns the chip page's path and page.
+async fn chip_login(
+    h: &Harness,
+    browser: &mut Browser,
+    client: &support::TestClient,
+) -> (String, Page) {
+    let mut params = support::par_params(client);
+    params.push(("acr_values".into(), ACR_HIGH.into()));
+    let answer = support::post_form(
+        h,
+        "/oidc/par",
+        &support::auth_of(h, client),
+        &support::pairs(&params),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let request_uri = answer.body["request_uri"].as_str().unwrap().to_owned();
+    let authorize: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &client.id)
+        .append_pair("request_uri", &request_uri)
+        .finish();
+    let arrived = browser.get(&format!("/oidc/authorize?{authorize}")).await;
+    assert_eq!(arrived.status, 303, "{}", arrived.body);
+    let login_path = arrived.location.clone().unwrap();
+    let page = browser.get(&login_path).await;
+    assert!(
+        page.body.contains("value=\"chip\""),
+        "High offers the chip: {}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("value=\"app\""),
+        "High does not offer the app alone"
+    );
+    let typed = browser
+        .post(
+            &format!("{login_path}/user-id"),
+            &[
+                ("csrf", &page.field("csrf").unwrap()),
+                ("user_id", USER),
+                ("method", "chip"),
+            ],
+        )
+        .await;
+    assert_eq!(typed.status, 303, "{}", typed.body);
+    let chip_path = typed.location.clone().unwrap();
+    assert_eq!(chip_path, format!("{login_path}/chip"));
+    let page = browser.get(&chip_path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    (chip_path, page)
+}
+
+async fn post_chip(
+    browser: &mut Browser,
+    chip_path: &str,
+    page: &Page,
+    credential: &str,
+    code: &str,
+) -> Page {
+    browser
+        .post(
+            chip_path,
+            &[
+                ("csrf", &page.field("csrf").unwrap()),
+                ("ceremony", &page.field("ceremony").unwrap()),
+                ("credential", credential),
+                ("access_code", code),
+            ],
+        )
+        .await
+}
+
+/// The claims of an ID token (its signature is checked by the OIDC tests).
+fn id_token_claims(id_token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = id_token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn a_person_logs_in_at_level_high_with_the_chip_and_its_access_code_and_the_id_token_says_so()
+{
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    let mut chip = person_with_active_chip(&h, &mut browser, &mut phone).await;
+    let sp = support::harness_provider(&h).await;
+    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+
+    let (chip_path, page) = chip_login(&h, &mut browser, &bank).await;
+    // A wrong access code: refused with a fresh challenge, counted.
+    let wrong = chip.assert(&chip_options(&page));
+    let refused = post_chip(&mut browser, &chip_path, &page, &wrong, "not-the-code").await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    let right = chip.assert(&chip_options(&refused));
+    let back = post_chip(&mut browser, &chip_path, &refused, &right, CHIP_CODE).await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let to = back.location.unwrap();
+    assert!(to.starts_with("https://bank.example/cb?"), "{to}");
+    let code = url::Url::parse(&to)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("a code");
+    let tokens = support::redeem(&h, &bank, &code, support::VERIFIER).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    let claims = id_token_claims(tokens.body["id_token"].as_str().unwrap());
+    assert_eq!(claims["acr"], ACR_HIGH);
+    assert_eq!(claims["amr"], serde_json::json!(["chip", "hwk", "pwd"]));
+    assert_eq!(deliveries_to(&h, "chip_used", PHONE), 1);
+}
+
+#[tokio::test]
+async fn a_cloned_chip_whose_counter_goes_back_is_refused_at_login_and_blocked() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    let mut chip = person_with_active_chip(&h, &mut browser, &mut phone).await;
+    let mut clone = chip.clone();
+    clone.counter = 0;
+    let sp = support::harness_provider(&h).await;
+    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    let (chip_path, page) = chip_login(&h, &mut browser, &bank).await;
+    let copied = clone.assert(&chip_options(&page));
+    let refused = post_chip(&mut browser, &chip_path, &page, &copied, CHIP_CODE).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(deliveries_to(&h, "chip_blocked", PHONE), 1);
+    // The real chip is refused too from now on (blocked for good).
+    let real = chip.assert(&chip_options(&refused));
+    let after = post_chip(&mut browser, &chip_path, &refused, &real, CHIP_CODE).await;
+    assert_eq!(after.status, 422, "{}", after.body);
+    let listed = hardware_list(&h, &phone).await.hardware;
+    assert_eq!(listed[0].state, eid_protocol::wire::HardwareState::Blocked);
+}
+
+#[tokio::test]
+async fn another_persons_chip_cannot_log_in_for_this_user_id() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    person_with_active_chip(&h, &mut browser, &mut phone).await;
+    let sp = support::harness_provider(&h).await;
+    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    let (chip_path, page) = chip_login(&h, &mut browser, &bank).await;
+    let origin = format!("https://{}", browser.host.clone().unwrap());
+    let mut strangers = common::soft_chip::SoftChip::new(&origin);
+    let answer = strangers.assert(&chip_options(&page));
+    let refused = post_chip(&mut browser, &chip_path, &page, &answer, CHIP_CODE).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(deliveries_to(&h, "chip_used", PHONE), 0);
+}
+
+#[tokio::test]
+async fn a_person_without_a_chip_still_gets_a_challenge_and_never_logs_in() {
+    let h = server().await;
+    let _phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    let sp = support::harness_provider(&h).await;
+    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    // Nobody has a chip here: the page still carries a challenge.
+    let (chip_path, page) = chip_login(&h, &mut browser, &bank).await;
+    let origin = format!("https://{}", browser.host.clone().unwrap());
+    let mut any = common::soft_chip::SoftChip::new(&origin);
+    let answer = any.assert(&chip_options(&page));
+    let refused = post_chip(&mut browser, &chip_path, &page, &answer, CHIP_CODE).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
 }
