@@ -19,6 +19,7 @@
 
 pub(crate) mod assertion;
 pub(crate) mod confirm;
+pub mod fuzzing;
 pub(crate) mod list;
 pub(crate) mod register;
 #[cfg(test)]
