@@ -18,6 +18,7 @@ mod changes;
 mod enrolment;
 mod error;
 mod events;
+mod hardware;
 mod ids;
 mod journal;
 mod keystore;
