@@ -68,18 +68,19 @@ impl App {
     }
 
     /// Deactivates one (a pending chip: cancels it) after the person swiped
-    /// and typed the PIN (checked and counted like any PIN entry); the
-    /// person is told on every channel.
+    /// (`swipe_confirmed`, else `SwipeRequired`) and typed the PIN (checked
+    /// and counted like any PIN entry); the person is told on every channel.
     pub async fn deactivate_hardware(
         &self,
         authenticator_id: AuthenticatorId,
         hardware_id: String,
         pin: String,
+        swipe_confirmed: bool,
     ) -> Result<HardwareAuthenticatorInfo, EidError> {
         let pin = zeroize::Zeroizing::new(pin);
         Ok(self
             .core()
-            .deactivate_hardware(&authenticator_id, &hardware_id, &pin)
+            .deactivate_hardware(&authenticator_id, &hardware_id, &pin, swipe_confirmed)
             .await?)
     }
 }

@@ -33,12 +33,17 @@ impl App {
     /// counted like any PIN entry), whose key signs the deactivation, so an
     /// unlocked phone in a thief's hand cannot remove the person's chip. The
     /// person is told on every channel. Returns the entry as it is now.
+    /// Without `swipe_confirmed` nothing is done ([`Error::SwipeRequired`]).
     pub async fn deactivate_hardware(
         &self,
         authenticator: &AuthenticatorId,
         hardware_id: &str,
         pin: &str,
+        swipe_confirmed: bool,
     ) -> Result<HardwareAuthenticatorInfo> {
+        if !swipe_confirmed {
+            return Err(Error::SwipeRequired);
+        }
         let acc = lock(&self.inner.store)?.authenticator(authenticator)?;
         let inner = self.inner.clone();
         let checked = acc.clone();
