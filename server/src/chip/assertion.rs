@@ -2,13 +2,15 @@
 //! counter, the access code and the lockout. Shared by the confirming step
 //! ([`super::confirm`]) and the login page.
 //!
-//! Order of the checks: a chip locked after wrong access codes is refused
-//! before anything is verified; then the signature (webauthn-rs, against
-//! the credentials the ceremony allowed: a credential of another person is
-//! refused there); a sign counter that does not rise (when either side is
-//! non-zero) means a possible clone: the chip is blocked for good and the
-//! person told; last the access code (Argon2id), where three wrong in a row
-//! lock the chip for a growing time, surviving restarts (it is stored).
+//! Order of the checks: the signature first (webauthn-rs, against the
+//! credentials the ceremony allowed: a credential of another person is
+//! refused there), so that nobody without the chip learns anything about
+//! it, not even that it is locked; a sign counter that does not rise (when
+//! either side is non-zero) means a possible clone: the chip is blocked for
+//! good and the person told; then a lockout after wrong access codes
+//! refuses without looking at the code; last the access code (Argon2id),
+//! where three wrong in a row lock the chip for a growing time, surviving
+//! restarts (it is stored).
 //! Every write names the revision it read ([`crate::store::Store::save_chip`]),
 //! so two uses racing on one counter cannot both pass.
 
@@ -34,7 +36,8 @@ pub(crate) enum UseOutcome {
         /// The end of the lockout this failure started, if it did.
         locked_until_ms: Option<u64>,
     },
-    /// Locked after wrong access codes until this time; nothing was checked.
+    /// Locked after wrong access codes until this time; the signature was
+    /// right, the access code was not looked at.
     LockedOut {
         /// The lockout's end.
         until_ms: u64,
@@ -72,9 +75,6 @@ pub(crate) async fn use_chip(
     on_success: OnSuccess,
 ) -> Result<UseOutcome, ChipError> {
     let now = state.now_ms();
-    if let Some(until_ms) = chip.blocked_until_ms.filter(|until| *until > now) {
-        return Ok(UseOutcome::LockedOut { until_ms });
-    }
     let authentication: SecurityKeyAuthentication =
         serde_json::from_str(&ceremony.state).map_err(|_| ChipError::Stored)?;
     let Ok(answer) = serde_json::from_str::<PublicKeyCredential>(assertion_json) else {
@@ -107,6 +107,15 @@ pub(crate) async fn use_chip(
     key.update_credential(&result);
     chip.counter = counter;
     chip.credential = serde_json::to_string(&key).map_err(|_| ChipError::Stored)?;
+    if let Some(until_ms) = chip.blocked_until_ms.filter(|until| *until > now) {
+        // The counter moved (the signature was used); the code is not
+        // looked at while the lockout lasts.
+        return Ok(if state.store.save_chip(chip, Vec::new()).await? {
+            UseOutcome::LockedOut { until_ms }
+        } else {
+            UseOutcome::Concurrent
+        });
+    }
 
     let stored = chip.access_code.clone();
     let typed = zeroize::Zeroizing::new(access_code.to_owned());

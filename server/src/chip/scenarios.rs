@@ -461,6 +461,12 @@ async fn three_wrong_access_codes_lock_the_chip_for_a_while() {
         w.confirm(&who, &mut key, CODE).await,
         ConfirmOutcome::Refused(UseOutcome::LockedOut { .. })
     ));
+    // Someone without the chip is not told that it is locked.
+    let mut stranger = SoftChip::new(ORIGIN);
+    assert_eq!(
+        w.confirm(&who, &mut stranger, CODE).await,
+        ConfirmOutcome::Refused(UseOutcome::BadAssertion)
+    );
     w.clock.advance_ms(300_000);
     assert_eq!(
         w.confirm(&who, &mut key, CODE).await,
