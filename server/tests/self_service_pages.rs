@@ -1188,3 +1188,88 @@ async fn a_person_without_a_chip_still_gets_a_challenge_and_never_logs_in() {
     let refused = post_chip(&mut browser, &chip_path, &page, &answer, CHIP_CODE).await;
     assert_eq!(refused.status, 422, "{}", refused.body);
 }
+
+#[tokio::test]
+async fn app_and_chip_waits_for_the_app_then_asks_for_the_chip_and_the_id_token_names_both() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    let mut chip = person_with_active_chip(&h, &mut browser, &mut phone).await;
+    let sp = support::harness_provider(&h).await;
+    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    let mut params = support::par_params(&bank);
+    params.push(("acr_values".into(), ACR_HIGH.into()));
+    let answer = support::post_form(
+        &h,
+        "/oidc/par",
+        &support::auth_of(&h, &bank),
+        &support::pairs(&params),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let authorize: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &bank.id)
+        .append_pair("request_uri", answer.body["request_uri"].as_str().unwrap())
+        .finish();
+    let arrived = browser.get(&format!("/oidc/authorize?{authorize}")).await;
+    let login_path = arrived.location.clone().unwrap();
+    let page = browser.get(&login_path).await;
+    let typed = browser
+        .post(
+            &format!("{login_path}/user-id"),
+            &[
+                ("csrf", &page.field("csrf").unwrap()),
+                ("user_id", USER),
+                ("method", "app_chip"),
+            ],
+        )
+        .await;
+    assert_eq!(typed.status, 303, "{}", typed.body);
+    // The app first: the login's page shows the binding code.
+    assert_eq!(typed.location.as_deref(), Some(login_path.as_str()));
+    let waiting = browser.get(&login_path).await;
+    let code = waiting.code();
+    // The chip's step is closed until the app approved.
+    let early = browser.get(&format!("{login_path}/chip")).await;
+    assert_eq!(early.status, 303, "{}", early.body);
+    assert_eq!(early.location.as_deref(), Some(login_path.as_str()));
+
+    let pulled = SoftPhone::pull(&h.endpoint, &[&phone], h.now())
+        .await
+        .unwrap();
+    let envelope = pulled.accounts[0]
+        .requests
+        .iter()
+        .find(|r| r.envelope.kind == RequestKind::Login)
+        .expect("the login's request in the app")
+        .envelope
+        .clone();
+    let decision = phone.decide(&envelope, Outcome::Approve, Some(code), true);
+    phone.submit(&h.endpoint, &decision).await.unwrap();
+
+    // Approved: the login's page sends the browser on to the chip.
+    let next = browser.get(&login_path).await;
+    assert_eq!(next.status, 303, "{}", next.body);
+    let chip_path = format!("{login_path}/chip");
+    assert_eq!(next.location.as_deref(), Some(chip_path.as_str()));
+    let page = browser.get(&chip_path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let assertion = chip.assert(&chip_options(&page));
+    let back = post_chip(&mut browser, &chip_path, &page, &assertion, CHIP_CODE).await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let to = back.location.unwrap();
+    let code = url::Url::parse(&to)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("a code");
+    let tokens = support::redeem(&h, &bank, &code, support::VERIFIER).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    let claims = id_token_claims(tokens.body["id_token"].as_str().unwrap());
+    assert_eq!(claims["acr"], ACR_HIGH);
+    assert_eq!(
+        claims["amr"],
+        serde_json::json!(["code_app", "chip", "hwk", "mfa"])
+    );
+}

@@ -9,8 +9,10 @@
 //! The page looks the same whatever the user ID: for an unknown or blocked
 //! identity, or one without an active chip, it shows a stand-in challenge
 //! that no ceremony backs, and the post fails like a wrong access code.
-//! The method "app and chip" needs the app's approval first; until the
-//! page has that step, it is refused here with a clear page.
+//! With the method "app and chip" the login page first waits for the app's
+//! approval (the binding code, as for the app alone); only then does this
+//! step open, for the same identity, and the login completes as
+//! `app_chip` (`amr` `code_app chip hwk mfa`).
 
 use askama::Template;
 use axum::body::Bytes;
@@ -35,6 +37,7 @@ use crate::oidc::method::LoginMethod;
 use crate::oidc::{CODE_LIFETIME_MS, handle_sha256, new_handle};
 use crate::store::{CeremonyPurpose, Chip, ChipState, Identity, OidcLogin};
 use eid_protocol::events::SecurityEventKind;
+use eid_protocol::wire::RequestStatus;
 
 /// The longest browser answer taken (a security key's JSON is ~1 KiB).
 const MAX_ANSWER_LEN: usize = 16 * 1024;
@@ -48,7 +51,6 @@ struct Words {
     locked: &'static str,
     blocked: &'static str,
     needs_script: &'static str,
-    app_and_chip: &'static str,
     other_method: &'static str,
 }
 
@@ -61,7 +63,6 @@ const DA: Words = Words {
     locked: "For mange forkerte forsøg. Chippen er låst et stykke tid.",
     blocked: "Chippen er spærret. Du har fået besked.",
     needs_script: "Chippen kræver JavaScript i browseren.",
-    app_and_chip: "Log ind med app og chip er ikke klar endnu. Vælg chip.",
     other_method: "Vælg en anden måde at logge ind på",
 };
 
@@ -74,7 +75,6 @@ const EN: Words = Words {
     locked: "Too many wrong tries. The chip is locked for a while.",
     blocked: "The chip is blocked. You were told.",
     needs_script: "The chip needs JavaScript in the browser.",
-    app_and_chip: "Logging in with the app and a chip is not ready yet. Choose the chip.",
     other_method: "Choose another way to log in",
 };
 
@@ -190,11 +190,31 @@ async fn chip_page(
     ))
 }
 
-/// The method check every request of this step makes: the chip's step is
-/// for logins whose chosen method is the chip.
-fn not_chip(login: &OidcLogin) -> Option<Response> {
-    (login.method != LoginMethod::Chip && login.method != LoginMethod::AppAndChip)
-        .then(|| see_other(&login_path(login.id)))
+/// The check every request of this step makes: the chip's step is for
+/// logins whose chosen method is the chip, or the app and the chip once the
+/// app approved for the same identity; anything else goes back to the
+/// login's page (which shows where it stands).
+async fn not_chip_step(state: &AppState, login: &OidcLogin) -> Result<Option<Response>, ChipError> {
+    let open = match login.method {
+        LoginMethod::Chip => true,
+        LoginMethod::AppAndChip => app_approved(state, login).await?,
+        _ => false,
+    };
+    Ok((!open).then(|| see_other(&login_path(login.id))))
+}
+
+/// Whether the login's app request is approved, by the identity whose chip
+/// the step asks for.
+async fn app_approved(state: &AppState, login: &OidcLogin) -> Result<bool, ChipError> {
+    let (Some(request_id), Some(identity_id)) = (login.request_id, login.hardware_identity_id)
+    else {
+        return Ok(false);
+    };
+    let Some(request) = state.store.request(request_id).await? else {
+        return Ok(false);
+    };
+    Ok(request.status_at(state.now_ms()) == RequestStatus::Approved
+        && request.envelope.identity_id == identity_id)
 }
 
 /// `GET /oidc/login/{login_id}/chip`: the chip's challenge and the access
@@ -203,7 +223,7 @@ fn not_chip(login: &OidcLogin) -> Option<Response> {
     params(("login_id" = String, Path, description = "32 hex digits")),
     responses(
         (status = 200, description = "the chip step: a WebAuthn challenge (in data-options) and the access-code field", content_type = "text/html"),
-        (status = 303, description = "back to the login page when the login's method is not the chip", headers(("Location" = String))),
+        (status = 303, description = "back to the login page when the login's method is not the chip (or the app and the chip's app step is not approved)", headers(("Location" = String))),
         PageRefusals))]
 pub(crate) async fn page(
     State(state): State<AppState>,
@@ -212,12 +232,12 @@ pub(crate) async fn page(
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
     let (login, secret, lang) = bound(&state, &raw_id, &[], &headers).await?;
-    if let Some(back) = not_chip(&login) {
+    if let Some(back) = not_chip_step(&state, &login).await.map_err(failed(lang))? {
         return Ok(back);
     }
     let origin = crate::api::oidc_issuer(&state, &uri, &headers)
         .map_err(|_| Failure(lang, Refusal::BadLink))?;
-    let message = (login.method == LoginMethod::AppAndChip).then_some(words(lang).app_and_chip);
+    let message = None;
     chip_page(
         &state,
         &login,
@@ -302,21 +322,8 @@ pub(crate) async fn post(
         )
         .await;
     }
-    if let Some(back) = not_chip(&login) {
+    if let Some(back) = not_chip_step(&state, &login).await.map_err(failed(lang))? {
         return Ok(back);
-    }
-    if login.method == LoginMethod::AppAndChip {
-        let status = StatusCode::CONFLICT;
-        return chip_page(
-            &state,
-            &login,
-            &secret,
-            lang,
-            &origin,
-            status,
-            Some(c.app_and_chip),
-        )
-        .await;
     }
     let refuse = |status: StatusCode, message: &'static str| {
         chip_page(
@@ -404,7 +411,8 @@ async fn complete(
     let receipt = HardwareReceiptBody {
         login_id: login.id.0,
         identity_id: identity.id,
-        method: LoginMethod::Chip.as_str().to_owned(),
+        // `Chip`, or `AppAndChip` (whose app approval the step checked).
+        method: login.method.as_str().to_owned(),
         authenticator_sha256: chip.credential_id_sha256,
         service_provider_id: client.service_provider_id,
         completed_at_ms: now,

@@ -412,7 +412,9 @@ enum Stage {
 
 /// The login's stage at `now`.
 async fn stage(state: &AppState, login: &OidcLogin, now: u64) -> Result<Stage, StoreError> {
-    if login.method.is_hardware() {
+    // "App and chip" waits for the app like the app alone, then goes to
+    // the chip's step (below, once approved).
+    if login.method.is_hardware() && login.method != LoginMethod::AppAndChip {
         return Ok(Stage::Hardware(login.method));
     }
     let Some(request_id) = login.request_id else {
@@ -447,6 +449,9 @@ async fn stage(state: &AppState, login: &OidcLogin, now: u64) -> Result<Stage, S
                 // Every request this page makes has a rotating binding.
                 None => Stage::Expired,
             }
+        }
+        RequestStatus::Approved if login.method == LoginMethod::AppAndChip => {
+            Stage::Hardware(LoginMethod::AppAndChip)
         }
         RequestStatus::Approved => Stage::Approved(request_id),
         RequestStatus::Denied => Stage::Refused { fraud: false },
@@ -789,7 +794,7 @@ pub(crate) async fn user_id(
         }
         Stage::UserId | Stage::Expired | Stage::Hardware(_) => {}
     }
-    if method.is_hardware() {
+    if method.is_hardware() && method != LoginMethod::AppAndChip {
         // The identity is recorded whatever its state: a blocked one, or
         // one without the device, fails at the device's step like a wrong
         // code, so this step answers every user ID alike.
@@ -810,17 +815,29 @@ pub(crate) async fn user_id(
             typed,
         ));
     }
-    if login.method.is_hardware() {
-        // Back from a hardware method to the app: the login's request is
-        // none now, as the stage above read it.
+    let mut previous = login.request_id;
+    if login.method.is_hardware() || method == LoginMethod::AppAndChip {
+        // Back from a hardware method to the app, or the app's step of "app
+        // and chip" (whose chip step is then the typed user ID's): the
+        // login's request is forgotten (withdrawn above if it waited) and
+        // made anew below.
+        let identity_id = match method {
+            LoginMethod::AppAndChip => {
+                crate::api::identity_id_of(&state, &crate::userid::fold(typed))
+                    .await
+                    .map_err(|_| Failure(lang, Refusal::Internal))?
+            }
+            _ => None,
+        };
         let chosen = state
             .store
-            .choose_oidc_login_method(login.id, LoginMethod::App, None)
+            .choose_oidc_login_method(login.id, method, identity_id)
             .await
             .map_err(|e| Failure::from(e).with(lang))?;
         if !chosen {
             return Err(Failure(lang, Refusal::AlreadyDone));
         }
+        previous = None;
     }
     let client = crate::api::oidc_client_of(&state, &login.client_id)
         .await
@@ -864,7 +881,7 @@ pub(crate) async fn user_id(
     };
     let set = state
         .store
-        .set_oidc_login_request(login.id, login.request_id, request_id, expires_at_ms)
+        .set_oidc_login_request(login.id, previous, request_id, expires_at_ms)
         .await
         .map_err(|e| Failure::from(e).with(lang))?;
     if !set {
