@@ -7,15 +7,17 @@
 //! proves possession, and a chip-specific access code ([`crate::access_code`],
 //! Argon2id, checked centrally) proves knowledge, as MitID does.
 //!
-//! Every challenge is a [`ChipCeremony`] in the store: server-side, bound to
-//! one identity (and a login or chip), single use ([`Store::take_chip_ceremony`]
-//! deletes it) and void after [`CEREMONY_MS`]. The browser holds only the
-//! ceremony's random id, so a replayed answer finds nothing to complete.
+//! Every challenge is a [`crate::store::ChipCeremony`] in the store:
+//! server-side, bound to one identity (and a login or chip), single use
+//! (`Store::take_chip_ceremony` deletes it) and void after five minutes. The
+//! browser holds only the ceremony's random id, so a replayed answer finds
+//! nothing to complete.
 //!
-//! Subjects: [`register`] (step 1 on the self-service pages), [`confirm`]
-//! (step 2 after the waiting period), [`assertion`] (one use of a chip: the
-//! signature, its counter, the access code and the lockout), [`list`] (the
-//! app's list of hardware authenticators, and deactivation).
+//! Subjects: `register` (step 1 on the self-service pages), `confirm` (step 2
+//! after the waiting period), `assertion` (one use of a chip: the signature,
+//! its counter, the access code and the lockout), `list` (the app's list of
+//! hardware authenticators, and deactivation), [`fuzzing`] (the parsers of
+//! browser input, for the fuzz targets).
 
 pub(crate) mod assertion;
 pub(crate) mod confirm;
