@@ -526,8 +526,8 @@ pub struct ShortenedSetting {
 impl Config {
     /// The defaults of `profile`. [`Profile::Development`] changes exactly
     /// these from [`Config::default`]: `floods.fraud_hold_secs`,
-    /// `self_service_gap_secs` and `new_device_wait_secs` to
-    /// [`DEVELOPMENT_WAIT_SECS`], and the per-person rate limits
+    /// `self_service_gap_secs`, `new_device_wait_secs` and `chip_wait_secs`
+    /// to [`DEVELOPMENT_WAIT_SECS`], and the per-person rate limits
     /// (`floods.per_identity_per_minute`, `floods.per_identity_per_hour`)
     /// off.
     pub fn defaults_for(profile: Profile) -> Self {
@@ -537,6 +537,7 @@ impl Config {
             Profile::Development => Self {
                 profile,
                 new_device_wait_secs: DEVELOPMENT_WAIT_SECS,
+                chip_wait_secs: DEVELOPMENT_WAIT_SECS,
                 self_service_gap_secs: DEVELOPMENT_WAIT_SECS,
                 floods: FloodConfig {
                     per_identity_per_minute: 0,
@@ -577,6 +578,12 @@ impl Config {
                 production.new_device_wait_secs,
                 self.new_device_wait_secs,
                 "the new-device waiting period",
+            ),
+            row(
+                "chip_wait_secs",
+                production.chip_wait_secs,
+                self.chip_wait_secs,
+                "the chip's waiting period",
             ),
             row(
                 "floods.per_identity_per_minute",
@@ -898,6 +905,7 @@ fraud_hold_secs = 7200
             assert_eq!(config.floods.fraud_hold_secs, 3600);
             assert_eq!(config.self_service_gap_secs, 3600);
             assert_eq!(config.new_device_wait_secs, 3600);
+            assert_eq!(config.chip_wait_secs, 86_400);
             assert_eq!(config.floods.per_identity_per_minute, 5);
             assert_eq!(config.floods.per_identity_per_hour, 20);
             assert_eq!(config.development_warning(), None);
@@ -911,6 +919,7 @@ fraud_hold_secs = 7200
         assert_eq!(config.floods.fraud_hold_secs, 60);
         assert_eq!(config.self_service_gap_secs, 60);
         assert_eq!(config.new_device_wait_secs, 60);
+        assert_eq!(config.chip_wait_secs, 60);
         assert_eq!(config.floods.per_identity_per_minute, 0);
         assert_eq!(config.floods.per_identity_per_hour, 0);
         // Nothing else moves: the per-address and per-provider limits, the
