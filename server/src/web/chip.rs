@@ -237,17 +237,7 @@ pub(crate) async fn page(
     }
     let origin = crate::api::oidc_issuer(&state, &uri, &headers)
         .map_err(|_| Failure(lang, Refusal::BadLink))?;
-    let message = None;
-    chip_page(
-        &state,
-        &login,
-        &secret,
-        lang,
-        &origin,
-        StatusCode::OK,
-        message,
-    )
-    .await
+    chip_page(&state, &login, &secret, lang, &origin, StatusCode::OK, None).await
 }
 
 /// The chip step's form, for the OpenAPI document.
