@@ -49,6 +49,16 @@ pub enum SecurityEventKind {
     /// An approval was stopped because the phone saw a call or screen
     /// sharing ("we stopped this because you were on a call").
     ApprovalStoppedOnCall,
+    /// A chip was registered; it works after the waiting period.
+    ChipAdded,
+    /// A chip was confirmed and logs in now.
+    ChipActivated,
+    /// A chip was blocked (possible clone, or wrong access codes).
+    ChipBlocked,
+    /// A chip was used to log in.
+    ChipUsed,
+    /// A chip was deactivated or its registration cancelled.
+    ChipDeactivated,
     /// A kind this build does not know.
     Unknown,
 }

@@ -20,6 +20,7 @@ mod context;
 mod enrolment;
 mod error;
 mod events;
+mod hardware;
 mod ids;
 mod journal;
 mod keystore;

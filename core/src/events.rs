@@ -86,6 +86,16 @@ pub fn render(
         (K::NotifyEveryUseTurnedOff, false) => "Notify on every use turned off",
         (K::ApprovalStoppedOnCall, true) => "Godkendelse stoppet under opkald",
         (K::ApprovalStoppedOnCall, false) => "Approval stopped during a call",
+        (K::ChipAdded, true) => "Ny chip registreret",
+        (K::ChipAdded, false) => "New chip registered",
+        (K::ChipActivated, true) => "Chip taget i brug",
+        (K::ChipActivated, false) => "Chip activated",
+        (K::ChipBlocked, true) => "Chip spærret",
+        (K::ChipBlocked, false) => "Chip blocked",
+        (K::ChipUsed, true) => "Chip brugt",
+        (K::ChipUsed, false) => "Chip used",
+        (K::ChipDeactivated, true) => "Chip fjernet",
+        (K::ChipDeactivated, false) => "Chip removed",
         (_, true) => "Sikkerhedshændelse",
         (_, false) => "Security event",
     };
@@ -168,6 +178,24 @@ pub fn render(
         (K::ApprovalStoppedOnCall, false) => {
             "We stopped an approval because you were on a call or sharing your screen. Nobody from your bank, the police or support will ask you to approve anything."
         }
+        (K::ChipAdded, true) => {
+            "En chip blev registreret til dit eID. Den virker først efter ventetiden, og du kan annullere den her i appen indtil da."
+        }
+        (K::ChipAdded, false) => {
+            "A chip was registered for your eID. It works only after the waiting period, and you can cancel it here in the app until then."
+        }
+        (K::ChipActivated, true) => "En chip blev taget i brug til dit eID.",
+        (K::ChipActivated, false) => "A chip was activated for your eID.",
+        (K::ChipBlocked, true) => {
+            "Din chip blev spærret, fordi den opførte sig som en kopi, eller efter for mange forkerte adgangskoder."
+        }
+        (K::ChipBlocked, false) => {
+            "Your chip was blocked because it behaved like a copy, or after too many wrong access codes."
+        }
+        (K::ChipUsed, true) => "Din chip blev brugt til at logge ind.",
+        (K::ChipUsed, false) => "Your chip was used to log in.",
+        (K::ChipDeactivated, true) => "En chip blev fjernet fra dit eID.",
+        (K::ChipDeactivated, false) => "A chip was removed from your eID.",
         (_, true) => "Der skete en ændring på dit eID.",
         (_, false) => "Something changed on your eID.",
     };

@@ -18,6 +18,7 @@
 //! | a new device from an existing one | `enrolment.rs` |
 //! | contact changes (self-service) | `self_service.rs` |
 //! | security feed and "notify me on every use" | `events.rs` |
+//! | hardware authenticators: the list and deactivation | `hardware.rs` |
 //! | device journal | `journal.rs` |
 //! | HTTPS, pinning and device-request signing | `client.rs` |
 //! | the SQLite store, one file per table group | `store/` |
@@ -37,6 +38,7 @@ pub mod display;
 mod enrolment;
 pub mod error;
 pub mod events;
+mod hardware;
 pub mod household;
 pub mod journal;
 pub mod keystore;

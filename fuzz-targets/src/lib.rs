@@ -22,6 +22,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("text_rules", text_rules),
     ("binding_code", binding_code),
     ("server_config", server_config),
+    ("webauthn_answer", webauthn_answer),
 ];
 
 /// Parses `data` as `T`; if it parses, serializing and parsing again must give
@@ -152,4 +153,11 @@ pub fn server_config(data: &[u8]) {
         return;
     };
     let _ = eid_server::Config::from_toml_str(text);
+}
+
+/// The chip pages' browser input: a form's ceremony id, a WebAuthn
+/// registration answer through webauthn-rs' whole verification (CBOR
+/// attestation object, COSE key) and an assertion's JSON.
+pub fn webauthn_answer(data: &[u8]) {
+    eid_server::chip::fuzzing::browser_answers(data);
 }

@@ -52,6 +52,18 @@ pub enum SecurityEventKind {
     /// ("we stopped this because you were on a call"). The detail is the
     /// provider's name.
     ApprovalStoppedOnCall,
+    /// A chip (security key) was registered; it works after the waiting
+    /// period and a confirming use, and can be cancelled from the app.
+    ChipAdded,
+    /// A chip was confirmed after the waiting period and logs in now.
+    ChipActivated,
+    /// A chip was blocked: a sign counter went back (a possible clone) or
+    /// too many wrong access codes.
+    ChipBlocked,
+    /// A chip was used to log in (every use: a chip reaches level High).
+    ChipUsed,
+    /// A chip was deactivated or its registration cancelled.
+    ChipDeactivated,
     /// A kind this build does not know (sent by a newer server). Never sent
     /// by this build; it lets an older app keep parsing a newer feed.
     #[serde(other)]
@@ -60,7 +72,7 @@ pub enum SecurityEventKind {
 
 impl SecurityEventKind {
     /// Every known kind, in declaration order (not [`SecurityEventKind::Unknown`]).
-    pub const ALL: [SecurityEventKind; 18] = [
+    pub const ALL: [SecurityEventKind; 23] = [
         SecurityEventKind::DeviceActivated,
         SecurityEventKind::DeviceRemoved,
         SecurityEventKind::PinLockout,
@@ -79,6 +91,11 @@ impl SecurityEventKind {
         SecurityEventKind::ActivationCodeVoided,
         SecurityEventKind::NotifyEveryUseTurnedOff,
         SecurityEventKind::ApprovalStoppedOnCall,
+        SecurityEventKind::ChipAdded,
+        SecurityEventKind::ChipActivated,
+        SecurityEventKind::ChipBlocked,
+        SecurityEventKind::ChipUsed,
+        SecurityEventKind::ChipDeactivated,
     ];
 
     /// The stable name (as stored and sent).
@@ -102,6 +119,11 @@ impl SecurityEventKind {
             SecurityEventKind::ActivationCodeVoided => "activation_code_voided",
             SecurityEventKind::NotifyEveryUseTurnedOff => "notify_every_use_turned_off",
             SecurityEventKind::ApprovalStoppedOnCall => "approval_stopped_on_call",
+            SecurityEventKind::ChipAdded => "chip_added",
+            SecurityEventKind::ChipActivated => "chip_activated",
+            SecurityEventKind::ChipBlocked => "chip_blocked",
+            SecurityEventKind::ChipUsed => "chip_used",
+            SecurityEventKind::ChipDeactivated => "chip_deactivated",
             SecurityEventKind::Unknown => "unknown",
         }
     }
@@ -112,9 +134,10 @@ impl SecurityEventKind {
     }
 
     /// Whether the event is critical (delivered on every channel at once).
-    /// Only [`SecurityEventKind::Used`] is not.
+    /// [`SecurityEventKind::Used`] and [`SecurityEventKind::ChipUsed`] are
+    /// not.
     pub fn is_critical(self) -> bool {
-        self != SecurityEventKind::Used
+        !matches!(self, SecurityEventKind::Used | SecurityEventKind::ChipUsed)
     }
 }
 

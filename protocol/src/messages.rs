@@ -36,6 +36,11 @@ pub const DOMAIN_DEVICE_ENROLMENT: &str = "eid-authenticator/v1/device-enrolment
 /// Domain tag of a settings change the PIN key signs (turning "notify me on
 /// every use" off).
 pub const DOMAIN_SETTINGS_CHANGE: &str = "eid-authenticator/v1/settings-change";
+/// Domain tag of a hardware authenticator's deactivation from the app.
+pub const DOMAIN_HARDWARE_DEACTIVATION: &str = "eid-authenticator/v1/hardware-deactivation";
+/// Domain tag of the server's receipt for a login completed on the hosted
+/// login page with a hardware authenticator (a code device or a chip).
+pub const DOMAIN_HARDWARE_RECEIPT: &str = "eid-authenticator/v1/hardware-receipt";
 
 /// What a request asks the person to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -395,6 +400,61 @@ impl ActivationProof<'_> {
     }
 }
 
+/// The server's receipt for a login completed on the hosted login page with
+/// a hardware authenticator (a code device or a chip) instead of the app.
+/// It names the login, the identity, the method (`code_display`,
+/// `code_reader`, `chip`, `app_chip`) and the hardware authenticator by the
+/// SHA-256 of its serial number or credential id, never the raw id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HardwareReceiptBody {
+    /// The OpenID Connect login (16 bytes, hex).
+    #[serde(with = "hex_16")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub login_id: [u8; 16],
+    /// The identity that logged in.
+    pub identity_id: IdentityId,
+    /// The login method, as its name (docs/login-page.md).
+    pub method: String,
+    /// SHA-256 of the hardware authenticator's serial number or credential id.
+    #[serde(with = "crate::wire::b64::fixed32")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub authenticator_sha256: [u8; 32],
+    /// The service provider of the login's client.
+    pub service_provider_id: ServiceProviderId,
+    /// When the server completed the login (Unix milliseconds).
+    pub completed_at_ms: u64,
+}
+
+impl HardwareReceiptBody {
+    /// The canonical bytes the server signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        CanonicalWriter::new(DOMAIN_HARDWARE_RECEIPT)
+            .fixed(&self.login_id)
+            .fixed(self.identity_id.as_bytes())
+            .str(&self.method)
+            .fixed(&self.authenticator_sha256)
+            .fixed(self.service_provider_id.as_bytes())
+            .u64(self.completed_at_ms)
+            .finish()
+    }
+}
+
+mod hex_16 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 16], D::Error> {
+        let text = String::deserialize(d)?;
+        let mut out = [0u8; 16];
+        hex::decode_to_slice(&text, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(out)
+    }
+}
+
 /// Proof that a new device, asking to be added to an identity from an existing
 /// device, holds both private keys it registers. Same fields as
 /// [`ActivationProof`], under its own domain tag.
@@ -443,6 +503,33 @@ impl SettingsChange {
         CanonicalWriter::new(DOMAIN_SETTINGS_CHANGE)
             .fixed(self.authenticator_id.as_bytes())
             .u8(u8::from(self.notify_every_use))
+            .u64(self.issued_at_ms)
+            .fixed(self.nonce.as_bytes())
+            .finish()
+    }
+}
+
+/// What the PIN key signs to deactivate a hardware authenticator (a code
+/// device or a chip) from the app: the PIN, like an approval, so a thief
+/// with an unlocked phone cannot remove the person's chip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HardwareDeactivation {
+    /// The authenticator whose PIN key signs.
+    pub authenticator_id: AuthenticatorId,
+    /// The hardware authenticator's id from the list.
+    pub hardware_id: String,
+    /// The phone's clock (Unix milliseconds), checked against ±5 minutes.
+    pub issued_at_ms: u64,
+    /// Single-use nonce.
+    pub nonce: Nonce16,
+}
+
+impl HardwareDeactivation {
+    /// The canonical bytes the PIN key signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        CanonicalWriter::new(DOMAIN_HARDWARE_DEACTIVATION)
+            .fixed(self.authenticator_id.as_bytes())
+            .str(&self.hardware_id)
             .u64(self.issued_at_ms)
             .fixed(self.nonce.as_bytes())
             .finish()

@@ -44,6 +44,10 @@ pub const PATH_ENROLMENT_CANCEL: &str = "/v1/device/enrolments/cancel";
 pub const ENROLMENT_QR_PREFIX: &str = crate::binding::QR_PREFIX;
 /// Path of the person's notification settings endpoint (device-signed).
 pub const PATH_DEVICE_SETTINGS: &str = "/v1/device/settings";
+/// The person's hardware authenticators (code devices and chip), signed.
+pub const PATH_DEVICE_HARDWARE: &str = "/v1/device/hardware";
+/// Deactivates one of them (or cancels a pending chip), signed and PIN-proved.
+pub const PATH_DEVICE_HARDWARE_DEACTIVATE: &str = "/v1/device/hardware/deactivate";
 
 /// Most feed events one pull returns per authenticator (the newest ones).
 pub const MAX_FEED_EVENTS: usize = 50;
@@ -212,6 +216,9 @@ macro_rules! with_error_codes {
             /// No such API key of this service provider, or already revoked
             /// (admin API).
             UnknownApiKey,
+            /// No such hardware authenticator of this person (a code device or
+            /// a chip; unknown id, or another person's).
+            UnknownHardware,
             /// The server failed; retry later.
             Internal,
         }
@@ -1229,6 +1236,17 @@ pub struct SignedReceipt {
     pub signature: Signature,
 }
 
+/// A hardware receipt with the server's signature over its canonical bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SignedHardwareReceipt {
+    /// The signed content.
+    pub receipt: crate::messages::HardwareReceiptBody,
+    /// Server signature over `receipt.signing_bytes()`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub signature: Signature,
+}
+
 // ---------------------------------------------------------------- relying-party API
 
 /// Ask a person to log in or sign.
@@ -1449,4 +1467,101 @@ mod journal_wire_tests {
         assert!(json["decision_sha256"].is_string());
         assert_eq!(serde_json::from_value::<PulledDecision>(json).unwrap(), d);
     }
+}
+
+/// What kind of hardware authenticator (docs/authenticators.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HardwareKind {
+    /// A code display (TOTP with a screen).
+    CodeDisplay,
+    /// An audio code reader (TOTP read aloud).
+    CodeReader,
+    /// A chip (FIDO2/WebAuthn security key).
+    Chip,
+}
+
+/// Where a hardware authenticator stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HardwareState {
+    /// Added, not usable yet (a chip in its waiting period).
+    Pending,
+    /// Usable.
+    Active,
+    /// Refused for now or for good (wrong access codes, a possible clone).
+    Blocked,
+    /// Deactivated or cancelled by the person.
+    Deactivated,
+}
+
+/// One hardware authenticator of the person, as the app lists it. No raw
+/// serial number or credential id: the server's opaque id and a masked one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HardwareAuthenticatorInfo {
+    /// The server's opaque id (names it in a deactivation).
+    pub id: String,
+    /// What it is.
+    pub kind: HardwareKind,
+    /// The serial number (or, for a chip, a digest of its credential id)
+    /// with only the last four characters visible.
+    pub masked_serial: String,
+    /// Where it stands.
+    pub state: HardwareState,
+    /// When it was added (server clock, Unix milliseconds).
+    pub added_at_ms: u64,
+    /// Its last successful use, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at_ms: Option<u64>,
+    /// When it works (the end of a chip's waiting period), if that is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_from_ms: Option<u64>,
+}
+
+/// The app asks for its person's hardware authenticators; signed by the
+/// device key like a pull (headers `eid-timestamp`, `eid-nonce`,
+/// `eid-signature`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HardwareListRequest {
+    /// The authenticator asking; the list is its identity's.
+    pub authenticator_id: AuthenticatorId,
+}
+
+/// The person's hardware authenticators, every state, oldest first per kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HardwareListResponse {
+    /// The list.
+    pub hardware: Vec<HardwareAuthenticatorInfo>,
+}
+
+/// The app deactivates one hardware authenticator (a pending chip: cancels
+/// its registration). Signed by the device key like a pull, and proved with
+/// the PIN key over a [`crate::messages::HardwareDeactivation`] (the swipe
+/// and the PIN in the app).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeactivateHardwareRequest {
+    /// The authenticator asking; the hardware must be its identity's.
+    pub authenticator_id: AuthenticatorId,
+    /// The hardware authenticator's id from the list.
+    pub hardware_id: String,
+    /// The PIN key's signature over the deactivation.
+    pub pin_proof: PinProof,
+}
+
+/// The deactivated hardware authenticator as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DeactivateHardwareResponse {
+    /// Its entry, in state `deactivated`.
+    pub hardware: HardwareAuthenticatorInfo,
 }

@@ -48,6 +48,11 @@ pub struct Config {
     /// Waiting period, in seconds, between the approval of a new device (from
     /// an existing one) and the moment it works: 3600 (MitID's hour).
     pub new_device_wait_secs: u64,
+    /// Waiting period, in seconds, between a chip's registration (step 1 on
+    /// the self-service pages) and its confirmation (step 2): 86400 (MitID's
+    /// 24 hours), during which every channel has been told and the app can
+    /// cancel it.
+    pub chip_wait_secs: u64,
     /// Most devices per identity: active authenticators plus new devices
     /// being added (awaiting approval or in the waiting period).
     pub max_devices_per_identity: u64,
@@ -595,8 +600,8 @@ pub struct ShortenedSetting {
 impl Config {
     /// The defaults of `profile`. [`Profile::Development`] changes exactly
     /// these from [`Config::default`]: `floods.fraud_hold_secs`,
-    /// `self_service_gap_secs` and `new_device_wait_secs` to
-    /// [`DEVELOPMENT_WAIT_SECS`], and the per-person rate limits
+    /// `self_service_gap_secs`, `new_device_wait_secs` and `chip_wait_secs`
+    /// to [`DEVELOPMENT_WAIT_SECS`], and the per-person rate limits
     /// (`floods.per_identity_per_minute`, `floods.per_identity_per_hour`)
     /// off.
     pub fn defaults_for(profile: Profile) -> Self {
@@ -606,6 +611,7 @@ impl Config {
             Profile::Development => Self {
                 profile,
                 new_device_wait_secs: DEVELOPMENT_WAIT_SECS,
+                chip_wait_secs: DEVELOPMENT_WAIT_SECS,
                 self_service_gap_secs: DEVELOPMENT_WAIT_SECS,
                 floods: FloodConfig {
                     per_identity_per_minute: 0,
@@ -646,6 +652,12 @@ impl Config {
                 production.new_device_wait_secs,
                 self.new_device_wait_secs,
                 "the new-device waiting period",
+            ),
+            row(
+                "chip_wait_secs",
+                production.chip_wait_secs,
+                self.chip_wait_secs,
+                "the chip's waiting period",
             ),
             row(
                 "floods.per_identity_per_minute",
@@ -737,6 +749,7 @@ impl Default for Config {
             max_pending_per_identity: 10,
             request_lifetime_secs: 300,
             new_device_wait_secs: 3600,
+            chip_wait_secs: 24 * 60 * 60,
             max_devices_per_identity: 3,
             notifications: NotificationsConfig::default(),
             api_key_grace_secs: 24 * 60 * 60,
@@ -766,6 +779,7 @@ impl std::fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("request_lifetime_secs", &self.request_lifetime_secs)
             .field("new_device_wait_secs", &self.new_device_wait_secs)
+            .field("chip_wait_secs", &self.chip_wait_secs)
             .field("max_devices_per_identity", &self.max_devices_per_identity)
             .field("notifications", &self.notifications)
             .field("api_key_grace_secs", &self.api_key_grace_secs)
@@ -810,6 +824,7 @@ impl Config {
             ("request_lifetime_secs", self.request_lifetime_secs),
             ("activation_code_ttl_secs", self.activation_code_ttl_secs),
             ("new_device_wait_secs", self.new_device_wait_secs),
+            ("chip_wait_secs", self.chip_wait_secs),
             ("self_service_gap_secs", self.self_service_gap_secs),
             ("api_key_grace_secs", self.api_key_grace_secs),
             ("webhooks.retry_base_secs", self.webhooks.retry_base_secs),
@@ -1028,6 +1043,7 @@ fraud_hold_secs = 7200
             assert_eq!(config.floods.fraud_hold_secs, 3600);
             assert_eq!(config.self_service_gap_secs, 3600);
             assert_eq!(config.new_device_wait_secs, 3600);
+            assert_eq!(config.chip_wait_secs, 86_400);
             assert_eq!(config.floods.per_identity_per_minute, 5);
             assert_eq!(config.floods.per_identity_per_hour, 20);
             assert_eq!(config.development_warning(), None);
@@ -1041,6 +1057,7 @@ fraud_hold_secs = 7200
         assert_eq!(config.floods.fraud_hold_secs, 60);
         assert_eq!(config.self_service_gap_secs, 60);
         assert_eq!(config.new_device_wait_secs, 60);
+        assert_eq!(config.chip_wait_secs, 60);
         assert_eq!(config.floods.per_identity_per_minute, 0);
         assert_eq!(config.floods.per_identity_per_hour, 0);
         // Nothing else moves: the per-address and per-provider limits, the

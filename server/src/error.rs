@@ -60,6 +60,7 @@ impl ApiError {
             | UnknownAgent
             | UnknownServiceProvider
             | UnknownApiKey
+            | UnknownHardware
             | NotFound => StatusCode::NOT_FOUND,
             ReplayedNonce | UserIdTaken | RequestClosed | CounterReplay | TooEarly
             | ChangePending | ChangeClosed => StatusCode::CONFLICT,

@@ -15,6 +15,7 @@
 pub mod access_code;
 pub mod api;
 mod cache;
+pub mod chip;
 pub mod clock;
 pub mod config;
 pub mod connections;

@@ -70,6 +70,20 @@ pub(crate) fn event_headline(kind: SecurityEventKind) -> (&'static str, &'static
             "Vi stoppede en godkendelse, fordi du talte i telefon. Ingen fra banken, politiet eller support beder dig godkende noget",
             "We stopped an approval because you were on a call. Nobody from your bank, the police or support will ask you to approve",
         ),
+        K::ChipAdded => (
+            "En chip er registreret til dit eID og virker efter ventetiden",
+            "A chip was registered for your eID; it works after the waiting period",
+        ),
+        K::ChipActivated => (
+            "En chip er taget i brug til dit eID",
+            "A chip was activated for your eID",
+        ),
+        K::ChipBlocked => ("Din eID-chip er spærret", "Your eID chip was blocked"),
+        K::ChipUsed => ("Din eID-chip er brugt", "Your eID chip was used"),
+        K::ChipDeactivated => (
+            "En chip er fjernet fra dit eID",
+            "A chip was removed from your eID",
+        ),
         _ => (
             "Der er sket en ændring på dit eID",
             "Something changed on your eID",

@@ -363,7 +363,8 @@ async fn discovery_names_the_issuer_by_the_host_called_and_the_flows_it_is_built
             "claims_supported": ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sub", "acr", "amr",
                 "eid_request_id", "eid_receipt_sha256", "eid_reference_text_sha256",
                 "eid_call_context", "eid_call_verdict"],
-            "acr_values_supported": ["https://data.gov.dk/concept/core/nsis/loa/Substantial"],
+            "acr_values_supported": ["https://data.gov.dk/concept/core/nsis/loa/Substantial",
+                "https://data.gov.dk/concept/core/nsis/loa/High"],
         })
     );
 }

@@ -5,6 +5,10 @@
 //! Time moves with the server's manual clock.
 
 mod common;
+// The OIDC tests' client fixtures, for the chip's login at level High.
+#[allow(dead_code)]
+#[path = "oidc/support.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 
@@ -62,6 +66,9 @@ struct Browser {
     client: reqwest::Client,
     base: String,
     jar: BTreeMap<String, String>,
+    /// The `Host` it names (a WebAuthn relying party must be a domain, not
+    /// the IP address the test connects to): `None` for the address's own.
+    host: Option<String>,
 }
 
 impl Browser {
@@ -77,6 +84,21 @@ impl Browser {
             client,
             base: h.endpoint.base_url.trim_end_matches('/').to_owned(),
             jar: BTreeMap::new(),
+            host: None,
+        }
+    }
+
+    /// The same browser calling the server by the name `localhost`.
+    fn on_localhost(mut self) -> Self {
+        let port = self.base.rsplit(':').next().unwrap().to_owned();
+        self.host = Some(format!("localhost:{port}"));
+        self
+    }
+
+    fn with_host(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.host {
+            Some(host) => request.header("host", host),
+            None => request,
         }
     }
 
@@ -114,8 +136,7 @@ impl Browser {
 
     async fn get(&mut self, path: &str) -> Page {
         let resp = self
-            .client
-            .get(format!("{}{path}", self.base))
+            .with_host(self.client.get(format!("{}{path}", self.base)))
             .header("cookie", self.cookie_header())
             .header("accept-language", "da")
             .send()
@@ -129,8 +150,7 @@ impl Browser {
             .extend_pairs(fields)
             .finish();
         let resp = self
-            .client
-            .post(format!("{}{path}", self.base))
+            .with_host(self.client.post(format!("{}{path}", self.base)))
             .header("cookie", self.cookie_header())
             .header("accept-language", "da")
             .header("content-type", "application/x-www-form-urlencoded")
@@ -726,4 +746,530 @@ async fn a_copy_of_the_session_cookie_opens_nothing_after_sign_out() {
     assert!(!account.body.contains(USER), "no account data");
     // Nor does the signed-out browser get back in by the same request.
     assert_ne!(browser.get("/self-service/account").await.status, 200);
+}
+
+// ------------------------------------------------------------------ chip
+
+/// The WebAuthn options a chip page put into its form's `data-options`.
+fn chip_options(page: &Page) -> String {
+    let marker = "data-options=\"";
+    let start = page.body.find(marker).expect("a chip form") + marker.len();
+    let end = page.body[start..].find('"').unwrap();
+    // Askama escapes the attribute; undo the few escapes JSON can contain.
+    page.body[start..start + end]
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+const CHIP_CODE: &str = "violet-harbour-42";
+
+/// The signed device call of the app's hardware list.
+async fn hardware_list(h: &Harness, phone: &SoftPhone) -> eid_protocol::wire::HardwareListResponse {
+    let body = serde_json::to_vec(&eid_protocol::wire::HardwareListRequest {
+        authenticator_id: phone.id(),
+    })
+    .unwrap();
+    let answer = signed_post(h, phone, eid_protocol::wire::PATH_DEVICE_HARDWARE, body).await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    serde_json::from_str(&answer.1).unwrap()
+}
+
+/// A device-signed POST; returns the status and the body.
+async fn signed_post(h: &Harness, phone: &SoftPhone, path: &str, body: Vec<u8>) -> (u16, String) {
+    use eid_protocol::wire;
+    let headers = SoftPhone::sign_device_request(
+        &[phone],
+        path,
+        &body,
+        h.now(),
+        eid_protocol::Nonce16::random(),
+    );
+    let resp = h
+        .endpoint
+        .client
+        .post(format!(
+            "{}{path}",
+            h.endpoint.base_url.trim_end_matches('/')
+        ))
+        .header("content-type", "application/json")
+        .header(wire::HEADER_TIMESTAMP, headers.timestamp)
+        .header(wire::HEADER_NONCE, headers.nonce)
+        .header(wire::HEADER_SIGNATURE, headers.signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// The app deactivates a hardware authenticator, proving the PIN with
+/// `pin_key`.
+async fn deactivate_hardware(
+    h: &Harness,
+    phone: &SoftPhone,
+    pin_key: &eid_protocol::crypto::SoftwareSigningKey,
+    hardware_id: &str,
+) -> (u16, String) {
+    let nonce = eid_protocol::Nonce16::random();
+    let message = eid_protocol::messages::HardwareDeactivation {
+        authenticator_id: phone.id(),
+        hardware_id: hardware_id.to_owned(),
+        issued_at_ms: h.now(),
+        nonce,
+    };
+    let body = serde_json::to_vec(&eid_protocol::wire::DeactivateHardwareRequest {
+        authenticator_id: phone.id(),
+        hardware_id: hardware_id.to_owned(),
+        pin_proof: eid_protocol::wire::PinProof {
+            issued_at_ms: h.now(),
+            nonce,
+            signature: pin_key.sign(&message.signing_bytes()),
+        },
+    })
+    .unwrap();
+    signed_post(
+        h,
+        phone,
+        eid_protocol::wire::PATH_DEVICE_HARDWARE_DEACTIVATE,
+        body,
+    )
+    .await
+}
+
+/// Registers a chip on the pages (step 1); returns the software chip.
+async fn register_chip(
+    h: &Harness,
+    browser: &mut Browser,
+    phone: &mut SoftPhone,
+) -> common::soft_chip::SoftChip {
+    sign_in(h, browser, phone).await;
+    let page = browser.get("/self-service/chip").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let origin = format!("https://{}", browser.host.clone().unwrap());
+    let mut chip = common::soft_chip::SoftChip::new(&origin);
+    let credential = chip.register(&chip_options(&page));
+    let sent = browser
+        .post(
+            "/self-service/chip/register",
+            &[
+                ("csrf", &page.field("csrf").unwrap()),
+                ("ceremony", &page.field("ceremony").unwrap()),
+                ("credential", &credential),
+                ("access_code", CHIP_CODE),
+                ("access_code_again", CHIP_CODE),
+            ],
+        )
+        .await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    assert_eq!(
+        sent.location.as_deref(),
+        Some("/self-service/chip?done=registered")
+    );
+    chip
+}
+
+#[tokio::test]
+async fn a_chip_registered_on_the_pages_waits_a_day_is_confirmed_with_the_chip_and_the_app_lists_and_deactivates_it()
+ {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    let mut chip = register_chip(&h, &mut browser, &mut phone).await;
+    let waiting = browser.get("/self-service/chip").await;
+    assert!(
+        waiting.text("chip-active-from").is_some(),
+        "{}",
+        waiting.body
+    );
+    assert_eq!(deliveries_to(&h, "chip_added", PHONE), 1);
+    assert_eq!(deliveries_to(&h, "chip_added", EMAIL), 1);
+    let listed = hardware_list(&h, &phone).await.hardware;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, eid_protocol::wire::HardwareState::Pending);
+    assert_eq!(listed[0].kind, eid_protocol::wire::HardwareKind::Chip);
+
+    // A day later (a new session: the first one ended), step 2.
+    h.clock.advance_ms(24 * HOUR_MS + 1);
+    sign_in(&h, &mut browser, &mut phone).await;
+    let page = browser.get("/self-service/chip").await;
+    let assertion = chip.assert(&chip_options(&page));
+    let confirmed = browser
+        .post(
+            "/self-service/chip/confirm",
+            &[
+                ("csrf", &page.field("csrf").unwrap()),
+                ("ceremony", &page.field("ceremony").unwrap()),
+                ("credential", &assertion),
+                ("access_code", CHIP_CODE),
+            ],
+        )
+        .await;
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    let active = browser.follow(confirmed).await;
+    assert!(active.text("chip-active").is_some(), "{}", active.body);
+    assert_eq!(deliveries_to(&h, "chip_activated", PHONE), 1);
+    let listed = hardware_list(&h, &phone).await.hardware;
+    assert_eq!(listed[0].state, eid_protocol::wire::HardwareState::Active);
+    assert!(listed[0].last_used_at_ms.is_some());
+
+    // The app deactivates it: a wrong PIN changes nothing, the right one
+    // deactivates it and every channel is told.
+    let id = listed[0].id.clone();
+    let wrong = eid_protocol::crypto::SoftwareSigningKey::generate();
+    let refused = deactivate_hardware(&h, &phone, &wrong, &id).await;
+    assert_eq!(refused.0, 403, "{}", refused.1);
+    assert!(refused.1.contains("wrong_pin"), "{}", refused.1);
+    let unknown = deactivate_hardware(&h, &phone, &phone.pin_key, &"0".repeat(32)).await;
+    assert_eq!(unknown.0, 404, "{}", unknown.1);
+    assert!(unknown.1.contains("unknown_hardware"), "{}", unknown.1);
+    let done = deactivate_hardware(&h, &phone, &phone.pin_key, &id).await;
+    assert_eq!(done.0, 200, "{}", done.1);
+    let listed = hardware_list(&h, &phone).await.hardware;
+    assert_eq!(
+        listed[0].state,
+        eid_protocol::wire::HardwareState::Deactivated
+    );
+    assert_eq!(deliveries_to(&h, "chip_deactivated", EMAIL), 1);
+}
+
+#[tokio::test]
+async fn a_chip_registration_replayed_from_the_pages_finds_no_ceremony_and_adds_nothing() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    sign_in(&h, &mut browser, &mut phone).await;
+    let page = browser.get("/self-service/chip").await;
+    let origin = format!("https://{}", browser.host.clone().unwrap());
+    let mut chip = common::soft_chip::SoftChip::new(&origin);
+    let credential = chip.register(&chip_options(&page));
+    let fields = [
+        ("csrf", page.field("csrf").unwrap()),
+        ("ceremony", page.field("ceremony").unwrap()),
+        ("credential", credential),
+        ("access_code", CHIP_CODE.to_owned()),
+        ("access_code_again", CHIP_CODE.to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = browser.post("/self-service/chip/register", &fields).await;
+    assert_eq!(first.status, 303, "{}", first.body);
+    let again = browser.post("/self-service/chip/register", &fields).await;
+    assert_eq!(again.status, 400, "{}", again.body);
+    assert_eq!(deliveries_to(&h, "chip_added", PHONE), 1);
+}
+
+#[tokio::test]
+async fn a_chip_form_without_its_csrf_token_is_refused_and_adds_nothing() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    sign_in(&h, &mut browser, &mut phone).await;
+    let page = browser.get("/self-service/chip").await;
+    let origin = format!("https://{}", browser.host.clone().unwrap());
+    let mut chip = common::soft_chip::SoftChip::new(&origin);
+    let credential = chip.register(&chip_options(&page));
+    let sent = browser
+        .post(
+            "/self-service/chip/register",
+            &[
+                ("ceremony", &page.field("ceremony").unwrap()),
+                ("credential", &credential),
+                ("access_code", CHIP_CODE),
+                ("access_code_again", CHIP_CODE),
+            ],
+        )
+        .await;
+    assert_eq!(sent.status, 400, "{}", sent.body);
+    assert_eq!(deliveries_to(&h, "chip_added", PHONE), 0);
+}
+
+// --------------------------------------------------- chip on the login page
+
+const ACR_HIGH: &str = "https://data.gov.dk/concept/core/nsis/loa/High";
+
+/// A person whose chip is active (registered, a day, confirmed).
+async fn person_with_active_chip(
+    h: &Harness,
+    browser: &mut Browser,
+    phone: &mut SoftPhone,
+) -> common::soft_chip::SoftChip {
+    let mut chip = register_chip(h, browser, phone).await;
+    h.clock.advance_ms(24 * HOUR_MS + 1);
+    sign_in(h, browser, phone).await;
+    let page = browser.get("/self-service/chip").await;
+    let assertion = chip.assert(&chip_options(&page));
+    let confirmed = browser
+        .post(
+            "/self-service/chip/confirm",
+            &[
+                ("csrf", &page.field("csrf").unwrap()),
+                ("ceremony", &page.field("ceremony").unwrap()),
+                ("credential", &assertion),
+                ("access_code", CHIP_CODE),
+            ],
+        )
+        .await;
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    chip
+}
+
+/// A login at level High pushed by `client`, arrived in `browser`, the user
+/// ID typed with the method "chip"; returns the chip page's path and page.
+async fn chip_login(
+    h: &Harness,
+    browser: &mut Browser,
+    client: &support::TestClient,
+) -> (String, Page) {
+    let mut params = support::par_params(client);
+    params.push(("acr_values".into(), ACR_HIGH.into()));
+    let answer = support::post_form(
+        h,
+        "/oidc/par",
+        &support::auth_of(h, client),
+        &support::pairs(&params),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let request_uri = answer.body["request_uri"].as_str().unwrap().to_owned();
+    let authorize: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &client.id)
+        .append_pair("request_uri", &request_uri)
+        .finish();
+    let arrived = browser.get(&format!("/oidc/authorize?{authorize}")).await;
+    assert_eq!(arrived.status, 303, "{}", arrived.body);
+    let login_path = arrived.location.clone().unwrap();
+    let page = browser.get(&login_path).await;
+    assert!(
+        page.body.contains("value=\"chip\""),
+        "High offers the chip: {}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("value=\"app\""),
+        "High does not offer the app alone"
+    );
+    let typed = browser
+        .post(
+            &format!("{login_path}/user-id"),
+            &[
+                ("csrf", &page.field("csrf").unwrap()),
+                ("user_id", USER),
+                ("method", "chip"),
+            ],
+        )
+        .await;
+    assert_eq!(typed.status, 303, "{}", typed.body);
+    let chip_path = typed.location.clone().unwrap();
+    assert_eq!(chip_path, format!("{login_path}/chip"));
+    let page = browser.get(&chip_path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    (chip_path, page)
+}
+
+async fn post_chip(
+    browser: &mut Browser,
+    chip_path: &str,
+    page: &Page,
+    credential: &str,
+    code: &str,
+) -> Page {
+    browser
+        .post(
+            chip_path,
+            &[
+                ("csrf", &page.field("csrf").unwrap()),
+                ("ceremony", &page.field("ceremony").unwrap()),
+                ("credential", credential),
+                ("access_code", code),
+            ],
+        )
+        .await
+}
+
+/// The claims of an ID token (its signature is checked by the OIDC tests).
+fn id_token_claims(id_token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = id_token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn a_person_logs_in_at_level_high_with_the_chip_and_its_access_code_and_the_id_token_says_so()
+{
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    let mut chip = person_with_active_chip(&h, &mut browser, &mut phone).await;
+    let sp = support::harness_provider(&h).await;
+    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+
+    let (chip_path, page) = chip_login(&h, &mut browser, &bank).await;
+    // A wrong access code: refused with a fresh challenge, counted.
+    let wrong = chip.assert(&chip_options(&page));
+    let refused = post_chip(&mut browser, &chip_path, &page, &wrong, "not-the-code").await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    let right = chip.assert(&chip_options(&refused));
+    let back = post_chip(&mut browser, &chip_path, &refused, &right, CHIP_CODE).await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let to = back.location.unwrap();
+    assert!(to.starts_with("https://bank.example/cb?"), "{to}");
+    let code = url::Url::parse(&to)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("a code");
+    let tokens = support::redeem(&h, &bank, &code, support::VERIFIER).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    let claims = id_token_claims(tokens.body["id_token"].as_str().unwrap());
+    assert_eq!(claims["acr"], ACR_HIGH);
+    assert_eq!(claims["amr"], serde_json::json!(["chip", "hwk", "pwd"]));
+    assert_eq!(deliveries_to(&h, "chip_used", PHONE), 1);
+}
+
+#[tokio::test]
+async fn a_cloned_chip_whose_counter_goes_back_is_refused_at_login_and_blocked() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    let mut chip = person_with_active_chip(&h, &mut browser, &mut phone).await;
+    let mut clone = chip.clone();
+    clone.counter = 0;
+    let sp = support::harness_provider(&h).await;
+    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    let (chip_path, page) = chip_login(&h, &mut browser, &bank).await;
+    let copied = clone.assert(&chip_options(&page));
+    let refused = post_chip(&mut browser, &chip_path, &page, &copied, CHIP_CODE).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(deliveries_to(&h, "chip_blocked", PHONE), 1);
+    // The real chip is refused too from now on (blocked for good).
+    let real = chip.assert(&chip_options(&refused));
+    let after = post_chip(&mut browser, &chip_path, &refused, &real, CHIP_CODE).await;
+    assert_eq!(after.status, 422, "{}", after.body);
+    let listed = hardware_list(&h, &phone).await.hardware;
+    assert_eq!(listed[0].state, eid_protocol::wire::HardwareState::Blocked);
+}
+
+#[tokio::test]
+async fn another_persons_chip_cannot_log_in_for_this_user_id() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    person_with_active_chip(&h, &mut browser, &mut phone).await;
+    let sp = support::harness_provider(&h).await;
+    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    let (chip_path, page) = chip_login(&h, &mut browser, &bank).await;
+    let origin = format!("https://{}", browser.host.clone().unwrap());
+    let mut strangers = common::soft_chip::SoftChip::new(&origin);
+    let answer = strangers.assert(&chip_options(&page));
+    let refused = post_chip(&mut browser, &chip_path, &page, &answer, CHIP_CODE).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(deliveries_to(&h, "chip_used", PHONE), 0);
+}
+
+#[tokio::test]
+async fn a_person_without_a_chip_still_gets_a_challenge_and_never_logs_in() {
+    let h = server().await;
+    let _phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    let sp = support::harness_provider(&h).await;
+    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    // Nobody has a chip here: the page still carries a challenge.
+    let (chip_path, page) = chip_login(&h, &mut browser, &bank).await;
+    let origin = format!("https://{}", browser.host.clone().unwrap());
+    let mut any = common::soft_chip::SoftChip::new(&origin);
+    let answer = any.assert(&chip_options(&page));
+    let refused = post_chip(&mut browser, &chip_path, &page, &answer, CHIP_CODE).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+}
+
+#[tokio::test]
+async fn app_and_chip_waits_for_the_app_then_asks_for_the_chip_and_the_id_token_names_both() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    let mut chip = person_with_active_chip(&h, &mut browser, &mut phone).await;
+    let sp = support::harness_provider(&h).await;
+    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    let mut params = support::par_params(&bank);
+    params.push(("acr_values".into(), ACR_HIGH.into()));
+    let answer = support::post_form(
+        &h,
+        "/oidc/par",
+        &support::auth_of(&h, &bank),
+        &support::pairs(&params),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let authorize: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &bank.id)
+        .append_pair("request_uri", answer.body["request_uri"].as_str().unwrap())
+        .finish();
+    let arrived = browser.get(&format!("/oidc/authorize?{authorize}")).await;
+    let login_path = arrived.location.clone().unwrap();
+    let page = browser.get(&login_path).await;
+    let typed = browser
+        .post(
+            &format!("{login_path}/user-id"),
+            &[
+                ("csrf", &page.field("csrf").unwrap()),
+                ("user_id", USER),
+                ("method", "app_chip"),
+            ],
+        )
+        .await;
+    assert_eq!(typed.status, 303, "{}", typed.body);
+    // The app first: the login's page shows the binding code.
+    assert_eq!(typed.location.as_deref(), Some(login_path.as_str()));
+    let waiting = browser.get(&login_path).await;
+    let code = waiting.code();
+    // The chip's step is closed until the app approved.
+    let early = browser.get(&format!("{login_path}/chip")).await;
+    assert_eq!(early.status, 303, "{}", early.body);
+    assert_eq!(early.location.as_deref(), Some(login_path.as_str()));
+
+    let pulled = SoftPhone::pull(&h.endpoint, &[&phone], h.now())
+        .await
+        .unwrap();
+    let envelope = pulled.accounts[0]
+        .requests
+        .iter()
+        .find(|r| r.envelope.kind == RequestKind::Login)
+        .expect("the login's request in the app")
+        .envelope
+        .clone();
+    let decision = phone.decide(&envelope, Outcome::Approve, Some(code), true);
+    phone.submit(&h.endpoint, &decision).await.unwrap();
+
+    // Approved: the login's page sends the browser on to the chip.
+    let next = browser.get(&login_path).await;
+    assert_eq!(next.status, 303, "{}", next.body);
+    let chip_path = format!("{login_path}/chip");
+    assert_eq!(next.location.as_deref(), Some(chip_path.as_str()));
+    let page = browser.get(&chip_path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let assertion = chip.assert(&chip_options(&page));
+    let back = post_chip(&mut browser, &chip_path, &page, &assertion, CHIP_CODE).await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let to = back.location.unwrap();
+    let code = url::Url::parse(&to)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("a code");
+    let tokens = support::redeem(&h, &bank, &code, support::VERIFIER).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    let claims = id_token_claims(tokens.body["id_token"].as_str().unwrap());
+    assert_eq!(claims["acr"], ACR_HIGH);
+    assert_eq!(
+        claims["amr"],
+        serde_json::json!(["code_app", "chip", "hwk", "mfa"])
+    );
 }

@@ -245,6 +245,25 @@ public actor EidApp {
         try await core.turnOffNotifyEveryUse(authenticatorId: authenticator.authenticatorId, pin: pin)
     }
 
+    // MARK: Hardware authenticators
+
+    /// The person's code devices and chip (kind, masked serial, state, added,
+    /// last use, works from), asked from the server now (no PIN: it only reads).
+    public func hardwareAuthenticators(for authenticator: AuthenticatorInfo) async throws -> [HardwareAuthenticatorInfo] {
+        try await core.hardwareAuthenticators(authenticatorId: authenticator.authenticatorId)
+    }
+
+    /// Deactivates `hardware` (a chip in its waiting period: cancels it) after
+    /// the person swiped (`swipeConfirmed`) and typed the PIN (checked and
+    /// counted like any PIN entry); the person is told on every channel.
+    public func deactivateHardware(
+        _ hardware: HardwareAuthenticatorInfo, for authenticator: AuthenticatorInfo, pin: String, swipeConfirmed: Bool
+    ) async throws -> HardwareAuthenticatorInfo {
+        try await core.deactivateHardware(
+            authenticatorId: authenticator.authenticatorId, hardwareId: hardware.id, pin: pin,
+            swipeConfirmed: swipeConfirmed)
+    }
+
     // MARK: New device from an existing one
 
     /// New phone: asks to be added to `userID`'s identity, which already has a

@@ -45,6 +45,30 @@ final class ProtectionsTests: ServerTestCase {
         XCTAssertEqual(off?.critical, true)
     }
 
+    func testHardwareListComesFromTheServerAndDeactivationNeedsSwipeAndPin() async throws {
+        let (eid, authenticator) = try await activatedAuthenticator()
+        let listed = try await eid.hardwareAuthenticators(for: authenticator)
+        XCTAssertTrue(listed.isEmpty)
+        let stranger = HardwareAuthenticatorInfo(
+            id: String(repeating: "0", count: 32), kind: .chip, maskedSerial: "…0000", state: .active,
+            addedAtMs: 0, lastUsedAtMs: nil, activeFromMs: nil)
+        await assertEidError({
+            _ = try await eid.deactivateHardware(stranger, for: authenticator, pin: Self.pin, swipeConfirmed: false)
+        }) { $0 == .SwipeRequired }
+        await assertEidError({
+            _ = try await eid.deactivateHardware(stranger, for: authenticator, pin: "864209", swipeConfirmed: true)
+        }) {
+            if case .WrongPin = $0 { return true }
+            return false
+        }
+        await assertEidError({
+            _ = try await eid.deactivateHardware(stranger, for: authenticator, pin: Self.pin, swipeConfirmed: true)
+        }) {
+            if case .Rejected(let code) = $0 { return code == .unknownHardware }
+            return false
+        }
+    }
+
     func testNewPhoneIsAddedFromTheExistingOneAfterTheWait() async throws {
         let (old, authenticator) = try await activatedAuthenticator()
         let new = try newPhone("new")

@@ -263,13 +263,31 @@ pub(crate) async fn settings(
     }))
 }
 
-/// Checks a settings change's PIN proof: the PIN key's signature (a wrong
-/// one counts toward the central lockout, like a decision's), a time within
-/// the device clock window, and a nonce never used before.
+/// Checks a settings change's PIN proof (see [`verify_pin_proof`]).
 async fn verify_settings_pin_proof(
     state: &AppState,
     authenticator: &Authenticator,
     req: &DeviceSettingsRequest,
+    proof: &wire::PinProof,
+) -> ApiResult<()> {
+    let message = SettingsChange {
+        authenticator_id: authenticator.id,
+        notify_every_use: req.notify_every_use,
+        issued_at_ms: proof.issued_at_ms,
+        nonce: proof.nonce,
+    }
+    .signing_bytes();
+    verify_pin_proof(state, authenticator, &message, proof).await
+}
+
+/// Checks a PIN proof over `message` (a PIN-proved action of the app other
+/// than a decision): the PIN key's signature (a wrong one counts toward the
+/// central lockout, like a decision's), a time within the device clock
+/// window, and a nonce never used before.
+pub(crate) async fn verify_pin_proof(
+    state: &AppState,
+    authenticator: &Authenticator,
+    message: &[u8],
     proof: &wire::PinProof,
 ) -> ApiResult<()> {
     let now = state.now_ms();
@@ -280,23 +298,16 @@ async fn verify_settings_pin_proof(
         )
         .with_server_time(now));
     }
-    let message = SettingsChange {
-        authenticator_id: authenticator.id,
-        notify_every_use: req.notify_every_use,
-        issued_at_ms: proof.issued_at_ms,
-        nonce: proof.nonce,
-    }
-    .signing_bytes();
     if authenticator
         .pin_public_key
-        .verify(&message, &proof.signature)
+        .verify(message, &proof.signature)
         .is_err()
     {
         let count = state
             .store
             .record_wrong_pin(authenticator.id, CENTRAL_PIN_LOCK_AT, now)
             .await?;
-        tracing::warn!(authenticator = %authenticator.id, count, "wrong PIN signature on a settings change");
+        tracing::warn!(authenticator = %authenticator.id, count, "wrong PIN signature on a PIN-proved action");
         return Err(if count >= CENTRAL_PIN_LOCK_AT {
             ApiError::new(
                 ErrorCode::AuthenticatorLocked,

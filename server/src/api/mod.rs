@@ -4,6 +4,7 @@ mod admin;
 mod device;
 mod enrolment;
 mod guard;
+mod hardware;
 pub(crate) mod oidc;
 pub(crate) mod rp;
 pub(crate) mod self_service;
@@ -221,6 +222,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(wire::PATH_BLOCK, post(device::block))
         .route(wire::PATH_ENROLMENT_CANCEL, post(enrolment::cancel))
         .route(wire::PATH_DEVICE_SETTINGS, post(device::settings))
+        .route(wire::PATH_DEVICE_HARDWARE, post(hardware::list))
+        .route(
+            wire::PATH_DEVICE_HARDWARE_DEACTIVATE,
+            post(hardware::deactivate_one),
+        )
         .route(
             wire::PATH_CANCEL_CONTACT_CHANGE,
             post(device::cancel_contact_change),
@@ -319,12 +325,14 @@ async fn server_key(
         enrolment::start, enrolment::status, enrolment::cancel,
         device::settings,
         device::cancel_contact_change,
+        hardware::list, hardware::deactivate_one,
         self_service::start_contact_change, self_service::confirm_contact_change,
         self_service::contact_change_status, self_service::start_user_id_change,
         self_service::user_id_change_status,
         rp::create_request, rp::get_request, rp::cancel_request,
         crate::web::login::authorize, crate::web::login::page, crate::web::login::user_id,
         crate::web::login::status, crate::web::login::qr, crate::web::login::next,
+        crate::web::chip::page, crate::web::chip::post,
     ),
     // Not the body of any endpoint here: what the server POSTs to a
     // service provider's webhook (docs/webhooks.md).

@@ -180,7 +180,7 @@ pub(crate) async fn discovery(
             "eid_call_context",
             "eid_call_verdict",
         ],
-        acr_values_supported: vec![ACR_NSIS_SUBSTANTIAL],
+        acr_values_supported: vec![ACR_NSIS_SUBSTANTIAL, crate::oidc::par::ACR_HIGH],
     }))
 }
 

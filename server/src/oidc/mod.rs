@@ -10,6 +10,7 @@ mod clients;
 pub mod form;
 pub mod id_token;
 mod keys;
+pub mod method;
 pub mod pairwise;
 pub mod par;
 pub mod token;

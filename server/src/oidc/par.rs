@@ -17,13 +17,15 @@ use super::{
     LOGIN_LIFETIME_MS, REQUEST_URI_LIFETIME_MS, REQUEST_URI_PREFIX, handle_sha256, new_handle,
 };
 use crate::api::AppState;
-use crate::store::{AuthParams, LoginId, OidcClient, OidcLogin};
+use crate::store::{AuthParams, LoginId, LoginMethod, OidcClient, OidcLogin};
 
 /// The NSIS level every login with the app gives (two factors: the device
 /// key and the PIN).
 pub const ACR_SUBSTANTIAL: &str = "https://data.gov.dk/concept/core/nsis/loa/Substantial";
 /// The NSIS level below; a client may ask for it and gets Substantial.
 pub const ACR_LOW: &str = "https://data.gov.dk/concept/core/nsis/loa/Low";
+/// The NSIS level above, reached with a chip (see `super::method`).
+pub const ACR_HIGH: &str = "https://data.gov.dk/concept/core/nsis/loa/High";
 /// The longest `state` and `nonce`, in bytes.
 pub const MAX_STATE_LEN: usize = 512;
 /// The longest `login_hint` (a user ID), in bytes.
@@ -126,6 +128,10 @@ pub(crate) async fn par(
         redeemed_at_ms: None,
         access_expires_at_ms: None,
         revoked: false,
+        method: LoginMethod::App,
+        hardware_identity_id: None,
+        first_factor: None,
+        hardware_receipt: None,
     };
     let login_id = login.id;
     state
@@ -236,7 +242,12 @@ pub fn check_params(
         code_challenge: code_challenge.to_owned(),
         reference_text,
         login_hint,
-        acr: ACR_SUBSTANTIAL.to_owned(),
+        // The level the login must reach: the lowest named (any of them
+        // satisfies the client), at least Substantial; the page offers the
+        // methods of that level (`super::method`).
+        acr: super::method::Level::requested(form.get("acr_values"))
+            .acr()
+            .to_owned(),
         lang,
     })
 }
@@ -311,18 +322,18 @@ fn check_ui_locales(value: Option<&str>) -> Result<Option<String>, OAuthError> {
     }))
 }
 
-/// `acr_values`: NSIS Low and Substantial only (the login gives
-/// Substantial); High is refused, as the app cannot give it.
+/// `acr_values`: the NSIS levels Low, Substantial (the app and the code
+/// devices reach it) and High (a chip reaches it), nothing else.
 fn check_acr_values(value: Option<&str>) -> Result<(), OAuthError> {
     let Some(value) = value else { return Ok(()) };
     if value
         .split(' ')
-        .all(|v| v == ACR_SUBSTANTIAL || v == ACR_LOW)
+        .all(|v| v == ACR_SUBSTANTIAL || v == ACR_LOW || v == ACR_HIGH)
     {
         Ok(())
     } else {
         Err(OAuthError::invalid_request(format!(
-            "acr_values: only {ACR_LOW} and {ACR_SUBSTANTIAL} can be given"
+            "acr_values: only {ACR_LOW}, {ACR_SUBSTANTIAL} and {ACR_HIGH} can be given"
         )))
     }
 }
@@ -373,10 +384,13 @@ mod tests {
     }
 
     #[test]
-    fn acr_values_above_substantial_are_refused() {
+    fn acr_values_take_the_three_nsis_levels_and_nothing_else() {
         assert!(check_acr_values(Some(ACR_SUBSTANTIAL)).is_ok());
         assert!(check_acr_values(Some(&format!("{ACR_LOW} {ACR_SUBSTANTIAL}"))).is_ok());
-        assert!(check_acr_values(Some("https://data.gov.dk/concept/core/nsis/loa/High")).is_err());
+        assert!(check_acr_values(Some("https://data.gov.dk/concept/core/nsis/loa/High")).is_ok());
+        assert!(
+            check_acr_values(Some("https://data.gov.dk/concept/core/nsis/loa/Highest")).is_err()
+        );
         assert!(check_acr_values(Some("")).is_err());
     }
 

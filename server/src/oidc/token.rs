@@ -20,10 +20,11 @@ use subtle::ConstantTimeEq;
 
 use super::client_auth::authenticate;
 use super::form::{OAuthError, OAuthErrorBody, OAuthForm};
-use super::id_token::{self, IdTokenContext};
+use super::id_token::{self, Evidence, IdTokenContext};
 use super::{TOKEN_LIFETIME_MS, handle_sha256, new_handle};
 use crate::api::AppState;
-use crate::store::{OidcClient, RedeemResult, StoredRequest};
+use crate::store::{OidcClient, RedeemResult};
+use eid_protocol::IdentityId;
 
 /// The shortest PKCE verifier (RFC 7636 section 4.1).
 pub const MIN_VERIFIER_LEN: usize = 43;
@@ -124,20 +125,27 @@ pub(crate) async fn token(
     let Some(login) = state.store.oidc_login_by_code(code_sha256).await? else {
         return Err(OAuthError::invalid_grant(BAD_CODE));
     };
-    let request = match login.request_id {
-        Some(id) => state.store.request(id).await?,
-        None => None,
+    let request = match (&login.hardware_receipt, login.request_id) {
+        (None, Some(id)) => state.store.request(id).await?,
+        _ => None,
+    };
+    let evidence = match (&login.hardware_receipt, &request) {
+        (Some(receipt), _) if receipt.receipt.method == login.method.as_str() => {
+            Some(Evidence::Hardware(receipt))
+        }
+        (None, Some(request)) if !login.method.is_hardware() => Some(Evidence::App(request)),
+        _ => None,
     };
     let now = state.now_ms();
     let checked = (login.client_id == client.client_id
         && login.params.redirect_uri == redirect_uri
         && pkce_matches(verifier, &login.params.code_challenge))
-    .then_some(request)
+    .then_some(evidence)
     .flatten()
-    // The request was made for the client's provider (the login pages do
+    // The evidence was made for the client's provider (the login pages do
     // so); checked again so that a code never carries another's decision.
-    .filter(|r| r.envelope.service_provider_id == client.service_provider_id);
-    let Some(request) = checked else {
+    .filter(|e| e.service_provider_id() == client.service_provider_id);
+    let Some(evidence) = checked else {
         // Burnt: a stolen code gets one try. A code used before is
         // reported as reused by the store, which revokes its access token.
         let burnt = state.store.redeem_oidc_code(code_sha256, None, now).await?;
@@ -161,20 +169,20 @@ pub(crate) async fn token(
             return Err(OAuthError::invalid_grant(BAD_CODE));
         }
     };
-    let sub = subject(&state, &client, &request);
+    let sub = subject(&state, &client, evidence.identity_id());
     let claims = id_token::claims(
         IdTokenContext {
             issuer: &issuer,
             client_id: &client.client_id,
             sub: &sub,
             nonce: login.params.nonce.as_deref(),
-            acr: &login.params.acr,
             now_ms: now,
         },
-        &request,
+        evidence,
     )
     .map_err(|e| {
-        // The store issues codes only for approved requests.
+        // The store issues codes only for approved requests and completed
+        // hardware logins.
         tracing::error!(login = %login.id, error = %e, "a code of a login without approval");
         OAuthError::server_error()
     })?;
@@ -200,10 +208,8 @@ pub(crate) async fn token(
 }
 
 /// The person's pairwise `sub` at the client's sector.
-pub(crate) fn subject(state: &AppState, client: &OidcClient, request: &StoredRequest) -> String {
-    state
-        .pairwise_key
-        .subject(&client.sector, request.envelope.identity_id)
+pub(crate) fn subject(state: &AppState, client: &OidcClient, identity_id: IdentityId) -> String {
+    state.pairwise_key.subject(&client.sector, identity_id)
 }
 
 /// Whether `verifier` is a well-formed PKCE verifier (43 to 128 unreserved

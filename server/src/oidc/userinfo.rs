@@ -81,18 +81,24 @@ async fn userinfo(state: AppState, headers: HeaderMap) -> Result<impl IntoRespon
         .filter(|l| !l.revoked && l.access_expires_at_ms.is_some_and(|exp| now < exp))
         .ok_or_else(|| invalid_token("the access token is unknown, expired or revoked"))?;
     let client = crate::api::oidc_client_of(&state, &login.client_id).await?;
-    let request = match login.request_id {
-        Some(id) => state.store.request(id).await?,
-        None => None,
+    // A hardware login's receipt names the identity; an app login's request does.
+    let identity_id = match (&login.hardware_receipt, login.request_id) {
+        (Some(receipt), _) => Some(receipt.receipt.identity_id),
+        (None, Some(id)) => state
+            .store
+            .request(id)
+            .await?
+            .map(|r| r.envelope.identity_id),
+        (None, None) => None,
     };
-    let (Some(client), Some(request)) = (client, request) else {
-        tracing::error!(login = %login.id, "an access token without its client or request");
+    let (Some(client), Some(identity_id)) = (client, identity_id) else {
+        tracing::error!(login = %login.id, "an access token without its client or evidence");
         return Err(OAuthError::server_error());
     };
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         Json(UserInfo {
-            sub: super::token::subject(&state, &client, &request),
+            sub: super::token::subject(&state, &client, identity_id),
         }),
     ))
 }

@@ -166,11 +166,16 @@ macro_rules! store_conformance_suite {
             an_oidc_code_is_redeemed_once_and_presenting_it_again_revokes_the_access_token,
             an_oidc_code_past_its_expiry_or_burnt_issues_no_access_token,
             expired_oidc_logins_are_purged_within_the_limit,
+            a_hardware_method_is_recorded_and_completes_its_login_once_with_its_code,
+            a_chip_is_stored_with_its_event_once_per_identity_and_credential,
+            a_chip_save_names_the_revision_it_read,
+            a_chip_ceremony_is_taken_once_and_not_after_it_expires,
         );
         $crate::store_conformance_suite!(@concurrent $fresh;
             exactly_one_of_100_concurrent_decisions_wins,
             concurrent_creates_never_exceed_the_pending_cap,
             a_nonce_used_by_many_at_once_is_accepted_once,
+            of_many_concurrent_saves_of_one_chip_revision_one_wins,
         );
     };
     (@serial $fresh:expr; $($name:ident),* $(,)?) => {
@@ -3980,6 +3985,10 @@ async fn pushed_login(s: &dyn Store, request_uri_sha256: [u8; 32]) -> OidcLogin 
         redeemed_at_ms: None,
         access_expires_at_ms: None,
         revoked: false,
+        method: LoginMethod::App,
+        hardware_identity_id: None,
+        first_factor: None,
+        hardware_receipt: None,
     };
     s.create_oidc_login(login.clone(), request_uri_sha256)
         .await
@@ -4209,6 +4218,311 @@ pub async fn expired_oidc_logins_are_purged_within_the_limit(store: FreshStore) 
     assert_eq!(s.purge_oidc_logins(end + 1, 10).await.unwrap(), 1);
     assert_eq!(s.oidc_login(a.id).await.unwrap(), None);
     assert_eq!(s.oidc_login(b.id).await.unwrap(), None);
+}
+
+/// A hardware method chosen on the user-ID step is stored with the typed
+/// user ID's identity; its first factor passes only under that method, and
+/// the completion stores the receipt and issues the code in one write, once.
+pub async fn a_hardware_method_is_recorded_and_completes_its_login_once_with_its_code(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let login = pushed_login(s, [11; 32]).await;
+    let person = identity(s, "grete").await;
+    let request = RequestId::random();
+    assert!(
+        s.set_oidc_login_request(login.id, None, request, T0 + 300_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.pass_oidc_first_factor(login.id, LoginMethod::CodeDisplay, "S1".into())
+            .await
+            .unwrap(),
+        "not the login's method yet"
+    );
+    assert!(
+        s.choose_oidc_login_method(login.id, LoginMethod::CodeDisplay, Some(person.id))
+            .await
+            .unwrap()
+    );
+    let stored = s.oidc_login(login.id).await.unwrap().unwrap();
+    assert_eq!(stored.method, LoginMethod::CodeDisplay);
+    assert_eq!(stored.hardware_identity_id, Some(person.id));
+    assert_eq!(stored.request_id, None, "the app's request is forgotten");
+    assert!(
+        s.pass_oidc_first_factor(login.id, LoginMethod::CodeDisplay, "S1".into())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.oidc_login(login.id).await.unwrap().unwrap().first_factor,
+        Some("S1".into())
+    );
+    let provider = ServiceProviderId::random();
+    let receipt = |method: LoginMethod| SignedHardwareReceipt {
+        receipt: eid_protocol::messages::HardwareReceiptBody {
+            login_id: login.id.0,
+            identity_id: person.id,
+            method: method.as_str().into(),
+            authenticator_sha256: [3; 32],
+            service_provider_id: provider,
+            completed_at_ms: T0 + 5_000,
+        },
+        signature: signature(),
+    };
+    assert!(
+        !s.complete_oidc_login_by_hardware(
+            login.id,
+            receipt(LoginMethod::Chip),
+            [12; 32],
+            T0 + 60_000
+        )
+        .await
+        .unwrap(),
+        "a receipt of another method"
+    );
+    assert!(
+        s.complete_oidc_login_by_hardware(
+            login.id,
+            receipt(LoginMethod::CodeDisplay),
+            [12; 32],
+            T0 + 60_000
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !s.complete_oidc_login_by_hardware(
+            login.id,
+            receipt(LoginMethod::CodeDisplay),
+            [13; 32],
+            T0 + 60_000
+        )
+        .await
+        .unwrap(),
+        "completed once"
+    );
+    assert!(
+        !s.choose_oidc_login_method(login.id, LoginMethod::App, None)
+            .await
+            .unwrap(),
+        "no new choice after the code"
+    );
+    let done = s.oidc_login_by_code([12; 32]).await.unwrap().unwrap();
+    assert_eq!(
+        done.hardware_receipt,
+        Some(receipt(LoginMethod::CodeDisplay))
+    );
+    assert_eq!(done.code_expires_at_ms, Some(T0 + 60_000));
+    assert_eq!(done.method, LoginMethod::CodeDisplay);
+}
+
+// ------------------------------------------------------------------ chips
+
+fn chip(identity: &Identity, credential: u8, now: u64) -> Chip {
+    Chip {
+        id: ChipId::random(),
+        identity_id: identity.id,
+        credential_id_sha256: [credential; 32],
+        credential: format!("{{\"credential\":{credential}}}"),
+        counter: 0,
+        state: ChipState::Pending,
+        access_code: crate::access_code::AccessCodeHash::from_stored("$argon2id$stand-in".into()),
+        registered_at_ms: now,
+        active_from_ms: now + 24 * HOUR,
+        last_used_at_ms: None,
+        failures: 0,
+        blocked_until_ms: None,
+        ended_at_ms: None,
+        revision: 0,
+    }
+}
+
+fn chip_event(identity: &Identity, kind: SecurityEventKind, now: u64) -> NewEvent {
+    NewEvent {
+        identity_id: identity.id,
+        kind,
+        authenticator_id: None,
+        detail: Some("…abcd".into()),
+        occurred_at_ms: now,
+        extra_recipients: Vec::new(),
+    }
+}
+
+/// A chip is stored pending with its `chip_added` event (delivered to the
+/// person's contacts); a second live chip of the identity, the same
+/// credential for anyone, and a blocked or unknown identity are refused and
+/// store nothing; after a deactivation a new chip is taken.
+pub async fn a_chip_is_stored_with_its_event_once_per_identity_and_credential(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let bo = identity(s, BO).await;
+    let first = chip(&anna, 1, T0);
+    let added = chip_event(&anna, SecurityEventKind::ChipAdded, T0);
+    assert_eq!(
+        s.add_chip(first.clone(), added.clone()).await.unwrap(),
+        AddChipResult::Added
+    );
+    assert_eq!(
+        s.add_chip(chip(&anna, 2, T0), added.clone()).await.unwrap(),
+        AddChipResult::AlreadyHasChip
+    );
+    assert_eq!(
+        s.add_chip(
+            chip(&bo, 1, T0),
+            chip_event(&bo, SecurityEventKind::ChipAdded, T0)
+        )
+        .await
+        .unwrap(),
+        AddChipResult::CredentialTaken
+    );
+    let stranger = person("Nobody#1");
+    assert_eq!(
+        s.add_chip(
+            chip(&stranger, 3, T0),
+            chip_event(&stranger, SecurityEventKind::ChipAdded, T0)
+        )
+        .await
+        .unwrap(),
+        AddChipResult::IdentityUnusable
+    );
+    s.set_blocked(bo.id, true, T0).await.unwrap();
+    assert_eq!(
+        s.add_chip(
+            chip(&bo, 4, T0),
+            chip_event(&bo, SecurityEventKind::ChipAdded, T0)
+        )
+        .await
+        .unwrap(),
+        AddChipResult::IdentityUnusable
+    );
+    assert!(s.chips_of(bo.id).await.unwrap().is_empty());
+    let stored = s.chips_of(anna.id).await.unwrap();
+    assert_eq!(stored, vec![first.clone()]);
+    let delivered = claim_all(s, T0).await;
+    assert_eq!(
+        addresses_of(&delivered, SecurityEventKind::ChipAdded),
+        vec![set(&[ANNA_PHONE, ANNA_EMAIL])]
+    );
+
+    let mut ended = first;
+    ended.state = ChipState::Deactivated;
+    ended.ended_at_ms = Some(T0 + 1);
+    assert!(s.save_chip(ended, vec![]).await.unwrap());
+    assert_eq!(
+        s.add_chip(
+            chip(&anna, 5, T0 + 2),
+            chip_event(&anna, SecurityEventKind::ChipAdded, T0 + 2)
+        )
+        .await
+        .unwrap(),
+        AddChipResult::Added
+    );
+    assert_eq!(s.chips_of(anna.id).await.unwrap().len(), 2);
+}
+
+/// A save writes every changed field and its events only when the stored
+/// revision is the one read, and bumps it.
+pub async fn a_chip_save_names_the_revision_it_read(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let stored = chip(&anna, 7, T0);
+    s.add_chip(
+        stored.clone(),
+        chip_event(&anna, SecurityEventKind::ChipAdded, T0),
+    )
+    .await
+    .unwrap();
+    let mut used = stored.clone();
+    used.state = ChipState::Active;
+    used.counter = 9;
+    used.credential = "{\"credential\":\"updated\"}".into();
+    used.last_used_at_ms = Some(T0 + 5);
+    used.failures = 2;
+    used.blocked_until_ms = Some(T0 + 6);
+    let used_event = chip_event(&anna, SecurityEventKind::ChipActivated, T0 + 5);
+    assert!(s.save_chip(used.clone(), vec![used_event]).await.unwrap());
+    let now = s.chips_of(anna.id).await.unwrap().remove(0);
+    assert_eq!(now.revision, 1);
+    assert_eq!(
+        Chip {
+            revision: 0,
+            ..now.clone()
+        },
+        used
+    );
+    // A save from the stale revision 0 changes nothing and records nothing.
+    let mut stale = stored;
+    stale.state = ChipState::Deactivated;
+    let stale_event = chip_event(&anna, SecurityEventKind::ChipDeactivated, T0 + 7);
+    assert!(!s.save_chip(stale, vec![stale_event]).await.unwrap());
+    assert_eq!(s.chips_of(anna.id).await.unwrap().remove(0), now);
+    let kinds: Vec<_> = claim_all(s, T0 + 10)
+        .await
+        .into_iter()
+        .map(|d| d.event.kind)
+        .collect();
+    assert!(kinds.contains(&SecurityEventKind::ChipActivated));
+    assert!(!kinds.contains(&SecurityEventKind::ChipDeactivated));
+}
+
+/// Of many saves of one revision at once, exactly one is written.
+pub async fn of_many_concurrent_saves_of_one_chip_revision_one_wins(store: FreshStore) {
+    let anna = identity(&*store, ANNA).await;
+    let stored = chip(&anna, 8, T0);
+    store
+        .add_chip(
+            stored.clone(),
+            chip_event(&anna, SecurityEventKind::ChipAdded, T0),
+        )
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..20u32)
+        .map(|i| {
+            let s = store.shared();
+            let mut mine = stored.clone();
+            mine.counter = i + 1;
+            tokio::spawn(async move { s.save_chip(mine, vec![]).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        won += usize::from(task.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    assert_eq!(store.chips_of(anna.id).await.unwrap()[0].revision, 1);
+}
+
+/// A ceremony is returned once (a second take finds nothing), and not at
+/// all once its time is over; expired ones are swept by the next put.
+pub async fn a_chip_ceremony_is_taken_once_and_not_after_it_expires(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let ceremony = |id: u8, expires_at_ms: u64| ChipCeremony {
+        id: [id; 16],
+        identity_id: anna.id,
+        purpose: CeremonyPurpose::Login,
+        subject: Some([id; 16]),
+        state: format!("{{\"state\":{id}}}"),
+        expires_at_ms,
+    };
+    s.put_chip_ceremony(ceremony(1, T0 + 1_000), T0)
+        .await
+        .unwrap();
+    s.put_chip_ceremony(ceremony(2, T0 + 1_000), T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.take_chip_ceremony([1; 16], T0 + 999).await.unwrap(),
+        Some(ceremony(1, T0 + 1_000))
+    );
+    assert_eq!(s.take_chip_ceremony([1; 16], T0 + 999).await.unwrap(), None);
+    assert_eq!(
+        s.take_chip_ceremony([2; 16], T0 + 1_000).await.unwrap(),
+        None
+    );
+    assert_eq!(s.take_chip_ceremony([3; 16], T0).await.unwrap(), None);
 }
 
 #[cfg(test)]

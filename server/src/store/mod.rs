@@ -13,13 +13,16 @@ mod sqlite;
 
 pub use sqlite::SqliteStore;
 
+pub use crate::oidc::method::LoginMethod;
+
 // The limit types moved to `crate::limits`; these paths stay for callers.
 pub use crate::limits::{CHANGE_MAX_AGE_MS, LimitScope, RequestLimits, Window};
 
 use async_trait::async_trait;
 use eid_protocol::events::SecurityEventKind;
 use eid_protocol::wire::{
-    AgentRole, ChangeState, ContactChannel, ErrorCode, RequestStatus, SignedReceipt,
+    AgentRole, ChangeState, ContactChannel, ErrorCode, RequestStatus, SignedHardwareReceipt,
+    SignedReceipt,
 };
 use eid_protocol::{
     AuthenticatorId, ChangeId, IdentityId, Nonce16, Outcome, PublicKey, RequestEnvelopeBody,
@@ -482,6 +485,17 @@ pub struct OidcLogin {
     pub access_expires_at_ms: Option<u64>,
     /// Whether its access token was revoked (its code was presented again).
     pub revoked: bool,
+    /// The method chosen on the user-ID step (the app until one is chosen).
+    pub method: LoginMethod,
+    /// For a hardware method: the identity of the user ID typed; `None`
+    /// when the user ID is unknown (the page answers the same).
+    pub hardware_identity_id: Option<IdentityId>,
+    /// The hardware authenticator whose first factor passed (a code
+    /// device's serial once its code was right), awaiting the access code.
+    pub first_factor: Option<String>,
+    /// The server-signed receipt of a login completed by a hardware
+    /// authenticator.
+    pub hardware_receipt: Option<SignedHardwareReceipt>,
 }
 
 /// What [`Store::bind_oidc_login`] found.
@@ -1161,6 +1175,196 @@ pub enum CancelResult {
     Unknown,
 }
 
+/// A chip's id: 16 random bytes, shown as 32 hex digits (the app's list
+/// names a chip by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChipId(pub [u8; 16]);
+
+impl ChipId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        Self(eid_protocol::crypto::random_array())
+    }
+
+    /// Parses 32 lower-case hex digits.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.len() != 32 || text.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        hex::decode(text).ok()?.try_into().ok().map(Self)
+    }
+}
+
+impl std::fmt::Display for ChipId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// A chip's stored state (the lockout after wrong access codes is
+/// `blocked_until_ms`, not a state: it ends by itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChipState {
+    /// Registered; usable for the confirming step once the waiting period
+    /// is over, for nothing else.
+    Pending,
+    /// Confirmed: logs in.
+    Active,
+    /// Refused for good: a sign-counter regression showed a possible clone.
+    Blocked,
+    /// Deactivated or cancelled by the person (from the app).
+    Deactivated,
+}
+
+impl ChipState {
+    /// The name stored in `chips.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChipState::Pending => "pending",
+            ChipState::Active => "active",
+            ChipState::Blocked => "blocked",
+            ChipState::Deactivated => "deactivated",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            ChipState::Pending,
+            ChipState::Active,
+            ChipState::Blocked,
+            ChipState::Deactivated,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
+    /// Whether the chip still holds the identity's one chip place.
+    pub fn is_live(self) -> bool {
+        self != ChipState::Deactivated
+    }
+}
+
+/// A chip (FIDO2/WebAuthn security key) of an identity. The rules about
+/// it are in `crate::chip`; the store loads and saves it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Chip {
+    /// Its id.
+    pub id: ChipId,
+    /// Its identity.
+    pub identity_id: IdentityId,
+    /// SHA-256 of the WebAuthn credential id (unique over all chips).
+    pub credential_id_sha256: [u8; 32],
+    /// webauthn-rs' serialised `SecurityKey` (public key, counter, flags).
+    pub credential: String,
+    /// The highest sign counter accepted.
+    pub counter: u32,
+    /// State.
+    pub state: ChipState,
+    /// The Argon2id hash of its access code.
+    pub access_code: crate::access_code::AccessCodeHash,
+    /// Registration (step 1) time.
+    pub registered_at_ms: u64,
+    /// The end of the waiting period (step 2 is refused before it).
+    pub active_from_ms: u64,
+    /// The last successful use (a login or the confirming step).
+    pub last_used_at_ms: Option<u64>,
+    /// Failures (wrong access code or assertion) in a row.
+    pub failures: u32,
+    /// The end of the lockout after too many failures.
+    pub blocked_until_ms: Option<u64>,
+    /// When it was blocked for good or deactivated.
+    pub ended_at_ms: Option<u64>,
+    /// Bumped by every save; a save names the revision it read.
+    pub revision: u64,
+}
+
+impl std::fmt::Debug for Chip {
+    // The credential and the hash are no secrets, but no log needs them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chip")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .field("counter", &self.counter)
+            .field("failures", &self.failures)
+            .field("revision", &self.revision)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a chip ceremony (a WebAuthn challenge) is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyPurpose {
+    /// Step 1: register a new chip.
+    Register,
+    /// Step 2: confirm a pending chip after the waiting period.
+    Confirm,
+    /// Log in with the chip (its subject is the login's id).
+    Login,
+}
+
+impl CeremonyPurpose {
+    /// The name stored in `chip_ceremonies.purpose`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CeremonyPurpose::Register => "register",
+            CeremonyPurpose::Confirm => "confirm",
+            CeremonyPurpose::Login => "login",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            CeremonyPurpose::Register,
+            CeremonyPurpose::Confirm,
+            CeremonyPurpose::Login,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == name)
+    }
+}
+
+/// A WebAuthn ceremony in progress: webauthn-rs' challenge state, kept
+/// server-side, single use and short-lived.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChipCeremony {
+    /// Its random id (the page posts it back).
+    pub id: [u8; 16],
+    /// Whose.
+    pub identity_id: IdentityId,
+    /// What for.
+    pub purpose: CeremonyPurpose,
+    /// What else it is bound to (a chip id, a login id), if anything.
+    pub subject: Option<[u8; 16]>,
+    /// webauthn-rs' serialised state (challenge, allowed credentials).
+    pub state: String,
+    /// When it is void.
+    pub expires_at_ms: u64,
+}
+
+impl std::fmt::Debug for ChipCeremony {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChipCeremony")
+            .field("purpose", &self.purpose)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Result of [`Store::add_chip`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddChipResult {
+    /// Stored, with its `chip_added` event.
+    Added,
+    /// The identity already has a chip that is not deactivated.
+    AlreadyHasChip,
+    /// This credential is registered already (to anyone).
+    CredentialTaken,
+    /// No such identity, or it is blocked.
+    IdentityUnusable,
+}
+
 /// The storage a server needs.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -1555,4 +1759,56 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<OidcLogin>>;
     /// Deletes up to `limit` logins whose end has passed; returns how many.
     async fn purge_oidc_logins(&self, now_ms: u64, limit: u32) -> StoreResult<u64>;
+    /// Records the method chosen on the user-ID step with, for a hardware
+    /// method, the typed user ID's identity (`None` when unknown); forgets
+    /// the login's request (the caller withdrew a waiting one), a passed
+    /// first factor and any earlier choice. `false` (nothing changed) once
+    /// a code was issued.
+    async fn choose_oidc_login_method(
+        &self,
+        id: LoginId,
+        method: LoginMethod,
+        hardware_identity_id: Option<IdentityId>,
+    ) -> StoreResult<bool>;
+    /// Records that the first factor of hardware authenticator
+    /// `first_factor` passed for the login (a code device's code); `false`
+    /// (nothing changed) when the login's method is no longer `method` or a
+    /// code was issued.
+    async fn pass_oidc_first_factor(
+        &self,
+        id: LoginId,
+        method: LoginMethod,
+        first_factor: String,
+    ) -> StoreResult<bool>;
+    /// Completes a login by a hardware authenticator in one write: stores
+    /// the server-signed receipt and issues the login's code. `false`
+    /// (nothing changed) when the login's method is not the receipt's, or a
+    /// code was issued before.
+    async fn complete_oidc_login_by_hardware(
+        &self,
+        id: LoginId,
+        receipt: SignedHardwareReceipt,
+        code_sha256: [u8; 32],
+        code_expires_at_ms: u64,
+    ) -> StoreResult<bool>;
+    /// Stores a chip ceremony, deleting ceremonies that expired by `now_ms`.
+    async fn put_chip_ceremony(&self, ceremony: ChipCeremony, now_ms: u64) -> StoreResult<()>;
+    /// Takes a ceremony, once: deletes it and returns it if it has not
+    /// expired by `now_ms`. A second take finds nothing.
+    async fn take_chip_ceremony(
+        &self,
+        id: [u8; 16],
+        now_ms: u64,
+    ) -> StoreResult<Option<ChipCeremony>>;
+    /// Stores a new chip with `event` (its `chip_added`), atomically, if the
+    /// identity exists, is unblocked, holds no other live chip, and the
+    /// credential is nobody's yet.
+    async fn add_chip(&self, chip: Chip, event: NewEvent) -> StoreResult<AddChipResult>;
+    /// The chips of an identity (every state), oldest first.
+    async fn chips_of(&self, identity_id: IdentityId) -> StoreResult<Vec<Chip>>;
+    /// Saves a chip's changed fields (counter, credential, state, times,
+    /// failures) with `events`, atomically, if its stored revision is still
+    /// `chip.revision` (the one read); bumps the revision. `false`: someone
+    /// saved it in between, nothing was written.
+    async fn save_chip(&self, chip: Chip, events: Vec<NewEvent>) -> StoreResult<bool>;
 }

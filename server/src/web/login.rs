@@ -27,6 +27,7 @@ use super::texts::{Lang, Words};
 use super::{cookie, qr};
 use crate::api::AppState;
 use crate::api::rp::{Created, create_for_provider};
+use crate::oidc::method::LoginMethod;
 use crate::oidc::{
     CODE_LIFETIME_MS, LOGIN_LIFETIME_MS, REQUEST_URI_PREFIX, handle_sha256, new_handle,
 };
@@ -58,6 +59,8 @@ pub(crate) struct Frame {
     pub(crate) w: &'static Words,
     /// The self-service pages' own words (unused by the login page's).
     pub(crate) s: &'static super::texts::SelfServiceWords,
+    /// The login methods' and code-device steps' words.
+    pub(crate) m: &'static super::texts::MethodWords,
     pub(crate) switch_href: String,
     pub(crate) other_lang: &'static str,
     pub(crate) other_name: &'static str,
@@ -70,6 +73,7 @@ impl Frame {
             lang: lang.tag(),
             w: lang.words(),
             s: lang.self_service(),
+            m: lang.methods(),
             switch_href: format!("{path}?lang={}", other.tag()),
             other_lang: other.tag(),
             other_name: other.words().language_name,
@@ -87,6 +91,9 @@ struct UserIdPage<'a> {
     user_id: &'a str,
     remember: bool,
     error: Option<&'a str>,
+    /// The methods offered (value, label, checked); shown as a choice only
+    /// when there is more than one.
+    methods: Vec<(&'static str, &'static str, bool)>,
 }
 
 #[derive(Template)]
@@ -117,7 +124,7 @@ struct OutcomePage<'a> {
 /// document (one list, so the pages cannot describe them differently).
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // Read by the document only.
-enum PageRefusals {
+pub(crate) enum PageRefusals {
     /// An unknown client, or an unknown, used or expired `request_uri` or
     /// login: an error page, never a redirect.
     #[response(status = 400, content_type = "text/html")]
@@ -170,7 +177,7 @@ pub(crate) enum Refusal {
 }
 
 /// An error page in `lang`.
-pub(crate) struct Failure(Lang, Refusal);
+pub(crate) struct Failure(pub(crate) Lang, pub(crate) Refusal);
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
@@ -256,13 +263,22 @@ fn lang_cookie(query: &[(String, String)]) -> Option<HeaderValue> {
     .ok()
 }
 
-fn login_path(id: LoginId) -> String {
+pub(crate) fn login_path(id: LoginId) -> String {
     format!("/oidc/login/{id}")
+}
+
+/// The page of a method's step after the user ID (the login's own page for
+/// the app).
+pub(crate) fn step_path(id: LoginId, method: LoginMethod) -> String {
+    match method.step() {
+        Some(step) => format!("/oidc/login/{id}/{step}"),
+        None => login_path(id),
+    }
 }
 
 /// The CSRF token of a login's forms: derived from the browser's cookie
 /// secret, which another site can neither read nor send along.
-fn csrf_token(secret: &str) -> String {
+pub(crate) fn csrf_token(secret: &str) -> String {
     let mut input = b"eid-authenticator/v1/oidc-csrf".to_vec();
     input.extend_from_slice(secret.as_bytes());
     hex::encode(eid_protocol::sha256(&input))
@@ -270,7 +286,7 @@ fn csrf_token(secret: &str) -> String {
 
 /// The login `raw_id` if this browser holds its cookie, with the cookie's
 /// secret, and the page's language.
-async fn bound(
+pub(crate) async fn bound(
     state: &AppState,
     raw_id: &str,
     query: &[(String, String)],
@@ -379,6 +395,8 @@ pub(crate) fn see_other(location: &str) -> Response {
 enum Stage {
     /// No request yet (or the person asked to start again): the user ID.
     UserId,
+    /// The person chose a hardware method: its own step (`/code`, `/chip`).
+    Hardware(LoginMethod),
     /// A request waits in the app; shows this secret's codes until `expires_at_ms`.
     Waiting {
         secret: BindingSecret,
@@ -394,6 +412,11 @@ enum Stage {
 
 /// The login's stage at `now`.
 async fn stage(state: &AppState, login: &OidcLogin, now: u64) -> Result<Stage, StoreError> {
+    // "App and chip" waits for the app like the app alone, then goes to
+    // the chip's step (below, once approved).
+    if login.method.is_hardware() && login.method != LoginMethod::AppAndChip {
+        return Ok(Stage::Hardware(login.method));
+    }
     let Some(request_id) = login.request_id else {
         return Ok(Stage::UserId);
     };
@@ -426,6 +449,9 @@ async fn stage(state: &AppState, login: &OidcLogin, now: u64) -> Result<Stage, S
                 // Every request this page makes has a rotating binding.
                 None => Stage::Expired,
             }
+        }
+        RequestStatus::Approved if login.method == LoginMethod::AppAndChip => {
+            Stage::Hardware(LoginMethod::AppAndChip)
         }
         RequestStatus::Approved => Stage::Approved(request_id),
         RequestStatus::Denied => Stage::Refused { fraud: false },
@@ -507,9 +533,10 @@ pub(crate) async fn page(
     let path = login_path(login.id);
     let response = match stage {
         Stage::UserId => user_id_page(&login, &secret, lang, &provider, &headers, None),
-        Stage::Waiting { .. } | Stage::Expired if again => {
+        Stage::Waiting { .. } | Stage::Expired | Stage::Hardware(_) if again => {
             user_id_page(&login, &secret, lang, &provider, &headers, None)
         }
+        Stage::Hardware(method) => see_other(&step_path(login.id, method)),
         Stage::Waiting {
             secret: binding,
             expires_at_ms,
@@ -587,6 +614,26 @@ fn user_id_page(
         .or_else(|| login.params.login_hint.clone())
         .unwrap_or_default();
     let path = login_path(login.id);
+    let m = lang.methods();
+    let offered = LoginMethod::offered_for(Some(&login.params.acr));
+    let chosen = if offered.contains(&login.method) {
+        login.method
+    } else {
+        offered.first().copied().unwrap_or(LoginMethod::App)
+    };
+    let methods = offered
+        .into_iter()
+        .map(|method| {
+            let label = match method {
+                LoginMethod::App => m.app,
+                LoginMethod::CodeDisplay => m.code_display,
+                LoginMethod::CodeReader => m.code_reader,
+                LoginMethod::Chip => m.chip,
+                LoginMethod::AppAndChip => m.app_chip,
+            };
+            (method.as_str(), label, method == chosen)
+        })
+        .collect();
     html(
         status,
         UserIdPage {
@@ -597,6 +644,7 @@ fn user_id_page(
             user_id: &user_id,
             remember: remembered.is_some(),
             error: message,
+            methods,
         },
     )
 }
@@ -612,6 +660,11 @@ pub(crate) struct UserIdFormDoc {
     user_id: String,
     /// `1`: remember the user ID on this browser.
     remember: Option<String>,
+    /// The login method (docs/login-page.md): `app` (the default),
+    /// `code_display`, `code_reader`, `chip` or `app_chip`; one the login's
+    /// level offers.
+    #[schema(max_length = 16)]
+    method: Option<String>,
 }
 
 /// The fields of the user-ID form.
@@ -619,6 +672,8 @@ struct UserIdForm {
     csrf: String,
     user_id: String,
     remember: bool,
+    /// `None`: a method name that is not one.
+    method: Option<LoginMethod>,
 }
 
 fn user_id_form(body: &[u8]) -> Option<UserIdForm> {
@@ -636,6 +691,11 @@ fn user_id_form(body: &[u8]) -> Option<UserIdForm> {
         remember: match pairs.iter().filter(|(k, _)| k == "remember").count() {
             0 => false,
             1 => one("remember").as_deref() == Some("1"),
+            _ => return None,
+        },
+        method: match pairs.iter().filter(|(k, _)| k == "method").count() {
+            0 => Some(LoginMethod::App),
+            1 => one("method").as_deref().and_then(LoginMethod::parse),
             _ => return None,
         },
     })
@@ -693,6 +753,23 @@ pub(crate) async fn user_id(
             Some((StatusCode::UNPROCESSABLE_ENTITY, &shown, w.bad_user_id)),
         ));
     }
+    let Some(method) = form
+        .method
+        .filter(|m| LoginMethod::offered_for(Some(&login.params.acr)).contains(m))
+    else {
+        return Ok(user_id_page(
+            &login,
+            &secret,
+            lang,
+            &provider,
+            &headers,
+            Some((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                typed,
+                lang.methods().not_offered,
+            )),
+        ));
+    };
     let now = state.now_ms();
     // A request still waiting is withdrawn first (the person starts again,
     // e.g. after a typo); a decided one ends the login as it is.
@@ -715,7 +792,52 @@ pub(crate) async fn user_id(
                 state.waiters.wake(previous);
             }
         }
-        Stage::UserId | Stage::Expired => {}
+        Stage::UserId | Stage::Expired | Stage::Hardware(_) => {}
+    }
+    if method.is_hardware() && method != LoginMethod::AppAndChip {
+        // The identity is recorded whatever its state: a blocked one, or
+        // one without the device, fails at the device's step like a wrong
+        // code, so this step answers every user ID alike.
+        let identity_id = crate::api::identity_id_of(&state, &crate::userid::fold(typed))
+            .await
+            .map_err(|_| Failure(lang, Refusal::Internal))?;
+        let chosen = state
+            .store
+            .choose_oidc_login_method(login.id, method, identity_id)
+            .await
+            .map_err(|e| Failure::from(e).with(lang))?;
+        if !chosen {
+            return Err(Failure(lang, Refusal::AlreadyDone));
+        }
+        return Ok(remember_user_id(
+            see_other(&step_path(login.id, method)),
+            form.remember,
+            typed,
+        ));
+    }
+    let mut previous = login.request_id;
+    if login.method.is_hardware() || method == LoginMethod::AppAndChip {
+        // Back from a hardware method to the app, or the app's step of "app
+        // and chip" (whose chip step is then the typed user ID's): the
+        // login's request is forgotten (withdrawn above if it waited) and
+        // made anew below.
+        let identity_id = match method {
+            LoginMethod::AppAndChip => {
+                crate::api::identity_id_of(&state, &crate::userid::fold(typed))
+                    .await
+                    .map_err(|_| Failure(lang, Refusal::Internal))?
+            }
+            _ => None,
+        };
+        let chosen = state
+            .store
+            .choose_oidc_login_method(login.id, method, identity_id)
+            .await
+            .map_err(|e| Failure::from(e).with(lang))?;
+        if !chosen {
+            return Err(Failure(lang, Refusal::AlreadyDone));
+        }
+        previous = None;
     }
     let client = crate::api::oidc_client_of(&state, &login.client_id)
         .await
@@ -759,7 +881,7 @@ pub(crate) async fn user_id(
     };
     let set = state
         .store
-        .set_oidc_login_request(login.id, login.request_id, request_id, expires_at_ms)
+        .set_oidc_login_request(login.id, previous, request_id, expires_at_ms)
         .await
         .map_err(|e| Failure::from(e).with(lang))?;
     if !set {
@@ -776,8 +898,13 @@ pub(crate) async fn user_id(
         }
         return Ok(see_other(&path));
     }
-    let mut response = see_other(&path);
-    let remember = if form.remember {
+    Ok(remember_user_id(see_other(&path), form.remember, typed))
+}
+
+/// `response` with the cookie that remembers the user ID (ticked), or
+/// forgets what was remembered before (not ticked).
+fn remember_user_id(mut response: Response, remember: bool, typed: &str) -> Response {
+    let remember = if remember {
         let encoded: String = url::form_urlencoded::byte_serialize(typed.as_bytes()).collect();
         format!(
             "{USER_ID_COOKIE}={encoded}; Path=/oidc/; Secure; HttpOnly; SameSite=Lax; Max-Age={USER_ID_COOKIE_SECS}"
@@ -789,13 +916,14 @@ pub(crate) async fn user_id(
     if let Ok(value) = HeaderValue::from_str(&remember) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
-    Ok(response)
+    response
 }
 
 /// The status the page's script reads every second.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Status {
-    /// `user_id`, `waiting`, `approved`, `refused`, `expired`.
+    /// `user_id`, `waiting`, `approved`, `refused`, `expired`, or
+    /// `hardware` (the person chose a hardware method: go to `next`).
     state: &'static str,
     /// The sentence for the `aria-live` status line.
     message: &'static str,
@@ -859,6 +987,9 @@ pub(crate) async fn status(
                 Stage::Refused { fraud: true } => ("refused", w.fraud, path),
                 Stage::Refused { fraud: false } => ("refused", w.denied, path),
                 Stage::Expired => ("expired", w.expired, path),
+                Stage::Hardware(method) => {
+                    ("hardware", w.user_id_heading, step_path(login.id, method))
+                }
                 _ => ("user_id", w.user_id_heading, path),
             };
             Status {
@@ -1016,6 +1147,23 @@ mod tests {
             ("x", "grete", true)
         );
         assert!(!user_id_form(b"csrf=x&user_id=grete").unwrap().remember);
+        assert_eq!(
+            user_id_form(b"csrf=x&user_id=grete").unwrap().method,
+            Some(LoginMethod::App)
+        );
+        assert_eq!(
+            user_id_form(b"csrf=x&user_id=grete&method=code_display")
+                .unwrap()
+                .method,
+            Some(LoginMethod::CodeDisplay)
+        );
+        assert_eq!(
+            user_id_form(b"csrf=x&user_id=grete&method=sms")
+                .unwrap()
+                .method,
+            None
+        );
+        assert!(user_id_form(b"csrf=x&user_id=g&method=app&method=chip").is_none());
         assert!(user_id_form(b"csrf=x&user_id=a&user_id=b").is_none());
         assert!(user_id_form(b"user_id=a").is_none());
     }

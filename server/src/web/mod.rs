@@ -12,6 +12,7 @@
 //! service provider; every form carries a CSRF token derived from it; URLs
 //! carry the login's id and never a user ID.
 
+pub(crate) mod chip;
 pub(crate) mod login;
 mod qr;
 mod self_service;
@@ -40,12 +41,15 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>) {
         .route("/oidc/login/{login_id}/status", get(login::status))
         .route("/oidc/login/{login_id}/qr.svg", get(login::qr))
         .route("/oidc/login/{login_id}/continue", get(login::next))
+        .route("/oidc/login/{login_id}/chip", get(chip::page))
         .route("/oidc/static/login.js", get(script))
         .route("/oidc/static/login.css", get(style))
+        .route("/oidc/static/chip.js", get(chip_script))
         .merge(self_service_reads())
         .route_layer(middleware::map_response(protect));
     let posts = Router::new()
         .route("/oidc/login/{login_id}/user-id", post(login::user_id))
+        .route("/oidc/login/{login_id}/chip", post(chip::post))
         .merge(self_service_posts())
         .route_layer(middleware::map_response(protect));
     (reads, posts)
@@ -59,6 +63,7 @@ fn self_service_reads() -> Router<AppState> {
         .route(s::PATH_SIGN_IN_STATUS, get(s::sign_in_status))
         .route(s::PATH_SIGN_IN_QR, get(s::sign_in_qr))
         .route(s::PATH_ACCOUNT, get(s::account))
+        .route(s::PATH_CHIP, get(s::chip))
         .route(s::PATH_CHANGE, get(s::change_page))
         .route(s::PATH_CHANGE_STATUS, get(s::change_status))
         .route(s::PATH_CHANGE_QR, get(s::change_qr))
@@ -74,6 +79,8 @@ fn self_service_posts() -> Router<AppState> {
         .route(s::PATH_USER_ID, post(s::user_id))
         .route(s::PATH_CONFIRM, post(s::confirm_change))
         .route(s::PATH_CANCEL, post(s::cancel))
+        .route(s::PATH_CHIP_REGISTER, post(s::chip_register))
+        .route(s::PATH_CHIP_CONFIRM, post(s::chip_confirm))
         .route(s::PATH_SIGN_OUT, post(s::sign_out))
 }
 
@@ -105,6 +112,13 @@ async fn script() -> ([(header::HeaderName, &'static str); 1], &'static str) {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         include_str!("../../static/login.js"),
+    )
+}
+
+async fn chip_script() -> ([(header::HeaderName, &'static str); 1], &'static str) {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/chip.js"),
     )
 }
 

@@ -28,6 +28,7 @@
 
 mod account;
 mod change_login;
+mod chip;
 mod entry;
 mod token;
 mod when;
@@ -63,6 +64,9 @@ use crate::userid;
 
 pub(crate) use account::{account, cancel, confirm_change, email, phone, user_id};
 pub(crate) use change_login::{change_page, change_qr, change_status};
+pub(crate) use chip::{
+    PATH_CHIP, PATH_CHIP_CONFIRM, PATH_CHIP_REGISTER, chip, chip_confirm, chip_register,
+};
 pub(crate) use entry::{page, sign_in, sign_in_qr, sign_in_status, sign_out};
 
 /// How long a session lasts after the sign-in's approval.

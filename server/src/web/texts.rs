@@ -193,6 +193,8 @@ pub(crate) struct SelfServiceWords {
     pub(crate) not_given: &'static str,
     pub(crate) authenticators_heading: &'static str,
     pub(crate) kind_app: &'static str,
+    /// The link to the chip page (add or confirm a chip).
+    pub(crate) kind_chip: &'static str,
     pub(crate) created: &'static str,
     pub(crate) active: &'static str,
     pub(crate) locked: &'static str,
@@ -252,6 +254,7 @@ static SELF_SERVICE_DA: SelfServiceWords = SelfServiceWords {
     not_given: "Ikke angivet",
     authenticators_heading: "Dine godkendere",
     kind_app: "eID-app",
+    kind_chip: "Chip (sikkerhedsnøgle)",
     created: "Oprettet",
     active: "Aktiv",
     locked: "Låst (forkert PIN-kode for mange gange)",
@@ -324,6 +327,7 @@ static SELF_SERVICE_EN: SelfServiceWords = SelfServiceWords {
     not_given: "Not given",
     authenticators_heading: "Your authenticators",
     kind_app: "eID app",
+    kind_chip: "Chip (security key)",
     created: "Created",
     active: "Active",
     locked: "Locked (wrong PIN too many times)",
@@ -377,6 +381,49 @@ static SELF_SERVICE_EN: SelfServiceWords = SelfServiceWords {
         "November",
         "December",
     ],
+};
+
+impl Lang {
+    /// The words of the login methods and the code-device steps.
+    pub(crate) fn methods(self) -> &'static MethodWords {
+        match self {
+            Lang::Da => &METHODS_DA,
+            Lang::En => &METHODS_EN,
+        }
+    }
+}
+
+/// The login page's words for the choice of login method on the user-ID
+/// step and for the code-device steps (docs/login-page.md).
+#[derive(Debug)]
+pub(crate) struct MethodWords {
+    pub(crate) legend: &'static str,
+    pub(crate) app: &'static str,
+    pub(crate) code_display: &'static str,
+    pub(crate) code_reader: &'static str,
+    pub(crate) chip: &'static str,
+    pub(crate) app_chip: &'static str,
+    pub(crate) not_offered: &'static str,
+}
+
+static METHODS_DA: MethodWords = MethodWords {
+    legend: "Hvordan vil du godkende?",
+    app: "eID-appen",
+    code_display: "Kodeviser",
+    code_reader: "Kodeoplæser",
+    chip: "Chip",
+    app_chip: "eID-appen og chip",
+    not_offered: "Vælg en af måderne herunder.",
+};
+
+static METHODS_EN: MethodWords = MethodWords {
+    legend: "How do you want to approve?",
+    app: "The eID app",
+    code_display: "Code display",
+    code_reader: "Audio code reader",
+    chip: "Chip",
+    app_chip: "The eID app and a chip",
+    not_offered: "Choose one of the ways below.",
 };
 
 #[cfg(test)]

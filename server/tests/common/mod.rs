@@ -2,6 +2,8 @@
 //! SQLite folder, plus pinned API clients.
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
+pub mod soft_chip;
+
 use std::sync::Arc;
 
 use eid_api_client::{AdminClient, ApiFailure, Endpoint, ProviderClient, SoftPhone};

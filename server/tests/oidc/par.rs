@@ -427,10 +427,10 @@ async fn broken_authorization_parameters_get_a_clear_error_and_store_nothing() {
             "invalid_request",
         ),
         (
-            "acr High",
+            "an acr that is no NSIS level",
             set(
                 "acr_values",
-                Some("https://data.gov.dk/concept/core/nsis/loa/High"),
+                Some("https://data.gov.dk/concept/core/nsis/loa/Highest"),
             ),
             "invalid_request",
         ),

@@ -16,7 +16,7 @@ use eid_protocol::{
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Row, ffi};
 
-use crate::store::{AuthenticatorState, ChangeKind, Channel, EnrolmentStoredState};
+use crate::store::{AuthenticatorState, ChangeKind, Channel, EnrolmentStoredState, LoginMethod};
 
 /// A protocol value as a column (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +147,14 @@ named_column!(ours EnrolmentStoredState, "enrolment state", {
     EnrolmentStoredState::Waiting => "waiting" => EnrolmentStoredState::Waiting,
     EnrolmentStoredState::Activated => "activated" => EnrolmentStoredState::Activated,
     EnrolmentStoredState::Cancelled => "cancelled" => EnrolmentStoredState::Cancelled,
+});
+
+named_column!(ours LoginMethod, "login method", {
+    LoginMethod::App => "app" => LoginMethod::App,
+    LoginMethod::CodeDisplay => "code_display" => LoginMethod::CodeDisplay,
+    LoginMethod::CodeReader => "code_reader" => LoginMethod::CodeReader,
+    LoginMethod::Chip => "chip" => LoginMethod::Chip,
+    LoginMethod::AppAndChip => "app_chip" => LoginMethod::AppAndChip,
 });
 
 named_column!(ours Channel, "delivery channel", {

@@ -64,6 +64,10 @@ fn migrations() -> Migrations<'static> {
             "../../../migrations/sqlite/0011_api_keys_and_webhooks.sql"
         )),
         M::up(include_str!(
+            "../../../migrations/sqlite/0012_code_devices.sql"
+        )),
+        M::up(include_str!("../../../migrations/sqlite/0013_chips.sql")),
+        M::up(include_str!(
             "../../../migrations/sqlite/0014_call_context.sql"
         )),
     ])
@@ -245,6 +249,7 @@ mod tests {
 
     #[test]
     fn the_schema_version_counts_the_twelve_migrations() {
+    fn the_schema_version_counts_the_released_migrations() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sqlite3");
         drop(SqliteStore::open(&path).unwrap());
@@ -253,12 +258,14 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, 12, "existing databases must find their version");
+        assert_eq!(version, 13, "existing databases must find their version");
         // Opening again applies nothing and keeps the version.
         drop(SqliteStore::open(&path).unwrap());
         let again: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(again, 12);
+        assert_eq!(again, 13);
         migrations().validate().unwrap();
     }
 }

@@ -13,6 +13,7 @@
 
 mod audit;
 mod changes;
+mod chips;
 mod columns;
 mod connection;
 mod enrolments;
@@ -567,5 +568,74 @@ impl Store for SqliteStore {
     async fn purge_oidc_logins(&self, now_ms: u64, limit: u32) -> StoreResult<u64> {
         self.write(move |c| oidc::purge_oidc_logins(c, now_ms, limit))
             .await
+    }
+
+    async fn choose_oidc_login_method(
+        &self,
+        id: LoginId,
+        method: LoginMethod,
+        hardware_identity_id: Option<IdentityId>,
+    ) -> StoreResult<bool> {
+        self.write(move |c| oidc::choose_oidc_login_method(c, id, method, hardware_identity_id))
+            .await
+    }
+
+    async fn pass_oidc_first_factor(
+        &self,
+        id: LoginId,
+        method: LoginMethod,
+        first_factor: String,
+    ) -> StoreResult<bool> {
+        self.write(move |c| oidc::pass_oidc_first_factor(c, id, method, first_factor))
+            .await
+    }
+
+    async fn complete_oidc_login_by_hardware(
+        &self,
+        id: LoginId,
+        receipt: SignedHardwareReceipt,
+        code_sha256: [u8; 32],
+        code_expires_at_ms: u64,
+    ) -> StoreResult<bool> {
+        let method = LoginMethod::parse(&receipt.receipt.method)
+            .ok_or(StoreError::Conflict("hardware receipt method"))?;
+        let receipt_json = serde_json::to_string(&receipt)?;
+        self.write(move |c| {
+            oidc::complete_oidc_login_by_hardware(
+                c,
+                id,
+                method,
+                receipt_json,
+                code_sha256,
+                code_expires_at_ms,
+            )
+        })
+        .await
+    }
+
+    async fn put_chip_ceremony(&self, ceremony: ChipCeremony, now_ms: u64) -> StoreResult<()> {
+        self.write(move |c| chips::put_ceremony(c, ceremony, now_ms))
+            .await
+    }
+
+    async fn take_chip_ceremony(
+        &self,
+        id: [u8; 16],
+        now_ms: u64,
+    ) -> StoreResult<Option<ChipCeremony>> {
+        self.write(move |c| chips::take_ceremony(c, id, now_ms))
+            .await
+    }
+
+    async fn add_chip(&self, chip: Chip, event: NewEvent) -> StoreResult<AddChipResult> {
+        self.write(move |c| chips::add_chip(c, chip, event)).await
+    }
+
+    async fn chips_of(&self, identity_id: IdentityId) -> StoreResult<Vec<Chip>> {
+        self.read(move |c| chips::chips_of(c, identity_id)).await
+    }
+
+    async fn save_chip(&self, chip: Chip, events: Vec<NewEvent>) -> StoreResult<bool> {
+        self.write(move |c| chips::save_chip(c, chip, events)).await
     }
 }

@@ -10,8 +10,10 @@ use super::columns::{
     Col, blob16, blob32, col, i64_of, is_unique_violation, json_err, opt_col, opt_u64_at, u64_at,
 };
 use crate::store::{
-    BindLoginResult, LoginId, OidcClient, OidcLogin, RedeemResult, StoreError, StoreResult,
+    BindLoginResult, LoginId, LoginMethod, OidcClient, OidcLogin, RedeemResult, StoreError,
+    StoreResult,
 };
+use eid_protocol::IdentityId;
 
 /// Stores a client inside the caller's transaction; `Conflict` when the
 /// `client_id` is taken (it is 128 random bits, so only by a bug).
@@ -80,7 +82,8 @@ pub(super) fn oidc_client(c: &Connection, client_id: &str) -> StoreResult<Option
 
 const LOGIN_COLUMNS: &str = "id, client_id, params, created_at_ms, request_uri_expires_at_ms, \
      expires_at_ms, browser_sha256, request_id, request_expires_at_ms, code_expires_at_ms, \
-     redeemed_at_ms, access_expires_at_ms, revoked";
+     redeemed_at_ms, access_expires_at_ms, revoked, method, hardware_identity_id, first_factor, \
+     hardware_receipt";
 
 fn login_row(r: &Row<'_>) -> rusqlite::Result<OidcLogin> {
     let params: String = r.get(2)?;
@@ -101,6 +104,13 @@ fn login_row(r: &Row<'_>) -> rusqlite::Result<OidcLogin> {
         redeemed_at_ms: opt_u64_at(r, 10)?,
         access_expires_at_ms: opt_u64_at(r, 11)?,
         revoked: r.get(12)?,
+        method: r.get(13)?,
+        hardware_identity_id: opt_col(r, 14)?,
+        first_factor: r.get(15)?,
+        hardware_receipt: match r.get::<_, Option<String>>(16)? {
+            Some(json) => Some(serde_json::from_str(&json).map_err(|e| json_err(16, e))?),
+            None => None,
+        },
     })
 }
 
@@ -290,4 +300,66 @@ pub(super) fn purge_oidc_logins(c: &Connection, now_ms: u64, limit: u32) -> Stor
         )?
         .execute(params![i64_of(now_ms), i64::from(limit)])?;
     Ok(n as u64)
+}
+
+/// The transaction of [`Store::choose_oidc_login_method`](crate::store::Store::choose_oidc_login_method).
+pub(super) fn choose_oidc_login_method(
+    c: &Connection,
+    id: LoginId,
+    method: LoginMethod,
+    hardware_identity_id: Option<IdentityId>,
+) -> StoreResult<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE oidc_logins SET method = ?2, hardware_identity_id = ?3, request_id = NULL, \
+             request_expires_at_ms = NULL, first_factor = NULL \
+             WHERE id = ?1 AND code_sha256 IS NULL",
+        )?
+        .execute(params![
+            id.0.as_slice(),
+            method,
+            hardware_identity_id.map(Col)
+        ])?;
+    Ok(n == 1)
+}
+
+/// The transaction of [`Store::pass_oidc_first_factor`](crate::store::Store::pass_oidc_first_factor).
+pub(super) fn pass_oidc_first_factor(
+    c: &Connection,
+    id: LoginId,
+    method: LoginMethod,
+    first_factor: String,
+) -> StoreResult<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE oidc_logins SET first_factor = ?3 \
+             WHERE id = ?1 AND method = ?2 AND code_sha256 IS NULL",
+        )?
+        .execute(params![id.0.as_slice(), method, first_factor])?;
+    Ok(n == 1)
+}
+
+/// The transaction of [`Store::complete_oidc_login_by_hardware`](crate::store::Store::complete_oidc_login_by_hardware).
+/// The receipt arrives encoded: JSON is made off the writer thread.
+pub(super) fn complete_oidc_login_by_hardware(
+    c: &Connection,
+    id: LoginId,
+    method: LoginMethod,
+    receipt_json: String,
+    code_sha256: [u8; 32],
+    code_expires_at_ms: u64,
+) -> StoreResult<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE oidc_logins SET hardware_receipt = ?3, code_sha256 = ?4, \
+             code_expires_at_ms = ?5 WHERE id = ?1 AND method = ?2 AND code_sha256 IS NULL",
+        )?
+        .execute(params![
+            id.0.as_slice(),
+            method,
+            receipt_json,
+            code_sha256.as_slice(),
+            i64_of(code_expires_at_ms)
+        ])?;
+    Ok(n == 1)
 }

@@ -18,10 +18,14 @@ import dk.eid.authenticator.ffi.AppConfig
 import dk.eid.authenticator.ffi.ContactChangeState
 import dk.eid.authenticator.ffi.EidException
 import dk.eid.authenticator.ffi.EnrolmentStatus
+import dk.eid.authenticator.ffi.HardwareAuthenticatorInfo
+import dk.eid.authenticator.ffi.HardwareKind
+import dk.eid.authenticator.ffi.HardwareState
 import dk.eid.authenticator.ffi.Language
 import dk.eid.authenticator.ffi.PendingDeviceState
 import dk.eid.authenticator.ffi.RequestKind
 import dk.eid.authenticator.ffi.SecurityEventKind
+import dk.eid.authenticator.ffi.ServerErrorCode
 import dk.eid.authenticator.ffi.WarningKind
 
 /**
@@ -106,6 +110,35 @@ class ProtectionsTest {
                 val off = eid.events(authenticator).first()
                 assertEquals(SecurityEventKind.NOTIFY_EVERY_USE_TURNED_OFF, off.kind)
                 assertTrue(off.critical)
+            }
+        }
+    }
+
+    @Test
+    fun `the hardware list comes from the server and a deactivation needs the swipe and the PIN`() = runBlocking {
+        Phone(server).use { phone ->
+            phone.activated().use { eid ->
+                val authenticator = eid.authenticators.value.single()
+                assertTrue(eid.hardwareAuthenticators(authenticator).isEmpty())
+                val stranger = HardwareAuthenticatorInfo(
+                    id = "0".repeat(32),
+                    kind = HardwareKind.CHIP,
+                    maskedSerial = "…0000",
+                    state = HardwareState.ACTIVE,
+                    addedAtMs = 0uL,
+                    lastUsedAtMs = null,
+                    activeFromMs = null,
+                )
+                assertFailsWith<EidException.SwipeRequired> {
+                    eid.deactivateHardware(authenticator, stranger, PIN, swipeConfirmed = false)
+                }
+                assertFailsWith<EidException.WrongPin> {
+                    eid.deactivateHardware(authenticator, stranger, WRONG_PIN, swipeConfirmed = true)
+                }
+                val e = assertFailsWith<EidException.Rejected> {
+                    eid.deactivateHardware(authenticator, stranger, PIN, swipeConfirmed = true)
+                }
+                assertEquals(ServerErrorCode.UNKNOWN_HARDWARE, e.code)
             }
         }
     }

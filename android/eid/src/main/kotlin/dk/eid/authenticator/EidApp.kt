@@ -21,6 +21,7 @@ import dk.eid.authenticator.ffi.ContextProvider
 import dk.eid.authenticator.ffi.DeviceEnrolment
 import dk.eid.authenticator.ffi.EnrolmentStatus
 import dk.eid.authenticator.ffi.EventView
+import dk.eid.authenticator.ffi.HardwareAuthenticatorInfo
 import dk.eid.authenticator.ffi.JournalAlarm
 import dk.eid.authenticator.ffi.EidException
 import dk.eid.authenticator.ffi.KeyStore
@@ -322,6 +323,30 @@ class EidApp private constructor(
     @Throws(EidException::class)
     suspend fun turnOffNotifyEveryUse(authenticator: AuthenticatorInfo, pin: String): Unit =
         io { core.turnOffNotifyEveryUse(authenticator.authenticatorId, pin) }
+
+    // ---------------------------------------------------------------- hardware authenticators
+
+    /**
+     * The person's code devices and chip (kind, masked serial, state, added,
+     * last use, works from), asked from the server now (no PIN: it only reads).
+     */
+    @Throws(EidException::class)
+    suspend fun hardwareAuthenticators(authenticator: AuthenticatorInfo): List<HardwareAuthenticatorInfo> =
+        io { core.hardwareAuthenticators(authenticator.authenticatorId) }
+
+    /**
+     * Deactivates [hardware] (a chip in its waiting period: cancels it) after
+     * the person swiped ([swipeConfirmed]) and typed the [pin] (checked and
+     * counted like any PIN entry); the person is told on every channel.
+     */
+    @Throws(EidException::class)
+    suspend fun deactivateHardware(
+        authenticator: AuthenticatorInfo,
+        hardware: HardwareAuthenticatorInfo,
+        pin: String,
+        swipeConfirmed: Boolean,
+    ): HardwareAuthenticatorInfo =
+        io { core.deactivateHardware(authenticator.authenticatorId, hardware.id, pin, swipeConfirmed) }
 
     // ---------------------------------------------------------------- new device from an existing one
 

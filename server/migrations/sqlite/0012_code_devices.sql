@@ -1,0 +1,55 @@
+-- v12: code devices (code displays and audio code readers: TOTP hardware,
+-- see docs/authenticators.md), the manufacturer's batches they arrive in,
+-- and the login method of each OpenID Connect login with its completion
+-- by a hardware authenticator.
+CREATE TABLE token_batches (
+    id BLOB PRIMARY KEY NOT NULL,
+    -- The PSKC document's Id, or the importer's label.
+    label TEXT NOT NULL,
+    imported_at_ms INTEGER NOT NULL,
+    device_count INTEGER NOT NULL
+);
+
+CREATE TABLE code_devices (
+    -- The manufacturer's serial number, as printed on the device.
+    serial TEXT PRIMARY KEY NOT NULL,
+    batch_id BLOB NOT NULL REFERENCES token_batches(id),
+    kind TEXT NOT NULL CHECK (kind IN ('code_display', 'code_reader')),
+    algorithm TEXT NOT NULL CHECK (algorithm IN ('sha1', 'sha256')),
+    digits INTEGER NOT NULL CHECK (digits = 6),
+    step_secs INTEGER NOT NULL CHECK (step_secs IN (30, 60)),
+    -- AES-256-GCM under the key-encryption key (a key file, never here),
+    -- the serial as associated data: nonce || ciphertext || tag.
+    sealed_seed BLOB NOT NULL,
+    identity_id BLOB REFERENCES identities(id),
+    state TEXT NOT NULL CHECK (state IN ('unassigned', 'active', 'deactivated')),
+    -- The last time step accepted: no step at or below it passes again.
+    last_step INTEGER,
+    -- Wrong codes or access codes in a row.
+    failures INTEGER NOT NULL DEFAULT 0,
+    -- How often it was blocked (the next block lasts longer).
+    blocks INTEGER NOT NULL DEFAULT 0,
+    blocked_until_ms INTEGER,
+    -- Argon2id PHC string of the person's access code.
+    access_code_hash TEXT,
+    added_at_ms INTEGER NOT NULL,
+    activated_at_ms INTEGER,
+    last_used_at_ms INTEGER,
+    CHECK ((state = 'unassigned') = (identity_id IS NULL))
+);
+-- One code device active per identity.
+CREATE UNIQUE INDEX code_devices_one_active ON code_devices(identity_id)
+    WHERE state = 'active';
+CREATE INDEX code_devices_by_identity ON code_devices(identity_id)
+    WHERE identity_id IS NOT NULL;
+
+-- The login method chosen on the user-ID step (docs/login-page.md).
+ALTER TABLE oidc_logins ADD COLUMN method TEXT NOT NULL DEFAULT 'app';
+-- For a hardware method: the identity of the user ID typed, NULL when it is
+-- unknown or blocked (the page answers the same either way).
+ALTER TABLE oidc_logins ADD COLUMN hardware_identity_id BLOB;
+-- The hardware authenticator whose first factor passed (a code device's
+-- serial after its code), awaiting the access code.
+ALTER TABLE oidc_logins ADD COLUMN first_factor TEXT;
+-- The server-signed hardware receipt (JSON) of a completed login.
+ALTER TABLE oidc_logins ADD COLUMN hardware_receipt TEXT;
