@@ -47,6 +47,18 @@ pub enum SecurityEventKind {
     /// "Notify me on every use" was turned off from an app (with the PIN);
     /// critical, so the person hears of it on every channel.
     NotifyEveryUseTurnedOff,
+    /// A code device (code display or audio code reader) was activated on
+    /// the identity. The detail is its masked serial number.
+    CodeDeviceAdded,
+    /// A code device was blocked after too many wrong codes or access
+    /// codes. The detail is its masked serial number.
+    CodeDeviceBlocked,
+    /// A code device was used to log in. The detail is its masked serial
+    /// number.
+    CodeDeviceUsed,
+    /// A code device was deactivated or replaced. The detail is its masked
+    /// serial number.
+    CodeDeviceDeactivated,
     /// A kind this build does not know (sent by a newer server). Never sent
     /// by this build; it lets an older app keep parsing a newer feed.
     #[serde(other)]
@@ -55,7 +67,7 @@ pub enum SecurityEventKind {
 
 impl SecurityEventKind {
     /// Every known kind, in declaration order (not [`SecurityEventKind::Unknown`]).
-    pub const ALL: [SecurityEventKind; 17] = [
+    pub const ALL: [SecurityEventKind; 21] = [
         SecurityEventKind::DeviceActivated,
         SecurityEventKind::DeviceRemoved,
         SecurityEventKind::PinLockout,
@@ -73,6 +85,10 @@ impl SecurityEventKind {
         SecurityEventKind::RequestsHeld,
         SecurityEventKind::ActivationCodeVoided,
         SecurityEventKind::NotifyEveryUseTurnedOff,
+        SecurityEventKind::CodeDeviceAdded,
+        SecurityEventKind::CodeDeviceBlocked,
+        SecurityEventKind::CodeDeviceUsed,
+        SecurityEventKind::CodeDeviceDeactivated,
     ];
 
     /// The stable name (as stored and sent).
@@ -95,6 +111,10 @@ impl SecurityEventKind {
             SecurityEventKind::RequestsHeld => "requests_held",
             SecurityEventKind::ActivationCodeVoided => "activation_code_voided",
             SecurityEventKind::NotifyEveryUseTurnedOff => "notify_every_use_turned_off",
+            SecurityEventKind::CodeDeviceAdded => "code_device_added",
+            SecurityEventKind::CodeDeviceBlocked => "code_device_blocked",
+            SecurityEventKind::CodeDeviceUsed => "code_device_used",
+            SecurityEventKind::CodeDeviceDeactivated => "code_device_deactivated",
             SecurityEventKind::Unknown => "unknown",
         }
     }
@@ -105,9 +125,13 @@ impl SecurityEventKind {
     }
 
     /// Whether the event is critical (delivered on every channel at once).
-    /// Only [`SecurityEventKind::Used`] is not.
+    /// Only the uses ([`SecurityEventKind::Used`],
+    /// [`SecurityEventKind::CodeDeviceUsed`]) are not.
     pub fn is_critical(self) -> bool {
-        self != SecurityEventKind::Used
+        !matches!(
+            self,
+            SecurityEventKind::Used | SecurityEventKind::CodeDeviceUsed
+        )
     }
 }
 

@@ -16,6 +16,7 @@ pub mod access_code;
 pub mod api;
 mod cache;
 pub mod clock;
+pub mod code_devices;
 pub mod config;
 pub mod connections;
 pub mod contact;

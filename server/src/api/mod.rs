@@ -1,6 +1,6 @@
 //! HTTP API: router, shared state, extractors and the OpenAPI document.
 
-mod admin;
+pub(crate) mod admin;
 mod device;
 mod enrolment;
 mod guard;

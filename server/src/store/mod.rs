@@ -7,9 +7,12 @@
 //! change and device limits, how a decision moves a change) are pure
 //! functions in [`crate::policy`], so every backend applies the same ones.
 
+mod code_devices;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod sqlite;
+
+pub use code_devices::*;
 
 pub use sqlite::SqliteStore;
 
@@ -959,6 +962,8 @@ pub enum AuditAction {
     RevokeApiKey,
     /// Set or removed a service provider's webhook.
     SetWebhook,
+    /// Imported a manufacturer's batch of code devices.
+    ImportTokenBatch,
 }
 
 impl AuditAction {
@@ -980,6 +985,7 @@ impl AuditAction {
             AuditAction::RotateApiKey => "rotate_api_key",
             AuditAction::RevokeApiKey => "revoke_api_key",
             AuditAction::SetWebhook => "set_webhook",
+            AuditAction::ImportTokenBatch => "import_token_batch",
         }
     }
 }
@@ -1549,6 +1555,50 @@ pub trait Store: Send + Sync + 'static {
         method: LoginMethod,
         first_factor: String,
     ) -> StoreResult<bool>;
+    /// Stores a manufacturer's batch of code devices (unassigned) and its
+    /// audit row in one write; nothing when a serial is already stored.
+    async fn import_token_batch(
+        &self,
+        audit: NewAudit,
+        batch: TokenBatch,
+        devices: Vec<CodeDevice>,
+    ) -> StoreResult<ImportResult>;
+    /// A code device by serial.
+    async fn code_device(&self, serial: &str) -> StoreResult<Option<CodeDevice>>;
+    /// Every code device ever activated on the identity (active, then the
+    /// deactivated ones), oldest activation first.
+    async fn code_devices_of(&self, identity_id: IdentityId) -> StoreResult<Vec<CodeDevice>>;
+    /// Uses time step `step` of the identity's active code device `serial`
+    /// in one conditional write: accepted only when it is above the last
+    /// accepted step, the device is not blocked and the identity is not
+    /// blocked; the step is the last accepted one then.
+    async fn use_code_step(
+        &self,
+        serial: &str,
+        identity_id: IdentityId,
+        step: u64,
+        now_ms: u64,
+    ) -> StoreResult<CodeStepResult>;
+    /// Records a login attempt's outcome on an active code device: a
+    /// failure counts, and the one that reaches the limit blocks the device
+    /// for a growing time (rules in `crate::code_devices::check`) with a
+    /// `code_device_blocked` event; a login resets the count with a
+    /// `code_device_used` event.
+    async fn record_code_device_attempt(
+        &self,
+        serial: &str,
+        attempt: CodeAttempt,
+        now_ms: u64,
+    ) -> StoreResult<AttemptRecorded>;
+    /// Activates an unassigned code device on the identity of a user ID
+    /// with support's activation code, in one write: the activation code
+    /// is checked (a wrong one counts a try, as at the app's activation)
+    /// and used up, the step of the device's codes is accepted, the access
+    /// code's hash stored, and a `code_device_added` event recorded.
+    async fn activate_code_device_by_support(
+        &self,
+        activation: SupportActivation,
+    ) -> StoreResult<SupportActivationResult>;
     /// Completes a login by a hardware authenticator in one write: stores
     /// the server-signed receipt and issues the login's code. `false`
     /// (nothing changed) when the login's method is not the receipt's, or a
