@@ -1,9 +1,10 @@
 //! HTTP API: router, shared state, extractors and the OpenAPI document.
 
 pub(crate) mod admin;
+mod code_devices;
 mod device;
 mod enrolment;
-mod guard;
+pub(crate) mod guard;
 pub(crate) mod oidc;
 pub(crate) mod rp;
 pub(crate) mod self_service;
@@ -52,6 +53,8 @@ pub(crate) struct Inner {
     pub(crate) id_token_key: Arc<crate::oidc::IdTokenKey>,
     /// The secret pairwise subjects are derived under (see `crate::oidc`).
     pub(crate) pairwise_key: Arc<crate::oidc::PairwiseKey>,
+    /// The key-encryption key of code-device seeds (`crate::code_devices::seal`).
+    pub(crate) kek: Arc<crate::code_devices::seal::Kek>,
     admin_token_sha256: [u8; 32],
     pub(crate) config: Config,
     pub(crate) waiters: Waiters,
@@ -95,12 +98,16 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Builds the state.
+    // One argument per long-lived key and service; a builder for the one
+    // caller (`crate::start`) would only move the list elsewhere.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         signing_key: Arc<SoftwareSigningKey>,
         id_token_key: Arc<crate::oidc::IdTokenKey>,
         pairwise_key: Arc<crate::oidc::PairwiseKey>,
+        kek: Arc<crate::code_devices::seal::Kek>,
         admin_token: &str,
         config: Config,
     ) -> Self {
@@ -110,6 +117,7 @@ impl AppState {
             signing_key,
             id_token_key,
             pairwise_key,
+            kek,
             admin_token_sha256: eid_protocol::sha256(admin_token.as_bytes()),
             config,
             waiters: Waiters::default(),
@@ -140,6 +148,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(oidc::PATH_JWKS, get(oidc::jwks));
     let public_posts = Router::new()
         .route(wire::PATH_ACTIVATE, post(device::activate))
+        .route(
+            code_devices::PATH_ACTIVATE_CODE_DEVICE,
+            post(code_devices::activate),
+        )
         .route(wire::PATH_ENROLMENTS, post(enrolment::start))
         .route(wire::PATH_ENROLMENT_STATUS, post(enrolment::status))
         .route(
@@ -216,6 +228,12 @@ pub(crate) fn router(state: AppState) -> Router {
             post(admin::revoke_agent),
         )
         .route("/v1/admin/audit", get(admin::audit))
+        .route(
+            "/v1/admin/token-batches",
+            post(admin::import_token_batch).layer(axum::extract::DefaultBodyLimit::max(
+                admin::TOKEN_BATCH_MAX_BODY,
+            )),
+        )
         .route(wire::PATH_PULL, post(device::pull))
         .route(wire::PATH_DECISIONS, post(device::submit_decision))
         .route(wire::PATH_BLOCK, post(device::block))
@@ -315,7 +333,8 @@ async fn server_key(
         admin::register_oidc_client,
         admin::list_api_keys, admin::rotate_api_key, admin::revoke_api_key, admin::set_webhook,
         admin::create_agent, admin::list_agents, admin::revoke_agent, admin::audit,
-        device::activate, device::pull, device::submit_decision, device::block,
+        admin::import_token_batch,
+        device::activate, code_devices::activate, device::pull, device::submit_decision, device::block,
         enrolment::start, enrolment::status, enrolment::cancel,
         device::settings,
         device::cancel_contact_change,
@@ -325,6 +344,8 @@ async fn server_key(
         rp::create_request, rp::get_request, rp::cancel_request,
         crate::web::login::authorize, crate::web::login::page, crate::web::login::user_id,
         crate::web::login::status, crate::web::login::qr, crate::web::login::next,
+        crate::web::code_login::code_get, crate::web::code_login::code_post,
+        crate::web::code_login::access_code_get, crate::web::code_login::access_code_post,
     ),
     // Not the body of any endpoint here: what the server POSTs to a
     // service provider's webhook (docs/webhooks.md).

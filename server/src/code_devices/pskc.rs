@@ -47,7 +47,7 @@ const HMAC_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#hmac-sha256";
 const ALG_TOTP: &str = "urn:ietf:params:xml:ns:keyprov:pskc:totp";
 
 /// The largest batch document taken, in bytes.
-pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
 /// The most devices one batch may hold.
 pub const MAX_DEVICES: usize = 100_000;
 /// The longest serial number, in bytes.

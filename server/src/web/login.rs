@@ -124,7 +124,7 @@ struct OutcomePage<'a> {
 /// document (one list, so the pages cannot describe them differently).
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // Read by the document only.
-enum PageRefusals {
+pub(super) enum PageRefusals {
     /// An unknown client, or an unknown, used or expired `request_uri` or
     /// login: an error page, never a redirect.
     #[response(status = 400, content_type = "text/html")]
@@ -177,7 +177,7 @@ pub(crate) enum Refusal {
 }
 
 /// An error page in `lang`.
-pub(crate) struct Failure(Lang, Refusal);
+pub(crate) struct Failure(pub(super) Lang, pub(super) Refusal);
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
@@ -263,7 +263,7 @@ fn lang_cookie(query: &[(String, String)]) -> Option<HeaderValue> {
     .ok()
 }
 
-fn login_path(id: LoginId) -> String {
+pub(super) fn login_path(id: LoginId) -> String {
     format!("/oidc/login/{id}")
 }
 
@@ -278,7 +278,7 @@ pub(crate) fn step_path(id: LoginId, method: LoginMethod) -> String {
 
 /// The CSRF token of a login's forms: derived from the browser's cookie
 /// secret, which another site can neither read nor send along.
-fn csrf_token(secret: &str) -> String {
+pub(super) fn csrf_token(secret: &str) -> String {
     let mut input = b"eid-authenticator/v1/oidc-csrf".to_vec();
     input.extend_from_slice(secret.as_bytes());
     hex::encode(eid_protocol::sha256(&input))
@@ -286,7 +286,7 @@ fn csrf_token(secret: &str) -> String {
 
 /// The login `raw_id` if this browser holds its cookie, with the cookie's
 /// secret, and the page's language.
-async fn bound(
+pub(super) async fn bound(
     state: &AppState,
     raw_id: &str,
     query: &[(String, String)],
@@ -319,7 +319,7 @@ async fn bound(
 }
 
 impl Failure {
-    fn with(self, lang: Lang) -> Self {
+    pub(super) fn with(self, lang: Lang) -> Self {
         Failure(lang, self.1)
     }
 }
@@ -481,7 +481,10 @@ pub(crate) fn countdown(now_ms: u64, until_ms: u64) -> String {
 }
 
 /// The client's service provider's name, for the page's heading.
-async fn provider_name(state: &AppState, login: &OidcLogin) -> Result<String, StoreError> {
+pub(super) async fn provider_name(
+    state: &AppState,
+    login: &OidcLogin,
+) -> Result<String, StoreError> {
     let Some(client) = crate::api::oidc_client_of(state, &login.client_id).await? else {
         return Ok(String::new());
     };

@@ -400,6 +400,17 @@ pub(crate) struct MethodWords {
     pub(crate) chip: &'static str,
     pub(crate) app_chip: &'static str,
     pub(crate) not_offered: &'static str,
+    pub(crate) code_heading: &'static str,
+    pub(crate) code_label: &'static str,
+    pub(crate) code_help_display: &'static str,
+    pub(crate) code_help_reader: &'static str,
+    pub(crate) access_code_heading: &'static str,
+    pub(crate) access_code_label: &'static str,
+    pub(crate) access_code_help: &'static str,
+    pub(crate) refused: &'static str,
+    pub(crate) done_heading: &'static str,
+    pub(crate) done: &'static str,
+    pub(crate) other_method: &'static str,
 }
 
 static METHODS_DA: MethodWords = MethodWords {
@@ -410,6 +421,17 @@ static METHODS_DA: MethodWords = MethodWords {
     chip: "Chip",
     app_chip: "eID-appen og chip",
     not_offered: "Vælg en af måderne herunder.",
+    code_heading: "Indtast koden fra din kodeviser",
+    code_label: "Sekscifret kode",
+    code_help_display: "Tryk på knappen på kodeviseren, og skriv de seks cifre, den viser.",
+    code_help_reader: "Tryk på knappen på kodeoplæseren, og skriv de seks cifre, den læser op.",
+    access_code_heading: "Indtast din adgangskode",
+    access_code_label: "Adgangskode",
+    access_code_help: "Den adgangskode, du valgte, da du tog enheden i brug.",
+    refused: "Det lykkedes ikke. Tjek bruger-id, kode og adgangskode, og prøv igen med en ny kode.",
+    done_heading: "Du er logget på",
+    done: "Du sendes tilbage til tjenesten.",
+    other_method: "Brug en anden måde eller et andet bruger-id",
 };
 
 static METHODS_EN: MethodWords = MethodWords {
@@ -420,6 +442,17 @@ static METHODS_EN: MethodWords = MethodWords {
     chip: "Chip",
     app_chip: "The eID app and a chip",
     not_offered: "Choose one of the ways below.",
+    code_heading: "Enter the code from your code device",
+    code_label: "Six-digit code",
+    code_help_display: "Press the button on the code display and type the six digits it shows.",
+    code_help_reader: "Press the button on the audio code reader and type the six digits it reads out.",
+    access_code_heading: "Enter your access code",
+    access_code_label: "Access code",
+    access_code_help: "The access code you chose when you started using the device.",
+    refused: "That did not work. Check your user ID, code and access code, and try again with a new code.",
+    done_heading: "You are logged in",
+    done: "Taking you back to the service.",
+    other_method: "Use another way or another user ID",
 };
 
 #[cfg(test)]
