@@ -174,6 +174,24 @@ pub(crate) struct OidcClientRegistered {
 
 // ------------------------------------------------------------------ rp
 
+/// `admin import-tokens`.
+#[derive(Debug, Serialize)]
+pub(crate) struct TokenBatchImported {
+    pub(crate) batch_id: String,
+    pub(crate) label: String,
+    pub(crate) serials: Vec<String>,
+}
+
+/// `token code`.
+#[derive(Debug, Serialize)]
+pub(crate) struct TokenCode {
+    pub(crate) at_ms: u64,
+    pub(crate) code: String,
+    pub(crate) next_code_at_ms: u64,
+    pub(crate) serial: String,
+    pub(crate) step: u64,
+}
+
 /// `rp binding-code`.
 #[derive(Debug, Serialize)]
 pub(crate) struct BindingCode {

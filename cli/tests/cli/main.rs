@@ -18,6 +18,7 @@ mod support;
 
 mod api_keys;
 mod audit;
+mod code_devices;
 mod commands;
 mod crash;
 mod first_hour;
