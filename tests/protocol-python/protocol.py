@@ -26,6 +26,7 @@ DOMAINS = {
     "activation": "eid-authenticator/v1/activation",
     "device_enrolment": "eid-authenticator/v1/device-enrolment",
     "settings_change": "eid-authenticator/v1/settings-change",
+    "hardware_receipt": "eid-authenticator/v1/hardware-receipt",
 }
 KINDS = {"login": 1, "signature": 2, "self_service": 3, "new_device": 4}
 OUTCOMES = {"approve": 1, "deny": 2, "report_fraud": 3}
@@ -168,6 +169,13 @@ def signing_bytes(message):
          .bool(m["notify_every_use"])
          .u64(m["issued_at_ms"])
          .fixed(hex16(m["nonce"]), 16))
+    elif kind == "hardware_receipt":
+        (w.fixed(hex16(m["login_id"]), 16)
+         .fixed(hex16(m["identity_id"]), 16)
+         .str(m["method"])
+         .fixed(b64url(m["authenticator_sha256"]), 32)
+         .fixed(hex16(m["service_provider_id"]), 16)
+         .u64(m["completed_at_ms"]))
     else:
         raise ValueError(f"unknown message type {kind!r}")
     return w.finish()
