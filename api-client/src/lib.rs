@@ -532,6 +532,15 @@ impl SelfServiceClient {
         self.post("/v1/code-devices/activate", request).await
     }
 
+    /// Asks the person to approve activating a code device in the app.
+    pub async fn request_code_device_activation(
+        &self,
+        request: &eid_protocol::wire::RequestCodeDeviceActivation,
+    ) -> Result<eid_protocol::wire::CodeDeviceActivationRequested, ApiFailure> {
+        self.post("/v1/code-devices/activation-requests", request)
+            .await
+    }
+
     /// Starts a change of phone number or e-mail address.
     pub async fn start_contact_change(
         &self,

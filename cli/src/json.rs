@@ -489,6 +489,7 @@ fn warning_kind_name(kind: WarningKind) -> &'static str {
         WarningKind::BindingCodeRequired => "binding_code_required",
         WarningKind::SelfService => "self_service",
         WarningKind::NewDevice => "new_device",
+        WarningKind::CodeDevice => "code_device",
         WarningKind::MixedScript => "mixed_script",
         // A kind added to the core later prints as "other" until it is named here.
         _ => "other",
@@ -794,6 +795,7 @@ mod tests {
             (WarningKind::BindingCodeRequired, "binding_code_required"),
             (WarningKind::SelfService, "self_service"),
             (WarningKind::NewDevice, "new_device"),
+            (WarningKind::CodeDevice, "code_device"),
             (WarningKind::MixedScript, "mixed_script"),
         ];
         for (kind, name) in kinds {

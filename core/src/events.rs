@@ -84,6 +84,14 @@ pub fn render(
         (K::ActivationCodeVoided, false) => "Activation code voided",
         (K::NotifyEveryUseTurnedOff, true) => "Besked ved hver brug slået fra",
         (K::NotifyEveryUseTurnedOff, false) => "Notify on every use turned off",
+        (K::CodeDeviceAdded, true) => "Kodeviser tilføjet",
+        (K::CodeDeviceAdded, false) => "Code device added",
+        (K::CodeDeviceBlocked, true) => "Kodeviser spærret",
+        (K::CodeDeviceBlocked, false) => "Code device blocked",
+        (K::CodeDeviceUsed, true) => "Kodeviser brugt",
+        (K::CodeDeviceUsed, false) => "Code device used",
+        (K::CodeDeviceDeactivated, true) => "Kodeviser fjernet",
+        (K::CodeDeviceDeactivated, false) => "Code device removed",
         (_, true) => "Sikkerhedshændelse",
         (_, false) => "Security event",
     };
@@ -159,6 +167,24 @@ pub fn render(
         }
         (K::NotifyEveryUseTurnedOff, false) => {
             "Notifications on every use of your eID were turned off on one of your devices."
+        }
+        (K::CodeDeviceAdded, true) => {
+            "En kodeviser eller kodeoplæser blev taget i brug på dit eID."
+        }
+        (K::CodeDeviceAdded, false) => "A code display or audio code reader was added to your eID.",
+        (K::CodeDeviceBlocked, true) => {
+            "Din kodeviser eller kodeoplæser blev spærret efter tre forkerte koder eller adgangskoder. Spærringen ophører af sig selv."
+        }
+        (K::CodeDeviceBlocked, false) => {
+            "Your code display or audio code reader was blocked after three wrong codes or access codes. The block ends by itself."
+        }
+        (K::CodeDeviceUsed, true) => "Din kodeviser eller kodeoplæser blev brugt til at logge på.",
+        (K::CodeDeviceUsed, false) => "Your code display or audio code reader was used to log in.",
+        (K::CodeDeviceDeactivated, true) => {
+            "En kodeviser eller kodeoplæser blev fjernet fra dit eID."
+        }
+        (K::CodeDeviceDeactivated, false) => {
+            "A code display or audio code reader was removed from your eID."
         }
         (_, true) => "Der skete en ændring på dit eID.",
         (_, false) => "Something changed on your eID.",

@@ -623,6 +623,53 @@ impl std::fmt::Debug for ActivateCodeDeviceRequest {
     }
 }
 
+/// Ask the person to approve, in the app, activating a code device on
+/// their identity (no credentials; docs/authenticators.md). A code device
+/// the person has now is replaced on approval.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RequestCodeDeviceActivation {
+    /// The person's user ID.
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub user_id: String,
+    /// The serial number printed on the device.
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub serial: String,
+    /// A code from the device.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 6, max_length = 6, pattern = "^[0-9]{6}$")
+    )]
+    pub first_code: String,
+    /// The device's next code (after it moved on).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 6, max_length = 6, pattern = "^[0-9]{6}$")
+    )]
+    pub second_code: String,
+    /// The access code the person chooses (8 to 64 characters).
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub access_code: String,
+}
+
+impl std::fmt::Debug for RequestCodeDeviceActivation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestCodeDeviceActivation(..)")
+    }
+}
+
+/// The request waiting in the app (for an unknown user ID a stand-in that
+/// no app shows, so the answer tells nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CodeDeviceActivationRequested {
+    /// The request of kind `code_device`.
+    pub request_id: RequestId,
+    /// When it expires (Unix milliseconds).
+    pub expires_at_ms: u64,
+}
+
 /// A code device activated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

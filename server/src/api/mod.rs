@@ -152,6 +152,10 @@ pub(crate) fn router(state: AppState) -> Router {
             code_devices::PATH_ACTIVATE_CODE_DEVICE,
             post(code_devices::activate),
         )
+        .route(
+            code_devices::PATH_CODE_DEVICE_ACTIVATION_REQUESTS,
+            post(code_devices::request_activation),
+        )
         .route(wire::PATH_ENROLMENTS, post(enrolment::start))
         .route(wire::PATH_ENROLMENT_STATUS, post(enrolment::status))
         .route(
@@ -334,7 +338,8 @@ async fn server_key(
         admin::list_api_keys, admin::rotate_api_key, admin::revoke_api_key, admin::set_webhook,
         admin::create_agent, admin::list_agents, admin::revoke_agent, admin::audit,
         admin::import_token_batch,
-        device::activate, code_devices::activate, device::pull, device::submit_decision, device::block,
+        device::activate, code_devices::activate, code_devices::request_activation,
+        device::pull, device::submit_decision, device::block,
         enrolment::start, enrolment::status, enrolment::cancel,
         device::settings,
         device::cancel_contact_change,

@@ -1599,6 +1599,21 @@ pub trait Store: Send + Sync + 'static {
         &self,
         activation: SupportActivation,
     ) -> StoreResult<SupportActivationResult>;
+    /// Records an activation of the unassigned code device `serial` that
+    /// waits for the approval of request `request_id` (kind `code_device`)
+    /// by `identity_id`, and uses its codes' step `step`; `false` (nothing
+    /// changed) when the device is not unassigned or the step was used. The
+    /// decision on the request, in its own write ([`Store::decide`]),
+    /// activates the device on approval (replacing the identity's active
+    /// one, both notified) or forgets the activation.
+    async fn request_code_device_activation(
+        &self,
+        serial: &str,
+        identity_id: IdentityId,
+        request_id: RequestId,
+        step: u64,
+        access_code_hash: crate::access_code::AccessCodeHash,
+    ) -> StoreResult<bool>;
     /// Completes a login by a hardware authenticator in one write: stores
     /// the server-signed receipt and issues the login's code. `false`
     /// (nothing changed) when the login's method is not the receipt's, or a

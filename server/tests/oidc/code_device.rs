@@ -43,7 +43,7 @@ fn import_request(document: String) -> ImportTokenBatchRequest {
 
 /// Imports a batch with `SERIAL` and `CD00099999`, and activates `SERIAL`
 /// on a new person `USER`.
-async fn person_with_code_display(h: &Harness) {
+async fn person_with_code_display(h: &Harness) -> eid_api_client::SoftPhone {
     let document = batch_document(
         &PSK,
         "batch-2026-12",
@@ -56,7 +56,7 @@ async fn person_with_code_display(h: &Harness) {
         .unwrap();
     assert_eq!(imported.serials, vec![SERIAL, "CD00099999"]);
     assert_eq!(imported.label, "batch-2026-12");
-    let (identity, _phone) = h.person(USER).await;
+    let (identity, phone) = h.person(USER).await;
     let code = h.admin.issue_activation_code(identity).await.unwrap();
     let portal = SelfServiceClient::new(h.endpoint.clone());
     let activated = portal
@@ -71,6 +71,7 @@ async fn person_with_code_display(h: &Harness) {
         .await
         .unwrap();
     assert_eq!(activated.masked_serial, "••••••2345");
+    phone
 }
 
 #[tokio::test]
@@ -389,4 +390,60 @@ async fn unknown_user_ids_old_codes_wrong_kinds_and_blocked_devices_get_one_answ
     later.user_id(USER, "code_display").await;
     let passed = later.post("/code", &[("code", &device_code(&h, 0))]).await;
     assert_eq!(location(&passed), format!("{}/access-code", later.path));
+}
+
+#[tokio::test]
+async fn an_approval_in_the_app_activates_a_code_device_and_replaces_the_one_before() {
+    let h = Harness::start().await;
+    let mut phone = person_with_code_display(&h).await;
+    let other_seed: &[u8] = &[7; 20];
+    let code_at = |offset: i64| {
+        let step = totp::step_at(h.now() / 1000, 30) as i64 + offset;
+        totp::code_for_step(P, other_seed, step as u64)
+    };
+    let portal = SelfServiceClient::new(h.endpoint.clone());
+    let request = |first: String, second: String| eid_protocol::wire::RequestCodeDeviceActivation {
+        user_id: USER.into(),
+        serial: "CD00099999".into(),
+        first_code: first,
+        second_code: second,
+        access_code: "green-harbour-77".into(),
+    };
+    // Wrong codes: refused before anything reaches the app.
+    assert_code(
+        portal
+            .request_code_device_activation(&request("000000".into(), "111111".into()))
+            .await,
+        ErrorCode::InvalidParameter,
+    );
+    let requested = portal
+        .request_code_device_activation(&request(code_at(-1), code_at(0)))
+        .await
+        .unwrap();
+    // The person's phone shows it with the loudest warning; they approve.
+    let envelope = h.envelope(&phone, requested.request_id).await;
+    assert_eq!(envelope.kind, eid_protocol::RequestKind::CodeDevice);
+    assert_eq!(
+        envelope.service_provider_id,
+        eid_protocol::SELF_SERVICE_PROVIDER_ID
+    );
+    let decision = phone.decide(&envelope, eid_protocol::Outcome::Approve, None, true);
+    phone.submit(&h.endpoint, &decision).await.unwrap();
+
+    // The new device logs in; the old one no longer does.
+    let sp = harness_provider(&h).await;
+    let bank = register(&h, sp, KeyKind::Ec, "https://bank.example/cb").await;
+    h.clock.advance_ms(30_000);
+    let old = Browser::start(&h, &bank).await;
+    old.user_id(USER, "code_display").await;
+    let answer = old.post("/code", &[("code", &device_code(&h, 0))]).await;
+    assert_eq!(answer.status().as_u16(), 422, "the replaced device");
+    let new = Browser::start(&h, &bank).await;
+    new.user_id(USER, "code_display").await;
+    let passed = new.post("/code", &[("code", &code_at(0))]).await;
+    assert_eq!(location(&passed), format!("{}/access-code", new.path));
+    let done = new
+        .post("/access-code", &[("access_code", "green-harbour-77")])
+        .await;
+    assert_eq!(done.status().as_u16(), 200);
 }

@@ -322,6 +322,90 @@ pub(super) fn activate_code_device_by_support(
     Ok(SupportActivationResult::Activated(identity_id))
 }
 
+/// The transaction of [`Store::request_code_device_activation`](crate::store::Store::request_code_device_activation).
+pub(super) fn request_code_device_activation(
+    c: &Connection,
+    serial: &str,
+    identity_id: IdentityId,
+    request_id: eid_protocol::RequestId,
+    step: u64,
+    access_code_hash: &AccessCodeHash,
+) -> StoreResult<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE code_devices SET pending_request_id = ?2, pending_identity_id = ?3, \
+             pending_access_code_hash = ?4, last_step = ?5 \
+             WHERE serial = ?1 AND state = 'unassigned' AND (last_step IS NULL OR last_step < ?5)",
+        )?
+        .execute(params![
+            serial,
+            Col(request_id),
+            Col(identity_id),
+            access_code_hash.as_str(),
+            i64_of(step)
+        ])?;
+    Ok(n == 1)
+}
+
+/// Inside [`Store::decide`](crate::store::Store::decide)'s write: an
+/// approved `code_device` request activates its device on the identity,
+/// deactivating the active one (each notified on every channel); any other
+/// outcome forgets the waiting activation.
+pub(super) fn on_decision(
+    c: &Connection,
+    request_id: &eid_protocol::RequestId,
+    record: &crate::store::DecisionRecord,
+    now_ms: u64,
+) -> StoreResult<()> {
+    let pending: Option<(String, IdentityId, String)> = c
+        .prepare_cached(
+            "SELECT serial, pending_identity_id, pending_access_code_hash FROM code_devices \
+             WHERE pending_request_id = ?1 AND state = 'unassigned'",
+        )?
+        .query_row(params![Col(*request_id)], |r| {
+            Ok((r.get(0)?, col::<IdentityId>(r, 1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((serial, identity_id, hash)) = pending else {
+        return Ok(());
+    };
+    if record.outcome != eid_protocol::Outcome::Approve {
+        c.prepare_cached(
+            "UPDATE code_devices SET pending_request_id = NULL, pending_identity_id = NULL, \
+             pending_access_code_hash = NULL WHERE serial = ?1",
+        )?
+        .execute(params![serial])?;
+        return Ok(());
+    }
+    let replaced: Vec<String> = {
+        let mut stmt = c.prepare_cached(
+            "UPDATE code_devices SET state = 'deactivated' \
+             WHERE identity_id = ?1 AND state = 'active' RETURNING serial",
+        )?;
+        let rows = stmt.query_map(params![Col(identity_id)], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    c.prepare_cached(
+        "UPDATE code_devices SET identity_id = ?2, state = 'active', access_code_hash = ?3, \
+         activated_at_ms = ?4, failures = 0, pending_request_id = NULL, \
+         pending_identity_id = NULL, pending_access_code_hash = NULL WHERE serial = ?1",
+    )?
+    .execute(params![serial, Col(identity_id), hash, i64_of(now_ms)])?;
+    let event = |kind, serial: &str| NewEvent {
+        identity_id,
+        kind,
+        authenticator_id: Some(record.authenticator_id),
+        detail: Some(crate::code_devices::masked_serial(serial)),
+        occurred_at_ms: now_ms,
+        extra_recipients: Vec::new(),
+    };
+    for old in &replaced {
+        insert_event(c, &event(SecurityEventKind::CodeDeviceDeactivated, old))?;
+    }
+    insert_event(c, &event(SecurityEventKind::CodeDeviceAdded, &serial))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::access_code::AccessCodeHash;

@@ -624,6 +624,28 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn request_code_device_activation(
+        &self,
+        serial: &str,
+        identity_id: IdentityId,
+        request_id: RequestId,
+        step: u64,
+        access_code_hash: crate::access_code::AccessCodeHash,
+    ) -> StoreResult<bool> {
+        let serial = serial.to_owned();
+        self.write(move |c| {
+            code_devices::request_code_device_activation(
+                c,
+                &serial,
+                identity_id,
+                request_id,
+                step,
+                &access_code_hash,
+            )
+        })
+        .await
+    }
+
     async fn complete_oidc_login_by_hardware(
         &self,
         id: LoginId,
