@@ -28,7 +28,7 @@ DOMAINS = {
     "settings_change": "eid-authenticator/v1/settings-change",
     "hardware_receipt": "eid-authenticator/v1/hardware-receipt",
 }
-KINDS = {"login": 1, "signature": 2, "self_service": 3, "new_device": 4}
+KINDS = {"login": 1, "signature": 2, "self_service": 3, "new_device": 4, "code_device": 5}
 OUTCOMES = {"approve": 1, "deny": 2, "report_fraud": 3}
 BINDING_DOMAIN = b"eid-authenticator/v1/binding-rotating"
 

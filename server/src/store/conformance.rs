@@ -170,6 +170,7 @@ macro_rules! store_conformance_suite {
             three_failures_in_a_row_block_a_code_device_for_a_growing_time,
             a_login_resets_the_failures_but_a_right_code_alone_does_not,
             support_activates_an_unassigned_code_device_once_per_identity,
+            an_approved_code_device_request_activates_and_replaces_in_the_decision_s_write,
         );
         $crate::store_conformance_suite!(@concurrent $fresh;
             exactly_one_of_100_concurrent_decisions_wins,
@@ -4500,6 +4501,91 @@ pub async fn support_activates_an_unassigned_code_device_once_per_identity(store
             .await
             .iter()
             .any(|d| d.event.kind == SecurityEventKind::CodeDeviceAdded)
+    );
+}
+
+/// An activation waiting for the app: the approval's write activates the
+/// device and deactivates the identity's active one (both notified); a
+/// refusal forgets it and the device stays unassigned.
+pub async fn an_approved_code_device_request_activates_and_replaces_in_the_decision_s_write(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = with_code_device(s, ANNA, "S1").await;
+    let phone = activated(s, &anna, T0).await;
+    imported(s, &["S2", "S3"]).await;
+    let ask = |serial: &'static str| async move {
+        let request = created(
+            s,
+            stored(
+                envelope(
+                    anna.id,
+                    RequestKind::CodeDevice,
+                    (SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME),
+                    T0,
+                ),
+                None,
+            ),
+        )
+        .await;
+        assert!(
+            s.request_code_device_activation(
+                serial,
+                anna.id,
+                request.envelope.request_id,
+                50,
+                crate::access_code::AccessCodeHash::from_stored("$argon2id$y".into()),
+            )
+            .await
+            .unwrap()
+        );
+        request
+    };
+    let approve = ask("S2").await;
+    assert!(
+        !s.request_code_device_activation(
+            "S2",
+            anna.id,
+            RequestId::random(),
+            50,
+            crate::access_code::AccessCodeHash::from_stored("$argon2id$z".into()),
+        )
+        .await
+        .unwrap(),
+        "the step is used"
+    );
+    assert_eq!(
+        s.code_device("S2").await.unwrap().unwrap().state,
+        CodeDeviceState::Unassigned,
+        "nothing before the approval"
+    );
+    decided(s, &approve, &phone, Outcome::Approve, 1, T0 + 1).await;
+    let new = s.code_device("S2").await.unwrap().unwrap();
+    assert_eq!(
+        (new.state, new.identity_id),
+        (CodeDeviceState::Active, Some(anna.id))
+    );
+    assert_eq!(
+        s.code_device("S1").await.unwrap().unwrap().state,
+        CodeDeviceState::Deactivated
+    );
+    let kinds: Vec<SecurityEventKind> = claim_all(s, T0 + 1)
+        .await
+        .into_iter()
+        .map(|d| d.event.kind)
+        .collect();
+    assert!(kinds.contains(&SecurityEventKind::CodeDeviceDeactivated));
+    assert!(kinds.contains(&SecurityEventKind::CodeDeviceAdded));
+    let refuse = ask("S3").await;
+    decided(s, &refuse, &phone, Outcome::Deny, 2, T0 + 2).await;
+    assert_eq!(
+        s.code_device("S3").await.unwrap().unwrap().state,
+        CodeDeviceState::Unassigned
+    );
+    assert_eq!(
+        s.code_device("S2").await.unwrap().unwrap().state,
+        CodeDeviceState::Active,
+        "a refusal changes nothing else"
     );
 }
 
