@@ -351,6 +351,7 @@ async fn server_key(
         crate::web::login::status, crate::web::login::qr, crate::web::login::next,
         crate::web::code_login::code_get, crate::web::code_login::code_post,
         crate::web::code_login::access_code_get, crate::web::code_login::access_code_post,
+        crate::web::code_activation::form, crate::web::code_activation::submit,
     ),
     // Not the body of any endpoint here: what the server POSTs to a
     // service provider's webhook (docs/webhooks.md).

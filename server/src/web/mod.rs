@@ -12,6 +12,7 @@
 //! service provider; every form carries a CSRF token derived from it; URLs
 //! carry the login's id and never a user ID.
 
+pub(crate) mod code_activation;
 pub(crate) mod code_login;
 pub(crate) mod login;
 mod qr;
@@ -48,11 +49,13 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>) {
         )
         .route("/oidc/static/login.js", get(script))
         .route("/oidc/static/login.css", get(style))
+        .route(code_activation::PATH, get(code_activation::form))
         .merge(self_service_reads())
         .route_layer(middleware::map_response(protect));
     let posts = Router::new()
         .route("/oidc/login/{login_id}/user-id", post(login::user_id))
         .route("/oidc/login/{login_id}/code", post(code_login::code_post))
+        .route(code_activation::PATH, post(code_activation::submit))
         .route(
             "/oidc/login/{login_id}/access-code",
             post(code_login::access_code_post),

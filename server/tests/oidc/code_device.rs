@@ -447,3 +447,73 @@ async fn an_approval_in_the_app_activates_a_code_device_and_replaces_the_one_bef
         .await;
     assert_eq!(done.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn the_self_service_page_activates_with_support_s_code_and_refuses_a_stale_form() {
+    let h = Harness::start().await;
+    let document = batch_document(&PSK, "b", &[(SERIAL, P, SEED)]);
+    h.admin
+        .import_token_batch(&import_request(document))
+        .await
+        .unwrap();
+    let (identity, _phone) = h.person(USER).await;
+    let code = h.admin.issue_activation_code(identity).await.unwrap();
+    let base = &h.endpoint.base_url;
+    let url = format!("{base}/self-service/code-device?lang=en");
+    let got = h.endpoint.client.get(&url).send().await.unwrap();
+    assert_eq!(got.status().as_u16(), 200);
+    let cookie = got.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = csrf_of(&got.text().await.unwrap());
+    let post = |csrf: String, cookie: String, first: String, second: String| {
+        let fields = [
+            ("csrf", csrf),
+            ("user_id", USER.to_owned()),
+            ("activation_code", code.activation_code.clone()),
+            ("serial", SERIAL.to_owned()),
+            ("first_code", first),
+            ("second_code", second),
+            ("access_code", ACCESS_CODE.to_owned()),
+            ("access_code_again", ACCESS_CODE.to_owned()),
+        ];
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        h.endpoint
+            .client
+            .post(&url)
+            .header("cookie", cookie)
+            .header("origin", base.trim_end_matches('/'))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&pairs))
+            .send()
+    };
+    // Without the page's cookie: a stale form, nothing done.
+    let stale = post(
+        csrf.clone(),
+        "x=y".into(),
+        device_code(&h, -1),
+        device_code(&h, 0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stale.status().as_u16(), 400);
+    // The same code twice is no pair.
+    let same = post(
+        csrf.clone(),
+        cookie.clone(),
+        device_code(&h, 0),
+        device_code(&h, 0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(same.status().as_u16(), 422);
+    let done = post(csrf, cookie, device_code(&h, -1), device_code(&h, 0))
+        .await
+        .unwrap();
+    assert_eq!(done.status().as_u16(), 200);
+    assert!(done.text().await.unwrap().contains("The device is ready"));
+}
