@@ -172,17 +172,21 @@ test('step 1 works with the keyboard alone', async () => {
     // From the top of the page, Tab reaches it too.
     await page.evaluate(() => document.activeElement?.blur());
     let focused = '';
-    for (let i = 0; i < 5 && focused !== 'user-id'; i++) {
+    for (let i = 0; i < 7 && focused !== 'user-id'; i++) {
       await page.keyboard.press('Tab');
       focused = await active();
     }
     assert.equal(focused, 'user-id', 'Tab reaches the user ID field');
     await page.keyboard.type(ready.user_id);
-    // A logical order: field, checkbox, button; and back.
+    // A logical order: field, the login methods (one stop: the arrow keys
+    // move within them), checkbox, button; and back.
+    await page.keyboard.press('Tab');
+    assert.equal(await active(), 'method-app', 'the app is the chosen method');
     await page.keyboard.press('Tab');
     assert.equal(await active(), 'remember');
     await page.keyboard.press('Tab');
     assert.equal(await active(), 'continue');
+    await page.keyboard.press('Shift+Tab');
     await page.keyboard.press('Shift+Tab');
     await page.keyboard.press('Shift+Tab');
     assert.equal(await active(), 'user-id');
