@@ -46,6 +46,14 @@ pub enum SecurityEventKind {
     ActivationCodeVoided,
     /// "Notify me on every use" was turned off from an app (with the PIN).
     NotifyEveryUseTurnedOff,
+    /// A code device was activated on the identity.
+    CodeDeviceAdded,
+    /// A code device was blocked after too many wrong codes or access codes.
+    CodeDeviceBlocked,
+    /// A code device was used to log in.
+    CodeDeviceUsed,
+    /// A code device was deactivated or replaced.
+    CodeDeviceDeactivated,
     /// A kind this build does not know.
     Unknown,
 }

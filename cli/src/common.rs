@@ -218,6 +218,15 @@ pub(crate) const PSKC_KEY: SecretSource = SecretSource {
     var: "EID_PSKC_KEY",
 };
 
+/// The access code chosen for a code device.
+pub(crate) const ACCESS_CODE: SecretSource = SecretSource {
+    what: "access code",
+    flag: "--access-code",
+    file_flag: "--access-code-file",
+    file_var: "EID_ACCESS_CODE_FILE",
+    var: "EID_ACCESS_CODE",
+};
+
 /// The pre-shared key (32 hex digits) from `file`, else `EID_PSKC_KEY`.
 pub(crate) fn read_pskc_key(file: Option<&Path>) -> Result<Zeroizing<[u8; 16]>, CliError> {
     let text = PSKC_KEY.read(file)?;

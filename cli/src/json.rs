@@ -182,6 +182,13 @@ pub(crate) struct TokenBatchImported {
     pub(crate) serials: Vec<String>,
 }
 
+/// `token request-activation`.
+#[derive(Debug, Serialize)]
+pub(crate) struct CodeDeviceActivationRequested {
+    pub(crate) request_id: String,
+    pub(crate) expires_at_ms: u64,
+}
+
 /// `token code`.
 #[derive(Debug, Serialize)]
 pub(crate) struct TokenCode {

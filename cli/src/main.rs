@@ -92,7 +92,15 @@ impl Cli {
             | Command::Token(token::TokenCommand::Code {
                 pre_shared_key_in_argv: Some(_),
                 ..
+            })
+            | Command::Token(token::TokenCommand::RequestActivation {
+                pre_shared_key_in_argv: Some(_),
+                ..
             }) => Some(&common::PSKC_KEY),
+            Command::Token(token::TokenCommand::RequestActivation {
+                access_code_in_argv: Some(_),
+                ..
+            }) => Some(&common::ACCESS_CODE),
             _ => self.common.secret_in_argv(),
         }
     }
@@ -162,7 +170,7 @@ fn main() -> std::process::ExitCode {
             Command::Rp(cmd) => rp::run(&cli.common, cmd).await,
             Command::App(cmd) => app::run(&cli.common, cmd).await,
             Command::SelfService(cmd) => self_service::run(&cli.common, cmd).await,
-            Command::Token(cmd) => token::run(cmd),
+            Command::Token(cmd) => token::run(&cli.common, cmd).await,
             Command::Serve(args) => serve::run(&cli.common, &args).await,
         }
     });
