@@ -171,6 +171,7 @@ macro_rules! store_conformance_suite {
             a_login_resets_the_failures_but_a_right_code_alone_does_not,
             support_activates_an_unassigned_code_device_once_per_identity,
             an_approved_code_device_request_activates_and_replaces_in_the_decision_s_write,
+            only_the_owner_s_active_code_device_is_deactivated_and_it_stays_so,
         );
         $crate::store_conformance_suite!(@concurrent $fresh;
             exactly_one_of_100_concurrent_decisions_wins,
@@ -4586,6 +4587,38 @@ pub async fn an_approved_code_device_request_activates_and_replaces_in_the_decis
         s.code_device("S2").await.unwrap().unwrap().state,
         CodeDeviceState::Active,
         "a refusal changes nothing else"
+    );
+}
+
+/// A deactivation takes only the identity's own active device, once, with
+/// a notified event; the device takes no code after it.
+pub async fn only_the_owner_s_active_code_device_is_deactivated_and_it_stays_so(store: FreshStore) {
+    let s = &*store;
+    let anna = with_code_device(s, ANNA, "S1").await;
+    let bo = identity(s, BO).await;
+    assert!(
+        !s.deactivate_code_device(bo.id, "S1", T0).await.unwrap(),
+        "another person's"
+    );
+    assert!(!s.deactivate_code_device(anna.id, "nope", T0).await.unwrap());
+    assert!(s.deactivate_code_device(anna.id, "S1", T0).await.unwrap());
+    assert!(
+        !s.deactivate_code_device(anna.id, "S1", T0).await.unwrap(),
+        "once"
+    );
+    assert_eq!(
+        s.code_device("S1").await.unwrap().unwrap().state,
+        CodeDeviceState::Deactivated
+    );
+    assert_eq!(
+        s.use_code_step("S1", anna.id, 101, T0).await.unwrap(),
+        CodeStepResult::Unusable
+    );
+    assert!(
+        claim_all(s, T0)
+            .await
+            .iter()
+            .any(|d| d.event.kind == SecurityEventKind::CodeDeviceDeactivated)
     );
 }
 

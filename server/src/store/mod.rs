@@ -1599,6 +1599,16 @@ pub trait Store: Send + Sync + 'static {
         &self,
         activation: SupportActivation,
     ) -> StoreResult<SupportActivationResult>;
+    /// Deactivates the identity's active code device `serial` for good (the
+    /// person's choice in the app, checked by the caller) with a
+    /// `code_device_deactivated` event, notified on every channel; `false`
+    /// (nothing changed) when it is not this identity's active device.
+    async fn deactivate_code_device(
+        &self,
+        identity_id: IdentityId,
+        serial: &str,
+        now_ms: u64,
+    ) -> StoreResult<bool>;
     /// Records an activation of the unassigned code device `serial` that
     /// waits for the approval of request `request_id` (kind `code_device`)
     /// by `identity_id`, and uses its codes' step `step`; `false` (nothing

@@ -322,6 +322,35 @@ pub(super) fn activate_code_device_by_support(
     Ok(SupportActivationResult::Activated(identity_id))
 }
 
+/// The transaction of [`Store::deactivate_code_device`](crate::store::Store::deactivate_code_device).
+pub(super) fn deactivate_code_device(
+    c: &Connection,
+    identity_id: IdentityId,
+    serial: &str,
+    now_ms: u64,
+) -> StoreResult<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE code_devices SET state = 'deactivated' \
+             WHERE serial = ?1 AND identity_id = ?2 AND state = 'active'",
+        )?
+        .execute(params![serial, Col(identity_id)])?;
+    if n == 1 {
+        insert_event(
+            c,
+            &NewEvent {
+                identity_id,
+                kind: SecurityEventKind::CodeDeviceDeactivated,
+                authenticator_id: None,
+                detail: Some(crate::code_devices::masked_serial(serial)),
+                occurred_at_ms: now_ms,
+                extra_recipients: Vec::new(),
+            },
+        )?;
+    }
+    Ok(n == 1)
+}
+
 /// The transaction of [`Store::request_code_device_activation`](crate::store::Store::request_code_device_activation).
 pub(super) fn request_code_device_activation(
     c: &Connection,

@@ -624,6 +624,17 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn deactivate_code_device(
+        &self,
+        identity_id: IdentityId,
+        serial: &str,
+        now_ms: u64,
+    ) -> StoreResult<bool> {
+        let serial = serial.to_owned();
+        self.write(move |c| code_devices::deactivate_code_device(c, identity_id, &serial, now_ms))
+            .await
+    }
+
     async fn request_code_device_activation(
         &self,
         serial: &str,
