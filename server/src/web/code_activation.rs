@@ -134,7 +134,9 @@ pub(crate) async fn form(RawQuery(query): RawQuery, headers: HeaderMap) -> Respo
     responses(
         (status = 200, description = "activated: the page says so", content_type = "text/html", body = String),
         (status = 400, description = "a stale page (token) or a malformed form: the form again", content_type = "text/html", body = String),
+        (status = 403, description = "origin_refused: a post from another site's page", body = eid_protocol::wire::ErrorBody),
         (status = 409, description = "the person has a code device; a second one is approved in the app", content_type = "text/html", body = String),
+        (status = 413, description = "payload_too_large", body = eid_protocol::wire::ErrorBody),
         (status = 422, description = "refused (one answer for every mismatch), or the access code breaks a rule: the form again", content_type = "text/html", body = String),
         (status = 429, description = "rate_limited (per address), or too many wrong codes from this address", content_type = "text/html", body = String),
         (status = 500, description = "the store failed", content_type = "text/html", body = String)))]
