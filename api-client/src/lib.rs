@@ -357,6 +357,14 @@ impl AdminClient {
     ) -> Result<OidcClientRegistered, ApiFailure> {
         self.post("/v1/admin/oidc-clients", Some(request)).await
     }
+
+    /// Imports a manufacturer's batch of code devices (PSKC).
+    pub async fn import_token_batch(
+        &self,
+        request: &eid_protocol::wire::ImportTokenBatchRequest,
+    ) -> Result<eid_protocol::wire::TokenBatchImported, ApiFailure> {
+        self.post("/v1/admin/token-batches", Some(request)).await
+    }
 }
 
 /// The service-provider API.
@@ -513,6 +521,24 @@ impl SelfServiceClient {
     ) -> Result<T, ApiFailure> {
         let req = self.endpoint.client.post(self.endpoint.url(path));
         decode(req.json(body).send().await?).await
+    }
+
+    /// Activates a code device with support's activation code, two
+    /// consecutive codes and a new access code.
+    pub async fn activate_code_device(
+        &self,
+        request: &eid_protocol::wire::ActivateCodeDeviceRequest,
+    ) -> Result<eid_protocol::wire::CodeDeviceActivated, ApiFailure> {
+        self.post("/v1/code-devices/activate", request).await
+    }
+
+    /// Asks the person to approve activating a code device in the app.
+    pub async fn request_code_device_activation(
+        &self,
+        request: &eid_protocol::wire::RequestCodeDeviceActivation,
+    ) -> Result<eid_protocol::wire::CodeDeviceActivationRequested, ApiFailure> {
+        self.post("/v1/code-devices/activation-requests", request)
+            .await
     }
 
     /// Starts a change of phone number or e-mail address.

@@ -59,6 +59,14 @@ pub enum SecurityEventKind {
     ChipUsed,
     /// A chip was deactivated or its registration cancelled.
     ChipDeactivated,
+    /// A code device was activated on the identity.
+    CodeDeviceAdded,
+    /// A code device was blocked after too many wrong codes or access codes.
+    CodeDeviceBlocked,
+    /// A code device was used to log in.
+    CodeDeviceUsed,
+    /// A code device was deactivated or replaced.
+    CodeDeviceDeactivated,
     /// A kind this build does not know.
     Unknown,
 }

@@ -43,6 +43,8 @@ pub enum RequestKind {
     SelfService,
     /// Adding a new device: show the strongest warning.
     NewDevice,
+    /// Activating a code device: show the strongest warning.
+    CodeDevice,
     /// A kind this build does not know (the core offers only deny for it).
     Unknown,
 }
@@ -54,6 +56,7 @@ impl From<eid_protocol::RequestKind> for RequestKind {
             eid_protocol::RequestKind::Signature => RequestKind::Signature,
             eid_protocol::RequestKind::SelfService => RequestKind::SelfService,
             eid_protocol::RequestKind::NewDevice => RequestKind::NewDevice,
+            eid_protocol::RequestKind::CodeDevice => RequestKind::CodeDevice,
             _ => RequestKind::Unknown,
         }
     }
@@ -87,6 +90,8 @@ pub enum WarningKind {
     SelfService,
     /// Approving adds a new device: the strongest warning.
     NewDevice,
+    /// Approving activates a code device: the strongest warning.
+    CodeDevice,
     /// A word mixes scripts (a look-alike letter, e.g. a Cyrillic "о").
     MixedScript,
     /// A phone or VoIP call is on: the strongest warning, shown first.

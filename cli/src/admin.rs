@@ -148,6 +148,41 @@ pub(crate) enum AdminCommand {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Import a manufacturer's batch of code devices: a PSKC file (RFC 6030)
+    /// whose seeds are encrypted under the pre-shared key (administrator).
+    ImportTokens {
+        /// The PSKC file.
+        #[arg(long)]
+        file: std::path::PathBuf,
+        /// What the batch's devices are.
+        #[arg(long, value_enum, default_value = "code-display")]
+        kind: TokenKindArg,
+        /// A label for the batch (default: the document's Id).
+        #[arg(long)]
+        label: Option<String>,
+        /// Refused: see `SecretSource::refused_in_argv`.
+        #[arg(
+            long = "pre-shared-key",
+            hide = true,
+            num_args = 0..=1,
+            default_missing_value = "",
+            value_parser = crate::common::forget_secret
+        )]
+        pre_shared_key_in_argv: Option<crate::common::SecretInArgv>,
+        /// File holding the pre-shared key (32 hex digits). Or the key
+        /// itself in EID_PSKC_KEY (never on the command line).
+        #[arg(long, env = "EID_PSKC_KEY_FILE")]
+        pre_shared_key_file: Option<std::path::PathBuf>,
+    },
+}
+
+/// A code device's kind on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum TokenKindArg {
+    /// Shows the code on a screen.
+    CodeDisplay,
+    /// Reads the code out.
+    CodeReader,
 }
 
 /// An agent's role on the command line.
@@ -357,6 +392,42 @@ pub(crate) async fn run(common: &Common, cmd: AdminCommand) -> Result<Report, Cl
         AdminCommand::RevokeAgent { agent } => {
             let info = admin.revoke_agent(agent).await?;
             Ok(Report::new(&agent_json(&info, None), agent_lines(&info)))
+        }
+        AdminCommand::ImportTokens {
+            file,
+            kind,
+            label,
+            pre_shared_key_file,
+            ..
+        } => {
+            let key = crate::common::read_pskc_key(pre_shared_key_file.as_deref())?;
+            let pskc = std::fs::read_to_string(&file).map_err(|e| {
+                CliError::invalid_argument(format!("cannot read {}: {e}", file.display()))
+            })?;
+            let imported = admin
+                .import_token_batch(&eid_protocol::wire::ImportTokenBatchRequest {
+                    pskc,
+                    pre_shared_key: hex::encode(*key),
+                    kind: match kind {
+                        TokenKindArg::CodeDisplay => {
+                            eid_protocol::wire::CodeDeviceKind::CodeDisplay
+                        }
+                        TokenKindArg::CodeReader => eid_protocol::wire::CodeDeviceKind::CodeReader,
+                    },
+                    label,
+                })
+                .await?;
+            Ok(Report::new(
+                &json::TokenBatchImported {
+                    batch_id: imported.batch_id.clone(),
+                    label: imported.label.clone(),
+                    serials: imported.serials.clone(),
+                },
+                vec![
+                    format!("batch imported: {} ({})", imported.label, imported.batch_id),
+                    format!("devices:        {}", imported.serials.len()),
+                ],
+            ))
         }
         AdminCommand::Audit { identity, limit } => {
             let id = identity

@@ -162,8 +162,12 @@ struct Bank {
 /// The bank's claims beyond the standard ones.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct EidClaims {
-    /// The broker's request the person approved.
-    eid_request_id: String,
+    /// The broker's request the person approved (absent when the login was
+    /// completed with a code device or chip instead of the app).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    eid_request_id: Option<String>,
+    /// SHA-256 of the receipt (the decision's or the hardware receipt).
+    eid_receipt_sha256: String,
 }
 
 impl AdditionalClaims for EidClaims {}
@@ -486,7 +490,13 @@ impl Bank {
                     .join(" ")
             })
             .unwrap_or_default();
-        let request_id = claims.additional_claims().eid_request_id.clone();
+        // A hardware login has no request in the app: its receipt's hash
+        // stands for it.
+        let extra = claims.additional_claims();
+        let request_id = extra
+            .eid_request_id
+            .clone()
+            .unwrap_or_else(|| format!("receipt {}", extra.eid_receipt_sha256));
 
         // The access token gives the same subject at userinfo.
         let info: serde_json::Value = s

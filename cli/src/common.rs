@@ -209,6 +209,36 @@ pub(crate) const BINDING_SECRET: SecretSource = SecretSource {
     var: "EID_BINDING_SECRET",
 };
 
+/// The pre-shared key of a manufacturer's PSKC batch of code devices.
+pub(crate) const PSKC_KEY: SecretSource = SecretSource {
+    what: "pre-shared key",
+    flag: "--pre-shared-key",
+    file_flag: "--pre-shared-key-file",
+    file_var: "EID_PSKC_KEY_FILE",
+    var: "EID_PSKC_KEY",
+};
+
+/// The access code chosen for a code device.
+pub(crate) const ACCESS_CODE: SecretSource = SecretSource {
+    what: "access code",
+    flag: "--access-code",
+    file_flag: "--access-code-file",
+    file_var: "EID_ACCESS_CODE_FILE",
+    var: "EID_ACCESS_CODE",
+};
+
+/// The pre-shared key (32 hex digits) from `file`, else `EID_PSKC_KEY`.
+pub(crate) fn read_pskc_key(file: Option<&Path>) -> Result<Zeroizing<[u8; 16]>, CliError> {
+    let text = PSKC_KEY.read(file)?;
+    let mut key = Zeroizing::new([0u8; 16]);
+    if text.len() != 32 || hex::decode_to_slice(text.as_bytes(), key.as_mut_slice()).is_err() {
+        return Err(CliError::invalid_argument(
+            "the pre-shared key must be 32 hex digits (AES-128)",
+        ));
+    }
+    Ok(key)
+}
+
 impl SecretSource {
     /// The usage error for the secret given on the command line: where to
     /// put it instead. Never repeats the value.

@@ -75,6 +75,82 @@ struct WebDemoReady {
     spki_sha256_base64: String,
     /// The demo person's user ID.
     user_id: String,
+    /// The demo person's code display (docs/authenticators.md).
+    code_device: DemoCodeDevice,
+}
+
+/// The demo's code display: a one-device PSKC batch the demo made and
+/// imported, activated on the demo person.
+#[derive(Debug, Serialize)]
+struct DemoCodeDevice {
+    /// Its serial number.
+    serial: String,
+    /// The batch file (`eid token code --pskc`).
+    pskc_file: String,
+    /// The file holding the batch's pre-shared key (`EID_PSKC_KEY_FILE`).
+    pre_shared_key_file: String,
+    /// The access code chosen for it (a demo value).
+    access_code: &'static str,
+}
+
+/// The demo code display's serial number.
+const DEMO_SERIAL: &str = "DEMO-CD-0001";
+/// The demo code display's access code (demo only: printed on purpose).
+const DEMO_ACCESS_CODE: &str = "demo-kodeviser-42";
+
+/// Makes a one-device PSKC batch with a fresh seed and pre-shared key in
+/// `dir`, imports it and activates the device on `user_id` with a fresh
+/// activation code from support and two consecutive codes.
+async fn demo_code_device(
+    admin: &AdminClient,
+    ep: &Endpoint,
+    identity: eid_protocol::IdentityId,
+    user_id: &str,
+    dir: &std::path::Path,
+) -> Result<DemoCodeDevice, CliError> {
+    use eid_server::code_devices::pskc::build::batch_document;
+    use eid_server::code_devices::totp::{self, Algorithm, Params};
+    let io = |e: std::io::Error| CliError::new(ErrorKind::Io, e.to_string());
+    let key: zeroize::Zeroizing<[u8; 16]> =
+        zeroize::Zeroizing::new(eid_protocol::crypto::random_array());
+    let seed: zeroize::Zeroizing<[u8; 20]> =
+        zeroize::Zeroizing::new(eid_protocol::crypto::random_array());
+    let params = Params {
+        algorithm: Algorithm::Sha1,
+        digits: 6,
+        step_secs: 30,
+    };
+    let document = batch_document(&key, "demo-batch", &[(DEMO_SERIAL, params, &*seed)]);
+    let pskc_file = dir.join("code-display.pskc");
+    let key_file = dir.join("code-display.key");
+    std::fs::write(&pskc_file, &document).map_err(io)?;
+    std::fs::write(&key_file, hex::encode(*key)).map_err(io)?;
+    admin
+        .import_token_batch(&eid_protocol::wire::ImportTokenBatchRequest {
+            pskc: document,
+            pre_shared_key: hex::encode(*key),
+            kind: eid_protocol::wire::CodeDeviceKind::CodeDisplay,
+            label: None,
+        })
+        .await?;
+    let code = admin.issue_activation_code(identity).await?;
+    let step = totp::step_at(crate::when::now_ms() / 1000, params.step_secs);
+    eid_api_client::SelfServiceClient::new(ep.clone())
+        .activate_code_device(&eid_protocol::wire::ActivateCodeDeviceRequest {
+            user_id: user_id.to_owned(),
+            activation_code: code.activation_code,
+            serial: DEMO_SERIAL.to_owned(),
+            first_code: totp::code_for_step(params, &*seed, step - 1),
+            second_code: totp::code_for_step(params, &*seed, step),
+            access_code: DEMO_ACCESS_CODE.to_owned(),
+        })
+        .await?;
+    Ok(DemoCodeDevice {
+        serial: DEMO_SERIAL.to_owned(),
+        pskc_file: pskc_file.display().to_string(),
+        pre_shared_key_file: key_file.display().to_string(),
+        access_code: DEMO_ACCESS_CODE,
+    })
 }
 
 /// What the ready line tells of the embedded server's configuration.
@@ -169,6 +245,8 @@ async fn serve(
         .await?;
     // `eid app` in another terminal finds the server in the folder.
     phone.remember_server()?;
+    let code_device =
+        demo_code_device(&admin, &ep, identity.identity_id, &identity.user_id, dir).await?;
 
     // The bank: its port first (the redirect URI), then its client.
     let sp = admin.register_service_provider(PROVIDER).await?;
@@ -215,6 +293,7 @@ async fn serve(
         spki_pin: server.spki_pin.clone(),
         spki_sha256_base64: server.spki_pin.trim_start_matches("sha256/").to_owned(),
         user_id: identity.user_id.clone(),
+        code_device,
     };
     let text = [
         "eID demo, web login: the demo bank and the broker run on 127.0.0.1 (temporary data)"
@@ -242,6 +321,18 @@ async fn serve(
             } else {
                 ""
             }
+        ),
+        format!(
+            "  or choose \"Kodeviser\" on the login page: the demo code display {} shows
+       \
+             EID_PSKC_KEY_FILE={} eid token code --serial {} --pskc {}
+     \
+             and its access code is {}",
+            ready.code_device.serial,
+            ready.code_device.pre_shared_key_file,
+            ready.code_device.serial,
+            ready.code_device.pskc_file,
+            ready.code_device.access_code
         ),
         String::new(),
         format!("  broker {broker_url} (TLS SPKI pin {})", server.spki_pin),

@@ -174,6 +174,31 @@ pub(crate) struct OidcClientRegistered {
 
 // ------------------------------------------------------------------ rp
 
+/// `admin import-tokens`.
+#[derive(Debug, Serialize)]
+pub(crate) struct TokenBatchImported {
+    pub(crate) batch_id: String,
+    pub(crate) label: String,
+    pub(crate) serials: Vec<String>,
+}
+
+/// `token request-activation`.
+#[derive(Debug, Serialize)]
+pub(crate) struct CodeDeviceActivationRequested {
+    pub(crate) request_id: String,
+    pub(crate) expires_at_ms: u64,
+}
+
+/// `token code`.
+#[derive(Debug, Serialize)]
+pub(crate) struct TokenCode {
+    pub(crate) at_ms: u64,
+    pub(crate) code: String,
+    pub(crate) next_code_at_ms: u64,
+    pub(crate) serial: String,
+    pub(crate) step: u64,
+}
+
 /// `rp binding-code`.
 #[derive(Debug, Serialize)]
 pub(crate) struct BindingCode {
@@ -491,6 +516,7 @@ fn warning_kind_name(kind: WarningKind) -> &'static str {
         WarningKind::BindingCodeRequired => "binding_code_required",
         WarningKind::SelfService => "self_service",
         WarningKind::NewDevice => "new_device",
+        WarningKind::CodeDevice => "code_device",
         WarningKind::MixedScript => "mixed_script",
         WarningKind::OnCall => "on_call",
         WarningKind::RemoteControl => "remote_control",
@@ -803,6 +829,7 @@ mod tests {
             (WarningKind::BindingCodeRequired, "binding_code_required"),
             (WarningKind::SelfService, "self_service"),
             (WarningKind::NewDevice, "new_device"),
+            (WarningKind::CodeDevice, "code_device"),
             (WarningKind::MixedScript, "mixed_script"),
             (WarningKind::OnCall, "on_call"),
             (WarningKind::RemoteControl, "remote_control"),

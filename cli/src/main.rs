@@ -27,6 +27,7 @@ mod phone;
 mod rp;
 mod self_service;
 mod serve;
+mod token;
 mod when;
 
 use clap::{Parser, Subcommand};
@@ -64,6 +65,9 @@ enum Command {
     /// (each step is a self-service login approved in the app).
     #[command(subcommand)]
     SelfService(self_service::SelfServiceCommand),
+    /// Play a code device from its PSKC file (scripts and tests).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Run the reference server in the foreground on a data folder (scripts,
     /// crash tests); prints where it listens. Production: `eid-server`.
     Serve(serve::ServeArgs),
@@ -81,6 +85,22 @@ impl Cli {
                 secret_in_argv: Some(_),
                 ..
             }) => Some(&common::BINDING_SECRET),
+            Command::Admin(admin::AdminCommand::ImportTokens {
+                pre_shared_key_in_argv: Some(_),
+                ..
+            })
+            | Command::Token(token::TokenCommand::Code {
+                pre_shared_key_in_argv: Some(_),
+                ..
+            })
+            | Command::Token(token::TokenCommand::RequestActivation {
+                pre_shared_key_in_argv: Some(_),
+                ..
+            }) => Some(&common::PSKC_KEY),
+            Command::Token(token::TokenCommand::RequestActivation {
+                access_code_in_argv: Some(_),
+                ..
+            }) => Some(&common::ACCESS_CODE),
             _ => self.common.secret_in_argv(),
         }
     }
@@ -150,6 +170,7 @@ fn main() -> std::process::ExitCode {
             Command::Rp(cmd) => rp::run(&cli.common, cmd).await,
             Command::App(cmd) => app::run(&cli.common, cmd).await,
             Command::SelfService(cmd) => self_service::run(&cli.common, cmd).await,
+            Command::Token(cmd) => token::run(&cli.common, cmd).await,
             Command::Serve(args) => serve::run(&cli.common, &args).await,
         }
     });

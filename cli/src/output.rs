@@ -125,6 +125,8 @@ fn kind_name(kind: RequestKind, language: Language) -> &'static str {
         RequestKind::SelfService => "log på selvbetjening",
         RequestKind::NewDevice if english => "new device (enrolment)",
         RequestKind::NewDevice => "ny enhed (tilmelding)",
+        RequestKind::CodeDevice if english => "code device (activation)",
+        RequestKind::CodeDevice => "kodeviser (aktivering)",
         // A kind added to the protocol later prints as "other" until it is
         // named here: never as a login.
         _ => "other",
@@ -142,6 +144,7 @@ mod tests {
             RequestKind::Signature,
             RequestKind::SelfService,
             RequestKind::NewDevice,
+            RequestKind::CodeDevice,
         ];
         for language in [Language::English, Language::Danish] {
             let names: Vec<&str> = kinds.iter().map(|k| kind_name(*k, language)).collect();

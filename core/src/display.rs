@@ -102,6 +102,9 @@ pub enum WarningKind {
     /// Approving adds another device that can approve everything: the
     /// strongest warning.
     NewDevice,
+    /// Approving puts a code device on the identity, which logs in with its
+    /// access code alone: the strongest warning.
+    CodeDevice,
     /// The reference text has words that mix scripts (such as a Latin word
     /// with a Cyrillic look-alike letter), or the provider's name does: a
     /// sign of a look-alike. Shown, not refused (the text is still valid).
@@ -196,6 +199,8 @@ fn kind_title(kind: RequestKind, provider: Option<&str>, lang: Language) -> Stri
         (RequestKind::SelfService, Language::English) => "Log in to self-service".into(),
         (RequestKind::NewDevice, Language::Danish) => "TILFØJ NY ENHED".into(),
         (RequestKind::NewDevice, Language::English) => "ADD A NEW DEVICE".into(),
+        (RequestKind::CodeDevice, Language::Danish) => "TILFØJ KODEVISER".into(),
+        (RequestKind::CodeDevice, Language::English) => "ADD A CODE DEVICE".into(),
         (RequestKind::Signature, Language::Danish) => format!("Underskriv hos {who}"),
         (RequestKind::Signature, Language::English) => format!("Sign at {who}"),
         (_, Language::Danish) => format!("Log på hos {who}"),
@@ -289,6 +294,13 @@ pub(crate) fn build_view(
             text: match lang {
                 Language::Danish => "ADVARSEL: Godkender du, kan den nye enhed godkende alt i dit navn. Godkend KUN, hvis du selv står med den nye telefon i hånden. Har nogen bedt dig om det i telefonen, på sms eller mail, er det svindel: tryk \"Det var ikke mig\".".into(),
                 Language::English => "WARNING: If you approve, the new device can approve everything in your name. Approve ONLY if you are holding the new phone yourself. If anyone asked you to do this by phone, text or e-mail, it is a scam: press \"This wasn't me\".".into(),
+            },
+        }),
+        RequestKind::CodeDevice => warnings.push(Warning {
+            kind: WarningKind::CodeDevice,
+            text: match lang {
+                Language::Danish => "ADVARSEL: Godkender du, kan kodeviseren eller kodeoplæseren med det viste serienummer logge på i dit navn, og en kodeviser, du har nu, holder op med at virke. Godkend KUN, hvis du selv står med den i hånden. Har nogen bedt dig om det i telefonen, på sms eller mail, er det svindel: tryk \"Det var ikke mig\".".into(),
+                Language::English => "WARNING: If you approve, the code display or audio code reader with the serial number shown can log in in your name, and any code device you have now stops working. Approve ONLY if you are holding it yourself. If anyone asked you to do this by phone, text or e-mail, it is a scam: press \"This wasn't me\".".into(),
             },
         }),
         RequestKind::SelfService => warnings.push(Warning {
@@ -483,6 +495,40 @@ mod tests {
             server_nonce: [4; 32],
             binding_required: false,
         }
+    }
+
+    #[test]
+    fn a_code_device_activation_has_the_loudest_warning_and_only_from_the_eid_itself() {
+        let mut e = envelope(
+            "Aktivér kodeviser ••••2345",
+            eid_protocol::SELF_SERVICE_PROVIDER_NAME,
+        );
+        e.kind = RequestKind::CodeDevice;
+        e.service_provider_id = eid_protocol::SELF_SERVICE_PROVIDER_ID;
+        for lang in [Language::Danish, Language::English] {
+            let v = build_view(AuthenticatorId([5; 16]), "Anna#1", &e, 1000, lang);
+            assert_eq!(
+                v.warnings[0].kind,
+                WarningKind::CodeDevice,
+                "first: the loudest"
+            );
+            assert!(
+                v.warnings[0].text.starts_with("ADVARSEL")
+                    || v.warnings[0].text.starts_with("WARNING")
+            );
+            assert!(v.title.contains("KODEVISER") || v.title.contains("CODE DEVICE"));
+            assert!(v.actions.contains(&Action::Approve));
+        }
+        // From any other provider the kind is not taken on trust.
+        e.service_provider_id = ServiceProviderId([3; 16]);
+        let v = build_view(
+            AuthenticatorId([5; 16]),
+            "Anna#1",
+            &e,
+            1000,
+            Language::English,
+        );
+        assert!(!v.actions.contains(&Action::Approve));
     }
 
     #[test]

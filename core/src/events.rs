@@ -96,6 +96,14 @@ pub fn render(
         (K::ChipUsed, false) => "Chip used",
         (K::ChipDeactivated, true) => "Chip fjernet",
         (K::ChipDeactivated, false) => "Chip removed",
+        (K::CodeDeviceAdded, true) => "Kodeviser tilføjet",
+        (K::CodeDeviceAdded, false) => "Code device added",
+        (K::CodeDeviceBlocked, true) => "Kodeviser spærret",
+        (K::CodeDeviceBlocked, false) => "Code device blocked",
+        (K::CodeDeviceUsed, true) => "Kodeviser brugt",
+        (K::CodeDeviceUsed, false) => "Code device used",
+        (K::CodeDeviceDeactivated, true) => "Kodeviser fjernet",
+        (K::CodeDeviceDeactivated, false) => "Code device removed",
         (_, true) => "Sikkerhedshændelse",
         (_, false) => "Security event",
     };
@@ -196,6 +204,24 @@ pub fn render(
         (K::ChipUsed, false) => "Your chip was used to log in.",
         (K::ChipDeactivated, true) => "En chip blev fjernet fra dit eID.",
         (K::ChipDeactivated, false) => "A chip was removed from your eID.",
+        (K::CodeDeviceAdded, true) => {
+            "En kodeviser eller kodeoplæser blev taget i brug på dit eID."
+        }
+        (K::CodeDeviceAdded, false) => "A code display or audio code reader was added to your eID.",
+        (K::CodeDeviceBlocked, true) => {
+            "Din kodeviser eller kodeoplæser blev spærret efter tre forkerte koder eller adgangskoder. Spærringen ophører af sig selv."
+        }
+        (K::CodeDeviceBlocked, false) => {
+            "Your code display or audio code reader was blocked after three wrong codes or access codes. The block ends by itself."
+        }
+        (K::CodeDeviceUsed, true) => "Din kodeviser eller kodeoplæser blev brugt til at logge på.",
+        (K::CodeDeviceUsed, false) => "Your code display or audio code reader was used to log in.",
+        (K::CodeDeviceDeactivated, true) => {
+            "En kodeviser eller kodeoplæser blev fjernet fra dit eID."
+        }
+        (K::CodeDeviceDeactivated, false) => {
+            "A code display or audio code reader was removed from your eID."
+        }
         (_, true) => "Der skete en ændring på dit eID.",
         (_, false) => "Something changed on your eID.",
     };

@@ -23,6 +23,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("binding_code", binding_code),
     ("server_config", server_config),
     ("webauthn_answer", webauthn_answer),
+    ("pskc", pskc),
 ];
 
 /// Parses `data` as `T`; if it parses, serializing and parsing again must give
@@ -161,3 +162,24 @@ pub fn server_config(data: &[u8]) {
 pub fn webauthn_answer(data: &[u8]) {
     eid_server::chip::fuzzing::browser_answers(data);
 }
+/// A manufacturer's PSKC batch (RFC 6030) as the admin API reads it: never
+/// a panic, and whatever parses has only TOTP devices the server takes,
+/// each with a unique serial. The key is fixed: documents built under it
+/// (the corpus holds some) reach the MAC check and the decryption.
+pub fn pskc(data: &[u8]) {
+    use eid_server::code_devices::pskc::parse_batch;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(batch) = parse_batch(text, &PSKC_FUZZ_KEY) {
+        let mut serials = std::collections::HashSet::new();
+        for device in &batch.devices {
+            assert!(serials.insert(device.serial.clone()), "a serial twice");
+            assert_eq!(device.params.digits, 6);
+            assert!(matches!(device.params.step_secs, 30 | 60));
+        }
+    }
+}
+
+/// The pre-shared key of the `pskc` target's corpus documents.
+pub const PSKC_FUZZ_KEY: [u8; 16] = [0x42; 16];

@@ -64,6 +64,18 @@ pub enum SecurityEventKind {
     ChipUsed,
     /// A chip was deactivated or its registration cancelled.
     ChipDeactivated,
+    /// A code device (code display or audio code reader) was activated on
+    /// the identity. The detail is its masked serial number.
+    CodeDeviceAdded,
+    /// A code device was blocked after too many wrong codes or access
+    /// codes. The detail is its masked serial number.
+    CodeDeviceBlocked,
+    /// A code device was used to log in. The detail is its masked serial
+    /// number.
+    CodeDeviceUsed,
+    /// A code device was deactivated or replaced. The detail is its masked
+    /// serial number.
+    CodeDeviceDeactivated,
     /// A kind this build does not know (sent by a newer server). Never sent
     /// by this build; it lets an older app keep parsing a newer feed.
     #[serde(other)]
@@ -72,7 +84,7 @@ pub enum SecurityEventKind {
 
 impl SecurityEventKind {
     /// Every known kind, in declaration order (not [`SecurityEventKind::Unknown`]).
-    pub const ALL: [SecurityEventKind; 23] = [
+    pub const ALL: [SecurityEventKind; 27] = [
         SecurityEventKind::DeviceActivated,
         SecurityEventKind::DeviceRemoved,
         SecurityEventKind::PinLockout,
@@ -96,6 +108,10 @@ impl SecurityEventKind {
         SecurityEventKind::ChipBlocked,
         SecurityEventKind::ChipUsed,
         SecurityEventKind::ChipDeactivated,
+        SecurityEventKind::CodeDeviceAdded,
+        SecurityEventKind::CodeDeviceBlocked,
+        SecurityEventKind::CodeDeviceUsed,
+        SecurityEventKind::CodeDeviceDeactivated,
     ];
 
     /// The stable name (as stored and sent).
@@ -124,6 +140,10 @@ impl SecurityEventKind {
             SecurityEventKind::ChipBlocked => "chip_blocked",
             SecurityEventKind::ChipUsed => "chip_used",
             SecurityEventKind::ChipDeactivated => "chip_deactivated",
+            SecurityEventKind::CodeDeviceAdded => "code_device_added",
+            SecurityEventKind::CodeDeviceBlocked => "code_device_blocked",
+            SecurityEventKind::CodeDeviceUsed => "code_device_used",
+            SecurityEventKind::CodeDeviceDeactivated => "code_device_deactivated",
             SecurityEventKind::Unknown => "unknown",
         }
     }
@@ -134,10 +154,16 @@ impl SecurityEventKind {
     }
 
     /// Whether the event is critical (delivered on every channel at once).
-    /// [`SecurityEventKind::Used`] and [`SecurityEventKind::ChipUsed`] are
-    /// not.
+    /// Only the uses ([`SecurityEventKind::Used`],
+    /// [`SecurityEventKind::ChipUsed`], [`SecurityEventKind::CodeDeviceUsed`])
+    /// are not.
     pub fn is_critical(self) -> bool {
-        !matches!(self, SecurityEventKind::Used | SecurityEventKind::ChipUsed)
+        !matches!(
+            self,
+            SecurityEventKind::Used
+                | SecurityEventKind::ChipUsed
+                | SecurityEventKind::CodeDeviceUsed
+        )
     }
 }
 

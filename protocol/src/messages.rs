@@ -58,6 +58,10 @@ pub enum RequestKind {
     /// Approve adding a new device to the identity: the strongest warning.
     /// Only the built-in provider [`crate::SELF_SERVICE_PROVIDER_ID`] may ask.
     NewDevice,
+    /// Approve activating a code device (code display or audio code reader)
+    /// on the identity, replacing any active one: the strongest warning.
+    /// Only the built-in provider [`crate::SELF_SERVICE_PROVIDER_ID`] may ask.
+    CodeDevice,
 }
 
 impl RequestKind {
@@ -68,13 +72,17 @@ impl RequestKind {
             RequestKind::Signature => 2,
             RequestKind::SelfService => 3,
             RequestKind::NewDevice => 4,
+            RequestKind::CodeDevice => 5,
         }
     }
 
     /// Whether only the eID itself (the built-in provider) may ask for this
     /// kind; relying parties may ask only for logins and signatures.
     pub fn is_first_party(self) -> bool {
-        matches!(self, RequestKind::SelfService | RequestKind::NewDevice)
+        matches!(
+            self,
+            RequestKind::SelfService | RequestKind::NewDevice | RequestKind::CodeDevice
+        )
     }
 
     /// Parses an encoding byte.
@@ -84,6 +92,7 @@ impl RequestKind {
             2 => Some(RequestKind::Signature),
             3 => Some(RequestKind::SelfService),
             4 => Some(RequestKind::NewDevice),
+            5 => Some(RequestKind::CodeDevice),
             _ => None,
         }
     }

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::{PublicKey, Signature};
 use crate::ids::{AuthenticatorId, Nonce16};
 use crate::messages::{
-    ActivationProof, Decision, DeviceRequestAuth, EnrolmentProof, ReceiptBody, RequestEnvelopeBody,
-    SettingsChange,
+    ActivationProof, Decision, DeviceRequestAuth, EnrolmentProof, HardwareReceiptBody, ReceiptBody,
+    RequestEnvelopeBody, SettingsChange,
 };
 
 /// The whole vectors file.
@@ -75,6 +75,7 @@ pub enum VectorMessage {
         issued_at_ms: u64,
         nonce: Nonce16,
     },
+    HardwareReceipt(HardwareReceiptBody),
 }
 
 impl VectorMessage {
@@ -132,6 +133,7 @@ impl VectorMessage {
                 nonce: *nonce,
             }
             .signing_bytes(),
+            VectorMessage::HardwareReceipt(m) => m.signing_bytes(),
         }
     }
 }

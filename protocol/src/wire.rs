@@ -219,6 +219,12 @@ macro_rules! with_error_codes {
             /// No such hardware authenticator of this person (a code device or
             /// a chip; unknown id, or another person's).
             UnknownHardware,
+            /// A serial number of the imported batch of code devices is
+            /// already stored; nothing of the batch was.
+            SerialTaken,
+            /// The person already has an active code device; a second one
+            /// replaces it only through the app.
+            CodeDeviceExists,
             /// The server failed; retry later.
             Internal,
         }
@@ -532,6 +538,156 @@ pub struct SetWebhookRequest {
     /// for tests. Absent or null removes the webhook.
     #[serde(default)]
     pub url: Option<String>,
+}
+
+/// How the person reads a code device's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CodeDeviceKind {
+    /// A code display: the code is shown on a small screen.
+    CodeDisplay,
+    /// An audio code reader: the code is read out.
+    CodeReader,
+}
+
+/// Import a manufacturer's batch of code devices (administrator): a PSKC
+/// document (RFC 6030) whose seeds are encrypted under a pre-shared key,
+/// each with its `ValueMAC` (docs/authenticators.md).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ImportTokenBatchRequest {
+    /// The PSKC document (XML, at most 4 MiB).
+    pub pskc: String,
+    /// The pre-shared key agreed with the manufacturer: 32 hex digits
+    /// (AES-128). Never stored or logged.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 32, max_length = 32, pattern = "^[0-9a-fA-F]{32}$")
+    )]
+    pub pre_shared_key: String,
+    /// What kind of device the whole batch is.
+    pub kind: CodeDeviceKind,
+    /// A label for the batch (default: the document's `Id`), 1 to 100
+    /// printable characters.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+impl std::fmt::Debug for ImportTokenBatchRequest {
+    // The pre-shared key opens every seed of the batch.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportTokenBatchRequest")
+            .field("kind", &self.kind)
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An imported batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TokenBatchImported {
+    /// The batch's id (32 hex digits).
+    pub batch_id: String,
+    /// Its label.
+    pub label: String,
+    /// Its devices' serial numbers, in document order.
+    pub serials: Vec<String>,
+}
+
+/// Activate a code device with support's activation code (no credentials;
+/// docs/authenticators.md).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ActivateCodeDeviceRequest {
+    /// The person's user ID.
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub user_id: String,
+    /// The activation code support gave the person.
+    #[cfg_attr(feature = "openapi", schema(max_length = 32))]
+    pub activation_code: String,
+    /// The serial number printed on the device.
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub serial: String,
+    /// A code from the device.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 6, max_length = 6, pattern = "^[0-9]{6}$")
+    )]
+    pub first_code: String,
+    /// The device's next code (after it moved on).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 6, max_length = 6, pattern = "^[0-9]{6}$")
+    )]
+    pub second_code: String,
+    /// The access code the person chooses (8 to 64 characters).
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub access_code: String,
+}
+
+impl std::fmt::Debug for ActivateCodeDeviceRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ActivateCodeDeviceRequest(..)")
+    }
+}
+
+/// Ask the person to approve, in the app, activating a code device on
+/// their identity (no credentials; docs/authenticators.md). A code device
+/// the person has now is replaced on approval.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RequestCodeDeviceActivation {
+    /// The person's user ID.
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub user_id: String,
+    /// The serial number printed on the device.
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub serial: String,
+    /// A code from the device.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 6, max_length = 6, pattern = "^[0-9]{6}$")
+    )]
+    pub first_code: String,
+    /// The device's next code (after it moved on).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 6, max_length = 6, pattern = "^[0-9]{6}$")
+    )]
+    pub second_code: String,
+    /// The access code the person chooses (8 to 64 characters).
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub access_code: String,
+}
+
+impl std::fmt::Debug for RequestCodeDeviceActivation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestCodeDeviceActivation(..)")
+    }
+}
+
+/// The request waiting in the app (for an unknown user ID a stand-in that
+/// no app shows, so the answer tells nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CodeDeviceActivationRequested {
+    /// The request of kind `code_device`.
+    pub request_id: RequestId,
+    /// When it expires (Unix milliseconds).
+    pub expires_at_ms: u64,
+}
+
+/// A code device activated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CodeDeviceActivated {
+    /// Its masked serial number.
+    pub masked_serial: String,
 }
 
 /// The webhook as set: the signing secret is shown once, here.

@@ -16,6 +16,7 @@ fn kind() -> impl Strategy<Value = RequestKind> {
         Just(RequestKind::Signature),
         Just(RequestKind::SelfService),
         Just(RequestKind::NewDevice),
+        Just(RequestKind::CodeDevice),
     ]
 }
 

@@ -118,6 +118,17 @@ fn messages(key: &SoftwareSigningKey) -> Vec<(&'static str, VectorMessage)> {
         ("activation/proof", activation),
         ("device_enrolment/proof", enrolment),
         ("settings_change/notify_every_use_off", settings_off),
+        (
+            "hardware_receipt/code_display",
+            VectorMessage::HardwareReceipt(eid_protocol::messages::HardwareReceiptBody {
+                login_id: [0x88; 16],
+                identity_id: id(0x22),
+                method: "code_display".into(),
+                authenticator_sha256: sha256(b"CD00012345"),
+                service_provider_id: id(0x33),
+                completed_at_ms: 1_790_000_030_000,
+            }),
+        ),
     ]
 }
 
@@ -179,7 +190,7 @@ fn load() -> VectorFile {
 fn known_answer_vectors_hold() {
     let file = load();
     let n = check_file(&file, |k, m, s| k.verify(m, s).is_ok()).unwrap();
-    assert_eq!(n, 10);
+    assert_eq!(n, 11);
     // The file's own field values regenerate the same messages: nothing in the
     // file is unused or stale.
     let key = SoftwareSigningKey::from_pkcs8(&b64::decode(&file.test_key_pkcs8).unwrap()).unwrap();
@@ -222,6 +233,7 @@ fn domains_are_distinct_prefixes() {
         DOMAIN_ACTIVATION,
         DOMAIN_DEVICE_ENROLMENT,
         DOMAIN_SETTINGS_CHANGE,
+        DOMAIN_HARDWARE_RECEIPT,
     ];
     for (i, a) in tags.iter().enumerate() {
         for b in &tags[i + 1..] {

@@ -109,6 +109,9 @@ pub struct CallPolicyConfig {
     pub self_service: crate::policy::CallDisposition,
     /// Adding a new device from an existing one.
     pub new_device: crate::policy::CallDisposition,
+    /// Activating a code device (code display or audio code reader) by
+    /// approval in the app.
+    pub code_device: crate::policy::CallDisposition,
     /// Per-provider choices for logins and signatures, keyed by the service
     /// provider id (32 hex digits); a kind not given follows the defaults
     /// above.
@@ -133,6 +136,7 @@ impl Default for CallPolicyConfig {
             signature: Flag,
             self_service: Refuse,
             new_device: Refuse,
+            code_device: Refuse,
             providers: std::collections::BTreeMap::new(),
         }
     }
@@ -155,6 +159,9 @@ impl CallPolicyConfig {
             K::Signature => own.and_then(|p| p.signature).unwrap_or(self.signature),
             K::SelfService => self.self_service,
             K::NewDevice => self.new_device,
+            K::CodeDevice => self.code_device,
+            // A kind this table has no row for is refused during a call.
+            #[allow(unreachable_patterns)]
             _ => crate::policy::CallDisposition::Refuse,
         }
     }

@@ -63,7 +63,7 @@ impl ApiError {
             | UnknownHardware
             | NotFound => StatusCode::NOT_FOUND,
             ReplayedNonce | UserIdTaken | RequestClosed | CounterReplay | TooEarly
-            | ChangePending | ChangeClosed => StatusCode::CONFLICT,
+            | ChangePending | ChangeClosed | SerialTaken | CodeDeviceExists => StatusCode::CONFLICT,
             RequestExpired | EnrolmentClosed => StatusCode::GONE,
             InvalidUserId | InvalidContact | InvalidReferenceText | InvalidProviderName
             | DecisionMismatch => StatusCode::UNPROCESSABLE_ENTITY,

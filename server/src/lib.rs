@@ -17,6 +17,7 @@ pub mod api;
 mod cache;
 pub mod chip;
 pub mod clock;
+pub mod code_devices;
 pub mod config;
 pub mod connections;
 pub mod contact;
@@ -146,6 +147,7 @@ const PRIVATE_FILES: &[&str] = &[
     oidc::NEXT_ID_TOKEN_KEY_FILE,
     oidc::PREVIOUS_ID_TOKEN_KEY_FILE,
     oidc::PAIRWISE_KEY_FILE,
+    code_devices::seal::KEK_FILE,
 ];
 
 /// Makes the data folder its owner's alone, whatever the process umask (a
@@ -288,6 +290,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let signing_key = Arc::new(load_or_create_signing_key(&config.data_dir)?);
     let id_token_key = Arc::new(oidc::IdTokenKey::load_or_create(&config.data_dir)?);
     let pairwise_key = Arc::new(oidc::PairwiseKey::load_or_create(&config.data_dir)?);
+    let kek = Arc::new(code_devices::seal::Kek::load_or_create(&config.data_dir)?);
     let admin_token = load_or_create_admin_token(&config)?;
     let tls = tls::load_or_create(
         config.tls.cert_path.as_deref(),
@@ -302,6 +305,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         signing_key,
         id_token_key,
         pairwise_key,
+        kek,
         &admin_token,
         config.clone(),
     );

@@ -84,6 +84,22 @@ pub(crate) fn event_headline(kind: SecurityEventKind) -> (&'static str, &'static
             "En chip er fjernet fra dit eID",
             "A chip was removed from your eID",
         ),
+        K::CodeDeviceAdded => (
+            "En kodeviser eller kodeoplæser er taget i brug på dit eID",
+            "A code display or audio code reader was added to your eID",
+        ),
+        K::CodeDeviceBlocked => (
+            "Din kodeviser eller kodeoplæser er spærret efter for mange forkerte forsøg",
+            "Your code display or audio code reader was blocked after too many wrong tries",
+        ),
+        K::CodeDeviceUsed => (
+            "Din kodeviser eller kodeoplæser er brugt til at logge på",
+            "Your code display or audio code reader was used to log in",
+        ),
+        K::CodeDeviceDeactivated => (
+            "En kodeviser eller kodeoplæser er fjernet fra dit eID",
+            "A code display or audio code reader was removed from your eID",
+        ),
         _ => (
             "Der er sket en ændring på dit eID",
             "Something changed on your eID",

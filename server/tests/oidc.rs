@@ -7,6 +7,8 @@
 
 #[path = "oidc/attacks.rs"]
 mod attacks;
+#[path = "oidc/code_device.rs"]
+mod code_device;
 mod common;
 #[path = "oidc/flow.rs"]
 mod flow;

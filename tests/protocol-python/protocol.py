@@ -26,6 +26,7 @@ DOMAINS = {
     "activation": "eid-authenticator/v1/activation",
     "device_enrolment": "eid-authenticator/v1/device-enrolment",
     "settings_change": "eid-authenticator/v1/settings-change",
+    "hardware_receipt": "eid-authenticator/v1/hardware-receipt",
 }
 # Protocol version 2 (docs/protocol.md, "Call context"): a decision or
 # receipt with a `call_context` has its own domain and four more bytes.
@@ -34,7 +35,7 @@ DOMAINS_V2 = {
     "receipt": "eid-authenticator/v2/receipt",
 }
 SIGNALS = {"unknown": 0, "off": 1, "on": 2}
-KINDS = {"login": 1, "signature": 2, "self_service": 3, "new_device": 4}
+KINDS = {"login": 1, "signature": 2, "self_service": 3, "new_device": 4, "code_device": 5}
 OUTCOMES = {"approve": 1, "deny": 2, "report_fraud": 3}
 BINDING_DOMAIN = b"eid-authenticator/v1/binding-rotating"
 
@@ -176,6 +177,13 @@ def signing_bytes(message):
          .bool(m["notify_every_use"])
          .u64(m["issued_at_ms"])
          .fixed(hex16(m["nonce"]), 16))
+    elif kind == "hardware_receipt":
+        (w.fixed(hex16(m["login_id"]), 16)
+         .fixed(hex16(m["identity_id"]), 16)
+         .str(m["method"])
+         .fixed(b64url(m["authenticator_sha256"]), 32)
+         .fixed(hex16(m["service_provider_id"]), 16)
+         .u64(m["completed_at_ms"]))
     else:
         raise ValueError(f"unknown message type {kind!r}")
     if context is not None:

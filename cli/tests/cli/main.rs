@@ -19,6 +19,7 @@ mod support;
 mod api_keys;
 mod audit;
 mod call_context;
+mod code_devices;
 mod commands;
 mod crash;
 mod first_hour;

@@ -149,6 +149,7 @@ fn the_web_demo_prints_what_a_browser_test_needs_and_the_bank_page_answers() {
         "{r}"
     );
     assert_eq!(r["user_id"], "grete#1950x");
+    assert_eq!(r["code_device"]["serial"], "DEMO-CD-0001");
     assert_eq!(r["client_auth"], "private_key_jwt");
     assert!(r["client_id"].as_str().unwrap().starts_with("eidoc_"));
     assert_eq!(r["request_lifetime_secs"], 300);

@@ -69,6 +69,37 @@ final class ProtectionsTests: ServerTestCase {
         }
     }
 
+    func testCodeDeviceActivationShowsTheLoudestWarningAndIsAddedOnApproval() async throws {
+        let (eid, authenticator) = try await activatedAuthenticator()
+        let repo = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        // The fuzz corpus's good batch: two devices under the key 0x42 x 16.
+        let batch = repo.appendingPathComponent("fuzz/corpus/pskc/valid-two-devices.xml").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let key = dir.appendingPathComponent("psk")
+        try String(repeating: "42", count: 16).write(to: key, atomically: true, encoding: .utf8)
+        let access = dir.appendingPathComponent("access")
+        try "green-harbour-77".write(to: access, atomically: true, encoding: .utf8)
+        try server.eid(["admin", "import-tokens", "--file", batch, "--pre-shared-key-file", key.path])
+        let requested = try server.eid([
+            "token", "request-activation", "--user-id", userID, "--serial", "CD0001",
+            "--pskc", batch, "--pre-shared-key-file", key.path, "--access-code-file", access.path,
+        ])
+        let requestID = try XCTUnwrap(requested["request_id"] as? String)
+        let list = try await eid.refresh()
+        let view = try XCTUnwrap(list.first { $0.requestId == requestID })
+        XCTAssertEqual(view.kind, .codeDevice)
+        XCTAssertEqual(view.warnings.first?.kind, .codeDevice, "the loudest warning first")
+        let token = try await eid.unlock(view, pin: Self.pin)
+        _ = try await eid.approve(token, swipeConfirmed: true)
+        _ = try await eid.refresh()
+        let added = try await eid.events(for: authenticator).first { $0.kind == .codeDeviceAdded }
+        XCTAssertEqual(added?.critical, true)
+    }
+
     func testNewPhoneIsAddedFromTheExistingOneAfterTheWait() async throws {
         let (old, authenticator) = try await activatedAuthenticator()
         let new = try newPhone("new")

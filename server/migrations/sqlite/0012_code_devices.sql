@@ -35,6 +35,12 @@ CREATE TABLE code_devices (
     added_at_ms INTEGER NOT NULL,
     activated_at_ms INTEGER,
     last_used_at_ms INTEGER,
+    -- An activation waiting for the person's approval in the app (a request
+    -- of kind code_device): the request, whose it is, and the access code
+    -- chosen; the device stays unassigned until the approval.
+    pending_request_id BLOB UNIQUE,
+    pending_identity_id BLOB REFERENCES identities(id),
+    pending_access_code_hash TEXT,
     CHECK ((state = 'unassigned') = (identity_id IS NULL))
 );
 -- One code device active per identity.

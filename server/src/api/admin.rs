@@ -1120,3 +1120,127 @@ mod webhook_url_tests {
         assert!(check_webhook_url(&long).is_err());
     }
 }
+
+/// The largest `POST /v1/admin/token-batches` body: a 4 MiB document,
+/// escaped in JSON.
+pub(crate) const TOKEN_BATCH_MAX_BODY: usize = 2 * crate::code_devices::pskc::MAX_DOCUMENT_BYTES;
+
+/// Imports a manufacturer's batch of code devices (administrator only): a
+/// PSKC document whose seeds are encrypted under the pre-shared key, each
+/// with its `ValueMAC`. A batch with any seed unencrypted, a `ValueMAC`
+/// missing or wrong, a device the server does not take, or a serial
+/// already stored is refused whole. The seeds are sealed under the
+/// key-encryption key and never leave the server again; see
+/// docs/authenticators.md.
+#[utoipa::path(post, path = "/v1/admin/token-batches", tag = "admin",
+    security(("admin_token" = [])),
+    request_body = eid_protocol::wire::ImportTokenBatchRequest,
+    responses(
+        (status = 201, body = eid_protocol::wire::TokenBatchImported),
+        (status = 400, description = "malformed_request, or invalid_parameter: the batch was refused (the message says why) or the key or label is malformed", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "forbidden_role: only an administrator imports batches", body = ErrorBody),
+        (status = 409, description = "serial_taken: a serial is already stored; nothing was", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody)))]
+pub(crate) async fn import_token_batch(
+    caller: AdminAuth,
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<eid_protocol::wire::ImportTokenBatchRequest>,
+) -> ApiResult<(StatusCode, Json<eid_protocol::wire::TokenBatchImported>)> {
+    use crate::code_devices::pskc;
+    use crate::store::{CodeDevice, CodeDeviceKind, CodeDeviceState, ImportResult, TokenBatch};
+    caller
+        .require_administrator(&state, AuditAction::ImportTokenBatch)
+        .await?;
+    let bad = |what: String| ApiError::new(ErrorCode::InvalidParameter, what);
+    let mut key = zeroize::Zeroizing::new([0u8; 16]);
+    if req.pre_shared_key.len() != 32
+        || hex::decode_to_slice(&req.pre_shared_key, key.as_mut_slice()).is_err()
+    {
+        return Err(bad("pre_shared_key: 32 hex digits".into()));
+    }
+    if let Some(label) = &req.label
+        && (label.is_empty() || label.len() > 100 || label.chars().any(char::is_control))
+    {
+        return Err(bad("label: 1 to 100 printable characters".into()));
+    }
+    let kind = match req.kind {
+        eid_protocol::wire::CodeDeviceKind::CodeDisplay => CodeDeviceKind::CodeDisplay,
+        eid_protocol::wire::CodeDeviceKind::CodeReader => CodeDeviceKind::CodeReader,
+    };
+    // Parsing, MAC checks, decryption and sealing are CPU work: off the
+    // async workers.
+    let kek = state.kek.clone();
+    let now = state.now_ms();
+    let pskc_text = req.pskc;
+    let parsed = tokio::task::spawn_blocking(move || {
+        let batch = pskc::parse_batch(&pskc_text, &key)?;
+        let batch_id: [u8; 16] = eid_protocol::crypto::random_array();
+        let devices: Vec<CodeDevice> = batch
+            .devices
+            .iter()
+            .map(|d| CodeDevice {
+                serial: d.serial.clone(),
+                batch_id,
+                kind,
+                algorithm: d.params.algorithm,
+                digits: d.params.digits,
+                step_secs: d.params.step_secs,
+                sealed_seed: kek.seal(&d.serial, &d.seed),
+                identity_id: None,
+                state: CodeDeviceState::Unassigned,
+                last_step: None,
+                failures: 0,
+                blocks: 0,
+                blocked_until_ms: None,
+                access_code_hash: None,
+                added_at_ms: now,
+                activated_at_ms: None,
+                last_used_at_ms: None,
+            })
+            .collect();
+        Ok::<_, pskc::PskcError>((batch.id, batch_id, devices))
+    })
+    .await
+    .map_err(|_| inconsistent())?;
+    let (document_id, batch_id, devices) = parsed.map_err(|e| {
+        tracing::info!(error = %e, "token batch refused");
+        bad(format!("pskc: {e}"))
+    })?;
+    let label = req
+        .label
+        .or(document_id)
+        .unwrap_or_else(|| hex::encode(batch_id));
+    let serials: Vec<String> = devices.iter().map(|d| d.serial.clone()).collect();
+    let batch = TokenBatch {
+        id: batch_id,
+        label: label.clone(),
+        imported_at_ms: now,
+        device_count: devices.len() as u32,
+    };
+    let mut audit = caller.audit(&state, AuditAction::ImportTokenBatch);
+    audit.reason = Some(format!("{} devices, batch {label}", devices.len()));
+    match state
+        .store
+        .import_token_batch(audit, batch, devices)
+        .await?
+    {
+        ImportResult::Imported { .. } => {}
+        ImportResult::SerialTaken(serial) => {
+            return Err(ApiError::new(
+                ErrorCode::SerialTaken,
+                format!("serial {serial} is already stored; nothing was imported"),
+            ));
+        }
+    }
+    tracing::info!(devices = serials.len(), "token batch imported");
+    Ok((
+        StatusCode::CREATED,
+        Json(eid_protocol::wire::TokenBatchImported {
+            batch_id: hex::encode(batch_id),
+            label,
+            serials,
+        }),
+    ))
+}

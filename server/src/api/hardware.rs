@@ -126,23 +126,49 @@ pub(crate) async fn deactivate_one(
     .signing_bytes();
     verify_pin_proof(&state, &authenticator, &message, &req.pin_proof).await?;
     let unknown = || ApiError::new(ErrorCode::UnknownHardware, "no such hardware authenticator");
-    // Only chips have ids here so far; a code device's id joins this match
-    // when its kind lands.
-    let id = ChipId::parse(&req.hardware_id).ok_or_else(unknown)?;
-    match deactivate(&state, authenticator.identity_id, id).await? {
-        DeactivateOutcome::Unknown => return Err(unknown()),
-        DeactivateOutcome::Deactivated | DeactivateOutcome::AlreadyDeactivated => {}
+    // A chip's id first; an id no chip of this person has may be one of
+    // their code devices (both are 32 hex digits, neither guessable from
+    // the other's kind).
+    if let Some(id) = ChipId::parse(&req.hardware_id) {
+        match deactivate(&state, authenticator.identity_id, id).await? {
+            DeactivateOutcome::Unknown => {}
+            DeactivateOutcome::Deactivated | DeactivateOutcome::AlreadyDeactivated => {
+                tracing::info!(authenticator = %authenticator.id, "chip deactivated from the app");
+                let now = state.now_ms();
+                let chip = state
+                    .store
+                    .chips_of(authenticator.identity_id)
+                    .await?
+                    .into_iter()
+                    .find(|c| c.id == id)
+                    .ok_or_else(unknown)?;
+                return Ok(Json(DeactivateHardwareResponse {
+                    hardware: chip_info(&chip, now),
+                }));
+            }
+        }
     }
-    tracing::info!(authenticator = %authenticator.id, "hardware authenticator deactivated from the app");
-    let now = state.now_ms();
-    let chip = state
+    let device = state
         .store
-        .chips_of(authenticator.identity_id)
+        .code_devices_of(authenticator.identity_id)
         .await?
         .into_iter()
-        .find(|c| c.id == id)
+        .find(|d| crate::code_devices::hardware_id(&d.serial) == req.hardware_id)
+        .ok_or_else(unknown)?;
+    let now = state.now_ms();
+    // Already deactivated is an answer, not an error: the app may resend
+    // after losing the first answer.
+    state
+        .store
+        .deactivate_code_device(authenticator.identity_id, &device.serial, now)
+        .await?;
+    tracing::info!(authenticator = %authenticator.id, "code device deactivated from the app");
+    let device = state
+        .store
+        .code_device(&device.serial)
+        .await?
         .ok_or_else(unknown)?;
     Ok(Json(DeactivateHardwareResponse {
-        hardware: chip_info(&chip, now),
+        hardware: crate::code_devices::listed(&device, now),
     }))
 }

@@ -1,9 +1,10 @@
 //! HTTP API: router, shared state, extractors and the OpenAPI document.
 
-mod admin;
+pub(crate) mod admin;
+mod code_devices;
 mod device;
 mod enrolment;
-mod guard;
+pub(crate) mod guard;
 mod hardware;
 pub(crate) mod oidc;
 pub(crate) mod rp;
@@ -53,6 +54,8 @@ pub(crate) struct Inner {
     pub(crate) id_token_key: Arc<crate::oidc::IdTokenKey>,
     /// The secret pairwise subjects are derived under (see `crate::oidc`).
     pub(crate) pairwise_key: Arc<crate::oidc::PairwiseKey>,
+    /// The key-encryption key of code-device seeds (`crate::code_devices::seal`).
+    pub(crate) kek: Arc<crate::code_devices::seal::Kek>,
     admin_token_sha256: [u8; 32],
     pub(crate) config: Config,
     pub(crate) waiters: Waiters,
@@ -96,12 +99,16 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Builds the state.
+    // One argument per long-lived key and service; a builder for the one
+    // caller (`crate::start`) would only move the list elsewhere.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         signing_key: Arc<SoftwareSigningKey>,
         id_token_key: Arc<crate::oidc::IdTokenKey>,
         pairwise_key: Arc<crate::oidc::PairwiseKey>,
+        kek: Arc<crate::code_devices::seal::Kek>,
         admin_token: &str,
         config: Config,
     ) -> Self {
@@ -111,6 +118,7 @@ impl AppState {
             signing_key,
             id_token_key,
             pairwise_key,
+            kek,
             admin_token_sha256: eid_protocol::sha256(admin_token.as_bytes()),
             config,
             waiters: Waiters::default(),
@@ -141,6 +149,14 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(oidc::PATH_JWKS, get(oidc::jwks));
     let public_posts = Router::new()
         .route(wire::PATH_ACTIVATE, post(device::activate))
+        .route(
+            code_devices::PATH_ACTIVATE_CODE_DEVICE,
+            post(code_devices::activate),
+        )
+        .route(
+            code_devices::PATH_CODE_DEVICE_ACTIVATION_REQUESTS,
+            post(code_devices::request_activation),
+        )
         .route(wire::PATH_ENROLMENTS, post(enrolment::start))
         .route(wire::PATH_ENROLMENT_STATUS, post(enrolment::status))
         .route(
@@ -217,6 +233,12 @@ pub(crate) fn router(state: AppState) -> Router {
             post(admin::revoke_agent),
         )
         .route("/v1/admin/audit", get(admin::audit))
+        .route(
+            "/v1/admin/token-batches",
+            post(admin::import_token_batch).layer(axum::extract::DefaultBodyLimit::max(
+                admin::TOKEN_BATCH_MAX_BODY,
+            )),
+        )
         .route(wire::PATH_PULL, post(device::pull))
         .route(wire::PATH_DECISIONS, post(device::submit_decision))
         .route(wire::PATH_BLOCK, post(device::block))
@@ -321,7 +343,9 @@ async fn server_key(
         admin::register_oidc_client,
         admin::list_api_keys, admin::rotate_api_key, admin::revoke_api_key, admin::set_webhook,
         admin::create_agent, admin::list_agents, admin::revoke_agent, admin::audit,
-        device::activate, device::pull, device::submit_decision, device::block,
+        admin::import_token_batch,
+        device::activate, code_devices::activate, code_devices::request_activation,
+        device::pull, device::submit_decision, device::block,
         enrolment::start, enrolment::status, enrolment::cancel,
         device::settings,
         device::cancel_contact_change,
@@ -333,6 +357,9 @@ async fn server_key(
         crate::web::login::authorize, crate::web::login::page, crate::web::login::user_id,
         crate::web::login::status, crate::web::login::qr, crate::web::login::next,
         crate::web::chip::page, crate::web::chip::post,
+        crate::web::code_login::code_get, crate::web::code_login::code_post,
+        crate::web::code_login::access_code_get, crate::web::code_login::access_code_post,
+        crate::web::code_activation::form, crate::web::code_activation::submit,
     ),
     // Not the body of any endpoint here: what the server POSTs to a
     // service provider's webhook (docs/webhooks.md).

@@ -1,6 +1,7 @@
 //! The person's hardware authenticators as the app lists them (every kind:
 //! [`hardware_list`] concatenates the per-kind lists), and the deactivation
-//! of a chip (or the cancellation of a pending one) from the app.
+//! of a chip (or the cancellation of a pending one) from the app; a code
+//! device's deactivation is in `api/hardware.rs` beside it.
 
 use eid_protocol::IdentityId;
 use eid_protocol::events::SecurityEventKind;
@@ -21,15 +22,20 @@ pub(crate) enum DeactivateOutcome {
     Unknown,
 }
 
-/// Every hardware authenticator of `identity_id`, chips first, each kind
-/// oldest first. The code devices' rows join here when their store lands.
+/// Every hardware authenticator of `identity_id`: chips first, then code
+/// devices, each kind oldest first.
 pub(crate) async fn hardware_list(
     state: &AppState,
     identity_id: IdentityId,
 ) -> Result<Vec<HardwareAuthenticatorInfo>, ChipError> {
     let now = state.now_ms();
     let chips = state.store.chips_of(identity_id).await?;
-    Ok(chips.iter().map(|c| chip_info(c, now)).collect())
+    let devices = state.store.code_devices_of(identity_id).await?;
+    Ok(chips
+        .iter()
+        .map(|c| chip_info(c, now))
+        .chain(devices.iter().map(|d| crate::code_devices::listed(d, now)))
+        .collect())
 }
 
 /// One chip as the app shows it.

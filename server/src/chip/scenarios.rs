@@ -39,6 +39,7 @@ async fn world() -> World {
         Arc::new(SoftwareSigningKey::generate()),
         Arc::new(crate::oidc::IdTokenKey::load_or_create(dir.path()).unwrap()),
         Arc::new(crate::oidc::PairwiseKey::load_or_create(dir.path()).unwrap()),
+        Arc::new(crate::code_devices::seal::Kek::load_or_create(dir.path()).unwrap()),
         "admin-token",
         Config::default(),
     );

@@ -170,6 +170,15 @@ macro_rules! store_conformance_suite {
             a_chip_is_stored_with_its_event_once_per_identity_and_credential,
             a_chip_save_names_the_revision_it_read,
             a_chip_ceremony_is_taken_once_and_not_after_it_expires,
+            a_token_batch_is_stored_whole_or_not_at_all,
+            a_code_step_is_accepted_once_and_never_below_the_last,
+            exactly_one_of_50_concurrent_uses_of_a_code_step_wins,
+            a_code_device_serves_only_its_active_unblocked_identity,
+            three_failures_in_a_row_block_a_code_device_for_a_growing_time,
+            a_login_resets_the_failures_but_a_right_code_alone_does_not,
+            support_activates_an_unassigned_code_device_once_per_identity,
+            an_approved_code_device_request_activates_and_replaces_in_the_decision_s_write,
+            only_the_owner_s_active_code_device_is_deactivated_and_it_stays_so,
         );
         $crate::store_conformance_suite!(@concurrent $fresh;
             exactly_one_of_100_concurrent_decisions_wins,
@@ -4523,6 +4532,455 @@ pub async fn a_chip_ceremony_is_taken_once_and_not_after_it_expires(store: Fresh
         None
     );
     assert_eq!(s.take_chip_ceremony([3; 16], T0).await.unwrap(), None);
+}
+
+/// An unassigned code device of batch `batch` (the seed is opaque here).
+fn unassigned_device(serial: &str, batch: [u8; 16]) -> CodeDevice {
+    CodeDevice {
+        serial: serial.to_owned(),
+        batch_id: batch,
+        kind: CodeDeviceKind::CodeDisplay,
+        algorithm: crate::code_devices::totp::Algorithm::Sha1,
+        digits: 6,
+        step_secs: 30,
+        sealed_seed: vec![9; 48],
+        identity_id: None,
+        state: CodeDeviceState::Unassigned,
+        last_step: None,
+        failures: 0,
+        blocks: 0,
+        blocked_until_ms: None,
+        access_code_hash: None,
+        added_at_ms: T0,
+        activated_at_ms: None,
+        last_used_at_ms: None,
+    }
+}
+
+async fn imported(s: &dyn Store, serials: &[&str]) -> ImportResult {
+    let batch = TokenBatch {
+        id: random_array(),
+        label: "batch".into(),
+        imported_at_ms: T0,
+        device_count: serials.len() as u32,
+    };
+    let devices = serials
+        .iter()
+        .map(|serial| unassigned_device(serial, batch.id))
+        .collect();
+    s.import_token_batch(
+        audit_by(None, AuditAction::ImportTokenBatch, T0),
+        batch,
+        devices,
+    )
+    .await
+    .unwrap()
+}
+
+/// Activates code device `serial` on `identity` with a fresh activation
+/// code, at step `step`.
+async fn support_activation(
+    s: &dyn Store,
+    identity: &Identity,
+    serial: &str,
+    step: u64,
+    presented: [u8; 32],
+) -> SupportActivationResult {
+    s.activate_code_device_by_support(SupportActivation {
+        user_id_folded: identity.user_id_folded.clone(),
+        code_sha256_for: Box::new(move |_| presented),
+        max_tries: 3,
+        serial: serial.to_owned(),
+        step,
+        access_code_hash: crate::access_code::AccessCodeHash::from_stored("$argon2id$x".into()),
+        now_ms: T0,
+    })
+    .await
+    .unwrap()
+}
+
+/// An identity with an active code device `serial` (last step 100).
+async fn with_code_device(s: &dyn Store, user_id: &str, serial: &str) -> Identity {
+    let person = identity(s, user_id).await;
+    assert!(matches!(
+        imported(s, &[serial]).await,
+        ImportResult::Imported { .. }
+    ));
+    let code = random_array();
+    s.put_activation_code(code_for(&person, code, T0))
+        .await
+        .unwrap();
+    assert_eq!(
+        support_activation(s, &person, serial, 100, code).await,
+        SupportActivationResult::Activated(person.id)
+    );
+    person
+}
+
+/// A batch is stored whole; one whose serial is taken stores nothing.
+pub async fn a_token_batch_is_stored_whole_or_not_at_all(store: FreshStore) {
+    let s = &*store;
+    assert!(matches!(
+        imported(s, &["A1", "A2"]).await,
+        ImportResult::Imported { .. }
+    ));
+    assert_eq!(
+        imported(s, &["B1", "A2"]).await,
+        ImportResult::SerialTaken("A2".into())
+    );
+    assert_eq!(s.code_device("B1").await.unwrap(), None);
+    let stored = s.code_device("A1").await.unwrap().unwrap();
+    assert_eq!(stored, unassigned_device("A1", stored.batch_id));
+    let audit = s.audit_entries(None, None, 100).await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.action == AuditAction::ImportTokenBatch.as_str())
+            .count(),
+        1,
+        "only the stored batch is audited"
+    );
+}
+
+/// Sequential replay: a step passes once; it and every step below the
+/// last accepted one are replays.
+pub async fn a_code_step_is_accepted_once_and_never_below_the_last(store: FreshStore) {
+    let s = &*store;
+    let anna = with_code_device(s, ANNA, "S1").await;
+    assert_eq!(
+        s.use_code_step("S1", anna.id, 100, T0).await.unwrap(),
+        CodeStepResult::Replayed,
+        "the activation's step is used"
+    );
+    assert_eq!(
+        s.use_code_step("S1", anna.id, 102, T0).await.unwrap(),
+        CodeStepResult::Accepted
+    );
+    assert_eq!(
+        s.use_code_step("S1", anna.id, 102, T0).await.unwrap(),
+        CodeStepResult::Replayed
+    );
+    assert_eq!(
+        s.use_code_step("S1", anna.id, 101, T0).await.unwrap(),
+        CodeStepResult::Replayed,
+        "an older unused step never passes after a newer one"
+    );
+    assert_eq!(
+        s.code_device("S1").await.unwrap().unwrap().last_step,
+        Some(102)
+    );
+}
+
+/// 50 logins with the same code at once: one passes.
+pub async fn exactly_one_of_50_concurrent_uses_of_a_code_step_wins(store: FreshStore) {
+    let anna = with_code_device(&*store, ANNA, "S1").await;
+    let start = Arc::new(tokio::sync::Barrier::new(50));
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (shared, start) = (store.shared(), Arc::clone(&start));
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            shared.use_code_step("S1", anna.id, 101, T0).await.unwrap()
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        if task.await.unwrap() == CodeStepResult::Accepted {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 1);
+}
+
+/// Another person's device, an unassigned one, and any device of a blocked
+/// identity are unusable.
+pub async fn a_code_device_serves_only_its_active_unblocked_identity(store: FreshStore) {
+    let s = &*store;
+    let anna = with_code_device(s, ANNA, "S1").await;
+    let bo = identity(s, BO).await;
+    assert_eq!(
+        s.use_code_step("S1", bo.id, 101, T0).await.unwrap(),
+        CodeStepResult::Unusable,
+        "another person's token"
+    );
+    imported(s, &["S2"]).await;
+    assert_eq!(
+        s.use_code_step("S2", bo.id, 101, T0).await.unwrap(),
+        CodeStepResult::Unusable,
+        "not yet activated"
+    );
+    assert_eq!(
+        s.use_code_step("nope", anna.id, 101, T0).await.unwrap(),
+        CodeStepResult::Unusable
+    );
+    s.set_blocked(anna.id, true, T0).await.unwrap();
+    assert_eq!(
+        s.use_code_step("S1", anna.id, 101, T0).await.unwrap(),
+        CodeStepResult::Unusable,
+        "a blocked identity"
+    );
+    s.set_blocked(anna.id, false, T0).await.unwrap();
+    assert_eq!(
+        s.use_code_step("S1", anna.id, 101, T0).await.unwrap(),
+        CodeStepResult::Accepted
+    );
+}
+
+/// Three failures block for 15 minutes with a notified event; the next
+/// block lasts longer; a blocked device takes no code.
+pub async fn three_failures_in_a_row_block_a_code_device_for_a_growing_time(store: FreshStore) {
+    let s = &*store;
+    let anna = with_code_device(s, ANNA, "S1").await;
+    assert_eq!(
+        s.record_code_device_attempt("S1", CodeAttempt::WrongCode, T0)
+            .await
+            .unwrap(),
+        AttemptRecorded::Counted(1)
+    );
+    assert_eq!(
+        s.record_code_device_attempt("S1", CodeAttempt::WrongAccessCode, T0)
+            .await
+            .unwrap(),
+        AttemptRecorded::Counted(2)
+    );
+    let first = crate::code_devices::check::block_ms(0);
+    assert_eq!(
+        s.record_code_device_attempt("S1", CodeAttempt::WrongCode, T0)
+            .await
+            .unwrap(),
+        AttemptRecorded::Blocked {
+            until_ms: T0 + first
+        }
+    );
+    assert_eq!(
+        s.use_code_step("S1", anna.id, 101, T0 + first - 1)
+            .await
+            .unwrap(),
+        CodeStepResult::Unusable
+    );
+    let blocked_events = claim_all(s, T0)
+        .await
+        .into_iter()
+        .filter(|d| d.event.kind == SecurityEventKind::CodeDeviceBlocked)
+        .count();
+    assert_eq!(blocked_events, 2, "on both channels");
+    for _ in 0..2 {
+        s.record_code_device_attempt("S1", CodeAttempt::WrongCode, T0 + first)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        s.record_code_device_attempt("S1", CodeAttempt::WrongCode, T0 + first)
+            .await
+            .unwrap(),
+        AttemptRecorded::Blocked {
+            until_ms: T0 + first + crate::code_devices::check::block_ms(1)
+        },
+        "the second block is longer"
+    );
+}
+
+/// Only a whole login resets the count: a right code between wrong access
+/// codes does not.
+pub async fn a_login_resets_the_failures_but_a_right_code_alone_does_not(store: FreshStore) {
+    let s = &*store;
+    let anna = with_code_device(s, ANNA, "S1").await;
+    s.record_code_device_attempt("S1", CodeAttempt::WrongAccessCode, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.use_code_step("S1", anna.id, 101, T0).await.unwrap(),
+        CodeStepResult::Accepted
+    );
+    assert_eq!(
+        s.record_code_device_attempt("S1", CodeAttempt::WrongAccessCode, T0)
+            .await
+            .unwrap(),
+        AttemptRecorded::Counted(2)
+    );
+    assert_eq!(
+        s.record_code_device_attempt("S1", CodeAttempt::LoggedIn, T0 + 5)
+            .await
+            .unwrap(),
+        AttemptRecorded::Used
+    );
+    let device = s.code_device("S1").await.unwrap().unwrap();
+    assert_eq!((device.failures, device.last_used_at_ms), (0, Some(T0 + 5)));
+    assert_eq!(
+        s.record_code_device_attempt("nope", CodeAttempt::WrongCode, T0)
+            .await
+            .unwrap(),
+        AttemptRecorded::Unknown
+    );
+}
+
+/// Support's activation: a wrong activation code counts a try and changes
+/// nothing; the right one activates an unassigned device once; a second
+/// device for the same identity is refused (only the app replaces).
+pub async fn support_activates_an_unassigned_code_device_once_per_identity(store: FreshStore) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    imported(s, &["S1", "S2"]).await;
+    let code = random_array();
+    s.put_activation_code(code_for(&anna, code, T0))
+        .await
+        .unwrap();
+    assert_eq!(
+        support_activation(s, &anna, "S1", 100, [0; 32]).await,
+        SupportActivationResult::NoUsableCode
+    );
+    assert_eq!(
+        s.code_device("S1").await.unwrap().unwrap().state,
+        CodeDeviceState::Unassigned
+    );
+    assert_eq!(
+        support_activation(s, &anna, "S1", 100, code).await,
+        SupportActivationResult::Activated(anna.id)
+    );
+    let device = s.code_device("S1").await.unwrap().unwrap();
+    assert_eq!(device.state, CodeDeviceState::Active);
+    assert_eq!(device.identity_id, Some(anna.id));
+    assert_eq!(device.last_step, Some(100));
+    assert_eq!(s.code_devices_of(anna.id).await.unwrap(), vec![device]);
+    let again = random_array();
+    s.put_activation_code(code_for(&anna, again, T0))
+        .await
+        .unwrap();
+    assert_eq!(
+        support_activation(s, &anna, "S2", 100, again).await,
+        SupportActivationResult::AlreadyHasOne
+    );
+    let bo = identity(s, BO).await;
+    let bos = random_array();
+    s.put_activation_code(code_for(&bo, bos, T0)).await.unwrap();
+    assert_eq!(
+        support_activation(s, &bo, "S1", 200, bos).await,
+        SupportActivationResult::DeviceUnusable,
+        "another person's device"
+    );
+    assert!(
+        claim_all(s, T0)
+            .await
+            .iter()
+            .any(|d| d.event.kind == SecurityEventKind::CodeDeviceAdded)
+    );
+}
+
+/// An activation waiting for the app: the approval's write activates the
+/// device and deactivates the identity's active one (both notified); a
+/// refusal forgets it and the device stays unassigned.
+pub async fn an_approved_code_device_request_activates_and_replaces_in_the_decision_s_write(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = with_code_device(s, ANNA, "S1").await;
+    let phone = activated(s, &anna, T0).await;
+    imported(s, &["S2", "S3"]).await;
+    let ask = |serial: &'static str| async move {
+        let request = created(
+            s,
+            stored(
+                envelope(
+                    anna.id,
+                    RequestKind::CodeDevice,
+                    (SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME),
+                    T0,
+                ),
+                None,
+            ),
+        )
+        .await;
+        assert!(
+            s.request_code_device_activation(
+                serial,
+                anna.id,
+                request.envelope.request_id,
+                50,
+                crate::access_code::AccessCodeHash::from_stored("$argon2id$y".into()),
+            )
+            .await
+            .unwrap()
+        );
+        request
+    };
+    let approve = ask("S2").await;
+    assert!(
+        !s.request_code_device_activation(
+            "S2",
+            anna.id,
+            RequestId::random(),
+            50,
+            crate::access_code::AccessCodeHash::from_stored("$argon2id$z".into()),
+        )
+        .await
+        .unwrap(),
+        "the step is used"
+    );
+    assert_eq!(
+        s.code_device("S2").await.unwrap().unwrap().state,
+        CodeDeviceState::Unassigned,
+        "nothing before the approval"
+    );
+    decided(s, &approve, &phone, Outcome::Approve, 1, T0 + 1).await;
+    let new = s.code_device("S2").await.unwrap().unwrap();
+    assert_eq!(
+        (new.state, new.identity_id),
+        (CodeDeviceState::Active, Some(anna.id))
+    );
+    assert_eq!(
+        s.code_device("S1").await.unwrap().unwrap().state,
+        CodeDeviceState::Deactivated
+    );
+    let kinds: Vec<SecurityEventKind> = claim_all(s, T0 + 1)
+        .await
+        .into_iter()
+        .map(|d| d.event.kind)
+        .collect();
+    assert!(kinds.contains(&SecurityEventKind::CodeDeviceDeactivated));
+    assert!(kinds.contains(&SecurityEventKind::CodeDeviceAdded));
+    let refuse = ask("S3").await;
+    decided(s, &refuse, &phone, Outcome::Deny, 2, T0 + 2).await;
+    assert_eq!(
+        s.code_device("S3").await.unwrap().unwrap().state,
+        CodeDeviceState::Unassigned
+    );
+    assert_eq!(
+        s.code_device("S2").await.unwrap().unwrap().state,
+        CodeDeviceState::Active,
+        "a refusal changes nothing else"
+    );
+}
+
+/// A deactivation takes only the identity's own active device, once, with
+/// a notified event; the device takes no code after it.
+pub async fn only_the_owner_s_active_code_device_is_deactivated_and_it_stays_so(store: FreshStore) {
+    let s = &*store;
+    let anna = with_code_device(s, ANNA, "S1").await;
+    let bo = identity(s, BO).await;
+    assert!(
+        !s.deactivate_code_device(bo.id, "S1", T0).await.unwrap(),
+        "another person's"
+    );
+    assert!(!s.deactivate_code_device(anna.id, "nope", T0).await.unwrap());
+    assert!(s.deactivate_code_device(anna.id, "S1", T0).await.unwrap());
+    assert!(
+        !s.deactivate_code_device(anna.id, "S1", T0).await.unwrap(),
+        "once"
+    );
+    assert_eq!(
+        s.code_device("S1").await.unwrap().unwrap().state,
+        CodeDeviceState::Deactivated
+    );
+    assert_eq!(
+        s.use_code_step("S1", anna.id, 101, T0).await.unwrap(),
+        CodeStepResult::Unusable
+    );
+    assert!(
+        claim_all(s, T0)
+            .await
+            .iter()
+            .any(|d| d.event.kind == SecurityEventKind::CodeDeviceDeactivated)
+    );
 }
 
 #[cfg(test)]

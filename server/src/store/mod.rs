@@ -7,9 +7,12 @@
 //! change and device limits, how a decision moves a change) are pure
 //! functions in [`crate::policy`], so every backend applies the same ones.
 
+mod code_devices;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod sqlite;
+
+pub use code_devices::*;
 
 pub use sqlite::SqliteStore;
 
@@ -984,6 +987,8 @@ pub enum AuditAction {
     RevokeApiKey,
     /// Set or removed a service provider's webhook.
     SetWebhook,
+    /// Imported a manufacturer's batch of code devices.
+    ImportTokenBatch,
 }
 
 impl AuditAction {
@@ -1005,6 +1010,7 @@ impl AuditAction {
             AuditAction::RotateApiKey => "rotate_api_key",
             AuditAction::RevokeApiKey => "revoke_api_key",
             AuditAction::SetWebhook => "set_webhook",
+            AuditAction::ImportTokenBatch => "import_token_batch",
         }
     }
 }
@@ -1779,6 +1785,75 @@ pub trait Store: Send + Sync + 'static {
         id: LoginId,
         method: LoginMethod,
         first_factor: String,
+    ) -> StoreResult<bool>;
+    /// Stores a manufacturer's batch of code devices (unassigned) and its
+    /// audit row in one write; nothing when a serial is already stored.
+    async fn import_token_batch(
+        &self,
+        audit: NewAudit,
+        batch: TokenBatch,
+        devices: Vec<CodeDevice>,
+    ) -> StoreResult<ImportResult>;
+    /// A code device by serial.
+    async fn code_device(&self, serial: &str) -> StoreResult<Option<CodeDevice>>;
+    /// Every code device ever activated on the identity (active, then the
+    /// deactivated ones), oldest activation first.
+    async fn code_devices_of(&self, identity_id: IdentityId) -> StoreResult<Vec<CodeDevice>>;
+    /// Uses time step `step` of the identity's active code device `serial`
+    /// in one conditional write: accepted only when it is above the last
+    /// accepted step, the device is not blocked and the identity is not
+    /// blocked; the step is the last accepted one then.
+    async fn use_code_step(
+        &self,
+        serial: &str,
+        identity_id: IdentityId,
+        step: u64,
+        now_ms: u64,
+    ) -> StoreResult<CodeStepResult>;
+    /// Records a login attempt's outcome on an active code device: a
+    /// failure counts, and the one that reaches the limit blocks the device
+    /// for a growing time (rules in `crate::code_devices::check`) with a
+    /// `code_device_blocked` event; a login resets the count with a
+    /// `code_device_used` event.
+    async fn record_code_device_attempt(
+        &self,
+        serial: &str,
+        attempt: CodeAttempt,
+        now_ms: u64,
+    ) -> StoreResult<AttemptRecorded>;
+    /// Activates an unassigned code device on the identity of a user ID
+    /// with support's activation code, in one write: the activation code
+    /// is checked (a wrong one counts a try, as at the app's activation)
+    /// and used up, the step of the device's codes is accepted, the access
+    /// code's hash stored, and a `code_device_added` event recorded.
+    async fn activate_code_device_by_support(
+        &self,
+        activation: SupportActivation,
+    ) -> StoreResult<SupportActivationResult>;
+    /// Deactivates the identity's active code device `serial` for good (the
+    /// person's choice in the app, checked by the caller) with a
+    /// `code_device_deactivated` event, notified on every channel; `false`
+    /// (nothing changed) when it is not this identity's active device.
+    async fn deactivate_code_device(
+        &self,
+        identity_id: IdentityId,
+        serial: &str,
+        now_ms: u64,
+    ) -> StoreResult<bool>;
+    /// Records an activation of the unassigned code device `serial` that
+    /// waits for the approval of request `request_id` (kind `code_device`)
+    /// by `identity_id`, and uses its codes' step `step`; `false` (nothing
+    /// changed) when the device is not unassigned or the step was used. The
+    /// decision on the request, in its own write ([`Store::decide`]),
+    /// activates the device on approval (replacing the identity's active
+    /// one, both notified) or forgets the activation.
+    async fn request_code_device_activation(
+        &self,
+        serial: &str,
+        identity_id: IdentityId,
+        request_id: RequestId,
+        step: u64,
+        access_code_hash: crate::access_code::AccessCodeHash,
     ) -> StoreResult<bool>;
     /// Completes a login by a hardware authenticator in one write: stores
     /// the server-signed receipt and issues the login's code. `false`

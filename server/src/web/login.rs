@@ -319,7 +319,7 @@ pub(crate) async fn bound(
 }
 
 impl Failure {
-    fn with(self, lang: Lang) -> Self {
+    pub(super) fn with(self, lang: Lang) -> Self {
         Failure(lang, self.1)
     }
 }
@@ -486,7 +486,10 @@ pub(crate) fn countdown(now_ms: u64, until_ms: u64) -> String {
 }
 
 /// The client's service provider's name, for the page's heading.
-async fn provider_name(state: &AppState, login: &OidcLogin) -> Result<String, StoreError> {
+pub(super) async fn provider_name(
+    state: &AppState,
+    login: &OidcLogin,
+) -> Result<String, StoreError> {
     let Some(client) = crate::api::oidc_client_of(state, &login.client_id).await? else {
         return Ok(String::new());
     };

@@ -13,6 +13,8 @@
 //! carry the login's id and never a user ID.
 
 pub(crate) mod chip;
+pub(crate) mod code_activation;
+pub(crate) mod code_login;
 pub(crate) mod login;
 mod qr;
 mod self_service;
@@ -42,14 +44,26 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>) {
         .route("/oidc/login/{login_id}/qr.svg", get(login::qr))
         .route("/oidc/login/{login_id}/continue", get(login::next))
         .route("/oidc/login/{login_id}/chip", get(chip::page))
+        .route("/oidc/login/{login_id}/code", get(code_login::code_get))
+        .route(
+            "/oidc/login/{login_id}/access-code",
+            get(code_login::access_code_get),
+        )
         .route("/oidc/static/login.js", get(script))
         .route("/oidc/static/login.css", get(style))
         .route("/oidc/static/chip.js", get(chip_script))
+        .route(code_activation::PATH, get(code_activation::form))
         .merge(self_service_reads())
         .route_layer(middleware::map_response(protect));
     let posts = Router::new()
         .route("/oidc/login/{login_id}/user-id", post(login::user_id))
         .route("/oidc/login/{login_id}/chip", post(chip::post))
+        .route("/oidc/login/{login_id}/code", post(code_login::code_post))
+        .route(code_activation::PATH, post(code_activation::submit))
+        .route(
+            "/oidc/login/{login_id}/access-code",
+            post(code_login::access_code_post),
+        )
         .merge(self_service_posts())
         .route_layer(middleware::map_response(protect));
     (reads, posts)

@@ -2,6 +2,7 @@
 //! SQLite folder, plus pinned API clients.
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
+pub mod hardware;
 pub mod soft_chip;
 
 use std::sync::Arc;

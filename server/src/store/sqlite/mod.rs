@@ -14,6 +14,7 @@
 mod audit;
 mod changes;
 mod chips;
+mod code_devices;
 mod columns;
 mod connection;
 mod enrolments;
@@ -588,6 +589,91 @@ impl Store for SqliteStore {
     ) -> StoreResult<bool> {
         self.write(move |c| oidc::pass_oidc_first_factor(c, id, method, first_factor))
             .await
+    }
+
+    async fn import_token_batch(
+        &self,
+        audit: NewAudit,
+        batch: TokenBatch,
+        devices: Vec<CodeDevice>,
+    ) -> StoreResult<ImportResult> {
+        self.write(move |c| code_devices::import_token_batch(c, audit, batch, devices))
+            .await
+    }
+
+    async fn code_device(&self, serial: &str) -> StoreResult<Option<CodeDevice>> {
+        let serial = serial.to_owned();
+        self.read(move |c| code_devices::code_device(c, &serial))
+            .await
+    }
+
+    async fn code_devices_of(&self, identity_id: IdentityId) -> StoreResult<Vec<CodeDevice>> {
+        self.read(move |c| code_devices::code_devices_of(c, identity_id))
+            .await
+    }
+
+    async fn use_code_step(
+        &self,
+        serial: &str,
+        identity_id: IdentityId,
+        step: u64,
+        now_ms: u64,
+    ) -> StoreResult<CodeStepResult> {
+        let serial = serial.to_owned();
+        self.write(move |c| code_devices::use_code_step(c, &serial, identity_id, step, now_ms))
+            .await
+    }
+
+    async fn record_code_device_attempt(
+        &self,
+        serial: &str,
+        attempt: CodeAttempt,
+        now_ms: u64,
+    ) -> StoreResult<AttemptRecorded> {
+        let serial = serial.to_owned();
+        self.write(move |c| code_devices::record_code_device_attempt(c, &serial, attempt, now_ms))
+            .await
+    }
+
+    async fn activate_code_device_by_support(
+        &self,
+        activation: SupportActivation,
+    ) -> StoreResult<SupportActivationResult> {
+        self.write(move |c| code_devices::activate_code_device_by_support(c, activation))
+            .await
+    }
+
+    async fn deactivate_code_device(
+        &self,
+        identity_id: IdentityId,
+        serial: &str,
+        now_ms: u64,
+    ) -> StoreResult<bool> {
+        let serial = serial.to_owned();
+        self.write(move |c| code_devices::deactivate_code_device(c, identity_id, &serial, now_ms))
+            .await
+    }
+
+    async fn request_code_device_activation(
+        &self,
+        serial: &str,
+        identity_id: IdentityId,
+        request_id: RequestId,
+        step: u64,
+        access_code_hash: crate::access_code::AccessCodeHash,
+    ) -> StoreResult<bool> {
+        let serial = serial.to_owned();
+        self.write(move |c| {
+            code_devices::request_code_device_activation(
+                c,
+                &serial,
+                identity_id,
+                request_id,
+                step,
+                &access_code_hash,
+            )
+        })
+        .await
     }
 
     async fn complete_oidc_login_by_hardware(

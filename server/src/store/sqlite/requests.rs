@@ -555,6 +555,7 @@ pub(super) fn decide(
         i64_of(record.counter)
     ])?;
     decide_enrolment(c, &request_id, record.outcome, record.decided_at_ms)?;
+    super::code_devices::on_decision(c, &request_id, &record, now_ms)?;
     if let Some(kind) = policy::decision_event(record.outcome, notify_every_use) {
         let provider: Option<String> = c
             .prepare_cached(

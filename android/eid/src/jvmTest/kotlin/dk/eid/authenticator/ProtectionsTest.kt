@@ -144,6 +144,38 @@ class ProtectionsTest {
     }
 
     @Test
+    fun `a code device activation shows the loudest warning and is added on approval`() = runBlocking {
+        Phone(server).use { phone ->
+            phone.activated().use { eid ->
+                val authenticator = eid.authenticators.value.single()
+                val dir = Files.createTempDirectory("eid-kotlin-code-device").toFile()
+                try {
+                    // The fuzz corpus's good batch: two devices under the key 0x42 x 16.
+                    val batch = File(Repo.root, "fuzz/corpus/pskc/valid-two-devices.xml").path
+                    val key = File(dir, "psk").apply { writeText("42".repeat(16)) }
+                    val access = File(dir, "access").apply { writeText("green-harbour-77") }
+                    server.cli.run("admin", "import-tokens", "--file", batch, "--pre-shared-key-file", key.path)
+                    val requestId = server.cli.run(
+                        "token", "request-activation", "--user-id", phone.userId, "--serial", "CD0001",
+                        "--pskc", batch, "--pre-shared-key-file", key.path, "--access-code-file", access.path,
+                    ).jsonString("request_id")
+                    val view = eid.refresh().single { it.requestId == requestId }
+                    assertEquals(RequestKind.CODE_DEVICE, view.kind)
+                    assertEquals(WarningKind.CODE_DEVICE, view.warnings.first().kind, "the loudest warning first")
+                    assertTrue(view.warnings.first().text.isNotBlank())
+                    eid.approve(view, PIN, swipeConfirmed = true)
+                    eid.refresh()
+                    val added = eid.events(authenticator).first { it.kind == SecurityEventKind.CODE_DEVICE_ADDED }
+                    assertTrue(added.critical)
+                    assertTrue(added.title.isNotBlank() && added.body.isNotBlank())
+                } finally {
+                    dir.deleteRecursively()
+                }
+            }
+        }
+    }
+
+    @Test
     fun `a new phone is added from the existing one after the waiting period`() = runBlocking {
         Phone(server).use { phone ->
             phone.activated().use { old ->
