@@ -4,7 +4,9 @@
 //! The verifier accepts exactly the certificate whose SubjectPublicKeyInfo has
 //! the configured SHA-256 (no CA, no name or date checks: the pin is the trust
 //! anchor), then checks the TLS 1.3 handshake signature against that
-//! certificate's key with `rustls::crypto::verify_tls13_signature`.
+//! certificate's key with `rustls::crypto::verify_tls13_signature`. Sessions
+//! are never resumed, so every new connection shows its certificate and
+//! meets the pin.
 //!
 //! Device requests (pull, block, settings, enrolment status and cancel,
 //! contact-change cancel) are signed here too: one timestamp taken from the
@@ -199,12 +201,19 @@ pub fn pinned_tls_config(spki_pin: &str) -> Result<rustls::ClientConfig> {
     let pin = parse_spki_pin(spki_pin)?;
     let provider = Arc::new(phone_crypto_provider());
     let verifier = PinnedVerifier::new(pin, provider.signature_verification_algorithms);
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| Error::Config(format!("TLS: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth())
+        .with_no_client_auth();
+    // No session resumption: a resumed TLS 1.3 handshake has no certificate,
+    // so the pin would not be checked, and a server holding a leaked session
+    // cache could answer with any key. A full handshake per new connection
+    // is cheap next to the phone's few requests (kept-alive connections are
+    // reused anyway).
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(config)
 }
 
 /// Most bytes accepted in a response body.
@@ -676,6 +685,84 @@ mod tests {
             Err(Error::Config(_))
         ));
         assert!(Client::new(&ServerConfig::new("https://127.0.0.1:1/", pin)).is_ok());
+    }
+
+    /// A TLS 1.3 server on loopback that serves the `n`-th connection with
+    /// `configs[min(n, last)]`, answers every request `200 {}` and closes.
+    async fn serve_with(configs: Vec<Arc<rustls::ServerConfig>>) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((tcp, _)) = listener.accept().await {
+                let cfg = configs[n.min(configs.len() - 1)].clone();
+                n += 1;
+                tokio::spawn(async move {
+                    let Ok(mut tls) = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 16384];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => got.extend_from_slice(&buf[..k]),
+                        }
+                    }
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+                    let _ = tls.write_all(head.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        port
+    }
+
+    fn server_config(
+        ck: &rcgen::CertifiedKey<rcgen::KeyPair>,
+        sessions: Arc<dyn rustls::server::StoresServerSessions>,
+    ) -> Arc<rustls::ServerConfig> {
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![ck.cert.der().clone()], key)
+        .unwrap();
+        cfg.session_storage = sessions;
+        Arc::new(cfg)
+    }
+
+    #[tokio::test]
+    async fn every_new_connection_checks_the_pin_even_where_the_server_would_resume() {
+        // The first connection meets the pinned key; the second meets
+        // another key on a server holding the first one's TLS sessions (a
+        // leaked session cache). Resuming would skip the certificate, and
+        // with it the pin: the phone must not resume.
+        let good = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let sessions: Arc<dyn rustls::server::StoresServerSessions> =
+            rustls::server::ServerSessionMemoryCache::new(16);
+        let port = serve_with(vec![
+            server_config(&good, sessions.clone()),
+            server_config(&other, sessions),
+        ])
+        .await;
+        let pin = spki_pin_of_certificate(good.cert.der()).unwrap();
+        let client =
+            Client::new(&ServerConfig::new(format!("https://127.0.0.1:{port}"), pin)).unwrap();
+        let first: serde_json::Value = client.post("/v1/x", b"{}".to_vec(), &[]).await.unwrap();
+        assert_eq!(first, serde_json::json!({}));
+        let second: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert_eq!(
+            second,
+            Err(Error::Network(
+                "TLS: the server key does not match the pin".into()
+            ))
+        );
     }
 
     #[tokio::test]
