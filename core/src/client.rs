@@ -370,20 +370,22 @@ impl Transport {
             None => (self.connect().await?, false),
         };
         let resp = match sender
-            .send_request(self.request(path, body.clone(), headers)?)
+            .try_send_request(self.request(path, body, headers)?)
             .await
         {
-            // The server closed a kept-alive connection before the request
-            // left (its idle timeout): nothing was sent, so send it once
-            // more on a new connection.
-            Err(e) if reused && e.is_canceled() => {
-                sender = self.connect().await?;
-                sender
-                    .send_request(self.request(path, body, headers)?)
-                    .await
-                    .map_err(Failure::Http)?
-            }
-            other => other.map_err(Failure::Http)?,
+            Ok(resp) => resp,
+            Err(mut e) => match e.take_message() {
+                // The server closed a kept-alive connection before the
+                // request left (its idle timeout): hyper hands the request
+                // back only when none of it was written, so it is sent once
+                // more, on a new connection. Anything else (the server may
+                // have read it) is the caller's error: never resent here.
+                Some(req) if reused => {
+                    sender = self.connect().await?;
+                    sender.send_request(req).await.map_err(Failure::Http)?
+                }
+                _ => return Err(Failure::Http(e.into_error())),
+            },
         };
         let status = resp.status();
         let server_time_ms = resp
@@ -763,6 +765,191 @@ mod tests {
                 "TLS: the server key does not match the pin".into()
             ))
         );
+    }
+
+    /// What the scripted server does with the n-th request it reads (over
+    /// all connections; the last entry repeats).
+    #[derive(Clone, Copy, Debug)]
+    enum Reply {
+        /// `200 {}`, connection kept alive.
+        Ok,
+        /// Reads it and never answers.
+        Silent,
+        /// Reads it and closes the connection without an answer.
+        Drop,
+        /// Announces and sends more than the client accepts.
+        Huge,
+    }
+
+    /// A TLS server on `addr` following `replies`; returns the base URL, the
+    /// pin, and the heads of the requests it read.
+    async fn scripted(
+        addr: &str,
+        replies: Vec<Reply>,
+    ) -> (String, String, Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let pin = spki_pin_of_certificate(ck.cert.der()).unwrap();
+        let cfg = server_config(&ck, Arc::new(rustls::server::NoServerSessionStorage {}));
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let local = listener.local_addr().unwrap();
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (cfg, seen, replies) = (cfg.clone(), seen.clone(), replies.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await else {
+                        return;
+                    };
+                    let mut got = Vec::new();
+                    let mut buf = vec![0u8; 16384];
+                    loop {
+                        let end = loop {
+                            if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break i + 4;
+                            }
+                            match tls.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => got.extend_from_slice(&buf[..k]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&got[..end]).to_string();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        while got.len() < end + length {
+                            match tls.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => got.extend_from_slice(&buf[..k]),
+                            }
+                        }
+                        got.drain(..end + length);
+                        let n = {
+                            let mut seen = seen.lock().unwrap();
+                            seen.push(head);
+                            seen.len() - 1
+                        };
+                        match replies[n.min(replies.len() - 1)] {
+                            Reply::Ok => {
+                                let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                                if tls.write_all(answer.as_bytes()).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Reply::Silent => {
+                                tokio::time::sleep(Duration::from_secs(3600)).await;
+                                return;
+                            }
+                            Reply::Drop => return,
+                            Reply::Huge => {
+                                let size = MAX_RESPONSE_BYTES + 1024;
+                                let answer = format!(
+                                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {size}\r\n\r\n"
+                                );
+                                let _ = tls.write_all(answer.as_bytes()).await;
+                                let _ = tls.write_all(&vec![b' '; size]).await;
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (format!("https://{local}"), pin, heads)
+    }
+
+    #[tokio::test]
+    async fn a_request_the_server_read_and_dropped_is_not_sent_again() {
+        // The second request goes out on the kept-alive connection; the
+        // server reads it and closes. It may have acted on it: the client
+        // reports a network error and never sends it a second time itself
+        // (the core's resend of a stored decision is its own, idempotent,
+        // choice).
+        let (base, pin, heads) =
+            scripted("127.0.0.1:0", vec![Reply::Ok, Reply::Drop, Reply::Ok]).await;
+        let client = Client::new(&ServerConfig::new(base, pin)).unwrap();
+        let first: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert!(first.is_ok(), "{first:?}");
+        // Let the connection report itself ready for the next request.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let second: Result<serde_json::Value> = client.post("/v1/y", b"{}".to_vec(), &[]).await;
+        assert!(matches!(second, Err(Error::Network(_))), "{second:?}");
+        let heads = heads.lock().unwrap();
+        assert_eq!(heads.len(), 2, "{heads:?}");
+        assert!(heads[1].starts_with("POST /v1/y "));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_times_out_and_a_huge_answer_is_refused() {
+        let (base, pin, _) = scripted("127.0.0.1:0", vec![Reply::Silent]).await;
+        let mut cfg = ServerConfig::new(base, pin);
+        cfg.request_timeout = Duration::from_millis(300);
+        let client = Client::new(&cfg).unwrap();
+        let r: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert_eq!(r, Err(Error::Network("timeout".into())));
+
+        let (base, pin, _) = scripted("127.0.0.1:0", vec![Reply::Huge]).await;
+        let client = Client::new(&ServerConfig::new(base, pin)).unwrap();
+        let r: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert_eq!(r, Err(Error::InvalidResponse("response too large".into())));
+    }
+
+    #[tokio::test]
+    async fn the_host_header_names_an_ipv6_literal_bracketed_with_its_port() {
+        let (base, pin, heads) = scripted("[::1]:0", vec![Reply::Ok]).await;
+        assert!(base.starts_with("https://[::1]:"));
+        let client = Client::new(&ServerConfig::new(base.clone(), pin)).unwrap();
+        let r: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert!(r.is_ok(), "{r:?}");
+        let host = base.trim_start_matches("https://").to_ascii_lowercase();
+        let heads = heads.lock().unwrap();
+        assert!(
+            heads[0]
+                .to_ascii_lowercase()
+                .contains(&format!("\r\nhost: {host}\r\n")),
+            "{}",
+            heads[0]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_header_value_with_a_line_break_is_not_sent() {
+        let (base, pin, heads) = scripted("127.0.0.1:0", vec![Reply::Ok]).await;
+        let client = Client::new(&ServerConfig::new(base, pin)).unwrap();
+        let injected = [("eid-nonce", "x\r\nx-injected: 1".to_owned())];
+        let r: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &injected).await;
+        assert_eq!(r, Err(Error::Network("request failed".into())));
+        assert!(heads.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn two_clients_of_one_server_never_share_a_connection() {
+        // A second client with another pin must meet the server itself
+        // (and fail), not ride on the first client's verified connection.
+        let (base, pin, heads) = scripted("127.0.0.1:0", vec![Reply::Ok]).await;
+        let first = Client::new(&ServerConfig::new(base.clone(), pin)).unwrap();
+        let r: Result<serde_json::Value> = first.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert!(r.is_ok(), "{r:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let other_pin = format!("sha256/{}", STANDARD.encode([7u8; 32]));
+        let second = Client::new(&ServerConfig::new(base, other_pin)).unwrap();
+        let r: Result<serde_json::Value> = second.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert_eq!(
+            r,
+            Err(Error::Network(
+                "TLS: the server key does not match the pin".into()
+            ))
+        );
+        // The first client still reuses its own.
+        let r: Result<serde_json::Value> = first.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(heads.lock().unwrap().len(), 2);
     }
 
     #[tokio::test]
