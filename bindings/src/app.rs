@@ -168,7 +168,8 @@ impl App {
 
     /// The person's "I started this myself" while a call or screen sharing
     /// is on, the gate before the swipe (`RequestView.needsStartedMyself`).
-    /// `EidError.TooFast` before the read time is over.
+    /// `EidError.TooFast` before the read time is over. Recorded only while
+    /// a signal is on (the warning shown); with nothing on it does nothing.
     pub fn confirm_started_myself(
         &self,
         authenticator_id: AuthenticatorId,

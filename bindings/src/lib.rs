@@ -28,7 +28,7 @@ mod model;
 
 pub use app::{App, AppConfig, UnlockToken};
 pub use changes::{ContactChangeState, PendingContactChange};
-pub use context::ContextProvider;
+pub use context::{ContextError, ContextProvider};
 pub use enrolment::EnrolmentStatus;
 pub use error::{EidError, KeyStoreError, PinRefusal, ServerErrorCode};
 pub use ids::IdKind;

@@ -4,7 +4,9 @@
 //! The verifier accepts exactly the certificate whose SubjectPublicKeyInfo has
 //! the configured SHA-256 (no CA, no name or date checks: the pin is the trust
 //! anchor), then checks the TLS 1.3 handshake signature against that
-//! certificate's key with `rustls::crypto::verify_tls13_signature`.
+//! certificate's key with `rustls::crypto::verify_tls13_signature`. Sessions
+//! are never resumed, so every new connection shows its certificate and
+//! meets the pin.
 //!
 //! Device requests (pull, block, settings, enrolment status and cancel,
 //! contact-change cancel) are signed here too: one timestamp taken from the
@@ -199,12 +201,19 @@ pub fn pinned_tls_config(spki_pin: &str) -> Result<rustls::ClientConfig> {
     let pin = parse_spki_pin(spki_pin)?;
     let provider = Arc::new(phone_crypto_provider());
     let verifier = PinnedVerifier::new(pin, provider.signature_verification_algorithms);
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| Error::Config(format!("TLS: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth())
+        .with_no_client_auth();
+    // No session resumption: a resumed TLS 1.3 handshake has no certificate,
+    // so the pin would not be checked, and a server holding a leaked session
+    // cache could answer with any key. A full handshake per new connection
+    // is cheap next to the phone's few requests (kept-alive connections are
+    // reused anyway).
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(config)
 }
 
 /// Most bytes accepted in a response body.
@@ -361,20 +370,22 @@ impl Transport {
             None => (self.connect().await?, false),
         };
         let resp = match sender
-            .send_request(self.request(path, body.clone(), headers)?)
+            .try_send_request(self.request(path, body, headers)?)
             .await
         {
-            // The server closed a kept-alive connection before the request
-            // left (its idle timeout): nothing was sent, so send it once
-            // more on a new connection.
-            Err(e) if reused && e.is_canceled() => {
-                sender = self.connect().await?;
-                sender
-                    .send_request(self.request(path, body, headers)?)
-                    .await
-                    .map_err(Failure::Http)?
-            }
-            other => other.map_err(Failure::Http)?,
+            Ok(resp) => resp,
+            Err(mut e) => match e.take_message() {
+                // The server closed a kept-alive connection before the
+                // request left (its idle timeout): hyper hands the request
+                // back only when none of it was written, so it is sent once
+                // more, on a new connection. Anything else (the server may
+                // have read it) is the caller's error: never resent here.
+                Some(req) if reused => {
+                    sender = self.connect().await?;
+                    sender.send_request(req).await.map_err(Failure::Http)?
+                }
+                _ => return Err(Failure::Http(e.into_error())),
+            },
         };
         let status = resp.status();
         let server_time_ms = resp
@@ -676,6 +687,269 @@ mod tests {
             Err(Error::Config(_))
         ));
         assert!(Client::new(&ServerConfig::new("https://127.0.0.1:1/", pin)).is_ok());
+    }
+
+    /// A TLS 1.3 server on loopback that serves the `n`-th connection with
+    /// `configs[min(n, last)]`, answers every request `200 {}` and closes.
+    async fn serve_with(configs: Vec<Arc<rustls::ServerConfig>>) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((tcp, _)) = listener.accept().await {
+                let cfg = configs[n.min(configs.len() - 1)].clone();
+                n += 1;
+                tokio::spawn(async move {
+                    let Ok(mut tls) = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 16384];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => got.extend_from_slice(&buf[..k]),
+                        }
+                    }
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+                    let _ = tls.write_all(head.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        port
+    }
+
+    fn server_config(
+        ck: &rcgen::CertifiedKey<rcgen::KeyPair>,
+        sessions: Arc<dyn rustls::server::StoresServerSessions>,
+    ) -> Arc<rustls::ServerConfig> {
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![ck.cert.der().clone()], key)
+        .unwrap();
+        cfg.session_storage = sessions;
+        Arc::new(cfg)
+    }
+
+    #[tokio::test]
+    async fn every_new_connection_checks_the_pin_even_where_the_server_would_resume() {
+        // The first connection meets the pinned key; the second meets
+        // another key on a server holding the first one's TLS sessions (a
+        // leaked session cache). Resuming would skip the certificate, and
+        // with it the pin: the phone must not resume.
+        let good = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let sessions: Arc<dyn rustls::server::StoresServerSessions> =
+            rustls::server::ServerSessionMemoryCache::new(16);
+        let port = serve_with(vec![
+            server_config(&good, sessions.clone()),
+            server_config(&other, sessions),
+        ])
+        .await;
+        let pin = spki_pin_of_certificate(good.cert.der()).unwrap();
+        let client =
+            Client::new(&ServerConfig::new(format!("https://127.0.0.1:{port}"), pin)).unwrap();
+        let first: serde_json::Value = client.post("/v1/x", b"{}".to_vec(), &[]).await.unwrap();
+        assert_eq!(first, serde_json::json!({}));
+        let second: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert_eq!(
+            second,
+            Err(Error::Network(
+                "TLS: the server key does not match the pin".into()
+            ))
+        );
+    }
+
+    /// What the scripted server does with the n-th request it reads (over
+    /// all connections; the last entry repeats).
+    #[derive(Clone, Copy, Debug)]
+    enum Reply {
+        /// `200 {}`, connection kept alive.
+        Ok,
+        /// Reads it and never answers.
+        Silent,
+        /// Reads it and closes the connection without an answer.
+        Drop,
+        /// Announces and sends more than the client accepts.
+        Huge,
+    }
+
+    /// A TLS server on `addr` following `replies`; returns the base URL, the
+    /// pin, and the heads of the requests it read.
+    async fn scripted(
+        addr: &str,
+        replies: Vec<Reply>,
+    ) -> (String, String, Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let pin = spki_pin_of_certificate(ck.cert.der()).unwrap();
+        let cfg = server_config(&ck, Arc::new(rustls::server::NoServerSessionStorage {}));
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let local = listener.local_addr().unwrap();
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (cfg, seen, replies) = (cfg.clone(), seen.clone(), replies.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await else {
+                        return;
+                    };
+                    let mut got = Vec::new();
+                    let mut buf = vec![0u8; 16384];
+                    loop {
+                        let end = loop {
+                            if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break i + 4;
+                            }
+                            match tls.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => got.extend_from_slice(&buf[..k]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&got[..end]).to_string();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        while got.len() < end + length {
+                            match tls.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => got.extend_from_slice(&buf[..k]),
+                            }
+                        }
+                        got.drain(..end + length);
+                        let n = {
+                            let mut seen = seen.lock().unwrap();
+                            seen.push(head);
+                            seen.len() - 1
+                        };
+                        match replies[n.min(replies.len() - 1)] {
+                            Reply::Ok => {
+                                let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                                if tls.write_all(answer.as_bytes()).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Reply::Silent => {
+                                tokio::time::sleep(Duration::from_secs(3600)).await;
+                                return;
+                            }
+                            Reply::Drop => return,
+                            Reply::Huge => {
+                                let size = MAX_RESPONSE_BYTES + 1024;
+                                let answer = format!(
+                                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {size}\r\n\r\n"
+                                );
+                                let _ = tls.write_all(answer.as_bytes()).await;
+                                let _ = tls.write_all(&vec![b' '; size]).await;
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (format!("https://{local}"), pin, heads)
+    }
+
+    #[tokio::test]
+    async fn a_request_the_server_read_and_dropped_is_not_sent_again() {
+        // The second request goes out on the kept-alive connection; the
+        // server reads it and closes. It may have acted on it: the client
+        // reports a network error and never sends it a second time itself
+        // (the core's resend of a stored decision is its own, idempotent,
+        // choice).
+        let (base, pin, heads) =
+            scripted("127.0.0.1:0", vec![Reply::Ok, Reply::Drop, Reply::Ok]).await;
+        let client = Client::new(&ServerConfig::new(base, pin)).unwrap();
+        let first: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert!(first.is_ok(), "{first:?}");
+        // Let the connection report itself ready for the next request.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let second: Result<serde_json::Value> = client.post("/v1/y", b"{}".to_vec(), &[]).await;
+        assert!(matches!(second, Err(Error::Network(_))), "{second:?}");
+        let heads = heads.lock().unwrap();
+        assert_eq!(heads.len(), 2, "{heads:?}");
+        assert!(heads[1].starts_with("POST /v1/y "));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_times_out_and_a_huge_answer_is_refused() {
+        let (base, pin, _) = scripted("127.0.0.1:0", vec![Reply::Silent]).await;
+        let mut cfg = ServerConfig::new(base, pin);
+        cfg.request_timeout = Duration::from_millis(300);
+        let client = Client::new(&cfg).unwrap();
+        let r: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert_eq!(r, Err(Error::Network("timeout".into())));
+
+        let (base, pin, _) = scripted("127.0.0.1:0", vec![Reply::Huge]).await;
+        let client = Client::new(&ServerConfig::new(base, pin)).unwrap();
+        let r: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert_eq!(r, Err(Error::InvalidResponse("response too large".into())));
+    }
+
+    #[tokio::test]
+    async fn the_host_header_names_an_ipv6_literal_bracketed_with_its_port() {
+        let (base, pin, heads) = scripted("[::1]:0", vec![Reply::Ok]).await;
+        assert!(base.starts_with("https://[::1]:"));
+        let client = Client::new(&ServerConfig::new(base.clone(), pin)).unwrap();
+        let r: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert!(r.is_ok(), "{r:?}");
+        let host = base.trim_start_matches("https://").to_ascii_lowercase();
+        let heads = heads.lock().unwrap();
+        assert!(
+            heads[0]
+                .to_ascii_lowercase()
+                .contains(&format!("\r\nhost: {host}\r\n")),
+            "{}",
+            heads[0]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_header_value_with_a_line_break_is_not_sent() {
+        let (base, pin, heads) = scripted("127.0.0.1:0", vec![Reply::Ok]).await;
+        let client = Client::new(&ServerConfig::new(base, pin)).unwrap();
+        let injected = [("eid-nonce", "x\r\nx-injected: 1".to_owned())];
+        let r: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &injected).await;
+        assert_eq!(r, Err(Error::Network("request failed".into())));
+        assert!(heads.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn two_clients_of_one_server_never_share_a_connection() {
+        // A second client with another pin must meet the server itself
+        // (and fail), not ride on the first client's verified connection.
+        let (base, pin, heads) = scripted("127.0.0.1:0", vec![Reply::Ok]).await;
+        let first = Client::new(&ServerConfig::new(base.clone(), pin)).unwrap();
+        let r: Result<serde_json::Value> = first.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert!(r.is_ok(), "{r:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let other_pin = format!("sha256/{}", STANDARD.encode([7u8; 32]));
+        let second = Client::new(&ServerConfig::new(base, other_pin)).unwrap();
+        let r: Result<serde_json::Value> = second.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert_eq!(
+            r,
+            Err(Error::Network(
+                "TLS: the server key does not match the pin".into()
+            ))
+        );
+        // The first client still reuses its own.
+        let r: Result<serde_json::Value> = first.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(heads.lock().unwrap().len(), 2);
     }
 
     #[tokio::test]

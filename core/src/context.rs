@@ -93,6 +93,11 @@ impl App {
     /// read time (otherwise [`Error::TooFast`], nothing recorded), for a
     /// request this authenticator may still decide. Kept for this process
     /// only, and signed into the decision (`confirmed_self_started`).
+    ///
+    /// Recorded only while the provider sees a signal on, that is while the
+    /// warning is on the screen: with nothing on there is no gate to pass,
+    /// and a confirmation given then (a caller's "tap that button now, I'll
+    /// call you back") must not open the gate of a call that starts later.
     pub fn confirm_started_myself(
         &self,
         authenticator: &AuthenticatorId,
@@ -103,7 +108,9 @@ impl App {
         if wait_ms > 0 {
             return Err(Error::TooFast { wait_ms });
         }
-        lock(&self.inner.started_myself)?.insert((*authenticator, *request));
+        if self.inner.call_signals()?.any_on() {
+            lock(&self.inner.started_myself)?.insert((*authenticator, *request));
+        }
         Ok(())
     }
 }
@@ -245,6 +252,32 @@ mod tests {
             signed_context(&a, &f.authenticator, &req),
             Some(on_call().signed(false))
         );
+    }
+
+    #[tokio::test]
+    async fn a_confirmation_given_before_any_warning_does_not_open_the_gate_of_a_later_call() {
+        // "Tap 'I started this myself' now, I'll call you back": a
+        // confirmation without a warning on the screen is not one.
+        let f = fixture();
+        let a = f.open();
+        a.set_context_provider(Arc::new(FixedContext(CallSignals::UNKNOWN)))
+            .unwrap();
+        let req = f.add_request(&a, "Log på Netbank");
+        assert!(!a.requests(Language::English).unwrap()[0].needs_started_myself);
+        let token = a.unlock(&f.authenticator, &req, PIN).await.unwrap();
+        f.clock.advance(DEFAULT_MIN_READ_MS);
+        a.confirm_started_myself(&f.authenticator, &req).unwrap();
+        a.set_context_provider(Arc::new(FixedContext(on_call())))
+            .unwrap();
+        assert!(a.requests(Language::English).unwrap()[0].needs_started_myself);
+        assert_eq!(
+            a.approve(&token, true, None).await,
+            Err(Error::StartedMyselfRequired)
+        );
+        assert_eq!(signed_context(&a, &f.authenticator, &req), None);
+        // Given with the warning shown, it counts.
+        a.confirm_started_myself(&f.authenticator, &req).unwrap();
+        assert!(!a.requests(Language::English).unwrap()[0].needs_started_myself);
     }
 
     #[test]

@@ -380,6 +380,73 @@ async fn self_service_logins_and_new_devices_on_a_call_are_stopped_by_default() 
     assert!(kinds.contains(&SecurityEventKind::NewDeviceCancelled));
 }
 
+#[tokio::test]
+async fn a_stopped_approval_sent_again_gets_the_same_stopped_answer_and_changes_nothing() {
+    // A retry after a lost answer: the phone must still learn why.
+    let h = Harness::start_with(|c| c.call_policy.login = CallDisposition::Refuse).await;
+    let (_, mut phone) = h.person(USER).await;
+    let envelope = h.login_request(USER, &phone, "Log på Netbank").await;
+    phone.counter += 1;
+    let decision =
+        Decision::for_envelope(&envelope, phone.id(), Outcome::Approve, None, phone.counter)
+            .with_call_context(on_call());
+    let submit = SoftPhone::sign_decision(&phone.device_key, Some(&phone.pin_key), decision);
+    for _ in 0..2 {
+        assert_code(
+            phone.submit(&h.endpoint, &submit).await,
+            ErrorCode::StoppedOnCall,
+        );
+    }
+    let status = h.rp.status(envelope.request_id, 0).await.unwrap();
+    assert_eq!(status.status, RequestStatus::Cancelled);
+    assert_eq!(status.call_verdict, CallVerdict::Stopped);
+    // One stop, one event.
+    let stops = feed_kinds(&h, &phone)
+        .await
+        .into_iter()
+        .filter(|k| *k == SecurityEventKind::ApprovalStoppedOnCall)
+        .count();
+    assert_eq!(stops, 1);
+    // Another approval of the closed request, without that context, is
+    // simply closed.
+    assert_code(
+        decide(&h, &mut phone, &envelope, Outcome::Approve, None).await,
+        ErrorCode::RequestClosed,
+    );
+}
+
+#[tokio::test]
+async fn an_older_phone_s_version_1_approval_of_a_refused_kind_is_accepted_as_unknown() {
+    // The conscious choice (docs/protocol.md, "Call context"): an older
+    // phone cannot tell, and refusing its self-service logins and new
+    // devices would lock every person with it out of both. Only "on" is
+    // judged; the verdict says clear and the provider sees no context.
+    let h = Harness::start().await;
+    let (_, mut phone) = h.person(USER).await;
+    let portal = SelfServiceClient::new(h.endpoint.clone());
+    let step = portal
+        .start_contact_change(USER, ContactChannel::Email, "ny@example.org")
+        .await
+        .unwrap();
+    let envelope = h.envelope(&phone, step.request_id).await;
+    assert_eq!(envelope.kind, RequestKind::SelfService);
+    phone.counter += 1;
+    let decision = Decision::for_envelope(
+        &envelope,
+        phone.id(),
+        Outcome::Approve,
+        Some(step.binding_code.clone()),
+        phone.counter,
+    );
+    assert_eq!(decision.call_context, None);
+    let submit = SoftPhone::sign_decision(&phone.device_key, Some(&phone.pin_key), decision);
+    let receipt = phone.submit(&h.endpoint, &submit).await.unwrap();
+    assert_eq!(receipt.receipt.call_context, None);
+    assert_eq!(receipt_domain(&receipt), DOMAIN_RECEIPT.as_bytes());
+    let kinds = feed_kinds(&h, &phone).await;
+    assert!(!kinds.contains(&SecurityEventKind::ApprovalStoppedOnCall));
+}
+
 #[test]
 fn the_default_policy_refuses_the_eid_s_own_kinds_and_flags_providers() {
     let policy = eid_server::config::CallPolicyConfig::default();

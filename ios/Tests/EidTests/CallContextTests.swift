@@ -77,4 +77,24 @@ final class CallContextTests: ServerTestCase {
         let status = try server.eid(["rp", "status", "--request", requestID])
         XCTAssertEqual(status["call_verdict"] as? String, "clear")
     }
+
+    func testAProviderThatThrowsReportsEverySignalUnknownAndThePersonCanStillDecide() async throws {
+        let (eid, _) = try await activatedAuthenticator()
+        try await eid.setContextProvider(ThrowingContextProvider())
+        let (requestID, view) = try await pulledRequest(eid, text: "Log in to Swift Call Bank")
+        XCTAssertEqual(view.callSignals, FixedContextProvider.unknown)
+        XCTAssertNil(view.callWarning)
+        XCTAssertFalse(view.needsStartedMyself)
+        _ = try await eid.deny(view)
+        XCTAssertEqual(try server.status(request: requestID).status, "denied")
+    }
+}
+
+/// A provider whose platform reading fails.
+private final class ThrowingContextProvider: ContextProvider, @unchecked Sendable {
+    struct Unreadable: Error {}
+
+    func signals() throws -> CallSignals {
+        throw Unreadable()
+    }
 }

@@ -473,6 +473,15 @@ fn pulled_enrolment(e: &Enrolment) -> Option<PulledEnrolment> {
     })
 }
 
+/// The answer to an approval the call policy stopped (also to the same
+/// approval sent again).
+fn stopped_on_call() -> ApiError {
+    ApiError::new(
+        ErrorCode::StoppedOnCall,
+        "the phone saw a call, screen sharing or remote control; this kind of request is not approved then. The request was cancelled and the person notified",
+    )
+}
+
 /// Submits a decision signed by the device key and (to approve) the PIN key.
 /// Exactly one decision per request wins; resubmitting the same decision
 /// returns the same receipt.
@@ -561,6 +570,18 @@ pub(crate) async fn submit_decision(
             ));
         }
         _ => {
+            // The stopped approval sent again (a retry after a lost answer):
+            // the same answer, so the phone tells the person why. The stop
+            // keeps no hash of the decision; the same authenticator's
+            // approval with the same signed context is that decision for
+            // what the answer says.
+            if d.outcome == Outcome::Approve
+                && let Some(stop) = state.store.call_stop(d.request_id).await?
+                && stop.authenticator_id == auth.id
+                && d.call_context == Some(stop.call_context)
+            {
+                return Err(stopped_on_call());
+            }
             return Err(ApiError::new(
                 ErrorCode::RequestClosed,
                 "the request is closed",
@@ -659,10 +680,7 @@ pub(crate) async fn submit_decision(
         return Err(match stopped {
             StopResult::Stopped => {
                 tracing::info!(request = %d.request_id, authenticator = %auth.id, kind = ?e.kind, "approval stopped: the phone saw a call or screen sharing");
-                ApiError::new(
-                    ErrorCode::StoppedOnCall,
-                    "the phone saw a call, screen sharing or remote control; this kind of request is not approved then. The request was cancelled and the person notified",
-                )
+                stopped_on_call()
             }
             StopResult::NotPending => {
                 ApiError::new(ErrorCode::RequestClosed, "the request is closed")

@@ -13,6 +13,7 @@ import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInstance
 import dk.eid.authenticator.ffi.CallSignals
+import dk.eid.authenticator.ffi.ContextProvider
 import dk.eid.authenticator.ffi.EidException
 import dk.eid.authenticator.ffi.RequestKind
 import dk.eid.authenticator.ffi.SecurityEventKind
@@ -133,6 +134,26 @@ class CallContextTest {
                 eid.approve(off, PIN, swipeConfirmed = true)
                 val status = server.cli.run("rp", "status", "--request", requestId, apiKey = apiKey)
                 assertEquals("clear", status.jsonString("call_verdict"))
+            }
+        }
+    }
+
+    @Test
+    fun `a provider that throws reports every signal unknown, and the person can still decide`() = runBlocking {
+        Phone(server).use { phone ->
+            phone.activated().use { eid ->
+                eid.setContextProvider(
+                    object : ContextProvider {
+                        override fun signals(): CallSignals = throw IllegalStateException("no audio service")
+                    },
+                )
+                val requestId = server.cli.createRequest(apiKey, phone.userId, "Log in to Kotlin Call Bank")
+                val view = eid.refresh().single { it.requestId == requestId }
+                assertEquals(FixedContextProvider.UNKNOWN, view.callSignals)
+                assertNull(view.callWarning)
+                assertFalse(view.needsStartedMyself)
+                eid.deny(view)
+                assertEquals("denied", server.cli.status(apiKey, requestId))
             }
         }
     }
