@@ -1205,7 +1205,7 @@ pub(crate) async fn import_token_batch(
     .await
     .map_err(|_| inconsistent())?;
     let (document_id, batch_id, devices) = parsed.map_err(|e| {
-        tracing::info!(error = %e, "token batch refused");
+        tracing::info!(reason = %e, "token batch refused");
         bad(format!("pskc: {e}"))
     })?;
     let label = req

@@ -268,7 +268,50 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(move |req: Request, next| {
+            refuse_declared_oversize(limit, req, next)
+        }))
         .with_state(state)
+}
+
+/// Most bytes of a declared-oversized body read and thrown away before the
+/// 413 answer.
+const DRAIN_MAX_BYTES: u64 = 1024 * 1024;
+
+/// A body whose `Content-Length` is over the limit is refused (413,
+/// `payload_too_large`) before any handler runs. Up to [`DRAIN_MAX_BYTES`]
+/// of it is read first ("lingering close"): answering while the client is
+/// still sending and then closing the connection makes its TCP stack reset
+/// it, and the client sees a broken connection instead of the 413. A larger
+/// body is refused at once (reading it would only serve an attacker). The
+/// token-batch import has a larger limit of its own.
+async fn refuse_declared_oversize(
+    limit: usize,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let allowed = if req.uri().path() == "/v1/admin/token-batches" {
+        admin::TOKEN_BATCH_MAX_BODY.max(limit)
+    } else {
+        limit
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > allowed as u64 => {
+            if length <= DRAIN_MAX_BYTES {
+                use http_body_util::BodyExt;
+                let _ = http_body_util::Limited::new(req.into_body(), DRAIN_MAX_BYTES as usize)
+                    .collect()
+                    .await;
+            }
+            ApiError::new(ErrorCode::PayloadTooLarge, "request body too large").into_response()
+        }
+        _ => next.run(req).await,
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -249,7 +249,6 @@ pub(crate) struct ChipFormDoc {
     /// The ceremony id from the page (32 hex digits).
     ceremony: String,
     /// The browser's WebAuthn assertion as JSON (binary fields base64url).
-    #[schema(max_length = 16384)]
     credential: String,
     /// The chip's access code.
     access_code: String,
@@ -284,6 +283,7 @@ fn one<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         (status = 303, description = "to the redirect URI with code, state and iss; or back to the login page when the login's method is not the chip", headers(("Location" = String))),
         (status = 403, description = "the chip is blocked (a possible clone), or the form's CSRF token is wrong", content_type = "text/html"),
         (status = 422, description = "the chip or the access code was not accepted; a fresh challenge", content_type = "text/html"),
+        (status = 413, description = "payload_too_large", body = eid_protocol::wire::ErrorBody),
         (status = 429, description = "the chip is locked after wrong access codes, or rate_limited"),
         PageRefusals))]
 pub(crate) async fn post(
