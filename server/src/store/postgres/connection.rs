@@ -78,6 +78,18 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0011_api_keys_and_webhooks",
         include_str!("../../../migrations/postgres/0011_api_keys_and_webhooks.sql"),
     ),
+    (
+        "0012_code_devices",
+        include_str!("../../../migrations/postgres/0012_code_devices.sql"),
+    ),
+    (
+        "0013_chips",
+        include_str!("../../../migrations/postgres/0013_chips.sql"),
+    ),
+    (
+        "0014_call_context",
+        include_str!("../../../migrations/postgres/0014_call_context.sql"),
+    ),
 ];
 
 /// The advisory lock replicas take while migrating, so several starting at
