@@ -3,7 +3,7 @@
 
 use eid_protocol::events::SecurityEventKind;
 use eid_protocol::wire::{ChangeState, ContactChannel, ErrorCode};
-use eid_protocol::{AuthenticatorId, ChangeId, IdentityId, RequestId};
+use eid_protocol::{AuthenticatorId, ChangeId, IdentityId, Outcome, RequestId};
 use tokio_postgres::Row;
 
 use super::columns::{Col, col, get, i64_of, opt_col};
@@ -14,8 +14,8 @@ use super::requests::{cancel_pending_request, insert_request, pending_count};
 use crate::limits::CHANGE_START_WINDOW_MS;
 use crate::policy::{self, ChangeStart, ChangeStep};
 use crate::store::{
-    CHANGE_MAX_AGE_MS, CancelChangeResult, ChangeKind, ConfirmChangeResult, DecisionRecord,
-    Identity, NewEvent, StartChangeResult, StoreError, StoreResult, StoredChange, StoredRequest,
+    CHANGE_MAX_AGE_MS, CancelChangeResult, ChangeKind, ConfirmChangeResult, Identity, NewEvent,
+    StartChangeResult, StoreError, StoreResult, StoredChange, StoredRequest,
 };
 use crate::texts::{ContactChangeNote, USER_ID_TAKEN_MEANWHILE, contact_change_detail};
 
@@ -143,7 +143,8 @@ async fn record_contact_event(
 pub(super) async fn on_self_service_decision(
     t: &Tx<'_>,
     request_id: &RequestId,
-    record: &DecisionRecord,
+    authenticator_id: AuthenticatorId,
+    outcome: Outcome,
     now_ms: u64,
 ) -> StoreResult<()> {
     let change = opt(
@@ -158,8 +159,8 @@ pub(super) async fn on_self_service_decision(
     .map(|r| change_row(&r))
     .transpose()?;
     let Some(change) = change else { return Ok(()) };
-    let authenticator = Some(record.authenticator_id);
-    match policy::change_step(&change, *request_id, record.outcome, now_ms) {
+    let authenticator = Some(authenticator_id);
+    match policy::change_step(&change, *request_id, outcome, now_ms) {
         ChangeStep::Stale => {}
         ChangeStep::Cancel => {
             set_change_state(t, &change.id, ChangeState::Cancelled, now_ms).await?;
@@ -223,7 +224,7 @@ pub(super) async fn on_self_service_decision(
             set_change_state(t, &change.id, ChangeState::Completed, now_ms).await?;
         }
         ChangeStep::ApplyUserId => {
-            apply_user_id_change(t, &change, record.authenticator_id, now_ms).await?
+            apply_user_id_change(t, &change, authenticator_id, now_ms).await?
         }
     }
     Ok(())

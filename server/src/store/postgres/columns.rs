@@ -14,12 +14,15 @@ use std::error::Error;
 use bytes::BytesMut;
 use eid_protocol::wire::{AgentRole, ChangeState, ContactChannel, RequestStatus};
 use eid_protocol::{
-    AuthenticatorId, ChangeId, IdentityId, Outcome, PublicKey, RequestId, ServiceProviderId,
+    AuthenticatorId, CallVerdict, ChangeId, IdentityId, Outcome, PublicKey, RequestId,
+    ServiceProviderId,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
-use crate::store::{AuthenticatorState, ChangeKind, Channel, EnrolmentStoredState, StoreResult};
+use crate::store::{
+    AuthenticatorState, ChangeKind, Channel, EnrolmentStoredState, LoginMethod, StoreResult,
+};
 
 /// A value as a column (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +115,21 @@ named_column!(Outcome, "decision outcome", {
     Outcome::Approve => "approve" => Outcome::Approve,
     Outcome::Deny => "deny" => Outcome::Deny,
     Outcome::ReportFraud => "report_fraud" => Outcome::ReportFraud,
+});
+
+named_column!(CallVerdict, "call verdict", {
+    CallVerdict::Clear => "clear" => CallVerdict::Clear,
+    CallVerdict::Allowed => "allowed" => CallVerdict::Allowed,
+    CallVerdict::Flagged => "flagged" => CallVerdict::Flagged,
+    CallVerdict::Stopped => "stopped" => CallVerdict::Stopped,
+});
+
+named_column!(LoginMethod, "login method", {
+    LoginMethod::App => "app" => LoginMethod::App,
+    LoginMethod::CodeDisplay => "code_display" => LoginMethod::CodeDisplay,
+    LoginMethod::CodeReader => "code_reader" => LoginMethod::CodeReader,
+    LoginMethod::Chip => "chip" => LoginMethod::Chip,
+    LoginMethod::AppAndChip => "app_chip" => LoginMethod::AppAndChip,
 });
 
 named_column!(ChangeState, "change state", {

@@ -15,9 +15,8 @@ use super::requests::{insert_request, load_request};
 use crate::limits::ENROLMENT_WINDOW_MS;
 use crate::policy;
 use crate::store::{
-    Authenticator, AuthenticatorState, CancelEnrolmentResult, DecisionRecord, Enrolment,
-    EnrolmentPoll, EnrolmentStoredState, NewEvent, StartEnrolmentResult, StoreResult,
-    StoredRequest,
+    Authenticator, AuthenticatorState, CancelEnrolmentResult, Enrolment, EnrolmentPoll,
+    EnrolmentStoredState, NewEvent, StartEnrolmentResult, StoreResult, StoredRequest,
 };
 
 fn device_event(
@@ -113,10 +112,10 @@ async fn close_enrolment(t: &Tx<'_>, id: &AuthenticatorId, now_ms: u64) -> Store
 pub(super) async fn decide_enrolment(
     t: &Tx<'_>,
     request_id: &RequestId,
-    record: &DecisionRecord,
+    outcome: Outcome,
+    now: u64,
 ) -> StoreResult<()> {
-    let now = record.decided_at_ms;
-    let approved = record.outcome == Outcome::Approve;
+    let approved = outcome == Outcome::Approve;
     let sql = if approved {
         "UPDATE device_enrolments SET state = 'waiting', usable_at_ms = $2 + wait_ms \
          WHERE request_id = $1 AND state = 'awaiting_approval' RETURNING id, identity_id"

@@ -16,6 +16,8 @@
 
 mod audit;
 mod changes;
+mod chips;
+mod code_devices;
 mod columns;
 mod connection;
 mod enrolments;
@@ -745,6 +747,228 @@ impl Store for PostgresStore {
     async fn purge_oidc_logins(&self, now_ms: u64, limit: u32) -> StoreResult<u64> {
         tx!(self.claim, [], |t| oidc::purge_oidc_logins(
             t, now_ms, limit
+        ))
+    }
+
+    async fn stop_on_call(
+        &self,
+        request_id: RequestId,
+        authenticator_id: AuthenticatorId,
+        call_context: eid_protocol::CallContext,
+        now_ms: u64,
+    ) -> StoreResult<StopResult> {
+        let context_json = serde_json::to_string(&call_context)?;
+        tx!(self.write, [context_json], |t| requests::stop_on_call(
+            t,
+            request_id,
+            authenticator_id,
+            &context_json,
+            now_ms
+        ))
+    }
+
+    async fn call_stop(&self, request_id: RequestId) -> StoreResult<Option<CallStop>> {
+        tx!(self.read, [], |t| requests::call_stop(t, request_id))
+    }
+
+    async fn choose_oidc_login_method(
+        &self,
+        id: LoginId,
+        method: LoginMethod,
+        hardware_identity_id: Option<IdentityId>,
+    ) -> StoreResult<bool> {
+        tx!(self.write, [], |t| oidc::choose_oidc_login_method(
+            t,
+            id,
+            method,
+            hardware_identity_id
+        ))
+    }
+
+    async fn pass_oidc_first_factor(
+        &self,
+        id: LoginId,
+        method: LoginMethod,
+        first_factor: String,
+    ) -> StoreResult<bool> {
+        tx!(
+            self.write,
+            [first_factor],
+            |t| oidc::pass_oidc_first_factor(t, id, method, &first_factor)
+        )
+    }
+
+    async fn import_token_batch(
+        &self,
+        audit: NewAudit,
+        batch: TokenBatch,
+        devices: Vec<CodeDevice>,
+    ) -> StoreResult<ImportResult> {
+        tx!(self.write, [audit, batch, devices], |t| {
+            code_devices::import_token_batch(t, &audit, &batch, &devices)
+        })
+    }
+
+    async fn code_device(&self, serial: &str) -> StoreResult<Option<CodeDevice>> {
+        let serial = serial.to_owned();
+        tx!(self.read, [serial], |t| code_devices::code_device(
+            t, &serial
+        ))
+    }
+
+    async fn code_devices_of(&self, identity_id: IdentityId) -> StoreResult<Vec<CodeDevice>> {
+        tx!(self.read, [], |t| code_devices::code_devices_of(
+            t,
+            identity_id
+        ))
+    }
+
+    async fn use_code_step(
+        &self,
+        serial: &str,
+        identity_id: IdentityId,
+        step: u64,
+        now_ms: u64,
+    ) -> StoreResult<CodeStepResult> {
+        let serial = serial.to_owned();
+        tx!(self.write, [serial], |t| code_devices::use_code_step(
+            t,
+            &serial,
+            identity_id,
+            step,
+            now_ms
+        ))
+    }
+
+    async fn record_code_device_attempt(
+        &self,
+        serial: &str,
+        attempt: CodeAttempt,
+        now_ms: u64,
+    ) -> StoreResult<AttemptRecorded> {
+        let serial = serial.to_owned();
+        tx!(self.write, [serial, attempt], |t| {
+            code_devices::record_code_device_attempt(t, &serial, attempt, now_ms)
+        })
+    }
+
+    async fn activate_code_device_by_support(
+        &self,
+        activation: SupportActivation,
+    ) -> StoreResult<SupportActivationResult> {
+        let SupportActivation {
+            user_id_folded,
+            code_sha256_for,
+            max_tries,
+            serial,
+            step,
+            access_code_hash,
+            now_ms,
+        } = activation;
+        let activation = code_devices::Activation {
+            user_id_folded,
+            max_tries,
+            serial,
+            step,
+            access_code_hash,
+            now_ms,
+        };
+        // Shared by the attempts of a transaction run again.
+        let hasher = Arc::new(Mutex::new(code_sha256_for));
+        let hash_for = move |id: IdentityId| -> [u8; 32] {
+            match hasher.lock() {
+                Ok(f) => f(id),
+                Err(poisoned) => (poisoned.into_inner())(id),
+            }
+        };
+        let hash_for: Arc<dyn Fn(IdentityId) -> [u8; 32] + Send + Sync> = Arc::new(hash_for);
+        tx!(self.write, [activation, hash_for], |t| {
+            code_devices::activate_code_device_by_support(t, &activation, &*hash_for)
+        })
+    }
+
+    async fn deactivate_code_device(
+        &self,
+        identity_id: IdentityId,
+        serial: &str,
+        now_ms: u64,
+    ) -> StoreResult<bool> {
+        let serial = serial.to_owned();
+        tx!(self.write, [serial], |t| {
+            code_devices::deactivate_code_device(t, identity_id, &serial, now_ms)
+        })
+    }
+
+    async fn request_code_device_activation(
+        &self,
+        serial: &str,
+        identity_id: IdentityId,
+        request_id: RequestId,
+        step: u64,
+        access_code_hash: crate::access_code::AccessCodeHash,
+    ) -> StoreResult<bool> {
+        let serial = serial.to_owned();
+        tx!(self.write, [serial, access_code_hash], |t| {
+            code_devices::request_code_device_activation(
+                t,
+                &serial,
+                identity_id,
+                request_id,
+                step,
+                &access_code_hash,
+            )
+        })
+    }
+
+    async fn complete_oidc_login_by_hardware(
+        &self,
+        id: LoginId,
+        receipt: SignedHardwareReceipt,
+        code_sha256: [u8; 32],
+        code_expires_at_ms: u64,
+    ) -> StoreResult<bool> {
+        let method = LoginMethod::parse(&receipt.receipt.method)
+            .ok_or(StoreError::Conflict("hardware receipt method"))?;
+        let receipt_json = serde_json::to_string(&receipt)?;
+        tx!(self.write, [receipt_json], |t| {
+            oidc::complete_oidc_login_by_hardware(
+                t,
+                id,
+                method,
+                &receipt_json,
+                code_sha256,
+                code_expires_at_ms,
+            )
+        })
+    }
+
+    async fn put_chip_ceremony(&self, ceremony: ChipCeremony, now_ms: u64) -> StoreResult<()> {
+        tx!(self.write, [ceremony], |t| chips::put_ceremony(
+            t, &ceremony, now_ms
+        ))
+    }
+
+    async fn take_chip_ceremony(
+        &self,
+        id: [u8; 16],
+        now_ms: u64,
+    ) -> StoreResult<Option<ChipCeremony>> {
+        tx!(self.write, [], |t| chips::take_ceremony(t, id, now_ms))
+    }
+
+    async fn add_chip(&self, chip: Chip, event: NewEvent) -> StoreResult<AddChipResult> {
+        tx!(self.write, [chip, event], |t| chips::add_chip(
+            t, &chip, &event
+        ))
+    }
+
+    async fn chips_of(&self, identity_id: IdentityId) -> StoreResult<Vec<Chip>> {
+        tx!(self.read, [], |t| chips::chips_of(t, identity_id))
+    }
+
+    async fn save_chip(&self, chip: Chip, events: Vec<NewEvent>) -> StoreResult<bool> {
+        tx!(self.write, [chip, events], |t| chips::save_chip(
+            t, &chip, &events
         ))
     }
 }

@@ -1,13 +1,14 @@
 //! OpenID Connect clients and logins (see docs/oidc.md): every handle a
 //! client or browser holds is stored only as its SHA-256.
 
-use eid_protocol::RequestId;
+use eid_protocol::{IdentityId, RequestId};
 use tokio_postgres::Row;
 
 use super::columns::{Col, col, get, i64_of, is_unique_violation, opt_col};
 use super::connection::{Tx, exec, opt};
 use crate::store::{
-    BindLoginResult, LoginId, OidcClient, OidcLogin, RedeemResult, StoreError, StoreResult,
+    BindLoginResult, LoginId, LoginMethod, OidcClient, OidcLogin, RedeemResult, StoreError,
+    StoreResult,
 };
 
 /// Stores a client (in an admin action's transaction).
@@ -78,7 +79,8 @@ pub(super) async fn oidc_client(t: &Tx<'_>, client_id: &str) -> StoreResult<Opti
 
 const LOGIN_COLUMNS: &str = "id, client_id, params, created_at_ms, request_uri_expires_at_ms, \
      expires_at_ms, browser_sha256, request_id, request_expires_at_ms, code_expires_at_ms, \
-     redeemed_at_ms, access_expires_at_ms, revoked";
+     redeemed_at_ms, access_expires_at_ms, revoked, method, hardware_identity_id, first_factor, \
+     hardware_receipt";
 
 fn login_row(r: &Row) -> StoreResult<OidcLogin> {
     let params: &str = get(r, 2)?;
@@ -96,6 +98,13 @@ fn login_row(r: &Row) -> StoreResult<OidcLogin> {
         redeemed_at_ms: opt_col(r, 10)?,
         access_expires_at_ms: opt_col(r, 11)?,
         revoked: get(r, 12)?,
+        method: col(r, 13)?,
+        hardware_identity_id: opt_col(r, 14)?,
+        first_factor: get(r, 15)?,
+        hardware_receipt: match get::<Option<&str>>(r, 16)? {
+            Some(json) => Some(serde_json::from_str(json)?),
+            None => None,
+        },
     })
 }
 
@@ -316,4 +325,70 @@ pub(super) async fn purge_oidc_logins(t: &Tx<'_>, now_ms: u64, limit: u32) -> St
         &[&i64_of(now_ms), &i64::from(limit)],
     )
     .await
+}
+
+/// The transaction of [`Store::choose_oidc_login_method`](crate::store::Store::choose_oidc_login_method).
+pub(super) async fn choose_oidc_login_method(
+    t: &Tx<'_>,
+    id: LoginId,
+    method: LoginMethod,
+    hardware_identity_id: Option<IdentityId>,
+) -> StoreResult<bool> {
+    let n = exec(
+        t,
+        "UPDATE oidc_logins SET method = $2, hardware_identity_id = $3, request_id = NULL, \
+         request_expires_at_ms = NULL, first_factor = NULL \
+         WHERE id = $1 AND code_sha256 IS NULL",
+        &[
+            &id.0.as_slice(),
+            &Col(method),
+            &hardware_identity_id.map(Col),
+        ],
+    )
+    .await?;
+    Ok(n == 1)
+}
+
+/// The transaction of [`Store::pass_oidc_first_factor`](crate::store::Store::pass_oidc_first_factor).
+pub(super) async fn pass_oidc_first_factor(
+    t: &Tx<'_>,
+    id: LoginId,
+    method: LoginMethod,
+    first_factor: &str,
+) -> StoreResult<bool> {
+    let n = exec(
+        t,
+        "UPDATE oidc_logins SET first_factor = $3 \
+         WHERE id = $1 AND method = $2 AND code_sha256 IS NULL",
+        &[&id.0.as_slice(), &Col(method), &first_factor],
+    )
+    .await?;
+    Ok(n == 1)
+}
+
+/// The transaction of [`Store::complete_oidc_login_by_hardware`](crate::store::Store::complete_oidc_login_by_hardware):
+/// one conditional update, so a login gets one code whichever replica
+/// completes it first.
+pub(super) async fn complete_oidc_login_by_hardware(
+    t: &Tx<'_>,
+    id: LoginId,
+    method: LoginMethod,
+    receipt_json: &str,
+    code_sha256: [u8; 32],
+    code_expires_at_ms: u64,
+) -> StoreResult<bool> {
+    let n = exec(
+        t,
+        "UPDATE oidc_logins SET hardware_receipt = $3, code_sha256 = $4, \
+         code_expires_at_ms = $5 WHERE id = $1 AND method = $2 AND code_sha256 IS NULL",
+        &[
+            &id.0.as_slice(),
+            &Col(method),
+            &receipt_json,
+            &code_sha256.as_slice(),
+            &i64_of(code_expires_at_ms),
+        ],
+    )
+    .await?;
+    Ok(n == 1)
 }

@@ -18,13 +18,13 @@ use super::identities::{load_authenticator, load_identity};
 use super::outbox::{EVENT_COLUMNS, event_row, insert_event, lock_identity};
 use crate::policy;
 use crate::store::{
-    CancelResult, ChangeKind, CreateResult, DecideResult, DecisionContext, DecisionRecord,
-    FeedCursors, LimitScope, NewEvent, PullSnapshot, RequestLimits, StoreError, StoreResult,
-    StoredRequest, Window,
+    CallStop, CancelResult, ChangeKind, CreateResult, DecideResult, DecisionContext,
+    DecisionRecord, FeedCursors, LimitScope, NewEvent, PullSnapshot, RequestLimits, StopResult,
+    StoreError, StoreResult, StoredRequest, Window,
 };
 
 pub(super) const REQUEST_SELECT: &str = "SELECT r.envelope, r.envelope_signature, r.binding_code, r.status, \
-     d.authenticator_id, d.outcome, d.counter, d.decision_sha256, d.receipt, d.decided_at_ms \
+     d.authenticator_id, d.outcome, d.counter, d.decision_sha256, d.receipt, d.decided_at_ms, d.call_verdict \
      FROM requests r LEFT JOIN decisions d ON d.request_id = r.id";
 
 pub(super) fn request_row(row: &Row) -> StoreResult<StoredRequest> {
@@ -43,6 +43,7 @@ pub(super) fn request_row(row: &Row) -> StoreResult<StoredRequest> {
                 decision_sha256: col(row, 7)?,
                 receipt,
                 decided_at_ms: col(row, 9)?,
+                call_verdict: col(row, 10)?,
             })
         }
     };
@@ -538,7 +539,7 @@ pub(super) async fn decide(
     exec(
         t,
         "INSERT INTO decisions (request_id, authenticator_id, outcome, counter, decision_sha256, receipt, \
-         decided_at_ms, identity_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         decided_at_ms, identity_id, call_verdict) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &[
             &Col(request_id),
             &Col(record.authenticator_id),
@@ -548,6 +549,7 @@ pub(super) async fn decide(
             &receipt_json,
             &i64_of(record.decided_at_ms),
             &Col(identity_id),
+            &Col(record.call_verdict),
         ],
     )
     .await?;
@@ -578,7 +580,8 @@ pub(super) async fn decide(
         &[&Col(record.authenticator_id), &i64_of(record.counter)],
     )
     .await?;
-    decide_enrolment(t, &request_id, record).await?;
+    decide_enrolment(t, &request_id, record.outcome, record.decided_at_ms).await?;
+    super::code_devices::on_decision(t, &request_id, record, now_ms).await?;
     if let Some(kind) = policy::decision_event(record.outcome, notify_every_use) {
         let provider_name: Option<String> = match opt(
             t,
@@ -605,7 +608,14 @@ pub(super) async fn decide(
         .await?;
     }
     if provider == eid_protocol::SELF_SERVICE_PROVIDER_ID {
-        on_self_service_decision(t, &request_id, record, now_ms).await?;
+        on_self_service_decision(
+            t,
+            &request_id,
+            record.authenticator_id,
+            record.outcome,
+            now_ms,
+        )
+        .await?;
     } else if record.outcome == Outcome::ReportFraud {
         // "This wasn't me": this provider's new requests for this
         // person are held from now (a new report restarts the hold).
@@ -685,6 +695,89 @@ pub(super) async fn cancel_request(
     .await?;
     super::webhooks::enqueue(t, &id, RequestStatus::Cancelled, now_ms).await?;
     Ok(CancelResult::Cancelled)
+}
+
+/// The transaction of [`Store::stop_on_call`](crate::store::Store::stop_on_call).
+pub(super) async fn stop_on_call(
+    t: &Tx<'_>,
+    id: RequestId,
+    authenticator_id: AuthenticatorId,
+    context_json: &str,
+    now_ms: u64,
+) -> StoreResult<StopResult> {
+    // Locked like a decision: a stop, a decision and a cancel of one
+    // request (on any replica) queue, and only the first of them wins.
+    if opt(
+        t,
+        "SELECT 1 FROM requests WHERE id = $1 FOR UPDATE",
+        &[&Col(id)],
+    )
+    .await?
+    .is_none()
+    {
+        return Err(StoreError::Inconsistent("request vanished"));
+    }
+    let Some(request) = load_request(t, &id).await? else {
+        return Err(StoreError::Inconsistent("request vanished"));
+    };
+    if request.status_at(now_ms) != RequestStatus::Pending || request.decision.is_some() {
+        return Ok(StopResult::NotPending);
+    }
+    if !cancel_pending_request(t, &id).await? {
+        return Ok(StopResult::NotPending);
+    }
+    exec(
+        t,
+        "INSERT INTO call_stops (request_id, authenticator_id, call_context, stopped_at_ms) \
+         VALUES ($1, $2, $3, $4)",
+        &[
+            &Col(id),
+            &Col(authenticator_id),
+            &context_json,
+            &i64_of(now_ms),
+        ],
+    )
+    .await?;
+    super::webhooks::enqueue(t, &id, RequestStatus::Cancelled, now_ms).await?;
+    let e = &request.envelope;
+    // Stopped counts as a refusal for what hangs on the request: a new
+    // device is not added, a contact or user-ID change does not go on.
+    decide_enrolment(t, &id, Outcome::Deny, now_ms).await?;
+    if e.service_provider_id == eid_protocol::SELF_SERVICE_PROVIDER_ID {
+        on_self_service_decision(t, &id, authenticator_id, Outcome::Deny, now_ms).await?;
+    }
+    insert_event(
+        t,
+        &NewEvent {
+            identity_id: e.identity_id,
+            kind: SecurityEventKind::ApprovalStoppedOnCall,
+            authenticator_id: Some(authenticator_id),
+            detail: Some(e.service_provider_name.clone()),
+            occurred_at_ms: now_ms,
+            extra_recipients: Vec::new(),
+        },
+    )
+    .await?;
+    Ok(StopResult::Stopped)
+}
+
+/// The read of [`Store::call_stop`](crate::store::Store::call_stop).
+pub(super) async fn call_stop(t: &Tx<'_>, id: RequestId) -> StoreResult<Option<CallStop>> {
+    let Some(row) = opt(
+        t,
+        "SELECT authenticator_id, call_context, stopped_at_ms FROM call_stops WHERE request_id = $1",
+        &[&Col(id)],
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let json: &str = get(&row, 1)?;
+    Ok(Some(CallStop {
+        authenticator_id: col(&row, 0)?,
+        call_context: serde_json::from_str(json)?,
+        stopped_at_ms: col(&row, 2)?,
+    }))
 }
 
 /// The transaction of [`Store::count_pending`](crate::store::Store::count_pending).
