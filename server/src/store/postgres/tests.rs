@@ -83,3 +83,167 @@ async fn an_unreachable_database_answers_unavailable_as_a_503_and_shows_no_passw
             .contains(&format!("127.0.0.1:{port}/eiddb"))
     );
 }
+
+/// Two replicas: two stores, each with its own pool, on one scratch
+/// database, and an identity with an active code device `S1` on it.
+async fn two_replicas_with_a_code_device() -> Option<(
+    ScratchDatabase,
+    std::sync::Arc<super::PostgresStore>,
+    std::sync::Arc<super::PostgresStore>,
+    eid_protocol::IdentityId,
+)> {
+    use crate::access_code::AccessCodeHash;
+    use crate::store::*;
+
+    const T0: u64 = 1_795_000_000_000;
+    let url = test_database_url()?;
+    let db = ScratchDatabase::create(&url).await;
+    let a = std::sync::Arc::new(db.store().await);
+    let b = std::sync::Arc::new(db.store().await);
+    let anna = Identity {
+        id: IdentityId::random(),
+        user_id: "anna".into(),
+        user_id_folded: "anna".into(),
+        display_name: None,
+        blocked: false,
+        created_at_ms: T0,
+        phone: Some("+4520304050".into()),
+        email: None,
+        notify_every_use: false,
+    };
+    a.create_identity(anna.clone()).await.unwrap();
+    let batch = TokenBatch {
+        id: [1; 16],
+        label: "b".into(),
+        imported_at_ms: T0,
+        device_count: 1,
+    };
+    let device = CodeDevice {
+        serial: "S1".into(),
+        batch_id: batch.id,
+        kind: CodeDeviceKind::CodeDisplay,
+        algorithm: crate::code_devices::totp::Algorithm::Sha1,
+        digits: 6,
+        step_secs: 30,
+        sealed_seed: vec![1; 40],
+        identity_id: None,
+        state: CodeDeviceState::Unassigned,
+        last_step: None,
+        failures: 0,
+        blocks: 0,
+        blocked_until_ms: None,
+        access_code_hash: None,
+        added_at_ms: T0,
+        activated_at_ms: None,
+        last_used_at_ms: None,
+    };
+    let audit = NewAudit {
+        at_ms: T0,
+        agent_id: None,
+        agent_name: "bootstrap".into(),
+        action: AuditAction::ImportTokenBatch,
+        identity_id: None,
+        service_provider_id: None,
+        target_agent_id: None,
+        reason: None,
+        outcome: AuditOutcome::Done,
+    };
+    a.import_token_batch(audit, batch, vec![device])
+        .await
+        .unwrap();
+    a.put_activation_code(ActivationCode {
+        identity_id: anna.id,
+        code_sha256: [5; 32],
+        created_at_ms: T0,
+        expires_at_ms: T0 + 3_600_000,
+    })
+    .await
+    .unwrap();
+    let activated = b
+        .activate_code_device_by_support(SupportActivation {
+            user_id_folded: "anna".into(),
+            code_sha256_for: Box::new(|_| [5; 32]),
+            max_tries: 3,
+            serial: "S1".into(),
+            step: 10,
+            access_code_hash: AccessCodeHash::from_stored("$argon2id$x".into()),
+            now_ms: T0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(activated, SupportActivationResult::Activated(anna.id));
+    Some((db, a, b, anna.id))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_50_tries_of_one_code_step_split_over_two_replicas_exactly_one_is_accepted() {
+    use crate::store::{CodeStepResult, Store};
+
+    let Some((_db, a, b, anna)) = two_replicas_with_a_code_device().await else {
+        return;
+    };
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(50));
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let replica = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            replica
+                .use_code_step("S1", anna, 11, 1_795_000_000_000)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    let accepted = results
+        .iter()
+        .filter(|r| **r == CodeStepResult::Accepted)
+        .count();
+    let replayed = results
+        .iter()
+        .filter(|r| **r == CodeStepResult::Replayed)
+        .count();
+    assert_eq!((accepted, replayed), (1, 49), "{results:?}");
+    let device = b.code_device("S1").await.unwrap().unwrap();
+    assert_eq!(device.last_step, Some(11));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chip_ceremony_taken_on_two_replicas_at_once_is_given_out_once() {
+    use crate::store::{CeremonyPurpose, ChipCeremony, Store};
+
+    let Some((_db, a, b, anna)) = two_replicas_with_a_code_device().await else {
+        return;
+    };
+    const NOW: u64 = 1_795_000_000_000;
+    let ceremony = ChipCeremony {
+        id: [7; 16],
+        identity_id: anna,
+        purpose: CeremonyPurpose::Login,
+        subject: Some([9; 16]),
+        state: "{}".into(),
+        expires_at_ms: NOW + 300_000,
+    };
+    a.put_chip_ceremony(ceremony.clone(), NOW).await.unwrap();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let replica = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            replica.take_chip_ceremony([7; 16], NOW + 1).await.unwrap()
+        }));
+    }
+    let mut taken = Vec::new();
+    for task in tasks {
+        taken.extend(task.await.unwrap());
+    }
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].subject, Some([9; 16]));
+    assert_eq!(taken[0].purpose, CeremonyPurpose::Login);
+}
