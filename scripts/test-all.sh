@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test suite of the project:
 #   1. the Rust workspace: unit tests, the server's API tests, the end-to-end
-#      suite in tests/ (core against the real server over TLS), the CLI tests;
+#      suite in tests/ (core against the real server over TLS), the CLI tests,
+#      and the PostgreSQL backend's tests (store conformance, several
+#      replicas on one database) against a throw-away PostgreSQL cluster
+#      (scripts/with-postgres.sh);
 #   2. the Kotlin shell's JUnit tests on the JVM (Maven) against the host-built
 #      library and a real eid-server;
 #   3. the Swift package's XCTest suite against the same, with a native swift
@@ -16,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
 cargo --version
-cargo test --workspace --locked
+./scripts/with-postgres.sh cargo test --workspace --locked
 echo "rust: done after $((SECONDS - started)) s"
 # The phone library's size budget (release-small build of the cdylib).
 ./scripts/lib-size.sh --check

@@ -1,8 +1,9 @@
 //! `eid serve`: the reference server in the foreground on a data folder, for
 //! scripts and the crash harness (cli/tests/cli/crash.rs), which needs a server it
 //! can kill with SIGKILL and restart on the same folder. The production server
-//! is the `eid-server` binary (configuration file); this one takes two flags
-//! and, of the environment, only `EID_SERVER_PROFILE`.
+//! is the `eid-server` binary (configuration file); this one takes three flags
+//! and, of the environment, only `EID_SERVER_PROFILE` and
+//! `EID_SERVER_DATABASE_URL` (the flag's variable).
 //! Both log the same way to stderr (`EID_LOG`, see `eid_server::init_logging`).
 
 use std::io::Write;
@@ -25,6 +26,17 @@ pub(crate) struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (printed).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
+    /// The PostgreSQL database shared by several servers
+    /// (postgres://user:password@host:port/db); unset, SQLite in the data
+    /// folder. It may hold a password: prefer the variable to the flag,
+    /// whose value other local users can see in the process list.
+    #[arg(long, env = "EID_SERVER_DATABASE_URL", hide_env_values = true, value_parser = database_url)]
+    database_url: Option<eid_server::config::DatabaseUrl>,
+}
+
+/// Wraps the URL at once, so no `Debug` of the arguments shows a password.
+fn database_url(text: &str) -> Result<eid_server::config::DatabaseUrl, String> {
+    Ok(eid_server::config::DatabaseUrl::new(text))
 }
 
 /// Starts the server, prints where it listens (one line: JSON with `--json`;
@@ -43,6 +55,7 @@ pub(crate) async fn run(common: &Common, args: &ServeArgs) -> Result<Report, Cli
     let config = eid_server::Config {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
+        database_url: args.database_url.clone(),
         ..eid_server::Config::defaults_for(profile)
     };
     eid_server::init_logging(config.log_format);

@@ -3,13 +3,24 @@
 //!
 //! Only facts that are immutable or that change through one known path go
 //! here: that path evicts with [`ImmutableCache::remove_where`] after its
-//! commit (a user ID changed through self-service). Anything that changes
+//! commit (a user ID changed through self-service). With several replicas
+//! on one database, an eviction is also published to the other replicas
+//! (a PostgreSQL `NOTIFY`, see [`ImmutableCache::attach_peers`]), which
+//! empty their copy of that cache ([`ImmutableCache::clear_local`]): such
+//! changes are rare, and emptying is always correct (a miss reads the store). Anything that changes
 //! often (blocked, locked, counters) is always read from the store, inside
 //! the transaction that depends on it.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
+
+use crate::waiters::Publish;
+
+/// The message that empties the cache `name` on every other replica.
+pub(crate) fn evict_message(name: &str) -> String {
+    format!("evict:{name}")
+}
 
 /// A bounded map of immutable records; when full it starts over, which keeps
 /// it simple and is harmless because every miss falls back to the store.
@@ -19,6 +30,9 @@ pub(crate) struct ImmutableCache<K, V> {
     /// Bumped by every eviction, so a value read from the store before an
     /// eviction is not cached after it (see [`ImmutableCache::insert_unless_evicted`]).
     evictions: std::sync::atomic::AtomicU64,
+    /// The cache's name and where its evictions are published, with
+    /// several replicas.
+    peers: OnceLock<(&'static str, Publish)>,
 }
 
 impl<K: Eq + Hash, V: Clone> ImmutableCache<K, V> {
@@ -28,6 +42,24 @@ impl<K: Eq + Hash, V: Clone> ImmutableCache<K, V> {
             map: RwLock::new(HashMap::new()),
             max_entries,
             evictions: std::sync::atomic::AtomicU64::new(0),
+            peers: OnceLock::new(),
+        }
+    }
+
+    /// Publishes every eviction, as [`evict_message`]`(name)`, to the other
+    /// replicas from now on.
+    pub(crate) fn attach_peers(&self, name: &'static str, publish: Publish) {
+        let _ = self.peers.set((name, publish));
+    }
+
+    /// Forgets everything on this replica only (another replica evicted,
+    /// or the link to the other replicas was lost and an eviction may have
+    /// been missed). Values read before are not cached after it.
+    pub(crate) fn clear_local(&self) {
+        if let Ok(mut map) = self.map.write() {
+            self.evictions
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            map.clear();
         }
     }
 
@@ -64,6 +96,9 @@ impl<K: Eq + Hash, V: Clone> ImmutableCache<K, V> {
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             map.retain(|k, v| !predicate(k, v));
         }
+        if let Some((name, publish)) = self.peers.get() {
+            publish(evict_message(name));
+        }
     }
 
     /// Remembers a value read from the store.
@@ -80,6 +115,31 @@ impl<K: Eq + Hash, V: Clone> ImmutableCache<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_eviction_is_published_and_a_peer_s_clear_forgets_everything() {
+        let cache = ImmutableCache::new(10);
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&sent);
+        cache.attach_peers(
+            "identity_ids",
+            std::sync::Arc::new(move |m| sink.lock().unwrap().push(m)),
+        );
+        cache.insert("a", 1);
+        cache.insert("b", 2);
+        cache.remove_where(|_, v| *v == 1);
+        assert_eq!(*sent.lock().unwrap(), vec!["evict:identity_ids".to_owned()]);
+        let stamp = cache.stamp();
+        cache.clear_local();
+        assert_eq!(cache.get(&"b"), None);
+        cache.insert_unless_evicted(stamp, "b", 2);
+        assert_eq!(cache.get(&"b"), None, "read before the clear: not cached");
+        assert_eq!(
+            sent.lock().unwrap().len(),
+            1,
+            "a local clear is not published"
+        );
+    }
 
     #[test]
     fn starts_over_when_full() {

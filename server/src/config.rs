@@ -88,6 +88,13 @@ pub struct Config {
     /// sharing or remote control, per request kind and per service provider
     /// (docs/protocol.md, "Call context").
     pub call_policy: CallPolicyConfig,
+    /// The PostgreSQL database (`postgres://user:password@host:port/db`,
+    /// `?sslmode=require` for TLS) shared by several replicas of the server.
+    /// Unset, the server keeps its data in SQLite in `data_dir` (one
+    /// process). The URL may hold a password: set it through
+    /// `EID_SERVER_DATABASE_URL` rather than a file or a command line; it
+    /// is never logged or printed (host and database only).
+    pub database_url: Option<DatabaseUrl>,
 }
 
 /// The call policy: one disposition per request kind (`allow`, `flag` or
@@ -164,6 +171,63 @@ impl CallPolicyConfig {
             #[allow(unreachable_patterns)]
             _ => crate::policy::CallDisposition::Refuse,
         }
+    }
+}
+
+/// A PostgreSQL connection URL. It may hold a password, so nothing shows
+/// it: `Debug` and the printed configuration show it with the password
+/// replaced, logs name host and database only; the text is wiped when
+/// dropped.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL itself, for the driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with its password (if any) replaced, for display.
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(&self.0) {
+            Ok(mut u) => {
+                if u.password().is_some() {
+                    let _ = u.set_password(Some(crate::effective_config::REDACTED));
+                }
+                // Query parameters may carry a password too (`password=`).
+                if u.query().is_some_and(|q| q.contains("password")) {
+                    u.set_query(Some(crate::effective_config::REDACTED));
+                }
+                u.to_string()
+            }
+            // A key=value string: no telling where the password is.
+            Err(_) => crate::effective_config::REDACTED.to_owned(),
+        }
+    }
+}
+
+impl Drop for DatabaseUrl {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    // The printed configuration (`--print-config`) shows it redacted.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
     }
 }
 
@@ -767,6 +831,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             oidc_issuer: None,
             call_policy: CallPolicyConfig::default(),
+            database_url: None,
         }
     }
 }
@@ -796,6 +861,7 @@ impl std::fmt::Debug for Config {
             .field("connections", &self.connections)
             .field("allowed_origins", &self.allowed_origins)
             .field("oidc_issuer", &self.oidc_issuer)
+            .field("database_url", &self.database_url)
             .finish_non_exhaustive()
     }
 }
@@ -877,6 +943,12 @@ impl Config {
             return Err(Box::new(figment::Error::from(format!(
                 "connections.{name} is 0; it must be at least 1"
             ))));
+        }
+        if let Some(url) = &self.database_url
+            && let Err(e) = crate::store::postgres::parse_database_url(url.expose())
+        {
+            // The error names no part of the URL: it may hold a password.
+            return Err(Box::new(figment::Error::from(format!("database_url: {e}"))));
         }
         if let Err(refused) = self.check_profile() {
             return Err(Box::new(figment::Error::from(refused.to_string())));

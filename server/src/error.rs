@@ -17,6 +17,9 @@ pub struct ApiError {
     /// The server's time, sent as the `eid-server-time` header (clock-skew
     /// refusals, so the device can correct its request timestamp).
     pub server_time_ms: Option<u64>,
+    /// The storage could not be reached: answered 503 with `Retry-After`
+    /// (nothing was written), whatever the code.
+    pub unavailable: bool,
 }
 
 impl ApiError {
@@ -26,6 +29,7 @@ impl ApiError {
             code,
             message: message.into(),
             server_time_ms: None,
+            unavailable: false,
         }
     }
 
@@ -38,6 +42,9 @@ impl ApiError {
     /// The HTTP status for the code.
     pub fn status(&self) -> StatusCode {
         use ErrorCode::*;
+        if self.unavailable {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         match self.code {
             MalformedRequest | InvalidParameter => StatusCode::BAD_REQUEST,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -89,6 +96,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut resp = (status, Json(body)).into_response();
+        if self.unavailable {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         if let Some(t) = self.server_time_ms
             && let Ok(v) = axum::http::HeaderValue::from_str(&t.to_string())
         {
@@ -102,6 +115,13 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         // The detail goes to the log, not to the client.
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "storage unavailable");
+            return ApiError {
+                unavailable: true,
+                ..ApiError::new(ErrorCode::Internal, "storage unavailable; retry later")
+            };
+        }
         tracing::error!(error = %e, "storage error");
         ApiError::new(ErrorCode::Internal, "internal storage error; retry later")
     }

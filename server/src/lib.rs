@@ -258,6 +258,68 @@ fn colour_wanted() -> bool {
     std::io::IsTerminal::is_terminal(&std::io::stderr()) && !refused
 }
 
+/// Connects to the PostgreSQL database of `database_url` and migrates it;
+/// the error says which database (host, port, name: never the password)
+/// could not be reached.
+async fn open_postgres(url: &config::DatabaseUrl) -> anyhow::Result<store::PostgresStore> {
+    let pg = store::postgres::parse_database_url(url.expose())?;
+    let target = store::postgres::DatabaseTarget::of(&pg);
+    tracing::info!(database = %target, "opening the PostgreSQL database");
+    store::PostgresStore::connect_with(pg, store::postgres::DEFAULT_POOL_SIZE)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the PostgreSQL database at {target} (is it running and reachable?)"
+            )
+        })
+}
+
+/// Links this replica to the others on the same PostgreSQL database: its
+/// wake-ups of long-polling service providers and its cache evictions are
+/// published to them, and theirs are applied here (docs/architecture.md).
+fn join_replicas(pg: &store::PostgresStore, state: api::AppState, shutdown: watch::Receiver<bool>) {
+    let delivered = state.clone();
+    let resynced = state.clone();
+    let handlers = store::postgres::notify::Handlers {
+        deliver: Arc::new(move |message: &str| {
+            if let Some(id) = waiters::parse_wake(message) {
+                delivered.waiters.wake_local(id);
+            } else if message == cache::evict_message("identity_ids") {
+                delivered.identity_ids.clear_local();
+            } else if message == cache::evict_message("service_providers") {
+                delivered.service_providers.clear_local();
+            } else if message == cache::evict_message("oidc_clients") {
+                delivered.oidc_clients.clear_local();
+            } else if message == cache::evict_message("provider_names") {
+                delivered.provider_names.clear_local();
+            } else {
+                tracing::debug!("unknown message from another replica ignored");
+            }
+        }),
+        resync: Arc::new(move || {
+            resynced.waiters.wake_all_local();
+            resynced.identity_ids.clear_local();
+            resynced.service_providers.clear_local();
+            resynced.oidc_clients.clear_local();
+            resynced.provider_names.clear_local();
+        }),
+    };
+    let publish = pg.start_bus(handlers, shutdown);
+    state.waiters.attach_peers(publish.clone());
+    state
+        .identity_ids
+        .attach_peers("identity_ids", publish.clone());
+    state
+        .service_providers
+        .attach_peers("service_providers", publish.clone());
+    // OIDC clients and providers' names never change today; should an API
+    // ever change one, its eviction reaches every replica too.
+    state
+        .oidc_clients
+        .attach_peers("oidc_clients", publish.clone());
+    state.provider_names.attach_peers("provider_names", publish);
+}
+
 /// Opens the store, loads keys and certificate, binds and serves.
 pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let config = options.config;
@@ -286,7 +348,16 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         );
     }
     let database_path = prepare_data_dir(&config.data_dir)?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&database_path)?);
+    // With PostgreSQL, several replicas share the database; the concrete
+    // store is kept for their message bus (started below).
+    let postgres = match &config.database_url {
+        Some(url) => Some(Arc::new(open_postgres(url).await?)),
+        None => None,
+    };
+    let store: Arc<dyn Store> = match &postgres {
+        Some(pg) => pg.clone(),
+        None => Arc::new(SqliteStore::open(&database_path)?),
+    };
     let signing_key = Arc::new(load_or_create_signing_key(&config.data_dir)?);
     let id_token_key = Arc::new(oidc::IdTokenKey::load_or_create(&config.data_dir)?);
     let pairwise_key = Arc::new(oidc::PairwiseKey::load_or_create(&config.data_dir)?);
@@ -309,6 +380,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         &admin_token,
         config.clone(),
     );
+    let bus_state = postgres.as_ref().map(|_| state.clone());
     let app = api::router(state);
 
     let listener = TcpListener::bind(config.listen)
@@ -316,6 +388,9 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    if let (Some(pg), Some(state)) = (&postgres, bus_state) {
+        join_replicas(pg, state, shutdown_rx.clone());
+    }
 
     // Nonces older than the skew window can't be replayed; forget them. The
     // same minute tick records expired self-service changes and deletes

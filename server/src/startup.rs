@@ -21,7 +21,9 @@ pub struct StartupFacts {
     pub spki_pin: String,
     /// The server's signing public key, base64.
     pub server_key: String,
-    /// The database file, absolute.
+    /// The database: the SQLite file, absolute, or with `database_url` the
+    /// PostgreSQL database as `postgresql://host:port/name` (never the user
+    /// or password).
     pub database: PathBuf,
     /// The admin token file, absolute; `None` when the configuration sets
     /// `admin_token` (then no file is read).
@@ -38,7 +40,19 @@ impl StartupFacts {
             base_url: server.base_url(),
             spki_pin: server.spki_pin.clone(),
             server_key: eid_protocol::wire::b64::encode(server.server_public_key.as_bytes()),
-            database: absolute(&server.database_path),
+            database: match &config.database_url {
+                Some(url) => PathBuf::from(
+                    crate::store::postgres::parse_database_url(url.expose())
+                        .map(|pg| {
+                            format!(
+                                "postgresql://{}",
+                                crate::store::postgres::DatabaseTarget::of(&pg)
+                            )
+                        })
+                        .unwrap_or_else(|_| "postgresql (database_url)".to_owned()),
+                ),
+                None => absolute(&server.database_path),
+            },
             admin_token_file: config
                 .admin_token
                 .is_none()

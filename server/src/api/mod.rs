@@ -73,8 +73,8 @@ pub(crate) struct Inner {
     /// OIDC clients by `client_id`, and service providers' names by id:
     /// neither a client's registration nor a provider's name can change
     /// (no API changes or deletes them; one that did must evict here).
-    oidc_clients: ImmutableCache<String, crate::store::OidcClient>,
-    provider_names: ImmutableCache<eid_protocol::ServiceProviderId, String>,
+    pub(crate) oidc_clients: ImmutableCache<String, crate::store::OidcClient>,
+    pub(crate) provider_names: ImmutableCache<eid_protocol::ServiceProviderId, String>,
     /// The immutable part of each authenticator: its device key.
     pub(crate) device_keys: ImmutableCache<AuthenticatorId, DeviceKey>,
     /// What each source did recently (starts, wrong codes), and the unknown

@@ -1,4 +1,5 @@
-//! Storage behind a trait, so a PostgreSQL backend can follow the SQLite one.
+//! Storage behind a trait, with two backends: SQLite (embedded, the
+//! default) and PostgreSQL (several stateless replicas on one database).
 //!
 //! Operations that must be atomic (use an activation code, decide a request,
 //! count a wrong PIN, use a nonce) are single trait methods: each backend runs
@@ -10,9 +11,11 @@
 mod code_devices;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod postgres;
 mod sqlite;
 
 pub use code_devices::*;
+pub use postgres::PostgresStore;
 
 pub use sqlite::SqliteStore;
 
@@ -65,6 +68,37 @@ pub enum StoreError {
     /// without its decision row).
     #[error("storage inconsistent: {0}")]
     Inconsistent(&'static str),
+    /// A PostgreSQL statement failed (or its connection broke).
+    #[error("storage backend failed: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had in time: the database is
+    /// unreachable or every connection is busy. Answered 503.
+    #[error("storage unavailable: {0}")]
+    Unavailable(#[from] deadpool_postgres::PoolError),
+    /// The PostgreSQL pool could not be set up (bad URL, TLS setup). The
+    /// text names no password.
+    #[error("storage setup failed: {0}")]
+    PoolSetup(String),
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (or the connection broke):
+    /// the caller should retry later (503), and nothing was written.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Postgres(e) => {
+                e.is_closed()
+                    || e.code().is_some_and(|c| {
+                        // Class 08: connection exceptions; 57P: the server
+                        // is shutting down or restarting.
+                        c.code().starts_with("08") || c.code().starts_with("57P")
+                    })
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Shorthand for store results.

@@ -1,0 +1,322 @@
+//! The PostgreSQL connections: a deadpool pool of tokio-postgres clients,
+//! the numbered migrations, and the transaction runners every trait method
+//! goes through.
+//!
+//! Writes run in `SERIALIZABLE` transactions: PostgreSQL then guarantees
+//! that concurrent transactions, on this replica or any other, have the
+//! effect of some serial order, which is exactly what the SQLite backend's
+//! single writer gives. So the same check-then-write logic (exactly one
+//! decision per request, the pending cap, the rate-limit windows, a nonce
+//! used once) stays correct with several replicas on one database. A
+//! transaction PostgreSQL aborts for a serialization conflict or deadlock
+//! is run again from the start (bounded); the ones that must queue behind
+//! each other (two decisions on one request) also take a row lock, so they
+//! wait instead of failing. `synchronous_commit` is forced on for every
+//! connection: a commit is acknowledged only once it is durable.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures_util::future::BoxFuture;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, Row};
+
+use super::PostgresStore;
+use crate::store::{StoreError, StoreResult};
+
+/// A transaction of a pooled connection (with its statement cache).
+pub(super) type Tx<'a> = deadpool_postgres::Transaction<'a>;
+/// One statement parameter.
+pub(super) type P<'a> = &'a (dyn ToSql + Sync);
+
+/// The schema, in order: the same numbers and names as the SQLite files
+/// (a test checks that both directories list the same ones). Never edit or
+/// renumber a released migration; add a new file at the end.
+pub(super) const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        "0002_binding_failures",
+        include_str!("../../../migrations/postgres/0002_binding_failures.sql"),
+    ),
+    (
+        "0003_contact_and_outbox",
+        include_str!("../../../migrations/postgres/0003_contact_and_outbox.sql"),
+    ),
+    (
+        "0004_device_enrolments",
+        include_str!("../../../migrations/postgres/0004_device_enrolments.sql"),
+    ),
+    (
+        "0005_self_service_changes",
+        include_str!("../../../migrations/postgres/0005_self_service_changes.sql"),
+    ),
+    (
+        "0006_flood_limits",
+        include_str!("../../../migrations/postgres/0006_flood_limits.sql"),
+    ),
+    (
+        "0007_decisions_by_identity",
+        include_str!("../../../migrations/postgres/0007_decisions_by_identity.sql"),
+    ),
+    (
+        "0008_agents_audit",
+        include_str!("../../../migrations/postgres/0008_agents_audit.sql"),
+    ),
+    (
+        "0009_oidc_clients",
+        include_str!("../../../migrations/postgres/0009_oidc_clients.sql"),
+    ),
+    (
+        "0010_oidc_logins",
+        include_str!("../../../migrations/postgres/0010_oidc_logins.sql"),
+    ),
+    (
+        "0011_api_keys_and_webhooks",
+        include_str!("../../../migrations/postgres/0011_api_keys_and_webhooks.sql"),
+    ),
+    (
+        "0012_code_devices",
+        include_str!("../../../migrations/postgres/0012_code_devices.sql"),
+    ),
+    (
+        "0013_chips",
+        include_str!("../../../migrations/postgres/0013_chips.sql"),
+    ),
+    (
+        "0014_call_context",
+        include_str!("../../../migrations/postgres/0014_call_context.sql"),
+    ),
+];
+
+/// The advisory lock replicas take while migrating, so several starting at
+/// once apply each migration once ("eidmigr" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0065_6964_6d69_6772;
+
+/// How often a transaction aborted by a serialization conflict is run again
+/// before the caller gets the error.
+const MAX_ATTEMPTS: u32 = 64;
+
+/// How long a caller waits for a pooled connection before its request is
+/// answered "unavailable" (503).
+pub(super) const POOL_WAIT: Duration = Duration::from_secs(5);
+
+/// Builds the pool (no connection is made yet).
+pub(super) fn pool(
+    mut config: tokio_postgres::Config,
+    tls: Option<rustls::ClientConfig>,
+    max_size: usize,
+) -> StoreResult<Pool> {
+    // Durable acknowledgements whatever the server's default says.
+    config.options("-c synchronous_commit=on");
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match tls {
+        None => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
+        Some(tls) => Manager::from_config(
+            config,
+            tokio_postgres_rustls::MakeRustlsConnect::new(tls),
+            manager_config,
+        ),
+    };
+    Pool::builder(manager)
+        .max_size(max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(POOL_WAIT))
+        .create_timeout(Some(POOL_WAIT))
+        .recycle_timeout(Some(POOL_WAIT))
+        .build()
+        .map_err(|e| StoreError::PoolSetup(e.to_string()))
+}
+
+/// Applies the migrations not yet applied, each in its own transaction,
+/// under an advisory lock (one replica migrates, the others wait and then
+/// find nothing to do).
+pub(super) async fn migrate(pool: &Pool) -> StoreResult<()> {
+    let mut client = pool.get().await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let result = async {
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS eid_schema_migrations (\
+                 version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            )
+            .await?;
+        let applied: Vec<i64> = client
+            .query("SELECT version FROM eid_schema_migrations", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for (i, (name, sql)) in MIGRATIONS.iter().enumerate() {
+            let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
+            if applied.contains(&version) {
+                continue;
+            }
+            let tx = client.transaction().await?;
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO eid_schema_migrations (version, name) VALUES ($1, $2)",
+                &[&version, name],
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::info!(migration = *name, "database migrated");
+        }
+        Ok::<(), StoreError>(())
+    }
+    .await;
+    // Released on any outcome; a lost connection releases it too.
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    result
+}
+
+/// Whether PostgreSQL aborted a transaction that may simply be run again.
+fn retryable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Postgres(e) => matches!(
+            e.code(),
+            Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+        ),
+        _ => false,
+    }
+}
+
+impl PostgresStore {
+    /// Runs `f` in a `SERIALIZABLE` transaction and commits; runs it again
+    /// from the start when PostgreSQL aborts it for a conflict. `f` must
+    /// therefore be repeatable: it gets its inputs anew (cloned) each time.
+    pub(super) async fn write<T: Send>(
+        &self,
+        f: impl for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, StoreResult<T>> + Send,
+    ) -> StoreResult<T> {
+        self.run(IsolationLevel::Serializable, false, f).await
+    }
+
+    /// Runs a read in one `REPEATABLE READ`, read-only transaction: one
+    /// consistent snapshot for every statement of it.
+    pub(super) async fn read<T: Send>(
+        &self,
+        f: impl for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, StoreResult<T>> + Send,
+    ) -> StoreResult<T> {
+        self.run(IsolationLevel::RepeatableRead, true, f).await
+    }
+
+    async fn run<T: Send>(
+        &self,
+        isolation: IsolationLevel,
+        read_only: bool,
+        mut f: impl for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, StoreResult<T>> + Send,
+    ) -> StoreResult<T> {
+        let mut client = self.connection().await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = async {
+                let tx = client
+                    .build_transaction()
+                    .isolation_level(isolation)
+                    .read_only(read_only)
+                    .start()
+                    .await?;
+                let value = f(&tx).await?;
+                tx.commit().await?;
+                Ok::<T, StoreError>(value)
+            }
+            .await;
+            match outcome {
+                Err(e) if attempt < MAX_ATTEMPTS && retryable(&e) => {
+                    // A short, growing, jittered pause so the conflicting
+                    // transactions do not meet again in lock step.
+                    let jitter = u64::from(eid_protocol::crypto::random_array::<1>()[0]);
+                    let pause = Duration::from_micros(
+                        (200 * u64::from(attempt.min(20))).saturating_add(jitter * 8),
+                    );
+                    tokio::time::sleep(pause).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl PostgresStore {
+    /// A pooled connection; while the database is unreachable, tried a few
+    /// times over about a second (logged), then the caller gets
+    /// [`StoreError::Unavailable`] (a 503: nothing was written).
+    async fn connection(&self) -> StoreResult<deadpool_postgres::Object> {
+        let mut pause = Duration::from_millis(100);
+        for attempt in 1.. {
+            match self.pool.get().await {
+                Ok(client) => return Ok(client),
+                // Every connection busy for the whole wait: no retry, the
+                // replica is overloaded and must shed the request.
+                Err(e @ deadpool_postgres::PoolError::Timeout(_)) => return Err(e.into()),
+                Err(e) if attempt < CONNECT_ATTEMPTS => {
+                    tracing::warn!(database = %self.target, attempt, error = %e,
+                        "database unreachable; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 3;
+                }
+                Err(e) => {
+                    tracing::error!(database = %self.target, error = %e,
+                        "database unreachable; answering unavailable");
+                    return Err(e.into());
+                }
+            }
+        }
+        unreachable!("the loop returns")
+    }
+}
+
+/// Tries at getting a connection while the database is unreachable.
+const CONNECT_ATTEMPTS: u32 = 3;
+
+/// Prepares (cached per connection) and runs a statement returning one row.
+pub(super) async fn one(t: &Tx<'_>, sql: &str, params: &[P<'_>]) -> StoreResult<Row> {
+    let st = t.prepare_cached(sql).await?;
+    Ok(t.query_one(&st, params).await?)
+}
+
+/// Like [`one`], for at most one row.
+pub(super) async fn opt(t: &Tx<'_>, sql: &str, params: &[P<'_>]) -> StoreResult<Option<Row>> {
+    let st = t.prepare_cached(sql).await?;
+    Ok(t.query_opt(&st, params).await?)
+}
+
+/// Like [`one`], for any number of rows.
+pub(super) async fn all(t: &Tx<'_>, sql: &str, params: &[P<'_>]) -> StoreResult<Vec<Row>> {
+    let st = t.prepare_cached(sql).await?;
+    Ok(t.query(&st, params).await?)
+}
+
+/// Like [`one`], for a statement without rows; returns the rows changed.
+pub(super) async fn exec(t: &Tx<'_>, sql: &str, params: &[P<'_>]) -> StoreResult<u64> {
+    let st = t.prepare_cached(sql).await?;
+    Ok(t.execute(&st, params).await?)
+}
+
+impl PostgresStore {
+    /// Runs a claim of leased outbox rows at `READ COMMITTED`: its
+    /// `FOR UPDATE SKIP LOCKED` already keeps two dispatchers apart, and a
+    /// serializable claim would abort one of two concurrent claimers for
+    /// reading the same index range.
+    pub(super) async fn claim<T: Send>(
+        &self,
+        f: impl for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, StoreResult<T>> + Send,
+    ) -> StoreResult<T> {
+        self.run(IsolationLevel::ReadCommitted, false, f).await
+    }
+}

@@ -1,0 +1,249 @@
+//! The store conformance suite on PostgreSQL, each check on a scratch
+//! database of its own; and the checks only this backend needs.
+
+use super::testing::{ScratchDatabase, test_database_url};
+use crate::store::conformance::FreshStore;
+
+async fn fresh() -> FreshStore {
+    let Some(url) = test_database_url() else {
+        return FreshStore::skipped();
+    };
+    let db = ScratchDatabase::create(&url).await;
+    let store = db.store().await;
+    FreshStore::keeping(store, db)
+}
+
+crate::store_conformance_suite!(fresh());
+
+#[test]
+fn the_postgres_migrations_have_the_same_numbers_and_names_as_the_sqlite_ones() {
+    let dir = |d: &str| -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(d);
+        let mut names: Vec<String> = std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .map(|n| n.trim_end_matches(".sql").to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let sqlite = dir("sqlite");
+    let postgres = dir("postgres");
+    assert_eq!(
+        sqlite, postgres,
+        "every SQLite migration has its PostgreSQL twin"
+    );
+    // And the store applies them all, in order.
+    assert_eq!(super::migration_names(), postgres);
+}
+
+#[tokio::test]
+async fn an_unreachable_database_answers_unavailable_as_a_503_and_shows_no_password() {
+    use eid_protocol::IdentityId;
+
+    use crate::error::ApiError;
+    use crate::store::Store;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://eid:hunter2-secret@127.0.0.1:{port}/eiddb");
+    let config = super::parse_database_url(&url).unwrap();
+    // A store whose database went away after it started.
+    let store = super::PostgresStore {
+        pool: super::connection::pool(config.clone(), None, 2).unwrap(),
+        target: super::DatabaseTarget::of(&config),
+        config,
+        tls: None,
+    };
+    assert_eq!(
+        store.target().to_string(),
+        format!("127.0.0.1:{port}/eiddb")
+    );
+    let err = store.identity(IdentityId::random()).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    let shown = format!("{err} {err:?} {store:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    let api = ApiError::from(err);
+    assert_eq!(api.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    // A statement error is no outage: it stays a 500.
+    let other = crate::store::StoreError::Inconsistent("test");
+    assert!(!other.is_unavailable());
+    // The configured URL is shown without its password.
+    let configured = crate::config::DatabaseUrl::new(url);
+    assert!(!format!("{configured:?}").contains("hunter2"));
+    assert!(
+        configured
+            .redacted()
+            .contains(&format!("127.0.0.1:{port}/eiddb"))
+    );
+}
+
+/// Two replicas: two stores, each with its own pool, on one scratch
+/// database, and an identity with an active code device `S1` on it.
+async fn two_replicas_with_a_code_device() -> Option<(
+    ScratchDatabase,
+    std::sync::Arc<super::PostgresStore>,
+    std::sync::Arc<super::PostgresStore>,
+    eid_protocol::IdentityId,
+)> {
+    use crate::access_code::AccessCodeHash;
+    use crate::store::*;
+
+    const T0: u64 = 1_795_000_000_000;
+    let url = test_database_url()?;
+    let db = ScratchDatabase::create(&url).await;
+    let a = std::sync::Arc::new(db.store().await);
+    let b = std::sync::Arc::new(db.store().await);
+    let anna = Identity {
+        id: IdentityId::random(),
+        user_id: "anna".into(),
+        user_id_folded: "anna".into(),
+        display_name: None,
+        blocked: false,
+        created_at_ms: T0,
+        phone: Some("+4520304050".into()),
+        email: None,
+        notify_every_use: false,
+    };
+    a.create_identity(anna.clone()).await.unwrap();
+    let batch = TokenBatch {
+        id: [1; 16],
+        label: "b".into(),
+        imported_at_ms: T0,
+        device_count: 1,
+    };
+    let device = CodeDevice {
+        serial: "S1".into(),
+        batch_id: batch.id,
+        kind: CodeDeviceKind::CodeDisplay,
+        algorithm: crate::code_devices::totp::Algorithm::Sha1,
+        digits: 6,
+        step_secs: 30,
+        sealed_seed: vec![1; 40],
+        identity_id: None,
+        state: CodeDeviceState::Unassigned,
+        last_step: None,
+        failures: 0,
+        blocks: 0,
+        blocked_until_ms: None,
+        access_code_hash: None,
+        added_at_ms: T0,
+        activated_at_ms: None,
+        last_used_at_ms: None,
+    };
+    let audit = NewAudit {
+        at_ms: T0,
+        agent_id: None,
+        agent_name: "bootstrap".into(),
+        action: AuditAction::ImportTokenBatch,
+        identity_id: None,
+        service_provider_id: None,
+        target_agent_id: None,
+        reason: None,
+        outcome: AuditOutcome::Done,
+    };
+    a.import_token_batch(audit, batch, vec![device])
+        .await
+        .unwrap();
+    a.put_activation_code(ActivationCode {
+        identity_id: anna.id,
+        code_sha256: [5; 32],
+        created_at_ms: T0,
+        expires_at_ms: T0 + 3_600_000,
+    })
+    .await
+    .unwrap();
+    let activated = b
+        .activate_code_device_by_support(SupportActivation {
+            user_id_folded: "anna".into(),
+            code_sha256_for: Box::new(|_| [5; 32]),
+            max_tries: 3,
+            serial: "S1".into(),
+            step: 10,
+            access_code_hash: AccessCodeHash::from_stored("$argon2id$x".into()),
+            now_ms: T0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(activated, SupportActivationResult::Activated(anna.id));
+    Some((db, a, b, anna.id))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_50_tries_of_one_code_step_split_over_two_replicas_exactly_one_is_accepted() {
+    use crate::store::{CodeStepResult, Store};
+
+    let Some((_db, a, b, anna)) = two_replicas_with_a_code_device().await else {
+        return;
+    };
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(50));
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let replica = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            replica
+                .use_code_step("S1", anna, 11, 1_795_000_000_000)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    let accepted = results
+        .iter()
+        .filter(|r| **r == CodeStepResult::Accepted)
+        .count();
+    let replayed = results
+        .iter()
+        .filter(|r| **r == CodeStepResult::Replayed)
+        .count();
+    assert_eq!((accepted, replayed), (1, 49), "{results:?}");
+    let device = b.code_device("S1").await.unwrap().unwrap();
+    assert_eq!(device.last_step, Some(11));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chip_ceremony_taken_on_two_replicas_at_once_is_given_out_once() {
+    use crate::store::{CeremonyPurpose, ChipCeremony, Store};
+
+    let Some((_db, a, b, anna)) = two_replicas_with_a_code_device().await else {
+        return;
+    };
+    const NOW: u64 = 1_795_000_000_000;
+    let ceremony = ChipCeremony {
+        id: [7; 16],
+        identity_id: anna,
+        purpose: CeremonyPurpose::Login,
+        subject: Some([9; 16]),
+        state: "{}".into(),
+        expires_at_ms: NOW + 300_000,
+    };
+    a.put_chip_ceremony(ceremony.clone(), NOW).await.unwrap();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let replica = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            replica.take_chip_ceremony([7; 16], NOW + 1).await.unwrap()
+        }));
+    }
+    let mut taken = Vec::new();
+    for task in tasks {
+        taken.extend(task.await.unwrap());
+    }
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].subject, Some([9; 16]));
+    assert_eq!(taken[0].purpose, CeremonyPurpose::Login);
+}
