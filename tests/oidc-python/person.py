@@ -44,8 +44,8 @@ class LoginPage(HTMLParser):
             self.forms[attrs.get("id", "")] = self._form
         if tag == "input" and self._form is not None and "name" in attrs:
             kind = attrs.get("type", "text")
-            # An unchecked box sends nothing, as in a browser.
-            if kind != "checkbox" or "checked" in attrs:
+            # An unchecked box or radio button sends nothing, as in a browser.
+            if kind not in ("checkbox", "radio") or "checked" in attrs:
                 self._form["fields"][attrs["name"]] = attrs.get("value", "")
         if tag not in ("input", "img", "meta", "link", "br"):
             self._open.append(element)
