@@ -4354,6 +4354,19 @@ pub async fn a_hardware_method_is_recorded_and_completes_its_login_once_with_its
     );
     assert_eq!(done.code_expires_at_ms, Some(T0 + 60_000));
     assert_eq!(done.method, LoginMethod::CodeDisplay);
+    // The hardware receipt is the only record of this login (no decision
+    // holds it, as for the app): purging expired logins keeps it.
+    s.purge_oidc_logins(done.expires_at_ms + 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.oidc_login(login.id)
+            .await
+            .unwrap()
+            .and_then(|l| l.hardware_receipt),
+        Some(receipt(LoginMethod::CodeDisplay)),
+        "kept for disputes past the login's end"
+    );
 }
 
 // ------------------------------------------------------------------ chips

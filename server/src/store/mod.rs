@@ -1798,6 +1798,9 @@ pub trait Store: Send + Sync + 'static {
         access_sha256: [u8; 32],
     ) -> StoreResult<Option<OidcLogin>>;
     /// Deletes up to `limit` logins whose end has passed; returns how many.
+    /// A login completed with a hardware authenticator stays: its hardware
+    /// receipt is the only record of that login, kept for disputes as the
+    /// app's receipts are with their decisions.
     async fn purge_oidc_logins(&self, now_ms: u64, limit: u32) -> StoreResult<u64>;
     /// Records the method chosen on the user-ID step with, for a hardware
     /// method, the typed user ID's identity (`None` when unknown); forgets

@@ -321,7 +321,8 @@ pub(super) async fn purge_oidc_logins(t: &Tx<'_>, now_ms: u64, limit: u32) -> St
     exec(
         t,
         "DELETE FROM oidc_logins WHERE id IN \
-         (SELECT id FROM oidc_logins WHERE expires_at_ms < $1 LIMIT $2)",
+         (SELECT id FROM oidc_logins WHERE expires_at_ms < $1 \
+          AND hardware_receipt IS NULL LIMIT $2)",
         &[&i64_of(now_ms), &i64::from(limit)],
     )
     .await

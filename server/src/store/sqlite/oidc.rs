@@ -296,7 +296,8 @@ pub(super) fn purge_oidc_logins(c: &Connection, now_ms: u64, limit: u32) -> Stor
     let n = c
         .prepare_cached(
             "DELETE FROM oidc_logins WHERE id IN \
-             (SELECT id FROM oidc_logins WHERE expires_at_ms < ?1 LIMIT ?2)",
+             (SELECT id FROM oidc_logins WHERE expires_at_ms < ?1 \
+              AND hardware_receipt IS NULL LIMIT ?2)",
         )?
         .execute(params![i64_of(now_ms), i64::from(limit)])?;
     Ok(n as u64)
