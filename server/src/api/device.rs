@@ -189,6 +189,28 @@ pub(crate) async fn block(
     }))
 }
 
+/// The authenticator `id` asking a signed device call, refused when unknown
+/// or locked (its device key may be a thief's).
+pub(crate) async fn unlocked_authenticator(
+    state: &AppState,
+    id: eid_protocol::AuthenticatorId,
+) -> ApiResult<Authenticator> {
+    let authenticator = state
+        .store
+        .authenticators(vec![id])
+        .await?
+        .pop()
+        .flatten()
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownAuthenticator, "no such authenticator"))?;
+    if authenticator.state == AuthenticatorState::Locked {
+        return Err(ApiError::new(
+            ErrorCode::AuthenticatorLocked,
+            "the authenticator is locked; activate again",
+        ));
+    }
+    Ok(authenticator)
+}
+
 /// Sets the person's notification settings ("notify me on every use"). Signed
 /// by the device key like a pull (headers `eid-timestamp`, `eid-nonce`,
 /// `eid-signature`). Turning it on needs no PIN (it only adds
@@ -213,21 +235,9 @@ pub(crate) async fn settings(
     DeviceSigned { body: req, .. }: DeviceSigned<DeviceSettingsRequest>,
 ) -> ApiResult<Json<DeviceSettingsResponse>> {
     let id = req.authenticator_id;
-    let authenticator = state
-        .store
-        .authenticators(vec![id])
-        .await?
-        .pop()
-        .flatten()
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownAuthenticator, "no such authenticator"))?;
     // A locked authenticator's device key may be in a thief's hands; it
     // must not switch the person's notifications off.
-    if authenticator.state == AuthenticatorState::Locked {
-        return Err(ApiError::new(
-            ErrorCode::AuthenticatorLocked,
-            "the authenticator is locked; activate again",
-        ));
-    }
+    let authenticator = unlocked_authenticator(&state, id).await?;
     // The device key alone may be a thief's (an unlocked phone): silencing
     // the notifications needs the PIN too, like an approval.
     match &req.pin_proof {

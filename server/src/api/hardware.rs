@@ -23,7 +23,7 @@ use super::signed::{DeviceSigned, SignedBody, Signers};
 use crate::chip::ChipError;
 use crate::chip::list::{DeactivateOutcome, chip_info, deactivate, hardware_list};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{Authenticator, AuthenticatorState, ChipId};
+use crate::store::ChipId;
 
 impl SignedBody for HardwareListRequest {
     const PATH: &'static str = wire::PATH_DEVICE_HARDWARE;
@@ -50,25 +50,6 @@ impl From<ChipError> for ApiError {
     }
 }
 
-/// The asking authenticator, refused when locked (its device key may be a
-/// thief's).
-async fn asking(state: &AppState, id: eid_protocol::AuthenticatorId) -> ApiResult<Authenticator> {
-    let authenticator = state
-        .store
-        .authenticators(vec![id])
-        .await?
-        .pop()
-        .flatten()
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownAuthenticator, "no such authenticator"))?;
-    if authenticator.state == AuthenticatorState::Locked {
-        return Err(ApiError::new(
-            ErrorCode::AuthenticatorLocked,
-            "the authenticator is locked; activate again",
-        ));
-    }
-    Ok(authenticator)
-}
-
 /// Lists the person's hardware authenticators (kind, masked serial, state,
 /// added, last use, works from). Signed by the device key like a pull.
 #[utoipa::path(post, path = "/v1/device/hardware", tag = "device", request_body = HardwareListRequest,
@@ -89,7 +70,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     DeviceSigned { body: req, .. }: DeviceSigned<HardwareListRequest>,
 ) -> ApiResult<Json<HardwareListResponse>> {
-    let authenticator = asking(&state, req.authenticator_id).await?;
+    let authenticator = super::device::unlocked_authenticator(&state, req.authenticator_id).await?;
     let hardware = hardware_list(&state, authenticator.identity_id).await?;
     Ok(Json(HardwareListResponse { hardware }))
 }
@@ -116,7 +97,7 @@ pub(crate) async fn deactivate_one(
     State(state): State<AppState>,
     DeviceSigned { body: req, .. }: DeviceSigned<DeactivateHardwareRequest>,
 ) -> ApiResult<Json<DeactivateHardwareResponse>> {
-    let authenticator = asking(&state, req.authenticator_id).await?;
+    let authenticator = super::device::unlocked_authenticator(&state, req.authenticator_id).await?;
     let message = HardwareDeactivation {
         authenticator_id: authenticator.id,
         hardware_id: req.hardware_id.clone(),
