@@ -1151,3 +1151,22 @@ async fn a_person_blocks_their_identity_with_a_device_signature_only() {
     let (status, err) = raw_post(&h, wire::PATH_BLOCK, None, b"{}".to_vec()).await;
     assert_eq!((status, err.error.code), (400, ErrorCode::MalformedRequest));
 }
+
+#[tokio::test]
+async fn a_json_array_where_an_object_is_expected_is_refused_and_changes_nothing() {
+    // serde reads a struct from an array too: `[]` would set a webhook to
+    // "none" (every field is optional there).
+    let h = Harness::start().await;
+    let token = h.server().admin_token.clone();
+    let sp = h
+        .admin
+        .register_service_provider("Array Bank A/S")
+        .await
+        .unwrap();
+    let path = format!(
+        "/v1/admin/service-providers/{}/webhook",
+        sp.service_provider_id
+    );
+    let (status, err) = raw_post(&h, &path, Some(&token), b" []".to_vec()).await;
+    assert_eq!((status, err.error.code), (400, ErrorCode::MalformedRequest));
+}

@@ -452,6 +452,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = RawBody::from_request(req, state).await?.0;
+        // Every request body of this API is a JSON object. serde also reads
+        // a struct from an array (`[]` with every field optional), which
+        // would accept a body that is not what the schema says.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::malformed(
+                "invalid JSON body: a JSON object is expected",
+            ));
+        }
         serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
             ApiError::malformed(format!("invalid JSON body: {}", json_error_summary(&e)))
         })
