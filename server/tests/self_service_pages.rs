@@ -1201,3 +1201,187 @@ async fn app_and_chip_waits_for_the_app_then_asks_for_the_chip_and_the_id_token_
         serde_json::json!(["code_app", "chip", "hwk", "mfa"])
     );
 }
+
+// ------------------------------------------------ code device by the app
+
+const DEVICE_SERIAL: &str = "CR00070001";
+const DEVICE_SEED: &[u8] = b"a-seed-for-the-audio-code-reader";
+const DEVICE_ACCESS_CODE: &str = "amber-lantern-63";
+const DEVICE_PARAMS: eid_server::code_devices::totp::Params =
+    eid_server::code_devices::totp::Params {
+        algorithm: eid_server::code_devices::totp::Algorithm::Sha1,
+        digits: 6,
+        step_secs: 30,
+    };
+
+/// Imports an unassigned audio code reader `DEVICE_SERIAL`.
+async fn import_reader(h: &Harness) {
+    let psk = [0x21; 16];
+    let document = eid_server::code_devices::pskc::build::batch_document(
+        &psk,
+        "readers",
+        &[(DEVICE_SERIAL, DEVICE_PARAMS, DEVICE_SEED)],
+    );
+    h.admin
+        .import_token_batch(&eid_protocol::wire::ImportTokenBatchRequest {
+            pskc: document,
+            pre_shared_key: hex::encode(psk),
+            kind: eid_protocol::wire::CodeDeviceKind::CodeReader,
+            label: None,
+        })
+        .await
+        .unwrap();
+}
+
+/// The reader's code at the server's time plus `offset_steps`.
+fn reader_code(h: &Harness, offset_steps: i64) -> String {
+    use eid_server::code_devices::totp;
+    let step = totp::step_at(h.now() / 1000, 30) as i64 + offset_steps;
+    totp::code_for_step(DEVICE_PARAMS, DEVICE_SEED, step as u64)
+}
+
+/// Fills the page's form for `user_id`; returns the answer, not followed.
+async fn start_by_app(h: &Harness, browser: &mut Browser, user_id: &str, codes: (String, String)) -> Page {
+    let form = browser.get("/self-service/code-device/app?again=1").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let csrf = form.field("csrf").expect("csrf on the form");
+    let _ = h;
+    browser
+        .post(
+            "/self-service/code-device/app",
+            &[
+                ("csrf", &csrf),
+                ("user_id", user_id),
+                ("serial", DEVICE_SERIAL),
+                ("first_code", &codes.0),
+                ("second_code", &codes.1),
+                ("access_code", DEVICE_ACCESS_CODE),
+                ("access_code_again", DEVICE_ACCESS_CODE),
+            ],
+        )
+        .await
+}
+
+/// Posts the device page's form as given.
+async fn post(browser: &mut Browser, fields: Vec<(String, String)>) -> Page {
+    let refs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    browser.post("/self-service/code-device/app", &refs).await
+}
+
+/// The pending code-device request on the phone.
+async fn code_device_request(h: &Harness, phone: &SoftPhone) -> eid_protocol::RequestEnvelopeBody {
+    let pulled = SoftPhone::pull(&h.endpoint, &[phone], h.now()).await.unwrap();
+    let pending: Vec<_> = pulled.accounts[0]
+        .requests
+        .iter()
+        .filter(|r| r.envelope.kind == RequestKind::CodeDevice)
+        .map(|r| r.envelope.clone())
+        .collect();
+    assert_eq!(pending.len(), 1, "one code-device request in the app");
+    pending[0].clone()
+}
+
+#[tokio::test]
+async fn a_code_device_is_taken_into_use_on_the_page_by_an_approval_that_types_the_page_s_code()
+{
+    let h = server().await;
+    let mut phone = person(&h).await;
+    import_reader(&h).await;
+    let mut browser = Browser::new(&h);
+
+    // Wrong codes are refused on the page and reach no app.
+    let wrong = start_by_app(&h, &mut browser, USER, ("000000".into(), "111111".into())).await;
+    assert_eq!(wrong.status, 422, "{}", wrong.body);
+    assert!(wrong.text("by-app-error").is_some(), "{}", wrong.body);
+    let nothing = SoftPhone::pull(&h.endpoint, &[&phone], h.now()).await.unwrap();
+    assert!(nothing.accounts[0].requests.is_empty());
+
+    let started = start_by_app(&h, &mut browser, USER, (reader_code(&h, -1), reader_code(&h, 0))).await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    let waiting = browser.follow(started).await;
+    assert_eq!(waiting.status, 200, "{}", waiting.body);
+    let shown = waiting.code();
+    let envelope = code_device_request(&h, &phone).await;
+    assert!(envelope.binding_required, "the app asks for the page's code");
+
+    // The approval must carry the code this page shows: another code fails
+    // and activates nothing.
+    let bad = phone.decide(&envelope, Outcome::Approve, Some("AAAAAAAA".into()), true);
+    let refused = phone.submit(&h.endpoint, &bad).await.unwrap_err();
+    assert!(format!("{refused:?}").contains("BindingMismatch"), "{refused:?}");
+    assert!(hardware_list(&h, &phone).await.hardware.is_empty());
+    let good = phone.decide(&envelope, Outcome::Approve, Some(shown), true);
+    phone.submit(&h.endpoint, &good).await.unwrap();
+
+    let status = browser.get("/self-service/code-device/app/status").await;
+    assert!(status.body.contains("\"approved\""), "{}", status.body);
+    let done = browser.get("/self-service/code-device/app").await;
+    assert!(done.body.contains("Enheden er taget i brug"), "{}", done.body);
+    let listed = hardware_list(&h, &phone).await.hardware;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].kind, eid_protocol::wire::HardwareKind::CodeReader);
+    assert_eq!(listed[0].state, eid_protocol::wire::HardwareState::Active);
+    assert_eq!(deliveries_to(&h, "code_device_added", PHONE), 1);
+    assert_eq!(deliveries_to(&h, "code_device_added", EMAIL), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_user_id_gets_a_code_on_the_device_page_too_and_the_device_stays_unassigned() {
+    let h = server().await;
+    let phone = person(&h).await;
+    import_reader(&h).await;
+    let mut browser = Browser::new(&h);
+    let started = start_by_app(
+        &h,
+        &mut browser,
+        "nobody-has-this-1",
+        (reader_code(&h, -1), reader_code(&h, 0)),
+    )
+    .await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    let waiting = browser.follow(started).await;
+    assert_eq!(waiting.status, 200, "{}", waiting.body);
+    assert_eq!(waiting.code().len(), 8, "{}", waiting.body);
+    let status = browser.get("/self-service/code-device/app/status").await;
+    assert!(status.body.contains("\"waiting\""), "{}", status.body);
+    // It lapses like a real one, and nobody's device was touched.
+    h.clock.advance_ms(10 * 60 * 1000);
+    let lapsed = browser.get("/self-service/code-device/app").await;
+    assert!(lapsed.text("message").is_some(), "{}", lapsed.body);
+    assert!(hardware_list(&h, &phone).await.hardware.is_empty());
+}
+
+#[tokio::test]
+async fn the_device_page_refuses_a_form_without_its_token_and_access_codes_that_differ() {
+    let h = server().await;
+    let phone = person(&h).await;
+    import_reader(&h).await;
+    let mut browser = Browser::new(&h);
+    let form = browser.get("/self-service/code-device/app").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let fields = |csrf: &str, again: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.to_owned()),
+            ("user_id".to_owned(), USER.to_owned()),
+            ("serial".to_owned(), DEVICE_SERIAL.to_owned()),
+            ("first_code".to_owned(), reader_code(&h, -1)),
+            ("second_code".to_owned(), reader_code(&h, 0)),
+            ("access_code".to_owned(), DEVICE_ACCESS_CODE.to_owned()),
+            ("access_code_again".to_owned(), again.to_owned()),
+        ]
+    };
+    let stale = post(&mut browser, fields("0".repeat(64).as_str(), DEVICE_ACCESS_CODE)).await;
+    assert_eq!(stale.status, 400, "{}", stale.body);
+    let csrf = form.field("csrf").unwrap();
+    let differ = post(&mut browser, fields(&csrf, "amber-lantern-64")).await;
+    assert_eq!(differ.status, 422, "{}", differ.body);
+    let nothing = SoftPhone::pull(&h.endpoint, &[&phone], h.now()).await.unwrap();
+    assert!(nothing.accounts[0].requests.is_empty(), "nothing reached the app");
+    // Another browser, without the form's cookie, is refused outright.
+    let mut other = Browser::new(&h);
+    let refused = post(&mut other, fields(&csrf, DEVICE_ACCESS_CODE)).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+}

@@ -136,26 +136,92 @@ pub(crate) async fn request_activation(
     Source(source): Source,
     ApiJson(req): ApiJson<RequestCodeDeviceActivation>,
 ) -> Result<(StatusCode, Json<CodeDeviceActivationRequested>), RetryLater> {
-    use crate::code_devices::activation::consecutive_step;
-    let now = state.now_ms();
-    if let Err(wait) = state.sources.may_try_code(source, now) {
-        return Err(retry_later(
+    let nothing = "the serial number and codes do not match an unassigned code device";
+    match start_app_activation(&state, source, req, None).await {
+        Ok(started) => Ok((
+            StatusCode::CREATED,
+            Json(CodeDeviceActivationRequested {
+                request_id: started.request_id,
+                expires_at_ms: started.expires_at_ms,
+            }),
+        )),
+        Err(AppActivationRefused::WrongCodes(wait)) => Err(retry_later(
             ErrorCode::RateLimited,
             "too many wrong codes from this address",
             wait,
-        ));
+        )),
+        Err(AppActivationRefused::TooLong) => Err(ApiError::malformed("a field is too long").into()),
+        Err(AppActivationRefused::AccessCode(e)) => {
+            Err(ApiError::new(ErrorCode::InvalidParameter, format!("access_code: {e}")).into())
+        }
+        Err(AppActivationRefused::NoMatch) => {
+            Err(ApiError::new(ErrorCode::InvalidParameter, nothing).into())
+        }
+        Err(AppActivationRefused::Request(refused)) => Err(refused),
     }
+}
+
+/// An activation waiting in the app. For an unknown or blocked user ID it
+/// is a stand-in: an id no request has, which lapses unseen (the caller
+/// learns nothing about the user ID).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AppActivation {
+    /// The request in the app (or the stand-in's id).
+    pub(crate) request_id: RequestId,
+    /// When it lapses.
+    pub(crate) expires_at_ms: u64,
+}
+
+/// Why an activation by approval in the app did not start.
+pub(crate) enum AppActivationRefused {
+    /// This address sent too many wrong codes: wait this many milliseconds.
+    WrongCodes(u64),
+    /// A field is longer than any valid value.
+    TooLong,
+    /// The chosen access code breaks a rule.
+    AccessCode(crate::access_code::AccessCodeError),
+    /// The serial number and codes match no unassigned code device (one
+    /// answer for every mismatch; counted against the address).
+    NoMatch,
+    /// The request could not be created (a limit of the address or the
+    /// service; the person's own limits give the stand-in instead).
+    Request(RetryLater),
+}
+
+impl From<crate::store::StoreError> for AppActivationRefused {
+    fn from(e: crate::store::StoreError) -> Self {
+        AppActivationRefused::Request(ApiError::from(e).into())
+    }
+}
+
+/// Starts an activation approved in the app: checks the device's two codes
+/// and the access code's rules, creates the request of kind `code_device`
+/// (with `binding` when a page shows a binding code for it) and records the
+/// device, the step and the access code's hash with it. The API and the
+/// self-service page both start here.
+pub(crate) async fn start_app_activation(
+    state: &AppState,
+    source: std::net::IpAddr,
+    req: RequestCodeDeviceActivation,
+    binding: Option<eid_protocol::binding::StoredBinding>,
+) -> Result<AppActivation, AppActivationRefused> {
+    use crate::code_devices::activation::consecutive_step;
+    let now = state.now_ms();
+    state
+        .sources
+        .may_try_code(source, now)
+        .map_err(AppActivationRefused::WrongCodes)?;
     if req.user_id.len() > 64
         || req.serial.len() > 64
         || req.first_code.len() > 6
         || req.second_code.len() > 6
         || req.access_code.len() > 4 * crate::access_code::MAX_LEN
     {
-        return Err(ApiError::malformed("a field is too long").into());
+        return Err(AppActivationRefused::TooLong);
     }
     let access_code = Zeroizing::new(req.access_code);
     let chosen = crate::access_code::check(&access_code, &req.user_id)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, format!("access_code: {e}")))?;
+        .map_err(AppActivationRefused::AccessCode)?;
     let serial = req.serial.trim().to_owned();
     let device = state
         .store
@@ -174,22 +240,23 @@ pub(crate) async fn request_activation(
     });
     let Some(step) = step else {
         state.sources.wrong_code(source, now);
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameter,
-            "the serial number and codes do not match an unassigned code device",
-        )
-        .into());
+        return Err(AppActivationRefused::NoMatch);
     };
     let hash = tokio::task::spawn_blocking(move || crate::access_code::hash(&chosen))
         .await
-        .map_err(|_| ApiError::new(ErrorCode::Internal, "hashing failed"))?;
+        .map_err(|_| {
+            AppActivationRefused::Request(ApiError::new(ErrorCode::Internal, "hashing failed").into())
+        })?;
     let masked = crate::code_devices::masked_serial(&serial);
+    let internal = |what: &str| {
+        AppActivationRefused::Request(ApiError::new(ErrorCode::Internal, what.to_owned()).into())
+    };
     let text = eid_protocol::text::normalize_reference_text(&format!(
         "Tilføj kodeviser eller kodeoplæser med serienummer {masked}"
     ))
-    .map_err(|_| ApiError::new(ErrorCode::Internal, "the request's text"))?;
+    .map_err(|_| internal("the request's text"))?;
     let created = crate::api::rp::create_for_provider(
-        &state,
+        state,
         (
             SELF_SERVICE_PROVIDER_ID,
             SELF_SERVICE_PROVIDER_NAME.to_owned(),
@@ -197,31 +264,26 @@ pub(crate) async fn request_activation(
         RequestKind::CodeDevice,
         &req.user_id,
         text,
-        None,
+        binding,
         now,
     )
     .await;
-    let stand_in = || {
-        Json(CodeDeviceActivationRequested {
-            request_id: RequestId::random(),
-            expires_at_ms: now
-                .saturating_add(state.config.request_lifetime_secs.saturating_mul(1000)),
-        })
+    let stand_in = AppActivation {
+        request_id: RequestId::random(),
+        expires_at_ms: now.saturating_add(state.config.request_lifetime_secs.saturating_mul(1000)),
     };
     let request = match created {
         Ok(crate::api::rp::Created::Request(r)) => r,
-        Ok(crate::api::rp::Created::UnknownIdentity) => {
-            return Ok((StatusCode::CREATED, stand_in()));
-        }
-        Err(refused) if refused.about_the_person => return Ok((StatusCode::CREATED, stand_in())),
-        Err(refused) => return Err(refused),
+        Ok(crate::api::rp::Created::UnknownIdentity) => return Ok(stand_in),
+        Err(refused) if refused.about_the_person => return Ok(stand_in),
+        Err(refused) => return Err(AppActivationRefused::Request(refused)),
     };
     let identity_id = state
         .store
         .request(request.request_id)
         .await?
         .map(|r| r.envelope.identity_id)
-        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the request vanished"))?;
+        .ok_or_else(|| internal("the request vanished"))?;
     let recorded = state
         .store
         .request_code_device_activation(&serial, identity_id, request.request_id, step, hash)
@@ -233,18 +295,11 @@ pub(crate) async fn request_activation(
             .cancel_request(request.request_id, SELF_SERVICE_PROVIDER_ID, now)
             .await?;
         state.waiters.wake(request.request_id);
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameter,
-            "the serial number and codes do not match an unassigned code device",
-        )
-        .into());
+        return Err(AppActivationRefused::NoMatch);
     }
     tracing::info!(request = %request.request_id, "code device activation waits for the app");
-    Ok((
-        StatusCode::CREATED,
-        Json(CodeDeviceActivationRequested {
-            request_id: request.request_id,
-            expires_at_ms: request.expires_at_ms,
-        }),
-    ))
+    Ok(AppActivation {
+        request_id: request.request_id,
+        expires_at_ms: request.expires_at_ms,
+    })
 }

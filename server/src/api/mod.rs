@@ -1,7 +1,7 @@
 //! HTTP API: router, shared state, extractors and the OpenAPI document.
 
 pub(crate) mod admin;
-mod code_devices;
+pub(crate) mod code_devices;
 mod device;
 mod enrolment;
 pub(crate) mod guard;
@@ -403,6 +403,10 @@ async fn server_key(
         crate::web::code_login::code_get, crate::web::code_login::code_post,
         crate::web::code_login::access_code_get, crate::web::code_login::access_code_post,
         crate::web::code_activation::form, crate::web::code_activation::submit,
+        crate::web::self_service::code_device::by_app_page,
+        crate::web::self_service::code_device::by_app_start,
+        crate::web::self_service::code_device::by_app_status,
+        crate::web::self_service::code_device::by_app_qr,
     ),
     // Not the body of any endpoint here: what the server POSTs to a
     // service provider's webhook (docs/webhooks.md).

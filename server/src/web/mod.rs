@@ -17,7 +17,7 @@ pub(crate) mod code_activation;
 pub(crate) mod code_login;
 pub(crate) mod login;
 mod qr;
-mod self_service;
+pub(crate) mod self_service;
 mod texts;
 
 use axum::Router;
@@ -81,6 +81,9 @@ fn self_service_reads() -> Router<AppState> {
         .route(s::PATH_CHANGE, get(s::change_page))
         .route(s::PATH_CHANGE_STATUS, get(s::change_status))
         .route(s::PATH_CHANGE_QR, get(s::change_qr))
+        .route(s::PATH_CODE_DEVICE_APP, get(s::by_app_page))
+        .route(s::PATH_CODE_DEVICE_APP_STATUS, get(s::by_app_status))
+        .route(s::PATH_CODE_DEVICE_APP_QR, get(s::by_app_qr))
 }
 
 /// The self-service pages' forms.
@@ -96,6 +99,7 @@ fn self_service_posts() -> Router<AppState> {
         .route(s::PATH_CHIP_REGISTER, post(s::chip_register))
         .route(s::PATH_CHIP_CONFIRM, post(s::chip_confirm))
         .route(s::PATH_SIGN_OUT, post(s::sign_out))
+        .route(s::PATH_CODE_DEVICE_APP, post(s::by_app_start))
 }
 
 /// Adds the security headers every page and asset of the login gets.

@@ -29,6 +29,7 @@
 mod account;
 mod change_login;
 mod chip;
+pub(crate) mod code_device;
 mod entry;
 mod token;
 mod when;
@@ -66,6 +67,10 @@ pub(crate) use account::{account, cancel, confirm_change, email, phone, user_id}
 pub(crate) use change_login::{change_page, change_qr, change_status};
 pub(crate) use chip::{
     PATH_CHIP, PATH_CHIP_CONFIRM, PATH_CHIP_REGISTER, chip, chip_confirm, chip_register,
+};
+pub(crate) use code_device::{
+    PATH_CODE_DEVICE_APP, PATH_CODE_DEVICE_APP_QR, PATH_CODE_DEVICE_APP_STATUS, by_app_page,
+    by_app_qr, by_app_start, by_app_status,
 };
 pub(crate) use entry::{page, sign_in, sign_in_qr, sign_in_status, sign_out};
 
@@ -507,10 +512,10 @@ fn waiting_page(
         WaitingPage {
             page: Frame::new(
                 lang,
-                if status_url == PATH_SIGN_IN_STATUS {
-                    PATH
-                } else {
-                    PATH_CHANGE
+                match status_url {
+                    PATH_SIGN_IN_STATUS => PATH,
+                    PATH_CODE_DEVICE_APP_STATUS => PATH_CODE_DEVICE_APP,
+                    _ => PATH_CHANGE,
                 },
             ),
             what,

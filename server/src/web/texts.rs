@@ -430,6 +430,14 @@ pub(crate) struct MethodWords {
     pub(crate) already_has_one: &'static str,
     pub(crate) access_codes_differ: &'static str,
     pub(crate) weak_access_code: &'static str,
+    pub(crate) by_app_link: &'static str,
+    pub(crate) by_app_heading: &'static str,
+    pub(crate) by_app_help: &'static str,
+    pub(crate) by_app_button: &'static str,
+    pub(crate) by_app_what: &'static str,
+    pub(crate) by_app_refused: &'static str,
+    pub(crate) by_app_mismatch: &'static str,
+    pub(crate) by_app_again: &'static str,
 }
 
 static METHODS_DA: MethodWords = MethodWords {
@@ -466,6 +474,14 @@ static METHODS_DA: MethodWords = MethodWords {
     already_has_one: "Du har allerede en kodeviser eller kodeoplæser. En ny skal godkendes i eID-appen.",
     access_codes_differ: "De to adgangskoder er ikke ens.",
     weak_access_code: "Adgangskoden er for let at gætte, for kort eller for lang, eller den indeholder dit bruger-id.",
+    by_app_link: "Har du eID-appen? Tag enheden i brug med en godkendelse i appen i stedet.",
+    by_app_heading: "Tag en kodeviser eller kodeoplæser i brug med eID-appen",
+    by_app_help: "Du skal have enheden i hånden og eID-appen på din telefon. Har du allerede en kodeviser eller kodeoplæser, holder den op med at virke, når du godkender.",
+    by_app_button: "Fortsæt til appen",
+    by_app_what: "Tilføj en kodeviser eller kodeoplæser",
+    by_app_refused: "Du afviste i appen. Enheden er ikke taget i brug.",
+    by_app_mismatch: "Det lykkedes ikke. Tjek serienummeret og koderne, og prøv igen med nye koder.",
+    by_app_again: "Begynd forfra",
 };
 
 static METHODS_EN: MethodWords = MethodWords {
@@ -502,6 +518,14 @@ static METHODS_EN: MethodWords = MethodWords {
     already_has_one: "You already have a code display or audio code reader. A new one must be approved in the eID app.",
     access_codes_differ: "The two access codes are not the same.",
     weak_access_code: "The access code is too easy to guess, too short or too long, or it contains your user ID.",
+    by_app_link: "Do you have the eID app? Start using the device with an approval in the app instead.",
+    by_app_heading: "Start using a code display or audio code reader with the eID app",
+    by_app_help: "You need the device in your hand and the eID app on your phone. If you already have a code display or audio code reader, it stops working when you approve.",
+    by_app_button: "Continue in the app",
+    by_app_what: "Add a code display or audio code reader",
+    by_app_refused: "You refused in the app. The device was not taken into use.",
+    by_app_mismatch: "That did not work. Check the serial number and codes, and try again with new codes.",
+    by_app_again: "Start again",
 };
 
 #[cfg(test)]

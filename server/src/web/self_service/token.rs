@@ -31,6 +31,8 @@ pub(crate) enum Purpose {
     SignIn,
     /// The login of a change started on the pages (first or second).
     Change,
+    /// A code device's activation waiting in the app.
+    CodeDevice,
 }
 
 impl Purpose {
@@ -38,6 +40,7 @@ impl Purpose {
         match self {
             Purpose::SignIn => 1,
             Purpose::Change => 2,
+            Purpose::CodeDevice => 3,
         }
     }
 }
