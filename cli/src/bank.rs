@@ -46,8 +46,38 @@ use crate::error::{CliError, ErrorKind};
 
 /// The bank's name on its pages.
 const BANK: &str = "Danske Eksempel Bank";
-/// The level of assurance the bank asks for (NSIS Substantial).
+/// The level of assurance the bank asks for by default (NSIS Substantial).
 pub(crate) const ACR_SUBSTANTIAL: &str = "https://data.gov.dk/concept/core/nsis/loa/Substantial";
+/// The level the bank asks for before a payment to a new recipient (NSIS
+/// High: a chip, or the app and a chip).
+pub(crate) const ACR_HIGH: &str = "https://data.gov.dk/concept/core/nsis/loa/High";
+
+/// The level of assurance a login at the bank asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// NSIS Substantial: the app, a code display or an audio code reader.
+    Substantial,
+    /// NSIS High: a chip, or the app and a chip.
+    High,
+}
+
+impl Level {
+    fn acr(self) -> &'static str {
+        match self {
+            Level::Substantial => ACR_SUBSTANTIAL,
+            Level::High => ACR_HIGH,
+        }
+    }
+
+    /// Whether an ID token's `acr` reaches this level (High reaches
+    /// Substantial; anything unknown reaches nothing).
+    fn reached_by(self, acr: &str) -> bool {
+        match self {
+            Level::Substantial => acr == ACR_SUBSTANTIAL || acr == ACR_HIGH,
+            Level::High => acr == ACR_HIGH,
+        }
+    }
+}
 /// How long a started login may take before the bank forgets it (longer
 /// than the broker's request lifetime, so the broker's expiry shows first).
 const PENDING_TTL: Duration = Duration::from_secs(15 * 60);
@@ -149,6 +179,7 @@ struct DiscoveryExtras {
 struct PendingLogin {
     verifier: Zeroizing<String>,
     nonce: String,
+    level: Level,
     started: Instant,
 }
 
@@ -315,14 +346,26 @@ async fn home() -> Html<String> {
         &format!(
             "<h1>{BANK}</h1>\n<p>Velkommen til Netbank. Log på med dit eID.</p>\n\
              <form method=\"post\" action=\"/login\">\
-             <button id=\"login\" type=\"submit\">Log på Netbank</button></form>"
+             <button id=\"login\" type=\"submit\">Log på Netbank</button></form>\n\
+             <p>Betaling til en ny modtager kræver sikringsniveau Høj (chip).</p>\n\
+             <form method=\"post\" action=\"/login\">\
+             <input type=\"hidden\" name=\"level\" value=\"high\">\
+             <button id=\"login-high\" type=\"submit\">Log på med chip (niveau Høj)</button></form>"
         ),
     ))
 }
 
 /// `POST /login`: PAR, then the browser to the authorization endpoint.
-async fn start_login(State(bank): State<Arc<Bank>>) -> Response {
-    match bank.push_authorization_request().await {
+async fn start_login(State(bank): State<Arc<Bank>>, body: axum::body::Bytes) -> Response {
+    // `level=high` asks for NSIS High; nothing (or anything else) for
+    // Substantial.
+    let high = url::form_urlencoded::parse(&body).any(|(k, v)| k == "level" && v == "high");
+    let level = if high {
+        Level::High
+    } else {
+        Level::Substantial
+    };
+    match bank.push_authorization_request(level).await {
         Ok(location) => Redirect::to(&location).into_response(),
         Err(e) => (
             StatusCode::BAD_GATEWAY,
@@ -340,7 +383,7 @@ async fn start_login(State(bank): State<Arc<Bank>>) -> Response {
 }
 
 impl Bank {
-    async fn push_authorization_request(&self) -> Result<String, String> {
+    async fn push_authorization_request(&self, level: Level) -> Result<String, String> {
         let state = random_token(&self.rng).map_err(|e| e.to_string())?;
         let nonce = random_token(&self.rng).map_err(|e| e.to_string())?;
         let verifier = Zeroizing::new(random_token(&self.rng).map_err(|e| e.to_string())?);
@@ -359,7 +402,7 @@ impl Bank {
             .append_pair("nonce", &nonce)
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256")
-            .append_pair("acr_values", ACR_SUBSTANTIAL)
+            .append_pair("acr_values", level.acr())
             .append_pair("ui_locales", "da")
             .append_pair(
                 "reference_text",
@@ -400,6 +443,7 @@ impl Bank {
                 PendingLogin {
                     verifier,
                     nonce,
+                    level,
                     started: Instant::now(),
                 },
             );
@@ -478,8 +522,12 @@ impl Bank {
             .auth_context_ref()
             .map(|a| a.as_str().to_owned())
             .unwrap_or_default();
-        if acr != ACR_SUBSTANTIAL {
-            return Err(format!("the ID token's acr is {acr:?}, not Substantial"));
+        // The level asked for in the pushed request, not whatever came back.
+        if !login.level.reached_by(&acr) {
+            return Err(format!(
+                "the ID token's acr is {acr:?}, below the level asked for ({})",
+                login.level.acr()
+            ));
         }
         let amr = claims
             .auth_method_refs()
@@ -681,6 +729,18 @@ fn crypto_error(what: &str) -> CliError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_login_asked_at_high_accepts_only_high_and_substantial_accepts_both() {
+        assert!(Level::High.reached_by(ACR_HIGH));
+        assert!(!Level::High.reached_by(ACR_SUBSTANTIAL));
+        assert!(Level::Substantial.reached_by(ACR_SUBSTANTIAL));
+        assert!(Level::Substantial.reached_by(ACR_HIGH));
+        for level in [Level::Substantial, Level::High] {
+            assert!(!level.reached_by(""));
+            assert!(!level.reached_by("https://data.gov.dk/concept/core/nsis/loa/Low"));
+        }
+    }
 
     #[test]
     fn escape_leaves_no_markup() {

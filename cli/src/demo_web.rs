@@ -56,8 +56,11 @@ struct WebDemoReady {
     app_env: AppEnv,
     /// The bank's front page.
     bank_url: String,
-    /// The broker's base URL (also the OIDC issuer).
+    /// The broker's base URL for the phone and the APIs (`127.0.0.1`).
     broker_url: String,
+    /// The OIDC issuer the bank uses: the broker as `localhost` (the login
+    /// and self-service pages are opened there, so a chip can be used).
+    issuer: String,
     /// The broker's self-signed certificate (PEM).
     certificate_pem: String,
     /// The bank's OIDC client.
@@ -77,6 +80,20 @@ struct WebDemoReady {
     user_id: String,
     /// The demo person's code display (docs/authenticators.md).
     code_device: DemoCodeDevice,
+    /// An audio code reader nobody has yet, for taking into use on
+    /// `/self-service/code-device/app`.
+    code_reader: DemoCodeReader,
+}
+
+/// The demo's spare audio code reader: imported, not yet anyone's.
+#[derive(Debug, Serialize)]
+struct DemoCodeReader {
+    /// Its serial number.
+    serial: String,
+    /// The batch file (`eid token code --pskc`).
+    pskc_file: String,
+    /// The file holding the batch's pre-shared key (`EID_PSKC_KEY_FILE`).
+    pre_shared_key_file: String,
 }
 
 /// The demo's code display: a one-device PSKC batch the demo made and
@@ -95,8 +112,70 @@ struct DemoCodeDevice {
 
 /// The demo code display's serial number.
 const DEMO_SERIAL: &str = "DEMO-CD-0001";
+/// The demo's spare audio code reader's serial number.
+const DEMO_READER_SERIAL: &str = "DEMO-CR-0001";
 /// The demo code display's access code (demo only: printed on purpose).
 const DEMO_ACCESS_CODE: &str = "demo-kodeviser-42";
+
+/// A one-device PSKC batch of `kind` with a fresh seed and pre-shared key,
+/// written to `<dir>/<name>.pskc` and `<dir>/<name>.key` and imported.
+/// Returns the device's parameters and seed, and the two files.
+async fn demo_batch(
+    admin: &AdminClient,
+    kind: eid_protocol::wire::CodeDeviceKind,
+    serial: &str,
+    (dir, name): (&std::path::Path, &str),
+) -> Result<
+    (
+        eid_server::code_devices::totp::Params,
+        zeroize::Zeroizing<[u8; 20]>,
+        std::path::PathBuf,
+        std::path::PathBuf,
+    ),
+    CliError,
+> {
+    use eid_server::code_devices::pskc::build::batch_document;
+    use eid_server::code_devices::totp::{Algorithm, Params};
+    let io = |e: std::io::Error| CliError::new(ErrorKind::Io, e.to_string());
+    let key: zeroize::Zeroizing<[u8; 16]> =
+        zeroize::Zeroizing::new(eid_protocol::crypto::random_array());
+    let seed: zeroize::Zeroizing<[u8; 20]> =
+        zeroize::Zeroizing::new(eid_protocol::crypto::random_array());
+    let params = Params {
+        algorithm: Algorithm::Sha1,
+        digits: 6,
+        step_secs: 30,
+    };
+    let document = batch_document(&key, &format!("demo-{name}"), &[(serial, params, &*seed)]);
+    let pskc_file = dir.join(format!("{name}.pskc"));
+    let key_file = dir.join(format!("{name}.key"));
+    std::fs::write(&pskc_file, &document).map_err(io)?;
+    eid_server::write_private_file(&key_file, hex::encode(*key).as_bytes()).map_err(io)?;
+    admin
+        .import_token_batch(&eid_protocol::wire::ImportTokenBatchRequest {
+            pskc: document,
+            pre_shared_key: hex::encode(*key),
+            kind,
+            label: None,
+        })
+        .await?;
+    Ok((params, seed, pskc_file, key_file))
+}
+
+/// Imports the demo's spare audio code reader (nobody's yet).
+async fn demo_code_reader(
+    admin: &AdminClient,
+    dir: &std::path::Path,
+) -> Result<DemoCodeReader, CliError> {
+    let kind = eid_protocol::wire::CodeDeviceKind::CodeReader;
+    let (_, _, pskc_file, key_file) =
+        demo_batch(admin, kind, DEMO_READER_SERIAL, (dir, "code-reader")).await?;
+    Ok(DemoCodeReader {
+        serial: DEMO_READER_SERIAL.to_owned(),
+        pskc_file: pskc_file.display().to_string(),
+        pre_shared_key_file: key_file.display().to_string(),
+    })
+}
 
 /// Makes a one-device PSKC batch with a fresh seed and pre-shared key in
 /// `dir`, imports it and activates the device on `user_id` with a fresh
@@ -108,31 +187,10 @@ async fn demo_code_device(
     user_id: &str,
     dir: &std::path::Path,
 ) -> Result<DemoCodeDevice, CliError> {
-    use eid_server::code_devices::pskc::build::batch_document;
-    use eid_server::code_devices::totp::{self, Algorithm, Params};
-    let io = |e: std::io::Error| CliError::new(ErrorKind::Io, e.to_string());
-    let key: zeroize::Zeroizing<[u8; 16]> =
-        zeroize::Zeroizing::new(eid_protocol::crypto::random_array());
-    let seed: zeroize::Zeroizing<[u8; 20]> =
-        zeroize::Zeroizing::new(eid_protocol::crypto::random_array());
-    let params = Params {
-        algorithm: Algorithm::Sha1,
-        digits: 6,
-        step_secs: 30,
-    };
-    let document = batch_document(&key, "demo-batch", &[(DEMO_SERIAL, params, &*seed)]);
-    let pskc_file = dir.join("code-display.pskc");
-    let key_file = dir.join("code-display.key");
-    std::fs::write(&pskc_file, &document).map_err(io)?;
-    std::fs::write(&key_file, hex::encode(*key)).map_err(io)?;
-    admin
-        .import_token_batch(&eid_protocol::wire::ImportTokenBatchRequest {
-            pskc: document,
-            pre_shared_key: hex::encode(*key),
-            kind: eid_protocol::wire::CodeDeviceKind::CodeDisplay,
-            label: None,
-        })
-        .await?;
+    use eid_server::code_devices::totp;
+    let kind = eid_protocol::wire::CodeDeviceKind::CodeDisplay;
+    let (params, seed, pskc_file, key_file) =
+        demo_batch(admin, kind, DEMO_SERIAL, (dir, "code-display")).await?;
     let code = admin.issue_activation_code(identity).await?;
     let step = totp::step_at(crate::when::now_ms() / 1000, params.step_secs);
     eid_api_client::SelfServiceClient::new(ep.clone())
@@ -247,6 +305,7 @@ async fn serve(
     phone.remember_server()?;
     let code_device =
         demo_code_device(&admin, &ep, identity.identity_id, &identity.user_id, dir).await?;
+    let code_reader = demo_code_reader(&admin, dir).await?;
 
     // The bank: its port first (the redirect URI), then its client.
     let sp = admin.register_service_provider(PROVIDER).await?;
@@ -263,10 +322,15 @@ async fn serve(
         })
         .await?;
     let client_id = client.client_id.clone();
+    // The bank and the browser call the broker `localhost`, so the issuer
+    // (named by the Host the request came by) is a domain: a WebAuthn
+    // relying party, which the chip needs, cannot be an IP address.
+    let issuer = format!("https://localhost:{}", server.addr.port());
+    let bank_broker = endpoint(&issuer, &server.spki_pin)?;
     let running = bank::start(
         listener,
         BankSettings {
-            broker: ep,
+            broker: bank_broker,
             client_id: client_id.clone(),
             key,
             redirect_uri,
@@ -294,6 +358,8 @@ async fn serve(
         spki_sha256_base64: server.spki_pin.trim_start_matches("sha256/").to_owned(),
         user_id: identity.user_id.clone(),
         code_device,
+        code_reader,
+        issuer: issuer.clone(),
     };
     let text = [
         "eID demo, web login: the demo bank and the broker run on 127.0.0.1 (temporary data)"
@@ -334,8 +400,25 @@ async fn serve(
             ready.code_device.pskc_file,
             ready.code_device.access_code
         ),
+        format!(
+            "  or take the audio code reader {} into use at {issuer}/self-service/code-device/app
+     \
+             (codes: EID_PSKC_KEY_FILE={} eid token code --serial {} --pskc {};
+     \
+             the app approves with the code the page shows), then choose \"Kodeoplæser\"",
+            ready.code_reader.serial,
+            ready.code_reader.pre_shared_key_file,
+            ready.code_reader.serial,
+            ready.code_reader.pskc_file,
+        ),
+        format!(
+            "  a chip (security key) is registered at {issuer}/self-service/chip and used with
+     \
+             \"Log på med chip (niveau Høj)\" (set EID_SERVER_CHIP_WAIT_SECS=0 to skip the wait)"
+        ),
         String::new(),
         format!("  broker {broker_url} (TLS SPKI pin {})", server.spki_pin),
+        format!("  the bank and the browser use it as {issuer}"),
     ];
     {
         let mut out = std::io::stdout().lock();

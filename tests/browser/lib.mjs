@@ -55,6 +55,8 @@ export async function startDemo(serverEnv = {}) {
   const exited = new Promise((ok) => child.once('exit', (code, signal) => ok({ code, signal })));
   return {
     ready,
+    /** What the demo (and its embedded server) wrote to stderr so far. */
+    stderr: () => stderr,
     async stop() {
       if (child.exitCode === null) child.kill('SIGINT');
       return exited;

@@ -150,6 +150,16 @@ fn the_web_demo_prints_what_a_browser_test_needs_and_the_bank_page_answers() {
     );
     assert_eq!(r["user_id"], "grete#1950x");
     assert_eq!(r["code_device"]["serial"], "DEMO-CD-0001");
+    assert_eq!(r["code_reader"]["serial"], "DEMO-CR-0001");
+    // The issuer is the same broker by the name `localhost`: a WebAuthn
+    // relying party (the chip) must be a domain.
+    let port = r["broker_url"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap();
+    assert_eq!(r["issuer"], format!("https://localhost:{port}"));
     assert_eq!(r["client_auth"], "private_key_jwt");
     assert!(r["client_id"].as_str().unwrap().starts_with("eidoc_"));
     assert_eq!(r["request_lifetime_secs"], 300);
@@ -173,6 +183,7 @@ fn the_web_demo_prints_what_a_browser_test_needs_and_the_bank_page_answers() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("id=\"login\""), "{body}");
     assert!(body.contains("Log på Netbank"), "{body}");
+    assert!(body.contains("id=\"login-high\""), "{body}");
 
     // The phone is activated and `eid app` finds it with the printed
     // environment alone.
@@ -199,7 +210,7 @@ fn the_web_demo_prints_what_a_browser_test_needs_and_the_bank_page_answers() {
 fn the_bank_refuses_a_callback_that_belongs_to_no_login_it_started() {
     let demo = WebDemo::start(&[]);
     let bank = demo.bank();
-    let broker = demo.ready["broker_url"].as_str().unwrap().to_owned();
+    let broker = demo.ready["issuer"].as_str().unwrap().to_owned();
     for query in [
         format!("state=made-up&code=abc&iss={broker}"),
         format!("code=abc&iss={broker}"),
@@ -246,7 +257,8 @@ fn a_phone_loop_in_json_mode_and_a_bad_server_setting_are_refused_before_anythin
 #[test]
 fn log_on_pushes_the_request_and_sends_the_browser_to_the_brokers_authorization_endpoint() {
     let demo = WebDemo::start(&[]);
-    let broker = demo.ready["broker_url"].as_str().unwrap().to_owned();
+    // The bank calls the broker `localhost` (its issuer), as the browser does.
+    let broker = demo.ready["issuer"].as_str().unwrap().to_owned();
     let client_id = demo.ready["client_id"].as_str().unwrap().to_owned();
     let (status, location) = post_for_location(&format!("{}/login", demo.bank()));
     assert_eq!(status, 303, "{location:?}");

@@ -150,7 +150,9 @@ pub(crate) async fn request_activation(
             "too many wrong codes from this address",
             wait,
         )),
-        Err(AppActivationRefused::TooLong) => Err(ApiError::malformed("a field is too long").into()),
+        Err(AppActivationRefused::TooLong) => {
+            Err(ApiError::malformed("a field is too long").into())
+        }
         Err(AppActivationRefused::AccessCode(e)) => {
             Err(ApiError::new(ErrorCode::InvalidParameter, format!("access_code: {e}")).into())
         }
@@ -245,7 +247,9 @@ pub(crate) async fn start_app_activation(
     let hash = tokio::task::spawn_blocking(move || crate::access_code::hash(&chosen))
         .await
         .map_err(|_| {
-            AppActivationRefused::Request(ApiError::new(ErrorCode::Internal, "hashing failed").into())
+            AppActivationRefused::Request(
+                ApiError::new(ErrorCode::Internal, "hashing failed").into(),
+            )
         })?;
     let masked = crate::code_devices::masked_serial(&serial);
     let internal = |what: &str| {

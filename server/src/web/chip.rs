@@ -280,7 +280,8 @@ fn one<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params(("login_id" = String, Path, description = "32 hex digits")),
     request_body(content = ChipFormDoc, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 303, description = "to the redirect URI with code, state and iss; or back to the login page when the login's method is not the chip", headers(("Location" = String))),
+        (status = 200, description = "logged in: a page that takes the browser back to the redirect URI with code, state and iss", content_type = "text/html"),
+        (status = 303, description = "back to the login page when the login's method is not the chip", headers(("Location" = String))),
         (status = 403, description = "the chip is blocked (a possible clone), or the form's CSRF token is wrong", content_type = "text/html"),
         (status = 422, description = "the chip or the access code was not accepted; a fresh challenge", content_type = "text/html"),
         (status = 413, description = "payload_too_large", body = eid_protocol::wire::ErrorBody),
@@ -383,7 +384,9 @@ pub(crate) async fn post(
 }
 
 /// Completes the login: the receipt names the method, the chip (SHA-256 of
-/// its credential id) and the login; the code goes back in the redirect.
+/// its credential id) and the login; the code goes back by the page that
+/// ends a login (a redirect of this form's post would break the pages'
+/// `form-action 'self'` in a browser).
 async fn complete(
     state: &AppState,
     login: &OidcLogin,
@@ -426,17 +429,11 @@ async fn complete(
     if !done {
         return Err(Failure(lang, Refusal::AlreadyDone));
     }
-    let issuer = crate::api::oidc_issuer(state, uri, headers)
-        .map_err(|_| Failure(lang, Refusal::BadLink))?;
-    let mut url =
-        url::Url::parse(&login.params.redirect_uri).map_err(|_| Failure(lang, Refusal::BadLink))?;
-    {
-        let mut q = url.query_pairs_mut();
-        q.append_pair("code", &code);
-        if let Some(s) = &login.params.state {
-            q.append_pair("state", s);
-        }
-        q.append_pair("iss", &issuer);
-    }
-    Ok(see_other(url.as_str()))
+    let provider = super::login::provider_name(state, login)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "login page: store failed");
+            Failure(lang, Refusal::Internal)
+        })?;
+    super::code_login::back_to_provider(state, login, (uri, headers), lang, &code, &provider)
 }

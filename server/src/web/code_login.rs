@@ -462,13 +462,29 @@ pub(crate) async fn access_code_post(
         .await
         .map_err(store_failed)?;
     tracing::info!(login = %login.id, method = login.method.as_str(), "login completed by a code device");
-    let issuer = crate::api::oidc::issuer(&state, &uri, &headers)
+    back_to_provider(&state, &login, (&uri, &headers), lang, &code, &provider)
+}
+
+/// The page that ends a login completed on this origin's form: it takes the
+/// browser back to the redirect URI with `code`, `state` and `iss` by a link
+/// and an immediate refresh. A redirect of the form's post would be refused
+/// by the browser: the pages' `form-action 'self'` applies to a post's
+/// redirects too.
+pub(crate) fn back_to_provider(
+    state: &AppState,
+    login: &OidcLogin,
+    (uri, headers): (&Uri, &HeaderMap),
+    lang: Lang,
+    code: &str,
+    provider: &str,
+) -> Result<Response, Failure> {
+    let issuer = crate::api::oidc::issuer(state, uri, headers)
         .map_err(|_| Failure(lang, Refusal::BadLink))?;
     let mut back =
         url::Url::parse(&login.params.redirect_uri).map_err(|_| Failure(lang, Refusal::BadLink))?;
     {
         let mut q = back.query_pairs_mut();
-        q.append_pair("code", &code);
+        q.append_pair("code", code);
         if let Some(s) = &login.params.state {
             q.append_pair("state", s);
         }
@@ -479,7 +495,7 @@ pub(crate) async fn access_code_post(
         StatusCode::OK,
         DonePage {
             page: Frame::new(lang, &path),
-            provider: &provider,
+            provider,
             back_href: back.to_string(),
         },
     ))

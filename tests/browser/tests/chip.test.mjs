@@ -2,16 +2,17 @@
 // (DevTools `WebAuthn.addVirtualAuthenticator` through playwright-core's CDP
 // session) registers a chip on the self-service pages with its access code
 // and, after the waiting period (0 s on this demo), confirms it with the
-// chip. The pages are opened as `localhost`: a WebAuthn relying party must
-// be a domain, never an IP address. The login at level High with the chip
-// is tested over HTTP with a software chip (server/tests/self_service_pages.rs).
+// chip, then logs in at the demo bank at level High with the chip and its
+// access code. The broker is used as `localhost` (the bank's issuer too): a
+// WebAuthn relying party must be a domain, never an IP address.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { app, enterUserId, launchBrowser, pendingRequest, shot, startDemo } from '../lib.mjs';
 
 const ACCESS_CODE = 'violet-harbour-42';
+const HIGH = 'https://data.gov.dk/concept/core/nsis/loa/High';
 
-test('a chip is registered on the self-service pages with a virtual security key and confirmed with it', async () => {
+test('a chip is registered on the self-service pages with a virtual security key, confirmed with it, and logs in at the bank at level High', async () => {
   const demo = await startDemo({ EID_SERVER_CHIP_WAIT_SECS: '0' });
   const { ready } = demo;
   const browser = await launchBrowser(ready);
@@ -31,7 +32,8 @@ test('a chip is registered on the self-service pages with a virtual security key
         automaticPresenceSimulation: true,
       },
     });
-    const broker = ready.broker_url.replace('127.0.0.1', 'localhost');
+    const broker = ready.issuer;
+    assert.match(broker, /^https:\/\/localhost:\d+$/);
 
     // Sign in with the user ID and the app.
     await page.goto(`${broker}/self-service`);
@@ -64,6 +66,32 @@ test('a chip is registered on the self-service pages with a virtual security key
     await shot(page, 'chip-3-active');
     const after = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
     assert.ok(after.credentials[0].signCount >= 1, 'the key signed once more');
+
+    // At the bank: "Log på med chip (niveau Høj)" asks for NSIS High; the
+    // login page offers the chip; a wrong access code is refused, then the
+    // chip and the right one log in.
+    await page.goto(ready.bank_url);
+    await page.click('#login-high');
+    await page.waitForURL(/^https:\/\/localhost:\d+\/oidc\/login\/[^/?]+$/);
+    assert.equal(await page.locator('#method-code_display').count(), 0, 'a code display does not reach High');
+    await page.check('#method-chip');
+    await page.fill('#user-id', ready.user_id);
+    await shot(page, 'chip-4-login-high');
+    await page.click('#continue');
+    await page.waitForURL(/\/oidc\/login\/[^/]+\/chip$/);
+    await page.locator('#chip-form[data-ceremony="get"]').waitFor();
+    await page.fill('#access-code', 'not-the-access-code');
+    await page.click('#chip-submit');
+    await page.locator('#message').waitFor();
+    await shot(page, 'chip-5-wrong-access-code');
+    await page.fill('#access-code', ACCESS_CODE);
+    await page.click('#chip-submit');
+    await page.waitForURL(`${ready.bank_url}callback?**`, { timeout: 15_000 });
+    await page.locator('#logged-in').waitFor();
+    await shot(page, 'chip-6-bank-logged-in-high');
+    assert.equal(await page.textContent('#acr'), HIGH);
+    assert.equal(await page.textContent('#amr'), 'chip hwk pwd');
+    assert.match(await page.textContent('#request-id'), /^receipt [0-9a-f]{64}$/);
   } finally {
     await browser.close();
     const { code } = await demo.stop();

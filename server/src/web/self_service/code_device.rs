@@ -261,9 +261,8 @@ pub(crate) async fn by_app_start(
         let first = values.next().cloned();
         values.next().is_none().then_some(first).flatten()
     };
-    let csrf_ok = one("csrf").is_some_and(|sent| {
-        bool::from(sent.as_bytes().ct_eq(csrf_token(secret).as_bytes()))
-    });
+    let csrf_ok = one("csrf")
+        .is_some_and(|sent| bool::from(sent.as_bytes().ct_eq(csrf_token(secret).as_bytes())));
     let names = [
         "user_id",
         "serial",
@@ -355,7 +354,12 @@ pub(crate) async fn by_app_start(
     };
     let sealed = token::seal(
         &state,
-        &Token::new(Purpose::CodeDevice, started.request_id, ChangeId([0; 16]), now),
+        &Token::new(
+            Purpose::CodeDevice,
+            started.request_id,
+            ChangeId([0; 16]),
+            now,
+        ),
     );
     let mut response = see_other(PATH_CODE_DEVICE_APP);
     set_cookie(
