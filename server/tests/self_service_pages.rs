@@ -1432,3 +1432,59 @@ async fn the_device_page_refuses_a_form_without_its_token_and_access_codes_that_
     let refused = post(&mut other, fields(&csrf, DEVICE_ACCESS_CODE)).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
 }
+
+/// Code-device requests the server ever created, whatever became of them.
+fn code_device_requests_created(h: &Harness) -> i64 {
+    database(h)
+        .query_row(
+            r#"SELECT COUNT(*) FROM requests WHERE envelope LIKE '%"kind":"code_device"%'"#,
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_same_codes_sent_twice_get_the_same_answers_for_a_known_and_an_unknown_user_id() {
+    // A stranger with any unassigned device sends one user ID twice with
+    // the same two codes: if only a real request used up the codes' step,
+    // the second answer would tell whether the user ID exists.
+    let h = server().await;
+    let _phone = person(&h).await;
+    import_reader(&h).await;
+    let mut answers = Vec::new();
+    for user_id in [USER, "Nobody#1900z"] {
+        let codes = (reader_code(&h, -1), reader_code(&h, 0));
+        let first = start_by_app(&h, &mut Browser::new(&h), user_id, codes.clone()).await;
+        let again = start_by_app(&h, &mut Browser::new(&h), user_id, codes).await;
+        answers.push((user_id, first.status, again.status));
+        // The next user ID's codes are of a later step.
+        h.clock.advance_ms(5 * 30_000);
+    }
+    assert_eq!(
+        (answers[0].1, answers[0].2),
+        (answers[1].1, answers[1].2),
+        "{answers:?}"
+    );
+    assert_eq!((answers[0].1, answers[0].2), (303, 422), "{answers:?}");
+}
+
+#[tokio::test]
+async fn codes_sent_again_for_a_known_user_id_never_reach_the_persons_app() {
+    let h = server().await;
+    let phone = person(&h).await;
+    import_reader(&h).await;
+    let codes = (reader_code(&h, -1), reader_code(&h, 0));
+    let first = start_by_app(&h, &mut Browser::new(&h), USER, codes.clone()).await;
+    assert_eq!(first.status, 303, "{}", first.body);
+    for _ in 0..3 {
+        let again = start_by_app(&h, &mut Browser::new(&h), USER, codes.clone()).await;
+        assert_eq!(again.status, 422, "{}", again.body);
+    }
+    assert_eq!(
+        code_device_requests_created(&h),
+        1,
+        "a replay made no request (none in the app, none against the person's limits)"
+    );
+    code_device_request(&h, &phone).await;
+}

@@ -244,6 +244,13 @@ pub(crate) async fn start_app_activation(
         state.sources.wrong_code(source, now);
         return Err(AppActivationRefused::NoMatch);
     };
+    // The codes' step is used before the user ID is looked at, for a known
+    // user ID and a stand-in alike: codes sent again get the same refusal
+    // whoever they name (else the refusal would tell that the first try
+    // reached a real person), and never make a request in anyone's app.
+    if !state.store.use_unassigned_code_step(&serial, step).await? {
+        return Err(AppActivationRefused::NoMatch);
+    }
     let hash = tokio::task::spawn_blocking(move || crate::access_code::hash(&chosen))
         .await
         .map_err(|_| {
@@ -293,7 +300,7 @@ pub(crate) async fn start_app_activation(
         .request_code_device_activation(&serial, identity_id, request.request_id, step, hash)
         .await?;
     if !recorded {
-        // Another activation used the device or its step in between.
+        // Another activation used a later step of the device in between.
         state
             .store
             .cancel_request(request.request_id, SELF_SERVICE_PROVIDER_ID, now)

@@ -4932,6 +4932,7 @@ pub async fn an_approved_code_device_request_activates_and_replaces_in_the_decis
             ),
         )
         .await;
+        assert!(s.use_unassigned_code_step(serial, 50).await.unwrap());
         assert!(
             s.request_code_device_activation(
                 serial,
@@ -4947,16 +4948,28 @@ pub async fn an_approved_code_device_request_activates_and_replaces_in_the_decis
     };
     let approve = ask("S2").await;
     assert!(
+        !s.use_unassigned_code_step("S2", 50).await.unwrap(),
+        "the step is used"
+    );
+    assert!(
+        !s.use_unassigned_code_step("S2", 49).await.unwrap(),
+        "so is every step before it"
+    );
+    assert!(
+        !s.use_unassigned_code_step("S1", 60).await.unwrap(),
+        "an active device is nobody's to start"
+    );
+    assert!(
         !s.request_code_device_activation(
             "S2",
             anna.id,
             RequestId::random(),
-            50,
+            49,
             crate::access_code::AccessCodeHash::from_stored("$argon2id$z".into()),
         )
         .await
         .unwrap(),
-        "the step is used"
+        "only with the step its start used"
     );
     assert_eq!(
         s.code_device("S2").await.unwrap().unwrap().state,

@@ -1877,13 +1877,21 @@ pub trait Store: Send + Sync + 'static {
         serial: &str,
         now_ms: u64,
     ) -> StoreResult<bool>;
+    /// Uses step `step` of the unassigned code device `serial` for an
+    /// activation by approval in the app, before anyone is asked: `false`
+    /// (nothing changed) when the device is not unassigned or the step (or
+    /// a later one) was used. Every start uses its step here, whether the
+    /// user ID is known or not, so codes sent again are refused alike for
+    /// every user ID and never reach anyone's app.
+    async fn use_unassigned_code_step(&self, serial: &str, step: u64) -> StoreResult<bool>;
     /// Records an activation of the unassigned code device `serial` that
     /// waits for the approval of request `request_id` (kind `code_device`)
-    /// by `identity_id`, and uses its codes' step `step`; `false` (nothing
-    /// changed) when the device is not unassigned or the step was used. The
-    /// decision on the request, in its own write ([`Store::decide`]),
-    /// activates the device on approval (replacing the identity's active
-    /// one, both notified) or forgets the activation.
+    /// by `identity_id`, started with the codes of step `step` (used just
+    /// before by [`Store::use_unassigned_code_step`]); `false` (nothing
+    /// changed) when the device is not unassigned or a later step was used
+    /// since. The decision on the request, in its own write
+    /// ([`Store::decide`]), activates the device on approval (replacing the
+    /// identity's active one, both notified) or forgets the activation.
     async fn request_code_device_activation(
         &self,
         serial: &str,

@@ -421,8 +421,26 @@ pub(super) async fn deactivate_code_device(
     Ok(n == 1)
 }
 
+/// The transaction of [`Store::use_unassigned_code_step`](crate::store::Store::use_unassigned_code_step):
+/// one conditional update, like [`use_code_step`]'s.
+pub(super) async fn use_unassigned_code_step(
+    t: &Tx<'_>,
+    serial: &str,
+    step: u64,
+) -> StoreResult<bool> {
+    let n = exec(
+        t,
+        "UPDATE code_devices SET last_step = $2 \
+         WHERE serial = $1 AND state = 'unassigned' AND (last_step IS NULL OR last_step < $2)",
+        &[&serial, &i64_of(step)],
+    )
+    .await?;
+    Ok(n == 1)
+}
+
 /// The transaction of [`Store::request_code_device_activation`](crate::store::Store::request_code_device_activation):
-/// one conditional update, which also uses the step of the code shown.
+/// one conditional update, while the step its start used is still the
+/// device's last.
 pub(super) async fn request_code_device_activation(
     t: &Tx<'_>,
     serial: &str,
@@ -434,8 +452,8 @@ pub(super) async fn request_code_device_activation(
     let n = exec(
         t,
         "UPDATE code_devices SET pending_request_id = $2, pending_identity_id = $3, \
-         pending_access_code_hash = $4, last_step = $5 \
-         WHERE serial = $1 AND state = 'unassigned' AND (last_step IS NULL OR last_step < $5)",
+         pending_access_code_hash = $4 \
+         WHERE serial = $1 AND state = 'unassigned' AND last_step = $5",
         &[
             &serial,
             &Col(request_id),

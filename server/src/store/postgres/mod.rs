@@ -899,6 +899,13 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn use_unassigned_code_step(&self, serial: &str, step: u64) -> StoreResult<bool> {
+        let serial = serial.to_owned();
+        tx!(self.write, [serial], |t| {
+            code_devices::use_unassigned_code_step(t, &serial, step)
+        })
+    }
+
     async fn request_code_device_activation(
         &self,
         serial: &str,

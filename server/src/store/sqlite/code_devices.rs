@@ -351,6 +351,22 @@ pub(super) fn deactivate_code_device(
     Ok(n == 1)
 }
 
+/// The transaction of [`Store::use_unassigned_code_step`](crate::store::Store::use_unassigned_code_step):
+/// one conditional update, like [`use_code_step`]'s.
+pub(super) fn use_unassigned_code_step(
+    c: &Connection,
+    serial: &str,
+    step: u64,
+) -> StoreResult<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE code_devices SET last_step = ?2 \
+             WHERE serial = ?1 AND state = 'unassigned' AND (last_step IS NULL OR last_step < ?2)",
+        )?
+        .execute(params![serial, i64_of(step)])?;
+    Ok(n == 1)
+}
+
 /// The transaction of [`Store::request_code_device_activation`](crate::store::Store::request_code_device_activation).
 pub(super) fn request_code_device_activation(
     c: &Connection,
@@ -363,8 +379,8 @@ pub(super) fn request_code_device_activation(
     let n = c
         .prepare_cached(
             "UPDATE code_devices SET pending_request_id = ?2, pending_identity_id = ?3, \
-             pending_access_code_hash = ?4, last_step = ?5 \
-             WHERE serial = ?1 AND state = 'unassigned' AND (last_step IS NULL OR last_step < ?5)",
+             pending_access_code_hash = ?4 \
+             WHERE serial = ?1 AND state = 'unassigned' AND last_step = ?5",
         )?
         .execute(params![
             serial,

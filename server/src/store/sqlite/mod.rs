@@ -654,6 +654,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn use_unassigned_code_step(&self, serial: &str, step: u64) -> StoreResult<bool> {
+        let serial = serial.to_owned();
+        self.write(move |c| code_devices::use_unassigned_code_step(c, &serial, step))
+            .await
+    }
+
     async fn request_code_device_activation(
         &self,
         serial: &str,
