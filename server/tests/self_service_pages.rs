@@ -1488,3 +1488,31 @@ async fn codes_sent_again_for_a_known_user_id_never_reach_the_persons_app() {
     );
     code_device_request(&h, &phone).await;
 }
+
+#[tokio::test]
+async fn one_address_gets_a_few_device_activations_per_user_id_an_hour_known_or_not() {
+    // Each start asks the person in the app: a stranger with a device must
+    // not fill the person's app (and the person's request limits) with them.
+    let h = server().await;
+    let _phone = person(&h).await;
+    import_reader(&h).await;
+    for user_id in [USER, "Nobody#1900z"] {
+        let mut browser = Browser::new(&h);
+        for i in 0..5 {
+            h.clock.advance_ms(30_000);
+            let codes = (reader_code(&h, -1), reader_code(&h, 0));
+            let started = start_by_app(&h, &mut browser, user_id, codes).await;
+            assert_eq!(started.status, 303, "{user_id} {i}: {}", started.body);
+        }
+        h.clock.advance_ms(30_000);
+        let codes = (reader_code(&h, -1), reader_code(&h, 0));
+        let refused = start_by_app(&h, &mut browser, user_id, codes).await;
+        assert_eq!(refused.status, 429, "{user_id}: {}", refused.body);
+        assert!(refused.text("by-app-error").is_some());
+    }
+    assert_eq!(code_device_requests_created(&h), 5);
+    h.clock.advance_ms(HOUR_MS);
+    let codes = (reader_code(&h, -1), reader_code(&h, 0));
+    let later = start_by_app(&h, &mut Browser::new(&h), USER, codes).await;
+    assert_eq!(later.status, 303, "{}", later.body);
+}

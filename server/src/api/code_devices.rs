@@ -128,7 +128,7 @@ pub(crate) async fn activate(
         (status = 403, description = "origin_refused", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody),
-        (status = 429, description = "rate_limited: too many calls, or too many wrong codes, from this address, or the person's own limits; see the Retry-After header",
+        (status = 429, description = "rate_limited: too many calls, too many wrong codes, or too many activations for this user ID (known or not), from this address; see the Retry-After header",
             body = ErrorBody,
             headers(("Retry-After" = u64, description = "seconds until this address may call again")))))]
 pub(crate) async fn request_activation(
@@ -159,6 +159,11 @@ pub(crate) async fn request_activation(
         Err(AppActivationRefused::NoMatch) => {
             Err(ApiError::new(ErrorCode::InvalidParameter, nothing).into())
         }
+        Err(AppActivationRefused::TooManyStarts(wait)) => Err(retry_later(
+            ErrorCode::RateLimited,
+            "too many activations for this user ID from this address",
+            wait,
+        )),
         Err(AppActivationRefused::Request(refused)) => Err(refused),
     }
 }
@@ -185,6 +190,9 @@ pub(crate) enum AppActivationRefused {
     /// The serial number and codes match no unassigned code device (one
     /// answer for every mismatch; counted against the address).
     NoMatch,
+    /// This address started enough activations for this user ID (known or
+    /// not) for now: wait this many milliseconds.
+    TooManyStarts(u64),
     /// The request could not be created (a limit of the address or the
     /// service; the person's own limits give the stand-in instead).
     Request(RetryLater),
@@ -244,6 +252,20 @@ pub(crate) async fn start_app_activation(
         state.sources.wrong_code(source, now);
         return Err(AppActivationRefused::NoMatch);
     };
+    // Each start asks the person in the app: one address gets a few per
+    // user ID an hour, known or not (docs/threat-model.md, "Strangers who
+    // know a user ID"), so a stranger with a device cannot fill the
+    // person's app and use up the person's own request limits. Counted
+    // after the codes, before their step is used.
+    state
+        .sources
+        .start(
+            crate::api::sources::StartKind::CodeDevice,
+            source,
+            &crate::userid::fold(&req.user_id),
+            now,
+        )
+        .map_err(AppActivationRefused::TooManyStarts)?;
     // The codes' step is used before the user ID is looked at, for a known
     // user ID and a stand-in alike: codes sent again get the same refusal
     // whoever they name (else the refusal would tell that the first try

@@ -53,6 +53,8 @@ pub(crate) enum StartKind {
     Enrolment,
     /// A self-service change.
     SelfService,
+    /// A code device's activation by approval in the app.
+    CodeDevice,
 }
 
 /// The in-memory counters, one per [`crate::api::AppState`].
@@ -94,7 +96,7 @@ impl SourceLimits {
                 ..ENROLMENT_STARTS_PER_SOURCE_PER_USER_ID
             },
             StartKind::Enrolment => ENROLMENT_STARTS_PER_SOURCE_PER_USER_ID,
-            StartKind::SelfService => CHANGE_STARTS_PER_SOURCE_PER_USER_ID,
+            StartKind::SelfService | StartKind::CodeDevice => CHANGE_STARTS_PER_SOURCE_PER_USER_ID,
         };
         let waits = [(&per_user_id, tight), (&overall, STARTS_PER_SOURCE)]
             .into_iter()

@@ -337,7 +337,9 @@ pub(crate) async fn by_app_start(
         Ok(started) => started,
         Err(refused) => {
             let (status, error) = match refused {
-                AppActivationRefused::WrongCodes(_) => (StatusCode::TOO_MANY_REQUESTS, w.busy),
+                AppActivationRefused::WrongCodes(_) | AppActivationRefused::TooManyStarts(_) => {
+                    (StatusCode::TOO_MANY_REQUESTS, w.busy)
+                }
                 AppActivationRefused::TooLong | AppActivationRefused::NoMatch => {
                     (StatusCode::UNPROCESSABLE_ENTITY, m.by_app_mismatch)
                 }
