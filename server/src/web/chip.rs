@@ -397,6 +397,14 @@ async fn complete(
     lang: Lang,
 ) -> Result<Response, Failure> {
     let now = state.now_ms();
+    // Read before the login completes: a failed read after it would leave
+    // the person a completed login with no way back to the provider.
+    let provider = super::login::provider_name(state, login)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "login page: store failed");
+            Failure(lang, Refusal::Internal)
+        })?;
     let client = crate::api::oidc_client_of(state, &login.client_id)
         .await
         .map_err(|_| Failure(lang, Refusal::Internal))?
@@ -429,11 +437,5 @@ async fn complete(
     if !done {
         return Err(Failure(lang, Refusal::AlreadyDone));
     }
-    let provider = super::login::provider_name(state, login)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "login page: store failed");
-            Failure(lang, Refusal::Internal)
-        })?;
     super::code_login::back_to_provider(state, login, (uri, headers), lang, &code, &provider)
 }
