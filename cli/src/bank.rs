@@ -366,7 +366,20 @@ async fn start_login(State(bank): State<Arc<Bank>>, body: axum::body::Bytes) -> 
         Level::Substantial
     };
     match bank.push_authorization_request(level).await {
-        Ok(location) => Redirect::to(&location).into_response(),
+        Ok((location, state)) => {
+            let mut response = Redirect::to(&location).into_response();
+            // The login belongs to this browser: the callback needs this
+            // cookie to hold its `state` (else anyone could send a victim's
+            // browser to the callback with the attacker's own login).
+            // `SameSite=Lax` is sent on the broker's top-level way back.
+            if let Ok(v) = header::HeaderValue::from_str(&format!(
+                "{LOGIN_COOKIE}={state}; Path=/callback; HttpOnly; SameSite=Lax; Max-Age={}",
+                PENDING_TTL.as_secs()
+            )) {
+                response.headers_mut().append(header::SET_COOKIE, v);
+            }
+            response
+        }
         Err(e) => (
             StatusCode::BAD_GATEWAY,
             Html(page(
@@ -383,7 +396,8 @@ async fn start_login(State(bank): State<Arc<Bank>>, body: axum::body::Bytes) -> 
 }
 
 impl Bank {
-    async fn push_authorization_request(&self, level: Level) -> Result<String, String> {
+    /// Pushes the request; returns where the browser goes and the `state`.
+    async fn push_authorization_request(&self, level: Level) -> Result<(String, String), String> {
         let state = random_token(&self.rng).map_err(|e| e.to_string())?;
         let nonce = random_token(&self.rng).map_err(|e| e.to_string())?;
         let verifier = Zeroizing::new(random_token(&self.rng).map_err(|e| e.to_string())?);
@@ -439,7 +453,7 @@ impl Bank {
                 return Err("too many logins in progress; try again later".into());
             }
             pending.insert(
-                state,
+                state.clone(),
                 PendingLogin {
                     verifier,
                     nonce,
@@ -452,7 +466,10 @@ impl Bank {
             .append_pair("client_id", &s.client_id)
             .append_pair("request_uri", request_uri)
             .finish();
-        Ok(format!("{}?{query}", self.broker.authorization_endpoint))
+        Ok((
+            format!("{}?{query}", self.broker.authorization_endpoint),
+            state,
+        ))
     }
 
     /// The login `state` names, forgotten at once (single use).
@@ -604,8 +621,12 @@ enum Outcome {
 async fn callback(
     State(bank): State<Arc<Bank>>,
     Query(params): Query<HashMap<String, String>>,
+    headers: header::HeaderMap,
 ) -> Response {
-    let outcome = match bank.take_pending(params.get("state").map(String::as_str)) {
+    let state = params.get("state").map(String::as_str);
+    // Only the browser that started the login may finish it.
+    let own = state.is_some_and(|s| login_cookie(&headers) == Some(s));
+    let outcome = match bank.take_pending(state.filter(|_| own)) {
         None => Outcome::UnknownState,
         Some(_) if params.get("iss") != Some(&bank.broker.issuer) => Outcome::WrongIssuer,
         Some(login) => match (params.get("code"), params.get("error")) {
@@ -618,7 +639,27 @@ async fn callback(
             (None, None) => Outcome::Failed("the answer has neither code nor error".into()),
         },
     };
-    outcome_page(outcome)
+    let mut response = outcome_page(outcome);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        header::HeaderValue::from_static("eid_bank_login=; Path=/callback; Max-Age=0"),
+    );
+    response
+}
+
+/// The cookie that ties a login to the browser that started it.
+const LOGIN_COOKIE: &str = "eid_bank_login";
+
+/// The login cookie's value in `headers`, if sent.
+fn login_cookie(headers: &header::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == LOGIN_COOKIE)
+        .map(|(_, v)| v)
 }
 
 fn outcome_page(outcome: Outcome) -> Response {

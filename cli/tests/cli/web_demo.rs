@@ -82,14 +82,24 @@ impl Drop for WebDemo {
 
 /// A plain HTTP/1.1 request to the bank: status and body.
 fn http(method: &str, url: &str) -> (u16, String) {
+    let (status, _, body) = http_with(method, url, None);
+    (status, body)
+}
+
+/// A plain HTTP/1.1 call with an optional `Cookie` header: the status, the
+/// raw head and the body.
+fn http_with(method: &str, url: &str, cookie: Option<&str>) -> (u16, String, String) {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest
         .split_once('/')
         .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
     let mut stream = TcpStream::connect(host).unwrap();
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{cookie}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut answer = String::new();
@@ -99,11 +109,11 @@ fn http(method: &str, url: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = answer
+    let (head, body) = answer
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
+        .map(|(h, b)| (h.to_owned(), b.to_owned()))
         .unwrap_or_default();
-    (status, body)
+    (status, head, body)
 }
 
 /// The `Location` of a plain HTTP/1.1 POST to the bank, with its status.
@@ -273,4 +283,37 @@ fn log_on_pushes_the_request_and_sends_the_browser_to_the_brokers_authorization_
         !location.contains("state") && !location.contains("nonce"),
         "{location}"
     );
+}
+
+#[test]
+fn a_login_finishes_only_in_the_browser_that_started_it() {
+    let demo = WebDemo::start(&[]);
+    let bank = demo.bank();
+    let issuer = demo.ready["issuer"].as_str().unwrap().to_owned();
+    let (status, head, _) = http_with("POST", &format!("{bank}/login"), None);
+    assert_eq!(status, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .expect("the login's cookie")
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let state = pair.strip_prefix("eid_bank_login=").unwrap().to_owned();
+    let callback = format!("{bank}/callback?state={state}&code=abc&iss={issuer}");
+    // Another browser (an attacker's link to a victim) gets nothing, and
+    // the login stays usable for its own browser.
+    let (status, _, body) = http_with("GET", &callback, None);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("id=\"bad-state\""), "{body}");
+    let (_, _, body) = http_with("GET", &callback, Some("eid_bank_login=someone-else"));
+    assert!(body.contains("id=\"bad-state\""), "{body}");
+    // Its own browser reaches the code's redemption (which a made-up code
+    // fails at the broker).
+    let (_, _, body) = http_with("GET", &callback, Some(&pair));
+    assert!(!body.contains("id=\"bad-state\""), "{body}");
+    assert!(body.contains("id=\"failed\""), "{body}");
 }
