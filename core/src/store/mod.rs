@@ -30,7 +30,7 @@ pub(crate) use authenticators::AuthenticatorRow;
 pub use authenticators::AuthenticatorState;
 pub(crate) use decisions::DecisionStatus;
 pub(crate) use enrolment::{DeviceEnrolmentRow, EnrolmentAnswer, PendingEnrolmentRow};
-pub(crate) use requests::PendingRow;
+pub(crate) use requests::{PendingRow, decode_envelope, envelope_row};
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -186,6 +186,9 @@ ALTER TABLE account_feed ADD COLUMN decisions_cursor INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 
+/// The schema version (`user_version`) from which the device journal exists.
+const JOURNAL_SCHEMA_VERSION: i64 = 5;
+
 /// The database handle.
 #[derive(Debug)]
 pub(crate) struct Store {
@@ -280,16 +283,28 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // A pull alone runs about 15 distinct statements: room for those of
+        // the other calls too, so none is parsed again on every call.
+        conn.set_prepared_statement_cache_capacity(64);
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let migrations: Migrations<'_> = MIGRATIONS.iter().map(|sql| M::up(sql)).collect();
         migrations.to_latest(conn)?;
-        crate::journal::backfill(conn)?;
+        // Decisions without a journal entry exist only in a database from
+        // before the journal (migration 5): every later decision is journaled
+        // in its own commit. Looking for them on every open cost a scan of
+        // the journal per stored decision.
+        if version < JOURNAL_SCHEMA_VERSION {
+            crate::journal::backfill(conn)?;
+        }
         Ok(())
     }
 
     /// Runs `f` with `synchronous=NORMAL` (commits not flushed at once), and
     /// restores `FULL` afterwards whatever `f` returned.
     fn without_fsync<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.conn
+            .prepare_cached("PRAGMA synchronous = NORMAL")?
+            .execute([])?;
         let result = f(self);
         if !self.conn.is_autocommit() {
             // A failed commit left a transaction open; the level can only
@@ -297,7 +312,9 @@ impl Store {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
         // If this fails, PIN attempts refuse to be counted (see set_attempts).
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.conn
+            .prepare_cached("PRAGMA synchronous = FULL")?
+            .execute([])?;
         result
     }
 }
