@@ -10,7 +10,7 @@ use eid_protocol::{AuthenticatorId, RequestEnvelopeBody, RequestId};
 
 use crate::approval::{RequestTimer, remaining_after_restart, remaining_at_pull};
 use crate::store::{
-    AuthenticatorRow, AuthenticatorState, PendingRow, decode_envelope, envelope_row,
+    AuthenticatorRow, AuthenticatorState, PendingRow, PulledRows, decode_envelope, envelope_row,
 };
 use crate::{App, Error, Inner, Language, RequestView, Result, display, enrolment, journal, lock};
 
@@ -70,7 +70,7 @@ impl App {
         // stored JSON: each pulled envelope is serialized once, compared with
         // the stored text and stored as it is (nothing stored is decoded).
         let known = lock(&self.inner.store)?.pending_json()?;
-        let mut accepted: Vec<(usize, Vec<(&SignedEnvelope, (String, String))>)> = Vec::new();
+        let mut accepted: Vec<(usize, Vec<Verified<'_>>)> = Vec::new();
         for (i, (pulled, authenticator)) in resp.accounts.iter().zip(authenticators).enumerate() {
             let mut keep = Vec::new();
             let stored = known.get(&authenticator.authenticator_id.to_string());
@@ -107,8 +107,7 @@ impl App {
             };
             kept.push((authenticator.authenticator_id, state, keep));
         }
-        let mut rows: Vec<(AuthenticatorId, AuthenticatorState, Vec<(String, String)>)> =
-            Vec::with_capacity(kept.len());
+        let mut rows: Vec<PulledRows> = Vec::with_capacity(kept.len());
         let mut kept_envelopes: Vec<(AuthenticatorId, Vec<&SignedEnvelope>)> =
             Vec::with_capacity(kept.len());
         for (id, state, keep) in kept {
@@ -340,6 +339,9 @@ impl Inner {
         ))
     }
 }
+
+/// A pulled envelope that passed, with its row as the store keeps it.
+type Verified<'a> = (&'a SignedEnvelope, (String, String));
 
 /// A stored request's decoded envelope and the view last built of it
 /// ([`App::requests`] keeps one per stored request, keyed by the

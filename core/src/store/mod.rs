@@ -30,7 +30,7 @@ pub(crate) use authenticators::AuthenticatorRow;
 pub use authenticators::AuthenticatorState;
 pub(crate) use decisions::DecisionStatus;
 pub(crate) use enrolment::{DeviceEnrolmentRow, EnrolmentAnswer, PendingEnrolmentRow};
-pub(crate) use requests::{PendingRow, decode_envelope, envelope_row};
+pub(crate) use requests::{PendingRow, PulledRows, decode_envelope, envelope_row};
 
 const MIGRATIONS: &[&str] = &[
     r#"

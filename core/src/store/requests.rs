@@ -33,6 +33,10 @@ pub(crate) fn decode_envelope(json: &str) -> Result<SignedEnvelope> {
     serde_json::from_str(json).map_err(|_| bad("envelope"))
 }
 
+/// One authenticator's state and unexpired envelopes from a pull, each as
+/// [`envelope_row`] made it.
+pub(crate) type PulledRows = (AuthenticatorId, AuthenticatorState, Vec<(String, String)>);
+
 /// An envelope as the store keeps it: its request id and its JSON.
 pub(crate) fn envelope_row(e: &SignedEnvelope) -> Result<(String, String)> {
     Ok((e.envelope.request_id.to_string(), serde_json::to_string(e)?))
@@ -78,7 +82,7 @@ impl Store {
     /// store).
     pub(crate) fn apply_pull_rows(
         &mut self,
-        pulled: &[(AuthenticatorId, AuthenticatorState, Vec<(String, String)>)],
+        pulled: &[PulledRows],
         server_time_ms: u64,
         received_wall_ms: u64,
     ) -> Result<()> {
