@@ -358,6 +358,60 @@ mod tests {
     }
 
     #[test]
+    fn a_database_from_before_the_journal_gets_its_decisions_journaled_when_opened() {
+        use eid_protocol::wire::SubmitDecisionRequest;
+        use eid_protocol::{
+            Decision, Outcome, RequestEnvelopeBody, RequestId, RequestKind, ServiceProviderId,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("core.db");
+        let a = sample_authenticator();
+        let envelope = RequestEnvelopeBody {
+            request_id: RequestId::random(),
+            identity_id: a.identity_id,
+            kind: RequestKind::Login,
+            service_provider_id: ServiceProviderId([3; 16]),
+            service_provider_name: "Nordisk Bank A/S".into(),
+            reference_text: "Log på".into(),
+            created_at_ms: 1,
+            expires_at_ms: 1_000,
+            server_nonce: [4; 32],
+            binding_required: false,
+        };
+        let decision =
+            Decision::for_envelope(&envelope, a.authenticator_id, Outcome::Deny, None, 1);
+        let submit = SubmitDecisionRequest {
+            device_signature: SoftwareSigningKey::generate().sign(&decision.signing_bytes()),
+            decision,
+            pin_signature: None,
+        };
+        {
+            // Schema version 4, before the journal, with one decision.
+            let mut c = Connection::open(&path).unwrap();
+            let before: Migrations<'_> = MIGRATIONS[..4].iter().map(|sql| M::up(sql)).collect();
+            before.to_latest(&mut c).unwrap();
+            // A decision without its authenticator row: the journal needs none.
+            c.pragma_update(None, "foreign_keys", "OFF").unwrap();
+            c.execute(
+                "INSERT INTO decisions (authenticator_id, request_id, counter, submit_json, status, created_at_ms)
+                 VALUES (?1, ?2, 1, ?3, 'signed', 5)",
+                rusqlite::params![
+                    a.authenticator_id.to_string(),
+                    envelope.request_id.to_string(),
+                    serde_json::to_string(&submit).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(crate::journal::verify(&s.conn).unwrap().entries, 1);
+        drop(s);
+        // Opened again (now at the latest version): journaled once.
+        let s = Store::open(&path).unwrap();
+        assert_eq!(crate::journal::verify(&s.conn).unwrap().entries, 1);
+    }
+
+    #[test]
     fn relaxed_commits_restore_full_durability() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("core.db")).unwrap();
