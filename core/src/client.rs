@@ -365,7 +365,7 @@ impl Transport {
         body: Bytes,
         headers: &[(&'static str, String)],
     ) -> std::result::Result<(http::StatusCode, Option<u64>, Bytes), Failure> {
-        let (mut sender, reused) = match self.take_idle() {
+        let (mut sender, reused) = match self.take_idle().await {
             Some(sender) => (sender, true),
             None => (self.connect().await?, false),
         };
@@ -422,18 +422,27 @@ impl Transport {
 
     /// An idle connection that can take a request now. One the server
     /// closed since is dropped here, so a request never starts on it.
-    fn take_idle(&self) -> Option<Sender> {
-        let mut idle = self.idle.lock().ok()?;
-        while let Some(sender) = idle.pop() {
-            if sender.is_ready() {
+    ///
+    /// A connection whose last answer was just read may not be ready yet:
+    /// its task has still to see the end of that answer. Waiting for it is
+    /// a few microseconds; dropping it (as a check of `is_ready` alone did)
+    /// cost a new TCP connection and TLS handshake.
+    async fn take_idle(&self) -> Option<Sender> {
+        loop {
+            let mut sender = self.idle.lock().ok()?.pop()?;
+            if sender.is_closed() {
+                continue;
+            }
+            // Bounded: a connection that does not become ready is dropped
+            // and the request goes on a new one.
+            if let Ok(Ok(())) = tokio::time::timeout(self.connect_timeout, sender.ready()).await {
                 return Some(sender);
             }
         }
-        None
     }
 
     fn put_idle(&self, sender: Sender) {
-        if sender.is_ready()
+        if !sender.is_closed()
             && let Ok(mut idle) = self.idle.lock()
             && idle.len() < MAX_IDLE
         {

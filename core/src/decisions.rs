@@ -278,11 +278,7 @@ impl Inner {
             AuthenticatorState::Active => {}
         }
         let pending = store
-            .pending()?
-            .into_iter()
-            .find(|p| {
-                p.authenticator_id == *authenticator && p.envelope.envelope.request_id == *request
-            })
+            .pending_request(authenticator, request)?
             .ok_or(Error::UnknownRequest)?;
         drop(store);
         if self.remaining(&pending)? == 0 {

@@ -453,6 +453,19 @@ pub(crate) fn with_call_context(
     view
 }
 
+/// A view [`build_view`] made for the same authenticator, user ID, envelope
+/// and language, with `time_left_ms` left now: the time left is the only input
+/// that changes, and of the rest only the actions depend on it.
+pub(crate) fn with_time_left(
+    mut view: RequestView,
+    text_ok: bool,
+    time_left_ms: u64,
+) -> RequestView {
+    view.time_left_ms = time_left_ms;
+    view.actions = allowed_actions(text_ok, time_left_ms);
+    view
+}
+
 /// Checks both texts of an envelope (approval is refused if either fails).
 pub(crate) fn check_texts(envelope: &RequestEnvelopeBody) -> Result<(), TextError> {
     if envelope.kind.is_first_party()

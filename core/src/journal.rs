@@ -61,11 +61,8 @@ fn corrupt() -> Error {
 /// stores the decision).
 pub(crate) fn append(conn: &Connection, decision: &Decision, now_ms: u64) -> Result<()> {
     let prev: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT link FROM journal ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT link FROM journal ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| r.get(0))
         .optional()?;
     let prev: [u8; 32] = match prev {
         Some(v) => v.try_into().map_err(|_| corrupt())?,
@@ -78,9 +75,8 @@ pub(crate) fn append(conn: &Connection, decision: &Decision, now_ms: u64) -> Res
         counter: decision.counter,
         decision_sha256: eid_protocol::sha256(&decision.signing_bytes()),
     };
-    conn.execute(
-        "INSERT INTO journal (authenticator_id, request_id, outcome, counter, decision_sha256, link, created_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    conn.prepare_cached("INSERT INTO journal (authenticator_id, request_id, outcome, counter, decision_sha256, link, created_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(
         params![
             entry.authenticator_id.to_string(),
             entry.request_id.to_string(),
@@ -175,29 +171,27 @@ pub(crate) fn reconcile(
     for (authenticator, decisions) in pulled {
         // The next pull goes on after the highest decision compared now.
         if let Some(seq) = decisions.iter().map(|d| d.seq).max() {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO account_feed (authenticator_id, decisions_cursor) VALUES (?1, ?2)
                  ON CONFLICT(authenticator_id) DO UPDATE
                  SET decisions_cursor = MAX(decisions_cursor, excluded.decisions_cursor)",
-                params![authenticator.to_string(), to_i64(seq)],
-            )?;
+            )?
+            .execute(params![authenticator.to_string(), to_i64(seq)])?;
         }
         for d in decisions
             .iter()
             .filter(|d| d.authenticator_id == *authenticator)
         {
-            let known: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM journal WHERE authenticator_id = ?1 AND decision_sha256 = ?2)",
+            let known: bool = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM journal WHERE authenticator_id = ?1 AND decision_sha256 = ?2)")?.query_row(
                 params![authenticator.to_string(), d.decision_sha256.as_slice()],
                 |r| r.get(0),
             )?;
             if known {
                 continue;
             }
-            raised += tx.execute(
-                "INSERT OR IGNORE INTO journal_alarms (authenticator_id, request_id, outcome, counter,
+            raised += tx.prepare_cached("INSERT OR IGNORE INTO journal_alarms (authenticator_id, request_id, outcome, counter,
                      decision_sha256, decided_at_ms, raised_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(
                 params![
                     authenticator.to_string(),
                     d.request_id.to_string(),

@@ -144,6 +144,9 @@ struct Inner {
     /// When each request's display model was first built (monotonic, this
     /// process only: after a restart the read time counts again).
     shown: Mutex<HashMap<(AuthenticatorId, RequestId), u64>>,
+    /// The views of the stored requests as last built, by the envelope as
+    /// stored (`pull.rs`).
+    views: Mutex<HashMap<(AuthenticatorId, String), pull::CachedView>>,
     unlocks: Mutex<HashMap<[u8; 16], unlock::UnlockEntry>>,
     /// The server's clock as last seen: (server Unix ms, our monotonic ms
     /// then). Device-request timestamps are derived from it, not from the
@@ -209,6 +212,7 @@ impl App {
                 pin_lock: Mutex::new(()),
                 timers: Mutex::new(HashMap::new()),
                 shown: Mutex::new(HashMap::new()),
+                views: Mutex::new(HashMap::new()),
                 server_clock: Mutex::new(None),
                 unlocks: Mutex::new(HashMap::new()),
                 mono_locks: Mutex::new(HashMap::new()),

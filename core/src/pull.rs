@@ -6,10 +6,12 @@
 use eid_protocol::wire::{
     self, AccountState as ServerAccountState, PullRequest, PullResponse, SignedEnvelope,
 };
-use eid_protocol::{AuthenticatorId, RequestId};
+use eid_protocol::{AuthenticatorId, RequestEnvelopeBody, RequestId};
 
 use crate::approval::{RequestTimer, remaining_after_restart, remaining_at_pull};
-use crate::store::{AuthenticatorRow, AuthenticatorState, PendingRow};
+use crate::store::{
+    AuthenticatorRow, AuthenticatorState, PendingRow, PulledRows, decode_envelope, envelope_row,
+};
 use crate::{App, Error, Inner, Language, RequestView, Result, display, enrolment, journal, lock};
 
 impl App {
@@ -64,15 +66,17 @@ impl App {
         // Verify everything first (fail closed), then store. An envelope equal
         // to one stored for the same authenticator was verified with the same key
         // before it was stored (and the stored rows are what approvals sign),
-        // so only new envelopes cost a signature check.
-        let known = lock(&self.inner.store)?.pending()?;
-        let mut accepted: Vec<(usize, Vec<SignedEnvelope>)> = Vec::new();
+        // so only new envelopes cost a signature check. Equal means the same
+        // stored JSON: each pulled envelope is serialized once, compared with
+        // the stored text and stored as it is (nothing stored is decoded).
+        let known = lock(&self.inner.store)?.pending_json()?;
+        let mut accepted: Vec<(usize, Vec<Verified<'_>>)> = Vec::new();
         for (i, (pulled, authenticator)) in resp.accounts.iter().zip(authenticators).enumerate() {
             let mut keep = Vec::new();
+            let stored = known.get(&authenticator.authenticator_id.to_string());
             for e in &pulled.requests {
-                let verified_before = known.iter().any(|k| {
-                    k.authenticator_id == authenticator.authenticator_id && k.envelope == *e
-                });
+                let row = envelope_row(e)?;
+                let verified_before = stored.is_some_and(|s| s.contains(&row.1));
                 if !verified_before {
                     authenticator
                         .server_public_key
@@ -83,7 +87,7 @@ impl App {
                     return Err(Error::InvalidServerSignature);
                 }
                 if e.envelope.expires_at_ms > resp.server_time_ms {
-                    keep.push(e.clone());
+                    keep.push((e, row));
                 }
             }
             accepted.push((i, keep));
@@ -103,13 +107,18 @@ impl App {
             };
             kept.push((authenticator.authenticator_id, state, keep));
         }
-        let rows: Vec<(AuthenticatorId, AuthenticatorState, &[SignedEnvelope])> = kept
-            .iter()
-            .map(|(id, state, keep)| (*id, *state, keep.as_slice()))
-            .collect();
-        lock(&self.inner.store)?.apply_pull(&rows, resp.server_time_ms, wall)?;
+        let mut rows: Vec<PulledRows> = Vec::with_capacity(kept.len());
+        let mut kept_envelopes: Vec<(AuthenticatorId, Vec<&SignedEnvelope>)> =
+            Vec::with_capacity(kept.len());
+        for (id, state, keep) in kept {
+            let (envelopes, stored): (Vec<&SignedEnvelope>, Vec<(String, String)>) =
+                keep.into_iter().unzip();
+            rows.push((id, state, stored));
+            kept_envelopes.push((id, envelopes));
+        }
+        lock(&self.inner.store)?.apply_pull_rows(&rows, resp.server_time_ms, wall)?;
         let shown: Vec<(AuthenticatorId, AuthenticatorState)> =
-            kept.iter().map(|(id, state, _)| (*id, *state)).collect();
+            rows.iter().map(|(id, state, _)| (*id, *state)).collect();
         enrolment::store_pulled(&self.inner, &shown, &resp.accounts)?;
         // The security feed, for every authenticator (a locked or blocked one
         // most of all): stored with its cursor in one transaction.
@@ -132,12 +141,12 @@ impl App {
         }
         self.store_authenticator_details(&resp.accounts)?;
         let mut shown = lock(&self.inner.shown)?;
-        for (id, _, keep) in &kept {
+        for (id, keep) in &kept_envelopes {
             shown.retain(|(a, r), _| a != id || keep.iter().any(|e| e.envelope.request_id == *r));
         }
         drop(shown);
         let mut timers = lock(&self.inner.timers)?;
-        for (id, _, keep) in &kept {
+        for (id, keep) in &kept_envelopes {
             let id = *id;
             timers.retain(|(a, _), _| *a != id);
             for e in keep {
@@ -185,39 +194,105 @@ impl App {
         let signals = self.inner.call_signals()?;
         let store = lock(&self.inner.store)?;
         let authenticators = store.authenticators()?;
+        let rows = store.pending_texts()?;
+        // Views built before for the same stored envelope, user ID and
+        // language are taken again with the new time left (a refresh that
+        // brings the same requests decodes and checks nothing again); the
+        // cache keeps exactly the stored requests.
+        let mut cache = lock(&self.inner.views)?;
+        let mut kept = std::collections::HashMap::with_capacity(rows.len());
         let mut out = Vec::new();
-        for row in store.pending()? {
-            if only.is_some_and(|id| *id != row.authenticator_id) {
-                continue;
-            }
-            let Some(authenticator) = authenticators.iter().find(|a| {
-                a.authenticator_id == row.authenticator_id && a.state == AuthenticatorState::Active
-            }) else {
-                continue;
+        for row in rows {
+            let key = (row.authenticator_id, row.json);
+            let mut entry = match cache.remove(&key) {
+                Some(entry) => entry,
+                None => CachedView {
+                    envelope: decode_envelope(&key.1)?.envelope,
+                    built_once: false,
+                    built: None,
+                },
             };
-            let left = self.inner.remaining(&row)?;
-            if left == 0 {
-                continue;
-            }
-            self.inner
-                .mark_shown(&row.authenticator_id, &row.envelope.envelope.request_id)?;
-            let request = &row.envelope.envelope.request_id;
+            let view = self.view_of(
+                &row.authenticator_id,
+                &mut entry,
+                &authenticators,
+                only,
+                lang,
+                (row.server_time_ms, row.received_wall_ms),
+            )?;
+            kept.insert(key, entry);
+            let Some(view) = view else { continue };
             let confirmed = self
                 .inner
-                .started_myself(&authenticator.authenticator_id, request)?;
-            out.push(display::with_call_context(
-                display::build_view(
-                    authenticator.authenticator_id,
-                    &authenticator.user_id,
-                    &row.envelope.envelope,
-                    left,
-                    lang,
-                ),
-                signals,
-                confirmed,
-            ));
+                .started_myself(&view.authenticator_id, &view.request_id)?;
+            out.push(display::with_call_context(view, signals, confirmed));
         }
+        *cache = kept;
         Ok(out)
+    }
+
+    /// The view of one stored request, or `None` if it is not shown (another
+    /// person's, an authenticator not active, no time left).
+    fn view_of(
+        &self,
+        authenticator_id: &AuthenticatorId,
+        entry: &mut CachedView,
+        authenticators: &[AuthenticatorRow],
+        only: Option<&AuthenticatorId>,
+        lang: Language,
+        (server_time_ms, received_wall_ms): (u64, u64),
+    ) -> Result<Option<RequestView>> {
+        if only.is_some_and(|id| id != authenticator_id) {
+            return Ok(None);
+        }
+        let Some(authenticator) = authenticators.iter().find(|a| {
+            a.authenticator_id == *authenticator_id && a.state == AuthenticatorState::Active
+        }) else {
+            return Ok(None);
+        };
+        let request = entry.envelope.request_id;
+        let left = self.inner.remaining_of(
+            authenticator_id,
+            &request,
+            entry.envelope.expires_at_ms,
+            server_time_ms,
+            received_wall_ms,
+        )?;
+        if left == 0 {
+            return Ok(None);
+        }
+        self.inner.mark_shown(authenticator_id, &request)?;
+        if let Some(built) = &entry.built
+            && built.user_id == authenticator.user_id
+            && built.lang == lang
+        {
+            return Ok(Some(display::with_time_left(
+                built.view.clone(),
+                built.text_ok,
+                left,
+            )));
+        }
+        let view = display::build_view(
+            authenticator.authenticator_id,
+            &authenticator.user_id,
+            &entry.envelope,
+            left,
+            lang,
+        );
+        // Kept from the second build on: a core opened for one refresh (the
+        // app's cold start) does not pay for a copy it never uses.
+        if !std::mem::replace(&mut entry.built_once, true) {
+            return Ok(Some(view));
+        }
+        entry.built = Some(BuiltView {
+            user_id: authenticator.user_id.clone(),
+            lang,
+            // Built with time left, so Approve is there exactly when the
+            // texts passed.
+            text_ok: view.actions.contains(&crate::Action::Approve),
+            view: view.clone(),
+        });
+        Ok(Some(view))
     }
 }
 
@@ -236,14 +311,87 @@ impl Inner {
     }
 
     pub(crate) fn remaining(&self, row: &PendingRow) -> Result<u64> {
-        let key = (row.authenticator_id, row.envelope.envelope.request_id);
-        if let Some(t) = lock(&self.timers)?.get(&key) {
+        self.remaining_of(
+            &row.authenticator_id,
+            &row.envelope.envelope.request_id,
+            row.envelope.envelope.expires_at_ms,
+            row.server_time_ms,
+            row.received_wall_ms,
+        )
+    }
+
+    /// [`Inner::remaining`] of a request known by its parts.
+    pub(crate) fn remaining_of(
+        &self,
+        authenticator: &AuthenticatorId,
+        request: &RequestId,
+        expires_at_ms: u64,
+        server_time_ms: u64,
+        received_wall_ms: u64,
+    ) -> Result<u64> {
+        if let Some(t) = lock(&self.timers)?.get(&(*authenticator, *request)) {
             return Ok(t.remaining(self.clock.monotonic_ms()));
         }
         Ok(remaining_after_restart(
-            remaining_at_pull(row.envelope.envelope.expires_at_ms, row.server_time_ms),
-            row.received_wall_ms,
+            remaining_at_pull(expires_at_ms, server_time_ms),
+            received_wall_ms,
             self.clock.wall_ms(),
         ))
+    }
+}
+
+/// A pulled envelope that passed, with its row as the store keeps it.
+type Verified<'a> = (&'a SignedEnvelope, (String, String));
+
+/// A stored request's decoded envelope and the view last built of it
+/// ([`App::requests`] keeps one per stored request, keyed by the
+/// authenticator and the envelope as stored).
+#[derive(Debug)]
+pub(crate) struct CachedView {
+    envelope: RequestEnvelopeBody,
+    /// A view was built once (not kept then).
+    built_once: bool,
+    built: Option<BuiltView>,
+}
+
+#[derive(Debug)]
+struct BuiltView {
+    user_id: String,
+    lang: Language,
+    text_ok: bool,
+    view: RequestView,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Language;
+    use crate::testing::fixture;
+
+    #[test]
+    fn a_view_taken_again_is_the_view_built_anew_with_the_time_left() {
+        let f = fixture();
+        let a = f.open();
+        f.add_request(&a, "Log på Netbank");
+        f.add_request(&a, "Overfør 100 kr");
+        // Built, built again and kept, then taken from the cache.
+        let first = a.requests(Language::English).unwrap();
+        let second = a.requests(Language::English).unwrap();
+        f.clock.advance(1_000);
+        let third = a.requests(Language::English).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(third.len(), 2);
+        for (kept, now) in second.iter().zip(&third) {
+            assert_eq!(now.time_left_ms, kept.time_left_ms - 1_000);
+            let mut same = now.clone();
+            same.time_left_ms = kept.time_left_ms;
+            assert_eq!(&same, kept);
+        }
+        // Another language builds anew.
+        let danish = a.requests(Language::Danish).unwrap();
+        assert_eq!(danish[0].language, Language::Danish);
+        assert_ne!(danish[0].title, third[0].title);
+        // Once the time is up, nothing is shown, cached or not.
+        f.clock.advance(eid_protocol::REQUEST_LIFETIME_MS);
+        assert!(a.requests(Language::English).unwrap().is_empty());
     }
 }

@@ -58,7 +58,7 @@ pub(crate) struct AuthenticatorRow {
 
 impl Store {
     pub(crate) fn authenticators(&self) -> Result<Vec<AuthenticatorRow>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT authenticator_id, identity_id, user_id, server_public_key, device_key_alias,
                     pin_wrap_alias, pin_public_key, decision_counter, state, created_at_ms
              FROM accounts ORDER BY created_at_ms, rowid",

@@ -21,10 +21,10 @@ impl Store {
         for (id, user_id, changes) in pulled {
             let id = id.to_string();
             if let Some(user_id) = user_id {
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE accounts SET user_id = ?2 WHERE authenticator_id = ?1 AND user_id != ?2",
-                    params![id, user_id],
-                )?;
+                )?
+                .execute(params![id, user_id])?;
             }
             let mut fresh = Vec::with_capacity(changes.len());
             for c in *changes {

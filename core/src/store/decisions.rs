@@ -52,11 +52,10 @@ impl Store {
     /// used only when [`Store::insert_decision`] commits it together with the
     /// signed decision (the caller holds the store lock in between).
     pub(crate) fn next_counter(&self, id: &AuthenticatorId) -> Result<u64> {
-        let v: i64 = self.conn.query_row(
-            "SELECT decision_counter FROM accounts WHERE authenticator_id = ?1",
-            [id.to_string()],
-            |r| r.get(0),
-        )?;
+        let v: i64 = self
+            .conn
+            .prepare_cached("SELECT decision_counter FROM accounts WHERE authenticator_id = ?1")?
+            .query_row([id.to_string()], |r| r.get(0))?;
         Ok(to_u64(v) + 1)
     }
 
@@ -73,17 +72,17 @@ impl Store {
         let json = serde_json::to_string(submit)?;
         let d = &submit.decision;
         let tx = self.conn.transaction()?;
-        let advanced = tx.execute(
-            "UPDATE accounts SET decision_counter = ?2
+        let advanced = tx
+            .prepare_cached(
+                "UPDATE accounts SET decision_counter = ?2
              WHERE authenticator_id = ?1 AND decision_counter = ?2 - 1",
-            params![d.authenticator_id.to_string(), to_i64(d.counter)],
-        )?;
+            )?
+            .execute(params![d.authenticator_id.to_string(), to_i64(d.counter)])?;
         if advanced != 1 {
             return Ok(false);
         }
-        tx.execute(
-            "INSERT INTO decisions (authenticator_id, request_id, counter, submit_json, status, created_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        tx.prepare_cached("INSERT INTO decisions (authenticator_id, request_id, counter, submit_json, status, created_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(
             params![
                 d.authenticator_id.to_string(),
                 d.request_id.to_string(),
@@ -105,18 +104,17 @@ impl Store {
     ) -> Result<Option<DecisionRow>> {
         let row = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT submit_json, status, receipt_json FROM decisions
                  WHERE authenticator_id = ?1 AND request_id = ?2",
-                params![id.to_string(), request.to_string()],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                    ))
-                },
-            )
+            )?
+            .query_row(params![id.to_string(), request.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
             .optional()?;
         row.map(|(s, st, rc)| Self::decision_row(&s, &st, rc.as_deref()))
             .transpose()
@@ -178,20 +176,20 @@ impl Store {
         json: &str,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE decisions SET status = ?3, receipt_json = ?4
              WHERE authenticator_id = ?1 AND request_id = ?2",
-            params![
-                id.to_string(),
-                request.to_string(),
-                DecisionStatus::ReceiptVerified.as_str(),
-                json
-            ],
-        )?;
-        tx.execute(
+        )?
+        .execute(params![
+            id.to_string(),
+            request.to_string(),
+            DecisionStatus::ReceiptVerified.as_str(),
+            json
+        ])?;
+        tx.prepare_cached(
             "DELETE FROM pending_requests WHERE authenticator_id = ?1 AND request_id = ?2",
-            params![id.to_string(), request.to_string()],
-        )?;
+        )?
+        .execute(params![id.to_string(), request.to_string()])?;
         tx.commit()?;
         Ok(())
     }
@@ -203,8 +201,7 @@ impl Store {
         id: &AuthenticatorId,
         request: &RequestId,
     ) -> Result<()> {
-        self.conn.execute(
-            "DELETE FROM decisions WHERE authenticator_id = ?1 AND request_id = ?2 AND status = ?3",
+        self.conn.prepare_cached("DELETE FROM decisions WHERE authenticator_id = ?1 AND request_id = ?2 AND status = ?3")?.execute(
             params![
                 id.to_string(),
                 request.to_string(),
@@ -221,20 +218,20 @@ impl Store {
         code: &str,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE decisions SET status = ?3, error_code = ?4
              WHERE authenticator_id = ?1 AND request_id = ?2",
-            params![
-                id.to_string(),
-                request.to_string(),
-                DecisionStatus::Rejected.as_str(),
-                code
-            ],
-        )?;
-        tx.execute(
+        )?
+        .execute(params![
+            id.to_string(),
+            request.to_string(),
+            DecisionStatus::Rejected.as_str(),
+            code
+        ])?;
+        tx.prepare_cached(
             "DELETE FROM pending_requests WHERE authenticator_id = ?1 AND request_id = ?2",
-            params![id.to_string(), request.to_string()],
-        )?;
+        )?
+        .execute(params![id.to_string(), request.to_string()])?;
         tx.commit()?;
         Ok(())
     }

@@ -97,25 +97,23 @@ impl Store {
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
         for (authenticator, rows) in pulled {
-            tx.execute(
-                "DELETE FROM device_enrolments WHERE authenticator_id = ?1",
-                [authenticator.to_string()],
-            )?;
+            tx.prepare_cached("DELETE FROM device_enrolments WHERE authenticator_id = ?1")?
+                .execute([authenticator.to_string()])?;
             for r in rows {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT OR REPLACE INTO device_enrolments VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
-                        authenticator.to_string(),
-                        r.enrolment_id.to_string(),
-                        if r.waiting {
-                            "waiting"
-                        } else {
-                            "awaiting_approval"
-                        },
-                        to_i64(r.requested_at_ms),
-                        r.usable_at_ms.map(to_i64)
-                    ],
-                )?;
+                )?
+                .execute(params![
+                    authenticator.to_string(),
+                    r.enrolment_id.to_string(),
+                    if r.waiting {
+                        "waiting"
+                    } else {
+                        "awaiting_approval"
+                    },
+                    to_i64(r.requested_at_ms),
+                    r.usable_at_ms.map(to_i64)
+                ])?;
             }
         }
         tx.commit()?;

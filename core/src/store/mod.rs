@@ -30,7 +30,7 @@ pub(crate) use authenticators::AuthenticatorRow;
 pub use authenticators::AuthenticatorState;
 pub(crate) use decisions::DecisionStatus;
 pub(crate) use enrolment::{DeviceEnrolmentRow, EnrolmentAnswer, PendingEnrolmentRow};
-pub(crate) use requests::PendingRow;
+pub(crate) use requests::{PendingRow, PulledRows, decode_envelope, envelope_row};
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -186,6 +186,9 @@ ALTER TABLE account_feed ADD COLUMN decisions_cursor INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 
+/// The schema version (`user_version`) from which the device journal exists.
+const JOURNAL_SCHEMA_VERSION: i64 = 5;
+
 /// The database handle.
 #[derive(Debug)]
 pub(crate) struct Store {
@@ -280,16 +283,28 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // A pull alone runs about 15 distinct statements: room for those of
+        // the other calls too, so none is parsed again on every call.
+        conn.set_prepared_statement_cache_capacity(64);
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let migrations: Migrations<'_> = MIGRATIONS.iter().map(|sql| M::up(sql)).collect();
         migrations.to_latest(conn)?;
-        crate::journal::backfill(conn)?;
+        // Decisions without a journal entry exist only in a database from
+        // before the journal (migration 5): every later decision is journaled
+        // in its own commit. Looking for them on every open cost a scan of
+        // the journal per stored decision.
+        if version < JOURNAL_SCHEMA_VERSION {
+            crate::journal::backfill(conn)?;
+        }
         Ok(())
     }
 
     /// Runs `f` with `synchronous=NORMAL` (commits not flushed at once), and
     /// restores `FULL` afterwards whatever `f` returned.
     fn without_fsync<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.conn
+            .prepare_cached("PRAGMA synchronous = NORMAL")?
+            .execute([])?;
         let result = f(self);
         if !self.conn.is_autocommit() {
             // A failed commit left a transaction open; the level can only
@@ -297,7 +312,9 @@ impl Store {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
         // If this fails, PIN attempts refuse to be counted (see set_attempts).
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.conn
+            .prepare_cached("PRAGMA synchronous = FULL")?
+            .execute([])?;
         result
     }
 }
@@ -338,6 +355,60 @@ mod tests {
         let s = Store::open_in_memory().unwrap();
         assert!(s.pending().unwrap().is_empty());
         assert!(s.pending_activation().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_database_from_before_the_journal_gets_its_decisions_journaled_when_opened() {
+        use eid_protocol::wire::SubmitDecisionRequest;
+        use eid_protocol::{
+            Decision, Outcome, RequestEnvelopeBody, RequestId, RequestKind, ServiceProviderId,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("core.db");
+        let a = sample_authenticator();
+        let envelope = RequestEnvelopeBody {
+            request_id: RequestId::random(),
+            identity_id: a.identity_id,
+            kind: RequestKind::Login,
+            service_provider_id: ServiceProviderId([3; 16]),
+            service_provider_name: "Nordisk Bank A/S".into(),
+            reference_text: "Log på".into(),
+            created_at_ms: 1,
+            expires_at_ms: 1_000,
+            server_nonce: [4; 32],
+            binding_required: false,
+        };
+        let decision =
+            Decision::for_envelope(&envelope, a.authenticator_id, Outcome::Deny, None, 1);
+        let submit = SubmitDecisionRequest {
+            device_signature: SoftwareSigningKey::generate().sign(&decision.signing_bytes()),
+            decision,
+            pin_signature: None,
+        };
+        {
+            // Schema version 4, before the journal, with one decision.
+            let mut c = Connection::open(&path).unwrap();
+            let before: Migrations<'_> = MIGRATIONS[..4].iter().map(|sql| M::up(sql)).collect();
+            before.to_latest(&mut c).unwrap();
+            // A decision without its authenticator row: the journal needs none.
+            c.pragma_update(None, "foreign_keys", "OFF").unwrap();
+            c.execute(
+                "INSERT INTO decisions (authenticator_id, request_id, counter, submit_json, status, created_at_ms)
+                 VALUES (?1, ?2, 1, ?3, 'signed', 5)",
+                rusqlite::params![
+                    a.authenticator_id.to_string(),
+                    envelope.request_id.to_string(),
+                    serde_json::to_string(&submit).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(crate::journal::verify(&s.conn).unwrap().entries, 1);
+        drop(s);
+        // Opened again (now at the latest version): journaled once.
+        let s = Store::open(&path).unwrap();
+        assert_eq!(crate::journal::verify(&s.conn).unwrap().entries, 1);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The `pending_requests` table: each authenticator's unexpired requests as the
 //! last pull brought them (signed envelopes, verified before storing).
 
-use eid_protocol::AuthenticatorId;
+use std::collections::{HashMap, HashSet};
+
 use eid_protocol::wire::SignedEnvelope;
-use rusqlite::params;
+use eid_protocol::{AuthenticatorId, RequestId};
+use rusqlite::{OptionalExtension, params};
 
 use super::{AuthenticatorState, Store, bad, parse_id, to_i64, to_u64};
 use crate::error::Result;
@@ -15,6 +17,29 @@ pub(crate) struct PendingRow {
     pub(crate) envelope: SignedEnvelope,
     pub(crate) server_time_ms: u64,
     pub(crate) received_wall_ms: u64,
+}
+
+/// A stored pending request with its envelope not yet decoded.
+#[derive(Debug)]
+pub(crate) struct PendingText {
+    pub(crate) authenticator_id: AuthenticatorId,
+    pub(crate) json: String,
+    pub(crate) server_time_ms: u64,
+    pub(crate) received_wall_ms: u64,
+}
+
+/// Decodes a stored envelope.
+pub(crate) fn decode_envelope(json: &str) -> Result<SignedEnvelope> {
+    serde_json::from_str(json).map_err(|_| bad("envelope"))
+}
+
+/// One authenticator's state and unexpired envelopes from a pull, each as
+/// [`envelope_row`] made it.
+pub(crate) type PulledRows = (AuthenticatorId, AuthenticatorState, Vec<(String, String)>);
+
+/// An envelope as the store keeps it: its request id and its JSON.
+pub(crate) fn envelope_row(e: &SignedEnvelope) -> Result<(String, String)> {
+    Ok((e.envelope.request_id.to_string(), serde_json::to_string(e)?))
 }
 
 impl Store {
@@ -41,18 +66,34 @@ impl Store {
         server_time_ms: u64,
         received_wall_ms: u64,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let mut rows = Vec::with_capacity(pulled.len());
         for (id, state, envelopes) in pulled {
-            let id = id.to_string();
-            tx.execute(
-                "UPDATE accounts SET state = ?2 WHERE authenticator_id = ?1 AND state != ?2",
-                params![id, state.as_str()],
-            )?;
             let mut fresh = Vec::with_capacity(envelopes.len());
             for e in *envelopes {
-                let json = serde_json::to_string(e)?;
-                fresh.push((e.envelope.request_id.to_string(), json));
+                fresh.push(envelope_row(e)?);
             }
+            rows.push((*id, *state, fresh));
+        }
+        self.apply_pull_rows(&rows, server_time_ms, received_wall_ms)
+    }
+
+    /// [`Store::apply_pull`] with the envelopes already serialized by
+    /// [`envelope_row`] (the pull serializes each once, to compare and to
+    /// store).
+    pub(crate) fn apply_pull_rows(
+        &mut self,
+        pulled: &[PulledRows],
+        server_time_ms: u64,
+        received_wall_ms: u64,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (id, state, rows) in pulled {
+            let id = id.to_string();
+            tx.prepare_cached(
+                "UPDATE accounts SET state = ?2 WHERE authenticator_id = ?1 AND state != ?2",
+            )?
+            .execute(params![id, state.as_str()])?;
+            let mut fresh: Vec<&(String, String)> = rows.iter().collect();
             fresh.sort();
             let mut stored = {
                 let mut stmt = tx.prepare_cached(
@@ -64,14 +105,14 @@ impl Store {
                 rows.collect::<rusqlite::Result<Vec<(String, String)>>>()?
             };
             stored.sort();
-            if stored == fresh {
+            if stored.len() == fresh.len() && stored.iter().zip(&fresh).all(|(a, b)| a == *b) {
                 continue;
             }
             tx.execute(
                 "DELETE FROM pending_requests WHERE authenticator_id = ?1",
                 [&id],
             )?;
-            for (request_id, json) in &fresh {
+            for (request_id, json) in fresh {
                 tx.execute(
                     "INSERT OR REPLACE INTO pending_requests VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![
@@ -88,8 +129,86 @@ impl Store {
         Ok(())
     }
 
+    /// The stored envelopes as stored (not decoded), by authenticator id:
+    /// what a pull compares its envelopes with.
+    pub(crate) fn pending_json(&self) -> Result<HashMap<String, HashSet<String>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT authenticator_id, envelope_json FROM pending_requests")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out: HashMap<String, HashSet<String>> = HashMap::new();
+        for row in rows {
+            let (a, json) = row?;
+            out.entry(a).or_default().insert(json);
+        }
+        Ok(out)
+    }
+
+    /// One stored pending request, by its key.
+    pub(crate) fn pending_request(
+        &self,
+        id: &AuthenticatorId,
+        request: &RequestId,
+    ) -> Result<Option<PendingRow>> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT envelope_json, server_time_ms, received_wall_ms FROM pending_requests
+                 WHERE authenticator_id = ?1 AND request_id = ?2",
+            )?
+            .query_row(params![id.to_string(), request.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()?;
+        let Some((json, st, rw)) = row else {
+            return Ok(None);
+        };
+        let envelope: SignedEnvelope = serde_json::from_str(&json).map_err(|_| bad("envelope"))?;
+        if envelope.envelope.request_id != *request {
+            return Err(bad("envelope"));
+        }
+        Ok(Some(PendingRow {
+            authenticator_id: *id,
+            envelope,
+            server_time_ms: to_u64(st),
+            received_wall_ms: to_u64(rw),
+        }))
+    }
+
+    /// The stored pending requests in [`Store::pending`]'s order, their
+    /// envelopes as stored (decode with [`decode_envelope`]).
+    pub(crate) fn pending_texts(&self) -> Result<Vec<PendingText>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT authenticator_id, envelope_json, server_time_ms, received_wall_ms
+             FROM pending_requests ORDER BY server_time_ms, request_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (a, json, st, rw) = row?;
+            out.push(PendingText {
+                authenticator_id: parse_id(&a)?,
+                json,
+                server_time_ms: to_u64(st),
+                received_wall_ms: to_u64(rw),
+            });
+        }
+        Ok(out)
+    }
+
     pub(crate) fn pending(&self) -> Result<Vec<PendingRow>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT authenticator_id, envelope_json, server_time_ms, received_wall_ms
              FROM pending_requests ORDER BY server_time_ms, request_id",
         )?;

@@ -51,6 +51,10 @@ pub(super) trait SignedBody: DeserializeOwned + Send {
     fn check(&self) -> ApiResult<()> {
         Ok(())
     }
+    /// Whether the answer must wait until the nonce is on the disk. Only a
+    /// pull, which changes nothing, need not (docs/threat-model.md, "A
+    /// pull's nonce").
+    const DURABLE_NONCE: bool = true;
 }
 
 /// A device-signed request that passed: its body, and the verified device
@@ -76,7 +80,16 @@ impl<T: SignedBody> FromRequest<AppState> for DeviceSigned<T> {
             Signers::Authenticators(ids) => {
                 let auth = parse_device_auth(state, &headers, &ids)?;
                 let keys = device_keys(state, &ids).await?;
-                verify_device_auth(state, &auth, &method, T::PATH, &bytes, &keys).await?;
+                verify_device_auth(
+                    state,
+                    &auth,
+                    &method,
+                    T::PATH,
+                    &bytes,
+                    &keys,
+                    T::DURABLE_NONCE,
+                )
+                .await?;
                 keys
             }
             Signers::Enrolment(id) => {
@@ -88,7 +101,16 @@ impl<T: SignedBody> FromRequest<AppState> for DeviceSigned<T> {
                     authenticator_id: id,
                     device_public_key: enrolment.device_public_key,
                 }];
-                verify_device_auth(state, &auth, &method, T::PATH, &bytes, &keys).await?;
+                verify_device_auth(
+                    state,
+                    &auth,
+                    &method,
+                    T::PATH,
+                    &bytes,
+                    &keys,
+                    T::DURABLE_NONCE,
+                )
+                .await?;
                 keys
             }
         };
@@ -167,6 +189,7 @@ async fn verify_device_auth(
     path: &str,
     body: &[u8],
     keys: &[DeviceKey],
+    durable_nonce: bool,
 ) -> ApiResult<()> {
     let body_sha256 = eid_protocol::sha256(body);
     for key in keys {
@@ -191,7 +214,12 @@ async fn verify_device_auth(
     }
     // Only after every signature verified, so nobody can burn a nonce.
     let keep_until = auth.timestamp_ms.max(state.now_ms()) + MAX_DEVICE_CLOCK_SKEW_MS;
-    if !state.store.use_nonce(auth.nonce, keep_until).await? {
+    let fresh = if durable_nonce {
+        state.store.use_nonce(auth.nonce, keep_until).await?
+    } else {
+        state.store.use_pull_nonce(auth.nonce, keep_until).await?
+    };
+    if !fresh {
         return Err(ApiError::new(
             ErrorCode::ReplayedNonce,
             "this nonce was already used",
@@ -232,6 +260,7 @@ async fn device_keys(state: &AppState, ids: &[AuthenticatorId]) -> ApiResult<Vec
 impl SignedBody for PullRequest {
     const PATH: &'static str = wire::PATH_PULL;
     const MALFORMED: &'static str = "invalid pull body";
+    const DURABLE_NONCE: bool = false;
 
     fn signers(&self) -> Signers {
         Signers::Authenticators(self.authenticator_ids.clone())

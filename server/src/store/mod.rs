@@ -1497,6 +1497,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<DecisionContext>;
     /// Records a nonce; `false` when it was seen before.
     async fn use_nonce(&self, nonce: Nonce16, keep_until_ms: u64) -> StoreResult<bool>;
+    /// Records a pull's nonce as [`Store::use_nonce`] does, checked against
+    /// and seen by every other nonce at once, but without waiting for the
+    /// disk: an OS crash or power cut may forget the last few, which lets a
+    /// captured pull be read again within its 5 minutes and nothing more
+    /// (docs/threat-model.md, "A pull's nonce"). By default the durable
+    /// [`Store::use_nonce`].
+    async fn use_pull_nonce(&self, nonce: Nonce16, keep_until_ms: u64) -> StoreResult<bool> {
+        self.use_nonce(nonce, keep_until_ms).await
+    }
     /// Whether a nonce is recorded (and not yet purged); records nothing.
     async fn nonce_seen(&self, nonce: Nonce16) -> StoreResult<bool>;
     /// Deletes nonces that can no longer be replayed.

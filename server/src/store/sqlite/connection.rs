@@ -6,6 +6,10 @@
 //! and only then are the callers answered. So an acknowledged approval or
 //! activation-code use is durable, and writes are serialized, which makes every
 //! check-and-set (exactly one decision per request) atomic.
+//!
+//! The one exception is [`SqliteStore::write_unsynced`] (a pull's replay
+//! nonce): answered as soon as it ran, and a batch of nothing else commits
+//! without an fsync.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -26,6 +30,8 @@ type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// A write job: runs on the writer thread, returns how to answer its caller
 /// once the batch's commit is known.
 pub(super) type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+/// A queued job and whether its caller waits for a durable commit.
+pub(super) type Queued = (Job, bool);
 
 /// The schema, in order. Each file is one released migration: never edit or
 /// renumber one (the database's `user_version` counts the applied ones);
@@ -97,7 +103,7 @@ impl SqliteStore {
                 Ok(c)
             })
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let (tx, rx) = tokio::sync::mpsc::channel::<Job>(4096);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Queued>(4096);
         std::thread::Builder::new()
             .name("eid-sqlite-writer".into())
             .spawn(move || writer_loop(writer_conn, rx))
@@ -128,7 +134,30 @@ impl SqliteStore {
         });
         // The channel is bounded: a full queue applies back-pressure.
         self.writer
-            .send(job)
+            .send((job, true))
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        rx.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Runs `f` in a savepoint of the next commit batch like
+    /// [`SqliteStore::write`], but answers as soon as `f` ran, before the
+    /// batch commits, and a batch of only such jobs commits with
+    /// `synchronous=NORMAL` (no fsync; the next durable commit's fsync takes
+    /// it to the disk too). Every later write sees it at once (one writer),
+    /// so a check-and-set stays atomic; an OS crash or power cut, or a failed
+    /// commit, may lose it. Only for writes whose loss is harmless.
+    pub(super) async fn write_unsynced<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (tx, rx) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |conn: &Connection| {
+            let _ = tx.send(in_savepoint(conn, f));
+            Box::new(|_| {})
+        });
+        self.writer
+            .send((job, false))
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         rx.await.map_err(|_| StoreError::WriterStopped)?
@@ -211,20 +240,31 @@ fn in_savepoint<T>(
 /// The writer thread: takes the queued jobs (up to [`MAX_BATCH`]), runs them
 /// in one transaction, commits once and then answers every caller with the
 /// commit's outcome (group commit: one fsync for many writes).
-fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Job>) {
-    while let Some(first) = rx.blocking_recv() {
+fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Queued>) {
+    while let Some((first, durable)) = rx.blocking_recv() {
         let mut batch = vec![first];
+        let mut durable = durable;
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok((job, d)) => {
+                    batch.push(job);
+                    durable |= d;
+                }
                 Err(_) => break,
             }
         }
+        // Only unsynced jobs: this commit need not reach the disk now. The
+        // level is set outside the transaction and put back after it.
+        let relaxed = !durable && run(&conn, "PRAGMA synchronous = NORMAL").is_ok();
         if let Err(e) = run(&conn, "BEGIN IMMEDIATE") {
             // Jobs must not run outside a transaction. Dropping them drops their
             // reply channels, so each caller gets a backend error.
             tracing::error!(error = %e, "could not begin a write transaction");
             drop(batch);
+            if relaxed && run(&conn, "PRAGMA synchronous = FULL").is_err() {
+                tracing::error!("could not restore synchronous=FULL; the writer stops");
+                return;
+            }
             continue;
         }
         let replies: Vec<Reply> = batch.into_iter().map(|job| job(&conn)).collect();
@@ -233,12 +273,20 @@ fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Job>) {
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
+        // Every later commit would be unsynced if the level stayed NORMAL:
+        // then the writer stops, and every later write gets `WriterStopped`
+        // (a relaxed batch's callers were answered already).
+        let restored = !relaxed || run(&conn, "PRAGMA synchronous = FULL").is_ok();
         for reply in replies {
             let c = match &commit {
                 Ok(()) => Ok(()),
                 Err(e) => Err(StoreError::Commit(Arc::clone(e))),
             };
             reply(c);
+        }
+        if !restored {
+            tracing::error!("could not restore synchronous=FULL; the writer stops");
+            return;
         }
     }
 }
@@ -264,5 +312,23 @@ mod tests {
             .unwrap();
         assert_eq!(again, 14);
         migrations().validate().unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unsynced_write_is_seen_at_once_and_later_commits_stay_durable() {
+        use crate::store::Store;
+        use eid_protocol::Nonce16;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap();
+        let nonce = Nonce16::random();
+        assert!(store.use_pull_nonce(nonce, 1).await.unwrap());
+        assert!(!store.use_pull_nonce(nonce, 1).await.unwrap());
+        assert!(!store.use_nonce(nonce, 1).await.unwrap());
+        assert!(store.nonce_seen(nonce).await.unwrap());
+        let level: i64 = store
+            .write(|c| Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(level, 2, "FULL again after an unsynced batch");
     }
 }

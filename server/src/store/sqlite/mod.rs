@@ -36,7 +36,7 @@ use super::*;
 
 /// The SQLite store.
 pub struct SqliteStore {
-    writer: tokio::sync::mpsc::Sender<connection::Job>,
+    writer: tokio::sync::mpsc::Sender<connection::Queued>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
 }
@@ -180,6 +180,11 @@ impl Store for SqliteStore {
 
     async fn use_nonce(&self, nonce: Nonce16, keep_until_ms: u64) -> StoreResult<bool> {
         self.write(move |c| requests::use_nonce(c, nonce, keep_until_ms))
+            .await
+    }
+
+    async fn use_pull_nonce(&self, nonce: Nonce16, keep_until_ms: u64) -> StoreResult<bool> {
+        self.write_unsynced(move |c| requests::use_nonce(c, nonce, keep_until_ms))
             .await
     }
 

@@ -1,0 +1,139 @@
+//! Counts the work of one phone-core operation against the in-process
+//! server (both sides: one process), for `scripts/core-work.sh`, which runs
+//! this under `perf stat` with counters switched on only around the
+//! operation (`docs/benchmarks.md`, "Counting the work").
+//!
+//! `cargo run --release -p eid-benches --example work -- OP ITERATIONS`,
+//! OP one of `cold`, `warm`, `warm_no_requests`, `approve`. With
+//! `EID_PERF_CTL=<control fifo>` and `EID_PERF_ACK=<ack fifo>` (perf stat's
+//! `--control fifo:CTL,ACK --delay=-1`), the counters run only while the
+//! operation does; without them the example times the operations alone.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::time::{Duration, Instant};
+
+use eid_benches::{AUTHENTICATORS, Fixture, PENDING_PER_AUTHENTICATOR, PIN};
+use eid_core::KdfCost;
+
+/// perf stat's control and acknowledgement fifos, if run under it.
+struct Perf {
+    ctl: std::fs::File,
+    ack: BufReader<std::fs::File>,
+}
+
+impl Perf {
+    fn from_env() -> Option<Self> {
+        let ctl = std::env::var("EID_PERF_CTL").ok()?;
+        let ack = std::env::var("EID_PERF_ACK").ok()?;
+        Some(Self {
+            ctl: std::fs::OpenOptions::new().write(true).open(ctl).unwrap(),
+            ack: BufReader::new(std::fs::File::open(ack).unwrap()),
+        })
+    }
+
+    fn send(&mut self, what: &str) {
+        writeln!(self.ctl, "{what}").unwrap();
+        self.ctl.flush().unwrap();
+        let mut line = String::new();
+        self.ack.read_line(&mut line).unwrap();
+    }
+}
+
+struct Counted {
+    perf: Option<Perf>,
+    total: Duration,
+    started: Option<Instant>,
+}
+
+impl Counted {
+    fn on(&mut self) {
+        if let Some(p) = &mut self.perf {
+            p.send("enable");
+        }
+        self.started = Some(Instant::now());
+    }
+
+    fn off(&mut self) {
+        self.total += self.started.take().unwrap().elapsed();
+        if let Some(p) = &mut self.perf {
+            p.send("disable");
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let op = args.get(1).map_or("warm", String::as_str).to_owned();
+    let n: usize = args.get(2).map_or(200, |s| s.parse().unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut f = rt.block_on(Fixture::start(KdfCost::Fixed(1))).unwrap();
+    let expected = AUTHENTICATORS * PENDING_PER_AUTHENTICATOR;
+    let mut c = Counted {
+        perf: Perf::from_env(),
+        total: Duration::ZERO,
+        started: None,
+    };
+    match op.as_str() {
+        "cold" => {
+            rt.block_on(f.refill(PENDING_PER_AUTHENTICATOR)).unwrap();
+            drop(rt.block_on(f.open_phone().unwrap().refresh()).unwrap());
+            // Dropping a core (closing its connection) is not counted, as in
+            // the criterion bench.
+            let mut opened = Vec::with_capacity(n);
+            c.on();
+            for _ in 0..n {
+                let phone = f.open_phone().unwrap();
+                let views = rt.block_on(phone.refresh()).unwrap();
+                assert_eq!(views.len(), expected);
+                opened.push(phone);
+            }
+            c.off();
+            drop(opened);
+        }
+        "warm" | "warm_no_requests" => {
+            let pending = if op == "warm" {
+                PENDING_PER_AUTHENTICATOR
+            } else {
+                0
+            };
+            rt.block_on(f.refill(pending)).unwrap();
+            let phone = f.open_phone().unwrap();
+            rt.block_on(phone.refresh()).unwrap();
+            c.on();
+            for _ in 0..n {
+                let views = rt.block_on(phone.refresh()).unwrap();
+                assert_eq!(views.len(), AUTHENTICATORS * pending);
+            }
+            c.off();
+        }
+        "approve" => {
+            rt.block_on(f.refill(PENDING_PER_AUTHENTICATOR)).unwrap();
+            let phone = f.open_phone().unwrap();
+            rt.block_on(phone.refresh()).unwrap();
+            for i in 0..n {
+                let index = i % AUTHENTICATORS;
+                let authenticator = f.authenticators[index].authenticator_id;
+                let request = rt.block_on(f.create_request(index)).unwrap();
+                rt.block_on(phone.refresh()).unwrap();
+                let token = rt
+                    .block_on(phone.unlock(&authenticator, &request, PIN))
+                    .unwrap();
+                c.on();
+                let receipt = rt.block_on(phone.approve(&token, true, None)).unwrap();
+                c.off();
+                assert_eq!(receipt.receipt.request_id, request);
+            }
+        }
+        other => panic!("unknown operation {other}"),
+    }
+    eprintln!(
+        "{op}: {n} iterations, {:.1} µs wall per operation",
+        c.total.as_secs_f64() * 1e6 / n as f64
+    );
+    rt.block_on(f.shutdown());
+}
