@@ -2,17 +2,23 @@
 //! the numbered migrations, and the transaction runners every trait method
 //! goes through.
 //!
-//! Writes run in `SERIALIZABLE` transactions: PostgreSQL then guarantees
-//! that concurrent transactions, on this replica or any other, have the
-//! effect of some serial order, which is exactly what the SQLite backend's
-//! single writer gives. So the same check-then-write logic (exactly one
-//! decision per request, the pending cap, the rate-limit windows, a nonce
-//! used once) stays correct with several replicas on one database. A
-//! transaction PostgreSQL aborts for a serialization conflict or deadlock
-//! is run again from the start (bounded); the ones that must queue behind
-//! each other (two decisions on one request) also take a row lock, so they
-//! wait instead of failing. `synchronous_commit` is forced on for every
-//! connection: a commit is acknowledged only once it is durable.
+//! Writes run in `SERIALIZABLE` transactions ([`PostgresStore::write`])
+//! unless a cheaper runner is enough and says why: PostgreSQL then
+//! guarantees that concurrent transactions, on this replica or any other,
+//! have the effect of some serial order, which is exactly what the SQLite
+//! backend's single writer gives. So the same check-then-write logic stays
+//! correct with several replicas on one database. A transaction PostgreSQL
+//! aborts for a serialization conflict or deadlock is run again from the
+//! start (bounded). The hot writes whose checks rest on rows they lock
+//! (a decision, a request's creation, a code redemption) run at `READ
+//! COMMITTED` instead ([`PostgresStore::write_locked`]), and a write of one
+//! statement whose constraint or `WHERE` decides alone runs by itself
+//! ([`PostgresStore::write_one`]); each says in a comment why its
+//! isolation is enough. Reads run in one `REPEATABLE READ` snapshot, or
+//! alone when they are one statement. [`Tx`] saves round trips: its
+//! `BEGIN` rides with the first statement and its statements can be
+//! pipelined. `synchronous_commit` is forced on for every connection: a
+//! commit is acknowledged only once it is durable.
 
 use std::future::Future;
 use std::time::Duration;

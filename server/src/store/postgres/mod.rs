@@ -5,8 +5,11 @@
 //! file's transaction function (the same subjects and the same SQL shape
 //! as the SQLite backend's, in PostgreSQL's dialect) through
 //! `connection.rs`: writes in `SERIALIZABLE` transactions run again on a
-//! serialization conflict, reads in one `REPEATABLE READ` snapshot, outbox
-//! claims at `READ COMMITTED` with `FOR UPDATE SKIP LOCKED`. The business
+//! serialization conflict, or at `READ COMMITTED` on the row locks they
+//! take where that is enough (the hot ones: a decision, a request's
+//! creation; each says why), reads in one `REPEATABLE READ` snapshot (or
+//! alone, one statement), outbox claims at `READ COMMITTED` with `FOR
+//! UPDATE SKIP LOCKED`; the statements of one call pipelined. The business
 //! rules come from [`crate::policy`], as for every backend.
 //!
 //! The driver is tokio-postgres with the deadpool-postgres pool: both
