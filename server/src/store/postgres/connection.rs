@@ -2,31 +2,38 @@
 //! the numbered migrations, and the transaction runners every trait method
 //! goes through.
 //!
-//! Writes run in `SERIALIZABLE` transactions: PostgreSQL then guarantees
-//! that concurrent transactions, on this replica or any other, have the
-//! effect of some serial order, which is exactly what the SQLite backend's
-//! single writer gives. So the same check-then-write logic (exactly one
-//! decision per request, the pending cap, the rate-limit windows, a nonce
-//! used once) stays correct with several replicas on one database. A
-//! transaction PostgreSQL aborts for a serialization conflict or deadlock
-//! is run again from the start (bounded); the ones that must queue behind
-//! each other (two decisions on one request) also take a row lock, so they
-//! wait instead of failing. `synchronous_commit` is forced on for every
-//! connection: a commit is acknowledged only once it is durable.
+//! Writes run in `SERIALIZABLE` transactions ([`PostgresStore::write`])
+//! unless a cheaper runner is enough and says why: PostgreSQL then
+//! guarantees that concurrent transactions, on this replica or any other,
+//! have the effect of some serial order, which is exactly what the SQLite
+//! backend's single writer gives. So the same check-then-write logic stays
+//! correct with several replicas on one database. A transaction PostgreSQL
+//! aborts for a serialization conflict or deadlock is run again from the
+//! start (bounded). The hot writes whose checks rest on rows they lock
+//! (a decision, a request's creation, a code redemption) run at `READ
+//! COMMITTED` instead ([`PostgresStore::write_locked`]), and a write of one
+//! statement whose constraint or `WHERE` decides alone runs by itself
+//! ([`PostgresStore::write_one`]); each says in a comment why its
+//! isolation is enough. Reads run in one `REPEATABLE READ` snapshot, or
+//! alone when they are one statement. [`Tx`] saves round trips: its
+//! `BEGIN` rides with the first statement and its statements can be
+//! pipelined. `synchronous_commit` is forced on for every connection: a
+//! commit is acknowledged only once it is durable.
 
+use std::future::Future;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures_util::future::BoxFuture;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{IsolationLevel, Row};
+use tokio_postgres::{Row, Statement};
 
 use super::PostgresStore;
 use crate::store::{StoreError, StoreResult};
 
-/// A transaction of a pooled connection (with its statement cache).
-pub(super) type Tx<'a> = deadpool_postgres::Transaction<'a>;
+/// A transaction of a pooled connection (with its statement cache): see
+/// [`Tx`] below.
 /// One statement parameter.
 pub(super) type P<'a> = &'a (dyn ToSql + Sync);
 
@@ -202,7 +209,7 @@ impl PostgresStore {
         &self,
         f: impl for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, StoreResult<T>> + Send,
     ) -> StoreResult<T> {
-        self.run(IsolationLevel::Serializable, false, f).await
+        self.run(Mode::Serializable, f).await
     }
 
     /// Runs a read in one `REPEATABLE READ`, read-only transaction: one
@@ -211,28 +218,63 @@ impl PostgresStore {
         &self,
         f: impl for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, StoreResult<T>> + Send,
     ) -> StoreResult<T> {
-        self.run(IsolationLevel::RepeatableRead, true, f).await
+        self.run(Mode::Snapshot, f).await
+    }
+
+    /// Runs a read of exactly one statement without an explicit
+    /// transaction: a single statement already sees one snapshot, so
+    /// `BEGIN` and `COMMIT` would only add work (debug builds check that
+    /// `f` runs one statement at most).
+    pub(super) async fn read_one<T: Send>(
+        &self,
+        f: impl for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, StoreResult<T>> + Send,
+    ) -> StoreResult<T> {
+        self.run(Mode::Single, f).await
+    }
+
+    /// Runs a write of exactly one statement in its own implicit
+    /// transaction (no `BEGIN`, no `COMMIT`: the answer comes after the
+    /// commit, so it is as durable as any), for the writes whose one
+    /// statement decides alone: an insert whose uniqueness the constraint
+    /// enforces (`ON CONFLICT DO NOTHING`), or an `UPDATE ... WHERE` on the
+    /// state it checks, which PostgreSQL re-evaluates on the newest version
+    /// of a row a concurrent writer changed: of two such updates, one
+    /// changes the row and the other finds it no longer matching. Run again
+    /// on a serialization failure (a database whose default isolation is
+    /// stricter). Debug builds check the single statement.
+    pub(super) async fn write_one<T: Send>(
+        &self,
+        f: impl for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, StoreResult<T>> + Send,
+    ) -> StoreResult<T> {
+        self.run(Mode::Single, f).await
+    }
+
+    /// Runs a write at `READ COMMITTED`, for the writes that only check and
+    /// change rows they lock (`FOR UPDATE`, or an `UPDATE ... WHERE` on the
+    /// state it checks): the lock makes a concurrent writer of the same row
+    /// wait and then see the committed row, which is all they need. Each
+    /// caller says why in a comment. Run again on a deadlock (the only
+    /// retryable abort at this level).
+    pub(super) async fn write_locked<T: Send>(
+        &self,
+        f: impl for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, StoreResult<T>> + Send,
+    ) -> StoreResult<T> {
+        self.run(Mode::ReadCommitted, f).await
     }
 
     async fn run<T: Send>(
         &self,
-        isolation: IsolationLevel,
-        read_only: bool,
+        mode: Mode,
         mut f: impl for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, StoreResult<T>> + Send,
     ) -> StoreResult<T> {
-        let mut client = self.connection().await?;
+        let client = self.connection().await?;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let outcome = async {
-                let tx = client
-                    .build_transaction()
-                    .isolation_level(isolation)
-                    .read_only(read_only)
-                    .start()
-                    .await?;
+                let tx = Tx::new(&client, mode);
                 let value = f(&tx).await?;
-                tx.commit().await?;
+                tx.finish().await?;
                 Ok::<T, StoreError>(value)
             }
             .await;
@@ -250,6 +292,180 @@ impl PostgresStore {
             }
         }
     }
+}
+
+/// How a [`Tx`] runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Serializable,
+    Snapshot,
+    ReadCommitted,
+    /// One statement, no explicit transaction.
+    Single,
+}
+
+impl Mode {
+    fn begin(self) -> Option<&'static str> {
+        match self {
+            Mode::Serializable => Some("START TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
+            Mode::Snapshot => Some("START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+            Mode::ReadCommitted => Some("START TRANSACTION ISOLATION LEVEL READ COMMITTED"),
+            Mode::Single => None,
+        }
+    }
+}
+
+/// Where a [`Tx`]'s `BEGIN` is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Begun {
+    /// Not sent yet: it goes out with the first statement.
+    No,
+    /// Sent: the transaction must be ended (committed or rolled back).
+    Yes,
+    /// Ended, or never to be begun (a single-statement read).
+    Done,
+}
+
+/// A transaction on a pooled connection, cheaper in round trips than
+/// tokio-postgres's own: its `BEGIN` is not waited for but sent in the
+/// same flight as the first statement (the connection pipelines them; a
+/// `BEGIN` on an idle session only fails when the connection does, and
+/// then the statement after it fails too), a read-only transaction's
+/// `COMMIT` is sent without waiting for its answer (the next user of the
+/// connection queues behind it; a read has nothing to make durable), and
+/// one dropped before its end (an error, or the caller gone) sends
+/// `ROLLBACK` the same way, as tokio-postgres's transaction does. A write's
+/// `COMMIT` is always waited for: its answer is the durable
+/// acknowledgement. Statements may be run concurrently (joined futures) to
+/// pipeline them; they reach the database in the order they are first
+/// polled.
+pub(super) struct Tx<'a> {
+    client: &'a deadpool_postgres::ClientWrapper,
+    mode: Mode,
+    state: std::sync::Mutex<(Begun, u32)>,
+}
+
+impl<'a> Tx<'a> {
+    fn new(client: &'a deadpool_postgres::ClientWrapper, mode: Mode) -> Self {
+        let begun = if mode == Mode::Single {
+            Begun::Done
+        } else {
+            Begun::No
+        };
+        Self {
+            client,
+            mode,
+            state: std::sync::Mutex::new((begun, 0)),
+        }
+    }
+
+    /// The `BEGIN` to send before the next statement, if it is the first.
+    fn take_begin(&self) -> Option<&'static str> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.1 += 1;
+        debug_assert!(
+            self.mode != Mode::Single || state.1 == 1,
+            "a single-statement read ran a second statement"
+        );
+        if state.0 == Begun::No {
+            state.0 = Begun::Yes;
+            self.mode.begin()
+        } else {
+            None
+        }
+    }
+
+    /// Runs one statement's future, preceded (in the same flight) by the
+    /// transaction's `BEGIN` when it is the first.
+    async fn statement<T>(
+        &self,
+        run: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, tokio_postgres::Error> {
+        match self.take_begin() {
+            Some(begin) => {
+                let (begun, value) =
+                    futures_util::future::join(self.client.batch_execute(begin), run).await;
+                begun?;
+                value
+            }
+            None => run.await,
+        }
+    }
+
+    /// Ends the transaction: a write's `COMMIT` is waited for, a read's is
+    /// only sent.
+    async fn finish(self) -> Result<(), tokio_postgres::Error> {
+        let begun = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut state.0, Begun::Done)
+        };
+        if begun != Begun::Yes {
+            return Ok(());
+        }
+        if self.mode == Mode::Snapshot {
+            send_only(self.client, "COMMIT");
+            Ok(())
+        } else {
+            self.client.batch_execute("COMMIT").await
+        }
+    }
+
+    /// A statement prepared once per connection (deadpool's cache).
+    pub(super) async fn prepare_cached(
+        &self,
+        sql: &str,
+    ) -> Result<Statement, tokio_postgres::Error> {
+        self.client.prepare_cached(sql).await
+    }
+
+    pub(super) async fn query_one(
+        &self,
+        st: &Statement,
+        params: &[P<'_>],
+    ) -> Result<Row, tokio_postgres::Error> {
+        self.statement(self.client.query_one(st, params)).await
+    }
+
+    pub(super) async fn query_opt(
+        &self,
+        st: &Statement,
+        params: &[P<'_>],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        self.statement(self.client.query_opt(st, params)).await
+    }
+
+    pub(super) async fn query(
+        &self,
+        st: &Statement,
+        params: &[P<'_>],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.statement(self.client.query(st, params)).await
+    }
+
+    pub(super) async fn execute(
+        &self,
+        st: &Statement,
+        params: &[P<'_>],
+    ) -> Result<u64, tokio_postgres::Error> {
+        self.statement(self.client.execute(st, params)).await
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        let begun = self.state.get_mut().map(|s| s.0).unwrap_or(Begun::Yes);
+        if begun == Begun::Yes {
+            send_only(self.client, "ROLLBACK");
+        }
+    }
+}
+
+/// Sends a simple statement without waiting for its answer (which the
+/// connection then discards): polling the driver's future once puts the
+/// message on the connection's queue, ahead of anything sent after it.
+fn send_only(client: &tokio_postgres::Client, sql: &str) {
+    use futures_util::FutureExt;
+    let _ = client.batch_execute(sql).now_or_never();
 }
 
 impl PostgresStore {
@@ -317,6 +533,6 @@ impl PostgresStore {
         &self,
         f: impl for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, StoreResult<T>> + Send,
     ) -> StoreResult<T> {
-        self.run(IsolationLevel::ReadCommitted, false, f).await
+        self.run(Mode::ReadCommitted, f).await
     }
 }

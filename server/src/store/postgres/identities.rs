@@ -44,6 +44,26 @@ pub(super) async fn load_identity(t: &Tx<'_>, id: &IdentityId) -> StoreResult<Op
     .transpose()
 }
 
+/// The identity of an authenticator (`None` when either is missing), in
+/// one statement: it can then go out in the same flight as the
+/// authenticator's own read.
+pub(super) async fn load_identity_of_authenticator(
+    t: &Tx<'_>,
+    id: &AuthenticatorId,
+) -> StoreResult<Option<Identity>> {
+    opt(
+        t,
+        &format!(
+            "SELECT {IDENTITY_COLUMNS} FROM identities \
+             WHERE id = (SELECT identity_id FROM authenticators WHERE id = $1)"
+        ),
+        &[&Col(id)],
+    )
+    .await?
+    .map(|r| identity_row(&r))
+    .transpose()
+}
+
 pub(super) const AUTHENTICATOR_COLUMNS: &str = "id, identity_id, device_public_key, pin_public_key, state, \
      failed_pin_count, last_counter, activated_at_ms";
 

@@ -5,8 +5,11 @@
 //! file's transaction function (the same subjects and the same SQL shape
 //! as the SQLite backend's, in PostgreSQL's dialect) through
 //! `connection.rs`: writes in `SERIALIZABLE` transactions run again on a
-//! serialization conflict, reads in one `REPEATABLE READ` snapshot, outbox
-//! claims at `READ COMMITTED` with `FOR UPDATE SKIP LOCKED`. The business
+//! serialization conflict, or at `READ COMMITTED` on the row locks they
+//! take where that is enough (the hot ones: a decision, a request's
+//! creation; each says why), reads in one `REPEATABLE READ` snapshot (or
+//! alone, one statement), outbox claims at `READ COMMITTED` with `FOR
+//! UPDATE SKIP LOCKED`; the statements of one call pipelined. The business
 //! rules come from [`crate::policy`], as for every backend.
 //!
 //! The driver is tokio-postgres with the deadpool-postgres pool: both
@@ -184,14 +187,16 @@ impl Store for PostgresStore {
     }
 
     async fn identity(&self, id: IdentityId) -> StoreResult<Option<Identity>> {
-        tx!(self.read, [], |t| identities::load_identity(t, &id))
+        tx!(self.read_one, [], |t| identities::load_identity(t, &id))
     }
 
     async fn identity_by_user_id(&self, user_id_folded: &str) -> StoreResult<Option<Identity>> {
         let folded = user_id_folded.to_owned();
-        tx!(self.read, [folded], |t| identities::identity_by_user_id(
-            t, &folded
-        ))
+        tx!(
+            self.read_one,
+            [folded],
+            |t| identities::identity_by_user_id(t, &folded)
+        )
     }
 
     async fn set_blocked(
@@ -282,17 +287,14 @@ impl Store for PostgresStore {
         &self,
         ids: Vec<AuthenticatorId>,
     ) -> StoreResult<Vec<Option<Authenticator>>> {
-        tx!(self.read, [ids], |t| async move {
-            let mut out = Vec::with_capacity(ids.len());
-            for id in &ids {
-                out.push(identities::load_authenticator(t, id).await?);
-            }
-            Ok(out)
-        })
+        // One statement each, in one flight.
+        tx!(self.read, [ids], |t| futures_util::future::try_join_all(
+            ids.iter().map(|id| identities::load_authenticator(t, id))
+        ))
     }
 
     async fn authenticators_of(&self, identity_id: IdentityId) -> StoreResult<Vec<Authenticator>> {
-        tx!(self.read, [], |t| identities::authenticators_of(
+        tx!(self.read_one, [], |t| identities::authenticators_of(
             t,
             identity_id
         ))
@@ -323,7 +325,7 @@ impl Store for PostgresStore {
     }
 
     async fn use_nonce(&self, nonce: Nonce16, keep_until_ms: u64) -> StoreResult<bool> {
-        tx!(self.write, [], |t| requests::use_nonce(
+        tx!(self.write_one, [], |t| requests::use_nonce(
             t,
             nonce,
             keep_until_ms
@@ -331,11 +333,11 @@ impl Store for PostgresStore {
     }
 
     async fn nonce_seen(&self, nonce: Nonce16) -> StoreResult<bool> {
-        tx!(self.read, [], |t| requests::nonce_seen(t, nonce))
+        tx!(self.read_one, [], |t| requests::nonce_seen(t, nonce))
     }
 
     async fn purge_nonces(&self, now_ms: u64) -> StoreResult<u64> {
-        tx!(self.claim, [], |t| requests::purge_nonces(t, now_ms))
+        tx!(self.write_one, [], |t| requests::purge_nonces(t, now_ms))
     }
 
     async fn create_service_provider(&self, sp: ServiceProvider) -> StoreResult<()> {
@@ -354,7 +356,7 @@ impl Store for PostgresStore {
         &self,
         api_key_sha256: [u8; 32],
     ) -> StoreResult<Option<ServiceProvider>> {
-        tx!(self.read, [], |t| providers::service_provider_by_key(
+        tx!(self.read_one, [], |t| providers::service_provider_by_key(
             t,
             api_key_sha256
         ))
@@ -364,7 +366,7 @@ impl Store for PostgresStore {
         &self,
         id: ServiceProviderId,
     ) -> StoreResult<Option<ServiceProvider>> {
-        tx!(self.read, [], |t| providers::service_provider(t, id))
+        tx!(self.read_one, [], |t| providers::service_provider(t, id))
     }
 
     async fn provider_by_api_key(&self, key_sha256: [u8; 32]) -> StoreResult<Option<ProviderKey>> {
@@ -374,7 +376,7 @@ impl Store for PostgresStore {
     }
 
     async fn api_keys(&self, service_provider_id: ServiceProviderId) -> StoreResult<Vec<ApiKey>> {
-        tx!(self.read, [], |t| providers::api_keys(
+        tx!(self.read_one, [], |t| providers::api_keys(
             t,
             service_provider_id
         ))
@@ -384,7 +386,7 @@ impl Store for PostgresStore {
         &self,
         service_provider_id: ServiceProviderId,
     ) -> StoreResult<Option<Webhook>> {
-        tx!(self.read, [], |t| providers::webhook(
+        tx!(self.read_one, [], |t| providers::webhook(
             t,
             service_provider_id
         ))
@@ -424,13 +426,21 @@ impl Store for PostgresStore {
         now_ms: u64,
     ) -> StoreResult<CreateResult> {
         let envelope_json = serde_json::to_string(&request.envelope)?;
-        tx!(self.write, [request, envelope_json, limits], |t| {
-            requests::create_request_limited(t, &request, &envelope_json, &limits, now_ms)
-        })
+        // Under the identity's row lock at READ COMMITTED, unless a
+        // per-provider window is on (see `requests::create_request_limited`).
+        if limits.per_provider.iter().all(|w| w.limit == 0) {
+            tx!(self.write_locked, [request, envelope_json, limits], |t| {
+                requests::create_request_limited(t, &request, &envelope_json, &limits, now_ms)
+            })
+        } else {
+            tx!(self.write, [request, envelope_json, limits], |t| {
+                requests::create_request_limited(t, &request, &envelope_json, &limits, now_ms)
+            })
+        }
     }
 
     async fn request(&self, id: RequestId) -> StoreResult<Option<StoredRequest>> {
-        tx!(self.read, [], |t| requests::load_request(t, &id))
+        tx!(self.read_one, [], |t| requests::load_request(t, &id))
     }
 
     async fn decide(
@@ -441,9 +451,35 @@ impl Store for PostgresStore {
         now_ms: u64,
     ) -> StoreResult<DecideResult> {
         let receipt_json = serde_json::to_string(&record.receipt)?;
+        // At READ COMMITTED on row locks (see `requests::decide`), but for
+        // the rare decisions whose follow-ups need the serializable write.
+        let (first_json, first_record) = (receipt_json.clone(), record.clone());
+        let locked = tx!(self.write_locked, [first_json, first_record], |t| {
+            requests::decide(
+                t,
+                request_id,
+                &first_json,
+                &first_record,
+                pin_verified,
+                now_ms,
+                true,
+            )
+        })?;
+        if let Some(result) = locked {
+            return Ok(result);
+        }
         tx!(self.write, [receipt_json, record], |t| {
-            requests::decide(t, request_id, &receipt_json, &record, pin_verified, now_ms)
-        })
+            requests::decide(
+                t,
+                request_id,
+                &receipt_json,
+                &record,
+                pin_verified,
+                now_ms,
+                false,
+            )
+        })?
+        .ok_or(StoreError::Inconsistent("serializable decision undecided"))
     }
 
     async fn record_binding_mismatch(
@@ -483,7 +519,7 @@ impl Store for PostgresStore {
     }
 
     async fn count_pending(&self, identity_id: IdentityId, now_ms: u64) -> StoreResult<u64> {
-        tx!(self.read, [], |t| requests::count_pending(
+        tx!(self.read_one, [], |t| requests::count_pending(
             t,
             identity_id,
             now_ms
@@ -516,7 +552,7 @@ impl Store for PostgresStore {
     }
 
     async fn enrolment(&self, id: AuthenticatorId) -> StoreResult<Option<Enrolment>> {
-        tx!(self.read, [], |t| enrolments::load_enrolment(t, &id))
+        tx!(self.read_one, [], |t| enrolments::load_enrolment(t, &id))
     }
 
     async fn poll_enrolment(
@@ -565,7 +601,10 @@ impl Store for PostgresStore {
     }
 
     async fn open_changes(&self, identity_id: IdentityId) -> StoreResult<Vec<StoredChange>> {
-        tx!(self.read, [], |t| changes::open_changes_of(t, &identity_id))
+        tx!(self.read_one, [], |t| changes::open_changes_of(
+            t,
+            &identity_id
+        ))
     }
 
     async fn confirm_change(
@@ -640,16 +679,21 @@ impl Store for PostgresStore {
     }
 
     async fn agent_by_token(&self, token_sha256: [u8; 32]) -> StoreResult<Option<Agent>> {
-        tx!(self.read, [], |t| audit::agent_by_token(t, token_sha256))
+        tx!(self.read_one, [], |t| audit::agent_by_token(
+            t,
+            token_sha256
+        ))
     }
 
     async fn agents(&self) -> StoreResult<Vec<Agent>> {
-        tx!(self.read, [], |t| audit::agents(t))
+        tx!(self.read_one, [], |t| audit::agents(t))
     }
 
     async fn oidc_client(&self, client_id: &str) -> StoreResult<Option<OidcClient>> {
         let client_id = client_id.to_owned();
-        tx!(self.read, [client_id], |t| oidc::oidc_client(t, &client_id))
+        tx!(self.read_one, [client_id], |t| oidc::oidc_client(
+            t, &client_id
+        ))
     }
 
     async fn create_oidc_login(
@@ -658,7 +702,7 @@ impl Store for PostgresStore {
         request_uri_sha256: [u8; 32],
     ) -> StoreResult<()> {
         let params_json = serde_json::to_string(&login.params)?;
-        tx!(self.write, [login, params_json], |t| {
+        tx!(self.write_one, [login, params_json], |t| {
             oidc::create_oidc_login(t, &login, &params_json, request_uri_sha256)
         })
     }
@@ -671,7 +715,7 @@ impl Store for PostgresStore {
         now_ms: u64,
     ) -> StoreResult<BindLoginResult> {
         let client_id = client_id.to_owned();
-        tx!(self.write, [client_id], |t| oidc::bind_oidc_login(
+        tx!(self.write_locked, [client_id], |t| oidc::bind_oidc_login(
             t,
             request_uri_sha256,
             &client_id,
@@ -681,7 +725,7 @@ impl Store for PostgresStore {
     }
 
     async fn oidc_login(&self, id: LoginId) -> StoreResult<Option<OidcLogin>> {
-        tx!(self.read, [], |t| oidc::oidc_login(t, id))
+        tx!(self.read_one, [], |t| oidc::oidc_login(t, id))
     }
 
     async fn set_oidc_login_request(
@@ -691,7 +735,7 @@ impl Store for PostgresStore {
         request_id: RequestId,
         request_expires_at_ms: u64,
     ) -> StoreResult<bool> {
-        tx!(self.write, [], |t| oidc::set_oidc_login_request(
+        tx!(self.write_one, [], |t| oidc::set_oidc_login_request(
             t,
             id,
             previous,
@@ -707,7 +751,7 @@ impl Store for PostgresStore {
         code_sha256: [u8; 32],
         code_expires_at_ms: u64,
     ) -> StoreResult<bool> {
-        tx!(self.write, [], |t| oidc::issue_oidc_code(
+        tx!(self.write_one, [], |t| oidc::issue_oidc_code(
             t,
             id,
             request_id,
@@ -717,7 +761,10 @@ impl Store for PostgresStore {
     }
 
     async fn oidc_login_by_code(&self, code_sha256: [u8; 32]) -> StoreResult<Option<OidcLogin>> {
-        tx!(self.read, [], |t| oidc::oidc_login_by_code(t, code_sha256))
+        tx!(self.read_one, [], |t| oidc::oidc_login_by_code(
+            t,
+            code_sha256
+        ))
     }
 
     async fn redeem_oidc_code(
@@ -726,7 +773,7 @@ impl Store for PostgresStore {
         access: Option<([u8; 32], u64)>,
         now_ms: u64,
     ) -> StoreResult<RedeemResult> {
-        tx!(self.write, [], |t| oidc::redeem_oidc_code(
+        tx!(self.write_locked, [], |t| oidc::redeem_oidc_code(
             t,
             code_sha256,
             access,
@@ -738,14 +785,14 @@ impl Store for PostgresStore {
         &self,
         access_sha256: [u8; 32],
     ) -> StoreResult<Option<OidcLogin>> {
-        tx!(self.read, [], |t| oidc::oidc_login_by_access_token(
+        tx!(self.read_one, [], |t| oidc::oidc_login_by_access_token(
             t,
             access_sha256
         ))
     }
 
     async fn purge_oidc_logins(&self, now_ms: u64, limit: u32) -> StoreResult<u64> {
-        tx!(self.claim, [], |t| oidc::purge_oidc_logins(
+        tx!(self.write_one, [], |t| oidc::purge_oidc_logins(
             t, now_ms, limit
         ))
     }
@@ -768,7 +815,7 @@ impl Store for PostgresStore {
     }
 
     async fn call_stop(&self, request_id: RequestId) -> StoreResult<Option<CallStop>> {
-        tx!(self.read, [], |t| requests::call_stop(t, request_id))
+        tx!(self.read_one, [], |t| requests::call_stop(t, request_id))
     }
 
     async fn choose_oidc_login_method(
@@ -777,7 +824,7 @@ impl Store for PostgresStore {
         method: LoginMethod,
         hardware_identity_id: Option<IdentityId>,
     ) -> StoreResult<bool> {
-        tx!(self.write, [], |t| oidc::choose_oidc_login_method(
+        tx!(self.write_one, [], |t| oidc::choose_oidc_login_method(
             t,
             id,
             method,
@@ -791,11 +838,9 @@ impl Store for PostgresStore {
         method: LoginMethod,
         first_factor: String,
     ) -> StoreResult<bool> {
-        tx!(
-            self.write,
-            [first_factor],
-            |t| oidc::pass_oidc_first_factor(t, id, method, &first_factor)
-        )
+        tx!(self.write_one, [first_factor], |t| {
+            oidc::pass_oidc_first_factor(t, id, method, &first_factor)
+        })
     }
 
     async fn import_token_batch(
@@ -817,7 +862,7 @@ impl Store for PostgresStore {
     }
 
     async fn code_devices_of(&self, identity_id: IdentityId) -> StoreResult<Vec<CodeDevice>> {
-        tx!(self.read, [], |t| code_devices::code_devices_of(
+        tx!(self.read_one, [], |t| code_devices::code_devices_of(
             t,
             identity_id
         ))
@@ -937,7 +982,7 @@ impl Store for PostgresStore {
         let method = LoginMethod::parse(&receipt.receipt.method)
             .ok_or(StoreError::Conflict("hardware receipt method"))?;
         let receipt_json = serde_json::to_string(&receipt)?;
-        tx!(self.write, [receipt_json], |t| {
+        tx!(self.write_one, [receipt_json], |t| {
             oidc::complete_oidc_login_by_hardware(
                 t,
                 id,
@@ -970,7 +1015,7 @@ impl Store for PostgresStore {
     }
 
     async fn chips_of(&self, identity_id: IdentityId) -> StoreResult<Vec<Chip>> {
-        tx!(self.read, [], |t| chips::chips_of(t, identity_id))
+        tx!(self.read_one, [], |t| chips::chips_of(t, identity_id))
     }
 
     async fn save_chip(&self, chip: Chip, events: Vec<NewEvent>) -> StoreResult<bool> {

@@ -128,6 +128,10 @@ async fn login_where(
 }
 
 /// The transaction of [`Store::create_oidc_login`](crate::store::Store::create_oidc_login).
+/// One statement in its own transaction ([`PostgresStore::write_one`]):
+/// the unique keys decide a clash.
+///
+/// [`PostgresStore::write_one`]: super::PostgresStore
 pub(super) async fn create_oidc_login(
     t: &Tx<'_>,
     login: &OidcLogin,
@@ -164,6 +168,13 @@ pub(super) async fn create_oidc_login(
 }
 
 /// The transaction of [`Store::bind_oidc_login`](crate::store::Store::bind_oidc_login).
+/// Runs at `READ COMMITTED` ([`PostgresStore::write_locked`]): the login's
+/// row is read `FOR UPDATE` before its checks, so a concurrent bind of the
+/// same `request_uri` (any replica) waits for this one's commit and then
+/// reads the row it bound: one browser binds a login, the other is told
+/// `AlreadyUsed`. It reads and writes nothing else.
+///
+/// [`PostgresStore::write_locked`]: super::PostgresStore
 pub(super) async fn bind_oidc_login(
     t: &Tx<'_>,
     request_uri_sha256: [u8; 32],
@@ -201,6 +212,12 @@ pub(super) async fn oidc_login(t: &Tx<'_>, id: LoginId) -> StoreResult<Option<Oi
 }
 
 /// The transaction of [`Store::set_oidc_login_request`](crate::store::Store::set_oidc_login_request).
+/// One statement in its own transaction ([`PostgresStore::write_one`]):
+/// its `WHERE` is re-checked on the newest row a concurrent update left, so
+/// of two such updates of one login one changes it and the other gets
+/// `false`.
+///
+/// [`PostgresStore::write_one`]: super::PostgresStore
 pub(super) async fn set_oidc_login_request(
     t: &Tx<'_>,
     id: LoginId,
@@ -224,6 +241,12 @@ pub(super) async fn set_oidc_login_request(
 }
 
 /// The transaction of [`Store::issue_oidc_code`](crate::store::Store::issue_oidc_code).
+/// One statement in its own transaction ([`PostgresStore::write_one`]):
+/// its `WHERE` is re-checked on the newest row a concurrent update left, so
+/// of two such updates of one login one changes it and the other gets
+/// `false`.
+///
+/// [`PostgresStore::write_one`]: super::PostgresStore
 pub(super) async fn issue_oidc_code(
     t: &Tx<'_>,
     id: LoginId,
@@ -255,6 +278,12 @@ pub(super) async fn oidc_login_by_code(
 }
 
 /// The transaction of [`Store::redeem_oidc_code`](crate::store::Store::redeem_oidc_code).
+/// Runs at `READ COMMITTED` ([`PostgresStore::write_locked`]): the login's
+/// row is read `FOR UPDATE` before its checks, so of two redemptions of
+/// one code the second waits and then reads the first's `redeemed_at_ms`
+/// (a reuse: the login is revoked). It reads and writes nothing else.
+///
+/// [`PostgresStore::write_locked`]: super::PostgresStore
 pub(super) async fn redeem_oidc_code(
     t: &Tx<'_>,
     code_sha256: [u8; 32],
@@ -329,6 +358,12 @@ pub(super) async fn purge_oidc_logins(t: &Tx<'_>, now_ms: u64, limit: u32) -> St
 }
 
 /// The transaction of [`Store::choose_oidc_login_method`](crate::store::Store::choose_oidc_login_method).
+/// One statement in its own transaction ([`PostgresStore::write_one`]):
+/// its `WHERE` is re-checked on the newest row a concurrent update left, so
+/// of two such updates of one login one changes it and the other gets
+/// `false`.
+///
+/// [`PostgresStore::write_one`]: super::PostgresStore
 pub(super) async fn choose_oidc_login_method(
     t: &Tx<'_>,
     id: LoginId,
@@ -351,6 +386,12 @@ pub(super) async fn choose_oidc_login_method(
 }
 
 /// The transaction of [`Store::pass_oidc_first_factor`](crate::store::Store::pass_oidc_first_factor).
+/// One statement in its own transaction ([`PostgresStore::write_one`]):
+/// its `WHERE` is re-checked on the newest row a concurrent update left, so
+/// of two such updates of one login one changes it and the other gets
+/// `false`.
+///
+/// [`PostgresStore::write_one`]: super::PostgresStore
 pub(super) async fn pass_oidc_first_factor(
     t: &Tx<'_>,
     id: LoginId,
@@ -370,6 +411,10 @@ pub(super) async fn pass_oidc_first_factor(
 /// The transaction of [`Store::complete_oidc_login_by_hardware`](crate::store::Store::complete_oidc_login_by_hardware):
 /// one conditional update, so a login gets one code whichever replica
 /// completes it first.
+/// In its own transaction ([`PostgresStore::write_one`]): the `WHERE` is
+/// re-checked on the newest row a concurrent update left.
+///
+/// [`PostgresStore::write_one`]: super::PostgresStore
 pub(super) async fn complete_oidc_login_by_hardware(
     t: &Tx<'_>,
     id: LoginId,

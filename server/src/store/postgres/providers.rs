@@ -198,19 +198,28 @@ pub(super) async fn provider_by_api_key(
     t: &Tx<'_>,
     key_sha256: [u8; 32],
 ) -> StoreResult<Option<ProviderKey>> {
-    let Some(key) = opt(
-        t,
-        &format!("SELECT {API_KEY_COLUMNS} FROM api_keys k WHERE k.key_sha256 = $1"),
-        &[&key_sha256.as_slice()],
+    // Both reads in one flight (one snapshot): the provider by the key's
+    // provider id, read in the same statement.
+    let (key, provider) = futures_util::future::try_join(
+        opt(
+            t,
+            &format!("SELECT {API_KEY_COLUMNS} FROM api_keys k WHERE k.key_sha256 = $1"),
+            &[&key_sha256.as_slice()],
+        ),
+        opt(
+            t,
+            "SELECT id, name, api_key_sha256, created_at_ms FROM service_providers \
+             WHERE id = (SELECT service_provider_id FROM api_keys WHERE key_sha256 = $1)",
+            &[&key_sha256.as_slice()],
+        ),
     )
-    .await?
-    .map(|r| api_key_row(&r))
-    .transpose()?
-    else {
+    .await?;
+    let Some(key) = key.map(|r| api_key_row(&r)).transpose()? else {
         return Ok(None);
     };
-    let provider = service_provider(t, key.service_provider_id)
-        .await?
+    let provider = provider
+        .map(|r| provider_row(&r))
+        .transpose()?
         .ok_or(StoreError::Inconsistent("API key without its provider"))?;
     Ok(Some(ProviderKey { provider, key }))
 }

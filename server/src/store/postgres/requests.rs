@@ -8,13 +8,16 @@ use eid_protocol::{
     AuthenticatorId, IdentityId, Nonce16, Outcome, RequestEnvelopeBody, RequestId,
     ServiceProviderId, Signature,
 };
+use futures_util::future::{try_join, try_join_all, try_join3, try_join4, try_join5};
 use tokio_postgres::Row;
 
 use super::changes::{on_self_service_decision, open_changes_of};
 use super::columns::{Col, col, get, i64_of};
-use super::connection::{Tx, all, exec, one, opt};
+use super::connection::{P, Tx, all, exec, one, opt};
 use super::enrolments::{ENROLMENT_COLUMNS, LIVE_ENROLMENT, decide_enrolment, enrolment_row};
-use super::identities::{load_authenticator, load_identity};
+use super::identities::{
+    IDENTITY_COLUMNS, identity_row, load_authenticator, load_identity_of_authenticator,
+};
 use super::outbox::{EVENT_COLUMNS, event_row, insert_event, lock_identity};
 use crate::policy;
 use crate::store::{
@@ -63,7 +66,21 @@ pub(super) async fn load_request(t: &Tx<'_>, id: &RequestId) -> StoreResult<Opti
         .transpose()
 }
 
+/// Inserts a pending request for its identity, whose row it locks first:
+/// the pending cap and the windows of [`create_request_limited`], checked
+/// at `READ COMMITTED` under that lock, then count this request too (see
+/// there).
 pub(super) async fn insert_request(
+    t: &Tx<'_>,
+    request: &StoredRequest,
+    envelope_json: &str,
+) -> StoreResult<()> {
+    lock_identity(t, &request.envelope.identity_id).await?;
+    insert_request_row(t, request, envelope_json).await
+}
+
+/// Inserts a request's row (its identity already locked).
+async fn insert_request_row(
     t: &Tx<'_>,
     request: &StoredRequest,
     envelope_json: &str,
@@ -114,36 +131,44 @@ pub(super) async fn cancel_pending_request(t: &Tx<'_>, id: &RequestId) -> StoreR
     Ok(n == 1)
 }
 
-/// The cool-down after a fraud report ([`policy::fraud_hold`]):
-/// `Some(CoolingDown)` while the provider is held for the identity. The
-/// first refusal of a hold records a `requests_held` event.
+/// The fraud hold's row ([`policy::fraud_hold`]) of the request's
+/// identity and provider; not read while holds are off.
+async fn read_fraud_hold(
+    t: &Tx<'_>,
+    e: &RequestEnvelopeBody,
+    hold_ms: u64,
+) -> StoreResult<Option<policy::FraudHold>> {
+    if hold_ms == 0 {
+        return Ok(None);
+    }
+    match opt(
+        t,
+        "SELECT reported_at_ms, notified FROM fraud_holds \
+         WHERE identity_id = $1 AND service_provider_id = $2",
+        &[&Col(e.identity_id), &Col(e.service_provider_id)],
+    )
+    .await?
+    {
+        Some(r) => Ok(Some(policy::FraudHold {
+            reported_at_ms: col(&r, 0)?,
+            notified: get(&r, 1)?,
+        })),
+        None => Ok(None),
+    }
+}
+
+/// The cool-down after a fraud report ([`policy::fraud_hold`]), given the
+/// hold's row: `Some(CoolingDown)` while the provider is held for the
+/// identity. The first refusal of a hold records a `requests_held` event.
 async fn fraud_hold(
     t: &Tx<'_>,
     e: &RequestEnvelopeBody,
+    hold: Option<policy::FraudHold>,
     hold_ms: u64,
     now_ms: u64,
 ) -> StoreResult<Option<CreateResult>> {
     let identity = Col(e.identity_id);
     let provider = Col(e.service_provider_id);
-    // Holds off: no need to read the row.
-    let hold = if hold_ms == 0 {
-        None
-    } else {
-        match opt(
-            t,
-            "SELECT reported_at_ms, notified FROM fraud_holds \
-             WHERE identity_id = $1 AND service_provider_id = $2",
-            &[&identity, &provider],
-        )
-        .await?
-        {
-            Some(r) => Some(policy::FraudHold {
-                reported_at_ms: col(&r, 0)?,
-                notified: get(&r, 1)?,
-            }),
-            None => None,
-        }
-    };
     let policy::HoldCheck::Held {
         retry_after_ms,
         notify,
@@ -174,21 +199,48 @@ async fn fraud_hold(
     Ok(Some(CreateResult::CoolingDown { retry_after_ms }))
 }
 
-/// How long until one more request fits `window` ([`policy::window_full`],
-/// [`policy::window_wait`]), given the creation times matched by `sql` (`$1`
-/// the identity or provider, `$2` the window start, `$3` the count to skip):
-/// `None` while it fits now.
-async fn window_wait(
+/// The rate-limit windows of a request: its scope, the `FROM ... WHERE`
+/// of the creation times it counts (`$1` the identity or provider, `$2`
+/// the window start, `$3` the count to skip), the key and the window; the
+/// windows switched off (limit 0) left out.
+fn windows<'a>(
+    e: &'a RequestEnvelopeBody,
+    limits: &RequestLimits,
+) -> Vec<(LimitScope, &'static str, &'a [u8], Window)> {
+    const BY_IDENTITY: &str = "FROM requests WHERE identity_id = $1 AND created_at_ms > $2 \
+        AND service_provider_id != decode('00000000000000000000000000000000', 'hex')";
+    const BY_PROVIDER: &str = "FROM requests WHERE service_provider_id = $1 AND created_at_ms > $2";
+    limits
+        .per_identity
+        .iter()
+        .map(|w| {
+            (
+                LimitScope::Identity,
+                BY_IDENTITY,
+                e.identity_id.as_bytes().as_slice(),
+                *w,
+            )
+        })
+        .chain(limits.per_provider.iter().map(|w| {
+            (
+                LimitScope::Provider,
+                BY_PROVIDER,
+                e.service_provider_id.as_bytes().as_slice(),
+                *w,
+            )
+        }))
+        .filter(|(_, _, _, w)| w.limit != 0)
+        .collect()
+}
+
+/// The requests in a window ([`windows`]).
+async fn window_count(
     t: &Tx<'_>,
     sql: &str,
     key: &[u8],
     window: Window,
     now_ms: u64,
-) -> StoreResult<Option<u64>> {
-    if window.limit == 0 {
-        // Off: skip the count.
-        return Ok(None);
-    }
+) -> StoreResult<u64> {
     let start = policy::window_start(window, now_ms);
     let row = one(
         t,
@@ -196,10 +248,24 @@ async fn window_wait(
         &[&key, &i64_of(start)],
     )
     .await?;
-    let count: u64 = col(&row, 0)?;
+    col(&row, 0)
+}
+
+/// How long until one more request fits `window` ([`policy::window_full`],
+/// [`policy::window_wait`]), given its `count` ([`window_count`]): `None`
+/// while it fits now.
+async fn window_wait(
+    t: &Tx<'_>,
+    sql: &str,
+    key: &[u8],
+    window: Window,
+    count: u64,
+    now_ms: u64,
+) -> StoreResult<Option<u64>> {
     let Some(skip) = policy::window_full(window, count) else {
         return Ok(None);
     };
+    let start = policy::window_start(window, now_ms);
     let leaving = match opt(
         t,
         &format!("SELECT created_at_ms {sql} ORDER BY created_at_ms LIMIT 1 OFFSET $3"),
@@ -213,39 +279,18 @@ async fn window_wait(
     Ok(Some(policy::window_wait(window, leaving, now_ms)))
 }
 
-/// The rate limits: `Some(RateLimited)` when a window is full.
+/// The rate limits, given the windows' counts: `Some(RateLimited)` when a
+/// window is full.
 async fn rate_limited(
     t: &Tx<'_>,
-    e: &RequestEnvelopeBody,
-    limits: &RequestLimits,
+    windows: &[(LimitScope, &str, &[u8], Window)],
+    counts: &[u64],
     now_ms: u64,
 ) -> StoreResult<Option<CreateResult>> {
-    const BY_IDENTITY: &str = "FROM requests WHERE identity_id = $1 AND created_at_ms > $2 \
-        AND service_provider_id != decode('00000000000000000000000000000000', 'hex')";
-    const BY_PROVIDER: &str = "FROM requests WHERE service_provider_id = $1 AND created_at_ms > $2";
-    let checks = limits
-        .per_identity
-        .iter()
-        .map(|w| {
-            (
-                LimitScope::Identity,
-                BY_IDENTITY,
-                e.identity_id.as_bytes(),
-                *w,
-            )
-        })
-        .chain(limits.per_provider.iter().map(|w| {
-            (
-                LimitScope::Provider,
-                BY_PROVIDER,
-                e.service_provider_id.as_bytes(),
-                *w,
-            )
-        }));
     let mut waits = Vec::new();
-    for (scope, sql, key, window) in checks {
-        if let Some(wait) = window_wait(t, sql, key.as_slice(), window, now_ms).await? {
-            waits.push((scope, wait));
+    for ((scope, sql, key, window), count) in windows.iter().zip(counts) {
+        if let Some(wait) = window_wait(t, sql, key, *window, *count, now_ms).await? {
+            waits.push((*scope, wait));
         }
     }
     Ok(
@@ -256,7 +301,25 @@ async fn rate_limited(
     )
 }
 
-/// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot).
+/// The rows of `sql` for each key, all in one flight (pipelined).
+async fn all_of<K: tokio_postgres::types::ToSql + Sync>(
+    t: &Tx<'_>,
+    sql: &str,
+    keys: &[K],
+    rest: &[P<'_>],
+) -> StoreResult<Vec<Vec<Row>>> {
+    try_join_all(keys.iter().map(|k| async move {
+        let mut params: Vec<P<'_>> = Vec::with_capacity(1 + rest.len());
+        params.push(k);
+        params.extend_from_slice(rest);
+        all(t, sql, &params).await
+    }))
+    .await
+}
+
+/// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot):
+/// two flights of statements (the authenticators with their identities,
+/// then everything read by identity), pipelined on the connection.
 pub(super) async fn pull_snapshot(
     t: &Tx<'_>,
     authenticator_ids: &[AuthenticatorId],
@@ -264,43 +327,32 @@ pub(super) async fn pull_snapshot(
     decisions_after: &[u64],
     now_ms: u64,
 ) -> StoreResult<PullSnapshot> {
-    let mut authenticators = Vec::with_capacity(authenticator_ids.len());
-    for id in authenticator_ids {
-        authenticators.push(load_authenticator(t, id).await?);
-    }
-    let mut identities = Vec::with_capacity(authenticators.len());
-    for a in &authenticators {
-        identities.push(match a {
-            Some(a) => load_identity(t, &a.identity_id).await?,
-            None => None,
-        });
-    }
+    let (authenticators, identities) = try_join(
+        try_join_all(authenticator_ids.iter().map(|id| load_authenticator(t, id))),
+        try_join_all(
+            authenticator_ids
+                .iter()
+                .map(|id| load_identity_of_authenticator(t, id)),
+        ),
+    )
+    .await?;
     let mut seen = Vec::new();
-    let mut pending = Vec::new();
+    for identity in identities.iter().flatten().filter(|i| !i.blocked) {
+        // Two authenticators of one identity on the same phone share it.
+        if !seen.contains(&identity.id) {
+            seen.push(identity.id);
+        }
+    }
+    let seen_cols: Vec<Col<&IdentityId>> = seen.iter().map(Col).collect();
+    let now = i64_of(now_ms);
     let pending_sql = format!(
         "{REQUEST_SELECT} WHERE r.identity_id = $1 AND r.status = 'pending' AND r.expires_at_ms > $2 \
          ORDER BY r.created_at_ms"
     );
-    for identity in identities.iter().flatten().filter(|i| !i.blocked) {
-        // Two authenticators of one identity on the same phone share it.
-        if seen.contains(&identity.id) {
-            continue;
-        }
-        seen.push(identity.id);
-        for r in all(t, &pending_sql, &[&Col(identity.id), &i64_of(now_ms)]).await? {
-            pending.push(request_row(&r)?);
-        }
-    }
-    let mut enrolments = Vec::new();
     let enrolment_sql = format!(
         "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments e WHERE e.identity_id = $1 AND {LIVE_ENROLMENT} \
          ORDER BY e.requested_at_ms"
     );
-    for identity in &seen {
-        for r in all(t, &enrolment_sql, &[&Col(identity), &i64_of(now_ms)]).await? {
-            enrolments.push(enrolment_row(&r)?);
-        }
-    }
     // One indexed range read per account (same snapshot as the requests),
     // oldest first: paging phones get the oldest events above the cursor,
     // older phones the newest.
@@ -310,24 +362,65 @@ pub(super) async fn pull_snapshot(
         "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = $1 AND id > $2 \
          ORDER BY id {order} LIMIT $3"
     );
+    let max_events = eid_protocol::wire::MAX_FEED_EVENTS as i64;
+    let max_decisions = eid_protocol::wire::MAX_PULLED_DECISIONS as i64;
+    let feed_reads = authenticators.iter().enumerate().map(|(i, auth)| {
+        let feed_sql = &feed_sql;
+        async move {
+            let Some(auth) = auth else {
+                return Ok::<_, StoreError>(None);
+            };
+            let rows = all(
+                t,
+                feed_sql,
+                &[&Col(auth.identity_id), &i64_of(feed.at(i)), &max_events],
+            )
+            .await?;
+            Ok(Some(rows))
+        }
+    });
+    // The identity's newest decisions, same snapshot (device journal).
+    let decision_reads = authenticators
+        .iter()
+        .enumerate()
+        .map(|(i, auth)| async move {
+            let Some(auth) = auth else {
+                return Ok::<_, StoreError>(None);
+            };
+            let rows = all(
+                t,
+                "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
+             d.decided_at_ms, d.seq FROM decisions d WHERE d.identity_id = $1 AND d.seq > $3 \
+             ORDER BY d.seq LIMIT $2",
+                &[
+                    &Col(auth.identity_id),
+                    &max_decisions,
+                    &i64_of(decisions_after.get(i).copied().unwrap_or(0)),
+                ],
+            )
+            .await?;
+            Ok(Some(rows))
+        });
+    let (pending_rows, enrolment_rows, feed_rows, changes, decision_rows) = try_join5(
+        all_of(t, &pending_sql, &seen_cols, &[&now]),
+        all_of(t, &enrolment_sql, &seen_cols, &[&now]),
+        try_join_all(feed_reads),
+        try_join_all(seen.iter().map(|id| open_changes_of(t, id))),
+        try_join_all(decision_reads),
+    )
+    .await?;
+    let mut pending = Vec::new();
+    for r in pending_rows.iter().flatten() {
+        pending.push(request_row(r)?);
+    }
+    let mut enrolments = Vec::new();
+    for r in enrolment_rows.iter().flatten() {
+        enrolments.push(enrolment_row(r)?);
+    }
     let mut events = Vec::with_capacity(authenticators.len());
-    for (i, auth) in authenticators.iter().enumerate() {
-        let Some(auth) = auth else {
-            events.push(Vec::new());
-            continue;
-        };
-        let after = feed.at(i);
-        let rows = all(
-            t,
-            &feed_sql,
-            &[
-                &Col(auth.identity_id),
-                &i64_of(after),
-                &(eid_protocol::wire::MAX_FEED_EVENTS as i64),
-            ],
-        )
-        .await?;
+    for rows in feed_rows {
         let mut list = rows
+            .unwrap_or_default()
             .iter()
             .map(event_row)
             .collect::<StoreResult<Vec<_>>>()?;
@@ -336,33 +429,15 @@ pub(super) async fn pull_snapshot(
         }
         events.push(list);
     }
-    let mut contact_changes = Vec::new();
-    for id in &seen {
-        contact_changes.extend(open_changes_of(t, id).await?.into_iter().filter(|ch| {
-            matches!(ch.kind, ChangeKind::Contact(_)) && ch.state_at(now_ms).is_open()
-        }));
-    }
-    // The identity's newest decisions, same snapshot (device journal).
+    let contact_changes = changes
+        .into_iter()
+        .flatten()
+        .filter(|ch| matches!(ch.kind, ChangeKind::Contact(_)) && ch.state_at(now_ms).is_open())
+        .collect();
     let mut decisions = Vec::with_capacity(authenticators.len());
-    for (i, auth) in authenticators.iter().enumerate() {
-        let Some(auth) = auth else {
-            decisions.push(Vec::new());
-            continue;
-        };
-        let rows = all(
-            t,
-            "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
-             d.decided_at_ms, d.seq FROM decisions d WHERE d.identity_id = $1 AND d.seq > $3 \
-             ORDER BY d.seq LIMIT $2",
-            &[
-                &Col(auth.identity_id),
-                &(eid_protocol::wire::MAX_PULLED_DECISIONS as i64),
-                &i64_of(decisions_after.get(i).copied().unwrap_or(0)),
-            ],
-        )
-        .await?;
+    for rows in decision_rows {
         let mut list = Vec::new();
-        for row in &rows {
+        for row in rows.as_deref().unwrap_or_default() {
             let request: Vec<u8> = get(row, 0)?;
             let authenticator: Vec<u8> = get(row, 1)?;
             let sha: Vec<u8> = get(row, 4)?;
@@ -399,18 +474,34 @@ pub(super) async fn pull_snapshot(
     })
 }
 
-/// The transaction of [`Store::decision_context`](crate::store::Store::decision_context).
+/// The transaction of [`Store::decision_context`](crate::store::Store::decision_context):
+/// its three reads in one flight.
 pub(super) async fn decision_context(
     t: &Tx<'_>,
     request_id: RequestId,
     authenticator_id: AuthenticatorId,
 ) -> StoreResult<DecisionContext> {
-    let request = load_request(t, &request_id).await?;
-    let authenticator = load_authenticator(t, &authenticator_id).await?;
-    let identity = match &request {
-        Some(r) => load_identity(t, &r.envelope.identity_id).await?,
-        None => None,
-    };
+    let (request, authenticator, identity) = try_join3(
+        load_request(t, &request_id),
+        load_authenticator(t, &authenticator_id),
+        async {
+            opt(
+                t,
+                &format!(
+                    "SELECT {IDENTITY_COLUMNS} FROM identities \
+                     WHERE id = (SELECT identity_id FROM requests WHERE id = $1)"
+                ),
+                &[&Col(request_id)],
+            )
+            .await?
+            .map(|r| identity_row(&r))
+            .transpose()
+        },
+    )
+    .await?;
+    // The request's identity, read by the request's id in the same
+    // snapshot: none without the request.
+    let identity = identity.filter(|_| request.is_some());
     Ok(DecisionContext {
         request,
         authenticator,
@@ -419,6 +510,9 @@ pub(super) async fn decision_context(
 }
 
 /// The transaction of [`Store::use_nonce`](crate::store::Store::use_nonce).
+/// One statement in its own transaction (`PostgresStore::write_one`): of
+/// two concurrent inserts of one nonce, the second waits on the primary
+/// key and then inserts nothing, so a nonce is used once.
 pub(super) async fn use_nonce(t: &Tx<'_>, nonce: Nonce16, keep_until_ms: u64) -> StoreResult<bool> {
     let n = exec(
         t,
@@ -451,6 +545,24 @@ pub(super) async fn purge_nonces(t: &Tx<'_>, now_ms: u64) -> StoreResult<u64> {
 }
 
 /// The transaction of [`Store::create_request_limited`](crate::store::Store::create_request_limited).
+///
+/// Its first statement updates the identity's row (to itself), which locks
+/// it until the commit and leaves a new version of it; every other writer
+/// that adds a pending request for the identity locks that row too
+/// ([`insert_request`]), and so do a decision and a block. Run at `READ
+/// COMMITTED` ([`PostgresStore::write_locked`]) while no per-provider
+/// window is on: each later statement then reads the newest committed rows
+/// with the lock held, so the blocked flag, the fraud hold, the pending
+/// count and the per-identity windows are exact, and two creates for one
+/// person (on any replica) queue rather than both pass the cap. The new
+/// version is what keeps the serializable writers right: one that read
+/// the identity's requests before this commit and then locks its row (as
+/// they all do) fails with a serialization error and runs again, seeing
+/// this request. A per-provider window counts across identities, which no
+/// row lock covers: with one on, the caller runs this `SERIALIZABLE`, as
+/// before.
+///
+/// [`PostgresStore::write_locked`]: super::PostgresStore
 pub(super) async fn create_request_limited(
     t: &Tx<'_>,
     request: &StoredRequest,
@@ -459,27 +571,75 @@ pub(super) async fn create_request_limited(
     now_ms: u64,
 ) -> StoreResult<CreateResult> {
     let e = &request.envelope;
-    // Checked in the serializable write, so concurrent creates (on any
-    // replica) cannot exceed the limit or slip past a block in between.
-    match load_identity(t, &e.identity_id).await? {
+    // Every check's read goes out in one flight after the identity's
+    // update (prepared first, so it reaches the database first); they are
+    // then applied in order (a read a refusal makes unneeded costs nothing
+    // but its row).
+    let lock_sql = format!(
+        "UPDATE identities SET blocked = blocked WHERE id = $1 RETURNING {IDENTITY_COLUMNS}"
+    );
+    let lock = t.prepare_cached(&lock_sql).await?;
+    let windows = windows(e, limits);
+    let (identity, hold, pending, counts) = try_join4(
+        async {
+            t.query_opt(&lock, &[&Col(e.identity_id)])
+                .await?
+                .map(|r| identity_row(&r))
+                .transpose()
+        },
+        read_fraud_hold(t, e, limits.fraud_hold_ms),
+        pending_count(t, &e.identity_id, now_ms),
+        try_join_all(
+            windows
+                .iter()
+                .map(|(_, sql, key, window)| window_count(t, sql, key, *window, now_ms)),
+        ),
+    )
+    .await?;
+    match identity {
         None => return Ok(CreateResult::UnknownIdentity),
         Some(i) if i.blocked => return Ok(CreateResult::Blocked),
         Some(_) => {}
     }
-    if let Some(held) = fraud_hold(t, e, limits.fraud_hold_ms, now_ms).await? {
+    if let Some(held) = fraud_hold(t, e, hold, limits.fraud_hold_ms, now_ms).await? {
         return Ok(held);
     }
-    if pending_count(t, &e.identity_id, now_ms).await? >= limits.max_pending {
+    if pending >= limits.max_pending {
         return Ok(CreateResult::TooManyPending);
     }
-    if let Some(limited) = rate_limited(t, e, limits, now_ms).await? {
+    if let Some(limited) = rate_limited(t, &windows, &counts, now_ms).await? {
         return Ok(limited);
     }
-    insert_request(t, request, envelope_json).await?;
+    insert_request_row(t, request, envelope_json).await?;
     Ok(CreateResult::Created)
 }
 
 /// The transaction of [`Store::decide`](crate::store::Store::decide).
+///
+/// With `read_committed`, it runs at `READ COMMITTED`
+/// ([`PostgresStore::write_locked`]) and its checks rest on row locks, all
+/// taken in its first flight, in the order the serializable decision
+/// takes them: the request's row (every decision,
+/// cancel and stop of a request locks it first, and a decision is inserted
+/// only under it, so the "already decided?" read after it, a statement of
+/// its own and so a snapshot taken once the lock is held, sees any decision
+/// that won before), then the decider's authenticator and identity rows
+/// (`FOR UPDATE OF a, i`: their newest versions, so the counter check, the
+/// active and blocked flags cannot be passed by a concurrent decision of
+/// the same phone or a block; and the decision's `seq` and events, drawn
+/// after the identity's lock, are in commit order per identity). The
+/// serializable checks of other writes lose nothing by it: a decision only
+/// turns a pending request into a decided one (so a concurrent pending
+/// count can only be higher than the truth), and what it writes beyond its
+/// own rows (the request's status, the authenticator's counter, an
+/// enrolment's state, an event, a fraud hold by upsert) those writes
+/// either lock or update themselves. The two rare cases whose follow-ups
+/// check more than locked rows (a self-service change's login, a code
+/// device's activation) return `None` before writing anything, and the
+/// caller runs them again serializable (`read_committed` false, which
+/// never returns `None`).
+///
+/// [`PostgresStore::write_locked`]: super::PostgresStore
 pub(super) async fn decide(
     t: &Tx<'_>,
     request_id: RequestId,
@@ -487,44 +647,54 @@ pub(super) async fn decide(
     record: &DecisionRecord,
     pin_verified: bool,
     now_ms: u64,
-) -> StoreResult<DecideResult> {
-    // The request's row is locked: concurrent decisions on it, from any
-    // replica, queue here; the first commits, and the others (run again
-    // after their serialization failure) find it decided.
-    let Some(row) = opt(
-        t,
-        "SELECT r.status, r.expires_at_ms, d.request_id IS NOT NULL, r.service_provider_id \
-         FROM requests r LEFT JOIN decisions d ON d.request_id = r.id WHERE r.id = $1 \
-         FOR UPDATE OF r",
-        &[&Col(request_id)],
+    read_committed: bool,
+) -> StoreResult<Option<DecideResult>> {
+    // The three locks and two reads go out in one flight, prepared first so
+    // that they reach the database in this order.
+    const REQUEST_LOCK: &str = "SELECT r.status, r.expires_at_ms, r.service_provider_id \
+         FROM requests r WHERE r.id = $1 FOR UPDATE";
+    const DECIDED: &str = "SELECT EXISTS (SELECT 1 FROM decisions WHERE request_id = $1), \
+         EXISTS (SELECT 1 FROM code_devices WHERE pending_request_id = $1 AND state = 'unassigned')";
+    // An authenticator's identity always exists (a foreign key).
+    const DECIDER: &str = "SELECT a.state = 'active', a.last_counter, i.blocked, a.identity_id, \
+         i.notify_every_use \
+         FROM authenticators a JOIN identities i ON i.id = a.identity_id WHERE a.id = $1 \
+         FOR UPDATE OF a, i";
+    let (request_lock, decided_st, decider) = try_join3(
+        t.prepare_cached(REQUEST_LOCK),
+        t.prepare_cached(DECIDED),
+        t.prepare_cached(DECIDER),
     )
-    .await?
-    else {
+    .await?;
+    let (request_row, decided_row, decider_row) = try_join3(
+        t.query_opt(&request_lock, &[&Col(request_id)]),
+        t.query_one(&decided_st, &[&Col(request_id)]),
+        t.query_opt(&decider, &[&Col(record.authenticator_id)]),
+    )
+    .await?;
+    let Some(row) = request_row else {
         return Err(StoreError::Inconsistent("request vanished"));
     };
     let status: RequestStatus = col(&row, 0)?;
     let expires_at_ms: u64 = col(&row, 1)?;
-    let decided: bool = get(&row, 2)?;
-    let provider: ServiceProviderId = col(&row, 3)?;
+    let provider: ServiceProviderId = col(&row, 2)?;
+    let decided: bool = get(&decided_row, 0)?;
+    let code_device_pending: bool = get(&decided_row, 1)?;
+    if read_committed && (provider == eid_protocol::SELF_SERVICE_PROVIDER_ID || code_device_pending)
+    {
+        return Ok(None);
+    }
     if decided {
         let existing = load_request(t, &request_id).await?.and_then(|r| r.decision);
         return existing
-            .map(DecideResult::AlreadyDecided)
+            .map(|d| Some(DecideResult::AlreadyDecided(d)))
             .ok_or(StoreError::Inconsistent("decision vanished"));
     }
     if let Some(refused) = policy::request_decidable(status, expires_at_ms, now_ms) {
-        return Ok(refused);
+        return Ok(Some(refused));
     }
-    let Some(row) = opt(
-        t,
-        "SELECT a.state = 'active', a.last_counter, COALESCE(i.blocked, TRUE), a.identity_id, \
-         COALESCE(i.notify_every_use, FALSE) \
-         FROM authenticators a LEFT JOIN identities i ON i.id = a.identity_id WHERE a.id = $1",
-        &[&Col(record.authenticator_id)],
-    )
-    .await?
-    else {
-        return Ok(DecideResult::NotAllowed);
+    let Some(row) = decider_row else {
+        return Ok(Some(DecideResult::NotAllowed));
     };
     let active: bool = get(&row, 0)?;
     let last_counter: u64 = col(&row, 1)?;
@@ -532,56 +702,52 @@ pub(super) async fn decide(
     let identity_id: IdentityId = col(&row, 3)?;
     let notify_every_use: bool = get(&row, 4)?;
     if let Some(refused) = policy::decider_allowed(active, blocked, record.counter, last_counter) {
-        return Ok(refused);
+        return Ok(Some(refused));
     }
-    // The decision's `seq` (the phone's journal cursor) in commit order.
-    lock_identity(t, &identity_id).await?;
-    exec(
-        t,
-        "INSERT INTO decisions (request_id, authenticator_id, outcome, counter, decision_sha256, receipt, \
-         decided_at_ms, identity_id, call_verdict) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[
-            &Col(request_id),
-            &Col(record.authenticator_id),
-            &Col(record.outcome),
-            &i64_of(record.counter),
-            &record.decision_sha256.as_slice(),
-            &receipt_json,
-            &i64_of(record.decided_at_ms),
-            &Col(identity_id),
-            &Col(record.call_verdict),
-        ],
-    )
-    .await?;
-    exec(
-        t,
-        "UPDATE requests SET status = $2 WHERE id = $1",
-        &[
-            &Col(request_id),
-            &Col(RequestStatus::from_outcome(record.outcome)),
-        ],
-    )
-    .await?;
-    super::webhooks::enqueue(
-        t,
-        &request_id,
-        RequestStatus::from_outcome(record.outcome),
-        record.decided_at_ms,
-    )
-    .await?;
+    // The writes, independent of each other, in one flight (all after the
+    // identity's lock above).
+    let status = RequestStatus::from_outcome(record.outcome);
     let reset_sql = if pin_verified {
         "UPDATE authenticators SET last_counter = $2, failed_pin_count = 0 WHERE id = $1"
     } else {
         "UPDATE authenticators SET last_counter = $2 WHERE id = $1"
     };
-    exec(
-        t,
-        reset_sql,
-        &[&Col(record.authenticator_id), &i64_of(record.counter)],
+    try_join(
+        try_join3(
+            exec(
+                t,
+                "INSERT INTO decisions (request_id, authenticator_id, outcome, counter, decision_sha256, receipt, \
+                 decided_at_ms, identity_id, call_verdict) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    &Col(request_id),
+                    &Col(record.authenticator_id),
+                    &Col(record.outcome),
+                    &i64_of(record.counter),
+                    &record.decision_sha256.as_slice(),
+                    &receipt_json,
+                    &i64_of(record.decided_at_ms),
+                    &Col(identity_id),
+                    &Col(record.call_verdict),
+                ],
+            ),
+            exec(
+                t,
+                "UPDATE requests SET status = $2 WHERE id = $1",
+                &[&Col(request_id), &Col(status)],
+            ),
+            super::webhooks::enqueue(t, &request_id, status, record.decided_at_ms),
+        ),
+        try_join3(
+            exec(
+                t,
+                reset_sql,
+                &[&Col(record.authenticator_id), &i64_of(record.counter)],
+            ),
+            decide_enrolment(t, &request_id, record.outcome, record.decided_at_ms),
+            super::code_devices::on_decision(t, &request_id, record, now_ms),
+        ),
     )
     .await?;
-    decide_enrolment(t, &request_id, record.outcome, record.decided_at_ms).await?;
-    super::code_devices::on_decision(t, &request_id, record, now_ms).await?;
     if let Some(kind) = policy::decision_event(record.outcome, notify_every_use) {
         let provider_name: Option<String> = match opt(
             t,
@@ -628,7 +794,7 @@ pub(super) async fn decide(
         )
         .await?;
     }
-    Ok(DecideResult::Accepted(record.clone()))
+    Ok(Some(DecideResult::Accepted(record.clone())))
 }
 
 /// The transaction of [`Store::record_binding_mismatch`](crate::store::Store::record_binding_mismatch).

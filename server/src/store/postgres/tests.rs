@@ -247,3 +247,96 @@ async fn a_chip_ceremony_taken_on_two_replicas_at_once_is_given_out_once() {
     assert_eq!(taken[0].subject, Some([9; 16]));
     assert_eq!(taken[0].purpose, CeremonyPurpose::Login);
 }
+
+/// Creates at `READ COMMITTED` (no per-provider window) and `SERIALIZABLE`
+/// ones (a per-provider window on, too wide to refuse) for one person, all
+/// at once, from two stores (two replicas' pools): the identity's row,
+/// updated by each, keeps the pending cap exact across the two isolations.
+#[tokio::test]
+async fn creates_at_both_isolations_at_once_never_exceed_the_pending_cap() {
+    use std::sync::Arc;
+
+    use eid_protocol::wire::RequestStatus;
+    use eid_protocol::{
+        IdentityId, RequestEnvelopeBody, RequestId, RequestKind, ServiceProviderId, Signature,
+    };
+
+    use crate::store::{
+        CreateResult, Identity, RequestLimits, ServiceProvider, Store, StoredRequest, Window,
+    };
+
+    let Some(url) = test_database_url() else {
+        return;
+    };
+    let db = ScratchDatabase::create(&url).await;
+    let stores: [Arc<dyn Store>; 2] = [Arc::new(db.store().await), Arc::new(db.store().await)];
+    const NOW: u64 = 1_795_000_000_000;
+    let anna = Identity {
+        id: IdentityId::random(),
+        user_id: "Anna#1980x".into(),
+        user_id_folded: "anna#1980x".into(),
+        display_name: None,
+        blocked: false,
+        created_at_ms: NOW,
+        phone: None,
+        email: None,
+        notify_every_use: false,
+    };
+    stores[0].create_identity(anna.clone()).await.unwrap();
+    let bank = ServiceProvider {
+        id: ServiceProviderId::random(),
+        name: "Danske Bank".into(),
+        api_key_sha256: eid_protocol::crypto::random_array(),
+        created_at_ms: NOW,
+    };
+    stores[0]
+        .create_service_provider(bank.clone())
+        .await
+        .unwrap();
+    let start = Arc::new(tokio::sync::Barrier::new(60));
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let request = StoredRequest {
+            envelope: RequestEnvelopeBody {
+                request_id: RequestId::random(),
+                identity_id: anna.id,
+                kind: RequestKind::Login,
+                service_provider_id: bank.id,
+                service_provider_name: bank.name.clone(),
+                reference_text: "Log på Netbank".into(),
+                created_at_ms: NOW,
+                expires_at_ms: NOW + 300_000,
+                server_nonce: eid_protocol::crypto::random_array(),
+                binding_required: false,
+            },
+            envelope_signature: Signature(vec![0x30; 70]),
+            binding_code: None,
+            status: RequestStatus::Pending,
+            decision: None,
+        };
+        let mut limits = RequestLimits::pending_only(5);
+        if i % 2 == 1 {
+            limits.per_provider = vec![Window {
+                window_ms: 60_000,
+                limit: 1_000,
+            }];
+        }
+        let (store, start) = (Arc::clone(&stores[i % 4 / 2]), Arc::clone(&start));
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            store
+                .create_request_limited(request, limits, NOW)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            CreateResult::Created => created += 1,
+            other => assert_eq!(other, CreateResult::TooManyPending),
+        }
+    }
+    assert_eq!(created, 5);
+    assert_eq!(stores[1].count_pending(anna.id, NOW).await.unwrap(), 5);
+}
