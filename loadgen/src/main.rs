@@ -81,6 +81,12 @@ struct Args {
     /// page, the app, the token endpoint, the ID token checked).
     #[arg(long, value_enum, default_value_t = Flow::Plain)]
     flow: Flow,
+    /// A server process on this machine whose CPU time (user + system, in
+    /// clock ticks from /proc) is reported over the timed logins only: the
+    /// set-up before them (identities, activations with their Argon2id
+    /// hashes) is left out.
+    #[arg(long)]
+    cpu_pid: Option<u32>,
 }
 
 /// The login each phone repeats.
@@ -115,6 +121,10 @@ struct Report {
     login_p50_us: u64,
     login_p99_us: u64,
     rss_kib_samples: Vec<u64>,
+    /// The `--cpu-pid` process's user + system clock ticks over the timed
+    /// logins (`getconf CLK_TCK` per second).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_cpu_ticks: Option<u64>,
 }
 
 fn check_loopback(url: &str) -> anyhow::Result<()> {
@@ -136,6 +146,26 @@ fn check_loopback(url: &str) -> anyhow::Result<()> {
         bail!("refusing to send load to {ip}: only loopback addresses are allowed");
     }
     Ok(())
+}
+
+/// User + system clock ticks of process `pid` so far (fields 14 and 15 of
+/// /proc/PID/stat, counted after the command name, which may hold spaces).
+fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("malformed /proc stat")?;
+    // After the command: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> anyhow::Result<u64> {
+        fields
+            .get(n - 3)
+            .and_then(|v| v.parse().ok())
+            .context("malformed /proc stat")
+    };
+    Ok(field(14)? + field(15)?)
 }
 
 fn rss_kib(pid: Option<u32>) -> u64 {
@@ -239,6 +269,7 @@ async fn main() -> anyhow::Result<()> {
         workers.push(Worker { phone, user_id });
     }
 
+    let cpu_before = args.cpu_pid.map(cpu_ticks).transpose()?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration_secs);
     let issued = Arc::new(AtomicU64::new(0));
@@ -343,6 +374,10 @@ async fn main() -> anyhow::Result<()> {
         logins += done;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let server_cpu_ticks = match (args.cpu_pid, cpu_before) {
+        (Some(pid), Some(before)) => Some(cpu_ticks(pid)?.saturating_sub(before)),
+        _ => None,
+    };
     let report = Report {
         phones: args.phones,
         seconds,
@@ -363,6 +398,7 @@ async fn main() -> anyhow::Result<()> {
         login_p50_us: total.value_at_quantile(0.5),
         login_p99_us: total.value_at_quantile(0.99),
         rss_kib_samples: std::mem::take(&mut *rss_samples.lock().expect("samples")),
+        server_cpu_ticks,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

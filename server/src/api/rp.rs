@@ -170,7 +170,7 @@ pub(crate) async fn create_request(
         )
         .into());
     }
-    let reference_text = eid_protocol::text::normalize_reference_text(&req.reference_text)
+    let reference_text = crate::cache::normalize_reference_text(&req.reference_text)
         .map_err(|e| ApiError::new(ErrorCode::InvalidReferenceText, e.to_string()))?;
     // Refused rather than normalized: the receipt signs the SHA-256 of the
     // stored text, so a provider that hashes the text it sent must have sent

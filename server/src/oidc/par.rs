@@ -224,7 +224,7 @@ pub fn check_params(
                 .map_err(|_| bad("reference_text must be base64url without padding"))?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| bad("reference_text must be base64url of UTF-8"))?;
-            eid_protocol::text::normalize_reference_text(&text)
+            crate::cache::normalize_reference_text(&text)
                 .map_err(|e| OAuthError::invalid_request(format!("reference_text: {e}")))?
         }
         None => default_reference_text(provider_name, lang.as_deref()),
@@ -262,7 +262,7 @@ pub fn default_reference_text(provider_name: &str, lang: Option<&str>) -> String
         Some("da") => format!("Login hos {provider_name}"),
         _ => format!("Login at {provider_name}"),
     };
-    eid_protocol::text::normalize_reference_text(&text).unwrap_or_else(|_| "Login".to_owned())
+    crate::cache::normalize_reference_text(&text).unwrap_or_else(|_| "Login".to_owned())
 }
 
 fn check_scope(scope: Option<&str>, allowed: &[String]) -> Result<String, OAuthError> {
