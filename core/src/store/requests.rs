@@ -207,30 +207,19 @@ impl Store {
         Ok(out)
     }
 
+    /// The stored pending requests in [`Store::pending`]'s order, decoded.
     pub(crate) fn pending(&self) -> Result<Vec<PendingRow>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT authenticator_id, envelope_json, server_time_ms, received_wall_ms
-             FROM pending_requests ORDER BY server_time_ms, request_id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (a, json, st, rw) = row?;
-            out.push(PendingRow {
-                authenticator_id: parse_id(&a)?,
-                envelope: serde_json::from_str(&json).map_err(|_| bad("envelope"))?,
-                server_time_ms: to_u64(st),
-                received_wall_ms: to_u64(rw),
-            });
-        }
-        Ok(out)
+        self.pending_texts()?
+            .into_iter()
+            .map(|t| {
+                Ok(PendingRow {
+                    authenticator_id: t.authenticator_id,
+                    envelope: decode_envelope(&t.json)?,
+                    server_time_ms: t.server_time_ms,
+                    received_wall_ms: t.received_wall_ms,
+                })
+            })
+            .collect()
     }
 }
 

@@ -549,6 +549,19 @@ struct Status {
     next: Option<&'static str>,
 }
 
+/// The status while a rotating code is shown: the code of this moment.
+fn waiting(w: &'static Words, secret: &BindingSecret, now: u64, expires_at_ms: u64) -> Status {
+    let (step, code) = shown_code(secret, now);
+    Status {
+        state: "waiting",
+        message: w.waiting,
+        code,
+        step,
+        countdown: countdown(now, expires_at_ms),
+        next: None,
+    }
+}
+
 fn moving_on(state: &'static str, message: &'static str, next: &'static str) -> Status {
     Status {
         state,

@@ -396,17 +396,7 @@ pub(crate) async fn by_app_status(
         Stage::Waiting {
             secret,
             expires_at_ms,
-        } => {
-            let (step, code) = shown_code(&secret, now);
-            Status {
-                state: "waiting",
-                message: w.waiting,
-                code,
-                step,
-                countdown: countdown(now, expires_at_ms),
-                next: None,
-            }
-        }
+        } => waiting(w, &secret, now, expires_at_ms),
         Stage::Activated => moving_on("approved", m.activated, PATH_CODE_DEVICE_APP),
         Stage::Refused { fraud } => moving_on(
             "refused",

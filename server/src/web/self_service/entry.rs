@@ -232,17 +232,7 @@ pub(crate) async fn sign_in_status(
         SignIn::Waiting {
             secret,
             expires_at_ms,
-        } => {
-            let (step, code) = shown_code(&secret, now);
-            Status {
-                state: "waiting",
-                message: w.waiting,
-                code,
-                step,
-                countdown: countdown(now, expires_at_ms),
-                next: None,
-            }
-        }
+        } => waiting(w, &secret, now, expires_at_ms),
         SignIn::Session(_) => moving_on("approved", s.signing_in, PATH_ACCOUNT),
         SignIn::Refused { fraud } => {
             moving_on("refused", if fraud { w.fraud } else { w.denied }, PATH)
