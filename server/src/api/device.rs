@@ -166,13 +166,9 @@ pub(crate) async fn block(
     DeviceSigned { body: req, .. }: DeviceSigned<BlockRequest>,
 ) -> ApiResult<Json<BlockResponse>> {
     let id = req.authenticator_id;
-    let authenticator = state
-        .store
-        .authenticators(vec![id])
-        .await?
-        .pop()
-        .flatten()
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownAuthenticator, "no such authenticator"))?;
+    // Blocking only stops things, so a locked authenticator may still do
+    // it (not `unlocked_authenticator`).
+    let authenticator = known_authenticator(&state, id).await?;
     let cancelled = state
         .store
         .set_blocked(authenticator.identity_id, true, state.now_ms())
@@ -189,19 +185,27 @@ pub(crate) async fn block(
     }))
 }
 
+/// The authenticator `id`, refused when unknown.
+async fn known_authenticator(
+    state: &AppState,
+    id: eid_protocol::AuthenticatorId,
+) -> ApiResult<Authenticator> {
+    state
+        .store
+        .authenticators(vec![id])
+        .await?
+        .pop()
+        .flatten()
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownAuthenticator, "no such authenticator"))
+}
+
 /// The authenticator `id` asking a signed device call, refused when unknown
 /// or locked (its device key may be a thief's).
 pub(crate) async fn unlocked_authenticator(
     state: &AppState,
     id: eid_protocol::AuthenticatorId,
 ) -> ApiResult<Authenticator> {
-    let authenticator = state
-        .store
-        .authenticators(vec![id])
-        .await?
-        .pop()
-        .flatten()
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownAuthenticator, "no such authenticator"))?;
+    let authenticator = known_authenticator(state, id).await?;
     if authenticator.state == AuthenticatorState::Locked {
         return Err(ApiError::new(
             ErrorCode::AuthenticatorLocked,

@@ -76,44 +76,35 @@ impl<T: SignedBody> FromRequest<AppState> for DeviceSigned<T> {
         let body: T =
             serde_json::from_slice(&bytes).map_err(|_| ApiError::malformed(T::MALFORMED))?;
         body.check()?;
-        let keys = match body.signers() {
-            Signers::Authenticators(ids) => {
-                let auth = parse_device_auth(state, &headers, &ids)?;
-                let keys = device_keys(state, &ids).await?;
-                verify_device_auth(
-                    state,
-                    &auth,
-                    &method,
-                    T::PATH,
-                    &bytes,
-                    &keys,
-                    T::DURABLE_NONCE,
-                )
-                .await?;
-                keys
-            }
+        let signers = body.signers();
+        let ids = match &signers {
+            Signers::Authenticators(ids) => ids.clone(),
+            Signers::Enrolment(id) => vec![*id],
+        };
+        // The headers (clock, who signed) before any store read.
+        let auth = parse_device_auth(state, &headers, &ids)?;
+        let keys = match signers {
+            Signers::Authenticators(ids) => device_keys(state, &ids).await?,
             Signers::Enrolment(id) => {
-                let auth = parse_device_auth(state, &headers, &[id])?;
                 let enrolment = state.store.enrolment(id).await?.ok_or_else(|| {
                     ApiError::new(ErrorCode::UnknownEnrolment, "no such enrolment")
                 })?;
-                let keys = vec![DeviceKey {
+                vec![DeviceKey {
                     authenticator_id: id,
                     device_public_key: enrolment.device_public_key,
-                }];
-                verify_device_auth(
-                    state,
-                    &auth,
-                    &method,
-                    T::PATH,
-                    &bytes,
-                    &keys,
-                    T::DURABLE_NONCE,
-                )
-                .await?;
-                keys
+                }]
             }
         };
+        verify_device_auth(
+            state,
+            &auth,
+            &method,
+            T::PATH,
+            &bytes,
+            &keys,
+            T::DURABLE_NONCE,
+        )
+        .await?;
         Ok(DeviceSigned { body, keys })
     }
 }
