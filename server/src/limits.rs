@@ -143,11 +143,14 @@ impl RequestLimits {
     /// per-minute override, if any).
     pub fn from_config(config: &Config, sp: ServiceProviderId) -> Self {
         let f: &FloodConfig = &config.floods;
-        let per_minute = f
-            .provider_per_minute_overrides
-            .get(&sp.to_string())
-            .copied()
-            .unwrap_or(f.per_provider_per_minute);
+        // The override map is keyed by the id's text: formatted only when
+        // there are overrides (every request creation comes here).
+        let per_minute = if f.provider_per_minute_overrides.is_empty() {
+            None
+        } else {
+            f.provider_per_minute_overrides.get(&sp.to_string()).copied()
+        }
+        .unwrap_or(f.per_provider_per_minute);
         RequestLimits {
             max_pending: config.max_pending_per_identity,
             per_identity: vec![

@@ -217,7 +217,6 @@ pub(crate) async fn create_request(
         (None, None) => (None, None, None),
     };
     let now = state.now_ms();
-    let limits = RequestLimits::from_config(&state.config, sp.id);
     let envelope = match create_for_provider(
         &state,
         (sp.id, sp.name),
@@ -230,7 +229,10 @@ pub(crate) async fn create_request(
     .await?
     {
         Created::Request(envelope) => envelope,
-        Created::UnknownIdentity => return Err(unknown_identity(&state, sp.id, &limits, now)),
+        Created::UnknownIdentity => {
+            let limits = RequestLimits::from_config(&state.config, sp.id);
+            return Err(unknown_identity(&state, sp.id, &limits, now));
+        }
     };
     let created = RequestCreated {
         request_id: envelope.request_id,

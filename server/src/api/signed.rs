@@ -71,7 +71,18 @@ impl<T: SignedBody> FromRequest<AppState> for DeviceSigned<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let method = req.method().as_str().to_owned();
-        let headers = req.headers().clone();
+        // Only the three signature headers are kept (their values share the
+        // request's buffers), not a copy of the whole map.
+        let mut headers = HeaderMap::with_capacity(3);
+        for name in [
+            wire::HEADER_TIMESTAMP,
+            wire::HEADER_NONCE,
+            wire::HEADER_SIGNATURE,
+        ] {
+            if let Some(value) = req.headers().get(name) {
+                headers.insert(name, value.clone());
+            }
+        }
         let RawBody(bytes) = RawBody::from_request(req, state).await?;
         let body: T =
             serde_json::from_slice(&bytes).map_err(|_| ApiError::malformed(T::MALFORMED))?;

@@ -240,6 +240,30 @@ pub(super) fn rate_limited(
     )
 }
 
+// A pull's feed and journal reads with their limits written into the SQL:
+// SQLite plans `LIMIT ?` by the bound value, so binding one expires the
+// statement and every execution would parse and plan it again.
+static FEED_NEWEST_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| feed_sql("DESC"));
+static FEED_OLDEST_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| feed_sql("ASC"));
+static RECENT_DECISIONS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
+         d.decided_at_ms, d.rowid FROM decisions d WHERE d.identity_id = ?1 AND d.rowid > ?2 \
+         ORDER BY d.rowid LIMIT {}",
+        eid_protocol::wire::MAX_PULLED_DECISIONS
+    )
+});
+
+fn feed_sql(order: &str) -> String {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = ?1 AND id > ?2 \
+         ORDER BY id {order} LIMIT {}",
+        eid_protocol::wire::MAX_FEED_EVENTS
+    )
+}
+
 /// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot).
 pub(super) fn pull_snapshot(
     c: &Connection,
@@ -293,10 +317,11 @@ pub(super) fn pull_snapshot(
     // the cursor (the next pull goes on from there), older phones the
     // newest.
     let newest = matches!(feed, FeedCursors::NewestAbove(_));
-    let order = if newest { "DESC" } else { "ASC" };
-    let mut feed_read = c.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = ?1 AND id > ?2 ORDER BY id {order} LIMIT ?3"
-    ))?;
+    let mut feed_read = c.prepare_cached(if newest {
+        &FEED_NEWEST_SQL
+    } else {
+        &FEED_OLDEST_SQL
+    })?;
     let mut events = Vec::with_capacity(authenticators.len());
     for (i, auth) in authenticators.iter().enumerate() {
         let Some(auth) = auth else {
@@ -305,11 +330,7 @@ pub(super) fn pull_snapshot(
         };
         let after = feed.at(i);
         let rows = feed_read.query_map(
-            params![
-                Col(auth.identity_id),
-                i64_of(after),
-                eid_protocol::wire::MAX_FEED_EVENTS as i64
-            ],
+            params![Col(auth.identity_id), i64_of(after)],
             event_row,
         )?;
         let mut list = rows.collect::<rusqlite::Result<Vec<_>>>()?;
@@ -325,11 +346,7 @@ pub(super) fn pull_snapshot(
         }));
     }
     // The identity's newest decisions, same snapshot (device journal).
-    let mut recent = c.prepare_cached(
-        "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
-         d.decided_at_ms, d.rowid FROM decisions d WHERE d.identity_id = ?1 AND d.rowid > ?3 \
-         ORDER BY d.rowid LIMIT ?2",
-    )?;
+    let mut recent = c.prepare_cached(&RECENT_DECISIONS_SQL)?;
     let mut decisions = Vec::with_capacity(authenticators.len());
     for (i, auth) in authenticators.iter().enumerate() {
         let Some(auth) = auth else {
@@ -339,7 +356,6 @@ pub(super) fn pull_snapshot(
         let rows = recent.query_map(
             params![
                 Col(auth.identity_id),
-                eid_protocol::wire::MAX_PULLED_DECISIONS as i64,
                 i64_of(decisions_after.get(i).copied().unwrap_or(0))
             ],
             |row| {
@@ -728,4 +744,40 @@ pub(super) fn count_pending(
         )?
         .query_row(params![Col(identity_id), i64_of(now_ms)], |r| r.get(0))?;
     Ok(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+
+    use super::*;
+
+    /// Runs `sql` (`?1` an identity, `?2` a cursor) three times with new
+    /// values and says how often SQLite had to prepare it again.
+    fn reprepared(c: &Connection, sql: &str, more: &[i64]) -> i32 {
+        let mut stmt = c.prepare_cached(sql).unwrap();
+        for cursor in 0..3i64 {
+            let mut values: Vec<&dyn rusqlite::ToSql> = vec![&[7u8; 16], &cursor];
+            values.extend(more.iter().map(|v| v as &dyn rusqlite::ToSql));
+            let mut rows = stmt.query(values.as_slice()).unwrap();
+            while rows.next().unwrap().is_some() {}
+        }
+        stmt.get_status(StatementStatus::RePrepare)
+    }
+
+    #[test]
+    fn a_pulls_feed_and_journal_reads_are_planned_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        drop(super::super::SqliteStore::open(&path).unwrap());
+        let c = super::super::connection::open_connection(&path).unwrap();
+        for sql in [&*FEED_NEWEST_SQL, &*FEED_OLDEST_SQL, &*RECENT_DECISIONS_SQL] {
+            assert_eq!(reprepared(&c, sql, &[]), 0, "{sql}");
+        }
+        // Why the limits are written into the SQL: a bound LIMIT expires
+        // the statement at every binding.
+        let bound = "SELECT id FROM security_events WHERE identity_id = ?1 AND id > ?2 \
+                     ORDER BY id LIMIT ?3";
+        assert!(reprepared(&c, bound, &[50]) > 0);
+    }
 }
