@@ -4,7 +4,7 @@
 //!
 //! Publishing never blocks a request: messages queue to a task that sends
 //! them (`pg_notify`) on a pooled connection, after the change's commit.
-//! The messages queued meanwhile go out together, one per line of one
+//! The wake-ups queued meanwhile go out together, one per line of one
 //! notification (up to [`MAX_PAYLOAD`] bytes): each `pg_notify` is a
 //! transaction of its own, with its commit's WAL flush, so under load one
 //! of them carries the wake-ups of many decisions.
@@ -83,9 +83,12 @@ fn batch(
     next: &mut Option<String>,
 ) -> String {
     let mut payload = format!("{origin}|{first}");
+    if !batchable(&first) {
+        return payload;
+    }
     let budget = origin.len() + 1 + MAX_PAYLOAD;
     while let Ok(message) = rx.try_recv() {
-        if payload.len() + 1 + message.len() > budget {
+        if !batchable(&message) || payload.len() + 1 + message.len() > budget {
             *next = Some(message);
             break;
         }
@@ -93,6 +96,15 @@ fn batch(
         payload.push_str(&message);
     }
     payload
+}
+
+/// Whether a message may share a notification: only wake-ups. A replica
+/// of a build before batching reads a payload of several messages as one
+/// unknown message; for a wake-up, its waiter then answers at its timeout
+/// (during a rolling upgrade), but a cache's eviction must not be lost, so
+/// evictions (rare) always go alone, as before.
+fn batchable(message: &str) -> bool {
+    message.starts_with("wake:")
 }
 
 /// The messages of a payload (see [`batch`]) sent by another replica than
@@ -254,14 +266,21 @@ mod tests {
         for i in 0..3 {
             tx.send(format!("wake:{i}")).unwrap();
         }
+        tx.send("evict:x".to_owned()).unwrap();
+        tx.send("wake:3".to_owned()).unwrap();
         let mut next = None;
-        let payload = batch("me", "evict:x".to_owned(), &mut rx, &mut next);
-        assert_eq!(payload, "me|evict:x\nwake:0\nwake:1\nwake:2");
-        assert!(next.is_none());
+        let payload = batch("me", "wake:a".to_owned(), &mut rx, &mut next);
+        assert_eq!(payload, "me|wake:a\nwake:0\nwake:1\nwake:2");
         let got: Vec<_> = messages_of(&payload, "peer").collect();
-        assert_eq!(got, ["evict:x", "wake:0", "wake:1", "wake:2"]);
+        assert_eq!(got, ["wake:a", "wake:0", "wake:1", "wake:2"]);
         // A replica's own messages are not delivered back to it.
         assert_eq!(messages_of(&payload, "me").count(), 0);
+        // An eviction goes alone, as before batching.
+        let evict = batch("me", next.take().unwrap(), &mut rx, &mut next);
+        assert_eq!(evict, "me|evict:x");
+        assert!(next.is_none());
+        let last = batch("me", rx.try_recv().unwrap(), &mut rx, &mut next);
+        assert_eq!(last, "me|wake:3");
     }
 
     #[test]
