@@ -71,9 +71,15 @@ async fn load_change(t: &Tx<'_>, id: &ChangeId) -> StoreResult<Option<StoredChan
 
 /// The statement of [`open_changes_of`] (to prepare it ahead).
 pub(super) fn open_changes_sql() -> String {
+    open_changes_sql_by("$1")
+}
+
+/// The statement of [`open_changes_of`] for the identity `key` names (an
+/// expression).
+pub(super) fn open_changes_sql_by(key: &str) -> String {
     format!(
         "SELECT {CHANGE_COLUMNS} FROM self_service_changes \
-         WHERE identity_id = $1 AND state IN {OPEN_STATES_SQL} ORDER BY created_at_ms"
+         WHERE identity_id = {key} AND state IN {OPEN_STATES_SQL} ORDER BY created_at_ms"
     )
 }
 

@@ -11,7 +11,9 @@ use eid_protocol::{
 use futures_util::future::{try_join, try_join_all, try_join3, try_join4, try_join5};
 use tokio_postgres::Row;
 
-use super::changes::{on_self_service_decision, open_changes_of, open_changes_sql};
+use super::changes::{
+    change_row, on_self_service_decision, open_changes_of, open_changes_sql, open_changes_sql_by,
+};
 use super::columns::{Col, col, get, i64_of};
 use super::connection::{P, Tx, all, exec, one, opt};
 use super::enrolments::{ENROLMENT_COLUMNS, LIVE_ENROLMENT, decide_enrolment, enrolment_row};
@@ -365,8 +367,10 @@ async fn all_of<K: tokio_postgres::types::ToSql + Sync>(
 }
 
 /// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot):
-/// two flights of statements (the authenticators with their identities,
-/// then everything read by identity), pipelined on the connection.
+/// for a phone with one account, one flight (everything read by the
+/// authenticator's id, `BEGIN` and `COMMIT` included); with several, two
+/// (the authenticators with their identities, then everything read by
+/// identity), pipelined on the connection.
 pub(super) async fn pull_snapshot(
     t: &Tx<'_>,
     authenticator_ids: &[AuthenticatorId],
@@ -374,115 +378,211 @@ pub(super) async fn pull_snapshot(
     decisions_after: &[u64],
     now_ms: u64,
 ) -> StoreResult<PullSnapshot> {
-    // Each authenticator with its identity, one statement each.
-    let (authenticators, identities): (Vec<_>, Vec<_>) = try_join_all(
-        authenticator_ids
-            .iter()
-            .map(|id| load_authenticator_and_identity(t, id)),
-    )
-    .await?
-    .into_iter()
-    .unzip();
-    let mut seen = Vec::new();
-    for identity in identities.iter().flatten().filter(|i| !i.blocked) {
-        // Two authenticators of one identity on the same phone share it.
-        if !seen.contains(&identity.id) {
-            seen.push(identity.id);
-        }
-    }
-    let seen_cols: Vec<Col<&IdentityId>> = seen.iter().map(Col).collect();
-    let now = i64_of(now_ms);
-    let pending_sql = format!(
-        "{REQUEST_SELECT} WHERE r.identity_id = $1 AND r.status = 'pending' AND r.expires_at_ms > $2 \
-         ORDER BY r.created_at_ms"
-    );
-    let enrolment_sql = format!(
-        "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments e WHERE e.identity_id = $1 AND {LIVE_ENROLMENT} \
-         ORDER BY e.requested_at_ms"
-    );
+    let newest = matches!(feed, FeedCursors::NewestAbove(_));
+    let order = if newest { "DESC" } else { "ASC" };
+    // Each read by identity, the identity named by `key` (`$1`, or a
+    // subquery by the authenticator's id).
+    let pending_sql_by = |key: &str| {
+        format!(
+            "{REQUEST_SELECT} WHERE r.identity_id = {key} AND r.status = 'pending' \
+             AND r.expires_at_ms > $2 ORDER BY r.created_at_ms"
+        )
+    };
+    let enrolment_sql_by = |key: &str| {
+        format!(
+            "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments e WHERE e.identity_id = {key} \
+             AND {LIVE_ENROLMENT} ORDER BY e.requested_at_ms"
+        )
+    };
     // One indexed range read per account (same snapshot as the requests),
     // oldest first: paging phones get the oldest events above the cursor,
     // older phones the newest.
-    let newest = matches!(feed, FeedCursors::NewestAbove(_));
-    let order = if newest { "DESC" } else { "ASC" };
-    let feed_sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = $1 AND id > $2 \
-         ORDER BY id {order} LIMIT $3"
-    );
+    let feed_sql_by = |key: &str| {
+        format!(
+            "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = {key} AND id > $2 \
+             ORDER BY id {order} LIMIT $3"
+        )
+    };
+    let decisions_sql_by = |key: &str| {
+        format!(
+            "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
+             d.decided_at_ms, d.seq FROM decisions d WHERE d.identity_id = {key} AND d.seq > $3 \
+             ORDER BY d.seq LIMIT $2"
+        )
+    };
     let max_events = eid_protocol::wire::MAX_FEED_EVENTS as i64;
     let max_decisions = eid_protocol::wire::MAX_PULLED_DECISIONS as i64;
-    let feed_reads = authenticators.iter().enumerate().map(|(i, auth)| {
-        let feed_sql = &feed_sql;
-        async move {
-            let Some(auth) = auth else {
-                return Ok::<_, StoreError>(None);
-            };
-            let rows = all(
-                t,
-                feed_sql,
-                &[&Col(auth.identity_id), &i64_of(feed.at(i)), &max_events],
-            )
-            .await?;
-            Ok(Some(rows))
-        }
-    });
-    // The identity's newest decisions, same snapshot (device journal).
-    const DECISIONS_SQL: &str = "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, \
-         d.decision_sha256, d.decided_at_ms, d.seq FROM decisions d \
-         WHERE d.identity_id = $1 AND d.seq > $3 ORDER BY d.seq LIMIT $2";
-    let decision_reads = authenticators
-        .iter()
-        .enumerate()
-        .map(|(i, auth)| async move {
-            let Some(auth) = auth else {
-                return Ok::<_, StoreError>(None);
-            };
-            let rows = all(
-                t,
-                DECISIONS_SQL,
-                &[
-                    &Col(auth.identity_id),
-                    &max_decisions,
-                    &i64_of(decisions_after.get(i).copied().unwrap_or(0)),
-                ],
-            )
-            .await?;
-            Ok(Some(rows))
-        });
-    // The `COMMIT` goes out in this last flight, behind its reads (see
-    // `Tx::commit_in_flight`): every statement is prepared first, so each
-    // read is sent on its future's first poll, and with a few accounts
-    // (at most `FEW`) every future is polled in that first pass before the
-    // commit's. Otherwise it is sent after the answers, as before.
-    const FEW: usize = 8;
-    let commit_with_reads = authenticator_ids.len() <= FEW;
-    if commit_with_reads {
-        let changes_sql = open_changes_sql();
-        try_join5(
-            t.prepare_cached(&pending_sql),
-            t.prepare_cached(&enrolment_sql),
-            t.prepare_cached(&feed_sql),
-            t.prepare_cached(&changes_sql),
-            t.prepare_cached(DECISIONS_SQL),
+    let now = i64_of(now_ms);
+    let (
+        authenticators,
+        identities,
+        pending_rows,
+        enrolment_rows,
+        feed_rows,
+        changes,
+        decision_rows,
+    ) = if let [only] = authenticator_ids {
+        // One account (most phones): the reads by identity name it by
+        // the authenticator's id, so everything, `BEGIN` and `COMMIT`
+        // included, goes out in one flight. The identity of the
+        // requests, enrolments and changes is the authenticator's
+        // unless blocked, as `seen` below; the feed's and the
+        // decisions' is the authenticator's.
+        const OPEN: &str = "(SELECT a.identity_id FROM authenticators a \
+                 JOIN identities i ON i.id = a.identity_id WHERE a.id = $1 AND NOT i.blocked)";
+        const ANY: &str = "(SELECT a.identity_id FROM authenticators a WHERE a.id = $1)";
+        let sqls = [
+            authenticator_and_identity_sql().to_owned(),
+            pending_sql_by(OPEN),
+            enrolment_sql_by(OPEN),
+            feed_sql_by(ANY),
+            open_changes_sql_by(OPEN),
+            decisions_sql_by(ANY),
+        ];
+        // Prepared first, so each read goes out on its first poll, in
+        // order, and the `COMMIT` after them (`Tx::commit_in_flight`).
+        let st = try_join_all(sqls.iter().map(|sql| t.prepare_cached(sql))).await?;
+        let id = Col(only);
+        let cursor = i64_of(feed.at(0));
+        let after = i64_of(decisions_after.first().copied().unwrap_or(0));
+        let ((auth, pending, enrolments), (events, changes, decisions, ())) = try_join(
+            try_join3(
+                async { Ok::<_, StoreError>(t.query_opt(&st[0], &[&id]).await?) },
+                async { Ok::<_, StoreError>(t.query(&st[1], &[&id, &now]).await?) },
+                async { Ok::<_, StoreError>(t.query(&st[2], &[&id, &now]).await?) },
+            ),
+            try_join4(
+                async { Ok::<_, StoreError>(t.query(&st[3], &[&id, &cursor, &max_events]).await?) },
+                async { Ok::<_, StoreError>(t.query(&st[4], &[&id]).await?) },
+                async {
+                    Ok::<_, StoreError>(t.query(&st[5], &[&id, &max_decisions, &after]).await?)
+                },
+                async {
+                    t.commit_in_flight().await?;
+                    Ok::<(), StoreError>(())
+                },
+            ),
         )
         .await?;
-    }
-    let ((pending_rows, enrolment_rows, feed_rows, changes, decision_rows), ()) = try_join(
-        try_join5(
-            all_of(t, &pending_sql, &seen_cols, &[&now]),
-            all_of(t, &enrolment_sql, &seen_cols, &[&now]),
-            try_join_all(feed_reads),
-            try_join_all(seen.iter().map(|id| open_changes_of(t, id))),
-            try_join_all(decision_reads),
-        ),
-        async {
-            if commit_with_reads {
-                t.commit_in_flight().await?;
+        let (authenticator, identity) = match auth {
+            Some(row) => authenticator_and_identity_row(&row)?,
+            None => (None, None),
+        };
+        let changes = changes
+            .iter()
+            .map(change_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        (
+            vec![authenticator],
+            vec![identity],
+            vec![pending],
+            vec![enrolments],
+            vec![Some(events)],
+            vec![changes],
+            vec![Some(decisions)],
+        )
+    } else {
+        // Several accounts: each authenticator with its identity, one
+        // statement each, then the reads by identity.
+        let (authenticators, identities): (Vec<_>, Vec<_>) = try_join_all(
+            authenticator_ids
+                .iter()
+                .map(|id| load_authenticator_and_identity(t, id)),
+        )
+        .await?
+        .into_iter()
+        .unzip();
+        let mut seen = Vec::new();
+        for identity in identities.iter().flatten().filter(|i| !i.blocked) {
+            // Two authenticators of one identity on the same phone share it.
+            if !seen.contains(&identity.id) {
+                seen.push(identity.id);
             }
-            Ok::<(), StoreError>(())
-        },
-    )
-    .await?;
+        }
+        let seen_cols: Vec<Col<&IdentityId>> = seen.iter().map(Col).collect();
+        let pending_sql = pending_sql_by("$1");
+        let enrolment_sql = enrolment_sql_by("$1");
+        let feed_sql = feed_sql_by("$1");
+        let feed_reads = authenticators.iter().enumerate().map(|(i, auth)| {
+            let feed_sql = &feed_sql;
+            async move {
+                let Some(auth) = auth else {
+                    return Ok::<_, StoreError>(None);
+                };
+                let rows = all(
+                    t,
+                    feed_sql,
+                    &[&Col(auth.identity_id), &i64_of(feed.at(i)), &max_events],
+                )
+                .await?;
+                Ok(Some(rows))
+            }
+        });
+        // The identity's newest decisions, same snapshot (device journal).
+        let decisions_sql = decisions_sql_by("$1");
+        let decision_reads = authenticators.iter().enumerate().map(|(i, auth)| {
+            let decisions_sql = &decisions_sql;
+            async move {
+                let Some(auth) = auth else {
+                    return Ok::<_, StoreError>(None);
+                };
+                let rows = all(
+                    t,
+                    decisions_sql,
+                    &[
+                        &Col(auth.identity_id),
+                        &max_decisions,
+                        &i64_of(decisions_after.get(i).copied().unwrap_or(0)),
+                    ],
+                )
+                .await?;
+                Ok(Some(rows))
+            }
+        });
+        // The `COMMIT` goes out in this last flight, behind its reads (see
+        // `Tx::commit_in_flight`): every statement is prepared first, so each
+        // read is sent on its future's first poll, and with a few accounts
+        // (at most `FEW`) every future is polled in that first pass before the
+        // commit's. Otherwise it is sent after the answers, as before.
+        const FEW: usize = 8;
+        let commit_with_reads = authenticator_ids.len() <= FEW;
+        if commit_with_reads {
+            let changes_sql = open_changes_sql();
+            try_join5(
+                t.prepare_cached(&pending_sql),
+                t.prepare_cached(&enrolment_sql),
+                t.prepare_cached(&feed_sql),
+                t.prepare_cached(&changes_sql),
+                t.prepare_cached(&decisions_sql),
+            )
+            .await?;
+        }
+        let ((pending_rows, enrolment_rows, feed_rows, changes, decision_rows), ()) = try_join(
+            try_join5(
+                all_of(t, &pending_sql, &seen_cols, &[&now]),
+                all_of(t, &enrolment_sql, &seen_cols, &[&now]),
+                try_join_all(feed_reads),
+                try_join_all(seen.iter().map(|id| open_changes_of(t, id))),
+                try_join_all(decision_reads),
+            ),
+            async {
+                if commit_with_reads {
+                    t.commit_in_flight().await?;
+                }
+                Ok::<(), StoreError>(())
+            },
+        )
+        .await?;
+        (
+            authenticators,
+            identities,
+            pending_rows,
+            enrolment_rows,
+            feed_rows,
+            changes,
+            decision_rows,
+        )
+    };
     let mut pending = Vec::new();
     for r in pending_rows.iter().flatten() {
         pending.push(request_row(r)?);
@@ -554,24 +654,34 @@ async fn load_authenticator_and_identity(
     t: &Tx<'_>,
     id: &AuthenticatorId,
 ) -> StoreResult<(Option<Authenticator>, Option<Identity>)> {
+    match opt(t, authenticator_and_identity_sql(), &[&Col(id)]).await? {
+        Some(row) => authenticator_and_identity_row(&row),
+        None => Ok((None, None)),
+    }
+}
+
+/// The statement of [`load_authenticator_and_identity`].
+fn authenticator_and_identity_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let sql = SQL.get_or_init(|| {
+    SQL.get_or_init(|| {
         format!(
             "SELECT {}, {} FROM authenticators a LEFT JOIN identities i ON i.id = a.identity_id \
              WHERE a.id = $1",
             prefixed(AUTHENTICATOR_COLUMNS, "a"),
             prefixed(IDENTITY_COLUMNS, "i"),
         )
-    });
-    let Some(row) = opt(t, sql, &[&Col(id)]).await? else {
-        return Ok((None, None));
-    };
+    })
+}
+
+fn authenticator_and_identity_row(
+    row: &Row,
+) -> StoreResult<(Option<Authenticator>, Option<Identity>)> {
     let identity_base = column_count(AUTHENTICATOR_COLUMNS);
-    let identity = match get::<Option<&[u8]>>(&row, identity_base)? {
-        Some(_) => Some(identity_row_at(&row, identity_base)?),
+    let identity = match get::<Option<&[u8]>>(row, identity_base)? {
+        Some(_) => Some(identity_row_at(row, identity_base)?),
         None => None,
     };
-    Ok((Some(authenticator_row_at(&row, 0)?), identity))
+    Ok((Some(authenticator_row_at(row, 0)?), identity))
 }
 
 /// The read of [`Store::decision_context`](crate::store::Store::decision_context):
