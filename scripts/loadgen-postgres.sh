@@ -18,6 +18,9 @@
 #
 #   scripts/loadgen-postgres.sh [runs] [seconds]     (default 3 runs of 10 s)
 #
+# EID_LOADGEN_FLOWS picks the flows (default "plain oidc"), e.g. one of them
+# only, when counting the database's statements per flow.
+#
 # EID_COMPARE_SERVER runs another eid-server binary (a saved build, to compare
 # before and after a change) instead of this checkout's.
 #
@@ -98,7 +101,7 @@ database_counts() {
             (SELECT wal_sync FROM pg_stat_wal)"
 }
 for run in $(seq "$runs"); do
-  for flow in plain oidc; do
+  for flow in ${EID_LOADGEN_FLOWS:-plain oidc}; do
     s_before=$(server_ticks)
     d_before=$(database_ticks)
     c_before=$(database_counts)

@@ -1899,6 +1899,30 @@ pub async fn a_pull_shows_unexpired_pending_requests_oldest_first_and_feed_event
         .unwrap();
     let kinds: Vec<_> = after.events[0].iter().map(|e| e.kind).collect();
     assert_eq!(kinds, vec![SecurityEventKind::IdentityBlocked]);
+    // A phone with one account reads the same (a backend may read it
+    // another way): the blocked identity's request is not pulled.
+    assert!(after.pending.is_empty());
+    assert_eq!(
+        after.identities,
+        vec![Some(snapshot.identities[2].clone().unwrap())]
+    );
+    let alone = s
+        .pull_snapshot(
+            vec![phone.id],
+            FeedCursors::NewestAbove(Vec::new()),
+            Vec::new(),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(alone.authenticators, vec![Some(phone.clone())]);
+    let pending_alone: Vec<_> = alone
+        .pending
+        .iter()
+        .map(|r| r.envelope.request_id)
+        .collect();
+    assert_eq!(pending_alone, pending);
+    assert_eq!(alone.events[0], snapshot.events[0]);
 }
 
 /// A flood of more events than one pull returns: paging cursors bring the

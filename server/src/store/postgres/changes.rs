@@ -69,23 +69,30 @@ async fn load_change(t: &Tx<'_>, id: &ChangeId) -> StoreResult<Option<StoredChan
     .transpose()
 }
 
+/// The statement of [`open_changes_of`] (to prepare it ahead).
+pub(super) fn open_changes_sql() -> String {
+    open_changes_sql_by("$1")
+}
+
+/// The statement of [`open_changes_of`] for the identity `key` names (an
+/// expression).
+pub(super) fn open_changes_sql_by(key: &str) -> String {
+    format!(
+        "SELECT {CHANGE_COLUMNS} FROM self_service_changes \
+         WHERE identity_id = {key} AND state IN {OPEN_STATES_SQL} ORDER BY created_at_ms"
+    )
+}
+
 /// The open changes of an identity as stored, oldest first.
 pub(super) async fn open_changes_of(
     t: &Tx<'_>,
     identity_id: &IdentityId,
 ) -> StoreResult<Vec<StoredChange>> {
-    all(
-        t,
-        &format!(
-            "SELECT {CHANGE_COLUMNS} FROM self_service_changes \
-             WHERE identity_id = $1 AND state IN {OPEN_STATES_SQL} ORDER BY created_at_ms"
-        ),
-        &[&Col(identity_id)],
-    )
-    .await?
-    .iter()
-    .map(change_row)
-    .collect()
+    all(t, &open_changes_sql(), &[&Col(identity_id)])
+        .await?
+        .iter()
+        .map(change_row)
+        .collect()
 }
 
 async fn set_change_state(

@@ -410,6 +410,26 @@ impl<'a> Tx<'a> {
         }
     }
 
+    /// The transaction's `COMMIT`, to be joined after its last statements
+    /// (prepared, so each goes out on its future's first poll) and so sent
+    /// in their flight instead of one more round trip after their answers:
+    /// the commit's answer is still waited for (the durable
+    /// acknowledgement). Should a statement before it fail, the
+    /// transaction is aborted and this `COMMIT` ends it as a rollback,
+    /// while the caller gets that statement's error. Nothing may run in
+    /// the transaction after it; [`Tx::finish`] then has nothing left to do.
+    pub(super) async fn commit_in_flight(&self) -> Result<(), tokio_postgres::Error> {
+        let begun = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut state.0, Begun::Done)
+        };
+        // No statement ran (nothing was begun): nothing to end.
+        if begun != Begun::Yes {
+            return Ok(());
+        }
+        self.client.batch_execute("COMMIT").await
+    }
+
     /// A statement prepared once per connection (deadpool's cache).
     pub(super) async fn prepare_cached(
         &self,

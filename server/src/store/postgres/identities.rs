@@ -20,17 +20,32 @@ pub(super) const IDENTITY_COLUMNS: &str = "id, user_id, user_id_folded, display_
      phone, email, notify_every_use";
 
 pub(super) fn identity_row(row: &Row) -> StoreResult<Identity> {
+    identity_row_at(row, 0)
+}
+
+/// [`IDENTITY_COLUMNS`] read from column `base` on (a joined read).
+pub(super) fn identity_row_at(row: &Row, base: usize) -> StoreResult<Identity> {
     Ok(Identity {
-        id: col::<IdentityId>(row, 0)?,
-        user_id: get(row, 1)?,
-        user_id_folded: get(row, 2)?,
-        display_name: get(row, 3)?,
-        blocked: get(row, 4)?,
-        created_at_ms: col(row, 5)?,
-        phone: get(row, 6)?,
-        email: get(row, 7)?,
-        notify_every_use: get(row, 8)?,
+        id: col::<IdentityId>(row, base)?,
+        user_id: get(row, base + 1)?,
+        user_id_folded: get(row, base + 2)?,
+        display_name: get(row, base + 3)?,
+        blocked: get(row, base + 4)?,
+        created_at_ms: col(row, base + 5)?,
+        phone: get(row, base + 6)?,
+        email: get(row, base + 7)?,
+        notify_every_use: get(row, base + 8)?,
     })
+}
+
+/// The columns of a list (such as [`IDENTITY_COLUMNS`]) named through a
+/// table's alias, for a joined read.
+pub(super) fn prefixed(columns: &str, alias: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(super) async fn load_identity(t: &Tx<'_>, id: &IdentityId) -> StoreResult<Option<Identity>> {
@@ -44,40 +59,30 @@ pub(super) async fn load_identity(t: &Tx<'_>, id: &IdentityId) -> StoreResult<Op
     .transpose()
 }
 
-/// The identity of an authenticator (`None` when either is missing), in
-/// one statement: it can then go out in the same flight as the
-/// authenticator's own read.
-pub(super) async fn load_identity_of_authenticator(
-    t: &Tx<'_>,
-    id: &AuthenticatorId,
-) -> StoreResult<Option<Identity>> {
-    opt(
-        t,
-        &format!(
-            "SELECT {IDENTITY_COLUMNS} FROM identities \
-             WHERE id = (SELECT identity_id FROM authenticators WHERE id = $1)"
-        ),
-        &[&Col(id)],
-    )
-    .await?
-    .map(|r| identity_row(&r))
-    .transpose()
-}
-
 pub(super) const AUTHENTICATOR_COLUMNS: &str = "id, identity_id, device_public_key, pin_public_key, state, \
      failed_pin_count, last_counter, activated_at_ms";
 
 pub(super) fn authenticator_row(row: &Row) -> StoreResult<Authenticator> {
+    authenticator_row_at(row, 0)
+}
+
+/// [`AUTHENTICATOR_COLUMNS`] read from column `base` on (a joined read).
+pub(super) fn authenticator_row_at(row: &Row, base: usize) -> StoreResult<Authenticator> {
     Ok(Authenticator {
-        id: col(row, 0)?,
-        identity_id: col(row, 1)?,
-        device_public_key: col::<PublicKey>(row, 2)?,
-        pin_public_key: col::<PublicKey>(row, 3)?,
-        state: col(row, 4)?,
-        failed_pin_count: col(row, 5)?,
-        last_counter: col(row, 6)?,
-        activated_at_ms: col(row, 7)?,
+        id: col(row, base)?,
+        identity_id: col(row, base + 1)?,
+        device_public_key: col::<PublicKey>(row, base + 2)?,
+        pin_public_key: col::<PublicKey>(row, base + 3)?,
+        state: col(row, base + 4)?,
+        failed_pin_count: col(row, base + 5)?,
+        last_counter: col(row, base + 6)?,
+        activated_at_ms: col(row, base + 7)?,
     })
+}
+
+/// The number of columns in a list such as [`AUTHENTICATOR_COLUMNS`].
+pub(super) fn column_count(columns: &str) -> usize {
+    columns.split(", ").count()
 }
 
 pub(super) async fn load_authenticator(

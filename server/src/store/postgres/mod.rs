@@ -317,7 +317,7 @@ impl Store for PostgresStore {
         request_id: RequestId,
         authenticator_id: AuthenticatorId,
     ) -> StoreResult<DecisionContext> {
-        tx!(self.read, [], |t| requests::decision_context(
+        tx!(self.read_one, [], |t| requests::decision_context(
             t,
             request_id,
             authenticator_id

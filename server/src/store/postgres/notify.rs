@@ -4,6 +4,10 @@
 //!
 //! Publishing never blocks a request: messages queue to a task that sends
 //! them (`pg_notify`) on a pooled connection, after the change's commit.
+//! The wake-ups queued meanwhile go out together, one per line of one
+//! notification (up to [`MAX_PAYLOAD`] bytes): each `pg_notify` is a
+//! transaction of its own, with its commit's WAL flush, so under load one
+//! of them carries the wake-ups of many decisions.
 //! Each replica listens on a connection of its own; when it is lost, the
 //! listener reconnects with a growing pause (logged), and after every
 //! (re)connection it resynchronises ([`Handlers::resync`]): a message sent
@@ -22,6 +26,10 @@ use crate::waiters::Publish;
 
 /// The `NOTIFY` channel.
 pub const CHANNEL: &str = "eid_cluster";
+
+/// The most bytes of messages one notification carries (PostgreSQL's limit
+/// for a payload is 8,000 bytes).
+const MAX_PAYLOAD: usize = 7_000;
 
 /// What a replica does with the other replicas' messages.
 #[derive(Clone)]
@@ -45,7 +53,12 @@ impl PostgresStore {
         // Tells this replica's own messages apart from its peers'.
         let origin = hex::encode(eid_protocol::crypto::random_array::<8>());
         let (tx, rx) = mpsc::unbounded_channel::<String>();
-        tokio::spawn(publisher(self.pool.clone(), self.target.clone(), rx));
+        tokio::spawn(publisher(
+            self.pool.clone(),
+            self.target.clone(),
+            origin.clone(),
+            rx,
+        ));
         tokio::spawn(listener(
             self.config.clone(),
             self.tls.clone(),
@@ -55,18 +68,74 @@ impl PostgresStore {
             shutdown,
         ));
         Arc::new(move |message: String| {
-            let _ = tx.send(format!("{origin}|{message}"));
+            let _ = tx.send(message);
         })
     }
+}
+
+/// Joins a message and the ones queued behind it into one payload
+/// (`origin|message\nmessage...`), at most [`MAX_PAYLOAD`] bytes of
+/// messages; a message that would not fit waits in `next` for the next one.
+fn batch(
+    origin: &str,
+    first: String,
+    rx: &mut mpsc::UnboundedReceiver<String>,
+    next: &mut Option<String>,
+) -> String {
+    let mut payload = format!("{origin}|{first}");
+    if !batchable(&first) {
+        return payload;
+    }
+    let budget = origin.len() + 1 + MAX_PAYLOAD;
+    while let Ok(message) = rx.try_recv() {
+        if !batchable(&message) || payload.len() + 1 + message.len() > budget {
+            *next = Some(message);
+            break;
+        }
+        payload.push('\n');
+        payload.push_str(&message);
+    }
+    payload
+}
+
+/// Whether a message may share a notification: only wake-ups. A replica
+/// of a build before batching reads a payload of several messages as one
+/// unknown message; for a wake-up, its waiter then answers at its timeout
+/// (during a rolling upgrade), but a cache's eviction must not be lost, so
+/// evictions (rare) always go alone, as before.
+fn batchable(message: &str) -> bool {
+    message.starts_with("wake:")
+}
+
+/// The messages of a payload (see [`batch`]) sent by another replica than
+/// `origin`.
+fn messages_of<'a>(payload: &'a str, origin: &str) -> impl Iterator<Item = &'a str> {
+    payload
+        .split_once('|')
+        .filter(|(from, _)| *from != origin)
+        .map(|(_, messages)| messages.split('\n'))
+        .into_iter()
+        .flatten()
+        .filter(|m| !m.is_empty())
 }
 
 /// Sends the queued messages, in order, until the sending side is gone.
 async fn publisher(
     pool: deadpool_postgres::Pool,
     target: super::DatabaseTarget,
+    origin: String,
     mut rx: mpsc::UnboundedReceiver<String>,
 ) {
-    while let Some(payload) = rx.recv().await {
+    let mut next = None;
+    loop {
+        let first = match next.take() {
+            Some(message) => message,
+            None => match rx.recv().await {
+                Some(message) => message,
+                None => return,
+            },
+        };
+        let payload = batch(&origin, first, &mut rx, &mut next);
         let sent = async {
             let client = pool.get().await.map_err(|e| e.to_string())?;
             let st = client
@@ -173,9 +242,7 @@ where
         tokio::select! {
             message = rx.recv() => match message {
                 Some(payload) => {
-                    if let Some((from, message)) = payload.split_once('|')
-                        && from != origin
-                    {
+                    for message in messages_of(&payload, origin) {
                         (handlers.deliver)(message);
                     }
                 }
@@ -187,4 +254,54 @@ where
     drop(client);
     driver.abort();
     Ok(ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_messages_go_out_together_and_read_back_one_by_one() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for i in 0..3 {
+            tx.send(format!("wake:{i}")).unwrap();
+        }
+        tx.send("evict:x".to_owned()).unwrap();
+        tx.send("wake:3".to_owned()).unwrap();
+        let mut next = None;
+        let payload = batch("me", "wake:a".to_owned(), &mut rx, &mut next);
+        assert_eq!(payload, "me|wake:a\nwake:0\nwake:1\nwake:2");
+        let got: Vec<_> = messages_of(&payload, "peer").collect();
+        assert_eq!(got, ["wake:a", "wake:0", "wake:1", "wake:2"]);
+        // A replica's own messages are not delivered back to it.
+        assert_eq!(messages_of(&payload, "me").count(), 0);
+        // An eviction goes alone, as before batching.
+        let evict = batch("me", next.take().unwrap(), &mut rx, &mut next);
+        assert_eq!(evict, "me|evict:x");
+        assert!(next.is_none());
+        let last = batch("me", rx.try_recv().unwrap(), &mut rx, &mut next);
+        assert_eq!(last, "me|wake:3");
+    }
+
+    #[test]
+    fn a_payload_stays_under_postgresql_limit() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let message = format!("wake:{}", "ab".repeat(16));
+        for _ in 0..1_000 {
+            tx.send(message.clone()).unwrap();
+        }
+        let mut next = None;
+        let mut sent = 0;
+        let mut first = message.clone();
+        loop {
+            let payload = batch("0123456789abcdef", first, &mut rx, &mut next);
+            assert!(payload.len() < 8_000);
+            sent += messages_of(&payload, "other").count();
+            match next.take() {
+                Some(m) => first = m,
+                None => break,
+            }
+        }
+        assert_eq!(sent, 1_001);
+    }
 }

@@ -11,19 +11,22 @@ use eid_protocol::{
 use futures_util::future::{try_join, try_join_all, try_join3, try_join4, try_join5};
 use tokio_postgres::Row;
 
-use super::changes::{on_self_service_decision, open_changes_of};
+use super::changes::{
+    change_row, on_self_service_decision, open_changes_of, open_changes_sql, open_changes_sql_by,
+};
 use super::columns::{Col, col, get, i64_of};
 use super::connection::{P, Tx, all, exec, one, opt};
 use super::enrolments::{ENROLMENT_COLUMNS, LIVE_ENROLMENT, decide_enrolment, enrolment_row};
 use super::identities::{
-    IDENTITY_COLUMNS, identity_row, load_authenticator, load_identity_of_authenticator,
+    AUTHENTICATOR_COLUMNS, IDENTITY_COLUMNS, authenticator_row_at, column_count, identity_row,
+    identity_row_at, prefixed,
 };
 use super::outbox::{EVENT_COLUMNS, event_row, insert_event, lock_identity};
 use crate::policy;
 use crate::store::{
-    CallStop, CancelResult, ChangeKind, CreateResult, DecideResult, DecisionContext,
-    DecisionRecord, FeedCursors, LimitScope, NewEvent, PullSnapshot, RequestLimits, StopResult,
-    StoreError, StoreResult, StoredRequest, Window,
+    Authenticator, CallStop, CancelResult, ChangeKind, CreateResult, DecideResult, DecisionContext,
+    DecisionRecord, FeedCursors, Identity, LimitScope, NewEvent, PullSnapshot, RequestLimits,
+    StopResult, StoreError, StoreResult, StoredRequest, Window,
 };
 
 pub(super) const REQUEST_SELECT: &str = "SELECT r.envelope, r.envelope_signature, r.binding_code, r.status, \
@@ -59,6 +62,13 @@ pub(super) fn request_row(row: &Row) -> StoreResult<StoredRequest> {
     })
 }
 
+/// The columns of [`REQUEST_SELECT`] (its `r` and `d` aliases), in
+/// [`request_row`]'s order: the decision context's joined read puts them
+/// first.
+const REQUEST_COLUMNS: &str = "r.envelope, r.envelope_signature, r.binding_code, r.status, \
+     d.authenticator_id, d.outcome, d.counter, d.decision_sha256, d.receipt, d.decided_at_ms, d.call_verdict";
+const REQUEST_COLUMN_COUNT: usize = 11;
+
 pub(super) async fn load_request(t: &Tx<'_>, id: &RequestId) -> StoreResult<Option<StoredRequest>> {
     opt(t, &format!("{REQUEST_SELECT} WHERE r.id = $1"), &[&Col(id)])
         .await?
@@ -85,22 +95,51 @@ async fn insert_request_row(
     request: &StoredRequest,
     envelope_json: &str,
 ) -> StoreResult<()> {
+    insert_request_row_then(t, request, envelope_json, false).await
+}
+
+/// [`insert_request_row`], with the transaction's `COMMIT` in the same
+/// flight when `commit` (the insert is then its last statement; see
+/// [`Tx::commit_in_flight`]).
+async fn insert_request_row_then(
+    t: &Tx<'_>,
+    request: &StoredRequest,
+    envelope_json: &str,
+    commit: bool,
+) -> StoreResult<()> {
     let e = &request.envelope;
-    exec(
-        t,
-        "INSERT INTO requests (id, identity_id, service_provider_id, envelope, envelope_signature, \
-         binding_code, status, created_at_ms, expires_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)",
-        &[
-            &Col(e.request_id),
-            &Col(e.identity_id),
-            &Col(e.service_provider_id),
-            &envelope_json,
-            &request.envelope_signature.0,
-            &request.binding_code,
-            &i64_of(e.created_at_ms),
-            &i64_of(e.expires_at_ms),
-        ],
+    let insert = t
+        .prepare_cached(
+            "INSERT INTO requests (id, identity_id, service_provider_id, envelope, envelope_signature, \
+             binding_code, status, created_at_ms, expires_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)",
+        )
+        .await?;
+    try_join(
+        async {
+            t.execute(
+                &insert,
+                &[
+                    &Col(e.request_id),
+                    &Col(e.identity_id),
+                    &Col(e.service_provider_id),
+                    &envelope_json,
+                    &request.envelope_signature.0,
+                    &request.binding_code,
+                    &i64_of(e.created_at_ms),
+                    &i64_of(e.expires_at_ms),
+                ],
+            )
+            .await?;
+            Ok::<(), StoreError>(())
+        },
+        // Polled second: sent after the insert.
+        async {
+            if commit {
+                t.commit_in_flight().await?;
+            }
+            Ok::<(), StoreError>(())
+        },
     )
     .await?;
     Ok(())
@@ -132,29 +171,39 @@ pub(super) async fn cancel_pending_request(t: &Tx<'_>, id: &RequestId) -> StoreR
 }
 
 /// The fraud hold's row ([`policy::fraud_hold`]) of the request's
-/// identity and provider; not read while holds are off.
-async fn read_fraud_hold(
+/// identity and provider (not read while holds are off), and the
+/// identity's pending count (as [`pending_count`]), in one statement.
+async fn fraud_hold_and_pending(
     t: &Tx<'_>,
     e: &RequestEnvelopeBody,
     hold_ms: u64,
-) -> StoreResult<Option<policy::FraudHold>> {
+    now_ms: u64,
+) -> StoreResult<(Option<policy::FraudHold>, u64)> {
     if hold_ms == 0 {
-        return Ok(None);
+        return Ok((None, pending_count(t, &e.identity_id, now_ms).await?));
     }
-    match opt(
+    let row = one(
         t,
-        "SELECT reported_at_ms, notified FROM fraud_holds \
-         WHERE identity_id = $1 AND service_provider_id = $2",
-        &[&Col(e.identity_id), &Col(e.service_provider_id)],
+        "SELECT (SELECT COUNT(*) FROM requests WHERE identity_id = $1 AND status = 'pending' \
+         AND expires_at_ms > $3), h.reported_at_ms, h.notified \
+         FROM (VALUES (1)) AS one (x) LEFT JOIN fraud_holds h \
+         ON h.identity_id = $1 AND h.service_provider_id = $2",
+        &[
+            &Col(e.identity_id),
+            &Col(e.service_provider_id),
+            &i64_of(now_ms),
+        ],
     )
-    .await?
-    {
-        Some(r) => Ok(Some(policy::FraudHold {
-            reported_at_ms: col(&r, 0)?,
-            notified: get(&r, 1)?,
-        })),
-        None => Ok(None),
-    }
+    .await?;
+    let pending = col(&row, 0)?;
+    let hold = match get::<Option<i64>>(&row, 1)? {
+        Some(_) => Some(policy::FraudHold {
+            reported_at_ms: col(&row, 1)?,
+            notified: get(&row, 2)?,
+        }),
+        None => None,
+    };
+    Ok((hold, pending))
 }
 
 /// The cool-down after a fraud report ([`policy::fraud_hold`]), given the
@@ -318,8 +367,10 @@ async fn all_of<K: tokio_postgres::types::ToSql + Sync>(
 }
 
 /// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot):
-/// two flights of statements (the authenticators with their identities,
-/// then everything read by identity), pipelined on the connection.
+/// for a phone with one account, one flight (everything read by the
+/// authenticator's id, `BEGIN` and `COMMIT` included); with several, two
+/// (the authenticators with their identities, then everything read by
+/// identity), pipelined on the connection.
 pub(super) async fn pull_snapshot(
     t: &Tx<'_>,
     authenticator_ids: &[AuthenticatorId],
@@ -327,88 +378,211 @@ pub(super) async fn pull_snapshot(
     decisions_after: &[u64],
     now_ms: u64,
 ) -> StoreResult<PullSnapshot> {
-    let (authenticators, identities) = try_join(
-        try_join_all(authenticator_ids.iter().map(|id| load_authenticator(t, id))),
-        try_join_all(
-            authenticator_ids
-                .iter()
-                .map(|id| load_identity_of_authenticator(t, id)),
-        ),
-    )
-    .await?;
-    let mut seen = Vec::new();
-    for identity in identities.iter().flatten().filter(|i| !i.blocked) {
-        // Two authenticators of one identity on the same phone share it.
-        if !seen.contains(&identity.id) {
-            seen.push(identity.id);
-        }
-    }
-    let seen_cols: Vec<Col<&IdentityId>> = seen.iter().map(Col).collect();
-    let now = i64_of(now_ms);
-    let pending_sql = format!(
-        "{REQUEST_SELECT} WHERE r.identity_id = $1 AND r.status = 'pending' AND r.expires_at_ms > $2 \
-         ORDER BY r.created_at_ms"
-    );
-    let enrolment_sql = format!(
-        "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments e WHERE e.identity_id = $1 AND {LIVE_ENROLMENT} \
-         ORDER BY e.requested_at_ms"
-    );
+    let newest = matches!(feed, FeedCursors::NewestAbove(_));
+    let order = if newest { "DESC" } else { "ASC" };
+    // Each read by identity, the identity named by `key` (`$1`, or a
+    // subquery by the authenticator's id).
+    let pending_sql_by = |key: &str| {
+        format!(
+            "{REQUEST_SELECT} WHERE r.identity_id = {key} AND r.status = 'pending' \
+             AND r.expires_at_ms > $2 ORDER BY r.created_at_ms"
+        )
+    };
+    let enrolment_sql_by = |key: &str| {
+        format!(
+            "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments e WHERE e.identity_id = {key} \
+             AND {LIVE_ENROLMENT} ORDER BY e.requested_at_ms"
+        )
+    };
     // One indexed range read per account (same snapshot as the requests),
     // oldest first: paging phones get the oldest events above the cursor,
     // older phones the newest.
-    let newest = matches!(feed, FeedCursors::NewestAbove(_));
-    let order = if newest { "DESC" } else { "ASC" };
-    let feed_sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = $1 AND id > $2 \
-         ORDER BY id {order} LIMIT $3"
-    );
+    let feed_sql_by = |key: &str| {
+        format!(
+            "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = {key} AND id > $2 \
+             ORDER BY id {order} LIMIT $3"
+        )
+    };
+    let decisions_sql_by = |key: &str| {
+        format!(
+            "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
+             d.decided_at_ms, d.seq FROM decisions d WHERE d.identity_id = {key} AND d.seq > $3 \
+             ORDER BY d.seq LIMIT $2"
+        )
+    };
     let max_events = eid_protocol::wire::MAX_FEED_EVENTS as i64;
     let max_decisions = eid_protocol::wire::MAX_PULLED_DECISIONS as i64;
-    let feed_reads = authenticators.iter().enumerate().map(|(i, auth)| {
-        let feed_sql = &feed_sql;
-        async move {
-            let Some(auth) = auth else {
-                return Ok::<_, StoreError>(None);
-            };
-            let rows = all(
-                t,
-                feed_sql,
-                &[&Col(auth.identity_id), &i64_of(feed.at(i)), &max_events],
-            )
-            .await?;
-            Ok(Some(rows))
+    let now = i64_of(now_ms);
+    let (
+        authenticators,
+        identities,
+        pending_rows,
+        enrolment_rows,
+        feed_rows,
+        changes,
+        decision_rows,
+    ) = if let [only] = authenticator_ids {
+        // One account (most phones): the reads by identity name it by
+        // the authenticator's id, so everything, `BEGIN` and `COMMIT`
+        // included, goes out in one flight. The identity of the
+        // requests, enrolments and changes is the authenticator's
+        // unless blocked, as `seen` below; the feed's and the
+        // decisions' is the authenticator's.
+        const OPEN: &str = "(SELECT a.identity_id FROM authenticators a \
+                 JOIN identities i ON i.id = a.identity_id WHERE a.id = $1 AND NOT i.blocked)";
+        const ANY: &str = "(SELECT a.identity_id FROM authenticators a WHERE a.id = $1)";
+        let sqls = [
+            authenticator_and_identity_sql().to_owned(),
+            pending_sql_by(OPEN),
+            enrolment_sql_by(OPEN),
+            feed_sql_by(ANY),
+            open_changes_sql_by(OPEN),
+            decisions_sql_by(ANY),
+        ];
+        // Prepared first, so each read goes out on its first poll, in
+        // order, and the `COMMIT` after them (`Tx::commit_in_flight`).
+        let st = try_join_all(sqls.iter().map(|sql| t.prepare_cached(sql))).await?;
+        let id = Col(only);
+        let cursor = i64_of(feed.at(0));
+        let after = i64_of(decisions_after.first().copied().unwrap_or(0));
+        let ((auth, pending, enrolments), (events, changes, decisions, ())) = try_join(
+            try_join3(
+                async { Ok::<_, StoreError>(t.query_opt(&st[0], &[&id]).await?) },
+                async { Ok::<_, StoreError>(t.query(&st[1], &[&id, &now]).await?) },
+                async { Ok::<_, StoreError>(t.query(&st[2], &[&id, &now]).await?) },
+            ),
+            try_join4(
+                async { Ok::<_, StoreError>(t.query(&st[3], &[&id, &cursor, &max_events]).await?) },
+                async { Ok::<_, StoreError>(t.query(&st[4], &[&id]).await?) },
+                async {
+                    Ok::<_, StoreError>(t.query(&st[5], &[&id, &max_decisions, &after]).await?)
+                },
+                async {
+                    t.commit_in_flight().await?;
+                    Ok::<(), StoreError>(())
+                },
+            ),
+        )
+        .await?;
+        let (authenticator, identity) = match auth {
+            Some(row) => authenticator_and_identity_row(&row)?,
+            None => (None, None),
+        };
+        let changes = changes
+            .iter()
+            .map(change_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        (
+            vec![authenticator],
+            vec![identity],
+            vec![pending],
+            vec![enrolments],
+            vec![Some(events)],
+            vec![changes],
+            vec![Some(decisions)],
+        )
+    } else {
+        // Several accounts: each authenticator with its identity, one
+        // statement each, then the reads by identity.
+        let (authenticators, identities): (Vec<_>, Vec<_>) = try_join_all(
+            authenticator_ids
+                .iter()
+                .map(|id| load_authenticator_and_identity(t, id)),
+        )
+        .await?
+        .into_iter()
+        .unzip();
+        let mut seen = Vec::new();
+        for identity in identities.iter().flatten().filter(|i| !i.blocked) {
+            // Two authenticators of one identity on the same phone share it.
+            if !seen.contains(&identity.id) {
+                seen.push(identity.id);
+            }
         }
-    });
-    // The identity's newest decisions, same snapshot (device journal).
-    let decision_reads = authenticators
-        .iter()
-        .enumerate()
-        .map(|(i, auth)| async move {
-            let Some(auth) = auth else {
-                return Ok::<_, StoreError>(None);
-            };
-            let rows = all(
-                t,
-                "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
-             d.decided_at_ms, d.seq FROM decisions d WHERE d.identity_id = $1 AND d.seq > $3 \
-             ORDER BY d.seq LIMIT $2",
-                &[
-                    &Col(auth.identity_id),
-                    &max_decisions,
-                    &i64_of(decisions_after.get(i).copied().unwrap_or(0)),
-                ],
+        let seen_cols: Vec<Col<&IdentityId>> = seen.iter().map(Col).collect();
+        let pending_sql = pending_sql_by("$1");
+        let enrolment_sql = enrolment_sql_by("$1");
+        let feed_sql = feed_sql_by("$1");
+        let feed_reads = authenticators.iter().enumerate().map(|(i, auth)| {
+            let feed_sql = &feed_sql;
+            async move {
+                let Some(auth) = auth else {
+                    return Ok::<_, StoreError>(None);
+                };
+                let rows = all(
+                    t,
+                    feed_sql,
+                    &[&Col(auth.identity_id), &i64_of(feed.at(i)), &max_events],
+                )
+                .await?;
+                Ok(Some(rows))
+            }
+        });
+        // The identity's newest decisions, same snapshot (device journal).
+        let decisions_sql = decisions_sql_by("$1");
+        let decision_reads = authenticators.iter().enumerate().map(|(i, auth)| {
+            let decisions_sql = &decisions_sql;
+            async move {
+                let Some(auth) = auth else {
+                    return Ok::<_, StoreError>(None);
+                };
+                let rows = all(
+                    t,
+                    decisions_sql,
+                    &[
+                        &Col(auth.identity_id),
+                        &max_decisions,
+                        &i64_of(decisions_after.get(i).copied().unwrap_or(0)),
+                    ],
+                )
+                .await?;
+                Ok(Some(rows))
+            }
+        });
+        // The `COMMIT` goes out in this last flight, behind its reads (see
+        // `Tx::commit_in_flight`): every statement is prepared first, so each
+        // read is sent on its future's first poll, and with a few accounts
+        // (at most `FEW`) every future is polled in that first pass before the
+        // commit's. Otherwise it is sent after the answers, as before.
+        const FEW: usize = 8;
+        let commit_with_reads = authenticator_ids.len() <= FEW;
+        if commit_with_reads {
+            let changes_sql = open_changes_sql();
+            try_join5(
+                t.prepare_cached(&pending_sql),
+                t.prepare_cached(&enrolment_sql),
+                t.prepare_cached(&feed_sql),
+                t.prepare_cached(&changes_sql),
+                t.prepare_cached(&decisions_sql),
             )
             .await?;
-            Ok(Some(rows))
-        });
-    let (pending_rows, enrolment_rows, feed_rows, changes, decision_rows) = try_join5(
-        all_of(t, &pending_sql, &seen_cols, &[&now]),
-        all_of(t, &enrolment_sql, &seen_cols, &[&now]),
-        try_join_all(feed_reads),
-        try_join_all(seen.iter().map(|id| open_changes_of(t, id))),
-        try_join_all(decision_reads),
-    )
-    .await?;
+        }
+        let ((pending_rows, enrolment_rows, feed_rows, changes, decision_rows), ()) = try_join(
+            try_join5(
+                all_of(t, &pending_sql, &seen_cols, &[&now]),
+                all_of(t, &enrolment_sql, &seen_cols, &[&now]),
+                try_join_all(feed_reads),
+                try_join_all(seen.iter().map(|id| open_changes_of(t, id))),
+                try_join_all(decision_reads),
+            ),
+            async {
+                if commit_with_reads {
+                    t.commit_in_flight().await?;
+                }
+                Ok::<(), StoreError>(())
+            },
+        )
+        .await?;
+        (
+            authenticators,
+            identities,
+            pending_rows,
+            enrolment_rows,
+            feed_rows,
+            changes,
+            decision_rows,
+        )
+    };
     let mut pending = Vec::new();
     for r in pending_rows.iter().flatten() {
         pending.push(request_row(r)?);
@@ -474,34 +648,84 @@ pub(super) async fn pull_snapshot(
     })
 }
 
-/// The transaction of [`Store::decision_context`](crate::store::Store::decision_context):
-/// its three reads in one flight.
+/// An authenticator and its identity (`None` each when missing), in one
+/// statement.
+async fn load_authenticator_and_identity(
+    t: &Tx<'_>,
+    id: &AuthenticatorId,
+) -> StoreResult<(Option<Authenticator>, Option<Identity>)> {
+    match opt(t, authenticator_and_identity_sql(), &[&Col(id)]).await? {
+        Some(row) => authenticator_and_identity_row(&row),
+        None => Ok((None, None)),
+    }
+}
+
+/// The statement of [`load_authenticator_and_identity`].
+fn authenticator_and_identity_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT {}, {} FROM authenticators a LEFT JOIN identities i ON i.id = a.identity_id \
+             WHERE a.id = $1",
+            prefixed(AUTHENTICATOR_COLUMNS, "a"),
+            prefixed(IDENTITY_COLUMNS, "i"),
+        )
+    })
+}
+
+fn authenticator_and_identity_row(
+    row: &Row,
+) -> StoreResult<(Option<Authenticator>, Option<Identity>)> {
+    let identity_base = column_count(AUTHENTICATOR_COLUMNS);
+    let identity = match get::<Option<&[u8]>>(row, identity_base)? {
+        Some(_) => Some(identity_row_at(row, identity_base)?),
+        None => None,
+    };
+    Ok((Some(authenticator_row_at(row, 0)?), identity))
+}
+
+/// The read of [`Store::decision_context`](crate::store::Store::decision_context):
+/// the request (with its decision), the deciding authenticator and the
+/// request's identity in one statement, run alone
+/// ([`PostgresStore::read_one`]): one statement sees one snapshot, as the
+/// three reads of one `REPEATABLE READ` transaction did, without its
+/// `BEGIN` and `COMMIT`.
+///
+/// [`PostgresStore::read_one`]: super::PostgresStore
 pub(super) async fn decision_context(
     t: &Tx<'_>,
     request_id: RequestId,
     authenticator_id: AuthenticatorId,
 ) -> StoreResult<DecisionContext> {
-    let (request, authenticator, identity) = try_join3(
-        load_request(t, &request_id),
-        load_authenticator(t, &authenticator_id),
-        async {
-            opt(
-                t,
-                &format!(
-                    "SELECT {IDENTITY_COLUMNS} FROM identities \
-                     WHERE id = (SELECT identity_id FROM requests WHERE id = $1)"
-                ),
-                &[&Col(request_id)],
-            )
-            .await?
-            .map(|r| identity_row(&r))
-            .transpose()
-        },
-    )
-    .await?;
-    // The request's identity, read by the request's id in the same
-    // snapshot: none without the request.
-    let identity = identity.filter(|_| request.is_some());
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "SELECT {REQUEST_COLUMNS}, {}, {} FROM (VALUES (1)) AS one (x) \
+             LEFT JOIN (requests r LEFT JOIN decisions d ON d.request_id = r.id) ON r.id = $1 \
+             LEFT JOIN identities i ON i.id = r.identity_id \
+             LEFT JOIN authenticators a ON a.id = $2",
+            prefixed(AUTHENTICATOR_COLUMNS, "a"),
+            prefixed(IDENTITY_COLUMNS, "i"),
+        )
+    });
+    let row = one(t, sql, &[&Col(request_id), &Col(authenticator_id)]).await?;
+    let auth_base = REQUEST_COLUMN_COUNT;
+    let identity_base = auth_base + column_count(AUTHENTICATOR_COLUMNS);
+    // A missing row of a left join reads as NULLs: each part is there
+    // when its first (never NULL) column is.
+    let request = match get::<Option<&str>>(&row, 0)? {
+        Some(_) => Some(request_row(&row)?),
+        None => None,
+    };
+    let authenticator = match get::<Option<&[u8]>>(&row, auth_base)? {
+        Some(_) => Some(authenticator_row_at(&row, auth_base)?),
+        None => None,
+    };
+    // The request's identity: none without the request.
+    let identity = match get::<Option<&[u8]>>(&row, identity_base)? {
+        Some(_) if request.is_some() => Some(identity_row_at(&row, identity_base)?),
+        _ => None,
+    };
     Ok(DecisionContext {
         request,
         authenticator,
@@ -580,15 +804,14 @@ pub(super) async fn create_request_limited(
     );
     let lock = t.prepare_cached(&lock_sql).await?;
     let windows = windows(e, limits);
-    let (identity, hold, pending, counts) = try_join4(
+    let (identity, (hold, pending), counts) = try_join3(
         async {
             t.query_opt(&lock, &[&Col(e.identity_id)])
                 .await?
                 .map(|r| identity_row(&r))
                 .transpose()
         },
-        read_fraud_hold(t, e, limits.fraud_hold_ms),
-        pending_count(t, &e.identity_id, now_ms),
+        fraud_hold_and_pending(t, e, limits.fraud_hold_ms, now_ms),
         try_join_all(
             windows
                 .iter()
@@ -610,7 +833,8 @@ pub(super) async fn create_request_limited(
     if let Some(limited) = rate_limited(t, &windows, &counts, now_ms).await? {
         return Ok(limited);
     }
-    insert_request_row(t, request, envelope_json).await?;
+    // The last statement: the commit rides with it.
+    insert_request_row_then(t, request, envelope_json, true).await?;
     Ok(CreateResult::Created)
 }
 
@@ -653,8 +877,19 @@ pub(super) async fn decide(
     // that they reach the database in this order.
     const REQUEST_LOCK: &str = "SELECT r.status, r.expires_at_ms, r.service_provider_id \
          FROM requests r WHERE r.id = $1 FOR UPDATE";
+    // With it, whether any follow-up applies (an enrolment awaiting this
+    // request, a code device's activation, the provider's webhook): most
+    // decisions have none, and their writes are then skipped. Read after
+    // the request's lock: an enrolment or a code device's activation names
+    // its request from the request's creation on (same transaction), so
+    // none can appear once the request is locked. A webhook added while
+    // this decision commits may or may not get its delivery, as before
+    // (its insert read the webhooks at its own statement's start).
     const DECIDED: &str = "SELECT EXISTS (SELECT 1 FROM decisions WHERE request_id = $1), \
-         EXISTS (SELECT 1 FROM code_devices WHERE pending_request_id = $1 AND state = 'unassigned')";
+         EXISTS (SELECT 1 FROM code_devices WHERE pending_request_id = $1 AND state = 'unassigned'), \
+         EXISTS (SELECT 1 FROM device_enrolments WHERE request_id = $1 AND state = 'awaiting_approval'), \
+         EXISTS (SELECT 1 FROM webhooks w WHERE w.service_provider_id = \
+         (SELECT r.service_provider_id FROM requests r WHERE r.id = $1))";
     // An authenticator's identity always exists (a foreign key).
     const DECIDER: &str = "SELECT a.state = 'active', a.last_counter, i.blocked, a.identity_id, \
          i.notify_every_use \
@@ -680,6 +915,8 @@ pub(super) async fn decide(
     let provider: ServiceProviderId = col(&row, 2)?;
     let decided: bool = get(&decided_row, 0)?;
     let code_device_pending: bool = get(&decided_row, 1)?;
+    let enrolment_awaiting: bool = get(&decided_row, 2)?;
+    let webhook: bool = get(&decided_row, 3)?;
     if read_committed && (provider == eid_protocol::SELF_SERVICE_PROVIDER_ID || code_device_pending)
     {
         return Ok(None);
@@ -705,50 +942,101 @@ pub(super) async fn decide(
         return Ok(Some(refused));
     }
     // The writes, independent of each other, in one flight (all after the
-    // identity's lock above).
+    // identity's lock above); the follow-ups only where the first flight
+    // found one.
     let status = RequestStatus::from_outcome(record.outcome);
     let reset_sql = if pin_verified {
         "UPDATE authenticators SET last_counter = $2, failed_pin_count = 0 WHERE id = $1"
     } else {
         "UPDATE authenticators SET last_counter = $2 WHERE id = $1"
     };
+    // Prepared first (a cached statement costs nothing), so that each
+    // write goes out on its future's first poll, in order.
+    const INSERT_DECISION: &str = "INSERT INTO decisions (request_id, authenticator_id, outcome, \
+         counter, decision_sha256, receipt, decided_at_ms, identity_id, call_verdict) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    let (insert_decision, set_status, reset) = try_join3(
+        t.prepare_cached(INSERT_DECISION),
+        t.prepare_cached("UPDATE requests SET status = $2 WHERE id = $1"),
+        t.prepare_cached(reset_sql),
+    )
+    .await?;
+    let event = policy::decision_event(record.outcome, notify_every_use);
+    // Most decisions write nothing more: their `COMMIT` then goes out in
+    // the writes' flight (and is waited for, as always).
+    let commit_with_writes = !webhook
+        && !enrolment_awaiting
+        && !code_device_pending
+        && event.is_none()
+        && provider != eid_protocol::SELF_SERVICE_PROVIDER_ID
+        && record.outcome != Outcome::ReportFraud;
     try_join(
         try_join3(
-            exec(
-                t,
-                "INSERT INTO decisions (request_id, authenticator_id, outcome, counter, decision_sha256, receipt, \
-                 decided_at_ms, identity_id, call_verdict) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                &[
-                    &Col(request_id),
-                    &Col(record.authenticator_id),
-                    &Col(record.outcome),
-                    &i64_of(record.counter),
-                    &record.decision_sha256.as_slice(),
-                    &receipt_json,
-                    &i64_of(record.decided_at_ms),
-                    &Col(identity_id),
-                    &Col(record.call_verdict),
-                ],
-            ),
-            exec(
-                t,
-                "UPDATE requests SET status = $2 WHERE id = $1",
-                &[&Col(request_id), &Col(status)],
-            ),
-            super::webhooks::enqueue(t, &request_id, status, record.decided_at_ms),
+            async {
+                t.execute(
+                    &insert_decision,
+                    &[
+                        &Col(request_id),
+                        &Col(record.authenticator_id),
+                        &Col(record.outcome),
+                        &i64_of(record.counter),
+                        &record.decision_sha256.as_slice(),
+                        &receipt_json,
+                        &i64_of(record.decided_at_ms),
+                        &Col(identity_id),
+                        &Col(record.call_verdict),
+                    ],
+                )
+                .await?;
+                Ok::<(), StoreError>(())
+            },
+            async {
+                t.execute(&set_status, &[&Col(request_id), &Col(status)])
+                    .await?;
+                Ok::<(), StoreError>(())
+            },
+            async {
+                if webhook {
+                    super::webhooks::enqueue(t, &request_id, status, record.decided_at_ms).await?;
+                }
+                Ok::<(), StoreError>(())
+            },
         ),
-        try_join3(
-            exec(
-                t,
-                reset_sql,
-                &[&Col(record.authenticator_id), &i64_of(record.counter)],
-            ),
-            decide_enrolment(t, &request_id, record.outcome, record.decided_at_ms),
-            super::code_devices::on_decision(t, &request_id, record, now_ms),
+        try_join4(
+            async {
+                t.execute(
+                    &reset,
+                    &[&Col(record.authenticator_id), &i64_of(record.counter)],
+                )
+                .await?;
+                Ok::<(), StoreError>(())
+            },
+            async {
+                if enrolment_awaiting {
+                    decide_enrolment(t, &request_id, record.outcome, record.decided_at_ms).await?;
+                }
+                Ok::<(), StoreError>(())
+            },
+            async {
+                if code_device_pending {
+                    super::code_devices::on_decision(t, &request_id, record, now_ms).await?;
+                }
+                Ok::<(), StoreError>(())
+            },
+            // Polled last: sent after the three writes above.
+            async {
+                if commit_with_writes {
+                    t.commit_in_flight().await?;
+                }
+                Ok::<(), StoreError>(())
+            },
         ),
     )
     .await?;
-    if let Some(kind) = policy::decision_event(record.outcome, notify_every_use) {
+    if commit_with_writes {
+        return Ok(Some(DecideResult::Accepted(record.clone())));
+    }
+    if let Some(kind) = event {
         let provider_name: Option<String> = match opt(
             t,
             "SELECT sp.name FROM requests r JOIN service_providers sp \
