@@ -294,8 +294,12 @@ pub(super) fn pull_snapshot(
     // newest.
     let newest = matches!(feed, FeedCursors::NewestAbove(_));
     let order = if newest { "DESC" } else { "ASC" };
+    // The limits are written into the statements: SQLite plans with a bound
+    // LIMIT's value, so binding one makes the statement prepared again on
+    // every run.
     let mut feed_read = c.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = ?1 AND id > ?2 ORDER BY id {order} LIMIT ?3"
+        "SELECT {EVENT_COLUMNS} FROM security_events WHERE identity_id = ?1 AND id > ?2 ORDER BY id {order} LIMIT {}",
+        eid_protocol::wire::MAX_FEED_EVENTS
     ))?;
     let mut events = Vec::with_capacity(authenticators.len());
     for (i, auth) in authenticators.iter().enumerate() {
@@ -305,11 +309,7 @@ pub(super) fn pull_snapshot(
         };
         let after = feed.at(i);
         let rows = feed_read.query_map(
-            params![
-                Col(auth.identity_id),
-                i64_of(after),
-                eid_protocol::wire::MAX_FEED_EVENTS as i64
-            ],
+            params![Col(auth.identity_id), i64_of(after)],
             event_row,
         )?;
         let mut list = rows.collect::<rusqlite::Result<Vec<_>>>()?;
@@ -325,11 +325,12 @@ pub(super) fn pull_snapshot(
         }));
     }
     // The identity's newest decisions, same snapshot (device journal).
-    let mut recent = c.prepare_cached(
+    let mut recent = c.prepare_cached(&format!(
         "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
-         d.decided_at_ms, d.rowid FROM decisions d WHERE d.identity_id = ?1 AND d.rowid > ?3 \
-         ORDER BY d.rowid LIMIT ?2",
-    )?;
+         d.decided_at_ms, d.rowid FROM decisions d WHERE d.identity_id = ?1 AND d.rowid > ?2 \
+         ORDER BY d.rowid LIMIT {}",
+        eid_protocol::wire::MAX_PULLED_DECISIONS
+    ))?;
     let mut decisions = Vec::with_capacity(authenticators.len());
     for (i, auth) in authenticators.iter().enumerate() {
         let Some(auth) = auth else {
@@ -339,7 +340,6 @@ pub(super) fn pull_snapshot(
         let rows = recent.query_map(
             params![
                 Col(auth.identity_id),
-                eid_protocol::wire::MAX_PULLED_DECISIONS as i64,
                 i64_of(decisions_after.get(i).copied().unwrap_or(0))
             ],
             |row| {
