@@ -44,6 +44,9 @@ struct Counted {
     perf: Option<Perf>,
     total: Duration,
     started: Option<Instant>,
+    /// Each operation's wall time where timed one by one ([`Counted::time`]):
+    /// on a shared machine preemptions move the mean more than the median.
+    each: Vec<Duration>,
 }
 
 impl Counted {
@@ -52,6 +55,14 @@ impl Counted {
             p.send("enable");
         }
         self.started = Some(Instant::now());
+    }
+
+    /// Times one operation while the counters run.
+    fn time<T>(&mut self, op: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let out = op();
+        self.each.push(start.elapsed());
+        out
     }
 
     fn off(&mut self) {
@@ -77,6 +88,7 @@ fn main() {
         perf: Perf::from_env(),
         total: Duration::ZERO,
         started: None,
+        each: Vec::with_capacity(n),
     };
     match op.as_str() {
         "cold" => {
@@ -87,8 +99,11 @@ fn main() {
             let mut opened = Vec::with_capacity(n);
             c.on();
             for _ in 0..n {
-                let phone = f.open_phone().unwrap();
-                let views = rt.block_on(phone.refresh()).unwrap();
+                let (phone, views) = c.time(|| {
+                    let phone = f.open_phone().unwrap();
+                    let views = rt.block_on(phone.refresh()).unwrap();
+                    (phone, views)
+                });
                 assert_eq!(views.len(), expected);
                 opened.push(phone);
             }
@@ -106,7 +121,7 @@ fn main() {
             rt.block_on(phone.refresh()).unwrap();
             c.on();
             for _ in 0..n {
-                let views = rt.block_on(phone.refresh()).unwrap();
+                let views = c.time(|| rt.block_on(phone.refresh()).unwrap());
                 assert_eq!(views.len(), AUTHENTICATORS * pending);
             }
             c.off();
@@ -124,15 +139,22 @@ fn main() {
                     .block_on(phone.unlock(&authenticator, &request, PIN))
                     .unwrap();
                 c.on();
-                let receipt = rt.block_on(phone.approve(&token, true, None)).unwrap();
+                let receipt = c.time(|| rt.block_on(phone.approve(&token, true, None)).unwrap());
                 c.off();
                 assert_eq!(receipt.receipt.request_id, request);
             }
         }
         other => panic!("unknown operation {other}"),
     }
+    c.each.sort();
+    let median = c
+        .each
+        .get(c.each.len() / 2)
+        .map_or(String::new(), |m| {
+            format!(", median {:.1} µs", m.as_secs_f64() * 1e6)
+        });
     eprintln!(
-        "{op}: {n} iterations, {:.1} µs wall per operation",
+        "{op}: {n} iterations, {:.1} µs wall per operation{median}",
         c.total.as_secs_f64() * 1e6 / n as f64
     );
     rt.block_on(f.shutdown());

@@ -18,6 +18,8 @@
 //!   with, so right-to-left letters (allowed) cannot pull neighbouring
 //!   digits and punctuation of another line or of the surrounding UI.
 
+use std::sync::LazyLock;
+
 use icu_properties::CodePointMapData;
 use icu_properties::props::GeneralCategory;
 use unicode_normalization::UnicodeNormalization;
@@ -138,7 +140,8 @@ pub fn name_key(name: &str) -> String {
 /// word folds to "eID" ("eID Hjælp"; a provider whose name really starts
 /// with "Eid" must register another form of it).
 pub fn reserved_name_clash(name: &str) -> Option<&'static str> {
-    reserved_clash(name, skeleton_words)
+    static KEYS: LazyLock<ReservedKeys> = LazyLock::new(|| ReservedKeys::of(skeleton_words));
+    reserved_clash(name, skeleton_words, &KEYS)
 }
 
 /// Whether `name` is reserved for the eID itself, by the plain
@@ -146,20 +149,46 @@ pub fn reserved_name_clash(name: &str) -> Option<&'static str> {
 /// the server refused the look-alike spellings at registration with
 /// [`reserved_name_clash`]).
 pub fn is_reserved_provider_name(name: &str) -> bool {
-    reserved_clash(name, fold_words).is_some()
+    static KEYS: LazyLock<ReservedKeys> = LazyLock::new(|| ReservedKeys::of(fold_words));
+    reserved_clash(name, fold_words, &KEYS).is_some()
 }
 
-fn reserved_clash(name: &str, words_of: fn(&str) -> Vec<String>) -> Option<&'static str> {
+/// [`RESERVED_PROVIDER_NAMES`] and [`RESERVED_FIRST_WORD`] in one folded
+/// form, computed once per process (they are constants; the phone checks
+/// every request's provider name).
+struct ReservedKeys {
+    /// Each reserved name's words joined, in [`RESERVED_PROVIDER_NAMES`] order.
+    names: Vec<String>,
+    first_word: Option<String>,
+}
+
+impl ReservedKeys {
+    fn of(words_of: fn(&str) -> Vec<String>) -> Self {
+        Self {
+            names: RESERVED_PROVIDER_NAMES
+                .iter()
+                .map(|r| words_of(r).concat())
+                .collect(),
+            first_word: words_of(RESERVED_FIRST_WORD).into_iter().next(),
+        }
+    }
+}
+
+fn reserved_clash(
+    name: &str,
+    words_of: fn(&str) -> Vec<String>,
+    keys: &ReservedKeys,
+) -> Option<&'static str> {
     let words = words_of(name);
     let key = words.concat();
-    if let Some(reserved) = RESERVED_PROVIDER_NAMES
+    if let Some((reserved, _)) = RESERVED_PROVIDER_NAMES
         .iter()
-        .find(|r| key.contains(words_of(r).concat().as_str()))
+        .zip(&keys.names)
+        .find(|(_, k)| key.contains(k.as_str()))
     {
         return Some(reserved);
     }
-    let first = words_of(RESERVED_FIRST_WORD);
-    (words.first() == first.first()).then_some(crate::SELF_SERVICE_PROVIDER_NAME)
+    (words.first() == keys.first_word.as_ref()).then_some(crate::SELF_SERVICE_PROVIDER_NAME)
 }
 
 /// The comparison keys of a provider's name: the UTS #39 skeleton of its

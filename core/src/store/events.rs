@@ -100,12 +100,15 @@ impl Store {
                  ON CONFLICT (authenticator_id) DO UPDATE SET cursor = ?2, notify_every_use = ?3",
             )?
             .execute(params![id, to_i64(newest), notify])?;
-            tx.prepare_cached(
+            // The limit is written into the statement: SQLite plans with a
+            // bound LIMIT's value, so binding one makes the statement
+            // prepared again on every run.
+            tx.prepare_cached(&format!(
                 "DELETE FROM feed_events WHERE authenticator_id = ?1 AND event_id NOT IN \
                  (SELECT event_id FROM feed_events WHERE authenticator_id = ?1 \
-                  ORDER BY event_id DESC LIMIT ?2)",
-            )?
-            .execute(params![id, MAX_STORED_FEED_EVENTS])?;
+                  ORDER BY event_id DESC LIMIT {MAX_STORED_FEED_EVENTS})",
+            ))?
+            .execute(params![id])?;
         }
         tx.commit()?;
         Ok(())
