@@ -203,6 +203,7 @@ macro_rules! store_conformance_suite {
             a_login_resets_the_failures_but_a_right_code_alone_does_not,
             support_activates_an_unassigned_code_device_once_per_identity,
             an_approved_code_device_request_activates_and_replaces_in_the_decision_s_write,
+            a_code_device_activation_is_not_recorded_for_an_already_decided_request,
             only_the_owner_s_active_code_device_is_deactivated_and_it_stays_so,
         );
         $crate::store_conformance_suite!(@concurrent $fresh;
@@ -5027,6 +5028,56 @@ pub async fn an_approved_code_device_request_activates_and_replaces_in_the_decis
         s.code_device("S2").await.unwrap().unwrap().state,
         CodeDeviceState::Active,
         "a refusal changes nothing else"
+    );
+}
+
+/// The API creates a code device's request and then, in a write of its
+/// own, records the activation waiting for it
+/// ([`Store::request_code_device_activation`]). A phone that decides the
+/// request in between (it is in the pull from its creation's commit on)
+/// finds no activation to apply; the activation recorded after it must
+/// then be refused (the request no longer waits), not left pointing at a
+/// decided request: else the approval is stored and the device is never
+/// activated.
+pub async fn a_code_device_activation_is_not_recorded_for_an_already_decided_request(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    imported(s, &["S2"]).await;
+    let request = created(
+        s,
+        stored(
+            envelope(
+                anna.id,
+                RequestKind::CodeDevice,
+                (SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME),
+                T0,
+            ),
+            None,
+        ),
+    )
+    .await;
+    assert!(s.use_unassigned_code_step("S2", 50).await.unwrap());
+    // The phone approves before the activation is recorded.
+    decided(s, &request, &phone, Outcome::Approve, 1, T0 + 1).await;
+    let recorded = s
+        .request_code_device_activation(
+            "S2",
+            anna.id,
+            request.envelope.request_id,
+            50,
+            crate::access_code::AccessCodeHash::from_stored("$argon2id$y".into()),
+        )
+        .await
+        .unwrap();
+    let device = s.code_device("S2").await.unwrap().unwrap();
+    assert!(
+        !recorded,
+        "an activation recorded for a request already approved is never applied \
+         (device state {:?}, request approved)",
+        device.state
     );
 }
 
