@@ -208,6 +208,7 @@ macro_rules! store_conformance_suite {
         );
         $crate::store_conformance_suite!(@concurrent $fresh;
             exactly_one_of_100_concurrent_decisions_wins,
+            of_concurrent_decisions_on_a_webhooked_request_one_wins_and_queues_one_delivery,
             concurrent_creates_never_exceed_the_pending_cap,
             a_nonce_used_by_many_at_once_is_accepted_once,
             of_many_concurrent_saves_of_one_chip_revision_one_wins,
@@ -1418,6 +1419,78 @@ pub async fn exactly_one_of_100_concurrent_decisions_wins(store: FreshStore) {
     let read = s.request(id).await.unwrap().unwrap();
     assert_eq!(read.decision.as_ref(), Some(winner));
     assert_eq!(read.status, RequestStatus::from_outcome(winner.outcome));
+}
+
+/// Concurrent decisions on one request of a provider with a webhook, and
+/// on one of a provider without (whose decisions may commit with their
+/// writes): one wins each, and exactly the webhooked one queues exactly one
+/// delivery, with the winner's status.
+pub async fn of_concurrent_decisions_on_a_webhooked_request_one_wins_and_queues_one_delivery(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let mut devices = Vec::new();
+    for _ in 0..4 {
+        devices.push(activated(s, &anna, T0).await);
+    }
+    let bank = registered(s, "Danske Bank").await;
+    let quiet = registered(s, "Nordea").await;
+    set_webhook(
+        s,
+        &bank,
+        Some(webhook_of(&bank, "https://bank.example/hook", T0)),
+        T0,
+    )
+    .await;
+    let hooked = created(s, login(anna.id, &bank, T0)).await;
+    let plain = created(s, login(anna.id, &quiet, T0)).await;
+    let now = T0 + 1;
+    let outcomes = [Outcome::Approve, Outcome::Deny];
+    let start = Arc::new(tokio::sync::Barrier::new(80));
+    let mut tasks = Vec::new();
+    for i in 0..80usize {
+        let request = if i % 2 == 0 { &hooked } else { &plain };
+        let id = request.envelope.request_id;
+        let record = decision(
+            request,
+            &devices[i % 4],
+            outcomes[(i / 2) % 2],
+            i as u64 + 1,
+            now,
+        );
+        let (shared, start) = (store.shared(), Arc::clone(&start));
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let result = shared.decide(id, record.clone(), true, now).await.unwrap();
+            (id, record, result)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (id, record, result) = task.await.unwrap();
+        if matches!(result, DecideResult::Accepted(_)) {
+            winners.push((id, record));
+        }
+    }
+    assert_eq!(winners.len(), 2, "one winner a request: {winners:?}");
+    let hooked_winner = winners
+        .iter()
+        .find(|(id, _)| *id == hooked.envelope.request_id)
+        .expect("the webhooked request has a winner");
+    let claimed = s
+        .claim_webhook_deliveries(T0 + 10, 10, LEASE, 5)
+        .await
+        .unwrap();
+    let got: Vec<(RequestId, RequestStatus)> =
+        claimed.iter().map(|d| (d.request_id, d.status)).collect();
+    assert_eq!(
+        got,
+        vec![(
+            hooked.envelope.request_id,
+            RequestStatus::from_outcome(hooked_winner.1.outcome)
+        )]
+    );
 }
 
 /// Many concurrent creates for one identity store exactly as many requests
