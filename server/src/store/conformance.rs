@@ -203,10 +203,12 @@ macro_rules! store_conformance_suite {
             a_login_resets_the_failures_but_a_right_code_alone_does_not,
             support_activates_an_unassigned_code_device_once_per_identity,
             an_approved_code_device_request_activates_and_replaces_in_the_decision_s_write,
+            a_code_device_activation_is_not_recorded_for_an_already_decided_request,
             only_the_owner_s_active_code_device_is_deactivated_and_it_stays_so,
         );
         $crate::store_conformance_suite!(@concurrent $fresh;
             exactly_one_of_100_concurrent_decisions_wins,
+            of_concurrent_decisions_on_a_webhooked_request_one_wins_and_queues_one_delivery,
             concurrent_creates_never_exceed_the_pending_cap,
             a_nonce_used_by_many_at_once_is_accepted_once,
             of_many_concurrent_saves_of_one_chip_revision_one_wins,
@@ -1417,6 +1419,78 @@ pub async fn exactly_one_of_100_concurrent_decisions_wins(store: FreshStore) {
     let read = s.request(id).await.unwrap().unwrap();
     assert_eq!(read.decision.as_ref(), Some(winner));
     assert_eq!(read.status, RequestStatus::from_outcome(winner.outcome));
+}
+
+/// Concurrent decisions on one request of a provider with a webhook, and
+/// on one of a provider without (whose decisions may commit with their
+/// writes): one wins each, and exactly the webhooked one queues exactly one
+/// delivery, with the winner's status.
+pub async fn of_concurrent_decisions_on_a_webhooked_request_one_wins_and_queues_one_delivery(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let mut devices = Vec::new();
+    for _ in 0..4 {
+        devices.push(activated(s, &anna, T0).await);
+    }
+    let bank = registered(s, "Danske Bank").await;
+    let quiet = registered(s, "Nordea").await;
+    set_webhook(
+        s,
+        &bank,
+        Some(webhook_of(&bank, "https://bank.example/hook", T0)),
+        T0,
+    )
+    .await;
+    let hooked = created(s, login(anna.id, &bank, T0)).await;
+    let plain = created(s, login(anna.id, &quiet, T0)).await;
+    let now = T0 + 1;
+    let outcomes = [Outcome::Approve, Outcome::Deny];
+    let start = Arc::new(tokio::sync::Barrier::new(80));
+    let mut tasks = Vec::new();
+    for i in 0..80usize {
+        let request = if i % 2 == 0 { &hooked } else { &plain };
+        let id = request.envelope.request_id;
+        let record = decision(
+            request,
+            &devices[i % 4],
+            outcomes[(i / 2) % 2],
+            i as u64 + 1,
+            now,
+        );
+        let (shared, start) = (store.shared(), Arc::clone(&start));
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let result = shared.decide(id, record.clone(), true, now).await.unwrap();
+            (id, record, result)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (id, record, result) = task.await.unwrap();
+        if matches!(result, DecideResult::Accepted(_)) {
+            winners.push((id, record));
+        }
+    }
+    assert_eq!(winners.len(), 2, "one winner a request: {winners:?}");
+    let hooked_winner = winners
+        .iter()
+        .find(|(id, _)| *id == hooked.envelope.request_id)
+        .expect("the webhooked request has a winner");
+    let claimed = s
+        .claim_webhook_deliveries(T0 + 10, 10, LEASE, 5)
+        .await
+        .unwrap();
+    let got: Vec<(RequestId, RequestStatus)> =
+        claimed.iter().map(|d| (d.request_id, d.status)).collect();
+    assert_eq!(
+        got,
+        vec![(
+            hooked.envelope.request_id,
+            RequestStatus::from_outcome(hooked_winner.1.outcome)
+        )]
+    );
 }
 
 /// Many concurrent creates for one identity store exactly as many requests
@@ -5027,6 +5101,56 @@ pub async fn an_approved_code_device_request_activates_and_replaces_in_the_decis
         s.code_device("S2").await.unwrap().unwrap().state,
         CodeDeviceState::Active,
         "a refusal changes nothing else"
+    );
+}
+
+/// The API creates a code device's request and then, in a write of its
+/// own, records the activation waiting for it
+/// ([`Store::request_code_device_activation`]). A phone that decides the
+/// request in between (it is in the pull from its creation's commit on)
+/// finds no activation to apply; the activation recorded after it must
+/// then be refused (the request no longer waits), not left pointing at a
+/// decided request: else the approval is stored and the device is never
+/// activated.
+pub async fn a_code_device_activation_is_not_recorded_for_an_already_decided_request(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    imported(s, &["S2"]).await;
+    let request = created(
+        s,
+        stored(
+            envelope(
+                anna.id,
+                RequestKind::CodeDevice,
+                (SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME),
+                T0,
+            ),
+            None,
+        ),
+    )
+    .await;
+    assert!(s.use_unassigned_code_step("S2", 50).await.unwrap());
+    // The phone approves before the activation is recorded.
+    decided(s, &request, &phone, Outcome::Approve, 1, T0 + 1).await;
+    let recorded = s
+        .request_code_device_activation(
+            "S2",
+            anna.id,
+            request.envelope.request_id,
+            50,
+            crate::access_code::AccessCodeHash::from_stored("$argon2id$y".into()),
+        )
+        .await
+        .unwrap();
+    let device = s.code_device("S2").await.unwrap().unwrap();
+    assert!(
+        !recorded,
+        "an activation recorded for a request already approved is never applied \
+         (device state {:?}, request approved)",
+        device.state
     );
 }
 
