@@ -148,7 +148,9 @@ impl RequestLimits {
         let per_minute = if f.provider_per_minute_overrides.is_empty() {
             None
         } else {
-            f.provider_per_minute_overrides.get(&sp.to_string()).copied()
+            f.provider_per_minute_overrides
+                .get(&sp.to_string())
+                .copied()
         }
         .unwrap_or(f.per_provider_per_minute);
         RequestLimits {

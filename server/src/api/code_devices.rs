@@ -322,7 +322,9 @@ pub(crate) async fn start_app_activation(
         .request_code_device_activation(&serial, identity_id, request.request_id, step, hash)
         .await?;
     if !recorded {
-        // Another activation used a later step of the device in between.
+        // Another activation used a later step of the device in between, or
+        // the phone decided the request before the activation was recorded
+        // (then the cancel finds it decided, and the device stays unassigned).
         state
             .store
             .cancel_request(request.request_id, SELF_SERVICE_PROVIDER_ID, now)

@@ -1897,8 +1897,11 @@ pub trait Store: Send + Sync + 'static {
     /// waits for the approval of request `request_id` (kind `code_device`)
     /// by `identity_id`, started with the codes of step `step` (used just
     /// before by [`Store::use_unassigned_code_step`]); `false` (nothing
-    /// changed) when the device is not unassigned or a later step was used
-    /// since. The decision on the request, in its own write
+    /// changed) when the device is not unassigned, a later step was used
+    /// since, or the request no longer waits (a phone decided it first: it
+    /// is in the pull from its creation on, so an approval applied to
+    /// nothing must not be followed by an activation that is never
+    /// applied). The decision on the request, in its own write
     /// ([`Store::decide`]), activates the device on approval (replacing the
     /// identity's active one, both notified) or forgets the activation.
     async fn request_code_device_activation(

@@ -440,7 +440,10 @@ pub(super) async fn use_unassigned_code_step(
 
 /// The transaction of [`Store::request_code_device_activation`](crate::store::Store::request_code_device_activation):
 /// one conditional update, while the step its start used is still the
-/// device's last.
+/// device's last and the request still waits. It runs `SERIALIZABLE`, as
+/// does the decision on a self-service request: a decision that overlaps
+/// it and did not see the activation conflicts with it (each read what the
+/// other wrote), and PostgreSQL aborts one of the two, which runs again.
 pub(super) async fn request_code_device_activation(
     t: &Tx<'_>,
     serial: &str,
@@ -453,7 +456,8 @@ pub(super) async fn request_code_device_activation(
         t,
         "UPDATE code_devices SET pending_request_id = $2, pending_identity_id = $3, \
          pending_access_code_hash = $4 \
-         WHERE serial = $1 AND state = 'unassigned' AND last_step = $5",
+         WHERE serial = $1 AND state = 'unassigned' AND last_step = $5 \
+         AND EXISTS (SELECT 1 FROM requests WHERE id = $2 AND status = 'pending')",
         &[
             &serial,
             &Col(request_id),

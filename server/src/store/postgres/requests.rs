@@ -880,9 +880,12 @@ pub(super) async fn decide(
     // With it, whether any follow-up applies (an enrolment awaiting this
     // request, a code device's activation, the provider's webhook): most
     // decisions have none, and their writes are then skipped. Read after
-    // the request's lock: an enrolment or a code device's activation names
-    // its request from the request's creation on (same transaction), so
-    // none can appear once the request is locked. A webhook added while
+    // the request's lock: an enrolment names its request from the
+    // request's creation on (same transaction), so none can appear once the
+    // request is locked. A code device's activation is recorded in a write
+    // of its own after the creation, only while the request is pending;
+    // both that write and a self-service decision run SERIALIZABLE, so when
+    // they overlap one of them is aborted and run again. A webhook added while
     // this decision commits may or may not get its delivery, as before
     // (its insert read the webhooks at its own statement's start).
     const DECIDED: &str = "SELECT EXISTS (SELECT 1 FROM decisions WHERE request_id = $1), \

@@ -380,7 +380,8 @@ pub(super) fn request_code_device_activation(
         .prepare_cached(
             "UPDATE code_devices SET pending_request_id = ?2, pending_identity_id = ?3, \
              pending_access_code_hash = ?4 \
-             WHERE serial = ?1 AND state = 'unassigned' AND last_step = ?5",
+             WHERE serial = ?1 AND state = 'unassigned' AND last_step = ?5 \
+             AND EXISTS (SELECT 1 FROM requests WHERE id = ?2 AND status = 'pending')",
         )?
         .execute(params![
             serial,

@@ -243,10 +243,8 @@ pub(super) fn rate_limited(
 // A pull's feed and journal reads with their limits written into the SQL:
 // SQLite plans `LIMIT ?` by the bound value, so binding one expires the
 // statement and every execution would parse and plan it again.
-static FEED_NEWEST_SQL: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| feed_sql("DESC"));
-static FEED_OLDEST_SQL: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| feed_sql("ASC"));
+static FEED_NEWEST_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| feed_sql("DESC"));
+static FEED_OLDEST_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| feed_sql("ASC"));
 static RECENT_DECISIONS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
@@ -329,10 +327,7 @@ pub(super) fn pull_snapshot(
             continue;
         };
         let after = feed.at(i);
-        let rows = feed_read.query_map(
-            params![Col(auth.identity_id), i64_of(after)],
-            event_row,
-        )?;
+        let rows = feed_read.query_map(params![Col(auth.identity_id), i64_of(after)], event_row)?;
         let mut list = rows.collect::<rusqlite::Result<Vec<_>>>()?;
         if newest {
             list.reverse();
