@@ -349,4 +349,23 @@ mod tests {
             .unwrap();
         assert_eq!(level, 2, "FULL again after an unsynced batch");
     }
+
+    #[tokio::test]
+    async fn the_writer_checkpoints_at_its_own_interval_and_stays_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap();
+        let (pages, journal, level): (i64, String, i64) = store
+            .write(|c| {
+                Ok((
+                    c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?,
+                    c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+                    c.query_row("PRAGMA synchronous", [], |r| r.get(0))?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(pages, WAL_AUTOCHECKPOINT_PAGES);
+        assert_eq!(journal, "wal");
+        assert_eq!(level, 2, "synchronous=FULL");
+    }
 }
