@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Which SQLite pages a plain login writes, and the server's syscalls per
+# login (docs/benchmarks.md, "Third pass"). Starts a release eid-server of its
+# own (flood limits off, fresh data folder), runs WARM plain logins, then
+# holds a read snapshot with the sqlite3 shell (so no checkpoint can reset
+# the WAL) while eid-loadgen runs LOGINS more, and reads the WAL's frame
+# headers: frames per login and per commit, and each frame's B-tree (from
+# `dbstat`). Syscalls come from `perf stat` on the server during those
+# logins. Needs sqlite3 (with dbstat), python3 and perf.
+#
+#   scripts/wal-pages.sh [logins] [warm]     (default 3000 after 4000)
+#
+# BIN=DIR takes eid-server and eid-loadgen from DIR without building.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-3000}
+warm=${2:-4000}
+if [ -n "${BIN:-}" ]; then
+  bin=$BIN
+else
+  cargo build --locked --release -p eid-server -p eid-loadgen >/dev/null
+  bin=${CARGO_TARGET_DIR:-target}/release
+fi
+echo "gauge: $(openssl speed -seconds 3 ecdsap256 2>/dev/null | awk '/^ *256 bits ecdsa/ {print $(NF-1) " signatures/s (P-256, one core)"}')"
+work=$(mktemp -d)
+port=$((20000 + RANDOM % 20000))
+EID_SERVER_DATA_DIR="$work" EID_SERVER_LISTEN="127.0.0.1:$port" \
+  EID_SERVER_FLOODS__PER_IDENTITY_PER_MINUTE=0 \
+  EID_SERVER_FLOODS__PER_IDENTITY_PER_HOUR=0 \
+  EID_SERVER_FLOODS__PER_PROVIDER_PER_MINUTE=0 \
+  EID_SERVER_FLOODS__PER_ADDRESS__PER_MINUTE=0 \
+  "$bin/eid-server" >"$work/server.log" 2>&1 &
+server=$!
+reader=
+trap 'kill $server 2>/dev/null || true; [ -z "$reader" ] || kill $reader 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 50); do
+  curl -skf "https://127.0.0.1:$port/healthz" >/dev/null && break
+  sleep 0.2
+done
+pin=$(grep -o 'sha256/[A-Za-z0-9+/=]*' "$work/server.log" | head -1)
+logins() {
+  EID_SERVER="https://127.0.0.1:$port" EID_SPKI_PIN="$pin" \
+    EID_ADMIN_TOKEN_FILE="$work/admin-token" \
+    "$bin/eid-loadgen" --flow plain --phones 64 --http2 --duration-secs 300 \
+    --json --max-logins "$1"
+}
+logins "$warm" >/dev/null
+db="$work/eid-server.sqlite3"
+# The snapshot: the shell's stdin stays open (and its transaction with it)
+# until the fifo's writer is killed.
+mkfifo "$work/hold"
+sqlite3 "$db" <"$work/hold" >/dev/null &
+exec 3>"$work/hold"
+reader=$!
+echo "BEGIN; SELECT count(*) FROM sqlite_schema;" >&3
+sleep 0.5
+start=$(stat -c %s "$db-wal")
+perf stat -x, -e 'syscalls:sys_enter_pwrite64,syscalls:sys_enter_pread64,syscalls:sys_enter_getrandom,syscalls:sys_enter_writev,syscalls:sys_enter_fcntl,syscalls:sys_enter_write,syscalls:sys_enter_fsync,syscalls:sys_enter_futex' \
+  -p "$server" -o "$work/perf.csv" &
+perf=$!
+sleep 0.3
+out=$(logins "$n")
+kill -INT $perf
+wait $perf 2>/dev/null || true
+end=$(stat -c %s "$db-wal")
+exec 3>&-
+wait "$reader" 2>/dev/null || true
+reader=
+python3 - "$db" "$start" "$end" "$out" "$work/perf.csv" <<'PY'
+import collections, json, sqlite3, struct, sys
+db, start, end, out, perf = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+r = json.loads(out)
+logins = max(r['logins'], 1)
+page = sqlite3.connect(db).execute('PRAGMA page_size').fetchone()[0]
+frame = 24 + page
+with open(db + '-wal', 'rb') as f:
+    f.seek(start)
+    wal = f.read(end - start)
+frames = [struct.unpack('>II', wal[i:i + 8]) for i in range(0, len(wal) - frame + 1, frame)]
+commits = sum(1 for _, c in frames if c)
+print(f"{r['logins']} plain logins, {r['logins_per_sec']:.0f}/s, {r['errors']} errors "
+      f"(including a set-up of 64 identities)")
+print(f"WAL frames per login {len(frames) / logins:.2f}, logins per commit {logins / max(commits, 1):.2f} (durable and unsynced commits)")
+owner = {}
+for name, pageno, kind in sqlite3.connect(db).execute('SELECT name, pageno, pagetype FROM dbstat'):
+    owner[pageno] = f'{name} ({kind})'
+for name, count in collections.Counter(owner.get(p, f'page {p}') for p, _ in frames).most_common(16):
+    print(f'  {count / logins:6.3f} per login  {name}')
+print('syscalls per login:')
+for line in open(perf):
+    parts = line.strip().split(',')
+    if len(parts) > 2 and parts[0].isdigit():
+        print(f"  {parts[2].split('sys_enter_')[-1]:10} {int(parts[0]) / logins:6.2f}")
+PY
