@@ -37,7 +37,7 @@ impl App {
         // cursor, so a flood between two pulls arrives over the next ones.
         let (events_after, decisions_after) = {
             let store = lock(&self.inner.store)?;
-            (store.feed_cursors(&ids)?, store.decision_cursors(&ids)?)
+            store.cursors(&ids)?
         };
         let body = serde_json::to_vec(&PullRequest {
             authenticator_ids: ids.clone(),

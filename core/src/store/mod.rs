@@ -279,7 +279,15 @@ impl Store {
     }
 
     fn configure(conn: &mut Connection) -> Result<()> {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // WAL is kept in the database file: set only where it is not yet
+        // (a new file, or one from before WAL). Reading it costs what the
+        // setting did (the first statement reads the schema); setting it
+        // again on a WAL file changed nothing.
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        // Per connection, so on every open.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -287,8 +295,13 @@ impl Store {
         // the other calls too, so none is parsed again on every call.
         conn.set_prepared_statement_cache_capacity(64);
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let migrations: Migrations<'_> = MIGRATIONS.iter().map(|sql| M::up(sql)).collect();
-        migrations.to_latest(conn)?;
+        // Up to date (every open but the first after an update): nothing to
+        // migrate, and `to_latest` would only read the version again.
+        // Anything else (older, or newer than this build) goes through it.
+        if version != i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX) {
+            let migrations: Migrations<'_> = MIGRATIONS.iter().map(|sql| M::up(sql)).collect();
+            migrations.to_latest(conn)?;
+        }
         // Decisions without a journal entry exist only in a database from
         // before the journal (migration 5): every later decision is journaled
         // in its own commit. Looking for them on every open cost a scan of
