@@ -63,10 +63,7 @@ impl Store {
         let rows = self.feed_rows()?;
         for (id, events, notify) in pulled {
             let key = id.to_string();
-            let stored: Option<(i64, bool)> = rows
-                .iter()
-                .find(|r| r.0 == key)
-                .map(|r| (r.1, r.3));
+            let stored: Option<(i64, bool)> = rows.iter().find(|r| r.0 == key).map(|r| (r.1, r.3));
             let (cursor, stored_notify) = stored.map_or((0, false), |(c, n)| (to_u64(c), n));
             let fresh: Vec<&FeedEvent> = events.iter().filter(|e| e.event_id > cursor).collect();
             if fresh.is_empty() && stored.is_some() && stored_notify == *notify {
@@ -77,7 +74,8 @@ impl Store {
         if changed.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.transaction()?;
+        // A savepoint: part of the pull's transaction.
+        let tx = self.conn.savepoint()?;
         for (id, fresh, notify, cursor) in changed {
             let id = id.to_string();
             for e in &fresh {

@@ -312,6 +312,28 @@ impl Store {
         Ok(())
     }
 
+    /// Runs `f` in one transaction, committed if it returns `Ok` and rolled
+    /// back otherwise. The pull stores what it brought this way: its writes
+    /// (each in a savepoint) share one write lock and one commit instead of
+    /// one each.
+    pub(crate) fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        self.conn.prepare_cached("BEGIN")?.execute([])?;
+        let result = f(self);
+        let ended = match &result {
+            Ok(_) => (|| self.conn.prepare_cached("COMMIT")?.execute([]).map(drop))(),
+            Err(_) => Ok(()),
+        };
+        if !self.conn.is_autocommit() {
+            // `f` failed, or the commit did: nothing of `f` is kept.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        ended?;
+        result
+    }
+
     /// Runs `f` with `synchronous=NORMAL` (commits not flushed at once), and
     /// restores `FULL` afterwards whatever `f` returned.
     fn without_fsync<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
@@ -443,6 +465,35 @@ mod tests {
         let failed: Result<()> = s.without_fsync(|_| Err(Error::UnknownAuthenticator));
         assert!(failed.is_err());
         assert_eq!(sync(&s), 2);
+    }
+
+    #[test]
+    fn a_failed_step_in_a_transaction_keeps_none_of_it() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.insert_authenticator(&sample_authenticator(), &sample_wrapped())
+            .unwrap();
+        let counter = |s: &Store| -> i64 {
+            s.conn
+                .query_row("SELECT decision_counter FROM accounts", [], |r| r.get(0))
+                .unwrap()
+        };
+        let bump = |s: &mut Store| -> Result<()> {
+            s.conn.execute(
+                "UPDATE accounts SET decision_counter = decision_counter + 1",
+                [],
+            )?;
+            Ok(())
+        };
+        let failed: Result<()> = s.in_transaction(|s| {
+            bump(s)?;
+            Err(Error::UnknownAuthenticator)
+        });
+        assert!(failed.is_err());
+        assert!(s.conn.is_autocommit());
+        assert_eq!(counter(&s), 0);
+        s.in_transaction(|s| bump(s)).unwrap();
+        assert!(s.conn.is_autocommit());
+        assert_eq!(counter(&s), 1);
     }
 
     /// The permission bits in octal, as `ls -l` readers think of them.
