@@ -232,7 +232,11 @@ fn make_private(path: &Path) -> std::io::Result<()> {
             use std::os::unix::fs::DirBuilderExt;
             folder.mode(0o700);
         }
-        folder.create(parent)?;
+        // The app's folder is there on every open but the first: one stat
+        // instead of a refused mkdir and a stat.
+        if !parent.is_dir() {
+            folder.create(parent)?;
+        }
     }
     let mut file = std::fs::OpenOptions::new();
     file.write(true).create(true).truncate(false);
@@ -245,12 +249,18 @@ fn make_private(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
+        // Changed only where not yet 0600: a stat is cheaper than a chmod,
+        // which writes the inode (its change time) even when the mode stays.
         let private = std::fs::Permissions::from_mode(0o600);
-        file.set_permissions(private.clone())?;
+        let wider = |m: &std::fs::Metadata| m.permissions().mode() & 0o7777 != 0o600;
+        if wider(&file.metadata()?) {
+            file.set_permissions(private.clone())?;
+        }
         for suffix in ["-wal", "-shm"] {
             let mut side = path.as_os_str().to_owned();
             side.push(suffix);
-            match std::fs::set_permissions(&side, private.clone()) {
+            match std::fs::metadata(&side) {
+                Ok(m) if wider(&m) => std::fs::set_permissions(&side, private.clone())?,
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
