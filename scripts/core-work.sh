@@ -5,7 +5,7 @@
 # (its control fifo), so set-up, request creation and the PIN unlock before an
 # approval are left out. Counts are of both sides together.
 #
-#   scripts/core-work.sh [OP...]     OP: cold warm warm_no_requests approve
+#   scripts/core-work.sh [OP...]     OP: cold cold_closed warm warm_no_requests approve
 #   N=500 scripts/core-work.sh warm  (iterations, default 200)
 #
 # Needs perf with syscall tracepoints and libc uprobes (root). The figures
