@@ -165,9 +165,12 @@ fn main() {
         other => panic!("unknown operation {other}"),
     }
     c.each.sort();
-    let median = c.each.get(c.each.len() / 2).map_or(String::new(), |m| {
-        format!(", median {:.1} µs", m.as_secs_f64() * 1e6)
-    });
+    let median = c
+        .each
+        .get(c.each.len() / 2)
+        .map_or(String::new(), |m| {
+            format!(", median {:.1} µs", m.as_secs_f64() * 1e6)
+        });
     eprintln!(
         "{op}: {n} iterations, {:.1} µs wall per operation{median}",
         c.total.as_secs_f64() * 1e6 / n as f64
