@@ -5,13 +5,13 @@
 # (its control fifo), so set-up, request creation and the PIN unlock before an
 # approval are left out. Counts are of both sides together.
 #
-#   scripts/core-work.sh [OP...]     OP: cold warm warm_no_requests approve
+#   scripts/core-work.sh [OP...]     OP: cold cold_closed warm warm_no_requests approve
 #   N=500 scripts/core-work.sh warm  (iterations, default 200)
 #
 # Needs perf with syscall tracepoints and libc uprobes (root). The figures
 # per operation: CPU time (task-clock, all threads of both sides), the wall
-# time the example measured (mean and median), fsync + fdatasync calls, TCP connects and malloc
-# calls. Printed beside the gauge `openssl speed ecdsap256`.
+# time the example measured (mean and median), fsync + fdatasync calls, TCP connects, fcntl
+# calls (SQLite's file and WAL locks: a few per transaction) and malloc calls. Printed beside the gauge `openssl speed ecdsap256`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ops=("$@")
@@ -37,9 +37,9 @@ count() { # op name events
     perf stat -x, -o "$tmp/$2.csv" --delay=-1 --control "fifo:$tmp/ctl,$tmp/ack" \
     -e "$3" -- "$bin" "$1" "$n" 2>"$tmp/$2.err"
 }
-printf '%-18s %9s %9s %9s %7s %8s %9s\n' op cpu_us wall_us wall_med fsyncs connects mallocs
+printf '%-18s %9s %9s %9s %7s %8s %7s %9s\n' op cpu_us wall_us wall_med fsyncs connects fcntls mallocs
 for op in "${ops[@]}"; do
-  count "$op" "$op.time" task-clock,syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync,syscalls:sys_enter_connect
+  count "$op" "$op.time" task-clock,syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync,syscalls:sys_enter_connect,syscalls:sys_enter_fcntl
   count "$op" "$op.alloc" probe_libc:malloc
   wall=$(sed -n 's/.*iterations, \([0-9.]*\) µs wall.*/\1/p' "$tmp/$op.time.err")
   med=$(sed -n 's/.*, median \([0-9.]*\) µs.*/\1/p' "$tmp/$op.time.err")
@@ -47,8 +47,9 @@ for op in "${ops[@]}"; do
     /task-clock/ {cpu = $1 * 1000 / n}
     /sys_enter_fsync|sys_enter_fdatasync/ {f += $1 / n}
     /sys_enter_connect/ {c = $1 / n}
+    /sys_enter_fcntl/ {l = $1 / n}
     /probe_libc:malloc/ {m = $1 / n}
-    END {printf "%-18s %9.1f %9s %9s %7.2f %8.2f %9.0f\n", op, cpu, wall, med, f, c, m}
+    END {printf "%-18s %9.1f %9s %9s %7.2f %8.2f %7.1f %9.0f\n", op, cpu, wall, med, f, c, l, m}
   '
 done
 echo "gauge: $(openssl speed -seconds 3 ecdsap256 2>/dev/null | awk '/^ *256 bits ecdsa/ {print $(NF-1) " signs/s"}') (openssl speed -seconds 3 ecdsap256)"

@@ -4,7 +4,7 @@
 //! operation (`docs/benchmarks.md`, "Counting the work").
 //!
 //! `cargo run --release -p eid-benches --example work -- OP ITERATIONS`,
-//! OP one of `cold`, `warm`, `warm_no_requests`, `approve`. With
+//! OP one of `cold`, `cold_closed`, `warm`, `warm_no_requests`, `approve`. With
 //! `EID_PERF_CTL=<control fifo>` and `EID_PERF_ACK=<ack fifo>` (perf stat's
 //! `--control fifo:CTL,ACK --delay=-1`), the counters run only while the
 //! operation does; without them the example times the operations alone.
@@ -109,6 +109,24 @@ fn main() {
             }
             c.off();
             drop(opened);
+        }
+        "cold_closed" => {
+            // As the criterion bench: each core is dropped (its connection
+            // closed, so the WAL is checkpointed and removed) before the next
+            // opens, with the counters off while it closes.
+            rt.block_on(f.refill(PENDING_PER_AUTHENTICATOR)).unwrap();
+            drop(rt.block_on(f.open_phone().unwrap().refresh()).unwrap());
+            for _ in 0..n {
+                c.on();
+                let (phone, views) = c.time(|| {
+                    let phone = f.open_phone().unwrap();
+                    let views = rt.block_on(phone.refresh()).unwrap();
+                    (phone, views)
+                });
+                c.off();
+                assert_eq!(views.len(), expected);
+                drop(phone);
+            }
         }
         "warm" | "warm_no_requests" => {
             let pending = if op == "warm" {

@@ -25,7 +25,9 @@ use eid_protocol::{AuthenticatorId, EnrolmentProof, Signature};
 use zeroize::Zeroizing;
 
 use crate::error::InternalError;
-use crate::store::{AuthenticatorRow, DeviceEnrolmentRow, EnrolmentAnswer, PendingEnrolmentRow};
+use crate::store::{
+    AuthenticatorRow, DeviceEnrolmentRow, EnrolmentAnswer, PendingEnrolmentRow, Store,
+};
 use crate::{App, AuthenticatorInfo, AuthenticatorState, Error, Inner, Result, blocking, lock};
 
 /// A device enrolment of this phone, as the new phone shows it.
@@ -101,7 +103,7 @@ fn view(user_id: &str, a: &EnrolmentAnswer) -> DeviceEnrolment {
 /// Stores the new devices each pulled authenticator's identity is getting (only
 /// for active authenticators; the others' are cleared).
 pub(crate) fn store_pulled(
-    inner: &Inner,
+    store: &mut Store,
     shown: &[(AuthenticatorId, AuthenticatorState)],
     pulled: &[PulledAccount],
 ) -> Result<()> {
@@ -127,7 +129,7 @@ pub(crate) fn store_pulled(
             (*id, rows)
         })
         .collect();
-    lock(&inner.store)?.replace_device_enrolments(&rows)
+    store.replace_device_enrolments(&rows)
 }
 
 impl Inner {

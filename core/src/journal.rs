@@ -166,7 +166,8 @@ pub(crate) fn reconcile(
     if pulled.iter().all(|(_, d)| d.is_empty()) {
         return Ok(0);
     }
-    let tx = conn.transaction()?;
+    // A savepoint: part of the pull's transaction.
+    let tx = conn.savepoint()?;
     let mut raised = 0;
     for (authenticator, decisions) in pulled {
         // The next pull goes on after the highest decision compared now.

@@ -37,7 +37,7 @@ impl App {
         // cursor, so a flood between two pulls arrives over the next ones.
         let (events_after, decisions_after) = {
             let store = lock(&self.inner.store)?;
-            (store.feed_cursors(&ids)?, store.decision_cursors(&ids)?)
+            store.cursors(&ids)?
         };
         let body = serde_json::to_vec(&PullRequest {
             authenticator_ids: ids.clone(),
@@ -116,18 +116,15 @@ impl App {
             rows.push((id, state, stored));
             kept_envelopes.push((id, envelopes));
         }
-        lock(&self.inner.store)?.apply_pull_rows(&rows, resp.server_time_ms, wall)?;
         let shown: Vec<(AuthenticatorId, AuthenticatorState)> =
             rows.iter().map(|(id, state, _)| (*id, *state)).collect();
-        enrolment::store_pulled(&self.inner, &shown, &resp.accounts)?;
         // The security feed, for every authenticator (a locked or blocked one
-        // most of all): stored with its cursor in one transaction.
+        // most of all).
         let feeds: Vec<(AuthenticatorId, &[wire::FeedEvent], bool)> = resp
             .accounts
             .iter()
             .map(|p| (p.authenticator_id, p.events.as_slice(), p.notify_every_use))
             .collect();
-        lock(&self.inner.store)?.apply_feed(&feeds)?;
         // The device journal against the server's decisions (every authenticator
         // pulled, whatever its state).
         let decisions: Vec<(AuthenticatorId, &[wire::PulledDecision])> = resp
@@ -135,11 +132,22 @@ impl App {
             .iter()
             .map(|p| (p.authenticator_id, p.decisions.as_slice()))
             .collect();
-        let raised = journal::reconcile(&mut lock(&self.inner.store)?.conn, &decisions, wall)?;
+        // Everything the pull brought is stored in one transaction: the
+        // requests, the new devices, the feed with its cursor, the journal's
+        // alarms with the decisions cursor and the user IDs and contact
+        // changes; all or, if any step fails, none (the next pull brings it
+        // again). One write lock and one commit instead of one per step.
+        let raised = lock(&self.inner.store)?.in_transaction(|store| {
+            store.apply_pull_rows(&rows, resp.server_time_ms, wall)?;
+            enrolment::store_pulled(store, &shown, &resp.accounts)?;
+            store.apply_feed(&feeds)?;
+            let raised = journal::reconcile(&mut store.conn, &decisions, wall)?;
+            App::store_authenticator_details(store, &resp.accounts)?;
+            Ok(raised)
+        })?;
         if raised > 0 {
             tracing::warn!(raised, "the server holds decisions this phone never signed");
         }
-        self.store_authenticator_details(&resp.accounts)?;
         let mut shown = lock(&self.inner.shown)?;
         for (id, keep) in &kept_envelopes {
             shown.retain(|(a, r), _| a != id || keep.iter().any(|e| e.envelope.request_id == *r));

@@ -10,6 +10,7 @@ use eid_protocol::wire::{
 use eid_protocol::{AuthenticatorId, ChangeId};
 
 use crate::error::{Error, Result};
+use crate::store::Store;
 use crate::{App, lock};
 
 /// Longest user ID the core accepts from a pull (the server's rules allow 40).
@@ -98,7 +99,10 @@ impl App {
 
     /// Stores the user IDs and open contact changes of a pull (authenticators the
     /// server locked are skipped: their keys are gone).
-    pub(crate) fn store_authenticator_details(&self, pulled: &[PulledAccount]) -> Result<()> {
+    pub(crate) fn store_authenticator_details(
+        store: &mut Store,
+        pulled: &[PulledAccount],
+    ) -> Result<()> {
         let rows: Vec<_> = pulled
             .iter()
             .filter(|p| p.state != ServerAccountState::Locked)
@@ -111,6 +115,6 @@ impl App {
                 (p.authenticator_id, user_id, p.contact_changes.as_slice())
             })
             .collect();
-        lock(&self.inner.store)?.apply_authenticator_details(&rows)
+        store.apply_authenticator_details(&rows)
     }
 }

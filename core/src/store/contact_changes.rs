@@ -17,7 +17,8 @@ impl Store {
         &mut self,
         pulled: &[(AuthenticatorId, Option<&str>, &[PulledContactChange])],
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        // A savepoint: part of the pull's transaction.
+        let tx = self.conn.savepoint()?;
         for (id, user_id, changes) in pulled {
             let id = id.to_string();
             if let Some(user_id) = user_id {

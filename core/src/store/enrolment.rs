@@ -95,7 +95,8 @@ impl Store {
         &mut self,
         pulled: &[(AuthenticatorId, Vec<DeviceEnrolmentRow>)],
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        // A savepoint: part of the pull's transaction.
+        let tx = self.conn.savepoint()?;
         for (authenticator, rows) in pulled {
             tx.prepare_cached("DELETE FROM device_enrolments WHERE authenticator_id = ?1")?
                 .execute([authenticator.to_string()])?;

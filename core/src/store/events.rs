@@ -16,34 +16,38 @@ const MAX_STORED_FEED_EVENTS: i64 = 200;
 
 impl Store {
     /// The feed cursor of each authenticator (0 when none yet).
+    #[cfg(test)]
     pub(crate) fn feed_cursors(&self, ids: &[AuthenticatorId]) -> Result<Vec<u64>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT cursor FROM account_feed WHERE authenticator_id = ?1")?;
-        ids.iter()
-            .map(|id| {
-                Ok(stmt
-                    .query_row([id.to_string()], |r| r.get::<_, i64>(0))
-                    .optional()?
-                    .map_or(0, to_u64))
-            })
-            .collect()
+        Ok(self.cursors(ids)?.0)
     }
 
-    /// Per authenticator, the highest server decision `seq` already reconciled
-    /// with the journal (0 when none).
-    pub(crate) fn decision_cursors(&self, ids: &[AuthenticatorId]) -> Result<Vec<u64>> {
+    /// Per authenticator, the feed cursor and the highest server decision
+    /// `seq` already reconciled with the journal (0 when none), in one
+    /// statement: each statement run outside a transaction is a read
+    /// transaction of its own (the WAL read lock taken and released, the
+    /// file size read), and the table holds one row per authenticator on
+    /// this phone.
+    pub(crate) fn cursors(&self, ids: &[AuthenticatorId]) -> Result<(Vec<u64>, Vec<u64>)> {
+        let stored = self.feed_rows()?;
+        let mut events = Vec::with_capacity(ids.len());
+        let mut decisions = Vec::with_capacity(ids.len());
+        for id in ids {
+            let id = id.to_string();
+            let row = stored.iter().find(|r| r.0 == id);
+            events.push(row.map_or(0, |r| to_u64(r.1)));
+            decisions.push(row.map_or(0, |r| to_u64(r.2)));
+        }
+        Ok((events, decisions))
+    }
+
+    /// Every authenticator's feed row: id, feed cursor, decisions cursor
+    /// and the "notify me on every use" setting.
+    fn feed_rows(&self) -> Result<Vec<(String, i64, i64, bool)>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT decisions_cursor FROM account_feed WHERE authenticator_id = ?1",
+            "SELECT authenticator_id, cursor, decisions_cursor, notify_every_use FROM account_feed",
         )?;
-        ids.iter()
-            .map(|id| {
-                Ok(stmt
-                    .query_row([id.to_string()], |r| r.get::<_, i64>(0))
-                    .optional()?
-                    .map_or(0, to_u64))
-            })
-            .collect()
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Stores pulled feed events and settings in one transaction, advancing
@@ -54,14 +58,12 @@ impl Store {
         pulled: &[(AuthenticatorId, &[FeedEvent], bool)],
     ) -> Result<()> {
         let mut changed = Vec::new();
+        // All rows in one statement (one read transaction, not one per
+        // authenticator).
+        let rows = self.feed_rows()?;
         for (id, events, notify) in pulled {
-            let stored: Option<(i64, bool)> = self
-                .conn
-                .prepare_cached(
-                    "SELECT cursor, notify_every_use FROM account_feed WHERE authenticator_id = ?1",
-                )?
-                .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
+            let key = id.to_string();
+            let stored: Option<(i64, bool)> = rows.iter().find(|r| r.0 == key).map(|r| (r.1, r.3));
             let (cursor, stored_notify) = stored.map_or((0, false), |(c, n)| (to_u64(c), n));
             let fresh: Vec<&FeedEvent> = events.iter().filter(|e| e.event_id > cursor).collect();
             if fresh.is_empty() && stored.is_some() && stored_notify == *notify {
@@ -72,7 +74,8 @@ impl Store {
         if changed.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.transaction()?;
+        // A savepoint: part of the pull's transaction.
+        let tx = self.conn.savepoint()?;
         for (id, fresh, notify, cursor) in changed {
             let id = id.to_string();
             for e in &fresh {

@@ -232,7 +232,11 @@ fn make_private(path: &Path) -> std::io::Result<()> {
             use std::os::unix::fs::DirBuilderExt;
             folder.mode(0o700);
         }
-        folder.create(parent)?;
+        // The app's folder is there on every open but the first: one stat
+        // instead of a refused mkdir and a stat.
+        if !parent.is_dir() {
+            folder.create(parent)?;
+        }
     }
     let mut file = std::fs::OpenOptions::new();
     file.write(true).create(true).truncate(false);
@@ -245,12 +249,18 @@ fn make_private(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
+        // Changed only where not yet 0600: a stat is cheaper than a chmod,
+        // which writes the inode (its change time) even when the mode stays.
         let private = std::fs::Permissions::from_mode(0o600);
-        file.set_permissions(private.clone())?;
+        let wider = |m: &std::fs::Metadata| m.permissions().mode() & 0o7777 != 0o600;
+        if wider(&file.metadata()?) {
+            file.set_permissions(private.clone())?;
+        }
         for suffix in ["-wal", "-shm"] {
             let mut side = path.as_os_str().to_owned();
             side.push(suffix);
-            match std::fs::set_permissions(&side, private.clone()) {
+            match std::fs::metadata(&side) {
+                Ok(m) if wider(&m) => std::fs::set_permissions(&side, private.clone())?,
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
@@ -279,7 +289,15 @@ impl Store {
     }
 
     fn configure(conn: &mut Connection) -> Result<()> {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // WAL is kept in the database file: set only where it is not yet
+        // (a new file, or one from before WAL). Reading it costs what the
+        // setting did (the first statement reads the schema); setting it
+        // again on a WAL file changed nothing.
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        // Per connection, so on every open.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -287,8 +305,13 @@ impl Store {
         // the other calls too, so none is parsed again on every call.
         conn.set_prepared_statement_cache_capacity(64);
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let migrations: Migrations<'_> = MIGRATIONS.iter().map(|sql| M::up(sql)).collect();
-        migrations.to_latest(conn)?;
+        // Up to date (every open but the first after an update): nothing to
+        // migrate, and `to_latest` would only read the version again.
+        // Anything else (older, or newer than this build) goes through it.
+        if version != i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX) {
+            let migrations: Migrations<'_> = MIGRATIONS.iter().map(|sql| M::up(sql)).collect();
+            migrations.to_latest(conn)?;
+        }
         // Decisions without a journal entry exist only in a database from
         // before the journal (migration 5): every later decision is journaled
         // in its own commit. Looking for them on every open cost a scan of
@@ -297,6 +320,28 @@ impl Store {
             crate::journal::backfill(conn)?;
         }
         Ok(())
+    }
+
+    /// Runs `f` in one transaction, committed if it returns `Ok` and rolled
+    /// back otherwise. The pull stores what it brought this way: its writes
+    /// (each in a savepoint) share one write lock and one commit instead of
+    /// one each.
+    pub(crate) fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        self.conn.prepare_cached("BEGIN")?.execute([])?;
+        let result = f(self);
+        let ended = match &result {
+            Ok(_) => (|| self.conn.prepare_cached("COMMIT")?.execute([]).map(drop))(),
+            Err(_) => Ok(()),
+        };
+        if !self.conn.is_autocommit() {
+            // `f` failed, or the commit did: nothing of `f` is kept.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        ended?;
+        result
     }
 
     /// Runs `f` with `synchronous=NORMAL` (commits not flushed at once), and
@@ -430,6 +475,35 @@ mod tests {
         let failed: Result<()> = s.without_fsync(|_| Err(Error::UnknownAuthenticator));
         assert!(failed.is_err());
         assert_eq!(sync(&s), 2);
+    }
+
+    #[test]
+    fn a_failed_step_in_a_transaction_keeps_none_of_it() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.insert_authenticator(&sample_authenticator(), &sample_wrapped())
+            .unwrap();
+        let counter = |s: &Store| -> i64 {
+            s.conn
+                .query_row("SELECT decision_counter FROM accounts", [], |r| r.get(0))
+                .unwrap()
+        };
+        let bump = |s: &mut Store| -> Result<()> {
+            s.conn.execute(
+                "UPDATE accounts SET decision_counter = decision_counter + 1",
+                [],
+            )?;
+            Ok(())
+        };
+        let failed: Result<()> = s.in_transaction(|s| {
+            bump(s)?;
+            Err(Error::UnknownAuthenticator)
+        });
+        assert!(failed.is_err());
+        assert!(s.conn.is_autocommit());
+        assert_eq!(counter(&s), 0);
+        s.in_transaction(|s| bump(s)).unwrap();
+        assert!(s.conn.is_autocommit());
+        assert_eq!(counter(&s), 1);
     }
 
     /// The permission bits in octal, as `ls -l` readers think of them.

@@ -86,7 +86,9 @@ impl Store {
         server_time_ms: u64,
         received_wall_ms: u64,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        // A savepoint: a transaction of its own, or part of the caller's
+        // (the pull stores everything in one, see `Store::in_transaction`).
+        let tx = self.conn.savepoint()?;
         for (id, state, rows) in pulled {
             let id = id.to_string();
             tx.prepare_cached(
