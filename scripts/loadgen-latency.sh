@@ -11,27 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 flow=${1:-plain}
 secs=${2:-10}
-cargo build --locked --release -p eid-server -p eid-loadgen >/dev/null
-echo "gauge: $(openssl speed -seconds 3 ecdsap256 2>/dev/null | awk '/^ *256 bits ecdsa/ {print $(NF-1) " signatures/s (P-256, one core)"}')"
-work=$(mktemp -d)
-port=$((20000 + RANDOM % 20000))
-EID_SERVER_DATA_DIR="$work" EID_SERVER_LISTEN="127.0.0.1:$port" \
-  EID_SERVER_FLOODS__PER_IDENTITY_PER_MINUTE=0 \
-  EID_SERVER_FLOODS__PER_IDENTITY_PER_HOUR=0 \
-  EID_SERVER_FLOODS__PER_PROVIDER_PER_MINUTE=0 \
-  EID_SERVER_FLOODS__PER_ADDRESS__PER_MINUTE=0 \
-  target/release/eid-server >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 50); do
-  curl -skf "https://127.0.0.1:$port/healthz" >/dev/null && break
-  sleep 0.2
-done
-pin=$(grep -o 'sha256/[A-Za-z0-9+/=]*' "$work/server.log" | head -1)
+. scripts/lib/bench-server.sh
+bench_bins
+bench_gauge
+bench_server
 load() {
   EID_SERVER="https://127.0.0.1:$port" EID_SPKI_PIN="$pin" \
     EID_ADMIN_TOKEN_FILE="$work/admin-token" \
-    target/release/eid-loadgen --flow "$flow" --phones 64 --http2 \
+    "$bin/eid-loadgen" --flow "$flow" --phones 64 --http2 \
     --duration-secs "$secs" --json "$@"
 }
 report() {

@@ -15,29 +15,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-3000}
 warm=${2:-4000}
-if [ -n "${BIN:-}" ]; then
-  bin=$BIN
-else
-  cargo build --locked --release -p eid-server -p eid-loadgen >/dev/null
-  bin=${CARGO_TARGET_DIR:-target}/release
-fi
-echo "gauge: $(openssl speed -seconds 3 ecdsap256 2>/dev/null | awk '/^ *256 bits ecdsa/ {print $(NF-1) " signatures/s (P-256, one core)"}')"
-work=$(mktemp -d)
-port=$((20000 + RANDOM % 20000))
-EID_SERVER_DATA_DIR="$work" EID_SERVER_LISTEN="127.0.0.1:$port" \
-  EID_SERVER_FLOODS__PER_IDENTITY_PER_MINUTE=0 \
-  EID_SERVER_FLOODS__PER_IDENTITY_PER_HOUR=0 \
-  EID_SERVER_FLOODS__PER_PROVIDER_PER_MINUTE=0 \
-  EID_SERVER_FLOODS__PER_ADDRESS__PER_MINUTE=0 \
-  "$bin/eid-server" >"$work/server.log" 2>&1 &
-server=$!
+. scripts/lib/bench-server.sh
+bench_bins
+bench_gauge
 reader=
-trap 'kill $server 2>/dev/null || true; [ -z "$reader" ] || kill $reader 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 50); do
-  curl -skf "https://127.0.0.1:$port/healthz" >/dev/null && break
-  sleep 0.2
-done
-pin=$(grep -o 'sha256/[A-Za-z0-9+/=]*' "$work/server.log" | head -1)
+on_exit() { [ -z "$reader" ] || kill "$reader" 2>/dev/null || true; }
+bench_server
 logins() {
   EID_SERVER="https://127.0.0.1:$port" EID_SPKI_PIN="$pin" \
     EID_ADMIN_TOKEN_FILE="$work/admin-token" \
