@@ -5,7 +5,7 @@
 //! Publishing never blocks a request: messages queue to a task that sends
 //! them (`pg_notify`) on a pooled connection, after the change's commit.
 //! The wake-ups queued meanwhile go out together, one per line of one
-//! notification (up to [`MAX_PAYLOAD`] bytes): each `pg_notify` is a
+//! notification (up to `MAX_PAYLOAD` bytes): each `pg_notify` is a
 //! transaction of its own, with its commit's WAL flush, so under load one
 //! of them carries the wake-ups of many decisions.
 //! Each replica listens on a connection of its own; when it is lost, the
