@@ -4697,6 +4697,24 @@ fn unassigned_device(serial: &str, batch: [u8; 16]) -> CodeDevice {
     }
 }
 
+/// A pending request to take a code device into use, as the self-service
+/// pages create it for `identity_id` at `T0`.
+async fn code_device_request(s: &dyn Store, identity_id: IdentityId) -> StoredRequest {
+    created(
+        s,
+        stored(
+            envelope(
+                identity_id,
+                RequestKind::CodeDevice,
+                (SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME),
+                T0,
+            ),
+            None,
+        ),
+    )
+    .await
+}
+
 async fn imported(s: &dyn Store, serials: &[&str]) -> ImportResult {
     let batch = TokenBatch {
         id: random_array(),
@@ -5017,19 +5035,7 @@ pub async fn an_approved_code_device_request_activates_and_replaces_in_the_decis
     let phone = activated(s, &anna, T0).await;
     imported(s, &["S2", "S3"]).await;
     let ask = |serial: &'static str| async move {
-        let request = created(
-            s,
-            stored(
-                envelope(
-                    anna.id,
-                    RequestKind::CodeDevice,
-                    (SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME),
-                    T0,
-                ),
-                None,
-            ),
-        )
-        .await;
+        let request = code_device_request(s, anna.id).await;
         assert!(s.use_unassigned_code_step(serial, 50).await.unwrap());
         assert!(
             s.request_code_device_activation(
@@ -5119,19 +5125,7 @@ pub async fn a_code_device_activation_is_not_recorded_for_an_already_decided_req
     let anna = identity(s, ANNA).await;
     let phone = activated(s, &anna, T0).await;
     imported(s, &["S2"]).await;
-    let request = created(
-        s,
-        stored(
-            envelope(
-                anna.id,
-                RequestKind::CodeDevice,
-                (SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME),
-                T0,
-            ),
-            None,
-        ),
-    )
-    .await;
+    let request = code_device_request(s, anna.id).await;
     assert!(s.use_unassigned_code_step("S2", 50).await.unwrap());
     // The phone approves before the activation is recorded.
     decided(s, &request, &phone, Outcome::Approve, 1, T0 + 1).await;
