@@ -35,9 +35,12 @@ use crate::store::{BindLoginResult, LoginId, OidcLogin, StoreError};
 
 /// The authorization endpoint (only with a pushed request, RFC 9126).
 pub(crate) const PATH_AUTHORIZE: &str = "/oidc/authorize";
-/// The cookie that binds a login to its browser (one per login, scoped to
-/// the login's path).
-const LOGIN_COOKIE: &str = "__Secure-eid_login";
+/// The prefix of the cookie that binds a login to its browser: one cookie
+/// per login, named with the login's id. `__Host-` (so `Path=/`, no
+/// `Domain`): a `__Secure-` cookie can be planted by any host under the same
+/// registrable domain, and a scammer's planted login cookie would make the
+/// person's browser and the scammer's the same browser to this server.
+const LOGIN_COOKIE: &str = "__Host-eid_login_";
 /// The cookie holding the user ID, only when the person asked for it.
 const USER_ID_COOKIE: &str = "__Secure-eid_user_id";
 /// The cookie holding a language the person picked with the switch link.
@@ -263,6 +266,11 @@ fn lang_cookie(query: &[(String, String)]) -> Option<HeaderValue> {
     .ok()
 }
 
+/// The name of the cookie of login `id`.
+fn login_cookie_name(id: LoginId) -> String {
+    format!("{LOGIN_COOKIE}{id}")
+}
+
 pub(crate) fn login_path(id: LoginId) -> String {
     format!("/oidc/login/{id}")
 }
@@ -301,7 +309,8 @@ pub(crate) async fn bound(
         .map_err(|e| Failure::from(e).with(early))?
         .ok_or(Failure(early, Refusal::BadLink))?;
     let lang = lang_of(query, headers, Some(&login));
-    let secret = cookie(headers, LOGIN_COOKIE).map(|s| Zeroizing::new(s.to_owned()));
+    let secret =
+        cookie(headers, &login_cookie_name(login.id)).map(|s| Zeroizing::new(s.to_owned()));
     let owns = match (&secret, &login.browser_sha256) {
         (Some(secret), Some(stored)) => bool::from(handle_sha256(secret).ct_eq(stored)),
         _ => false,
@@ -373,7 +382,8 @@ pub(crate) async fn authorize(
     };
     let path = login_path(login.id);
     let cookie = format!(
-        "{LOGIN_COOKIE}={}; Path={path}; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
+        "{}={}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
+        login_cookie_name(login.id),
         &*secret,
         LOGIN_LIFETIME_MS / 1000
     );
