@@ -329,3 +329,23 @@ async fn userinfo_without_a_valid_access_token_is_refused_with_a_bearer_challeng
         .await
         .assert_error(401, "invalid_token");
 }
+
+/// Support blocks an identity (a stolen phone, a fraud case) between the
+/// person's approval and the client's token request: the code must not
+/// give an ID token for the blocked identity, as a blocked identity logs
+/// in nowhere else either.
+#[tokio::test]
+async fn a_code_of_an_identity_blocked_since_the_approval_gives_no_id_token() {
+    let h = Harness::start().await;
+    let sp = harness_provider(&h).await;
+    let (identity, mut phone) = person(&h, USER).await;
+    let client = register(&h, sp, KeyKind::Secret, "https://bank.example/cb").await;
+    let (_, code) = approved_login(&h, &client, USER, &mut phone).await;
+    h.admin
+        .block(identity, "case 4711: phone stolen")
+        .await
+        .unwrap();
+    redeem(&h, &client, &code, VERIFIER)
+        .await
+        .assert_error(400, "invalid_grant");
+}
