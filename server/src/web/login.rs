@@ -470,6 +470,22 @@ async fn stage(state: &AppState, login: &OidcLogin, now: u64) -> Result<Stage, S
     })
 }
 
+/// Domain tag of the stand-in identity of an unknown user ID.
+const STAND_IN_IDENTITY_DOMAIN: &[u8] = b"eid-authenticator/v1/oidc-stand-in-identity";
+
+/// The identity id a hardware method's steps use for the unknown user ID
+/// `folded`: derived from it, so the same every time, and held by no
+/// identity (a 128-bit digest; identity ids are random), so every check of
+/// the steps fails for it as for a person without the device.
+fn stand_in_identity(folded: &str) -> eid_protocol::IdentityId {
+    let mut input = STAND_IN_IDENTITY_DOMAIN.to_vec();
+    input.extend_from_slice(folded.as_bytes());
+    let digest = eid_protocol::sha256(&input);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    eid_protocol::IdentityId(id)
+}
+
 /// The secret whose codes stand in for an unknown user ID's request: fixed
 /// per login and stand-in id, so the page shows steady codes like a real one.
 fn stand_in_secret(login: &OidcLogin, request_id: RequestId) -> BindingSecret {
@@ -810,13 +826,19 @@ pub(crate) async fn user_id(
     if method.is_hardware() && method != LoginMethod::AppAndChip {
         // The identity is recorded whatever its state: a blocked one, or
         // one without the device, fails at the device's step like a wrong
-        // code, so this step answers every user ID alike.
-        let identity_id = crate::api::identity_id_of(&state, &crate::userid::fold(typed))
+        // code, so this step answers every user ID alike. An unknown user
+        // ID gets a stand-in identity derived from it, which no identity
+        // has: the steps after this one then see the same "someone" for a
+        // user ID every time, as they would for a real one (the chip step's
+        // stand-in names the same made-up chip on every visit).
+        let folded = crate::userid::fold(typed);
+        let identity_id = crate::api::identity_id_of(&state, &folded)
             .await
-            .map_err(|_| Failure(lang, Refusal::Internal))?;
+            .map_err(|_| Failure(lang, Refusal::Internal))?
+            .unwrap_or_else(|| stand_in_identity(&folded));
         let chosen = state
             .store
-            .choose_oidc_login_method(login.id, method, identity_id)
+            .choose_oidc_login_method(login.id, method, Some(identity_id))
             .await
             .map_err(|e| Failure::from(e).with(lang))?;
         if !chosen {
