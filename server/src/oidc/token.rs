@@ -4,10 +4,10 @@
 //! S256), and gets the ID token and an access token for userinfo.
 //!
 //! Any mismatch (another client, another `redirect_uri`, a wrong
-//! verifier, an identity blocked since the approval) burns the code, so a stolen code gives at most one try; a code
-//! presented again after its redemption revokes the access token the first
-//! redemption gave (RFC 6749 section 4.1.2). Every such case answers the
-//! same `invalid_grant`.
+//! verifier, an identity blocked since the approval) burns the code, so a
+//! stolen code gives at most one try; a code presented again after its
+//! redemption revokes the access token the first redemption gave (RFC 6749
+//! section 4.1.2). Every such case answers the same `invalid_grant`.
 
 use axum::Json;
 use axum::extract::State;
