@@ -951,6 +951,16 @@ async fn chip_login(
     browser: &mut Browser,
     client: &support::TestClient,
 ) -> (String, Page) {
+    chip_login_as(h, browser, client, USER).await
+}
+
+/// The same with `user_id` typed.
+async fn chip_login_as(
+    h: &Harness,
+    browser: &mut Browser,
+    client: &support::TestClient,
+    user_id: &str,
+) -> (String, Page) {
     let mut params = support::par_params(client);
     params.push(("acr_values".into(), ACR_HIGH.into()));
     let answer = support::post_form(
@@ -984,7 +994,7 @@ async fn chip_login(
             &format!("{login_path}/user-id"),
             &[
                 ("csrf", &page.field("csrf").unwrap()),
-                ("user_id", USER),
+                ("user_id", user_id),
                 ("method", "chip"),
             ],
         )
@@ -1515,4 +1525,55 @@ async fn one_address_gets_a_few_device_activations_per_user_id_an_hour_known_or_
     let codes = (reader_code(&h, -1), reader_code(&h, 0));
     let later = start_by_app(&h, &mut Browser::new(&h), USER, codes).await;
     assert_eq!(later.status, 303, "{}", later.body);
+}
+
+/// The chip step's challenge of a user ID, as a stranger reads it twice
+/// (two logins): what stays the same between the two, and the shape.
+async fn challenge_seen_twice(
+    h: &Harness,
+    browser: &mut Browser,
+    client: &support::TestClient,
+    user_id: &str,
+) -> (bool, String) {
+    let options =
+        |page: &Page| -> serde_json::Value { serde_json::from_str(&chip_options(page)).unwrap() };
+    let (_, first) = chip_login_as(h, browser, client, user_id).await;
+    let (_, second) = chip_login_as(h, browser, client, user_id).await;
+    let (first, second) = (options(&first), options(&second));
+    let same_credential = first["allowCredentials"] == second["allowCredentials"];
+    // The shape: every member's name, and for strings their length.
+    fn shape(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut parts: Vec<String> =
+                    m.iter().map(|(k, v)| format!("{k}:{}", shape(v))).collect();
+                parts.sort();
+                format!("{{{}}}", parts.join(","))
+            }
+            serde_json::Value::Array(a) => {
+                format!("[{}]", a.iter().map(shape).collect::<Vec<_>>().join(","))
+            }
+            serde_json::Value::String(s) => format!("s{}", s.len()),
+            other => other.to_string(),
+        }
+    }
+    (same_credential, shape(&first))
+}
+
+/// The chip step must not tell a stranger who holds a chip
+/// (docs/login-page.md: "Every user ID gets a challenge, so the page tells
+/// nobody who has a chip"). A real challenge names the person's chip, the
+/// same one every time; so must the stand-in, or two page loads tell a user
+/// ID with a chip from one without.
+#[tokio::test]
+async fn the_chip_step_looks_the_same_twice_for_a_user_id_with_and_without_a_chip() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    person_with_active_chip(&h, &mut browser, &mut phone).await;
+    let sp = support::harness_provider(&h).await;
+    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    let with_chip = challenge_seen_twice(&h, &mut browser, &bank, USER).await;
+    let without = challenge_seen_twice(&h, &mut browser, &bank, "nobody.here").await;
+    assert_eq!(with_chip, without);
 }

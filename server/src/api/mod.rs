@@ -80,6 +80,8 @@ pub(crate) struct Inner {
     /// What each source did recently (starts, wrong codes), and the unknown
     /// user IDs each provider asked for.
     pub(crate) sources: sources::SourceLimits,
+    /// The code devices being checked now (one check per device at a time).
+    pub(crate) code_device_turns: crate::code_devices::check::Turns,
 }
 
 /// The part of an authenticator that never changes, enough to check a device
@@ -128,6 +130,7 @@ impl AppState {
             provider_names: ImmutableCache::new(CACHE_MAX_ENTRIES),
             device_keys: ImmutableCache::new(CACHE_MAX_ENTRIES),
             sources: sources::SourceLimits::default(),
+            code_device_turns: crate::code_devices::check::Turns::default(),
         }))
     }
 

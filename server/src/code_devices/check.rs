@@ -12,10 +12,19 @@
 //!   not lift it) and notify the person on every channel; a right code
 //!   alone does not reset the count, only a whole login (code and access
 //!   code) does, so the access code cannot be guessed between good codes;
-//! - a blocked identity can use no code device.
+//! - a blocked identity can use no code device;
+//! - one check of a device at a time ([`Turns`]): a code or access code
+//!   sent while another check of the same device is under way is refused
+//!   without being looked at, and each check reads the device's failures
+//!   afresh once it has its turn. Without that, tries sent at once all read
+//!   "no block yet" and were all looked at (a list of access codes tried in
+//!   one burst, not three).
 //!
 //! Unknown user ID, no device, a device of another person, a blocked device
 //! or identity and a wrong code all give the same [`CodeOutcome::Refused`].
+
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 use eid_protocol::IdentityId;
 
@@ -62,6 +71,39 @@ pub fn matching_step(kek: &Kek, device: &CodeDevice, typed: &str, now_ms: u64) -
     found
 }
 
+/// The code devices whose code or access code is being checked now, in this
+/// process, by serial: at most one check per device at a time, so that a
+/// burst of tries cannot all be looked at before the first of them is
+/// counted. (Several server processes on one database each keep their own
+/// set; a try at each of them at once is still possible.)
+#[derive(Debug, Default)]
+pub struct Turns(Mutex<HashSet<String>>);
+
+/// One device's turn; the next check may start once it is dropped.
+#[derive(Debug)]
+pub struct Turn<'a> {
+    turns: &'a Turns,
+    serial: String,
+}
+
+impl Turns {
+    /// The device's turn, or `None` while another check of it is under way.
+    pub fn take(&self, serial: &str) -> Option<Turn<'_>> {
+        let mut busy = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        busy.insert(serial.to_owned()).then(|| Turn {
+            turns: self,
+            serial: serial.to_owned(),
+        })
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.turns.0.lock().unwrap_or_else(|e| e.into_inner());
+        busy.remove(&self.serial);
+    }
+}
+
 /// How a code check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeOutcome {
@@ -94,11 +136,13 @@ pub async fn usable_device(
 
 /// Checks `typed` against the code device of `identity_id` (`None`: an
 /// unknown user ID) and, when it is right, uses its step up in one write.
-/// A wrong or replayed code counts a failure on the device. Returns the
-/// outcome and the device's serial when it passed.
+/// A wrong or replayed code counts a failure on the device; a code sent
+/// while another check of the device is under way is refused uncounted and
+/// unread (see [`Turns`]). Returns the outcome and the device's serial when
+/// it passed.
 pub async fn check_code(
     store: &dyn Store,
-    kek: &Kek,
+    (kek, turns): (&Kek, &Turns),
     identity_id: Option<IdentityId>,
     typed: &str,
     now_ms: u64,
@@ -106,7 +150,21 @@ pub async fn check_code(
     let Some(identity_id) = identity_id else {
         return Ok((CodeOutcome::Refused, None, None));
     };
-    let Some(device) = usable_device(store, identity_id, now_ms).await? else {
+    let Some(serial) = usable_device(store, identity_id, now_ms)
+        .await?
+        .map(|d| d.serial)
+    else {
+        return Ok((CodeOutcome::Refused, None, None));
+    };
+    let Some(_turn) = turns.take(&serial) else {
+        return Ok((CodeOutcome::Refused, None, None));
+    };
+    // Read again with the turn: a check that ended in between may have
+    // counted the failure that blocks the device.
+    let Some(device) = usable_device(store, identity_id, now_ms)
+        .await?
+        .filter(|d| d.serial == serial)
+    else {
         return Ok((CodeOutcome::Refused, None, None));
     };
     let step = is_code(typed)
@@ -140,6 +198,17 @@ mod tests {
         assert_eq!(block_ms(2), 60 * 60_000);
         assert_eq!(block_ms(10), MAX_BLOCK_MS);
         assert_eq!(block_ms(u32::MAX), MAX_BLOCK_MS);
+    }
+
+    #[test]
+    fn a_device_has_one_turn_at_a_time_and_gets_it_back_when_it_ends() {
+        let turns = Turns::default();
+        let first = turns.take("CD1").expect("free");
+        assert!(turns.take("CD1").is_none(), "a second check at once");
+        let other = turns.take("CD2").expect("another device is free");
+        drop(first);
+        assert!(turns.take("CD1").is_some(), "free again");
+        drop(other);
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub(crate) struct ParForm {
     ui_locales: Option<String>,
     /// `login`, the only value.
     prompt: Option<String>,
+    /// `query`, the only mode (anything else is refused).
+    response_mode: Option<String>,
     /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` for
     /// `private_key_jwt`.
     client_assertion_type: Option<String>,
@@ -174,6 +176,13 @@ pub fn check_params(
                 "response_type must be code",
             ));
         }
+    }
+    // The code goes back in the query, the only mode: a client that asked
+    // for a post or a fragment (to keep the code out of URLs, logs and
+    // Referer) is told, not silently answered in the query.
+    match form.get("response_mode") {
+        None | Some("query") => {}
+        Some(_) => return Err(bad("response_mode: only query is supported")),
     }
     match form.get("client_id") {
         None => return Err(bad("client_id is required")),

@@ -4,10 +4,10 @@
 //! S256), and gets the ID token and an access token for userinfo.
 //!
 //! Any mismatch (another client, another `redirect_uri`, a wrong
-//! verifier) burns the code, so a stolen code gives at most one try; a code
-//! presented again after its redemption revokes the access token the first
-//! redemption gave (RFC 6749 section 4.1.2). Every such case answers the
-//! same `invalid_grant`.
+//! verifier, an identity blocked since the approval) burns the code, so a
+//! stolen code gives at most one try; a code presented again after its
+//! redemption revokes the access token the first redemption gave (RFC 6749
+//! section 4.1.2). Every such case answers the same `invalid_grant`.
 
 use axum::Json;
 use axum::extract::State;
@@ -145,6 +145,17 @@ pub(crate) async fn token(
     // The evidence was made for the client's provider (the login pages do
     // so); checked again so that a code never carries another's decision.
     .filter(|e| e.service_provider_id() == client.service_provider_id);
+    // An identity blocked since the approval (a stolen phone, a fraud case)
+    // gets no ID token, as it can log in nowhere else either.
+    let checked = match checked {
+        Some(e) => state
+            .store
+            .identity(e.identity_id())
+            .await?
+            .filter(|identity| !identity.blocked)
+            .map(|_| e),
+        None => None,
+    };
     let Some(evidence) = checked else {
         // Burnt: a stolen code gets one try. A code used before is
         // reported as reused by the store, which revokes its access token.

@@ -1,7 +1,8 @@
 //! The userinfo endpoint `GET|POST /oidc/userinfo`: with the access token
 //! of a redeemed code (`Authorization: Bearer`), the person's pairwise
 //! `sub`, the one claim there is. A token that is unknown, past its 300 s
-//! or revoked (its code was presented again) gets 401 with
+//! or revoked (its code was presented again, or the identity was blocked
+//! since) gets 401 with
 //! `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 section 3).
 
 use axum::Json;
@@ -95,6 +96,17 @@ async fn userinfo(state: AppState, headers: HeaderMap) -> Result<impl IntoRespon
         tracing::error!(login = %login.id, "an access token without its client or evidence");
         return Err(OAuthError::server_error());
     };
+    // An identity blocked since the login: its token is as good as revoked.
+    let usable = state
+        .store
+        .identity(identity_id)
+        .await?
+        .is_some_and(|identity| !identity.blocked);
+    if !usable {
+        return Err(invalid_token(
+            "the access token is unknown, expired or revoked",
+        ));
+    }
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         Json(UserInfo {

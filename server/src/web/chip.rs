@@ -128,6 +128,24 @@ async fn usable_chip(
     Ok(chip.map(|c| (identity, c)))
 }
 
+/// Domain tag of the key the stand-in's made-up credential ids are derived
+/// under.
+const STAND_IN_KEY_DOMAIN: &[u8] = b"eid-authenticator/v1/oidc-chip-stand-in-key";
+
+/// The made-up credential id a stand-in challenge names for `identity` (the
+/// user ID's, or the stand-in identity of an unknown user ID, see
+/// `super::login`): the same every time, as a real chip's is, so that two
+/// page loads do not tell a user ID with a chip from one without. 32 bytes,
+/// HMAC-SHA256 under a key derived from the server's signing key with its
+/// own domain tag (as the self-service cookies' key).
+fn stand_in_credential_id(state: &AppState, identity: eid_protocol::IdentityId) -> String {
+    let mut keyed = zeroize::Zeroizing::new(STAND_IN_KEY_DOMAIN.to_vec());
+    keyed.extend_from_slice(state.signing_key.pkcs8());
+    let derived = zeroize::Zeroizing::new(eid_protocol::sha256(&keyed));
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &*derived);
+    B64.encode(ring::hmac::sign(&key, &identity.0))
+}
+
 /// A challenge for the login: the chip's own, or a stand-in that looks the
 /// same and that no ceremony backs.
 async fn challenge(
@@ -152,7 +170,10 @@ async fn challenge(
         "rpId": host,
         "allowCredentials": [{
             "type": "public-key",
-            "id": B64.encode(eid_protocol::crypto::random_array::<32>()),
+            "id": match login.hardware_identity_id {
+                Some(identity) => stand_in_credential_id(state, identity),
+                None => B64.encode(eid_protocol::crypto::random_array::<32>()),
+            },
         }],
         "userVerification": "discouraged",
         "hints": ["security-key"],

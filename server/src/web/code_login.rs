@@ -291,7 +291,7 @@ pub(crate) async fn code_post(
     };
     let (outcome, serial, _) = check::check_code(
         &*state.store,
-        &state.kek,
+        (&state.kek, &state.code_device_turns),
         identity.filter(|_| device_kind_ok),
         typed.trim(),
         now,
@@ -396,6 +396,12 @@ pub(crate) async fn access_code_post(
     if state.sources.may_try_code(source, now).is_err() {
         return Ok(refused());
     }
+    // One check of the device at a time, held to the end: tries sent at
+    // once would all read the failures before any of them was counted.
+    let Some(_turn) = state.code_device_turns.take(&serial) else {
+        state.sources.wrong_code(source, now);
+        return Ok(refused());
+    };
     let store_failed = |e| Failure::from(e).with(lang);
     // The device must still be the identity's, active and unblocked (a block
     // or a block of the identity since the code step stops here too).

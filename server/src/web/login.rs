@@ -35,9 +35,12 @@ use crate::store::{BindLoginResult, LoginId, OidcLogin, StoreError};
 
 /// The authorization endpoint (only with a pushed request, RFC 9126).
 pub(crate) const PATH_AUTHORIZE: &str = "/oidc/authorize";
-/// The cookie that binds a login to its browser (one per login, scoped to
-/// the login's path).
-const LOGIN_COOKIE: &str = "__Secure-eid_login";
+/// The prefix of the cookie that binds a login to its browser: one cookie
+/// per login, named with the login's id. `__Host-` (so `Path=/`, no
+/// `Domain`): a `__Secure-` cookie can be planted by any host under the same
+/// registrable domain, and a scammer's planted login cookie would make the
+/// person's browser and the scammer's the same browser to this server.
+const LOGIN_COOKIE: &str = "__Host-eid_login_";
 /// The cookie holding the user ID, only when the person asked for it.
 const USER_ID_COOKIE: &str = "__Secure-eid_user_id";
 /// The cookie holding a language the person picked with the switch link.
@@ -263,6 +266,11 @@ fn lang_cookie(query: &[(String, String)]) -> Option<HeaderValue> {
     .ok()
 }
 
+/// The name of the cookie of login `id`.
+fn login_cookie_name(id: LoginId) -> String {
+    format!("{LOGIN_COOKIE}{id}")
+}
+
 pub(crate) fn login_path(id: LoginId) -> String {
     format!("/oidc/login/{id}")
 }
@@ -301,7 +309,8 @@ pub(crate) async fn bound(
         .map_err(|e| Failure::from(e).with(early))?
         .ok_or(Failure(early, Refusal::BadLink))?;
     let lang = lang_of(query, headers, Some(&login));
-    let secret = cookie(headers, LOGIN_COOKIE).map(|s| Zeroizing::new(s.to_owned()));
+    let secret =
+        cookie(headers, &login_cookie_name(login.id)).map(|s| Zeroizing::new(s.to_owned()));
     let owns = match (&secret, &login.browser_sha256) {
         (Some(secret), Some(stored)) => bool::from(handle_sha256(secret).ct_eq(stored)),
         _ => false,
@@ -373,7 +382,8 @@ pub(crate) async fn authorize(
     };
     let path = login_path(login.id);
     let cookie = format!(
-        "{LOGIN_COOKIE}={}; Path={path}; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
+        "{}={}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
+        login_cookie_name(login.id),
         &*secret,
         LOGIN_LIFETIME_MS / 1000
     );
@@ -458,6 +468,22 @@ async fn stage(state: &AppState, login: &OidcLogin, now: u64) -> Result<Stage, S
         RequestStatus::FraudReported => Stage::Refused { fraud: true },
         _ => Stage::Expired,
     })
+}
+
+/// Domain tag of the stand-in identity of an unknown user ID.
+const STAND_IN_IDENTITY_DOMAIN: &[u8] = b"eid-authenticator/v1/oidc-stand-in-identity";
+
+/// The identity id a hardware method's steps use for the unknown user ID
+/// `folded`: derived from it, so the same every time, and held by no
+/// identity (a 128-bit digest; identity ids are random), so every check of
+/// the steps fails for it as for a person without the device.
+fn stand_in_identity(folded: &str) -> eid_protocol::IdentityId {
+    let mut input = STAND_IN_IDENTITY_DOMAIN.to_vec();
+    input.extend_from_slice(folded.as_bytes());
+    let digest = eid_protocol::sha256(&input);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    eid_protocol::IdentityId(id)
 }
 
 /// The secret whose codes stand in for an unknown user ID's request: fixed
@@ -800,13 +826,19 @@ pub(crate) async fn user_id(
     if method.is_hardware() && method != LoginMethod::AppAndChip {
         // The identity is recorded whatever its state: a blocked one, or
         // one without the device, fails at the device's step like a wrong
-        // code, so this step answers every user ID alike.
-        let identity_id = crate::api::identity_id_of(&state, &crate::userid::fold(typed))
+        // code, so this step answers every user ID alike. An unknown user
+        // ID gets a stand-in identity derived from it, which no identity
+        // has: the steps after this one then see the same "someone" for a
+        // user ID every time, as they would for a real one (the chip step's
+        // stand-in names the same made-up chip on every visit).
+        let folded = crate::userid::fold(typed);
+        let identity_id = crate::api::identity_id_of(&state, &folded)
             .await
-            .map_err(|_| Failure(lang, Refusal::Internal))?;
+            .map_err(|_| Failure(lang, Refusal::Internal))?
+            .unwrap_or_else(|| stand_in_identity(&folded));
         let chosen = state
             .store
-            .choose_oidc_login_method(login.id, method, identity_id)
+            .choose_oidc_login_method(login.id, method, Some(identity_id))
             .await
             .map_err(|e| Failure::from(e).with(lang))?;
         if !chosen {

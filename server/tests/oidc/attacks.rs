@@ -472,3 +472,41 @@ async fn a_state_with_a_line_break_or_a_redirect_uri_off_by_a_byte_is_refused_at
     }
     assert_eq!(logins(&h), 0, "nothing stored");
 }
+
+/// The cookie that binds a login to its browser is the only thing that
+/// tells the person's browser from a scammer's. A `__Secure-` cookie can be
+/// planted by any other host under the same registrable domain (`Domain=`):
+/// a scammer who starts a login in their own browser could plant their
+/// login's cookie in the person's browser, send the person to the login's
+/// page, where the person sees the real code and approves, and then fetch
+/// the code with the same cookie. `__Host-` cookies can only come from this
+/// host (no `Domain`, `Path=/`, `Secure`).
+#[tokio::test]
+async fn the_login_cookie_can_only_be_set_by_this_host() {
+    let h = Harness::start().await;
+    let sp = harness_provider(&h).await;
+    let client = register(&h, sp, KeyKind::Secret, "https://bank.example/cb").await;
+    let request_uri = push(&h, &client).await;
+    let mut url = url::Url::parse(&format!("{}/oidc/authorize", h.endpoint.base_url)).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", &client.id)
+        .append_pair("request_uri", &request_uri);
+    let arrived = h.endpoint.client.get(url).send().await.unwrap();
+    assert_eq!(arrived.status().as_u16(), 303);
+    let set = arrived.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let attributes: Vec<&str> = set.split(';').map(str::trim).collect();
+    assert!(attributes[0].starts_with("__Host-"), "{set}");
+    assert!(attributes.contains(&"Path=/"), "{set}");
+    assert!(attributes.contains(&"Secure"), "{set}");
+    assert!(attributes.contains(&"HttpOnly"), "{set}");
+    assert!(
+        !attributes
+            .iter()
+            .any(|a| a.to_ascii_lowercase().starts_with("domain")),
+        "{set}"
+    );
+    // And the page opens with it.
+    let path = arrived.headers()["location"].to_str().unwrap().to_owned();
+    let (status, _, _) = get(&h, &path, Some(attributes[0])).await;
+    assert_eq!(status, 200);
+}

@@ -575,3 +575,94 @@ async fn the_app_lists_the_code_display_and_deactivates_it_with_the_pin_and_it_l
         .await;
     assert_eq!(refused.status().as_u16(), 422);
 }
+
+impl Browser<'_> {
+    /// Posts `fields` to `suffix` `times` times at once, all with the
+    /// CSRF token of the page at `suffix` read once before.
+    async fn burst(&self, suffix: &str, fields: &[Vec<(&str, String)>]) -> Vec<u16> {
+        let page = self.get(suffix).await.text().await.unwrap();
+        let csrf = csrf_of(&page);
+        let posts = fields.iter().map(|f| {
+            let mut all = vec![("csrf", csrf.as_str())];
+            all.extend(f.iter().map(|(k, v)| (*k, v.as_str())));
+            let body = form(&all);
+            async move {
+                self.h
+                    .endpoint
+                    .client
+                    .post(format!("{}{}{suffix}", self.h.endpoint.base_url, self.path))
+                    .header("cookie", &self.cookie)
+                    .header("origin", self.h.endpoint.base_url.trim_end_matches('/'))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        });
+        futures::future::join_all(posts).await
+    }
+}
+
+/// Twenty-four wrong tries sent at once would be eight blocks in a row (the
+/// last one a day long) if each were looked at; three in a row is the rule,
+/// so at most one block of fifteen minutes may follow. An hour later (when
+/// the address's own wait for its wrong codes is over too) a fresh code
+/// passes again.
+async fn only_one_block_follows(h: &Harness, bank: &TestClient) {
+    h.clock.advance_ms(61 * 60_000 + 30_000);
+    let later = Browser::start(h, bank).await;
+    later.user_id(USER, "code_display").await;
+    let passed = later.post("/code", &[("code", &device_code(h, 0))]).await;
+    assert_eq!(
+        passed.status().as_u16(),
+        303,
+        "the device is still blocked: more than three tries were counted"
+    );
+}
+
+#[tokio::test]
+async fn wrong_codes_sent_at_once_are_not_all_tried() {
+    let h = Harness::start().await;
+    person_with_code_display(&h).await;
+    let sp = harness_provider(&h).await;
+    let bank = register(&h, sp, KeyKind::Ec, "https://bank.example/cb").await;
+    h.clock.advance_ms(60_000);
+
+    // A stranger who knows the user ID but has no device guesses codes in
+    // parallel: each guess looked at is a chance of 3 in a million.
+    let stranger = Browser::start(&h, &bank).await;
+    stranger.user_id(USER, "code_display").await;
+    let guesses: Vec<Vec<(&str, String)>> = (0..24)
+        .map(|i| vec![("code", format!("{:06}", 100_000 + i))])
+        .collect();
+    for status in stranger.burst("/code", &guesses).await {
+        assert_eq!(status, 422);
+    }
+    only_one_block_follows(&h, &bank).await;
+}
+
+#[tokio::test]
+async fn wrong_access_codes_sent_at_once_are_not_all_tried() {
+    let h = Harness::start().await;
+    person_with_code_display(&h).await;
+    let sp = harness_provider(&h).await;
+    let bank = register(&h, sp, KeyKind::Ec, "https://bank.example/cb").await;
+    h.clock.advance_ms(60_000);
+
+    // A thief with the device passes the code step once, then tries a
+    // list of access codes in parallel.
+    let thief = Browser::start(&h, &bank).await;
+    thief.user_id(USER, "code_display").await;
+    let passed = thief.post("/code", &[("code", &device_code(&h, 0))]).await;
+    assert_eq!(location(&passed), format!("{}/access-code", thief.path));
+    let guesses: Vec<Vec<(&str, String)>> = (0..24)
+        .map(|i| vec![("access_code", format!("guess-number-{i}"))])
+        .collect();
+    for status in thief.burst("/access-code", &guesses).await {
+        assert_eq!(status, 422);
+    }
+    only_one_block_follows(&h, &bank).await;
+}

@@ -439,6 +439,18 @@ async fn broken_authorization_parameters_get_a_clear_error_and_store_nothing() {
             set("prompt", Some("none")),
             "invalid_request",
         ),
+        // A client that asks for the code in a post or a fragment (to keep
+        // it out of URLs and logs) must not silently get it in the query.
+        (
+            "response_mode form_post",
+            set("response_mode", Some("form_post")),
+            "invalid_request",
+        ),
+        (
+            "response_mode fragment",
+            set("response_mode", Some("fragment")),
+            "invalid_request",
+        ),
         (
             "a request object",
             set("request", Some("eyJhbGciOiJub25lIn0.e30.")),
@@ -518,6 +530,7 @@ async fn a_reference_text_is_stored_normalized_and_the_danish_default_passes_the
     params.push(("login_hint".into(), "anna.hansen".into()));
     params.push(("ui_locales".into(), "fr da".into()));
     params.push(("prompt".into(), "login".into()));
+    params.push(("response_mode".into(), "query".into()));
     params.push((
         "acr_values".into(),
         "https://data.gov.dk/concept/core/nsis/loa/Low".into(),

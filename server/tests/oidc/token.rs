@@ -329,3 +329,45 @@ async fn userinfo_without_a_valid_access_token_is_refused_with_a_bearer_challeng
         .await
         .assert_error(401, "invalid_token");
 }
+
+/// Support blocks an identity (a stolen phone, a fraud case) between the
+/// person's approval and the client's token request: the code must not
+/// give an ID token for the blocked identity, as a blocked identity logs
+/// in nowhere else either.
+#[tokio::test]
+async fn a_code_of_an_identity_blocked_since_the_approval_gives_no_id_token() {
+    let h = Harness::start().await;
+    let sp = harness_provider(&h).await;
+    let (identity, mut phone) = person(&h, USER).await;
+    let client = register(&h, sp, KeyKind::Secret, "https://bank.example/cb").await;
+    let (_, code) = approved_login(&h, &client, USER, &mut phone).await;
+    h.admin
+        .block(identity, "case 4711: phone stolen")
+        .await
+        .unwrap();
+    redeem(&h, &client, &code, VERIFIER)
+        .await
+        .assert_error(400, "invalid_grant");
+}
+
+/// The same for userinfo: the access token of a login whose identity
+/// support blocked since is answered as revoked.
+#[tokio::test]
+async fn userinfo_answers_nothing_for_an_identity_blocked_since_the_login() {
+    let h = Harness::start().await;
+    let sp = harness_provider(&h).await;
+    let (identity, mut phone) = person(&h, USER).await;
+    let client = register(&h, sp, KeyKind::Secret, "https://bank.example/cb").await;
+    let (_, code) = approved_login(&h, &client, USER, &mut phone).await;
+    let tokens = redeem(&h, &client, &code, VERIFIER).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    let access = tokens.body["access_token"].as_str();
+    assert_eq!(userinfo(&h, access, false).await.status, 200);
+    h.admin
+        .block(identity, "case 4711: phone stolen")
+        .await
+        .unwrap();
+    userinfo(&h, access, false)
+        .await
+        .assert_error(401, "invalid_token");
+}
