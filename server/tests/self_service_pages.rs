@@ -347,6 +347,30 @@ async fn a_person_signs_in_with_the_app_and_sees_their_user_id_masked_contact_da
 }
 
 #[tokio::test]
+async fn the_pages_tell_browsers_to_keep_to_https_except_by_the_name_localhost() {
+    let h = server().await;
+    let mut browser = Browser::new(&h);
+    let page = browser.get("/self-service").await;
+    assert_eq!(
+        page.headers
+            .get("strict-transport-security")
+            .map(|v| v.to_str().unwrap()),
+        Some("max-age=31536000"),
+        "a real host's pages"
+    );
+    let mut local = Browser::new(&h).on_localhost();
+    let page = local.get("/self-service").await;
+    assert!(
+        page.headers.get("strict-transport-security").is_none(),
+        "no year of HTTPS-only for every local development server"
+    );
+    assert!(
+        page.headers.get("content-security-policy").is_some(),
+        "the other headers stay"
+    );
+}
+
+#[tokio::test]
 async fn the_session_cookie_is_host_only_secure_http_only_and_strict() {
     let h = server().await;
     person(&h).await;

@@ -21,8 +21,9 @@ pub(crate) mod self_service;
 mod texts;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 
@@ -54,7 +55,7 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>) {
         .route("/oidc/static/chip.js", get(chip_script))
         .route(code_activation::PATH, get(code_activation::form))
         .merge(self_service_reads())
-        .route_layer(middleware::map_response(protect));
+        .route_layer(middleware::from_fn(protect));
     let posts = Router::new()
         .route("/oidc/login/{login_id}/user-id", post(login::user_id))
         .route("/oidc/login/{login_id}/chip", post(chip::post))
@@ -65,7 +66,7 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>) {
             post(code_login::access_code_post),
         )
         .merge(self_service_posts())
-        .route_layer(middleware::map_response(protect));
+        .route_layer(middleware::from_fn(protect));
     (reads, posts)
 }
 
@@ -102,9 +103,47 @@ fn self_service_posts() -> Router<AppState> {
         .route(s::PATH_CODE_DEVICE_APP, post(s::by_app_start))
 }
 
-/// Adds the security headers every page and asset of the login gets.
-async fn protect(mut response: Response) -> Response {
+/// How long a browser keeps to HTTPS for this host once told (a year, the
+/// usual; no `includeSubDomains`: the other hosts of the domain are not
+/// this server's to decide).
+const HSTS: &str = "max-age=31536000";
+
+/// Whether the page was asked for by the name `localhost` (or a name under
+/// it): a browser that kept HSTS for `localhost` would refuse plain HTTP to
+/// every other local development server on every port for a year. Browsers
+/// ignore HSTS from an IP address anyway (RFC 6797 section 8.1).
+fn is_localhost(request: &Request) -> bool {
+    let host = request.uri().host().map(str::to_owned).or_else(|| {
+        let header = request.headers().get(header::HOST)?.to_str().ok()?;
+        // `name:port` or `[v6]:port`; only names matter here.
+        Some(
+            header
+                .rsplit_once(':')
+                .map_or(header, |(name, _)| name)
+                .to_owned(),
+        )
+    });
+    host.is_some_and(|h| {
+        let h = h.trim_end_matches('.').to_ascii_lowercase();
+        h == "localhost" || h.ends_with(".localhost")
+    })
+}
+
+/// Adds the security headers every page and asset of the login gets. The
+/// server speaks only HTTPS, so the pages also tell the browser never to
+/// try plain HTTP for this host (HSTS): a person who types the address
+/// without `https://` on a hostile network is then never sent to an
+/// attacker's look-alike.
+async fn protect(request: Request, next: Next) -> Response {
+    let hsts = !is_localhost(&request);
+    let mut response = next.run(request).await;
     let h = response.headers_mut();
+    if hsts {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
