@@ -1601,3 +1601,37 @@ async fn the_chip_step_looks_the_same_twice_for_a_user_id_with_and_without_a_chi
     let without = challenge_seen_twice(&h, &mut browser, &bank, "nobody.here").await;
     assert_eq!(with_chip, without);
 }
+
+/// Rows in the tables a chip step writes to: its ceremony, or the stand-in's
+/// nonce (the client's assertion `jti`s land in the nonces too, alike for
+/// both).
+fn chip_step_rows(h: &Harness) -> i64 {
+    database(h)
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM chip_ceremonies) + (SELECT COUNT(*) FROM nonces)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// A commit waits for its fsync, which takes milliseconds: a chip step that
+/// stored a ceremony only for a user ID with a chip answered measurably
+/// later than the stand-in of one without. Both now make one durable write.
+#[tokio::test]
+async fn the_chip_step_writes_as_much_for_a_user_id_without_a_chip_as_for_one_with() {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    person_with_active_chip(&h, &mut browser, &mut phone).await;
+    let sp = support::harness_provider(&h).await;
+    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    let mut written = Vec::new();
+    for user_id in [USER, "nobody.here"] {
+        let before = chip_step_rows(&h);
+        chip_login_as(&h, &mut browser, &bank, user_id).await;
+        written.push(chip_step_rows(&h) - before);
+    }
+    assert_eq!(written[0], written[1], "rows written: {written:?}");
+    assert!(written[0] > 0);
+}

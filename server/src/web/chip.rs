@@ -158,8 +158,9 @@ async fn challenge(
             start_assertion(state, &chip, CeremonyPurpose::Login, login.id.0, origin).await?;
         return Ok((started.ceremony_id, started.options_json));
     }
-    // The same origin check as a real challenge's.
+    // The same origin check and durable write as a real challenge's.
     relying_party(origin)?;
+    super::stand_in_write(state, state.now_ms()).await?;
     let host = webauthn_rs::prelude::Url::parse(origin)
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))

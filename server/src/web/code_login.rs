@@ -289,7 +289,7 @@ pub(crate) async fn code_post(
             .is_some_and(|d| d.kind == kind),
         None => false,
     };
-    let (outcome, serial, _) = check::check_code(
+    let (outcome, serial, recorded) = check::check_code(
         &*state.store,
         (&state.kek, &state.code_device_turns),
         identity.filter(|_| device_kind_ok),
@@ -312,6 +312,13 @@ pub(crate) async fn code_post(
         }
         _ => {
             state.sources.wrong_code(source, now);
+            // No device of this kind (or none at all, or an unknown user
+            // ID): the write a real device's failure makes.
+            if recorded.is_none() {
+                super::stand_in_write(&state, now)
+                    .await
+                    .map_err(|e| Failure::from(e).with(lang))?;
+            }
             Ok(refused(&login))
         }
     }

@@ -103,6 +103,29 @@ fn self_service_posts() -> Router<AppState> {
         .route(s::PATH_CODE_DEVICE_APP, post(s::by_app_start))
 }
 
+/// How long a stand-in write's nonce is kept (the nonces' purge takes it
+/// after that).
+const STAND_IN_WRITE_MS: u64 = 60_000;
+
+/// The durable write a step makes for a person's real code device or chip
+/// (a failure counted, a ceremony stored), made for a user ID without one: a
+/// random nonce nobody will present, kept a minute. A commit waits for its
+/// fsync (milliseconds), so without it the answer's time would tell a user
+/// ID with the device from one without.
+pub(crate) async fn stand_in_write(
+    state: &AppState,
+    now_ms: u64,
+) -> Result<(), crate::store::StoreError> {
+    state
+        .store
+        .use_nonce(
+            eid_protocol::Nonce16(eid_protocol::crypto::random_array()),
+            now_ms.saturating_add(STAND_IN_WRITE_MS),
+        )
+        .await?;
+    Ok(())
+}
+
 /// How long a browser keeps to HTTPS for this host once told (a year, the
 /// usual; no `includeSubDomains`: the other hosts of the domain are not
 /// this server's to decide).

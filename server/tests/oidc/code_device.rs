@@ -666,3 +666,40 @@ async fn wrong_access_codes_sent_at_once_are_not_all_tried() {
     }
     only_one_block_follows(&h, &bank).await;
 }
+
+/// The code step of a person's device counts a wrong code in a durable
+/// write (its commit waits for the fsync: milliseconds); an unknown user ID
+/// or one without a device of the chosen kind makes a write too, or the
+/// answer's time would tell them apart.
+#[tokio::test]
+async fn a_wrong_code_costs_one_durable_write_whether_or_not_the_user_id_has_the_device() {
+    let h = Harness::start().await;
+    person_with_code_display(&h).await;
+    let sp = harness_provider(&h).await;
+    let bank = register(&h, sp, KeyKind::Ec, "https://bank.example/cb").await;
+    h.clock.advance_ms(60_000);
+    let rows = || -> i64 {
+        database(&h)
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM nonces) \
+                 + (SELECT COALESCE(SUM(failures), 0) FROM code_devices)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let mut written = Vec::new();
+    for (user_id, method) in [
+        (USER, "code_display"),
+        ("nobody.here", "code_display"),
+        (USER, "code_reader"),
+    ] {
+        let browser = Browser::start(&h, &bank).await;
+        browser.user_id(user_id, method).await;
+        let before = rows();
+        let answer = browser.post("/code", &[("code", "000000")]).await;
+        assert_eq!(answer.status().as_u16(), 422);
+        written.push(rows() - before);
+    }
+    assert_eq!(written, [1, 1, 1], "a counted failure or a stand-in nonce");
+}
