@@ -129,6 +129,32 @@ async fn a_support_agent_blocks_with_a_reason_and_the_audit_row_names_them() {
     }
 }
 
+/// docs/protocol.md lists `read_audit` and `list_agents` among the audited
+/// actions: a read of someone's case history, or of who may act on people,
+/// leaves a row naming the reader (after the rows it read).
+#[tokio::test]
+async fn reading_the_audit_or_the_agents_is_audited_with_the_reader_and_the_identity() {
+    let h = Harness::start().await;
+    let anna = identity(&h, "Anna#2024x").await;
+    let (agent_id, support) = support_agent(&h, "Bo Support").await;
+    let first = support.audit(Some(anna), Some(10), None).await.unwrap();
+    assert!(
+        first.entries.iter().all(|r| r.action != "read_audit"),
+        "a page does not show its own read"
+    );
+    h.admin.agents().await.unwrap();
+    let rows = all_audit(&h).await;
+    assert_eq!(rows[0].action, "list_agents");
+    assert_eq!((rows[0].agent_id, rows[0].outcome.as_str()), (None, "done"));
+    assert_eq!(rows[1].action, "read_audit");
+    assert_eq!(rows[1].agent_id, Some(agent_id));
+    assert_eq!(rows[1].identity_id, Some(anna));
+    assert_eq!(rows[1].outcome, "done");
+    let again = all_audit(&h).await;
+    assert_eq!(again[0].action, "read_audit", "the administrator's read");
+    assert_eq!(again[0].identity_id, None);
+}
+
 #[tokio::test]
 async fn a_block_or_unblock_without_a_reason_is_refused_with_reason_required() {
     let h = Harness::start().await;

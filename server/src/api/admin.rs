@@ -659,6 +659,13 @@ pub(crate) async fn list_agents(
         .require_administrator(&state, AuditAction::ListAgents)
         .await?;
     let agents = state.store.agents().await?;
+    // A listing reads who may act on people: audited like a look-up (after
+    // the read, so a listing does not show its own row; before the answer,
+    // so no listing leaves unrecorded).
+    state
+        .store
+        .record_audit(caller.audit(&state, AuditAction::ListAgents))
+        .await?;
     Ok(Json(AgentList {
         agents: agents.iter().map(agent_info).collect(),
     }))
@@ -1062,6 +1069,12 @@ pub(crate) async fn audit(
         .store
         .audit_entries(identity_id, before, limit)
         .await?;
+    // Reading the audit is audited too (who looked at whose case), after the
+    // read so a page does not show its own row, before the answer so no page
+    // leaves unrecorded.
+    let mut read = caller.audit(&state, AuditAction::ReadAudit);
+    read.identity_id = identity_id;
+    state.store.record_audit(read).await?;
     Ok(Json(AuditList {
         entries: entries.into_iter().map(audit_info).collect(),
     }))
