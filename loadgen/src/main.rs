@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use eid_api_client::{AdminClient, Endpoint, ProviderClient, SoftPhone, verify_receipt};
+use eid_api_client::{
+    AdminClient, Endpoint, Http2Connection, ProviderClient, SoftPhone, Transport, verify_receipt,
+};
 use eid_protocol::wire::RequestStatus;
 use eid_protocol::{Outcome, RequestKind};
 use hdrhistogram::Histogram;
@@ -59,9 +61,17 @@ struct Args {
     /// is one multiplexed connection.
     #[arg(long, default_value_t = 1)]
     connections: usize,
-    /// Offer HTTP/2 (ALPN h2) instead of HTTP/1.1.
+    /// Offer HTTP/2 (ALPN h2) instead of HTTP/1.1. The phones' and the
+    /// service provider's calls then go over one bare HTTP/2 connection per
+    /// client (`eid_api_client::Http2Connection`: h2 on tokio-rustls, the
+    /// same pinned TLS), unless --reqwest is given.
     #[arg(long)]
     http2: bool,
+    /// With --http2: send the timed logins' API calls through reqwest (the
+    /// pinned client the `eid` CLI and the tests use) instead, as before
+    /// the bare connection; it costs this process more CPU per login.
+    #[arg(long, requires = "http2")]
+    reqwest: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -193,6 +203,102 @@ struct Worker {
     user_id: String,
 }
 
+/// One client: the phones' and the service provider's API calls go through
+/// `transport`; the OpenID Connect flow's browser steps through `browser`.
+struct Client<T> {
+    transport: T,
+    provider: ProviderClient<T>,
+    browser: Endpoint,
+}
+
+/// What every phone's task reads.
+struct Shared {
+    step_names: &'static [&'static str],
+    server_key: eid_protocol::PublicKey,
+    oidc_client: Option<Arc<oidc::Client>>,
+    issued: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
+    max: u64,
+    deadline: Instant,
+    period: Option<Duration>,
+    tokio_started: tokio::time::Instant,
+}
+
+type Outcomes = (Vec<Histogram<u64>>, Histogram<u64>, u64);
+
+/// One task per phone, the phones spread round robin over `clients`.
+fn spawn_workers<T>(
+    workers: Vec<Worker>,
+    clients: Vec<Client<T>>,
+    shared: Arc<Shared>,
+) -> Vec<tokio::task::JoinHandle<Outcomes>>
+where
+    T: Transport + Clone + Send + Sync + 'static,
+{
+    let clients = Arc::new(clients);
+    let mut tasks = Vec::new();
+    for (i, mut worker) in workers.into_iter().enumerate() {
+        let (clients, shared) = (clients.clone(), shared.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = &clients[i % clients.len()];
+            let mut steps: Vec<Histogram<u64>> = (0..shared.step_names.len())
+                .map(|_| Histogram::new(3).expect("histogram"))
+                .collect();
+            let mut total = Histogram::<u64>::new(3).expect("histogram");
+            let mut done = 0u64;
+            loop {
+                let n = shared.issued.fetch_add(1, Ordering::Relaxed);
+                if Instant::now() >= shared.deadline || n >= shared.max {
+                    break;
+                }
+                if let Some(period) = shared.period {
+                    let slot = shared.tokio_started + period.mul_f64(n as f64);
+                    if slot >= tokio::time::Instant::from_std(shared.deadline) {
+                        break;
+                    }
+                    tokio::time::sleep_until(slot).await;
+                }
+                let login = match &shared.oidc_client {
+                    Some(oidc_client) => {
+                        oidc::one_login(
+                            &client.browser,
+                            &client.transport,
+                            oidc_client,
+                            &mut worker.phone,
+                            &worker.user_id,
+                            &mut steps,
+                        )
+                        .await
+                    }
+                    None => {
+                        one_login(
+                            &client.transport,
+                            &client.provider,
+                            &shared.server_key,
+                            &mut worker,
+                            &mut steps,
+                        )
+                        .await
+                    }
+                };
+                match login {
+                    Ok(elapsed) => {
+                        total.record(elapsed.as_micros() as u64).ok();
+                        done += 1;
+                    }
+                    Err(e) => {
+                        if shared.errors.fetch_add(1, Ordering::Relaxed) < 5 {
+                            eprintln!("login failed: {e:#}");
+                        }
+                    }
+                }
+            }
+            (steps, total, done)
+        }));
+    }
+    tasks
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Against a server in another process the phones and the service
@@ -312,78 +418,53 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // Several clients, as many phones and service-provider servers would have;
     // one HTTP/2 connection for all phones would serialize on its I/O task.
-    let connections: Vec<(Endpoint, ProviderClient)> = (0..args.connections.max(1))
-        .map(|_| {
-            let e = if args.http2 {
-                Endpoint::new_http2(&base_url, &pin)?
-            } else {
-                Endpoint::new(&base_url, &pin)?
-            };
-            Ok((e.clone(), ProviderClient::new(e, &sp.api_key)))
-        })
-        .collect::<anyhow::Result<_>>()?;
     if let Some(rate) = args.rate {
         anyhow::ensure!(
             rate.is_finite() && (1.0..=100_000.0).contains(&rate),
             "--rate is 1 to 100000 logins per second"
         );
     }
-    let period = args.rate.map(|r| Duration::from_secs_f64(1.0 / r));
-    let tokio_started = tokio::time::Instant::from_std(started);
-    let mut tasks = Vec::new();
-    for (i, mut worker) in workers.into_iter().enumerate() {
-        let (endpoint, provider) = connections[i % connections.len()].clone();
-        let server_key = server_key.clone();
-        let oidc_client = oidc_client.clone();
-        let (issued, errors, max) = (issued.clone(), errors.clone(), args.max_logins);
-        tasks.push(tokio::spawn(async move {
-            let mut steps: Vec<Histogram<u64>> = (0..step_names.len())
-                .map(|_| Histogram::new(3).expect("histogram"))
-                .collect();
-            let mut total = Histogram::<u64>::new(3).expect("histogram");
-            let mut done = 0u64;
-            loop {
-                let n = issued.fetch_add(1, Ordering::Relaxed);
-                if Instant::now() >= deadline || n >= max {
-                    break;
-                }
-                if let Some(period) = period {
-                    let slot = tokio_started + period.mul_f64(n as f64);
-                    if slot >= tokio::time::Instant::from_std(deadline) {
-                        break;
-                    }
-                    tokio::time::sleep_until(slot).await;
-                }
-                let login = match &oidc_client {
-                    Some(client) => {
-                        oidc::one_login(
-                            &endpoint,
-                            client,
-                            &mut worker.phone,
-                            &worker.user_id,
-                            &mut steps,
-                        )
-                        .await
-                    }
-                    None => {
-                        one_login(&endpoint, &provider, &server_key, &mut worker, &mut steps).await
-                    }
-                };
-                match login {
-                    Ok(elapsed) => {
-                        total.record(elapsed.as_micros() as u64).ok();
-                        done += 1;
-                    }
-                    Err(e) => {
-                        if errors.fetch_add(1, Ordering::Relaxed) < 5 {
-                            eprintln!("login failed: {e:#}");
-                        }
-                    }
-                }
-            }
-            (steps, total, done)
-        }));
+    let shared = Shared {
+        step_names,
+        server_key,
+        oidc_client,
+        issued: issued.clone(),
+        errors: errors.clone(),
+        max: args.max_logins,
+        deadline,
+        period: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+        tokio_started: tokio::time::Instant::from_std(started),
+    };
+    let mut clients = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        clients.push(if args.http2 {
+            Endpoint::new_http2(&base_url, &pin)?
+        } else {
+            Endpoint::new(&base_url, &pin)?
+        });
     }
+    let tasks = if args.http2 && !args.reqwest {
+        let mut lean = Vec::new();
+        for browser in clients {
+            let connection = Arc::new(Http2Connection::connect(&base_url, &pin).await?);
+            lean.push(Client {
+                provider: ProviderClient::new(connection.clone(), &sp.api_key),
+                transport: connection,
+                browser,
+            });
+        }
+        spawn_workers(workers, lean, Arc::new(shared))
+    } else {
+        let reqwest = clients
+            .into_iter()
+            .map(|e| Client {
+                provider: ProviderClient::new(e.clone(), &sp.api_key),
+                transport: e.clone(),
+                browser: e,
+            })
+            .collect();
+        spawn_workers(workers, reqwest, Arc::new(shared))
+    };
     let mut steps: Vec<Histogram<u64>> = (0..step_names.len())
         .map(|_| Histogram::new(3).expect("histogram"))
         .collect();
@@ -455,9 +536,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn one_login(
-    endpoint: &Endpoint,
-    provider: &ProviderClient,
+async fn one_login<T: Transport>(
+    endpoint: &T,
+    provider: &ProviderClient<T>,
     server_key: &eid_protocol::PublicKey,
     worker: &mut Worker,
     steps: &mut [Histogram<u64>],

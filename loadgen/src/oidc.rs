@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use eid_api_client::{AdminClient, Endpoint, SoftPhone};
+use eid_api_client::{AdminClient, Endpoint, SoftPhone, Transport};
 use eid_protocol::wire::RegisterOidcClientRequest;
 use eid_protocol::{Outcome, ServiceProviderId};
 use hdrhistogram::Histogram;
@@ -147,9 +147,13 @@ fn location(response: &reqwest::Response) -> anyhow::Result<String> {
         .to_owned())
 }
 
-/// One full OIDC login for `user_id` with `phone`; records each step.
+/// One full OIDC login for `user_id` with `phone`; records each step. The
+/// service provider's and the browser's calls go through `endpoint`
+/// (reqwest: forms, cookies, redirects read), the phone's through
+/// `phone_transport`.
 pub(crate) async fn one_login(
     endpoint: &Endpoint,
+    phone_transport: &impl Transport,
     client: &Client,
     phone: &mut SoftPhone,
     user_id: &str,
@@ -243,7 +247,7 @@ pub(crate) async fn one_login(
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as u64;
-    let pulled = SoftPhone::pull(endpoint, &[&*phone], now_ms).await?;
+    let pulled = SoftPhone::pull(phone_transport, &[&*phone], now_ms).await?;
     let envelope = pulled.accounts[0]
         .requests
         .iter()
@@ -253,7 +257,7 @@ pub(crate) async fn one_login(
         .clone();
     marks.push(Instant::now());
     let decision = phone.decide(&envelope, Outcome::Approve, Some(code), true);
-    phone.submit(endpoint, &decision).await?;
+    phone.submit(phone_transport, &decision).await?;
     marks.push(Instant::now());
 
     // The browser goes back to the service provider with the code.
