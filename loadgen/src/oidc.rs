@@ -14,7 +14,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use eid_api_client::{AdminClient, Endpoint, SoftPhone, Transport};
 use eid_protocol::wire::RegisterOidcClientRequest;
 use eid_protocol::{Outcome, ServiceProviderId};
-use hdrhistogram::Histogram;
 use reqwest::header;
 
 /// The steps of one OIDC login, as reported.
@@ -157,7 +156,7 @@ pub(crate) async fn one_login(
     client: &Client,
     phone: &mut SoftPhone,
     user_id: &str,
-    steps: &mut [Histogram<u64>],
+    steps: &mut [crate::Samples],
 ) -> anyhow::Result<Duration> {
     let http = &endpoint.client;
     let base = &endpoint.base_url;
@@ -295,7 +294,7 @@ pub(crate) async fn one_login(
     marks.push(Instant::now());
 
     for (h, pair) in steps.iter_mut().zip(marks.windows(2)) {
-        h.record((pair[1] - pair[0]).as_micros() as u64).ok();
+        h.record((pair[1] - pair[0]).as_micros() as u64);
     }
     Ok(marks[marks.len() - 1] - marks[0])
 }
