@@ -9,7 +9,6 @@
 //! (the load generator counts errors). A response body is read in full, up
 //! to 4 MiB, within the request timeout.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -155,9 +154,11 @@ impl Http2Connection {
         if let Some(value) = call.authorization {
             headers.insert(AUTHORIZATION, value.clone());
         }
-        match &call.json {
+        match &call.body {
             Some(body) => {
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                let content_type = HeaderValue::from_str(call.content_type)
+                    .map_err(|_| TransportError::Unsendable("content-type header".into()))?;
+                headers.insert(CONTENT_TYPE, content_type);
                 headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
             }
             // As hyper does: an empty POST says it is empty.
@@ -179,13 +180,13 @@ impl Http2Connection {
     async fn exchange(&self, call: Call<'_>) -> Result<Answer, TransportError> {
         let request = self.request(&call)?;
         let mut send = self.send.clone().ready().await?;
-        let (response, mut stream) = send.send_request(request, call.json.is_none())?;
-        if let Some(body) = call.json {
+        let (response, mut stream) = send.send_request(request, call.body.is_none())?;
+        if let Some(body) = call.body {
             stream.send_data(Bytes::from(body), true)?;
         }
         let response = response.await?;
-        let status = response.status().as_u16();
-        let mut body = response.into_body();
+        let (parts, mut body) = response.into_parts();
+        let status = parts.status.as_u16();
         let mut first: Option<Bytes> = None;
         let mut more: Option<BytesMut> = None;
         while let Some(chunk) = body.data().await {
@@ -212,17 +213,19 @@ impl Http2Connection {
             Some(m) => m.freeze(),
             None => first.unwrap_or_default(),
         };
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            headers: parts.headers,
+            body,
+        })
     }
 }
 
 impl Transport for Http2Connection {
-    fn call(&self, call: Call<'_>) -> impl Future<Output = Result<Answer, ApiFailure>> + Send {
-        async move {
-            match tokio::time::timeout(self.timeout, self.exchange(call)).await {
-                Ok(answer) => Ok(answer?),
-                Err(_) => Err(TransportError::Timeout(self.timeout).into()),
-            }
+    async fn call(&self, call: Call<'_>) -> Result<Answer, ApiFailure> {
+        match tokio::time::timeout(self.timeout, self.exchange(call)).await {
+            Ok(answer) => Ok(answer?),
+            Err(_) => Err(TransportError::Timeout(self.timeout).into()),
         }
     }
 }

@@ -29,9 +29,16 @@ pub struct Call<'a> {
     pub authorization: Option<&'a HeaderValue>,
     /// Further headers (lower-case names), sent as given.
     pub headers: &'a [(&'static str, &'a str)],
-    /// The JSON body, sent as given with `content-type: application/json`.
-    pub json: Option<Vec<u8>>,
+    /// The body, sent as given with `content-type: {content_type}`.
+    pub body: Option<Vec<u8>>,
+    /// The body's type: `application/json` but for forms.
+    pub content_type: &'static str,
 }
+
+/// A JSON body's type.
+const JSON: &str = "application/json";
+/// A form's type (as reqwest's `form` sends it).
+const FORM: &str = "application/x-www-form-urlencoded";
 
 impl<'a> Call<'a> {
     /// A `GET` of `path`.
@@ -41,7 +48,8 @@ impl<'a> Call<'a> {
             path,
             authorization: None,
             headers: &[],
-            json: None,
+            body: None,
+            content_type: JSON,
         }
     }
 
@@ -52,8 +60,27 @@ impl<'a> Call<'a> {
             path,
             authorization: None,
             headers: &[],
-            json: Some(body),
+            body: Some(body),
+            content_type: JSON,
         }
+    }
+
+    /// A `POST` of a form (`application/x-www-form-urlencoded` bytes) to `path`.
+    pub fn form(path: &'a str, body: String) -> Self {
+        Self {
+            method: Method::POST,
+            path,
+            authorization: None,
+            headers: &[],
+            body: Some(body.into_bytes()),
+            content_type: FORM,
+        }
+    }
+
+    /// With further headers.
+    pub fn with_headers(mut self, headers: &'a [(&'static str, &'a str)]) -> Self {
+        self.headers = headers;
+        self
     }
 
     /// With an `authorization` header.
@@ -68,8 +95,22 @@ impl<'a> Call<'a> {
 pub struct Answer {
     /// HTTP status.
     pub status: u16,
+    /// The response headers.
+    pub headers: http::HeaderMap,
     /// The whole body.
     pub body: Bytes,
+}
+
+impl Answer {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// A header's value, if present and visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 /// Sends a [`Call`] and reads the whole answer.
@@ -108,20 +149,25 @@ impl Transport for Endpoint {
         if let Some(value) = call.authorization {
             req = req.header(AUTHORIZATION, value.clone());
         }
-        if call.json.is_some() {
-            req = req.header(CONTENT_TYPE, "application/json");
+        if call.body.is_some() {
+            req = req.header(CONTENT_TYPE, call.content_type);
         }
         for (name, value) in call.headers {
             req = req.header(*name, *value);
         }
-        if let Some(body) = call.json {
+        if let Some(body) = call.body {
             req = req.body(body);
         }
         async move {
             let response = req.send().await?;
             let status = response.status().as_u16();
+            let headers = response.headers().clone();
             let body = response.bytes().await?;
-            Ok(Answer { status, body })
+            Ok(Answer {
+                status,
+                headers,
+                body,
+            })
         }
     }
 }

@@ -203,16 +203,17 @@ struct Worker {
     user_id: String,
 }
 
-/// One client: the phones' and the service provider's API calls go through
-/// `transport`; the OpenID Connect flow's browser steps through `browser`.
+/// One client: the phones', the service provider's and (OpenID Connect)
+/// the browser's calls go through `transport`.
 struct Client<T> {
     transport: T,
     provider: ProviderClient<T>,
-    browser: Endpoint,
 }
 
 /// What every phone's task reads.
 struct Shared {
+    /// `https://host:port`, the login page's origin.
+    base_url: String,
     step_names: &'static [&'static str],
     server_key: eid_protocol::PublicKey,
     oidc_client: Option<Arc<oidc::Client>>,
@@ -288,8 +289,8 @@ where
                 let login = match &shared.oidc_client {
                     Some(oidc_client) => {
                         oidc::one_login(
-                            &client.browser,
                             &client.transport,
+                            &shared.base_url,
                             oidc_client,
                             &mut worker.phone,
                             &worker.user_id,
@@ -452,6 +453,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let shared = Shared {
+        base_url: base_url.clone(),
         step_names,
         server_key,
         oidc_client,
@@ -462,34 +464,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
         period: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
         tokio_started: tokio::time::Instant::from_std(started),
     };
-    let mut clients = Vec::new();
-    for _ in 0..args.connections.max(1) {
-        clients.push(if args.http2 {
-            Endpoint::new_http2(&base_url, &pin)?
-        } else {
-            Endpoint::new(&base_url, &pin)?
-        });
-    }
+    let count = args.connections.max(1);
     let tasks = if args.http2 && !args.reqwest {
         let mut lean = Vec::new();
-        for browser in clients {
+        for _ in 0..count {
             let connection = Arc::new(Http2Connection::connect(&base_url, &pin).await?);
             lean.push(Client {
                 provider: ProviderClient::new(connection.clone(), &sp.api_key),
                 transport: connection,
-                browser,
             });
         }
         spawn_workers(workers, lean, Arc::new(shared))
     } else {
-        let reqwest = clients
-            .into_iter()
-            .map(|e| Client {
+        let mut reqwest = Vec::new();
+        for _ in 0..count {
+            let e = if args.http2 {
+                Endpoint::new_http2(&base_url, &pin)?
+            } else {
+                Endpoint::new(&base_url, &pin)?
+            };
+            reqwest.push(Client {
                 provider: ProviderClient::new(e.clone(), &sp.api_key),
-                transport: e.clone(),
-                browser: e,
-            })
-            .collect();
+                transport: e,
+            });
+        }
         spawn_workers(workers, reqwest, Arc::new(shared))
     };
     let mut samples = Vec::new();
