@@ -207,7 +207,8 @@ async fn an_error_answer_is_a_typed_failure() {
 }
 
 /// The bare transport sends what the reqwest one sends: method, path,
-/// body and every application header (reqwest adds only `accept: */*`).
+/// body and every application header (reqwest adds only `accept: */*`),
+/// for the provider's and the phone's calls and for a form with cookies.
 #[tokio::test]
 async fn both_transports_send_the_same_requests() {
     let server = server(&[b"h2"]).await;
@@ -234,10 +235,17 @@ async fn both_transports_send_the_same_requests() {
         let _ = provider_lean.cancel(request).await;
         let _ = provider_reqwest.cancel(request).await;
     }
+    let basic = eid_api_client::bearer("x").unwrap();
+    let extra = [("cookie", "login=abc"), ("origin", "https://127.0.0.1")];
+    let form = || Call::form("/oidc/par", "a=1&b=%2B".into()).with_headers(&extra);
+    let answer = lean.call(form().authorized(&basic)).await.unwrap();
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let answer = endpoint.call(form().authorized(&basic)).await.unwrap();
+    assert_eq!(answer.header("content-type"), Some("application/json"));
     let _ = SoftPhone::pull(&lean, &[&phone], 1_000).await;
     let _ = SoftPhone::pull(&endpoint, &[&phone], 1_000).await;
     let seen = server.seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 14);
+    assert_eq!(seen.len(), 16);
     for pair in seen.chunks(2) {
         let (lean, reqwest) = (&pair[0], &pair[1]);
         assert_eq!(lean.method, reqwest.method);
@@ -258,7 +266,11 @@ async fn both_transports_send_the_same_requests() {
             assert_eq!(lean.body, reqwest.body);
         }
     }
-    let pull = &seen[12];
+    assert!(seen[12].headers.contains(&(
+        "content-type".into(),
+        "application/x-www-form-urlencoded".into()
+    )));
+    let pull = &seen[14];
     for header in [
         "eid-timestamp",
         "eid-nonce",
