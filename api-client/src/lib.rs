@@ -8,10 +8,16 @@
 //!   phone logic is `eid-core`.
 //!
 //! Every connection pins the server's TLS key ([`pinning`]).
+//!
+//! The soft phone's and the service provider's calls go through a
+//! [`Transport`]: the pinned reqwest client of an [`Endpoint`] (the CLI, the
+//! tests), or one bare pinned [`Http2Connection`] (the load generator).
 #![forbid(unsafe_code)]
 
+mod http2;
 mod phone;
 pub mod pinning;
+mod transport;
 
 use eid_protocol::wire::{
     self, ActivationCodeIssued, AdminReason, AgentCreated, AgentInfo, AgentList, AgentRole,
@@ -24,7 +30,9 @@ use eid_protocol::wire::{
 use eid_protocol::{ChangeId, IdentityId, RequestId, RequestKind, ServiceProviderId};
 use serde::de::DeserializeOwned;
 
+pub use http2::{Http2Connection, TransportError};
 pub use phone::{SignedHeaders, SoftPhone};
+pub use transport::{Answer, Call, Transport, bearer};
 
 /// A failed API call.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +60,10 @@ pub enum ApiFailure {
     /// A signature from the server did not verify.
     #[error("the server's signature does not verify")]
     BadServerSignature,
+    /// The lean HTTP/2 transport failed below HTTP ([`Http2Connection`]),
+    /// or a call could not be sent (an API key a header cannot carry).
+    #[error("transport: {0}")]
+    Transport(#[from] TransportError),
 }
 
 impl ApiFailure {
@@ -68,13 +80,30 @@ impl ApiFailure {
 pub async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, ApiFailure> {
     let status = response.status();
     let bytes = response.bytes().await?;
+    decode_bytes(status, &bytes)
+}
+
+/// Turns a [`Transport`]'s answer into `T` or a typed failure, as [`decode`].
+pub fn decode_answer<T: DeserializeOwned>(answer: &Answer) -> Result<T, ApiFailure> {
+    let status =
+        reqwest::StatusCode::from_u16(answer.status).map_err(|_| ApiFailure::Unexpected {
+            status: answer.status,
+            text: String::new(),
+        })?;
+    decode_bytes(status, &answer.body)
+}
+
+fn decode_bytes<T: DeserializeOwned>(
+    status: reqwest::StatusCode,
+    bytes: &[u8],
+) -> Result<T, ApiFailure> {
     if status.is_success() {
-        return serde_json::from_slice(&bytes).map_err(|_| ApiFailure::Unexpected {
+        return serde_json::from_slice(bytes).map_err(|_| ApiFailure::Unexpected {
             status: status.as_u16(),
             text: String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned(),
         });
     }
-    match serde_json::from_slice::<ErrorBody>(&bytes) {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
         Ok(body) => Err(ApiFailure::Server {
             status: status.as_u16(),
             body,
@@ -367,20 +396,41 @@ impl AdminClient {
     }
 }
 
-/// The service-provider API.
+/// The service-provider API, over the pinned reqwest client of an
+/// [`Endpoint`] or any other [`Transport`].
 #[derive(Debug, Clone)]
-pub struct ProviderClient {
-    endpoint: Endpoint,
-    api_key: String,
+pub struct ProviderClient<T = Endpoint> {
+    endpoint: T,
+    /// `Bearer {api_key}`, built once (`None`: not a header value).
+    authorization: Option<reqwest::header::HeaderValue>,
 }
 
-impl ProviderClient {
+impl<T: Transport> ProviderClient<T> {
     /// A client with the provider's API key.
-    pub fn new(endpoint: Endpoint, api_key: &str) -> Self {
+    pub fn new(endpoint: T, api_key: &str) -> Self {
         Self {
             endpoint,
-            api_key: api_key.to_owned(),
+            authorization: transport::bearer(api_key),
         }
+    }
+
+    /// The transport it calls through.
+    pub fn transport(&self) -> &T {
+        &self.endpoint
+    }
+
+    async fn call<R: DeserializeOwned>(
+        &self,
+        mut call: Call<'_>,
+        authorized: bool,
+    ) -> Result<R, ApiFailure> {
+        if authorized {
+            let value = self.authorization.as_ref().ok_or_else(|| {
+                TransportError::Unsendable("an API key a header cannot carry".into())
+            })?;
+            call = call.authorized(value);
+        }
+        decode_answer(&self.endpoint.call(call).await?)
     }
 
     /// Asks a person to log in or sign.
@@ -428,12 +478,8 @@ impl ProviderClient {
         &self,
         body: &CreateRequestRequest,
     ) -> Result<RequestCreated, ApiFailure> {
-        let req = self
-            .endpoint
-            .client
-            .post(self.endpoint.url("/v1/rp/requests"))
-            .bearer_auth(&self.api_key);
-        decode(req.json(body).send().await?).await
+        let json = serde_json::to_vec(body).expect("serializable");
+        self.call(Call::post("/v1/rp/requests", json), true).await
     }
 
     /// Reads a request's status, long-polling up to `wait_secs` while pending.
@@ -442,46 +488,23 @@ impl ProviderClient {
         request: RequestId,
         wait_secs: u64,
     ) -> Result<RequestStatusResponse, ApiFailure> {
-        let url = self
-            .endpoint
-            .url(&format!("/v1/rp/requests/{request}?wait={wait_secs}"));
-        decode(
-            self.endpoint
-                .client
-                .get(url)
-                .bearer_auth(&self.api_key)
-                .send()
-                .await?,
-        )
-        .await
+        let path = format!("/v1/rp/requests/{request}?wait={wait_secs}");
+        self.call(Call::get(&path), true).await
     }
 
     /// Cancels a pending request.
     pub async fn cancel(&self, request: RequestId) -> Result<RequestStatusResponse, ApiFailure> {
-        let url = self
-            .endpoint
-            .url(&format!("/v1/rp/requests/{request}/cancel"));
-        decode(
-            self.endpoint
-                .client
-                .post(url)
-                .bearer_auth(&self.api_key)
-                .send()
-                .await?,
-        )
-        .await
+        let path = format!("/v1/rp/requests/{request}/cancel");
+        let call = Call {
+            method: reqwest::Method::POST,
+            ..Call::get(&path)
+        };
+        self.call(call, true).await
     }
 
     /// The server's receipt-signing key.
     pub async fn server_key(&self) -> Result<eid_protocol::PublicKey, ApiFailure> {
-        let r: ServerKeyResponse = decode(
-            self.endpoint
-                .client
-                .get(self.endpoint.url("/v1/server-key"))
-                .send()
-                .await?,
-        )
-        .await?;
+        let r: ServerKeyResponse = self.call(Call::get("/v1/server-key"), false).await?;
         Ok(r.server_public_key)
     }
 }

@@ -10,7 +10,8 @@ use eid_protocol::{
     AuthenticatorId, Decision, IdentityId, Nonce16, Outcome, PublicKey, RequestEnvelopeBody,
 };
 
-use crate::{ApiFailure, Endpoint, decode};
+use crate::transport::{Call, Transport};
+use crate::{ApiFailure, decode_answer};
 
 /// An activated (or not yet activated) soft phone account.
 pub struct SoftPhone {
@@ -95,20 +96,14 @@ impl SoftPhone {
     /// Activates with a user ID and activation code.
     pub async fn activate(
         &mut self,
-        endpoint: &Endpoint,
+        endpoint: &impl Transport,
         user_id: &str,
         code: &str,
     ) -> Result<ActivateResponse, ApiFailure> {
-        let body = self.activation_request(user_id, code);
-        let response: ActivateResponse = decode(
-            endpoint
-                .client
-                .post(endpoint.url(wire::PATH_ACTIVATE))
-                .json(&body)
-                .send()
-                .await?,
-        )
-        .await?;
+        let body =
+            serde_json::to_vec(&self.activation_request(user_id, code)).expect("serializable");
+        let response: ActivateResponse =
+            decode_answer(&endpoint.call(Call::post(wire::PATH_ACTIVATE, body)).await?)?;
         self.authenticator_id = Some(response.authenticator_id);
         self.identity_id = Some(response.identity_id);
         self.server_key = Some(response.server_public_key.clone());
@@ -149,7 +144,7 @@ impl SoftPhone {
     /// Pulls for several phones in one signed call and verifies every envelope
     /// with the server key learned at activation.
     pub async fn pull(
-        endpoint: &Endpoint,
+        endpoint: &impl Transport,
         phones: &[&SoftPhone],
         timestamp_ms: u64,
     ) -> Result<PullResponse, ApiFailure> {
@@ -170,19 +165,16 @@ impl SoftPhone {
             timestamp_ms,
             Nonce16::random(),
         );
-        let response: PullResponse = decode(
-            endpoint
-                .client
-                .post(endpoint.url(wire::PATH_PULL))
-                .header("content-type", "application/json")
-                .header(wire::HEADER_TIMESTAMP, headers.timestamp)
-                .header(wire::HEADER_NONCE, headers.nonce)
-                .header(wire::HEADER_SIGNATURE, headers.signature)
-                .body(body)
-                .send()
-                .await?,
-        )
-        .await?;
+        let signed = [
+            (wire::HEADER_TIMESTAMP, headers.timestamp.as_str()),
+            (wire::HEADER_NONCE, headers.nonce.as_str()),
+            (wire::HEADER_SIGNATURE, headers.signature.as_str()),
+        ];
+        let call = Call {
+            headers: &signed,
+            ..Call::post(wire::PATH_PULL, body)
+        };
+        let response: PullResponse = decode_answer(&endpoint.call(call).await?)?;
         for (account, phone) in response.accounts.iter().zip(phones) {
             let key = phone.server_key.as_ref().expect("activated");
             for signed in &account.requests {
@@ -233,18 +225,15 @@ impl SoftPhone {
     /// Submits a signed decision and verifies the receipt.
     pub async fn submit(
         &self,
-        endpoint: &Endpoint,
+        endpoint: &impl Transport,
         request: &SubmitDecisionRequest,
     ) -> Result<SignedReceipt, ApiFailure> {
-        let receipt: SignedReceipt = decode(
-            endpoint
-                .client
-                .post(endpoint.url(wire::PATH_DECISIONS))
-                .json(request)
-                .send()
+        let body = serde_json::to_vec(request).expect("serializable");
+        let receipt: SignedReceipt = decode_answer(
+            &endpoint
+                .call(Call::post(wire::PATH_DECISIONS, body))
                 .await?,
-        )
-        .await?;
+        )?;
         let key = self.server_key.as_ref().expect("activated");
         key.verify(&receipt.receipt.signing_bytes(), &receipt.signature)
             .map_err(|_| ApiFailure::BadServerSignature)?;

@@ -11,11 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use eid_api_client::{AdminClient, Endpoint, SoftPhone};
+use eid_api_client::{AdminClient, Answer, Call, Endpoint, SoftPhone, Transport};
 use eid_protocol::wire::RegisterOidcClientRequest;
 use eid_protocol::{Outcome, ServiceProviderId};
-use hdrhistogram::Histogram;
-use reqwest::header;
 
 /// The steps of one OIDC login, as reported.
 pub(crate) const STEPS: [&str; 7] = [
@@ -35,7 +33,9 @@ const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 /// What every login of the run shares: the client and the provider's keys.
 pub(crate) struct Client {
     client_id: String,
-    secret: String,
+    /// `Basic base64(client_id:secret)` (client_secret_basic), sensitive,
+    /// as reqwest's `basic_auth` builds it.
+    basic: reqwest::header::HeaderValue,
     issuer: String,
     id_token_key: ring::signature::UnparsedPublicKey<Vec<u8>>,
     kid: String,
@@ -94,9 +94,15 @@ pub(crate) async fn register(
     let mut point = vec![4u8];
     point.extend(coordinate("x")?);
     point.extend(coordinate("y")?);
+    let mut basic = reqwest::header::HeaderValue::from_str(&format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", registered.client_id, secret))
+    ))?;
+    basic.set_sensitive(true);
     Ok(Client {
         client_id: registered.client_id,
-        secret: secret.to_string(),
+        basic,
         issuer,
         id_token_key: ring::signature::UnparsedPublicKey::new(
             &ring::signature::ECDSA_P256_SHA256_FIXED,
@@ -133,30 +139,46 @@ fn input_value(html: &str, name: &str) -> Option<String> {
     Some(rest[..rest.find('"')?].to_owned())
 }
 
-fn location(response: &reqwest::Response) -> anyhow::Result<String> {
+fn location(answer: &Answer) -> anyhow::Result<String> {
     ensure!(
-        response.status() == reqwest::StatusCode::SEE_OTHER,
+        answer.status == 303,
         "expected a redirect, got {}",
-        response.status()
+        answer.status
     );
-    Ok(response
-        .headers()
-        .get(header::LOCATION)
+    Ok(answer
+        .header("location")
         .context("redirect without Location")?
-        .to_str()?
         .to_owned())
 }
 
-/// One full OIDC login for `user_id` with `phone`; records each step.
+/// The answer, if 2xx (as reqwest's `error_for_status`).
+fn success(answer: Answer, what: &str) -> anyhow::Result<Answer> {
+    ensure!(answer.is_success(), "{what}: HTTP {}", answer.status);
+    Ok(answer)
+}
+
+/// A form body, encoded as reqwest's `form` encodes it.
+fn form(pairs: &[(&str, &str)]) -> String {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        form.append_pair(name, value);
+    }
+    form.finish()
+}
+
+/// One full OIDC login for `user_id` with `phone`; records each step. The
+/// service provider's, the browser's and the phone's calls all go through
+/// `http`, with the same requests either transport sends (forms, the
+/// client's Basic credentials, the login cookie, `Origin`); `base` is the
+/// server's `https://host:port`, the browser's origin.
 pub(crate) async fn one_login(
-    endpoint: &Endpoint,
+    http: &impl Transport,
+    base: &str,
     client: &Client,
     phone: &mut SoftPhone,
     user_id: &str,
-    steps: &mut [Histogram<u64>],
+    steps: &mut [crate::Samples],
 ) -> anyhow::Result<Duration> {
-    let http = &endpoint.client;
-    let base = &endpoint.base_url;
     let mut marks = Vec::with_capacity(STEPS.len() + 1);
     marks.push(Instant::now());
 
@@ -164,74 +186,65 @@ pub(crate) async fn one_login(
     let verifier = random_b64::<32>();
     let challenge = URL_SAFE_NO_PAD.encode(eid_protocol::sha256(verifier.as_bytes()));
     let (state, nonce) = (random_b64::<16>(), random_b64::<16>());
-    let pushed: serde_json::Value = http
-        .post(format!("{base}/oidc/par"))
-        .basic_auth(&client.client_id, Some(&client.secret))
-        .form(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", REDIRECT_URI),
-            ("scope", "openid"),
-            ("state", &state),
-            ("nonce", &nonce),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-            ("login_hint", user_id),
-        ])
-        .send()
-        .await?
-        .error_for_status()
-        .context("PAR")?
-        .json()
+    let body = form(&[
+        ("response_type", "code"),
+        ("client_id", &client.client_id),
+        ("redirect_uri", REDIRECT_URI),
+        ("scope", "openid"),
+        ("state", &state),
+        ("nonce", &nonce),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+        ("login_hint", user_id),
+    ]);
+    let pushed = http
+        .call(Call::form("/oidc/par", body).authorized(&client.basic))
         .await?;
+    let pushed: serde_json::Value = serde_json::from_slice(&success(pushed, "PAR")?.body)?;
     let request_uri = pushed["request_uri"].as_str().context("no request_uri")?;
     marks.push(Instant::now());
 
     // The browser arrives and gets its cookie and the page.
-    let mut authorize = url::Url::parse(&format!("{base}/oidc/authorize"))?;
-    authorize
-        .query_pairs_mut()
-        .append_pair("client_id", &client.client_id)
-        .append_pair("request_uri", request_uri);
-    let arrived = http.get(authorize).send().await?;
+    let authorize = format!(
+        "/oidc/authorize?{}",
+        form(&[
+            ("client_id", &client.client_id),
+            ("request_uri", request_uri)
+        ])
+    );
+    let arrived = http.call(Call::get(&authorize)).await?;
     let page_path = location(&arrived)?;
     let cookie = arrived
-        .headers()
-        .get(header::SET_COOKIE)
+        .header("set-cookie")
         .context("no login cookie")?
-        .to_str()?
         .split(';')
         .next()
         .unwrap_or_default()
         .to_owned();
+    let with_cookie = [("cookie", cookie.as_str())];
     let page = http
-        .get(format!("{base}{page_path}"))
-        .header(header::COOKIE, &cookie)
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
+        .call(Call::get(&page_path).with_headers(&with_cookie))
         .await?;
+    let page = String::from_utf8(success(page, "login page")?.body.to_vec())?;
     let csrf = input_value(&page, "csrf").context("no csrf field")?;
     marks.push(Instant::now());
 
     // The person types the user ID and reads the code.
+    let user_id_path = format!("{page_path}/user-id");
     let posted = http
-        .post(format!("{base}{page_path}/user-id"))
-        .header(header::COOKIE, &cookie)
-        .header(header::ORIGIN, base.as_str())
-        .form(&[("csrf", csrf.as_str()), ("user_id", user_id)])
-        .send()
+        .call(
+            Call::form(
+                &user_id_path,
+                form(&[("csrf", csrf.as_str()), ("user_id", user_id)]),
+            )
+            .with_headers(&[("cookie", cookie.as_str()), ("origin", base)]),
+        )
         .await?;
     location(&posted).context("user ID form")?;
     let page = http
-        .get(format!("{base}{page_path}"))
-        .header(header::COOKIE, &cookie)
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
+        .call(Call::get(&page_path).with_headers(&with_cookie))
         .await?;
+    let page = String::from_utf8(success(page, "login page")?.body.to_vec())?;
     let code: String = element_text(&page, "binding-code")
         .context("no binding code on the page")?
         .chars()
@@ -243,7 +256,7 @@ pub(crate) async fn one_login(
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as u64;
-    let pulled = SoftPhone::pull(endpoint, &[&*phone], now_ms).await?;
+    let pulled = SoftPhone::pull(http, &[&*phone], now_ms).await?;
     let envelope = pulled.accounts[0]
         .requests
         .iter()
@@ -253,14 +266,13 @@ pub(crate) async fn one_login(
         .clone();
     marks.push(Instant::now());
     let decision = phone.decide(&envelope, Outcome::Approve, Some(code), true);
-    phone.submit(endpoint, &decision).await?;
+    phone.submit(http, &decision).await?;
     marks.push(Instant::now());
 
     // The browser goes back to the service provider with the code.
+    let continue_path = format!("{page_path}/continue");
     let back = http
-        .get(format!("{base}{page_path}/continue"))
-        .header(header::COOKIE, &cookie)
-        .send()
+        .call(Call::get(&continue_path).with_headers(&with_cookie))
         .await?;
     let back = location(&back).context("continue")?;
     ensure!(
@@ -271,27 +283,22 @@ pub(crate) async fn one_login(
     marks.push(Instant::now());
 
     // The service provider redeems it and checks the ID token.
-    let tokens: serde_json::Value = http
-        .post(format!("{base}/oidc/token"))
-        .basic_auth(&client.client_id, Some(&client.secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await?
-        .error_for_status()
-        .context("token")?
-        .json()
+    let body = form(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", &verifier),
+    ]);
+    let tokens = http
+        .call(Call::form("/oidc/token", body).authorized(&client.basic))
         .await?;
+    let tokens: serde_json::Value = serde_json::from_slice(&success(tokens, "token")?.body)?;
     let id_token = tokens["id_token"].as_str().context("no id_token")?;
     verify_id_token(client, id_token, &nonce)?;
     marks.push(Instant::now());
 
     for (h, pair) in steps.iter_mut().zip(marks.windows(2)) {
-        h.record((pair[1] - pair[0]).as_micros() as u64).ok();
+        h.record((pair[1] - pair[0]).as_micros() as u64);
     }
     Ok(marks[marks.len() - 1] - marks[0])
 }
