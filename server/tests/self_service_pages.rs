@@ -942,6 +942,33 @@ async fn a_chip_form_without_its_csrf_token_is_refused_and_adds_nothing() {
 
 const ACR_HIGH: &str = "https://data.gov.dk/concept/core/nsis/loa/High";
 
+/// A server with a person whose chip is active, their phone, their
+/// browser (by the name `localhost`, a WebAuthn relying party's), and a
+/// bank's OpenID Connect client.
+struct WithChip {
+    h: Harness,
+    phone: SoftPhone,
+    browser: Browser,
+    chip: common::soft_chip::SoftChip,
+    bank: support::TestClient,
+}
+
+async fn with_active_chip() -> WithChip {
+    let h = server().await;
+    let mut phone = person(&h).await;
+    let mut browser = Browser::new(&h).on_localhost();
+    let chip = person_with_active_chip(&h, &mut browser, &mut phone).await;
+    let sp = support::harness_provider(&h).await;
+    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    WithChip {
+        h,
+        phone,
+        browser,
+        chip,
+        bank,
+    }
+}
+
 /// A person whose chip is active (registered, a day, confirmed).
 async fn person_with_active_chip(
     h: &Harness,
@@ -1078,12 +1105,13 @@ fn id_token_claims(id_token: &str) -> serde_json::Value {
 #[tokio::test]
 async fn a_person_logs_in_at_level_high_with_the_chip_and_its_access_code_and_the_id_token_says_so()
 {
-    let h = server().await;
-    let mut phone = person(&h).await;
-    let mut browser = Browser::new(&h).on_localhost();
-    let mut chip = person_with_active_chip(&h, &mut browser, &mut phone).await;
-    let sp = support::harness_provider(&h).await;
-    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    let WithChip {
+        h,
+        phone: _,
+        mut browser,
+        mut chip,
+        bank,
+    } = with_active_chip().await;
 
     let (chip_path, page) = chip_login(&h, &mut browser, &bank).await;
     // A wrong access code: refused with a fresh challenge, counted.
@@ -1111,14 +1139,15 @@ async fn a_person_logs_in_at_level_high_with_the_chip_and_its_access_code_and_th
 
 #[tokio::test]
 async fn a_cloned_chip_whose_counter_goes_back_is_refused_at_login_and_blocked() {
-    let h = server().await;
-    let mut phone = person(&h).await;
-    let mut browser = Browser::new(&h).on_localhost();
-    let mut chip = person_with_active_chip(&h, &mut browser, &mut phone).await;
+    let WithChip {
+        h,
+        phone,
+        mut browser,
+        mut chip,
+        bank,
+    } = with_active_chip().await;
     let mut clone = chip.clone();
     clone.counter = 0;
-    let sp = support::harness_provider(&h).await;
-    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
     let (chip_path, page) = chip_login(&h, &mut browser, &bank).await;
     let copied = clone.assert(&chip_options(&page));
     let refused = post_chip(&mut browser, &chip_path, &page, &copied, CHIP_CODE).await;
@@ -1134,12 +1163,13 @@ async fn a_cloned_chip_whose_counter_goes_back_is_refused_at_login_and_blocked()
 
 #[tokio::test]
 async fn another_persons_chip_cannot_log_in_for_this_user_id() {
-    let h = server().await;
-    let mut phone = person(&h).await;
-    let mut browser = Browser::new(&h).on_localhost();
-    person_with_active_chip(&h, &mut browser, &mut phone).await;
-    let sp = support::harness_provider(&h).await;
-    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    let WithChip {
+        h,
+        phone: _,
+        mut browser,
+        chip: _,
+        bank,
+    } = with_active_chip().await;
     let (chip_path, page) = chip_login(&h, &mut browser, &bank).await;
     let origin = format!("https://{}", browser.host.clone().unwrap());
     let mut strangers = common::soft_chip::SoftChip::new(&origin);
@@ -1167,12 +1197,13 @@ async fn a_person_without_a_chip_still_gets_a_challenge_and_never_logs_in() {
 
 #[tokio::test]
 async fn app_and_chip_waits_for_the_app_then_asks_for_the_chip_and_the_id_token_names_both() {
-    let h = server().await;
-    let mut phone = person(&h).await;
-    let mut browser = Browser::new(&h).on_localhost();
-    let mut chip = person_with_active_chip(&h, &mut browser, &mut phone).await;
-    let sp = support::harness_provider(&h).await;
-    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    let WithChip {
+        h,
+        mut phone,
+        mut browser,
+        mut chip,
+        bank,
+    } = with_active_chip().await;
     let mut params = support::par_params(&bank);
     params.push(("acr_values".into(), ACR_HIGH.into()));
     let answer = support::post_form(
@@ -1591,12 +1622,13 @@ async fn challenge_seen_twice(
 /// ID with a chip from one without.
 #[tokio::test]
 async fn the_chip_step_looks_the_same_twice_for_a_user_id_with_and_without_a_chip() {
-    let h = server().await;
-    let mut phone = person(&h).await;
-    let mut browser = Browser::new(&h).on_localhost();
-    person_with_active_chip(&h, &mut browser, &mut phone).await;
-    let sp = support::harness_provider(&h).await;
-    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    let WithChip {
+        h,
+        phone: _,
+        mut browser,
+        chip: _,
+        bank,
+    } = with_active_chip().await;
     let with_chip = challenge_seen_twice(&h, &mut browser, &bank, USER).await;
     let without = challenge_seen_twice(&h, &mut browser, &bank, "nobody.here").await;
     assert_eq!(with_chip, without);
@@ -1620,12 +1652,13 @@ fn chip_step_rows(h: &Harness) -> i64 {
 /// later than the stand-in of one without. Both now make one durable write.
 #[tokio::test]
 async fn the_chip_step_writes_as_much_for_a_user_id_without_a_chip_as_for_one_with() {
-    let h = server().await;
-    let mut phone = person(&h).await;
-    let mut browser = Browser::new(&h).on_localhost();
-    person_with_active_chip(&h, &mut browser, &mut phone).await;
-    let sp = support::harness_provider(&h).await;
-    let bank = support::register(&h, sp, support::KeyKind::Ec, "https://bank.example/cb").await;
+    let WithChip {
+        h,
+        phone: _,
+        mut browser,
+        chip: _,
+        bank,
+    } = with_active_chip().await;
     let mut written = Vec::new();
     for user_id in [USER, "nobody.here"] {
         let before = chip_step_rows(&h);

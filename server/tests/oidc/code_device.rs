@@ -338,11 +338,7 @@ async fn a_person_logs_in_with_a_code_display_and_the_id_token_says_so() {
 
 #[tokio::test]
 async fn unknown_user_ids_old_codes_wrong_kinds_and_blocked_devices_get_one_answer() {
-    let h = Harness::start().await;
-    person_with_code_display(&h).await;
-    let sp = harness_provider(&h).await;
-    let bank = register(&h, sp, KeyKind::Ec, "https://bank.example/cb").await;
-    h.clock.advance_ms(60_000);
+    let (h, bank) = bank_and_code_display().await;
 
     let refused_text = |html: &str| {
         let at = html.find("id=\"code-error\"").expect("an error");
@@ -623,13 +619,20 @@ async fn only_one_block_follows(h: &Harness, bank: &TestClient) {
     );
 }
 
-#[tokio::test]
-async fn wrong_codes_sent_at_once_are_not_all_tried() {
+/// A server with a person holding a code display, a bank's client, and a
+/// minute gone by (so a code of the device's current step is fresh).
+async fn bank_and_code_display() -> (Harness, TestClient) {
     let h = Harness::start().await;
     person_with_code_display(&h).await;
     let sp = harness_provider(&h).await;
     let bank = register(&h, sp, KeyKind::Ec, "https://bank.example/cb").await;
     h.clock.advance_ms(60_000);
+    (h, bank)
+}
+
+#[tokio::test]
+async fn wrong_codes_sent_at_once_are_not_all_tried() {
+    let (h, bank) = bank_and_code_display().await;
 
     // A stranger who knows the user ID but has no device guesses codes in
     // parallel: each guess looked at is a chance of 3 in a million.
@@ -646,11 +649,7 @@ async fn wrong_codes_sent_at_once_are_not_all_tried() {
 
 #[tokio::test]
 async fn wrong_access_codes_sent_at_once_are_not_all_tried() {
-    let h = Harness::start().await;
-    person_with_code_display(&h).await;
-    let sp = harness_provider(&h).await;
-    let bank = register(&h, sp, KeyKind::Ec, "https://bank.example/cb").await;
-    h.clock.advance_ms(60_000);
+    let (h, bank) = bank_and_code_display().await;
 
     // A thief with the device passes the code step once, then tries a
     // list of access codes in parallel.
@@ -673,11 +672,7 @@ async fn wrong_access_codes_sent_at_once_are_not_all_tried() {
 /// answer's time would tell them apart.
 #[tokio::test]
 async fn a_wrong_code_costs_one_durable_write_whether_or_not_the_user_id_has_the_device() {
-    let h = Harness::start().await;
-    person_with_code_display(&h).await;
-    let sp = harness_provider(&h).await;
-    let bank = register(&h, sp, KeyKind::Ec, "https://bank.example/cb").await;
-    h.clock.advance_ms(60_000);
+    let (h, bank) = bank_and_code_display().await;
     let rows = || -> i64 {
         database(&h)
             .query_row(
