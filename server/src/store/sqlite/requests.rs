@@ -2,6 +2,8 @@
 //! fraud hold and the rate-limit windows, deciding, cancelling, nonces, and
 //! the consistent reads of a pull and of a decision.
 
+use std::sync::LazyLock;
+
 use eid_protocol::events::SecurityEventKind;
 use eid_protocol::wire::{RequestStatus, SignedReceipt};
 use eid_protocol::{
@@ -61,7 +63,8 @@ pub(super) fn load_request(
     conn: &Connection,
     id: &RequestId,
 ) -> StoreResult<Option<StoredRequest>> {
-    let mut stmt = conn.prepare_cached(&format!("{REQUEST_SELECT} WHERE r.id = ?1"))?;
+    static SQL: LazyLock<String> = LazyLock::new(|| format!("{REQUEST_SELECT} WHERE r.id = ?1"));
+    let mut stmt = conn.prepare_cached(&SQL)?;
     Ok(stmt.query_row(params![Col(id)], request_row).optional()?)
 }
 
@@ -243,9 +246,9 @@ pub(super) fn rate_limited(
 // A pull's feed and journal reads with their limits written into the SQL:
 // SQLite plans `LIMIT ?` by the bound value, so binding one expires the
 // statement and every execution would parse and plan it again.
-static FEED_NEWEST_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| feed_sql("DESC"));
-static FEED_OLDEST_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| feed_sql("ASC"));
-static RECENT_DECISIONS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+static FEED_NEWEST_SQL: LazyLock<String> = LazyLock::new(|| feed_sql("DESC"));
+static FEED_OLDEST_SQL: LazyLock<String> = LazyLock::new(|| feed_sql("ASC"));
+static RECENT_DECISIONS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
          d.decided_at_ms, d.rowid FROM decisions d WHERE d.identity_id = ?1 AND d.rowid > ?2 \
@@ -283,10 +286,13 @@ pub(super) fn pull_snapshot(
         .collect::<StoreResult<Vec<_>>>()?;
     let mut seen = Vec::new();
     let mut pending = Vec::new();
-    let mut stmt = c.prepare_cached(&format!(
-        "{REQUEST_SELECT} WHERE r.identity_id = ?1 AND r.status = 'pending' AND r.expires_at_ms > ?2 \
-         ORDER BY r.created_at_ms"
-    ))?;
+    static PENDING_SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{REQUEST_SELECT} WHERE r.identity_id = ?1 AND r.status = 'pending' \
+             AND r.expires_at_ms > ?2 ORDER BY r.created_at_ms"
+        )
+    });
+    let mut stmt = c.prepare_cached(&PENDING_SQL)?;
     for identity in identities.iter().flatten().filter(|i| !i.blocked) {
         // Two authenticators of one identity on the same phone share it.
         if seen.contains(&identity.id) {
@@ -299,10 +305,13 @@ pub(super) fn pull_snapshot(
         }
     }
     let mut enrolments = Vec::new();
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments e WHERE e.identity_id = ?1 AND {LIVE_ENROLMENT} \
-         ORDER BY e.requested_at_ms"
-    ))?;
+    static ENROLMENTS_SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments e WHERE e.identity_id = ?1 \
+             AND {LIVE_ENROLMENT} ORDER BY e.requested_at_ms"
+        )
+    });
+    let mut stmt = c.prepare_cached(&ENROLMENTS_SQL)?;
     for identity in &seen {
         let rows = stmt.query_map(params![Col(identity), i64_of(now_ms)], enrolment_row)?;
         for r in rows {
