@@ -34,8 +34,8 @@ use eid_protocol::wire::{
     StartContactChangeRequest, StartUserIdChangeRequest,
 };
 use eid_protocol::{
-    ChangeId, IdentityId, Nonce16, RequestEnvelopeBody, RequestKind,
-    SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME,
+    ChangeId, IdentityId, Nonce16, RequestEnvelopeBody, RequestKind, SELF_SERVICE_PROVIDER_ID,
+    SELF_SERVICE_PROVIDER_NAME,
 };
 
 use super::guard::Source;
