@@ -11,6 +11,11 @@
 #   scripts/wal-pages.sh [logins] [warm]     (default 3000 after 4000)
 #
 # BIN=DIR takes eid-server and eid-loadgen from DIR without building.
+# PROBES=1 also counts, per login, SQLite statement steps, B-tree seeks
+# (index and table) and the server's Rust allocations (mimalloc's entry
+# points), with uprobes on the binary that the script removes at exit. The
+# probes slow the server about tenfold, so such a run's logins share fewer
+# commits: compare its WAL figures only with another PROBES=1 run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-3000}
@@ -19,7 +24,12 @@ warm=${2:-4000}
 bench_bins
 bench_gauge
 reader=
-on_exit() { [ -z "$reader" ] || kill "$reader" 2>/dev/null || true; }
+group=
+on_exit() {
+  [ -z "$reader" ] || kill "$reader" 2>/dev/null || true
+  [ -z "$group" ] || perf probe -q -d "$group:*" 2>/dev/null || true
+}
+events='syscalls:sys_enter_pwrite64,syscalls:sys_enter_pread64,syscalls:sys_enter_getrandom,syscalls:sys_enter_writev,syscalls:sys_enter_fcntl,syscalls:sys_enter_write,syscalls:sys_enter_fsync,syscalls:sys_enter_futex'
 bench_server
 logins() {
   EID_SERVER="https://127.0.0.1:$port" EID_SPKI_PIN="$pin" \
@@ -28,6 +38,16 @@ logins() {
     --json --max-logins "$1"
 }
 logins "$warm" >/dev/null
+# After the warm-up (the probes are slow); bench_server's exit trap
+# (on_exit) removes them.
+if [ -n "${PROBES:-}" ]; then
+  group=walpages$$
+  for p in step:sqlite3_step index_seek:sqlite3BtreeIndexMoveto table_seek:sqlite3BtreeTableMoveto \
+    alloc_plain:mi_malloc_aligned alloc_zeroed:mi_zalloc_aligned alloc_grow:mi_realloc_aligned; do
+    perf probe -q -x "$(realpath "$bin/eid-server")" --add "$group:${p%%:*}=${p#*:}"
+    events="$events,$group:${p%%:*}"
+  done
+fi
 db="$work/eid-server.sqlite3"
 # The snapshot: the shell's stdin stays open (and its transaction with it)
 # until the fifo's writer is killed.
@@ -38,8 +58,7 @@ reader=$!
 echo "BEGIN; SELECT count(*) FROM sqlite_schema;" >&3
 sleep 0.5
 start=$(stat -c %s "$db-wal")
-perf stat -x, -e 'syscalls:sys_enter_pwrite64,syscalls:sys_enter_pread64,syscalls:sys_enter_getrandom,syscalls:sys_enter_writev,syscalls:sys_enter_fcntl,syscalls:sys_enter_write,syscalls:sys_enter_fsync,syscalls:sys_enter_futex' \
-  -p "$server" -o "$work/perf.csv" &
+perf stat -x, -e "$events" -p "$server" -o "$work/perf.csv" &
 perf=$!
 sleep 0.3
 out=$(logins "$n")
@@ -69,9 +88,10 @@ for name, pageno, kind in sqlite3.connect(db).execute('SELECT name, pageno, page
     owner[pageno] = f'{name} ({kind})'
 for name, count in collections.Counter(owner.get(p, f'page {p}') for p, _ in frames).most_common(16):
     print(f'  {count / logins:6.3f} per login  {name}')
-print('syscalls per login:')
+print('syscalls (and with PROBES=1 statement steps, B-tree seeks, allocations) per login:')
 for line in open(perf):
     parts = line.strip().split(',')
     if len(parts) > 2 and parts[0].isdigit():
-        print(f"  {parts[2].split('sys_enter_')[-1]:10} {int(parts[0]) / logins:6.2f}")
+        name = parts[2].split('sys_enter_')[-1].split(':')[-1]
+        print(f"  {name:10} {int(parts[0]) / logins:6.2f}")
 PY

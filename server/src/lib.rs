@@ -23,6 +23,7 @@ pub mod connections;
 pub mod contact;
 pub mod effective_config;
 pub mod error;
+mod ids;
 pub mod limits;
 pub mod notify;
 pub mod oidc;

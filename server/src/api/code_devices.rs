@@ -302,7 +302,7 @@ pub(crate) async fn start_app_activation(
     )
     .await;
     let stand_in = AppActivation {
-        request_id: RequestId::random(),
+        request_id: crate::ids::request_id(now),
         expires_at_ms: now.saturating_add(state.config.request_lifetime_secs.saturating_mul(1000)),
     };
     let request = match created {

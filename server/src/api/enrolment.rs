@@ -20,7 +20,7 @@ use eid_protocol::wire::{
     RequestStatus, StartEnrolmentRequest,
 };
 use eid_protocol::{
-    AuthenticatorId, EnrolmentProof, IdentityId, RequestEnvelopeBody, RequestId, RequestKind,
+    AuthenticatorId, EnrolmentProof, IdentityId, RequestEnvelopeBody, RequestKind,
     SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME,
 };
 
@@ -179,7 +179,7 @@ pub(crate) async fn start(
     // block, pending enrolments and the cap in its write). It is made and
     // signed for an unknown user ID too, so both answers cost the same.
     let envelope = RequestEnvelopeBody {
-        request_id: RequestId::random(),
+        request_id: crate::ids::request_id(now),
         identity_id: identity_id.unwrap_or_else(|| IdentityId(random_array())),
         kind: RequestKind::NewDevice,
         service_provider_id: SELF_SERVICE_PROVIDER_ID,

@@ -283,7 +283,7 @@ pub(crate) async fn create_for_provider(
         return Ok(Created::UnknownIdentity);
     };
     let envelope = RequestEnvelopeBody {
-        request_id: RequestId::random(),
+        request_id: crate::ids::request_id(now),
         identity_id,
         kind,
         service_provider_id: sp_id,

@@ -34,8 +34,8 @@ use eid_protocol::wire::{
     StartContactChangeRequest, StartUserIdChangeRequest,
 };
 use eid_protocol::{
-    ChangeId, IdentityId, Nonce16, RequestEnvelopeBody, RequestId, RequestKind,
-    SELF_SERVICE_PROVIDER_ID, SELF_SERVICE_PROVIDER_NAME,
+    ChangeId, IdentityId, Nonce16, RequestEnvelopeBody, RequestKind, SELF_SERVICE_PROVIDER_ID,
+    SELF_SERVICE_PROVIDER_NAME,
 };
 
 use super::guard::Source;
@@ -104,7 +104,7 @@ fn self_service_request(
     let reference_text = eid_protocol::text::normalize_reference_text(text)
         .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, e.to_string()))?;
     let envelope = RequestEnvelopeBody {
-        request_id: RequestId::random(),
+        request_id: crate::ids::request_id(now),
         identity_id,
         kind: RequestKind::SelfService,
         service_provider_id: SELF_SERVICE_PROVIDER_ID,

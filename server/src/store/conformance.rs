@@ -138,6 +138,7 @@ macro_rules! store_conformance_suite {
             a_second_decision_gets_the_first_one_back_as_already_decided,
             a_decision_after_expiry_is_refused_as_expired,
             a_decision_on_a_cancelled_request_is_refused_as_cancelled,
+            a_refused_decision_answers_for_its_request_first_and_writes_nothing,
             a_counter_not_above_the_last_accepted_is_a_replay,
             a_locked_or_unknown_authenticator_may_not_decide,
             a_verified_pin_resets_the_wrong_pin_count,
@@ -1264,6 +1265,81 @@ pub async fn a_locked_or_unknown_authenticator_may_not_decide(store: FreshStore)
         DecideResult::NotAllowed
     );
     assert_eq!(status(s, id).await, RequestStatus::Pending);
+}
+
+/// When both the request and the decider refuse, the answer is the
+/// request's (decided, closed, expired), and a refused decision writes
+/// nothing: the request stays as it was, the counter too. The deadline is
+/// exclusive: the last millisecond before it is still in time.
+pub async fn a_refused_decision_answers_for_its_request_first_and_writes_nothing(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let tablet = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let stranger = new_authenticator(T0);
+
+    // Expired, and an authenticator nobody knows: expired.
+    let late = created(s, login(anna.id, &bank, T0)).await;
+    let at = T0 + LIFETIME;
+    let record = decision(&late, &stranger, Outcome::Approve, 1, at);
+    assert_eq!(
+        s.decide(late.envelope.request_id, record, true, at)
+            .await
+            .unwrap(),
+        DecideResult::Expired
+    );
+    // Cancelled, and a replayed counter: cancelled.
+    decided(
+        s,
+        &created(s, login(anna.id, &bank, T0)).await,
+        &tablet,
+        Outcome::Deny,
+        7,
+        T0 + 1,
+    )
+    .await;
+    let cancelled = created(s, login(anna.id, &bank, T0)).await;
+    let id = cancelled.envelope.request_id;
+    s.cancel_request(id, bank.id, T0 + 2).await.unwrap();
+    let record = decision(&cancelled, &tablet, Outcome::Approve, 7, T0 + 3);
+    assert_eq!(
+        s.decide(id, record, true, T0 + 3).await.unwrap(),
+        DecideResult::Cancelled
+    );
+    assert_eq!(status(s, id).await, RequestStatus::Cancelled);
+    // Decided, and a locked authenticator: the first decision back.
+    let request = created(s, login(anna.id, &bank, T0)).await;
+    let id = request.envelope.request_id;
+    let first = decided(s, &request, &phone, Outcome::Approve, 1, T0 + 4).await;
+    assert_eq!(s.record_wrong_pin(tablet.id, 1, T0 + 5).await.unwrap(), 1);
+    let record = decision(&request, &tablet, Outcome::Deny, 8, T0 + 6);
+    assert_eq!(
+        s.decide(id, record, false, T0 + 6).await.unwrap(),
+        DecideResult::AlreadyDecided(first)
+    );
+    assert_eq!(status(s, id).await, RequestStatus::Approved);
+    // A decidable request and a refusing decider: the decider's answer, and
+    // the request stays pending for a decider that may.
+    let open = created(s, login(anna.id, &bank, T0)).await;
+    let id = open.envelope.request_id;
+    let record = decision(&open, &tablet, Outcome::Deny, 9, T0 + 7);
+    assert_eq!(
+        s.decide(id, record, false, T0 + 7).await.unwrap(),
+        DecideResult::NotAllowed
+    );
+    assert_eq!(status(s, id).await, RequestStatus::Pending);
+    assert_eq!(authenticator(s, tablet.id).await.last_counter, 7);
+    let last = T0 + LIFETIME - 1;
+    let record = decision(&open, &phone, Outcome::Approve, 2, last);
+    assert!(matches!(
+        s.decide(id, record, true, last).await.unwrap(),
+        DecideResult::Accepted(_)
+    ));
+    assert_eq!(status(s, id).await, RequestStatus::Approved);
+    assert_eq!(authenticator(s, phone.id).await.last_counter, 2);
 }
 
 /// A decision whose PIN signature verified resets the wrong-PIN count; one

@@ -896,10 +896,10 @@ pub(crate) async fn user_id(
             real = Some(envelope.request_id);
             (envelope.request_id, envelope.expires_at_ms)
         }
-        Ok(Created::UnknownIdentity) => (RequestId::random(), stand_in_expiry),
+        Ok(Created::UnknownIdentity) => (crate::ids::request_id(now), stand_in_expiry),
         // Blocked, or held by one of the person's own limits: the stand-in
         // too, as "busy" would be said of known user IDs only.
-        Err(refused) if refused.about_the_person => (RequestId::random(), stand_in_expiry),
+        Err(refused) if refused.about_the_person => (crate::ids::request_id(now), stand_in_expiry),
         Err(refused) if refused.error.code == ErrorCode::Internal => {
             return Err(Failure(lang, Refusal::Internal));
         }

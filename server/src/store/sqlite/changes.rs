@@ -76,10 +76,13 @@ pub(super) fn open_changes_of(
     c: &Connection,
     identity_id: &IdentityId,
 ) -> StoreResult<Vec<StoredChange>> {
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT {CHANGE_COLUMNS} FROM self_service_changes \
-         WHERE identity_id = ?1 AND state IN {OPEN_STATES_SQL} ORDER BY created_at_ms"
-    ))?;
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {CHANGE_COLUMNS} FROM self_service_changes \
+             WHERE identity_id = ?1 AND state IN {OPEN_STATES_SQL} ORDER BY created_at_ms"
+        )
+    });
+    let mut stmt = c.prepare_cached(&SQL)?;
     let rows = stmt.query_map(params![Col(identity_id)], change_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }

@@ -1,6 +1,8 @@
 //! Identities, their blocking and contact settings, activation codes,
 //! activation, and authenticators (wrong-PIN counting and lock).
 
+use std::sync::LazyLock;
+
 use eid_protocol::events::SecurityEventKind;
 use eid_protocol::wire::RequestStatus;
 use eid_protocol::{AuthenticatorId, IdentityId, RequestId};
@@ -32,10 +34,15 @@ pub(super) fn identity_row(row: &Row<'_>) -> rusqlite::Result<Identity> {
     })
 }
 
+/// The SQL texts of the reads every login makes, formatted once (not at
+/// every call: the statement cache is keyed by the text anyway).
+static LOAD_IDENTITY_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {IDENTITY_COLUMNS} FROM identities WHERE id = ?1"));
+static LOAD_AUTHENTICATOR_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {AUTHENTICATOR_COLUMNS} FROM authenticators WHERE id = ?1"));
+
 pub(super) fn load_identity(conn: &Connection, id: &IdentityId) -> StoreResult<Option<Identity>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {IDENTITY_COLUMNS} FROM identities WHERE id = ?1"
-    ))?;
+    let mut stmt = conn.prepare_cached(&LOAD_IDENTITY_SQL)?;
     Ok(stmt.query_row(params![Col(id)], identity_row).optional()?)
 }
 
@@ -59,9 +66,7 @@ pub(super) fn load_authenticator(
     conn: &Connection,
     id: &AuthenticatorId,
 ) -> StoreResult<Option<Authenticator>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {AUTHENTICATOR_COLUMNS} FROM authenticators WHERE id = ?1"
-    ))?;
+    let mut stmt = conn.prepare_cached(&LOAD_AUTHENTICATOR_SQL)?;
     Ok(stmt
         .query_row(params![Col(id)], authenticator_row)
         .optional()?)

@@ -2,6 +2,8 @@
 //! fraud hold and the rate-limit windows, deciding, cancelling, nonces, and
 //! the consistent reads of a pull and of a decision.
 
+use std::sync::LazyLock;
+
 use eid_protocol::events::SecurityEventKind;
 use eid_protocol::wire::{RequestStatus, SignedReceipt};
 use eid_protocol::{
@@ -61,7 +63,8 @@ pub(super) fn load_request(
     conn: &Connection,
     id: &RequestId,
 ) -> StoreResult<Option<StoredRequest>> {
-    let mut stmt = conn.prepare_cached(&format!("{REQUEST_SELECT} WHERE r.id = ?1"))?;
+    static SQL: LazyLock<String> = LazyLock::new(|| format!("{REQUEST_SELECT} WHERE r.id = ?1"));
+    let mut stmt = conn.prepare_cached(&SQL)?;
     Ok(stmt.query_row(params![Col(id)], request_row).optional()?)
 }
 
@@ -243,9 +246,9 @@ pub(super) fn rate_limited(
 // A pull's feed and journal reads with their limits written into the SQL:
 // SQLite plans `LIMIT ?` by the bound value, so binding one expires the
 // statement and every execution would parse and plan it again.
-static FEED_NEWEST_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| feed_sql("DESC"));
-static FEED_OLDEST_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| feed_sql("ASC"));
-static RECENT_DECISIONS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+static FEED_NEWEST_SQL: LazyLock<String> = LazyLock::new(|| feed_sql("DESC"));
+static FEED_OLDEST_SQL: LazyLock<String> = LazyLock::new(|| feed_sql("ASC"));
+static RECENT_DECISIONS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
          d.decided_at_ms, d.rowid FROM decisions d WHERE d.identity_id = ?1 AND d.rowid > ?2 \
@@ -283,10 +286,13 @@ pub(super) fn pull_snapshot(
         .collect::<StoreResult<Vec<_>>>()?;
     let mut seen = Vec::new();
     let mut pending = Vec::new();
-    let mut stmt = c.prepare_cached(&format!(
-        "{REQUEST_SELECT} WHERE r.identity_id = ?1 AND r.status = 'pending' AND r.expires_at_ms > ?2 \
-         ORDER BY r.created_at_ms"
-    ))?;
+    static PENDING_SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{REQUEST_SELECT} WHERE r.identity_id = ?1 AND r.status = 'pending' \
+             AND r.expires_at_ms > ?2 ORDER BY r.created_at_ms"
+        )
+    });
+    let mut stmt = c.prepare_cached(&PENDING_SQL)?;
     for identity in identities.iter().flatten().filter(|i| !i.blocked) {
         // Two authenticators of one identity on the same phone share it.
         if seen.contains(&identity.id) {
@@ -299,10 +305,13 @@ pub(super) fn pull_snapshot(
         }
     }
     let mut enrolments = Vec::new();
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments e WHERE e.identity_id = ?1 AND {LIVE_ENROLMENT} \
-         ORDER BY e.requested_at_ms"
-    ))?;
+    static ENROLMENTS_SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {ENROLMENT_COLUMNS} FROM device_enrolments e WHERE e.identity_id = ?1 \
+             AND {LIVE_ENROLMENT} ORDER BY e.requested_at_ms"
+        )
+    });
+    let mut stmt = c.prepare_cached(&ENROLMENTS_SQL)?;
     for identity in &seen {
         let rows = stmt.query_map(params![Col(identity), i64_of(now_ms)], enrolment_row)?;
         for r in rows {
@@ -471,6 +480,13 @@ pub(super) fn create_request_limited(
 }
 
 /// The transaction of [`Store::decide`](crate::store::Store::decide).
+///
+/// The checks that must hold atomically with the write are made in the
+/// write itself: the decider is read (active, identity unblocked, counter
+/// above the last), and the request's status is set by an update that
+/// matches only a request still decidable (pending, not expired: what
+/// [`policy::request_decidable`] accepts). Only when one of them refuses is
+/// the request read, for the exact answer, in the same transaction.
 pub(super) fn decide(
     c: &Connection,
     request_id: RequestId,
@@ -482,33 +498,7 @@ pub(super) fn decide(
     // Only the columns the checks need: this runs on the single writer
     // thread, where parsing the stored JSON would serialize every
     // decision behind it.
-    let Some((status, expires_at_ms, decided, provider)) = c
-        .prepare_cached(
-            "SELECT r.status, r.expires_at_ms, d.request_id IS NOT NULL, r.service_provider_id \
-             FROM requests r LEFT JOIN decisions d ON d.request_id = r.id WHERE r.id = ?1",
-        )?
-        .query_row(params![Col(request_id)], |r| {
-            Ok((
-                col::<RequestStatus>(r, 0)?,
-                u64_at(r, 1)?,
-                r.get::<_, bool>(2)?,
-                blob16(r, 3)?,
-            ))
-        })
-        .optional()?
-    else {
-        return Err(StoreError::Inconsistent("request vanished"));
-    };
-    if decided {
-        let existing = load_request(c, &request_id)?.and_then(|r| r.decision);
-        return existing
-            .map(DecideResult::AlreadyDecided)
-            .ok_or(StoreError::Inconsistent("decision vanished"));
-    }
-    if let Some(refused) = policy::request_decidable(status, expires_at_ms, now_ms) {
-        return Ok(refused);
-    }
-    let Some((active, last_counter, blocked, identity_id, notify_every_use)) = c
+    let decider = c
         .prepare_cached(
             "SELECT a.state = 'active', a.last_counter, COALESCE(i.blocked, 1), a.identity_id, \
              COALESCE(i.notify_every_use, 0) \
@@ -523,13 +513,33 @@ pub(super) fn decide(
                 r.get::<_, bool>(4)?,
             ))
         })
-        .optional()?
-    else {
-        return Ok(DecideResult::NotAllowed);
+        .optional()?;
+    let refused = match decider {
+        None => Some(DecideResult::NotAllowed),
+        Some((active, last_counter, blocked, _, _)) => {
+            policy::decider_allowed(active, blocked, record.counter, last_counter)
+        }
     };
-    if let Some(refused) = policy::decider_allowed(active, blocked, record.counter, last_counter) {
-        return Ok(refused);
-    }
+    let status = RequestStatus::from_outcome(record.outcome);
+    // A pending request has no decision (a decision closes its request in
+    // the same transaction), so the update also stands for "not decided".
+    let provider = match (&refused, &decider) {
+        (None, Some(_)) => c
+            .prepare_cached(
+                "UPDATE requests SET status = ?2 \
+                 WHERE id = ?1 AND status = 'pending' AND expires_at_ms > ?3 \
+                 RETURNING service_provider_id",
+            )?
+            .query_row(params![Col(request_id), Col(status), i64_of(now_ms)], |r| {
+                blob16(r, 0)
+            })
+            .optional()?,
+        _ => None,
+    };
+    let (Some(provider), Some((_, _, _, identity_id, notify_every_use))) = (provider, decider)
+    else {
+        return decide_refused(c, request_id, refused, now_ms);
+    };
     c.prepare_cached(
         "INSERT INTO decisions (request_id, authenticator_id, outcome, counter, decision_sha256, receipt, \
          decided_at_ms, identity_id, call_verdict) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -545,17 +555,7 @@ pub(super) fn decide(
         Col(identity_id),
         Col(record.call_verdict)
     ])?;
-    c.prepare_cached("UPDATE requests SET status = ?2 WHERE id = ?1")?
-        .execute(params![
-            Col(request_id),
-            Col(RequestStatus::from_outcome(record.outcome))
-        ])?;
-    super::webhooks::enqueue(
-        c,
-        &request_id,
-        RequestStatus::from_outcome(record.outcome),
-        record.decided_at_ms,
-    )?;
+    super::webhooks::enqueue_for(c, &provider, &request_id, status, record.decided_at_ms)?;
     let reset_sql = if pin_verified {
         "UPDATE authenticators SET last_counter = ?2, failed_pin_count = 0 WHERE id = ?1"
     } else {
@@ -568,12 +568,9 @@ pub(super) fn decide(
     decide_enrolment(c, &request_id, record.outcome, record.decided_at_ms)?;
     super::code_devices::on_decision(c, &request_id, &record, now_ms)?;
     if let Some(kind) = policy::decision_event(record.outcome, notify_every_use) {
-        let provider: Option<String> = c
-            .prepare_cached(
-                "SELECT sp.name FROM requests r JOIN service_providers sp \
-                 ON sp.id = r.service_provider_id WHERE r.id = ?1",
-            )?
-            .query_row(params![Col(request_id)], |r| r.get(0))
+        let provider_name: Option<String> = c
+            .prepare_cached("SELECT name FROM service_providers WHERE id = ?1")?
+            .query_row(params![provider.as_slice()], |r| r.get(0))
             .optional()?;
         insert_event(
             c,
@@ -581,7 +578,7 @@ pub(super) fn decide(
                 identity_id,
                 kind,
                 authenticator_id: Some(record.authenticator_id),
-                detail: provider,
+                detail: provider_name,
                 occurred_at_ms: now_ms,
                 extra_recipients: Vec::new(),
             },
@@ -610,6 +607,44 @@ pub(super) fn decide(
         ])?;
     }
     Ok(DecideResult::Accepted(record))
+}
+
+/// Why [`decide`] wrote nothing: the request's own state first (decided,
+/// closed or expired), then the decider's refusal. Nothing was written.
+fn decide_refused(
+    c: &Connection,
+    request_id: RequestId,
+    decider_refused: Option<DecideResult>,
+    now_ms: u64,
+) -> StoreResult<DecideResult> {
+    let Some((status, expires_at_ms, decided)) = c
+        .prepare_cached(
+            "SELECT r.status, r.expires_at_ms, d.request_id IS NOT NULL \
+             FROM requests r LEFT JOIN decisions d ON d.request_id = r.id WHERE r.id = ?1",
+        )?
+        .query_row(params![Col(request_id)], |r| {
+            Ok((
+                col::<RequestStatus>(r, 0)?,
+                u64_at(r, 1)?,
+                r.get::<_, bool>(2)?,
+            ))
+        })
+        .optional()?
+    else {
+        return Err(StoreError::Inconsistent("request vanished"));
+    };
+    if decided {
+        let existing = load_request(c, &request_id)?.and_then(|r| r.decision);
+        return existing
+            .map(DecideResult::AlreadyDecided)
+            .ok_or(StoreError::Inconsistent("decision vanished"));
+    }
+    if let Some(refused) = policy::request_decidable(status, expires_at_ms, now_ms) {
+        return Ok(refused);
+    }
+    // The request is decidable, so the decider refused (or the update and
+    // this read disagree, which one transaction rules out).
+    decider_refused.ok_or(StoreError::Inconsistent("decidable request not updated"))
 }
 
 /// The transaction of [`Store::record_binding_mismatch`](crate::store::Store::record_binding_mismatch).

@@ -30,6 +30,30 @@ pub(super) fn enqueue(
     Ok(())
 }
 
+/// [`enqueue`] for a request whose provider the caller has already read:
+/// one lookup of the provider's webhook, none of the request.
+pub(super) fn enqueue_for(
+    c: &Connection,
+    provider: &[u8; 16],
+    request_id: &RequestId,
+    status: RequestStatus,
+    at_ms: u64,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO webhook_deliveries \
+         (service_provider_id, request_id, status, decided_at_ms, next_attempt_ms) \
+         SELECT w.service_provider_id, ?2, ?3, ?4, ?4 FROM webhooks w \
+         WHERE w.service_provider_id = ?1",
+    )?
+    .execute(params![
+        provider.as_slice(),
+        Col(request_id),
+        Col(status),
+        i64_of(at_ms)
+    ])?;
+    Ok(())
+}
+
 /// Whether any webhook delivery is due.
 pub(super) fn any_due(c: &Connection, now_ms: u64) -> StoreResult<bool> {
     Ok(c.prepare_cached(

@@ -187,10 +187,10 @@ pub(crate) async fn sign_in(
     let request_id = match created {
         Ok(Created::Request(envelope)) => envelope.request_id,
         // The stand-in: a request id nobody has; the page waits and lapses.
-        Ok(Created::UnknownIdentity) => RequestId::random(),
+        Ok(Created::UnknownIdentity) => crate::ids::request_id(now),
         // Blocked, or held by one of the person's own limits: the stand-in
         // too, as "busy" would be said of known user IDs only.
-        Err(refused) if refused.about_the_person => RequestId::random(),
+        Err(refused) if refused.about_the_person => crate::ids::request_id(now),
         Err(refused) if refused.error.code == ErrorCode::Internal => {
             return Err(Failure(lang, Refusal::Internal));
         }
