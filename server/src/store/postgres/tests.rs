@@ -15,6 +15,28 @@ async fn fresh() -> FreshStore {
 
 crate::store_conformance_suite!(fresh());
 
+/// The suite again, every decision through [`Store::decide_judged`] with
+/// the facts of its context read just before (the API's way): the
+/// one-statement decision of migration 0015 must answer as the longer path.
+///
+/// [`Store::decide_judged`]: crate::store::Store::decide_judged
+mod judged {
+    use super::{ScratchDatabase, test_database_url};
+    use crate::store::conformance::FreshStore;
+
+    async fn fresh() -> FreshStore {
+        let Some(url) = test_database_url() else {
+            return FreshStore::skipped();
+        };
+        let db = ScratchDatabase::create(&url).await;
+        let mut store = db.store().await;
+        store.judging = true;
+        FreshStore::keeping(store, db)
+    }
+
+    crate::store_conformance_suite!(fresh());
+}
+
 #[test]
 fn the_postgres_migrations_have_the_same_numbers_and_names_as_the_sqlite_ones() {
     let dir = |d: &str| -> Vec<String> {
@@ -60,6 +82,7 @@ async fn an_unreachable_database_answers_unavailable_as_a_503_and_shows_no_passw
         target: super::DatabaseTarget::of(&config),
         config,
         tls: None,
+        judging: false,
     };
     assert_eq!(
         store.target().to_string(),

@@ -91,6 +91,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/sqlite/0014_call_context.sql"
         )),
+        M::up(include_str!(
+            "../../../migrations/sqlite/0015_decide_function.sql"
+        )),
     ])
 }
 
