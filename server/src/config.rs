@@ -1096,6 +1096,34 @@ signature = "allow"
     }
 
     #[test]
+    fn the_database_pool_size_is_at_least_one_and_at_most_the_maximum() {
+        assert_eq!(
+            Config::from_toml_str("").unwrap().database_pool_size,
+            crate::store::postgres::DEFAULT_POOL_SIZE
+        );
+        assert_eq!(
+            Config::from_toml_str("database_pool_size = 4")
+                .unwrap()
+                .database_pool_size,
+            4
+        );
+        for (text, said) in [
+            (
+                "database_pool_size = 0",
+                "database_pool_size is 0; it must be at least 1",
+            ),
+            (
+                "database_pool_size = 100000",
+                "database_pool_size is 100000; it must be at most 256",
+            ),
+            ("database_pool_size = -1", "database_pool_size"),
+        ] {
+            let e = Config::from_toml_str(text).expect_err(text).to_string();
+            assert!(e.contains(said), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn flood_limits_default_to_production_and_parse() {
         let f = Config::default().floods;
         assert_eq!(

@@ -451,11 +451,7 @@ impl<'a> Tx<'a> {
         self.client.prepare_cached(sql).await
     }
 
-    pub(super) async fn query_one(
-        &self,
-        st: &Statement,
-        params: &[P<'_>],
-    ) -> StoreResult<Row> {
+    pub(super) async fn query_one(&self, st: &Statement, params: &[P<'_>]) -> StoreResult<Row> {
         self.statement(self.client.query_one(st, params)).await
     }
 
@@ -467,19 +463,11 @@ impl<'a> Tx<'a> {
         self.statement(self.client.query_opt(st, params)).await
     }
 
-    pub(super) async fn query(
-        &self,
-        st: &Statement,
-        params: &[P<'_>],
-    ) -> StoreResult<Vec<Row>> {
+    pub(super) async fn query(&self, st: &Statement, params: &[P<'_>]) -> StoreResult<Vec<Row>> {
         self.statement(self.client.query(st, params)).await
     }
 
-    pub(super) async fn execute(
-        &self,
-        st: &Statement,
-        params: &[P<'_>],
-    ) -> StoreResult<u64> {
+    pub(super) async fn execute(&self, st: &Statement, params: &[P<'_>]) -> StoreResult<u64> {
         self.statement(self.client.execute(st, params)).await
     }
 }

@@ -504,7 +504,7 @@ impl Store for PostgresStore {
 
     /// One round trip when the facts judged are unchanged and no follow-up
     /// applies (`requests::decide_at_once`), the rules judged here each
-    /// time ([`requests::judge_at_once`]); else, or after a few changes of
+    /// time ([`requests::refusal`]); else, or after a few changes of
     /// the facts under it, [`Store::decide`]'s path.
     async fn decide_judged(
         &self,
@@ -521,15 +521,16 @@ impl Store for PostgresStore {
         };
         let receipt_json = serde_json::to_string(&record.receipt)?;
         for attempt in 0..AT_ONCE_ATTEMPTS {
-            match requests::judge_at_once(&facts, &record, now_ms) {
-                Ok(true) => {}
+            match requests::refusal(&facts, &record, now_ms) {
                 // A refusal of the facts `eid_decide` just found under its
                 // locks, with no decision there and no follow-up: what the
                 // longer path would answer now.
-                Err(refused) if attempt > 0 => return Ok(refused),
+                Some(refused) if attempt > 0 => return Ok(refused),
                 // The caller's facts are older: the longer path judges
                 // them afresh (a decision there is `AlreadyDecided`).
-                Err(_) | Ok(false) => break,
+                Some(_) => break,
+                None if !requests::without_follow_ups(&facts, &record) => break,
+                None => {}
             }
             let (json, rec, judged) = (receipt_json.clone(), record.clone(), facts.clone());
             let done = tx!(self.write_one, [json, rec, judged], |t| {
@@ -562,8 +563,7 @@ impl Store for PostgresStore {
                 .await?;
             if let (Some(request), Some(authenticator)) = (&context.request, &context.authenticator)
             {
-                let judged =
-                    DecisionFacts::of(request, authenticator, context.identity.as_ref());
+                let judged = DecisionFacts::of(request, authenticator, context.identity.as_ref());
                 return self
                     .decide_judged(request_id, record, pin_verified, now_ms, judged)
                     .await;

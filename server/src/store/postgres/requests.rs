@@ -25,9 +25,8 @@ use super::outbox::{EVENT_COLUMNS, event_row, insert_event, lock_identity};
 use crate::policy;
 use crate::store::{
     Authenticator, CallStop, CancelResult, ChangeKind, CreateResult, DecideResult, DecisionContext,
-    DecisionFacts,
-    DecisionRecord, FeedCursors, Identity, LimitScope, NewEvent, PullSnapshot, RequestLimits,
-    StopResult, StoreError, StoreResult, StoredRequest, Window,
+    DecisionFacts, DecisionRecord, FeedCursors, Identity, LimitScope, NewEvent, PullSnapshot,
+    RequestLimits, StopResult, StoreError, StoreResult, StoredRequest, Window,
 };
 
 /// The columns of [`REQUEST_SELECT`] (its `r` and `d` aliases), in
@@ -376,6 +375,27 @@ async fn all_of<K: tokio_postgres::types::ToSql + Sync>(
     .await
 }
 
+/// A pull's read of `sql` for each of several authenticators, by its
+/// identity (`$1`) and the two numbers `rest` gives for its place (`$2`,
+/// `$3`); `None` for an unknown authenticator.
+fn reads_by_authenticator<'a>(
+    t: &'a Tx<'_>,
+    authenticators: &'a [Option<Authenticator>],
+    sql: &'a str,
+    rest: impl Fn(usize) -> [i64; 2] + 'a,
+) -> impl Iterator<Item = impl std::future::Future<Output = StoreResult<Option<Vec<Row>>>>> {
+    authenticators.iter().enumerate().map(move |(i, auth)| {
+        let [second, third] = rest(i);
+        async move {
+            let Some(auth) = auth else {
+                return Ok(None);
+            };
+            let rows = all(t, sql, &[&Col(auth.identity_id), &second, &third]).await?;
+            Ok(Some(rows))
+        }
+    })
+}
+
 /// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot):
 /// for a phone with one account, one flight (everything read by the
 /// authenticator's id, `BEGIN` and `COMMIT` included); with several, two
@@ -457,16 +477,14 @@ pub(super) async fn pull_snapshot(
         let after = i64_of(decisions_after.first().copied().unwrap_or(0));
         let ((auth, pending, enrolments), (events, changes, decisions, ())) = try_join(
             try_join3(
-                async { Ok::<_, StoreError>(t.query_opt(&st[0], &[&id]).await?) },
-                async { Ok::<_, StoreError>(t.query(&st[1], &[&id, &now]).await?) },
-                async { Ok::<_, StoreError>(t.query(&st[2], &[&id, &now]).await?) },
+                async { t.query_opt(&st[0], &[&id]).await },
+                async { t.query(&st[1], &[&id, &now]).await },
+                async { t.query(&st[2], &[&id, &now]).await },
             ),
             try_join4(
-                async { Ok::<_, StoreError>(t.query(&st[3], &[&id, &cursor, &max_events]).await?) },
-                async { Ok::<_, StoreError>(t.query(&st[4], &[&id]).await?) },
-                async {
-                    Ok::<_, StoreError>(t.query(&st[5], &[&id, &max_decisions, &after]).await?)
-                },
+                async { t.query(&st[3], &[&id, &cursor, &max_events]).await },
+                async { t.query(&st[4], &[&id]).await },
+                async { t.query(&st[5], &[&id, &max_decisions, &after]).await },
                 async {
                     t.commit_in_flight().await?;
                     Ok::<(), StoreError>(())
@@ -513,41 +531,16 @@ pub(super) async fn pull_snapshot(
         let pending_sql = pending_sql_by("$1");
         let enrolment_sql = enrolment_sql_by("$1");
         let feed_sql = feed_sql_by("$1");
-        let feed_reads = authenticators.iter().enumerate().map(|(i, auth)| {
-            let feed_sql = &feed_sql;
-            async move {
-                let Some(auth) = auth else {
-                    return Ok::<_, StoreError>(None);
-                };
-                let rows = all(
-                    t,
-                    feed_sql,
-                    &[&Col(auth.identity_id), &i64_of(feed.at(i)), &max_events],
-                )
-                .await?;
-                Ok(Some(rows))
-            }
+        let feed_reads = reads_by_authenticator(t, &authenticators, &feed_sql, |i| {
+            [i64_of(feed.at(i)), max_events]
         });
         // The identity's newest decisions, same snapshot (device journal).
         let decisions_sql = decisions_sql_by("$1");
-        let decision_reads = authenticators.iter().enumerate().map(|(i, auth)| {
-            let decisions_sql = &decisions_sql;
-            async move {
-                let Some(auth) = auth else {
-                    return Ok::<_, StoreError>(None);
-                };
-                let rows = all(
-                    t,
-                    decisions_sql,
-                    &[
-                        &Col(auth.identity_id),
-                        &max_decisions,
-                        &i64_of(decisions_after.get(i).copied().unwrap_or(0)),
-                    ],
-                )
-                .await?;
-                Ok(Some(rows))
-            }
+        let decision_reads = reads_by_authenticator(t, &authenticators, &decisions_sql, |i| {
+            [
+                max_decisions,
+                i64_of(decisions_after.get(i).copied().unwrap_or(0)),
+            ]
         });
         // The `COMMIT` goes out in this last flight, behind its reads (see
         // `Tx::commit_in_flight`): every statement is prepared first, so each
@@ -1111,33 +1104,37 @@ pub(super) enum AtOnce {
     Changed(DecisionFacts),
 }
 
-/// Whether `facts` let `record` be decided at once: the rules of
-/// [`decide`] (`policy.rs`) accept it and none of its follow-ups (an event,
-/// a self-service change, a fraud hold) applies. `Err` is the refusal the
-/// rules give.
-pub(super) fn judge_at_once(
+/// The refusal the rules of [`decide`] (`policy.rs`) give `record` on
+/// `facts`, if any.
+pub(super) fn refusal(
     facts: &DecisionFacts,
     record: &DecisionRecord,
     now_ms: u64,
-) -> Result<bool, DecideResult> {
-    if let Some(refused) = policy::request_decidable(facts.status, facts.expires_at_ms, now_ms) {
-        return Err(refused);
-    }
-    if let Some(refused) =
-        policy::decider_allowed(facts.active, facts.blocked, record.counter, facts.last_counter)
-    {
-        return Err(refused);
-    }
-    Ok(facts.service_provider_id != eid_protocol::SELF_SERVICE_PROVIDER_ID
+) -> Option<DecideResult> {
+    policy::request_decidable(facts.status, facts.expires_at_ms, now_ms).or_else(|| {
+        policy::decider_allowed(
+            facts.active,
+            facts.blocked,
+            record.counter,
+            facts.last_counter,
+        )
+    })
+}
+
+/// Whether `record`, allowed on `facts`, has none of the follow-ups that
+/// `eid_decide` leaves to [`decide`]: an event, a self-service change's
+/// login, a fraud hold.
+pub(super) fn without_follow_ups(facts: &DecisionFacts, record: &DecisionRecord) -> bool {
+    facts.service_provider_id != eid_protocol::SELF_SERVICE_PROVIDER_ID
         && record.outcome != Outcome::ReportFraud
-        && policy::decision_event(record.outcome, facts.notify_every_use).is_none())
+        && policy::decision_event(record.outcome, facts.notify_every_use).is_none()
 }
 
 /// A decision in one statement, its own transaction (`write_one`): the
 /// function `eid_decide` (migration 0015) locks the request, then the
 /// authenticator and its identity, as [`decide`] does, and writes the
-/// decision only when the facts `judged` (which [`judge_at_once`]
-/// accepted) are unchanged and no follow-up applies; else it writes
+/// decision only when the facts `judged` (allowed by [`refusal`], and
+/// [`without_follow_ups`]) are unchanged and no follow-up applies; else it writes
 /// nothing and returns what it found. Exactly one decision wins: a second
 /// one waits on the request's lock and then finds the status changed and
 /// the decision there. Its answer comes after the durable commit.

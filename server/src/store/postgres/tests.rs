@@ -422,7 +422,13 @@ async fn decision_scene(s: &dyn crate::store::Store) -> DecisionScene {
         activated_at_ms: SCENE_T0,
     };
     let phone = match s
-        .activate(&anna.user_id_folded, Box::new(move |_| code), 3, SCENE_T0, new)
+        .activate(
+            &anna.user_id_folded,
+            Box::new(move |_| code),
+            3,
+            SCENE_T0,
+            new,
+        )
         .await
         .unwrap()
     {
@@ -455,7 +461,9 @@ async fn decision_scene(s: &dyn crate::store::Store) -> DecisionScene {
         decision: None,
     };
     assert_eq!(
-        s.create_request(request.clone(), 10, SCENE_T0).await.unwrap(),
+        s.create_request(request.clone(), 10, SCENE_T0)
+            .await
+            .unwrap(),
         CreateResult::Created
     );
     DecisionScene {
@@ -609,7 +617,9 @@ async fn decision_scene_request(
     request.envelope.request_id = eid_protocol::RequestId::random();
     request.envelope.server_nonce = eid_protocol::crypto::random_array();
     assert_eq!(
-        s.create_request(request.clone(), 10, SCENE_T0).await.unwrap(),
+        s.create_request(request.clone(), 10, SCENE_T0)
+            .await
+            .unwrap(),
         crate::store::CreateResult::Created
     );
     request.envelope.request_id
@@ -688,7 +698,10 @@ async fn of_decisions_judged_on_the_same_facts_on_two_replicas_exactly_one_wins(
     let read = stores[1].request(id).await.unwrap().unwrap();
     assert_eq!(read.decision.as_ref(), Some(&winners[0]));
     assert_eq!(
-        stores[1].authenticators(vec![scene.phone.id]).await.unwrap()[0]
+        stores[1]
+            .authenticators(vec![scene.phone.id])
+            .await
+            .unwrap()[0]
             .as_ref()
             .unwrap()
             .last_counter,

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Throughput and CPU per login of two eid-server replicas on one PostgreSQL
+# database (docs/scaling.md, "Measured"): on a throw-away cluster
+# (scripts/with-postgres.sh, PostgreSQL's defaults: synchronous_commit and
+# fsync on), starts two release eid-server replicas on a fresh database,
+# sharing one data folder (flood limits off, as scripts/loadgen-cpu.sh),
+# and runs two eid-loadgen at once, 32 phones against each replica over
+# HTTP/2, RUNS times per flow (plain API and OpenID Connect, alternating).
+# Prints per run: logins/s (the two load generators' sum), server CPU
+# milliseconds per login (user + system time of both replicas, from /proc),
+# database CPU milliseconds per login (the postmaster and every process of
+# the cluster, exited backends included, from /proc), the database's
+# transactions and WAL flushes per login (pg_stat_database, pg_stat_wal),
+# and the login latency (the worse of the two load generators' p50 and
+# p99). The CPU counts the load generators' short set-up (64 phones
+# activated) too. Prints the machine's gauge (openssl speed ecdsap256, one
+# core) first: on a shared machine the figures are a floor.
+#
+#   scripts/loadgen-postgres.sh [runs] [seconds]     (default 3 runs of 10 s)
+#
+# EID_LOADGEN_FLOWS picks the flows (default "plain oidc"), e.g. one of them
+# only, when counting the database's statements per flow.
+#
+# EID_COMPARE_SERVER runs another eid-server binary (a saved build, to compare
+# before and after a change) instead of this checkout's.
+#
+# With EID_TEST_DATABASE_URL set it uses that cluster instead (it must be
+# local: its processes are read from /proc, and the URL's user must be a
+# superuser to create the database).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${EID_TEST_DATABASE_URL:-}" ]; then
+  exec scripts/with-postgres.sh "$0" "$@"
+fi
+runs=${1:-3}
+secs=${2:-10}
+: no build
+bin=${CARGO_TARGET_DIR:-target}/release
+server_bin=${EID_COMPARE_SERVER:-$bin/eid-server}
+echo "gauge: $(openssl speed -seconds 3 ecdsap256 2>/dev/null | awk '/^ *256 bits ecdsa/ {print $(NF-1) " signatures/s (P-256, one core)"}')"
+
+admin_url=$EID_TEST_DATABASE_URL
+db=eid_loadgen_$$
+psql -q -X -v ON_ERROR_STOP=1 "$admin_url" -c "CREATE DATABASE $db" >/dev/null
+database_url=${admin_url%/*}/$db
+datadir=$(psql -X -At "$admin_url" -c 'SHOW data_directory')
+postmaster=$(head -1 "$datadir/postmaster.pid")
+echo "database: PostgreSQL $(psql -X -At "$admin_url" -c 'SHOW server_version'), synchronous_commit=$(psql -X -At "$admin_url" -c 'SHOW synchronous_commit'), fsync=$(psql -X -At "$admin_url" -c 'SHOW fsync')"
+
+work=$(mktemp -d)
+servers=()
+cleanup() {
+  for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${servers[@]}"; do wait "$pid" 2>/dev/null || true; done
+  psql -q -X "$admin_url" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ports=()
+# One after the other: the first creates the keys and the admin token in the
+# shared data folder, and migrates the database.
+for i in 0 1; do
+  port=$((20000 + RANDOM % 20000))
+  EID_SERVER_DATA_DIR="$work/data" EID_SERVER_LISTEN="127.0.0.1:$port" \
+    EID_SERVER_DATABASE_URL="$database_url" \
+    EID_SERVER_FLOODS__PER_IDENTITY_PER_MINUTE=0 \
+    EID_SERVER_FLOODS__PER_IDENTITY_PER_HOUR=0 \
+    EID_SERVER_FLOODS__PER_PROVIDER_PER_MINUTE=0 \
+    EID_SERVER_FLOODS__PER_ADDRESS__PER_MINUTE=0 \
+    "$server_bin" >"$work/server$i.log" 2>&1 &
+  servers+=($!)
+  ports+=("$port")
+  up=
+  for _ in $(seq 100); do
+    curl -skf "https://127.0.0.1:$port/healthz" >/dev/null && { up=1; break; }
+    sleep 0.2
+  done
+  [ -n "$up" ] || { echo "replica $i did not start:" >&2; cat "$work/server$i.log" >&2; exit 1; }
+done
+pin=$(grep -o 'sha256/[A-Za-z0-9+/=]*' "$work/server0.log" | head -1)
+ticks=$(getconf CLK_TCK)
+server_ticks() {
+  local total=0 pid
+  for pid in "${servers[@]}"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+# The postmaster (with its exited children's time) and its live children.
+database_ticks() {
+  local total pid
+  total=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$postmaster/stat")
+  for pid in $(ps -o pid= --ppid "$postmaster"); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+database_counts() {
+  psql -X -At -F ' ' "$admin_url" -c \
+    "SELECT (SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database),
+            (SELECT wal_sync FROM pg_stat_wal)"
+}
+for run in $(seq "$runs"); do
+  for flow in ${EID_LOADGEN_FLOWS:-plain oidc}; do
+    s_before=$(server_ticks)
+    d_before=$(database_ticks)
+    c_before=$(database_counts)
+    loadgens=()
+    for i in 0 1; do
+      EID_SERVER="https://127.0.0.1:${ports[$i]}" EID_SPKI_PIN="$pin" \
+        EID_ADMIN_TOKEN_FILE="$work/data/admin-token" \
+        "$bin/eid-loadgen" --flow "$flow" --phones 32 --http2 \
+        --duration-secs "$secs" --json >"$work/loadgen$i.json" &
+      loadgens+=($!)
+    done
+    # A load generator with failed logins still prints its report (and
+    # the count of errors) before it exits non-zero.
+    for pid in "${loadgens[@]}"; do wait "$pid" || true; done
+    for i in 0 1; do
+      if ! [ -s "$work/loadgen$i.json" ]; then
+        echo "load generator $i failed; the replicas' last errors:" >&2
+        grep -h ' ERROR ' "$work"/server*.log | tail -n 5 >&2
+        exit 1
+      fi
+    done
+    s_after=$(server_ticks)
+    d_after=$(database_ticks)
+    c_after=$(database_counts)
+    python3 - "$flow" "$run" "$ticks" "$s_before" "$s_after" "$d_before" "$d_after" \
+      "$c_before" "$c_after" "$work/loadgen0.json" "$work/loadgen1.json" <<'EOF'
+import json, sys
+flow, run, ticks, sb, sa, db, da, cb, ca, *files = sys.argv[1:]
+rs = [json.load(open(f)) for f in files]
+logins = sum(r['logins'] for r in rs)
+n = max(logins, 1)
+errors = sum(r['errors'] for r in rs)
+rate = sum(r['logins_per_sec'] for r in rs)
+ms = lambda before, after: (int(after) - int(before)) * 1000 / int(ticks) / n
+xb, wb = map(int, cb.split()); xa, wa = map(int, ca.split())
+p50 = max(r['login_p50_us'] for r in rs) / 1000
+p99 = max(r['login_p99_us'] for r in rs) / 1000
+print(f"run {run} {flow:5}: {rate:6.0f} logins/s, {errors} errors, "
+      f"server CPU {ms(sb, sa):.3f} ms/login, database CPU {ms(db, da):.3f} ms/login, "
+      f"{(xa - xb) / n:.1f} transactions and {(wa - wb) / n:.2f} WAL flushes/login, "
+      f"login p50 {p50:.1f} ms p99 {p99:.1f} ms")
+EOF
+  done
+done
