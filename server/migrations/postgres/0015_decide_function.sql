@@ -1,4 +1,5 @@
--- v15: a decision in one round trip (docs/scaling.md, "Measured"). The
+-- v15: a decision in one round trip (docs/scaling.md, "A decision in one
+-- round trip"). The
 -- rules stay in the server (server/src/policy.rs): the server judges the
 -- facts it read (the decision's context) and calls eid_decide with them;
 -- the function locks the request, then the authenticator and its identity
@@ -24,6 +25,7 @@ CREATE FUNCTION eid_decide(
     p_new_status TEXT,
     p_pin_verified BOOLEAN,
     -- The facts the server judged.
+    e_service_provider_id BYTEA,
     e_status TEXT,
     e_expires_at_ms BIGINT,
     e_active BOOLEAN,
@@ -62,7 +64,10 @@ BEGIN
     -- Read after the request's lock: an enrolment names its request from
     -- the request's creation on; a code device's activation and a webhook
     -- are as in the server's longer path (server/src/store/postgres/requests.rs).
-    o_follow_up := EXISTS (SELECT 1 FROM decisions d WHERE d.request_id = p_request_id)
+    -- A provider other than the one judged (the server decides by it
+    -- whether a self-service change follows) is left to the longer path too.
+    o_follow_up := provider IS DISTINCT FROM e_service_provider_id
+        OR EXISTS (SELECT 1 FROM decisions d WHERE d.request_id = p_request_id)
         OR EXISTS (SELECT 1 FROM code_devices c
                    WHERE c.pending_request_id = p_request_id AND c.state = 'unassigned')
         OR EXISTS (SELECT 1 FROM device_enrolments e

@@ -1149,7 +1149,7 @@ pub(super) async fn decide_at_once(
     const CALL: &str = "SELECT o_written, o_request_found, o_status, o_expires_at_ms, o_follow_up, \
          o_authenticator_found, o_identity_id, o_active, o_last_counter, o_blocked, \
          o_notify_every_use FROM eid_decide($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-         $12, $13, $14, $15, $16, $17)";
+         $12, $13, $14, $15, $16, $17, $18)";
     let status = RequestStatus::from_outcome(record.outcome);
     let row = one(
         t,
@@ -1166,6 +1166,7 @@ pub(super) async fn decide_at_once(
             &Col(record.call_verdict),
             &Col(status),
             &pin_verified,
+            &Col(judged.service_provider_id),
             &Col(judged.status),
             &i64_of(judged.expires_at_ms),
             &judged.active,

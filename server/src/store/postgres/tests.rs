@@ -738,3 +738,40 @@ async fn a_statement_after_an_in_flight_commit_is_an_error_and_writes_nothing() 
     assert!(store.nonce_seen(eid_protocol::Nonce16(kept)).await.unwrap());
     assert!(!store.nonce_seen(eid_protocol::Nonce16(late)).await.unwrap());
 }
+
+/// Facts naming another provider than the request's (a caller's mistake:
+/// the provider decides whether a self-service change follows) write
+/// nothing and send the decision to the longer path, as a follow-up does.
+#[tokio::test]
+async fn eid_decide_leaves_a_request_of_another_provider_than_judged_to_the_longer_path() {
+    use eid_protocol::Outcome;
+
+    use crate::store::Store;
+
+    let Some(url) = test_database_url() else {
+        return;
+    };
+    let db = ScratchDatabase::create(&url).await;
+    let store = db.store().await;
+    let scene = decision_scene(&store).await;
+    let judged = crate::store::DecisionFacts {
+        service_provider_id: eid_protocol::SELF_SERVICE_PROVIDER_ID,
+        ..scene_facts(&scene)
+    };
+    let id = scene.request.envelope.request_id;
+    let record = scene_decision(&scene, Outcome::Approve, 1);
+    let json = serde_json::to_string(&record.receipt).unwrap();
+    let done = store
+        .write_one(move |t| {
+            let (json, record, judged) = (json.clone(), record.clone(), judged.clone());
+            Box::pin(async move {
+                super::requests::decide_at_once(t, id, &json, &record, true, &judged).await
+            })
+        })
+        .await
+        .unwrap();
+    assert!(matches!(done, super::requests::AtOnce::Longer));
+    let read = store.request(id).await.unwrap().unwrap();
+    assert_eq!(read.decision, None);
+    assert_eq!(read.status, eid_protocol::wire::RequestStatus::Pending);
+}
