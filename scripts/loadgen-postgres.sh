@@ -21,6 +21,16 @@
 # EID_LOADGEN_FLOWS picks the flows (default "plain oidc"), e.g. one of them
 # only, when counting the database's statements per flow.
 #
+# On a cluster that preloads pg_stat_statements (given in
+# EID_TEST_DATABASE_URL, started with `-c shared_preload_libraries=
+# pg_stat_statements -c pg_stat_statements.track=all`), it also prints the
+# statements per login: the server's own (top level; `BEGIN`s, `COMMIT`s
+# and `ROLLBACK`s counted apart) and those run inside them (foreign-key
+# checks, a PL/pgSQL function's statements).
+#
+# EID_SERVER_DATABASE_POOL_SIZE, like every EID_SERVER_* variable, reaches
+# the replicas (docs/configuration.md).
+#
 # EID_COMPARE_SERVER runs another eid-server binary (a saved build, to compare
 # before and after a change) instead of this checkout's.
 #
@@ -95,10 +105,26 @@ database_ticks() {
   done
   echo "$total"
 }
+statements=
+if psql -X -At "$admin_url" -c 'SHOW shared_preload_libraries' | grep -q pg_stat_statements &&
+  psql -X -q "$admin_url" -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' >/dev/null 2>&1; then
+  statements=1
+fi
 database_counts() {
-  psql -X -At -F ' ' "$admin_url" -c \
-    "SELECT (SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database),
-            (SELECT wal_sync FROM pg_stat_wal)"
+  if [ -n "$statements" ]; then
+    psql -X -At -F ' ' "$admin_url" -c \
+      "SELECT (SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database),
+              (SELECT wal_sync FROM pg_stat_wal),
+              (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE toplevel
+                 AND query !~* '^(START TRANSACTION|BEGIN|COMMIT|ROLLBACK)'),
+              (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE toplevel
+                 AND query ~* '^(START TRANSACTION|BEGIN|COMMIT|ROLLBACK)'),
+              (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE NOT toplevel)"
+  else
+    psql -X -At -F ' ' "$admin_url" -c \
+      "SELECT (SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database),
+              (SELECT wal_sync FROM pg_stat_wal)"
+  fi
 }
 for run in $(seq "$runs"); do
   for flow in ${EID_LOADGEN_FLOWS:-plain oidc}; do
@@ -136,13 +162,19 @@ n = max(logins, 1)
 errors = sum(r['errors'] for r in rs)
 rate = sum(r['logins_per_sec'] for r in rs)
 ms = lambda before, after: (int(after) - int(before)) * 1000 / int(ticks) / n
-xb, wb = map(int, cb.split()); xa, wa = map(int, ca.split())
+cb, ca = [list(map(int, c.split())) for c in (cb, ca)]
+xb, wb, xa, wa = cb[0], cb[1], ca[0], ca[1]
+counted = ""
+if len(cb) == 5 and len(ca) == 5:
+    d = [(a - b) / n for a, b in zip(ca[2:], cb[2:])]
+    counted = (f", {d[0]:.1f} statements + {d[1]:.1f} BEGIN/COMMIT/ROLLBACK/login "
+               f"(+ {d[2]:.1f} nested)")
 p50 = max(r['login_p50_us'] for r in rs) / 1000
 p99 = max(r['login_p99_us'] for r in rs) / 1000
 print(f"run {run} {flow:5}: {rate:6.0f} logins/s, {errors} errors, "
       f"server CPU {ms(sb, sa):.3f} ms/login, database CPU {ms(db, da):.3f} ms/login, "
       f"{(xa - xb) / n:.1f} transactions and {(wa - wb) / n:.2f} WAL flushes/login, "
-      f"login p50 {p50:.1f} ms p99 {p99:.1f} ms")
+      f"login p50 {p50:.1f} ms p99 {p99:.1f} ms{counted}")
 EOF
   done
 done

@@ -1,9 +1,10 @@
 //! `eid serve`: the reference server in the foreground on a data folder, for
 //! scripts and the crash harness (cli/tests/cli/crash.rs), which needs a server it
 //! can kill with SIGKILL and restart on the same folder. The production server
-//! is the `eid-server` binary (configuration file); this one takes three flags
-//! and, of the environment, only `EID_SERVER_PROFILE` and
-//! `EID_SERVER_DATABASE_URL` (the flag's variable).
+//! is the `eid-server` binary (configuration file); this one takes four flags
+//! and, of the environment, only `EID_SERVER_PROFILE`,
+//! `EID_SERVER_DATABASE_URL` and `EID_SERVER_DATABASE_POOL_SIZE` (the flags'
+//! variables).
 //! Both log the same way to stderr (`EID_LOG`, see `eid_server::init_logging`).
 
 use std::io::Write;
@@ -32,6 +33,10 @@ pub(crate) struct ServeArgs {
     /// whose value other local users can see in the process list.
     #[arg(long, env = "EID_SERVER_DATABASE_URL", hide_env_values = true, value_parser = database_url)]
     database_url: Option<eid_server::config::DatabaseUrl>,
+    /// Connections to the PostgreSQL database at most (with --database-url;
+    /// default: the server's `database_pool_size`).
+    #[arg(long, env = "EID_SERVER_DATABASE_POOL_SIZE", value_parser = clap::value_parser!(u16).range(1..=256))]
+    database_pool_size: Option<u16>,
 }
 
 /// Wraps the URL at once, so no `Debug` of the arguments shows a password.
@@ -52,11 +57,15 @@ pub(crate) async fn run(common: &Common, args: &ServeArgs) -> Result<Report, Cli
             format!("EID_SERVER_PROFILE: {e}"),
         )
     })?;
+    let defaults = eid_server::Config::defaults_for(profile);
     let config = eid_server::Config {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
         database_url: args.database_url.clone(),
-        ..eid_server::Config::defaults_for(profile)
+        database_pool_size: args
+            .database_pool_size
+            .map_or(defaults.database_pool_size, usize::from),
+        ..defaults
     };
     eid_server::init_logging(config.log_format);
     let server = eid_server::start(eid_server::ServerOptions::new(config.clone()))

@@ -95,6 +95,12 @@ pub struct Config {
     /// `EID_SERVER_DATABASE_URL` rather than a file or a command line; it
     /// is never logged or printed (host and database only).
     pub database_url: Option<DatabaseUrl>,
+    /// How many connections each replica keeps open to the PostgreSQL
+    /// database at most (its pool; the listening connection for `LISTEN`
+    /// comes on top). At least 1; ignored without `database_url`. The
+    /// default suits a database with a few cores (docs/scaling.md,
+    /// "Connection budget").
+    pub database_pool_size: usize,
 }
 
 /// The call policy: one disposition per request kind (`allow`, `flag` or
@@ -832,6 +838,7 @@ impl Default for Config {
             oidc_issuer: None,
             call_policy: CallPolicyConfig::default(),
             database_url: None,
+            database_pool_size: crate::store::postgres::DEFAULT_POOL_SIZE,
         }
     }
 }
@@ -862,6 +869,7 @@ impl std::fmt::Debug for Config {
             .field("allowed_origins", &self.allowed_origins)
             .field("oidc_issuer", &self.oidc_issuer)
             .field("database_url", &self.database_url)
+            .field("database_pool_size", &self.database_pool_size)
             .finish_non_exhaustive()
     }
 }
@@ -942,6 +950,19 @@ impl Config {
         if let Some(name) = self.connections.zero_field() {
             return Err(Box::new(figment::Error::from(format!(
                 "connections.{name} is 0; it must be at least 1"
+            ))));
+        }
+        if self.database_pool_size == 0 {
+            return Err(Box::new(figment::Error::from(
+                "database_pool_size is 0; it must be at least 1 (connections to the database per replica)"
+                    .to_owned(),
+            )));
+        }
+        if self.database_pool_size > crate::store::postgres::MAX_POOL_SIZE {
+            return Err(Box::new(figment::Error::from(format!(
+                "database_pool_size is {}; it must be at most {} (connections to the database per replica)",
+                self.database_pool_size,
+                crate::store::postgres::MAX_POOL_SIZE
             ))));
         }
         if let Some(url) = &self.database_url
@@ -1071,6 +1092,34 @@ signature = "allow"
         ] {
             let e = Config::from_toml_str(text).expect_err(text).to_string();
             assert!(e.contains(named), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_database_pool_size_is_at_least_one_and_at_most_the_maximum() {
+        assert_eq!(
+            Config::from_toml_str("").unwrap().database_pool_size,
+            crate::store::postgres::DEFAULT_POOL_SIZE
+        );
+        assert_eq!(
+            Config::from_toml_str("database_pool_size = 4")
+                .unwrap()
+                .database_pool_size,
+            4
+        );
+        for (text, said) in [
+            (
+                "database_pool_size = 0",
+                "database_pool_size is 0; it must be at least 1",
+            ),
+            (
+                "database_pool_size = 100000",
+                "database_pool_size is 100000; it must be at most 256",
+            ),
+            ("database_pool_size = -1", "database_pool_size"),
+        ] {
+            let e = Config::from_toml_str(text).expect_err(text).to_string();
+            assert!(e.contains(said), "{text}: {e}");
         }
     }
 

@@ -262,11 +262,14 @@ fn colour_wanted() -> bool {
 /// Connects to the PostgreSQL database of `database_url` and migrates it;
 /// the error says which database (host, port, name: never the password)
 /// could not be reached.
-async fn open_postgres(url: &config::DatabaseUrl) -> anyhow::Result<store::PostgresStore> {
+async fn open_postgres(
+    url: &config::DatabaseUrl,
+    pool_size: usize,
+) -> anyhow::Result<store::PostgresStore> {
     let pg = store::postgres::parse_database_url(url.expose())?;
     let target = store::postgres::DatabaseTarget::of(&pg);
     tracing::info!(database = %target, "opening the PostgreSQL database");
-    store::PostgresStore::connect_with(pg, store::postgres::DEFAULT_POOL_SIZE)
+    store::PostgresStore::connect_with(pg, pool_size)
         .await
         .with_context(|| {
             format!(
@@ -352,7 +355,9 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     // With PostgreSQL, several replicas share the database; the concrete
     // store is kept for their message bus (started below).
     let postgres = match &config.database_url {
-        Some(url) => Some(Arc::new(open_postgres(url).await?)),
+        Some(url) => Some(Arc::new(
+            open_postgres(url, config.database_pool_size).await?,
+        )),
         None => None,
     };
     let store: Arc<dyn Store> = match &postgres {

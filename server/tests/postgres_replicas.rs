@@ -168,6 +168,52 @@ async fn a_phone_pulls_from_one_replica_approves_on_another_and_the_provider_wai
     c.stop().await;
 }
 
+/// A provider's long-poll holds no database connection while it waits:
+/// with a pool of one connection, three waiting status calls leave it free
+/// for another login on the same replica (created, pulled, decided), and
+/// each wait then ends with its own request's decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn long_polls_hold_no_pooled_connection_while_they_wait() {
+    let Some(c) = Cluster::start_with(1, |config| config.database_pool_size = 1).await else {
+        return;
+    };
+    let mut phone = c.person(USER).await;
+    let mut ids = Vec::new();
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        let created = c
+            .rp(0)
+            .create_request(USER, RequestKind::Login, TEXT, None)
+            .await
+            .unwrap();
+        let id = created.request_id;
+        let waiter = c.rp(0);
+        waits.push(tokio::spawn(async move { waiter.status(id, 30).await }));
+        ids.push(id);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    for id in ids {
+        let envelope = c.pull(0, &phone, id).await;
+        let decision = phone.decide(&envelope, Outcome::Approve, None, true);
+        phone.submit(&c.endpoints[0], &decision).await.unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the logins waited for a connection: {:?}",
+        started.elapsed()
+    );
+    for wait in waits {
+        let status = tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("each wait ends with its decision")
+            .unwrap()
+            .unwrap();
+        assert_eq!(status.status, RequestStatus::Approved);
+    }
+    c.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_100_concurrent_decisions_spread_over_three_replicas_exactly_one_wins() {
     let Some(c) = Cluster::start(3).await else {

@@ -562,7 +562,7 @@ pub(crate) async fn submit_decision(
             "the decision does not match the request (reference text, provider, deadline or nonce)",
         ));
     }
-    if context.identity.is_none_or(|i| i.blocked) {
+    if context.identity.as_ref().is_none_or(|i| i.blocked) {
         return Err(ApiError::new(
             ErrorCode::IdentityBlocked,
             "the identity is blocked",
@@ -725,9 +725,12 @@ pub(crate) async fn submit_decision(
         decided_at_ms: now,
         call_verdict,
     };
+    // What was judged above: the store may record the decision at once
+    // when it finds these facts unchanged.
+    let judged = crate::store::DecisionFacts::of(&request, &auth, context.identity.as_ref());
     let result = state
         .store
-        .decide(d.request_id, record, pin_verified, now)
+        .decide_judged(d.request_id, record, pin_verified, now, judged)
         .await?;
     crate::crash::point("server.decision.committed");
     match result {

@@ -1204,6 +1204,51 @@ pub struct DecisionContext {
     pub identity: Option<Identity>,
 }
 
+/// The facts a caller judged before a decision (read with
+/// [`Store::decision_context`]), for [`Store::decide_judged`]: a backend
+/// may record the decision at once when it finds them unchanged under its
+/// locks, and otherwise judges the fresh facts as [`Store::decide`] does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionFacts {
+    /// The request's service provider.
+    pub service_provider_id: eid_protocol::ServiceProviderId,
+    /// The request's stored status.
+    pub status: RequestStatus,
+    /// The request's deadline.
+    pub expires_at_ms: u64,
+    /// The deciding authenticator's identity.
+    pub identity_id: IdentityId,
+    /// Whether the authenticator is active.
+    pub active: bool,
+    /// The authenticator's last accepted counter.
+    pub last_counter: u64,
+    /// Whether the identity is blocked.
+    pub blocked: bool,
+    /// Whether the identity asked for a notice on every use.
+    pub notify_every_use: bool,
+}
+
+impl DecisionFacts {
+    /// The facts of a decision's context; `None` without the identity.
+    pub fn of(
+        request: &StoredRequest,
+        authenticator: &Authenticator,
+        identity: Option<&Identity>,
+    ) -> Option<Self> {
+        let identity = identity?;
+        Some(Self {
+            service_provider_id: request.envelope.service_provider_id,
+            status: request.status,
+            expires_at_ms: request.envelope.expires_at_ms,
+            identity_id: authenticator.identity_id,
+            active: authenticator.state == AuthenticatorState::Active,
+            last_counter: authenticator.last_counter,
+            blocked: identity.blocked,
+            notify_every_use: identity.notify_every_use,
+        })
+    }
+}
+
 /// Result of a cancel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CancelResult {
@@ -1592,6 +1637,21 @@ pub trait Store: Send + Sync + 'static {
         pin_verified: bool,
         now_ms: u64,
     ) -> StoreResult<DecideResult>;
+    /// [`Store::decide`], with the facts the caller judged (`None`: none):
+    /// the same result and guarantees; a backend may use them to record a
+    /// decision in fewer round trips (the PostgreSQL backend does; the
+    /// default, SQLite's, ignores them).
+    async fn decide_judged(
+        &self,
+        request_id: RequestId,
+        record: DecisionRecord,
+        pin_verified: bool,
+        now_ms: u64,
+        judged: Option<DecisionFacts>,
+    ) -> StoreResult<DecideResult> {
+        let _ = judged;
+        self.decide(request_id, record, pin_verified, now_ms).await
+    }
     /// Stops an approval the call policy refuses (docs/protocol.md, "Call
     /// context"), in one transaction, if the request is still pending and
     /// unexpired by `now_ms`: cancels the request, keeps the phone's call

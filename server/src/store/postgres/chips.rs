@@ -175,7 +175,7 @@ pub(super) async fn add_chip(
         // committed after this one's check (the transaction is aborted, so
         // nothing more is written).
         Err(e) if is_unique_violation(&e) => return Ok(AddChipResult::CredentialTaken),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     }
     insert_event(t, event).await?;
     Ok(AddChipResult::Added)

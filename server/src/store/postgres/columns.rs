@@ -269,6 +269,7 @@ impl<'a> FromSql<'a> for Col<u32> {
 }
 
 /// Whether a statement failed on a unique or primary-key constraint.
-pub(super) fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+pub(super) fn is_unique_violation(e: &crate::store::StoreError) -> bool {
+    matches!(e, crate::store::StoreError::Postgres(e)
+        if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))
 }

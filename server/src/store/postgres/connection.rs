@@ -97,6 +97,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0014_call_context",
         include_str!("../../../migrations/postgres/0014_call_context.sql"),
     ),
+    (
+        "0015_decide_function",
+        include_str!("../../../migrations/postgres/0015_decide_function.sql"),
+    ),
 ];
 
 /// The advisory lock replicas take while migrating, so several starting at
@@ -324,6 +328,9 @@ enum Begun {
     Yes,
     /// Ended, or never to be begun (a single-statement read).
     Done,
+    /// Its `COMMIT` is sent ([`Tx::commit_in_flight`]): a statement now
+    /// would run outside the transaction, in autocommit, so it is refused.
+    Committed,
 }
 
 /// A transaction on a pooled connection, cheaper in round trips than
@@ -359,36 +366,42 @@ impl<'a> Tx<'a> {
         }
     }
 
-    /// The `BEGIN` to send before the next statement, if it is the first.
-    fn take_begin(&self) -> Option<&'static str> {
+    /// The `BEGIN` to send before the next statement, if it is the first;
+    /// an error after the transaction's in-flight `COMMIT`.
+    fn take_begin(&self) -> StoreResult<Option<&'static str>> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.1 += 1;
         debug_assert!(
             self.mode != Mode::Single || state.1 == 1,
             "a single-statement read ran a second statement"
         );
-        if state.0 == Begun::No {
-            state.0 = Begun::Yes;
-            self.mode.begin()
-        } else {
-            None
+        match state.0 {
+            Begun::No => {
+                state.0 = Begun::Yes;
+                Ok(self.mode.begin())
+            }
+            Begun::Committed => Err(StoreError::Inconsistent(
+                "a statement after the transaction's COMMIT",
+            )),
+            Begun::Yes | Begun::Done => Ok(None),
         }
     }
 
     /// Runs one statement's future, preceded (in the same flight) by the
-    /// transaction's `BEGIN` when it is the first.
+    /// transaction's `BEGIN` when it is the first. The future is not polled
+    /// (nothing is sent) when the transaction is already committed.
     async fn statement<T>(
         &self,
         run: impl Future<Output = Result<T, tokio_postgres::Error>>,
-    ) -> Result<T, tokio_postgres::Error> {
-        match self.take_begin() {
+    ) -> StoreResult<T> {
+        match self.take_begin()? {
             Some(begin) => {
                 let (begun, value) =
                     futures_util::future::join(self.client.batch_execute(begin), run).await;
                 begun?;
-                value
+                Ok(value?)
             }
-            None => run.await,
+            None => Ok(run.await?),
         }
     }
 
@@ -421,7 +434,7 @@ impl<'a> Tx<'a> {
     pub(super) async fn commit_in_flight(&self) -> Result<(), tokio_postgres::Error> {
         let begun = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            std::mem::replace(&mut state.0, Begun::Done)
+            std::mem::replace(&mut state.0, Begun::Committed)
         };
         // No statement ran (nothing was begun): nothing to end.
         if begun != Begun::Yes {
@@ -438,11 +451,7 @@ impl<'a> Tx<'a> {
         self.client.prepare_cached(sql).await
     }
 
-    pub(super) async fn query_one(
-        &self,
-        st: &Statement,
-        params: &[P<'_>],
-    ) -> Result<Row, tokio_postgres::Error> {
+    pub(super) async fn query_one(&self, st: &Statement, params: &[P<'_>]) -> StoreResult<Row> {
         self.statement(self.client.query_one(st, params)).await
     }
 
@@ -450,23 +459,15 @@ impl<'a> Tx<'a> {
         &self,
         st: &Statement,
         params: &[P<'_>],
-    ) -> Result<Option<Row>, tokio_postgres::Error> {
+    ) -> StoreResult<Option<Row>> {
         self.statement(self.client.query_opt(st, params)).await
     }
 
-    pub(super) async fn query(
-        &self,
-        st: &Statement,
-        params: &[P<'_>],
-    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+    pub(super) async fn query(&self, st: &Statement, params: &[P<'_>]) -> StoreResult<Vec<Row>> {
         self.statement(self.client.query(st, params)).await
     }
 
-    pub(super) async fn execute(
-        &self,
-        st: &Statement,
-        params: &[P<'_>],
-    ) -> Result<u64, tokio_postgres::Error> {
+    pub(super) async fn execute(&self, st: &Statement, params: &[P<'_>]) -> StoreResult<u64> {
         self.statement(self.client.execute(st, params)).await
     }
 }
@@ -523,25 +524,25 @@ const CONNECT_ATTEMPTS: u32 = 3;
 /// Prepares (cached per connection) and runs a statement returning one row.
 pub(super) async fn one(t: &Tx<'_>, sql: &str, params: &[P<'_>]) -> StoreResult<Row> {
     let st = t.prepare_cached(sql).await?;
-    Ok(t.query_one(&st, params).await?)
+    t.query_one(&st, params).await
 }
 
 /// Like [`one`], for at most one row.
 pub(super) async fn opt(t: &Tx<'_>, sql: &str, params: &[P<'_>]) -> StoreResult<Option<Row>> {
     let st = t.prepare_cached(sql).await?;
-    Ok(t.query_opt(&st, params).await?)
+    t.query_opt(&st, params).await
 }
 
 /// Like [`one`], for any number of rows.
 pub(super) async fn all(t: &Tx<'_>, sql: &str, params: &[P<'_>]) -> StoreResult<Vec<Row>> {
     let st = t.prepare_cached(sql).await?;
-    Ok(t.query(&st, params).await?)
+    t.query(&st, params).await
 }
 
 /// Like [`one`], for a statement without rows; returns the rows changed.
 pub(super) async fn exec(t: &Tx<'_>, sql: &str, params: &[P<'_>]) -> StoreResult<u64> {
     let st = t.prepare_cached(sql).await?;
-    Ok(t.execute(&st, params).await?)
+    t.execute(&st, params).await
 }
 
 impl PostgresStore {

@@ -128,7 +128,7 @@ pub(super) async fn create_identity(t: &Tx<'_>, identity: Identity) -> StoreResu
         if is_unique_violation(&e) {
             StoreError::Conflict("user_id")
         } else {
-            e.into()
+            e
         }
     })?;
     Ok(())

@@ -40,7 +40,7 @@ pub(super) async fn insert_oidc_client(t: &Tx<'_>, client: &OidcClient) -> Store
         if is_unique_violation(&e) {
             StoreError::Conflict("client_id")
         } else {
-            e.into()
+            e
         }
     })?;
     Ok(())
@@ -161,7 +161,7 @@ pub(super) async fn create_oidc_login(
         if is_unique_violation(&e) {
             StoreError::Conflict("oidc login")
         } else {
-            e.into()
+            e
         }
     })?;
     Ok(())

@@ -21,7 +21,7 @@ pub(super) async fn lock_identity(t: &Tx<'_>, id: &IdentityId) -> StoreResult<Op
     let st = t
         .prepare_cached("SELECT phone, email FROM identities WHERE id = $1 FOR UPDATE")
         .await?;
-    Ok(t.query_opt(&st, &[&Col(id)]).await?)
+    t.query_opt(&st, &[&Col(id)]).await
 }
 
 /// Records a security event in the outbox, inside the caller's transaction:

@@ -30,7 +30,7 @@ async fn insert_provider(t: &Tx<'_>, sp: &ServiceProvider) -> StoreResult<()> {
         if is_unique_violation(&e) {
             StoreError::Conflict("api_key")
         } else {
-            e.into()
+            e
         }
     })?;
     insert_api_key(t, &sp.id, &sp.api_key_sha256, sp.created_at_ms).await?;
@@ -136,7 +136,7 @@ async fn insert_api_key(
             if is_unique_violation(&e) {
                 StoreError::Conflict("api_key")
             } else {
-                e.into()
+                e
             }
         })?;
     col(&row, 0)

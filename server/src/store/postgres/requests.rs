@@ -25,13 +25,25 @@ use super::outbox::{EVENT_COLUMNS, event_row, insert_event, lock_identity};
 use crate::policy;
 use crate::store::{
     Authenticator, CallStop, CancelResult, ChangeKind, CreateResult, DecideResult, DecisionContext,
-    DecisionRecord, FeedCursors, Identity, LimitScope, NewEvent, PullSnapshot, RequestLimits,
-    StopResult, StoreError, StoreResult, StoredRequest, Window,
+    DecisionFacts, DecisionRecord, FeedCursors, Identity, LimitScope, NewEvent, PullSnapshot,
+    RequestLimits, StopResult, StoreError, StoreResult, StoredRequest, Window,
 };
 
-pub(super) const REQUEST_SELECT: &str = "SELECT r.envelope, r.envelope_signature, r.binding_code, r.status, \
-     d.authenticator_id, d.outcome, d.counter, d.decision_sha256, d.receipt, d.decided_at_ms, d.call_verdict \
-     FROM requests r LEFT JOIN decisions d ON d.request_id = r.id";
+/// The columns of [`REQUEST_SELECT`] (its `r` and `d` aliases), in
+/// [`request_row`]'s order, written once for both constants.
+macro_rules! request_columns {
+    () => {
+        "r.envelope, r.envelope_signature, r.binding_code, r.status, \
+         d.authenticator_id, d.outcome, d.counter, d.decision_sha256, d.receipt, \
+         d.decided_at_ms, d.call_verdict"
+    };
+}
+
+pub(super) const REQUEST_SELECT: &str = concat!(
+    "SELECT ",
+    request_columns!(),
+    " FROM requests r LEFT JOIN decisions d ON d.request_id = r.id"
+);
 
 pub(super) fn request_row(row: &Row) -> StoreResult<StoredRequest> {
     let envelope_json: &str = get(row, 0)?;
@@ -62,12 +74,9 @@ pub(super) fn request_row(row: &Row) -> StoreResult<StoredRequest> {
     })
 }
 
-/// The columns of [`REQUEST_SELECT`] (its `r` and `d` aliases), in
-/// [`request_row`]'s order: the decision context's joined read puts them
-/// first.
-const REQUEST_COLUMNS: &str = "r.envelope, r.envelope_signature, r.binding_code, r.status, \
-     d.authenticator_id, d.outcome, d.counter, d.decision_sha256, d.receipt, d.decided_at_ms, d.call_verdict";
-const REQUEST_COLUMN_COUNT: usize = 11;
+/// The columns of [`REQUEST_SELECT`]: the decision context's joined read
+/// puts them first.
+const REQUEST_COLUMNS: &str = request_columns!();
 
 pub(super) async fn load_request(t: &Tx<'_>, id: &RequestId) -> StoreResult<Option<StoredRequest>> {
     opt(t, &format!("{REQUEST_SELECT} WHERE r.id = $1"), &[&Col(id)])
@@ -366,6 +375,27 @@ async fn all_of<K: tokio_postgres::types::ToSql + Sync>(
     .await
 }
 
+/// A pull's read of `sql` for each of several authenticators, by its
+/// identity (`$1`) and the two numbers `rest` gives for its place (`$2`,
+/// `$3`); `None` for an unknown authenticator.
+fn reads_by_authenticator<'a>(
+    t: &'a Tx<'_>,
+    authenticators: &'a [Option<Authenticator>],
+    sql: &'a str,
+    rest: impl Fn(usize) -> [i64; 2] + 'a,
+) -> impl Iterator<Item = impl std::future::Future<Output = StoreResult<Option<Vec<Row>>>>> {
+    authenticators.iter().enumerate().map(move |(i, auth)| {
+        let [second, third] = rest(i);
+        async move {
+            let Some(auth) = auth else {
+                return Ok(None);
+            };
+            let rows = all(t, sql, &[&Col(auth.identity_id), &second, &third]).await?;
+            Ok(Some(rows))
+        }
+    })
+}
+
 /// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot):
 /// for a phone with one account, one flight (everything read by the
 /// authenticator's id, `BEGIN` and `COMMIT` included); with several, two
@@ -447,16 +477,14 @@ pub(super) async fn pull_snapshot(
         let after = i64_of(decisions_after.first().copied().unwrap_or(0));
         let ((auth, pending, enrolments), (events, changes, decisions, ())) = try_join(
             try_join3(
-                async { Ok::<_, StoreError>(t.query_opt(&st[0], &[&id]).await?) },
-                async { Ok::<_, StoreError>(t.query(&st[1], &[&id, &now]).await?) },
-                async { Ok::<_, StoreError>(t.query(&st[2], &[&id, &now]).await?) },
+                async { t.query_opt(&st[0], &[&id]).await },
+                async { t.query(&st[1], &[&id, &now]).await },
+                async { t.query(&st[2], &[&id, &now]).await },
             ),
             try_join4(
-                async { Ok::<_, StoreError>(t.query(&st[3], &[&id, &cursor, &max_events]).await?) },
-                async { Ok::<_, StoreError>(t.query(&st[4], &[&id]).await?) },
-                async {
-                    Ok::<_, StoreError>(t.query(&st[5], &[&id, &max_decisions, &after]).await?)
-                },
+                async { t.query(&st[3], &[&id, &cursor, &max_events]).await },
+                async { t.query(&st[4], &[&id]).await },
+                async { t.query(&st[5], &[&id, &max_decisions, &after]).await },
                 async {
                     t.commit_in_flight().await?;
                     Ok::<(), StoreError>(())
@@ -503,41 +531,16 @@ pub(super) async fn pull_snapshot(
         let pending_sql = pending_sql_by("$1");
         let enrolment_sql = enrolment_sql_by("$1");
         let feed_sql = feed_sql_by("$1");
-        let feed_reads = authenticators.iter().enumerate().map(|(i, auth)| {
-            let feed_sql = &feed_sql;
-            async move {
-                let Some(auth) = auth else {
-                    return Ok::<_, StoreError>(None);
-                };
-                let rows = all(
-                    t,
-                    feed_sql,
-                    &[&Col(auth.identity_id), &i64_of(feed.at(i)), &max_events],
-                )
-                .await?;
-                Ok(Some(rows))
-            }
+        let feed_reads = reads_by_authenticator(t, &authenticators, &feed_sql, |i| {
+            [i64_of(feed.at(i)), max_events]
         });
         // The identity's newest decisions, same snapshot (device journal).
         let decisions_sql = decisions_sql_by("$1");
-        let decision_reads = authenticators.iter().enumerate().map(|(i, auth)| {
-            let decisions_sql = &decisions_sql;
-            async move {
-                let Some(auth) = auth else {
-                    return Ok::<_, StoreError>(None);
-                };
-                let rows = all(
-                    t,
-                    decisions_sql,
-                    &[
-                        &Col(auth.identity_id),
-                        &max_decisions,
-                        &i64_of(decisions_after.get(i).copied().unwrap_or(0)),
-                    ],
-                )
-                .await?;
-                Ok(Some(rows))
-            }
+        let decision_reads = reads_by_authenticator(t, &authenticators, &decisions_sql, |i| {
+            [
+                max_decisions,
+                i64_of(decisions_after.get(i).copied().unwrap_or(0)),
+            ]
         });
         // The `COMMIT` goes out in this last flight, behind its reads (see
         // `Tx::commit_in_flight`): every statement is prepared first, so each
@@ -709,7 +712,7 @@ pub(super) async fn decision_context(
         )
     });
     let row = one(t, sql, &[&Col(request_id), &Col(authenticator_id)]).await?;
-    let auth_base = REQUEST_COLUMN_COUNT;
+    let auth_base = column_count(REQUEST_COLUMNS);
     let identity_base = auth_base + column_count(AUTHENTICATOR_COLUMNS);
     // A missing row of a left join reads as NULLs: each part is there
     // when its first (never NULL) column is.
@@ -1086,6 +1089,112 @@ pub(super) async fn decide(
         .await?;
     }
     Ok(Some(DecideResult::Accepted(record.clone())))
+}
+
+/// What [`decide_at_once`] did.
+pub(super) enum AtOnce {
+    /// The decision is recorded (and committed).
+    Written,
+    /// No such request.
+    Vanished,
+    /// Nothing written: a follow-up applies, the decision exists, or the
+    /// authenticator is gone; the longer path judges and writes.
+    Longer,
+    /// Nothing written: the facts changed; here are the fresh ones.
+    Changed(DecisionFacts),
+}
+
+/// The refusal the rules of [`decide`] (`policy.rs`) give `record` on
+/// `facts`, if any.
+pub(super) fn refusal(
+    facts: &DecisionFacts,
+    record: &DecisionRecord,
+    now_ms: u64,
+) -> Option<DecideResult> {
+    policy::request_decidable(facts.status, facts.expires_at_ms, now_ms).or_else(|| {
+        policy::decider_allowed(
+            facts.active,
+            facts.blocked,
+            record.counter,
+            facts.last_counter,
+        )
+    })
+}
+
+/// Whether `record`, allowed on `facts`, has none of the follow-ups that
+/// `eid_decide` leaves to [`decide`]: an event, a self-service change's
+/// login, a fraud hold.
+pub(super) fn without_follow_ups(facts: &DecisionFacts, record: &DecisionRecord) -> bool {
+    facts.service_provider_id != eid_protocol::SELF_SERVICE_PROVIDER_ID
+        && record.outcome != Outcome::ReportFraud
+        && policy::decision_event(record.outcome, facts.notify_every_use).is_none()
+}
+
+/// A decision in one statement, its own transaction (`write_one`): the
+/// function `eid_decide` (migration 0015) locks the request, then the
+/// authenticator and its identity, as [`decide`] does, and writes the
+/// decision only when the facts `judged` (allowed by [`refusal`], and
+/// [`without_follow_ups`]) are unchanged and no follow-up applies; else it writes
+/// nothing and returns what it found. Exactly one decision wins: a second
+/// one waits on the request's lock and then finds the status changed and
+/// the decision there. Its answer comes after the durable commit.
+pub(super) async fn decide_at_once(
+    t: &Tx<'_>,
+    request_id: RequestId,
+    receipt_json: &str,
+    record: &DecisionRecord,
+    pin_verified: bool,
+    judged: &DecisionFacts,
+) -> StoreResult<AtOnce> {
+    const CALL: &str = "SELECT o_written, o_request_found, o_status, o_expires_at_ms, o_follow_up, \
+         o_authenticator_found, o_identity_id, o_active, o_last_counter, o_blocked, \
+         o_notify_every_use FROM eid_decide($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+         $12, $13, $14, $15, $16, $17, $18)";
+    let status = RequestStatus::from_outcome(record.outcome);
+    let row = one(
+        t,
+        CALL,
+        &[
+            &Col(request_id),
+            &Col(record.authenticator_id),
+            &Col(judged.identity_id),
+            &Col(record.outcome),
+            &i64_of(record.counter),
+            &record.decision_sha256.as_slice(),
+            &receipt_json,
+            &i64_of(record.decided_at_ms),
+            &Col(record.call_verdict),
+            &Col(status),
+            &pin_verified,
+            &Col(judged.service_provider_id),
+            &Col(judged.status),
+            &i64_of(judged.expires_at_ms),
+            &judged.active,
+            &i64_of(judged.last_counter),
+            &judged.blocked,
+            &judged.notify_every_use,
+        ],
+    )
+    .await?;
+    if get::<bool>(&row, 0)? {
+        return Ok(AtOnce::Written);
+    }
+    if !get::<bool>(&row, 1)? {
+        return Ok(AtOnce::Vanished);
+    }
+    if get::<bool>(&row, 4)? || !get::<bool>(&row, 5)? {
+        return Ok(AtOnce::Longer);
+    }
+    Ok(AtOnce::Changed(DecisionFacts {
+        service_provider_id: judged.service_provider_id,
+        status: col(&row, 2)?,
+        expires_at_ms: col(&row, 3)?,
+        identity_id: col(&row, 6)?,
+        active: get(&row, 7)?,
+        last_counter: col(&row, 8)?,
+        blocked: get(&row, 9)?,
+        notify_every_use: get(&row, 10)?,
+    }))
 }
 
 /// The transaction of [`Store::record_binding_mismatch`](crate::store::Store::record_binding_mismatch).

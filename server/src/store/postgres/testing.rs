@@ -10,7 +10,10 @@
 
 use std::sync::Once;
 
-use super::{DEFAULT_POOL_SIZE, PostgresStore, parse_database_url};
+use super::{PostgresStore, parse_database_url};
+
+/// The pool of a test's store: small, as many tests run at once.
+const TEST_POOL_SIZE: usize = 8;
 
 /// The variable naming the test server (a `postgres://` URL; it may hold a
 /// password, so it lives in the environment, never on a command line).
@@ -101,7 +104,7 @@ impl ScratchDatabase {
 
     /// A store on it (migrated), with a small pool.
     pub async fn store(&self) -> PostgresStore {
-        PostgresStore::connect_with(self.config(), DEFAULT_POOL_SIZE / 2)
+        PostgresStore::connect_with(self.config(), TEST_POOL_SIZE)
             .await
             .expect("a store on the scratch database")
     }

@@ -15,6 +15,28 @@ async fn fresh() -> FreshStore {
 
 crate::store_conformance_suite!(fresh());
 
+/// The suite again, every decision through [`Store::decide_judged`] with
+/// the facts of its context read just before (the API's way): the
+/// one-statement decision of migration 0015 must answer as the longer path.
+///
+/// [`Store::decide_judged`]: crate::store::Store::decide_judged
+mod judged {
+    use super::{ScratchDatabase, test_database_url};
+    use crate::store::conformance::FreshStore;
+
+    async fn fresh() -> FreshStore {
+        let Some(url) = test_database_url() else {
+            return FreshStore::skipped();
+        };
+        let db = ScratchDatabase::create(&url).await;
+        let mut store = db.store().await;
+        store.judging = true;
+        FreshStore::keeping(store, db)
+    }
+
+    crate::store_conformance_suite!(fresh());
+}
+
 #[test]
 fn the_postgres_migrations_have_the_same_numbers_and_names_as_the_sqlite_ones() {
     let dir = |d: &str| -> Vec<String> {
@@ -60,6 +82,7 @@ async fn an_unreachable_database_answers_unavailable_as_a_503_and_shows_no_passw
         target: super::DatabaseTarget::of(&config),
         config,
         tls: None,
+        judging: false,
     };
     assert_eq!(
         store.target().to_string(),
@@ -339,4 +362,416 @@ async fn creates_at_both_isolations_at_once_never_exceed_the_pending_cap() {
     }
     assert_eq!(created, 5);
     assert_eq!(stores[1].count_pending(anna.id, NOW).await.unwrap(), 5);
+}
+
+/// One identity with an active phone, a provider and a pending login of
+/// it, for the one-statement decision's checks below.
+struct DecisionScene {
+    anna: crate::store::Identity,
+    phone: crate::store::Authenticator,
+    request: crate::store::StoredRequest,
+}
+
+const SCENE_T0: u64 = 1_795_000_000_000;
+
+async fn decision_scene(s: &dyn crate::store::Store) -> DecisionScene {
+    use eid_protocol::wire::RequestStatus;
+    use eid_protocol::{
+        AuthenticatorId, IdentityId, PublicKey, RequestEnvelopeBody, RequestId, RequestKind,
+        ServiceProviderId, Signature,
+    };
+
+    use crate::store::{
+        ActivationCode, ActivationResult, Authenticator, AuthenticatorState, CreateResult,
+        Identity, ServiceProvider, StoredRequest,
+    };
+    let anna = Identity {
+        id: IdentityId::random(),
+        user_id: "Anna#1980x".into(),
+        user_id_folded: "anna#1980x".into(),
+        display_name: None,
+        blocked: false,
+        created_at_ms: SCENE_T0,
+        phone: None,
+        email: None,
+        notify_every_use: false,
+    };
+    s.create_identity(anna.clone()).await.unwrap();
+    let code = eid_protocol::crypto::random_array();
+    s.put_activation_code(ActivationCode {
+        identity_id: anna.id,
+        code_sha256: code,
+        created_at_ms: SCENE_T0,
+        expires_at_ms: SCENE_T0 + 3_600_000,
+    })
+    .await
+    .unwrap();
+    let key = || {
+        let mut bytes = [4u8; 65];
+        bytes[1..].copy_from_slice(&eid_protocol::crypto::random_array::<64>());
+        PublicKey::from_sec1(&bytes).unwrap()
+    };
+    let new = Authenticator {
+        id: AuthenticatorId::random(),
+        identity_id: IdentityId([0; 16]),
+        device_public_key: key(),
+        pin_public_key: key(),
+        state: AuthenticatorState::Active,
+        failed_pin_count: 0,
+        last_counter: 0,
+        activated_at_ms: SCENE_T0,
+    };
+    let phone = match s
+        .activate(
+            &anna.user_id_folded,
+            Box::new(move |_| code),
+            3,
+            SCENE_T0,
+            new,
+        )
+        .await
+        .unwrap()
+    {
+        ActivationResult::Activated(a) => a,
+        other => panic!("activation failed: {other:?}"),
+    };
+    let bank = ServiceProvider {
+        id: ServiceProviderId::random(),
+        name: "Danske Bank".into(),
+        api_key_sha256: eid_protocol::crypto::random_array(),
+        created_at_ms: SCENE_T0,
+    };
+    s.create_service_provider(bank.clone()).await.unwrap();
+    let request = StoredRequest {
+        envelope: RequestEnvelopeBody {
+            request_id: RequestId::random(),
+            identity_id: anna.id,
+            kind: RequestKind::Login,
+            service_provider_id: bank.id,
+            service_provider_name: bank.name.clone(),
+            reference_text: "Log på Netbank".into(),
+            created_at_ms: SCENE_T0,
+            expires_at_ms: SCENE_T0 + 300_000,
+            server_nonce: eid_protocol::crypto::random_array(),
+            binding_required: false,
+        },
+        envelope_signature: Signature(vec![0x30; 70]),
+        binding_code: None,
+        status: RequestStatus::Pending,
+        decision: None,
+    };
+    assert_eq!(
+        s.create_request(request.clone(), 10, SCENE_T0)
+            .await
+            .unwrap(),
+        CreateResult::Created
+    );
+    DecisionScene {
+        anna,
+        phone,
+        request,
+    }
+}
+
+fn scene_decision(
+    scene: &DecisionScene,
+    outcome: eid_protocol::Outcome,
+    counter: u64,
+) -> crate::store::DecisionRecord {
+    use eid_protocol::messages::ReceiptBody;
+    use eid_protocol::wire::SignedReceipt;
+    let e = &scene.request.envelope;
+    let decision_sha256 = eid_protocol::crypto::random_array();
+    let now = SCENE_T0 + 1;
+    crate::store::DecisionRecord {
+        authenticator_id: scene.phone.id,
+        outcome,
+        counter,
+        decision_sha256,
+        receipt: SignedReceipt {
+            receipt: ReceiptBody {
+                request_id: e.request_id,
+                identity_id: e.identity_id,
+                authenticator_id: scene.phone.id,
+                outcome,
+                kind: e.kind,
+                reference_text_sha256: e.reference_text_sha256(),
+                service_provider_id: e.service_provider_id,
+                decided_at_ms: now,
+                decision_sha256,
+                counter,
+                call_context: None,
+            },
+            signature: eid_protocol::Signature(vec![0x30; 70]),
+        },
+        decided_at_ms: now,
+        call_verdict: eid_protocol::CallVerdict::Clear,
+    }
+}
+
+/// The facts the API would have judged from the scene as it was created.
+fn scene_facts(scene: &DecisionScene) -> crate::store::DecisionFacts {
+    crate::store::DecisionFacts::of(&scene.request, &scene.phone, Some(&scene.anna)).unwrap()
+}
+
+/// Facts older than the rows: `eid_decide` writes nothing on them and
+/// returns the fresh ones, which are judged again here (the rules in
+/// `policy.rs`): a counter still above the fresh last one is accepted, one
+/// no longer above it is a replay, and a person who opted in to notices
+/// since takes the longer path, which records the `used` event in the
+/// decision's transaction.
+#[tokio::test]
+async fn a_decision_on_stale_facts_is_judged_again_on_the_fresh_ones() {
+    use eid_protocol::Outcome;
+
+    use crate::store::{DecideResult, Store};
+
+    let Some(url) = test_database_url() else {
+        return;
+    };
+    let db = ScratchDatabase::create(&url).await;
+    let store = db.store().await;
+    let now = SCENE_T0 + 1;
+    // The phone's counter moved to 5 (another request) after the judging.
+    let scene = decision_scene(&store).await;
+    let stale = scene_facts(&scene);
+    let other = decision_scene_request(&store, &scene).await;
+    let mut first = scene_decision(&scene, Outcome::Approve, 5);
+    first.receipt.receipt.request_id = other;
+    assert!(matches!(
+        store.decide(other, first, true, now).await.unwrap(),
+        DecideResult::Accepted(_)
+    ));
+    let id = scene.request.envelope.request_id;
+    let replay = scene_decision(&scene, Outcome::Approve, 4);
+    assert_eq!(
+        store
+            .decide_judged(id, replay, true, now, Some(stale.clone()))
+            .await
+            .unwrap(),
+        DecideResult::CounterReplay
+    );
+    let fine = scene_decision(&scene, Outcome::Approve, 6);
+    assert_eq!(
+        store
+            .decide_judged(id, fine.clone(), true, now, Some(stale.clone()))
+            .await
+            .unwrap(),
+        DecideResult::Accepted(fine.clone())
+    );
+    // A second decision on the same stale facts finds the first.
+    let late = scene_decision(&scene, Outcome::Deny, 7);
+    assert_eq!(
+        store
+            .decide_judged(id, late, true, now, Some(stale))
+            .await
+            .unwrap(),
+        DecideResult::AlreadyDecided(fine)
+    );
+
+    // Opted in to a notice on every use after the judging: the `used`
+    // event is written with the decision.
+    let scene = decision_scene_for(&store, &scene).await;
+    let judged = crate::store::DecisionFacts {
+        last_counter: 6,
+        ..scene_facts(&scene)
+    };
+    assert!(
+        store
+            .set_notify_every_use(scene.anna.id, true, scene.phone.id, now)
+            .await
+            .unwrap()
+    );
+    let approve = scene_decision(&scene, Outcome::Approve, 8);
+    assert_eq!(
+        store
+            .decide_judged(
+                scene.request.envelope.request_id,
+                approve.clone(),
+                true,
+                now,
+                Some(judged)
+            )
+            .await
+            .unwrap(),
+        DecideResult::Accepted(approve)
+    );
+    let client = tokio_postgres_client(&db).await;
+    let used: i64 = client
+        .query_one(
+            "SELECT count(*) FROM security_events WHERE identity_id = $1 AND kind = 'used'",
+            &[&scene.anna.id.0.as_slice()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(used, 1);
+}
+
+/// Another pending login of the scene's person and provider.
+async fn decision_scene_request(
+    s: &dyn crate::store::Store,
+    scene: &DecisionScene,
+) -> eid_protocol::RequestId {
+    let mut request = scene.request.clone();
+    request.envelope.request_id = eid_protocol::RequestId::random();
+    request.envelope.server_nonce = eid_protocol::crypto::random_array();
+    assert_eq!(
+        s.create_request(request.clone(), 10, SCENE_T0)
+            .await
+            .unwrap(),
+        crate::store::CreateResult::Created
+    );
+    request.envelope.request_id
+}
+
+/// The scene with another pending login in place of its request.
+async fn decision_scene_for(s: &dyn crate::store::Store, scene: &DecisionScene) -> DecisionScene {
+    let id = decision_scene_request(s, scene).await;
+    let mut request = scene.request.clone();
+    request.envelope.request_id = id;
+    DecisionScene {
+        anna: scene.anna.clone(),
+        phone: scene.phone.clone(),
+        request: s.request(id).await.unwrap().unwrap(),
+    }
+}
+
+async fn tokio_postgres_client(db: &ScratchDatabase) -> tokio_postgres::Client {
+    let (client, connection) = db.config().connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// Of many decisions judged on the same facts, sent at once through two
+/// replicas' stores, exactly one is written; each other one waits on the
+/// request's lock, finds the decision and answers it as already decided.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_decisions_judged_on_the_same_facts_on_two_replicas_exactly_one_wins() {
+    use std::sync::Arc;
+
+    use eid_protocol::Outcome;
+
+    use crate::store::{DecideResult, Store};
+
+    let Some(url) = test_database_url() else {
+        return;
+    };
+    let db = ScratchDatabase::create(&url).await;
+    let stores: [Arc<dyn Store>; 2] = [Arc::new(db.store().await), Arc::new(db.store().await)];
+    let scene = decision_scene(&*stores[0]).await;
+    let facts = scene_facts(&scene);
+    let id = scene.request.envelope.request_id;
+    let start = Arc::new(tokio::sync::Barrier::new(40));
+    let mut tasks = Vec::new();
+    for i in 0..40u64 {
+        let outcome = [Outcome::Approve, Outcome::Deny][i as usize % 2];
+        let record = scene_decision(&scene, outcome, i + 1);
+        let (store, start, facts) = (
+            Arc::clone(&stores[i as usize % 2]),
+            Arc::clone(&start),
+            facts.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let result = store
+                .decide_judged(id, record.clone(), false, SCENE_T0 + 1, Some(facts))
+                .await
+                .unwrap();
+            (record, result)
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut results = Vec::new();
+    for task in tasks {
+        let (record, result) = task.await.unwrap();
+        if result == DecideResult::Accepted(record.clone()) {
+            winners.push(record);
+        } else {
+            results.push(result);
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    for result in results {
+        assert_eq!(result, DecideResult::AlreadyDecided(winners[0].clone()));
+    }
+    let read = stores[1].request(id).await.unwrap().unwrap();
+    assert_eq!(read.decision.as_ref(), Some(&winners[0]));
+    assert_eq!(
+        stores[1]
+            .authenticators(vec![scene.phone.id])
+            .await
+            .unwrap()[0]
+            .as_ref()
+            .unwrap()
+            .last_counter,
+        winners[0].counter
+    );
+}
+
+/// A statement after a transaction's in-flight `COMMIT` is refused (it
+/// would run on its own, in autocommit) and nothing of it is written.
+#[tokio::test]
+async fn a_statement_after_an_in_flight_commit_is_an_error_and_writes_nothing() {
+    use crate::store::{Store, StoreError};
+
+    let Some(url) = test_database_url() else {
+        return;
+    };
+    let db = ScratchDatabase::create(&url).await;
+    let store = db.store().await;
+    let (kept, late) = ([1u8; 16], [2u8; 16]);
+    let outcome = store
+        .write_locked(move |t| {
+            Box::pin(async move {
+                let insert = "INSERT INTO nonces (nonce, keep_until_ms) VALUES ($1, 1)";
+                super::connection::exec(t, insert, &[&kept.as_slice()]).await?;
+                t.commit_in_flight().await?;
+                super::connection::exec(t, insert, &[&late.as_slice()]).await
+            })
+        })
+        .await;
+    assert!(
+        matches!(outcome, Err(StoreError::Inconsistent(_))),
+        "{outcome:?}"
+    );
+    assert!(store.nonce_seen(eid_protocol::Nonce16(kept)).await.unwrap());
+    assert!(!store.nonce_seen(eid_protocol::Nonce16(late)).await.unwrap());
+}
+
+/// Facts naming another provider than the request's (a caller's mistake:
+/// the provider decides whether a self-service change follows) write
+/// nothing and send the decision to the longer path, as a follow-up does.
+#[tokio::test]
+async fn eid_decide_leaves_a_request_of_another_provider_than_judged_to_the_longer_path() {
+    use eid_protocol::Outcome;
+
+    use crate::store::Store;
+
+    let Some(url) = test_database_url() else {
+        return;
+    };
+    let db = ScratchDatabase::create(&url).await;
+    let store = db.store().await;
+    let scene = decision_scene(&store).await;
+    let judged = crate::store::DecisionFacts {
+        service_provider_id: eid_protocol::SELF_SERVICE_PROVIDER_ID,
+        ..scene_facts(&scene)
+    };
+    let id = scene.request.envelope.request_id;
+    let record = scene_decision(&scene, Outcome::Approve, 1);
+    let json = serde_json::to_string(&record.receipt).unwrap();
+    let done = store
+        .write_one(move |t| {
+            let (json, record, judged) = (json.clone(), record.clone(), judged.clone());
+            Box::pin(async move {
+                super::requests::decide_at_once(t, id, &json, &record, true, &judged).await
+            })
+        })
+        .await
+        .unwrap();
+    assert!(matches!(done, super::requests::AtOnce::Longer));
+    let read = store.request(id).await.unwrap().unwrap();
+    assert_eq!(read.decision, None);
+    assert_eq!(read.status, eid_protocol::wire::RequestStatus::Pending);
 }

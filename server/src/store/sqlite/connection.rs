@@ -91,6 +91,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/sqlite/0014_call_context.sql"
         )),
+        M::up(include_str!(
+            "../../../migrations/sqlite/0015_decide_function.sql"
+        )),
     ])
 }
 
@@ -322,13 +325,13 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 14, "existing databases must find their version");
+        assert_eq!(version, 15, "existing databases must find their version");
         // Opening again applies nothing and keeps the version.
         drop(SqliteStore::open(&path).unwrap());
         let again: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(again, 14);
+        assert_eq!(again, 15);
         migrations().validate().unwrap();
     }
 
