@@ -509,7 +509,7 @@ impl Store for PostgresStore {
 
     /// One round trip when the facts judged are unchanged and no follow-up
     /// applies (`requests::decide_at_once`), the rules judged here each
-    /// time ([`requests::refusal`]); else, or after a few changes of
+    /// time (`requests::refusal`); else, or after a few changes of
     /// the facts under it, [`Store::decide`]'s path.
     async fn decide_judged(
         &self,
