@@ -325,7 +325,7 @@ async fn activate_with(
 }
 
 /// An active authenticator of `identity`, through an activation code.
-async fn activated(s: &dyn Store, identity: &Identity, now: u64) -> Authenticator {
+pub(crate) async fn activated(s: &dyn Store, identity: &Identity, now: u64) -> Authenticator {
     let code = random_array();
     s.put_activation_code(code_for(identity, code, now))
         .await

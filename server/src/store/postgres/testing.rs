@@ -46,6 +46,12 @@ pub fn test_database_url() -> Option<String> {
     }
 }
 
+/// A scratch database on the test server, or `None` (the test is
+/// skipped, see [`test_database_url`]) when there is none.
+pub async fn scratch() -> Option<ScratchDatabase> {
+    Some(ScratchDatabase::create(&test_database_url()?).await)
+}
+
 /// A new, empty database on the test server; dropped (with any connection
 /// still open to it) when the guard is.
 pub struct ScratchDatabase {

@@ -1,14 +1,13 @@
 //! The store conformance suite on PostgreSQL, each check on a scratch
 //! database of its own; and the checks only this backend needs.
 
-use super::testing::{ScratchDatabase, test_database_url};
+use super::testing::{ScratchDatabase, scratch};
 use crate::store::conformance::FreshStore;
 
 async fn fresh() -> FreshStore {
-    let Some(url) = test_database_url() else {
+    let Some(db) = scratch().await else {
         return FreshStore::skipped();
     };
-    let db = ScratchDatabase::create(&url).await;
     let store = db.store().await;
     FreshStore::keeping(store, db)
 }
@@ -21,14 +20,13 @@ crate::store_conformance_suite!(fresh());
 ///
 /// [`Store::decide_judged`]: crate::store::Store::decide_judged
 mod judged {
-    use super::{ScratchDatabase, test_database_url};
+    use super::scratch;
     use crate::store::conformance::FreshStore;
 
     async fn fresh() -> FreshStore {
-        let Some(url) = test_database_url() else {
+        let Some(db) = scratch().await else {
             return FreshStore::skipped();
         };
-        let db = ScratchDatabase::create(&url).await;
         let mut store = db.store().await;
         store.judging = true;
         FreshStore::keeping(store, db)
@@ -119,8 +117,7 @@ async fn two_replicas_with_a_code_device() -> Option<(
     use crate::store::*;
 
     const T0: u64 = 1_795_000_000_000;
-    let url = test_database_url()?;
-    let db = ScratchDatabase::create(&url).await;
+    let db = scratch().await?;
     let a = std::sync::Arc::new(db.store().await);
     let b = std::sync::Arc::new(db.store().await);
     let anna = Identity {
@@ -288,10 +285,9 @@ async fn creates_at_both_isolations_at_once_never_exceed_the_pending_cap() {
         CreateResult, Identity, RequestLimits, ServiceProvider, Store, StoredRequest, Window,
     };
 
-    let Some(url) = test_database_url() else {
+    let Some(db) = scratch().await else {
         return;
     };
-    let db = ScratchDatabase::create(&url).await;
     let stores: [Arc<dyn Store>; 2] = [Arc::new(db.store().await), Arc::new(db.store().await)];
     const NOW: u64 = 1_795_000_000_000;
     let anna = Identity {
@@ -377,14 +373,10 @@ const SCENE_T0: u64 = 1_795_000_000_000;
 async fn decision_scene(s: &dyn crate::store::Store) -> DecisionScene {
     use eid_protocol::wire::RequestStatus;
     use eid_protocol::{
-        AuthenticatorId, IdentityId, PublicKey, RequestEnvelopeBody, RequestId, RequestKind,
-        ServiceProviderId, Signature,
+        IdentityId, RequestEnvelopeBody, RequestId, RequestKind, ServiceProviderId, Signature,
     };
 
-    use crate::store::{
-        ActivationCode, ActivationResult, Authenticator, AuthenticatorState, CreateResult,
-        Identity, ServiceProvider, StoredRequest,
-    };
+    use crate::store::{CreateResult, Identity, ServiceProvider, StoredRequest};
     let anna = Identity {
         id: IdentityId::random(),
         user_id: "Anna#1980x".into(),
@@ -397,44 +389,7 @@ async fn decision_scene(s: &dyn crate::store::Store) -> DecisionScene {
         notify_every_use: false,
     };
     s.create_identity(anna.clone()).await.unwrap();
-    let code = eid_protocol::crypto::random_array();
-    s.put_activation_code(ActivationCode {
-        identity_id: anna.id,
-        code_sha256: code,
-        created_at_ms: SCENE_T0,
-        expires_at_ms: SCENE_T0 + 3_600_000,
-    })
-    .await
-    .unwrap();
-    let key = || {
-        let mut bytes = [4u8; 65];
-        bytes[1..].copy_from_slice(&eid_protocol::crypto::random_array::<64>());
-        PublicKey::from_sec1(&bytes).unwrap()
-    };
-    let new = Authenticator {
-        id: AuthenticatorId::random(),
-        identity_id: IdentityId([0; 16]),
-        device_public_key: key(),
-        pin_public_key: key(),
-        state: AuthenticatorState::Active,
-        failed_pin_count: 0,
-        last_counter: 0,
-        activated_at_ms: SCENE_T0,
-    };
-    let phone = match s
-        .activate(
-            &anna.user_id_folded,
-            Box::new(move |_| code),
-            3,
-            SCENE_T0,
-            new,
-        )
-        .await
-        .unwrap()
-    {
-        ActivationResult::Activated(a) => a,
-        other => panic!("activation failed: {other:?}"),
-    };
+    let phone = crate::store::conformance::activated(s, &anna, SCENE_T0).await;
     let bank = ServiceProvider {
         id: ServiceProviderId::random(),
         name: "Danske Bank".into(),
@@ -526,10 +481,9 @@ async fn a_decision_on_stale_facts_is_judged_again_on_the_fresh_ones() {
 
     use crate::store::{DecideResult, Store};
 
-    let Some(url) = test_database_url() else {
+    let Some(db) = scratch().await else {
         return;
     };
-    let db = ScratchDatabase::create(&url).await;
     let store = db.store().await;
     let now = SCENE_T0 + 1;
     // The phone's counter moved to 5 (another request) after the judging.
@@ -654,10 +608,9 @@ async fn of_decisions_judged_on_the_same_facts_on_two_replicas_exactly_one_wins(
 
     use crate::store::{DecideResult, Store};
 
-    let Some(url) = test_database_url() else {
+    let Some(db) = scratch().await else {
         return;
     };
-    let db = ScratchDatabase::create(&url).await;
     let stores: [Arc<dyn Store>; 2] = [Arc::new(db.store().await), Arc::new(db.store().await)];
     let scene = decision_scene(&*stores[0]).await;
     let facts = scene_facts(&scene);
@@ -715,10 +668,9 @@ async fn of_decisions_judged_on_the_same_facts_on_two_replicas_exactly_one_wins(
 async fn a_statement_after_an_in_flight_commit_is_an_error_and_writes_nothing() {
     use crate::store::{Store, StoreError};
 
-    let Some(url) = test_database_url() else {
+    let Some(db) = scratch().await else {
         return;
     };
-    let db = ScratchDatabase::create(&url).await;
     let store = db.store().await;
     let (kept, late) = ([1u8; 16], [2u8; 16]);
     let outcome = store
@@ -748,10 +700,9 @@ async fn eid_decide_leaves_a_request_of_another_provider_than_judged_to_the_long
 
     use crate::store::Store;
 
-    let Some(url) = test_database_url() else {
+    let Some(db) = scratch().await else {
         return;
     };
-    let db = ScratchDatabase::create(&url).await;
     let store = db.store().await;
     let scene = decision_scene(&store).await;
     let judged = crate::store::DecisionFacts {
