@@ -240,13 +240,21 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// Runs one job in its own savepoint, so a failed job rolls back only its
-/// own writes and the rest of the batch still commits.
+/// own writes and the rest of the batch still commits. A job that panics
+/// fails the same way ([`StoreError::JobPanicked`]): unwinding through the
+/// writer thread would end it, rolling back a batch whose pull nonces were
+/// already answered and leaving every later write "writer stopped".
 fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
     run(conn, "SAVEPOINT job")?;
-    match f(conn) {
+    // The connection is left as SQLite leaves it after any failed statement
+    // (a statement dropped mid-way is reset), and the rollback below undoes
+    // whatever the job wrote.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+        .unwrap_or(Err(StoreError::JobPanicked));
+    match outcome {
         Ok(v) => {
             run(conn, "RELEASE job")?;
             Ok(v)
@@ -351,6 +359,84 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(level, 2, "FULL again after an unsynced batch");
+    }
+
+    /// A write job that panics (a bug in one store method) fails alone: the
+    /// other jobs of its batch commit, its own writes are undone, its caller
+    /// gets an error, and the writer goes on. Before, the panic ended the
+    /// writer thread: the batch was rolled back after its pull nonces had
+    /// been answered (a replay of those pulls then passed), and every later
+    /// write of the process answered "writer stopped".
+    #[tokio::test]
+    async fn a_panicking_write_job_fails_alone_and_the_writer_goes_on() {
+        use crate::store::Store;
+        use eid_protocol::Nonce16;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap());
+        // The writer is held by a first job, so the next three share a batch.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let s = Arc::clone(&store);
+            tokio::spawn(async move {
+                s.write(move |_| {
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+            })
+        };
+        let pause = || tokio::time::sleep(std::time::Duration::from_millis(50));
+        pause().await;
+        let (pulled, kept) = (Nonce16::random(), Nonce16::random());
+        let pull = {
+            let s = Arc::clone(&store);
+            tokio::spawn(async move { s.use_pull_nonce(pulled, u64::MAX >> 2).await })
+        };
+        pause().await;
+        let panicking = {
+            let s = Arc::clone(&store);
+            tokio::spawn(async move {
+                s.write(|c| -> StoreResult<()> {
+                    c.execute_batch("CREATE TABLE doomed (x)")?;
+                    panic!("a bug in one write job");
+                })
+                .await
+            })
+        };
+        pause().await;
+        let durable = {
+            let s = Arc::clone(&store);
+            tokio::spawn(async move { s.use_nonce(kept, u64::MAX >> 2).await })
+        };
+        pause().await;
+        release.send(()).unwrap();
+        holder.await.unwrap().unwrap();
+        assert!(pull.await.unwrap().unwrap(), "the pull's nonce was fresh");
+        assert!(
+            panicking.await.unwrap().is_err(),
+            "the panicking job's caller gets an error"
+        );
+        assert!(
+            durable.await.unwrap().unwrap(),
+            "the batch's other write committed"
+        );
+        // The pull answered before the commit is not forgotten: its replay
+        // is refused.
+        assert!(!store.use_pull_nonce(pulled, u64::MAX >> 2).await.unwrap());
+        assert!(store.nonce_seen(kept).await.unwrap());
+        let doomed: bool = store
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'doomed')",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert!(!doomed, "the panicking job's own writes are undone");
+        // The writer goes on.
+        assert!(store.use_nonce(Nonce16::random(), 1).await.unwrap());
     }
 
     #[tokio::test]
