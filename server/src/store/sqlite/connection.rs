@@ -110,6 +110,14 @@ pub(super) fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Opens a reader connection: read-only (`query_only`), so that writes go
+/// through the one writer only.
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let c = open_connection(path)?;
+    c.pragma_update(None, "query_only", "ON")?;
+    Ok(c)
+}
+
 impl SqliteStore {
     /// Opens (creating and migrating) the database file.
     pub fn open(path: &Path) -> StoreResult<Self> {
@@ -118,11 +126,7 @@ impl SqliteStore {
         writer_conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
         migrations().to_latest(&mut writer_conn)?;
         let readers = (0..READERS)
-            .map(|_| {
-                let c = open_connection(path)?;
-                c.pragma_update(None, "query_only", "ON")?;
-                Ok(c)
-            })
+            .map(|_| open_reader(path))
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Queued>(4096);
         std::thread::Builder::new()
@@ -199,7 +203,7 @@ impl SqliteStore {
             .pop();
         let conn = match pooled {
             Some(c) => c,
-            None => open_connection(&self.path)?,
+            None => open_reader(&self.path)?,
         };
         let result = f(&conn);
         if conn.is_autocommit()
@@ -359,6 +363,32 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(level, 2, "FULL again after an unsynced batch");
+    }
+
+    /// A reader opened because the pool was empty is as read-only as the
+    /// pooled ones: a write through `read` would bypass the single writer
+    /// (its serialized check-and-set and its group commit) and, since such
+    /// a connection goes back to the pool, stay possible afterwards.
+    #[tokio::test]
+    async fn a_reader_opened_when_the_pool_is_empty_is_read_only_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap();
+        store.readers.lock().unwrap().clear();
+        let written = store
+            .read(|c| {
+                Ok(c.execute(
+                    "INSERT INTO nonces (nonce, keep_until_ms) VALUES (x'00', 1)",
+                    [],
+                )?)
+            })
+            .await;
+        assert!(written.is_err(), "{written:?}");
+        // The reader went back to the pool, and stays read-only there.
+        assert_eq!(store.readers.lock().unwrap().len(), 1);
+        let again = store
+            .read(|c| Ok(c.execute("DELETE FROM nonces", [])?))
+            .await;
+        assert!(again.is_err(), "{again:?}");
     }
 
     /// A write job that panics (a bug in one store method) fails alone: the
