@@ -170,8 +170,9 @@ impl SqliteStore {
     /// batch commits, and a batch of only such jobs commits with
     /// `synchronous=NORMAL` (no fsync; the next durable commit's fsync takes
     /// it to the disk too). Every later write sees it at once (one writer),
-    /// so a check-and-set stays atomic; an OS crash or power cut, or a failed
-    /// commit, may lose it. Only for writes whose loss is harmless.
+    /// so a check-and-set stays atomic; an OS crash or power cut, the
+    /// process ending before the batch commits, or a failed commit, may lose
+    /// it. Only for writes whose loss is harmless.
     pub(super) async fn write_unsynced<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
