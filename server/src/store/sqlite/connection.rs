@@ -258,7 +258,10 @@ fn in_savepoint<T>(
     // (a statement dropped mid-way is reset), and the rollback below undoes
     // whatever the job wrote.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
-        .unwrap_or(Err(StoreError::JobPanicked));
+        .unwrap_or_else(|_| {
+            tracing::error!("a write job panicked; its writes are rolled back");
+            Err(StoreError::JobPanicked)
+        });
     match outcome {
         Ok(v) => {
             run(conn, "RELEASE job")?;
