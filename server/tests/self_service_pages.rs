@@ -598,6 +598,34 @@ async fn an_unknown_user_id_gets_the_same_pages_as_a_known_one_and_never_signs_i
     assert_eq!(unknown.get("/self-service/account").await.status, 403);
 }
 
+/// A commit waits for its fsync (milliseconds): a sign-in for a known user
+/// ID stored its request durably, while an unknown one got its stand-in
+/// without any durable write, so the answer's time told them apart. Each
+/// now makes one durable write of one row (the request, or a nonce nobody
+/// will present).
+#[tokio::test]
+async fn a_sign_in_writes_as_much_for_an_unknown_user_id_as_for_a_known_one() {
+    let h = server().await;
+    let _phone = person(&h).await;
+    let rows = |h: &Harness| -> i64 {
+        database(h)
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM requests) + (SELECT COUNT(*) FROM nonces)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let mut written = Vec::new();
+    for user_id in [USER, "Nobody#1900z"] {
+        let mut browser = Browser::new(&h);
+        let before = rows(&h);
+        assert_eq!(browser.type_user_id(user_id).await.status, 200);
+        written.push(rows(&h) - before);
+    }
+    assert_eq!(written, vec![1, 1], "rows written");
+}
+
 #[tokio::test]
 async fn a_session_ends_fifteen_minutes_after_the_approval() {
     let h = server().await;

@@ -64,6 +64,10 @@ pub enum StoreError {
     /// The reader pool's lock was poisoned by a panic.
     #[error("storage reader pool poisoned")]
     PoolPoisoned,
+    /// A write job panicked (a bug): its own writes were undone, the rest
+    /// of its batch committed, and the writer went on.
+    #[error("storage write job panicked")]
+    JobPanicked,
     /// Stored rows contradict each other (for example a decided request
     /// without its decision row).
     #[error("storage inconsistent: {0}")]

@@ -914,6 +914,14 @@ pub(crate) async fn user_id(
             ));
         }
     };
+    if real.is_none() {
+        // The durable write a real request makes (its commit waits for the
+        // fsync, milliseconds): without it the answer's time told a
+        // stand-in from a real request.
+        super::stand_in_write(&state, now)
+            .await
+            .map_err(|e| Failure::from(e).with(lang))?;
+    }
     let set = state
         .store
         .set_oidc_login_request(login.id, previous, request_id, expires_at_ms)

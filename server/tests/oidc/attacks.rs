@@ -116,6 +116,39 @@ async fn a_persons_own_limits_do_not_tell_a_stranger_that_their_user_id_exists()
     }
 }
 
+/// A commit waits for its fsync (milliseconds): typing a known user ID
+/// stored its request durably, while an unknown one, or one held by the
+/// person's own limits, got its stand-in without any durable write, so the
+/// answer's time told them apart. Each now makes one durable write of one
+/// row (the request, or a nonce nobody will present).
+#[tokio::test]
+async fn typing_a_user_id_writes_as_much_whether_or_not_a_request_is_made() {
+    let h = Harness::start_with(|c| c.max_pending_per_identity = 1).await;
+    let sp = harness_provider(&h).await;
+    let _person = person(&h, USER).await;
+    let client = register(&h, sp, KeyKind::Secret, "https://bank.example/cb").await;
+    let rows = |h: &Harness| -> i64 {
+        database(h)
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM requests) + (SELECT COUNT(*) FROM nonces)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let mut written = Vec::new();
+    // A real request, then the same person at their pending cap, then a
+    // user ID nobody has.
+    for user_id in [USER, USER, "nobody-at-all"] {
+        let browser = arrive(&h, &client).await;
+        let before = rows(&h);
+        let (status, _) = type_user_id(&h, &browser, user_id).await;
+        assert_eq!(status, 303);
+        written.push(rows(&h) - before);
+    }
+    assert_eq!(written, vec![1, 1, 1], "rows written");
+}
+
 /// Signs `claims` under a hand-made `header` with the client's P-256 key.
 fn sign_with_header(
     pkcs8: &[u8],

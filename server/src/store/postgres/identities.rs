@@ -154,6 +154,25 @@ pub(super) async fn set_blocked(
     now_ms: u64,
     audit_id: Option<u64>,
 ) -> StoreResult<Option<Vec<RequestId>>> {
+    if blocked {
+        // The person's pending requests are locked before the identity, in
+        // the order a decision takes them (the request, then the phone and
+        // the identity): locked the other way round, a block holding the
+        // identity and waiting on a request met a decision holding that
+        // request and waiting on the identity, a deadlock PostgreSQL broke
+        // only after its `deadlock_timeout`. In id order, so that two
+        // blocks of one person queue too. A request created meanwhile is
+        // not among them; its creation updated the identity's row, which
+        // the lock below then finds changed since this transaction's
+        // snapshot (a serialization failure: run again, seeing it).
+        all(
+            t,
+            "SELECT 1 FROM requests WHERE identity_id = $1 AND status = 'pending' \
+             ORDER BY id FOR UPDATE",
+            &[&Col(id)],
+        )
+        .await?;
+    }
     let Some(row) = opt(
         t,
         "SELECT blocked FROM identities WHERE id = $1 FOR UPDATE",

@@ -726,3 +726,72 @@ async fn eid_decide_leaves_a_request_of_another_provider_than_judged_to_the_long
     assert_eq!(read.decision, None);
     assert_eq!(read.status, eid_protocol::wire::RequestStatus::Pending);
 }
+
+/// A block and a decision of the same person at once wait on each other
+/// at most one way: a decision locks the request and then the identity
+/// (as `eid_decide` and the longer path do), so a block locks the person's
+/// pending requests before the identity too. Before, the block held the
+/// identity and waited on the request the decision held, the decision
+/// waited on the identity, and PostgreSQL broke the deadlock only after its
+/// `deadlock_timeout` (a second by default) by aborting one of them.
+#[tokio::test]
+async fn a_block_waits_on_a_deciding_request_without_holding_the_identity() {
+    use crate::store::Store;
+
+    let Some(db) = scratch().await else {
+        return;
+    };
+    let store = std::sync::Arc::new(db.store().await);
+    let scene = decision_scene(&*store).await;
+    let id = scene.request.envelope.request_id;
+    // A decision under way: it holds the request's lock.
+    let mut decision = tokio_postgres_client(&db).await;
+    let t = decision.transaction().await.unwrap();
+    t.execute(
+        "SELECT 1 FROM requests WHERE id = $1 FOR UPDATE",
+        &[&id.0.as_slice()],
+    )
+    .await
+    .unwrap();
+    let block = {
+        let (store, anna) = (std::sync::Arc::clone(&store), scene.anna.id);
+        tokio::spawn(async move { store.set_blocked(anna, true, SCENE_T0 + 2).await })
+    };
+    // The block now waits on a lock.
+    let watcher = tokio_postgres_client(&db).await;
+    for _ in 0..500 {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The decision's next lock, the phone and its identity, is free: the
+    // block waits without holding the identity.
+    t.batch_execute("SET LOCAL lock_timeout = '500ms'")
+        .await
+        .unwrap();
+    let locked = t
+        .query_opt(
+            "SELECT a.last_counter FROM authenticators a JOIN identities i \
+             ON i.id = a.identity_id WHERE a.id = $1 FOR UPDATE OF a, i",
+            &[&scene.phone.id.0.as_slice()],
+        )
+        .await;
+    assert!(
+        locked.is_ok(),
+        "the decision waited on the block: {locked:?}"
+    );
+    t.rollback().await.unwrap();
+    // The block then goes on and cancels the pending request.
+    let cancelled = block.await.unwrap().unwrap();
+    assert_eq!(cancelled, Some(vec![id]));
+}

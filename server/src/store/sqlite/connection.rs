@@ -110,6 +110,14 @@ pub(super) fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Opens a reader connection: read-only (`query_only`), so that writes go
+/// through the one writer only.
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let c = open_connection(path)?;
+    c.pragma_update(None, "query_only", "ON")?;
+    Ok(c)
+}
+
 impl SqliteStore {
     /// Opens (creating and migrating) the database file.
     pub fn open(path: &Path) -> StoreResult<Self> {
@@ -118,11 +126,7 @@ impl SqliteStore {
         writer_conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
         migrations().to_latest(&mut writer_conn)?;
         let readers = (0..READERS)
-            .map(|_| {
-                let c = open_connection(path)?;
-                c.pragma_update(None, "query_only", "ON")?;
-                Ok(c)
-            })
+            .map(|_| open_reader(path))
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Queued>(4096);
         std::thread::Builder::new()
@@ -166,8 +170,9 @@ impl SqliteStore {
     /// batch commits, and a batch of only such jobs commits with
     /// `synchronous=NORMAL` (no fsync; the next durable commit's fsync takes
     /// it to the disk too). Every later write sees it at once (one writer),
-    /// so a check-and-set stays atomic; an OS crash or power cut, or a failed
-    /// commit, may lose it. Only for writes whose loss is harmless.
+    /// so a check-and-set stays atomic; an OS crash or power cut, the
+    /// process ending before the batch commits, or a failed commit, may lose
+    /// it. Only for writes whose loss is harmless.
     pub(super) async fn write_unsynced<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
@@ -199,7 +204,7 @@ impl SqliteStore {
             .pop();
         let conn = match pooled {
             Some(c) => c,
-            None => open_connection(&self.path)?,
+            None => open_reader(&self.path)?,
         };
         let result = f(&conn);
         if conn.is_autocommit()
@@ -240,13 +245,24 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// Runs one job in its own savepoint, so a failed job rolls back only its
-/// own writes and the rest of the batch still commits.
+/// own writes and the rest of the batch still commits. A job that panics
+/// fails the same way ([`StoreError::JobPanicked`]): unwinding through the
+/// writer thread would end it, rolling back a batch whose pull nonces were
+/// already answered and leaving every later write "writer stopped".
 fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
     run(conn, "SAVEPOINT job")?;
-    match f(conn) {
+    // The connection is left as SQLite leaves it after any failed statement
+    // (a statement dropped mid-way is reset), and the rollback below undoes
+    // whatever the job wrote.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+        .unwrap_or_else(|_| {
+            tracing::error!("a write job panicked; its writes are rolled back");
+            Err(StoreError::JobPanicked)
+        });
+    match outcome {
         Ok(v) => {
             run(conn, "RELEASE job")?;
             Ok(v)
@@ -351,6 +367,110 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(level, 2, "FULL again after an unsynced batch");
+    }
+
+    /// A reader opened because the pool was empty is as read-only as the
+    /// pooled ones: a write through `read` would bypass the single writer
+    /// (its serialized check-and-set and its group commit) and, since such
+    /// a connection goes back to the pool, stay possible afterwards.
+    #[tokio::test]
+    async fn a_reader_opened_when_the_pool_is_empty_is_read_only_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap();
+        store.readers.lock().unwrap().clear();
+        let written = store
+            .read(|c| {
+                Ok(c.execute(
+                    "INSERT INTO nonces (nonce, keep_until_ms) VALUES (x'00', 1)",
+                    [],
+                )?)
+            })
+            .await;
+        assert!(written.is_err(), "{written:?}");
+        // The reader went back to the pool, and stays read-only there.
+        assert_eq!(store.readers.lock().unwrap().len(), 1);
+        let again = store
+            .read(|c| Ok(c.execute("DELETE FROM nonces", [])?))
+            .await;
+        assert!(again.is_err(), "{again:?}");
+    }
+
+    /// A write job that panics (a bug in one store method) fails alone: the
+    /// other jobs of its batch commit, its own writes are undone, its caller
+    /// gets an error, and the writer goes on. Before, the panic ended the
+    /// writer thread: the batch was rolled back after its pull nonces had
+    /// been answered (a replay of those pulls then passed), and every later
+    /// write of the process answered "writer stopped".
+    #[tokio::test]
+    async fn a_panicking_write_job_fails_alone_and_the_writer_goes_on() {
+        use crate::store::Store;
+        use eid_protocol::Nonce16;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap());
+        // The writer is held by a first job, so the next three share a batch.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let s = Arc::clone(&store);
+            tokio::spawn(async move {
+                s.write(move |_| {
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+            })
+        };
+        let pause = || tokio::time::sleep(std::time::Duration::from_millis(50));
+        pause().await;
+        let (pulled, kept) = (Nonce16::random(), Nonce16::random());
+        let pull = {
+            let s = Arc::clone(&store);
+            tokio::spawn(async move { s.use_pull_nonce(pulled, u64::MAX >> 2).await })
+        };
+        pause().await;
+        let panicking = {
+            let s = Arc::clone(&store);
+            tokio::spawn(async move {
+                s.write(|c| -> StoreResult<()> {
+                    c.execute_batch("CREATE TABLE doomed (x)")?;
+                    panic!("a bug in one write job");
+                })
+                .await
+            })
+        };
+        pause().await;
+        let durable = {
+            let s = Arc::clone(&store);
+            tokio::spawn(async move { s.use_nonce(kept, u64::MAX >> 2).await })
+        };
+        pause().await;
+        release.send(()).unwrap();
+        holder.await.unwrap().unwrap();
+        assert!(pull.await.unwrap().unwrap(), "the pull's nonce was fresh");
+        assert!(
+            panicking.await.unwrap().is_err(),
+            "the panicking job's caller gets an error"
+        );
+        assert!(
+            durable.await.unwrap().unwrap(),
+            "the batch's other write committed"
+        );
+        // The pull answered before the commit is not forgotten: its replay
+        // is refused.
+        assert!(!store.use_pull_nonce(pulled, u64::MAX >> 2).await.unwrap());
+        assert!(store.nonce_seen(kept).await.unwrap());
+        let doomed: bool = store
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'doomed')",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert!(!doomed, "the panicking job's own writes are undone");
+        // The writer goes on.
+        assert!(store.use_nonce(Nonce16::random(), 1).await.unwrap());
     }
 
     #[tokio::test]

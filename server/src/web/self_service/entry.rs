@@ -184,13 +184,22 @@ pub(crate) async fn sign_in(
         now,
     )
     .await;
+    let stand_in = || async {
+        // The durable write a real request makes (its commit waits for the
+        // fsync, milliseconds): without it the answer's time told a
+        // stand-in from a real request.
+        crate::web::stand_in_write(&state, now)
+            .await
+            .map_err(|e| Failure::from(e).with(lang))?;
+        Ok::<_, Failure>(crate::ids::request_id(now))
+    };
     let request_id = match created {
         Ok(Created::Request(envelope)) => envelope.request_id,
         // The stand-in: a request id nobody has; the page waits and lapses.
-        Ok(Created::UnknownIdentity) => crate::ids::request_id(now),
+        Ok(Created::UnknownIdentity) => stand_in().await?,
         // Blocked, or held by one of the person's own limits: the stand-in
         // too, as "busy" would be said of known user IDs only.
-        Err(refused) if refused.about_the_person => crate::ids::request_id(now),
+        Err(refused) if refused.about_the_person => stand_in().await?,
         Err(refused) if refused.error.code == ErrorCode::Internal => {
             return Err(Failure(lang, Refusal::Internal));
         }
