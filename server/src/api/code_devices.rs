@@ -168,6 +168,20 @@ pub(crate) async fn request_activation(
     }
 }
 
+/// Answers with a stand-in after as many durable writes as a real start
+/// makes (the request, then the device's pending activation: two commits,
+/// each waiting for an fsync of milliseconds), so the answer's time does not
+/// tell a user ID with an app from one without (docs/threat-model.md).
+async fn stand_in_after_writes(
+    state: &AppState,
+    stand_in: AppActivation,
+    now: u64,
+) -> Result<AppActivation, AppActivationRefused> {
+    crate::web::stand_in_write(state, now).await?;
+    crate::web::stand_in_write(state, now).await?;
+    Ok(stand_in)
+}
+
 /// An activation waiting in the app. For an unknown or blocked user ID it
 /// is a stand-in: an id no request has, which lapses unseen (the caller
 /// learns nothing about the user ID).
@@ -307,8 +321,12 @@ pub(crate) async fn start_app_activation(
     };
     let request = match created {
         Ok(crate::api::rp::Created::Request(r)) => r,
-        Ok(crate::api::rp::Created::UnknownIdentity) => return Ok(stand_in),
-        Err(refused) if refused.about_the_person => return Ok(stand_in),
+        Ok(crate::api::rp::Created::UnknownIdentity) => {
+            return stand_in_after_writes(state, stand_in, now).await;
+        }
+        Err(refused) if refused.about_the_person => {
+            return stand_in_after_writes(state, stand_in, now).await;
+        }
         Err(refused) => return Err(AppActivationRefused::Request(refused)),
     };
     let identity_id = state

@@ -698,3 +698,51 @@ async fn a_wrong_code_costs_one_durable_write_whether_or_not_the_user_id_has_the
     }
     assert_eq!(written, [1, 1, 1], "a counted failure or a stand-in nonce");
 }
+
+/// A start of an activation in the app makes two durable writes for a
+/// person (the request, then the device's pending activation), each waiting
+/// for an fsync; a stand-in for a user ID nobody has makes as many, or the
+/// answer's time would tell that the user ID has an app.
+#[tokio::test]
+async fn an_activation_in_the_app_writes_as_much_for_an_unknown_user_id_as_for_a_person() {
+    let h = Harness::start().await;
+    let _phone = person_with_code_display(&h).await;
+    let other_seed: &[u8] = &[7; 20];
+    let portal = SelfServiceClient::new(h.endpoint.clone());
+    let rows = || -> i64 {
+        database(&h)
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM requests) + (SELECT COUNT(*) FROM nonces) \
+                 + (SELECT COUNT(*) FROM code_devices WHERE pending_request_id IS NOT NULL)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let mut written = Vec::new();
+    for user_id in ["nobody.here", USER] {
+        // Each start uses two fresh codes of the unassigned device.
+        h.clock.advance_ms(60_000);
+        let code_at = |offset: i64| {
+            let step = totp::step_at(h.now() / 1000, 30) as i64 + offset;
+            totp::code_for_step(P, other_seed, step as u64)
+        };
+        let before = rows();
+        portal
+            .request_code_device_activation(&eid_protocol::wire::RequestCodeDeviceActivation {
+                user_id: user_id.into(),
+                serial: "CD00099999".into(),
+                first_code: code_at(-1),
+                second_code: code_at(0),
+                access_code: "green-harbour-77".into(),
+            })
+            .await
+            .unwrap();
+        written.push(rows() - before);
+    }
+    assert_eq!(
+        written,
+        [2, 2],
+        "a stand-in's nonces, or the request and the pending activation"
+    );
+}
