@@ -492,7 +492,24 @@ impl Store for PostgresStore {
         let envelope_json = serde_json::to_string(&request.envelope)?;
         // Under the identity's row lock at READ COMMITTED, unless a
         // per-provider window is on (see `requests::create_request_limited`).
-        if limits.per_provider.iter().all(|w| w.limit == 0) {
+        // First in one flight (`requests::create_at_once`); a refusal that
+        // needs more (a fraud hold, a full window) is judged afresh in a
+        // transaction of its own, as before.
+        let locked = limits.per_provider.iter().all(|w| w.limit == 0);
+        let (r, j, l) = (request.clone(), envelope_json.clone(), limits.clone());
+        let at_once = if locked {
+            tx!(self.write_locked, [r, j, l], |t| {
+                requests::create_at_once(t, &r, &j, &l, now_ms)
+            })?
+        } else {
+            tx!(self.write, [r, j, l], |t| {
+                requests::create_at_once(t, &r, &j, &l, now_ms)
+            })?
+        };
+        if let requests::CreateAtOnce::Done(result) = at_once {
+            return Ok(result);
+        }
+        if locked {
             tx!(self.write_locked, [request, envelope_json, limits], |t| {
                 requests::create_request_limited(t, &request, &envelope_json, &limits, now_ms)
             })

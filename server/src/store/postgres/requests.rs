@@ -841,6 +841,199 @@ pub(super) async fn create_request_limited(
     Ok(CreateResult::Created)
 }
 
+/// What [`create_at_once`] did.
+pub(super) enum CreateAtOnce {
+    /// The answer, committed: `Created` (the request inserted), or a
+    /// refusal that writes nothing and needs nothing more read (an unknown
+    /// or blocked identity, the pending cap).
+    Done(CreateResult),
+    /// Nothing inserted: a fraud hold's row or a full window is there (the
+    /// refusal's event or its wait need more), and
+    /// [`create_request_limited`] judges afresh in a transaction of its own.
+    Longer,
+}
+
+/// The statement of [`create_at_once`] for `windows` and holds on or off:
+/// one snapshot reads the facts the rules of [`create_request_limited`]
+/// judge (the blocked flag, the pending count, the hold's row, each
+/// window's count, exactly as there) and inserts the request only when
+/// each of them is one the rules allow at once: not blocked, fewer
+/// pending than the cap, no hold's row at all, every window below its
+/// limit. Parameters: `$1`-`$8` the request's columns, `$9` now, `$10` the
+/// cap, then each window's start and limit. Answers the facts and whether
+/// it inserted; no row for an unknown identity.
+fn create_at_once_sql(windows: &[(LimitScope, &str, &[u8], Window)], holds: bool) -> String {
+    let mut counts = String::new();
+    let mut guards = String::new();
+    let mut columns = String::new();
+    for (k, (scope, ..)) in windows.iter().enumerate() {
+        let start = 11 + 2 * k;
+        let limit = start + 1;
+        let from = match scope {
+            LimitScope::Identity => format!(
+                "FROM requests WHERE identity_id = $2 AND created_at_ms > ${start} \
+                 AND service_provider_id != decode('00000000000000000000000000000000', 'hex')"
+            ),
+            LimitScope::Provider => {
+                format!("FROM requests WHERE service_provider_id = $3 AND created_at_ms > ${start}")
+            }
+        };
+        counts.push_str(&format!(", (SELECT COUNT(*) {from}) AS w{k}"));
+        guards.push_str(&format!(" AND f.w{k} < ${limit}"));
+        columns.push_str(&format!(", f.w{k}"));
+    }
+    let (hold_columns, hold_join) = if holds {
+        (
+            "h.reported_at_ms, h.notified",
+            " LEFT JOIN fraud_holds h ON h.identity_id = i.id AND h.service_provider_id = $3",
+        )
+    } else {
+        (
+            "NULL::BIGINT AS reported_at_ms, NULL::BOOLEAN AS notified",
+            "",
+        )
+    };
+    format!(
+        "WITH f AS MATERIALIZED (SELECT i.blocked, (SELECT COUNT(*) FROM requests \
+         WHERE identity_id = $2 AND status = 'pending' AND expires_at_ms > $9) AS pending, \
+         {hold_columns}{counts} FROM identities i{hold_join} WHERE i.id = $2), \
+         ins AS (INSERT INTO requests (id, identity_id, service_provider_id, envelope, \
+         envelope_signature, binding_code, status, created_at_ms, expires_at_ms) \
+         SELECT $1::BYTEA, $2::BYTEA, $3::BYTEA, $4::TEXT, $5::BYTEA, $6::TEXT, 'pending', \
+         $7::BIGINT, $8::BIGINT FROM f WHERE NOT f.blocked AND f.pending < $10 \
+         AND f.reported_at_ms IS NULL{guards} RETURNING 1) \
+         SELECT f.blocked, f.pending, f.reported_at_ms, f.notified, \
+         (SELECT COUNT(*) FROM ins){columns} FROM f"
+    )
+}
+
+/// [`create_request_limited`] in one flight, `BEGIN` and `COMMIT`
+/// included, in the same transaction kind (the caller's runner): the
+/// identity's row locked first, as there (its own statement, so the next
+/// one's snapshot is taken with the lock held), then one statement
+/// ([`create_at_once_sql`]) that reads the facts and inserts the request
+/// when its guard, each part a fact the rules allow at once, holds, and
+/// the `COMMIT`. The facts it answers are the ones its guard saw (one
+/// statement, one snapshot; the identity's row under the lock is the one
+/// the lock returned), and the rules (`policy.rs`) judge them here in the
+/// same order as [`create_request_limited`]: the guard only ever inserts
+/// what they allow (each of its parts is the negation of one refusal), and
+/// a refusal the guard made that the rules would not (a hold's row whose
+/// hold is over) or one whose answer needs more (a hold, a full window)
+/// is [`CreateAtOnce::Longer`]: nothing was inserted, and the caller runs
+/// [`create_request_limited`].
+pub(super) async fn create_at_once(
+    t: &Tx<'_>,
+    request: &StoredRequest,
+    envelope_json: &str,
+    limits: &RequestLimits,
+    now_ms: u64,
+) -> StoreResult<CreateAtOnce> {
+    let e = &request.envelope;
+    let windows = windows(e, limits);
+    let holds = limits.fraud_hold_ms > 0;
+    let lock_sql = format!(
+        "UPDATE identities SET blocked = blocked WHERE id = $1 RETURNING {IDENTITY_COLUMNS}"
+    );
+    let sql = create_at_once_sql(&windows, holds);
+    // Prepared first, so each goes out on its future's first poll, in order.
+    let (lock, create) = try_join(t.prepare_cached(&lock_sql), t.prepare_cached(&sql)).await?;
+    let id = Col(e.request_id);
+    let identity_id = Col(e.identity_id);
+    let provider = Col(e.service_provider_id);
+    let created = i64_of(e.created_at_ms);
+    let expires = i64_of(e.expires_at_ms);
+    let now = i64_of(now_ms);
+    let cap = i64_of(limits.max_pending);
+    let bounds: Vec<[i64; 2]> = windows
+        .iter()
+        .map(|(_, _, _, w)| [i64_of(policy::window_start(*w, now_ms)), i64_of(w.limit)])
+        .collect();
+    let mut params: Vec<P<'_>> = vec![
+        &id,
+        &identity_id,
+        &provider,
+        &envelope_json,
+        &request.envelope_signature.0,
+        &request.binding_code,
+        &created,
+        &expires,
+        &now,
+        &cap,
+    ];
+    for [start, limit] in &bounds {
+        params.push(start);
+        params.push(limit);
+    }
+    let (identity, facts, ()) = try_join3(
+        async {
+            t.query_opt(&lock, &[&identity_id])
+                .await?
+                .map(|r| identity_row(&r))
+                .transpose()
+        },
+        t.query_opt(&create, &params),
+        // Polled last: sent after the two statements.
+        async {
+            t.commit_in_flight().await?;
+            Ok::<(), StoreError>(())
+        },
+    )
+    .await?;
+    let (Some(identity), Some(facts)) = (identity, facts) else {
+        return Ok(CreateAtOnce::Done(CreateResult::UnknownIdentity));
+    };
+    let inserted = col::<u64>(&facts, 4)? == 1;
+    let judged = judge_at_once(&identity, &facts, &windows, limits, now_ms)?;
+    match (judged, inserted) {
+        (Some(CreateResult::Created), true) => Ok(CreateAtOnce::Done(CreateResult::Created)),
+        // The guard refused what the rules allow (a hold that is over):
+        // the longer path inserts.
+        (Some(CreateResult::Created), false) | (None, false) => Ok(CreateAtOnce::Longer),
+        (Some(refused), false) => Ok(CreateAtOnce::Done(refused)),
+        // Never: each part of the guard is the negation of one refusal.
+        (_, true) => Err(StoreError::Inconsistent(
+            "a request inserted that the rules refuse",
+        )),
+    }
+}
+
+/// The rules of [`create_request_limited`] on the facts of
+/// [`create_at_once`], in the same order: `Some` answer, or `None` when the
+/// answer needs the longer path (a fraud hold, a full window).
+fn judge_at_once(
+    identity: &Identity,
+    facts: &Row,
+    windows: &[(LimitScope, &str, &[u8], Window)],
+    limits: &RequestLimits,
+    now_ms: u64,
+) -> StoreResult<Option<CreateResult>> {
+    if identity.blocked || get::<bool>(facts, 0)? {
+        return Ok(Some(CreateResult::Blocked));
+    }
+    let hold = match get::<Option<i64>>(facts, 2)? {
+        Some(_) => Some(policy::FraudHold {
+            reported_at_ms: col(facts, 2)?,
+            notified: get(facts, 3)?,
+        }),
+        None => None,
+    };
+    if policy::fraud_hold(hold, limits.fraud_hold_ms, now_ms) != policy::HoldCheck::Clear {
+        return Ok(None);
+    }
+    let pending: u64 = col(facts, 1)?;
+    if pending >= limits.max_pending {
+        return Ok(Some(CreateResult::TooManyPending));
+    }
+    for (k, (_, _, _, window)) in windows.iter().enumerate() {
+        let count: u64 = col(facts, 5 + k)?;
+        if policy::window_full(*window, count).is_some() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(CreateResult::Created))
+}
+
 /// The transaction of [`Store::decide`](crate::store::Store::decide).
 ///
 /// With `read_committed`, it runs at `READ COMMITTED`
