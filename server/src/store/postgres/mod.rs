@@ -372,8 +372,38 @@ impl Store for PostgresStore {
         now_ms: u64,
     ) -> StoreResult<PullSnapshot> {
         tx!(self.read, [authenticator_ids, feed, decisions_after], |t| {
-            requests::pull_snapshot(t, &authenticator_ids, &feed, &decisions_after, now_ms)
-        })
+            requests::pull_snapshot(t, None, &authenticator_ids, &feed, &decisions_after, now_ms)
+        })?
+        .ok_or(StoreError::Inconsistent("a pull without a nonce found one"))
+    }
+
+    /// The nonce and the reads in one transaction and one flight (see
+    /// `requests::pull_snapshot`), read-write so its `COMMIT` is waited
+    /// for: the nonce is durable before the answer, as with
+    /// [`Store::use_nonce`] (PostgreSQL has no cheaper kind).
+    async fn pull_with_nonce(
+        &self,
+        nonce: Nonce16,
+        keep_until_ms: u64,
+        authenticator_ids: Vec<AuthenticatorId>,
+        feed: FeedCursors,
+        decisions_after: Vec<u64>,
+        now_ms: u64,
+    ) -> StoreResult<Option<PullSnapshot>> {
+        tx!(
+            self.read_writing,
+            [authenticator_ids, feed, decisions_after],
+            |t| {
+                requests::pull_snapshot(
+                    t,
+                    Some((nonce, keep_until_ms)),
+                    &authenticator_ids,
+                    &feed,
+                    &decisions_after,
+                    now_ms,
+                )
+            }
+        )
     }
 
     async fn decision_context(

@@ -396,18 +396,52 @@ fn reads_by_authenticator<'a>(
     })
 }
 
-/// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot):
-/// for a phone with one account, one flight (everything read by the
-/// authenticator's id, `BEGIN` and `COMMIT` included); with several, two
-/// (the authenticators with their identities, then everything read by
-/// identity), pipelined on the connection.
+/// The insert of a pull's replay nonce ([`use_nonce`]'s), the first
+/// statement of [`pull_snapshot`]'s transaction when it has one.
+const PULL_NONCE: &str =
+    "INSERT INTO nonces (nonce, keep_until_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
+/// Runs the pull's nonce insert (when there is one; it must be prepared,
+/// so that it goes out on its first poll): whether the nonce is fresh.
+async fn pull_nonce(t: &Tx<'_>, nonce: Option<(Nonce16, u64)>) -> StoreResult<bool> {
+    let Some((nonce, keep_until_ms)) = nonce else {
+        return Ok(true);
+    };
+    let st = t.prepare_cached(PULL_NONCE).await?;
+    let n = t
+        .execute(&st, &[&nonce.as_bytes().as_slice(), &i64_of(keep_until_ms)])
+        .await?;
+    Ok(n == 1)
+}
+
+/// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot),
+/// and of [`Store::pull_with_nonce`](crate::store::Store::pull_with_nonce)
+/// with `nonce` (its nonce and keep time): then its first statement inserts
+/// the nonce (as [`use_nonce`]: of two concurrent inserts of one nonce one
+/// inserts, the other finds it, or at `REPEATABLE READ` fails to serialize
+/// and runs again to find it), in the same flight as the reads, and `None`
+/// answers a nonce seen before (what was read is dropped). The caller runs
+/// it read-write ([`PostgresStore::read_writing`]), so the nonce is durable
+/// when the answer comes. For a phone with one account, one flight
+/// (everything read by the authenticator's id, `BEGIN` and `COMMIT`
+/// included); with several, two (the nonce and the authenticators with
+/// their identities, then everything read by identity), pipelined on the
+/// connection.
+///
+/// [`PostgresStore::read_writing`]: super::PostgresStore
 pub(super) async fn pull_snapshot(
     t: &Tx<'_>,
+    nonce: Option<(Nonce16, u64)>,
     authenticator_ids: &[AuthenticatorId],
     feed: &FeedCursors,
     decisions_after: &[u64],
     now_ms: u64,
-) -> StoreResult<PullSnapshot> {
+) -> StoreResult<Option<PullSnapshot>> {
+    // Prepared before anything is sent, so that the nonce's insert is the
+    // transaction's first statement (its `BEGIN` goes with it).
+    if nonce.is_some() {
+        t.prepare_cached(PULL_NONCE).await?;
+    }
     let newest = matches!(feed, FeedCursors::NewestAbove(_));
     let order = if newest { "DESC" } else { "ASC" };
     // Each read by identity, the identity named by `key` (`$1`, or a
@@ -444,6 +478,7 @@ pub(super) async fn pull_snapshot(
     let max_decisions = eid_protocol::wire::MAX_PULLED_DECISIONS as i64;
     let now = i64_of(now_ms);
     let (
+        fresh,
         authenticators,
         identities,
         pending_rows,
@@ -475,8 +510,9 @@ pub(super) async fn pull_snapshot(
         let id = Col(only);
         let cursor = i64_of(feed.at(0));
         let after = i64_of(decisions_after.first().copied().unwrap_or(0));
-        let ((auth, pending, enrolments), (events, changes, decisions, ())) = try_join(
-            try_join3(
+        let ((fresh, auth, pending, enrolments), (events, changes, decisions, ())) = try_join(
+            try_join4(
+                pull_nonce(t, nonce),
                 async { t.query_opt(&st[0], &[&id]).await },
                 async { t.query(&st[1], &[&id, &now]).await },
                 async { t.query(&st[2], &[&id, &now]).await },
@@ -501,6 +537,7 @@ pub(super) async fn pull_snapshot(
             .map(change_row)
             .collect::<StoreResult<Vec<_>>>()?;
         (
+            fresh,
             vec![authenticator],
             vec![identity],
             vec![pending],
@@ -512,14 +549,16 @@ pub(super) async fn pull_snapshot(
     } else {
         // Several accounts: each authenticator with its identity, one
         // statement each, then the reads by identity.
-        let (authenticators, identities): (Vec<_>, Vec<_>) = try_join_all(
-            authenticator_ids
-                .iter()
-                .map(|id| load_authenticator_and_identity(t, id)),
+        let (fresh, loaded) = try_join(
+            pull_nonce(t, nonce),
+            try_join_all(
+                authenticator_ids
+                    .iter()
+                    .map(|id| load_authenticator_and_identity(t, id)),
+            ),
         )
-        .await?
-        .into_iter()
-        .unzip();
+        .await?;
+        let (authenticators, identities): (Vec<_>, Vec<_>) = loaded.into_iter().unzip();
         let mut seen = Vec::new();
         for identity in identities.iter().flatten().filter(|i| !i.blocked) {
             // Two authenticators of one identity on the same phone share it.
@@ -577,6 +616,7 @@ pub(super) async fn pull_snapshot(
         )
         .await?;
         (
+            fresh,
             authenticators,
             identities,
             pending_rows,
@@ -586,6 +626,9 @@ pub(super) async fn pull_snapshot(
             decision_rows,
         )
     };
+    if !fresh {
+        return Ok(None);
+    }
     let mut pending = Vec::new();
     for r in pending_rows.iter().flatten() {
         pending.push(request_row(r)?);
@@ -640,7 +683,7 @@ pub(super) async fn pull_snapshot(
         }
         decisions.push(list);
     }
-    Ok(PullSnapshot {
+    Ok(Some(PullSnapshot {
         authenticators,
         identities,
         pending,
@@ -648,7 +691,7 @@ pub(super) async fn pull_snapshot(
         events,
         contact_changes,
         decisions,
-    })
+    }))
 }
 
 /// An authenticator and its identity (`None` each when missing), in one

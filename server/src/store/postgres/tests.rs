@@ -1010,3 +1010,83 @@ async fn concurrent_creates_in_one_flight_never_exceed_a_window() {
         4
     );
 }
+
+/// A pull with its nonce answers the snapshot once; the same nonce again,
+/// from either of two replicas' stores, and even all at once, is answered
+/// `None` every time but one; the nonce is recorded as any other (durable,
+/// seen by `use_nonce`); and a phone with two accounts (the two-flight
+/// pull) gets the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pull_with_its_nonce_answers_once_even_when_sent_at_once_to_two_replicas() {
+    use std::sync::Arc;
+
+    use crate::store::{FeedCursors, Store};
+
+    let Some(db) = scratch().await else {
+        return;
+    };
+    let stores: [Arc<super::PostgresStore>; 2] =
+        [Arc::new(db.store().await), Arc::new(db.store().await)];
+    let scene = decision_scene(&*stores[0]).await;
+    let pull = |store: Arc<super::PostgresStore>, nonce: eid_protocol::Nonce16, ids: Vec<_>| async move {
+        let n = ids.len();
+        store
+            .pull_with_nonce(
+                nonce,
+                SCENE_T0 + 600_000,
+                ids,
+                FeedCursors::NewestAbove(vec![0; n]),
+                vec![0; n],
+                SCENE_T0 + 1,
+            )
+            .await
+            .unwrap()
+    };
+    let nonce = eid_protocol::Nonce16::random();
+    let first = pull(Arc::clone(&stores[0]), nonce, vec![scene.phone.id])
+        .await
+        .expect("a fresh nonce answers");
+    assert_eq!(first.pending.len(), 1);
+    assert_eq!(
+        first.pending[0].envelope.request_id,
+        scene.request.envelope.request_id
+    );
+    for store in &stores {
+        assert!(
+            pull(Arc::clone(store), nonce, vec![scene.phone.id])
+                .await
+                .is_none()
+        );
+    }
+    assert!(
+        !stores[1]
+            .use_nonce(nonce, SCENE_T0 + 600_000)
+            .await
+            .unwrap()
+    );
+    // All at once, on both replicas, with one and with two accounts.
+    let bo = crate::store::Identity {
+        id: eid_protocol::IdentityId::random(),
+        user_id: "Bo#1975yz".into(),
+        user_id_folded: "bo#1975yz".into(),
+        ..scene.anna.clone()
+    };
+    stores[0].create_identity(bo.clone()).await.unwrap();
+    let second = crate::store::conformance::activated(&*stores[0], &bo, SCENE_T0).await;
+    for ids in [vec![scene.phone.id], vec![scene.phone.id, second.id]] {
+        let nonce = eid_protocol::Nonce16::random();
+        let tasks: Vec<_> = (0..16)
+            .map(|i| tokio::spawn(pull(Arc::clone(&stores[i % 2]), nonce, ids.clone())))
+            .collect();
+        let mut answered = 0;
+        for task in tasks {
+            if let Some(snapshot) = task.await.unwrap() {
+                answered += 1;
+                assert_eq!(snapshot.authenticators.len(), ids.len());
+                assert_eq!(snapshot.pending.len(), 1);
+            }
+        }
+        assert_eq!(answered, 1, "{} account(s)", ids.len());
+        assert!(stores[0].nonce_seen(nonce).await.unwrap());
+    }
+}
