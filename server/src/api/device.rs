@@ -366,7 +366,11 @@ pub(crate) async fn verify_pin_proof(
         (status = 415, description = "unsupported_media_type: the body is not declared application/json", body = ErrorBody)))]
 pub(crate) async fn pull(
     State(state): State<AppState>,
-    DeviceSigned { body: req, keys }: DeviceSigned<PullRequest>,
+    DeviceSigned {
+        body: req,
+        keys,
+        pull_nonce,
+    }: DeviceSigned<PullRequest>,
 ) -> ApiResult<Json<PullResponse>> {
     let ids = req.authenticator_ids;
     // A phone that pages its feed sends `events_after`; older phones
@@ -378,10 +382,19 @@ pub(crate) async fn pull(
     };
     let decisions_after = req.decisions_after;
     let now = state.now_ms();
+    // The nonce, verified by the extractor, is used with the read: a
+    // replayed pull gets nothing of it.
+    let super::signed::PullNonce {
+        nonce,
+        keep_until_ms,
+    } = pull_nonce.ok_or(crate::store::StoreError::Inconsistent(
+        "a pull without its nonce",
+    ))?;
     let snapshot = state
         .store
-        .pull_snapshot(ids, feed, decisions_after, now)
-        .await?;
+        .pull_with_nonce(nonce, keep_until_ms, ids, feed, decisions_after, now)
+        .await?
+        .ok_or_else(super::signed::replayed_nonce)?;
     let identities = snapshot.identities;
     let mut events = snapshot.events.into_iter();
     // Present: activation never deletes an authenticator, and its key was found.

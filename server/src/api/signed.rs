@@ -53,8 +53,22 @@ pub(super) trait SignedBody: DeserializeOwned + Send {
     }
     /// Whether the answer must wait until the nonce is on the disk. Only a
     /// pull, which changes nothing, need not (docs/threat-model.md, "A
-    /// pull's nonce").
+    /// pull's nonce"): its nonce is not used by the extractor but handed to
+    /// the handler ([`DeviceSigned::pull_nonce`]), which uses it with its
+    /// read ([`crate::store::Store::pull_with_nonce`]; one round trip on
+    /// PostgreSQL).
     const DURABLE_NONCE: bool = true;
+}
+
+/// A pull's verified nonce, not used yet: the handler must use it with its
+/// read ([`crate::store::Store::pull_with_nonce`]) and answer nothing read
+/// when it was seen before.
+#[must_use]
+pub(super) struct PullNonce {
+    /// The nonce.
+    pub(super) nonce: Nonce16,
+    /// Until when it is kept.
+    pub(super) keep_until_ms: u64,
 }
 
 /// A device-signed request that passed: its body, and the verified device
@@ -64,6 +78,10 @@ pub(super) struct DeviceSigned<T> {
     pub(super) body: T,
     /// The keys that signed, in the order of [`SignedBody::signers`].
     pub(super) keys: Vec<DeviceKey>,
+    /// A pull's nonce ([`SignedBody::DURABLE_NONCE`] false), for the
+    /// handler to use; `None` for every other call, whose nonce the
+    /// extractor used.
+    pub(super) pull_nonce: Option<PullNonce>,
 }
 
 impl<T: SignedBody> FromRequest<AppState> for DeviceSigned<T> {
@@ -106,7 +124,7 @@ impl<T: SignedBody> FromRequest<AppState> for DeviceSigned<T> {
                 }]
             }
         };
-        verify_device_auth(
+        let pull_nonce = verify_device_auth(
             state,
             &auth,
             &method,
@@ -116,7 +134,11 @@ impl<T: SignedBody> FromRequest<AppState> for DeviceSigned<T> {
             T::DURABLE_NONCE,
         )
         .await?;
-        Ok(DeviceSigned { body, keys })
+        Ok(DeviceSigned {
+            body,
+            keys,
+            pull_nonce,
+        })
     }
 }
 
@@ -183,7 +205,9 @@ fn parse_device_auth(
     })
 }
 
-/// Verifies each key's signature over the request, then uses up the nonce.
+/// Verifies each key's signature over the request, then uses up the nonce;
+/// a pull's (`durable_nonce` false) is only returned, for the handler to
+/// use with its read.
 async fn verify_device_auth(
     state: &AppState,
     auth: &DeviceAuthHeaders,
@@ -192,7 +216,7 @@ async fn verify_device_auth(
     body: &[u8],
     keys: &[DeviceKey],
     durable_nonce: bool,
-) -> ApiResult<()> {
+) -> ApiResult<Option<PullNonce>> {
     let body_sha256 = eid_protocol::sha256(body);
     for key in keys {
         let signature = &auth
@@ -216,18 +240,21 @@ async fn verify_device_auth(
     }
     // Only after every signature verified, so nobody can burn a nonce.
     let keep_until = auth.timestamp_ms.max(state.now_ms()) + MAX_DEVICE_CLOCK_SKEW_MS;
-    let fresh = if durable_nonce {
-        state.store.use_nonce(auth.nonce, keep_until).await?
-    } else {
-        state.store.use_pull_nonce(auth.nonce, keep_until).await?
-    };
-    if !fresh {
-        return Err(ApiError::new(
-            ErrorCode::ReplayedNonce,
-            "this nonce was already used",
-        ));
+    if !durable_nonce {
+        return Ok(Some(PullNonce {
+            nonce: auth.nonce,
+            keep_until_ms: keep_until,
+        }));
     }
-    Ok(())
+    if !state.store.use_nonce(auth.nonce, keep_until).await? {
+        return Err(replayed_nonce());
+    }
+    Ok(None)
+}
+
+/// The answer to a device call whose nonce was used before.
+pub(super) fn replayed_nonce() -> ApiError {
+    ApiError::new(ErrorCode::ReplayedNonce, "this nonce was already used")
 }
 
 /// The device keys of `ids`, from the cache or else the store; an unknown id

@@ -1537,6 +1537,27 @@ pub trait Store: Send + Sync + 'static {
         decisions_after: Vec<u64>,
         now_ms: u64,
     ) -> StoreResult<PullSnapshot>;
+    /// A pull with its replay nonce: the nonce used as
+    /// [`Store::use_pull_nonce`] does, then, when it was fresh, the pull's
+    /// [`Store::pull_snapshot`]; `None` for a nonce seen before (nothing
+    /// read is answered). A backend may run both in one round trip (the
+    /// reads need not wait for the nonce, as the answer does).
+    async fn pull_with_nonce(
+        &self,
+        nonce: Nonce16,
+        keep_until_ms: u64,
+        authenticator_ids: Vec<AuthenticatorId>,
+        feed: FeedCursors,
+        decisions_after: Vec<u64>,
+        now_ms: u64,
+    ) -> StoreResult<Option<PullSnapshot>> {
+        if !self.use_pull_nonce(nonce, keep_until_ms).await? {
+            return Ok(None);
+        }
+        self.pull_snapshot(authenticator_ids, feed, decisions_after, now_ms)
+            .await
+            .map(Some)
+    }
     /// One consistent read for a decision: the request, the authenticator and
     /// the request's identity.
     async fn decision_context(

@@ -225,6 +225,20 @@ impl PostgresStore {
         self.run(Mode::Snapshot, f).await
     }
 
+    /// Runs a read in one `REPEATABLE READ` snapshot that also makes one
+    /// write whose outcome it does not judge by (a pull's replay nonce, its
+    /// first statement, so the snapshot is taken with it): a read-write
+    /// transaction whose `COMMIT` is waited for (the durable
+    /// acknowledgement of the write). Run again on a serialization failure
+    /// (at this level, a concurrent insert of the same key: run again, the
+    /// insert then finds it).
+    pub(super) async fn read_writing<T: Send>(
+        &self,
+        f: impl for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, StoreResult<T>> + Send,
+    ) -> StoreResult<T> {
+        self.run(Mode::SnapshotWrite, f).await
+    }
+
     /// Runs a read of exactly one statement without an explicit
     /// transaction: a single statement already sees one snapshot, so
     /// `BEGIN` and `COMMIT` would only add work (debug builds check that
@@ -303,6 +317,8 @@ impl PostgresStore {
 enum Mode {
     Serializable,
     Snapshot,
+    /// A snapshot that writes too ([`PostgresStore::read_writing`]).
+    SnapshotWrite,
     ReadCommitted,
     /// One statement, no explicit transaction.
     Single,
@@ -313,6 +329,7 @@ impl Mode {
         match self {
             Mode::Serializable => Some("START TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
             Mode::Snapshot => Some("START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+            Mode::SnapshotWrite => Some("START TRANSACTION ISOLATION LEVEL REPEATABLE READ"),
             Mode::ReadCommitted => Some("START TRANSACTION ISOLATION LEVEL READ COMMITTED"),
             Mode::Single => None,
         }

@@ -372,8 +372,38 @@ impl Store for PostgresStore {
         now_ms: u64,
     ) -> StoreResult<PullSnapshot> {
         tx!(self.read, [authenticator_ids, feed, decisions_after], |t| {
-            requests::pull_snapshot(t, &authenticator_ids, &feed, &decisions_after, now_ms)
-        })
+            requests::pull_snapshot(t, None, &authenticator_ids, &feed, &decisions_after, now_ms)
+        })?
+        .ok_or(StoreError::Inconsistent("a pull without a nonce found one"))
+    }
+
+    /// The nonce and the reads in one transaction and one flight (see
+    /// `requests::pull_snapshot`), read-write so its `COMMIT` is waited
+    /// for: the nonce is durable before the answer, as with
+    /// [`Store::use_nonce`] (PostgreSQL has no cheaper kind).
+    async fn pull_with_nonce(
+        &self,
+        nonce: Nonce16,
+        keep_until_ms: u64,
+        authenticator_ids: Vec<AuthenticatorId>,
+        feed: FeedCursors,
+        decisions_after: Vec<u64>,
+        now_ms: u64,
+    ) -> StoreResult<Option<PullSnapshot>> {
+        tx!(
+            self.read_writing,
+            [authenticator_ids, feed, decisions_after],
+            |t| {
+                requests::pull_snapshot(
+                    t,
+                    Some((nonce, keep_until_ms)),
+                    &authenticator_ids,
+                    &feed,
+                    &decisions_after,
+                    now_ms,
+                )
+            }
+        )
     }
 
     async fn decision_context(
@@ -492,7 +522,24 @@ impl Store for PostgresStore {
         let envelope_json = serde_json::to_string(&request.envelope)?;
         // Under the identity's row lock at READ COMMITTED, unless a
         // per-provider window is on (see `requests::create_request_limited`).
-        if limits.per_provider.iter().all(|w| w.limit == 0) {
+        // First in one flight (`requests::create_at_once`); a refusal that
+        // needs more (a fraud hold, a full window) is judged afresh in a
+        // transaction of its own, as before.
+        let locked = limits.per_provider.iter().all(|w| w.limit == 0);
+        let (r, j, l) = (request.clone(), envelope_json.clone(), limits.clone());
+        let at_once = if locked {
+            tx!(self.write_locked, [r, j, l], |t| {
+                requests::create_at_once(t, &r, &j, &l, now_ms)
+            })?
+        } else {
+            tx!(self.write, [r, j, l], |t| {
+                requests::create_at_once(t, &r, &j, &l, now_ms)
+            })?
+        };
+        if let requests::CreateAtOnce::Done(result) = at_once {
+            return Ok(result);
+        }
+        if locked {
             tx!(self.write_locked, [request, envelope_json, limits], |t| {
                 requests::create_request_limited(t, &request, &envelope_json, &limits, now_ms)
             })

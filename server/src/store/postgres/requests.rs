@@ -396,18 +396,52 @@ fn reads_by_authenticator<'a>(
     })
 }
 
-/// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot):
-/// for a phone with one account, one flight (everything read by the
-/// authenticator's id, `BEGIN` and `COMMIT` included); with several, two
-/// (the authenticators with their identities, then everything read by
-/// identity), pipelined on the connection.
+/// The insert of a pull's replay nonce ([`use_nonce`]'s), the first
+/// statement of [`pull_snapshot`]'s transaction when it has one.
+const PULL_NONCE: &str =
+    "INSERT INTO nonces (nonce, keep_until_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
+/// Runs the pull's nonce insert (when there is one; it must be prepared,
+/// so that it goes out on its first poll): whether the nonce is fresh.
+async fn pull_nonce(t: &Tx<'_>, nonce: Option<(Nonce16, u64)>) -> StoreResult<bool> {
+    let Some((nonce, keep_until_ms)) = nonce else {
+        return Ok(true);
+    };
+    let st = t.prepare_cached(PULL_NONCE).await?;
+    let n = t
+        .execute(&st, &[&nonce.as_bytes().as_slice(), &i64_of(keep_until_ms)])
+        .await?;
+    Ok(n == 1)
+}
+
+/// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot),
+/// and of [`Store::pull_with_nonce`](crate::store::Store::pull_with_nonce)
+/// with `nonce` (its nonce and keep time): then its first statement inserts
+/// the nonce (as [`use_nonce`]: of two concurrent inserts of one nonce one
+/// inserts, the other finds it, or at `REPEATABLE READ` fails to serialize
+/// and runs again to find it), in the same flight as the reads, and `None`
+/// answers a nonce seen before (what was read is dropped). The caller runs
+/// it read-write ([`PostgresStore::read_writing`]), so the nonce is durable
+/// when the answer comes. For a phone with one account, one flight
+/// (everything read by the authenticator's id, `BEGIN` and `COMMIT`
+/// included); with several, two (the nonce and the authenticators with
+/// their identities, then everything read by identity), pipelined on the
+/// connection.
+///
+/// [`PostgresStore::read_writing`]: super::PostgresStore
 pub(super) async fn pull_snapshot(
     t: &Tx<'_>,
+    nonce: Option<(Nonce16, u64)>,
     authenticator_ids: &[AuthenticatorId],
     feed: &FeedCursors,
     decisions_after: &[u64],
     now_ms: u64,
-) -> StoreResult<PullSnapshot> {
+) -> StoreResult<Option<PullSnapshot>> {
+    // Prepared before anything is sent, so that the nonce's insert is the
+    // transaction's first statement (its `BEGIN` goes with it).
+    if nonce.is_some() {
+        t.prepare_cached(PULL_NONCE).await?;
+    }
     let newest = matches!(feed, FeedCursors::NewestAbove(_));
     let order = if newest { "DESC" } else { "ASC" };
     // Each read by identity, the identity named by `key` (`$1`, or a
@@ -444,6 +478,7 @@ pub(super) async fn pull_snapshot(
     let max_decisions = eid_protocol::wire::MAX_PULLED_DECISIONS as i64;
     let now = i64_of(now_ms);
     let (
+        fresh,
         authenticators,
         identities,
         pending_rows,
@@ -475,8 +510,9 @@ pub(super) async fn pull_snapshot(
         let id = Col(only);
         let cursor = i64_of(feed.at(0));
         let after = i64_of(decisions_after.first().copied().unwrap_or(0));
-        let ((auth, pending, enrolments), (events, changes, decisions, ())) = try_join(
-            try_join3(
+        let ((fresh, auth, pending, enrolments), (events, changes, decisions, ())) = try_join(
+            try_join4(
+                pull_nonce(t, nonce),
                 async { t.query_opt(&st[0], &[&id]).await },
                 async { t.query(&st[1], &[&id, &now]).await },
                 async { t.query(&st[2], &[&id, &now]).await },
@@ -501,6 +537,7 @@ pub(super) async fn pull_snapshot(
             .map(change_row)
             .collect::<StoreResult<Vec<_>>>()?;
         (
+            fresh,
             vec![authenticator],
             vec![identity],
             vec![pending],
@@ -512,14 +549,16 @@ pub(super) async fn pull_snapshot(
     } else {
         // Several accounts: each authenticator with its identity, one
         // statement each, then the reads by identity.
-        let (authenticators, identities): (Vec<_>, Vec<_>) = try_join_all(
-            authenticator_ids
-                .iter()
-                .map(|id| load_authenticator_and_identity(t, id)),
+        let (fresh, loaded) = try_join(
+            pull_nonce(t, nonce),
+            try_join_all(
+                authenticator_ids
+                    .iter()
+                    .map(|id| load_authenticator_and_identity(t, id)),
+            ),
         )
-        .await?
-        .into_iter()
-        .unzip();
+        .await?;
+        let (authenticators, identities): (Vec<_>, Vec<_>) = loaded.into_iter().unzip();
         let mut seen = Vec::new();
         for identity in identities.iter().flatten().filter(|i| !i.blocked) {
             // Two authenticators of one identity on the same phone share it.
@@ -577,6 +616,7 @@ pub(super) async fn pull_snapshot(
         )
         .await?;
         (
+            fresh,
             authenticators,
             identities,
             pending_rows,
@@ -586,6 +626,9 @@ pub(super) async fn pull_snapshot(
             decision_rows,
         )
     };
+    if !fresh {
+        return Ok(None);
+    }
     let mut pending = Vec::new();
     for r in pending_rows.iter().flatten() {
         pending.push(request_row(r)?);
@@ -640,7 +683,7 @@ pub(super) async fn pull_snapshot(
         }
         decisions.push(list);
     }
-    Ok(PullSnapshot {
+    Ok(Some(PullSnapshot {
         authenticators,
         identities,
         pending,
@@ -648,7 +691,7 @@ pub(super) async fn pull_snapshot(
         events,
         contact_changes,
         decisions,
-    })
+    }))
 }
 
 /// An authenticator and its identity (`None` each when missing), in one
@@ -839,6 +882,199 @@ pub(super) async fn create_request_limited(
     // The last statement: the commit rides with it.
     insert_request_row_then(t, request, envelope_json, true).await?;
     Ok(CreateResult::Created)
+}
+
+/// What [`create_at_once`] did.
+pub(super) enum CreateAtOnce {
+    /// The answer, committed: `Created` (the request inserted), or a
+    /// refusal that writes nothing and needs nothing more read (an unknown
+    /// or blocked identity, the pending cap).
+    Done(CreateResult),
+    /// Nothing inserted: a fraud hold's row or a full window is there (the
+    /// refusal's event or its wait need more), and
+    /// [`create_request_limited`] judges afresh in a transaction of its own.
+    Longer,
+}
+
+/// The statement of [`create_at_once`] for `windows` and holds on or off:
+/// one snapshot reads the facts the rules of [`create_request_limited`]
+/// judge (the blocked flag, the pending count, the hold's row, each
+/// window's count, exactly as there) and inserts the request only when
+/// each of them is one the rules allow at once: not blocked, fewer
+/// pending than the cap, no hold's row at all, every window below its
+/// limit. Parameters: `$1`-`$8` the request's columns, `$9` now, `$10` the
+/// cap, then each window's start and limit. Answers the facts and whether
+/// it inserted; no row for an unknown identity.
+fn create_at_once_sql(windows: &[(LimitScope, &str, &[u8], Window)], holds: bool) -> String {
+    let mut counts = String::new();
+    let mut guards = String::new();
+    let mut columns = String::new();
+    for (k, (scope, ..)) in windows.iter().enumerate() {
+        let start = 11 + 2 * k;
+        let limit = start + 1;
+        let from = match scope {
+            LimitScope::Identity => format!(
+                "FROM requests WHERE identity_id = $2 AND created_at_ms > ${start} \
+                 AND service_provider_id != decode('00000000000000000000000000000000', 'hex')"
+            ),
+            LimitScope::Provider => {
+                format!("FROM requests WHERE service_provider_id = $3 AND created_at_ms > ${start}")
+            }
+        };
+        counts.push_str(&format!(", (SELECT COUNT(*) {from}) AS w{k}"));
+        guards.push_str(&format!(" AND f.w{k} < ${limit}"));
+        columns.push_str(&format!(", f.w{k}"));
+    }
+    let (hold_columns, hold_join) = if holds {
+        (
+            "h.reported_at_ms, h.notified",
+            " LEFT JOIN fraud_holds h ON h.identity_id = i.id AND h.service_provider_id = $3",
+        )
+    } else {
+        (
+            "NULL::BIGINT AS reported_at_ms, NULL::BOOLEAN AS notified",
+            "",
+        )
+    };
+    format!(
+        "WITH f AS MATERIALIZED (SELECT i.blocked, (SELECT COUNT(*) FROM requests \
+         WHERE identity_id = $2 AND status = 'pending' AND expires_at_ms > $9) AS pending, \
+         {hold_columns}{counts} FROM identities i{hold_join} WHERE i.id = $2), \
+         ins AS (INSERT INTO requests (id, identity_id, service_provider_id, envelope, \
+         envelope_signature, binding_code, status, created_at_ms, expires_at_ms) \
+         SELECT $1::BYTEA, $2::BYTEA, $3::BYTEA, $4::TEXT, $5::BYTEA, $6::TEXT, 'pending', \
+         $7::BIGINT, $8::BIGINT FROM f WHERE NOT f.blocked AND f.pending < $10 \
+         AND f.reported_at_ms IS NULL{guards} RETURNING 1) \
+         SELECT f.blocked, f.pending, f.reported_at_ms, f.notified, \
+         (SELECT COUNT(*) FROM ins){columns} FROM f"
+    )
+}
+
+/// [`create_request_limited`] in one flight, `BEGIN` and `COMMIT`
+/// included, in the same transaction kind (the caller's runner): the
+/// identity's row locked first, as there (its own statement, so the next
+/// one's snapshot is taken with the lock held), then one statement
+/// ([`create_at_once_sql`]) that reads the facts and inserts the request
+/// when its guard, each part a fact the rules allow at once, holds, and
+/// the `COMMIT`. The facts it answers are the ones its guard saw (one
+/// statement, one snapshot; the identity's row under the lock is the one
+/// the lock returned), and the rules (`policy.rs`) judge them here in the
+/// same order as [`create_request_limited`]: the guard only ever inserts
+/// what they allow (each of its parts is the negation of one refusal), and
+/// a refusal the guard made that the rules would not (a hold's row whose
+/// hold is over) or one whose answer needs more (a hold, a full window)
+/// is [`CreateAtOnce::Longer`]: nothing was inserted, and the caller runs
+/// [`create_request_limited`].
+pub(super) async fn create_at_once(
+    t: &Tx<'_>,
+    request: &StoredRequest,
+    envelope_json: &str,
+    limits: &RequestLimits,
+    now_ms: u64,
+) -> StoreResult<CreateAtOnce> {
+    let e = &request.envelope;
+    let windows = windows(e, limits);
+    let holds = limits.fraud_hold_ms > 0;
+    let lock_sql = format!(
+        "UPDATE identities SET blocked = blocked WHERE id = $1 RETURNING {IDENTITY_COLUMNS}"
+    );
+    let sql = create_at_once_sql(&windows, holds);
+    // Prepared first, so each goes out on its future's first poll, in order.
+    let (lock, create) = try_join(t.prepare_cached(&lock_sql), t.prepare_cached(&sql)).await?;
+    let id = Col(e.request_id);
+    let identity_id = Col(e.identity_id);
+    let provider = Col(e.service_provider_id);
+    let created = i64_of(e.created_at_ms);
+    let expires = i64_of(e.expires_at_ms);
+    let now = i64_of(now_ms);
+    let cap = i64_of(limits.max_pending);
+    let bounds: Vec<[i64; 2]> = windows
+        .iter()
+        .map(|(_, _, _, w)| [i64_of(policy::window_start(*w, now_ms)), i64_of(w.limit)])
+        .collect();
+    let mut params: Vec<P<'_>> = vec![
+        &id,
+        &identity_id,
+        &provider,
+        &envelope_json,
+        &request.envelope_signature.0,
+        &request.binding_code,
+        &created,
+        &expires,
+        &now,
+        &cap,
+    ];
+    for [start, limit] in &bounds {
+        params.push(start);
+        params.push(limit);
+    }
+    let (identity, facts, ()) = try_join3(
+        async {
+            t.query_opt(&lock, &[&identity_id])
+                .await?
+                .map(|r| identity_row(&r))
+                .transpose()
+        },
+        t.query_opt(&create, &params),
+        // Polled last: sent after the two statements.
+        async {
+            t.commit_in_flight().await?;
+            Ok::<(), StoreError>(())
+        },
+    )
+    .await?;
+    let (Some(identity), Some(facts)) = (identity, facts) else {
+        return Ok(CreateAtOnce::Done(CreateResult::UnknownIdentity));
+    };
+    let inserted = col::<u64>(&facts, 4)? == 1;
+    let judged = judge_at_once(&identity, &facts, &windows, limits, now_ms)?;
+    match (judged, inserted) {
+        (Some(CreateResult::Created), true) => Ok(CreateAtOnce::Done(CreateResult::Created)),
+        // The guard refused what the rules allow (a hold that is over):
+        // the longer path inserts.
+        (Some(CreateResult::Created), false) | (None, false) => Ok(CreateAtOnce::Longer),
+        (Some(refused), false) => Ok(CreateAtOnce::Done(refused)),
+        // Never: each part of the guard is the negation of one refusal.
+        (_, true) => Err(StoreError::Inconsistent(
+            "a request inserted that the rules refuse",
+        )),
+    }
+}
+
+/// The rules of [`create_request_limited`] on the facts of
+/// [`create_at_once`], in the same order: `Some` answer, or `None` when the
+/// answer needs the longer path (a fraud hold, a full window).
+fn judge_at_once(
+    identity: &Identity,
+    facts: &Row,
+    windows: &[(LimitScope, &str, &[u8], Window)],
+    limits: &RequestLimits,
+    now_ms: u64,
+) -> StoreResult<Option<CreateResult>> {
+    if identity.blocked || get::<bool>(facts, 0)? {
+        return Ok(Some(CreateResult::Blocked));
+    }
+    let hold = match get::<Option<i64>>(facts, 2)? {
+        Some(_) => Some(policy::FraudHold {
+            reported_at_ms: col(facts, 2)?,
+            notified: get(facts, 3)?,
+        }),
+        None => None,
+    };
+    if policy::fraud_hold(hold, limits.fraud_hold_ms, now_ms) != policy::HoldCheck::Clear {
+        return Ok(None);
+    }
+    let pending: u64 = col(facts, 1)?;
+    if pending >= limits.max_pending {
+        return Ok(Some(CreateResult::TooManyPending));
+    }
+    for (k, (_, _, _, window)) in windows.iter().enumerate() {
+        let count: u64 = col(facts, 5 + k)?;
+        if policy::window_full(*window, count).is_some() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(CreateResult::Created))
 }
 
 /// The transaction of [`Store::decide`](crate::store::Store::decide).

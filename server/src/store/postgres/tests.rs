@@ -795,3 +795,367 @@ async fn a_block_waits_on_a_deciding_request_without_holding_the_identity() {
     let cancelled = block.await.unwrap().unwrap();
     assert_eq!(cancelled, Some(vec![id]));
 }
+
+/// Anna, a bank and a login request of hers at `at`, for the checks of a
+/// request's creation in one flight below.
+struct CreateScene {
+    anna: crate::store::Identity,
+    bank: crate::store::ServiceProvider,
+}
+
+async fn create_scene(s: &dyn crate::store::Store) -> CreateScene {
+    use crate::store::{Identity, ServiceProvider};
+
+    let anna = Identity {
+        id: eid_protocol::IdentityId::random(),
+        user_id: "Anna#1980x".into(),
+        user_id_folded: "anna#1980x".into(),
+        display_name: None,
+        blocked: false,
+        created_at_ms: SCENE_T0,
+        phone: None,
+        email: None,
+        notify_every_use: false,
+    };
+    s.create_identity(anna.clone()).await.unwrap();
+    let bank = ServiceProvider {
+        id: eid_protocol::ServiceProviderId::random(),
+        name: "Danske Bank".into(),
+        api_key_sha256: eid_protocol::crypto::random_array(),
+        created_at_ms: SCENE_T0,
+    };
+    s.create_service_provider(bank.clone()).await.unwrap();
+    CreateScene { anna, bank }
+}
+
+fn scene_login(
+    identity: eid_protocol::IdentityId,
+    bank: &crate::store::ServiceProvider,
+    at: u64,
+) -> crate::store::StoredRequest {
+    use eid_protocol::{RequestEnvelopeBody, RequestId, RequestKind, Signature};
+
+    crate::store::StoredRequest {
+        envelope: RequestEnvelopeBody {
+            request_id: RequestId::random(),
+            identity_id: identity,
+            kind: RequestKind::Login,
+            service_provider_id: bank.id,
+            service_provider_name: bank.name.clone(),
+            reference_text: "Log på Netbank".into(),
+            created_at_ms: at,
+            expires_at_ms: at + 300_000,
+            server_nonce: eid_protocol::crypto::random_array(),
+            binding_required: false,
+        },
+        envelope_signature: Signature(vec![0x30; 70]),
+        binding_code: None,
+        status: eid_protocol::wire::RequestStatus::Pending,
+        decision: None,
+    }
+}
+
+/// Runs [`super::requests::create_at_once`] alone (its own transaction at
+/// `READ COMMITTED`) and answers what it did, and whether the request is
+/// stored afterwards.
+async fn at_once(
+    store: &super::PostgresStore,
+    request: &crate::store::StoredRequest,
+    limits: &crate::store::RequestLimits,
+    now_ms: u64,
+) -> (Option<crate::store::CreateResult>, bool) {
+    use crate::store::Store;
+
+    let json = serde_json::to_string(&request.envelope).unwrap();
+    let (r, l) = (request.clone(), limits.clone());
+    let done = store
+        .write_locked(move |t| {
+            let (r, json, l) = (r.clone(), json.clone(), l.clone());
+            Box::pin(async move { super::requests::create_at_once(t, &r, &json, &l, now_ms).await })
+        })
+        .await
+        .unwrap();
+    let stored = store
+        .request(request.envelope.request_id)
+        .await
+        .unwrap()
+        .is_some();
+    match done {
+        super::requests::CreateAtOnce::Done(result) => (Some(result), stored),
+        super::requests::CreateAtOnce::Longer => (None, stored),
+    }
+}
+
+/// A request's creation in one flight inserts only what the rules allow
+/// and answers at once only what needs nothing more: the pending cap at
+/// its boundary, a full window (left to the longer path, nothing
+/// inserted), a blocked and an unknown identity, a fraud hold on and one
+/// that is over (both left to the longer path, nothing inserted; the
+/// longer path then holds, or creates).
+#[tokio::test]
+async fn a_create_in_one_flight_inserts_only_what_the_rules_allow() {
+    use crate::store::{CreateResult, RequestLimits, Store, Window};
+
+    let Some(db) = scratch().await else {
+        return;
+    };
+    let store = db.store().await;
+    let scene = create_scene(&store).await;
+    let (anna, bank) = (scene.anna.id, &scene.bank);
+    let t = SCENE_T0;
+    // The cap: the second request fits, the third does not.
+    let capped = RequestLimits::pending_only(2);
+    for n in 0..2 {
+        let (done, stored) = at_once(&store, &scene_login(anna, bank, t + n), &capped, t + n).await;
+        assert_eq!((done, stored), (Some(CreateResult::Created), true));
+    }
+    let (done, stored) = at_once(&store, &scene_login(anna, bank, t + 2), &capped, t + 2).await;
+    assert_eq!((done, stored), (Some(CreateResult::TooManyPending), false));
+    assert_eq!(store.count_pending(anna, t + 2).await.unwrap(), 2);
+    // A per-identity window of 3: the third fits, the fourth goes the
+    // longer way (which says when a slot frees) with nothing inserted.
+    let windowed = RequestLimits {
+        max_pending: 1_000,
+        per_identity: vec![Window {
+            window_ms: 60_000,
+            limit: 3,
+        }],
+        ..RequestLimits::default()
+    };
+    let (done, stored) = at_once(&store, &scene_login(anna, bank, t + 3), &windowed, t + 3).await;
+    assert_eq!((done, stored), (Some(CreateResult::Created), true));
+    let fourth = scene_login(anna, bank, t + 4);
+    assert_eq!(
+        at_once(&store, &fourth, &windowed, t + 4).await,
+        (None, false)
+    );
+    assert!(matches!(
+        store
+            .create_request_limited(fourth, windowed.clone(), t + 4)
+            .await
+            .unwrap(),
+        CreateResult::RateLimited { .. }
+    ));
+    assert_eq!(store.count_pending(anna, t + 4).await.unwrap(), 3);
+    // A fraud hold: on, then over; both left to the longer path.
+    let held = RequestLimits {
+        max_pending: 1_000,
+        fraud_hold_ms: 60_000,
+        ..RequestLimits::default()
+    };
+    let client = tokio_postgres_client(&db).await;
+    client
+        .execute(
+            "INSERT INTO fraud_holds (identity_id, service_provider_id, reported_at_ms, notified) \
+             VALUES ($1, $2, $3, FALSE)",
+            &[
+                &anna.as_bytes().as_slice(),
+                &bank.id.as_bytes().as_slice(),
+                &i64::try_from(t + 5).unwrap(),
+            ],
+        )
+        .await
+        .unwrap();
+    let during = scene_login(anna, bank, t + 6);
+    assert_eq!(at_once(&store, &during, &held, t + 6).await, (None, false));
+    assert_eq!(
+        store
+            .create_request_limited(during, held.clone(), t + 6)
+            .await
+            .unwrap(),
+        CreateResult::CoolingDown {
+            retry_after_ms: 59_999
+        }
+    );
+    let after = scene_login(anna, bank, t + 60_005);
+    assert_eq!(
+        at_once(&store, &after, &held, t + 60_005).await,
+        (None, false)
+    );
+    assert_eq!(
+        store
+            .create_request_limited(after.clone(), held.clone(), t + 60_005)
+            .await
+            .unwrap(),
+        CreateResult::Created
+    );
+    assert!(
+        store
+            .request(after.envelope.request_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Holds off: the hold's row does not matter.
+    let (done, stored) = at_once(
+        &store,
+        &scene_login(anna, bank, t + 60_006),
+        &RequestLimits::pending_only(1_000),
+        t + 60_006,
+    )
+    .await;
+    assert_eq!((done, stored), (Some(CreateResult::Created), true));
+    // Blocked, and unknown.
+    store.set_blocked(anna, true, t + 60_007).await.unwrap();
+    let (done, stored) = at_once(
+        &store,
+        &scene_login(anna, bank, t + 60_008),
+        &capped,
+        t + 60_008,
+    )
+    .await;
+    assert_eq!((done, stored), (Some(CreateResult::Blocked), false));
+    let stranger = eid_protocol::IdentityId::random();
+    let (done, stored) = at_once(
+        &store,
+        &scene_login(stranger, bank, t + 60_009),
+        &capped,
+        t + 60_009,
+    )
+    .await;
+    assert_eq!((done, stored), (Some(CreateResult::UnknownIdentity), false));
+}
+
+/// Concurrent creates for one person on two replicas, with a per-identity
+/// window and fraud holds on (half of them also with a per-provider window,
+/// so `SERIALIZABLE`): exactly the window's limit is created, in one flight
+/// or not, and the rest are refused with a wait.
+#[tokio::test]
+async fn concurrent_creates_in_one_flight_never_exceed_a_window() {
+    use std::sync::Arc;
+
+    use crate::store::{CreateResult, RequestLimits, Store, Window};
+
+    let Some(db) = scratch().await else {
+        return;
+    };
+    let stores: [Arc<super::PostgresStore>; 2] =
+        [Arc::new(db.store().await), Arc::new(db.store().await)];
+    let scene = create_scene(&*stores[0]).await;
+    let start = Arc::new(tokio::sync::Barrier::new(40));
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let request = scene_login(scene.anna.id, &scene.bank, SCENE_T0);
+        let mut limits = RequestLimits {
+            max_pending: 1_000,
+            per_identity: vec![Window {
+                window_ms: 60_000,
+                limit: 4,
+            }],
+            fraud_hold_ms: 60_000,
+            ..RequestLimits::default()
+        };
+        if i % 2 == 1 {
+            limits.per_provider = vec![Window {
+                window_ms: 60_000,
+                limit: 1_000,
+            }];
+        }
+        let (store, start) = (Arc::clone(&stores[i % 4 / 2]), Arc::clone(&start));
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            store
+                .create_request_limited(request, limits, SCENE_T0)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            CreateResult::Created => created += 1,
+            other => assert!(
+                matches!(other, CreateResult::RateLimited { .. }),
+                "{other:?}"
+            ),
+        }
+    }
+    assert_eq!(created, 4);
+    assert_eq!(
+        stores[1]
+            .count_pending(scene.anna.id, SCENE_T0)
+            .await
+            .unwrap(),
+        4
+    );
+}
+
+/// A pull with its nonce answers the snapshot once; the same nonce again,
+/// from either of two replicas' stores, and even all at once, is answered
+/// `None` every time but one; the nonce is recorded as any other (durable,
+/// seen by `use_nonce`); and a phone with two accounts (the two-flight
+/// pull) gets the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pull_with_its_nonce_answers_once_even_when_sent_at_once_to_two_replicas() {
+    use std::sync::Arc;
+
+    use crate::store::{FeedCursors, Store};
+
+    let Some(db) = scratch().await else {
+        return;
+    };
+    let stores: [Arc<super::PostgresStore>; 2] =
+        [Arc::new(db.store().await), Arc::new(db.store().await)];
+    let scene = decision_scene(&*stores[0]).await;
+    let pull = |store: Arc<super::PostgresStore>, nonce: eid_protocol::Nonce16, ids: Vec<_>| async move {
+        let n = ids.len();
+        store
+            .pull_with_nonce(
+                nonce,
+                SCENE_T0 + 600_000,
+                ids,
+                FeedCursors::NewestAbove(vec![0; n]),
+                vec![0; n],
+                SCENE_T0 + 1,
+            )
+            .await
+            .unwrap()
+    };
+    let nonce = eid_protocol::Nonce16::random();
+    let first = pull(Arc::clone(&stores[0]), nonce, vec![scene.phone.id])
+        .await
+        .expect("a fresh nonce answers");
+    assert_eq!(first.pending.len(), 1);
+    assert_eq!(
+        first.pending[0].envelope.request_id,
+        scene.request.envelope.request_id
+    );
+    for store in &stores {
+        assert!(
+            pull(Arc::clone(store), nonce, vec![scene.phone.id])
+                .await
+                .is_none()
+        );
+    }
+    assert!(
+        !stores[1]
+            .use_nonce(nonce, SCENE_T0 + 600_000)
+            .await
+            .unwrap()
+    );
+    // All at once, on both replicas, with one and with two accounts.
+    let bo = crate::store::Identity {
+        id: eid_protocol::IdentityId::random(),
+        user_id: "Bo#1975yz".into(),
+        user_id_folded: "bo#1975yz".into(),
+        ..scene.anna.clone()
+    };
+    stores[0].create_identity(bo.clone()).await.unwrap();
+    let second = crate::store::conformance::activated(&*stores[0], &bo, SCENE_T0).await;
+    for ids in [vec![scene.phone.id], vec![scene.phone.id, second.id]] {
+        let nonce = eid_protocol::Nonce16::random();
+        let tasks: Vec<_> = (0..16)
+            .map(|i| tokio::spawn(pull(Arc::clone(&stores[i % 2]), nonce, ids.clone())))
+            .collect();
+        let mut answered = 0;
+        for task in tasks {
+            if let Some(snapshot) = task.await.unwrap() {
+                answered += 1;
+                assert_eq!(snapshot.authenticators.len(), ids.len());
+                assert_eq!(snapshot.pending.len(), 1);
+            }
+        }
+        assert_eq!(answered, 1, "{} account(s)", ids.len());
+        assert!(stores[0].nonce_seen(nonce).await.unwrap());
+    }
+}
