@@ -29,7 +29,7 @@ on_exit() {
   [ -z "$reader" ] || kill "$reader" 2>/dev/null || true
   [ -z "$group" ] || perf probe -q -d "$group:*" 2>/dev/null || true
 }
-events='syscalls:sys_enter_pwrite64,syscalls:sys_enter_pread64,syscalls:sys_enter_getrandom,syscalls:sys_enter_writev,syscalls:sys_enter_fcntl,syscalls:sys_enter_write,syscalls:sys_enter_fsync,syscalls:sys_enter_futex'
+events='syscalls:sys_enter_pwrite64,syscalls:sys_enter_pread64,syscalls:sys_enter_getrandom,syscalls:sys_enter_writev,syscalls:sys_enter_fcntl,syscalls:sys_enter_write,syscalls:sys_enter_fsync,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,context-switches'
 bench_server
 logins() {
   EID_SERVER="https://127.0.0.1:$port" EID_SPKI_PIN="$pin" \
