@@ -204,6 +204,16 @@ pub(super) fn blob16(row: &Row<'_>, idx: usize) -> rusqlite::Result<[u8; 16]> {
         .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, 16))
 }
 
+/// An optional 16-byte blob column.
+pub(super) fn opt_blob16(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<[u8; 16]>> {
+    let v: Option<Vec<u8>> = row.get(idx)?;
+    v.map(|v| {
+        v.try_into()
+            .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, 16))
+    })
+    .transpose()
+}
+
 pub(super) fn blob32(row: &Row<'_>, idx: usize) -> rusqlite::Result<[u8; 32]> {
     let v: Vec<u8> = row.get(idx)?;
     v.try_into()
