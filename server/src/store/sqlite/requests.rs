@@ -10,10 +10,11 @@ use eid_protocol::{
     AuthenticatorId, IdentityId, Nonce16, Outcome, RequestEnvelopeBody, RequestId,
     ServiceProviderId, Signature,
 };
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::changes::{on_self_service_decision, open_changes_of};
-use super::columns::{Col, blob32, col, i64_of, json_err, opt_blob16, u64_at};
+use super::columns::{Col, blob32, col, i64_of, json_err, opt_blob16, text_ref, u64_at};
 use super::enrolments::{ENROLMENT_COLUMNS, LIVE_ENROLMENT, decide_enrolment, enrolment_row};
 use super::identities::{load_authenticator, load_identity};
 use super::outbox::{EVENT_COLUMNS, event_row, insert_event};
@@ -29,16 +30,15 @@ pub(super) const REQUEST_SELECT: &str = "SELECT r.envelope, r.envelope_signature
      FROM requests r LEFT JOIN decisions d ON d.request_id = r.id";
 
 pub(super) fn request_row(row: &Row<'_>) -> rusqlite::Result<StoredRequest> {
-    let envelope_json: String = row.get(0)?;
+    // The stored JSON is parsed where it lies in the row, not copied first.
     let envelope: RequestEnvelopeBody =
-        serde_json::from_str(&envelope_json).map_err(|e| json_err(0, e))?;
+        serde_json::from_str(text_ref(row, 0)?).map_err(|e| json_err(0, e))?;
     let sig: Vec<u8> = row.get(1)?;
-    let decision = match row.get::<_, Option<Vec<u8>>>(4)? {
-        None => None,
-        Some(_) => {
-            let receipt_json: String = row.get(8)?;
+    let decision = match row.get_ref(4)? {
+        ValueRef::Null => None,
+        _ => {
             let receipt: SignedReceipt =
-                serde_json::from_str(&receipt_json).map_err(|e| json_err(8, e))?;
+                serde_json::from_str(text_ref(row, 8)?).map_err(|e| json_err(8, e))?;
             Some(DecisionRecord {
                 authenticator_id: col(row, 4)?,
                 outcome: col(row, 5)?,
