@@ -12,7 +12,8 @@
 #
 # BIN=DIR takes eid-server and eid-loadgen from DIR without building.
 # PROBES=1 also counts, per login, SQLite statement steps, B-tree seeks
-# (index and table) and the server's Rust allocations (mimalloc's entry
+# (index and table), B-trees opened (after the start only temporary ones:
+# RETURNING, long IN lists) and the server's Rust allocations (mimalloc's entry
 # points), with uprobes on the binary that the script removes at exit. The
 # probes slow the server about tenfold, so such a run's logins share fewer
 # commits: compare its WAL figures only with another PROBES=1 run.
@@ -29,7 +30,7 @@ on_exit() {
   [ -z "$reader" ] || kill "$reader" 2>/dev/null || true
   [ -z "$group" ] || perf probe -q -d "$group:*" 2>/dev/null || true
 }
-events='syscalls:sys_enter_pwrite64,syscalls:sys_enter_pread64,syscalls:sys_enter_getrandom,syscalls:sys_enter_writev,syscalls:sys_enter_fcntl,syscalls:sys_enter_write,syscalls:sys_enter_fsync,syscalls:sys_enter_futex'
+events='syscalls:sys_enter_pwrite64,syscalls:sys_enter_pread64,syscalls:sys_enter_getrandom,syscalls:sys_enter_writev,syscalls:sys_enter_fcntl,syscalls:sys_enter_write,syscalls:sys_enter_fsync,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,context-switches'
 bench_server
 logins() {
   EID_SERVER="https://127.0.0.1:$port" EID_SPKI_PIN="$pin" \
@@ -43,6 +44,7 @@ logins "$warm" >/dev/null
 if [ -n "${PROBES:-}" ]; then
   group=walpages$$
   for p in step:sqlite3_step index_seek:sqlite3BtreeIndexMoveto table_seek:sqlite3BtreeTableMoveto \
+    temp_table:sqlite3BtreeOpen \
     alloc_plain:mi_malloc_aligned alloc_zeroed:mi_zalloc_aligned alloc_grow:mi_realloc_aligned; do
     perf probe -q -x "$(realpath "$bin/eid-server")" --add "$group:${p%%:*}=${p#*:}"
     events="$events,$group:${p%%:*}"

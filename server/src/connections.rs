@@ -21,8 +21,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody as _};
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
+use std::convert::Infallible;
+
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use eid_protocol::wire::ErrorCode;
 use http_body::{Frame, SizeHint};
@@ -44,13 +45,17 @@ pub const CAP_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 /// Serves `app` over TLS on `listener` until `shutdown` changes, with the
 /// default [`ConnectionsConfig`]. Public so test fixtures (a man in the
-/// middle, say) serve like the server.
-pub async fn accept_loop(
+/// middle, say) serve like the server; `app` is an axum [`Router`](axum::Router)
+/// or any service like one.
+pub async fn accept_loop<A>(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
-    app: axum::Router,
+    app: A,
     shutdown: watch::Receiver<bool>,
-) {
+) where
+    A: App,
+    A::Future: Send + 'static,
+{
     accept_loop_with_limits(
         listener,
         acceptor,
@@ -61,19 +66,34 @@ pub async fn accept_loop(
     .await;
 }
 
+/// What the connections serve: a service answering every request (an axum
+/// [`Router`](axum::Router) is one), cloned once per request.
+pub trait App:
+    tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static
+{
+}
+
+impl<A> App for A where
+    A: tower::Service<Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// [`accept_loop`] with these timeouts and this connection cap.
-pub async fn accept_loop_with_limits(
+pub async fn accept_loop_with_limits<A>(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
-    app: axum::Router,
+    app: A,
     mut shutdown: watch::Receiver<bool>,
     config: &ConnectionsConfig,
-) {
+) where
+    A: App,
+    A::Future: Send + 'static,
+{
     let limits = Limits::from(config);
-    let app = app.layer(axum::middleware::from_fn_with_state(
-        limits.body_read,
-        body_deadline,
-    ));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // hyper's header-read timeout only runs with a timer. It starts whenever
     // hyper waits for a request head, so it also ends an idle HTTP/1.1
@@ -175,15 +195,18 @@ impl CapWarning {
 /// connection has been idle too long. `_permit` holds its place under the cap.
 /// Every request carries the client's address as axum's [`ConnectInfo`]
 /// (the per-address limit of `api::guard` reads it).
-async fn serve_connection(
+async fn serve_connection<A>(
     tcp: TcpStream,
     peer: SocketAddr,
     _permit: OwnedSemaphorePermit,
     acceptor: tokio_rustls::TlsAcceptor,
-    app: axum::Router,
+    app: A,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Limits,
-) {
+) where
+    A: App,
+    A::Future: Send + 'static,
+{
     let tls = match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
@@ -198,14 +221,13 @@ async fn serve_connection(
     let activity = Arc::new(Activity::new());
     let service = {
         let activity = activity.clone();
-        hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
+        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let in_flight = activity.begin();
             let app = app.clone();
             async move {
-                let response = app.oneshot(request).await;
+                let response = serve_request(app, request, peer, limits.body_read).await;
                 drop(in_flight);
-                response
+                Ok::<_, Infallible>(response)
             }
         })
     };
@@ -294,23 +316,40 @@ impl Drop for InFlight {
     }
 }
 
-/// Gives a request body `deadline` in total (from the request head) and
-/// answers 408 when it was missed. tower-http's `TimeoutBody` is not used: its
-/// timeout is a gap between frames, which a byte every few seconds never hits.
-async fn body_deadline(State(deadline): State<Duration>, request: Request, next: Next) -> Response {
-    if request.body().is_end_stream() {
-        return next.run(request).await;
+/// Serves one request: it carries the client's address as axum's
+/// [`ConnectInfo`], and its body gets `deadline` in total from the request
+/// head; a missed deadline is answered 408 (and, over HTTP/1.1, the
+/// connection closed). tower-http's `TimeoutBody` is not used: its timeout is
+/// a gap between frames, which a byte every few seconds never hits. Here, once
+/// per request, rather than as a router layer on every route.
+async fn serve_request<A: App>(
+    app: A,
+    request: hyper::Request<Incoming>,
+    peer: SocketAddr,
+    deadline: Duration,
+) -> Response {
+    let (mut parts, incoming) = request.into_parts();
+    parts.extensions.insert(ConnectInfo(peer));
+    if incoming.is_end_stream() {
+        let request = Request::from_parts(parts, Body::new(incoming));
+        return match app.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
     }
     let missed = Arc::new(AtomicBool::new(false));
-    let http1 = request.version() <= axum::http::Version::HTTP_11;
-    let request = request.map(|body| {
-        Body::new(DeadlineBody {
-            body,
-            deadline: Box::pin(tokio::time::sleep(deadline)),
-            missed: missed.clone(),
-        })
-    });
-    let response = next.run(request).await;
+    let http1 = parts.version <= axum::http::Version::HTTP_11;
+    let body = DeadlineBody {
+        body: incoming,
+        deadline: Instant::now() + deadline,
+        timer: None,
+        missed: missed.clone(),
+    };
+    let request = Request::from_parts(parts, Body::new(body));
+    let response = match app.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
     if !missed.load(Ordering::Relaxed) {
         return response;
     }
@@ -331,10 +370,12 @@ async fn body_deadline(State(deadline): State<Duration>, request: Request, next:
     response
 }
 
-/// A request body that fails once its deadline has passed.
+/// A request body that fails once its deadline has passed. The timer is made
+/// only when the client first makes the server wait.
 struct DeadlineBody {
-    body: Body,
-    deadline: std::pin::Pin<Box<Sleep>>,
+    body: Incoming,
+    deadline: Instant,
+    timer: Option<std::pin::Pin<Box<Sleep>>>,
     missed: Arc<AtomicBool>,
 }
 
@@ -356,9 +397,13 @@ impl http_body::Body for DeadlineBody {
         // client makes the server wait, so a fast request never arms a timer.
         // A byte now and then does not extend it: it counts from the head.
         if let Poll::Ready(frame) = std::pin::Pin::new(&mut this.body).poll_frame(cx) {
-            return Poll::Ready(frame);
+            return Poll::Ready(frame.map(|f| f.map_err(axum::Error::new)));
         }
-        if this.deadline.as_mut().poll(cx).is_ready() {
+        let deadline = this.deadline;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.as_mut().poll(cx).is_ready() {
             this.missed.store(true, Ordering::Relaxed);
             return Poll::Ready(Some(Err(axum::Error::new(BodyDeadlineMissed))));
         }

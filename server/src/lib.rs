@@ -387,7 +387,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         config.clone(),
     );
     let bus_state = postgres.as_ref().map(|_| state.clone());
-    let app = api::router(state);
+    let app = api::app(state);
 
     let listener = TcpListener::bind(config.listen)
         .await

@@ -143,7 +143,6 @@ impl AppState {
 /// that `guard` can put the per-address limit (all of them) and the origin
 /// check (those a browser can post to) in front of them.
 pub(crate) fn router(state: AppState) -> Router {
-    let limit = state.config.max_body_bytes;
     let public_reads = Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
@@ -270,51 +269,100 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::extract::DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn(move |req: Request, next| {
-            refuse_declared_oversize(limit, req, next)
-        }))
         .with_state(state)
+}
+
+/// The API as the connections serve it: [`router`] behind the two body-size
+/// checks, which run once per request around the whole router. As router
+/// layers they wrapped every route, and axum clones and boxes a layered
+/// route's service and future once per layer on every request. Every
+/// request passes both, as before: the routes, the 404 and the 405 answers.
+pub(crate) fn app(state: AppState) -> Api {
+    let limit = state.config.max_body_bytes;
+    Api {
+        routes: tower::Layer::layer(&axum::extract::DefaultBodyLimit::max(limit), router(state)),
+        limit,
+    }
+}
+
+/// The router with its body limit (axum's `DefaultBodyLimit`, which the
+/// extractors read; the token-batch route's own larger limit is set inside
+/// it and wins) and the declared-size check ([`refuse_declared_oversize`]).
+#[derive(Clone)]
+pub(crate) struct Api {
+    routes: <axum::extract::DefaultBodyLimit as tower::Layer<Router>>::Service,
+    limit: usize,
+}
+
+type RoutesFuture =
+    <<axum::extract::DefaultBodyLimit as tower::Layer<Router>>::Service as tower::Service<
+        Request,
+    >>::Future;
+
+impl tower::Service<Request> for Api {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::Either<
+        RoutesFuture,
+        futures_util::future::BoxFuture<'static, Result<Self::Response, Self::Error>>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower::Service::<Request>::poll_ready(&mut self.routes, cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        use futures_util::future::Either;
+        match declared_oversize(self.limit, &req) {
+            None => Either::Left(tower::Service::call(&mut self.routes, req)),
+            Some(length) => Either::Right(Box::pin(async move {
+                Ok(refuse_declared_oversize(length, req).await)
+            })),
+        }
+    }
 }
 
 /// Most bytes of a declared-oversized body read and thrown away before the
 /// 413 answer.
 const DRAIN_MAX_BYTES: u64 = 1024 * 1024;
 
-/// A body whose `Content-Length` is over the limit is refused (413,
-/// `payload_too_large`) before any handler runs. Up to [`DRAIN_MAX_BYTES`]
-/// of it is read first ("lingering close"): answering while the client is
-/// still sending and then closing the connection makes its TCP stack reset
-/// it, and the client sees a broken connection instead of the 413. A larger
-/// body is refused at once (reading it would only serve an attacker). The
-/// token-batch import has a larger limit of its own.
-async fn refuse_declared_oversize(
-    limit: usize,
-    req: Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
+/// The declared length of a body whose `Content-Length` is over the limit,
+/// which is refused (413, `payload_too_large`) before any handler runs, by
+/// [`refuse_declared_oversize`]. The token-batch import has a larger limit
+/// of its own.
+fn declared_oversize(limit: usize, req: &Request) -> Option<u64> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse::<u64>()
+        .ok()?;
     let allowed = if req.uri().path() == "/v1/admin/token-batches" {
         admin::TOKEN_BATCH_MAX_BODY.max(limit)
     } else {
         limit
     };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(length) if length > allowed as u64 => {
-            if length <= DRAIN_MAX_BYTES {
-                use http_body_util::BodyExt;
-                let _ = http_body_util::Limited::new(req.into_body(), DRAIN_MAX_BYTES as usize)
-                    .collect()
-                    .await;
-            }
-            ApiError::new(ErrorCode::PayloadTooLarge, "request body too large").into_response()
-        }
-        _ => next.run(req).await,
+    (declared > allowed as u64).then_some(declared)
+}
+
+/// The 413 answer to a body declared `length` bytes long, over the limit.
+/// Up to [`DRAIN_MAX_BYTES`] of it is read first ("lingering close"):
+/// answering while the client is still sending and then closing the
+/// connection makes its TCP stack reset it, and the client sees a broken
+/// connection instead of the 413. A larger body is refused at once (reading
+/// it would only serve an attacker).
+async fn refuse_declared_oversize(length: u64, req: Request) -> axum::response::Response {
+    if length <= DRAIN_MAX_BYTES {
+        use http_body_util::BodyExt;
+        let _ = http_body_util::Limited::new(req.into_body(), DRAIN_MAX_BYTES as usize)
+            .collect()
+            .await;
     }
+    ApiError::new(ErrorCode::PayloadTooLarge, "request body too large").into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -676,4 +724,116 @@ pub(crate) async fn provider_name_of(
 pub(crate) fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> ApiResult<T> {
     raw.parse()
         .map_err(|_| ApiError::malformed(format!("{what} must be 32 lowercase hex digits")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Method, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::SqliteStore;
+
+    /// The API of a fresh server with the default 64 KiB body limit.
+    fn api(dir: &std::path::Path) -> Api {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("db.sqlite3")).unwrap());
+        app(AppState::new(
+            store,
+            Arc::new(ManualClock::new(1_800_000_000_000)),
+            Arc::new(SoftwareSigningKey::generate()),
+            Arc::new(crate::oidc::IdTokenKey::load_or_create(dir).unwrap()),
+            Arc::new(crate::oidc::PairwiseKey::load_or_create(dir).unwrap()),
+            Arc::new(crate::code_devices::seal::Kek::load_or_create(dir).unwrap()),
+            "admin-token-for-tests",
+            Config::default(),
+        ))
+    }
+
+    async fn call(api: &Api, request: Request) -> (StatusCode, String) {
+        let response = api.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn post(path: &str, declared: Option<usize>, body: Vec<u8>) -> Request {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(length) = declared {
+            request = request.header(header::CONTENT_LENGTH, length);
+        }
+        request.body(Body::from(body)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_declared_oversize_body_is_refused_on_every_path_before_any_handler() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = api(dir.path());
+        let limit = Config::default().max_body_bytes;
+        // A route, an unknown path (the 404 fallback) and a wrong method (the
+        // 405 fallback): each answers 413 for a body declared too long.
+        for (method, path) in [
+            (Method::POST, wire::PATH_PULL),
+            (Method::POST, "/v1/no-such-endpoint"),
+            (Method::PUT, "/v1/rp/requests"),
+        ] {
+            let mut request = post(path, Some(limit + 1), vec![b' '; limit + 1]);
+            *request.method_mut() = method;
+            let (status, body) = call(&api, request).await;
+            assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {body}");
+            assert!(body.contains("payload_too_large"), "{path}: {body}");
+        }
+        // At the limit the declared length passes the check (the pull then
+        // refuses the unsigned call, not its size).
+        let (status, body) =
+            call(&api, post(wire::PATH_PULL, Some(limit), vec![b' '; limit])).await;
+        assert_ne!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    }
+
+    #[tokio::test]
+    async fn an_undeclared_oversize_body_meets_the_body_limit_in_the_extractor() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = api(dir.path());
+        let limit = Config::default().max_body_bytes;
+        let big = format!("{{\"user_id\":\"{}\"}}", "a".repeat(limit));
+        let mut request = post("/v1/admin/identities", None, big.into_bytes());
+        request.headers_mut().insert(
+            header::AUTHORIZATION,
+            "Bearer admin-token-for-tests".parse().unwrap(),
+        );
+        let (status, body) = call(&api, request).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    }
+
+    #[tokio::test]
+    async fn the_token_batch_import_keeps_its_larger_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = api(dir.path());
+        let limit = Config::default().max_body_bytes;
+        assert!(admin::TOKEN_BATCH_MAX_BODY > limit + 1);
+        // Over the general limit, within the import's: the declared-size
+        // check lets it through (and the missing admin token refuses it).
+        let length = limit + 1;
+        let (status, body) = call(
+            &api,
+            post("/v1/admin/token-batches", Some(length), vec![b' '; length]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        // Over the import's own limit it is refused by its declared size.
+        let length = admin::TOKEN_BATCH_MAX_BODY + 1;
+        let (status, body) = call(
+            &api,
+            post("/v1/admin/token-batches", Some(length), vec![b' '; length]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    }
 }

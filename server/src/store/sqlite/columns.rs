@@ -198,21 +198,46 @@ id_column!(
     ServiceProviderId
 );
 
+/// Column `idx`, a blob, as bytes borrowed from the row (no copy).
+pub(super) fn blob_ref<'r>(row: &'r Row<'_>, idx: usize) -> rusqlite::Result<&'r [u8]> {
+    let value = row.get_ref(idx)?;
+    value
+        .as_blob()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, value.data_type(), Box::new(e)))
+}
+
+/// Column `idx`, a text, borrowed from the row (no copy): for stored JSON
+/// that is parsed at once.
+pub(super) fn text_ref<'r>(row: &'r Row<'_>, idx: usize) -> rusqlite::Result<&'r str> {
+    let value = row.get_ref(idx)?;
+    value
+        .as_str()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, value.data_type(), Box::new(e)))
+}
+
 pub(super) fn blob16(row: &Row<'_>, idx: usize) -> rusqlite::Result<[u8; 16]> {
-    let v: Vec<u8> = row.get(idx)?;
-    v.try_into()
+    blob_ref(row, idx)?
+        .try_into()
         .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, 16))
 }
 
+/// An optional 16-byte blob column.
+pub(super) fn opt_blob16(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<[u8; 16]>> {
+    if matches!(row.get_ref(idx)?, ValueRef::Null) {
+        return Ok(None);
+    }
+    blob16(row, idx).map(Some)
+}
+
 pub(super) fn blob32(row: &Row<'_>, idx: usize) -> rusqlite::Result<[u8; 32]> {
-    let v: Vec<u8> = row.get(idx)?;
-    v.try_into()
+    blob_ref(row, idx)?
+        .try_into()
         .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, 32))
 }
 
 pub(super) fn pubkey(row: &Row<'_>, idx: usize) -> rusqlite::Result<PublicKey> {
-    let v: Vec<u8> = row.get(idx)?;
-    PublicKey::from_sec1(&v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, 65))
+    PublicKey::from_sec1(blob_ref(row, idx)?)
+        .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, 65))
 }
 
 pub(super) fn u64_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
@@ -363,5 +388,35 @@ mod tests {
                 "the cause is kept"
             );
         }
+    }
+
+    #[test]
+    fn blobs_and_texts_are_read_in_place_and_checked_like_before() {
+        let c = Connection::open_in_memory().unwrap();
+        let key = eid_protocol::crypto::SoftwareSigningKey::generate();
+        let sec1 = key.public_key().as_bytes().to_vec();
+        c.query_row(
+            "SELECT ?1, ?2, NULL, ?3, ?4, 'text', ?5",
+            rusqlite::params![[7u8; 16], [9u8; 32], [1u8; 15], sec1, "{\"a\":1}"],
+            |r| {
+                assert_eq!(blob16(r, 0)?, [7u8; 16]);
+                assert_eq!(opt_blob16(r, 0)?, Some([7u8; 16]));
+                assert_eq!(blob32(r, 1)?, [9u8; 32]);
+                assert_eq!(opt_blob16(r, 2)?, None);
+                // A blob of the wrong length, NULL or a text is refused.
+                assert!(blob16(r, 3).is_err());
+                assert!(opt_blob16(r, 3).is_err());
+                assert!(blob32(r, 0).is_err());
+                assert!(blob16(r, 2).is_err());
+                assert!(blob16(r, 5).is_err());
+                assert_eq!(pubkey(r, 4)?.as_bytes(), sec1.as_slice());
+                assert!(pubkey(r, 0).is_err());
+                assert_eq!(text_ref(r, 6)?, "{\"a\":1}");
+                assert!(text_ref(r, 0).is_err());
+                assert!(text_ref(r, 2).is_err());
+                Ok(())
+            },
+        )
+        .unwrap();
     }
 }

@@ -104,6 +104,10 @@ pub(super) fn close_enrolment(
     Ok(())
 }
 
+/// The enrolment a request awaits a decision for, if any.
+pub(super) const ENROLMENT_OF_REQUEST_SQL: &str = "SELECT id, identity_id FROM device_enrolments \
+     WHERE request_id = ?1 AND state = 'awaiting_approval'";
+
 /// A decision on a new-device request moves its enrolment, in the decision's
 /// transaction: approval starts the waiting period, deny or report-fraud
 /// cancels. Other requests have no enrolment (one indexed look-up).
@@ -113,21 +117,26 @@ pub(super) fn decide_enrolment(
     outcome: Outcome,
     now: u64,
 ) -> rusqlite::Result<()> {
-    let approved = outcome == Outcome::Approve;
-    let sql = if approved {
-        "UPDATE device_enrolments SET state = 'waiting', usable_at_ms = ?2 + wait_ms \
-         WHERE request_id = ?1 AND state = 'awaiting_approval' RETURNING id, identity_id"
-    } else {
-        "UPDATE device_enrolments SET state = 'cancelled', closed_at_ms = ?2 \
-         WHERE request_id = ?1 AND state = 'awaiting_approval' RETURNING id, identity_id"
-    };
+    // Most decisions have no enrolment: a plain indexed read says so. An
+    // `UPDATE … RETURNING` would build and drop a temporary table on every
+    // decision, matched rows or not (SQLite runs RETURNING through one).
     let moved = c
-        .prepare_cached(sql)?
-        .query_row(params![Col(request_id), i64_of(now)], |r| {
+        .prepare_cached(ENROLMENT_OF_REQUEST_SQL)?
+        .query_row(params![Col(request_id)], |r| {
             Ok((col::<AuthenticatorId>(r, 0)?, col::<IdentityId>(r, 1)?))
         })
         .optional()?;
     if let Some((enrolment_id, identity_id)) = moved {
+        let approved = outcome == Outcome::Approve;
+        let sql = if approved {
+            "UPDATE device_enrolments SET state = 'waiting', usable_at_ms = ?2 + wait_ms \
+             WHERE request_id = ?1 AND state = 'awaiting_approval'"
+        } else {
+            "UPDATE device_enrolments SET state = 'cancelled', closed_at_ms = ?2 \
+             WHERE request_id = ?1 AND state = 'awaiting_approval'"
+        };
+        c.prepare_cached(sql)?
+            .execute(params![Col(request_id), i64_of(now)])?;
         let kind = if approved {
             SecurityEventKind::NewDeviceApproved
         } else {

@@ -10,10 +10,11 @@ use eid_protocol::{
     AuthenticatorId, IdentityId, Nonce16, Outcome, RequestEnvelopeBody, RequestId,
     ServiceProviderId, Signature,
 };
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::changes::{on_self_service_decision, open_changes_of};
-use super::columns::{Col, blob16, blob32, col, i64_of, json_err, u64_at};
+use super::columns::{Col, blob32, col, i64_of, json_err, opt_blob16, text_ref, u64_at};
 use super::enrolments::{ENROLMENT_COLUMNS, LIVE_ENROLMENT, decide_enrolment, enrolment_row};
 use super::identities::{load_authenticator, load_identity};
 use super::outbox::{EVENT_COLUMNS, event_row, insert_event};
@@ -29,16 +30,15 @@ pub(super) const REQUEST_SELECT: &str = "SELECT r.envelope, r.envelope_signature
      FROM requests r LEFT JOIN decisions d ON d.request_id = r.id";
 
 pub(super) fn request_row(row: &Row<'_>) -> rusqlite::Result<StoredRequest> {
-    let envelope_json: String = row.get(0)?;
+    // The stored JSON is parsed where it lies in the row, not copied first.
     let envelope: RequestEnvelopeBody =
-        serde_json::from_str(&envelope_json).map_err(|e| json_err(0, e))?;
+        serde_json::from_str(text_ref(row, 0)?).map_err(|e| json_err(0, e))?;
     let sig: Vec<u8> = row.get(1)?;
-    let decision = match row.get::<_, Option<Vec<u8>>>(4)? {
-        None => None,
-        Some(_) => {
-            let receipt_json: String = row.get(8)?;
+    let decision = match row.get_ref(4)? {
+        ValueRef::Null => None,
+        _ => {
             let receipt: SignedReceipt =
-                serde_json::from_str(&receipt_json).map_err(|e| json_err(8, e))?;
+                serde_json::from_str(text_ref(row, 8)?).map_err(|e| json_err(8, e))?;
             Some(DecisionRecord {
                 authenticator_id: col(row, 4)?,
                 outcome: col(row, 5)?,
@@ -479,6 +479,17 @@ pub(super) fn create_request_limited(
     Ok(CreateResult::Created)
 }
 
+/// The decider of [`decide`] (active, last counter, identity blocked, the
+/// identity, its every-use notices) and the request's provider.
+const DECIDER_SQL: &str = "SELECT a.state = 'active', a.last_counter, COALESCE(i.blocked, 1), \
+     a.identity_id, COALESCE(i.notify_every_use, 0), \
+     (SELECT r.service_provider_id FROM requests r WHERE r.id = ?2) \
+     FROM authenticators a LEFT JOIN identities i ON i.id = a.identity_id WHERE a.id = ?1";
+
+/// [`decide`]'s status update: exactly the requests a decision may close.
+const CLOSE_PENDING_SQL: &str = "UPDATE requests SET status = ?2 \
+     WHERE id = ?1 AND status = 'pending' AND expires_at_ms > ?3";
+
 /// The transaction of [`Store::decide`](crate::store::Store::decide).
 ///
 /// The checks that must hold atomically with the write are made in the
@@ -497,46 +508,49 @@ pub(super) fn decide(
 ) -> StoreResult<DecideResult> {
     // Only the columns the checks need: this runs on the single writer
     // thread, where parsing the stored JSON would serialize every
-    // decision behind it.
+    // decision behind it. The request's provider comes along (NULL when
+    // there is no such request), so that the status update below needs no
+    // RETURNING: SQLite runs every statement with RETURNING through a
+    // temporary table of its own, made and dropped on each run.
     let decider = c
-        .prepare_cached(
-            "SELECT a.state = 'active', a.last_counter, COALESCE(i.blocked, 1), a.identity_id, \
-             COALESCE(i.notify_every_use, 0) \
-             FROM authenticators a LEFT JOIN identities i ON i.id = a.identity_id WHERE a.id = ?1",
-        )?
-        .query_row(params![Col(record.authenticator_id)], |r| {
-            Ok((
-                r.get::<_, bool>(0)?,
-                u64_at(r, 1)?,
-                r.get::<_, bool>(2)?,
-                col::<IdentityId>(r, 3)?,
-                r.get::<_, bool>(4)?,
-            ))
-        })
+        .prepare_cached(DECIDER_SQL)?
+        .query_row(
+            params![Col(record.authenticator_id), Col(request_id)],
+            |r| {
+                Ok((
+                    r.get::<_, bool>(0)?,
+                    u64_at(r, 1)?,
+                    r.get::<_, bool>(2)?,
+                    col::<IdentityId>(r, 3)?,
+                    r.get::<_, bool>(4)?,
+                    opt_blob16(r, 5)?,
+                ))
+            },
+        )
         .optional()?;
     let refused = match decider {
         None => Some(DecideResult::NotAllowed),
-        Some((active, last_counter, blocked, _, _)) => {
+        Some((active, last_counter, blocked, ..)) => {
             policy::decider_allowed(active, blocked, record.counter, last_counter)
         }
     };
     let status = RequestStatus::from_outcome(record.outcome);
     // A pending request has no decision (a decision closes its request in
     // the same transaction), so the update also stands for "not decided".
+    // The provider was read in this transaction, on the single writer: the
+    // row it came from is the row the update changed.
     let provider = match (&refused, &decider) {
-        (None, Some(_)) => c
-            .prepare_cached(
-                "UPDATE requests SET status = ?2 \
-                 WHERE id = ?1 AND status = 'pending' AND expires_at_ms > ?3 \
-                 RETURNING service_provider_id",
-            )?
-            .query_row(params![Col(request_id), Col(status), i64_of(now_ms)], |r| {
-                blob16(r, 0)
-            })
-            .optional()?,
+        (None, Some((.., Some(provider)))) => {
+            let updated = c.prepare_cached(CLOSE_PENDING_SQL)?.execute(params![
+                Col(request_id),
+                Col(status),
+                i64_of(now_ms)
+            ])?;
+            (updated == 1).then_some(*provider)
+        }
         _ => None,
     };
-    let (Some(provider), Some((_, _, _, identity_id, notify_every_use))) = (provider, decider)
+    let (Some(provider), Some((_, _, _, identity_id, notify_every_use, _))) = (provider, decider)
     else {
         return decide_refused(c, request_id, refused, now_ms);
     };
@@ -809,5 +823,37 @@ mod tests {
         let bound = "SELECT id FROM security_events WHERE identity_id = ?1 AND id > ?2 \
                      ORDER BY id LIMIT ?3";
         assert!(reprepared(&c, bound, &[50]) > 0);
+    }
+
+    /// How many temporary tables (`OpenEphemeral`) a run of `sql` makes.
+    fn temporary_tables(c: &Connection, sql: &str) -> usize {
+        let mut stmt = c.prepare(&format!("EXPLAIN {sql}")).unwrap();
+        // The parameters stay unbound: EXPLAIN only lists the program.
+        let mut rows = stmt.raw_query();
+        let mut count = 0;
+        while let Some(row) = rows.next().unwrap() {
+            if row.get::<_, String>(1).unwrap() == "OpenEphemeral" {
+                count += 1;
+            }
+        }
+        count
+    }
+
+    #[test]
+    fn a_decision_reads_its_decider_and_enrolment_without_temporary_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        drop(super::super::SqliteStore::open(&path).unwrap());
+        let c = super::super::connection::open_connection(&path).unwrap();
+        assert_eq!(temporary_tables(&c, DECIDER_SQL), 0);
+        assert_eq!(
+            temporary_tables(&c, super::super::enrolments::ENROLMENT_OF_REQUEST_SQL),
+            0
+        );
+        // The status update keeps one: the requests' CHECK (status IN five
+        // names) is looked up in one. RETURNING would add another.
+        let update = temporary_tables(&c, CLOSE_PENDING_SQL);
+        let returning = format!("{CLOSE_PENDING_SQL} RETURNING service_provider_id");
+        assert_eq!(temporary_tables(&c, &returning), update + 1);
     }
 }
