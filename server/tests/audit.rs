@@ -57,10 +57,6 @@ async fn raw_post(
     (status, resp.json().await.ok())
 }
 
-fn database(h: &Harness) -> rusqlite::Connection {
-    rusqlite::Connection::open(h.dir.path().join("eid-server.sqlite3")).unwrap()
-}
-
 #[tokio::test]
 async fn a_support_agent_blocks_with_a_reason_and_the_audit_row_names_them() {
     let h = Harness::start().await;
@@ -285,7 +281,7 @@ async fn audit_rows_cannot_be_updated_or_deleted_even_with_raw_sql() {
         .await
         .unwrap();
 
-    let db = database(&h);
+    let db = h.database();
     let count = |db: &rusqlite::Connection| -> i64 {
         db.query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))
             .unwrap()
@@ -324,7 +320,7 @@ async fn the_persons_block_event_points_to_the_audit_row_of_the_support_agent() 
     let unblock = rows.iter().find(|r| r.action == "unblock").unwrap();
     assert_eq!(block.agent_id, Some(agent_id));
 
-    let db = database(&h);
+    let db = h.database();
     let event_audit = |kind: &str| -> Option<i64> {
         db.query_row(
             "SELECT audit_id FROM security_events WHERE kind = ?1",

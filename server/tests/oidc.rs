@@ -59,10 +59,6 @@ fn request(sp: ServiceProviderId) -> RegisterOidcClientRequest {
     }
 }
 
-fn database(h: &Harness) -> rusqlite::Connection {
-    rusqlite::Connection::open(h.dir.path().join("eid-server.sqlite3")).unwrap()
-}
-
 /// The message of a typed server error with this code.
 #[track_caller]
 fn message<T: std::fmt::Debug>(result: Result<T, ApiFailure>, code: ErrorCode) -> String {
@@ -105,7 +101,8 @@ async fn an_administrator_registers_a_client_whose_secret_is_shown_once_and_stor
 
     // Stored: the secret's SHA-256 and the key in its RFC 7638 form, never
     // the secret itself.
-    let (hash, jwk, sector): (Vec<u8>, String, String) = database(&h)
+    let (hash, jwk, sector): (Vec<u8>, String, String) = h
+        .database()
         .query_row(
             "SELECT secret_sha256, jwk, sector FROM oidc_clients WHERE client_id = ?1",
             [&client.client_id],
@@ -118,7 +115,8 @@ async fn an_administrator_registers_a_client_whose_secret_is_shown_once_and_stor
         r#"{"crv":"P-256","kty":"EC","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#
     );
     assert_eq!(sector, "bank.example");
-    let secret_stored: bool = database(&h)
+    let secret_stored: bool = h
+        .database()
         .query_row(
             "SELECT EXISTS (SELECT 1 FROM oidc_clients WHERE redirect_uris LIKE ?1 \
              OR scopes LIKE ?1 OR jwk LIKE ?1)",
@@ -148,7 +146,8 @@ async fn an_rsa_key_of_2048_bits_is_registered_in_its_thumbprint_form() {
         client.token_endpoint_auth_methods,
         [OidcClientAuthMethod::PrivateKeyJwt]
     );
-    let jwk: String = database(&h)
+    let jwk: String = h
+        .database()
         .query_row(
             "SELECT jwk FROM oidc_clients WHERE client_id = ?1",
             [&client.client_id],
@@ -213,7 +212,8 @@ async fn a_support_agent_may_not_register_a_client_and_the_refusal_is_audited() 
     assert_eq!(audit[0].action, "register_oidc_client");
     assert_eq!(audit[0].outcome, "refused_role");
     assert_eq!(audit[0].agent_id, Some(created.agent.agent_id));
-    let clients: u32 = database(&h)
+    let clients: u32 = h
+        .database()
         .query_row("SELECT COUNT(*) FROM oidc_clients", [], |r| r.get(0))
         .unwrap();
     assert_eq!(clients, 0);
@@ -307,7 +307,8 @@ async fn registrations_that_break_the_rules_are_refused_with_the_field_named() {
         "no such service provider"
     );
     // None of them stored a client or an audit row of a registration.
-    let clients: u32 = database(&h)
+    let clients: u32 = h
+        .database()
         .query_row("SELECT COUNT(*) FROM oidc_clients", [], |r| r.get(0))
         .unwrap();
     assert_eq!(clients, 0);

@@ -242,13 +242,9 @@ async fn sign_in(h: &Harness, browser: &mut Browser, phone: &mut SoftPhone) -> P
     overview
 }
 
-fn database(h: &Harness) -> rusqlite::Connection {
-    rusqlite::Connection::open(h.dir.path().join("eid-server.sqlite3")).unwrap()
-}
-
 /// Deliveries of events of `kind` to `address`.
 fn deliveries_to(h: &Harness, kind: &str, address: &str) -> i64 {
-    database(h)
+    h.database()
         .query_row(
             "SELECT COUNT(*) FROM event_deliveries d JOIN security_events e ON e.id = d.event_id \
              WHERE e.kind = ?1 AND d.address = ?2",
@@ -259,14 +255,10 @@ fn deliveries_to(h: &Harness, kind: &str, address: &str) -> i64 {
 }
 
 fn open_changes(h: &Harness) -> i64 {
-    database(h)
-        .query_row(
-            "SELECT COUNT(*) FROM self_service_changes WHERE state IN \
+    h.count(
+        "SELECT COUNT(*) FROM self_service_changes WHERE state IN \
              ('awaiting_first_login', 'waiting_second_login', 'awaiting_second_login')",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap()
+    )
 }
 
 /// Starts a phone change from the overview and approves its first login.
@@ -608,13 +600,7 @@ async fn a_sign_in_writes_as_much_for_an_unknown_user_id_as_for_a_known_one() {
     let h = server().await;
     let _phone = person(&h).await;
     let rows = |h: &Harness| -> i64 {
-        database(h)
-            .query_row(
-                "SELECT (SELECT COUNT(*) FROM requests) + (SELECT COUNT(*) FROM nonces)",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap()
+        h.count("SELECT (SELECT COUNT(*) FROM requests) + (SELECT COUNT(*) FROM nonces)")
     };
     let mut written = Vec::new();
     for user_id in [USER, "Nobody#1900z"] {
@@ -1528,7 +1514,7 @@ async fn the_device_page_refuses_a_form_without_its_token_and_access_codes_that_
 
 /// Code-device requests the server ever created, whatever became of them.
 fn code_device_requests_created(h: &Harness) -> i64 {
-    database(h)
+    h.database()
         .query_row(
             r#"SELECT COUNT(*) FROM requests WHERE envelope LIKE '%"kind":"code_device"%'"#,
             [],
@@ -1666,13 +1652,7 @@ async fn the_chip_step_looks_the_same_twice_for_a_user_id_with_and_without_a_chi
 /// nonce (the client's assertion `jti`s land in the nonces too, alike for
 /// both).
 fn chip_step_rows(h: &Harness) -> i64 {
-    database(h)
-        .query_row(
-            "SELECT (SELECT COUNT(*) FROM chip_ceremonies) + (SELECT COUNT(*) FROM nonces)",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap()
+    h.count("SELECT (SELECT COUNT(*) FROM chip_ceremonies) + (SELECT COUNT(*) FROM nonces)")
 }
 
 /// A commit waits for its fsync, which takes milliseconds: a chip step that

@@ -71,6 +71,16 @@ impl Harness {
         self.server.as_ref().unwrap()
     }
 
+    /// The server's SQLite database, for what the API does not show.
+    pub fn database(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.path().join("eid-server.sqlite3")).unwrap()
+    }
+
+    /// The one number `sql` selects from the server's database.
+    pub fn count(&self, sql: &str) -> i64 {
+        self.database().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
     pub fn now(&self) -> u64 {
         use eid_server::Clock;
         self.clock.now_ms()

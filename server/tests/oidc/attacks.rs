@@ -128,13 +128,7 @@ async fn typing_a_user_id_writes_as_much_whether_or_not_a_request_is_made() {
     let _person = person(&h, USER).await;
     let client = register(&h, sp, KeyKind::Secret, "https://bank.example/cb").await;
     let rows = |h: &Harness| -> i64 {
-        database(h)
-            .query_row(
-                "SELECT (SELECT COUNT(*) FROM requests) + (SELECT COUNT(*) FROM nonces)",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap()
+        h.count("SELECT (SELECT COUNT(*) FROM requests) + (SELECT COUNT(*) FROM nonces)")
     };
     let mut written = Vec::new();
     // A real request, then the same person at their pending cap, then a
@@ -211,10 +205,8 @@ async fn get(h: &Harness, path: &str, cookie: Option<&str>) -> (u16, String, Str
 }
 
 /// How many requests the store holds.
-fn requests(h: &Harness) -> u32 {
-    database(h)
-        .query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))
-        .unwrap()
+fn requests(h: &Harness) -> i64 {
+    h.count("SELECT COUNT(*) FROM requests")
 }
 
 #[tokio::test]
@@ -466,7 +458,8 @@ async fn user_ids_posted_at_once_in_one_login_leave_one_request_in_the_app() {
     for resp in futures::future::join_all(posts).await {
         assert_eq!(resp.unwrap().status().as_u16(), 303);
     }
-    let pending: u32 = database(&h)
+    let pending: u32 = h
+        .database()
         .query_row(
             "SELECT COUNT(*) FROM requests WHERE status = 'pending'",
             [],

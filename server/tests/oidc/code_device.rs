@@ -674,14 +674,10 @@ async fn wrong_access_codes_sent_at_once_are_not_all_tried() {
 async fn a_wrong_code_costs_one_durable_write_whether_or_not_the_user_id_has_the_device() {
     let (h, bank) = bank_and_code_display().await;
     let rows = || -> i64 {
-        database(&h)
-            .query_row(
-                "SELECT (SELECT COUNT(*) FROM nonces) \
+        h.count(
+            "SELECT (SELECT COUNT(*) FROM nonces) \
                  + (SELECT COALESCE(SUM(failures), 0) FROM code_devices)",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap()
+        )
     };
     let mut written = Vec::new();
     for (user_id, method) in [
@@ -710,14 +706,10 @@ async fn an_activation_in_the_app_writes_as_much_for_an_unknown_user_id_as_for_a
     let other_seed: &[u8] = &[7; 20];
     let portal = SelfServiceClient::new(h.endpoint.clone());
     let rows = || -> i64 {
-        database(&h)
-            .query_row(
-                "SELECT (SELECT COUNT(*) FROM requests) + (SELECT COUNT(*) FROM nonces) \
+        h.count(
+            "SELECT (SELECT COUNT(*) FROM requests) + (SELECT COUNT(*) FROM nonces) \
                  + (SELECT COUNT(*) FROM code_devices WHERE pending_request_id IS NOT NULL)",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap()
+        )
     };
     let mut written = Vec::new();
     for user_id in ["nobody.here", USER] {

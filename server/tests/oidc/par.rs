@@ -29,7 +29,8 @@ async fn a_client_with_a_secret_pushes_a_request_and_gets_a_request_uri_for_60_s
 
     // Stored under the hash of the whole request_uri, with the checked
     // parameters and the default reference text.
-    let (hash, params, expires): (Vec<u8>, String, u64) = database(&h)
+    let (hash, params, expires): (Vec<u8>, String, u64) = h
+        .database()
         .query_row(
             "SELECT request_uri_sha256, params, request_uri_expires_at_ms FROM oidc_logins",
             [],
@@ -147,7 +148,8 @@ async fn broken_client_credentials_are_refused_as_invalid_client_and_store_nothi
         c
     };
     let (other_key_pkcs8, _) = ec_key();
-    let stored_jwk: String = database(&h)
+    let stored_jwk: String = h
+        .database()
         .query_row(
             "SELECT jwk FROM oidc_clients WHERE client_id = ?1",
             [&ec.id],
@@ -542,7 +544,8 @@ async fn a_reference_text_is_stored_normalized_and_the_danish_default_passes_the
     let answer = post_form(&h, PAR, &auth, &pairs(&danish)).await;
     assert_eq!(answer.status, 201, "{}", answer.body);
 
-    let stored: Vec<serde_json::Value> = database(&h)
+    let stored: Vec<serde_json::Value> = h
+        .database()
         .prepare("SELECT params FROM oidc_logins ORDER BY created_at_ms, rowid")
         .unwrap()
         .query_map([], |r| r.get::<_, String>(0))

@@ -363,14 +363,9 @@ pub async fn push(h: &Harness, client: &TestClient) -> String {
     answer.body["request_uri"].as_str().unwrap().to_owned()
 }
 
-/// The database, for what the API does not show.
-pub fn database(h: &Harness) -> rusqlite::Connection {
-    rusqlite::Connection::open(h.dir.path().join("eid-server.sqlite3")).unwrap()
-}
-
 /// How many logins are stored.
 pub fn logins(h: &Harness) -> u32 {
-    database(h)
+    h.database()
         .query_row("SELECT COUNT(*) FROM oidc_logins", [], |r| r.get(0))
         .unwrap()
 }
