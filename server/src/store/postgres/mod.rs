@@ -536,8 +536,19 @@ impl Store for PostgresStore {
                 requests::create_at_once(t, &r, &j, &l, now_ms)
             })?
         };
-        if let requests::CreateAtOnce::Done(result) = at_once {
-            return Ok(result);
+        match at_once {
+            requests::CreateAtOnce::Done(result) => return Ok(result),
+            requests::CreateAtOnce::AgainstTheRules => {
+                let id = request.envelope.request_id;
+                tx!(self.write_locked, [], |t| requests::cancel_pending_request(
+                    t, &id
+                ))?;
+                tracing::error!("a request inserted in one flight against the rules was withdrawn");
+                return Err(StoreError::Inconsistent(
+                    "a request inserted that the rules refuse",
+                ));
+            }
+            requests::CreateAtOnce::Longer => {}
         }
         if locked {
             tx!(self.write_locked, [request, envelope_json, limits], |t| {

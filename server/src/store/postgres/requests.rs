@@ -894,6 +894,13 @@ pub(super) enum CreateAtOnce {
     /// refusal's event or its wait need more), and
     /// [`create_request_limited`] judges afresh in a transaction of its own.
     Longer,
+    /// Never, while the guard is each refusal's negation: the guard
+    /// inserted (and the `COMMIT` in the same flight kept) a request the
+    /// rules refuse. The caller cancels it ([`cancel_pending_request`], no
+    /// webhook: its provider was never told of it) and answers an
+    /// error, so a rule added to the judging and not to the guard can never
+    /// leave a request the rules refused in a person's app.
+    AgainstTheRules,
 }
 
 /// The statement of [`create_at_once`] for `windows` and holds on or off:
@@ -1035,9 +1042,7 @@ pub(super) async fn create_at_once(
         (Some(CreateResult::Created), false) | (None, false) => Ok(CreateAtOnce::Longer),
         (Some(refused), false) => Ok(CreateAtOnce::Done(refused)),
         // Never: each part of the guard is the negation of one refusal.
-        (_, true) => Err(StoreError::Inconsistent(
-            "a request inserted that the rules refuse",
-        )),
+        (_, true) => Ok(CreateAtOnce::AgainstTheRules),
     }
 }
 

@@ -883,6 +883,7 @@ async fn at_once(
     match done {
         super::requests::CreateAtOnce::Done(result) => (Some(result), stored),
         super::requests::CreateAtOnce::Longer => (None, stored),
+        super::requests::CreateAtOnce::AgainstTheRules => panic!("inserted against the rules"),
     }
 }
 
