@@ -282,7 +282,7 @@ async fn creates_at_both_isolations_at_once_never_exceed_the_pending_cap() {
     };
 
     use crate::store::{
-        CreateResult, Identity, RequestLimits, ServiceProvider, Store, StoredRequest, Window,
+        CreateResult, Identity, RequestLimits, ServiceProvider, Store, StoredRequest,
     };
 
     let Some(db) = scratch().await else {
@@ -312,9 +312,7 @@ async fn creates_at_both_isolations_at_once_never_exceed_the_pending_cap() {
         .create_service_provider(bank.clone())
         .await
         .unwrap();
-    let start = Arc::new(tokio::sync::Barrier::new(60));
-    let mut tasks = Vec::new();
-    for i in 0..60 {
+    let results = create_at_once_on_two(&stores, 60, NOW, |_| {
         let request = StoredRequest {
             envelope: RequestEnvelopeBody {
                 request_id: RequestId::random(),
@@ -333,25 +331,12 @@ async fn creates_at_both_isolations_at_once_never_exceed_the_pending_cap() {
             status: RequestStatus::Pending,
             decision: None,
         };
-        let mut limits = RequestLimits::pending_only(5);
-        if i % 2 == 1 {
-            limits.per_provider = vec![Window {
-                window_ms: 60_000,
-                limit: 1_000,
-            }];
-        }
-        let (store, start) = (Arc::clone(&stores[i % 4 / 2]), Arc::clone(&start));
-        tasks.push(tokio::spawn(async move {
-            start.wait().await;
-            store
-                .create_request_limited(request, limits, NOW)
-                .await
-                .unwrap()
-        }));
-    }
+        (request, RequestLimits::pending_only(5))
+    })
+    .await;
     let mut created = 0;
-    for task in tasks {
-        match task.await.unwrap() {
+    for result in results {
+        match result {
             CreateResult::Created => created += 1,
             other => assert_eq!(other, CreateResult::TooManyPending),
         }
@@ -1033,11 +1018,8 @@ async fn concurrent_creates_in_one_flight_never_exceed_a_window() {
     let stores: [Arc<super::PostgresStore>; 2] =
         [Arc::new(db.store().await), Arc::new(db.store().await)];
     let scene = create_scene(&*stores[0]).await;
-    let start = Arc::new(tokio::sync::Barrier::new(40));
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let request = scene_login(scene.anna.id, &scene.bank, SCENE_T0);
-        let mut limits = RequestLimits {
+    let results = create_at_once_on_two(&stores, 40, SCENE_T0, |_| {
+        let limits = RequestLimits {
             max_pending: 1_000,
             per_identity: vec![Window {
                 window_ms: 60_000,
@@ -1046,24 +1028,12 @@ async fn concurrent_creates_in_one_flight_never_exceed_a_window() {
             fraud_hold_ms: 60_000,
             ..RequestLimits::default()
         };
-        if i % 2 == 1 {
-            limits.per_provider = vec![Window {
-                window_ms: 60_000,
-                limit: 1_000,
-            }];
-        }
-        let (store, start) = (Arc::clone(&stores[i % 4 / 2]), Arc::clone(&start));
-        tasks.push(tokio::spawn(async move {
-            start.wait().await;
-            store
-                .create_request_limited(request, limits, SCENE_T0)
-                .await
-                .unwrap()
-        }));
-    }
+        (scene_login(scene.anna.id, &scene.bank, SCENE_T0), limits)
+    })
+    .await;
     let mut created = 0;
-    for task in tasks {
-        match task.await.unwrap() {
+    for result in results {
+        match result {
             CreateResult::Created => created += 1,
             other => assert!(
                 matches!(other, CreateResult::RateLimited { .. }),
@@ -1159,4 +1129,44 @@ async fn a_pull_with_its_nonce_answers_once_even_when_sent_at_once_to_two_replic
         assert_eq!(answered, 1, "{} account(s)", ids.len());
         assert!(stores[0].nonce_seen(nonce).await.unwrap());
     }
+}
+
+/// `n` creates at once (behind one barrier), in turn on the two replicas'
+/// stores, each request and its limits from `make`; every second one also
+/// has a per-provider window (1,000 a minute), which runs it
+/// `SERIALIZABLE` instead of under the identity's row lock. Their answers.
+async fn create_at_once_on_two<S: crate::store::Store + ?Sized + 'static>(
+    stores: &[std::sync::Arc<S>; 2],
+    n: usize,
+    now_ms: u64,
+    mut make: impl FnMut(usize) -> (crate::store::StoredRequest, crate::store::RequestLimits),
+) -> Vec<crate::store::CreateResult> {
+    use std::sync::Arc;
+
+    use crate::store::Window;
+
+    let start = Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (request, mut limits) = make(i);
+        if i % 2 == 1 {
+            limits.per_provider = vec![Window {
+                window_ms: 60_000,
+                limit: 1_000,
+            }];
+        }
+        let (store, start) = (Arc::clone(&stores[i % 4 / 2]), Arc::clone(&start));
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            store
+                .create_request_limited(request, limits, now_ms)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
 }
