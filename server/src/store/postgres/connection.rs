@@ -101,6 +101,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0015_decide_function",
         include_str!("../../../migrations/postgres/0015_decide_function.sql"),
     ),
+    (
+        "0016_checks_without_temporary_tables",
+        include_str!("../../../migrations/postgres/0016_checks_without_temporary_tables.sql"),
+    ),
 ];
 
 /// The advisory lock replicas take while migrating, so several starting at

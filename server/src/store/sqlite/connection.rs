@@ -94,7 +94,26 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/sqlite/0015_decide_function.sql"
         )),
+        // Rebuilds two tables: run with foreign keys off (`SqliteStore::open`)
+        // and checked before it commits.
+        M::up(include_str!(
+            "../../../migrations/sqlite/0016_checks_without_temporary_tables.sql"
+        ))
+        .foreign_key_check(),
     ])
+}
+
+/// Brings the database to the latest schema. Foreign keys are off while the
+/// migrations run: a migration that rebuilds a table (0016) drops the old
+/// one, which with foreign keys on would delete its rows' children or fail,
+/// and the setting cannot change inside a migration's transaction. A
+/// rebuilding migration checks the keys itself before it commits
+/// (`foreign_key_check`); the keys are on again before anything else runs.
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let migrated = migrations().to_latest(conn);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(migrated?)
 }
 
 /// Opens one connection with the durability settings every connection
@@ -124,7 +143,7 @@ impl SqliteStore {
         let mut writer_conn = open_connection(path)?;
         // Only the writer commits, so only its setting starts checkpoints.
         writer_conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
-        migrations().to_latest(&mut writer_conn)?;
+        migrate(&mut writer_conn)?;
         let readers = (0..READERS)
             .map(|_| open_reader(path))
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -341,14 +360,200 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 15, "existing databases must find their version");
+        assert_eq!(version, 16, "existing databases must find their version");
         // Opening again applies nothing and keeps the version.
         drop(SqliteStore::open(&path).unwrap());
         let again: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(again, 15);
+        assert_eq!(again, 16);
         migrations().validate().unwrap();
+    }
+
+    /// Rows of a database at version 15 (before the tables' rebuild).
+    const V15_ROWS: &str = "
+        INSERT INTO identities (id, user_id, user_id_folded, created_at_ms)
+            VALUES (x'01', 'alice', 'alice', 1);
+        INSERT INTO service_providers (id, name, api_key_sha256, created_at_ms)
+            VALUES (x'02', 'shop', x'aa', 1);
+        INSERT INTO authenticators (id, identity_id, device_public_key, pin_public_key, state,
+                last_counter, activated_at_ms)
+            VALUES (x'03', x'01', x'd0', x'e0', 'active', 9, 1);
+        INSERT INTO requests (rowid, id, identity_id, service_provider_id, envelope,
+                envelope_signature, binding_code, status, created_at_ms, expires_at_ms,
+                binding_failures)
+            VALUES (40, x'10', x'01', x'02', '{\"e\":1}', x'51', '42', 'approved', 5, 6, 2),
+                   (41, x'11', x'01', x'02', '{\"e\":2}', x'52', NULL, 'pending', 7, 8, 0),
+                   (45, x'12', x'01', x'02', '{\"e\":3}', x'53', NULL, 'cancelled', 9, 10, 0);
+        INSERT INTO decisions (rowid, request_id, authenticator_id, outcome, counter,
+                decision_sha256, receipt, decided_at_ms, identity_id, call_verdict)
+            VALUES (77, x'10', x'03', 'approve', 9, x'd5', '{\"r\":1}', 6, x'01', 'allowed');
+        INSERT INTO call_stops (request_id, authenticator_id, call_context, stopped_at_ms)
+            VALUES (x'12', x'03', '{}', 9);
+        INSERT INTO device_enrolments (id, identity_id, request_id, device_public_key,
+                pin_public_key, code, state, requested_at_ms, expires_at_ms, wait_ms)
+            VALUES (x'20', x'01', x'11', x'd1', x'e1', 'c', 'awaiting_approval', 7, 8, 0);
+    ";
+
+    /// Every row of both rebuilt tables, with its rowid, in rowid order.
+    fn requests_and_decisions(c: &Connection) -> Vec<String> {
+        let mut out = Vec::new();
+        for sql in [
+            "SELECT rowid, quote(id), quote(identity_id), quote(service_provider_id), envelope, \
+             quote(envelope_signature), quote(binding_code), status, created_at_ms, \
+             expires_at_ms, binding_failures FROM requests ORDER BY rowid",
+            "SELECT rowid, quote(request_id), quote(authenticator_id), outcome, counter, \
+             quote(decision_sha256), receipt, decided_at_ms, quote(identity_id), call_verdict \
+             FROM decisions ORDER BY rowid",
+        ] {
+            let mut stmt = c.prepare(sql).unwrap();
+            let n = stmt.column_count();
+            let mut rows = stmt.query([]).unwrap();
+            while let Some(row) = rows.next().unwrap() {
+                let fields: Vec<String> = (0..n)
+                    .map(|i| match row.get_ref(i).unwrap() {
+                        rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                        v => v.as_str().unwrap().to_owned(),
+                    })
+                    .collect();
+                out.push(fields.join("|"));
+            }
+        }
+        out
+    }
+
+    /// Migration 0016 rebuilds the requests and decisions tables: a database
+    /// with rows at version 15 keeps every row, its rowid (the journal's
+    /// cursor) and its children, the indexes are made again, and the foreign
+    /// keys hold and are on again afterwards.
+    #[tokio::test]
+    async fn the_rebuild_of_version_16_keeps_every_row_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        let before = {
+            let mut c = open_connection(&path).unwrap();
+            c.pragma_update(None, "foreign_keys", "OFF").unwrap();
+            migrations().to_version(&mut c, 15).unwrap();
+            c.pragma_update(None, "foreign_keys", "ON").unwrap();
+            c.execute_batch(V15_ROWS).unwrap();
+            requests_and_decisions(&c)
+        };
+        assert_eq!(before.len(), 4);
+        assert!(before[0].starts_with("40|X'10'|"), "{before:?}");
+        assert!(before[3].starts_with("77|X'10'|"), "{before:?}");
+        let store = SqliteStore::open(&path).unwrap();
+        let c = open_connection(&path).unwrap();
+        let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, 16);
+        assert_eq!(requests_and_decisions(&c), before);
+        let indexes: Vec<String> = c
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'index' \
+                 AND tbl_name IN ('requests', 'decisions') ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "decisions_by_identity",
+                "requests_by_identity_created",
+                "requests_by_provider_created",
+                "requests_pending",
+                "sqlite_autoindex_decisions_1",
+                "sqlite_autoindex_requests_1",
+            ]
+        );
+        let children: i64 = c
+            .query_row(
+                "SELECT (SELECT count(*) FROM call_stops s JOIN requests r ON r.id = s.request_id) \
+                 + (SELECT count(*) FROM device_enrolments e JOIN requests r ON r.id = e.request_id)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(children, 2);
+        let violations: i64 = c
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(violations, 0);
+        // The other tables still point at the rebuilt ones by name.
+        let sql: String = c
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = 'call_stops'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.contains("REFERENCES requests(id)"), "{sql}");
+        // The store's own connections have their foreign keys on again, and a
+        // request for a missing identity is refused.
+        let on: i64 = store
+            .write(|c| Ok(c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(on, 1);
+        let refused = store
+            .write(|c| {
+                Ok(c.execute(
+                    "INSERT INTO requests (id, identity_id, service_provider_id, envelope, \
+                     envelope_signature, status, created_at_ms, expires_at_ms) \
+                     VALUES (x'13', x'99', x'02', '{}', x'00', 'pending', 1, 2)",
+                    [],
+                )?)
+            })
+            .await;
+        assert!(refused.is_err(), "{refused:?}");
+    }
+
+    /// The constraints of 0016 take exactly the values of the `IN` lists they
+    /// replace, and refuse any other, on a database made new and on one
+    /// migrated from version 15.
+    #[test]
+    fn the_rewritten_checks_refuse_what_the_lists_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        {
+            let mut c = open_connection(&path).unwrap();
+            c.pragma_update(None, "foreign_keys", "OFF").unwrap();
+            migrations().to_version(&mut c, 15).unwrap();
+            c.pragma_update(None, "foreign_keys", "ON").unwrap();
+            c.execute_batch(V15_ROWS).unwrap();
+        }
+        drop(SqliteStore::open(&path).unwrap());
+        let c = open_connection(&path).unwrap();
+        let set_status = |s: &str| {
+            c.execute("UPDATE requests SET status = ?1 WHERE id = x'11'", [s])
+        };
+        for good in ["pending", "approved", "denied", "fraud_reported", "cancelled"] {
+            set_status(good).unwrap();
+        }
+        for bad in ["", "Pending", "pending ", "expired", "approve"] {
+            let e = set_status(bad).unwrap_err();
+            assert!(e.to_string().contains("CHECK constraint failed"), "{bad}: {e}");
+        }
+        let null = c.execute("UPDATE requests SET status = NULL WHERE id = x'11'", []);
+        assert!(null.is_err());
+        let set_verdict = |v: &str| {
+            c.execute("UPDATE decisions SET call_verdict = ?1 WHERE request_id = x'10'", [v])
+        };
+        for good in ["clear", "allowed", "flagged"] {
+            set_verdict(good).unwrap();
+        }
+        for bad in ["", "Clear", "blocked"] {
+            let e = set_verdict(bad).unwrap_err();
+            assert!(e.to_string().contains("CHECK constraint failed"), "{bad}: {e}");
+        }
+        // An integer is not the text '1': the column's TEXT affinity makes it
+        // text, which no name equals.
+        assert!(set_verdict("1").is_err());
+        let status: String = c
+            .query_row("SELECT status FROM requests WHERE id = x'11'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(status, "cancelled", "the refused updates changed nothing");
     }
 
     #[tokio::test]
