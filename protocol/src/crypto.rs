@@ -80,7 +80,7 @@ impl fmt::Debug for PublicKey {
 
 impl Serialize for PublicKey {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::wire::b64::encode(&self.0))
+        crate::wire::b64::serialize_bytes(&self.0, s)
     }
 }
 
@@ -113,7 +113,7 @@ impl fmt::Debug for Signature {
 
 impl Serialize for Signature {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::wire::b64::encode(&self.0))
+        crate::wire::b64::serialize_bytes(&self.0, s)
     }
 }
 

@@ -31,7 +31,7 @@ macro_rules! id_type {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&hex::encode(self.0))
+                f.write_str(hex16(&self.0, &mut [0; 32]).map_err(|_| fmt::Error)?)
             }
         }
 
@@ -50,7 +50,7 @@ macro_rules! id_type {
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&hex::encode(self.0))
+                serialize_hex16(&self.0, s)
             }
         }
 
@@ -75,6 +75,25 @@ macro_rules! id_type {
         #[cfg(feature = "openapi")]
         impl utoipa::ToSchema for $name {}
     };
+}
+
+/// `bytes` as 32 lowercase hex digits written into `buf` (the text of
+/// `hex::encode`, without a `String`).
+pub(crate) fn hex16<'a>(
+    bytes: &[u8; 16],
+    buf: &'a mut [u8; 32],
+) -> Result<&'a str, std::str::Utf8Error> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in buf.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
+    std::str::from_utf8(buf)
+}
+
+/// Serializes 16 bytes as 32 lowercase hex digits, from a stack buffer.
+pub(crate) fn serialize_hex16<S: Serializer>(bytes: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(hex16(bytes, &mut [0; 32]).map_err(serde::ser::Error::custom)?)
 }
 
 fn parse_hex16(s: &str) -> Result<[u8; 16], IdParseError> {
@@ -128,5 +147,23 @@ mod tests {
         assert_eq!("AB".repeat(16).parse::<RequestId>(), Err(IdParseError));
         assert_eq!("ab".repeat(15).parse::<RequestId>(), Err(IdParseError));
         assert_eq!("zz".repeat(16).parse::<RequestId>(), Err(IdParseError));
+    }
+
+    /// The ids' text is written without a `String` now: the same digits as
+    /// `hex::encode`, in `Display` and in JSON alike, for every byte value.
+    #[test]
+    fn ids_are_written_as_hex_encode_writes_them() {
+        let mut all = [0u8; 256];
+        for (i, b) in all.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        for chunk in all.chunks_exact(16) {
+            let id = ServiceProviderId(chunk.try_into().unwrap());
+            let hex = hex::encode(chunk);
+            assert_eq!(id.to_string(), hex);
+            assert_eq!(format!("{id:?}"), format!("ServiceProviderId({hex})"));
+            assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{hex}\""));
+            assert_eq!(serde_json::to_string(&RequestId(id.0)).unwrap(), format!("\"{hex}\""));
+        }
     }
 }

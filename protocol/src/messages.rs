@@ -453,7 +453,7 @@ mod hex_16 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(super) fn serialize<S: Serializer>(v: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
+        crate::ids::serialize_hex16(v, s)
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 16], D::Error> {

@@ -74,6 +74,25 @@ pub mod b64 {
         URL_SAFE_NO_PAD.decode(text)
     }
 
+    /// Inputs up to this many bytes are encoded on the stack when serialized:
+    /// every key (65 bytes), signature (at most 72) and hash (32) the
+    /// protocol has.
+    const STACK_BYTES: usize = 96;
+
+    /// Serializes bytes as unpadded base64url: the same text as
+    /// [`encode`], written from a stack buffer instead of a new `String`
+    /// (a longer input takes the `String`).
+    pub fn serialize_bytes<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; STACK_BYTES.div_ceil(3) * 4];
+        if bytes.len() <= STACK_BYTES {
+            if let Ok(n) = URL_SAFE_NO_PAD.encode_slice(bytes, &mut buf) {
+                let text = std::str::from_utf8(&buf[..n]).map_err(serde::ser::Error::custom)?;
+                return s.serialize_str(text);
+            }
+        }
+        s.serialize_str(&encode(bytes))
+    }
+
     /// Deserializes a base64url string into bytes.
     pub fn deserialize_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
@@ -86,7 +105,7 @@ pub mod b64 {
 
         /// Serializes 32 bytes as base64url.
         pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_str(&encode(v))
+            serialize_bytes(v, s)
         }
 
         /// Deserializes exactly 32 bytes from base64url.
@@ -1720,4 +1739,33 @@ pub struct DeactivateHardwareRequest {
 pub struct DeactivateHardwareResponse {
     /// Its entry, in state `deactivated`.
     pub hardware: HardwareAuthenticatorInfo,
+}
+
+#[cfg(test)]
+mod b64_tests {
+    use super::b64;
+
+    struct Bytes(Vec<u8>);
+
+    impl serde::Serialize for Bytes {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            b64::serialize_bytes(&self.0, s)
+        }
+    }
+
+    /// Bytes serialized from the stack buffer are the text `encode` makes, at
+    /// every length up to the buffer's and past it (the `String` fallback).
+    #[test]
+    fn serialized_bytes_are_the_encoded_text_at_every_length() {
+        for len in 0..=200usize {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
+            let json = serde_json::to_string(&Bytes(bytes.clone())).unwrap();
+            assert_eq!(json, format!("\"{}\"", b64::encode(&bytes)), "{len} bytes");
+        }
+        let all: Vec<u8> = (0..=255u8).collect();
+        for chunk in all.chunks(72) {
+            let json = serde_json::to_string(&Bytes(chunk.to_vec())).unwrap();
+            assert_eq!(json, format!("\"{}\"", b64::encode(chunk)));
+        }
+    }
 }

@@ -166,7 +166,17 @@ impl CallPolicyConfig {
         provider: eid_protocol::ServiceProviderId,
     ) -> crate::policy::CallDisposition {
         use eid_protocol::RequestKind as K;
-        let own = self.providers.get(&provider.to_string());
+        // Looked up by the id's text, written on the stack: this runs for
+        // every decision, and the table is most often empty.
+        let own = if self.providers.is_empty() {
+            None
+        } else {
+            let mut text = [0u8; 32];
+            hex::encode_to_slice(provider.as_bytes(), &mut text)
+                .ok()
+                .and_then(|()| std::str::from_utf8(&text).ok())
+                .and_then(|id| self.providers.get(id))
+        };
         match kind {
             K::Login => own.and_then(|p| p.login).unwrap_or(self.login),
             K::Signature => own.and_then(|p| p.signature).unwrap_or(self.signature),
@@ -1070,6 +1080,13 @@ signature = "allow"
         assert_eq!(
             p.disposition(eid_protocol::RequestKind::Login, own),
             CallDisposition::Refuse
+        );
+        // Another provider has the table's rows; the lookup is by the exact
+        // lowercase text of the id.
+        let other = "0123456789abcdef0123456789abcdee".parse().unwrap();
+        assert_eq!(
+            p.disposition(eid_protocol::RequestKind::Signature, other),
+            CallDisposition::Flag
         );
     }
 
