@@ -98,10 +98,16 @@ pub struct Signature(pub Vec<u8>);
 impl Signature {
     /// Wraps DER bytes, refusing anything longer than a P-256 signature can be.
     pub fn from_der(bytes: &[u8]) -> Result<Self, VerifyError> {
+        Self::from_der_vec(bytes.to_vec())
+    }
+
+    /// [`Signature::from_der`] for bytes already in a `Vec` (decoded from
+    /// base64), kept without a copy; the same check.
+    pub(crate) fn from_der_vec(bytes: Vec<u8>) -> Result<Self, VerifyError> {
         if bytes.is_empty() || bytes.len() > MAX_SIGNATURE_LEN {
             return Err(VerifyError::BadSignature);
         }
-        Ok(Self(bytes.to_vec()))
+        Ok(Self(bytes))
     }
 }
 
@@ -120,7 +126,7 @@ impl Serialize for Signature {
 impl<'de> Deserialize<'de> for Signature {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let bytes = crate::wire::b64::deserialize_bytes(d)?;
-        Self::from_der(&bytes).map_err(serde::de::Error::custom)
+        Self::from_der_vec(bytes).map_err(serde::de::Error::custom)
     }
 }
 
@@ -201,6 +207,24 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A signature read from JSON keeps its decoded bytes and the length
+    /// check of `from_der`: empty and longer than 72 bytes are refused, and
+    /// it is written back as the same text.
+    #[test]
+    fn signatures_read_from_json_keep_the_length_check() {
+        for len in [0usize, 1, 70, 71, 72, 73, 100] {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let json = format!("\"{}\"", crate::wire::b64::encode(&bytes));
+            let read = serde_json::from_str::<Signature>(&json);
+            assert_eq!(read.is_ok(), Signature::from_der(&bytes).is_ok(), "{len}");
+            assert_eq!(read.is_ok(), (1..=MAX_SIGNATURE_LEN).contains(&len), "{len}");
+            if let Ok(sig) = read {
+                assert_eq!(sig.0, bytes);
+                assert_eq!(serde_json::to_string(&sig).unwrap(), json);
+            }
+        }
+    }
 
     #[test]
     fn sign_verify_and_tamper() {

@@ -1571,7 +1571,7 @@ pub fn parse_signature_header(value: &str) -> Option<Vec<(AuthenticatorId, Signa
     for part in value.split(',') {
         let (id, sig) = part.trim().split_once(':')?;
         let id = id.parse().ok()?;
-        let sig = Signature::from_der(&b64::decode(sig).ok()?).ok()?;
+        let sig = Signature::from_der_vec(b64::decode(sig).ok()?).ok()?;
         out.push((id, sig));
     }
     if out.is_empty() || out.len() > MAX_PULL_AUTHENTICATORS {
