@@ -218,7 +218,11 @@ mod tests {
             let json = format!("\"{}\"", crate::wire::b64::encode(&bytes));
             let read = serde_json::from_str::<Signature>(&json);
             assert_eq!(read.is_ok(), Signature::from_der(&bytes).is_ok(), "{len}");
-            assert_eq!(read.is_ok(), (1..=MAX_SIGNATURE_LEN).contains(&len), "{len}");
+            assert_eq!(
+                read.is_ok(),
+                (1..=MAX_SIGNATURE_LEN).contains(&len),
+                "{len}"
+            );
             if let Ok(sig) = read {
                 assert_eq!(sig.0, bytes);
                 assert_eq!(serde_json::to_string(&sig).unwrap(), json);

@@ -163,7 +163,10 @@ mod tests {
             assert_eq!(id.to_string(), hex);
             assert_eq!(format!("{id:?}"), format!("ServiceProviderId({hex})"));
             assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{hex}\""));
-            assert_eq!(serde_json::to_string(&RequestId(id.0)).unwrap(), format!("\"{hex}\""));
+            assert_eq!(
+                serde_json::to_string(&RequestId(id.0)).unwrap(),
+                format!("\"{hex}\"")
+            );
         }
     }
 }

@@ -84,11 +84,11 @@ pub mod b64 {
     /// (a longer input takes the `String`).
     pub fn serialize_bytes<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         let mut buf = [0u8; STACK_BYTES.div_ceil(3) * 4];
-        if bytes.len() <= STACK_BYTES {
-            if let Ok(n) = URL_SAFE_NO_PAD.encode_slice(bytes, &mut buf) {
-                let text = std::str::from_utf8(&buf[..n]).map_err(serde::ser::Error::custom)?;
-                return s.serialize_str(text);
-            }
+        if bytes.len() <= STACK_BYTES
+            && let Ok(n) = URL_SAFE_NO_PAD.encode_slice(bytes, &mut buf)
+        {
+            let text = std::str::from_utf8(&buf[..n]).map_err(serde::ser::Error::custom)?;
+            return s.serialize_str(text);
         }
         s.serialize_str(&encode(bytes))
     }

@@ -443,7 +443,9 @@ mod tests {
         assert!(before[3].starts_with("77|X'10'|"), "{before:?}");
         let store = SqliteStore::open(&path).unwrap();
         let c = open_connection(&path).unwrap();
-        let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let version: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(version, 16);
         assert_eq!(requests_and_decisions(&c), before);
         let indexes: Vec<String> = c
@@ -477,7 +479,9 @@ mod tests {
             .unwrap();
         assert_eq!(children, 2);
         let violations: i64 = c
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(violations, 0);
         // The other tables still point at the rebuilt ones by name.
@@ -525,33 +529,49 @@ mod tests {
         }
         drop(SqliteStore::open(&path).unwrap());
         let c = open_connection(&path).unwrap();
-        let set_status = |s: &str| {
-            c.execute("UPDATE requests SET status = ?1 WHERE id = x'11'", [s])
-        };
-        for good in ["pending", "approved", "denied", "fraud_reported", "cancelled"] {
+        let set_status =
+            |s: &str| c.execute("UPDATE requests SET status = ?1 WHERE id = x'11'", [s]);
+        for good in [
+            "pending",
+            "approved",
+            "denied",
+            "fraud_reported",
+            "cancelled",
+        ] {
             set_status(good).unwrap();
         }
         for bad in ["", "Pending", "pending ", "expired", "approve"] {
             let e = set_status(bad).unwrap_err();
-            assert!(e.to_string().contains("CHECK constraint failed"), "{bad}: {e}");
+            assert!(
+                e.to_string().contains("CHECK constraint failed"),
+                "{bad}: {e}"
+            );
         }
         let null = c.execute("UPDATE requests SET status = NULL WHERE id = x'11'", []);
         assert!(null.is_err());
         let set_verdict = |v: &str| {
-            c.execute("UPDATE decisions SET call_verdict = ?1 WHERE request_id = x'10'", [v])
+            c.execute(
+                "UPDATE decisions SET call_verdict = ?1 WHERE request_id = x'10'",
+                [v],
+            )
         };
         for good in ["clear", "allowed", "flagged"] {
             set_verdict(good).unwrap();
         }
         for bad in ["", "Clear", "blocked"] {
             let e = set_verdict(bad).unwrap_err();
-            assert!(e.to_string().contains("CHECK constraint failed"), "{bad}: {e}");
+            assert!(
+                e.to_string().contains("CHECK constraint failed"),
+                "{bad}: {e}"
+            );
         }
         // An integer is not the text '1': the column's TEXT affinity makes it
         // text, which no name equals.
         assert!(set_verdict("1").is_err());
         let status: String = c
-            .query_row("SELECT status FROM requests WHERE id = x'11'", [], |r| r.get(0))
+            .query_row("SELECT status FROM requests WHERE id = x'11'", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(status, "cancelled", "the refused updates changed nothing");
     }

@@ -78,8 +78,7 @@ pub(super) fn insert_request(
     envelope_json: &str,
 ) -> rusqlite::Result<()> {
     let e = &request.envelope;
-    c.prepare_cached(INSERT_REQUEST_SQL)?
-    .execute(params![
+    c.prepare_cached(INSERT_REQUEST_SQL)?.execute(params![
         Col(e.request_id),
         Col(e.identity_id),
         Col(e.service_provider_id),
@@ -560,8 +559,7 @@ pub(super) fn decide(
     else {
         return decide_refused(c, request_id, refused, now_ms);
     };
-    c.prepare_cached(INSERT_DECISION_SQL)?
-    .execute(params![
+    c.prepare_cached(INSERT_DECISION_SQL)?.execute(params![
         Col(request_id),
         Col(record.authenticator_id),
         Col(record.outcome),
