@@ -297,8 +297,12 @@ fn in_savepoint<T>(
 /// in one transaction, commits once and then answers every caller with the
 /// commit's outcome (group commit: one fsync for many writes).
 fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Queued>) {
+    // Both lists are kept between batches (empty), so a batch allocates
+    // neither.
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
     while let Some((first, durable)) = rx.blocking_recv() {
-        let mut batch = vec![first];
+        batch.push(first);
         let mut durable = durable;
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -316,14 +320,14 @@ fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Queued>) {
             // Jobs must not run outside a transaction. Dropping them drops their
             // reply channels, so each caller gets a backend error.
             tracing::error!(error = %e, "could not begin a write transaction");
-            drop(batch);
+            batch.clear();
             if relaxed && run(&conn, "PRAGMA synchronous = FULL").is_err() {
                 tracing::error!("could not restore synchronous=FULL; the writer stops");
                 return;
             }
             continue;
         }
-        let replies: Vec<Reply> = batch.into_iter().map(|job| job(&conn)).collect();
+        replies.extend(batch.drain(..).map(|job| job(&conn)));
         // One commit answers many jobs: its error is shared by all of them.
         let commit = run(&conn, "COMMIT").map_err(Arc::new);
         if commit.is_err() {
@@ -333,7 +337,7 @@ fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Queued>) {
         // then the writer stops, and every later write gets `WriterStopped`
         // (a relaxed batch's callers were answered already).
         let restored = !relaxed || run(&conn, "PRAGMA synchronous = FULL").is_ok();
-        for reply in replies {
+        for reply in replies.drain(..) {
             let c = match &commit {
                 Ok(()) => Ok(()),
                 Err(e) => Err(StoreError::Commit(Arc::clone(e))),
