@@ -1170,3 +1170,102 @@ async fn create_at_once_on_two<S: crate::store::Store + ?Sized + 'static>(
     }
     results
 }
+
+/// No index of `requests` names `status` (as a key, an expression or in a
+/// predicate), so a decision's status update is a HOT update: checked on
+/// the schema, and on the row a decision through each path wrote (the
+/// current version is heap-only, pageinspect's flag 0x8000 of
+/// `t_infomask2`); and the pending requests of a person are still found
+/// through an index, with an expired one left out.
+#[tokio::test]
+async fn a_decision_updates_its_request_in_place_and_pending_requests_are_still_found() {
+    use eid_protocol::Outcome;
+
+    use crate::store::{DecideResult, Store};
+
+    let Some(db) = scratch().await else {
+        return;
+    };
+    let store = db.store().await;
+    let client = tokio_postgres_client(&db).await;
+    let naming_status: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM pg_index x \
+             JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attname = 'status' \
+             WHERE x.indrelid = 'requests'::regclass AND (a.attnum = ANY (x.indkey) \
+             OR coalesce(pg_get_expr(x.indpred, x.indrelid), '') LIKE '%status%' \
+             OR coalesce(pg_get_expr(x.indexprs, x.indrelid), '') LIKE '%status%')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(naming_status, 0, "an index of requests names status");
+    client
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
+        .await
+        .unwrap();
+    let heap_only = |id: eid_protocol::RequestId| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(
+                    "SELECT (p.t_infomask2 & 32768) <> 0 FROM requests r, \
+                     LATERAL heap_page_items(get_raw_page('requests', \
+                     (r.ctid::text::point)[0]::int)) p \
+                     WHERE r.id = $1 AND p.lp = (r.ctid::text::point)[1]::int",
+                    &[&id.0.as_slice()],
+                )
+                .await
+                .unwrap();
+            row.get::<_, bool>(0)
+        }
+    };
+    // The longer path, then eid_decide (judged facts), each on a request
+    // of its own.
+    let scene = decision_scene(&store).await;
+    let id = scene.request.envelope.request_id;
+    assert!(!heap_only(id).await, "a fresh row is no update");
+    let record = scene_decision(&scene, Outcome::Approve, 1);
+    assert_eq!(
+        store
+            .decide(id, record.clone(), false, SCENE_T0 + 1)
+            .await
+            .unwrap(),
+        DecideResult::Accepted(record)
+    );
+    assert!(heap_only(id).await, "the longer path's status update is HOT");
+    let scene = decision_scene_for(&store, &scene).await;
+    let id = scene.request.envelope.request_id;
+    let record = scene_decision(&scene, Outcome::Deny, 2);
+    assert_eq!(
+        store
+            .decide_judged(id, record.clone(), false, SCENE_T0 + 1, Some(scene_facts(&scene)))
+            .await
+            .unwrap(),
+        DecideResult::Accepted(record)
+    );
+    assert!(heap_only(id).await, "eid_decide's status update is HOT");
+    // A pending request is counted and pulled until it expires; the
+    // decided ones are not.
+    let scene = decision_scene_for(&store, &scene).await;
+    let anna = scene.anna.id;
+    let expires = scene.request.envelope.expires_at_ms;
+    assert_eq!(store.count_pending(anna, SCENE_T0 + 1).await.unwrap(), 1);
+    assert_eq!(store.count_pending(anna, expires).await.unwrap(), 0);
+    let plan: Vec<String> = client
+        .query(
+            "EXPLAIN SELECT COUNT(*) FROM requests WHERE identity_id = $1 \
+             AND status = 'pending' AND expires_at_ms > $2",
+            &[&anna.0.as_slice(), &0i64],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("requests_unexpired")),
+        "{plan:?}"
+    );
+}
