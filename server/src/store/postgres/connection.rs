@@ -101,10 +101,6 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0015_decide_function",
         include_str!("../../../migrations/postgres/0015_decide_function.sql"),
     ),
-    (
-        "0017_requests_status_updates_in_place",
-        include_str!("../../../migrations/postgres/0017_requests_status_updates_in_place.sql"),
-    ),
 ];
 
 /// The advisory lock replicas take while migrating, so several starting at

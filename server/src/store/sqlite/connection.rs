@@ -94,9 +94,6 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/sqlite/0015_decide_function.sql"
         )),
-        M::up(include_str!(
-            "../../../migrations/sqlite/0017_requests_status_updates_in_place.sql"
-        )),
     ])
 }
 

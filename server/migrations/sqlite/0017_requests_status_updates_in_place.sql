@@ -1,5 +1,0 @@
--- v17: nothing for SQLite. The PostgreSQL migration of the same number
--- replaces the partial index of pending requests by one without a
--- predicate, so that PostgreSQL updates a request's status in place (a HOT
--- update); SQLite has no such row versions, and its partial index stays.
--- The file keeps both backends' migration lists equal.
