@@ -68,9 +68,9 @@ echo "gauge: $(openssl speed -seconds 3 ecdsap256 2>/dev/null | awk '/^ *256 bit
 
 admin_url=$EID_TEST_DATABASE_URL
 db=eid_loadgen_$$
-psql -q -X -v ON_ERROR_STOP=1 "$admin_url" -c "CREATE DATABASE $db" >/dev/null
 commit_delay=${EID_LOADGEN_COMMIT_DELAY_US:-0}
 case $commit_delay in '' | *[!0-9]*) echo "EID_LOADGEN_COMMIT_DELAY_US: microseconds" >&2; exit 2 ;; esac
+psql -q -X -v ON_ERROR_STOP=1 "$admin_url" -c "CREATE DATABASE $db" >/dev/null
 psql -q -X -v ON_ERROR_STOP=1 "$admin_url" -c "ALTER DATABASE $db SET commit_delay = $commit_delay" >/dev/null
 database_url=${admin_url%/*}/$db
 datadir=$(psql -X -At "$admin_url" -c 'SHOW data_directory')
