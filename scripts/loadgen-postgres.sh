@@ -10,8 +10,8 @@
 # milliseconds per login (user + system time of both replicas, from /proc),
 # database CPU milliseconds per login (the postmaster and every process of
 # the cluster, exited backends included, from /proc), the database's
-# transactions and WAL flushes per login (pg_stat_database, pg_stat_wal),
-# and the login latency (the worse of the two load generators' p50 and
+# transactions, WAL flushes, WAL records, full-page images and WAL bytes
+# per login (pg_stat_database, pg_stat_wal), and the login latency (the worse of the two load generators' p50 and
 # p99). The CPU counts the load generators' short set-up (64 phones
 # activated) too. Prints the machine's gauge (openssl speed ecdsap256, one
 # core) first: on a shared machine the figures are a floor.
@@ -27,6 +27,23 @@
 # statements per login: the server's own (top level; `BEGIN`s, `COMMIT`s
 # and `ROLLBACK`s counted apart) and those run inside them (foreign-key
 # checks, a PL/pgSQL function's statements).
+#
+# EID_LOADGEN_TOP=N (with pg_stat_statements) also prints, after each run,
+# the N statements that took the most execution time: calls per login,
+# mean execution time (wall clock: on a busy machine it includes waiting
+# for a core), planning per login and WAL records per call. It resets
+# pg_stat_statements before each run.
+#
+# EID_LOADGEN_PERF=DIR records the whole machine's CPU samples during each
+# run's load (`perf record -F 999 -g -a`, Debian's linux-perf) into
+# DIR/RUN-FLOW.perf.data; `perf report -i FILE --comm postgres` shows the
+# database's share (docs/scaling.md, "Measured", the database's profile).
+#
+# EID_LOADGEN_COMMIT_DELAY_US sets PostgreSQL's commit_delay (group commit:
+# a committing backend waits that many microseconds for others to share its
+# WAL flush, when at least commit_siblings others are in a transaction) on
+# the test database; 0 (the default, PostgreSQL's) leaves it off. See
+# docs/scaling.md, "The primary's settings", for a production value.
 #
 # EID_SERVER_DATABASE_POOL_SIZE, like every EID_SERVER_* variable, reaches
 # the replicas (docs/configuration.md).
@@ -51,11 +68,14 @@ echo "gauge: $(openssl speed -seconds 3 ecdsap256 2>/dev/null | awk '/^ *256 bit
 
 admin_url=$EID_TEST_DATABASE_URL
 db=eid_loadgen_$$
+commit_delay=${EID_LOADGEN_COMMIT_DELAY_US:-0}
+case $commit_delay in '' | *[!0-9]*) echo "EID_LOADGEN_COMMIT_DELAY_US: microseconds" >&2; exit 2 ;; esac
 psql -q -X -v ON_ERROR_STOP=1 "$admin_url" -c "CREATE DATABASE $db" >/dev/null
+psql -q -X -v ON_ERROR_STOP=1 "$admin_url" -c "ALTER DATABASE $db SET commit_delay = $commit_delay" >/dev/null
 database_url=${admin_url%/*}/$db
 datadir=$(psql -X -At "$admin_url" -c 'SHOW data_directory')
 postmaster=$(head -1 "$datadir/postmaster.pid")
-echo "database: PostgreSQL $(psql -X -At "$admin_url" -c 'SHOW server_version'), synchronous_commit=$(psql -X -At "$admin_url" -c 'SHOW synchronous_commit'), fsync=$(psql -X -At "$admin_url" -c 'SHOW fsync')"
+echo "database: PostgreSQL $(psql -X -At "$admin_url" -c 'SHOW server_version'), synchronous_commit=$(psql -X -At "$admin_url" -c 'SHOW synchronous_commit'), fsync=$(psql -X -At "$admin_url" -c 'SHOW fsync'), commit_delay=${commit_delay} us (commit_siblings=$(psql -X -At "$admin_url" -c 'SHOW commit_siblings'))"
 
 work=$(mktemp -d)
 servers=()
@@ -115,6 +135,9 @@ database_counts() {
     psql -X -At -F ' ' "$admin_url" -c \
       "SELECT (SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database),
               (SELECT wal_sync FROM pg_stat_wal),
+              (SELECT wal_records FROM pg_stat_wal),
+              (SELECT wal_fpi FROM pg_stat_wal),
+              (SELECT wal_bytes FROM pg_stat_wal),
               (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE toplevel
                  AND query !~* '^(START TRANSACTION|BEGIN|COMMIT|ROLLBACK)'),
               (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE toplevel
@@ -123,11 +146,25 @@ database_counts() {
   else
     psql -X -At -F ' ' "$admin_url" -c \
       "SELECT (SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database),
-              (SELECT wal_sync FROM pg_stat_wal)"
+              (SELECT wal_sync FROM pg_stat_wal),
+              (SELECT wal_records FROM pg_stat_wal),
+              (SELECT wal_fpi FROM pg_stat_wal),
+              (SELECT wal_bytes FROM pg_stat_wal)"
   fi
 }
+top=${EID_LOADGEN_TOP:-}
+if [ -n "$top" ] && [ -z "$statements" ]; then
+  echo "EID_LOADGEN_TOP needs a cluster that preloads pg_stat_statements" >&2
+  top=
+fi
+case $top in '' | *[!0-9]*) top= ;; esac
+perf_dir=${EID_LOADGEN_PERF:-}
+[ -z "$perf_dir" ] || mkdir -p "$perf_dir"
 for run in $(seq "$runs"); do
   for flow in ${EID_LOADGEN_FLOWS:-plain oidc}; do
+    if [ -n "$top" ]; then
+      psql -X -q "$admin_url" -c 'SELECT pg_stat_statements_reset()' >/dev/null
+    fi
     s_before=$(server_ticks)
     d_before=$(database_ticks)
     c_before=$(database_counts)
@@ -139,9 +176,16 @@ for run in $(seq "$runs"); do
         --duration-secs "$secs" --json >"$work/loadgen$i.json" &
       loadgens+=($!)
     done
+    perf_pid=
+    if [ -n "$perf_dir" ]; then
+      perf record -F 999 -g -a -o "$perf_dir/$run-$flow.perf.data" -- sleep "$secs" \
+        >/dev/null 2>"$perf_dir/$run-$flow.perf.log" &
+      perf_pid=$!
+    fi
     # A load generator with failed logins still prints its report (and
     # the count of errors) before it exits non-zero.
     for pid in "${loadgens[@]}"; do wait "$pid" || true; done
+    [ -z "$perf_pid" ] || wait "$perf_pid" || true
     for i in 0 1; do
       if ! [ -s "$work/loadgen$i.json" ]; then
         echo "load generator $i failed; the replicas' last errors:" >&2
@@ -164,9 +208,10 @@ rate = sum(r['logins_per_sec'] for r in rs)
 ms = lambda before, after: (int(after) - int(before)) * 1000 / int(ticks) / n
 cb, ca = [list(map(int, c.split())) for c in (cb, ca)]
 xb, wb, xa, wa = cb[0], cb[1], ca[0], ca[1]
+wal = [(a - b) / n for a, b in zip(ca[2:5], cb[2:5])]
 counted = ""
-if len(cb) == 5 and len(ca) == 5:
-    d = [(a - b) / n for a, b in zip(ca[2:], cb[2:])]
+if len(cb) == 8 and len(ca) == 8:
+    d = [(a - b) / n for a, b in zip(ca[5:], cb[5:])]
     counted = (f", {d[0]:.1f} statements + {d[1]:.1f} BEGIN/COMMIT/ROLLBACK/login "
                f"(+ {d[2]:.1f} nested)")
 p50 = max(r['login_p50_us'] for r in rs) / 1000
@@ -174,7 +219,21 @@ p99 = max(r['login_p99_us'] for r in rs) / 1000
 print(f"run {run} {flow:5}: {rate:6.0f} logins/s, {errors} errors, "
       f"server CPU {ms(sb, sa):.3f} ms/login, database CPU {ms(db, da):.3f} ms/login, "
       f"{(xa - xb) / n:.1f} transactions and {(wa - wb) / n:.2f} WAL flushes/login, "
+      f"WAL {wal[0]:.1f} records, {wal[1]:.2f} full pages, {wal[2] / 1024:.1f} KB/login, "
       f"login p50 {p50:.1f} ms p99 {p99:.1f} ms{counted}")
 EOF
+    if [ -n "$top" ]; then
+      logins=$(python3 -c 'import json, sys; print(max(1, sum(json.load(open(f))["logins"] for f in sys.argv[1:])))' \
+        "$work/loadgen0.json" "$work/loadgen1.json")
+      psql -X -q -P pager=off "$admin_url" -c "
+        SELECT round(calls::numeric / $logins, 2) AS per_login,
+               round((mean_exec_time * 1000)::numeric, 1) AS mean_exec_us,
+               round((total_plan_time * 1000 / $logins)::numeric, 2) AS plan_us_per_login,
+               round(wal_records::numeric / greatest(calls, 1), 2) AS wal_records_per_call,
+               CASE WHEN toplevel THEN '' ELSE 'nested' END AS nested,
+               left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS statement
+        FROM pg_stat_statements WHERE query !~ '^(CREATE|DROP|ALTER)'
+        ORDER BY total_exec_time DESC LIMIT $top"
+    fi
   done
 done
