@@ -8,8 +8,8 @@
 //! check-and-set (exactly one decision per request) atomic.
 //!
 //! The one exception is [`SqliteStore::write_unsynced`] (a pull's replay
-//! nonce): answered as soon as it ran, and a batch of nothing else commits
-//! without an fsync.
+//! nonce): a batch of nothing else commits without an fsync, so its
+//! answer waits for the WAL write only.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -169,6 +169,32 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
+        self.queue(f, true).await
+    }
+
+    /// Runs `f` in a savepoint of the next commit batch like
+    /// [`SqliteStore::write`], and answers after the batch commits too, but a
+    /// batch of only such jobs commits with `synchronous=NORMAL`: its pages
+    /// reach the WAL file (so a process that dies afterwards keeps it) but
+    /// are not fsynced (the next durable commit's fsync takes them to the
+    /// disk). Every later write sees it at once (one writer), so a
+    /// check-and-set stays atomic; only an OS crash or power cut before the
+    /// next durable commit may lose it. Only for writes whose loss is
+    /// harmless.
+    pub(super) async fn write_unsynced<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.queue(f, false).await
+    }
+
+    /// Queues `f` for the writer thread; `durable` asks for a batch that
+    /// commits with its fsync. The caller is answered after the commit.
+    async fn queue<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        durable: bool,
+    ) -> StoreResult<T> {
         let (tx, rx) = oneshot::channel::<StoreResult<T>>();
         let job: Job = Box::new(move |conn: &Connection| {
             let result = in_savepoint(conn, f);
@@ -178,31 +204,7 @@ impl SqliteStore {
         });
         // The channel is bounded: a full queue applies back-pressure.
         self.writer
-            .send((job, true))
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
-        rx.await.map_err(|_| StoreError::WriterStopped)?
-    }
-
-    /// Runs `f` in a savepoint of the next commit batch like
-    /// [`SqliteStore::write`], but answers as soon as `f` ran, before the
-    /// batch commits, and a batch of only such jobs commits with
-    /// `synchronous=NORMAL` (no fsync; the next durable commit's fsync takes
-    /// it to the disk too). Every later write sees it at once (one writer),
-    /// so a check-and-set stays atomic; an OS crash or power cut, the
-    /// process ending before the batch commits, or a failed commit, may lose
-    /// it. Only for writes whose loss is harmless.
-    pub(super) async fn write_unsynced<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        let (tx, rx) = oneshot::channel::<StoreResult<T>>();
-        let job: Job = Box::new(move |conn: &Connection| {
-            let _ = tx.send(in_savepoint(conn, f));
-            Box::new(|_| {})
-        });
-        self.writer
-            .send((job, false))
+            .send((job, durable))
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         rx.await.map_err(|_| StoreError::WriterStopped)?
@@ -335,7 +337,7 @@ fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Queued>) {
         }
         // Every later commit would be unsynced if the level stayed NORMAL:
         // then the writer stops, and every later write gets `WriterStopped`
-        // (a relaxed batch's callers were answered already).
+        // (this batch's callers are still answered: their writes committed).
         let restored = !relaxed || run(&conn, "PRAGMA synchronous = FULL").is_ok();
         for reply in replies.drain(..) {
             let c = match &commit {
@@ -596,6 +598,74 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(level, 2, "FULL again after an unsynced batch");
+    }
+
+    /// A pull's nonce is answered only once its batch has committed, like
+    /// every other write: answered while its batch was still open, a process
+    /// that died before the commit forgot a nonce the caller was told was
+    /// used, and a captured pull could be replayed. The batch is held open by
+    /// a durable job queued after the nonce's.
+    #[tokio::test]
+    async fn an_unsynced_write_is_answered_only_after_its_batch_commits() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap());
+        // Hold the writer so that the next two jobs queue into one batch.
+        let (open_first, first_gate) = mpsc::channel::<()>();
+        let first = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .write(move |_| {
+                        first_gate.recv().unwrap();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut nonce = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .write_unsynced(|c| {
+                        Ok(c.execute(
+                            "INSERT INTO nonces (nonce, keep_until_ms) VALUES (x'01', 1)",
+                            [],
+                        )?)
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (running, is_running) = mpsc::channel::<()>();
+        let (open_last, last_gate) = mpsc::channel::<()>();
+        let last = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .write(move |_| {
+                        running.send(()).unwrap();
+                        last_gate.recv().unwrap();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        open_first.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        // The nonce's job has run (it was queued before the last one, which
+        // now runs in the same batch), but the batch has not committed.
+        tokio::task::spawn_blocking(move || is_running.recv().unwrap())
+            .await
+            .unwrap();
+        let early = tokio::time::timeout(Duration::from_millis(200), &mut nonce).await;
+        assert!(early.is_err(), "answered before its batch committed");
+        open_last.send(()).unwrap();
+        last.await.unwrap().unwrap();
+        assert_eq!(nonce.await.unwrap().unwrap(), 1);
     }
 
     /// A reader opened because the pool was empty is as read-only as the
