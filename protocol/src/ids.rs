@@ -27,11 +27,17 @@ macro_rules! id_type {
             pub fn as_bytes(&self) -> &[u8; 16] {
                 &self.0
             }
+
+            /// The id's text (32 lowercase hex digits, as `Display` writes
+            /// it) written into `buf`, for a look-up that needs no `String`.
+            pub fn hex<'a>(&self, buf: &'a mut [u8; 32]) -> &'a str {
+                hex16(&self.0, buf)
+            }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(hex16(&self.0, &mut [0; 32]).map_err(|_| fmt::Error)?)
+                f.write_str(hex16(&self.0, &mut [0; 32]))
             }
         }
 
@@ -79,21 +85,15 @@ macro_rules! id_type {
 
 /// `bytes` as 32 lowercase hex digits written into `buf` (the text of
 /// `hex::encode`, without a `String`).
-pub(crate) fn hex16<'a>(
-    bytes: &[u8; 16],
-    buf: &'a mut [u8; 32],
-) -> Result<&'a str, std::str::Utf8Error> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (pair, b) in buf.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0x0f)];
-    }
-    std::str::from_utf8(buf)
+pub(crate) fn hex16<'a>(bytes: &[u8; 16], buf: &'a mut [u8; 32]) -> &'a str {
+    // Both lengths are fixed, so neither step can fail: the digits are ASCII.
+    hex::encode_to_slice(bytes, buf).expect("32 digits for 16 bytes");
+    std::str::from_utf8(buf).expect("hex digits are ASCII")
 }
 
 /// Serializes 16 bytes as 32 lowercase hex digits, from a stack buffer.
 pub(crate) fn serialize_hex16<S: Serializer>(bytes: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(hex16(bytes, &mut [0; 32]).map_err(serde::ser::Error::custom)?)
+    s.serialize_str(hex16(bytes, &mut [0; 32]))
 }
 
 fn parse_hex16(s: &str) -> Result<[u8; 16], IdParseError> {

@@ -171,11 +171,7 @@ impl CallPolicyConfig {
         let own = if self.providers.is_empty() {
             None
         } else {
-            let mut text = [0u8; 32];
-            hex::encode_to_slice(provider.as_bytes(), &mut text)
-                .ok()
-                .and_then(|()| std::str::from_utf8(&text).ok())
-                .and_then(|id| self.providers.get(id))
+            self.providers.get(provider.hex(&mut [0; 32]))
         };
         match kind {
             K::Login => own.and_then(|p| p.login).unwrap_or(self.login),
