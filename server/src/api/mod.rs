@@ -63,8 +63,9 @@ pub(crate) struct Inner {
     /// holds the key's expiry and revocation, checked on every hit (so a
     /// rotated-out key stops at its end without an eviction); a rotation or
     /// revocation evicts the provider's entries after its commit
-    /// (`admin::evict_provider_keys`). One process only: several replicas
-    /// would each need that eviction (or a short entry lifetime).
+    /// (`admin::evict_provider_keys`), here and, with several replicas, on
+    /// every other one (`ImmutableCache::attach_peers`; sent until it goes
+    /// out, `store::postgres::notify`).
     pub(crate) service_providers: ImmutableCache<[u8; 32], ProviderKey>,
     /// Identity ids by folded user ID. Identities are never deleted; a user ID
     /// changes only through a self-service approval, which evicts the

@@ -124,8 +124,51 @@ async fn publisher(
     pool: deadpool_postgres::Pool,
     target: super::DatabaseTarget,
     origin: String,
-    mut rx: mpsc::UnboundedReceiver<String>,
+    rx: mpsc::UnboundedReceiver<String>,
 ) {
+    publish(&origin, rx, &target, RESEND_FIRST_PAUSE, |payload| {
+        let pool = pool.clone();
+        async move {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            let st = client
+                .prepare_cached("SELECT pg_notify($1, $2)")
+                .await
+                .map_err(|e| e.to_string())?;
+            client
+                .execute(&st, &[&CHANNEL, &payload])
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await;
+}
+
+/// The pause before an eviction that could not be sent is sent again; it
+/// doubles with each failure up to [`RESEND_MAX_PAUSE`].
+const RESEND_FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// The longest pause between two tries of one eviction.
+const RESEND_MAX_PAUSE: Duration = Duration::from_secs(5);
+
+/// [`publisher`]'s loop, with the sending of one payload given as `send`:
+/// the queued messages are batched and sent in order until the sending
+/// side is gone. A wake-up that cannot be sent is dropped (its waiter reads
+/// the status at its timeout). An eviction is sent again, after a pause
+/// that grows from `first_pause`, until it goes out: a peer whose own link
+/// stayed up never resynchronises, so an eviction lost here (a pool busy
+/// past its wait, a connection broken mid-send) left that peer serving the
+/// evicted fact for as long as it ran: a revoked or rotated-out API key
+/// still accepted there, a changed user ID still naming its old owner.
+async fn publish<S, F>(
+    origin: &str,
+    mut rx: mpsc::UnboundedReceiver<String>,
+    target: &(dyn std::fmt::Display + Sync),
+    first_pause: Duration,
+    mut send: S,
+) where
+    S: FnMut(String) -> F,
+    F: std::future::Future<Output = Result<(), String>>,
+{
     let mut next = None;
     loop {
         let first = match next.take() {
@@ -135,23 +178,21 @@ async fn publisher(
                 None => return,
             },
         };
-        let payload = batch(&origin, first, &mut rx, &mut next);
-        let sent = async {
-            let client = pool.get().await.map_err(|e| e.to_string())?;
-            let st = client
-                .prepare_cached("SELECT pg_notify($1, $2)")
-                .await
-                .map_err(|e| e.to_string())?;
-            client
-                .execute(&st, &[&CHANNEL, &payload])
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        if let Err(e) = sent {
-            // The peers resynchronise when their own link comes back; a
-            // waiter that missed this wake reads its status at its timeout.
-            tracing::warn!(database = %target, error = %e, "could not tell the other replicas");
+        // Only an eviction goes alone (see `batchable`).
+        let eviction = !batchable(&first);
+        let payload = batch(origin, first, &mut rx, &mut next);
+        let mut pause = first_pause;
+        while let Err(e) = send(payload.clone()).await {
+            if !eviction {
+                // A waiter that missed this wake reads its status at its
+                // timeout.
+                tracing::warn!(database = %target, error = %e, "could not tell the other replicas");
+                break;
+            }
+            tracing::warn!(database = %target, error = %e,
+                "could not tell the other replicas of a cache eviction; trying again");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RESEND_MAX_PAUSE);
         }
     }
 }
@@ -281,6 +322,48 @@ mod tests {
         assert!(next.is_none());
         let last = batch("me", rx.try_recv().unwrap(), &mut rx, &mut next);
         assert_eq!(last, "me|wake:3");
+    }
+
+    /// A send that fails (a pool busy past its wait, a broken connection)
+    /// loses a wake-up, whose waiter answers at its timeout, but not an
+    /// eviction: a peer whose link stayed up never empties its cache
+    /// otherwise, and would keep accepting a revoked API key.
+    #[tokio::test]
+    async fn an_eviction_that_could_not_be_sent_is_sent_again_and_a_wake_up_is_not() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tx.send("wake:a".to_owned()).unwrap();
+        tx.send("evict:service_providers".to_owned()).unwrap();
+        tx.send("wake:b".to_owned()).unwrap();
+        drop(tx);
+        let tries = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&tries);
+        // The first two tries of every payload fail.
+        let send = move |payload: String| {
+            let mut tries = seen.lock().unwrap();
+            tries.push(payload.clone());
+            let failed = tries.iter().filter(|p| **p == payload).count() <= 2;
+            std::future::ready(if failed {
+                Err("pool timed out".to_owned())
+            } else {
+                Ok(())
+            })
+        };
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            publish("me", rx, &"test", Duration::from_millis(1), send),
+        )
+        .await
+        .expect("the publisher ends when the sending side is gone");
+        assert_eq!(
+            *tries.lock().unwrap(),
+            [
+                "me|wake:a",
+                "me|evict:service_providers",
+                "me|evict:service_providers",
+                "me|evict:service_providers",
+                "me|wake:b",
+            ]
+        );
     }
 
     #[test]
