@@ -48,67 +48,48 @@ pub(super) type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 /// A queued job and whether its caller waits for a durable commit.
 pub(super) type Queued = (Job, bool);
 
-/// The schema, in order. Each file is one released migration: never edit or
-/// renumber one (the database's `user_version` counts the applied ones);
-/// add a new file at the end.
+/// The schema's files, in order. Each is one released migration: never
+/// edit or renumber one (the database's `user_version` counts the applied
+/// ones); add a new file at the end.
+const MIGRATIONS: [&str; 16] = [
+    include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    include_str!("../../../migrations/sqlite/0002_binding_failures.sql"),
+    include_str!("../../../migrations/sqlite/0003_contact_and_outbox.sql"),
+    include_str!("../../../migrations/sqlite/0004_device_enrolments.sql"),
+    include_str!("../../../migrations/sqlite/0005_self_service_changes.sql"),
+    include_str!("../../../migrations/sqlite/0006_flood_limits.sql"),
+    include_str!("../../../migrations/sqlite/0007_decisions_by_identity.sql"),
+    include_str!("../../../migrations/sqlite/0008_agents_audit.sql"),
+    include_str!("../../../migrations/sqlite/0009_oidc_clients.sql"),
+    include_str!("../../../migrations/sqlite/0010_oidc_logins.sql"),
+    include_str!("../../../migrations/sqlite/0011_api_keys_and_webhooks.sql"),
+    include_str!("../../../migrations/sqlite/0012_code_devices.sql"),
+    include_str!("../../../migrations/sqlite/0013_chips.sql"),
+    include_str!("../../../migrations/sqlite/0014_call_context.sql"),
+    include_str!("../../../migrations/sqlite/0015_decide_function.sql"),
+    include_str!("../../../migrations/sqlite/0016_checks_without_temporary_tables.sql"),
+];
+
+/// The schema, in order, each migration [`checked`].
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("../../../migrations/sqlite/0001_initial.sql")),
-        M::up(include_str!(
-            "../../../migrations/sqlite/0002_binding_failures.sql"
-        )),
-        M::up(include_str!(
-            "../../../migrations/sqlite/0003_contact_and_outbox.sql"
-        )),
-        M::up(include_str!(
-            "../../../migrations/sqlite/0004_device_enrolments.sql"
-        )),
-        M::up(include_str!(
-            "../../../migrations/sqlite/0005_self_service_changes.sql"
-        )),
-        M::up(include_str!(
-            "../../../migrations/sqlite/0006_flood_limits.sql"
-        )),
-        M::up(include_str!(
-            "../../../migrations/sqlite/0007_decisions_by_identity.sql"
-        )),
-        M::up(include_str!(
-            "../../../migrations/sqlite/0008_agents_audit.sql"
-        )),
-        M::up(include_str!(
-            "../../../migrations/sqlite/0009_oidc_clients.sql"
-        )),
-        M::up(include_str!(
-            "../../../migrations/sqlite/0010_oidc_logins.sql"
-        )),
-        M::up(include_str!(
-            "../../../migrations/sqlite/0011_api_keys_and_webhooks.sql"
-        )),
-        M::up(include_str!(
-            "../../../migrations/sqlite/0012_code_devices.sql"
-        )),
-        M::up(include_str!("../../../migrations/sqlite/0013_chips.sql")),
-        M::up(include_str!(
-            "../../../migrations/sqlite/0014_call_context.sql"
-        )),
-        M::up(include_str!(
-            "../../../migrations/sqlite/0015_decide_function.sql"
-        )),
-        // Rebuilds two tables: run with foreign keys off (`SqliteStore::open`)
-        // and checked before it commits.
-        M::up(include_str!(
-            "../../../migrations/sqlite/0016_checks_without_temporary_tables.sql"
-        ))
-        .foreign_key_check(),
-    ])
+    Migrations::new(MIGRATIONS.iter().map(|sql| checked(sql)).collect())
+}
+
+/// One migration, its foreign keys checked before it commits: the
+/// migrations run with the keys off ([`migrate`]), so a migration that
+/// deleted or changed a parent row, or rebuilt a table (0016), would
+/// otherwise leave orphans behind it unseen. A violation fails the
+/// migration and rolls it back.
+fn checked(sql: &'static str) -> M<'static> {
+    M::up(sql).foreign_key_check()
 }
 
 /// Brings the database to the latest schema. Foreign keys are off while the
 /// migrations run: a migration that rebuilds a table (0016) drops the old
 /// one, which with foreign keys on would delete its rows' children or fail,
 /// and the setting cannot change inside a migration's transaction. A
-/// rebuilding migration checks the keys itself before it commits
-/// (`foreign_key_check`); the keys are on again before anything else runs.
+/// migration checks the keys before it commits ([`checked`]); the keys
+/// are on again before anything else runs.
 fn migrate(conn: &mut Connection) -> StoreResult<()> {
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     let migrated = migrations().to_latest(conn);
@@ -426,6 +407,40 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The migrations run with foreign keys off, so each checks them before
+    /// it commits: a future migration that deleted a parent row with
+    /// children fails and leaves the database as it was.
+    #[test]
+    fn a_migration_that_would_leave_orphans_fails_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        let mut c = open_connection(&path).unwrap();
+        migrate(&mut c).unwrap();
+        c.execute_batch(V15_ROWS).unwrap();
+        let before = requests_and_decisions(&c);
+        let mut next: Vec<M<'static>> = MIGRATIONS.iter().map(|sql| checked(sql)).collect();
+        next.push(checked("DELETE FROM identities WHERE id = x'01';"));
+        c.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        let migrated = Migrations::new(next).to_latest(&mut c);
+        c.pragma_update(None, "foreign_keys", "ON").unwrap();
+        assert!(
+            matches!(
+                migrated,
+                Err(rusqlite_migration::Error::ForeignKeyCheck(ref v)) if !v.is_empty()
+            ),
+            "{migrated:?}"
+        );
+        let version: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let people: i64 = c
+            .query_row("SELECT COUNT(*) FROM identities", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(people, 1);
+        assert_eq!(requests_and_decisions(&c), before);
     }
 
     /// Migration 0016 rebuilds the requests and decisions tables: a database
