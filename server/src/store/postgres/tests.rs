@@ -950,7 +950,8 @@ async fn a_create_in_one_flight_inserts_only_what_the_rules_allow() {
             .await
             .unwrap(),
         CreateResult::CoolingDown {
-            retry_after_ms: 59_999
+            retry_after_ms: 59_999,
+            told: true
         }
     );
     let after = scene_login(anna, bank, t + 60_005);
@@ -1295,6 +1296,23 @@ async fn a_refused_creation_makes_no_durable_commit_but_a_holds_first() {
         )
         .await,
     ));
+    // The same with a per-provider window on (the `SERIALIZABLE` write).
+    let serializable = RequestLimits {
+        per_provider: vec![Window {
+            window_ms: 60_000,
+            limit: 1_000,
+        }],
+        ..RequestLimits::pending_only(4)
+    };
+    commits.push((
+        "pending cap, serializable",
+        durable_commits(
+            &client,
+            nothing,
+            create(serializable, |r| *r == CreateResult::TooManyPending),
+        )
+        .await,
+    ));
     let window = RequestLimits {
         max_pending: 1_000,
         per_identity: vec![Window {
@@ -1339,14 +1357,27 @@ async fn a_refused_creation_makes_no_durable_commit_but_a_holds_first() {
                 .unwrap();
         }
     };
-    let cooling = |r: &CreateResult| matches!(r, CreateResult::CoolingDown { .. });
     commits.push((
         "hold, told before",
-        durable_commits(&client, hold(true), create(held.clone(), cooling)).await,
+        durable_commits(
+            &client,
+            hold(true),
+            create(held.clone(), |r| {
+                matches!(r, CreateResult::CoolingDown { told: false, .. })
+            }),
+        )
+        .await,
     ));
     commits.push((
         "hold, told now",
-        durable_commits(&client, hold(false), create(held, cooling)).await,
+        durable_commits(
+            &client,
+            hold(false),
+            create(held, |r| {
+                matches!(r, CreateResult::CoolingDown { told: true, .. })
+            }),
+        )
+        .await,
     ));
     client
         .execute("DELETE FROM fraud_holds", &[])
@@ -1372,6 +1403,7 @@ async fn a_refused_creation_makes_no_durable_commit_but_a_holds_first() {
             ("stand-in", 1),
             ("unknown", 0),
             ("pending cap", 0),
+            ("pending cap, serializable", 0),
             ("full window", 0),
             ("hold, told before", 0),
             ("hold, told now", 1),
