@@ -971,14 +971,18 @@ fn at_once_counts(
 /// The first statement of [`create_at_once`]: it locks the identity's row
 /// by updating it (to itself), as [`create_request_limited`] does, but
 /// only when the facts it reads allow a creation at once (its `WHERE` is
-/// the guard of [`create_at_once_sql`]: not blocked, fewer pending than
-/// the cap, no hold's row, every window below its limit). A refusal then
-/// writes nothing, so its transaction gets no id and its `COMMIT` waits
-/// for no WAL flush: as fast as an unknown user ID's answer, which reads
-/// nothing (docs/threat-model.md). Parameters: `$1` the identity, `$2`
-/// now, `$3` the cap, then each window's start and limit, then the
-/// provider when holds or a per-provider window read it. Answers the rows
-/// it updated (1: locked).
+/// the guard of [`create_at_once_sql`] on the person's own facts: not
+/// blocked, fewer pending than the cap, no hold's row, every per-person
+/// window below its limit). A refusal for one of them then writes
+/// nothing, so its transaction gets no id and its `COMMIT` waits for no
+/// WAL flush, as an unknown user ID's answer, which makes no transaction
+/// at all (docs/threat-model.md). The per-provider windows (`windows`
+/// holds only the per-person ones) are left to the insert's guard: their
+/// refusal is answered "busy", not with a stand-in, and their count over
+/// a busy provider's requests is not read twice. Parameters: `$1` the
+/// identity, `$2` now, `$3` the cap, then each window's start and limit,
+/// then the provider when holds are on. Answers the rows it updated (1:
+/// locked).
 fn lock_at_once_sql(windows: &[(LimitScope, &str, &[u8], Window)], holds: bool) -> String {
     let provider = format!("${}", 4 + 2 * windows.len());
     let (pending, counts) = at_once_counts(windows, "$1", &provider, "$2", 4);
@@ -1075,8 +1079,12 @@ pub(super) async fn create_at_once(
     let e = &request.envelope;
     let windows = windows(e, limits);
     let holds = limits.fraud_hold_ms > 0;
-    let reads_provider = holds || windows.iter().any(|w| w.0 == LimitScope::Provider);
-    let lock_sql = lock_at_once_sql(&windows, holds);
+    let person: Vec<_> = windows
+        .iter()
+        .filter(|w| w.0 == LimitScope::Identity)
+        .cloned()
+        .collect();
+    let lock_sql = lock_at_once_sql(&person, holds);
     let sql = create_at_once_sql(&windows, holds);
     // Prepared first, so each goes out on its future's first poll, in order.
     let (lock, create) = try_join(t.prepare_cached(&lock_sql), t.prepare_cached(&sql)).await?;
@@ -1104,13 +1112,15 @@ pub(super) async fn create_at_once(
         &now,
         &cap,
     ];
-    for [start, limit] in &bounds {
-        lock_params.push(start);
-        lock_params.push(limit);
+    for ((scope, ..), [start, limit]) in windows.iter().zip(&bounds) {
+        if *scope == LimitScope::Identity {
+            lock_params.push(start);
+            lock_params.push(limit);
+        }
         params.push(start);
         params.push(limit);
     }
-    if reads_provider {
+    if holds {
         lock_params.push(&provider);
     }
     let (_locked, facts, ()) = try_join3(

@@ -1330,6 +1330,33 @@ async fn a_refused_creation_makes_no_durable_commit_but_a_holds_first() {
         )
         .await,
     ));
+    // A full per-provider window is answered "busy" (whoever the user ID
+    // names: no stand-in), so its refusal may lock: the lock's guard leaves
+    // it to the insert's, rather than count a provider's requests twice.
+    let provider_window = RequestLimits {
+        per_provider: vec![Window {
+            window_ms: 60_000,
+            limit: 4,
+        }],
+        ..RequestLimits::pending_only(1_000)
+    };
+    commits.push((
+        "full provider window (busy)",
+        durable_commits(
+            &client,
+            nothing,
+            create(provider_window, |r| {
+                matches!(
+                    r,
+                    CreateResult::RateLimited {
+                        scope: crate::store::LimitScope::Provider,
+                        ..
+                    }
+                )
+            }),
+        )
+        .await,
+    ));
     // A fraud hold, already told to the person, then its first refusal
     // (which records the event: one durable commit).
     let held = RequestLimits {
@@ -1405,6 +1432,7 @@ async fn a_refused_creation_makes_no_durable_commit_but_a_holds_first() {
             ("pending cap", 0),
             ("pending cap, serializable", 0),
             ("full window", 0),
+            ("full provider window (busy)", 1),
             ("hold, told before", 0),
             ("hold, told now", 1),
             ("blocked", 0),
