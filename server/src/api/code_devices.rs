@@ -172,12 +172,17 @@ pub(crate) async fn request_activation(
 /// makes (the request, then the device's pending activation: two commits,
 /// each waiting for an fsync of milliseconds), so the answer's time does not
 /// tell a user ID with an app from one without (docs/threat-model.md).
+/// `wrote`: the refused creation made one of them (a fraud hold's first
+/// refusal records its event; every other refusal writes nothing).
 async fn stand_in_after_writes(
     state: &AppState,
     stand_in: AppActivation,
+    wrote: bool,
     now: u64,
 ) -> Result<AppActivation, AppActivationRefused> {
-    crate::web::stand_in_write(state, now).await?;
+    if !wrote {
+        crate::web::stand_in_write(state, now).await?;
+    }
     crate::web::stand_in_write(state, now).await?;
     Ok(stand_in)
 }
@@ -322,10 +327,10 @@ pub(crate) async fn start_app_activation(
     let request = match created {
         Ok(crate::api::rp::Created::Request(r)) => r,
         Ok(crate::api::rp::Created::UnknownIdentity) => {
-            return stand_in_after_writes(state, stand_in, now).await;
+            return stand_in_after_writes(state, stand_in, false, now).await;
         }
         Err(refused) if refused.about_the_person => {
-            return stand_in_after_writes(state, stand_in, now).await;
+            return stand_in_after_writes(state, stand_in, refused.wrote, now).await;
         }
         Err(refused) => return Err(AppActivationRefused::Request(refused)),
     };

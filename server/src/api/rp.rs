@@ -60,6 +60,11 @@ pub(crate) struct RetryLater {
     /// login pages answer it like an unknown user ID, so that it tells a
     /// stranger nothing about whether the user ID exists.
     pub(crate) about_the_person: bool,
+    /// The refusal made a durable write (a fraud hold's first refusal
+    /// records its event), as a real request's creation does: a login
+    /// page's stand-in for it then makes none of its own, so that the
+    /// answer waits for as many flushes as an unknown user ID's.
+    pub(crate) wrote: bool,
 }
 
 impl From<ApiError> for RetryLater {
@@ -68,6 +73,7 @@ impl From<ApiError> for RetryLater {
             error,
             retry_after_secs: None,
             about_the_person: false,
+            wrote: false,
         }
     }
 }
@@ -78,6 +84,10 @@ impl RetryLater {
             about_the_person: true,
             ..self
         }
+    }
+
+    fn wrote(self, wrote: bool) -> Self {
+        Self { wrote, ..self }
     }
 }
 
@@ -105,6 +115,7 @@ pub(crate) fn retry_later(code: ErrorCode, what: &str, retry_after_ms: u64) -> R
         error: ApiError::new(code, format!("{what}; retry after {secs} s")),
         retry_after_secs: Some(secs),
         about_the_person: false,
+        wrote: false,
     }
 }
 
@@ -344,13 +355,17 @@ pub(crate) async fn create_for_provider(
                 refused
             })
         }
-        CreateResult::CoolingDown { retry_after_ms } => Err(retry_later(
+        CreateResult::CoolingDown {
+            retry_after_ms,
+            told,
+        } => Err(retry_later(
             ErrorCode::CoolingDown,
             "this person reported a request from this service provider as fraud; \
              its requests for them are held",
             retry_after_ms,
         )
-        .about_the_person()),
+        .about_the_person()
+        .wrote(told)),
     }
 }
 

@@ -700,10 +700,15 @@ pub enum CreateResult {
         retry_after_ms: u64,
     },
     /// The person reported a request of this service provider as fraud less than
-    /// the hold ago; nothing was stored (the person is told once per hold).
+    /// the hold ago; no request was stored (the person is told once per hold).
     CoolingDown {
         /// Milliseconds until the hold ends.
         retry_after_ms: u64,
+        /// This refusal is the hold's first: it recorded the
+        /// `requests_held` event, a durable write (every other refusal
+        /// writes nothing), so a login page's stand-in needs none of its own
+        /// (docs/threat-model.md, "Learning whether a user ID exists").
+        told: bool,
     },
 }
 

@@ -891,15 +891,22 @@ pub(crate) async fn user_id(
     let stand_in_expiry =
         now.saturating_add(state.config.request_lifetime_secs.saturating_mul(1000));
     let mut real = None;
+    // Whether the answer has waited for a durable write (a real request's,
+    // or a refusal's own: a hold's first records its event).
+    let mut wrote = false;
     let (request_id, expires_at_ms) = match created {
         Ok(Created::Request(envelope)) => {
             real = Some(envelope.request_id);
+            wrote = true;
             (envelope.request_id, envelope.expires_at_ms)
         }
         Ok(Created::UnknownIdentity) => (crate::ids::request_id(now), stand_in_expiry),
         // Blocked, or held by one of the person's own limits: the stand-in
         // too, as "busy" would be said of known user IDs only.
-        Err(refused) if refused.about_the_person => (crate::ids::request_id(now), stand_in_expiry),
+        Err(refused) if refused.about_the_person => {
+            wrote = refused.wrote;
+            (crate::ids::request_id(now), stand_in_expiry)
+        }
         Err(refused) if refused.error.code == ErrorCode::Internal => {
             return Err(Failure(lang, Refusal::Internal));
         }
@@ -914,10 +921,11 @@ pub(crate) async fn user_id(
             ));
         }
     };
-    if real.is_none() {
+    if !wrote {
         // The durable write a real request makes (its commit waits for the
         // fsync, milliseconds): without it the answer's time told a
-        // stand-in from a real request.
+        // stand-in from a real request. A refusal makes none (on
+        // PostgreSQL too: docs/threat-model.md), but a hold's first.
         super::stand_in_write(&state, now)
             .await
             .map_err(|e| Failure::from(e).with(lang))?;

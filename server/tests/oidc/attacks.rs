@@ -143,6 +143,44 @@ async fn typing_a_user_id_writes_as_much_whether_or_not_a_request_is_made() {
     assert_eq!(written, vec![1, 1, 1], "rows written");
 }
 
+/// A fraud hold's first refusal records its event (a durable write, as a
+/// real request's): the page then makes no stand-in write of its own, and
+/// the answer waits for one commit's fsync like every other; the next
+/// refusal writes nothing and gets the stand-in's nonce.
+#[tokio::test]
+async fn a_holds_first_refusal_writes_its_event_instead_of_the_stand_ins_nonce() {
+    let h = Harness::start().await;
+    let sp = harness_provider(&h).await;
+    let (anna, _) = person(&h, USER).await;
+    let client = register(&h, sp, KeyKind::Secret, "https://bank.example/cb").await;
+    h.database()
+        .execute(
+            "INSERT INTO fraud_holds (identity_id, service_provider_id, reported_at_ms, notified) \
+             VALUES (?1, ?2, ?3, 0)",
+            rusqlite::params![
+                anna.as_bytes().as_slice(),
+                sp.as_bytes().as_slice(),
+                i64::try_from(h.now()).unwrap()
+            ],
+        )
+        .unwrap();
+    let count = |table: &str| -> i64 { h.count(&format!("SELECT COUNT(*) FROM {table}")) };
+    let mut written = Vec::new();
+    for _ in 0..2 {
+        let browser = arrive(&h, &client).await;
+        let before = (count("requests"), count("nonces"), count("security_events"));
+        let (status, page) = type_user_id(&h, &browser, USER).await;
+        assert_eq!(status, 303, "{page}");
+        written.push((
+            count("requests") - before.0,
+            count("nonces") - before.1,
+            count("security_events") - before.2,
+        ));
+    }
+    // (requests, nonces, events): the event, then the stand-in's nonce.
+    assert_eq!(written, vec![(0, 0, 1), (0, 1, 0)]);
+}
+
 /// Signs `claims` under a hand-made `header` with the client's P-256 key.
 fn sign_with_header(
     pkcs8: &[u8],

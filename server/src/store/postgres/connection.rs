@@ -349,8 +349,9 @@ enum Begun {
     Yes,
     /// Ended, or never to be begun (a single-statement read).
     Done,
-    /// Its `COMMIT` is sent ([`Tx::commit_in_flight`]): a statement now
-    /// would run outside the transaction, in autocommit, so it is refused.
+    /// Its `COMMIT` is sent ([`Tx::commit_in_flight`]), or its `ROLLBACK`
+    /// ([`Tx::rollback`]): a statement now would run outside the
+    /// transaction, in autocommit, so it is refused.
     Committed,
 }
 
@@ -462,6 +463,22 @@ impl<'a> Tx<'a> {
             return Ok(());
         }
         self.client.batch_execute("COMMIT").await
+    }
+
+    /// Ends the transaction with `ROLLBACK`, sent without waiting for its
+    /// answer (as a read's `COMMIT`), for a write that turned out to have
+    /// nothing to keep: a refusal that locked a row to judge under the lock.
+    /// The lock gave the transaction an id, so its `COMMIT` would wait for a
+    /// WAL flush (milliseconds); an abort waits for none. Nothing may run
+    /// in the transaction after it.
+    pub(super) fn rollback(&self) {
+        let begun = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut state.0, Begun::Committed)
+        };
+        if begun == Begun::Yes {
+            send_only(self.client, "ROLLBACK");
+        }
     }
 
     /// A statement prepared once per connection (deadpool's cache).

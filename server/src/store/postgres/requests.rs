@@ -254,7 +254,10 @@ async fn fraud_hold(
         )
         .await?;
     }
-    Ok(Some(CreateResult::CoolingDown { retry_after_ms }))
+    Ok(Some(CreateResult::CoolingDown {
+        retry_after_ms,
+        told: notify,
+    }))
 }
 
 /// The rate-limit windows of a request: its scope, the `FROM ... WHERE`
@@ -832,8 +835,33 @@ pub(super) async fn purge_nonces(t: &Tx<'_>, now_ms: u64) -> StoreResult<u64> {
 /// row lock covers: with one on, the caller runs this `SERIALIZABLE`, as
 /// before.
 ///
+/// A refusal that wrote nothing (all but a hold's first, which records
+/// its event) ends with `ROLLBACK` ([`Tx::rollback`]): the lock gave the
+/// transaction an id, and its `COMMIT` would wait for a WAL flush, which
+/// an unknown user ID's answer never does (docs/threat-model.md, "Learning
+/// whether a user ID exists"). It changed nothing, so an abort loses
+/// nothing; the lock is released as by a commit.
+///
 /// [`PostgresStore::write_locked`]: super::PostgresStore
 pub(super) async fn create_request_limited(
+    t: &Tx<'_>,
+    request: &StoredRequest,
+    envelope_json: &str,
+    limits: &RequestLimits,
+    now_ms: u64,
+) -> StoreResult<CreateResult> {
+    let result = create_locked(t, request, envelope_json, limits, now_ms).await?;
+    if !matches!(
+        result,
+        CreateResult::Created | CreateResult::CoolingDown { told: true, .. }
+    ) {
+        t.rollback();
+    }
+    Ok(result)
+}
+
+/// [`create_request_limited`]'s checks under the lock, and its insert.
+async fn create_locked(
     t: &Tx<'_>,
     request: &StoredRequest,
     envelope_json: &str,
@@ -903,32 +931,96 @@ pub(super) enum CreateAtOnce {
     AgainstTheRules,
 }
 
+/// The count of pending requests, the hold's row and each window's count
+/// of [`create_at_once`]'s statements, by their parameters: the identity
+/// `id`, the provider `provider`, now `now`, and the `k`th window's start
+/// `$(window + 2k)`. Answers the pending count's and each window's
+/// subquery (the hold's row is joined by the caller).
+fn at_once_counts(
+    windows: &[(LimitScope, &str, &[u8], Window)],
+    id: &str,
+    provider: &str,
+    now: &str,
+    window: usize,
+) -> (String, Vec<String>) {
+    let pending = format!(
+        "(SELECT COUNT(*) FROM requests WHERE identity_id = {id} AND status = 'pending' \
+         AND expires_at_ms > {now})"
+    );
+    let counts = windows
+        .iter()
+        .enumerate()
+        .map(|(k, (scope, ..))| {
+            let start = window + 2 * k;
+            match scope {
+                LimitScope::Identity => format!(
+                    "(SELECT COUNT(*) FROM requests WHERE identity_id = {id} \
+                     AND created_at_ms > ${start} \
+                     AND service_provider_id != decode('00000000000000000000000000000000', 'hex'))"
+                ),
+                LimitScope::Provider => format!(
+                    "(SELECT COUNT(*) FROM requests WHERE service_provider_id = {provider} \
+                     AND created_at_ms > ${start})"
+                ),
+            }
+        })
+        .collect();
+    (pending, counts)
+}
+
+/// The first statement of [`create_at_once`]: it locks the identity's row
+/// by updating it (to itself), as [`create_request_limited`] does, but
+/// only when the facts it reads allow a creation at once (its `WHERE` is
+/// the guard of [`create_at_once_sql`] on the person's own facts: not
+/// blocked, fewer pending than the cap, no hold's row, every per-person
+/// window below its limit). A refusal for one of them then writes
+/// nothing, so its transaction gets no id and its `COMMIT` waits for no
+/// WAL flush, as an unknown user ID's answer, which makes no transaction
+/// at all (docs/threat-model.md). The per-provider windows (`windows`
+/// holds only the per-person ones) are left to the insert's guard: their
+/// refusal is answered "busy", not with a stand-in, and their count over
+/// a busy provider's requests is not read twice. Parameters: `$1` the
+/// identity, `$2` now, `$3` the cap, then each window's start and limit,
+/// then the provider when holds are on. Answers the rows it updated (1:
+/// locked).
+fn lock_at_once_sql(windows: &[(LimitScope, &str, &[u8], Window)], holds: bool) -> String {
+    let provider = format!("${}", 4 + 2 * windows.len());
+    let (pending, counts) = at_once_counts(windows, "$1", &provider, "$2", 4);
+    let mut sql = format!(
+        "UPDATE identities SET blocked = blocked WHERE id = $1 AND NOT blocked AND {pending} < $3"
+    );
+    if holds {
+        sql.push_str(&format!(
+            " AND NOT EXISTS (SELECT 1 FROM fraud_holds h WHERE h.identity_id = $1 \
+             AND h.service_provider_id = {provider})"
+        ));
+    }
+    for (k, count) in counts.iter().enumerate() {
+        sql.push_str(&format!(" AND {count} < ${}", 5 + 2 * k));
+    }
+    sql
+}
+
 /// The statement of [`create_at_once`] for `windows` and holds on or off:
 /// one snapshot reads the facts the rules of [`create_request_limited`]
 /// judge (the blocked flag, the pending count, the hold's row, each
 /// window's count, exactly as there) and inserts the request only when
 /// each of them is one the rules allow at once: not blocked, fewer
 /// pending than the cap, no hold's row at all, every window below its
-/// limit. Parameters: `$1`-`$8` the request's columns, `$9` now, `$10` the
-/// cap, then each window's start and limit. Answers the facts and whether
-/// it inserted; no row for an unknown identity.
+/// limit; and only when this transaction has written, which after
+/// [`lock_at_once_sql`] means that the identity's row is locked (its
+/// update is the transaction's only write before this one). Parameters:
+/// `$1`-`$8` the request's columns, `$9` now, `$10` the cap, then each
+/// window's start and limit. Answers the facts and whether it inserted;
+/// no row for an unknown identity.
 fn create_at_once_sql(windows: &[(LimitScope, &str, &[u8], Window)], holds: bool) -> String {
+    let (pending, subqueries) = at_once_counts(windows, "$2", "$3", "$9", 11);
     let mut counts = String::new();
     let mut guards = String::new();
     let mut columns = String::new();
-    for (k, (scope, ..)) in windows.iter().enumerate() {
-        let start = 11 + 2 * k;
-        let limit = start + 1;
-        let from = match scope {
-            LimitScope::Identity => format!(
-                "FROM requests WHERE identity_id = $2 AND created_at_ms > ${start} \
-                 AND service_provider_id != decode('00000000000000000000000000000000', 'hex')"
-            ),
-            LimitScope::Provider => {
-                format!("FROM requests WHERE service_provider_id = $3 AND created_at_ms > ${start}")
-            }
-        };
-        counts.push_str(&format!(", (SELECT COUNT(*) {from}) AS w{k}"));
+    for (k, count) in subqueries.iter().enumerate() {
+        let limit = 12 + 2 * k;
+        counts.push_str(&format!(", {count} AS w{k}"));
         guards.push_str(&format!(" AND f.w{k} < ${limit}"));
         columns.push_str(&format!(", f.w{k}"));
     }
@@ -944,14 +1036,14 @@ fn create_at_once_sql(windows: &[(LimitScope, &str, &[u8], Window)], holds: bool
         )
     };
     format!(
-        "WITH f AS MATERIALIZED (SELECT i.blocked, (SELECT COUNT(*) FROM requests \
-         WHERE identity_id = $2 AND status = 'pending' AND expires_at_ms > $9) AS pending, \
+        "WITH f AS MATERIALIZED (SELECT i.blocked, {pending} AS pending, \
          {hold_columns}{counts} FROM identities i{hold_join} WHERE i.id = $2), \
          ins AS (INSERT INTO requests (id, identity_id, service_provider_id, envelope, \
          envelope_signature, binding_code, status, created_at_ms, expires_at_ms) \
          SELECT $1::BYTEA, $2::BYTEA, $3::BYTEA, $4::TEXT, $5::BYTEA, $6::TEXT, 'pending', \
          $7::BIGINT, $8::BIGINT FROM f WHERE NOT f.blocked AND f.pending < $10 \
-         AND f.reported_at_ms IS NULL{guards} RETURNING 1) \
+         AND f.reported_at_ms IS NULL{guards} \
+         AND pg_current_xact_id_if_assigned() IS NOT NULL RETURNING 1) \
          SELECT f.blocked, f.pending, f.reported_at_ms, f.notified, \
          (SELECT COUNT(*) FROM ins){columns} FROM f"
     )
@@ -959,19 +1051,24 @@ fn create_at_once_sql(windows: &[(LimitScope, &str, &[u8], Window)], holds: bool
 
 /// [`create_request_limited`] in one flight, `BEGIN` and `COMMIT`
 /// included, in the same transaction kind (the caller's runner): the
-/// identity's row locked first, as there (its own statement, so the next
-/// one's snapshot is taken with the lock held), then one statement
+/// identity's row locked first when the facts allow a creation at once
+/// ([`lock_at_once_sql`]: its own statement, so the next one's snapshot
+/// is taken with the lock held), then one statement
 /// ([`create_at_once_sql`]) that reads the facts and inserts the request
-/// when its guard, each part a fact the rules allow at once, holds, and
-/// the `COMMIT`. The facts it answers are the ones its guard saw (one
-/// statement, one snapshot; the identity's row under the lock is the one
-/// the lock returned), and the rules (`policy.rs`) judge them here in the
-/// same order as [`create_request_limited`]: the guard only ever inserts
-/// what they allow (each of its parts is the negation of one refusal), and
-/// a refusal the guard made that the rules would not (a hold's row whose
-/// hold is over) or one whose answer needs more (a hold, a full window)
-/// is [`CreateAtOnce::Longer`]: nothing was inserted, and the caller runs
-/// [`create_request_limited`].
+/// when its guard, each part a fact the rules allow at once, holds and the
+/// lock was taken, and the `COMMIT`. The lock's guard only spares a
+/// refusal its write: at `READ COMMITTED` it may see facts older than the
+/// lock (a concurrent create it waited for), which the second statement,
+/// under the lock, reads afresh; it inserts nothing without the lock, so
+/// the cap and the windows are as exact as under an unconditional lock.
+/// The facts it answers are the ones its guard saw (one statement, one
+/// snapshot), and the rules (`policy.rs`) judge them here in the same
+/// order as [`create_request_limited`]: the guard only ever inserts what
+/// they allow (each of its parts is the negation of one refusal), and a
+/// refusal the guard made that the rules would not (a hold's row whose
+/// hold is over, or a lock refused on older facts) or one whose answer
+/// needs more (a hold, a full window) is [`CreateAtOnce::Longer`]: nothing
+/// was inserted, and the caller runs [`create_request_limited`].
 pub(super) async fn create_at_once(
     t: &Tx<'_>,
     request: &StoredRequest,
@@ -982,9 +1079,12 @@ pub(super) async fn create_at_once(
     let e = &request.envelope;
     let windows = windows(e, limits);
     let holds = limits.fraud_hold_ms > 0;
-    let lock_sql = format!(
-        "UPDATE identities SET blocked = blocked WHERE id = $1 RETURNING {IDENTITY_COLUMNS}"
-    );
+    let person: Vec<_> = windows
+        .iter()
+        .filter(|w| w.0 == LimitScope::Identity)
+        .cloned()
+        .collect();
+    let lock_sql = lock_at_once_sql(&person, holds);
     let sql = create_at_once_sql(&windows, holds);
     // Prepared first, so each goes out on its future's first poll, in order.
     let (lock, create) = try_join(t.prepare_cached(&lock_sql), t.prepare_cached(&sql)).await?;
@@ -999,6 +1099,7 @@ pub(super) async fn create_at_once(
         .iter()
         .map(|(_, _, _, w)| [i64_of(policy::window_start(*w, now_ms)), i64_of(w.limit)])
         .collect();
+    let mut lock_params: Vec<P<'_>> = vec![&identity_id, &now, &cap];
     let mut params: Vec<P<'_>> = vec![
         &id,
         &identity_id,
@@ -1011,17 +1112,19 @@ pub(super) async fn create_at_once(
         &now,
         &cap,
     ];
-    for [start, limit] in &bounds {
+    for ((scope, ..), [start, limit]) in windows.iter().zip(&bounds) {
+        if *scope == LimitScope::Identity {
+            lock_params.push(start);
+            lock_params.push(limit);
+        }
         params.push(start);
         params.push(limit);
     }
-    let (identity, facts, ()) = try_join3(
-        async {
-            t.query_opt(&lock, &[&identity_id])
-                .await?
-                .map(|r| identity_row(&r))
-                .transpose()
-        },
+    if holds {
+        lock_params.push(&provider);
+    }
+    let (_locked, facts, ()) = try_join3(
+        t.execute(&lock, &lock_params),
         t.query_opt(&create, &params),
         // Polled last: sent after the two statements.
         async {
@@ -1030,15 +1133,15 @@ pub(super) async fn create_at_once(
         },
     )
     .await?;
-    let (Some(identity), Some(facts)) = (identity, facts) else {
+    let Some(facts) = facts else {
         return Ok(CreateAtOnce::Done(CreateResult::UnknownIdentity));
     };
     let inserted = col::<u64>(&facts, 4)? == 1;
-    let judged = judge_at_once(&identity, &facts, &windows, limits, now_ms)?;
+    let judged = judge_at_once(&facts, &windows, limits, now_ms)?;
     match (judged, inserted) {
         (Some(CreateResult::Created), true) => Ok(CreateAtOnce::Done(CreateResult::Created)),
-        // The guard refused what the rules allow (a hold that is over):
-        // the longer path inserts.
+        // The guard refused what the rules allow (a hold that is over, a
+        // lock refused on older facts): the longer path inserts.
         (Some(CreateResult::Created), false) | (None, false) => Ok(CreateAtOnce::Longer),
         (Some(refused), false) => Ok(CreateAtOnce::Done(refused)),
         // Never: each part of the guard is the negation of one refusal.
@@ -1050,13 +1153,12 @@ pub(super) async fn create_at_once(
 /// [`create_at_once`], in the same order: `Some` answer, or `None` when the
 /// answer needs the longer path (a fraud hold, a full window).
 fn judge_at_once(
-    identity: &Identity,
     facts: &Row,
     windows: &[(LimitScope, &str, &[u8], Window)],
     limits: &RequestLimits,
     now_ms: u64,
 ) -> StoreResult<Option<CreateResult>> {
-    if identity.blocked || get::<bool>(facts, 0)? {
+    if get::<bool>(facts, 0)? {
         return Ok(Some(CreateResult::Blocked));
     }
     let hold = match get::<Option<i64>>(facts, 2)? {

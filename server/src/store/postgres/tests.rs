@@ -950,7 +950,8 @@ async fn a_create_in_one_flight_inserts_only_what_the_rules_allow() {
             .await
             .unwrap(),
         CreateResult::CoolingDown {
-            retry_after_ms: 59_999
+            retry_after_ms: 59_999,
+            told: true
         }
     );
     let after = scene_login(anna, bank, t + 60_005);
@@ -1082,7 +1083,7 @@ async fn a_pull_with_its_nonce_answers_once_even_when_sent_at_once_to_two_replic
             .await
             .unwrap()
     };
-    let nonce = eid_protocol::Nonce16::random();
+    let nonce = eid_protocol::Nonce16(eid_protocol::crypto::random_array());
     let first = pull(Arc::clone(&stores[0]), nonce, vec![scene.phone.id])
         .await
         .expect("a fresh nonce answers");
@@ -1114,7 +1115,7 @@ async fn a_pull_with_its_nonce_answers_once_even_when_sent_at_once_to_two_replic
     stores[0].create_identity(bo.clone()).await.unwrap();
     let second = crate::store::conformance::activated(&*stores[0], &bo, SCENE_T0).await;
     for ids in [vec![scene.phone.id], vec![scene.phone.id, second.id]] {
-        let nonce = eid_protocol::Nonce16::random();
+        let nonce = eid_protocol::Nonce16(eid_protocol::crypto::random_array());
         let tasks: Vec<_> = (0..16)
             .map(|i| tokio::spawn(pull(Arc::clone(&stores[i % 2]), nonce, ids.clone())))
             .collect();
@@ -1169,4 +1170,272 @@ async fn create_at_once_on_two<S: crate::store::Store + ?Sized + 'static>(
         results.push(task.await.unwrap());
     }
     results
+}
+
+/// The durable commits (transactions given an id that committed: each
+/// waits for its WAL flush, milliseconds) that `op` makes, after `setup`:
+/// the committed transaction ids between two markers, the least of a few
+/// tries, since the scratch databases share one cluster whose other tests
+/// draw ids too. `setup` puts the facts back before each try.
+async fn durable_commits<S, O>(
+    client: &tokio_postgres::Client,
+    mut setup: impl FnMut() -> S,
+    mut op: impl FnMut() -> O,
+) -> i64
+where
+    S: std::future::Future<Output = ()>,
+    O: std::future::Future<Output = ()>,
+{
+    const MARK: &str = "SELECT pg_current_xact_id()::text::bigint";
+    let mut least = i64::MAX;
+    for _ in 0..4 {
+        setup().await;
+        let before: i64 = client.query_one(MARK, &[]).await.unwrap().get(0);
+        op().await;
+        let after: i64 = client.query_one(MARK, &[]).await.unwrap().get(0);
+        let committed: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM generate_series($1::bigint + 1, $2::bigint - 1) x \
+                 WHERE pg_xact_status(x::text::xid8) = 'committed'",
+                &[&before, &after],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        least = least.min(committed);
+        if least == 0 {
+            break;
+        }
+    }
+    least
+}
+
+/// A refused creation makes no durable commit (what an unknown user ID's
+/// creation makes: none, the store is not even asked), but the first
+/// refusal of a fraud hold, which records its event; a real request makes
+/// one. So the login page's stand-in (one durable write) makes each path
+/// of a user ID typed there wait for the same number of flushes: blocked,
+/// at the pending cap, in a full window, held, unknown, or a real request
+/// (docs/threat-model.md, "Learning whether a user ID exists").
+#[tokio::test]
+async fn a_refused_creation_makes_no_durable_commit_but_a_holds_first() {
+    use crate::store::{CreateResult, RequestLimits, Store, Window};
+
+    let Some(db) = scratch().await else {
+        return;
+    };
+    let store = db.store().await;
+    let scene = create_scene(&store).await;
+    let (anna, bank) = (scene.anna.id, scene.bank.clone());
+    let client = tokio_postgres_client(&db).await;
+    let t = SCENE_T0;
+    let nothing = || async {};
+    let create = |limits: RequestLimits, want: fn(&CreateResult) -> bool| {
+        let (store, bank) = (&store, bank.clone());
+        move || {
+            let (limits, bank) = (limits.clone(), bank.clone());
+            async move {
+                let result = store
+                    .create_request_limited(scene_login(anna, &bank, t), limits, t)
+                    .await
+                    .unwrap();
+                assert!(want(&result), "{result:?}");
+            }
+        }
+    };
+    let mut commits = Vec::new();
+    // A real request, and the stand-in's write (a nonce).
+    let open = RequestLimits::pending_only(1_000);
+    commits.push((
+        "real",
+        durable_commits(
+            &client,
+            nothing,
+            create(open, |r| *r == CreateResult::Created),
+        )
+        .await,
+    ));
+    commits.push((
+        "stand-in",
+        durable_commits(&client, nothing, || async {
+            store
+                .use_nonce(
+                    eid_protocol::Nonce16(eid_protocol::crypto::random_array()),
+                    t + 60_000,
+                )
+                .await
+                .unwrap();
+        })
+        .await,
+    ));
+    let stranger = eid_protocol::IdentityId::random();
+    commits.push((
+        "unknown",
+        durable_commits(&client, nothing, || async {
+            let result = store
+                .create_request_limited(
+                    scene_login(stranger, &bank, t),
+                    RequestLimits::pending_only(1_000),
+                    t,
+                )
+                .await
+                .unwrap();
+            assert_eq!(result, CreateResult::UnknownIdentity);
+        })
+        .await,
+    ));
+    // Anna has 4 pending (the real ones above): a cap of 4 is full.
+    commits.push((
+        "pending cap",
+        durable_commits(
+            &client,
+            nothing,
+            create(RequestLimits::pending_only(4), |r| {
+                *r == CreateResult::TooManyPending
+            }),
+        )
+        .await,
+    ));
+    // The same with a per-provider window on (the `SERIALIZABLE` write).
+    let serializable = RequestLimits {
+        per_provider: vec![Window {
+            window_ms: 60_000,
+            limit: 1_000,
+        }],
+        ..RequestLimits::pending_only(4)
+    };
+    commits.push((
+        "pending cap, serializable",
+        durable_commits(
+            &client,
+            nothing,
+            create(serializable, |r| *r == CreateResult::TooManyPending),
+        )
+        .await,
+    ));
+    let window = RequestLimits {
+        max_pending: 1_000,
+        per_identity: vec![Window {
+            window_ms: 60_000,
+            limit: 4,
+        }],
+        ..RequestLimits::default()
+    };
+    commits.push((
+        "full window",
+        durable_commits(
+            &client,
+            nothing,
+            create(window, |r| matches!(r, CreateResult::RateLimited { .. })),
+        )
+        .await,
+    ));
+    // A full per-provider window is answered "busy" (whoever the user ID
+    // names: no stand-in), so its refusal may lock: the lock's guard leaves
+    // it to the insert's, rather than count a provider's requests twice.
+    let provider_window = RequestLimits {
+        per_provider: vec![Window {
+            window_ms: 60_000,
+            limit: 4,
+        }],
+        ..RequestLimits::pending_only(1_000)
+    };
+    commits.push((
+        "full provider window (busy)",
+        durable_commits(
+            &client,
+            nothing,
+            create(provider_window, |r| {
+                matches!(
+                    r,
+                    CreateResult::RateLimited {
+                        scope: crate::store::LimitScope::Provider,
+                        ..
+                    }
+                )
+            }),
+        )
+        .await,
+    ));
+    // A fraud hold, already told to the person, then its first refusal
+    // (which records the event: one durable commit).
+    let held = RequestLimits {
+        max_pending: 1_000,
+        fraud_hold_ms: 60_000,
+        ..RequestLimits::default()
+    };
+    let hold = |notified: bool| {
+        let client = &client;
+        let bank = bank.id;
+        move || async move {
+            client
+                .execute(
+                    "INSERT INTO fraud_holds (identity_id, service_provider_id, reported_at_ms, \
+                     notified) VALUES ($1, $2, $3, $4) ON CONFLICT (identity_id, \
+                     service_provider_id) DO UPDATE SET notified = EXCLUDED.notified",
+                    &[
+                        &anna.as_bytes().as_slice(),
+                        &bank.as_bytes().as_slice(),
+                        &i64::try_from(t).unwrap(),
+                        &notified,
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    commits.push((
+        "hold, told before",
+        durable_commits(
+            &client,
+            hold(true),
+            create(held.clone(), |r| {
+                matches!(r, CreateResult::CoolingDown { told: false, .. })
+            }),
+        )
+        .await,
+    ));
+    commits.push((
+        "hold, told now",
+        durable_commits(
+            &client,
+            hold(false),
+            create(held, |r| {
+                matches!(r, CreateResult::CoolingDown { told: true, .. })
+            }),
+        )
+        .await,
+    ));
+    client
+        .execute("DELETE FROM fraud_holds", &[])
+        .await
+        .unwrap();
+    // Blocked (Anna's pending requests are cancelled with the block).
+    store.set_blocked(anna, true, t).await.unwrap();
+    commits.push((
+        "blocked",
+        durable_commits(
+            &client,
+            nothing,
+            create(RequestLimits::pending_only(1_000), |r| {
+                *r == CreateResult::Blocked
+            }),
+        )
+        .await,
+    ));
+    assert_eq!(
+        commits,
+        vec![
+            ("real", 1),
+            ("stand-in", 1),
+            ("unknown", 0),
+            ("pending cap", 0),
+            ("pending cap, serializable", 0),
+            ("full window", 0),
+            ("full provider window (busy)", 1),
+            ("hold, told before", 0),
+            ("hold, told now", 1),
+            ("blocked", 0),
+        ]
+    );
 }

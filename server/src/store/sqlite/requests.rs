@@ -165,7 +165,10 @@ pub(super) fn fraud_hold(
             },
         )?;
     }
-    Ok(Some(CreateResult::CoolingDown { retry_after_ms }))
+    Ok(Some(CreateResult::CoolingDown {
+        retry_after_ms,
+        told: notify,
+    }))
 }
 
 /// How long until one more request fits `window` ([`policy::window_full`],

@@ -184,22 +184,27 @@ pub(crate) async fn sign_in(
         now,
     )
     .await;
-    let stand_in = || async {
+    let state_ref = &state;
+    let stand_in = |wrote: bool| async move {
         // The durable write a real request makes (its commit waits for the
         // fsync, milliseconds): without it the answer's time told a
-        // stand-in from a real request.
-        crate::web::stand_in_write(&state, now)
-            .await
-            .map_err(|e| Failure::from(e).with(lang))?;
+        // stand-in from a real request. A refusal makes none (on
+        // PostgreSQL too: docs/threat-model.md), but a hold's first
+        // (`wrote`).
+        if !wrote {
+            crate::web::stand_in_write(state_ref, now)
+                .await
+                .map_err(|e| Failure::from(e).with(lang))?;
+        }
         Ok::<_, Failure>(crate::ids::request_id(now))
     };
     let request_id = match created {
         Ok(Created::Request(envelope)) => envelope.request_id,
         // The stand-in: a request id nobody has; the page waits and lapses.
-        Ok(Created::UnknownIdentity) => stand_in().await?,
+        Ok(Created::UnknownIdentity) => stand_in(false).await?,
         // Blocked, or held by one of the person's own limits: the stand-in
         // too, as "busy" would be said of known user IDs only.
-        Err(refused) if refused.about_the_person => stand_in().await?,
+        Err(refused) if refused.about_the_person => stand_in(refused.wrote).await?,
         Err(refused) if refused.error.code == ErrorCode::Internal => {
             return Err(Failure(lang, Refusal::Internal));
         }
