@@ -35,22 +35,27 @@ fn failure_code_of(code: &str) -> StoreResult<ErrorCode> {
 }
 
 pub(super) fn change_row(row: &Row) -> StoreResult<StoredChange> {
-    let failure_code: Option<String> = get(row, 13)?;
-    let failure_message: Option<String> = get(row, 14)?;
+    change_row_at(row, 0)
+}
+
+/// [`change_row`] from column `base` on (a joined read).
+pub(super) fn change_row_at(row: &Row, base: usize) -> StoreResult<StoredChange> {
+    let failure_code: Option<String> = get(row, base + 13)?;
+    let failure_message: Option<String> = get(row, base + 14)?;
     Ok(StoredChange {
-        id: col(row, 0)?,
-        identity_id: col(row, 1)?,
-        kind: col(row, 2)?,
-        new_value: get(row, 3)?,
-        state: col(row, 4)?,
-        gap_ms: col(row, 5)?,
-        created_at_ms: col(row, 6)?,
-        first_request_id: col(row, 7)?,
-        first_expires_at_ms: col(row, 8)?,
-        first_login_at_ms: opt_col(row, 9)?,
-        earliest_second_login_at_ms: opt_col(row, 10)?,
-        second_request_id: opt_col(row, 11)?,
-        second_expires_at_ms: opt_col(row, 12)?,
+        id: col(row, base)?,
+        identity_id: col(row, base + 1)?,
+        kind: col(row, base + 2)?,
+        new_value: get(row, base + 3)?,
+        state: col(row, base + 4)?,
+        gap_ms: col(row, base + 5)?,
+        created_at_ms: col(row, base + 6)?,
+        first_request_id: col(row, base + 7)?,
+        first_expires_at_ms: col(row, base + 8)?,
+        first_login_at_ms: opt_col(row, base + 9)?,
+        earliest_second_login_at_ms: opt_col(row, base + 10)?,
+        second_request_id: opt_col(row, base + 11)?,
+        second_expires_at_ms: opt_col(row, base + 12)?,
         failure: match (failure_code, failure_message) {
             (Some(code), Some(message)) => Some((failure_code_of(&code)?, message)),
             _ => None,

@@ -39,18 +39,23 @@ pub(super) const ENROLMENT_COLUMNS: &str = "e.id, e.identity_id, e.request_id, e
      e.pin_public_key, e.code, e.state, e.requested_at_ms, e.expires_at_ms, e.wait_ms, e.usable_at_ms";
 
 pub(super) fn enrolment_row(row: &Row) -> StoreResult<Enrolment> {
+    enrolment_row_at(row, 0)
+}
+
+/// [`enrolment_row`] from column `base` on (a joined read).
+pub(super) fn enrolment_row_at(row: &Row, base: usize) -> StoreResult<Enrolment> {
     Ok(Enrolment {
-        id: col(row, 0)?,
-        identity_id: opt_col(row, 1)?,
-        request_id: opt_col(row, 2)?,
-        device_public_key: col::<PublicKey>(row, 3)?,
-        pin_public_key: col::<PublicKey>(row, 4)?,
-        code: get(row, 5)?,
-        state: col(row, 6)?,
-        requested_at_ms: col(row, 7)?,
-        expires_at_ms: col(row, 8)?,
-        wait_ms: col(row, 9)?,
-        usable_at_ms: opt_col(row, 10)?,
+        id: col(row, base)?,
+        identity_id: opt_col(row, base + 1)?,
+        request_id: opt_col(row, base + 2)?,
+        device_public_key: col::<PublicKey>(row, base + 3)?,
+        pin_public_key: col::<PublicKey>(row, base + 4)?,
+        code: get(row, base + 5)?,
+        state: col(row, base + 6)?,
+        requested_at_ms: col(row, base + 7)?,
+        expires_at_ms: col(row, base + 8)?,
+        wait_ms: col(row, base + 9)?,
+        usable_at_ms: opt_col(row, base + 10)?,
     })
 }
 

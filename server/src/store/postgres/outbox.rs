@@ -81,7 +81,7 @@ pub(super) fn event_row(row: &Row) -> StoreResult<StoredEvent> {
 }
 
 /// An event whose columns ([`EVENT_COLUMNS`]) start at `at`.
-fn event_at(row: &Row, at: usize) -> StoreResult<StoredEvent> {
+pub(super) fn event_at(row: &Row, at: usize) -> StoreResult<StoredEvent> {
     let kind: String = get(row, at + 1)?;
     Ok(StoredEvent {
         id: col(row, at)?,
