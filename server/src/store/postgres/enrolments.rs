@@ -7,7 +7,7 @@ use eid_protocol::wire::RequestStatus;
 use eid_protocol::{AuthenticatorId, IdentityId, Outcome, PublicKey, RequestId};
 use tokio_postgres::Row;
 
-use super::columns::{Col, col, get, i64_of, opt_col};
+use super::columns::{At, Col, col, get, i64_of, opt_col};
 use super::connection::{Tx, exec, one, opt};
 use super::identities::{insert_authenticator, load_authenticator, load_identity};
 use super::outbox::insert_event;
@@ -39,23 +39,23 @@ pub(super) const ENROLMENT_COLUMNS: &str = "e.id, e.identity_id, e.request_id, e
      e.pin_public_key, e.code, e.state, e.requested_at_ms, e.expires_at_ms, e.wait_ms, e.usable_at_ms";
 
 pub(super) fn enrolment_row(row: &Row) -> StoreResult<Enrolment> {
-    enrolment_row_at(row, 0)
+    enrolment_row_at(row, At::From(0))
 }
 
-/// [`enrolment_row`] from column `base` on (a joined read).
-pub(super) fn enrolment_row_at(row: &Row, base: usize) -> StoreResult<Enrolment> {
+/// [`enrolment_row`] with its columns `at` (a joined read).
+pub(super) fn enrolment_row_at(row: &Row, at: At<'_>) -> StoreResult<Enrolment> {
     Ok(Enrolment {
-        id: col(row, base)?,
-        identity_id: opt_col(row, base + 1)?,
-        request_id: opt_col(row, base + 2)?,
-        device_public_key: col::<PublicKey>(row, base + 3)?,
-        pin_public_key: col::<PublicKey>(row, base + 4)?,
-        code: get(row, base + 5)?,
-        state: col(row, base + 6)?,
-        requested_at_ms: col(row, base + 7)?,
-        expires_at_ms: col(row, base + 8)?,
-        wait_ms: col(row, base + 9)?,
-        usable_at_ms: opt_col(row, base + 10)?,
+        id: col(row, at.of(0))?,
+        identity_id: opt_col(row, at.of(1))?,
+        request_id: opt_col(row, at.of(2))?,
+        device_public_key: col::<PublicKey>(row, at.of(3))?,
+        pin_public_key: col::<PublicKey>(row, at.of(4))?,
+        code: get(row, at.of(5))?,
+        state: col(row, at.of(6))?,
+        requested_at_ms: col(row, at.of(7))?,
+        expires_at_ms: col(row, at.of(8))?,
+        wait_ms: col(row, at.of(9))?,
+        usable_at_ms: opt_col(row, at.of(10))?,
     })
 }
 
