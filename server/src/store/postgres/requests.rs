@@ -52,7 +52,7 @@ pub(super) fn request_row(row: &Row) -> StoreResult<StoredRequest> {
     request_row_at(row, At::From(0))
 }
 
-/// [`request_row`] from column `base` on (a joined read).
+/// [`request_row`] with its columns `at` (a joined read).
 fn request_row_at(row: &Row, at: At<'_>) -> StoreResult<StoredRequest> {
     let envelope_json: &str = get(row, at.of(0))?;
     let envelope: RequestEnvelopeBody = serde_json::from_str(envelope_json)?;
@@ -422,19 +422,19 @@ async fn pull_nonce(t: &Tx<'_>, nonce: Option<(Nonce16, u64)>) -> StoreResult<bo
     Ok(n == 1)
 }
 
-/// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot),
-/// and of [`Store::pull_with_nonce`](crate::store::Store::pull_with_nonce)
+/// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot)
+/// for a phone with several accounts (one account pulls in one statement,
+/// [`pull_one`]), and of [`Store::pull_with_nonce`](crate::store::Store::pull_with_nonce)
 /// with `nonce` (its nonce and keep time): then its first statement inserts
 /// the nonce (as [`use_nonce`]: of two concurrent inserts of one nonce one
 /// inserts, the other finds it, or at `REPEATABLE READ` fails to serialize
-/// and runs again to find it), in the same flight as the reads, and `None`
-/// answers a nonce seen before (what was read is dropped). The caller runs
-/// it read-write ([`PostgresStore::read_writing`]), so the nonce is durable
-/// when the answer comes. For a phone with one account, one flight
-/// (everything read by the authenticator's id, `BEGIN` and `COMMIT`
-/// included); with several, two (the nonce and the authenticators with
-/// their identities, then everything read by identity), pipelined on the
-/// connection.
+/// and runs again to find it), in the same flight as the first reads, and
+/// `None` answers a nonce seen before (what was read is dropped). The
+/// caller runs it read-write ([`PostgresStore::read_writing`]), so the
+/// nonce is durable when the answer comes. Two flights: the nonce and the
+/// authenticators with their identities, then everything read by identity,
+/// pipelined on the connection. It answers any number of accounts, one
+/// too (the tests compare [`pull_one`] with it).
 ///
 /// [`PostgresStore::read_writing`]: super::PostgresStore
 pub(super) async fn pull_snapshot(
@@ -452,8 +452,7 @@ pub(super) async fn pull_snapshot(
     }
     let newest = matches!(feed, FeedCursors::NewestAbove(_));
     let order = if newest { "DESC" } else { "ASC" };
-    // Each read by identity, the identity named by `key` (`$1`, or a
-    // subquery by the authenticator's id).
+    // Each read by identity, the identity named by `key` (`$1`).
     let pending_sql_by = |key: &str| {
         format!(
             "{REQUEST_SELECT} WHERE r.identity_id = {key} AND r.status = 'pending' \
@@ -477,9 +476,8 @@ pub(super) async fn pull_snapshot(
     };
     let decisions_sql_by = |key: &str| {
         format!(
-            "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
-             d.decided_at_ms, d.seq FROM decisions d WHERE d.identity_id = {key} AND d.seq > $3 \
-             ORDER BY d.seq LIMIT $2"
+            "SELECT {PULLED_DECISION_COLUMNS} FROM decisions d WHERE d.identity_id = {key} \
+             AND d.seq > $3 ORDER BY d.seq LIMIT $2"
         )
     };
     let max_events = eid_protocol::wire::MAX_FEED_EVENTS as i64;
