@@ -544,9 +544,8 @@ impl Store for PostgresStore {
         let locked = limits.per_provider.iter().all(|w| w.limit == 0);
         let (r, j, l) = (request.clone(), envelope_json.clone(), limits.clone());
         let at_once = if locked {
-            // One statement, `eid_create_request` (`requests::create_in_one`).
-            tx!(self.write_one, [r, j, l], |t| {
-                requests::create_in_one(t, &r, &j, &l, now_ms)
+            tx!(self.write_locked, [r, j, l], |t| {
+                requests::create_at_once(t, &r, &j, &l, now_ms)
             })?
         } else {
             tx!(self.write, [r, j, l], |t| {

@@ -1285,77 +1285,7 @@ pub(super) async fn create_at_once(
         return Ok(CreateAtOnce::Done(CreateResult::UnknownIdentity));
     };
     let inserted = col::<u64>(&facts, 4)? == 1;
-    let hold = match get::<Option<i64>>(&facts, 2)? {
-        Some(_) => Some(policy::FraudHold {
-            reported_at_ms: col(&facts, 2)?,
-            notified: get(&facts, 3)?,
-        }),
-        None => None,
-    };
-    let facts = GuardFacts {
-        blocked: get(&facts, 0)?,
-        pending: col(&facts, 1)?,
-        hold,
-        windows: (0..windows.len())
-            .map(|k| col::<u64>(&facts, 5 + k))
-            .collect::<StoreResult<_>>()?,
-    };
-    at_once_answer(&identity, &facts, inserted, &windows, limits, now_ms)
-}
-
-/// The facts a creation's guard saw ([`create_at_once`], [`create_in_one`]).
-struct GuardFacts {
-    blocked: bool,
-    pending: u64,
-    hold: Option<policy::FraudHold>,
-    /// Each window's count, in the order of [`windows`].
-    windows: Vec<u64>,
-}
-
-/// The rules of [`create_request_limited`] on the facts of
-/// [`create_at_once`] or [`create_in_one`], in the same order: `Some`
-/// answer, or `None` when the answer needs the longer path (a fraud hold,
-/// a full window).
-fn judge_at_once(
-    identity: &Identity,
-    facts: &GuardFacts,
-    windows: &[(LimitScope, &str, &[u8], Window)],
-    limits: &RequestLimits,
-    now_ms: u64,
-) -> StoreResult<Option<CreateResult>> {
-    if identity.blocked || facts.blocked {
-        return Ok(Some(CreateResult::Blocked));
-    }
-    if policy::fraud_hold(facts.hold, limits.fraud_hold_ms, now_ms) != policy::HoldCheck::Clear {
-        return Ok(None);
-    }
-    if facts.pending >= limits.max_pending {
-        return Ok(Some(CreateResult::TooManyPending));
-    }
-    if facts.windows.len() != windows.len() {
-        return Err(StoreError::Inconsistent(
-            "a creation's guard counted other windows",
-        ));
-    }
-    for ((_, _, _, window), count) in windows.iter().zip(&facts.windows) {
-        if policy::window_full(*window, *count).is_some() {
-            return Ok(None);
-        }
-    }
-    Ok(Some(CreateResult::Created))
-}
-
-/// The answer of a creation whose guard saw `facts` and `inserted` or not
-/// ([`create_at_once`], [`create_in_one`]).
-fn at_once_answer(
-    identity: &Identity,
-    facts: &GuardFacts,
-    inserted: bool,
-    windows: &[(LimitScope, &str, &[u8], Window)],
-    limits: &RequestLimits,
-    now_ms: u64,
-) -> StoreResult<CreateAtOnce> {
-    let judged = judge_at_once(identity, facts, windows, limits, now_ms)?;
+    let judged = judge_at_once(&identity, &facts, &windows, limits, now_ms)?;
     match (judged, inserted) {
         (Some(CreateResult::Created), true) => Ok(CreateAtOnce::Done(CreateResult::Created)),
         // The guard refused what the rules allow (a hold that is over):
@@ -1367,87 +1297,40 @@ fn at_once_answer(
     }
 }
 
-/// [`create_at_once`] as one statement in its own transaction (the caller
-/// runs it with [`PostgresStore::write_one`], no `BEGIN`, no `COMMIT`: the
-/// answer comes after the durable commit), for a creation without a
-/// per-provider window (the ones [`create_request_limited`] runs at `READ
-/// COMMITTED` under the identity's lock): the function `eid_create_request`
-/// (migration 0017) locks the identity's row, then, in a statement of its
-/// own (at `READ COMMITTED` a snapshot taken with the lock held, as the
-/// second statement of [`create_at_once`]'s flight), reads the same facts
-/// and inserts under the same guard, and answers the identity's row and
-/// the facts. They are judged here as there.
-///
-/// [`PostgresStore::write_one`]: super::PostgresStore
-pub(super) async fn create_in_one(
-    t: &Tx<'_>,
-    request: &StoredRequest,
-    envelope_json: &str,
+/// The rules of [`create_request_limited`] on the facts of
+/// [`create_at_once`], in the same order: `Some` answer, or `None` when the
+/// answer needs the longer path (a fraud hold, a full window).
+fn judge_at_once(
+    identity: &Identity,
+    facts: &Row,
+    windows: &[(LimitScope, &str, &[u8], Window)],
     limits: &RequestLimits,
     now_ms: u64,
-) -> StoreResult<CreateAtOnce> {
-    const CALL: &str = "SELECT o_found, o_id, o_user_id, o_user_id_folded, o_display_name, \
-         o_blocked, o_created_at_ms, o_phone, o_email, o_notify_every_use, f_blocked, \
-         f_pending, f_reported_at_ms, f_notified, f_inserted, f_windows \
-         FROM eid_create_request($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-    let e = &request.envelope;
-    let windows = windows(e, limits);
-    if windows
-        .iter()
-        .any(|(scope, ..)| *scope != LimitScope::Identity)
-    {
-        return Err(StoreError::Inconsistent(
-            "a creation with a per-provider window in one statement",
-        ));
+) -> StoreResult<Option<CreateResult>> {
+    if identity.blocked || get::<bool>(facts, 0)? {
+        return Ok(Some(CreateResult::Blocked));
     }
-    let starts: Vec<i64> = windows
-        .iter()
-        .map(|(_, _, _, w)| i64_of(policy::window_start(*w, now_ms)))
-        .collect();
-    let bounds: Vec<i64> = windows.iter().map(|(_, _, _, w)| i64_of(w.limit)).collect();
-    let row = one(
-        t,
-        CALL,
-        &[
-            &Col(e.request_id),
-            &Col(e.identity_id),
-            &Col(e.service_provider_id),
-            &envelope_json,
-            &request.envelope_signature.0,
-            &request.binding_code,
-            &i64_of(e.created_at_ms),
-            &i64_of(e.expires_at_ms),
-            &i64_of(now_ms),
-            &i64_of(limits.max_pending),
-            &(limits.fraud_hold_ms > 0),
-            &starts,
-            &bounds,
-        ],
-    )
-    .await?;
-    if !get::<bool>(&row, 0)? {
-        return Ok(CreateAtOnce::Done(CreateResult::UnknownIdentity));
-    }
-    let identity = identity_row_at(&row, At::From(1))?;
-    let hold = match get::<Option<i64>>(&row, 12)? {
+    let hold = match get::<Option<i64>>(facts, 2)? {
         Some(_) => Some(policy::FraudHold {
-            reported_at_ms: col(&row, 12)?,
-            notified: get(&row, 13)?,
+            reported_at_ms: col(facts, 2)?,
+            notified: get(facts, 3)?,
         }),
         None => None,
     };
-    let counts: Vec<i64> = get(&row, 15)?;
-    let facts = GuardFacts {
-        blocked: get(&row, 10)?,
-        pending: col(&row, 11)?,
-        hold,
-        windows: counts
-            .into_iter()
-            .map(|c| u64::try_from(c).unwrap_or(0))
-            .collect(),
-    };
-    let inserted = col::<u64>(&row, 14)? == 1;
-    at_once_answer(&identity, &facts, inserted, &windows, limits, now_ms)
+    if policy::fraud_hold(hold, limits.fraud_hold_ms, now_ms) != policy::HoldCheck::Clear {
+        return Ok(None);
+    }
+    let pending: u64 = col(facts, 1)?;
+    if pending >= limits.max_pending {
+        return Ok(Some(CreateResult::TooManyPending));
+    }
+    for (k, (_, _, _, window)) in windows.iter().enumerate() {
+        let count: u64 = col(facts, 5 + k)?;
+        if policy::window_full(*window, count).is_some() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(CreateResult::Created))
 }
 
 /// The transaction of [`Store::decide`](crate::store::Store::decide).

@@ -841,11 +841,9 @@ fn scene_login(
 }
 
 /// Runs [`super::requests::create_at_once`] alone (its own transaction at
-/// `READ COMMITTED`), or with `in_one` [`super::requests::create_in_one`]
-/// (one statement, `eid_create_request`), and answers what it did, and
-/// whether the request is stored afterwards.
+/// `READ COMMITTED`) and answers what it did, and whether the request is
+/// stored afterwards.
 async fn at_once(
-    in_one: bool,
     store: &super::PostgresStore,
     request: &crate::store::StoredRequest,
     limits: &crate::store::RequestLimits,
@@ -855,27 +853,13 @@ async fn at_once(
 
     let json = serde_json::to_string(&request.envelope).unwrap();
     let (r, l) = (request.clone(), limits.clone());
-    let done = if in_one {
-        store
-            .write_one(move |t| {
-                let (r, json, l) = (r.clone(), json.clone(), l.clone());
-                Box::pin(
-                    async move { super::requests::create_in_one(t, &r, &json, &l, now_ms).await },
-                )
-            })
-            .await
-            .unwrap()
-    } else {
-        store
-            .write_locked(move |t| {
-                let (r, json, l) = (r.clone(), json.clone(), l.clone());
-                Box::pin(
-                    async move { super::requests::create_at_once(t, &r, &json, &l, now_ms).await },
-                )
-            })
-            .await
-            .unwrap()
-    };
+    let done = store
+        .write_locked(move |t| {
+            let (r, json, l) = (r.clone(), json.clone(), l.clone());
+            Box::pin(async move { super::requests::create_at_once(t, &r, &json, &l, now_ms).await })
+        })
+        .await
+        .unwrap();
     let stored = store
         .request(request.envelope.request_id)
         .await
@@ -896,17 +880,6 @@ async fn at_once(
 /// longer path then holds, or creates).
 #[tokio::test]
 async fn a_create_in_one_flight_inserts_only_what_the_rules_allow() {
-    create_inserts_only_what_the_rules_allow(false).await;
-}
-
-/// The same, through the one statement of migration 0017
-/// (`eid_create_request`).
-#[tokio::test]
-async fn a_create_in_one_statement_inserts_only_what_the_rules_allow() {
-    create_inserts_only_what_the_rules_allow(true).await;
-}
-
-async fn create_inserts_only_what_the_rules_allow(in_one: bool) {
     use crate::store::{CreateResult, RequestLimits, Store, Window};
 
     let Some(db) = scratch().await else {
@@ -919,24 +892,10 @@ async fn create_inserts_only_what_the_rules_allow(in_one: bool) {
     // The cap: the second request fits, the third does not.
     let capped = RequestLimits::pending_only(2);
     for n in 0..2 {
-        let (done, stored) = at_once(
-            in_one,
-            &store,
-            &scene_login(anna, bank, t + n),
-            &capped,
-            t + n,
-        )
-        .await;
+        let (done, stored) = at_once(&store, &scene_login(anna, bank, t + n), &capped, t + n).await;
         assert_eq!((done, stored), (Some(CreateResult::Created), true));
     }
-    let (done, stored) = at_once(
-        in_one,
-        &store,
-        &scene_login(anna, bank, t + 2),
-        &capped,
-        t + 2,
-    )
-    .await;
+    let (done, stored) = at_once(&store, &scene_login(anna, bank, t + 2), &capped, t + 2).await;
     assert_eq!((done, stored), (Some(CreateResult::TooManyPending), false));
     assert_eq!(store.count_pending(anna, t + 2).await.unwrap(), 2);
     // A per-identity window of 3: the third fits, the fourth goes the
@@ -949,18 +908,11 @@ async fn create_inserts_only_what_the_rules_allow(in_one: bool) {
         }],
         ..RequestLimits::default()
     };
-    let (done, stored) = at_once(
-        in_one,
-        &store,
-        &scene_login(anna, bank, t + 3),
-        &windowed,
-        t + 3,
-    )
-    .await;
+    let (done, stored) = at_once(&store, &scene_login(anna, bank, t + 3), &windowed, t + 3).await;
     assert_eq!((done, stored), (Some(CreateResult::Created), true));
     let fourth = scene_login(anna, bank, t + 4);
     assert_eq!(
-        at_once(in_one, &store, &fourth, &windowed, t + 4).await,
+        at_once(&store, &fourth, &windowed, t + 4).await,
         (None, false)
     );
     assert!(matches!(
@@ -991,10 +943,7 @@ async fn create_inserts_only_what_the_rules_allow(in_one: bool) {
         .await
         .unwrap();
     let during = scene_login(anna, bank, t + 6);
-    assert_eq!(
-        at_once(in_one, &store, &during, &held, t + 6).await,
-        (None, false)
-    );
+    assert_eq!(at_once(&store, &during, &held, t + 6).await, (None, false));
     assert_eq!(
         store
             .create_request_limited(during, held.clone(), t + 6)
@@ -1006,7 +955,7 @@ async fn create_inserts_only_what_the_rules_allow(in_one: bool) {
     );
     let after = scene_login(anna, bank, t + 60_005);
     assert_eq!(
-        at_once(in_one, &store, &after, &held, t + 60_005).await,
+        at_once(&store, &after, &held, t + 60_005).await,
         (None, false)
     );
     assert_eq!(
@@ -1025,7 +974,6 @@ async fn create_inserts_only_what_the_rules_allow(in_one: bool) {
     );
     // Holds off: the hold's row does not matter.
     let (done, stored) = at_once(
-        in_one,
         &store,
         &scene_login(anna, bank, t + 60_006),
         &RequestLimits::pending_only(1_000),
@@ -1036,7 +984,6 @@ async fn create_inserts_only_what_the_rules_allow(in_one: bool) {
     // Blocked, and unknown.
     store.set_blocked(anna, true, t + 60_007).await.unwrap();
     let (done, stored) = at_once(
-        in_one,
         &store,
         &scene_login(anna, bank, t + 60_008),
         &capped,
@@ -1046,7 +993,6 @@ async fn create_inserts_only_what_the_rules_allow(in_one: bool) {
     assert_eq!((done, stored), (Some(CreateResult::Blocked), false));
     let stranger = eid_protocol::IdentityId::random();
     let (done, stored) = at_once(
-        in_one,
         &store,
         &scene_login(stranger, bank, t + 60_009),
         &capped,

@@ -100,10 +100,6 @@ fn migrations() -> Migrations<'static> {
             "../../../migrations/sqlite/0016_checks_without_temporary_tables.sql"
         ))
         .foreign_key_check(),
-        // Nothing for SQLite (the PostgreSQL twin adds a function).
-        M::up(include_str!(
-            "../../../migrations/sqlite/0017_create_request_function.sql"
-        )),
     ])
 }
 
@@ -370,7 +366,7 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 17, "existing databases must find their version");
+        assert_eq!(version, 16, "existing databases must find their version");
         // Opening again applies nothing and keeps the version.
         drop(SqliteStore::open(&path).unwrap());
         let again: i64 = c
