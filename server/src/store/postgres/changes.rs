@@ -6,7 +6,7 @@ use eid_protocol::wire::{ChangeState, ContactChannel, ErrorCode};
 use eid_protocol::{AuthenticatorId, ChangeId, IdentityId, Outcome, RequestId};
 use tokio_postgres::Row;
 
-use super::columns::{Col, col, get, i64_of, opt_col};
+use super::columns::{At, Col, col, get, i64_of, opt_col};
 use super::connection::{Tx, all, exec, one, opt};
 use super::identities::load_identity;
 use super::outbox::insert_event;
@@ -35,22 +35,27 @@ fn failure_code_of(code: &str) -> StoreResult<ErrorCode> {
 }
 
 pub(super) fn change_row(row: &Row) -> StoreResult<StoredChange> {
-    let failure_code: Option<String> = get(row, 13)?;
-    let failure_message: Option<String> = get(row, 14)?;
+    change_row_at(row, At::From(0))
+}
+
+/// [`change_row`] with its columns `at` (a joined read).
+pub(super) fn change_row_at(row: &Row, at: At<'_>) -> StoreResult<StoredChange> {
+    let failure_code: Option<String> = get(row, at.of(13))?;
+    let failure_message: Option<String> = get(row, at.of(14))?;
     Ok(StoredChange {
-        id: col(row, 0)?,
-        identity_id: col(row, 1)?,
-        kind: col(row, 2)?,
-        new_value: get(row, 3)?,
-        state: col(row, 4)?,
-        gap_ms: col(row, 5)?,
-        created_at_ms: col(row, 6)?,
-        first_request_id: col(row, 7)?,
-        first_expires_at_ms: col(row, 8)?,
-        first_login_at_ms: opt_col(row, 9)?,
-        earliest_second_login_at_ms: opt_col(row, 10)?,
-        second_request_id: opt_col(row, 11)?,
-        second_expires_at_ms: opt_col(row, 12)?,
+        id: col(row, at.of(0))?,
+        identity_id: col(row, at.of(1))?,
+        kind: col(row, at.of(2))?,
+        new_value: get(row, at.of(3))?,
+        state: col(row, at.of(4))?,
+        gap_ms: col(row, at.of(5))?,
+        created_at_ms: col(row, at.of(6))?,
+        first_request_id: col(row, at.of(7))?,
+        first_expires_at_ms: col(row, at.of(8))?,
+        first_login_at_ms: opt_col(row, at.of(9))?,
+        earliest_second_login_at_ms: opt_col(row, at.of(10))?,
+        second_request_id: opt_col(row, at.of(11))?,
+        second_expires_at_ms: opt_col(row, at.of(12))?,
         failure: match (failure_code, failure_message) {
             (Some(code), Some(message)) => Some((failure_code_of(&code)?, message)),
             _ => None,

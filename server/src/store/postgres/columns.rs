@@ -49,6 +49,33 @@ pub(super) fn get<'a, T: FromSql<'a>>(row: &'a Row, idx: usize) -> StoreResult<T
     Ok(row.try_get(idx)?)
 }
 
+/// Where a read's columns are in a row: from a first column on (a joined
+/// read), or at the places a map gives (a read sharing its row's columns
+/// with others of other shapes, as a pull's one statement).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum At<'a> {
+    From(usize),
+    Map(&'a [usize]),
+}
+
+impl<'a> At<'a> {
+    /// The row's column of the read's column `i`.
+    pub(super) fn of(self, i: usize) -> usize {
+        match self {
+            At::From(base) => base + i,
+            At::Map(map) => map[i],
+        }
+    }
+
+    /// The read's columns from its column `n` on.
+    pub(super) fn skip(self, n: usize) -> At<'a> {
+        match self {
+            At::From(base) => At::From(base + n),
+            At::Map(map) => At::Map(&map[n..]),
+        }
+    }
+}
+
 /// A stored value this build cannot read back.
 #[derive(Debug, thiserror::Error)]
 #[error("unreadable stored {what} {detail}")]

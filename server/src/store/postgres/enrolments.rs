@@ -7,7 +7,7 @@ use eid_protocol::wire::RequestStatus;
 use eid_protocol::{AuthenticatorId, IdentityId, Outcome, PublicKey, RequestId};
 use tokio_postgres::Row;
 
-use super::columns::{Col, col, get, i64_of, opt_col};
+use super::columns::{At, Col, col, get, i64_of, opt_col};
 use super::connection::{Tx, exec, one, opt};
 use super::identities::{insert_authenticator, load_authenticator, load_identity};
 use super::outbox::insert_event;
@@ -39,18 +39,23 @@ pub(super) const ENROLMENT_COLUMNS: &str = "e.id, e.identity_id, e.request_id, e
      e.pin_public_key, e.code, e.state, e.requested_at_ms, e.expires_at_ms, e.wait_ms, e.usable_at_ms";
 
 pub(super) fn enrolment_row(row: &Row) -> StoreResult<Enrolment> {
+    enrolment_row_at(row, At::From(0))
+}
+
+/// [`enrolment_row`] with its columns `at` (a joined read).
+pub(super) fn enrolment_row_at(row: &Row, at: At<'_>) -> StoreResult<Enrolment> {
     Ok(Enrolment {
-        id: col(row, 0)?,
-        identity_id: opt_col(row, 1)?,
-        request_id: opt_col(row, 2)?,
-        device_public_key: col::<PublicKey>(row, 3)?,
-        pin_public_key: col::<PublicKey>(row, 4)?,
-        code: get(row, 5)?,
-        state: col(row, 6)?,
-        requested_at_ms: col(row, 7)?,
-        expires_at_ms: col(row, 8)?,
-        wait_ms: col(row, 9)?,
-        usable_at_ms: opt_col(row, 10)?,
+        id: col(row, at.of(0))?,
+        identity_id: opt_col(row, at.of(1))?,
+        request_id: opt_col(row, at.of(2))?,
+        device_public_key: col::<PublicKey>(row, at.of(3))?,
+        pin_public_key: col::<PublicKey>(row, at.of(4))?,
+        code: get(row, at.of(5))?,
+        state: col(row, at.of(6))?,
+        requested_at_ms: col(row, at.of(7))?,
+        expires_at_ms: col(row, at.of(8))?,
+        wait_ms: col(row, at.of(9))?,
+        usable_at_ms: opt_col(row, at.of(10))?,
     })
 }
 

@@ -7,7 +7,7 @@ use eid_protocol::{AuthenticatorId, IdentityId, PublicKey, RequestId};
 use tokio_postgres::Row;
 
 use super::changes::OPEN_STATES_SQL;
-use super::columns::{Col, col, get, i64_of, is_unique_violation};
+use super::columns::{At, Col, col, get, i64_of, is_unique_violation};
 use super::connection::{Tx, all, exec, one, opt};
 use super::outbox::insert_event;
 use crate::policy;
@@ -20,21 +20,21 @@ pub(super) const IDENTITY_COLUMNS: &str = "id, user_id, user_id_folded, display_
      phone, email, notify_every_use";
 
 pub(super) fn identity_row(row: &Row) -> StoreResult<Identity> {
-    identity_row_at(row, 0)
+    identity_row_at(row, At::From(0))
 }
 
-/// [`IDENTITY_COLUMNS`] read from column `base` on (a joined read).
-pub(super) fn identity_row_at(row: &Row, base: usize) -> StoreResult<Identity> {
+/// [`IDENTITY_COLUMNS`] read at `at` (a joined read).
+pub(super) fn identity_row_at(row: &Row, at: At<'_>) -> StoreResult<Identity> {
     Ok(Identity {
-        id: col::<IdentityId>(row, base)?,
-        user_id: get(row, base + 1)?,
-        user_id_folded: get(row, base + 2)?,
-        display_name: get(row, base + 3)?,
-        blocked: get(row, base + 4)?,
-        created_at_ms: col(row, base + 5)?,
-        phone: get(row, base + 6)?,
-        email: get(row, base + 7)?,
-        notify_every_use: get(row, base + 8)?,
+        id: col::<IdentityId>(row, at.of(0))?,
+        user_id: get(row, at.of(1))?,
+        user_id_folded: get(row, at.of(2))?,
+        display_name: get(row, at.of(3))?,
+        blocked: get(row, at.of(4))?,
+        created_at_ms: col(row, at.of(5))?,
+        phone: get(row, at.of(6))?,
+        email: get(row, at.of(7))?,
+        notify_every_use: get(row, at.of(8))?,
     })
 }
 
@@ -63,20 +63,20 @@ pub(super) const AUTHENTICATOR_COLUMNS: &str = "id, identity_id, device_public_k
      failed_pin_count, last_counter, activated_at_ms";
 
 pub(super) fn authenticator_row(row: &Row) -> StoreResult<Authenticator> {
-    authenticator_row_at(row, 0)
+    authenticator_row_at(row, At::From(0))
 }
 
-/// [`AUTHENTICATOR_COLUMNS`] read from column `base` on (a joined read).
-pub(super) fn authenticator_row_at(row: &Row, base: usize) -> StoreResult<Authenticator> {
+/// [`AUTHENTICATOR_COLUMNS`] read at `at` (a joined read).
+pub(super) fn authenticator_row_at(row: &Row, at: At<'_>) -> StoreResult<Authenticator> {
     Ok(Authenticator {
-        id: col(row, base)?,
-        identity_id: col(row, base + 1)?,
-        device_public_key: col::<PublicKey>(row, base + 2)?,
-        pin_public_key: col::<PublicKey>(row, base + 3)?,
-        state: col(row, base + 4)?,
-        failed_pin_count: col(row, base + 5)?,
-        last_counter: col(row, base + 6)?,
-        activated_at_ms: col(row, base + 7)?,
+        id: col(row, at.of(0))?,
+        identity_id: col(row, at.of(1))?,
+        device_public_key: col::<PublicKey>(row, at.of(2))?,
+        pin_public_key: col::<PublicKey>(row, at.of(3))?,
+        state: col(row, at.of(4))?,
+        failed_pin_count: col(row, at.of(5))?,
+        last_counter: col(row, at.of(6))?,
+        activated_at_ms: col(row, at.of(7))?,
     })
 }
 

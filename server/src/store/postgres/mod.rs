@@ -371,15 +371,25 @@ impl Store for PostgresStore {
         decisions_after: Vec<u64>,
         now_ms: u64,
     ) -> StoreResult<PullSnapshot> {
+        if let [only] = authenticator_ids[..] {
+            // One account: one statement (see `requests::pull_one`).
+            let after = decisions_after.first().copied().unwrap_or(0);
+            return tx!(self.read_one, [feed], |t| {
+                requests::pull_one(t, None, only, &feed, after, now_ms)
+            })?
+            .ok_or(StoreError::Inconsistent("a pull without a nonce found one"));
+        }
         tx!(self.read, [authenticator_ids, feed, decisions_after], |t| {
             requests::pull_snapshot(t, None, &authenticator_ids, &feed, &decisions_after, now_ms)
         })?
         .ok_or(StoreError::Inconsistent("a pull without a nonce found one"))
     }
 
-    /// The nonce and the reads in one transaction and one flight (see
+    /// The nonce and the reads in one transaction: for one account one
+    /// statement in its own implicit transaction (`requests::pull_one`),
+    /// for several one `REPEATABLE READ` transaction in two flights (see
     /// `requests::pull_snapshot`), read-write so its `COMMIT` is waited
-    /// for: the nonce is durable before the answer, as with
+    /// for. Either way the nonce is durable before the answer, as with
     /// [`Store::use_nonce`] (PostgreSQL has no cheaper kind).
     async fn pull_with_nonce(
         &self,
@@ -390,6 +400,12 @@ impl Store for PostgresStore {
         decisions_after: Vec<u64>,
         now_ms: u64,
     ) -> StoreResult<Option<PullSnapshot>> {
+        if let [only] = authenticator_ids[..] {
+            let after = decisions_after.first().copied().unwrap_or(0);
+            return tx!(self.write_one, [feed], |t| {
+                requests::pull_one(t, Some((nonce, keep_until_ms)), only, &feed, after, now_ms)
+            });
+        }
         tx!(
             self.read_writing,
             [authenticator_ids, feed, decisions_after],

@@ -6,7 +6,7 @@ use eid_protocol::events::SecurityEventKind;
 use eid_protocol::{AuthenticatorId, IdentityId};
 use tokio_postgres::Row;
 
-use super::columns::{Col, col, get, i64_of, opt_col};
+use super::columns::{At, Col, col, get, i64_of, opt_col};
 use super::connection::{Tx, all, exec, one};
 use crate::store::{
     Channel, ClaimedDelivery, DeliveryOutcome, NewEvent, Recipient, StoreResult, StoredEvent,
@@ -77,19 +77,19 @@ pub(super) const EVENT_COLUMNS: &str =
     "id, kind, authenticator_id, detail, occurred_at_ms, audit_id";
 
 pub(super) fn event_row(row: &Row) -> StoreResult<StoredEvent> {
-    event_at(row, 0)
+    event_at(row, At::From(0))
 }
 
 /// An event whose columns ([`EVENT_COLUMNS`]) start at `at`.
-fn event_at(row: &Row, at: usize) -> StoreResult<StoredEvent> {
-    let kind: String = get(row, at + 1)?;
+pub(super) fn event_at(row: &Row, at: At<'_>) -> StoreResult<StoredEvent> {
+    let kind: String = get(row, at.of(1))?;
     Ok(StoredEvent {
-        id: col(row, at)?,
+        id: col(row, at.of(0))?,
         kind: SecurityEventKind::parse(&kind).unwrap_or(SecurityEventKind::Unknown),
-        authenticator_id: opt_col(row, at + 2)?,
-        detail: get(row, at + 3)?,
-        occurred_at_ms: col(row, at + 4)?,
-        audit_id: opt_col(row, at + 5)?,
+        authenticator_id: opt_col(row, at.of(2))?,
+        detail: get(row, at.of(3))?,
+        occurred_at_ms: col(row, at.of(4))?,
+        audit_id: opt_col(row, at.of(5))?,
     })
 }
 

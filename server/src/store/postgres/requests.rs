@@ -12,16 +12,19 @@ use futures_util::future::{try_join, try_join_all, try_join3, try_join4, try_joi
 use tokio_postgres::Row;
 
 use super::changes::{
-    change_row, on_self_service_decision, open_changes_of, open_changes_sql, open_changes_sql_by,
+    CHANGE_COLUMNS, OPEN_STATES_SQL, change_row_at, on_self_service_decision, open_changes_of,
+    open_changes_sql,
 };
-use super::columns::{Col, col, get, i64_of};
+use super::columns::{At, Col, col, get, i64_of};
 use super::connection::{P, Tx, all, exec, one, opt};
-use super::enrolments::{ENROLMENT_COLUMNS, LIVE_ENROLMENT, decide_enrolment, enrolment_row};
+use super::enrolments::{
+    ENROLMENT_COLUMNS, LIVE_ENROLMENT, decide_enrolment, enrolment_row, enrolment_row_at,
+};
 use super::identities::{
     AUTHENTICATOR_COLUMNS, IDENTITY_COLUMNS, authenticator_row_at, column_count, identity_row,
     identity_row_at, prefixed,
 };
-use super::outbox::{EVENT_COLUMNS, event_row, insert_event, lock_identity};
+use super::outbox::{EVENT_COLUMNS, event_at, event_row, insert_event, lock_identity};
 use crate::policy;
 use crate::store::{
     Authenticator, CallStop, CancelResult, ChangeKind, CreateResult, DecideResult, DecisionContext,
@@ -46,30 +49,35 @@ pub(super) const REQUEST_SELECT: &str = concat!(
 );
 
 pub(super) fn request_row(row: &Row) -> StoreResult<StoredRequest> {
-    let envelope_json: &str = get(row, 0)?;
+    request_row_at(row, At::From(0))
+}
+
+/// [`request_row`] with its columns `at` (a joined read).
+fn request_row_at(row: &Row, at: At<'_>) -> StoreResult<StoredRequest> {
+    let envelope_json: &str = get(row, at.of(0))?;
     let envelope: RequestEnvelopeBody = serde_json::from_str(envelope_json)?;
-    let sig: Vec<u8> = get(row, 1)?;
-    let decision = match get::<Option<&[u8]>>(row, 4)? {
+    let sig: Vec<u8> = get(row, at.of(1))?;
+    let decision = match get::<Option<&[u8]>>(row, at.of(4))? {
         None => None,
         Some(_) => {
-            let receipt_json: &str = get(row, 8)?;
+            let receipt_json: &str = get(row, at.of(8))?;
             let receipt: SignedReceipt = serde_json::from_str(receipt_json)?;
             Some(DecisionRecord {
-                authenticator_id: col(row, 4)?,
-                outcome: col(row, 5)?,
-                counter: col(row, 6)?,
-                decision_sha256: col(row, 7)?,
+                authenticator_id: col(row, at.of(4))?,
+                outcome: col(row, at.of(5))?,
+                counter: col(row, at.of(6))?,
+                decision_sha256: col(row, at.of(7))?,
                 receipt,
-                decided_at_ms: col(row, 9)?,
-                call_verdict: col(row, 10)?,
+                decided_at_ms: col(row, at.of(9))?,
+                call_verdict: col(row, at.of(10))?,
             })
         }
     };
     Ok(StoredRequest {
         envelope,
         envelope_signature: Signature(sig),
-        binding_code: get(row, 2)?,
-        status: col(row, 3)?,
+        binding_code: get(row, at.of(2))?,
+        status: col(row, at.of(3))?,
         decision,
     })
 }
@@ -417,19 +425,19 @@ async fn pull_nonce(t: &Tx<'_>, nonce: Option<(Nonce16, u64)>) -> StoreResult<bo
     Ok(n == 1)
 }
 
-/// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot),
-/// and of [`Store::pull_with_nonce`](crate::store::Store::pull_with_nonce)
+/// The transaction of [`Store::pull_snapshot`](crate::store::Store::pull_snapshot)
+/// for a phone with several accounts (one account pulls in one statement,
+/// [`pull_one`]), and of [`Store::pull_with_nonce`](crate::store::Store::pull_with_nonce)
 /// with `nonce` (its nonce and keep time): then its first statement inserts
 /// the nonce (as [`use_nonce`]: of two concurrent inserts of one nonce one
 /// inserts, the other finds it, or at `REPEATABLE READ` fails to serialize
-/// and runs again to find it), in the same flight as the reads, and `None`
-/// answers a nonce seen before (what was read is dropped). The caller runs
-/// it read-write ([`PostgresStore::read_writing`]), so the nonce is durable
-/// when the answer comes. For a phone with one account, one flight
-/// (everything read by the authenticator's id, `BEGIN` and `COMMIT`
-/// included); with several, two (the nonce and the authenticators with
-/// their identities, then everything read by identity), pipelined on the
-/// connection.
+/// and runs again to find it), in the same flight as the first reads, and
+/// `None` answers a nonce seen before (what was read is dropped). The
+/// caller runs it read-write ([`PostgresStore::read_writing`]), so the
+/// nonce is durable when the answer comes. Two flights: the nonce and the
+/// authenticators with their identities, then everything read by identity,
+/// pipelined on the connection. It answers any number of accounts, one
+/// too (the tests compare [`pull_one`] with it).
 ///
 /// [`PostgresStore::read_writing`]: super::PostgresStore
 pub(super) async fn pull_snapshot(
@@ -447,8 +455,7 @@ pub(super) async fn pull_snapshot(
     }
     let newest = matches!(feed, FeedCursors::NewestAbove(_));
     let order = if newest { "DESC" } else { "ASC" };
-    // Each read by identity, the identity named by `key` (`$1`, or a
-    // subquery by the authenticator's id).
+    // Each read by identity, the identity named by `key` (`$1`).
     let pending_sql_by = |key: &str| {
         format!(
             "{REQUEST_SELECT} WHERE r.identity_id = {key} AND r.status = 'pending' \
@@ -472,9 +479,8 @@ pub(super) async fn pull_snapshot(
     };
     let decisions_sql_by = |key: &str| {
         format!(
-            "SELECT d.request_id, d.authenticator_id, d.outcome, d.counter, d.decision_sha256, \
-             d.decided_at_ms, d.seq FROM decisions d WHERE d.identity_id = {key} AND d.seq > $3 \
-             ORDER BY d.seq LIMIT $2"
+            "SELECT {PULLED_DECISION_COLUMNS} FROM decisions d WHERE d.identity_id = {key} \
+             AND d.seq > $3 ORDER BY d.seq LIMIT $2"
         )
     };
     let max_events = eid_protocol::wire::MAX_FEED_EVENTS as i64;
@@ -489,67 +495,7 @@ pub(super) async fn pull_snapshot(
         feed_rows,
         changes,
         decision_rows,
-    ) = if let [only] = authenticator_ids {
-        // One account (most phones): the reads by identity name it by
-        // the authenticator's id, so everything, `BEGIN` and `COMMIT`
-        // included, goes out in one flight. The identity of the
-        // requests, enrolments and changes is the authenticator's
-        // unless blocked, as `seen` below; the feed's and the
-        // decisions' is the authenticator's.
-        const OPEN: &str = "(SELECT a.identity_id FROM authenticators a \
-                 JOIN identities i ON i.id = a.identity_id WHERE a.id = $1 AND NOT i.blocked)";
-        const ANY: &str = "(SELECT a.identity_id FROM authenticators a WHERE a.id = $1)";
-        let sqls = [
-            authenticator_and_identity_sql().to_owned(),
-            pending_sql_by(OPEN),
-            enrolment_sql_by(OPEN),
-            feed_sql_by(ANY),
-            open_changes_sql_by(OPEN),
-            decisions_sql_by(ANY),
-        ];
-        // Prepared first, so each read goes out on its first poll, in
-        // order, and the `COMMIT` after them (`Tx::commit_in_flight`).
-        let st = try_join_all(sqls.iter().map(|sql| t.prepare_cached(sql))).await?;
-        let id = Col(only);
-        let cursor = i64_of(feed.at(0));
-        let after = i64_of(decisions_after.first().copied().unwrap_or(0));
-        let ((fresh, auth, pending, enrolments), (events, changes, decisions, ())) = try_join(
-            try_join4(
-                pull_nonce(t, nonce),
-                async { t.query_opt(&st[0], &[&id]).await },
-                async { t.query(&st[1], &[&id, &now]).await },
-                async { t.query(&st[2], &[&id, &now]).await },
-            ),
-            try_join4(
-                async { t.query(&st[3], &[&id, &cursor, &max_events]).await },
-                async { t.query(&st[4], &[&id]).await },
-                async { t.query(&st[5], &[&id, &max_decisions, &after]).await },
-                async {
-                    t.commit_in_flight().await?;
-                    Ok::<(), StoreError>(())
-                },
-            ),
-        )
-        .await?;
-        let (authenticator, identity) = match auth {
-            Some(row) => authenticator_and_identity_row(&row)?,
-            None => (None, None),
-        };
-        let changes = changes
-            .iter()
-            .map(change_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        (
-            fresh,
-            vec![authenticator],
-            vec![identity],
-            vec![pending],
-            vec![enrolments],
-            vec![Some(events)],
-            vec![changes],
-            vec![Some(decisions)],
-        )
-    } else {
+    ) = {
         // Several accounts: each authenticator with its identity, one
         // statement each, then the reads by identity.
         let (fresh, loaded) = try_join(
@@ -661,28 +607,7 @@ pub(super) async fn pull_snapshot(
     for rows in decision_rows {
         let mut list = Vec::new();
         for row in rows.as_deref().unwrap_or_default() {
-            let request: Vec<u8> = get(row, 0)?;
-            let authenticator: Vec<u8> = get(row, 1)?;
-            let sha: Vec<u8> = get(row, 4)?;
-            let (Ok(request), Ok(authenticator), Ok(sha)) = (
-                <[u8; 16]>::try_from(request.as_slice()),
-                <[u8; 16]>::try_from(authenticator.as_slice()),
-                <[u8; 32]>::try_from(sha.as_slice()),
-            ) else {
-                continue;
-            };
-            let counter: i64 = get(row, 3)?;
-            let at: i64 = get(row, 5)?;
-            let seq: i64 = get(row, 6)?;
-            list.push(eid_protocol::wire::PulledDecision {
-                request_id: RequestId(request),
-                authenticator_id: AuthenticatorId(authenticator),
-                outcome: col::<Outcome>(row, 2)?,
-                counter: u64::try_from(counter).unwrap_or(0),
-                decision_sha256: sha,
-                decided_at_ms: u64::try_from(at).unwrap_or(0),
-                seq: u64::try_from(seq).unwrap_or(0),
-            });
+            list.extend(pulled_decision_at(row, At::From(0))?);
         }
         decisions.push(list);
     }
@@ -694,6 +619,324 @@ pub(super) async fn pull_snapshot(
         events,
         contact_changes,
         decisions,
+    }))
+}
+
+/// The parts of [`pull_one_sql`]'s rows, each a read of the pull: its
+/// column list and each column's type. A part's row (the first column
+/// its number, the second its order within the part) puts its `k`-th
+/// column of a type in that type's `k`-th column of the row
+/// ([`PULL_SLOT_TYPES`], [`pull_part_columns`]), the row's other columns
+/// typed `NULL`s: so every row is only as wide as the widest part in each
+/// type (21 columns instead of the 69 of all parts side by side, which
+/// cost the database more to set up at each execution than the eight
+/// statements the one statement saves).
+const PULL_PARTS: [(&str, &[&str]); 6] = [
+    // 0: the authenticator and its identity ([`authenticator_and_identity_sql`]).
+    (
+        "",
+        &[
+            "BYTEA", "BYTEA", "BYTEA", "BYTEA", "TEXT", "BIGINT", "BIGINT", "BIGINT", // a
+            "BYTEA", "TEXT", "TEXT", "TEXT", "BOOLEAN", "BIGINT", "TEXT", "TEXT",
+            "BOOLEAN", // i
+        ],
+    ),
+    // 1: the pending requests ([`REQUEST_COLUMNS`]).
+    (
+        REQUEST_COLUMNS,
+        &[
+            "TEXT", "BYTEA", "TEXT", "TEXT", "BYTEA", "TEXT", "BIGINT", "BYTEA", "TEXT", "BIGINT",
+            "TEXT",
+        ],
+    ),
+    // 2: the live enrolments ([`ENROLMENT_COLUMNS`]).
+    (
+        ENROLMENT_COLUMNS,
+        &[
+            "BYTEA", "BYTEA", "BYTEA", "BYTEA", "BYTEA", "TEXT", "TEXT", "BIGINT", "BIGINT",
+            "BIGINT", "BIGINT",
+        ],
+    ),
+    // 3: the feed ([`EVENT_COLUMNS`]).
+    (
+        EVENT_COLUMNS,
+        &["BIGINT", "TEXT", "BYTEA", "TEXT", "BIGINT", "BIGINT"],
+    ),
+    // 4: the open changes ([`CHANGE_COLUMNS`]).
+    (
+        CHANGE_COLUMNS,
+        &[
+            "BYTEA", "BYTEA", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BYTEA", "BIGINT",
+            "BIGINT", "BIGINT", "BYTEA", "BIGINT", "TEXT", "TEXT",
+        ],
+    ),
+    // 5: the decisions ([`pulled_decision_at`]).
+    (
+        PULLED_DECISION_COLUMNS,
+        &[
+            "BYTEA", "BYTEA", "TEXT", "BIGINT", "BYTEA", "BIGINT", "BIGINT",
+        ],
+    ),
+];
+
+/// The columns of a pull's decisions (read by [`pulled_decision_at`]).
+const PULLED_DECISION_COLUMNS: &str = "d.request_id, d.authenticator_id, d.outcome, d.counter, \
+     d.decision_sha256, d.decided_at_ms, d.seq";
+
+/// The types of a pull's row after its part and order columns, each as
+/// often as the part with most columns of it needs.
+const PULL_SLOT_TYPES: [(&str, usize); 4] =
+    [("BYTEA", 5), ("TEXT", 6), ("BIGINT", 6), ("BOOLEAN", 2)];
+
+/// The row's column of each column of `part` ([`PULL_PARTS`]), in order.
+fn pull_part_columns(part: usize) -> &'static [usize] {
+    static MAPS: std::sync::OnceLock<Vec<Vec<usize>>> = std::sync::OnceLock::new();
+    &MAPS.get_or_init(|| {
+        PULL_PARTS
+            .iter()
+            .map(|(_, types)| {
+                let mut used = [0usize; PULL_SLOT_TYPES.len()];
+                types
+                    .iter()
+                    .map(|ty| {
+                        let kind = PULL_SLOT_TYPES
+                            .iter()
+                            .position(|(t, _)| t == ty)
+                            .expect("a type of the pull's columns");
+                        let first = 2 + PULL_SLOT_TYPES[..kind]
+                            .iter()
+                            .map(|(_, n)| n)
+                            .sum::<usize>();
+                        let column = first + used[kind];
+                        used[kind] += 1;
+                        assert!(
+                            used[kind] <= PULL_SLOT_TYPES[kind].1,
+                            "too few {ty} columns"
+                        );
+                        column
+                    })
+                    .collect()
+            })
+            .collect()
+    })[part]
+}
+
+/// One statement for a pull of one account ([`pull_one`]): every read of
+/// [`pull_snapshot`] for one authenticator, as one row per item, each
+/// tagged with its part ([`PULL_PARTS`]) and its order within the part,
+/// the rows sorted by both. `$1` the authenticator, `$2` now, `$3` the
+/// feed's cursor, `$4` the most events, `$5` the decisions' cursor, `$6`
+/// the most decisions; with `nonce`, `$7` the nonce and `$8` its keep time.
+///
+/// The nonce's insert is a data-modifying `WITH` (`n`), run once and to
+/// its end whatever reads it; every read hangs on its row (`k` joins `n`,
+/// and each read names its identity through `k`), so a nonce seen before
+/// (no row in `n`) answers no row at all and reads nothing. Without a
+/// nonce `n` is one constant row. The identity of the requests, enrolments
+/// and changes is the authenticator's unless blocked (as the several
+/// accounts' `seen`); the feed's and the decisions' is the authenticator's.
+pub(super) fn pull_one_sql(nonce: bool, newest: bool) -> &'static str {
+    static SQL: [std::sync::OnceLock<String>; 4] = [const { std::sync::OnceLock::new() }; 4];
+    SQL[usize::from(nonce) * 2 + usize::from(newest)].get_or_init(|| {
+        let n = if nonce {
+            "INSERT INTO nonces (nonce, keep_until_ms) VALUES ($7, $8) ON CONFLICT DO NOTHING \
+             RETURNING 1"
+        } else {
+            "SELECT 1"
+        };
+        let order = if newest { "DESC" } else { "ASC" };
+        // The authenticator's and identity's columns, named c0, c1, ...
+        let auth_columns: Vec<String> = prefixed(AUTHENTICATOR_COLUMNS, "a")
+            .split(", ")
+            .chain(prefixed(IDENTITY_COLUMNS, "i").split(", "))
+            .enumerate()
+            .map(|(k, c)| format!("{c} AS c{k}"))
+            .collect();
+        debug_assert_eq!(auth_columns.len(), PULL_PARTS[0].1.len());
+        let auth_read: Vec<String> = (0..auth_columns.len()).map(|k| format!("k.c{k}")).collect();
+        // A row of `part`: its number, its order, its own columns each in
+        // its place (`pull_part_columns`), typed NULLs in the others.
+        let row = |part: usize, ord: &str, own: &str| {
+            let width = 2 + PULL_SLOT_TYPES.iter().map(|(_, n)| n).sum::<usize>();
+            let mut columns: Vec<String> = PULL_SLOT_TYPES
+                .iter()
+                .flat_map(|(ty, n)| std::iter::repeat_n(format!("NULL::{ty}"), *n))
+                .collect();
+            columns.splice(0..0, [part.to_string(), format!("({ord})::BIGINT")]);
+            debug_assert_eq!(columns.len(), width);
+            for (expr, &at) in own.split(", ").zip(pull_part_columns(part)) {
+                columns[at] = expr.to_owned();
+            }
+            columns.join(", ")
+        };
+        const OPEN: &str = "(SELECT k.owner FROM k WHERE NOT k.owner_blocked)";
+        const ANY: &str = "(SELECT k.owner FROM k)";
+        format!(
+            "WITH n AS ({n}), \
+             k AS (SELECT a.identity_id AS owner, i.blocked AS owner_blocked, {auth} \
+             FROM n, authenticators a LEFT JOIN identities i ON i.id = a.identity_id \
+             WHERE a.id = $1) \
+             SELECT {auth_row} FROM n LEFT JOIN k ON TRUE \
+             UNION ALL (SELECT {pending} FROM requests r LEFT JOIN decisions d \
+             ON d.request_id = r.id WHERE r.identity_id = {OPEN} AND r.status = 'pending' \
+             AND r.expires_at_ms > $2) \
+             UNION ALL (SELECT {enrolments} FROM device_enrolments e \
+             WHERE e.identity_id = {OPEN} AND {LIVE_ENROLMENT}) \
+             UNION ALL (SELECT {feed} FROM security_events WHERE identity_id = {ANY} \
+             AND id > $3 ORDER BY id {order} LIMIT $4) \
+             UNION ALL (SELECT {changes} FROM self_service_changes \
+             WHERE identity_id = {OPEN} AND state IN {OPEN_STATES_SQL}) \
+             UNION ALL (SELECT {decisions} FROM decisions d WHERE d.identity_id = {ANY} \
+             AND d.seq > $5 ORDER BY d.seq LIMIT $6) \
+             ORDER BY 1, 2",
+            auth = auth_columns.join(", "),
+            auth_row = row(0, "0", &auth_read.join(", ")),
+            pending = row(1, "r.created_at_ms", REQUEST_COLUMNS),
+            enrolments = row(2, "e.requested_at_ms", ENROLMENT_COLUMNS),
+            feed = row(3, "id", EVENT_COLUMNS),
+            changes = row(4, "created_at_ms", CHANGE_COLUMNS),
+            decisions = row(5, "d.seq", PULLED_DECISION_COLUMNS),
+        )
+    })
+}
+
+/// [`pull_snapshot`] for a phone with one account (most phones), in one
+/// statement ([`pull_one_sql`]) without `BEGIN` or `COMMIT`: one statement
+/// sees one snapshot, as the reads of one `REPEATABLE READ` transaction
+/// did, and the same rows in the same order (each read's `ORDER BY` is its
+/// rows' order within their part, the feed's `LIMIT` taken in its
+/// direction before the sort). With `nonce` the caller runs it as a write
+/// of one statement ([`PostgresStore::write_one`]): its implicit
+/// transaction commits before the answer comes (the nonce durable, as
+/// before), and of two concurrent inserts of one nonce at `READ COMMITTED`
+/// the second waits on the primary key and then inserts nothing, so one
+/// pull answers and the other gets `None`, having read nothing.
+///
+/// [`PostgresStore::write_one`]: super::PostgresStore
+pub(super) async fn pull_one(
+    t: &Tx<'_>,
+    nonce: Option<(Nonce16, u64)>,
+    authenticator_id: AuthenticatorId,
+    feed: &FeedCursors,
+    decisions_after: u64,
+    now_ms: u64,
+) -> StoreResult<Option<PullSnapshot>> {
+    let newest = matches!(feed, FeedCursors::NewestAbove(_));
+    let st = t
+        .prepare_cached(pull_one_sql(nonce.is_some(), newest))
+        .await?;
+    let id = Col(authenticator_id);
+    let now = i64_of(now_ms);
+    let cursor = i64_of(feed.at(0));
+    let max_events = eid_protocol::wire::MAX_FEED_EVENTS as i64;
+    let after = i64_of(decisions_after);
+    let max_decisions = eid_protocol::wire::MAX_PULLED_DECISIONS as i64;
+    let rows = match &nonce {
+        Some((nonce, keep_until_ms)) => {
+            let keep = i64_of(*keep_until_ms);
+            let nonce = nonce.as_bytes().as_slice();
+            t.query(
+                &st,
+                &[
+                    &id,
+                    &now,
+                    &cursor,
+                    &max_events,
+                    &after,
+                    &max_decisions,
+                    &nonce,
+                    &keep,
+                ],
+            )
+            .await?
+        }
+        None => {
+            t.query(
+                &st,
+                &[&id, &now, &cursor, &max_events, &after, &max_decisions],
+            )
+            .await?
+        }
+    };
+    // No row: the nonce was seen before (the first row, part 0, is there
+    // whenever `n` has its row).
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    if get::<i32>(first, 0)? != 0 {
+        return Err(StoreError::Inconsistent(
+            "a pull's first row is not its account",
+        ));
+    }
+    let account = At::Map(pull_part_columns(0));
+    let (authenticator, identity) = match get::<Option<&[u8]>>(first, account.of(0))? {
+        Some(_) => authenticator_and_identity_row_at(first, account)?,
+        None => (None, None),
+    };
+    let mut snapshot = PullSnapshot {
+        authenticators: vec![authenticator],
+        identities: vec![identity],
+        pending: Vec::new(),
+        enrolments: Vec::new(),
+        events: vec![Vec::new()],
+        contact_changes: Vec::new(),
+        decisions: vec![Vec::new()],
+    };
+    for row in &rows[1..] {
+        let part: i32 = get(row, 0)?;
+        let at = usize::try_from(part)
+            .ok()
+            .filter(|p| (1..PULL_PARTS.len()).contains(p))
+            .map(|p| At::Map(pull_part_columns(p)))
+            .ok_or(StoreError::Inconsistent("a pull's row of no known part"))?;
+        match part {
+            1 => snapshot.pending.push(request_row_at(row, at)?),
+            2 => snapshot.enrolments.push(enrolment_row_at(row, at)?),
+            4 => {
+                let change = change_row_at(row, at)?;
+                if matches!(change.kind, ChangeKind::Contact(_))
+                    && change.state_at(now_ms).is_open()
+                {
+                    snapshot.contact_changes.push(change);
+                }
+            }
+            // The feed's newest events were read newest first (its `LIMIT`
+            // keeps the newest), and come sorted back oldest first by id.
+            3 => snapshot.events[0].push(event_at(row, at)?),
+            _ => snapshot.decisions[0].extend(pulled_decision_at(row, at)?),
+        }
+    }
+    Ok(Some(snapshot))
+}
+
+/// A decision of a pull's device journal, its columns (those of the
+/// decisions' read of [`pull_snapshot`]) at `at`; `None` for a row
+/// whose ids or hash have the wrong length (passed over, as before).
+fn pulled_decision_at(
+    row: &Row,
+    at: At<'_>,
+) -> StoreResult<Option<eid_protocol::wire::PulledDecision>> {
+    let request: &[u8] = get(row, at.of(0))?;
+    let authenticator: &[u8] = get(row, at.of(1))?;
+    let sha: &[u8] = get(row, at.of(4))?;
+    let (Ok(request), Ok(authenticator), Ok(sha)) = (
+        <[u8; 16]>::try_from(request),
+        <[u8; 16]>::try_from(authenticator),
+        <[u8; 32]>::try_from(sha),
+    ) else {
+        return Ok(None);
+    };
+    let counter: i64 = get(row, at.of(3))?;
+    let decided_at: i64 = get(row, at.of(5))?;
+    let seq: i64 = get(row, at.of(6))?;
+    Ok(Some(eid_protocol::wire::PulledDecision {
+        request_id: RequestId(request),
+        authenticator_id: AuthenticatorId(authenticator),
+        outcome: col::<Outcome>(row, at.of(2))?,
+        counter: u64::try_from(counter).unwrap_or(0),
+        decision_sha256: sha,
+        decided_at_ms: u64::try_from(decided_at).unwrap_or(0),
+        seq: u64::try_from(seq).unwrap_or(0),
     }))
 }
 
@@ -725,12 +968,20 @@ fn authenticator_and_identity_sql() -> &'static str {
 fn authenticator_and_identity_row(
     row: &Row,
 ) -> StoreResult<(Option<Authenticator>, Option<Identity>)> {
-    let identity_base = column_count(AUTHENTICATOR_COLUMNS);
-    let identity = match get::<Option<&[u8]>>(row, identity_base)? {
-        Some(_) => Some(identity_row_at(row, identity_base)?),
+    authenticator_and_identity_row_at(row, At::From(0))
+}
+
+/// [`authenticator_and_identity_row`] with its columns `at`.
+fn authenticator_and_identity_row_at(
+    row: &Row,
+    at: At<'_>,
+) -> StoreResult<(Option<Authenticator>, Option<Identity>)> {
+    let identity_at = at.skip(column_count(AUTHENTICATOR_COLUMNS));
+    let identity = match get::<Option<&[u8]>>(row, identity_at.of(0))? {
+        Some(_) => Some(identity_row_at(row, identity_at)?),
         None => None,
     };
-    Ok((Some(authenticator_row_at(row, 0)?), identity))
+    Ok((Some(authenticator_row_at(row, at)?), identity))
 }
 
 /// The read of [`Store::decision_context`](crate::store::Store::decision_context):
@@ -767,12 +1018,12 @@ pub(super) async fn decision_context(
         None => None,
     };
     let authenticator = match get::<Option<&[u8]>>(&row, auth_base)? {
-        Some(_) => Some(authenticator_row_at(&row, auth_base)?),
+        Some(_) => Some(authenticator_row_at(&row, At::From(auth_base))?),
         None => None,
     };
     // The request's identity: none without the request.
     let identity = match get::<Option<&[u8]>>(&row, identity_base)? {
-        Some(_) if request.is_some() => Some(identity_row_at(&row, identity_base)?),
+        Some(_) if request.is_some() => Some(identity_row_at(&row, At::From(identity_base))?),
         _ => None,
     };
     Ok(DecisionContext {
@@ -1696,4 +1947,33 @@ pub(super) async fn count_pending(
     now_ms: u64,
 ) -> StoreResult<u64> {
     pending_count(t, &identity_id, now_ms).await
+}
+
+#[cfg(test)]
+mod pull_layout {
+    use super::{PULL_PARTS, PULL_SLOT_TYPES, pull_part_columns};
+
+    /// Each part of a pull's one statement puts each of its columns in a
+    /// column of the row of its own type, none twice, none past the row's
+    /// width, and part and order first.
+    #[test]
+    fn each_part_s_columns_have_their_own_places_of_their_type() {
+        let mut types = vec!["INTEGER", "BIGINT"];
+        for (ty, n) in PULL_SLOT_TYPES {
+            types.extend(std::iter::repeat_n(ty, n));
+        }
+        for (part, (columns, declared)) in PULL_PARTS.iter().enumerate() {
+            let map = pull_part_columns(part);
+            assert_eq!(map.len(), declared.len());
+            if part > 0 {
+                assert_eq!(columns.split(", ").count(), declared.len(), "part {part}");
+            }
+            let mut seen = std::collections::HashSet::new();
+            for (&at, ty) in map.iter().zip(declared.iter()) {
+                assert!(at >= 2 && at < types.len());
+                assert_eq!(types[at], *ty, "part {part}");
+                assert!(seen.insert(at), "part {part} uses column {at} twice");
+            }
+        }
+    }
 }

@@ -1439,3 +1439,210 @@ async fn a_refused_creation_makes_no_durable_commit_but_a_holds_first() {
         ]
     );
 }
+
+/// The general pull (`requests::pull_snapshot`, a `REPEATABLE READ`
+/// transaction of one statement per read) of `ids`, for comparing.
+async fn general_pull(
+    store: &super::PostgresStore,
+    ids: Vec<eid_protocol::AuthenticatorId>,
+    feed: crate::store::FeedCursors,
+    after: Vec<u64>,
+    now_ms: u64,
+) -> crate::store::PullSnapshot {
+    store
+        .read(move |t| {
+            let (ids, feed, after) = (ids.clone(), feed.clone(), after.clone());
+            Box::pin(async move {
+                super::requests::pull_snapshot(t, None, &ids, &feed, &after, now_ms).await
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// A phone with one account pulls in one statement (`requests::pull_one`);
+/// it answers what the general pull reads, row for row and in the same
+/// order, on a scene with more events and decisions than a pull carries,
+/// expired, decided and pending requests, for both feed cursors at several
+/// places, and for a blocked identity and an unknown authenticator.
+#[tokio::test]
+async fn a_pull_of_one_account_in_one_statement_answers_what_the_general_pull_reads() {
+    use crate::store::{FeedCursors, Store};
+
+    let Some(db) = scratch().await else {
+        return;
+    };
+    let store = db.store().await;
+    let scene = decision_scene(&store).await;
+    // Three more requests (one soon expired), the scene's decided.
+    for k in 1..=3u64 {
+        let mut r = scene.request.clone();
+        r.envelope.request_id = eid_protocol::RequestId::random();
+        r.envelope.created_at_ms = SCENE_T0 + k;
+        r.envelope.expires_at_ms = if k == 2 {
+            SCENE_T0 + 50
+        } else {
+            SCENE_T0 + 300_000
+        };
+        assert_eq!(
+            store.create_request(r, 10, SCENE_T0 + k).await.unwrap(),
+            crate::store::CreateResult::Created
+        );
+    }
+    let record = scene_decision(&scene, eid_protocol::Outcome::Approve, 1);
+    assert!(matches!(
+        store
+            .decide(
+                scene.request.envelope.request_id,
+                record,
+                false,
+                SCENE_T0 + 5
+            )
+            .await
+            .unwrap(),
+        crate::store::DecideResult::Accepted(_)
+    ));
+    // More events than a pull carries, some with ties in time.
+    let client = tokio_postgres_client(&db).await;
+    let anna = scene.anna.id.as_bytes().to_vec();
+    for k in 0..(eid_protocol::wire::MAX_FEED_EVENTS as i64 + 12) {
+        client
+            .execute(
+                "INSERT INTO security_events (identity_id, kind, detail, occurred_at_ms) \
+                 VALUES ($1, 'new_device_approved', $2, $3)",
+                &[&anna, &format!("event {k}"), &(SCENE_T0 as i64 + k / 3)],
+            )
+            .await
+            .unwrap();
+    }
+    let now = SCENE_T0 + 100;
+    let compare =
+        |label: String, one: crate::store::PullSnapshot, general: crate::store::PullSnapshot| {
+            assert_eq!(format!("{one:?}"), format!("{general:?}"), "{label}");
+        };
+    for blocked in [false, true] {
+        if blocked {
+            store
+                .set_blocked(scene.anna.id, true, SCENE_T0 + 90)
+                .await
+                .unwrap();
+        }
+        for cursor in [0, 1, 7, 40, 10_000] {
+            for after in [0, 1, 2] {
+                for feed in [
+                    FeedCursors::NewestAbove(vec![cursor]),
+                    FeedCursors::OldestAbove(vec![cursor]),
+                ] {
+                    let one = store
+                        .pull_snapshot(vec![scene.phone.id], feed.clone(), vec![after], now)
+                        .await
+                        .unwrap();
+                    if !blocked {
+                        assert!(!one.events[0].is_empty() || cursor == 10_000);
+                        assert_eq!(one.pending.len(), 2, "the unexpired, undecided ones");
+                    } else {
+                        assert!(one.pending.is_empty());
+                    }
+                    assert!(one.events[0].len() <= eid_protocol::wire::MAX_FEED_EVENTS);
+                    let general =
+                        general_pull(&store, vec![scene.phone.id], feed.clone(), vec![after], now)
+                            .await;
+                    compare(format!("{blocked} {cursor} {after} {feed:?}"), one, general);
+                    // With a nonce: the same, once.
+                    let nonce = eid_protocol::Nonce16::random();
+                    let one = store
+                        .pull_with_nonce(
+                            nonce,
+                            now + 600_000,
+                            vec![scene.phone.id],
+                            feed.clone(),
+                            vec![after],
+                            now,
+                        )
+                        .await
+                        .unwrap()
+                        .expect("a fresh nonce answers");
+                    let general =
+                        general_pull(&store, vec![scene.phone.id], feed.clone(), vec![after], now)
+                            .await;
+                    compare(format!("nonce {blocked} {cursor} {feed:?}"), one, general);
+                }
+            }
+        }
+    }
+    let unknown = eid_protocol::AuthenticatorId::random();
+    let feed = FeedCursors::NewestAbove(vec![0]);
+    let one = store
+        .pull_snapshot(vec![unknown], feed.clone(), vec![0], now)
+        .await
+        .unwrap();
+    assert!(one.authenticators[0].is_none() && one.identities[0].is_none());
+    compare(
+        "unknown".into(),
+        one,
+        general_pull(&store, vec![unknown], feed, vec![0], now).await,
+    );
+}
+
+/// A pull of one account whose nonce was seen before answers `None` and its
+/// statement returns no row (nothing is read); the nonce of a fresh pull is
+/// recorded (seen by `use_nonce` and `nonce_seen`) and kept until its time;
+/// a nonce first used elsewhere (`use_nonce`) makes the pull answer `None`.
+#[tokio::test]
+async fn a_pull_of_one_account_with_a_seen_nonce_reads_nothing() {
+    use crate::store::{FeedCursors, Store};
+
+    let Some(db) = scratch().await else {
+        return;
+    };
+    let store = db.store().await;
+    let scene = decision_scene(&store).await;
+    let pull = |nonce| {
+        store.pull_with_nonce(
+            nonce,
+            SCENE_T0 + 600_000,
+            vec![scene.phone.id],
+            FeedCursors::OldestAbove(vec![0]),
+            vec![0],
+            SCENE_T0 + 1,
+        )
+    };
+    let nonce = eid_protocol::Nonce16::random();
+    assert!(pull(nonce).await.unwrap().is_some());
+    assert!(pull(nonce).await.unwrap().is_none());
+    assert!(store.nonce_seen(nonce).await.unwrap());
+    assert!(!store.use_nonce(nonce, SCENE_T0 + 600_000).await.unwrap());
+    let client = tokio_postgres_client(&db).await;
+    let keep: i64 = client
+        .query_one(
+            "SELECT keep_until_ms FROM nonces WHERE nonce = $1",
+            &[&nonce.as_bytes().as_slice()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(keep, (SCENE_T0 + 600_000) as i64);
+    // The statement itself: no row at all for the seen nonce.
+    let rows = client
+        .query(
+            super::requests::pull_one_sql(true, false),
+            &[
+                &scene.phone.id.as_bytes().as_slice(),
+                &((SCENE_T0 + 1) as i64),
+                &0i64,
+                &50i64,
+                &0i64,
+                &50i64,
+                &nonce.as_bytes().as_slice(),
+                &((SCENE_T0 + 600_000) as i64),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(rows.is_empty());
+    // A nonce used first by another call.
+    let other = eid_protocol::Nonce16::random();
+    assert!(store.use_nonce(other, SCENE_T0 + 600_000).await.unwrap());
+    assert!(pull(other).await.unwrap().is_none());
+}
