@@ -88,47 +88,47 @@ impl Store {
     ) -> Result<()> {
         // A savepoint: a transaction of its own, or part of the caller's
         // (the pull stores everything in one, see `Store::in_transaction`).
-        let tx = self.conn.savepoint()?;
-        for (id, state, rows) in pulled {
-            let id = id.to_string();
-            tx.prepare_cached(
-                "UPDATE accounts SET state = ?2 WHERE authenticator_id = ?1 AND state != ?2",
-            )?
-            .execute(params![id, state.as_str()])?;
-            let mut fresh: Vec<&(String, String)> = rows.iter().collect();
-            fresh.sort();
-            let mut stored = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT request_id, envelope_json FROM pending_requests WHERE authenticator_id = ?1",
-                )?;
-                let rows = stmt.query_map([&id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })?;
-                rows.collect::<rusqlite::Result<Vec<(String, String)>>>()?
-            };
-            stored.sort();
-            if stored.len() == fresh.len() && stored.iter().zip(&fresh).all(|(a, b)| a == *b) {
-                continue;
-            }
-            tx.execute(
-                "DELETE FROM pending_requests WHERE authenticator_id = ?1",
-                [&id],
-            )?;
-            for (request_id, json) in fresh {
+        crate::store::in_savepoint(&self.conn, |tx| {
+            for (id, state, rows) in pulled {
+                let id = id.to_string();
+                tx.prepare_cached(
+                    "UPDATE accounts SET state = ?2 WHERE authenticator_id = ?1 AND state != ?2",
+                )?
+                .execute(params![id, state.as_str()])?;
+                let mut fresh: Vec<&(String, String)> = rows.iter().collect();
+                fresh.sort();
+                let mut stored = {
+                    let mut stmt = tx.prepare_cached(
+                        "SELECT request_id, envelope_json FROM pending_requests WHERE authenticator_id = ?1",
+                    )?;
+                    let rows = stmt.query_map([&id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })?;
+                    rows.collect::<rusqlite::Result<Vec<(String, String)>>>()?
+                };
+                stored.sort();
+                if stored.len() == fresh.len() && stored.iter().zip(&fresh).all(|(a, b)| a == *b) {
+                    continue;
+                }
                 tx.execute(
-                    "INSERT OR REPLACE INTO pending_requests VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
-                        id,
-                        request_id,
-                        json,
-                        to_i64(server_time_ms),
-                        to_i64(received_wall_ms)
-                    ],
+                    "DELETE FROM pending_requests WHERE authenticator_id = ?1",
+                    [&id],
                 )?;
+                for (request_id, json) in fresh {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO pending_requests VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![
+                            id,
+                            request_id,
+                            json,
+                            to_i64(server_time_ms),
+                            to_i64(received_wall_ms)
+                        ],
+                    )?;
+                }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The stored envelopes as stored (not decoded), by authenticator id:
