@@ -10,7 +10,8 @@ use eid_protocol::{AuthenticatorId, RequestEnvelopeBody, RequestId};
 
 use crate::approval::{RequestTimer, remaining_after_restart, remaining_at_pull};
 use crate::store::{
-    AuthenticatorRow, AuthenticatorState, PendingRow, PulledRows, decode_envelope, envelope_row,
+    AuthenticatorRow, AuthenticatorState, PendingRow, PulledRows, Store, decode_envelope,
+    envelope_row,
 };
 use crate::{App, Error, Inner, Language, RequestView, Result, display, enrolment, journal, lock};
 
@@ -73,10 +74,10 @@ impl App {
         let mut accepted: Vec<(usize, Vec<Verified<'_>>)> = Vec::new();
         for (i, (pulled, authenticator)) in resp.accounts.iter().zip(authenticators).enumerate() {
             let mut keep = Vec::new();
-            let stored = known.get(&authenticator.authenticator_id.to_string());
+            let stored = authenticator.authenticator_id.to_string();
             for e in &pulled.requests {
                 let row = envelope_row(e)?;
-                let verified_before = stored.is_some_and(|s| s.contains(&row.1));
+                let verified_before = Store::is_stored(&known, &stored, &row.1);
                 if !verified_before {
                     authenticator
                         .server_public_key
