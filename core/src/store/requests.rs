@@ -204,12 +204,16 @@ impl Store {
         }))
     }
 
-    /// The stored pending requests in [`Store::pending`]'s order, their
-    /// envelopes as stored (decode with [`decode_envelope`]).
+    /// The stored pending requests in [`Store::pending`]'s order (by the
+    /// server's time at the pull, then request id), their envelopes as
+    /// stored (decode with [`decode_envelope`]).
+    ///
+    /// Sorted here, not by an `ORDER BY`: without an index on that order
+    /// SQLite copies every row, envelope and all, through a sorter first.
     pub(crate) fn pending_texts(&self) -> Result<Vec<PendingText>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT authenticator_id, envelope_json, server_time_ms, received_wall_ms
-             FROM pending_requests ORDER BY server_time_ms, request_id",
+            "SELECT authenticator_id, envelope_json, server_time_ms, received_wall_ms, request_id
+             FROM pending_requests",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -217,19 +221,24 @@ impl Store {
                 r.get::<_, String>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
             ))
         })?;
-        let mut out = Vec::new();
+        let mut sorted = Vec::new();
         for row in rows {
-            let (a, json, st, rw) = row?;
-            out.push(PendingText {
+            let (a, json, st, rw, request_id) = row?;
+            let text = PendingText {
                 authenticator_id: parse_id(&a)?,
                 json,
                 server_time_ms: to_u64(st),
                 received_wall_ms: to_u64(rw),
-            });
+            };
+            sorted.push(((st, request_id), text));
         }
-        Ok(out)
+        // SQLite's order: integers by value, text by bytes (BINARY), as
+        // `Ord` for `i64` and `String` compares them.
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(sorted.into_iter().map(|(_, text)| text).collect())
     }
 
     /// The stored pending requests in [`Store::pending`]'s order, decoded.
