@@ -149,6 +149,28 @@ impl App {
         if raised > 0 {
             tracing::warn!(raised, "the server holds decisions this phone never signed");
         }
+        // The first refresh of a process (the app's cold start) has no views
+        // yet: the envelopes it just compared with the stored ones (or
+        // stored) are decoded already, so its views are built from them
+        // instead of decoding the same stored text again. Keyed as
+        // `request_views` looks them up: the stored text is this JSON.
+        {
+            let mut views = lock(&self.inner.views)?;
+            if views.is_empty() {
+                for ((id, _, stored), (_, envelopes)) in rows.iter().zip(&kept_envelopes) {
+                    for ((_, json), e) in stored.iter().zip(envelopes) {
+                        views.insert(
+                            (*id, json.clone()),
+                            CachedView {
+                                envelope: e.envelope.clone(),
+                                built_once: false,
+                                built: None,
+                            },
+                        );
+                    }
+                }
+            }
+        }
         let mut shown = lock(&self.inner.shown)?;
         for (id, keep) in &kept_envelopes {
             shown.retain(|(a, r), _| a != id || keep.iter().any(|e| e.envelope.request_id == *r));
