@@ -256,7 +256,7 @@ struct Transport {
     server_name: ServerName<'static>,
     connect_timeout: Duration,
     request_timeout: Duration,
-    idle: std::sync::Mutex<Vec<Sender>>,
+    idle: std::sync::Mutex<Vec<Link>>,
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
@@ -365,14 +365,13 @@ impl Transport {
         body: Bytes,
         headers: &[(&'static str, String)],
     ) -> std::result::Result<(http::StatusCode, Option<u64>, Bytes), Failure> {
-        let (mut sender, reused) = match self.take_idle().await {
-            Some(sender) => (sender, true),
+        let (mut link, reused) = match self.take_idle().await {
+            Some(link) => (link, true),
             None => (self.connect().await?, false),
         };
-        let resp = match sender
-            .try_send_request(self.request(path, body, headers)?)
-            .await
-        {
+        let req = self.request(path, body, headers)?;
+        let sent = link.drive(|sender| sender.try_send_request(req)).await;
+        let resp = match sent {
             Ok(resp) => resp,
             Err(mut e) => match e.take_message() {
                 // The server closed a kept-alive connection before the
@@ -381,8 +380,10 @@ impl Transport {
                 // more, on a new connection. Anything else (the server may
                 // have read it) is the caller's error: never resent here.
                 Some(req) if reused => {
-                    sender = self.connect().await?;
-                    sender.send_request(req).await.map_err(Failure::Http)?
+                    link = self.connect().await?;
+                    link.drive(|sender| sender.send_request(req))
+                        .await
+                        .map_err(Failure::Http)?
                 }
                 _ => return Err(Failure::Http(e.into_error())),
             },
@@ -393,15 +394,15 @@ impl Transport {
             .get(wire::HEADER_SERVER_TIME)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
-            .collect()
+        let body = link
+            .drive(|_| Limited::new(resp.into_body(), MAX_RESPONSE_BYTES).collect())
             .await
             .map_err(|e| match e.downcast::<hyper::Error>() {
                 Ok(e) => Failure::Http(*e),
                 Err(_) => Failure::Body,
             })?
             .to_bytes();
-        self.put_idle(sender);
+        self.put_idle(link);
         Ok((status, server_time_ms, body))
     }
 
@@ -424,36 +425,40 @@ impl Transport {
     /// closed since is dropped here, so a request never starts on it.
     ///
     /// A connection whose last answer was just read may not be ready yet:
-    /// its task has still to see the end of that answer. Waiting for it is
-    /// a few microseconds; dropping it (as a check of `is_ready` alone did)
-    /// cost a new TCP connection and TLS handshake.
-    async fn take_idle(&self) -> Option<Sender> {
+    /// the connection has still to see the end of that answer. Waiting for
+    /// it is a few microseconds; dropping it (as a check of `is_ready` alone
+    /// did) cost a new TCP connection and TLS handshake.
+    async fn take_idle(&self) -> Option<Link> {
         loop {
-            let mut sender = self.idle.lock().ok()?.pop()?;
-            if sender.is_closed() {
+            let mut link = self.idle.lock().ok()?.pop()?;
+            if link.ended() || link.sender.is_closed() {
                 continue;
             }
             // Bounded: a connection that does not become ready is dropped
             // and the request goes on a new one.
-            if let Ok(Ok(())) = tokio::time::timeout(self.connect_timeout, sender.ready()).await {
-                return Some(sender);
+            let ready = link.ready();
+            if let Ok(Ok(())) = tokio::time::timeout(self.connect_timeout, ready).await
+                && !link.ended()
+            {
+                return Some(link);
             }
         }
     }
 
-    fn put_idle(&self, sender: Sender) {
-        if !sender.is_closed()
+    fn put_idle(&self, link: Link) {
+        if !link.ended()
+            && !link.sender.is_closed()
             && let Ok(mut idle) = self.idle.lock()
             && idle.len() < MAX_IDLE
         {
-            idle.push(sender);
+            idle.push(link);
         }
     }
 
     /// TCP, then TLS against the pin, then the HTTP/1.1 handshake, within
-    /// the connect timeout. The connection's task runs on the runtime until
-    /// the server or the last sender closes it.
-    async fn connect(&self) -> std::result::Result<Sender, Failure> {
+    /// the connect timeout. The connection is driven by the request that
+    /// uses it ([`Link::drive`]), not by a task of its own.
+    async fn connect(&self) -> std::result::Result<Link, Failure> {
         let connecting = async {
             let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
                 .await
@@ -470,13 +475,93 @@ impl Transport {
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(Failure::Http)?;
-        tokio::spawn(async move {
-            // Its end (the server closed, or every sender was dropped) is
-            // not an error of any request: those saw their own outcome.
-            let _ = connection.await;
-        });
-        Ok(sender)
+        Ok(Link {
+            sender,
+            connection: Some(Box::pin(connection)),
+        })
     }
+}
+
+/// One HTTP/1.1 connection: the handle requests are sent on and the
+/// connection itself (reading and writing the socket).
+///
+/// The connection is polled by the request that uses it, on the caller's
+/// task, instead of by a task of its own: every request and answer then
+/// passed between two tasks, and on a multi-threaded runtime between two
+/// threads (a wake-up and a context switch each way). An idle connection is
+/// not polled at all; one the server closed meanwhile shows it when polled
+/// next (its request comes back unsent, see [`Transport::exchange`]).
+/// Dropping a `Link` closes the socket.
+struct Link {
+    sender: Sender,
+    /// `None` once the connection has finished.
+    connection: Option<std::pin::Pin<Box<Connection>>>,
+}
+
+type Connection = hyper::client::conn::http1::Connection<
+    TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    Full<Bytes>,
+>;
+
+impl Link {
+    /// Waits until the sender can take a request, driving the connection.
+    async fn ready(&mut self) -> hyper::Result<()> {
+        let Self { sender, connection } = self;
+        std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(out) = sender.poll_ready(cx) {
+                return std::task::Poll::Ready(out);
+            }
+            if poll_connection(connection, cx) {
+                return sender.poll_ready(cx);
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
+    /// Runs `work` (started on the sender) while driving the connection,
+    /// until `work` is done. If the connection ends first, `work` still runs
+    /// to its end (hyper fails what the connection can no longer answer).
+    async fn drive<F: std::future::Future>(
+        &mut self,
+        work: impl FnOnce(&mut Sender) -> F,
+    ) -> F::Output {
+        let mut work = std::pin::pin!(work(&mut self.sender));
+        let connection = &mut self.connection;
+        std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(out) = work.as_mut().poll(cx) {
+                return std::task::Poll::Ready(out);
+            }
+            if poll_connection(connection, cx) {
+                // The connection is dropped: whatever it still held for
+                // `work` (the answer, the rest of a body) has failed.
+                return work.as_mut().poll(cx);
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
+    /// The connection finished (closed by either side, or failed).
+    fn ended(&self) -> bool {
+        self.connection.is_none()
+    }
+}
+
+/// Polls the connection if it still runs; `true` if it has just ended (it
+/// is then dropped, which settles every answer and body it still owed).
+fn poll_connection(
+    connection: &mut Option<std::pin::Pin<Box<Connection>>>,
+    cx: &mut std::task::Context<'_>,
+) -> bool {
+    let Some(running) = connection else {
+        return false;
+    };
+    if running.as_mut().poll(cx).is_ready() {
+        *connection = None;
+        return true;
+    }
+    false
 }
 
 /// Names the failure class (no URLs with user data, no bodies).
@@ -788,6 +873,8 @@ mod tests {
         Drop,
         /// Announces and sends more than the client accepts.
         Huge,
+        /// `200 {}`, then closes the connection (as at an idle timeout).
+        OkThenClose,
     }
 
     /// A TLS server on `addr` following `replies`; returns the base URL, the
@@ -856,6 +943,12 @@ mod tests {
                                 return;
                             }
                             Reply::Drop => return,
+                            Reply::OkThenClose => {
+                                let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                                let _ = tls.write_all(answer.as_bytes()).await;
+                                let _ = tls.shutdown().await;
+                                return;
+                            }
                             Reply::Huge => {
                                 let size = MAX_RESPONSE_BYTES + 1024;
                                 let answer = format!(
@@ -889,6 +982,23 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let second: Result<serde_json::Value> = client.post("/v1/y", b"{}".to_vec(), &[]).await;
         assert!(matches!(second, Err(Error::Network(_))), "{second:?}");
+        let heads = heads.lock().unwrap();
+        assert_eq!(heads.len(), 2, "{heads:?}");
+        assert!(heads[1].starts_with("POST /v1/y "));
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_the_server_closed_while_idle_is_not_used() {
+        // The connection is driven only while a request uses it: the
+        // server's close of the idle connection is seen when the next
+        // request takes it, and that request goes on a new connection.
+        let (base, pin, heads) = scripted("127.0.0.1:0", vec![Reply::OkThenClose, Reply::Ok]).await;
+        let client = Client::new(&ServerConfig::new(base, pin)).unwrap();
+        let first: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert!(first.is_ok(), "{first:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let second: Result<serde_json::Value> = client.post("/v1/y", b"{}".to_vec(), &[]).await;
+        assert!(second.is_ok(), "{second:?}");
         let heads = heads.lock().unwrap();
         assert_eq!(heads.len(), 2, "{heads:?}");
         assert!(heads[1].starts_with("POST /v1/y "));

@@ -167,46 +167,46 @@ pub(crate) fn reconcile(
         return Ok(0);
     }
     // A savepoint: part of the pull's transaction.
-    let tx = conn.savepoint()?;
-    let mut raised = 0;
-    for (authenticator, decisions) in pulled {
-        // The next pull goes on after the highest decision compared now.
-        if let Some(seq) = decisions.iter().map(|d| d.seq).max() {
-            tx.prepare_cached(
-                "INSERT INTO account_feed (authenticator_id, decisions_cursor) VALUES (?1, ?2)
-                 ON CONFLICT(authenticator_id) DO UPDATE
-                 SET decisions_cursor = MAX(decisions_cursor, excluded.decisions_cursor)",
-            )?
-            .execute(params![authenticator.to_string(), to_i64(seq)])?;
-        }
-        for d in decisions
-            .iter()
-            .filter(|d| d.authenticator_id == *authenticator)
-        {
-            let known: bool = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM journal WHERE authenticator_id = ?1 AND decision_sha256 = ?2)")?.query_row(
-                params![authenticator.to_string(), d.decision_sha256.as_slice()],
-                |r| r.get(0),
-            )?;
-            if known {
-                continue;
+    crate::store::in_savepoint(conn, |tx| {
+        let mut raised = 0;
+        for (authenticator, decisions) in pulled {
+            // The next pull goes on after the highest decision compared now.
+            if let Some(seq) = decisions.iter().map(|d| d.seq).max() {
+                tx.prepare_cached(
+                    "INSERT INTO account_feed (authenticator_id, decisions_cursor) VALUES (?1, ?2)
+                     ON CONFLICT(authenticator_id) DO UPDATE
+                     SET decisions_cursor = MAX(decisions_cursor, excluded.decisions_cursor)",
+                )?
+                .execute(params![authenticator.to_string(), to_i64(seq)])?;
             }
-            raised += tx.prepare_cached("INSERT OR IGNORE INTO journal_alarms (authenticator_id, request_id, outcome, counter,
-                     decision_sha256, decided_at_ms, raised_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(
-                params![
-                    authenticator.to_string(),
-                    d.request_id.to_string(),
-                    i64::from(d.outcome.code()),
-                    to_i64(d.counter),
-                    d.decision_sha256.as_slice(),
-                    to_i64(d.decided_at_ms),
-                    to_i64(now_ms)
-                ],
-            )?;
+            for d in decisions
+                .iter()
+                .filter(|d| d.authenticator_id == *authenticator)
+            {
+                let known: bool = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM journal WHERE authenticator_id = ?1 AND decision_sha256 = ?2)")?.query_row(
+                    params![authenticator.to_string(), d.decision_sha256.as_slice()],
+                    |r| r.get(0),
+                )?;
+                if known {
+                    continue;
+                }
+                raised += tx.prepare_cached("INSERT OR IGNORE INTO journal_alarms (authenticator_id, request_id, outcome, counter,
+                         decision_sha256, decided_at_ms, raised_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(
+                    params![
+                        authenticator.to_string(),
+                        d.request_id.to_string(),
+                        i64::from(d.outcome.code()),
+                        to_i64(d.counter),
+                        d.decision_sha256.as_slice(),
+                        to_i64(d.decided_at_ms),
+                        to_i64(now_ms)
+                    ],
+                )?;
+            }
         }
-    }
-    tx.commit()?;
-    Ok(raised)
+        Ok(raised)
+    })
 }
 
 /// The stored alarms of one authenticator, oldest first.

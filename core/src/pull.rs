@@ -10,7 +10,8 @@ use eid_protocol::{AuthenticatorId, RequestEnvelopeBody, RequestId};
 
 use crate::approval::{RequestTimer, remaining_after_restart, remaining_at_pull};
 use crate::store::{
-    AuthenticatorRow, AuthenticatorState, PendingRow, PulledRows, decode_envelope, envelope_row,
+    AuthenticatorRow, AuthenticatorState, PendingRow, PulledRows, Store, decode_envelope,
+    envelope_row,
 };
 use crate::{App, Error, Inner, Language, RequestView, Result, display, enrolment, journal, lock};
 
@@ -73,10 +74,10 @@ impl App {
         let mut accepted: Vec<(usize, Vec<Verified<'_>>)> = Vec::new();
         for (i, (pulled, authenticator)) in resp.accounts.iter().zip(authenticators).enumerate() {
             let mut keep = Vec::new();
-            let stored = known.get(&authenticator.authenticator_id.to_string());
+            let stored = authenticator.authenticator_id.to_string();
             for e in &pulled.requests {
                 let row = envelope_row(e)?;
-                let verified_before = stored.is_some_and(|s| s.contains(&row.1));
+                let verified_before = Store::is_stored(&known, &stored, &row.1);
                 if !verified_before {
                     authenticator
                         .server_public_key
@@ -147,6 +148,28 @@ impl App {
         })?;
         if raised > 0 {
             tracing::warn!(raised, "the server holds decisions this phone never signed");
+        }
+        // The first refresh of a process (the app's cold start) has no views
+        // yet: the envelopes it just compared with the stored ones (or
+        // stored) are decoded already, so its views are built from them
+        // instead of decoding the same stored text again. Keyed as
+        // `request_views` looks them up: the stored text is this JSON.
+        {
+            let mut views = lock(&self.inner.views)?;
+            if views.is_empty() {
+                for ((id, _, stored), (_, envelopes)) in rows.iter().zip(&kept_envelopes) {
+                    for ((_, json), e) in stored.iter().zip(envelopes) {
+                        views.insert(
+                            (*id, json.clone()),
+                            CachedView {
+                                envelope: e.envelope.clone(),
+                                built_once: false,
+                                built: None,
+                            },
+                        );
+                    }
+                }
+            }
         }
         let mut shown = lock(&self.inner.shown)?;
         for (id, keep) in &kept_envelopes {

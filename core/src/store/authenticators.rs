@@ -60,8 +60,8 @@ impl Store {
     pub(crate) fn authenticators(&self) -> Result<Vec<AuthenticatorRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT authenticator_id, identity_id, user_id, server_public_key, device_key_alias,
-                    pin_wrap_alias, pin_public_key, decision_counter, state, created_at_ms
-             FROM accounts ORDER BY created_at_ms, rowid",
+                    pin_wrap_alias, pin_public_key, decision_counter, state, created_at_ms, rowid
+             FROM accounts",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -75,12 +75,13 @@ impl Store {
                 r.get::<_, i64>(7)?,
                 r.get::<_, String>(8)?,
                 r.get::<_, i64>(9)?,
+                r.get::<_, i64>(10)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (a, i, u, spk, dka, pwa, ppk, counter, state, created) = row?;
-            out.push(AuthenticatorRow {
+            let (a, i, u, spk, dka, pwa, ppk, counter, state, created, rowid) = row?;
+            let row = AuthenticatorRow {
                 authenticator_id: parse_id(&a)?,
                 identity_id: parse_id(&i)?,
                 user_id: u,
@@ -91,9 +92,13 @@ impl Store {
                 decision_counter: to_u64(counter),
                 state: AuthenticatorState::parse(&state)?,
                 created_at_ms: to_u64(created),
-            });
+            };
+            out.push(((created, rowid), row));
         }
-        Ok(out)
+        // In the order they were added (created_at_ms, then rowid), sorted
+        // here rather than through SQLite's sorter (no index has this order).
+        out.sort_unstable_by_key(|(order, _)| *order);
+        Ok(out.into_iter().map(|(_, row)| row).collect())
     }
 
     pub(crate) fn authenticator(&self, id: &AuthenticatorId) -> Result<AuthenticatorRow> {

@@ -18,47 +18,47 @@ impl Store {
         pulled: &[(AuthenticatorId, Option<&str>, &[PulledContactChange])],
     ) -> Result<()> {
         // A savepoint: part of the pull's transaction.
-        let tx = self.conn.savepoint()?;
-        for (id, user_id, changes) in pulled {
-            let id = id.to_string();
-            if let Some(user_id) = user_id {
-                tx.prepare_cached(
-                    "UPDATE accounts SET user_id = ?2 WHERE authenticator_id = ?1 AND user_id != ?2",
-                )?
-                .execute(params![id, user_id])?;
-            }
-            let mut fresh = Vec::with_capacity(changes.len());
-            for c in *changes {
-                let json = serde_json::to_string(c)?;
-                fresh.push((c.change_id.to_string(), json));
-            }
-            fresh.sort();
-            let mut stored = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT change_id, change_json FROM contact_changes WHERE authenticator_id = ?1",
-                )?;
-                let rows = stmt.query_map([&id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })?;
-                rows.collect::<rusqlite::Result<Vec<(String, String)>>>()?
-            };
-            stored.sort();
-            if stored == fresh {
-                continue;
-            }
-            tx.execute(
-                "DELETE FROM contact_changes WHERE authenticator_id = ?1",
-                [&id],
-            )?;
-            for (change_id, json) in &fresh {
+        crate::store::in_savepoint(&self.conn, |tx| {
+            for (id, user_id, changes) in pulled {
+                let id = id.to_string();
+                if let Some(user_id) = user_id {
+                    tx.prepare_cached(
+                        "UPDATE accounts SET user_id = ?2 WHERE authenticator_id = ?1 AND user_id != ?2",
+                    )?
+                    .execute(params![id, user_id])?;
+                }
+                let mut fresh = Vec::with_capacity(changes.len());
+                for c in *changes {
+                    let json = serde_json::to_string(c)?;
+                    fresh.push((c.change_id.to_string(), json));
+                }
+                fresh.sort();
+                let mut stored = {
+                    let mut stmt = tx.prepare_cached(
+                        "SELECT change_id, change_json FROM contact_changes WHERE authenticator_id = ?1",
+                    )?;
+                    let rows = stmt.query_map([&id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })?;
+                    rows.collect::<rusqlite::Result<Vec<(String, String)>>>()?
+                };
+                stored.sort();
+                if stored == fresh {
+                    continue;
+                }
                 tx.execute(
-                    "INSERT INTO contact_changes VALUES (?1, ?2, ?3)",
-                    params![id, change_id, json],
+                    "DELETE FROM contact_changes WHERE authenticator_id = ?1",
+                    [&id],
                 )?;
+                for (change_id, json) in &fresh {
+                    tx.execute(
+                        "INSERT INTO contact_changes VALUES (?1, ?2, ?3)",
+                        params![id, change_id, json],
+                    )?;
+                }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The open contact changes stored for an authenticator, oldest first.

@@ -96,29 +96,29 @@ impl Store {
         pulled: &[(AuthenticatorId, Vec<DeviceEnrolmentRow>)],
     ) -> Result<()> {
         // A savepoint: part of the pull's transaction.
-        let tx = self.conn.savepoint()?;
-        for (authenticator, rows) in pulled {
-            tx.prepare_cached("DELETE FROM device_enrolments WHERE authenticator_id = ?1")?
-                .execute([authenticator.to_string()])?;
-            for r in rows {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO device_enrolments VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![
-                    authenticator.to_string(),
-                    r.enrolment_id.to_string(),
-                    if r.waiting {
-                        "waiting"
-                    } else {
-                        "awaiting_approval"
-                    },
-                    to_i64(r.requested_at_ms),
-                    r.usable_at_ms.map(to_i64)
-                ])?;
+        crate::store::in_savepoint(&self.conn, |tx| {
+            for (authenticator, rows) in pulled {
+                tx.prepare_cached("DELETE FROM device_enrolments WHERE authenticator_id = ?1")?
+                    .execute([authenticator.to_string()])?;
+                for r in rows {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO device_enrolments VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![
+                        authenticator.to_string(),
+                        r.enrolment_id.to_string(),
+                        if r.waiting {
+                            "waiting"
+                        } else {
+                            "awaiting_approval"
+                        },
+                        to_i64(r.requested_at_ms),
+                        r.usable_at_ms.map(to_i64)
+                    ])?;
+                }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The new devices being added to an authenticator's identity, oldest first.

@@ -75,46 +75,46 @@ impl Store {
             return Ok(());
         }
         // A savepoint: part of the pull's transaction.
-        let tx = self.conn.savepoint()?;
-        for (id, fresh, notify, cursor) in changed {
-            let id = id.to_string();
-            for e in &fresh {
+        crate::store::in_savepoint(&self.conn, |tx| {
+            for (id, fresh, notify, cursor) in changed {
+                let id = id.to_string();
+                for e in &fresh {
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO feed_events (authenticator_id, event_id, kind, occurred_at_ms, \
+                         event_authenticator_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        id,
+                        to_i64(e.event_id),
+                        e.kind.as_str(),
+                        to_i64(e.occurred_at_ms),
+                        e.authenticator_id.map(|a| a.to_string()),
+                        e.detail
+                    ])?;
+                }
+                let newest = fresh
+                    .iter()
+                    .map(|e| e.event_id)
+                    .max()
+                    .unwrap_or(0)
+                    .max(cursor);
                 tx.prepare_cached(
-                    "INSERT OR IGNORE INTO feed_events (authenticator_id, event_id, kind, occurred_at_ms, \
-                     event_authenticator_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO account_feed (authenticator_id, cursor, notify_every_use) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (authenticator_id) DO UPDATE SET cursor = ?2, notify_every_use = ?3",
                 )?
-                .execute(params![
-                    id,
-                    to_i64(e.event_id),
-                    e.kind.as_str(),
-                    to_i64(e.occurred_at_ms),
-                    e.authenticator_id.map(|a| a.to_string()),
-                    e.detail
-                ])?;
+                .execute(params![id, to_i64(newest), notify])?;
+                // The limit is written into the statement: SQLite plans with a
+                // bound LIMIT's value, so binding one makes the statement
+                // prepared again on every run.
+                tx.prepare_cached(&format!(
+                    "DELETE FROM feed_events WHERE authenticator_id = ?1 AND event_id NOT IN \
+                     (SELECT event_id FROM feed_events WHERE authenticator_id = ?1 \
+                      ORDER BY event_id DESC LIMIT {MAX_STORED_FEED_EVENTS})",
+                ))?
+                .execute(params![id])?;
             }
-            let newest = fresh
-                .iter()
-                .map(|e| e.event_id)
-                .max()
-                .unwrap_or(0)
-                .max(cursor);
-            tx.prepare_cached(
-                "INSERT INTO account_feed (authenticator_id, cursor, notify_every_use) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (authenticator_id) DO UPDATE SET cursor = ?2, notify_every_use = ?3",
-            )?
-            .execute(params![id, to_i64(newest), notify])?;
-            // The limit is written into the statement: SQLite plans with a
-            // bound LIMIT's value, so binding one makes the statement
-            // prepared again on every run.
-            tx.prepare_cached(&format!(
-                "DELETE FROM feed_events WHERE authenticator_id = ?1 AND event_id NOT IN \
-                 (SELECT event_id FROM feed_events WHERE authenticator_id = ?1 \
-                  ORDER BY event_id DESC LIMIT {MAX_STORED_FEED_EVENTS})",
-            ))?
-            .execute(params![id])?;
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The authenticator's stored feed, newest first.

@@ -270,6 +270,30 @@ fn make_private(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Runs `f` in a savepoint: a transaction of its own outside one, a step
+/// of the caller's inside one (the pull stores everything in one, see
+/// [`Store::in_transaction`]). Released if `f` returns `Ok`; otherwise, or
+/// if the release fails, rolled back to where it began and released, as
+/// rusqlite's `Savepoint` does when dropped.
+///
+/// Unlike `Connection::savepoint`, which prepares its `SAVEPOINT` and
+/// `RELEASE` statements again on every use, both statements are cached: the
+/// pull runs three or more such steps on every refresh.
+pub(crate) fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    conn.prepare_cached("SAVEPOINT step")?.execute([])?;
+    let result = f(conn).and_then(|out| {
+        conn.prepare_cached("RELEASE step")?.execute([])?;
+        Ok(out)
+    });
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK TO step; RELEASE step");
+    }
+    result
+}
+
 impl Store {
     /// Opens (creating and migrating) the database at `path`, after making
     /// it private (see [`make_private`]).
@@ -393,6 +417,41 @@ mod tests {
             ciphertext: vec![3; 40],
             iterations: 7,
         }
+    }
+
+    #[test]
+    fn a_savepoint_step_keeps_all_or_nothing_and_ends_its_own_transaction() {
+        let s = Store::open_in_memory().unwrap();
+        let failed: Result<()> = in_savepoint(&s.conn, |c| {
+            c.execute("CREATE TABLE t (x INTEGER)", [])?;
+            c.execute("INSERT INTO t VALUES (1)", [])?;
+            Err(bad("test"))
+        });
+        assert!(failed.is_err());
+        assert!(s.conn.is_autocommit());
+        let tables: i64 = s
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE name = 't'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0);
+        for _ in 0..2 {
+            in_savepoint(&s.conn, |c| {
+                c.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)", [])?;
+                c.execute("INSERT INTO t VALUES (1)", [])?;
+                Ok(())
+            })
+            .unwrap();
+            assert!(s.conn.is_autocommit());
+        }
+        let rows: i64 = s
+            .conn
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 2);
     }
 
     #[test]

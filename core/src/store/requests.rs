@@ -1,8 +1,6 @@
 //! The `pending_requests` table: each authenticator's unexpired requests as the
 //! last pull brought them (signed envelopes, verified before storing).
 
-use std::collections::{HashMap, HashSet};
-
 use eid_protocol::wire::SignedEnvelope;
 use eid_protocol::{AuthenticatorId, RequestId};
 use rusqlite::{OptionalExtension, params};
@@ -88,62 +86,87 @@ impl Store {
     ) -> Result<()> {
         // A savepoint: a transaction of its own, or part of the caller's
         // (the pull stores everything in one, see `Store::in_transaction`).
-        let tx = self.conn.savepoint()?;
-        for (id, state, rows) in pulled {
-            let id = id.to_string();
-            tx.prepare_cached(
-                "UPDATE accounts SET state = ?2 WHERE authenticator_id = ?1 AND state != ?2",
-            )?
-            .execute(params![id, state.as_str()])?;
-            let mut fresh: Vec<&(String, String)> = rows.iter().collect();
-            fresh.sort();
-            let mut stored = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT request_id, envelope_json FROM pending_requests WHERE authenticator_id = ?1",
-                )?;
-                let rows = stmt.query_map([&id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })?;
-                rows.collect::<rusqlite::Result<Vec<(String, String)>>>()?
-            };
-            stored.sort();
-            if stored.len() == fresh.len() && stored.iter().zip(&fresh).all(|(a, b)| a == *b) {
-                continue;
-            }
-            tx.execute(
-                "DELETE FROM pending_requests WHERE authenticator_id = ?1",
-                [&id],
-            )?;
-            for (request_id, json) in fresh {
+        crate::store::in_savepoint(&self.conn, |tx| {
+            for (id, state, rows) in pulled {
+                let id = id.to_string();
+                tx.prepare_cached(
+                    "UPDATE accounts SET state = ?2 WHERE authenticator_id = ?1 AND state != ?2",
+                )?
+                .execute(params![id, state.as_str()])?;
+                let mut fresh: Vec<&(String, String)> = rows.iter().collect();
+                fresh.sort();
+                // Compared where SQLite holds the stored rows, without
+                // copying them: equal when every stored row is one of the
+                // pulled ones and there are as many (the stored rows are
+                // distinct, their request ids being a key).
+                let same = {
+                    let mut stmt = tx.prepare_cached(
+                        "SELECT request_id, envelope_json FROM pending_requests WHERE authenticator_id = ?1",
+                    )?;
+                    let mut stored = stmt.query([&id])?;
+                    let mut matched = 0usize;
+                    let mut all_pulled = true;
+                    while let Some(r) = stored.next()? {
+                        let request_id = r.get_ref(0)?.as_str().map_err(|_| bad("request id"))?;
+                        let json = r.get_ref(1)?.as_str().map_err(|_| bad("envelope"))?;
+                        if fresh
+                            .binary_search_by(|f| {
+                                (f.0.as_str(), f.1.as_str()).cmp(&(request_id, json))
+                            })
+                            .is_err()
+                        {
+                            all_pulled = false;
+                            break;
+                        }
+                        matched += 1;
+                    }
+                    all_pulled && matched == fresh.len()
+                };
+                if same {
+                    continue;
+                }
                 tx.execute(
-                    "INSERT OR REPLACE INTO pending_requests VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
-                        id,
-                        request_id,
-                        json,
-                        to_i64(server_time_ms),
-                        to_i64(received_wall_ms)
-                    ],
+                    "DELETE FROM pending_requests WHERE authenticator_id = ?1",
+                    [&id],
                 )?;
+                for (request_id, json) in fresh {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO pending_requests VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![
+                            id,
+                            request_id,
+                            json,
+                            to_i64(server_time_ms),
+                            to_i64(received_wall_ms)
+                        ],
+                    )?;
+                }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
-    /// The stored envelopes as stored (not decoded), by authenticator id:
-    /// what a pull compares its envelopes with.
-    pub(crate) fn pending_json(&self) -> Result<HashMap<String, HashSet<String>>> {
+    /// The stored envelopes as stored (not decoded), as (authenticator id,
+    /// envelope JSON) pairs in order: what a pull compares its envelopes
+    /// with ([`Self::is_stored`]). A sorted list, not a map of sets: a pull
+    /// looks up a few dozen rows at most, and hashing every envelope's text
+    /// cost more than comparing it.
+    pub(crate) fn pending_json(&self) -> Result<Vec<(String, String)>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT authenticator_id, envelope_json FROM pending_requests")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        let mut out: HashMap<String, HashSet<String>> = HashMap::new();
-        for row in rows {
-            let (a, json) = row?;
-            out.entry(a).or_default().insert(json);
-        }
+        let mut out = rows.collect::<rusqlite::Result<Vec<(String, String)>>>()?;
+        out.sort_unstable();
         Ok(out)
+    }
+
+    /// Whether `json` is stored for `authenticator` in `known` (from
+    /// [`Self::pending_json`]).
+    pub(crate) fn is_stored(known: &[(String, String)], authenticator: &str, json: &str) -> bool {
+        known
+            .binary_search_by(|(a, j)| (a.as_str(), j.as_str()).cmp(&(authenticator, json)))
+            .is_ok()
     }
 
     /// One stored pending request, by its key.
@@ -181,12 +204,16 @@ impl Store {
         }))
     }
 
-    /// The stored pending requests in [`Store::pending`]'s order, their
-    /// envelopes as stored (decode with [`decode_envelope`]).
+    /// The stored pending requests in [`Store::pending`]'s order (by the
+    /// server's time at the pull, then request id), their envelopes as
+    /// stored (decode with [`decode_envelope`]).
+    ///
+    /// Sorted here, not by an `ORDER BY`: without an index on that order
+    /// SQLite copies every row, envelope and all, through a sorter first.
     pub(crate) fn pending_texts(&self) -> Result<Vec<PendingText>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT authenticator_id, envelope_json, server_time_ms, received_wall_ms
-             FROM pending_requests ORDER BY server_time_ms, request_id",
+            "SELECT authenticator_id, envelope_json, server_time_ms, received_wall_ms, request_id
+             FROM pending_requests",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -194,19 +221,24 @@ impl Store {
                 r.get::<_, String>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
             ))
         })?;
-        let mut out = Vec::new();
+        let mut sorted = Vec::new();
         for row in rows {
-            let (a, json, st, rw) = row?;
-            out.push(PendingText {
+            let (a, json, st, rw, request_id) = row?;
+            let text = PendingText {
                 authenticator_id: parse_id(&a)?,
                 json,
                 server_time_ms: to_u64(st),
                 received_wall_ms: to_u64(rw),
-            });
+            };
+            sorted.push(((st, request_id), text));
         }
-        Ok(out)
+        // SQLite's order: integers by value, text by bytes (BINARY), as
+        // `Ord` for `i64` and `String` compares them.
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(sorted.into_iter().map(|(_, text)| text).collect())
     }
 
     /// The stored pending requests in [`Store::pending`]'s order, decoded.
@@ -272,5 +304,60 @@ mod tests {
             s.authenticator(&id).unwrap().state,
             AuthenticatorState::Blocked
         );
+    }
+
+    #[test]
+    fn apply_pull_rows_compares_the_stored_rows_as_a_whole() {
+        let mut s = Store::open_in_memory().unwrap();
+        let a = sample_authenticator();
+        s.insert_authenticator(&a, &sample_wrapped()).unwrap();
+        let id = a.authenticator_id;
+        let pull = |s: &mut Store, rows: &[(&str, &str)]| {
+            let rows = rows
+                .iter()
+                .map(|(r, j)| ((*r).to_owned(), (*j).to_owned()))
+                .collect();
+            s.apply_pull_rows(&[(id, AuthenticatorState::Active, rows)], 1, 1)
+                .unwrap();
+            let mut stmt = s
+                .conn
+                .prepare("SELECT request_id, envelope_json FROM pending_requests ORDER BY 1")
+                .unwrap();
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .unwrap()
+        };
+        let owned = |rows: &[(&str, &str)]| {
+            rows.iter()
+                .map(|(r, j)| ((*r).to_owned(), (*j).to_owned()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            pull(&mut s, &[("b", "2"), ("a", "1")]),
+            owned(&[("a", "1"), ("b", "2")])
+        );
+        let changes = s.conn.total_changes();
+        assert_eq!(
+            pull(&mut s, &[("a", "1"), ("b", "2")]),
+            owned(&[("a", "1"), ("b", "2")])
+        );
+        assert_eq!(s.conn.total_changes(), changes);
+        // Same request id, another text: replaced.
+        assert_eq!(
+            pull(&mut s, &[("a", "1"), ("b", "3")]),
+            owned(&[("a", "1"), ("b", "3")])
+        );
+        // One more, one fewer, a duplicate pulled row.
+        assert_eq!(
+            pull(&mut s, &[("a", "1"), ("b", "3"), ("c", "4")]),
+            owned(&[("a", "1"), ("b", "3"), ("c", "4")])
+        );
+        assert_eq!(pull(&mut s, &[("c", "4")]), owned(&[("c", "4")]));
+        assert_eq!(
+            pull(&mut s, &[("c", "4"), ("c", "4")]),
+            owned(&[("c", "4")])
+        );
+        assert_eq!(pull(&mut s, &[]), owned(&[]));
     }
 }
