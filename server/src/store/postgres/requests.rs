@@ -1258,13 +1258,19 @@ fn lock_at_once_sql(windows: &[(LimitScope, &str, &[u8], Window)], holds: bool) 
 /// window's count, exactly as there) and inserts the request only when
 /// each of them is one the rules allow at once: not blocked, fewer
 /// pending than the cap, no hold's row at all, every window below its
-/// limit; and only when this transaction has written, which after
-/// [`lock_at_once_sql`] means that the identity's row is locked (its
-/// update is the transaction's only write before this one). Parameters:
+/// limit; and only when the identity's row it reads is the version this
+/// transaction wrote, i.e. when [`lock_at_once_sql`] locked it. (That the
+/// transaction merely has an id would not do: at `READ COMMITTED` an
+/// update that waited for a concurrent writer of the row, then found the
+/// row no longer matching its `WHERE` on re-checking, has an id and
+/// updated nothing.) Parameters:
 /// `$1`-`$8` the request's columns, `$9` now, `$10` the cap, then each
 /// window's start and limit. Answers the facts and whether it inserted;
 /// no row for an unknown identity.
-fn create_at_once_sql(windows: &[(LimitScope, &str, &[u8], Window)], holds: bool) -> String {
+pub(super) fn create_at_once_sql(
+    windows: &[(LimitScope, &str, &[u8], Window)],
+    holds: bool,
+) -> String {
     let (pending, subqueries) = at_once_counts(windows, "$2", "$3", "$9", 11);
     let mut counts = String::new();
     let mut guards = String::new();
@@ -1288,13 +1294,14 @@ fn create_at_once_sql(windows: &[(LimitScope, &str, &[u8], Window)], holds: bool
     };
     format!(
         "WITH f AS MATERIALIZED (SELECT i.blocked, {pending} AS pending, \
+         i.xmin = pg_current_xact_id_if_assigned()::xid AS locked, \
          {hold_columns}{counts} FROM identities i{hold_join} WHERE i.id = $2), \
          ins AS (INSERT INTO requests (id, identity_id, service_provider_id, envelope, \
          envelope_signature, binding_code, status, created_at_ms, expires_at_ms) \
          SELECT $1::BYTEA, $2::BYTEA, $3::BYTEA, $4::TEXT, $5::BYTEA, $6::TEXT, 'pending', \
          $7::BIGINT, $8::BIGINT FROM f WHERE NOT f.blocked AND f.pending < $10 \
          AND f.reported_at_ms IS NULL{guards} \
-         AND pg_current_xact_id_if_assigned() IS NOT NULL RETURNING 1) \
+         AND f.locked RETURNING 1) \
          SELECT f.blocked, f.pending, f.reported_at_ms, f.notified, \
          (SELECT COUNT(*) FROM ins){columns} FROM f"
     )

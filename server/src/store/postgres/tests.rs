@@ -1646,3 +1646,77 @@ async fn a_pull_of_one_account_with_a_seen_nonce_reads_nothing() {
     assert!(store.use_nonce(other, SCENE_T0 + 600_000).await.unwrap());
     assert!(pull(other).await.unwrap().is_none());
 }
+
+/// The one-flight creation's insert runs only under the identity's lock
+/// that its first statement took, not merely in a transaction that has an
+/// id: at `READ COMMITTED` a lock that waited for a concurrent writer of
+/// the row (a block), then found the row no longer matching on
+/// re-checking, leaves an id and no lock, and if the row matched again by
+/// the insert's snapshot (unblocked meanwhile), an insert without the lock
+/// could pass the pending cap beside a create that held it. Here the id
+/// comes from another write (a nonce), the facts allow the request, and
+/// the insert must still insert nothing; after the lock, it inserts.
+#[tokio::test]
+async fn the_one_flight_insert_needs_the_identitys_lock_not_just_a_transaction_id() {
+    use crate::store::Store;
+
+    let Some(db) = scratch().await else {
+        return;
+    };
+    let store = db.store().await;
+    let scene = create_scene(&store).await;
+    let insert = |lock_first: bool| {
+        let request = scene_login(scene.anna.id, &scene.bank, SCENE_T0);
+        let json = serde_json::to_string(&request.envelope).unwrap();
+        let id = request.envelope.request_id;
+        let store = &store;
+        async move {
+            let inserted = store
+                .write_locked(move |t| {
+                    let (request, json) = (request.clone(), json.clone());
+                    Box::pin(async move {
+                        let e = &request.envelope;
+                        super::connection::exec(
+                            t,
+                            "INSERT INTO nonces (nonce, keep_until_ms) VALUES ($1, 1)",
+                            &[&eid_protocol::Nonce16::random().as_bytes().as_slice()],
+                        )
+                        .await?;
+                        if lock_first {
+                            super::connection::exec(
+                                t,
+                                "UPDATE identities SET blocked = blocked WHERE id = $1",
+                                &[&e.identity_id.as_bytes().as_slice()],
+                            )
+                            .await?;
+                        }
+                        let sql = super::requests::create_at_once_sql(&[], false);
+                        let row = super::connection::one(
+                            t,
+                            &sql,
+                            &[
+                                &e.request_id.as_bytes().as_slice(),
+                                &e.identity_id.as_bytes().as_slice(),
+                                &e.service_provider_id.as_bytes().as_slice(),
+                                &json,
+                                &request.envelope_signature.0,
+                                &request.binding_code,
+                                &(e.created_at_ms as i64),
+                                &(e.expires_at_ms as i64),
+                                &(SCENE_T0 as i64),
+                                &10_i64,
+                            ],
+                        )
+                        .await?;
+                        Ok(row.get::<_, i64>(4))
+                    })
+                })
+                .await
+                .unwrap();
+            let stored = store.request(id).await.unwrap().is_some();
+            (inserted, stored)
+        }
+    };
+    assert_eq!(insert(false).await, (0, false), "inserted without the lock");
+    assert_eq!(insert(true).await, (1, true));
+}
