@@ -273,8 +273,8 @@ fn make_private(path: &Path) -> std::io::Result<()> {
 /// Runs `f` in a savepoint: a transaction of its own outside one, a step
 /// of the caller's inside one (the pull stores everything in one, see
 /// [`Store::in_transaction`]). Released if `f` returns `Ok`; otherwise, or
-/// if the release fails, rolled back to where it began and released, as
-/// rusqlite's `Savepoint` does when dropped.
+/// if the release fails, or if `f` panics, rolled back to where it began
+/// and released, as rusqlite's `Savepoint` does when dropped.
 ///
 /// Unlike `Connection::savepoint`, which prepares its `SAVEPOINT` and
 /// `RELEASE` statements again on every use, both statements are cached: the
@@ -284,14 +284,30 @@ pub(crate) fn in_savepoint<T>(
     f: impl FnOnce(&Connection) -> Result<T>,
 ) -> Result<T> {
     conn.prepare_cached("SAVEPOINT step")?.execute([])?;
-    let result = f(conn).and_then(|out| {
-        conn.prepare_cached("RELEASE step")?.execute([])?;
-        Ok(out)
-    });
-    if result.is_err() {
-        let _ = conn.execute_batch("ROLLBACK TO step; RELEASE step");
+    let mut step = Step {
+        conn,
+        released: false,
+    };
+    let out = f(conn)?;
+    conn.prepare_cached("RELEASE step")?.execute([])?;
+    step.released = true;
+    Ok(out)
+}
+
+/// An open savepoint of [`in_savepoint`]: unless released, rolled back and
+/// released when dropped (an error or a panic in its step), so that no
+/// transaction is left open on the connection.
+struct Step<'c> {
+    conn: &'c Connection,
+    released: bool,
+}
+
+impl Drop for Step<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            let _ = self.conn.execute_batch("ROLLBACK TO step; RELEASE step");
+        }
     }
-    result
 }
 
 impl Store {
@@ -438,6 +454,15 @@ mod tests {
             )
             .unwrap();
         assert_eq!(tables, 0);
+        // A step that panics is rolled back too, and leaves no transaction.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _: Result<()> = in_savepoint(&s.conn, |c| {
+                c.execute("CREATE TABLE t (x INTEGER)", [])?;
+                panic!("a bug in a step");
+            });
+        }));
+        assert!(panicked.is_err());
+        assert!(s.conn.is_autocommit());
         for _ in 0..2 {
             in_savepoint(&s.conn, |c| {
                 c.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)", [])?;
