@@ -60,8 +60,10 @@ pub(crate) struct RetryLater {
     /// login pages answer it like an unknown user ID, so that it tells a
     /// stranger nothing about whether the user ID exists.
     pub(crate) about_the_person: bool,
-    /// The refusal made a durable write (a fraud hold's first refusal
-    /// records its event), as a real request's creation does: a login
+    /// The refusal made a durable commit (a fraud hold's first refusal
+    /// records its event; on PostgreSQL a refusal made on facts that
+    /// changed while the identity's lock waited commits the lock), as a
+    /// real request's creation does (`Store::create_request_durable`): a login
     /// page's stand-in for it then makes none of its own, so that the
     /// answer waits for as many flushes as an unknown user ID's.
     pub(crate) wrote: bool,
@@ -319,14 +321,14 @@ pub(crate) async fn create_for_provider(
         status: RequestStatus::Pending,
         decision: None,
     };
-    match state
+    let (created, durable) = state
         .store
-        .create_request_limited(stored, limits, now)
+        .create_request_durable(stored, limits, now)
         .await
-        .map_err(ApiError::from)?
-    {
-        CreateResult::Created => Ok(Created::Request(made)),
-        CreateResult::UnknownIdentity => Ok(Created::UnknownIdentity),
+        .map_err(ApiError::from)?;
+    let refused = match created {
+        CreateResult::Created => return Ok(Created::Request(made)),
+        CreateResult::UnknownIdentity => return Ok(Created::UnknownIdentity),
         CreateResult::Blocked => Err(RetryLater::from(ApiError::new(
             ErrorCode::IdentityBlocked,
             "the identity is blocked",
@@ -355,18 +357,15 @@ pub(crate) async fn create_for_provider(
                 refused
             })
         }
-        CreateResult::CoolingDown {
-            retry_after_ms,
-            told,
-        } => Err(retry_later(
+        CreateResult::CoolingDown { retry_after_ms, .. } => Err(retry_later(
             ErrorCode::CoolingDown,
             "this person reported a request from this service provider as fraud; \
              its requests for them are held",
             retry_after_ms,
         )
-        .about_the_person()
-        .wrote(told)),
-    }
+        .about_the_person()),
+    };
+    refused.map_err(|r| r.wrote(durable))
 }
 
 fn parse_wait(query: Option<&str>) -> ApiResult<u64> {

@@ -1649,6 +1649,26 @@ pub trait Store: Send + Sync + 'static {
         limits: RequestLimits,
         now_ms: u64,
     ) -> StoreResult<CreateResult>;
+    /// [`Store::create_request_limited`], answering also whether it made a
+    /// durable commit (one whose answer waited for the disk): a refusal's
+    /// answer on the login pages then makes no stand-in write of its own,
+    /// so that every path waits for as many flushes as an unknown user
+    /// ID's (docs/threat-model.md, "Learning whether a user ID exists").
+    /// By default a created request and a hold's first refusal (its
+    /// event); a backend whose refusals can commit durably says so.
+    async fn create_request_durable(
+        &self,
+        request: StoredRequest,
+        limits: RequestLimits,
+        now_ms: u64,
+    ) -> StoreResult<(CreateResult, bool)> {
+        let result = self.create_request_limited(request, limits, now_ms).await?;
+        let durable = matches!(
+            result,
+            CreateResult::Created | CreateResult::CoolingDown { told: true, .. }
+        );
+        Ok((result, durable))
+    }
     /// Loads a request.
     async fn request(&self, id: RequestId) -> StoreResult<Option<StoredRequest>>;
     /// Atomically records a decision if the request is still pending, unexpired

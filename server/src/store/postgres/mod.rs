@@ -535,6 +535,18 @@ impl Store for PostgresStore {
         limits: RequestLimits,
         now_ms: u64,
     ) -> StoreResult<CreateResult> {
+        Ok(self
+            .create_request_durable(request, limits, now_ms)
+            .await?
+            .0)
+    }
+
+    async fn create_request_durable(
+        &self,
+        request: StoredRequest,
+        limits: RequestLimits,
+        now_ms: u64,
+    ) -> StoreResult<(CreateResult, bool)> {
         let envelope_json = serde_json::to_string(&request.envelope)?;
         // Under the identity's row lock at READ COMMITTED, unless a
         // per-provider window is on (see `requests::create_request_limited`).
@@ -543,7 +555,7 @@ impl Store for PostgresStore {
         // transaction of its own, as before.
         let locked = limits.per_provider.iter().all(|w| w.limit == 0);
         let (r, j, l) = (request.clone(), envelope_json.clone(), limits.clone());
-        let at_once = if locked {
+        let (at_once, durable) = if locked {
             tx!(self.write_locked, [r, j, l], |t| {
                 requests::create_at_once(t, &r, &j, &l, now_ms)
             })?
@@ -553,7 +565,7 @@ impl Store for PostgresStore {
             })?
         };
         match at_once {
-            requests::CreateAtOnce::Done(result) => return Ok(result),
+            requests::CreateAtOnce::Done(result) => return Ok((result, durable)),
             requests::CreateAtOnce::AgainstTheRules => {
                 let id = request.envelope.request_id;
                 tx!(self.write_locked, [], |t| requests::cancel_pending_request(
@@ -566,15 +578,22 @@ impl Store for PostgresStore {
             }
             requests::CreateAtOnce::Longer => {}
         }
-        if locked {
+        let result = if locked {
             tx!(self.write_locked, [request, envelope_json, limits], |t| {
                 requests::create_request_limited(t, &request, &envelope_json, &limits, now_ms)
-            })
+            })?
         } else {
             tx!(self.write, [request, envelope_json, limits], |t| {
                 requests::create_request_limited(t, &request, &envelope_json, &limits, now_ms)
-            })
-        }
+            })?
+        };
+        // The longer path commits only what it wrote (a request, a hold's
+        // event); a refusal there ends with `ROLLBACK`.
+        let written = matches!(
+            result,
+            CreateResult::Created | CreateResult::CoolingDown { told: true, .. }
+        );
+        Ok((result, durable || written))
     }
 
     async fn request(&self, id: RequestId) -> StoreResult<Option<StoredRequest>> {

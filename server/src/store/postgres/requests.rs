@@ -1326,14 +1326,17 @@ pub(super) fn create_at_once_sql(
 /// refusal the guard made that the rules would not (a hold's row whose
 /// hold is over, or a lock refused on older facts) or one whose answer
 /// needs more (a hold, a full window) is [`CreateAtOnce::Longer`]: nothing
-/// was inserted, and the caller runs [`create_request_limited`].
+/// was inserted, and the caller runs [`create_request_limited`]. Answers
+/// also whether its commit was durable (waited for a WAL flush): when the
+/// lock was taken, which a refusal made on facts that changed while the
+/// lock waited (a concurrent create for the person) shares with a creation.
 pub(super) async fn create_at_once(
     t: &Tx<'_>,
     request: &StoredRequest,
     envelope_json: &str,
     limits: &RequestLimits,
     now_ms: u64,
-) -> StoreResult<CreateAtOnce> {
+) -> StoreResult<(CreateAtOnce, bool)> {
     let e = &request.envelope;
     let windows = windows(e, limits);
     let holds = limits.fraud_hold_ms > 0;
@@ -1381,7 +1384,7 @@ pub(super) async fn create_at_once(
     if holds {
         lock_params.push(&provider);
     }
-    let (_locked, facts, ()) = try_join3(
+    let (locked, facts, ()) = try_join3(
         t.execute(&lock, &lock_params),
         t.query_opt(&create, &params),
         // Polled last: sent after the two statements.
@@ -1391,20 +1394,24 @@ pub(super) async fn create_at_once(
         },
     )
     .await?;
+    // The lock gave the transaction an id, so its `COMMIT` waited for a
+    // WAL flush, whatever the insert did.
+    let durable = locked == 1;
     let Some(facts) = facts else {
-        return Ok(CreateAtOnce::Done(CreateResult::UnknownIdentity));
+        return Ok((CreateAtOnce::Done(CreateResult::UnknownIdentity), durable));
     };
     let inserted = col::<u64>(&facts, 4)? == 1;
     let judged = judge_at_once(&facts, &windows, limits, now_ms)?;
-    match (judged, inserted) {
-        (Some(CreateResult::Created), true) => Ok(CreateAtOnce::Done(CreateResult::Created)),
+    let done = match (judged, inserted) {
+        (Some(CreateResult::Created), true) => CreateAtOnce::Done(CreateResult::Created),
         // The guard refused what the rules allow (a hold that is over, a
         // lock refused on older facts): the longer path inserts.
-        (Some(CreateResult::Created), false) | (None, false) => Ok(CreateAtOnce::Longer),
-        (Some(refused), false) => Ok(CreateAtOnce::Done(refused)),
+        (Some(CreateResult::Created), false) | (None, false) => CreateAtOnce::Longer,
+        (Some(refused), false) => CreateAtOnce::Done(refused),
         // Never: each part of the guard is the negation of one refusal.
-        (_, true) => Ok(CreateAtOnce::AgainstTheRules),
-    }
+        (_, true) => CreateAtOnce::AgainstTheRules,
+    };
+    Ok((done, durable))
 }
 
 /// The rules of [`create_request_limited`] on the facts of

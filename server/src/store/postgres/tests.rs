@@ -865,7 +865,7 @@ async fn at_once(
         .await
         .unwrap()
         .is_some();
-    match done {
+    match done.0 {
         super::requests::CreateAtOnce::Done(result) => (Some(result), stored),
         super::requests::CreateAtOnce::Longer => (None, stored),
         super::requests::CreateAtOnce::AgainstTheRules => panic!("inserted against the rules"),
@@ -1719,4 +1719,81 @@ async fn the_one_flight_insert_needs_the_identitys_lock_not_just_a_transaction_i
     };
     assert_eq!(insert(false).await, (0, false), "inserted without the lock");
     assert_eq!(insert(true).await, (1, true));
+}
+
+/// A creation whose lock waited for a concurrent create of the same
+/// person, and which then finds the pending cap reached under the lock
+/// (its lock's guard read the facts before that create committed), has
+/// committed the lock durably: the store says so, so that the login page
+/// adds no stand-in write and the refusal waits for one flush, as an
+/// unknown user ID's answer (docs/threat-model.md, "Learning whether a
+/// user ID exists").
+#[tokio::test]
+async fn a_refusal_whose_lock_waited_for_a_concurrent_create_says_it_committed_durably() {
+    use crate::store::{CreateResult, RequestLimits, Store};
+
+    let Some(db) = scratch().await else {
+        return;
+    };
+    let store = db.store().await;
+    let scene = create_scene(&store).await;
+    let (anna, bank) = (scene.anna.id, scene.bank.clone());
+    let t = SCENE_T0;
+    let cap = RequestLimits::pending_only(2);
+    let first = store
+        .create_request_durable(scene_login(anna, &bank, t), cap.clone(), t)
+        .await
+        .unwrap();
+    assert_eq!(first, (CreateResult::Created, true));
+    // A concurrent create holds the person's lock and inserts the second.
+    let mut other = tokio_postgres_client(&db).await;
+    let a = other.transaction().await.unwrap();
+    a.execute(
+        "UPDATE identities SET blocked = blocked WHERE id = $1",
+        &[&anna.as_bytes().as_slice()],
+    )
+    .await
+    .unwrap();
+    a.execute(
+        "INSERT INTO requests (id, identity_id, service_provider_id, envelope, \
+         envelope_signature, binding_code, status, created_at_ms, expires_at_ms) \
+         VALUES ($1, $2, $3, '{}', $4, NULL, 'pending', $5, $6)",
+        &[
+            &eid_protocol::RequestId::random().as_bytes().as_slice(),
+            &anna.as_bytes().as_slice(),
+            &bank.id.as_bytes().as_slice(),
+            &vec![0x30_u8; 70],
+            &(t as i64),
+            &((t + 300_000) as i64),
+        ],
+    )
+    .await
+    .unwrap();
+    let watcher = tokio_postgres_client(&db).await;
+    let refused = store.create_request_durable(scene_login(anna, &bank, t), cap, t);
+    let commit_when_waited_for = async {
+        // Until the creation's lock waits for this transaction's.
+        loop {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                     AND datname = current_database() AND query LIKE 'UPDATE identities%'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        a.commit().await.unwrap();
+    };
+    let (refused, ()) = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        tokio::join!(refused, commit_when_waited_for)
+    })
+    .await
+    .expect("the creation waited for the other's lock");
+    assert_eq!(refused.unwrap(), (CreateResult::TooManyPending, true));
 }
