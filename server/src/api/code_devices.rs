@@ -172,8 +172,9 @@ pub(crate) async fn request_activation(
 /// makes (the request, then the device's pending activation: two commits,
 /// each waiting for an fsync of milliseconds), so the answer's time does not
 /// tell a user ID with an app from one without (docs/threat-model.md).
-/// `wrote`: the refused creation made one of them (a fraud hold's first
-/// refusal records its event; every other refusal writes nothing).
+/// `wrote`: the refused creation made one of them (`RetryLater::wrote`: a
+/// fraud hold's first refusal records its event, and on PostgreSQL a
+/// refusal whose lock waited for a concurrent create commits the lock).
 async fn stand_in_after_writes(
     state: &AppState,
     stand_in: AppActivation,

@@ -892,7 +892,7 @@ pub(crate) async fn user_id(
         now.saturating_add(state.config.request_lifetime_secs.saturating_mul(1000));
     let mut real = None;
     // Whether the answer has waited for a durable write (a real request's,
-    // or a refusal's own: a hold's first records its event).
+    // or a refusal's own: `RetryLater::wrote`).
     let mut wrote = false;
     let (request_id, expires_at_ms) = match created {
         Ok(Created::Request(envelope)) => {
@@ -924,8 +924,8 @@ pub(crate) async fn user_id(
     if !wrote {
         // The durable write a real request makes (its commit waits for the
         // fsync, milliseconds): without it the answer's time told a
-        // stand-in from a real request. A refusal makes none (on
-        // PostgreSQL too: docs/threat-model.md), but a hold's first.
+        // stand-in from a real request. A refusal that made one says so
+        // (`RetryLater::wrote`; docs/threat-model.md).
         super::stand_in_write(&state, now)
             .await
             .map_err(|e| Failure::from(e).with(lang))?;

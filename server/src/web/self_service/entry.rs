@@ -188,9 +188,8 @@ pub(crate) async fn sign_in(
     let stand_in = |wrote: bool| async move {
         // The durable write a real request makes (its commit waits for the
         // fsync, milliseconds): without it the answer's time told a
-        // stand-in from a real request. A refusal makes none (on
-        // PostgreSQL too: docs/threat-model.md), but a hold's first
-        // (`wrote`).
+        // stand-in from a real request. A refusal that made one says so
+        // (`RetryLater::wrote`; docs/threat-model.md).
         if !wrote {
             crate::web::stand_in_write(state_ref, now)
                 .await
