@@ -712,6 +712,15 @@ pub enum CreateResult {
     },
 }
 
+impl CreateResult {
+    /// Whether the creation wrote anything: a request, or a hold's first
+    /// refusal its `requests_held` event. Every other refusal writes
+    /// nothing (its transaction can end without a durable commit).
+    pub fn wrote(&self) -> bool {
+        matches!(self, Self::Created | Self::CoolingDown { told: true, .. })
+    }
+}
+
 /// Result of registering a service provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegisterResult {
@@ -1663,11 +1672,7 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> StoreResult<(CreateResult, bool)> {
         let result = self.create_request_limited(request, limits, now_ms).await?;
-        let durable = matches!(
-            result,
-            CreateResult::Created | CreateResult::CoolingDown { told: true, .. }
-        );
-        Ok((result, durable))
+        Ok((result, result.wrote()))
     }
     /// Loads a request.
     async fn request(&self, id: RequestId) -> StoreResult<Option<StoredRequest>>;

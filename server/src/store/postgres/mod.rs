@@ -587,13 +587,9 @@ impl Store for PostgresStore {
                 requests::create_request_limited(t, &request, &envelope_json, &limits, now_ms)
             })?
         };
-        // The longer path commits only what it wrote (a request, a hold's
-        // event); a refusal there ends with `ROLLBACK`.
-        let written = matches!(
-            result,
-            CreateResult::Created | CreateResult::CoolingDown { told: true, .. }
-        );
-        Ok((result, durable || written))
+        // The longer path commits only what it wrote; a refusal there ends
+        // with `ROLLBACK`.
+        Ok((result, durable || result.wrote()))
     }
 
     async fn request(&self, id: RequestId) -> StoreResult<Option<StoredRequest>> {

@@ -1102,10 +1102,7 @@ pub(super) async fn create_request_limited(
     now_ms: u64,
 ) -> StoreResult<CreateResult> {
     let result = create_locked(t, request, envelope_json, limits, now_ms).await?;
-    if !matches!(
-        result,
-        CreateResult::Created | CreateResult::CoolingDown { told: true, .. }
-    ) {
+    if !result.wrote() {
         t.rollback();
     }
     Ok(result)
