@@ -25,11 +25,10 @@ use crate::store::{StoreError, StoreResult};
 const MAX_BATCH: usize = 256;
 /// Reader connections.
 pub(super) const READERS: usize = 4;
-/// Bytes of the database file each connection maps for reading. In WAL mode
-/// a connection empties its page cache whenever another connection has
-/// committed since its last transaction, which under load is every read; a
-/// mapped file serves the pages that are not in the WAL without a `pread`
-/// copy each. Reads only: writes still go through the WAL and its fsync.
+/// Bytes of the database file the writer maps for reading the pages that are
+/// not in its page cache or the WAL, without a `pread` copy each. Reads
+/// only: writes still go through the WAL and its fsync. The readers map
+/// nothing (see [`open_reader`]).
 const MMAP_BYTES: i64 = 256 * 1024 * 1024;
 /// WAL pages after which a commit checkpoints (SQLite's default is 1,000).
 /// A checkpoint copies every page in the WAL into the database file once,
@@ -111,10 +110,17 @@ pub(super) fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// Opens a reader connection: read-only (`query_only`), so that writes go
-/// through the one writer only.
+/// through the one writer only, and without a mapped file. In WAL mode a
+/// connection empties its page cache, and drops its whole mapping, whenever
+/// another connection has committed since its last transaction, which under
+/// load is nearly every read: each read then paid an `munmap` (with a TLB
+/// flush on every core the process ran on), an `mmap` and a page fault per
+/// page, where a `pread` of the few pages it reads costs less
+/// (docs/benchmarks.md, "Eighth pass").
 fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let c = open_connection(path)?;
     c.pragma_update(None, "query_only", "ON")?;
+    c.pragma_update(None, "mmap_size", 0)?;
     Ok(c)
 }
 
