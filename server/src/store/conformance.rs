@@ -156,6 +156,7 @@ macro_rules! store_conformance_suite {
             claims_take_at_most_the_limit_and_no_channel_claims_nothing,
             a_pull_shows_unexpired_pending_requests_oldest_first_and_feed_events_after_the_cursor,
             a_pull_lists_the_identity_s_decisions_after_the_cursor,
+            a_pull_with_its_nonce_answers_the_snapshot_once_and_a_replay_nothing,
             a_paging_pull_brings_the_oldest_events_above_the_cursor_and_older_phones_the_newest,
             an_enrolment_with_a_request_awaits_approval_and_is_announced,
             an_enrolment_for_an_unknown_or_blocked_identity_is_a_decoy,
@@ -2083,6 +2084,59 @@ pub async fn a_pull_shows_unexpired_pending_requests_oldest_first_and_feed_event
         .collect();
     assert_eq!(pending_alone, pending);
     assert_eq!(alone.events[0], snapshot.events[0]);
+}
+
+/// A pull with its nonce answers what the read alone answers, once: the
+/// same nonce again gets nothing, whoever sends it, and the nonce is then
+/// used for every other check too; a write committed just before the pull is
+/// in it (a backend may read on its writer, in the nonce's transaction).
+pub async fn a_pull_with_its_nonce_answers_the_snapshot_once_and_a_replay_nothing(
+    store: FreshStore,
+) {
+    let s = &*store;
+    let anna = identity(s, ANNA).await;
+    let phone = activated(s, &anna, T0).await;
+    let bank = registered(s, "Danske Bank").await;
+    let first = created(s, login(anna.id, &bank, T0)).await;
+    let now = T0 + 1_000;
+    let pull = |nonce: Nonce16| {
+        s.pull_with_nonce(
+            nonce,
+            now + 600_000,
+            vec![phone.id, AuthenticatorId::random()],
+            FeedCursors::NewestAbove(vec![0, 0]),
+            vec![0, 0],
+            now,
+        )
+    };
+    let nonce = Nonce16(random_array());
+    let answered = pull(nonce).await.unwrap().expect("a fresh nonce is answered");
+    let alone = s
+        .pull_snapshot(
+            vec![phone.id, AuthenticatorId::random()],
+            FeedCursors::NewestAbove(vec![0, 0]),
+            vec![0, 0],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(answered.authenticators, alone.authenticators);
+    assert_eq!(answered.identities, alone.identities);
+    assert_eq!(answered.events, alone.events);
+    let ids = |p: &PullSnapshot| -> Vec<RequestId> {
+        p.pending.iter().map(|r| r.envelope.request_id).collect()
+    };
+    assert_eq!(ids(&answered), vec![first.envelope.request_id]);
+    assert_eq!(ids(&answered), ids(&alone));
+    assert!(pull(nonce).await.unwrap().is_none(), "a replay gets nothing");
+    assert!(!s.use_nonce(nonce, now + 600_000).await.unwrap());
+    // The next write is in the next pull.
+    let second = created(s, login(anna.id, &bank, T0 + 500)).await;
+    let again = pull(Nonce16(random_array())).await.unwrap().unwrap();
+    assert_eq!(
+        ids(&again),
+        vec![first.envelope.request_id, second.envelope.request_id]
+    );
 }
 
 /// A flood of more events than one pull returns: paging cursors bring the

@@ -169,6 +169,34 @@ impl Store for SqliteStore {
         .await
     }
 
+    /// The nonce and the read in one job on the writer thread, as PostgreSQL
+    /// does them in one statement: the pull made a writer trip for its nonce
+    /// anyway, and the writer's connection keeps its page cache (no other
+    /// connection writes), where a reader's starts empty after every commit
+    /// and reads each page again. The read sees what the batch's earlier
+    /// jobs wrote, and is answered only after the batch commits, as every
+    /// job is: a batch with a durable write in it commits with its fsync, so
+    /// the pull never shows a write that could still be lost. A failed read
+    /// rolls its nonce back with it (the pull was refused; nothing was
+    /// shown).
+    async fn pull_with_nonce(
+        &self,
+        nonce: Nonce16,
+        keep_until_ms: u64,
+        authenticator_ids: Vec<AuthenticatorId>,
+        feed: FeedCursors,
+        decisions_after: Vec<u64>,
+        now_ms: u64,
+    ) -> StoreResult<Option<PullSnapshot>> {
+        self.write_unsynced(move |c| {
+            if !requests::use_nonce(c, nonce, keep_until_ms)? {
+                return Ok(None);
+            }
+            requests::pull_snapshot(c, authenticator_ids, feed, decisions_after, now_ms).map(Some)
+        })
+        .await
+    }
+
     async fn decision_context(
         &self,
         request_id: RequestId,
