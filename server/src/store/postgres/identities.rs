@@ -167,7 +167,8 @@ pub(super) async fn set_blocked(
         // snapshot (a serialization failure: run again, seeing it).
         all(
             t,
-            "SELECT 1 FROM requests WHERE identity_id = $1 AND status = 'pending' \
+            "SELECT 1 FROM requests WHERE id IN (SELECT p.request_id FROM pending_requests p \
+             WHERE p.identity_id = $1) AND identity_id = $1 AND status = 'pending' \
              ORDER BY id FOR UPDATE",
             &[&Col(id)],
         )
@@ -220,7 +221,11 @@ pub(super) async fn set_blocked(
     if blocked {
         for r in all(
             t,
-            "UPDATE requests SET status = 'cancelled' WHERE identity_id = $1 AND status = 'pending' RETURNING id",
+            &super::requests::leave_pending_sql(
+                "'cancelled'",
+                "id IN (SELECT p.request_id FROM pending_requests p WHERE p.identity_id = $1) \
+                 AND identity_id = $1 AND status = 'pending'",
+            ),
             &[&Col(id)],
         )
         .await?
