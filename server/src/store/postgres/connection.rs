@@ -105,10 +105,6 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0016_checks_without_temporary_tables",
         include_str!("../../../migrations/postgres/0016_checks_without_temporary_tables.sql"),
     ),
-    (
-        "0017_pending_requests",
-        include_str!("../../../migrations/postgres/0017_pending_requests.sql"),
-    ),
 ];
 
 /// The advisory lock replicas take while migrating, so several starting at

@@ -380,7 +380,7 @@ pub(super) async fn cancel_enrolment(
     if let Some(request_id) = enrolment.request_id {
         let n = exec(
             t,
-            &super::requests::leave_pending_sql("'cancelled'", "id = $1 AND status = 'pending'"),
+            "UPDATE requests SET status = 'cancelled' WHERE id = $1 AND status = 'pending'",
             &[&Col(request_id)],
         )
         .await?;

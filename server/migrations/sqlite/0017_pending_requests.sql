@@ -1,8 +1,0 @@
--- v17: nothing for SQLite. The PostgreSQL migration of the same number moves
--- the lookup of a person's pending requests from the partial index
--- requests_pending (whose predicate names `status`, so that no decision's
--- status update could be HOT there) to a table of its own. SQLite has no
--- row versions: an update rewrites the row in its table and only the index
--- entries whose columns changed (here requests_pending's, as before), so its
--- schema stays as it is. The file
--- keeps both backends' migration lists equal.
