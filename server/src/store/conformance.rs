@@ -267,7 +267,7 @@ fn person(user_id: &str) -> Identity {
     }
 }
 
-async fn identity(s: &dyn Store, user_id: &str) -> Identity {
+pub(crate) async fn identity(s: &dyn Store, user_id: &str) -> Identity {
     let identity = person(user_id);
     s.create_identity(identity.clone()).await.unwrap();
     identity

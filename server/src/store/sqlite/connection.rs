@@ -167,7 +167,10 @@ impl SqliteStore {
     /// disk). Every later write sees it at once (one writer), so a
     /// check-and-set stays atomic; only an OS crash or power cut before the
     /// next durable commit may lose it. Only for writes whose loss is
-    /// harmless.
+    /// harmless (today: pull nonces, and nothing else). A read in such a job
+    /// (a pull's snapshot) relies on it: a batch without a durable job holds
+    /// only such writes, so what the read shows from its own batch is either
+    /// fsynced with it or a nonce it never shows.
     pub(super) async fn write_unsynced<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
@@ -271,10 +274,15 @@ fn in_savepoint<T>(
             Err(StoreError::JobPanicked)
         });
     match outcome {
-        Ok(v) => {
-            run(conn, "RELEASE job")?;
-            Ok(v)
-        }
+        Ok(v) => match run(conn, "RELEASE job") {
+            Ok(()) => Ok(v),
+            Err(e) => {
+                // A caller told of an error must not have its writes commit
+                // with the batch (nor shown to a later pull in it).
+                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                Err(e.into())
+            }
+        },
         Err(e) => {
             conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
             Err(e)

@@ -169,16 +169,21 @@ impl Store for SqliteStore {
         .await
     }
 
-    /// The nonce and the read in one job on the writer thread, as PostgreSQL
-    /// does them in one statement: the pull made a writer trip for its nonce
-    /// anyway, and the writer's connection keeps its page cache (no other
-    /// connection writes), where a reader's starts empty after every commit
-    /// and reads each page again. The read sees what the batch's earlier
-    /// jobs wrote, and is answered only after the batch commits, as every
-    /// job is: a batch with a durable write in it commits with its fsync, so
-    /// the pull never shows a write that could still be lost. A failed read
-    /// rolls its nonce back with it (the pull was refused; nothing was
-    /// shown).
+    /// A phone with one account (the common case) has its nonce and its read
+    /// in one job on the writer thread, as PostgreSQL has them in one
+    /// statement: the pull made a writer trip for its nonce anyway, and the
+    /// writer's connection keeps its page cache (no other connection
+    /// writes), where a reader's starts empty after every commit and reads
+    /// each page again. The read sees what the batch's earlier jobs wrote and
+    /// nothing a failed job wrote (each job has its own savepoint), and is
+    /// answered only after the batch commits, as every job is: a batch with a
+    /// durable write in it commits with its fsync, and a batch without one
+    /// holds only pull nonces, so the pull never shows a write that a crash
+    /// could still undo. A failed read rolls its nonce back with it (the pull
+    /// was refused; nothing was shown). A pull of several accounts (up to
+    /// [`eid_protocol::wire::MAX_PULL_AUTHENTICATORS`], each with its own feed
+    /// and decisions) reads on a reader after its nonce, so that no single
+    /// pull holds the one writer, which every approval waits for, for long.
     async fn pull_with_nonce(
         &self,
         nonce: Nonce16,
@@ -188,6 +193,15 @@ impl Store for SqliteStore {
         decisions_after: Vec<u64>,
         now_ms: u64,
     ) -> StoreResult<Option<PullSnapshot>> {
+        if authenticator_ids.len() != 1 {
+            if !self.use_pull_nonce(nonce, keep_until_ms).await? {
+                return Ok(None);
+            }
+            return self
+                .pull_snapshot(authenticator_ids, feed, decisions_after, now_ms)
+                .await
+                .map(Some);
+        }
         self.write_unsynced(move |c| {
             if !requests::use_nonce(c, nonce, keep_until_ms)? {
                 return Ok(None);

@@ -813,6 +813,124 @@ mod tests {
         stmt.get_status(StatementStatus::RePrepare)
     }
 
+    /// A one-account pull runs on the writer, inside a batch: it sees what
+    /// the batch's earlier jobs wrote and nothing a failed job wrote, and it
+    /// is answered only once the batch has committed (here held open by a
+    /// durable job queued after it). A pull of two accounts reads on a
+    /// reader and sees the same.
+    #[tokio::test]
+    async fn a_pull_on_the_writer_shows_its_batch_s_committed_writes_only_after_the_commit() {
+        use std::sync::{Arc, mpsc};
+        use std::time::Duration;
+
+        use crate::store::{FeedCursors, Store, conformance};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(super::super::SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap());
+        let now = 1_795_000_000_000;
+        let anna = conformance::identity(&*store, "anna").await;
+        let phone = conformance::activated(&*store, &anna, now).await;
+        let pull = |ids: Vec<AuthenticatorId>| {
+            let store = Arc::clone(&store);
+            async move {
+                let n = ids.len();
+                store
+                    .pull_with_nonce(
+                        Nonce16(eid_protocol::crypto::random_array()),
+                        now + 600_000,
+                        ids,
+                        FeedCursors::NewestAbove(vec![0; n]),
+                        vec![0; n],
+                        now,
+                    )
+                    .await
+            }
+        };
+        // Hold the writer, so that what follows queues into one batch.
+        let (open_first, first_gate) = mpsc::channel::<()>();
+        let first = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .write(move |_| {
+                        first_gate.recv().unwrap();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let id = phone.id;
+        let committed = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .write(move |c| {
+                        c.execute(
+                            "UPDATE authenticators SET last_counter = 7 WHERE id = ?1",
+                            [Col(id)],
+                        )?;
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let failed = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .write(move |c| {
+                        c.execute(
+                            "UPDATE authenticators SET last_counter = 5 WHERE id = ?1",
+                            [Col(id)],
+                        )?;
+                        Err::<(), _>(StoreError::Inconsistent("this job fails"))
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut pulled = tokio::spawn(pull(vec![phone.id]));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (running, is_running) = mpsc::channel::<()>();
+        let (open_last, last_gate) = mpsc::channel::<()>();
+        let last = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .write(move |_| {
+                        running.send(()).unwrap();
+                        last_gate.recv().unwrap();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        open_first.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        tokio::task::spawn_blocking(move || is_running.recv().unwrap())
+            .await
+            .unwrap();
+        // The pull's job has run (it was queued before the last one), but its
+        // batch has not committed.
+        let early = tokio::time::timeout(Duration::from_millis(200), &mut pulled).await;
+        assert!(early.is_err(), "answered before its batch committed");
+        open_last.send(()).unwrap();
+        last.await.unwrap().unwrap();
+        assert!(failed.await.unwrap().is_err());
+        committed.await.unwrap().unwrap();
+        let snapshot = pulled.await.unwrap().unwrap().expect("a fresh nonce");
+        let seen = snapshot.authenticators[0].as_ref().unwrap();
+        assert_eq!(seen.last_counter, 7, "the committed job's write, not the failed one's after it");
+        let both = pull(vec![phone.id, AuthenticatorId::random()])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(both.authenticators[0].as_ref().unwrap().last_counter, 7);
+        assert_eq!(both.authenticators[1], None);
+    }
+
     #[test]
     fn a_pulls_feed_and_journal_reads_are_planned_once() {
         let dir = tempfile::tempdir().unwrap();
