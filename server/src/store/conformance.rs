@@ -2110,7 +2110,10 @@ pub async fn a_pull_with_its_nonce_answers_the_snapshot_once_and_a_replay_nothin
         )
     };
     let nonce = Nonce16(random_array());
-    let answered = pull(nonce).await.unwrap().expect("a fresh nonce is answered");
+    let answered = pull(nonce)
+        .await
+        .unwrap()
+        .expect("a fresh nonce is answered");
     let alone = s
         .pull_snapshot(
             vec![phone.id, AuthenticatorId::random()],
@@ -2128,7 +2131,10 @@ pub async fn a_pull_with_its_nonce_answers_the_snapshot_once_and_a_replay_nothin
     };
     assert_eq!(ids(&answered), vec![first.envelope.request_id]);
     assert_eq!(ids(&answered), ids(&alone));
-    assert!(pull(nonce).await.unwrap().is_none(), "a replay gets nothing");
+    assert!(
+        pull(nonce).await.unwrap().is_none(),
+        "a replay gets nothing"
+    );
     assert!(!s.use_nonce(nonce, now + 600_000).await.unwrap());
     // The next write is in the next pull.
     let second = created(s, login(anna.id, &bank, T0 + 500)).await;

@@ -825,7 +825,8 @@ mod tests {
 
         use crate::store::{FeedCursors, Store, conformance};
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(super::super::SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap());
+        let store =
+            Arc::new(super::super::SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap());
         let now = 1_795_000_000_000;
         let anna = conformance::identity(&*store, "anna").await;
         let phone = conformance::activated(&*store, &anna, now).await;
@@ -922,7 +923,10 @@ mod tests {
         committed.await.unwrap().unwrap();
         let snapshot = pulled.await.unwrap().unwrap().expect("a fresh nonce");
         let seen = snapshot.authenticators[0].as_ref().unwrap();
-        assert_eq!(seen.last_counter, 7, "the committed job's write, not the failed one's after it");
+        assert_eq!(
+            seen.last_counter, 7,
+            "the committed job's write, not the failed one's after it"
+        );
         let both = pull(vec![phone.id, AuthenticatorId::random()])
             .await
             .unwrap()
