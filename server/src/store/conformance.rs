@@ -2089,7 +2089,8 @@ pub async fn a_pull_shows_unexpired_pending_requests_oldest_first_and_feed_event
 /// A pull with its nonce answers what the read alone answers, once: the
 /// same nonce again gets nothing, whoever sends it, and the nonce is then
 /// used for every other check too; a write committed just before the pull is
-/// in it (a backend may read on its writer, in the nonce's transaction).
+/// in it. One account and several alike (a backend may read a one-account
+/// pull another way: on its writer, in the nonce's statement).
 pub async fn a_pull_with_its_nonce_answers_the_snapshot_once_and_a_replay_nothing(
     store: FreshStore,
 ) {
@@ -2099,46 +2100,59 @@ pub async fn a_pull_with_its_nonce_answers_the_snapshot_once_and_a_replay_nothin
     let bank = registered(s, "Danske Bank").await;
     let first = created(s, login(anna.id, &bank, T0)).await;
     let now = T0 + 1_000;
-    let pull = |nonce: Nonce16| {
+    let unknown = AuthenticatorId::random();
+    let pull = |nonce: Nonce16, ids: Vec<AuthenticatorId>| {
+        let n = ids.len();
         s.pull_with_nonce(
             nonce,
             now + 600_000,
-            vec![phone.id, AuthenticatorId::random()],
-            FeedCursors::NewestAbove(vec![0, 0]),
-            vec![0, 0],
+            ids,
+            FeedCursors::NewestAbove(vec![0; n]),
+            vec![0; n],
             now,
         )
     };
-    let nonce = Nonce16(random_array());
-    let answered = pull(nonce)
-        .await
-        .unwrap()
-        .expect("a fresh nonce is answered");
-    let alone = s
-        .pull_snapshot(
-            vec![phone.id, AuthenticatorId::random()],
-            FeedCursors::NewestAbove(vec![0, 0]),
-            vec![0, 0],
-            now,
-        )
-        .await
-        .unwrap();
-    assert_eq!(answered.authenticators, alone.authenticators);
-    assert_eq!(answered.identities, alone.identities);
-    assert_eq!(answered.events, alone.events);
     let ids = |p: &PullSnapshot| -> Vec<RequestId> {
         p.pending.iter().map(|r| r.envelope.request_id).collect()
     };
-    assert_eq!(ids(&answered), vec![first.envelope.request_id]);
-    assert_eq!(ids(&answered), ids(&alone));
-    assert!(
-        pull(nonce).await.unwrap().is_none(),
-        "a replay gets nothing"
-    );
-    assert!(!s.use_nonce(nonce, now + 600_000).await.unwrap());
+    for accounts in [vec![phone.id], vec![phone.id, unknown]] {
+        let nonce = Nonce16(random_array());
+        let answered = pull(nonce, accounts.clone())
+            .await
+            .unwrap()
+            .expect("a fresh nonce is answered");
+        let n = accounts.len();
+        let alone = s
+            .pull_snapshot(
+                accounts.clone(),
+                FeedCursors::NewestAbove(vec![0; n]),
+                vec![0; n],
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(answered.authenticators, alone.authenticators);
+        assert_eq!(answered.identities, alone.identities);
+        assert_eq!(answered.events, alone.events);
+        assert_eq!(answered.decisions, alone.decisions);
+        assert_eq!(ids(&answered), vec![first.envelope.request_id]);
+        assert_eq!(ids(&answered), ids(&alone));
+        assert!(
+            pull(nonce, accounts.clone()).await.unwrap().is_none(),
+            "a replay gets nothing"
+        );
+        assert!(
+            pull(nonce, vec![phone.id]).await.unwrap().is_none(),
+            "nor with other accounts"
+        );
+        assert!(!s.use_nonce(nonce, now + 600_000).await.unwrap());
+    }
     // The next write is in the next pull.
     let second = created(s, login(anna.id, &bank, T0 + 500)).await;
-    let again = pull(Nonce16(random_array())).await.unwrap().unwrap();
+    let again = pull(Nonce16(random_array()), vec![phone.id])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         ids(&again),
         vec![first.envelope.request_id, second.envelope.request_id]
