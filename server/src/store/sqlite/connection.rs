@@ -348,6 +348,51 @@ fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Queued>) {
     }
 }
 
+/// A writer job held open by the test that queued it.
+#[cfg(test)]
+pub(super) struct HeldWrite {
+    open: std::sync::mpsc::Sender<()>,
+    running: oneshot::Receiver<()>,
+    answer: tokio::task::JoinHandle<StoreResult<()>>,
+}
+
+#[cfg(test)]
+impl HeldWrite {
+    /// Queues a durable job that waits until [`HeldWrite::finish`]: while it
+    /// runs, the jobs queued after it wait for the next batch, and the jobs
+    /// queued before it in its own batch wait for its commit.
+    pub(super) fn queue(store: &Arc<SqliteStore>) -> Self {
+        let (open, gate) = std::sync::mpsc::channel::<()>();
+        let (started, running) = oneshot::channel::<()>();
+        let store = Arc::clone(store);
+        let answer = tokio::spawn(async move {
+            store
+                .write(move |_| {
+                    let _ = started.send(());
+                    gate.recv().unwrap();
+                    Ok(())
+                })
+                .await
+        });
+        Self {
+            open,
+            running,
+            answer,
+        }
+    }
+
+    /// Waits until the job has started: what was queued before it has run.
+    pub(super) async fn started(&mut self) {
+        (&mut self.running).await.unwrap();
+    }
+
+    /// Lets the job end, and waits for its answer (after its batch's commit).
+    pub(super) async fn finish(self) {
+        self.open.send(()).unwrap();
+        self.answer.await.unwrap().unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -636,23 +681,11 @@ mod tests {
     /// a durable job queued after the nonce's.
     #[tokio::test]
     async fn an_unsynced_write_is_answered_only_after_its_batch_commits() {
-        use std::sync::mpsc;
         use std::time::Duration;
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap());
         // Hold the writer so that the next two jobs queue into one batch.
-        let (open_first, first_gate) = mpsc::channel::<()>();
-        let first = tokio::spawn({
-            let store = Arc::clone(&store);
-            async move {
-                store
-                    .write(move |_| {
-                        first_gate.recv().unwrap();
-                        Ok(())
-                    })
-                    .await
-            }
-        });
+        let first = HeldWrite::queue(&store);
         tokio::time::sleep(Duration::from_millis(100)).await;
         let mut nonce = tokio::spawn({
             let store = Arc::clone(&store);
@@ -668,32 +701,15 @@ mod tests {
             }
         });
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let (running, is_running) = mpsc::channel::<()>();
-        let (open_last, last_gate) = mpsc::channel::<()>();
-        let last = tokio::spawn({
-            let store = Arc::clone(&store);
-            async move {
-                store
-                    .write(move |_| {
-                        running.send(()).unwrap();
-                        last_gate.recv().unwrap();
-                        Ok(())
-                    })
-                    .await
-            }
-        });
+        let mut last = HeldWrite::queue(&store);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        open_first.send(()).unwrap();
-        first.await.unwrap().unwrap();
+        first.finish().await;
         // The nonce's job has run (it was queued before the last one, which
         // now runs in the same batch), but the batch has not committed.
-        tokio::task::spawn_blocking(move || is_running.recv().unwrap())
-            .await
-            .unwrap();
+        last.started().await;
         let early = tokio::time::timeout(Duration::from_millis(200), &mut nonce).await;
         assert!(early.is_err(), "answered before its batch committed");
-        open_last.send(()).unwrap();
-        last.await.unwrap().unwrap();
+        last.finish().await;
         assert_eq!(nonce.await.unwrap().unwrap(), 1);
     }
 

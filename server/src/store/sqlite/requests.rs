@@ -820,9 +820,10 @@ mod tests {
     /// reader and sees the same.
     #[tokio::test]
     async fn a_pull_on_the_writer_shows_its_batch_s_committed_writes_only_after_the_commit() {
-        use std::sync::{Arc, mpsc};
+        use std::sync::Arc;
         use std::time::Duration;
 
+        use super::super::connection::HeldWrite;
         use crate::store::{FeedCursors, Store, conformance};
         let dir = tempfile::tempdir().unwrap();
         let store =
@@ -846,79 +847,43 @@ mod tests {
                     .await
             }
         };
+        // Sets the phone's counter in a job of its own, which then fails or not.
+        let set_counter = |value: i64, fail: bool| {
+            let store = Arc::clone(&store);
+            let id = phone.id;
+            tokio::spawn(async move {
+                store
+                    .write(move |c| {
+                        c.execute(
+                            "UPDATE authenticators SET last_counter = ?2 WHERE id = ?1",
+                            params![Col(id), value],
+                        )?;
+                        if fail {
+                            return Err(StoreError::Inconsistent("this job fails"));
+                        }
+                        Ok(())
+                    })
+                    .await
+            })
+        };
         // Hold the writer, so that what follows queues into one batch.
-        let (open_first, first_gate) = mpsc::channel::<()>();
-        let first = tokio::spawn({
-            let store = Arc::clone(&store);
-            async move {
-                store
-                    .write(move |_| {
-                        first_gate.recv().unwrap();
-                        Ok(())
-                    })
-                    .await
-            }
-        });
+        let first = HeldWrite::queue(&store);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let id = phone.id;
-        let committed = tokio::spawn({
-            let store = Arc::clone(&store);
-            async move {
-                store
-                    .write(move |c| {
-                        c.execute(
-                            "UPDATE authenticators SET last_counter = 7 WHERE id = ?1",
-                            [Col(id)],
-                        )?;
-                        Ok(())
-                    })
-                    .await
-            }
-        });
+        let committed = set_counter(7, false);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let failed = tokio::spawn({
-            let store = Arc::clone(&store);
-            async move {
-                store
-                    .write(move |c| {
-                        c.execute(
-                            "UPDATE authenticators SET last_counter = 5 WHERE id = ?1",
-                            [Col(id)],
-                        )?;
-                        Err::<(), _>(StoreError::Inconsistent("this job fails"))
-                    })
-                    .await
-            }
-        });
+        let failed = set_counter(5, true);
         tokio::time::sleep(Duration::from_millis(50)).await;
         let mut pulled = tokio::spawn(pull(vec![phone.id]));
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let (running, is_running) = mpsc::channel::<()>();
-        let (open_last, last_gate) = mpsc::channel::<()>();
-        let last = tokio::spawn({
-            let store = Arc::clone(&store);
-            async move {
-                store
-                    .write(move |_| {
-                        running.send(()).unwrap();
-                        last_gate.recv().unwrap();
-                        Ok(())
-                    })
-                    .await
-            }
-        });
+        let mut last = HeldWrite::queue(&store);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        open_first.send(()).unwrap();
-        first.await.unwrap().unwrap();
-        tokio::task::spawn_blocking(move || is_running.recv().unwrap())
-            .await
-            .unwrap();
+        first.finish().await;
         // The pull's job has run (it was queued before the last one), but its
         // batch has not committed.
+        last.started().await;
         let early = tokio::time::timeout(Duration::from_millis(200), &mut pulled).await;
         assert!(early.is_err(), "answered before its batch committed");
-        open_last.send(()).unwrap();
-        last.await.unwrap().unwrap();
+        last.finish().await;
         assert!(failed.await.unwrap().is_err());
         committed.await.unwrap().unwrap();
         let snapshot = pulled.await.unwrap().unwrap().expect("a fresh nonce");
