@@ -56,44 +56,76 @@ pub(crate) struct AuthenticatorRow {
     pub(crate) created_at_ms: u64,
 }
 
+/// The columns [`read_row`] reads, in its order (a macro, so that each
+/// statement's text is one constant).
+macro_rules! columns {
+    () => {
+        "SELECT authenticator_id, identity_id, user_id, server_public_key, device_key_alias,
+                pin_wrap_alias, pin_public_key, decision_counter, state, created_at_ms, rowid
+         FROM accounts"
+    };
+}
+
+/// An accounts row as SQLite holds it, before its ids, keys and state are parsed.
+struct RawRow {
+    authenticator_id: String,
+    identity_id: String,
+    user_id: String,
+    server_public_key: Vec<u8>,
+    device_key_alias: String,
+    pin_wrap_alias: String,
+    pin_public_key: Vec<u8>,
+    decision_counter: i64,
+    state: String,
+    created_at_ms: i64,
+}
+
+/// Reads the columns of `columns!` in one row, with its place in the order the
+/// accounts were added (created_at_ms, then rowid).
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<((i64, i64), RawRow)> {
+    let created_at_ms = r.get(9)?;
+    Ok((
+        (created_at_ms, r.get(10)?),
+        RawRow {
+            authenticator_id: r.get(0)?,
+            identity_id: r.get(1)?,
+            user_id: r.get(2)?,
+            server_public_key: r.get(3)?,
+            device_key_alias: r.get(4)?,
+            pin_wrap_alias: r.get(5)?,
+            pin_public_key: r.get(6)?,
+            decision_counter: r.get(7)?,
+            state: r.get(8)?,
+            created_at_ms,
+        },
+    ))
+}
+
+impl RawRow {
+    fn decode(self) -> Result<AuthenticatorRow> {
+        Ok(AuthenticatorRow {
+            authenticator_id: parse_id(&self.authenticator_id)?,
+            identity_id: parse_id(&self.identity_id)?,
+            user_id: self.user_id,
+            server_public_key: PublicKey::from_sec1(&self.server_public_key)
+                .map_err(|_| bad("key"))?,
+            device_key_alias: self.device_key_alias,
+            pin_wrap_alias: self.pin_wrap_alias,
+            pin_public_key: PublicKey::from_sec1(&self.pin_public_key).map_err(|_| bad("key"))?,
+            decision_counter: to_u64(self.decision_counter),
+            state: AuthenticatorState::parse(&self.state)?,
+            created_at_ms: to_u64(self.created_at_ms),
+        })
+    }
+}
+
 impl Store {
     pub(crate) fn authenticators(&self) -> Result<Vec<AuthenticatorRow>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT authenticator_id, identity_id, user_id, server_public_key, device_key_alias,
-                    pin_wrap_alias, pin_public_key, decision_counter, state, created_at_ms, rowid
-             FROM accounts",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, Vec<u8>>(6)?,
-                r.get::<_, i64>(7)?,
-                r.get::<_, String>(8)?,
-                r.get::<_, i64>(9)?,
-                r.get::<_, i64>(10)?,
-            ))
-        })?;
+        let mut stmt = self.conn.prepare_cached(columns!())?;
         let mut out = Vec::new();
-        for row in rows {
-            let (a, i, u, spk, dka, pwa, ppk, counter, state, created, rowid) = row?;
-            let row = AuthenticatorRow {
-                authenticator_id: parse_id(&a)?,
-                identity_id: parse_id(&i)?,
-                user_id: u,
-                server_public_key: PublicKey::from_sec1(&spk).map_err(|_| bad("key"))?,
-                device_key_alias: dka,
-                pin_wrap_alias: pwa,
-                pin_public_key: PublicKey::from_sec1(&ppk).map_err(|_| bad("key"))?,
-                decision_counter: to_u64(counter),
-                state: AuthenticatorState::parse(&state)?,
-                created_at_ms: to_u64(created),
-            };
-            out.push(((created, rowid), row));
+        for row in stmt.query_map([], read_row)? {
+            let (order, row) = row?;
+            out.push((order, row.decode()?));
         }
         // In the order they were added (created_at_ms, then rowid), sorted
         // here rather than through SQLite's sorter (no index has this order).
@@ -101,11 +133,18 @@ impl Store {
         Ok(out.into_iter().map(|(_, row)| row).collect())
     }
 
+    /// One authenticator, read by its key: a decision reads its own
+    /// authenticator several times, and decoding every account's row to
+    /// keep one was most of that read's cost.
     pub(crate) fn authenticator(&self, id: &AuthenticatorId) -> Result<AuthenticatorRow> {
-        self.authenticators()?
-            .into_iter()
-            .find(|a| a.authenticator_id == *id)
-            .ok_or(Error::UnknownAuthenticator)
+        let mut stmt = self
+            .conn
+            .prepare_cached(concat!(columns!(), " WHERE authenticator_id = ?1"))?;
+        let mut rows = stmt.query_map([id.to_string()], read_row)?;
+        // The key is the id's text (`Display`, the only form stored): a
+        // row found is the one asked for.
+        let (_, row) = rows.next().ok_or(Error::UnknownAuthenticator)??;
+        row.decode()
     }
 
     /// Inserts a newly activated authenticator with its sealed PIN key, and clears the
@@ -195,5 +234,39 @@ mod tests {
         let e = s.authenticator(&a.authenticator_id).unwrap_err();
         assert!(matches!(e, Error::Storage(_)), "{e:?}");
         assert_eq!(e.to_string(), "storage error: corrupt id");
+    }
+
+    #[test]
+    fn one_authenticator_is_read_by_its_id_among_several_and_an_unknown_id_is_refused() {
+        let mut s = Store::open_in_memory().unwrap();
+        let rows: Vec<AuthenticatorRow> = (0..3).map(|_| sample_authenticator()).collect();
+        for a in &rows {
+            s.insert_authenticator(a, &sample_wrapped()).unwrap();
+        }
+        for a in &rows {
+            assert_eq!(&s.authenticator(&a.authenticator_id).unwrap(), a);
+        }
+        assert_eq!(s.authenticators().unwrap(), rows);
+        let e = s.authenticator(&AuthenticatorId::random()).unwrap_err();
+        assert!(matches!(e, Error::UnknownAuthenticator), "{e:?}");
+    }
+
+    #[test]
+    fn a_corrupt_row_of_another_authenticator_does_not_stop_reading_this_one() {
+        let mut s = Store::open_in_memory().unwrap();
+        let (a, b) = (sample_authenticator(), sample_authenticator());
+        s.insert_authenticator(&a, &sample_wrapped()).unwrap();
+        s.insert_authenticator(&b, &sample_wrapped()).unwrap();
+        s.conn
+            .execute(
+                "UPDATE accounts SET state = 'unheard of' WHERE authenticator_id = ?1",
+                [b.authenticator_id.to_string()],
+            )
+            .unwrap();
+        assert_eq!(s.authenticator(&a.authenticator_id).unwrap(), a);
+        assert!(matches!(
+            s.authenticator(&b.authenticator_id),
+            Err(Error::Storage(_))
+        ));
     }
 }

@@ -71,30 +71,33 @@ impl Store {
     ) -> Result<bool> {
         let json = serde_json::to_string(submit)?;
         let d = &submit.decision;
-        let tx = self.conn.transaction()?;
-        let advanced = tx
-            .prepare_cached(
-                "UPDATE accounts SET decision_counter = ?2
-             WHERE authenticator_id = ?1 AND decision_counter = ?2 - 1",
-            )?
-            .execute(params![d.authenticator_id.to_string(), to_i64(d.counter)])?;
-        if advanced != 1 {
-            return Ok(false);
-        }
-        tx.prepare_cached("INSERT INTO decisions (authenticator_id, request_id, counter, submit_json, status, created_at_ms)
+        // Its BEGIN and COMMIT cached: every decision runs this.
+        self.in_transaction(|s| {
+            let advanced = s
+                .conn
+                .prepare_cached(
+                    "UPDATE accounts SET decision_counter = ?2
+                 WHERE authenticator_id = ?1 AND decision_counter = ?2 - 1",
+                )?
+                .execute(params![d.authenticator_id.to_string(), to_i64(d.counter)])?;
+            if advanced != 1 {
+                // Nothing was written: the commit ends an empty transaction.
+                return Ok(false);
+            }
+            s.conn.prepare_cached("INSERT INTO decisions (authenticator_id, request_id, counter, submit_json, status, created_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(
-            params![
-                d.authenticator_id.to_string(),
-                d.request_id.to_string(),
-                to_i64(d.counter),
-                json,
-                DecisionStatus::Signed.as_str(),
-                to_i64(now)
-            ],
-        )?;
-        crate::journal::append(&tx, d, now)?;
-        tx.commit()?;
-        Ok(true)
+                params![
+                    d.authenticator_id.to_string(),
+                    d.request_id.to_string(),
+                    to_i64(d.counter),
+                    json,
+                    DecisionStatus::Signed.as_str(),
+                    to_i64(now)
+                ],
+            )?;
+            crate::journal::append(&s.conn, d, now)?;
+            Ok(true)
+        })
     }
 
     pub(crate) fn decision(
@@ -175,23 +178,38 @@ impl Store {
         request: &RequestId,
         json: &str,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.prepare_cached(
+        self.close_decision(
             "UPDATE decisions SET status = ?3, receipt_json = ?4
              WHERE authenticator_id = ?1 AND request_id = ?2",
-        )?
-        .execute(params![
-            id.to_string(),
-            request.to_string(),
-            DecisionStatus::ReceiptVerified.as_str(),
-            json
-        ])?;
-        tx.prepare_cached(
-            "DELETE FROM pending_requests WHERE authenticator_id = ?1 AND request_id = ?2",
-        )?
-        .execute(params![id.to_string(), request.to_string()])?;
-        tx.commit()?;
-        Ok(())
+            (id, request),
+            DecisionStatus::ReceiptVerified,
+            json,
+        )
+    }
+
+    /// Ends a decision's life on this phone in one transaction: its row
+    /// updated by `update` (`?1` authenticator, `?2` request, `?3` status,
+    /// `?4` the receipt or the refusal's code) and its request no longer
+    /// pending.
+    fn close_decision(
+        &mut self,
+        update: &'static str,
+        (id, request): (&AuthenticatorId, &RequestId),
+        status: DecisionStatus,
+        value: &str,
+    ) -> Result<()> {
+        let (id, request) = (id.to_string(), request.to_string());
+        self.in_transaction(|s| {
+            s.conn
+                .prepare_cached(update)?
+                .execute(params![id, request, status.as_str(), value])?;
+            s.conn
+                .prepare_cached(
+                    "DELETE FROM pending_requests WHERE authenticator_id = ?1 AND request_id = ?2",
+                )?
+                .execute(params![id, request])?;
+            Ok(())
+        })
     }
 
     /// Forgets a signed decision the server refused without recording
@@ -217,23 +235,13 @@ impl Store {
         request: &RequestId,
         code: &str,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.prepare_cached(
+        self.close_decision(
             "UPDATE decisions SET status = ?3, error_code = ?4
              WHERE authenticator_id = ?1 AND request_id = ?2",
-        )?
-        .execute(params![
-            id.to_string(),
-            request.to_string(),
-            DecisionStatus::Rejected.as_str(),
-            code
-        ])?;
-        tx.prepare_cached(
-            "DELETE FROM pending_requests WHERE authenticator_id = ?1 AND request_id = ?2",
-        )?
-        .execute(params![id.to_string(), request.to_string()])?;
-        tx.commit()?;
-        Ok(())
+            (id, request),
+            DecisionStatus::Rejected,
+            code,
+        )
     }
 }
 

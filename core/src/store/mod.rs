@@ -310,6 +310,19 @@ impl Drop for Step<'_> {
     }
 }
 
+/// A transaction of [`Store::in_transaction`]: rolled back when dropped if
+/// it did not commit (an error, a failed commit, or a panic in its work), so
+/// that no transaction, and no write lock, is left open on the connection.
+struct Open<'s>(&'s mut Store);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        if !self.0.conn.is_autocommit() {
+            let _ = self.0.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating and migrating) the database at `path`, after making
     /// it private (see [`make_private`]).
@@ -363,23 +376,24 @@ impl Store {
     }
 
     /// Runs `f` in one transaction, committed if it returns `Ok` and rolled
-    /// back otherwise. The pull stores what it brought this way: its writes
-    /// (each in a savepoint) share one write lock and one commit instead of
-    /// one each.
+    /// back otherwise (also if `f` panics). The pull stores what it brought
+    /// this way: its writes (each in a savepoint) share one write lock and
+    /// one commit instead of one each; a decision and its receipt are
+    /// stored this way too, with `BEGIN` and `COMMIT` from the statement
+    /// cache.
     pub(crate) fn in_transaction<T>(
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<T>,
     ) -> Result<T> {
         self.conn.prepare_cached("BEGIN")?.execute([])?;
-        let result = f(self);
+        let open = Open(self);
+        let result = f(open.0);
         let ended = match &result {
-            Ok(_) => (|| self.conn.prepare_cached("COMMIT")?.execute([]).map(drop))(),
+            Ok(_) => (|| open.0.conn.prepare_cached("COMMIT")?.execute([]).map(drop))(),
             Err(_) => Ok(()),
         };
-        if !self.conn.is_autocommit() {
-            // `f` failed, or the commit did: nothing of `f` is kept.
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
+        // `f` failed, or the commit did: nothing of `f` is kept (`Open`'s drop).
+        drop(open);
         ended?;
         result
     }
@@ -562,7 +576,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_step_in_a_transaction_keeps_none_of_it() {
+    fn a_failed_or_panicking_transaction_keeps_none_of_it() {
         let mut s = Store::open_in_memory().unwrap();
         s.insert_authenticator(&sample_authenticator(), &sample_wrapped())
             .unwrap();
@@ -586,6 +600,17 @@ mod tests {
         assert!(s.conn.is_autocommit());
         assert_eq!(counter(&s), 0);
         s.in_transaction(|s| bump(s)).unwrap();
+        assert!(s.conn.is_autocommit());
+        assert_eq!(counter(&s), 1);
+        // A panic in the work rolls it back too: no transaction (and no
+        // write lock) is left open for the next caller.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _: Result<()> = s.in_transaction(|s| {
+                bump(s)?;
+                panic!("in the transaction's work");
+            });
+        }));
+        assert!(panicked.is_err());
         assert!(s.conn.is_autocommit());
         assert_eq!(counter(&s), 1);
     }
