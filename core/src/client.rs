@@ -316,6 +316,24 @@ impl Client {
         self.skew_server_time.lock().ok().and_then(|mut t| t.take())
     }
 
+    /// Starts a new connection for the next request when no kept-alive one
+    /// can take it, so that its TCP connect and TLS handshake run on the
+    /// runtime while the caller still reads its store and signs (a cold
+    /// open's pull). The pin is checked in its handshake as on any
+    /// connection. `None` outside a tokio runtime or with an idle connection.
+    pub(crate) fn warm_up(&self) -> Option<Warm> {
+        let idle = self.inner.idle.lock().ok()?;
+        if idle.iter().any(|l| !l.ended() && !l.sender.is_closed()) {
+            return None;
+        }
+        drop(idle);
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let transport = Arc::clone(&self.inner);
+        Some(Warm(
+            runtime.spawn(async move { transport.connect().await }),
+        ))
+    }
+
     /// POSTs `body` (JSON bytes, sent exactly) with extra headers; decodes the answer.
     pub(crate) async fn post<T: DeserializeOwned>(
         &self,
@@ -323,7 +341,19 @@ impl Client {
         body: Vec<u8>,
         headers: &[(&'static str, String)],
     ) -> Result<T> {
-        let exchange = self.inner.exchange(path, Bytes::from(body), headers);
+        self.post_on(None, path, body, headers).await
+    }
+
+    /// [`Client::post`] on the connection `warm` made, if no kept-alive one
+    /// can take the request.
+    pub(crate) async fn post_on<T: DeserializeOwned>(
+        &self,
+        warm: Option<Warm>,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&'static str, String)],
+    ) -> Result<T> {
+        let exchange = self.inner.exchange(warm, path, Bytes::from(body), headers);
         let (status, server_time_ms, bytes) =
             match tokio::time::timeout(self.inner.request_timeout, exchange).await {
                 Ok(Ok(answer)) => answer,
@@ -361,25 +391,37 @@ impl Transport {
     /// the server's time header and the body (at most [`MAX_RESPONSE_BYTES`]).
     async fn exchange(
         &self,
+        warm: Option<Warm>,
         path: &str,
         body: Bytes,
         headers: &[(&'static str, String)],
     ) -> std::result::Result<(http::StatusCode, Option<u64>, Bytes), Failure> {
-        let (mut link, reused) = match self.take_idle().await {
-            Some(link) => (link, true),
-            None => (self.connect().await?, false),
+        // `resendable`: a connection that may have been closed before this
+        // request's first byte left, a kept-alive one or one warmed up while
+        // the caller read its store and signed.
+        let (mut link, resendable) = match self.take_idle().await {
+            Some(link) => {
+                // Not needed: its attempt is stopped now, not after the request.
+                drop(warm);
+                (link, true)
+            }
+            None => match warm {
+                Some(warm) => (self.connect_warm(warm).await?, true),
+                None => (self.connect().await?, false),
+            },
         };
         let req = self.request(path, body, headers)?;
         let sent = link.drive(|sender| sender.try_send_request(req)).await;
         let resp = match sent {
             Ok(resp) => resp,
             Err(mut e) => match e.take_message() {
-                // The server closed a kept-alive connection before the
-                // request left (its idle timeout): hyper hands the request
-                // back only when none of it was written, so it is sent once
-                // more, on a new connection. Anything else (the server may
-                // have read it) is the caller's error: never resent here.
-                Some(req) if reused => {
+                // The server closed a kept-alive or warmed-up connection
+                // before the request left (its idle or header timeout): hyper
+                // hands the request back only when none of it was written, so
+                // it is sent once more, on a new connection. Anything else
+                // (the server may have read it) is the caller's error: never
+                // resent here.
+                Some(req) if resendable => {
                     link = self.connect().await?;
                     link.drive(|sender| sender.send_request(req))
                         .await
@@ -455,6 +497,19 @@ impl Transport {
         }
     }
 
+    /// The connection `warm` made for this request, or a new one. Its
+    /// failure is this request's: it was this request's connection, started
+    /// early (its connect timeout ran from [`Client::warm_up`], so a pull is
+    /// bounded by its local work plus the request timeout). Only a warm-up
+    /// task that did not finish (it panicked, or the runtime is shutting
+    /// down) leaves the connection to be made here.
+    async fn connect_warm(&self, mut warm: Warm) -> std::result::Result<Link, Failure> {
+        if let Ok(made) = (&mut warm.0).await {
+            return made;
+        }
+        self.connect().await
+    }
+
     /// TCP, then TLS against the pin, then the HTTP/1.1 handshake, within
     /// the connect timeout. The connection is driven by the request that
     /// uses it ([`Link::drive`]), not by a task of its own.
@@ -479,6 +534,17 @@ impl Transport {
             sender,
             connection: Some(Box::pin(connection)),
         })
+    }
+}
+
+/// A connection being made ahead of the request that will use it
+/// ([`Client::warm_up`]). Dropped unused (the caller failed before its
+/// request), the attempt is stopped and its socket closed.
+pub(crate) struct Warm(tokio::task::JoinHandle<std::result::Result<Link, Failure>>);
+
+impl Drop for Warm {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -642,8 +708,24 @@ impl Inner {
         path: &str,
         body: Vec<u8>,
     ) -> Result<T> {
+        self.device_post_on(None, authenticators, path, body).await
+    }
+
+    /// [`Inner::device_post`] on the connection `warm` made
+    /// ([`Client::warm_up`]), if no kept-alive one can take it.
+    pub(crate) async fn device_post_on<T: serde::de::DeserializeOwned>(
+        &self,
+        warm: Option<Warm>,
+        authenticators: &[AuthenticatorRow],
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<T> {
         let headers = self.device_auth_headers(authenticators, path, &body)?;
-        match self.client.post(path, body.clone(), &headers).await {
+        match self
+            .client
+            .post_on(warm, path, body.clone(), &headers)
+            .await
+        {
             Err(Error::Rejected {
                 code: ErrorCode::ClockSkew,
                 message,
@@ -783,21 +865,34 @@ mod tests {
         assert!(Client::new(&ServerConfig::new("https://127.0.0.1:1/", pin)).is_ok());
     }
 
-    /// A TLS 1.3 server on loopback that serves the `n`-th connection with
-    /// `configs[min(n, last)]`, answers every request `200 {}` and closes.
-    async fn serve_with(configs: Vec<Arc<rustls::ServerConfig>>) -> u16 {
+    /// A TLS 1.3 server on loopback that serves the `n`-th connection
+    /// (from 1) with `configs[min(n - 1, last)]`, closes the connections
+    /// numbered in `closed` right after their handshake, and answers every
+    /// other one's request `200 {}` and closes. Returns the port and the
+    /// numbers of the connections whose request it read.
+    async fn serve_with(
+        configs: Vec<Arc<rustls::ServerConfig>>,
+        closed: &'static [usize],
+    ) -> (u16, Arc<std::sync::Mutex<Vec<usize>>>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        let read = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = read.clone();
         tokio::spawn(async move {
             let mut n = 0;
             while let Ok((tcp, _)) = listener.accept().await {
                 let cfg = configs[n.min(configs.len() - 1)].clone();
                 n += 1;
+                let seen = seen.clone();
                 tokio::spawn(async move {
                     let Ok(mut tls) = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await else {
                         return;
                     };
+                    if closed.contains(&n) {
+                        let _ = tls.shutdown().await;
+                        return;
+                    }
                     let mut buf = vec![0u8; 16384];
                     let mut got = Vec::new();
                     while !got.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -806,13 +901,14 @@ mod tests {
                             Ok(k) => got.extend_from_slice(&buf[..k]),
                         }
                     }
+                    seen.lock().unwrap().push(n);
                     let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
                     let _ = tls.write_all(head.as_bytes()).await;
                     let _ = tls.shutdown().await;
                 });
             }
         });
-        port
+        (port, read)
     }
 
     fn server_config(
@@ -842,10 +938,13 @@ mod tests {
         let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
         let sessions: Arc<dyn rustls::server::StoresServerSessions> =
             rustls::server::ServerSessionMemoryCache::new(16);
-        let port = serve_with(vec![
-            server_config(&good, sessions.clone()),
-            server_config(&other, sessions),
-        ])
+        let (port, _) = serve_with(
+            vec![
+                server_config(&good, sessions.clone()),
+                server_config(&other, sessions),
+            ],
+            &[],
+        )
         .await;
         let pin = spki_pin_of_certificate(good.cert.der()).unwrap();
         let client =
@@ -1072,12 +1171,122 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unreachable_server_is_a_network_error() {
+    async fn a_warmed_up_connection_is_the_one_the_next_request_uses_and_checks_the_pin() {
+        // The server's first connection shows the pinned key, every later
+        // one another key: a request that succeeds went on the warmed-up
+        // connection, and a warm-up that meets the other key fails its
+        // request as any connection would.
+        let good = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let none: Arc<dyn rustls::server::StoresServerSessions> =
+            Arc::new(rustls::server::NoServerSessionStorage {});
+        let (port, _) = serve_with(
+            vec![
+                server_config(&good, none.clone()),
+                server_config(&other, none),
+            ],
+            &[],
+        )
+        .await;
+        let pin = spki_pin_of_certificate(good.cert.der()).unwrap();
+        let client =
+            Client::new(&ServerConfig::new(format!("https://127.0.0.1:{port}"), pin)).unwrap();
+        let warm = client.warm_up();
+        assert!(warm.is_some());
+        // Let the warm-up finish first, so the request cannot have made it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let first: Result<serde_json::Value> =
+            client.post_on(warm, "/v1/x", b"{}".to_vec(), &[]).await;
+        assert_eq!(first, Ok(serde_json::json!({})));
+        // The server closed that connection: the next warm-up makes a new one.
+        let warm = client.warm_up();
+        assert!(warm.is_some());
+        let second: Result<serde_json::Value> =
+            client.post_on(warm, "/v1/x", b"{}".to_vec(), &[]).await;
+        assert_eq!(
+            second,
+            Err(Error::Network(
+                "TLS: the server key does not match the pin".into()
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn no_connection_is_warmed_up_while_a_kept_alive_one_can_take_the_request() {
+        let (base, pin, heads) = scripted("127.0.0.1:0", vec![Reply::Ok]).await;
+        let client = Client::new(&ServerConfig::new(base, pin)).unwrap();
+        let first: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert!(first.is_ok(), "{first:?}");
+        assert!(client.warm_up().is_none());
+        let second: Result<serde_json::Value> = client
+            .post_on(client.warm_up(), "/v1/y", b"{}".to_vec(), &[])
+            .await;
+        assert!(second.is_ok(), "{second:?}");
+        assert_eq!(heads.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_network_error_with_or_without_a_warm_up() {
         let pin = format!("sha256/{}", STANDARD.encode([7u8; 32]));
         let mut cfg = ServerConfig::new("https://127.0.0.1:9", pin);
         cfg.connect_timeout = Duration::from_millis(500);
         let client = Client::new(&cfg).unwrap();
-        let r: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
-        assert!(matches!(r, Err(Error::Network(_))), "{r:?}");
+        let plain: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
+        assert!(matches!(plain, Err(Error::Network(_))), "{plain:?}");
+        let warm = client.warm_up();
+        assert!(warm.is_some());
+        let warmed: Result<serde_json::Value> =
+            client.post_on(warm, "/v1/x", b"{}".to_vec(), &[]).await;
+        assert_eq!(warmed, plain);
+    }
+
+    #[test]
+    fn no_connection_is_warmed_up_outside_a_runtime() {
+        let pin = format!("sha256/{}", STANDARD.encode([7u8; 32]));
+        let client = Client::new(&ServerConfig::new("https://127.0.0.1:9", pin)).unwrap();
+        assert!(client.warm_up().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_warm_up_dropped_unused_closes_its_connection() {
+        use tokio::io::AsyncReadExt;
+        // A server that accepts and then says nothing: the handshake stalls
+        // until the phone gives up on it.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let pin = format!("sha256/{}", STANDARD.encode([7u8; 32]));
+        let client =
+            Client::new(&ServerConfig::new(format!("https://127.0.0.1:{port}"), pin)).unwrap();
+        let warm = client.warm_up().unwrap();
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut hello = vec![0u8; 4096];
+        assert!(tcp.read(&mut hello).await.unwrap() > 0, "a ClientHello");
+        drop(warm);
+        let closed = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut hello)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "the socket is closed: {closed:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_the_server_never_read_on_a_warmed_up_connection_goes_on_a_new_one() {
+        // The server closes its first connection right after the handshake
+        // (as a header timeout would while the phone still signs), and
+        // answers on the next: the request is sent once more, on a new
+        // connection, since none of it was written.
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let pin = spki_pin_of_certificate(ck.cert.der()).unwrap();
+        let cfg = server_config(&ck, Arc::new(rustls::server::NoServerSessionStorage {}));
+        let (port, read) = serve_with(vec![cfg], &[1]).await;
+        let client =
+            Client::new(&ServerConfig::new(format!("https://127.0.0.1:{port}"), pin)).unwrap();
+        let warm = client.warm_up();
+        assert!(warm.is_some());
+        // The warm-up is done and the server's close has arrived.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r: Result<serde_json::Value> = client.post_on(warm, "/v1/x", b"{}".to_vec(), &[]).await;
+        assert_eq!(r, Ok(serde_json::json!({})));
+        assert_eq!(*read.lock().unwrap(), vec![2]);
     }
 }

@@ -33,6 +33,9 @@ impl App {
     }
 
     async fn pull(&self, authenticators: &[AuthenticatorRow]) -> Result<()> {
+        // The connection (on a cold open, TCP and a TLS handshake) is made
+        // on the runtime while the cursors are read and the pull is signed.
+        let warm = self.inner.client.warm_up();
         let ids: Vec<AuthenticatorId> = authenticators.iter().map(|a| a.authenticator_id).collect();
         // The feed pages like the decisions: the oldest events above the
         // cursor, so a flood between two pulls arrives over the next ones.
@@ -48,7 +51,7 @@ impl App {
         })?;
         let resp: PullResponse = self
             .inner
-            .device_post(authenticators, wire::PATH_PULL, body)
+            .device_post_on(warm, authenticators, wire::PATH_PULL, body)
             .await?;
         let mono = self.inner.clock.monotonic_ms();
         self.inner.learn_server_time(resp.server_time_ms)?;
