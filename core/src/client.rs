@@ -911,6 +911,26 @@ mod tests {
         (port, read)
     }
 
+    /// A client pinned to the certificate of a server's first connection,
+    /// which shows another certificate on every later one (with `sessions`
+    /// shared between the two): a second full handshake fails the pin.
+    async fn pinned_client_of_a_switching_server(
+        sessions: Arc<dyn rustls::server::StoresServerSessions>,
+    ) -> Client {
+        let good = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let (port, _) = serve_with(
+            vec![
+                server_config(&good, sessions.clone()),
+                server_config(&other, sessions),
+            ],
+            &[],
+        )
+        .await;
+        let pin = spki_pin_of_certificate(good.cert.der()).unwrap();
+        Client::new(&ServerConfig::new(format!("https://127.0.0.1:{port}"), pin)).unwrap()
+    }
+
     fn server_config(
         ck: &rcgen::CertifiedKey<rcgen::KeyPair>,
         sessions: Arc<dyn rustls::server::StoresServerSessions>,
@@ -934,21 +954,9 @@ mod tests {
         // another key on a server holding the first one's TLS sessions (a
         // leaked session cache). Resuming would skip the certificate, and
         // with it the pin: the phone must not resume.
-        let good = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-        let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-        let sessions: Arc<dyn rustls::server::StoresServerSessions> =
-            rustls::server::ServerSessionMemoryCache::new(16);
-        let (port, _) = serve_with(
-            vec![
-                server_config(&good, sessions.clone()),
-                server_config(&other, sessions),
-            ],
-            &[],
-        )
-        .await;
-        let pin = spki_pin_of_certificate(good.cert.der()).unwrap();
         let client =
-            Client::new(&ServerConfig::new(format!("https://127.0.0.1:{port}"), pin)).unwrap();
+            pinned_client_of_a_switching_server(rustls::server::ServerSessionMemoryCache::new(16))
+                .await;
         let first: serde_json::Value = client.post("/v1/x", b"{}".to_vec(), &[]).await.unwrap();
         assert_eq!(first, serde_json::json!({}));
         let second: Result<serde_json::Value> = client.post("/v1/x", b"{}".to_vec(), &[]).await;
@@ -1176,21 +1184,10 @@ mod tests {
         // one another key: a request that succeeds went on the warmed-up
         // connection, and a warm-up that meets the other key fails its
         // request as any connection would.
-        let good = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-        let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-        let none: Arc<dyn rustls::server::StoresServerSessions> =
-            Arc::new(rustls::server::NoServerSessionStorage {});
-        let (port, _) = serve_with(
-            vec![
-                server_config(&good, none.clone()),
-                server_config(&other, none),
-            ],
-            &[],
-        )
+        let client = pinned_client_of_a_switching_server(Arc::new(
+            rustls::server::NoServerSessionStorage {},
+        ))
         .await;
-        let pin = spki_pin_of_certificate(good.cert.der()).unwrap();
-        let client =
-            Client::new(&ServerConfig::new(format!("https://127.0.0.1:{port}"), pin)).unwrap();
         let warm = client.warm_up();
         assert!(warm.is_some());
         // Let the warm-up finish first, so the request cannot have made it.
