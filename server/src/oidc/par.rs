@@ -61,8 +61,8 @@ pub(crate) struct ParForm {
     #[schema(max_length = 64)]
     login_hint: Option<String>,
     /// Base64url (no padding) of the UTF-8 text the app shows; the rules of
-    /// `/v1/rp` requests apply. Default: "Login at <provider>" (English) or
-    /// "Login hos <provider>" (Danish).
+    /// `/v1/rp` requests apply. Default: "Login at `<provider>`" (English) or
+    /// "Login hos `<provider>`" (Danish).
     reference_text: Option<String>,
     /// Space-separated NSIS levels: Low and/or Substantial.
     acr_values: Option<String>,

@@ -1,17 +1,24 @@
-//! The SQLite connections: WAL, `synchronous=FULL`, one writer thread with
-//! group commit, and a small pool of reader connections.
+//! The SQLite connections: WAL, `synchronous=FULL`, one writer connection
+//! with group commit, and a small pool of reader connections.
 //!
-//! Every write runs as a job on the writer thread inside a savepoint of the
-//! current batch transaction; the batch commits once (one fsync for many jobs)
-//! and only then are the callers answered. So an acknowledged approval or
-//! activation-code use is durable, and writes are serialized, which makes every
-//! check-and-set (exactly one decision per request) atomic.
+//! Every write runs as a job on the writer connection inside a savepoint of
+//! a batch transaction; the batch commits once (one fsync for many jobs) and
+//! only then are the callers answered. So an acknowledged approval or
+//! activation-code use is durable, and writes are serialized (one lock holds
+//! the connection for a whole batch), which makes every check-and-set
+//! (exactly one decision per request) atomic. Under load the batches run on
+//! a writer thread of their own, which takes every job queued meanwhile; a
+//! write that finds nothing queued and no batch running is a batch of its
+//! own on the caller's thread, which spares it the hand-off to the writer
+//! thread and back ([`SqliteStore::queue`]). A job never awaits anything:
+//! it may run on an async worker, which it holds until its commit.
 //!
 //! The one exception is [`SqliteStore::write_unsynced`] (a pull's replay
 //! nonce): a batch of nothing else commits without an fsync, so its
 //! answer waits for the WAL write only.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
@@ -135,12 +142,24 @@ impl SqliteStore {
             .map(|_| open_reader(path))
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Queued>(4096);
+        let writer = Writer {
+            queue: tx,
+            held: Arc::new(Mutex::new(Held {
+                conn: writer_conn,
+                stopped: false,
+            })),
+            busy: Arc::new(AtomicBool::new(false)),
+        };
+        let thread = WriterThread {
+            held: Arc::clone(&writer.held),
+            busy: Arc::clone(&writer.busy),
+        };
         std::thread::Builder::new()
             .name("eid-sqlite-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx))
+            .spawn(move || thread.run(rx))
             .map_err(StoreError::WriterThread)?;
         Ok(Self {
-            writer: tx,
+            writer,
             readers: Arc::new(Mutex::new(readers)),
             path: path.to_owned(),
         })
@@ -178,9 +197,40 @@ impl SqliteStore {
         self.queue(f, false).await
     }
 
-    /// Queues `f` for the writer thread; `durable` asks for a batch that
-    /// commits with its fsync. The caller is answered after the commit.
+    /// Runs `f` in a batch of the writer's connection; `durable` asks for a
+    /// batch that commits with its fsync. The caller is answered after the
+    /// commit.
+    ///
+    /// When nothing is queued and no batch is running, the calling task
+    /// runs its job as a batch of its own, on its own thread
+    /// ([`Writer::run_here`]): handing one job to the writer thread and its
+    /// answer back costs two thread wake-ups (docs/benchmarks.md, "Eleventh
+    /// pass"). Anything queued, or a batch running, sends the job to the
+    /// writer thread's next batch, so group commit is as before under load.
+    /// The job and its commit (with its fsync, and a checkpoint when the WAL
+    /// is due one) then hold the calling async worker, as the readers' short
+    /// reads do.
     async fn queue<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        durable: bool,
+    ) -> StoreResult<T> {
+        // Only when nothing is queued and the writer thread has no jobs in
+        // hand: otherwise this job joins their batch (one fsync for all).
+        // A caller that passed these checks just before the thread took
+        // its jobs may still run first: the thread then waits for that one
+        // batch, and the lock keeps every write serialized either way.
+        if self.writer.queue.capacity() == self.writer.queue.max_capacity()
+            && !self.writer.busy.load(Ordering::Acquire)
+            && let Ok(mut held) = self.writer.held.try_lock()
+        {
+            return Writer::run_here(&mut held, f, durable);
+        }
+        self.queue_on_thread(f, durable).await
+    }
+
+    /// Queues `f` for the writer thread's next batch.
+    async fn queue_on_thread<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
         durable: bool,
@@ -194,6 +244,7 @@ impl SqliteStore {
         });
         // The channel is bounded: a full queue applies back-pressure.
         self.writer
+            .queue
             .send((job, durable))
             .await
             .map_err(|_| StoreError::WriterStopped)?;
@@ -279,72 +330,195 @@ fn in_savepoint<T>(
             Err(e) => {
                 // A caller told of an error must not have its writes commit
                 // with the batch (nor shown to a later pull in it).
-                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                undo(conn);
                 Err(e.into())
             }
         },
         Err(e) => {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            undo(conn);
             Err(e)
         }
     }
 }
 
-/// The writer thread: takes the queued jobs (up to [`MAX_BATCH`]), runs them
-/// in one transaction, commits once and then answers every caller with the
-/// commit's outcome (group commit: one fsync for many writes).
-fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Queued>) {
-    // Both lists are kept between batches (empty), so a batch allocates
-    // neither.
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
-    while let Some((first, durable)) = rx.blocking_recv() {
-        batch.push(first);
-        let mut durable = durable;
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok((job, d)) => {
-                    batch.push(job);
-                    durable |= d;
-                }
-                Err(_) => break,
-            }
+/// Undoes a failed job's writes. If its savepoint cannot be rolled back,
+/// the whole transaction is: the job's writes must not commit with the
+/// batch, and the batch's commit then fails for every job in it.
+fn undo(conn: &Connection) {
+    if conn.execute_batch("ROLLBACK TO job; RELEASE job").is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
+/// The one connection that writes, and the writer thread's queue.
+pub(super) struct Writer {
+    /// Jobs for the writer thread's next batch.
+    queue: tokio::sync::mpsc::Sender<Queued>,
+    /// Held by whoever runs a batch: the writer thread, or a caller running
+    /// its own job while the writer is idle ([`SqliteStore::queue`]).
+    held: Arc<Mutex<Held>>,
+    /// Set while the writer thread has taken jobs off the queue and not yet
+    /// committed them: callers then queue behind them instead of running
+    /// their own batch first.
+    busy: Arc<AtomicBool>,
+}
+
+impl Writer {
+    /// Runs one job as a batch of its own on the calling thread, with the
+    /// writer's connection held ([`SqliteStore::queue`]): the same
+    /// savepoint, transaction and commit as on the writer thread.
+    fn run_here<T>(
+        held: &mut Held,
+        f: impl FnOnce(&Connection) -> StoreResult<T>,
+        durable: bool,
+    ) -> StoreResult<T> {
+        match held.batch(durable, |c| in_savepoint(c, f)) {
+            None => Err(StoreError::WriterStopped),
+            Some(Ok((result, commit))) => commit
+                .map_err(|e| StoreError::Commit(Arc::new(e)))
+                .and(result),
+            Some(Err(begin)) => Err(begin.into()),
         }
-        // Only unsynced jobs: this commit need not reach the disk now. The
-        // level is set outside the transaction and put back after it.
-        let relaxed = !durable && run(&conn, "PRAGMA synchronous = NORMAL").is_ok();
-        if let Err(e) = run(&conn, "BEGIN IMMEDIATE") {
-            // Jobs must not run outside a transaction. Dropping them drops their
-            // reply channels, so each caller gets a backend error.
-            tracing::error!(error = %e, "could not begin a write transaction");
+    }
+}
+
+/// The writer's connection, and whether it may still write: one lock holds
+/// both, so no batch starts once another has found that the writer must
+/// stop.
+pub(super) struct Held {
+    conn: Connection,
+    /// Set when `synchronous=FULL` could not be put back: every later
+    /// commit would then be unsynced, so every later write is refused
+    /// ([`StoreError::WriterStopped`]).
+    stopped: bool,
+}
+
+impl Held {
+    /// One batch: `jobs` in one transaction, committed once. A batch with
+    /// no durable job commits with `synchronous=NORMAL`, set outside the
+    /// transaction and put back after it. Returns what the jobs returned
+    /// and the commit's outcome, or the `BEGIN`'s error when nothing ran,
+    /// or nothing once the writer has stopped.
+    fn batch<R>(
+        &mut self,
+        durable: bool,
+        jobs: impl FnOnce(&Connection) -> R,
+    ) -> Option<rusqlite::Result<(R, rusqlite::Result<()>)>> {
+        if self.stopped {
+            return None;
+        }
+        let conn = &self.conn;
+        let relaxed = !durable && run(conn, "PRAGMA synchronous = NORMAL").is_ok();
+        let ran = run(conn, "BEGIN IMMEDIATE").map(|()| {
+            let ran = jobs(conn);
+            // One commit answers every job: its error is shared by all of
+            // them.
+            let commit = run(conn, "COMMIT");
+            if commit.is_err() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            (ran, commit)
+        });
+        if relaxed {
+            self.restore();
+        }
+        Some(ran)
+    }
+
+    /// Puts `synchronous=FULL` back, or stops the writer.
+    fn restore(&mut self) {
+        if run(&self.conn, "PRAGMA synchronous = FULL").is_err() {
+            tracing::error!("could not restore synchronous=FULL; the writer stops");
+            self.stopped = true;
+        }
+    }
+}
+
+/// The writer thread's share of the [`Writer`].
+struct WriterThread {
+    held: Arc<Mutex<Held>>,
+    busy: Arc<AtomicBool>,
+}
+
+impl WriterThread {
+    /// Takes the queued jobs (up to [`MAX_BATCH`]), runs them in one
+    /// transaction, commits once and then answers every caller with the
+    /// commit's outcome (group commit: one fsync for many writes). Ends
+    /// once the writer has stopped: dropping a job drops its reply channel,
+    /// so its caller, and every later one, is told the writer stopped.
+    fn run(self, mut rx: tokio::sync::mpsc::Receiver<Queued>) {
+        // Both lists are kept between batches (empty), so a batch allocates
+        // neither.
+        let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+        let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
+        while let Some((first, durable)) = rx.blocking_recv() {
+            self.busy.store(true, Ordering::Release);
+            batch.push(first);
+            let mut durable = durable;
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok((job, d)) => {
+                        batch.push(job);
+                        durable |= d;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let mut held = self.lock();
+            let ran = held.batch(durable, |c| {
+                for job in batch.drain(..) {
+                    // A job whose savepoint could not be rolled back ended
+                    // the transaction (`in_savepoint`): the jobs after it
+                    // must not run outside one, and the commit then fails.
+                    if c.is_autocommit() {
+                        break;
+                    }
+                    replies.push(job(c));
+                }
+            });
+            let stopped = held.stopped;
+            drop(held);
+            self.busy.store(false, Ordering::Release);
+            match ran {
+                Some(Ok(((), commit))) => {
+                    let commit = commit.map_err(Arc::new);
+                    for reply in replies.drain(..) {
+                        reply(match &commit {
+                            Ok(()) => Ok(()),
+                            Err(e) => Err(StoreError::Commit(Arc::clone(e))),
+                        });
+                    }
+                }
+                Some(Err(e)) => {
+                    // Jobs must not run outside a transaction. Dropping them
+                    // drops their reply channels, so each caller gets an
+                    // error.
+                    tracing::error!(error = %e, "could not begin a write transaction");
+                }
+                None => {}
+            }
             batch.clear();
-            if relaxed && run(&conn, "PRAGMA synchronous = FULL").is_err() {
-                tracing::error!("could not restore synchronous=FULL; the writer stops");
+            if stopped {
                 return;
             }
-            continue;
         }
-        replies.extend(batch.drain(..).map(|job| job(&conn)));
-        // One commit answers many jobs: its error is shared by all of them.
-        let commit = run(&conn, "COMMIT").map_err(Arc::new);
-        if commit.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        // Every later commit would be unsynced if the level stayed NORMAL:
-        // then the writer stops, and every later write gets `WriterStopped`
-        // (this batch's callers are still answered: their writes committed).
-        let restored = !relaxed || run(&conn, "PRAGMA synchronous = FULL").is_ok();
-        for reply in replies.drain(..) {
-            let c = match &commit {
-                Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Commit(Arc::clone(e))),
-            };
-            reply(c);
-        }
-        if !restored {
-            tracing::error!("could not restore synchronous=FULL; the writer stops");
-            return;
-        }
+    }
+
+    /// The connection, for one batch. A job's panic is caught in its
+    /// savepoint, so a poisoned lock means a panic elsewhere in a batch,
+    /// which may have left its transaction open (every later `BEGIN` would
+    /// fail) and `synchronous=NORMAL` in force (every later commit would be
+    /// unsynced): both are put back, or the writer stops.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|poisoned| {
+            self.held.clear_poison();
+            let mut held = poisoned.into_inner();
+            if !held.conn.is_autocommit() {
+                let _ = held.conn.execute_batch("ROLLBACK");
+            }
+            held.restore();
+            held
+        })
     }
 }
 
@@ -367,11 +541,14 @@ impl HeldWrite {
         let store = Arc::clone(store);
         let answer = tokio::spawn(async move {
             store
-                .write(move |_| {
-                    let _ = started.send(());
-                    gate.recv().unwrap();
-                    Ok(())
-                })
+                .queue_on_thread(
+                    move |_| {
+                        let _ = started.send(());
+                        gate.recv().unwrap();
+                        Ok(())
+                    },
+                    true,
+                )
                 .await
         });
         Self {
@@ -752,17 +929,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap());
         // The writer is held by a first job, so the next three share a batch.
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let holder = {
-            let s = Arc::clone(&store);
-            tokio::spawn(async move {
-                s.write(move |_| {
-                    let _ = held.recv();
-                    Ok(())
-                })
-                .await
-            })
-        };
+        let holder = HeldWrite::queue(&store);
         let pause = || tokio::time::sleep(std::time::Duration::from_millis(50));
         pause().await;
         let (pulled, kept) = (Nonce16::random(), Nonce16::random());
@@ -787,8 +954,7 @@ mod tests {
             tokio::spawn(async move { s.use_nonce(kept, u64::MAX >> 2).await })
         };
         pause().await;
-        release.send(()).unwrap();
-        holder.await.unwrap().unwrap();
+        holder.finish().await;
         assert!(pull.await.unwrap().unwrap(), "the pull's nonce was fresh");
         assert!(
             panicking.await.unwrap().is_err(),
@@ -815,6 +981,81 @@ mod tests {
         assert!(!doomed, "the panicking job's own writes are undone");
         // The writer goes on.
         assert!(store.use_nonce(Nonce16::random(), 1).await.unwrap());
+    }
+
+    /// Counts the nonces in the database file, on a connection of its own.
+    fn nonces_in(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM nonces", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// With nothing queued and no batch running, a write is a batch of its
+    /// own on the caller's thread (no hand-off to the writer thread and
+    /// back), committed before it is answered; a failing one changes
+    /// nothing, and the next write goes on.
+    #[tokio::test]
+    async fn a_write_while_the_writer_is_idle_runs_on_the_caller_s_thread_and_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        let insert = |c: &Connection, nonce: u8| {
+            c.execute(
+                "INSERT INTO nonces (nonce, keep_until_ms) VALUES (?1, 1)",
+                [vec![nonce]],
+            )
+        };
+        let ran_on = store
+            .write(move |c| {
+                insert(c, 1)?;
+                Ok(std::thread::current().id())
+            })
+            .await
+            .unwrap();
+        assert_eq!(ran_on, std::thread::current().id());
+        assert_eq!(nonces_in(&path), 1, "committed before the answer");
+        let failed = store
+            .write(move |c| -> StoreResult<()> {
+                insert(c, 2)?;
+                Err(StoreError::Inconsistent("this job fails"))
+            })
+            .await;
+        assert!(
+            matches!(failed, Err(StoreError::Inconsistent(_))),
+            "{failed:?}"
+        );
+        assert_eq!(nonces_in(&path), 1, "the failed job's write is undone");
+        store.write(move |c| Ok(insert(c, 3)?)).await.unwrap();
+        assert_eq!(nonces_in(&path), 2);
+    }
+
+    /// A write that arrives while a batch runs is not run beside it: it
+    /// waits for the writer thread's next batch, and is answered after that
+    /// batch's commit.
+    #[tokio::test]
+    async fn a_write_while_a_batch_runs_joins_the_writer_thread_s_next_batch() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap());
+        let mut held = HeldWrite::queue(&store);
+        held.started().await;
+        let mut queued = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .write(|_| Ok(std::thread::current().name().map(str::to_owned)))
+                    .await
+            }
+        });
+        let early = tokio::time::timeout(Duration::from_millis(200), &mut queued).await;
+        assert!(
+            early.is_err(),
+            "ran while the writer's batch held the connection"
+        );
+        held.finish().await;
+        let ran_on = queued.await.unwrap().unwrap();
+        assert_eq!(ran_on.as_deref(), Some("eid-sqlite-writer"));
     }
 
     #[tokio::test]

@@ -1,14 +1,15 @@
 //! The SQLite backend of [`Store`].
 //!
 //! [`SqliteStore`] answers each trait method by running one subject file's
-//! transaction function on the right connection: writes on the writer thread
-//! (one savepoint of a group-committed batch, see [`connection`]), reads on a
-//! pooled reader, multi-statement reads in one read transaction. The subject
+//! transaction function on the right connection: writes on the one writer
+//! connection (one savepoint of a group-committed batch, see
+//! [`connection`]), reads on a pooled reader, multi-statement reads in one
+//! read transaction. The subject
 //! files hold the SQL; the business rules they apply come from
 //! [`crate::policy`], so another backend applies the same ones.
 //!
 //! JSON columns are serialized here, before the job is queued: the writer
-//! thread is the one serialized resource, and keeping work off it keeps
+//! connection is the one serialized resource, and keeping work off it keeps
 //! every other write moving.
 
 mod audit;
@@ -36,7 +37,7 @@ use super::*;
 
 /// The SQLite store.
 pub struct SqliteStore {
-    writer: tokio::sync::mpsc::Sender<connection::Queued>,
+    writer: connection::Writer,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
 }
@@ -170,7 +171,7 @@ impl Store for SqliteStore {
     }
 
     /// A phone with one account (the common case) has its nonce and its read
-    /// in one job on the writer thread, as PostgreSQL has them in one
+    /// in one job on the writer connection, as PostgreSQL has them in one
     /// statement: the pull made a writer trip for its nonce anyway, and the
     /// writer's connection keeps its page cache (no other connection
     /// writes), where a reader's starts empty after every commit and reads
