@@ -203,7 +203,7 @@ impl SqliteStore {
     ///
     /// When nothing is queued and no batch is running, the calling task
     /// runs its job as a batch of its own, on its own thread
-    /// ([`Writer::run_here`]): handing one job to the writer thread and its
+    /// ([`Held::run_here`]): handing one job to the writer thread and its
     /// answer back costs two thread wake-ups (docs/benchmarks.md, "Eleventh
     /// pass"). Anything queued, or a batch running, sends the job to the
     /// writer thread's next batch, so group commit is as before under load.
@@ -224,7 +224,7 @@ impl SqliteStore {
             && !self.writer.busy.load(Ordering::Acquire)
             && let Ok(mut held) = self.writer.held.try_lock()
         {
-            return Writer::run_here(&mut held, f, durable);
+            return held.run_here(f, durable);
         }
         self.queue_on_thread(f, durable).await
     }
@@ -363,25 +363,6 @@ pub(super) struct Writer {
     busy: Arc<AtomicBool>,
 }
 
-impl Writer {
-    /// Runs one job as a batch of its own on the calling thread, with the
-    /// writer's connection held ([`SqliteStore::queue`]): the same
-    /// savepoint, transaction and commit as on the writer thread.
-    fn run_here<T>(
-        held: &mut Held,
-        f: impl FnOnce(&Connection) -> StoreResult<T>,
-        durable: bool,
-    ) -> StoreResult<T> {
-        match held.batch(durable, |c| in_savepoint(c, f)) {
-            None => Err(StoreError::WriterStopped),
-            Some(Ok((result, commit))) => commit
-                .map_err(|e| StoreError::Commit(Arc::new(e)))
-                .and(result),
-            Some(Err(begin)) => Err(begin.into()),
-        }
-    }
-}
-
 /// The writer's connection, and whether it may still write: one lock holds
 /// both, so no batch starts once another has found that the writer must
 /// stop.
@@ -394,6 +375,23 @@ pub(super) struct Held {
 }
 
 impl Held {
+    /// Runs one job as a batch of its own on the calling thread
+    /// ([`SqliteStore::queue`]): the same savepoint, transaction and commit
+    /// as on the writer thread.
+    fn run_here<T>(
+        &mut self,
+        f: impl FnOnce(&Connection) -> StoreResult<T>,
+        durable: bool,
+    ) -> StoreResult<T> {
+        match self.batch(durable, |c| in_savepoint(c, f)) {
+            None => Err(StoreError::WriterStopped),
+            Some(Ok((result, commit))) => commit
+                .map_err(|e| StoreError::Commit(Arc::new(e)))
+                .and(result),
+            Some(Err(begin)) => Err(begin.into()),
+        }
+    }
+
     /// One batch: `jobs` in one transaction, committed once. A batch with
     /// no durable job commits with `synchronous=NORMAL`, set outside the
     /// transaction and put back after it. Returns what the jobs returned
