@@ -63,14 +63,19 @@ def group(comm, fr):
         return "P-256 verification (3 per login)"
     if any_frame(fr, r"EcdsaKeyPair|ecdsa::signing"):
         return "P-256 signatures (2 per login)"
-    if comm.startswith("eid-sqlite"):
+    # A write runs on the writer thread, or on the calling worker when the
+    # writer is idle (a batch of its own: Held::run_here); its stack names
+    # the batch or the savepoint of its job either way.
+    writes = comm.startswith("eid-sqlite") or any_frame(fr, r"in_savepoint|Held.*(batch|run_here)")
+    if writes:
         if any_frame(fr, r"^(fsync|fdatasync)$|do_fsync|ext4_sync_file"):
-            return "writer: fsync"
+            return "writes: fsync"
         if any_frame(fr, r"sqlite3WalFrames|walWriteOne|walWriteToLog|walCheckpoint"):
-            return "writer: WAL writes, checkpoints"
+            return "writes: WAL writes, checkpoints"
         if any_frame(fr, r"sqlite3|rusqlite"):
-            return "writer: statements"
-        return "writer: thread otherwise (hand-off, wake-ups)"
+            return "writes: statements"
+        if comm.startswith("eid-sqlite"):
+            return "writer thread otherwise (hand-off, wake-ups)"
     if any_frame(fr, r"rustls|aes_hw|gcm_|aes_gcm|_aesni|ghash"):
         return "TLS (rustls)"
     if any_frame(fr, r"sqlite3|rusqlite"):
