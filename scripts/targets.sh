@@ -37,7 +37,6 @@ on_exit() { rm -rf "$out"; }
 trap on_exit EXIT # bench_server's trap, set later, calls it too
 . scripts/lib/bench-server.sh
 
-gauge() { openssl speed -seconds 3 ecdsap256 2>/dev/null | awk '/^ *256 bits ecdsa/ {print $(NF-1)}'; }
 # Forgets the earlier results of these benchmarks, so that one that no
 # longer runs (renamed, filtered out) fails the reading instead of
 # handing it a stale figure.
@@ -49,7 +48,7 @@ estimate() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["me
 echo "== building (release server and load generator, benches)"
 bench_bins
 cargo bench --quiet --locked -p eid-benches --no-run
-gauge >"$out/gauge-server"
+bench_gauge_value >"$out/gauge-server"
 echo "gauge: $(cat "$out/gauge-server") signatures/s"
 
 echo "== the server's crypto floor"
@@ -61,11 +60,15 @@ estimate login_crypto/server >"$out/floor"
 
 echo "== plain logins, $runs runs of $secs s"
 bench_server
-for run in $(seq "$runs"); do
+# One load generator run of plain logins against the server, as JSON.
+load() {
   EID_SERVER="https://127.0.0.1:$port" EID_SPKI_PIN="$pin" \
     EID_ADMIN_TOKEN_FILE="$work/admin-token" \
     "$bin/eid-loadgen" --flow plain --phones 64 --http2 \
-    --duration-secs "$secs" --json --cpu-pid "$server" >"$out/plain-$run.json"
+    --duration-secs "$secs" --json "$@"
+}
+for run in $(seq "$runs"); do
+  load --cpu-pid "$server" >"$out/plain-$run.json"
   python3 -c 'import json, sys
 r = json.load(open(sys.argv[2]))
 print("run %s: %.0f logins/s, %d errors" % (sys.argv[1], r["logins_per_sec"], r["errors"]))' \
@@ -79,16 +82,13 @@ PY
 )
 echo "== half load, open loop at $half logins/s, $runs runs"
 for run in $(seq "$runs"); do
-  EID_SERVER="https://127.0.0.1:$port" EID_SPKI_PIN="$pin" \
-    EID_ADMIN_TOKEN_FILE="$work/admin-token" \
-    "$bin/eid-loadgen" --flow plain --phones 64 --http2 \
-    --duration-secs "$secs" --json --rate "$half" >"$out/half-$run.json"
+  load --rate "$half" >"$out/half-$run.json"
 done
 kill "$server" 2>/dev/null || true
 wait "$server" 2>/dev/null || true
 
 echo "== the phone's benches, $runs runs"
-gauge >"$out/gauge-phone"
+bench_gauge_value >"$out/gauge-phone"
 echo "gauge: $(cat "$out/gauge-phone") signatures/s"
 for run in $(seq "$runs"); do
   forget app_open/cold app_open/warm approve/approve_excluding_kdf round_trip_healthz_warm
@@ -117,7 +117,7 @@ if [ "${PG:-1}" != 0 ]; then
   fi
   cat "$out/postgres"
 fi
-gauge >"$out/gauge-end"
+bench_gauge_value >"$out/gauge-end"
 getconf CLK_TCK >"$out/ticks"
 
 python3 - "$out" <<'PY'

@@ -16,8 +16,13 @@ bench_bins() {
   fi
 }
 
+# The gauge alone: P-256 signatures a second on one core.
+bench_gauge_value() {
+  openssl speed -seconds 3 ecdsap256 2>/dev/null | awk '/^ *256 bits ecdsa/ {print $(NF-1)}'
+}
+
 bench_gauge() {
-  echo "gauge: $(openssl speed -seconds 3 ecdsap256 2>/dev/null | awk '/^ *256 bits ecdsa/ {print $(NF-1) " signatures/s (P-256, one core)"}')"
+  echo "gauge: $(bench_gauge_value) signatures/s (P-256, one core)"
 }
 
 bench_server() {
